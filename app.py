@@ -1,0 +1,111 @@
+"""Photoproof command line: ``photoproof ...`` or ``python app.py ...``.
+
+This module only assembles the stages' sub-commands (each package owns its own
+``cli.py`` with a ``register(app)`` function) and turns bad input into one-line
+errors. Torch is imported only by the commands that craft or export, so a
+capture station without torch can still run ``capture``, ``print`` and ``report``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import typer
+
+from contracts.console import err_console
+from contracts.errors import UserError
+
+app = typer.Typer(
+    name="photoproof",
+    help="Physical-world robustness tests: craft adversarial images, print them, photograph them, report what survived.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def resolve_onnx_model(name_or_path: str, batch_dir: Path | None) -> Path:
+    """Turn ``--model lite2`` or ``--model FILE.onnx`` into an ONNX file.
+
+    A zoo name is exported once into ``BATCH/models/<name>.onnx``; that needs
+    torch, so a torch-free capture station must be handed the ``.onnx`` file.
+    """
+    p = Path(name_or_path)
+    if p.suffix == ".onnx" or p.exists():
+        if not p.is_file():
+            raise UserError(f"--model {name_or_path}: no such file")
+        return p
+    if batch_dir is None:
+        raise UserError(f"--model {name_or_path}: give a .onnx file")
+    out = Path(batch_dir) / "models" / f"{name_or_path}.onnx"
+    if out.is_file():
+        return out
+    try:
+        from craft import zoo
+    except ImportError:
+        raise UserError(
+            f"--model {name_or_path}: torch is not installed here, so the model cannot be exported; "
+            f"run 'photoproof models export {name_or_path} --out {name_or_path}.onnx' on a crafting machine and pass the file"
+        ) from None
+    zoo.get_entry(name_or_path)  # a clear error for an unknown name
+    from craft.export import export_onnx
+
+    export_onnx(name_or_path, out)
+    return out
+
+
+def _register_all() -> None:
+    from analysis import cli as analysis_cli
+    from capture import cli as capture_cli
+    from craft import cli as craft_cli
+    from printouts import cli as printouts_cli
+
+    craft_cli.register(app)
+    printouts_cli.register(app)
+    capture_cli.register(app, resolve_model=resolve_onnx_model)
+    analysis_cli.register(app)
+    from craft import demo
+
+    demo.register(app, resolve_model=resolve_onnx_model)
+
+
+@app.callback()
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details.")) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+_register_all()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``photoproof`` console script."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except UserError as e:
+        err_console.print(f"[bold red]error:[/] {e}", soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        err_console.print("interrupted: finished work is saved; re-run the same command to resume")
+        return 130
+    except typer.Exit as e:
+        return int(e.exit_code or 0)
+    except typer.Abort:
+        err_console.print("aborted")
+        return 1
+    except Exception as e:  # click usage errors
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            return e.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

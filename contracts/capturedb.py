@@ -1,0 +1,122 @@
+"""``captures/<session>.sqlite``: what capture records and analysis reads.
+
+One database per capture session, in WAL mode. Tables:
+
+- ``meta(key, value)``: ``schema_version`` and ``batch_id``;
+- ``sessions``: one row: source, model, execution provider, profile, seed, times;
+- ``frames``: one row per processed frame: index, monotonic time, sheets found;
+- ``observations``: one row per tile seen in a frame: item, role, quality
+  metrics, the ``good`` flag from the quality gates, and the target model's top-5;
+- ``digital``: the same model's top-5 on the *saved PNGs* themselves, so that
+  the report can put digital and photographed results side by side.
+
+Top-5 lists are JSON arrays of class ids and of probabilities, best first.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from contracts.errors import UserError
+
+SCHEMA_VERSION = 1
+
+SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    batch_id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    model TEXT NOT NULL,
+    model_sha256 TEXT,
+    provider TEXT NOT NULL,
+    profile TEXT,
+    seed INTEGER,
+    started REAL NOT NULL,
+    stopped REAL,
+    config TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS frames (
+    session_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    t REAL NOT NULL,
+    sheets_found INTEGER NOT NULL,
+    sheets TEXT NOT NULL DEFAULT '[]',
+    PRIMARY KEY (session_id, idx)
+);
+CREATE TABLE IF NOT EXISTS observations (
+    id INTEGER PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    frame_idx INTEGER NOT NULL,
+    sheet_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('clean', 'adv')),
+    sharpness REAL NOT NULL,
+    tile_px REAL NOT NULL,
+    angle_deg REAL NOT NULL,
+    clipped REAL NOT NULL,
+    good INTEGER NOT NULL,
+    top1 INTEGER NOT NULL,
+    top1_prob REAL NOT NULL,
+    top5_ids TEXT NOT NULL,
+    top5_probs TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS obs_item ON observations (item_id, role);
+CREATE TABLE IF NOT EXISTS digital (
+    session_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('clean', 'adv')),
+    top5_ids TEXT NOT NULL,
+    top5_probs TEXT NOT NULL,
+    PRIMARY KEY (session_id, item_id, role)
+);
+"""
+
+
+def create_db(path: Path) -> sqlite3.Connection:
+    """Create (or open) a capture database in WAL mode with the schema above."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = sqlite3.connect(path, check_same_thread=False)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")
+    con.executescript(SCHEMA_SQL)
+    con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+    con.commit()
+    return con
+
+
+def open_db_readonly(path: Path) -> sqlite3.Connection:
+    """Open a capture database for reading and check that it is one.
+
+    Raises:
+        UserError: naming the file when it is missing, corrupt or not a capture db.
+    """
+    if not path.is_file():
+        raise UserError(f"{path}: no such capture database")
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        ok = con.execute("PRAGMA quick_check").fetchone()
+        if not ok or ok[0] != "ok":
+            raise sqlite3.DatabaseError(str(ok))
+        ver = dict(con.execute("SELECT key, value FROM meta").fetchall()).get("schema_version")
+    except sqlite3.DatabaseError as e:
+        raise UserError(f"{path}: corrupt or not a Photoproof capture database ({e}); remove it or re-capture") from None
+    if ver != str(SCHEMA_VERSION):
+        raise UserError(f"{path}: capture schema version {ver!r} is not supported (expected {SCHEMA_VERSION})")
+    return con
+
+
+def batch_id_of(con: sqlite3.Connection) -> str | None:
+    row = con.execute("SELECT batch_id FROM sessions LIMIT 1").fetchone()
+    return None if row is None else str(row[0])
+
+
+def decode_top5(ids: str, probs: str) -> list[tuple[int, float]]:
+    return list(zip((int(i) for i in json.loads(ids)), (float(p) for p in json.loads(probs))))
+
+
+def encode_top5(ids: Any, probs: Any) -> tuple[str, str]:
+    return json.dumps([int(i) for i in ids]), json.dumps([round(float(p), 6) for p in probs])

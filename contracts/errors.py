@@ -1,0 +1,11 @@
+"""The one exception type that the CLI turns into a one-line message."""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """Bad input from the user: the message names the culprit and what to do.
+
+    The CLI prints ``error: <message>`` on one line and exits with status 2,
+    without a traceback.
+    """

@@ -1,0 +1,188 @@
+"""``batch.json``: the manifest that craft writes and every later stage reads.
+
+Schema (version 1) in brief; ``docs/batch-format.md`` is the full reference::
+
+    {"schema": "photoproof.batch", "schema_version": 1, "batch_id": "...",
+     "created": "2026-11-22T10:00:00+00:00",
+     "config": {...fully resolved craft config...},
+     "models": [{"name": "lite0", "arch": "efficientnet-lite0", "role": "source",
+                 "weights_sha256": "...", "weights_package": "...",
+                 "preprocess": {...PreprocessSpec...}}],
+     "items": [{"id": "...", "source": {...}, "label": {...}, "attack": "fgsm",
+                "eps": 16, "seed": 0, "target": null, "params": {...},
+                "clean": {"path": "images/...png", "sha256": "...", "top5": {"lite0": [[id, p], ...]}},
+                "adv":   {...same...}}]}
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from contracts.errors import UserError
+from contracts.paths import atomic_write_json, resolve_inside
+
+SCHEMA = "photoproof.batch"
+SCHEMA_VERSION = 1
+MANIFEST = "batch.json"
+
+Role = Literal["clean", "adv"]
+ROLES: tuple[Role, Role] = ("clean", "adv")
+
+# A top-5 list: [[class_id, probability], ...], best first.
+Top5 = list[list[float]]
+
+
+@dataclass
+class ImageRecord:
+    """One saved PNG and the source model(s)' top-5 measured on that PNG."""
+
+    path: str
+    sha256: str
+    top5: dict[str, Top5] = field(default_factory=dict)
+
+
+@dataclass
+class Label:
+    """The true class of an item and where it came from.
+
+    ``source`` is one of ``filename`` (foolbox's labelled photos), ``labels.csv``,
+    ``folder`` (ImageNet-style sub-folder) or ``clean-prediction`` (no true label
+    was known: the source model's clean top-1 stands in for it).
+    """
+
+    index: int
+    name: str
+    source: str
+
+
+@dataclass
+class SourceImage:
+    """The photo an item was made from."""
+
+    file: str
+    sha256: str
+    origin: str
+
+
+@dataclass
+class Item:
+    """One (image, attack, ε) triple: a clean and an adversarial PNG."""
+
+    id: str
+    source: SourceImage
+    label: Label
+    attack: str
+    eps: float
+    seed: int
+    clean: ImageRecord
+    adv: ImageRecord
+    target: int | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Item":
+        return cls(
+            id=str(d["id"]),
+            source=SourceImage(**d["source"]),
+            label=Label(**d["label"]),
+            attack=str(d["attack"]),
+            eps=float(d["eps"]),
+            seed=int(d["seed"]),
+            clean=ImageRecord(**d["clean"]),
+            adv=ImageRecord(**d["adv"]),
+            target=None if d.get("target") is None else int(d["target"]),
+            params=dict(d.get("params", {})),
+        )
+
+    def image(self, role: Role) -> ImageRecord:
+        return self.clean if role == "clean" else self.adv
+
+
+@dataclass
+class ModelRecord:
+    """A model used by a stage: its weights hash and its preprocessing spec."""
+
+    name: str
+    arch: str
+    role: str
+    weights_sha256: str
+    weights_package: str
+    preprocess: dict[str, Any]
+
+
+@dataclass
+class Batch:
+    """The whole manifest."""
+
+    batch_id: str
+    config: dict[str, Any]
+    models: list[ModelRecord] = field(default_factory=list)
+    items: list[Item] = field(default_factory=list)
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "schema_version": self.schema_version,
+            "batch_id": self.batch_id,
+            "created": self.created,
+            "config": self.config,
+            "models": [asdict(m) for m in self.models],
+            "items": [asdict(i) for i in self.items],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], where: str = MANIFEST) -> "Batch":
+        if d.get("schema") != SCHEMA:
+            raise UserError(f"{where}: not a Photoproof batch manifest (schema is {d.get('schema')!r})")
+        if d.get("schema_version") != SCHEMA_VERSION:
+            raise UserError(f"{where}: schema version {d.get('schema_version')!r} is not supported (this Photoproof reads {SCHEMA_VERSION})")
+        try:
+            return cls(
+                batch_id=str(d["batch_id"]),
+                created=str(d["created"]),
+                config=dict(d["config"]),
+                models=[ModelRecord(**m) for m in d["models"]],
+                items=[Item.from_dict(i) for i in d["items"]],
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise UserError(f"{where}: malformed manifest ({type(e).__name__}: {e}); re-run 'photoproof craft' to rebuild it") from None
+
+    def item(self, item_id: str) -> Item:
+        for it in self.items:
+            if it.id == item_id:
+                return it
+        raise KeyError(item_id)
+
+    def model(self, role: str = "source") -> list[ModelRecord]:
+        return [m for m in self.models if m.role == role]
+
+
+def load_batch(batch_dir: Path) -> Batch:
+    """Read and validate ``batch_dir/batch.json``; check every path stays inside."""
+    path = Path(batch_dir) / MANIFEST
+    if not Path(batch_dir).is_dir():
+        raise UserError(f"{batch_dir}: no such batch directory; create one with 'photoproof craft --out {batch_dir}'")
+    if not path.is_file():
+        raise UserError(f"{path}: missing; this is not a batch directory (run 'photoproof craft' first)")
+    try:
+        d = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: corrupt JSON ({e}); restore it or re-run 'photoproof craft'") from None
+    if not isinstance(d, dict):
+        raise UserError(f"{path}: expected a JSON object")
+    batch = Batch.from_dict(d, where=str(path))
+    for it in batch.items:
+        for role in ROLES:
+            resolve_inside(Path(batch_dir), it.image(role).path)
+    return batch
+
+
+def save_batch(batch_dir: Path, batch: Batch) -> None:
+    """Write ``batch.json`` atomically."""
+    atomic_write_json(Path(batch_dir) / MANIFEST, batch.to_dict())

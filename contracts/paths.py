@@ -1,0 +1,83 @@
+"""Paths inside a batch directory and atomic writes.
+
+Every path stored in a manifest is relative to the batch directory; a path that
+would leave it (absolute, ``..``, or a symlink pointing out) is rejected.
+Files are written to a temporary name in the same directory and renamed, so a
+crash or Ctrl-C never leaves a half-written file under the final name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from contracts.errors import UserError
+
+
+def resolve_inside(batch_dir: Path, rel: str) -> Path:
+    """Return ``batch_dir / rel`` after checking that it stays inside ``batch_dir``.
+
+    Raises:
+        UserError: when ``rel`` is absolute or escapes the directory.
+    """
+    if not isinstance(rel, str) or not rel:
+        raise UserError(f"{batch_dir}: empty or non-text path in manifest")
+    if os.path.isabs(rel) or rel.startswith(("/", "\\")):
+        raise UserError(f"{batch_dir}: manifest path {rel!r} is absolute; paths must be relative to the batch directory")
+    root = batch_dir.resolve()
+    target = (root / rel).resolve()
+    if target != root and root not in target.parents:
+        raise UserError(f"{batch_dir}: manifest path {rel!r} leaves the batch directory; refusing to use it")
+    return target
+
+
+def relative_to_batch(batch_dir: Path, path: Path) -> str:
+    """Express ``path`` relative to ``batch_dir`` with forward slashes."""
+    rel = path.resolve().relative_to(batch_dir.resolve())
+    return rel.as_posix()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write UTF-8 ``text`` atomically."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    """Write ``obj`` as indented JSON atomically."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex sha256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,148 @@
+"""The channel profile: one TOML schema for printer, scene and camera.
+
+Two implementations read it: the simulated camera in ``capture/`` (numpy and
+OpenCV) and the differentiable twin in ``craft/`` (torch and kornia) that EOT
+samples from (Athalye et al. 2018, https://arxiv.org/abs/1707.07397).
+
+Every ranged parameter is a ``[low, high]`` pair sampled uniformly; a scalar
+means a fixed value. Presets live in ``contracts/profiles/<name>.toml``; a user
+file is any path ending in ``.toml``. See ``docs/channel-profile.md``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from contracts.errors import UserError
+
+Range = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Printer:
+    """Print stage: tone, dot gain, paper and ink, gamut, resolution."""
+
+    dpi: float = 300.0
+    tone_gamma: float = 1.0  # printed reflectance = input ** tone_gamma
+    dot_gain: float = 0.0  # Murray-Davies style mid-tone darkening, 0..0.3
+    paper_white: tuple[float, float, float] = (0.95, 0.95, 0.93)  # linear reflectance
+    ink_black: tuple[float, float, float] = (0.04, 0.04, 0.05)
+    gamut_compression: float = 0.0  # 0 = none, 1 = fully desaturated
+    halftone: bool = False
+    halftone_lpi: float = 150.0
+
+
+@dataclass(frozen=True)
+class Scene:
+    """The page's pose in front of the camera and the light on it."""
+
+    sheet_fill: Range = (0.55, 0.85)  # sheet height as a fraction of frame height
+    tilt_deg: Range = (0.0, 30.0)  # out-of-plane angle
+    rotation_deg: Range = (-10.0, 10.0)  # in-plane angle
+    illuminance: Range = (0.8, 1.1)  # multiplies exposure
+    colour_temperature_k: Range = (4000.0, 6500.0)
+    gradient: Range = (0.0, 0.15)  # linear fall-off across the page
+    glare: Range = (0.0, 0.0)  # peak of a soft specular blob, 0..1
+
+
+@dataclass(frozen=True)
+class Camera:
+    """The camera: optics, sensor and encoding."""
+
+    width: int = 1280
+    height: int = 720
+    fps: float = 30.0
+    defocus_sigma_px: Range = (0.3, 1.2)
+    motion_blur_px: Range = (0.0, 2.0)
+    shot_noise: Range = (0.002, 0.01)  # variance per unit linear signal
+    read_noise: Range = (0.002, 0.006)  # std of additive noise, linear units
+    white_balance_error: Range = (-0.05, 0.05)  # relative gain error on R and B
+    exposure: Range = (0.9, 1.1)
+    jpeg_quality: Range = (70.0, 95.0)
+    gamma: float = 2.2  # sensor output encoding (sRGB-like)
+
+
+@dataclass(frozen=True)
+class ChannelProfile:
+    name: str
+    description: str = ""
+    printer: Printer = field(default_factory=Printer)
+    scene: Scene = field(default_factory=Scene)
+    camera: Camera = field(default_factory=Camera)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+PRESETS = ("office-laser-webcam", "inkjet-phone", "harsh")
+DEFAULT_PRESET = "office-laser-webcam"
+
+
+def _section(cls: type, data: dict[str, Any], where: str) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for k, v in data.items():
+        if k not in known:
+            raise UserError(f"{where}: unknown key {k!r}; known keys are {', '.join(sorted(known))}")
+        default = getattr(cls(), k)
+        if isinstance(default, tuple):
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and len(default) == 2:
+                v = (float(v), float(v))
+            if not isinstance(v, (list, tuple)) or len(v) != len(default):
+                raise UserError(f"{where}.{k}: expected a list of {len(default)} numbers")
+            v = tuple(float(x) for x in v)
+            if len(v) == 2 and v[0] > v[1]:
+                raise UserError(f"{where}.{k}: range low {v[0]} is above high {v[1]}")
+        elif isinstance(default, bool):
+            if not isinstance(v, bool):
+                raise UserError(f"{where}.{k}: expected true or false")
+        elif isinstance(default, (int, float)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise UserError(f"{where}.{k}: expected a number")
+            v = type(default)(v)
+        kwargs[k] = v
+    return cls(**kwargs)
+
+
+def parse_profile(data: dict[str, Any], name: str, where: str) -> ChannelProfile:
+    """Build a profile from parsed TOML, naming ``where`` in any error."""
+    extra = set(data) - {"name", "description", "printer", "scene", "camera"}
+    if extra:
+        raise UserError(f"{where}: unknown section(s) {', '.join(sorted(extra))}; expected [printer], [scene], [camera]")
+    return ChannelProfile(
+        name=str(data.get("name", name)),
+        description=str(data.get("description", "")),
+        printer=_section(Printer, data.get("printer", {}), f"{where} [printer]"),
+        scene=_section(Scene, data.get("scene", {}), f"{where} [scene]"),
+        camera=_section(Camera, data.get("camera", {}), f"{where} [camera]"),
+    )
+
+
+def load_profile(name_or_path: str) -> ChannelProfile:
+    """Load a preset by name or a TOML file by path.
+
+    Raises:
+        UserError: when the preset does not exist or the file is unreadable/invalid.
+    """
+    if name_or_path.endswith(".toml") or "/" in name_or_path:
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise UserError(f"--profile {name_or_path}: no such file; use a preset ({', '.join(PRESETS)}) or a .toml path")
+        text = path.read_text(encoding="utf-8")
+        where = str(path)
+        name = path.stem
+    else:
+        if name_or_path not in PRESETS:
+            raise UserError(f"--profile {name_or_path!r}: unknown preset; choose one of {', '.join(PRESETS)} or give a .toml file")
+        text = resources.files("contracts.profiles").joinpath(f"{name_or_path}.toml").read_text(encoding="utf-8")
+        where = f"preset {name_or_path}"
+        name = name_or_path
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"{where}: invalid TOML ({e})") from None
+    return parse_profile(data, name, where)
