@@ -14,7 +14,7 @@ from pathlib import Path
 
 import typer
 
-from contracts.console import err_console
+from contracts.console import console, err_console
 from contracts.errors import UserError
 
 app = typer.Typer(
@@ -66,9 +66,44 @@ def _register_all() -> None:
     printouts_cli.register(app)
     capture_cli.register(app, resolve_model=resolve_onnx_model)
     analysis_cli.register(app)
-    from craft import demo
+    app.command("demo")(demo)
 
-    demo.register(app, resolve_model=resolve_onnx_model)
+
+def demo(
+    out: Path = typer.Option(Path("demo-batch"), "--out", "-o", help="Batch directory for the demo."),
+    limit: int = typer.Option(8, "--limit", help="How many sample photos."),
+    eps: str = typer.Option("16", "--eps", help="FGSM ε values (0-255), comma-separated."),
+    frames: int = typer.Option(24, "--frames", help="Simulated camera frames."),
+    profile: str = typer.Option("office-laser-webcam", "--profile", help="Channel profile of the simulated camera."),
+    seed: int = typer.Option(0, "--seed"),
+    target: str = typer.Option("lite2", "--target", help="Target model (zoo name or .onnx)."),
+) -> None:
+    """Run the whole pipeline on the sample photos and the simulated camera, ending with a report."""
+    from analysis.report import build_report
+    from capture.session import run_capture
+    from capture.simulate import SimulatedCamera
+    from contracts.profile import load_profile
+    from craft.cli import make_progress, parse_list, rich_progress
+    from craft.job import CraftConfig, craft_batch
+    from printouts.sheets import print_batch
+
+    prof = load_profile(profile)
+    cfg = CraftConfig(images="samples", limit=limit, attacks=["fgsm"], eps=parse_list(eps, "--eps", float), seed=seed)
+    console.rule("1/4 craft: FGSM on lite0")
+    with make_progress() as progress:
+        batch = craft_batch(out, cfg, progress=rich_progress(progress))
+    console.print(f"{len(batch.items)} items in {out}")
+    console.rule("2/4 print: sheets.pdf")
+    layout = print_batch(out)
+    console.print(f"{len(layout.sheets)} sheet(s) in {out / 'sheets.pdf'}")
+    console.rule(f"3/4 capture: simulated camera ({profile}) -> {target} in onnxruntime")
+    model_path = resolve_onnx_model(target, out)
+    cam = SimulatedCamera.from_batch(out, profile=prof, seed=seed, n_frames=frames)
+    db = run_capture(out, model_path, cam, frames=frames, headless=True, profile=profile, seed=seed, session_id=f"demo-{profile}")
+    console.print(f"recorded {db}")
+    console.rule("4/4 report")
+    index = build_report(out)
+    console.print(f"report: [bold]{index}[/]")
 
 
 @app.callback()

@@ -1,0 +1,110 @@
+"""``photoproof craft`` and ``photoproof models ...``. Torch is imported inside the commands."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from contracts.console import console
+from contracts.errors import UserError
+
+models_app = typer.Typer(help="The model zoo: list models, export one to ONNX.", no_args_is_help=True)
+
+
+def parse_list(text: str, option: str, cast: Callable[[str], object] = str) -> list:  # type: ignore[type-arg]
+    """Split ``a,b,c``; a bad element is a one-line error naming ``option``."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts:
+        raise UserError(f"{option}: empty list")
+    try:
+        return [cast(p) for p in parts]
+    except ValueError:
+        raise UserError(f"{option} {text!r}: expected a comma-separated list of numbers") from None
+
+
+def rich_progress(progress: Progress) -> Callable[[str, int], Callable[[int], None]]:
+    """Adapt a rich Progress to the job's ``progress(label, total) -> tick(n)`` callback, with images/s."""
+
+    def start(label: str, total: int) -> Callable[[int], None]:
+        task = progress.add_task(label, total=total, rate="")
+        t0 = time.monotonic()
+        done = [0]
+
+        def tick(n: int) -> None:
+            done[0] += n
+            rate = done[0] / max(time.monotonic() - t0, 1e-9)
+            progress.update(task, advance=n, rate=f"{rate:.1f} img/s")
+
+        return tick
+
+    return start
+
+
+def make_progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(), console=console, transient=False,
+    )
+
+
+def craft_cmd(
+    out: Path = typer.Option(..., "--out", "-o", help="Batch directory to create or resume."),
+    images: str = typer.Option("samples", "--images", help="'samples' (photos shipped with installed packages) or a folder."),
+    attack: str = typer.Option("fgsm", "--attack", help="Attack name(s), comma-separated: fgsm, bim, ll."),
+    eps: str = typer.Option("16", "--eps", help="ε values in 0-255 pixel units, comma-separated."),
+    source: str = typer.Option("lite0", "--source", help="Source model (torch)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N photos."),
+    seed: int = typer.Option(0, "--seed", help="Seed recorded with every item."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Images per forward/backward pass."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
+) -> None:
+    """Craft adversarial images into a batch directory (resumes if it exists)."""
+    from craft.job import CraftConfig, craft_batch
+
+    cfg = CraftConfig(
+        images=images, limit=limit, source=parse_list(source, "--source"), attacks=parse_list(attack, "--attack"),
+        eps=parse_list(eps, "--eps", float), seed=seed, batch_size=batch_size, device=device,
+    )
+    with make_progress() as progress:
+        batch = craft_batch(out, cfg, progress=rich_progress(progress))
+    src = batch.config["source"][0]
+    fooled = sum(1 for it in batch.items if int(it.adv.top5[src][0][0]) != it.label.index)
+    console.print(f"batch [bold]{batch.batch_id}[/]: {len(batch.items)} items in {out} ({fooled} fool {src} at top-1 on the saved PNG)")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Show the models of the zoo and their preprocessing."""
+    from craft.zoo import ZOO
+
+    t = Table("name", "architecture", "input", "resize", "mean / std (0-255)", "channels", "weights package")
+    for e in ZOO.values():
+        s = e.spec
+        t.add_row(e.name, e.arch, f"{s.input_size}x{s.input_size}", s.resize, f"{s.mean[0]:g} / {s.std[0]:g}", f"{s.channel_order} {s.layout}", e.weights_package)
+    console.print(t)
+
+
+@models_app.command("export")
+def models_export(
+    name: str = typer.Argument(..., help="Zoo model name, e.g. lite2."),
+    out: Path = typer.Option(..., "--out", "-o", help="Where to write the .onnx file."),
+) -> None:
+    """Export a zoo model to ONNX with its preprocessing spec and class names in the metadata."""
+    from craft.export import export_onnx
+    from craft.zoo import get_entry
+
+    get_entry(name)
+    if out.suffix != ".onnx":
+        raise UserError(f"--out {out}: expected a file name ending in .onnx")
+    export_onnx(name, out)
+    console.print(f"wrote {out}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("craft")(craft_cmd)
+    app.add_typer(models_app, name="models")

@@ -1,0 +1,154 @@
+"""Where the photos come from: packaged samples or a user's folder.
+
+``samples`` are the photos that ship inside installed packages: foolbox's 20
+labelled ImageNet photos (the class is in the file name; read as files, foolbox
+is never imported), and the colour photos bundled with scikit-image and
+matplotlib (no true label: the source model's clean top-1 stands in).
+
+A user's folder gets its labels from ``labels.csv`` (``file,label`` where label
+is a class index, WordNet id or class name), else from ImageNet-style
+sub-folders (``n01440764/`` or ``tench/``), else from the clean prediction.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from contracts.classes import parse_label
+from contracts.errors import UserError
+from contracts.paths import sha256_file
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
+
+# Colour photographs among the packages' bundled data (no ImageNet label).
+_SKIMAGE_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png")
+_MATPLOTLIB_PHOTOS = ("grace_hopper.jpg",)
+
+
+@dataclass(frozen=True)
+class SourcePhoto:
+    """A photo to attack.
+
+    Attributes:
+        key: short unique id used in item ids and file names (``foolbox-00``).
+        file: how the manifest names it (``foolbox:data/imagenet_00_243.jpg`` or a path).
+        path: where it is on disk.
+        origin: ``foolbox``, ``skimage``, ``matplotlib`` or ``user``.
+        label: the true class, or ``None`` when unknown.
+        label_source: ``filename``, ``labels.csv``, ``folder`` or ``None``.
+    """
+
+    key: str
+    file: str
+    path: Path
+    origin: str
+    label: int | None
+    label_source: str | None
+
+    def sha256(self) -> str:
+        return sha256_file(self.path)
+
+
+def _package_dir(module: str) -> Path | None:
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(spec.submodule_search_locations[0])
+
+
+def sample_photos() -> list[SourcePhoto]:
+    """The packaged sample photos, labelled ones first."""
+    out: list[SourcePhoto] = []
+    fb = _package_dir("foolbox")
+    if fb is not None:
+        for p in sorted((fb / "data").glob("imagenet_*_*.jpg")):
+            m = re.fullmatch(r"imagenet_(\d+)_(\d+)\.jpg", p.name)
+            if m:
+                out.append(SourcePhoto(f"foolbox-{m.group(1)}", f"foolbox:data/{p.name}", p, "foolbox", int(m.group(2)), "filename"))
+    for module, sub, names, origin in (
+        ("skimage", "data", _SKIMAGE_PHOTOS, "skimage"),
+        ("matplotlib", "mpl-data/sample_data", _MATPLOTLIB_PHOTOS, "matplotlib"),
+    ):
+        d = _package_dir(module)
+        if d is None:
+            continue
+        for name in names:
+            p = d / sub / name
+            if p.is_file():
+                out.append(SourcePhoto(f"{origin}-{Path(name).stem.replace('_', '-')}", f"{module}:{sub}/{name}", p, origin, None, None))
+    if not out:
+        raise UserError("--images samples: no sample photos found; install foolbox, scikit-image or matplotlib (make demo does)")
+    return out
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:40] or "img"
+
+
+def user_photos(folder: Path) -> list[SourcePhoto]:
+    """Photos in ``folder`` (recursively when it has class sub-folders), with labels."""
+    if not folder.exists():
+        raise UserError(f"--images {folder}: no such folder")
+    if not folder.is_dir():
+        raise UserError(f"--images {folder}: not a folder; give a folder of photos or 'samples'")
+    labels_csv = folder / "labels.csv"
+    csv_labels: dict[str, int] = {}
+    if labels_csv.is_file():
+        with labels_csv.open(newline="", encoding="utf-8-sig") as f:
+            for n, row in enumerate(csv.reader(f), 1):
+                if not row or row[0].strip().startswith("#") or (n == 1 and row[0].strip().lower() in ("file", "filename", "path")):
+                    continue
+                if len(row) < 2:
+                    raise UserError(f"{labels_csv}:{n}: expected 'file,label'")
+                csv_labels[row[0].strip()] = parse_label(row[1], where=f"{labels_csv}:{n}")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise UserError(f"--images {folder}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+    out: list[SourcePhoto] = []
+    seen: set[str] = set()
+    for p in files:
+        rel = p.relative_to(folder).as_posix()
+        label: int | None = None
+        source: str | None = None
+        if rel in csv_labels or p.name in csv_labels:
+            label, source = csv_labels.get(rel, csv_labels.get(p.name)), "labels.csv"
+        elif p.parent != folder:
+            label, source = parse_label(p.parent.name, where=f"folder {p.parent}"), "folder"
+        key = base = f"user-{_slug(p.relative_to(folder).with_suffix('').as_posix())}"
+        i = 1
+        while key in seen:
+            i += 1
+            key = f"{base}-{i}"
+        seen.add(key)
+        out.append(SourcePhoto(key, str(p.resolve()), p, "user", label, source))
+    missing = set(csv_labels) - {p.relative_to(folder).as_posix() for p in files} - {p.name for p in files}
+    if missing:
+        raise UserError(f"{labels_csv}: names file(s) not in the folder: {', '.join(sorted(missing)[:3])}")
+    return out
+
+
+def find_photos(images: str) -> list[SourcePhoto]:
+    """``samples`` or a folder path."""
+    return sample_photos() if images == "samples" else user_photos(Path(images))
+
+
+def load_rgb(photo: SourcePhoto) -> Image.Image:
+    """Open a photo as RGB, honouring EXIF orientation.
+
+    Raises:
+        UserError: naming the file when it is missing, corrupt or not an image.
+    """
+    try:
+        with Image.open(photo.path) as im:
+            im.load()
+            return ImageOps.exif_transpose(im).convert("RGB")
+    except FileNotFoundError:
+        raise UserError(f"{photo.path}: file not found") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise UserError(f"{photo.path}: not a readable image ({type(e).__name__}); remove it or replace it") from None
