@@ -13,6 +13,12 @@ import sys
 from pathlib import Path
 
 import typer
+from rich.markup import escape
+
+try:  # typer >= 0.16 vendors click
+    from typer._click.exceptions import Abort, ClickException
+except ImportError:  # pragma: no cover
+    from click.exceptions import Abort, ClickException
 
 from contracts.console import console, err_console
 from contracts.errors import UserError
@@ -120,26 +126,17 @@ _register_all()
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``photoproof`` console script."""
     try:
-        app(args=argv, standalone_mode=False)
+        rv = app(args=argv, prog_name="photoproof", standalone_mode=False)
     except UserError as e:
-        err_console.print(f"[bold red]error:[/] {e}", soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True)
         return 2
-    except KeyboardInterrupt:
+    except (Abort, KeyboardInterrupt):
         err_console.print("interrupted: finished work is saved; re-run the same command to resume")
         return 130
-    except typer.Exit as e:
-        return int(e.exit_code or 0)
-    except typer.Abort:
-        err_console.print("aborted")
-        return 1
-    except Exception as e:  # click usage errors
-        import click
-
-        if isinstance(e, click.ClickException):
-            e.show()
-            return e.exit_code
-        raise
-    return 0
+    except ClickException as e:
+        e.show()
+        return e.exit_code
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":

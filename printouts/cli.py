@@ -1,0 +1,43 @@
+"""``photoproof print BATCH``: the printouts stage's sub-command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from contracts.console import console
+from printouts.geometry import LAYOUTS, PAPERS
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``print`` command to ``app``."""
+
+    @app.command("print")
+    def print_cmd(
+        batch: Annotated[Path, typer.Argument(help="Batch directory written by 'photoproof craft'.", show_default=False)],
+        paper: Annotated[str, typer.Option("--paper", help=f"Paper size: {' or '.join(PAPERS)}.")] = "a4",
+        tile_mm: Annotated[float, typer.Option("--tile-mm", help="Printed width of every tile, in millimetres.")] = 60.0,
+        layout: Annotated[
+            str, typer.Option("--layout", help=f"{' or '.join(LAYOUTS)}: clean and adversarial side by side, or adversarial tiles only.")
+        ] = "pairs",
+        cover: Annotated[bool, typer.Option("--cover/--no-cover", help="Start with a cover page of batch facts and printing instructions.")] = True,
+    ) -> None:
+        """Lay the batch out on printable sheets: writes BATCH/sheets.pdf and BATCH/layout.json."""
+        from printouts.sheets import SHEETS_PDF, print_batch
+
+        result = print_batch(batch, paper=paper, tile_mm=tile_mm, layout=layout, cover=cover)
+        n_sheets = len(result.sheets)
+        n_tiles = sum(len(s.tiles) for s in result.sheets)
+        pages = n_sheets + (1 if cover else 0)
+        console.print(
+            f"wrote {escape(str(batch / SHEETS_PDF))}: {pages} page(s), {n_sheets} sheet(s) with {n_tiles} tiles of {result.tile_mm:g} mm "
+            f"on {result.paper}, markers {result.aruco_dictionary}"
+        )
+        console.print(f"wrote {escape(str(batch / 'layout.json'))}")
+        console.print(
+            "[bold]print at 100% / actual size[/] (no fit to page), plain white matte paper, printer colour "
+            "enhancements off; check that each sheet's ruler measures 100 mm"
+        )

@@ -1,0 +1,172 @@
+"""Check a batch's images and plan its sheets: the ``Layout`` before any drawing.
+
+Everything ``layout.json`` records is decided here, rounded to a micrometre,
+and the renderer draws exactly those numbers, so the file and the PDF agree.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from PIL import Image
+
+from contracts.errors import UserError
+from contracts.layout import Layout, Marker, Sheet, Tile
+from contracts.manifest import MANIFEST, Batch, Item, Role
+from contracts.paths import resolve_inside, sha256_bytes
+from printouts import geometry as geo
+from printouts import qr
+from printouts.calibration import RULER_MM, calibration_patches, strip_width
+from printouts.markers import MAX_SHEETS, choose_dictionary, sheet_marker_ids
+
+log = logging.getLogger(__name__)
+
+QR_MM = 16.0
+RULER_X_MM = 1.0  # ruler start right of the header band's left edge
+RULER_Y_MM = 10.0  # ruler baseline below the top of the header band
+
+
+def roles_for(layout: str) -> tuple[Role, ...]:
+    """The image roles printed by ``layout``."""
+    return ("clean", "adv") if layout == "pairs" else ("adv",)
+
+
+def load_rgb(path: Path, data: bytes | None = None) -> Image.Image:
+    """Decode a PNG into an RGB image without changing any pixel value.
+
+    Grey and palette images are expanded to RGB exactly; an alpha channel is
+    accepted only when it is fully opaque.
+
+    Raises:
+        UserError: naming ``path`` when it is not a readable 8-bit PNG.
+    """
+    try:
+        with Image.open(io.BytesIO(data) if data is not None else path) as im:
+            fmt = im.format
+            im.load()
+            img = im.copy()
+    except (OSError, SyntaxError, ValueError) as e:
+        raise UserError(f"{path}: not a readable PNG ({e}); re-run 'photoproof craft' to rewrite it") from None
+    if fmt != "PNG":
+        raise UserError(f"{path}: is a {fmt} file, not a PNG; the printouts need the lossless PNGs that 'photoproof craft' writes")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        alpha = img.convert("RGBA").getchannel("A")
+        if alpha.getextrema() != (255, 255):
+            raise UserError(f"{path}: has transparent pixels; save it as an opaque RGB PNG")
+    if img.mode not in ("RGB", "RGBA", "L", "LA", "P", "PA"):
+        raise UserError(f"{path}: PNG mode {img.mode} is not 8-bit RGB or grey; save it as an 8-bit RGB PNG")
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
+def check_images(batch_dir: Path, batch: Batch, roles: Sequence[Role]) -> dict[str, tuple[int, int]]:
+    """Check that every image to print exists, matches its sha256 and decodes.
+
+    Returns:
+        each image's path (as in the manifest) mapped to its (width, height) in pixels.
+
+    Raises:
+        UserError: naming the manifest when it has no items, or the file at fault.
+    """
+    if not batch.items:
+        raise UserError(f"{Path(batch_dir) / MANIFEST}: the batch has no items, so there is nothing to print; craft some first with 'photoproof craft'")
+    sizes: dict[str, tuple[int, int]] = {}
+    for it in batch.items:
+        for role in roles:
+            rec = it.image(role)
+            if rec.path in sizes:
+                continue
+            path = resolve_inside(Path(batch_dir), rec.path)
+            if not path.is_file():
+                raise UserError(f"{path}: missing ({role} image of item {it.id}); restore it or re-run 'photoproof craft'")
+            data = path.read_bytes()
+            if rec.sha256 and sha256_bytes(data) != rec.sha256:
+                raise UserError(
+                    f"{path}: its sha256 differs from the one in batch.json (item {it.id}); "
+                    "the image changed after crafting, so its recorded predictions no longer hold: re-run 'photoproof craft'"
+                )
+            sizes[rec.path] = load_rgb(path, data).size
+    return sizes
+
+
+def _r(v: float) -> float:
+    return round(v, 3)
+
+
+def _pitch(sizes: dict[str, tuple[int, int]], tile_mm: float) -> float:
+    """Printed size of one pixel of the most common image width."""
+    width = Counter(w for w, _ in sizes.values()).most_common(1)[0][0]
+    return tile_mm / width
+
+
+def _tiles(items: Sequence[Item], g: geo.Grid, layout: str, tile_mm: float, sizes: dict[str, tuple[int, int]]) -> list[Tile]:
+    tiles = []
+    for u, it in enumerate(items):
+        ux, uy = geo.unit_origin(g, u, layout)
+        for j, role in enumerate(roles_for(layout)):
+            rec = it.image(role)
+            w, h = sizes[rec.path]
+            x = ux + j * (tile_mm + geo.PAIR_GAP_MM)
+            tiles.append(Tile(item=it.id, role=role, image=rec.path, box_mm=[_r(x), _r(uy), _r(tile_mm), _r(tile_mm * h / w)]))
+    return tiles
+
+
+def plan_layout(batch: Batch, sizes: dict[str, tuple[int, int]], paper: str, tile_mm: float, layout: str, cover: bool) -> Layout:
+    """Decide every sheet's markers, tiles, calibration patches and QR code.
+
+    Raises:
+        UserError: when the tile does not fit the paper, or the batch needs more
+            sheets than the marker dictionary can label.
+    """
+    fr = geo.frame(paper)
+    aspect = max(h / w for w, h in sizes.values())
+    g = geo.grid(paper, tile_mm, layout, aspect)
+    per_sheet = g.units_per_sheet
+    n_sheets = math.ceil(len(batch.items) / per_sheet)
+    hint = f" into batches of at most {MAX_SHEETS * per_sheet} items ({per_sheet} per sheet with these options)"
+    dict_name = choose_dictionary(n_sheets, hint)
+    pitch = _pitch(sizes, tile_mm)
+    patches = calibration_patches(fr.footer, pitch)
+    fx, fy, fw, fh = fr.footer
+    qr_box = [_r(fx + fw - QR_MM), _r(fy + (fh - QR_MM) / 2), QR_MM, QR_MM]
+    if strip_width(patches) + 4.0 > qr_box[0]:  # the strip is fixed-size; this guards future edits
+        raise RuntimeError("calibration strip overlaps the QR code")
+    sheets = []
+    for k in range(n_sheets):
+        chunk = batch.items[k * per_sheet : (k + 1) * per_sheet]
+        markers = [Marker(id=i, corners_mm=[[_r(v) for v in c] for c in geo.marker_corners(*xy)]) for i, xy in zip(sheet_marker_ids(k), fr.markers)]
+        sheets.append(
+            Sheet(
+                sheet_id=f"{batch.batch_id}/s{k}",
+                page=k + (1 if cover else 0),
+                size_mm=[fr.width, fr.height],
+                markers=markers,
+                tiles=_tiles(chunk, g, layout, tile_mm, sizes),
+                calibration=calibration_patches(fr.footer, pitch),
+                qr={"payload": qr.payload(batch.batch_id, k), "box_mm": list(qr_box)},
+            )
+        )
+    log.info("%d items -> %d sheets of %d on %s, dictionary %s", len(batch.items), n_sheets, per_sheet, paper, dict_name)
+    hx, hy = fr.header[0], fr.header[1]
+    extra = {
+        "layout": layout,
+        "cover": cover,
+        "items_per_sheet": per_sheet,
+        "markers_per_sheet": geo.MARKERS_PER_SHEET,
+        "marker_quiet_zone_mm": _r(geo.QUIET_MM),
+        "detail_pixel_mm": _r(pitch),
+        "ruler_mm": {"start": [_r(hx + RULER_X_MM), _r(hy + RULER_Y_MM)], "length": RULER_MM},
+    }
+    return Layout(
+        batch_id=batch.batch_id,
+        paper=paper,
+        aruco_dictionary=dict_name,
+        marker_size_mm=geo.MARKER_MM,
+        sheets=sheets,
+        tile_mm=float(tile_mm),
+        extra=extra,
+    )

@@ -1,0 +1,158 @@
+"""``photoproof print``: turn a batch into ``sheets.pdf`` and ``layout.json``.
+
+Each sheet carries tiles (the clean and adversarial image of an item side by
+side, or adversarial images only), ArUco markers for the capture stage to find
+the page, a QR code naming the sheet, a calibration strip and a 100 mm ruler.
+Images are embedded at their native pixel size, Flate-compressed: the printer
+sees exactly the pixels the model saw (Kurakin et al. 2016,
+https://arxiv.org/abs/1607.02533, section 3).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import time
+from pathlib import Path
+
+from reportlab.pdfgen.canvas import Canvas
+
+from contracts.errors import UserError
+from contracts.layout import Layout, Sheet, save_layout
+from contracts.manifest import Batch, Item, load_batch
+from contracts.paths import atomic_write_bytes, resolve_inside, sha256_bytes
+from printouts import geometry as geo
+from printouts.calibration import NOTE, draw_calibration, draw_ruler
+from printouts.cover import CoverInfo, draw_cover
+from printouts.markers import draw_marker
+from printouts.page import FONT, FONT_BOLD, PT_PER_MM, MmPage, fit_text, flate_only, text_width_mm
+from printouts.plan import RULER_X_MM, RULER_Y_MM, check_images, load_rgb, plan_layout, roles_for
+from printouts.qr import draw_qr
+
+log = logging.getLogger(__name__)
+
+SHEETS_PDF = "sheets.pdf"
+CAPTION_PT = 6.0
+ROLE_NAMES = {"clean": "clean", "adv": "adversarial"}
+
+
+def check_args(paper: str, tile_mm: float, layout: str) -> tuple[str, float, str]:
+    """Normalise and validate the print options.
+
+    Raises:
+        UserError: naming ``--paper``, ``--tile-mm`` or ``--layout``.
+    """
+    key = str(paper).strip().lower()
+    geo.paper_size(key)
+    lay = str(layout).strip().lower()
+    if lay not in geo.LAYOUTS:
+        raise UserError(f"--layout {layout!r}: unknown layout; choose one of {', '.join(geo.LAYOUTS)}")
+    if isinstance(tile_mm, bool) or not isinstance(tile_mm, (int, float)) or not math.isfinite(tile_mm):
+        raise UserError(f"--tile-mm {tile_mm!r}: expected a number of millimetres, e.g. 60")
+    if tile_mm < geo.MIN_TILE_MM:
+        raise UserError(f"--tile-mm {tile_mm:g}: tiles must be at least {geo.MIN_TILE_MM:g} mm wide")
+    return key, float(tile_mm), lay
+
+
+def _caption(page: MmPage, item: Item, role: str, box: list[float]) -> None:
+    x, y, w, h = box
+    base = y + h + 1.0 + 2.1
+    page.text(x, base, fit_text(item.id, w, CAPTION_PT, FONT_BOLD), size=CAPTION_PT, font=FONT_BOLD)
+    rest = f" \u00b7 {item.attack} \u00b7 eps {item.eps:g}/255"
+    detail = f"{ROLE_NAMES.get(role, role)}{rest}"
+    if text_width_mm(detail, CAPTION_PT) > w:
+        detail = f"{role}{rest}"
+    page.text(x, base + 2.5, fit_text(detail, w, CAPTION_PT), size=CAPTION_PT)
+
+
+def _header(page: MmPage, layout: Layout, sheet: Sheet, index: int) -> None:
+    hx, hy, hw, _ = geo.frame(layout.paper).header
+    n = len(layout.sheets)
+    title = (
+        f"photoproof \u00b7 {sheet.sheet_id} \u00b7 sheet {index + 1} of {n} \u00b7 {layout.paper} \u00b7 "
+        f"tiles {layout.tile_mm:g} mm \u00b7 page {sheet.page + 1}"
+    )
+    page.text(hx, hy + 3.2, fit_text(title, hw, 7.0, FONT_BOLD), size=7.0, font=FONT_BOLD)
+    draw_ruler(page, hx + RULER_X_MM, hy + RULER_Y_MM)
+    page.text(hx, hy + 16.3, fit_text(NOTE, hw, 6.5), size=6.5)
+
+
+def draw_sheet(page: MmPage, batch_dir: Path, batch: Batch, layout: Layout, index: int) -> None:
+    """Draw sheet ``index`` of ``layout`` on ``page``."""
+    sheet = layout.sheets[index]
+    for m in sheet.markers:
+        x, y = m.corners_mm[0]
+        draw_marker(page, layout.aruco_dictionary, m.id, x, y, layout.marker_size_mm)
+    _header(page, layout, sheet, index)
+    items = {it.id: it for it in batch.items}
+    for t in sheet.tiles:
+        img = load_rgb(resolve_inside(batch_dir, t.image))
+        page.image(img, *t.box_mm)
+        _caption(page, items[t.item], t.role, t.box_mm)
+    draw_calibration(page, sheet.calibration, float(layout.extra["detail_pixel_mm"]))
+    if sheet.qr is not None:
+        qx, qy, qs, _ = sheet.qr["box_mm"]
+        draw_qr(page, sheet.qr["payload"], qx, qy, qs)
+
+
+def _cover_info(layout: Layout) -> CoverInfo:
+    sheets = [(s.sheet_id, s.page, list(dict.fromkeys(t.item for t in s.tiles))) for s in layout.sheets]
+    return CoverInfo(
+        paper=layout.paper,
+        size_mm=geo.paper_size(layout.paper),
+        tile_mm=layout.tile_mm,
+        layout=str(layout.extra["layout"]),
+        aruco_dictionary=layout.aruco_dictionary,
+        n_markers=sum(len(s.markers) for s in layout.sheets),
+        sheets=sheets,
+    )
+
+
+def render_pdf(batch_dir: Path, batch: Batch, layout: Layout, cover: bool) -> bytes:
+    """Draw the cover (optional) and every sheet of ``layout``; return the PDF bytes."""
+    w, h = geo.paper_size(layout.paper)
+    buf = io.BytesIO()
+    with flate_only():
+        c = Canvas(buf, pagesize=(w * PT_PER_MM, h * PT_PER_MM), invariant=1, pageCompression=1, initialFontName=FONT)
+        c.setTitle(f"Photoproof sheets {batch.batch_id}")
+        c.setAuthor("photoproof")
+        c.setSubject("Print at 100% / actual size; do not fit to page")
+        if cover:
+            draw_cover(MmPage(c, w, h), batch, _cover_info(layout))
+            c.showPage()
+        for k in range(len(layout.sheets)):
+            draw_sheet(MmPage(c, w, h), batch_dir, batch, layout, k)
+            c.showPage()
+        c.save()
+    return buf.getvalue()
+
+
+def print_batch(batch_dir: Path, paper: str = "a4", tile_mm: float = 60.0, layout: str = "pairs", cover: bool = True) -> Layout:
+    """Write ``BATCH/sheets.pdf`` and ``BATCH/layout.json``; return the layout.
+
+    Args:
+        batch_dir: a batch directory written by ``photoproof craft``.
+        paper: ``a4`` or ``letter``.
+        tile_mm: printed width of every tile in millimetres.
+        layout: ``pairs`` (clean and adversarial side by side) or ``adversarial-only``.
+        cover: start the PDF with a cover page (then sheet ``k`` is page ``k + 1``).
+
+    Both files are written atomically and overwritten on a re-run.
+
+    Raises:
+        UserError: naming the option or file at fault.
+    """
+    t0 = time.perf_counter()
+    batch_dir = Path(batch_dir)
+    paper, tile_mm, layout = check_args(paper, tile_mm, layout)
+    batch = load_batch(batch_dir)
+    sizes = check_images(batch_dir, batch, roles_for(layout))
+    plan = plan_layout(batch, sizes, paper, tile_mm, layout, bool(cover))
+    pdf = render_pdf(batch_dir, batch, plan, bool(cover))
+    plan.extra["sheets_pdf"] = SHEETS_PDF
+    plan.extra["sheets_pdf_sha256"] = sha256_bytes(pdf)
+    atomic_write_bytes(batch_dir / SHEETS_PDF, pdf)
+    save_layout(batch_dir, plan)
+    log.info("wrote %s (%d bytes) and layout.json in %.2f s", batch_dir / SHEETS_PDF, len(pdf), time.perf_counter() - t0)
+    return plan

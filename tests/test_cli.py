@@ -1,0 +1,97 @@
+"""Bad input through the real CLI: one line naming the culprit, exit 2, no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "app.py"), *args], capture_output=True, text=True, cwd=cwd or ROOT, timeout=300
+    )
+
+
+def assert_one_line_error(r: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr + r.stdout
+    lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, r.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]
+
+
+def test_help_lists_every_stage() -> None:
+    r = run_cli("--help")
+    assert r.returncode == 0
+    for cmd in ("craft", "print", "capture", "report", "models", "demo"):
+        assert cmd in r.stdout
+
+
+def test_models_list() -> None:
+    r = run_cli("models", "list")
+    assert r.returncode == 0 and "lite0" in r.stdout and "260x260" in r.stdout
+
+
+def test_unknown_model(tmp_path: Path) -> None:
+    assert_one_line_error(run_cli("models", "export", "lite9", "--out", str(tmp_path / "x.onnx")), "lite9", "lite0")
+    assert_one_line_error(run_cli("craft", "--out", str(tmp_path / "b"), "--source", "resnet"), "resnet")
+
+
+@pytest.mark.parametrize("eps", ["0", "256", "-3"])
+def test_eps_outside_range(tmp_path: Path, eps: str) -> None:
+    assert_one_line_error(run_cli("craft", "--out", str(tmp_path / "b"), "--eps", eps), "--eps", "1..255")
+
+
+def test_unknown_attack(tmp_path: Path) -> None:
+    assert_one_line_error(run_cli("craft", "--out", str(tmp_path / "b"), "--attack", "fgsm,deepfool"), "deepfool")
+
+
+def test_empty_folder(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(run_cli("craft", "--out", str(tmp_path / "b"), "--images", str(tmp_path / "empty")), "no images")
+
+
+def test_missing_folder(tmp_path: Path) -> None:
+    assert_one_line_error(run_cli("craft", "--out", str(tmp_path / "b"), "--images", str(tmp_path / "nope")), "nope")
+
+
+@pytest.mark.parametrize("content", [b"", b"not an image at all", b"\x89PNG\r\n\x1a\n\x00\x00garbage"])
+def test_corrupt_or_non_image_file(tmp_path: Path, content: bytes) -> None:
+    d = tmp_path / "photos"
+    d.mkdir()
+    (d / "broken.png").write_bytes(content)
+    assert_one_line_error(run_cli("craft", "--out", str(tmp_path / "b"), "--images", str(d)), "broken.png")
+
+
+def test_bad_labels_csv(tmp_path: Path) -> None:
+    from PIL import Image
+
+    d = tmp_path / "photos"
+    d.mkdir()
+    Image.new("RGB", (40, 30), "red").save(d / "a.png")
+    (d / "labels.csv").write_text("file,label\na.png,not-a-class\n")
+    assert_one_line_error(run_cli("craft", "--out", str(tmp_path / "b"), "--images", str(d)), "labels.csv", "not-a-class")
+
+
+def test_missing_batch_for_later_stages(tmp_path: Path) -> None:
+    for cmd in ("print", "report"):
+        assert_one_line_error(run_cli(cmd, str(tmp_path / "nobatch")), "nobatch")
+
+
+def test_manifest_path_escaping_the_batch_is_rejected(tmp_path: Path) -> None:
+    import json
+
+    from conftest import make_synthetic_batch
+
+    b = tmp_path / "b"
+    make_synthetic_batch(b, n_items=1)
+    m = json.loads((b / "batch.json").read_text())
+    m["items"][0]["adv"]["path"] = "../../etc/passwd"
+    (b / "batch.json").write_text(json.dumps(m))
+    assert_one_line_error(run_cli("print", str(b)), "leaves the batch directory")
