@@ -15,10 +15,12 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-try:  # typer >= 0.16 vendors click
-    from typer._click.exceptions import Abort, ClickException
+from typer import Abort
+
+try:  # recent typer vendors click as typer._click
+    from typer._click.exceptions import ClickException
 except ImportError:  # pragma: no cover
-    from click.exceptions import Abort, ClickException
+    from click.exceptions import ClickException
 
 from contracts.console import console, err_console
 from contracts.errors import UserError

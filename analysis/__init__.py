@@ -1,1 +1,17 @@
-"""analysis stage."""
+"""analysis stage: what survived printing and photography.
+
+Reads ``BATCH/batch.json`` and ``BATCH/captures/*.sqlite`` and writes
+``BATCH/report/`` with the measures of Kurakin, Goodfellow & Bengio 2016,
+"Adversarial examples in the physical world" (https://arxiv.org/abs/1607.02533).
+
+Public API:
+
+- :func:`analysis.report.build_report` ``(batch_dir, sessions=None, formats=("html", "pdf", "csv")) -> Path``
+- :func:`analysis.cli.register` ``(app)`` adds ``photoproof report BATCH [--session S ...] [--format ...]``
+
+Modules: ``load`` (files to data), ``metrics`` (pure measures), ``stats``
+(Wilson and item-bootstrap intervals), ``summary`` and ``tables`` (figures and
+exports), ``sweep``, ``plots``, ``gallery``, ``methods``, ``html``, ``pdf``,
+``report`` (orchestration), ``cli``, ``synthetic`` (fake capture data for tests
+and benchmarks). Nothing here imports torch.
+"""

@@ -1,0 +1,119 @@
+"""The methods section, generated from batch.json, layout.json and the sessions table.
+
+It records what a reader needs to reproduce the figures: models (weights
+sha256, preprocessing), attacks, ε, seeds, the camera or channel profile of each
+session, printer notes, the quality gates and the statistics used
+(Wilson 1927 intervals, item bootstrap with a fixed seed; Kurakin et al. 2016,
+https://arxiv.org/abs/1607.02533, for the measures).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from analysis.load import ReportInput
+from analysis.metrics import PREFILTER_CONFIDENCE
+
+PRINTER_KEYS = ("printer", "printer_notes", "paper", "notes", "print", "printing", "scene", "lighting")
+GATE_HINTS = ("gate", "min_", "max_", "quality", "sharp", "clip", "angle", "tile_px")
+
+
+@dataclass
+class Section:
+    """A heading, key/value rows and free paragraphs."""
+
+    title: str
+    rows: list[tuple[str, str]] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)
+
+
+def _short(v: Any, limit: int = 240) -> str:
+    s = v if isinstance(v, str) else json.dumps(v, sort_keys=True, default=str)
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+def _preprocess(p: dict[str, Any]) -> str:
+    keys = ("input_size", "resize", "crop", "mean", "std", "channel_order", "layout")
+    return ", ".join(f"{k}={_short(p[k])}" for k in keys if k in p) or _short(p)
+
+
+def _printer_notes(inp: ReportInput) -> list[tuple[str, str]]:
+    out = []
+    for k in PRINTER_KEYS:
+        if k in inp.batch.config:
+            out.append((f"batch config {k}", _short(inp.batch.config[k])))
+    layout = inp.batch_dir / "layout.json"
+    if layout.is_file():
+        try:
+            d = json.loads(layout.read_text(encoding="utf-8"))
+            out.append(("layout", f"paper {d.get('paper', '?')}, tile {d.get('tile_mm', '?')} mm, {len(d.get('sheets', []))} sheets"))
+        except (OSError, json.JSONDecodeError, AttributeError):
+            out.append(("layout", "layout.json unreadable"))
+    for s in inp.sessions:
+        for k in PRINTER_KEYS:
+            if k in s.config:
+                out.append((f"session {s.id} {k}", _short(s.config[k])))
+    return out
+
+
+def methods(inp: ReportInput, seed: int, resamples: int) -> list[Section]:
+    """The sections of the methods part of the report."""
+    b = inp.batch
+    cfg = b.config
+    label_sources: dict[str, int] = {}
+    for it in b.items:
+        label_sources[it.label.source] = label_sources.get(it.label.source, 0) + 1
+    batch = Section("Batch", [
+        ("batch id", b.batch_id),
+        ("created", b.created),
+        ("items", str(len(b.items))),
+        ("attacks", ", ".join(sorted({it.attack for it in b.items})) or "—"),
+        ("ε (0–255)", ", ".join(f"{e:g}" for e in sorted({it.eps for it in b.items})) or "—"),
+        ("targeted items", str(sum(it.target is not None for it in b.items))),
+        ("seed", _short(cfg.get("seed", sorted({it.seed for it in b.items})))),
+        ("images", _short(cfg.get("images", "—"))),
+        ("label sources", ", ".join(f"{k}: {v}" for k, v in sorted(label_sources.items())) or "—"),
+    ])
+    models = Section("Models")
+    for m in b.models:
+        models.rows += [
+            (f"{m.name} ({m.role})", f"{m.arch}; weights sha256 {m.weights_sha256}; package {m.weights_package}"),
+            (f"{m.name} preprocessing", _preprocess(m.preprocess)),
+        ]
+    for s in inp.sessions:
+        models.rows.append((f"{s.model_name} (capture, session {s.id})", f"{s.model}; sha256 {s.model_sha256 or 'not recorded'}; provider {s.provider}"))
+    sessions = Section("Capture sessions")
+    for s in inp.sessions:
+        gates = {k: v for k, v in s.config.items() if any(h in k for h in GATE_HINTS)}
+        sessions.rows += [
+            (f"{s.id}: camera / source", s.source),
+            (f"{s.id}: channel profile", s.profile or "none (real camera)"),
+            (f"{s.id}: seed", "—" if s.seed is None else str(s.seed)),
+            (f"{s.id}: frames, observations, good", f"{s.n_frames}, {s.n_obs}, {s.n_good}"),
+        ]
+        if gates:
+            sessions.rows.append((f"{s.id}: quality gates", _short(gates)))
+    if not inp.sessions:
+        sessions.text.append("No capture session: the report shows digital results only.")
+    printer = Section("Printing", _printer_notes(inp))
+    if not printer.rows:
+        printer.text.append("No printer notes recorded (add them to the capture session config to see them here).")
+    stats = Section("Measures and statistics", text=[
+        "C(X, y): the model is right about X when the true class y is its top-1 (top-5) class. "
+        "Attack success: untargeted, the true class is not in the top-k; targeted, the top-1 is the target. It is reported among items the model gets right when clean.",
+        "Destruction rate (Kurakin, Goodfellow & Bengio 2016, arXiv:1607.02533): d = Σ C(X)·¬C(X_adv)·C(T(X_adv)) / Σ C(X)·¬C(X_adv), "
+        "where C(X) and C(X_adv) are the same model's predictions on the saved PNGs and T is printing and photography. "
+        f"Average case: all items. Prefiltered case: clean right at top-1 with confidence ≥ {PREFILTER_CONFIDENCE}, adversarial wrong at top-1 and top-5.",
+        "Digital transfer rate: of the items whose adversarial PNG fools the source model (clean right, attack successful), the share that also fools the target model on the PNG. "
+        "A failure to transfer is therefore never counted as physical destruction.",
+        "Only observations that passed the quality gates (good = 1) count. Per frame: every good observation counts. "
+        "Per tile: one majority vote over a tile's good observations (tile = session, item, role; a tie goes to the class with the higher mean probability).",
+        "95% intervals: Wilson score intervals (Wilson 1927) for rates over items and tiles; "
+        f"a percentile bootstrap over items (items resampled, never frames; {resamples} resamples, seed {seed}) for rates aggregated over frames. "
+        "A rate over the frames of a single item gets no interval. "
+        "n is the number of units behind each figure (items, tiles or observations). n/a marks an empty cell.",
+    ])
+    config = Section("Craft configuration", text=[json.dumps(cfg, sort_keys=True, indent=1, default=str)])
+    return [batch, models, sessions, printer, stats, config]

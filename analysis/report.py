@@ -1,0 +1,204 @@
+"""``photoproof report``: read a batch and its captures, write ``BATCH/report/``.
+
+``build_report`` is the stage's public entry point. It computes the measures of
+Kurakin, Goodfellow & Bengio 2016 (https://arxiv.org/abs/1607.02533) per attack,
+ε and model, with 95% intervals (Wilson 1927; item bootstrap), and writes:
+
+- ``index.html``: self-contained page (inline CSS, data-URI images);
+- ``report.pdf``: the same content for print;
+- ``<table>.csv`` and ``<table>.json`` for every table (JSON always);
+- ``report.json``: batch id, sessions, notes, bootstrap seed and file list.
+
+Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from analysis import plots
+from analysis.content import Plot, ReportContent
+from analysis.gallery import gallery
+from analysis.html import render_html
+from analysis.load import ReportInput, load_input, manifest_pred
+from analysis.methods import methods
+from analysis.pdf import render_pdf
+from analysis.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
+from analysis.summary import SummaryRow, compute_summary, tile_rows
+from analysis.sweep import SWEEP_METRICS, load_sweep, sweep_points, sweep_rows
+from analysis.tables import (Table, accuracy_table, attack_table, headline_table, plain_table, sessions_table,
+                             summary_table, transfer_table, write_table)
+from contracts.errors import UserError
+from contracts.paths import atomic_write_bytes, atomic_write_json, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+REPORT_DIR = "report"
+FORMATS = ("html", "pdf", "csv")
+
+
+@dataclass
+class ReportResult:
+    """What :func:`make_report` wrote and found."""
+
+    out_dir: Path
+    index: Path | None
+    files: list[Path]
+    notes: list[str]
+    summary: list[SummaryRow]
+    headline: Table
+    digital_only: bool
+    sessions: list[str] = field(default_factory=list)
+
+    @property
+    def main_path(self) -> Path:
+        return self.index if self.index is not None else self.out_dir
+
+
+def check_formats(formats: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Validate ``--format``: a subset of html, pdf, csv (json is always written)."""
+    out = []
+    for f in formats:
+        f = f.strip().lower()
+        if not f or f == "json":
+            continue
+        if f not in FORMATS:
+            raise UserError(f"--format {f!r}: unknown format; choose from {', '.join(FORMATS)} (JSON is always written)")
+        if f not in out:
+            out.append(f)
+    return tuple(out)
+
+
+TABLES = ("headline", "sessions", "accuracy", "destruction", "transfer", "summary", "tiles", "sweep")
+
+
+def _remove_stale(out_dir: Path, written: set[str]) -> None:
+    """Delete the exports of tables this run did not produce (a sweep since removed, say), so no stale numbers remain."""
+    for name in TABLES:
+        if name not in written:
+            for ext in (".csv", ".json"):
+                (out_dir / f"{name}{ext}").unlink(missing_ok=True)
+
+
+def fmts_visual(fmts: tuple[str, ...]) -> bool:
+    """Figures and the gallery are drawn only for the HTML or the PDF."""
+    return "html" in fmts or "pdf" in fmts
+
+
+def _plots(inp: ReportInput, rows: list[SummaryRow]) -> list[Plot]:
+    out: list[Plot] = []
+    for metric, label in (("destruction", "average case"), ("destruction_prefiltered", "prefiltered case")):
+        png = plots.destruction_vs_eps(rows, metric)
+        if png:
+            out.append(Plot(f"Destruction rate against ε ({label})", png, "per tile; solid top-1, dashed top-5; bars are 95% Wilson intervals"))
+    for m in inp.source_models:
+        png = plots.accuracy_bars(rows, None, m)
+        if png:
+            out.append(Plot(f"Accuracy of source model {m} (digital)", png, "top-1 on the saved PNGs"))
+        clean = [p.top1_prob for it in inp.batch.items if (p := manifest_pred(it, "clean", m))]
+        adv = [p.top1_prob for it in inp.batch.items if (p := manifest_pred(it, "adv", m))]
+        png = plots.digital_confidence_hist(clean, adv, m)
+        if png:
+            out.append(Plot(f"Confidence of {m} on the saved PNGs", png))
+    for s in inp.sessions:
+        png = plots.accuracy_bars(rows, s.id, s.model_name)
+        if png:
+            out.append(Plot(f"Accuracy digital vs photographed, session {s.id} ({s.model_name})", png, "top-1; photographed = per tile"))
+        png = plots.confidence_hist(s)
+        if png:
+            out.append(Plot(f"Confidence histogram, session {s.id}", png, "top-1 probability of good observations"))
+    return out
+
+
+def make_report(batch_dir: Path, sessions: list[str] | None = None, formats: tuple[str, ...] = FORMATS,
+                seed: int = DEFAULT_SEED, resamples: int = DEFAULT_RESAMPLES) -> ReportResult:
+    """Build the report and return what was written (the CLI prints from this).
+
+    Raises:
+        UserError: bad batch, corrupt or foreign capture database, unknown session
+            or format, or a report folder that cannot be written.
+    """
+    try:
+        return _make_report(Path(batch_dir), sessions, formats, seed, resamples)
+    except OSError as e:
+        where = e.filename or Path(batch_dir) / REPORT_DIR
+        raise UserError(f"{where}: {e.strerror or e}; check that the batch is readable, that report/ is writable and that the disk has room") from None
+
+
+def _make_report(batch_dir: Path, sessions: list[str] | None, formats: tuple[str, ...], seed: int, resamples: int) -> ReportResult:
+    fmts = check_formats(formats)
+    inp = load_input(batch_dir, sessions)
+    out_dir = batch_dir / REPORT_DIR
+    log.info("report: %d items, %d sessions", len(inp.batch.items), len(inp.sessions))
+    rows = compute_summary(inp, seed, resamples)
+    headline = headline_table(rows)
+    shown = [headline, sessions_table(inp), accuracy_table(rows), attack_table(rows), transfer_table(rows)]
+    if not inp.sessions:
+        shown = [t for t in shown if t.name not in ("sessions", "transfer")]
+    exported = [*shown, summary_table(rows), plain_table("tiles", "Tiles: majority vote of good observations", tile_rows(inp))]
+    sweep_tbl, sweep_png = None, None
+    sweep_data = load_sweep(batch_dir)
+    if sweep_data is not None:
+        pts = sweep_points(inp, sweep_data, seed, resamples)
+        sweep_tbl = Table("sweep", "Destruction rate per transform and strength", ["transform", "strength", "model", "topk", *SWEEP_METRICS],
+                          sweep_rows(pts), list(SWEEP_METRICS), "Digital predictions of the same model on the untransformed PNGs give C(X) and C(X_adv).")
+        exported.append(sweep_tbl)
+        png = plots.sweep_plot(pts) if fmts_visual(fmts) else None
+        sweep_png = Plot("Destruction rate against transform strength", png) if png else None
+
+    files: list[Path] = []
+    for t in exported:
+        files += write_table(out_dir, t, "csv" in fmts)
+    _remove_stale(out_dir, {t.name for t in exported})
+    names = [p.name for p in files]
+    if "html" in fmts:
+        names.insert(0, "index.html")
+    if "pdf" in fmts:
+        names.insert(1 if "html" in fmts else 0, "report.pdf")
+    names.append("report.json")
+    content = ReportContent(
+        title=f"Photoproof report: {inp.batch.batch_id}",
+        batch_id=inp.batch.batch_id,
+        generated=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        notes=inp.notes, tables=shown, plots=_plots(inp, rows) if fmts_visual(fmts) else [],
+        gallery=gallery(inp) if fmts_visual(fmts) else [],
+        methods=methods(inp, seed, resamples), sweep_table=sweep_tbl, sweep_plot=sweep_png,
+        files=names, digital_only=not inp.sessions,
+    )
+    index = None
+    if "html" in fmts:
+        index = out_dir / "index.html"
+        atomic_write_text(index, render_html(content))
+        files.append(index)
+    if "pdf" in fmts:
+        pdf = out_dir / "report.pdf"
+        atomic_write_bytes(pdf, render_pdf(content))
+        files.append(pdf)
+    meta: dict[str, Any] = {
+        "schema": "photoproof.report", "schema_version": 1, "batch_id": inp.batch.batch_id, "generated": content.generated,
+        "sessions": [s.id for s in inp.sessions], "digital_only": not inp.sessions, "notes": inp.notes,
+        "bootstrap": {"seed": seed, "resamples": resamples, "unit": "item", "interval": "percentile 95%"},
+        "interval_rates_over_items_and_tiles": "Wilson score 95%", "config": inp.batch.config, "files": names,
+    }
+    atomic_write_json(out_dir / "report.json", meta)
+    files.append(out_dir / "report.json")
+    for n in inp.notes:
+        log.info("%s", n)
+    return ReportResult(out_dir, index, files, inp.notes, rows, headline, not inp.sessions, [s.id for s in inp.sessions])
+
+
+def build_report(batch_dir: Path, sessions: list[str] | None = None, formats: tuple[str, ...] = ("html", "pdf", "csv")) -> Path:
+    """Write ``BATCH/report/`` and return the path of ``index.html`` (the report folder if no HTML was asked for).
+
+    Args:
+        batch_dir: the batch directory (``batch.json``, ``captures/*.sqlite``).
+        sessions: capture session ids or database file stems; ``None`` for all.
+        formats: any of ``html``, ``pdf``, ``csv``; JSON tables are always written.
+    Raises:
+        UserError: naming the file or argument at fault.
+    """
+    return make_report(batch_dir, sessions, formats).main_path

@@ -1,0 +1,137 @@
+"""Rates with 95% intervals: Wilson score intervals and an item-level bootstrap.
+
+- Rates over items or tiles (one unit per item) get the Wilson score interval
+  (E. B. Wilson, 1927, "Probable inference, the law of succession, and
+  statistical inference", JASA 22:209-212).
+- Rates aggregated over frames (several correlated units per item) get a
+  percentile bootstrap that resamples *items*, never frames, so that an item seen
+  in 50 frames does not pass for 50 independent trials.
+
+Everything here is pure numpy: no I/O, no torch.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+Z95 = 1.959963984540054  # two-sided 95% normal quantile
+DEFAULT_SEED = 1607  # the bootstrap seed recorded in every report (arXiv 1607.02533)
+DEFAULT_RESAMPLES = 2000
+
+# Per-item (numerator, denominator) counts, aligned with the items of one cell.
+Counts = Sequence[tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A rate ``num / n`` with its 95% interval.
+
+    ``value``, ``lo`` and ``hi`` are ``None`` when ``n == 0`` (an empty cell).
+    ``n`` counts the units behind the figure (items, tiles or observations);
+    ``n_items`` the items that contributed at least one unit; ``method`` is
+    ``"wilson"``, ``"bootstrap"`` or ``""`` for an empty cell.
+    """
+
+    value: float | None
+    lo: float | None
+    hi: float | None
+    num: int
+    n: int
+    n_items: int
+    method: str
+
+    @classmethod
+    def empty(cls) -> "Rate":
+        return cls(None, None, None, 0, 0, 0, "")
+
+
+def ratio(num: float, den: float) -> float | None:
+    """``num / den``, or ``None`` when ``den`` is 0 (never a ZeroDivisionError)."""
+    return None if den == 0 else num / den
+
+
+def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float] | None:
+    """Wilson score interval for ``k`` successes in ``n`` trials (Wilson 1927).
+
+    Returns ``(low, high)`` clipped to [0, 1], or ``None`` when ``n == 0``.
+    """
+    if n <= 0:
+        return None
+    if not 0 <= k <= n:
+        raise ValueError(f"wilson: need 0 <= k <= n, got k={k}, n={n}")
+    p = k / n
+    z2 = z * z
+    denom = 1.0 + z2 / n
+    centre = (p + z2 / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
+    lo = 0.0 if k == 0 else max(0.0, centre - half)
+    hi = 1.0 if k == n else min(1.0, centre + half)
+    return lo, hi
+
+
+def cell_seed(seed: int, key: str) -> list[int]:
+    """A reproducible seed sequence for one cell: independent of the order cells are computed in."""
+    return [int(seed), zlib.crc32(key.encode("utf-8"))]
+
+
+def bootstrap_weights(n_items: int, seed: int, key: str, resamples: int = DEFAULT_RESAMPLES) -> np.ndarray:
+    """How often each item is drawn in each resample: an int array ``(resamples, n_items)``.
+
+    Every metric of a cell shares these weights, so its intervals come from the
+    same resampled item sets.
+    """
+    if n_items == 0:
+        return np.zeros((resamples, 0), dtype=np.int64)
+    rng = np.random.default_rng(cell_seed(seed, key))
+    return rng.multinomial(n_items, np.full(n_items, 1.0 / n_items), size=resamples)
+
+
+def bootstrap_ratio(num: np.ndarray, den: np.ndarray, weights: np.ndarray, level: float = 0.95) -> tuple[float, float] | None:
+    """Percentile interval of ``Σ w·num / Σ w·den`` over item resamples.
+
+    Args:
+        num, den: per-item counts, shape ``(n_items,)``.
+        weights: ``(resamples, n_items)`` from :func:`bootstrap_weights`.
+    Resamples whose denominator is 0 are dropped; ``None`` if none is left.
+    """
+    if num.size == 0 or den.sum() == 0:
+        return None
+    n_w = weights @ den.astype(np.float64)
+    k_w = weights @ num.astype(np.float64)
+    ok = n_w > 0
+    if not ok.any():
+        return None
+    r = k_w[ok] / n_w[ok]
+    a = (1.0 - level) / 2.0
+    lo, hi = np.quantile(r, [a, 1.0 - a])
+    return float(lo), float(hi)
+
+
+def rate_from_counts(counts: Counts, weights: np.ndarray | None = None) -> Rate:
+    """Turn per-item ``(num, den)`` counts into a :class:`Rate` with an interval.
+
+    Wilson when every item contributes at most one unit (rates over items or
+    tiles); otherwise the item bootstrap with ``weights`` (rates over frames).
+    """
+    num = np.array([c[0] for c in counts], dtype=np.int64)
+    den = np.array([c[1] for c in counts], dtype=np.int64)
+    n = int(den.sum())
+    if n == 0:
+        return Rate.empty()
+    k = int(num.sum())
+    n_items = int((den > 0).sum())
+    if int(den.max()) <= 1:
+        lo, hi = wilson(k, n)  # type: ignore[misc]
+        return Rate(k / n, lo, hi, k, n, n_items, "wilson")
+    if weights is None:
+        raise ValueError("rate_from_counts: several units per item need bootstrap weights")
+    if n_items < 2:  # one item's frames say nothing about other items: no honest interval
+        return Rate(k / n, None, None, k, n, n_items, "bootstrap")
+    ci = bootstrap_ratio(num, den, weights)
+    lo2, hi2 = ci if ci is not None else (None, None)
+    return Rate(k / n, lo2, hi2, k, n, n_items, "bootstrap")

@@ -1,0 +1,128 @@
+"""Transformation sweeps: destruction rate against the strength of one artificial transform.
+
+``BATCH/sweep.json`` (optional) is a list of rows
+``{transform, strength, item_id, role, top1, top5_ids, top5_probs}`` (and an
+optional ``model``): one model's prediction on an item's clean or adversarial
+PNG after the transform. As in Kurakin et al. 2016 (section 4,
+https://arxiv.org/abs/1607.02533), the destruction rate per transform and
+strength uses the same model's digital predictions on the untransformed PNGs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from analysis.load import Pred, ReportInput, manifest_pred
+from analysis.metrics import ItemData, photo_counts
+from analysis.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, Rate, bootstrap_weights, rate_from_counts
+from contracts.errors import UserError
+
+log = logging.getLogger(__name__)
+
+SWEEP = "sweep.json"
+SWEEP_METRICS = ("destruction", "destruction_prefiltered", "clean_acc", "adv_acc")
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    transform: str
+    strength: float
+    item_id: str
+    role: str
+    pred: Pred
+    model: str | None = None
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """The metrics of one (transform, strength, top-k)."""
+
+    transform: str
+    strength: float
+    model: str
+    topk: int
+    rates: dict[str, Rate]
+
+
+def load_sweep(batch_dir: Path) -> list[SweepRow] | None:
+    """Read ``sweep.json``; ``None`` if there is none.
+
+    Raises:
+        UserError: naming the file when it is not a list of well-formed rows.
+    """
+    path = Path(batch_dir) / SWEEP
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: corrupt JSON ({e}); re-run the sweep or remove the file") from None
+    if isinstance(data, dict):
+        data = data.get("rows")
+    if not isinstance(data, list):
+        raise UserError(f"{path}: expected a list of rows {{transform, strength, item_id, role, top1, top5_ids, top5_probs}}")
+    out = []
+    for i, r in enumerate(data):
+        try:
+            ids = [int(c) for c in r.get("top5_ids") or [r["top1"]]]
+            probs = [float(p) for p in r.get("top5_probs") or [1.0]]
+            role = str(r["role"])
+            if role not in ("clean", "adv"):
+                raise ValueError(f"role {role!r} is not clean or adv")
+            out.append(SweepRow(str(r["transform"]), float(r["strength"]), str(r["item_id"]), role, Pred(tuple(ids), tuple(probs)), r.get("model")))
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise UserError(f"{path}: row {i} is malformed ({type(e).__name__}: {e}); each row needs transform, strength, item_id, role, top1, top5_ids, top5_probs") from None
+    return out
+
+
+def _digital(inp: ReportInput, model: str, item_id: str, role: str) -> Pred | None:
+    it = next((i for i in inp.batch.items if i.id == item_id), None)
+    if it is None:
+        return None
+    p = manifest_pred(it, role, model)
+    if p is not None:
+        return p
+    for s in inp.sessions:
+        if s.model_name == model and (item_id, role) in s.digital:
+            return s.digital[(item_id, role)]
+    return None
+
+
+def sweep_points(inp: ReportInput, rows: list[SweepRow], seed: int = DEFAULT_SEED, resamples: int = DEFAULT_RESAMPLES) -> list[SweepPoint]:
+    """Destruction rate and accuracies for every transform, strength and top-k."""
+    default_model = inp.source_models[0] if inp.source_models else ""
+    items = {it.id: it for it in inp.batch.items}
+    groups: dict[tuple[str, float, str], dict[str, ItemData]] = defaultdict(dict)
+    skipped = 0
+    for r in rows:
+        it = items.get(r.item_id)
+        if it is None:
+            skipped += 1
+            continue
+        model = r.model or default_model
+        g = groups[(r.transform, r.strength, model)]
+        d = g.get(r.item_id)
+        if d is None:
+            d = g[r.item_id] = ItemData(it.id, it.attack, it.eps, it.label.index, it.target,
+                                        _digital(inp, model, it.id, "clean"), _digital(inp, model, it.id, "adv"))
+        (d.photo_clean if r.role == "clean" else d.photo_adv).append(r.pred)
+    if skipped:
+        log.warning("%s: %d rows name items that are not in batch.json; ignored", SWEEP, skipped)
+    out = []
+    for (transform, strength, model), g in sorted(groups.items()):
+        cell = list(g.values())
+        weights = bootstrap_weights(len(cell), seed, f"sweep|{transform}|{strength:g}|{model}", resamples)
+        for k in (1, 5):
+            counts = photo_counts(cell, k)
+            out.append(SweepPoint(transform, strength, model, k, {m: rate_from_counts(counts[m], weights) for m in SWEEP_METRICS}))
+    return out
+
+
+def sweep_rows(points: list[SweepPoint]) -> list[dict[str, Any]]:
+    """Rows of the ``sweep`` table (rates kept as :class:`Rate` for the exporters)."""
+    return [{"transform": p.transform, "strength": p.strength, "model": p.model, "topk": p.topk, **p.rates} for p in points]
