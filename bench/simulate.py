@@ -1,0 +1,74 @@
+"""Frames per second of the simulated camera, per preset (prints figures, asserts nothing).
+
+Builds two A4 page rasters (150 dpi) with markers and image tiles, prints them once (``SimulatedCamera.open``), then times ``frames()`` at the preset's
+output resolution. Run: ``python bench/simulate.py [--frames 150] [--sheets-per-frame 1]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from capture.simulate import SimulatedCamera  # noqa: E402
+from contracts.profile import PRESETS, load_profile  # noqa: E402
+
+log = logging.getLogger("bench.simulate")
+
+
+def _pages(n: int, size_mm: tuple[float, float], dpi: float, seed: int = 0) -> list[np.ndarray]:
+    """A4 rasters: white paper, four ArUco markers, six textured 60 mm tiles."""
+    rng = np.random.default_rng(seed)
+    px = dpi / 25.4
+    w, h = round(size_mm[0] * px), round(size_mm[1] * px)
+    d = cv2.aruco.getPredefinedDictionary(cv2.aruco.DICT_4X4_1000)
+    pages = []
+    for s in range(n):
+        page = np.full((h, w, 3), 255, np.uint8)
+        m = round(18 * px)
+        for j, (x, y) in enumerate([(10, 10), (size_mm[0] - 28, 10), (size_mm[0] - 28, size_mm[1] - 28), (10, size_mm[1] - 28)]):
+            marker = cv2.aruco.generateImageMarker(d, 4 * s + j, m)
+            page[round(y * px):round(y * px) + m, round(x * px):round(x * px) + m] = marker[..., None]
+        t = round(60 * px)
+        for k in range(6):
+            x, y = round((20 + (k % 2) * 100) * px), round((40 + (k // 2) * 80) * px)
+            tex = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+            page[y:y + t, x:x + t] = cv2.resize(tex, (t, t), interpolation=cv2.INTER_CUBIC)
+        pages.append(page)
+    return pages
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=150)
+    ap.add_argument("--sheets-per-frame", type=int, default=1, choices=(1, 2))
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    size_mm = (210.0, 297.0)
+    log.info("simulated camera, %d frames per preset, %d sheet(s) per frame, %d OpenCV threads, %d CPUs, load %.2f",
+             args.frames, args.sheets_per_frame, cv2.getNumThreads(), os.cpu_count() or 0, os.getloadavg()[0])
+    pages = _pages(2, size_mm, 150.0)
+    for name in PRESETS:
+        profile = load_profile(name)
+        cam = SimulatedCamera(pages, [size_mm] * 2, [1, 2], profile, seed=0, n_frames=args.frames,
+                              sheets_per_frame=args.sheets_per_frame)
+        t0 = time.perf_counter()
+        cam.open()
+        t1, c1 = time.perf_counter(), time.process_time()
+        n = sum(1 for _ in cam.frames())
+        t2, c2 = time.perf_counter(), time.process_time()
+        w, h = profile.camera.width, profile.camera.height
+        log.info("%-20s %dx%d  print+pyramid %5.2f s  %6.1f frames/s  (%.1f CPU-ms per frame)",
+                 name, w, h, t1 - t0, n / (t2 - t1), 1000 * (c2 - c1) / n)
+
+
+if __name__ == "__main__":
+    main()

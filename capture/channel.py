@@ -1,0 +1,411 @@
+"""The print-scene-camera channel in numpy and OpenCV (torch-free).
+
+Pure functions, one per stage (``STAGES``: print, pose, light, optics, sensor, jpeg),
+that the simulated camera (``capture.simulate``) runs on whole pages and
+:func:`apply_tile` runs on one image tile, so that the differentiable twin
+(``craft.twin``) can be checked against them with the same sampled
+:class:`ChannelParams`. Models, constants and sources: ``docs/channel-profile.md``
+(sRGB IEC 61966-2-1; Murray-Davies; Planckian locus after Kim et al. 2002;
+EMVA 1288 noise; libjpeg).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Mapping, Sequence
+
+import cv2
+import numpy as np
+
+from contracts.profile import Camera, ChannelProfile, Printer
+
+log = logging.getLogger(__name__)
+
+STAGES = ("print", "pose", "light", "optics", "sensor", "jpeg")
+TILE_VIEW_DEG = 10.0  # angular size of a tile in view (60 mm at 35 cm): keystone strength of tile warps
+GLARE_RADIUS = 0.15  # std of the glare blob, as a fraction of the page side
+HALFTONE_ANGLES_DEG = (15.0, 75.0, 0.0)  # C, M, Y screen angles (R, G, B coverage)
+HALFTONE_MAX_OVERSAMPLE = 4  # halftone at most at 4x the page raster's dpi
+
+# Ranged fields drawn from the profile, and the auxiliary fields drawn from fixed ranges.
+_PROFILE_RANGES = {
+    "sheet_fill": ("scene", "sheet_fill"), "tilt_deg": ("scene", "tilt_deg"),
+    "rotation_deg": ("scene", "rotation_deg"), "illuminance": ("scene", "illuminance"),
+    "colour_temperature_k": ("scene", "colour_temperature_k"), "gradient": ("scene", "gradient"),
+    "glare": ("scene", "glare"), "defocus_sigma_px": ("camera", "defocus_sigma_px"),
+    "motion_blur_px": ("camera", "motion_blur_px"), "shot_noise": ("camera", "shot_noise"),
+    "read_noise": ("camera", "read_noise"), "wb_error_r": ("camera", "white_balance_error"),
+    "wb_error_b": ("camera", "white_balance_error"), "exposure": ("camera", "exposure"),
+    "jpeg_quality": ("camera", "jpeg_quality"),
+}
+_FIXED_RANGES = {
+    "tilt_axis_deg": (0.0, 360.0), "centre_x": (0.0, 1.0), "centre_y": (0.0, 1.0),
+    "gradient_angle_deg": (0.0, 360.0), "glare_x": (0.2, 0.8), "glare_y": (0.2, 0.8),
+    "motion_angle_deg": (0.0, 180.0),
+}
+
+
+@dataclass(frozen=True)
+class ChannelParams:
+    """One sampled value per ranged parameter: replaying them replays the transform exactly."""
+
+    sheet_fill: float
+    tilt_deg: float
+    tilt_axis_deg: float  # direction of the in-plane axis the sheet tilts about
+    rotation_deg: float
+    centre_x: float  # 0..1: where the sheet sits within the room the frame leaves it
+    centre_y: float
+    illuminance: float
+    colour_temperature_k: float
+    gradient: float
+    gradient_angle_deg: float  # direction in which the light falls off
+    glare: float
+    glare_x: float  # glare centre on the page, 0..1 of its width and height
+    glare_y: float
+    defocus_sigma_px: float
+    motion_blur_px: float
+    motion_angle_deg: float
+    shot_noise: float
+    read_noise: float
+    wb_error_r: float
+    wb_error_b: float
+    exposure: float
+    jpeg_quality: int
+    noise_seed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ChannelParams":
+        return cls(**{f.name: d[f.name] for f in fields(cls)})
+
+    def replace(self, **kw: Any) -> "ChannelParams":
+        return replace(self, **kw)
+
+
+UNIT_FIELDS = tuple(f.name for f in fields(ChannelParams) if f.name != "noise_seed")
+
+
+def field_range(profile: ChannelProfile, name: str) -> tuple[float, float]:
+    """The (low, high) range a :class:`ChannelParams` field is drawn from."""
+    if name in _PROFILE_RANGES:
+        section, key = _PROFILE_RANGES[name]
+        lo, hi = getattr(getattr(profile, section), key)
+        return float(lo), float(hi)
+    return _FIXED_RANGES[name]
+
+
+def params_from_unit(profile: ChannelProfile, unit: Mapping[str, float], noise_seed: int) -> ChannelParams:
+    """Map one value in [0, 1] per field onto its range (uniform sampling when ``unit`` is uniform)."""
+    vals: dict[str, Any] = {}
+    for name in UNIT_FIELDS:
+        lo, hi = field_range(profile, name)
+        vals[name] = lo + float(unit[name]) * (hi - lo)
+    vals["jpeg_quality"] = int(round(vals["jpeg_quality"]))
+    return ChannelParams(**vals, noise_seed=int(noise_seed))
+
+
+def sample_params(profile: ChannelProfile, rng: np.random.Generator) -> ChannelParams:
+    """Draw every ranged parameter uniformly from the profile, independently."""
+    unit = dict(zip(UNIT_FIELDS, rng.random(len(UNIT_FIELDS))))
+    return params_from_unit(profile, unit, int(rng.integers(0, 2**31 - 1)))
+
+
+# ----------------------------------------------------------------------------- colour
+_XYZ_TO_SRGB = np.array([[3.2406, -1.5372, -0.4986], [-0.9689, 1.8758, 0.0415], [0.0557, -0.2040, 1.0570]])
+LUMA = np.array([0.2126, 0.7152, 0.0722])  # Rec. 709 / sRGB luminance weights
+
+
+def srgb_decode(v: np.ndarray) -> np.ndarray:
+    """sRGB-encoded 0..1 to linear 0..1 (IEC 61966-2-1)."""
+    v = np.clip(v, 0.0, 1.0)
+    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+
+
+def planck_xy(cct_k: float) -> tuple[float, float]:
+    """CIE 1931 chromaticity of the Planckian locus, cubic approximation of Kim et al. (2002), 1667-25000 K."""
+    t = float(np.clip(cct_k, 1667.0, 25000.0))
+    if t <= 4000.0:
+        x = -0.2661239e9 / t**3 - 0.2343589e6 / t**2 + 0.8776956e3 / t + 0.179910
+    else:
+        x = -3.0258469e9 / t**3 + 2.1070379e6 / t**2 + 0.2226347e3 / t + 0.240390
+    if t <= 2222.0:
+        y = -1.1063814 * x**3 - 1.34811020 * x**2 + 2.18555832 * x - 0.20219683
+    elif t <= 4000.0:
+        y = -0.9549476 * x**3 - 1.37418593 * x**2 + 2.09137015 * x - 0.16748867
+    else:
+        y = 3.0817580 * x**3 - 5.87338670 * x**2 + 3.75112997 * x - 0.37001483
+    return x, y
+
+
+def illuminant_rgb(cct_k: float) -> np.ndarray:
+    """Linear sRGB colour of a light of correlated colour temperature ``cct_k``, luminance 1."""
+    x, y = planck_xy(cct_k)
+    return _XYZ_TO_SRGB @ np.array([x / y, 1.0, (1.0 - x - y) / y])
+
+
+def reference_cct(profile: ChannelProfile) -> float:
+    """The camera's fixed white point: the mired midpoint of the profile's colour temperature range."""
+    lo, hi = profile.scene.colour_temperature_k
+    return 2.0 / (1.0 / lo + 1.0 / hi)
+
+
+def wb_gains(profile: ChannelProfile, p: ChannelParams) -> np.ndarray:
+    """Camera white-balance gains (R, G, B): neutral at the reference light, times the sampled error."""
+    return np.array([1.0 + p.wb_error_r, 1.0, 1.0 + p.wb_error_b]) / illuminant_rgb(reference_cct(profile))
+
+
+# ----------------------------------------------------------------------------- printer
+def printer_coverage(v: np.ndarray, printer: Printer) -> np.ndarray:
+    """Ink coverage 0..1 for sRGB-encoded values 0..1: tone curve, then dot gain 4*g*a*(1-a) (g at 50%)."""
+    a = 1.0 - srgb_decode(v) ** printer.tone_gamma
+    return np.clip(a + printer.dot_gain * 4.0 * a * (1.0 - a), 0.0, 1.0)
+
+
+def murray_davies(a: np.ndarray, printer: Printer) -> np.ndarray:
+    """Reflectance of coverage ``a`` (..., 3): area-weighted paper white and ink black (Murray-Davies)."""
+    white, black = np.asarray(printer.paper_white), np.asarray(printer.ink_black)
+    return white * (1.0 - a) + black * a
+
+
+def gamut_matrix(printer: Printer) -> np.ndarray:
+    """3x3 matrix that scales chroma by ``1 - gamut_compression`` about the luminance axis."""
+    g = printer.gamut_compression
+    return (1.0 - g) * np.eye(3) + g * np.outer(np.ones(3), LUMA)
+
+
+def _halftone(a: np.ndarray, printer: Printer, dpi: float, rng: np.random.Generator) -> np.ndarray:
+    """Clustered-dot AM screen at up to ``HALFTONE_MAX_OVERSAMPLE`` x ``dpi``, area-averaged back to ``dpi``."""
+    k = int(np.clip(round(printer.dpi / dpi), 1, HALFTONE_MAX_OVERSAMPLE))
+    period = k * dpi / printer.halftone_lpi  # screen period in oversampled pixels
+    if period < 2.0:
+        log.warning("halftone skipped: %.0f lpi is not resolvable at %.0f dpi", printer.halftone_lpi, k * dpi)
+        return a
+    g = (np.arange(256) + 0.5) / 256.0 * 2 * np.pi  # spot values over one period, for equalisation
+    spot = np.sort((0.5 - 0.25 * (np.cos(g)[:, None] + np.cos(g)[None, :])).ravel())
+    level = np.interp(a, np.linspace(0.0, 1.0, spot.size), spot).astype(np.float32)  # ink where spot < level
+    out = np.empty_like(a, dtype=np.float32)
+    h, w = a.shape[:2]
+    xs = np.arange(w * k, dtype=np.float32)
+    phase = rng.random((3, 2)) * period
+    for r0 in range(0, h, 64):
+        r1 = min(h, r0 + 64)
+        ys = np.arange(r0 * k, r1 * k, dtype=np.float32)[:, None]
+        for c, ang in enumerate(np.radians(HALFTONE_ANGLES_DEG)):
+            xr = (xs * math.cos(ang) + ys * math.sin(ang) + phase[c, 0]) * (2 * np.pi / period)
+            yr = (-xs * math.sin(ang) + ys * math.cos(ang) + phase[c, 1]) * (2 * np.pi / period)
+            up = np.repeat(np.repeat(level[r0:r1, :, c], k, axis=0), k, axis=1)
+            ink = (0.5 - 0.25 * (np.cos(xr) + np.cos(yr)) < up).astype(np.float32)
+            out[r0:r1, :, c] = ink.reshape(r1 - r0, k, w, k).mean(axis=(1, 3))
+    return out
+
+
+def print_page(
+    page_rgb_float: np.ndarray,
+    printer: Printer,
+    params: ChannelParams | None = None,
+    rng: np.random.Generator | None = None,
+    dpi: float | None = None,
+) -> np.ndarray:
+    """Print an sRGB page (H, W, 3, floats 0..1 or uint8) and return its linear reflectance (float32).
+
+    The printer has no ranged parameters, so ``params`` only keeps the stage signatures alike.
+    ``rng`` sets the halftone screen's phase; ``dpi`` is the page raster's resolution (halftone only).
+    """
+    v = np.asarray(page_rgb_float)
+    if v.dtype == np.uint8:  # exact: a 256-entry table per channel
+        a = printer_coverage(np.arange(256) / 255.0, printer)[v]
+    else:
+        a = printer_coverage(v.astype(np.float64), printer)
+    if printer.halftone:
+        if dpi is None:
+            raise ValueError("print_page: dpi is required when printer.halftone is true")
+        a = _halftone(a.astype(np.float32), printer, dpi, rng or np.random.default_rng(0))
+    refl = murray_davies(a, printer).astype(np.float32)
+    return cv2.transform(refl, gamut_matrix(printer).astype(np.float32))
+
+
+# ----------------------------------------------------------------------------- scene
+def _rodrigues(axis: np.ndarray, angle: float) -> np.ndarray:
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.eye(3) * math.cos(angle) + math.sin(angle) * k + (1 - math.cos(angle)) * np.outer(axis, axis)
+
+
+def plane_homography(cx: float, cy: float, tilt_deg: float, axis_deg: float, rot_deg: float, dist: float, focal: float) -> np.ndarray:
+    """Pinhole view of a plane: plane point (cx, cy) on the optical axis at ``dist``; image origin at the principal point."""
+    ax = math.radians(axis_deg)
+    rot = _rodrigues(np.array([math.cos(ax), math.sin(ax), 0.0]), math.radians(tilt_deg))
+    r = math.radians(rot_deg)
+    rot = np.array([[math.cos(r), -math.sin(r), 0], [math.sin(r), math.cos(r), 0], [0, 0, 1]]) @ rot
+    ext = np.column_stack([rot[:, 0], rot[:, 1], [0.0, 0.0, dist]])
+    h = np.diag([focal, focal, 1.0]) @ ext @ np.array([[1, 0, -cx], [0, 1, -cy], [0, 0, 1.0]])
+    return h / h[2, 2]
+
+
+def translation(dx: float, dy: float) -> np.ndarray:
+    """3x3 homogeneous translation."""
+    return np.array([[1.0, 0, dx], [0, 1.0, dy], [0, 0, 1.0]])
+
+
+def tile_homography(p: ChannelParams, size: int, profile: ChannelProfile) -> np.ndarray:
+    """Mild warp of a ``size`` x ``size`` tile from the same pose, in pixel coordinates (cv2 convention).
+
+    The tile is seen at ``TILE_VIEW_DEG``: tilt gives foreshortening and a little keystone;
+    the area at the centre is normalised to ``(sheet_fill / mid-range)**2``; no translation.
+    """
+    c = (size - 1) / 2
+    f = (size / 2) / math.tan(math.radians(TILE_VIEW_DEG) / 2)
+    h0 = plane_homography(c, c, p.tilt_deg, p.tilt_axis_deg, p.rotation_deg, f, f)
+    det = np.linalg.det(h0[:2, :2]) / (h0[2, 0] * c + h0[2, 1] * c + h0[2, 2]) ** 2
+    lo, hi = profile.scene.sheet_fill
+    k = (p.sheet_fill / (0.5 * (lo + hi))) / math.sqrt(abs(det))
+    return translation(c, c) @ np.diag([k, k, 1.0]) @ h0
+
+
+def light_field(p: ChannelParams, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Irradiance gain and additive glare at page coordinates ``u, v`` (0..1 across the page).
+
+    Gain falls linearly from ``illuminance`` to ``illuminance * (1 - gradient)`` along
+    ``gradient_angle_deg``; glare is a Gaussian blob of peak ``glare`` (None when zero).
+    """
+    a = math.radians(p.gradient_angle_deg)
+    ca, sa = math.cos(a), math.sin(a)
+    ramp = np.clip(((u - 0.5) * ca + (v - 0.5) * sa) / (abs(ca) + abs(sa)) + 0.5, 0.0, 1.0)
+    gain = p.illuminance * (1.0 - p.gradient * ramp)
+    if p.glare <= 0:
+        return gain, None
+    return gain, p.glare * np.exp(-((u - p.glare_x) ** 2 + (v - p.glare_y) ** 2) / (2 * GLARE_RADIUS**2))
+
+
+# ----------------------------------------------------------------------------- camera
+def gaussian_ksize(sigma: float) -> int:
+    """Odd kernel size covering +-3 sigma (shared with the twin)."""
+    return 2 * math.ceil(3.0 * sigma) + 1
+
+
+def motion_kernel(length_px: float, angle_deg: float) -> np.ndarray:
+    """Line of ``length_px`` at ``angle_deg``, bilinearly splatted from 2L+1 points, normalised (odd size)."""
+    r = max(1, math.ceil(length_px / 2))  # bilinear weights vanish one pixel past the ends
+    n = max(2, math.ceil(2 * length_px) + 1)
+    t = np.linspace(-length_px / 2, length_px / 2, n)
+    a = math.radians(angle_deg)
+    grid = np.arange(-r, r + 1, dtype=np.float64)
+    wx = np.clip(1 - np.abs(grid[None, :] - (t * math.cos(a))[:, None]), 0, None)
+    wy = np.clip(1 - np.abs(grid[None, :] - (t * math.sin(a))[:, None]), 0, None)
+    k = np.einsum("ni,nj->ij", wy, wx)
+    return (k / k.sum()).astype(np.float32)
+
+
+def apply_optics(img: np.ndarray, p: ChannelParams, delta: float = 0.0) -> np.ndarray:
+    """Gaussian defocus (sigma ``defocus_sigma_px``) then motion blur, reflected borders; adds ``delta``."""
+    if p.defocus_sigma_px > 0:
+        k = gaussian_ksize(p.defocus_sigma_px)
+        img = cv2.GaussianBlur(img, (k, k), p.defocus_sigma_px, borderType=cv2.BORDER_REFLECT_101)
+    if p.motion_blur_px > 0:
+        kernel = motion_kernel(p.motion_blur_px, p.motion_angle_deg)
+        return cv2.filter2D(img, -1, kernel, delta=delta, borderType=cv2.BORDER_REFLECT_101)
+    return cv2.add(img, delta) if delta else img
+
+
+@dataclass(frozen=True)
+class SensorCurve:
+    """The sensor stage as a variance-stabilised 8-bit code plus a per-channel table.
+
+    Noise variance ``a * raw + b**2`` (EMVA 1288) is constant, ``a / 4``, in
+    ``y = sqrt(raw + b**2 / a)`` (generalised Anscombe transform), so one scalar
+    noise scale serves every pixel. ``y`` is quantised to 8 bits over
+    ``[y_lo, y_hi]`` and a table applies white balance, clipping and the 1/gamma encoding.
+    """
+
+    offset: float  # c = b**2 / a
+    noise_scale: float  # sqrt(a) / 2 in y units, 0 without noise
+    y_lo: float
+    y_hi: float
+    lut: np.ndarray  # (1, 256, 3) uint8, channel order as given to sensor_curve
+
+
+def sensor_curve(p: ChannelParams, camera: Camera, gains: np.ndarray) -> SensorCurve:
+    """Build the :class:`SensorCurve` for white-balance ``gains`` (per channel, in the image's channel order)."""
+    a, b = max(p.shot_noise, 0.0), max(p.read_noise, 0.0)
+    if b > 0 and a < 1e-4 * b:  # read noise alone: give it a trace of shot noise to keep c finite
+        a = 1e-4 * b
+    c = b * b / a if a > 0 else 0.0
+    raw_max = float(1.0 / np.min(gains))
+    y_lo, y_hi = math.sqrt(c), math.sqrt(c + raw_max)
+    y = y_lo + np.arange(256) / 255.0 * (y_hi - y_lo)
+    lin = np.clip((y * y - c)[:, None] * gains[None, :], 0.0, 1.0)
+    lut = np.round(255.0 * lin ** (1.0 / camera.gamma)).astype(np.uint8)[None]
+    return SensorCurve(c, math.sqrt(a) / 2, y_lo, y_hi, lut)
+
+
+def apply_sensor(raw: np.ndarray, curve: SensorCurve, noise: np.ndarray | None, offset_added: bool = False) -> np.ndarray:
+    """Linear float32 raw signal (H, W, 3) and standard normal ``noise`` of the same shape to uint8.
+
+    ``offset_added``: ``raw`` already includes ``curve.offset`` (``apply_optics(..., delta=offset)``).
+    """
+    return sensor_encode(cv2.sqrt(raw if offset_added or not curve.offset else cv2.add(raw, curve.offset)), curve, noise)
+
+
+def sensor_encode(y: np.ndarray, curve: SensorCurve, noise: np.ndarray | None) -> np.ndarray:
+    """``y = sqrt(raw + offset)`` (float32) plus noise, to uint8 through the 8-bit code and the table.
+
+    A code below ``y_lo`` folds back above it; with noise that happens with probability < 1e-5 at ink black.
+    """
+    if noise is not None and curve.noise_scale != 0:
+        y = cv2.scaleAdd(noise, curve.noise_scale, y)
+    alpha = 255.0 / (curve.y_hi - curve.y_lo)
+    return cv2.LUT(cv2.convertScaleAbs(y, alpha=alpha, beta=-curve.y_lo * alpha), curve.lut)
+
+
+def apply_jpeg(img: np.ndarray, quality: int, bgr: bool = True) -> tuple[np.ndarray, bytes]:
+    """Encode and decode with libjpeg (4:2:0); returns the decoded image and the file bytes."""
+    src = img if bgr else cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".jpg", src, [cv2.IMWRITE_JPEG_QUALITY, int(np.clip(quality, 1, 100))])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    return (out if bgr else cv2.cvtColor(out, cv2.COLOR_BGR2RGB)), buf.tobytes()
+
+
+# ----------------------------------------------------------------------------- one tile
+def apply_tile(
+    tile: np.ndarray, params: ChannelParams, profile: ChannelProfile, stages: Sequence[str] = STAGES
+) -> np.ndarray:
+    """Run the channel on one RGB tile (S, S, 3; uint8 or floats 0..255) and return float32 0..255 RGB.
+
+    Stages left out of ``stages`` are identities; without ``sensor`` the linear signal is
+    returned times 255. Noise comes from ``params.noise_seed``. The twin's ``apply`` follows
+    the same steps (``craft.twin``).
+    """
+    unknown = set(stages) - set(STAGES)
+    if unknown:
+        raise ValueError(f"stages: unknown {sorted(unknown)}; expected some of {STAGES}")
+    x = np.asarray(tile, dtype=np.float64) / 255.0
+    size = x.shape[0]
+    white = np.ones(3)
+    if "print" in stages:
+        x = print_page(np.clip(np.round(x * 255), 0, 255).astype(np.uint8), profile.printer)
+        white = print_page(np.full((1, 1, 3), 255, np.uint8), profile.printer)[0, 0]
+    x = x.astype(np.float32)
+    if "pose" in stages:
+        x = cv2.warpPerspective(x, tile_homography(params, size, profile), (size, size), flags=cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_CONSTANT, borderValue=tuple(float(w) for w in white))
+    if "light" in stages:
+        uv = (np.arange(size, dtype=np.float64) + 0.5) / size
+        gain, glare = light_field(params, uv[None, :], uv[:, None])
+        colour = params.exposure * illuminant_rgb(params.colour_temperature_k)
+        x = x * gain[..., None] + (0.0 if glare is None else glare[..., None])
+        x = (x * colour).astype(np.float32)
+    if "optics" in stages:
+        x = apply_optics(x, params)
+    if "sensor" in stages:
+        noise = np.random.default_rng(params.noise_seed).standard_normal(x.shape, dtype=np.float32)
+        x = apply_sensor(x, sensor_curve(params, profile.camera, wb_gains(profile, params)), noise)
+    else:
+        x = np.clip(x * 255.0, 0, 255)
+    if "jpeg" in stages:
+        x = apply_jpeg(np.round(x).astype(np.uint8), params.jpeg_quality, bgr=False)[0]
+    return np.asarray(x, dtype=np.float32)

@@ -1,0 +1,353 @@
+"""``--simulate``: a virtual print-and-photograph channel as a :class:`FrameSource`.
+
+The printer stage runs once per page at the page raster (``capture.channel.print_page``).
+Per frame, the smooth desk behind the sheets is lit at 1/8 resolution; the box around
+the sheets gets the perspective warp, light and blur at full resolution; then noise, a
+table lookup and a JPEG round trip run over the whole frame. A hand-held
+pose moves smoothly between frames: every ranged parameter follows a twice-smoothed
+Ornstein-Uhlenbeck process whose marginal, through the normal CDF, is uniform over
+the profile's range, so a long capture samples the profile as ``sample_params`` does.
+The model and its constants are in ``docs/channel-profile.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Iterator
+
+import cv2
+import numpy as np
+
+from capture import channel as ch
+from capture.sources import Frame, FrameSource
+from contracts.errors import UserError
+from contracts.layout import load_layout
+from contracts.profile import ChannelProfile
+
+log = logging.getLogger(__name__)
+
+TAU_S = {"pose": 1.5, "light": 8.0, "camera": 3.0}  # correlation times of the hand-held process
+POSE_FIELDS = frozenset({"sheet_fill", "tilt_deg", "tilt_axis_deg", "rotation_deg", "centre_x", "centre_y"})
+LIGHT_FIELDS = frozenset({"illuminance", "colour_temperature_k", "gradient", "gradient_angle_deg", "glare", "glare_x", "glare_y"})
+DWELL_S = 2.0  # seconds each sheet (or pair of sheets) stays in view
+SHEET_GAP_MM = 10.0  # gap between sheets shown side by side
+LIGHT_MAP_STEP = 8  # the light field is computed every 8 frame pixels and interpolated
+RENDER_THREADS = 4  # at most; never more than the CPUs
+NOISE_PAD = 64  # the noise bank is the frame plus this margin; each frame reads it at a random offset
+DIAGONAL_FOV_DEG = 78.0  # Logitech C920 datasheet; a 26 mm-equivalent phone lens gives 79.5 deg
+BACKGROUND_REFLECTANCE = (0.12, 0.30)  # a desk: low-frequency texture ...
+BACKGROUND_TINT_BGR = np.array([0.75, 0.9, 1.0], np.float32)  # ... of a light wood-brown
+
+
+def _phi(z: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.vectorize(math.erf)(z / math.sqrt(2.0)))
+
+
+class HandHeldProcess:
+    """Smooth random motion of every :class:`ChannelParams` field, as values in (0, 1).
+
+    Per field, ``x`` is a unit-variance AR(1) (Ornstein-Uhlenbeck) process and ``y``
+    low-passes it with the same time constant; ``y`` is rescaled to unit variance and
+    mapped through the normal CDF, so each value is marginally uniform on (0, 1).
+    """
+
+    def __init__(self, dt: float, rng: np.random.Generator) -> None:
+        taus = [TAU_S["pose" if n in POSE_FIELDS else "light" if n in LIGHT_FIELDS else "camera"] for n in ch.UNIT_FIELDS]
+        self.a = np.exp(-dt / np.array(taus))
+        self.norm = np.sqrt(1.0 + self.a**2) / (1.0 + self.a)
+        self.rng = rng
+        self.x = rng.standard_normal(self.a.size)
+        self.y = (self.x + self.a * rng.standard_normal(self.a.size)) / (1.0 + self.a)  # stationary start
+
+    def step(self) -> dict[str, float]:
+        """Advance one frame and return the unit value of every field."""
+        u = _phi(self.y / self.norm)
+        self.x = self.a * self.x + np.sqrt(1.0 - self.a**2) * self.rng.standard_normal(self.a.size)
+        self.y = self.a * self.y + (1.0 - self.a) * self.x
+        return dict(zip(ch.UNIT_FIELDS, u))
+
+
+def _pyramid(refl_rgb: np.ndarray, size_mm: tuple[float, float]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Printed page to BGR uint16 levels, each halved by area averaging, with its pixel-to-mm matrix."""
+    img = np.clip(refl_rgb[..., ::-1] * 65535.0 + 0.5, 0, 65535).astype(np.uint16)
+    sx, sy = size_mm[0] / img.shape[1], size_mm[1] / img.shape[0]
+    levels = []
+    while True:
+        levels.append((img, np.array([[sx, 0, 0.5 * sx], [0, sy, 0.5 * sy], [0, 0, 1.0]])))
+        h, w = img.shape[0] // 2 * 2, img.shape[1] // 2 * 2
+        if min(h, w) < 128:
+            return levels
+        img = cv2.resize(img[:h, :w], (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+        sx, sy = 2 * sx, 2 * sy
+
+
+def focal_px(width: int, height: int) -> float:
+    """Focal length in pixels for ``DIAGONAL_FOV_DEG``."""
+    return 0.5 * math.hypot(width, height) / math.tan(math.radians(DIAGONAL_FOV_DEG) / 2)
+
+
+def page_homography(p: ch.ChannelParams, size_mm: tuple[float, float], frame_wh: tuple[int, int]) -> np.ndarray:
+    """Homography from page millimetres (top-left origin, y down) to frame pixels (pixel centres at integers).
+
+    The distance makes the untilted sheet ``sheet_fill`` of the frame height; ``centre_x/y``
+    place it within the room the frame leaves (the sheet stays in view when it fits).
+    """
+    (w, h), (fw, fh) = size_mm, frame_wh
+    f = focal_px(fw, fh)
+    h0 = ch.translation(fw / 2 - 0.5, fh / 2 - 0.5) @ ch.plane_homography(
+        w / 2, h / 2, p.tilt_deg, p.tilt_axis_deg, p.rotation_deg, f * h / (p.sheet_fill * fh), f)
+    c = cv2.perspectiveTransform(np.array([[[0, 0], [w, 0], [w, h], [0, h]]], np.float64), h0)[0]
+    shift = []
+    for axis, size, unit in ((0, fw, p.centre_x), (1, fh, p.centre_y)):
+        lo, hi = -c[:, axis].min(), size - 1 - c[:, axis].max()
+        shift.append(lo + unit * (hi - lo) if lo <= hi else (lo + hi) / 2)
+    return ch.translation(*shift) @ h0
+
+
+def default_dpi(profile: ChannelProfile, sheet_height_mm: float) -> float:
+    """Raster dpi: twice the frame's sampling of the sheet at the largest fill, at least 150, at most the printer's."""
+    needed = 2.0 * profile.camera.height * profile.scene.sheet_fill[1] / (sheet_height_mm / 25.4)
+    return float(min(profile.printer.dpi, max(150.0, needed)))
+
+
+class SimulatedCamera(FrameSource):
+    """Frames of printed sheets as a profile's printer, light and camera would make them.
+
+    Args:
+        pages: page rasters, RGB (H, W, 3), uint8 or floats 0..1, sRGB-encoded.
+        page_sizes_mm: (width, height) of each page in mm.
+        page_ids: the id recorded in the truth for each page (its index in sheets.pdf).
+        profile: the channel profile.
+        seed: seeds everything (pose, light, noise, halftone phase); recorded in the truth.
+        fps: frame rate (default: the profile camera's); ``t = index / fps``.
+        n_frames: frames to yield (default: every sheet group for ``DWELL_S`` seconds).
+        sheets_per_frame: 1, or 2 for two sheets side by side.
+        realtime: sleep so that frames arrive at ``fps``.
+    """
+
+    def __init__(
+        self,
+        pages: list[np.ndarray],
+        page_sizes_mm: list[tuple[float, float]],
+        page_ids: list[int],
+        profile: ChannelProfile,
+        seed: int = 0,
+        fps: float | None = None,
+        n_frames: int | None = None,
+        sheets_per_frame: int = 1,
+        realtime: bool = False,
+    ) -> None:
+        if not pages or not (len(pages) == len(page_sizes_mm) == len(page_ids)):
+            raise ValueError("pages, page_sizes_mm and page_ids must be non-empty and of equal length")
+        if sheets_per_frame not in (1, 2):
+            raise ValueError(f"sheets_per_frame: expected 1 or 2, got {sheets_per_frame}")
+        self.fps = float(fps or profile.camera.fps)
+        if self.fps <= 0:
+            raise ValueError(f"fps: must be positive, got {self.fps}")
+        self.pages, self.page_sizes_mm, self.page_ids = pages, [tuple(map(float, s)) for s in page_sizes_mm], list(page_ids)
+        self.profile, self.seed, self.realtime = profile, int(seed), realtime
+        self.sheets_per_frame = sheets_per_frame
+        self.groups = [list(range(i, min(i + sheets_per_frame, len(pages)))) for i in range(0, len(pages), sheets_per_frame)]
+        self.dwell = max(1, round(DWELL_S * self.fps))
+        self.n_frames = int(n_frames) if n_frames is not None else len(self.groups) * self.dwell
+        self.size = (profile.camera.width, profile.camera.height)
+        self.description = f"simulate:{profile.name}:seed={self.seed}"
+        self._levels: list[list[tuple[np.ndarray, np.ndarray]]] | None = None
+
+    @classmethod
+    def from_batch(
+        cls, batch_dir: Path, profile: ChannelProfile, seed: int = 0, fps: float | None = None,
+        n_frames: int | None = None, dpi: float | None = None, **kw: Any,
+    ) -> "SimulatedCamera":
+        """Render the sheets of ``BATCH/layout.json`` from ``BATCH/sheets.pdf`` (pypdfium2) and simulate them."""
+        import pypdfium2 as pdfium
+
+        batch_dir = Path(batch_dir)
+        layout = load_layout(batch_dir)
+        pdf_path = batch_dir / "sheets.pdf"
+        if not pdf_path.is_file():
+            raise UserError(f"{pdf_path}: missing; print the batch first with 'photoproof print {batch_dir}'")
+        if not layout.sheets:
+            raise UserError(f"{batch_dir / 'layout.json'}: no sheets to simulate")
+        dpi = float(dpi or default_dpi(profile, max(s.size_mm[1] for s in layout.sheets)))
+        pdf = pdfium.PdfDocument(str(pdf_path))
+        try:
+            pages = []
+            for s in layout.sheets:
+                if not 0 <= s.page < len(pdf):
+                    raise UserError(f"{pdf_path}: layout sheet {s.sheet_id} names page {s.page}, the PDF has {len(pdf)}")
+                pil = pdf[s.page].render(scale=dpi / 72.0).to_pil().convert("RGB")
+                pages.append(np.asarray(pil))
+        finally:
+            pdf.close()
+        log.info("rendered %d sheet(s) at %.0f dpi", len(pages), dpi)
+        sizes = [(float(s.size_mm[0]), float(s.size_mm[1])) for s in layout.sheets]
+        return cls(pages, sizes, [s.page for s in layout.sheets], profile, seed=seed, fps=fps, n_frames=n_frames, **kw)
+
+    # ------------------------------------------------------------------ FrameSource
+    def open(self) -> None:
+        """Print every page once and prepare the background and the noise bank."""
+        if self._levels is not None:
+            return
+        rng = np.random.default_rng([self.seed, 1])
+        self._levels = []
+        for page, size in zip(self.pages, self.page_sizes_mm):
+            dpi = page.shape[1] / (size[0] / 25.4)
+            refl = ch.print_page(np.asarray(page), self.profile.printer, None, rng, dpi=dpi)
+            self._levels.append(_pyramid(refl, size))
+        w, h = self.size
+        self._noise = rng.standard_normal((h + NOISE_PAD, w + NOISE_PAD, 3), dtype=np.float32)
+        lo, hi = BACKGROUND_REFLECTANCE
+        blobs = cv2.resize(rng.random((9, 16)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+        bg = (lo + (hi - lo) * np.clip(blobs, 0, 1))[..., None] * BACKGROUND_TINT_BGR
+        self._background = (bg * 65535).astype(np.uint16)
+        low = (math.ceil(w / LIGHT_MAP_STEP), math.ceil(h / LIGHT_MAP_STEP))
+        self._background_low = cv2.resize(bg, low, interpolation=cv2.INTER_AREA)
+
+    def close(self) -> None:
+        """Drop the printed pages; safe to call twice."""
+        self._levels = None
+
+    def frames(self) -> Iterator[Frame]:
+        """Yield ``n_frames`` frames; every call replays the same sequence."""
+        yield from (frame for frame, _ in self._generate(self.n_frames))
+
+    # ------------------------------------------------------------------ writers
+    def write_video(self, path: Path, n_frames: int | None = None) -> Path:
+        """Write frames to a video (``.avi``: MJPG, otherwise mp4v) and the truth to ``<path>.truth.jsonl``."""
+        path = Path(path)
+        fourcc = cv2.VideoWriter_fourcc(*("MJPG" if path.suffix.lower() == ".avi" else "mp4v"))
+        writer = cv2.VideoWriter(str(path), fourcc, self.fps, self.size)
+        if not writer.isOpened():
+            raise UserError(f"{path}: OpenCV cannot write this video format; use .mp4 or .avi")
+        try:
+            truth = [self._put(writer.write, f) for f, _ in self._generate(n_frames or self.n_frames)]
+        finally:
+            writer.release()
+        path.with_name(path.name + ".truth.jsonl").write_text("".join(truth), encoding="utf-8")
+        return path
+
+    def write_photos(self, directory: Path, n_frames: int | None = None) -> list[Path]:
+        """Write the camera's own JPEG bytes as ``frame_0000.jpg`` ... and the truth to ``truth.jsonl``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        paths, truth = [], []
+        for frame, data in self._generate(n_frames or self.n_frames):
+            paths.append(directory / f"frame_{frame.index:04d}.jpg")
+            paths[-1].write_bytes(data)
+            truth.append(self._put(lambda _: None, frame))
+        (directory / "truth.jsonl").write_text("".join(truth), encoding="utf-8")
+        return paths
+
+    @staticmethod
+    def _put(write: Any, frame: Frame) -> str:
+        write(frame.image)
+        return json.dumps({"index": frame.index, "t": frame.t, **(frame.truth or {})}) + "\n"
+
+    # ------------------------------------------------------------------ rendering
+    def _generate(self, n: int) -> Iterator[tuple[Frame, bytes]]:
+        """Draw parameters in order; render frames ahead on a few threads (OpenCV releases the GIL)."""
+        self.open()
+        process = HandHeldProcess(1.0 / self.fps, np.random.default_rng([self.seed, 2]))
+        seeds = np.random.default_rng([self.seed, 3])
+        start = time.monotonic()
+        pending: deque[Future[tuple[Frame, bytes]]] = deque()
+        workers = min(RENDER_THREADS, os.cpu_count() or 1)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for i in range(n):
+                p = ch.params_from_unit(self.profile, process.step(), int(seeds.integers(0, 2**31 - 1)))
+                pending.append(pool.submit(self._render, i, p))
+                while len(pending) > workers or (i == n - 1 and pending):
+                    frame, data = pending.popleft().result()
+                    if self.realtime:
+                        time.sleep(max(0.0, start + frame.t - time.monotonic()))
+                    yield frame, data
+
+    def _render(self, index: int, p: ch.ChannelParams) -> tuple[Frame, bytes]:
+        """One frame: the desk at 1/8 resolution, the sheets' bounding box at full resolution, then sensor and JPEG."""
+        assert self._levels is not None
+        (w, h), group = self.size, self.groups[(index // self.dwell) % len(self.groups)]
+        sizes = [self.page_sizes_mm[k] for k in group]
+        group_mm = (sum(s[0] for s in sizes) + SHEET_GAP_MM * (len(sizes) - 1), max(s[1] for s in sizes))
+        h_group = page_homography(p, group_mm, (w, h))
+        curve = ch.sensor_curve(p, self.profile.camera, ch.wb_gains(self.profile, p)[::-1].copy())
+        gain, glare = self._light_maps(p, h_group, group_mm)
+        # The desk is smooth: light and sqrt at 1/8 resolution, interpolated.
+        desk = cv2.multiply(self._background_low, gain)
+        y = cv2.resize(cv2.sqrt(cv2.add(desk if glare is None else cv2.add(desk, glare), curve.offset)), (w, h), interpolation=cv2.INTER_LINEAR)
+        sheets, homs, x_off = [], [], 0.0
+        for k, size in zip(group, sizes):
+            h_mm = h_group @ ch.translation(x_off, (group_mm[1] - size[1]) / 2)
+            x_off += size[0] + SHEET_GAP_MM
+            homs.append(h_mm)
+            sheets.append({"page": self.page_ids[k], "sheet_index": k, "H_mm_to_px": (h_mm / h_mm[2, 2]).tolist(), "params": p.to_dict()})
+        corners = cv2.perspectiveTransform(np.array([[[0, 0], [group_mm[0], 0], [group_mm[0], group_mm[1]], [0, group_mm[1]]]], np.float64), h_group)[0]
+        margin = ch.gaussian_ksize(p.defocus_sigma_px) // 2 + math.ceil(p.motion_blur_px / 2) + 2
+        x0, y0 = (max(0, int(math.floor(v)) - margin) for v in corners.min(axis=0))
+        x1, y1 = min(w, int(math.ceil(corners[:, 0].max())) + margin + 1), min(h, int(math.ceil(corners[:, 1].max())) + margin + 1)
+        if x1 > x0 and y1 > y0:
+            y[y0:y1, x0:x1] = self._sheets_y(p, group, homs, (x0, y0, x1, y1), gain, glare, curve.offset)
+        r = np.random.default_rng(p.noise_seed)
+        dy, dx = r.integers(0, NOISE_PAD + 1, 2)
+        sign = float(r.choice([-1, 1]))
+        img = ch.sensor_encode(y, replace(curve, noise_scale=sign * curve.noise_scale), self._noise[dy:dy + h, dx:dx + w])
+        img, data = ch.apply_jpeg(img, p.jpeg_quality)
+        truth = {"seed": self.seed, "profile": self.profile.name, "sheets": sheets}
+        return Frame(index=index, t=index / self.fps, image=img, truth=truth), data
+
+    def _sheets_y(self, p: ch.ChannelParams, group: list[int], homs: list[np.ndarray], roi: tuple[int, int, int, int],
+                  gain: np.ndarray, glare: np.ndarray | None, offset: float) -> np.ndarray:
+        """``sqrt(raw + offset)`` over the box ``roi`` = (x0, y0, x1, y1): warp, light, optics at full resolution."""
+        x0, y0, x1, y1 = roi
+        box = self._background[y0:y1, x0:x1].copy()
+        for k, h_mm in zip(group, homs):
+            img, px_to_mm = self._level(k, h_mm)
+            cv2.warpPerspective(img, ch.translation(-x0, -y0) @ h_mm @ px_to_mm, (x1 - x0, y1 - y0), dst=box,
+                                flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_TRANSPARENT)
+        raw = cv2.multiply(box, self._upsample(gain, roi), dtype=cv2.CV_32F, scale=1.0 / 65535.0)
+        if glare is not None:
+            raw = cv2.add(raw, self._upsample(glare, roi))
+        return cv2.sqrt(ch.apply_optics(raw, p, delta=offset))
+
+    @staticmethod
+    def _upsample(low: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
+        """The box ``roi`` of ``cv2.resize(low, frame size)``, computing only that box (plus one grid step)."""
+        x0, y0, x1, y1 = roi
+        s, (hl, wl) = LIGHT_MAP_STEP, low.shape[:2]
+        lx0, ly0 = max(0, x0 // s - 1), max(0, y0 // s - 1)
+        lx1, ly1 = min(wl, -(-x1 // s) + 1), min(hl, -(-y1 // s) + 1)
+        up = cv2.resize(low[ly0:ly1, lx0:lx1], ((lx1 - lx0) * s, (ly1 - ly0) * s), interpolation=cv2.INTER_LINEAR)
+        return up[y0 - ly0 * s:y1 - ly0 * s, x0 - lx0 * s:x1 - lx0 * s]
+
+    def _level(self, k: int, h_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The coarsest pyramid level that still has at least one source pixel per frame pixel."""
+        assert self._levels is not None
+        levels = self._levels[k]
+        img0, m0 = levels[0]
+        hh, ww = img0.shape[:2]
+        src = np.array([[[0, 0], [ww, 0], [ww, hh], [0, hh]]], np.float64)
+        dst = cv2.perspectiveTransform(src, h_mm @ m0)[0]
+        stretch = max(np.linalg.norm(dst[(i + 1) % 4] - dst[i]) / np.linalg.norm(src[0, (i + 1) % 4] - src[0, i]) for i in range(4))
+        level = int(np.clip(math.floor(math.log2(1.0 / max(stretch, 1e-6))), 0, len(levels) - 1))
+        return levels[level]
+
+    def _light_maps(self, p: ch.ChannelParams, h_group: np.ndarray, group_mm: tuple[float, float]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Exposure x light colour x (irradiance gain, glare), BGR float32, every ``LIGHT_MAP_STEP`` frame pixels."""
+        (w, h), s = self.size, LIGHT_MAP_STEP
+        xs = (np.arange(math.ceil(w / s)) + 0.5) * s - 0.5
+        ys = (np.arange(math.ceil(h / s)) + 0.5) * s - 0.5
+        grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(1, -1, 2)
+        mm = cv2.perspectiveTransform(grid, np.linalg.inv(h_group))[0]
+        u = (mm[:, 0] / group_mm[0]).reshape(len(ys), len(xs))
+        v = (mm[:, 1] / group_mm[1]).reshape(len(ys), len(xs))
+        gain, glare = ch.light_field(p, u, v)
+        colour = (p.exposure * ch.illuminant_rgb(p.colour_temperature_k)[::-1]).astype(np.float32)
+        return (gain[..., None] * colour).astype(np.float32), None if glare is None else (glare[..., None] * colour).astype(np.float32)
