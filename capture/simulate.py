@@ -128,7 +128,8 @@ class SimulatedCamera(FrameSource):
         profile: the channel profile.
         seed: seeds everything (pose, light, noise, halftone phase); recorded in the truth.
         fps: frame rate (default: the profile camera's); ``t = index / fps``.
-        n_frames: frames to yield (default: every sheet group for ``DWELL_S`` seconds).
+        n_frames: frames to yield, shared out evenly over the sheets (default: every
+            sheet group for ``DWELL_S`` seconds).
         sheets_per_frame: 1, or 2 for two sheets side by side.
         realtime: sleep so that frames arrive at ``fps``.
     """
@@ -156,7 +157,12 @@ class SimulatedCamera(FrameSource):
         self.profile, self.seed, self.realtime = profile, int(seed), realtime
         self.sheets_per_frame = sheets_per_frame
         self.groups = [list(range(i, min(i + sheets_per_frame, len(pages)))) for i in range(0, len(pages), sheets_per_frame)]
-        self.dwell = max(1, round(DWELL_S * self.fps))
+        # A requested frame count is shared out over the sheets so that every sheet is seen;
+        # otherwise each sheet stays in view for DWELL_S seconds.
+        if n_frames is not None:
+            self.dwell = max(1, int(n_frames) // len(self.groups))
+        else:
+            self.dwell = max(1, round(DWELL_S * self.fps))
         self.n_frames = int(n_frames) if n_frames is not None else len(self.groups) * self.dwell
         self.size = (profile.camera.width, profile.camera.height)
         self.description = f"simulate:{profile.name}:seed={self.seed}"

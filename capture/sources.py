@@ -8,10 +8,22 @@ them the same.
 from __future__ import annotations
 
 import abc
+import logging
+import re
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterator
 
+import cv2
 import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from contracts.errors import UserError
+
+log = logging.getLogger(__name__)
+
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
 @dataclass
@@ -36,6 +48,9 @@ class FrameSource(abc.ABC):
 
     #: A short description stored in the session record, e.g. ``camera:0`` or ``video:clip.mp4``.
     description: str = "source"
+    #: True for sources that run at their own pace (cameras, streams): a consumer that
+    #: falls behind drops stale frames. False for files, which wait for the consumer.
+    live: bool = False
 
     @abc.abstractmethod
     def open(self) -> None:
@@ -49,9 +64,127 @@ class FrameSource(abc.ABC):
     def close(self) -> None:
         """Release the device or file. Safe to call twice."""
 
+    def interrupt(self) -> None:
+        """Ask a ``frames()`` that is waiting for a frame to return soon. Safe from a signal handler."""
+        self._interrupted = True
+
+    @property
+    def interrupted(self) -> bool:
+        return bool(getattr(self, "_interrupted", False))
+
     def __enter__(self) -> "FrameSource":
         self.open()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _natural_key(path: Path) -> list[object]:
+    """Sort ``IMG_2.jpg`` before ``IMG_10.jpg``."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
+
+
+class PhotoSource(FrameSource):
+    """``--photos DIR``: photos taken by hand, in name order, upright per their EXIF orientation.
+
+    Args:
+        directory: the folder of photos (JPEG, PNG, BMP, TIFF, WebP).
+        loop: start again after the last photo (for demos and tests).
+    """
+
+    def __init__(self, directory: Path, loop: bool = False) -> None:
+        self.directory = Path(directory)
+        self.loop = loop
+        self.description = f"photos:{self.directory}"
+        self._files: list[Path] = []
+        self._t0 = 0.0
+
+    def open(self) -> None:
+        self._interrupted = False
+        if not self.directory.is_dir():
+            raise UserError(f"--photos {self.directory}: no such folder")
+        self._files = sorted((p for p in self.directory.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES and p.is_file()), key=_natural_key)
+        if not self._files:
+            raise UserError(f"--photos {self.directory}: no photos in it ({', '.join(PHOTO_SUFFIXES)})")
+        self._t0 = time.monotonic()
+
+    def frames(self) -> Iterator[Frame]:
+        index = 0
+        while not self.interrupted:
+            any_read = False
+            for path in self._files:
+                if self.interrupted:
+                    return
+                image = self.read(path)
+                if image is None:
+                    continue
+                any_read = True
+                yield Frame(index=index, t=time.monotonic() - self._t0, image=image)
+                index += 1
+            if not self.loop or not any_read:
+                return
+
+    @staticmethod
+    def read(path: Path) -> np.ndarray | None:
+        """One photo as BGR uint8, rotated per its EXIF orientation; ``None`` (and a warning) when unreadable."""
+        try:
+            with Image.open(path) as im:
+                rgb = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+        except (UnidentifiedImageError, OSError) as e:
+            log.warning("skipping %s: not a readable image (%s)", path, e)
+            return None
+        return np.ascontiguousarray(rgb[..., ::-1])
+
+    def close(self) -> None:
+        self._files = []
+
+
+class VideoSource(FrameSource):
+    """``--video FILE``: every frame of a video file, timestamped by the video's clock.
+
+    Args:
+        path: any file OpenCV's FFmpeg backend reads (MP4, MOV, AVI, MKV...).
+        loop: start again at the end (for demos and tests).
+    """
+
+    def __init__(self, path: Path, loop: bool = False) -> None:
+        self.path = Path(path)
+        self.loop = loop
+        self.description = f"video:{self.path}"
+        self._cap: cv2.VideoCapture | None = None
+
+    def open(self) -> None:
+        self._interrupted = False
+        if not self.path.is_file():
+            raise UserError(f"--video {self.path}: no such file")
+        cap = cv2.VideoCapture(str(self.path))
+        if not cap.isOpened():
+            cap.release()
+            raise UserError(f"--video {self.path}: OpenCV cannot read it as a video")
+        self._cap = cap
+
+    def frames(self) -> Iterator[Frame]:
+        cap = self._cap
+        if cap is None:
+            raise RuntimeError("VideoSource.frames() before open()")
+        index, offset, last_t, in_pass = 0, 0.0, 0.0, 0
+        fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+        while not self.interrupted:
+            ok, image = cap.read()
+            if not ok or image is None:
+                if not self.loop or in_pass == 0:
+                    return
+                offset, in_pass = last_t + 1.0 / fps, 0
+                cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                continue
+            msec = cap.get(cv2.CAP_PROP_POS_MSEC)
+            last_t = offset + (msec / 1000.0 if msec and msec > 0 else in_pass / fps)
+            in_pass += 1
+            yield Frame(index=index, t=last_t, image=image)
+            index += 1
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None

@@ -1,0 +1,174 @@
+"""``photoproof capture``: photograph printed sheets and record what a model sees.
+
+::
+
+    photoproof capture BATCH --model lite2 --camera 0 --duration 60
+    photoproof capture BATCH --model lite2 --url http://PHONE:8080/video --per-tile 20
+    photoproof capture BATCH --model net.onnx --input-size 224 --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 --photos DIR
+    photoproof capture BATCH --model lite2 --simulate --profile inkjet-phone --seed 1 --frames 300
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable, Optional
+
+import typer
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from capture.classify import CPU, CUDA, TENSORRT, OnnxClassifier, default_providers, foreign_spec, load_labels
+from capture.quality import QualityGates
+from capture.session import Progress, run_capture
+from capture.sources import FrameSource, PhotoSource, VideoSource
+from contracts.console import console
+from contracts.errors import UserError
+
+log = logging.getLogger(__name__)
+
+SRC, STOP, GATE, FOREIGN = "Source (exactly one)", "When to stop", "Quality gates", "Foreign .onnx models"
+_PROVIDERS = {"auto": None, "cpu": [CPU], "cuda": [CUDA, CPU], "tensorrt": [TENSORRT, CUDA, CPU]}
+
+
+def _floats(text: Optional[str], flag: str) -> Optional[list[float]]:
+    if text is None:
+        return None
+    try:
+        return [float(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise UserError(f"{flag} {text!r}: expected numbers separated by commas, e.g. 0.485,0.456,0.406") from None
+
+
+def build_source(
+    batch_dir: Path, *, camera: Optional[int], url: Optional[str], video: Optional[Path], photos: Optional[Path], simulate: bool,
+    width: int, height: int, fps: float, loop: bool, profile: Optional[str], seed: Optional[int], frames: Optional[int], connect_timeout: float,
+) -> FrameSource:
+    """The one frame source named on the command line."""
+    given = [f for f, v in (("--camera", camera), ("--url", url), ("--video", video), ("--photos", photos)) if v is not None]
+    if simulate:
+        given.append("--simulate")
+    if len(given) != 1:
+        raise UserError(
+            f"give exactly one source: --camera N, --url URL, --video FILE, --photos DIR or --simulate (got {', '.join(given) or 'none'})"
+        )
+    if not simulate and (profile is not None or seed is not None):
+        raise UserError("--profile and --seed apply to --simulate only")
+    if loop and video is None and photos is None:
+        raise UserError("--loop applies to --video and --photos only")
+    if camera is not None:
+        from capture.sources_live import CameraSource
+
+        return CameraSource(camera, width=width, height=height, fps=fps)
+    if url is not None:
+        from capture.sources_live import UrlSource
+
+        return UrlSource(url, open_timeout=connect_timeout)
+    if video is not None:
+        return VideoSource(video, loop=loop)
+    if photos is not None:
+        return PhotoSource(photos, loop=loop)
+    try:
+        from capture.simulate import SimulatedCamera
+    except ImportError as e:
+        raise UserError(f"--simulate: the simulated camera is not available here ({e})") from None
+    from contracts.profile import DEFAULT_PRESET, load_profile
+
+    prof = load_profile(profile or DEFAULT_PRESET)
+    return SimulatedCamera.from_batch(batch_dir, profile=prof, seed=seed if seed is not None else 0, fps=prof.camera.fps, n_frames=frames)
+
+
+def _summary(db: Path) -> Table:
+    """Frames, observations and top-1 agreement with the true class, per role, from the database."""
+    import json
+    import sqlite3
+
+    from contracts.manifest import load_batch
+
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        n_frames, n_sheets = con.execute("SELECT COUNT(*), SUM(sheets_found > 0) FROM frames").fetchone()
+        rows = con.execute("SELECT item_id, role, top1, good FROM observations").fetchall()
+        cfg = json.loads(con.execute("SELECT config FROM sessions").fetchone()[0] or "{}")
+    finally:
+        con.close()
+    truth = {it.id: it.label.index for it in load_batch(db.parent.parent).items}
+    table = Table(title=f"capture {db.stem}", show_edge=False)
+    for col in ("", "observations", "good", "model right (good)", "fooled (good)"):
+        table.add_column(col, justify="right")
+    for role in ("clean", "adv"):
+        good = [r for r in rows if r[1] == role and r[3]]
+        right = sum(1 for r in good if truth.get(r[0]) == r[2])
+        n_role = sum(1 for r in rows if r[1] == role)
+        pct = (lambda k: f"{100 * k / len(good):.0f}%") if good else (lambda k: "-")
+        table.add_row(role, str(n_role), str(len(good)), pct(right), pct(len(good) - right))
+    table.caption = f"{n_frames} frames, {n_sheets or 0} with a sheet; stopped by {cfg.get('stopped_by', '?')}"
+    return table
+
+
+def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Path]) -> None:
+    """Add the ``capture`` command to ``app``; ``resolve_model(name_or_file, batch_dir)`` gives the .onnx path."""
+
+    @app.command("capture")
+    def capture_cmd(
+        batch: Path = typer.Argument(..., help="The batch directory (printed with 'photoproof print')."),
+        model: str = typer.Option("lite2", "--model", "-m", help="Target model: a zoo name (lite2) or an .onnx file."),
+        camera: Optional[int] = typer.Option(None, "--camera", help="Webcam index (0: the built-in one).", rich_help_panel=SRC),
+        url: Optional[str] = typer.Option(None, "--url", help="MJPEG/RTSP stream, e.g. http://PHONE:8080/video.", rich_help_panel=SRC),
+        video: Optional[Path] = typer.Option(None, "--video", help="A video file.", rich_help_panel=SRC),
+        photos: Optional[Path] = typer.Option(None, "--photos", help="A folder of photos, taken in name order.", rich_help_panel=SRC),
+        simulate: bool = typer.Option(False, "--simulate", help="The simulated print-and-photograph channel.", rich_help_panel=SRC),
+        width: int = typer.Option(1280, "--width", help="Camera frame width.", rich_help_panel=SRC),
+        height: int = typer.Option(720, "--height", help="Camera frame height.", rich_help_panel=SRC),
+        fps: float = typer.Option(30.0, "--fps", help="Camera frame rate.", rich_help_panel=SRC),
+        connect_timeout: float = typer.Option(10.0, "--connect-timeout", help="Seconds to keep trying a --url at start.", rich_help_panel=SRC),
+        loop: bool = typer.Option(False, "--loop", help="Replay --video/--photos until stopped.", rich_help_panel=SRC),
+        profile: Optional[str] = typer.Option(None, "--profile", help="Channel profile for --simulate (preset or .toml).", rich_help_panel=SRC),
+        seed: Optional[int] = typer.Option(None, "--seed", help="Seed for --simulate.", rich_help_panel=SRC),
+        frames: Optional[int] = typer.Option(None, "--frames", help="Stop after N frames.", rich_help_panel=STOP),
+        duration: Optional[float] = typer.Option(None, "--duration", help="Stop after S seconds.", rich_help_panel=STOP),
+        per_tile: Optional[int] = typer.Option(None, "--per-tile", help="Stop when every tile has K good observations.", rich_help_panel=STOP),
+        headless: bool = typer.Option(False, "--headless", help="No live window (automatic without a display)."),
+        session: Optional[str] = typer.Option(None, "--session", help="Session name (default: date-time-source); an existing one resumes."),
+        no_crops: bool = typer.Option(False, "--no-crops", help="Do not save the crop gallery."),
+        provider: str = typer.Option("auto", "--provider", help="onnxruntime provider: auto, cpu, cuda, tensorrt."),
+        min_sharpness: float = typer.Option(QualityGates.min_sharpness, "--min-sharpness", help="Variance of the Laplacian of the crop at the tile's camera resolution.", rich_help_panel=GATE),
+        min_tile_px: float = typer.Option(QualityGates.min_tile_px, "--min-tile-px", help="Tile side in camera pixels.", rich_help_panel=GATE),
+        max_angle_deg: float = typer.Option(QualityGates.max_angle_deg, "--max-angle-deg", help="Viewing angle off the sheet's normal.", rich_help_panel=GATE),
+        max_clipped: float = typer.Option(QualityGates.max_clipped, "--max-clipped", help="Fraction of pixels at 0 or 255.", rich_help_panel=GATE),
+        max_reproj_px: float = typer.Option(QualityGates.max_reproj_px, "--max-reproj-px", help="RMS marker reprojection error.", rich_help_panel=GATE),
+        input_size: Optional[int] = typer.Option(None, "--input-size", help="Model input side in pixels.", rich_help_panel=FOREIGN),
+        mean: Optional[str] = typer.Option(None, "--mean", help="Per-channel mean, 0..255 or 0..1 units: 0.485,0.456,0.406.", rich_help_panel=FOREIGN),
+        std: Optional[str] = typer.Option(None, "--std", help="Per-channel std, same units as --mean.", rich_help_panel=FOREIGN),
+        scale: Optional[float] = typer.Option(None, "--scale", help="Feed pixels / SCALE instead of --mean/--std (255: 0..1 input).", rich_help_panel=FOREIGN),
+        channel_order: Optional[str] = typer.Option(None, "--channel-order", help="RGB or BGR (default RGB).", rich_help_panel=FOREIGN),
+        labels: Optional[Path] = typer.Option(None, "--labels", help="Class names, one per line (default: ImageNet-1k).", rich_help_panel=FOREIGN),
+    ) -> None:
+        """Photograph printed sheets and record what the target model sees, tile by tile."""
+        if provider not in _PROVIDERS:
+            raise UserError(f"--provider {provider!r}: choose one of {', '.join(_PROVIDERS)}")
+        gates = QualityGates(min_sharpness=min_sharpness, min_tile_px=min_tile_px, max_angle_deg=max_angle_deg, max_clipped=max_clipped, max_reproj_px=max_reproj_px)
+        source = build_source(
+            batch, camera=camera, url=url, video=video, photos=photos, simulate=simulate, width=width, height=height, fps=fps,
+            loop=loop, profile=profile, seed=seed, frames=frames, connect_timeout=connect_timeout,
+        )
+        model_path = resolve_model(model, batch)
+        overrides = foreign_spec(input_size, _floats(mean, "--mean"), _floats(std, "--std"), scale, channel_order)
+        clf = OnnxClassifier(model_path, providers=_PROVIDERS[provider] or default_providers(), class_names=load_labels(labels) if labels else None, overrides=overrides)
+        console.print(f"model [bold]{clf.name}[/] ({model_path.name}, sha256 {clf.sha256[:12]}) on [bold]{clf.provider}[/]; source {source.description}")
+        text = Text("starting...")
+
+        with Live(text, console=console, refresh_per_second=4, transient=False) as live:
+
+            def progress(p: Progress) -> None:
+                text.plain = p.line() if not p.done else f"{p.line()}  -- stopped: {p.stopped_by}"
+                live.update(text)
+
+            db = run_capture(
+                batch, model_path, source, frames=frames, duration=duration, per_tile=per_tile, headless=headless, session_id=session,
+                profile=(profile or "office-laser-webcam") if simulate else None, seed=(seed if seed is not None else 0) if simulate else None,
+                save_crops=not no_crops, gates=gates, classifier=clf, on_progress=progress,
+            )
+        console.print(_summary(db))
+        console.print(f"recorded {db}")

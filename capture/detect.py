@@ -1,0 +1,380 @@
+"""Find printed sheets in a camera frame and cut out their tiles.
+
+Each sheet carries ArUco fiducial markers (Garrido-Jurado et al. 2014,
+"Automatic generation and detection of highly reliable fiducial markers under
+occlusion", https://doi.org/10.1016/j.patcog.2014.01.005) whose corners are
+known in millimetres from ``layout.json``. The corners of every visible marker of
+a sheet give a homography from millimetres to camera pixels (RANSAC, at least two
+markers, so that one covered corner marker does not matter), and each tile is
+warped straight from its millimetre box to the model's input size.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from capture.quality import QualityGates, camera_matrix, measure, quad_side_px, sheet_normal
+from capture.scale import size_to_spacing_ratio
+from contracts.errors import UserError
+from contracts.layout import Layout, Sheet, Tile
+
+log = logging.getLogger(__name__)
+
+_SUBPIX_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01)
+
+
+@dataclass
+class SheetHit:
+    """One sheet found in a frame.
+
+    Attributes:
+        sheet: the layout's sheet.
+        H: ``3 x 3`` homography from sheet millimetres to frame pixels.
+        marker_ids: the markers whose corners fitted ``H``.
+        reproj_px: RMS reprojection error of those corners, in pixels.
+        scale_ratio: marker size relative to marker spacing, measured over layout (1.0 = as laid out).
+        scale_warning: the printed geometry disagrees with ``layout.json`` (see ``scale_ratio``).
+        qr_verified: the sheet's QR code was read and names this batch (``None``: not read).
+    """
+
+    sheet: Sheet
+    H: np.ndarray
+    marker_ids: list[int]
+    reproj_px: float
+    scale_ratio: float = 1.0
+    scale_warning: bool = False
+    qr_verified: bool | None = None
+
+
+@dataclass
+class TileCrop:
+    """One tile cut out of a frame, with its quality metrics (see ``capture.quality``)."""
+
+    tile: Tile
+    sheet_id: str
+    crop_rgb: np.ndarray  # S x S x 3 uint8 RGB
+    quad_px: np.ndarray  # 4 x 2 frame pixels, TL TR BR BL
+    sharpness: float
+    tile_px: float
+    angle_deg: float
+    clipped: float
+    good: bool
+    reproj_px: float = 0.0
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def aruco_dictionary(name: str) -> "cv2.aruco.Dictionary":
+    """The OpenCV predefined dictionary called ``name`` (e.g. ``DICT_4X4_1000``)."""
+    code = getattr(cv2.aruco, name, None) if name.startswith("DICT_") else None
+    if not isinstance(code, int):
+        raise UserError(f"layout.json: aruco_dictionary {name!r} is not an OpenCV ArUco dictionary (e.g. DICT_4X4_1000)")
+    return cv2.aruco.getPredefinedDictionary(code)
+
+
+def _project(H: np.ndarray, pts_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Project ``N x 2`` points; return pixels and the homogeneous w (w <= 0: behind the camera)."""
+    p = np.hstack([pts_mm, np.ones((len(pts_mm), 1))]) @ H.T
+    return p[:, :2] / p[:, 2:3], p[:, 2]
+
+
+def _square_box(box_mm: list[float]) -> tuple[float, float, float]:
+    """The centred square of a tile box, as ``resize_center_crop`` would keep: (x, y, side)."""
+    x, y, w, h = (float(v) for v in box_mm)
+    s = min(w, h)
+    return x + (w - s) / 2.0, y + (h - s) / 2.0, s
+
+
+class SheetDetector:
+    """Detect the sheets of one layout in BGR frames and cut out their tiles.
+
+    Args:
+        layout: the batch's ``layout.json``.
+        gates: quality gates for the ``good`` flag (defaults: ``QualityGates()``).
+        ransac_px: RANSAC inlier threshold in pixels.
+        scale_tol: relative disagreement of marker size vs marker spacing that raises a scale warning.
+        qr_every: re-read each sheet's QR code every this many frames (0: never).
+        scale_every: measure each sheet's printed scale every this many sightings.
+        focal_px: focal length in pixels for the viewing angle (default: a 78° diagonal field of view).
+    """
+
+    def __init__(
+        self,
+        layout: Layout,
+        gates: QualityGates | None = None,
+        *,
+        ransac_px: float = 3.0,
+        scale_tol: float = 0.03,
+        qr_every: int = 30,
+        scale_every: int = 5,
+        focal_px: float | None = None,
+    ) -> None:
+        self.layout = layout
+        self.gates = gates or QualityGates()
+        self.ransac_px = ransac_px
+        self.scale_tol = scale_tol
+        self.qr_every = qr_every
+        self.scale_every = max(1, scale_every)
+        self.focal_px = focal_px
+        dictionary = aruco_dictionary(layout.aruco_dictionary)
+        fast = cv2.aruco.DetectorParameters()
+        fast.adaptiveThreshWinSizeMin, fast.adaptiveThreshWinSizeMax = 5, 15  # two passes; window 3 is slow on noisy frames
+        self._fast = cv2.aruco.ArucoDetector(dictionary, fast)
+        self._robust = cv2.aruco.ArucoDetector(dictionary, cv2.aruco.DetectorParameters())
+        self._marker_side = 0.0  # median marker side in the last frame, px
+        self._misses = 0
+        self._qr = cv2.QRCodeDetector()
+        self._index = layout.marker_index()
+        self._corners_mm = {mid: np.asarray(m.corners_mm, np.float64).reshape(4, 2) for mid, (_, m) in self._index.items()}
+        self._sheets = {s.sheet_id: s for s in layout.sheets}
+        self._frame_no = 0
+        self._qr_seen: dict[str, tuple[int, bool | None]] = {}
+        self._warned: set[str] = set()
+        self.foreign_ids: set[int] = set()
+        self.scale_warnings: dict[str, float] = {}
+        self._scale_history: dict[str, deque[float]] = {}
+        self._sightings: dict[str, int] = {}
+
+    # -- detection -----------------------------------------------------------
+    def detect_markers(self, frame: np.ndarray) -> tuple[list[np.ndarray], list[int]]:
+        """ArUco markers in the frame: a list of ``4 x 2`` corner arrays (full-resolution px) and their ids.
+
+        A fast search uses two adaptive-threshold passes (windows of 5 and 15 px),
+        at half resolution when the last frame's markers were over 100 px wide.
+        When it finds fewer than three of this layout's markers, OpenCV's default
+        three-pass search follows at full resolution (only every third frame while
+        no sheet is in view) and the better of the two is kept. Corners are refined with ``cornerSubPix`` at full
+        resolution, with a window scaled to the marker.
+        """
+        grey = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+        half = self._marker_side > 100
+        corners, ids = self._run(self._fast, grey, half)
+        if sum(i in self._index for i in ids) < 3 and (self._misses % 3 == 0):
+            more, more_ids = self._run(self._robust, grey, False)
+            if sum(i in self._index for i in more_ids) > sum(i in self._index for i in ids):
+                corners, ids = more, more_ids
+        ours = [c for c, i in zip(corners, ids) if i in self._index]
+        self._misses = 0 if len(ours) >= 2 else self._misses + 1
+        sides = [float(np.linalg.norm(c[0] - c[1])) for c in ours]
+        self._marker_side = float(np.median(sides)) if sides else 0.0
+        return [self._refine(grey, c) for c in corners], ids
+
+    @staticmethod
+    def _run(det: "cv2.aruco.ArucoDetector", grey: np.ndarray, half: bool) -> tuple[list[np.ndarray], list[int]]:
+        img = cv2.resize(grey, (grey.shape[1] // 2, grey.shape[0] // 2), interpolation=cv2.INTER_AREA) if half else grey
+        corners, ids, _ = det.detectMarkers(img)
+        if ids is None:
+            return [], []
+        f = 2.0 if half else 1.0
+        off = 0.5 if half else 0.0
+        return [c.reshape(4, 2).astype(np.float64) * f + off for c in corners], [int(i) for i in ids.ravel()]
+
+    @staticmethod
+    def _refine(grey: np.ndarray, c: np.ndarray) -> np.ndarray:
+        side = float(np.linalg.norm(c[0] - c[1]))
+        w = int(max(2, min(7, round(side / 8))))
+        pts = c.astype(np.float32).reshape(-1, 1, 2)
+        cv2.cornerSubPix(grey, pts, (w, w), (-1, -1), _SUBPIX_CRITERIA)
+        return pts.reshape(4, 2).astype(np.float64)
+
+    def detect(self, frame_bgr: np.ndarray) -> list[SheetHit]:
+        """Every sheet of this layout with at least two markers visible in ``frame_bgr``."""
+        self._frame_no += 1
+        grey = frame_bgr if frame_bgr.ndim == 2 else cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY)
+        corners, ids = self.detect_markers(grey)
+        groups: dict[str, list[tuple[int, np.ndarray]]] = defaultdict(list)
+        foreign = []
+        for c, i in zip(corners, ids):
+            entry = self._index.get(i)
+            if entry is None:
+                foreign.append(i)
+            else:
+                groups[entry[0].sheet_id].append((i, c))
+        if foreign:
+            self._note_foreign(foreign)
+        hits: list[SheetHit] = []
+        for sheet_id, markers in groups.items():
+            sheet_hits = self._fit_sheet(grey, self._sheets[sheet_id], markers)
+            for hit in sheet_hits:
+                if self._check_qr(frame_bgr, hit, force=len(sheet_hits) > 1) is False:
+                    continue
+                hits.append(hit)
+        return hits
+
+    def _note_foreign(self, ids: list[int]) -> None:
+        new = set(ids) - self.foreign_ids
+        self.foreign_ids |= new
+        if new and "foreign" not in self._warned:
+            self._warned.add("foreign")
+            log.warning("ignoring ArUco markers %s: not in this batch's layout.json (a sheet from another batch?)", sorted(new))
+        elif new:
+            log.debug("more foreign markers ignored: %s", sorted(new))
+
+    def _fit_sheet(self, grey: np.ndarray, sheet: Sheet, markers: list[tuple[int, np.ndarray]]) -> list[SheetHit]:
+        """Fit one homography per copy of ``sheet`` in view (normally one).
+
+        With distinct ids, a least-squares fit over every corner is kept when each
+        marker agrees with it to within a tenth of its side (this tolerates a
+        page printed off-scale, which the scale check then reports). Otherwise
+        (an outlier, or two copies of the sheet) RANSAC finds the consensus, and
+        what is left over is tried again as another copy.
+        """
+        ids = [i for i, _ in markers]
+        if len(set(ids)) == len(ids) >= 2:
+            hit = self._hit(grey, sheet, markers, check=True)
+            if hit is not None:
+                return [hit]
+        hits = []
+        remaining = markers
+        while len({i for i, _ in remaining}) >= 2:
+            src = np.concatenate([self._corners_mm[i] for i, _ in remaining])
+            dst = np.concatenate([c for _, c in remaining])
+            H, mask = cv2.findHomography(src, dst, cv2.RANSAC, self.ransac_px, maxIters=500, confidence=0.995)
+            if H is None or mask is None:
+                break
+            whole = mask.ravel().reshape(-1, 4).sum(axis=1) >= 2  # a marker agrees when half its corners do
+            used_ids = {i for (i, _), ok in zip(remaining, whole) if ok}
+            if len(used_ids) < 2:
+                break
+            for k, (i, c) in enumerate(remaining):  # a missed marker of this copy, not a second copy of a used id
+                if not whole[k] and i not in used_ids and self._marker_error(H, i, c) < 0.1:
+                    whole[k] = True
+                    used_ids.add(i)
+            hit = self._hit(grey, sheet, [m for m, ok in zip(remaining, whole) if ok], check=False)
+            if hit is None:
+                break
+            hits.append(hit)
+            remaining = [m for m, ok in zip(remaining, whole) if not ok]
+        return hits
+
+    def _marker_error(self, H: np.ndarray, mid: int, corners: np.ndarray) -> float:
+        """The marker's largest corner error under ``H``, in units of its side length."""
+        proj, _ = _project(H, self._corners_mm[mid])
+        side = max(1.0, float(np.linalg.norm(corners[0] - corners[1])))
+        return float(np.linalg.norm(proj - corners, axis=1).max()) / side
+
+    def _hit(self, grey: np.ndarray, sheet: Sheet, used: list[tuple[int, np.ndarray]], check: bool) -> SheetHit | None:
+        """Least-squares homography over ``used``; ``None`` when degenerate (or, with ``check``, inconsistent)."""
+        src = np.concatenate([self._corners_mm[i] for i, _ in used])
+        dst = np.concatenate([c for _, c in used])
+        H, _ = cv2.findHomography(src, dst, 0)
+        if H is None:
+            return None
+        proj, w = _project(H, src)
+        if (w <= 0).any():
+            return None
+        if check and max(self._marker_error(H, i, c) for i, c in used) > 0.1:
+            return None
+        reproj = float(np.sqrt(np.mean(np.sum((proj - dst) ** 2, axis=1))))
+        hit = SheetHit(sheet=sheet, H=H, marker_ids=sorted(i for i, _ in used), reproj_px=reproj)
+        self._check_scale(grey, hit, used)
+        return hit
+
+    def _check_scale(self, grey: np.ndarray, hit: SheetHit, used: list[tuple[int, np.ndarray]]) -> None:
+        """Compare marker size with marker spacing against the layout (see ``capture.scale``).
+
+        Measured on every ``scale_every``-th sighting of a sheet; the warning uses
+        the median of the last 15 measurements.
+        """
+        sid = hit.sheet.sheet_id
+        history = self._scale_history.setdefault(sid, deque(maxlen=15))
+        seen = self._sightings[sid] = self._sightings.get(sid, 0) + 1
+        ratio = size_to_spacing_ratio(grey, hit.H, [(self._corners_mm[i], c) for i, c in used]) if (seen - 1) % self.scale_every == 0 else None
+        if ratio is not None:
+            history.append(ratio)
+            hit.scale_ratio = ratio
+        elif history:
+            hit.scale_ratio = history[-1]
+        if not history:
+            return
+        smooth = float(np.median(history))
+        hit.scale_warning = len(history) >= 3 and abs(smooth - 1.0) > self.scale_tol
+        if hit.scale_warning:
+            self.scale_warnings[sid] = smooth
+            if f"scale:{sid}" not in self._warned:
+                self._warned.add(f"scale:{sid}")
+                log.warning(
+                    "sheet %s: printed markers are %.1f%% of their size in layout.json relative to their spacing; "
+                    "was the page scaled or stretched when printed, or is layout.json from another print run? "
+                    "Print sheets.pdf at 100%% ('actual size'), not 'fit to page'",
+                    sid, 100 * smooth,
+                )
+
+    def _check_qr(self, frame_bgr: np.ndarray, hit: SheetHit, force: bool = False) -> bool | None:
+        """Read the sheet's QR code now and then; ``False`` when it names another batch."""
+        qr = hit.sheet.qr or {}
+        if self.qr_every <= 0 or "box_mm" not in qr or "payload" not in qr:
+            return None
+        sid = hit.sheet.sheet_id
+        last = self._qr_seen.get(sid)
+        if last is not None and not force and last[1] is not False and self._frame_no - last[0] < self.qr_every:
+            hit.qr_verified = last[1]
+            return last[1]
+        x, y, w, h = (float(v) for v in qr["box_mm"])
+        pad = 0.25 * max(w, h)
+        side_px = 240
+        sx, sy = (w + 2 * pad) / side_px, (h + 2 * pad) / side_px
+        T = np.array([[sx, 0, x - pad + 0.5 * sx], [0, sy, y - pad + 0.5 * sy], [0, 0, 1.0]])
+        patch = cv2.warpPerspective(frame_bgr, hit.H @ T, (side_px, side_px), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=(255, 255, 255))
+        try:
+            text, _, _ = self._qr.detectAndDecode(patch)
+        except cv2.error:
+            text = ""
+        verdict: bool | None = None
+        if text:
+            verdict = text == qr["payload"]
+            if not verdict:
+                other = text.split(":")[1] if text.startswith("photoproof:") and text.count(":") >= 2 else text
+                if f"qr:{text}" not in self._warned:
+                    self._warned.add(f"qr:{text}")
+                    log.warning("ignoring a sheet whose QR code reads %r (batch %s), not %r: it belongs to another batch", text, other, qr["payload"])
+        self._qr_seen[sid] = (self._frame_no, verdict)
+        hit.qr_verified = verdict
+        return verdict
+
+    # -- tiles ---------------------------------------------------------------
+    def tile_quad(self, hit: SheetHit, tile: Tile) -> tuple[np.ndarray, bool]:
+        """The tile's square in frame pixels (TL TR BR BL) and whether it lies in front of the camera."""
+        x, y, s = _square_box(tile.box_mm)
+        quad_mm = np.array([[x, y], [x + s, y], [x + s, y + s], [x, y + s]])
+        quad, w = _project(hit.H, quad_mm)
+        return quad, bool((w > 0).all())
+
+    def crop_tiles(self, frame_bgr: np.ndarray, hit: SheetHit, size: int) -> list[TileCrop]:
+        """Warp every tile of ``hit`` that lies wholly inside the frame to ``size x size`` RGB.
+
+        Tiles partly outside the frame are skipped, never guessed. A tile much
+        larger than ``size`` in the frame is warped at up to 4x and area-averaged,
+        so that downsampling does not alias.
+        """
+        fh, fw = frame_bgr.shape[:2]
+        K = camera_matrix(fw, fh, self.focal_px)
+        normal = sheet_normal(hit.H, K)
+        out = []
+        for tile in hit.sheet.tiles:
+            quad, ahead = self.tile_quad(hit, tile)
+            if not ahead or quad.min() < 0 or (quad[:, 0] > fw - 1).any() or (quad[:, 1] > fh - 1).any():
+                continue
+            x, y, s = _square_box(tile.box_mm)
+            side_px = quad_side_px(quad)
+            k = int(min(4, max(1, round(side_px / size))))
+            big = size * k
+            step = s / big
+            T = np.array([[step, 0, x + 0.5 * step], [0, step, y + 0.5 * step], [0, 0, 1.0]])
+            crop = cv2.warpPerspective(frame_bgr, hit.H @ T, (big, big), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+            if k > 1:
+                crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+            rgb = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
+            q = measure(rgb, quad, hit.H, K, normal)
+            out.append(
+                TileCrop(
+                    tile=tile, sheet_id=hit.sheet.sheet_id, crop_rgb=rgb, quad_px=quad,
+                    sharpness=q.sharpness, tile_px=q.tile_px, angle_deg=q.angle_deg, clipped=q.clipped,
+                    good=self.gates.passes(q, hit.reproj_px), reproj_px=hit.reproj_px,
+                )
+            )
+        return out

@@ -1,0 +1,356 @@
+"""One capture session: frames in, ``BATCH/captures/<session>.sqlite`` out.
+
+``run_capture`` loads the batch, the layout and the model, records the model's
+top-5 on every saved PNG (the ``digital`` table), then runs the camera loop:
+detect sheets, cut tiles, hand them to the classifier thread, record frames and
+observations, draw the live view. It stops after ``frames`` frames, ``duration``
+seconds, when every tile has ``per_tile`` good observations, when the source
+ends, on q/Esc in the window, or on SIGINT/SIGTERM, and always closes the
+database cleanly (``sessions.stopped`` set).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import signal
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from capture.classify import OnnxClassifier
+from capture.detect import SheetDetector, SheetHit
+from capture.overlay import Outline, Window, display_available, draw_overlay
+from capture.pipeline import ClassifierWorker, Job, LatestSlot, TileKey, TileResult
+from capture.quality import QualityGates
+from capture.record import Recorder
+from capture.sources import FrameSource
+from contracts.errors import UserError
+from contracts.layout import Layout, load_layout
+from contracts.manifest import ROLES, Batch, load_batch
+from contracts.paths import atomic_write_bytes, resolve_inside
+
+log = logging.getLogger(__name__)
+
+_SESSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+@dataclass
+class Progress:
+    """What the live status line shows; passed to ``on_progress`` about twice a second."""
+
+    elapsed: float
+    frames: int
+    fps: float
+    tiles_per_s: float
+    observations: int
+    good: int
+    dropped: int
+    sheets_in_view: int
+    min_good: int
+    per_tile: int | None
+    provider: str
+    done: bool = False
+    stopped_by: str = ""
+
+    def line(self) -> str:
+        tile = f"  per-tile {self.min_good}/{self.per_tile}" if self.per_tile else ""
+        return (
+            f"{self.elapsed:6.1f}s  {self.fps:5.1f} fps  {self.tiles_per_s:6.1f} tiles/s  sheets {self.sheets_in_view}  "
+            f"obs {self.observations} (good {self.good})  dropped {self.dropped}{tile}  [{self.provider}]"
+        )
+
+
+def default_session_id(source: FrameSource) -> str:
+    kind = re.sub(r"[^A-Za-z0-9]+", "", source.description.split(":", 1)[0]) or "session"
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}"
+
+
+def _check_inputs(batch: Batch, layout: Layout, frames: int | None, duration: float | None, per_tile: int | None) -> None:
+    if layout.batch_id != batch.batch_id:
+        raise UserError(f"layout.json is for batch {layout.batch_id}, batch.json for {batch.batch_id}; re-run 'photoproof print'")
+    known = {it.id for it in batch.items}
+    for s in layout.sheets:
+        for t in s.tiles:
+            if t.item not in known:
+                raise UserError(f"layout.json: sheet {s.sheet_id} has a tile of item {t.item!r}, which batch.json lacks; re-run 'photoproof print'")
+    for flag, v in (("--frames", frames), ("--duration", duration), ("--per-tile", per_tile)):
+        if v is not None and v <= 0:
+            raise UserError(f"{flag}: must be > 0, got {v}")
+
+
+def digital_top5(batch_dir: Path, batch: Batch, classifier: OnnxClassifier, chunk: int = 32) -> list[tuple[str, str, Any, Any]]:
+    """The model's top-5 on every item's saved clean and adversarial PNG, preprocessed per its spec."""
+    spec, todo = classifier.spec, [(it.id, role, it.image(role).path) for it in batch.items for role in ROLES]
+    rows: list[tuple[str, str, Any, Any]] = []
+    for i in range(0, len(todo), chunk):
+        part, arrays = todo[i : i + chunk], []
+        for item, role, rel in part:
+            path = resolve_inside(batch_dir, rel)
+            try:
+                with Image.open(path) as im:
+                    arrays.append(spec.resize_center_crop(im))
+            except (OSError, ValueError) as e:
+                raise UserError(f"{path}: cannot read the {role} PNG of item {item} ({e}); re-run 'photoproof craft'") from None
+        ids, probs = classifier.classify(np.stack(arrays))
+        rows += [(item, role, ids[k], probs[k]) for k, (item, role, _) in enumerate(part)]
+    return rows
+
+
+def save_gallery(crops_dir: Path, worker: ClassifierWorker) -> list[str]:
+    """Write each tile's sharpest and blurriest crop as ``<item>-<role>-<frame>.png``; return the names."""
+    names: list[str] = []
+    for key, best in worker.best.items():
+        _, item, role = key
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", item)
+        for old in crops_dir.glob(f"{safe}-{role}-*.png") if crops_dir.is_dir() else []:
+            old.unlink(missing_ok=True)
+        for entry in {best.frame_idx: best, worker.worst[key].frame_idx: worker.worst[key]}.values():
+            ok, buf = cv2.imencode(".png", cv2.cvtColor(entry.crop, cv2.COLOR_RGB2BGR))
+            if ok:
+                name = f"{safe}-{role}-{entry.frame_idx}.png"
+                atomic_write_bytes(crops_dir / name, buf.tobytes())
+                names.append(name)
+    return sorted(names)
+
+
+class _Signals:
+    """SIGINT/SIGTERM set the stop flag (a second one raises KeyboardInterrupt); restored on exit."""
+
+    def __init__(self, stop: threading.Event, source: FrameSource) -> None:
+        self.stop, self.source = stop, source
+        self.old: dict[int, Any] = {}
+        self.received: str = ""
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        if self.stop.is_set():
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+        self.stop.set()
+        self.source.interrupt()
+
+    def __enter__(self) -> "_Signals":
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self.old[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for s, h in self.old.items():
+            signal.signal(s, h)
+
+
+def run_capture(
+    batch_dir: Path,
+    model_path: Path,
+    source: FrameSource,
+    *,
+    frames: int | None = None,
+    duration: float | None = None,
+    per_tile: int | None = None,
+    headless: bool = True,
+    session_id: str | None = None,
+    profile: str | None = None,
+    seed: int | None = None,
+    save_crops: bool = True,
+    gates: QualityGates | None = None,
+    classifier: OnnxClassifier | None = None,
+    render: bool | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    stop_event: threading.Event | None = None,
+) -> Path:
+    """Record one capture session of ``batch_dir`` seen through ``source``; return the database path.
+
+    Args:
+        batch_dir: the batch (``batch.json``, ``layout.json``, ``images/``).
+        model_path: the ONNX target model (ignored when ``classifier`` is given).
+        source: any :class:`FrameSource`; it is opened and closed here.
+        frames, duration, per_tile: stop after N frames, S seconds, or K good observations of every tile.
+        headless: no window (also when there is no display).
+        session_id: the database's name (default: date, time and source kind). An existing
+            session of the same model is resumed; ``frames`` and ``per_tile`` then count
+            what it already holds, so a finished session is not extended.
+        profile, seed: recorded for simulated sessions.
+        save_crops: keep each tile's sharpest and blurriest crop under ``captures/<session>/crops/``.
+        gates: quality gates (default ``QualityGates()``).
+        classifier: an already built classifier (foreign models with flags, or a chosen provider).
+        render: draw the overlay even when headless (the bench does); default: only with a window.
+        on_progress: called about twice a second with a :class:`Progress`, and once at the end.
+        stop_event: set it from another thread to stop the session.
+    """
+    batch_dir = Path(batch_dir)
+    batch, layout = load_batch(batch_dir), load_layout(batch_dir)
+    _check_inputs(batch, layout, frames, duration, per_tile)
+    if session_id is not None and not _SESSION_RE.match(session_id):
+        raise UserError(f"--session {session_id!r}: use letters, digits, '.', '_' and '-' (at most 64)")
+    gates = gates or QualityGates()
+    clf = classifier or OnnxClassifier(Path(model_path))
+    detector = SheetDetector(layout, gates)
+    show = not headless and display_available()
+    if not headless and not show:
+        log.warning("no display (DISPLAY is not set): running headless")
+    stop = stop_event or threading.Event()
+    with _Signals(stop, source) as sig, source:
+        sid = session_id or default_session_id(source)
+        db_path = batch_dir / "captures" / f"{sid}.sqlite"
+        recorder = Recorder(db_path, sid, batch.batch_id)
+        stopped_by, worker, loop = "error", None, None
+        try:
+            config = {
+                "frames": frames, "duration": duration, "per_tile": per_tile, "gates": gates.to_dict(),
+                "preprocess": clf.spec.to_dict(), "model_file": str(clf.path), "crop_size": clf.spec.input_size,
+                "live": source.live, "save_crops": save_crops,
+            }
+            resume = recorder.start_session(source=source.description, model=clf.name, model_sha256=clf.sha256, provider=clf.provider, profile=profile, seed=seed, config=config)
+            recorder.write_digital(digital_top5(batch_dir, batch, clf))
+            slot = LatestSlot()
+            all_tiles: list[TileKey] = [(s.sheet_id, t.item, t.role) for s in layout.sheets for t in s.tiles]
+            worker = ClassifierWorker(clf, recorder, slot, all_tiles, per_tile=per_tile, keep_crops=save_crops, good_counts=resume.good_counts, on_error=lambda e: stop.set())
+            worker.start()
+            loop = _CameraLoop(detector, clf, recorder, slot, worker, batch, source, per_tile)
+            if (frames is not None and resume.next_frame >= frames) or worker.all_done.is_set():
+                log.warning("session %s already has what was asked (%s); nothing to add", sid, f"{resume.next_frame} frames" if frames else f"{per_tile} per tile")
+                stopped_by = "already complete"
+            else:
+                stopped_by = loop.run(
+                    stop, resume.next_frame, resume.t_offset, frames=frames, duration=duration,
+                    window=Window() if show else None, render=show if render is None else render, on_progress=on_progress,
+                )
+            if sig.received:
+                stopped_by = sig.received
+        finally:
+            notes: dict[str, Any] = {"stopped_by": stopped_by}
+            if worker is not None:
+                worker.slot.close()
+                worker.join(timeout=60.0)
+                skipped = loop.skipped if loop is not None else 0
+                notes.update(
+                    observations=worker.stats.tiles, good=worker.stats.good, dropped_jobs=worker.slot.dropped + skipped,
+                    classifier_busy_s=round(worker.stats.busy_s, 3), classifier_batches=worker.stats.batches,
+                )
+                if save_crops:
+                    try:
+                        notes["crops"] = save_gallery(batch_dir / "captures" / sid / "crops", worker)
+                    except OSError as e:
+                        log.error("could not save the crop gallery: %s", e)
+            notes.update(
+                scale_warnings=dict(detector.scale_warnings), foreign_markers=sorted(detector.foreign_ids),
+                reconnects=int(getattr(source, "reconnects", 0)),
+            )
+            recorder.close(notes)
+        if worker is not None and worker.error is not None:
+            raise worker.error
+    log.info("session %s: %s", sid, notes)
+    return db_path
+
+
+class _CameraLoop:
+    """The main-thread loop: grab, detect, crop, hand over, record the frame, draw."""
+
+    def __init__(self, detector: SheetDetector, clf: OnnxClassifier, recorder: Recorder, slot: LatestSlot, worker: ClassifierWorker, batch: Batch, source: FrameSource, per_tile: int | None) -> None:
+        self.detector, self.clf, self.recorder, self.slot, self.worker = detector, clf, recorder, slot, worker
+        self.source, self.per_tile = source, per_tile
+        self.true_class = {it.id: it.label.index for it in batch.items}
+        self.times: deque[float] = deque(maxlen=60)
+        self.n = 0
+        self.skipped = 0  # frames with sheets whose tiles were not cut because the classifier was busy
+        self.sheets_in_view = 0
+
+    def _outlines(self, hits: list[SheetHit], results: dict[TileKey, TileResult]) -> list[Outline]:
+        """Tile outlines from the homographies alone (no cutting); ``good`` from each tile's last result."""
+        out = []
+        for h in hits:
+            for t in h.sheet.tiles:
+                quad, ahead = self.detector.tile_quad(h, t)
+                r = results.get((h.sheet.sheet_id, t.item, t.role))
+                if ahead:
+                    out.append(Outline(h.sheet.sheet_id, t, quad, r.good if r else None))
+        return out
+
+    def fps(self) -> float:
+        if len(self.times) < 2:
+            return 0.0
+        return (len(self.times) - 1) / max(1e-9, self.times[-1] - self.times[0])
+
+    def progress(self, elapsed: float, done: bool = False, stopped_by: str = "") -> Progress:
+        _, min_good = self.worker.snapshot()
+        s = self.worker.stats
+        return Progress(
+            elapsed=elapsed, frames=self.n, fps=self.fps(), tiles_per_s=s.tiles_per_s(), observations=s.tiles, good=s.good,
+            dropped=self.slot.dropped + self.skipped, sheets_in_view=self.sheets_in_view, min_good=min_good, per_tile=self.per_tile,
+            provider=self.clf.provider.replace("ExecutionProvider", ""), done=done, stopped_by=stopped_by,
+        )
+
+    def run(
+        self, stop: threading.Event, first_idx: int, t_offset: float, *, frames: int | None, duration: float | None,
+        window: Window | None, render: bool, on_progress: Callable[[Progress], None] | None,
+    ) -> str:
+        """Process frames until a stop condition; return what stopped it."""
+        size = self.clf.spec.input_size
+        t0 = time.monotonic()
+        watchdog = None
+        if duration is not None:  # a live source waiting for a dropped stream must still stop on time
+            watchdog = threading.Timer(duration + 0.5, lambda: (stop.set(), self.source.interrupt()))
+            watchdog.daemon = True
+            watchdog.start()
+        next_report, why = 0.0, "source ended"
+        try:
+            for frame in self.source.frames():
+                if stop.is_set():
+                    why = "stop requested"
+                    break
+                now = time.monotonic() - t0
+                idx = first_idx + self.n
+                hits = self.detector.detect(frame.image)
+                self.recorder.add_frame(idx, t_offset + now, [h.sheet.sheet_id for h in hits])
+                # With a live source, cut tiles only when the classifier will want them within
+                # about two frames; earlier crops would only be superseded. Outline them anyway.
+                cut = bool(hits) and (not self.source.live or self.worker.ready_within(2.0 / max(self.fps(), 5.0)))
+                crops = [c for h in hits for c in self.detector.crop_tiles(frame.image, h, size)] if cut else []
+                if crops:
+                    self.slot.put(Job(idx, crops), block=not self.source.live, stop=stop)
+                elif hits:
+                    self.skipped += 1
+                self.n += 1
+                self.sheets_in_view = len(hits)
+                self.times.append(time.monotonic())
+                if render:
+                    results, _ = self.worker.snapshot()
+                    outlines = [Outline(c.sheet_id, c.tile, c.quad_px, c.good) for c in crops] if cut else self._outlines(hits, results)
+                    img = draw_overlay(frame.image, hits, outlines, results, self.true_class, self.clf.class_names, self.progress(now).line())
+                    if window is not None and not window.show(img):
+                        why = "window closed"
+                        break
+                if on_progress is not None and now >= next_report:
+                    next_report = now + 0.5
+                    on_progress(self.progress(now))
+                if self.worker.error is not None:
+                    why = "classifier failed"
+                    break
+                if frames is not None and idx + 1 >= frames:
+                    why = f"{frames} frames"
+                    break
+                if duration is not None and now >= duration:
+                    why = f"{duration:g} s"
+                    break
+                if self.worker.all_done.is_set():
+                    why = f"{self.per_tile} good observations per tile"
+                    break
+            else:
+                if stop.is_set():
+                    why = "stop requested" if not (duration is not None and time.monotonic() - t0 >= duration) else f"{duration:g} s"
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+            if window is not None:
+                window.close()
+        if on_progress is not None:
+            on_progress(self.progress(time.monotonic() - t0, done=True, stopped_by=why))
+        return why

@@ -1,0 +1,358 @@
+"""Live frame sources: ``--camera N`` and ``--url URL`` (MJPEG over HTTP, RTSP, ...).
+
+A background thread reads the device and keeps only the newest frame, so a
+consumer that falls behind gets fresh frames instead of a growing backlog (the
+idea of imutils' ``WebcamVideoStream``, with a lock, a context manager, a clean
+release and monotonic timestamps). When a stream drops, the thread reconnects
+with exponential backoff and the consumer simply waits for the next frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+from dataclasses import dataclass
+from glob import glob
+from typing import Callable, Iterator, Protocol
+
+import cv2
+import numpy as np
+
+from capture.mjpeg import MjpegReader, redact
+from capture.sources import Frame, FrameSource
+from contracts.errors import UserError
+
+log = logging.getLogger(__name__)
+
+URL_SCHEMES = ("http", "https", "rtsp", "rtsps", "rtmp", "udp", "tcp", "srt")
+
+
+class Reader(Protocol):
+    """One open connection to a device or stream."""
+
+    def read(self) -> np.ndarray | None:
+        """The next BGR frame, or ``None`` when the stream has ended or dropped."""
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff: ``initial``, ``initial*factor``, ... up to ``maximum`` seconds."""
+
+    initial: float = 0.25
+    factor: float = 2.0
+    maximum: float = 8.0
+    _next: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._next = self.initial
+
+    def delay(self) -> float:
+        d = self._next
+        self._next = min(self.maximum, self._next * self.factor)
+        return d
+
+    def reset(self) -> None:
+        self._next = self.initial
+
+
+# -- readers -------------------------------------------------------------------
+
+
+class OpenCVReader:
+    """A ``cv2.VideoCapture`` (camera index or stream URL through FFmpeg)."""
+
+    def __init__(self, cap: cv2.VideoCapture) -> None:
+        self.cap = cap
+
+    def read(self) -> np.ndarray | None:
+        ok, img = self.cap.read()
+        return img if ok and img is not None and img.size else None
+
+    def close(self) -> None:
+        self.cap.release()
+
+
+# -- the newest-frame grabber ------------------------------------------------------
+
+
+class LatestFrameGrabber:
+    """A thread that reads frames from ``connect()`` and keeps only the newest one.
+
+    Args:
+        connect: opens a :class:`Reader`; raises ``OSError`` (or returns ``None``) when it cannot.
+        name: what to call the source in log messages.
+        backoff: reconnection delays after a drop.
+    """
+
+    def __init__(self, connect: Callable[[], Reader | None], name: str, backoff: Backoff | None = None) -> None:
+        self._connect = connect
+        self.name = name
+        self.backoff = backoff or Backoff()
+        self._cond = threading.Condition(threading.Lock())
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._reader: Reader | None = None
+        self._latest: tuple[int, float, np.ndarray] | None = None
+        self._seq = 0
+        self._t0 = time.monotonic()
+        self.reconnects = 0
+        self.frames_read = 0
+
+    def start(self, reader: Reader | None = None) -> "LatestFrameGrabber":
+        """Start the thread, optionally with an already open reader."""
+        self._reader = reader
+        self._t0 = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name=f"grab:{self.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        dropped_at: float | None = None
+        while not self._stop.is_set():
+            if self._reader is None:
+                try:
+                    self._reader = self._connect()
+                except (OSError, urllib.error.URLError, ValueError) as e:
+                    log.debug("%s: connect failed: %s", self.name, e)
+                    self._reader = None
+                if self._reader is None:
+                    self._stop.wait(self.backoff.delay())
+                    continue
+                self.reconnects += 1
+                self.backoff.reset()
+                log.warning("%s: reconnected after %.1f s", self.name, time.monotonic() - (dropped_at or time.monotonic()))
+            img = self._reader.read()
+            if img is None:
+                if self._stop.is_set():
+                    break
+                dropped_at = time.monotonic()
+                log.warning("%s: stream dropped; reconnecting with backoff (the recording goes on)", self.name)
+                self._close_reader()
+                self._stop.wait(self.backoff.delay())
+                continue
+            with self._cond:
+                self._seq += 1
+                self.frames_read += 1
+                self._latest = (self._seq, time.monotonic() - self._t0, img)
+                self._cond.notify_all()
+        self._close_reader()
+
+    def _close_reader(self) -> None:
+        if self._reader is not None:
+            try:
+                self._reader.close()
+            except Exception as e:  # a driver error while releasing must not kill the thread
+                log.debug("%s: close: %s", self.name, e)
+            self._reader = None
+
+    def wait_newer(self, seq: int, timeout: float) -> tuple[int, float, np.ndarray] | None:
+        """The newest frame if it is newer than ``seq``, waiting up to ``timeout`` s; else ``None``."""
+        with self._cond:
+            if self._latest is None or self._latest[0] <= seq:
+                self._cond.wait(timeout)
+            if self._latest is not None and self._latest[0] > seq:
+                return self._latest
+        return None
+
+    def stop(self) -> None:
+        """Stop the thread and release the device. Safe to call twice."""
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5.0)
+            if self._thread.is_alive():
+                log.warning("%s: the reader thread did not stop within 5 s", self.name)
+        self._thread = None
+        self._close_reader()
+
+    def __enter__(self) -> "LatestFrameGrabber":
+        return self if self._thread else self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# -- live sources ------------------------------------------------------------------
+
+
+class LiveSource(FrameSource):
+    """Base of camera and URL sources: open once (with a bounded retry), then grab in a thread."""
+
+    live = True
+    #: Keep trying when the device does not open at all (streams: yes; local cameras: no).
+    retry_unopened = True
+
+    def __init__(self, open_timeout: float = 10.0, backoff: Backoff | None = None) -> None:
+        self.open_timeout = open_timeout
+        self.backoff = backoff or Backoff()
+        self._grabber: LatestFrameGrabber | None = None
+        self._interrupted = False
+        self._reconnects = 0
+
+    def connect(self) -> Reader | None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _first_connect(self) -> tuple[Reader | None, str]:
+        deadline = time.monotonic() + self.open_timeout
+        backoff, last = Backoff(initial=0.1, maximum=2.0), "no answer"
+        while True:
+            try:
+                reader = self.connect()
+                if reader is None and not self.retry_unopened:
+                    return None, "the device did not open"
+                if reader is not None:
+                    first = reader.read()
+                    if first is not None:
+                        return _Prepend(reader, first), ""
+                    reader.close()
+                    last = "connected but no frame came"
+            except (OSError, urllib.error.URLError, ValueError) as e:
+                last = str(getattr(e, "reason", e))
+            if time.monotonic() + 0.1 > deadline or self.interrupted:
+                return None, last
+            time.sleep(min(backoff.delay(), max(0.0, deadline - time.monotonic())))
+
+    def open(self) -> None:
+        self._interrupted = False
+        reader, why = self._first_connect()
+        if reader is None:
+            raise UserError(self.open_error(why))
+        self._grabber = LatestFrameGrabber(self.connect, self.description, self.backoff).start(reader)
+
+    def open_error(self, why: str) -> str:  # pragma: no cover - overridden
+        return f"{self.description}: cannot open ({why})"
+
+    def frames(self) -> Iterator[Frame]:
+        g = self._grabber
+        if g is None:
+            raise RuntimeError(f"{type(self).__name__}.frames() before open()")
+        seq = 0
+        while not self.interrupted:
+            got = g.wait_newer(seq, timeout=0.2)
+            if got is None:
+                continue
+            seq, t, img = got
+            yield Frame(index=seq - 1, t=t, image=img)
+
+    def close(self) -> None:
+        if self._grabber is not None:
+            self._grabber.stop()
+            self._reconnects += self._grabber.reconnects
+            self._grabber = None
+
+    @property
+    def reconnects(self) -> int:
+        """How often the stream dropped and came back (kept after ``close``)."""
+        return self._reconnects + (self._grabber.reconnects if self._grabber else 0)
+
+
+class _Prepend:
+    """A reader that first returns a frame already read (the one that proved the connection)."""
+
+    def __init__(self, reader: Reader, first: np.ndarray) -> None:
+        self.reader, self.first = reader, first
+
+    def read(self) -> np.ndarray | None:
+        if self.first is not None:
+            img, self.first = self.first, None
+            return img
+        return self.reader.read()
+
+    def close(self) -> None:
+        self.reader.close()
+
+
+class CameraSource(LiveSource):
+    """``--camera N``: a local webcam through OpenCV at the requested size and rate.
+
+    Args:
+        index: the camera index (0: usually the built-in webcam).
+        width, height, fps: requested capture format (the camera may pick the nearest it has).
+    """
+
+    def __init__(self, index: int, width: int | None = 1280, height: int | None = 720, fps: float | None = 30.0, open_timeout: float = 5.0) -> None:
+        super().__init__(open_timeout)
+        if index < 0:
+            raise UserError(f"--camera {index}: the index must be 0 or more")
+        self.index, self.width, self.height, self.fps = index, width, height, fps
+        self.description = f"camera:{index}"
+        self.retry_unopened = False
+
+    def connect(self) -> Reader | None:
+        cap = cv2.VideoCapture(self.index)
+        if not cap.isOpened():
+            cap.release()
+            return None
+        cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))  # USB webcams give 720p at 30 fps only as MJPEG
+        if self.width:
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
+        if self.height:
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
+        if self.fps:
+            cap.set(cv2.CAP_PROP_FPS, self.fps)
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+        w, h, f = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), cap.get(cv2.CAP_PROP_FPS)
+        if self.width and self.height and (w, h) != (self.width, self.height):
+            log.warning("camera %d gives %dx%d, not the requested %dx%d", self.index, w, h, self.width, self.height)
+        log.info("camera %d: %dx%d at %.0f fps (%s)", self.index, w, h, f or 0, cap.getBackendName())
+        return OpenCVReader(cap)
+
+    def open_error(self, why: str) -> str:
+        devices = sorted(glob("/dev/video*")) if sys.platform.startswith("linux") else []
+        seen = f"; video devices here: {', '.join(devices)}" if devices else ("; no /dev/video* devices here" if sys.platform.startswith("linux") else "")
+        return (
+            f"--camera {self.index}: no camera at index {self.index} could be opened ({why}){seen}. "
+            f"Try --camera 0, close other programs using the camera, or use --url/--video/--photos"
+        )
+
+
+class UrlSource(LiveSource):
+    """``--url URL``: an IP camera or phone app (MJPEG over HTTP) or an RTSP/RTMP stream.
+
+    ``http(s)://`` URLs that serve ``multipart/x-mixed-replace`` or ``image/jpeg``
+    are read directly; anything else (RTSP, HLS, MP4 over HTTP) goes through
+    OpenCV's FFmpeg backend.
+
+    Args:
+        url: the stream address; ``user:password@`` in it becomes HTTP basic auth.
+        open_timeout: how long to keep trying before giving up at start.
+        read_timeout: how long a read may stall before the stream counts as dropped.
+        backoff: delays between reconnection attempts after a drop.
+    """
+
+    def __init__(self, url: str, open_timeout: float = 10.0, read_timeout: float = 5.0, backoff: Backoff | None = None) -> None:
+        super().__init__(open_timeout, backoff)
+        scheme = urllib.parse.urlsplit(url).scheme.lower()
+        if scheme not in URL_SCHEMES:
+            raise UserError(f"--url {url}: expected an http://, https:// or rtsp:// address (e.g. http://PHONE:8080/video)")
+        self.url, self.scheme, self.read_timeout = url, scheme, read_timeout
+        self.description = f"url:{redact(url)}"
+        self._ffmpeg = scheme not in ("http", "https")
+
+    def connect(self) -> Reader | None:
+        if not self._ffmpeg:
+            r = MjpegReader(self.url, self.read_timeout)
+            if r.is_mjpeg or r.is_jpeg:
+                return r
+            log.info("%s serves %s, not MJPEG; reading it through FFmpeg", redact(self.url), r.content_type or "no content type")
+            r.close()
+            self._ffmpeg = True
+        ms = int(1000 * self.read_timeout)
+        os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
+        cap = cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+        if not cap.isOpened():
+            cap.release()
+            return None
+        return OpenCVReader(cap)
+
+    def open_error(self, why: str) -> str:
+        return (
+            f"--url {redact(self.url)}: no video after trying for {self.open_timeout:.0f} s ({why}). "
+            "Check the address, that the camera app is streaming, and that this computer and the phone share a network"
+        )

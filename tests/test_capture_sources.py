@@ -1,0 +1,211 @@
+"""Frame sources: photos, video, webcam errors, and an MJPEG stream that drops and comes back."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from capture.pipeline import Job, LatestSlot
+from capture.sources import PhotoSource, VideoSource
+from capture.sources_live import Backoff, CameraSource, LatestFrameGrabber, UrlSource
+from contracts.errors import UserError
+
+
+def _jpeg(colour: int, size: tuple[int, int] = (64, 48)) -> bytes:
+    img = np.full((size[1], size[0], 3), colour, np.uint8)
+    return cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+
+
+class MjpegServer:
+    """A local MJPEG-over-HTTP server (like a phone IP-camera app) that drops each connection after a few frames.
+
+    Connection ``k`` (1-based) sends ``per_connection`` frames of grey level ``40 * k``
+    (or the frames of ``make_frame``) and then closes the socket.
+    """
+
+    def __init__(self, per_connection: int = 4, interval: float = 0.02, frames: list[bytes] | None = None) -> None:
+        self.connections = 0
+        self.per_connection, self.interval, self.frames = per_connection, interval, frames
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                server.connections += 1
+                k = server.connections
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=photoproofframe")
+                self.end_headers()
+                try:
+                    for n in range(server.per_connection):
+                        data = server.frames[(k * server.per_connection + n) % len(server.frames)] if server.frames else _jpeg(min(250, 40 * k))
+                        self.wfile.write(b"--photoproofframe\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(data))
+                        self.wfile.write(data + b"\r\n")
+                        self.wfile.flush()
+                        time.sleep(server.interval)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                self.close_connection = True  # the stream drops here
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/video"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self) -> "MjpegServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_mjpeg_stream_drops_and_reconnects(caplog: pytest.LogCaptureFixture) -> None:
+    with MjpegServer(per_connection=4) as server, caplog.at_level(logging.WARNING, logger="capture.sources_live"):
+        src = UrlSource(server.url, open_timeout=3.0, backoff=Backoff(initial=0.05))
+        levels: list[int] = []
+        with src:
+            assert src.live and src.description == f"url:{server.url}"
+            deadline = time.monotonic() + 10
+            for frame in src.frames():
+                assert frame.image.shape == (48, 64, 3)
+                levels.append(int(round(frame.image.mean() / 40)))
+                if max(levels) >= 3 or time.monotonic() > deadline:
+                    break
+            assert src.reconnects >= 2
+        assert levels[0] == 1 and max(levels) >= 3  # frames from the first, second and third connections
+        assert levels == sorted(levels)  # never an older frame after a newer one
+    assert any("stream dropped" in r.getMessage() for r in caplog.records)
+    assert any("reconnected" in r.getMessage() for r in caplog.records)
+
+
+def test_unreachable_url_is_a_user_error_after_a_bounded_retry() -> None:
+    url = f"http://127.0.0.1:{_closed_port()}/video"
+    t0 = time.monotonic()
+    with pytest.raises(UserError, match=f"--url {url}: no video after trying"):
+        UrlSource(url, open_timeout=1.0).open()
+    assert time.monotonic() - t0 < 5.0
+
+
+def test_bad_url_scheme_names_the_flag() -> None:
+    with pytest.raises(UserError, match="--url ftp://x"):
+        UrlSource("ftp://x/video")
+
+
+def test_no_camera_at_that_index() -> None:
+    t0 = time.monotonic()
+    with pytest.raises(UserError, match="--camera 99: no camera at index 99"):
+        CameraSource(99, open_timeout=1.0).open()
+    assert time.monotonic() - t0 < 10.0
+
+
+def test_photos_in_natural_name_order_upright_per_exif(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    for name, level in (("p10.jpg", 200), ("p2.png", 100), ("p1.jpg", 50)):
+        Image.fromarray(np.full((20, 40, 3), level, np.uint8)).save(tmp_path / name)
+    rotated = Image.fromarray(np.full((20, 40, 3), 150, np.uint8))
+    exif = rotated.getexif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to view": a phone held upright
+    rotated.save(tmp_path / "p3.jpg", exif=exif)
+    (tmp_path / "p4.jpg").write_bytes(b"not a jpeg")
+    (tmp_path / "notes.txt").write_text("ignored")
+    with caplog.at_level(logging.WARNING), PhotoSource(tmp_path) as src:
+        frames = list(src.frames())
+    assert [round(float(f.image.mean()) / 50) for f in frames] == [1, 2, 3, 4]
+    assert frames[2].image.shape == (40, 20, 3)  # turned upright
+    assert frames[0].image.shape == (20, 40, 3) and frames[0].image.dtype == np.uint8
+    assert [f.index for f in frames] == [0, 1, 2, 3]
+    assert any("p4.jpg" in r.getMessage() for r in caplog.records)
+
+
+def test_photos_folder_errors_name_it(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="--photos .*missing: no such folder"):
+        PhotoSource(tmp_path / "missing").open()
+    with pytest.raises(UserError, match="no photos in it"):
+        PhotoSource(tmp_path).open()
+
+
+def _video(path: Path, n: int) -> Path:
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
+    for k in range(n):
+        w.write(np.full((48, 64, 3), 30 * (k + 1), np.uint8))
+    w.release()
+    return path
+
+
+def test_video_frames_with_timestamps_and_loop(tmp_path: Path) -> None:
+    path = _video(tmp_path / "clip.avi", 5)
+    with VideoSource(path) as src:
+        frames = list(src.frames())
+    assert len(frames) == 5 and [f.index for f in frames] == list(range(5))
+    assert all(b.t > a.t for a, b in zip(frames, frames[1:]))
+    with VideoSource(path, loop=True) as src:
+        looped = [f for _, f in zip(range(12), src.frames())]
+    assert len(looped) == 12 and all(b.t > a.t for a, b in zip(looped, looped[1:]))
+    with pytest.raises(UserError, match="--video .*nope.mp4: no such file"):
+        VideoSource(tmp_path / "nope.mp4").open()
+    (tmp_path / "bad.mp4").write_bytes(b"junk")
+    with pytest.raises(UserError, match="bad.mp4"):
+        VideoSource(tmp_path / "bad.mp4").open()
+
+
+class _FastReader:
+    """A reader that makes numbered frames as fast as asked."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def read(self) -> np.ndarray:
+        self.n += 1
+        time.sleep(0.002)
+        return np.full((4, 4, 3), self.n % 256, np.uint8)
+
+    def close(self) -> None:
+        pass
+
+
+def test_grabber_keeps_only_the_newest_frame_with_monotonic_times() -> None:
+    with LatestFrameGrabber(lambda: _FastReader(), "fake") as g:
+        got: list[tuple[int, float]] = []
+        seq = 0
+        while len(got) < 5:
+            frame = g.wait_newer(seq, timeout=1.0)
+            assert frame is not None
+            seq = frame[0]
+            got.append((frame[0], frame[1]))
+            time.sleep(0.03)  # a slow consumer
+    seqs = [s for s, _ in got]
+    assert all(b - a > 1 for a, b in zip(seqs, seqs[1:]))  # stale frames were skipped, not queued
+    assert all(b[1] > a[1] for a, b in zip(got, got[1:]))
+
+
+def test_latest_slot_replaces_an_untaken_job_and_backoff_grows() -> None:
+    slot = LatestSlot()
+    slot.put(Job(1, []), block=False)
+    slot.put(Job(2, []), block=False)
+    assert slot.dropped == 1
+    job = slot.take(0.01)
+    assert job is not None and job.frame_idx == 2 and slot.take(0.01) is None
+    b = Backoff(initial=0.25, maximum=1.0)
+    assert [b.delay() for _ in range(5)] == [0.25, 0.5, 1.0, 1.0, 1.0]
+    b.reset()
+    assert b.delay() == 0.25
