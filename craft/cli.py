@@ -55,9 +55,25 @@ def make_progress() -> Progress:
 def craft_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Batch directory to create or resume."),
     images: str = typer.Option("samples", "--images", help="'samples' (photos shipped with installed packages) or a folder."),
-    attack: str = typer.Option("fgsm", "--attack", help="Attack name(s), comma-separated: fgsm, bim, ll."),
+    attack: str = typer.Option(
+        "fgsm", "--attack",
+        help="Attack(s), comma-separated: fgsm, bim, ll, pgd, mifgsm, difgsm, eot (= bim+eot); add +di and/or +eot, e.g. mifgsm+di+eot.",
+    ),
     eps: str = typer.Option("16", "--eps", help="ε values in 0-255 pixel units, comma-separated."),
-    source: str = typer.Option("lite0", "--source", help="Source model (torch)."),
+    source: str = typer.Option("lite0", "--source", help="Source model(s), comma-separated; several make an ensemble."),
+    ensemble: str = typer.Option("logits", "--ensemble", help="How an ensemble combines: average the 'logits' or the 'loss'."),
+    target: Optional[str] = typer.Option(None, "--target", help="Targeted: a class (index, WordNet id or name), 'll' (least likely) or 'random'."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Iterations of the iterative attacks (default: each attack's own)."),
+    alpha: Optional[float] = typer.Option(None, "--alpha", help="Step size in 0-255 pixel units (default: each attack's own)."),
+    momentum: Optional[float] = typer.Option(None, "--momentum", help="mifgsm's decay μ (default 1.0)."),
+    random_start: Optional[bool] = typer.Option(None, "--random-start/--no-random-start", help="pgd's random start (default on)."),
+    di: bool = typer.Option(False, "--di", help="Add input diversity (Xie et al. 2019) to every attack."),
+    di_prob: Optional[float] = typer.Option(None, "--di-prob", help="Probability of the DI transform per step (default 0.5)."),
+    eot: bool = typer.Option(False, "--eot", help="Average gradients over the print-and-photograph channel (EOT) for every attack."),
+    eot_samples: int = typer.Option(8, "--eot-samples", help="Channel samples per image and step for EOT."),
+    profile: str = typer.Option("office-laser-webcam", "--profile", help="Channel profile for EOT: a preset name or a .toml file."),
+    repair_steps: int = typer.Option(10, "--repair-steps", help="Most lattice repair steps when rounding to 8 bits undoes an attack (0: off)."),
+    amp: bool = typer.Option(False, "--amp", help="bf16 autocast for gradients on CUDA (final checks stay fp32)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N photos."),
     seed: int = typer.Option(0, "--seed", help="Seed recorded with every item."),
     batch_size: int = typer.Option(16, "--batch-size", help="Images per forward/backward pass."),
@@ -68,13 +84,21 @@ def craft_cmd(
 
     cfg = CraftConfig(
         images=images, limit=limit, source=parse_list(source, "--source"), attacks=parse_list(attack, "--attack"),
-        eps=parse_list(eps, "--eps", float), seed=seed, batch_size=batch_size, device=device,
+        eps=parse_list(eps, "--eps", float), seed=seed, target=target, batch_size=batch_size, device=device,
+        ensemble=ensemble, steps=steps, alpha=alpha, momentum=momentum, random_start=random_start, di=di,
+        di_prob=di_prob, eot=eot, eot_samples=eot_samples, profile=profile, repair_steps=repair_steps, amp=amp,
     )
+    cfg.validate()  # bad options fail before the progress display starts
     with make_progress() as progress:
         batch = craft_batch(out, cfg, progress=rich_progress(progress))
     src = batch.config["source"][0]
-    fooled = sum(1 for it in batch.items if int(it.adv.top5[src][0][0]) != it.label.index)
-    console.print(f"batch [bold]{batch.batch_id}[/]: {len(batch.items)} items in {out} ({fooled} fool {src} at top-1 on the saved PNG)")
+    if batch.config.get("target") is None:
+        fooled = sum(1 for it in batch.items if int(it.adv.top5[src][0][0]) != it.label.index)
+        what = f"fool {src} at top-1"
+    else:
+        fooled = sum(1 for it in batch.items if int(it.adv.top5[src][0][0]) == it.target)
+        what = f"reach their target on {src} at top-1"
+    console.print(f"batch [bold]{batch.batch_id}[/]: {len(batch.items)} items in {out} ({fooled} {what} on the saved PNG)")
 
 
 @models_app.command("list")

@@ -16,6 +16,15 @@ from craft.attacks import ATTACKS, BIM, FGSM, LeastLikely, kurakin_steps
 from craft.job import CraftConfig, craft_batch
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():  # type: ignore[no-untyped-def]
+    """One intra-op thread: on a small shared CPU, OpenMP's spinning threads cost 4x under load."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 class Toy(nn.Module):
     """A weight-free-ish toy classifier on 8x8 images (fixed random weights)."""
 

@@ -1,15 +1,29 @@
-"""The attack registry: one attack per file, a plain dict from name to class."""
+"""The attack registry: one attack per file, a plain dict from name to class.
+
+Input transforms (``+di``, ``+eot``) and update rules (momentum) are small
+objects that every gradient attack accepts; see :mod:`craft.attacks.spec` for
+``NAME[+di][+eot]`` strings.
+"""
 
 from __future__ import annotations
 
-from craft.attacks.base import Attack, kurakin_steps
+from craft.attacks.base import Attack, AttackOutput, Goal, ascent_gradient, kurakin_steps
 from craft.attacks.bim import BIM
+from craft.attacks.difgsm import DIFGSM
+from craft.attacks.eot import EOT
 from craft.attacks.fgsm import FGSM
-from craft.attacks.ll import LeastLikely
+from craft.attacks.iterative import IterativeAttack
+from craft.attacks.ll import LeastLikely, least_likely
+from craft.attacks.mifgsm import MIFGSM
+from craft.attacks.norms import LINF, project, to_lattice
+from craft.attacks.pgd import PGD
+from craft.attacks.rng import ItemRng
+from craft.attacks.spec import ALIASES, AttackSettings, AttackSpec, build_attack, parse_spec
+from craft.attacks.transforms import Compose, DiverseInputs
 
 from contracts.errors import UserError
 
-ATTACKS: dict[str, type[Attack]] = {cls.name: cls for cls in (FGSM, BIM, LeastLikely)}
+ATTACKS: dict[str, type[Attack]] = {cls.name: cls for cls in (FGSM, BIM, LeastLikely, PGD, MIFGSM, DIFGSM)}
 
 
 def get_attack(name: str) -> type[Attack]:
@@ -17,7 +31,11 @@ def get_attack(name: str) -> type[Attack]:
     try:
         return ATTACKS[name]
     except KeyError:
-        raise UserError(f"--attack {name!r}: unknown attack; choose from {', '.join(ATTACKS)}") from None
+        raise UserError(f"--attack {name!r}: unknown attack; choose from {', '.join([*ATTACKS, *ALIASES])}") from None
 
 
-__all__ = ["ATTACKS", "Attack", "BIM", "FGSM", "LeastLikely", "get_attack", "kurakin_steps"]
+__all__ = [
+    "ALIASES", "ATTACKS", "Attack", "AttackOutput", "AttackSettings", "AttackSpec", "BIM", "Compose", "DIFGSM",
+    "DiverseInputs", "EOT", "FGSM", "Goal", "ItemRng", "IterativeAttack", "LINF", "LeastLikely", "MIFGSM", "PGD",
+    "ascent_gradient", "build_attack", "get_attack", "kurakin_steps", "least_likely", "parse_spec", "project", "to_lattice",
+]

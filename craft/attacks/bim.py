@@ -1,36 +1,32 @@
 """Basic iterative method (Kurakin, Goodfellow & Bengio 2016, https://arxiv.org/abs/1607.02533, eq. 2).
 
 Step α = 1 for ``min(ε+4, ⌈1.25ε⌉)`` iterations; after each step the image is
-clipped to the ε-ball around X and to [0, 255].
+clipped to the ε-ball around X and to [0, 255]. Starting from the integer X
+with α = 1 and an integer ε, every iterate is already on the 8-bit lattice.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
-from torch import nn
-
-from craft.attacks.base import Attack, Goal, ascent_gradient, kurakin_steps, project
+from craft.attacks.base import kurakin_steps
+from craft.attacks.iterative import IterativeAttack
+from craft.attacks.transforms import InputTransform
 
 
-class BIM(Attack):
+class BIM(IterativeAttack):
     name = "bim"
     paper = "https://arxiv.org/abs/1607.02533"
+    options = ("steps", "alpha")
 
-    def __init__(self, *, alpha: float = 1.0, steps: int | None = None) -> None:
-        self.alpha = alpha
-        self.steps = steps
+    def __init__(
+        self,
+        *,
+        alpha: float = 1.0,
+        steps: int | None = None,
+        transform: InputTransform | None = None,
+        repair_steps: int = 10,
+        amp: bool = False,
+    ) -> None:
+        super().__init__(steps=steps, alpha=alpha, transform=transform, repair_steps=repair_steps, amp=amp)
 
     def n_steps(self, eps: float) -> int:
         return self.steps if self.steps is not None else kurakin_steps(eps)
-
-    def run(self, model: nn.Module, x: torch.Tensor, goal: Goal, eps: float, generator: torch.Generator | None) -> torch.Tensor:
-        adv = x.clone()
-        for _ in range(self.n_steps(eps)):
-            g = ascent_gradient(model, adv, goal.labels, goal.targeted)
-            adv = project(adv + self.alpha * g.sign(), x, eps)
-        return adv
-
-    def params(self, eps: float) -> dict[str, Any]:
-        return {"alpha": self.alpha, "steps": self.n_steps(eps)}

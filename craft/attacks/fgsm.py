@@ -7,21 +7,17 @@ Kurakin, Goodfellow & Bengio 2016 (https://arxiv.org/abs/1607.02533, eq. 1):
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
-from torch import nn
-
-from craft.attacks.base import Attack, Goal, ascent_gradient
+from craft.attacks.iterative import IterativeAttack
+from craft.attacks.transforms import InputTransform
 
 
-class FGSM(Attack):
+class FGSM(IterativeAttack):
     name = "fgsm"
     paper = "https://arxiv.org/abs/1607.02533"
+    options = ()
 
-    def run(self, model: nn.Module, x: torch.Tensor, goal: Goal, eps: float, generator: torch.Generator | None) -> torch.Tensor:
-        g = ascent_gradient(model, x, goal.labels, goal.targeted)
-        return x + eps * g.sign()
+    def __init__(self, *, transform: InputTransform | None = None, repair_steps: int = 10, amp: bool = False) -> None:
+        super().__init__(steps=1, transform=transform, repair_steps=repair_steps, amp=amp)
 
-    def params(self, eps: float) -> dict[str, Any]:
-        return {"steps": 1}
+    def step_size(self, eps: float) -> float:
+        return eps

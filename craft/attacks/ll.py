@@ -13,10 +13,15 @@ from craft.attacks.base import Goal
 from craft.attacks.bim import BIM
 
 
+def least_likely(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``argmin p(y|x)`` per image (``N`` long)."""
+    with torch.no_grad():
+        return model(x).argmin(dim=1)
+
+
 class LeastLikely(BIM):
     name = "ll"
     paper = "https://arxiv.org/abs/1607.02533"
 
     def default_goal(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Goal:
-        with torch.no_grad():
-            return Goal(model(x).argmin(dim=1), True)
+        return Goal(least_likely(model, x), True)

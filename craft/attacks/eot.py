@@ -1,0 +1,85 @@
+"""Expectation over Transformation as an input transform (Athalye et al. 2018, https://arxiv.org/abs/1707.07397).
+
+Any gradient attack becomes robust to the print-and-photograph channel by
+averaging its gradient over ``samples`` draws of the differentiable channel twin
+(:mod:`craft.twin`), whose ranges come from the same channel profile that the
+simulated camera uses. The batch is replicated ``samples`` times and pushed
+through the model in one forward pass. ``--attack eot`` is BIM with this
+transform; ``--attack pgd+eot`` or ``--attack mifgsm --eot`` combine it with others.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+
+from contracts.profile import ChannelProfile, load_profile
+from craft.attacks.rng import ItemRng
+
+
+def cat_params(parts: list[Any]) -> Any:
+    """Concatenate sampled twin parameters along the batch dimension.
+
+    Works for a tensor, a dataclass, a NamedTuple or a dict whose tensor fields
+    are batched on dimension 0 (other fields must agree across parts).
+    """
+    first = parts[0]
+    if len(parts) == 1:
+        return first
+    if isinstance(first, torch.Tensor):
+        return torch.cat(parts)
+    if isinstance(first, dict):
+        return {k: cat_params([p[k] for p in parts]) for k in first}
+    if dataclasses.is_dataclass(first) and not isinstance(first, type):
+        return dataclasses.replace(first, **{f.name: cat_params([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(first) if f.init})
+    if isinstance(first, tuple) and hasattr(first, "_fields"):
+        return type(first)(*(cat_params([getattr(p, f) for p in parts]) for f in first._fields))
+    if all(p == first for p in parts):
+        return first
+    raise TypeError(f"cannot concatenate twin parameters of type {type(first).__name__}")
+
+
+class EOT:
+    """Average the gradient over ``samples`` draws of the channel twin per image and step.
+
+    Args:
+        profile: a :class:`~contracts.profile.ChannelProfile`, a preset name or a ``.toml`` path.
+        samples: transforms per image and step (the replication factor of the batch).
+    """
+
+    name = "eot"
+
+    def __init__(self, profile: ChannelProfile | str = "office-laser-webcam", samples: int = 8) -> None:
+        if samples < 1:
+            raise ValueError("EOT needs at least one sample")
+        self.profile = load_profile(profile) if isinstance(profile, str) else profile
+        self.repeats = int(samples)
+        self._twins: dict[int, Any] = {}
+
+    def twin(self, size: int) -> Any:
+        """The channel twin for ``size x size`` images (built once per size)."""
+        if size not in self._twins:
+            from craft.twin import ChannelTwin
+
+            self._twins[size] = ChannelTwin(self.profile, size)
+        return self._twins[size]
+
+    def sample(self, x: torch.Tensor, rng: ItemRng) -> Any:
+        """``samples`` draws per image, each from the image's own generator (item-major)."""
+        twin = self.twin(x.shape[-1])
+        return cat_params([twin.sample(self.repeats, g, g.device, torch.float32) for g in rng.generators])
+
+    def apply(self, x: torch.Tensor, params: Any) -> torch.Tensor:
+        """``x``: ``N x 3 x S x S``; returns ``N·samples x 3 x S x S`` photographed copies.
+
+        The twin moves the parameters to ``x``'s device and dtype itself.
+        """
+        return self.twin(x.shape[-1]).apply(x.repeat_interleave(self.repeats, dim=0), params)
+
+    def __call__(self, x: torch.Tensor, rng: ItemRng) -> torch.Tensor:
+        return self.apply(x, self.sample(x, rng))
+
+    def params(self) -> dict[str, Any]:
+        return {"samples": self.repeats, "profile": self.profile.name}

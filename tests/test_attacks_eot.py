@@ -1,0 +1,99 @@
+"""EOT over the differentiable print-and-photograph twin (craft/twin.py), on toy models and tiny images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from contracts.errors import UserError
+from contracts.manifest import load_batch
+from contracts.profile import load_profile
+from craft.attacks import EOT, AttackSettings, ItemRng, ascent_gradient, build_attack, parse_spec
+from craft.job import CraftConfig, craft_batch
+from test_attacks import ConvToy
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():  # type: ignore[no-untyped-def]
+    """Tiny tensors: OpenMP fork-join costs more than it saves (30x on a loaded 2-core box)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def small() -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(3)
+    return ConvToy(), torch.randint(0, 256, (3, 3, 16, 16), generator=g).float(), torch.tensor([0, 1, 2])
+
+
+def test_eot_gradient_is_the_mean_of_the_sampled_transforms_gradients(small) -> None:  # type: ignore[no-untyped-def]
+    model, x, y = small
+    eot = EOT("office-laser-webcam", samples=3)
+    got = ascent_gradient(model, x, y, False, eot, ItemRng.from_seeds([1, 2, 3]))
+    params = eot.sample(x, ItemRng.from_seeds([1, 2, 3]))  # the same draws, replayed
+    twin = eot.twin(16)
+    want = torch.zeros_like(x)
+    for i in range(len(x)):
+        for j in range(3):
+            row = i * 3 + j
+            sel = type(params)(**{k: v[row : row + 1] for k, v in vars(params).items()})
+            xi = x[i : i + 1].clone().requires_grad_(True)
+            F.cross_entropy(model(twin.apply(xi, sel)), y[i : i + 1], reduction="sum").backward()
+            want[i] += xi.grad[0] / 3
+    # Not bitwise: the twin sizes its blur kernel from the largest sigma of the whole batch.
+    assert (got - want).norm() <= 1e-3 * want.norm()
+    assert got.abs().sum() > 0
+
+
+def test_eot_is_deterministic_for_a_seed(small) -> None:  # type: ignore[no-untyped-def]
+    model, x, y = small
+    attack = build_attack(parse_spec("bim+eot"), AttackSettings(eot_samples=2, steps=3))
+    a = attack(model, x, y, 8.0, generator=ItemRng.from_seeds([7, 8, 9]))
+    b = attack(model, x, y, 8.0, generator=ItemRng.from_seeds([7, 8, 9]))
+    c = attack(model, x, y, 8.0, generator=ItemRng.from_seeds([1, 2, 3]))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    assert (a - x).abs().max() <= 8 and torch.equal(a, a.round())
+
+
+def test_eot_samples_come_from_each_items_generator(small) -> None:  # type: ignore[no-untyped-def]
+    _, x, _ = small
+    eot = EOT("office-laser-webcam", samples=4)
+    whole = eot.sample(x, ItemRng.from_seeds([4, 5, 6]))
+    alone = eot.sample(x[1:2], ItemRng.from_seeds([5]))
+    assert torch.equal(whole.tilt_deg[4:8], alone.tilt_deg) and torch.equal(whole.noise_seed[4:8], alone.noise_seed)
+    assert len(whole) == 12 and eot.apply(x, whole).shape == (12, 3, 16, 16)
+
+
+def test_eot_combines_with_other_attacks(small) -> None:  # type: ignore[no-untyped-def]
+    model, x, y = small
+    s = AttackSettings(eot_samples=2, steps=2)
+    for spec in ("mifgsm+eot", "pgd+di+eot", "difgsm+eot"):
+        attack = build_attack(parse_spec(spec), s)
+        adv = attack(model, x, y, 4.0)
+        assert (adv - x).abs().max() <= 4 and torch.equal(adv, adv.round())
+        assert "eot" in attack.params(4.0) and attack.params(4.0)["eot"]["samples"] == 2
+    assert build_attack(parse_spec("pgd+di+eot"), s).label == "pgd+di+eot"
+
+
+def test_eot_profile_comes_from_the_channel_profile(tmp_path: Path) -> None:
+    eot = EOT("harsh", samples=1)
+    assert eot.profile == load_profile("harsh")
+    with pytest.raises(UserError, match="--profile"):
+        CraftConfig(attacks=["eot"], profile="no-such-preset").validate()
+
+
+def test_eot_run_records_the_channel_and_refuses_another_profile(tmp_path: Path) -> None:
+    cfg = dict(limit=1, attacks=["eot"], eps=[4.0], steps=1, eot_samples=2)
+    batch = craft_batch(tmp_path / "b", CraftConfig(**cfg))  # type: ignore[arg-type]
+    (it,) = batch.items
+    assert it.attack == "bim+eot" and it.id == "foolbox-00-bim-eot-e4"
+    assert it.params["eot"] == {"samples": 2, "profile": "office-laser-webcam"}
+    assert load_batch(tmp_path / "b").config["channel"]["name"] == "office-laser-webcam"
+    with pytest.raises(UserError, match="other options"):
+        craft_batch(tmp_path / "b", CraftConfig(**{**cfg, "profile": "harsh"}))  # type: ignore[arg-type]
