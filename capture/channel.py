@@ -19,32 +19,13 @@ from typing import Any, Mapping, Sequence
 import cv2
 import numpy as np
 
-from contracts.profile import Camera, ChannelProfile, Printer
+from contracts.profile import CHANNEL_STAGES, GLARE_RADIUS, TILE_VIEW_DEG, Camera, ChannelProfile, Printer, channel_range
 
 log = logging.getLogger(__name__)
 
-STAGES = ("print", "pose", "light", "optics", "sensor", "jpeg")
-TILE_VIEW_DEG = 10.0  # angular size of a tile in view (60 mm at 35 cm): keystone strength of tile warps
-GLARE_RADIUS = 0.15  # std of the glare blob, as a fraction of the page side
+STAGES = CHANNEL_STAGES
 HALFTONE_ANGLES_DEG = (15.0, 75.0, 0.0)  # C, M, Y screen angles (R, G, B coverage)
 HALFTONE_MAX_OVERSAMPLE = 4  # halftone at most at 4x the page raster's dpi
-
-# Ranged fields drawn from the profile, and the auxiliary fields drawn from fixed ranges.
-_PROFILE_RANGES = {
-    "sheet_fill": ("scene", "sheet_fill"), "tilt_deg": ("scene", "tilt_deg"),
-    "rotation_deg": ("scene", "rotation_deg"), "illuminance": ("scene", "illuminance"),
-    "colour_temperature_k": ("scene", "colour_temperature_k"), "gradient": ("scene", "gradient"),
-    "glare": ("scene", "glare"), "defocus_sigma_px": ("camera", "defocus_sigma_px"),
-    "motion_blur_px": ("camera", "motion_blur_px"), "shot_noise": ("camera", "shot_noise"),
-    "read_noise": ("camera", "read_noise"), "wb_error_r": ("camera", "white_balance_error"),
-    "wb_error_b": ("camera", "white_balance_error"), "exposure": ("camera", "exposure"),
-    "jpeg_quality": ("camera", "jpeg_quality"),
-}
-_FIXED_RANGES = {
-    "tilt_axis_deg": (0.0, 360.0), "centre_x": (0.0, 1.0), "centre_y": (0.0, 1.0),
-    "gradient_angle_deg": (0.0, 360.0), "glare_x": (0.2, 0.8), "glare_y": (0.2, 0.8),
-    "motion_angle_deg": (0.0, 180.0),
-}
 
 
 @dataclass(frozen=True)
@@ -91,11 +72,7 @@ UNIT_FIELDS = tuple(f.name for f in fields(ChannelParams) if f.name != "noise_se
 
 def field_range(profile: ChannelProfile, name: str) -> tuple[float, float]:
     """The (low, high) range a :class:`ChannelParams` field is drawn from."""
-    if name in _PROFILE_RANGES:
-        section, key = _PROFILE_RANGES[name]
-        lo, hi = getattr(getattr(profile, section), key)
-        return float(lo), float(hi)
-    return _FIXED_RANGES[name]
+    return channel_range(profile, name)
 
 
 def params_from_unit(profile: ChannelProfile, unit: Mapping[str, float], noise_seed: int) -> ChannelParams:

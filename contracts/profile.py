@@ -78,6 +78,42 @@ class ChannelProfile:
         return asdict(self)
 
 
+# -- what both channel implementations sample from a profile ---------------------
+# capture/channel.py (numpy) and craft/twin.py (torch) read these, so the two
+# implementations always draw the same parameters from the same ranges.
+
+CHANNEL_STAGES = ("print", "pose", "light", "optics", "sensor", "jpeg")
+TILE_VIEW_DEG = 10.0  # angular size of a tile in view (60 mm at 35 cm): keystone strength of tile warps
+GLARE_RADIUS = 0.15  # std of the glare blob, as a fraction of the page side
+
+# A sampled channel parameter -> the (section, key) of the profile range it is drawn from.
+CHANNEL_RANGES: dict[str, tuple[str, str]] = {
+    "sheet_fill": ("scene", "sheet_fill"), "tilt_deg": ("scene", "tilt_deg"),
+    "rotation_deg": ("scene", "rotation_deg"), "illuminance": ("scene", "illuminance"),
+    "colour_temperature_k": ("scene", "colour_temperature_k"), "gradient": ("scene", "gradient"),
+    "glare": ("scene", "glare"), "defocus_sigma_px": ("camera", "defocus_sigma_px"),
+    "motion_blur_px": ("camera", "motion_blur_px"), "shot_noise": ("camera", "shot_noise"),
+    "read_noise": ("camera", "read_noise"), "wb_error_r": ("camera", "white_balance_error"),
+    "wb_error_b": ("camera", "white_balance_error"), "exposure": ("camera", "exposure"),
+    "jpeg_quality": ("camera", "jpeg_quality"),
+}
+# Parameters drawn from fixed ranges (directions and positions), whatever the profile.
+CHANNEL_FIXED_RANGES: dict[str, tuple[float, float]] = {
+    "tilt_axis_deg": (0.0, 360.0), "centre_x": (0.0, 1.0), "centre_y": (0.0, 1.0),
+    "gradient_angle_deg": (0.0, 360.0), "glare_x": (0.2, 0.8), "glare_y": (0.2, 0.8),
+    "motion_angle_deg": (0.0, 180.0),
+}
+
+
+def channel_range(profile: "ChannelProfile", name: str) -> tuple[float, float]:
+    """The (low, high) range the channel parameter ``name`` is drawn from."""
+    if name in CHANNEL_RANGES:
+        section, key = CHANNEL_RANGES[name]
+        lo, hi = getattr(getattr(profile, section), key)
+        return float(lo), float(hi)
+    return CHANNEL_FIXED_RANGES[name]
+
+
 PRESETS = ("office-laser-webcam", "inkjet-phone", "harsh")
 DEFAULT_PRESET = "office-laser-webcam"
 

@@ -25,25 +25,11 @@ import kornia
 import torch
 from torch import Tensor
 
-from contracts.profile import ChannelProfile
+from contracts.profile import CHANNEL_STAGES, GLARE_RADIUS, TILE_VIEW_DEG, ChannelProfile, channel_range
 
-STAGES = ("print", "pose", "light", "optics", "sensor", "jpeg")
-TILE_VIEW_DEG = 10.0  # as capture.channel: angular size of a tile in view
-GLARE_RADIUS = 0.15
+STAGES = CHANNEL_STAGES
 _XYZ_TO_SRGB = [[3.2406, -1.5372, -0.4986], [-0.9689, 1.8758, 0.0415], [0.0557, -0.2040, 1.0570]]
 _LUMA = [0.2126, 0.7152, 0.0722]
-_PROFILE_RANGES = {
-    "sheet_fill": ("scene", "sheet_fill"), "tilt_deg": ("scene", "tilt_deg"),
-    "rotation_deg": ("scene", "rotation_deg"), "illuminance": ("scene", "illuminance"),
-    "colour_temperature_k": ("scene", "colour_temperature_k"), "gradient": ("scene", "gradient"),
-    "glare": ("scene", "glare"), "defocus_sigma_px": ("camera", "defocus_sigma_px"),
-    "motion_blur_px": ("camera", "motion_blur_px"), "shot_noise": ("camera", "shot_noise"),
-    "read_noise": ("camera", "read_noise"), "wb_error_r": ("camera", "white_balance_error"),
-    "wb_error_b": ("camera", "white_balance_error"), "exposure": ("camera", "exposure"),
-    "jpeg_quality": ("camera", "jpeg_quality"),
-}
-_FIXED_RANGES = {"tilt_axis_deg": (0.0, 360.0), "gradient_angle_deg": (0.0, 360.0), "glare_x": (0.2, 0.8),
-                 "glare_y": (0.2, 0.8), "motion_angle_deg": (0.0, 180.0)}
 
 
 @dataclass
@@ -172,10 +158,7 @@ class ChannelTwin:
         self._fill_mid = 0.5 * sum(profile.scene.sheet_fill)
 
     def _range(self, name: str) -> tuple[float, float]:
-        if name in _PROFILE_RANGES:
-            section, key = _PROFILE_RANGES[name]
-            return tuple(map(float, getattr(getattr(self.profile, section), key)))  # type: ignore[return-value]
-        return _FIXED_RANGES[name]
+        return channel_range(self.profile, name)
 
     def sample(self, n: int, generator: torch.Generator, device: Any = None, dtype: torch.dtype = torch.float32) -> TwinParams:
         """Draw ``n`` transforms uniformly from the profile's ranges (all randomness from ``generator``)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -65,6 +65,22 @@ def make_synthetic_batch(
     )
     save_batch(batch_dir, batch)
     return batch
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One intra-op torch thread for modules of tiny tensors.
+
+    On a small shared CPU, OpenMP's fork-join and spinning threads cost more than
+    they save on tiny tensors (seen 4-30x slower under load). Use it with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``.
+    """
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 @pytest.fixture

@@ -23,13 +23,7 @@ from craft.ensemble import Ensemble
 from craft.job import CraftConfig, item_id, random_target
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():  # type: ignore[no-untyped-def]
-    """Tiny tensors: OpenMP fork-join costs more than it saves (30x on a loaded 2-core box)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class ConvToy(nn.Module):

@@ -16,13 +16,7 @@ from craft.job import CraftConfig, craft_batch
 from test_attacks import ConvToy
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():  # type: ignore[no-untyped-def]
-    """Tiny tensors: OpenMP fork-join costs more than it saves (30x on a loaded 2-core box)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

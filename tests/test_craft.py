@@ -16,13 +16,7 @@ from craft.attacks import ATTACKS, BIM, FGSM, LeastLikely, kurakin_steps
 from craft.job import CraftConfig, craft_batch
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():  # type: ignore[no-untyped-def]
-    """One intra-op thread: on a small shared CPU, OpenMP's spinning threads cost 4x under load."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class Toy(nn.Module):

@@ -23,13 +23,7 @@ from craft.job import CraftConfig, craft_batch
 RANDOM = dict(limit=2, attacks=["pgd+di"], eps=[4.0], steps=2, seed=5, target="random", batch_size=2)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():  # type: ignore[no-untyped-def]
-    """One intra-op thread: on a small shared CPU, OpenMP's spinning threads cost 4x under load."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
