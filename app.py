@@ -87,7 +87,8 @@ def demo(
     target: str = typer.Option("lite2", "--target", help="Target model (zoo name or .onnx)."),
 ) -> None:
     """Run the whole pipeline on the sample photos and the simulated camera, ending with a report."""
-    from analysis.report import build_report
+    from analysis.cli import show
+    from analysis.report import make_report
     from capture.session import run_capture
     from capture.simulate import SimulatedCamera
     from contracts.profile import load_profile
@@ -110,8 +111,9 @@ def demo(
     db = run_capture(out, model_path, cam, frames=frames, headless=True, profile=profile, seed=seed, session_id=f"demo-{profile}")
     console.print(f"recorded {db}")
     console.rule("4/4 report")
-    index = build_report(out)
-    console.print(f"report: [bold]{index}[/]")
+    result = make_report(out)
+    show(result)
+    console.print(f"report: [bold]{result.main_path}[/]", soft_wrap=True)
 
 
 @app.callback()

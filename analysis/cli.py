@@ -32,6 +32,16 @@ def _summary(result: ReportResult) -> RichTable:
     return t
 
 
+def show(result: ReportResult) -> None:
+    """Print a finished report's notes, key figures and location on the CLI console."""
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
+    if result.digital_only:
+        console.print("[bold yellow]No captures found: the report holds digital results only.[/]")
+    console.print(_summary(result))
+    console.print(f"report written to [bold]{result.main_path}[/] ({len(result.files)} files in {result.out_dir})", soft_wrap=True)
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``report`` command to the Photoproof CLI."""
 
@@ -46,10 +56,4 @@ def register(app: typer.Typer) -> None:
         Writes BATCH/report/: index.html (self-contained), report.pdf, and a CSV and
         JSON file per table, with Kurakin et al.'s destruction rate and 95% intervals.
         """
-        result = make_report(batch, list(session) if session else None, tuple(fmt.split(",")))
-        for note in result.notes:
-            console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
-        if result.digital_only:
-            console.print("[bold yellow]No captures found: the report holds digital results only.[/]")
-        console.print(_summary(result))
-        console.print(f"report written to [bold]{result.main_path}[/] ({len(result.files)} files in {result.out_dir})", soft_wrap=True)
+        show(make_report(batch, list(session) if session else None, tuple(fmt.split(","))))
