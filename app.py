@@ -140,7 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     except ClickException as e:
         e.show()
         return e.exit_code
-    return rv if isinstance(rv, int) else 0
+    rv = rv if isinstance(rv, int) else 0
+    if rv == 130:  # typer turns Ctrl-C into Exit(130)
+        err_console.print("interrupted: finished work is saved; re-run the same command to resume")
+    return rv
 
 
 if __name__ == "__main__":

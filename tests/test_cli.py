@@ -95,3 +95,30 @@ def test_manifest_path_escaping_the_batch_is_rejected(tmp_path: Path) -> None:
     m["items"][0]["adv"]["path"] = "../../etc/passwd"
     (b / "batch.json").write_text(json.dumps(m))
     assert_one_line_error(run_cli("print", str(b)), "leaves the batch directory")
+
+
+def test_ctrl_c_leaves_a_consistent_batch_that_resumes(tmp_path: Path) -> None:
+    import json
+    import signal
+    import time
+
+    out = tmp_path / "b"
+    args = ["craft", "--out", str(out), "--attack", "bim", "--eps", "4", "--limit", "5", "--batch-size", "1"]
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    manifest = out / "batch.json"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if manifest.is_file() and json.loads(manifest.read_text())["items"]:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "crafting finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in err
+    assert "re-run the same command to resume" in err
+    done = json.loads(manifest.read_text())["items"]
+    assert 1 <= len(done) < 5
+    assert not [p for p in (out / "images").iterdir() if p.name.startswith(".")], "a temporary file was left behind"
+    r = run_cli(*args)
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(manifest.read_text())["items"]) == 5
