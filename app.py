@@ -67,12 +67,14 @@ def resolve_onnx_model(name_or_path: str, batch_dir: Path | None) -> Path:
 def _register_all() -> None:
     from analysis import cli as analysis_cli
     from capture import cli as capture_cli
+    from capture import sweep_cli
     from craft import cli as craft_cli
     from printouts import cli as printouts_cli
 
     craft_cli.register(app)
     printouts_cli.register(app)
     capture_cli.register(app, resolve_model=resolve_onnx_model)
+    sweep_cli.register(app, resolve_model=resolve_onnx_model)
     analysis_cli.register(app)
     app.command("demo")(demo)
 

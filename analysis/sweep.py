@@ -38,6 +38,8 @@ class SweepRow:
     model: str | None = None
 
 
+BASELINE = "digital"  # rows of sweep.json's "digital" list: no transform applied
+
 @dataclass(frozen=True)
 class SweepPoint:
     """The metrics of one (transform, strength, top-k)."""
@@ -62,12 +64,15 @@ def load_sweep(batch_dir: Path) -> list[SweepRow] | None:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserError(f"{path}: corrupt JSON ({e}); re-run the sweep or remove the file") from None
+    baseline = []
     if isinstance(data, dict):
+        # The sweep model's predictions on the untransformed PNGs: the digital baseline.
+        baseline = [{**r, "transform": BASELINE, "strength": 0.0} for r in data.get("digital") or [] if isinstance(r, dict)]
         data = data.get("rows")
     if not isinstance(data, list):
         raise UserError(f"{path}: expected a list of rows {{transform, strength, item_id, role, top1, top5_ids, top5_probs}}")
     out = []
-    for i, r in enumerate(data):
+    for i, r in enumerate([*baseline, *data]):
         try:
             ids = [int(c) for c in r.get("top5_ids") or [r["top1"]]]
             probs = [float(p) for p in r.get("top5_probs") or [1.0]]
@@ -80,7 +85,8 @@ def load_sweep(batch_dir: Path) -> list[SweepRow] | None:
     return out
 
 
-def _digital(inp: ReportInput, model: str, item_id: str, role: str) -> Pred | None:
+def _digital(inp: ReportInput, model: str, item_id: str, role: str, baseline: dict[tuple[str, str, str], Pred]) -> Pred | None:
+    """The model's prediction on the saved PNG: batch.json, a capture session, or the sweep's own baseline."""
     it = next((i for i in inp.batch.items if i.id == item_id), None)
     if it is None:
         return None
@@ -90,12 +96,14 @@ def _digital(inp: ReportInput, model: str, item_id: str, role: str) -> Pred | No
     for s in inp.sessions:
         if s.model_name == model and (item_id, role) in s.digital:
             return s.digital[(item_id, role)]
-    return None
+    return baseline.get((model, item_id, role))
 
 
 def sweep_points(inp: ReportInput, rows: list[SweepRow], seed: int = DEFAULT_SEED, resamples: int = DEFAULT_RESAMPLES) -> list[SweepPoint]:
     """Destruction rate and accuracies for every transform, strength and top-k."""
     default_model = inp.source_models[0] if inp.source_models else ""
+    baseline = {(r.model or default_model, r.item_id, r.role): r.pred for r in rows if r.transform == BASELINE}
+    rows = [r for r in rows if r.transform != BASELINE]
     items = {it.id: it for it in inp.batch.items}
     groups: dict[tuple[str, float, str], dict[str, ItemData]] = defaultdict(dict)
     skipped = 0
@@ -109,7 +117,7 @@ def sweep_points(inp: ReportInput, rows: list[SweepRow], seed: int = DEFAULT_SEE
         d = g.get(r.item_id)
         if d is None:
             d = g[r.item_id] = ItemData(it.id, it.attack, it.eps, it.label.index, it.target,
-                                        _digital(inp, model, it.id, "clean"), _digital(inp, model, it.id, "adv"))
+                                        _digital(inp, model, it.id, "clean", baseline), _digital(inp, model, it.id, "adv", baseline))
         (d.photo_clean if r.role == "clean" else d.photo_adv).append(r.pred)
     if skipped:
         log.warning("%s: %d rows name items that are not in batch.json; ignored", SWEEP, skipped)

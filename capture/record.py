@@ -143,6 +143,19 @@ class Recorder:
             )
             self._dirty = True
 
+    # -- calibration strip (added for capture.calibrate) ---------------------
+    def add_patches(self, frame_idx: int, sheets: Iterable[Any]) -> None:
+        """Strip measurements of one frame: ``capture.calibrate.SheetPatches``, one per detected sheet."""
+        with self._lock:
+            for s in sheets:
+                self.con.executemany(
+                    "INSERT OR REPLACE INTO patches VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    [(self.session_id, frame_idx, s.sheet_id, p.name, *p.mean_rgb, *p.std_rgb, p.std_y, p.n_px) for p in s.patches],
+                )
+                self.con.execute("INSERT OR REPLACE INTO blur VALUES (?,?,?,?,?,?,?)",
+                                 (self.session_id, frame_idx, s.sheet_id, s.sigma_px, s.n_edges, s.width, s.height))
+            self._dirty = True
+
     def commit(self) -> None:
         with self._lock:
             if self._dirty:

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from capture.strip import StripMeter
 from capture.classify import OnnxClassifier
 from capture.detect import SheetDetector, SheetHit
 from capture.overlay import Outline, Window, display_available, draw_overlay
@@ -262,6 +263,7 @@ class _CameraLoop:
         self.n = 0
         self.skipped = 0  # frames with sheets whose tiles were not cut because the classifier was busy
         self.sheets_in_view = 0
+        self.strip = StripMeter(detector.layout.marker_size_mm)  # calibration strip (capture.strip)
 
     def _outlines(self, hits: list[SheetHit], results: dict[TileKey, TileResult]) -> list[Outline]:
         """Tile outlines from the homographies alone (no cutting); ``good`` from each tile's last result."""
@@ -310,6 +312,7 @@ class _CameraLoop:
                 idx = first_idx + self.n
                 hits = self.detector.detect(frame.image)
                 self.recorder.add_frame(idx, t_offset + now, [h.sheet.sheet_id for h in hits])
+                self.strip.offer(self.recorder, idx, frame.image, hits)  # calibration strip, for 'photoproof calibrate'
                 # With a live source, cut tiles only when the classifier will want them within
                 # about two frames; earlier crops would only be superseded. Outline them anyway.
                 cut = bool(hits) and (not self.source.live or self.worker.ready_within(2.0 / max(self.fps(), 5.0)))

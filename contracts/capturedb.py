@@ -8,7 +8,11 @@ One database per capture session, in WAL mode. Tables:
 - ``observations``: one row per tile seen in a frame: item, role, quality
   metrics, the ``good`` flag from the quality gates, and the target model's top-5;
 - ``digital``: the same model's top-5 on the *saved PNGs* themselves, so that
-  the report can put digital and photographed results side by side.
+  the report can put digital and photographed results side by side;
+- ``patches`` and ``blur`` (added for ``photoproof calibrate``): the calibration
+  strip of each detected sheet, measured at most every 5th frame by ``capture.calibrate``:
+  each grey and colour patch's encoded RGB mean and std (0..255), its luma std and
+  pixel count; the sheet's edge blur sigma in frame pixels and the frame size.
 
 Top-5 lists are JSON arrays of class ids and of probabilities, best first.
 """
@@ -72,6 +76,31 @@ CREATE TABLE IF NOT EXISTS digital (
     top5_ids TEXT NOT NULL,
     top5_probs TEXT NOT NULL,
     PRIMARY KEY (session_id, item_id, role)
+);
+CREATE TABLE IF NOT EXISTS patches (
+    session_id TEXT NOT NULL,
+    frame_idx INTEGER NOT NULL,
+    sheet_id TEXT NOT NULL,
+    patch TEXT NOT NULL,
+    mean_r REAL NOT NULL,
+    mean_g REAL NOT NULL,
+    mean_b REAL NOT NULL,
+    std_r REAL NOT NULL,
+    std_g REAL NOT NULL,
+    std_b REAL NOT NULL,
+    std_y REAL NOT NULL,
+    n_px INTEGER NOT NULL,
+    PRIMARY KEY (session_id, frame_idx, sheet_id, patch)
+);
+CREATE TABLE IF NOT EXISTS blur (
+    session_id TEXT NOT NULL,
+    frame_idx INTEGER NOT NULL,
+    sheet_id TEXT NOT NULL,
+    sigma_px REAL,
+    n_edges INTEGER NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    PRIMARY KEY (session_id, frame_idx, sheet_id)
 );
 """
 

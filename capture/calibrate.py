@@ -1,0 +1,393 @@
+"""Calibration from the strip seen in a capture: measure it while capturing, fit a profile afterwards.
+
+**Measure** (:mod:`capture.strip`: :func:`measure_hits`, called by the capture loop every ``PATCH_EVERY``-th
+frame): for every detected sheet, the mean and standard deviation of each grey and
+colour patch over the central half of the patch (raw frame pixels, a plane removed,
+no resampling), and the Gaussian blur sigma of the sheet's black-to-white edges from an
+edge-spread-function fit (the slanted-edge idea of ISO 12233) in frame pixels.
+Rows go to the ``patches`` and ``blur`` tables (``contracts.capturedb``).
+
+**Fit** (:func:`calibrate`, ``photoproof calibrate``): the printer's tone curve and the
+colour transform from the patch means, the camera's defocus from the edge sigmas and its
+noise from the patch spreads (EMVA 1288 linear model), written as a channel-profile TOML
+(``docs/channel-profile.md``). Forward models are those of ``capture.channel``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sqlite3
+import time
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from capture.channel import (UNIT_FIELDS, ChannelParams, apply_jpeg, apply_sensor, gamut_matrix, illuminant_rgb, print_page,
+                             printer_coverage, reference_cct, sensor_curve)
+from contracts.capturedb import open_db_readonly
+from contracts.errors import UserError
+from contracts.layout import Layout, Patch, Sheet, load_layout
+from contracts.paths import atomic_write_text
+from contracts.profile import DEFAULT_PRESET, Camera, ChannelProfile, Printer, load_profile, parse_profile
+
+from capture.strip import BT601, PATCH_EVERY
+
+log = logging.getLogger(__name__)
+
+# ----------------------------------------------------------------------------- fit
+MIN_VIEWS = 3  # strip views needed to fit
+SIM_SIGMA0_PX = 0.25  # what this estimator reads off the simulator at zero defocus (0.15-0.27 px at sheet fill 0.6-0.9)
+
+
+@dataclass
+class Group:
+    """The strip of one sheet in one measured frame: patch -> (nominal patch, mean RGB, luma std)."""
+
+    frame_idx: int
+    sheet: Sheet
+    patches: dict[str, tuple[Patch, np.ndarray, float]]
+
+    def level(self, kind: str, value: int) -> np.ndarray | None:
+        hit = [m for p, m, _ in self.patches.values() if p.kind == kind and p.rgb is not None and list(p.rgb) == [value] * 3]
+        return hit[0] if hit else None
+
+
+@dataclass
+class Fit:
+    """Estimates and what they came from (``n_*``: how many measurements)."""
+
+    tone_gamma: float
+    dot_gain: float
+    tone_rms: float  # coverage residual of the grey ramp
+    paper_white: np.ndarray
+    ink_black: np.ndarray
+    gamut_compression: float
+    colour_rms: float
+    illuminance: tuple[float, float]
+    wb_error: float
+    defocus: tuple[float, float] | None
+    shot_noise: float | None
+    read_noise: float | None
+    n_groups: int
+    n_frames: int
+    n_blur: int
+    n_noise: int
+
+
+def _lin(e: np.ndarray, gamma: float) -> np.ndarray:
+    return (np.clip(np.asarray(e, float), 0.0, 255.0) / 255.0) ** gamma
+
+
+def _golden(f: Any, lo: float, hi: float, tol: float = 1e-4) -> tuple[float, float]:
+    """Minimum of a unimodal ``f`` on [lo, hi] (golden-section search)."""
+    r = (math.sqrt(5.0) - 1.0) / 2.0
+    c, d = hi - r * (hi - lo), lo + r * (hi - lo)
+    fc, fd = f(c), f(d)
+    while hi - lo > tol:
+        if fc < fd:
+            hi, d, fd = d, c, fc
+            c = hi - r * (hi - lo)
+            fc = f(c)
+        else:
+            lo, c, fc = c, d, fd
+            d = lo + r * (hi - lo)
+            fd = f(d)
+    return (c, fc) if fc < fd else (d, fd)
+
+
+def _grid_golden(f: Any, lo: float, hi: float, n: int = 41, tol: float = 1e-4) -> tuple[float, float]:
+    """A grid over [lo, hi], then golden-section search between the best point's neighbours."""
+    xs = np.linspace(lo, hi, n)
+    k = int(np.argmin([f(x) for x in xs]))
+    return _golden(f, xs[max(0, k - 1)], xs[min(n - 1, k + 1)], tol)
+
+
+def fit_tone(groups: list[Group], gamma: float) -> tuple[float, float, float, np.ndarray, np.ndarray]:
+    """tone_gamma and dot_gain from the grey ramp relative to its white and black ends.
+
+    Relative to white, a grey of coverage ``a`` reads ``1 - a (1 - rho)`` per channel with
+    ``rho`` = black / white (exact through the gamut matrix, which is linear), so the
+    observed coverage is ``(1 - r) / (1 - rho)``; ``channel.printer_coverage`` is fitted to it.
+    """
+    ratios: dict[int, list[np.ndarray]] = {}
+    for g in groups:
+        white, black = g.level("grey", 255), g.level("grey", 0)
+        if white is None or black is None:
+            continue
+        for p, m, _ in g.patches.values():
+            if p.kind == "grey" and p.rgb is not None:
+                ratios.setdefault(int(p.rgb[0]), []).append(_lin(m, gamma) / np.maximum(_lin(white, gamma), 1e-6))
+    med = {v: np.median(np.stack(r), axis=0) for v, r in ratios.items()}
+    if 0 not in med or 255 not in med or len(med) < 5:
+        raise ValueError("the grey ramp needs black, white and at least three steps in between")
+    rho = med[0]
+    levels = np.array(sorted(v for v in med if 0 < v < 255))
+    a_obs = np.array([np.mean((1.0 - med[v]) / np.maximum(1.0 - rho, 1e-6)) for v in levels])
+
+    def cost(gamma_t: float, dot: float) -> float:
+        a = printer_coverage(levels / 255.0, Printer(tone_gamma=float(gamma_t), dot_gain=float(dot)))
+        return float(((a - a_obs) ** 2).mean())
+
+    # The two trade off along a curved valley: profile out tone_gamma for each dot gain.
+    dot, val = _grid_golden(lambda dg: _golden(lambda t: cost(t, dg), 0.3, 3.0)[1], 0.0, 0.4)
+    best = (_golden(lambda t: cost(t, dot), 0.3, 3.0)[0], dot)
+    whites = np.median(np.stack([_lin(w, gamma) for g in groups if (w := g.level("grey", 255)) is not None]), axis=0)
+    blacks = np.median(np.stack([_lin(b, gamma) for g in groups if (b := g.level("grey", 0)) is not None]), axis=0)
+    return float(best[0]), float(best[1]), math.sqrt(val), whites, blacks
+
+
+def fit_colour(groups: list[Group], gamma: float, tone_gamma: float, dot_gain: float, white: np.ndarray,
+               black: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, float]:
+    """gamut_compression, and paper white and ink black before the gamut matrix, from the colour patches.
+
+    Solid primaries and secondaries have coverage 0 or 1 per channel, so they depend on
+    paper, ink and the gamut matrix only; ``channel.print_page`` predicts them relative to white.
+    """
+    obs: dict[str, list[np.ndarray]] = {}
+    nominal: dict[str, list[int]] = {}
+    for g in groups:
+        w = g.level("grey", 255)
+        for name, (p, m, _) in g.patches.items():
+            if w is not None and p.kind == "colour" and p.rgb is not None and len(set(p.rgb)) > 1:
+                obs.setdefault(name, []).append(_lin(m, gamma) / np.maximum(_lin(w, gamma), 1e-6))
+                nominal[name] = list(p.rgb)
+    if not obs:
+        raise ValueError("no colour patches")
+    names = sorted(obs)
+    target = np.stack([np.median(np.stack(obs[n]), axis=0) for n in names])
+    swatch = np.array([[nominal[n] for n in names]], np.uint8)
+
+    def solve(g: float) -> tuple[np.ndarray, np.ndarray, Printer]:
+        m = gamut_matrix(Printer(gamut_compression=g))
+        pw, ik = (np.clip(np.linalg.solve(m, v), 1e-4, 1.0) for v in (white, black))
+        return pw, ik, Printer(tone_gamma=tone_gamma, dot_gain=dot_gain, paper_white=tuple(pw), ink_black=tuple(ik), gamut_compression=g)
+
+    def cost(g: float) -> float:
+        return float(((print_page(swatch, solve(g)[2])[0] / white - target) ** 2).mean())
+
+    g, val = _grid_golden(cost, 0.0, 0.95, n=20)
+    pw, ik, _ = solve(g)
+    return g, pw, ik, math.sqrt(val)
+
+
+def fit_noise(groups: list[Group], gamma: float, gains: np.ndarray, jpeg_quality: int, seed: int = 0) -> tuple[float | None, float | None, int]:
+    """shot_noise and read_noise (EMVA 1288: ``var = a raw + b**2``) from the grey patches' luma std.
+
+    JPEG removes (or adds) noise depending on its level and the quality, so the fit runs the
+    simulator's own sensor and JPEG (``channel.sensor_curve``, ``apply_sensor``, ``apply_jpeg``
+    at ``jpeg_quality``, white-balance ``gains``) on flat 32 px patches at the observed grey
+    levels, with fixed standard normal draws from ``seed``, and matches the median observed
+    luma std per level (least squares in log std, over log a and log b).
+    """
+    by_level: dict[int, list[tuple[float, float]]] = {}
+    for g in groups:
+        for p, m, sy in g.patches.values():
+            if p.kind == "grey" and p.rgb is not None and 15.0 <= float(np.mean(m)) <= 240.0:
+                by_level.setdefault(int(p.rgb[0]), []).append((float(np.mean(m)), sy))
+    if len(by_level) < 3:
+        return None, None, sum(len(v) for v in by_level.values())
+    med = np.array([np.median(np.array(v), axis=0) for v in by_level.values()])
+    tile = 32
+    lin = (med[:, 0] / 255.0) ** gamma
+    raw = np.repeat(np.repeat((lin[:, None] / gains[None, :])[None, :, None, :], tile, 0), tile, 2).reshape(tile, -1, 3).astype(np.float32)
+    z = np.random.default_rng(seed).standard_normal(raw.shape, dtype=np.float32)
+    base = ChannelParams(**{f: 0.0 for f in UNIT_FIELDS if f != "jpeg_quality"}, jpeg_quality=jpeg_quality, noise_seed=0)
+    cam = Camera(gamma=gamma)
+    target = np.log(med[:, 1] + 0.05)
+
+    def cost(log_a: float, log_b: float) -> float:
+        curve = sensor_curve(base.replace(shot_noise=math.exp(log_a), read_noise=math.exp(log_b)), cam, gains)
+        y = apply_jpeg(apply_sensor(raw, curve, z), jpeg_quality, bgr=False)[0].astype(np.float64) @ BT601
+        std = y.reshape(tile, len(med), tile).transpose(1, 0, 2).reshape(len(med), -1).std(axis=1, ddof=1)
+        return float(((np.log(std + 0.05) - target) ** 2).mean())
+
+    span_a, span_b = (math.log(1e-6), math.log(1e-1)), (math.log(1e-5), math.log(0.1))
+    inner = lambda la: _grid_golden(lambda lb: cost(la, lb), *span_b, n=11, tol=0.02)  # noqa: E731
+    log_a, _ = _grid_golden(lambda la: inner(la)[1], *span_a, n=11, tol=0.02)
+    log_b, _ = inner(log_a)
+    return math.exp(log_a), math.exp(log_b), sum(len(v) for v in by_level.values())
+
+
+def load_groups(con: sqlite3.Connection, session: str, layout: Layout) -> tuple[list[Group], list[tuple[float | None, int, int]]]:
+    """Patch groups and blur rows ``(sigma_px, width, height)`` of one session.
+
+    Raises:
+        UserError: the database predates these tables, or holds no measurement.
+    """
+    sheets = {s.sheet_id: s for s in layout.sheets}
+    try:
+        rows = con.execute("SELECT frame_idx, sheet_id, patch, mean_r, mean_g, mean_b, std_y FROM patches WHERE session_id=? "
+                           "ORDER BY frame_idx, sheet_id", (session,)).fetchall()
+        blur = con.execute("SELECT sigma_px, width, height FROM blur WHERE session_id=?", (session,)).fetchall()
+    except sqlite3.OperationalError:
+        raise UserError(f"--session {session}: this capture was recorded by an older Photoproof that did not measure the "
+                        f"calibration strip; capture again with this version") from None
+    groups: dict[tuple[int, str], Group] = {}
+    for f, sid, name, r, g, b, sy in rows:
+        sheet = sheets.get(sid)
+        patch = next((p for p in sheet.calibration if p.name == name), None) if sheet else None
+        if patch is None:
+            continue
+        grp = groups.setdefault((f, sid), Group(f, sheet, {}))
+        grp.patches[name] = (patch, np.array([r, g, b], float), float(sy))
+    if len(groups) < MIN_VIEWS:
+        raise UserError(f"--session {session}: {len(groups)} measurement(s) of the calibration strip, at least {MIN_VIEWS} needed "
+                        f"(it is measured on every {PATCH_EVERY}th frame with a sheet in view); capture again, longer, "
+                        f"with the whole sheet, strip included, in view")
+    return list(groups.values()), [(s, int(w), int(h)) for s, w, h in blur]
+
+
+def fit_all(groups: list[Group], blur: list[tuple[float | None, int, int]], gamma: float, gains: np.ndarray, jpeg_quality: int) -> Fit:
+    """Every estimate, from one session's measurements."""
+    tone_gamma, dot_gain, tone_rms, white, black = fit_tone(groups, gamma)
+    gamut, pw, ik, colour_rms = fit_colour(groups, gamma, tone_gamma, dot_gain, white, black)
+    whites = np.stack([_lin(w, gamma) for g in groups if (w := g.level("grey", 255)) is not None])
+    lum = whites @ np.array([0.2126, 0.7152, 0.0722])
+    rel = lum / np.median(lum)
+    illum = (float(np.quantile(rel, 0.05)), float(np.quantile(rel, 0.95))) if len(rel) >= 3 else (1.0, 1.0)
+    casts = np.concatenate([c / np.median(c) - 1.0 for c in (whites[:, 0] / whites[:, 1], whites[:, 2] / whites[:, 1])])
+    wb = float(np.quantile(np.abs(casts), 0.9)) if len(whites) >= 3 else 0.0
+    sig = np.array([s for s, _, _ in blur if s is not None])
+    defocus = None
+    if len(sig):
+        corr = np.sqrt(np.maximum(sig**2 - SIM_SIGMA0_PX**2, 0.0))
+        defocus = (float(np.quantile(corr, 0.1)), float(np.quantile(corr, 0.9)))
+    shot, read, n_noise = fit_noise(groups, gamma, gains, jpeg_quality)
+    return Fit(tone_gamma, dot_gain, tone_rms, pw, ik, gamut, colour_rms, illum, wb, defocus, shot, read,
+               len(groups), len({g.frame_idx for g in groups}), len(sig), n_noise)
+
+
+def _toml(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return f"{v:.6g}" if "e" in f"{v:.6g}" or "." in f"{v:.6g}" else f"{v:.6g}.0"
+    if isinstance(v, (tuple, list)):
+        return "[" + ", ".join(_toml(float(x)) for x in v) + "]"
+    return json.dumps(str(v))
+
+
+def render_toml(profile: ChannelProfile, header: list[str], notes: dict[str, str]) -> str:
+    """The profile as TOML, every key written, ``notes[section.key]`` as a comment above it."""
+    out = [f"# {h}" for h in header] + [f"name = {_toml(profile.name)}", f"description = {_toml(profile.description)}", ""]
+    for section in ("printer", "scene", "camera"):
+        obj = getattr(profile, section)
+        out.append(f"[{section}]")
+        for f in fields(obj):
+            note = notes.get(f"{section}.{f.name}")
+            if note:
+                out.append(f"# {note}")
+            out.append(f"{f.name} = {_toml(getattr(obj, f.name))}")
+        out.append("")
+    return "\n".join(out)
+
+
+@dataclass
+class Calibration:
+    """What :func:`calibrate` wrote."""
+
+    path: Path
+    profile: ChannelProfile
+    fit: Fit
+    session: str
+
+
+def _session_db(batch_dir: Path, session: str) -> Path:
+    if not session or any(c in session for c in "/\\") or session.startswith("."):
+        raise UserError(f"--session {session!r}: give the session's name, the stem of captures/<session>.sqlite")
+    db = batch_dir / "captures" / f"{session}.sqlite"
+    if not db.is_file():
+        known = sorted(p.stem for p in (batch_dir / "captures").glob("*.sqlite")) if (batch_dir / "captures").is_dir() else []
+        raise UserError(f"--session {session}: no such capture in {batch_dir / 'captures'}; "
+                        + (f"known sessions: {', '.join(known)}" if known else "capture one first with 'photoproof capture'"))
+    return db
+
+
+def calibrate(batch_dir: Path, session: str, out: Path, base: str = DEFAULT_PRESET, camera_gamma: float | None = None,
+              jpeg_quality: int | None = None) -> Calibration:
+    """Fit a channel profile to the calibration strip seen in capture ``session`` and write it to ``out`` (.toml).
+
+    Keys the strip cannot measure come from the ``base`` profile; every key carries a
+    comment saying which it is. ``camera_gamma`` (default: the base's) is assumed, not
+    fitted; so is ``jpeg_quality`` (default: the middle of the base's range), through
+    which the noise is fitted and which is written when given.
+    """
+    batch_dir, out = Path(batch_dir), Path(out)
+    if out.suffix.lower() != ".toml":
+        raise UserError(f"--out {out}: the profile must be a .toml file")
+    base_prof = load_profile(base)
+    gamma = float(camera_gamma if camera_gamma is not None else base_prof.camera.gamma)
+    if not 1.0 <= gamma <= 3.0:
+        raise UserError(f"--camera-gamma {gamma}: expected 1.0..3.0 (2.2 for an sRGB camera)")
+    if jpeg_quality is not None and not 1 <= jpeg_quality <= 100:
+        raise UserError(f"--jpeg-quality {jpeg_quality}: expected 1..100")
+    quality = int(jpeg_quality if jpeg_quality is not None else round(sum(base_prof.camera.jpeg_quality) / 2))
+    layout = load_layout(batch_dir)
+    con = open_db_readonly(_session_db(batch_dir, session))
+    try:
+        ids = [r[0] for r in con.execute("SELECT id FROM sessions")]
+        sid = session if session in ids else (ids[0] if len(ids) == 1 else session)
+        groups, blur = load_groups(con, sid, layout)
+        batch_id = con.execute("SELECT value FROM meta WHERE key='batch_id'").fetchone()
+    finally:
+        con.close()
+    cct = reference_cct(base_prof)
+    gains = 1.0 / illuminant_rgb(cct)
+    try:
+        fit = fit_all(groups, blur, gamma, gains, quality)
+    except ValueError as e:
+        raise UserError(f"--session {session}: cannot fit the calibration strip ({e}); is it a Photoproof layout with a grey ramp?") from None
+    sizes = [(w, h) for _, w, h in blur]
+    width, height = max(set(sizes), key=sizes.count) if sizes else (base_prof.camera.width, base_prof.camera.height)
+    pr = replace(base_prof.printer, tone_gamma=round(fit.tone_gamma, 4), dot_gain=round(fit.dot_gain, 4), gamut_compression=round(fit.gamut_compression, 4),
+                 paper_white=tuple(round(float(v), 4) for v in fit.paper_white), ink_black=tuple(round(float(v), 4) for v in fit.ink_black))
+    sc = replace(base_prof.scene, illuminance=tuple(round(v, 4) for v in fit.illuminance), colour_temperature_k=(round(cct, 1), round(cct, 1)))
+    cam = replace(base_prof.camera, width=int(width), height=int(height), exposure=(1.0, 1.0), gamma=gamma,
+                  jpeg_quality=(float(quality),) * 2 if jpeg_quality is not None else base_prof.camera.jpeg_quality,
+                  white_balance_error=(-round(fit.wb_error, 4), round(fit.wb_error, 4)))
+    if fit.defocus is not None:
+        cam = replace(cam, defocus_sigma_px=tuple(round(v, 3) for v in fit.defocus), motion_blur_px=(0.0, 0.0))
+    if fit.shot_noise is not None and fit.read_noise is not None:
+        cam = replace(cam, shot_noise=(float(f"{fit.shot_noise:.3g}"),) * 2, read_noise=(float(f"{fit.read_noise:.3g}"),) * 2)
+    name = batch_id[0] if batch_id else "?"
+    profile = ChannelProfile(out.stem, f"calibrated from capture session {sid} of batch {name}", pr, sc, cam)
+    views = f"{fit.n_groups} strip views in {fit.n_frames} frames"
+    notes = {f"{sec}.{f.name}": f"from base profile {base_prof.name} (not measured by calibrate)"
+             for sec in ("printer", "scene", "camera") for f in fields(getattr(profile, sec))}
+    notes.update({
+        "printer.tone_gamma": f"estimated: grey ramp, {views}; coverage rms {fit.tone_rms:.3f}; given camera gamma {gamma:g}",
+        "printer.dot_gain": "estimated with tone_gamma (the two trade off in the mid-tones: weakly separable)",
+        "printer.paper_white": "estimated: white patch in linear units, taking illuminance x exposure to average 1 (includes any fixed colour cast)",
+        "printer.ink_black": "estimated: black patch, same units",
+        "printer.gamut_compression": f"estimated: colour patches relative to white, rms {fit.colour_rms:.3f}",
+        "scene.illuminance": f"estimated: 5-95 % of the white patch's brightness over {views}, relative to its median (exposure included)",
+        "scene.colour_temperature_k": "fixed at the base's reference white: the colour cast is in paper_white (fixed) and white_balance_error (changing)",
+        "camera.width": "measured: the captured frames", "camera.height": "measured: the captured frames",
+        "camera.exposure": "folded into illuminance",
+        "camera.white_balance_error": f"estimated: 90 % quantile of the white patch's R/G and B/G changes over {views}",
+        "camera.gamma": "assumed (--camera-gamma), not measured: it trades off against tone_gamma",
+    })
+    if fit.defocus is not None:
+        notes["camera.defocus_sigma_px"] = (f"estimated: 10-90 % of the edge blur of {fit.n_blur} views, less the simulator's own "
+                                            f"{SIM_SIGMA0_PX} px in quadrature; includes any motion blur")
+        notes["camera.motion_blur_px"] = "0: folded into defocus_sigma_px (the strip's edges cannot tell them apart)"
+    if fit.shot_noise is not None:
+        notes["camera.shot_noise"] = (f"estimated: {fit.n_noise} grey-patch spreads, matched by the simulator's sensor and "
+                                      f"its JPEG at quality {quality}")
+        notes["camera.read_noise"] = "estimated with shot_noise (weakly identifiable unless it dominates the dark patches)"
+    notes["camera.jpeg_quality"] = ("assumed (--jpeg-quality), not measured: the noise was fitted through it" if jpeg_quality is not None
+                                    else f"from base profile {base_prof.name}; the noise was fitted through JPEG at its middle, {quality}")
+    header = [f"Photoproof channel profile calibrated from capture session {sid} of batch {name}",
+              f"({views}; written {time.strftime('%Y-%m-%d %H:%M')}). Units and formulas: docs/channel-profile.md."]
+    text = render_toml(profile, header, notes)
+    parse_profile(tomllib.loads(text), out.stem, str(out))  # never write a file load_profile would refuse
+    atomic_write_text(out, text)
+    log.info("wrote %s from %s", out, views)
+    return Calibration(out, profile, fit, sid)

@@ -1,0 +1,302 @@
+"""Measure the calibration strip while capturing, for ``photoproof calibrate``.
+
+Called by the capture loop every ``PATCH_EVERY``-th frame: for every detected
+sheet, the mean and standard deviation of each grey and colour patch over the
+central half of the patch (raw frame pixels, a plane removed, no resampling),
+and the Gaussian blur sigma of the sheet's black-to-white edges from an
+edge-spread-function fit (the slanted-edge idea of ISO 12233) in frame pixels.
+Rows go to the ``patches`` and ``blur`` tables (``contracts.capturedb``);
+:mod:`capture.calibrate` fits a channel profile to them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+
+from capture.detect import SheetHit
+from contracts.layout import Patch, Sheet
+
+log = logging.getLogger(__name__)
+
+PATCH_EVERY = 5  # measure the strip on every 5th frame
+INSET = 0.25  # leave this fraction of the patch side out on each side (blur and registration)
+ESF_GAMMA = 2.2  # edges are fitted on (code / 255) ** 2.2, roughly linear light
+EDGE_MM = 4.0  # the widest window on each side of an edge
+MIN_EDGE_MM = 2.5  # an edge needs at least this much free room on both sides
+END_MM = 1.0  # edge ends left out (corners)
+CAPTION_MM = 7.0  # below each tile: its caption (printouts.geometry.CAPTION_MM is 6)
+BT601 = np.array([0.299, 0.587, 0.114])  # JPEG's luma: its noise survives 4:2:0 chroma subsampling
+
+
+@dataclass
+class PatchStat:
+    """One patch in one frame: encoded RGB mean and std (0..255), luma std, pixel count."""
+
+    name: str
+    mean_rgb: tuple[float, float, float]
+    std_rgb: tuple[float, float, float]
+    std_y: float
+    n_px: int
+
+
+@dataclass
+class SheetPatches:
+    """The strip of one sheet in one frame."""
+
+    sheet_id: str
+    patches: list[PatchStat]
+    sigma_px: float | None  # median edge sigma in frame pixels (None: no usable edge)
+    n_edges: int
+    width: int
+    height: int
+
+
+# ----------------------------------------------------------------------------- pixels
+def _region(frame: np.ndarray, H: np.ndarray, quad_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Frame pixels (x, y as N x 2 float) and values (N x 3 BGR) inside the projected quad; None if not wholly in view."""
+    p = cv2.perspectiveTransform(quad_mm.reshape(1, -1, 2).astype(np.float64), H)[0]
+    fh, fw = frame.shape[:2]
+    if not np.isfinite(p).all() or p.min() < 0 or (p[:, 0] > fw - 1).any() or (p[:, 1] > fh - 1).any():
+        return None
+    x0, y0 = np.floor(p.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(p.max(axis=0)).astype(int) + 1
+    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.fillConvexPoly(mask, np.round((p - [x0, y0]) * 16).astype(np.int32), 1, cv2.LINE_8, 4)
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        return None
+    return np.column_stack([xs + x0, ys + y0]).astype(np.float64), frame[ys + y0, xs + x0].astype(np.float64)
+
+
+def _box(b: Sequence[float], inset: float = 0.0) -> np.ndarray:
+    x, y, w, h = (float(v) for v in b)
+    dx, dy = inset * w, inset * h
+    return np.array([[x + dx, y + dy], [x + w - dx, y + dy], [x + w - dx, y + h - dy], [x + dx, y + h - dy]])
+
+
+def measure_patch(frame: np.ndarray, H: np.ndarray, patch: Patch) -> PatchStat | None:
+    """Mean and std of the patch's central half; the std after removing a least-squares plane."""
+    got = _region(frame, H, _box(patch.box_mm, INSET))
+    if got is None or len(got[0]) < 12:
+        return None
+    xy, bgr = got
+    rgb = bgr[:, ::-1]
+    a = np.column_stack([np.ones(len(xy)), xy - xy.mean(axis=0)])
+    vals = np.column_stack([rgb, rgb @ BT601])
+    coef, *_ = np.linalg.lstsq(a, vals, rcond=None)
+    res = vals - a @ coef
+    std = np.sqrt((res**2).sum(axis=0) / max(1, len(xy) - 3))
+    m = rgb.mean(axis=0)
+    return PatchStat(patch.name, (float(m[0]), float(m[1]), float(m[2])), (float(std[0]), float(std[1]), float(std[2])), float(std[3]), len(xy))
+
+
+# ----------------------------------------------------------------------------- edges
+def _erf(x: np.ndarray) -> np.ndarray:
+    """Abramowitz & Stegun 7.1.26 (error < 1.5e-7)."""
+    s, x = np.sign(x), np.abs(x)
+    t = 1.0 / (1.0 + 0.3275911 * x)
+    y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * np.exp(-x * x)
+    return s * y
+
+
+def fit_esf(d: np.ndarray, v: np.ndarray, max_sigma: float) -> float | None:
+    """Least-squares fit of ``lo + (hi - lo) Phi((d - d0) / sigma)`` (Levenberg-Marquardt); the sigma, or None."""
+    if len(d) < 20 or (d < -1).sum() < 5 or (d > 1).sum() < 5:
+        return None
+    p = np.array([np.median(v[d < -1]), np.median(v[d > 1]), 0.0, 0.0])  # lo, hi, d0, log sigma
+    if p[1] - p[0] < 0.05:
+        return None
+
+    def model(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        s = math.exp(q[3])
+        z = (d - q[2]) / s
+        big = 0.5 * (1.0 + _erf(z / math.sqrt(2.0)))
+        small = np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+        jac = np.column_stack([1.0 - big, big, -(q[1] - q[0]) * small / s, -(q[1] - q[0]) * small * z])
+        return q[0] + (q[1] - q[0]) * big, jac
+
+    f, jac = model(p)
+    cost, lam = float(((v - f) ** 2).sum()), 1e-2
+    for _ in range(40):
+        jtj = jac.T @ jac
+        step = np.linalg.solve(jtj + lam * np.diag(np.diag(jtj) + 1e-12), jac.T @ (v - f))
+        q = p + step
+        q[3] = float(np.clip(q[3], math.log(0.05), math.log(max_sigma)))
+        f2, jac2 = model(q)
+        c2 = float(((v - f2) ** 2).sum())
+        if c2 < cost:
+            p, f, jac, lam = q, f2, jac2, lam / 3
+            if cost - c2 < 1e-10 * max(cost, 1e-12):
+                cost = c2
+                break
+            cost = c2
+        else:
+            lam *= 4
+            if lam > 1e8:
+                break
+    sigma = math.exp(p[3])
+    return sigma if p[1] - p[0] > 0.05 and 0.05 < sigma < 0.95 * max_sigma else None
+
+
+def _obstacles(sheet: Sheet, quiet_mm: float) -> list[tuple[np.ndarray, bool]]:
+    """Axis-aligned boxes (x0, y0, x1, y1) of everything printed, and whether each is white."""
+    out: list[tuple[np.ndarray, bool]] = []
+    for m in sheet.markers:
+        c = np.asarray(m.corners_mm, float)
+        out.append((np.r_[c.min(axis=0) - quiet_mm, c.max(axis=0) + quiet_mm], False))
+    for t in sheet.tiles:
+        x, y, w, h = t.box_mm
+        out.append((np.array([x, y, x + w, y + h + CAPTION_MM]), False))  # tile and its caption
+    for p in sheet.calibration:
+        x, y, w, h = p.box_mm
+        white = p.kind != "detail" and p.rgb is not None and min(p.rgb) >= 225
+        out.append((np.array([x, y, x + w, y + h]), white))
+    if sheet.qr and "box_mm" in sheet.qr:
+        x, y, w, h = sheet.qr["box_mm"]
+        out.append((np.array([x, y, x + w, y + h]), False))
+    return out
+
+
+@dataclass(frozen=True)
+class Edge:
+    """A black-to-white edge in sheet mm: ends, unit normal towards white, room on the black and white sides."""
+
+    a: np.ndarray
+    b: np.ndarray
+    normal: np.ndarray
+    inside: float
+    outside: float
+    kind: str  # "strip" or "marker"
+
+
+def _room(box: np.ndarray, axis: int, sign: int, obstacles: list[tuple[np.ndarray, bool]], page: Sequence[float]) -> float:
+    """Free paper (or white patches) beyond the side of ``box`` facing ``sign`` along ``axis``, up to ``EDGE_MM``."""
+    other = 1 - axis
+    edge = box[axis + 2] if sign > 0 else box[axis]
+    lo, hi = box[other] + END_MM, box[other + 2] - END_MM
+    room = min(EDGE_MM, page[axis] - edge if sign > 0 else edge)
+    for ob, white in obstacles:
+        if white or np.array_equal(ob, box) or ob[other + 2] <= lo or ob[other] >= hi:
+            continue
+        if sign > 0 and ob[axis + 2] > edge:
+            room = min(room, max(0.0, ob[axis] - edge))
+        elif sign < 0 and ob[axis] < edge:
+            room = min(room, max(0.0, edge - ob[axis + 2]))
+    return room
+
+
+def strip_edges(sheet: Sheet, marker_mm: float) -> list[Edge]:
+    """The sheet's black-to-white edges.
+
+    ``strip``: the sides of the solid black patches that face bare paper or a white
+    patch with at least ``MIN_EDGE_MM`` of room; ``marker``: the outer sides of the
+    markers (their black border against the one-module white quiet zone).
+    """
+    module = marker_mm / 6.0
+    obstacles = _obstacles(sheet, module)
+    edges = []
+    for p in sheet.calibration:
+        if p.kind == "detail" or p.rgb is None or max(p.rgb) > 32:
+            continue
+        x, y, w, h = (float(v) for v in p.box_mm)
+        box = np.array([x, y, x + w, y + h])
+        for axis in (0, 1):
+            for sign in (-1, 1):
+                room = _room(box, axis, sign, obstacles, sheet.size_mm)
+                if room < MIN_EDGE_MM:
+                    continue
+                other = 1 - axis
+                a, b, n = np.zeros(2), np.zeros(2), np.zeros(2)
+                a[axis] = b[axis] = box[axis + 2] if sign > 0 else box[axis]
+                a[other], b[other], n[axis] = box[other], box[other + 2], sign
+                edges.append(Edge(a, b, n, min(EDGE_MM, (w, h)[axis] / 2), room, "strip"))
+    for m in sheet.markers:
+        c = np.asarray(m.corners_mm, float)
+        for k in range(4):
+            a, b = c[k], c[(k + 1) % 4]
+            t = (b - a) / np.linalg.norm(b - a)
+            n = np.array([t[1], -t[0]])
+            if n @ (a - c.mean(axis=0)) < 0:
+                n = -n
+            edges.append(Edge(a, b, n, 0.8 * module, 0.8 * module, "marker"))
+    return edges
+
+
+def edge_sigma(frame: np.ndarray, H: np.ndarray, edge: Edge, lut: np.ndarray) -> float | None:
+    """Blur sigma (frame pixels) of one black-to-white edge, from its raw pixels around the projected line."""
+    a, b, n, inside, room = edge.a, edge.b, edge.normal, edge.inside, edge.outside
+    t = (b - a) / np.linalg.norm(b - a)
+    a2, b2 = a + END_MM * t, b - END_MM * t
+    quad = np.array([a2 - inside * n, b2 - inside * n, b2 + room * n, a2 + room * n])
+    got = _region(frame, H, quad)
+    if got is None:
+        return None
+    xy, bgr = got
+    ends = cv2.perspectiveTransform(np.array([[a, b, a + n]], np.float64), H)[0]
+    tp = ends[1] - ends[0]
+    npx = np.array([-tp[1], tp[0]]) / max(1e-9, float(np.linalg.norm(tp)))
+    if npx @ (ends[2] - ends[0]) < 0:
+        npx = -npx
+    px_per_mm = float(np.linalg.norm(tp)) / float(np.linalg.norm(b - a))
+    d = (xy - ends[0]) @ npx
+    v = lut[bgr.astype(np.uint8)].mean(axis=1)
+    return fit_esf(d, v, max_sigma=min(inside, room) * px_per_mm / 2.5)
+
+
+_LIN = ((np.arange(256) / 255.0) ** ESF_GAMMA).astype(np.float64)
+
+
+def measure_sheet(frame_bgr: np.ndarray, hit: SheetHit, marker_mm: float, edges: list[Edge] | None = None) -> SheetPatches | None:
+    """Patches and edge blur of one detected sheet; None when it has no calibration strip in view.
+
+    The blur is the median over the strip's edges, or over the markers' when fewer than two
+    strip edges fit. ``edges``: the sheet's :func:`strip_edges`, when already known.
+    """
+    H = hit.H
+    stats = [s for p in hit.sheet.calibration if p.kind in ("grey", "colour") and (s := measure_patch(frame_bgr, H, p)) is not None]
+    edges = strip_edges(hit.sheet, marker_mm) if edges is None else edges
+    sigmas = [s for e in edges if e.kind == "strip" and (s := edge_sigma(frame_bgr, H, e, _LIN)) is not None]
+    if len(sigmas) < 2:
+        sigmas += [s for e in edges if e.kind == "marker" and (s := edge_sigma(frame_bgr, H, e, _LIN)) is not None]
+    if not stats and not sigmas:
+        return None
+    fh, fw = frame_bgr.shape[:2]
+    return SheetPatches(hit.sheet.sheet_id, stats, float(np.median(sigmas)) if sigmas else None, len(sigmas), fw, fh)
+
+
+def measure_hits(frame_bgr: np.ndarray, hits: list[SheetHit], marker_mm: float,
+                 edges: dict[str, list[Edge]] | None = None) -> list[SheetPatches]:
+    """:func:`measure_sheet` for every hit (``edges`` caches each sheet's); a failure is logged and skipped."""
+    out = []
+    cache = {} if edges is None else edges
+    for h in hits:
+        try:
+            if h.sheet.sheet_id not in cache:
+                cache[h.sheet.sheet_id] = strip_edges(h.sheet, marker_mm)
+            m = measure_sheet(frame_bgr, h, marker_mm, cache[h.sheet.sheet_id])
+        except (cv2.error, ValueError, np.linalg.LinAlgError) as e:
+            log.warning("calibration strip of %s not measured: %s", h.sheet.sheet_id, e)
+            continue
+        if m is not None:
+            out.append(m)
+    return out
+
+
+class StripMeter:
+    """The capture loop's hook: measure the strip on a frame with sheets at most every ``every`` frames."""
+
+    def __init__(self, marker_mm: float, every: int = PATCH_EVERY) -> None:
+        self.marker_mm, self.every, self.last = marker_mm, every, -every
+        self.edges: dict[str, list[Edge]] = {}
+
+    def offer(self, recorder: Any, idx: int, frame_bgr: np.ndarray, hits: list[SheetHit]) -> None:
+        """Measure and record (``recorder.add_patches``) when due; cheap otherwise."""
+        if hits and idx - self.last >= self.every:
+            self.last = idx
+            recorder.add_patches(idx, measure_hits(frame_bgr, hits, self.marker_mm, self.edges))

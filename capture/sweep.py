@@ -1,0 +1,274 @@
+"""``photoproof sweep``: one artificial transform at a time, at increasing strength.
+
+Section 4 of Kurakin, Goodfellow & Bengio 2016 ("Adversarial examples in the physical
+world", https://arxiv.org/abs/1607.02533) measures how much of an adversarial effect
+each transform destroys *on its own*: brightness ``X + δ``, contrast ``X · μ``, Gaussian
+blur, Gaussian noise and JPEG encoding. This module adds the pose (perspective) and the
+printer's tone curve of ``capture.channel``. Each transform runs on the digital clean and
+adversarial PNG of every item, at the PNG's own resolution (the perturbation's pixel
+scale), and the target model's top-5 goes into ``BATCH/sweep.json``, which
+``analysis.sweep`` turns into destruction rates. Torch-free (numpy, OpenCV, onnxruntime).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from capture import channel as ch
+from capture.classify import OnnxClassifier
+from contracts.errors import UserError
+from contracts.manifest import ROLES, Batch, load_batch
+from contracts.paths import atomic_write_json, resolve_inside
+from contracts.profile import ChannelProfile, Printer
+
+log = logging.getLogger(__name__)
+
+SWEEP = "sweep.json"
+SCHEMA, SCHEMA_VERSION = "photoproof.sweep", 1
+CHUNK = 64  # images classified per call
+_WHITE_PRINTER = Printer(paper_white=(1.0, 1.0, 1.0), ink_black=(0.0, 0.0, 0.0), gamut_compression=0.0, dot_gain=0.0)
+_TILE_PROFILE = ChannelProfile(name="sweep")  # only its sheet_fill mid-range is used (tile scale 1)
+
+
+@dataclass(frozen=True)
+class Transform:
+    """One transform: its strength grid (``grid(steps)``, identity first or in the middle) and unit."""
+
+    name: str
+    unit: str
+    description: str
+    grid: Callable[[int], list[float]]
+
+
+def _one_sided(start: float, stop: float, decimals: int = 3) -> Callable[[int], list[float]]:
+    return lambda n: [round(float(v), decimals) for v in np.linspace(start, stop, max(2, n))]
+
+
+def _two_sided(centre: float, half: float) -> Callable[[int], list[float]]:
+    """``steps - 1`` strengths on each side of the identity ``centre`` (``2 * steps - 1`` in all)."""
+    return lambda n: [round(float(v), 3) for v in np.linspace(centre - half, centre + half, 2 * max(2, n) - 1)]
+
+
+TRANSFORMS: dict[str, Transform] = {t.name: t for t in (
+    Transform("brightness", "additive δ, 0-255 pixel units",
+              "X + δ, clipped to 0..255 (Kurakin et al. 2016, sec. 4)", _two_sided(0.0, 48.0)),
+    Transform("contrast", "factor μ",
+              "127.5 + μ (X - 127.5), clipped: contrast about mid-grey (Kurakin et al. scale X by μ)", _two_sided(1.0, 0.6)),
+    Transform("blur", "Gaussian σ, PNG pixels",
+              "capture.channel.apply_optics: Gaussian defocus, kernel 2 ceil(3σ) + 1", _one_sided(0.0, 3.0)),
+    Transform("noise", "Gaussian σ, 0-255 pixel units",
+              "X + σ z, z ~ N(0, 1) per pixel and channel from --seed (the same z for every σ and both roles of an item)",
+              _one_sided(0.0, 24.0)),
+    Transform("jpeg", "libjpeg quality",
+              "capture.channel.apply_jpeg: IJG quality, 4:2:0 (quality 100 is not lossless)", _one_sided(100.0, 10.0, 0)),
+    Transform("perspective", "tilt, degrees out of plane",
+              "capture.channel.tile_homography: the tile tilted about a random in-plane axis (from --seed), "
+              "seen at 10°, area at the centre kept; white outside", _one_sided(0.0, 60.0, 1)),
+    Transform("tone", "printer tone_gamma",
+              "capture.channel.print_page with tone_gamma, no dot gain, ideal paper and ink, then sRGB-encoded back",
+              _one_sided(1.0, 2.0)),
+    Transform("dotgain", "printer dot_gain (TVI at 50 %)",
+              "capture.channel.print_page with dot_gain, tone_gamma 1, ideal paper and ink, then sRGB-encoded back",
+              _one_sided(0.0, 0.3)),
+)}
+DEFAULT_TRANSFORMS = ("brightness", "contrast", "blur", "noise", "jpeg", "perspective", "tone")
+
+
+def check_transforms(transforms: list[str] | None) -> list[str]:
+    """Validate ``--transforms``; ``None`` or empty gives the default seven."""
+    names = [t.strip().lower() for t in (transforms or []) if t.strip()] or list(DEFAULT_TRANSFORMS)
+    unknown = [t for t in names if t not in TRANSFORMS]
+    if unknown:
+        raise UserError(f"--transforms: unknown transform(s) {', '.join(unknown)}; choose from {', '.join(TRANSFORMS)}")
+    return list(dict.fromkeys(names))
+
+
+def srgb_encode(lin: np.ndarray) -> np.ndarray:
+    """Linear 0..1 to sRGB-encoded 0..1 (IEC 61966-2-1), the inverse of ``channel.srgb_decode``."""
+    lin = np.clip(lin, 0.0, 1.0)
+    return np.where(lin <= 0.0031308, 12.92 * lin, 1.055 * np.power(lin, 1.0 / 2.4) - 0.055)
+
+
+def _u8(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(x), 0, 255).astype(np.uint8)
+
+
+def _neutral_params(**kw: Any) -> ch.ChannelParams:
+    """Channel parameters that do nothing, with ``kw`` replaced."""
+    lo, hi = _TILE_PROFILE.scene.sheet_fill
+    base = {f: 0.0 for f in ch.UNIT_FIELDS} | {"sheet_fill": 0.5 * (lo + hi), "illuminance": 1.0, "exposure": 1.0,
+                                               "colour_temperature_k": 6500.0, "jpeg_quality": 100}
+    return ch.ChannelParams(**{**base, **kw}, noise_seed=0)
+
+
+def apply_transform(name: str, strength: float, img: np.ndarray, z: np.ndarray | None = None, axis_deg: float = 0.0) -> np.ndarray:
+    """Apply transform ``name`` at ``strength`` to one RGB uint8 image; returns RGB uint8.
+
+    ``z`` is the standard normal field of ``noise``; ``axis_deg`` the tilt axis of ``perspective``.
+    """
+    x = img.astype(np.float32)
+    if name == "brightness":
+        return _u8(x + strength)
+    if name == "contrast":
+        return _u8(127.5 + strength * (x - 127.5))
+    if name == "blur":
+        return _u8(ch.apply_optics(x, _neutral_params(defocus_sigma_px=strength))) if strength > 0 else img
+    if name == "noise":
+        if z is None:
+            raise ValueError("noise needs z")
+        return _u8(x + strength * z)
+    if name == "jpeg":
+        return ch.apply_jpeg(img, int(round(strength)), bgr=False)[0]
+    if name == "perspective":
+        size = img.shape[0]
+        H = ch.tile_homography(_neutral_params(tilt_deg=strength, tilt_axis_deg=axis_deg), size, _TILE_PROFILE)
+        return cv2.warpPerspective(img, H, (img.shape[1], size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(255, 255, 255))
+    if name in ("tone", "dotgain"):
+        key = "tone_gamma" if name == "tone" else "dot_gain"
+        printer = replace(_WHITE_PRINTER, **{key: float(strength)})
+        return _u8(255.0 * srgb_encode(ch.print_page(img, printer)))
+    raise UserError(f"--transforms: unknown transform {name!r}; choose from {', '.join(TRANSFORMS)}")
+
+
+def _load_images(batch_dir: Path, batch: Batch) -> list[tuple[str, str, np.ndarray]]:
+    out = []
+    for it in batch.items:
+        for role in ROLES:
+            path = resolve_inside(batch_dir, it.image(role).path)
+            try:
+                with Image.open(path) as im:
+                    out.append((it.id, role, np.asarray(im.convert("RGB"), dtype=np.uint8).copy()))
+            except (OSError, ValueError) as e:
+                raise UserError(f"{path}: cannot read the {role} PNG of item {it.id} ({e}); re-run 'photoproof craft'") from None
+    return out
+
+
+def _classify(clf: OnnxClassifier, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Top-5 of ``images`` (any square size), resized and centre-cropped per the model's spec, in chunks."""
+    ids, probs = [], []
+    for i in range(0, len(images), CHUNK):
+        batch = np.stack([clf.spec.resize_center_crop(im) for im in images[i:i + CHUNK]])
+        a, b = clf.classify(batch)
+        ids.append(a)
+        probs.append(b)
+    return np.concatenate(ids), np.concatenate(probs)
+
+
+def _row(transform: str, strength: float, item: str, role: str, model: str, ids: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
+    return {"transform": transform, "strength": strength, "item_id": item, "role": role, "model": model, "top1": int(ids[0]),
+            "top5_ids": [int(i) for i in ids], "top5_probs": [round(float(p), 6) for p in probs]}
+
+
+def _kept_rows(path: Path, sha256: str, seed: int, redo: set[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Rows and grids of an earlier sweep of the same model and seed, for transforms not run again."""
+
+    if not path.is_file():
+        return [], {}
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        log.warning("%s: unreadable; replacing it", path)
+        return [], {}
+    if not isinstance(old, dict) or old.get("model", {}).get("sha256") != sha256 or old.get("seed") != seed:
+        log.warning("%s: an earlier sweep of another model or seed; replacing it", path)
+        return [], {}
+    grids = {k: v for k, v in old.get("transforms", {}).items() if k not in redo}
+    return [r for r in old.get("rows", []) if r.get("transform") in grids], grids
+
+
+def run_sweep(batch_dir: Path, model_path: Path, transforms: list[str] | None = None, steps: int = 6, seed: int = 0,
+              classifier: OnnxClassifier | None = None) -> Path:
+    """Sweep each transform on its own over ``steps`` strengths; write ``BATCH/sweep.json`` and return its path.
+
+    Args:
+        batch_dir: the batch (``batch.json`` and ``images/``).
+        model_path: the ONNX target model (ignored when ``classifier`` is given).
+        transforms: names from :data:`TRANSFORMS` (default: :data:`DEFAULT_TRANSFORMS`).
+        steps: strengths per transform from the identity to the strongest (two-sided
+            transforms get ``steps - 1`` on each side of the identity).
+        seed: seeds the noise fields and the perspective tilt axes (recorded).
+        classifier: an already built classifier (foreign models with flags).
+
+    Rows of an earlier ``sweep.json`` for the same model and seed are kept for transforms not run again.
+    """
+    t0 = time.perf_counter()
+    batch_dir = Path(batch_dir)
+    names = check_transforms(transforms)
+    if not 2 <= int(steps) <= 50:
+        raise UserError(f"--steps: expected 2..50 strengths per transform, got {steps}")
+    batch = load_batch(batch_dir)
+    clf = classifier or OnnxClassifier(Path(model_path))
+    images = _load_images(batch_dir, batch)
+    index = {it.id: k for k, it in enumerate(batch.items)}
+    rng = np.random.default_rng([int(seed), 0])
+    axes = {it.id: float(a) for it, a in zip(batch.items, rng.uniform(0.0, 360.0, len(batch.items)))}
+    fields: dict[str, np.ndarray] = {}  # one noise field per item (and image shape), shared by its clean and adv PNG
+
+    def z_for(item: str, shape: tuple[int, ...]) -> np.ndarray:
+        key = f"{item}|{shape}"
+        if key not in fields:
+            fields[key] = np.random.default_rng([int(seed), 1, index[item]]).standard_normal(shape, dtype=np.float32)
+        return fields[key]
+
+    ids, probs = _classify(clf, [im for _, _, im in images])
+    digital = [_row("none", 0.0, item, role, clf.name, ids[k], probs[k]) for k, (item, role, _) in enumerate(images)]
+    for d in digital:
+        del d["transform"], d["strength"]
+    out = batch_dir / SWEEP
+    rows, grids = _kept_rows(out, clf.sha256, int(seed), set(names))
+    for name in names:
+        tr = TRANSFORMS[name]
+        grid = tr.grid(int(steps))
+        grids[name] = {"unit": tr.unit, "description": tr.description, "strengths": grid}
+        jobs = [(s, item, role, im) for s in grid for item, role, im in images]
+        outs = [apply_transform(name, s, im, z_for(item, im.shape) if name == "noise" else None, axes[item]) for s, item, role, im in jobs]
+        ids, probs = _classify(clf, outs)
+        rows += [_row(name, s, item, role, clf.name, ids[k], probs[k]) for k, (s, item, role, _) in enumerate(jobs)]
+        log.info("sweep %s: %d strengths x %d images", name, len(grid), len(images))
+    doc = {
+        "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "batch_id": batch.batch_id,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "model": {"name": clf.name, "file": clf.path.name, "sha256": clf.sha256, "input_size": clf.spec.input_size},
+        "seed": int(seed), "steps": int(steps), "transforms": grids,
+        "applied_at": "the PNG's own resolution, before the model's resize and centre crop",
+        "reference": "Kurakin, Goodfellow & Bengio 2016, sec. 4, https://arxiv.org/abs/1607.02533",
+        "digital": digital, "rows": rows,
+    }
+    atomic_write_json(out, doc)
+    log.info("wrote %s: %d rows in %.1f s", out, len(rows), time.perf_counter() - t0)
+    return out
+
+
+def digital_baseline_known(batch_dir: Path, model: str) -> bool:
+    """Whether the report can find ``model``'s digital top-5: in batch.json or in a capture session."""
+
+    batch = load_batch(Path(batch_dir))
+    if batch.items and all(model in it.image(r).top5 for it in batch.items for r in ROLES):
+        return True
+    for db in sorted((Path(batch_dir) / "captures").glob("*.sqlite")):
+        try:
+            con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+            try:
+                if con.execute("SELECT 1 FROM sessions WHERE model=? LIMIT 1", (model,)).fetchone():
+                    return True
+            finally:
+                con.close()
+        except sqlite3.DatabaseError:
+            continue
+    return False
+
+
+def strengths_table(names: list[str], steps: int) -> list[tuple[str, str, str]]:
+    """(transform, unit, strengths) for the CLI."""
+    return [(n, TRANSFORMS[n].unit, ", ".join(f"{v:g}" for v in TRANSFORMS[n].grid(steps))) for n in names]
+
