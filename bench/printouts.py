@@ -47,7 +47,8 @@ def main() -> None:
         tiles = sum(len(s.tiles) for s in layout.sheets)
         best, median = min(times), statistics.median(times)
         mb = (batch_dir / "sheets.pdf").stat().st_size / 1e6
-        print(f"print_batch ({args.paper}, {args.tile_mm:g} mm, {args.layout}): {pages} pages, {tiles} tiles, {layout.aruco_dictionary}")
+        print(f"print_batch ({args.paper}, {args.tile_mm:g} mm, {args.layout}): {pages} pages, {tiles} tiles, {layout.aruco_dictionary} "
+              f"ids from {layout.extra['marker_id_offset']}, {layout.sheets[0].qr['box_mm'][2]:g} mm QR codes")
         print(f"time: best {best:.2f} s, median {median:.2f} s over {len(times)} run(s) (goal < 10 s)")
         print(f"throughput: {pages / best:.1f} pages/s, {tiles / best:.0f} tiles/s; sheets.pdf {mb:.1f} MB")
 

@@ -7,6 +7,11 @@ known in millimetres from ``layout.json``. The corners of every visible marker o
 a sheet give a homography from millimetres to camera pixels (RANSAC, at least two
 markers, so that one covered corner marker does not matter), and each tile is
 warped straight from its millimetre box to the model's input size.
+
+Sheet identity: marker ids outside this layout are ignored (a sheet of another
+batch usually carries other ids, see ``printouts.markers``), and each sheet's QR
+code is read where the layout puts it, so that a sheet of another batch that
+happens to carry the same ids is ignored too.
 """
 
 from __future__ import annotations
@@ -26,6 +31,11 @@ from contracts.layout import Layout, Sheet, Tile
 log = logging.getLogger(__name__)
 
 _SUBPIX_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01)
+FAST_WINDOW_PX = 9  # the fast search's one adaptive-threshold window
+FULL_SCAN_FRAMES = 30  # every this many frames the whole dictionary is searched, for markers of other batches
+QR_PX_PER_MODULE = 8  # the QR code is resampled to this many pixels per module before decoding
+QR_RETRY_FRAMES = 5  # a code not read yet is tried again after 5 frames, then 10, 20, ... up to ``qr_every``
+TRACK_FRAMES = 2  # a sheet is followed across gaps of up to this many frames
 
 
 @dataclass
@@ -49,6 +59,19 @@ class SheetHit:
     scale_ratio: float = 1.0
     scale_warning: bool = False
     qr_verified: bool | None = None
+
+
+@dataclass(eq=False)  # compared by identity
+class _Tracked:
+    """A physical sheet followed from frame to frame, with what its QR code said."""
+
+    sheet_id: str
+    centre: np.ndarray  # frame px
+    size: float  # px
+    seen: int  # frame number
+    read: int = -(10**9)  # frame of the last attempt to read its QR code
+    wait: int = 0  # frames from ``read`` until the next attempt
+    verdict: bool | None = None  # True: this batch's; False: another batch's; None: not read yet
 
 
 @dataclass
@@ -120,21 +143,31 @@ class SheetDetector:
         self.qr_every = qr_every
         self.scale_every = max(1, scale_every)
         self.focal_px = focal_px
-        dictionary = aruco_dictionary(layout.aruco_dictionary)
+        self._index = layout.marker_index()
+        full = aruco_dictionary(layout.aruco_dictionary)
+        ours = sorted(self._index)
+        if ours and not 0 <= ours[0] <= ours[-1] < len(full.bytesList):
+            raise UserError(f"layout.json: marker ids {ours[0]}..{ours[-1]} do not all exist in {layout.aruco_dictionary}; re-run 'photoproof print'")
+        # Identifying a candidate costs time in proportion to the dictionary: search for this
+        # layout's ids only (exact matches, as the whole dictionary allows no corrected bits),
+        # and the whole dictionary now and then, to notice a sheet of another batch.
+        subset = cv2.aruco.Dictionary(full.bytesList[ours].copy(), full.markerSize, full.maxCorrectionBits) if ours else full
+        self._subset_ids = ours
         fast = cv2.aruco.DetectorParameters()
-        fast.adaptiveThreshWinSizeMin, fast.adaptiveThreshWinSizeMax = 5, 15  # two passes; window 3 is slow on noisy frames
-        self._fast = cv2.aruco.ArucoDetector(dictionary, fast)
-        self._robust = cv2.aruco.ArucoDetector(dictionary, cv2.aruco.DetectorParameters())
+        fast.adaptiveThreshWinSizeMin = fast.adaptiveThreshWinSizeMax = FAST_WINDOW_PX  # one pass
+        self._fast = cv2.aruco.ArucoDetector(subset, fast)
+        self._fast_full = cv2.aruco.ArucoDetector(full, fast)
+        self._robust = cv2.aruco.ArucoDetector(subset, cv2.aruco.DetectorParameters())
         self._marker_side = 0.0  # median marker side in the last frame, px
         self._misses = 0
         self._qr = cv2.QRCodeDetector()
-        self._index = layout.marker_index()
         self._corners_mm = {mid: np.asarray(m.corners_mm, np.float64).reshape(4, 2) for mid, (_, m) in self._index.items()}
         self._sheets = {s.sheet_id: s for s in layout.sheets}
         self._frame_no = 0
-        self._qr_seen: dict[str, tuple[int, bool | None]] = {}
+        self._tracked: list[_Tracked] = []
         self._warned: set[str] = set()
         self.foreign_ids: set[int] = set()
+        self.foreign_qr: set[str] = set()
         self.scale_warnings: dict[str, float] = {}
         self._scale_history: dict[str, deque[float]] = {}
         self._sightings: dict[str, int] = {}
@@ -143,20 +176,26 @@ class SheetDetector:
     def detect_markers(self, frame: np.ndarray) -> tuple[list[np.ndarray], list[int]]:
         """ArUco markers in the frame: a list of ``4 x 2`` corner arrays (full-resolution px) and their ids.
 
-        A fast search uses two adaptive-threshold passes (windows of 5 and 15 px),
-        at half resolution when the last frame's markers were over 100 px wide.
-        When it finds fewer than three of this layout's markers, OpenCV's default
-        three-pass search follows at full resolution (only every third frame while
-        no sheet is in view) and the better of the two is kept. Corners are refined with ``cornerSubPix`` at full
-        resolution, with a window scaled to the marker.
+        A fast search looks for this layout's ids only, with one adaptive-threshold
+        pass (a 9 px window), at half resolution when the last frame's markers were
+        over 100 px wide; every ``FULL_SCAN_FRAMES`` frames it searches the whole
+        dictionary instead, so that markers of other batches are noticed. When it
+        finds fewer than three of this layout's markers, OpenCV's default search
+        (three passes) follows at full resolution (only every third frame while no
+        sheet is in view) and the better of the two is kept. Corners are refined
+        with ``cornerSubPix`` at full resolution, with a window scaled to the marker.
         """
         grey = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
         half = self._marker_side > 100
-        corners, ids = self._run(self._fast, grey, half)
-        if sum(i in self._index for i in ids) < 3 and (self._misses % 3 == 0):
-            more, more_ids = self._run(self._robust, grey, False)
-            if sum(i in self._index for i in more_ids) > sum(i in self._index for i in ids):
-                corners, ids = more, more_ids
+        if self._frame_no % FULL_SCAN_FRAMES == 1 or not self._subset_ids:
+            corners, ids = self._run(self._fast_full, grey, half, None)
+        else:
+            corners, ids = self._run(self._fast, grey, half, self._subset_ids)
+        if sum(i in self._index for i in ids) < 3 and (self._misses % 3 == 0) and self._subset_ids:
+            more, more_ids = self._run(self._robust, grey, False, self._subset_ids)
+            if len(more_ids) > sum(i in self._index for i in ids):
+                corners = [c for c, i in zip(corners, ids) if i not in self._index] + more
+                ids = [i for i in ids if i not in self._index] + more_ids
         ours = [c for c, i in zip(corners, ids) if i in self._index]
         self._misses = 0 if len(ours) >= 2 else self._misses + 1
         sides = [float(np.linalg.norm(c[0] - c[1])) for c in ours]
@@ -164,14 +203,16 @@ class SheetDetector:
         return [self._refine(grey, c) for c in corners], ids
 
     @staticmethod
-    def _run(det: "cv2.aruco.ArucoDetector", grey: np.ndarray, half: bool) -> tuple[list[np.ndarray], list[int]]:
+    def _run(det: "cv2.aruco.ArucoDetector", grey: np.ndarray, half: bool, id_map: list[int] | None) -> tuple[list[np.ndarray], list[int]]:
+        """Markers found by ``det``; ``id_map`` turns a subset dictionary's indices back into ids."""
         img = cv2.resize(grey, (grey.shape[1] // 2, grey.shape[0] // 2), interpolation=cv2.INTER_AREA) if half else grey
         corners, ids, _ = det.detectMarkers(img)
         if ids is None:
             return [], []
         f = 2.0 if half else 1.0
         off = 0.5 if half else 0.0
-        return [c.reshape(4, 2).astype(np.float64) * f + off for c in corners], [int(i) for i in ids.ravel()]
+        found = [int(i) for i in ids.ravel()]
+        return [c.reshape(4, 2).astype(np.float64) * f + off for c in corners], [id_map[i] for i in found] if id_map is not None else found
 
     @staticmethod
     def _refine(grey: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -182,7 +223,12 @@ class SheetDetector:
         return pts.reshape(4, 2).astype(np.float64)
 
     def detect(self, frame_bgr: np.ndarray) -> list[SheetHit]:
-        """Every sheet of this layout with at least two markers visible in ``frame_bgr``."""
+        """Every sheet of this layout with at least two markers visible in ``frame_bgr``.
+
+        Markers whose ids this layout lacks are ignored, and so is a sheet whose QR
+        code reads as another batch's (see :meth:`_check_qr`); each is warned about
+        once per detector (one session).
+        """
         self._frame_no += 1
         grey = frame_bgr if frame_bgr.ndim == 2 else cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY)
         corners, ids = self.detect_markers(grey)
@@ -194,15 +240,16 @@ class SheetDetector:
                 foreign.append(i)
             else:
                 groups[entry[0].sheet_id].append((i, c))
-        if foreign:
+        if len(foreign) >= 2:  # a lone unknown id is more likely a misread texture than a sheet
             self._note_foreign(foreign)
         hits: list[SheetHit] = []
+        seen: list[_Tracked] = []
         for sheet_id, markers in groups.items():
-            sheet_hits = self._fit_sheet(grey, self._sheets[sheet_id], markers)
-            for hit in sheet_hits:
-                if self._check_qr(frame_bgr, hit, force=len(sheet_hits) > 1) is False:
-                    continue
-                hits.append(hit)
+            for hit in self._fit_sheet(grey, self._sheets[sheet_id], markers):
+                if self._check_qr(grey, hit, seen) is not False:
+                    hits.append(hit)
+        kept = [t for t in self._tracked if t not in seen and self._frame_no - t.seen <= TRACK_FRAMES]
+        self._tracked = seen + kept
         return hits
 
     def _note_foreign(self, ids: list[int]) -> None:
@@ -304,37 +351,93 @@ class SheetDetector:
                     sid, 100 * smooth,
                 )
 
-    def _check_qr(self, frame_bgr: np.ndarray, hit: SheetHit, force: bool = False) -> bool | None:
-        """Read the sheet's QR code now and then; ``False`` when it names another batch."""
+    def _footprint(self, hit: SheetHit) -> tuple[np.ndarray, float]:
+        """The sheet's centre in frame pixels and its size there (square root of its area), to follow it between frames."""
+        w, h = hit.sheet.size_mm
+        quad, _ = _project(hit.H, np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64))
+        return quad.mean(axis=0), quad_side_px(quad)
+
+    def _follow(self, hit: SheetHit, claimed: list[_Tracked]) -> _Tracked:
+        """The tracked sheet ``hit`` continues (a copy of the same sheet seen about here lately), or a new one."""
+        centre, size = self._footprint(hit)
+        best, best_d = None, 0.0
+        for t in self._tracked:
+            if t.sheet_id != hit.sheet.sheet_id or t in claimed or self._frame_no - t.seen > TRACK_FRAMES:
+                continue
+            d = float(np.linalg.norm(centre - t.centre))
+            if d < 0.25 * max(size, t.size) and (best is None or d < best_d):
+                best, best_d = t, d
+        t = best or _Tracked(hit.sheet.sheet_id, centre, size, self._frame_no)
+        t.centre, t.size, t.seen = centre, size, self._frame_no
+        claimed.append(t)
+        return t
+
+    def _check_qr(self, grey: np.ndarray, hit: SheetHit, claimed: list[_Tracked]) -> bool | None:
+        """Whether ``hit`` is this batch's sheet by its QR code: ``False`` when the code names another batch.
+
+        Each physical sheet is followed from frame to frame (two copies of one
+        sheet, ours and another batch's with the same marker ids, are told apart
+        by where they are). Its code is read when it comes into view, then every
+        ``qr_every`` frames once it reads as ours, every ``QR_RETRY_FRAMES`` while
+        it reads as another batch's, and after 5, 10, 20, ... frames while it has
+        not been read. A frame in which the code cannot be read keeps the verdict.
+        """
+        t = self._follow(hit, claimed)
         qr = hit.sheet.qr or {}
-        if self.qr_every <= 0 or "box_mm" not in qr or "payload" not in qr:
-            return None
-        sid = hit.sheet.sheet_id
-        last = self._qr_seen.get(sid)
-        if last is not None and not force and last[1] is not False and self._frame_no - last[0] < self.qr_every:
-            hit.qr_verified = last[1]
-            return last[1]
+        if self.qr_every > 0 and "box_mm" in qr and "payload" in qr and self._frame_no - t.read >= t.wait:
+            text = self._read_qr(grey, hit)
+            if text:
+                t.verdict = text == qr["payload"]
+                if not t.verdict:
+                    self._note_foreign_qr(text, qr["payload"])
+            t.read = self._frame_no
+            if t.verdict is None:
+                t.wait = min(self.qr_every, max(QR_RETRY_FRAMES, 2 * t.wait))
+            else:
+                t.wait = self.qr_every if t.verdict else min(self.qr_every, QR_RETRY_FRAMES)
+        hit.qr_verified = t.verdict
+        return t.verdict
+
+    def _note_foreign_qr(self, text: str, ours: str) -> None:
+        new = text not in self.foreign_qr
+        self.foreign_qr.add(text)
+        if "qr" not in self._warned:
+            self._warned.add("qr")
+            other = text.split(":")[1] if text.startswith("photoproof:") and text.count(":") >= 2 else text
+            log.warning(
+                "ignoring a sheet whose QR code reads %r (batch %s), not %r: it belongs to another batch "
+                "(its markers happen to have this batch's ids)", text, other, ours,
+            )
+        elif new:
+            log.debug("ignoring a sheet of another batch: its QR code reads %r", text)
+
+    def _read_qr(self, grey: np.ndarray, hit: SheetHit) -> str:
+        """Decode the QR code where the layout puts it on ``hit``'s sheet; ``""`` when it cannot be read.
+
+        The code is resampled (bicubic) to ``QR_PX_PER_MODULE`` pixels per module
+        with a four-module white margin, and decoded with its corners known from
+        the homography, so the decoder need not find its finder patterns: that
+        reads codes down to about two camera pixels per module. A code not where
+        the layout says (another layout) falls back to a search of the patch.
+        """
+        qr = hit.sheet.qr or {}
         x, y, w, h = (float(v) for v in qr["box_mm"])
-        pad = 0.25 * max(w, h)
-        side_px = 240
-        sx, sy = (w + 2 * pad) / side_px, (h + 2 * pad) / side_px
-        T = np.array([[sx, 0, x - pad + 0.5 * sx], [0, sy, y - pad + 0.5 * sy], [0, 0, 1.0]])
-        patch = cv2.warpPerspective(frame_bgr, hit.H @ T, (side_px, side_px), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=(255, 255, 255))
+        n = int(qr.get("modules") or 25)
+        side = n * QR_PX_PER_MODULE
+        margin = 4 * QR_PX_PER_MODULE
+        sx, sy = w / side, h / side
+        T = np.array([[sx, 0, x - margin * sx + 0.5 * sx], [0, sy, y - margin * sy + 0.5 * sy], [0, 0, 1.0]])
+        out = side + 2 * margin
+        patch = cv2.warpPerspective(grey, hit.H @ T, (out, out), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderValue=255)
+        a, b = margin - 0.5, margin + side - 0.5
+        corners = np.array([[[a, a], [b, a], [b, b], [a, b]]], np.float32)
         try:
-            text, _, _ = self._qr.detectAndDecode(patch)
+            text, _ = self._qr.decode(patch, corners)
+            if not text:
+                text, _, _ = self._qr.detectAndDecode(patch)
         except cv2.error:
             text = ""
-        verdict: bool | None = None
-        if text:
-            verdict = text == qr["payload"]
-            if not verdict:
-                other = text.split(":")[1] if text.startswith("photoproof:") and text.count(":") >= 2 else text
-                if f"qr:{text}" not in self._warned:
-                    self._warned.add(f"qr:{text}")
-                    log.warning("ignoring a sheet whose QR code reads %r (batch %s), not %r: it belongs to another batch", text, other, qr["payload"])
-        self._qr_seen[sid] = (self._frame_no, verdict)
-        hit.qr_verified = verdict
-        return verdict
+        return text or ""
 
     # -- tiles ---------------------------------------------------------------
     def tile_quad(self, hit: SheetHit, tile: Tile) -> tuple[np.ndarray, bool]:
@@ -349,32 +452,38 @@ class SheetDetector:
 
         Tiles partly outside the frame are skipped, never guessed. A tile much
         larger than ``size`` in the frame is warped at up to 4x and area-averaged,
-        so that downsampling does not alias.
+        so that downsampling does not alias. Each tile is warped (bilinear) from
+        its own bounding box of the frame, converted to 4 channels first:
+        OpenCV's vectorised 4-channel path is about twice as fast as the 3-channel one.
         """
         fh, fw = frame_bgr.shape[:2]
         K = camera_matrix(fw, fh, self.focal_px)
         normal = sheet_normal(hit.H, K)
-        out = []
-        for tile in hit.sheet.tiles:
-            quad, ahead = self.tile_quad(hit, tile)
-            if not ahead or quad.min() < 0 or (quad[:, 0] > fw - 1).any() or (quad[:, 1] > fh - 1).any():
-                continue
-            x, y, s = _square_box(tile.box_mm)
-            side_px = quad_side_px(quad)
-            k = int(min(4, max(1, round(side_px / size))))
-            big = size * k
-            step = s / big
-            T = np.array([[step, 0, x + 0.5 * step], [0, step, y + 0.5 * step], [0, 0, 1.0]])
-            crop = cv2.warpPerspective(frame_bgr, hit.H @ T, (big, big), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
-            if k > 1:
-                crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
-            rgb = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
-            q = measure(rgb, quad, hit.H, K, normal)
-            out.append(
-                TileCrop(
-                    tile=tile, sheet_id=hit.sheet.sheet_id, crop_rgb=rgb, quad_px=quad,
-                    sharpness=q.sharpness, tile_px=q.tile_px, angle_deg=q.angle_deg, clipped=q.clipped,
-                    good=self.gates.passes(q, hit.reproj_px), reproj_px=hit.reproj_px,
-                )
-            )
-        return out
+        crops = (self._crop(frame_bgr, hit, t, size, K, normal) for t in hit.sheet.tiles)
+        return [c for c in crops if c is not None]
+
+    def _crop(self, frame_bgr: np.ndarray, hit: SheetHit, tile: Tile, size: int, K: np.ndarray, normal: np.ndarray) -> TileCrop | None:
+        """One tile of :meth:`crop_tiles`; ``None`` when it is not wholly in the frame."""
+        fh, fw = frame_bgr.shape[:2]
+        quad, ahead = self.tile_quad(hit, tile)
+        if not ahead or quad.min() < 0 or (quad[:, 0] > fw - 1).any() or (quad[:, 1] > fh - 1).any():
+            return None
+        x, y, s = _square_box(tile.box_mm)
+        k = int(min(4, max(1, round(quad_side_px(quad) / size))))
+        big = size * k
+        step = s / big
+        T = np.array([[step, 0, x + 0.5 * step], [0, step, y + 0.5 * step], [0, 0, 1.0]])
+        x0, y0 = (max(0, int(v) - 2) for v in quad.min(axis=0))
+        x1, y1 = min(fw, int(quad[:, 0].max()) + 3), min(fh, int(quad[:, 1].max()) + 3)
+        roi = cv2.cvtColor(frame_bgr[y0:y1, x0:x1], cv2.COLOR_BGR2BGRA)
+        M = np.array([[1.0, 0, -x0], [0, 1.0, -y0], [0, 0, 1.0]]) @ hit.H @ T
+        crop = cv2.warpPerspective(roi, M, (big, big), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+        if k > 1:
+            crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+        rgb = cv2.cvtColor(crop, cv2.COLOR_BGRA2RGB)
+        q = measure(rgb, quad, hit.H, K, normal)
+        return TileCrop(
+            tile=tile, sheet_id=hit.sheet.sheet_id, crop_rgb=rgb, quad_px=quad,
+            sharpness=q.sharpness, tile_px=q.tile_px, angle_deg=q.angle_deg, clipped=q.clipped,
+            good=self.gates.passes(q, hit.reproj_px), reproj_px=hit.reproj_px,
+        )

@@ -7,20 +7,27 @@ only when the mailbox is empty, and a newer job replaces one not yet taken, so
 the classifier always works on the newest crops and no queue grows; for files
 the loop waits, so no frame is skipped. All tiles of a frame go to onnxruntime
 in one batch, and each observation row names the frame its crop came from.
+
+Cores: onnxruntime on the CPU gets all cores but one; while the classifier
+thread runs, OpenCV's own thread pool (used by the camera loop's detection,
+warps and drawing) is held to the cores onnxruntime leaves free, so that the
+loop's parallel OpenCV calls do not take a core from the classifier.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
+import cv2
 import numpy as np
 
-from capture.classify import OnnxClassifier
+from capture.classify import CPU, OnnxClassifier
 from capture.detect import TileCrop
 from capture.record import Observation, Recorder
 
@@ -117,6 +124,16 @@ class WorkerStats:
         return sum(n for _, n in pts[1:]) / span if span > 0 else 0.0
 
 
+def loop_threads(classifier: OnnxClassifier, cores: int | None = None) -> int | None:
+    """OpenCV threads for the camera loop while ``classifier`` runs: the cores onnxruntime leaves free, at least one.
+
+    ``None`` when the classifier runs on a GPU (then the CPU is the loop's).
+    """
+    if classifier.provider != CPU:
+        return None
+    return max(1, (cores or os.cpu_count() or 1) - int(getattr(classifier, "threads", 1)))
+
+
 class ClassifierWorker(threading.Thread):
     """Classify the newest crops in a thread; record observations; track the per-tile counts.
 
@@ -162,6 +179,10 @@ class ClassifierWorker(threading.Thread):
         self._check_done()
 
     def run(self) -> None:
+        previous = cv2.getNumThreads()
+        threads = loop_threads(self.classifier)
+        if threads is not None:
+            cv2.setNumThreads(threads)  # process-wide: the camera loop's OpenCV calls keep off onnxruntime's cores
         try:
             while True:
                 job = self.slot.take(0.1)
@@ -175,6 +196,9 @@ class ClassifierWorker(threading.Thread):
             self.error = e
             if self._on_error:
                 self._on_error(e)
+        finally:
+            if threads is not None:
+                cv2.setNumThreads(previous)
 
     def process(self, job: Job) -> None:
         """Classify one frame's crops in one batch and record them."""

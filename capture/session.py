@@ -243,6 +243,7 @@ def run_capture(
                         log.error("could not save the crop gallery: %s", e)
             notes.update(
                 scale_warnings=dict(detector.scale_warnings), foreign_markers=sorted(detector.foreign_ids),
+                foreign_qr=sorted(detector.foreign_qr),
                 reconnects=int(getattr(source, "reconnects", 0)),
             )
             recorder.close(notes)

@@ -29,7 +29,7 @@ class CoverInfo:
     tile_mm: float
     layout: str
     aruco_dictionary: str
-    n_markers: int
+    marker_ids: str  # the batch's marker ids as runs, e.g. "392-415"
     sheets: Sequence[tuple[str, int, list[str]]]  # sheet id, page, item ids
 
 
@@ -89,7 +89,7 @@ def draw_cover(page: MmPage, batch: Batch, info: CoverInfo) -> None:
         ("Epsilon", f"{_fmt_eps([it.eps for it in batch.items])} (0-255 pixel units)"),
         ("Models", models),
         ("Tiles", f"{info.tile_mm:g} mm wide, images embedded at their native pixel size"),
-        ("Markers", f"ArUco {info.aruco_dictionary}, ids 0-{info.n_markers - 1}, 8 per sheet, plus one QR code per sheet"),
+        ("Markers", f"ArUco {info.aruco_dictionary}, ids {info.marker_ids}, 8 per sheet, plus one QR code per sheet"),
     ]
     for label, value in rows:
         page.text(LEFT_MM, y, label, size=BODY_PT, font=FONT_BOLD)

@@ -3,20 +3,22 @@
 A sheet is framed by eight ArUco markers: one in each corner and two more on
 each side edge, so that the page is still found with a corner covered or out of
 frame. Between the top corner markers sits the header and the 100 mm ruler;
-between the bottom ones the calibration strip and the QR code. Tiles fill the
-region inside the frame.
+between the bottom ones the calibration strip and, at the right, the QR code,
+which grows upwards into whatever height the tiles leave free (up to 36 mm).
+Tiles fill the region inside the frame.
 
 ::
 
-    +-------------------------------------------+
-    | [M]  header / ruler / "print at 100%"  [M] |
-    |                                           |
-    | [M]   [clean][adv]   [clean][adv] ...  [M] |
-    |         caption        caption            |
-    | [M]   ...                              [M] |
-    |                                           |
-    | [M]  grey ramp | colours | detail | QR [M] |
-    +-------------------------------------------+
+    +----------------------------------------------+
+    | [M]  header / ruler / "print at 100%"    [M] |
+    |                                              |
+    | [M]   [clean][adv]   [clean][adv] ...    [M] |
+    |         caption        caption               |
+    | [M]   ...                                [M] |
+    |                                   +----+     |
+    |                                   |    |     |
+    | [M]  grey ramp | colours | detail | QR | [M] |
+    +----------------------------------------------+
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ UNIT_GAP_MM = {"pairs": 8.0, "adversarial-only": 4.0}  # between items side by s
 ROW_GAP_MM = 3.0
 MIN_TILE_MM = 10.0
 BAND_INSET_MM = 1.0  # header and footer keep this much more than the markers' quiet zone
+QR_MAX_MM = 36.0  # the QR code's side when the tiles leave room (30 mm and more reads reliably at 720p)
+QR_GAP_MM = 4.0  # white paper between the QR code and the tiles above it (the marker beside it is as far)
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,34 @@ def unit_origin(g: Grid, index: int, layout: str) -> tuple[float, float]:
     r, c = divmod(index, g.units_per_row)
     gap = UNIT_GAP_MM[layout]
     return g.origin[0] + c * (g.unit_w + gap), g.origin[1] + r * (g.row_h + ROW_GAP_MM)
+
+
+def place_qr(fr: Frame, g: Grid, left: float) -> tuple[list[float], Grid]:
+    """The QR code's square ``[x, y, side, side]`` and the tile grid moved clear of it.
+
+    The code sits at the right end of the footer, its bottom edge level with the
+    bottom markers', its left edge no further left than ``left`` (where the
+    calibration strip ends, plus a gap). It grows upwards, up to ``QR_MAX_MM``,
+    into room the tiles leave free: below the grid (the grid is then centred
+    in what is left above the code) or, when that gives more, beside it (the grid
+    then moves to the left edge of the content region). It never costs a tile, so
+    with tiles that fill the page it can be smaller (17 mm at the least, unless
+    the strip is unusually wide).
+    """
+    fx, fy, fw, fh = fr.footer
+    cx, cy, cw, ch = fr.content
+    bottom, right = fy + fh, fx + fw
+    used_w = cw - 2 * (g.origin[0] - cx)
+    used_h = g.rows * g.row_h + (g.rows - 1) * ROW_GAP_MM
+    widest = min(QR_MAX_MM, right - left)
+    below = math.floor(min(widest, bottom - QR_GAP_MM - cy - used_h) * 2) / 2
+    beside = math.floor(min(widest, right - QR_GAP_MM - cx - used_w) * 2) / 2
+    if beside > below:
+        box = [right - beside, bottom - beside, beside, beside]
+        return box, Grid(g.units_per_row, g.rows, g.unit_w, g.row_h, (cx, g.origin[1]))
+    box = [right - below, bottom - below, below, below]
+    free_bottom = min(cy + ch, box[1] - QR_GAP_MM)
+    return box, Grid(g.units_per_row, g.rows, g.unit_w, g.row_h, (g.origin[0], cy + (free_bottom - cy - used_h) / 2))
 
 
 def marker_corners(x: float, y: float, size: float = MARKER_MM) -> list[list[float]]:

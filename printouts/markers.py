@@ -1,14 +1,21 @@
-"""ArUco fiducials: pick a dictionary, give each sheet a block of ids, draw them.
+"""ArUco fiducials: the dictionary, each batch's block of ids, drawing them.
 
-Markers come from OpenCV's predefined 4x4 dictionaries (4x4 bits have the
-largest modules for a given printed size, so they are found from the furthest
-away). The smallest dictionary that labels the whole batch is chosen: fewer
-codes means a larger Hamming distance between them, so fewer false detections.
-Sheet ``k`` uses ids ``8k .. 8k+7``, so every marker id is unique in a batch.
+Markers come from OpenCV's ``DICT_4X4_1000`` (4x4 bits have the largest modules
+for a given printed size, so they are found from the furthest away; 1000 is the
+largest 4x4 dictionary). Every sheet carries eight markers, so the dictionary
+holds 125 blocks of eight ids. A batch does not start at id 0: its first block
+is ``sha256(batch_id) mod 125`` (``layout.json`` records the first id as
+``extra.marker_id_offset``), and sheet ``k`` takes the ``k``-th block after it,
+wrapping round from 999 to 0. Ids are unique within a batch, and a sheet of
+another batch lying in the same frame usually carries ids this batch's layout
+does not know, so capture ignores it: two batches of ``n1`` and ``n2`` sheets
+share some block with probability ``(n1 + n2 - 1) / 125`` (0.8% for two single
+sheets). When they do, the sheets' QR codes tell them apart.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from functools import lru_cache
 
@@ -21,35 +28,35 @@ from printouts.page import MmPage
 
 log = logging.getLogger(__name__)
 
-# Smallest first; each is (OpenCV name, number of markers).
-DICTIONARIES: tuple[tuple[str, int], ...] = (
-    ("DICT_4X4_50", 50),
-    ("DICT_4X4_100", 100),
-    ("DICT_4X4_250", 250),
-    ("DICT_4X4_1000", 1000),
-)
-MAX_SHEETS = DICTIONARIES[-1][1] // MARKERS_PER_SHEET
+DICTIONARY = "DICT_4X4_1000"
+DICTIONARY_SIZE = 1000
+ID_BLOCKS = DICTIONARY_SIZE // MARKERS_PER_SHEET  # 125 blocks of eight ids
+MAX_SHEETS = ID_BLOCKS
 
 
 def choose_dictionary(n_sheets: int, hint: str = "") -> str:
-    """The smallest 4x4 dictionary with ``8 * n_sheets`` distinct markers.
+    """The dictionary for a batch of ``n_sheets`` sheets (always ``DICT_4X4_1000``).
 
     Args:
         n_sheets: number of sheets in the batch.
         hint: text appended to the error (e.g. how many items fit on a sheet).
 
     Raises:
-        UserError: when even the largest dictionary is too small.
+        UserError: when the batch needs more distinct markers than the dictionary has.
     """
     needed = n_sheets * MARKERS_PER_SHEET
-    for name, size in DICTIONARIES:
-        if needed <= size:
-            return name
-    name, size = DICTIONARIES[-1]
+    if needed <= DICTIONARY_SIZE:
+        return DICTIONARY
     raise UserError(
-        f"{n_sheets} sheets need {needed} marker ids, but the largest marker dictionary ({name}) has {size}, "
+        f"{n_sheets} sheets need {needed} marker ids, but the largest marker dictionary ({DICTIONARY}) has {DICTIONARY_SIZE}, "
         f"enough for {MAX_SHEETS} sheets; use larger paper or a smaller --tile-mm, or split the batch{hint}"
     )
+
+
+def marker_id_offset(batch_id: str) -> int:
+    """First marker id of the batch's sheet 0: ``8 * (sha256(batch_id) mod 125)``, the same on every run."""
+    digest = hashlib.sha256(batch_id.encode("utf-8")).digest()
+    return MARKERS_PER_SHEET * (int.from_bytes(digest, "big") % ID_BLOCKS)
 
 
 @lru_cache(maxsize=None)
@@ -58,10 +65,21 @@ def dictionary(name: str) -> cv2.aruco.Dictionary:
     return cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, name))
 
 
-def sheet_marker_ids(sheet_index: int) -> list[int]:
-    """The block of marker ids that sheet ``sheet_index`` carries."""
-    first = sheet_index * MARKERS_PER_SHEET
+def sheet_marker_ids(sheet_index: int, offset: int = 0) -> list[int]:
+    """The block of marker ids that sheet ``sheet_index`` carries, for a batch whose ids start at ``offset``."""
+    first = (offset + sheet_index * MARKERS_PER_SHEET) % DICTIONARY_SIZE
     return list(range(first, first + MARKERS_PER_SHEET))
+
+
+def id_ranges(ids: list[int]) -> str:
+    """``[0, 1, 2, 7, 8]`` -> ``"0-2, 7-8"``: the ids as sorted runs, for people to read."""
+    runs: list[list[int]] = []
+    for i in sorted(set(ids)):
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return ", ".join(f"{a}-{b}" if b > a else str(a) for a, b in runs)
 
 
 def marker_modules(dict_name: str, marker_id: int) -> np.ndarray:

@@ -22,11 +22,12 @@ from contracts.paths import resolve_inside, sha256_bytes
 from printouts import geometry as geo
 from printouts import qr
 from printouts.calibration import RULER_MM, calibration_patches, strip_width
-from printouts.markers import MAX_SHEETS, choose_dictionary, sheet_marker_ids
+from printouts.markers import MAX_SHEETS, choose_dictionary, marker_id_offset, sheet_marker_ids
 
 log = logging.getLogger(__name__)
 
-QR_MM = 16.0
+QR_READABLE_MM = 30.0  # below this a 720p camera reads the QR code only at close range
+QR_MIN_MM = 16.0
 RULER_X_MM = 1.0  # ruler start right of the header band's left edge
 RULER_Y_MM = 10.0  # ruler baseline below the top of the header band
 
@@ -129,16 +130,28 @@ def plan_layout(batch: Batch, sizes: dict[str, tuple[int, int]], paper: str, til
     n_sheets = math.ceil(len(batch.items) / per_sheet)
     hint = f" into batches of at most {MAX_SHEETS * per_sheet} items ({per_sheet} per sheet with these options)"
     dict_name = choose_dictionary(n_sheets, hint)
+    offset = marker_id_offset(batch.batch_id)
     pitch = _pitch(sizes, tile_mm)
     patches = calibration_patches(fr.footer, pitch)
-    fx, fy, fw, fh = fr.footer
-    qr_box = [_r(fx + fw - QR_MM), _r(fy + (fh - QR_MM) / 2), QR_MM, QR_MM]
-    if strip_width(patches) + 4.0 > qr_box[0]:  # the strip is fixed-size; this guards future edits
-        raise RuntimeError("calibration strip overlaps the QR code")
+    qr_box, g = geo.place_qr(fr, g, left=strip_width(patches) + qr.QUIET_MM)
+    qr_box = [_r(v) for v in qr_box]
+    if qr_box[2] < QR_MIN_MM:  # only images of a few pixels printed large make the detail patches this wide
+        raise UserError(
+            f"--tile-mm {tile_mm:g}: the images' pixels print {pitch:.1f} mm wide, which makes the calibration strip's "
+            f"single-pixel patches too wide to leave room for the QR code; use a smaller --tile-mm"
+        )
+    if qr_box[2] < QR_READABLE_MM:
+        log.warning(
+            "the tiles leave room for only a %g mm QR code per sheet (up to %g mm with smaller tiles); a 720p camera "
+            "reads it only from close up, and until it does, a sheet of another batch is told apart by its markers alone",
+            qr_box[2], geo.QR_MAX_MM,
+        )
     sheets = []
     for k in range(n_sheets):
         chunk = batch.items[k * per_sheet : (k + 1) * per_sheet]
-        markers = [Marker(id=i, corners_mm=[[_r(v) for v in c] for c in geo.marker_corners(*xy)]) for i, xy in zip(sheet_marker_ids(k), fr.markers)]
+        ids = sheet_marker_ids(k, offset)
+        markers = [Marker(id=i, corners_mm=[[_r(v) for v in c] for c in geo.marker_corners(*xy)]) for i, xy in zip(ids, fr.markers)]
+        text = qr.payload(batch.batch_id, k)
         sheets.append(
             Sheet(
                 sheet_id=f"{batch.batch_id}/s{k}",
@@ -147,16 +160,20 @@ def plan_layout(batch: Batch, sizes: dict[str, tuple[int, int]], paper: str, til
                 markers=markers,
                 tiles=_tiles(chunk, g, layout, tile_mm, sizes),
                 calibration=calibration_patches(fr.footer, pitch),
-                qr={"payload": qr.payload(batch.batch_id, k), "box_mm": list(qr_box)},
+                qr={"payload": text, "box_mm": list(qr_box), "modules": int(qr.qr_modules(text).shape[0])},
             )
         )
-    log.info("%d items -> %d sheets of %d on %s, dictionary %s", len(batch.items), n_sheets, per_sheet, paper, dict_name)
+    log.info(
+        "%d items -> %d sheets of %d on %s, dictionary %s, marker ids from %d, QR codes %g mm",
+        len(batch.items), n_sheets, per_sheet, paper, dict_name, offset, qr_box[2],
+    )
     hx, hy = fr.header[0], fr.header[1]
     extra = {
         "layout": layout,
         "cover": cover,
         "items_per_sheet": per_sheet,
         "markers_per_sheet": geo.MARKERS_PER_SHEET,
+        "marker_id_offset": offset,
         "marker_quiet_zone_mm": _r(geo.QUIET_MM),
         "detail_pixel_mm": _r(pitch),
         "ruler_mm": {"start": [_r(hx + RULER_X_MM), _r(hy + RULER_Y_MM)], "length": RULER_MM},

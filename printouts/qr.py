@@ -1,8 +1,11 @@
 """The QR code that names each sheet: ``photoproof:<batch_id>:<sheet_index>``.
 
-Encoded with OpenCV's ``QRCodeEncoder`` (error correction level M) and drawn as
-vector modules, like the markers. The recorded box is the symbol itself; the
-caller keeps a white quiet zone of four modules around it.
+Encoded with OpenCV's ``QRCodeEncoder`` at error correction level L and drawn as
+vector modules, like the markers. Level L keeps the symbol small in modules
+(a typical payload fits version 2, 25 x 25), so each module is as large as
+possible for the space: what limits reading it from a 720p frame is pixels per
+module, not damage to the paper. The recorded box is the symbol itself; the
+layout keeps at least ``QUIET_MM`` of white paper around it.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import numpy as np
 
 from printouts.page import MmPage
 
-QUIET_MODULES = 4
+QUIET_MM = 4.0  # white paper kept around the symbol (3 to 4 modules at the sizes printed)
 
 
 def payload(batch_id: str, sheet_index: int) -> str:
@@ -23,7 +26,7 @@ def payload(batch_id: str, sheet_index: int) -> str:
 def qr_modules(text: str) -> np.ndarray:
     """The symbol's module grid without its quiet zone, ``True`` where black."""
     params = cv2.QRCodeEncoder.Params()
-    params.correction_level = cv2.QRCODE_ENCODER_CORRECT_LEVEL_M
+    params.correction_level = cv2.QRCODE_ENCODER_CORRECT_LEVEL_L
     img = np.asarray(cv2.QRCodeEncoder.create(params).encode(text))
     dark = img < 128
     rows = np.flatnonzero(dark.any(axis=1))

@@ -25,7 +25,7 @@ from contracts.paths import atomic_write_bytes, resolve_inside, sha256_bytes
 from printouts import geometry as geo
 from printouts.calibration import NOTE, draw_calibration, draw_ruler
 from printouts.cover import CoverInfo, draw_cover
-from printouts.markers import draw_marker
+from printouts.markers import draw_marker, id_ranges
 from printouts.page import FONT, FONT_BOLD, PT_PER_MM, MmPage, fit_text, flate_only, text_width_mm
 from printouts.plan import RULER_X_MM, RULER_Y_MM, check_images, load_rgb, plan_layout, roles_for
 from printouts.qr import draw_qr
@@ -104,7 +104,7 @@ def _cover_info(layout: Layout) -> CoverInfo:
         tile_mm=layout.tile_mm,
         layout=str(layout.extra["layout"]),
         aruco_dictionary=layout.aruco_dictionary,
-        n_markers=sum(len(s.markers) for s in layout.sheets),
+        marker_ids=id_ranges([m.id for s in layout.sheets for m in s.markers]),
         sheets=sheets,
     )
 

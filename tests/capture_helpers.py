@@ -108,14 +108,28 @@ def render_sheet(batch_dir: Path, sheet: Sheet, ppm: float = 4.0, marker_scale: 
         x0, y0, n = round(x * ppm), round(y * ppm), round(w * ppm)
         im = Image.open(batch_dir / t.image).convert("RGB").resize((n, n), Image.Resampling.BICUBIC)
         page[y0 : y0 + n, x0 : x0 + n] = np.asarray(im)[..., ::-1]
-    if sheet.qr:
+    if sheet.qr:  # the symbol fills the box, as printouts draws it
         x, y, w, h = sheet.qr["box_mm"]
         q = cv2.QRCodeEncoder.create().encode(sheet.qr["payload"])
+        dark = np.flatnonzero((q < 128).any(axis=1))
+        q = q[dark[0] : dark[-1] + 1, dark[0] : dark[-1] + 1]
         n = round(w * ppm)
         q = cv2.resize(q, (n, n), interpolation=cv2.INTER_NEAREST)
         x0, y0 = round(x * ppm), round(y * ppm)
         page[y0 : y0 + n, x0 : x0 + n] = q[..., None]
     return page
+
+
+def render_pdf_page(pdf_path: Path, page: int, ppm: float = 6.0) -> np.ndarray:
+    """Page ``page`` of a PDF (e.g. ``sheets.pdf``) as a BGR raster at ``ppm`` pixels per mm, for :func:`compose_frame`."""
+    import pypdfium2 as pdfium
+
+    pdf = pdfium.PdfDocument(str(pdf_path))
+    try:
+        rgb = pdf[page].render(scale=ppm * 25.4 / 72.0, rev_byteorder=True).to_numpy()[..., :3]
+    finally:
+        pdf.close()
+    return np.ascontiguousarray(rgb[..., ::-1])
 
 
 def camera_K(width: int = 1280, height: int = 720) -> np.ndarray:

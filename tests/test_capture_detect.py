@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import sqlite3
+import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from capture.classify import CPU, OnnxClassifier
 from capture.detect import SheetDetector, aruco_dictionary
+from capture.pipeline import ClassifierWorker, LatestSlot, loop_threads
 from capture.quality import QualityGates
+from capture.session import run_capture
+from capture.simulate import SimulatedCamera
+from capture.sources import PhotoSource
 from contracts.errors import UserError
 from contracts.layout import Layout
-from tests.capture_helpers import compose_frame, make_layout, pose_homography, reference_crop, render_sheet, scene, view_angle
+from contracts.profile import load_profile
+from printouts.markers import marker_id_offset
+from printouts.sheets import print_batch
+from tests.capture_helpers import (
+    compose_frame, make_layout, pose_homography, reference_crop, render_pdf_page, render_sheet, scene, tiny_classifier, view_angle,
+)
 
 SIZE = 64
 NOISY = dict(blur_sigma=1.2, noise_std=4.0, jpeg_quality=80)
@@ -196,3 +209,108 @@ def test_quality_gates_flag_blurred_small_and_oblique_tiles(batch: Path) -> None
 def test_unknown_aruco_dictionary_is_a_user_error() -> None:
     with pytest.raises(UserError, match="DICT_NOPE"):
         aruco_dictionary("DICT_NOPE")
+
+
+# -- sheet identity, with real printouts -------------------------------------------
+
+A4_MM = [210.0, 297.0]
+
+
+def _print(synthetic_batch, name: str, batch_id: str, seed: int) -> tuple[Path, Layout]:  # type: ignore[no-untyped-def]
+    d = synthetic_batch(name=name, n_items=3, size=SIZE, seed=seed, batch_id=batch_id)
+    return d, print_batch(d, paper="a4", tile_mm=60.0, cover=False)
+
+
+def _batch_id_sharing_ids_with(batch_id: str) -> str:
+    """Another batch id whose sheets carry the same marker ids (1 in 125 do)."""
+    want = marker_id_offset(batch_id)
+    return next(b for k in range(10_000) if marker_id_offset(b := f"bother-{k:04d}") == want)
+
+
+def _photo(pages: list[tuple[Path, tuple[float, float], float]], seed: int = 0) -> np.ndarray:
+    """A 1280 x 720 photo of printed A4 sheets: (batch dir, shift, roll) each, sheets 0.9 of the frame high."""
+    ppm = 6.0
+    layers = [(render_pdf_page(d / "sheets.pdf", 0, ppm), pose_homography(A4_MM, fill=0.9, shift=shift, roll_deg=roll, tilt_deg=10)) for d, shift, roll in pages]
+    return compose_frame(layers, ppm, blur_sigma=1.0, noise_std=3.0, jpeg_quality=85, seed=seed)
+
+
+def test_a_sheet_of_another_batch_in_the_frame_is_not_recorded(synthetic_batch, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    ours_dir, ours = _print(synthetic_batch, "ours", "b20261122-3f9c1a2e", seed=0)
+    theirs_dir, theirs = _print(synthetic_batch, "theirs", "b20261123-0badcafe", seed=5)
+    their_ids = {m.id for m in theirs.sheets[0].markers}
+    assert not their_ids & {m.id for m in ours.sheets[0].markers}  # each batch has its own block of ids
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for k in range(2):
+        frame = _photo([(ours_dir, (-0.2, 0.0), 3.0 * k), (theirs_dir, (0.2, 0.0), -4.0)], seed=k)
+        cv2.imwrite(str(photos / f"IMG_{k}.png"), frame)
+    model = tiny_classifier(tmp_path / "tiny.onnx", size=SIZE)
+    with caplog.at_level(logging.WARNING, logger="capture.detect"):
+        db = run_capture(ours_dir, model, PhotoSource(photos), session_id="mixed", gates=QualityGates(min_sharpness=1, min_tile_px=40), save_crops=False)
+    con = sqlite3.connect(db)
+    try:
+        frames = [json.loads(r[0]) for r in con.execute("SELECT sheets FROM frames ORDER BY idx")]
+        observed = set(con.execute("SELECT sheet_id, item_id, role FROM observations"))
+        (config,) = con.execute("SELECT config FROM sessions").fetchone()
+    finally:
+        con.close()
+    assert frames == [[ours.sheets[0].sheet_id]] * 2
+    assert observed == {(ours.sheets[0].sheet_id, t.item, t.role) for t in ours.sheets[0].tiles}
+    assert set(json.loads(config)["foreign_markers"]) == their_ids
+    assert len([r for r in caplog.records if "not in this batch's layout" in r.getMessage()]) == 1
+
+
+def test_a_sheet_of_another_batch_with_the_same_marker_ids_is_rejected_by_its_qr_code(synthetic_batch, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    ours_dir, ours = _print(synthetic_batch, "ours", "b20261122-3f9c1a2e", seed=0)
+    other_id = _batch_id_sharing_ids_with(ours.batch_id)
+    theirs_dir, theirs = _print(synthetic_batch, "theirs", other_id, seed=5)
+    assert [m.id for m in theirs.sheets[0].markers] == [m.id for m in ours.sheets[0].markers]
+    det = SheetDetector(ours)
+    with caplog.at_level(logging.WARNING, logger="capture.detect"):
+        assert det.detect(_photo([(theirs_dir, (0.0, 0.0), 5.0)])) == []  # alone: its QR code names the other batch
+        both = det.detect(_photo([(ours_dir, (-0.2, 0.0), 0.0), (theirs_dir, (0.2, 0.0), 5.0)], seed=1))
+    assert [(h.sheet.sheet_id, h.qr_verified) for h in both] == [(ours.sheets[0].sheet_id, True)]
+    assert float(np.linalg.norm(both[0].H[:2, 2] - pose_homography(A4_MM, fill=0.9, shift=(-0.2, 0.0), tilt_deg=10)[:2, 2])) < 20  # the left one
+    warnings = [r.getMessage() for r in caplog.records if "QR code reads" in r.getMessage()]
+    assert len(warnings) == 1 and other_id in warnings[0]
+    assert det.foreign_qr == {f"photoproof:{other_id}:0"}
+
+    # Still in view with its code unreadable (a thumb over it): it stays another batch's sheet.
+    det = SheetDetector(ours)
+    H = pose_homography(A4_MM, fill=0.9, tilt_deg=10, roll_deg=5.0)
+    page = render_pdf_page(theirs_dir / "sheets.pdf", 0, 6.0)
+    assert det.detect(compose_frame([(page, H)], 6.0, blur_sigma=1.0, noise_std=3.0)) == []
+    x, y, w, h = theirs.sheets[0].qr["box_mm"]
+    covered = page.copy()
+    covered[round(y * 6) : round((y + h) * 6), round(x * 6) : round((x + w / 2) * 6)] = 255
+    for k in range(8):  # past the retry interval: read again, unreadable, still rejected
+        assert det.detect(compose_frame([(covered, H)], 6.0, blur_sigma=1.0, noise_std=3.0, seed=k)) == []
+
+
+def test_qr_code_is_read_in_simulated_720p_frames(synthetic_batch) -> None:  # type: ignore[no-untyped-def]
+    d, layout = _print(synthetic_batch, "ours", "b20261122-3f9c1a2e", seed=0)
+    assert layout.sheets[0].qr["box_mm"][2] >= 30.0
+    det = SheetDetector(layout, qr_every=1)  # read the code in every frame
+    verdicts = []
+    with SimulatedCamera.from_batch(d, load_profile("office-laser-webcam"), seed=1, n_frames=20) as cam:
+        for frame in cam.frames():
+            verdicts += [h.qr_verified for h in det.detect(frame.image)]
+    assert len(verdicts) >= 18 and verdicts.count(True) >= 0.9 * len(verdicts) and False not in verdicts
+
+
+def test_classifier_thread_holds_opencv_to_the_cores_onnxruntime_leaves(tmp_path: Path) -> None:
+    clf = OnnxClassifier(tiny_classifier(tmp_path / "tiny.onnx"), providers=[CPU], threads=1)
+    assert loop_threads(clf, cores=4) == 3 and loop_threads(clf, cores=1) == 1
+    before = cv2.getNumThreads()
+    slot = LatestSlot()
+    worker = ClassifierWorker(clf, None, slot, [])  # type: ignore[arg-type]  # no job: nothing is recorded
+    worker.start()
+    try:
+        deadline = time.monotonic() + 5.0
+        while cv2.getNumThreads() != loop_threads(clf) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert cv2.getNumThreads() == loop_threads(clf)
+    finally:
+        slot.close()
+        worker.join(5.0)
+    assert cv2.getNumThreads() == before

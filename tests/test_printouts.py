@@ -23,7 +23,7 @@ from PIL import Image
 
 from contracts.layout import Layout, load_layout
 from contracts.manifest import load_batch, save_batch
-from printouts.markers import choose_dictionary
+from printouts.markers import choose_dictionary, marker_id_offset, sheet_marker_ids
 from printouts.sheets import print_batch
 
 DPI = 300.0
@@ -120,10 +120,14 @@ def test_layout_json_describes_the_batch(printed: Printed) -> None:
     assert sorted(seen) == sorted((it.id, r) for it in batch.items for r in roles)
     ids = [m.id for s in lay.sheets for m in s.markers]
     assert len(ids) == len(set(ids)) == 8 * len(lay.sheets)
-    assert lay.aruco_dictionary == choose_dictionary(len(lay.sheets))
+    assert lay.aruco_dictionary == choose_dictionary(len(lay.sheets)) == "DICT_4X4_1000"
+    offset = lay.extra["marker_id_offset"]
+    assert offset == marker_id_offset("btest-print") and offset % 8 == 0
     for k, s in enumerate(lay.sheets):
         assert s.sheet_id == f"btest-print/s{k}" and s.page == k + 1
-        assert s.qr == {"payload": f"photoproof:btest-print:{k}", "box_mm": s.qr["box_mm"]}
+        assert [m.id for m in s.markers] == sheet_marker_ids(k, offset)
+        assert s.qr == {"payload": f"photoproof:btest-print:{k}", "box_mm": s.qr["box_mm"], "modules": 25}
+        assert s.qr["box_mm"][2] == s.qr["box_mm"][3] >= 30.0  # 60 mm tiles leave room for a large code
         assert all(t.box_mm[2] == 60.0 for t in s.tiles)
     pdf_sha = hashlib.sha256((printed.batch_dir / "sheets.pdf").read_bytes()).hexdigest()
     assert lay.extra["sheets_pdf_sha256"] == pdf_sha
@@ -233,6 +237,17 @@ def test_qr_payload_decodes_from_render(printed: Printed) -> None:
         pts = (points.reshape(-1, 2) + [x0 + 0.5, y0 + 0.5]) / PX_PER_MM
         assert pts.min(axis=0) == pytest.approx([x, y], abs=0.5)
         assert pts.max(axis=0) == pytest.approx([x + w, y + h], abs=0.5)
+
+
+def test_qr_code_has_white_paper_around_it(printed: Printed) -> None:
+    """Nothing (tiles, captions, strip, markers) comes within 3.5 mm of the QR code."""
+    for s in printed.layout.sheets:
+        gray = cv2.cvtColor(printed.render(s.page), cv2.COLOR_RGB2GRAY)
+        ring, _, _ = crop_mm(gray, s.qr["box_mm"], 3.5)
+        inset = int(3.5 * PX_PER_MM) - 2
+        ring = ring.copy()
+        ring[inset:-inset, inset:-inset] = 255  # the symbol and its anti-aliased edge
+        assert ring.min() >= 250
 
 
 def test_calibration_patches_print_their_nominal_values(printed: Printed) -> None:

@@ -6,6 +6,7 @@ The renders themselves are checked in ``test_printouts.py``.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,7 +20,10 @@ from contracts.errors import UserError
 from contracts.layout import load_layout
 from contracts.manifest import load_batch, save_batch
 from printouts import cli
-from printouts.markers import MAX_SHEETS, choose_dictionary
+from printouts import geometry as geo
+from printouts.plan import check_images, plan_layout, roles_for
+from printouts.qr import QUIET_MM
+from printouts.markers import MAX_SHEETS, choose_dictionary, marker_id_offset, sheet_marker_ids
 from printouts.sheets import print_batch
 
 PT_PER_MM = 72.0 / 25.4
@@ -45,13 +49,31 @@ def test_rerun_overwrites_atomically_and_reproducibly(synthetic_batch: Callable[
     assert (d / "sheets.pdf").read_bytes() == pdf  # same inputs, same bytes
 
 
-@pytest.mark.parametrize(
-    ("n_sheets", "expected"),
-    [(1, "DICT_4X4_50"), (6, "DICT_4X4_50"), (7, "DICT_4X4_100"), (12, "DICT_4X4_100"), (13, "DICT_4X4_250"), (32, "DICT_4X4_1000"), (125, "DICT_4X4_1000")],
-)
-def test_dictionary_is_the_smallest_that_fits(n_sheets: int, expected: str) -> None:
-    assert choose_dictionary(n_sheets) == expected
+@pytest.mark.parametrize("n_sheets", [1, 6, 7, 32, 125])
+def test_dictionary_is_always_the_largest_4x4(n_sheets: int) -> None:
+    assert choose_dictionary(n_sheets) == "DICT_4X4_1000"
     assert MAX_SHEETS == 125
+
+
+def test_each_batch_gets_its_own_block_of_marker_ids() -> None:
+    offsets = [marker_id_offset(f"b20261122-{k:08x}") for k in range(2000)]
+    assert offsets[:3] == [marker_id_offset(f"b20261122-{k:08x}") for k in range(3)]  # deterministic
+    assert all(o % 8 == 0 and 0 <= o < 1000 for o in offsets)
+    counts = Counter(offsets)
+    assert len(counts) == 125 and max(counts.values()) < 3 * 2000 / 125  # spread over every block
+    assert sheet_marker_ids(0, 992) == list(range(992, 1000)) and sheet_marker_ids(1, 992) == list(range(8))  # wraps round
+    assert sheet_marker_ids(3) == list(range(24, 32))
+
+
+def test_two_batches_print_different_marker_ids(synthetic_batch: Callable[..., Path]) -> None:
+    a = print_batch(synthetic_batch(name="a", n_items=7, size=32, batch_id="b20261122-3f9c1a2e"), paper="letter")
+    b = print_batch(synthetic_batch(name="b", n_items=7, size=32, batch_id="b20261122-77aa0b01"), paper="letter")
+    for lay in (a, b):
+        ids = [m.id for s in lay.sheets for m in s.markers]
+        first = lay.extra["marker_id_offset"]
+        assert first == marker_id_offset(lay.batch_id)
+        assert ids == [(first + k) % 1000 for k in range(len(ids))]
+    assert not {m.id for s in a.sheets for m in s.markers} & {m.id for s in b.sheets for m in s.markers}
 
 
 def _cli_app() -> typer.Typer:
@@ -140,3 +162,21 @@ def test_more_sheets_than_markers(synthetic_batch: Callable[..., Path]) -> None:
     d = synthetic_batch(n_items=MAX_SHEETS + 1, size=8)  # one 150 mm tile per A4 sheet
     with pytest.raises(UserError, match=r"126 sheets need 1008 marker ids, .*DICT_4X4_1000.* has 1000.*split the batch into batches of at most 125 items"):
         print_batch(d, tile_mm=150.0, layout="adversarial-only")
+
+
+def test_qr_code_never_overlaps_tiles_captions_or_the_strip(synthetic_batch: Callable[..., Path]) -> None:
+    d = synthetic_batch(n_items=60, size=64)
+    batch = load_batch(d)
+    for paper in ("a4", "letter"):
+        for layout in ("pairs", "adversarial-only"):
+            sizes = check_images(d, batch, roles_for(layout))
+            for tile_mm in (20.0, 25.0, 30.0, 35.0, 40.0, 45.0, 50.0, 55.0, 60.0, 65.0, 70.0, 74.5):
+                lay = plan_layout(batch, sizes, paper, tile_mm, layout, cover=False)
+                s = lay.sheets[0]
+                qx, qy, qs, _ = s.qr["box_mm"]
+                assert 17.0 <= qs <= 36.0 and qx + qs <= s.size_mm[0] - 8.0 - 18.0 - 3.9 and qy + qs <= s.size_mm[1] - 8.0
+                gap = QUIET_MM - 1e-6
+                for t in s.tiles:  # tile and caption
+                    x, y, w, h = t.box_mm
+                    assert x + w + gap <= qx or y + h + geo.CAPTION_MM + gap <= qy, (paper, layout, tile_mm, t.box_mm, s.qr["box_mm"])
+                assert max(p.box_mm[0] + p.box_mm[2] for p in s.calibration) + gap <= qx
