@@ -119,34 +119,27 @@ def confidence_hist(session: Session) -> bytes | None:
     """Histogram of the capture model's top-1 probability on good observations, clean vs adversarial."""
     clean = [o.pred.top1_prob for o in session.observations if o.role == "clean"]
     adv = [o.pred.top1_prob for o in session.observations if o.role == "adv"]
-    if not clean and not adv:
-        return None
-    fig = Figure(figsize=(6.0, 3.2), layout="constrained")
-    ax = fig.add_subplot(1, 1, 1)
-    bins = [i / 20 for i in range(21)]
-    if clean:
-        ax.hist(clean, bins=bins, alpha=0.6, color="#3182bd", label=f"clean (n={len(clean)})")
-    if adv:
-        ax.hist(adv, bins=bins, alpha=0.6, color="#de2d26", label=f"adversarial (n={len(adv)})")
-    ax.set_xlabel("top-1 probability")
-    ax.set_ylabel("observations")
-    ax.set_title(f"{session.id}: confidence, good observations", fontsize=10)
-    ax.legend(fontsize=8)
-    return _png(fig)
+    return _prob_hist(clean, adv, "observations", f"{session.id}: confidence, good observations")
 
 
 def digital_confidence_hist(clean: list[float], adv: list[float], model: str) -> bytes | None:
     """Histogram of a source model's top-1 probability on the saved PNGs."""
+    return _prob_hist(clean, adv, "items", f"{model} (source): confidence on the PNGs")
+
+
+def _prob_hist(clean: list[float], adv: list[float], ylabel: str, title: str) -> bytes | None:
+    """Overlaid histograms of top-1 probabilities, clean in blue and adversarial in red; ``None`` when both are empty."""
     if not clean and not adv:
         return None
     fig = Figure(figsize=(6.0, 3.2), layout="constrained")
     ax = fig.add_subplot(1, 1, 1)
     bins = [i / 20 for i in range(21)]
-    ax.hist(clean, bins=bins, alpha=0.6, color="#3182bd", label=f"clean (n={len(clean)})")
-    ax.hist(adv, bins=bins, alpha=0.6, color="#de2d26", label=f"adversarial (n={len(adv)})")
+    for values, colour, name in ((clean, "#3182bd", "clean"), (adv, "#de2d26", "adversarial")):
+        if values:
+            ax.hist(values, bins=bins, alpha=0.6, color=colour, label=f"{name} (n={len(values)})")
     ax.set_xlabel("top-1 probability")
-    ax.set_ylabel("items")
-    ax.set_title(f"{model} (source): confidence on the PNGs", fontsize=10)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     return _png(fig)
 
