@@ -25,6 +25,7 @@ import numpy as np
 
 from capture.quality import QualityGates, camera_matrix, measure, quad_side_px, sheet_normal
 from capture.scale import size_to_spacing_ratio
+from capture.sheet_qr import SheetQr
 from contracts.errors import UserError
 from contracts.layout import Layout, Sheet, Tile
 
@@ -33,9 +34,6 @@ log = logging.getLogger(__name__)
 _SUBPIX_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01)
 FAST_WINDOW_PX = 9  # the fast search's one adaptive-threshold window
 FULL_SCAN_FRAMES = 30  # every this many frames the whole dictionary is searched, for markers of other batches
-QR_PX_PER_MODULE = 8  # the QR code is resampled to this many pixels per module before decoding
-QR_RETRY_FRAMES = 5  # a code not read yet is tried again after 5 frames, then 10, 20, ... up to ``qr_every``
-TRACK_FRAMES = 2  # a sheet is followed across gaps of up to this many frames
 
 
 @dataclass
@@ -59,19 +57,6 @@ class SheetHit:
     scale_ratio: float = 1.0
     scale_warning: bool = False
     qr_verified: bool | None = None
-
-
-@dataclass(eq=False)  # compared by identity
-class _Tracked:
-    """A physical sheet followed from frame to frame, with what its QR code said."""
-
-    sheet_id: str
-    centre: np.ndarray  # frame px
-    size: float  # px
-    seen: int  # frame number
-    read: int = -(10**9)  # frame of the last attempt to read its QR code
-    wait: int = 0  # frames from ``read`` until the next attempt
-    verdict: bool | None = None  # True: this batch's; False: another batch's; None: not read yet
 
 
 @dataclass
@@ -160,14 +145,12 @@ class SheetDetector:
         self._robust = cv2.aruco.ArucoDetector(subset, cv2.aruco.DetectorParameters())
         self._marker_side = 0.0  # median marker side in the last frame, px
         self._misses = 0
-        self._qr = cv2.QRCodeDetector()
         self._corners_mm = {mid: np.asarray(m.corners_mm, np.float64).reshape(4, 2) for mid, (_, m) in self._index.items()}
         self._sheets = {s.sheet_id: s for s in layout.sheets}
         self._frame_no = 0
-        self._tracked: list[_Tracked] = []
         self._warned: set[str] = set()
         self.foreign_ids: set[int] = set()
-        self.foreign_qr: set[str] = set()
+        self.qr = SheetQr(qr_every)
         self.scale_warnings: dict[str, float] = {}
         self._scale_history: dict[str, deque[float]] = {}
         self._sightings: dict[str, int] = {}
@@ -226,7 +209,7 @@ class SheetDetector:
         """Every sheet of this layout with at least two markers visible in ``frame_bgr``.
 
         Markers whose ids this layout lacks are ignored, and so is a sheet whose QR
-        code reads as another batch's (see :meth:`_check_qr`); each is warned about
+        code reads as another batch's (see ``capture.sheet_qr``); each is warned about
         once per detector (one session).
         """
         self._frame_no += 1
@@ -243,14 +226,18 @@ class SheetDetector:
         if len(foreign) >= 2:  # a lone unknown id is more likely a misread texture than a sheet
             self._note_foreign(foreign)
         hits: list[SheetHit] = []
-        seen: list[_Tracked] = []
+        self.qr.start_frame(self._frame_no)
         for sheet_id, markers in groups.items():
             for hit in self._fit_sheet(grey, self._sheets[sheet_id], markers):
-                if self._check_qr(grey, hit, seen) is not False:
+                if self.qr.check(grey, hit) is not False:
                     hits.append(hit)
-        kept = [t for t in self._tracked if t not in seen and self._frame_no - t.seen <= TRACK_FRAMES]
-        self._tracked = seen + kept
+        self.qr.end_frame()
         return hits
+
+    @property
+    def foreign_qr(self) -> set[str]:
+        """QR payloads of other batches' sheets seen (and ignored) so far."""
+        return self.qr.foreign
 
     def _note_foreign(self, ids: list[int]) -> None:
         new = set(ids) - self.foreign_ids
@@ -350,94 +337,6 @@ class SheetDetector:
                     "Print sheets.pdf at 100%% ('actual size'), not 'fit to page'",
                     sid, 100 * smooth,
                 )
-
-    def _footprint(self, hit: SheetHit) -> tuple[np.ndarray, float]:
-        """The sheet's centre in frame pixels and its size there (square root of its area), to follow it between frames."""
-        w, h = hit.sheet.size_mm
-        quad, _ = _project(hit.H, np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64))
-        return quad.mean(axis=0), quad_side_px(quad)
-
-    def _follow(self, hit: SheetHit, claimed: list[_Tracked]) -> _Tracked:
-        """The tracked sheet ``hit`` continues (a copy of the same sheet seen about here lately), or a new one."""
-        centre, size = self._footprint(hit)
-        best, best_d = None, 0.0
-        for t in self._tracked:
-            if t.sheet_id != hit.sheet.sheet_id or t in claimed or self._frame_no - t.seen > TRACK_FRAMES:
-                continue
-            d = float(np.linalg.norm(centre - t.centre))
-            if d < 0.25 * max(size, t.size) and (best is None or d < best_d):
-                best, best_d = t, d
-        t = best or _Tracked(hit.sheet.sheet_id, centre, size, self._frame_no)
-        t.centre, t.size, t.seen = centre, size, self._frame_no
-        claimed.append(t)
-        return t
-
-    def _check_qr(self, grey: np.ndarray, hit: SheetHit, claimed: list[_Tracked]) -> bool | None:
-        """Whether ``hit`` is this batch's sheet by its QR code: ``False`` when the code names another batch.
-
-        Each physical sheet is followed from frame to frame (two copies of one
-        sheet, ours and another batch's with the same marker ids, are told apart
-        by where they are). Its code is read when it comes into view, then every
-        ``qr_every`` frames once it reads as ours, every ``QR_RETRY_FRAMES`` while
-        it reads as another batch's, and after 5, 10, 20, ... frames while it has
-        not been read. A frame in which the code cannot be read keeps the verdict.
-        """
-        t = self._follow(hit, claimed)
-        qr = hit.sheet.qr or {}
-        if self.qr_every > 0 and "box_mm" in qr and "payload" in qr and self._frame_no - t.read >= t.wait:
-            text = self._read_qr(grey, hit)
-            if text:
-                t.verdict = text == qr["payload"]
-                if not t.verdict:
-                    self._note_foreign_qr(text, qr["payload"])
-            t.read = self._frame_no
-            if t.verdict is None:
-                t.wait = min(self.qr_every, max(QR_RETRY_FRAMES, 2 * t.wait))
-            else:
-                t.wait = self.qr_every if t.verdict else min(self.qr_every, QR_RETRY_FRAMES)
-        hit.qr_verified = t.verdict
-        return t.verdict
-
-    def _note_foreign_qr(self, text: str, ours: str) -> None:
-        new = text not in self.foreign_qr
-        self.foreign_qr.add(text)
-        if "qr" not in self._warned:
-            self._warned.add("qr")
-            other = text.split(":")[1] if text.startswith("photoproof:") and text.count(":") >= 2 else text
-            log.warning(
-                "ignoring a sheet whose QR code reads %r (batch %s), not %r: it belongs to another batch "
-                "(its markers happen to have this batch's ids)", text, other, ours,
-            )
-        elif new:
-            log.debug("ignoring a sheet of another batch: its QR code reads %r", text)
-
-    def _read_qr(self, grey: np.ndarray, hit: SheetHit) -> str:
-        """Decode the QR code where the layout puts it on ``hit``'s sheet; ``""`` when it cannot be read.
-
-        The code is resampled (bicubic) to ``QR_PX_PER_MODULE`` pixels per module
-        with a four-module white margin, and decoded with its corners known from
-        the homography, so the decoder need not find its finder patterns: that
-        reads codes down to about two camera pixels per module. A code not where
-        the layout says (another layout) falls back to a search of the patch.
-        """
-        qr = hit.sheet.qr or {}
-        x, y, w, h = (float(v) for v in qr["box_mm"])
-        n = int(qr.get("modules") or 25)
-        side = n * QR_PX_PER_MODULE
-        margin = 4 * QR_PX_PER_MODULE
-        sx, sy = w / side, h / side
-        T = np.array([[sx, 0, x - margin * sx + 0.5 * sx], [0, sy, y - margin * sy + 0.5 * sy], [0, 0, 1.0]])
-        out = side + 2 * margin
-        patch = cv2.warpPerspective(grey, hit.H @ T, (out, out), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderValue=255)
-        a, b = margin - 0.5, margin + side - 0.5
-        corners = np.array([[[a, a], [b, a], [b, b], [a, b]]], np.float32)
-        try:
-            text, _ = self._qr.decode(patch, corners)
-            if not text:
-                text, _, _ = self._qr.detectAndDecode(patch)
-        except cv2.error:
-            text = ""
-        return text or ""
 
     # -- tiles ---------------------------------------------------------------
     def tile_quad(self, hit: SheetHit, tile: Tile) -> tuple[np.ndarray, bool]:
