@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -203,7 +204,8 @@ def main() -> None:
     seeds = list(range(args.batch))
     console.print(
         f"lite0, ε={args.eps:g}, batch {args.batch}, device {device} ({torch.get_num_threads()} threads), "
-        f"torch {torch.__version__}, {batches} timed batch(es) per attack after a warm-up"
+        f"torch {torch.__version__}, {batches} timed batch(es) per attack after a warm-up; "
+        f"load average {os.getloadavg()[0] if hasattr(os, 'getloadavg') else float('nan'):.1f} on {os.cpu_count()} CPUs (other processes lower every figure)"
     )
 
     # Warm-up at the timed shapes: one pass of every model (allocators, oneDNN/cuDNN primitive choice).
