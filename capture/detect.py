@@ -125,7 +125,6 @@ class SheetDetector:
         self.gates = gates or QualityGates()
         self.ransac_px = ransac_px
         self.scale_tol = scale_tol
-        self.qr_every = qr_every
         self.scale_every = max(1, scale_every)
         self.focal_px = focal_px
         self._index = layout.marker_index()

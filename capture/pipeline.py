@@ -131,7 +131,7 @@ def loop_threads(classifier: OnnxClassifier, cores: int | None = None) -> int | 
     """
     if classifier.provider != CPU:
         return None
-    return max(1, (cores or os.cpu_count() or 1) - int(getattr(classifier, "threads", 1)))
+    return max(1, (cores or os.cpu_count() or 1) - classifier.threads)
 
 
 class ClassifierWorker(threading.Thread):

@@ -266,7 +266,7 @@ def test_a_sheet_of_another_batch_with_the_same_marker_ids_is_rejected_by_its_qr
     theirs_dir, theirs = _print(synthetic_batch, "theirs", other_id, seed=5)
     assert [m.id for m in theirs.sheets[0].markers] == [m.id for m in ours.sheets[0].markers]
     det = SheetDetector(ours)
-    with caplog.at_level(logging.WARNING, logger="capture.detect"):
+    with caplog.at_level(logging.WARNING, logger="capture.sheet_qr"):
         assert det.detect(_photo([(theirs_dir, (0.0, 0.0), 5.0)])) == []  # alone: its QR code names the other batch
         both = det.detect(_photo([(ours_dir, (-0.2, 0.0), 0.0), (theirs_dir, (0.2, 0.0), 5.0)], seed=1))
     assert [(h.sheet.sheet_id, h.qr_verified) for h in both] == [(ours.sheets[0].sheet_id, True)]
