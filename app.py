@@ -67,7 +67,8 @@ def resolve_onnx_model(name_or_path: str, batch_dir: Path | None) -> Path:
 def _register_all() -> None:
     from analysis import cli as analysis_cli
     from capture import cli as capture_cli
-    from capture import sweep_cli
+    from channel import cli as channel_cli
+    from sweep import cli as sweep_cli
     from craft import cli as craft_cli
     from printouts import cli as printouts_cli
 
@@ -75,6 +76,7 @@ def _register_all() -> None:
     printouts_cli.register(app)
     capture_cli.register(app, resolve_model=resolve_onnx_model)
     sweep_cli.register(app, resolve_model=resolve_onnx_model)
+    channel_cli.register(app)
     analysis_cli.register(app)
     app.command("demo")(demo)
 
@@ -92,7 +94,7 @@ def demo(
     from analysis.cli import show
     from analysis.report import make_report
     from capture.session import run_capture
-    from capture.simulate import SimulatedCamera
+    from channel.simulate import SimulatedCamera
     from contracts.profile import load_profile
     from craft.cli import make_progress, parse_list, rich_progress
     from craft.job import CraftConfig, craft_batch

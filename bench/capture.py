@@ -36,12 +36,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from capture.classify import CPU, OnnxClassifier  # noqa: E402
-from capture.detect import SheetDetector  # noqa: E402
+from capture.sheets.detect import SheetDetector  # noqa: E402
 from capture.overlay import Outline, draw_overlay  # noqa: E402
 from capture.pipeline import loop_threads  # noqa: E402
-from capture.quality import QualityGates  # noqa: E402
+from capture.sheets.quality import QualityGates  # noqa: E402
 from capture.session import run_capture  # noqa: E402
-from capture.sources import Frame, FrameSource  # noqa: E402
+from contracts.frames import Frame, FrameSource # noqa: E402
 from tests.capture_helpers import make_layout, scene, tiny_classifier  # noqa: E402
 from tests.conftest import make_synthetic_batch  # noqa: E402
 

@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from capture.simulate import SimulatedCamera  # noqa: E402
+from channel.simulate import SimulatedCamera  # noqa: E402
 from contracts.profile import PRESETS, load_profile  # noqa: E402
 
 log = logging.getLogger("bench.simulate")

@@ -1,11 +1,18 @@
-"""capture: find printed sheets in camera frames and record what an ONNX model sees.
+"""capture: find printed sheets in live frames and record what an ONNX model sees.
 
 Torch-free by design: a capture station needs numpy, OpenCV and onnxruntime only.
 
-- ``sources`` / ``sources_live`` / ``mjpeg``: frame sources (photos, video; webcam, stream URLs);
-- ``detect`` / ``scale`` / ``quality``: sheets from ArUco markers, tiles, printed-scale check, quality gates;
+- ``sources/``: frame sources behind :mod:`contracts.frames` (``files``: photos and
+  video; ``live``: webcams and stream URLs; ``mjpeg``: the bounded MJPEG reader);
+- ``sheets/``: sheet finding (``detect``: ArUco markers to a homography and tile
+  crops; ``hits``: what it yields; ``qr``: sheet identity from QR codes; ``scale``:
+  the printed-scale check; ``quality``: tile metrics and gates; ``strip``: the
+  calibration strip measured during capture);
 - ``classify``: the ONNX classifier and its execution provider;
-- ``pipeline`` / ``record`` / ``session``: the classifier thread, the SQLite recorder, ``run_capture``;
-- ``overlay``: the live window; ``cli``: ``photoproof capture``;
-- ``simulate`` / ``channel``: the simulated print-and-photograph channel.
+- ``pipeline``: the classifier thread; ``record``: the SQLite recorder;
+  ``session``: ``run_capture``, the capture loop;
+- ``overlay``: the live window; ``cli``: ``photoproof capture``.
+
+The simulated camera is a frame source too, but lives with the channel model in
+:mod:`channel.simulate`.
 """

@@ -20,9 +20,10 @@ from rich.table import Table
 from rich.text import Text
 
 from capture.classify import CPU, CUDA, TENSORRT, OnnxClassifier, default_providers, foreign_spec, load_labels
-from capture.quality import QualityGates
+from capture.sheets.quality import QualityGates
 from capture.session import Progress, run_capture
-from capture.sources import FrameSource, PhotoSource, VideoSource
+from contracts.frames import FrameSource
+from capture.sources.files import PhotoSource, VideoSource
 from contracts.console import console
 from contracts.errors import UserError
 
@@ -58,11 +59,11 @@ def build_source(
     if loop and video is None and photos is None:
         raise UserError("--loop applies to --video and --photos only")
     if camera is not None:
-        from capture.sources_live import CameraSource
+        from capture.sources.live import CameraSource
 
         return CameraSource(camera, width=width, height=height, fps=fps)
     if url is not None:
-        from capture.sources_live import UrlSource
+        from capture.sources.live import UrlSource
 
         return UrlSource(url, open_timeout=connect_timeout)
     if video is not None:
@@ -70,7 +71,7 @@ def build_source(
     if photos is not None:
         return PhotoSource(photos, loop=loop)
     try:
-        from capture.simulate import SimulatedCamera
+        from channel.simulate import SimulatedCamera
     except ImportError as e:
         raise UserError(f"--simulate: the simulated camera is not available here ({e})") from None
     from contracts.profile import DEFAULT_PRESET, load_profile

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from capture.detect import SheetHit
+from capture.sheets.detect import SheetHit
 from capture.pipeline import TileKey, TileResult
 from contracts.layout import Tile
 

@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from capture.classify import CPU, OnnxClassifier
-from capture.detect import TileCrop
+from capture.sheets.detect import TileCrop
 from capture.record import Observation, Recorder
 
 log = logging.getLogger(__name__)

@@ -143,9 +143,9 @@ class Recorder:
             )
             self._dirty = True
 
-    # -- calibration strip (added for capture.calibrate) ---------------------
+    # -- calibration strip (added for channel.calibrate) ---------------------
     def add_patches(self, frame_idx: int, sheets: Iterable[Any]) -> None:
-        """Strip measurements of one frame: ``capture.calibrate.SheetPatches``, one per detected sheet."""
+        """Strip measurements of one frame: ``channel.calibrate.SheetPatches``, one per detected sheet."""
         with self._lock:
             for s in sheets:
                 self.con.executemany(

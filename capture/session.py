@@ -25,14 +25,14 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from capture.strip import StripMeter
+from capture.sheets.strip import StripMeter
 from capture.classify import OnnxClassifier
-from capture.detect import SheetDetector, SheetHit
+from capture.sheets.detect import SheetDetector, SheetHit
 from capture.overlay import Outline, Window, display_available, draw_overlay
 from capture.pipeline import ClassifierWorker, Job, LatestSlot, TileKey, TileResult
-from capture.quality import QualityGates
+from capture.sheets.quality import QualityGates
 from capture.record import Recorder
-from capture.sources import FrameSource
+from contracts.frames import FrameSource
 from contracts.errors import UserError
 from contracts.layout import Layout, load_layout
 from contracts.manifest import ROLES, Batch, load_batch
@@ -264,7 +264,7 @@ class _CameraLoop:
         self.n = 0
         self.skipped = 0  # frames with sheets whose tiles were not cut because the classifier was busy
         self.sheets_in_view = 0
-        self.strip = StripMeter(detector.layout.marker_size_mm)  # calibration strip (capture.strip)
+        self.strip = StripMeter(detector.layout.marker_size_mm)  # calibration strip (capture.sheets.strip)
 
     def _outlines(self, hits: list[SheetHit], results: dict[TileKey, TileResult]) -> list[Outline]:
         """Tile outlines from the homographies alone (no cutting); ``good`` from each tile's last result."""

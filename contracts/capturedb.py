@@ -10,7 +10,7 @@ One database per capture session, in WAL mode. Tables:
 - ``digital``: the same model's top-5 on the *saved PNGs* themselves, so that
   the report can put digital and photographed results side by side;
 - ``patches`` and ``blur`` (added for ``photoproof calibrate``): the calibration
-  strip of each detected sheet, measured at most every 5th frame by ``capture.calibrate``:
+  strip of each detected sheet, measured at most every 5th frame by ``channel.calibrate``:
   each grey and colour patch's encoded RGB mean and std (0..255), its luma std and
   pixel count; the sheet's edge blur sigma in frame pixels and the frame size.
 

@@ -79,7 +79,7 @@ class ChannelProfile:
 
 
 # -- what both channel implementations sample from a profile ---------------------
-# capture/channel.py (numpy) and craft/twin.py (torch) read these, so the two
+# channel/model.py (numpy) and channel/twin.py (torch) read these, so the two
 # implementations always draw the same parameters from the same ranges.
 
 CHANNEL_STAGES = ("print", "pose", "light", "optics", "sensor", "jpeg")

@@ -1,4 +1,4 @@
-"""EOT over the differentiable print-and-photograph twin (craft/twin.py), on toy models and tiny images."""
+"""EOT over the differentiable print-and-photograph twin (channel/twin.py), on toy models and tiny images."""
 
 from __future__ import annotations
 

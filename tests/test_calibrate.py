@@ -32,9 +32,9 @@ from pathlib import Path
 import pytest
 from conftest import make_synthetic_batch
 
-from capture.calibrate import PATCH_EVERY, calibrate
+from channel.calibrate import PATCH_EVERY, calibrate
 from capture.session import run_capture
-from capture.simulate import SimulatedCamera
+from channel.simulate import SimulatedCamera
 from contracts.errors import UserError
 from contracts.profile import ChannelProfile, load_profile, parse_profile
 from printouts.sheets import print_batch

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 from capture.classify import CPU, OnnxClassifier
-from capture.detect import SheetDetector, aruco_dictionary
+from capture.sheets.detect import SheetDetector, aruco_dictionary
 from capture.pipeline import ClassifierWorker, LatestSlot, loop_threads
-from capture.quality import QualityGates
+from capture.sheets.quality import QualityGates
 from capture.session import run_capture
-from capture.simulate import SimulatedCamera
-from capture.sources import PhotoSource
+from channel.simulate import SimulatedCamera
+from capture.sources.files import PhotoSource
 from contracts.errors import UserError
 from contracts.layout import Layout
 from contracts.profile import load_profile
@@ -126,7 +126,7 @@ def test_foreign_sheet_is_ignored_with_one_warning(batch: Path, synthetic_batch,
     H_theirs = pose_homography(theirs.sheets[0].size_mm, fill=0.42, shift=(0.25, 0.0), roll_deg=15)
     frame = compose_frame([(render_sheet(batch, ours.sheets[0]), H_ours), (render_sheet(other_dir, theirs.sheets[0]), H_theirs)], **NOISY)
     det = SheetDetector(ours)
-    with caplog.at_level(logging.WARNING, logger="capture.detect"):
+    with caplog.at_level(logging.WARNING, logger="capture.sheets.detect"):
         for _ in range(3):
             hits = det.detect(frame)
             assert [h.sheet.sheet_id for h in hits] == [ours.sheets[0].sheet_id]
@@ -146,7 +146,7 @@ def test_foreign_sheet_with_the_same_ids_is_told_apart_by_its_qr_code(batch: Pat
     assert hit.qr_verified is True
     det = SheetDetector(ours)
     foreign = compose_frame([(render_sheet(other_dir, theirs.sheets[0], ppm=6), pose_homography(theirs.sheets[0].size_mm, **pose))], ppm=6)
-    with caplog.at_level(logging.WARNING, logger="capture.detect"):
+    with caplog.at_level(logging.WARNING, logger="capture.sheets.detect"):
         assert det.detect(foreign) == []
     assert any("bother-0002" in r.getMessage() for r in caplog.records)
 
@@ -174,7 +174,7 @@ def test_scale_warning_when_marker_size_disagrees_with_spacing(batch: Path, mark
     sheet = layout.sheets[0]
     page = render_sheet(batch, sheet, marker_scale=marker_scale)
     det = SheetDetector(layout, scale_every=1)
-    with caplog.at_level(logging.WARNING, logger="capture.detect"):
+    with caplog.at_level(logging.WARNING, logger="capture.sheets.detect"):
         for k, tilt in enumerate([0, 15, 30, 20, 10, 25]):
             frame = compose_frame([(page, pose_homography(sheet.size_mm, tilt_deg=tilt, fill=0.8))], seed=k, **NOISY)
             (hit,) = det.detect(frame)
@@ -245,7 +245,7 @@ def test_a_sheet_of_another_batch_in_the_frame_is_not_recorded(synthetic_batch, 
         frame = _photo([(ours_dir, (-0.2, 0.0), 3.0 * k), (theirs_dir, (0.2, 0.0), -4.0)], seed=k)
         cv2.imwrite(str(photos / f"IMG_{k}.png"), frame)
     model = tiny_classifier(tmp_path / "tiny.onnx", size=SIZE)
-    with caplog.at_level(logging.WARNING, logger="capture.detect"):
+    with caplog.at_level(logging.WARNING, logger="capture.sheets.detect"):
         db = run_capture(ours_dir, model, PhotoSource(photos), session_id="mixed", gates=QualityGates(min_sharpness=1, min_tile_px=40), save_crops=False)
     con = sqlite3.connect(db)
     try:
@@ -266,7 +266,7 @@ def test_a_sheet_of_another_batch_with_the_same_marker_ids_is_rejected_by_its_qr
     theirs_dir, theirs = _print(synthetic_batch, "theirs", other_id, seed=5)
     assert [m.id for m in theirs.sheets[0].markers] == [m.id for m in ours.sheets[0].markers]
     det = SheetDetector(ours)
-    with caplog.at_level(logging.WARNING, logger="capture.sheet_qr"):
+    with caplog.at_level(logging.WARNING, logger="capture.sheets.qr"):
         assert det.detect(_photo([(theirs_dir, (0.0, 0.0), 5.0)])) == []  # alone: its QR code names the other batch
         both = det.detect(_photo([(ours_dir, (-0.2, 0.0), 0.0), (theirs_dir, (0.2, 0.0), 5.0)], seed=1))
     assert [(h.sheet.sheet_id, h.qr_verified) for h in both] == [(ours.sheets[0].sheet_id, True)]

@@ -20,10 +20,11 @@ from PIL import Image
 
 from capture.classify import OnnxClassifier
 from capture.cli import build_source
-from capture.quality import QualityGates
+from capture.sheets.quality import QualityGates
 from capture.session import run_capture
-from capture.sources import Frame, FrameSource, PhotoSource
-from capture.sources_live import Backoff, UrlSource
+from contracts.frames import Frame, FrameSource
+from capture.sources.files import PhotoSource
+from capture.sources.live import Backoff, UrlSource
 from contracts.capturedb import open_db_readonly
 from contracts.errors import UserError
 from contracts.manifest import load_batch

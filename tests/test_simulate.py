@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 import pytest
 
-from capture import channel as ch
-from capture.simulate import HandHeldProcess, SimulatedCamera
-from capture.sources import FrameSource
+from channel import model as ch
+from channel.simulate import HandHeldProcess, SimulatedCamera
+from contracts.frames import FrameSource
 from contracts.errors import UserError
 from contracts.layout import Layout
 from contracts.profile import load_profile
@@ -185,5 +185,5 @@ def test_missing_pdf_is_a_user_error(batch: tuple[Path, Layout], tmp_path: Path)
 
 
 def test_capture_does_not_import_torch() -> None:
-    code = "import sys, capture.simulate, capture.channel; sys.exit(int('torch' in sys.modules or 'kornia' in sys.modules))"
+    code = "import sys, channel.simulate, channel.model; sys.exit(int('torch' in sys.modules or 'kornia' in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1]).returncode == 0

@@ -14,9 +14,10 @@ import typer
 from typer.testing import CliRunner
 
 from analysis.report import build_report
-from capture import channel as ch
-from capture.sweep import DEFAULT_TRANSFORMS, TRANSFORMS, apply_transform, run_sweep
-from capture.sweep_cli import register
+from channel import cli as channel_cli
+from channel import model as ch
+from sweep.run import DEFAULT_TRANSFORMS, TRANSFORMS, apply_transform, run_sweep
+from sweep.cli import register
 from contracts.errors import UserError
 from contracts.manifest import load_batch
 from sim_helpers import make_test_card
@@ -132,6 +133,7 @@ def test_cli_sweep_and_calibrate_arguments(setup: tuple[Path, Path], tmp_path: P
     batch_dir, model = setup
     app = typer.Typer()
     register(app, resolve_model=lambda name, batch: model)
+    channel_cli.register(app)
     res = CliRunner().invoke(app, ["sweep", str(batch_dir), "--transforms", "blur,noise", "--steps", "2", "--seed", "3"])
     assert res.exit_code == 0, res.output
     assert "sweep.json" in res.output and _doc(batch_dir / "sweep.json")["seed"] == 3
@@ -140,5 +142,5 @@ def test_cli_sweep_and_calibrate_arguments(setup: tuple[Path, Path], tmp_path: P
 
 
 def test_sweep_and_calibrate_do_not_import_torch() -> None:
-    code = "import sys, capture.sweep, capture.calibrate, capture.sweep_cli; sys.exit(int('torch' in sys.modules or 'kornia' in sys.modules))"
+    code = "import sys, sweep.run, channel.calibrate, sweep.cli; sys.exit(int('torch' in sys.modules or 'kornia' in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0

@@ -1,7 +1,7 @@
 """The differentiable twin agrees with the numpy channel, passes gradients, and replays exactly.
 
 Agreement bound (also in docs/channel-profile.md): with the noise switched off and the
-same sampled parameters, the mean absolute difference between ``capture.channel.apply_tile``
+same sampled parameters, the mean absolute difference between ``channel.model.apply_tile``
 and ``ChannelTwin.apply`` on a 128 x 128 test card is below 1/255 of the range for every
 chain of stages up to and including ``sensor`` (the numpy sensor quantises to 8 bits), and
 below 3/255 once ``jpeg`` is included (libjpeg against kornia's differentiable codec).
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from capture import channel as ch
+from channel import model as ch
 from contracts.profile import PRESETS, load_profile
-from craft.twin import STAGES, ChannelTwin, params_from_channel
+from channel.twin import STAGES, ChannelTwin, params_from_channel
 from sim_helpers import make_test_card
 
 BOUND_NO_JPEG = 1.0  # in 0..255 pixel units

@@ -2,7 +2,7 @@
 
 Any gradient attack becomes robust to the print-and-photograph channel by
 averaging its gradient over ``samples`` draws of the differentiable channel twin
-(:mod:`craft.twin`), whose ranges come from the same channel profile that the
+(:mod:`channel.twin`), whose ranges come from the same channel profile that the
 simulated camera uses. The batch is replicated ``samples`` times and pushed
 through the model in one forward pass. ``--attack eot`` is BIM with this
 transform; ``--attack pgd+eot`` or ``--attack mifgsm --eot`` combine it with others.
@@ -61,7 +61,7 @@ class EOT:
     def twin(self, size: int) -> Any:
         """The channel twin for ``size x size`` images (built once per size)."""
         if size not in self._twins:
-            from craft.twin import ChannelTwin
+            from channel.twin import ChannelTwin
 
             self._twins[size] = ChannelTwin(self.profile, size)
         return self._twins[size]

@@ -4,7 +4,7 @@ Section 4 of Kurakin, Goodfellow & Bengio 2016 ("Adversarial examples in the phy
 world", https://arxiv.org/abs/1607.02533) measures how much of an adversarial effect
 each transform destroys *on its own*: brightness ``X + δ``, contrast ``X · μ``, Gaussian
 blur, Gaussian noise and JPEG encoding. This module adds the pose (perspective) and the
-printer's tone curve of ``capture.channel``. Each transform runs on the digital clean and
+printer's tone curve of ``channel.model``. Each transform runs on the digital clean and
 adversarial PNG of every item, at the PNG's own resolution (the perturbation's pixel
 scale), and the target model's top-5 goes into ``BATCH/sweep.json``, which
 ``analysis.sweep`` turns into destruction rates. Torch-free (numpy, OpenCV, onnxruntime).
@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from capture import channel as ch
+from channel import model as ch
 from capture.classify import OnnxClassifier
 from contracts.errors import UserError
 from contracts.manifest import ROLES, Batch, load_batch
@@ -65,20 +65,20 @@ TRANSFORMS: dict[str, Transform] = {t.name: t for t in (
     Transform("contrast", "factor μ",
               "127.5 + μ (X - 127.5), clipped: contrast about mid-grey (Kurakin et al. scale X by μ)", _two_sided(1.0, 0.6)),
     Transform("blur", "Gaussian σ, PNG pixels",
-              "capture.channel.apply_optics: Gaussian defocus, kernel 2 ceil(3σ) + 1", _one_sided(0.0, 3.0)),
+              "channel.model.apply_optics: Gaussian defocus, kernel 2 ceil(3σ) + 1", _one_sided(0.0, 3.0)),
     Transform("noise", "Gaussian σ, 0-255 pixel units",
               "X + σ z, z ~ N(0, 1) per pixel and channel from --seed (the same z for every σ and both roles of an item)",
               _one_sided(0.0, 24.0)),
     Transform("jpeg", "libjpeg quality",
-              "capture.channel.apply_jpeg: IJG quality, 4:2:0 (quality 100 is not lossless)", _one_sided(100.0, 10.0, 0)),
+              "channel.model.apply_jpeg: IJG quality, 4:2:0 (quality 100 is not lossless)", _one_sided(100.0, 10.0, 0)),
     Transform("perspective", "tilt, degrees out of plane",
-              "capture.channel.tile_homography: the tile tilted about a random in-plane axis (from --seed), "
+              "channel.model.tile_homography: the tile tilted about a random in-plane axis (from --seed), "
               "seen at 10°, area at the centre kept; white outside", _one_sided(0.0, 60.0, 1)),
     Transform("tone", "printer tone_gamma",
-              "capture.channel.print_page with tone_gamma, no dot gain, ideal paper and ink, then sRGB-encoded back",
+              "channel.model.print_page with tone_gamma, no dot gain, ideal paper and ink, then sRGB-encoded back",
               _one_sided(1.0, 2.0)),
     Transform("dotgain", "printer dot_gain (TVI at 50 %)",
-              "capture.channel.print_page with dot_gain, tone_gamma 1, ideal paper and ink, then sRGB-encoded back",
+              "channel.model.print_page with dot_gain, tone_gamma 1, ideal paper and ink, then sRGB-encoded back",
               _one_sided(0.0, 0.3)),
 )}
 DEFAULT_TRANSFORMS = ("brightness", "contrast", "blur", "noise", "jpeg", "perspective", "tone")

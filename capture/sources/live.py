@@ -23,8 +23,8 @@ from typing import Callable, Iterator, Protocol
 import cv2
 import numpy as np
 
-from capture.mjpeg import MjpegReader, redact
-from capture.sources import Frame, FrameSource
+from capture.sources.mjpeg import MjpegReader, redact
+from contracts.frames import Frame, FrameSource
 from contracts.errors import UserError
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 Expectation over Transformation (Athalye et al. 2018, https://arxiv.org/abs/1707.07397)
 averages the loss over transforms drawn from a distribution; this module draws them
-from the same channel profile as the simulated camera (``capture.channel``) and
+from the same channel profile as the simulated camera (``channel.model``) and
 applies the same stages, in the same order, to an image tile:
 
 ``print`` (sRGB decode, tone, dot gain, Murray-Davies, gamut) -> ``pose`` (a mild
@@ -11,7 +11,7 @@ glare, Planckian colour, exposure) -> ``optics`` (Gaussian defocus, motion line)
 ``sensor`` (signal-dependent and read noise, white balance, 1/gamma encoding) ->
 ``jpeg`` (``kornia.enhance.jpeg_codec_differentiable``, Reich et al. 2024).
 
-``tests/test_twin.py`` checks it against ``capture.channel.apply_tile`` with the same
+``tests/test_twin.py`` checks it against ``channel.model.apply_tile`` with the same
 parameters (see ``params_from_channel``). Formulas and constants: ``docs/channel-profile.md``.
 """
 
@@ -74,7 +74,7 @@ TWIN_FIELDS = tuple(f.name for f in fields(TwinParams) if f.name != "noise_seed"
 
 
 def params_from_channel(channel_params: Any | Sequence[Any]) -> TwinParams:
-    """TwinParams from one or more ``capture.channel.ChannelParams`` (or their ``to_dict()``), N = their number."""
+    """TwinParams from one or more ``channel.model.ChannelParams`` (or their ``to_dict()``), N = their number."""
     items = list(channel_params) if isinstance(channel_params, (list, tuple)) else [channel_params]
     rows = [dict(p) if isinstance(p, Mapping) else {n: getattr(p, n) for n in (*TWIN_FIELDS, "noise_seed")} for p in items]
     vals = {n: torch.tensor([float(r[n]) for r in rows], dtype=torch.float64) for n in TWIN_FIELDS}
@@ -100,7 +100,7 @@ def illuminant_rgb(cct_k: Tensor) -> Tensor:
 
 
 def tile_homography(p: TwinParams, size: int, fill_mid: float) -> Tensor:
-    """(N, 3, 3) float64 warp of a size x size tile (pixel centres at integers), as capture.channel.tile_homography."""
+    """(N, 3, 3) float64 warp of a size x size tile (pixel centres at integers), as channel.model.tile_homography."""
     n, dev = len(p), p.tilt_deg.device
     c = (size - 1) / 2
     f = (size / 2) / math.tan(math.radians(TILE_VIEW_DEG) / 2)
@@ -124,7 +124,7 @@ def tile_homography(p: TwinParams, size: int, fill_mid: float) -> Tensor:
 
 
 def motion_kernels(length_px: Tensor, angle_deg: Tensor) -> Tensor:
-    """(N, K, K) line kernels, as capture.channel.motion_kernel, zero-padded to the largest."""
+    """(N, K, K) line kernels, as channel.model.motion_kernel, zero-padded to the largest."""
     r = max(1, math.ceil(float(length_px.max()) / 2))
     grid = torch.arange(-r, r + 1, dtype=torch.float64)
     out = []
@@ -188,7 +188,7 @@ class ChannelTwin:
         """Transform ``x`` (N, 3, size, size; RGB, 0..255) with ``params``; returns the same shape, 0..255.
 
         Stages left out of ``stages`` are identities; without ``sensor`` the linear signal
-        times 255 is returned (as ``capture.channel.apply_tile``).
+        times 255 is returned (as ``channel.model.apply_tile``).
         """
         stages = tuple(STAGES if stages is None else stages)
         if set(stages) - set(STAGES):
@@ -231,7 +231,7 @@ class ChannelTwin:
         return (v * gain[:, None] + glare[:, None]) * colour
 
     def _sensor(self, raw: Tensor, p: TwinParams) -> Tensor:
-        """Noise ``a*raw + b**2`` added through y = sqrt(raw + b**2/a) (as capture.channel), then WB and 1/gamma."""
+        """Noise ``a*raw + b**2`` added through y = sqrt(raw + b**2/a) (as channel.model), then WB and 1/gamma."""
         n = raw.shape[0]
         a = p.shot_noise.clamp_min(0.0)
         b = p.read_noise.clamp_min(0.0)

@@ -1,6 +1,6 @@
 """``--simulate``: a virtual print-and-photograph channel as a :class:`FrameSource`.
 
-The printer stage runs once per page at the page raster (``capture.channel.print_page``).
+The printer stage runs once per page at the page raster (``channel.model.print_page``).
 Per frame, the smooth desk behind the sheets is lit at 1/8 resolution; the box around
 the sheets gets the perspective warp, light and blur at full resolution; then noise, a
 table lookup and a JPEG round trip run over the whole frame. A hand-held
@@ -26,8 +26,8 @@ from typing import Any, Iterator
 import cv2
 import numpy as np
 
-from capture import channel as ch
-from capture.sources import Frame, FrameSource
+from channel import model as ch
+from contracts.frames import Frame, FrameSource
 from contracts.errors import UserError
 from contracts.layout import load_layout
 from contracts.profile import ChannelProfile

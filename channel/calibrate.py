@@ -1,6 +1,6 @@
 """Calibration from the strip seen in a capture: measure it while capturing, fit a profile afterwards.
 
-**Measure** (:mod:`capture.strip`: :func:`measure_hits`, called by the capture loop every ``PATCH_EVERY``-th
+**Measure** (:mod:`capture.sheets.strip`: :func:`measure_hits`, called by the capture loop every ``PATCH_EVERY``-th
 frame): for every detected sheet, the mean and standard deviation of each grey and
 colour patch over the central half of the patch (raw frame pixels, a plane removed,
 no resampling), and the Gaussian blur sigma of the sheet's black-to-white edges from an
@@ -10,7 +10,7 @@ Rows go to the ``patches`` and ``blur`` tables (``contracts.capturedb``).
 **Fit** (:func:`calibrate`, ``photoproof calibrate``): the printer's tone curve and the
 colour transform from the patch means, the camera's defocus from the edge sigmas and its
 noise from the patch spreads (EMVA 1288 linear model), written as a channel-profile TOML
-(``docs/channel-profile.md``). Forward models are those of ``capture.channel``.
+(``docs/channel-profile.md``). Forward models are those of ``channel.model``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from capture.channel import (UNIT_FIELDS, ChannelParams, apply_jpeg, apply_sensor, gamut_matrix, illuminant_rgb, print_page,
+from channel.model import (UNIT_FIELDS, ChannelParams, apply_jpeg, apply_sensor, gamut_matrix, illuminant_rgb, print_page,
                              printer_coverage, reference_cct, sensor_curve)
 from contracts.capturedb import open_db_readonly
 from contracts.errors import UserError
@@ -35,7 +35,7 @@ from contracts.layout import Layout, Patch, Sheet, load_layout
 from contracts.paths import atomic_write_text
 from contracts.profile import DEFAULT_PRESET, Camera, ChannelProfile, Printer, load_profile, parse_profile
 
-from capture.strip import BT601, PATCH_EVERY
+from capture.sheets.strip import BT601, PATCH_EVERY
 
 log = logging.getLogger(__name__)
 

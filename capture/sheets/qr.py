@@ -15,15 +15,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from capture.quality import quad_side_px
-
-if TYPE_CHECKING:
-    from capture.detect import SheetHit
+from capture.sheets.hits import SheetHit
+from capture.sheets.quality import quad_side_px
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
 """The print-scene-camera channel in numpy and OpenCV (torch-free).
 
 Pure functions, one per stage (``STAGES``: print, pose, light, optics, sensor, jpeg),
-that the simulated camera (``capture.simulate``) runs on whole pages and
+that the simulated camera (``channel.simulate``) runs on whole pages and
 :func:`apply_tile` runs on one image tile, so that the differentiable twin
-(``craft.twin``) can be checked against them with the same sampled
+(``channel.twin``) can be checked against them with the same sampled
 :class:`ChannelParams`. Models, constants and sources: ``docs/channel-profile.md``
 (sRGB IEC 61966-2-1; Murray-Davies; Planckian locus after Kim et al. 2002;
 EMVA 1288 noise; libjpeg).
@@ -355,7 +355,7 @@ def apply_tile(
 
     Stages left out of ``stages`` are identities; without ``sensor`` the linear signal is
     returned times 255. Noise comes from ``params.noise_seed``. The twin's ``apply`` follows
-    the same steps (``craft.twin``).
+    the same steps (``channel.twin``).
     """
     unknown = set(stages) - set(STAGES)
     if unknown:

@@ -18,62 +18,24 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict, deque
-from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
-from capture.quality import QualityGates, camera_matrix, measure, quad_side_px, sheet_normal
-from capture.scale import size_to_spacing_ratio
-from capture.sheet_qr import SheetQr
+from capture.sheets.quality import QualityGates, camera_matrix, measure, quad_side_px, sheet_normal
+from capture.sheets.scale import size_to_spacing_ratio
+from capture.sheets.hits import SheetHit, TileCrop
+from capture.sheets.qr import SheetQr
 from contracts.errors import UserError
 from contracts.layout import Layout, Sheet, Tile
+
+__all__ = ["SheetDetector", "SheetHit", "TileCrop", "aruco_dictionary"]
 
 log = logging.getLogger(__name__)
 
 _SUBPIX_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01)
 FAST_WINDOW_PX = 9  # the fast search's one adaptive-threshold window
 FULL_SCAN_FRAMES = 30  # every this many frames the whole dictionary is searched, for markers of other batches
-
-
-@dataclass
-class SheetHit:
-    """One sheet found in a frame.
-
-    Attributes:
-        sheet: the layout's sheet.
-        H: ``3 x 3`` homography from sheet millimetres to frame pixels.
-        marker_ids: the markers whose corners fitted ``H``.
-        reproj_px: RMS reprojection error of those corners, in pixels.
-        scale_ratio: marker size relative to marker spacing, measured over layout (1.0 = as laid out).
-        scale_warning: the printed geometry disagrees with ``layout.json`` (see ``scale_ratio``).
-        qr_verified: the sheet's QR code was read and names this batch (``None``: not read).
-    """
-
-    sheet: Sheet
-    H: np.ndarray
-    marker_ids: list[int]
-    reproj_px: float
-    scale_ratio: float = 1.0
-    scale_warning: bool = False
-    qr_verified: bool | None = None
-
-
-@dataclass
-class TileCrop:
-    """One tile cut out of a frame, with its quality metrics (see ``capture.quality``)."""
-
-    tile: Tile
-    sheet_id: str
-    crop_rgb: np.ndarray  # S x S x 3 uint8 RGB
-    quad_px: np.ndarray  # 4 x 2 frame pixels, TL TR BR BL
-    sharpness: float
-    tile_px: float
-    angle_deg: float
-    clipped: float
-    good: bool
-    reproj_px: float = 0.0
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 def aruco_dictionary(name: str) -> "cv2.aruco.Dictionary":
@@ -208,7 +170,7 @@ class SheetDetector:
         """Every sheet of this layout with at least two markers visible in ``frame_bgr``.
 
         Markers whose ids this layout lacks are ignored, and so is a sheet whose QR
-        code reads as another batch's (see ``capture.sheet_qr``); each is warned about
+        code reads as another batch's (see ``capture.sheets.qr``); each is warned about
         once per detector (one session).
         """
         self._frame_no += 1
@@ -308,7 +270,7 @@ class SheetDetector:
         return hit
 
     def _check_scale(self, grey: np.ndarray, hit: SheetHit, used: list[tuple[int, np.ndarray]]) -> None:
-        """Compare marker size with marker spacing against the layout (see ``capture.scale``).
+        """Compare marker size with marker spacing against the layout (see ``capture.sheets.scale``).
 
         Measured on every ``scale_every``-th sighting of a sheet; the warning uses
         the median of the last 15 measurements.

@@ -6,7 +6,7 @@ central half of the patch (raw frame pixels, a plane removed, no resampling),
 and the Gaussian blur sigma of the sheet's black-to-white edges from an
 edge-spread-function fit (the slanted-edge idea of ISO 12233) in frame pixels.
 Rows go to the ``patches`` and ``blur`` tables (``contracts.capturedb``);
-:mod:`capture.calibrate` fits a channel profile to them.
+:mod:`channel.calibrate` fits a channel profile to them.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from capture.detect import SheetHit
+from capture.sheets.detect import SheetHit
 from contracts.layout import Patch, Sheet
 
 log = logging.getLogger(__name__)

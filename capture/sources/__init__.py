@@ -1,0 +1,6 @@
+"""Frame sources, all behind :class:`contracts.frames.FrameSource`.
+
+- ``files``: ``--photos DIR`` and ``--video FILE``;
+- ``live``: ``--camera N`` and ``--url URL`` (a background reader keeping the newest frame, reconnecting);
+- ``mjpeg``: the MJPEG-over-HTTP reader behind ``--url http://...``.
+"""

@@ -1,0 +1,14 @@
+"""channel: the print-scene-camera model, from a PDF page to a camera frame.
+
+One channel profile (:mod:`contracts.profile`, a TOML file) describes the printer,
+the scene and the camera; every module here reads it.
+
+- ``model``: the numpy/OpenCV stages (print, pose, light, optics, sensor, JPEG);
+- ``simulate``: the simulated camera, a frame source rendering the batch's sheets;
+- ``calibrate``: fits a profile to the calibration strip measured in a capture;
+  ``cli``: ``photoproof calibrate``;
+- ``twin``: the differentiable torch/kornia twin that EOT samples from.
+
+Only ``twin`` imports torch, and only ``craft`` imports ``twin``: the rest is
+torch-free, so a capture station can simulate and calibrate.
+"""
