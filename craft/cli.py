@@ -57,7 +57,7 @@ def craft_cmd(
     images: str = typer.Option("samples", "--images", help="'samples' (photos shipped with installed packages) or a folder."),
     attack: str = typer.Option(
         "fgsm", "--attack",
-        help="Attack(s), comma-separated: fgsm, bim, ll, pgd, mifgsm, difgsm, eot (= bim+eot); add +di and/or +eot, e.g. mifgsm+di+eot.",
+        help="Attack(s), comma-separated: fgsm, bim, ll, pgd, mifgsm, difgsm, eot (= bim+eot), patch; add +di and/or +eot, e.g. mifgsm+di+eot, patch+eot.",
     ),
     eps: str = typer.Option("16", "--eps", help="ε values in 0-255 pixel units, comma-separated."),
     source: str = typer.Option("lite0", "--source", help="Source model(s), comma-separated; several make an ensemble."),
@@ -74,6 +74,9 @@ def craft_cmd(
     profile: str = typer.Option("office-laser-webcam", "--profile", help="Channel profile for EOT: a preset name or a .toml file."),
     repair_steps: int = typer.Option(10, "--repair-steps", help="Most lattice repair steps when rounding to 8 bits undoes an attack (0: off)."),
     amp: bool = typer.Option(False, "--amp", help="bf16 autocast for gradients on CUDA (final checks stay fp32)."),
+    patch_area: float = typer.Option(0.1, "--patch-area", help="--attack patch: share of the image area the patch covers."),
+    patch_shape: str = typer.Option("square", "--patch-shape", help="--attack patch: square or circle."),
+    lr: float = typer.Option(0.05, "--lr", help="--attack patch: Adam's learning rate (patch in 0..1 units); steps: --steps (default 200)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N photos."),
     seed: int = typer.Option(0, "--seed", help="Seed recorded with every item."),
     batch_size: int = typer.Option(16, "--batch-size", help="Images per forward/backward pass."),
@@ -87,6 +90,7 @@ def craft_cmd(
         eps=parse_list(eps, "--eps", float), seed=seed, target=target, batch_size=batch_size, device=device,
         ensemble=ensemble, steps=steps, alpha=alpha, momentum=momentum, random_start=random_start, di=di,
         di_prob=di_prob, eot=eot, eot_samples=eot_samples, profile=profile, repair_steps=repair_steps, amp=amp,
+        patch_area=patch_area, patch_shape=patch_shape, lr=lr,
     )
     cfg.validate()  # bad options fail before the progress display starts
     with make_progress() as progress:

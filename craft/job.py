@@ -28,10 +28,11 @@ from contracts.errors import UserError
 from contracts.manifest import MANIFEST, Batch, ImageRecord, Item, Label, ModelRecord, SourceImage, load_batch, save_batch
 from contracts.paths import atomic_write_bytes, resolve_inside, sha256_bytes, sha256_file
 from contracts.profile import load_profile
-from craft.attacks import Attack, AttackSettings, AttackSpec, ItemRng, build_attack, least_likely, parse_spec
+from craft.attacks import UNIVERSAL, Attack, AttackSettings, AttackSpec, ItemRng, build_attack, least_likely, parse_spec
 from craft.ensemble import ENSEMBLE_MODES, Ensemble
 from craft.fastgrad import gradient_model
 from craft.images import SourcePhoto, find_photos, load_rgb
+from craft.patchjob import check_patch_config, craft_patch
 from craft.zoo import get_entry, load_model, resolve_device, weights_sha256
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 IDENTITY_KEYS = (
     "images", "limit", "source", "attacks", "eps", "seed", "target", "ensemble", "steps", "alpha", "momentum",
     "random_start", "di_prob", "eot_samples", "profile", "channel", "repair_steps", "amp",
+    "patch_area", "patch_shape", "lr",
 )
 TARGET_MODES = ("ll", "random")
 
@@ -71,6 +73,9 @@ class CraftConfig:
     profile: str = "office-laser-webcam"
     repair_steps: int = 10
     amp: bool = False
+    patch_area: float = 0.1  # --attack patch: share of the image area (craft.patchjob)
+    patch_shape: str = "square"
+    lr: float = 0.05
 
     def specs(self) -> list[AttackSpec]:
         """The attacks in canonical form, the ``--di``/``--eot`` flags folded in, duplicates dropped."""
@@ -135,6 +140,8 @@ class CraftConfig:
         if self.repair_steps < 0:
             raise UserError(f"--repair-steps {self.repair_steps}: must be >= 0")
         load_profile(self.profile)
+        if any(s.name in UNIVERSAL for s in specs):
+            check_patch_config(self)
         if self.target is not None:
             self.target_class()
             if any(s.name == "ll" for s in specs):
@@ -246,9 +253,13 @@ class _Crafter:
         done = {it.id: it for it in batch.items if self._intact(it)}
         batch.items = list(done.values())
         save_batch(self.out, batch)
-        jobs = [(ph, s, e) for s in self.specs for e in self.cfg.eps for ph in photos if self.item_id(ph, s, e) not in done]
+        jobs = [(ph, s, e) for s in self.specs if s.name not in UNIVERSAL for e in self.cfg.eps for ph in photos if self.item_id(ph, s, e) not in done]
         tick = self.progress("crafting", len(jobs)) if self.progress and jobs else (lambda n: None)
         for spec in self.specs:
+            if spec.name in UNIVERSAL:  # optimised over all images at once: a stage of its own
+                craft_patch(self, photos, cleans, spec, batch, done)
+                save_batch(self.out, batch)
+                continue
             attack = build_attack(spec, self.settings)
             for eps in self.cfg.eps:
                 todo = [ph for ph in photos if self.item_id(ph, spec, eps) not in done]

@@ -16,6 +16,7 @@ from craft.attacks.iterative import IterativeAttack
 from craft.attacks.ll import LeastLikely, least_likely
 from craft.attacks.mifgsm import MIFGSM
 from craft.attacks.norms import LINF, project, to_lattice
+from craft.attacks.patch import AdversarialPatch
 from craft.attacks.pgd import PGD
 from craft.attacks.rng import ItemRng
 from craft.attacks.spec import ALIASES, AttackSettings, AttackSpec, build_attack, parse_spec
@@ -24,6 +25,8 @@ from craft.attacks.transforms import Compose, DiverseInputs
 from contracts.errors import UserError
 
 ATTACKS: dict[str, type[Attack]] = {cls.name: cls for cls in (FGSM, BIM, LeastLikely, PGD, MIFGSM, DIFGSM)}
+# Universal attacks: optimised over all the batch's images at once (craft.patchjob runs them as a stage).
+UNIVERSAL: dict[str, type[AdversarialPatch]] = {AdversarialPatch.name: AdversarialPatch}
 
 
 def get_attack(name: str) -> type[Attack]:
@@ -35,7 +38,7 @@ def get_attack(name: str) -> type[Attack]:
 
 
 __all__ = [
-    "ALIASES", "ATTACKS", "Attack", "AttackOutput", "AttackSettings", "AttackSpec", "BIM", "Compose", "DIFGSM",
+    "ALIASES", "ATTACKS", "AdversarialPatch", "Attack", "AttackOutput", "AttackSettings", "AttackSpec", "BIM", "Compose", "DIFGSM",
     "DiverseInputs", "EOT", "FGSM", "Goal", "ItemRng", "IterativeAttack", "LINF", "LeastLikely", "MIFGSM", "PGD",
-    "ascent_gradient", "build_attack", "get_attack", "kurakin_steps", "least_likely", "parse_spec", "project", "to_lattice",
+    "ascent_gradient", "build_attack", "get_attack", "kurakin_steps", "least_likely", "parse_spec", "project", "to_lattice", "UNIVERSAL",
 ]
