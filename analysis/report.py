@@ -27,6 +27,7 @@ from analysis.html import render_html
 from analysis.load import ReportInput, load_input, manifest_pred
 from analysis.methods import methods
 from analysis.pdf import render_pdf
+from analysis.scene import scene_report_table
 from analysis.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
 from analysis.summary import SummaryRow, compute_summary, tile_rows
 from analysis.sweep import SWEEP_METRICS, load_sweep, sweep_points, sweep_rows
@@ -140,6 +141,10 @@ def _make_report(batch_dir: Path, sessions: list[str] | None, formats: tuple[str
     if not inp.sessions:
         shown = [t for t in shown if t.name not in ("sessions", "transfer")]
     exported = [*shown, summary_table(rows), plain_table("tiles", "Tiles: majority vote of good observations", tile_rows(inp))]
+    scene_tbl = scene_report_table([s.path for s in inp.sessions])  # capture --scene sessions (analysis.scene)
+    if scene_tbl is not None:
+        shown.append(scene_tbl)
+        exported.append(scene_tbl)
     sweep_tbl, sweep_png = None, None
     sweep_data = load_sweep(batch_dir)
     if sweep_data is not None:

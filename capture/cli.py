@@ -6,6 +6,7 @@
     photoproof capture BATCH --model lite2 --url http://PHONE:8080/video --per-tile 20
     photoproof capture BATCH --model net.onnx --input-size 224 --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 --photos DIR
     photoproof capture BATCH --model lite2 --simulate --profile inkjet-phone --seed 1 --frames 300
+    photoproof capture BATCH --scene --label banana --region 320,40,640,640 --camera 0 --duration 60
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from contracts.errors import UserError
 log = logging.getLogger(__name__)
 
 SRC, STOP, GATE, FOREIGN = "Source (exactly one)", "When to stop", "Quality gates", "Foreign .onnx models"
+SCENE = "Scene mode (adversarial patch)"
 _PROVIDERS = {"auto": None, "cpu": [CPU], "cuda": [CUDA, CPU], "tensorrt": [TENSORRT, CUDA, CPU]}
 
 
@@ -108,6 +110,24 @@ def _summary(db: Path) -> Table:
     return table
 
 
+def _scene(batch: Path, source: FrameSource, clf: OnnxClassifier, region: Optional[str], label: Optional[str],
+           frames: Optional[int], duration: Optional[float], session: Optional[str]) -> None:
+    """``capture --scene``: record the session, then print its with/without-patch figures."""
+    from analysis.scene import scene_figures, scene_table
+    from capture.scene import Region, run_scene
+    from capture.session import _SESSION_RE, default_session_id
+    from contracts.classes import parse_label
+
+    if session is not None and not _SESSION_RE.match(session):
+        raise UserError(f"--session {session!r}: use letters, digits, '.', '_' and '-' (at most 64)")
+    db = run_scene(
+        batch, source, clf, region=Region.parse(region) if region else None, label=parse_label(label, where="--label") if label else None,
+        frames=frames, duration=duration, session_id=session or f"{default_session_id(source)}-scene",
+    )
+    console.print(scene_table(scene_figures([db])))
+    console.print(f"recorded {db}")
+
+
 def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Path]) -> None:
     """Add the ``capture`` command to ``app``; ``resolve_model(name_or_file, batch_dir)`` gives the .onnx path."""
 
@@ -145,10 +165,17 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Pa
         scale: Optional[float] = typer.Option(None, "--scale", help="Feed pixels / SCALE instead of --mean/--std (255: 0..1 input).", rich_help_panel=FOREIGN),
         channel_order: Optional[str] = typer.Option(None, "--channel-order", help="RGB or BGR (default RGB).", rich_help_panel=FOREIGN),
         labels: Optional[Path] = typer.Option(None, "--labels", help="Class names, one per line (default: ImageNet-1k).", rich_help_panel=FOREIGN),
+        scene: bool = typer.Option(False, "--scene", help="Classify the whole view (not tiles) and find the printed patch card in it.", rich_help_panel=SCENE),
+        region: Optional[str] = typer.Option(None, "--region", help="--scene: classify only x,y,w,h of the frame (its centred square).", rich_help_panel=SCENE),
+        label: Optional[str] = typer.Option(None, "--label", help="--scene: the photographed object's true class (index, WordNet id or name).", rich_help_panel=SCENE),
     ) -> None:
         """Photograph printed sheets and record what the target model sees, tile by tile."""
         if provider not in _PROVIDERS:
             raise UserError(f"--provider {provider!r}: choose one of {', '.join(_PROVIDERS)}")
+        if not scene and (region is not None or label is not None):
+            raise UserError("--region and --label apply to --scene only")
+        if scene and simulate:
+            raise UserError("--simulate: the simulated camera photographs sheets; --scene needs a real scene (--camera, --url, --video or --photos)")
         gates = QualityGates(min_sharpness=min_sharpness, min_tile_px=min_tile_px, max_angle_deg=max_angle_deg, max_clipped=max_clipped, max_reproj_px=max_reproj_px)
         source = build_source(
             batch, camera=camera, url=url, video=video, photos=photos, simulate=simulate, width=width, height=height, fps=fps,
@@ -158,6 +185,9 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Pa
         overrides = foreign_spec(input_size, _floats(mean, "--mean"), _floats(std, "--std"), scale, channel_order)
         clf = OnnxClassifier(model_path, providers=_PROVIDERS[provider] or default_providers(), class_names=load_labels(labels) if labels else None, overrides=overrides)
         console.print(f"model [bold]{clf.name}[/] ({model_path.name}, sha256 {clf.sha256[:12]}) on [bold]{clf.provider}[/]; source {source.description}")
+        if scene:
+            _scene(batch, source, clf, region, label, frames, duration, session)
+            return
         text = Text("starting...")
 
         with Live(text, console=console, refresh_per_second=4, transient=False) as live:

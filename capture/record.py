@@ -156,6 +156,16 @@ class Recorder:
                                  (self.session_id, frame_idx, s.sheet_id, s.sigma_px, s.n_edges, s.width, s.height))
             self._dirty = True
 
+    # -- scene mode (added for capture --scene) --------------------------------
+    def add_scene(self, frame_idx: int, view: list[int], label: int | None, sighting: Any, ids: Any, probs: Any) -> None:
+        """One ``scene_observations`` row (:func:`capture.scene.scene_row`)."""
+        from capture.scene import scene_row
+
+        with self._lock:
+            self.con.execute("INSERT OR REPLACE INTO scene_observations VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                             scene_row(self.session_id, frame_idx, view, label, sighting, ids, probs))
+            self._dirty = True
+
     def commit(self) -> None:
         with self._lock:
             if self._dirty:

@@ -13,6 +13,13 @@ One database per capture session, in WAL mode. Tables:
   strip of each detected sheet, measured at most every 5th frame by ``channel.calibrate``:
   each grey and colour patch's encoded RGB mean and std (0..255), its luma std and
   pixel count; the sheet's edge blur sigma in frame pixels and the frame size.
+- ``scene_observations`` (added for ``capture --scene``, :mod:`capture.scene`): one
+  row per frame: the classified view ``[x, y, w, h]`` (frame pixels), the object's
+  true class when given (``label``), the adversarial patch card seen (``patch``,
+  ``patch_target``; NULL and ``patch_present`` 0 when none), how many of its
+  markers were found, its area as a share of the view, its side in pixels, its
+  in-plane rotation and viewing angle in degrees, its corners in the frame, and
+  the model's top-5 on the view. Older databases simply lack the table.
 
 Top-5 lists are JSON arrays of class ids and of probabilities, best first.
 """
@@ -91,6 +98,26 @@ CREATE TABLE IF NOT EXISTS patches (
     std_y REAL NOT NULL,
     n_px INTEGER NOT NULL,
     PRIMARY KEY (session_id, frame_idx, sheet_id, patch)
+);
+CREATE TABLE IF NOT EXISTS scene_observations (
+    session_id TEXT NOT NULL,
+    frame_idx INTEGER NOT NULL,
+    view TEXT NOT NULL,
+    label INTEGER,
+    patch TEXT,
+    patch_target INTEGER,
+    patch_present INTEGER NOT NULL,
+    patch_markers INTEGER NOT NULL,
+    patch_share REAL,
+    patch_side_px REAL,
+    patch_rotation_deg REAL,
+    patch_tilt_deg REAL,
+    patch_quad TEXT,
+    top1 INTEGER NOT NULL,
+    top1_prob REAL NOT NULL,
+    top5_ids TEXT NOT NULL,
+    top5_probs TEXT NOT NULL,
+    PRIMARY KEY (session_id, frame_idx)
 );
 CREATE TABLE IF NOT EXISTS blur (
     session_id TEXT NOT NULL,

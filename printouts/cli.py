@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.markup import escape
@@ -24,18 +24,24 @@ def register(app: typer.Typer) -> None:
             str, typer.Option("--layout", help=f"{' or '.join(LAYOUTS)}: clean and adversarial side by side, or adversarial tiles only.")
         ] = "pairs",
         cover: Annotated[bool, typer.Option("--cover/--no-cover", help="Start with a cover page of batch facts and printing instructions.")] = True,
+        patch_mm: Annotated[
+            Optional[float], typer.Option("--patch-mm", help="Also print each adversarial patch alone, this many mm wide, with its own markers.")
+        ] = None,
     ) -> None:
         """Lay the batch out on printable sheets: writes BATCH/sheets.pdf and BATCH/layout.json."""
         from printouts.sheets import SHEETS_PDF, print_batch
 
-        result = print_batch(batch, paper=paper, tile_mm=tile_mm, layout=layout, cover=cover)
+        result = print_batch(batch, paper=paper, tile_mm=tile_mm, layout=layout, cover=cover, patch_mm=patch_mm)
         n_sheets = len(result.sheets)
         n_tiles = sum(len(s.tiles) for s in result.sheets)
-        pages = n_sheets + (1 if cover else 0)
+        n_cards = len(result.extra.get("patch_cards", []))
+        pages = n_sheets + (1 if cover else 0) + n_cards
         console.print(
             f"wrote {escape(str(batch / SHEETS_PDF))}: {pages} page(s), {n_sheets} sheet(s) with {n_tiles} tiles of {result.tile_mm:g} mm "
             f"on {result.paper}, markers {result.aruco_dictionary}"
         )
+        if n_cards:
+            console.print(f"{n_cards} patch card(s) of {patch_mm:g} mm on the last page(s): cut them out with their markers")
         console.print(f"wrote {escape(str(batch / 'layout.json'))}")
         console.print(
             "[bold]print at 100% / actual size[/] (no fit to page), plain white matte paper, printer colour "

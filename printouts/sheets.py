@@ -21,6 +21,7 @@ from reportlab.pdfgen.canvas import Canvas
 from contracts.errors import UserError
 from contracts.layout import Layout, Sheet, save_layout
 from contracts.manifest import Batch, Item, load_batch
+from contracts.patchcard import PatchCard, patch_cards, set_patch_cards
 from contracts.paths import atomic_write_bytes, resolve_inside, sha256_bytes
 from printouts import geometry as geo
 from printouts.calibration import NOTE, draw_calibration, draw_ruler
@@ -28,6 +29,7 @@ from printouts.cover import CoverInfo, draw_cover
 from printouts.markers import draw_marker, id_ranges
 from printouts.page import FONT, FONT_BOLD, PT_PER_MM, MmPage, fit_text, flate_only, text_width_mm
 from printouts.plan import RULER_X_MM, RULER_Y_MM, check_images, load_rgb, plan_layout, roles_for
+from printouts.patchcard import card_instructions, draw_card, plan_cards
 from printouts.qr import draw_qr
 
 log = logging.getLogger(__name__)
@@ -96,7 +98,7 @@ def draw_sheet(page: MmPage, batch_dir: Path, batch: Batch, layout: Layout, inde
         draw_qr(page, sheet.qr["payload"], qx, qy, qs)
 
 
-def _cover_info(layout: Layout) -> CoverInfo:
+def _cover_info(layout: Layout, cards: list[PatchCard] | None = None) -> CoverInfo:
     sheets = [(s.sheet_id, s.page, list(dict.fromkeys(t.item for t in s.tiles))) for s in layout.sheets]
     return CoverInfo(
         paper=layout.paper,
@@ -106,11 +108,13 @@ def _cover_info(layout: Layout) -> CoverInfo:
         aruco_dictionary=layout.aruco_dictionary,
         marker_ids=id_ranges([m.id for s in layout.sheets for m in s.markers]),
         sheets=sheets,
+        patch_notes=[t for card in cards or [] for t in [f"{card.name}: page {card.page + 1}."] + card_instructions(card)[1:]],
     )
 
 
 def render_pdf(batch_dir: Path, batch: Batch, layout: Layout, cover: bool) -> bytes:
-    """Draw the cover (optional) and every sheet of ``layout``; return the PDF bytes."""
+    """Draw the cover (optional), every sheet of ``layout`` and its patch cards; return the PDF bytes."""
+    cards = patch_cards(layout)
     w, h = geo.paper_size(layout.paper)
     buf = io.BytesIO()
     with flate_only():
@@ -119,16 +123,21 @@ def render_pdf(batch_dir: Path, batch: Batch, layout: Layout, cover: bool) -> by
         c.setAuthor("photoproof")
         c.setSubject("Print at 100% / actual size; do not fit to page")
         if cover:
-            draw_cover(MmPage(c, w, h), batch, _cover_info(layout))
+            draw_cover(MmPage(c, w, h), batch, _cover_info(layout, cards))
             c.showPage()
         for k in range(len(layout.sheets)):
             draw_sheet(MmPage(c, w, h), batch_dir, batch, layout, k)
+            c.showPage()
+        for card in cards:
+            draw_card(MmPage(c, w, h), batch_dir, layout, card)
             c.showPage()
         c.save()
     return buf.getvalue()
 
 
-def print_batch(batch_dir: Path, paper: str = "a4", tile_mm: float = 60.0, layout: str = "pairs", cover: bool = True) -> Layout:
+def print_batch(
+    batch_dir: Path, paper: str = "a4", tile_mm: float = 60.0, layout: str = "pairs", cover: bool = True, patch_mm: float | None = None
+) -> Layout:
     """Write ``BATCH/sheets.pdf`` and ``BATCH/layout.json``; return the layout.
 
     Args:
@@ -137,6 +146,8 @@ def print_batch(batch_dir: Path, paper: str = "a4", tile_mm: float = 60.0, layou
         tile_mm: printed width of every tile in millimetres.
         layout: ``pairs`` (clean and adversarial side by side) or ``adversarial-only``.
         cover: start the PDF with a cover page (then sheet ``k`` is page ``k + 1``).
+        patch_mm: also print each adversarial patch alone, this wide, with its own markers
+            (:mod:`printouts.patchcard`), on pages after the sheets.
 
     Both files are written atomically and overwritten on a re-run.
 
@@ -149,6 +160,8 @@ def print_batch(batch_dir: Path, paper: str = "a4", tile_mm: float = 60.0, layou
     batch = load_batch(batch_dir)
     sizes = check_images(batch_dir, batch, roles_for(layout))
     plan = plan_layout(batch, sizes, paper, tile_mm, layout, bool(cover))
+    if patch_mm is not None:
+        set_patch_cards(plan, plan_cards(batch_dir, batch, plan, float(patch_mm), len(plan.sheets) + (1 if cover else 0)))
     pdf = render_pdf(batch_dir, batch, plan, bool(cover))
     plan.extra["sheets_pdf"] = SHEETS_PDF
     plan.extra["sheets_pdf_sha256"] = sha256_bytes(pdf)
