@@ -62,6 +62,8 @@ def _caption(page: MmPage, item: Item, role: str, box: list[float]) -> None:
     base = y + h + 1.0 + 2.1
     page.text(x, base, fit_text(item.id, w, CAPTION_PT, FONT_BOLD), size=CAPTION_PT, font=FONT_BOLD)
     rest = f" \u00b7 {item.attack} \u00b7 eps {item.eps:g}/255"
+    if isinstance(item.params.get("patch"), dict):  # craft --attack patch: unbounded inside the patch
+        rest = f" \u00b7 {item.attack} \u00b7 {100 * float(item.params.get('area', 0)):g}% area"
     detail = f"{ROLE_NAMES.get(role, role)}{rest}"
     if text_width_mm(detail, CAPTION_PT) > w:
         detail = f"{role}{rest}"

@@ -191,3 +191,23 @@ def test_scene_figures_equal_a_hand_count(tmp_path: Path) -> None:
         assert r["target_rate"].value == pytest.approx(k_t / n)
     assert rows["with patch, share 10-20%"]["median_share"] == 0.15
     assert math.isclose(rows["with patch"]["fooling_rate"].value, 4 / 6)
+
+
+def test_cli_scene_capture_and_its_bad_options(printed: Path, tmp_path: Path) -> None:
+    from test_cli import assert_one_line_error, run_cli
+
+    frames, _ = _frames(printed)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for k, f in enumerate(frames[:2]):
+        cv2.imwrite(str(photos / f"f{k}.png"), f)
+    model = tiny_classifier(tmp_path / "tiny.onnx")
+    r = run_cli("capture", str(printed), "--scene", "--model", str(model), "--photos", str(photos), "--label", "3", "--session", "cli1", "--headless")
+    assert r.returncode == 0, r.stderr
+    assert "scene: the patch in view and not" in r.stdout
+    con = sqlite3.connect(printed / "captures" / "cli1.sqlite")
+    assert con.execute("SELECT patch_present, label FROM scene_observations ORDER BY frame_idx").fetchall() == [(0, 3), (1, 3)]
+    con.close()
+    assert_one_line_error(run_cli("capture", str(printed), "--scene", "--simulate", "--model", str(model)), "--simulate", "--scene")
+    assert_one_line_error(run_cli("capture", str(printed), "--region", "0,0,64,64", "--photos", str(photos), "--model", str(model)), "--region", "--scene")
+    assert_one_line_error(run_cli("craft", "--out", str(tmp_path / "b"), "--attack", "patch", "--patch-area", "0.9"), "--patch-area")
