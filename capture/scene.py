@@ -183,7 +183,7 @@ def run_scene(
     db_path = batch_dir / "captures" / f"{session_id}.sqlite"
     with source:
         rec = Recorder(db_path, session_id, batch.batch_id)
-        stopped_by, n, views = "source ended", 0, None
+        stopped_by, n = "source ended", 0
         try:
             config = {
                 "mode": "scene", "region": region.as_list() if region else None, "label": label, "frames": frames,
@@ -195,9 +195,7 @@ def run_scene(
             idx0, t0 = resume.next_frame, time.monotonic()
             for frame in source.frames():
                 h, w = frame.image.shape[:2]
-                if views is None:
-                    views = (region or Region(0, 0, w, h)).view(w, h)
-                v = views
+                v = (region or Region(0, 0, w, h)).view(w, h)  # per frame: photos may differ in size
                 sightings = finder.find(frame.image, v)
                 crop = cv2.cvtColor(frame.image[v.y : v.y + v.h, v.x : v.x + v.w], cv2.COLOR_BGR2RGB)
                 ids, probs = classifier.classify(classifier.spec.resize_center_crop(crop)[None])
