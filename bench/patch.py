@@ -115,7 +115,14 @@ def main() -> None:
         name = "patch+eot" if eot else "patch"
         atk = AdversarialPatch(area=a.area, steps=a.steps, lr=a.lr, transform=EOT(profile, a.eot_samples) if eot else None)
         t = time.monotonic()
-        st = atk.fit(grad, x, y, target=a.target, seed=a.seed)
+        done = [0]
+
+        def step(n: int) -> None:
+            done[0] += n
+            if done[0] % 10 == 0:
+                print(f"  {name}: step {done[0]}/{a.steps} ({time.monotonic() - t:.0f} s)", flush=True)
+
+        st = atk.fit(grad, x, y, target=a.target, seed=a.seed, on_step=step)
         patch = atk.to_uint8(st.patch)
         rec: dict[str, object] = {"fit_s": round(time.monotonic() - t, 1), "loss_first": st.losses[0], "loss_last": st.losses[-1], "by_area": {}}
         for k, area in enumerate(areas):
