@@ -177,9 +177,9 @@ def run_scene(
     if not cards:
         log.warning("layout.json has no patch card (print with --patch-mm); frames are classified, but no patch can be found")
     finder = PatchFinder(cards, layout.aruco_dictionary)
-    for flag, v in (("--frames", frames), ("--duration", duration)):
-        if v is not None and v <= 0:
-            raise UserError(f"{flag}: must be > 0, got {v}")
+    for flag, val in (("--frames", frames), ("--duration", duration)):
+        if val is not None and val <= 0:
+            raise UserError(f"{flag}: must be > 0, got {val}")
     db_path = batch_dir / "captures" / f"{session_id}.sqlite"
     with source:
         rec = Recorder(db_path, session_id, batch.batch_id)
