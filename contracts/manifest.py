@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
+from contracts import journal
 from contracts.errors import UserError
 from contracts.paths import atomic_write_json, resolve_inside
 
@@ -164,7 +165,8 @@ class Batch:
 
 
 def load_batch(batch_dir: Path) -> Batch:
-    """Read and validate ``batch_dir/batch.json``; check every path stays inside."""
+    """Read and validate ``batch_dir/batch.json`` with craft's journal folded in
+    (:mod:`contracts.journal`); check every path stays inside."""
     path = Path(batch_dir) / MANIFEST
     if not Path(batch_dir).is_dir():
         raise UserError(f"{batch_dir}: no such batch directory; create one with 'photoproof craft --out {batch_dir}'")
@@ -176,6 +178,8 @@ def load_batch(batch_dir: Path) -> Batch:
         raise UserError(f"{path}: corrupt JSON ({e}); restore it or re-run 'photoproof craft'") from None
     if not isinstance(d, dict):
         raise UserError(f"{path}: expected a JSON object")
+    if isinstance(d.get("items"), list) and journal.journal_files(Path(batch_dir)):
+        d["items"], _ = journal.merge(d["items"], Path(batch_dir))
     batch = Batch.from_dict(d, where=str(path))
     for it in batch.items:
         for role in ROLES:
@@ -186,3 +190,10 @@ def load_batch(batch_dir: Path) -> Batch:
 def save_batch(batch_dir: Path, batch: Batch) -> None:
     """Write ``batch.json`` atomically."""
     atomic_write_json(Path(batch_dir) / MANIFEST, batch.to_dict())
+
+
+def compact_batch(batch_dir: Path, batch: Batch, folded: list[Path]) -> None:
+    """Write ``batch`` (which holds the journal's items) as ``batch.json``, then delete the
+    journal files ``folded`` into it. A crash in between leaves duplicates that reads merge."""
+    save_batch(batch_dir, batch)
+    journal.remove(folded)

@@ -1,9 +1,13 @@
 """The crafting job: photos in, a batch directory out.
 
 Resumable and atomic: clean PNGs and adversarial PNGs are written to temporary
-names and renamed, and ``batch.json`` is rewritten (atomically) after every
-mini-batch, so a kill at any moment leaves a consistent batch. Re-running the
-same command skips every item whose files exist with the recorded sha256.
+names and renamed, and each mini-batch's items are appended to the craft
+journal (:mod:`contracts.journal`, fsync'd) once their PNGs are on disk; the
+journal is folded into ``batch.json`` once, at the end (also after Ctrl-C), so
+bookkeeping grows linearly with the items and a kill at any moment leaves a
+consistent batch. Re-running the same command skips every item whose files
+exist with the recorded sha256. Under torchrun the work is shared between
+processes (:mod:`craft.distributed`).
 """
 
 from __future__ import annotations
@@ -25,10 +29,12 @@ from PIL import Image
 
 from contracts.classes import imagenet_names, parse_label
 from contracts.errors import UserError
-from contracts.manifest import MANIFEST, Batch, ImageRecord, Item, Label, ModelRecord, SourceImage, load_batch, save_batch
+from contracts.journal import JournalWriter, journal_files
+from contracts.manifest import MANIFEST, Batch, ImageRecord, Item, Label, ModelRecord, SourceImage, compact_batch, load_batch
 from contracts.paths import atomic_write_bytes, resolve_inside, sha256_bytes, sha256_file
 from contracts.profile import load_profile
 from craft.attacks import Attack, AttackSettings, AttackSpec, ItemRng, build_attack, least_likely, parse_spec
+from craft.distributed import Dist
 from craft.ensemble import ENSEMBLE_MODES, Ensemble
 from craft.fastgrad import gradient_model
 from craft.images import SourcePhoto, find_photos, load_rgb
@@ -166,10 +172,13 @@ def _read_png(path: Path) -> np.ndarray:
 
 
 class _Crafter:
-    def __init__(self, out: Path, cfg: CraftConfig, progress: Callable[[str, int], Callable[[int], None]] | None) -> None:
+    def __init__(
+        self, out: Path, cfg: CraftConfig, progress: Callable[[str, int], Callable[[int], None]] | None, dist: Dist = Dist()
+    ) -> None:
         self.out = out
         self.cfg = cfg
-        self.device = resolve_device(cfg.device)
+        self.dist = dist
+        self.device = resolve_device(dist.device(cfg.device))
         self.entries = [get_entry(s) for s in cfg.source]
         self.entry = self.entries[0]  # its input size is the size of every saved image
         self.progress = progress
@@ -242,24 +251,55 @@ class _Crafter:
         return out
 
     def run(self, photos: list[SourcePhoto], batch: Batch) -> Batch:
+        """Craft this process's share of what ``batch`` lacks; items go to the journal as they finish.
+
+        ``batch`` holds only intact items (see :meth:`open`). Mini-batch ``k`` of the job
+        is this process's when ``self.dist.mine(k)`` (all of them in a one-process run).
+        """
         cleans = self.clean_images(photos, batch)
-        done = {it.id: it for it in batch.items if self._intact(it)}
-        batch.items = list(done.values())
-        save_batch(self.out, batch)
-        jobs = [(ph, s, e) for s in self.specs for e in self.cfg.eps for ph in photos if self.item_id(ph, s, e) not in done]
-        tick = self.progress("crafting", len(jobs)) if self.progress and jobs else (lambda n: None)
+        done = {it.id for it in batch.items}
+        chunks: list[tuple[AttackSpec, float, list[SourcePhoto]]] = []
         for spec in self.specs:
-            attack = build_attack(spec, self.settings)
             for eps in self.cfg.eps:
                 todo = [ph for ph in photos if self.item_id(ph, spec, eps) not in done]
-                for start in range(0, len(todo), self.cfg.batch_size):
-                    chunk = todo[start : start + self.cfg.batch_size]
-                    self.attack_chunk(chunk, cleans, spec, attack, eps, batch)
-                    save_batch(self.out, batch)
-                    tick(len(chunk))
+                chunks += [(spec, eps, todo[i : i + self.cfg.batch_size]) for i in range(0, len(todo), self.cfg.batch_size)]
+        mine = [c for k, c in enumerate(chunks) if self.dist.mine(k)]
+        total = sum(len(c[2]) for c in mine)
+        tick = self.progress("crafting", total) if self.progress and total else (lambda n: None)
+        attacks = {spec: build_attack(spec, self.settings) for spec in self.specs}
+        with JournalWriter(self.out, self.dist.rank) as journal:
+            for spec, eps, chunk in mine:
+                n0 = len(batch.items)
+                self.attack_chunk(chunk, cleans, spec, attacks[spec], eps, batch)
+                journal.append(asdict(it) for it in batch.items[n0:])
+                tick(len(chunk))
+        return batch
+
+    def open(self, resolved: dict) -> None:  # type: ignore[type-arg]
+        """Rank 0, before anyone crafts: create or resume the batch, keeping only intact items,
+        and fold any journal left by a killed run into ``batch.json``."""
+        if (self.out / MANIFEST).is_file():
+            folded = journal_files(self.out)
+            batch = load_batch(self.out)
+            batch.items = [it for it in batch.items if self._intact(it)]
+            log.info("resuming batch %s (%d items done)", batch.batch_id, len(batch.items))
+        else:
+            self.out.mkdir(parents=True, exist_ok=True)
+            stamp = datetime.now(timezone.utc).strftime("%Y%m%d")
+            batch, folded = Batch(batch_id=f"b{stamp}-{secrets.token_hex(4)}", config={}), []
+        batch.config = {**resolved, "device": str(self.device), "torch": torch.__version__}
+        batch.models = [
+            ModelRecord(e.name, e.arch, "source", weights_sha256(e.name), e.weights_package, e.spec.to_dict()) for e in self.entries
+        ]
+        compact_batch(self.out, batch, folded)
+
+    def finish(self) -> Batch:
+        """Rank 0, once every rank is done: fold the journals into ``batch.json``, items in job order."""
+        folded = journal_files(self.out)
+        batch = load_batch(self.out)
         order = [s.label for s in self.specs]
         batch.items.sort(key=lambda it: (order.index(it.attack) if it.attack in order else len(order), self.cfg.eps.index(it.eps) if it.eps in self.cfg.eps else 0, it.id))
-        save_batch(self.out, batch)
+        compact_batch(self.out, batch, folded)
         return batch
 
     def targets(self, x: torch.Tensor, y: torch.Tensor, seeds: list[int]) -> torch.Tensor | None:
@@ -346,26 +386,42 @@ def craft_batch(out: Path, cfg: CraftConfig, progress: Callable[[str, int], Call
     if cfg.limit is not None:
         photos = photos[: cfg.limit]
     resolved = cfg.resolved()
-    if (out / MANIFEST).is_file():
+    dist = Dist.from_env()
+    if (out / MANIFEST).is_file():  # every rank checks before any writes, so all agree
+        _check_identity(out, resolved)
+    dist.start()
+    try:
+        crafter = _Crafter(out, cfg, progress, dist)
+        if dist.leader:
+            crafter.open(resolved)
+        dist.barrier()
         batch = load_batch(out)
-        defaults = CraftConfig().resolved()
-        old = {k: batch.config.get(k, defaults.get(k)) for k in IDENTITY_KEYS}
-        new = {k: resolved.get(k) for k in IDENTITY_KEYS}
-        if old != new:
-            diff = ", ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in IDENTITY_KEYS if old[k] != new[k])
-            raise UserError(f"{out}: holds a batch made with other options ({diff}); use a new --out directory")
-        log.info("resuming batch %s", batch.batch_id)
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d")
-        batch = Batch(batch_id=f"b{stamp}-{secrets.token_hex(4)}", config={})
-    crafter = _Crafter(out, cfg, progress)
-    batch.config = {**resolved, "device": str(crafter.device), "torch": torch.__version__}
-    batch.models = [
-        ModelRecord(e.name, e.arch, "source", weights_sha256(e.name), e.weights_package, e.spec.to_dict()) for e in crafter.entries
-    ]
-    torch.manual_seed(cfg.seed)
-    return crafter.run(photos, batch)
+        torch.manual_seed(cfg.seed)
+        if not dist.active:
+            try:
+                crafter.run(photos, batch)
+            finally:  # one process: fold in what is done, also after Ctrl-C or an error
+                batch = crafter.finish()
+            return batch
+        crafter.run(photos, batch)
+        dist.barrier()  # every rank's journal is complete
+        if dist.leader:
+            crafter.finish()
+        dist.barrier()
+        return load_batch(out)
+    finally:
+        dist.stop()
+
+
+def _check_identity(out: Path, resolved: dict) -> None:  # type: ignore[type-arg]
+    """Refuse to resume a batch made with other options (one line naming each difference)."""
+    batch = load_batch(out)
+    defaults = CraftConfig().resolved()
+    old = {k: batch.config.get(k, defaults.get(k)) for k in IDENTITY_KEYS}
+    new = {k: resolved.get(k) for k in IDENTITY_KEYS}
+    if old != new:
+        diff = ", ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in IDENTITY_KEYS if old[k] != new[k])
+        raise UserError(f"{out}: holds a batch made with other options ({diff}); use a new --out directory")
 
 
 def iter_items(batch: Batch, attack: str | None = None) -> Iterable[Item]:
