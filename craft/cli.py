@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Callable, Optional
@@ -90,7 +89,9 @@ def craft_cmd(
         di_prob=di_prob, eot=eot, eot_samples=eot_samples, profile=profile, repair_steps=repair_steps, amp=amp,
     )
     cfg.validate()  # bad options fail before the progress display starts
-    if int(os.environ.get("RANK", "0") or 0) != 0:  # under torchrun, rank 0 alone shows progress and the summary
+    from craft.distributed import Dist
+
+    if not Dist.from_env().leader:  # under torchrun, rank 0 alone shows progress and the summary
         craft_batch(out, cfg)
         return
     with make_progress() as progress:
