@@ -207,12 +207,7 @@ class _Crafter:
         """Each source model's top-5 per image (images at the first model's size, resized for the others)."""
         x = self.to_tensor(arrays)
         logits = self.model.members(x) if isinstance(self.model, Ensemble) else [self.model(x)]
-        out: list[dict[str, list[list[float]]]] = [{} for _ in arrays]
-        for name, z in zip(self.cfg.source, logits):
-            p, i = z.float().softmax(dim=1).topk(5, dim=1)
-            for row, ii, pp in zip(out, i.tolist(), p.tolist()):
-                row[name] = [[int(c), round(float(q), 6)] for c, q in zip(ii, pp)]
-        return out
+        return top5_records(self.cfg.source, logits)
 
     @torch.inference_mode()
     def top1(self, arrays: list[np.ndarray]) -> list[int]:
@@ -295,12 +290,7 @@ class _Crafter:
 
     def finish(self) -> Batch:
         """Rank 0, once every rank is done: fold the journals into ``batch.json``, items in job order."""
-        folded = journal_files(self.out)
-        batch = load_batch(self.out)
-        order = [s.label for s in self.specs]
-        batch.items.sort(key=lambda it: (order.index(it.attack) if it.attack in order else len(order), self.cfg.eps.index(it.eps) if it.eps in self.cfg.eps else 0, it.id))
-        compact_batch(self.out, batch, folded)
-        return batch
+        return fold_journal(self.out, [s.label for s in self.specs], self.cfg.eps)
 
     def targets(self, x: torch.Tensor, y: torch.Tensor, seeds: list[int]) -> torch.Tensor | None:
         """Per-image target classes of a targeted run (``--target``), else ``None``."""
@@ -353,6 +343,27 @@ class _Crafter:
                 log.warning("%s: %s is missing or changed; it will be crafted again", it.id, rec.path)
                 return False
         return True
+
+
+def top5_records(sources: list[str], logits: list[torch.Tensor]) -> list[dict[str, list[list[float]]]]:
+    """Per image, each source model's top-5 as recorded: ``{name: [[class, p], ...]}``, p to 6 places."""
+    out: list[dict[str, list[list[float]]]] = [{} for _ in range(len(logits[0]))]
+    for name, z in zip(sources, logits):
+        p, i = z.float().softmax(dim=1).topk(5, dim=1)
+        for row, ii, pp in zip(out, i.tolist(), p.tolist()):
+            row[name] = [[int(c), round(float(q), 6)] for c, q in zip(ii, pp)]
+    return out
+
+
+def fold_journal(out: Path, attack_order: list[str], eps: list[float]) -> Batch:
+    """Fold the journals into ``batch.json`` (one atomic write), items sorted by attack, ε and id."""
+    folded = journal_files(out)
+    batch = load_batch(out)
+    rank_a = {a: k for k, a in enumerate(attack_order)}
+    rank_e = {e: k for k, e in enumerate(eps)}
+    batch.items.sort(key=lambda it: (rank_a.get(it.attack, len(rank_a)), rank_e.get(it.eps, 0), it.id))
+    compact_batch(out, batch, folded)
+    return batch
 
 
 @lru_cache(maxsize=4)
