@@ -181,9 +181,10 @@ def load_batch(batch_dir: Path) -> Batch:
     if isinstance(d.get("items"), list) and journal.journal_files(Path(batch_dir)):
         d["items"], _ = journal.merge(d["items"], Path(batch_dir))
     batch = Batch.from_dict(d, where=str(path))
+    root = Path(batch_dir).resolve()
     for it in batch.items:
         for role in ROLES:
-            resolve_inside(Path(batch_dir), it.image(role).path)
+            resolve_inside(Path(batch_dir), it.image(role).path, root=root)
     return batch
 
 
