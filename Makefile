@@ -25,6 +25,7 @@ bench: $(STAMP)
 	$(PY) bench/printouts.py
 	$(PY) bench/simulate.py
 	$(PY) bench/report.py
+	$(PY) bench/bookkeeping.py
 
 clean:
 	rm -rf $(VENV) demo-batch

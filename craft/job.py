@@ -260,7 +260,8 @@ class _Crafter:
                 chunks += [(spec, eps, todo[i : i + self.cfg.batch_size]) for i in range(0, len(todo), self.cfg.batch_size)]
         mine = [c for k, c in enumerate(chunks) if self.dist.mine(k)]
         total = sum(len(c[2]) for c in mine)
-        tick = self.progress("crafting", total) if self.progress and total else (lambda n: None)
+        label = f"crafting (rank {self.dist.rank}'s share, {self.dist.world} processes)" if self.dist.active else "crafting"
+        tick = self.progress(label, total) if self.progress and total else (lambda n: None)
         attacks = {spec: build_attack(spec, self.settings) for spec in self.specs}
         with JournalWriter(self.out, self.dist.rank) as journal:
             for spec, eps, chunk in mine:
