@@ -116,7 +116,7 @@ class ChannelCheck:
         parts = [self.sentence()]
         if self.flagged:
             parts += [self.consequence(), "Why: " + "; ".join(self.reasons) + ".", "What to do: " + "; ".join(self.advice) + "."]
-        elif self.verdict == OK:
+        elif self.verdict == OK and self.reasons:
             parts.append("Camera: " + "; ".join(self.reasons) + ".")
         return " ".join(parts)
 
@@ -228,12 +228,12 @@ def check_session(inp: ReportInput, s: Session, seed: int = DEFAULT_SEED, resamp
     verdict = max((tile.verdict, frame.verdict), key=lambda v: ORDER[v])
     size = input_size(s)
     facts, off, todo = _diagnose(s, size, str(inp.batch_dir))
-    reasons = off if off else facts
-    if verdict in (LIMITED, INCONCLUSIVE) and not off:
-        reasons = ["tile size, viewing angle and blur look acceptable (" + ", ".join(facts) + "); the loss comes from elsewhere "
-                   "(light, print colours, the model's preprocessing)"]
-    elif verdict in (LIMITED, INCONCLUSIVE):
-        reasons = off + [", ".join(facts)]
+    if verdict in (LIMITED, INCONCLUSIVE):
+        reasons = off + [", ".join(facts)] if off else [
+            "tile size, viewing angle and blur look acceptable (" + ", ".join(facts) + "); the loss comes from elsewhere "
+            "(light, print colours, the model's preprocessing)"]
+    else:
+        reasons = [", ".join(facts)] if facts else []
     return ChannelCheck(s.id, s.model_name, verdict, tile, frame, dict(s.quality), size, reasons, todo)
 
 

@@ -48,7 +48,8 @@ def paper_table(rows: list[SummaryRow]) -> Table:
               ["session", "model", CHECK_COLUMN, "attack", "case", "topk", *cols], out, cols,
               "Destruction rate: of the items whose adversarial PNG fools the session's model digitally, the share it classifies "
               "correctly once printed and photographed (majority vote per tile). Average case: all items; prefiltered: clean right "
-              "with confidence >= 0.8 and adversarial wrong at top-1 and top-5. 95% Wilson intervals and n. " + LIMITED_CAPTION)
+              "with confidence >= 0.8 and adversarial wrong at top-1 and top-5. 95% Wilson intervals and n. "
+              "Rows of a camera-limited or inconclusive session measure the camera, not the perturbation.")
     t.labels = {c: f"ε = {e:g}" for c, e in zip(cols, eps)}
     return t
 
@@ -56,7 +57,7 @@ def paper_table(rows: list[SummaryRow]) -> Table:
 def _cell_text(r: Rate | None, pct: str = "%", dash: str = "–") -> tuple[str, str]:
     """(value, "[lo–hi] n=N") or ("n/a", "n=0")."""
     if not isinstance(r, Rate) or r.value is None:
-        return NA, "n=0"
+        return NA, "(n=0)"
     ci = "" if r.lo is None or r.hi is None else f"[{100 * r.lo:.1f}{dash}{100 * r.hi:.1f}] "
     return f"{100 * r.value:.1f}{pct}", f"{ci}n={r.n}"
 

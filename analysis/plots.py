@@ -71,10 +71,11 @@ def _pct_points(pts: list[tuple[float, Any]]) -> tuple[list[float], list[float],
     return xs, vs, los, his
 
 
-def _legend_outside(fig: Figure, handles: list[Any], labels: list[str], title: str | None = None) -> None:
-    """One legend for the figure, to the right of every axes (constrained layout makes room)."""
+def _legend_outside(fig: Figure, handles: list[Any], labels: list[str], title: str | None = None, below: bool = False) -> None:
+    """One legend for the figure, to the right of (or below) every axes; constrained layout makes room."""
     if handles:
-        fig.legend(handles, labels, loc="outside right upper", fontsize=7, title=title, title_fontsize=7, frameon=False)
+        fig.legend(handles, labels, loc="outside lower center" if below else "outside right upper", ncols=min(2, len(handles)) if below else 1,
+                   fontsize=7, title=title, title_fontsize=7, frameon=False)
 
 
 def _nudge(xs_all: list[float], n_series: int) -> float:
@@ -160,7 +161,7 @@ def accuracy_bars(rows: list[SummaryRow], session: str | None, model: str, k: in
     ax.set_xlabel(f"attack and {EPS_UNIT}")
     ax.set_ylim(0, 105)
     ax.set_ylabel(f"top-{k} accuracy (%)")
-    ax.set_title(f"{session or 'source'} · {model}: top-{k} accuracy (95% intervals)", fontsize=10)
+    fig.suptitle(f"{session or 'source'} · {model}: top-{k} accuracy (95% intervals)", fontsize=10)
     h, lab = ax.get_legend_handles_labels()
     _legend_outside(fig, h, lab)
     ax.grid(axis="y", alpha=0.3)
@@ -176,7 +177,7 @@ def channel_check(checks: Sequence[Any], drop_points: float) -> Figures | None:
     checks = [c for c in checks if c.tile.digital is not None or c.frame.digital is not None]
     if not checks:
         return None
-    fig = Figure(figsize=(max(6.5, 1.3 * len(checks) + 4), 3.4), layout="constrained")
+    fig = Figure(figsize=(max(6.5, 1.3 * len(checks) + 4), 3.8), layout="constrained")
     ax = fig.add_subplot(1, 1, 1)
     handles: dict[str, Any] = {}
     for i, c in enumerate(checks):
@@ -197,8 +198,8 @@ def channel_check(checks: Sequence[Any], drop_points: float) -> Figures | None:
     ax.set_ylabel("clean top-1 accuracy (%)")
     ax.set_ylim(-3, 103)
     ax.grid(axis="y", alpha=0.3)
-    ax.set_title("Channel check: clean accuracy photographed against digital (95% intervals)", fontsize=10)
-    _legend_outside(fig, list(handles.values()), list(handles))
+    fig.suptitle("Channel check: clean top-1 accuracy, photographed vs digital (95% intervals)", fontsize=10)
+    _legend_outside(fig, list(handles.values()), list(handles), below=True)
     return _render(fig)
 
 
@@ -227,7 +228,7 @@ def _prob_hist(clean: list[float], adv: list[float], ylabel: str, title: str) ->
     ax.set_xlabel("top-1 probability (0–1)")
     ax.set_ylabel(ylabel)
     ax.set_xlim(0, 1)
-    ax.set_title(title, fontsize=10)
+    fig.suptitle(title, fontsize=10)
     h, lab = ax.get_legend_handles_labels()
     _legend_outside(fig, h, lab)
     return _render(fig)

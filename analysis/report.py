@@ -242,9 +242,7 @@ def _make_report(batch_dir: Path, sessions: list[str] | None, formats: tuple[str
     }
     atomic_write_json(out_dir / "report.json", _finite(meta))
     files.append(out_dir / "report.json")
-    for n in warnings:
-        log.warning("%s", n)
-    for n in notes:
+    for n in warnings + notes:  # the CLI prints them (analysis.cli.show); a library caller reads ReportResult
         log.info("%s", n)
     return ReportResult(out_dir, index, files, notes, rows, headline, not inp.sessions, [s.id for s in inp.sessions], checks, warnings)
 
