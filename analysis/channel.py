@@ -18,11 +18,11 @@ Rule (``DROP_POINTS`` = 10 points): a view is
 - ``ok`` otherwise.
 
 The session takes the worst verdict of its two views; ``n/a`` when nothing can
-be compared. Why 10 points: under careful printing and photography Kurakin et
-al. saw clean accuracy drop by only a few points, which is also what this
-project's careful presets aim at; a larger loss means the camera, not the
-perturbation, decides most outcomes, and a destruction rate or paired survival
-rate then measures the camera. The digital figure is the reference, not a
+be compared. Why 10 points: a careful set-up (the sheet filling the frame,
+near-frontal, steady, even light: the setting of Kurakin et al.) is meant to
+lose at most a few points of clean accuracy, with room left for sampling noise;
+a larger loss means the camera, not the perturbation, decides most outcomes, and
+a destruction rate or paired survival rate then measures the camera. The digital figure is the reference, not a
 sample: both figures are over the same items, and only the photograph is random.
 
 Items that share a source photo (the same photo crafted at several ε) are one

@@ -16,10 +16,11 @@ say so in the legend.
 
 from __future__ import annotations
 
+import functools
 import io
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -54,6 +55,20 @@ def _render(fig: Figure) -> Figures:
     return Figures(out["png"], out["svg"], out["pdf"])
 
 
+def _rendered(build: Callable[..., Figure | None]) -> Callable[..., Figures | None]:
+    """Turn a function that builds a :class:`Figure` into one that returns its :class:`Figures`.
+
+    The builder stays reachable as ``.figure`` (tests measure where legends sit).
+    """
+    @functools.wraps(build)
+    def wrapper(*args: Any, **kwargs: Any) -> Figures | None:
+        fig = build(*args, **kwargs)
+        return None if fig is None else _render(fig)
+
+    wrapper.figure = build  # type: ignore[attr-defined]
+    return wrapper
+
+
 def _err(values: Sequence[float], los: Sequence[float], his: Sequence[float]) -> list[list[float]]:
     return [[max(0.0, v - lo) for v, lo in zip(values, los)], [max(0.0, hi - v) for v, hi in zip(values, his)]]
 
@@ -85,7 +100,8 @@ def _nudge(xs_all: list[float], n_series: int) -> float:
     return 0.25 * gap / (n_series - 1) if n_series > 1 else 0.0
 
 
-def destruction_vs_eps(rows: list[SummaryRow], metric: str = "destruction", view: str = "tile", limited: set[str] | None = None) -> Figures | None:
+@_rendered
+def destruction_vs_eps(rows: list[SummaryRow], metric: str = "destruction", view: str = "tile", limited: set[str] | None = None) -> Figure | None:
     """One panel per attack: destruction rate (%) against ε, a line per session and top-k, 95% interval bars."""
     limited = limited or set()
     sel = [r for r in rows if r.metric == metric and r.view == view]
@@ -131,10 +147,11 @@ def destruction_vs_eps(rows: list[SummaryRow], metric: str = "destruction", view
     _legend_outside(fig, list(handles.values()), list(handles), "session, top-k")
     title = "prefiltered case" if metric.endswith("prefiltered") else "average case"
     fig.suptitle(f"Destruction rate, {title} (per {view}, 95% intervals)", fontsize=11)
-    return _render(fig)
+    return fig
 
 
-def accuracy_bars(rows: list[SummaryRow], session: str | None, model: str, k: int = 1) -> Figures | None:
+@_rendered
+def accuracy_bars(rows: list[SummaryRow], session: str | None, model: str, k: int = 1) -> Figure | None:
     """Grouped bars per (attack, ε): accuracy (%) on clean and adversarial images, digital vs photographed (per tile)."""
     sel = [r for r in rows if r.session == session and r.model == model and r.topk == k and r.source_model is None]
     bars = [("clean, digital", "digital", "clean_acc", "#9ecae1"), ("clean, photographed", "tile", "clean_acc", "#3182bd"),
@@ -165,10 +182,11 @@ def accuracy_bars(rows: list[SummaryRow], session: str | None, model: str, k: in
     h, lab = ax.get_legend_handles_labels()
     _legend_outside(fig, h, lab)
     ax.grid(axis="y", alpha=0.3)
-    return _render(fig)
+    return fig
 
 
-def channel_check(checks: Sequence[Any], drop_points: float) -> Figures | None:
+@_rendered
+def channel_check(checks: Sequence[Any], drop_points: float) -> Figure | None:
     """Per session: clean top-1 accuracy (%) digital vs photographed per tile and per frame, with the threshold.
 
     ``checks`` are :class:`analysis.channel.ChannelCheck`; ``drop_points`` the
@@ -200,7 +218,7 @@ def channel_check(checks: Sequence[Any], drop_points: float) -> Figures | None:
     ax.grid(axis="y", alpha=0.3)
     fig.suptitle("Channel check: clean top-1 accuracy, photographed vs digital (95% intervals)", fontsize=10)
     _legend_outside(fig, list(handles.values()), list(handles), below=True)
-    return _render(fig)
+    return fig
 
 
 def confidence_hist(session: Session) -> Figures | None:
@@ -215,7 +233,8 @@ def digital_confidence_hist(clean: list[float], adv: list[float], model: str) ->
     return _prob_hist(clean, adv, "items (count)", f"{model} (source): confidence on the PNGs")
 
 
-def _prob_hist(clean: list[float], adv: list[float], ylabel: str, title: str) -> Figures | None:
+@_rendered
+def _prob_hist(clean: list[float], adv: list[float], ylabel: str, title: str) -> Figure | None:
     """Overlaid histograms of top-1 probabilities, clean in blue and adversarial in red; ``None`` when both are empty."""
     if not clean and not adv:
         return None
@@ -231,10 +250,11 @@ def _prob_hist(clean: list[float], adv: list[float], ylabel: str, title: str) ->
     fig.suptitle(title, fontsize=10)
     h, lab = ax.get_legend_handles_labels()
     _legend_outside(fig, h, lab)
-    return _render(fig)
+    return fig
 
 
-def sweep_plot(points: list[SweepPoint], units: dict[str, str] | None = None) -> Figures | None:
+@_rendered
+def sweep_plot(points: list[SweepPoint], units: dict[str, str] | None = None) -> Figure | None:
     """One panel per transform: destruction rate (%) against strength (in the transform's unit), top-1 and top-5."""
     units = units or {}
     transforms = sorted({p.transform for p in points})
@@ -260,7 +280,7 @@ def sweep_plot(points: list[SweepPoint], units: dict[str, str] | None = None) ->
         ax.grid(alpha=0.3)
     _legend_outside(fig, list(handles.values()), list(handles))
     fig.suptitle("Transformation sweep: destruction rate (95% intervals)", fontsize=11)
-    return _render(fig)
+    return fig
 
 
 __all__ = ["Figures", "accuracy_bars", "channel_check", "confidence_hist", "destruction_vs_eps", "digital_confidence_hist", "sweep_plot"]
