@@ -22,6 +22,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -45,13 +46,22 @@ class Figures:
 
 
 def _render(fig: Figure) -> Figures:
-    """PNG, SVG and PDF of ``fig``, without dates or software names (reproducible bytes)."""
+    """PNG, SVG and PDF of ``fig``, without dates or software names (reproducible bytes).
+
+    The constrained layout is solved once, for the PNG; the vector copies reuse it
+    (same positions, a third of the layout time). Text stays text: TrueType
+    (Type 42) fonts in the PDF, as publishers ask (no Type 3), and ``<text>``
+    elements in the SVG, so labels can be edited and searched.
+    """
     FigureCanvasAgg(fig)
     out = {}
-    for fmt, meta in (("png", {"Software": None}), ("svg", {"Date": None, "Creator": None}), ("pdf", {"CreationDate": None, "Creator": None, "Producer": None})):
-        buf = io.BytesIO()
-        fig.savefig(buf, format=fmt, dpi=DPI, metadata=meta)
-        out[fmt] = buf.getvalue()
+    with rc_context({"pdf.fonttype": 42, "svg.fonttype": "none"}):
+        for fmt, meta in (("png", {"Software": None}), ("svg", {"Date": None, "Creator": None}),
+                          ("pdf", {"CreationDate": None, "Creator": None, "Producer": None})):
+            buf = io.BytesIO()
+            fig.savefig(buf, format=fmt, dpi=DPI, metadata=meta)
+            out[fmt] = buf.getvalue()
+            fig.set_layout_engine("none")
     return Figures(out["png"], out["svg"], out["pdf"])
 
 
