@@ -116,8 +116,7 @@ def demo(
     console.print(f"recorded {db}")
     console.rule("4/4 report")
     result = make_report(out)
-    show(result)
-    console.print(f"report: [bold]{result.main_path}[/]", soft_wrap=True)
+    show(result)  # ends with the channel check and the key figures (it names the report's path first)
 
 
 @app.callback()

@@ -115,7 +115,7 @@ def _crop(batch_dir: Path, s: Session, o: Observation) -> bytes | None:
     return None
 
 
-def _session_entries(inp: ReportInput, s: Session) -> list[GalleryEntry]:
+def _session_entries(inp: ReportInput, s: Session, flagged: bool = False) -> list[GalleryEntry]:
     tiles = observations_by_tile(s)
     survived, destroyed, other = [], [], []
     for it in inp.batch.items:
@@ -132,6 +132,9 @@ def _session_entries(inp: ReportInput, s: Session) -> list[GalleryEntry]:
     for it, obs, v, fooled in picks:
         if not fooled:
             verdict = "the adversarial PNG does not fool this model digitally"
+        elif flagged:  # a camera-limited session says nothing about survival
+            verdict = ("right again once photographed" if correct(v, it.label.index, 1) else "still wrong once photographed") + \
+                " (camera-limited session: the camera, not the perturbation, decides this)"
         elif correct(v, it.label.index, 1):
             verdict = "destroyed: right again once photographed"
         else:
@@ -160,11 +163,14 @@ def _source_entries(inp: ReportInput) -> list[GalleryEntry]:
     return out
 
 
-def gallery(inp: ReportInput) -> list[GalleryEntry]:
-    """A few examples per session (those destroyed and those that survived first); source-model examples without captures."""
+def gallery(inp: ReportInput, flagged: set[str] | None = None) -> list[GalleryEntry]:
+    """A few examples per session (those destroyed and those that survived first); source-model examples without captures.
+
+    ``flagged``: sessions the channel check marks camera-limited or inconclusive; their examples are never called survived.
+    """
     if not inp.sessions:
         return _source_entries(inp)
     out: list[GalleryEntry] = []
     for s in inp.sessions[:MAX_SESSIONS]:
-        out += _session_entries(inp, s)
+        out += _session_entries(inp, s, s.id in (flagged or set()))
     return out

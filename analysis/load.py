@@ -91,6 +91,7 @@ class Session:
     digital: dict[tuple[str, str], Pred] = field(default_factory=dict)
     observations: list[Observation] = field(default_factory=list)
     digital_from_manifest: int = 0  # items whose digital top-5 came from batch.json
+    quality: dict[str, Any] = field(default_factory=dict)  # medians of the clean tiles' quality metrics (see session_quality)
 
     @property
     def model_name(self) -> str:
@@ -180,7 +181,48 @@ def _read_session(con: sqlite3.Connection, path: Path, row: dict[str, Any], batc
         s.observations.append(Observation(item_id, role, int(frame_idx), float(sharpness), pred))
     if unknown:
         log.warning("%s: %d good observations name items that are not in batch.json; ignored", path, unknown)
+    s.quality = session_quality(con, sid)
     return s
+
+
+def _median(values: list[float]) -> float | None:
+    vals = sorted(v for v in values if v is not None and v == v)
+    if not vals:
+        return None
+    m = len(vals) // 2
+    return vals[m] if len(vals) % 2 else (vals[m - 1] + vals[m]) / 2
+
+
+def session_quality(con: sqlite3.Connection, sid: str) -> dict[str, Any]:
+    """Medians of the clean tiles' quality metrics, for the channel check.
+
+    Over the good observations of clean tiles (those behind clean photographed
+    accuracy), or over every clean observation when none passed the gates
+    (``over`` says which). ``good_fraction`` is the share of all observations that
+    passed the gates; ``blur_sigma_px`` the median edge blur of the sheets (from
+    the calibration strip's ``blur`` table) and ``frame_w``/``frame_h`` the most
+    common frame size there, when recorded.
+    """
+    rows = con.execute("SELECT good != 0, tile_px, angle_deg, sharpness, clipped FROM observations WHERE session_id = ? AND role = 'clean'", (sid,)).fetchall()
+    good = [r for r in rows if r[0]]
+    use, over = (good, "good") if good else (rows, "all")
+    q: dict[str, Any] = {
+        "over": over, "n": len(use),
+        "tile_px": _median([float(r[1]) for r in use]), "angle_deg": _median([float(r[2]) for r in use]),
+        "sharpness": _median([float(r[3]) for r in use]), "clipped": _median([float(r[4]) for r in use]),
+        "good_fraction": (len(good) / len(rows)) if rows else None, "blur_sigma_px": None, "frame_w": None, "frame_h": None,
+    }
+    try:
+        blur = con.execute("SELECT sigma_px, width, height FROM blur WHERE session_id = ?", (sid,)).fetchall()
+    except sqlite3.DatabaseError:  # an older database without the blur table
+        blur = []
+    if blur:
+        q["blur_sigma_px"] = _median([float(b[0]) for b in blur if b[0] is not None])
+        sizes: dict[tuple[int, int], int] = defaultdict(int)
+        for _, w, h in blur:
+            sizes[(int(w), int(h))] += 1
+        q["frame_w"], q["frame_h"] = max(sizes, key=lambda k: sizes[k])
+    return q
 
 
 def _fill_digital_from_manifest(s: Session, batch: Batch) -> None:

@@ -85,6 +85,18 @@ def load_sweep(batch_dir: Path) -> list[SweepRow] | None:
     return out
 
 
+def sweep_units(batch_dir: Path) -> dict[str, str]:
+    """Each transform's strength unit from ``sweep.json``'s ``grids`` (empty for an old or bare list file)."""
+    try:
+        data = json.loads((Path(batch_dir) / SWEEP).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+    grids = data.get("grids") if isinstance(data, dict) else None
+    if not isinstance(grids, dict):
+        return {}
+    return {str(k): str(v["unit"]) for k, v in grids.items() if isinstance(v, dict) and isinstance(v.get("unit"), str)}
+
+
 def _digital(inp: ReportInput, model: str, item_id: str, role: str, baseline: dict[tuple[str, str, str], Pred]) -> Pred | None:
     """The model's prediction on the saved PNG: batch.json, a capture session, or the sweep's own baseline."""
     it = next((i for i in inp.batch.items if i.id == item_id), None)
