@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from capture.classify import OnnxClassifier
-from capture.phones import PhoneCapture, qr_matrix, qr_terminal
+from capture.phones import PhoneCapture, qr_image, qr_matrix, qr_terminal
 from capture.sheets.quality import QualityGates
 from capture.sources.phone.source import FrameRefused, decode_jpeg
 from capture.sources.phone.tls import lan_address, machine_certificate
@@ -187,6 +187,9 @@ def test_wrong_tokens_bad_frames_and_floods_are_refused_without_disturbing_the_s
     model = tiny_classifier(tmp_path / "tiny.onnx", size=48)
     pc = PhoneCapture(batch, model, OnnxClassifier(model), bind="127.0.0.1", port=0, session="hostile", gates=GATES, cert_dir=tmp_path / "config")
     url = pc.start()
+    qr = qr_image(url)
+    waiting = pc.window_image(qr)  # the laptop's window before a phone connects: the QR code to scan
+    assert cv2.QRCodeDetector().detectAndDecode(waiting)[0] == url
     try:
         base, token = url.split("/?t=")
         out = asyncio.run(_hostile(base, token, frame))
@@ -223,6 +226,11 @@ def test_wrong_tokens_bad_frames_and_floods_are_refused_without_disturbing_the_s
     assert _rows(s.db, "SELECT COUNT(DISTINCT frame_idx) FROM observations")[0][0] == accepted + 1
     (cfg,), = _rows(s.db, "SELECT config FROM sessions")
     assert json.loads(cfg)["stopped_by"] == "stop requested"
+    shown = pc.window_image(qr)  # then the phone's newest frame with its tiles outlined
+    raw = s.source.last[0] if s.source.last else None
+    assert raw is not None and shown.shape == raw.shape
+    drawn_green = (shown == (60, 200, 60)).all(axis=2) & ~(raw == (60, 200, 60)).all(axis=2)  # capture.feedback.GREEN: fooled
+    assert drawn_green.sum() > 200
 
 
 def test_the_certificate_is_made_once_with_a_private_key(tmp_path: Path) -> None:

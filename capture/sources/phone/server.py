@@ -119,7 +119,7 @@ class PhoneServer:
         self._thread.start()
         self._ready.wait(30.0)
         if self._error is not None:
-            raise UserError(f"--bind {self.bind} --port {self.port}: cannot listen ({self._error}); choose another --port") from None
+            raise UserError(f"--bind {self.bind} --port {self.port}: cannot listen ({self._error}); check the address, or choose another --port") from None
         return self
 
     def _run(self) -> None:
