@@ -82,9 +82,10 @@ def test_two_tabs_stream_record_their_own_sessions_and_see_the_verdicts(printed:
         assert br.evaluate(ws_probe) == "refused"
         assert pc.results() == [] and pc.server.refused_requests >= 2
 
-        # The right token, in two tabs: two phones, two sessions.
+        # The right token, in two tabs: two phones, two sessions. The second streams over HTTPS POSTs,
+        # as a browser that refuses the WebSocket to a self-signed certificate does.
         br.call("Page.navigate", url=url)
-        second = br.new_page(url)
+        second = br.new_page(url + "&transport=http")
         first = [p for p in br.pages() if p != second][0]
         for page in (first, second):
             assert br.wait_for("document.body.dataset.done", 120, page) == "1"
@@ -94,6 +95,7 @@ def test_two_tabs_stream_record_their_own_sessions_and_see_the_verdicts(printed:
             assert "Done" in br.evaluate("document.getElementById('done').innerText", page)
             assert "good observations per tile" in br.evaluate("document.getElementById('done').innerText", page)
             phone = int(br.evaluate("document.body.dataset.phone", page))
+            assert br.evaluate("document.body.dataset.transport || 'ws'", page) == ("http" if page == second else "ws")
             doms[phone] = br.evaluate("""Array.from(document.querySelectorAll('#tiles li')).map(li =>
                 [li.dataset.item, li.dataset.role, li.dataset.verdict, li.dataset.reason, li.textContent])""", page)
         assert pc.wait() == "every phone finished"

@@ -5,7 +5,8 @@ Routes (every one requires the run's token as ``?t=TOKEN``, compared in constant
 - ``GET /``: the page, one HTML file held in memory (nothing else is served, from disk or elsewhere);
 - ``GET /ws?p=PHONE``: the WebSocket a page streams JPEG frames on (binary messages) and
   receives one report per frame on (JSON);
-- ``POST /photo?p=PHONE``: one full-resolution still (photo mode); answers with its report.
+- ``POST /photo?p=PHONE``: one full-resolution still (photo mode), or one streamed frame from a page
+  whose browser refused the WebSocket; answers with its report.
 
 ``PHONE`` is a random id the page makes once per browser tab, so that a page that
 reconnects (a Wi-Fi hiccup, a reload) continues its own session; every new id is a
@@ -80,6 +81,7 @@ class Phone:
     ws: web.WebSocketResponse | None = None
     waiters: dict[int, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
     refused: int = 0
+    final: dict[str, Any] | None = None  # the session's last report ("done" and why), repeated to a phone that sends more
 
 
 class PhoneServer:
@@ -214,6 +216,7 @@ class PhoneServer:
         if fut is not None and not fut.done():
             fut.set_result(d)
         if d.get("done"):
+            phone.final = d
             for f in phone.waiters.values():
                 if not f.done():
                     f.set_result(d)
@@ -241,6 +244,8 @@ class PhoneServer:
             await old.close(code=1000, message=b"replaced by a newer connection")
         await ws.send_json({"type": "hello", "phone": phone.number, "done": phone.source.finished.is_set(),
                             "max_side": 1920, "max_frame_bytes": MAX_FRAME_BYTES, **self.hello})
+        if phone.final is not None:
+            await ws.send_json(phone.final)
         async for msg in ws:
             if msg.type == WSMsgType.BINARY:
                 try:
@@ -248,7 +253,7 @@ class PhoneServer:
                     await ws.send_json({"type": "accepted", "frame_index": idx})
                 except FrameRefused as e:
                     phone.refused += 1
-                    await ws.send_json({"type": "refused", "why": str(e), "done": phone.source.finished.is_set()})
+                    await ws.send_json(phone.final or {"type": "refused", "why": str(e), "done": phone.source.finished.is_set()})
             elif msg.type == WSMsgType.TEXT:
                 if len(msg.data) > 1024:
                     await ws.send_json({"type": "refused", "why": "message too long"})
@@ -269,11 +274,13 @@ class PhoneServer:
             return web.json_response({"type": "refused", "why": f"photo too large (at most {MAX_PHOTO_BYTES} bytes)"}, status=413)
         except FrameRefused as e:
             phone.refused += 1
+            if phone.final is not None:
+                return web.json_response({**phone.final, "phone": phone.number})
             return web.json_response({"type": "refused", "why": str(e), "done": phone.source.finished.is_set()}, status=409)
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         phone.waiters[idx] = fut
         try:
-            return web.json_response(await asyncio.wait_for(fut, 120.0))
+            return web.json_response({**await asyncio.wait_for(fut, 120.0), "phone": phone.number})
         except asyncio.TimeoutError:
             phone.waiters.pop(idx, None)
             return web.json_response({"type": "refused", "why": "the laptop did not answer in time"}, status=504)
