@@ -31,7 +31,7 @@ def test_exactly_one_onnxruntime_on_every_platform() -> None:
 
 
 def test_wheel_matching_follows_tags_versions_and_requires_python() -> None:
-    files = [
+    files: list[dict[str, object]] = [
         {"filename": "pkg-2.0-cp311-cp311-manylinux_2_28_x86_64.whl", "requires_python": ">=3.11", "yanked": False},
         {"filename": "pkg-3.0-cp311-cp311-macosx_14_0_arm64.whl", "requires_python": ">=3.12", "yanked": False},
         {"filename": "pkg-2.5-cp311-cp311-macosx_11_0_arm64.whl", "requires_python": None, "yanked": True},

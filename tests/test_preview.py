@@ -101,10 +101,10 @@ def test_reasons_and_verdicts_in_a_report() -> None:
     gates = QualityGates(min_sharpness=10, min_tile_px=80, max_angle_deg=50, max_clipped=0.1, max_reproj_px=2)
     from contracts.layout import Tile
 
-    def crop(item: str, **kw: float) -> TileCrop:
-        m = dict(sharpness=50.0, tile_px=120.0, angle_deg=10.0, clipped=0.0, reproj_px=0.5) | kw
+    def crop(item: str, sharpness: float = 50.0, tile_px: float = 120.0, angle_deg: float = 10.0, clipped: float = 0.0, reproj_px: float = 0.5) -> TileCrop:
         quad = np.array([[0, 0], [10, 0], [10, 10], [0, 10]], float)
-        return TileCrop(Tile(item=item, role="adv", image="x.png", box_mm=[0, 0, 1, 1]), "s0", np.zeros((4, 4, 3), np.uint8), quad, good=False, **m)
+        return TileCrop(Tile(item=item, role="adv", image="x.png", box_mm=[0, 0, 1, 1]), "s0", np.zeros((4, 4, 3), np.uint8), quad,
+                        sharpness=sharpness, tile_px=tile_px, angle_deg=angle_deg, clipped=clipped, good=False, reproj_px=reproj_px)
 
     crops = [crop("a"), crop("b", tile_px=50), crop("c", angle_deg=70), crop("d", sharpness=3), crop("e", clipped=0.5), crop("f", reproj_px=5)]
     assert [reject_reason(gates, c) for c in crops] == ["", "move closer", "too steep", "blurred", "glare or too dark", "hold still"]

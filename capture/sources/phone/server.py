@@ -200,8 +200,11 @@ class PhoneServer:
                     raise web.HTTPServiceUnavailable(text=f"already {self.max_phones} phones in this run")
                 number = len(self.phones) + 1
                 loop = asyncio.get_running_loop()
-                phone = Phone(number, PhoneSource(number, lambda d, pid=pid: loop.call_soon_threadsafe(self._deliver, pid, d)),
-                              RateLimit(self.max_fps, self.max_fps))
+
+                def send(d: dict[str, Any], pid: str = pid) -> None:  # from the session's thread
+                    loop.call_soon_threadsafe(self._deliver, pid, d)
+
+                phone = Phone(number, PhoneSource(number, send), RateLimit(self.max_fps, self.max_fps))
                 self.phones[pid] = phone
                 log.info("phone %d connected from %s", number, request.remote)
                 self.on_phone(phone.source)

@@ -114,6 +114,8 @@ class PhoneSource(FrameSource):
                 if self._closed or self.interrupted:
                     return
                 frame, self._pending = self._pending, None
+            if frame is None:
+                continue
             self._current = frame.image
             yield frame
 
