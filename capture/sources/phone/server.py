@@ -235,6 +235,8 @@ class PhoneServer:
             raise FrameRefused(f"too fast: at most {self.max_fps:g} frames per second")
         if len(data) > max_bytes:
             raise FrameRefused(f"frame too large ({len(data)} bytes, at most {max_bytes})")
+        if phone.source.busy:  # checked again by offer(); here it saves decoding a frame that would be refused
+            raise FrameRefused("busy: wait for the report of the previous frame")
         image = await asyncio.get_running_loop().run_in_executor(None, decode_jpeg, data, max_bytes)
         return phone.source.offer(image)
 

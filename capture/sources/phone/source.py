@@ -92,6 +92,11 @@ class PhoneSource(FrameSource):
         self._interrupted = False
         self._t0 = time.monotonic()
 
+    @property
+    def busy(self) -> bool:
+        """A frame is waiting for the session (a new one would be refused)."""
+        return self._pending is not None
+
     def offer(self, image: np.ndarray) -> int:
         """Queue one frame for the session; return its index. :class:`FrameRefused` while one is still waiting."""
         with self._cond:
