@@ -87,7 +87,8 @@ def test_capture_phone_command_prints_the_url_and_qr_and_records_a_photo(synthet
         report = asyncio.run(_post_photo(url, (photos / "IMG_0.jpg").read_bytes()))
         assert report["type"] == "report" and len(report["tiles"]) == 6  # type: ignore[arg-type]
         proc.send_signal(2)  # Ctrl-C: every session closes cleanly
-        out, _ = proc.communicate(timeout=120)
+        proc.wait(timeout=120)  # its output is small: the pipe does not fill
+        out = proc.stdout.read()  # through the same buffered reader as the lines above
     finally:
         if proc.poll() is None:
             proc.kill()
