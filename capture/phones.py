@@ -91,13 +91,14 @@ class PhoneCapture:
         session: the base of the session names (default: date and time).
         gates, save_crops: as for ``run_capture``.
         max_phones: phones per run.
+        max_fps: frames per second one phone may send.
         cert_dir: where the certificate lives (default: the per-user config folder).
     """
 
     def __init__(
         self, batch_dir: Path, model_path: Path, classifier: OnnxClassifier, *, bind: str = "0.0.0.0", port: int = 8443,
         frames: int | None = None, duration: float | None = None, per_tile: int | None = None, session: str | None = None,
-        gates: QualityGates | None = None, save_crops: bool = True, max_phones: int = 8, cert_dir: Path | None = None,
+        gates: QualityGates | None = None, save_crops: bool = True, max_phones: int = 8, max_fps: float = 30.0, cert_dir: Path | None = None,
     ) -> None:
         if not 0 <= port <= 65535:
             raise UserError(f"--port {port}: expected 0..65535")
@@ -114,7 +115,7 @@ class PhoneCapture:
         self.sessions: list[PhoneSession] = []
         self._lock = threading.Lock()
         self._t0 = time.monotonic()
-        self.server = PhoneServer(self.token, self.cert, self._on_phone, bind=bind, port=port, max_phones=max_phones,
+        self.server = PhoneServer(self.token, self.cert, self._on_phone, bind=bind, port=port, max_phones=max_phones, max_fps=max_fps,
                                   hello={"per_tile": per_tile, "frames": frames})
         self.bind = bind
 
