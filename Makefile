@@ -25,6 +25,8 @@ bench: $(STAMP)
 	$(PY) bench/printouts.py
 	$(PY) bench/simulate.py
 	$(PY) bench/report.py
+	$(PY) bench/phone.py
+	$(PY) bench/phone.py
 
 clean:
 	rm -rf $(VENV) demo-batch
