@@ -26,7 +26,6 @@ bench: $(STAMP)
 	$(PY) bench/simulate.py
 	$(PY) bench/report.py
 	$(PY) bench/phone.py
-	$(PY) bench/phone.py
 
 clean:
 	rm -rf $(VENV) demo-batch
