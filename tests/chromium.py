@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import cv2
 import numpy as np
@@ -87,26 +87,40 @@ class Chromium:
 
         return str(asyncio.run(self._http("PUT", f"/json/new?{quote(url, safe='')}"))["id"])
 
-    async def _call(self, method: str, params: dict[str, Any], page: str | None) -> dict[str, Any]:
+    async def _calls(self, steps: list[tuple[str, Callable[[list[dict[str, Any]]], dict[str, Any]]]], page: str | None) -> list[dict[str, Any]]:
+        """DevTools commands over one connection (node ids live as long as it); each step's params may use earlier results."""
         import aiohttp
 
+        results: list[dict[str, Any]] = []
         async with aiohttp.ClientSession() as http:
             async with http.get(f"http://127.0.0.1:{self.port}/json/list") as r:
                 targets = [t for t in await r.json() if t.get("type") == "page" and (page is None or t["id"] == page)]
             async with http.ws_connect(targets[0]["webSocketDebuggerUrl"], max_msg_size=0) as ws:
-                self._id += 1
-                await ws.send_json({"id": self._id, "method": method, "params": params})
-                async for msg in ws:
-                    d = json.loads(msg.data)
-                    if d.get("id") == self._id:
-                        if "error" in d:
-                            raise RuntimeError(f"{method}: {d['error']}")
-                        return d["result"]
-        raise RuntimeError(f"{method}: no answer")
+                for method, params in steps:
+                    self._id += 1
+                    await ws.send_json({"id": self._id, "method": method, "params": params(results)})
+                    async for msg in ws:
+                        d = json.loads(msg.data)
+                        if d.get("id") == self._id:
+                            if "error" in d:
+                                raise RuntimeError(f"{method}: {d['error']}")
+                            results.append(d["result"])
+                            break
+        if len(results) != len(steps):
+            raise RuntimeError(f"{steps[len(results)][0]}: no answer")
+        return results
 
     def call(self, method: str, page: str | None = None, **params: Any) -> dict[str, Any]:
         """One DevTools command to ``page`` (a tab id; default: the first tab)."""
-        return asyncio.run(self._call(method, params, page))
+        return asyncio.run(self._calls([(method, lambda _: params)], page))[0]
+
+    def set_files(self, selector: str, files: list[Path], page: str | None = None) -> None:
+        """Choose ``files`` in the page's ``<input type=file>`` as a user would (its change event fires)."""
+        asyncio.run(self._calls([
+            ("DOM.getDocument", lambda r: {}),
+            ("DOM.querySelector", lambda r: {"nodeId": r[0]["root"]["nodeId"], "selector": selector}),
+            ("DOM.setFileInputFiles", lambda r: {"nodeId": r[1]["nodeId"], "files": [str(f) for f in files]}),
+        ], page))
 
     def evaluate(self, expression: str, page: str | None = None) -> Any:
         """The value of a JavaScript expression in the page (promises are awaited)."""

@@ -121,6 +121,34 @@ def test_two_tabs_stream_record_their_own_sessions_and_see_the_verdicts(printed:
             assert reason == "" and "3 good" in text
 
 
+def test_photo_mode_in_the_browser_sends_stills_and_shows_their_verdicts(printed: Printed, tmp_path: Path) -> None:
+    chromium_exe()
+    from channel.simulate import SimulatedCamera
+    from contracts.profile import load_profile
+
+    with SimulatedCamera.from_batch(printed.batch, load_profile("office-laser-webcam"), seed=2, n_frames=2) as cam:
+        photos = [tmp_path / f"IMG_{f.index}.png" for f in cam.frames() if cv2.imwrite(str(tmp_path / f"IMG_{f.index}.png"), f.image)]
+    pc = PhoneCapture(printed.batch, printed.model, OnnxClassifier(printed.model), bind="127.0.0.1", port=0, session="photos",
+                      gates=GATES, cert_dir=tmp_path / "config")
+    url = pc.start()
+    br = Chromium(tmp_path / "chromium", url)  # the default fake camera: no sheet in view until the photos come
+    try:
+        br.wait_for("document.body.dataset.reports", 60)
+        br.set_files("#photo", photos)  # PNGs: the page turns them into JPEGs before sending
+        tiles = br.wait_for("""document.getElementById('still').style.display === 'block' && document.querySelectorAll('#tiles li').length === 6
+            && Array.from(document.querySelectorAll('#tiles li')).map(li => li.dataset.verdict)""", 60)
+        assert set(tiles) <= {"fooled", "seen"}
+        br.wait_for("document.getElementById('status').innerText.includes('1 sheet')", 60)
+    finally:
+        br.close()
+        pc.stop()
+    (s,) = pc.results()
+    assert s.db is not None and s.error is None
+    with_sheet = _rows(s.db, "SELECT idx FROM frames WHERE sheets_found = 1")
+    assert len(with_sheet) == len(photos)  # the two stills, and none of the fake camera's frames before them
+    assert _rows(s.db, "SELECT COUNT(*) FROM observations")[0][0] == 6 * len(photos)
+
+
 def _jpeg(img: np.ndarray, quality: int = 90) -> bytes:
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
     assert ok
