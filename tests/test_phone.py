@@ -88,7 +88,7 @@ def test_two_tabs_stream_record_their_own_sessions_and_see_the_verdicts(printed:
         second = br.new_page(url + "&transport=http")
         first = [p for p in br.pages() if p != second][0]
         for page in (first, second):
-            assert br.wait_for("document.body.dataset.done", 120, page) == "1"
+            assert br.wait_for("document.body && document.body.dataset.done", 120, page) == "1"
         doms = {}
         for page in (first, second):
             assert int(br.evaluate("document.body.dataset.frames", page)) >= 3  # it streamed
@@ -133,7 +133,7 @@ def test_photo_mode_in_the_browser_sends_stills_and_shows_their_verdicts(printed
     url = pc.start()
     br = Chromium(tmp_path / "chromium", url)  # the default fake camera: no sheet in view until the photos come
     try:
-        br.wait_for("document.body.dataset.reports", 60)
+        br.wait_for("document.body && document.body.dataset.reports", 60)
         br.set_files("#photo", photos)  # PNGs: the page turns them into JPEGs before sending
         tiles = br.wait_for("""document.getElementById('still').style.display === 'block' && document.querySelectorAll('#tiles li').length === 6
             && Array.from(document.querySelectorAll('#tiles li')).map(li => li.dataset.verdict)""", 60)
