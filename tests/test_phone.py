@@ -208,6 +208,14 @@ async def _hostile(base: str, token: str, frame: bytes) -> dict[str, Any]:
             out["photo"] = (r.status, await r.json())
         async with http.post(f"{base}/photo?t={token}&p=hostile123", data=bytes(40 << 20)) as r:
             out["photo_oversized"] = r.status
+        async with http.get(f"{base}/ws?t={token}&p=plain-get-1") as r:  # not a WebSocket: no phone
+            out["plain_get"] = r.status
+        for pid in ("second-phone", "third-phone", "bad/id"):  # at most two phones in this run
+            try:
+                async with http.ws_connect(f"{base}/ws?t={token}&p={pid}") as ws:
+                    out[pid] = (await ws.receive_json(timeout=30))["type"]
+            except aiohttp.WSServerHandshakeError as e:
+                out[pid] = e.status
     return out
 
 
@@ -216,7 +224,7 @@ def test_wrong_tokens_bad_frames_and_floods_are_refused_without_disturbing_the_s
     layout = make_layout(batch)
     frame = _jpeg(scene(batch, layout, {layout.sheets[0].sheet_id: dict(tilt_deg=10, fill=0.8)}, blur_sigma=0.6, seed=1).frame)
     model = tiny_classifier(tmp_path / "tiny.onnx", size=48)
-    pc = PhoneCapture(batch, model, OnnxClassifier(model), bind="127.0.0.1", port=0, session="hostile", gates=GATES, max_fps=5,
+    pc = PhoneCapture(batch, model, OnnxClassifier(model), bind="127.0.0.1", port=0, session="hostile", gates=GATES, max_fps=5, max_phones=2,
                       cert_dir=tmp_path / "config")
     url = pc.start()
     qr = qr_image(url)
@@ -252,7 +260,9 @@ def test_wrong_tokens_bad_frames_and_floods_are_refused_without_disturbing_the_s
     assert out["photo_oversized"] == 413
 
     # The session holds exactly the frames that were accepted, each one classified.
-    (s,) = pc.results()
+    assert out["plain_get"] == 400 and out["second-phone"] == "hello" and out["third-phone"] == 503 and out["bad/id"] == 400
+    s, second = pc.results()
+    assert [s.session_id, second.session_id] == ["hostile-phone1", "hostile-phone2"]
     assert s.error is None and s.db is not None
     frames = _rows(s.db, "SELECT idx, sheets_found FROM frames ORDER BY idx")
     assert len(frames) == accepted + 1 and all(n == 1 for _, n in frames)

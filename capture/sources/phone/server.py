@@ -241,8 +241,10 @@ class PhoneServer:
         return phone.source.offer(image)
 
     async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
-        phone = self._phone(request)
         ws = web.WebSocketResponse(max_msg_size=2 * MAX_FRAME_BYTES, heartbeat=30.0)
+        if not ws.can_prepare(request).ok:
+            raise web.HTTPBadRequest(text="expected a WebSocket")
+        phone = self._phone(request)  # only a real WebSocket makes a phone
         await ws.prepare(request)
         old, phone.ws = phone.ws, ws
         if old is not None and not old.closed:
