@@ -115,3 +115,10 @@ def test_reasons_and_verdicts_in_a_report() -> None:
     v = {t.item: (t.verdict, t.label, t.good) for t in r.tiles}
     assert v["a"] == ("seen", "c7", 2) and v["b"] == ("fooled", "c1", 0) and v["c"][0] == "pending"
     assert (r.width, r.height, r.per_tile) == (1280, 720, 5)
+
+
+def test_no_server_code_is_loaded_without_phone() -> None:
+    """The CLI imports the phone server only for ``--phone``: no other command can open a listener."""
+    code = "import sys, app; print(sorted(m for m in ('aiohttp', 'capture.phones', 'capture.sources.phone.server') if m in sys.modules))"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stderr
