@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(PY) bench/simulate.py
 	$(PY) bench/report.py
 	$(PY) bench/bookkeeping.py
+	$(PY) bench/phone.py
 
 clean:
 	rm -rf $(VENV) demo-batch

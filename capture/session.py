@@ -27,7 +27,8 @@ from PIL import Image
 
 from capture.sheets.strip import StripMeter
 from capture.classify import OnnxClassifier
-from capture.sheets.detect import SheetDetector, SheetHit
+from capture.feedback import build_report
+from capture.sheets.detect import SheetDetector, SheetHit, TileCrop
 from capture.overlay import Outline, Window, display_available, draw_overlay
 from capture.pipeline import ClassifierWorker, Job, LatestSlot, TileKey, TileResult
 from capture.sheets.quality import QualityGates
@@ -325,6 +326,8 @@ class _CameraLoop:
                 self.n += 1
                 self.sheets_in_view = len(hits)
                 self.times.append(time.monotonic())
+                if self.source.wants_feedback:
+                    self._feedback(frame.index, frame.image.shape, hits, crops, stop, wait=idx)
                 if render:
                     results, _ = self.worker.snapshot()
                     outlines = [Outline(c.sheet_id, c.tile, c.quad_px, c.good) for c in crops] if cut else self._outlines(hits, results)
@@ -355,6 +358,26 @@ class _CameraLoop:
                 watchdog.cancel()
             if window is not None:
                 window.close()
+        if self.source.wants_feedback:
+            self._feedback(-1, (0, 0), [], [], stop, stopped_by=why)
         if on_progress is not None:
             on_progress(self.progress(time.monotonic() - t0, done=True, stopped_by=why))
         return why
+
+    def _feedback(self, index: int, shape: tuple[int, ...], hits: list[SheetHit], crops: list[TileCrop], stop: threading.Event,
+                  wait: int | None = None, stopped_by: str = "") -> None:
+        """Tell the source what this frame showed, once its crops are classified (``capture.feedback``)."""
+        keys = {(c.sheet_id, c.tile.item, c.tile.role) for c in crops}
+        deadline = time.monotonic() + 30.0
+        results, min_good = self.worker.snapshot()
+        while wait is not None and keys and self.worker.is_alive() and not stop.is_set() and time.monotonic() < deadline:
+            if all(k in results and results[k].frame_idx >= wait for k in keys):
+                break
+            time.sleep(0.005)
+            results, min_good = self.worker.snapshot()
+        quads = [(o.sheet_id, o.tile.item, o.tile.role, o.quad_px) for o in self._outlines(hits, results)] if not crops else []
+        s = self.worker.stats
+        self.source.feedback(build_report(
+            index, shape, hits, crops, quads, results, dict(self.worker.good_counts), self.true_class, self.clf.class_names, self.detector.gates,
+            min_good=min_good, per_tile=self.per_tile, observations=s.tiles, good=s.good, done=bool(stopped_by), stopped_by=stopped_by,
+        ))
