@@ -22,6 +22,7 @@ try:  # recent typer vendors click as typer._click
 except ImportError:  # pragma: no cover
     from click.exceptions import ClickException
 
+from contracts.batchdir import model_path
 from contracts.console import console, err_console
 from contracts.errors import UserError
 
@@ -47,7 +48,7 @@ def resolve_onnx_model(name_or_path: str, batch_dir: Path | None) -> Path:
         return p
     if batch_dir is None:
         raise UserError(f"--model {name_or_path}: give a .onnx file")
-    out = Path(batch_dir) / "models" / f"{name_or_path}.onnx"
+    out = model_path(Path(batch_dir), name_or_path)
     if out.is_file():
         return out
     try:

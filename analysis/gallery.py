@@ -19,6 +19,7 @@ from PIL import Image
 
 from analysis.load import Observation, Pred, ReportInput, Session, manifest_pred, observations_by_tile
 from analysis.metrics import correct, vote
+from contracts.batchdir import crop_rel
 from contracts.errors import UserError
 from contracts.manifest import Item
 from contracts.paths import resolve_inside
@@ -105,7 +106,7 @@ def _image_shot(batch_dir: Path, item: Item, role: str, pred: Pred | None) -> Sh
 
 def _crop(batch_dir: Path, s: Session, o: Observation) -> bytes | None:
     for folder in dict.fromkeys((s.id, s.path.stem)):
-        rel = f"captures/{folder}/crops/{o.item_id}-{o.role}-{o.frame_idx}.png"
+        rel = crop_rel(folder, f"{o.item_id}-{o.role}-{o.frame_idx}.png")
         try:
             p = resolve_inside(batch_dir, rel)
         except UserError:

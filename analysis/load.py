@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from contracts.capturedb import decode_top5, open_db_readonly
+from contracts.batchdir import CAPTURES, capture_dbs
 from contracts.errors import UserError
 from contracts.manifest import Batch, Item, load_batch
 
 log = logging.getLogger(__name__)
-
-CAPTURES = "captures"
 
 
 @dataclass(frozen=True)
@@ -231,7 +230,7 @@ def load_input(batch_dir: Path, sessions: list[str] | None = None) -> ReportInpu
     batch_dir = Path(batch_dir)
     batch = load_batch(batch_dir)
     inp = ReportInput(batch_dir=batch_dir, batch=batch, sessions=[])
-    files = sorted((batch_dir / CAPTURES).glob("*.sqlite")) if (batch_dir / CAPTURES).is_dir() else []
+    files = capture_dbs(batch_dir)
     files = _select(files, sessions)
     seen: dict[str, Path] = {}
     for f in files:

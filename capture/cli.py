@@ -83,11 +83,11 @@ def build_source(
 def _summary(db: Path) -> Table:
     """Frames, observations and top-1 agreement with the true class, per role, from the database."""
     import json
-    import sqlite3
 
+    from contracts.capturedb import open_db_readonly
     from contracts.manifest import load_batch
 
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    con = open_db_readonly(db)
     try:
         n_frames, n_sheets = con.execute("SELECT COUNT(*), SUM(sheets_found > 0) FROM frames").fetchone()
         rows = con.execute("SELECT item_id, role, top1, good FROM observations").fetchall()

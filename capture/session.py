@@ -33,14 +33,13 @@ from capture.pipeline import ClassifierWorker, Job, LatestSlot, TileKey, TileRes
 from capture.sheets.quality import QualityGates
 from capture.record import Recorder
 from contracts.frames import FrameSource
+from contracts.batchdir import capture_db, check_session_name, crops_dir
 from contracts.errors import UserError
 from contracts.layout import Layout, load_layout
 from contracts.manifest import ROLES, Batch, load_batch
 from contracts.paths import atomic_write_bytes, resolve_inside
 
 log = logging.getLogger(__name__)
-
-_SESSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 @dataclass
@@ -189,8 +188,8 @@ def run_capture(
     batch_dir = Path(batch_dir)
     batch, layout = load_batch(batch_dir), load_layout(batch_dir)
     _check_inputs(batch, layout, frames, duration, per_tile)
-    if session_id is not None and not _SESSION_RE.match(session_id):
-        raise UserError(f"--session {session_id!r}: use letters, digits, '.', '_' and '-' (at most 64)")
+    if session_id is not None:
+        check_session_name(session_id)
     gates = gates or QualityGates()
     clf = classifier or OnnxClassifier(Path(model_path))
     detector = SheetDetector(layout, gates)
@@ -200,7 +199,7 @@ def run_capture(
     stop = stop_event or threading.Event()
     with _Signals(stop, source) as sig, source:
         sid = session_id or default_session_id(source)
-        db_path = batch_dir / "captures" / f"{sid}.sqlite"
+        db_path = capture_db(batch_dir, sid)
         recorder = Recorder(db_path, sid, batch.batch_id)
         stopped_by, worker, loop = "error", None, None
         try:
@@ -238,7 +237,7 @@ def run_capture(
                 )
                 if save_crops:
                     try:
-                        notes["crops"] = save_gallery(batch_dir / "captures" / sid / "crops", worker)
+                        notes["crops"] = save_gallery(crops_dir(batch_dir, sid), worker)
                     except OSError as e:
                         log.error("could not save the crop gallery: %s", e)
             notes.update(

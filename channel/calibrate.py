@@ -1,6 +1,6 @@
 """Calibration from the strip seen in a capture: measure it while capturing, fit a profile afterwards.
 
-**Measure** (:mod:`capture.sheets.strip`: :func:`measure_hits`, called by the capture loop every ``PATCH_EVERY``-th
+**Measure** (:mod:`capture.sheets.strip`, following :mod:`contracts.strip`: :func:`measure_hits`, called by the capture loop every ``PATCH_EVERY``-th
 frame): for every detected sheet, the mean and standard deviation of each grey and
 colour patch over the central half of the patch (raw frame pixels, a plane removed,
 no resampling), and the Gaussian blur sigma of the sheet's black-to-white edges from an
@@ -29,13 +29,12 @@ import numpy as np
 
 from channel.model import (UNIT_FIELDS, ChannelParams, apply_jpeg, apply_sensor, gamut_matrix, illuminant_rgb, print_page,
                              printer_coverage, reference_cct, sensor_curve)
+from contracts.batchdir import capture_db, capture_dbs, captures_dir, check_session_name
 from contracts.capturedb import open_db_readonly
 from contracts.errors import UserError
 from contracts.layout import Layout, Patch, Sheet, load_layout
-from contracts.paths import atomic_write_text
-from contracts.profile import DEFAULT_PRESET, Camera, ChannelProfile, Printer, load_profile, parse_profile
-
-from capture.sheets.strip import BT601, PATCH_EVERY
+from contracts.profile import DEFAULT_PRESET, Camera, ChannelProfile, Printer, load_profile, write_profile
+from contracts.strip import BT601, PATCH_EVERY
 
 log = logging.getLogger(__name__)
 
@@ -262,33 +261,6 @@ def fit_all(groups: list[Group], blur: list[tuple[float | None, int, int]], gamm
                len(groups), len({g.frame_idx for g in groups}), len(sig), n_noise)
 
 
-def _toml(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        return f"{v:.6g}" if "e" in f"{v:.6g}" or "." in f"{v:.6g}" else f"{v:.6g}.0"
-    if isinstance(v, (tuple, list)):
-        return "[" + ", ".join(_toml(float(x)) for x in v) + "]"
-    return json.dumps(str(v))
-
-
-def render_toml(profile: ChannelProfile, header: list[str], notes: dict[str, str]) -> str:
-    """The profile as TOML, every key written, ``notes[section.key]`` as a comment above it."""
-    out = [f"# {h}" for h in header] + [f"name = {_toml(profile.name)}", f"description = {_toml(profile.description)}", ""]
-    for section in ("printer", "scene", "camera"):
-        obj = getattr(profile, section)
-        out.append(f"[{section}]")
-        for f in fields(obj):
-            note = notes.get(f"{section}.{f.name}")
-            if note:
-                out.append(f"# {note}")
-            out.append(f"{f.name} = {_toml(getattr(obj, f.name))}")
-        out.append("")
-    return "\n".join(out)
-
-
 @dataclass
 class Calibration:
     """What :func:`calibrate` wrote."""
@@ -300,12 +272,10 @@ class Calibration:
 
 
 def _session_db(batch_dir: Path, session: str) -> Path:
-    if not session or any(c in session for c in "/\\") or session.startswith("."):
-        raise UserError(f"--session {session!r}: give the session's name, the stem of captures/<session>.sqlite")
-    db = batch_dir / "captures" / f"{session}.sqlite"
+    db = capture_db(batch_dir, check_session_name(session))
     if not db.is_file():
-        known = sorted(p.stem for p in (batch_dir / "captures").glob("*.sqlite")) if (batch_dir / "captures").is_dir() else []
-        raise UserError(f"--session {session}: no such capture in {batch_dir / 'captures'}; "
+        known = [p.stem for p in capture_dbs(batch_dir)]
+        raise UserError(f"--session {session}: no such capture in {captures_dir(batch_dir)}; "
                         + (f"known sessions: {', '.join(known)}" if known else "capture one first with 'photoproof capture'"))
     return db
 
@@ -386,8 +356,6 @@ def calibrate(batch_dir: Path, session: str, out: Path, base: str = DEFAULT_PRES
                                     else f"from base profile {base_prof.name}; the noise was fitted through JPEG at its middle, {quality}")
     header = [f"Photoproof channel profile calibrated from capture session {sid} of batch {name}",
               f"({views}; written {time.strftime('%Y-%m-%d %H:%M')}). Units and formulas: docs/channel-profile.md."]
-    text = render_toml(profile, header, notes)
-    parse_profile(tomllib.loads(text), out.stem, str(out))  # never write a file load_profile would refuse
-    atomic_write_text(out, text)
+    write_profile(out, profile, header, notes)
     log.info("wrote %s from %s", out, views)
     return Calibration(out, profile, fit, sid)

@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from channel import model as ch
+from contracts.batchdir import LAYOUT, SHEETS_PDF
 from contracts.frames import Frame, FrameSource
 from contracts.errors import UserError
 from contracts.layout import load_layout
@@ -178,11 +179,11 @@ class SimulatedCamera(FrameSource):
 
         batch_dir = Path(batch_dir)
         layout = load_layout(batch_dir)
-        pdf_path = batch_dir / "sheets.pdf"
+        pdf_path = batch_dir / SHEETS_PDF
         if not pdf_path.is_file():
             raise UserError(f"{pdf_path}: missing; print the batch first with 'photoproof print {batch_dir}'")
         if not layout.sheets:
-            raise UserError(f"{batch_dir / 'layout.json'}: no sheets to simulate")
+            raise UserError(f"{batch_dir / LAYOUT}: no sheets to simulate")
         dpi = float(dpi or default_dpi(profile, max(s.size_mm[1] for s in layout.sheets)))
         pdf = pdfium.PdfDocument(str(pdf_path))
         try:

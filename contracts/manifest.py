@@ -22,12 +22,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
+from contracts.batchdir import MANIFEST
 from contracts.errors import UserError
 from contracts.paths import atomic_write_json, resolve_inside
 
 SCHEMA = "photoproof.batch"
 SCHEMA_VERSION = 1
-MANIFEST = "batch.json"
 
 Role = Literal["clean", "adv"]
 ROLES: tuple[Role, Role] = ("clean", "adv")

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from contracts.batchdir import image_rel
 from contracts.classes import imagenet_names, parse_label
 from contracts.errors import UserError
 from contracts.manifest import MANIFEST, Batch, ImageRecord, Item, Label, ModelRecord, SourceImage, load_batch, save_batch
@@ -221,7 +222,7 @@ class _Crafter:
         out: dict[str, tuple[np.ndarray, ImageRecord, Label, SourceImage]] = {}
         pending: list[tuple[SourcePhoto, np.ndarray, str, str]] = []
         for ph in photos:
-            rel = f"images/{ph.key}-clean.png"
+            rel = image_rel(f"{ph.key}-clean.png")
             path = resolve_inside(self.out, rel)
             prev = known.get(ph.file)
             if prev is not None and path.is_file() and sha256_file(path) == prev.clean.sha256:
@@ -283,7 +284,7 @@ class _Crafter:
         adv_np = res.adv.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         saved = []
         for item_id, arr in zip(ids, adv_np):
-            rel = f"images/{item_id}.png"
+            rel = image_rel(f"{item_id}.png")
             sha = self.write_png(rel, arr)
             saved.append((rel, sha, _read_png(resolve_inside(self.out, rel))))
         base = attack.params(eps)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from reportlab.pdfgen.canvas import Canvas
 
+from contracts.batchdir import LAYOUT, SHEETS_PDF
 from contracts.errors import UserError
 from contracts.layout import Layout, Sheet, save_layout
 from contracts.manifest import Batch, Item, load_batch
@@ -32,7 +33,6 @@ from printouts.qr import draw_qr
 
 log = logging.getLogger(__name__)
 
-SHEETS_PDF = "sheets.pdf"
 CAPTION_PT = 6.0
 ROLE_NAMES = {"clean": "clean", "adv": "adversarial"}
 
@@ -154,5 +154,5 @@ def print_batch(batch_dir: Path, paper: str = "a4", tile_mm: float = 60.0, layou
     plan.extra["sheets_pdf_sha256"] = sha256_bytes(pdf)
     atomic_write_bytes(batch_dir / SHEETS_PDF, pdf)
     save_layout(batch_dir, plan)
-    log.info("wrote %s (%d bytes) and layout.json in %.2f s", batch_dir / SHEETS_PDF, len(pdf), time.perf_counter() - t0)
+    log.info("wrote %s (%d bytes) and %s in %.2f s", batch_dir / SHEETS_PDF, len(pdf), LAYOUT, time.perf_counter() - t0)
     return plan
