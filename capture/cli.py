@@ -168,7 +168,6 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Pa
 
             db = run_capture(
                 batch, model_path, source, frames=frames, duration=duration, per_tile=per_tile, headless=headless, session_id=session,
-                profile=(profile or "office-laser-webcam") if simulate else None, seed=(seed if seed is not None else 0) if simulate else None,
                 save_crops=not no_crops, gates=gates, classifier=clf, on_progress=progress,
             )
         console.print(_summary(db))

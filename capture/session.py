@@ -157,8 +157,6 @@ def run_capture(
     per_tile: int | None = None,
     headless: bool = True,
     session_id: str | None = None,
-    profile: str | None = None,
-    seed: int | None = None,
     save_crops: bool = True,
     gates: QualityGates | None = None,
     classifier: OnnxClassifier | None = None,
@@ -171,13 +169,13 @@ def run_capture(
     Args:
         batch_dir: the batch (``batch.json``, ``layout.json``, ``images/``).
         model_path: the ONNX target model (ignored when ``classifier`` is given).
-        source: any :class:`FrameSource`; it is opened and closed here.
+        source: any :class:`FrameSource`; it is opened and closed here. A simulated one
+            carries its profile and seed (``source.simulation()``), which are recorded.
         frames, duration, per_tile: stop after N frames, S seconds, or K good observations of every tile.
         headless: no window (also when there is no display).
         session_id: the database's name (default: date, time and source kind). An existing
             session of the same model is resumed; ``frames`` and ``per_tile`` then count
             what it already holds, so a finished session is not extended.
-        profile, seed: recorded for simulated sessions.
         save_crops: keep each tile's sharpest and blurriest crop under ``captures/<session>/crops/``.
         gates: quality gates (default ``QualityGates()``).
         classifier: an already built classifier (foreign models with flags, or a chosen provider).
@@ -208,6 +206,7 @@ def run_capture(
                 "preprocess": clf.spec.to_dict(), "model_file": str(clf.path), "crop_size": clf.spec.input_size,
                 "live": source.live, "save_crops": save_crops,
             }
+            profile, seed = source.simulation() or (None, None)
             resume = recorder.start_session(source=source.description, model=clf.name, model_sha256=clf.sha256, provider=clf.provider, profile=profile, seed=seed, config=config)
             recorder.write_digital(digital_top5(batch_dir, batch, clf))
             slot = LatestSlot()

@@ -169,6 +169,10 @@ class SimulatedCamera(FrameSource):
         self.description = f"simulate:{profile.name}:seed={self.seed}"
         self._levels: list[list[tuple[np.ndarray, np.ndarray]]] | None = None
 
+    def simulation(self) -> tuple[str, int]:
+        """The profile's name and the seed: the camera carries both, and the session records them."""
+        return self.profile.name, self.seed
+
     @classmethod
     def from_batch(
         cls, batch_dir: Path, profile: ChannelProfile, seed: int = 0, fps: float | None = None,

@@ -52,6 +52,10 @@ class FrameSource(abc.ABC):
     def close(self) -> None:
         """Release the device or file. Safe to call twice."""
 
+    def simulation(self) -> tuple[str, int] | None:
+        """``(profile name, seed)`` of a simulated source, recorded with the session; ``None`` for a real one."""
+        return None
+
     def interrupt(self) -> None:
         """Ask a ``frames()`` that is waiting for a frame to return soon. Safe from a signal handler."""
         self._interrupted = True

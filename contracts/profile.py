@@ -186,6 +186,11 @@ def load_profile(name_or_path: str) -> ChannelProfile:
     return parse_profile(data, name, where)
 
 
+def default_profile() -> ChannelProfile:
+    """The :data:`DEFAULT_PRESET` profile (``office-laser-webcam``)."""
+    return load_profile(DEFAULT_PRESET)
+
+
 # -- writing: the inverse of parse_profile ----------------------------------------
 def _toml(v: Any) -> str:
     if isinstance(v, bool):

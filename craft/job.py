@@ -9,11 +9,9 @@ same command skips every item whose files exist with the recorded sha256.
 from __future__ import annotations
 
 import io
-import json
 import logging
 import secrets
 import zlib
-from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -24,130 +22,18 @@ import torch
 from PIL import Image
 
 from contracts.batchdir import image_rel
-from contracts.classes import imagenet_names, parse_label
+from contracts.classes import imagenet_names
 from contracts.errors import UserError
 from contracts.manifest import MANIFEST, Batch, ImageRecord, Item, Label, ModelRecord, SourceImage, load_batch, save_batch
 from contracts.paths import atomic_write_bytes, resolve_inside, sha256_bytes, sha256_file
-from contracts.profile import load_profile
-from craft.attacks import Attack, AttackSettings, AttackSpec, ItemRng, build_attack, least_likely, parse_spec
-from craft.ensemble import ENSEMBLE_MODES, Ensemble
+from craft.attacks import Attack, AttackSpec, ItemRng, build_attack, least_likely
+from craft.ensemble import Ensemble
 from craft.fastgrad import gradient_model
+from craft.config import IDENTITY_KEYS, TARGET_MODES, CraftConfig
 from craft.images import SourcePhoto, find_photos, load_rgb
 from craft.zoo import get_entry, load_model, resolve_device, weights_sha256
 
 log = logging.getLogger(__name__)
-
-# Options that change what is produced; a resumed run must agree on all of them.
-# ``attacks`` is compared in canonical form (``--attack bim --eot`` is ``bim+eot``),
-# so the ``di``/``eot`` flags are not listed; ``channel`` is the resolved profile of EOT runs.
-IDENTITY_KEYS = (
-    "images", "limit", "source", "attacks", "eps", "seed", "target", "ensemble", "steps", "alpha", "momentum",
-    "random_start", "di_prob", "eot_samples", "profile", "channel", "repair_steps", "amp",
-)
-TARGET_MODES = ("ll", "random")
-
-
-@dataclass
-class CraftConfig:
-    """Every option of ``photoproof craft``, fully resolved."""
-
-    images: str = "samples"
-    limit: int | None = None
-    source: list[str] = field(default_factory=lambda: ["lite0"])
-    attacks: list[str] = field(default_factory=lambda: ["fgsm"])
-    eps: list[float] = field(default_factory=lambda: [16.0])
-    seed: int = 0
-    target: str | None = None
-    batch_size: int = 16
-    device: str = "auto"
-    ensemble: str = "logits"
-    steps: int | None = None
-    alpha: float | None = None
-    momentum: float | None = None
-    random_start: bool | None = None
-    di: bool = False
-    di_prob: float | None = None
-    eot: bool = False
-    eot_samples: int = 8
-    profile: str = "office-laser-webcam"
-    repair_steps: int = 10
-    amp: bool = False
-
-    def specs(self) -> list[AttackSpec]:
-        """The attacks in canonical form, the ``--di``/``--eot`` flags folded in, duplicates dropped."""
-        out: list[AttackSpec] = []
-        for a in self.attacks:
-            spec = parse_spec(a, di=self.di, eot=self.eot)
-            if spec not in out:
-                out.append(spec)
-        return out
-
-    def settings(self) -> AttackSettings:
-        return AttackSettings(
-            steps=self.steps, alpha=self.alpha, momentum=self.momentum, random_start=self.random_start,
-            di_prob=self.di_prob, eot_samples=self.eot_samples, profile=load_profile(self.profile),
-            repair_steps=self.repair_steps, amp=self.amp,
-        )
-
-    def target_class(self) -> int | None:
-        """The fixed target class of ``--target CLASS``; ``None`` for no target, ``ll`` or ``random``."""
-        if self.target is None or self.target in TARGET_MODES:
-            return None
-        return parse_label(self.target, where="--target")
-
-    def validate(self) -> None:
-        """Check every option; a bad one raises a one-line :class:`UserError` naming it."""
-        if not self.eps:
-            raise UserError("--eps: give at least one value")
-        for e in self.eps:
-            if not (1 <= e <= 255):
-                raise UserError(f"--eps {e:g}: must be in 1..255 (pixel units)")
-        if not self.attacks:
-            raise UserError("--attack: give at least one attack")
-        specs = self.specs()
-        if not self.source:
-            raise UserError("--source: give at least one model")
-        for s in self.source:
-            get_entry(s)
-        if len(set(self.source)) != len(self.source):
-            raise UserError(f"--source {','.join(self.source)}: a model is listed twice")
-        if self.ensemble not in ENSEMBLE_MODES:
-            raise UserError(f"--ensemble {self.ensemble!r}: choose {' or '.join(ENSEMBLE_MODES)}")
-        if self.limit is not None and self.limit < 1:
-            raise UserError(f"--limit {self.limit}: must be at least 1")
-        if self.batch_size < 1:
-            raise UserError(f"--batch-size {self.batch_size}: must be at least 1")
-        if self.steps is not None and self.steps < 1:
-            raise UserError(f"--steps {self.steps}: must be at least 1")
-        if self.alpha is not None and not (0 < self.alpha <= 255):
-            raise UserError(f"--alpha {self.alpha:g}: must be in (0, 255] (pixel units)")
-        if self.momentum is not None and self.momentum < 0:
-            raise UserError(f"--momentum {self.momentum:g}: must be >= 0")
-        if self.momentum is not None and not any(s.name == "mifgsm" for s in specs):
-            raise UserError("--momentum: only the mifgsm attack uses it; add --attack mifgsm or drop the option")
-        if self.random_start is not None and not any(s.name == "pgd" for s in specs):
-            raise UserError("--random-start/--no-random-start: only the pgd attack uses it")
-        if self.di_prob is not None and not (0 <= self.di_prob <= 1):
-            raise UserError(f"--di-prob {self.di_prob:g}: must be in 0..1")
-        if self.di_prob is not None and not any(s.di or s.name == "difgsm" for s in specs):
-            raise UserError("--di-prob: no attack uses input diversity; add --di or --attack difgsm")
-        if self.eot_samples < 1:
-            raise UserError(f"--eot-samples {self.eot_samples}: must be at least 1")
-        if self.repair_steps < 0:
-            raise UserError(f"--repair-steps {self.repair_steps}: must be >= 0")
-        load_profile(self.profile)
-        if self.target is not None:
-            self.target_class()
-            if any(s.name == "ll" for s in specs):
-                raise UserError("--target: the ll attack picks its own target (the least-likely class); use bim with --target ll")
-
-    def resolved(self) -> dict:  # type: ignore[type-arg]
-        """The config as recorded in ``batch.json``: attacks canonical, the EOT channel resolved."""
-        d = asdict(self)
-        specs = self.specs()
-        d["attacks"] = [s.label for s in specs]
-        d["channel"] = load_profile(self.profile).to_dict() if any(s.eot for s in specs) else None
-        return json.loads(json.dumps(d))
 
 
 def item_seed(seed: int, item_id: str) -> int:
@@ -339,7 +225,6 @@ def random_target(seed: int, label: int, classes: int = 1000) -> int:
 
 def craft_batch(out: Path, cfg: CraftConfig, progress: Callable[[str, int], Callable[[int], None]] | None = None) -> Batch:
     """Craft (or resume crafting) the batch in ``out`` and return its manifest."""
-    cfg.validate()
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a directory")

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from contracts.errors import UserError
+from contracts.profile import load_profile
 from craft.attacks import (
     ALIASES, ATTACKS, BIM, DIFGSM, FGSM, MIFGSM, PGD, Attack, AttackSpec, DiverseInputs, Goal, ItemRng, LeastLikely,
     ascent_gradient, build_attack, kurakin_steps, parse_spec,
@@ -304,8 +305,8 @@ def test_targeted_item_ids_are_distinct_and_random_targets_avoid_the_label() -> 
     ids=lambda v: v if isinstance(v, str) else "-".join(f"{k}={v}" for k, v in v.items()),
 )
 def test_bad_options_are_one_line_errors_naming_the_option(kw: dict, needle: str) -> None:  # type: ignore[type-arg]
-    with pytest.raises(UserError) as e:
-        CraftConfig(**kw).validate()
+    with pytest.raises(UserError) as e:  # the profile is loaded at the CLI edge, as 'photoproof craft' does
+        CraftConfig(**{k: load_profile(v) if k == "profile" else v for k, v in kw.items()})
     assert needle in str(e.value) and "\n" not in str(e.value)
 
 
