@@ -21,6 +21,7 @@ from analysis.load import Observation, Pred, ReportInput, Session, manifest_pred
 from analysis.metrics import correct, vote
 from contracts.batchdir import crop_rel
 from contracts.errors import UserError
+from contracts.images import read_png
 from contracts.manifest import Item
 from contracts.paths import resolve_inside
 
@@ -82,17 +83,16 @@ def vote_top3(v: Pred, obs: list[Observation]) -> list[tuple[str, float]]:
 def thumbnail(path: Path, px: int = THUMB_PX) -> bytes | None:
     """A PNG no larger than ``px`` on its longer side (Lanczos downscaling; smaller images are kept as they are)."""
     try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            scale = px / max(im.size)
-            if scale < 1:
-                im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.Resampling.LANCZOS)
-            buf = io.BytesIO()
-            im.save(buf, format="PNG", optimize=False)
-            return buf.getvalue()
-    except (OSError, ValueError) as e:
-        log.warning("%s: cannot read image (%s); left out of the gallery", path, e)
+        im = read_png(path)  # the batch's PNGs and capture's crops
+    except UserError as e:
+        log.warning("%s; left out of the gallery", e)
         return None
+    scale = px / max(im.size)
+    if scale < 1:
+        im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", optimize=False)
+    return buf.getvalue()
 
 
 def _image_shot(batch_dir: Path, item: Item, role: str, pred: Pred | None) -> Shot | None:

@@ -23,10 +23,10 @@ from typing import Any, Callable
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from capture.sheets.strip import StripMeter
 from capture.classify import OnnxClassifier
+from capture.digital import digital_top5
 from capture.sheets.detect import SheetDetector, SheetHit
 from capture.overlay import Outline, Window, display_available, draw_overlay
 from capture.pipeline import ClassifierWorker, Job, LatestSlot, TileKey, TileResult
@@ -36,8 +36,8 @@ from contracts.frames import FrameSource
 from contracts.batchdir import capture_db, check_session_name, crops_dir
 from contracts.errors import UserError
 from contracts.layout import Layout, load_layout
-from contracts.manifest import ROLES, Batch, load_batch
-from contracts.paths import atomic_write_bytes, resolve_inside
+from contracts.manifest import Batch, load_batch
+from contracts.paths import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -84,24 +84,6 @@ def _check_inputs(batch: Batch, layout: Layout, frames: int | None, duration: fl
     for flag, v in (("--frames", frames), ("--duration", duration), ("--per-tile", per_tile)):
         if v is not None and v <= 0:
             raise UserError(f"{flag}: must be > 0, got {v}")
-
-
-def digital_top5(batch_dir: Path, batch: Batch, classifier: OnnxClassifier, chunk: int = 32) -> list[tuple[str, str, Any, Any]]:
-    """The model's top-5 on every item's saved clean and adversarial PNG, preprocessed per its spec."""
-    spec, todo = classifier.spec, [(it.id, role, it.image(role).path) for it in batch.items for role in ROLES]
-    rows: list[tuple[str, str, Any, Any]] = []
-    for i in range(0, len(todo), chunk):
-        part, arrays = todo[i : i + chunk], []
-        for item, role, rel in part:
-            path = resolve_inside(batch_dir, rel)
-            try:
-                with Image.open(path) as im:
-                    arrays.append(spec.resize_center_crop(im))
-            except (OSError, ValueError) as e:
-                raise UserError(f"{path}: cannot read the {role} PNG of item {item} ({e}); re-run 'photoproof craft'") from None
-        ids, probs = classifier.classify(np.stack(arrays))
-        rows += [(item, role, ids[k], probs[k]) for k, (item, role, _) in enumerate(part)]
-    return rows
 
 
 def save_gallery(crops_dir: Path, worker: ClassifierWorker) -> list[str]:

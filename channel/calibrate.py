@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from channel.colour import LUMA
 from channel.model import (UNIT_FIELDS, ChannelParams, apply_jpeg, apply_sensor, gamut_matrix, illuminant_rgb, print_page,
                              printer_coverage, reference_cct, sensor_curve)
 from contracts.batchdir import capture_db, capture_dbs, captures_dir, check_session_name
@@ -246,7 +247,7 @@ def fit_all(groups: list[Group], blur: list[tuple[float | None, int, int]], gamm
     tone_gamma, dot_gain, tone_rms, white, black = fit_tone(groups, gamma)
     gamut, pw, ik, colour_rms = fit_colour(groups, gamma, tone_gamma, dot_gain, white, black)
     whites = np.stack([_lin(w, gamma) for g in groups if (w := g.level("grey", 255)) is not None])
-    lum = whites @ np.array([0.2126, 0.7152, 0.0722])
+    lum = whites @ LUMA
     rel = lum / np.median(lum)
     illum = (float(np.quantile(rel, 0.05)), float(np.quantile(rel, 0.95))) if len(rel) >= 3 else (1.0, 1.0)
     casts = np.concatenate([c / np.median(c) - 1.0 for c in (whites[:, 0] / whites[:, 1], whites[:, 2] / whites[:, 1])])

@@ -19,6 +19,7 @@ from typing import Any, Mapping, Sequence
 import cv2
 import numpy as np
 
+from channel.colour import LUMA, illuminant_rgb, planck_xy, srgb_decode  # noqa: F401  (re-exported: ch.srgb_decode etc.)
 from contracts.profile import CHANNEL_STAGES, GLARE_RADIUS, TILE_VIEW_DEG, Camera, ChannelProfile, Printer, channel_range
 
 log = logging.getLogger(__name__)
@@ -92,36 +93,7 @@ def sample_params(profile: ChannelProfile, rng: np.random.Generator) -> ChannelP
 
 
 # ----------------------------------------------------------------------------- colour
-_XYZ_TO_SRGB = np.array([[3.2406, -1.5372, -0.4986], [-0.9689, 1.8758, 0.0415], [0.0557, -0.2040, 1.0570]])
-LUMA = np.array([0.2126, 0.7152, 0.0722])  # Rec. 709 / sRGB luminance weights
-
-
-def srgb_decode(v: np.ndarray) -> np.ndarray:
-    """sRGB-encoded 0..1 to linear 0..1 (IEC 61966-2-1)."""
-    v = np.clip(v, 0.0, 1.0)
-    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
-
-
-def planck_xy(cct_k: float) -> tuple[float, float]:
-    """CIE 1931 chromaticity of the Planckian locus, cubic approximation of Kim et al. (2002), 1667-25000 K."""
-    t = float(np.clip(cct_k, 1667.0, 25000.0))
-    if t <= 4000.0:
-        x = -0.2661239e9 / t**3 - 0.2343589e6 / t**2 + 0.8776956e3 / t + 0.179910
-    else:
-        x = -3.0258469e9 / t**3 + 2.1070379e6 / t**2 + 0.2226347e3 / t + 0.240390
-    if t <= 2222.0:
-        y = -1.1063814 * x**3 - 1.34811020 * x**2 + 2.18555832 * x - 0.20219683
-    elif t <= 4000.0:
-        y = -0.9549476 * x**3 - 1.37418593 * x**2 + 2.09137015 * x - 0.16748867
-    else:
-        y = 3.0817580 * x**3 - 5.87338670 * x**2 + 3.75112997 * x - 0.37001483
-    return x, y
-
-
-def illuminant_rgb(cct_k: float) -> np.ndarray:
-    """Linear sRGB colour of a light of correlated colour temperature ``cct_k``, luminance 1."""
-    x, y = planck_xy(cct_k)
-    return _XYZ_TO_SRGB @ np.array([x / y, 1.0, (1.0 - x - y) / y])
+# srgb_decode, illuminant_rgb and LUMA come from channel.colour (shared with the twin).
 
 
 def reference_cct(profile: ChannelProfile) -> float:

@@ -24,6 +24,7 @@ from PIL import Image
 from contracts.batchdir import image_rel
 from contracts.classes import imagenet_names
 from contracts.errors import UserError
+from contracts.images import read_png_array
 from contracts.manifest import MANIFEST, Batch, ImageRecord, Item, Label, ModelRecord, SourceImage, load_batch, save_batch
 from contracts.paths import atomic_write_bytes, resolve_inside, sha256_bytes, sha256_file
 from craft.attacks import Attack, AttackSpec, ItemRng, build_attack, least_likely
@@ -45,11 +46,6 @@ def _png_bytes(arr: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(arr, mode="RGB").save(buf, format="PNG", optimize=False, compress_level=6)
     return buf.getvalue()
-
-
-def _read_png(path: Path) -> np.ndarray:
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
 
 
 class _Crafter:
@@ -112,11 +108,11 @@ class _Crafter:
             path = resolve_inside(self.out, rel)
             prev = known.get(ph.file)
             if prev is not None and path.is_file() and sha256_file(path) == prev.clean.sha256:
-                out[ph.key] = (_read_png(path), prev.clean, prev.label, prev.source)
+                out[ph.key] = (read_png_array(path), prev.clean, prev.label, prev.source)
                 continue
             arr = self.entry.spec.resize_center_crop(load_rgb(ph))
             sha = self.write_png(rel, arr)
-            pending.append((ph, _read_png(path), rel, sha))
+            pending.append((ph, read_png_array(path), rel, sha))
         for start in range(0, len(pending), self.cfg.batch_size):
             chunk = pending[start : start + self.cfg.batch_size]
             arrays = [c[1] for c in chunk]
@@ -172,7 +168,7 @@ class _Crafter:
         for item_id, arr in zip(ids, adv_np):
             rel = image_rel(f"{item_id}.png")
             sha = self.write_png(rel, arr)
-            saved.append((rel, sha, _read_png(resolve_inside(self.out, rel))))
+            saved.append((rel, sha, read_png_array(resolve_inside(self.out, rel))))
         base = attack.params(eps)
         goal_labels = res.goal.labels.tolist()
         for i, (ph, item_id, s, (rel, sha, arr), t5) in enumerate(zip(chunk, ids, seeds, saved, self.top5([v[2] for v in saved]))):

@@ -21,15 +21,16 @@ from typing import Any, Callable
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from channel import model as ch
+from channel.colour import srgb_encode
 from capture.classify import OnnxClassifier
+from capture.digital import classify_images, digital_top5
 from contracts.batchdir import capture_dbs
 from contracts.capturedb import open_db_readonly
 from contracts.errors import UserError
-from contracts.manifest import ROLES, Batch, load_batch
-from contracts.paths import resolve_inside
+from contracts.manifest import ROLES, load_batch
+from contracts.images import batch_images
 from contracts.profile import ChannelProfile, Printer
 from contracts.sweep import BASELINE, SweepRecord, read_sweep, sweep_path, write_sweep
 
@@ -93,12 +94,6 @@ def check_transforms(transforms: list[str] | None) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def srgb_encode(lin: np.ndarray) -> np.ndarray:
-    """Linear 0..1 to sRGB-encoded 0..1 (IEC 61966-2-1), the inverse of ``channel.srgb_decode``."""
-    lin = np.clip(lin, 0.0, 1.0)
-    return np.where(lin <= 0.0031308, 12.92 * lin, 1.055 * np.power(lin, 1.0 / 2.4) - 0.055)
-
-
 def _u8(x: np.ndarray) -> np.ndarray:
     return np.clip(np.round(x), 0, 255).astype(np.uint8)
 
@@ -138,30 +133,6 @@ def apply_transform(name: str, strength: float, img: np.ndarray, z: np.ndarray |
         printer = replace(_WHITE_PRINTER, **{key: float(strength)})
         return _u8(255.0 * srgb_encode(ch.print_page(img, printer)))
     raise UserError(f"--transforms: unknown transform {name!r}; choose from {', '.join(TRANSFORMS)}")
-
-
-def _load_images(batch_dir: Path, batch: Batch) -> list[tuple[str, str, np.ndarray]]:
-    out = []
-    for it in batch.items:
-        for role in ROLES:
-            path = resolve_inside(batch_dir, it.image(role).path)
-            try:
-                with Image.open(path) as im:
-                    out.append((it.id, role, np.asarray(im.convert("RGB"), dtype=np.uint8).copy()))
-            except (OSError, ValueError) as e:
-                raise UserError(f"{path}: cannot read the {role} PNG of item {it.id} ({e}); re-run 'photoproof craft'") from None
-    return out
-
-
-def _classify(clf: OnnxClassifier, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Top-5 of ``images`` (any square size), resized and centre-cropped per the model's spec, in chunks."""
-    ids, probs = [], []
-    for i in range(0, len(images), CHUNK):
-        batch = np.stack([clf.spec.resize_center_crop(im) for im in images[i:i + CHUNK]])
-        a, b = clf.classify(batch)
-        ids.append(a)
-        probs.append(b)
-    return np.concatenate(ids), np.concatenate(probs)
 
 
 def _row(transform: str, strength: float, item: str, role: str, model: str, ids: np.ndarray, probs: np.ndarray) -> SweepRecord:
@@ -208,7 +179,7 @@ def run_sweep(batch_dir: Path, model_path: Path, transforms: list[str] | None = 
         raise UserError(f"--steps: expected 2..50 strengths per transform, got {steps}")
     batch = load_batch(batch_dir)
     clf = classifier or OnnxClassifier(Path(model_path))
-    images = _load_images(batch_dir, batch)
+    images = list(batch_images(batch_dir, batch))
     index = {it.id: k for k, it in enumerate(batch.items)}
     rng = np.random.default_rng([int(seed), 0])
     axes = {it.id: float(a) for it, a in zip(batch.items, rng.uniform(0.0, 360.0, len(batch.items)))}
@@ -220,8 +191,7 @@ def run_sweep(batch_dir: Path, model_path: Path, transforms: list[str] | None = 
             fields[key] = np.random.default_rng([int(seed), 1, index[item]]).standard_normal(shape, dtype=np.float32)
         return fields[key]
 
-    ids, probs = _classify(clf, [im for _, _, im in images])
-    digital = [_row(BASELINE, 0.0, item, role, clf.name, ids[k], probs[k]) for k, (item, role, _) in enumerate(images)]
+    digital = [_row(BASELINE, 0.0, item, role, clf.name, ids, probs) for item, role, ids, probs in digital_top5(batch_dir, batch, clf, CHUNK, images)]
     rows, grids = _kept_rows(batch_dir, clf.sha256, int(seed), set(names))
     for name in names:
         tr = TRANSFORMS[name]
@@ -229,7 +199,7 @@ def run_sweep(batch_dir: Path, model_path: Path, transforms: list[str] | None = 
         grids[name] = {"unit": tr.unit, "description": tr.description, "strengths": grid}
         jobs = [(s, item, role, im) for s in grid for item, role, im in images]
         outs = [apply_transform(name, s, im, z_for(item, im.shape) if name == "noise" else None, axes[item]) for s, item, role, im in jobs]
-        ids, probs = _classify(clf, outs)
+        ids, probs = classify_images(clf, outs, CHUNK)
         rows += [_row(name, s, item, role, clf.name, ids[k], probs[k]) for k, (s, item, role, _) in enumerate(jobs)]
         log.info("sweep %s: %d strengths x %d images", name, len(grid), len(images))
     header = {
