@@ -39,13 +39,6 @@ class Pred:
     def top1_prob(self) -> float:
         return self.probs[0] if self.probs else 0.0
 
-    def prob_of(self, cls: int) -> float:
-        """Probability of ``cls`` if it is in the list, else 0."""
-        for i, p in zip(self.ids, self.probs):
-            if i == cls:
-                return p
-        return 0.0
-
     @classmethod
     def from_pairs(cls, pairs: Iterable[Sequence[float]]) -> "Pred":
         """From ``[[class, prob], ...]`` (``batch.json``) or ``[(class, prob), ...]``."""

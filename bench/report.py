@@ -15,7 +15,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis.report import build_report  # noqa: E402
-from analysis.synthetic import write_batch, write_capture_db  # noqa: E402
+from analysis.synthetic import write_capture_db  # noqa: E402
+from testkit.batch import write_batch  # noqa: E402
 
 N_ITEMS, N_FRAMES, TILES_PER_FRAME = 200, 300, 32
 
@@ -24,7 +25,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp) / "batch"
         t0 = time.perf_counter()
-        batch = write_batch(d, n_items=N_ITEMS)
+        batch = write_batch(d, n_items=N_ITEMS, attacks=("fgsm", "bim", "ll"), eps=(2.0, 8.0, 16.0), batch_id="bsynthetic-0001")
         db = write_capture_db(d / "captures" / "bench.sqlite", batch, "bench", n_frames=N_FRAMES, tiles_per_frame=TILES_PER_FRAME)
         with sqlite3.connect(db) as con:
             n_obs = con.execute("SELECT COUNT(*) FROM observations").fetchone()[0]

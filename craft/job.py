@@ -15,7 +15,7 @@ import zlib
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 import numpy as np
 import torch
@@ -248,7 +248,3 @@ def craft_batch(out: Path, cfg: CraftConfig, progress: Callable[[str, int], Call
     ]
     torch.manual_seed(cfg.seed)
     return crafter.run(photos, batch)
-
-
-def iter_items(batch: Batch, attack: str | None = None) -> Iterable[Item]:
-    return (it for it in batch.items if attack is None or it.attack == attack)

@@ -14,7 +14,7 @@ from contracts.profile import load_profile
 from craft.attacks import EOT, AttackSettings, ItemRng, ascent_gradient, build_attack, parse_spec
 from craft.job import CraftConfig, craft_batch
 from craft.options import from_cli
-from test_attacks import ConvToy
+from testkit.toys import ConvToy
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import make_synthetic_batch
+from testkit.batch import write_batch
 
 from channel.calibrate import PATCH_EVERY, calibrate
 from capture.session import run_capture
@@ -38,7 +38,7 @@ from channel.simulate import SimulatedCamera
 from contracts.errors import UserError
 from contracts.profile import ChannelProfile, load_profile, parse_profile
 from printouts.sheets import print_batch
-from tests.capture_helpers import tiny_classifier
+from testkit.scenes import tiny_classifier
 
 FRAMES = 30
 
@@ -70,7 +70,7 @@ def _capture(batch_dir: Path, model: Path, profile: ChannelProfile, session: str
 @pytest.fixture(scope="module")
 def captured(tmp_path_factory: pytest.TempPathFactory) -> Captured:
     d = tmp_path_factory.mktemp("cal") / "batch"
-    make_synthetic_batch(d, n_items=3, size=64)
+    write_batch(d, n_items=3, size=64)
     print_batch(d, paper="a4", tile_mm=60.0, layout="pairs", cover=False)  # one sheet with its calibration strip
     model = tiny_classifier(d.parent / "tiny.onnx", size=48)
     prof = known_profile()

@@ -24,7 +24,7 @@ from contracts.layout import Layout
 from contracts.profile import load_profile
 from printouts.markers import marker_id_offset
 from printouts.sheets import print_batch
-from tests.capture_helpers import (
+from testkit.scenes import (
     compose_frame, make_layout, pose_homography, reference_crop, render_pdf_page, render_sheet, scene, tiny_classifier, view_angle,
 )
 

@@ -87,10 +87,10 @@ def test_missing_batch_for_later_stages(tmp_path: Path) -> None:
 def test_manifest_path_escaping_the_batch_is_rejected(tmp_path: Path) -> None:
     import json
 
-    from conftest import make_synthetic_batch
+    from testkit.batch import write_batch
 
     b = tmp_path / "b"
-    make_synthetic_batch(b, n_items=1)
+    write_batch(b, n_items=1)
     m = json.loads((b / "batch.json").read_text())
     m["items"][0]["adv"]["path"] = "../../etc/passwd"
     (b / "batch.json").write_text(json.dumps(m))
