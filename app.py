@@ -20,7 +20,7 @@ from typer import Abort
 try:  # recent typer vendors click as typer._click
     from typer._click.exceptions import ClickException
 except ImportError:  # pragma: no cover
-    from click.exceptions import ClickException
+    from click.exceptions import ClickException  # type: ignore[no-redef]  # the same class, where click is not vendored
 
 from contracts.batchdir import SHEETS_PDF, model_path
 from contracts.profile import DEFAULT_PRESET

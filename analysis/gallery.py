@@ -97,7 +97,7 @@ def thumbnail(path: Path, px: int = THUMB_PX) -> bytes | None:
 
 def _image_shot(batch_dir: Path, item: Item, role: str, pred: Pred | None) -> Shot | None:
     try:
-        path = resolve_inside(batch_dir, item.image(role).path)  # type: ignore[arg-type]
+        path = resolve_inside(batch_dir, item.image(role).path)
     except UserError:
         return None
     png = thumbnail(path)
@@ -116,9 +116,14 @@ def _crop(batch_dir: Path, s: Session, o: Observation) -> bytes | None:
     return None
 
 
+_Pick = tuple[Item, list[Observation], Pred, bool]  # an item, its adversarial tile's observations, their vote, fooled digitally
+
+
 def _session_entries(inp: ReportInput, s: Session) -> list[GalleryEntry]:
     tiles = observations_by_tile(s)
-    survived, destroyed, other = [], [], []
+    survived: list[_Pick] = []
+    destroyed: list[_Pick] = []
+    other: list[_Pick] = []
     for it in inp.batch.items:
         obs = tiles.get((it.id, "adv"))
         if not obs:

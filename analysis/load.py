@@ -116,7 +116,7 @@ class ReportInput:
 
 def manifest_pred(item: Item, role: str, model: str) -> Pred | None:
     """The top-5 that batch.json records for ``model`` on the item's saved PNG."""
-    top5 = item.image(role).top5.get(model)  # type: ignore[arg-type]
+    top5 = item.image(role).top5.get(model)
     return None if not top5 else Pred.from_pairs(top5)
 
 

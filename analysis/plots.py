@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import io
 from collections import defaultdict
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
+import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -34,8 +35,8 @@ def _err(values: Sequence[float], los: Sequence[float], his: Sequence[float]) ->
     return [[max(0.0, v - lo) for v, lo in zip(values, los)], [max(0.0, hi - v) for v, hi in zip(values, his)]]
 
 
-def _series(rows: list[SummaryRow], x_of) -> dict[tuple, list[tuple[float, float, float, float]]]:  # type: ignore[no-untyped-def]
-    out: dict[tuple, list[tuple[float, float, float, float]]] = defaultdict(list)
+def _series(rows: list[SummaryRow], x_of: Callable[[SummaryRow], tuple[Any, ...]]) -> dict[tuple[Any, ...], list[tuple[float, float, float, float]]]:
+    out: dict[tuple[Any, ...], list[tuple[float, float, float, float]]] = defaultdict(list)
     for r in rows:
         v = r.rate.value
         if v is None:
@@ -156,14 +157,14 @@ def sweep_plot(points: list[SweepPoint]) -> bytes | None:
         ax = fig.add_subplot(nrow, ncol, i + 1)
         for k, style in ((1, "o-"), (5, "s--")):
             pts = sorted((p.strength, p.rates["destruction"]) for p in points if p.transform == tr and p.topk == k)
-            pts = [(s, r) for s, r in pts if r.value is not None]
-            if not pts:
+            known = [(s, r.value, r.value if r.lo is None else r.lo, r.value if r.hi is None else r.hi) for s, r in pts if r.value is not None]
+            if not known:
                 continue
-            xs = [s for s, _ in pts]
-            vs = [r.value for _, r in pts]
-            los = [r.lo if r.lo is not None else r.value for _, r in pts]
-            his = [r.hi if r.hi is not None else r.value for _, r in pts]
-            ax.errorbar(xs, vs, yerr=_err(vs, los, his), fmt=style, capsize=3, label=f"top-{k}")  # type: ignore[arg-type]
+            xs = [s for s, _, _, _ in known]
+            vs = [v for _, v, _, _ in known]
+            los = [lo for _, _, lo, _ in known]
+            his = [hi for _, _, _, hi in known]
+            ax.errorbar(xs, vs, yerr=np.asarray(_err(vs, los, his)), fmt=style, capsize=3, label=f"top-{k}")
         ax.set_title(tr)
         ax.set_xlabel("strength")
         ax.set_ylabel("destruction rate")

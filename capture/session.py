@@ -257,6 +257,13 @@ class _CameraLoop:
                     out.append(Outline(h.sheet.sheet_id, t, quad, r.good if r else None))
         return out
 
+    def _timeout(self, stop: threading.Event) -> Callable[[], None]:
+        def fire() -> None:
+            stop.set()
+            self.source.interrupt()
+
+        return fire
+
     def fps(self) -> float:
         if len(self.times) < 2:
             return 0.0
@@ -280,7 +287,7 @@ class _CameraLoop:
         t0 = time.monotonic()
         watchdog = None
         if duration is not None:  # a live source waiting for a dropped stream must still stop on time
-            watchdog = threading.Timer(duration + 0.5, lambda: (stop.set(), self.source.interrupt()))
+            watchdog = threading.Timer(duration + 0.5, self._timeout(stop))
             watchdog.daemon = True
             watchdog.start()
         next_report, why = 0.0, "source ended"

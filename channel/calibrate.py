@@ -80,7 +80,18 @@ class Fit:
 
 
 def _lin(e: np.ndarray, gamma: float) -> np.ndarray:
-    return (np.clip(np.asarray(e, float), 0.0, 255.0) / 255.0) ** gamma
+    out: np.ndarray = (np.clip(np.asarray(e, float), 0.0, 255.0) / 255.0) ** gamma
+    return out
+
+
+def _r3(v: Any, nd: int) -> tuple[float, float, float]:
+    a, b, c = (round(float(x), nd) for x in v)
+    return a, b, c
+
+
+def _r2(v: Any, nd: int) -> tuple[float, float]:
+    a, b = (round(float(x), nd) for x in v)
+    return a, b
 
 
 def _golden(f: Any, lo: float, hi: float, tol: float = 1e-4) -> tuple[float, float]:
@@ -170,9 +181,9 @@ def fit_colour(groups: list[Group], gamma: float, tone_gamma: float, dot_gain: f
     def cost(g: float) -> float:
         return float(((print_page(swatch, solve(g)[2])[0] / white - target) ** 2).mean())
 
-    g, val = _grid_golden(cost, 0.0, 0.95, n=20)
-    pw, ik, _ = solve(g)
-    return g, pw, ik, math.sqrt(val)
+    gamut, val = _grid_golden(cost, 0.0, 0.95, n=20)
+    pw, ik, _ = solve(gamut)
+    return gamut, pw, ik, math.sqrt(val)
 
 
 def fit_noise(groups: list[Group], gamma: float, gains: np.ndarray, jpeg_quality: int, seed: int = 0) -> tuple[float | None, float | None, int]:
@@ -207,7 +218,9 @@ def fit_noise(groups: list[Group], gamma: float, gains: np.ndarray, jpeg_quality
         return float(((np.log(std + 0.05) - target) ** 2).mean())
 
     span_a, span_b = (math.log(1e-6), math.log(1e-1)), (math.log(1e-5), math.log(0.1))
-    inner = lambda la: _grid_golden(lambda lb: cost(la, lb), *span_b, n=11, tol=0.02)  # noqa: E731
+    def inner(la: float) -> tuple[float, float]:
+        return _grid_golden(lambda lb: cost(la, lb), *span_b, n=11, tol=0.02)
+
     log_a, _ = _grid_golden(lambda la: inner(la)[1], *span_a, n=11, tol=0.02)
     log_b, _ = inner(log_a)
     return math.exp(log_a), math.exp(log_b), sum(len(v) for v in by_level.values())
@@ -231,7 +244,7 @@ def load_groups(con: sqlite3.Connection, session: str, layout: Layout) -> tuple[
     for f, sid, name, r, g, b, sy in rows:
         sheet = sheets.get(sid)
         patch = next((p for p in sheet.calibration if p.name == name), None) if sheet else None
-        if patch is None:
+        if sheet is None or patch is None:
             continue
         grp = groups.setdefault((f, sid), Group(f, sheet, {}))
         grp.patches[name] = (patch, np.array([r, g, b], float), float(sy))
@@ -318,13 +331,13 @@ def calibrate(batch_dir: Path, session: str, out: Path, base: str = DEFAULT_PRES
     sizes = [(w, h) for _, w, h in blur]
     width, height = max(set(sizes), key=sizes.count) if sizes else (base_prof.camera.width, base_prof.camera.height)
     pr = replace(base_prof.printer, tone_gamma=round(fit.tone_gamma, 4), dot_gain=round(fit.dot_gain, 4), gamut_compression=round(fit.gamut_compression, 4),
-                 paper_white=tuple(round(float(v), 4) for v in fit.paper_white), ink_black=tuple(round(float(v), 4) for v in fit.ink_black))
-    sc = replace(base_prof.scene, illuminance=tuple(round(v, 4) for v in fit.illuminance), colour_temperature_k=(round(cct, 1), round(cct, 1)))
+                 paper_white=_r3(fit.paper_white, 4), ink_black=_r3(fit.ink_black, 4))
+    sc = replace(base_prof.scene, illuminance=_r2(fit.illuminance, 4), colour_temperature_k=(round(cct, 1), round(cct, 1)))
     cam = replace(base_prof.camera, width=int(width), height=int(height), exposure=(1.0, 1.0), gamma=gamma,
                   jpeg_quality=(float(quality),) * 2 if jpeg_quality is not None else base_prof.camera.jpeg_quality,
                   white_balance_error=(-round(fit.wb_error, 4), round(fit.wb_error, 4)))
     if fit.defocus is not None:
-        cam = replace(cam, defocus_sigma_px=tuple(round(v, 3) for v in fit.defocus), motion_blur_px=(0.0, 0.0))
+        cam = replace(cam, defocus_sigma_px=_r2(fit.defocus, 3), motion_blur_px=(0.0, 0.0))
     if fit.shot_noise is not None and fit.read_noise is not None:
         cam = replace(cam, shot_noise=(float(f"{fit.shot_noise:.3g}"),) * 2, read_noise=(float(f"{fit.read_noise:.3g}"),) * 2)
     name = batch_id[0] if batch_id else "?"

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from contracts.batchdir import LAYOUT
+from contracts.batchdir import LAYOUT as LAYOUT  # re-exported: the name's old home
 from contracts.errors import UserError
 from contracts.paths import atomic_write_json
 

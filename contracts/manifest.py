@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from contracts.batchdir import MANIFEST
+from contracts.batchdir import MANIFEST as MANIFEST  # re-exported: the name's old home
 from contracts.errors import UserError
 from contracts.paths import atomic_write_json, resolve_inside
 
@@ -98,7 +98,8 @@ class Item:
             params=dict(d.get("params", {})),
         )
 
-    def image(self, role: Role) -> ImageRecord:
+    def image(self, role: str) -> ImageRecord:
+        """The clean image for ``role == "clean"``, else the adversarial one."""
         return self.clean if role == "clean" else self.adv
 
 

@@ -96,6 +96,6 @@ def _craft_signature() -> inspect.Signature:
 
 
 def register(app: typer.Typer) -> None:
-    craft_cmd.__signature__ = _craft_signature()  # type: ignore[attr-defined]  # typer reads a function's __signature__
+    setattr(craft_cmd, "__signature__", _craft_signature())  # typer reads a function's __signature__
     app.command("craft")(craft_cmd)
     app.add_typer(models_app, name="models")

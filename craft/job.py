@@ -21,11 +21,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from contracts.batchdir import image_rel
+from contracts.batchdir import MANIFEST, image_rel
 from contracts.classes import imagenet_names
 from contracts.errors import UserError
 from contracts.images import read_png_array
-from contracts.manifest import MANIFEST, Batch, ImageRecord, Item, Label, ModelRecord, SourceImage, load_batch, save_batch
+from contracts.manifest import Batch, ImageRecord, Item, Label, ModelRecord, SourceImage, load_batch, save_batch
 from contracts.paths import atomic_write_bytes, resolve_inside, sha256_bytes, sha256_file
 from craft.attacks import Attack, AttackSpec, ItemRng, build_attack, least_likely
 from craft.ensemble import Ensemble
@@ -154,9 +154,12 @@ class _Crafter:
             return least_likely(self.model, x)
         if mode == "random":
             return torch.tensor([random_target(s, int(t)) for s, t in zip(seeds, y.tolist())], device=x.device)
-        return torch.full_like(y, int(self.fixed_target))  # type: ignore[arg-type]
+        if self.fixed_target is None:  # CraftConfig.validate parsed --target into a class
+            raise RuntimeError(f"--target {mode!r} was not resolved to a class")
+        return torch.full_like(y, self.fixed_target)
 
-    def attack_chunk(self, chunk: list[SourcePhoto], cleans: dict, spec: AttackSpec, attack: Attack, eps: float, batch: Batch) -> None:  # type: ignore[type-arg]
+    def attack_chunk(self, chunk: list[SourcePhoto], cleans: dict[str, tuple[np.ndarray, ImageRecord, Label, SourceImage]], spec: AttackSpec,
+                     attack: Attack, eps: float, batch: Batch) -> None:
         ids = [self.item_id(ph, spec, eps) for ph in chunk]
         seeds = [item_seed(self.cfg.seed, i) for i in ids]
         x = self.to_tensor([cleans[ph.key][0] for ph in chunk])

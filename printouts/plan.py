@@ -15,7 +15,8 @@ from pathlib import Path
 from contracts.errors import UserError
 from contracts.images import read_png
 from contracts.layout import Layout, Marker, Sheet, Tile
-from contracts.manifest import MANIFEST, Batch, Item, Role
+from contracts.batchdir import MANIFEST
+from contracts.manifest import Batch, Item, Role
 from contracts.paths import resolve_inside, sha256_bytes
 from printouts import geometry as geo
 from printouts import qr

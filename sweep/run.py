@@ -129,8 +129,7 @@ def apply_transform(name: str, strength: float, img: np.ndarray, z: np.ndarray |
         H = ch.tile_homography(_neutral_params(tilt_deg=strength, tilt_axis_deg=axis_deg), size, _TILE_PROFILE)
         return cv2.warpPerspective(img, H, (img.shape[1], size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(255, 255, 255))
     if name in ("tone", "dotgain"):
-        key = "tone_gamma" if name == "tone" else "dot_gain"
-        printer = replace(_WHITE_PRINTER, **{key: float(strength)})
+        printer = replace(_WHITE_PRINTER, tone_gamma=float(strength)) if name == "tone" else replace(_WHITE_PRINTER, dot_gain=float(strength))
         return _u8(255.0 * srgb_encode(ch.print_page(img, printer)))
     raise UserError(f"--transforms: unknown transform {name!r}; choose from {', '.join(TRANSFORMS)}")
 

@@ -16,9 +16,10 @@ class ConvToy(nn.Module):
         self.fc = nn.Linear(16, 10)
         with torch.no_grad():
             self.conv.weight.copy_(torch.randn(self.conv.weight.shape, generator=g) / 3)
-            self.conv.bias.zero_()
             self.fc.weight.copy_(torch.randn(self.fc.weight.shape, generator=g))
-            self.fc.bias.zero_()
+            for bias in (self.conv.bias, self.fc.bias):
+                assert bias is not None  # both layers are built with a bias
+                bias.zero_()
         for p in self.parameters():
             p.requires_grad_(False)
 

@@ -255,9 +255,9 @@ def measure_sheet(frame_bgr: np.ndarray, hit: SheetHit, marker_mm: float, edges:
     H = hit.H
     stats = [s for p in hit.sheet.calibration if p.kind in ("grey", "colour") and (s := measure_patch(frame_bgr, H, p)) is not None]
     edges = strip_edges(hit.sheet, marker_mm) if edges is None else edges
-    sigmas = [s for e in edges if e.kind == "strip" and (s := edge_sigma(frame_bgr, H, e, _LIN)) is not None]
+    sigmas = [sg for e in edges if e.kind == "strip" and (sg := edge_sigma(frame_bgr, H, e, _LIN)) is not None]
     if len(sigmas) < 2:
-        sigmas += [s for e in edges if e.kind == "marker" and (s := edge_sigma(frame_bgr, H, e, _LIN)) is not None]
+        sigmas += [sg for e in edges if e.kind == "marker" and (sg := edge_sigma(frame_bgr, H, e, _LIN)) is not None]
     if not stats and not sigmas:
         return None
     fh, fw = frame_bgr.shape[:2]
