@@ -12,6 +12,6 @@ Public API:
 Modules: ``load`` (files to data), ``metrics`` (pure measures), ``stats``
 (Wilson and item-bootstrap intervals), ``summary`` and ``tables`` (figures and
 exports), ``sweep``, ``plots``, ``gallery``, ``methods``, ``html``, ``pdf``,
-``report`` (orchestration), ``cli``, ``synthetic`` (fake capture data for tests
-and benchmarks). Nothing here imports torch.
+``report`` (orchestration), ``content`` (what the report holds, whatever its
+format), ``cli``, ``synthetic`` (fake capture data for tests and benchmarks). Nothing here imports torch.
 """

@@ -2,13 +2,14 @@
 
 Torch-free by design: a capture station needs numpy, OpenCV and onnxruntime only.
 
-- ``sources/``: frame sources behind :mod:`contracts.frames` (``files``: photos and
+- ``sources``: frame sources behind :mod:`contracts.frames` (``files``: photos and
   video; ``live``: webcams and stream URLs; ``mjpeg``: the bounded MJPEG reader);
-- ``sheets/``: sheet finding (``detect``: ArUco markers to a homography and tile
+- ``sheets``: sheet finding (``detect``: ArUco markers to a homography and tile
   crops; ``hits``: what it yields; ``qr``: sheet identity from QR codes; ``scale``:
   the printed-scale check; ``quality``: tile metrics and gates; ``strip``: the
   calibration strip measured during capture);
 - ``classify``: the ONNX classifier and its execution provider;
+- ``digital``: the classifier on every batch PNG (the digital top-5; also the sweep's);
 - ``pipeline``: the classifier thread; ``record``: the SQLite recorder;
   ``session``: ``run_capture``, the capture loop;
 - ``overlay``: the live window; ``cli``: ``photoproof capture``.

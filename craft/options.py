@@ -1,4 +1,4 @@
-"""The craft options, declared once: each field of :class:`craft.job.CraftConfig` carries its flag and help.
+"""The craft options, declared once: each field of :class:`craft.config.CraftConfig` carries its flag and help.
 
 ``photoproof craft`` builds its command-line parameters from those fields
 (:func:`cli_parameters`) and turns the parsed text back into a typed config
