@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import cv2
-import numpy as np
 
 from capture.sheets.strip import StripMeter
 from capture.classify import OnnxClassifier

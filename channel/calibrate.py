@@ -15,12 +15,10 @@ noise from the patch spreads (EMVA 1288 linear model), written as a channel-prof
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import sqlite3
 import time
-import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any

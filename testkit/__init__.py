@@ -7,6 +7,7 @@
   tiny ONNX classifiers built with ``onnx`` (needs the ``craft`` extra);
 - ``sim``: a small printed batch (``sheets.pdf`` drawn with reportlab, ``layout.json``)
   and a test card, for the simulator and the twin;
+- ``streams``: a local MJPEG-over-HTTP server that drops connections, for the stream tests;
 - ``toys``: weight-free toy torch models for the attack tests (the only module here that imports torch).
 
 Synthetic capture databases for the report are :func:`analysis.synthetic.write_capture_db`.

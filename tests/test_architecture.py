@@ -100,6 +100,19 @@ def test_torch_free_rooms_import_without_torch() -> None:
     assert len(names) > 60  # the walk found the rooms
 
 
+def test_no_test_module_imports_another() -> None:
+    """Shared fixtures live in conftest.py, shared builders in testkit/; a test module imports neither tests nor conftest."""
+    bad = [f"{p.name}:{line}: imports {name}" for p in sorted((ROOT / "tests").glob("*.py")) for name, line in _imports(p)
+           if name.split(".")[0] in ("tests", "conftest") or name.split(".")[0].startswith("test_")]
+    assert not bad, "\n".join(bad)
+
+
+def test_bench_scripts_take_nothing_from_tests() -> None:
+    bad = [f"{p.name}:{line}: imports {name}" for p in sorted((ROOT / "bench").glob("*.py")) for name, line in _imports(p)
+           if name.split(".")[0] in ("tests", "conftest") or name.split(".")[0].startswith("test_")]
+    assert not bad, "\n".join(bad)
+
+
 @pytest.mark.parametrize("room", [r for r in ROOMS])
 def test_each_package_docstring_lists_its_modules(room: str) -> None:
     """Each package's ``__init__`` docstring names every module in it."""
