@@ -32,7 +32,8 @@ from pathlib import Path
 import pytest
 from testkit.batch import write_batch
 
-from channel.calibrate import PATCH_EVERY, calibrate
+from channel.calibrate import calibrate
+from contracts.strip import PATCH_EVERY
 from capture.session import run_capture
 from channel.simulate import SimulatedCamera
 from contracts.errors import UserError
@@ -91,6 +92,9 @@ def test_capture_measures_the_strip_every_5th_frame(captured: Captured) -> None:
     per = con.execute("SELECT COUNT(*) FROM patches GROUP BY frame_idx").fetchall()
     con.close()
     assert frames == list(range(0, FRAMES, PATCH_EVERY))
+    con = sqlite3.connect(captured.batch_dir / "captures" / "known.sqlite")
+    assert con.execute("SELECT profile, seed FROM sessions").fetchall() == [(captured.profile.name, 1)]  # carried by the camera
+    con.close()
     assert {n for (n,) in per} == {19}  # 11 greys and 8 colours; detail patches are not measured
     assert len(blur) == len(frames) and all(s is not None and n >= 2 and (w, h) == (1280, 720) for s, n, w, h in blur)
 
