@@ -17,6 +17,7 @@ demo: $(STAMP)
 	$(VENV)/bin/photoproof demo
 
 test: $(STAMP)
+	$(PY) -m mypy
 	$(PY) -m pytest
 
 bench: $(STAMP)

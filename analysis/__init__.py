@@ -15,6 +15,7 @@ the edges), ``summary`` and ``tables`` (figures and exports), ``channel`` (the
 per-session channel check: camera-limited or not, why, what to do), ``paper``
 (the attack × ε destruction table as Markdown and LaTeX), ``sweep``, ``plots``
 (PNG, SVG and PDF), ``gallery``, ``methods``, ``html``, ``pdf``,
-``report`` (orchestration), ``cli``, ``synthetic`` (fake capture data for tests
-and benchmarks). Nothing here imports torch.
+``report`` (orchestration), ``content`` (what the report holds, whatever its
+format), ``cli``, ``synthetic`` (fake capture data for tests and benchmarks).
+Nothing here imports torch.
 """

@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from contracts.capturedb import decode_top5, open_db_readonly
+from contracts.batchdir import CAPTURES, capture_dbs
 from contracts.errors import UserError
 from contracts.manifest import Batch, Item, load_batch
 
 log = logging.getLogger(__name__)
-
-CAPTURES = "captures"
 
 
 @dataclass(frozen=True)
@@ -39,13 +38,6 @@ class Pred:
     @property
     def top1_prob(self) -> float:
         return self.probs[0] if self.probs else 0.0
-
-    def prob_of(self, cls: int) -> float:
-        """Probability of ``cls`` if it is in the list, else 0."""
-        for i, p in zip(self.ids, self.probs):
-            if i == cls:
-                return p
-        return 0.0
 
     @classmethod
     def from_pairs(cls, pairs: Iterable[Sequence[float]]) -> "Pred":
@@ -125,7 +117,7 @@ class ReportInput:
 
 def manifest_pred(item: Item, role: str, model: str) -> Pred | None:
     """The top-5 that batch.json records for ``model`` on the item's saved PNG."""
-    top5 = item.image(role).top5.get(model)  # type: ignore[arg-type]
+    top5 = item.image(role).top5.get(model)
     return None if not top5 else Pred.from_pairs(top5)
 
 
@@ -273,7 +265,7 @@ def load_input(batch_dir: Path, sessions: list[str] | None = None) -> ReportInpu
     batch_dir = Path(batch_dir)
     batch = load_batch(batch_dir)
     inp = ReportInput(batch_dir=batch_dir, batch=batch, sessions=[])
-    files = sorted((batch_dir / CAPTURES).glob("*.sqlite")) if (batch_dir / CAPTURES).is_dir() else []
+    files = capture_dbs(batch_dir)
     files = _select(files, sessions)
     seen: dict[str, Path] = {}
     for f in files:

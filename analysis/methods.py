@@ -16,6 +16,7 @@ from typing import Any
 from analysis.channel import DROP_POINTS, MAX_BLUR_SIGMA_PX, MAX_FRONTAL_DEG, TILE_FRACTION
 from analysis.load import ReportInput
 from analysis.metrics import PREFILTER_CONFIDENCE
+from contracts.batchdir import LAYOUT
 
 PRINTER_KEYS = ("printer", "printer_notes", "paper", "notes", "print", "printing", "scene", "lighting")
 GATE_HINTS = ("gate", "min_", "max_", "quality", "sharp", "clip", "angle", "tile_px")
@@ -45,7 +46,7 @@ def _printer_notes(inp: ReportInput) -> list[tuple[str, str]]:
     for k in PRINTER_KEYS:
         if k in inp.batch.config:
             out.append((f"batch config {k}", _short(inp.batch.config[k])))
-    layout = inp.batch_dir / "layout.json"
+    layout = inp.batch_dir / LAYOUT
     if layout.is_file():
         try:
             d = json.loads(layout.read_text(encoding="utf-8"))

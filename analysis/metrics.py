@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 from analysis.load import Pred
 
@@ -104,7 +104,7 @@ def vote(preds: Sequence[Pred]) -> Pred:
         for c, q in zip(p.ids, p.probs):
             anywhere[c].append(q)
 
-    def key(votes: dict[int, list[float]]):  # type: ignore[no-untyped-def]
+    def key(votes: dict[int, list[float]]) -> Callable[[int], tuple[int, float, int]]:
         return lambda c: (-len(votes[c]), -sum(votes[c]) / len(votes[c]), c)
 
     top = min(first, key=key(first))

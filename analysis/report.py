@@ -35,12 +35,13 @@ from analysis.summary import SummaryRow, compute_summary, tile_rows
 from analysis.sweep import SWEEP_METRICS, load_sweep, sweep_points, sweep_rows, sweep_units
 from analysis.tables import (Table, _finite, accuracy_table, attack_table, headline_table, plain_table, sessions_table,
                              summary_table, transfer_table, write_table)
+from contracts.batchdir import REPORT
 from contracts.errors import UserError
 from contracts.paths import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 
-REPORT_DIR = "report"
+REPORT_DIR = REPORT
 FORMATS = ("html", "pdf", "csv")
 
 

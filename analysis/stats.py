@@ -136,7 +136,7 @@ def rate_from_counts(counts: Counts, weights: np.ndarray | None = None) -> Rate:
     k = int(num.sum())
     n_items = int((den > 0).sum())
     if int(den.max()) <= 1:
-        lo, hi = wilson(k, n)  # type: ignore[misc]
+        lo, hi = wilson(k, n) or (0.0, 1.0)  # never None: n > 0 here
         return Rate(k / n, lo, hi, k, n, n_items, "wilson")
     if weights is None:
         raise ValueError("rate_from_counts: several units per item need bootstrap weights")

@@ -1,5 +1,7 @@
 """Synthetic capture databases for tests, benchmarks and demos (no camera, no model).
 
+(A synthetic batch to go with them is :func:`testkit.batch.write_batch`.)
+
 :func:`write_capture_db` fills a ``captures/<session>.sqlite`` with the schema of
 ``contracts.capturedb``: a digital table and frames whose tiles are classified
 at random with fixed odds, so that the report has something to show.
@@ -7,17 +9,14 @@ at random with fixed odds, so that the report has something to show.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from contracts.capturedb import create_db, encode_top5
-from contracts.manifest import Batch, ImageRecord, Item, Label, ModelRecord, SourceImage, save_batch
+from contracts.manifest import Batch
 
 
 @dataclass(frozen=True)
@@ -41,47 +40,6 @@ def _top5(rng: np.random.Generator, label: int, right: bool, wrong: int | None =
     p1 = float(rng.uniform(0.35, 0.98))
     rest = rng.dirichlet(np.ones(4)) * (1 - p1) * 0.9
     return ids, [p1, *(float(x) for x in sorted(rest, reverse=True))]
-
-
-def _png(arr: np.ndarray) -> tuple[bytes, str]:
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
-    data = buf.getvalue()
-    return data, hashlib.sha256(data).hexdigest()
-
-
-def write_batch(batch_dir: Path, n_items: int = 24, size: int = 64, attacks: tuple[str, ...] = ("fgsm", "bim", "ll"),
-                eps: tuple[float, ...] = (2.0, 8.0, 16.0), seed: int = 0, batch_id: str = "bsynthetic-0001") -> Batch:
-    """A batch of random-texture images cycling through ``attacks`` × ``eps`` (no torch, no real attack).
-
-    The source model's top-5 is fabricated: clean right with 0.9, adversarial
-    wrong (``ll`` items are targeted at a fixed class).
-    """
-    rng = np.random.default_rng(seed)
-    (batch_dir / "images").mkdir(parents=True, exist_ok=True)
-    combos = [(a, e) for a in attacks for e in eps]
-    items = []
-    for i in range(n_items):
-        attack, e = combos[i % len(combos)]
-        label = int(rng.integers(0, 1000))
-        target = (label + 500) % 1000 if attack == "ll" else None
-        clean = np.asarray(Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).resize((size, size), Image.Resampling.BICUBIC))
-        adv = np.clip(clean + rng.choice([-e, e], size=clean.shape), 0, 255).astype(np.uint8)
-        recs = {}
-        for role, arr in (("clean", clean), ("adv", adv)):
-            data, sha = _png(arr)
-            rel = f"images/syn-{i:04d}-{role}.png"
-            (batch_dir / rel).write_bytes(data)
-            top1 = label if role == "clean" else (target if target is not None else (label + 1) % 1000)
-            recs[role] = ImageRecord(rel, sha, {"lite0": [[top1, 0.9], *[[(top1 + j) % 1000, 0.02] for j in range(2, 6)]]})
-        items.append(Item(f"syn-{i:04d}-{attack}-e{e:g}", SourceImage(f"synthetic:{i}", "0" * 64, "synthetic"),
-                          Label(label, f"class {label}", "filename"), attack, e, seed, recs["clean"], recs["adv"], target))
-    batch = Batch(batch_id, {"images": "synthetic", "attacks": list(attacks), "eps": list(eps), "seed": seed, "source": ["lite0"]},
-                  [ModelRecord("lite0", "efficientnet-lite0", "source", "0" * 64, "synthetic",
-                               {"input_size": size, "resize": "bicubic", "crop": "center", "mean": [127, 127, 127],
-                                "std": [128, 128, 128], "channel_order": "RGB", "layout": "NCHW"})], items)
-    save_batch(batch_dir, batch)
-    return batch
 
 
 def write_capture_db(path: Path, batch: Batch, session_id: str = "s1", model: str = "lite2", n_frames: int = 20,

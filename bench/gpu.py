@@ -244,7 +244,7 @@ def capture_figures(smoke: bool, tiles: int, batch: int, reps: int, work: Path) 
 
     info: dict[str, Any] = {"onnxruntime": ort.__version__, "available": ort.get_available_providers()}
     if smoke:
-        from tests.capture_helpers import tiny_classifier
+        from testkit.scenes import tiny_classifier
 
         model, size = tiny_classifier(work / "tiny.onnx", size=64), 64
         info["model"], short = "a tiny onnx.helper classifier (smoke mode)", "tiny"

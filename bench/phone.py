@@ -38,9 +38,9 @@ from capture.classify import OnnxClassifier  # noqa: E402
 from capture.phones import PhoneCapture  # noqa: E402
 from capture.session import run_capture  # noqa: E402
 from contracts.frames import Frame, FrameSource  # noqa: E402
-from tests.capture_helpers import tiny_classifier  # noqa: E402
-from tests.chromium import Chromium, write_y4m  # noqa: E402
-from tests.conftest import make_synthetic_batch  # noqa: E402
+from testkit.scenes import tiny_classifier  # noqa: E402
+from testkit.chromium import Chromium, write_y4m  # noqa: E402
+from testkit.batch import write_batch  # noqa: E402
 
 
 class Replay(FrameSource):
@@ -81,7 +81,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         batch = root / "batch"
-        make_synthetic_batch(batch, n_items=6, size=64)
+        write_batch(batch, n_items=6, size=64)
         print_batch(batch, paper="a4", tile_mm=50.0, layout="pairs", cover=False)
         with SimulatedCamera.from_batch(batch, load_profile("office-laser-webcam"), seed=1, n_frames=20) as cam:
             images = [f.image for f in cam.frames()]

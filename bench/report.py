@@ -19,7 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis.report import build_report  # noqa: E402
-from analysis.synthetic import write_batch, write_capture_db  # noqa: E402
+from analysis.synthetic import write_capture_db  # noqa: E402
+from testkit.batch import write_batch  # noqa: E402
 
 N_ITEMS, N_FRAMES, TILES_PER_FRAME = 200, 300, 32
 
@@ -29,7 +30,7 @@ def run(n_items: int, n_frames: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp) / "batch"
         t0 = time.perf_counter()
-        batch = write_batch(d, n_items=n_items)
+        batch = write_batch(d, n_items=n_items, attacks=("fgsm", "bim", "ll"), eps=(2.0, 8.0, 16.0), batch_id="bsynthetic-0001")
         db = write_capture_db(d / "captures" / "bench.sqlite", batch, "bench", n_frames=n_frames, tiles_per_frame=TILES_PER_FRAME)
         with sqlite3.connect(db) as con:
             n_obs = con.execute("SELECT COUNT(*) FROM observations").fetchone()[0]

@@ -85,11 +85,11 @@ def build_source(
 def _summary(db: Path) -> Table:
     """Frames, observations and top-1 agreement with the true class, per role, from the database."""
     import json
-    import sqlite3
 
+    from contracts.capturedb import open_db_readonly
     from contracts.manifest import load_batch
 
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    con = open_db_readonly(db)
     try:
         n_frames, n_sheets = con.execute("SELECT COUNT(*), SUM(sheets_found > 0) FROM frames").fetchone()
         rows = con.execute("SELECT item_id, role, top1, good FROM observations").fetchall()
@@ -196,7 +196,6 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Pa
 
             db = run_capture(
                 batch, model_path, source, frames=frames, duration=duration, per_tile=per_tile, headless=headless, session_id=session,
-                profile=(profile or "office-laser-webcam") if simulate else None, seed=(seed if seed is not None else 0) if simulate else None,
                 save_crops=not no_crops, gates=gates, classifier=clf, on_progress=progress,
             )
         console.print(_summary(db))

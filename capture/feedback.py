@@ -23,13 +23,14 @@ GREEN, RED, GREY, BLACK, WHITE = (60, 200, 60), (50, 50, 230), (160, 160, 160), 
 
 def reject_reason(gates: QualityGates, c: TileCrop) -> str:
     """The first gate ``c`` fails, in words a person holding the camera can act on; ``""`` when it passes all."""
-    if c.tile_px < gates.min_tile_px:
+    q = c.quality
+    if q.tile_px < gates.min_tile_px:
         return "move closer"
-    if c.angle_deg > gates.max_angle_deg:
+    if q.angle_deg > gates.max_angle_deg:
         return "too steep"
-    if c.sharpness < gates.min_sharpness:
+    if q.sharpness < gates.min_sharpness:
         return "blurred"
-    if c.clipped > gates.max_clipped:
+    if q.clipped > gates.max_clipped:
         return "glare or too dark"
     if c.reproj_px > gates.max_reproj_px:
         return "hold still"

@@ -107,6 +107,10 @@ class FrameSource(abc.ABC):
     def feedback(self, report: FrameReport) -> None:
         """What the session saw in the frame just yielded (only called when ``wants_feedback``)."""
 
+    def simulation(self) -> tuple[str, int] | None:
+        """``(profile name, seed)`` of a simulated source, recorded with the session; ``None`` for a real one."""
+        return None
+
     def interrupt(self) -> None:
         """Ask a ``frames()`` that is waiting for a frame to return soon. Safe from a signal handler."""
         self._interrupted = True

@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from contracts import journal
+from contracts.batchdir import MANIFEST as MANIFEST  # re-exported: the name's old home
 from contracts.errors import UserError
 from contracts.paths import atomic_write_json, resolve_inside
 
 SCHEMA = "photoproof.batch"
 SCHEMA_VERSION = 1
-MANIFEST = "batch.json"
 
 Role = Literal["clean", "adv"]
 ROLES: tuple[Role, Role] = ("clean", "adv")
@@ -99,7 +99,8 @@ class Item:
             params=dict(d.get("params", {})),
         )
 
-    def image(self, role: Role) -> ImageRecord:
+    def image(self, role: str) -> ImageRecord:
+        """The clean image for ``role == "clean"``, else the adversarial one."""
         return self.clean if role == "clean" else self.adv
 
 

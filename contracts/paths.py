@@ -38,12 +38,6 @@ def resolve_inside(batch_dir: Path, rel: str, *, root: Path | None = None) -> Pa
     return target
 
 
-def relative_to_batch(batch_dir: Path, path: Path) -> str:
-    """Express ``path`` relative to ``batch_dir`` with forward slashes."""
-    rel = path.resolve().relative_to(batch_dir.resolve())
-    return rel.as_posix()
-
-
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -19,16 +19,16 @@ from analysis.gallery import gallery
 from analysis.load import load_input
 from analysis.report import ReportResult, make_report
 from analysis.stats import bootstrap_weights, rate_from_counts, wilson, wilson_p
-from analysis.synthetic import Odds, write_batch, write_capture_db
-from conftest import make_synthetic_batch
+from analysis.synthetic import Odds, write_capture_db
 from contracts.capturedb import create_db, encode_top5
+from testkit.batch import write_batch
 
 
 @pytest.fixture(scope="module")
 def two_sessions(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ReportResult]:
     """36 items (fgsm, bim, ll at ε 2, 8, 16); a good session and a degraded one (small, oblique tiles, clean mostly wrong)."""
     d = tmp_path_factory.mktemp("channel") / "batch"
-    b = write_batch(d, n_items=36)
+    b = write_batch(d, n_items=36, attacks=("fgsm", "bim", "ll"), eps=(2.0, 8.0, 16.0), batch_id="bsynthetic-0001")
     write_capture_db(d / "captures" / "good.sqlite", b, "good", odds=Odds(clean_photo=0.95), tile_px=(250, 400), angle_deg=(0, 20),
                      input_size=260, n_frames=30)
     write_capture_db(d / "captures" / "bad.sqlite", b, "bad", odds=Odds(clean_photo=0.2, adv_photo=0.1), tile_px=(60, 110),
@@ -103,7 +103,7 @@ def _pred(cls: int, p: float = 0.8) -> tuple[list[int], list[float]]:
 
 def test_paired_survival_matches_a_hand_count(tmp_path: Path) -> None:
     d = tmp_path / "batch"
-    b = make_synthetic_batch(d, n_items=4)
+    b = write_batch(d, n_items=4)
     ids = [it.id for it in b.items]
     con = create_db(d / "captures" / "hand.sqlite")
     con.execute("INSERT OR REPLACE INTO meta VALUES ('batch_id', ?)", (b.batch_id,))
@@ -265,7 +265,7 @@ def test_legends_never_cover_data(two_sessions: tuple[Path, ReportResult]) -> No
 
 def test_a_session_without_digital_predictions_gets_na_not_a_verdict(tmp_path: Path) -> None:
     d = tmp_path / "batch"
-    b = make_synthetic_batch(d, n_items=3)
+    b = write_batch(d, n_items=3)
     write_capture_db(d / "captures" / "dark.sqlite", b, "dark", n_frames=3, odds=Odds(good=0.0))
     r = make_report(d, formats=("csv",))
     assert r.checks["dark"].verdict == "n/a" and not r.warnings

@@ -11,12 +11,12 @@ import pytest
 from contracts import journal
 from contracts.errors import UserError
 from contracts.manifest import compact_batch, load_batch
-from tests.conftest import make_synthetic_batch
+from testkit.batch import write_batch
 
 
 def _batch_with_journal(d: Path, n: int = 4, in_manifest: int = 1) -> list[dict]:  # type: ignore[type-arg]
     """A synthetic batch whose first ``in_manifest`` items are in batch.json and the rest in a journal."""
-    batch = make_synthetic_batch(d, n_items=n)
+    batch = write_batch(d, n_items=n)
     items = [asdict(it) for it in batch.items]
     batch.items = batch.items[:in_manifest]
     compact_batch(d, batch, [])

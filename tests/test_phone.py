@@ -26,9 +26,9 @@ from capture.sources.phone.source import FrameRefused, decode_jpeg
 from capture.sources.phone.tls import lan_address, machine_certificate
 from contracts.capturedb import open_db_readonly
 from contracts.manifest import load_batch
-from tests.capture_helpers import make_layout, scene, tiny_classifier
-from tests.chromium import Chromium, chromium_exe, write_y4m
-from tests.conftest import make_synthetic_batch
+from testkit.scenes import make_layout, scene, tiny_classifier
+from testkit.chromium import Chromium, chromium_exe, write_y4m
+from testkit.batch import write_batch
 
 GATES = QualityGates(min_sharpness=1, min_tile_px=40)
 NO_VERIFY = ssl.create_default_context()
@@ -60,7 +60,7 @@ def printed(tmp_path_factory: pytest.TempPathFactory) -> Printed:
 
     root = tmp_path_factory.mktemp("phone")
     d = root / "batch"
-    make_synthetic_batch(d, n_items=3, size=64)
+    write_batch(d, n_items=3, size=64)
     print_batch(d, paper="a4", tile_mm=60.0, layout="pairs", cover=False)
     with SimulatedCamera.from_batch(d, load_profile("office-laser-webcam"), seed=1, n_frames=10) as cam:
         y4m = write_y4m(root / "camera.y4m", (f.image for f in cam.frames()), fps=10)

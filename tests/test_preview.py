@@ -17,9 +17,9 @@ import numpy as np
 from capture.feedback import build_report, reject_reason
 from capture.pipeline import TileResult
 from capture.sheets.hits import TileCrop
-from capture.sheets.quality import QualityGates
-from tests.capture_helpers import make_layout, scene, tiny_classifier
-from tests.test_cli import assert_one_line_error, run_cli
+from capture.sheets.quality import QualityGates, TileQuality
+from testkit.scenes import make_layout, scene, tiny_classifier
+from testkit.cli import assert_one_line_error, run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -105,7 +105,7 @@ def test_reasons_and_verdicts_in_a_report() -> None:
     def crop(item: str, sharpness: float = 50.0, tile_px: float = 120.0, angle_deg: float = 10.0, clipped: float = 0.0, reproj_px: float = 0.5) -> TileCrop:
         quad = np.array([[0, 0], [10, 0], [10, 10], [0, 10]], float)
         return TileCrop(Tile(item=item, role="adv", image="x.png", box_mm=[0, 0, 1, 1]), "s0", np.zeros((4, 4, 3), np.uint8), quad,
-                        sharpness=sharpness, tile_px=tile_px, angle_deg=angle_deg, clipped=clipped, good=False, reproj_px=reproj_px)
+                        TileQuality(sharpness=sharpness, tile_px=tile_px, angle_deg=angle_deg, clipped=clipped), good=False, reproj_px=reproj_px)
 
     crops = [crop("a"), crop("b", tile_px=50), crop("c", angle_deg=70), crop("d", sharpness=3), crop("e", clipped=0.5), crop("f", reproj_px=5)]
     assert [reject_reason(gates, c) for c in crops] == ["", "move closer", "too steep", "blurred", "glare or too dark", "hold still"]

@@ -215,7 +215,7 @@ class PhoneServer:
         phone = self.phones.get(pid)
         if phone is None:
             return
-        fut = phone.waiters.pop(int(d.get("frame_index", -1)), None)  # type: ignore[call-overload]
+        fut = phone.waiters.pop(int(d.get("frame_index", -1)), None)
         if fut is not None and not fut.done():
             fut.set_result(d)
         if d.get("done"):
