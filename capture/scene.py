@@ -22,12 +22,14 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
 from capture.classify import OnnxClassifier
 from capture.record import Recorder
+from contracts.batchdir import capture_db, check_session_name
 from contracts.capturedb import encode_top5
 from contracts.errors import UserError
 from contracts.frames import FrameSource
@@ -180,7 +182,7 @@ def run_scene(
     for flag, val in (("--frames", frames), ("--duration", duration)):
         if val is not None and val <= 0:
             raise UserError(f"{flag}: must be > 0, got {val}")
-    db_path = batch_dir / "captures" / f"{session_id}.sqlite"
+    db_path = capture_db(batch_dir, check_session_name(session_id))
     with source:
         rec = Recorder(db_path, session_id, batch.batch_id)
         stopped_by, n = "source ended", 0
@@ -215,7 +217,7 @@ def run_scene(
     return db_path
 
 
-def scene_row(session_id: str, frame_idx: int, view: list[int], label: int | None, s: PatchSighting | None, ids: np.ndarray, probs: np.ndarray) -> tuple:  # type: ignore[type-arg]
+def scene_row(session_id: str, frame_idx: int, view: list[int], label: int | None, s: PatchSighting | None, ids: np.ndarray, probs: np.ndarray) -> tuple[Any, ...]:
     """The ``scene_observations`` row of one frame."""
     t5i, t5p = encode_top5(ids, probs)
     patch = (

@@ -13,44 +13,46 @@ over all the batch's images at once, so it runs as a stage of its own:
    rotation), recorded in the item's ``params.patch`` so that
    :func:`craft.attacks.patch.paste_uint8` replays it exactly.
 
-Items have ``eps`` 255: inside the patch the change is unbounded.
+Items have ``eps`` 255: inside the patch the change is unbounded. They are
+appended to the craft journal (:mod:`contracts.journal`) chunk by chunk, like
+every attack's, and folded into ``batch.json`` at the end; a re-optimised patch
+re-records its items under the same ids, and the later record wins.
+
+Under torchrun (:mod:`craft.distributed`) the stage runs on rank 0 alone, after
+its share of the per-item attacks: the optimisation is one job over all the
+images, and the other ranks wait at the final barrier.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import torch
-from PIL import Image
 
+from contracts.batchdir import image_rel, patch_rel
 from contracts.errors import UserError
+from contracts.images import read_png_array
+from contracts.journal import JournalWriter
 from contracts.manifest import Batch, ImageRecord, Item
 from contracts.paths import atomic_write_bytes, resolve_inside, sha256_file
 from craft.attacks.eot import EOT
-from craft.attacks.patch import AdversarialPatch, PatchState, Placement, check_patch_options, paste_uint8, sample_placements
+from craft.attacks.patch import AdversarialPatch, PatchState, Placement, paste_uint8, sample_placements
 from craft.attacks.spec import AttackSpec
 
 if TYPE_CHECKING:
+    from craft.config import CraftConfig
     from craft.images import SourcePhoto
-    from craft.job import CraftConfig, _Crafter
+    from craft.job import _Crafter
 
 log = logging.getLogger(__name__)
 
 PATCH_EPS = 255.0
 DEFAULT_STEPS = 200
-
-
-def check_patch_config(cfg: "CraftConfig") -> None:
-    """Options of a run with ``--attack patch``; errors name the option."""
-    check_patch_options(cfg.patch_area, cfg.patch_shape, cfg.lr)
-    if cfg.target in ("ll", "random"):
-        raise UserError(f"--target {cfg.target}: a universal patch needs one class for all images; give a class, or no --target")
-    if cfg.alpha is not None:
-        raise UserError("--alpha: the patch uses --lr (Adam's learning rate) instead")
 
 
 def patch_name(spec: AttackSpec, cfg: "CraftConfig", fixed: int | None) -> str:
@@ -61,15 +63,10 @@ def patch_name(spec: AttackSpec, cfg: "CraftConfig", fixed: int | None) -> str:
 
 def build_patch(spec: AttackSpec, cfg: "CraftConfig") -> AdversarialPatch:
     """The patch optimiser for ``spec`` (``patch`` or ``patch+eot``) with the run's options."""
-    if spec.di:
+    if spec.di:  # CraftConfig.check_patch refuses it first
         raise UserError("--attack patch+di: input diversity is not used with the patch (it has its own placement EOT)")
     transform = EOT(cfg.profile, cfg.eot_samples) if spec.eot else None
     return AdversarialPatch(area=cfg.patch_area, shape=cfg.patch_shape, steps=cfg.steps or DEFAULT_STEPS, lr=cfg.lr, transform=transform)
-
-
-def _png_array(path: Path) -> np.ndarray:
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
 
 
 def optimise_patch(
@@ -78,7 +75,7 @@ def optimise_patch(
 ) -> tuple[str, str, np.ndarray]:
     """Run (or resume, or skip) the optimisation; return the patch PNG's path, sha256 and pixels."""
     out = crafter.out
-    rel_png, rel_json, rel_state = f"patches/{name}.png", f"patches/{name}.json", f"patches/{name}.state.pt"
+    rel_png, rel_json, rel_state = patch_rel(name, ".png"), patch_rel(name, ".json"), patch_rel(name, ".state.pt")
     png, meta, ckpt = (resolve_inside(out, r) for r in (rel_png, rel_json, rel_state))
     if png.is_file() and meta.is_file():
         try:
@@ -87,7 +84,7 @@ def optimise_patch(
             rec = {}
         if rec.get("sha256") == sha256_file(png):
             log.info("patch %s: already optimised", name)
-            return rel_png, rec["sha256"], _png_array(png)
+            return rel_png, rec["sha256"], read_png_array(png)
         log.warning("%s: does not match %s; optimising the patch again", png, meta)
     state = PatchState.load(ckpt) if ckpt.is_file() else None
     if state is not None:
@@ -105,11 +102,18 @@ def optimise_patch(
         "losses": res.losses,
     }
     atomic_write_bytes(meta, json.dumps(record, indent=1).encode())
-    return rel_png, sha, _png_array(png)
+    return rel_png, sha, read_png_array(png)
 
 
-def craft_patch(crafter: "_Crafter", photos: list["SourcePhoto"], cleans: dict, spec: AttackSpec, batch: Batch, done: dict[str, Item]) -> None:  # type: ignore[type-arg]
-    """The patch stage for ``spec``: optimise (or resume) the patch, then paste it into every photo's clean image."""
+def craft_patch(
+    crafter: "_Crafter", photos: list["SourcePhoto"], cleans: dict[str, Any], spec: AttackSpec, batch: Batch, done: dict[str, Item],
+    journal: JournalWriter,
+) -> None:
+    """The patch stage for ``spec``: optimise (or resume) the patch, then paste it into every photo's clean image.
+
+    ``done`` holds the intact items already recorded; the new items are appended to
+    ``batch.items`` and to ``journal``, one mini-batch at a time.
+    """
     from craft.job import item_seed
 
     cfg = crafter.cfg
@@ -121,11 +125,11 @@ def craft_patch(crafter: "_Crafter", photos: list["SourcePhoto"], cleans: dict, 
     y = torch.tensor([cleans[ph.key][2].index for ph in photos], device=crafter.device)
     rel_png, sha_png, patch = optimise_patch(crafter, attack, name, x, y, [ids[ph.key] for ph in photos], fixed, crafter.progress)
     todo = [ph for ph in photos if ids[ph.key] not in done or done[ids[ph.key]].params.get("patch", {}).get("sha256") != sha_png]
-    batch.items = [it for it in batch.items if it.id not in {ids[ph.key] for ph in todo}]
     size = x.shape[-1]
     base = attack.params()
     for start in range(0, len(todo), cfg.batch_size):
         chunk = todo[start : start + cfg.batch_size]
+        n0 = len(batch.items)
         saved = []
         for ph in chunk:
             iid = ids[ph.key]
@@ -133,8 +137,8 @@ def craft_patch(crafter: "_Crafter", photos: list["SourcePhoto"], cleans: dict, 
             drawn = sample_placements(1, size, patch.shape[0], torch.Generator().manual_seed(s), (1.0, 1.0), attack.max_angle_deg)[0]
             pl = Placement.from_dict(drawn.to_dict())  # paste exactly what is recorded (rounded), so it replays
             arr = paste_uint8(cleans[ph.key][0], patch, attack.shape, pl)
-            rel = f"images/{iid}.png"
-            saved.append((ph, iid, s, pl, rel, crafter.write_png(rel, arr), _png_array(resolve_inside(crafter.out, rel))))
+            rel = image_rel(f"{iid}.png")
+            saved.append((ph, iid, s, pl, rel, crafter.write_png(rel, arr), read_png_array(resolve_inside(crafter.out, rel))))
         for (ph, iid, s, pl, rel, sha, arr), t5 in zip(saved, crafter.top5([v[-1] for v in saved])):
             _, clean_rec, label, src = cleans[ph.key]
             params = {**base, "patch": {"path": rel_png, "sha256": sha_png, "placement": pl.to_dict()}}
@@ -146,6 +150,7 @@ def craft_patch(crafter: "_Crafter", photos: list["SourcePhoto"], cleans: dict, 
                     adv=ImageRecord(rel, sha, t5), target=fixed, params=params,
                 )
             )
+        journal.append(asdict(it) for it in batch.items[n0:])
 
 
 def replay_item(batch_dir: Path, item: Item) -> np.ndarray:
@@ -153,6 +158,6 @@ def replay_item(batch_dir: Path, item: Item) -> np.ndarray:
     rec = item.params.get("patch")
     if not isinstance(rec, dict):
         raise UserError(f"item {item.id}: has no recorded patch placement (not a patch item)")
-    clean = _png_array(resolve_inside(batch_dir, item.clean.path))
-    patch = _png_array(resolve_inside(batch_dir, str(rec["path"])))
+    clean = read_png_array(resolve_inside(batch_dir, item.clean.path))
+    patch = read_png_array(resolve_inside(batch_dir, str(rec["path"])))
     return paste_uint8(clean, patch, str(item.params.get("shape", "square")), Placement.from_dict(rec["placement"]))

@@ -29,7 +29,8 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Lay the batch out on printable sheets: writes BATCH/sheets.pdf and BATCH/layout.json."""
-        from printouts.sheets import SHEETS_PDF, print_batch
+        from contracts.batchdir import LAYOUT, SHEETS_PDF
+        from printouts.sheets import print_batch
 
         result = print_batch(batch, paper=paper, tile_mm=tile_mm, layout=layout, cover=cover, patch_mm=patch_mm)
         n_sheets = len(result.sheets)
@@ -42,7 +43,7 @@ def register(app: typer.Typer) -> None:
         )
         if n_cards:
             console.print(f"{n_cards} patch card(s) of {patch_mm:g} mm on the last page(s): cut them out with their markers")
-        console.print(f"wrote {escape(str(batch / 'layout.json'))}")
+        console.print(f"wrote {escape(str(batch / LAYOUT))}")
         console.print(
             "[bold]print at 100% / actual size[/] (no fit to page), plain white matte paper, printer colour "
             "enhancements off; check that each sheet's ruler measures 100 mm"

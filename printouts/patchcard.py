@@ -15,6 +15,7 @@ import logging
 from pathlib import Path
 
 from contracts.errors import UserError
+from contracts.images import read_png
 from contracts.layout import Layout, Marker
 from contracts.manifest import Batch
 from contracts.patchcard import PatchCard
@@ -23,7 +24,6 @@ from printouts import geometry as geo
 from printouts.calibration import RULER_MM, draw_ruler
 from printouts.markers import MAX_SHEETS, draw_marker, marker_id_offset, sheet_marker_ids
 from printouts.page import FONT_BOLD, PT_PER_MM, MmPage, fit_text
-from printouts.plan import load_rgb
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ def draw_card(page: MmPage, batch_dir: Path, layout: Layout, card: PatchCard) ->
     for mk in card.markers:
         x, yy = mk.corners_mm[0]
         draw_marker(page, layout.aruco_dictionary, mk.id, x, yy, m)
-    page.image(load_rgb(resolve_inside(batch_dir, card.image)), *card.box_mm)
+    page.image(read_png(resolve_inside(batch_dir, card.image)), *card.box_mm)
     c = page.canvas
     cx, cy, cw, ch = card.cut_mm
     c.saveState()

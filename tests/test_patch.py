@@ -14,7 +14,8 @@ from torch import nn
 from contracts.errors import UserError
 from contracts.manifest import load_batch
 from craft.attacks.patch import AdversarialPatch, PatchState, Placement, paste, paste_uint8, patch_side, shape_mask
-from craft.job import CraftConfig, craft_batch
+from craft.config import CraftConfig
+from craft.job import craft_batch
 from craft.patchjob import replay_item
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -12,8 +12,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from capture_helpers import compose_frame, pose_homography, render_pdf_page, tiny_classifier
-from conftest import make_synthetic_batch
 from PIL import Image
 
 from analysis.scene import scene_figures
@@ -27,6 +25,9 @@ from contracts.layout import load_layout
 from contracts.manifest import load_batch, save_batch
 from contracts.patchcard import patch_cards
 from printouts.sheets import print_batch
+from testkit.batch import write_batch
+from testkit.cli import assert_one_line_error, run_cli
+from testkit.scenes import compose_frame, pose_homography, render_pdf_page, tiny_classifier
 
 FRAME = (1280, 720)
 PPM = 6.0
@@ -34,7 +35,7 @@ PPM = 6.0
 
 def _patch_batch(batch_dir: Path, target: int = 5) -> None:
     """A synthetic batch whose first item carries a (random-texture) patch, as craft --attack patch records it."""
-    make_synthetic_batch(batch_dir, n_items=2, size=64)
+    write_batch(batch_dir, n_items=2, size=64)
     rng = np.random.default_rng(1)
     arr = np.asarray(Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).resize((24, 24), Image.Resampling.NEAREST))
     buf = io.BytesIO()
@@ -77,7 +78,7 @@ def test_patch_card_is_printed_with_its_own_markers_at_the_stated_size(printed: 
 def test_bad_patch_size_and_batch_without_patch_name_the_option(tmp_path: Path, printed: Path) -> None:
     with pytest.raises(UserError, match="--patch-mm 500"):
         print_batch(printed, patch_mm=500.0)
-    make_synthetic_batch(tmp_path / "plain")
+    write_batch(tmp_path / "plain")
     with pytest.raises(UserError, match="--patch-mm: .* holds no patch"):
         print_batch(tmp_path / "plain", patch_mm=60.0)
 
@@ -194,8 +195,6 @@ def test_scene_figures_equal_a_hand_count(tmp_path: Path) -> None:
 
 
 def test_cli_scene_capture_and_its_bad_options(printed: Path, tmp_path: Path) -> None:
-    from test_cli import assert_one_line_error, run_cli
-
     frames, _ = _frames(printed)
     photos = tmp_path / "photos"
     photos.mkdir()
