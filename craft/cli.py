@@ -7,13 +7,53 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from contracts.console import console
 from contracts.errors import UserError
+from contracts.modelspec import parse_floats, spec_overrides
+from contracts.units import parse_eps
 
-models_app = typer.Typer(help="The model zoo: list models, export one to ONNX.", no_args_is_help=True)
+models_app = typer.Typer(help="The model zoo: list models, export one (or your own) to ONNX.", no_args_is_help=True)
+MODEL = "Your own models (flags > model.toml > metadata)"
+
+
+def model_flags(
+    input_size: Optional[int], mean: Optional[str], std: Optional[str], scale: Optional[float], resize: Optional[str],
+    crop: Optional[str], channel_order: Optional[str],
+) -> dict:  # type: ignore[type-arg]
+    """The preprocessing flags shared by craft, capture, sweep and models export, checked once."""
+    return spec_overrides(input_size, parse_floats(mean, "--mean"), parse_floats(std, "--std"), scale, channel_order, resize, crop)
+
+
+# The preprocessing flags, declared once for every command that feeds a model.
+def opt_input_size() -> Optional[int]:
+    return typer.Option(None, "--input-size", help="Model input side in pixels.", rich_help_panel=MODEL)
+
+
+def opt_mean() -> Optional[str]:
+    return typer.Option(None, "--mean", help="Per-channel mean, 0..255 or 0..1 units: 0.485,0.456,0.406.", rich_help_panel=MODEL)
+
+
+def opt_std() -> Optional[str]:
+    return typer.Option(None, "--std", help="Per-channel std, same units as --mean.", rich_help_panel=MODEL)
+
+
+def opt_scale() -> Optional[float]:
+    return typer.Option(None, "--scale", help="Feed pixels / SCALE instead of --mean/--std (255: 0..1 input).", rich_help_panel=MODEL)
+
+
+def opt_resize() -> Optional[str]:
+    return typer.Option(None, "--resize", help="Interpolation: bicubic, bilinear, nearest or area.", rich_help_panel=MODEL)
+
+
+def opt_crop() -> Optional[str]:
+    return typer.Option(None, "--crop", help="center, squash, or a crop fraction such as 0.875 (timm's crop_pct).", rich_help_panel=MODEL)
+
+
+def opt_channel_order() -> Optional[str]:
+    return typer.Option(None, "--channel-order", help="RGB or BGR (default RGB).", rich_help_panel=MODEL)
 
 
 def parse_list(text: str, option: str, cast: Callable[[str], object] = str) -> list:  # type: ignore[type-arg]
@@ -28,7 +68,7 @@ def parse_list(text: str, option: str, cast: Callable[[str], object] = str) -> l
 
 
 def rich_progress(progress: Progress) -> Callable[[str, int], Callable[[int], None]]:
-    """Adapt a rich Progress to the job's ``progress(label, total) -> tick(n)`` callback, with images/s."""
+    """Adapt a rich Progress to the job's ``progress(label, total) -> tick(n)`` callback, with the rate per second."""
 
     def start(label: str, total: int) -> Callable[[int], None]:
         task = progress.add_task(label, total=total, rate="")
@@ -38,7 +78,7 @@ def rich_progress(progress: Progress) -> Callable[[str, int], Callable[[int], No
         def tick(n: int) -> None:
             done[0] += n
             rate = done[0] / max(time.monotonic() - t0, 1e-9)
-            progress.update(task, advance=n, rate=f"{rate:.1f} img/s")
+            progress.update(task, advance=n, rate=f"{rate:.1f}/s")
 
         return tick
 
@@ -48,7 +88,7 @@ def rich_progress(progress: Progress) -> Callable[[str, int], Callable[[int], No
 def make_progress() -> Progress:
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(), console=console, transient=False,
+        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False,
     )
 
 
@@ -59,8 +99,11 @@ def craft_cmd(
         "fgsm", "--attack",
         help="Attack(s), comma-separated: fgsm, bim, ll, pgd, mifgsm, difgsm, eot (= bim+eot); add +di and/or +eot, e.g. mifgsm+di+eot.",
     ),
-    eps: str = typer.Option("16", "--eps", help="ε values in 0-255 pixel units, comma-separated."),
-    source: str = typer.Option("lite0", "--source", help="Source model(s), comma-separated; several make an ensemble."),
+    eps: str = typer.Option("16", "--eps", help="ε values, comma-separated: 16 (0-255 pixel units), 8/255 or 0.0314 ([0, 1] units: any value below 1)."),
+    source: str = typer.Option(
+        "lite0", "--source",
+        help="Source model(s), comma-separated; several make an ensemble: a zoo name, FILE.onnx, FILE.pt2, TorchScript FILE.pt, or package.module:factory (runs your code).",
+    ),
     ensemble: str = typer.Option("logits", "--ensemble", help="How an ensemble combines: average the 'logits' or the 'loss'."),
     target: Optional[str] = typer.Option(None, "--target", help="Targeted: a class (index, WordNet id or name), 'll' (least likely) or 'random'."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Iterations of the iterative attacks (default: each attack's own)."),
@@ -78,20 +121,30 @@ def craft_cmd(
     seed: int = typer.Option(0, "--seed", help="Seed recorded with every item."),
     batch_size: int = typer.Option(16, "--batch-size", help="Images per forward/backward pass."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
+    input_size: Optional[int] = opt_input_size(),
+    mean: Optional[str] = opt_mean(),
+    std: Optional[str] = opt_std(),
+    scale: Optional[float] = opt_scale(),
+    resize: Optional[str] = opt_resize(),
+    crop: Optional[str] = opt_crop(),
+    channel_order: Optional[str] = opt_channel_order(),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="The source's class names, one per line (default: its metadata, or ImageNet-1k).", rich_help_panel=MODEL),
 ) -> None:
     """Craft adversarial images into a batch directory (resumes if it exists)."""
     from craft.job import CraftConfig, craft_batch
 
     cfg = CraftConfig(
         images=images, limit=limit, source=parse_list(source, "--source"), attacks=parse_list(attack, "--attack"),
-        eps=parse_list(eps, "--eps", float), seed=seed, target=target, batch_size=batch_size, device=device,
+        eps=parse_eps(eps), seed=seed, target=target, batch_size=batch_size, device=device,
         ensemble=ensemble, steps=steps, alpha=alpha, momentum=momentum, random_start=random_start, di=di,
         di_prob=di_prob, eot=eot, eot_samples=eot_samples, profile=profile, repair_steps=repair_steps, amp=amp,
+        labels=str(labels) if labels is not None else None,
+        model_spec=model_flags(input_size, mean, std, scale, resize, crop, channel_order),
     )
     cfg.validate()  # bad options fail before the progress display starts
     with make_progress() as progress:
         batch = craft_batch(out, cfg, progress=rich_progress(progress))
-    src = batch.config["source"][0]
+    src = batch.models[0].name
     if batch.config.get("target") is None:
         fooled = sum(1 for it in batch.items if int(it.adv.top5[src][0][0]) != it.label.index)
         what = f"fool {src} at top-1"
@@ -115,18 +168,40 @@ def models_list() -> None:
 
 @models_app.command("export")
 def models_export(
-    name: str = typer.Argument(..., help="Zoo model name, e.g. lite2."),
+    name: str = typer.Argument(..., help="A zoo name (lite2), FILE.pt2, TorchScript FILE.pt, FILE.onnx or package.module:factory."),
     out: Path = typer.Option(..., "--out", "-o", help="Where to write the .onnx file."),
+    input_size: Optional[int] = opt_input_size(),
+    mean: Optional[str] = opt_mean(),
+    std: Optional[str] = opt_std(),
+    scale: Optional[float] = opt_scale(),
+    resize: Optional[str] = opt_resize(),
+    crop: Optional[str] = opt_crop(),
+    channel_order: Optional[str] = opt_channel_order(),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="Class names, one per line.", rich_help_panel=MODEL),
 ) -> None:
-    """Export a zoo model to ONNX with its preprocessing spec and class names in the metadata."""
-    from craft.export import export_onnx
-    from craft.zoo import get_entry
+    """Export a model to ONNX with its preprocessing spec and class names in the metadata."""
+    from craft.export import export_source
+    from craft.sources import ModelOptions, load_source, source_kind
 
-    get_entry(name)
+    source_kind(name)
     if out.suffix != ".onnx":
         raise UserError(f"--out {out}: expected a file name ending in .onnx")
-    export_onnx(name, out)
-    console.print(f"wrote {out}")
+    opts = ModelOptions(model_flags(input_size, mean, std, scale, resize, crop, channel_order), str(labels) if labels else None)
+    stages = ["loading the model", "tracing the model", "checking the graph", "writing"]
+    with Progress(TextColumn("export {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task(stages[0], total=len(stages))
+        sm = load_source(name, opts)
+
+        def stage(what: str) -> None:
+            progress.update(task, description=what, completed=stages.index(what) if what in stages else None)
+
+        export_source(sm, out, stage)
+        progress.update(task, description="done", completed=len(stages))
+    s = sm.spec
+    console.print(
+        f"wrote {out}: {sm.name} ({sm.kind}), {len(sm.classes)} classes, input {s.input_size} {s.layout}, "
+        f"mean {', '.join(f'{v:g}' for v in s.mean)}, std {', '.join(f'{v:g}' for v in s.std)}, sha256 {sm.sha256[:12]}"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -15,7 +15,6 @@ import secrets
 import zlib
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -24,15 +23,17 @@ import torch
 from PIL import Image
 
 from contracts.classes import imagenet_names, parse_label
+from contracts.labels import index_of
 from contracts.errors import UserError
-from contracts.manifest import MANIFEST, Batch, ImageRecord, Item, Label, ModelRecord, SourceImage, load_batch, save_batch
+from contracts.manifest import MANIFEST, Batch, ImageRecord, Item, Label, SourceImage, load_batch, save_batch
 from contracts.paths import atomic_write_bytes, resolve_inside, sha256_bytes, sha256_file
 from contracts.profile import load_profile
 from craft.attacks import Attack, AttackSettings, AttackSpec, ItemRng, build_attack, least_likely, parse_spec
 from craft.ensemble import ENSEMBLE_MODES, Ensemble
 from craft.fastgrad import gradient_model
 from craft.images import SourcePhoto, find_photos, load_rgb
-from craft.zoo import get_entry, load_model, resolve_device, weights_sha256
+from craft.sources import ModelOptions, SourceModel, load_source, source_name
+from craft.zoo import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 # so the ``di``/``eot`` flags are not listed; ``channel`` is the resolved profile of EOT runs.
 IDENTITY_KEYS = (
     "images", "limit", "source", "attacks", "eps", "seed", "target", "ensemble", "steps", "alpha", "momentum",
-    "random_start", "di_prob", "eot_samples", "profile", "channel", "repair_steps", "amp",
+    "random_start", "di_prob", "eot_samples", "profile", "channel", "repair_steps", "amp", "labels", "model_spec",
 )
 TARGET_MODES = ("ll", "random")
 
@@ -71,6 +72,11 @@ class CraftConfig:
     profile: str = "office-laser-webcam"
     repair_steps: int = 10
     amp: bool = False
+    labels: str | None = None  # a label file for foreign sources (one class name per line)
+    model_spec: dict = field(default_factory=dict)  # type: ignore[type-arg]  # spec fields from flags, for foreign sources
+
+    def model_options(self) -> ModelOptions:
+        return ModelOptions(dict(self.model_spec), self.labels)
 
     def specs(self) -> list[AttackSpec]:
         """The attacks in canonical form, the ``--di``/``--eot`` flags folded in, duplicates dropped."""
@@ -88,10 +94,12 @@ class CraftConfig:
             repair_steps=self.repair_steps, amp=self.amp,
         )
 
-    def target_class(self) -> int | None:
-        """The fixed target class of ``--target CLASS``; ``None`` for no target, ``ll`` or ``random``."""
+    def target_class(self, classes: tuple[str, ...] | None = None) -> int | None:
+        """The fixed target class of ``--target CLASS`` in ``classes`` (ImageNet-1k by default); ``None`` for no target, ``ll`` or ``random``."""
         if self.target is None or self.target in TARGET_MODES:
             return None
+        if classes is not None and classes != imagenet_names():
+            return index_of(self.target, classes, where="--target")
         return parse_label(self.target, where="--target")
 
     def validate(self) -> None:
@@ -99,16 +107,15 @@ class CraftConfig:
         if not self.eps:
             raise UserError("--eps: give at least one value")
         for e in self.eps:
-            if not (1 <= e <= 255):
-                raise UserError(f"--eps {e:g}: must be in 1..255 (pixel units)")
+            if not (0 < e <= 255):
+                raise UserError(f"--eps {e:g}: must be in (0, 255] pixel units (or give 8/255 or 0.03 in [0, 1] units)")
         if not self.attacks:
             raise UserError("--attack: give at least one attack")
         specs = self.specs()
         if not self.source:
             raise UserError("--source: give at least one model")
-        for s in self.source:
-            get_entry(s)
-        if len(set(self.source)) != len(self.source):
+        names = [source_name(s) for s in self.source]
+        if len(set(names)) != len(names):
             raise UserError(f"--source {','.join(self.source)}: a model is listed twice")
         if self.ensemble not in ENSEMBLE_MODES:
             raise UserError(f"--ensemble {self.ensemble!r}: choose {' or '.join(ENSEMBLE_MODES)}")
@@ -136,7 +143,8 @@ class CraftConfig:
             raise UserError(f"--repair-steps {self.repair_steps}: must be >= 0")
         load_profile(self.profile)
         if self.target is not None:
-            self.target_class()
+            if self.labels is None and all(source_name(s) == s and not s.count(":") for s in self.source):
+                self.target_class()  # zoo sources: ImageNet names, checked before any model loads
             if any(s.name == "ll" for s in specs):
                 raise UserError("--target: the ll attack picks its own target (the least-likely class); use bim with --target ll")
 
@@ -170,23 +178,29 @@ class _Crafter:
         self.out = out
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
-        self.entries = [get_entry(s) for s in cfg.source]
-        self.entry = self.entries[0]  # its input size is the size of every saved image
         self.progress = progress
         if cfg.amp and self.device.type != "cuda":
             log.warning("--amp: bf16 autocast is used on CUDA only; crafting in fp32 on %s", self.device)
-        pairs = [_models(s, str(self.device)) for s in cfg.source]
-        refs, fast = [p[0] for p in pairs], [p[1] for p in pairs]
-        sizes = [e.spec.input_size for e in self.entries]
+        pairs = [_models(s, str(self.device), cfg.model_options()) for s in cfg.source]
+        self.sources: list[SourceModel] = [p[0] for p in pairs]
+        self.entry = self.sources[0]  # its spec decides the size and crop of every saved image
+        for sm in self.sources[1:]:
+            if sm.classes != self.entry.classes:
+                raise UserError(
+                    f"--source {sm.ref}: its {len(sm.classes)} classes are not the label set of {self.entry.ref} ({len(self.entry.classes)} classes); "
+                    f"an ensemble's members must share one label set"
+                )
+        refs, fast = [p[0].module for p in pairs], [p[1] for p in pairs]
+        sizes = [sm.spec.input_size for sm in self.sources]
         resize = self.entry.spec.resize if self.entry.spec.resize in ("bilinear", "bicubic") else "bicubic"
         # The reference model(s) make every recorded decision; the folded copies compute gradients.
         self.members = refs
         self.model: torch.nn.Module = refs[0] if len(refs) == 1 else Ensemble(refs, sizes, cfg.ensemble, resize)
         self.grad_model: torch.nn.Module = fast[0] if len(fast) == 1 else Ensemble(fast, sizes, cfg.ensemble, resize)
-        self.names = imagenet_names()
+        self.names = self.entry.classes
         self.specs = cfg.specs()
         self.settings = cfg.settings()
-        self.fixed_target = cfg.target_class()
+        self.fixed_target = cfg.target_class(self.names)
 
     # -- helpers ----------------------------------------------------------
     def to_tensor(self, arrays: list[np.ndarray]) -> torch.Tensor:
@@ -199,7 +213,7 @@ class _Crafter:
         x = self.to_tensor(arrays)
         logits = self.model.members(x) if isinstance(self.model, Ensemble) else [self.model(x)]
         out: list[dict[str, list[list[float]]]] = [{} for _ in arrays]
-        for name, z in zip(self.cfg.source, logits):
+        for name, z in zip((sm.name for sm in self.sources), logits):
             p, i = z.float().softmax(dim=1).topk(5, dim=1)
             for row, ii, pp in zip(out, i.tolist(), p.tolist()):
                 row[name] = [[int(c), round(float(q), 6)] for c, q in zip(ii, pp)]
@@ -246,17 +260,21 @@ class _Crafter:
         done = {it.id: it for it in batch.items if self._intact(it)}
         batch.items = list(done.values())
         save_batch(self.out, batch)
-        jobs = [(ph, s, e) for s in self.specs for e in self.cfg.eps for ph in photos if self.item_id(ph, s, e) not in done]
-        tick = self.progress("crafting", len(jobs)) if self.progress and jobs else (lambda n: None)
+        attacks = {spec: build_attack(spec, self.settings) for spec in self.specs}
+        # Progress counts image-steps: every gradient step of every image (n_steps(ε) per image).
+        steps = sum(
+            getattr(attacks[s], "n_steps", lambda e: 1)(e) for s in self.specs for e in self.cfg.eps for ph in photos if self.item_id(ph, s, e) not in done
+        )
+        tick = self.progress("crafting (image-steps)", steps) if self.progress and steps else (lambda n: None)
         for spec in self.specs:
-            attack = build_attack(spec, self.settings)
+            attack = attacks[spec]
             for eps in self.cfg.eps:
                 todo = [ph for ph in photos if self.item_id(ph, spec, eps) not in done]
                 for start in range(0, len(todo), self.cfg.batch_size):
                     chunk = todo[start : start + self.cfg.batch_size]
+                    attack.on_step = lambda n=len(chunk): tick(n)  # type: ignore[misc]
                     self.attack_chunk(chunk, cleans, spec, attack, eps, batch)
                     save_batch(self.out, batch)
-                    tick(len(chunk))
         order = [s.label for s in self.specs]
         batch.items.sort(key=lambda it: (order.index(it.attack) if it.attack in order else len(order), self.cfg.eps.index(it.eps) if it.eps in self.cfg.eps else 0, it.id))
         save_batch(self.out, batch)
@@ -270,7 +288,7 @@ class _Crafter:
         if mode == "ll":
             return least_likely(self.model, x)
         if mode == "random":
-            return torch.tensor([random_target(s, int(t)) for s, t in zip(seeds, y.tolist())], device=x.device)
+            return torch.tensor([random_target(s, int(t), len(self.names)) for s, t in zip(seeds, y.tolist())], device=x.device)
         return torch.full_like(y, int(self.fixed_target))  # type: ignore[arg-type]
 
     def attack_chunk(self, chunk: list[SourcePhoto], cleans: dict, spec: AttackSpec, attack: Attack, eps: float, batch: Batch) -> None:  # type: ignore[type-arg]
@@ -315,11 +333,18 @@ class _Crafter:
         return True
 
 
-@lru_cache(maxsize=4)
-def _models(name: str, device: str) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """The reference model and its folded gradient copy, loaded once per process (both frozen)."""
-    ref = load_model(name, device)
-    return ref, gradient_model(ref)
+_MODELS: dict[tuple[str, str, str], tuple[SourceModel, torch.nn.Module]] = {}
+
+
+def _models(ref: str, device: str, opts: ModelOptions) -> tuple[SourceModel, torch.nn.Module]:
+    """The source model and its folded gradient copy, loaded once per process (both frozen)."""
+    key = (ref, device, opts.key())
+    if key not in _MODELS:
+        if len(_MODELS) >= 4:
+            _MODELS.pop(next(iter(_MODELS)))
+        sm = load_source(ref, opts, device)
+        _MODELS[key] = (sm, gradient_model(sm.module))
+    return _MODELS[key]
 
 
 def item_id(key: str, spec: AttackSpec, eps: float, target: str | None = None, fixed: int | None = None) -> str:
@@ -342,7 +367,8 @@ def craft_batch(out: Path, cfg: CraftConfig, progress: Callable[[str, int], Call
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a directory")
-    photos = find_photos(cfg.images)
+    crafter = _Crafter(out, cfg, progress)  # loads the models: their label set reads the photos' labels
+    photos = find_photos(cfg.images, crafter.names)
     if cfg.limit is not None:
         photos = photos[: cfg.limit]
     resolved = cfg.resolved()
@@ -359,11 +385,9 @@ def craft_batch(out: Path, cfg: CraftConfig, progress: Callable[[str, int], Call
         out.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d")
         batch = Batch(batch_id=f"b{stamp}-{secrets.token_hex(4)}", config={})
-    crafter = _Crafter(out, cfg, progress)
     batch.config = {**resolved, "device": str(crafter.device), "torch": torch.__version__}
-    batch.models = [
-        ModelRecord(e.name, e.arch, "source", weights_sha256(e.name), e.weights_package, e.spec.to_dict()) for e in crafter.entries
-    ]
+    batch.models = [sm.record("source") for sm in crafter.sources]
+    batch.classes = None if crafter.names == imagenet_names() else list(crafter.names)
     torch.manual_seed(cfg.seed)
     return crafter.run(photos, batch)
 
