@@ -22,6 +22,7 @@ from analysis.metrics import correct, vote
 from contracts.errors import UserError
 from contracts.manifest import Item
 from contracts.paths import resolve_inside
+from contracts.units import eps_both
 
 log = logging.getLogger(__name__)
 
@@ -64,18 +65,19 @@ def _names() -> tuple[str, ...]:
         return ()
 
 
-def class_name(cls: int) -> str:
-    names = _names()
+def class_name(cls: int, names: tuple[str, ...] | None = None) -> str:
+    """The name of class ``cls`` in ``names`` (a model's own label set; default ImageNet-1k)."""
+    names = names if names is not None else _names()
     return names[cls] if 0 <= cls < len(names) else f"class {cls}"
 
 
-def top3(pred: Pred | None) -> list[tuple[str, float]]:
-    return [] if pred is None else [(class_name(c), p) for c, p in list(zip(pred.ids, pred.probs))[:3]]
+def top3(pred: Pred | None, names: tuple[str, ...] | None = None) -> list[tuple[str, float]]:
+    return [] if pred is None else [(class_name(c, names), p) for c, p in list(zip(pred.ids, pred.probs))[:3]]
 
 
-def vote_top3(v: Pred, obs: list[Observation]) -> list[tuple[str, float]]:
+def vote_top3(v: Pred, obs: list[Observation], names: tuple[str, ...] | None = None) -> list[tuple[str, float]]:
     """The voted tile's first three classes, each with how many observations put it first."""
-    return [(f"{class_name(c)} (top-1 in {sum(o.pred.top1 == c for o in obs)}/{len(obs)})", p) for c, p in list(zip(v.ids, v.probs))[:3]]
+    return [(f"{class_name(c, names)} (top-1 in {sum(o.pred.top1 == c for o in obs)}/{len(obs)})", p) for c, p in list(zip(v.ids, v.probs))[:3]]
 
 
 def thumbnail(path: Path, px: int = THUMB_PX) -> bytes | None:
@@ -94,13 +96,13 @@ def thumbnail(path: Path, px: int = THUMB_PX) -> bytes | None:
         return None
 
 
-def _image_shot(batch_dir: Path, item: Item, role: str, pred: Pred | None) -> Shot | None:
+def _image_shot(batch_dir: Path, item: Item, role: str, pred: Pred | None, names: tuple[str, ...] | None = None) -> Shot | None:
     try:
         path = resolve_inside(batch_dir, item.image(role).path)  # type: ignore[arg-type]
     except UserError:
         return None
     png = thumbnail(path)
-    return None if png is None else Shot("clean" if role == "clean" else f"adversarial ({item.attack}, ε={item.eps:g})", png, top3(pred))
+    return None if png is None else Shot("clean" if role == "clean" else f"adversarial ({item.attack}, ε={eps_both(item.eps)})", png, top3(pred, names))
 
 
 def _crop(batch_dir: Path, s: Session, o: Observation) -> bytes | None:
@@ -117,12 +119,13 @@ def _crop(batch_dir: Path, s: Session, o: Observation) -> bytes | None:
 
 def _session_entries(inp: ReportInput, s: Session) -> list[GalleryEntry]:
     tiles = observations_by_tile(s)
+    names = s.class_names or inp.batch.class_names()  # the session model's own class names
     survived, destroyed, other = [], [], []
     for it in inp.batch.items:
         obs = tiles.get((it.id, "adv"))
         if not obs:
             continue
-        y = it.label.index
+        y = s.truth(it.label.index)
         fooled = correct(s.digital.get((it.id, "clean")), y, 1) and not correct(s.digital.get((it.id, "adv")), y, 1)
         v = vote([o.pred for o in obs])
         (destroyed if fooled and correct(v, y, 1) else survived if fooled else other).append((it, obs, v, fooled))
@@ -132,18 +135,19 @@ def _session_entries(inp: ReportInput, s: Session) -> list[GalleryEntry]:
     for it, obs, v, fooled in picks:
         if not fooled:
             verdict = "the adversarial PNG does not fool this model digitally"
-        elif correct(v, it.label.index, 1):
+        elif correct(v, s.truth(it.label.index), 1):  # type: ignore[arg-type]
             verdict = "destroyed: right again once photographed"
         else:
             verdict = "survived: still wrong once photographed"
-        shots = [sh for sh in (_image_shot(inp.batch_dir, it, r, s.digital.get((it.id, r))) for r in ("clean", "adv")) if sh]
+        shots = [sh for sh in (_image_shot(inp.batch_dir, it, r, s.digital.get((it.id, r)), names) for r in ("clean", "adv")) if sh]
         ranked = sorted(obs, key=lambda o: (-o.sharpness, o.frame_idx))
         chosen = [("best captured crop", ranked[0])] + ([("worst captured crop", ranked[-1])] if len(ranked) > 1 else [])
         for caption, o in chosen:
             png = _crop(inp.batch_dir, s, o)
             if png is not None:
-                shots.append(Shot(f"{caption} (frame {o.frame_idx}, sharpness {o.sharpness:.0f})", png, top3(o.pred)))
-        out.append(GalleryEntry(it.id, it.attack, it.eps, f"{it.label.name} (#{it.label.index})", s.id, s.model_name, verdict, shots, vote_top3(v, obs), len(obs)))
+                shots.append(Shot(f"{caption} (frame {o.frame_idx}, sharpness {o.sharpness:.0f})", png, top3(o.pred, names)))
+        y = s.truth(it.label.index)
+        out.append(GalleryEntry(it.id, it.attack, it.eps, f"{class_name(y, names)} (#{y})", s.id, s.model_name, verdict, shots, vote_top3(v, obs, names), len(obs)))  # type: ignore[arg-type]
     return out
 
 
@@ -153,7 +157,7 @@ def _source_entries(inp: ReportInput) -> list[GalleryEntry]:
     model = inp.source_models[0]
     out = []
     for it in inp.batch.items[:PER_SESSION]:
-        shots = [sh for sh in (_image_shot(inp.batch_dir, it, r, manifest_pred(it, r, model)) for r in ("clean", "adv")) if sh]
+        shots = [sh for sh in (_image_shot(inp.batch_dir, it, r, manifest_pred(it, r, model), inp.batch.class_names()) for r in ("clean", "adv")) if sh]
         fooled = not correct(manifest_pred(it, "adv", model), it.label.index, 1)
         verdict = "fools the source model digitally" if fooled else "does not fool the source model digitally"
         out.append(GalleryEntry(it.id, it.attack, it.eps, f"{it.label.name} (#{it.label.index})", None, model, verdict, shots))

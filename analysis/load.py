@@ -91,6 +91,12 @@ class Session:
     digital: dict[tuple[str, str], Pred] = field(default_factory=dict)
     observations: list[Observation] = field(default_factory=list)
     digital_from_manifest: int = 0  # items whose digital top-5 came from batch.json
+    label_map: dict[int, int] = field(default_factory=dict)  # batch class -> the model's class (config "labels"); empty: the same set
+    class_names: tuple[str, ...] | None = None  # the model's own class names when they are not the batch's
+
+    def truth(self, cls: int | None) -> int | None:
+        """A batch class index as the session's model numbers it (its own label set)."""
+        return None if cls is None else self.label_map.get(cls, cls)
 
     @property
     def model_name(self) -> str:
@@ -158,6 +164,13 @@ def _read_session(con: sqlite3.Connection, path: Path, row: dict[str, Any], batc
         stopped=None if row["stopped"] is None else float(row["stopped"]),
         config=config if isinstance(config, dict) else {},
     )
+    labels = s.config.get("labels")
+    if isinstance(labels, dict):  # capture mapped the batch's labels onto the model's own classes
+        try:
+            s.label_map = {int(k): int(v) for k, v in dict(labels.get("map") or {}).items()}
+            s.class_names = tuple(str(n) for n in labels.get("target_classes") or ()) or None
+        except (TypeError, ValueError, AttributeError):
+            raise UserError(f"{path}: session {s.id}: malformed label map in its config; re-capture") from None
     known = {it.id for it in batch.items}
     sid = s.id
     s.n_frames = int(con.execute("SELECT COUNT(*) FROM frames WHERE session_id = ?", (sid,)).fetchone()[0])

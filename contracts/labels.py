@@ -28,7 +28,7 @@ def nearest(name: str, names: Iterable[str], n: int = 3) -> list[str]:
     """The closest names (difflib's ratio), for 'did you mean' hints."""
     pool = list(dict.fromkeys(names))
     by_norm = {norm(x): x for x in pool}
-    return [by_norm[m] for m in difflib.get_close_matches(norm(name), list(by_norm), n=n, cutoff=0.5)]
+    return [by_norm[m] for m in difflib.get_close_matches(norm(name), list(by_norm), n=n, cutoff=0.4)]
 
 
 def _hint(name: str, names: Sequence[str]) -> str:
@@ -139,14 +139,23 @@ def map_labels(
     Raises:
         UserError: listing the labels that cannot be mapped, with the nearest target names.
     """
-    tgt = {norm(n): i for i, n in enumerate(target_names)}
+    tgt: dict[str, int] = {}
+    twice: set[str] = set()
+    for i, n in enumerate(target_names):
+        if norm(n) in tgt:
+            twice.add(norm(n))
+        tgt.setdefault(norm(n), i)
     out: dict[int, int] = {}
     bad: list[str] = []
     for b in sorted(set(used)):
+        if not 0 <= b < len(batch_names):
+            raise UserError(f"batch.json: label {b} is outside its label set of {len(batch_names)} classes; re-run 'photoproof craft'")
         name = batch_names[b]
         want = (explicit or {}).get(norm(name), name)
         t = tgt.get(norm(want))
-        if t is None:
+        if norm(want) in twice:
+            bad.append(f"{want!r}: the model names two classes so; map it by --label-map to one that is unique")
+        elif t is None:
             bad.append(f"{name!r}" + (f" (mapped to {want!r})" if want != name else "") + f": {_hint(want, target_names)}")
         else:
             out[b] = t
@@ -156,3 +165,12 @@ def map_labels(
             f"{' ...' if len(bad) > 4 else ''}; give --label-map FILE.csv with rows 'batch_name,target_name'"
         )
     return out
+
+
+def target_map(
+    batch_names: Sequence[str], target_names: Sequence[str], used: Iterable[int], explicit: dict[str, str] | None = None, where: str = "--model"
+) -> dict[int, int] | None:
+    """:func:`map_labels`, or ``None`` when the two label sets are the same list and no map is given (identity)."""
+    if explicit is None and list(batch_names) == list(target_names):
+        return None
+    return map_labels(batch_names, target_names, used, explicit, where)

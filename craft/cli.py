@@ -12,48 +12,12 @@ from rich.table import Table
 
 from contracts.console import console
 from contracts.errors import UserError
-from contracts.modelspec import parse_floats, spec_overrides
+from contracts.cliopts import (
+    PANEL as MODEL, model_flags, opt_channel_order, opt_crop, opt_input_size, opt_mean, opt_resize, opt_scale, opt_std,
+)
 from contracts.units import parse_eps
 
 models_app = typer.Typer(help="The model zoo: list models, export one (or your own) to ONNX.", no_args_is_help=True)
-MODEL = "Your own models (flags > model.toml > metadata)"
-
-
-def model_flags(
-    input_size: Optional[int], mean: Optional[str], std: Optional[str], scale: Optional[float], resize: Optional[str],
-    crop: Optional[str], channel_order: Optional[str],
-) -> dict:  # type: ignore[type-arg]
-    """The preprocessing flags shared by craft, capture, sweep and models export, checked once."""
-    return spec_overrides(input_size, parse_floats(mean, "--mean"), parse_floats(std, "--std"), scale, channel_order, resize, crop)
-
-
-# The preprocessing flags, declared once for every command that feeds a model.
-def opt_input_size() -> Optional[int]:
-    return typer.Option(None, "--input-size", help="Model input side in pixels.", rich_help_panel=MODEL)
-
-
-def opt_mean() -> Optional[str]:
-    return typer.Option(None, "--mean", help="Per-channel mean, 0..255 or 0..1 units: 0.485,0.456,0.406.", rich_help_panel=MODEL)
-
-
-def opt_std() -> Optional[str]:
-    return typer.Option(None, "--std", help="Per-channel std, same units as --mean.", rich_help_panel=MODEL)
-
-
-def opt_scale() -> Optional[float]:
-    return typer.Option(None, "--scale", help="Feed pixels / SCALE instead of --mean/--std (255: 0..1 input).", rich_help_panel=MODEL)
-
-
-def opt_resize() -> Optional[str]:
-    return typer.Option(None, "--resize", help="Interpolation: bicubic, bilinear, nearest or area.", rich_help_panel=MODEL)
-
-
-def opt_crop() -> Optional[str]:
-    return typer.Option(None, "--crop", help="center, squash, or a crop fraction such as 0.875 (timm's crop_pct).", rich_help_panel=MODEL)
-
-
-def opt_channel_order() -> Optional[str]:
-    return typer.Option(None, "--channel-order", help="RGB or BGR (default RGB).", rich_help_panel=MODEL)
 
 
 def parse_list(text: str, option: str, cast: Callable[[str], object] = str) -> list:  # type: ignore[type-arg]

@@ -92,10 +92,23 @@ class SourceModel:
         return ModelRecord(self.name, self.arch, role, self.sha256, self.weights_package, self.spec.to_dict(), self.kind, self.ref)
 
 
+# Models handed over in Python (``photoproof.craft(net, ...)``), by their reference ``python:<name>``.
+IN_MEMORY: dict[str, "SourceModel"] = {}
+
+
+def register_module(sm: "SourceModel") -> str:
+    """Make an in-memory source model reachable as ``--source python:<name>`` in this process; return that reference."""
+    ref = f"python:{sm.name}"
+    IN_MEMORY[ref] = sm
+    return ref
+
+
 def source_kind(ref: str) -> str:
     """Which loader takes ``ref`` (module docstring); a one-line error for anything else."""
     if ref in ZOO:
         return "zoo"
+    if ref in IN_MEMORY:
+        return "module"
     p = Path(ref)
     suffix = p.suffix.lower()
     if suffix in (".onnx", ".pt2", *TORCHSCRIPT_SUFFIXES):
@@ -118,6 +131,8 @@ def source_kind(ref: str) -> str:
 def source_name(ref: str) -> str:
     """The name a source goes by in ``batch.json`` (top-5 keys): the zoo name, the file's stem, or the factory."""
     kind = source_kind(ref)
+    if kind == "module":
+        return IN_MEMORY[ref].name
     return Path(ref).stem if kind in ("onnx", "pt2", "torchscript") else ref
 
 
@@ -400,7 +415,9 @@ def load_source(ref: str, opts: ModelOptions | None = None, device: str = "cpu")
     opts = opts or ModelOptions()
     kind = source_kind(ref)
     where = f"--source {ref}"
-    if kind == "zoo":
+    if kind == "module":
+        sm = IN_MEMORY[ref]
+    elif kind == "zoo":
         entry = get_entry(ref)
         module = Normalized(load_net(ref), entry.spec).eval()
         sm = SourceModel(ref, "zoo", ref, entry.arch, weights_sha256(ref), entry.spec, imagenet_names(), module, entry.weights_package)
