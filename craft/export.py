@@ -42,8 +42,11 @@ def export_source(sm: "SourceModel", out: Path, progress: Callable[[str], None] 
 
     tick = progress or (lambda stage: None)
     net = sm.module.net.cpu()
-    fixed = isinstance(net, FixedBatch)
-    shape = sm.spec.input_shape(net.batch if fixed else 1)
+    # A torch.export program's sizes trace as constants: its ONNX graph gets a fixed batch of 1
+    # (capture pads and splits batches for such graphs).
+    fixed = isinstance(net, FixedBatch) or sm.kind == "pt2"
+    batch = net.batch if isinstance(net, FixedBatch) else 1
+    shape = sm.spec.input_shape(batch)
     buf = io.BytesIO()
     tick("tracing the model")
     with warnings.catch_warnings():
@@ -63,10 +66,32 @@ def export_source(sm: "SourceModel", out: Path, progress: Callable[[str], None] 
     for k, v in onnx_metadata(sm.name, sm.arch, sm.spec, sm.classes, sm.sha256).items():
         model.metadata_props.append(onnx.StringStringEntryProto(key=k, value=v))
     onnx.checker.check_model(model)
+    _check_export(model, net, shape, 1 if fixed else 2, sm.name)
     tick("writing")
     atomic_write_bytes(Path(out), model.SerializeToString())
     log.info("exported %s to %s", sm.name, out)
     return Path(out)
+
+
+def _check_export(model: onnx.ModelProto, net: torch.nn.Module, shape: tuple, batches: int, name: str) -> None:  # type: ignore[type-arg]
+    """The exported graph must give torch's logits (within 1e-3 x max(1, max |logit|)) on a batch of random inputs."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from contracts.errors import UserError
+
+    n = int(shape[0]) * batches
+    x = torch.randn(n, *[int(d) for d in shape[1:]], generator=torch.Generator().manual_seed(0))
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    try:
+        got = np.concatenate([sess.run(None, {"input": x[i : i + int(shape[0])].numpy()})[0] for i in range(0, n, int(shape[0]))])
+    except Exception as e:
+        raise UserError(f"{name}: the exported ONNX graph does not run on a batch of {shape[0]} ({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
+    with torch.inference_mode():
+        want = net(x).float().numpy()
+    diff = float(np.abs(got - want).max())
+    if diff > 1e-3 * max(1.0, float(np.abs(want).max())):
+        raise UserError(f"{name}: the exported ONNX graph disagrees with torch by up to {diff:.3g} in the logits; not written")
 
 
 def export_onnx(name: str, out: Path, progress: Callable[[str], None] | None = None) -> Path:

@@ -338,7 +338,9 @@ _MODELS: dict[tuple[str, str, str], tuple[SourceModel, torch.nn.Module]] = {}
 
 def _models(ref: str, device: str, opts: ModelOptions) -> tuple[SourceModel, torch.nn.Module]:
     """The source model and its folded gradient copy, loaded once per process (both frozen)."""
-    key = (ref, device, opts.key())
+    from craft.sources import IN_MEMORY
+
+    key = (ref, device, f"{opts.key()}|{id(IN_MEMORY.get(ref))}")  # a module handed over again under the same name is a new model
     if key not in _MODELS:
         if len(_MODELS) >= 4:
             _MODELS.pop(next(iter(_MODELS)))
