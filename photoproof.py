@@ -30,7 +30,7 @@ from contracts.errors import UserError
 from contracts.frames import Frame, FrameSource
 from contracts.manifest import Batch, load_batch
 from contracts.preprocess import PreprocessSpec
-from contracts.units import parse_eps
+from contracts.units import parse_eps, parse_eps_value
 
 if TYPE_CHECKING:
     from torch import nn
@@ -114,7 +114,8 @@ def craft(
         labels: the arrays' labels (class names or indices of the source's label set).
         spec, classes: for an ``nn.Module`` source.
         attack: ``"fgsm"``, ``"bim,ll"`` or a list.
-        eps: pixel units (``16``), or a string as ``--eps`` takes it (``"8/255"``, ``"0.0314,16"``).
+        eps: as ``--eps`` reads it (``contracts.units``): ``16`` is in pixel units, ``8/255`` or any
+            value below 1 (``0.0314``) in [0, 1] units; a string may list several (``"4,8/255"``).
         progress: show the progress bar (per attack step, with an ETA).
         options: any other :class:`craft.job.CraftConfig` field (``steps=10``, ``seed=1``, ``target="ll"``, ``limit=4``, ...).
     """
@@ -134,7 +135,7 @@ def craft(
         folder = str(images)
     else:
         folder = str(_write_arrays(images, labels, out / "inputs"))
-    eps_list = parse_eps(eps) if isinstance(eps, str) else [float(e) for e in (eps if isinstance(eps, (list, tuple)) else [eps])]
+    eps_list = parse_eps(eps) if isinstance(eps, str) else [parse_eps_value(repr(float(e))) for e in (eps if isinstance(eps, (list, tuple)) else [eps])]
     attacks = attack.split(",") if isinstance(attack, str) else list(attack)
     cfg = CraftConfig(images=folder, source=refs, attacks=attacks, eps=eps_list, **options)
     if not progress:

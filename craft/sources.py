@@ -210,7 +210,7 @@ def _check_pt2_archive(path: Path, where: str) -> None:
         with zipfile.ZipFile(path) as z:
             for info in z.infolist():
                 n = info.filename
-                if "/custom_objs/" in n or "/opaque" in n or n.endswith((".pkl",)) or re.search(r"data/(weights|constants)/[^/]+\.pt$", n):
+                if re.search(r"data/constants/(custom_obj_|opaque_obj_)", n) or n.endswith(".pkl") or re.search(r"data/(weights|constants)/[^/]+\.pt$", n):
                     raise UserError(f"{where}: holds a pickled object ({n}); Photoproof does not unpickle (re-export plain tensors)")
                 if n.endswith(".json") and info.file_size < 50_000_000 and _REFUSE_PICKLE.search(z.read(info)):
                     raise UserError(f"{where}: stores some weights pickled ({n}); Photoproof does not unpickle (re-export plain tensors)")
@@ -276,7 +276,7 @@ def _state_sha256(net: nn.Module) -> str:
     for k, v in sorted(net.state_dict().items()):
         t = v.detach().cpu().contiguous()
         h.update(f"{k}:{tuple(t.shape)}:{t.dtype}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
 
 
@@ -465,7 +465,8 @@ def from_module(net: nn.Module, spec: PreprocessSpec, classes: Sequence[str] | N
         raise UserError(f"{where}: it outputs {n_out} classes; pass classes=[...] with {n_out} names")
     if len(names) != n_out:
         raise UserError(f"{where}: it outputs {n_out} classes but {len(names)} class names were given")
-    from contracts.labels import check_unique
+    if classes is not None:
+        from contracts.labels import check_unique
 
-    check_unique(list(names), where)
+        check_unique(list(names), where)
     return SourceModel(name, "module", name, type(net).__name__, _state_sha256(net), spec, names, module.to(torch.device(device)))

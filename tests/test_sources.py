@@ -131,3 +131,10 @@ def test_pt2_with_pickled_payload_is_refused(files: dict[str, Path], tmp_path: P
             dst.writestr(info, data)
     with pytest.raises(UserError, match="does not unpickle"):
         load_source(str(bad))
+    opaque = tmp_path / "opaque.pt2"
+    with zipfile.ZipFile(files["pt2"]) as src, zipfile.ZipFile(opaque, "w") as dst:
+        for info in src.infolist():
+            dst.writestr(info, src.read(info))
+        dst.writestr("lite0/data/constants/opaque_obj_0", b"\x80\x04N.")  # a pickle
+    with pytest.raises(UserError, match="opaque_obj_0.*does not unpickle"):
+        load_source(str(opaque))
