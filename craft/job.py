@@ -32,7 +32,7 @@ from craft.attacks import Attack, AttackSettings, AttackSpec, ItemRng, build_att
 from craft.ensemble import ENSEMBLE_MODES, Ensemble
 from craft.fastgrad import gradient_model
 from craft.images import SourcePhoto, find_photos, load_rgb
-from craft.sources import ModelOptions, SourceModel, load_source, source_name
+from craft.sources import ModelOptions, SourceModel, load_source, source_kind, source_name
 from craft.zoo import resolve_device
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,9 @@ class CraftConfig:
         names = [source_name(s) for s in self.source]
         if len(set(names)) != len(names):
             raise UserError(f"--source {','.join(self.source)}: a model is listed twice")
+        if (self.labels is not None or self.model_spec) and all(source_kind(s) == "zoo" for s in self.source):
+            flags = ["--labels"] * (self.labels is not None) + [f"--{'crop' if k == 'crop_pct' else k.replace('_', '-')}" for k in self.model_spec]
+            raise UserError(f"{', '.join(dict.fromkeys(flags))}: these describe your own source models; the zoo's {', '.join(self.source)} have their own preprocessing and ImageNet labels")
         if self.ensemble not in ENSEMBLE_MODES:
             raise UserError(f"--ensemble {self.ensemble!r}: choose {' or '.join(ENSEMBLE_MODES)}")
         if self.limit is not None and self.limit < 1:
