@@ -214,7 +214,7 @@ def capture(
         labels: the target's class names, when its metadata has none.
         label_map: batch class name -> target class name, where names differ.
         overrides: preprocessing fields for a foreign ``.onnx`` (``{"input_size": 224, ...}``).
-        options: ``duration``, ``per_tile``, ``gates``, ``save_crops``, ``profile``, ``seed`` of :func:`capture.session.run_capture`.
+        options: ``duration``, ``per_tile``, ``gates``, ``save_crops`` of :func:`capture.session.run_capture` (a simulated camera carries its own profile and seed).
     """
     from app import resolve_onnx_model
     from capture.classify import OnnxClassifier

@@ -19,7 +19,9 @@ from PIL import Image
 
 from analysis.load import Observation, Pred, ReportInput, Session, manifest_pred, observations_by_tile
 from analysis.metrics import correct, vote
+from contracts.batchdir import crop_rel
 from contracts.errors import UserError
+from contracts.images import read_png
 from contracts.manifest import Item
 from contracts.paths import resolve_inside
 from contracts.units import eps_both
@@ -83,22 +85,21 @@ def vote_top3(v: Pred, obs: list[Observation], names: tuple[str, ...] | None = N
 def thumbnail(path: Path, px: int = THUMB_PX) -> bytes | None:
     """A PNG no larger than ``px`` on its longer side (Lanczos downscaling; smaller images are kept as they are)."""
     try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            scale = px / max(im.size)
-            if scale < 1:
-                im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.Resampling.LANCZOS)
-            buf = io.BytesIO()
-            im.save(buf, format="PNG", optimize=False)
-            return buf.getvalue()
-    except (OSError, ValueError) as e:
-        log.warning("%s: cannot read image (%s); left out of the gallery", path, e)
+        im = read_png(path)  # the batch's PNGs and capture's crops
+    except UserError as e:
+        log.warning("%s; left out of the gallery", e)
         return None
+    scale = px / max(im.size)
+    if scale < 1:
+        im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", optimize=False)
+    return buf.getvalue()
 
 
 def _image_shot(batch_dir: Path, item: Item, role: str, pred: Pred | None, names: tuple[str, ...] | None = None) -> Shot | None:
     try:
-        path = resolve_inside(batch_dir, item.image(role).path)  # type: ignore[arg-type]
+        path = resolve_inside(batch_dir, item.image(role).path)
     except UserError:
         return None
     png = thumbnail(path)
@@ -107,7 +108,7 @@ def _image_shot(batch_dir: Path, item: Item, role: str, pred: Pred | None, names
 
 def _crop(batch_dir: Path, s: Session, o: Observation) -> bytes | None:
     for folder in dict.fromkeys((s.id, s.path.stem)):
-        rel = f"captures/{folder}/crops/{o.item_id}-{o.role}-{o.frame_idx}.png"
+        rel = crop_rel(folder, f"{o.item_id}-{o.role}-{o.frame_idx}.png")
         try:
             p = resolve_inside(batch_dir, rel)
         except UserError:
@@ -117,10 +118,15 @@ def _crop(batch_dir: Path, s: Session, o: Observation) -> bytes | None:
     return None
 
 
-def _session_entries(inp: ReportInput, s: Session) -> list[GalleryEntry]:
+_Pick = tuple[Item, list[Observation], Pred, bool]  # an item, its adversarial tile's observations, their vote, fooled digitally
+
+
+def _session_entries(inp: ReportInput, s: Session, flagged: bool = False) -> list[GalleryEntry]:
     tiles = observations_by_tile(s)
     names = s.class_names or inp.batch.class_names()  # the session model's own class names
-    survived, destroyed, other = [], [], []
+    survived: list[_Pick] = []
+    destroyed: list[_Pick] = []
+    other: list[_Pick] = []
     for it in inp.batch.items:
         obs = tiles.get((it.id, "adv"))
         if not obs:
@@ -135,7 +141,10 @@ def _session_entries(inp: ReportInput, s: Session) -> list[GalleryEntry]:
     for it, obs, v, fooled in picks:
         if not fooled:
             verdict = "the adversarial PNG does not fool this model digitally"
-        elif correct(v, s.truth(it.label.index), 1):  # type: ignore[arg-type]
+        elif flagged:  # a camera-limited session says nothing about survival
+            verdict = ("right again once photographed" if correct(v, s.truth(it.label.index), 1) else "still wrong once photographed") + \
+                " (camera-limited session: the camera, not the perturbation, decides this)"
+        elif correct(v, s.truth(it.label.index), 1):
             verdict = "destroyed: right again once photographed"
         else:
             verdict = "survived: still wrong once photographed"
@@ -147,7 +156,7 @@ def _session_entries(inp: ReportInput, s: Session) -> list[GalleryEntry]:
             if png is not None:
                 shots.append(Shot(f"{caption} (frame {o.frame_idx}, sharpness {o.sharpness:.0f})", png, top3(o.pred, names)))
         y = s.truth(it.label.index)
-        out.append(GalleryEntry(it.id, it.attack, it.eps, f"{class_name(y, names)} (#{y})", s.id, s.model_name, verdict, shots, vote_top3(v, obs, names), len(obs)))  # type: ignore[arg-type]
+        out.append(GalleryEntry(it.id, it.attack, it.eps, f"{class_name(y, names)} (#{y})", s.id, s.model_name, verdict, shots, vote_top3(v, obs, names), len(obs)))
     return out
 
 
@@ -164,11 +173,14 @@ def _source_entries(inp: ReportInput) -> list[GalleryEntry]:
     return out
 
 
-def gallery(inp: ReportInput) -> list[GalleryEntry]:
-    """A few examples per session (those destroyed and those that survived first); source-model examples without captures."""
+def gallery(inp: ReportInput, flagged: set[str] | None = None) -> list[GalleryEntry]:
+    """A few examples per session (those destroyed and those that survived first); source-model examples without captures.
+
+    ``flagged``: sessions the channel check marks camera-limited or inconclusive; their examples are never called survived.
+    """
     if not inp.sessions:
         return _source_entries(inp)
     out: list[GalleryEntry] = []
     for s in inp.sessions[:MAX_SESSIONS]:
-        out += _session_entries(inp, s)
+        out += _session_entries(inp, s, s.id in (flagged or set()))
     return out

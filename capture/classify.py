@@ -163,9 +163,8 @@ class OnnxClassifier:
         self.class_names = self._resolve_classes(meta, class_names, n_out)
         self.n_classes = n_out
         wanted = providers if providers is not None else default_providers()
-        self._session = self._gpu_session(wanted) if any(p != CPU for p in wanted) else None
-        if self._session is None:
-            self._session = probe
+        gpu = self._gpu_session(wanted) if any(p != CPU for p in wanted) else None
+        self._session = gpu if gpu is not None else probe
         self.provider = self._session.get_providers()[0]
         log.info("model %s (%s): %s, input %s, %d classes, provider %s", self.name, self.path.name, self.spec.layout, self.spec.input_size, n_out, self.provider)
 

@@ -27,35 +27,55 @@ def model_flags(
     return spec_overrides(input_size, parse_floats(mean, "--mean"), parse_floats(std, "--std"), scale, channel_order, resize, crop)
 
 
+# The spec flags, declared once: (parameter name, flag, type, help). ``craft`` declares its
+# options from this table (craft.config); the other commands take them through the opt_* helpers.
+SPEC_FLAGS: tuple[tuple[str, str, type, str], ...] = (
+    ("input_size", "--input-size", int, "Model input side in pixels."),
+    ("mean", "--mean", str, "Per-channel mean, 0..255 or 0..1 units: 0.485,0.456,0.406."),
+    ("std", "--std", str, "Per-channel std, same units as --mean."),
+    ("scale", "--scale", float, "Feed pixels / SCALE instead of --mean/--std (255: 0..1 input)."),
+    ("resize", "--resize", str, "Interpolation: bicubic, bilinear, nearest or area."),
+    ("crop", "--crop", str, "center, squash, or a crop fraction such as 0.875 (timm's crop_pct)."),
+    ("channel_order", "--channel-order", str, "RGB or BGR (default RGB)."),
+)
+LABELS_HELP = "The model's class names, one per line (default: its metadata, or ImageNet-1k)."
+_SPEC = {name: (flag, help) for name, flag, _, help in SPEC_FLAGS}
+
+
+def _spec_opt(name: str) -> Any:
+    flag, help = _SPEC[name]
+    return typer.Option(None, flag, help=help, rich_help_panel=PANEL)
+
+
 def opt_input_size() -> Any:
-    return typer.Option(None, "--input-size", help="Model input side in pixels.", rich_help_panel=PANEL)
+    return _spec_opt("input_size")
 
 
 def opt_mean() -> Any:
-    return typer.Option(None, "--mean", help="Per-channel mean, 0..255 or 0..1 units: 0.485,0.456,0.406.", rich_help_panel=PANEL)
+    return _spec_opt("mean")
 
 
 def opt_std() -> Any:
-    return typer.Option(None, "--std", help="Per-channel std, same units as --mean.", rich_help_panel=PANEL)
+    return _spec_opt("std")
 
 
 def opt_scale() -> Any:
-    return typer.Option(None, "--scale", help="Feed pixels / SCALE instead of --mean/--std (255: 0..1 input).", rich_help_panel=PANEL)
+    return _spec_opt("scale")
 
 
 def opt_resize() -> Any:
-    return typer.Option(None, "--resize", help="Interpolation: bicubic, bilinear, nearest or area.", rich_help_panel=PANEL)
+    return _spec_opt("resize")
 
 
 def opt_crop() -> Any:
-    return typer.Option(None, "--crop", help="center, squash, or a crop fraction such as 0.875 (timm's crop_pct).", rich_help_panel=PANEL)
+    return _spec_opt("crop")
 
 
 def opt_channel_order() -> Any:
-    return typer.Option(None, "--channel-order", help="RGB or BGR (default RGB).", rich_help_panel=PANEL)
+    return _spec_opt("channel_order")
 
 
-def opt_labels(help: str = "The model's class names, one per line (default: its metadata, or ImageNet-1k).") -> Any:
+def opt_labels(help: str = LABELS_HELP) -> Any:
     return typer.Option(None, "--labels", help=help, rich_help_panel=PANEL)
 
 

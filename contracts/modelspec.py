@@ -111,7 +111,7 @@ def spec_overrides(
             raise UserError(f"{pre}--scale: give either --scale or --mean/--std, not both")
         if float(scale) <= 0:
             raise UserError(f"{pre}--scale: must be > 0, got {scale}")
-        m, s = (0.0, 0.0, 0.0), (float(scale),) * 3  # type: ignore[assignment]
+        m, s = (0.0, 0.0, 0.0), (float(scale),) * 3
     elif (m is None) != (s is None):
         raise UserError(f"{pre}--mean and --std go together (or use --scale)")
     elif m is not None and s is not None and max(m) <= 1 and max(s) <= 1:

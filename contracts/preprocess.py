@@ -94,6 +94,8 @@ class PreprocessSpec:
                 extra=dict(d.get("extra", {})),
                 crop_pct=float(d.get("crop_pct", 1.0)),
             )
+        except UserError:
+            raise
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(f"preprocessing spec is malformed ({e}); expected keys input_size, resize, mean, std, channel_order, layout") from None
 
@@ -138,7 +140,7 @@ class PreprocessSpec:
         """
         if batch_rgb.ndim != 4 or batch_rgb.shape[-1] != 3:
             raise ValueError(f"expected N x H x W x 3 RGB, got shape {batch_rgb.shape}")
-        x = batch_rgb.astype(np.float32)
+        x: np.ndarray = batch_rgb.astype(np.float32)
         if self.channel_order == "BGR":
             x = x[..., ::-1]
         x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)

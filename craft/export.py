@@ -20,7 +20,7 @@ import io
 import logging
 import warnings
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import onnx
 import torch
@@ -28,12 +28,15 @@ import torch
 from contracts.modelspec import onnx_metadata
 from contracts.paths import atomic_write_bytes
 
+if TYPE_CHECKING:
+    from craft.sources import SourceModel
+
 log = logging.getLogger(__name__)
 
 OPSET = 17
 
 
-def export_source(sm: "SourceModel", out: Path, progress: Callable[[str], None] | None = None) -> Path:  # type: ignore[name-defined]  # noqa: F821
+def export_source(sm: SourceModel, out: Path, progress: Callable[[str], None] | None = None) -> Path:
     """Write ``sm`` (a :class:`craft.sources.SourceModel`) to ``out`` atomically and return it.
 
     ``progress(stage)`` is called as each stage starts (trace, check, write).
@@ -41,20 +44,23 @@ def export_source(sm: "SourceModel", out: Path, progress: Callable[[str], None] 
     from craft.sources import FixedBatch
 
     tick = progress or (lambda stage: None)
-    net = sm.module.net.cpu()
+    net = sm.module.net
+    if not isinstance(net, torch.nn.Module):
+        raise TypeError(f"{sm.name}: expected a normalising wrapper around a torch module, got {type(net).__name__}")
+    net = net.cpu()
     # A torch.export program's sizes trace as constants: its ONNX graph gets a fixed batch of 1
     # (capture pads and splits batches for such graphs).
     fixed = isinstance(net, FixedBatch) or sm.kind == "pt2"
     batch = net.batch if isinstance(net, FixedBatch) else 1
-    shape = sm.spec.input_shape(batch)
+    shape = tuple(int(v) for v in sm.spec.input_shape(batch))
     buf = io.BytesIO()
     tick("tracing the model")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             net,
-            (torch.zeros(*shape),),  # type: ignore[arg-type]
-            buf,
+            (torch.zeros(*shape),),
+            buf,  # type: ignore[arg-type]  # the TorchScript exporter (dynamo=False) writes to a file object; the stubs name paths only
             input_names=["input"],
             output_names=["logits"],
             dynamic_axes=None if fixed else {"input": {0: "batch"}, "logits": {0: "batch"}},
@@ -73,7 +79,7 @@ def export_source(sm: "SourceModel", out: Path, progress: Callable[[str], None] 
     return Path(out)
 
 
-def _check_export(model: onnx.ModelProto, net: torch.nn.Module, shape: tuple, batches: int, name: str) -> None:  # type: ignore[type-arg]
+def _check_export(model: onnx.ModelProto, net: torch.nn.Module, shape: tuple[int, ...], batches: int, name: str) -> None:
     """The exported graph must give torch's logits (within 1e-3 x max(1, max |logit|)) on a batch of random inputs."""
     import numpy as np
     import onnxruntime as ort

@@ -85,9 +85,8 @@ def sample_photos(classes: tuple[str, ...] | None = None) -> list[SourcePhoto]:
         for p in sorted((fb / "data").glob("imagenet_*_*.jpg")):
             m = re.fullmatch(r"imagenet_(\d+)_(\d+)\.jpg", p.name)
             if m:
-                label: int | None = int(m.group(2))
-                if other is not None:
-                    label = other.get(" ".join(inet[label].lower().split()))
+                inet_label = int(m.group(2))
+                label = inet_label if other is None else other.get(" ".join(inet[inet_label].lower().split()))
                 out.append(SourcePhoto(f"foolbox-{m.group(1)}", f"foolbox:data/{p.name}", p, "foolbox", label, "filename" if label is not None else None))
     for module, sub, names, origin in (
         ("skimage", "data", _SKIMAGE_PHOTOS, "skimage"),

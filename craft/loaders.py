@@ -82,7 +82,7 @@ def _no_unpickling() -> Iterator[None]:
         def loads(*_a: Any, **_k: Any) -> Any:
             raise UserError("the .pt2 file holds a pickled object; Photoproof does not unpickle")
 
-    torch.load = weights_only_load  # type: ignore[assignment]
+    torch.load = weights_only_load
     _package.pickle = _Refuse  # type: ignore[assignment]
     try:
         yield

@@ -40,7 +40,7 @@ _DETECTION_OPS = {"NonMaxSuppression", "RoiAlign"}
 warnings.filterwarnings("ignore", message="Using a non-tuple sequence for multidimensional indexing", category=UserWarning)
 
 
-def _import_onnx2torch():  # type: ignore[no-untyped-def]
+def _import_onnx2torch() -> types.ModuleType:
     if importlib.util.find_spec("onnx2torch") is None:
         raise UserError("an .onnx source needs the onnx2torch package: pip install --no-deps onnx2torch==1.5.15 (make demo does)")
     if importlib.util.find_spec("torchvision") is None and "torchvision" not in sys.modules:

@@ -234,7 +234,7 @@ def load_source(ref: str, opts: ModelOptions | None = None, device: str = "cpu")
     dev = torch.device(device)
     sm.module = sm.module.eval().to(dev)
     if dev.type == "cuda":
-        sm.module = sm.module.to(memory_format=torch.channels_last)
+        sm.module = sm.module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # nn.Module.to takes it; the stubs omit it
     return sm
 
 

@@ -10,7 +10,7 @@ from PIL import Image
 from capture.sheets.detect import SheetDetector
 from capture.sheets.quality import QualityGates
 from contracts.preprocess import PreprocessSpec
-from tests.capture_helpers import make_layout, scene
+from testkit.scenes import make_layout, scene
 
 SIZE = 48
 
@@ -42,7 +42,7 @@ def test_sweep_maps_the_batch_labels_onto_a_foreign_label_set(synthetic_batch, t
     from contracts.classes import imagenet_names
     from contracts.errors import UserError
     from sweep.run import run_sweep
-    from tests.capture_helpers import tiny_classifier
+    from testkit.scenes import tiny_classifier
 
     batch = synthetic_batch(n_items=3, size=64)  # labels: ImageNet classes 0, 7, 14
     names = ["not a batch class", imagenet_names()[14], "another", imagenet_names()[0], imagenet_names()[7]]

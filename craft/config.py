@@ -1,0 +1,174 @@
+"""The options of ``photoproof craft``, declared once, as :class:`CraftConfig`.
+
+Each field carries its flag and help (:func:`craft.options.option`); the command
+line is built from them, and a config is validated when it is made. Torch-free:
+the checks that need the attack registry or the zoo import them when they run.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from contracts.classes import imagenet_names, parse_label
+from contracts.cliopts import LABELS_HELP, PANEL, SPEC_FLAGS, model_flags
+from contracts.errors import UserError
+from contracts.labels import index_of
+from contracts.profile import DEFAULT_PRESET, ChannelProfile, default_profile, load_profile
+from contracts.units import parse_eps
+from craft.options import comma_list, identity_keys, option, option_group
+
+if TYPE_CHECKING:
+    from craft.attacks import AttackSettings, AttackSpec
+    from craft.sources import ModelOptions
+
+TARGET_MODES = ("ll", "random")
+
+
+@dataclass
+class CraftConfig:
+    """Every option of ``photoproof craft``, fully resolved, declared once.
+
+    Each field carries its command-line flag and help (:func:`craft.options.option`);
+    ``photoproof craft`` is built from them. A config is validated when it is made.
+    """
+
+    images: str = option("--images", "'samples' (photos shipped with installed packages) or a folder.", "samples")
+    attacks: list[str] = option(
+        "--attack", "Attack(s), comma-separated: fgsm, bim, ll, pgd, mifgsm, difgsm, eot (= bim+eot); add +di and/or +eot, e.g. mifgsm+di+eot.",
+        factory=lambda: ["fgsm"], cli_type=str, cli_default="fgsm", parse=comma_list(str))
+    eps: list[float] = option(
+        "--eps", "ε values, comma-separated: 16 (0-255 pixel units), 8/255 or 0.0314 ([0, 1] units: any value below 1).",
+        factory=lambda: [16.0], cli_type=str, cli_default="16", parse=parse_eps)
+    source: list[str] = option(
+        "--source", "Source model(s), comma-separated; several make an ensemble: a zoo name, FILE.onnx, FILE.pt2, TorchScript FILE.pt, "
+        "or package.module:factory (runs your code).", factory=lambda: ["lite0"], cli_type=str, cli_default="lite0", parse=comma_list(str))
+    ensemble: str = option("--ensemble", "How an ensemble combines: average the 'logits' or the 'loss'.", "logits")
+    target: str | None = option("--target", "Targeted: a class (index, WordNet id or name), 'll' (least likely) or 'random'.")
+    steps: int | None = option("--steps", "Iterations of the iterative attacks (default: each attack's own).")
+    alpha: float | None = option("--alpha", "Step size in 0-255 pixel units (default: each attack's own).")
+    momentum: float | None = option("--momentum", "mifgsm's decay μ (default 1.0).")
+    random_start: bool | None = option("--random-start/--no-random-start", "pgd's random start (default on).")
+    # --di and --eot fold into the canonical attack names, which are compared on resume.
+    di: bool = option("--di", "Add input diversity (Xie et al. 2019) to every attack.", False, identity=False)
+    di_prob: float | None = option("--di-prob", "Probability of the DI transform per step (default 0.5).")
+    eot: bool = option("--eot", "Average gradients over the print-and-photograph channel (EOT) for every attack.", False, identity=False)
+    eot_samples: int = option("--eot-samples", "Channel samples per image and step for EOT.", 8)
+    profile: ChannelProfile = option("--profile", "Channel profile for EOT: a preset name or a .toml file.", factory=default_profile,
+                                     cli_type=str, cli_default=DEFAULT_PRESET, parse=lambda text, _flag: load_profile(text))
+    repair_steps: int = option("--repair-steps", "Most lattice repair steps when rounding to 8 bits undoes an attack (0: off).", 10)
+    amp: bool = option("--amp", "bf16 autocast for gradients on CUDA (final checks stay fp32).", False)
+    limit: int | None = option("--limit", "Use only the first N photos.")
+    seed: int = option("--seed", "Seed recorded with every item.", 0)
+    batch_size: int = option("--batch-size", "Images per forward/backward pass.", 16, identity=False)
+    device: str = option("--device", "auto, cpu or cuda[:N].", "auto", identity=False)
+    # Foreign source models (not the zoo's): a label file, and spec fields from the flags of contracts.cliopts.
+    labels: str | None = option("--labels", LABELS_HELP.replace("The model's", "The source's"), panel=PANEL)
+    model_spec: dict[str, Any] = option_group(SPEC_FLAGS, lambda v: model_flags(**v), factory=dict, panel=PANEL)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def model_options(self) -> ModelOptions:
+        """What the flags say about foreign source models (their spec fields and label file)."""
+        from craft.sources import ModelOptions
+
+        return ModelOptions(dict(self.model_spec), self.labels)
+
+    def specs(self) -> list[AttackSpec]:
+        """The attacks in canonical form, the ``--di``/``--eot`` flags folded in, duplicates dropped."""
+        from craft.attacks import parse_spec
+
+        out: list[AttackSpec] = []
+        for a in self.attacks:
+            spec = parse_spec(a, di=self.di, eot=self.eot)
+            if spec not in out:
+                out.append(spec)
+        return out
+
+    def settings(self) -> AttackSettings:
+        """The algorithm options the attacks take."""
+        from craft.attacks import AttackSettings
+
+        return AttackSettings(
+            steps=self.steps, alpha=self.alpha, momentum=self.momentum, random_start=self.random_start,
+            di_prob=self.di_prob, eot_samples=self.eot_samples, profile=self.profile,
+            repair_steps=self.repair_steps, amp=self.amp,
+        )
+
+    def target_class(self, classes: tuple[str, ...] | None = None) -> int | None:
+        """The fixed target class of ``--target CLASS`` in ``classes`` (ImageNet-1k by default); ``None`` for no target, ``ll`` or ``random``."""
+        if self.target is None or self.target in TARGET_MODES:
+            return None
+        if classes is not None and classes != imagenet_names():
+            return index_of(self.target, classes, where="--target")
+        return parse_label(self.target, where="--target")
+
+    def validate(self) -> None:
+        """Check every option; a bad one raises a one-line :class:`UserError` naming it. Runs when a config is made."""
+        from craft.ensemble import ENSEMBLE_MODES
+        from craft.sources import source_kind, source_name
+
+        if not self.eps:
+            raise UserError("--eps: give at least one value")
+        for e in self.eps:
+            if not (0 < e <= 255):
+                raise UserError(f"--eps {e:g}: must be in (0, 255] pixel units (or give 8/255 or 0.03 in [0, 1] units)")
+        if not self.attacks:
+            raise UserError("--attack: give at least one attack")
+        specs = self.specs()
+        if not self.source:
+            raise UserError("--source: give at least one model")
+        names = [source_name(s) for s in self.source]
+        if len(set(names)) != len(names):
+            raise UserError(f"--source {','.join(self.source)}: a model is listed twice")
+        if (self.labels is not None or self.model_spec) and all(source_kind(s) == "zoo" for s in self.source):
+            flags = ["--labels"] * (self.labels is not None) + [f"--{'crop' if k == 'crop_pct' else k.replace('_', '-')}" for k in self.model_spec]
+            raise UserError(f"{', '.join(dict.fromkeys(flags))}: these describe your own source models; the zoo's {', '.join(self.source)} have their own preprocessing and ImageNet labels")
+        if self.ensemble not in ENSEMBLE_MODES:
+            raise UserError(f"--ensemble {self.ensemble!r}: choose {' or '.join(ENSEMBLE_MODES)}")
+        if self.limit is not None and self.limit < 1:
+            raise UserError(f"--limit {self.limit}: must be at least 1")
+        if self.batch_size < 1:
+            raise UserError(f"--batch-size {self.batch_size}: must be at least 1")
+        if self.steps is not None and self.steps < 1:
+            raise UserError(f"--steps {self.steps}: must be at least 1")
+        if self.alpha is not None and not (0 < self.alpha <= 255):
+            raise UserError(f"--alpha {self.alpha:g}: must be in (0, 255] (pixel units)")
+        if self.momentum is not None and self.momentum < 0:
+            raise UserError(f"--momentum {self.momentum:g}: must be >= 0")
+        if self.momentum is not None and not any(s.name == "mifgsm" for s in specs):
+            raise UserError("--momentum: only the mifgsm attack uses it; add --attack mifgsm or drop the option")
+        if self.random_start is not None and not any(s.name == "pgd" for s in specs):
+            raise UserError("--random-start/--no-random-start: only the pgd attack uses it")
+        if self.di_prob is not None and not (0 <= self.di_prob <= 1):
+            raise UserError(f"--di-prob {self.di_prob:g}: must be in 0..1")
+        if self.di_prob is not None and not any(s.di or s.name == "difgsm" for s in specs):
+            raise UserError("--di-prob: no attack uses input diversity; add --di or --attack difgsm")
+        if not isinstance(self.profile, ChannelProfile):
+            raise TypeError(f"profile: expected a ChannelProfile (contracts.profile.load_profile), got {type(self.profile).__name__}")
+        if self.eot_samples < 1:
+            raise UserError(f"--eot-samples {self.eot_samples}: must be at least 1")
+        if self.repair_steps < 0:
+            raise UserError(f"--repair-steps {self.repair_steps}: must be >= 0")
+        if self.target is not None:
+            if self.labels is None and all(source_name(s) == s and not s.count(":") for s in self.source):
+                self.target_class()  # zoo sources: ImageNet names, checked before any model loads
+            if any(s.name == "ll" for s in specs):
+                raise UserError("--target: the ll attack picks its own target (the least-likely class); use bim with --target ll")
+
+    def resolved(self) -> dict[str, Any]:
+        """The config as recorded in ``batch.json``: attacks canonical, the profile by name, the EOT channel resolved."""
+        d = asdict(self)
+        specs = self.specs()
+        d["attacks"] = [s.label for s in specs]
+        d["profile"] = self.profile.name
+        d["channel"] = self.profile.to_dict() if any(s.eot for s in specs) else None
+        return dict(json.loads(json.dumps(d)))
+
+
+# Options that change what is produced; a resumed run must agree on all of them.
+# ``attacks`` is compared in canonical form (``--attack bim --eot`` is ``bim+eot``),
+# so the ``di``/``eot`` flags are not listed; ``channel`` is the resolved profile of EOT runs.
+IDENTITY_KEYS = (*identity_keys(CraftConfig), "channel")
