@@ -43,6 +43,11 @@ def resolve_onnx_model(name_or_path: str, batch_dir: Path | None) -> Path:
     torch, so a torch-free capture station must be handed the ``.onnx`` file.
     """
     p = Path(name_or_path)
+    if p.suffix.lower() in (".pt2", ".pt", ".ts", ".jit", ".torchscript") or (":" in name_or_path and not p.exists() and "/" not in name_or_path):
+        raise UserError(
+            f"--model {name_or_path}: capture and sweep run ONNX models; run 'photoproof models export {name_or_path} --out model.onnx' "
+            f"(with its preprocessing flags) and pass model.onnx"
+        )
     if p.suffix == ".onnx" or p.exists():
         if not p.is_file():
             raise UserError(f"--model {name_or_path}: no such file")

@@ -22,7 +22,12 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from capture.classify import CPU, CUDA, TENSORRT, OnnxClassifier, default_providers, foreign_spec, load_labels
+from capture.classify import CPU, CUDA, TENSORRT, OnnxClassifier, default_providers, load_labels
+from contracts.cliopts import (
+    model_flags, opt_channel_order, opt_crop, opt_input_size, opt_label_map, opt_labels, opt_mean, opt_resize, opt_scale, opt_std,
+)
+from contracts.labels import read_label_map
+from contracts.modelspec import parse_floats
 from capture.sheets.quality import QualityGates
 from capture.session import Progress, run_capture
 from contracts.frames import FrameSource
@@ -32,18 +37,13 @@ from contracts.errors import UserError
 
 log = logging.getLogger(__name__)
 
-SRC, STOP, GATE, FOREIGN = "Source (exactly one)", "When to stop", "Quality gates", "Foreign .onnx models"
+SRC, STOP, GATE = "Source (exactly one)", "When to stop", "Quality gates"
 SCENE = "Scene mode (adversarial patch)"
 _PROVIDERS = {"auto": None, "cpu": [CPU], "cuda": [CUDA, CPU], "tensorrt": [TENSORRT, CUDA, CPU]}
 
 
 def _floats(text: Optional[str], flag: str) -> Optional[list[float]]:
-    if text is None:
-        return None
-    try:
-        return [float(v) for v in text.replace(" ", "").split(",") if v]
-    except ValueError:
-        raise UserError(f"{flag} {text!r}: expected numbers separated by commas, e.g. 0.485,0.456,0.406") from None
+    return parse_floats(text, flag)
 
 
 def build_source(
@@ -98,7 +98,8 @@ def _summary(db: Path) -> Table:
         cfg = json.loads(con.execute("SELECT config FROM sessions").fetchone()[0] or "{}")
     finally:
         con.close()
-    truth = {it.id: it.label.index for it in load_batch(db.parent.parent).items}
+    lmap = {int(k): int(v) for k, v in ((cfg.get("labels") or {}).get("map") or {}).items()}
+    truth = {it.id: lmap.get(it.label.index, it.label.index) for it in load_batch(db.parent.parent).items}
     table = Table(title=f"capture {db.stem}", show_edge=False)
     for col in ("", "observations", "good", "model right (good)", "fooled (good)"):
         table.add_column(col, justify="right")
@@ -168,12 +169,15 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Pa
         max_angle_deg: float = typer.Option(QualityGates.max_angle_deg, "--max-angle-deg", help="Viewing angle off the sheet's normal.", rich_help_panel=GATE),
         max_clipped: float = typer.Option(QualityGates.max_clipped, "--max-clipped", help="Fraction of pixels at 0 or 255.", rich_help_panel=GATE),
         max_reproj_px: float = typer.Option(QualityGates.max_reproj_px, "--max-reproj-px", help="RMS marker reprojection error.", rich_help_panel=GATE),
-        input_size: Optional[int] = typer.Option(None, "--input-size", help="Model input side in pixels.", rich_help_panel=FOREIGN),
-        mean: Optional[str] = typer.Option(None, "--mean", help="Per-channel mean, 0..255 or 0..1 units: 0.485,0.456,0.406.", rich_help_panel=FOREIGN),
-        std: Optional[str] = typer.Option(None, "--std", help="Per-channel std, same units as --mean.", rich_help_panel=FOREIGN),
-        scale: Optional[float] = typer.Option(None, "--scale", help="Feed pixels / SCALE instead of --mean/--std (255: 0..1 input).", rich_help_panel=FOREIGN),
-        channel_order: Optional[str] = typer.Option(None, "--channel-order", help="RGB or BGR (default RGB).", rich_help_panel=FOREIGN),
-        labels: Optional[Path] = typer.Option(None, "--labels", help="Class names, one per line (default: ImageNet-1k).", rich_help_panel=FOREIGN),
+        input_size: Optional[int] = opt_input_size(),
+        mean: Optional[str] = opt_mean(),
+        std: Optional[str] = opt_std(),
+        scale: Optional[float] = opt_scale(),
+        resize: Optional[str] = opt_resize(),
+        crop: Optional[str] = opt_crop(),
+        channel_order: Optional[str] = opt_channel_order(),
+        labels: Optional[Path] = opt_labels(),
+        label_map: Optional[Path] = opt_label_map(),
         scene: bool = typer.Option(False, "--scene", help="Classify the whole view (not tiles) and find the printed patch card in it.", rich_help_panel=SCENE),
         region: Optional[str] = typer.Option(None, "--region", help="--scene: classify only x,y,w,h of the frame (its centred square).", rich_help_panel=SCENE),
         label: Optional[str] = typer.Option(None, "--label", help="--scene: the photographed object's true class (index, WordNet id or name).", rich_help_panel=SCENE),
@@ -202,11 +206,12 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Pa
             from capture.phones import run_phone_command
 
             model_path = resolve_model(model, batch)
-            overrides = foreign_spec(input_size, _floats(mean, "--mean"), _floats(std, "--std"), scale, channel_order)
+            overrides = model_flags(input_size, mean, std, scale, resize, crop, channel_order)
+            lmap = read_label_map(label_map) if label_map is not None else None
             clf = OnnxClassifier(model_path, providers=_PROVIDERS[provider] or default_providers(), class_names=load_labels(labels) if labels else None, overrides=overrides)
             console.print(f"model [bold]{clf.name}[/] ({model_path.name}, sha256 {clf.sha256[:12]}) on [bold]{clf.provider}[/]; source phone page")
             for db in run_phone_command(batch, model_path, clf, bind=bind, port=port, frames=frames, duration=duration, per_tile=per_tile,
-                                        session=session, gates=gates, save_crops=not no_crops, headless=headless):
+                                        session=session, gates=gates, save_crops=not no_crops, headless=headless, label_map=lmap):
                 console.print(_summary(db))
                 console.print(f"recorded {db}")
             return
@@ -215,7 +220,8 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Pa
             loop=loop, profile=profile, seed=seed, frames=frames, connect_timeout=connect_timeout,
         )
         model_path = resolve_model(model, batch)
-        overrides = foreign_spec(input_size, _floats(mean, "--mean"), _floats(std, "--std"), scale, channel_order)
+        overrides = model_flags(input_size, mean, std, scale, resize, crop, channel_order)
+        lmap = read_label_map(label_map) if label_map is not None else None
         clf = OnnxClassifier(model_path, providers=_PROVIDERS[provider] or default_providers(), class_names=load_labels(labels) if labels else None, overrides=overrides)
         console.print(f"model [bold]{clf.name}[/] ({model_path.name}, sha256 {clf.sha256[:12]}) on [bold]{clf.provider}[/]; source {source.description}")
         if scene:
@@ -226,12 +232,13 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Pa
         with Live(text, console=console, refresh_per_second=4, transient=False) as live:
 
             def progress(p: Progress) -> None:
-                text.plain = p.line() if not p.done else f"{p.line()}  -- stopped: {p.stopped_by}"
+                line = f"frame {p.frames}/{frames}  {p.line()}" if frames else p.line()
+                text.plain = line if not p.done else f"{line}  -- stopped: {p.stopped_by}"
                 live.update(text)
 
             db = run_capture(
                 batch, model_path, source, frames=frames, duration=duration, per_tile=per_tile, headless=headless, session_id=session,
-                save_crops=not no_crops, gates=gates, classifier=clf, on_progress=progress,
+                save_crops=not no_crops, gates=gates, classifier=clf, on_progress=progress, label_map=lmap,
             )
         console.print(_summary(db))
         console.print(f"recorded {db}")

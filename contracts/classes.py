@@ -62,4 +62,8 @@ def parse_label(text: str, where: str = "label") -> int:
     syn = _synonyms().get(low)
     if syn is not None:
         return syn
-    raise UserError(f"{where}: {t!r} is not an ImageNet-1k class index, WordNet id or class name")
+    from contracts.labels import nearest
+
+    near = nearest(t, [*imagenet_names(), *_synonyms()])
+    hint = f"; nearest names: {', '.join(repr(n) for n in near)}" if near else ""
+    raise UserError(f"{where}: {t!r} is not an ImageNet-1k class index, WordNet id or class name{hint}")

@@ -5,6 +5,7 @@ Schema (version 1) in brief; ``docs/batch-format.md`` is the full reference::
     {"schema": "photoproof.batch", "schema_version": 1, "batch_id": "...",
      "created": "2026-11-22T10:00:00+00:00",
      "config": {...fully resolved craft config...},
+     "classes": ["tench", ...] (the label set; absent: ImageNet-1k),
      "models": [{"name": "lite0", "arch": "efficientnet-lite0", "role": "source",
                  "weights_sha256": "...", "weights_package": "...",
                  "preprocess": {...PreprocessSpec...}}],
@@ -114,6 +115,8 @@ class ModelRecord:
     weights_sha256: str
     weights_package: str
     preprocess: dict[str, Any]
+    kind: str = "zoo"  # zoo, onnx, pt2, torchscript or factory
+    ref: str = ""  # what --source named (a file's path or package.module:factory)
 
 
 @dataclass
@@ -124,6 +127,7 @@ class Batch:
     config: dict[str, Any]
     models: list[ModelRecord] = field(default_factory=list)
     items: list[Item] = field(default_factory=list)
+    classes: list[str] | None = None  # the label set; None: ImageNet-1k
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     schema_version: int = SCHEMA_VERSION
 
@@ -135,6 +139,7 @@ class Batch:
             "created": self.created,
             "config": self.config,
             "models": [asdict(m) for m in self.models],
+            **({"classes": list(self.classes)} if self.classes is not None else {}),
             "items": [asdict(i) for i in self.items],
         }
 
@@ -151,6 +156,7 @@ class Batch:
                 config=dict(d["config"]),
                 models=[ModelRecord(**m) for m in d["models"]],
                 items=[Item.from_dict(i) for i in d["items"]],
+                classes=None if d.get("classes") is None else [str(c) for c in d["classes"]],
             )
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(f"{where}: malformed manifest ({type(e).__name__}: {e}); re-run 'photoproof craft' to rebuild it") from None
@@ -160,6 +166,14 @@ class Batch:
             if it.id == item_id:
                 return it
         raise KeyError(item_id)
+
+    def class_names(self) -> tuple[str, ...]:
+        """The batch's label set: ``classes``, or the ImageNet-1k names when it has none."""
+        if self.classes is not None:
+            return tuple(self.classes)
+        from contracts.classes import imagenet_names
+
+        return imagenet_names()
 
     def model(self, role: str = "source") -> list[ModelRecord]:
         return [m for m in self.models if m.role == role]

@@ -8,9 +8,12 @@
 - ``distributed``: torchrun ranks: which mini-batches each crafts, barriers, ``LOCAL_RANK``'s device;
 - ``images``: where the photos come from (packaged samples or a folder);
 - ``zoo``: model names to a torch loader and a preprocessing spec;
+- ``sources``: any source model by what ``--source`` names (zoo, ONNX, .pt2, TorchScript, factory, an ``nn.Module``);
+- ``loaders``: the loaders of ``.pt2``, TorchScript and factory sources (nothing unpickled);
+- ``onnxtorch``: an ONNX graph converted to torch (onnx2torch), checked against onnxruntime;
 - ``fastgrad``: a copy of a zoo model tuned for input gradients;
 - ``ensemble``: ensembles of source models;
-- ``export``: a zoo model to ONNX with its spec in the metadata;
+- ``export``: a source model to ONNX with its spec and class names in the metadata;
 - ``attacks``: the attack registry (one attack per file), input transforms, EOT, the universal patch.
 
 Importing this package, ``config``, ``options`` and ``cli`` is cheap and torch-free;

@@ -16,11 +16,13 @@ import csv
 import importlib.util
 import re
 from dataclasses import dataclass
+from typing import Callable
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from contracts.classes import parse_label
+from contracts.classes import imagenet_names, parse_label
+from contracts.labels import index_of
 from contracts.errors import UserError
 from contracts.paths import sha256_file
 
@@ -62,15 +64,30 @@ def _package_dir(module: str) -> Path | None:
     return Path(spec.submodule_search_locations[0])
 
 
-def sample_photos() -> list[SourcePhoto]:
-    """The packaged sample photos, labelled ones first."""
+def _label_parser(classes: tuple[str, ...] | None) -> Callable[[str, str], int]:
+    """ImageNet-1k labels (index, WordNet id, name or synonym), or names/indices of another label set."""
+    if classes is None or tuple(classes) == imagenet_names():
+        return lambda text, where: parse_label(text, where=where)
+    return lambda text, where: index_of(text, classes, where)
+
+
+def sample_photos(classes: tuple[str, ...] | None = None) -> list[SourcePhoto]:
+    """The packaged sample photos, labelled ones first.
+
+    With another label set than ImageNet-1k, a foolbox photo keeps its label when
+    the set has a class of the same name, and otherwise has none (the clean prediction stands in).
+    """
+    inet = imagenet_names()
+    other = None if classes is None or tuple(classes) == inet else {" ".join(c.lower().split()): i for i, c in enumerate(classes)}
     out: list[SourcePhoto] = []
     fb = _package_dir("foolbox")
     if fb is not None:
         for p in sorted((fb / "data").glob("imagenet_*_*.jpg")):
             m = re.fullmatch(r"imagenet_(\d+)_(\d+)\.jpg", p.name)
             if m:
-                out.append(SourcePhoto(f"foolbox-{m.group(1)}", f"foolbox:data/{p.name}", p, "foolbox", int(m.group(2)), "filename"))
+                inet_label = int(m.group(2))
+                label = inet_label if other is None else other.get(" ".join(inet[inet_label].lower().split()))
+                out.append(SourcePhoto(f"foolbox-{m.group(1)}", f"foolbox:data/{p.name}", p, "foolbox", label, "filename" if label is not None else None))
     for module, sub, names, origin in (
         ("skimage", "data", _SKIMAGE_PHOTOS, "skimage"),
         ("matplotlib", "mpl-data/sample_data", _MATPLOTLIB_PHOTOS, "matplotlib"),
@@ -91,8 +108,9 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:40] or "img"
 
 
-def user_photos(folder: Path) -> list[SourcePhoto]:
-    """Photos in ``folder`` (recursively when it has class sub-folders), with labels."""
+def user_photos(folder: Path, classes: tuple[str, ...] | None = None) -> list[SourcePhoto]:
+    """Photos in ``folder`` (recursively when it has class sub-folders), with labels in ``classes`` (default ImageNet-1k)."""
+    parse = _label_parser(classes)
     if not folder.exists():
         raise UserError(f"--images {folder}: no such folder")
     if not folder.is_dir():
@@ -106,7 +124,7 @@ def user_photos(folder: Path) -> list[SourcePhoto]:
                     continue
                 if len(row) < 2:
                     raise UserError(f"{labels_csv}:{n}: expected 'file,label'")
-                csv_labels[row[0].strip()] = parse_label(row[1], where=f"{labels_csv}:{n}")
+                csv_labels[row[0].strip()] = parse(row[1], f"{labels_csv}, row {n}")
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise UserError(f"--images {folder}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
@@ -119,7 +137,7 @@ def user_photos(folder: Path) -> list[SourcePhoto]:
         if rel in csv_labels or p.name in csv_labels:
             label, source = csv_labels.get(rel, csv_labels.get(p.name)), "labels.csv"
         elif p.parent != folder:
-            label, source = parse_label(p.parent.name, where=f"folder {p.parent}"), "folder"
+            label, source = parse(p.parent.name, f"folder {p.parent}"), "folder"
         key = base = f"user-{_slug(p.relative_to(folder).with_suffix('').as_posix())}"
         i = 1
         while key in seen:
@@ -133,9 +151,9 @@ def user_photos(folder: Path) -> list[SourcePhoto]:
     return out
 
 
-def find_photos(images: str) -> list[SourcePhoto]:
-    """``samples`` or a folder path."""
-    return sample_photos() if images == "samples" else user_photos(Path(images))
+def find_photos(images: str, classes: tuple[str, ...] | None = None) -> list[SourcePhoto]:
+    """``samples`` or a folder path; labels are read in the label set ``classes`` (default ImageNet-1k)."""
+    return sample_photos(classes) if images == "samples" else user_photos(Path(images), classes)
 
 
 def load_rgb(photo: SourcePhoto) -> Image.Image:
