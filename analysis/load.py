@@ -256,6 +256,8 @@ def load_input(batch_dir: Path, sessions: list[str] | None = None) -> ReportInpu
                     s = _read_session(con, f, row, batch)
                 except sqlite3.DatabaseError as e:
                     raise UserError(f"{f}: cannot read the capture tables ({e}); remove the file or re-capture") from None
+                except (TypeError, ValueError, OverflowError) as e:  # a value of the wrong type in a row
+                    raise UserError(f"{f}: malformed values in session {row['id']!r} ({type(e).__name__}: {e}); remove the file or re-capture") from None
                 _fill_digital_from_manifest(s, batch)
                 inp.sessions.append(s)
         finally:

@@ -25,6 +25,7 @@ from capture.session import Progress, run_capture
 from contracts.frames import FrameSource
 from capture.sources.files import PhotoSource, VideoSource
 from contracts.console import console
+from contracts.capturedb import readonly_uri
 from contracts.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ def _summary(db: Path) -> Table:
 
     from contracts.manifest import load_batch
 
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    con = sqlite3.connect(readonly_uri(db), uri=True)
     try:
         n_frames, n_sheets = con.execute("SELECT COUNT(*), SUM(sheets_found > 0) FROM frames").fetchone()
         rows = con.execute("SELECT item_id, role, top1, good FROM observations").fetchall()

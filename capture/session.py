@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import signal
 import threading
 import time
@@ -70,8 +71,9 @@ class Progress:
 
 
 def default_session_id(source: FrameSource) -> str:
+    """``<date>-<time>-<source kind>-<6 random hex digits>``: two stations started in the same second never collide."""
     kind = re.sub(r"[^A-Za-z0-9]+", "", source.description.split(":", 1)[0]) or "session"
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}"
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{secrets.token_hex(3)}"
 
 
 def _check_inputs(batch: Batch, layout: Layout, frames: int | None, duration: float | None, per_tile: int | None) -> None:
@@ -101,7 +103,12 @@ def digital_top5(batch_dir: Path, batch: Batch, classifier: OnnxClassifier, chun
             except (OSError, ValueError) as e:
                 raise UserError(f"{path}: cannot read the {role} PNG of item {item} ({e}); re-run 'photoproof craft'") from None
         ids, probs = classifier.classify(np.stack(arrays))
-        rows += [(item, role, ids[k], probs[k]) for k, (item, role, _) in enumerate(part)]
+        finite = np.isfinite(probs).all(axis=1)
+        for k, (item, role, _) in enumerate(part):
+            if finite[k]:
+                rows.append((item, role, ids[k], probs[k]))
+            else:  # not recorded: the report shows this item's digital figures as n/a
+                log.warning("the model gave NaN or infinite outputs on the %s PNG of item %s; its digital prediction is not recorded", role, item)
     return rows
 
 
@@ -175,7 +182,7 @@ def run_capture(
         source: any :class:`FrameSource`; it is opened and closed here.
         frames, duration, per_tile: stop after N frames, S seconds, or K good observations of every tile.
         headless: no window (also when there is no display).
-        session_id: the database's name (default: date, time and source kind). An existing
+        session_id: the database's name (default: date, time, source kind and a random suffix). An existing
             session of the same model is resumed; ``frames`` and ``per_tile`` then count
             what it already holds, so a finished session is not extended.
         profile, seed: recorded for simulated sessions.
@@ -201,7 +208,7 @@ def run_capture(
     with _Signals(stop, source) as sig, source:
         sid = session_id or default_session_id(source)
         db_path = batch_dir / "captures" / f"{sid}.sqlite"
-        recorder = Recorder(db_path, sid, batch.batch_id)
+        recorder = Recorder(db_path, sid, batch.batch_id, on_failure=lambda e: (stop.set(), source.interrupt()))
         stopped_by, worker, loop = "error", None, None
         try:
             config = {
@@ -233,7 +240,7 @@ def run_capture(
                 worker.join(timeout=60.0)
                 skipped = loop.skipped if loop is not None else 0
                 notes.update(
-                    observations=worker.stats.tiles, good=worker.stats.good, dropped_jobs=worker.slot.dropped + skipped,
+                    observations=worker.stats.tiles, good=worker.stats.good, nonfinite_outputs=worker.stats.nonfinite, dropped_jobs=worker.slot.dropped + skipped,
                     classifier_busy_s=round(worker.stats.busy_s, 3), classifier_batches=worker.stats.batches,
                 )
                 if save_crops:
@@ -247,6 +254,8 @@ def run_capture(
                 reconnects=int(getattr(source, "reconnects", 0)),
             )
             recorder.close(notes)
+        if recorder.error is not None:  # disk full or the like: say why the session stopped
+            raise recorder.error
         if worker is not None and worker.error is not None:
             raise worker.error
     log.info("session %s: %s", sid, notes)

@@ -26,6 +26,7 @@ from PIL import Image
 
 from channel import model as ch
 from capture.classify import OnnxClassifier
+from contracts.capturedb import readonly_uri
 from contracts.errors import UserError
 from contracts.manifest import ROLES, Batch, load_batch
 from contracts.paths import atomic_write_json, resolve_inside
@@ -257,7 +258,7 @@ def digital_baseline_known(batch_dir: Path, model: str) -> bool:
         return True
     for db in sorted((Path(batch_dir) / "captures").glob("*.sqlite")):
         try:
-            con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+            con = sqlite3.connect(readonly_uri(db), uri=True)
             try:
                 if con.execute("SELECT 1 FROM sessions WHERE model=? LIMIT 1", (model,)).fetchone():
                     return True
