@@ -105,19 +105,19 @@ def demo(
     console.rule("1/4 craft: FGSM on lite0")
     with make_progress() as progress:
         batch = craft_batch(out, cfg, progress=rich_progress(progress))
-    console.print(f"{len(batch.items)} items in {out}")
+    console.print(f"{len(batch.items)} items in {escape(str(out))}")
     console.rule("2/4 print: sheets.pdf")
     layout = print_batch(out)
-    console.print(f"{len(layout.sheets)} sheet(s) in {out / 'sheets.pdf'}")
+    console.print(f"{len(layout.sheets)} sheet(s) in {escape(str(out / 'sheets.pdf'))}")
     console.rule(f"3/4 capture: simulated camera ({profile}) -> {target} in onnxruntime")
     model_path = resolve_onnx_model(target, out)
     cam = SimulatedCamera.from_batch(out, profile=prof, seed=seed, n_frames=frames)
     db = run_capture(out, model_path, cam, frames=frames, headless=True, profile=profile, seed=seed, session_id=f"demo-{profile}")
-    console.print(f"recorded {db}")
+    console.print(f"recorded {escape(str(db))}")
     console.rule("4/4 report")
     result = make_report(out)
     show(result)
-    console.print(f"report: [bold]{result.main_path}[/]", soft_wrap=True)
+    console.print(f"report: [bold]{escape(str(result.main_path))}[/]", soft_wrap=True)
 
 
 @app.callback()

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 from rich.table import Table as RichTable
+from rich.markup import escape
 
 from analysis.report import FORMATS, ReportResult, make_report
 from analysis.tables import fmt_rate
@@ -27,7 +28,7 @@ def _summary(result: ReportResult) -> RichTable:
             if key in result.headline.rate_columns:
                 cells.append(fmt_rate(v) if row.get("model_kind") == "capture" or key == "adv_digital" else "—")
             else:
-                cells.append("—" if v is None else f"{v:g}" if isinstance(v, float) else str(v))
+                cells.append("—" if v is None else f"{v:g}" if isinstance(v, float) else escape(str(v)))
         t.add_row(*cells)
     return t
 
@@ -35,11 +36,11 @@ def _summary(result: ReportResult) -> RichTable:
 def show(result: ReportResult) -> None:
     """Print a finished report's notes, key figures and location on the CLI console."""
     for note in result.notes:
-        console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
+        console.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
     if result.digital_only:
         console.print("[bold yellow]No captures found: the report holds digital results only.[/]")
     console.print(_summary(result))
-    console.print(f"report written to [bold]{result.main_path}[/] ({len(result.files)} files in {result.out_dir})", soft_wrap=True)
+    console.print(f"report written to [bold]{escape(str(result.main_path))}[/] ({len(result.files)} files in {escape(str(result.out_dir))})", soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -17,7 +17,7 @@ import dataclasses
 import json
 import logging
 import os
-import tempfile
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +89,32 @@ def default_providers() -> list[str]:
     return out
 
 
+def user_cache_dir() -> Path:
+    """This user's cache folder for Photoproof: ``$XDG_CACHE_HOME/photoproof``, ``~/Library/Caches/photoproof`` or ``%LOCALAPPDATA%\\photoproof``."""
+    if os.name == "nt":
+        return Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local") / "photoproof"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "photoproof"
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    return (Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache") / "photoproof"
+
+
+def private_dir(d: Path) -> bool:
+    """Create ``d`` (mode 0700) if missing; True when it is a real folder of this user that no one else may write."""
+    try:
+        d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = os.lstat(d)
+    except OSError:
+        return False
+    import stat
+
+    if not stat.S_ISDIR(st.st_mode) or not os.access(d, os.W_OK):
+        return False
+    if os.name == "nt":
+        return True
+    return st.st_uid == os.getuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
 # -- specs and labels ----------------------------------------------------------
 
 
@@ -149,7 +175,10 @@ def load_labels(path: Path) -> list[str]:
     """Class names from a text file (one per line) or a JSON list."""
     if not path.is_file():
         raise UserError(f"--labels {path}: no such file")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"--labels {path}: not UTF-8 text (byte {e.start}); save it as UTF-8") from None
     if path.suffix.lower() == ".json":
         try:
             names = json.loads(text)
@@ -342,16 +371,17 @@ class OnnxClassifier:
         return sess
 
     def _cache_dir(self) -> Path:
-        d = self.path.parent / "trt-cache"
-        try:
-            d.mkdir(exist_ok=True)
-            if os.access(d, os.W_OK):
+        """Where TensorRT keeps its engines: ``trt-cache/`` beside the model, else a per-user cache folder.
+
+        A cached engine is loaded as code, so the folder must be this user's own and
+        writable by nobody else (:func:`private_dir`); a shared, predictable temporary
+        folder is never used.
+        """
+        beside = self.path.parent / "trt-cache"
+        for d in (beside, user_cache_dir() / "trt"):
+            if private_dir(d):
                 return d
-        except OSError:
-            pass
-        d = Path(tempfile.gettempdir()) / "photoproof-trt-cache"
-        d.mkdir(exist_ok=True)
-        return d
+        raise UserError(f"--provider tensorrt: no private folder for the engine cache ({beside} and {user_cache_dir()} are not this user's own); use --provider cuda")
 
     # -- inference -----------------------------------------------------------
     def logits_input(self, crops_rgb: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from contracts.capturedb import check_db_path, create_db, encode_top5
+from contracts.capturedb import SCHEMA_VERSION, check_db_path, create_db, encode_top5
 from contracts.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -134,6 +134,7 @@ class Recorder:
         try:
             self.con: sqlite3.Connection = create_db(path)
             row = self.con.execute("SELECT value FROM meta WHERE key='batch_id'").fetchone()
+            version = self.con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         except sqlite3.Error as e:
             self._session_lock.release()
             raise UserError(f"{path}: cannot open it as a capture database ({e}); choose another --session, or free disk space") from None
@@ -145,6 +146,10 @@ class Recorder:
             self.con.close()
             self._session_lock.release()
             raise UserError(f"{path}: belongs to batch {row[0]}, not {batch_id}; choose another --session")
+        if version is not None and version[0] != str(SCHEMA_VERSION):
+            self.con.close()
+            self._session_lock.release()
+            raise UserError(f"{path}: capture schema version {version[0]!r} is not this Photoproof's ({SCHEMA_VERSION}); choose another --session")
         try:
             self.con.execute("INSERT OR IGNORE INTO meta VALUES ('batch_id', ?)", (batch_id,))
             self.con.commit()
@@ -172,9 +177,12 @@ class Recorder:
     def _start_session(
         self, source: str, model: str, model_sha256: str, provider: str, profile: str | None, seed: int | None, config: dict[str, Any]
     ) -> Resume:
-        row = self.con.execute("SELECT model_sha256, config FROM sessions WHERE id=?", (self.session_id,)).fetchone()
+        row = self.con.execute("SELECT model_sha256, config, batch_id FROM sessions WHERE id=?", (self.session_id,)).fetchone()
         now = time.time()
         if row is None:
+            orphans = self.con.execute("SELECT COUNT(*) FROM frames WHERE session_id=?", (self.session_id,)).fetchone()[0]
+            if orphans:  # rows of this session without its session row: never write over them
+                raise UserError(f"{self.path}: holds {orphans} frames of session {self.session_id!r} but no session row (a damaged file); choose another --session")
             self.con.execute(
                 "INSERT INTO sessions (id, batch_id, source, model, model_sha256, provider, profile, seed, started, stopped, config) VALUES (?,?,?,?,?,?,?,?,?,NULL,?)",
                 (self.session_id, self.batch_id, source, model, model_sha256, provider, profile, seed, now, json.dumps(config, sort_keys=True)),
@@ -182,6 +190,8 @@ class Recorder:
             self.con.commit()
             self._owns_session = True
             return Resume()
+        if row[2] != self.batch_id:
+            raise UserError(f"{self.path}: session {self.session_id!r} belongs to batch {row[2]!r}, not {self.batch_id}; choose another --session")
         if row[0] != model_sha256:  # refused: the existing session's row is left exactly as it was
             raise UserError(f"{self.path}: session {self.session_id!r} was recorded with another model; choose another --session")
         try:

@@ -35,7 +35,7 @@ from capture.sheets.quality import QualityGates
 from capture.record import Recorder
 from contracts.frames import FrameSource
 from contracts.errors import UserError
-from contracts.layout import Layout, load_layout
+from contracts.layout import Layout, check_sheets_pdf, load_layout
 from contracts.manifest import ROLES, Batch, load_batch
 from contracts.paths import atomic_write_bytes, resolve_inside
 
@@ -196,6 +196,7 @@ def run_capture(
     batch_dir = Path(batch_dir)
     batch, layout = load_batch(batch_dir), load_layout(batch_dir)
     _check_inputs(batch, layout, frames, duration, per_tile)
+    check_sheets_pdf(batch_dir, layout)
     if session_id is not None and not _SESSION_RE.match(session_id):
         raise UserError(f"--session {session_id!r}: use letters, digits, '.', '_' and '-' (at most 64)")
     gates = gates or QualityGates()

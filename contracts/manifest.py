@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from contracts.errors import UserError
 from contracts.paths import atomic_write_json, resolve_inside
+from contracts.validate import check_manifest
 
 SCHEMA = "photoproof.batch"
 SCHEMA_VERSION = 1
@@ -142,6 +143,7 @@ class Batch:
             raise UserError(f"{where}: not a Photoproof batch manifest (schema is {d.get('schema')!r})")
         if d.get("schema_version") != SCHEMA_VERSION:
             raise UserError(f"{where}: schema version {d.get('schema_version')!r} is not supported (this Photoproof reads {SCHEMA_VERSION})")
+        check_manifest(d, where)  # types, unique ids and ranges, each error naming the field
         try:
             return cls(
                 batch_id=str(d["batch_id"]),

@@ -26,7 +26,7 @@ from PIL import Image
 from contracts.classes import imagenet_names, parse_label
 from contracts.errors import UserError
 from contracts.manifest import MANIFEST, Batch, ImageRecord, Item, Label, ModelRecord, SourceImage, load_batch, save_batch
-from contracts.paths import atomic_write_bytes, resolve_inside, sha256_bytes, sha256_file
+from contracts.paths import atomic_write_bytes, remove_stale_temps, resolve_inside, sha256_bytes, sha256_file
 from contracts.profile import load_profile
 from craft.attacks import Attack, AttackSettings, AttackSpec, ItemRng, build_attack, least_likely, parse_spec
 from craft.ensemble import ENSEMBLE_MODES, Ensemble
@@ -355,8 +355,13 @@ def craft_batch(out: Path, cfg: CraftConfig, progress: Callable[[str, int], Call
             diff = ", ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in IDENTITY_KEYS if old[k] != new[k])
             raise UserError(f"{out}: holds a batch made with other options ({diff}); use a new --out directory")
         log.info("resuming batch %s", batch.batch_id)
+        remove_stale_temps(out, (MANIFEST,))  # half-written files of a killed run
+        remove_stale_temps(out / "images")
     else:
-        out.mkdir(parents=True, exist_ok=True)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"--out {out}: cannot create the batch folder ({e.strerror or e}); choose a writable folder") from None
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d")
         batch = Batch(batch_id=f"b{stamp}-{secrets.token_hex(4)}", config={})
     crafter = _Crafter(out, cfg, progress)

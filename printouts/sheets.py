@@ -19,9 +19,9 @@ from pathlib import Path
 from reportlab.pdfgen.canvas import Canvas
 
 from contracts.errors import UserError
-from contracts.layout import Layout, Sheet, save_layout
+from contracts.layout import LAYOUT, Layout, Sheet, save_layout
 from contracts.manifest import Batch, Item, load_batch
-from contracts.paths import atomic_write_bytes, resolve_inside, sha256_bytes
+from contracts.paths import atomic_write_bytes, remove_stale_temps, resolve_inside, sha256_bytes
 from printouts import geometry as geo
 from printouts.calibration import NOTE, draw_calibration, draw_ruler
 from printouts.cover import CoverInfo, draw_cover
@@ -152,6 +152,10 @@ def print_batch(batch_dir: Path, paper: str = "a4", tile_mm: float = 60.0, layou
     pdf = render_pdf(batch_dir, batch, plan, bool(cover))
     plan.extra["sheets_pdf"] = SHEETS_PDF
     plan.extra["sheets_pdf_sha256"] = sha256_bytes(pdf)
+    # layout.json goes first and comes back last: a run killed in between leaves a PDF without a
+    # layout ("print the batch first"), never a new PDF beside the old layout.
+    remove_stale_temps(batch_dir, (SHEETS_PDF, LAYOUT))  # half-written files of a killed run
+    (batch_dir / LAYOUT).unlink(missing_ok=True)
     atomic_write_bytes(batch_dir / SHEETS_PDF, pdf)
     save_layout(batch_dir, plan)
     log.info("wrote %s (%d bytes) and layout.json in %.2f s", batch_dir / SHEETS_PDF, len(pdf), time.perf_counter() - t0)

@@ -13,6 +13,7 @@ from typing import Callable, Optional
 
 import typer
 from rich.table import Table
+from rich.markup import escape
 
 from contracts.console import console
 from contracts.errors import UserError
@@ -49,7 +50,7 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Pa
         names = check_transforms(transforms.split(",") if transforms else None)
         model_path = resolve_model(model or _default_model(batch), batch)
         clf = OnnxClassifier(model_path)
-        console.print(f"model [bold]{clf.name}[/] ({model_path.name}, sha256 {clf.sha256[:12]}) on [bold]{clf.provider}[/]")
+        console.print(f"model [bold]{escape(clf.name)}[/] ({escape(model_path.name)}, sha256 {clf.sha256[:12]}) on [bold]{clf.provider}[/]")
         table = Table(title="strengths", show_edge=False)
         for col in ("transform", "unit", "strengths"):
             table.add_column(col)
@@ -58,8 +59,8 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Pa
         console.print(table)
         with console.status("sweeping..."):
             out = run_sweep(batch, model_path, names, steps=steps, seed=seed, classifier=clf)
-        console.print(f"wrote [bold]{out}[/]; 'photoproof report {batch}' plots it")
+        console.print(f"wrote [bold]{escape(str(out))}[/]; 'photoproof report {escape(str(batch))}' plots it")
         if not digital_baseline_known(batch, clf.name):
-            console.print(f"[yellow]note:[/] neither batch.json nor a capture session holds {clf.name}'s predictions on the "
+            console.print(f"[yellow]note:[/] neither batch.json nor a capture session holds {escape(clf.name)}'s predictions on the "
                           f"untransformed PNGs, which the report's destruction rate needs; sweep the source model, or capture "
-                          f"with --model {model or clf.name} first", soft_wrap=True)
+                          f"with --model {escape(model or clf.name)} first", soft_wrap=True)
