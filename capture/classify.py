@@ -291,7 +291,10 @@ class OnnxClassifier:
         if META_SPEC in meta and (spec is not None or overrides):
             log.warning("%s: preprocessing flags override the spec stored in the model", self.path.name)
         if spec is None and META_SPEC in meta:
-            spec = PreprocessSpec.from_json(meta[META_SPEC])
+            try:
+                spec = PreprocessSpec.from_json(meta[META_SPEC])
+            except UserError as e:  # metadata from outside: name the model it came from
+                raise UserError(f"{where}: its metadata {META_SPEC!r}: {e}") from None
         if spec is None:
             size = overrides.get("input_size") or static[0]
             if not size:

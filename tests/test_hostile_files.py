@@ -316,3 +316,34 @@ def test_no_csv_cell_starts_with_a_formula_character_unless_it_is_a_number(text:
     v = csv_safe(text)
     if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r"):
         float(v)  # only plain numbers keep their sign
+
+
+# -- models ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["garbage", "empty", "wrong-output-shape", "bad-spec-metadata", "huge-input-size"])
+def test_hostile_onnx_models_give_a_one_line_error_naming_the_model(tmp_path: Path, kind: str) -> None:
+    import onnx
+
+    from capture.classify import OnnxClassifier
+    from tests.capture_helpers import identity_model, tiny_classifier
+
+    path = tmp_path / "m.onnx"
+    if kind == "garbage":
+        path.write_bytes(bytes(range(256)) * 8)
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "wrong-output-shape":
+        identity_model(path)
+    else:
+        tiny_classifier(path, size=32)
+        m = onnx.load(str(path))
+        for prop in m.metadata_props:
+            if prop.key == "photoproof.preprocess":
+                spec = json.loads(prop.value)
+                spec["input_size"] = "big" if kind == "bad-spec-metadata" else 10**6
+                prop.value = json.dumps(spec)
+        onnx.save(m, str(path))
+    with pytest.raises(UserError) as e:
+        OnnxClassifier(path)
+    assert "\n" not in str(e.value) and "m.onnx" in str(e.value)

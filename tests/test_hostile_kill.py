@@ -76,6 +76,31 @@ def test_report_killed_at_a_random_point_leaves_the_old_report_or_the_new_one(tm
     assert _temps(batch) == []
 
 
+def test_a_report_that_fails_midway_leaves_the_old_report_whole(tmp_path: Path) -> None:
+    """A real write failure (a file-size limit, as on a full disk) after the small tables, before the big HTML."""
+    import resource
+
+    batch = tmp_path / "b"
+    make_synthetic_batch(batch, n_items=3, size=32)
+    _run("report", str(batch), "--format", "html,csv")
+    old = _digest(batch / "report")
+    assert max(len(v) for v in old) and (batch / "report" / "index.html").stat().st_size > 60_000
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (40_000, 40_000))
+
+    from contracts.manifest import save_batch
+
+    b = load_batch(batch)  # new figures: the first adversarial image no longer fools the source model
+    b.items[0].adv.top5["lite0"][0][0] = b.items[0].label.index
+    save_batch(batch, b)
+    r = subprocess.run([sys.executable, str(ROOT / "app.py"), "report", str(batch), "--format", "html,csv"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=600, preexec_fn=limit)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "index.html: cannot write it" in r.stderr, r.stderr
+    assert _digest(batch / "report") == old and _temps(batch) == []
+
+
 @pytest.mark.parametrize("seed", [3])
 def test_print_killed_at_a_random_point_never_leaves_a_pdf_beside_another_runs_layout(tmp_path: Path, seed: int) -> None:
     batch = tmp_path / "b"
