@@ -182,7 +182,7 @@ def load_labels(path: Path) -> list[str]:
     if path.suffix.lower() == ".json":
         try:
             names = json.loads(text)
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, RecursionError) as e:
             raise UserError(f"--labels {path}: invalid JSON ({e})") from None
         if not isinstance(names, list):
             raise UserError(f"--labels {path}: expected a JSON list of class names")
@@ -336,7 +336,7 @@ class OnnxClassifier:
         if names is None and META_CLASSES in meta:
             try:
                 names = [str(n) for n in json.loads(meta[META_CLASSES])]
-            except (json.JSONDecodeError, TypeError):
+            except (json.JSONDecodeError, TypeError, RecursionError):
                 raise UserError(f"--model {self.path}: the class names in its metadata are not a JSON list") from None
             source = "its metadata"
         if names is None:

@@ -196,7 +196,7 @@ class Recorder:
             raise UserError(f"{self.path}: session {self.session_id!r} was recorded with another model; choose another --session")
         try:
             old = json.loads(row[1] or "{}")
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             old = {}
         runs = old.get("runs") if isinstance(old, dict) else None
         runs = runs if isinstance(runs, list) else []
@@ -322,7 +322,7 @@ class Recorder:
                         row = self.con.execute("SELECT config FROM sessions WHERE id=?", (self.session_id,)).fetchone()
                         try:
                             cfg = json.loads(row[0]) if row and row[0] else {}
-                        except json.JSONDecodeError:
+                        except (json.JSONDecodeError, RecursionError):
                             cfg = {}
                         cfg = {**(cfg if isinstance(cfg, dict) else {}), **notes}
                         self.con.execute("UPDATE sessions SET config=? WHERE id=?", (json.dumps(cfg, sort_keys=True), self.session_id))

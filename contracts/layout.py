@@ -114,7 +114,7 @@ def load_layout(batch_dir: Path) -> Layout:
         raise UserError(f"{path}: missing; print the batch first with 'photoproof print {batch_dir}'")
     try:
         d = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise UserError(f"{path}: corrupt JSON ({e}); re-run 'photoproof print'") from None
     if not isinstance(d, dict):
         raise UserError(f"{path}: expected a JSON object; re-run 'photoproof print'")

@@ -174,7 +174,7 @@ def load_batch(batch_dir: Path) -> Batch:
         raise UserError(f"{path}: missing; this is not a batch directory (run 'photoproof craft' first)")
     try:
         d = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise UserError(f"{path}: corrupt JSON ({e}); restore it or re-run 'photoproof craft'") from None
     if not isinstance(d, dict):
         raise UserError(f"{path}: expected a JSON object")

@@ -177,7 +177,7 @@ def _kept_rows(path: Path, sha256: str, seed: int, redo: set[str]) -> tuple[list
         return [], {}
     try:
         old = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         log.warning("%s: unreadable; replacing it", path)
         return [], {}
     if not isinstance(old, dict) or old.get("model", {}).get("sha256") != sha256 or old.get("seed") != seed:

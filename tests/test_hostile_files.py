@@ -347,3 +347,10 @@ def test_hostile_onnx_models_give_a_one_line_error_naming_the_model(tmp_path: Pa
     with pytest.raises(UserError) as e:
         OnnxClassifier(path)
     assert "\n" not in str(e.value) and "m.onnx" in str(e.value)
+
+
+@pytest.mark.parametrize("name", ["batch.json", "layout.json"])
+def test_deeply_nested_json_is_a_one_line_error(tmp_path: Path, name: str) -> None:
+    (tmp_path / name).write_text("[" * 200_000)
+    with pytest.raises(UserError, match=f"{name}: corrupt JSON"):
+        (load_batch if name == "batch.json" else load_layout)(tmp_path)
