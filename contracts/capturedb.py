@@ -169,7 +169,15 @@ def batch_id_of(con: sqlite3.Connection) -> str | None:
 
 
 def decode_top5(ids: str, probs: str) -> list[tuple[int, float]]:
-    return list(zip((int(i) for i in json.loads(ids)), (float(p) for p in json.loads(probs))))
+    """``[(class_id, probability), ...]`` from the two JSON columns.
+
+    Raises:
+        ValueError: malformed JSON, or lists of different lengths (never silently truncated).
+    """
+    i, p = json.loads(ids), json.loads(probs)
+    if not isinstance(i, list) or not isinstance(p, list) or len(i) != len(p):
+        raise ValueError(f"top-5 ids {ids[:40]!r} and probabilities {probs[:40]!r} do not pair up")
+    return [(int(a), float(b)) for a, b in zip(i, p)]
 
 
 def encode_top5(ids: Any, probs: Any) -> tuple[str, str]:

@@ -15,6 +15,7 @@ from contracts.errors import UserError
 
 MAX_SHEET_MM = 2000.0  # larger than A0 (841 x 1189 mm): anything beyond is not a sheet of paper
 MAX_MARKER_ID = 100_000
+MAX_CLASSES = 1_000_000  # more than any label set (ImageNet-21k has 21,841 classes)
 
 
 class Fields:
@@ -96,14 +97,14 @@ def check_manifest(d: dict[str, Any], where: str) -> None:
         for k in ("file", "sha256", "origin"):
             f.text(f.key(src, k, f"{at}.source"), f"{at}.source.{k}", empty=True)
         label = f.obj(f.key(it, "label", at), f"{at}.label")
-        f.integer(f.key(label, "index", f"{at}.label"), f"{at}.label.index", lo=0)
+        f.integer(f.key(label, "index", f"{at}.label"), f"{at}.label.index", lo=0, hi=MAX_CLASSES - 1)
         f.text(f.key(label, "name", f"{at}.label"), f"{at}.label.name", empty=True)
         f.text(f.key(label, "source", f"{at}.label"), f"{at}.label.source")
         f.text(f.key(it, "attack", at), f"{at}.attack")
         f.number(f.key(it, "eps", at), f"{at}.eps", lo=0, hi=255)
         f.integer(f.key(it, "seed", at), f"{at}.seed")
         if it.get("target") is not None:
-            f.integer(it["target"], f"{at}.target", lo=0)
+            f.integer(it["target"], f"{at}.target", lo=0, hi=MAX_CLASSES - 1)
         if "params" in it:
             f.obj(it["params"], f"{at}.params")
         for role in ("clean", "adv"):
@@ -113,7 +114,7 @@ def check_manifest(d: dict[str, Any], where: str) -> None:
             for model, top5 in f.obj(rec.get("top5", {}), f"{at}.{role}.top5").items():
                 for j, pair in enumerate(f.lst(top5, f"{at}.{role}.top5.{model}")):
                     p = f.lst(pair, f"{at}.{role}.top5.{model}[{j}]", n=2)
-                    f.integer(p[0], f"{at}.{role}.top5.{model}[{j}][0]", lo=0)
+                    f.integer(p[0], f"{at}.{role}.top5.{model}[{j}][0]", lo=0, hi=MAX_CLASSES - 1)
                     f.number(p[1], f"{at}.{role}.top5.{model}[{j}][1]", lo=0, hi=1.0001)
 
 

@@ -53,13 +53,14 @@ def _manifest(good: Path) -> dict[str, Any]:
 @pytest.mark.parametrize("field, value, needle", [
     (("items", 0, "label", "index"), "243", "items[0].label.index: expected an integer"),
     (("items", 0, "label", "index"), True, "items[0].label.index: expected an integer"),
+    (("items", 0, "label", "index"), 10**30, "items[0].label.index: expected 0..999999"),
     (("items", 1, "eps"), "16", "items[1].eps: expected a finite number"),
     (("items", 0, "clean", "top5", "lite0", 0, 0), "7", "items[0].clean.top5.lite0[0][0]"),
     (("items", 0, "clean", "path"), 5, "items[0].clean.path"),
     (("models", 0, "preprocess"), [], "models[0].preprocess: expected an object"),
     (("items", 0, "target"), 1.5, "items[0].target"),
     (("items",), {"a": 1}, "items: expected a list"),
-], ids=["label-as-string", "label-as-bool", "eps-as-string", "top5-id-as-string", "path-as-int", "preprocess-list", "target-float", "items-object"])
+], ids=["label-as-string", "label-as-bool", "label-absurd", "eps-as-string", "top5-id-as-string", "path-as-int", "preprocess-list", "target-float", "items-object"])
 def test_manifest_types_are_checked_and_named(good: Path, tmp_path: Path, field: tuple, value: Any, needle: str) -> None:
     d = _manifest(good)
     node = d
@@ -241,15 +242,16 @@ def _db_with(good: Path, tmp_path: Path, sql: str) -> Path:
     "UPDATE observations SET sharpness='x'",
     "UPDATE observations SET frame_idx='x'",
     "UPDATE sessions SET config='[1, 2]'",
-], ids=["started", "top5-garbage", "top5-object", "digital-garbage", "sharpness", "frame-idx", "config-array"])
+    "UPDATE observations SET top5_probs='[0.5]'",
+], ids=["started", "top5-garbage", "top5-object", "digital-garbage", "sharpness", "frame-idx", "config-array", "top5-unpaired"])
 def test_malformed_capture_rows_give_a_one_line_error_naming_the_file(good: Path, tmp_path: Path, sql: str) -> None:
     b = _db_with(good, tmp_path, sql)
-    try:
-        inp = load_input(b)
-    except UserError as e:
-        assert "s1.sqlite" in str(e) and "\n" not in str(e)
-    else:  # tolerated (a config that is not an object is read as empty)
-        assert len(inp.sessions) == 1
+    if "config" in sql:  # tolerated: a config that is not an object is read as empty
+        assert len(load_input(b).sessions) == 1
+        return
+    with pytest.raises(UserError) as e:
+        load_input(b)
+    assert "s1.sqlite" in str(e.value) and "\n" not in str(e.value)
 
 
 @pytest.mark.parametrize("char", ["#", "?", "%41"])
