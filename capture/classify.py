@@ -17,13 +17,13 @@ import dataclasses
 import json
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
+from capture.cachedir import private_dir, user_cache_dir
 from contracts.classes import imagenet_names
 from contracts.errors import UserError
 from contracts.paths import sha256_file
@@ -87,32 +87,6 @@ def default_providers() -> list[str]:
             out.append(CUDA)
     out.append(CPU)
     return out
-
-
-def user_cache_dir() -> Path:
-    """This user's cache folder for Photoproof: ``$XDG_CACHE_HOME/photoproof``, ``~/Library/Caches/photoproof`` or ``%LOCALAPPDATA%\\photoproof``."""
-    if os.name == "nt":
-        return Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local") / "photoproof"
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Caches" / "photoproof"
-    xdg = os.environ.get("XDG_CACHE_HOME", "")
-    return (Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache") / "photoproof"
-
-
-def private_dir(d: Path) -> bool:
-    """Create ``d`` (mode 0700) if missing; True when it is a real folder of this user that no one else may write."""
-    try:
-        d.mkdir(mode=0o700, parents=True, exist_ok=True)
-        st = os.lstat(d)
-    except OSError:
-        return False
-    import stat
-
-    if not stat.S_ISDIR(st.st_mode) or not os.access(d, os.W_OK):
-        return False
-    if os.name == "nt":
-        return True
-    return st.st_uid == os.getuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
 # -- specs and labels ----------------------------------------------------------

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import sqlite3
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -99,13 +100,13 @@ class SessionLock:
 
 def _lock_fd(fd: int) -> None:
     """Take an exclusive, non-blocking lock on ``fd``; ``OSError`` when another process holds it."""
-    try:
-        import fcntl
-    except ImportError:  # Windows
+    if sys.platform == "win32":
         import msvcrt
 
         msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
         return
+    import fcntl
+
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 

@@ -209,7 +209,11 @@ def run_capture(
     with _Signals(stop, source) as sig, source:
         sid = session_id or default_session_id(source)
         db_path = batch_dir / "captures" / f"{sid}.sqlite"
-        recorder = Recorder(db_path, sid, batch.batch_id, on_failure=lambda e: (stop.set(), source.interrupt()))
+        def on_write_failure(_: BaseException) -> None:  # a full disk: stop now, say why at the end
+            stop.set()
+            source.interrupt()
+
+        recorder = Recorder(db_path, sid, batch.batch_id, on_failure=on_write_failure)
         stopped_by, worker, loop = "error", None, None
         try:
             config = {

@@ -356,3 +356,26 @@ def test_deeply_nested_json_is_a_one_line_error(tmp_path: Path, name: str) -> No
     (tmp_path / name).write_text("[" * 200_000)
     with pytest.raises(UserError, match=f"{name}: corrupt JSON"):
         (load_batch if name == "batch.json" else load_layout)(tmp_path)
+
+
+# -- the TensorRT engine cache ------------------------------------------------------------
+
+
+def test_engine_cache_is_per_user_and_refuses_folders_others_can_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import stat
+
+    from capture.cachedir import private_dir, user_cache_dir
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    d = user_cache_dir() / "trt"
+    assert d.is_relative_to(tmp_path) and private_dir(d) and stat.S_IMODE(d.stat().st_mode) == 0o700
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)  # a /tmp-like folder: anyone may plant an engine there
+    assert not private_dir(shared)
+    if os.getuid() == 0:  # as root, also a folder owned by another user
+        theirs = tmp_path / "theirs"
+        theirs.mkdir(mode=0o700)
+        os.chown(theirs, 65534, 65534)
+        assert not private_dir(theirs)
