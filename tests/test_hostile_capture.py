@@ -194,3 +194,18 @@ def test_symlinked_capture_database_leading_out_of_the_batch_is_refused(setup: t
         load_input(batch_dir)
     with pytest.raises(UserError, match="outside the batch"):
         run_capture(batch_dir, model, PhotoSource(photos), frames=2, session_id="real", gates=GATES)
+
+
+@pytest.mark.parametrize("seed", [5])
+def test_capture_killed_at_a_random_point_resumes_where_it_stopped(setup: tuple[Path, Path, Path], seed: int) -> None:
+    batch_dir, model, photos = setup
+    proc, db = _start_capture(batch_dir, model, photos, "killed-random")
+    time.sleep(float(np.random.default_rng(seed).uniform(0.0, 1.5)))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    n = _rows(db, "SELECT COUNT(*) FROM frames")[0][0]
+    db2 = run_capture(batch_dir, model, PhotoSource(photos), frames=n + 3, session_id="killed-random", gates=GATES, save_crops=False)
+    assert [r[0] for r in _rows(db2, "SELECT idx FROM frames ORDER BY idx")] == list(range(n + 3))
+    orphans = _rows(db2, "SELECT COUNT(*) FROM observations o LEFT JOIN frames f ON f.idx = o.frame_idx WHERE f.idx IS NULL")[0][0]
+    cfg = json.loads(_rows(db2, "SELECT config FROM sessions")[0][0])
+    assert orphans == 0 and len(cfg["runs"]) == 1 and _rows(db2, "SELECT stopped FROM sessions")[0][0] is not None

@@ -1,4 +1,4 @@
-"""SIGKILL at random points, then resume: craft, print and report (capture: test_capture_session, test_hostile_capture).
+"""SIGKILL at random points, then resume: craft, print and report (capture: test_hostile_capture.py).
 
 Each stage runs as a real ``python app.py ...`` subprocess and is killed after a
 random delay drawn from a seeded generator (the seed is in the test id). After
