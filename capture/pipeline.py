@@ -30,6 +30,7 @@ import numpy as np
 from capture.classify import CPU, OnnxClassifier
 from capture.sheets.detect import TileCrop
 from capture.record import Observation, Recorder
+from contracts.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +194,10 @@ class ClassifierWorker(threading.Thread):
                     continue
                 self.process(job)
         except BaseException as e:  # reported to the camera loop, which stops the session
-            log.exception("classifier thread failed")
+            if isinstance(e, UserError):  # e.g. the recorder's write failed (a full disk): a one-line error, said where it arose
+                log.debug("classifier thread stopped: %s", e)
+            else:
+                log.exception("classifier thread failed")
             self.error = e
             if self._on_error:
                 self._on_error(e)
@@ -220,7 +224,7 @@ class ClassifierWorker(threading.Thread):
         obs = [
             Observation(
                 frame_idx=job.frame_idx, sheet_id=c.sheet_id, item_id=c.tile.item, role=c.tile.role,
-                sharpness=c.sharpness, tile_px=c.tile_px, angle_deg=c.angle_deg, clipped=c.clipped, good=c.good,
+                quality=c.quality, good=c.good,
                 top5_ids=[int(v) for v in i], top5_probs=[float(v) for v in p],
             )
             for c, i, p in kept
@@ -244,10 +248,11 @@ class ClassifierWorker(threading.Thread):
 
     def _gallery(self, key: TileKey, c: TileCrop, frame_idx: int) -> None:
         b, w = self.best.get(key), self.worst.get(key)
-        if b is None or c.sharpness > b.sharpness:
-            self.best[key] = GalleryEntry(c.sharpness, frame_idx, c.crop_rgb)
-        if w is None or c.sharpness < w.sharpness:
-            self.worst[key] = GalleryEntry(c.sharpness, frame_idx, c.crop_rgb)
+        sharp = c.quality.sharpness
+        if b is None or sharp > b.sharpness:
+            self.best[key] = GalleryEntry(sharp, frame_idx, c.crop_rgb)
+        if w is None or sharp < w.sharpness:
+            self.worst[key] = GalleryEntry(sharp, frame_idx, c.crop_rgb)
 
     def _check_done(self) -> None:
         if self.per_tile is not None and self.good_counts and min(self.good_counts.values()) >= self.per_tile:

@@ -6,6 +6,10 @@ would then be labelled and attacked. :func:`to_rgb8` scales them instead, and
 refuses what cannot be scaled honestly. Pillow's decompression-bomb guard
 (``Image.MAX_IMAGE_PIXELS``) stays on; :func:`open_rgb8` turns it into the same
 one-line refusal as any other unreadable file.
+
+This module reads photos from outside (craft's ``--images``, ``capture --photos``,
+MJPEG frames); a batch's own PNGs are read strictly, never converted, by
+:mod:`contracts.images`.
 """
 
 from __future__ import annotations

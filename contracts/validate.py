@@ -1,4 +1,5 @@
-"""Type and range checks for the files a stage reads from outside: ``batch.json`` and ``layout.json``.
+"""Type and range checks for the files a stage reads from outside: ``batch.json`` (with the
+records of craft's journal, :mod:`contracts.journal`) and ``layout.json``.
 
 Every check raises :class:`UserError` naming the file and the field, e.g.
 ``batch.json: items[3].label.index: expected an integer, got '243' (str)``.
@@ -88,34 +89,58 @@ def check_manifest(d: dict[str, Any], where: str) -> None:
     seen: dict[str, int] = {}
     for i, it in enumerate(f.lst(f.key(d, "items", ""), "items")):
         at = f"items[{i}]"
-        f.obj(it, at)
-        item_id = f.text(f.key(it, "id", at), f"{at}.id")
+        item_id = check_item(f, it, at)
         if item_id in seen:
             raise f.fail(f"{at}.id", f"duplicate item id {item_id!r} (also items[{seen[item_id]}])")
         seen[item_id] = i
-        src = f.obj(f.key(it, "source", at), f"{at}.source")
-        for k in ("file", "sha256", "origin"):
-            f.text(f.key(src, k, f"{at}.source"), f"{at}.source.{k}", empty=True)
-        label = f.obj(f.key(it, "label", at), f"{at}.label")
-        f.integer(f.key(label, "index", f"{at}.label"), f"{at}.label.index", lo=0, hi=MAX_CLASSES - 1)
-        f.text(f.key(label, "name", f"{at}.label"), f"{at}.label.name", empty=True)
-        f.text(f.key(label, "source", f"{at}.label"), f"{at}.label.source")
-        f.text(f.key(it, "attack", at), f"{at}.attack")
-        f.number(f.key(it, "eps", at), f"{at}.eps", lo=0, hi=255)
-        f.integer(f.key(it, "seed", at), f"{at}.seed")
-        if it.get("target") is not None:
-            f.integer(it["target"], f"{at}.target", lo=0, hi=MAX_CLASSES - 1)
-        if "params" in it:
-            f.obj(it["params"], f"{at}.params")
-        for role in ("clean", "adv"):
-            rec = f.obj(f.key(it, role, at), f"{at}.{role}")
-            f.text(f.key(rec, "path", f"{at}.{role}"), f"{at}.{role}.path")
-            f.text(f.key(rec, "sha256", f"{at}.{role}"), f"{at}.{role}.sha256", empty=True)
-            for model, top5 in f.obj(rec.get("top5", {}), f"{at}.{role}.top5").items():
-                for j, pair in enumerate(f.lst(top5, f"{at}.{role}.top5.{model}")):
-                    p = f.lst(pair, f"{at}.{role}.top5.{model}[{j}]", n=2)
-                    f.integer(p[0], f"{at}.{role}.top5.{model}[{j}][0]", lo=0, hi=MAX_CLASSES - 1)
-                    f.number(p[1], f"{at}.{role}.top5.{model}[{j}][1]", lo=0, hi=1.0001)
+
+
+def check_unique_ids(items: list[Any], where: str) -> None:
+    """Refuse duplicate item ids in ``batch.json`` itself, before craft's journal is folded in
+    (the fold keeps one record per id, which would hide them)."""
+    f = Fields(where, "fix the field or re-run 'photoproof craft' to rebuild the manifest")
+    seen: dict[Any, int] = {}
+    for i, it in enumerate(items):
+        item_id = it.get("id") if isinstance(it, dict) else None
+        if isinstance(item_id, str):
+            if item_id in seen:
+                raise f.fail(f"items[{i}].id", f"duplicate item id {item_id!r} (also items[{seen[item_id]}])")
+            seen[item_id] = i
+
+
+def check_journal_item(it: Any, where: str) -> None:
+    """The same checks as for an item of ``batch.json``, on one record of craft's journal (``where``: file and line)."""
+    check_item(Fields(where, "delete the journal file and re-run 'photoproof craft' to redo its items"), it, "item")
+
+
+def check_item(f: Fields, it: Any, at: str) -> str:
+    """Types and ranges of one item (``at``: its place, e.g. ``items[3]``); return its id."""
+    f.obj(it, at)
+    item_id = f.text(f.key(it, "id", at), f"{at}.id")
+    src = f.obj(f.key(it, "source", at), f"{at}.source")
+    for k in ("file", "sha256", "origin"):
+        f.text(f.key(src, k, f"{at}.source"), f"{at}.source.{k}", empty=True)
+    label = f.obj(f.key(it, "label", at), f"{at}.label")
+    f.integer(f.key(label, "index", f"{at}.label"), f"{at}.label.index", lo=0, hi=MAX_CLASSES - 1)
+    f.text(f.key(label, "name", f"{at}.label"), f"{at}.label.name", empty=True)
+    f.text(f.key(label, "source", f"{at}.label"), f"{at}.label.source")
+    f.text(f.key(it, "attack", at), f"{at}.attack")
+    f.number(f.key(it, "eps", at), f"{at}.eps", lo=0, hi=255)
+    f.integer(f.key(it, "seed", at), f"{at}.seed")
+    if it.get("target") is not None:
+        f.integer(it["target"], f"{at}.target", lo=0, hi=MAX_CLASSES - 1)
+    if "params" in it:
+        f.obj(it["params"], f"{at}.params")
+    for role in ("clean", "adv"):
+        rec = f.obj(f.key(it, role, at), f"{at}.{role}")
+        f.text(f.key(rec, "path", f"{at}.{role}"), f"{at}.{role}.path")
+        f.text(f.key(rec, "sha256", f"{at}.{role}"), f"{at}.{role}.sha256", empty=True)
+        for model, top5 in f.obj(rec.get("top5", {}), f"{at}.{role}.top5").items():
+            for j, pair in enumerate(f.lst(top5, f"{at}.{role}.top5.{model}")):
+                p = f.lst(pair, f"{at}.{role}.top5.{model}[{j}]", n=2)
+                f.integer(p[0], f"{at}.{role}.top5.{model}[{j}][0]", lo=0, hi=MAX_CLASSES - 1)
+                f.number(p[1], f"{at}.{role}.top5.{model}[{j}][1]", lo=0, hi=1.0001)
+    return item_id
 
 
 # -- layout.json -----------------------------------------------------------------

@@ -26,7 +26,8 @@ def register(app: typer.Typer) -> None:
         cover: Annotated[bool, typer.Option("--cover/--no-cover", help="Start with a cover page of batch facts and printing instructions.")] = True,
     ) -> None:
         """Lay the batch out on printable sheets: writes BATCH/sheets.pdf and BATCH/layout.json."""
-        from printouts.sheets import SHEETS_PDF, print_batch
+        from contracts.batchdir import LAYOUT, SHEETS_PDF
+        from printouts.sheets import print_batch
 
         result = print_batch(batch, paper=paper, tile_mm=tile_mm, layout=layout, cover=cover)
         n_sheets = len(result.sheets)
@@ -36,7 +37,7 @@ def register(app: typer.Typer) -> None:
             f"wrote {escape(str(batch / SHEETS_PDF))}: {pages} page(s), {n_sheets} sheet(s) with {n_tiles} tiles of {result.tile_mm:g} mm "
             f"on {result.paper}, markers {result.aruco_dictionary}"
         )
-        console.print(f"wrote {escape(str(batch / 'layout.json'))}")
+        console.print(f"wrote {escape(str(batch / LAYOUT))}")
         console.print(
             "[bold]print at 100% / actual size[/] (no fit to page), plain white matte paper, printer colour "
             "enhancements off; check that each sheet's ruler measures 100 mm"

@@ -23,11 +23,12 @@ log = logging.getLogger(__name__)
 
 def _default_model(batch: Path) -> str:
     """The batch's first source model: batch.json holds its digital top-5, which the report's destruction rate needs."""
+    from contracts.batchdir import MANIFEST
     from contracts.manifest import load_batch
 
     models = load_batch(batch).model("source")
     if not models:
-        raise UserError(f"{batch / 'batch.json'}: names no source model; give --model NAME or FILE.onnx")
+        raise UserError(f"{batch / MANIFEST}: names no source model; give --model NAME or FILE.onnx")
     return models[0].name
 
 

@@ -10,7 +10,6 @@ import json
 import os
 import resource
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -28,7 +27,11 @@ from capture.sources.files import PhotoSource
 from contracts.capturedb import open_db_readonly
 from contracts.errors import UserError
 from contracts.preprocess import PreprocessSpec
-from tests.test_capture_session import GATES, ROOT, SCRIPT, _rows, _start_capture, setup  # noqa: F401  (fixture)
+from capture.sheets.quality import QualityGates
+from testkit.capture import ROOT, db_rows as _rows, png_bomb, start_capture as _start_capture
+from testkit.scenes import tiny_classifier
+
+GATES = QualityGates(min_sharpness=1, min_tile_px=40)
 
 
 def test_a_session_in_use_is_locked_and_a_second_writer_is_refused(setup: tuple[Path, Path, Path]) -> None:
@@ -56,8 +59,6 @@ def test_default_session_ids_do_not_collide_within_a_second(setup: tuple[Path, P
 
 
 def test_a_refused_resume_leaves_the_old_session_untouched(setup: tuple[Path, Path, Path]) -> None:
-    from tests.capture_helpers import tiny_classifier
-
     batch_dir, model, photos = setup
     db = run_capture(batch_dir, model, PhotoSource(photos), frames=2, session_id="keep", gates=GATES, save_crops=False)
     before = _rows(db, "SELECT started, stopped, config FROM sessions")
@@ -93,20 +94,6 @@ def test_a_full_disk_stops_the_session_cleanly_and_keeps_what_was_committed(setu
     # with room again, the same command resumes after the last committed frame
     db2 = run_capture(batch_dir, model, PhotoSource(photos), frames=n_frames + 2, session_id="full", gates=GATES, save_crops=False)
     assert [r[0] for r in _rows(db2, "SELECT idx FROM frames ORDER BY idx")] == list(range(n_frames + 2))
-
-
-def png_bomb(path: Path, width: int, height: int) -> Path:
-    """A valid 1-bit greyscale PNG of ``width`` x ``height`` zeros: tiny on disk, huge once decoded."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    z, row = zlib.compressobj(9), b"\0" * (1 + (width + 7) // 8)
-    idat = b"".join(z.compress(row) for _ in range(height)) + z.flush()
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
-    return path
 
 
 def _nan_model(path: Path, size: int = 48) -> Path:

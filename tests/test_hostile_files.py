@@ -24,8 +24,8 @@ from contracts.errors import UserError
 from contracts.layout import load_layout
 from contracts.manifest import load_batch
 from contracts.profile import load_profile, parse_profile
-from tests.capture_helpers import make_layout
-from tests.conftest import make_synthetic_batch
+from testkit.scenes import make_layout
+from testkit.batch import write_batch as make_synthetic_batch
 
 HYP = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
@@ -80,6 +80,35 @@ def test_duplicate_item_ids_are_refused(good: Path, tmp_path: Path) -> None:
     d["items"][2]["id"] = d["items"][0]["id"]
     _write(tmp_path, "batch.json", d)
     with pytest.raises(UserError, match=r"items\[2\]\.id: duplicate item id .* \(also items\[0\]\)"):
+        load_batch(tmp_path)
+
+
+def test_a_journal_record_of_the_wrong_type_is_refused_naming_file_and_line(good: Path, tmp_path: Path) -> None:
+    from contracts import journal
+
+    d = _manifest(good)
+    items = d["items"]
+    d["items"] = items[:1]
+    _write(tmp_path, "batch.json", d)
+    bad = json.loads(json.dumps(items[2]))
+    bad["label"]["index"] = "243"  # would halve the accuracy if coerced
+    with journal.JournalWriter(tmp_path) as w:
+        w.append([items[1], bad, items[2]])
+    f = journal.journal_files(tmp_path)[0]
+    with pytest.raises(UserError) as e:
+        load_batch(tmp_path)
+    assert f"{f}:2: item.label.index: expected an integer" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_duplicate_ids_in_batch_json_are_refused_also_beside_a_journal(good: Path, tmp_path: Path) -> None:
+    from contracts import journal
+
+    d = _manifest(good)
+    d["items"][1]["id"] = d["items"][0]["id"]  # the fold, keyed by id, would hide this
+    _write(tmp_path, "batch.json", d)
+    with journal.JournalWriter(tmp_path) as w:
+        w.append([d["items"][2]])
+    with pytest.raises(UserError, match=r"items\[1\]\.id: duplicate item id .* \(also items\[0\]\)"):
         load_batch(tmp_path)
 
 
@@ -217,6 +246,7 @@ def _db_with(good: Path, tmp_path: Path, sql: str) -> Path:
     import shutil
 
     from capture.record import Observation, Recorder
+    from capture.sheets.quality import TileQuality
 
     b = tmp_path / "b"
     shutil.copytree(good, b)
@@ -225,7 +255,7 @@ def _db_with(good: Path, tmp_path: Path, sql: str) -> Path:
     items = load_batch(b).items
     rec.write_digital([(it.id, r, [1, 2, 3, 4, 5], [0.5, 0.2, 0.1, 0.1, 0.1]) for it in items for r in ("clean", "adv")])
     rec.add_frame(0, 0.0, ["s0"])
-    rec.add_observations([Observation(0, "s0", it.id, "clean", 100.0, 80.0, 5.0, 0.0, True, [1, 2, 3, 4, 5], [0.5, 0.2, 0.1, 0.1, 0.1]) for it in items])
+    rec.add_observations([Observation(0, "s0", it.id, "clean", TileQuality(100.0, 80.0, 5.0, 0.0), True, [1, 2, 3, 4, 5], [0.5, 0.2, 0.1, 0.1, 0.1]) for it in items])
     rec.close({})
     con = sqlite3.connect(b / "captures" / "s1.sqlite")
     con.execute(sql)
@@ -328,7 +358,7 @@ def test_hostile_onnx_models_give_a_one_line_error_naming_the_model(tmp_path: Pa
     import onnx
 
     from capture.classify import OnnxClassifier
-    from tests.capture_helpers import identity_model, tiny_classifier
+    from testkit.scenes import identity_model, tiny_classifier
 
     path = tmp_path / "m.onnx"
     if kind == "garbage":

@@ -23,7 +23,7 @@ import pytest
 from contracts.layout import load_layout
 from contracts.manifest import load_batch
 from contracts.paths import sha256_file
-from tests.conftest import make_synthetic_batch
+from testkit.batch import write_batch as make_synthetic_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,7 +51,8 @@ def _kill_after(p: subprocess.Popen[bytes], delay: float) -> bool:
 
 
 def _digest(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+    """sha256 of every file under ``folder`` (``figures/`` included), by its path relative to it."""
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def _temps(folder: Path) -> list[Path]:

@@ -39,7 +39,7 @@ def _part(data: bytes, length: bytes | None = None) -> bytes:
 
 
 def _bomb_png() -> bytes:
-    from tests.test_hostile_capture import png_bomb
+    from testkit.capture import png_bomb
 
     import tempfile
 

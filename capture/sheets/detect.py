@@ -344,6 +344,5 @@ class SheetDetector:
         q = measure(rgb, quad, hit.H, K, normal)
         return TileCrop(
             tile=tile, sheet_id=hit.sheet.sheet_id, crop_rgb=rgb, quad_px=quad,
-            sharpness=q.sharpness, tile_px=q.tile_px, angle_deg=q.angle_deg, clipped=q.clipped,
-            good=self.gates.passes(q, hit.reproj_px), reproj_px=hit.reproj_px,
+            quality=q, good=self.gates.passes(q, hit.reproj_px), reproj_px=hit.reproj_px,
         )

@@ -1,8 +1,8 @@
 """Drive the real CLI with about a hundred bad inputs and faults; print each outcome.
 
-Not a test module (pytest does not collect it): a probe for people, run by hand::
+Not a test (it takes minutes): a probe for people, run by hand::
 
-    python tests/hostile_probe.py [NAME-FILTER ...]     # work folder: $PHOTOPROOF_PROBE_DIR or /tmp/photoproof-probe
+    python tools/hostile_probe.py [NAME-FILTER ...]     # work folder: $PHOTOPROOF_PROBE_DIR or /tmp/photoproof-probe
 
 Each probe copies a small base batch (synthetic, printed, with photos and a tiny
 ONNX model), damages one thing, runs ``python app.py ...`` and classifies the
@@ -26,8 +26,8 @@ def make_base() -> None:
 
     sys.path.insert(0, str(ROOT))
     from printouts.sheets import print_batch
-    from tests.capture_helpers import make_layout, scene, tiny_classifier
-    from tests.conftest import make_synthetic_batch
+    from testkit.batch import write_batch as make_synthetic_batch
+    from testkit.scenes import make_layout, scene, tiny_classifier
 
     shutil.rmtree(BASE, ignore_errors=True)
     BASE.mkdir(parents=True)
@@ -192,7 +192,7 @@ def _(d):
     return ["craft", "--out", str(d/"nb"), "--images", str(im), "--limit", "1", "--eps", "4", "--attack", "fgsm"]
 @probe("photos:bomb:craft")
 def _(d):
-    sys.path.insert(0, str(ROOT)); from tests.test_hostile_capture import png_bomb
+    sys.path.insert(0, str(ROOT)); from testkit.capture import png_bomb
     im = d/"imgs"; im.mkdir(); png_bomb(im/"a.png", 20000, 20000)
     return ["craft", "--out", str(d/"nb"), "--images", str(im), "--limit", "1", "--eps", "4", "--attack", "fgsm"]
 # --- simulate / pdf
