@@ -148,7 +148,7 @@ def _session_rows(con: sqlite3.Connection, path: Path) -> list[dict[str, Any]]:
 def _read_session(con: sqlite3.Connection, path: Path, row: dict[str, Any], batch: Batch) -> Session:
     try:
         config = json.loads(row["config"] or "{}")
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         config = {}
     s = Session(
         id=str(row["id"]),
@@ -310,6 +310,8 @@ def load_input(batch_dir: Path, sessions: list[str] | None = None) -> ReportInpu
                     s = _read_session(con, f, row, batch)
                 except sqlite3.DatabaseError as e:
                     raise UserError(f"{f}: cannot read the capture tables ({e}); remove the file or re-capture") from None
+                except (TypeError, ValueError, OverflowError, RecursionError) as e:  # a value of the wrong type in a row
+                    raise UserError(f"{f}: malformed values in session {row['id']!r} ({type(e).__name__}: {e}); remove the file or re-capture") from None
                 _fill_digital_from_manifest(s, batch)
                 inp.sessions.append(s)
         finally:

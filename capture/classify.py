@@ -17,13 +17,13 @@ import ctypes
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
+from capture.cachedir import private_dir, user_cache_dir
 from contracts.classes import imagenet_names
 from contracts.errors import UserError
 from contracts.labels import read_label_file
@@ -226,7 +226,7 @@ class OnnxClassifier:
         if names is None and META_CLASSES in meta:
             try:
                 names = [str(n) for n in json.loads(meta[META_CLASSES])]
-            except (json.JSONDecodeError, TypeError):
+            except (json.JSONDecodeError, TypeError, RecursionError):
                 raise UserError(f"--model {self.path}: the class names in its metadata are not a JSON list") from None
             source = "its metadata"
         if names is None:
@@ -264,16 +264,17 @@ class OnnxClassifier:
         return sess
 
     def _cache_dir(self) -> Path:
-        d = self.path.parent / "trt-cache"
-        try:
-            d.mkdir(exist_ok=True)
-            if os.access(d, os.W_OK):
+        """Where TensorRT keeps its engines: ``trt-cache/`` beside the model, else a per-user cache folder.
+
+        A cached engine is loaded as code, so the folder must be this user's own and
+        writable by nobody else (:func:`private_dir`); a shared, predictable temporary
+        folder is never used.
+        """
+        beside = self.path.parent / "trt-cache"
+        for d in (beside, user_cache_dir() / "trt"):
+            if private_dir(d):
                 return d
-        except OSError:
-            pass
-        d = Path(tempfile.gettempdir()) / "photoproof-trt-cache"
-        d.mkdir(exist_ok=True)
-        return d
+        raise UserError(f"--provider tensorrt: no private folder for the engine cache ({beside} and {user_cache_dir()} are not this user's own); use --provider cuda")
 
     # -- inference -----------------------------------------------------------
     def logits_input(self, crops_rgb: np.ndarray) -> np.ndarray:

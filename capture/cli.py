@@ -20,6 +20,7 @@ from typing import Callable, Optional
 import typer
 from rich.live import Live
 from rich.table import Table
+from rich.markup import escape
 from rich.text import Text
 
 from capture.classify import CPU, CUDA, TENSORRT, OnnxClassifier, default_providers, load_labels
@@ -161,7 +162,7 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Pa
         duration: Optional[float] = typer.Option(None, "--duration", help="Stop after S seconds.", rich_help_panel=STOP),
         per_tile: Optional[int] = typer.Option(None, "--per-tile", help="Stop when every tile has K good observations.", rich_help_panel=STOP),
         headless: bool = typer.Option(False, "--headless", help="No live window (automatic without a display)."),
-        session: Optional[str] = typer.Option(None, "--session", help="Session name (default: date-time-source); an existing one resumes."),
+        session: Optional[str] = typer.Option(None, "--session", help="Session name (default: date-time-source-random); an existing one resumes; one in use by another capture is refused."),
         no_crops: bool = typer.Option(False, "--no-crops", help="Do not save the crop gallery."),
         provider: str = typer.Option("auto", "--provider", help="onnxruntime provider: auto, cpu, cuda, tensorrt."),
         min_sharpness: float = typer.Option(QualityGates.min_sharpness, "--min-sharpness", help="Variance of the Laplacian of the crop at the tile's camera resolution.", rich_help_panel=GATE),
@@ -223,7 +224,7 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Pa
         overrides = model_flags(input_size, mean, std, scale, resize, crop, channel_order)
         lmap = read_label_map(label_map) if label_map is not None else None
         clf = OnnxClassifier(model_path, providers=_PROVIDERS[provider] or default_providers(), class_names=load_labels(labels) if labels else None, overrides=overrides)
-        console.print(f"model [bold]{clf.name}[/] ({model_path.name}, sha256 {clf.sha256[:12]}) on [bold]{clf.provider}[/]; source {source.description}")
+        console.print(f"model [bold]{escape(clf.name)}[/] ({escape(model_path.name)}, sha256 {clf.sha256[:12]}) on [bold]{clf.provider}[/]; source {escape(source.description)}", soft_wrap=True)
         if scene:
             _scene(batch, source, clf, region, label, frames, duration, session, scene_summary)
             return
@@ -241,4 +242,4 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Pa
                 save_crops=not no_crops, gates=gates, classifier=clf, on_progress=progress, label_map=lmap,
             )
         console.print(_summary(db))
-        console.print(f"recorded {db}")
+        console.print(f"recorded {escape(str(db))}", soft_wrap=True)

@@ -88,7 +88,8 @@ class PhoneCapture:
         batch_dir, model_path, classifier: as for :func:`capture.session.run_capture` (the classifier is shared).
         bind, port: where the server listens (``port=0``: any free port).
         frames, duration, per_tile: stop conditions (see the module's docstring).
-        session: the base of the session names (default: date and time).
+        session: the base of the session names (default: date, time and a random suffix, so that two
+            laptops started in the same second never share a session).
         gates, save_crops: as for ``run_capture``.
         max_phones: phones per run.
         max_fps: frames per second one phone may send.
@@ -108,7 +109,7 @@ class PhoneCapture:
         self.batch_dir, self.model_path, self.clf = Path(batch_dir), Path(model_path), classifier
         check_inputs(self.batch_dir, frames, duration, per_tile)  # fail here, not on the first phone's thread
         self.frames, self.duration, self.per_tile = frames, duration, per_tile
-        self.base = session or time.strftime("%Y%m%d-%H%M%S")
+        self.base = session or f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
         self.gates, self.save_crops = gates, save_crops
         self.label_map = label_map  # batch class name -> the target's (--label-map)
         self.token = secrets.token_urlsafe(16)

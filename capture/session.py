@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import signal
 import threading
 import time
@@ -36,7 +37,7 @@ from contracts.frames import FrameSource
 from contracts.batchdir import capture_db, check_session_name, crops_dir
 from contracts.errors import UserError
 from contracts.labels import target_map
-from contracts.layout import Layout, load_layout
+from contracts.layout import Layout, check_sheets_pdf, load_layout
 from contracts.manifest import Batch, load_batch
 from contracts.paths import atomic_write_bytes
 
@@ -70,8 +71,9 @@ class Progress:
 
 
 def default_session_id(source: FrameSource) -> str:
+    """``<date>-<time>-<source kind>-<6 random hex digits>``: two stations started in the same second never collide."""
     kind = re.sub(r"[^A-Za-z0-9]+", "", source.description.split(":", 1)[0]) or "session"
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}"
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{secrets.token_hex(3)}"
 
 
 def _check_inputs(batch: Batch, layout: Layout, frames: int | None, duration: float | None, per_tile: int | None) -> None:
@@ -157,7 +159,7 @@ def run_capture(
             carries its profile and seed (``source.simulation()``), which are recorded.
         frames, duration, per_tile: stop after N frames, S seconds, or K good observations of every tile.
         headless: no window (also when there is no display).
-        session_id: the database's name (default: date, time and source kind). An existing
+        session_id: the database's name (default: date, time, source kind and a random suffix). An existing
             session of the same model is resumed; ``frames`` and ``per_tile`` then count
             what it already holds, so a finished session is not extended.
         save_crops: keep each tile's sharpest and blurriest crop under ``captures/<session>/crops/``.
@@ -174,6 +176,7 @@ def run_capture(
     batch_dir = Path(batch_dir)
     batch, layout = load_batch(batch_dir), load_layout(batch_dir)
     _check_inputs(batch, layout, frames, duration, per_tile)
+    check_sheets_pdf(batch_dir, layout)
     if session_id is not None:
         check_session_name(session_id)
     gates = gates or QualityGates()
@@ -188,7 +191,12 @@ def run_capture(
     with _Signals(stop, source) as sig, source:
         sid = session_id or default_session_id(source)
         db_path = capture_db(batch_dir, sid)
-        recorder = Recorder(db_path, sid, batch.batch_id)
+
+        def on_write_failure(_: BaseException) -> None:  # a full disk: stop now, say why at the end
+            stop.set()
+            source.interrupt()
+
+        recorder = Recorder(db_path, sid, batch.batch_id, on_failure=on_write_failure)
         stopped_by, worker, loop = "error", None, None
         try:
             config = {
@@ -223,7 +231,7 @@ def run_capture(
                 worker.join(timeout=60.0)
                 skipped = loop.skipped if loop is not None else 0
                 notes.update(
-                    observations=worker.stats.tiles, good=worker.stats.good, dropped_jobs=worker.slot.dropped + skipped,
+                    observations=worker.stats.tiles, good=worker.stats.good, nonfinite_outputs=worker.stats.nonfinite, dropped_jobs=worker.slot.dropped + skipped,
                     classifier_busy_s=round(worker.stats.busy_s, 3), classifier_batches=worker.stats.batches,
                 )
                 if save_crops:
@@ -237,6 +245,8 @@ def run_capture(
                 reconnects=int(getattr(source, "reconnects", 0)),
             )
             recorder.close(notes)
+        if recorder.error is not None:  # disk full or the like: say why the session stopped
+            raise recorder.error
         if worker is not None and worker.error is not None:
             raise worker.error
     log.info("session %s: %s", sid, notes)

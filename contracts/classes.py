@@ -45,12 +45,12 @@ def parse_label(text: str, where: str = "label") -> int:
         UserError: naming ``where`` when the label is not an ImageNet-1k class.
     """
     t = text.strip()
-    if t.isdigit():
+    if t.isascii() and t.isdecimal():  # not str.isdigit: it accepts '²', which int() refuses
         i = int(t)
         if 0 <= i < 1000:
             return i
         raise UserError(f"{where}: class index {i} is outside 0..999")
-    if t.startswith("n") and t[1:].isdigit():
+    if t.startswith("n") and t[1:].isascii() and t[1:].isdecimal():
         try:
             return imagenet_wnids().index(t)
         except ValueError:

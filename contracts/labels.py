@@ -65,7 +65,7 @@ def read_label_file(path: Path, flag: str = "--labels") -> list[str]:
     if path.suffix.lower() == ".json":
         try:
             names = json.loads(text)
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, RecursionError) as e:
             raise UserError(f"{where}: invalid JSON ({e})") from None
         if not isinstance(names, list) or not all(isinstance(n, (str, int)) for n in names):
             raise UserError(f"{where}: expected a JSON list of class names")

@@ -27,6 +27,7 @@ from contracts import journal
 from contracts.batchdir import MANIFEST as MANIFEST  # re-exported: the name's old home
 from contracts.errors import UserError
 from contracts.paths import atomic_write_json, resolve_inside
+from contracts.validate import check_manifest, check_unique_ids
 
 SCHEMA = "photoproof.batch"
 SCHEMA_VERSION = 1
@@ -149,6 +150,7 @@ class Batch:
             raise UserError(f"{where}: not a Photoproof batch manifest (schema is {d.get('schema')!r})")
         if d.get("schema_version") != SCHEMA_VERSION:
             raise UserError(f"{where}: schema version {d.get('schema_version')!r} is not supported (this Photoproof reads {SCHEMA_VERSION})")
+        check_manifest(d, where)  # types, unique ids and ranges, each error naming the field
         try:
             return cls(
                 batch_id=str(d["batch_id"]),
@@ -189,11 +191,12 @@ def load_batch(batch_dir: Path) -> Batch:
         raise UserError(f"{path}: missing; this is not a batch directory (run 'photoproof craft' first)")
     try:
         d = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise UserError(f"{path}: corrupt JSON ({e}); restore it or re-run 'photoproof craft'") from None
     if not isinstance(d, dict):
         raise UserError(f"{path}: expected a JSON object")
     if isinstance(d.get("items"), list) and journal.journal_files(Path(batch_dir)):
+        check_unique_ids(d["items"], str(path))  # the fold below would hide duplicates
         d["items"], _ = journal.merge(d["items"], Path(batch_dir))
     batch = Batch.from_dict(d, where=str(path))
     root = Path(batch_dir).resolve()

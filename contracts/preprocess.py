@@ -106,7 +106,7 @@ class PreprocessSpec:
     def from_json(cls, text: str) -> "PreprocessSpec":
         try:
             return cls.from_dict(json.loads(text))
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, RecursionError) as e:
             raise UserError(f"preprocessing spec is not valid JSON: {e}") from None
 
     # -- numpy implementation ---------------------------------------------

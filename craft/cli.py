@@ -10,6 +10,7 @@ from typing import Any, Callable, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.markup import escape
 
 from contracts.console import console
 from contracts.errors import UserError
@@ -66,7 +67,7 @@ def craft_cmd(out: Path = typer.Option(..., "--out", "-o", help="Batch directory
     else:
         fooled = sum(1 for it in batch.items if int(it.adv.top5[src][0][0]) == it.target)
         what = f"reach their target on {src} at top-1"
-    console.print(f"batch [bold]{batch.batch_id}[/]: {len(batch.items)} items in {out} ({fooled} {what} on the saved PNG)")
+    console.print(f"batch [bold]{batch.batch_id}[/]: {len(batch.items)} items in {escape(str(out))} ({fooled} {what} on the saved PNG)")
 
 
 @models_app.command("list")
@@ -114,7 +115,7 @@ def models_export(
         progress.update(task, description="done", completed=len(stages))
     s = sm.spec
     console.print(
-        f"wrote {out}: {sm.name} ({sm.kind}), {len(sm.classes)} classes, input {s.input_size} {s.layout}, "
+        f"wrote {escape(str(out))}: {escape(sm.name)} ({sm.kind}), {len(sm.classes)} classes, input {s.input_size} {s.layout}, "
         f"mean {', '.join(f'{v:g}' for v in s.mean)}, std {', '.join(f'{v:g}' for v in s.std)}, sha256 {sm.sha256[:12]}"
     )
 

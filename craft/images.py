@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from typing import Callable
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
 from contracts.classes import imagenet_names, parse_label
 from contracts.labels import index_of
 from contracts.errors import UserError
+from contracts.imageio import UNREADABLE, open_rgb8
 from contracts.paths import sha256_file
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
@@ -118,13 +119,18 @@ def user_photos(folder: Path, classes: tuple[str, ...] | None = None) -> list[So
     labels_csv = folder / "labels.csv"
     csv_labels: dict[str, int] = {}
     if labels_csv.is_file():
-        with labels_csv.open(newline="", encoding="utf-8-sig") as f:
-            for n, row in enumerate(csv.reader(f), 1):
-                if not row or row[0].strip().startswith("#") or (n == 1 and row[0].strip().lower() in ("file", "filename", "path")):
-                    continue
-                if len(row) < 2:
-                    raise UserError(f"{labels_csv}:{n}: expected 'file,label'")
-                csv_labels[row[0].strip()] = parse(row[1], f"{labels_csv}, row {n}")
+        try:
+            with labels_csv.open(newline="", encoding="utf-8-sig") as f:
+                for n, row in enumerate(csv.reader(f), 1):
+                    if not row or row[0].strip().startswith("#") or (n == 1 and row[0].strip().lower() in ("file", "filename", "path")):
+                        continue
+                    if len(row) < 2:
+                        raise UserError(f"{labels_csv}:{n}: expected 'file,label'")
+                    csv_labels[row[0].strip()] = parse(row[1], f"{labels_csv}, row {n}")
+        except UnicodeDecodeError as e:
+            raise UserError(f"{labels_csv}: not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+        except csv.Error as e:
+            raise UserError(f"{labels_csv}: not a CSV file ({e}); expected lines of 'file,label'") from None
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise UserError(f"--images {folder}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
@@ -163,10 +169,8 @@ def load_rgb(photo: SourcePhoto) -> Image.Image:
         UserError: naming the file when it is missing, corrupt or not an image.
     """
     try:
-        with Image.open(photo.path) as im:
-            im.load()
-            return ImageOps.exif_transpose(im).convert("RGB")
+        return open_rgb8(photo.path)
     except FileNotFoundError:
         raise UserError(f"{photo.path}: file not found") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise UserError(f"{photo.path}: not a readable image ({type(e).__name__}); remove it or replace it") from None
+    except UNREADABLE as e:
+        raise UserError(f"{photo.path}: not a readable image ({type(e).__name__}: {str(e)[:120]}); remove it or replace it") from None

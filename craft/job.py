@@ -27,13 +27,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from contracts.batchdir import MANIFEST, image_rel
+from contracts.batchdir import IMAGES, MANIFEST, image_rel
 from contracts.classes import imagenet_names
 from contracts.errors import UserError
 from contracts.journal import JournalWriter, journal_files
 from contracts.images import read_png_array
 from contracts.manifest import Batch, ImageRecord, Item, Label, SourceImage, compact_batch, load_batch
-from contracts.paths import atomic_write_bytes, resolve_inside, sha256_bytes, sha256_file
+from contracts.paths import atomic_write_bytes, remove_stale_temps, resolve_inside, sha256_bytes, sha256_file
 from craft.attacks import UNIVERSAL, Attack, AttackSpec, ItemRng, build_attack, least_likely
 from craft.config import IDENTITY_KEYS, TARGET_MODES, CraftConfig
 from craft.distributed import Dist
@@ -191,8 +191,13 @@ class _Crafter:
             batch = load_batch(self.out)
             batch.items = [it for it in batch.items if self._intact(it)]
             log.info("resuming batch %s (%d items done)", batch.batch_id, len(batch.items))
+            remove_stale_temps(self.out, (MANIFEST,))  # half-written files of a killed run (the other ranks wait)
+            remove_stale_temps(self.out / IMAGES)
         else:
-            self.out.mkdir(parents=True, exist_ok=True)
+            try:
+                self.out.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise UserError(f"--out {self.out}: cannot create the batch folder ({e.strerror or e}); choose a writable folder") from None
             stamp = datetime.now(timezone.utc).strftime("%Y%m%d")
             batch, folded = Batch(batch_id=f"b{stamp}-{secrets.token_hex(4)}", config={}), []
         batch.config = {**resolved, "device": str(self.device), "torch": torch.__version__}

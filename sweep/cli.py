@@ -13,6 +13,7 @@ from typing import Callable, Optional
 
 import typer
 from rich.table import Table
+from rich.markup import escape
 
 from contracts.cliopts import (
     model_flags, opt_channel_order, opt_crop, opt_input_size, opt_label_map, opt_labels, opt_mean, opt_resize, opt_scale, opt_std,
@@ -67,7 +68,7 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Pa
         overrides = model_flags(input_size, mean, std, scale, resize, crop, channel_order)
         lmap = read_label_map(label_map) if label_map is not None else None
         clf = OnnxClassifier(model_path, class_names=load_labels(labels) if labels else None, overrides=overrides)
-        console.print(f"model [bold]{clf.name}[/] ({model_path.name}, sha256 {clf.sha256[:12]}) on [bold]{clf.provider}[/]")
+        console.print(f"model [bold]{escape(clf.name)}[/] ({escape(model_path.name)}, sha256 {clf.sha256[:12]}) on [bold]{clf.provider}[/]")
         table = Table(title="strengths", show_edge=False)
         for col in ("transform", "unit", "strengths"):
             table.add_column(col)
@@ -81,8 +82,8 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Pa
                 bar.update(task, description=name, completed=done)
 
             out = run_sweep(batch, model_path, names, steps=steps, seed=seed, classifier=clf, progress=progress, label_map=lmap)
-        console.print(f"wrote [bold]{out}[/]; 'photoproof report {batch}' plots it")
+        console.print(f"wrote [bold]{escape(str(out))}[/]; 'photoproof report {escape(str(batch))}' plots it")
         if not digital_baseline_known(batch, clf.name):
-            console.print(f"[yellow]note:[/] neither batch.json nor a capture session holds {clf.name}'s predictions on the "
+            console.print(f"[yellow]note:[/] neither batch.json nor a capture session holds {escape(clf.name)}'s predictions on the "
                           f"untransformed PNGs, which the report's destruction rate needs; sweep the source model, or capture "
-                          f"with --model {model or clf.name} first", soft_wrap=True)
+                          f"with --model {escape(model or clf.name)} first", soft_wrap=True)

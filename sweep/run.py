@@ -208,7 +208,10 @@ def run_sweep(batch_dir: Path, model_path: Path, transforms: list[str] | None = 
         jobs = [(s, item, role, im) for s in grid for item, role, im in images]
         outs = [apply_transform(name, s, im, z_for(item, im.shape) if name == "noise" else None, axes[item]) for s, item, role, im in jobs]
         ids, probs = classify_images(clf, outs, CHUNK)
-        rows += [_row(name, s, item, role, clf.name, ids[k], probs[k]) for k, (s, item, role, _) in enumerate(jobs)]
+        finite = np.isfinite(probs).all(axis=1)
+        if not finite.all():
+            log.warning("sweep %s: the model gave NaN or infinite outputs on %d of %d images; those are not recorded", name, int((~finite).sum()), len(jobs))
+        rows += [_row(name, s, item, role, clf.name, ids[k], probs[k]) for k, (s, item, role, _) in enumerate(jobs) if finite[k]]
         log.info("sweep %s: %d strengths x %d images", name, len(grid), len(images))
     header = {
         "batch_id": batch.batch_id,
