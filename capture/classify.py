@@ -197,7 +197,12 @@ class OnnxClassifier:
         side = read_sidecar(sc) if sc is not None else None
         self.sidecar_labels = side.labels if side is not None else None
         base = {META_SPEC: spec.to_json()} if spec is not None else meta
-        return resolve_spec(base, shape, overrides, side.overrides if side else None, where=where)
+        try:
+            return resolve_spec(base, shape, overrides, side.overrides if side else None, where=where)
+        except UserError as e:  # metadata from outside: name the model it came from
+            if where in str(e):
+                raise
+            raise UserError(f"{where}: {e}") from None
 
     def _probe_classes(self, sess: ort.InferenceSession) -> int:
         where = f"--model {self.path}"

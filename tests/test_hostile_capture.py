@@ -24,6 +24,7 @@ from PIL import Image
 from capture.classify import OnnxClassifier
 from capture.session import default_session_id, run_capture
 from capture.sources.files import PhotoSource
+from contracts.classes import imagenet_names
 from contracts.capturedb import open_db_readonly
 from contracts.errors import UserError
 from contracts.preprocess import PreprocessSpec
@@ -114,7 +115,7 @@ def _nan_model(path: Path, size: int = 48) -> Path:
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     m.ir_version = 8
     spec = PreprocessSpec(input_size=size, mean=(0.0, 0.0, 0.0), std=(255.0, 255.0, 255.0))
-    helper.set_model_props(m, {"photoproof.preprocess": spec.to_json(), "photoproof.classes": json.dumps([f"c{i}" for i in range(1000)]), "photoproof.model": "nan"})
+    helper.set_model_props(m, {"photoproof.preprocess": spec.to_json(), "photoproof.classes": json.dumps(list(imagenet_names())), "photoproof.model": "nan"})
     onnx.save(m, str(path))
     return path
 
