@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from capture.classify import CPU, CUDA, TENSORRT, OnnxClassifier, default_providers, foreign_spec, load_labels
-from capture.sheets.quality import QualityGates
+from capture.sheets.quality import MIN_TILE_FRACTION, QualityGates
 from capture.session import Progress, run_capture
 from contracts.frames import FrameSource
 from capture.sources.files import PhotoSource, VideoSource
@@ -135,7 +135,7 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Pa
         no_crops: bool = typer.Option(False, "--no-crops", help="Do not save the crop gallery."),
         provider: str = typer.Option("auto", "--provider", help="onnxruntime provider: auto, cpu, cuda, tensorrt."),
         min_sharpness: float = typer.Option(QualityGates.min_sharpness, "--min-sharpness", help="Variance of the Laplacian of the crop at the tile's camera resolution.", rich_help_panel=GATE),
-        min_tile_px: float = typer.Option(QualityGates.min_tile_px, "--min-tile-px", help="Tile side in camera pixels.", rich_help_panel=GATE),
+        min_tile_px: Optional[float] = typer.Option(None, "--min-tile-px", help=f"Tile side in camera pixels (default: {MIN_TILE_FRACTION} x the model's input size, e.g. 195 for lite2).", rich_help_panel=GATE),
         max_angle_deg: float = typer.Option(QualityGates.max_angle_deg, "--max-angle-deg", help="Viewing angle off the sheet's normal.", rich_help_panel=GATE),
         max_clipped: float = typer.Option(QualityGates.max_clipped, "--max-clipped", help="Fraction of pixels at 0 or 255.", rich_help_panel=GATE),
         max_reproj_px: float = typer.Option(QualityGates.max_reproj_px, "--max-reproj-px", help="RMS marker reprojection error.", rich_help_panel=GATE),
@@ -149,7 +149,6 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Pa
         """Photograph printed sheets and record what the target model sees, tile by tile."""
         if provider not in _PROVIDERS:
             raise UserError(f"--provider {provider!r}: choose one of {', '.join(_PROVIDERS)}")
-        gates = QualityGates(min_sharpness=min_sharpness, min_tile_px=min_tile_px, max_angle_deg=max_angle_deg, max_clipped=max_clipped, max_reproj_px=max_reproj_px)
         source = build_source(
             batch, camera=camera, url=url, video=video, photos=photos, simulate=simulate, width=width, height=height, fps=fps,
             loop=loop, profile=profile, seed=seed, frames=frames, connect_timeout=connect_timeout,
@@ -157,7 +156,12 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Pa
         model_path = resolve_model(model, batch)
         overrides = foreign_spec(input_size, _floats(mean, "--mean"), _floats(std, "--std"), scale, channel_order)
         clf = OnnxClassifier(model_path, providers=_PROVIDERS[provider] or default_providers(), class_names=load_labels(labels) if labels else None, overrides=overrides)
+        gates = QualityGates.for_model(
+            clf.spec.input_size, clf.name, min_sharpness=min_sharpness, min_tile_px=min_tile_px, max_angle_deg=max_angle_deg,
+            max_clipped=max_clipped, max_reproj_px=max_reproj_px,
+        )
         console.print(f"model [bold]{clf.name}[/] ({model_path.name}, sha256 {clf.sha256[:12]}) on [bold]{clf.provider}[/]; source {source.description}")
+        console.print(f"gates: tiles >= {gates.min_tile_px:.0f} px ({MIN_TILE_FRACTION} x {clf.spec.input_size}), view <= {gates.max_angle_deg:g}°, sharpness >= {gates.min_sharpness:g}; clean/adversarial pairs judged together")
         text = Text("starting...")
 
         with Live(text, console=console, refresh_per_second=4, transient=False) as live:

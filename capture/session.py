@@ -27,7 +27,7 @@ from PIL import Image
 
 from capture.sheets.strip import StripMeter
 from capture.classify import OnnxClassifier
-from capture.sheets.detect import SheetDetector, SheetHit
+from capture.sheets.detect import SheetDetector, SheetHit, TileCrop
 from capture.overlay import Outline, Window, display_available, draw_overlay
 from capture.pipeline import ClassifierWorker, Job, LatestSlot, TileKey, TileResult
 from capture.sheets.quality import QualityGates
@@ -60,13 +60,30 @@ class Progress:
     provider: str
     done: bool = False
     stopped_by: str = ""
+    hint: str = ""  # why the tiles in view fail the gates, and what to do (empty when they pass)
 
     def line(self) -> str:
         tile = f"  per-tile {self.min_good}/{self.per_tile}" if self.per_tile else ""
+        hint = f"  | {self.hint}" if self.hint else ""
         return (
             f"{self.elapsed:6.1f}s  {self.fps:5.1f} fps  {self.tiles_per_s:6.1f} tiles/s  sheets {self.sheets_in_view}  "
-            f"obs {self.observations} (good {self.good})  dropped {self.dropped}{tile}  [{self.provider}]"
+            f"obs {self.observations} (good {self.good})  dropped {self.dropped}{tile}  [{self.provider}]{hint}"
         )
+
+
+GATE_ORDER = ("size", "angle", "sharpness", "clipped", "reproj", "pair")  # the first failing one is the hint
+
+
+def gate_hint(crops: list[TileCrop], gates: QualityGates) -> str:
+    """Why the tiles of one frame fail the gates: the commonest failing gate, its median value, what to do."""
+    failing = [c for c in crops if c.fail]
+    if not failing or len(failing) * 2 < len(crops):
+        return ""
+    counts = {g: sum(g in c.fail for c in failing) for g in GATE_ORDER}
+    gate = max(GATE_ORDER, key=lambda g: (counts[g], -GATE_ORDER.index(g)))
+    attr = {"size": "tile_px", "angle": "angle_deg", "sharpness": "sharpness", "clipped": "clipped", "reproj": "reproj_px"}.get(gate)
+    value = float(np.median([getattr(c, attr) for c in failing if gate in c.fail])) if attr else 0.0
+    return gates.hint(gate, value)
 
 
 def default_session_id(source: FrameSource) -> str:
@@ -180,7 +197,7 @@ def run_capture(
             what it already holds, so a finished session is not extended.
         profile, seed: recorded for simulated sessions.
         save_crops: keep each tile's sharpest and blurriest crop under ``captures/<session>/crops/``.
-        gates: quality gates (default ``QualityGates()``).
+        gates: quality gates (default ``QualityGates.for_model``: from the model's input size).
         classifier: an already built classifier (foreign models with flags, or a chosen provider).
         render: draw the overlay even when headless (the bench does); default: only with a window.
         on_progress: called about twice a second with a :class:`Progress`, and once at the end.
@@ -191,8 +208,8 @@ def run_capture(
     _check_inputs(batch, layout, frames, duration, per_tile)
     if session_id is not None and not _SESSION_RE.match(session_id):
         raise UserError(f"--session {session_id!r}: use letters, digits, '.', '_' and '-' (at most 64)")
-    gates = gates or QualityGates()
     clf = classifier or OnnxClassifier(Path(model_path))
+    gates = gates or QualityGates.for_model(clf.spec.input_size, clf.name)
     detector = SheetDetector(layout, gates)
     show = not headless and display_available()
     if not headless and not show:
@@ -264,6 +281,7 @@ class _CameraLoop:
         self.n = 0
         self.skipped = 0  # frames with sheets whose tiles were not cut because the classifier was busy
         self.sheets_in_view = 0
+        self.hint = ""  # why the last cut tiles failed the gates (capture.session.gate_hint)
         self.strip = StripMeter(detector.layout.marker_size_mm)  # calibration strip (capture.sheets.strip)
 
     def _outlines(self, hits: list[SheetHit], results: dict[TileKey, TileResult]) -> list[Outline]:
@@ -288,7 +306,7 @@ class _CameraLoop:
         return Progress(
             elapsed=elapsed, frames=self.n, fps=self.fps(), tiles_per_s=s.tiles_per_s(), observations=s.tiles, good=s.good,
             dropped=self.slot.dropped + self.skipped, sheets_in_view=self.sheets_in_view, min_good=min_good, per_tile=self.per_tile,
-            provider=self.clf.provider.replace("ExecutionProvider", ""), done=done, stopped_by=stopped_by,
+            provider=self.clf.provider.replace("ExecutionProvider", ""), done=done, stopped_by=stopped_by, hint=self.hint,
         )
 
     def run(
@@ -318,6 +336,8 @@ class _CameraLoop:
                 # about two frames; earlier crops would only be superseded. Outline them anyway.
                 cut = bool(hits) and (not self.source.live or self.worker.ready_within(2.0 / max(self.fps(), 5.0)))
                 crops = [c for h in hits for c in self.detector.crop_tiles(frame.image, h, size)] if cut else []
+                if cut:
+                    self.hint = gate_hint(crops, self.detector.gates)
                 if crops:
                     self.slot.put(Job(idx, crops), block=not self.source.live, stop=stop)
                 elif hits:
@@ -327,7 +347,7 @@ class _CameraLoop:
                 self.times.append(time.monotonic())
                 if render:
                     results, _ = self.worker.snapshot()
-                    outlines = [Outline(c.sheet_id, c.tile, c.quad_px, c.good) for c in crops] if cut else self._outlines(hits, results)
+                    outlines = [Outline(c.sheet_id, c.tile, c.quad_px, c.good, tuple(c.fail)) for c in crops] if cut else self._outlines(hits, results)
                     img = draw_overlay(frame.image, hits, outlines, results, self.true_class, self.clf.class_names, self.progress(now).line())
                     if window is not None and not window.show(img):
                         why = "window closed"

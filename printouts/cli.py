@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.markup import escape
@@ -24,11 +24,17 @@ def register(app: typer.Typer) -> None:
             str, typer.Option("--layout", help=f"{' or '.join(LAYOUTS)}: clean and adversarial side by side, or adversarial tiles only.")
         ] = "pairs",
         cover: Annotated[bool, typer.Option("--cover/--no-cover", help="Start with a cover page of batch facts and printing instructions.")] = True,
+        camera: Annotated[
+            Optional[str], typer.Option("--camera", help="Lay out for this camera frame, WIDTHxHEIGHT (e.g. 1280x720); needs --model. Chooses --tile-mm and the paper's orientation.")
+        ] = None,
+        model: Annotated[Optional[str], typer.Option("--model", help="With --camera: the target model, a zoo name (lite2) or an .onnx file.")] = None,
     ) -> None:
         """Lay the batch out on printable sheets: writes BATCH/sheets.pdf and BATCH/layout.json."""
+        from printouts.camera import parse_camera
         from printouts.sheets import SHEETS_PDF, print_batch
 
-        result = print_batch(batch, paper=paper, tile_mm=tile_mm, layout=layout, cover=cover)
+        frame = parse_camera(camera) if camera is not None else None
+        result = print_batch(batch, paper=paper, tile_mm=tile_mm, layout=layout, cover=cover, camera=frame, model=model)
         n_sheets = len(result.sheets)
         n_tiles = sum(len(s.tiles) for s in result.sheets)
         pages = n_sheets + (1 if cover else 0)
@@ -37,6 +43,10 @@ def register(app: typer.Typer) -> None:
             f"on {result.paper}, markers {result.aruco_dictionary}"
         )
         console.print(f"wrote {escape(str(batch / 'layout.json'))}")
+        if "camera" in result.extra:
+            from printouts.camera import CameraPlan
+
+            console.print(f"{escape(CameraPlan(**result.extra['camera']).sentence())}; print on {result.paper}")
         console.print(
             "[bold]print at 100% / actual size[/] (no fit to page), plain white matte paper, printer colour "
             "enhancements off; check that each sheet's ruler measures 100 mm"
