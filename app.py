@@ -107,8 +107,9 @@ def demo(
         batch = craft_batch(out, cfg, progress=rich_progress(progress))
     console.print(f"{len(batch.items)} items in {out}")
     console.rule("2/4 print: sheets.pdf")
-    layout = print_batch(out)
-    console.print(f"{len(layout.sheets)} sheet(s) in {out / 'sheets.pdf'}")
+    # Laid out for the simulated camera and the target model, so that its tiles pass the size gate.
+    layout = print_batch(out, camera=(prof.camera.width, prof.camera.height), model=target)
+    console.print(f"{len(layout.sheets)} sheet(s) of {layout.tile_mm:g} mm tiles on {layout.paper} in {out / 'sheets.pdf'}")
     console.rule(f"3/4 capture: simulated camera ({profile}) -> {target} in onnxruntime")
     model_path = resolve_onnx_model(target, out)
     cam = SimulatedCamera.from_batch(out, profile=prof, seed=seed, n_frames=frames)

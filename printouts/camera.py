@@ -5,7 +5,8 @@ gate asks for a side of at least ``MIN_TILE_FRACTION`` of the model's input size
 (``capture.sheets.quality``, measured by ``bench/gates.py``). When a sheet fills
 ``FRAME_FILL`` of the frame along its limiting side, one millimetre of paper spans
 ``FRAME_FILL * min(W / paper_w, H / paper_h)`` camera pixels; the tile must be at
-least ``min_tile_px`` of those. Both orientations of the paper are tried (a 16:9
+least ``VIEW_MARGIN x min_tile_px`` of those (the margin keeps tiles seen up to
+35° off the sheet's normal above the gate). Both orientations of the paper are tried (a 16:9
 frame sees a landscape sheet larger), and the one that fits the most items per
 sheet wins. Tiles never shrink below ``MIN_PRINT_TILE_MM``: a 224-pixel image then
 keeps about 1.6 cells of a 150-lpi printer screen per image pixel.
@@ -29,6 +30,9 @@ from printouts import geometry as geo
 
 FRAME_FILL = 0.85  # the sheet fills 85 % of the frame along its limiting side (README: "fill most of the frame")
 MIN_PRINT_TILE_MM = 60.0  # the default tile: never print smaller, whatever the camera
+# The gate measures a tile's projected area, which shrinks as sqrt(cos view): a tile seen 35 deg off
+# its normal (a tilted sheet, or a tile near the edge of a wide-angle frame) keeps 0.9 of its side.
+VIEW_MARGIN = 1.1
 # The capture's size gate, as a fraction of the model's input size (capture.sheets.quality.MIN_TILE_FRACTION;
 # the printouts stage does not import capture, a test checks that the two agree).
 MIN_TILE_FRACTION = 0.75
@@ -116,7 +120,7 @@ def plan_for_camera(camera: tuple[int, int], model: str, paper: str, layout: str
     largest = 0.0
     for key in (base, f"{base}-landscape"):
         ppm = _px_per_mm(camera, geo.paper_size(key), fill)
-        tile = max(MIN_PRINT_TILE_MM, math.ceil(need / ppm))
+        tile = max(MIN_PRINT_TILE_MM, math.ceil(VIEW_MARGIN * need / ppm))
         top = geo.max_tile_mm(key, layout, aspect)
         largest = max(largest, top * ppm)
         if tile > top:
@@ -128,7 +132,8 @@ def plan_for_camera(camera: tuple[int, int], model: str, paper: str, layout: str
     if best is None:
         raise UserError(
             f"--camera {camera[0]}x{camera[1]} --model {model}: the largest tile that fits {base} paper spans only {largest:.0f} camera "
-            f"pixels with the sheet filling {100 * fill:.0f} % of the frame, and {name} needs >= {need}; use a camera with more pixels, "
+            f"pixels with the sheet filling {100 * fill:.0f} % of the frame, and {name} needs >= {need} (plus {100 * (VIEW_MARGIN - 1):.0f} % "
+            f"for oblique views); use a camera with more pixels, "
             f"larger paper, or --layout adversarial-only"
         )
     return best
