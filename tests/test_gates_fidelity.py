@@ -215,3 +215,28 @@ def test_careful_lab_keeps_clean_accuracy_near_digital(tmp_path: Path, lite0_onn
     digital_right = sum(digital[i] == labels[i] for i in labels)
     photo_right = sum(t == labels[i] for i, t in good) / len(good) * len(labels)
     assert photo_right >= digital_right - 1, (digital_right, photo_right)
+
+
+# -- EOT sees what the camera sees --------------------------------------------------------
+def test_twin_samples_the_tiles_camera_resolution() -> None:
+    import torch
+
+    from channel.twin import ChannelTwin
+
+    prof = load_profile("office-laser-webcam")
+    lo, hi = tile_px_range(prof)
+    p = ChannelTwin(prof, 224).sample(32, torch.Generator().manual_seed(0))
+    q = ChannelTwin(prof, 224, tile_px=None).sample(32, torch.Generator().manual_seed(0))
+    assert p.tile_px is not None and lo <= float(p.tile_px.min()) and float(p.tile_px.max()) <= hi < 224
+    assert q.tile_px is None and torch.equal(p.defocus_sigma_px, q.defocus_sigma_px)  # resolution is drawn last
+    # A one-pixel checkerboard survives the blur at the tile's own size, not at ~130 camera pixels.
+    board = (torch.arange(224)[:, None] + torch.arange(224)[None, :]) % 2 * 255.0
+    x = board.expand(2, 3, 224, 224).clone().requires_grad_(True)
+    pick = lambda t: dataclasses.replace(t, **{f.name: getattr(t, f.name)[:2] for f in dataclasses.fields(t) if getattr(t, f.name) is not None})
+    pp, qq = pick(p), pick(q)
+    twin = ChannelTwin(prof, 224)
+    low = twin.apply(x, dataclasses.replace(pp, motion_blur_px=pp.motion_blur_px * 0), stages=("optics",))
+    full = twin.apply(x, dataclasses.replace(qq, motion_blur_px=qq.motion_blur_px * 0), stages=("optics",))
+    assert float(low[:, :, 20:-20, 20:-20].std()) < 0.5 * float(full[:, :, 20:-20, 20:-20].std())
+    low.sum().backward()
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0
