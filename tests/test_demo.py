@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SESSION = "demo-office-laser-webcam"
+SESSION = "demo-careful-lab"
 
 
 @pytest.fixture(scope="module")
