@@ -238,7 +238,7 @@ class SimulatedCamera(FrameSource):
         """Drop the printed pages; safe to call twice."""
         self._levels = None
 
-    def _printed(self, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    def printed_page(self, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """Page ``k`` printed (its pyramid), printed on first use; only the last ``PRINTED_PAGES`` are kept.
 
         Frames show one sheet (or pair) at a time, so a few pages in memory are enough: a
@@ -372,7 +372,7 @@ class SimulatedCamera(FrameSource):
 
     def _level(self, k: int, h_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The coarsest pyramid level that still has at least one source pixel per frame pixel."""
-        levels = self._printed(k)
+        levels = self.printed_page(k)
         img0, m0 = levels[0]
         hh, ww = img0.shape[:2]
         src = np.array([[[0, 0], [ww, 0], [ww, hh], [0, hh]]], np.float64)
