@@ -17,6 +17,7 @@ demo: $(STAMP)
 	$(VENV)/bin/photoproof demo
 
 test: $(STAMP)
+	$(PY) -m mypy
 	$(PY) -m pytest
 
 bench: $(STAMP)
@@ -25,6 +26,8 @@ bench: $(STAMP)
 	$(PY) bench/printouts.py
 	$(PY) bench/simulate.py
 	$(PY) bench/report.py
+	$(PY) bench/bookkeeping.py
+	$(PY) bench/phone.py
 
 clean:
 	rm -rf $(VENV) demo-batch

@@ -20,8 +20,9 @@ from typer import Abort
 try:  # recent typer vendors click as typer._click
     from typer._click.exceptions import ClickException
 except ImportError:  # pragma: no cover
-    from click.exceptions import ClickException
+    from click.exceptions import ClickException  # type: ignore[no-redef]  # the same class, where click is not vendored
 
+from contracts.batchdir import SHEETS_PDF, model_path
 from contracts.console import console, err_console
 from contracts.errors import UserError
 
@@ -47,7 +48,7 @@ def resolve_onnx_model(name_or_path: str, batch_dir: Path | None) -> Path:
         return p
     if batch_dir is None:
         raise UserError(f"--model {name_or_path}: give a .onnx file")
-    out = Path(batch_dir) / "models" / f"{name_or_path}.onnx"
+    out = model_path(Path(batch_dir), name_or_path)
     if out.is_file():
         return out
     try:
@@ -100,12 +101,14 @@ def demo(
     from capture.session import run_capture
     from channel.simulate import SimulatedCamera
     from contracts.profile import load_profile
-    from craft.cli import make_progress, parse_list, rich_progress
-    from craft.job import CraftConfig, craft_batch
+    from craft.cli import make_progress, rich_progress
+    from craft.config import CraftConfig
+    from craft.job import craft_batch
+    from craft.options import from_cli
     from printouts.sheets import print_batch
 
     prof = load_profile(profile)
-    cfg = CraftConfig(images="samples", limit=limit, attacks=["fgsm"], eps=parse_list(eps, "--eps", float), seed=seed)
+    cfg = from_cli(CraftConfig, {"images": "samples", "limit": limit, "attacks": "fgsm", "eps": eps, "seed": seed})
     console.rule("1/4 craft: FGSM on lite0")
     with make_progress() as progress:
         batch = craft_batch(out, cfg, progress=rich_progress(progress))
@@ -113,16 +116,15 @@ def demo(
     console.rule("2/4 print: sheets.pdf")
     # Laid out for the simulated camera and the target model, so that its tiles pass the size gate.
     layout = print_batch(out, camera=(prof.camera.width, prof.camera.height), model=target)
-    console.print(f"{len(layout.sheets)} sheet(s) of {layout.tile_mm:g} mm tiles on {layout.paper} in {out / 'sheets.pdf'}")
+    console.print(f"{len(layout.sheets)} sheet(s) of {layout.tile_mm:g} mm tiles on {layout.paper} in {out / SHEETS_PDF}")
     console.rule(f"3/4 capture: simulated camera ({profile}) -> {target} in onnxruntime")
-    model_path = resolve_onnx_model(target, out)
+    onnx = resolve_onnx_model(target, out)
     cam = SimulatedCamera.from_batch(out, profile=prof, seed=seed, n_frames=frames)
-    db = run_capture(out, model_path, cam, frames=frames, headless=True, profile=profile, seed=seed, session_id=f"demo-{profile}")
+    db = run_capture(out, onnx, cam, frames=frames, headless=True, session_id=f"demo-{prof.name}")
     console.print(f"recorded {db}")
     console.rule("4/4 report")
     result = make_report(out)
-    show(result)
-    console.print(f"report: [bold]{result.main_path}[/]", soft_wrap=True)
+    show(result)  # ends with the channel check and the key figures (it names the report's path first)
 
 
 @app.callback()

@@ -9,9 +9,13 @@ Public API:
 - :func:`analysis.report.build_report` ``(batch_dir, sessions=None, formats=("html", "pdf", "csv")) -> Path``
 - :func:`analysis.cli.register` ``(app)`` adds ``photoproof report BATCH [--session S ...] [--format ...]``
 
-Modules: ``load`` (files to data), ``metrics`` (pure measures), ``stats``
-(Wilson and item-bootstrap intervals), ``summary`` and ``tables`` (figures and
-exports), ``sweep``, ``plots``, ``gallery``, ``methods``, ``html``, ``pdf``,
-``report`` (orchestration), ``cli``, ``synthetic`` (fake capture data for tests
-and benchmarks). Nothing here imports torch.
+Modules: ``load`` (files to data), ``metrics`` (pure measures, paired
+survival among them), ``stats`` (Wilson and item-bootstrap intervals, widened at
+the edges), ``summary`` and ``tables`` (figures and exports), ``channel`` (the
+per-session channel check: camera-limited or not, why, what to do), ``paper``
+(the attack × ε destruction table as Markdown and LaTeX), ``sweep``, ``plots``
+(PNG, SVG and PDF), ``gallery``, ``methods``, ``html``, ``pdf``,
+``report`` (orchestration), ``content`` (what the report holds, whatever its
+format), ``cli``, ``synthetic`` (fake capture data for tests and benchmarks).
+Nothing here imports torch.
 """

@@ -11,11 +11,18 @@ from analysis.tables import Table
 
 @dataclass
 class Plot:
-    """A figure: its PNG bytes, a title and a one-line caption."""
+    """A figure: its PNG bytes, a title and a one-line caption.
+
+    ``name`` is the file stem of its vector copies ``figures/<name>.svg`` and
+    ``.pdf`` (written beside the report when ``svg``/``pdf`` are set).
+    """
 
     title: str
     png: bytes
     caption: str = ""
+    name: str = ""
+    svg: bytes | None = None
+    pdf: bytes | None = None
 
 
 @dataclass
@@ -32,5 +39,7 @@ class ReportContent:
     methods: list[Section]
     sweep_table: Table | None = None
     sweep_plot: Plot | None = None
+    destruction_eps: Table | None = None
+    warnings: list[str] = field(default_factory=list)  # channel-check warnings, shown above everything else
     files: list[str] = field(default_factory=list)
     digital_only: bool = False

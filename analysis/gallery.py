@@ -19,7 +19,9 @@ from PIL import Image
 
 from analysis.load import Observation, Pred, ReportInput, Session, manifest_pred, observations_by_tile
 from analysis.metrics import correct, vote
+from contracts.batchdir import crop_rel
 from contracts.errors import UserError
+from contracts.images import read_png
 from contracts.manifest import Item
 from contracts.paths import resolve_inside
 
@@ -81,22 +83,21 @@ def vote_top3(v: Pred, obs: list[Observation]) -> list[tuple[str, float]]:
 def thumbnail(path: Path, px: int = THUMB_PX) -> bytes | None:
     """A PNG no larger than ``px`` on its longer side (Lanczos downscaling; smaller images are kept as they are)."""
     try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            scale = px / max(im.size)
-            if scale < 1:
-                im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.Resampling.LANCZOS)
-            buf = io.BytesIO()
-            im.save(buf, format="PNG", optimize=False)
-            return buf.getvalue()
-    except (OSError, ValueError) as e:
-        log.warning("%s: cannot read image (%s); left out of the gallery", path, e)
+        im = read_png(path)  # the batch's PNGs and capture's crops
+    except UserError as e:
+        log.warning("%s; left out of the gallery", e)
         return None
+    scale = px / max(im.size)
+    if scale < 1:
+        im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", optimize=False)
+    return buf.getvalue()
 
 
 def _image_shot(batch_dir: Path, item: Item, role: str, pred: Pred | None) -> Shot | None:
     try:
-        path = resolve_inside(batch_dir, item.image(role).path)  # type: ignore[arg-type]
+        path = resolve_inside(batch_dir, item.image(role).path)
     except UserError:
         return None
     png = thumbnail(path)
@@ -105,7 +106,7 @@ def _image_shot(batch_dir: Path, item: Item, role: str, pred: Pred | None) -> Sh
 
 def _crop(batch_dir: Path, s: Session, o: Observation) -> bytes | None:
     for folder in dict.fromkeys((s.id, s.path.stem)):
-        rel = f"captures/{folder}/crops/{o.item_id}-{o.role}-{o.frame_idx}.png"
+        rel = crop_rel(folder, f"{o.item_id}-{o.role}-{o.frame_idx}.png")
         try:
             p = resolve_inside(batch_dir, rel)
         except UserError:
@@ -115,9 +116,14 @@ def _crop(batch_dir: Path, s: Session, o: Observation) -> bytes | None:
     return None
 
 
-def _session_entries(inp: ReportInput, s: Session) -> list[GalleryEntry]:
+_Pick = tuple[Item, list[Observation], Pred, bool]  # an item, its adversarial tile's observations, their vote, fooled digitally
+
+
+def _session_entries(inp: ReportInput, s: Session, flagged: bool = False) -> list[GalleryEntry]:
     tiles = observations_by_tile(s)
-    survived, destroyed, other = [], [], []
+    survived: list[_Pick] = []
+    destroyed: list[_Pick] = []
+    other: list[_Pick] = []
     for it in inp.batch.items:
         obs = tiles.get((it.id, "adv"))
         if not obs:
@@ -132,6 +138,9 @@ def _session_entries(inp: ReportInput, s: Session) -> list[GalleryEntry]:
     for it, obs, v, fooled in picks:
         if not fooled:
             verdict = "the adversarial PNG does not fool this model digitally"
+        elif flagged:  # a camera-limited session says nothing about survival
+            verdict = ("right again once photographed" if correct(v, it.label.index, 1) else "still wrong once photographed") + \
+                " (camera-limited session: the camera, not the perturbation, decides this)"
         elif correct(v, it.label.index, 1):
             verdict = "destroyed: right again once photographed"
         else:
@@ -160,11 +169,14 @@ def _source_entries(inp: ReportInput) -> list[GalleryEntry]:
     return out
 
 
-def gallery(inp: ReportInput) -> list[GalleryEntry]:
-    """A few examples per session (those destroyed and those that survived first); source-model examples without captures."""
+def gallery(inp: ReportInput, flagged: set[str] | None = None) -> list[GalleryEntry]:
+    """A few examples per session (those destroyed and those that survived first); source-model examples without captures.
+
+    ``flagged``: sessions the channel check marks camera-limited or inconclusive; their examples are never called survived.
+    """
     if not inp.sessions:
         return _source_entries(inp)
     out: list[GalleryEntry] = []
     for s in inp.sessions[:MAX_SESSIONS]:
-        out += _session_entries(inp, s)
+        out += _session_entries(inp, s, s.id in (flagged or set()))
     return out

@@ -14,7 +14,9 @@ from analysis.content import Plot, ReportContent
 from analysis.gallery import GalleryEntry
 from analysis.methods import Section
 from analysis.stats import Rate
-from analysis.tables import Table, fmt_cell, pct
+from analysis.tables import CHECK_COLUMN, Table, fmt_cell, pct
+
+FLAGGED = ("camera-limited", "inconclusive")
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 
@@ -25,6 +27,8 @@ h1{font-size:1.6rem;margin:.5rem 0}h2{font-size:1.25rem;margin-top:2rem;border-b
 h3{font-size:1.05rem;margin-bottom:.3rem}
 .meta{color:#555;font-size:.9rem}
 .note{background:#fff4d6;border-left:4px solid #e0a800;padding:.5rem .8rem;margin:.4rem 0}
+.warn{background:#fdecea;border-left:4px solid #c62828;padding:.5rem .8rem;margin:.4rem 0}
+tr.limited td{background:#fdecea}td.limited{color:#b71c1c;font-weight:600}
 .scroll{overflow-x:auto}
 table{border-collapse:collapse;font-size:.8rem;margin:.4rem 0;background:#fff}
 th,td{border:1px solid #ddd;padding:.2rem .45rem;text-align:left;vertical-align:top;white-space:nowrap}
@@ -59,18 +63,22 @@ def _rate_cell(r: Rate | None) -> str:
 
 
 def _table(t: Table, files: set[str]) -> str:
-    head = "".join(f"<th>{escape(c.replace('_', ' '))}</th>" for c in t.columns)
+    head = "".join(f"<th>{escape(t.label(c))}</th>" for c in t.columns)
     body = []
     for r in t.rows:
         cells = []
+        flagged = r.get(CHECK_COLUMN) in FLAGGED
         for c in t.columns:
             v = r.get(c)
             if c in t.rate_columns:
                 cells.append(_rate_cell(v if isinstance(v, Rate) else None))
                 continue
             text = fmt_cell(v)
+            if c == CHECK_COLUMN and flagged:
+                cells.append(f'<td class="limited">{escape(text)}</td>')
+                continue
             cells.append('<td class="na">—</td>' if text == "—" else f"<td>{escape(text)}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
+        body.append(('<tr class="limited">' if flagged else "<tr>") + "".join(cells) + "</tr>")
     if not body:
         body.append(f'<tr><td colspan="{max(1, len(t.columns))}" class="na">no rows</td></tr>')
     links = " · ".join(f'<a href="{escape(f)}">{escape(f)}</a>' for f in (f"{t.name}.csv", f"{t.name}.json") if f in files)
@@ -81,10 +89,12 @@ def _table(t: Table, files: set[str]) -> str:
     )
 
 
-def _plot(p: Plot) -> str:
+def _plot(p: Plot, files: set[str] | None = None) -> str:
+    vec = [f"figures/{p.name}.{ext}" for ext in ("svg", "pdf")] if p.name else []
+    links = " · ".join(f'<a href="{escape(f)}">{escape(f.rsplit(".", 1)[1].upper())}</a>' for f in vec if files is None or f in files)
     return (
         f'<figure><img src="{data_uri(p.png)}" alt="{escape(p.title)}">'
-        f"<figcaption>{escape(p.title)}{': ' + escape(p.caption) if p.caption else ''}</figcaption></figure>"
+        f"<figcaption>{escape(p.title)}{': ' + escape(p.caption) if p.caption else ''}{f' ({links})' if links else ''}</figcaption></figure>"
     )
 
 
@@ -116,7 +126,8 @@ def _section(s: Section) -> str:
 
 def render_html(c: ReportContent) -> str:
     """The whole page as a string."""
-    notes = "".join(f'<div class="note">{escape(n)}</div>' for n in c.notes)
+    notes = "".join(f'<div class="warn">{escape(n)}</div>' for n in c.warnings)
+    notes += "".join(f'<div class="note">{escape(n)}</div>' for n in c.notes)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -129,13 +140,19 @@ def render_html(c: ReportContent) -> str:
         notes,
         "<h2>Summary</h2>",
         "".join(_table(t, set(c.files)) for t in c.tables),
+    ]
+    if c.destruction_eps is not None:
+        md = " · ".join(f'<a href="{f}">{f}</a>' for f in ("destruction-table.md", "destruction-table.tex") if f in c.files)
+        parts += ["<h2>Destruction rate by attack and ε</h2>", _table(c.destruction_eps, set(c.files)),
+                  f'<p class="tnote">Also as Markdown and LaTeX: {md}</p>' if md else ""]
+    parts += [
         "<h2>Figures</h2>",
-        "".join(_plot(p) for p in c.plots) or "<p>No figure: no data.</p>",
+        "".join(_plot(p, set(c.files)) for p in c.plots) or "<p>No figure: no data.</p>",
         "<h2>Gallery</h2>",
         "".join(_entry(e) for e in c.gallery) or "<p>No example to show.</p>",
     ]
     if c.sweep_table is not None:
-        parts += ["<h2>Transformation sweep</h2>", _plot(c.sweep_plot) if c.sweep_plot else "", _table(c.sweep_table, set(c.files))]
+        parts += ["<h2>Transformation sweep</h2>", _plot(c.sweep_plot, set(c.files)) if c.sweep_plot else "", _table(c.sweep_table, set(c.files))]
     parts += ["<h2>Methods</h2>", "".join(_section(s) for s in c.methods)]
     if c.files:
         parts.append("<h2>Files</h2><p>" + " · ".join(f'<a href="{escape(f)}">{escape(f)}</a>' for f in c.files) + "</p>")

@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from contracts.capturedb import decode_top5, open_db_readonly
+from contracts.batchdir import CAPTURES, capture_dbs
 from contracts.errors import UserError
 from contracts.manifest import Batch, Item, load_batch
 
 log = logging.getLogger(__name__)
-
-CAPTURES = "captures"
 
 
 @dataclass(frozen=True)
@@ -39,13 +38,6 @@ class Pred:
     @property
     def top1_prob(self) -> float:
         return self.probs[0] if self.probs else 0.0
-
-    def prob_of(self, cls: int) -> float:
-        """Probability of ``cls`` if it is in the list, else 0."""
-        for i, p in zip(self.ids, self.probs):
-            if i == cls:
-                return p
-        return 0.0
 
     @classmethod
     def from_pairs(cls, pairs: Iterable[Sequence[float]]) -> "Pred":
@@ -91,6 +83,7 @@ class Session:
     digital: dict[tuple[str, str], Pred] = field(default_factory=dict)
     observations: list[Observation] = field(default_factory=list)
     digital_from_manifest: int = 0  # items whose digital top-5 came from batch.json
+    quality: dict[str, Any] = field(default_factory=dict)  # medians of the clean tiles' quality metrics (see session_quality)
 
     @property
     def model_name(self) -> str:
@@ -124,7 +117,7 @@ class ReportInput:
 
 def manifest_pred(item: Item, role: str, model: str) -> Pred | None:
     """The top-5 that batch.json records for ``model`` on the item's saved PNG."""
-    top5 = item.image(role).top5.get(model)  # type: ignore[arg-type]
+    top5 = item.image(role).top5.get(model)
     return None if not top5 else Pred.from_pairs(top5)
 
 
@@ -180,7 +173,48 @@ def _read_session(con: sqlite3.Connection, path: Path, row: dict[str, Any], batc
         s.observations.append(Observation(item_id, role, int(frame_idx), float(sharpness), pred))
     if unknown:
         log.warning("%s: %d good observations name items that are not in batch.json; ignored", path, unknown)
+    s.quality = session_quality(con, sid)
     return s
+
+
+def _median(values: list[float]) -> float | None:
+    vals = sorted(v for v in values if v is not None and v == v)
+    if not vals:
+        return None
+    m = len(vals) // 2
+    return vals[m] if len(vals) % 2 else (vals[m - 1] + vals[m]) / 2
+
+
+def session_quality(con: sqlite3.Connection, sid: str) -> dict[str, Any]:
+    """Medians of the clean tiles' quality metrics, for the channel check.
+
+    Over the good observations of clean tiles (those behind clean photographed
+    accuracy), or over every clean observation when none passed the gates
+    (``over`` says which). ``good_fraction`` is the share of all observations that
+    passed the gates; ``blur_sigma_px`` the median edge blur of the sheets (from
+    the calibration strip's ``blur`` table) and ``frame_w``/``frame_h`` the most
+    common frame size there, when recorded.
+    """
+    rows = con.execute("SELECT good != 0, tile_px, angle_deg, sharpness, clipped FROM observations WHERE session_id = ? AND role = 'clean'", (sid,)).fetchall()
+    good = [r for r in rows if r[0]]
+    use, over = (good, "good") if good else (rows, "all")
+    q: dict[str, Any] = {
+        "over": over, "n": len(use),
+        "tile_px": _median([float(r[1]) for r in use]), "angle_deg": _median([float(r[2]) for r in use]),
+        "sharpness": _median([float(r[3]) for r in use]), "clipped": _median([float(r[4]) for r in use]),
+        "good_fraction": (len(good) / len(rows)) if rows else None, "blur_sigma_px": None, "frame_w": None, "frame_h": None,
+    }
+    try:
+        blur = con.execute("SELECT sigma_px, width, height FROM blur WHERE session_id = ?", (sid,)).fetchall()
+    except sqlite3.DatabaseError:  # an older database without the blur table
+        blur = []
+    if blur:
+        q["blur_sigma_px"] = _median([float(b[0]) for b in blur if b[0] is not None])
+        sizes: dict[tuple[int, int], int] = defaultdict(int)
+        for _, w, h in blur:
+            sizes[(int(w), int(h))] += 1
+        q["frame_w"], q["frame_h"] = max(sizes, key=lambda k: sizes[k])
+    return q
 
 
 def _fill_digital_from_manifest(s: Session, batch: Batch) -> None:
@@ -231,7 +265,7 @@ def load_input(batch_dir: Path, sessions: list[str] | None = None) -> ReportInpu
     batch_dir = Path(batch_dir)
     batch = load_batch(batch_dir)
     inp = ReportInput(batch_dir=batch_dir, batch=batch, sessions=[])
-    files = sorted((batch_dir / CAPTURES).glob("*.sqlite")) if (batch_dir / CAPTURES).is_dir() else []
+    files = capture_dbs(batch_dir)
     files = _select(files, sessions)
     seen: dict[str, Path] = {}
     for f in files:

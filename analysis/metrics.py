@@ -11,6 +11,13 @@
   ``C(X_adv)`` are the *same model's* digital predictions.
   Average case: all items; prefiltered case: clean right at top-1 with
   confidence >= 0.8 and adversarial wrong at top-1 and at top-5.
+- Paired survival (Photoproof's own, beside Kurakin's measures): among the
+  photographed pairs whose clean tile the model recognises (``C(T(X))``, same
+  session; per frame: the same frame) and whose adversarial PNG fools it
+  digitally (``S(X_adv)``), the share whose photographed adversarial tile still
+  fools it: ``Σ C(T(X))·S(X_adv)·S(T(X_adv)) / Σ C(T(X))·S(X_adv)``. Conditioning
+  on the photographed clean tile keeps a camera that wrecks every tile from
+  passing for a perturbation that survives.
 - Digital transfer rate source -> target: of the items the attack fools on the
   source model (``C(X)·S(X_adv)``), the fraction it also fools on the target.
 
@@ -23,13 +30,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 from analysis.load import Pred
 
 PREFILTER_CONFIDENCE = 0.8
 DIGITAL_METRICS = ("clean_acc", "adv_acc", "attack_success")
-PHOTO_METRICS = ("clean_acc", "adv_acc", "attack_success", "destruction", "destruction_prefiltered")
+PHOTO_METRICS = ("clean_acc", "adv_acc", "attack_success", "destruction", "destruction_prefiltered", "paired_survival")
 
 Counts = list[tuple[int, int]]
 
@@ -40,7 +47,9 @@ class ItemData:
 
     ``clean`` and ``adv`` are the model's digital top-5 on the saved PNGs
     (``None`` if not recorded); ``photo_clean`` and ``photo_adv`` are the
-    photographed predictions, one per unit of the view (a frame or a tile).
+    photographed predictions, one per unit of the view (a frame or a tile);
+    ``photo_pairs`` the (clean, adversarial) photographed predictions seen
+    together: in the same frame (frame view) or the two voted tiles (tile view).
     """
 
     item_id: str
@@ -52,6 +61,7 @@ class ItemData:
     adv: Pred | None = None
     photo_clean: list[Pred] = field(default_factory=list)
     photo_adv: list[Pred] = field(default_factory=list)
+    photo_pairs: list[tuple[Pred, Pred]] = field(default_factory=list)
 
 
 def correct(pred: Pred | None, label: int, k: int) -> bool:
@@ -94,7 +104,7 @@ def vote(preds: Sequence[Pred]) -> Pred:
         for c, q in zip(p.ids, p.probs):
             anywhere[c].append(q)
 
-    def key(votes: dict[int, list[float]]):  # type: ignore[no-untyped-def]
+    def key(votes: dict[int, list[float]]) -> Callable[[int], tuple[int, float, int]]:
         return lambda c: (-len(votes[c]), -sum(votes[c]) / len(votes[c]), c)
 
     top = min(first, key=key(first))
@@ -137,7 +147,20 @@ def photo_counts(items: Sequence[ItemData], k: int) -> dict[str, Counts]:
         fooled_digitally = has_both and c_ok and not correct(it.adv, it.label, k)
         out["destruction"].append((right_adv, n_a) if fooled_digitally else (0, 0))
         out["destruction_prefiltered"].append((right_adv, n_a) if prefiltered(it) else (0, 0))
+        out["paired_survival"].append(paired_survival_counts(it, k))
     return out
+
+
+def paired_survival_counts(item: ItemData, k: int) -> tuple[int, int]:
+    """``(Σ C(T(X))·S(X_adv)·S(T(X_adv)), Σ C(T(X))·S(X_adv))`` over the item's photographed pairs.
+
+    ``S(X_adv)`` is attack success on the adversarial PNG (digital, the same
+    model); ``C(T(X))`` the photographed clean tile is right at top-``k``.
+    """
+    if item.adv is None or not succeeded(item.adv, item.label, item.target, k):
+        return (0, 0)
+    kept = [a for c, a in item.photo_pairs if correct(c, item.label, k)]
+    return (sum(succeeded(a, item.label, item.target, k) for a in kept), len(kept))
 
 
 def fooled(item: ItemData, k: int) -> bool | None:

@@ -24,7 +24,7 @@ from analysis.content import Plot, ReportContent
 from analysis.gallery import GalleryEntry
 from analysis.stats import Rate
 from analysis.tables import Table as ReportTable
-from analysis.tables import fmt_cell, pct
+from analysis.tables import CHECK_COLUMN, fmt_cell, pct
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,8 @@ def _styles() -> dict[str, ParagraphStyle]:
         "h3": ParagraphStyle("h3", parent=base["Heading3"], fontName=bold, fontSize=10.5),
         "body": ParagraphStyle("body", parent=base["BodyText"], fontName=regular, fontSize=8.5, leading=11),
         "small": ParagraphStyle("small", parent=base["BodyText"], fontName=regular, fontSize=6.5, leading=8),
+        "warn": ParagraphStyle("warn", parent=base["BodyText"], fontName=regular, fontSize=8.5, leading=11,
+                               backColor=colors.HexColor("#fdecea"), borderPadding=3),
         "note": ParagraphStyle("note", parent=base["BodyText"], fontName=regular, fontSize=8.5, leading=11,
                                backColor=colors.HexColor("#fff4d6"), borderPadding=3),
         "mono": ParagraphStyle("mono", parent=base["Code"], fontName="Courier", fontSize=6, leading=7),
@@ -102,10 +104,11 @@ def _table(t: ReportTable, st: dict[str, ParagraphStyle], max_rows: int = 400) -
         out.append(Paragraph(escape(t.note), st["small"]))
     if not t.rows:
         return out + [Paragraph("no rows", st["body"])]
-    data = [[Paragraph(escape(c.replace("_", " ")), st["small"]) for c in t.columns]]
+    data = [[Paragraph(escape(t.label(c)), st["small"]) for c in t.columns]]
     data += [[_cell(r.get(c), st, c in t.rate_columns) for c in t.columns] for r in t.rows[:max_rows]]
     tbl = Table(data, colWidths=_widths(t), repeatRows=1, hAlign="LEFT")
-    tbl.setStyle(TableStyle([
+    flagged = [i + 1 for i, r in enumerate(t.rows[:max_rows]) if r.get(CHECK_COLUMN) in ("camera-limited", "inconclusive")]
+    tbl.setStyle(TableStyle([*[("BACKGROUND", (0, i), (-1, i), colors.HexColor("#fdecea")) for i in flagged],
         ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
         ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#eeeeee")),
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
@@ -120,7 +123,8 @@ def _table(t: ReportTable, st: dict[str, ParagraphStyle], max_rows: int = 400) -
 
 def _plot(p: Plot, st: dict[str, ParagraphStyle]) -> list:
     w = PAGE[0] - 2 * MARGIN
-    return [KeepTogether([_image(p.png, w, 120 * mm), Paragraph(escape(p.title + (": " + p.caption if p.caption else "")), st["small"])]), Spacer(1, 3 * mm)]
+    vec = f" (vector: figures/{p.name}.svg, .pdf)" if p.name and p.svg is not None else ""
+    return [KeepTogether([_image(p.png, w, 120 * mm), Paragraph(escape(p.title + (": " + p.caption if p.caption else "") + vec), st["small"])]), Spacer(1, 3 * mm)]
 
 
 def _top3(rows: list[tuple[str, float]]) -> str:
@@ -148,10 +152,15 @@ def render_pdf(c: ReportContent) -> bytes:
         Paragraph(f"batch {escape(c.batch_id)} · generated {escape(c.generated)} · measures of Kurakin, Goodfellow &amp; Bengio 2016 (arXiv:1607.02533)", st["body"]),
         Spacer(1, 3 * mm),
     ]
+    for n in c.warnings:
+        story += [Paragraph(escape(n), st["warn"]), Spacer(1, 2 * mm)]
     story += [Paragraph(escape(n), st["note"]) for n in c.notes]
     story += [Spacer(1, 3 * mm), Paragraph("Summary", st["h2"])]
     for t in c.tables:
         story += _table(t, st)
+    if c.destruction_eps is not None:
+        story += [Paragraph("Destruction rate by attack and ε", st["h2"])] + _table(c.destruction_eps, st)
+        story.append(Paragraph("Also in destruction-table.md and destruction-table.tex.", st["small"]))
     story += [PageBreak(), Paragraph("Figures", st["h2"])]
     for p in c.plots:
         story += _plot(p, st)

@@ -1,17 +1,28 @@
-"""Figures of the report as PNG bytes (matplotlib, Agg canvas, no pyplot state).
+"""Figures of the report: PNG for the page, SVG and PDF (vector) for a paper.
 
-Each function returns the PNG or ``None`` when there is nothing to draw. The
-figures follow Kurakin et al. 2016 (https://arxiv.org/abs/1607.02533): the
-destruction rate against ε per attack, accuracy digital vs photographed, and
-the distribution of the capture model's confidence.
+matplotlib with the Agg canvas and no pyplot state. Each function returns a
+:class:`Figures` (the same figure as PNG, SVG and PDF bytes) or ``None`` when
+there is nothing to draw. The figures follow Kurakin et al. 2016
+(https://arxiv.org/abs/1607.02533): the destruction rate against ε per attack,
+accuracy digital vs photographed, the channel check, and the distribution of the
+capture model's confidence.
+
+For print: every axis names its quantity and unit, rates are in percent, the
+legend sits outside the axes (never over data), each session has its own colour
+and marker and series are nudged apart along x so that their 95% interval bars
+do not hide each other. Camera-limited sessions are drawn hollow and dotted and
+say so in the legend.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 from collections import defaultdict
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
+from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -21,67 +32,137 @@ from analysis.sweep import SweepPoint
 
 DPI = 100
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<")
+EPS_UNIT = "ε (0–255 pixel levels)"
 
 
-def _png(fig: Figure) -> bytes:
+@dataclass(frozen=True)
+class Figures:
+    """One figure in three formats."""
+
+    png: bytes
+    svg: bytes
+    pdf: bytes
+
+
+def _render(fig: Figure) -> Figures:
+    """PNG, SVG and PDF of ``fig``, without dates or software names (reproducible bytes).
+
+    The constrained layout is solved once, for the PNG; the vector copies reuse it
+    (same positions, a third of the layout time). Text stays text: TrueType
+    (Type 42) fonts in the PDF, as publishers ask (no Type 3), and ``<text>``
+    elements in the SVG, so labels can be edited and searched.
+    """
     FigureCanvasAgg(fig)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
-    return buf.getvalue()
+    out = {}
+    with rc_context({"pdf.fonttype": 42, "svg.fonttype": "none"}):
+        for fmt, meta in (("png", {"Software": None}), ("svg", {"Date": None, "Creator": None}),
+                          ("pdf", {"CreationDate": None, "Creator": None, "Producer": None})):
+            buf = io.BytesIO()
+            fig.savefig(buf, format=fmt, dpi=DPI, metadata=meta)
+            out[fmt] = buf.getvalue()
+            fig.set_layout_engine("none")
+    return Figures(out["png"], out["svg"], out["pdf"])
+
+
+def _rendered(build: Callable[..., Figure | None]) -> Callable[..., Figures | None]:
+    """Turn a function that builds a :class:`Figure` into one that returns its :class:`Figures`.
+
+    The builder stays reachable as ``.figure`` (tests measure where legends sit).
+    """
+    @functools.wraps(build)
+    def wrapper(*args: Any, **kwargs: Any) -> Figures | None:
+        fig = build(*args, **kwargs)
+        return None if fig is None else _render(fig)
+
+    wrapper.figure = build  # type: ignore[attr-defined]
+    return wrapper
 
 
 def _err(values: Sequence[float], los: Sequence[float], his: Sequence[float]) -> list[list[float]]:
     return [[max(0.0, v - lo) for v, lo in zip(values, los)], [max(0.0, hi - v) for v, hi in zip(values, his)]]
 
 
-def _series(rows: list[SummaryRow], x_of) -> dict[tuple, list[tuple[float, float, float, float]]]:  # type: ignore[no-untyped-def]
-    out: dict[tuple, list[tuple[float, float, float, float]]] = defaultdict(list)
-    for r in rows:
-        v = r.rate.value
-        if v is None:
+def _pct_points(pts: list[tuple[float, Any]]) -> tuple[list[float], list[float], list[float], list[float]]:
+    """(x, value %, low %, high %) from (x, Rate) pairs with a value; a missing interval bound is the value."""
+    xs, vs, los, his = [], [], [], []
+    for x, r in pts:
+        if r.value is None:
             continue
-        lo = v if r.rate.lo is None else r.rate.lo
-        hi = v if r.rate.hi is None else r.rate.hi
-        out[x_of(r)].append((r.eps, v, lo, hi))
-    return out
+        xs.append(x)
+        vs.append(100 * r.value)
+        los.append(100 * (r.value if r.lo is None else r.lo))
+        his.append(100 * (r.value if r.hi is None else r.hi))
+    return xs, vs, los, his
 
 
-def destruction_vs_eps(rows: list[SummaryRow], metric: str = "destruction", view: str = "tile") -> bytes | None:
-    """One panel per attack: destruction rate against ε, a line per session and top-k, 95% bars."""
+def _legend_outside(fig: Figure, handles: list[Any], labels: list[str], title: str | None = None, below: bool = False) -> None:
+    """One legend for the figure, to the right of (or below) every axes; constrained layout makes room."""
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center" if below else "outside right upper", ncols=min(2, len(handles)) if below else 1,
+                   fontsize=7, title=title, title_fontsize=7, frameon=False)
+
+
+def _nudge(xs_all: list[float], n_series: int) -> float:
+    """How far apart along x to draw ``n_series`` series at the same x values."""
+    xs = sorted(set(xs_all))
+    gap = min((b - a for a, b in zip(xs, xs[1:])), default=2.0)
+    return 0.25 * gap / (n_series - 1) if n_series > 1 else 0.0
+
+
+@_rendered
+def destruction_vs_eps(rows: list[SummaryRow], metric: str = "destruction", view: str = "tile", limited: set[str] | None = None) -> Figure | None:
+    """One panel per attack: destruction rate (%) against ε, a line per session and top-k, 95% interval bars."""
+    limited = limited or set()
     sel = [r for r in rows if r.metric == metric and r.view == view]
     if not any(r.rate.value is not None for r in sel):
         return None
     attacks = sorted({r.attack for r in sel})
     sessions = sorted({r.session or "" for r in sel})
+    series_keys = sorted({(r.session or "", r.topk) for r in sel})
     ncol = min(3, len(attacks))
     nrow = (len(attacks) + ncol - 1) // ncol
-    fig = Figure(figsize=(max(6.0, 4.2 * ncol), 3.4 * nrow), layout="constrained")
+    fig = Figure(figsize=(max(6.5, 3.8 * ncol + 2.2), 3.2 * nrow), layout="constrained")
+    step = _nudge([r.eps for r in sel], len(series_keys))
+    handles: dict[str, Any] = {}
     for i, attack in enumerate(attacks):
         ax = fig.add_subplot(nrow, ncol, i + 1)
-        series = _series([r for r in sel if r.attack == attack], lambda r: (r.session or "", r.topk))
-        for (session, k), pts in sorted(series.items()):
-            pts.sort()
-            xs, vs, los, his = zip(*pts)
-            color = COLORS[sessions.index(session) % len(COLORS)]
-            ax.errorbar(xs, vs, yerr=_err(vs, los, his), color=color, marker="o" if k == 1 else "s",
-                        linestyle="-" if k == 1 else "--", capsize=3, label=f"{session} top-{k}")
+        by: dict[tuple[str, int], list[tuple[float, Any]]] = defaultdict(list)
+        for r in sel:
+            if r.attack == attack:
+                by[(r.session or "", r.topk)].append((r.eps, r.rate))
+        for j, key in enumerate(series_keys):
+            session, k = key
+            xs, vs, los, his = _pct_points(sorted(by.get(key, []), key=lambda p: p[0]))
+            if not xs:
+                continue
+            si = sessions.index(session)
+            lim = session in limited
+            off = (j - (len(series_keys) - 1) / 2) * step
+            h = ax.errorbar([x + off for x in xs], vs, yerr=_err(vs, los, his), color=COLORS[si % len(COLORS)],
+                            marker=MARKERS[si % len(MARKERS)], markerfacecolor="none" if lim else COLORS[si % len(COLORS)],
+                            linestyle=(":" if lim else "-") if k == 1 else (":" if lim else "--"), capsize=3, linewidth=1.2, markersize=5)
+            label = f"{session} top-{k}" + (" (camera-limited)" if lim else "")
+            handles.setdefault(label, h)
         eps = sorted({r.eps for r in sel if r.attack == attack})
         ax.set_xticks(eps)
+        ax.set_xticklabels([f"{e:g}" for e in eps])
         if len(eps) == 1:
             ax.set_xlim(eps[0] - 1, eps[0] + 1)
-        ax.set_title(attack)
-        ax.set_xlabel("ε (0–255)")
-        ax.set_ylabel("destruction rate")
-        ax.set_ylim(-0.03, 1.03)
+        ax.set_title(attack, fontsize=10)
+        ax.set_xlabel(EPS_UNIT)
+        ax.set_ylabel("destruction rate (%)")
+        ax.set_ylim(-3, 103)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower left")
+    _legend_outside(fig, list(handles.values()), list(handles), "session, top-k")
     title = "prefiltered case" if metric.endswith("prefiltered") else "average case"
-    fig.suptitle(f"Destruction rate, {title} (per {view})", fontsize=11)
-    return _png(fig)
+    fig.suptitle(f"Destruction rate, {title} (per {view}, 95% intervals)", fontsize=11)
+    return fig
 
 
-def accuracy_bars(rows: list[SummaryRow], session: str | None, model: str, k: int = 1) -> bytes | None:
-    """Grouped bars per (attack, ε): accuracy on clean and adversarial images, digital vs photographed (per tile)."""
+@_rendered
+def accuracy_bars(rows: list[SummaryRow], session: str | None, model: str, k: int = 1) -> Figure | None:
+    """Grouped bars per (attack, ε): accuracy (%) on clean and adversarial images, digital vs photographed (per tile)."""
     sel = [r for r in rows if r.session == session and r.model == model and r.topk == k and r.source_model is None]
     bars = [("clean, digital", "digital", "clean_acc", "#9ecae1"), ("clean, photographed", "tile", "clean_acc", "#3182bd"),
             ("adv, digital", "digital", "adv_acc", "#fcae91"), ("adv, photographed", "tile", "adv_acc", "#de2d26")]
@@ -91,84 +172,125 @@ def accuracy_bars(rows: list[SummaryRow], session: str | None, model: str, k: in
     bars = [b for b in bars if any(r.view == b[1] and r.metric == b[2] and r.rate.value is not None for r in sel)]
     if not bars:
         return None
-    fig = Figure(figsize=(min(12.0, max(6.0, 0.4 * len(groups) * len(bars) + 2)), 3.6), layout="constrained")
+    fig = Figure(figsize=(min(12.0, max(6.5, 0.4 * len(groups) * len(bars) + 3)), 3.6), layout="constrained")
     ax = fig.add_subplot(1, 1, 1)
     width = 0.8 / len(bars)
     for j, (label, view, metric, color) in enumerate(bars):
-        xs, vs, los, his = [], [], [], []
+        pts = []
         for g, (attack, eps) in enumerate(groups):
             r = next((r for r in sel if r.attack == attack and r.eps == eps and r.view == view and r.metric == metric), None)
-            if r is None or r.rate.value is None:
-                continue
-            xs.append(g + (j - (len(bars) - 1) / 2) * width)
-            vs.append(r.rate.value)
-            los.append(r.rate.lo if r.rate.lo is not None else r.rate.value)
-            his.append(r.rate.hi if r.rate.hi is not None else r.rate.value)
+            if r is not None:
+                pts.append((g + (j - (len(bars) - 1) / 2) * width, r.rate))
+        xs, vs, los, his = _pct_points(pts)
         ax.bar(xs, vs, width, color=color, label=label, yerr=_err(vs, los, his), capsize=2)
     ax.set_xticks(range(len(groups)))
     ax.set_xticklabels([f"{a}\nε={e:g}" for a, e in groups], fontsize=8)
-    ax.set_ylim(0, 1.05)
-    ax.set_ylabel(f"top-{k} accuracy")
-    ax.set_title(f"{session or 'source'} · {model}: top-{k} accuracy", fontsize=10)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_xlabel(f"attack and {EPS_UNIT}")
+    ax.set_ylim(0, 105)
+    ax.set_ylabel(f"top-{k} accuracy (%)")
+    fig.suptitle(f"{session or 'source'} · {model}: top-{k} accuracy (95% intervals)", fontsize=10)
+    h, lab = ax.get_legend_handles_labels()
+    _legend_outside(fig, h, lab)
     ax.grid(axis="y", alpha=0.3)
-    return _png(fig)
+    return fig
 
 
-def confidence_hist(session: Session) -> bytes | None:
+@_rendered
+def channel_check(checks: Sequence[Any], drop_points: float) -> Figure | None:
+    """Per session: clean top-1 accuracy (%) digital vs photographed per tile and per frame, with the threshold.
+
+    ``checks`` are :class:`analysis.channel.ChannelCheck`; ``drop_points`` the
+    allowed drop (a fraction, 0.10 for 10 points).
+    """
+    checks = [c for c in checks if c.tile.digital is not None or c.frame.digital is not None]
+    if not checks:
+        return None
+    fig = Figure(figsize=(max(6.5, 1.3 * len(checks) + 4), 3.8), layout="constrained")
+    ax = fig.add_subplot(1, 1, 1)
+    handles: dict[str, Any] = {}
+    for i, c in enumerate(checks):
+        ref = c.tile.digital if c.tile.digital is not None else c.frame.digital
+        h = ax.hlines(100 * ref, i - 0.35, i + 0.35, color="black", linewidth=1.5)
+        handles.setdefault("clean, digital (same items)", h)
+        band = ax.fill_between([i - 0.35, i + 0.35], [100 * (ref - drop_points)] * 2, [100 * ref] * 2, color="#cccccc", alpha=0.5, linewidth=0)
+        handles.setdefault(f"allowed drop ({100 * drop_points:.0f} points)", band)
+        for off, v, color, marker in ((-0.12, c.tile, "#3182bd", "o"), (0.12, c.frame, "#6baed6", "s")):
+            xs, vs, los, his = _pct_points([(i + off, v.photo)])
+            if xs:
+                h2 = ax.errorbar(xs, vs, yerr=_err(vs, los, his), fmt=marker, color=color, capsize=4)
+                handles.setdefault(f"clean, photographed per {v.view}", h2)
+    ax.set_xticks(range(len(checks)))
+    ax.set_xticklabels([f"{c.session}\n{c.model}\n{c.verdict}" for c in checks], fontsize=8)
+    ax.set_xlim(-0.6, len(checks) - 0.4)
+    ax.set_xlabel("capture session, model and verdict")
+    ax.set_ylabel("clean top-1 accuracy (%)")
+    ax.set_ylim(-3, 103)
+    ax.grid(axis="y", alpha=0.3)
+    fig.suptitle("Channel check: clean top-1 accuracy, photographed vs digital (95% intervals)", fontsize=10)
+    _legend_outside(fig, list(handles.values()), list(handles), below=True)
+    return fig
+
+
+def confidence_hist(session: Session) -> Figures | None:
     """Histogram of the capture model's top-1 probability on good observations, clean vs adversarial."""
     clean = [o.pred.top1_prob for o in session.observations if o.role == "clean"]
     adv = [o.pred.top1_prob for o in session.observations if o.role == "adv"]
-    return _prob_hist(clean, adv, "observations", f"{session.id}: confidence, good observations")
+    return _prob_hist(clean, adv, "good observations (count)", f"{session.id}: confidence, good observations")
 
 
-def digital_confidence_hist(clean: list[float], adv: list[float], model: str) -> bytes | None:
+def digital_confidence_hist(clean: list[float], adv: list[float], model: str) -> Figures | None:
     """Histogram of a source model's top-1 probability on the saved PNGs."""
-    return _prob_hist(clean, adv, "items", f"{model} (source): confidence on the PNGs")
+    return _prob_hist(clean, adv, "items (count)", f"{model} (source): confidence on the PNGs")
 
 
-def _prob_hist(clean: list[float], adv: list[float], ylabel: str, title: str) -> bytes | None:
+@_rendered
+def _prob_hist(clean: list[float], adv: list[float], ylabel: str, title: str) -> Figure | None:
     """Overlaid histograms of top-1 probabilities, clean in blue and adversarial in red; ``None`` when both are empty."""
     if not clean and not adv:
         return None
-    fig = Figure(figsize=(6.0, 3.2), layout="constrained")
+    fig = Figure(figsize=(6.5, 3.2), layout="constrained")
     ax = fig.add_subplot(1, 1, 1)
     bins = [i / 20 for i in range(21)]
     for values, colour, name in ((clean, "#3182bd", "clean"), (adv, "#de2d26", "adversarial")):
         if values:
             ax.hist(values, bins=bins, alpha=0.6, color=colour, label=f"{name} (n={len(values)})")
-    ax.set_xlabel("top-1 probability")
+    ax.set_xlabel("top-1 probability (0–1)")
     ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
-    return _png(fig)
+    ax.set_xlim(0, 1)
+    fig.suptitle(title, fontsize=10)
+    h, lab = ax.get_legend_handles_labels()
+    _legend_outside(fig, h, lab)
+    return fig
 
 
-def sweep_plot(points: list[SweepPoint]) -> bytes | None:
-    """One panel per transform: destruction rate against strength, top-1 and top-5."""
+@_rendered
+def sweep_plot(points: list[SweepPoint], units: dict[str, str] | None = None) -> Figure | None:
+    """One panel per transform: destruction rate (%) against strength (in the transform's unit), top-1 and top-5."""
+    units = units or {}
     transforms = sorted({p.transform for p in points})
     if not transforms:
         return None
     ncol = min(3, len(transforms))
     nrow = (len(transforms) + ncol - 1) // ncol
-    fig = Figure(figsize=(max(6.0, 4.2 * ncol), 3.4 * nrow), layout="constrained")
+    fig = Figure(figsize=(max(6.5, 3.8 * ncol + 1.5), 3.2 * nrow), layout="constrained")
+    handles: dict[str, Any] = {}
     for i, tr in enumerate(transforms):
         ax = fig.add_subplot(nrow, ncol, i + 1)
-        for k, style in ((1, "o-"), (5, "s--")):
-            pts = sorted((p.strength, p.rates["destruction"]) for p in points if p.transform == tr and p.topk == k)
-            pts = [(s, r) for s, r in pts if r.value is not None]
-            if not pts:
+        for k, marker, ls in ((1, "o", "-"), (5, "s", "--")):
+            pts = sorted(((p.strength, p.rates["destruction"]) for p in points if p.transform == tr and p.topk == k), key=lambda t: t[0])
+            xs, vs, los, his = _pct_points(pts)
+            if not xs:
                 continue
-            xs = [s for s, _ in pts]
-            vs = [r.value for _, r in pts]
-            los = [r.lo if r.lo is not None else r.value for _, r in pts]
-            his = [r.hi if r.hi is not None else r.value for _, r in pts]
-            ax.errorbar(xs, vs, yerr=_err(vs, los, his), fmt=style, capsize=3, label=f"top-{k}")  # type: ignore[arg-type]
-        ax.set_title(tr)
-        ax.set_xlabel("strength")
-        ax.set_ylabel("destruction rate")
-        ax.set_ylim(-0.03, 1.03)
+            h = ax.errorbar(xs, vs, yerr=_err(vs, los, his), marker=marker, linestyle=ls, color=COLORS[k == 5], capsize=3)
+            handles.setdefault(f"top-{k}", h)
+        ax.set_title(tr, fontsize=10)
+        ax.set_xlabel(f"strength ({units[tr]})" if tr in units else "strength (transform units)")
+        ax.set_ylabel("destruction rate (%)")
+        ax.set_ylim(-3, 103)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.suptitle("Transformation sweep: destruction rate", fontsize=11)
-    return _png(fig)
+    _legend_outside(fig, list(handles.values()), list(handles))
+    fig.suptitle("Transformation sweep: destruction rate (95% intervals)", fontsize=11)
+    return fig
+
+
+__all__ = ["Figures", "accuracy_bars", "channel_check", "confidence_hist", "destruction_vs_eps", "digital_confidence_hist", "sweep_plot"]

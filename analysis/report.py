@@ -15,29 +15,33 @@ Every file is written atomically.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from analysis import plots
+from analysis.channel import DROP_POINTS, ChannelCheck, channel_table, check_sessions
 from analysis.content import Plot, ReportContent
 from analysis.gallery import gallery
 from analysis.html import render_html
 from analysis.load import ReportInput, load_input, manifest_pred
 from analysis.methods import methods
+from analysis.paper import MD_FILE, TEX_FILE, paper_table, write_paper_tables
 from analysis.pdf import render_pdf
 from analysis.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
 from analysis.summary import SummaryRow, compute_summary, tile_rows
-from analysis.sweep import SWEEP_METRICS, load_sweep, sweep_points, sweep_rows
-from analysis.tables import (Table, accuracy_table, attack_table, headline_table, plain_table, sessions_table,
+from analysis.sweep import SWEEP_METRICS, load_sweep, sweep_points, sweep_rows, sweep_units
+from analysis.tables import (Table, _finite, accuracy_table, attack_table, headline_table, plain_table, sessions_table,
                              summary_table, transfer_table, write_table)
+from contracts.batchdir import REPORT
 from contracts.errors import UserError
 from contracts.paths import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 
-REPORT_DIR = "report"
+REPORT_DIR = REPORT
 FORMATS = ("html", "pdf", "csv")
 
 
@@ -53,6 +57,8 @@ class ReportResult:
     headline: Table
     digital_only: bool
     sessions: list[str] = field(default_factory=list)
+    checks: dict[str, ChannelCheck] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # channel-check notes of camera-limited or inconclusive sessions
 
     @property
     def main_path(self) -> Path:
@@ -73,7 +79,8 @@ def check_formats(formats: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-TABLES = ("headline", "sessions", "accuracy", "destruction", "transfer", "summary", "tiles", "sweep")
+TABLES = ("headline", "channel", "sessions", "accuracy", "destruction", "destruction_eps", "transfer", "summary", "tiles", "sweep")
+FIGURES = "figures"
 
 
 def _remove_stale(out_dir: Path, written: set[str]) -> None:
@@ -82,6 +89,41 @@ def _remove_stale(out_dir: Path, written: set[str]) -> None:
         if name not in written:
             for ext in (".csv", ".json"):
                 (out_dir / f"{name}{ext}").unlink(missing_ok=True)
+    if "destruction_eps" not in written:
+        for f in (MD_FILE, TEX_FILE):
+            (out_dir / f).unlink(missing_ok=True)
+
+
+def _safe(name: str) -> str:
+    """A file stem from a title part (session ids may hold anything)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "figure"
+
+
+def _fig(title: str, figs: plots.Figures | None, caption: str, name: str) -> Plot | None:
+    return None if figs is None else Plot(title, figs.png, caption, _safe(name), figs.svg, figs.pdf)
+
+
+def _write_figures(out_dir: Path, figs: list[Plot]) -> list[Path]:
+    """``figures/<name>.svg`` and ``.pdf`` for every figure; stale ones of earlier runs are removed."""
+    folder = out_dir / FIGURES
+    written: list[Path] = []
+    seen: set[str] = set()
+    for p in figs:
+        stem, i = p.name or "figure", 2
+        while stem in seen:
+            stem, i = f"{p.name}-{i}", i + 1
+        seen.add(stem)
+        p.name = stem
+        for ext, data in (("svg", p.svg), ("pdf", p.pdf)):
+            if data is not None:
+                path = folder / f"{stem}.{ext}"
+                atomic_write_bytes(path, data)
+                written.append(path)
+    if folder.is_dir():
+        for old in folder.iterdir():
+            if old.suffix in (".svg", ".pdf") and old not in written:
+                old.unlink(missing_ok=True)
+    return written
 
 
 def fmts_visual(fmts: tuple[str, ...]) -> bool:
@@ -89,29 +131,27 @@ def fmts_visual(fmts: tuple[str, ...]) -> bool:
     return "html" in fmts or "pdf" in fmts
 
 
-def _plots(inp: ReportInput, rows: list[SummaryRow]) -> list[Plot]:
-    out: list[Plot] = []
-    for metric, label in (("destruction", "average case"), ("destruction_prefiltered", "prefiltered case")):
-        png = plots.destruction_vs_eps(rows, metric)
-        if png:
-            out.append(Plot(f"Destruction rate against ε ({label})", png, "per tile; solid top-1, dashed top-5; bars are 95% Wilson intervals"))
+def _plots(inp: ReportInput, rows: list[SummaryRow], checks: dict[str, ChannelCheck]) -> list[Plot]:
+    flagged = {sid for sid, c in checks.items() if c.flagged}
+    lim = " Hollow markers and dotted lines: camera-limited or inconclusive sessions, whose rates measure the camera." if flagged else ""
+    found = [_fig("Channel check: clean accuracy photographed against digital", plots.channel_check(list(checks.values()), DROP_POINTS),
+                  "top-1, same items; the grey band is the allowed drop; bars are 95% intervals", "channel-check")]
+    for metric, label, name in (("destruction", "Destruction rate against ε (average case)", "destruction-average"),
+                                ("destruction_prefiltered", "Destruction rate against ε (prefiltered case)", "destruction-prefiltered"),
+                                ("paired_survival", "Paired survival against ε", "paired-survival")):
+        found.append(_fig(label, plots.destruction_vs_eps(rows, metric, limited=flagged),
+                          "per tile; solid top-1, dashed top-5; bars are 95% Wilson intervals." + lim, name))
     for m in inp.source_models:
-        png = plots.accuracy_bars(rows, None, m)
-        if png:
-            out.append(Plot(f"Accuracy of source model {m} (digital)", png, "top-1 on the saved PNGs"))
+        found.append(_fig(f"Accuracy of source model {m} (digital)", plots.accuracy_bars(rows, None, m), "top-1 on the saved PNGs", f"accuracy-{m}"))
         clean = [p.top1_prob for it in inp.batch.items if (p := manifest_pred(it, "clean", m))]
         adv = [p.top1_prob for it in inp.batch.items if (p := manifest_pred(it, "adv", m))]
-        png = plots.digital_confidence_hist(clean, adv, m)
-        if png:
-            out.append(Plot(f"Confidence of {m} on the saved PNGs", png))
+        found.append(_fig(f"Confidence of {m} on the saved PNGs", plots.digital_confidence_hist(clean, adv, m), "", f"confidence-{m}"))
     for s in inp.sessions:
-        png = plots.accuracy_bars(rows, s.id, s.model_name)
-        if png:
-            out.append(Plot(f"Accuracy digital vs photographed, session {s.id} ({s.model_name})", png, "top-1; photographed = per tile"))
-        png = plots.confidence_hist(s)
-        if png:
-            out.append(Plot(f"Confidence histogram, session {s.id}", png, "top-1 probability of good observations"))
-    return out
+        tag = f" [{checks[s.id].verdict}]" if s.id in flagged else ""
+        found.append(_fig(f"Accuracy digital vs photographed, session {s.id} ({s.model_name}){tag}", plots.accuracy_bars(rows, s.id, s.model_name),
+                          "top-1; photographed = per tile", f"accuracy-{s.id}"))
+        found.append(_fig(f"Confidence histogram, session {s.id}", plots.confidence_hist(s), "top-1 probability of good observations", f"confidence-{s.id}"))
+    return [p for p in found if p is not None]
 
 
 def make_report(batch_dir: Path, sessions: list[str] | None = None, formats: tuple[str, ...] = FORMATS,
@@ -135,11 +175,19 @@ def _make_report(batch_dir: Path, sessions: list[str] | None, formats: tuple[str
     out_dir = batch_dir / REPORT_DIR
     log.info("report: %d items, %d sessions", len(inp.batch.items), len(inp.sessions))
     rows = compute_summary(inp, seed, resamples)
-    headline = headline_table(rows)
-    shown = [headline, sessions_table(inp), accuracy_table(rows), attack_table(rows), transfer_table(rows)]
+    checks = check_sessions(inp, seed, resamples)
+    verdicts = {sid: c.verdict for sid, c in checks.items()}
+    rows = [replace(r, channel_check=verdicts[r.session]) if r.session in verdicts else r for r in rows]
+    warnings = [c.note() for c in checks.values() if c.flagged]
+    notes = [c.note() for c in checks.values() if not c.flagged] + inp.notes
+    headline = headline_table(rows, inp.source_models)
+    paper = paper_table(rows)
+    shown = [headline, channel_table(checks), sessions_table(inp, verdicts), accuracy_table(rows), attack_table(rows), transfer_table(rows)]
     if not inp.sessions:
-        shown = [t for t in shown if t.name not in ("sessions", "transfer")]
+        shown = [t for t in shown if t.name not in ("sessions", "transfer", "channel")]
     exported = [*shown, summary_table(rows), plain_table("tiles", "Tiles: majority vote of good observations", tile_rows(inp))]
+    if inp.sessions:
+        exported.append(paper)
     sweep_tbl, sweep_png = None, None
     sweep_data = load_sweep(batch_dir)
     if sweep_data is not None:
@@ -147,14 +195,18 @@ def _make_report(batch_dir: Path, sessions: list[str] | None, formats: tuple[str
         sweep_tbl = Table("sweep", "Destruction rate per transform and strength", ["transform", "strength", "model", "topk", *SWEEP_METRICS],
                           sweep_rows(pts), list(SWEEP_METRICS), "Digital predictions of the same model on the untransformed PNGs give C(X) and C(X_adv).")
         exported.append(sweep_tbl)
-        png = plots.sweep_plot(pts) if fmts_visual(fmts) else None
-        sweep_png = Plot("Destruction rate against transform strength", png) if png else None
+        figs = plots.sweep_plot(pts, sweep_units(batch_dir)) if fmts_visual(fmts) else None
+        sweep_png = _fig("Destruction rate against transform strength", figs, "95% intervals: item bootstrap", "sweep")
 
     files: list[Path] = []
     for t in exported:
         files += write_table(out_dir, t, "csv" in fmts)
+    if inp.sessions:
+        files += write_paper_tables(out_dir, paper)
     _remove_stale(out_dir, {t.name for t in exported})
-    names = [p.name for p in files]
+    figures = (_plots(inp, rows, checks) if fmts_visual(fmts) else [])
+    files += _write_figures(out_dir, figures + ([sweep_png] if sweep_png else []))
+    names = [str(p.relative_to(out_dir)) for p in files]
     if "html" in fmts:
         names.insert(0, "index.html")
     if "pdf" in fmts:
@@ -164,10 +216,10 @@ def _make_report(batch_dir: Path, sessions: list[str] | None, formats: tuple[str
         title=f"Photoproof report: {inp.batch.batch_id}",
         batch_id=inp.batch.batch_id,
         generated=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        notes=inp.notes, tables=shown, plots=_plots(inp, rows) if fmts_visual(fmts) else [],
-        gallery=gallery(inp) if fmts_visual(fmts) else [],
+        notes=notes, tables=shown, plots=figures,
+        gallery=gallery(inp, {sid for sid, c in checks.items() if c.flagged}) if fmts_visual(fmts) else [],
         methods=methods(inp, seed, resamples), sweep_table=sweep_tbl, sweep_plot=sweep_png,
-        files=names, digital_only=not inp.sessions,
+        files=names, digital_only=not inp.sessions, destruction_eps=paper if inp.sessions else None, warnings=warnings,
     )
     index = None
     if "html" in fmts:
@@ -180,15 +232,20 @@ def _make_report(batch_dir: Path, sessions: list[str] | None, formats: tuple[str
         files.append(pdf)
     meta: dict[str, Any] = {
         "schema": "photoproof.report", "schema_version": 1, "batch_id": inp.batch.batch_id, "generated": content.generated,
-        "sessions": [s.id for s in inp.sessions], "digital_only": not inp.sessions, "notes": inp.notes,
-        "bootstrap": {"seed": seed, "resamples": resamples, "unit": "item", "interval": "percentile 95%"},
-        "interval_rates_over_items_and_tiles": "Wilson score 95%", "config": inp.batch.config, "files": names,
+        "sessions": [s.id for s in inp.sessions], "digital_only": not inp.sessions, "notes": warnings + notes,
+        "bootstrap": {"seed": seed, "resamples": resamples, "unit": "item",
+                      "interval": "percentile 95%, widened to the Wilson interval on the effective number of observations (Korn & Graubard 1998)"},
+        "interval_rates_over_items_and_tiles": "Wilson score 95%",
+        "channel_check": {"rule": (f"camera-limited when clean top-1 photographed is more than {100 * DROP_POINTS:.0f} points below digital (same items, same model) "
+                                   "and its 95% interval lies wholly below digital; inconclusive when the drop exceeds the threshold but the interval reaches digital"),
+                          "threshold_points": 100 * DROP_POINTS, "sessions": {sid: c.to_dict() for sid, c in checks.items()}},
+        "config": inp.batch.config, "files": names,
     }
-    atomic_write_json(out_dir / "report.json", meta)
+    atomic_write_json(out_dir / "report.json", _finite(meta))
     files.append(out_dir / "report.json")
-    for n in inp.notes:
+    for n in warnings + notes:  # the CLI prints them (analysis.cli.show); a library caller reads ReportResult
         log.info("%s", n)
-    return ReportResult(out_dir, index, files, inp.notes, rows, headline, not inp.sessions, [s.id for s in inp.sessions])
+    return ReportResult(out_dir, index, files, notes, rows, headline, not inp.sessions, [s.id for s in inp.sessions], checks, warnings)
 
 
 def build_report(batch_dir: Path, sessions: list[str] | None = None, formats: tuple[str, ...] = ("html", "pdf", "csv")) -> Path:

@@ -5,7 +5,17 @@
   statistical inference", JASA 22:209-212).
 - Rates aggregated over frames (several correlated units per item) get a
   percentile bootstrap that resamples *items*, never frames, so that an item seen
-  in 50 frames does not pass for 50 independent trials.
+  in 50 frames does not pass for 50 independent trials (a cluster bootstrap:
+  Davison & Hinkley 1997, "Bootstrap Methods and their Application", section 3.8).
+  A percentile bootstrap collapses at the edges (every resample of 0/n is 0), so
+  the interval is widened to at least the Wilson interval on the *effective*
+  number of observations (Korn & Graubard 1998, "Confidence intervals for
+  proportions with small expected number of positive counts estimated from survey
+  data", Survey Methodology 24:193-201): ``n_eff = p(1-p) / Var_boot(p)``, kept
+  between Kish's effective size for perfectly correlated clusters,
+  ``(Σ n_i)² / Σ n_i²`` (Kish 1965, "Survey Sampling"), and the number of
+  observations. At 0/n and n/n, where the variance says nothing, ``n_eff`` is
+  that floor: about the number of items.
 
 Everything here is pure numpy: no I/O, no torch.
 """
@@ -19,7 +29,7 @@ from typing import Sequence
 
 import numpy as np
 
-Z95 = 1.959963984540054  # two-sided 95% normal quantile
+from contracts.intervals import Z95, wilson  # the one Wilson interval (the sweep CLI uses it too)
 DEFAULT_SEED = 1607  # the bootstrap seed recorded in every report (arXiv 1607.02533)
 DEFAULT_RESAMPLES = 2000
 
@@ -53,25 +63,6 @@ class Rate:
 def ratio(num: float, den: float) -> float | None:
     """``num / den``, or ``None`` when ``den`` is 0 (never a ZeroDivisionError)."""
     return None if den == 0 else num / den
-
-
-def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float] | None:
-    """Wilson score interval for ``k`` successes in ``n`` trials (Wilson 1927).
-
-    Returns ``(low, high)`` clipped to [0, 1], or ``None`` when ``n == 0``.
-    """
-    if n <= 0:
-        return None
-    if not 0 <= k <= n:
-        raise ValueError(f"wilson: need 0 <= k <= n, got k={k}, n={n}")
-    p = k / n
-    z2 = z * z
-    denom = 1.0 + z2 / n
-    centre = (p + z2 / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
-    lo = 0.0 if k == 0 else max(0.0, centre - half)
-    hi = 1.0 if k == n else min(1.0, centre + half)
-    return lo, hi
 
 
 def cell_seed(seed: int, key: str) -> list[int]:
@@ -126,12 +117,56 @@ def rate_from_counts(counts: Counts, weights: np.ndarray | None = None) -> Rate:
     k = int(num.sum())
     n_items = int((den > 0).sum())
     if int(den.max()) <= 1:
-        lo, hi = wilson(k, n)  # type: ignore[misc]
+        lo, hi = wilson(k, n) or (0.0, 1.0)  # never None: n > 0 here
         return Rate(k / n, lo, hi, k, n, n_items, "wilson")
     if weights is None:
         raise ValueError("rate_from_counts: several units per item need bootstrap weights")
     if n_items < 2:  # one item's frames say nothing about other items: no honest interval
         return Rate(k / n, None, None, k, n, n_items, "bootstrap")
-    ci = bootstrap_ratio(num, den, weights)
+    ci = cluster_interval(num, den, weights)
     lo2, hi2 = ci if ci is not None else (None, None)
     return Rate(k / n, lo2, hi2, k, n, n_items, "bootstrap")
+
+
+def wilson_p(p: float, n: float, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for an observed proportion ``p`` on a (possibly fractional) sample size ``n > 0``."""
+    z2 = z * z
+    denom = 1.0 + z2 / n
+    centre = (p + z2 / (2 * n)) / denom
+    half = z * math.sqrt(max(0.0, p * (1 - p)) / n + z2 / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def effective_n(num: np.ndarray, den: np.ndarray, weights: np.ndarray) -> float:
+    """Effective number of independent observations behind ``Σ num / Σ den`` (Korn & Graubard 1998).
+
+    ``p(1-p) / Var_boot(p)``, clipped to ``[(Σ n_i)² / Σ n_i², Σ n_i]``; the floor
+    (Kish's effective size when an item's frames all agree) when ``p`` is 0 or 1
+    or the resampled variance is 0.
+    """
+    den_f = den.astype(np.float64)
+    total = float(den_f.sum())
+    floor = total * total / float((den_f * den_f).sum())
+    p = float(num.sum()) / total
+    n_w = weights @ den_f
+    ok = n_w > 0
+    if p <= 0.0 or p >= 1.0 or not ok.any():
+        return floor
+    var = float(np.var((weights @ num.astype(np.float64))[ok] / n_w[ok]))
+    if var <= 0.0:
+        return total
+    return min(total, max(floor, p * (1 - p) / var))
+
+
+def cluster_interval(num: np.ndarray, den: np.ndarray, weights: np.ndarray) -> tuple[float, float] | None:
+    """95% interval of a rate over frames: the item bootstrap, widened to the Wilson interval on the effective n.
+
+    Never a single point: at 0/n the upper bound is that of about ``0/n_items``.
+    """
+    if num.size == 0 or den.sum() == 0:
+        return None
+    boot = bootstrap_ratio(num, den, weights)
+    w_lo, w_hi = wilson_p(float(num.sum()) / float(den.sum()), effective_n(num, den, weights))
+    if boot is None:
+        return w_lo, w_hi
+    return min(boot[0], w_lo), max(boot[1], w_hi)

@@ -17,7 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from analysis.load import ReportInput, Session, manifest_pred, observations_by_tile
+from analysis.load import Observation, Pred, ReportInput, Session, manifest_pred, observations_by_tile
 from analysis.metrics import ItemData, digital_counts, photo_counts, transfer_counts, vote
 from analysis.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, Rate, bootstrap_weights, rate_from_counts
 
@@ -25,7 +25,7 @@ TOPK = (1, 5)
 VIEWS = ("digital", "frame", "tile")
 SUMMARY_COLUMNS = (
     "session", "model", "model_kind", "source_model", "attack", "eps", "topk", "view", "metric",
-    "value", "ci_low", "ci_high", "ci_method", "num", "n", "n_items",
+    "value", "ci_low", "ci_high", "ci_method", "num", "n", "n_items", "channel_check",
 )
 
 
@@ -43,6 +43,7 @@ class SummaryRow:
     metric: str
     rate: Rate
     source_model: str | None = None  # set on transfer rows
+    channel_check: str | None = None  # the session's channel-check verdict (analysis.channel); None for source models
 
     def to_dict(self) -> dict[str, Any]:
         r = self.rate
@@ -50,7 +51,7 @@ class SummaryRow:
             "session": self.session, "model": self.model, "model_kind": self.model_kind,
             "source_model": self.source_model, "attack": self.attack, "eps": self.eps, "topk": self.topk,
             "view": self.view, "metric": self.metric, "value": r.value, "ci_low": r.lo, "ci_high": r.hi,
-            "ci_method": r.method, "num": r.num, "n": r.n, "n_items": r.n_items,
+            "ci_method": r.method, "num": r.num, "n": r.n, "n_items": r.n_items, "channel_check": self.channel_check,
         }
 
 
@@ -74,7 +75,25 @@ def session_items(inp: ReportInput, s: Session, view: str) -> list[ItemData]:
                 dest.extend(o.pred for o in obs)
             elif view == "tile" and obs:
                 dest.append(vote([o.pred for o in obs]))
+        if view == "frame":  # clean and adversarial tile of the item seen in the same frame
+            d.photo_pairs = same_frame_pairs(tiles.get((it.id, "clean"), []), tiles.get((it.id, "adv"), []))
+        elif view == "tile" and d.photo_clean and d.photo_adv:
+            d.photo_pairs = [(d.photo_clean[0], d.photo_adv[0])]
         out.append(d)
+    return out
+
+
+def same_frame_pairs(clean: list[Observation], adv: list[Observation]) -> list[tuple[Pred, Pred]]:
+    """One (clean, adversarial) pair per frame in which both tiles of an item passed the gates (first of each)."""
+    first_clean: dict[int, Pred] = {}
+    for o in clean:
+        first_clean.setdefault(o.frame_idx, o.pred)
+    out: list[tuple[Pred, Pred]] = []
+    seen: set[int] = set()
+    for o in adv:
+        if o.frame_idx in first_clean and o.frame_idx not in seen:
+            seen.add(o.frame_idx)
+            out.append((first_clean[o.frame_idx], o.pred))
     return out
 
 

@@ -1,6 +1,6 @@
 """Transformation sweeps: destruction rate against the strength of one artificial transform.
 
-``BATCH/sweep.json`` (optional) is a list of rows
+``BATCH/sweep.json`` (optional; its schema is in :mod:`contracts.sweep`) holds rows
 ``{transform, strength, item_id, role, top1, top5_ids, top5_probs}`` (and an
 optional ``model``): one model's prediction on an item's clean or adversarial
 PNG after the transform. As in Kurakin et al. 2016 (section 4,
@@ -10,7 +10,6 @@ strength uses the same model's digital predictions on the untransformed PNGs.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
@@ -20,11 +19,11 @@ from typing import Any
 from analysis.load import Pred, ReportInput, manifest_pred
 from analysis.metrics import ItemData, photo_counts
 from analysis.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, Rate, bootstrap_weights, rate_from_counts
-from contracts.errors import UserError
+from contracts.batchdir import SWEEP
+from contracts.sweep import BASELINE, read_sweep
 
 log = logging.getLogger(__name__)
 
-SWEEP = "sweep.json"
 SWEEP_METRICS = ("destruction", "destruction_prefiltered", "clean_acc", "adv_acc")
 
 
@@ -38,7 +37,6 @@ class SweepRow:
     model: str | None = None
 
 
-BASELINE = "digital"  # rows of sweep.json's "digital" list: no transform applied
 
 @dataclass(frozen=True)
 class SweepPoint:
@@ -52,37 +50,28 @@ class SweepPoint:
 
 
 def load_sweep(batch_dir: Path) -> list[SweepRow] | None:
-    """Read ``sweep.json``; ``None`` if there is none.
+    """Read ``sweep.json`` (:func:`contracts.sweep.read_sweep`); ``None`` if there is none.
+
+    The sweep model's predictions on the untransformed PNGs, the digital baseline, come
+    first, as rows of the transform :data:`BASELINE`.
 
     Raises:
-        UserError: naming the file when it is not a list of well-formed rows.
+        UserError: naming the file when it is corrupt, of another schema version, or malformed.
     """
-    path = Path(batch_dir) / SWEEP
-    if not path.is_file():
+    doc = read_sweep(batch_dir)
+    if doc is None:
         return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: corrupt JSON ({e}); re-run the sweep or remove the file") from None
-    baseline = []
-    if isinstance(data, dict):
-        # The sweep model's predictions on the untransformed PNGs: the digital baseline.
-        baseline = [{**r, "transform": BASELINE, "strength": 0.0} for r in data.get("digital") or [] if isinstance(r, dict)]
-        data = data.get("rows")
-    if not isinstance(data, list):
-        raise UserError(f"{path}: expected a list of rows {{transform, strength, item_id, role, top1, top5_ids, top5_probs}}")
-    out = []
-    for i, r in enumerate([*baseline, *data]):
-        try:
-            ids = [int(c) for c in r.get("top5_ids") or [r["top1"]]]
-            probs = [float(p) for p in r.get("top5_probs") or [1.0]]
-            role = str(r["role"])
-            if role not in ("clean", "adv"):
-                raise ValueError(f"role {role!r} is not clean or adv")
-            out.append(SweepRow(str(r["transform"]), float(r["strength"]), str(r["item_id"]), role, Pred(tuple(ids), tuple(probs)), r.get("model")))
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise UserError(f"{path}: row {i} is malformed ({type(e).__name__}: {e}); each row needs transform, strength, item_id, role, top1, top5_ids, top5_probs") from None
-    return out
+    return [SweepRow(r.transform, r.strength, r.item_id, r.role, Pred(r.top5_ids, r.top5_probs), r.model)
+            for r in (*doc.digital, *doc.rows)]
+
+
+def sweep_units(batch_dir: Path) -> dict[str, str]:
+    """Each transform's strength unit from ``sweep.json``'s ``grids`` (empty for an old or bare list file)."""
+    doc = read_sweep(batch_dir)
+    grids = doc.header.get("grids") if doc is not None else None
+    if not isinstance(grids, dict):
+        return {}
+    return {str(k): str(v["unit"]) for k, v in grids.items() if isinstance(v, dict) and isinstance(v.get("unit"), str)}
 
 
 def _digital(inp: ReportInput, model: str, item_id: str, role: str, baseline: dict[tuple[str, str, str], Pred]) -> Pred | None:

@@ -1,5 +1,7 @@
 """Synthetic capture databases for tests, benchmarks and demos (no camera, no model).
 
+(A synthetic batch to go with them is :func:`testkit.batch.write_batch`.)
+
 :func:`write_capture_db` fills a ``captures/<session>.sqlite`` with the schema of
 ``contracts.capturedb``: a digital table and frames whose tiles are classified
 at random with fixed odds, so that the report has something to show.
@@ -7,17 +9,14 @@ at random with fixed odds, so that the report has something to show.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from contracts.capturedb import create_db, encode_top5
-from contracts.manifest import Batch, ImageRecord, Item, Label, ModelRecord, SourceImage, save_batch
+from contracts.manifest import Batch
 
 
 @dataclass(frozen=True)
@@ -43,57 +42,24 @@ def _top5(rng: np.random.Generator, label: int, right: bool, wrong: int | None =
     return ids, [p1, *(float(x) for x in sorted(rest, reverse=True))]
 
 
-def _png(arr: np.ndarray) -> tuple[bytes, str]:
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
-    data = buf.getvalue()
-    return data, hashlib.sha256(data).hexdigest()
-
-
-def write_batch(batch_dir: Path, n_items: int = 24, size: int = 64, attacks: tuple[str, ...] = ("fgsm", "bim", "ll"),
-                eps: tuple[float, ...] = (2.0, 8.0, 16.0), seed: int = 0, batch_id: str = "bsynthetic-0001") -> Batch:
-    """A batch of random-texture images cycling through ``attacks`` × ``eps`` (no torch, no real attack).
-
-    The source model's top-5 is fabricated: clean right with 0.9, adversarial
-    wrong (``ll`` items are targeted at a fixed class).
-    """
-    rng = np.random.default_rng(seed)
-    (batch_dir / "images").mkdir(parents=True, exist_ok=True)
-    combos = [(a, e) for a in attacks for e in eps]
-    items = []
-    for i in range(n_items):
-        attack, e = combos[i % len(combos)]
-        label = int(rng.integers(0, 1000))
-        target = (label + 500) % 1000 if attack == "ll" else None
-        clean = np.asarray(Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).resize((size, size), Image.Resampling.BICUBIC))
-        adv = np.clip(clean + rng.choice([-e, e], size=clean.shape), 0, 255).astype(np.uint8)
-        recs = {}
-        for role, arr in (("clean", clean), ("adv", adv)):
-            data, sha = _png(arr)
-            rel = f"images/syn-{i:04d}-{role}.png"
-            (batch_dir / rel).write_bytes(data)
-            top1 = label if role == "clean" else (target if target is not None else (label + 1) % 1000)
-            recs[role] = ImageRecord(rel, sha, {"lite0": [[top1, 0.9], *[[(top1 + j) % 1000, 0.02] for j in range(2, 6)]]})
-        items.append(Item(f"syn-{i:04d}-{attack}-e{e:g}", SourceImage(f"synthetic:{i}", "0" * 64, "synthetic"),
-                          Label(label, f"class {label}", "filename"), attack, e, seed, recs["clean"], recs["adv"], target))
-    batch = Batch(batch_id, {"images": "synthetic", "attacks": list(attacks), "eps": list(eps), "seed": seed, "source": ["lite0"]},
-                  [ModelRecord("lite0", "efficientnet-lite0", "source", "0" * 64, "synthetic",
-                               {"input_size": size, "resize": "bicubic", "crop": "center", "mean": [127, 127, 127],
-                                "std": [128, 128, 128], "channel_order": "RGB", "layout": "NCHW"})], items)
-    save_batch(batch_dir, batch)
-    return batch
-
-
 def write_capture_db(path: Path, batch: Batch, session_id: str = "s1", model: str = "lite2", n_frames: int = 20,
-                     tiles_per_frame: int = 16, seed: int = 0, odds: Odds = Odds(), profile: str | None = "office") -> Path:
-    """Write a capture database for ``batch`` with ``n_frames`` frames of ``tiles_per_frame`` tiles each."""
+                     tiles_per_frame: int = 16, seed: int = 0, odds: Odds = Odds(), profile: str | None = "office",
+                     tile_px: tuple[float, float] = (60.0, 200.0), angle_deg: tuple[float, float] = (0.0, 40.0),
+                     input_size: int | None = None) -> Path:
+    """Write a capture database for ``batch`` with ``n_frames`` frames of ``tiles_per_frame`` tiles each.
+
+    ``tile_px`` and ``angle_deg`` are the uniform ranges the observations' tile
+    size and viewing angle are drawn from; ``input_size`` (the model's input side)
+    goes into the session config as the capture stage records it.
+    """
     rng = np.random.default_rng(seed)
     con = create_db(path)
     con.execute("INSERT OR REPLACE INTO meta VALUES ('batch_id', ?)", (batch.batch_id,))
     con.execute(
         "INSERT INTO sessions (id, batch_id, source, model, model_sha256, provider, profile, seed, started, stopped, config) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
         (session_id, batch.batch_id, "simulate", model, "0" * 64, "CPUExecutionProvider", profile, seed, 0.0, n_frames / 10.0,
-         json.dumps({"min_sharpness": 50.0, "min_tile_px": 80, "printer": "synthetic printer, plain paper"})),
+         json.dumps({"min_sharpness": 50.0, "min_tile_px": 80, "printer": "synthetic printer, plain paper",
+                     **({"crop_size": input_size, "preprocess": {"input_size": input_size}} if input_size else {})})),
     )
     tiles = [(it, role) for it in batch.items for role in ("clean", "adv")]
     for it in batch.items:
@@ -113,8 +79,8 @@ def write_capture_db(path: Path, batch: Batch, session_id: str = "s1", model: st
             wrong = (it.label.index + 1 + len(it.id) + (role == "adv")) % 1000 if rng.random() < 0.7 else None
             ids, probs = _top5(rng, it.label.index, bool(rng.random() < p), wrong)
             good = int(rng.random() < odds.good)
-            obs.append((session_id, f, sheet, it.id, role, float(rng.uniform(20, 400)), float(rng.uniform(60, 200)),
-                        float(rng.uniform(0, 40)), float(rng.uniform(0, 0.05)), good, ids[0], probs[0], *encode_top5(ids, probs)))
+            obs.append((session_id, f, sheet, it.id, role, float(rng.uniform(20, 400)), float(rng.uniform(*tile_px)),
+                        float(rng.uniform(*angle_deg)), float(rng.uniform(0, 0.05)), good, ids[0], probs[0], *encode_top5(ids, probs)))
     con.executemany(
         "INSERT INTO observations (session_id, frame_idx, sheet_id, item_id, role, sharpness, tile_px, angle_deg, clipped, good, top1, top1_prob, top5_ids, top5_probs) "
         "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", obs)

@@ -38,8 +38,11 @@ ATTACK_COLUMNS = (
     ("destruction_frame", "frame", "destruction"),
     ("destruction_prefiltered_tile", "tile", "destruction_prefiltered"),
     ("destruction_prefiltered_frame", "frame", "destruction_prefiltered"),
+    ("paired_survival_tile", "tile", "paired_survival"),
+    ("paired_survival_frame", "frame", "paired_survival"),
 )
 KEY_COLUMNS = ("session", "model", "model_kind", "attack", "eps", "topk")
+CHECK_COLUMN = "channel_check"  # the session's channel-check verdict (analysis.channel): ok, camera-limited, inconclusive, n/a
 
 
 @dataclass
@@ -52,6 +55,10 @@ class Table:
     rows: list[dict[str, Any]]
     rate_columns: list[str] = field(default_factory=list)
     note: str = ""
+    labels: dict[str, str] = field(default_factory=dict)  # column -> header shown in the page and the PDF
+
+    def label(self, column: str) -> str:
+        return self.labels.get(column, column.replace("_", " "))
 
     def flat_columns(self) -> list[str]:
         out: list[str] = []
@@ -116,13 +123,13 @@ def _pivot(rows: list[SummaryRow], spec: tuple[tuple[str, str, str], ...], name:
         if col is None or r.source_model is not None:
             continue
         key = (r.session, r.model, r.model_kind, r.attack, r.eps, r.topk)
-        row = wide.setdefault(key, dict(zip(KEY_COLUMNS, key)))
+        row = wide.setdefault(key, {**dict(zip(KEY_COLUMNS, key)), CHECK_COLUMN: r.channel_check})
         row[col] = r.rate
     cols = [c for c, _, _ in spec]
     for row in wide.values():
         for c in cols:
             row.setdefault(c, None)
-    return Table(name, title, [*KEY_COLUMNS, *cols], list(wide.values()), cols, note)
+    return Table(name, title, [*KEY_COLUMNS, CHECK_COLUMN, *cols], list(wide.values()), cols, note)
 
 
 def accuracy_table(rows: list[SummaryRow]) -> Table:
@@ -131,25 +138,46 @@ def accuracy_table(rows: list[SummaryRow]) -> Table:
 
 
 def attack_table(rows: list[SummaryRow]) -> Table:
-    return _pivot(rows, ATTACK_COLUMNS, "destruction", "Attack success and destruction rate",
+    return _pivot(rows, ATTACK_COLUMNS, "destruction", "Attack success, destruction rate and paired survival",
                   "Attack success among items the model gets right when clean. Destruction rate (Kurakin et al. 2016): "
-                  "of the items whose adversarial image fools the model digitally, the share it classifies correctly once printed and photographed.")
+                  "of the items whose adversarial image fools the model digitally, the share it classifies correctly once printed and photographed. "
+                  "Paired survival: of the photographed pairs whose clean tile the model recognises (per frame: in the same frame) and whose "
+                  "adversarial PNG fools it digitally, the share whose photographed adversarial tile still fools it. "
+                  "A camera-limited session's figures measure the camera, not the perturbation.")
 
 
 HEADLINE_COLUMNS = (
     ("clean_digital", "digital", "clean_acc"),
+    ("clean_photo_tile", "tile", "clean_acc"),
     ("adv_digital", "digital", "adv_acc"),
     ("adv_photo_tile", "tile", "adv_acc"),
+    ("paired_survival_tile", "tile", "paired_survival"),
     ("destruction_tile", "tile", "destruction"),
     ("destruction_prefiltered_tile", "tile", "destruction_prefiltered"),
 )
 
 
-def headline_table(rows: list[SummaryRow]) -> Table:
-    """Top-1, per tile: the few figures a reader looks at first."""
+def headline_table(rows: list[SummaryRow], source_models: list[str] | None = None) -> Table:
+    """Top-1, per tile: the few figures a reader looks at first.
+
+    Clean photographed accuracy stands beside adversarial photographed accuracy;
+    for a black-box session (its model is not a source model) the digital
+    transfer rate from the first source model stands there too.
+    """
     t = _pivot([r for r in rows if r.topk == 1], HEADLINE_COLUMNS, "headline", "Key figures (top-1, per tile)",
-               "Accuracy on adversarial images digitally and once photographed, and the destruction rate, with 95% intervals and n.")
+               "Clean and adversarial accuracy, digital and once photographed; for a black-box target the digital transfer rate from the "
+               "source model; paired survival and the destruction rate (average and prefiltered case); 95% intervals and n. "
+               "channel check: camera-limited or inconclusive rows measure the camera, not the perturbation (see the channel check table).")
     t.columns.remove("topk")
+    sources = list(source_models or [])
+    transfer = {(r.session, r.source_model, r.attack, r.eps): r.rate for r in rows if r.metric == "transfer" and r.topk == 1}
+    for row in t.rows:
+        src = next((m for m in sources if m != row["model"]), None) if row["model_kind"] == "capture" and row["model"] not in sources else None
+        row["transfer_source"] = src
+        row["transfer"] = transfer.get((row["session"], src, row["attack"], row["eps"])) if src else None
+    at = t.columns.index("adv_photo_tile") + 1
+    t.columns[at:at] = ["transfer_source", "transfer"]
+    t.rate_columns.append("transfer")
     return t
 
 
@@ -163,16 +191,16 @@ def transfer_table(rows: list[SummaryRow]) -> Table:
                  out, ["transfer"], "Of the items whose adversarial image fools the source model, the share that also fools the target model on the saved PNG.")
 
 
-def sessions_table(inp: ReportInput) -> Table:
+def sessions_table(inp: ReportInput, checks: dict[str, str] | None = None) -> Table:
     rows = []
     for s in inp.sessions:
         rows.append({
-            "session": s.id, "file": s.path.name, "source": s.source, "model": s.model, "model_sha256": s.model_sha256,
+            "session": s.id, CHECK_COLUMN: (checks or {}).get(s.id), "file": s.path.name, "source": s.source, "model": s.model, "model_sha256": s.model_sha256,
             "provider": s.provider, "profile": s.profile, "seed": s.seed, "duration_s": None if s.duration_s is None else round(s.duration_s, 1),
             "frames": s.n_frames, "observations": s.n_obs, "good": s.n_good,
             "tiles": len({(o.item_id, o.role) for o in s.observations}),
         })
-    cols = ["session", "file", "source", "model", "model_sha256", "provider", "profile", "seed", "duration_s", "frames", "observations", "good", "tiles"]
+    cols = ["session", CHECK_COLUMN, "file", "source", "model", "model_sha256", "provider", "profile", "seed", "duration_s", "frames", "observations", "good", "tiles"]
     return Table("sessions", "Capture sessions", cols, rows, [], "Only good observations (passed the quality gates) enter any figure.")
 
 

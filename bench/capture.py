@@ -42,8 +42,8 @@ from capture.pipeline import loop_threads  # noqa: E402
 from capture.sheets.quality import QualityGates  # noqa: E402
 from capture.session import run_capture  # noqa: E402
 from contracts.frames import Frame, FrameSource # noqa: E402
-from tests.capture_helpers import make_layout, scene, tiny_classifier  # noqa: E402
-from tests.conftest import make_synthetic_batch  # noqa: E402
+from testkit.scenes import make_layout, scene, tiny_classifier  # noqa: E402
+from testkit.batch import write_batch  # noqa: E402
 
 
 class MemoryCamera(FrameSource):
@@ -102,7 +102,7 @@ def main() -> None:
         clf = OnnxClassifier(model, providers=[CPU])
         S = clf.spec.input_size
         batch = work / "batch"
-        make_synthetic_batch(batch, n_items=6, size=224)
+        write_batch(batch, n_items=6, size=224)
         layout = make_layout(batch, cols=4, rows=3)
         sheet = layout.sheets[0]
         poses = [dict(tilt_deg=t, tilt_axis=a, roll_deg=r, fill=f) for t, a, r, f in [(0, "y", 0, 0.9), (20, "x", 8, 0.85), (35, "y", -10, 0.8), (10, "x", 4, 0.9), (45, "y", 12, 0.75), (25, "x", -6, 0.85)]]

@@ -31,7 +31,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -42,7 +42,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from contracts.console import console  # noqa: E402
-from craft.attacks import AttackSettings, ItemRng, build_attack, parse_spec  # noqa: E402
+from craft.attacks import EOT, AttackSettings, ItemRng, build_attack, parse_spec  # noqa: E402
 from craft.fastgrad import gradient_model  # noqa: E402
 from craft.images import find_photos, load_rgb  # noqa: E402
 from craft.zoo import get_entry, load_model, resolve_device  # noqa: E402
@@ -65,7 +65,7 @@ class UnitRange(torch.nn.Module):
 class WithChannel(torch.nn.Module):
     """A model behind a freshly sampled channel transform per call: torchattacks' EOT needs a random model."""
 
-    def __init__(self, model: torch.nn.Module, eot, seed: int = 0) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, model: torch.nn.Module, eot: EOT | None, seed: int = 0) -> None:
         super().__init__()
         self.model, self.eot, self.gen = model, eot, torch.Generator().manual_seed(seed)
 
@@ -124,7 +124,7 @@ def load_batch(images: str, n: int, size: int) -> tuple[torch.Tensor, torch.Tens
     return x, y
 
 
-def torchattacks_attack(name: str, model: torch.nn.Module, eps: float, steps: int, alpha: float, samples: int, eot):  # type: ignore[no-untyped-def]
+def torchattacks_attack(name: str, model: torch.nn.Module, eps: float, steps: int, alpha: float, samples: int, eot: EOT | None) -> Any:
     import torchattacks as ta
 
     e, a = eps / 255, alpha / 255

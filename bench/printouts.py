@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT))
 
-from conftest import make_synthetic_batch  # noqa: E402
+from testkit.batch import write_batch  # noqa: E402
 
 from printouts.sheets import print_batch  # noqa: E402
 
@@ -36,7 +36,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-printouts-") as tmp:
         batch_dir = Path(tmp) / "batch"
         t0 = time.perf_counter()
-        make_synthetic_batch(batch_dir, n_items=args.items, size=args.size)
+        write_batch(batch_dir, n_items=args.items, size=args.size)
         print(f"synthetic batch: {args.items} items, {args.size}x{args.size} px PNGs, built in {time.perf_counter() - t0:.2f} s")
         times = []
         for _ in range(max(1, args.repeat)):

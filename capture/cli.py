@@ -6,13 +6,15 @@
     photoproof capture BATCH --model lite2 --url http://PHONE:8080/video --per-tile 20
     photoproof capture BATCH --model net.onnx --input-size 224 --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 --photos DIR
     photoproof capture BATCH --model lite2 --simulate --profile inkjet-phone --seed 1 --frames 300
+    photoproof capture BATCH --model lite2 --phone --per-tile 10
+    photoproof capture BATCH --preview 0 --headless --frames 30
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import typer
 from rich.live import Live
@@ -83,11 +85,11 @@ def build_source(
 def _summary(db: Path) -> Table:
     """Frames, observations and top-1 agreement with the true class, per role, from the database."""
     import json
-    import sqlite3
 
+    from contracts.capturedb import open_db_readonly
     from contracts.manifest import load_batch
 
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    con = open_db_readonly(db)
     try:
         n_frames, n_sheets = con.execute("SELECT COUNT(*), SUM(sheets_found > 0) FROM frames").fetchone()
         rows = con.execute("SELECT item_id, role, top1, good FROM observations").fetchall()
@@ -108,6 +110,11 @@ def _summary(db: Path) -> Table:
     return table
 
 
+def _gates_line(gates: QualityGates, input_size: int) -> str:
+    return (f"gates: tiles >= {gates.min_tile_px:.0f} px ({MIN_TILE_FRACTION} x {input_size}), view <= {gates.max_angle_deg:g}°, "
+            f"sharpness >= {gates.min_sharpness:g}; clean/adversarial pairs judged together")
+
+
 def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Path]) -> None:
     """Add the ``capture`` command to ``app``; ``resolve_model(name_or_file, batch_dir)`` gives the .onnx path."""
 
@@ -120,6 +127,10 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Pa
         video: Optional[Path] = typer.Option(None, "--video", help="A video file.", rich_help_panel=SRC),
         photos: Optional[Path] = typer.Option(None, "--photos", help="A folder of photos, taken in name order.", rich_help_panel=SRC),
         simulate: bool = typer.Option(False, "--simulate", help="The simulated print-and-photograph channel.", rich_help_panel=SRC),
+        phone: bool = typer.Option(False, "--phone", help="Serve a page to phones' browsers (HTTPS, QR code); one session per phone.", rich_help_panel=SRC),
+        bind: str = typer.Option("0.0.0.0", "--bind", help="--phone: the address to listen on.", rich_help_panel=SRC),
+        port: int = typer.Option(8443, "--port", help="--phone: the port to listen on (0: any free one).", rich_help_panel=SRC),
+        preview: Optional[str] = typer.Option(None, "--preview", help="Show a source (camera index, URL, video) with detection overlays; record nothing.", rich_help_panel=SRC),
         width: int = typer.Option(1280, "--width", help="Camera frame width.", rich_help_panel=SRC),
         height: int = typer.Option(720, "--height", help="Camera frame height.", rich_help_panel=SRC),
         fps: float = typer.Option(30.0, "--fps", help="Camera frame rate.", rich_help_panel=SRC),
@@ -149,6 +160,33 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Pa
         """Photograph printed sheets and record what the target model sees, tile by tile."""
         if provider not in _PROVIDERS:
             raise UserError(f"--provider {provider!r}: choose one of {', '.join(_PROVIDERS)}")
+        gate_args: dict[str, Any] = dict(min_sharpness=min_sharpness, min_tile_px=min_tile_px, max_angle_deg=max_angle_deg, max_clipped=max_clipped, max_reproj_px=max_reproj_px)
+        others = [f for f, v in (("--camera", camera), ("--url", url), ("--video", video), ("--photos", photos), ("--simulate", simulate or None)) if v is not None]
+        if preview is not None:
+            from capture.preview import run_preview
+
+            if others or phone:
+                raise UserError(f"--preview takes its source itself: drop {', '.join(others + ['--phone'] * phone)}")
+            # no model to size the gate from: --min-tile-px, else the default (lite0's input size)
+            gates = QualityGates(**{k: v for k, v in gate_args.items() if v is not None})
+            run_preview(batch, preview, frames=frames, duration=duration, headless=headless, gates=gates, width=width, height=height, fps=fps)
+            return
+        if phone:
+            if others:
+                raise UserError(f"give exactly one source: --phone, or {', '.join(others)} (got both)")
+            from capture.phones import run_phone_command
+
+            model_path = resolve_model(model, batch)
+            overrides = foreign_spec(input_size, _floats(mean, "--mean"), _floats(std, "--std"), scale, channel_order)
+            clf = OnnxClassifier(model_path, providers=_PROVIDERS[provider] or default_providers(), class_names=load_labels(labels) if labels else None, overrides=overrides)
+            gates = QualityGates.for_model(clf.spec.input_size, clf.name, **gate_args)
+            console.print(f"model [bold]{clf.name}[/] ({model_path.name}, sha256 {clf.sha256[:12]}) on [bold]{clf.provider}[/]; source phone page")
+            console.print(_gates_line(gates, clf.spec.input_size))
+            for db in run_phone_command(batch, model_path, clf, bind=bind, port=port, frames=frames, duration=duration, per_tile=per_tile,
+                                        session=session, gates=gates, save_crops=not no_crops, headless=headless):
+                console.print(_summary(db))
+                console.print(f"recorded {db}")
+            return
         source = build_source(
             batch, camera=camera, url=url, video=video, photos=photos, simulate=simulate, width=width, height=height, fps=fps,
             loop=loop, profile=profile, seed=seed, frames=frames, connect_timeout=connect_timeout,
@@ -156,12 +194,9 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Pa
         model_path = resolve_model(model, batch)
         overrides = foreign_spec(input_size, _floats(mean, "--mean"), _floats(std, "--std"), scale, channel_order)
         clf = OnnxClassifier(model_path, providers=_PROVIDERS[provider] or default_providers(), class_names=load_labels(labels) if labels else None, overrides=overrides)
-        gates = QualityGates.for_model(
-            clf.spec.input_size, clf.name, min_sharpness=min_sharpness, min_tile_px=min_tile_px, max_angle_deg=max_angle_deg,
-            max_clipped=max_clipped, max_reproj_px=max_reproj_px,
-        )
+        gates = QualityGates.for_model(clf.spec.input_size, clf.name, **gate_args)
         console.print(f"model [bold]{clf.name}[/] ({model_path.name}, sha256 {clf.sha256[:12]}) on [bold]{clf.provider}[/]; source {source.description}")
-        console.print(f"gates: tiles >= {gates.min_tile_px:.0f} px ({MIN_TILE_FRACTION} x {clf.spec.input_size}), view <= {gates.max_angle_deg:g}°, sharpness >= {gates.min_sharpness:g}; clean/adversarial pairs judged together")
+        console.print(_gates_line(gates, clf.spec.input_size))
         text = Text("starting...")
 
         with Live(text, console=console, refresh_per_second=4, transient=False) as live:
@@ -172,7 +207,6 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Pa
 
             db = run_capture(
                 batch, model_path, source, frames=frames, duration=duration, per_tile=per_tile, headless=headless, session_id=session,
-                profile=(profile or "office-laser-webcam") if simulate else None, seed=(seed if seed is not None else 0) if simulate else None,
                 save_crops=not no_crops, gates=gates, classifier=clf, on_progress=progress,
             )
         console.print(_summary(db))

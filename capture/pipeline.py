@@ -218,7 +218,7 @@ class ClassifierWorker(threading.Thread):
                 key = tile_key(c)
                 obs.append(Observation(
                     frame_idx=job.frame_idx, sheet_id=c.sheet_id, item_id=c.tile.item, role=c.tile.role,
-                    sharpness=c.sharpness, tile_px=c.tile_px, angle_deg=c.angle_deg, clipped=c.clipped, good=c.good,
+                    quality=c.quality, good=c.good,
                     top5_ids=[int(v) for v in i], top5_probs=[float(v) for v in p],
                 ))
                 self.results[key] = TileResult(top1=int(i[0]), prob=float(p[0]), frame_idx=job.frame_idx, good=c.good)
@@ -236,10 +236,11 @@ class ClassifierWorker(threading.Thread):
 
     def _gallery(self, key: TileKey, c: TileCrop, frame_idx: int) -> None:
         b, w = self.best.get(key), self.worst.get(key)
-        if b is None or c.sharpness > b.sharpness:
-            self.best[key] = GalleryEntry(c.sharpness, frame_idx, c.crop_rgb)
-        if w is None or c.sharpness < w.sharpness:
-            self.worst[key] = GalleryEntry(c.sharpness, frame_idx, c.crop_rgb)
+        sharp = c.quality.sharpness
+        if b is None or sharp > b.sharpness:
+            self.best[key] = GalleryEntry(sharp, frame_idx, c.crop_rgb)
+        if w is None or sharp < w.sharpness:
+            self.worst[key] = GalleryEntry(sharp, frame_idx, c.crop_rgb)
 
     def _check_done(self) -> None:
         if self.per_tile is not None and self.good_counts and min(self.good_counts.values()) >= self.per_tile:

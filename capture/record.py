@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from capture.sheets.quality import TileQuality
 from contracts.capturedb import create_db, encode_top5
 from contracts.errors import UserError
 
@@ -42,10 +43,7 @@ class Observation:
     sheet_id: str
     item_id: str
     role: str
-    sharpness: float
-    tile_px: float
-    angle_deg: float
-    clipped: float
+    quality: TileQuality
     good: bool
     top5_ids: list[int]
     top5_probs: list[float]
@@ -132,8 +130,8 @@ class Recorder:
         for o in obs:
             ids, probs = encode_top5(o.top5_ids, o.top5_probs)
             rows.append((
-                self.session_id, o.frame_idx, o.sheet_id, o.item_id, o.role, float(o.sharpness), float(o.tile_px), float(o.angle_deg),
-                float(o.clipped), int(bool(o.good)), int(o.top5_ids[0]), float(o.top5_probs[0]), ids, probs,
+                self.session_id, o.frame_idx, o.sheet_id, o.item_id, o.role, float(o.quality.sharpness), float(o.quality.tile_px),
+                float(o.quality.angle_deg), float(o.quality.clipped), int(bool(o.good)), int(o.top5_ids[0]), float(o.top5_probs[0]), ids, probs,
             ))
         with self._lock:
             self.con.executemany(

@@ -22,25 +22,24 @@ from pathlib import Path
 from typing import Any, Callable
 
 import cv2
-import numpy as np
-from PIL import Image
 
 from capture.sheets.strip import StripMeter
 from capture.classify import OnnxClassifier
+from capture.feedback import build_report, gate_hint, reject_reason
 from capture.sheets.detect import SheetDetector, SheetHit, TileCrop
+from capture.digital import digital_top5
 from capture.overlay import Outline, Window, display_available, draw_overlay
 from capture.pipeline import ClassifierWorker, Job, LatestSlot, TileKey, TileResult
 from capture.sheets.quality import QualityGates
 from capture.record import Recorder
 from contracts.frames import FrameSource
+from contracts.batchdir import capture_db, check_session_name, crops_dir
 from contracts.errors import UserError
 from contracts.layout import Layout, load_layout
-from contracts.manifest import ROLES, Batch, load_batch
-from contracts.paths import atomic_write_bytes, resolve_inside
+from contracts.manifest import Batch, load_batch
+from contracts.paths import atomic_write_bytes
 
 log = logging.getLogger(__name__)
-
-_SESSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 @dataclass
@@ -71,21 +70,6 @@ class Progress:
         )
 
 
-GATE_ORDER = ("size", "angle", "sharpness", "clipped", "reproj", "pair")  # the first failing one is the hint
-
-
-def gate_hint(crops: list[TileCrop], gates: QualityGates) -> str:
-    """Why the tiles of one frame fail the gates: the commonest failing gate, its median value, what to do."""
-    failing = [c for c in crops if c.fail]
-    if not failing or len(failing) * 2 < len(crops):
-        return ""
-    counts = {g: sum(g in c.fail for c in failing) for g in GATE_ORDER}
-    gate = max(GATE_ORDER, key=lambda g: (counts[g], -GATE_ORDER.index(g)))
-    attr = {"size": "tile_px", "angle": "angle_deg", "sharpness": "sharpness", "clipped": "clipped", "reproj": "reproj_px"}.get(gate)
-    value = float(np.median([getattr(c, attr) for c in failing if gate in c.fail])) if attr else 0.0
-    return gates.hint(gate, value)
-
-
 def default_session_id(source: FrameSource) -> str:
     kind = re.sub(r"[^A-Za-z0-9]+", "", source.description.split(":", 1)[0]) or "session"
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}"
@@ -102,24 +86,6 @@ def _check_inputs(batch: Batch, layout: Layout, frames: int | None, duration: fl
     for flag, v in (("--frames", frames), ("--duration", duration), ("--per-tile", per_tile)):
         if v is not None and v <= 0:
             raise UserError(f"{flag}: must be > 0, got {v}")
-
-
-def digital_top5(batch_dir: Path, batch: Batch, classifier: OnnxClassifier, chunk: int = 32) -> list[tuple[str, str, Any, Any]]:
-    """The model's top-5 on every item's saved clean and adversarial PNG, preprocessed per its spec."""
-    spec, todo = classifier.spec, [(it.id, role, it.image(role).path) for it in batch.items for role in ROLES]
-    rows: list[tuple[str, str, Any, Any]] = []
-    for i in range(0, len(todo), chunk):
-        part, arrays = todo[i : i + chunk], []
-        for item, role, rel in part:
-            path = resolve_inside(batch_dir, rel)
-            try:
-                with Image.open(path) as im:
-                    arrays.append(spec.resize_center_crop(im))
-            except (OSError, ValueError) as e:
-                raise UserError(f"{path}: cannot read the {role} PNG of item {item} ({e}); re-run 'photoproof craft'") from None
-        ids, probs = classifier.classify(np.stack(arrays))
-        rows += [(item, role, ids[k], probs[k]) for k, (item, role, _) in enumerate(part)]
-    return rows
 
 
 def save_gallery(crops_dir: Path, worker: ClassifierWorker) -> list[str]:
@@ -175,8 +141,6 @@ def run_capture(
     per_tile: int | None = None,
     headless: bool = True,
     session_id: str | None = None,
-    profile: str | None = None,
-    seed: int | None = None,
     save_crops: bool = True,
     gates: QualityGates | None = None,
     classifier: OnnxClassifier | None = None,
@@ -189,13 +153,13 @@ def run_capture(
     Args:
         batch_dir: the batch (``batch.json``, ``layout.json``, ``images/``).
         model_path: the ONNX target model (ignored when ``classifier`` is given).
-        source: any :class:`FrameSource`; it is opened and closed here.
+        source: any :class:`FrameSource`; it is opened and closed here. A simulated one
+            carries its profile and seed (``source.simulation()``), which are recorded.
         frames, duration, per_tile: stop after N frames, S seconds, or K good observations of every tile.
         headless: no window (also when there is no display).
         session_id: the database's name (default: date, time and source kind). An existing
             session of the same model is resumed; ``frames`` and ``per_tile`` then count
             what it already holds, so a finished session is not extended.
-        profile, seed: recorded for simulated sessions.
         save_crops: keep each tile's sharpest and blurriest crop under ``captures/<session>/crops/``.
         gates: quality gates (default ``QualityGates.for_model``: from the model's input size).
         classifier: an already built classifier (foreign models with flags, or a chosen provider).
@@ -206,8 +170,8 @@ def run_capture(
     batch_dir = Path(batch_dir)
     batch, layout = load_batch(batch_dir), load_layout(batch_dir)
     _check_inputs(batch, layout, frames, duration, per_tile)
-    if session_id is not None and not _SESSION_RE.match(session_id):
-        raise UserError(f"--session {session_id!r}: use letters, digits, '.', '_' and '-' (at most 64)")
+    if session_id is not None:
+        check_session_name(session_id)
     clf = classifier or OnnxClassifier(Path(model_path))
     gates = gates or QualityGates.for_model(clf.spec.input_size, clf.name)
     detector = SheetDetector(layout, gates)
@@ -217,7 +181,7 @@ def run_capture(
     stop = stop_event or threading.Event()
     with _Signals(stop, source) as sig, source:
         sid = session_id or default_session_id(source)
-        db_path = batch_dir / "captures" / f"{sid}.sqlite"
+        db_path = capture_db(batch_dir, sid)
         recorder = Recorder(db_path, sid, batch.batch_id)
         stopped_by, worker, loop = "error", None, None
         try:
@@ -226,6 +190,7 @@ def run_capture(
                 "preprocess": clf.spec.to_dict(), "model_file": str(clf.path), "crop_size": clf.spec.input_size,
                 "live": source.live, "save_crops": save_crops,
             }
+            profile, seed = source.simulation() or (None, None)
             resume = recorder.start_session(source=source.description, model=clf.name, model_sha256=clf.sha256, provider=clf.provider, profile=profile, seed=seed, config=config)
             recorder.write_digital(digital_top5(batch_dir, batch, clf))
             slot = LatestSlot()
@@ -255,7 +220,7 @@ def run_capture(
                 )
                 if save_crops:
                     try:
-                        notes["crops"] = save_gallery(batch_dir / "captures" / sid / "crops", worker)
+                        notes["crops"] = save_gallery(crops_dir(batch_dir, sid), worker)
                     except OSError as e:
                         log.error("could not save the crop gallery: %s", e)
             notes.update(
@@ -281,7 +246,7 @@ class _CameraLoop:
         self.n = 0
         self.skipped = 0  # frames with sheets whose tiles were not cut because the classifier was busy
         self.sheets_in_view = 0
-        self.hint = ""  # why the last cut tiles failed the gates (capture.session.gate_hint)
+        self.hint = ""  # why the last cut tiles failed the gates (capture.feedback.gate_hint)
         self.strip = StripMeter(detector.layout.marker_size_mm)  # calibration strip (capture.sheets.strip)
 
     def _outlines(self, hits: list[SheetHit], results: dict[TileKey, TileResult]) -> list[Outline]:
@@ -294,6 +259,13 @@ class _CameraLoop:
                 if ahead:
                     out.append(Outline(h.sheet.sheet_id, t, quad, r.good if r else None))
         return out
+
+    def _timeout(self, stop: threading.Event) -> Callable[[], None]:
+        def fire() -> None:
+            stop.set()
+            self.source.interrupt()
+
+        return fire
 
     def fps(self) -> float:
         if len(self.times) < 2:
@@ -318,7 +290,7 @@ class _CameraLoop:
         t0 = time.monotonic()
         watchdog = None
         if duration is not None:  # a live source waiting for a dropped stream must still stop on time
-            watchdog = threading.Timer(duration + 0.5, lambda: (stop.set(), self.source.interrupt()))
+            watchdog = threading.Timer(duration + 0.5, self._timeout(stop))
             watchdog.daemon = True
             watchdog.start()
         next_report, why = 0.0, "source ended"
@@ -345,9 +317,11 @@ class _CameraLoop:
                 self.n += 1
                 self.sheets_in_view = len(hits)
                 self.times.append(time.monotonic())
+                if self.source.wants_feedback:
+                    self._feedback(frame.index, frame.image.shape, hits, crops, stop, wait=idx)
                 if render:
                     results, _ = self.worker.snapshot()
-                    outlines = [Outline(c.sheet_id, c.tile, c.quad_px, c.good, tuple(c.fail)) for c in crops] if cut else self._outlines(hits, results)
+                    outlines = [Outline(c.sheet_id, c.tile, c.quad_px, c.good, reject_reason(self.detector.gates, c)) for c in crops] if cut else self._outlines(hits, results)
                     img = draw_overlay(frame.image, hits, outlines, results, self.true_class, self.clf.class_names, self.progress(now).line())
                     if window is not None and not window.show(img):
                         why = "window closed"
@@ -375,6 +349,26 @@ class _CameraLoop:
                 watchdog.cancel()
             if window is not None:
                 window.close()
+        if self.source.wants_feedback:
+            self._feedback(-1, (0, 0), [], [], stop, stopped_by=why)
         if on_progress is not None:
             on_progress(self.progress(time.monotonic() - t0, done=True, stopped_by=why))
         return why
+
+    def _feedback(self, index: int, shape: tuple[int, ...], hits: list[SheetHit], crops: list[TileCrop], stop: threading.Event,
+                  wait: int | None = None, stopped_by: str = "") -> None:
+        """Tell the source what this frame showed, once its crops are classified (``capture.feedback``)."""
+        keys = {(c.sheet_id, c.tile.item, c.tile.role) for c in crops}
+        deadline = time.monotonic() + 30.0
+        results, min_good = self.worker.snapshot()
+        while wait is not None and keys and self.worker.is_alive() and not stop.is_set() and time.monotonic() < deadline:
+            if all(k in results and results[k].frame_idx >= wait for k in keys):
+                break
+            time.sleep(0.005)
+            results, min_good = self.worker.snapshot()
+        quads = [(o.sheet_id, o.tile.item, o.tile.role, o.quad_px) for o in self._outlines(hits, results)] if not crops else []
+        s = self.worker.stats
+        self.source.feedback(build_report(
+            index, shape, hits, crops, quads, results, dict(self.worker.good_counts), self.true_class, self.clf.class_names, self.detector.gates,
+            min_good=min_good, per_tile=self.per_tile, observations=s.tiles, good=s.good, done=bool(stopped_by), stopped_by=stopped_by,
+        ))

@@ -1,6 +1,6 @@
 """Calibration from the strip seen in a capture: measure it while capturing, fit a profile afterwards.
 
-**Measure** (:mod:`capture.sheets.strip`: :func:`measure_hits`, called by the capture loop every ``PATCH_EVERY``-th
+**Measure** (:mod:`capture.sheets.strip`, following :mod:`contracts.strip`: :func:`measure_hits`, called by the capture loop every ``PATCH_EVERY``-th
 frame): for every detected sheet, the mean and standard deviation of each grey and
 colour patch over the central half of the patch (raw frame pixels, a plane removed,
 no resampling), and the Gaussian blur sigma of the sheet's black-to-white edges from an
@@ -15,27 +15,25 @@ noise from the patch spreads (EMVA 1288 linear model), written as a channel-prof
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import sqlite3
 import time
-import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from channel.colour import LUMA
 from channel.model import (UNIT_FIELDS, ChannelParams, apply_jpeg, apply_sensor, gamut_matrix, illuminant_rgb, print_page,
                              printer_coverage, reference_cct, sensor_curve)
+from contracts.batchdir import capture_db, capture_dbs, captures_dir, check_session_name
 from contracts.capturedb import open_db_readonly
 from contracts.errors import UserError
 from contracts.layout import Layout, Patch, Sheet, load_layout
-from contracts.paths import atomic_write_text
-from contracts.profile import DEFAULT_PRESET, Camera, ChannelProfile, Printer, load_profile, parse_profile
-
-from capture.sheets.strip import BT601, PATCH_EVERY
+from contracts.profile import DEFAULT_PRESET, Camera, ChannelProfile, Printer, load_profile, write_profile
+from contracts.strip import BT601, PATCH_EVERY
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +78,18 @@ class Fit:
 
 
 def _lin(e: np.ndarray, gamma: float) -> np.ndarray:
-    return (np.clip(np.asarray(e, float), 0.0, 255.0) / 255.0) ** gamma
+    out: np.ndarray = (np.clip(np.asarray(e, float), 0.0, 255.0) / 255.0) ** gamma
+    return out
+
+
+def _r3(v: Any, nd: int) -> tuple[float, float, float]:
+    a, b, c = (round(float(x), nd) for x in v)
+    return a, b, c
+
+
+def _r2(v: Any, nd: int) -> tuple[float, float]:
+    a, b = (round(float(x), nd) for x in v)
+    return a, b
 
 
 def _golden(f: Any, lo: float, hi: float, tol: float = 1e-4) -> tuple[float, float]:
@@ -170,9 +179,9 @@ def fit_colour(groups: list[Group], gamma: float, tone_gamma: float, dot_gain: f
     def cost(g: float) -> float:
         return float(((print_page(swatch, solve(g)[2])[0] / white - target) ** 2).mean())
 
-    g, val = _grid_golden(cost, 0.0, 0.95, n=20)
-    pw, ik, _ = solve(g)
-    return g, pw, ik, math.sqrt(val)
+    gamut, val = _grid_golden(cost, 0.0, 0.95, n=20)
+    pw, ik, _ = solve(gamut)
+    return gamut, pw, ik, math.sqrt(val)
 
 
 def fit_noise(groups: list[Group], gamma: float, gains: np.ndarray, jpeg_quality: int, seed: int = 0) -> tuple[float | None, float | None, int]:
@@ -207,7 +216,9 @@ def fit_noise(groups: list[Group], gamma: float, gains: np.ndarray, jpeg_quality
         return float(((np.log(std + 0.05) - target) ** 2).mean())
 
     span_a, span_b = (math.log(1e-6), math.log(1e-1)), (math.log(1e-5), math.log(0.1))
-    inner = lambda la: _grid_golden(lambda lb: cost(la, lb), *span_b, n=11, tol=0.02)  # noqa: E731
+    def inner(la: float) -> tuple[float, float]:
+        return _grid_golden(lambda lb: cost(la, lb), *span_b, n=11, tol=0.02)
+
     log_a, _ = _grid_golden(lambda la: inner(la)[1], *span_a, n=11, tol=0.02)
     log_b, _ = inner(log_a)
     return math.exp(log_a), math.exp(log_b), sum(len(v) for v in by_level.values())
@@ -231,7 +242,7 @@ def load_groups(con: sqlite3.Connection, session: str, layout: Layout) -> tuple[
     for f, sid, name, r, g, b, sy in rows:
         sheet = sheets.get(sid)
         patch = next((p for p in sheet.calibration if p.name == name), None) if sheet else None
-        if patch is None:
+        if sheet is None or patch is None:
             continue
         grp = groups.setdefault((f, sid), Group(f, sheet, {}))
         grp.patches[name] = (patch, np.array([r, g, b], float), float(sy))
@@ -247,7 +258,7 @@ def fit_all(groups: list[Group], blur: list[tuple[float | None, int, int]], gamm
     tone_gamma, dot_gain, tone_rms, white, black = fit_tone(groups, gamma)
     gamut, pw, ik, colour_rms = fit_colour(groups, gamma, tone_gamma, dot_gain, white, black)
     whites = np.stack([_lin(w, gamma) for g in groups if (w := g.level("grey", 255)) is not None])
-    lum = whites @ np.array([0.2126, 0.7152, 0.0722])
+    lum = whites @ LUMA
     rel = lum / np.median(lum)
     illum = (float(np.quantile(rel, 0.05)), float(np.quantile(rel, 0.95))) if len(rel) >= 3 else (1.0, 1.0)
     casts = np.concatenate([c / np.median(c) - 1.0 for c in (whites[:, 0] / whites[:, 1], whites[:, 2] / whites[:, 1])])
@@ -262,33 +273,6 @@ def fit_all(groups: list[Group], blur: list[tuple[float | None, int, int]], gamm
                len(groups), len({g.frame_idx for g in groups}), len(sig), n_noise)
 
 
-def _toml(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        return f"{v:.6g}" if "e" in f"{v:.6g}" or "." in f"{v:.6g}" else f"{v:.6g}.0"
-    if isinstance(v, (tuple, list)):
-        return "[" + ", ".join(_toml(float(x)) for x in v) + "]"
-    return json.dumps(str(v))
-
-
-def render_toml(profile: ChannelProfile, header: list[str], notes: dict[str, str]) -> str:
-    """The profile as TOML, every key written, ``notes[section.key]`` as a comment above it."""
-    out = [f"# {h}" for h in header] + [f"name = {_toml(profile.name)}", f"description = {_toml(profile.description)}", ""]
-    for section in ("printer", "scene", "camera"):
-        obj = getattr(profile, section)
-        out.append(f"[{section}]")
-        for f in fields(obj):
-            note = notes.get(f"{section}.{f.name}")
-            if note:
-                out.append(f"# {note}")
-            out.append(f"{f.name} = {_toml(getattr(obj, f.name))}")
-        out.append("")
-    return "\n".join(out)
-
-
 @dataclass
 class Calibration:
     """What :func:`calibrate` wrote."""
@@ -300,12 +284,10 @@ class Calibration:
 
 
 def _session_db(batch_dir: Path, session: str) -> Path:
-    if not session or any(c in session for c in "/\\") or session.startswith("."):
-        raise UserError(f"--session {session!r}: give the session's name, the stem of captures/<session>.sqlite")
-    db = batch_dir / "captures" / f"{session}.sqlite"
+    db = capture_db(batch_dir, check_session_name(session))
     if not db.is_file():
-        known = sorted(p.stem for p in (batch_dir / "captures").glob("*.sqlite")) if (batch_dir / "captures").is_dir() else []
-        raise UserError(f"--session {session}: no such capture in {batch_dir / 'captures'}; "
+        known = [p.stem for p in capture_dbs(batch_dir)]
+        raise UserError(f"--session {session}: no such capture in {captures_dir(batch_dir)}; "
                         + (f"known sessions: {', '.join(known)}" if known else "capture one first with 'photoproof capture'"))
     return db
 
@@ -347,13 +329,13 @@ def calibrate(batch_dir: Path, session: str, out: Path, base: str = DEFAULT_PRES
     sizes = [(w, h) for _, w, h in blur]
     width, height = max(set(sizes), key=sizes.count) if sizes else (base_prof.camera.width, base_prof.camera.height)
     pr = replace(base_prof.printer, tone_gamma=round(fit.tone_gamma, 4), dot_gain=round(fit.dot_gain, 4), gamut_compression=round(fit.gamut_compression, 4),
-                 paper_white=tuple(round(float(v), 4) for v in fit.paper_white), ink_black=tuple(round(float(v), 4) for v in fit.ink_black))
-    sc = replace(base_prof.scene, illuminance=tuple(round(v, 4) for v in fit.illuminance), colour_temperature_k=(round(cct, 1), round(cct, 1)))
+                 paper_white=_r3(fit.paper_white, 4), ink_black=_r3(fit.ink_black, 4))
+    sc = replace(base_prof.scene, illuminance=_r2(fit.illuminance, 4), colour_temperature_k=(round(cct, 1), round(cct, 1)))
     cam = replace(base_prof.camera, width=int(width), height=int(height), exposure=(1.0, 1.0), gamma=gamma,
                   jpeg_quality=(float(quality),) * 2 if jpeg_quality is not None else base_prof.camera.jpeg_quality,
                   white_balance_error=(-round(fit.wb_error, 4), round(fit.wb_error, 4)))
     if fit.defocus is not None:
-        cam = replace(cam, defocus_sigma_px=tuple(round(v, 3) for v in fit.defocus), motion_blur_px=(0.0, 0.0))
+        cam = replace(cam, defocus_sigma_px=_r2(fit.defocus, 3), motion_blur_px=(0.0, 0.0))
     if fit.shot_noise is not None and fit.read_noise is not None:
         cam = replace(cam, shot_noise=(float(f"{fit.shot_noise:.3g}"),) * 2, read_noise=(float(f"{fit.read_noise:.3g}"),) * 2)
     name = batch_id[0] if batch_id else "?"
@@ -386,8 +368,6 @@ def calibrate(batch_dir: Path, session: str, out: Path, base: str = DEFAULT_PRES
                                     else f"from base profile {base_prof.name}; the noise was fitted through JPEG at its middle, {quality}")
     header = [f"Photoproof channel profile calibrated from capture session {sid} of batch {name}",
               f"({views}; written {time.strftime('%Y-%m-%d %H:%M')}). Units and formulas: docs/channel-profile.md."]
-    text = render_toml(profile, header, notes)
-    parse_profile(tomllib.loads(text), out.stem, str(out))  # never write a file load_profile would refuse
-    atomic_write_text(out, text)
+    write_profile(out, profile, header, notes)
     log.info("wrote %s from %s", out, views)
     return Calibration(out, profile, fit, sid)

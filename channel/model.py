@@ -19,6 +19,7 @@ from typing import Any, Mapping, Sequence
 import cv2
 import numpy as np
 
+from channel.colour import LUMA as LUMA, illuminant_rgb as illuminant_rgb, planck_xy as planck_xy, srgb_decode as srgb_decode  # re-exported
 from contracts.profile import CHANNEL_STAGES, GLARE_RADIUS, TILE_VIEW_DEG, Camera, ChannelProfile, Printer, channel_range
 
 log = logging.getLogger(__name__)
@@ -92,36 +93,7 @@ def sample_params(profile: ChannelProfile, rng: np.random.Generator) -> ChannelP
 
 
 # ----------------------------------------------------------------------------- colour
-_XYZ_TO_SRGB = np.array([[3.2406, -1.5372, -0.4986], [-0.9689, 1.8758, 0.0415], [0.0557, -0.2040, 1.0570]])
-LUMA = np.array([0.2126, 0.7152, 0.0722])  # Rec. 709 / sRGB luminance weights
-
-
-def srgb_decode(v: np.ndarray) -> np.ndarray:
-    """sRGB-encoded 0..1 to linear 0..1 (IEC 61966-2-1)."""
-    v = np.clip(v, 0.0, 1.0)
-    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
-
-
-def planck_xy(cct_k: float) -> tuple[float, float]:
-    """CIE 1931 chromaticity of the Planckian locus, cubic approximation of Kim et al. (2002), 1667-25000 K."""
-    t = float(np.clip(cct_k, 1667.0, 25000.0))
-    if t <= 4000.0:
-        x = -0.2661239e9 / t**3 - 0.2343589e6 / t**2 + 0.8776956e3 / t + 0.179910
-    else:
-        x = -3.0258469e9 / t**3 + 2.1070379e6 / t**2 + 0.2226347e3 / t + 0.240390
-    if t <= 2222.0:
-        y = -1.1063814 * x**3 - 1.34811020 * x**2 + 2.18555832 * x - 0.20219683
-    elif t <= 4000.0:
-        y = -0.9549476 * x**3 - 1.37418593 * x**2 + 2.09137015 * x - 0.16748867
-    else:
-        y = 3.0817580 * x**3 - 5.87338670 * x**2 + 3.75112997 * x - 0.37001483
-    return x, y
-
-
-def illuminant_rgb(cct_k: float) -> np.ndarray:
-    """Linear sRGB colour of a light of correlated colour temperature ``cct_k``, luminance 1."""
-    x, y = planck_xy(cct_k)
-    return _XYZ_TO_SRGB @ np.array([x / y, 1.0, (1.0 - x - y) / y])
+# srgb_decode, illuminant_rgb and LUMA come from channel.colour (shared with the twin).
 
 
 def reference_cct(profile: ChannelProfile) -> float:
@@ -132,7 +104,8 @@ def reference_cct(profile: ChannelProfile) -> float:
 
 def wb_gains(profile: ChannelProfile, p: ChannelParams) -> np.ndarray:
     """Camera white-balance gains (R, G, B): neutral at the reference light, times the sampled error."""
-    return np.array([1.0 + p.wb_error_r, 1.0, 1.0 + p.wb_error_b]) / illuminant_rgb(reference_cct(profile))
+    gains: np.ndarray = np.array([1.0 + p.wb_error_r, 1.0, 1.0 + p.wb_error_b]) / illuminant_rgb(reference_cct(profile))
+    return gains
 
 
 # ----------------------------------------------------------------------------- printer
@@ -145,7 +118,8 @@ def printer_coverage(v: np.ndarray, printer: Printer) -> np.ndarray:
 def murray_davies(a: np.ndarray, printer: Printer) -> np.ndarray:
     """Reflectance of coverage ``a`` (..., 3): area-weighted paper white and ink black (Murray-Davies)."""
     white, black = np.asarray(printer.paper_white), np.asarray(printer.ink_black)
-    return white * (1.0 - a) + black * a
+    out: np.ndarray = white * (1.0 - a) + black * a
+    return out
 
 
 def gamut_matrix(printer: Printer) -> np.ndarray:
@@ -226,7 +200,8 @@ def plane_homography(cx: float, cy: float, tilt_deg: float, axis_deg: float, rot
     rot = np.array([[math.cos(r), -math.sin(r), 0], [math.sin(r), math.cos(r), 0], [0, 0, 1]]) @ rot
     ext = np.column_stack([rot[:, 0], rot[:, 1], [0.0, 0.0, dist]])
     h = np.diag([focal, focal, 1.0]) @ ext @ np.array([[1, 0, -cx], [0, 1, -cy], [0, 0, 1.0]])
-    return h / h[2, 2]
+    out: np.ndarray = h / h[2, 2]
+    return out
 
 
 def translation(dx: float, dy: float) -> np.ndarray:
@@ -246,7 +221,8 @@ def tile_homography(p: ChannelParams, size: int, profile: ChannelProfile) -> np.
     det = np.linalg.det(h0[:2, :2]) / (h0[2, 0] * c + h0[2, 1] * c + h0[2, 2]) ** 2
     lo, hi = profile.scene.sheet_fill
     k = (p.sheet_fill / (0.5 * (lo + hi))) / math.sqrt(abs(det))
-    return translation(c, c) @ np.diag([k, k, 1.0]) @ h0
+    out: np.ndarray = translation(c, c) @ np.diag([k, k, 1.0]) @ h0
+    return out
 
 
 def light_field(p: ChannelParams, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -279,8 +255,9 @@ def motion_kernel(length_px: float, angle_deg: float) -> np.ndarray:
     grid = np.arange(-r, r + 1, dtype=np.float64)
     wx = np.clip(1 - np.abs(grid[None, :] - (t * math.cos(a))[:, None]), 0, None)
     wy = np.clip(1 - np.abs(grid[None, :] - (t * math.sin(a))[:, None]), 0, None)
-    k = np.einsum("ni,nj->ij", wy, wx)
-    return (k / k.sum()).astype(np.float32)
+    k: np.ndarray = np.einsum("ni,nj->ij", wy, wx)
+    out: np.ndarray = (k / k.sum()).astype(np.float32)
+    return out
 
 
 def apply_optics(img: np.ndarray, p: ChannelParams, delta: float = 0.0) -> np.ndarray:
@@ -291,7 +268,7 @@ def apply_optics(img: np.ndarray, p: ChannelParams, delta: float = 0.0) -> np.nd
     if p.motion_blur_px > 0:
         kernel = motion_kernel(p.motion_blur_px, p.motion_angle_deg)
         return cv2.filter2D(img, -1, kernel, delta=delta, borderType=cv2.BORDER_REFLECT_101)
-    return cv2.add(img, delta) if delta else img
+    return cv2.add(img, delta) if delta else img  # type: ignore[call-overload]  # OpenCV adds a Python float to every channel; its stubs lack that overload
 
 
 @dataclass(frozen=True)
@@ -330,7 +307,7 @@ def apply_sensor(raw: np.ndarray, curve: SensorCurve, noise: np.ndarray | None, 
 
     ``offset_added``: ``raw`` already includes ``curve.offset`` (``apply_optics(..., delta=offset)``).
     """
-    return sensor_encode(cv2.sqrt(raw if offset_added or not curve.offset else cv2.add(raw, curve.offset)), curve, noise)
+    return sensor_encode(cv2.sqrt(raw if offset_added or not curve.offset else cv2.add(raw, curve.offset)), curve, noise)  # type: ignore[call-overload]  # OpenCV adds a Python float to every channel; its stubs lack that overload
 
 
 def sensor_encode(y: np.ndarray, curve: SensorCurve, noise: np.ndarray | None) -> np.ndarray:
@@ -351,6 +328,8 @@ def apply_jpeg(img: np.ndarray, quality: int, bgr: bool = True) -> tuple[np.ndar
     if not ok:
         raise RuntimeError("JPEG encoding failed")
     out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if out is None:
+        raise RuntimeError("JPEG decoding failed")
     return (out if bgr else cv2.cvtColor(out, cv2.COLOR_BGR2RGB)), buf.tobytes()
 
 
@@ -367,7 +346,7 @@ def apply_tile(
     unknown = set(stages) - set(STAGES)
     if unknown:
         raise ValueError(f"stages: unknown {sorted(unknown)}; expected some of {STAGES}")
-    x = np.asarray(tile, dtype=np.float64) / 255.0
+    x: np.ndarray = np.asarray(tile, dtype=np.float64) / 255.0
     size = x.shape[0]
     white = np.ones(3)
     if "print" in stages:

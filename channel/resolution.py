@@ -46,7 +46,7 @@ def tile_view_homography(tile_px: float, angle_deg: float, axis_deg: float = 0.0
     plane = np.array([[s, 0, -s * c_src], [0, s, -s * c_src], [0, 0, 1.0]])  # tile pixels -> centred plane
     ext = np.column_stack([rot[:, 0], rot[:, 1], [0.0, 0.0, f]])
     h = np.diag([f, f, 1.0]) @ ext @ plane
-    return h / h[2, 2]
+    return np.asarray(h / h[2, 2], np.float64)
 
 
 def photograph_tile(
@@ -85,11 +85,11 @@ def photograph_tile(
     # The printed image is continuous: pre-filter it when the view shrinks it below the fine grid.
     shrink = src / (tile_px * k)
     pre = cv2.GaussianBlur(img, (0, 0), 0.5 * shrink) if shrink > 1 else img
-    hi = cv2.warpPerspective(pre, m, (int(size[0]) * k, int(size[1]) * k), flags=cv2.INTER_LINEAR,
+    hi: np.ndarray = cv2.warpPerspective(pre, m, (int(size[0]) * k, int(size[1]) * k), flags=cv2.INTER_LINEAR,
                              borderMode=cv2.BORDER_CONSTANT, borderValue=(paper, paper, paper)).astype(np.float32)
     if blur_sigma_px > 0:
         hi = cv2.GaussianBlur(hi, (0, 0), blur_sigma_px * k)
-    cam = cv2.resize(hi, (int(size[0]), int(size[1])), interpolation=cv2.INTER_AREA)  # integration over camera pixels
+    cam: np.ndarray = cv2.resize(hi, (int(size[0]), int(size[1])), interpolation=cv2.INTER_AREA)  # integration over camera pixels
     cam = np.clip(np.round(cam), 0, 255).astype(np.uint8)
     # Rectify as capture does: bilinear from the camera frame, supersampled when the tile is larger than the crop.
     rk = int(min(4, max(1, round(tile_px / out))))

@@ -23,12 +23,13 @@ from collections import OrderedDict, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import cv2
 import numpy as np
 
 from channel import model as ch
+from contracts.batchdir import LAYOUT, SHEETS_PDF
 from contracts.frames import Frame, FrameSource
 from contracts.errors import UserError
 from contracts.layout import load_layout
@@ -51,7 +52,8 @@ BACKGROUND_TINT_BGR = np.array([0.75, 0.9, 1.0], np.float32)  # ... of a light w
 
 
 def _phi(z: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.vectorize(math.erf)(z / math.sqrt(2.0)))
+    out: np.ndarray = 0.5 * (1.0 + np.vectorize(math.erf)(z / math.sqrt(2.0)))
+    return out
 
 
 class HandHeldProcess:
@@ -84,7 +86,7 @@ def _pyramid(refl_rgb: np.ndarray, size_mm: tuple[float, float]) -> list[tuple[n
     np.multiply(bgr, 65535.0, out=bgr)
     np.add(bgr, 0.5, out=bgr)
     np.clip(bgr, 0, 65535, out=bgr)
-    img = bgr.astype(np.uint16)
+    img: np.ndarray = bgr.astype(np.uint16)
     sx, sy = size_mm[0] / img.shape[1], size_mm[1] / img.shape[0]
     levels = []
     while True:
@@ -116,7 +118,8 @@ def page_homography(p: ch.ChannelParams, size_mm: tuple[float, float], frame_wh:
     for axis, size, unit in ((0, fw, p.centre_x), (1, fh, p.centre_y)):
         lo, hi = -c[:, axis].min(), size - 1 - c[:, axis].max()
         shift.append(lo + unit * (hi - lo) if lo <= hi else (lo + hi) / 2)
-    return ch.translation(*shift) @ h0
+    out: np.ndarray = ch.translation(*shift) @ h0
+    return out
 
 
 def default_dpi(profile: ChannelProfile, sheet_height_mm: float) -> float:
@@ -155,7 +158,7 @@ class SimulatedCamera(FrameSource):
 
     def __init__(
         self,
-        pages: list[np.ndarray | Callable[[], np.ndarray]],
+        pages: Sequence[np.ndarray | Callable[[], np.ndarray]],
         page_sizes_mm: list[tuple[float, float]],
         page_ids: list[int],
         profile: ChannelProfile,
@@ -172,7 +175,7 @@ class SimulatedCamera(FrameSource):
         self.fps = float(fps or profile.camera.fps)
         if self.fps <= 0:
             raise ValueError(f"fps: must be positive, got {self.fps}")
-        self.pages, self.page_sizes_mm, self.page_ids = pages, [tuple(map(float, s)) for s in page_sizes_mm], list(page_ids)
+        self.pages, self.page_sizes_mm, self.page_ids = pages, [(float(w), float(h)) for w, h in page_sizes_mm], list(page_ids)
         self.profile, self.seed, self.realtime = profile, int(seed), realtime
         self.sheets_per_frame = sheets_per_frame
         self.groups = [list(range(i, min(i + sheets_per_frame, len(pages)))) for i in range(0, len(pages), sheets_per_frame)]
@@ -188,6 +191,10 @@ class SimulatedCamera(FrameSource):
         self._levels: OrderedDict[int, list[tuple[np.ndarray, np.ndarray]]] | None = None
         self._print_lock = threading.Lock()
 
+    def simulation(self) -> tuple[str, int]:
+        """The profile's name and the seed: the camera carries both, and the session records them."""
+        return self.profile.name, self.seed
+
     @classmethod
     def from_batch(
         cls, batch_dir: Path, profile: ChannelProfile, seed: int = 0, fps: float | None = None,
@@ -198,11 +205,11 @@ class SimulatedCamera(FrameSource):
 
         batch_dir = Path(batch_dir)
         layout = load_layout(batch_dir)
-        pdf_path = batch_dir / "sheets.pdf"
+        pdf_path = batch_dir / SHEETS_PDF
         if not pdf_path.is_file():
             raise UserError(f"{pdf_path}: missing; print the batch first with 'photoproof print {batch_dir}'")
         if not layout.sheets:
-            raise UserError(f"{batch_dir / 'layout.json'}: no sheets to simulate")
+            raise UserError(f"{batch_dir / LAYOUT}: no sheets to simulate")
         dpi = float(dpi or default_dpi(profile, max(s.size_mm[1] for s in layout.sheets)))
         pdf = pdfium.PdfDocument(str(pdf_path))
         try:
@@ -267,7 +274,7 @@ class SimulatedCamera(FrameSource):
     def write_video(self, path: Path, n_frames: int | None = None) -> Path:
         """Write frames to a video (``.avi``: MJPG, otherwise mp4v) and the truth to ``<path>.truth.jsonl``."""
         path = Path(path)
-        fourcc = cv2.VideoWriter_fourcc(*("MJPG" if path.suffix.lower() == ".avi" else "mp4v"))
+        fourcc = cv2.VideoWriter.fourcc(*("MJPG" if path.suffix.lower() == ".avi" else "mp4v"))
         writer = cv2.VideoWriter(str(path), fourcc, self.fps, self.size)
         if not writer.isOpened():
             raise UserError(f"{path}: OpenCV cannot write this video format; use .mp4 or .avi")
@@ -325,7 +332,7 @@ class SimulatedCamera(FrameSource):
         gain, glare = self._light_maps(p, h_group, group_mm)
         # The desk is smooth: light and sqrt at 1/8 resolution, interpolated.
         desk = cv2.multiply(self._background_low, gain)
-        y = cv2.resize(cv2.sqrt(cv2.add(desk if glare is None else cv2.add(desk, glare), curve.offset)), (w, h), interpolation=cv2.INTER_LINEAR)
+        y = cv2.resize(cv2.sqrt(cv2.add(desk if glare is None else cv2.add(desk, glare), curve.offset)), (w, h), interpolation=cv2.INTER_LINEAR)  # type: ignore[call-overload]  # OpenCV adds a Python float to every channel; its stubs lack that overload
         sheets, homs, x_off = [], [], 0.0
         for k, size in zip(group, sizes):
             h_mm = h_group @ ch.translation(x_off, (group_mm[1] - size[1]) / 2)
@@ -377,7 +384,7 @@ class SimulatedCamera(FrameSource):
         hh, ww = img0.shape[:2]
         src = np.array([[[0, 0], [ww, 0], [ww, hh], [0, hh]]], np.float64)
         dst = cv2.perspectiveTransform(src, h_mm @ m0)[0]
-        stretch = max(np.linalg.norm(dst[(i + 1) % 4] - dst[i]) / np.linalg.norm(src[0, (i + 1) % 4] - src[0, i]) for i in range(4))
+        stretch = max(float(np.linalg.norm(dst[(i + 1) % 4] - dst[i]) / np.linalg.norm(src[0, (i + 1) % 4] - src[0, i])) for i in range(4))
         level = int(np.clip(math.floor(math.log2(1.0 / max(stretch, 1e-6))), 0, len(levels) - 1))
         return levels[level]
 

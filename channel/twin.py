@@ -30,11 +30,12 @@ import kornia
 import torch
 from torch import Tensor
 
+from channel import colour
 from contracts.profile import CHANNEL_STAGES, GLARE_RADIUS, TILE_VIEW_DEG, ChannelProfile, channel_range, tile_px_range
 
 STAGES = CHANNEL_STAGES
-_XYZ_TO_SRGB = [[3.2406, -1.5372, -0.4986], [-0.9689, 1.8758, 0.0415], [0.0557, -0.2040, 1.0570]]
-_LUMA = [0.2126, 0.7152, 0.0722]
+_XYZ_TO_SRGB = colour.XYZ_TO_SRGB.tolist()  # the numpy channel's constants (channel.colour), as tensors below
+_LUMA = colour.LUMA.tolist()
 
 
 @dataclass
@@ -91,17 +92,24 @@ def params_from_channel(channel_params: Any | Sequence[Any]) -> TwinParams:
 def srgb_decode(v: Tensor) -> Tensor:
     """sRGB-encoded 0..1 to linear (IEC 61966-2-1)."""
     v = v.clamp(0.0, 1.0)
-    return torch.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055).clamp_min(1e-12) ** 2.4)
+    return torch.where(v <= colour.SRGB_DECODE_THRESHOLD, v / colour.SRGB_SLOPE,
+                       ((v + colour.SRGB_OFFSET) / colour.SRGB_SCALE).clamp_min(1e-12) ** colour.SRGB_GAMMA)
 
 
 def illuminant_rgb(cct_k: Tensor) -> Tensor:
     """(N,) colour temperatures to (N, 3) linear sRGB of luminance 1 (Planckian locus, Kim et al. 2002)."""
-    t = cct_k.to(torch.float64).clamp(1667.0, 25000.0)
-    x = torch.where(t <= 4000.0, -0.2661239e9 / t**3 - 0.2343589e6 / t**2 + 0.8776956e3 / t + 0.179910,
-                    -3.0258469e9 / t**3 + 2.1070379e6 / t**2 + 0.2226347e3 / t + 0.240390)
-    y = torch.where(t <= 2222.0, -1.1063814 * x**3 - 1.34811020 * x**2 + 2.18555832 * x - 0.20219683,
-                    torch.where(t <= 4000.0, -0.9549476 * x**3 - 1.37418593 * x**2 + 2.09137015 * x - 0.16748867,
-                                3.0817580 * x**3 - 5.87338670 * x**2 + 3.75112997 * x - 0.37001483))
+    t = cct_k.to(torch.float64).clamp(*colour.CCT_RANGE_K)
+
+    def in_t(c: tuple[float, float, float, float]) -> Tensor:
+        return c[0] / t**3 + c[1] / t**2 + c[2] / t + c[3]
+
+    x = torch.where(t <= colour.PLANCK_SPLIT_K, in_t(colour.PLANCK_X_LOW), in_t(colour.PLANCK_X_HIGH))
+
+    def in_x(c: tuple[float, float, float, float]) -> Tensor:
+        return c[0] * x**3 + c[1] * x**2 + c[2] * x + c[3]
+
+    y = torch.where(t <= colour.PLANCK_Y_SPLIT_K, in_x(colour.PLANCK_Y_LOW),
+                    torch.where(t <= colour.PLANCK_SPLIT_K, in_x(colour.PLANCK_Y_MID), in_x(colour.PLANCK_Y_HIGH)))
     xyz = torch.stack([x / y, torch.ones_like(x), (1.0 - x - y) / y], dim=-1)
     return xyz @ torch.tensor(_XYZ_TO_SRGB, dtype=torch.float64, device=t.device).T
 
@@ -161,8 +169,8 @@ class ChannelTwin:
         if size < 8:
             raise ValueError(f"size: expected a tile side of at least 8 pixels, got {size}")
         self.profile, self.size = profile, int(size)
-        rng = tile_px_range(profile) if tile_px == "framing" else tile_px
-        self.tile_range: tuple[float, float] | None = None if not rng or max(rng) <= 0 else (float(rng[0]), float(rng[1]))  # type: ignore[index]
+        rng = tile_px_range(profile) if isinstance(tile_px, str) else tile_px
+        self.tile_range: tuple[float, float] | None = None if not rng or max(rng) <= 0 else (float(rng[0]), float(rng[1]))
         pr = profile.printer
         self._gamut = (1 - pr.gamut_compression) * torch.eye(3, dtype=torch.float64) + pr.gamut_compression * torch.tensor(_LUMA, dtype=torch.float64)[None, :].expand(3, 3)
         lo, hi = profile.scene.colour_temperature_k

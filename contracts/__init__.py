@@ -1,10 +1,25 @@
-"""Torch-free contracts shared by every Photoproof stage.
+"""Torch-free contracts shared by every Photoproof stage: the whole batch contract.
 
-The batch directory is the contract between craft, printouts, capture and
-analysis (see ``docs/batch-format.md``). This package holds the few pieces every
-stage must agree on: safe paths and atomic writes, the ``batch.json`` manifest,
-the ``layout.json`` sheet description, the capture database schema, the
-preprocessing spec of each model, ImageNet class names and the channel profile.
+The batch directory is the only contract between craft, printouts, capture, the
+sweep and analysis (``docs/batch-format.md``, ``docs/architecture.md``). Every
+stage reads and writes it through these modules:
+
+- ``batchdir``: the names of the batch's files and folders, and the session-name rule;
+- ``paths``: paths kept inside the batch, atomic writes, sha256;
+- ``manifest``: ``batch.json`` (items, images, models, the source model's top-5);
+- ``journal``: craft's append-only journal of finished items, folded into ``batch.json``;
+- ``images``: the one reader of the batch's PNGs;
+- ``layout``: ``layout.json`` (sheets, markers, tiles, calibration patches);
+- ``capturedb``: the schema of ``captures/<session>.sqlite`` and its read-only opener;
+- ``sweep``: the ``sweep.json`` schema, its writer and its version-checking reader;
+- ``preprocess``: a model's preprocessing spec;
+- ``profile``: the channel profile (TOML): its schema, reader and writer; the presets in ``profiles``;
+- ``strip``: the protocol for measuring the calibration strip (capture) that calibrate relies on;
+- ``frames``: the frame-source interface every camera, file and simulation implements;
+- ``intervals``: the Wilson score interval (analysis and the sweep's tables);
+- ``classes``: ImageNet-1k class names and label parsing;
+- ``errors``: :class:`UserError`, the one-line error the CLI prints;
+- ``console``: the CLI's console.
 
 Nothing here imports torch, so a capture station needs only numpy, OpenCV and
 onnxruntime.

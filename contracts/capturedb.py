@@ -138,11 +138,6 @@ def open_db_readonly(path: Path) -> sqlite3.Connection:
     return con
 
 
-def batch_id_of(con: sqlite3.Connection) -> str | None:
-    row = con.execute("SELECT batch_id FROM sessions LIMIT 1").fetchone()
-    return None if row is None else str(row[0])
-
-
 def decode_top5(ids: str, probs: str) -> list[tuple[int, float]]:
     return list(zip((int(i) for i in json.loads(ids)), (float(p) for p in json.loads(probs))))
 

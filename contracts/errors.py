@@ -1,11 +1,23 @@
-"""The one exception type that the CLI turns into a one-line message."""
+"""The one exception type that the CLI turns into a one-line message.
+
+Library code validates its arguments and raises :class:`UserError`, a
+:class:`ValueError`: a caller of the library catches it as any bad value, and
+the CLI edge (``app.main``) prints it as ``error: <message>`` and exits with
+status 2. So its message is phrased for the command line: it names the file or
+the option (``--eps 300: ...``) and says what to do. Errors that a user cannot
+cause (a broken invariant) stay plain exceptions and keep their traceback.
+
+A handler that catches ``ValueError`` around code that raises :class:`UserError`
+must let it through (``except UserError: raise`` first) so that its message is
+not rewritten.
+"""
 
 from __future__ import annotations
 
 
-class UserError(Exception):
+class UserError(ValueError):
     """Bad input from the user: the message names the culprit and what to do.
 
-    The CLI prints ``error: <message>`` on one line and exits with status 2,
-    without a traceback.
+    A :class:`ValueError`, so library callers need not know the CLI. The CLI prints
+    ``error: <message>`` on one line and exits with status 2, without a traceback.
     """

@@ -1,8 +1,11 @@
 """The frame-source interface: open, frames with timestamps, close.
 
-``--camera N``, ``--url URL``, ``--video FILE``, ``--photos DIR`` (in
+``--camera N``, ``--url URL``, ``--video FILE``, ``--photos DIR``, ``--phone`` (in
 :mod:`capture.sources`) and ``--simulate`` (in :mod:`channel.simulate`) all
 yield :class:`Frame` objects; everything downstream treats them the same.
+
+A source that sets ``wants_feedback`` (the phone page) also hears, after each
+frame, what the session saw in it: a :class:`FrameReport`.
 """
 
 from __future__ import annotations
@@ -31,6 +34,52 @@ class Frame:
     truth: dict[str, Any] | None = field(default=None)
 
 
+@dataclass
+class TileView:
+    """One tile as the session saw it in one frame (for a source that shows it, e.g. the phone page).
+
+    Attributes:
+        sheet_id, item, role: which tile.
+        quad: its corners in frame pixels, TL TR BR BL.
+        verdict: ``"fooled"`` (top-1 is not the true class), ``"seen"`` (it is) or ``"pending"``.
+        label, prob: the model's latest top-1 class name and probability (``""``, 0 when pending).
+        reason: why the observation fails the quality gates (``"move closer"``, ``"too steep"``,
+            ``"blurred"``, ...), ``""`` when it passes, ``None`` when the tile was not measured.
+        good: good observations of this tile so far.
+    """
+
+    sheet_id: str
+    item: str
+    role: str
+    quad: list[list[float]]
+    verdict: str
+    label: str = ""
+    prob: float = 0.0
+    reason: str | None = None
+    good: int = 0
+
+
+@dataclass
+class FrameReport:
+    """What the session saw in one frame, passed to :meth:`FrameSource.feedback`.
+
+    ``frame_index`` is the source's own :attr:`Frame.index`; ``min_good`` of ``per_tile``
+    is the progress of the slowest tile; ``done`` comes once, with what stopped the session.
+    """
+
+    frame_index: int
+    width: int
+    height: int
+    tiles: list[TileView]
+    sheets: list[str]
+    min_good: int
+    per_tile: int | None
+    observations: int
+    good: int
+    done: bool = False
+    stopped_by: str = ""
+
+
 class FrameSource(abc.ABC):
     """Base class of every frame source. Use it as a context manager."""
 
@@ -39,6 +88,9 @@ class FrameSource(abc.ABC):
     #: True for sources that run at their own pace (cameras, streams): a consumer that
     #: falls behind drops stale frames. False for files, which wait for the consumer.
     live: bool = False
+    #: True for sources that show the session's verdicts (the phone page): the session then
+    #: waits for each frame's classification and calls :meth:`feedback` with it.
+    wants_feedback: bool = False
 
     @abc.abstractmethod
     def open(self) -> None:
@@ -51,6 +103,13 @@ class FrameSource(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Release the device or file. Safe to call twice."""
+
+    def feedback(self, report: FrameReport) -> None:
+        """What the session saw in the frame just yielded (only called when ``wants_feedback``)."""
+
+    def simulation(self) -> tuple[str, int] | None:
+        """``(profile name, seed)`` of a simulated source, recorded with the session; ``None`` for a real one."""
+        return None
 
     def interrupt(self) -> None:
         """Ask a ``frames()`` that is waiting for a frame to return soon. Safe from a signal handler."""

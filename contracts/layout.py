@@ -13,12 +13,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from contracts.batchdir import LAYOUT as LAYOUT  # re-exported: the name's old home
 from contracts.errors import UserError
 from contracts.paths import atomic_write_json
 
 SCHEMA = "photoproof.layout"
 SCHEMA_VERSION = 1
-LAYOUT = "layout.json"
 
 
 @dataclass

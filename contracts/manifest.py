@@ -22,12 +22,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
+from contracts import journal
+from contracts.batchdir import MANIFEST as MANIFEST  # re-exported: the name's old home
 from contracts.errors import UserError
 from contracts.paths import atomic_write_json, resolve_inside
 
 SCHEMA = "photoproof.batch"
 SCHEMA_VERSION = 1
-MANIFEST = "batch.json"
 
 Role = Literal["clean", "adv"]
 ROLES: tuple[Role, Role] = ("clean", "adv")
@@ -98,7 +99,8 @@ class Item:
             params=dict(d.get("params", {})),
         )
 
-    def image(self, role: Role) -> ImageRecord:
+    def image(self, role: str) -> ImageRecord:
+        """The clean image for ``role == "clean"``, else the adversarial one."""
         return self.clean if role == "clean" else self.adv
 
 
@@ -164,7 +166,8 @@ class Batch:
 
 
 def load_batch(batch_dir: Path) -> Batch:
-    """Read and validate ``batch_dir/batch.json``; check every path stays inside."""
+    """Read and validate ``batch_dir/batch.json`` with craft's journal folded in
+    (:mod:`contracts.journal`); check every path stays inside."""
     path = Path(batch_dir) / MANIFEST
     if not Path(batch_dir).is_dir():
         raise UserError(f"{batch_dir}: no such batch directory; create one with 'photoproof craft --out {batch_dir}'")
@@ -176,13 +179,23 @@ def load_batch(batch_dir: Path) -> Batch:
         raise UserError(f"{path}: corrupt JSON ({e}); restore it or re-run 'photoproof craft'") from None
     if not isinstance(d, dict):
         raise UserError(f"{path}: expected a JSON object")
+    if isinstance(d.get("items"), list) and journal.journal_files(Path(batch_dir)):
+        d["items"], _ = journal.merge(d["items"], Path(batch_dir))
     batch = Batch.from_dict(d, where=str(path))
+    root = Path(batch_dir).resolve()
     for it in batch.items:
         for role in ROLES:
-            resolve_inside(Path(batch_dir), it.image(role).path)
+            resolve_inside(Path(batch_dir), it.image(role).path, root=root)
     return batch
 
 
 def save_batch(batch_dir: Path, batch: Batch) -> None:
     """Write ``batch.json`` atomically."""
     atomic_write_json(Path(batch_dir) / MANIFEST, batch.to_dict())
+
+
+def compact_batch(batch_dir: Path, batch: Batch, folded: list[Path]) -> None:
+    """Write ``batch`` (which holds the journal's items) as ``batch.json``, then delete the
+    journal files ``folded`` into it. A crash in between leaves duplicates that reads merge."""
+    save_batch(batch_dir, batch)
+    journal.remove(folded)

@@ -83,6 +83,8 @@ class PreprocessSpec:
                 layout=d.get("layout", "NCHW"),
                 extra=dict(d.get("extra", {})),
             )
+        except UserError:
+            raise
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(f"preprocessing spec is malformed ({e}); expected keys input_size, resize, mean, std, channel_order, layout") from None
 

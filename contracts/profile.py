@@ -11,6 +11,7 @@ file is any path ending in ``.toml``. See ``docs/channel-profile.md``.
 
 from __future__ import annotations
 
+import json
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from contracts.errors import UserError
+from contracts.paths import atomic_write_text
 
 Range = tuple[float, float]
 
@@ -198,3 +200,46 @@ def load_profile(name_or_path: str) -> ChannelProfile:
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"{where}: invalid TOML ({e})") from None
     return parse_profile(data, name, where)
+
+
+def default_profile() -> ChannelProfile:
+    """The :data:`DEFAULT_PRESET` profile (``office-laser-webcam``)."""
+    return load_profile(DEFAULT_PRESET)
+
+
+# -- writing: the inverse of parse_profile ----------------------------------------
+def _toml(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        return f"{v:.6g}" if "e" in f"{v:.6g}" or "." in f"{v:.6g}" else f"{v:.6g}.0"
+    if isinstance(v, (tuple, list)):
+        return "[" + ", ".join(_toml(float(x)) for x in v) + "]"
+    return json.dumps(str(v))
+
+
+def render_toml(profile: ChannelProfile, header: list[str] | None = None, notes: dict[str, str] | None = None) -> str:
+    """The profile as TOML that :func:`parse_profile` reads back: every key written,
+    ``header`` lines as comments at the top and ``notes[section.key]`` as a comment above its key."""
+    notes = notes or {}
+    out = [f"# {h}" for h in header or []] + [f"name = {_toml(profile.name)}", f"description = {_toml(profile.description)}", ""]
+    for section in ("printer", "scene", "camera"):
+        obj = getattr(profile, section)
+        out.append(f"[{section}]")
+        for f in fields(obj):
+            note = notes.get(f"{section}.{f.name}")
+            if note:
+                out.append(f"# {note}")
+            out.append(f"{f.name} = {_toml(getattr(obj, f.name))}")
+        out.append("")
+    return "\n".join(out)
+
+
+def write_profile(path: Path, profile: ChannelProfile, header: list[str] | None = None, notes: dict[str, str] | None = None) -> str:
+    """Write ``profile`` to ``path`` (.toml) atomically, after checking that :func:`load_profile` reads it back; return the text."""
+    text = render_toml(profile, header, notes)
+    parse_profile(tomllib.loads(text), path.stem, str(path))  # never write a file load_profile would refuse
+    atomic_write_text(path, text)
+    return text

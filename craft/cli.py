@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+import inspect
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -12,19 +13,10 @@ from rich.table import Table
 
 from contracts.console import console
 from contracts.errors import UserError
+from craft.config import CraftConfig
+from craft.options import cli_parameters, from_cli
 
 models_app = typer.Typer(help="The model zoo: list models, export one to ONNX.", no_args_is_help=True)
-
-
-def parse_list(text: str, option: str, cast: Callable[[str], object] = str) -> list:  # type: ignore[type-arg]
-    """Split ``a,b,c``; a bad element is a one-line error naming ``option``."""
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    if not parts:
-        raise UserError(f"{option}: empty list")
-    try:
-        return [cast(p) for p in parts]
-    except ValueError:
-        raise UserError(f"{option} {text!r}: expected a comma-separated list of numbers") from None
 
 
 def rich_progress(progress: Progress) -> Callable[[str, int], Callable[[int], None]]:
@@ -52,43 +44,16 @@ def make_progress() -> Progress:
     )
 
 
-def craft_cmd(
-    out: Path = typer.Option(..., "--out", "-o", help="Batch directory to create or resume."),
-    images: str = typer.Option("samples", "--images", help="'samples' (photos shipped with installed packages) or a folder."),
-    attack: str = typer.Option(
-        "fgsm", "--attack",
-        help="Attack(s), comma-separated: fgsm, bim, ll, pgd, mifgsm, difgsm, eot (= bim+eot); add +di and/or +eot, e.g. mifgsm+di+eot.",
-    ),
-    eps: str = typer.Option("16", "--eps", help="ε values in 0-255 pixel units, comma-separated."),
-    source: str = typer.Option("lite0", "--source", help="Source model(s), comma-separated; several make an ensemble."),
-    ensemble: str = typer.Option("logits", "--ensemble", help="How an ensemble combines: average the 'logits' or the 'loss'."),
-    target: Optional[str] = typer.Option(None, "--target", help="Targeted: a class (index, WordNet id or name), 'll' (least likely) or 'random'."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Iterations of the iterative attacks (default: each attack's own)."),
-    alpha: Optional[float] = typer.Option(None, "--alpha", help="Step size in 0-255 pixel units (default: each attack's own)."),
-    momentum: Optional[float] = typer.Option(None, "--momentum", help="mifgsm's decay μ (default 1.0)."),
-    random_start: Optional[bool] = typer.Option(None, "--random-start/--no-random-start", help="pgd's random start (default on)."),
-    di: bool = typer.Option(False, "--di", help="Add input diversity (Xie et al. 2019) to every attack."),
-    di_prob: Optional[float] = typer.Option(None, "--di-prob", help="Probability of the DI transform per step (default 0.5)."),
-    eot: bool = typer.Option(False, "--eot", help="Average gradients over the print-and-photograph channel (EOT) for every attack."),
-    eot_samples: int = typer.Option(8, "--eot-samples", help="Channel samples per image and step for EOT."),
-    profile: str = typer.Option("office-laser-webcam", "--profile", help="Channel profile for EOT: a preset name or a .toml file."),
-    repair_steps: int = typer.Option(10, "--repair-steps", help="Most lattice repair steps when rounding to 8 bits undoes an attack (0: off)."),
-    amp: bool = typer.Option(False, "--amp", help="bf16 autocast for gradients on CUDA (final checks stay fp32)."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Use only the first N photos."),
-    seed: int = typer.Option(0, "--seed", help="Seed recorded with every item."),
-    batch_size: int = typer.Option(16, "--batch-size", help="Images per forward/backward pass."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
-) -> None:
+def craft_cmd(out: Path = typer.Option(..., "--out", "-o", help="Batch directory to create or resume."), **options: Any) -> None:
     """Craft adversarial images into a batch directory (resumes if it exists)."""
-    from craft.job import CraftConfig, craft_batch
+    from craft.job import craft_batch
 
-    cfg = CraftConfig(
-        images=images, limit=limit, source=parse_list(source, "--source"), attacks=parse_list(attack, "--attack"),
-        eps=parse_list(eps, "--eps", float), seed=seed, target=target, batch_size=batch_size, device=device,
-        ensemble=ensemble, steps=steps, alpha=alpha, momentum=momentum, random_start=random_start, di=di,
-        di_prob=di_prob, eot=eot, eot_samples=eot_samples, profile=profile, repair_steps=repair_steps, amp=amp,
-    )
-    cfg.validate()  # bad options fail before the progress display starts
+    cfg = from_cli(CraftConfig, options)  # parsed and validated here, before the progress display starts
+    from craft.distributed import Dist
+
+    if not Dist.from_env().leader:  # under torchrun, rank 0 alone shows progress and the summary
+        craft_batch(out, cfg)
+        return
     with make_progress() as progress:
         batch = craft_batch(out, cfg, progress=rich_progress(progress))
     src = batch.config["source"][0]
@@ -151,6 +116,13 @@ def models_export(
     console.print(f"wrote {out}")
 
 
+def _craft_signature() -> inspect.Signature:
+    """``craft_cmd``'s parameters as typer reads them: ``--out`` and one option per field of :class:`CraftConfig`."""
+    out = inspect.signature(craft_cmd).parameters["out"]
+    return inspect.Signature([out.replace(kind=inspect.Parameter.KEYWORD_ONLY), *cli_parameters(CraftConfig)], return_annotation=None)
+
+
 def register(app: typer.Typer) -> None:
+    setattr(craft_cmd, "__signature__", _craft_signature())  # typer reads a function's __signature__
     app.command("craft")(craft_cmd)
     app.add_typer(models_app, name="models")

@@ -44,6 +44,7 @@ def fold_batchnorm(net: nn.Module) -> int:
             if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
                 fused = fuse_conv_bn_eval(conv, bn)
                 conv.weight = nn.Parameter(fused.weight.detach(), requires_grad=False)
+                assert fused.bias is not None  # fuse_conv_bn_eval always gives the fused conv a bias
                 conv.bias = nn.Parameter(fused.bias.detach(), requires_grad=False)
                 setattr(mod, bn_name, nn.Identity())
                 n += 1
@@ -76,7 +77,7 @@ def gradient_model(model: nn.Module, *, check: bool = True) -> nn.Module:
     padded = fold_same_padding(fast)
     for p in fast.parameters():
         p.requires_grad_(False)
-    fast = fast.to(memory_format=torch.channels_last)
+    fast = fast.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # Module.to takes memory_format at run time; torch's overloads omit it
     if check and (folded or padded):
         size = _input_size(model)
         if size is not None:
@@ -87,7 +88,7 @@ def gradient_model(model: nn.Module, *, check: bool = True) -> nn.Module:
                 err = (fast(x) - model(x)).abs().max().item()
             if err > 1e-3:
                 log.warning("folded model disagrees with the reference by %.2g; using a plain copy", err)
-                return copy.deepcopy(model).eval().to(memory_format=torch.channels_last)
+                return copy.deepcopy(model).eval().to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # Module.to takes memory_format at run time; torch's overloads omit it
     log.info("gradient model: %d batch norms and %d paddings folded, channels_last", folded, padded)
     return fast
 

@@ -1,153 +1,47 @@
 """The crafting job: photos in, a batch directory out.
 
 Resumable and atomic: clean PNGs and adversarial PNGs are written to temporary
-names and renamed, and ``batch.json`` is rewritten (atomically) after every
-mini-batch, so a kill at any moment leaves a consistent batch. Re-running the
-same command skips every item whose files exist with the recorded sha256.
+names and renamed, and each mini-batch's items are appended to the craft
+journal (:mod:`contracts.journal`, fsync'd) once their PNGs are on disk; the
+journal is folded into ``batch.json`` once, at the end (also after Ctrl-C), so
+bookkeeping grows linearly with the items and a kill at any moment leaves a
+consistent batch. Re-running the same command skips every item whose files
+exist with the recorded sha256. Under torchrun the work is shared between
+processes (:mod:`craft.distributed`).
 """
 
 from __future__ import annotations
 
 import io
-import json
 import logging
 import secrets
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 import numpy as np
 import torch
 from PIL import Image
 
-from contracts.classes import imagenet_names, parse_label
+from contracts.batchdir import MANIFEST, image_rel
+from contracts.classes import imagenet_names
 from contracts.errors import UserError
-from contracts.manifest import MANIFEST, Batch, ImageRecord, Item, Label, ModelRecord, SourceImage, load_batch, save_batch
+from contracts.journal import JournalWriter, journal_files
+from contracts.images import read_png_array
+from contracts.manifest import Batch, ImageRecord, Item, Label, ModelRecord, SourceImage, compact_batch, load_batch
 from contracts.paths import atomic_write_bytes, resolve_inside, sha256_bytes, sha256_file
-from contracts.profile import load_profile
-from craft.attacks import Attack, AttackSettings, AttackSpec, ItemRng, build_attack, least_likely, parse_spec
-from craft.ensemble import ENSEMBLE_MODES, Ensemble
+from craft.attacks import Attack, AttackSpec, ItemRng, build_attack, least_likely
+from craft.config import IDENTITY_KEYS, TARGET_MODES, CraftConfig
+from craft.distributed import Dist
+from craft.ensemble import Ensemble
 from craft.fastgrad import gradient_model
 from craft.images import SourcePhoto, find_photos, load_rgb
 from craft.zoo import get_entry, load_model, resolve_device, weights_sha256
 
 log = logging.getLogger(__name__)
-
-# Options that change what is produced; a resumed run must agree on all of them.
-# ``attacks`` is compared in canonical form (``--attack bim --eot`` is ``bim+eot``),
-# so the ``di``/``eot`` flags are not listed; ``channel`` is the resolved profile of EOT runs.
-IDENTITY_KEYS = (
-    "images", "limit", "source", "attacks", "eps", "seed", "target", "ensemble", "steps", "alpha", "momentum",
-    "random_start", "di_prob", "eot_samples", "profile", "channel", "repair_steps", "amp",
-)
-TARGET_MODES = ("ll", "random")
-
-
-@dataclass
-class CraftConfig:
-    """Every option of ``photoproof craft``, fully resolved."""
-
-    images: str = "samples"
-    limit: int | None = None
-    source: list[str] = field(default_factory=lambda: ["lite0"])
-    attacks: list[str] = field(default_factory=lambda: ["fgsm"])
-    eps: list[float] = field(default_factory=lambda: [16.0])
-    seed: int = 0
-    target: str | None = None
-    batch_size: int = 16
-    device: str = "auto"
-    ensemble: str = "logits"
-    steps: int | None = None
-    alpha: float | None = None
-    momentum: float | None = None
-    random_start: bool | None = None
-    di: bool = False
-    di_prob: float | None = None
-    eot: bool = False
-    eot_samples: int = 8
-    profile: str = "office-laser-webcam"
-    repair_steps: int = 10
-    amp: bool = False
-
-    def specs(self) -> list[AttackSpec]:
-        """The attacks in canonical form, the ``--di``/``--eot`` flags folded in, duplicates dropped."""
-        out: list[AttackSpec] = []
-        for a in self.attacks:
-            spec = parse_spec(a, di=self.di, eot=self.eot)
-            if spec not in out:
-                out.append(spec)
-        return out
-
-    def settings(self) -> AttackSettings:
-        return AttackSettings(
-            steps=self.steps, alpha=self.alpha, momentum=self.momentum, random_start=self.random_start,
-            di_prob=self.di_prob, eot_samples=self.eot_samples, profile=load_profile(self.profile),
-            repair_steps=self.repair_steps, amp=self.amp,
-        )
-
-    def target_class(self) -> int | None:
-        """The fixed target class of ``--target CLASS``; ``None`` for no target, ``ll`` or ``random``."""
-        if self.target is None or self.target in TARGET_MODES:
-            return None
-        return parse_label(self.target, where="--target")
-
-    def validate(self) -> None:
-        """Check every option; a bad one raises a one-line :class:`UserError` naming it."""
-        if not self.eps:
-            raise UserError("--eps: give at least one value")
-        for e in self.eps:
-            if not (1 <= e <= 255):
-                raise UserError(f"--eps {e:g}: must be in 1..255 (pixel units)")
-        if not self.attacks:
-            raise UserError("--attack: give at least one attack")
-        specs = self.specs()
-        if not self.source:
-            raise UserError("--source: give at least one model")
-        for s in self.source:
-            get_entry(s)
-        if len(set(self.source)) != len(self.source):
-            raise UserError(f"--source {','.join(self.source)}: a model is listed twice")
-        if self.ensemble not in ENSEMBLE_MODES:
-            raise UserError(f"--ensemble {self.ensemble!r}: choose {' or '.join(ENSEMBLE_MODES)}")
-        if self.limit is not None and self.limit < 1:
-            raise UserError(f"--limit {self.limit}: must be at least 1")
-        if self.batch_size < 1:
-            raise UserError(f"--batch-size {self.batch_size}: must be at least 1")
-        if self.steps is not None and self.steps < 1:
-            raise UserError(f"--steps {self.steps}: must be at least 1")
-        if self.alpha is not None and not (0 < self.alpha <= 255):
-            raise UserError(f"--alpha {self.alpha:g}: must be in (0, 255] (pixel units)")
-        if self.momentum is not None and self.momentum < 0:
-            raise UserError(f"--momentum {self.momentum:g}: must be >= 0")
-        if self.momentum is not None and not any(s.name == "mifgsm" for s in specs):
-            raise UserError("--momentum: only the mifgsm attack uses it; add --attack mifgsm or drop the option")
-        if self.random_start is not None and not any(s.name == "pgd" for s in specs):
-            raise UserError("--random-start/--no-random-start: only the pgd attack uses it")
-        if self.di_prob is not None and not (0 <= self.di_prob <= 1):
-            raise UserError(f"--di-prob {self.di_prob:g}: must be in 0..1")
-        if self.di_prob is not None and not any(s.di or s.name == "difgsm" for s in specs):
-            raise UserError("--di-prob: no attack uses input diversity; add --di or --attack difgsm")
-        if self.eot_samples < 1:
-            raise UserError(f"--eot-samples {self.eot_samples}: must be at least 1")
-        if self.repair_steps < 0:
-            raise UserError(f"--repair-steps {self.repair_steps}: must be >= 0")
-        load_profile(self.profile)
-        if self.target is not None:
-            self.target_class()
-            if any(s.name == "ll" for s in specs):
-                raise UserError("--target: the ll attack picks its own target (the least-likely class); use bim with --target ll")
-
-    def resolved(self) -> dict:  # type: ignore[type-arg]
-        """The config as recorded in ``batch.json``: attacks canonical, the EOT channel resolved."""
-        d = asdict(self)
-        specs = self.specs()
-        d["attacks"] = [s.label for s in specs]
-        d["channel"] = load_profile(self.profile).to_dict() if any(s.eot for s in specs) else None
-        return json.loads(json.dumps(d))
-
 
 def item_seed(seed: int, item_id: str) -> int:
     """The per-item seed recorded in the manifest: a stable mix of the run seed and the item id."""
@@ -160,16 +54,14 @@ def _png_bytes(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _read_png(path: Path) -> np.ndarray:
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
-
-
 class _Crafter:
-    def __init__(self, out: Path, cfg: CraftConfig, progress: Callable[[str, int], Callable[[int], None]] | None) -> None:
+    def __init__(
+        self, out: Path, cfg: CraftConfig, progress: Callable[[str, int], Callable[[int], None]] | None, dist: Dist = Dist()
+    ) -> None:
         self.out = out
         self.cfg = cfg
-        self.device = resolve_device(cfg.device)
+        self.dist = dist
+        self.device = resolve_device(dist.device(cfg.device))
         self.entries = [get_entry(s) for s in cfg.source]
         self.entry = self.entries[0]  # its input size is the size of every saved image
         self.progress = progress
@@ -198,12 +90,7 @@ class _Crafter:
         """Each source model's top-5 per image (images at the first model's size, resized for the others)."""
         x = self.to_tensor(arrays)
         logits = self.model.members(x) if isinstance(self.model, Ensemble) else [self.model(x)]
-        out: list[dict[str, list[list[float]]]] = [{} for _ in arrays]
-        for name, z in zip(self.cfg.source, logits):
-            p, i = z.float().softmax(dim=1).topk(5, dim=1)
-            for row, ii, pp in zip(out, i.tolist(), p.tolist()):
-                row[name] = [[int(c), round(float(q), 6)] for c, q in zip(ii, pp)]
-        return out
+        return top5_records(self.cfg.source, logits)
 
     @torch.inference_mode()
     def top1(self, arrays: list[np.ndarray]) -> list[int]:
@@ -221,15 +108,15 @@ class _Crafter:
         out: dict[str, tuple[np.ndarray, ImageRecord, Label, SourceImage]] = {}
         pending: list[tuple[SourcePhoto, np.ndarray, str, str]] = []
         for ph in photos:
-            rel = f"images/{ph.key}-clean.png"
+            rel = image_rel(f"{ph.key}-clean.png")
             path = resolve_inside(self.out, rel)
             prev = known.get(ph.file)
             if prev is not None and path.is_file() and sha256_file(path) == prev.clean.sha256:
-                out[ph.key] = (_read_png(path), prev.clean, prev.label, prev.source)
+                out[ph.key] = (read_png_array(path), prev.clean, prev.label, prev.source)
                 continue
             arr = self.entry.spec.resize_center_crop(load_rgb(ph))
             sha = self.write_png(rel, arr)
-            pending.append((ph, _read_png(path), rel, sha))
+            pending.append((ph, read_png_array(path), rel, sha))
         for start in range(0, len(pending), self.cfg.batch_size):
             chunk = pending[start : start + self.cfg.batch_size]
             arrays = [c[1] for c in chunk]
@@ -242,25 +129,52 @@ class _Crafter:
         return out
 
     def run(self, photos: list[SourcePhoto], batch: Batch) -> Batch:
+        """Craft this process's share of what ``batch`` lacks; items go to the journal as they finish.
+
+        ``batch`` holds only intact items (see :meth:`open`). Mini-batch ``k`` of the job
+        is this process's when ``self.dist.mine(k)`` (all of them in a one-process run).
+        """
         cleans = self.clean_images(photos, batch)
-        done = {it.id: it for it in batch.items if self._intact(it)}
-        batch.items = list(done.values())
-        save_batch(self.out, batch)
-        jobs = [(ph, s, e) for s in self.specs for e in self.cfg.eps for ph in photos if self.item_id(ph, s, e) not in done]
-        tick = self.progress("crafting", len(jobs)) if self.progress and jobs else (lambda n: None)
+        done = {it.id for it in batch.items}
+        chunks: list[tuple[AttackSpec, float, list[SourcePhoto]]] = []
         for spec in self.specs:
-            attack = build_attack(spec, self.settings)
             for eps in self.cfg.eps:
                 todo = [ph for ph in photos if self.item_id(ph, spec, eps) not in done]
-                for start in range(0, len(todo), self.cfg.batch_size):
-                    chunk = todo[start : start + self.cfg.batch_size]
-                    self.attack_chunk(chunk, cleans, spec, attack, eps, batch)
-                    save_batch(self.out, batch)
-                    tick(len(chunk))
-        order = [s.label for s in self.specs]
-        batch.items.sort(key=lambda it: (order.index(it.attack) if it.attack in order else len(order), self.cfg.eps.index(it.eps) if it.eps in self.cfg.eps else 0, it.id))
-        save_batch(self.out, batch)
+                chunks += [(spec, eps, todo[i : i + self.cfg.batch_size]) for i in range(0, len(todo), self.cfg.batch_size)]
+        mine = [c for k, c in enumerate(chunks) if self.dist.mine(k)]
+        total = sum(len(c[2]) for c in mine)
+        label = f"crafting (rank {self.dist.rank}'s share, {self.dist.world} processes)" if self.dist.active else "crafting"
+        tick = self.progress(label, total) if self.progress and total else (lambda n: None)
+        attacks = {spec: build_attack(spec, self.settings) for spec in self.specs}
+        with JournalWriter(self.out, self.dist.rank) as journal:
+            for spec, eps, chunk in mine:
+                n0 = len(batch.items)
+                self.attack_chunk(chunk, cleans, spec, attacks[spec], eps, batch)
+                journal.append(asdict(it) for it in batch.items[n0:])
+                tick(len(chunk))
         return batch
+
+    def open(self, resolved: dict[str, object]) -> None:
+        """Rank 0, before anyone crafts: create or resume the batch, keeping only intact items,
+        and fold any journal left by a killed run into ``batch.json``."""
+        if (self.out / MANIFEST).is_file():
+            folded = journal_files(self.out)
+            batch = load_batch(self.out)
+            batch.items = [it for it in batch.items if self._intact(it)]
+            log.info("resuming batch %s (%d items done)", batch.batch_id, len(batch.items))
+        else:
+            self.out.mkdir(parents=True, exist_ok=True)
+            stamp = datetime.now(timezone.utc).strftime("%Y%m%d")
+            batch, folded = Batch(batch_id=f"b{stamp}-{secrets.token_hex(4)}", config={}), []
+        batch.config = {**resolved, "device": str(self.device), "torch": torch.__version__}
+        batch.models = [
+            ModelRecord(e.name, e.arch, "source", weights_sha256(e.name), e.weights_package, e.spec.to_dict()) for e in self.entries
+        ]
+        compact_batch(self.out, batch, folded)
+
+    def finish(self) -> Batch:
+        """Rank 0, once every rank is done: fold the journals into ``batch.json``, items in job order."""
+        return fold_journal(self.out, [s.label for s in self.specs], self.cfg.eps)
 
     def targets(self, x: torch.Tensor, y: torch.Tensor, seeds: list[int]) -> torch.Tensor | None:
         """Per-image target classes of a targeted run (``--target``), else ``None``."""
@@ -271,9 +185,12 @@ class _Crafter:
             return least_likely(self.model, x)
         if mode == "random":
             return torch.tensor([random_target(s, int(t)) for s, t in zip(seeds, y.tolist())], device=x.device)
-        return torch.full_like(y, int(self.fixed_target))  # type: ignore[arg-type]
+        if self.fixed_target is None:  # CraftConfig.validate parsed --target into a class
+            raise RuntimeError(f"--target {mode!r} was not resolved to a class")
+        return torch.full_like(y, self.fixed_target)
 
-    def attack_chunk(self, chunk: list[SourcePhoto], cleans: dict, spec: AttackSpec, attack: Attack, eps: float, batch: Batch) -> None:  # type: ignore[type-arg]
+    def attack_chunk(self, chunk: list[SourcePhoto], cleans: dict[str, tuple[np.ndarray, ImageRecord, Label, SourceImage]], spec: AttackSpec,
+                     attack: Attack, eps: float, batch: Batch) -> None:
         ids = [self.item_id(ph, spec, eps) for ph in chunk]
         seeds = [item_seed(self.cfg.seed, i) for i in ids]
         x = self.to_tensor([cleans[ph.key][0] for ph in chunk])
@@ -283,9 +200,9 @@ class _Crafter:
         adv_np = res.adv.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         saved = []
         for item_id, arr in zip(ids, adv_np):
-            rel = f"images/{item_id}.png"
+            rel = image_rel(f"{item_id}.png")
             sha = self.write_png(rel, arr)
-            saved.append((rel, sha, _read_png(resolve_inside(self.out, rel))))
+            saved.append((rel, sha, read_png_array(resolve_inside(self.out, rel))))
         base = attack.params(eps)
         goal_labels = res.goal.labels.tolist()
         for i, (ph, item_id, s, (rel, sha, arr), t5) in enumerate(zip(chunk, ids, seeds, saved, self.top5([v[2] for v in saved]))):
@@ -315,6 +232,27 @@ class _Crafter:
         return True
 
 
+def top5_records(sources: list[str], logits: list[torch.Tensor]) -> list[dict[str, list[list[float]]]]:
+    """Per image, each source model's top-5 as recorded: ``{name: [[class, p], ...]}``, p to 6 places."""
+    out: list[dict[str, list[list[float]]]] = [{} for _ in range(len(logits[0]))]
+    for name, z in zip(sources, logits):
+        p, i = z.float().softmax(dim=1).topk(5, dim=1)
+        for row, ii, pp in zip(out, i.tolist(), p.tolist()):
+            row[name] = [[int(c), round(float(q), 6)] for c, q in zip(ii, pp)]
+    return out
+
+
+def fold_journal(out: Path, attack_order: list[str], eps: list[float]) -> Batch:
+    """Fold the journals into ``batch.json`` (one atomic write), items sorted by attack, ε and id."""
+    folded = journal_files(out)
+    batch = load_batch(out)
+    rank_a = {a: k for k, a in enumerate(attack_order)}
+    rank_e = {e: k for k, e in enumerate(eps)}
+    batch.items.sort(key=lambda it: (rank_a.get(it.attack, len(rank_a)), rank_e.get(it.eps, 0), it.id))
+    compact_batch(out, batch, folded)
+    return batch
+
+
 @lru_cache(maxsize=4)
 def _models(name: str, device: str) -> tuple[torch.nn.Module, torch.nn.Module]:
     """The reference model and its folded gradient copy, loaded once per process (both frozen)."""
@@ -338,7 +276,6 @@ def random_target(seed: int, label: int, classes: int = 1000) -> int:
 
 def craft_batch(out: Path, cfg: CraftConfig, progress: Callable[[str, int], Callable[[int], None]] | None = None) -> Batch:
     """Craft (or resume crafting) the batch in ``out`` and return its manifest."""
-    cfg.validate()
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a directory")
@@ -346,27 +283,40 @@ def craft_batch(out: Path, cfg: CraftConfig, progress: Callable[[str, int], Call
     if cfg.limit is not None:
         photos = photos[: cfg.limit]
     resolved = cfg.resolved()
-    if (out / MANIFEST).is_file():
+    dist = Dist.from_env()
+    if (out / MANIFEST).is_file():  # every rank checks before any writes, so all agree
+        _check_identity(out, resolved)
+    dist.start()
+    try:
+        crafter = _Crafter(out, cfg, progress, dist)
+        if dist.leader:
+            crafter.open(resolved)
+        dist.barrier()
         batch = load_batch(out)
-        defaults = CraftConfig().resolved()
-        old = {k: batch.config.get(k, defaults.get(k)) for k in IDENTITY_KEYS}
-        new = {k: resolved.get(k) for k in IDENTITY_KEYS}
-        if old != new:
-            diff = ", ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in IDENTITY_KEYS if old[k] != new[k])
-            raise UserError(f"{out}: holds a batch made with other options ({diff}); use a new --out directory")
-        log.info("resuming batch %s", batch.batch_id)
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d")
-        batch = Batch(batch_id=f"b{stamp}-{secrets.token_hex(4)}", config={})
-    crafter = _Crafter(out, cfg, progress)
-    batch.config = {**resolved, "device": str(crafter.device), "torch": torch.__version__}
-    batch.models = [
-        ModelRecord(e.name, e.arch, "source", weights_sha256(e.name), e.weights_package, e.spec.to_dict()) for e in crafter.entries
-    ]
-    torch.manual_seed(cfg.seed)
-    return crafter.run(photos, batch)
+        torch.manual_seed(cfg.seed)
+        if not dist.active:
+            try:
+                crafter.run(photos, batch)
+            finally:  # one process: fold in what is done, also after Ctrl-C or an error
+                batch = crafter.finish()
+            return batch
+        crafter.run(photos, batch)
+        dist.barrier()  # every rank's journal is complete
+        if dist.leader:
+            crafter.finish()
+        dist.barrier()
+        return load_batch(out)
+    finally:
+        dist.stop()
 
 
-def iter_items(batch: Batch, attack: str | None = None) -> Iterable[Item]:
-    return (it for it in batch.items if attack is None or it.attack == attack)
+def _check_identity(out: Path, resolved: dict[str, object]) -> None:
+    """Refuse to resume a batch made with other options (one line naming each difference)."""
+    batch = load_batch(out)
+    defaults = CraftConfig().resolved()
+    old = {k: batch.config.get(k, defaults.get(k)) for k in IDENTITY_KEYS}
+    new = {k: resolved.get(k) for k in IDENTITY_KEYS}
+    if old != new:
+        diff = ", ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in IDENTITY_KEYS if old[k] != new[k])
+        raise UserError(f"{out}: holds a batch made with other options ({diff}); use a new --out directory")
+

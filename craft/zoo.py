@@ -86,6 +86,9 @@ class Normalized(nn.Module):
     normalisation. Device and dtype follow the input.
     """
 
+    mean: torch.Tensor  # buffers, registered below
+    std: torch.Tensor
+
     def __init__(self, net: nn.Module, spec: PreprocessSpec) -> None:
         super().__init__()
         self.net = net
@@ -121,7 +124,7 @@ def load_model(name: str, device: torch.device | str = "cpu") -> Normalized:
     entry = get_entry(name)
     model = Normalized(load_net(name), entry.spec).eval().to(device)
     if torch.device(device).type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # Module.to takes memory_format at run time; torch's overloads omit it
     return model
 
 

@@ -30,8 +30,9 @@ def register(app: typer.Typer) -> None:
         model: Annotated[Optional[str], typer.Option("--model", help="With --camera: the target model, a zoo name (lite2) or an .onnx file.")] = None,
     ) -> None:
         """Lay the batch out on printable sheets: writes BATCH/sheets.pdf and BATCH/layout.json."""
+        from contracts.batchdir import LAYOUT, SHEETS_PDF
         from printouts.camera import parse_camera
-        from printouts.sheets import SHEETS_PDF, print_batch
+        from printouts.sheets import print_batch
 
         frame = parse_camera(camera) if camera is not None else None
         result = print_batch(batch, paper=paper, tile_mm=tile_mm, layout=layout, cover=cover, camera=frame, model=model)
@@ -42,7 +43,7 @@ def register(app: typer.Typer) -> None:
             f"wrote {escape(str(batch / SHEETS_PDF))}: {pages} page(s), {n_sheets} sheet(s) with {n_tiles} tiles of {result.tile_mm:g} mm "
             f"on {result.paper}, markers {result.aruco_dictionary}"
         )
-        console.print(f"wrote {escape(str(batch / 'layout.json'))}")
+        console.print(f"wrote {escape(str(batch / LAYOUT))}")
         if "camera" in result.extra:
             from printouts.camera import CameraPlan
 

@@ -6,18 +6,17 @@ and the renderer draws exactly those numbers, so the file and the PDF agree.
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from PIL import Image
-
 from contracts.errors import UserError
+from contracts.images import read_png
 from contracts.layout import Layout, Marker, Sheet, Tile
-from contracts.manifest import MANIFEST, Batch, Item, Role
+from contracts.batchdir import MANIFEST
+from contracts.manifest import Batch, Item, Role
 from contracts.paths import resolve_inside, sha256_bytes
 from printouts import geometry as geo
 from printouts import qr
@@ -35,33 +34,6 @@ RULER_Y_MM = 10.0  # ruler baseline below the top of the header band
 def roles_for(layout: str) -> tuple[Role, ...]:
     """The image roles printed by ``layout``."""
     return ("clean", "adv") if layout == "pairs" else ("adv",)
-
-
-def load_rgb(path: Path, data: bytes | None = None) -> Image.Image:
-    """Decode a PNG into an RGB image without changing any pixel value.
-
-    Grey and palette images are expanded to RGB exactly; an alpha channel is
-    accepted only when it is fully opaque.
-
-    Raises:
-        UserError: naming ``path`` when it is not a readable 8-bit PNG.
-    """
-    try:
-        with Image.open(io.BytesIO(data) if data is not None else path) as im:
-            fmt = im.format
-            im.load()
-            img = im.copy()
-    except (OSError, SyntaxError, ValueError) as e:
-        raise UserError(f"{path}: not a readable PNG ({e}); re-run 'photoproof craft' to rewrite it") from None
-    if fmt != "PNG":
-        raise UserError(f"{path}: is a {fmt} file, not a PNG; the printouts need the lossless PNGs that 'photoproof craft' writes")
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        alpha = img.convert("RGBA").getchannel("A")
-        if alpha.getextrema() != (255, 255):
-            raise UserError(f"{path}: has transparent pixels; save it as an opaque RGB PNG")
-    if img.mode not in ("RGB", "RGBA", "L", "LA", "P", "PA"):
-        raise UserError(f"{path}: PNG mode {img.mode} is not 8-bit RGB or grey; save it as an 8-bit RGB PNG")
-    return img if img.mode == "RGB" else img.convert("RGB")
 
 
 def check_images(batch_dir: Path, batch: Batch, roles: Sequence[Role]) -> dict[str, tuple[int, int]]:
@@ -90,7 +62,7 @@ def check_images(batch_dir: Path, batch: Batch, roles: Sequence[Role]) -> dict[s
                     f"{path}: its sha256 differs from the one in batch.json (item {it.id}); "
                     "the image changed after crafting, so its recorded predictions no longer hold: re-run 'photoproof craft'"
                 )
-            sizes[rec.path] = load_rgb(path, data).size
+            sizes[rec.path] = read_png(path, data).size
     return sizes
 
 

@@ -18,7 +18,9 @@ from pathlib import Path
 
 from reportlab.pdfgen.canvas import Canvas
 
+from contracts.batchdir import LAYOUT, SHEETS_PDF
 from contracts.errors import UserError
+from contracts.images import read_png
 from contracts.layout import Layout, Sheet, save_layout
 from contracts.manifest import Batch, Item, load_batch
 from contracts.paths import atomic_write_bytes, resolve_inside, sha256_bytes
@@ -28,12 +30,11 @@ from printouts.calibration import NOTE, draw_calibration, draw_ruler
 from printouts.cover import CoverInfo, draw_cover
 from printouts.markers import draw_marker, id_ranges
 from printouts.page import FONT, FONT_BOLD, PT_PER_MM, MmPage, fit_text, flate_only, text_width_mm
-from printouts.plan import RULER_X_MM, RULER_Y_MM, check_images, load_rgb, plan_layout, roles_for
+from printouts.plan import RULER_X_MM, RULER_Y_MM, check_images, plan_layout, roles_for
 from printouts.qr import draw_qr
 
 log = logging.getLogger(__name__)
 
-SHEETS_PDF = "sheets.pdf"
 CAPTION_PT = 6.0
 ROLE_NAMES = {"clean": "clean", "adv": "adversarial"}
 
@@ -88,7 +89,7 @@ def draw_sheet(page: MmPage, batch_dir: Path, batch: Batch, layout: Layout, inde
     _header(page, layout, sheet, index)
     items = {it.id: it for it in batch.items}
     for t in sheet.tiles:
-        img = load_rgb(resolve_inside(batch_dir, t.image))
+        img = read_png(resolve_inside(batch_dir, t.image))
         page.image(img, *t.box_mm)
         _caption(page, items[t.item], t.role, t.box_mm)
     draw_calibration(page, sheet.calibration, float(layout.extra["detail_pixel_mm"]))
@@ -181,5 +182,5 @@ def print_batch(
     plan.extra["sheets_pdf_sha256"] = sha256_bytes(pdf)
     atomic_write_bytes(batch_dir / SHEETS_PDF, pdf)
     save_layout(batch_dir, plan)
-    log.info("wrote %s (%d bytes) and layout.json in %.2f s", batch_dir / SHEETS_PDF, len(pdf), time.perf_counter() - t0)
+    log.info("wrote %s (%d bytes) and %s in %.2f s", batch_dir / SHEETS_PDF, len(pdf), LAYOUT, time.perf_counter() - t0)
     return plan

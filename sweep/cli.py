@@ -22,17 +22,18 @@ log = logging.getLogger(__name__)
 
 def _default_model(batch: Path) -> str:
     """The batch's first source model: batch.json holds its digital top-5, which the report's destruction rate needs."""
+    from contracts.batchdir import MANIFEST
     from contracts.manifest import load_batch
 
     models = load_batch(batch).model("source")
     if not models:
-        raise UserError(f"{batch / 'batch.json'}: names no source model; give --model NAME or FILE.onnx")
+        raise UserError(f"{batch / MANIFEST}: names no source model; give --model NAME or FILE.onnx")
     return models[0].name
 
 
 def _clean_table(out: Path, batch: Path, input_size: int) -> None:
     """Where the model stops recognising the clean images: clean top-1 per tile size and viewing angle."""
-    from analysis.stats import wilson
+    from contracts.intervals import wilson
     from sweep.run import clean_accuracy
 
     rows = clean_accuracy(out, batch)

@@ -25,17 +25,20 @@ import numpy as np
 from PIL import Image
 
 from channel import model as ch
+from channel.colour import srgb_encode
 from channel.resolution import photograph_tile
 from capture.classify import OnnxClassifier
+from capture.digital import classify_images, digital_top5
+from contracts.batchdir import capture_dbs
+from contracts.capturedb import open_db_readonly
 from contracts.errors import UserError
-from contracts.manifest import ROLES, Batch, load_batch
-from contracts.paths import atomic_write_json, resolve_inside
+from contracts.manifest import ROLES, load_batch
+from contracts.images import batch_images
 from contracts.profile import ChannelProfile, Printer
+from contracts.sweep import BASELINE, SweepRecord, read_sweep, sweep_path, write_sweep
 
 log = logging.getLogger(__name__)
 
-SWEEP = "sweep.json"
-SCHEMA, SCHEMA_VERSION = "photoproof.sweep", 1
 CHUNK = 64  # images classified per call
 _WHITE_PRINTER = Printer(paper_white=(1.0, 1.0, 1.0), ink_black=(0.0, 0.0, 0.0), gamut_compression=0.0, dot_gain=0.0)
 CAMERA_BLUR_PX = 0.6  # the camera blur of the resolution and angle transforms (as bench/gates.py)
@@ -103,12 +106,6 @@ def check_transforms(transforms: list[str] | None) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def srgb_encode(lin: np.ndarray) -> np.ndarray:
-    """Linear 0..1 to sRGB-encoded 0..1 (IEC 61966-2-1), the inverse of ``channel.srgb_decode``."""
-    lin = np.clip(lin, 0.0, 1.0)
-    return np.where(lin <= 0.0031308, 12.92 * lin, 1.055 * np.power(lin, 1.0 / 2.4) - 0.055)
-
-
 def _u8(x: np.ndarray) -> np.ndarray:
     return np.clip(np.round(x), 0, 255).astype(np.uint8)
 
@@ -153,56 +150,31 @@ def apply_transform(name: str, strength: float, img: np.ndarray, z: np.ndarray |
         H = ch.tile_homography(_neutral_params(tilt_deg=strength, tilt_axis_deg=axis_deg), size, _TILE_PROFILE)
         return cv2.warpPerspective(img, H, (img.shape[1], size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(255, 255, 255))
     if name in ("tone", "dotgain"):
-        key = "tone_gamma" if name == "tone" else "dot_gain"
-        printer = replace(_WHITE_PRINTER, **{key: float(strength)})
+        printer = replace(_WHITE_PRINTER, tone_gamma=float(strength)) if name == "tone" else replace(_WHITE_PRINTER, dot_gain=float(strength))
         return _u8(255.0 * srgb_encode(ch.print_page(img, printer)))
     raise UserError(f"--transforms: unknown transform {name!r}; choose from {', '.join(TRANSFORMS)}")
 
 
-def _load_images(batch_dir: Path, batch: Batch) -> list[tuple[str, str, np.ndarray]]:
-    out = []
-    for it in batch.items:
-        for role in ROLES:
-            path = resolve_inside(batch_dir, it.image(role).path)
-            try:
-                with Image.open(path) as im:
-                    out.append((it.id, role, np.asarray(im.convert("RGB"), dtype=np.uint8).copy()))
-            except (OSError, ValueError) as e:
-                raise UserError(f"{path}: cannot read the {role} PNG of item {it.id} ({e}); re-run 'photoproof craft'") from None
-    return out
+def _row(transform: str, strength: float, item: str, role: str, model: str, ids: np.ndarray, probs: np.ndarray) -> SweepRecord:
+    return SweepRecord(transform, strength, item, role, tuple(int(i) for i in ids), tuple(float(p) for p in probs), model)
 
 
-def _classify(clf: OnnxClassifier, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Top-5 of ``images`` (any square size), resized and centre-cropped per the model's spec, in chunks."""
-    ids, probs = [], []
-    for i in range(0, len(images), CHUNK):
-        batch = np.stack([clf.spec.resize_center_crop(im) for im in images[i:i + CHUNK]])
-        a, b = clf.classify(batch)
-        ids.append(a)
-        probs.append(b)
-    return np.concatenate(ids), np.concatenate(probs)
-
-
-def _row(transform: str, strength: float, item: str, role: str, model: str, ids: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
-    return {"transform": transform, "strength": strength, "item_id": item, "role": role, "model": model, "top1": int(ids[0]),
-            "top5_ids": [int(i) for i in ids], "top5_probs": [round(float(p), 6) for p in probs]}
-
-
-def _kept_rows(path: Path, sha256: str, seed: int, redo: set[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _kept_rows(batch_dir: Path, sha256: str, seed: int, redo: set[str]) -> tuple[list[SweepRecord], dict[str, Any]]:
     """Rows and grids of an earlier sweep of the same model and seed, for transforms not run again."""
-
-    if not path.is_file():
-        return [], {}
     try:
-        old = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        log.warning("%s: unreadable; replacing it", path)
+        old = read_sweep(batch_dir)
+    except UserError as e:
+        log.warning("%s; replacing it", e)
         return [], {}
-    if not isinstance(old, dict) or old.get("model", {}).get("sha256") != sha256 or old.get("seed") != seed:
-        log.warning("%s: an earlier sweep of another model or seed; replacing it", path)
+    if old is None:
         return [], {}
-    grids = {k: v for k, v in old.get("transforms", {}).items() if k not in redo}
-    return [r for r in old.get("rows", []) if r.get("transform") in grids], grids
+    model = old.header.get("model")
+    if not isinstance(model, dict) or model.get("sha256") != sha256 or old.header.get("seed") != seed:
+        log.warning("%s: an earlier sweep of another model or seed; replacing it", sweep_path(batch_dir))
+        return [], {}
+    transforms = old.header.get("transforms")
+    grids = {k: v for k, v in (transforms if isinstance(transforms, dict) else {}).items() if k not in redo}
+    return [r for r in old.rows if r.transform in grids], grids
 
 
 def run_sweep(batch_dir: Path, model_path: Path, transforms: list[str] | None = None, steps: int = 6, seed: int = 0,
@@ -227,7 +199,7 @@ def run_sweep(batch_dir: Path, model_path: Path, transforms: list[str] | None = 
         raise UserError(f"--steps: expected 2..50 strengths per transform, got {steps}")
     batch = load_batch(batch_dir)
     clf = classifier or OnnxClassifier(Path(model_path))
-    images = _load_images(batch_dir, batch)
+    images = list(batch_images(batch_dir, batch))
     index = {it.id: k for k, it in enumerate(batch.items)}
     rng = np.random.default_rng([int(seed), 0])
     axes = {it.id: float(a) for it, a in zip(batch.items, rng.uniform(0.0, 360.0, len(batch.items)))}
@@ -239,12 +211,8 @@ def run_sweep(batch_dir: Path, model_path: Path, transforms: list[str] | None = 
             fields[key] = np.random.default_rng([int(seed), 1, index[item]]).standard_normal(shape, dtype=np.float32)
         return fields[key]
 
-    ids, probs = _classify(clf, [im for _, _, im in images])
-    digital = [_row("none", 0.0, item, role, clf.name, ids[k], probs[k]) for k, (item, role, _) in enumerate(images)]
-    for d in digital:
-        del d["transform"], d["strength"]
-    out = batch_dir / SWEEP
-    rows, grids = _kept_rows(out, clf.sha256, int(seed), set(names))
+    digital = [_row(BASELINE, 0.0, item, role, clf.name, ids, probs) for item, role, ids, probs in digital_top5(batch_dir, batch, clf, CHUNK, images)]
+    rows, grids = _kept_rows(batch_dir, clf.sha256, int(seed), set(names))
     for name in names:
         tr = TRANSFORMS[name]
         grid = tr.grid(int(steps))
@@ -252,20 +220,19 @@ def run_sweep(batch_dir: Path, model_path: Path, transforms: list[str] | None = 
         jobs = [(s, item, role, im) for s in grid for item, role, im in images]
         outs = [apply_transform(name, s, im, z_for(item, im.shape) if name == "noise" else None, axes[item], clf.spec.input_size)
                 for s, item, role, im in jobs]
-        ids, probs = _classify(clf, outs)
+        ids, probs = classify_images(clf, outs, CHUNK)
         rows += [_row(name, s, item, role, clf.name, ids[k], probs[k]) for k, (s, item, role, _) in enumerate(jobs)]
         log.info("sweep %s: %d strengths x %d images", name, len(grid), len(images))
-    doc = {
-        "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "batch_id": batch.batch_id,
+    header = {
+        "batch_id": batch.batch_id,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "model": {"name": clf.name, "file": clf.path.name, "sha256": clf.sha256, "input_size": clf.spec.input_size},
         "seed": int(seed), "steps": int(steps), "transforms": grids,
         "applied_at": "the PNG's own resolution, before the model's resize and centre crop (resolution and angle: at the "
                       "camera's pixel grid, output at the model's input size)",
         "reference": "Kurakin, Goodfellow & Bengio 2016, sec. 4, https://arxiv.org/abs/1607.02533",
-        "digital": digital, "rows": rows,
     }
-    atomic_write_json(out, doc)
+    out = write_sweep(batch_dir, header, digital, rows)
     log.info("wrote %s: %d rows in %.1f s", out, len(rows), time.perf_counter() - t0)
     return out
 
@@ -276,16 +243,18 @@ def digital_baseline_known(batch_dir: Path, model: str) -> bool:
     batch = load_batch(Path(batch_dir))
     if batch.items and all(model in it.image(r).top5 for it in batch.items for r in ROLES):
         return True
-    for db in sorted((Path(batch_dir) / "captures").glob("*.sqlite")):
+    for db in capture_dbs(batch_dir):
         try:
-            con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-            try:
-                if con.execute("SELECT 1 FROM sessions WHERE model=? LIMIT 1", (model,)).fetchone():
-                    return True
-            finally:
-                con.close()
+            con = open_db_readonly(db)
+        except UserError:
+            continue  # the report names it; here it only cannot help
+        try:
+            if con.execute("SELECT 1 FROM sessions WHERE model=? LIMIT 1", (model,)).fetchone():
+                return True
         except sqlite3.DatabaseError:
             continue
+        finally:
+            con.close()
     return False
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from analysis.load import Pred, load_input
 from analysis.metrics import ItemData, correct, digital_counts, photo_counts, prefiltered, succeeded, transfer_counts, vote
-from analysis.stats import Rate, bootstrap_weights, rate_from_counts, ratio, wilson
+from analysis.stats import Rate, bootstrap_ratio, bootstrap_weights, rate_from_counts, ratio, wilson
 from analysis.summary import compute_summary, find
 from analysis.tables import fmt_rate
 from contracts.capturedb import create_db, encode_top5
@@ -97,8 +97,11 @@ def test_rate_uses_wilson_for_one_unit_per_item_and_bootstrap_for_frames() -> No
 def test_bootstrap_resamples_items_not_frames() -> None:
     # Every item has the same per-item ratio: resampling items cannot move it.
     counts = [(1, 2), (5, 10), (25, 50)]
+    boot = bootstrap_ratio(np.array([c[0] for c in counts]), np.array([c[1] for c in counts]), bootstrap_weights(3, 0, "k", 300))
+    assert boot == pytest.approx((0.5, 0.5))
+    # ...but the reported interval never collapses to a point: it is widened to the Wilson interval on the effective n
     r = rate_from_counts(counts, bootstrap_weights(3, 0, "k", 300))
-    assert r.lo == pytest.approx(0.5) and r.hi == pytest.approx(0.5)
+    assert r.lo < 0.5 < r.hi and (r.lo, r.hi) == pytest.approx(wilson(31, 62))  # type: ignore[operator]
     # One item with 100 frames: the interval is as wide as one item's worth, not 100 frames' worth.
     counts = [(100, 100), (0, 1), (1, 1), (0, 1)]
     r = rate_from_counts(counts, bootstrap_weights(4, 0, "k", 2000))

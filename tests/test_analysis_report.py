@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from analysis.cli import register
 from analysis.report import build_report, make_report
 from analysis.synthetic import Odds, write_capture_db
-from conftest import make_synthetic_batch
+from testkit.batch import write_batch
 from contracts.errors import UserError
 from contracts.manifest import load_batch, save_batch
 
@@ -36,7 +36,7 @@ METRIC_FILTER = {  # the digital condition of each frame/tile metric, in SQL ove
 def batch_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """12 items at two ε (one targeted), two sessions, crops for every good adversarial observation, a sweep."""
     d = tmp_path_factory.mktemp("report") / "batch"
-    b = make_synthetic_batch(d, n_items=12, size=48)
+    b = write_batch(d, n_items=12, size=48)
     for i, it in enumerate(b.items):
         if i >= 6:
             it.eps = 8.0

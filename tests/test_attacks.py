@@ -14,6 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from contracts.errors import UserError
+from contracts.profile import load_profile
+from testkit.toys import ConvToy
 from craft.attacks import (
     ALIASES, ATTACKS, BIM, DIFGSM, FGSM, MIFGSM, PGD, Attack, AttackSpec, DiverseInputs, Goal, ItemRng, LeastLikely,
     ascent_gradient, build_attack, kurakin_steps, parse_spec,
@@ -24,26 +26,6 @@ from craft.job import CraftConfig, item_id, random_target
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-class ConvToy(nn.Module):
-    """A frozen random conv net for any image size: conv, tanh, global mean, linear (10 classes)."""
-
-    def __init__(self, seed: int = 0) -> None:
-        super().__init__()
-        g = torch.Generator().manual_seed(seed)
-        self.conv = nn.Conv2d(3, 16, 3, padding=1)
-        self.fc = nn.Linear(16, 10)
-        with torch.no_grad():
-            self.conv.weight.copy_(torch.randn(self.conv.weight.shape, generator=g) / 3)
-            self.conv.bias.zero_()
-            self.fc.weight.copy_(torch.randn(self.fc.weight.shape, generator=g))
-            self.fc.bias.zero_()
-        for p in self.parameters():
-            p.requires_grad_(False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.tanh(self.conv((x - 127.5) / 64)).mean(dim=(2, 3))) * 4
 
 
 @pytest.fixture
@@ -304,8 +286,8 @@ def test_targeted_item_ids_are_distinct_and_random_targets_avoid_the_label() -> 
     ids=lambda v: v if isinstance(v, str) else "-".join(f"{k}={v}" for k, v in v.items()),
 )
 def test_bad_options_are_one_line_errors_naming_the_option(kw: dict, needle: str) -> None:  # type: ignore[type-arg]
-    with pytest.raises(UserError) as e:
-        CraftConfig(**kw).validate()
+    with pytest.raises(UserError) as e:  # the profile is loaded at the CLI edge, as 'photoproof craft' does
+        CraftConfig(**{k: load_profile(v) if k == "profile" else v for k, v in kw.items()})
     assert needle in str(e.value) and "\n" not in str(e.value)
 
 

@@ -13,7 +13,8 @@ from contracts.manifest import load_batch
 from contracts.profile import load_profile
 from craft.attacks import EOT, AttackSettings, ItemRng, ascent_gradient, build_attack, parse_spec
 from craft.job import CraftConfig, craft_batch
-from test_attacks import ConvToy
+from craft.options import from_cli
+from testkit.toys import ConvToy
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -27,7 +28,7 @@ def small() -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
 
 def test_eot_gradient_is_the_mean_of_the_sampled_transforms_gradients(small) -> None:  # type: ignore[no-untyped-def]
     model, x, y = small
-    eot = EOT("office-laser-webcam", samples=3)
+    eot = EOT(load_profile("office-laser-webcam"), samples=3)
     got = ascent_gradient(model, x, y, False, eot, ItemRng.from_seeds([1, 2, 3]))
     params = eot.sample(x, ItemRng.from_seeds([1, 2, 3]))  # the same draws, replayed
     twin = eot.twin(16)
@@ -57,7 +58,7 @@ def test_eot_is_deterministic_for_a_seed(small) -> None:  # type: ignore[no-unty
 
 def test_eot_samples_come_from_each_items_generator(small) -> None:  # type: ignore[no-untyped-def]
     _, x, _ = small
-    eot = EOT("office-laser-webcam", samples=4)
+    eot = EOT(load_profile("office-laser-webcam"), samples=4)
     whole = eot.sample(x, ItemRng.from_seeds([4, 5, 6]))
     alone = eot.sample(x[1:2], ItemRng.from_seeds([5]))
     assert torch.equal(whole.tilt_deg[4:8], alone.tilt_deg) and torch.equal(whole.noise_seed[4:8], alone.noise_seed)
@@ -76,10 +77,12 @@ def test_eot_combines_with_other_attacks(small) -> None:  # type: ignore[no-unty
 
 
 def test_eot_profile_comes_from_the_channel_profile(tmp_path: Path) -> None:
-    eot = EOT("harsh", samples=1)
-    assert eot.profile == load_profile("harsh")
+    assert EOT(load_profile("harsh"), samples=1).profile == load_profile("harsh")
+    assert EOT(samples=1).profile == load_profile("office-laser-webcam")  # the default preset
     with pytest.raises(UserError, match="--profile"):
-        CraftConfig(attacks=["eot"], profile="no-such-preset").validate()
+        from_cli(CraftConfig, {"attacks": "eot", "profile": "no-such-preset"})  # the name is parsed at the CLI edge, once
+    with pytest.raises(TypeError, match="ChannelProfile"):
+        CraftConfig(attacks=["eot"], profile="harsh")  # type: ignore[arg-type]  # a name never reaches the library
 
 
 def test_eot_run_records_the_channel_and_refuses_another_profile(tmp_path: Path) -> None:
@@ -90,4 +93,4 @@ def test_eot_run_records_the_channel_and_refuses_another_profile(tmp_path: Path)
     assert it.params["eot"] == {"samples": 2, "profile": "office-laser-webcam"}
     assert load_batch(tmp_path / "b").config["channel"]["name"] == "office-laser-webcam"
     with pytest.raises(UserError, match="other options"):
-        craft_batch(tmp_path / "b", CraftConfig(**{**cfg, "profile": "harsh"}))  # type: ignore[arg-type]
+        craft_batch(tmp_path / "b", CraftConfig(**{**cfg, "profile": load_profile("harsh")}))  # type: ignore[arg-type]

@@ -30,15 +30,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import make_synthetic_batch
+from testkit.batch import write_batch
 
-from channel.calibrate import PATCH_EVERY, calibrate
+from channel.calibrate import calibrate
+from contracts.strip import PATCH_EVERY
 from capture.session import run_capture
 from channel.simulate import SimulatedCamera
 from contracts.errors import UserError
 from contracts.profile import ChannelProfile, load_profile, parse_profile
 from printouts.sheets import print_batch
-from tests.capture_helpers import tiny_classifier
+from testkit.scenes import tiny_classifier
 
 FRAMES = 30
 
@@ -70,7 +71,7 @@ def _capture(batch_dir: Path, model: Path, profile: ChannelProfile, session: str
 @pytest.fixture(scope="module")
 def captured(tmp_path_factory: pytest.TempPathFactory) -> Captured:
     d = tmp_path_factory.mktemp("cal") / "batch"
-    make_synthetic_batch(d, n_items=3, size=64)
+    write_batch(d, n_items=3, size=64)
     print_batch(d, paper="a4", tile_mm=60.0, layout="pairs", cover=False)  # one sheet with its calibration strip
     model = tiny_classifier(d.parent / "tiny.onnx", size=48)
     prof = known_profile()
@@ -91,6 +92,9 @@ def test_capture_measures_the_strip_every_5th_frame(captured: Captured) -> None:
     per = con.execute("SELECT COUNT(*) FROM patches GROUP BY frame_idx").fetchall()
     con.close()
     assert frames == list(range(0, FRAMES, PATCH_EVERY))
+    con = sqlite3.connect(captured.batch_dir / "captures" / "known.sqlite")
+    assert con.execute("SELECT profile, seed FROM sessions").fetchall() == [(captured.profile.name, 1)]  # carried by the camera
+    con.close()
     assert {n for (n,) in per} == {19}  # 11 greys and 8 colours; detail patches are not measured
     assert len(blur) == len(frames) and all(s is not None and n >= 2 and (w, h) == (1280, 720) for s, n, w, h in blur)
 

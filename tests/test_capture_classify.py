@@ -10,7 +10,7 @@ import pytest
 from capture.classify import CPU, OnnxClassifier, default_providers, foreign_spec, load_labels
 from contracts.errors import UserError
 from contracts.preprocess import PreprocessSpec
-from tests.capture_helpers import identity_model, tiny_classifier
+from testkit.scenes import identity_model, tiny_classifier
 
 
 def _crops(n: int, size: int, seed: int = 0) -> np.ndarray:

@@ -24,7 +24,7 @@ from contracts.layout import Layout
 from contracts.profile import load_profile
 from printouts.markers import marker_id_offset
 from printouts.sheets import print_batch
-from tests.capture_helpers import (
+from testkit.scenes import (
     compose_frame, make_layout, pose_homography, reference_crop, render_pdf_page, render_sheet, scene, tiny_classifier, view_angle,
 )
 
@@ -83,8 +83,8 @@ def test_all_tiles_recovered_under_perspective_blur_and_noise(batch: Path, tilt:
     for c in crops:
         assert c.crop_rgb.shape == (SIZE, SIZE, 3) and c.crop_rgb.dtype == np.uint8
         x, y, w, h = c.tile.box_mm
-        assert abs(c.angle_deg - view_angle(sc.H[sheet.sheet_id], (x + w / 2, y + h / 2))) < 3.0
-        assert c.tile_px > 40 and c.sharpness > 0 and 0 <= c.clipped < 0.05 and c.good
+        assert abs(c.quality.angle_deg - view_angle(sc.H[sheet.sheet_id], (x + w / 2, y + h / 2))) < 3.0
+        assert c.quality.tile_px > 40 and c.quality.sharpness > 0 and 0 <= c.quality.clipped < 0.05 and c.good
 
 
 def test_one_corner_marker_covered(batch: Path) -> None:
@@ -197,17 +197,17 @@ def test_quality_gates_flag_blurred_small_and_oblique_tiles(batch: Path) -> None
     sharp, blurred = crops(fill=0.9), crops(fill=0.9, blur=2.2)
     assert sharp.keys() == blurred.keys() and len(sharp) == len(sheet.tiles)
     def own(t: TileCrop) -> list[str]:  # the tile's own verdict, before its pair is judged together
-        return gates.failures(TileQuality(t.sharpness, t.tile_px, t.angle_deg, t.clipped), t.reproj_px)
+        return gates.failures(t.quality, t.reproj_px)
 
     for key, c in sharp.items():
-        assert blurred[key].sharpness < c.sharpness
+        assert blurred[key].quality.sharpness < c.quality.sharpness
         assert c.good == sharp[(key[0], "clean")].good and not blurred[key].good  # pairs are judged together
         if key[1] == "adv":  # the high-frequency perturbation is what blur erases
             assert not own(c) and own(blurred[key]) == ["sharpness"]
     small = crops(fill=0.45)
-    assert all(c.tile_px < 90 and not c.good for c in small.values())
+    assert all(c.quality.tile_px < 90 and not c.good for c in small.values())
     oblique = crops(fill=0.9, tilt_deg=55)
-    assert all(c.angle_deg > 40 and not c.good for c in oblique.values())
+    assert all(c.quality.angle_deg > 40 and not c.good for c in oblique.values())
 
 
 def test_unknown_aruco_dictionary_is_a_user_error() -> None:

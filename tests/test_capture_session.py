@@ -29,8 +29,8 @@ from contracts.capturedb import open_db_readonly
 from contracts.errors import UserError
 from contracts.manifest import load_batch
 from contracts.paths import sha256_file
-from tests.capture_helpers import make_layout, scene, tiny_classifier
-from tests.test_capture_sources import MjpegServer
+from testkit.scenes import make_layout, scene, tiny_classifier
+from testkit.streams import MjpegServer
 
 ROOT = Path(__file__).resolve().parents[1]
 GATES = QualityGates(min_sharpness=1, min_tile_px=40)

@@ -8,22 +8,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "app.py"), *args], capture_output=True, text=True, cwd=cwd or ROOT, timeout=300
-    )
-
-
-def assert_one_line_error(r: subprocess.CompletedProcess[str], *needles: str) -> None:
-    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
-    assert "Traceback" not in r.stderr + r.stdout
-    lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1, r.stderr
-    for n in needles:
-        assert n in lines[0], lines[0]
+from testkit.cli import ROOT, assert_one_line_error, run_cli
 
 
 def test_help_lists_every_stage() -> None:
@@ -87,10 +72,10 @@ def test_missing_batch_for_later_stages(tmp_path: Path) -> None:
 def test_manifest_path_escaping_the_batch_is_rejected(tmp_path: Path) -> None:
     import json
 
-    from conftest import make_synthetic_batch
+    from testkit.batch import write_batch
 
     b = tmp_path / "b"
-    make_synthetic_batch(b, n_items=1)
+    write_batch(b, n_items=1)
     m = json.loads((b / "batch.json").read_text())
     m["items"][0]["adv"]["path"] = "../../etc/passwd"
     (b / "batch.json").write_text(json.dumps(m))
@@ -108,7 +93,7 @@ def test_ctrl_c_leaves_a_consistent_batch_that_resumes(tmp_path: Path) -> None:
     manifest = out / "batch.json"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
-        if manifest.is_file() and json.loads(manifest.read_text())["items"]:
+        if any(p.stat().st_size for p in (out / "journal").glob("*.jsonl")):  # an item is done
             break
         time.sleep(0.2)
     assert proc.poll() is None, "crafting finished before it could be interrupted"
@@ -117,7 +102,8 @@ def test_ctrl_c_leaves_a_consistent_batch_that_resumes(tmp_path: Path) -> None:
     assert proc.returncode == 130 and "Traceback" not in err
     assert "re-run the same command to resume" in err
     done = json.loads(manifest.read_text())["items"]
-    assert 1 <= len(done) < 5
+    assert 1 <= len(done) < 5, "Ctrl-C folds the finished items into batch.json"
+    assert not (out / "journal").exists(), "the journal was folded in and removed"
     assert not [p for p in (out / "images").iterdir() if p.name.startswith(".")], "a temporary file was left behind"
     r = run_cli(*args)
     assert r.returncode == 0, r.stderr

@@ -27,6 +27,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert str(out / "report" / "index.html") in r.stdout.replace("\n", "")
+    (out.parent / "stdout.txt").write_text(r.stdout, encoding="utf-8")
     return out
 
 
@@ -45,6 +46,22 @@ def test_demo_writes_every_stage(demo: Path) -> None:
         assert (demo / rel).is_file(), rel
     batch = json.loads((demo / "batch.json").read_text())
     assert len(batch["items"]) == 4 and {i["attack"] for i in batch["items"]} == {"fgsm"}
+
+
+def test_demo_ends_with_the_channel_check_and_the_key_figures(demo: Path) -> None:
+    out = (demo.parent / "stdout.txt").read_text(encoding="utf-8")
+    tail = out[out.rindex("report written to"):]
+    assert f"Channel check, session {SESSION} (lite2):" in tail
+    verdict = json.loads((demo / "report" / "report.json").read_text())["channel_check"]["sessions"][SESSION]["verdict"]
+    assert verdict in ("ok", "camera-limited", "inconclusive")
+    if verdict != "ok":  # a demo whose camera drowns the attack must say so
+        assert "warning:" in tail and "what to do:" in tail
+    line = next(ln for ln in tail.splitlines() if ln.startswith(f"{SESSION} · lite2 · fgsm ε=16"))
+    for words in ("clean photographed", "adversarial photographed", "paired survival", "destruction"):
+        assert words in line
+    assert line.count("n=") >= 4
+    head = json.loads((demo / "report" / "headline.json").read_text())
+    assert {"channel_check", "clean_photo_tile", "adv_photo_tile", "paired_survival_tile", "transfer"} <= set(head["columns"])
 
 
 def test_capture_recovered_every_tile(demo: Path) -> None:

@@ -112,7 +112,7 @@ def test_gates_reject_undersized_tiles(tmp_path: Path) -> None:
     office = load_profile("office-laser-webcam")  # 720p
     far = crops(tmp_path, framed(office, (0.55, 0.6)), gates)
     assert far and all(c.tile_px < 195 and "size" in c.fail and not c.good for c in far)
-    from capture.session import gate_hint
+    from capture.feedback import gate_hint
 
     assert gate_hint(far, gates).endswith("px, lite2 needs >= 195: move closer or print bigger tiles")
     # the same sheet at 2560x1440 filling the frame gives tiles the gate accepts

@@ -18,7 +18,7 @@ import numpy as np
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 import pytest
-from conftest import make_synthetic_batch
+from testkit.batch import write_batch
 from PIL import Image
 
 from contracts.layout import Layout, load_layout
@@ -71,7 +71,7 @@ class Printed:
 def printed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Printed:
     paper, layout, size = request.param
     d = tmp_path_factory.mktemp(f"{paper}-{layout}") / "batch"
-    make_synthetic_batch(d, n_items=4, size=size, batch_id="btest-print")
+    write_batch(d, n_items=4, size=size, batch_id="btest-print")
     frame_images(d)
     lay = print_batch(d, paper=paper, tile_mm=60.0, layout=layout, cover=True)
     return Printed(d, lay, paper, pdfium.PdfDocument(str(d / "sheets.pdf")))

@@ -19,7 +19,7 @@ from contracts.frames import FrameSource
 from contracts.errors import UserError
 from contracts.layout import Layout
 from contracts.profile import load_profile
-from sim_helpers import SIZE_MM, make_sim_batch
+from testkit.sim import SIZE_MM, make_sim_batch
 
 MILD = "office-laser-webcam"
 

@@ -20,8 +20,8 @@ from sweep.run import RESAMPLED, DEFAULT_TRANSFORMS, TRANSFORMS, apply_transform
 from sweep.cli import register
 from contracts.errors import UserError
 from contracts.manifest import load_batch
-from sim_helpers import make_test_card
-from tests.capture_helpers import tiny_classifier
+from testkit.sim import make_test_card
+from testkit.scenes import tiny_classifier
 
 ROOT = Path(__file__).resolve().parents[1]
 

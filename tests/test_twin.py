@@ -16,7 +16,7 @@ import torch
 from channel import model as ch
 from contracts.profile import PRESETS, load_profile
 from channel.twin import STAGES, ChannelTwin, params_from_channel
-from sim_helpers import make_test_card
+from testkit.sim import make_test_card
 
 BOUND_NO_JPEG = 1.0  # in 0..255 pixel units
 BOUND_JPEG = 3.0

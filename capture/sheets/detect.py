@@ -347,6 +347,5 @@ class SheetDetector:
         fail = self.gates.failures(q, hit.reproj_px)
         return TileCrop(
             tile=tile, sheet_id=hit.sheet.sheet_id, crop_rgb=rgb, quad_px=quad,
-            sharpness=q.sharpness, tile_px=q.tile_px, angle_deg=q.angle_deg, clipped=q.clipped,
-            good=not fail, reproj_px=hit.reproj_px, fail=fail,
+            quality=q, good=not fail, reproj_px=hit.reproj_px, fail=fail,
         )

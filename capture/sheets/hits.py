@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from capture.sheets.quality import TileQuality
 from contracts.layout import Sheet, Tile
 
 
@@ -34,16 +35,13 @@ class SheetHit:
 
 @dataclass
 class TileCrop:
-    """One tile cut out of a frame, with its quality metrics (see ``capture.sheets.quality``)."""
+    """One tile cut out of a frame, with its quality (``capture.sheets.quality``) and whether it passed the gates."""
 
     tile: Tile
     sheet_id: str
     crop_rgb: np.ndarray  # S x S x 3 uint8 RGB
     quad_px: np.ndarray  # 4 x 2 frame pixels, TL TR BR BL
-    sharpness: float
-    tile_px: float
-    angle_deg: float
-    clipped: float
+    quality: TileQuality
     good: bool
     reproj_px: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)

@@ -1,6 +1,7 @@
 """Measure the calibration strip while capturing, for ``photoproof calibrate``.
 
-Called by the capture loop every ``PATCH_EVERY``-th frame: for every detected
+Called by the capture loop every ``PATCH_EVERY``-th frame (the protocol's constants are in
+:mod:`contracts.strip`): for every detected
 sheet, the mean and standard deviation of each grey and colour patch over the
 central half of the patch (raw frame pixels, a plane removed, no resampling),
 and the Gaussian blur sigma of the sheet's black-to-white edges from an
@@ -21,17 +22,10 @@ import numpy as np
 
 from capture.sheets.detect import SheetHit
 from contracts.layout import Patch, Sheet
+from contracts.strip import BT601, CAPTION_MM, EDGE_MM, END_MM, ESF_GAMMA, INSET, MIN_EDGE_MM, PATCH_EVERY
 
 log = logging.getLogger(__name__)
 
-PATCH_EVERY = 5  # measure the strip on every 5th frame
-INSET = 0.25  # leave this fraction of the patch side out on each side (blur and registration)
-ESF_GAMMA = 2.2  # edges are fitted on (code / 255) ** 2.2, roughly linear light
-EDGE_MM = 4.0  # the widest window on each side of an edge
-MIN_EDGE_MM = 2.5  # an edge needs at least this much free room on both sides
-END_MM = 1.0  # edge ends left out (corners)
-CAPTION_MM = 7.0  # below each tile: its caption (printouts.geometry.CAPTION_MM is 6)
-BT601 = np.array([0.299, 0.587, 0.114])  # JPEG's luma: its noise survives 4:2:0 chroma subsampling
 
 
 @dataclass
@@ -261,9 +255,9 @@ def measure_sheet(frame_bgr: np.ndarray, hit: SheetHit, marker_mm: float, edges:
     H = hit.H
     stats = [s for p in hit.sheet.calibration if p.kind in ("grey", "colour") and (s := measure_patch(frame_bgr, H, p)) is not None]
     edges = strip_edges(hit.sheet, marker_mm) if edges is None else edges
-    sigmas = [s for e in edges if e.kind == "strip" and (s := edge_sigma(frame_bgr, H, e, _LIN)) is not None]
+    sigmas = [sg for e in edges if e.kind == "strip" and (sg := edge_sigma(frame_bgr, H, e, _LIN)) is not None]
     if len(sigmas) < 2:
-        sigmas += [s for e in edges if e.kind == "marker" and (s := edge_sigma(frame_bgr, H, e, _LIN)) is not None]
+        sigmas += [sg for e in edges if e.kind == "marker" and (sg := edge_sigma(frame_bgr, H, e, _LIN)) is not None]
     if not stats and not sigmas:
         return None
     fh, fw = frame_bgr.shape[:2]

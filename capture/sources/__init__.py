@@ -2,5 +2,6 @@
 
 - ``files``: ``--photos DIR`` and ``--video FILE``;
 - ``live``: ``--camera N`` and ``--url URL`` (a background reader keeping the newest frame, reconnecting);
-- ``mjpeg``: the MJPEG-over-HTTP reader behind ``--url http://...``.
+- ``mjpeg``: the MJPEG-over-HTTP reader behind ``--url http://...``;
+- ``phone``: ``--phone``, a page served to the phone's browser (HTTPS + WebSocket), one source per phone.
 """

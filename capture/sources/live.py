@@ -256,7 +256,8 @@ class _Prepend:
     """A reader that first returns a frame already read (the one that proved the connection)."""
 
     def __init__(self, reader: Reader, first: np.ndarray) -> None:
-        self.reader, self.first = reader, first
+        self.reader = reader
+        self.first: np.ndarray | None = first
 
     def read(self) -> np.ndarray | None:
         if self.first is not None:
@@ -289,7 +290,7 @@ class CameraSource(LiveSource):
         if not cap.isOpened():
             cap.release()
             return None
-        cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*"MJPG"))  # USB webcams give 720p at 30 fps only as MJPEG
+        cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*"MJPG"))  # USB webcams give 720p at 30 fps only as MJPEG
         if self.width:
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
         if self.height:

@@ -3,6 +3,16 @@
 Input transforms (``+di``, ``+eot``) and update rules (momentum) are small
 objects that every gradient attack accepts; see :mod:`craft.attacks.spec` for
 ``NAME[+di][+eot]`` strings.
+
+- ``base``: what every attack shares (call signature, goal, gradient, 8-bit lattice);
+- ``iterative``: the one gradient loop of the iterative attacks;
+- ``fgsm``, ``bim``, ``ll``, ``pgd``, ``mifgsm``, ``difgsm``: one attack per file;
+- ``norms``: the L∞ threat model (random start, step, projection);
+- ``updates``: gradient update rules (momentum);
+- ``transforms``: input transforms (diverse inputs, composition);
+- ``eot``: Expectation over Transformation through the channel twin;
+- ``rng``: one generator per image;
+- ``spec``: ``NAME[+di][+eot]`` strings and the settings that build an attack.
 """
 
 from __future__ import annotations

@@ -26,7 +26,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from contracts.errors import UserError
 from craft.attacks.norms import project, to_lattice
 from craft.attacks.rng import ItemRng
 from craft.attacks.transforms import InputTransform
@@ -170,8 +169,8 @@ class Attack(abc.ABC):
         Returns:
             Images on the 8-bit lattice, within ε of ``x`` and in [0, 255], with the goal.
         """
-        if not (0 < eps <= 255):
-            raise UserError(f"--eps {eps:g}: must be in 1..255 (pixel units)")
+        if not (0 < eps <= 255):  # the library's domain; the CLI asks for 1..255 (CraftConfig.validate)
+            raise ValueError(f"eps {eps:g}: must be in (0, 255] (pixel units)")
         check = check_model if check_model is not None else model
         rng = ItemRng.coerce(generator, len(x))
         goal = Goal(target, True) if target is not None else self.default_goal(check, x, y)

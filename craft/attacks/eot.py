@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from contracts.profile import ChannelProfile, load_profile
+from contracts.profile import ChannelProfile, default_profile
 from craft.attacks.rng import ItemRng
 
 
@@ -45,16 +45,17 @@ class EOT:
     """Average the gradient over ``samples`` draws of the channel twin per image and step.
 
     Args:
-        profile: a :class:`~contracts.profile.ChannelProfile`, a preset name or a ``.toml`` path.
+        profile: the :class:`~contracts.profile.ChannelProfile` (default: the default preset);
+            load a name or ``.toml`` path with :func:`contracts.profile.load_profile` at the CLI edge.
         samples: transforms per image and step (the replication factor of the batch).
     """
 
     name = "eot"
 
-    def __init__(self, profile: ChannelProfile | str = "office-laser-webcam", samples: int = 8) -> None:
+    def __init__(self, profile: ChannelProfile | None = None, samples: int = 8) -> None:
         if samples < 1:
             raise ValueError("EOT needs at least one sample")
-        self.profile = load_profile(profile) if isinstance(profile, str) else profile
+        self.profile = profile if profile is not None else default_profile()
         self.repeats = int(samples)
         self._twins: dict[int, Any] = {}
 

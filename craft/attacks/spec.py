@@ -73,7 +73,7 @@ class AttackSettings:
     random_start: bool | None = None
     di_prob: float | None = None
     eot_samples: int = 8
-    profile: ChannelProfile | str = "office-laser-webcam"
+    profile: ChannelProfile | None = None  # EOT's channel; None: the default preset
     repair_steps: int = 10
     amp: bool = False
 

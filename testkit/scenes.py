@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -72,16 +73,16 @@ def make_sheet(
     return Sheet(sheet_id=sheet_id, page=page, size_mm=[width, height], markers=markers, tiles=tiles, qr=qr)
 
 
-def make_layout(batch_dir: Path, n_sheets: int = 1, first_id: int = 0, save: bool = True, qr: bool = False, **kw: object) -> Layout:
+def make_layout(batch_dir: Path, n_sheets: int = 1, first_id: int = 0, save: bool = True, qr: bool = False, **kw: Any) -> Layout:
     """A layout of ``n_sheets`` sheets with 6 markers each, ids from ``first_id``; saved as layout.json."""
     batch = load_batch(batch_dir)
     sheets = []
-    per = int(kw.get("cols", 3)) * int(kw.get("rows", 2))  # type: ignore[call-overload]
+    per = int(kw.get("cols", 3)) * int(kw.get("rows", 2))
     for s in range(n_sheets):
         ids = list(range(first_id + 6 * s, first_id + 6 * s + 6))
         payload = f"photoproof:{batch.batch_id}:{s}" if qr else None
-        sheets.append(make_sheet(batch_dir, f"{batch.batch_id}/s{s}", s, ids, item_offset=s * per, qr_payload=payload, **kw))  # type: ignore[arg-type]
-    layout = Layout(batch_id=batch.batch_id, paper="custom", aruco_dictionary=DICT, marker_size_mm=float(kw.get("marker_mm", 18.0)), sheets=sheets)  # type: ignore[arg-type]
+        sheets.append(make_sheet(batch_dir, f"{batch.batch_id}/s{s}", s, ids, item_offset=s * per, qr_payload=payload, **kw))
+    layout = Layout(batch_id=batch.batch_id, paper="custom", aruco_dictionary=DICT, marker_size_mm=float(kw.get("marker_mm", 18.0)), sheets=sheets)
     if save:
         save_layout(batch_dir, layout)
     return layout
@@ -206,7 +207,9 @@ def compose_frame(
         out = np.clip(out + rng.normal(0, noise_std, out.shape), 0, 255).astype(np.uint8)
     if jpeg_quality is not None:
         ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
-        out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        assert decoded is not None  # we just encoded it
+        out = decoded
     return out
 
 
@@ -248,8 +251,8 @@ def tiny_classifier(
         helper.make_node("Flatten", ["pooled"], ["flat"]),
         helper.make_node("MatMul", ["flat", "W"], ["logits"]),
     ]
-    s: object = size if static_size else "S"
-    shape = ["N", 3, s, s] if layout == "NCHW" else ["N", s, s, 3]
+    s: str | int = size if static_size else "S"
+    shape: list[str | int | None] = ["N", 3, s, s] if layout == "NCHW" else ["N", s, s, 3]
     graph = helper.make_graph(
         nodes, name, [helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", n_classes])], [W],
@@ -259,7 +262,7 @@ def tiny_classifier(
     if metadata:
         import json
 
-        sp = spec or PreprocessSpec(input_size=size, layout=layout)  # type: ignore[arg-type]
+        sp = spec or PreprocessSpec(input_size=size, layout=layout)  # type: ignore[arg-type]  # a str here: tests also build malformed layouts
         names = classes or [f"class {i}" for i in range(n_classes)]
         helper.set_model_props(model, {"photoproof.preprocess": sp.to_json(), "photoproof.classes": json.dumps(names), "photoproof.model": name})
     onnx.save(model, str(path))
@@ -268,7 +271,7 @@ def tiny_classifier(
 
 def identity_model(path: Path, size: int = 32) -> Path:
     """An ONNX model that returns its image input: not an image classifier."""
-    shape = ["N", 3, size, size]
+    shape: list[str | int | None] = ["N", 3, size, size]
     graph = helper.make_graph(
         [helper.make_node("Identity", ["input"], ["output"])], "ident",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)],
@@ -288,7 +291,7 @@ class Scene:
     H: dict[str, np.ndarray]  # sheet_id -> true mm -> frame homography
 
 
-def scene(batch_dir: Path, layout: Layout, poses: dict[str, dict], ppm: float = 4.0, **frame_kw: object) -> Scene:
+def scene(batch_dir: Path, layout: Layout, poses: dict[str, dict[str, Any]], ppm: float = 4.0, **frame_kw: Any) -> Scene:
     """Render the sheets named in ``poses`` (sheet_id -> pose_homography kwargs) into one frame."""
     pages, Hs = [], {}
     for s in layout.sheets:
@@ -296,4 +299,4 @@ def scene(batch_dir: Path, layout: Layout, poses: dict[str, dict], ppm: float = 
             H = pose_homography(s.size_mm, **poses[s.sheet_id])
             pages.append((render_sheet(batch_dir, s, ppm), H))
             Hs[s.sheet_id] = H
-    return Scene(frame=compose_frame(pages, ppm, **frame_kw), H=Hs)  # type: ignore[arg-type]
+    return Scene(frame=compose_frame(pages, ppm, **frame_kw), H=Hs)

@@ -1,0 +1,300 @@
+"""``photoproof capture BATCH --phone``: one command, one scan, one capture session per phone.
+
+The laptop serves a page over HTTPS (:mod:`capture.sources.phone`); its URL,
+with a random token, is printed and shown as a QR code in the terminal and in
+the live window. Every phone that opens it streams its rear camera to the
+laptop and records its own session ``<base>-phone<N>`` (N in order of first
+connection; ``--session NAME`` sets the base, so a re-run resumes the same
+sessions). Each phone sees its tiles outlined live, the reason a tile is
+rejected, its progress toward ``--per-tile K`` and a clear "done".
+
+The run stops on Ctrl-C (or q/Esc in the window), after ``--duration`` seconds
+(counted from the start of the command), or, with ``--per-tile`` or
+``--frames``, once every phone that connected has finished its session.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from capture.classify import OnnxClassifier
+from capture.sheets.quality import QualityGates
+from capture.session import Progress, _check_inputs, run_capture
+from capture.sources.phone.server import PhoneServer
+from capture.sources.phone.source import PhoneSource
+from capture.sources.phone.tls import lan_address, machine_certificate
+from contracts.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def qr_matrix(text: str, border: int = 4) -> np.ndarray:
+    """The QR code of ``text`` as a uint8 array (1 = dark), with a quiet zone of ``border`` modules (segno)."""
+    import segno
+
+    m = np.array([list(row) for row in segno.make(text, error="m").matrix], np.uint8)
+    return np.pad(m, border)
+
+
+def qr_image(text: str, scale: int = 6) -> np.ndarray:
+    """The QR code of ``text`` as a BGR image for the live window."""
+    m = qr_matrix(text)
+    img = np.where(np.kron(m, np.ones((scale, scale), np.uint8)) > 0, 0, 255).astype(np.uint8)
+    return np.repeat(img[..., None], 3, axis=2)
+
+
+def qr_terminal(text: str) -> str:
+    """The QR code of ``text`` drawn with half-block characters, two rows of modules per line (dark on light)."""
+    m = qr_matrix(text, border=2)
+    if m.shape[0] % 2:
+        m = np.vstack([m, np.zeros((1, m.shape[1]), np.uint8)])
+    chars = {(0, 0): "\u2588", (1, 0): "\u2584", (0, 1): "\u2580", (1, 1): " "}  # light drawn, dark left blank
+    return "\n".join("".join(chars[(int(a), int(b))] for a, b in zip(m[r], m[r + 1])) for r in range(0, m.shape[0], 2))
+
+
+def check_inputs(batch_dir: Path, frames: int | None, duration: float | None, per_tile: int | None) -> None:
+    """The checks ``run_capture`` makes at its start, made once before any phone connects."""
+    from contracts.layout import load_layout
+    from contracts.manifest import load_batch
+
+    _check_inputs(load_batch(batch_dir), load_layout(batch_dir), frames, duration, per_tile)
+
+
+@dataclass
+class PhoneSession:
+    """One phone's session, run on its own thread."""
+
+    source: PhoneSource
+    session_id: str
+    thread: threading.Thread | None = None
+    db: Path | None = None
+    error: BaseException | None = None
+    progress: Progress | None = None
+    finished: threading.Event = field(default_factory=threading.Event)
+
+
+class PhoneCapture:
+    """Serve the phone page and record one session per phone.
+
+    Args:
+        batch_dir, model_path, classifier: as for :func:`capture.session.run_capture` (the classifier is shared).
+        bind, port: where the server listens (``port=0``: any free port).
+        frames, duration, per_tile: stop conditions (see the module's docstring).
+        session: the base of the session names (default: date and time).
+        gates, save_crops: as for ``run_capture``.
+        max_phones: phones per run.
+        max_fps: frames per second one phone may send.
+        cert_dir: where the certificate lives (default: the per-user config folder).
+    """
+
+    def __init__(
+        self, batch_dir: Path, model_path: Path, classifier: OnnxClassifier, *, bind: str = "0.0.0.0", port: int = 8443,
+        frames: int | None = None, duration: float | None = None, per_tile: int | None = None, session: str | None = None,
+        gates: QualityGates | None = None, save_crops: bool = True, max_phones: int = 8, max_fps: float = 30.0, cert_dir: Path | None = None,
+    ) -> None:
+        if not 0 <= port <= 65535:
+            raise UserError(f"--port {port}: expected 0..65535")
+        if duration is not None and duration <= 0:
+            raise UserError(f"--duration: must be > 0, got {duration}")
+        self.batch_dir, self.model_path, self.clf = Path(batch_dir), Path(model_path), classifier
+        check_inputs(self.batch_dir, frames, duration, per_tile)  # fail here, not on the first phone's thread
+        self.frames, self.duration, self.per_tile = frames, duration, per_tile
+        self.base = session or time.strftime("%Y%m%d-%H%M%S")
+        self.gates, self.save_crops = gates, save_crops
+        self.token = secrets.token_urlsafe(16)
+        self.cert = machine_certificate(cert_dir)
+        self.stop_event = threading.Event()
+        self.sessions: list[PhoneSession] = []
+        self._lock = threading.Lock()
+        self._t0 = time.monotonic()
+        self.server = PhoneServer(self.token, self.cert, self._on_phone, bind=bind, port=port, max_phones=max_phones, max_fps=max_fps,
+                                  hello={"per_tile": per_tile, "frames": frames})
+        self.bind = bind
+
+    @property
+    def url(self) -> str:
+        host = lan_address(self.bind)
+        if ":" in host:
+            host = f"[{host}]"
+        return f"https://{host}:{self.server.port}/?t={self.token}"
+
+    def start(self) -> str:
+        """Listen; return the page's URL."""
+        self.server.start()
+        self._t0 = time.monotonic()
+        return self.url
+
+    def _on_phone(self, source: PhoneSource) -> None:
+        s = PhoneSession(source, f"{self.base}-phone{source.phone}")
+        s.thread = threading.Thread(target=self._run_session, args=(s,), name=f"capture-phone{source.phone}", daemon=True)
+        with self._lock:
+            self.sessions.append(s)
+        s.thread.start()
+
+    def _run_session(self, s: PhoneSession) -> None:
+        def progress(p: Progress) -> None:
+            s.progress = p
+
+        left = None if self.duration is None else max(0.1, self.duration - (time.monotonic() - self._t0))
+        try:
+            s.db = run_capture(
+                self.batch_dir, self.model_path, s.source, frames=self.frames, duration=left, per_tile=self.per_tile, headless=True,
+                session_id=s.session_id, gates=self.gates, classifier=self.clf, save_crops=self.save_crops, render=False,
+                on_progress=progress, stop_event=self.stop_event,
+            )
+        except BaseException as e:  # reported by wait()
+            log.error("phone %d: session %s failed: %s", s.source.phone, s.session_id, e)
+            s.error = e
+            s.source.tell_done(f"the laptop stopped this session ({str(e).splitlines()[0] if str(e) else type(e).__name__})")
+        finally:
+            s.source.finished.set()
+            s.finished.set()
+
+    def should_stop(self) -> str:
+        """Why the run should stop now (``""``: keep going)."""
+        if self.stop_event.is_set():
+            return "stop requested"
+        if self.duration is not None and time.monotonic() - self._t0 >= self.duration:
+            return f"{self.duration:g} s"
+        with self._lock:
+            sessions = list(self.sessions)
+        if sessions and (self.per_tile is not None or self.frames is not None) and all(s.finished.is_set() for s in sessions):
+            return "every phone finished"
+        if sessions and any(isinstance(s.error, UserError) for s in sessions) and all(s.finished.is_set() for s in sessions):
+            return "session failed"
+        return ""
+
+    def status_lines(self) -> list[str]:
+        with self._lock:
+            sessions = list(self.sessions)
+        if not sessions:
+            return [f"{time.monotonic() - self._t0:6.1f}s  waiting for a phone to open the page"]
+        out = []
+        for s in sessions:
+            state = "done" if s.finished.is_set() else ("recording" if s.progress else "starting")
+            out.append(f"phone {s.source.phone} [{s.session_id}] {state}: " + (s.progress.line() if s.progress else ""))
+        return out
+
+    def wait(self, tick: Callable[[], bool] | None = None) -> str:
+        """Block until a stop condition (``tick()`` returning False also stops); return what stopped the run.
+
+        A KeyboardInterrupt (Ctrl-C) stops every session cleanly and is answered like the other stop reasons.
+        """
+        why = ""
+        try:
+            while not why:
+                if tick is not None and not tick():
+                    why = "window closed"
+                    break
+                time.sleep(0.1)
+                why = self.should_stop()
+        except KeyboardInterrupt:
+            why = "SIGINT"
+        self.stop(why)
+        return why
+
+    def stop(self, why: str = "stop requested") -> None:
+        """Stop every session (each closes its database) and the server. Safe to call twice."""
+        if self.stop_event.is_set() and not self.server.running:
+            return
+        self.stop_event.set()
+        with self._lock:
+            sessions = list(self.sessions)
+        for s in sessions:
+            s.source.interrupt()
+        for s in sessions:
+            if s.thread is not None:
+                s.thread.join(120.0)
+        self.server.stop()
+        log.info("phone capture stopped: %s", why)
+
+    def results(self) -> list[PhoneSession]:
+        with self._lock:
+            return list(self.sessions)
+
+    def window_image(self, qr: np.ndarray) -> np.ndarray:
+        """What the laptop's window shows: the newest phone's frame with its tiles, and the QR code to scan."""
+        import cv2
+
+        from capture.feedback import draw_report
+
+        latest: tuple[np.ndarray, Any] | None = None
+        for s in self.results():
+            if s.source.last is not None:
+                latest = s.source.last
+        if latest is None:
+            canvas = np.full((qr.shape[0] + 60, max(qr.shape[1], 640), 3), 255, np.uint8)
+            canvas[: qr.shape[0], : qr.shape[1]] = qr
+            cv2.putText(canvas, "scan with the phone's camera", (10, qr.shape[0] + 35), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (0, 0, 0), 2, cv2.LINE_AA)
+            return canvas
+        frame, report = latest
+        k = min(1.0, 1280 / max(frame.shape[:2]))
+        small = cv2.resize(frame, None, fx=k, fy=k, interpolation=cv2.INTER_AREA) if k < 1 else frame
+        img = draw_report(small, report, "  |  ".join(self.status_lines())[:160])
+        thumb = cv2.resize(qr, (min(200, img.shape[0] // 3),) * 2, interpolation=cv2.INTER_NEAREST)
+        img[-thumb.shape[0]:, -thumb.shape[1]:] = thumb
+        return img
+
+
+def run_phone_command(
+    batch_dir: Path, model_path: Path, classifier: OnnxClassifier, *, bind: str, port: int, frames: int | None, duration: float | None,
+    per_tile: int | None, session: str | None, gates: QualityGates, save_crops: bool, headless: bool,
+) -> list[Path]:
+    """``capture --phone``: print the URL and its QR code, show the window, record until a stop condition; return the databases."""
+    import sys
+
+    from rich.live import Live
+    from rich.text import Text
+
+    from capture.overlay import Window, display_available
+    from contracts.console import console
+
+    pc = PhoneCapture(batch_dir, model_path, classifier, bind=bind, port=port, frames=frames, duration=duration, per_tile=per_tile,
+                      session=session, gates=gates, save_crops=save_crops)
+    url = pc.start()
+    console.print(f"phone page: {url}", markup=False, highlight=False, soft_wrap=True)
+    console.print(f"certificate SHA-256 {pc.cert.fingerprint}", markup=False, highlight=False, soft_wrap=True)
+    console.print("  (the phone warns that the certificate is not trusted: it is this laptop's own, made for this page; "
+                  "compare the fingerprint in the browser's certificate details, then continue)", style="dim")
+    try:
+        sys.stdout.write(qr_terminal(url) + "\n")
+        sys.stdout.flush()
+    except UnicodeEncodeError:
+        console.print("(this terminal cannot draw the QR code; open the URL above on the phone)")
+    qr = qr_image(url)
+    window = Window("photoproof capture --phone") if not headless and display_available() else None
+    text = Text("waiting for a phone")
+    last = [0.0]
+    try:
+        with Live(text, console=console, refresh_per_second=4, transient=False) as live:
+
+            def tick() -> bool:
+                now = time.monotonic()
+                if now - last[0] >= 0.25:
+                    last[0] = now
+                    text.plain = "\n".join(pc.status_lines())
+                    live.update(text)
+                return window is None or window.show(pc.window_image(qr))
+
+            why = pc.wait(tick)
+            text.plain = "\n".join(pc.status_lines()) + f"\n-- stopped: {why}"
+            live.update(text)
+    finally:
+        pc.stop()
+        if window is not None:
+            window.close()
+    sessions = pc.results()
+    errors = [s.error for s in sessions if s.error is not None]
+    if errors:
+        raise errors[0]
+    if not sessions:
+        console.print("no phone opened the page; nothing recorded")
+    return [s.db for s in sessions if s.db is not None]

@@ -1,0 +1,293 @@
+"""The phone page's HTTPS and WebSocket server (aiohttp), run in a background thread.
+
+Routes (every one requires the run's token as ``?t=TOKEN``, compared in constant time):
+
+- ``GET /``: the page, one HTML file held in memory (nothing else is served, from disk or elsewhere);
+- ``GET /ws?p=PHONE``: the WebSocket a page streams JPEG frames on (binary messages) and
+  receives one report per frame on (JSON);
+- ``POST /photo?p=PHONE``: one full-resolution still (photo mode), or one streamed frame from a page
+  whose browser refused the WebSocket; answers with its report.
+
+``PHONE`` is a random id the page makes once per browser tab, so that a page that
+reconnects (a Wi-Fi hiccup, a reload) continues its own session; every new id is a
+new phone, and each phone records its own session, up to ``max_phones``.
+Frames are bounded in bytes, in pixels and in rate; a frame sent while the
+previous one is still waiting is refused. A refused frame gets a reason and
+leaves the session as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import importlib.resources
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from aiohttp import WSMsgType, web
+
+from capture.sources.phone.source import MAX_FRAME_BYTES, MAX_PHOTO_BYTES, FrameRefused, PhoneSource, decode_jpeg
+from capture.sources.phone.tls import Certificate
+from contracts.errors import UserError
+
+log = logging.getLogger(__name__)
+
+_PHONE_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' blob: data:; "
+        "media-src 'self' blob:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "Referrer-Policy": "no-referrer",  # the URL holds the token
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Permissions-Policy": "camera=(self)",
+}
+
+
+def page_html() -> bytes:
+    """The page, shipped as package data."""
+    return importlib.resources.files("capture.sources.phone").joinpath("page.html").read_bytes()
+
+
+@dataclass
+class RateLimit:
+    """A token bucket: ``rate`` frames per second on average, bursts of ``burst``."""
+
+    rate: float
+    burst: float
+    _level: float = field(default=-1.0)
+    _t: float = field(default_factory=time.monotonic)
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self._level = self.burst if self._level < 0 else min(self.burst, self._level + (now - self._t) * self.rate)
+        self._t = now
+        if self._level >= 1.0:
+            self._level -= 1.0
+            return True
+        return False
+
+
+@dataclass
+class Phone:
+    number: int
+    source: PhoneSource
+    limit: RateLimit
+    ws: web.WebSocketResponse | None = None
+    waiters: dict[int, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
+    refused: int = 0
+    final: dict[str, Any] | None = None  # the session's last report ("done" and why), repeated to a phone that sends more
+
+
+class PhoneServer:
+    """Serve the page and take frames; ``on_phone(source)`` starts a session for each new phone.
+
+    Args:
+        token: the run's secret (in the page's URL).
+        cert: the TLS certificate (``None``: plain HTTP, for tests of the routes only).
+        on_phone: called (on the server's thread) with each new phone's source; must not block.
+        bind, port: where to listen (port 0: any free port; see ``port`` after ``start``).
+        max_phones: phones (sessions) per run.
+        max_fps: frames per second a phone may send.
+        hello: extra fields for the page's greeting (e.g. ``per_tile``).
+    """
+
+    def __init__(
+        self, token: str, cert: Certificate | None, on_phone: Callable[[PhoneSource], None], *, bind: str = "0.0.0.0", port: int = 8443,
+        max_phones: int = 8, max_fps: float = 30.0, hello: dict[str, Any] | None = None,
+    ) -> None:
+        self.token, self.cert, self.on_phone = token.encode(), cert, on_phone
+        self.bind, self.port, self.max_phones, self.max_fps = bind, port, max_phones, max_fps
+        self.hello = dict(hello or {})
+        self.phones: dict[str, Phone] = {}
+        self.refused_requests = 0
+        self._page = page_html()
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    # -- lifecycle ------------------------------------------------------------------
+    def start(self) -> "PhoneServer":
+        """Listen; return once the socket is bound (``UserError`` when it cannot be)."""
+        self._thread = threading.Thread(target=self._run, name="phone-server", daemon=True)
+        self._thread.start()
+        self._ready.wait(30.0)
+        if self._error is not None:
+            raise UserError(f"--bind {self.bind} --port {self.port}: cannot listen ({self._error}); check the address, or choose another --port") from None
+        return self
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._start())
+        except BaseException as e:  # reported by start()
+            self._error = e
+            self._ready.set()
+            loop.close()
+            return
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(self._shutdown())
+            loop.close()
+
+    async def _start(self) -> None:
+        app = web.Application(middlewares=[self._guard], client_max_size=MAX_PHOTO_BYTES)
+        app.router.add_get("/", self._page_handler)
+        app.router.add_get("/ws", self._ws_handler)
+        app.router.add_post("/photo", self._photo_handler)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)  # no access log: URLs hold the token
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.bind, self.port, ssl_context=self.cert.ssl_context() if self.cert else None)
+        await site.start()
+        server = getattr(site, "_server", None)
+        if server is not None and server.sockets:
+            self.port = int(server.sockets[0].getsockname()[1])
+
+    async def _shutdown(self) -> None:
+        for p in list(self.phones.values()):
+            if p.ws is not None and not p.ws.closed:
+                await p.ws.close(code=1001, message=b"capture stopped")
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self) -> None:
+        """Close every connection and stop listening."""
+        if self._loop is not None and self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10.0)
+
+    # -- requests -------------------------------------------------------------------
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
+        given = request.query.get("t", "")
+        if not hmac.compare_digest(given.encode("utf-8", "replace"), self.token):
+            self.refused_requests += 1
+            log.warning("phone page: refused a request without the right token from %s", request.remote)
+            return web.Response(status=403, text="403: this link has the wrong token; scan the QR code the laptop shows", headers=SECURITY_HEADERS)
+        resp = await handler(request)
+        if not isinstance(resp, web.WebSocketResponse):
+            resp.headers.update(SECURITY_HEADERS)
+        return resp
+
+    async def _page_handler(self, request: web.Request) -> web.Response:
+        return web.Response(body=self._page, content_type="text/html", charset="utf-8")
+
+    def _phone(self, request: web.Request) -> Phone:
+        pid = request.query.get("p", "")
+        if not _PHONE_RE.match(pid):
+            raise web.HTTPBadRequest(text="p: expected the page's phone id")
+        with self._lock:
+            phone = self.phones.get(pid)
+            if phone is None:
+                if len(self.phones) >= self.max_phones:
+                    raise web.HTTPServiceUnavailable(text=f"already {self.max_phones} phones in this run")
+                number = len(self.phones) + 1
+                loop = asyncio.get_running_loop()
+
+                def send(d: dict[str, Any], pid: str = pid) -> None:  # from the session's thread
+                    loop.call_soon_threadsafe(self._deliver, pid, d)
+
+                phone = Phone(number, PhoneSource(number, send), RateLimit(self.max_fps, self.max_fps))
+                self.phones[pid] = phone
+                log.info("phone %d connected from %s", number, request.remote)
+                self.on_phone(phone.source)
+        return phone
+
+    def _deliver(self, pid: str, d: dict[str, Any]) -> None:
+        """On the server's loop: hand a report to a waiting photo request and to the phone's WebSocket."""
+        phone = self.phones.get(pid)
+        if phone is None:
+            return
+        fut = phone.waiters.pop(int(d.get("frame_index", -1)), None)
+        if fut is not None and not fut.done():
+            fut.set_result(d)
+        if d.get("done"):
+            phone.final = d
+            for f in phone.waiters.values():
+                if not f.done():
+                    f.set_result(d)
+            phone.waiters.clear()
+        if phone.ws is not None and not phone.ws.closed:
+            asyncio.ensure_future(phone.ws.send_json(d))
+
+    async def _take(self, phone: Phone, data: bytes, max_bytes: int) -> int:
+        """Check, decode and queue one frame; return its index (``FrameRefused`` with the reason)."""
+        if phone.source.finished.is_set():
+            raise FrameRefused("this session has ended")
+        if not phone.limit.take():
+            raise FrameRefused(f"too fast: at most {self.max_fps:g} frames per second")
+        if len(data) > max_bytes:
+            raise FrameRefused(f"frame too large ({len(data)} bytes, at most {max_bytes})")
+        if phone.source.busy:  # checked again by offer(); here it saves decoding a frame that would be refused
+            raise FrameRefused("busy: wait for the report of the previous frame")
+        image = await asyncio.get_running_loop().run_in_executor(None, decode_jpeg, data, max_bytes)
+        return phone.source.offer(image)
+
+    async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(max_msg_size=2 * MAX_FRAME_BYTES, heartbeat=30.0)
+        if not ws.can_prepare(request).ok:
+            raise web.HTTPBadRequest(text="expected a WebSocket")
+        phone = self._phone(request)  # only a real WebSocket makes a phone
+        await ws.prepare(request)
+        old, phone.ws = phone.ws, ws
+        if old is not None and not old.closed:
+            await old.close(code=1000, message=b"replaced by a newer connection")
+        await ws.send_json({"type": "hello", "phone": phone.number, "done": phone.source.finished.is_set(),
+                            "max_side": 1920, "max_frame_bytes": MAX_FRAME_BYTES, **self.hello})
+        if phone.final is not None:
+            await ws.send_json(phone.final)
+        async for msg in ws:
+            if msg.type == WSMsgType.BINARY:
+                try:
+                    idx = await self._take(phone, msg.data, MAX_FRAME_BYTES)
+                    await ws.send_json({"type": "accepted", "frame_index": idx})
+                except FrameRefused as e:
+                    phone.refused += 1
+                    await ws.send_json(phone.final or {"type": "refused", "why": str(e), "done": phone.source.finished.is_set()})
+            elif msg.type == WSMsgType.TEXT:
+                if len(msg.data) > 1024:
+                    await ws.send_json({"type": "refused", "why": "message too long"})
+            else:
+                break
+        if phone.ws is ws:
+            phone.ws = None
+        return ws
+
+    async def _photo_handler(self, request: web.Request) -> web.Response:
+        phone = self._phone(request)
+        if request.content_length is not None and request.content_length > MAX_PHOTO_BYTES:
+            return web.json_response({"type": "refused", "why": f"photo too large (at most {MAX_PHOTO_BYTES} bytes)"}, status=413)
+        try:
+            data = await request.read()
+            idx = await self._take(phone, data, MAX_PHOTO_BYTES)
+        except web.HTTPRequestEntityTooLarge:
+            return web.json_response({"type": "refused", "why": f"photo too large (at most {MAX_PHOTO_BYTES} bytes)"}, status=413)
+        except FrameRefused as e:
+            phone.refused += 1
+            if phone.final is not None:
+                return web.json_response({**phone.final, "phone": phone.number})
+            return web.json_response({"type": "refused", "why": str(e), "done": phone.source.finished.is_set()}, status=409)
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        phone.waiters[idx] = fut
+        try:
+            return web.json_response({**await asyncio.wait_for(fut, 120.0), "phone": phone.number})
+        except asyncio.TimeoutError:
+            phone.waiters.pop(idx, None)
+            return web.json_response({"type": "refused", "why": "the laptop did not answer in time"}, status=504)
