@@ -65,7 +65,7 @@ def _capture(batch: Path, preset: str, onnx: Path, per_sheet: int, seed: int) ->
     print_batch(batch, camera=(prof.camera.width, prof.camera.height), model="lite0")
     n = len(load_layout(batch).sheets) * per_sheet
     cam = SimulatedCamera.from_batch(batch, profile=prof, seed=seed, n_frames=n)
-    run_capture(batch, onnx, cam, frames=n, headless=True, session_id=preset, profile=preset, seed=seed, save_crops=False)
+    run_capture(batch, onnx, cam, frames=n, headless=True, session_id=preset, save_crops=False)
 
 
 def _row(batch: Path, attack: str) -> str:

@@ -78,7 +78,7 @@ def run_one(batch: Path, out: Path, preset: str, model: str, onnx_dir: Path, per
     frames = n_sheets * (max(2, per_sheet // 2) if profile.camera.fps <= STILLS_FPS else per_sheet)
     cam = SimulatedCamera.from_batch(work, profile=profile, seed=seed, n_frames=frames)
     t0 = time.perf_counter()
-    run_capture(work, _onnx(model, onnx_dir), cam, frames=frames, headless=True, session_id=f"{preset}.tmp", profile=preset, seed=seed, save_crops=False)
+    run_capture(work, _onnx(model, onnx_dir), cam, frames=frames, headless=True, session_id=f"{preset}.tmp", save_crops=False)
     (work / "captures" / f"{preset}.tmp.sqlite").rename(db)
     for extra in ("-wal", "-shm"):
         (work / "captures" / f"{preset}.tmp.sqlite{extra}").unlink(missing_ok=True)

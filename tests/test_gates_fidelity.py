@@ -111,13 +111,13 @@ def test_gates_reject_undersized_tiles(tmp_path: Path) -> None:
     gates = QualityGates.for_model(260, "lite2", min_sharpness=0.0)
     office = load_profile("office-laser-webcam")  # 720p
     far = crops(tmp_path, framed(office, (0.55, 0.6)), gates)
-    assert far and all(c.tile_px < 195 and "size" in c.fail and not c.good for c in far)
+    assert far and all(c.quality.tile_px < 195 and "size" in c.fail and not c.good for c in far)
     from capture.feedback import gate_hint
 
     assert gate_hint(far, gates).endswith("px, lite2 needs >= 195: move closer or print bigger tiles")
     # the same sheet at 2560x1440 filling the frame gives tiles the gate accepts
     near = crops(tmp_path, framed(dataclasses.replace(office, camera=dataclasses.replace(office.camera, width=2560, height=1440)), (0.9, 0.95)), gates)
-    assert near and all(c.tile_px >= 195 for c in near) and any(c.good for c in near)
+    assert near and all(c.quality.tile_px >= 195 for c in near) and any(c.good for c in near)
 
 
 # -- sheets laid out for the camera --------------------------------------------------------
@@ -134,7 +134,7 @@ def test_print_for_the_camera_gives_tiles_that_pass_at_full_frame(tmp_path: Path
     gates = QualityGates.for_model(260, "lite2", min_sharpness=0.0)
     office = load_profile("office-laser-webcam")
     full = crops(tmp_path, framed(office, (0.9, 0.95)), gates)
-    assert full and all(c.tile_px >= 195 and "size" not in c.fail for c in full)
+    assert full and all(c.quality.tile_px >= 195 and "size" not in c.fail for c in full)
     # without --camera the same frames give tiles below lite2's gate
     print_batch(tmp_path)
     assert all("size" in c.fail for c in crops(tmp_path, framed(office, (0.9, 0.95)), gates))
@@ -163,7 +163,7 @@ def test_pairs_are_judged_together_whatever_the_perturbation(tmp_path: Path) -> 
     open_gates = QualityGates(min_sharpness=0.0, min_tile_px=0.0, max_angle_deg=90.0)
     pairs: dict[tuple[int, str], dict[str, float]] = {}
     for c in crops(tmp_path, prof, open_gates, frames=4):
-        pairs.setdefault((c.extra["frame"], c.tile.item), {})[c.tile.role] = c.sharpness
+        pairs.setdefault((c.extra["frame"], c.tile.item), {})[c.tile.role] = c.quality.sharpness
     pairs = {k: v for k, v in pairs.items() if len(v) == 2}
     key, v = max(pairs.items(), key=lambda kv: kv[1]["adv"] - kv[1]["clean"])
     assert v["adv"] > 1.02 * v["clean"]  # the perturbation raises the Laplacian variance
