@@ -11,6 +11,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0 -e '.[test]'
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps onnx2torch==1.5.15
 	touch $(STAMP)
 
 demo: $(STAMP)

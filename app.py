@@ -42,6 +42,11 @@ def resolve_onnx_model(name_or_path: str, batch_dir: Path | None) -> Path:
     torch, so a torch-free capture station must be handed the ``.onnx`` file.
     """
     p = Path(name_or_path)
+    if p.suffix.lower() in (".pt2", ".pt", ".ts", ".jit", ".torchscript") or (":" in name_or_path and not p.exists() and "/" not in name_or_path):
+        raise UserError(
+            f"--model {name_or_path}: capture and sweep run ONNX models; run 'photoproof models export {name_or_path} --out model.onnx' "
+            f"(with its preprocessing flags) and pass model.onnx"
+        )
     if p.suffix == ".onnx" or p.exists():
         if not p.is_file():
             raise UserError(f"--model {name_or_path}: no such file")
@@ -65,6 +70,13 @@ def resolve_onnx_model(name_or_path: str, batch_dir: Path | None) -> Path:
     return out
 
 
+def scene_summary(dbs: list[Path]) -> object:
+    """The with/without-patch figures of ``capture --scene`` sessions (analysis.scene), for the console."""
+    from analysis.scene import scene_figures, scene_table
+
+    return scene_table(scene_figures(dbs))
+
+
 def _register_all() -> None:
     from analysis import cli as analysis_cli
     from capture import cli as capture_cli
@@ -75,7 +87,7 @@ def _register_all() -> None:
 
     craft_cli.register(app)
     printouts_cli.register(app)
-    capture_cli.register(app, resolve_model=resolve_onnx_model)
+    capture_cli.register(app, resolve_model=resolve_onnx_model, scene_summary=scene_summary)
     sweep_cli.register(app, resolve_model=resolve_onnx_model)
     channel_cli.register(app)
     analysis_cli.register(app)
@@ -112,16 +124,16 @@ def demo(
     console.rule("1/4 craft: FGSM on lite0")
     with make_progress() as progress:
         batch = craft_batch(out, cfg, progress=rich_progress(progress))
-    console.print(f"{len(batch.items)} items in {out}")
+    console.print(f"{len(batch.items)} items in {escape(str(out))}")
     console.rule("2/4 print: sheets.pdf")
     # Laid out for the simulated camera and the target model, so that its tiles pass the size gate.
     layout = print_batch(out, camera=(prof.camera.width, prof.camera.height), model=target)
-    console.print(f"{len(layout.sheets)} sheet(s) of {layout.tile_mm:g} mm tiles on {layout.paper} in {out / SHEETS_PDF}")
+    console.print(f"{len(layout.sheets)} sheet(s) of {layout.tile_mm:g} mm tiles on {layout.paper} in {escape(str(out / SHEETS_PDF))}")
     console.rule(f"3/4 capture: simulated camera ({profile}) -> {target} in onnxruntime")
     onnx = resolve_onnx_model(target, out)
     cam = SimulatedCamera.from_batch(out, profile=prof, seed=seed, n_frames=frames)
     db = run_capture(out, onnx, cam, frames=frames, headless=True, session_id=f"demo-{prof.name}")
-    console.print(f"recorded {db}")
+    console.print(f"recorded {escape(str(db))}")
     console.rule("4/4 report")
     result = make_report(out)
     show(result)  # ends with the channel check and the key figures (it names the report's path first)

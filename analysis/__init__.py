@@ -13,7 +13,8 @@ Modules: ``load`` (files to data), ``metrics`` (pure measures, paired
 survival among them), ``stats`` (Wilson and item-bootstrap intervals, widened at
 the edges), ``summary`` and ``tables`` (figures and exports), ``channel`` (the
 per-session channel check: camera-limited or not, why, what to do), ``paper``
-(the attack × ε destruction table as Markdown and LaTeX), ``sweep``, ``plots``
+(the attack × ε destruction table as Markdown and LaTeX), ``scene`` (target and fooling rates with and
+without the adversarial patch, from ``capture --scene``), ``sweep``, ``plots``
 (PNG, SVG and PDF), ``gallery``, ``methods``, ``html``, ``pdf``,
 ``report`` (orchestration), ``content`` (what the report holds, whatever its
 format), ``cli``, ``synthetic`` (fake capture data for tests and benchmarks).

@@ -56,7 +56,7 @@ def _summary(result: ReportResult) -> RichTable:
             if key in result.headline.rate_columns:
                 cells.append(_rate2(v) if key != "transfer" or row.get("transfer_source") else "—")
             else:
-                cells.append("—" if v is None else f"{v:g}" if isinstance(v, float) else str(v))
+                cells.append("—" if v is None else f"{v:g}" if isinstance(v, float) else escape(str(v)))
         t.add_row(*cells, style="red" if row.get("channel_check") in FLAGGED else None)
     return t
 
@@ -84,7 +84,7 @@ def key_lines(result: ReportResult) -> list[str]:
         for row in mine[:MAX_LINES_PER_SESSION]:
             parts = [f"clean photographed {fmt_rate(row.get('clean_photo_tile'))}", f"adversarial photographed {fmt_rate(row.get('adv_photo_tile'))}"]
             if row.get("transfer_source"):
-                parts.append(f"digital transfer {row['transfer_source']}→{row['model']} {fmt_rate(row.get('transfer'))}")
+                parts.append(f"digital transfer {escape(str(row['transfer_source']))}→{escape(str(row['model']))} {fmt_rate(row.get('transfer'))}")
             tag = " (camera-limited: measures the camera)" if flagged else ""
             parts += [f"paired survival{tag} {fmt_rate(row.get('paired_survival_tile'))}", f"destruction{tag} {fmt_rate(row.get('destruction_tile'))}"]
             out.append(f"{escape(sid)} · {escape(str(row['model']))} · {escape(str(row['attack']))} ε={row['eps']:g} (top-1, per tile): " + " · ".join(parts))

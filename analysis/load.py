@@ -14,7 +14,7 @@ import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Sequence, overload
 
 from contracts.capturedb import decode_top5, open_db_readonly
 from contracts.batchdir import CAPTURES, capture_dbs
@@ -84,6 +84,19 @@ class Session:
     observations: list[Observation] = field(default_factory=list)
     digital_from_manifest: int = 0  # items whose digital top-5 came from batch.json
     quality: dict[str, Any] = field(default_factory=dict)  # medians of the clean tiles' quality metrics (see session_quality)
+    label_map: dict[int, int] = field(default_factory=dict)  # batch class -> the model's class (config "labels"); empty: the same set
+    class_names: tuple[str, ...] | None = None  # the model's own class names when they are not the batch's
+
+    @overload
+    def truth(self, cls: int) -> int: ...
+    @overload
+    def truth(self, cls: None) -> None: ...
+    @overload
+    def truth(self, cls: int | None) -> int | None: ...
+
+    def truth(self, cls: int | None) -> int | None:
+        """A batch class index as the session's model numbers it (its own label set)."""
+        return None if cls is None else self.label_map.get(cls, cls)
 
     @property
     def model_name(self) -> str:
@@ -135,7 +148,7 @@ def _session_rows(con: sqlite3.Connection, path: Path) -> list[dict[str, Any]]:
 def _read_session(con: sqlite3.Connection, path: Path, row: dict[str, Any], batch: Batch) -> Session:
     try:
         config = json.loads(row["config"] or "{}")
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         config = {}
     s = Session(
         id=str(row["id"]),
@@ -151,6 +164,13 @@ def _read_session(con: sqlite3.Connection, path: Path, row: dict[str, Any], batc
         stopped=None if row["stopped"] is None else float(row["stopped"]),
         config=config if isinstance(config, dict) else {},
     )
+    labels = s.config.get("labels")
+    if isinstance(labels, dict):  # capture mapped the batch's labels onto the model's own classes
+        try:
+            s.label_map = {int(k): int(v) for k, v in dict(labels.get("map") or {}).items()}
+            s.class_names = tuple(str(n) for n in labels.get("target_classes") or ()) or None
+        except (TypeError, ValueError, AttributeError):
+            raise UserError(f"{path}: session {s.id}: malformed label map in its config; re-capture") from None
     known = {it.id for it in batch.items}
     sid = s.id
     s.n_frames = int(con.execute("SELECT COUNT(*) FROM frames WHERE session_id = ?", (sid,)).fetchone()[0])
@@ -290,6 +310,8 @@ def load_input(batch_dir: Path, sessions: list[str] | None = None) -> ReportInpu
                     s = _read_session(con, f, row, batch)
                 except sqlite3.DatabaseError as e:
                     raise UserError(f"{f}: cannot read the capture tables ({e}); remove the file or re-capture") from None
+                except (TypeError, ValueError, OverflowError, RecursionError) as e:  # a value of the wrong type in a row
+                    raise UserError(f"{f}: malformed values in session {row['id']!r} ({type(e).__name__}: {e}); remove the file or re-capture") from None
                 _fill_digital_from_manifest(s, batch)
                 inp.sessions.append(s)
         finally:

@@ -16,6 +16,7 @@ from typing import Any
 from analysis.channel import DROP_POINTS, MAX_BLUR_SIGMA_PX, MAX_FRONTAL_DEG, TILE_FRACTION
 from analysis.load import ReportInput
 from analysis.metrics import PREFILTER_CONFIDENCE
+from contracts.units import eps_both
 from contracts.batchdir import LAYOUT
 
 PRINTER_KEYS = ("printer", "printer_notes", "paper", "notes", "print", "printing", "scene", "lighting")
@@ -72,7 +73,7 @@ def methods(inp: ReportInput, seed: int, resamples: int) -> list[Section]:
         ("created", b.created),
         ("items", str(len(b.items))),
         ("attacks", ", ".join(sorted({it.attack for it in b.items})) or "—"),
-        ("ε (0–255)", ", ".join(f"{e:g}" for e in sorted({it.eps for it in b.items})) or "—"),
+        ("ε (0–255, and [0, 1] in brackets)", ", ".join(eps_both(e) for e in sorted({it.eps for it in b.items})) or "—"),
         ("targeted items", str(sum(it.target is not None for it in b.items))),
         ("seed", _short(cfg.get("seed", sorted({it.seed for it in b.items})))),
         ("images", _short(cfg.get("images", "—"))),

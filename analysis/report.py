@@ -15,11 +15,14 @@ Every file is written atomically.
 from __future__ import annotations
 
 import logging
+import os
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from analysis import plots
 from analysis.channel import DROP_POINTS, ChannelCheck, channel_table, check_sessions
@@ -30,13 +33,14 @@ from analysis.load import ReportInput, load_input, manifest_pred
 from analysis.methods import methods
 from analysis.paper import MD_FILE, TEX_FILE, paper_table, write_paper_tables
 from analysis.pdf import render_pdf
+from analysis.scene import scene_report_table
 from analysis.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
 from analysis.summary import SummaryRow, compute_summary, tile_rows
 from analysis.sweep import SWEEP_METRICS, load_sweep, sweep_points, sweep_rows, sweep_units
 from analysis.tables import (Table, _finite, accuracy_table, attack_table, headline_table, plain_table, sessions_table,
                              summary_table, transfer_table, write_table)
 from contracts.batchdir import REPORT
-from contracts.errors import UserError
+from contracts.errors import UserError, WriteError
 from contracts.paths import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -163,16 +167,54 @@ def make_report(batch_dir: Path, sessions: list[str] | None = None, formats: tup
             or format, or a report folder that cannot be written.
     """
     try:
-        return _make_report(Path(batch_dir), sessions, formats, seed, resamples)
+        return swap_in_report(Path(batch_dir), lambda out_dir: _make_report(Path(batch_dir), sessions, formats, seed, resamples, out_dir))
+    except WriteError:
+        raise  # already one line naming the file
     except OSError as e:
         where = e.filename or Path(batch_dir) / REPORT_DIR
         raise UserError(f"{where}: {e.strerror or e}; check that the batch is readable, that report/ is writable and that the disk has room") from None
 
 
-def _make_report(batch_dir: Path, sessions: list[str] | None, formats: tuple[str, ...], seed: int, resamples: int) -> ReportResult:
+def swap_in_report(batch_dir: Path, build: Callable[[Path], ReportResult]) -> ReportResult:
+    """Run ``build(folder)`` in a fresh hidden folder inside the batch, then swap it in whole for ``report/``.
+
+    A run killed at any point leaves either the old report or the new one, never a
+    mix: the new folder is renamed into place only once complete. Hidden
+    ``.report-*`` folders left by a killed run are removed by the next one.
+    """
+    final = batch_dir / REPORT_DIR
+    if final.exists() and not final.is_dir():
+        raise UserError(f"{final}: exists and is not a folder; move it away so that the report can be written there")
+    for stale in batch_dir.glob(".report-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".report-new-", dir=batch_dir))
+    old = batch_dir / f".report-old-{tmp.name.rsplit('-', 1)[-1]}"
+    try:
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700; a report folder is as readable as any other
+        result = build(tmp)
+        if final.is_dir():
+            os.replace(final, old)
+        os.replace(tmp, final)
+    except WriteError as e:  # name the file the user knows, not the hidden folder
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise WriteError(str(e).replace(str(tmp), str(final))) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    moved = lambda q: final / q.relative_to(tmp) if q.is_relative_to(tmp) else q  # noqa: E731
+    return replace(result, out_dir=final, index=None if result.index is None else moved(result.index), files=[moved(q) for q in result.files])
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _make_report(batch_dir: Path, sessions: list[str] | None, formats: tuple[str, ...], seed: int, resamples: int, out_dir: Path) -> ReportResult:
     fmts = check_formats(formats)
     inp = load_input(batch_dir, sessions)
-    out_dir = batch_dir / REPORT_DIR
     log.info("report: %d items, %d sessions", len(inp.batch.items), len(inp.sessions))
     rows = compute_summary(inp, seed, resamples)
     checks = check_sessions(inp, seed, resamples)
@@ -186,6 +228,10 @@ def _make_report(batch_dir: Path, sessions: list[str] | None, formats: tuple[str
     if not inp.sessions:
         shown = [t for t in shown if t.name not in ("sessions", "transfer", "channel")]
     exported = [*shown, summary_table(rows), plain_table("tiles", "Tiles: majority vote of good observations", tile_rows(inp))]
+    scene_tbl = scene_report_table([s.path for s in inp.sessions])  # capture --scene sessions (analysis.scene)
+    if scene_tbl is not None:
+        shown.append(scene_tbl)
+        exported.append(scene_tbl)
     if inp.sessions:
         exported.append(paper)
     sweep_tbl, sweep_png = None, None

@@ -68,7 +68,7 @@ def session_items(inp: ReportInput, s: Session, view: str) -> list[ItemData]:
     tiles = observations_by_tile(s)
     out = []
     for it in inp.batch.items:
-        d = ItemData(it.id, it.attack, it.eps, it.label.index, it.target, s.digital.get((it.id, "clean")), s.digital.get((it.id, "adv")))
+        d = ItemData(it.id, it.attack, it.eps, s.truth(it.label.index), s.truth(it.target), s.digital.get((it.id, "clean")), s.digital.get((it.id, "adv")))
         for role, dest in (("clean", d.photo_clean), ("adv", d.photo_adv)):
             obs = tiles.get((it.id, role), [])
             if view == "frame":
@@ -163,10 +163,12 @@ def tile_rows(inp: ReportInput) -> list[dict[str, Any]]:
         for (item_id, role), obs in sorted(observations_by_tile(s).items()):
             it = items[item_id]
             v = vote([o.pred for o in obs])
+            y = s.truth(it.label.index)  # in the session model's own classes
+            names = s.class_names or inp.batch.class_names()
             out.append({
                 "session": s.id, "item": item_id, "role": role, "attack": it.attack, "eps": it.eps,
-                "label": it.label.index, "target": it.target, "n_good": len(obs),
-                "vote_top1": v.top1, "vote_prob": round(v.top1_prob, 6),
-                "correct_top1": it.label.index in v.ids[:1], "correct_top5": it.label.index in v.ids[:5],
+                "label": y, "target": s.truth(it.target), "n_good": len(obs),
+                "vote_top1": v.top1, "vote_name": names[v.top1] if 0 <= v.top1 < len(names) else "", "vote_prob": round(v.top1_prob, 6),
+                "correct_top1": y in v.ids[:1], "correct_top5": y in v.ids[:5],
             })
     return out

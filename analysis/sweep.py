@@ -74,6 +74,17 @@ def sweep_units(batch_dir: Path) -> dict[str, str]:
     return {str(k): str(v["unit"]) for k, v in grids.items() if isinstance(v, dict) and isinstance(v.get("unit"), str)}
 
 
+def sweep_label_map(batch_dir: Path) -> dict[int, int]:
+    """``sweep.json``'s ``labels.map`` (batch class -> model class), empty when the model shares the batch's label set."""
+    try:
+        doc = read_sweep(batch_dir)  # a UserError is a ValueError
+        if doc is None:
+            return {}
+        return {int(k): int(v) for k, v in ((doc.header.get("labels") or {}).get("map") or {}).items()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
+
+
 def _digital(inp: ReportInput, model: str, item_id: str, role: str, baseline: dict[tuple[str, str, str], Pred]) -> Pred | None:
     """The model's prediction on the saved PNG: batch.json, a capture session, or the sweep's own baseline."""
     it = next((i for i in inp.batch.items if i.id == item_id), None)
@@ -94,6 +105,7 @@ def sweep_points(inp: ReportInput, rows: list[SweepRow], seed: int = DEFAULT_SEE
     baseline = {(r.model or default_model, r.item_id, r.role): r.pred for r in rows if r.transform == BASELINE}
     rows = [r for r in rows if r.transform != BASELINE]
     items = {it.id: it for it in inp.batch.items}
+    lmap = sweep_label_map(inp.batch_dir)  # batch class -> the sweep model's own class
     groups: dict[tuple[str, float, str], dict[str, ItemData]] = defaultdict(dict)
     skipped = 0
     for r in rows:
@@ -105,7 +117,7 @@ def sweep_points(inp: ReportInput, rows: list[SweepRow], seed: int = DEFAULT_SEE
         g = groups[(r.transform, r.strength, model)]
         d = g.get(r.item_id)
         if d is None:
-            d = g[r.item_id] = ItemData(it.id, it.attack, it.eps, it.label.index, it.target,
+            d = g[r.item_id] = ItemData(it.id, it.attack, it.eps, lmap.get(it.label.index, it.label.index), None if it.target is None else lmap.get(it.target, it.target),
                                         _digital(inp, model, it.id, "clean", baseline), _digital(inp, model, it.id, "adv", baseline))
         (d.photo_clean if r.role == "clean" else d.photo_adv).append(r.pred)
     if skipped:

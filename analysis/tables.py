@@ -209,12 +209,36 @@ def plain_table(name: str, title: str, rows: list[dict[str, Any]], note: str = "
     return Table(name, title, cols, rows, [], note)
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(v: Any) -> Any:
+    """A cell that a spreadsheet shows as text, never runs as a formula (OWASP "CSV injection").
+
+    Text from outside (model names from ONNX metadata, session sources, item ids)
+    that starts with ``= + - @``, a tab or a carriage return gets a leading ``'``;
+    numbers, and text that is a plain number such as ``-0.5``, pass unchanged. A
+    carriage return inside text becomes a newline, which the writer quotes (it
+    would leave a lone CR bare, and readers would split the row there).
+    """
+    if not isinstance(v, str):
+        return v
+    out = v.replace("\r\n", "\n").replace("\r", "\n")
+    if not v.startswith(_FORMULA_START):
+        return out
+    try:
+        float(v)
+        return out
+    except ValueError:
+        return "'" + out
+
+
 def table_csv(t: Table) -> str:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=t.flat_columns(), lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=[csv_safe(c) for c in t.flat_columns()], lineterminator="\n")
     w.writeheader()
     for r in t.flat_rows():
-        w.writerow({k: "" if v is None else v for k, v in r.items()})
+        w.writerow({csv_safe(k): "" if v is None else csv_safe(v) for k, v in r.items()})
     return buf.getvalue()
 
 

@@ -1,10 +1,11 @@
 """Classify tile crops with an ONNX image classifier through onnxruntime.
 
 A model exported by Photoproof carries its preprocessing spec, class names and
-name in the ONNX metadata (``photoproof.preprocess``, ``photoproof.classes``,
-``photoproof.model``). A foreign ``.onnx`` gets its spec from CLI flags
-(:func:`foreign_spec`); its tensor layout (NCHW or NHWC) is read from the input
-shape and its class count must match the labels.
+name in the ONNX metadata (keys in :mod:`contracts.modelspec`). A foreign
+``.onnx`` gets its spec from CLI flags (:func:`foreign_spec`) or a sidecar
+``model.toml``, resolved by :func:`contracts.modelspec.resolve_spec`; its tensor
+layout (NCHW or NHWC) is read from the input shape and its class count must
+match the labels.
 
 Execution providers: TensorRT, then CUDA, when onnxruntime has them and a CUDA
 device answers; otherwise the CPU. ``OnnxClassifier.provider`` says which one runs.
@@ -13,29 +14,25 @@ device answers; otherwise the CPU. ``OnnxClassifier.provider`` says which one ru
 from __future__ import annotations
 
 import ctypes
-import dataclasses
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
+from capture.cachedir import private_dir, user_cache_dir
 from contracts.classes import imagenet_names
 from contracts.errors import UserError
+from contracts.labels import read_label_file
+from contracts.modelspec import META_CLASSES, META_MODEL, META_SPEC, layout_of, read_sidecar, resolve_spec, sidecar_path, spec_overrides
 from contracts.paths import sha256_file
 from contracts.preprocess import PreprocessSpec
 
 log = logging.getLogger(__name__)
 
-META_SPEC = "photoproof.preprocess"
-META_CLASSES = "photoproof.classes"
-META_MODEL = "photoproof.model"
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 TENSORRT = "TensorrtExecutionProvider"
@@ -92,17 +89,6 @@ def default_providers() -> list[str]:
 # -- specs and labels ----------------------------------------------------------
 
 
-def _triple(values: list[float] | tuple[float, ...] | None, flag: str) -> tuple[float, float, float] | None:
-    if values is None:
-        return None
-    v = [float(x) for x in values]
-    if len(v) == 1:
-        v = v * 3
-    if len(v) != 3:
-        raise UserError(f"{flag}: expected 1 or 3 numbers, got {len(v)}")
-    return (v[0], v[1], v[2])
-
-
 def foreign_spec(
     input_size: int | None = None,
     mean: list[float] | None = None,
@@ -110,58 +96,15 @@ def foreign_spec(
     scale: float | None = None,
     channel_order: str | None = None,
     resize: str | None = None,
+    crop: str | None = None,
 ) -> dict[str, Any]:
-    """Preprocessing fields from CLI flags, for a foreign ``.onnx`` (only the flags given).
-
-    ``mean``/``std`` are in 0..255 pixel units, or in 0..1 units when every value is
-    at most 1 (torchvision's 0.485,0.456,0.406 / 0.229,0.224,0.225). ``scale`` is a
-    divisor: ``--scale 255`` feeds pixels/255, ``--scale 1`` raw 0..255. Fields not
-    given come from the model's metadata, or for a foreign model: its input shape,
-    the ImageNet mean and std (with a warning), RGB and bilinear resizing.
-    """
-    m, s = _triple(mean, "--mean"), _triple(std, "--std")
-    if scale is not None:
-        if mean is not None or std is not None:
-            raise UserError("--scale: give either --scale or --mean/--std, not both")
-        if scale <= 0:
-            raise UserError(f"--scale: must be > 0, got {scale}")
-        m, s = (0.0, 0.0, 0.0), (float(scale),) * 3  # type: ignore[assignment]
-    elif m is not None and s is not None and max(m) <= 1 and max(s) <= 1:
-        m = tuple(255.0 * v for v in m)  # type: ignore[assignment]
-        s = tuple(255.0 * v for v in s)  # type: ignore[assignment]
-    elif (m is None) != (s is None):
-        raise UserError("--mean and --std go together (or use --scale)")
-    out: dict[str, Any] = {}
-    if input_size is not None:
-        out["input_size"] = int(input_size)
-    if m is not None:
-        out["mean"], out["std"] = m, s
-    if channel_order is not None:
-        if channel_order.upper() not in ("RGB", "BGR"):
-            raise UserError(f"--channel-order: RGB or BGR, got {channel_order!r}")
-        out["channel_order"] = channel_order.upper()
-    if resize is not None:
-        out["resize"] = resize
-    return out
+    """Preprocessing fields from CLI flags (only those given): :func:`contracts.modelspec.spec_overrides`."""
+    return spec_overrides(input_size, mean, std, scale, channel_order, resize, crop)
 
 
 def load_labels(path: Path) -> list[str]:
-    """Class names from a text file (one per line) or a JSON list."""
-    if not path.is_file():
-        raise UserError(f"--labels {path}: no such file")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() == ".json":
-        try:
-            names = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise UserError(f"--labels {path}: invalid JSON ({e})") from None
-        if not isinstance(names, list):
-            raise UserError(f"--labels {path}: expected a JSON list of class names")
-        return [str(n) for n in names]
-    names = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    if not names:
-        raise UserError(f"--labels {path}: no class names in it")
-    return names
+    """Class names from a text file (one per line) or a JSON list; a name twice is an error."""
+    return read_label_file(Path(path))
 
 
 # -- the classifier ------------------------------------------------------------
@@ -220,9 +163,8 @@ class OnnxClassifier:
         self.class_names = self._resolve_classes(meta, class_names, n_out)
         self.n_classes = n_out
         wanted = providers if providers is not None else default_providers()
-        self._session = self._gpu_session(wanted) if any(p != CPU for p in wanted) else None
-        if self._session is None:
-            self._session = probe
+        gpu = self._gpu_session(wanted) if any(p != CPU for p in wanted) else None
+        self._session = gpu if gpu is not None else probe
         self.provider = self._session.get_providers()[0]
         log.info("model %s (%s): %s, input %s, %d classes, provider %s", self.name, self.path.name, self.spec.layout, self.spec.input_size, n_out, self.provider)
 
@@ -244,40 +186,18 @@ class OnnxClassifier:
         shape = list(inputs[0].shape)
         if len(shape) != 4 or "float" not in inputs[0].type:
             raise UserError(f"{where}: not an image classifier: input {inputs[0].name!r} is {inputs[0].type} of shape {shape}, expected a float [N, 3, S, S] or [N, S, S, 3] batch")
-        if shape[1] == 3 and shape[3] != 3:
-            layout, dims = "NCHW", (shape[2], shape[3])
-        elif shape[3] == 3 and shape[1] != 3:
-            layout, dims = "NHWC", (shape[1], shape[2])
-        elif shape[1] == 3 and shape[3] == 3:
-            layout, dims = "NCHW", (shape[2], shape[3])
-        else:
-            raise UserError(f"{where}: not an image classifier: input shape {shape} has no channel dimension of 3 (dim 1 for NCHW or last for NHWC)")
+        layout_of(shape, where)
         self._dtype = np.float16 if inputs[0].type == "tensor(float16)" else np.float32
         self._fixed_batch = _static(shape[0])
         if self._fixed_batch:
             self.max_batch = self._fixed_batch
-        static = [_static(d) for d in dims]
-        if static[0] and static[1] and static[0] != static[1]:
-            raise UserError(f"{where}: input {dims[0]}x{dims[1]} is not square; Photoproof tiles are square")
         if META_SPEC in meta and (spec is not None or overrides):
             log.warning("%s: preprocessing flags override the spec stored in the model", self.path.name)
-        if spec is None and META_SPEC in meta:
-            spec = PreprocessSpec.from_json(meta[META_SPEC])
-        if spec is None:
-            size = overrides.get("input_size") or static[0]
-            if not size:
-                raise UserError(f"{where}: a foreign model with a dynamic input size; give --input-size")
-            if not {"mean", "std"} & set(overrides):
-                log.warning("%s: no Photoproof metadata; assuming ImageNet mean/std (set --mean/--std or --scale, --channel-order)", self.path.name)
-            spec = PreprocessSpec(input_size=int(size), resize="bilinear", mean=IMAGENET_MEAN, std=IMAGENET_STD, layout=layout)  # type: ignore[arg-type]
-        if overrides:
-            spec = dataclasses.replace(spec, **overrides)
-        if spec.layout != layout:
-            log.info("%s: input shape %s is %s; using that layout", self.path.name, shape, layout)
-            spec = dataclasses.replace(spec, layout=layout)  # type: ignore[arg-type]
-        if static[0] and static[0] != spec.input_size:
-            raise UserError(f"{where}: the model takes {static[0]}x{static[0]} images but the preprocessing says {spec.input_size} (--input-size)")
-        return spec
+        sc = sidecar_path(self.path)
+        side = read_sidecar(sc) if sc is not None else None
+        self.sidecar_labels = side.labels if side is not None else None
+        base = {META_SPEC: spec.to_json()} if spec is not None else meta
+        return resolve_spec(base, shape, overrides, side.overrides if side else None, where=where)
 
     def _probe_classes(self, sess: ort.InferenceSession) -> int:
         where = f"--model {self.path}"
@@ -301,10 +221,12 @@ class OnnxClassifier:
 
     def _resolve_classes(self, meta: dict[str, str], names: list[str] | None, n_out: int) -> list[str]:
         source = "--labels"
+        if names is None and getattr(self, "sidecar_labels", None) is not None:
+            names, source = read_label_file(self.sidecar_labels, flag="labels of model.toml"), str(self.sidecar_labels)  # type: ignore[arg-type]
         if names is None and META_CLASSES in meta:
             try:
                 names = [str(n) for n in json.loads(meta[META_CLASSES])]
-            except (json.JSONDecodeError, TypeError):
+            except (json.JSONDecodeError, TypeError, RecursionError):
                 raise UserError(f"--model {self.path}: the class names in its metadata are not a JSON list") from None
             source = "its metadata"
         if names is None:
@@ -342,16 +264,17 @@ class OnnxClassifier:
         return sess
 
     def _cache_dir(self) -> Path:
-        d = self.path.parent / "trt-cache"
-        try:
-            d.mkdir(exist_ok=True)
-            if os.access(d, os.W_OK):
+        """Where TensorRT keeps its engines: ``trt-cache/`` beside the model, else a per-user cache folder.
+
+        A cached engine is loaded as code, so the folder must be this user's own and
+        writable by nobody else (:func:`private_dir`); a shared, predictable temporary
+        folder is never used.
+        """
+        beside = self.path.parent / "trt-cache"
+        for d in (beside, user_cache_dir() / "trt"):
+            if private_dir(d):
                 return d
-        except OSError:
-            pass
-        d = Path(tempfile.gettempdir()) / "photoproof-trt-cache"
-        d.mkdir(exist_ok=True)
-        return d
+        raise UserError(f"--provider tensorrt: no private folder for the engine cache ({beside} and {user_cache_dir()} are not this user's own); use --provider cuda")
 
     # -- inference -----------------------------------------------------------
     def logits_input(self, crops_rgb: np.ndarray) -> np.ndarray:

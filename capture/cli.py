@@ -8,6 +8,7 @@
     photoproof capture BATCH --model lite2 --simulate --profile inkjet-phone --seed 1 --frames 300
     photoproof capture BATCH --model lite2 --phone --per-tile 10
     photoproof capture BATCH --preview 0 --headless --frames 30
+    photoproof capture BATCH --scene --label banana --region 320,40,640,640 --camera 0 --duration 60
 """
 
 from __future__ import annotations
@@ -19,9 +20,15 @@ from typing import Any, Callable, Optional
 import typer
 from rich.live import Live
 from rich.table import Table
+from rich.markup import escape
 from rich.text import Text
 
-from capture.classify import CPU, CUDA, TENSORRT, OnnxClassifier, default_providers, foreign_spec, load_labels
+from capture.classify import CPU, CUDA, TENSORRT, OnnxClassifier, default_providers, load_labels
+from contracts.cliopts import (
+    model_flags, opt_channel_order, opt_crop, opt_input_size, opt_label_map, opt_labels, opt_mean, opt_resize, opt_scale, opt_std,
+)
+from contracts.labels import read_label_map
+from contracts.modelspec import parse_floats
 from capture.sheets.quality import MIN_TILE_FRACTION, QualityGates
 from capture.session import Progress, run_capture
 from contracts.frames import FrameSource
@@ -31,17 +38,13 @@ from contracts.errors import UserError
 
 log = logging.getLogger(__name__)
 
-SRC, STOP, GATE, FOREIGN = "Source (exactly one)", "When to stop", "Quality gates", "Foreign .onnx models"
+SRC, STOP, GATE = "Source (exactly one)", "When to stop", "Quality gates"
+SCENE = "Scene mode (adversarial patch)"
 _PROVIDERS = {"auto": None, "cpu": [CPU], "cuda": [CUDA, CPU], "tensorrt": [TENSORRT, CUDA, CPU]}
 
 
 def _floats(text: Optional[str], flag: str) -> Optional[list[float]]:
-    if text is None:
-        return None
-    try:
-        return [float(v) for v in text.replace(" ", "").split(",") if v]
-    except ValueError:
-        raise UserError(f"{flag} {text!r}: expected numbers separated by commas, e.g. 0.485,0.456,0.406") from None
+    return parse_floats(text, flag)
 
 
 def build_source(
@@ -96,7 +99,8 @@ def _summary(db: Path) -> Table:
         cfg = json.loads(con.execute("SELECT config FROM sessions").fetchone()[0] or "{}")
     finally:
         con.close()
-    truth = {it.id: it.label.index for it in load_batch(db.parent.parent).items}
+    lmap = {int(k): int(v) for k, v in ((cfg.get("labels") or {}).get("map") or {}).items()}
+    truth = {it.id: lmap.get(it.label.index, it.label.index) for it in load_batch(db.parent.parent).items}
     table = Table(title=f"capture {db.stem}", show_edge=False)
     for col in ("", "observations", "good", "model right (good)", "fooled (good)"):
         table.add_column(col, justify="right")
@@ -115,8 +119,29 @@ def _gates_line(gates: QualityGates, input_size: int) -> str:
             f"sharpness >= {gates.min_sharpness:g}; clean/adversarial pairs judged together")
 
 
-def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Path]) -> None:
-    """Add the ``capture`` command to ``app``; ``resolve_model(name_or_file, batch_dir)`` gives the .onnx path."""
+def _scene(batch: Path, source: FrameSource, clf: OnnxClassifier, region: Optional[str], label: Optional[str],
+           frames: Optional[int], duration: Optional[float], session: Optional[str], summary: Callable[[list[Path]], object] | None) -> None:
+    """``capture --scene``: record the session, then print its with/without-patch figures (``summary``, from the analysis)."""
+    from capture.scene import Region, run_scene
+    from capture.session import default_session_id
+    from contracts.batchdir import check_session_name
+    from contracts.classes import parse_label
+
+    if session is not None:
+        check_session_name(session)
+    db = run_scene(
+        batch, source, clf, region=Region.parse(region) if region else None, label=parse_label(label, where="--label") if label else None,
+        frames=frames, duration=duration, session_id=session or f"{default_session_id(source)}-scene",
+    )
+    if summary is not None:
+        console.print(summary([db]))
+    console.print(f"recorded {db}")
+
+
+def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Path],
+             scene_summary: Callable[[list[Path]], object] | None = None) -> None:
+    """Add the ``capture`` command to ``app``; ``resolve_model(name_or_file, batch_dir)`` gives the .onnx path,
+    ``scene_summary(dbs)`` the printable figures of ``--scene`` sessions (capture does not import the analysis)."""
 
     @app.command("capture")
     def capture_cmd(
@@ -142,7 +167,7 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Pa
         duration: Optional[float] = typer.Option(None, "--duration", help="Stop after S seconds.", rich_help_panel=STOP),
         per_tile: Optional[int] = typer.Option(None, "--per-tile", help="Stop when every tile has K good observations.", rich_help_panel=STOP),
         headless: bool = typer.Option(False, "--headless", help="No live window (automatic without a display)."),
-        session: Optional[str] = typer.Option(None, "--session", help="Session name (default: date-time-source); an existing one resumes."),
+        session: Optional[str] = typer.Option(None, "--session", help="Session name (default: date-time-source-random); an existing one resumes; one in use by another capture is refused."),
         no_crops: bool = typer.Option(False, "--no-crops", help="Do not save the crop gallery."),
         provider: str = typer.Option("auto", "--provider", help="onnxruntime provider: auto, cpu, cuda, tensorrt."),
         min_sharpness: float = typer.Option(QualityGates.min_sharpness, "--min-sharpness", help="Variance of the Laplacian of the crop at the tile's camera resolution.", rich_help_panel=GATE),
@@ -150,16 +175,28 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Pa
         max_angle_deg: float = typer.Option(QualityGates.max_angle_deg, "--max-angle-deg", help="Viewing angle off the sheet's normal.", rich_help_panel=GATE),
         max_clipped: float = typer.Option(QualityGates.max_clipped, "--max-clipped", help="Fraction of pixels at 0 or 255.", rich_help_panel=GATE),
         max_reproj_px: float = typer.Option(QualityGates.max_reproj_px, "--max-reproj-px", help="RMS marker reprojection error.", rich_help_panel=GATE),
-        input_size: Optional[int] = typer.Option(None, "--input-size", help="Model input side in pixels.", rich_help_panel=FOREIGN),
-        mean: Optional[str] = typer.Option(None, "--mean", help="Per-channel mean, 0..255 or 0..1 units: 0.485,0.456,0.406.", rich_help_panel=FOREIGN),
-        std: Optional[str] = typer.Option(None, "--std", help="Per-channel std, same units as --mean.", rich_help_panel=FOREIGN),
-        scale: Optional[float] = typer.Option(None, "--scale", help="Feed pixels / SCALE instead of --mean/--std (255: 0..1 input).", rich_help_panel=FOREIGN),
-        channel_order: Optional[str] = typer.Option(None, "--channel-order", help="RGB or BGR (default RGB).", rich_help_panel=FOREIGN),
-        labels: Optional[Path] = typer.Option(None, "--labels", help="Class names, one per line (default: ImageNet-1k).", rich_help_panel=FOREIGN),
+        input_size: Optional[int] = opt_input_size(),
+        mean: Optional[str] = opt_mean(),
+        std: Optional[str] = opt_std(),
+        scale: Optional[float] = opt_scale(),
+        resize: Optional[str] = opt_resize(),
+        crop: Optional[str] = opt_crop(),
+        channel_order: Optional[str] = opt_channel_order(),
+        labels: Optional[Path] = opt_labels(),
+        label_map: Optional[Path] = opt_label_map(),
+        scene: bool = typer.Option(False, "--scene", help="Classify the whole view (not tiles) and find the printed patch card in it.", rich_help_panel=SCENE),
+        region: Optional[str] = typer.Option(None, "--region", help="--scene: classify only x,y,w,h of the frame (its centred square).", rich_help_panel=SCENE),
+        label: Optional[str] = typer.Option(None, "--label", help="--scene: the photographed object's true class (index, WordNet id or name).", rich_help_panel=SCENE),
     ) -> None:
         """Photograph printed sheets and record what the target model sees, tile by tile."""
         if provider not in _PROVIDERS:
             raise UserError(f"--provider {provider!r}: choose one of {', '.join(_PROVIDERS)}")
+        if not scene and (region is not None or label is not None):
+            raise UserError("--region and --label apply to --scene only")
+        if scene and simulate:
+            raise UserError("--simulate: the simulated camera photographs sheets; --scene needs a real scene (--camera, --url, --video or --photos)")
+        if scene and (phone or preview is not None):
+            raise UserError(f"{'--phone' if phone else '--preview'}: not with --scene; a scene is recorded from --camera, --url, --video or --photos")
         gate_args: dict[str, Any] = dict(min_sharpness=min_sharpness, min_tile_px=min_tile_px, max_angle_deg=max_angle_deg, max_clipped=max_clipped, max_reproj_px=max_reproj_px)
         others = [f for f, v in (("--camera", camera), ("--url", url), ("--video", video), ("--photos", photos), ("--simulate", simulate or None)) if v is not None]
         if preview is not None:
@@ -177,13 +214,14 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Pa
             from capture.phones import run_phone_command
 
             model_path = resolve_model(model, batch)
-            overrides = foreign_spec(input_size, _floats(mean, "--mean"), _floats(std, "--std"), scale, channel_order)
+            overrides = model_flags(input_size, mean, std, scale, resize, crop, channel_order)
+            lmap = read_label_map(label_map) if label_map is not None else None
             clf = OnnxClassifier(model_path, providers=_PROVIDERS[provider] or default_providers(), class_names=load_labels(labels) if labels else None, overrides=overrides)
             gates = QualityGates.for_model(clf.spec.input_size, clf.name, **gate_args)
             console.print(f"model [bold]{clf.name}[/] ({model_path.name}, sha256 {clf.sha256[:12]}) on [bold]{clf.provider}[/]; source phone page")
             console.print(_gates_line(gates, clf.spec.input_size))
             for db in run_phone_command(batch, model_path, clf, bind=bind, port=port, frames=frames, duration=duration, per_tile=per_tile,
-                                        session=session, gates=gates, save_crops=not no_crops, headless=headless):
+                                        session=session, gates=gates, save_crops=not no_crops, headless=headless, label_map=lmap):
                 console.print(_summary(db))
                 console.print(f"recorded {db}")
             return
@@ -192,22 +230,27 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Pa
             loop=loop, profile=profile, seed=seed, frames=frames, connect_timeout=connect_timeout,
         )
         model_path = resolve_model(model, batch)
-        overrides = foreign_spec(input_size, _floats(mean, "--mean"), _floats(std, "--std"), scale, channel_order)
+        overrides = model_flags(input_size, mean, std, scale, resize, crop, channel_order)
+        lmap = read_label_map(label_map) if label_map is not None else None
         clf = OnnxClassifier(model_path, providers=_PROVIDERS[provider] or default_providers(), class_names=load_labels(labels) if labels else None, overrides=overrides)
         gates = QualityGates.for_model(clf.spec.input_size, clf.name, **gate_args)
-        console.print(f"model [bold]{clf.name}[/] ({model_path.name}, sha256 {clf.sha256[:12]}) on [bold]{clf.provider}[/]; source {source.description}")
+        console.print(f"model [bold]{escape(clf.name)}[/] ({escape(model_path.name)}, sha256 {clf.sha256[:12]}) on [bold]{clf.provider}[/]; source {escape(source.description)}", soft_wrap=True)
         console.print(_gates_line(gates, clf.spec.input_size))
+        if scene:
+            _scene(batch, source, clf, region, label, frames, duration, session, scene_summary)
+            return
         text = Text("starting...")
 
         with Live(text, console=console, refresh_per_second=4, transient=False) as live:
 
             def progress(p: Progress) -> None:
-                text.plain = p.line() if not p.done else f"{p.line()}  -- stopped: {p.stopped_by}"
+                line = f"frame {p.frames}/{frames}  {p.line()}" if frames else p.line()
+                text.plain = line if not p.done else f"{line}  -- stopped: {p.stopped_by}"
                 live.update(text)
 
             db = run_capture(
                 batch, model_path, source, frames=frames, duration=duration, per_tile=per_tile, headless=headless, session_id=session,
-                save_crops=not no_crops, gates=gates, classifier=clf, on_progress=progress,
+                save_crops=not no_crops, gates=gates, classifier=clf, on_progress=progress, label_map=lmap,
             )
         console.print(_summary(db))
-        console.print(f"recorded {db}")
+        console.print(f"recorded {escape(str(db))}", soft_wrap=True)

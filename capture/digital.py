@@ -9,6 +9,7 @@ centre-cropped per the model's preprocessing spec, as the camera's tiles are.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Iterable, Protocol, Sequence
 
@@ -17,6 +18,8 @@ import numpy as np
 from contracts.images import batch_images
 from contracts.manifest import Batch
 from contracts.preprocess import PreprocessSpec
+
+log = logging.getLogger(__name__)
 
 CHUNK = 32  # images per classifier call
 
@@ -61,6 +64,7 @@ def digital_top5(batch_dir: Path, batch: Batch, classifier: Classifier, chunk: i
     """The model's top-5 on every item's saved clean and adversarial PNG, in manifest order.
 
     ``images``: the batch's PNGs, when the caller has read them already (:func:`contracts.images.batch_images`).
+    An image on which the model outputs NaN or infinity is left out, with a warning.
     """
     todo = images if images is not None else batch_images(batch_dir, batch)
     keys: list[tuple[str, str]] = []
@@ -71,4 +75,11 @@ def digital_top5(batch_dir: Path, batch: Batch, classifier: Classifier, chunk: i
             yield im
 
     ids, probs = classify_images(classifier, arrays(), chunk)
-    return [(item, role, ids[k], probs[k]) for k, (item, role) in enumerate(keys)]
+    finite = np.isfinite(probs).all(axis=1) if len(keys) else np.zeros(0, bool)
+    rows: list[Top5Row] = []
+    for k, (item, role) in enumerate(keys):
+        if finite[k]:
+            rows.append((item, role, ids[k], probs[k]))
+        else:  # not recorded: the report shows this item's digital figures as n/a
+            log.warning("the model gave NaN or infinite outputs on the %s PNG of item %s; its digital prediction is not recorded", role, item)
+    return rows

@@ -88,7 +88,8 @@ class PhoneCapture:
         batch_dir, model_path, classifier: as for :func:`capture.session.run_capture` (the classifier is shared).
         bind, port: where the server listens (``port=0``: any free port).
         frames, duration, per_tile: stop conditions (see the module's docstring).
-        session: the base of the session names (default: date and time).
+        session: the base of the session names (default: date, time and a random suffix, so that two
+            laptops started in the same second never share a session).
         gates, save_crops: as for ``run_capture``.
         max_phones: phones per run.
         max_fps: frames per second one phone may send.
@@ -99,6 +100,7 @@ class PhoneCapture:
         self, batch_dir: Path, model_path: Path, classifier: OnnxClassifier, *, bind: str = "0.0.0.0", port: int = 8443,
         frames: int | None = None, duration: float | None = None, per_tile: int | None = None, session: str | None = None,
         gates: QualityGates | None = None, save_crops: bool = True, max_phones: int = 8, max_fps: float = 30.0, cert_dir: Path | None = None,
+        label_map: dict[str, str] | None = None,
     ) -> None:
         if not 0 <= port <= 65535:
             raise UserError(f"--port {port}: expected 0..65535")
@@ -107,8 +109,9 @@ class PhoneCapture:
         self.batch_dir, self.model_path, self.clf = Path(batch_dir), Path(model_path), classifier
         check_inputs(self.batch_dir, frames, duration, per_tile)  # fail here, not on the first phone's thread
         self.frames, self.duration, self.per_tile = frames, duration, per_tile
-        self.base = session or time.strftime("%Y%m%d-%H%M%S")
+        self.base = session or f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
         self.gates, self.save_crops = gates, save_crops
+        self.label_map = label_map  # batch class name -> the target's (--label-map)
         self.token = secrets.token_urlsafe(16)
         self.cert = machine_certificate(cert_dir)
         self.stop_event = threading.Event()
@@ -148,7 +151,7 @@ class PhoneCapture:
             s.db = run_capture(
                 self.batch_dir, self.model_path, s.source, frames=self.frames, duration=left, per_tile=self.per_tile, headless=True,
                 session_id=s.session_id, gates=self.gates, classifier=self.clf, save_crops=self.save_crops, render=False,
-                on_progress=progress, stop_event=self.stop_event,
+                on_progress=progress, stop_event=self.stop_event, label_map=self.label_map,
             )
         except BaseException as e:  # reported by wait()
             log.error("phone %d: session %s failed: %s", s.source.phone, s.session_id, e)
@@ -246,7 +249,7 @@ class PhoneCapture:
 
 def run_phone_command(
     batch_dir: Path, model_path: Path, classifier: OnnxClassifier, *, bind: str, port: int, frames: int | None, duration: float | None,
-    per_tile: int | None, session: str | None, gates: QualityGates, save_crops: bool, headless: bool,
+    per_tile: int | None, session: str | None, gates: QualityGates, save_crops: bool, headless: bool, label_map: dict[str, str] | None = None,
 ) -> list[Path]:
     """``capture --phone``: print the URL and its QR code, show the window, record until a stop condition; return the databases."""
     import sys
@@ -258,7 +261,7 @@ def run_phone_command(
     from contracts.console import console
 
     pc = PhoneCapture(batch_dir, model_path, classifier, bind=bind, port=port, frames=frames, duration=duration, per_tile=per_tile,
-                      session=session, gates=gates, save_crops=save_crops)
+                      session=session, gates=gates, save_crops=save_crops, label_map=label_map)
     url = pc.start()
     console.print(f"phone page: {url}", markup=False, highlight=False, soft_wrap=True)
     console.print(f"certificate SHA-256 {pc.cert.fingerprint}", markup=False, highlight=False, soft_wrap=True)

@@ -30,6 +30,7 @@ import numpy as np
 from capture.classify import CPU, OnnxClassifier
 from capture.sheets.detect import TileCrop
 from capture.record import Observation, Recorder
+from contracts.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +109,9 @@ class GalleryEntry:
 
 @dataclass
 class WorkerStats:
-    tiles: int = 0
+    tiles: int = 0  # observations recorded
     good: int = 0
+    nonfinite: int = 0  # crops whose model output was NaN or infinite: not recorded, counted here
     batches: int = 0
     busy_s: float = 0.0
     recent: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=64))
@@ -192,7 +194,10 @@ class ClassifierWorker(threading.Thread):
                     continue
                 self.process(job)
         except BaseException as e:  # reported to the camera loop, which stops the session
-            log.exception("classifier thread failed")
+            if isinstance(e, UserError):  # e.g. the recorder's write failed (a full disk): a one-line error, said where it arose
+                log.debug("classifier thread stopped: %s", e)
+            else:
+                log.exception("classifier thread failed")
             self.error = e
             if self._on_error:
                 self._on_error(e)
@@ -212,26 +217,33 @@ class ClassifierWorker(threading.Thread):
             took = time.perf_counter() - t0
             self.mean_job_s = took if self.mean_job_s == 0 else 0.8 * self.mean_job_s + 0.2 * took
             self.busy_since = None
-        obs = []
+        finite = np.isfinite(probs).all(axis=1)
+        if not finite.all():
+            log.warning("the model gave NaN or infinite outputs for %d of %d crops of frame %d; those are not recorded", int((~finite).sum()), len(finite), job.frame_idx)
+        kept = [(c, i, p) for c, i, p, ok in zip(job.crops, ids, probs, finite) if ok]
+        obs = [
+            Observation(
+                frame_idx=job.frame_idx, sheet_id=c.sheet_id, item_id=c.tile.item, role=c.tile.role,
+                quality=c.quality, good=c.good,
+                top5_ids=[int(v) for v in i], top5_probs=[float(v) for v in p],
+            )
+            for c, i, p in kept
+        ]
+        self.recorder.add_observations(obs)  # first: only what was recorded is counted
         with self._lock:
-            for c, i, p in zip(job.crops, ids, probs):
+            self.stats.nonfinite += int((~finite).sum())
+            for c, i, p in kept:
                 key = tile_key(c)
-                obs.append(Observation(
-                    frame_idx=job.frame_idx, sheet_id=c.sheet_id, item_id=c.tile.item, role=c.tile.role,
-                    quality=c.quality, good=c.good,
-                    top5_ids=[int(v) for v in i], top5_probs=[float(v) for v in p],
-                ))
                 self.results[key] = TileResult(top1=int(i[0]), prob=float(p[0]), frame_idx=job.frame_idx, good=c.good)
                 if c.good:
                     self.good_counts[key] = self.good_counts.get(key, 0) + 1
                     self.stats.good += 1
                 if self.keep_crops:
                     self._gallery(key, c, job.frame_idx)
-            self.stats.tiles += len(job.crops)
+            self.stats.tiles += len(obs)
             self.stats.batches += 1
             self.stats.busy_s += time.perf_counter() - t0
             self.stats.recent.append((time.monotonic(), len(job.crops)))
-        self.recorder.add_observations(obs)
         self._check_done()
 
     def _gallery(self, key: TileKey, c: TileCrop, frame_idx: int) -> None:

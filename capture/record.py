@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
+import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from capture.sheets.quality import TileQuality
-from contracts.capturedb import create_db, encode_top5
+from contracts.capturedb import SCHEMA_VERSION, check_db_path, create_db, encode_top5
 from contracts.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,63 @@ class Observation:
     top5_probs: list[float]
 
 
+class RecordingFailed(UserError):
+    """Writing to the capture database failed (disk full, read-only disk...): the session stops.
+
+    Everything committed before the failure stays in the database.
+    """
+
+
+class SessionLock:
+    """An exclusive lock on ``captures/<session>.lock``, held while a capture writes the session.
+
+    The operating system drops the lock when the process ends, even on SIGKILL, so a
+    killed capture never leaves a stale lock behind. A second writer is refused.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd: int | None = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            _lock_fd(self._fd)
+        except OSError:
+            holder = ""
+            try:
+                holder = os.pread(self._fd, 32, 0).decode("ascii", "replace").strip()
+            except OSError:
+                pass
+            os.close(self._fd)
+            self._fd = None
+            who = f" (process {holder})" if holder.isdecimal() else ""
+            raise UserError(
+                f"{path.with_suffix('.sqlite')}: this session is being recorded by another capture{who}; "
+                "choose another --session, or wait until that capture stops"
+            ) from None
+        try:
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, str(os.getpid()).encode(), 0)
+        except OSError:
+            pass  # the pid is only a courtesy for the message above
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the lock
+            self._fd = None
+
+
+def _lock_fd(fd: int) -> None:
+    """Take an exclusive, non-blocking lock on ``fd``; ``OSError`` when another process holds it."""
+    if sys.platform == "win32":
+        import msvcrt
+
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        return
+    import fcntl
+
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
 class Recorder:
     """Thread-safe writer of one session's rows, committing at least every ``commit_every`` s.
 
@@ -59,22 +118,44 @@ class Recorder:
         commit_every: the longest time a row waits uncommitted.
     """
 
-    def __init__(self, path: Path, session_id: str, batch_id: str, commit_every: float = 0.5) -> None:
+    def __init__(
+        self, path: Path, session_id: str, batch_id: str, commit_every: float = 0.5, on_failure: Callable[[BaseException], None] | None = None
+    ) -> None:
         self.path, self.session_id, self.batch_id = path, session_id, batch_id
+        self.error: RecordingFailed | None = None
+        self._on_failure = on_failure
+        self._owns_session = False  # set once start_session has accepted the session: only then does close() touch its row
+        check_db_path(path)
+        try:
+            self._session_lock = SessionLock(path.with_suffix(".lock"))
+        except OSError as e:
+            raise UserError(f"{path.parent}: cannot write there ({e.strerror or e}); check the disk and its permissions") from None
         try:
             self.con: sqlite3.Connection = create_db(path)
-        except sqlite3.DatabaseError as e:
-            raise UserError(f"{path}: cannot open it as a capture database ({e}); choose another --session") from None
+            row = self.con.execute("SELECT value FROM meta WHERE key='batch_id'").fetchone()
+            version = self.con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        except sqlite3.Error as e:
+            self._session_lock.release()
+            raise UserError(f"{path}: cannot open it as a capture database ({e}); choose another --session, or free disk space") from None
         self._lock = threading.RLock()
         self._dirty = False
         self._last_commit = time.monotonic()
         self.commits = 0
-        row = self.con.execute("SELECT value FROM meta WHERE key='batch_id'").fetchone()
         if row is not None and row[0] != batch_id:
             self.con.close()
+            self._session_lock.release()
             raise UserError(f"{path}: belongs to batch {row[0]}, not {batch_id}; choose another --session")
-        self.con.execute("INSERT OR IGNORE INTO meta VALUES ('batch_id', ?)", (batch_id,))
-        self.con.commit()
+        if version is not None and version[0] != str(SCHEMA_VERSION):
+            self.con.close()
+            self._session_lock.release()
+            raise UserError(f"{path}: capture schema version {version[0]!r} is not this Photoproof's ({SCHEMA_VERSION}); choose another --session")
+        try:
+            self.con.execute("INSERT OR IGNORE INTO meta VALUES ('batch_id', ?)", (batch_id,))
+            self.con.commit()
+        except sqlite3.Error as e:
+            self.con.close()
+            self._session_lock.release()
+            raise UserError(f"{path}: cannot write it ({e}); free disk space or choose a writable batch folder") from None
         self._stop = threading.Event()
         self._timer = threading.Thread(target=self._commit_loop, args=(commit_every,), name="capture-commit", daemon=True)
         self._timer.start()
@@ -85,44 +166,89 @@ class Recorder:
     ) -> Resume:
         """Insert the session row, or reopen it when the same session runs again with the same model."""
         with self._lock:
-            row = self.con.execute("SELECT model_sha256, config FROM sessions WHERE id=?", (self.session_id,)).fetchone()
-            now = time.time()
-            if row is None:
-                self.con.execute(
-                    "INSERT INTO sessions (id, batch_id, source, model, model_sha256, provider, profile, seed, started, stopped, config) VALUES (?,?,?,?,?,?,?,?,?,NULL,?)",
-                    (self.session_id, self.batch_id, source, model, model_sha256, provider, profile, seed, now, json.dumps(config, sort_keys=True)),
-                )
-                self.con.commit()
-                return Resume()
-            if row[0] != model_sha256:
-                raise UserError(f"{self.path}: session {self.session_id!r} was recorded with another model; choose another --session")
-            old = json.loads(row[1] or "{}")
-            runs = old.get("runs", [])
-            runs.append({"resumed": now, "source": source})
-            config = {**config, "runs": runs}
-            self.con.execute("UPDATE sessions SET stopped=NULL, provider=?, config=? WHERE id=?", (provider, json.dumps(config, sort_keys=True), self.session_id))
-            nxt, t = self.con.execute("SELECT COALESCE(MAX(idx)+1, 0), COALESCE(MAX(t), 0) FROM frames WHERE session_id=?", (self.session_id,)).fetchone()
-            counts = {
-                (str(s), str(i), str(r)): int(n)
-                for s, i, r, n in self.con.execute(
-                    "SELECT sheet_id, item_id, role, COUNT(*) FROM observations WHERE session_id=? AND good=1 GROUP BY sheet_id, item_id, role", (self.session_id,)
-                )
-            }
+            try:
+                return self._start_session(source, model, model_sha256, provider, profile, seed, config)
+            except sqlite3.Error as e:
+                raise self._failed(e) from None
+            except (TypeError, ValueError) as e:  # a malformed row in an existing database
+                raise UserError(f"{self.path}: malformed session rows ({e}); choose another --session") from None
+
+    def _start_session(
+        self, source: str, model: str, model_sha256: str, provider: str, profile: str | None, seed: int | None, config: dict[str, Any]
+    ) -> Resume:
+        row = self.con.execute("SELECT model_sha256, config, batch_id FROM sessions WHERE id=?", (self.session_id,)).fetchone()
+        now = time.time()
+        if row is None:
+            orphans = self.con.execute("SELECT COUNT(*) FROM frames WHERE session_id=?", (self.session_id,)).fetchone()[0]
+            if orphans:  # rows of this session without its session row: never write over them
+                raise UserError(f"{self.path}: holds {orphans} frames of session {self.session_id!r} but no session row (a damaged file); choose another --session")
+            self.con.execute(
+                "INSERT INTO sessions (id, batch_id, source, model, model_sha256, provider, profile, seed, started, stopped, config) VALUES (?,?,?,?,?,?,?,?,?,NULL,?)",
+                (self.session_id, self.batch_id, source, model, model_sha256, provider, profile, seed, now, json.dumps(config, sort_keys=True)),
+            )
             self.con.commit()
-            log.info("resuming session %s at frame %d", self.session_id, nxt)
-            return Resume(next_frame=int(nxt), t_offset=float(t) + 1.0, good_counts=counts)
+            self._owns_session = True
+            return Resume()
+        if row[2] != self.batch_id:
+            raise UserError(f"{self.path}: session {self.session_id!r} belongs to batch {row[2]!r}, not {self.batch_id}; choose another --session")
+        if row[0] != model_sha256:  # refused: the existing session's row is left exactly as it was
+            raise UserError(f"{self.path}: session {self.session_id!r} was recorded with another model; choose another --session")
+        try:
+            old = json.loads(row[1] or "{}")
+        except (json.JSONDecodeError, RecursionError):
+            old = {}
+        runs = old.get("runs") if isinstance(old, dict) else None
+        runs = runs if isinstance(runs, list) else []
+        runs.append({"resumed": now, "source": source})
+        config = {**config, "runs": runs}
+        self.con.execute("UPDATE sessions SET stopped=NULL, provider=?, config=? WHERE id=?", (provider, json.dumps(config, sort_keys=True), self.session_id))
+        nxt, t = self.con.execute("SELECT COALESCE(MAX(idx)+1, 0), COALESCE(MAX(t), 0) FROM frames WHERE session_id=?", (self.session_id,)).fetchone()
+        counts = {
+            (str(s), str(i), str(r)): int(n)
+            for s, i, r, n in self.con.execute(
+                "SELECT sheet_id, item_id, role, COUNT(*) FROM observations WHERE session_id=? AND good=1 GROUP BY sheet_id, item_id, role", (self.session_id,)
+            )
+        }
+        self.con.commit()
+        self._owns_session = True
+        log.info("resuming session %s at frame %d", self.session_id, nxt)
+        return Resume(next_frame=int(nxt), t_offset=float(t) + 1.0, good_counts=counts)
 
     def write_digital(self, rows: Iterable[tuple[str, str, Any, Any]]) -> None:
         """``(item_id, role, top5_ids, top5_probs)`` for every saved PNG."""
         with self._lock:
-            for item, role, ids, probs in rows:
-                self.con.execute("INSERT OR REPLACE INTO digital VALUES (?,?,?,?,?)", (self.session_id, item, role, *encode_top5(ids, probs)))
-            self.con.commit()
+            try:
+                for item, role, ids, probs in rows:
+                    self.con.execute("INSERT OR REPLACE INTO digital VALUES (?,?,?,?,?)", (self.session_id, item, role, *encode_top5(ids, probs)))
+                self.con.commit()
+            except sqlite3.Error as e:
+                raise self._failed(e) from None
 
     # -- rows ----------------------------------------------------------------
+    def _failed(self, e: sqlite3.Error) -> RecordingFailed:
+        """Record the first write failure, tell ``on_failure``, and return the error to raise."""
+        if self.error is None:
+            self.error = RecordingFailed(
+                f"{self.path}: writing the capture failed ({e}); the session stopped and keeps what was committed "
+                f"before; free disk space (or fix the disk) and re-run the same command to resume"
+            )
+            log.error("%s: write failed: %s", self.path, e)
+            if self._on_failure is not None:
+                self._on_failure(self.error)
+        return self.error
+
+    def _check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
     def add_frame(self, idx: int, t: float, sheets: list[str]) -> None:
         with self._lock:
-            self.con.execute("INSERT OR REPLACE INTO frames VALUES (?,?,?,?,?)", (self.session_id, idx, t, len(sheets), json.dumps(sheets)))
+            self._check()
+            try:
+                # INSERT, not INSERT OR REPLACE: a frame index is written once (the session lock keeps writers apart)
+                self.con.execute("INSERT INTO frames VALUES (?,?,?,?,?)", (self.session_id, idx, t, len(sheets), json.dumps(sheets)))
+            except sqlite3.Error as e:
+                raise self._failed(e) from None
             self._dirty = True
 
     def add_observations(self, obs: list[Observation]) -> None:
@@ -134,30 +260,53 @@ class Recorder:
                 float(o.quality.angle_deg), float(o.quality.clipped), int(bool(o.good)), int(o.top5_ids[0]), float(o.top5_probs[0]), ids, probs,
             ))
         with self._lock:
-            self.con.executemany(
-                "INSERT INTO observations (session_id, frame_idx, sheet_id, item_id, role, sharpness, tile_px, angle_deg, clipped, good, "
-                "top1, top1_prob, top5_ids, top5_probs) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                rows,
-            )
+            self._check()
+            try:
+                self.con.executemany(
+                    "INSERT INTO observations (session_id, frame_idx, sheet_id, item_id, role, sharpness, tile_px, angle_deg, clipped, good, "
+                    "top1, top1_prob, top5_ids, top5_probs) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    rows,
+                )
+            except sqlite3.Error as e:
+                raise self._failed(e) from None
             self._dirty = True
 
     # -- calibration strip (added for channel.calibrate) ---------------------
     def add_patches(self, frame_idx: int, sheets: Iterable[Any]) -> None:
         """Strip measurements of one frame: ``channel.calibrate.SheetPatches``, one per detected sheet."""
         with self._lock:
-            for s in sheets:
-                self.con.executemany(
-                    "INSERT OR REPLACE INTO patches VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    [(self.session_id, frame_idx, s.sheet_id, p.name, *p.mean_rgb, *p.std_rgb, p.std_y, p.n_px) for p in s.patches],
-                )
-                self.con.execute("INSERT OR REPLACE INTO blur VALUES (?,?,?,?,?,?,?)",
-                                 (self.session_id, frame_idx, s.sheet_id, s.sigma_px, s.n_edges, s.width, s.height))
+            self._check()
+            try:
+                for s in sheets:
+                    self.con.executemany(
+                        "INSERT OR REPLACE INTO patches VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                        [(self.session_id, frame_idx, s.sheet_id, p.name, *p.mean_rgb, *p.std_rgb, p.std_y, p.n_px) for p in s.patches],
+                    )
+                    self.con.execute("INSERT OR REPLACE INTO blur VALUES (?,?,?,?,?,?,?)",
+                                     (self.session_id, frame_idx, s.sheet_id, s.sigma_px, s.n_edges, s.width, s.height))
+            except sqlite3.Error as e:
+                raise self._failed(e) from None
+            self._dirty = True
+
+    # -- scene mode (added for capture --scene) --------------------------------
+    def add_scene(self, frame_idx: int, view: list[int], label: int | None, sighting: Any, ids: Any, probs: Any) -> None:
+        """One ``scene_observations`` row (:func:`capture.scene.scene_row`)."""
+        from capture.scene import scene_row
+
+        with self._lock:
+            self.con.execute("INSERT OR REPLACE INTO scene_observations VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                             scene_row(self.session_id, frame_idx, view, label, sighting, ids, probs))
             self._dirty = True
 
     def commit(self) -> None:
+        """Commit what is pending; a failure stops the session (:class:`RecordingFailed`)."""
         with self._lock:
+            self._check()
             if self._dirty:
-                self.con.commit()
+                try:
+                    self.con.commit()
+                except sqlite3.Error as e:
+                    raise self._failed(e) from None
                 self.commits += 1
                 self._dirty = False
             self._last_commit = time.monotonic()
@@ -167,8 +316,8 @@ class Recorder:
             if time.monotonic() - self._last_commit >= every:
                 try:
                     self.commit()
-                except sqlite3.Error as e:  # pragma: no cover - disk full and the like
-                    log.error("%s: commit failed: %s", self.path, e)
+                except RecordingFailed:
+                    return  # on_failure has stopped the session
 
     def close(self, notes: dict[str, Any] | None = None) -> None:
         """Set ``sessions.stopped``, merge ``notes`` into the session config, commit and close. Safe twice."""
@@ -177,14 +326,27 @@ class Recorder:
             self._timer.join(timeout=2.0)
         with self._lock:
             try:
-                if notes:
-                    row = self.con.execute("SELECT config FROM sessions WHERE id=?", (self.session_id,)).fetchone()
-                    cfg = json.loads(row[0]) if row and row[0] else {}
-                    cfg.update(notes)
-                    self.con.execute("UPDATE sessions SET config=? WHERE id=?", (json.dumps(cfg, sort_keys=True), self.session_id))
-                self.con.execute("UPDATE sessions SET stopped=? WHERE id=?", (time.time(), self.session_id))
-                self.con.commit()
-                self.con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                if self._owns_session and self.error is None:
+                    if notes:
+                        row = self.con.execute("SELECT config FROM sessions WHERE id=?", (self.session_id,)).fetchone()
+                        try:
+                            cfg = json.loads(row[0]) if row and row[0] else {}
+                        except (json.JSONDecodeError, RecursionError):
+                            cfg = {}
+                        cfg = {**(cfg if isinstance(cfg, dict) else {}), **notes}
+                        self.con.execute("UPDATE sessions SET config=? WHERE id=?", (json.dumps(cfg, sort_keys=True), self.session_id))
+                    self.con.execute("UPDATE sessions SET stopped=? WHERE id=?", (time.time(), self.session_id))
+                    self.con.commit()
+                    self.con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 self.con.close()
             except sqlite3.ProgrammingError:
                 pass  # already closed
+            except sqlite3.Error as e:  # disk full while closing: what was committed stays
+                self._failed(e)
+                try:
+                    self.con.rollback()
+                    self.con.close()
+                except sqlite3.Error:
+                    pass
+            finally:
+                self._session_lock.release()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import signal
 import threading
 import time
@@ -35,7 +36,8 @@ from capture.record import Recorder
 from contracts.frames import FrameSource
 from contracts.batchdir import capture_db, check_session_name, crops_dir
 from contracts.errors import UserError
-from contracts.layout import Layout, load_layout
+from contracts.labels import target_map
+from contracts.layout import Layout, check_sheets_pdf, load_layout
 from contracts.manifest import Batch, load_batch
 from contracts.paths import atomic_write_bytes
 
@@ -71,8 +73,9 @@ class Progress:
 
 
 def default_session_id(source: FrameSource) -> str:
+    """``<date>-<time>-<source kind>-<6 random hex digits>``: two stations started in the same second never collide."""
     kind = re.sub(r"[^A-Za-z0-9]+", "", source.description.split(":", 1)[0]) or "session"
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}"
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{secrets.token_hex(3)}"
 
 
 def _check_inputs(batch: Batch, layout: Layout, frames: int | None, duration: float | None, per_tile: int | None) -> None:
@@ -147,6 +150,7 @@ def run_capture(
     render: bool | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     stop_event: threading.Event | None = None,
+    label_map: dict[str, str] | None = None,
 ) -> Path:
     """Record one capture session of ``batch_dir`` seen through ``source``; return the database path.
 
@@ -157,7 +161,7 @@ def run_capture(
             carries its profile and seed (``source.simulation()``), which are recorded.
         frames, duration, per_tile: stop after N frames, S seconds, or K good observations of every tile.
         headless: no window (also when there is no display).
-        session_id: the database's name (default: date, time and source kind). An existing
+        session_id: the database's name (default: date, time, source kind and a random suffix). An existing
             session of the same model is resumed; ``frames`` and ``per_tile`` then count
             what it already holds, so a finished session is not extended.
         save_crops: keep each tile's sharpest and blurriest crop under ``captures/<session>/crops/``.
@@ -166,14 +170,21 @@ def run_capture(
         render: draw the overlay even when headless (the bench does); default: only with a window.
         on_progress: called about twice a second with a :class:`Progress`, and once at the end.
         stop_event: set it from another thread to stop the session.
+        label_map: batch class name -> target class name (``--label-map``, see
+            :func:`contracts.labels.read_label_map`); without it, labels map by name.
+            A label that cannot be mapped is an error; the map is recorded in the
+            session's config (``labels``) for the report.
     """
     batch_dir = Path(batch_dir)
     batch, layout = load_batch(batch_dir), load_layout(batch_dir)
     _check_inputs(batch, layout, frames, duration, per_tile)
+    check_sheets_pdf(batch_dir, layout)
     if session_id is not None:
         check_session_name(session_id)
     clf = classifier or OnnxClassifier(Path(model_path))
     gates = gates or QualityGates.for_model(clf.spec.input_size, clf.name)
+    used = {it.label.index for it in batch.items} | {it.target for it in batch.items if it.target is not None}
+    lmap = target_map(batch.class_names(), clf.class_names, used, label_map, where=f"--model {clf.path}")
     detector = SheetDetector(layout, gates)
     show = not headless and display_available()
     if not headless and not show:
@@ -182,7 +193,12 @@ def run_capture(
     with _Signals(stop, source) as sig, source:
         sid = session_id or default_session_id(source)
         db_path = capture_db(batch_dir, sid)
-        recorder = Recorder(db_path, sid, batch.batch_id)
+
+        def on_write_failure(_: BaseException) -> None:  # a full disk: stop now, say why at the end
+            stop.set()
+            source.interrupt()
+
+        recorder = Recorder(db_path, sid, batch.batch_id, on_failure=on_write_failure)
         stopped_by, worker, loop = "error", None, None
         try:
             config = {
@@ -190,6 +206,8 @@ def run_capture(
                 "preprocess": clf.spec.to_dict(), "model_file": str(clf.path), "crop_size": clf.spec.input_size,
                 "live": source.live, "save_crops": save_crops,
             }
+            if lmap is not None:  # the target answers in its own label set: the report maps truth through this
+                config["labels"] = {"target_classes": list(clf.class_names), "map": {str(b): t for b, t in sorted(lmap.items())}}
             profile, seed = source.simulation() or (None, None)
             resume = recorder.start_session(source=source.description, model=clf.name, model_sha256=clf.sha256, provider=clf.provider, profile=profile, seed=seed, config=config)
             recorder.write_digital(digital_top5(batch_dir, batch, clf))
@@ -197,7 +215,7 @@ def run_capture(
             all_tiles: list[TileKey] = [(s.sheet_id, t.item, t.role) for s in layout.sheets for t in s.tiles]
             worker = ClassifierWorker(clf, recorder, slot, all_tiles, per_tile=per_tile, keep_crops=save_crops, good_counts=resume.good_counts, on_error=lambda e: stop.set())
             worker.start()
-            loop = _CameraLoop(detector, clf, recorder, slot, worker, batch, source, per_tile)
+            loop = _CameraLoop(detector, clf, recorder, slot, worker, batch, source, per_tile, lmap)
             if (frames is not None and resume.next_frame >= frames) or worker.all_done.is_set():
                 log.warning("session %s already has what was asked (%s); nothing to add", sid, f"{resume.next_frame} frames" if frames else f"{per_tile} per tile")
                 stopped_by = "already complete"
@@ -215,7 +233,7 @@ def run_capture(
                 worker.join(timeout=60.0)
                 skipped = loop.skipped if loop is not None else 0
                 notes.update(
-                    observations=worker.stats.tiles, good=worker.stats.good, dropped_jobs=worker.slot.dropped + skipped,
+                    observations=worker.stats.tiles, good=worker.stats.good, nonfinite_outputs=worker.stats.nonfinite, dropped_jobs=worker.slot.dropped + skipped,
                     classifier_busy_s=round(worker.stats.busy_s, 3), classifier_batches=worker.stats.batches,
                 )
                 if save_crops:
@@ -229,6 +247,8 @@ def run_capture(
                 reconnects=int(getattr(source, "reconnects", 0)),
             )
             recorder.close(notes)
+        if recorder.error is not None:  # disk full or the like: say why the session stopped
+            raise recorder.error
         if worker is not None and worker.error is not None:
             raise worker.error
     log.info("session %s: %s", sid, notes)
@@ -238,10 +258,13 @@ def run_capture(
 class _CameraLoop:
     """The main-thread loop: grab, detect, crop, hand over, record the frame, draw."""
 
-    def __init__(self, detector: SheetDetector, clf: OnnxClassifier, recorder: Recorder, slot: LatestSlot, worker: ClassifierWorker, batch: Batch, source: FrameSource, per_tile: int | None) -> None:
+    def __init__(
+        self, detector: SheetDetector, clf: OnnxClassifier, recorder: Recorder, slot: LatestSlot, worker: ClassifierWorker, batch: Batch,
+        source: FrameSource, per_tile: int | None, label_map: dict[int, int] | None = None,
+    ) -> None:
         self.detector, self.clf, self.recorder, self.slot, self.worker = detector, clf, recorder, slot, worker
         self.source, self.per_tile = source, per_tile
-        self.true_class = {it.id: it.label.index for it in batch.items}
+        self.true_class = {it.id: (label_map or {}).get(it.label.index, it.label.index) for it in batch.items}  # in the target's classes
         self.times: deque[float] = deque(maxlen=60)
         self.n = 0
         self.skipped = 0  # frames with sheets whose tiles were not cut because the classifier was busy
@@ -307,7 +330,7 @@ class _CameraLoop:
                 # With a live source, cut tiles only when the classifier will want them within
                 # about two frames; earlier crops would only be superseded. Outline them anyway.
                 cut = bool(hits) and (not self.source.live or self.worker.ready_within(2.0 / max(self.fps(), 5.0)))
-                crops = [c for h in hits for c in self.detector.crop_tiles(frame.image, h, size)] if cut else []
+                crops = [c for h in hits for c in self.detector.crop_tiles(frame.image, h, size, self.clf.spec.crop_pct)] if cut else []
                 if cut:
                     self.hint = gate_hint(crops, self.detector.gates)
                 if crops:

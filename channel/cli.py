@@ -12,6 +12,7 @@ from typing import Optional
 
 import typer
 from rich.table import Table
+from rich.markup import escape
 
 from contracts.console import console
 from contracts.profile import DEFAULT_PRESET
@@ -52,4 +53,4 @@ def register(app: typer.Typer) -> None:
         for k, v in rows:
             table.add_row(k, v)
         console.print(table)
-        console.print(f"wrote [bold]{res.path}[/]; use it with 'photoproof capture BATCH --simulate --profile {res.path}'", soft_wrap=True)
+        console.print(f"wrote [bold]{escape(str(res.path))}[/]; use it with 'photoproof capture BATCH --simulate --profile {escape(str(res.path))}'", soft_wrap=True)

@@ -128,6 +128,9 @@ def default_dpi(profile: ChannelProfile, sheet_height_mm: float) -> float:
     return float(min(profile.printer.dpi, max(150.0, needed)))
 
 
+MAX_PAGE_PIXELS = 200_000_000  # a page raster beyond this (an A3 sheet at 600 dpi is 70 MP) is a broken or hostile PDF
+
+
 def _render_page(pdf_path: Path, page: int, dpi: float) -> np.ndarray:
     """One page of a PDF as an RGB uint8 raster (pypdfium2)."""
     import pypdfium2 as pdfium
@@ -135,6 +138,8 @@ def _render_page(pdf_path: Path, page: int, dpi: float) -> np.ndarray:
     pdf = pdfium.PdfDocument(str(pdf_path))
     try:
         return np.asarray(pdf[page].render(scale=dpi / 72.0).to_pil().convert("RGB"))
+    except pdfium.PdfiumError as e:
+        raise UserError(f"{pdf_path}: page {page} cannot be rendered ({e}); re-run 'photoproof print'") from None
     finally:
         pdf.close()
 
@@ -211,9 +216,18 @@ class SimulatedCamera(FrameSource):
         if not layout.sheets:
             raise UserError(f"{batch_dir / LAYOUT}: no sheets to simulate")
         dpi = float(dpi or default_dpi(profile, max(s.size_mm[1] for s in layout.sheets)))
-        pdf = pdfium.PdfDocument(str(pdf_path))
+        try:
+            pdf = pdfium.PdfDocument(str(pdf_path))
+        except pdfium.PdfiumError as e:
+            raise UserError(f"{pdf_path}: not a readable PDF ({e}); re-run 'photoproof print {batch_dir}'") from None
         try:
             n_pages = len(pdf)
+            for s in layout.sheets:
+                if not 0 <= s.page < n_pages:
+                    raise UserError(f"{pdf_path}: layout sheet {s.sheet_id} names page {s.page}, the PDF has {n_pages}")
+                w_pt, h_pt = pdf[s.page].get_size()
+                if w_pt * h_pt * (dpi / 72.0) ** 2 > MAX_PAGE_PIXELS:
+                    raise UserError(f"{pdf_path}: page {s.page} is {w_pt / 72 * 25.4:.0f} x {h_pt / 72 * 25.4:.0f} mm, too large to render at {dpi:.0f} dpi; re-run 'photoproof print {batch_dir}'")
         finally:
             pdf.close()
         for s in layout.sheets:

@@ -9,10 +9,18 @@ stage reads and writes it through these modules:
 - ``manifest``: ``batch.json`` (items, images, models, the source model's top-5);
 - ``journal``: craft's append-only journal of finished items, folded into ``batch.json``;
 - ``images``: the one reader of the batch's PNGs;
+- ``imageio``: photos from outside (craft's inputs, ``capture --photos``) as 8-bit RGB: 16-bit and
+  float images scaled, decompression bombs refused;
 - ``layout``: ``layout.json`` (sheets, markers, tiles, calibration patches);
+- ``patchcard``: the printed patch cards recorded in ``layout.json``;
+- ``validate``: type and range checks of ``batch.json`` (and the journal's records) and ``layout.json``;
 - ``capturedb``: the schema of ``captures/<session>.sqlite`` and its read-only opener;
 - ``sweep``: the ``sweep.json`` schema, its writer and its version-checking reader;
 - ``preprocess``: a model's preprocessing spec;
+- ``modelspec``: a foreign model's spec resolved once (flags > ``model.toml`` > metadata > defaults);
+- ``cliopts``: the preprocessing and label flags shared by craft, capture, sweep and ``models export``;
+- ``labels``: label sets: label files, names resolved in a set, the batch-to-target class map;
+- ``units``: ε in 0-255 pixel units and in the [0, 1] convention;
 - ``profile``: the channel profile (TOML): its schema, reader and writer; the presets in ``profiles``;
 - ``strip``: the protocol for measuring the calibration strip (capture) that calibrate relies on;
 - ``frames``: the frame-source interface every camera, file and simulation implements;

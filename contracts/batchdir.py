@@ -8,6 +8,7 @@ Every stage finds its inputs and places its outputs through these names (see
     BATCH/
       batch.json               MANIFEST    craft
       images/*.png             IMAGES      craft
+      patches/<name>.png|.json PATCHES     craft --attack patch (the patch, its record, its checkpoint .state.pt)
       models/<name>.onnx       MODELS      models export (the target models a capture uses)
       sheets.pdf               SHEETS_PDF  printouts
       layout.json              LAYOUT      printouts
@@ -26,6 +27,7 @@ from contracts.errors import UserError
 
 MANIFEST = "batch.json"
 IMAGES = "images"
+PATCHES = "patches"
 MODELS = "models"
 SHEETS_PDF = "sheets.pdf"
 LAYOUT = "layout.json"
@@ -50,6 +52,11 @@ def check_session_name(name: str, flag: str = "--session") -> str:
 def image_rel(file_name: str) -> str:
     """The manifest path of an image called ``file_name`` (``images/<file_name>``)."""
     return f"{IMAGES}/{file_name}"
+
+
+def patch_rel(name: str, suffix: str) -> str:
+    """The batch-relative path of an adversarial patch's file: ``patches/<name><suffix>`` (``.png``, ``.json``, ``.state.pt``)."""
+    return f"{PATCHES}/{name}{suffix}"
 
 
 def model_path(batch_dir: Path, name: str) -> Path:

@@ -13,6 +13,13 @@ One database per capture session, in WAL mode. Tables:
   strip of each detected sheet, measured at most every 5th frame by ``channel.calibrate``:
   each grey and colour patch's encoded RGB mean and std (0..255), its luma std and
   pixel count; the sheet's edge blur sigma in frame pixels and the frame size.
+- ``scene_observations`` (added for ``capture --scene``, :mod:`capture.scene`): one
+  row per frame: the classified view ``[x, y, w, h]`` (frame pixels), the object's
+  true class when given (``label``), the adversarial patch card seen (``patch``,
+  ``patch_target``; NULL and ``patch_present`` 0 when none), how many of its
+  markers were found, its area as a share of the view, its side in pixels, its
+  in-plane rotation and viewing angle in degrees, its corners in the frame, and
+  the model's top-5 on the view. Older databases simply lack the table.
 
 Top-5 lists are JSON arrays of class ids and of probabilities, best first.
 """
@@ -20,6 +27,7 @@ Top-5 lists are JSON arrays of class ids and of probabilities, best first.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -92,6 +100,26 @@ CREATE TABLE IF NOT EXISTS patches (
     n_px INTEGER NOT NULL,
     PRIMARY KEY (session_id, frame_idx, sheet_id, patch)
 );
+CREATE TABLE IF NOT EXISTS scene_observations (
+    session_id TEXT NOT NULL,
+    frame_idx INTEGER NOT NULL,
+    view TEXT NOT NULL,
+    label INTEGER,
+    patch TEXT,
+    patch_target INTEGER,
+    patch_present INTEGER NOT NULL,
+    patch_markers INTEGER NOT NULL,
+    patch_share REAL,
+    patch_side_px REAL,
+    patch_rotation_deg REAL,
+    patch_tilt_deg REAL,
+    patch_quad TEXT,
+    top1 INTEGER NOT NULL,
+    top1_prob REAL NOT NULL,
+    top5_ids TEXT NOT NULL,
+    top5_probs TEXT NOT NULL,
+    PRIMARY KEY (session_id, frame_idx)
+);
 CREATE TABLE IF NOT EXISTS blur (
     session_id TEXT NOT NULL,
     frame_idx INTEGER NOT NULL,
@@ -117,6 +145,29 @@ def create_db(path: Path) -> sqlite3.Connection:
     return con
 
 
+def readonly_uri(path: Path) -> str:
+    """An SQLite ``file:`` URI that opens ``path`` read-only.
+
+    The path is percent-encoded (``Path.as_uri``), so ``#``, ``?`` and ``%`` in a
+    folder name stay part of the file name instead of starting SQLite's query string.
+    """
+    return Path(os.path.abspath(path)).as_uri() + "?mode=ro"
+
+
+def check_db_path(path: Path) -> None:
+    """Refuse a capture database that is a link to a file outside its batch (``BATCH/captures/x.sqlite``).
+
+    Raises:
+        UserError: naming the file.
+    """
+    batch = Path(os.path.abspath(path)).parent.parent
+    if not (path.is_symlink() or path.parent.is_symlink()):
+        return
+    target, root = path.resolve(), batch.resolve()
+    if root not in target.parents:
+        raise UserError(f"{path}: a link to {target}, outside the batch directory; refusing it (copy the file into {batch / 'captures'} instead)")
+
+
 def open_db_readonly(path: Path) -> sqlite3.Connection:
     """Open a capture database for reading and check that it is one.
 
@@ -125,8 +176,9 @@ def open_db_readonly(path: Path) -> sqlite3.Connection:
     """
     if not path.is_file():
         raise UserError(f"{path}: no such capture database")
+    check_db_path(path)
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        con = sqlite3.connect(readonly_uri(path), uri=True)
         ok = con.execute("PRAGMA quick_check").fetchone()
         if not ok or ok[0] != "ok":
             raise sqlite3.DatabaseError(str(ok))
@@ -139,7 +191,15 @@ def open_db_readonly(path: Path) -> sqlite3.Connection:
 
 
 def decode_top5(ids: str, probs: str) -> list[tuple[int, float]]:
-    return list(zip((int(i) for i in json.loads(ids)), (float(p) for p in json.loads(probs))))
+    """``[(class_id, probability), ...]`` from the two JSON columns.
+
+    Raises:
+        ValueError: malformed JSON, or lists of different lengths (never silently truncated).
+    """
+    i, p = json.loads(ids), json.loads(probs)
+    if not isinstance(i, list) or not isinstance(p, list) or len(i) != len(p):
+        raise ValueError(f"top-5 ids {ids[:40]!r} and probabilities {probs[:40]!r} do not pair up")
+    return [(int(a), float(b)) for a, b in zip(i, p)]
 
 
 def encode_top5(ids: Any, probs: Any) -> tuple[str, str]:

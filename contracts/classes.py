@@ -45,12 +45,12 @@ def parse_label(text: str, where: str = "label") -> int:
         UserError: naming ``where`` when the label is not an ImageNet-1k class.
     """
     t = text.strip()
-    if t.isdigit():
+    if t.isascii() and t.isdecimal():  # not str.isdigit: it accepts '²', which int() refuses
         i = int(t)
         if 0 <= i < 1000:
             return i
         raise UserError(f"{where}: class index {i} is outside 0..999")
-    if t.startswith("n") and t[1:].isdigit():
+    if t.startswith("n") and t[1:].isascii() and t[1:].isdecimal():
         try:
             return imagenet_wnids().index(t)
         except ValueError:
@@ -62,4 +62,8 @@ def parse_label(text: str, where: str = "label") -> int:
     syn = _synonyms().get(low)
     if syn is not None:
         return syn
-    raise UserError(f"{where}: {t!r} is not an ImageNet-1k class index, WordNet id or class name")
+    from contracts.labels import nearest
+
+    near = nearest(t, [*imagenet_names(), *_synonyms()])
+    hint = f"; nearest names: {', '.join(repr(n) for n in near)}" if near else ""
+    raise UserError(f"{where}: {t!r} is not an ImageNet-1k class index, WordNet id or class name{hint}")

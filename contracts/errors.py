@@ -21,3 +21,11 @@ class UserError(ValueError):
     A :class:`ValueError`, so library callers need not know the CLI. The CLI prints
     ``error: <message>`` on one line and exits with status 2, without a traceback.
     """
+
+
+class WriteError(UserError, OSError):
+    """A file could not be written (full or read-only disk, a folder in the way...).
+
+    Both a :class:`UserError` (the CLI prints one line naming the file) and an
+    ``OSError`` (code that already handles failed writes keeps doing so).
+    """

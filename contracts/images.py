@@ -4,7 +4,11 @@ Every stage that reads a crafted image (printouts, capture's digital top-5, the
 sweep, craft itself when it resumes, the report's gallery) decodes it here, so all
 agree on what a batch PNG is: a lossless 8-bit PNG, read without changing a pixel
 value. Grey and palette images are expanded to RGB exactly; an alpha channel is
-accepted only when it is fully opaque. Torch-free (Pillow and numpy).
+accepted only when it is fully opaque; anything else (16-bit, float, a
+decompression bomb) is refused with one line. Photos from outside the batch
+(craft's inputs, ``capture --photos``) are converted instead, by
+:mod:`contracts.imageio`, whose list of decoder failures this reader shares.
+Torch-free (Pillow and numpy).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from contracts.errors import UserError
+from contracts.imageio import UNREADABLE
 from contracts.manifest import ROLES, Batch, Item, Role
 from contracts.paths import resolve_inside
 
@@ -30,8 +35,8 @@ def _decode(source: Path | bytes) -> Image.Image:
             fmt = im.format
             im.load()
             img = im.copy()
-    except (OSError, SyntaxError, ValueError) as e:
-        raise ValueError(f"not a readable PNG ({e})") from None
+    except UNREADABLE as e:  # corrupt, truncated, or a decompression bomb
+        raise ValueError(f"not a readable PNG ({type(e).__name__}: {str(e)[:120]})") from None
     if fmt != "PNG":
         raise ValueError(f"is a {fmt} file, not a PNG")
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):

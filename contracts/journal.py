@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from contracts.errors import UserError
+from contracts.validate import check_journal_item
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ def read_records(path: Path) -> Iterator[dict[str, Any]]:
                 log.warning("%s:%d: torn last record skipped (an interrupted write); its item will be crafted again", path, n)
                 return
             raise UserError(f"{path}:{n}: damaged craft journal record ({e}); delete the file and re-run 'photoproof craft' to redo its items") from None
+        check_journal_item(rec["item"], f"{path}:{n}")  # types and ranges, as for batch.json's items
         yield rec["item"]
 
 

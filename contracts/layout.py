@@ -16,6 +16,7 @@ from typing import Any
 from contracts.batchdir import LAYOUT as LAYOUT  # re-exported: the name's old home
 from contracts.errors import UserError
 from contracts.paths import atomic_write_json
+from contracts.validate import check_layout
 
 SCHEMA = "photoproof.layout"
 SCHEMA_VERSION = 1
@@ -88,6 +89,7 @@ class Layout:
     def from_dict(cls, d: dict[str, Any], where: str = LAYOUT) -> "Layout":
         if d.get("schema") != SCHEMA or d.get("schema_version") != SCHEMA_VERSION:
             raise UserError(f"{where}: not a Photoproof layout of schema version {SCHEMA_VERSION}; re-run 'photoproof print'")
+        check_layout(d, where)  # types and physical bounds, each error naming the field
         try:
             return cls(
                 batch_id=str(d["batch_id"]),
@@ -112,9 +114,26 @@ def load_layout(batch_dir: Path) -> Layout:
         raise UserError(f"{path}: missing; print the batch first with 'photoproof print {batch_dir}'")
     try:
         d = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise UserError(f"{path}: corrupt JSON ({e}); re-run 'photoproof print'") from None
+    if not isinstance(d, dict):
+        raise UserError(f"{path}: expected a JSON object; re-run 'photoproof print'")
     return Layout.from_dict(d, where=str(path))
+
+
+def check_sheets_pdf(batch_dir: Path, layout: Layout) -> None:
+    """Refuse a ``sheets.pdf`` that is not the one this layout was written with (``extra.sheets_pdf_sha256``).
+
+    Skipped when either is absent (a capture station may hold only the layout).
+    """
+    want = layout.extra.get("sheets_pdf_sha256")
+    pdf = Path(batch_dir) / str(layout.extra.get("sheets_pdf", "sheets.pdf"))
+    if not isinstance(want, str) or not pdf.is_file():
+        return
+    from contracts.paths import sha256_file
+
+    if sha256_file(pdf) != want:
+        raise UserError(f"{pdf}: not the PDF that {Path(batch_dir) / LAYOUT} describes (another print run); re-run 'photoproof print {batch_dir}' and print the new sheets")
 
 
 def save_layout(batch_dir: Path, layout: Layout) -> None:

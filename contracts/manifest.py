@@ -5,6 +5,7 @@ Schema (version 1) in brief; ``docs/batch-format.md`` is the full reference::
     {"schema": "photoproof.batch", "schema_version": 1, "batch_id": "...",
      "created": "2026-11-22T10:00:00+00:00",
      "config": {...fully resolved craft config...},
+     "classes": ["tench", ...] (the label set; absent: ImageNet-1k),
      "models": [{"name": "lite0", "arch": "efficientnet-lite0", "role": "source",
                  "weights_sha256": "...", "weights_package": "...",
                  "preprocess": {...PreprocessSpec...}}],
@@ -26,6 +27,7 @@ from contracts import journal
 from contracts.batchdir import MANIFEST as MANIFEST  # re-exported: the name's old home
 from contracts.errors import UserError
 from contracts.paths import atomic_write_json, resolve_inside
+from contracts.validate import check_manifest, check_unique_ids
 
 SCHEMA = "photoproof.batch"
 SCHEMA_VERSION = 1
@@ -114,6 +116,8 @@ class ModelRecord:
     weights_sha256: str
     weights_package: str
     preprocess: dict[str, Any]
+    kind: str = "zoo"  # zoo, onnx, pt2, torchscript or factory
+    ref: str = ""  # what --source named (a file's path or package.module:factory)
 
 
 @dataclass
@@ -124,6 +128,7 @@ class Batch:
     config: dict[str, Any]
     models: list[ModelRecord] = field(default_factory=list)
     items: list[Item] = field(default_factory=list)
+    classes: list[str] | None = None  # the label set; None: ImageNet-1k
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     schema_version: int = SCHEMA_VERSION
 
@@ -135,6 +140,7 @@ class Batch:
             "created": self.created,
             "config": self.config,
             "models": [asdict(m) for m in self.models],
+            **({"classes": list(self.classes)} if self.classes is not None else {}),
             "items": [asdict(i) for i in self.items],
         }
 
@@ -144,6 +150,7 @@ class Batch:
             raise UserError(f"{where}: not a Photoproof batch manifest (schema is {d.get('schema')!r})")
         if d.get("schema_version") != SCHEMA_VERSION:
             raise UserError(f"{where}: schema version {d.get('schema_version')!r} is not supported (this Photoproof reads {SCHEMA_VERSION})")
+        check_manifest(d, where)  # types, unique ids and ranges, each error naming the field
         try:
             return cls(
                 batch_id=str(d["batch_id"]),
@@ -151,6 +158,7 @@ class Batch:
                 config=dict(d["config"]),
                 models=[ModelRecord(**m) for m in d["models"]],
                 items=[Item.from_dict(i) for i in d["items"]],
+                classes=None if d.get("classes") is None else [str(c) for c in d["classes"]],
             )
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(f"{where}: malformed manifest ({type(e).__name__}: {e}); re-run 'photoproof craft' to rebuild it") from None
@@ -160,6 +168,14 @@ class Batch:
             if it.id == item_id:
                 return it
         raise KeyError(item_id)
+
+    def class_names(self) -> tuple[str, ...]:
+        """The batch's label set: ``classes``, or the ImageNet-1k names when it has none."""
+        if self.classes is not None:
+            return tuple(self.classes)
+        from contracts.classes import imagenet_names
+
+        return imagenet_names()
 
     def model(self, role: str = "source") -> list[ModelRecord]:
         return [m for m in self.models if m.role == role]
@@ -175,11 +191,12 @@ def load_batch(batch_dir: Path) -> Batch:
         raise UserError(f"{path}: missing; this is not a batch directory (run 'photoproof craft' first)")
     try:
         d = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise UserError(f"{path}: corrupt JSON ({e}); restore it or re-run 'photoproof craft'") from None
     if not isinstance(d, dict):
         raise UserError(f"{path}: expected a JSON object")
     if isinstance(d.get("items"), list) and journal.journal_files(Path(batch_dir)):
+        check_unique_ids(d["items"], str(path))  # the fold below would hide duplicates
         d["items"], _ = journal.merge(d["items"], Path(batch_dir))
     batch = Batch.from_dict(d, where=str(path))
     root = Path(batch_dir).resolve()

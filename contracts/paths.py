@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from contracts.errors import UserError
+from contracts.errors import UserError, WriteError
 
 
 def resolve_inside(batch_dir: Path, rel: str, *, root: Path | None = None) -> Path:
@@ -51,7 +51,22 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and an atomic rename.
 
     The file gets the usual permissions (0666 less the umask), not mkstemp's 0600.
+
+    Raises:
+        WriteError: naming ``path`` when the disk is full or read-only, or a folder is in the way;
+            the old file, if any, is left as it was.
     """
+    try:
+        _atomic_write(path, data)
+    except WriteError:
+        raise
+    except OSError as e:
+        raise WriteError(
+            f"{path}: cannot write it ({e.strerror or e}); check that the disk has room and the folder is writable, then re-run"
+        ) from None
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -67,6 +82,20 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def remove_stale_temps(folder: Path, names: tuple[str, ...] = ("*",)) -> int:
+    """Delete the temporary files (``.<name>.<random>.tmp``) that a killed atomic write of ``names`` left in ``folder``.
+
+    Call it only for files that this process alone writes (a stage's own outputs, at its start).
+    """
+    n = 0
+    if folder.is_dir():
+        for p in (q for name in names for q in folder.glob(f".{name}.*.tmp")):
+            if p.is_file() and not p.is_symlink():
+                p.unlink(missing_ok=True)
+                n += 1
+    return n
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -2,8 +2,11 @@
 
 A spec says how an 8-bit RGB image becomes the model's input tensor:
 
-1. resize so that the shorter side equals ``input_size`` with ``resize``
-   (bicubic for EfficientNet-Lite), then centre-crop to ``input_size`` square;
+1. ``crop = "center"``: resize so that the shorter side equals
+   ``input_size / crop_pct`` with ``resize`` (bicubic for EfficientNet-Lite),
+   then centre-crop to ``input_size`` square (``crop_pct`` 1.0 keeps the whole
+   shorter side; timm's usual 0.875 keeps its central 87.5 %);
+   ``crop = "squash"``: resize the whole image to ``input_size`` square;
 2. reorder channels to ``channel_order``;
 3. ``y = (p - mean) / std`` with ``p`` in 0..255 pixel units
    (EfficientNet-Lite: mean 127, std 128, i.e. ``(x*255 - 127) / 128``);
@@ -42,18 +45,23 @@ class PreprocessSpec:
 
     input_size: int
     resize: Resize = "bicubic"
-    crop: Literal["center"] = "center"
+    crop: Literal["center", "squash"] = "center"
     mean: tuple[float, float, float] = (127.0, 127.0, 127.0)
     std: tuple[float, float, float] = (128.0, 128.0, 128.0)
     channel_order: Literal["RGB", "BGR"] = "RGB"
     layout: Literal["NCHW", "NHWC"] = "NCHW"
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    crop_pct: float = 1.0
 
     def __post_init__(self) -> None:
         if not (isinstance(self.input_size, int) and 8 <= self.input_size <= 4096):
             raise UserError(f"preprocessing: input_size must be an integer in 8..4096, got {self.input_size!r}")
         if self.resize not in _PIL_RESAMPLE:
             raise UserError(f"preprocessing: resize must be one of {sorted(_PIL_RESAMPLE)}, got {self.resize!r}")
+        if self.crop not in ("center", "squash"):
+            raise UserError(f"preprocessing: crop must be center or squash, got {self.crop!r}")
+        if not (isinstance(self.crop_pct, (int, float)) and 0.05 <= float(self.crop_pct) <= 1.0):
+            raise UserError(f"preprocessing: crop_pct must be in 0.05..1, got {self.crop_pct!r}")
         if self.channel_order not in ("RGB", "BGR"):
             raise UserError(f"preprocessing: channel order must be RGB or BGR, got {self.channel_order!r}")
         if self.layout not in ("NCHW", "NHWC"):
@@ -68,6 +76,8 @@ class PreprocessSpec:
         d["std"] = list(self.std)
         if not d["extra"]:
             d.pop("extra")
+        if d["crop_pct"] == 1.0:
+            d.pop("crop_pct")  # batches of the zoo keep the form they always had
         return d
 
     @classmethod
@@ -82,6 +92,7 @@ class PreprocessSpec:
                 channel_order=d.get("channel_order", "RGB"),
                 layout=d.get("layout", "NCHW"),
                 extra=dict(d.get("extra", {})),
+                crop_pct=float(d.get("crop_pct", 1.0)),
             )
         except UserError:
             raise
@@ -95,12 +106,12 @@ class PreprocessSpec:
     def from_json(cls, text: str) -> "PreprocessSpec":
         try:
             return cls.from_dict(json.loads(text))
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, RecursionError) as e:
             raise UserError(f"preprocessing spec is not valid JSON: {e}") from None
 
     # -- numpy implementation ---------------------------------------------
     def resize_center_crop(self, image: Image.Image | np.ndarray) -> np.ndarray:
-        """Resize the shorter side to ``input_size`` and centre-crop a square.
+        """Resize and crop as the spec says (module docstring, step 1).
 
         Args:
             image: a PIL image or an ``HxWx3`` uint8 RGB array.
@@ -112,8 +123,10 @@ class PreprocessSpec:
         img = img.convert("RGB")
         w, h = img.size
         s = self.input_size
-        if (w, h) != (s, s):
-            scale = s / min(w, h)
+        if (w, h) != (s, s) and self.crop == "squash":
+            img = img.resize((s, s), _PIL_RESAMPLE[self.resize])
+        elif (w, h) != (s, s) or self.crop_pct < 1.0:
+            scale = s / self.crop_pct / min(w, h)
             nw, nh = max(s, round(w * scale)), max(s, round(h * scale))
             img = img.resize((nw, nh), _PIL_RESAMPLE[self.resize])
             left, top = (nw - s) // 2, (nh - s) // 2
@@ -127,7 +140,7 @@ class PreprocessSpec:
         """
         if batch_rgb.ndim != 4 or batch_rgb.shape[-1] != 3:
             raise ValueError(f"expected N x H x W x 3 RGB, got shape {batch_rgb.shape}")
-        x = batch_rgb.astype(np.float32)
+        x: np.ndarray = batch_rgb.astype(np.float32)
         if self.channel_order == "BGR":
             x = x[..., ::-1]
         x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)

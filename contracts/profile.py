@@ -12,6 +12,7 @@ file is any path ending in ``.toml``. See ``docs/channel-profile.md``.
 from __future__ import annotations
 
 import json
+import math
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
@@ -136,7 +137,28 @@ PRESETS = ("careful-lab", "office-laser-webcam", "inkjet-phone", "harsh")
 DEFAULT_PRESET = "office-laser-webcam"
 
 
-def _section(cls: type, data: dict[str, Any], where: str) -> Any:
+# Physical bounds of each parameter (inclusive). Values outside are refused, so that a
+# typo cannot make the simulated camera allocate a 100 GiB frame or divide by zero.
+BOUNDS: dict[str, tuple[float, float]] = {
+    "dpi": (50, 2400), "tone_gamma": (0.05, 20), "dot_gain": (0, 1), "paper_white": (0, 1), "ink_black": (0, 1),
+    "gamut_compression": (0, 1), "halftone_lpi": (10, 1200),
+    "sheet_fill": (0.01, 2), "tilt_deg": (0, 89), "rotation_deg": (-360, 360), "illuminance": (0.001, 100),
+    "colour_temperature_k": (1000, 40000), "gradient": (0, 1), "glare": (0, 1),
+    "width": (16, 8192), "height": (16, 8192), "fps": (0.1, 1000), "defocus_sigma_px": (0, 100), "motion_blur_px": (0, 200),
+    "shot_noise": (0, 10), "read_noise": (0, 10), "white_balance_error": (-0.99, 10), "exposure": (0.001, 1000),
+    "jpeg_quality": (1, 100), "gamma": (0.05, 20),
+}
+
+
+def _number(v: Any, where: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise UserError(f"{where}: expected a finite number, got {v!r}")
+    return float(v)
+
+
+def _section(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise UserError(f"{where}: expected a table of keys, got {data!r:.60}")
     known = {f.name: f for f in fields(cls)}
     kwargs: dict[str, Any] = {}
     for k, v in data.items():
@@ -145,19 +167,27 @@ def _section(cls: type, data: dict[str, Any], where: str) -> Any:
         default = getattr(cls(), k)
         if isinstance(default, tuple):
             if isinstance(v, (int, float)) and not isinstance(v, bool) and len(default) == 2:
-                v = (float(v), float(v))
+                v = (v, v)
             if not isinstance(v, (list, tuple)) or len(v) != len(default):
                 raise UserError(f"{where}.{k}: expected a list of {len(default)} numbers")
-            v = tuple(float(x) for x in v)
+            v = tuple(_number(x, f"{where}.{k}") for x in v)
             if len(v) == 2 and v[0] > v[1]:
                 raise UserError(f"{where}.{k}: range low {v[0]} is above high {v[1]}")
         elif isinstance(default, bool):
             if not isinstance(v, bool):
                 raise UserError(f"{where}.{k}: expected true or false")
         elif isinstance(default, (int, float)):
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise UserError(f"{where}.{k}: expected a number")
+            v = _number(v, f"{where}.{k}")
+            if isinstance(default, int) and v != int(v):
+                raise UserError(f"{where}.{k}: expected a whole number, got {v:g}")
             v = type(default)(v)
+        elif isinstance(default, str) and not isinstance(v, str):
+            raise UserError(f"{where}.{k}: expected a string")
+        if k in BOUNDS and isinstance(v, (int, float, tuple)) and not isinstance(v, bool):
+            lo, hi = BOUNDS[k]
+            for x in v if isinstance(v, tuple) else (v,):
+                if not lo <= x <= hi:
+                    raise UserError(f"{where}.{k}: {x:g} is outside the physical range {lo:g}..{hi:g}")
         kwargs[k] = v
     return cls(**kwargs)
 
@@ -186,7 +216,10 @@ def load_profile(name_or_path: str) -> ChannelProfile:
         path = Path(name_or_path)
         if not path.is_file():
             raise UserError(f"--profile {name_or_path}: no such file; use a preset ({', '.join(PRESETS)}) or a .toml path")
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as e:
+            raise UserError(f"{path}: not UTF-8 text (byte {e.start}); a profile is a TOML file") from None
         where = str(path)
         name = path.stem
     else:

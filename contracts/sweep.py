@@ -104,7 +104,7 @@ def read_sweep(batch_dir: Path) -> SweepFile | None:
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise UserError(f"{path}: corrupt JSON ({e}); re-run the sweep or remove the file") from None
     out = SweepFile()
     raw_digital: list[Any] = []

@@ -5,22 +5,26 @@ from __future__ import annotations
 import time
 import inspect
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.markup import escape
 
 from contracts.console import console
 from contracts.errors import UserError
+from contracts.cliopts import (
+    PANEL as MODEL, model_flags, opt_channel_order, opt_crop, opt_input_size, opt_mean, opt_resize, opt_scale, opt_std,
+)
 from craft.config import CraftConfig
 from craft.options import cli_parameters, from_cli
 
-models_app = typer.Typer(help="The model zoo: list models, export one to ONNX.", no_args_is_help=True)
+models_app = typer.Typer(help="The model zoo: list models, export one (or your own) to ONNX.", no_args_is_help=True)
 
 
 def rich_progress(progress: Progress) -> Callable[[str, int], Callable[[int], None]]:
-    """Adapt a rich Progress to the job's ``progress(label, total) -> tick(n)`` callback, with images/s."""
+    """Adapt a rich Progress to the job's ``progress(label, total) -> tick(n)`` callback, with the rate per second."""
 
     def start(label: str, total: int) -> Callable[[int], None]:
         task = progress.add_task(label, total=total, rate="")
@@ -30,7 +34,7 @@ def rich_progress(progress: Progress) -> Callable[[str, int], Callable[[int], No
         def tick(n: int) -> None:
             done[0] += n
             rate = done[0] / max(time.monotonic() - t0, 1e-9)
-            progress.update(task, advance=n, rate=f"{rate:.1f} img/s")
+            progress.update(task, advance=n, rate=f"{rate:.1f}/s")
 
         return tick
 
@@ -40,7 +44,7 @@ def rich_progress(progress: Progress) -> Callable[[str, int], Callable[[int], No
 def make_progress() -> Progress:
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(), console=console, transient=False,
+        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False,
     )
 
 
@@ -56,14 +60,14 @@ def craft_cmd(out: Path = typer.Option(..., "--out", "-o", help="Batch directory
         return
     with make_progress() as progress:
         batch = craft_batch(out, cfg, progress=rich_progress(progress))
-    src = batch.config["source"][0]
+    src = batch.models[0].name
     if batch.config.get("target") is None:
         fooled = sum(1 for it in batch.items if int(it.adv.top5[src][0][0]) != it.label.index)
         what = f"fool {src} at top-1"
     else:
         fooled = sum(1 for it in batch.items if int(it.adv.top5[src][0][0]) == it.target)
         what = f"reach their target on {src} at top-1"
-    console.print(f"batch [bold]{batch.batch_id}[/]: {len(batch.items)} items in {out} ({fooled} {what} on the saved PNG)")
+    console.print(f"batch [bold]{batch.batch_id}[/]: {len(batch.items)} items in {escape(str(out))} ({fooled} {what} on the saved PNG)")
     _report_unfooled(batch, src)
 
 
@@ -102,18 +106,40 @@ def models_list() -> None:
 
 @models_app.command("export")
 def models_export(
-    name: str = typer.Argument(..., help="Zoo model name, e.g. lite2."),
+    name: str = typer.Argument(..., help="A zoo name (lite2), FILE.pt2, TorchScript FILE.pt, FILE.onnx or package.module:factory."),
     out: Path = typer.Option(..., "--out", "-o", help="Where to write the .onnx file."),
+    input_size: Optional[int] = opt_input_size(),
+    mean: Optional[str] = opt_mean(),
+    std: Optional[str] = opt_std(),
+    scale: Optional[float] = opt_scale(),
+    resize: Optional[str] = opt_resize(),
+    crop: Optional[str] = opt_crop(),
+    channel_order: Optional[str] = opt_channel_order(),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="Class names, one per line.", rich_help_panel=MODEL),
 ) -> None:
-    """Export a zoo model to ONNX with its preprocessing spec and class names in the metadata."""
-    from craft.export import export_onnx
-    from craft.zoo import get_entry
+    """Export a model to ONNX with its preprocessing spec and class names in the metadata."""
+    from craft.export import export_source
+    from craft.sources import ModelOptions, load_source, source_kind
 
-    get_entry(name)
+    source_kind(name)
     if out.suffix != ".onnx":
         raise UserError(f"--out {out}: expected a file name ending in .onnx")
-    export_onnx(name, out)
-    console.print(f"wrote {out}")
+    opts = ModelOptions(model_flags(input_size, mean, std, scale, resize, crop, channel_order), str(labels) if labels else None)
+    stages = ["loading the model", "tracing the model", "checking the graph", "writing"]
+    with Progress(TextColumn("export {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task(stages[0], total=len(stages))
+        sm = load_source(name, opts)
+
+        def stage(what: str) -> None:
+            progress.update(task, description=what, completed=stages.index(what) if what in stages else None)
+
+        export_source(sm, out, stage)
+        progress.update(task, description="done", completed=len(stages))
+    s = sm.spec
+    console.print(
+        f"wrote {escape(str(out))}: {escape(sm.name)} ({sm.kind}), {len(sm.classes)} classes, input {s.input_size} {s.layout}, "
+        f"mean {', '.join(f'{v:g}' for v in s.mean)}, std {', '.join(f'{v:g}' for v in s.std)}, sha256 {sm.sha256[:12]}"
+    )
 
 
 def _craft_signature() -> inspect.Signature:

@@ -11,13 +11,17 @@ import json
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from contracts.classes import parse_label
+from contracts.classes import imagenet_names, parse_label
+from contracts.cliopts import LABELS_HELP, PANEL, SPEC_FLAGS, model_flags
 from contracts.errors import UserError
+from contracts.labels import index_of
 from contracts.profile import DEFAULT_PRESET, ChannelProfile, default_profile, load_profile
-from craft.options import comma_list, identity_keys, option
+from contracts.units import parse_eps
+from craft.options import comma_list, identity_keys, option, option_group
 
 if TYPE_CHECKING:
     from craft.attacks import AttackSettings, AttackSpec
+    from craft.sources import ModelOptions
 
 TARGET_MODES = ("ll", "random")
 
@@ -32,12 +36,14 @@ class CraftConfig:
 
     images: str = option("--images", "'samples' (photos shipped with installed packages) or a folder.", "samples")
     attacks: list[str] = option(
-        "--attack", "Attack(s), comma-separated: fgsm, bim, ll, pgd, mifgsm, difgsm, eot (= bim+eot); add +di and/or +eot, e.g. mifgsm+di+eot.",
+        "--attack", "Attack(s), comma-separated: fgsm, bim, ll, pgd, mifgsm, difgsm, eot (= bim+eot), patch; add +di and/or +eot, e.g. mifgsm+di+eot, patch+eot.",
         factory=lambda: ["fgsm"], cli_type=str, cli_default="fgsm", parse=comma_list(str))
-    eps: list[float] = option("--eps", "ε values in 0-255 pixel units, comma-separated.", factory=lambda: [16.0], cli_type=str,
-                              cli_default="16", parse=comma_list(float))
-    source: list[str] = option("--source", "Source model(s), comma-separated; several make an ensemble.", factory=lambda: ["lite0"],
-                               cli_type=str, cli_default="lite0", parse=comma_list(str))
+    eps: list[float] = option(
+        "--eps", "ε values, comma-separated: 16 (0-255 pixel units), 8/255 or 0.0314 ([0, 1] units: any value below 1).",
+        factory=lambda: [16.0], cli_type=str, cli_default="16", parse=parse_eps)
+    source: list[str] = option(
+        "--source", "Source model(s), comma-separated; several make an ensemble: a zoo name, FILE.onnx, FILE.pt2, TorchScript FILE.pt, "
+        "or package.module:factory (runs your code).", factory=lambda: ["lite0"], cli_type=str, cli_default="lite0", parse=comma_list(str))
     ensemble: str = option("--ensemble", "How an ensemble combines: average the 'logits' or the 'loss'.", "logits")
     target: str | None = option("--target", "Targeted: a class (index, WordNet id or name), 'll' (least likely) or 'random'.")
     steps: int | None = option("--steps", "Iterations of the iterative attacks (default: each attack's own).")
@@ -53,13 +59,26 @@ class CraftConfig:
                                      cli_type=str, cli_default=DEFAULT_PRESET, parse=lambda text, _flag: load_profile(text))
     repair_steps: int = option("--repair-steps", "Most lattice repair steps when rounding to 8 bits undoes an attack (0: off).", 10)
     amp: bool = option("--amp", "bf16 autocast for gradients on CUDA (final checks stay fp32).", False)
+    # --attack patch (craft.patchjob): its size, shape and optimiser; steps: --steps (default 200).
+    patch_area: float = option("--patch-area", "--attack patch: share of the image area the patch covers.", 0.1)
+    patch_shape: str = option("--patch-shape", "--attack patch: square or circle.", "square")
+    lr: float = option("--lr", "--attack patch: Adam's learning rate (patch in 0..1 units); steps: --steps (default 200).", 0.05)
     limit: int | None = option("--limit", "Use only the first N photos.")
     seed: int = option("--seed", "Seed recorded with every item.", 0)
     batch_size: int = option("--batch-size", "Images per forward/backward pass.", 16, identity=False)
     device: str = option("--device", "auto, cpu or cuda[:N].", "auto", identity=False)
+    # Foreign source models (not the zoo's): a label file, and spec fields from the flags of contracts.cliopts.
+    labels: str | None = option("--labels", LABELS_HELP.replace("The model's", "The source's"), panel=PANEL)
+    model_spec: dict[str, Any] = option_group(SPEC_FLAGS, lambda v: model_flags(**v), factory=dict, panel=PANEL)
 
     def __post_init__(self) -> None:
         self.validate()
+
+    def model_options(self) -> ModelOptions:
+        """What the flags say about foreign source models (their spec fields and label file)."""
+        from craft.sources import ModelOptions
+
+        return ModelOptions(dict(self.model_spec), self.labels)
 
     def specs(self) -> list[AttackSpec]:
         """The attacks in canonical form, the ``--di``/``--eot`` flags folded in, duplicates dropped."""
@@ -82,31 +101,36 @@ class CraftConfig:
             repair_steps=self.repair_steps, amp=self.amp,
         )
 
-    def target_class(self) -> int | None:
-        """The fixed target class of ``--target CLASS``; ``None`` for no target, ``ll`` or ``random``."""
+    def target_class(self, classes: tuple[str, ...] | None = None) -> int | None:
+        """The fixed target class of ``--target CLASS`` in ``classes`` (ImageNet-1k by default); ``None`` for no target, ``ll`` or ``random``."""
         if self.target is None or self.target in TARGET_MODES:
             return None
+        if classes is not None and classes != imagenet_names():
+            return index_of(self.target, classes, where="--target")
         return parse_label(self.target, where="--target")
 
     def validate(self) -> None:
         """Check every option; a bad one raises a one-line :class:`UserError` naming it. Runs when a config is made."""
+        from craft.attacks import UNIVERSAL
         from craft.ensemble import ENSEMBLE_MODES
-        from craft.zoo import get_entry
+        from craft.sources import source_kind, source_name
 
         if not self.eps:
             raise UserError("--eps: give at least one value")
         for e in self.eps:
-            if not (1 <= e <= 255):
-                raise UserError(f"--eps {e:g}: must be in 1..255 (pixel units)")
+            if not (0 < e <= 255):
+                raise UserError(f"--eps {e:g}: must be in (0, 255] pixel units (or give 8/255 or 0.03 in [0, 1] units)")
         if not self.attacks:
             raise UserError("--attack: give at least one attack")
         specs = self.specs()
         if not self.source:
             raise UserError("--source: give at least one model")
-        for s in self.source:
-            get_entry(s)
-        if len(set(self.source)) != len(self.source):
+        names = [source_name(s) for s in self.source]
+        if len(set(names)) != len(names):
             raise UserError(f"--source {','.join(self.source)}: a model is listed twice")
+        if (self.labels is not None or self.model_spec) and all(source_kind(s) == "zoo" for s in self.source):
+            flags = ["--labels"] * (self.labels is not None) + [f"--{'crop' if k == 'crop_pct' else k.replace('_', '-')}" for k in self.model_spec]
+            raise UserError(f"{', '.join(dict.fromkeys(flags))}: these describe your own source models; the zoo's {', '.join(self.source)} have their own preprocessing and ImageNet labels")
         if self.ensemble not in ENSEMBLE_MODES:
             raise UserError(f"--ensemble {self.ensemble!r}: choose {' or '.join(ENSEMBLE_MODES)}")
         if self.limit is not None and self.limit < 1:
@@ -133,10 +157,25 @@ class CraftConfig:
             raise UserError(f"--eot-samples {self.eot_samples}: must be at least 1")
         if self.repair_steps < 0:
             raise UserError(f"--repair-steps {self.repair_steps}: must be >= 0")
+        if any(s.name in UNIVERSAL for s in specs):
+            self.check_patch(specs)
         if self.target is not None:
-            self.target_class()
+            if self.labels is None and all(source_name(s) == s and not s.count(":") for s in self.source):
+                self.target_class()  # zoo sources: ImageNet names, checked before any model loads
             if any(s.name == "ll" for s in specs):
                 raise UserError("--target: the ll attack picks its own target (the least-likely class); use bim with --target ll")
+
+    def check_patch(self, specs: list[AttackSpec]) -> None:
+        """The options of a run with ``--attack patch``; errors name the option."""
+        from craft.attacks.patch import check_patch_options
+
+        check_patch_options(self.patch_area, self.patch_shape, self.lr)
+        if self.target in TARGET_MODES:
+            raise UserError(f"--target {self.target}: a universal patch needs one class for all images; give a class, or no --target")
+        if self.alpha is not None:
+            raise UserError("--alpha: the patch uses --lr (Adam's learning rate) instead")
+        if any(s.name == "patch" and s.di for s in specs):
+            raise UserError("--attack patch+di: input diversity is not used with the patch (it has its own placement EOT)")
 
     def resolved(self) -> dict[str, Any]:
         """The config as recorded in ``batch.json``: attacks canonical, the profile by name, the EOT channel resolved."""

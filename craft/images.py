@@ -16,12 +16,15 @@ import csv
 import importlib.util
 import re
 from dataclasses import dataclass
+from typing import Callable
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
-from contracts.classes import parse_label
+from contracts.classes import imagenet_names, parse_label
+from contracts.labels import index_of
 from contracts.errors import UserError
+from contracts.imageio import UNREADABLE, open_rgb8
 from contracts.paths import sha256_file
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
@@ -62,15 +65,30 @@ def _package_dir(module: str) -> Path | None:
     return Path(spec.submodule_search_locations[0])
 
 
-def sample_photos() -> list[SourcePhoto]:
-    """The packaged sample photos, labelled ones first."""
+def _label_parser(classes: tuple[str, ...] | None) -> Callable[[str, str], int]:
+    """ImageNet-1k labels (index, WordNet id, name or synonym), or names/indices of another label set."""
+    if classes is None or tuple(classes) == imagenet_names():
+        return lambda text, where: parse_label(text, where=where)
+    return lambda text, where: index_of(text, classes, where)
+
+
+def sample_photos(classes: tuple[str, ...] | None = None) -> list[SourcePhoto]:
+    """The packaged sample photos, labelled ones first.
+
+    With another label set than ImageNet-1k, a foolbox photo keeps its label when
+    the set has a class of the same name, and otherwise has none (the clean prediction stands in).
+    """
+    inet = imagenet_names()
+    other = None if classes is None or tuple(classes) == inet else {" ".join(c.lower().split()): i for i, c in enumerate(classes)}
     out: list[SourcePhoto] = []
     fb = _package_dir("foolbox")
     if fb is not None:
         for p in sorted((fb / "data").glob("imagenet_*_*.jpg")):
             m = re.fullmatch(r"imagenet_(\d+)_(\d+)\.jpg", p.name)
             if m:
-                out.append(SourcePhoto(f"foolbox-{m.group(1)}", f"foolbox:data/{p.name}", p, "foolbox", int(m.group(2)), "filename"))
+                inet_label = int(m.group(2))
+                label = inet_label if other is None else other.get(" ".join(inet[inet_label].lower().split()))
+                out.append(SourcePhoto(f"foolbox-{m.group(1)}", f"foolbox:data/{p.name}", p, "foolbox", label, "filename" if label is not None else None))
     for module, sub, names, origin in (
         ("skimage", "data", _SKIMAGE_PHOTOS, "skimage"),
         ("matplotlib", "mpl-data/sample_data", _MATPLOTLIB_PHOTOS, "matplotlib"),
@@ -91,8 +109,9 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:40] or "img"
 
 
-def user_photos(folder: Path) -> list[SourcePhoto]:
-    """Photos in ``folder`` (recursively when it has class sub-folders), with labels."""
+def user_photos(folder: Path, classes: tuple[str, ...] | None = None) -> list[SourcePhoto]:
+    """Photos in ``folder`` (recursively when it has class sub-folders), with labels in ``classes`` (default ImageNet-1k)."""
+    parse = _label_parser(classes)
     if not folder.exists():
         raise UserError(f"--images {folder}: no such folder")
     if not folder.is_dir():
@@ -100,13 +119,18 @@ def user_photos(folder: Path) -> list[SourcePhoto]:
     labels_csv = folder / "labels.csv"
     csv_labels: dict[str, int] = {}
     if labels_csv.is_file():
-        with labels_csv.open(newline="", encoding="utf-8-sig") as f:
-            for n, row in enumerate(csv.reader(f), 1):
-                if not row or row[0].strip().startswith("#") or (n == 1 and row[0].strip().lower() in ("file", "filename", "path")):
-                    continue
-                if len(row) < 2:
-                    raise UserError(f"{labels_csv}:{n}: expected 'file,label'")
-                csv_labels[row[0].strip()] = parse_label(row[1], where=f"{labels_csv}:{n}")
+        try:
+            with labels_csv.open(newline="", encoding="utf-8-sig") as f:
+                for n, row in enumerate(csv.reader(f), 1):
+                    if not row or row[0].strip().startswith("#") or (n == 1 and row[0].strip().lower() in ("file", "filename", "path")):
+                        continue
+                    if len(row) < 2:
+                        raise UserError(f"{labels_csv}:{n}: expected 'file,label'")
+                    csv_labels[row[0].strip()] = parse(row[1], f"{labels_csv}, row {n}")
+        except UnicodeDecodeError as e:
+            raise UserError(f"{labels_csv}: not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+        except csv.Error as e:
+            raise UserError(f"{labels_csv}: not a CSV file ({e}); expected lines of 'file,label'") from None
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise UserError(f"--images {folder}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
@@ -119,7 +143,7 @@ def user_photos(folder: Path) -> list[SourcePhoto]:
         if rel in csv_labels or p.name in csv_labels:
             label, source = csv_labels.get(rel, csv_labels.get(p.name)), "labels.csv"
         elif p.parent != folder:
-            label, source = parse_label(p.parent.name, where=f"folder {p.parent}"), "folder"
+            label, source = parse(p.parent.name, f"folder {p.parent}"), "folder"
         key = base = f"user-{_slug(p.relative_to(folder).with_suffix('').as_posix())}"
         i = 1
         while key in seen:
@@ -133,9 +157,9 @@ def user_photos(folder: Path) -> list[SourcePhoto]:
     return out
 
 
-def find_photos(images: str) -> list[SourcePhoto]:
-    """``samples`` or a folder path."""
-    return sample_photos() if images == "samples" else user_photos(Path(images))
+def find_photos(images: str, classes: tuple[str, ...] | None = None) -> list[SourcePhoto]:
+    """``samples`` or a folder path; labels are read in the label set ``classes`` (default ImageNet-1k)."""
+    return sample_photos(classes) if images == "samples" else user_photos(Path(images), classes)
 
 
 def load_rgb(photo: SourcePhoto) -> Image.Image:
@@ -145,10 +169,8 @@ def load_rgb(photo: SourcePhoto) -> Image.Image:
         UserError: naming the file when it is missing, corrupt or not an image.
     """
     try:
-        with Image.open(photo.path) as im:
-            im.load()
-            return ImageOps.exif_transpose(im).convert("RGB")
+        return open_rgb8(photo.path)
     except FileNotFoundError:
         raise UserError(f"{photo.path}: file not found") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise UserError(f"{photo.path}: not a readable image ({type(e).__name__}); remove it or replace it") from None
+    except UNREADABLE as e:
+        raise UserError(f"{photo.path}: not a readable image ({type(e).__name__}: {str(e)[:120]}); remove it or replace it") from None

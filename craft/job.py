@@ -7,7 +7,9 @@ journal is folded into ``batch.json`` once, at the end (also after Ctrl-C), so
 bookkeeping grows linearly with the items and a kill at any moment leaves a
 consistent batch. Re-running the same command skips every item whose files
 exist with the recorded sha256. Under torchrun the work is shared between
-processes (:mod:`craft.distributed`).
+processes (:mod:`craft.distributed`). A universal attack (``--attack patch``)
+is a stage of its own (:mod:`craft.patchjob`), run by rank 0 alone after its
+share of the per-item attacks; its items go through the same journal.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import secrets
 import zlib
 from dataclasses import asdict
 from datetime import datetime, timezone
-from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -26,20 +27,22 @@ import numpy as np
 import torch
 from PIL import Image
 
-from contracts.batchdir import MANIFEST, image_rel
+from contracts.batchdir import IMAGES, MANIFEST, image_rel
 from contracts.classes import imagenet_names
 from contracts.errors import UserError
 from contracts.journal import JournalWriter, journal_files
 from contracts.images import read_png_array
-from contracts.manifest import Batch, ImageRecord, Item, Label, ModelRecord, SourceImage, compact_batch, load_batch
-from contracts.paths import atomic_write_bytes, resolve_inside, sha256_bytes, sha256_file
-from craft.attacks import Attack, AttackSpec, ItemRng, build_attack, least_likely
+from contracts.manifest import Batch, ImageRecord, Item, Label, SourceImage, compact_batch, load_batch
+from contracts.paths import atomic_write_bytes, remove_stale_temps, resolve_inside, sha256_bytes, sha256_file
+from craft.attacks import UNIVERSAL, Attack, AttackSpec, ItemRng, build_attack, least_likely
 from craft.config import IDENTITY_KEYS, TARGET_MODES, CraftConfig
 from craft.distributed import Dist
 from craft.ensemble import Ensemble
 from craft.fastgrad import gradient_model
 from craft.images import SourcePhoto, find_photos, load_rgb
-from craft.zoo import get_entry, load_model, resolve_device, weights_sha256
+from craft.patchjob import craft_patch
+from craft.sources import ModelOptions, SourceModel, load_source
+from craft.zoo import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -62,23 +65,29 @@ class _Crafter:
         self.cfg = cfg
         self.dist = dist
         self.device = resolve_device(dist.device(cfg.device))
-        self.entries = [get_entry(s) for s in cfg.source]
-        self.entry = self.entries[0]  # its input size is the size of every saved image
         self.progress = progress
         if cfg.amp and self.device.type != "cuda":
             log.warning("--amp: bf16 autocast is used on CUDA only; crafting in fp32 on %s", self.device)
-        pairs = [_models(s, str(self.device)) for s in cfg.source]
-        refs, fast = [p[0] for p in pairs], [p[1] for p in pairs]
-        sizes = [e.spec.input_size for e in self.entries]
+        pairs = [_models(s, str(self.device), cfg.model_options()) for s in cfg.source]
+        self.sources: list[SourceModel] = [p[0] for p in pairs]
+        self.entry = self.sources[0]  # its spec decides the size and crop of every saved image
+        for sm in self.sources[1:]:
+            if sm.classes != self.entry.classes:
+                raise UserError(
+                    f"--source {sm.ref}: its {len(sm.classes)} classes are not the label set of {self.entry.ref} ({len(self.entry.classes)} classes); "
+                    f"an ensemble's members must share one label set"
+                )
+        refs, fast = [p[0].module for p in pairs], [p[1] for p in pairs]
+        sizes = [sm.spec.input_size for sm in self.sources]
         resize = self.entry.spec.resize if self.entry.spec.resize in ("bilinear", "bicubic") else "bicubic"
         # The reference model(s) make every recorded decision; the folded copies compute gradients.
         self.members = refs
         self.model: torch.nn.Module = refs[0] if len(refs) == 1 else Ensemble(refs, sizes, cfg.ensemble, resize)
         self.grad_model: torch.nn.Module = fast[0] if len(fast) == 1 else Ensemble(fast, sizes, cfg.ensemble, resize)
-        self.names = imagenet_names()
+        self.names = self.entry.classes
         self.specs = cfg.specs()
         self.settings = cfg.settings()
-        self.fixed_target = cfg.target_class()
+        self.fixed_target = cfg.target_class(self.names)
 
     # -- helpers ----------------------------------------------------------
     def to_tensor(self, arrays: list[np.ndarray]) -> torch.Tensor:
@@ -90,7 +99,7 @@ class _Crafter:
         """Each source model's top-5 per image (images at the first model's size, resized for the others)."""
         x = self.to_tensor(arrays)
         logits = self.model.members(x) if isinstance(self.model, Ensemble) else [self.model(x)]
-        return top5_records(self.cfg.source, logits)
+        return top5_records([sm.name for sm in self.sources], logits)
 
     @torch.inference_mode()
     def top1(self, arrays: list[np.ndarray]) -> list[int]:
@@ -135,23 +144,43 @@ class _Crafter:
         is this process's when ``self.dist.mine(k)`` (all of them in a one-process run).
         """
         cleans = self.clean_images(photos, batch)
-        done = {it.id for it in batch.items}
+        done = {it.id: it for it in batch.items}
         chunks: list[tuple[AttackSpec, float, list[SourcePhoto]]] = []
-        for spec in self.specs:
+        per_item = [s for s in self.specs if s.name not in UNIVERSAL]
+        for spec in per_item:
             for eps in self.cfg.eps:
                 todo = [ph for ph in photos if self.item_id(ph, spec, eps) not in done]
                 chunks += [(spec, eps, todo[i : i + self.cfg.batch_size]) for i in range(0, len(todo), self.cfg.batch_size)]
         mine = [c for k, c in enumerate(chunks) if self.dist.mine(k)]
-        total = sum(len(c[2]) for c in mine)
-        label = f"crafting (rank {self.dist.rank}'s share, {self.dist.world} processes)" if self.dist.active else "crafting"
+        attacks = {spec: build_attack(spec, self.settings) for spec in per_item}
+
+        def steps(spec: AttackSpec, eps: float) -> int:  # gradient steps per image (1 for a one-step attack)
+            return int(getattr(attacks[spec], "n_steps", lambda e: 1)(eps))
+
+        # Progress counts image-steps: every gradient step of every image (n_steps(ε) per image).
+        total = sum(steps(spec, eps) * len(chunk) for spec, eps, chunk in mine)
+        what = "crafting (image-steps)"
+        label = f"{what}, rank {self.dist.rank}'s share of {self.dist.world} processes" if self.dist.active else what
         tick = self.progress(label, total) if self.progress and total else (lambda n: None)
-        attacks = {spec: build_attack(spec, self.settings) for spec in self.specs}
         with JournalWriter(self.out, self.dist.rank) as journal:
             for spec, eps, chunk in mine:
-                n0 = len(batch.items)
+                n0, ticked = len(batch.items), [0]
+                expected = steps(spec, eps) * len(chunk)
+
+                def on_step(n: int = len(chunk), ticked: list[int] = ticked, expected: int = expected) -> None:
+                    n = min(n, expected - ticked[0])
+                    ticked[0] += n
+                    tick(n)
+
+                attacks[spec].on_step = on_step
                 self.attack_chunk(chunk, cleans, spec, attacks[spec], eps, batch)
                 journal.append(asdict(it) for it in batch.items[n0:])
-                tick(len(chunk))
+                tick(expected - ticked[0])  # a one-step attack (or one that stopped early) completes its share here
+            # A patch is optimised over all the images at once: rank 0 runs the stage while
+            # the other ranks wait at craft_batch's barrier (which does not time out).
+            for spec in self.specs:
+                if spec.name in UNIVERSAL and self.dist.leader:
+                    craft_patch(self, photos, cleans, spec, batch, done, journal)
         return batch
 
     def open(self, resolved: dict[str, object]) -> None:
@@ -162,14 +191,18 @@ class _Crafter:
             batch = load_batch(self.out)
             batch.items = [it for it in batch.items if self._intact(it)]
             log.info("resuming batch %s (%d items done)", batch.batch_id, len(batch.items))
+            remove_stale_temps(self.out, (MANIFEST,))  # half-written files of a killed run (the other ranks wait)
+            remove_stale_temps(self.out / IMAGES)
         else:
-            self.out.mkdir(parents=True, exist_ok=True)
+            try:
+                self.out.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise UserError(f"--out {self.out}: cannot create the batch folder ({e.strerror or e}); choose a writable folder") from None
             stamp = datetime.now(timezone.utc).strftime("%Y%m%d")
             batch, folded = Batch(batch_id=f"b{stamp}-{secrets.token_hex(4)}", config={}), []
         batch.config = {**resolved, "device": str(self.device), "torch": torch.__version__}
-        batch.models = [
-            ModelRecord(e.name, e.arch, "source", weights_sha256(e.name), e.weights_package, e.spec.to_dict()) for e in self.entries
-        ]
+        batch.models = [sm.record("source") for sm in self.sources]
+        batch.classes = None if self.names == imagenet_names() else list(self.names)
         compact_batch(self.out, batch, folded)
 
     def finish(self) -> Batch:
@@ -184,7 +217,7 @@ class _Crafter:
         if mode == "ll":
             return least_likely(self.model, x)
         if mode == "random":
-            return torch.tensor([random_target(s, int(t)) for s, t in zip(seeds, y.tolist())], device=x.device)
+            return torch.tensor([random_target(s, int(t), len(self.names)) for s, t in zip(seeds, y.tolist())], device=x.device)
         if self.fixed_target is None:  # CraftConfig.validate parsed --target into a class
             raise RuntimeError(f"--target {mode!r} was not resolved to a class")
         return torch.full_like(y, self.fixed_target)
@@ -232,10 +265,11 @@ class _Crafter:
         return True
 
 
-def top5_records(sources: list[str], logits: list[torch.Tensor]) -> list[dict[str, list[list[float]]]]:
-    """Per image, each source model's top-5 as recorded: ``{name: [[class, p], ...]}``, p to 6 places."""
+def top5_records(names: list[str], logits: list[torch.Tensor]) -> list[dict[str, list[list[float]]]]:
+    """Per image, each source model's top-5 as recorded: ``{name: [[class, p], ...]}`` keyed by the model's
+    name (:func:`craft.sources.source_name`), p to 6 places."""
     out: list[dict[str, list[list[float]]]] = [{} for _ in range(len(logits[0]))]
-    for name, z in zip(sources, logits):
+    for name, z in zip(names, logits):
         p, i = z.float().softmax(dim=1).topk(5, dim=1)
         for row, ii, pp in zip(out, i.tolist(), p.tolist()):
             row[name] = [[int(c), round(float(q), 6)] for c, q in zip(ii, pp)]
@@ -253,11 +287,20 @@ def fold_journal(out: Path, attack_order: list[str], eps: list[float]) -> Batch:
     return batch
 
 
-@lru_cache(maxsize=4)
-def _models(name: str, device: str) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """The reference model and its folded gradient copy, loaded once per process (both frozen)."""
-    ref = load_model(name, device)
-    return ref, gradient_model(ref)
+_MODELS: dict[tuple[str, str, str], tuple[SourceModel, torch.nn.Module]] = {}
+
+
+def _models(ref: str, device: str, opts: ModelOptions) -> tuple[SourceModel, torch.nn.Module]:
+    """The source model and its folded gradient copy, loaded once per process (both frozen)."""
+    from craft.sources import IN_MEMORY
+
+    key = (ref, device, f"{opts.key()}|{id(IN_MEMORY.get(ref))}")  # a module handed over again under the same name is a new model
+    if key not in _MODELS:
+        if len(_MODELS) >= 4:
+            _MODELS.pop(next(iter(_MODELS)))
+        sm = load_source(ref, opts, device)
+        _MODELS[key] = (sm, gradient_model(sm.module))
+    return _MODELS[key]
 
 
 def item_id(key: str, spec: AttackSpec, eps: float, target: str | None = None, fixed: int | None = None) -> str:
@@ -279,16 +322,16 @@ def craft_batch(out: Path, cfg: CraftConfig, progress: Callable[[str, int], Call
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a directory")
-    photos = find_photos(cfg.images)
-    if cfg.limit is not None:
-        photos = photos[: cfg.limit]
     resolved = cfg.resolved()
     dist = Dist.from_env()
     if (out / MANIFEST).is_file():  # every rank checks before any writes, so all agree
         _check_identity(out, resolved)
     dist.start()
     try:
-        crafter = _Crafter(out, cfg, progress, dist)
+        crafter = _Crafter(out, cfg, progress, dist)  # loads the models: their label set reads the photos' labels
+        photos = find_photos(cfg.images, crafter.names)
+        if cfg.limit is not None:
+            photos = photos[: cfg.limit]
         if dist.leader:
             crafter.open(resolved)
         dist.barrier()

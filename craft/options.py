@@ -3,14 +3,15 @@
 ``photoproof craft`` builds its command-line parameters from those fields
 (:func:`cli_parameters`) and turns the parsed text back into a typed config
 (:func:`from_cli`): comma lists into lists, a profile name into a
-:class:`~contracts.profile.ChannelProfile`. Torch-free.
+:class:`~contracts.profile.ChannelProfile`, a group of flags (the preprocessing
+spec of a foreign model) into one field (:func:`option_group`). Torch-free.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
-from typing import Any, Callable, Optional, TypeVar, cast
+from typing import Any, Callable, Optional, Sequence, TypeVar, cast
 
 from contracts.errors import UserError
 
@@ -29,7 +30,8 @@ def parse_list(text: str, option: str, cast: Callable[[str], T]) -> list[T]:
 
 
 def option(flags: str, help: str, default: Any = None, *, factory: Callable[[], Any] | None = None, cli_type: Any = None,
-           cli_default: Any = None, parse: Callable[[Any, str], Any] | None = None, identity: bool = True) -> Any:
+           cli_default: Any = None, parse: Callable[[Any, str], Any] | None = None, identity: bool = True,
+           panel: str | None = None) -> Any:
     """A dataclass field that is also a command-line option.
 
     Args:
@@ -39,13 +41,29 @@ def option(flags: str, help: str, default: Any = None, *, factory: Callable[[], 
         cli_type: the type the command line parses (default: the field's own); ``str`` for comma lists.
         cli_default: the command line's default (default: ``default``).
         parse: ``parse(cli_value, flag)`` gives the field's value (a comma list, a profile name).
-        identity: whether a resumed run must agree on it (``craft.job.IDENTITY_KEYS``).
+        identity: whether a resumed run must agree on it (``craft.config.IDENTITY_KEYS``).
+        panel: the ``--help`` panel it is listed in (default: the options panel).
     """
     meta = {"flags": tuple(flags.split()), "help": help, "cli_type": cli_type, "cli_default": cli_default if cli_default is not None else default,
-            "parse": parse, "identity": identity}
+            "parse": parse, "identity": identity, "panel": panel}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
+
+
+def option_group(parts: Sequence[tuple[str, str, type, str]], parse: Callable[[dict[str, Any]], Any], *,
+                 factory: Callable[[], Any], identity: bool = True, panel: str | None = None) -> Any:
+    """A dataclass field that several command-line options make together.
+
+    Args:
+        parts: one ``(parameter name, flag, type, help)`` per option; each defaults to ``None`` (not given).
+        parse: ``parse({name: value})`` gives the field's value; called only when at least one option is given.
+        factory: the field's default factory (also what no option given means).
+        identity: whether a resumed run must agree on it.
+        panel: the ``--help`` panel its options are listed in.
+    """
+    meta = {"group": tuple(parts), "parse_group": parse, "identity": identity, "panel": panel}
+    return dataclasses.field(default_factory=factory, metadata=meta)
 
 
 def comma_list(cast: Callable[[str], Any]) -> Callable[[Any, str], Any]:
@@ -60,14 +78,17 @@ def cli_parameters(cls: type) -> list[inspect.Parameter]:
     hints = _hints(cls)
     out = []
     for f in dataclasses.fields(cls):
-        if "flags" not in f.metadata:
-            continue
         m = f.metadata
+        for name, flag, typ, help in m.get("group", ()):
+            out.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[typ],
+                                         default=typer.Option(None, flag, help=help, rich_help_panel=m["panel"])))
+        if "flags" not in m:
+            continue
         annotation = m["cli_type"] or hints[f.name]
         default = m["cli_default"]
         if default is None and annotation in (int, float, str, bool):
             annotation = Optional[annotation]
-        out.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=typer.Option(default, *m["flags"], help=m["help"]),
+        out.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=typer.Option(default, *m["flags"], help=m["help"], rich_help_panel=m["panel"]),
                                      annotation=annotation))
     return out
 
@@ -76,6 +97,11 @@ def from_cli(cls: type[T], values: dict[str, Any]) -> T:
     """Build ``cls`` from command-line values, parsing each with its field's ``parse``."""
     kw = {}
     for f in dataclasses.fields(cast(Any, cls)):
+        if "group" in f.metadata:
+            given = {name: values.get(name) for name, *_ in f.metadata["group"]}
+            if any(v is not None for v in given.values()):
+                kw[f.name] = f.metadata["parse_group"](given)
+            continue
         if f.name not in values:
             continue
         v, parse = values[f.name], f.metadata.get("parse")

@@ -97,10 +97,13 @@ class Normalized(nn.Module):
         self.register_buffer("std", torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x``: ``N x 3 x S x S`` RGB pixels in 0..255. Returns logits ``N x 1000``."""
+        """``x``: ``N x 3 x S x S`` RGB pixels in 0..255. Returns logits ``N x classes``."""
         if self.spec.channel_order == "BGR":
             x = x.flip(1)
-        return self.net((x - self.mean.to(x)) / self.std.to(x))
+        y = (x - self.mean.to(x)) / self.std.to(x)
+        if self.spec.layout == "NHWC":  # a foreign model that takes channels last
+            y = y.permute(0, 2, 3, 1)
+        return self.net(y)
 
 
 def load_net(name: str) -> nn.Module:

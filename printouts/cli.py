@@ -28,6 +28,9 @@ def register(app: typer.Typer) -> None:
             Optional[str], typer.Option("--camera", help="Lay out for this camera frame, WIDTHxHEIGHT (e.g. 1280x720); needs --model. Chooses --tile-mm and the paper's orientation.")
         ] = None,
         model: Annotated[Optional[str], typer.Option("--model", help="With --camera: the target model, a zoo name (lite2) or an .onnx file.")] = None,
+        patch_mm: Annotated[
+            Optional[float], typer.Option("--patch-mm", help="Also print each adversarial patch alone, this many mm wide, with its own markers.")
+        ] = None,
     ) -> None:
         """Lay the batch out on printable sheets: writes BATCH/sheets.pdf and BATCH/layout.json."""
         from contracts.batchdir import LAYOUT, SHEETS_PDF
@@ -35,14 +38,17 @@ def register(app: typer.Typer) -> None:
         from printouts.sheets import print_batch
 
         frame = parse_camera(camera) if camera is not None else None
-        result = print_batch(batch, paper=paper, tile_mm=tile_mm, layout=layout, cover=cover, camera=frame, model=model)
+        result = print_batch(batch, paper=paper, tile_mm=tile_mm, layout=layout, cover=cover, camera=frame, model=model, patch_mm=patch_mm)
         n_sheets = len(result.sheets)
         n_tiles = sum(len(s.tiles) for s in result.sheets)
-        pages = n_sheets + (1 if cover else 0)
+        n_cards = len(result.extra.get("patch_cards", []))
+        pages = n_sheets + (1 if cover else 0) + n_cards
         console.print(
             f"wrote {escape(str(batch / SHEETS_PDF))}: {pages} page(s), {n_sheets} sheet(s) with {n_tiles} tiles of {result.tile_mm:g} mm "
             f"on {result.paper}, markers {result.aruco_dictionary}"
         )
+        if n_cards:
+            console.print(f"{n_cards} patch card(s) of {patch_mm:g} mm on the last page(s): cut them out with their markers")
         console.print(f"wrote {escape(str(batch / LAYOUT))}")
         if "camera" in result.extra:
             from printouts.camera import CameraPlan

@@ -33,6 +33,7 @@ class CoverInfo:
     marker_ids: str  # the batch's marker ids as runs, e.g. "392-415"
     sheets: Sequence[tuple[str, int, list[str]]]  # sheet id, page, item ids
     camera: str = ""  # the camera and model the layout was made for (printouts.camera), or why none
+    patch_notes: Sequence[str] = ()  # patch cards (``print --patch-mm``): where they are, how to cut and place them
 
 
 def _fmt_eps(values: Sequence[float]) -> str:
@@ -43,7 +44,7 @@ def instructions(info: CoverInfo) -> list[str]:
     """The printing instructions, one paragraph each."""
     w, h = info.size_mm
     paper = f"{PAPER_NAMES.get(info.paper, info.paper)} ({w:g} x {h:g} mm)"
-    return [
+    steps = [
         f"Paper: plain white matte paper, {paper}. No glossy or photo paper: its glare hides the pattern from the camera.",
         "Scale: print at 100% / \"Actual size\". Switch off \"Fit to page\", \"Shrink oversized pages\" and any "
         "borderless printing or enlargement.",
@@ -55,6 +56,9 @@ def instructions(info: CoverInfo) -> list[str]:
         "Keep the sheets flat and clean, and do not trim them: the corner and edge markers, the QR code and the "
         "calibration strip are how a photograph is matched to layout.json.",
     ]
+    if info.patch_notes:
+        steps.append("Adversarial patches: " + " ".join(info.patch_notes))
+    return steps
 
 
 def _paragraph(page: MmPage, text: str, y: float, size: float, bottom: float, indent: float = 0.0, font: str = FONT) -> float:

@@ -23,7 +23,8 @@ from contracts.errors import UserError
 from contracts.images import read_png
 from contracts.layout import Layout, Sheet, save_layout
 from contracts.manifest import Batch, Item, load_batch
-from contracts.paths import atomic_write_bytes, resolve_inside, sha256_bytes
+from contracts.patchcard import PatchCard, patch_cards, set_patch_cards
+from contracts.paths import atomic_write_bytes, remove_stale_temps, resolve_inside, sha256_bytes
 from printouts import geometry as geo
 from printouts.camera import CameraPlan, plan_for_camera
 from printouts.calibration import NOTE, draw_calibration, draw_ruler
@@ -31,6 +32,7 @@ from printouts.cover import CoverInfo, draw_cover
 from printouts.markers import draw_marker, id_ranges
 from printouts.page import FONT, FONT_BOLD, PT_PER_MM, MmPage, fit_text, flate_only, text_width_mm
 from printouts.plan import RULER_X_MM, RULER_Y_MM, check_images, plan_layout, roles_for
+from printouts.patchcard import card_instructions, draw_card, plan_cards
 from printouts.qr import draw_qr
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,8 @@ def _caption(page: MmPage, item: Item, role: str, box: list[float]) -> None:
     base = y + h + 1.0 + 2.1
     page.text(x, base, fit_text(item.id, w, CAPTION_PT, FONT_BOLD), size=CAPTION_PT, font=FONT_BOLD)
     rest = f" \u00b7 {item.attack} \u00b7 eps {item.eps:g}/255"
+    if isinstance(item.params.get("patch"), dict):  # craft --attack patch: unbounded inside the patch
+        rest = f" \u00b7 {item.attack} \u00b7 {100 * float(item.params.get('area', 0)):g}% area"
     detail = f"{ROLE_NAMES.get(role, role)}{rest}"
     if text_width_mm(detail, CAPTION_PT) > w:
         detail = f"{role}{rest}"
@@ -98,7 +102,7 @@ def draw_sheet(page: MmPage, batch_dir: Path, batch: Batch, layout: Layout, inde
         draw_qr(page, sheet.qr["payload"], qx, qy, qs)
 
 
-def _cover_info(layout: Layout) -> CoverInfo:
+def _cover_info(layout: Layout, cards: list[PatchCard] | None = None) -> CoverInfo:
     sheets = [(s.sheet_id, s.page, list(dict.fromkeys(t.item for t in s.tiles))) for s in layout.sheets]
     return CoverInfo(
         paper=layout.paper,
@@ -109,6 +113,7 @@ def _cover_info(layout: Layout) -> CoverInfo:
         marker_ids=id_ranges([m.id for s in layout.sheets for m in s.markers]),
         sheets=sheets,
         camera=_camera_line(layout),
+        patch_notes=[t for card in cards or [] for t in [f"{card.name}: page {card.page + 1}."] + card_instructions(card)[1:]],
     )
 
 
@@ -123,7 +128,8 @@ def _camera_line(layout: Layout) -> str:
 
 
 def render_pdf(batch_dir: Path, batch: Batch, layout: Layout, cover: bool) -> bytes:
-    """Draw the cover (optional) and every sheet of ``layout``; return the PDF bytes."""
+    """Draw the cover (optional), every sheet of ``layout`` and its patch cards; return the PDF bytes."""
+    cards = patch_cards(layout)
     w, h = geo.paper_size(layout.paper)
     buf = io.BytesIO()
     with flate_only():
@@ -132,10 +138,13 @@ def render_pdf(batch_dir: Path, batch: Batch, layout: Layout, cover: bool) -> by
         c.setAuthor("photoproof")
         c.setSubject("Print at 100% / actual size; do not fit to page")
         if cover:
-            draw_cover(MmPage(c, w, h), batch, _cover_info(layout))
+            draw_cover(MmPage(c, w, h), batch, _cover_info(layout, cards))
             c.showPage()
         for k in range(len(layout.sheets)):
             draw_sheet(MmPage(c, w, h), batch_dir, batch, layout, k)
+            c.showPage()
+        for card in cards:
+            draw_card(MmPage(c, w, h), batch_dir, layout, card)
             c.showPage()
         c.save()
     return buf.getvalue()
@@ -143,7 +152,7 @@ def render_pdf(batch_dir: Path, batch: Batch, layout: Layout, cover: bool) -> by
 
 def print_batch(
     batch_dir: Path, paper: str = "a4", tile_mm: float = 60.0, layout: str = "pairs", cover: bool = True,
-    camera: tuple[int, int] | None = None, model: str | None = None,
+    camera: tuple[int, int] | None = None, model: str | None = None, patch_mm: float | None = None,
 ) -> Layout:
     """Write ``BATCH/sheets.pdf`` and ``BATCH/layout.json``; return the layout.
 
@@ -156,6 +165,8 @@ def print_batch(
         camera, model: lay the sheets out for this frame size (width, height) and target model
             (zoo name or .onnx): the paper's orientation and ``tile_mm`` are then chosen so that a
             sheet filling the frame gives tiles the capture's size gate accepts (``printouts.camera``).
+        patch_mm: also print each adversarial patch alone, this wide, with its own markers
+            (:mod:`printouts.patchcard`), on pages after the sheets.
 
     Both files are written atomically and overwritten on a re-run.
 
@@ -177,9 +188,15 @@ def print_batch(
     plan = plan_layout(batch, sizes, paper, tile_mm, layout, bool(cover))
     if cam is not None:
         plan.extra["camera"] = cam.to_dict()
+    if patch_mm is not None:
+        set_patch_cards(plan, plan_cards(batch_dir, batch, plan, float(patch_mm), len(plan.sheets) + (1 if cover else 0)))
     pdf = render_pdf(batch_dir, batch, plan, bool(cover))
     plan.extra["sheets_pdf"] = SHEETS_PDF
     plan.extra["sheets_pdf_sha256"] = sha256_bytes(pdf)
+    # layout.json goes first and comes back last: a run killed in between leaves a PDF without a
+    # layout ("print the batch first"), never a new PDF beside the old layout.
+    remove_stale_temps(batch_dir, (SHEETS_PDF, LAYOUT))  # half-written files of a killed run
+    (batch_dir / LAYOUT).unlink(missing_ok=True)
     atomic_write_bytes(batch_dir / SHEETS_PDF, pdf)
     save_layout(batch_dir, plan)
     log.info("wrote %s (%d bytes) and %s in %.2f s", batch_dir / SHEETS_PDF, len(pdf), LAYOUT, time.perf_counter() - t0)

@@ -13,7 +13,11 @@ from typing import Callable, Optional
 
 import typer
 from rich.table import Table
+from rich.markup import escape
 
+from contracts.cliopts import (
+    model_flags, opt_channel_order, opt_crop, opt_input_size, opt_label_map, opt_labels, opt_mean, opt_resize, opt_scale, opt_std,
+)
 from contracts.console import console
 from contracts.errors import UserError
 
@@ -59,27 +63,46 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Pa
         transforms: Optional[str] = typer.Option(None, "--transforms", "-t", help="Comma-separated: brightness, contrast, blur, noise, jpeg, perspective, tone, resolution, angle (default: these nine), dotgain."),
         steps: int = typer.Option(6, "--steps", help="Strengths per transform, from the identity to the strongest."),
         seed: int = typer.Option(0, "--seed", help="Seeds the noise fields and the perspective tilt axes."),
+        input_size: Optional[int] = opt_input_size(),
+        mean: Optional[str] = opt_mean(),
+        std: Optional[str] = opt_std(),
+        scale: Optional[float] = opt_scale(),
+        resize: Optional[str] = opt_resize(),
+        crop: Optional[str] = opt_crop(),
+        channel_order: Optional[str] = opt_channel_order(),
+        labels: Optional[Path] = opt_labels(),
+        label_map: Optional[Path] = opt_label_map(),
     ) -> None:
         """Apply each artificial transform on its own, at increasing strength, to the digital clean and
         adversarial images; record the model's top-5 in BATCH/sweep.json (Kurakin et al. 2016, sec. 4)."""
-        from capture.classify import OnnxClassifier
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from capture.classify import OnnxClassifier, load_labels
+        from contracts.labels import read_label_map
         from sweep.run import check_transforms, digital_baseline_known, run_sweep, strengths_table
 
         names = check_transforms(transforms.split(",") if transforms else None)
         model_path = resolve_model(model or _default_model(batch), batch)
-        clf = OnnxClassifier(model_path)
-        console.print(f"model [bold]{clf.name}[/] ({model_path.name}, sha256 {clf.sha256[:12]}) on [bold]{clf.provider}[/]")
+        overrides = model_flags(input_size, mean, std, scale, resize, crop, channel_order)
+        lmap = read_label_map(label_map) if label_map is not None else None
+        clf = OnnxClassifier(model_path, class_names=load_labels(labels) if labels else None, overrides=overrides)
+        console.print(f"model [bold]{escape(clf.name)}[/] ({escape(model_path.name)}, sha256 {clf.sha256[:12]}) on [bold]{clf.provider}[/]")
         table = Table(title="strengths", show_edge=False)
         for col in ("transform", "unit", "strengths"):
             table.add_column(col)
         for row in strengths_table(names, steps):
             table.add_row(*row)
         console.print(table)
-        with console.status("sweeping..."):
-            out = run_sweep(batch, model_path, names, steps=steps, seed=seed, classifier=clf)
-        console.print(f"wrote [bold]{out}[/]; 'photoproof report {batch}' plots it")
+        with Progress(TextColumn("sweep {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
+            task = bar.add_task("", total=len(names))
+
+            def progress(name: str, done: int, total: int) -> None:
+                bar.update(task, description=name, completed=done)
+
+            out = run_sweep(batch, model_path, names, steps=steps, seed=seed, classifier=clf, progress=progress, label_map=lmap)
+        console.print(f"wrote [bold]{escape(str(out))}[/]; 'photoproof report {escape(str(batch))}' plots it")
         _clean_table(out, batch, clf.spec.input_size)
         if not digital_baseline_known(batch, clf.name):
-            console.print(f"[yellow]note:[/] neither batch.json nor a capture session holds {clf.name}'s predictions on the "
+            console.print(f"[yellow]note:[/] neither batch.json nor a capture session holds {escape(clf.name)}'s predictions on the "
                           f"untransformed PNGs, which the report's destruction rate needs; sweep the source model, or capture "
-                          f"with --model {model or clf.name} first", soft_wrap=True)
+                          f"with --model {escape(model or clf.name)} first", soft_wrap=True)

@@ -32,6 +32,7 @@ from capture.digital import classify_images, digital_top5
 from contracts.batchdir import capture_dbs
 from contracts.capturedb import open_db_readonly
 from contracts.errors import UserError
+from contracts.labels import target_map
 from contracts.manifest import ROLES, load_batch
 from contracts.images import batch_images
 from contracts.profile import ChannelProfile, Printer
@@ -178,7 +179,8 @@ def _kept_rows(batch_dir: Path, sha256: str, seed: int, redo: set[str]) -> tuple
 
 
 def run_sweep(batch_dir: Path, model_path: Path, transforms: list[str] | None = None, steps: int = 6, seed: int = 0,
-              classifier: OnnxClassifier | None = None) -> Path:
+              classifier: OnnxClassifier | None = None, progress: Callable[[str, int, int], None] | None = None,
+              label_map: dict[str, str] | None = None) -> Path:
     """Sweep each transform on its own over ``steps`` strengths; write ``BATCH/sweep.json`` and return its path.
 
     Args:
@@ -189,6 +191,9 @@ def run_sweep(batch_dir: Path, model_path: Path, transforms: list[str] | None = 
             transforms get ``steps - 1`` on each side of the identity).
         seed: seeds the noise fields and the perspective tilt axes (recorded).
         classifier: an already built classifier (foreign models with flags).
+        progress: called as ``progress(transform, done, total)`` after each transform.
+        label_map: batch class name -> model class name (``--label-map``); labels map by name
+            without it, and the map is recorded in ``sweep.json`` (``labels``) when the sets differ.
 
     Rows of an earlier ``sweep.json`` for the same model and seed are kept for transforms not run again.
     """
@@ -199,6 +204,8 @@ def run_sweep(batch_dir: Path, model_path: Path, transforms: list[str] | None = 
         raise UserError(f"--steps: expected 2..50 strengths per transform, got {steps}")
     batch = load_batch(batch_dir)
     clf = classifier or OnnxClassifier(Path(model_path))
+    used = {it.label.index for it in batch.items} | {it.target for it in batch.items if it.target is not None}
+    lmap = target_map(batch.class_names(), clf.class_names, used, label_map, where=f"--model {clf.path}")
     images = list(batch_images(batch_dir, batch))
     index = {it.id: k for k, it in enumerate(batch.items)}
     rng = np.random.default_rng([int(seed), 0])
@@ -213,7 +220,9 @@ def run_sweep(batch_dir: Path, model_path: Path, transforms: list[str] | None = 
 
     digital = [_row(BASELINE, 0.0, item, role, clf.name, ids, probs) for item, role, ids, probs in digital_top5(batch_dir, batch, clf, CHUNK, images)]
     rows, grids = _kept_rows(batch_dir, clf.sha256, int(seed), set(names))
-    for name in names:
+    for done, name in enumerate(names):
+        if progress is not None:
+            progress(name, done, len(names))
         tr = TRANSFORMS[name]
         grid = tr.grid(int(steps))
         grids[name] = {"unit": tr.unit, "description": tr.description, "strengths": grid}
@@ -221,7 +230,10 @@ def run_sweep(batch_dir: Path, model_path: Path, transforms: list[str] | None = 
         outs = [apply_transform(name, s, im, z_for(item, im.shape) if name == "noise" else None, axes[item], clf.spec.input_size)
                 for s, item, role, im in jobs]
         ids, probs = classify_images(clf, outs, CHUNK)
-        rows += [_row(name, s, item, role, clf.name, ids[k], probs[k]) for k, (s, item, role, _) in enumerate(jobs)]
+        finite = np.isfinite(probs).all(axis=1)
+        if not finite.all():
+            log.warning("sweep %s: the model gave NaN or infinite outputs on %d of %d images; those are not recorded", name, int((~finite).sum()), len(jobs))
+        rows += [_row(name, s, item, role, clf.name, ids[k], probs[k]) for k, (s, item, role, _) in enumerate(jobs) if finite[k]]
         log.info("sweep %s: %d strengths x %d images", name, len(grid), len(images))
     header = {
         "batch_id": batch.batch_id,
@@ -232,7 +244,11 @@ def run_sweep(batch_dir: Path, model_path: Path, transforms: list[str] | None = 
                       "camera's pixel grid, output at the model's input size)",
         "reference": "Kurakin, Goodfellow & Bengio 2016, sec. 4, https://arxiv.org/abs/1607.02533",
     }
+    if lmap is not None:
+        header["labels"] = {"target_classes": list(clf.class_names), "map": {str(b): t for b, t in sorted(lmap.items())}}
     out = write_sweep(batch_dir, header, digital, rows)
+    if progress is not None:
+        progress("done", len(names), len(names))
     log.info("wrote %s: %d rows in %.1f s", out, len(rows), time.perf_counter() - t0)
     return out
 

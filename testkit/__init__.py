@@ -7,6 +7,8 @@
   tiny ONNX classifiers built with ``onnx`` (needs the ``craft`` extra);
 - ``sim``: a small printed batch (``sheets.pdf`` drawn with reportlab, ``layout.json``)
   and a test card, for the simulator and the twin;
+- ``capture``: the capture tests' scene (photos of a printed sheet and a tiny model), the
+  capture CLI in a subprocess, a read-only look into its database, and a PNG decompression bomb;
 - ``streams``: a local MJPEG-over-HTTP server that drops connections, for the stream tests;
 - ``chromium``: headless Debian Chromium driven over the DevTools protocol, with a fake camera
   playing a y4m video (the phone-page tests);

@@ -263,6 +263,10 @@ def tiny_classifier(
         import json
 
         sp = spec or PreprocessSpec(input_size=size, layout=layout)  # type: ignore[arg-type]  # a str here: tests also build malformed layouts
+        if classes is None and n_classes == 1000:  # it stands for an ImageNet model: capture maps labels by name
+            from contracts.classes import imagenet_names
+
+            classes = list(imagenet_names())
         names = classes or [f"class {i}" for i in range(n_classes)]
         helper.set_model_props(model, {"photoproof.preprocess": sp.to_json(), "photoproof.classes": json.dumps(names), "photoproof.model": name})
     onnx.save(model, str(path))

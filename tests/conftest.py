@@ -1,4 +1,5 @@
-"""Shared fixtures. ``synthetic_batch`` builds a real batch directory without torch (:mod:`testkit.batch`)."""
+"""Shared fixtures. ``synthetic_batch`` builds a real batch directory without torch (:mod:`testkit.batch`);
+``setup`` adds a layout, photos of its sheet and a tiny model for the capture tests (:mod:`testkit.capture`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from testkit.batch import write_batch
+from testkit.capture import photo_setup
 
 
 @pytest.fixture(scope="module")
@@ -36,3 +38,10 @@ def synthetic_batch(tmp_path: Path) -> Callable[..., Path]:
         return d
 
     return make
+
+
+@pytest.fixture
+def setup(synthetic_batch: Callable[..., Path], tmp_path: Path) -> tuple[Path, Path, Path]:
+    """The capture tests' scene (:func:`testkit.capture.photo_setup`): ``(batch, model, photos)``, a 3-item batch
+    with a one-sheet layout, a tiny model, and a folder of 3 photos of the sheet plus one without it."""
+    return photo_setup(synthetic_batch(n_items=3, size=64), tmp_path)

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -29,35 +25,12 @@ from contracts.capturedb import open_db_readonly
 from contracts.errors import UserError
 from contracts.manifest import load_batch
 from contracts.paths import sha256_file
-from testkit.scenes import make_layout, scene, tiny_classifier
+from testkit.capture import db_rows as _rows, start_capture as _start_capture
+from testkit.scenes import tiny_classifier
 from testkit.streams import MjpegServer
 
 ROOT = Path(__file__).resolve().parents[1]
 GATES = QualityGates(min_sharpness=1, min_tile_px=40)
-
-
-@pytest.fixture
-def setup(synthetic_batch, tmp_path: Path) -> tuple[Path, Path, Path]:  # type: ignore[no-untyped-def]
-    """A batch with a one-sheet layout, a tiny model, and a folder of 3 photos of the sheet plus one without it."""
-    batch = synthetic_batch(n_items=3, size=64)
-    layout = make_layout(batch)
-    sheet = layout.sheets[0]
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for k, tilt in enumerate([0, 20, 35]):
-        sc = scene(batch, layout, {sheet.sheet_id: dict(tilt_deg=tilt, roll_deg=5 * k, fill=0.8)}, blur_sigma=0.8, noise_std=3, jpeg_quality=90, seed=k)
-        cv2.imwrite(str(photos / f"IMG_{k + 1}.jpg"), sc.frame)
-    cv2.imwrite(str(photos / "IMG_9.jpg"), np.full((720, 1280, 3), 90, np.uint8))  # the sheet out of view
-    model = tiny_classifier(tmp_path / "tiny.onnx", size=48)
-    return batch, model, photos
-
-
-def _rows(db: Path, sql: str) -> list[tuple]:
-    con = open_db_readonly(db)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def test_capture_from_photos_records_digital_frames_observations_and_crops(setup: tuple[Path, Path, Path]) -> None:
@@ -175,41 +148,6 @@ def test_recording_goes_on_through_a_dropped_mjpeg_stream(setup: tuple[Path, Pat
     assert len(_rows(db, "SELECT * FROM observations")) > 0
     cfg = json.loads(_rows(db, "SELECT config FROM sessions")[0][0])
     assert cfg["reconnects"] >= 2 and server.connections >= 3
-
-
-SCRIPT = """
-import sys
-from pathlib import Path
-import typer
-from capture import cli
-app = typer.Typer()
-@app.callback()
-def main() -> None: pass
-cli.register(app, resolve_model=lambda name, batch: Path(name))
-app(sys.argv[1:])
-"""
-
-
-def _start_capture(batch_dir: Path, model: Path, photos: Path, session: str) -> tuple[subprocess.Popen, Path]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    args = [sys.executable, "-c", SCRIPT, "capture", str(batch_dir), "--model", str(model), "--photos", str(photos), "--loop", "--headless",
-            "--session", session, "--min-sharpness", "1", "--min-tile-px", "40", "--no-crops"]
-    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    db = batch_dir / "captures" / f"{session}.sqlite"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-        try:
-            con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.2)
-            n = con.execute("SELECT COUNT(*) FROM observations").fetchone()[0]
-            con.close()
-            if n >= 30:
-                return proc, db
-        except sqlite3.Error:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("the capture subprocess recorded nothing within 60 s")
 
 
 def test_sigkill_mid_recording_leaves_a_readable_database(setup: tuple[Path, Path, Path]) -> None:

@@ -106,3 +106,22 @@ def test_placement_comes_from_torchrun_variables(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("RANK", "x")
     with pytest.raises(UserError, match="RANK='x'"):
         Dist.from_env()
+
+
+def test_the_patch_stage_runs_on_rank_zero_and_matches_one_process(tmp_path: Path) -> None:
+    """``--attack bim,patch``: the ranks share bim's mini-batches, rank 0 alone optimises the patch; same bytes as one process."""
+    args = ["craft", "--attack", "bim,patch", "--eps", "8", "--steps", "2", "--target", "859", "--limit", "2", "--batch-size", "1",
+            "--seed", "5", "--device", "cpu"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    r = subprocess.run([sys.executable, str(ROOT / "app.py"), *args, "--out", str(one)], env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(ROOT / "app.py"), *args, "--out", str(two)],
+                       env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert _images(one) == _images(two)
+    ma, mb = json.loads((one / "batch.json").read_text()), json.loads((two / "batch.json").read_text())
+    assert ma["items"] == mb["items"] and [it["attack"] for it in ma["items"]] == ["bim", "bim", "patch", "patch"]
+    assert {p.name for p in (two / "patches").iterdir()} == {p.name for p in (one / "patches").iterdir()}
+    name = "patch-square-a10-t859.png"
+    assert (one / "patches" / name).read_bytes() == (two / "patches" / name).read_bytes()
+    assert not (two / "journal").exists()

@@ -307,7 +307,7 @@ class SheetDetector:
         quad, w = _project(hit.H, quad_mm)
         return quad, bool((w > 0).all())
 
-    def crop_tiles(self, frame_bgr: np.ndarray, hit: SheetHit, size: int) -> list[TileCrop]:
+    def crop_tiles(self, frame_bgr: np.ndarray, hit: SheetHit, size: int, crop_pct: float = 1.0) -> list[TileCrop]:
         """Warp every tile of ``hit`` that lies wholly inside the frame to ``size x size`` RGB.
 
         Tiles partly outside the frame are skipped, never guessed. A clean tile and its
@@ -316,21 +316,25 @@ class SheetDetector:
         so that downsampling does not alias. Each tile is warped (bilinear) from
         its own bounding box of the frame, converted to 4 channels first:
         OpenCV's vectorised 4-channel path is about twice as fast as the 3-channel one.
+        ``crop_pct`` < 1 (the model's preprocessing spec) keeps the tile's central part only,
+        as ``PreprocessSpec.resize_center_crop`` does to the digital PNG.
         """
         fh, fw = frame_bgr.shape[:2]
         K = camera_matrix(fw, fh, self.focal_px)
         normal = sheet_normal(hit.H, K)
-        crops = [c for c in (self._crop(frame_bgr, hit, t, size, K, normal) for t in hit.sheet.tiles) if c is not None]
+        crops = [c for c in (self._crop(frame_bgr, hit, t, size, K, normal, crop_pct) for t in hit.sheet.tiles) if c is not None]
         judge_pairs(crops, hit.sheet.tiles)
         return crops
 
-    def _crop(self, frame_bgr: np.ndarray, hit: SheetHit, tile: Tile, size: int, K: np.ndarray, normal: np.ndarray) -> TileCrop | None:
+    def _crop(self, frame_bgr: np.ndarray, hit: SheetHit, tile: Tile, size: int, K: np.ndarray, normal: np.ndarray, crop_pct: float = 1.0) -> TileCrop | None:
         """One tile of :meth:`crop_tiles`; ``None`` when it is not wholly in the frame."""
         fh, fw = frame_bgr.shape[:2]
         quad, ahead = self.tile_quad(hit, tile)
         if not ahead or quad.min() < 0 or (quad[:, 0] > fw - 1).any() or (quad[:, 1] > fh - 1).any():
             return None
         x, y, s = _square_box(tile.box_mm)
+        if crop_pct < 1.0:  # the central part the model's spec keeps
+            x, y, s = x + s * (1 - crop_pct) / 2, y + s * (1 - crop_pct) / 2, s * crop_pct
         k = int(min(4, max(1, round(quad_side_px(quad) / size))))
         big = size * k
         step = s / big

@@ -11,9 +11,9 @@ from typing import Any, Iterator
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 
 from contracts.errors import UserError
+from contracts.imageio import UNREADABLE, open_rgb8
 from contracts.frames import Frame, FrameSource
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 def _natural_key(path: Path) -> list[object]:
     """Sort ``IMG_2.jpg`` before ``IMG_10.jpg``."""
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
+    return [int(t) if t.isdecimal() else t.lower() for t in re.split(r"(\d+)", path.name)]
 
 
 class PhotoSource(FrameSource):
@@ -70,10 +70,9 @@ class PhotoSource(FrameSource):
     def read(path: Path) -> np.ndarray | None:
         """One photo as BGR uint8, rotated per its EXIF orientation; ``None`` (and a warning) when unreadable."""
         try:
-            with Image.open(path) as im:
-                rgb = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
-        except (UnidentifiedImageError, OSError) as e:
-            log.warning("skipping %s: not a readable image (%s)", path, e)
+            rgb = np.asarray(open_rgb8(path))
+        except UNREADABLE as e:  # corrupt, a decompression bomb, NaN pixels...: skip it, keep the session going
+            log.warning("skipping %s: not a usable image (%s: %s)", path, type(e).__name__, str(e)[:160])
             return None
         return np.ascontiguousarray(rgb[..., ::-1])
 

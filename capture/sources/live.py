@@ -14,7 +14,6 @@ import os
 import sys
 import threading
 import time
-import urllib.error
 import urllib.parse
 from dataclasses import dataclass
 from glob import glob
@@ -23,7 +22,7 @@ from typing import Callable, Iterator, Protocol
 import cv2
 import numpy as np
 
-from capture.sources.mjpeg import MjpegReader, redact
+from capture.sources.mjpeg import STREAM_ERRORS, MjpegReader, redact
 from contracts.frames import Frame, FrameSource
 from contracts.errors import UserError
 
@@ -114,13 +113,17 @@ class LatestFrameGrabber:
         return self
 
     def _run(self) -> None:
+        """Read until stopped. Nothing a device or a peer does ends this thread: every failure is a drop, then a reconnect."""
         dropped_at: float | None = None
         while not self._stop.is_set():
             if self._reader is None:
                 try:
                     self._reader = self._connect()
-                except (OSError, urllib.error.URLError, ValueError) as e:
+                except STREAM_ERRORS as e:
                     log.debug("%s: connect failed: %s", self.name, e)
+                    self._reader = None
+                except Exception as e:  # a driver or peer failure we did not foresee: log it, keep trying
+                    log.warning("%s: connect failed unexpectedly (%s: %s)", self.name, type(e).__name__, e)
                     self._reader = None
                 if self._reader is None:
                     self._stop.wait(self.backoff.delay())
@@ -128,7 +131,11 @@ class LatestFrameGrabber:
                 self.reconnects += 1
                 self.backoff.reset()
                 log.warning("%s: reconnected after %.1f s", self.name, time.monotonic() - (dropped_at or time.monotonic()))
-            img = self._reader.read()
+            try:
+                img = self._reader.read()
+            except Exception as e:  # the thread must not die silently: an unforeseen read failure is a drop
+                log.warning("%s: read failed unexpectedly (%s: %s)", self.name, type(e).__name__, e)
+                img = None
             if img is None:
                 if self._stop.is_set():
                     break
@@ -212,7 +219,7 @@ class LiveSource(FrameSource):
                         return _Prepend(reader, first), ""
                     reader.close()
                     last = "connected but no frame came"
-            except (OSError, urllib.error.URLError, ValueError) as e:
+            except STREAM_ERRORS as e:
                 last = str(getattr(e, "reason", e))
             if time.monotonic() + 0.1 > deadline or self.interrupted:
                 return None, last

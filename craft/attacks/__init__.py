@@ -12,7 +12,8 @@ objects that every gradient attack accepts; see :mod:`craft.attacks.spec` for
 - ``transforms``: input transforms (diverse inputs, composition);
 - ``eot``: Expectation over Transformation through the channel twin;
 - ``rng``: one generator per image;
-- ``spec``: ``NAME[+di][+eot]`` strings and the settings that build an attack.
+- ``spec``: ``NAME[+di][+eot]`` strings and the settings that build an attack;
+- ``patch``: the universal adversarial patch (Brown et al. 2017), optimised over all images at once (``UNIVERSAL``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from craft.attacks.iterative import IterativeAttack
 from craft.attacks.ll import LeastLikely, least_likely
 from craft.attacks.mifgsm import MIFGSM
 from craft.attacks.norms import LINF, project, to_lattice
+from craft.attacks.patch import AdversarialPatch
 from craft.attacks.pgd import PGD
 from craft.attacks.rng import ItemRng
 from craft.attacks.spec import ALIASES, AttackSettings, AttackSpec, build_attack, parse_spec
@@ -34,6 +36,8 @@ from craft.attacks.transforms import Compose, DiverseInputs
 from contracts.errors import UserError
 
 ATTACKS: dict[str, type[Attack]] = {cls.name: cls for cls in (FGSM, BIM, LeastLikely, PGD, MIFGSM, DIFGSM)}
+# Universal attacks: optimised over all the batch's images at once (craft.patchjob runs them as a stage).
+UNIVERSAL: dict[str, type[AdversarialPatch]] = {AdversarialPatch.name: AdversarialPatch}
 
 
 def get_attack(name: str) -> type[Attack]:
@@ -45,7 +49,7 @@ def get_attack(name: str) -> type[Attack]:
 
 
 __all__ = [
-    "ALIASES", "ATTACKS", "Attack", "AttackOutput", "AttackSettings", "AttackSpec", "BIM", "Compose", "DIFGSM",
+    "ALIASES", "ATTACKS", "AdversarialPatch", "Attack", "AttackOutput", "AttackSettings", "AttackSpec", "BIM", "Compose", "DIFGSM",
     "DiverseInputs", "EOT", "FGSM", "Goal", "ItemRng", "IterativeAttack", "LINF", "LeastLikely", "MIFGSM", "PGD",
-    "ascent_gradient", "build_attack", "get_attack", "kurakin_steps", "least_likely", "parse_spec", "project", "to_lattice",
+    "ascent_gradient", "build_attack", "get_attack", "kurakin_steps", "least_likely", "parse_spec", "project", "to_lattice", "UNIVERSAL",
 ]

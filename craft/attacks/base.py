@@ -20,7 +20,7 @@ from __future__ import annotations
 import abc
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -112,6 +112,7 @@ class Attack(abc.ABC):
     name: ClassVar[str]
     paper: ClassVar[str]
     options: ClassVar[tuple[str, ...]] = ()  # constructor settings that CLI options may set
+    on_step: Callable[[], None] | None = None  # called after each gradient step (progress display)
 
     def __init__(self, *, transform: InputTransform | None = None, repair_steps: int = 10, amp: bool = False) -> None:
         if repair_steps < 0:

@@ -79,6 +79,8 @@ class IterativeAttack(Attack):
         for _ in range(self.n_steps(eps)):
             g = ascent_gradient(model, adv, goal.labels, goal.targeted, self.transform, rng, self.amp)
             adv = norm.step(adv, norm.direction(update(g)), alpha, bounds)
+            if self.on_step is not None:  # progress display: one call per gradient step of the batch
+                self.on_step()
         return adv
 
     def settings(self, eps: float) -> dict[str, Any]:

@@ -45,7 +45,7 @@ def parse_spec(text: str, *, di: bool = False, eot: bool = False) -> AttackSpec:
     Raises:
         UserError: naming ``--attack`` for an unknown attack or modifier.
     """
-    from craft.attacks import ATTACKS
+    from craft.attacks import ATTACKS, UNIVERSAL
 
     raw = text.strip().lower()
     parts = ALIASES.get(raw, raw).split("+")
@@ -53,8 +53,8 @@ def parse_spec(text: str, *, di: bool = False, eot: bool = False) -> AttackSpec:
     if name in ALIASES:
         expanded = ALIASES[name].split("+")
         name, mods = expanded[0], expanded[1:] + mods
-    if name not in ATTACKS:
-        known = ", ".join([*ATTACKS, *ALIASES])
+    if name not in ATTACKS and name not in UNIVERSAL:
+        known = ", ".join([*ATTACKS, *ALIASES, *UNIVERSAL])
         raise UserError(f"--attack {text!r}: unknown attack; choose from {known} (add +di and/or +eot)")
     for m in mods:
         if m not in MODIFIERS:

@@ -1,0 +1,60 @@
+"""Photos from outside, as 8-bit RGB: high bit depths scaled properly, bombs and NaN refused.
+
+Pillow's ``convert("RGB")`` clips 16-bit and 32-bit greyscale and float images
+to 0..255, which turns most of them into blank white (or black) pictures that
+would then be labelled and attacked. :func:`to_rgb8` scales them instead, and
+refuses what cannot be scaled honestly. Pillow's decompression-bomb guard
+(``Image.MAX_IMAGE_PIXELS``) stays on; :func:`open_rgb8` turns it into the same
+one-line refusal as any other unreadable file.
+
+This module reads photos from outside (craft's ``--images``, ``capture --photos``,
+MJPEG frames); a batch's own PNGs are read strictly, never converted, by
+:mod:`contracts.images`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Everything that Pillow raises for a file it cannot, or will not, decode.
+UNREADABLE = (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError, EOFError)
+
+
+def to_rgb8(im: Image.Image) -> Image.Image:
+    """``im`` as 8-bit RGB; 16-bit and float greyscale are scaled, not clipped.
+
+    Integer images whose values fit in 0..255 are kept as they are; values up to
+    65535 are 16-bit and divided by 257 (65535 -> 255). Float images in 0..1 are
+    multiplied by 255, float images in 0..255 kept, others scaled like 16-bit.
+
+    Raises:
+        ValueError: NaN or infinite pixels, negative values, or values beyond 16 bits.
+    """
+    if im.mode in ("I", "F") or im.mode.startswith("I;16"):
+        a = np.asarray(im).astype(np.float64)
+        if a.size == 0 or not np.isfinite(a).all():
+            raise ValueError(f"{im.mode} image with NaN or infinite pixels")
+        lo, hi = float(a.min()), float(a.max())
+        if lo < 0 or hi > 65535:
+            raise ValueError(f"{im.mode} image with values in {lo:g}..{hi:g}, outside 0..65535; convert it to 8-bit first")
+        if im.mode == "F" and hi <= 1.0:
+            a = a * 255.0
+        elif hi > 255 or im.mode.startswith("I;16"):
+            a = a / 257.0
+        return Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8), "L").convert("RGB")
+    return im.convert("RGB")
+
+
+def open_rgb8(path: Path) -> Image.Image:
+    """Open a photo as 8-bit RGB, upright per its EXIF orientation.
+
+    Raises:
+        FileNotFoundError: no such file.
+        One of :data:`UNREADABLE`: corrupt, not an image, a decompression bomb, or not convertible.
+    """
+    with Image.open(path) as im:
+        im.load()
+        return to_rgb8(ImageOps.exif_transpose(im))
