@@ -29,7 +29,7 @@ from typing import Sequence
 
 import numpy as np
 
-Z95 = 1.959963984540054  # two-sided 95% normal quantile
+from contracts.intervals import Z95, wilson  # the one Wilson interval (the sweep CLI uses it too)
 DEFAULT_SEED = 1607  # the bootstrap seed recorded in every report (arXiv 1607.02533)
 DEFAULT_RESAMPLES = 2000
 
@@ -63,25 +63,6 @@ class Rate:
 def ratio(num: float, den: float) -> float | None:
     """``num / den``, or ``None`` when ``den`` is 0 (never a ZeroDivisionError)."""
     return None if den == 0 else num / den
-
-
-def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float] | None:
-    """Wilson score interval for ``k`` successes in ``n`` trials (Wilson 1927).
-
-    Returns ``(low, high)`` clipped to [0, 1], or ``None`` when ``n == 0``.
-    """
-    if n <= 0:
-        return None
-    if not 0 <= k <= n:
-        raise ValueError(f"wilson: need 0 <= k <= n, got k={k}, n={n}")
-    p = k / n
-    z2 = z * z
-    denom = 1.0 + z2 / n
-    centre = (p + z2 / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
-    lo = 0.0 if k == 0 else max(0.0, centre - half)
-    hi = 1.0 if k == n else min(1.0, centre + half)
-    return lo, hi
 
 
 def cell_seed(seed: int, key: str) -> list[int]:

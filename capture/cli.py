@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import typer
 from rich.live import Live
@@ -29,7 +29,7 @@ from contracts.cliopts import (
 )
 from contracts.labels import read_label_map
 from contracts.modelspec import parse_floats
-from capture.sheets.quality import QualityGates
+from capture.sheets.quality import MIN_TILE_FRACTION, QualityGates
 from capture.session import Progress, run_capture
 from contracts.frames import FrameSource
 from capture.sources.files import PhotoSource, VideoSource
@@ -114,6 +114,11 @@ def _summary(db: Path) -> Table:
     return table
 
 
+def _gates_line(gates: QualityGates, input_size: int) -> str:
+    return (f"gates: tiles >= {gates.min_tile_px:.0f} px ({MIN_TILE_FRACTION} x {input_size}), view <= {gates.max_angle_deg:g}°, "
+            f"sharpness >= {gates.min_sharpness:g}; clean/adversarial pairs judged together")
+
+
 def _scene(batch: Path, source: FrameSource, clf: OnnxClassifier, region: Optional[str], label: Optional[str],
            frames: Optional[int], duration: Optional[float], session: Optional[str], summary: Callable[[list[Path]], object] | None) -> None:
     """``capture --scene``: record the session, then print its with/without-patch figures (``summary``, from the analysis)."""
@@ -166,7 +171,7 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Pa
         no_crops: bool = typer.Option(False, "--no-crops", help="Do not save the crop gallery."),
         provider: str = typer.Option("auto", "--provider", help="onnxruntime provider: auto, cpu, cuda, tensorrt."),
         min_sharpness: float = typer.Option(QualityGates.min_sharpness, "--min-sharpness", help="Variance of the Laplacian of the crop at the tile's camera resolution.", rich_help_panel=GATE),
-        min_tile_px: float = typer.Option(QualityGates.min_tile_px, "--min-tile-px", help="Tile side in camera pixels.", rich_help_panel=GATE),
+        min_tile_px: Optional[float] = typer.Option(None, "--min-tile-px", help=f"Tile side in camera pixels (default: {MIN_TILE_FRACTION} x the model's input size, e.g. 195 for lite2).", rich_help_panel=GATE),
         max_angle_deg: float = typer.Option(QualityGates.max_angle_deg, "--max-angle-deg", help="Viewing angle off the sheet's normal.", rich_help_panel=GATE),
         max_clipped: float = typer.Option(QualityGates.max_clipped, "--max-clipped", help="Fraction of pixels at 0 or 255.", rich_help_panel=GATE),
         max_reproj_px: float = typer.Option(QualityGates.max_reproj_px, "--max-reproj-px", help="RMS marker reprojection error.", rich_help_panel=GATE),
@@ -192,13 +197,15 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Pa
             raise UserError("--simulate: the simulated camera photographs sheets; --scene needs a real scene (--camera, --url, --video or --photos)")
         if scene and (phone or preview is not None):
             raise UserError(f"{'--phone' if phone else '--preview'}: not with --scene; a scene is recorded from --camera, --url, --video or --photos")
-        gates = QualityGates(min_sharpness=min_sharpness, min_tile_px=min_tile_px, max_angle_deg=max_angle_deg, max_clipped=max_clipped, max_reproj_px=max_reproj_px)
+        gate_args: dict[str, Any] = dict(min_sharpness=min_sharpness, min_tile_px=min_tile_px, max_angle_deg=max_angle_deg, max_clipped=max_clipped, max_reproj_px=max_reproj_px)
         others = [f for f, v in (("--camera", camera), ("--url", url), ("--video", video), ("--photos", photos), ("--simulate", simulate or None)) if v is not None]
         if preview is not None:
             from capture.preview import run_preview
 
             if others or phone:
                 raise UserError(f"--preview takes its source itself: drop {', '.join(others + ['--phone'] * phone)}")
+            # no model to size the gate from: --min-tile-px, else the default (lite0's input size)
+            gates = QualityGates(**{k: v for k, v in gate_args.items() if v is not None})
             run_preview(batch, preview, frames=frames, duration=duration, headless=headless, gates=gates, width=width, height=height, fps=fps)
             return
         if phone:
@@ -210,7 +217,9 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Pa
             overrides = model_flags(input_size, mean, std, scale, resize, crop, channel_order)
             lmap = read_label_map(label_map) if label_map is not None else None
             clf = OnnxClassifier(model_path, providers=_PROVIDERS[provider] or default_providers(), class_names=load_labels(labels) if labels else None, overrides=overrides)
+            gates = QualityGates.for_model(clf.spec.input_size, clf.name, **gate_args)
             console.print(f"model [bold]{clf.name}[/] ({model_path.name}, sha256 {clf.sha256[:12]}) on [bold]{clf.provider}[/]; source phone page")
+            console.print(_gates_line(gates, clf.spec.input_size))
             for db in run_phone_command(batch, model_path, clf, bind=bind, port=port, frames=frames, duration=duration, per_tile=per_tile,
                                         session=session, gates=gates, save_crops=not no_crops, headless=headless, label_map=lmap):
                 console.print(_summary(db))
@@ -224,7 +233,9 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Pa
         overrides = model_flags(input_size, mean, std, scale, resize, crop, channel_order)
         lmap = read_label_map(label_map) if label_map is not None else None
         clf = OnnxClassifier(model_path, providers=_PROVIDERS[provider] or default_providers(), class_names=load_labels(labels) if labels else None, overrides=overrides)
+        gates = QualityGates.for_model(clf.spec.input_size, clf.name, **gate_args)
         console.print(f"model [bold]{escape(clf.name)}[/] ({escape(model_path.name)}, sha256 {clf.sha256[:12]}) on [bold]{clf.provider}[/]; source {escape(source.description)}", soft_wrap=True)
+        console.print(_gates_line(gates, clf.spec.input_size))
         if scene:
             _scene(batch, source, clf, region, label, frames, duration, session, scene_summary)
             return

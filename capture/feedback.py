@@ -21,20 +21,39 @@ from contracts.frames import FrameReport, TileView
 GREEN, RED, GREY, BLACK, WHITE = (60, 200, 60), (50, 50, 230), (160, 160, 160), (0, 0, 0), (255, 255, 255)
 
 
+GATE_ORDER = ("size", "angle", "sharpness", "clipped", "reproj", "pair")  # gate names (QualityGates.failures), most actionable first
+_WORDS = {"size": "move closer", "angle": "too steep", "sharpness": "blurred", "clipped": "glare or too dark", "reproj": "hold still",
+          "pair": "keep whole pairs in view"}
+
+
 def reject_reason(gates: QualityGates, c: TileCrop) -> str:
-    """The first gate ``c`` fails, in words a person holding the camera can act on; ``""`` when it passes all."""
-    q = c.quality
-    if q.tile_px < gates.min_tile_px:
-        return "move closer"
-    if q.angle_deg > gates.max_angle_deg:
-        return "too steep"
-    if q.sharpness < gates.min_sharpness:
-        return "blurred"
-    if q.clipped > gates.max_clipped:
-        return "glare or too dark"
-    if c.reproj_px > gates.max_reproj_px:
-        return "hold still"
+    """The first gate ``c`` fails, in words a person holding the camera can act on; ``""`` when it counts.
+
+    The one reason function: the phone page, ``--preview`` and the overlay's labels all say this.
+    Its own gates come first; a tile that passes them but whose clean/adversarial partner does not
+    (``quality.judge_pairs``, recorded in ``c.fail``) does not count either, and says why.
+    """
+    own = gates.failures(c.quality, c.reproj_px)
+    if own:
+        return _WORDS[min(own, key=GATE_ORDER.index)]
+    if c.fail:
+        gate = min(c.fail, key=GATE_ORDER.index)
+        return _WORDS[gate] if gate == "pair" else f"its pair: {_WORDS[gate]}"
     return ""
+
+
+_VALUE = {"size": "tile_px", "angle": "angle_deg", "sharpness": "sharpness", "clipped": "clipped"}
+
+
+def gate_hint(crops: Sequence[TileCrop], gates: QualityGates) -> str:
+    """The status line's why: the commonest failing gate of one frame's tiles, its median value, what to do (``QualityGates.hint``)."""
+    failing = [c for c in crops if c.fail]
+    if not failing or len(failing) * 2 < len(crops):
+        return ""
+    counts = {g: sum(g in c.fail for c in failing) for g in GATE_ORDER}
+    gate = max(GATE_ORDER, key=lambda g: (counts[g], -GATE_ORDER.index(g)))
+    values = [c.reproj_px if gate == "reproj" else getattr(c.quality, _VALUE[gate]) for c in failing if gate in c.fail] if gate != "pair" else [0.0]
+    return gates.hint(gate, float(np.median(values)))
 
 
 def build_report(

@@ -2,7 +2,9 @@
 
 A tile is outlined **green** when the model is fooled (its top-1 is not the
 item's true class), **red** when it sees the true class, and grey until it has
-been classified. A thin outline marks an observation below the quality gates.
+been classified. A thin outline marks an observation below the quality gates, and
+its label says why (``capture.feedback.reject_reason``); the status line says why and what to do
+(``capture.feedback.gate_hint``).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class Outline:
     tile: Tile
     quad_px: np.ndarray
     good: bool | None
+    reason: str = ""  # why it does not count (capture.feedback.reject_reason), shown on its label
 
 
 def draw_overlay(
@@ -66,6 +69,8 @@ def draw_overlay(
             colour = RED if r.top1 == truth else GREEN
             name = class_names[r.top1] if 0 <= r.top1 < len(class_names) else str(r.top1)
             label = f"{c.tile.role}: {name[:18]} {r.prob:.2f}"
+        if c.reason:
+            label = f"{label} [{c.reason}]"
         quad = c.quad_px.astype(np.int32)
         cv2.polylines(img, [quad], True, colour, 1 if c.good is False else 3, cv2.LINE_AA)
         x, y = int(quad[:, 0].min()), int(quad[:, 1].min())

@@ -26,7 +26,7 @@ import cv2
 
 from capture.sheets.strip import StripMeter
 from capture.classify import OnnxClassifier
-from capture.feedback import build_report
+from capture.feedback import build_report, gate_hint, reject_reason
 from capture.sheets.detect import SheetDetector, SheetHit, TileCrop
 from capture.digital import digital_top5
 from capture.overlay import Outline, Window, display_available, draw_overlay
@@ -61,12 +61,14 @@ class Progress:
     provider: str
     done: bool = False
     stopped_by: str = ""
+    hint: str = ""  # why the tiles in view fail the gates, and what to do (empty when they pass)
 
     def line(self) -> str:
         tile = f"  per-tile {self.min_good}/{self.per_tile}" if self.per_tile else ""
+        hint = f"  | {self.hint}" if self.hint else ""
         return (
             f"{self.elapsed:6.1f}s  {self.fps:5.1f} fps  {self.tiles_per_s:6.1f} tiles/s  sheets {self.sheets_in_view}  "
-            f"obs {self.observations} (good {self.good})  dropped {self.dropped}{tile}  [{self.provider}]"
+            f"obs {self.observations} (good {self.good})  dropped {self.dropped}{tile}  [{self.provider}]{hint}"
         )
 
 
@@ -163,7 +165,7 @@ def run_capture(
             session of the same model is resumed; ``frames`` and ``per_tile`` then count
             what it already holds, so a finished session is not extended.
         save_crops: keep each tile's sharpest and blurriest crop under ``captures/<session>/crops/``.
-        gates: quality gates (default ``QualityGates()``).
+        gates: quality gates (default ``QualityGates.for_model``: from the model's input size).
         classifier: an already built classifier (foreign models with flags, or a chosen provider).
         render: draw the overlay even when headless (the bench does); default: only with a window.
         on_progress: called about twice a second with a :class:`Progress`, and once at the end.
@@ -179,8 +181,8 @@ def run_capture(
     check_sheets_pdf(batch_dir, layout)
     if session_id is not None:
         check_session_name(session_id)
-    gates = gates or QualityGates()
     clf = classifier or OnnxClassifier(Path(model_path))
+    gates = gates or QualityGates.for_model(clf.spec.input_size, clf.name)
     used = {it.label.index for it in batch.items} | {it.target for it in batch.items if it.target is not None}
     lmap = target_map(batch.class_names(), clf.class_names, used, label_map, where=f"--model {clf.path}")
     detector = SheetDetector(layout, gates)
@@ -267,6 +269,7 @@ class _CameraLoop:
         self.n = 0
         self.skipped = 0  # frames with sheets whose tiles were not cut because the classifier was busy
         self.sheets_in_view = 0
+        self.hint = ""  # why the last cut tiles failed the gates (capture.feedback.gate_hint)
         self.strip = StripMeter(detector.layout.marker_size_mm)  # calibration strip (capture.sheets.strip)
 
     def _outlines(self, hits: list[SheetHit], results: dict[TileKey, TileResult]) -> list[Outline]:
@@ -298,7 +301,7 @@ class _CameraLoop:
         return Progress(
             elapsed=elapsed, frames=self.n, fps=self.fps(), tiles_per_s=s.tiles_per_s(), observations=s.tiles, good=s.good,
             dropped=self.slot.dropped + self.skipped, sheets_in_view=self.sheets_in_view, min_good=min_good, per_tile=self.per_tile,
-            provider=self.clf.provider.replace("ExecutionProvider", ""), done=done, stopped_by=stopped_by,
+            provider=self.clf.provider.replace("ExecutionProvider", ""), done=done, stopped_by=stopped_by, hint=self.hint,
         )
 
     def run(
@@ -328,6 +331,8 @@ class _CameraLoop:
                 # about two frames; earlier crops would only be superseded. Outline them anyway.
                 cut = bool(hits) and (not self.source.live or self.worker.ready_within(2.0 / max(self.fps(), 5.0)))
                 crops = [c for h in hits for c in self.detector.crop_tiles(frame.image, h, size, self.clf.spec.crop_pct)] if cut else []
+                if cut:
+                    self.hint = gate_hint(crops, self.detector.gates)
                 if crops:
                     self.slot.put(Job(idx, crops), block=not self.source.live, stop=stop)
                 elif hits:
@@ -339,7 +344,7 @@ class _CameraLoop:
                     self._feedback(frame.index, frame.image.shape, hits, crops, stop, wait=idx)
                 if render:
                     results, _ = self.worker.snapshot()
-                    outlines = [Outline(c.sheet_id, c.tile, c.quad_px, c.good) for c in crops] if cut else self._outlines(hits, results)
+                    outlines = [Outline(c.sheet_id, c.tile, c.quad_px, c.good, reject_reason(self.detector.gates, c)) for c in crops] if cut else self._outlines(hits, results)
                     img = draw_overlay(frame.image, hits, outlines, results, self.true_class, self.clf.class_names, self.progress(now).line())
                     if window is not None and not window.show(img):
                         why = "window closed"

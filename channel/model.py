@@ -167,6 +167,13 @@ def print_page(
     ``rng`` sets the halftone screen's phase; ``dpi`` is the page raster's resolution (halftone only).
     """
     v = np.asarray(page_rgb_float)
+    if v.dtype == np.uint8 and not printer.halftone and v.ndim == 3 and v.shape[-1] == 3:
+        # Coverage and Murray-Davies per channel are one 256-entry table each: index it, channel by channel
+        # (a page raster at 600 dpi has 35 M values; float64 intermediates of that size cost a minute).
+        a = printer_coverage(np.arange(256) / 255.0, printer)[:, None]
+        table = murray_davies(np.repeat(a, 3, axis=1), printer).astype(np.float32)
+        refl = cv2.LUT(np.ascontiguousarray(v), table.reshape(256, 1, 3))
+        return cv2.transform(refl, gamut_matrix(printer).astype(np.float32))
     if v.dtype == np.uint8:  # exact: a 256-entry table per channel
         a = printer_coverage(np.arange(256) / 255.0, printer)[v]
     else:

@@ -12,16 +12,18 @@ The model and its constants are in ``docs/channel-profile.md``.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
 import os
+import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -43,6 +45,7 @@ SHEET_GAP_MM = 10.0  # gap between sheets shown side by side
 LIGHT_MAP_STEP = 8  # the light field is computed every 8 frame pixels and interpolated
 RENDER_THREADS = 4  # at most; never more than the CPUs
 NOISE_PAD = 64  # the noise bank is the frame plus this margin; each frame reads it at a random offset
+PRINTED_PAGES = 4  # printed page pyramids kept in memory (pages are printed when first shown)
 DIAGONAL_FOV_DEG = 78.0  # Logitech C920 datasheet; a 26 mm-equivalent phone lens gives 79.5 deg
 BACKGROUND_REFLECTANCE = (0.12, 0.30)  # a desk: low-frequency texture ...
 BACKGROUND_TINT_BGR = np.array([0.75, 0.9, 1.0], np.float32)  # ... of a light wood-brown
@@ -79,7 +82,11 @@ class HandHeldProcess:
 
 def _pyramid(refl_rgb: np.ndarray, size_mm: tuple[float, float]) -> list[tuple[np.ndarray, np.ndarray]]:
     """Printed page to BGR uint16 levels, each halved by area averaging, with its pixel-to-mm matrix."""
-    img: np.ndarray = np.clip(refl_rgb[..., ::-1] * 65535.0 + 0.5, 0, 65535).astype(np.uint16)
+    bgr = cv2.cvtColor(np.asarray(refl_rgb, np.float32), cv2.COLOR_RGB2BGR)  # in-place arithmetic: 12 MP pages are large
+    np.multiply(bgr, 65535.0, out=bgr)
+    np.add(bgr, 0.5, out=bgr)
+    np.clip(bgr, 0, 65535, out=bgr)
+    img: np.ndarray = bgr.astype(np.uint16)
     sx, sy = size_mm[0] / img.shape[1], size_mm[1] / img.shape[0]
     levels = []
     while True:
@@ -124,11 +131,25 @@ def default_dpi(profile: ChannelProfile, sheet_height_mm: float) -> float:
 MAX_PAGE_PIXELS = 200_000_000  # a page raster beyond this (an A3 sheet at 600 dpi is 70 MP) is a broken or hostile PDF
 
 
+def _render_page(pdf_path: Path, page: int, dpi: float) -> np.ndarray:
+    """One page of a PDF as an RGB uint8 raster (pypdfium2)."""
+    import pypdfium2 as pdfium
+
+    pdf = pdfium.PdfDocument(str(pdf_path))
+    try:
+        return np.asarray(pdf[page].render(scale=dpi / 72.0).to_pil().convert("RGB"))
+    except pdfium.PdfiumError as e:
+        raise UserError(f"{pdf_path}: page {page} cannot be rendered ({e}); re-run 'photoproof print'") from None
+    finally:
+        pdf.close()
+
+
 class SimulatedCamera(FrameSource):
     """Frames of printed sheets as a profile's printer, light and camera would make them.
 
     Args:
-        pages: page rasters, RGB (H, W, 3), uint8 or floats 0..1, sRGB-encoded.
+        pages: page rasters, RGB (H, W, 3), uint8 or floats 0..1, sRGB-encoded, or callables
+            that return one (called when the page is first shown).
         page_sizes_mm: (width, height) of each page in mm.
         page_ids: the id recorded in the truth for each page (its index in sheets.pdf).
         profile: the channel profile.
@@ -142,7 +163,7 @@ class SimulatedCamera(FrameSource):
 
     def __init__(
         self,
-        pages: list[np.ndarray],
+        pages: Sequence[np.ndarray | Callable[[], np.ndarray]],
         page_sizes_mm: list[tuple[float, float]],
         page_ids: list[int],
         profile: ChannelProfile,
@@ -172,7 +193,8 @@ class SimulatedCamera(FrameSource):
         self.n_frames = int(n_frames) if n_frames is not None else len(self.groups) * self.dwell
         self.size = (profile.camera.width, profile.camera.height)
         self.description = f"simulate:{profile.name}:seed={self.seed}"
-        self._levels: list[list[tuple[np.ndarray, np.ndarray]]] | None = None
+        self._levels: OrderedDict[int, list[tuple[np.ndarray, np.ndarray]]] | None = None
+        self._print_lock = threading.Lock()
 
     def simulation(self) -> tuple[str, int]:
         """The profile's name and the seed: the camera carries both, and the session records them."""
@@ -199,35 +221,31 @@ class SimulatedCamera(FrameSource):
         except pdfium.PdfiumError as e:
             raise UserError(f"{pdf_path}: not a readable PDF ({e}); re-run 'photoproof print {batch_dir}'") from None
         try:
-            pages = []
+            n_pages = len(pdf)
             for s in layout.sheets:
-                if not 0 <= s.page < len(pdf):
-                    raise UserError(f"{pdf_path}: layout sheet {s.sheet_id} names page {s.page}, the PDF has {len(pdf)}")
+                if not 0 <= s.page < n_pages:
+                    raise UserError(f"{pdf_path}: layout sheet {s.sheet_id} names page {s.page}, the PDF has {n_pages}")
                 w_pt, h_pt = pdf[s.page].get_size()
                 if w_pt * h_pt * (dpi / 72.0) ** 2 > MAX_PAGE_PIXELS:
                     raise UserError(f"{pdf_path}: page {s.page} is {w_pt / 72 * 25.4:.0f} x {h_pt / 72 * 25.4:.0f} mm, too large to render at {dpi:.0f} dpi; re-run 'photoproof print {batch_dir}'")
-                try:
-                    pil = pdf[s.page].render(scale=dpi / 72.0).to_pil().convert("RGB")
-                except pdfium.PdfiumError as e:
-                    raise UserError(f"{pdf_path}: page {s.page} cannot be rendered ({e}); re-run 'photoproof print {batch_dir}'") from None
-                pages.append(np.asarray(pil))
         finally:
             pdf.close()
-        log.info("rendered %d sheet(s) at %.0f dpi", len(pages), dpi)
+        for s in layout.sheets:
+            if not 0 <= s.page < n_pages:
+                raise UserError(f"{pdf_path}: layout sheet {s.sheet_id} names page {s.page}, the PDF has {n_pages}")
+        # Pages are rendered when first shown (a batch of 60 sheets at 500 dpi would take gigabytes at once).
+        pages = [functools.partial(_render_page, pdf_path, s.page, dpi) for s in layout.sheets]
+        log.info("%d sheet(s) to render at %.0f dpi", len(pages), dpi)
         sizes = [(float(s.size_mm[0]), float(s.size_mm[1])) for s in layout.sheets]
         return cls(pages, sizes, [s.page for s in layout.sheets], profile, seed=seed, fps=fps, n_frames=n_frames, **kw)
 
     # ------------------------------------------------------------------ FrameSource
     def open(self) -> None:
-        """Print every page once and prepare the background and the noise bank."""
+        """Prepare the background and the noise bank; pages are printed when first shown."""
         if self._levels is not None:
             return
         rng = np.random.default_rng([self.seed, 1])
-        self._levels = []
-        for page, size in zip(self.pages, self.page_sizes_mm):
-            dpi = page.shape[1] / (size[0] / 25.4)
-            refl = ch.print_page(np.asarray(page), self.profile.printer, None, rng, dpi=dpi)
-            self._levels.append(_pyramid(refl, size))
+        self._levels = OrderedDict()
         w, h = self.size
         self._noise = rng.standard_normal((h + NOISE_PAD, w + NOISE_PAD, 3), dtype=np.float32)
         lo, hi = BACKGROUND_REFLECTANCE
@@ -240,6 +258,27 @@ class SimulatedCamera(FrameSource):
     def close(self) -> None:
         """Drop the printed pages; safe to call twice."""
         self._levels = None
+
+    def printed_page(self, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Page ``k`` printed (its pyramid), printed on first use; only the last ``PRINTED_PAGES`` are kept.
+
+        Frames show one sheet (or pair) at a time, so a few pages in memory are enough: a
+        12 MP still's page raster (A4 at 500 dpi) takes about 200 MB once printed.
+        """
+        assert self._levels is not None
+        with self._print_lock:
+            if k not in self._levels:
+                page = self.pages[k]
+                page = np.asarray(page() if callable(page) else page)
+                size = self.page_sizes_mm[k]
+                dpi = page.shape[1] / (size[0] / 25.4)
+                # The halftone phase of page k depends only on the seed and k, whatever the order pages are printed in.
+                refl = ch.print_page(page, self.profile.printer, None, np.random.default_rng([self.seed, 1, k]), dpi=dpi)
+                self._levels[k] = _pyramid(refl, size)
+                while len(self._levels) > PRINTED_PAGES:
+                    self._levels.popitem(last=False)
+            self._levels.move_to_end(k)
+            return self._levels[k]
 
     def frames(self) -> Iterator[Frame]:
         """Yield ``n_frames`` frames; every call replays the same sequence."""
@@ -354,8 +393,7 @@ class SimulatedCamera(FrameSource):
 
     def _level(self, k: int, h_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The coarsest pyramid level that still has at least one source pixel per frame pixel."""
-        assert self._levels is not None
-        levels = self._levels[k]
+        levels = self.printed_page(k)
         img0, m0 = levels[0]
         hh, ww = img0.shape[:2]
         src = np.array([[[0, 0], [ww, 0], [ww, hh], [0, hh]]], np.float64)

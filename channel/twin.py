@@ -8,6 +8,11 @@ applies the same stages, in the same order, to an image tile:
 ``print`` (sRGB decode, tone, dot gain, Murray-Davies, gamut) -> ``pose`` (a mild
 perspective warp from the profile's pose ranges) -> ``light`` (illuminance, fall-off,
 glare, Planckian colour, exposure) -> ``optics`` (Gaussian defocus, motion line) ->
+``resolution`` (the tile as the camera samples it: the blur is in camera pixels,
+so it is scaled by ``size / tile_px``, and a tile narrower than ``size`` camera pixels
+is area-averaged onto ``tile_px`` pixels and brought back to ``size`` bilinearly, as
+capture's crop does; ``tile_px`` is drawn from ``contracts.profile.tile_px_range``,
+the framing the simulated camera uses) ->
 ``sensor`` (signal-dependent and read noise, white balance, 1/gamma encoding) ->
 ``jpeg`` (``kornia.enhance.jpeg_codec_differentiable``, Reich et al. 2024).
 
@@ -26,7 +31,7 @@ import torch
 from torch import Tensor
 
 from channel import colour
-from contracts.profile import CHANNEL_STAGES, GLARE_RADIUS, TILE_VIEW_DEG, ChannelProfile, channel_range
+from contracts.profile import CHANNEL_STAGES, GLARE_RADIUS, TILE_VIEW_DEG, ChannelProfile, channel_range, tile_px_range
 
 STAGES = CHANNEL_STAGES
 _XYZ_TO_SRGB = colour.XYZ_TO_SRGB.tolist()  # the numpy channel's constants (channel.colour), as tensors below
@@ -58,20 +63,22 @@ class TwinParams:
     exposure: Tensor
     jpeg_quality: Tensor
     noise_seed: Tensor  # int64: seeds the noise of each image
+    tile_px: Tensor | None = None  # the tile's side in camera pixels (None: the tile's own size, no resampling)
 
     def __len__(self) -> int:
         return int(self.noise_seed.shape[0])
 
     def to(self, x: Tensor) -> "TwinParams":
         """Float fields on ``x``'s device and dtype; ``noise_seed`` stays int64 on the CPU."""
-        vals = {f.name: getattr(self, f.name).to(device=x.device, dtype=x.dtype) for f in fields(self) if f.name != "noise_seed"}
-        return TwinParams(**vals, noise_seed=self.noise_seed.to("cpu", torch.int64))
+        vals = {f.name: getattr(self, f.name).to(device=x.device, dtype=x.dtype) for f in fields(self) if f.name not in ("noise_seed", "tile_px")}
+        tile = None if self.tile_px is None else self.tile_px.to(device=x.device, dtype=x.dtype)
+        return TwinParams(**vals, noise_seed=self.noise_seed.to("cpu", torch.int64), tile_px=tile)
 
     def to_dict(self) -> dict[str, list[float]]:
-        return {f.name: getattr(self, f.name).tolist() for f in fields(self)}
+        return {f.name: getattr(self, f.name).tolist() for f in fields(self) if getattr(self, f.name) is not None}
 
 
-TWIN_FIELDS = tuple(f.name for f in fields(TwinParams) if f.name != "noise_seed")
+TWIN_FIELDS = tuple(f.name for f in fields(TwinParams) if f.name not in ("noise_seed", "tile_px"))
 
 
 def params_from_channel(channel_params: Any | Sequence[Any]) -> TwinParams:
@@ -153,12 +160,17 @@ class ChannelTwin:
     Args:
         profile: the channel profile (the same TOML as the simulated camera).
         size: side of the (square) tiles in pixels; warps keep this size.
+        tile_px: range of the tile's side in camera pixels that ``sample`` draws from
+            (default: ``tile_px_range(profile)``, the framing of the simulated camera for the
+            printouts' default 60 mm tile); ``None`` or ``(0, 0)`` leaves resolution out.
     """
 
-    def __init__(self, profile: ChannelProfile, size: int) -> None:
+    def __init__(self, profile: ChannelProfile, size: int, tile_px: tuple[float, float] | None | str = "framing") -> None:
         if size < 8:
             raise ValueError(f"size: expected a tile side of at least 8 pixels, got {size}")
         self.profile, self.size = profile, int(size)
+        rng = tile_px_range(profile) if isinstance(tile_px, str) else tile_px
+        self.tile_range: tuple[float, float] | None = None if not rng or max(rng) <= 0 else (float(rng[0]), float(rng[1]))
         pr = profile.printer
         self._gamut = (1 - pr.gamut_compression) * torch.eye(3, dtype=torch.float64) + pr.gamut_compression * torch.tensor(_LUMA, dtype=torch.float64)[None, :].expand(3, 3)
         lo, hi = profile.scene.colour_temperature_k
@@ -178,7 +190,11 @@ class ChannelTwin:
             vals[name] = (lo + u[i] * (hi - lo)).to(device=device or dev, dtype=dtype)
         vals["jpeg_quality"] = vals["jpeg_quality"].round()
         seeds = torch.randint(0, 2**31 - 1, (n,), generator=generator, device=dev).to("cpu", torch.int64)
-        return TwinParams(**vals, noise_seed=seeds)
+        tile = None
+        if self.tile_range is not None:  # drawn last, so the other fields are the same with or without it
+            lo, hi = self.tile_range
+            tile = (lo + torch.rand(n, generator=generator, device=dev, dtype=torch.float64) * (hi - lo)).to(device=device or dev, dtype=dtype)
+        return TwinParams(**vals, noise_seed=seeds, tile_px=tile)
 
     def __call__(self, x: Tensor, generator: torch.Generator) -> Tensor:
         """Apply a fresh transform per image: ``apply(x, sample(len(x), generator, x.device, x.dtype))``."""
@@ -215,15 +231,34 @@ class ChannelTwin:
         if "light" in stages:
             v = self._light(v, p)
         if "optics" in stages:
-            sigma = p.defocus_sigma_px.clamp_min(1e-3)
+            # Blur lengths are in camera pixels; at a tile of tile_px camera pixels one is size / tile_px tile pixels.
+            scale = torch.ones_like(p.defocus_sigma_px) if p.tile_px is None else w / p.tile_px.clamp_min(4.0)
+            sigma = (p.defocus_sigma_px * scale).clamp_min(1e-3)
             k = 2 * math.ceil(3.0 * float(sigma.max())) + 1
             v = kornia.filters.gaussian_blur2d(v, (k, k), torch.stack([sigma, sigma], dim=-1), border_type="reflect")
             if float(p.motion_blur_px.max()) > 0:
-                v = kornia.filters.filter2d(v, motion_kernels(p.motion_blur_px.detach().cpu(), p.motion_angle_deg.detach().cpu()).to(x), border_type="reflect")
+                length = (p.motion_blur_px * scale).detach().cpu()
+                v = kornia.filters.filter2d(v, motion_kernels(length, p.motion_angle_deg.detach().cpu()).to(x), border_type="reflect")
+            if p.tile_px is not None:
+                v = self._resample(v, p.tile_px)
         v = self._sensor(v, p) if "sensor" in stages else (v * 255.0).clamp(0.0, 255.0)
         if "jpeg" in stages:
             v = 255.0 * kornia.enhance.jpeg_codec_differentiable((v / 255.0).clamp(0.0, 1.0), p.jpeg_quality)
         return v
+
+    @staticmethod
+    def _resample(v: Tensor, tile_px: Tensor) -> Tensor:
+        """Each image area-averaged onto its ``tile_px`` camera pixels and back to its size, bilinearly (as capture's crop)."""
+        h, w = v.shape[-2:]
+        out = []
+        for img, t in zip(v, tile_px.tolist()):
+            side = int(round(t))
+            if side >= min(h, w):
+                out.append(img)
+                continue
+            small = torch.nn.functional.adaptive_avg_pool2d(img[None], (max(4, side), max(4, side)))
+            out.append(torch.nn.functional.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)[0])
+        return torch.stack(out)
 
     def _light(self, v: Tensor, p: TwinParams) -> Tensor:
         n, _, h, w = v.shape

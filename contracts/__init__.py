@@ -24,6 +24,7 @@ stage reads and writes it through these modules:
 - ``profile``: the channel profile (TOML): its schema, reader and writer; the presets in ``profiles``;
 - ``strip``: the protocol for measuring the calibration strip (capture) that calibrate relies on;
 - ``frames``: the frame-source interface every camera, file and simulation implements;
+- ``intervals``: the Wilson score interval (analysis and the sweep's tables);
 - ``classes``: ImageNet-1k class names and label parsing;
 - ``errors``: :class:`UserError`, the one-line error the CLI prints;
 - ``console``: the CLI's console.

@@ -151,3 +151,8 @@ class PreprocessSpec:
     def input_shape(self, batch: int | str = "N") -> tuple[int | str, ...]:
         s = self.input_size
         return (batch, 3, s, s) if self.layout == "NCHW" else (batch, s, s, 3)
+
+
+# The zoo's input sizes (craft.zoo holds the full entries; tests check that the two agree),
+# for the torch-free stages that lay sheets out for a model (``photoproof print --model lite2``).
+ZOO_INPUT_SIZES: dict[str, int] = {"lite0": 224, "lite1": 240, "lite2": 260}

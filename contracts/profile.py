@@ -108,6 +108,22 @@ CHANNEL_FIXED_RANGES: dict[str, tuple[float, float]] = {
 }
 
 
+REFERENCE_TILE_MM = 60.0  # the printouts' default tile width
+REFERENCE_SHEET_MM = 297.0  # the long side of A4, upright in the frame by default
+
+
+def tile_px_range(profile: "ChannelProfile", tile_mm: float = REFERENCE_TILE_MM, sheet_mm: float = REFERENCE_SHEET_MM) -> tuple[float, float]:
+    """The tile's side in camera pixels over the profile's framing: ``sheet_fill x frame height x tile / sheet``.
+
+    The simulated camera frames a sheet so that its height is ``sheet_fill`` of the frame's,
+    so a ``tile_mm`` tile on a sheet ``sheet_mm`` tall spans this many pixels head-on; the
+    differentiable twin samples the tile's camera resolution from the same range.
+    """
+    lo, hi = profile.scene.sheet_fill
+    k = profile.camera.height * tile_mm / sheet_mm
+    return float(lo * k), float(hi * k)
+
+
 def channel_range(profile: "ChannelProfile", name: str) -> tuple[float, float]:
     """The (low, high) range the channel parameter ``name`` is drawn from."""
     if name in CHANNEL_RANGES:
@@ -117,7 +133,7 @@ def channel_range(profile: "ChannelProfile", name: str) -> tuple[float, float]:
     return CHANNEL_FIXED_RANGES[name]
 
 
-PRESETS = ("office-laser-webcam", "inkjet-phone", "harsh")
+PRESETS = ("careful-lab", "office-laser-webcam", "inkjet-phone", "harsh")
 DEFAULT_PRESET = "office-laser-webcam"
 
 

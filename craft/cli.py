@@ -68,6 +68,28 @@ def craft_cmd(out: Path = typer.Option(..., "--out", "-o", help="Batch directory
         fooled = sum(1 for it in batch.items if int(it.adv.top5[src][0][0]) == it.target)
         what = f"reach their target on {src} at top-1"
     console.print(f"batch [bold]{batch.batch_id}[/]: {len(batch.items)} items in {escape(str(out))} ({fooled} {what} on the saved PNG)")
+    _report_unfooled(batch, src)
+
+
+def _report_unfooled(batch: Any, src: str) -> None:
+    """Per attack, the items whose saved adversarial PNG does not fool the source model (top-1).
+
+    Such an item measures nothing physical: its photographed figures cannot be survival. EOT
+    (which optimises the expectation over the channel, not the digital image) is the attack
+    where this happens most, so it is named item by item.
+    """
+    target = batch.config.get("target")
+    groups: dict[str, list[Any]] = {}
+    for it in batch.items:
+        groups.setdefault(f"{it.attack} e{it.eps:g}", []).append(it)
+    for key, items in groups.items():
+        top1 = {it.id: int(it.adv.top5[src][0][0]) for it in items}
+        missed = [it for it in items if (top1[it.id] == it.label.index if target is None else top1[it.id] != it.target)]
+        if not missed:
+            continue
+        names = ", ".join(it.id for it in missed[:6]) + (" ..." if len(missed) > 6 else "")
+        console.print(f"[yellow]{key}: {len(missed)} of {len(items)} adversarial PNGs do not fool {src} digitally[/] ({names}); "
+                      "their photographed figures are not survival (the report counts them as not fooling)")
 
 
 @models_app.command("list")

@@ -24,15 +24,21 @@ def register(app: typer.Typer) -> None:
             str, typer.Option("--layout", help=f"{' or '.join(LAYOUTS)}: clean and adversarial side by side, or adversarial tiles only.")
         ] = "pairs",
         cover: Annotated[bool, typer.Option("--cover/--no-cover", help="Start with a cover page of batch facts and printing instructions.")] = True,
+        camera: Annotated[
+            Optional[str], typer.Option("--camera", help="Lay out for this camera frame, WIDTHxHEIGHT (e.g. 1280x720); needs --model. Chooses --tile-mm and the paper's orientation.")
+        ] = None,
+        model: Annotated[Optional[str], typer.Option("--model", help="With --camera: the target model, a zoo name (lite2) or an .onnx file.")] = None,
         patch_mm: Annotated[
             Optional[float], typer.Option("--patch-mm", help="Also print each adversarial patch alone, this many mm wide, with its own markers.")
         ] = None,
     ) -> None:
         """Lay the batch out on printable sheets: writes BATCH/sheets.pdf and BATCH/layout.json."""
         from contracts.batchdir import LAYOUT, SHEETS_PDF
+        from printouts.camera import parse_camera
         from printouts.sheets import print_batch
 
-        result = print_batch(batch, paper=paper, tile_mm=tile_mm, layout=layout, cover=cover, patch_mm=patch_mm)
+        frame = parse_camera(camera) if camera is not None else None
+        result = print_batch(batch, paper=paper, tile_mm=tile_mm, layout=layout, cover=cover, camera=frame, model=model, patch_mm=patch_mm)
         n_sheets = len(result.sheets)
         n_tiles = sum(len(s.tiles) for s in result.sheets)
         n_cards = len(result.extra.get("patch_cards", []))
@@ -44,6 +50,10 @@ def register(app: typer.Typer) -> None:
         if n_cards:
             console.print(f"{n_cards} patch card(s) of {patch_mm:g} mm on the last page(s): cut them out with their markers")
         console.print(f"wrote {escape(str(batch / LAYOUT))}")
+        if "camera" in result.extra:
+            from printouts.camera import CameraPlan
+
+            console.print(f"{escape(CameraPlan(**result.extra['camera']).sentence())}; print on {result.paper}")
         console.print(
             "[bold]print at 100% / actual size[/] (no fit to page), plain white matte paper, printer colour "
             "enhancements off; check that each sheet's ruler measures 100 mm"

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from reportlab.lib.utils import simpleSplit
 
 from contracts.manifest import Batch
+from printouts.geometry import PAPER_NAMES
 from printouts.page import FONT, FONT_BOLD, PT_PER_MM, MmPage
 
 LEFT_MM = 20.0
@@ -31,6 +32,7 @@ class CoverInfo:
     aruco_dictionary: str
     marker_ids: str  # the batch's marker ids as runs, e.g. "392-415"
     sheets: Sequence[tuple[str, int, list[str]]]  # sheet id, page, item ids
+    camera: str = ""  # the camera and model the layout was made for (printouts.camera), or why none
     patch_notes: Sequence[str] = ()  # patch cards (``print --patch-mm``): where they are, how to cut and place them
 
 
@@ -41,7 +43,7 @@ def _fmt_eps(values: Sequence[float]) -> str:
 def instructions(info: CoverInfo) -> list[str]:
     """The printing instructions, one paragraph each."""
     w, h = info.size_mm
-    paper = f"{info.paper.upper() if info.paper == 'a4' else 'US Letter'} ({w:g} x {h:g} mm)"
+    paper = f"{PAPER_NAMES.get(info.paper, info.paper)} ({w:g} x {h:g} mm)"
     steps = [
         f"Paper: plain white matte paper, {paper}. No glossy or photo paper: its glare hides the pattern from the camera.",
         "Scale: print at 100% / \"Actual size\". Switch off \"Fit to page\", \"Shrink oversized pages\" and any "
@@ -93,6 +95,7 @@ def draw_cover(page: MmPage, batch: Batch, info: CoverInfo) -> None:
         ("Epsilon", f"{_fmt_eps([it.eps for it in batch.items])} (0-255 pixel units)"),
         ("Models", models),
         ("Tiles", f"{info.tile_mm:g} mm wide, images embedded at their native pixel size"),
+        ("Camera", info.camera or "none given"),
         ("Markers", f"ArUco {info.aruco_dictionary}, ids {info.marker_ids}, 8 per sheet, plus one QR code per sheet"),
     ]
     for label, value in rows:

@@ -26,6 +26,7 @@ from contracts.manifest import Batch, Item, load_batch
 from contracts.patchcard import PatchCard, patch_cards, set_patch_cards
 from contracts.paths import atomic_write_bytes, remove_stale_temps, resolve_inside, sha256_bytes
 from printouts import geometry as geo
+from printouts.camera import CameraPlan, plan_for_camera
 from printouts.calibration import NOTE, draw_calibration, draw_ruler
 from printouts.cover import CoverInfo, draw_cover
 from printouts.markers import draw_marker, id_ranges
@@ -111,8 +112,19 @@ def _cover_info(layout: Layout, cards: list[PatchCard] | None = None) -> CoverIn
         aruco_dictionary=layout.aruco_dictionary,
         marker_ids=id_ranges([m.id for s in layout.sheets for m in s.markers]),
         sheets=sheets,
+        camera=_camera_line(layout),
         patch_notes=[t for card in cards or [] for t in [f"{card.name}: page {card.page + 1}."] + card_instructions(card)[1:]],
     )
+
+
+def _camera_line(layout: Layout) -> str:
+    cam = layout.extra.get("camera")
+    if not isinstance(cam, dict):
+        return "none given (photoproof print --camera WIDTHxHEIGHT --model NAME lays the sheets out for a camera)"
+    try:
+        return CameraPlan(**cam).sentence()
+    except TypeError:
+        return str(cam)
 
 
 def render_pdf(batch_dir: Path, batch: Batch, layout: Layout, cover: bool) -> bytes:
@@ -139,7 +151,8 @@ def render_pdf(batch_dir: Path, batch: Batch, layout: Layout, cover: bool) -> by
 
 
 def print_batch(
-    batch_dir: Path, paper: str = "a4", tile_mm: float = 60.0, layout: str = "pairs", cover: bool = True, patch_mm: float | None = None
+    batch_dir: Path, paper: str = "a4", tile_mm: float = 60.0, layout: str = "pairs", cover: bool = True,
+    camera: tuple[int, int] | None = None, model: str | None = None, patch_mm: float | None = None,
 ) -> Layout:
     """Write ``BATCH/sheets.pdf`` and ``BATCH/layout.json``; return the layout.
 
@@ -149,6 +162,9 @@ def print_batch(
         tile_mm: printed width of every tile in millimetres.
         layout: ``pairs`` (clean and adversarial side by side) or ``adversarial-only``.
         cover: start the PDF with a cover page (then sheet ``k`` is page ``k + 1``).
+        camera, model: lay the sheets out for this frame size (width, height) and target model
+            (zoo name or .onnx): the paper's orientation and ``tile_mm`` are then chosen so that a
+            sheet filling the frame gives tiles the capture's size gate accepts (``printouts.camera``).
         patch_mm: also print each adversarial patch alone, this wide, with its own markers
             (:mod:`printouts.patchcard`), on pages after the sheets.
 
@@ -162,7 +178,16 @@ def print_batch(
     paper, tile_mm, layout = check_args(paper, tile_mm, layout)
     batch = load_batch(batch_dir)
     sizes = check_images(batch_dir, batch, roles_for(layout))
+    cam = None
+    if (camera is None) != (model is None):
+        raise UserError("--camera and --model go together: the layout needs both the frame size and the model's input size")
+    if camera is not None and model is not None:
+        aspect = max(h / w for w, h in sizes.values())
+        cam = plan_for_camera(camera, model, paper, layout, aspect)
+        paper, tile_mm = cam.paper, cam.tile_mm
     plan = plan_layout(batch, sizes, paper, tile_mm, layout, bool(cover))
+    if cam is not None:
+        plan.extra["camera"] = cam.to_dict()
     if patch_mm is not None:
         set_patch_cards(plan, plan_cards(batch_dir, batch, plan, float(patch_mm), len(plan.sheets) + (1 if cover else 0)))
     pdf = render_pdf(batch_dir, batch, plan, bool(cover))

@@ -35,6 +35,24 @@ def _default_model(batch: Path) -> str:
     return models[0].name
 
 
+def _clean_table(out: Path, batch: Path, input_size: int) -> None:
+    """Where the model stops recognising the clean images: clean top-1 per tile size and viewing angle."""
+    from contracts.intervals import wilson
+    from sweep.run import clean_accuracy
+
+    rows = clean_accuracy(out, batch)
+    if not rows:
+        return
+    table = Table(title="clean top-1 as the camera resolves the tile", show_edge=False)
+    for col in ("transform", "strength", "tile px", "clean top-1", "95 % interval", "n"):
+        table.add_column(col, justify="right")
+    for name, strength, k, n in rows:
+        lo, hi = wilson(k, n) or (0.0, 1.0)
+        px = f"{strength * input_size:.0f}" if name == "resolution" else f"{input_size}"
+        table.add_row(name, f"{strength:g}", px, f"{100 * k / n:.0f}%", f"{100 * lo:.0f}-{100 * hi:.0f}%", str(n))
+    console.print(table)
+
+
 def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Path]) -> None:
     """Add ``sweep`` to ``app``; ``resolve_model(name_or_file, batch_dir)`` gives the .onnx path."""
 
@@ -42,7 +60,7 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Pa
     def sweep_cmd(
         batch: Path = typer.Argument(..., help="The batch directory (made with 'photoproof craft')."),
         model: Optional[str] = typer.Option(None, "--model", "-m", help="A zoo name (lite0, lite2) or an .onnx file; default: the batch's source model."),
-        transforms: Optional[str] = typer.Option(None, "--transforms", "-t", help="Comma-separated: brightness, contrast, blur, noise, jpeg, perspective, tone (default: all seven), dotgain."),
+        transforms: Optional[str] = typer.Option(None, "--transforms", "-t", help="Comma-separated: brightness, contrast, blur, noise, jpeg, perspective, tone, resolution, angle (default: these nine), dotgain."),
         steps: int = typer.Option(6, "--steps", help="Strengths per transform, from the identity to the strongest."),
         seed: int = typer.Option(0, "--seed", help="Seeds the noise fields and the perspective tilt axes."),
         input_size: Optional[int] = opt_input_size(),
@@ -83,6 +101,7 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Pa
 
             out = run_sweep(batch, model_path, names, steps=steps, seed=seed, classifier=clf, progress=progress, label_map=lmap)
         console.print(f"wrote [bold]{escape(str(out))}[/]; 'photoproof report {escape(str(batch))}' plots it")
+        _clean_table(out, batch, clf.spec.input_size)
         if not digital_baseline_known(batch, clf.name):
             console.print(f"[yellow]note:[/] neither batch.json nor a capture session holds {escape(clf.name)}'s predictions on the "
                           f"untransformed PNGs, which the report's destruction rate needs; sweep the source model, or capture "

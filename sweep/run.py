@@ -12,6 +12,7 @@ scale), and the target model's top-5 goes into ``BATCH/sweep.json``, which
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import time
@@ -21,9 +22,11 @@ from typing import Any, Callable
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from channel import model as ch
 from channel.colour import srgb_encode
+from channel.resolution import photograph_tile
 from capture.classify import OnnxClassifier
 from capture.digital import classify_images, digital_top5
 from contracts.batchdir import capture_dbs
@@ -39,6 +42,7 @@ log = logging.getLogger(__name__)
 
 CHUNK = 64  # images classified per call
 _WHITE_PRINTER = Printer(paper_white=(1.0, 1.0, 1.0), ink_black=(0.0, 0.0, 0.0), gamut_compression=0.0, dot_gain=0.0)
+CAMERA_BLUR_PX = 0.6  # the camera blur of the resolution and angle transforms (as bench/gates.py)
 _TILE_PROFILE = ChannelProfile(name="sweep")  # only its sheet_fill mid-range is used (tile scale 1)
 
 
@@ -76,6 +80,13 @@ TRANSFORMS: dict[str, Transform] = {t.name: t for t in (
     Transform("perspective", "tilt, degrees out of plane",
               "channel.model.tile_homography: the tile tilted about a random in-plane axis (from --seed), "
               "seen at 10°, area at the centre kept; white outside", _one_sided(0.0, 60.0, 1)),
+    Transform("resolution", "tile side / model input size",
+              "channel.resolution.photograph_tile: the tile seen head-on at strength x the model's input size camera pixels, "
+              f"camera blur sigma {CAMERA_BLUR_PX} px, rectified back as capture does", _one_sided(2.0, 0.25)),
+    Transform("angle", "viewing angle, degrees off the sheet's normal",
+              "channel.resolution.photograph_tile: a tile of the model's input size in camera pixels (head-on), seen at this "
+              f"angle about a random in-plane axis (from --seed), camera blur sigma {CAMERA_BLUR_PX} px, rectified back",
+              _one_sided(0.0, 75.0, 1)),
     Transform("tone", "printer tone_gamma",
               "channel.model.print_page with tone_gamma, no dot gain, ideal paper and ink, then sRGB-encoded back",
               _one_sided(1.0, 2.0)),
@@ -83,11 +94,12 @@ TRANSFORMS: dict[str, Transform] = {t.name: t for t in (
               "channel.model.print_page with dot_gain, tone_gamma 1, ideal paper and ink, then sRGB-encoded back",
               _one_sided(0.0, 0.3)),
 )}
-DEFAULT_TRANSFORMS = ("brightness", "contrast", "blur", "noise", "jpeg", "perspective", "tone")
+DEFAULT_TRANSFORMS = ("brightness", "contrast", "blur", "noise", "jpeg", "perspective", "tone", "resolution", "angle")
+RESAMPLED = ("resolution", "angle")  # applied at the camera's pixel grid, so classified at the model's input size
 
 
 def check_transforms(transforms: list[str] | None) -> list[str]:
-    """Validate ``--transforms``; ``None`` or empty gives the default seven."""
+    """Validate ``--transforms``; ``None`` or empty gives the defaults."""
     names = [t.strip().lower() for t in (transforms or []) if t.strip()] or list(DEFAULT_TRANSFORMS)
     unknown = [t for t in names if t not in TRANSFORMS]
     if unknown:
@@ -107,11 +119,20 @@ def _neutral_params(**kw: Any) -> ch.ChannelParams:
     return ch.ChannelParams(**{**base, **kw}, noise_seed=0)
 
 
-def apply_transform(name: str, strength: float, img: np.ndarray, z: np.ndarray | None = None, axis_deg: float = 0.0) -> np.ndarray:
+def apply_transform(name: str, strength: float, img: np.ndarray, z: np.ndarray | None = None, axis_deg: float = 0.0,
+                    model_px: int | None = None) -> np.ndarray:
     """Apply transform ``name`` at ``strength`` to one RGB uint8 image; returns RGB uint8.
 
-    ``z`` is the standard normal field of ``noise``; ``axis_deg`` the tilt axis of ``perspective``.
+    ``z`` is the standard normal field of ``noise``; ``axis_deg`` the tilt axis of ``perspective``
+    and ``angle``; ``model_px`` the model's input size, which ``resolution`` and ``angle`` measure
+    tiles in (their output is at that size, as capture's crop).
     """
+    if name in RESAMPLED:
+        size = int(model_px or img.shape[0])
+        square = img if img.shape[0] == img.shape[1] else np.asarray(Image.fromarray(img).resize((img.shape[0], img.shape[0])))
+        if name == "resolution":
+            return photograph_tile(square, strength * size, 0.0, CAMERA_BLUR_PX, out_size=size)
+        return photograph_tile(square, size, min(float(strength), 88.0), CAMERA_BLUR_PX, axis_deg=axis_deg, out_size=size)
     x = img.astype(np.float32)
     if name == "brightness":
         return _u8(x + strength)
@@ -206,7 +227,8 @@ def run_sweep(batch_dir: Path, model_path: Path, transforms: list[str] | None = 
         grid = tr.grid(int(steps))
         grids[name] = {"unit": tr.unit, "description": tr.description, "strengths": grid}
         jobs = [(s, item, role, im) for s in grid for item, role, im in images]
-        outs = [apply_transform(name, s, im, z_for(item, im.shape) if name == "noise" else None, axes[item]) for s, item, role, im in jobs]
+        outs = [apply_transform(name, s, im, z_for(item, im.shape) if name == "noise" else None, axes[item], clf.spec.input_size)
+                for s, item, role, im in jobs]
         ids, probs = classify_images(clf, outs, CHUNK)
         finite = np.isfinite(probs).all(axis=1)
         if not finite.all():
@@ -218,7 +240,8 @@ def run_sweep(batch_dir: Path, model_path: Path, transforms: list[str] | None = 
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "model": {"name": clf.name, "file": clf.path.name, "sha256": clf.sha256, "input_size": clf.spec.input_size},
         "seed": int(seed), "steps": int(steps), "transforms": grids,
-        "applied_at": "the PNG's own resolution, before the model's resize and centre crop",
+        "applied_at": "the PNG's own resolution, before the model's resize and centre crop (resolution and angle: at the "
+                      "camera's pixel grid, output at the model's input size)",
         "reference": "Kurakin, Goodfellow & Bengio 2016, sec. 4, https://arxiv.org/abs/1607.02533",
     }
     if lmap is not None:
@@ -255,3 +278,15 @@ def strengths_table(names: list[str], steps: int) -> list[tuple[str, str, str]]:
     """(transform, unit, strengths) for the CLI."""
     return [(n, TRANSFORMS[n].unit, ", ".join(f"{v:g}" for v in TRANSFORMS[n].grid(steps))) for n in names]
 
+
+def clean_accuracy(path: Path, batch_dir: Path, names: tuple[str, ...] = RESAMPLED) -> list[tuple[str, float, int, int]]:
+    """(transform, strength, clean top-1 right, n) from a written sweep, for the transforms ``names``."""
+    doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    truth = {it.id: it.label.index for it in load_batch(Path(batch_dir)).items}
+    out: dict[tuple[str, float], list[int]] = {}
+    for r in doc.get("rows", []):
+        if r.get("transform") in names and r.get("role") == "clean" and r.get("item_id") in truth:
+            c = out.setdefault((r["transform"], float(r["strength"])), [0, 0])
+            c[0] += int(r["top1"] == truth[r["item_id"]])
+            c[1] += 1
+    return [(t, s, k, n) for (t, s), (k, n) in out.items()]

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from capture.classify import CPU, OnnxClassifier
-from capture.sheets.detect import SheetDetector, aruco_dictionary
+from capture.sheets.detect import SheetDetector, TileCrop, aruco_dictionary
 from capture.pipeline import ClassifierWorker, LatestSlot, loop_threads
-from capture.sheets.quality import QualityGates
+from capture.sheets.quality import QualityGates, TileQuality
 from capture.session import run_capture
 from channel.simulate import SimulatedCamera
 from capture.sources.files import PhotoSource
@@ -196,10 +196,14 @@ def test_quality_gates_flag_blurred_small_and_oblique_tiles(batch: Path) -> None
 
     sharp, blurred = crops(fill=0.9), crops(fill=0.9, blur=2.2)
     assert sharp.keys() == blurred.keys() and len(sharp) == len(sheet.tiles)
+    def own(t: TileCrop) -> list[str]:  # the tile's own verdict, before its pair is judged together
+        return gates.failures(t.quality, t.reproj_px)
+
     for key, c in sharp.items():
         assert blurred[key].quality.sharpness < c.quality.sharpness
+        assert c.good == sharp[(key[0], "clean")].good and not blurred[key].good  # pairs are judged together
         if key[1] == "adv":  # the high-frequency perturbation is what blur erases
-            assert c.good and not blurred[key].good
+            assert not own(c) and own(blurred[key]) == ["sharpness"]
     small = crops(fill=0.45)
     assert all(c.quality.tile_px < 90 and not c.good for c in small.values())
     oblique = crops(fill=0.9, tilt_deg=55)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SESSION = "demo-office-laser-webcam"
+SESSION = "demo-careful-lab"
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +53,8 @@ def test_demo_ends_with_the_channel_check_and_the_key_figures(demo: Path) -> Non
     tail = out[out.rindex("report written to"):]
     assert f"Channel check, session {SESSION} (lite2):" in tail
     verdict = json.loads((demo / "report" / "report.json").read_text())["channel_check"]["sessions"][SESSION]["verdict"]
-    assert verdict in ("ok", "camera-limited", "inconclusive")
-    if verdict != "ok":  # a demo whose camera drowns the attack must say so
-        assert "warning:" in tail and "what to do:" in tail
+    # careful-lab, printed for its camera and target: the camera does not decide the outcome
+    assert verdict == "ok" and "passed." in tail and "warning:" not in tail
     line = next(ln for ln in tail.splitlines() if ln.startswith(f"{SESSION} · lite2 · fgsm ε=16"))
     for words in ("clean photographed", "adversarial photographed", "paired survival", "destruction"):
         assert words in line

@@ -55,10 +55,11 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     d = tmp_path_factory.mktemp("ten")
     out = d / "batch"
     craft_batch(out, CraftConfig(limit=6, attacks=["fgsm"], eps=[4.0], seed=0))
-    print_batch(out)
     names = [imagenet_names()[c] for c in TEN]
     model = ten_class_onnx(d / "ten.onnx", TEN, names)
-    cam = SimulatedCamera.from_batch(out, profile=load_profile("office-laser-webcam"), seed=0, n_frames=6)
+    prof = load_profile("office-laser-webcam")
+    print_batch(out, camera=(prof.camera.width, prof.camera.height), model=str(model))  # tiles that pass the size gate
+    cam = SimulatedCamera.from_batch(out, profile=prof, seed=0, n_frames=6)
     run_capture(out, model, cam, frames=6, headless=True, session_id=SESSION)
     make_report(out, formats=("csv",))
     return out, names

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from analysis.report import build_report
 from channel import cli as channel_cli
 from channel import model as ch
-from sweep.run import DEFAULT_TRANSFORMS, TRANSFORMS, apply_transform, run_sweep
+from sweep.run import RESAMPLED, DEFAULT_TRANSFORMS, TRANSFORMS, apply_transform, run_sweep
 from sweep.cli import register
 from contracts.errors import UserError
 from contracts.manifest import load_batch
@@ -72,6 +72,8 @@ def test_identity_strengths_leave_the_image_unchanged_and_strength_grows_the_cha
             assert diffs[mid] == 0 and diffs[0] > diffs[1] > 0 and diffs[-1] > diffs[-2] > 0, (name, diffs)
         elif name == "jpeg":
             assert 0 < diffs[0] < diffs[-1], diffs  # quality 100 is not lossless (4:2:0)
+        elif name in RESAMPLED:  # a camera never samples a tile exactly: its mildest strength changes the image a little
+            assert diffs[0] < 10 and diffs[-1] > 2 * diffs[0] and diffs[-1] == max(diffs), (name, diffs)
         else:
             assert diffs[0] <= 0.5 and all(b > a for a, b in zip(diffs, diffs[1:])), (name, diffs)
     # the channel's own stages: blur is its defocus, tone its printer curve

@@ -22,7 +22,7 @@ from collections import defaultdict, deque
 import cv2
 import numpy as np
 
-from capture.sheets.quality import QualityGates, camera_matrix, measure, quad_side_px, sheet_normal
+from capture.sheets.quality import QualityGates, camera_matrix, judge_pairs, measure, quad_side_px, sheet_normal
 from capture.sheets.scale import size_to_spacing_ratio
 from capture.sheets.hits import SheetHit, TileCrop
 from capture.sheets.qr import SheetQr
@@ -310,7 +310,8 @@ class SheetDetector:
     def crop_tiles(self, frame_bgr: np.ndarray, hit: SheetHit, size: int, crop_pct: float = 1.0) -> list[TileCrop]:
         """Warp every tile of ``hit`` that lies wholly inside the frame to ``size x size`` RGB.
 
-        Tiles partly outside the frame are skipped, never guessed. A tile much
+        Tiles partly outside the frame are skipped, never guessed. A clean tile and its
+        adversarial twin are judged together (``quality.judge_pairs``). A tile much
         larger than ``size`` in the frame is warped at up to 4x and area-averaged,
         so that downsampling does not alias. Each tile is warped (bilinear) from
         its own bounding box of the frame, converted to 4 channels first:
@@ -321,8 +322,9 @@ class SheetDetector:
         fh, fw = frame_bgr.shape[:2]
         K = camera_matrix(fw, fh, self.focal_px)
         normal = sheet_normal(hit.H, K)
-        crops = (self._crop(frame_bgr, hit, t, size, K, normal, crop_pct) for t in hit.sheet.tiles)
-        return [c for c in crops if c is not None]
+        crops = [c for c in (self._crop(frame_bgr, hit, t, size, K, normal, crop_pct) for t in hit.sheet.tiles) if c is not None]
+        judge_pairs(crops, hit.sheet.tiles)
+        return crops
 
     def _crop(self, frame_bgr: np.ndarray, hit: SheetHit, tile: Tile, size: int, K: np.ndarray, normal: np.ndarray, crop_pct: float = 1.0) -> TileCrop | None:
         """One tile of :meth:`crop_tiles`; ``None`` when it is not wholly in the frame."""
@@ -346,7 +348,8 @@ class SheetDetector:
             crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
         rgb = cv2.cvtColor(crop, cv2.COLOR_BGRA2RGB)
         q = measure(rgb, quad, hit.H, K, normal)
+        fail = self.gates.failures(q, hit.reproj_px)
         return TileCrop(
             tile=tile, sheet_id=hit.sheet.sheet_id, crop_rgb=rgb, quad_px=quad,
-            quality=q, good=self.gates.passes(q, hit.reproj_px), reproj_px=hit.reproj_px,
+            quality=q, good=not fail, reproj_px=hit.reproj_px, fail=fail,
         )

@@ -45,3 +45,4 @@ class TileCrop:
     good: bool
     reproj_px: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
+    fail: list[str] = field(default_factory=list)  # the gates it (or its pair partner) failed

@@ -11,18 +11,33 @@ can always re-filter with other thresholds. The metrics:
 - ``angle_deg``: angle between the viewing ray to the tile centre and the
   sheet's normal, from the homography and an approximate camera matrix;
 - ``clipped``: fraction of (inner) crop pixels with a channel at 0 or 255 (exposure clipping).
+
+The size and angle gates follow from the model: :meth:`QualityGates.for_model`
+asks for a tile side of at least ``MIN_TILE_FRACTION`` of the model's input size
+and a view within ``MAX_ANGLE_DEG``, the limits measured by ``bench/gates.py``.
+A clean tile and its adversarial twin on the same sheet are judged together
+(:func:`judge_pairs`): both count, or neither does, so no gate can prefer the
+perturbed image (a noisy adversarial tile has a higher Laplacian variance than
+its clean twin, and would otherwise pass the sharpness gate more often).
 """
 
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol, Sequence
 
 import cv2
 import numpy as np
 
 from contracts.errors import UserError
+
+# Measured by bench/gates.py (docs/physical-fidelity.md, "Gates"): the smallest tile side, as a
+# fraction of the model's input size, and the steepest view at which clean top-1 stays within a
+# few points of digital for lite0, lite1 and lite2 on the labelled sample photos.
+MIN_TILE_FRACTION = 0.75
+MAX_ANGLE_DEG = 50.0
 
 
 @dataclass(frozen=True)
@@ -38,13 +53,16 @@ class QualityGates:
     """
 
     min_sharpness: float = 15.0
-    min_tile_px: float = 80.0
-    max_angle_deg: float = 55.0
+    min_tile_px: float = 168.0  # MIN_TILE_FRACTION x 224 (lite0); for_model() sets it from the model
+    max_angle_deg: float = MAX_ANGLE_DEG
     max_clipped: float = 0.05
     max_reproj_px: float = 2.5
+    model: str = ""  # the model the size gate was set for (named in the hints)
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
+            if name == "model":
+                continue
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise UserError(f"--{name.replace('_', '-')}: expected a number >= 0, got {value!r}")
         if self.max_clipped > 1:
@@ -52,15 +70,48 @@ class QualityGates:
         if self.max_angle_deg > 90:
             raise UserError(f"--max-angle-deg: at most 90, got {self.max_angle_deg}")
 
+    @classmethod
+    def for_model(cls, input_size: int, model: str = "", **overrides: Any) -> "QualityGates":
+        """Gates for a model of ``input_size``: tile side >= ``MIN_TILE_FRACTION`` x input size; ``None`` overrides are ignored."""
+        given = {k: v for k, v in overrides.items() if v is not None}
+        given.setdefault("min_tile_px", float(min_tile_px_for(input_size)))
+        return cls(model=model, **given)
+
+    def failures(self, m: "TileQuality", reproj_px: float) -> list[str]:
+        """The gates the tile fails, by name: ``size``, ``angle``, ``sharpness``, ``clipped``, ``reproj``."""
+        out = []
+        if m.tile_px < self.min_tile_px:
+            out.append("size")
+        if m.angle_deg > self.max_angle_deg:
+            out.append("angle")
+        if m.sharpness < self.min_sharpness:
+            out.append("sharpness")
+        if m.clipped > self.max_clipped:
+            out.append("clipped")
+        if reproj_px > self.max_reproj_px:
+            out.append("reproj")
+        return out
+
     def passes(self, m: "TileQuality", reproj_px: float) -> bool:
         """True when the tile's metrics and its sheet's reprojection error pass every gate."""
-        return (
-            m.sharpness >= self.min_sharpness
-            and m.tile_px >= self.min_tile_px
-            and m.angle_deg <= self.max_angle_deg
-            and m.clipped <= self.max_clipped
-            and reproj_px <= self.max_reproj_px
-        )
+        return not self.failures(m, reproj_px)
+
+    def hint(self, gate: str, value: float) -> str:
+        """What a failing gate means and what to do, e.g. ``tiles 98 px, lite2 needs >= 195: move closer or print bigger tiles``."""
+        who = f"{self.model} needs" if self.model else "needs"
+        if gate == "size":
+            return f"tiles {value:.0f} px, {who} >= {self.min_tile_px:.0f}: move closer or print bigger tiles"
+        if gate == "angle":
+            return f"view {value:.0f}° off the sheet, max {self.max_angle_deg:.0f}°: hold the camera square to the sheet"
+        if gate == "sharpness":
+            return f"blurred (sharpness {value:.0f} < {self.min_sharpness:g}): hold still and let the camera focus"
+        if gate == "clipped":
+            return f"{100 * value:.0f}% clipped pixels, max {100 * self.max_clipped:.0f}%: avoid glare, lower the exposure"
+        if gate == "reproj":
+            return f"markers misfit by {value:.1f} px, max {self.max_reproj_px:g}: flatten the sheet"
+        if gate == "pair":
+            return "a tile's pair partner is out of view: keep whole pairs in the frame"
+        return gate
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,6 +125,42 @@ class TileQuality:
     tile_px: float
     angle_deg: float
     clipped: float
+
+
+class _Judged(Protocol):
+    tile: Any
+    good: bool
+    fail: list[str]
+
+
+def judge_pairs(crops: Sequence[_Judged], sheet_tiles: Sequence[Any]) -> None:
+    """Judge each clean/adversarial pair of one sheet in one frame together, in place.
+
+    A tile whose item has both roles on the sheet counts only when both tiles are in
+    view and both pass every gate; then both count. So the good flag never depends on
+    the perturbation, and the clean and adversarial tiles of an item are counted in the
+    same frames. Tiles without a partner on the sheet (adversarial-only layouts) keep
+    their own verdict.
+    """
+    roles: dict[str, set[str]] = defaultdict(set)
+    for t in sheet_tiles:
+        roles[t.item].add(t.role)
+    seen: dict[str, list[_Judged]] = defaultdict(list)
+    for c in crops:
+        seen[c.tile.item].append(c)
+    for item, cs in seen.items():
+        if len(roles[item]) < 2:
+            continue
+        fails = sorted({f for c in cs for f in c.fail})
+        if len({c.tile.role for c in cs}) < len(roles[item]):
+            fails.append("pair")
+        for c in cs:
+            c.good, c.fail = not fails, list(fails)
+
+
+def min_tile_px_for(input_size: int) -> int:
+    """The smallest tile side, in camera pixels, that the size gate accepts for a model of ``input_size``."""
+    return math.ceil(MIN_TILE_FRACTION * input_size)
 
 
 def _inner(crop: np.ndarray, margin: float = 0.1) -> np.ndarray:

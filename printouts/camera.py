@@ -1,0 +1,139 @@
+"""Sheets laid out for a camera and a model: ``photoproof print --camera 1280x720 --model lite2``.
+
+A tile can only be judged when the camera gives it enough pixels: the capture's size
+gate asks for a side of at least ``MIN_TILE_FRACTION`` of the model's input size
+(``capture.sheets.quality``, measured by ``bench/gates.py``). When a sheet fills
+``FRAME_FILL`` of the frame along its limiting side, one millimetre of paper spans
+``FRAME_FILL * min(W / paper_w, H / paper_h)`` camera pixels; the tile must be at
+least ``VIEW_MARGIN x min_tile_px`` of those (the margin keeps tiles seen up to
+35° off the sheet's normal above the gate). Both orientations of the paper are tried (a 16:9
+frame sees a landscape sheet larger), and the one that fits the most items per
+sheet wins. Tiles never shrink below ``MIN_PRINT_TILE_MM``: a 224-pixel image then
+keeps about 1.6 cells of a 150-lpi printer screen per image pixel.
+
+Torch-free: a zoo name's input size comes from ``contracts.preprocess``, an
+``.onnx`` file's from its metadata (the spec ``photoproof models export`` stores)
+or its static input shape.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from contracts.errors import UserError
+from contracts.preprocess import ZOO_INPUT_SIZES, PreprocessSpec
+from printouts import geometry as geo
+
+FRAME_FILL = 0.85  # the sheet fills 85 % of the frame along its limiting side (README: "fill most of the frame")
+MIN_PRINT_TILE_MM = 60.0  # the default tile: never print smaller, whatever the camera
+# The gate measures a tile's projected area, which shrinks as sqrt(cos view): a tile seen 35 deg off
+# its normal (a tilted sheet, or a tile near the edge of a wide-angle frame) keeps 0.9 of its side.
+VIEW_MARGIN = 1.1
+# The capture's size gate, as a fraction of the model's input size (capture.sheets.quality.MIN_TILE_FRACTION;
+# the printouts stage does not import capture, a test checks that the two agree).
+MIN_TILE_FRACTION = 0.75
+_CAMERA_RE = re.compile(r"^\s*(\d{2,5})\s*[xX×]\s*(\d{2,5})\s*$")
+
+
+@dataclass(frozen=True)
+class CameraPlan:
+    """The paper and tile size chosen for a camera and a model (recorded in ``layout.json`` as ``extra.camera``)."""
+
+    width: int
+    height: int
+    model: str
+    input_size: int
+    min_tile_px: int
+    frame_fill: float
+    paper: str
+    tile_mm: float
+    tile_px: float  # the tile's side in camera pixels when the sheet fills ``frame_fill`` of the frame
+    items_per_sheet: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def sentence(self) -> str:
+        """One line for the console and the cover page."""
+        return (
+            f"laid out for a {self.width}x{self.height} camera and {self.model} ({self.input_size} px input): with the sheet "
+            f"filling {100 * self.frame_fill:.0f} % of the frame, a {self.tile_mm:g} mm tile spans about {self.tile_px:.0f} camera "
+            f"pixels; the capture gate needs >= {self.min_tile_px}"
+        )
+
+
+def parse_camera(text: str) -> tuple[int, int]:
+    """``"1280x720"`` -> ``(1280, 720)``."""
+    m = _CAMERA_RE.match(str(text))
+    if not m or min(int(m.group(1)), int(m.group(2))) < 64:
+        raise UserError(f"--camera {text!r}: expected the frame size as WIDTHxHEIGHT, e.g. 1280x720 or 4000x3000")
+    return int(m.group(1)), int(m.group(2))
+
+
+def model_input_size(model: str) -> tuple[str, int]:
+    """The name and input size of a zoo model or an ``.onnx`` file (read without onnxruntime or torch)."""
+    if model in ZOO_INPUT_SIZES:
+        return model, ZOO_INPUT_SIZES[model]
+    path = Path(model)
+    if path.suffix.lower() != ".onnx":
+        raise UserError(f"--model {model!r}: expected a zoo name ({', '.join(ZOO_INPUT_SIZES)}) or an .onnx file")
+    if not path.is_file():
+        raise UserError(f"--model {model}: no such file")
+    try:
+        import onnx
+
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # a hostile or truncated file: any parser error is the file's fault
+        raise UserError(f"--model {model}: not a readable ONNX model ({type(e).__name__}); export it again") from None
+    meta = {p.key: p.value for p in proto.metadata_props}
+    name = meta.get("photoproof.model") or path.stem
+    if "photoproof.preprocess" in meta:
+        return name, PreprocessSpec.from_json(meta["photoproof.preprocess"]).input_size
+    try:
+        dims = [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim]
+    except (IndexError, AttributeError):
+        dims = []
+    sides = [d for d in dims[1:] if d > 3]
+    if len(sides) == 2 and sides[0] == sides[1]:
+        return name, int(sides[0])
+    raise UserError(f"--model {model}: its input size is neither in its metadata nor a static square input; pass a zoo name or --tile-mm")
+
+
+def _px_per_mm(camera: tuple[int, int], paper_mm: tuple[float, float], fill: float) -> float:
+    return fill * min(camera[0] / paper_mm[0], camera[1] / paper_mm[1])
+
+
+def plan_for_camera(camera: tuple[int, int], model: str, paper: str, layout: str, aspect: float = 1.0, fill: float = FRAME_FILL) -> CameraPlan:
+    """Choose the paper orientation and tile size for ``camera`` and ``model`` (see the module docstring).
+
+    Raises:
+        UserError: when no tile that fits the paper reaches the gate at this camera resolution.
+    """
+    name, size = model_input_size(model)
+    need = math.ceil(MIN_TILE_FRACTION * size)
+    base = paper.removesuffix("-landscape")
+    best: CameraPlan | None = None
+    largest = 0.0
+    for key in (base, f"{base}-landscape"):
+        ppm = _px_per_mm(camera, geo.paper_size(key), fill)
+        tile = max(MIN_PRINT_TILE_MM, math.ceil(VIEW_MARGIN * need / ppm))
+        top = geo.max_tile_mm(key, layout, aspect)
+        largest = max(largest, top * ppm)
+        if tile > top:
+            continue
+        g = geo.grid(key, tile, layout, aspect)
+        plan = CameraPlan(camera[0], camera[1], name, size, need, fill, key, float(tile), round(tile * ppm, 1), g.units_per_sheet)
+        if best is None or (plan.items_per_sheet, plan.tile_px) > (best.items_per_sheet, best.tile_px):
+            best = plan
+    if best is None:
+        raise UserError(
+            f"--camera {camera[0]}x{camera[1]} --model {model}: the largest tile that fits {base} paper spans only {largest:.0f} camera "
+            f"pixels with the sheet filling {100 * fill:.0f} % of the frame, and {name} needs >= {need} (plus {100 * (VIEW_MARGIN - 1):.0f} % "
+            f"for oblique views); use a camera with more pixels, "
+            f"larger paper, or --layout adversarial-only"
+        )
+    return best
