@@ -6,6 +6,7 @@ the scene and the camera; every module here reads it.
 - ``model``: the numpy/OpenCV stages (print, pose, light, optics, sensor, JPEG);
 - ``colour``: the colour science both channels share (sRGB, XYZ, luma, Planckian locus);
 - ``resolution``: a tile photographed at N camera pixels and an angle (the gates' and the sweep's measurement);
+- ``motion``: hand-held motion, the smooth drift of every channel parameter between frames;
 - ``simulate``: the simulated camera, a frame source rendering the batch's sheets;
 - ``calibrate``: fits a profile to the calibration strip measured in a capture;
   ``cli``: ``photoproof calibrate``;

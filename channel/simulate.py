@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from channel import model as ch
+from channel.motion import HandHeldProcess
 from contracts.batchdir import LAYOUT, SHEETS_PDF
 from contracts.frames import Frame, FrameSource
 from contracts.errors import UserError
@@ -37,9 +38,6 @@ from contracts.profile import ChannelProfile
 
 log = logging.getLogger(__name__)
 
-TAU_S = {"pose": 1.5, "light": 8.0, "camera": 3.0}  # correlation times of the hand-held process
-POSE_FIELDS = frozenset({"sheet_fill", "tilt_deg", "tilt_axis_deg", "rotation_deg", "centre_x", "centre_y"})
-LIGHT_FIELDS = frozenset({"illuminance", "colour_temperature_k", "gradient", "gradient_angle_deg", "glare", "glare_x", "glare_y"})
 DWELL_S = 2.0  # seconds each sheet (or pair of sheets) stays in view
 SHEET_GAP_MM = 10.0  # gap between sheets shown side by side
 LIGHT_MAP_STEP = 8  # the light field is computed every 8 frame pixels and interpolated
@@ -49,35 +47,6 @@ PRINTED_PAGES = 4  # printed page pyramids kept in memory (pages are printed whe
 DIAGONAL_FOV_DEG = 78.0  # Logitech C920 datasheet; a 26 mm-equivalent phone lens gives 79.5 deg
 BACKGROUND_REFLECTANCE = (0.12, 0.30)  # a desk: low-frequency texture ...
 BACKGROUND_TINT_BGR = np.array([0.75, 0.9, 1.0], np.float32)  # ... of a light wood-brown
-
-
-def _phi(z: np.ndarray) -> np.ndarray:
-    out: np.ndarray = 0.5 * (1.0 + np.vectorize(math.erf)(z / math.sqrt(2.0)))
-    return out
-
-
-class HandHeldProcess:
-    """Smooth random motion of every :class:`ChannelParams` field, as values in (0, 1).
-
-    Per field, ``x`` is a unit-variance AR(1) (Ornstein-Uhlenbeck) process and ``y``
-    low-passes it with the same time constant; ``y`` is rescaled to unit variance and
-    mapped through the normal CDF, so each value is marginally uniform on (0, 1).
-    """
-
-    def __init__(self, dt: float, rng: np.random.Generator) -> None:
-        taus = [TAU_S["pose" if n in POSE_FIELDS else "light" if n in LIGHT_FIELDS else "camera"] for n in ch.UNIT_FIELDS]
-        self.a = np.exp(-dt / np.array(taus))
-        self.norm = np.sqrt(1.0 + self.a**2) / (1.0 + self.a)
-        self.rng = rng
-        self.x = rng.standard_normal(self.a.size)
-        self.y = (self.x + self.a * rng.standard_normal(self.a.size)) / (1.0 + self.a)  # stationary start
-
-    def step(self) -> dict[str, float]:
-        """Advance one frame and return the unit value of every field."""
-        u = _phi(self.y / self.norm)
-        self.x = self.a * self.x + np.sqrt(1.0 - self.a**2) * self.rng.standard_normal(self.a.size)
-        self.y = self.a * self.y + (1.0 - self.a) * self.x
-        return dict(zip(ch.UNIT_FIELDS, u))
 
 
 def _pyramid(refl_rgb: np.ndarray, size_mm: tuple[float, float]) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from channel import model as ch
-from channel.simulate import HandHeldProcess, SimulatedCamera
+from channel.motion import HandHeldProcess
+from channel.simulate import SimulatedCamera
 from contracts.frames import FrameSource
 from contracts.errors import UserError
 from contracts.layout import Layout
