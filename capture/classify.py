@@ -2,7 +2,7 @@
 
 A model exported by Photoproof carries its preprocessing spec, class names and
 name in the ONNX metadata (keys in :mod:`contracts.modelspec`). A foreign
-``.onnx`` gets its spec from CLI flags (:func:`foreign_spec`) or a sidecar
+``.onnx`` gets its spec from CLI flags (:func:`contracts.modelspec.spec_overrides`) or a sidecar
 ``model.toml``, resolved by :func:`contracts.modelspec.resolve_spec`; its tensor
 layout (NCHW or NHWC) is read from the input shape and its class count must
 match the labels.
@@ -27,7 +27,7 @@ from capture.cachedir import private_dir, user_cache_dir
 from contracts.classes import imagenet_names
 from contracts.errors import UserError
 from contracts.labels import read_label_file
-from contracts.modelspec import META_CLASSES, META_MODEL, META_SPEC, layout_of, read_sidecar, resolve_spec, sidecar_path, spec_overrides
+from contracts.modelspec import META_CLASSES, META_MODEL, META_SPEC, layout_of, read_sidecar, resolve_spec, sidecar_path
 from contracts.paths import sha256_file
 from contracts.preprocess import PreprocessSpec
 
@@ -89,24 +89,6 @@ def default_providers() -> list[str]:
 # -- specs and labels ----------------------------------------------------------
 
 
-def foreign_spec(
-    input_size: int | None = None,
-    mean: list[float] | None = None,
-    std: list[float] | None = None,
-    scale: float | None = None,
-    channel_order: str | None = None,
-    resize: str | None = None,
-    crop: str | None = None,
-) -> dict[str, Any]:
-    """Preprocessing fields from CLI flags (only those given): :func:`contracts.modelspec.spec_overrides`."""
-    return spec_overrides(input_size, mean, std, scale, channel_order, resize, crop)
-
-
-def load_labels(path: Path) -> list[str]:
-    """Class names from a text file (one per line) or a JSON list; a name twice is an error."""
-    return read_label_file(Path(path))
-
-
 # -- the classifier ------------------------------------------------------------
 
 
@@ -125,7 +107,7 @@ class OnnxClassifier:
         class_names: labels; override the metadata (default for foreign models: ImageNet-1k).
         threads: CPU threads for onnxruntime (default: all cores but one, left to the camera loop).
         max_batch: the largest batch sent in one run.
-        overrides: spec fields set from CLI flags (see :func:`foreign_spec`), applied on top of
+        overrides: spec fields set from CLI flags (see :func:`contracts.modelspec.spec_overrides`), applied on top of
             ``spec``, the metadata or the defaults.
 
     Raises:

@@ -23,12 +23,11 @@ from rich.table import Table
 from rich.markup import escape
 from rich.text import Text
 
-from capture.classify import CPU, CUDA, TENSORRT, OnnxClassifier, default_providers, load_labels
+from capture.classify import CPU, CUDA, TENSORRT, OnnxClassifier, default_providers
 from contracts.cliopts import (
     model_flags, opt_channel_order, opt_crop, opt_input_size, opt_label_map, opt_labels, opt_mean, opt_resize, opt_scale, opt_std,
 )
-from contracts.labels import read_label_map
-from contracts.modelspec import parse_floats
+from contracts.labels import read_label_file, read_label_map
 from capture.sheets.quality import MIN_TILE_FRACTION, QualityGates
 from capture.session import Progress, run_capture
 from contracts.frames import FrameSource
@@ -41,10 +40,6 @@ log = logging.getLogger(__name__)
 SRC, STOP, GATE = "Source (exactly one)", "When to stop", "Quality gates"
 SCENE = "Scene mode (adversarial patch)"
 _PROVIDERS = {"auto": None, "cpu": [CPU], "cuda": [CUDA, CPU], "tensorrt": [TENSORRT, CUDA, CPU]}
-
-
-def _floats(text: Optional[str], flag: str) -> Optional[list[float]]:
-    return parse_floats(text, flag)
 
 
 def build_source(
@@ -216,7 +211,7 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Pa
             model_path = resolve_model(model, batch)
             overrides = model_flags(input_size, mean, std, scale, resize, crop, channel_order)
             lmap = read_label_map(label_map) if label_map is not None else None
-            clf = OnnxClassifier(model_path, providers=_PROVIDERS[provider] or default_providers(), class_names=load_labels(labels) if labels else None, overrides=overrides)
+            clf = OnnxClassifier(model_path, providers=_PROVIDERS[provider] or default_providers(), class_names=read_label_file(labels) if labels else None, overrides=overrides)
             gates = QualityGates.for_model(clf.spec.input_size, clf.name, **gate_args)
             console.print(f"model [bold]{clf.name}[/] ({model_path.name}, sha256 {clf.sha256[:12]}) on [bold]{clf.provider}[/]; source phone page")
             console.print(_gates_line(gates, clf.spec.input_size))
@@ -232,7 +227,7 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Pa
         model_path = resolve_model(model, batch)
         overrides = model_flags(input_size, mean, std, scale, resize, crop, channel_order)
         lmap = read_label_map(label_map) if label_map is not None else None
-        clf = OnnxClassifier(model_path, providers=_PROVIDERS[provider] or default_providers(), class_names=load_labels(labels) if labels else None, overrides=overrides)
+        clf = OnnxClassifier(model_path, providers=_PROVIDERS[provider] or default_providers(), class_names=read_label_file(labels) if labels else None, overrides=overrides)
         gates = QualityGates.for_model(clf.spec.input_size, clf.name, **gate_args)
         console.print(f"model [bold]{escape(clf.name)}[/] ({escape(model_path.name)}, sha256 {clf.sha256[:12]}) on [bold]{clf.provider}[/]; source {escape(source.description)}", soft_wrap=True)
         console.print(_gates_line(gates, clf.spec.input_size))

@@ -77,7 +77,8 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Pa
         adversarial images; record the model's top-5 in BATCH/sweep.json (Kurakin et al. 2016, sec. 4)."""
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        from capture.classify import OnnxClassifier, load_labels
+        from capture.classify import OnnxClassifier
+        from contracts.labels import read_label_file
         from contracts.labels import read_label_map
         from sweep.run import check_transforms, digital_baseline_known, run_sweep, strengths_table
 
@@ -85,7 +86,7 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Pa
         model_path = resolve_model(model or _default_model(batch), batch)
         overrides = model_flags(input_size, mean, std, scale, resize, crop, channel_order)
         lmap = read_label_map(label_map) if label_map is not None else None
-        clf = OnnxClassifier(model_path, class_names=load_labels(labels) if labels else None, overrides=overrides)
+        clf = OnnxClassifier(model_path, class_names=read_label_file(labels) if labels else None, overrides=overrides)
         console.print(f"model [bold]{escape(clf.name)}[/] ({escape(model_path.name)}, sha256 {clf.sha256[:12]}) on [bold]{clf.provider}[/]")
         table = Table(title="strengths", show_edge=False)
         for col in ("transform", "unit", "strengths"):

@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from capture.classify import CPU, OnnxClassifier, default_providers, foreign_spec, load_labels
+from capture.classify import CPU, OnnxClassifier, default_providers
+from contracts.labels import read_label_file
+from contracts.modelspec import spec_overrides
 from contracts.errors import UserError
 from contracts.preprocess import PreprocessSpec
 from testkit.scenes import identity_model, tiny_classifier
@@ -39,7 +41,7 @@ def test_photoproof_model_reads_spec_classes_and_name_from_metadata(tmp_path: Pa
 
 def test_foreign_nhwc_model_layout_from_shape_and_spec_from_flags(tmp_path: Path) -> None:
     path = tiny_classifier(tmp_path / "foreign.onnx", size=40, layout="NHWC", metadata=False)
-    clf = OnnxClassifier(path, overrides=foreign_spec(scale=255.0, channel_order="bgr"))
+    clf = OnnxClassifier(path, overrides=spec_overrides(scale=255.0, channel_order="bgr"))
     assert clf.spec.layout == "NHWC" and clf.spec.input_size == 40
     assert clf.spec.mean == (0.0, 0.0, 0.0) and clf.spec.std == (255.0,) * 3 and clf.spec.channel_order == "BGR"
     assert clf.name == "foreign" and len(clf.class_names) == 1000
@@ -49,11 +51,11 @@ def test_foreign_nhwc_model_layout_from_shape_and_spec_from_flags(tmp_path: Path
 
 
 def test_torchvision_style_mean_std_in_unit_range_become_pixel_units() -> None:
-    f = foreign_spec(input_size=224, mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
+    f = spec_overrides(input_size=224, mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
     assert f["input_size"] == 224
     assert np.allclose(f["mean"], (123.675, 116.28, 103.53)) and np.allclose(f["std"], (58.395, 57.12, 57.375))
     with pytest.raises(UserError, match="--scale"):
-        foreign_spec(mean=[0.5], std=[0.5], scale=255)
+        spec_overrides(mean=[0.5], std=[0.5], scale=255)
 
 
 def test_a_model_that_is_not_an_image_classifier_is_refused(tmp_path: Path) -> None:
@@ -72,7 +74,7 @@ def test_class_count_must_match_the_labels(tmp_path: Path) -> None:
         OnnxClassifier(path)
     labels = tmp_path / "labels.txt"
     labels.write_text("\n".join(f"thing {i}" for i in range(10)) + "\n")
-    clf = OnnxClassifier(path, class_names=load_labels(labels))
+    clf = OnnxClassifier(path, class_names=read_label_file(labels))
     assert clf.class_names[9] == "thing 9" and clf.n_classes == 10
     with pytest.raises(UserError, match="--labels"):
         OnnxClassifier(path, class_names=["a", "b"])
@@ -82,13 +84,13 @@ def test_dynamic_input_size_needs_input_size_flag(tmp_path: Path) -> None:
     path = tiny_classifier(tmp_path / "dyn.onnx", metadata=False, static_size=False)
     with pytest.raises(UserError, match="--input-size"):
         OnnxClassifier(path)
-    assert OnnxClassifier(path, overrides=foreign_spec(input_size=56)).spec.input_size == 56
+    assert OnnxClassifier(path, overrides=spec_overrides(input_size=56)).spec.input_size == 56
 
 
 def test_input_size_flag_that_contradicts_the_model_is_refused(tmp_path: Path) -> None:
     path = tiny_classifier(tmp_path / "m32.onnx", size=32, metadata=False)
     with pytest.raises(UserError, match="32x32.*--input-size"):
-        OnnxClassifier(path, overrides=foreign_spec(input_size=64))
+        OnnxClassifier(path, overrides=spec_overrides(input_size=64))
 
 
 def test_missing_model_file_names_it(tmp_path: Path) -> None:
