@@ -313,12 +313,15 @@ def apply_sensor(raw: np.ndarray, curve: SensorCurve, noise: np.ndarray | None, 
 def sensor_encode(y: np.ndarray, curve: SensorCurve, noise: np.ndarray | None) -> np.ndarray:
     """``y = sqrt(raw + offset)`` (float32) plus noise, to uint8 through the 8-bit code and the table.
 
-    A code below ``y_lo`` folds back above it; with noise that happens with probability < 1e-5 at ink black.
+    Noise, scaling to the code and rounding are one pass (``cv2.addWeighted`` straight to
+    uint8); a code below ``y_lo`` clips to 0 (with noise that happens with probability < 1e-5 at ink black).
     """
-    if noise is not None and curve.noise_scale != 0:
-        y = cv2.scaleAdd(noise, curve.noise_scale, y)
     alpha = 255.0 / (curve.y_hi - curve.y_lo)
-    return cv2.LUT(cv2.convertScaleAbs(y, alpha=alpha, beta=-curve.y_lo * alpha), curve.lut)
+    if noise is not None and curve.noise_scale != 0:
+        code = cv2.addWeighted(y, alpha, noise, curve.noise_scale * alpha, -curve.y_lo * alpha, dtype=cv2.CV_8U)
+    else:
+        code = cv2.convertScaleAbs(y, alpha=alpha, beta=-curve.y_lo * alpha)
+    return cv2.LUT(code, curve.lut)
 
 
 def apply_jpeg(img: np.ndarray, quality: int, bgr: bool = True) -> tuple[np.ndarray, bytes]:

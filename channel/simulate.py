@@ -164,6 +164,7 @@ class SimulatedCamera(FrameSource):
         self.description = f"simulate:{profile.name}:seed={self.seed}"
         self._levels: OrderedDict[int, list[tuple[np.ndarray, np.ndarray]]] | None = None
         self._print_lock = threading.Lock()
+        self._scratch = threading.local()  # each render thread's frame-sized float buffer, reused frame after frame
 
     def simulation(self) -> tuple[str, int]:
         """The profile's name and the seed: the camera carries both, and the session records them."""
@@ -313,9 +314,9 @@ class SimulatedCamera(FrameSource):
         h_group = page_homography(p, group_mm, (w, h))
         curve = ch.sensor_curve(p, self.profile.camera, ch.wb_gains(self.profile, p)[::-1].copy())
         gain, glare = self._light_maps(p, h_group, group_mm)
-        # The desk is smooth: light and sqrt at 1/8 resolution, interpolated.
+        # The desk is smooth: light and sqrt at 1/8 resolution, interpolated (outside the sheets' box only, below).
         desk = cv2.multiply(self._background_low, gain)
-        y = cv2.resize(cv2.sqrt(cv2.add(desk if glare is None else cv2.add(desk, glare), curve.offset)), (w, h), interpolation=cv2.INTER_LINEAR)  # type: ignore[call-overload]  # OpenCV adds a Python float to every channel; its stubs lack that overload
+        desk_y = cv2.sqrt(cv2.add(desk if glare is None else cv2.add(desk, glare), curve.offset))  # type: ignore[call-overload]  # OpenCV adds a Python float to every channel; its stubs lack that overload
         sheets, homs, x_off = [], [], 0.0
         for k, size in zip(group, sizes):
             h_mm = h_group @ ch.translation(x_off, (group_mm[1] - size[1]) / 2)
@@ -326,8 +327,17 @@ class SimulatedCamera(FrameSource):
         margin = ch.gaussian_ksize(p.defocus_sigma_px) // 2 + math.ceil(p.motion_blur_px / 2) + 2
         x0, y0 = (max(0, int(math.floor(v)) - margin) for v in corners.min(axis=0))
         x1, y1 = min(w, int(math.ceil(corners[:, 0].max())) + margin + 1), min(h, int(math.ceil(corners[:, 1].max())) + margin + 1)
+        y = getattr(self._scratch, "y", None)
+        if y is None or y.shape != (h, w, 3):
+            y = self._scratch.y = np.empty((h, w, 3), np.float32)
         if x1 > x0 and y1 > y0:
-            y[y0:y1, x0:x1] = self._sheets_y(p, group, homs, (x0, y0, x1, y1), gain, glare, curve.offset)
+            self._sheets_y(p, group, homs, (x0, y0, x1, y1), gain, glare, curve.offset, out=y[y0:y1, x0:x1])
+            strips = [(0, 0, w, y0), (0, y1, w, h), (0, y0, x0, y1), (x1, y0, w, y1)]  # the desk around the box
+        else:
+            strips = [(0, 0, w, h)]
+        for roi in strips:
+            if roi[2] > roi[0] and roi[3] > roi[1]:
+                y[roi[1]:roi[3], roi[0]:roi[2]] = self._upsample(desk_y, roi)
         r = np.random.default_rng(p.noise_seed)
         dy, dx = r.integers(0, NOISE_PAD + 1, 2)
         sign = float(r.choice([-1, 1]))
@@ -337,8 +347,8 @@ class SimulatedCamera(FrameSource):
         return Frame(index=index, t=index / self.fps, image=img, truth=truth), data
 
     def _sheets_y(self, p: ch.ChannelParams, group: list[int], homs: list[np.ndarray], roi: tuple[int, int, int, int],
-                  gain: np.ndarray, glare: np.ndarray | None, offset: float) -> np.ndarray:
-        """``sqrt(raw + offset)`` over the box ``roi`` = (x0, y0, x1, y1): warp, light, optics at full resolution."""
+                  gain: np.ndarray, glare: np.ndarray | None, offset: float, out: np.ndarray) -> None:
+        """``sqrt(raw + offset)`` over the box ``roi`` = (x0, y0, x1, y1) into ``out``: warp, light, optics at full resolution."""
         x0, y0, x1, y1 = roi
         box = self._background[y0:y1, x0:x1].copy()
         for k, h_mm in zip(group, homs):
@@ -348,7 +358,7 @@ class SimulatedCamera(FrameSource):
         raw = cv2.multiply(box, self._upsample(gain, roi), dtype=cv2.CV_32F, scale=1.0 / 65535.0)
         if glare is not None:
             raw = cv2.add(raw, self._upsample(glare, roi))
-        return cv2.sqrt(ch.apply_optics(raw, p, delta=offset))
+        cv2.sqrt(ch.apply_optics(raw, p, delta=offset), dst=out)
 
     @staticmethod
     def _upsample(low: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
