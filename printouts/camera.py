@@ -159,3 +159,23 @@ def plan_for_camera(camera: tuple[int, int], model: str, paper: str, layout: str
             f"larger paper, or --layout adversarial-only"
         )
     return best
+
+
+def eot_mismatch(plan: CameraPlan, items: list[Any]) -> str | None:
+    """A warning when EOT items were optimised for tiles far from this layout's size in camera pixels, else ``None``.
+
+    ``craft --eot`` records the range of tile sides (camera pixels) its channel twin
+    sampled (``params.eot.tile_px``: the simulated camera's framing of the default
+    60 mm tile). A layout for the camera that prints tiles outside ``[0.8 lo, 1.25 hi]``
+    photographs them at a resolution the expectation never covered.
+    """
+    ranges = [it.params["eot"]["tile_px"] for it in items
+              if isinstance(it.params.get("eot"), dict) and isinstance(it.params["eot"].get("tile_px"), list) and len(it.params["eot"]["tile_px"]) == 2]
+    if not ranges:
+        return None
+    lo, hi = min(float(r[0]) for r in ranges), max(float(r[1]) for r in ranges)
+    if 0.8 * lo <= plan.tile_px <= 1.25 * hi:
+        return None
+    return (f"{len(ranges)} EOT item(s) were optimised through the channel twin for tiles of {lo:.0f}-{hi:.0f} camera pixels, and this "
+            f"layout gives about {plan.tile_px:.0f}: their expectation did not cover this camera's view of the tiles "
+            f"(print with --tile-mm 60 to photograph them as the twin assumed, or read their figures with that in mind)")

@@ -26,7 +26,7 @@ from contracts.manifest import Batch, Item, load_batch
 from contracts.patchcard import PatchCard, patch_cards, set_patch_cards
 from contracts.paths import atomic_write_bytes, remove_stale_temps, resolve_inside, sha256_bytes
 from printouts import geometry as geo
-from printouts.camera import CameraPlan, plan_for_camera
+from printouts.camera import CameraPlan, eot_mismatch, plan_for_camera
 from printouts.calibration import NOTE, draw_calibration, draw_ruler
 from printouts.cover import CoverInfo, draw_cover
 from printouts.markers import draw_marker, id_ranges
@@ -185,6 +185,9 @@ def print_batch(
         aspect = max(h / w for w, h in sizes.values())
         cam = plan_for_camera(camera, model, paper, layout, aspect)
         paper, tile_mm = cam.paper, cam.tile_mm
+        mismatch = eot_mismatch(cam, batch.items)
+        if mismatch:
+            log.warning("%s", mismatch)
     plan = plan_layout(batch, sizes, paper, tile_mm, layout, bool(cover))
     if cam is not None:
         plan.extra["camera"] = cam.to_dict()

@@ -151,6 +151,26 @@ def test_print_camera_says_when_the_plateau_does_not_fit() -> None:
     assert "expect the camera to cost clean accuracy" in vga.sentence()
 
 
+def test_print_camera_warns_when_eot_assumed_other_tiles(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from contracts.manifest import load_batch
+
+    photo_batch(tmp_path, n=2)
+    b = load_batch(tmp_path)
+    office = load_profile("office-laser-webcam")
+    lo, hi = tile_px_range(office)  # what craft --eot records: the default 60 mm tile at 720p, ~116-138 px
+    items = [dataclasses.replace(it, params={**it.params, "eot": {"samples": 4, "profile": office.name, "tile_px": [lo, hi]}}) for it in b.items]
+    save_batch(tmp_path, dataclasses.replace(b, items=items))
+    with caplog.at_level("WARNING", logger="printouts.sheets"):
+        print_batch(tmp_path, camera=(1280, 720), model="lite0")  # 106 mm tiles, ~309 px
+    assert any("2 EOT item(s)" in r.getMessage() and "about 309" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="printouts.sheets"):
+        print_batch(tmp_path)  # the default 60 mm tiles: what the twin assumed, nothing to say
+        plan = pcam.plan_for_camera((1280, 720), "lite0", "a4", "pairs")
+    assert not any("EOT" in r.getMessage() for r in caplog.records)
+    assert pcam.eot_mismatch(dataclasses.replace(plan, tile_px=hi), items) is None
+
+
 def test_print_camera_errors_name_the_option(tmp_path: Path) -> None:
     photo_batch(tmp_path, n=1)
     with pytest.raises(UserError, match="--camera"):

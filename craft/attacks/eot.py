@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from contracts.profile import ChannelProfile, default_profile
+from contracts.profile import ChannelProfile, default_profile, tile_px_range
 from craft.attacks.rng import ItemRng
 
 
@@ -83,4 +83,7 @@ class EOT:
         return self.apply(x, self.sample(x, rng))
 
     def params(self) -> dict[str, Any]:
-        return {"samples": self.repeats, "profile": self.profile.name}
+        """Recorded with each item; ``tile_px``: the range of the tile's side in camera pixels the twin sampled
+        (the simulated camera's framing of the printouts' default tile), which ``print --camera`` checks its layout against."""
+        lo, hi = tile_px_range(self.profile)
+        return {"samples": self.repeats, "profile": self.profile.name, "tile_px": [round(lo, 1), round(hi, 1)]}
