@@ -17,7 +17,9 @@ from PIL import Image
 from analysis.scene import scene_figures
 from analysis.stats import wilson
 from capture.classify import OnnxClassifier
+from capture.overlay import AMBER, GREEN, WHITE
 from capture.scene import PatchFinder, Region, run_scene
+from capture.scene_view import BAR_PX, SceneTally, annotate, scene_status
 from capture.sources.files import PhotoSource
 from contracts.capturedb import create_db, encode_top5
 from contracts.errors import UserError
@@ -143,6 +145,62 @@ def test_scene_mode_finds_the_patch_where_and_how_big_it_is(printed: Path, tmp_p
     table = json.loads((printed / "report" / "scene.json").read_text())
     got = {r["group"]: r for r in table["rows"]}
     assert got["without patch"]["frames"] == 1 and got["with patch"]["frames"] == 3
+
+
+def _on_line(img: np.ndarray, p: np.ndarray, colour: tuple[int, int, int], r: int = 2) -> bool:
+    """Some pixel within ``r`` of ``p`` has exactly ``colour``."""
+    x, y = int(round(p[0])), int(round(p[1]))
+    return bool((img[y - r : y + r + 1, x - r : x + r + 1] == colour).all(axis=2).any())
+
+
+def test_live_window_draws_the_view_the_patch_and_the_status(printed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    layout = load_layout(printed)
+    (card,) = patch_cards(layout)
+    frames, _ = _frames(printed)
+    finder = PatchFinder([card], layout.aruco_dictionary, focal_px=float(FRAME[0]))
+    v = Region(0, 0, *FRAME).view(*FRAME)
+    tally = SceneTally(frozenset({5}))
+    names = [f"class {i}" for i in range(10)]
+    names[5] = "toaster"
+    # frame 0: no card, top-1 the target; frame 1: the card, top-1 the target; frame 2: the card tilted 30 deg, top-1 another class
+    for k, top1 in enumerate([5, 5, 7]):
+        frame = frames[k]
+        before = frame.copy()
+        got = finder.find(frame, v)
+        s = got[0] if got else None
+        tally.add(top1, s.card.target if s else None, s is not None)
+        img = annotate(frame, (v.x, v.y, v.w, v.h), s, top1, 0.87, names, tally)
+        status = scene_status(names[top1], 0.87, s is not None, s.share if s else None, s.tilt_deg if s else None, tally)
+        assert np.array_equal(frame, before) and img.shape == frame.shape, "the frame itself is not drawn on"
+        for y in (200, 400, 700):  # the view square's left and right edges, below the status bar
+            assert _on_line(img, np.array([v.x + 1, y]), WHITE) and _on_line(img, np.array([v.x + v.w - 2, y]), WHITE)
+        assert np.array_equal(img[100:, :200], frame[100:, :200]), "nothing is drawn outside the view and the bar"
+        bar = img[:BAR_PX]
+        assert (bar == 0).all(axis=2).mean() > 0.8 and (bar == 255).all(axis=2).sum() > 50, "a black bar with white text"
+        if s is None:
+            assert status.startswith("top-1 toaster 0.87 | no patch | frames with patch 0, without 1")
+            assert not (img == GREEN).all(axis=2).any() and not (img == AMBER).all(axis=2).any()
+            continue
+        colour = GREEN if top1 == 5 else AMBER
+        q = s.quad_px
+        for a, b in zip(q, np.roll(q, -1, axis=0)):  # every edge of the patch, at a quarter, half and three quarters
+            for t in (0.25, 0.5, 0.75):
+                assert _on_line(img, a + t * (b - a), colour)
+        assert status.startswith(f"top-1 {names[top1]} 0.87 | patch {100 * s.share:.1f}% of view, tilt {s.tilt_deg:.0f} deg |") and s.share > 0.01
+    assert s is not None and s.tilt_deg == pytest.approx(30.0, abs=3.0)
+    assert status.endswith("frames with patch 2, without 1 | target rate 1/2 = 50% with, 1/1 = 100% without")
+    # without a display, asking for the window records exactly as headless does
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for k, f in enumerate(frames[:2]):
+        cv2.imwrite(str(photos / f"f{k}.png"), f)
+    clf = OnnxClassifier(tiny_classifier(tmp_path / "tiny.onnx"))
+    db = run_scene(printed, PhotoSource(photos), clf, label=3, session_id="window1", headless=False)
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT patch_present FROM scene_observations ORDER BY frame_idx").fetchall() == [(0,), (1,)]
+    con.close()
 
 
 def test_region_is_checked_against_the_frame() -> None:
