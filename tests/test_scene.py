@@ -268,3 +268,62 @@ def test_cli_scene_capture_and_its_bad_options(printed: Path, tmp_path: Path) ->
     assert_one_line_error(run_cli("capture", str(printed), "--scene", "--simulate", "--model", str(model)), "--simulate", "--scene")
     assert_one_line_error(run_cli("capture", str(printed), "--region", "0,0,64,64", "--photos", str(photos), "--model", str(model)), "--region", "--scene")
     assert_one_line_error(run_cli("craft", "--out", str(tmp_path / "b"), "--attack", "patch", "--patch-area", "0.9"), "--patch-area")
+
+
+def test_scene_figure_plots_the_hand_count_against_patch_size(tmp_path: Path) -> None:
+    import warnings
+    import xml.etree.ElementTree as ET
+
+    import pypdfium2 as pdfium
+    from matplotlib.container import ErrorbarContainer
+
+    from analysis import plots
+    from analysis.report import make_report
+    from analysis.scene import scene_series
+
+    d = tmp_path / "batch"
+    write_batch(d, n_items=2, batch_id="b")
+    _hand_db(d / "captures" / "s.sqlite")
+    (s,) = scene_series([d / "captures" / "s.sqlite"])
+    # by hand (see _hand_db; the true class is 3, the mode without the patch): 2-5%: shares .03 .04 .03, top-1 3 5 7;
+    # 10-20%: shares .15 .12 .18, top-1 5 5 3; without: top-1 3 3 3 9
+    assert [(p.bin, p.median_share, p.frames) for p in s.points] == [("2-5%", 0.03, 3), ("10-20%", 0.15, 3)]
+    expect = {"target": ([1, 2], (0, 4)), "fooling": ([2, 2], (1, 4))}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib must not warn
+        fig = plots.scene_vs_share.figure([s], [f"class {i}" for i in range(10)])  # type: ignore[attr-defined]
+    for ax, (hits, (k0, n0)) in zip(fig.axes, expect.values()):
+        (bars,) = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+        line, _, (segs,) = bars.lines
+        assert line.get_xdata().tolist() == pytest.approx([3.0, 15.0])
+        assert line.get_ydata().tolist() == pytest.approx([100 * k / 3 for k in hits])
+        for seg, k in zip(segs.get_segments(), hits):
+            assert [seg[0][1], seg[1][1]] == pytest.approx([100 * v for v in wilson(k, 3)])  # type: ignore[union-attr]
+        (ref,) = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+        assert ref.get_ydata()[0] == pytest.approx(100 * k0 / n0)
+        (band,) = ax.patches  # axhspan: a Rectangle in (axes x, data y)
+        ys = band.get_transform().transform(band.get_path().vertices)[:, 1]
+        ys = ax.transData.inverted().transform(np.column_stack([np.ones_like(ys), ys]))[:, 1]
+        assert (ys.min(), ys.max()) == pytest.approx(tuple(100 * v for v in wilson(k0, n0)))  # type: ignore[union-attr]
+        assert "share of the view (%)" in ax.get_xlabel() and "(% of frames)" in ax.get_ylabel()
+    legend = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
+    assert legend == ["target 5 (class 5), with patch", "target 5 (class 5), without patch (n=4)"]
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    box = fig.legends[0].get_window_extent(canvas.get_renderer())
+    assert not any(box.overlaps(ax.get_window_extent(canvas.get_renderer())) for ax in fig.axes), "the legend covers no data"
+    # in the report: PNG inline next to the scene table, SVG and PDF beside it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        make_report(d, formats=("html", "pdf"))
+    figs = d / "report" / "figures"
+    root = ET.parse(figs / "scene-share.svg").getroot()
+    assert root.tag.endswith("svg") and "patch area, share of the view (%)" in (figs / "scene-share.svg").read_text(encoding="utf-8")
+    pdf = pdfium.PdfDocument(str(figs / "scene-share.pdf"))
+    assert len(pdf) == 1
+    pdf.close()
+    html = (d / "report" / "index.html").read_text(encoding="utf-8")
+    scene_at = html.index("Adversarial patch in the scene: with and without")
+    assert scene_at < html.index('href="figures/scene-share.svg"') < html.index("<h2>Figures</h2>")
