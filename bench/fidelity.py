@@ -10,7 +10,7 @@ preset and model; every figure has its n and a Wilson 95 % interval.
 
 Run (after crafting, e.g. ``photoproof craft --out B --limit 20 --attack fgsm,bim,ll --eps 4,8,16``)::
 
-    python bench/fidelity.py --batch B --out /tmp/fid --models lite0,lite2 --frames-per-sheet 6
+    python bench/fidelity.py --batch B --out /tmp/fid --models lite0,lite2 --frames-per-sheet 6 --photos-per-part 10
 
 Re-running resumes: finished sessions are kept. CPU-heavy: careful-lab renders 12 MP stills.
 """
@@ -18,7 +18,9 @@ Re-running resumes: finished sessions are kept. CPU-heavy: careful-lab renders 1
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
+import math
 import shutil
 import sys
 import time
@@ -34,7 +36,9 @@ from analysis.summary import cells, session_items  # noqa: E402
 from channel.simulate import SimulatedCamera  # noqa: E402
 from capture.session import run_capture  # noqa: E402
 from contracts.errors import UserError  # noqa: E402
+from contracts.journal import journal_files  # noqa: E402
 from contracts.layout import load_layout  # noqa: E402
+from contracts.manifest import load_batch, save_batch  # noqa: E402
 from contracts.profile import PRESETS, load_profile  # noqa: E402
 from printouts.sheets import print_batch  # noqa: E402
 
@@ -59,16 +63,37 @@ def _onnx(model: str, onnx_dir: Path) -> Path:
     return out
 
 
-def run_one(batch: Path, out: Path, preset: str, model: str, onnx_dir: Path, per_sheet: int, seed: int) -> Path:
-    """Print, photograph and record one preset x model; return the session's batch directory."""
+def _photo(item_id: str) -> str:
+    return "-".join(item_id.split("-")[:2])
+
+
+def _keep_photos(work: Path, part: int, per_part: int) -> None:
+    """Keep the items of the ``part``-th group of ``per_part`` source photos in ``work``'s manifest.
+
+    A layout for a low-resolution camera prints one pair per sheet, and one batch's
+    sheets share ``DICT_4X4_1000``'s 1000 marker ids (8 per sheet): a batch of more than
+    125 items is photographed in parts, as a user would split it.
+    """
+    b = load_batch(work)
+    photos = sorted({_photo(it.id) for it in b.items})
+    keep = set(photos[part * per_part:(part + 1) * per_part])
+    save_batch(work, dataclasses.replace(b, items=[it for it in b.items if _photo(it.id) in keep]))
+    for f in journal_files(work):
+        f.unlink()
+
+
+def run_one(batch: Path, out: Path, preset: str, model: str, onnx_dir: Path, per_sheet: int, seed: int, part: int = 0, per_part: int = 0) -> Path:
+    """Print, photograph and record one preset x model (one part of the photos); return the session's batch directory."""
     profile = load_profile(preset)
-    work = out / f"{preset}-{model}"
+    work = out / f"{preset}-{model}" / f"part{part}" if per_part else out / f"{preset}-{model}"
     db = work / "captures" / f"{preset}.sqlite"
     if db.is_file():
         return work
     if work.exists():
         shutil.rmtree(work)
     shutil.copytree(batch, work, ignore=shutil.ignore_patterns("captures", "report", "sheets.pdf", "layout.json", "models", "sweep.json"))
+    if per_part:
+        _keep_photos(work, part, per_part)
     try:
         layout = print_batch(work, camera=(profile.camera.width, profile.camera.height), model=model)
     except UserError as e:
@@ -86,30 +111,34 @@ def run_one(batch: Path, out: Path, preset: str, model: str, onnx_dir: Path, per
     return work
 
 
-def table(work: Path, preset: str, model: str) -> str:
-    """The Markdown table of one preset x model."""
-    inp = load_input(work)
-    s = inp.sessions[0]
-    items = session_items(inp, s, "tile")
-    layout = load_layout(work)
-    cam = layout.extra.get("camera", {})
+def table(works: list[Path], preset: str, model: str) -> str:
+    """The Markdown table of one preset x model, over the parts ``works`` (one session each)."""
     import sqlite3
 
-    con = sqlite3.connect(f"file:{s.path}?mode=ro", uri=True)
-    try:
-        n_obs, n_good, med_px = con.execute("SELECT COUNT(*), SUM(good), AVG(tile_px) FROM observations").fetchone()
-        px = sorted(r[0] for r in con.execute("SELECT tile_px FROM observations"))
-        ang = sorted(r[0] for r in con.execute("SELECT angle_deg FROM observations"))
-    finally:
-        con.close()
+    items, px, ang, n_obs, n_good = [], [], [], 0, 0
+    for work in works:
+        inp = load_input(work)
+        s = inp.sessions[0]
+        items += session_items(inp, s, "tile")
+        con = sqlite3.connect(f"file:{s.path}?mode=ro", uri=True)
+        try:
+            n, g = con.execute("SELECT COUNT(*), SUM(good) FROM observations").fetchone()
+            n_obs, n_good = n_obs + n, n_good + (g or 0)
+            px += [r[0] for r in con.execute("SELECT tile_px FROM observations")]
+            ang += [r[0] for r in con.execute("SELECT angle_deg FROM observations")]
+        finally:
+            con.close()
+    px, ang = sorted(px), sorted(ang)
+    layout = load_layout(works[0])
+    cam = layout.extra.get("camera", {})
     med = (lambda v: v[len(v) // 2] if v else float("nan"))
     # Clean accuracy: per source photo, the majority over its clean tiles (the same photo is printed once per attack and eps).
     by_photo: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
     for it in items:
-        photo = it.item_id.split("-")[0] + "-" + it.item_id.split("-")[1]
+        photo = _photo(it.item_id)
         if it.photo_clean:
             by_photo[photo].append((correct(it.clean, it.label, 1), correct(it.photo_clean[0], it.label, 1)))
-    digital_photo = {"-".join(it.item_id.split("-")[:2]): correct(it.clean, it.label, 1) for it in items}
+    digital_photo = {_photo(it.item_id): correct(it.clean, it.label, 1) for it in items}
     dig = sum(digital_photo.values())
     pho = sum(sum(p for _, p in v) * 2 > len(v) for v in by_photo.values())
     tiles_k = sum(p for v in by_photo.values() for _, p in v)
@@ -119,7 +148,8 @@ def table(work: Path, preset: str, model: str) -> str:
         "",
         f"Layout: {layout.paper}, {layout.tile_mm:g} mm tiles"
         + (f" (print --camera {cam.get('width')}x{cam.get('height')} --model {model}: ~{cam.get('tile_px')} px at 85 % fill)" if cam else "")
-        + f"; {n_obs} observations, {n_good or 0} good; median tile {med(px):.0f} px, median view {med(ang):.0f}°.",
+        + (f" in {len(works)} parts" if len(works) > 1 else "")
+        + f"; {n_obs} observations, {n_good} good; median tile {med(px):.0f} px, median view {med(ang):.0f}°.",
         "",
         f"- clean top-1, digital: {_fmt(dig, len(digital_photo))} photos",
         f"- clean top-1, photographed (majority of each photo's clean tiles): {_fmt(pho, len(by_photo))} photos",
@@ -152,16 +182,21 @@ def main() -> None:
     ap.add_argument("--onnx-dir", type=Path, default=Path("/tmp/photoproof-bench-onnx"))
     ap.add_argument("--frames-per-sheet", type=int, default=6, help="video presets; stills presets take half")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--photos-per-part", type=int, default=0,
+                    help="photograph the batch in parts of this many source photos (a batch's sheets share 1000 marker ids); 0: whole")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     logging.getLogger("capture").setLevel(logging.WARNING)
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    n_photos = len({_photo(it.id) for it in load_batch(args.batch).items})
     print(f"# Physical fidelity: {args.batch} (seed {args.seed}, {args.frames_per_sheet} frames per sheet; stills presets half)\n")
     for preset in args.presets.split(","):
         for model in args.models.split(","):
-            work = run_one(args.batch, args.out, preset, model, args.onnx_dir, args.frames_per_sheet, args.seed)
-            text = table(work, preset, model)
+            parts = math.ceil(n_photos / args.photos_per_part) if args.photos_per_part else 1
+            works = [run_one(args.batch, args.out, preset, model, args.onnx_dir, args.frames_per_sheet, args.seed + k, k, args.photos_per_part)
+                     for k in range(parts)]
+            text = table(works, preset, model)
             (args.out / f"{preset}-{model}.md").write_text(text, encoding="utf-8")
             print(text, flush=True)
     print(f"({time.perf_counter() - t0:.0f} s)")

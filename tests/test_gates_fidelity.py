@@ -126,6 +126,7 @@ def test_print_for_the_camera_gives_tiles_that_pass_at_full_frame(tmp_path: Path
     layout = print_batch(tmp_path, camera=(1280, 720), model="lite2")
     cam = layout.extra["camera"]
     assert layout.paper == "a4-landscape" and cam["model"] == "lite2" and cam["min_tile_px"] == 195 and cam["tile_px"] >= 195
+    assert cam["target_px"] == 325 and cam["tile_px"] >= 325  # aimed at the plateau of the clean-accuracy curves (1.25 x 260)
     assert load_layout(tmp_path).extra["camera"] == cam
     pdf = pdfium.PdfDocument(str(tmp_path / "sheets.pdf"))
     cover = pdf[0].get_textpage().get_text_range()
@@ -138,6 +139,16 @@ def test_print_for_the_camera_gives_tiles_that_pass_at_full_frame(tmp_path: Path
     # without --camera the same frames give tiles below lite2's gate
     print_batch(tmp_path)
     assert all("size" in c.fail for c in crops(tmp_path, framed(office, (0.9, 0.95)), gates))
+
+
+def test_print_camera_says_when_the_plateau_does_not_fit() -> None:
+    # 12 MP stills: the default 60 mm tiles are already beyond the plateau, three pairs per sheet
+    lab = pcam.plan_for_camera((4032, 3024), "lite2", "a4", "pairs")
+    assert (lab.tile_mm, lab.items_per_sheet) == (60.0, 3) and "expect the camera" not in lab.sentence()
+    # 640x480: the largest tile that fits clears the gate but not the plateau, and the plan says so
+    vga = pcam.plan_for_camera((640, 480), "lite0", "a4", "pairs")
+    assert vga.min_tile_px * pcam.VIEW_MARGIN <= vga.tile_px < vga.target_px == 280
+    assert "expect the camera to cost clean accuracy" in vga.sentence()
 
 
 def test_print_camera_errors_name_the_option(tmp_path: Path) -> None:
@@ -184,8 +195,8 @@ def test_preset_framing_gives_the_tile_size_the_twin_samples() -> None:
     assert (lab.camera.width, lab.camera.height) == (4032, 3024) and lab.printer.dpi == 600 and lab.scene.tilt_deg[1] <= 10
     assert tile_px_range(lab)[0] > 2 * 260  # 12 MP stills: a 60 mm tile spans more than twice lite2's input
     assert tile_px_range(harsh)[1] < 168  # harsh is camera-limited by design
-    lo, hi = tile_px_range(office, tile_mm=67.0, sheet_mm=210.0)  # print --camera 1280x720 --model lite2
-    assert lo < 195 < hi
+    lo, hi = tile_px_range(office, tile_mm=118.0, sheet_mm=210.0)  # print --camera 1280x720 --model lite2
+    assert 1.2 * 260 < lo and hi < 1.5 * 260  # about the plateau of lite2's clean-accuracy curve
 
 
 @pytest.fixture(scope="module")

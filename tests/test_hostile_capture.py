@@ -69,13 +69,13 @@ def test_a_refused_resume_leaves_the_old_session_untouched(setup: tuple[Path, Pa
     assert _rows(db, "SELECT started, stopped, config FROM sessions") == before
 
 
-def _full_disk_capture(batch_dir: Path, model: Path, photos: Path, limit: int) -> subprocess.CompletedProcess[str]:
+def _full_disk_capture(batch_dir: Path, model: Path, photos: Path, limit: int, session: str = "full") -> subprocess.CompletedProcess[str]:
     def limit_files() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit then fail with EFBIG, as on a full disk
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     args = [sys.executable, str(ROOT / "app.py"), "capture", str(batch_dir), "--model", str(model), "--photos", str(photos), "--loop", "--headless",
-            "--session", "full", "--min-sharpness", "1", "--min-tile-px", "40", "--no-crops", "--frames", "100000"]
+            "--session", session, "--min-sharpness", "1", "--min-tile-px", "40", "--no-crops", "--frames", "100000"]
     return subprocess.run(args, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120, preexec_fn=limit_files)
 
 
@@ -95,6 +95,15 @@ def test_a_full_disk_stops_the_session_cleanly_and_keeps_what_was_committed(setu
     # with room again, the same command resumes after the last committed frame
     db2 = run_capture(batch_dir, model, PhotoSource(photos), frames=n_frames + 2, session_id="full", gates=GATES, save_crops=False)
     assert [r[0] for r in _rows(db2, "SELECT idx FROM frames ORDER BY idx")] == list(range(n_frames + 2))
+
+
+def test_a_full_disk_before_the_database_exists_is_named(setup: tuple[Path, Path, Path]) -> None:
+    batch_dir, model, photos = setup
+    assert not (batch_dir / "captures" / "nospace.sqlite").exists()
+    res = _full_disk_capture(batch_dir, model, photos, limit=2000, session="nospace")  # too small for the database's first pages
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stdout + res.stderr
+    err = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+    assert len(err) == 1 and "nospace.sqlite" in err[0] and "writing the new capture database failed" in err[0] and "free disk space" in err[0], res.stderr
 
 
 def _nan_model(path: Path, size: int = 48) -> Path:

@@ -1,0 +1,85 @@
+"""Which stage of a preset's channel costs clean accuracy: a leave-one-out ablation on one tile per photo.
+
+For each labelled foolbox sample photo, the clean 224-pixel image is printed as square pixels
+onto a tile ``--fraction`` x the model's input size in camera pixels, then run through the
+numpy channel (``channel.model.apply_tile``: print, pose, light, optics, sensor, JPEG) with
+``--draws`` parameter draws of the profile, and the pose is undone as capture's
+rectification does. Rows: every stage, and every stage but one. Top-1 accuracy of the
+ONNX model (n = photos x draws; draws of one photo are not independent), with a Wilson
+95 % interval. Then the same model on the digital images under a plain blur and a JPEG
+round trip, which tells a model's own sensitivity from the channel's.
+
+Run: ``python bench/stages.py --profile office-laser-webcam --model lite2 --fraction 1.3 --draws 6``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from analysis.stats import wilson  # noqa: E402
+from capture.classify import OnnxClassifier  # noqa: E402
+from channel import model as ch  # noqa: E402
+from contracts.profile import ChannelProfile, load_profile  # noqa: E402
+
+from gates import _model, _photos  # noqa: E402  (bench/gates.py: the photos and the ONNX export)
+
+
+def photograph(img: np.ndarray, n: int, params: ch.ChannelParams, profile: ChannelProfile, stages: tuple[str, ...]) -> np.ndarray:
+    """``img`` printed as square pixels onto ``n`` camera pixels, through ``stages``, rectified back."""
+    tile = cv2.resize(cv2.resize(img, (4 * n, 4 * n), interpolation=cv2.INTER_NEAREST), (n, n), interpolation=cv2.INTER_AREA)
+    out: np.ndarray = np.clip(np.round(ch.apply_tile(tile, params, profile, stages)), 0, 255).astype(np.uint8)
+    if "pose" in stages:
+        out = cv2.warpPerspective(out, ch.tile_homography(params, n, profile), (n, n),
+                                  flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default="office-laser-webcam")
+    ap.add_argument("--model", default="lite2")
+    ap.add_argument("--onnx-dir", type=Path, default=Path("/tmp/photoproof-bench-onnx"))
+    ap.add_argument("--fraction", type=float, default=1.3, help="tile side in camera pixels / the model's input size")
+    ap.add_argument("--draws", type=int, default=6)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    profile = load_profile(args.profile)
+    clf = OnnxClassifier(_model(args.model, args.onnx_dir))
+    photos = _photos()
+    imgs = [np.asarray(Image.open(p).convert("RGB").resize((224, 224), Image.Resampling.BICUBIC)) for _, _, p in photos]
+    y = np.array([label for _, label, _ in photos])
+    rng = np.random.default_rng(args.seed)
+    draws = [ch.sample_params(profile, rng) for _ in range(args.draws)]
+    n_px = round(args.fraction * clf.spec.input_size)
+
+    def acc(xs: list[np.ndarray], reps: int = 1) -> str:
+        top1 = clf.classify(np.stack([clf.spec.resize_center_crop(x) for x in xs]))[0][:, 0]
+        k, n = int((top1 == np.repeat(y, reps)).sum()), len(xs)
+        lo, hi = wilson(k, n) or (0.0, 1.0)
+        return f"{100 * k / n:.0f} % [{100 * lo:.0f}-{100 * hi:.0f}] (n = {n})"
+
+    print(f"# {args.profile}, {clf.name}, tile {n_px} px ({args.fraction} x input), {args.draws} draws per photo, seed {args.seed}\n")
+    print("| stages | top-1 |\n|---|---:|")
+    print(f"| digital | {acc(imgs)} |")
+    rows = {"all": ch.STAGES, **{f"all but {s}": tuple(x for x in ch.STAGES if x != s) for s in ch.STAGES}}
+    for name, stages in rows.items():
+        print(f"| {name} | {acc([photograph(im, n_px, p, profile, stages) for im in imgs for p in draws], args.draws)} |", flush=True)
+    print("\nThe model's own sensitivity, on the digital images:\n\n| transform | top-1 |\n|---|---:|")
+    for sigma in (0.4, 0.6, 0.8):
+        print(f"| Gaussian blur σ {sigma} px | {acc([cv2.GaussianBlur(im, (0, 0), sigma) for im in imgs])} |")
+    for q in (70, 80, 90):
+        print(f"| JPEG quality {q} | {acc([ch.apply_jpeg(im, q, bgr=False)[0] for im in imgs])} |")
+    lifted = [(56 + im.astype(np.float32) * (234 - 56) / 255).astype(np.uint8) for im in imgs]
+    print(f"| blacks lifted to 56, white 234 | {acc(lifted)} |")
+
+
+if __name__ == "__main__":
+    main()
