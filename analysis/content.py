@@ -39,6 +39,7 @@ class ReportContent:
     methods: list[Section]
     sweep_table: Table | None = None
     sweep_plot: Plot | None = None
+    scene_plot: Plot | None = None  # shown right after the table named "scene"
     destruction_eps: Table | None = None
     warnings: list[str] = field(default_factory=list)  # channel-check warnings, shown above everything else
     files: list[str] = field(default_factory=list)

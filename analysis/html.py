@@ -139,7 +139,7 @@ def render_html(c: ReportContent) -> str:
         'measures of Kurakin, Goodfellow &amp; Bengio 2016, "Adversarial examples in the physical world" (arXiv:1607.02533)</p>',
         notes,
         "<h2>Summary</h2>",
-        "".join(_table(t, set(c.files)) for t in c.tables),
+        "".join(_table(t, set(c.files)) + (_plot(c.scene_plot, set(c.files)) if t.name == "scene" and c.scene_plot else "") for t in c.tables),
     ]
     if c.destruction_eps is not None:
         md = " · ".join(f'<a href="{f}">{f}</a>' for f in ("destruction-table.md", "destruction-table.tex") if f in c.files)

@@ -158,6 +158,8 @@ def render_pdf(c: ReportContent) -> bytes:
     story += [Spacer(1, 3 * mm), Paragraph("Summary", st["h2"])]
     for t in c.tables:
         story += _table(t, st)
+        if t.name == "scene" and c.scene_plot is not None:
+            story += _plot(c.scene_plot, st)
     if c.destruction_eps is not None:
         story += [Paragraph("Destruction rate by attack and ε", st["h2"])] + _table(c.destruction_eps, st)
         story.append(Paragraph("Also in destruction-table.md and destruction-table.tex.", st["small"]))

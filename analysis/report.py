@@ -33,7 +33,7 @@ from analysis.load import ReportInput, load_input, manifest_pred
 from analysis.methods import methods
 from analysis.paper import MD_FILE, TEX_FILE, paper_table, write_paper_tables
 from analysis.pdf import render_pdf
-from analysis.scene import scene_report_table
+from analysis.scene import scene_report_table, scene_series
 from analysis.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
 from analysis.summary import SummaryRow, compute_summary, tile_rows
 from analysis.sweep import SWEEP_METRICS, load_sweep, sweep_points, sweep_rows, sweep_units
@@ -229,9 +229,15 @@ def _make_report(batch_dir: Path, sessions: list[str] | None, formats: tuple[str
         shown = [t for t in shown if t.name not in ("sessions", "transfer", "channel")]
     exported = [*shown, summary_table(rows), plain_table("tiles", "Tiles: majority vote of good observations", tile_rows(inp))]
     scene_tbl = scene_report_table([s.path for s in inp.sessions])  # capture --scene sessions (analysis.scene)
+    scene_png = None
     if scene_tbl is not None:
         shown.append(scene_tbl)
         exported.append(scene_tbl)
+        if fmts_visual(fmts):
+            scene_figs = plots.scene_vs_share(scene_series([s.path for s in inp.sessions]), inp.batch.class_names())
+            scene_png = _fig("Adversarial patch in the scene against its apparent size", scene_figs,
+                             "points: frames with the patch, by its share of the view (bin median); dashed line and band: the session's frames without it; "
+                             "bars and bands are 95% Wilson intervals over frames (frames of one scene are not independent)", "scene-share")
     if inp.sessions:
         exported.append(paper)
     sweep_tbl, sweep_png = None, None
@@ -251,7 +257,7 @@ def _make_report(batch_dir: Path, sessions: list[str] | None, formats: tuple[str
         files += write_paper_tables(out_dir, paper)
     _remove_stale(out_dir, {t.name for t in exported})
     figures = (_plots(inp, rows, checks) if fmts_visual(fmts) else [])
-    files += _write_figures(out_dir, figures + ([sweep_png] if sweep_png else []))
+    files += _write_figures(out_dir, figures + ([sweep_png] if sweep_png else []) + ([scene_png] if scene_png else []))
     names = [str(p.relative_to(out_dir)) for p in files]
     if "html" in fmts:
         names.insert(0, "index.html")
@@ -264,7 +270,7 @@ def _make_report(batch_dir: Path, sessions: list[str] | None, formats: tuple[str
         generated=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         notes=notes, tables=shown, plots=figures,
         gallery=gallery(inp, {sid for sid, c in checks.items() if c.flagged}) if fmts_visual(fmts) else [],
-        methods=methods(inp, seed, resamples), sweep_table=sweep_tbl, sweep_plot=sweep_png,
+        methods=methods(inp, seed, resamples), sweep_table=sweep_tbl, sweep_plot=sweep_png, scene_plot=scene_png,
         files=names, digital_only=not inp.sessions, destruction_eps=paper if inp.sessions else None, warnings=warnings,
     )
     index = None

@@ -29,6 +29,8 @@ from analysis.tables import Table
 from contracts.capturedb import open_db_readonly
 
 SHARE_BINS = (0.0, 0.02, 0.05, 0.1, 0.2, 1.0)  # patch area / view area
+FINE_BINS = (0.0, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 1.0)  # for the figure, when every bin holds MIN_FINE_N frames
+MIN_FINE_N = 30
 
 
 @dataclass(frozen=True)
@@ -72,10 +74,10 @@ def _rate(k: int, n: int) -> Rate:
     return Rate(k / n, ci[0], ci[1], k, n, n, "wilson")
 
 
-def _bin(share: float | None) -> str:
+def _bin(share: float | None, bins: tuple[float, ...] = SHARE_BINS) -> str:
     s = share or 0.0
-    for lo, hi in zip(SHARE_BINS, SHARE_BINS[1:]):
-        if lo <= s < hi or (hi == SHARE_BINS[-1] and s >= lo):
+    for lo, hi in zip(bins, bins[1:]):
+        if lo <= s < hi or (hi == bins[-1] and s >= lo):
             return f"{100 * lo:g}-{100 * hi:g}%"
     return "?"
 
@@ -122,6 +124,56 @@ def scene_figures(dbs: list[Path]) -> list[dict[str, Any]]:
                 "true_class": ", ".join(sorted({f"{refs[f.session][0]} ({refs[f.session][1]})" for f in fs})),
             })
     return rows
+
+
+@dataclass(frozen=True)
+class SharePoint:
+    """One share bin of a :class:`SceneSeries`: its frames with the patch and their rates."""
+
+    bin: str  # "2-5%"
+    median_share: float  # of the bin's frames (0..1): where the figure draws it
+    frames: int
+    target_rate: Rate
+    fooling_rate: Rate
+
+
+@dataclass(frozen=True)
+class SceneSeries:
+    """One patch target in one session: rates by the patch's share of the view, and the rates without the patch."""
+
+    target: int
+    session: str
+    points: list[SharePoint]
+    without_target: Rate  # the session's frames without the patch: top-1 is the target
+    without_fooling: Rate  # ... top-1 is not the true class
+    true_class: str
+
+
+def scene_series(dbs: list[Path]) -> list[SceneSeries]:
+    """The figure's data: per patch target and session, the rates in each share bin (:data:`SHARE_BINS`, or the
+    finer :data:`FINE_BINS` when each of its occupied bins holds at least :data:`MIN_FINE_N` frames)."""
+    frames = load_scene(dbs)
+    refs = references(frames)
+    out: list[SceneSeries] = []
+    for target in sorted({f.target for f in frames if f.target is not None}):
+        for session in dict.fromkeys(f.session for f in frames if f.target == target and f.present):
+            truth = refs[session][0]
+            with_patch = sorted((f for f in frames if f.session == session and f.present and f.target == target), key=lambda f: f.share or 0.0)
+            fine = Counter(_bin(f.share, FINE_BINS) for f in with_patch)
+            bins = FINE_BINS if min(fine.values()) >= MIN_FINE_N else SHARE_BINS
+            points = []
+            for b in dict.fromkeys(_bin(f.share, bins) for f in with_patch):
+                fs = [f for f in with_patch if _bin(f.share, bins) == b]
+                shares = sorted(f.share or 0.0 for f in fs)
+                points.append(SharePoint(b, shares[len(shares) // 2], len(fs), _rate(sum(f.top1 == target for f in fs), len(fs)),
+                                         _rate(sum(f.top1 != truth for f in fs), len(fs)) if truth is not None else Rate.empty()))
+            without = [f for f in frames if f.session == session and not f.present]
+            out.append(SceneSeries(
+                target, session, points, _rate(sum(f.top1 == target for f in without), len(without)),
+                _rate(sum(f.top1 != truth for f in without), len(without)) if truth is not None else Rate.empty(),
+                f"{truth} ({refs[session][1]})",
+            ))
+    return out
 
 
 def scene_table(rows: list[dict[str, Any]]) -> Any:

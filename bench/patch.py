@@ -34,7 +34,7 @@ import torch  # noqa: E402
 
 from analysis.stats import wilson  # noqa: E402
 from channel.model import apply_tile, sample_params  # noqa: E402
-from contracts.profile import load_profile  # noqa: E402
+from contracts.profile import load_profile, render_toml  # noqa: E402
 from craft.attacks.eot import EOT  # noqa: E402
 from craft.attacks.patch import AdversarialPatch, paste_uint8, patch_side, sample_placements  # noqa: E402
 from craft.fastgrad import gradient_model  # noqa: E402
@@ -82,7 +82,8 @@ def main() -> None:
     y = torch.tensor(labels[: a.train])
     profile = load_profile(a.profile)
     out: dict[str, object] = {"settings": vars(a) | {"json": str(a.json)}, "train_items": [p.key for p in photos[: a.train]],
-                              "test_items": [p.key for p in photos[a.train :]], "patches": {}}
+                              "test_items": [p.key for p in photos[a.train :]], "patches": {},
+                              "profile_toml": render_toml(profile)}  # the channel exactly as used (presets get re-grounded)
 
     def top1(model: torch.nn.Module, imgs: list[np.ndarray]) -> list[int]:
         with torch.inference_mode():

@@ -115,7 +115,8 @@ def _gates_line(gates: QualityGates, input_size: int) -> str:
 
 
 def _scene(batch: Path, source: FrameSource, clf: OnnxClassifier, region: Optional[str], label: Optional[str],
-           frames: Optional[int], duration: Optional[float], session: Optional[str], summary: Callable[[list[Path]], object] | None) -> None:
+           frames: Optional[int], duration: Optional[float], session: Optional[str], summary: Callable[[list[Path]], object] | None,
+           headless: bool = False) -> None:
     """``capture --scene``: record the session, then print its with/without-patch figures (``summary``, from the analysis)."""
     from capture.scene import Region, run_scene
     from capture.session import default_session_id
@@ -126,7 +127,7 @@ def _scene(batch: Path, source: FrameSource, clf: OnnxClassifier, region: Option
         check_session_name(session)
     db = run_scene(
         batch, source, clf, region=Region.parse(region) if region else None, label=parse_label(label, where="--label") if label else None,
-        frames=frames, duration=duration, session_id=session or f"{default_session_id(source)}-scene",
+        frames=frames, duration=duration, session_id=session or f"{default_session_id(source)}-scene", headless=headless,
     )
     if summary is not None:
         console.print(summary([db]))
@@ -232,7 +233,7 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Pa
         console.print(f"model [bold]{escape(clf.name)}[/] ({escape(model_path.name)}, sha256 {clf.sha256[:12]}) on [bold]{clf.provider}[/]; source {escape(source.description)}", soft_wrap=True)
         console.print(_gates_line(gates, clf.spec.input_size))
         if scene:
-            _scene(batch, source, clf, region, label, frames, duration, session, scene_summary)
+            _scene(batch, source, clf, region, label, frames, duration, session, scene_summary, headless)
             return
         text = Text("starting...")
 

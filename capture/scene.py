@@ -28,7 +28,9 @@ import cv2
 import numpy as np
 
 from capture.classify import OnnxClassifier
+from capture.overlay import Window, display_available
 from capture.record import Recorder
+from capture.scene_view import SceneTally, annotate
 from contracts.batchdir import capture_db, check_session_name
 from contracts.capturedb import encode_top5
 from contracts.errors import UserError
@@ -164,6 +166,7 @@ def run_scene(
     frames: int | None = None,
     duration: float | None = None,
     session_id: str,
+    headless: bool = True,
 ) -> Path:
     """Record one scene session of ``batch_dir`` through ``source``; return the database path.
 
@@ -172,6 +175,8 @@ def run_scene(
         label: the photographed object's true class (for the untargeted fooling rate), or ``None``.
         frames, duration: stop after N frames or S seconds (or when the source ends).
         session_id: the database's name under ``BATCH/captures/``.
+        headless: no live window (also when there is no display); otherwise each frame is shown
+            with its view, patch and status (:mod:`capture.scene_view`); q, Esc or closing it stops.
     """
     batch_dir = Path(batch_dir)
     batch, layout = load_batch(batch_dir), load_layout(batch_dir)
@@ -183,6 +188,12 @@ def run_scene(
         if val is not None and val <= 0:
             raise UserError(f"{flag}: must be > 0, got {val}")
     db_path = capture_db(batch_dir, check_session_name(session_id))
+    show = not headless and display_available()
+    if not headless and not show:
+        log.warning("no display (DISPLAY is not set): running headless")
+    window = Window("photoproof scene") if show else None
+    tally = SceneTally(frozenset(c.target for c in cards if c.target is not None))
+    names = classifier.class_names
     with source:
         rec = Recorder(db_path, session_id, batch.batch_id)
         stopped_by, n = "source ended", 0
@@ -203,8 +214,14 @@ def run_scene(
                 ids, probs = classifier.classify(classifier.spec.resize_center_crop(crop)[None])
                 idx = idx0 + n
                 rec.add_frame(idx, resume.t_offset + time.monotonic() - t0, [])
-                rec.add_scene(idx, v.as_list(), label, sightings[0] if sightings else None, ids[0], probs[0])
+                s = sightings[0] if sightings else None
+                rec.add_scene(idx, v.as_list(), label, s, ids[0], probs[0])
                 n += 1
+                top1 = int(ids[0][0])
+                tally.add(top1, s.card.target if s else None, s is not None)
+                if window is not None and not window.show(annotate(frame.image, (v.x, v.y, v.w, v.h), s, top1, float(probs[0][0]), names, tally)):
+                    stopped_by = "window closed"
+                    break
                 if frames is not None and idx + 1 >= frames:
                     stopped_by = f"{frames} frames"
                     break
@@ -212,6 +229,8 @@ def run_scene(
                     stopped_by = f"{duration:g} s"
                     break
         finally:
+            if window is not None:
+                window.close()
             rec.close({"stopped_by": stopped_by, "scene_frames": n})
     log.info("scene session %s: %d frames (%s)", session_id, n, stopped_by)
     return db_path

@@ -17,7 +17,9 @@ from PIL import Image
 from analysis.scene import scene_figures
 from analysis.stats import wilson
 from capture.classify import OnnxClassifier
+from capture.overlay import AMBER, GREEN, WHITE
 from capture.scene import PatchFinder, Region, run_scene
+from capture.scene_view import BAR_PX, SceneTally, annotate, scene_status
 from capture.sources.files import PhotoSource
 from contracts.capturedb import create_db, encode_top5
 from contracts.errors import UserError
@@ -145,6 +147,62 @@ def test_scene_mode_finds_the_patch_where_and_how_big_it_is(printed: Path, tmp_p
     assert got["without patch"]["frames"] == 1 and got["with patch"]["frames"] == 3
 
 
+def _on_line(img: np.ndarray, p: np.ndarray, colour: tuple[int, int, int], r: int = 2) -> bool:
+    """Some pixel within ``r`` of ``p`` has exactly ``colour``."""
+    x, y = int(round(p[0])), int(round(p[1]))
+    return bool((img[y - r : y + r + 1, x - r : x + r + 1] == colour).all(axis=2).any())
+
+
+def test_live_window_draws_the_view_the_patch_and_the_status(printed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    layout = load_layout(printed)
+    (card,) = patch_cards(layout)
+    frames, _ = _frames(printed)
+    finder = PatchFinder([card], layout.aruco_dictionary, focal_px=float(FRAME[0]))
+    v = Region(0, 0, *FRAME).view(*FRAME)
+    tally = SceneTally(frozenset({5}))
+    names = [f"class {i}" for i in range(10)]
+    names[5] = "toaster"
+    # frame 0: no card, top-1 the target; frame 1: the card, top-1 the target; frame 2: the card tilted 30 deg, top-1 another class
+    for k, top1 in enumerate([5, 5, 7]):
+        frame = frames[k]
+        before = frame.copy()
+        got = finder.find(frame, v)
+        s = got[0] if got else None
+        tally.add(top1, s.card.target if s else None, s is not None)
+        img = annotate(frame, (v.x, v.y, v.w, v.h), s, top1, 0.87, names, tally)
+        status = scene_status(names[top1], 0.87, s is not None, s.share if s else None, s.tilt_deg if s else None, tally)
+        assert np.array_equal(frame, before) and img.shape == frame.shape, "the frame itself is not drawn on"
+        for y in (200, 400, 700):  # the view square's left and right edges, below the status bar
+            assert _on_line(img, np.array([v.x + 1, y]), WHITE) and _on_line(img, np.array([v.x + v.w - 2, y]), WHITE)
+        assert np.array_equal(img[100:, :200], frame[100:, :200]), "nothing is drawn outside the view and the bar"
+        bar = img[:BAR_PX]
+        assert (bar == 0).all(axis=2).mean() > 0.8 and (bar == 255).all(axis=2).sum() > 50, "a black bar with white text"
+        if s is None:
+            assert status.startswith("top-1 toaster 0.87 | no patch | frames with patch 0, without 1")
+            assert not (img == GREEN).all(axis=2).any() and not (img == AMBER).all(axis=2).any()
+            continue
+        colour = GREEN if top1 == 5 else AMBER
+        q = s.quad_px
+        for a, b in zip(q, np.roll(q, -1, axis=0)):  # every edge of the patch, at a quarter, half and three quarters
+            for t in (0.25, 0.5, 0.75):
+                assert _on_line(img, a + t * (b - a), colour)
+        assert status.startswith(f"top-1 {names[top1]} 0.87 | patch {100 * s.share:.1f}% of view, tilt {s.tilt_deg:.0f} deg |") and s.share > 0.01
+    assert s is not None and s.tilt_deg == pytest.approx(30.0, abs=3.0)
+    assert status.endswith("frames with patch 2, without 1 | target rate 1/2 = 50% with, 1/1 = 100% without")
+    # without a display, asking for the window records exactly as headless does
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for k, f in enumerate(frames[:2]):
+        cv2.imwrite(str(photos / f"f{k}.png"), f)
+    clf = OnnxClassifier(tiny_classifier(tmp_path / "tiny.onnx"))
+    db = run_scene(printed, PhotoSource(photos), clf, label=3, session_id="window1", headless=False)
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT patch_present FROM scene_observations ORDER BY frame_idx").fetchall() == [(0,), (1,)]
+    con.close()
+
+
 def test_region_is_checked_against_the_frame() -> None:
     with pytest.raises(UserError, match="--region"):
         Region.parse("1,2,3")
@@ -210,3 +268,62 @@ def test_cli_scene_capture_and_its_bad_options(printed: Path, tmp_path: Path) ->
     assert_one_line_error(run_cli("capture", str(printed), "--scene", "--simulate", "--model", str(model)), "--simulate", "--scene")
     assert_one_line_error(run_cli("capture", str(printed), "--region", "0,0,64,64", "--photos", str(photos), "--model", str(model)), "--region", "--scene")
     assert_one_line_error(run_cli("craft", "--out", str(tmp_path / "b"), "--attack", "patch", "--patch-area", "0.9"), "--patch-area")
+
+
+def test_scene_figure_plots_the_hand_count_against_patch_size(tmp_path: Path) -> None:
+    import warnings
+    import xml.etree.ElementTree as ET
+
+    import pypdfium2 as pdfium
+    from matplotlib.container import ErrorbarContainer
+
+    from analysis import plots
+    from analysis.report import make_report
+    from analysis.scene import scene_series
+
+    d = tmp_path / "batch"
+    write_batch(d, n_items=2, batch_id="b")
+    _hand_db(d / "captures" / "s.sqlite")
+    (s,) = scene_series([d / "captures" / "s.sqlite"])
+    # by hand (see _hand_db; the true class is 3, the mode without the patch): 2-5%: shares .03 .04 .03, top-1 3 5 7;
+    # 10-20%: shares .15 .12 .18, top-1 5 5 3; without: top-1 3 3 3 9
+    assert [(p.bin, p.median_share, p.frames) for p in s.points] == [("2-5%", 0.03, 3), ("10-20%", 0.15, 3)]
+    expect = {"target": ([1, 2], (0, 4)), "fooling": ([2, 2], (1, 4))}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib must not warn
+        fig = plots.scene_vs_share.figure([s], [f"class {i}" for i in range(10)])  # type: ignore[attr-defined]
+    for ax, (hits, (k0, n0)) in zip(fig.axes, expect.values()):
+        (bars,) = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+        line, _, (segs,) = bars.lines
+        assert line.get_xdata().tolist() == pytest.approx([3.0, 15.0])
+        assert line.get_ydata().tolist() == pytest.approx([100 * k / 3 for k in hits])
+        for seg, k in zip(segs.get_segments(), hits):
+            assert [seg[0][1], seg[1][1]] == pytest.approx([100 * v for v in wilson(k, 3)])  # type: ignore[union-attr]
+        (ref,) = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
+        assert ref.get_ydata()[0] == pytest.approx(100 * k0 / n0)
+        (band,) = ax.patches  # axhspan: a Rectangle in (axes x, data y)
+        ys = band.get_transform().transform(band.get_path().vertices)[:, 1]
+        ys = ax.transData.inverted().transform(np.column_stack([np.ones_like(ys), ys]))[:, 1]
+        assert (ys.min(), ys.max()) == pytest.approx(tuple(100 * v for v in wilson(k0, n0)))  # type: ignore[union-attr]
+        assert "share of the view (%)" in ax.get_xlabel() and "(% of frames)" in ax.get_ylabel()
+    legend = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
+    assert legend == ["target 5 (class 5), with patch", "target 5 (class 5), without patch (n=4)"]
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    box = fig.legends[0].get_window_extent(canvas.get_renderer())
+    assert not any(box.overlaps(ax.get_window_extent(canvas.get_renderer())) for ax in fig.axes), "the legend covers no data"
+    # in the report: PNG inline next to the scene table, SVG and PDF beside it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        make_report(d, formats=("html", "pdf"))
+    figs = d / "report" / "figures"
+    root = ET.parse(figs / "scene-share.svg").getroot()
+    assert root.tag.endswith("svg") and "patch area, share of the view (%)" in (figs / "scene-share.svg").read_text(encoding="utf-8")
+    pdf = pdfium.PdfDocument(str(figs / "scene-share.pdf"))
+    assert len(pdf) == 1
+    pdf.close()
+    html = (d / "report" / "index.html").read_text(encoding="utf-8")
+    scene_at = html.index("Adversarial patch in the scene: with and without")
+    assert scene_at < html.index('href="figures/scene-share.svg"') < html.index("<h2>Figures</h2>")
