@@ -57,6 +57,7 @@ def test_onnx_converted_lite1_gives_the_attack_success_of_the_zoo_lite1(files: d
 
 
 @pytest.mark.parametrize("kind", ["torchscript", "pt2"])
+@pytest.mark.filterwarnings("ignore:`isinstance\\(treespec, LeafSpec\\)` is deprecated:FutureWarning")  # inside torch.export.load
 def test_torchscript_and_pt2_sources_craft_a_batch(files: dict[str, Path], tmp_path: Path, kind: str) -> None:
     spec = {**LITE, "input_size": 224} if kind == "torchscript" else LITE  # TorchScript carries no input shape
     batch = craft_batch(tmp_path / kind, CraftConfig(source=[str(files[kind])], limit=2, attacks=["fgsm"], eps=[8.0], model_spec=spec))
@@ -66,7 +67,7 @@ def test_torchscript_and_pt2_sources_craft_a_batch(files: dict[str, Path], tmp_p
     # The recorded top-1 on the saved PNGs is what the zoo's lite0 says about them.
     ref = load_model("lite0")
     for it in batch.items:
-        x = torch.from_numpy(np.asarray(Image.open(tmp_path / kind / it.adv.path).convert("RGB"))).permute(2, 0, 1)[None].float()
+        x = torch.from_numpy(np.array(Image.open(tmp_path / kind / it.adv.path).convert("RGB"))).permute(2, 0, 1)[None].float()
         with torch.no_grad():
             assert int(ref(x).argmax()) == int(it.adv.top5["lite0"][0][0])
 
