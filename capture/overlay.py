@@ -87,6 +87,16 @@ def display_available() -> bool:
     return True
 
 
+def window_wanted(headless: bool) -> bool:
+    """Whether to open a live window: not ``headless`` and a display exists (warns when one was asked for without a display)."""
+    if headless:
+        return False
+    if not display_available():
+        log.warning("no display (DISPLAY is not set): running headless")
+        return False
+    return True
+
+
 class Window:
     """An OpenCV window; ``show()`` returns False when the user pressed q or Esc or closed it."""
 

@@ -257,7 +257,7 @@ def run_phone_command(
     from rich.live import Live
     from rich.text import Text
 
-    from capture.overlay import Window, display_available
+    from capture.overlay import Window, window_wanted
     from contracts.console import console
 
     pc = PhoneCapture(batch_dir, model_path, classifier, bind=bind, port=port, frames=frames, duration=duration, per_tile=per_tile,
@@ -273,7 +273,7 @@ def run_phone_command(
     except UnicodeEncodeError:
         console.print("(this terminal cannot draw the QR code; open the URL above on the phone)")
     qr = qr_image(url)
-    window = Window("photoproof capture --phone") if not headless and display_available() else None
+    window = Window("photoproof capture --phone") if window_wanted(headless) else None
     text = Text("waiting for a phone")
     last = [0.0]
     try:

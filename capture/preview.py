@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 from capture.feedback import build_report, draw_report
-from capture.overlay import Window, display_available
+from capture.overlay import Window, window_wanted
 from capture.sheets.detect import SheetDetector
 from capture.sheets.quality import QualityGates
 from contracts.console import console
@@ -69,8 +69,7 @@ def run_preview(
     gates = gates or QualityGates()
     detector = SheetDetector(load_layout(Path(batch_dir)), gates)
     source = preview_source(spec, width=width, height=height, fps=fps)
-    show = not headless and display_available()
-    window = Window("photoproof preview") if show else None
+    window = Window("photoproof preview") if window_wanted(headless) else None
     n, t0 = 0, time.monotonic()
     try:
         with source:

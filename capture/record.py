@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import sqlite3
 import sys
 import threading
@@ -52,21 +51,12 @@ class Observation:
     top5_probs: list[float]
 
 
-DISK_FULL_BYTES = 16 * 2**20  # less free space than this where the database goes: SQLite's "disk I/O error" means a full disk
-
-
 def _open_failure(path: Path, e: sqlite3.Error) -> str:
     """One line for a capture database that cannot be created or opened: a failed write is named as such.
 
     SQLite reports a full disk (or a file-size limit) while creating the file as
     ``SQLITE_IOERR_WRITE`` "disk I/O error", which reads like a broken disk.
     """
-    try:
-        free: int | None = shutil.disk_usage(path.parent).free
-    except OSError:
-        free = None
-    if free is not None and free < DISK_FULL_BYTES:
-        return f"{path}: the disk is full ({free / 2**20:.1f} MiB free; SQLite: {e}); free disk space and re-run"
     name = str(getattr(e, "sqlite_errorname", ""))
     if name == "SQLITE_FULL" or name.startswith("SQLITE_IOERR"):
         return (f"{path}: writing the new capture database failed (SQLite: {e}): the disk is full, a file-size limit was reached "

@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from capture.classify import OnnxClassifier
-from capture.overlay import Window, display_available
+from capture.overlay import Window, window_wanted
 from capture.record import Recorder
 from capture.scene_view import SceneTally, annotate
 from contracts.batchdir import capture_db, check_session_name
@@ -188,10 +188,7 @@ def run_scene(
         if val is not None and val <= 0:
             raise UserError(f"{flag}: must be > 0, got {val}")
     db_path = capture_db(batch_dir, check_session_name(session_id))
-    show = not headless and display_available()
-    if not headless and not show:
-        log.warning("no display (DISPLAY is not set): running headless")
-    window = Window("photoproof scene") if show else None
+    window = Window("photoproof scene") if window_wanted(headless) else None
     tally = SceneTally(frozenset(c.target for c in cards if c.target is not None))
     names = classifier.class_names
     with source:

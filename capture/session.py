@@ -29,7 +29,7 @@ from capture.classify import OnnxClassifier
 from capture.feedback import build_report, gate_hint, reject_reason
 from capture.sheets.detect import SheetDetector, SheetHit, TileCrop
 from capture.digital import digital_top5
-from capture.overlay import Outline, Window, display_available, draw_overlay
+from capture.overlay import Outline, Window, draw_overlay, window_wanted
 from capture.pipeline import ClassifierWorker, Job, LatestSlot, TileKey, TileResult
 from capture.sheets.quality import QualityGates
 from capture.record import Recorder
@@ -186,9 +186,7 @@ def run_capture(
     used = {it.label.index for it in batch.items} | {it.target for it in batch.items if it.target is not None}
     lmap = target_map(batch.class_names(), clf.class_names, used, label_map, where=f"--model {clf.path}")
     detector = SheetDetector(layout, gates)
-    show = not headless and display_available()
-    if not headless and not show:
-        log.warning("no display (DISPLAY is not set): running headless")
+    show = window_wanted(headless)
     stop = stop_event or threading.Event()
     with _Signals(stop, source) as sig, source:
         sid = session_id or default_session_id(source)

@@ -166,8 +166,8 @@ def test_print_camera_warns_when_eot_assumed_other_tiles(tmp_path: Path, caplog:
     caplog.clear()
     with caplog.at_level("WARNING", logger="printouts.sheets"):
         print_batch(tmp_path)  # the default 60 mm tiles: what the twin assumed, nothing to say
-        plan = pcam.plan_for_camera((1280, 720), "lite0", "a4", "pairs")
     assert not any("EOT" in r.getMessage() for r in caplog.records)
+    plan = pcam.plan_for_camera((1280, 720), "lite0", "a4", "pairs")
     assert pcam.eot_mismatch(dataclasses.replace(plan, tile_px=hi), items) is None
 
 

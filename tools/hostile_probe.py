@@ -209,28 +209,19 @@ def _(d): (d/"g.onnx").write_bytes(b"garbage" * 100); return ["capture", str(d/"
 def _(d): (d/"g.onnx").write_bytes(b""); return ["capture", str(d/"batch"), "--model", str(d/"g.onnx"), "--photos", str(d/"photos"), "--headless", "--frames", "1"]
 @probe("model:dir-onnx")
 def _(d): (d/"g.onnx").mkdir(); return ["capture", str(d/"batch"), "--model", str(d/"g.onnx"), "--photos", str(d/"photos"), "--headless", "--frames", "1"]
+def _meta_spec_capture(d, edit):
+    """A copy of tiny.onnx whose stored preprocessing spec is ``edit(text)``, and a capture command with it."""
+    import onnx
+    m = onnx.load(str(d/"tiny.onnx"))
+    for p in m.metadata_props:
+        if p.key == "photoproof.preprocess": p.value = edit(p.value)
+    onnx.save(m, str(d/"m.onnx")); return ["capture", str(d/"batch"), "--model", str(d/"m.onnx"), "--photos", str(d/"photos"), "--headless", "--frames", "1"]
 @probe("model:bad-meta-spec")
-def _(d):
-    import onnx
-    m = onnx.load(str(d/"tiny.onnx"))
-    for p in m.metadata_props:
-        if p.key == "photoproof.preprocess": p.value = '{"input_size": "big"}'
-    onnx.save(m, str(d/"m.onnx")); return ["capture", str(d/"batch"), "--model", str(d/"m.onnx"), "--photos", str(d/"photos"), "--headless", "--frames", "1"]
+def _(d): return _meta_spec_capture(d, lambda v: '{"input_size": "big"}')
 @probe("model:meta-spec-notjson")
-def _(d):
-    import onnx
-    m = onnx.load(str(d/"tiny.onnx"))
-    for p in m.metadata_props:
-        if p.key == "photoproof.preprocess": p.value = '{{{'
-    onnx.save(m, str(d/"m.onnx")); return ["capture", str(d/"batch"), "--model", str(d/"m.onnx"), "--photos", str(d/"photos"), "--headless", "--frames", "1"]
+def _(d): return _meta_spec_capture(d, lambda v: '{{{')
 @probe("model:meta-size-huge")
-def _(d):
-    import onnx
-    m = onnx.load(str(d/"tiny.onnx"))
-    for p in m.metadata_props:
-        if p.key == "photoproof.preprocess":
-            s = json.loads(p.value); s["input_size"] = 10**6; p.value = json.dumps(s)
-    onnx.save(m, str(d/"m.onnx")); return ["capture", str(d/"batch"), "--model", str(d/"m.onnx"), "--photos", str(d/"photos"), "--headless", "--frames", "1"]
+def _(d): return _meta_spec_capture(d, lambda v: json.dumps({**json.loads(v), "input_size": 10**6}))
 @probe("model:labels-not-utf8")
 def _(d): (d/"l.txt").write_bytes(b"\xff\n" * 1000); return ["capture", str(d/"batch"), "--model", str(d/"tiny.onnx"), "--labels", str(d/"l.txt"), "--photos", str(d/"photos"), "--headless", "--frames", "1"]
 # --- disks: full (RLIMIT_FSIZE) for print, report, export
