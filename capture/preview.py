@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 CROP_PX = 224  # crop side for the quality metrics (sharpness is measured at the tile's own resolution)
 
 
-def preview_source(spec: str, *, width: int = 1280, height: int = 720, fps: float = 30.0) -> FrameSource:
+def preview_source(spec: str, *, width: int = 1920, height: int = 1080, fps: float = 30.0) -> FrameSource:
     """The source SOURCE names: a camera index, a URL, a folder of photos or a video file."""
     from capture.sources.files import PhotoSource, VideoSource
 
@@ -60,7 +60,7 @@ def summary_line(report: FrameReport) -> str:
 
 def run_preview(
     batch_dir: Path, spec: str, *, frames: int | None = None, duration: float | None = None, headless: bool = False,
-    gates: QualityGates | None = None, width: int = 1280, height: int = 720, fps: float = 30.0,
+    gates: QualityGates | None = None, width: int = 1920, height: int = 1080, fps: float = 30.0,
 ) -> int:
     """Show (or print) every frame of SOURCE with its detections; return the number of frames seen."""
     for flag, v in (("--frames", frames), ("--duration", duration)):

@@ -27,6 +27,7 @@ from contracts.manifest import Batch, ImageRecord, Item, Label, ModelRecord, Sou
 from contracts.preprocess import ZOO_INPUT_SIZES, PreprocessSpec
 from contracts.profile import ChannelProfile, load_profile, tile_px_range
 from printouts import camera as pcam
+from printouts import geometry as geo
 from printouts.sheets import print_batch
 
 
@@ -126,12 +127,14 @@ def test_print_for_the_camera_gives_tiles_that_pass_at_full_frame(tmp_path: Path
     layout = print_batch(tmp_path, camera=(1280, 720), model="lite2")
     cam = layout.extra["camera"]
     assert layout.paper == "a4-landscape" and cam["model"] == "lite2" and cam["min_tile_px"] == 195 and cam["tile_px"] >= 195
-    assert cam["target_px"] == 325 and cam["tile_px"] >= 325  # aimed at the plateau of the clean-accuracy curves (1.25 x 260)
+    # the plateau of clean accuracy through a webcam channel is 1.75 x 260 = 455 px; at 720p the largest pair that
+    # fits an A4 sheet gets 344, and the layout says so
+    assert cam["target_px"] == 455 and layout.tile_mm == 118.0 and 340 < cam["tile_px"] < 455
     assert load_layout(tmp_path).extra["camera"] == cam
     pdf = pdfium.PdfDocument(str(tmp_path / "sheets.pdf"))
     cover = pdf[0].get_textpage().get_text_range()
     pdf.close()
-    assert "1280x720 camera and lite2" in " ".join(cover.split())
+    assert "1280x720 camera and lite2" in " ".join(cover.split()) and "expect the camera to cost clean accuracy" in " ".join(cover.split())
     gates = QualityGates.for_model(260, "lite2", min_sharpness=0.0)
     office = load_profile("office-laser-webcam")
     full = crops(tmp_path, framed(office, (0.9, 0.95)), gates)
@@ -142,12 +145,17 @@ def test_print_for_the_camera_gives_tiles_that_pass_at_full_frame(tmp_path: Path
 
 
 def test_print_camera_says_when_the_plateau_does_not_fit() -> None:
-    # 12 MP stills: the default 60 mm tiles are already beyond the plateau, three pairs per sheet
+    # 12 MP stills: 60 mm tiles are already beyond the plateau, three pairs per sheet; they grow to the
+    # largest size that still fits three pairs (the same paper, more camera pixels)
     lab = pcam.plan_for_camera((4032, 3024), "lite2", "a4", "pairs")
-    assert (lab.tile_mm, lab.items_per_sheet) == (60.0, 3) and "expect the camera" not in lab.sentence()
+    assert (lab.tile_mm, lab.items_per_sheet) == (71.0, 3) and "expect the camera" not in lab.sentence()
+    assert geo.grid(lab.paper, lab.tile_mm + 1, "pairs").units_per_sheet < 3
+    # 1080p: the plateau is reached at 82 mm with one pair per sheet, so the pair takes the whole sheet
+    fhd = pcam.plan_for_camera((1920, 1080), "lite2", "a4", "pairs")
+    assert (fhd.paper, fhd.tile_mm, fhd.items_per_sheet) == ("a4-landscape", 118.0, 1) and fhd.tile_px > 500
     # 640x480: the largest tile that fits clears the gate but not the plateau, and the plan says so
     vga = pcam.plan_for_camera((640, 480), "lite0", "a4", "pairs")
-    assert vga.min_tile_px * pcam.VIEW_MARGIN <= vga.tile_px < vga.target_px == 280
+    assert vga.min_tile_px * pcam.VIEW_MARGIN <= vga.tile_px < vga.target_px == 392
     assert "expect the camera to cost clean accuracy" in vga.sentence()
 
 
@@ -161,8 +169,8 @@ def test_print_camera_warns_when_eot_assumed_other_tiles(tmp_path: Path, caplog:
     items = [dataclasses.replace(it, params={**it.params, "eot": {"samples": 4, "profile": office.name, "tile_px": [lo, hi]}}) for it in b.items]
     save_batch(tmp_path, dataclasses.replace(b, items=items))
     with caplog.at_level("WARNING", logger="printouts.sheets"):
-        print_batch(tmp_path, camera=(1280, 720), model="lite0")  # 106 mm tiles, ~309 px
-    assert any("2 EOT item(s)" in r.getMessage() and "about 309" in r.getMessage() for r in caplog.records)
+        print_batch(tmp_path, camera=(1280, 720), model="lite0")  # 118 mm tiles, ~344 px
+    assert any("2 EOT item(s)" in r.getMessage() and "about 344" in r.getMessage() for r in caplog.records)
     caplog.clear()
     with caplog.at_level("WARNING", logger="printouts.sheets"):
         print_batch(tmp_path)  # the default 60 mm tiles: what the twin assumed, nothing to say

@@ -284,7 +284,7 @@ class CameraSource(LiveSource):
         width, height, fps: requested capture format (the camera may pick the nearest it has).
     """
 
-    def __init__(self, index: int, width: int | None = 1280, height: int | None = 720, fps: float | None = 30.0, open_timeout: float = 5.0) -> None:
+    def __init__(self, index: int, width: int | None = 1920, height: int | None = 1080, fps: float | None = 30.0, open_timeout: float = 5.0) -> None:
         super().__init__(open_timeout)
         if index < 0:
             raise UserError(f"--camera {index}: the index must be 0 or more")
@@ -297,7 +297,7 @@ class CameraSource(LiveSource):
         if not cap.isOpened():
             cap.release()
             return None
-        cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*"MJPG"))  # USB webcams give 720p at 30 fps only as MJPEG
+        cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*"MJPG"))  # USB webcams give 720p and 1080p at 30 fps only as MJPEG
         if self.width:
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
         if self.height:
@@ -307,7 +307,8 @@ class CameraSource(LiveSource):
         cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
         w, h, f = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), cap.get(cv2.CAP_PROP_FPS)
         if self.width and self.height and (w, h) != (self.width, self.height):
-            log.warning("camera %d gives %dx%d, not the requested %dx%d", self.index, w, h, self.width, self.height)
+            log.warning("camera %d gives %dx%d, not the requested %dx%d: lay the sheets out for the mode it gives "
+                        "(photoproof print BATCH --camera %dx%d --model MODEL)", self.index, w, h, self.width, self.height, w, h)
         log.info("camera %d: %dx%d at %.0f fps (%s)", self.index, w, h, f or 0, cap.getBackendName())
         return OpenCVReader(cap)
 
