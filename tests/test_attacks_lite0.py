@@ -71,7 +71,7 @@ def test_attacks_beat_random_noise_of_the_same_size(name: str, lite0, photos) ->
     ref, fast = lite0
     x, y = photos
     sched = dict(SCHEDULES[name])
-    # EOT through a 720p webcam's twin optimises for the ~130 camera pixels a 60 mm tile gets, which need not
+    # EOT through a webcam's twin optimises for the ~190 camera pixels a 60 mm tile gets at 1080p, which need not
     # fool the model digitally (docs/physical-fidelity.md); careful-lab's 12 MP stills resolve every image pixel.
     settings = AttackSettings(steps=sched.get("steps"), alpha=sched.get("alpha"), eot_samples=sched.get("samples", 8), profile=load_profile("careful-lab"))
     attack = build_attack(parse_spec(name), settings)

@@ -110,7 +110,7 @@ def test_gates_reject_undersized_tiles(tmp_path: Path) -> None:
     photo_batch(tmp_path, n=3)
     print_batch(tmp_path)  # the default 60 mm tiles on portrait A4
     gates = QualityGates.for_model(260, "lite2", min_sharpness=0.0)
-    office = load_profile("office-laser-webcam")  # 720p
+    office = load_profile("office-laser-webcam")  # 1080p
     far = crops(tmp_path, framed(office, (0.55, 0.6)), gates)
     assert far and all(c.quality.tile_px < 195 and "size" in c.fail and not c.good for c in far)
     from capture.feedback import gate_hint
@@ -137,6 +137,7 @@ def test_print_for_the_camera_gives_tiles_that_pass_at_full_frame(tmp_path: Path
     assert "1280x720 camera and lite2" in " ".join(cover.split()) and "expect the camera to cost clean accuracy" in " ".join(cover.split())
     gates = QualityGates.for_model(260, "lite2", min_sharpness=0.0)
     office = load_profile("office-laser-webcam")
+    office = dataclasses.replace(office, camera=dataclasses.replace(office.camera, width=1280, height=720))  # a 720p webcam
     full = crops(tmp_path, framed(office, (0.9, 0.95)), gates)
     assert full and all(c.quality.tile_px >= 195 and "size" not in c.fail for c in full)
     # without --camera the same frames give tiles below lite2's gate
@@ -165,7 +166,7 @@ def test_print_camera_warns_when_eot_assumed_other_tiles(tmp_path: Path, caplog:
     photo_batch(tmp_path, n=2)
     b = load_batch(tmp_path)
     office = load_profile("office-laser-webcam")
-    lo, hi = tile_px_range(office)  # what craft --eot records: the default 60 mm tile at 720p, ~116-138 px
+    lo, hi = tile_px_range(office)  # what craft --eot records: the default 60 mm tile at 1080p, ~175-207 px
     items = [dataclasses.replace(it, params={**it.params, "eot": {"samples": 4, "profile": office.name, "tile_px": [lo, hi]}}) for it in b.items]
     save_batch(tmp_path, dataclasses.replace(b, items=items))
     with caplog.at_level("WARNING", logger="printouts.sheets"):
@@ -223,8 +224,8 @@ def test_preset_framing_gives_the_tile_size_the_twin_samples() -> None:
     assert (lab.camera.width, lab.camera.height) == (4032, 3024) and lab.printer.dpi == 600 and lab.scene.tilt_deg[1] <= 10
     assert tile_px_range(lab)[0] > 2 * 260  # 12 MP stills: a 60 mm tile spans more than twice lite2's input
     assert tile_px_range(harsh)[1] < 168  # harsh is camera-limited by design
-    lo, hi = tile_px_range(office, tile_mm=118.0, sheet_mm=210.0)  # print --camera 1280x720 --model lite2
-    assert 1.2 * 260 < lo and hi < 1.5 * 260  # about the plateau of lite2's clean-accuracy curve
+    lo, hi = tile_px_range(office, tile_mm=118.0, sheet_mm=210.0)  # print --camera 1920x1080 --model lite2
+    assert pcam.PLATEAU_TILE_FRACTION * 260 < lo and hi < 2.25 * 260  # past the plateau of lite2's clean accuracy through the channel
 
 
 @pytest.fixture(scope="module")
@@ -271,7 +272,7 @@ def test_twin_samples_the_tiles_camera_resolution() -> None:
     q = ChannelTwin(prof, 224, tile_px=None).sample(32, torch.Generator().manual_seed(0))
     assert p.tile_px is not None and lo <= float(p.tile_px.min()) and float(p.tile_px.max()) <= hi < 224
     assert q.tile_px is None and torch.equal(p.defocus_sigma_px, q.defocus_sigma_px)  # resolution is drawn last
-    # A one-pixel checkerboard survives the blur at the tile's own size, not at ~130 camera pixels.
+    # A one-pixel checkerboard survives the blur at the tile's own size, not at ~190 camera pixels.
     board = (torch.arange(224)[:, None] + torch.arange(224)[None, :]) % 2 * 255.0
     x = board.expand(2, 3, 224, 224).clone().requires_grad_(True)
     pick = lambda t: dataclasses.replace(t, **{f.name: getattr(t, f.name)[:2] for f in dataclasses.fields(t) if getattr(t, f.name) is not None})

@@ -125,7 +125,7 @@ def test_write_video_and_photos(batch: tuple[Path, Layout], tmp_path: Path) -> N
         ok, img = cap.read()
         if not ok:
             break
-        assert img.shape == (720, 1280, 3)
+        assert img.shape == (cam.size[1], cam.size[0], 3)
         n += 1
     cap.release()
     assert n == 5
