@@ -55,6 +55,10 @@ class CraftConfig:
     di_prob: float | None = option("--di-prob", "Probability of the DI transform per step (default 0.5).")
     eot: bool = option("--eot", "Average gradients over the print-and-photograph channel (EOT) for every attack.", False, identity=False)
     eot_samples: int = option("--eot-samples", "Channel samples per image and step for EOT.", 8)
+    eot_tile_px: tuple[float, float] | None = option(
+        "--eot-tile-px", "EOT: the tiles' side in camera pixels that the channel twin samples, LO-HI, e.g. 480-580 "
+        "(default: the profile's framing of a 60 mm tile on A4; print --camera names the range of its layout).",
+        cli_type=str, parse=lambda text, flag: parse_px_range(text, flag))
     profile: ChannelProfile = option("--profile", "Channel profile for EOT: a preset name or a .toml file.", factory=default_profile,
                                      cli_type=str, cli_default=DEFAULT_PRESET, parse=lambda text, _flag: load_profile(text))
     repair_steps: int = option("--repair-steps", "Most lattice repair steps when rounding to 8 bits undoes an attack (0: off).", 10)
@@ -97,7 +101,7 @@ class CraftConfig:
 
         return AttackSettings(
             steps=self.steps, alpha=self.alpha, momentum=self.momentum, random_start=self.random_start,
-            di_prob=self.di_prob, eot_samples=self.eot_samples, profile=self.profile,
+            di_prob=self.di_prob, eot_samples=self.eot_samples, eot_tile_px=self.eot_tile_px, profile=self.profile,
             repair_steps=self.repair_steps, amp=self.amp,
         )
 
@@ -155,6 +159,8 @@ class CraftConfig:
             raise TypeError(f"profile: expected a ChannelProfile (contracts.profile.load_profile), got {type(self.profile).__name__}")
         if self.eot_samples < 1:
             raise UserError(f"--eot-samples {self.eot_samples}: must be at least 1")
+        if self.eot_tile_px is not None and not any(s.eot for s in specs):
+            raise UserError("--eot-tile-px: no attack uses EOT; add --eot or an attack with +eot")
         if self.repair_steps < 0:
             raise UserError(f"--repair-steps {self.repair_steps}: must be >= 0")
         if any(s.name in UNIVERSAL for s in specs):
@@ -191,3 +197,15 @@ class CraftConfig:
 # ``attacks`` is compared in canonical form (``--attack bim --eot`` is ``bim+eot``),
 # so the ``di``/``eot`` flags are not listed; ``channel`` is the resolved profile of EOT runs.
 IDENTITY_KEYS = (*identity_keys(CraftConfig), "channel")
+
+
+def parse_px_range(text: str, flag: str = "--eot-tile-px") -> tuple[float, float]:
+    """``"480-580"`` (or ``"480,580"``, or one number) -> ``(480.0, 580.0)``: a range of tile sides in camera pixels."""
+    parts = str(text).replace(",", "-").split("-")
+    try:
+        lo, hi = (float(parts[0]), float(parts[-1])) if 1 <= len(parts) <= 2 else (float("nan"), float("nan"))
+    except ValueError:
+        lo = hi = float("nan")
+    if not (16 <= lo <= hi <= 20000):
+        raise UserError(f"{flag} {text!r}: expected camera pixels as LO-HI with 16 <= LO <= HI <= 20000, e.g. 480-580")
+    return lo, hi

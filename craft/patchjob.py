@@ -65,7 +65,7 @@ def build_patch(spec: AttackSpec, cfg: "CraftConfig") -> AdversarialPatch:
     """The patch optimiser for ``spec`` (``patch`` or ``patch+eot``) with the run's options."""
     if spec.di:  # CraftConfig.check_patch refuses it first
         raise UserError("--attack patch+di: input diversity is not used with the patch (it has its own placement EOT)")
-    transform = EOT(cfg.profile, cfg.eot_samples) if spec.eot else None
+    transform = EOT(cfg.profile, cfg.eot_samples, cfg.eot_tile_px) if spec.eot else None
     return AdversarialPatch(area=cfg.patch_area, shape=cfg.patch_shape, steps=cfg.steps or DEFAULT_STEPS, lr=cfg.lr, transform=transform)
 
 

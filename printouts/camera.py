@@ -49,6 +49,9 @@ MIN_TILE_FRACTION = 0.75
 # 82 % at 1.75 x (digital 95 %). Resolution alone (bench/gates.py: blur only) levels off earlier, at 1.25 x;
 # the camera's noise and JPEG cost less the more pixels a tile gets. The size the layout aims at.
 PLATEAU_TILE_FRACTION = 1.75
+# The range of tile sides that ``craft --eot-tile-px`` should cover for a layout, as fractions of its ``tile_px`` (at 85 %
+# fill): a sheet filling 77-98 % of the frame.
+EOT_RANGE = (0.9, 1.15)
 _CAMERA_RE = re.compile(r"^\s*(\d{2,5})\s*[xX×]\s*(\d{2,5})\s*$")
 
 
@@ -172,9 +175,10 @@ def eot_mismatch(plan: CameraPlan, items: list[Any]) -> str | None:
     """A warning when EOT items were optimised for tiles far from this layout's size in camera pixels, else ``None``.
 
     ``craft --eot`` records the range of tile sides (camera pixels) its channel twin
-    sampled (``params.eot.tile_px``: the simulated camera's framing of the default
-    60 mm tile). A layout for the camera that prints tiles outside ``[0.8 lo, 1.25 hi]``
-    photographs them at a resolution the expectation never covered.
+    sampled (``params.eot.tile_px``: ``--eot-tile-px``, by default the simulated camera's
+    framing of the default 60 mm tile). A layout for the camera that prints tiles outside
+    ``[0.8 lo, 1.25 hi]`` photographs them at a resolution the expectation never covered;
+    the warning names the ``--eot-tile-px`` range for this layout.
     """
     ranges = [it.params["eot"]["tile_px"] for it in items
               if isinstance(it.params.get("eot"), dict) and isinstance(it.params["eot"].get("tile_px"), list) and len(it.params["eot"]["tile_px"]) == 2]
@@ -185,4 +189,5 @@ def eot_mismatch(plan: CameraPlan, items: list[Any]) -> str | None:
         return None
     return (f"{len(ranges)} EOT item(s) were optimised through the channel twin for tiles of {lo:.0f}-{hi:.0f} camera pixels, and this "
             f"layout gives about {plan.tile_px:.0f}: their expectation did not cover this camera's view of the tiles "
-            f"(print with --tile-mm 60 to photograph them as the twin assumed, or read their figures with that in mind)")
+            f"(craft them for this layout with --eot-tile-px {EOT_RANGE[0] * plan.tile_px:.0f}-{EOT_RANGE[1] * plan.tile_px:.0f}, "
+            f"or print with --tile-mm 60 to photograph them as the twin assumed)")

@@ -276,6 +276,7 @@ def test_targeted_item_ids_are_distinct_and_random_targets_avoid_the_label() -> 
         ({"attacks": ["eot"], "profile": "no-such-profile"}, "--profile"),
         ({"eot": True, "profile": "/nonexistent/channel.toml"}, "--profile"),
         ({"eot": True, "eot_samples": 0}, "--eot-samples"),
+        ({"attacks": ["bim"], "eot_tile_px": (400.0, 500.0)}, "--eot-tile-px"),
         ({"source": ["lite0", "resnet"]}, "resnet"),
         ({"source": ["lite0", "lite1"], "ensemble": "vote"}, "--ensemble"),
         ({"momentum": 0.5}, "--momentum"),

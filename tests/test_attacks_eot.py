@@ -95,3 +95,17 @@ def test_eot_run_records_the_channel_and_refuses_another_profile(tmp_path: Path)
     assert load_batch(tmp_path / "b").config["channel"]["name"] == "office-laser-webcam"
     with pytest.raises(UserError, match="other options"):
         craft_batch(tmp_path / "b", CraftConfig(**{**cfg, "profile": load_profile("harsh")}))  # type: ignore[arg-type]
+    with pytest.raises(UserError, match="eot_tile_px"):  # the twin's tile range is part of what a resumed run must agree on
+        craft_batch(tmp_path / "b", CraftConfig(**{**cfg, "eot_tile_px": (480.0, 580.0)}))  # type: ignore[arg-type]
+
+
+def test_eot_tile_px_sets_the_resolution_the_twin_samples(tmp_path: Path) -> None:
+    # 'print --camera 1920x1080' gives 118 mm tiles of about 516 px: craft for them with --eot-tile-px 480-580
+    cfg = from_cli(CraftConfig, {"attacks": "bim", "eot": True, "eot_tile_px": "480-580", "limit": 1, "eps": "4", "steps": 1, "eot_samples": 2})
+    assert cfg.eot_tile_px == (480.0, 580.0)
+    eot = EOT(cfg.profile, 16, cfg.eot_tile_px)
+    p = eot.sample(torch.zeros(1, 3, 224, 224), ItemRng.from_seeds([0]))
+    assert p.tile_px is not None and 480 <= float(p.tile_px.min()) and float(p.tile_px.max()) <= 580
+    (it,) = craft_batch(tmp_path / "b", cfg).items
+    assert it.params["eot"]["tile_px"] == [480.0, 580.0]
+    assert load_batch(tmp_path / "b").config["eot_tile_px"] == [480.0, 580.0]

@@ -171,13 +171,17 @@ def test_print_camera_warns_when_eot_assumed_other_tiles(tmp_path: Path, caplog:
     save_batch(tmp_path, dataclasses.replace(b, items=items))
     with caplog.at_level("WARNING", logger="printouts.sheets"):
         print_batch(tmp_path, camera=(1280, 720), model="lite0")  # 118 mm tiles, ~344 px
-    assert any("2 EOT item(s)" in r.getMessage() and "about 344" in r.getMessage() for r in caplog.records)
+    assert any("2 EOT item(s)" in r.getMessage() and "about 344" in r.getMessage() and "--eot-tile-px 310-395" in r.getMessage()
+               for r in caplog.records)
     caplog.clear()
     with caplog.at_level("WARNING", logger="printouts.sheets"):
         print_batch(tmp_path)  # the default 60 mm tiles: what the twin assumed, nothing to say
     assert not any("EOT" in r.getMessage() for r in caplog.records)
     plan = pcam.plan_for_camera((1280, 720), "lite0", "a4", "pairs")
     assert pcam.eot_mismatch(dataclasses.replace(plan, tile_px=hi), items) is None
+    # items crafted with the range the warning names are quiet for that layout
+    again = [dataclasses.replace(it, params={**it.params, "eot": {**it.params["eot"], "tile_px": [310.0, 395.0]}}) for it in items]
+    assert pcam.eot_mismatch(plan, again) is None
 
 
 def test_print_camera_errors_name_the_option(tmp_path: Path) -> None:

@@ -48,15 +48,18 @@ class EOT:
         profile: the :class:`~contracts.profile.ChannelProfile` (default: the default preset);
             load a name or ``.toml`` path with :func:`contracts.profile.load_profile` at the CLI edge.
         samples: transforms per image and step (the replication factor of the batch).
+        tile_px: the range of the tile's side in camera pixels the twin samples (default: the
+            profile's framing of the printouts' default 60 mm tile, ``contracts.profile.tile_px_range``).
     """
 
     name = "eot"
 
-    def __init__(self, profile: ChannelProfile | None = None, samples: int = 8) -> None:
+    def __init__(self, profile: ChannelProfile | None = None, samples: int = 8, tile_px: tuple[float, float] | None = None) -> None:
         if samples < 1:
             raise ValueError("EOT needs at least one sample")
         self.profile = profile if profile is not None else default_profile()
         self.repeats = int(samples)
+        self.tile_px = (float(tile_px[0]), float(tile_px[1])) if tile_px is not None else tile_px_range(self.profile)
         self._twins: dict[int, Any] = {}
 
     def twin(self, size: int) -> Any:
@@ -64,7 +67,7 @@ class EOT:
         if size not in self._twins:
             from channel.twin import ChannelTwin
 
-            self._twins[size] = ChannelTwin(self.profile, size)
+            self._twins[size] = ChannelTwin(self.profile, size, tile_px=self.tile_px)
         return self._twins[size]
 
     def sample(self, x: torch.Tensor, rng: ItemRng) -> Any:
@@ -84,6 +87,7 @@ class EOT:
 
     def params(self) -> dict[str, Any]:
         """Recorded with each item; ``tile_px``: the range of the tile's side in camera pixels the twin sampled
-        (the simulated camera's framing of the printouts' default tile), which ``print --camera`` checks its layout against."""
-        lo, hi = tile_px_range(self.profile)
+        (``--eot-tile-px``, or the simulated camera's framing of the printouts' default tile), which ``print --camera``
+        checks its layout against."""
+        lo, hi = self.tile_px
         return {"samples": self.repeats, "profile": self.profile.name, "tile_px": [round(lo, 1), round(hi, 1)]}

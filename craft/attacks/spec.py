@@ -73,6 +73,7 @@ class AttackSettings:
     random_start: bool | None = None
     di_prob: float | None = None
     eot_samples: int = 8
+    eot_tile_px: tuple[float, float] | None = None  # EOT's tile sides in camera pixels; None: the profile's framing of a 60 mm tile
     profile: ChannelProfile | None = None  # EOT's channel; None: the default preset
     repair_steps: int = 10
     amp: bool = False
@@ -85,7 +86,7 @@ def build_attack(spec: AttackSpec, settings: AttackSettings = AttackSettings()) 
     cls = ATTACKS[spec.name]
     transforms: list[InputTransform] = []
     if spec.eot:
-        transforms.append(EOT(settings.profile, settings.eot_samples))
+        transforms.append(EOT(settings.profile, settings.eot_samples, settings.eot_tile_px))
     if spec.di:
         transforms.append(DiverseInputs(settings.di_prob if settings.di_prob is not None else 0.5))
     kw: dict[str, Any] = {k: getattr(settings, k) for k in cls.options if getattr(settings, k) is not None}
