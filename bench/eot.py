@@ -10,6 +10,8 @@ adversarial PNG fools lite0 digitally, the share whose adversarial tile still fo
 (each tile's good observations voted). Wilson 95 % intervals, n stated.
 
 Run: ``python bench/eot.py --bim-batch B --out /tmp/eot --presets harsh,inkjet-phone --limit 8``.
+``--match-layout`` also crafts EOT with ``--eot-tile-px`` set to the tiles of the preset's
+``print --camera`` layout (the range that ``print`` names when it warns).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from channel.simulate import SimulatedCamera  # noqa: E402
 from contracts.layout import load_layout  # noqa: E402
 from contracts.manifest import load_batch, save_batch  # noqa: E402
 from contracts.profile import load_profile  # noqa: E402
+from printouts.camera import EOT_RANGE, plan_for_camera  # noqa: E402
 from printouts.sheets import print_batch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,24 +94,32 @@ def main() -> None:
     ap.add_argument("--onnx", type=Path, default=Path("/tmp/photoproof-bench-onnx/lite0.onnx"))
     ap.add_argument("--frames-per-sheet", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--match-layout", action="store_true", help="also craft EOT for the tiles of the preset's print --camera layout")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     t0 = time.perf_counter()
     print(f"# EOT against plain BIM, lite0 white box, ε {args.eps:g}, {args.limit} photos, {args.eot_samples} EOT samples per step\n")
     for preset in args.presets.split(","):
-        eot = args.out / f"eot-{preset}"
-        subprocess.run([sys.executable, str(ROOT / "app.py"), "craft", "--out", str(eot), "--attack", "bim", "--eot", "--eot-samples",
-                        str(args.eot_samples), "--profile", preset, "--eps", f"{args.eps:g}", "--limit", str(args.limit), "--seed",
-                        str(args.seed)], check=True)
+        prof = load_profile(preset)
+        variants: list[tuple[str, Path, list[str]]] = [("bim+eot", args.out / f"eot-{preset}", [])]
+        if args.match_layout:
+            plan = plan_for_camera((prof.camera.width, prof.camera.height), "lite0", "a4", "pairs")
+            span = f"{EOT_RANGE[0] * plan.tile_px:.0f}-{EOT_RANGE[1] * plan.tile_px:.0f}"
+            variants.append((f"bim+eot, --eot-tile-px {span}", args.out / f"eot-layout-{preset}", ["--eot-tile-px", span]))
+        for _, eot, extra in variants:
+            subprocess.run([sys.executable, str(ROOT / "app.py"), "craft", "--out", str(eot), "--attack", "bim", "--eot", "--eot-samples",
+                            str(args.eot_samples), "--profile", preset, "--eps", f"{args.eps:g}", "--limit", str(args.limit), "--seed",
+                            str(args.seed), *extra], check=True)
         bim = args.out / f"bim-{preset}"
         _bim_subset(args.bim_batch, bim, args.limit, args.eps)
-        for b in (eot, bim):
+        for b in (bim, *(v[1] for v in variants)):
             _capture(b, preset, args.onnx, args.frames_per_sheet, args.seed)
         print(f"### {preset}\n")
         print("| attack | fools lite0 digitally | clean top-1 photographed (tiles) | paired survival (adv tile still fools) |")
         print("|---|---:|---:|---:|")
         print(_row(bim, "bim"))
-        print(_row(eot, "bim+eot"))
+        for label, eot, _ in variants:
+            print(_row(eot, label))
         print("", flush=True)
     print(f"({time.perf_counter() - t0:.0f} s)")
 
