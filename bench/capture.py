@@ -116,7 +116,7 @@ def main() -> None:
         session_threads = loop_threads(clf) or default_threads
         for threads in dict.fromkeys([default_threads, session_threads]):
             cv2.setNumThreads(threads)
-            det = SheetDetector(layout, QualityGates())
+            det = SheetDetector(layout, QualityGates(), batch_dir=batch)  # as a session: the clipping gate reads the digital PNGs
             times, cpu = [], []
             for k in range(120):
                 img = images[k % len(images)]

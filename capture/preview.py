@@ -67,7 +67,7 @@ def run_preview(
         if v is not None and v <= 0:
             raise UserError(f"{flag}: must be > 0, got {v}")
     gates = gates or QualityGates()
-    detector = SheetDetector(load_layout(Path(batch_dir)), gates)
+    detector = SheetDetector(load_layout(Path(batch_dir)), gates, batch_dir=Path(batch_dir))
     source = preview_source(spec, width=width, height=height, fps=fps)
     window = Window("photoproof preview") if window_wanted(headless) else None
     n, t0 = 0, time.monotonic()

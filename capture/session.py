@@ -185,7 +185,7 @@ def run_capture(
     gates = gates or QualityGates.for_model(clf.spec.input_size, clf.name)
     used = {it.label.index for it in batch.items} | {it.target for it in batch.items if it.target is not None}
     lmap = target_map(batch.class_names(), clf.class_names, used, label_map, where=f"--model {clf.path}")
-    detector = SheetDetector(layout, gates)
+    detector = SheetDetector(layout, gates, batch_dir=batch_dir)
     show = window_wanted(headless)
     stop = stop_event or threading.Event()
     with _Signals(stop, source) as sig, source:

@@ -37,11 +37,11 @@ def _png(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def photo_batch(batch_dir: Path, n: int = 3, noisy_adv: bool = False, size: int = 224) -> Batch:
-    """A batch of the first ``n`` labelled foolbox photos; the adversarial PNG is the clean one (or a noisy copy)."""
+def photo_batch(batch_dir: Path, n: int = 3, noisy_adv: bool = False, size: int = 224, keys: tuple[str, ...] = ()) -> Batch:
+    """A batch of the first ``n`` labelled foolbox photos (or those named by ``keys``); the adversarial PNG is the clean one (or a noisy copy)."""
     from craft.images import sample_photos
 
-    photos = [p for p in sample_photos() if p.origin == "foolbox"][:n]
+    photos = [p for p in sample_photos() if p.origin == "foolbox" and (p.key in keys if keys else True)][: len(keys) or n]
     spec = PreprocessSpec(input_size=size)
     (batch_dir / "images").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
@@ -78,9 +78,9 @@ def framed(profile: ChannelProfile, fill: tuple[float, float], tilt: tuple[float
     )
 
 
-def crops(batch_dir: Path, profile: ChannelProfile, gates: QualityGates, frames: int = 3, size: int = 64) -> list:
+def crops(batch_dir: Path, profile: ChannelProfile, gates: QualityGates, frames: int = 3, size: int = 64, digital: bool = True) -> list:
     cam = SimulatedCamera.from_batch(batch_dir, profile=profile, seed=1, n_frames=frames, dpi=200)
-    det = SheetDetector(load_layout(batch_dir), gates)
+    det = SheetDetector(load_layout(batch_dir), gates, batch_dir=batch_dir if digital else None)
     out = []
     with cam:
         for f in cam.frames():
@@ -119,6 +119,24 @@ def test_gates_reject_undersized_tiles(tmp_path: Path) -> None:
     # the same sheet at 2560x1440 filling the frame gives tiles the gate accepts
     near = crops(tmp_path, framed(dataclasses.replace(office, camera=dataclasses.replace(office.camera, width=2560, height=1440)), (0.9, 0.95)), gates)
     assert near and all(c.quality.tile_px >= 195 for c in near) and any(c.good for c in near)
+
+
+def test_clipping_gate_counts_what_the_camera_lost_not_the_photos_own_white(tmp_path: Path) -> None:
+    # foolbox-11 has a white background (14 % of its pixels within 5 of 0 or 255): printed, it is paper white,
+    # which the office webcam clips. Counting those pixels kept every tile of the photo out of every session.
+    photo_batch(tmp_path, keys=("foolbox-01", "foolbox-11"))
+    print_batch(tmp_path, camera=(1920, 1080), model="lite0")
+    office = load_profile("office-laser-webcam")
+    gates = QualityGates.for_model(224, "lite0", min_sharpness=0.0)
+    white = lambda cs: [c for c in cs if c.tile.item.startswith("foolbox-11")]  # noqa: E731
+    before = white(crops(tmp_path, framed(office, (0.85, 0.9)), gates, digital=False))
+    assert before and all("clipped" in c.fail for c in before)
+    after = crops(tmp_path, framed(office, (0.85, 0.9)), gates)
+    assert white(after) and all("clipped" not in c.fail and c.quality.clipped < 0.01 for c in after)
+    # a frame exposed four times too long clips the photo's mid-tones too, and the gate still says so
+    bright = dataclasses.replace(office, camera=dataclasses.replace(office.camera, exposure=(4.0, 4.0)))
+    over = crops(tmp_path, framed(bright, (0.85, 0.9)), gates)
+    assert over and all("clipped" in c.fail for c in over)
 
 
 # -- sheets laid out for the camera --------------------------------------------------------

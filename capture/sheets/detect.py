@@ -17,17 +17,20 @@ happens to carry the same ids is ignored too.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict, deque
+from collections import OrderedDict, defaultdict, deque
+from pathlib import Path
 
 import cv2
 import numpy as np
 
-from capture.sheets.quality import QualityGates, camera_matrix, judge_pairs, measure, quad_side_px, sheet_normal
+from capture.sheets.quality import QualityGates, camera_matrix, judge_pairs, measure, midtone_mask, quad_side_px, sheet_normal
 from capture.sheets.scale import size_to_spacing_ratio
 from capture.sheets.hits import SheetHit, TileCrop
 from capture.sheets.qr import SheetQr
 from contracts.errors import UserError
+from contracts.images import read_png_array
 from contracts.layout import Layout, Sheet, Tile
+from contracts.paths import resolve_inside
 
 __all__ = ["SheetDetector", "SheetHit", "TileCrop", "aruco_dictionary"]
 
@@ -36,6 +39,7 @@ log = logging.getLogger(__name__)
 _SUBPIX_CRITERIA = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01)
 FAST_WINDOW_PX = 9  # the fast search's one adaptive-threshold window
 FULL_SCAN_FRAMES = 30  # every this many frames the whole dictionary is searched, for markers of other batches
+MIDTONE_CACHE = 1024  # digital mid-tone masks kept for the clipping gate (50-70 KB each at a model's input size)
 
 
 def aruco_dictionary(name: str) -> "cv2.aruco.Dictionary":
@@ -70,6 +74,8 @@ class SheetDetector:
         qr_every: re-read each sheet's QR code every this many frames (0: never).
         scale_every: measure each sheet's printed scale every this many sightings.
         focal_px: focal length in pixels for the viewing angle (default: a 78° diagonal field of view).
+        batch_dir: the batch, whose PNGs tell the clipping gate where the digital image is
+            mid-tone (``quality.midtone_mask``); without it every clipped pixel counts.
     """
 
     def __init__(
@@ -82,8 +88,11 @@ class SheetDetector:
         qr_every: int = 30,
         scale_every: int = 5,
         focal_px: float | None = None,
+        batch_dir: Path | None = None,
     ) -> None:
         self.layout = layout
+        self.batch_dir = batch_dir
+        self._midtones: OrderedDict[tuple[str, int, float], np.ndarray | None] = OrderedDict()
         self.gates = gates or QualityGates()
         self.ransac_px = ransac_px
         self.scale_tol = scale_tol
@@ -326,6 +335,32 @@ class SheetDetector:
         judge_pairs(crops, hit.sheet.tiles)
         return crops
 
+    def _midtone(self, tile: Tile, size: int, crop_pct: float) -> np.ndarray | None:
+        """:func:`~capture.sheets.quality.midtone_mask` of the tile's digital PNG cut and sized as its crop (cached)."""
+        if self.batch_dir is None:
+            return None
+        key = (tile.image, size, crop_pct)
+        if key in self._midtones:
+            self._midtones.move_to_end(key)
+            return self._midtones[key]
+        mask: np.ndarray | None = None
+        try:
+            img = read_png_array(resolve_inside(self.batch_dir, tile.image))
+        except (UserError, OSError) as e:
+            if "png" not in self._warned:
+                self._warned.add("png")
+                log.warning("%s; the clipping gate counts every clipped pixel of such tiles", e)
+        else:
+            h, w = img.shape[:2]
+            s = min(h, w) * crop_pct
+            y0, x0 = int(round((h - s) / 2)), int(round((w - s) / 2))
+            side = max(1, int(round(s)))
+            mask = midtone_mask(cv2.resize(img[y0:y0 + side, x0:x0 + side], (size, size), interpolation=cv2.INTER_AREA))
+        self._midtones[key] = mask
+        if len(self._midtones) > MIDTONE_CACHE:
+            self._midtones.popitem(last=False)
+        return mask
+
     def _crop(self, frame_bgr: np.ndarray, hit: SheetHit, tile: Tile, size: int, K: np.ndarray, normal: np.ndarray, crop_pct: float = 1.0) -> TileCrop | None:
         """One tile of :meth:`crop_tiles`; ``None`` when it is not wholly in the frame."""
         fh, fw = frame_bgr.shape[:2]
@@ -347,7 +382,7 @@ class SheetDetector:
         if k > 1:
             crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
         rgb = cv2.cvtColor(crop, cv2.COLOR_BGRA2RGB)
-        q = measure(rgb, quad, hit.H, K, normal)
+        q = measure(rgb, quad, hit.H, K, normal, self._midtone(tile, size, crop_pct))
         fail = self.gates.failures(q, hit.reproj_px)
         return TileCrop(
             tile=tile, sheet_id=hit.sheet.sheet_id, crop_rgb=rgb, quad_px=quad,

@@ -10,7 +10,10 @@ can always re-filter with other thresholds. The metrics:
   area of its projected quadrilateral);
 - ``angle_deg``: angle between the viewing ray to the tile centre and the
   sheet's normal, from the homography and an approximate camera matrix;
-- ``clipped``: fraction of (inner) crop pixels with a channel at 0 or 255 (exposure clipping).
+- ``clipped``: fraction of (inner) crop pixels with a channel at 0 or 255 (exposure clipping)
+  where the digital image is mid-tone (every channel within ``MIDTONE_MARGIN`` of neither
+  end, :func:`midtone_mask`): a photo's own white background reaching paper white and
+  clipping loses nothing, and must not keep the photo out of every measurement.
 
 The size and angle gates follow from the model: :meth:`QualityGates.for_model`
 asks for a tile side of at least ``MIN_TILE_FRACTION`` of the model's input size
@@ -186,10 +189,25 @@ def sharpness(crop_rgb: np.ndarray, native_px: float | None = None) -> float:
     return float(std[0, 0]) ** 2
 
 
-def clipped_fraction(crop_rgb: np.ndarray) -> float:
-    """Fraction of pixels with any channel at 0 or 255, in the inner 80% of the crop."""
-    inside = cv2.inRange(_inner(crop_rgb), (1, 1, 1), (254, 254, 254))
-    return 1.0 - cv2.countNonZero(inside) / float(inside.size)
+MIDTONE_MARGIN = 16  # a digital pixel this close to 0 or 255 in some channel may clip in the camera without losing anything
+
+
+def midtone_mask(reference_rgb: np.ndarray) -> np.ndarray:
+    """255 where every channel of the digital image (at the crop's size) lies in ``[16, 239]``, else 0."""
+    lo, hi = MIDTONE_MARGIN, 255 - MIDTONE_MARGIN
+    return cv2.inRange(reference_rgb, (lo, lo, lo), (hi, hi, hi))
+
+
+def clipped_fraction(crop_rgb: np.ndarray, midtone: np.ndarray | None = None) -> float:
+    """Fraction of the inner 80% of the crop with any channel at 0 or 255.
+
+    With ``midtone`` (:func:`midtone_mask` of the digital image), only pixels that are
+    mid-tone digitally count, still as a fraction of the whole inner crop.
+    """
+    clipped = cv2.bitwise_not(cv2.inRange(_inner(crop_rgb), (1, 1, 1), (254, 254, 254)))
+    if midtone is not None:
+        clipped = cv2.bitwise_and(clipped, _inner(midtone))
+    return cv2.countNonZero(clipped) / float(clipped.size)
 
 
 def quad_side_px(quad: np.ndarray) -> float:
@@ -231,10 +249,13 @@ def viewing_angle_deg(H: np.ndarray, K: np.ndarray, point_px: tuple[float, float
     return math.degrees(math.acos(min(1.0, c)))
 
 
-def measure(crop_rgb: np.ndarray, quad_px: np.ndarray, H: np.ndarray, K: np.ndarray, normal: np.ndarray | None = None) -> TileQuality:
+def measure(crop_rgb: np.ndarray, quad_px: np.ndarray, H: np.ndarray, K: np.ndarray, normal: np.ndarray | None = None,
+            midtone: np.ndarray | None = None) -> TileQuality:
     """All four metrics of one tile: its crop, its quadrilateral in the frame, the sheet homography.
 
-    ``normal`` (from :func:`sheet_normal`) saves recomputing it for every tile of a sheet.
+    ``normal`` (from :func:`sheet_normal`) saves recomputing it for every tile of a sheet;
+    ``midtone`` (:func:`midtone_mask` of the tile's digital image) limits ``clipped`` to
+    what the camera lost.
     """
     centre = quad_px.mean(axis=0)
     side = quad_side_px(quad_px)
@@ -242,5 +263,5 @@ def measure(crop_rgb: np.ndarray, quad_px: np.ndarray, H: np.ndarray, K: np.ndar
         sharpness=sharpness(crop_rgb, side),
         tile_px=side,
         angle_deg=viewing_angle_deg(H, K, (float(centre[0]), float(centre[1])), normal),
-        clipped=clipped_fraction(crop_rgb),
+        clipped=clipped_fraction(crop_rgb, midtone),
     )
