@@ -215,7 +215,10 @@ def _diagnose(s: Session, size: int | None, batch_dir: str) -> tuple[list[str], 
             off.append(f"only {100 * good:.0f}% of clean observations passed the quality gates")
     if not todo:
         todo.append("check the light (even, diffuse, no glare), hold the camera steadier and more frontal; "
-                    f"measure the channel with photoproof calibrate {batch_dir} --session {s.id} and compare with a careful-lab capture")
+                    f"measure the channel with photoproof calibrate {batch_dir} --session {s.id} and compare with a careful-lab capture; "
+                    f"see how much the model loses on the digital images alone to mild blur and compression "
+                    f"(photoproof sweep {batch_dir} --model MODEL --transforms blur,jpeg,resolution): a model that does is fragile "
+                    f"to any camera, and only a sharper one (12 MP stills) narrows the gap")
     if q.get("over") == "all":
         facts.append("medians over every clean observation (none passed the gates)")
     return facts, off, todo
@@ -231,7 +234,7 @@ def check_session(inp: ReportInput, s: Session, seed: int = DEFAULT_SEED, resamp
     if verdict in (LIMITED, INCONCLUSIVE):
         reasons = off + [", ".join(facts)] if off else [
             "tile size, viewing angle and blur look acceptable (" + ", ".join(facts) + "); the loss comes from elsewhere "
-            "(light, print colours, the model's preprocessing)"]
+            "(light, print colours, the model's preprocessing, or the model's own sensitivity to mild blur and compression)"]
     else:
         reasons = [", ".join(facts)] if facts else []
     return ChannelCheck(s.id, s.model_name, verdict, tile, frame, dict(s.quality), size, reasons, todo)
