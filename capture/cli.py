@@ -169,7 +169,7 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Pa
         min_sharpness: float = typer.Option(QualityGates.min_sharpness, "--min-sharpness", help="Variance of the Laplacian of the crop at the tile's camera resolution.", rich_help_panel=GATE),
         min_tile_px: Optional[float] = typer.Option(None, "--min-tile-px", help=f"Tile side in camera pixels (default: {MIN_TILE_FRACTION} x the model's input size, e.g. 195 for lite2).", rich_help_panel=GATE),
         max_angle_deg: float = typer.Option(QualityGates.max_angle_deg, "--max-angle-deg", help="Viewing angle off the sheet's normal.", rich_help_panel=GATE),
-        max_clipped: float = typer.Option(QualityGates.max_clipped, "--max-clipped", help="Fraction of pixels at 0 or 255.", rich_help_panel=GATE),
+        max_clipped: float = typer.Option(QualityGates.max_clipped, "--max-clipped", help="Fraction of pixels at 0 or 255 where the digital image is mid-tone.", rich_help_panel=GATE),
         max_reproj_px: float = typer.Option(QualityGates.max_reproj_px, "--max-reproj-px", help="RMS marker reprojection error.", rich_help_panel=GATE),
         input_size: Optional[int] = opt_input_size(),
         mean: Optional[str] = opt_mean(),

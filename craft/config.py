@@ -26,6 +26,18 @@ if TYPE_CHECKING:
 TARGET_MODES = ("ll", "random")
 
 
+def parse_px_range(text: str, flag: str = "--eot-tile-px") -> tuple[float, float]:
+    """``"480-580"`` (or ``"480,580"``, or one number) -> ``(480.0, 580.0)``: a range of tile sides in camera pixels."""
+    parts = str(text).replace(",", "-").split("-")
+    try:
+        lo, hi = (float(parts[0]), float(parts[-1])) if 1 <= len(parts) <= 2 else (float("nan"), float("nan"))
+    except ValueError:
+        lo = hi = float("nan")
+    if not (16 <= lo <= hi <= 20000):
+        raise UserError(f"{flag} {text!r}: expected camera pixels as LO-HI with 16 <= LO <= HI <= 20000, e.g. 480-580")
+    return lo, hi
+
+
 @dataclass
 class CraftConfig:
     """Every option of ``photoproof craft``, fully resolved, declared once.
@@ -58,7 +70,7 @@ class CraftConfig:
     eot_tile_px: tuple[float, float] | None = option(
         "--eot-tile-px", "EOT: the tiles' side in camera pixels that the channel twin samples, LO-HI, e.g. 480-580 "
         "(default: the profile's framing of a 60 mm tile on A4; print --camera names the range of its layout).",
-        cli_type=str, parse=lambda text, flag: parse_px_range(text, flag))
+        cli_type=str, parse=parse_px_range)
     profile: ChannelProfile = option("--profile", "Channel profile for EOT: a preset name or a .toml file.", factory=default_profile,
                                      cli_type=str, cli_default=DEFAULT_PRESET, parse=lambda text, _flag: load_profile(text))
     repair_steps: int = option("--repair-steps", "Most lattice repair steps when rounding to 8 bits undoes an attack (0: off).", 10)
@@ -198,14 +210,3 @@ class CraftConfig:
 # so the ``di``/``eot`` flags are not listed; ``channel`` is the resolved profile of EOT runs.
 IDENTITY_KEYS = (*identity_keys(CraftConfig), "channel")
 
-
-def parse_px_range(text: str, flag: str = "--eot-tile-px") -> tuple[float, float]:
-    """``"480-580"`` (or ``"480,580"``, or one number) -> ``(480.0, 580.0)``: a range of tile sides in camera pixels."""
-    parts = str(text).replace(",", "-").split("-")
-    try:
-        lo, hi = (float(parts[0]), float(parts[-1])) if 1 <= len(parts) <= 2 else (float("nan"), float("nan"))
-    except ValueError:
-        lo = hi = float("nan")
-    if not (16 <= lo <= hi <= 20000):
-        raise UserError(f"{flag} {text!r}: expected camera pixels as LO-HI with 16 <= LO <= HI <= 20000, e.g. 480-580")
-    return lo, hi

@@ -51,7 +51,7 @@ class QualityGates:
         min_sharpness: minimum variance of the Laplacian of the grey crop, measured at the tile's camera resolution.
         min_tile_px: minimum tile side in camera pixels.
         max_angle_deg: maximum viewing angle off the sheet's normal.
-        max_clipped: maximum fraction of clipped (0 or 255) pixels.
+        max_clipped: maximum fraction of pixels clipped (0 or 255) where the digital image is mid-tone.
         max_reproj_px: maximum RMS reprojection error of the sheet's homography.
     """
 
