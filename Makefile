@@ -1,25 +1,57 @@
 # Two commands on a fresh machine: `make demo` and `make test`.
+#
+# Both install from the lock: uv.lock (uv's universal lock: every platform, every Python that
+# pyproject allows) exported to requirements.lock (pip's format, with sha256 hashes), so a
+# fresh clone gets exactly the versions CI tested. `make lock` refreshes both.
+#
+# torch and its CUDA runtime are the one part outside requirements.lock: uv.lock pins
+# torch==2.13.0 with PyPI's hashes, but the build differs by machine (PyPI's CUDA build on
+# Linux, a CPU build where one lies in pip's find-links), so it is installed by version, after
+# everything else, and its own exact pins choose the CUDA packages.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check
 STAMP  := $(VENV)/.installed
+TORCH  := torch==2.13.0
+# torch, triton and the CUDA runtime: read from uv.lock, so a new torch brings its own list.
+TORCH_RUNTIME = $(shell sed -n 's/^name = "\(torch\|triton\|cuda-[a-z-]*\|nvidia-[a-z0-9-]*\)"$$/\1/p' uv.lock)
+LOCK_HEADER := \# Exported from uv.lock by 'make lock'; do not edit. Install: pip install --require-hashes --no-deps -r requirements.lock
+EXPORT = uv export --frozen --quiet --no-header --format requirements.txt --extra test --group onnx-source \
+	--no-emit-project $(addprefix --no-emit-package ,$(TORCH_RUNTIME))
 
-.PHONY: demo test bench clean
+.PHONY: demo test lint lock lock-check bench clean
 
-# One pip command installs torch==2.13.0 together with everything that depends
-# on it, so the resolver never reaches for a newer CUDA build.
-$(STAMP): pyproject.toml
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "photoproof needs Python 3.11 or newer; this is " + sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0 -e '.[test]'
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps onnx2torch==1.5.15
+	$(PIP) install --quiet --require-hashes --no-deps -r requirements.lock
+	$(PIP) install --quiet --no-warn-conflicts $(TORCH)
+	$(PIP) install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/photoproof demo
 
-test: $(STAMP)
+# The lock matches pyproject (uv's check mode) and requirements.lock matches uv.lock.
+lock-check: $(STAMP)
+	$(VENV)/bin/uv lock --check --quiet || { echo "uv.lock does not match pyproject.toml: run 'make lock'"; exit 1; }
+	$(VENV)/bin/$(EXPORT) > $(VENV)/requirements.check
+	tail -n +2 requirements.lock | cmp -s - $(VENV)/requirements.check \
+		|| { echo "requirements.lock does not match uv.lock: run 'make lock'"; exit 1; }
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff format --check .
+
+test: lock-check lint
 	$(PY) -m mypy
 	$(PY) -m pytest
+
+# Re-resolve uv.lock from pyproject (newest versions that fit) and export requirements.lock.
+# Needs uv on the PATH or in .venv (pip install uv).
+lock:
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" uv lock --upgrade
+	{ echo "$(LOCK_HEADER)"; PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(EXPORT); } > requirements.lock
 
 bench: $(STAMP)
 	$(PY) bench/craft.py

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import typer
 from rich.markup import escape
-
 from typer import Abort
 
 try:  # recent typer vendors click as typer._click
@@ -42,7 +41,9 @@ def resolve_onnx_model(name_or_path: str, batch_dir: Path | None) -> Path:
     torch, so a torch-free capture station must be handed the ``.onnx`` file.
     """
     p = Path(name_or_path)
-    if p.suffix.lower() in (".pt2", ".pt", ".ts", ".jit", ".torchscript") or (":" in name_or_path and not p.exists() and "/" not in name_or_path):
+    if p.suffix.lower() in (".pt2", ".pt", ".ts", ".jit", ".torchscript") or (
+        ":" in name_or_path and not p.exists() and "/" not in name_or_path
+    ):
         raise UserError(
             f"--model {name_or_path}: capture and sweep run ONNX models; run 'photoproof models export {name_or_path} --out model.onnx' "
             f"(with its preprocessing flags) and pass model.onnx"
@@ -81,9 +82,9 @@ def _register_all() -> None:
     from analysis import cli as analysis_cli
     from capture import cli as capture_cli
     from channel import cli as channel_cli
-    from sweep import cli as sweep_cli
     from craft import cli as craft_cli
     from printouts import cli as printouts_cli
+    from sweep import cli as sweep_cli
 
     craft_cli.register(app)
     printouts_cli.register(app)
@@ -100,9 +101,10 @@ def demo(
     eps: str = typer.Option("16", "--eps", help="FGSM ε values (0-255), comma-separated."),
     frames: int = typer.Option(12, "--frames", help="Simulated camera frames (stills, with the default profile)."),
     profile: str = typer.Option(
-        "careful-lab", "--profile",
+        "careful-lab",
+        "--profile",
         help="Channel profile of the simulated camera. careful-lab (12 MP stills, the sheet filling the frame) keeps clean accuracy "
-             "closest to digital, so the demo's survival figures measure the attack rather than the camera.",
+        "closest to digital, so the demo's survival figures measure the attack rather than the camera.",
     ),
     seed: int = typer.Option(0, "--seed"),
     target: str = typer.Option("lite2", "--target", help="Target model (zoo name or .onnx)."),
@@ -128,7 +130,9 @@ def demo(
     console.rule("2/4 print: sheets.pdf")
     # Laid out for the simulated camera and the target model, so that its tiles pass the size gate.
     layout = print_batch(out, camera=(prof.camera.width, prof.camera.height), model=target)
-    console.print(f"{len(layout.sheets)} sheet(s) of {layout.tile_mm:g} mm tiles on {layout.paper} in {escape(str(out / SHEETS_PDF))}")
+    console.print(
+        f"{len(layout.sheets)} sheet(s) of {layout.tile_mm:g} mm tiles on {layout.paper} in {escape(str(out / SHEETS_PDF))}"
+    )
     console.rule(f"3/4 capture: simulated camera ({profile}) -> {target} in onnxruntime")
     onnx = resolve_onnx_model(target, out)
     cam = SimulatedCamera.from_batch(out, profile=prof, seed=seed, n_frames=frames)

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -39,14 +40,27 @@ if TYPE_CHECKING:
     from craft.sources import SourceModel
 
 __all__ = [
-    "PreprocessSpec", "UserError", "Batch", "craft", "model", "print_sheets", "capture", "frames_from", "simulated_camera",
-    "report", "summary", "load_batch",
+    "PreprocessSpec",
+    "UserError",
+    "Batch",
+    "craft",
+    "model",
+    "print_sheets",
+    "capture",
+    "frames_from",
+    "simulated_camera",
+    "report",
+    "summary",
+    "load_batch",
 ]
 
 
 def model(
-    net: "nn.Module | str", spec: PreprocessSpec | None = None, classes: Sequence[str] | None = None, name: str = "model"
-) -> "SourceModel":
+    net: nn.Module | str,
+    spec: PreprocessSpec | None = None,
+    classes: Sequence[str] | None = None,
+    name: str = "model",
+) -> SourceModel:
     """A source model: an ``nn.Module`` that takes the *normalised* input (with ``spec``), or any ``--source`` string.
 
     Args:
@@ -92,7 +106,7 @@ def _write_arrays(images: Sequence[np.ndarray] | np.ndarray, labels: Sequence[st
 
 
 def craft(
-    source: "nn.Module | str | SourceModel | Sequence[nn.Module | str | SourceModel]",
+    source: nn.Module | str | SourceModel | Sequence[nn.Module | str | SourceModel],
     images: str | Path | Sequence[np.ndarray] | np.ndarray = "samples",
     *,
     out: str | Path,
@@ -129,13 +143,21 @@ def craft(
         if isinstance(m, str):
             refs.append(m)
             continue
-        sm = m if isinstance(m, SourceModel) else model(m, spec, classes, name=f"model{i}" if len(members) > 1 else "model")
+        sm = (
+            m
+            if isinstance(m, SourceModel)
+            else model(m, spec, classes, name=f"model{i}" if len(members) > 1 else "model")
+        )
         refs.append(register_module(sm))
     if isinstance(images, (str, Path)):
         folder = str(images)
     else:
         folder = str(_write_arrays(images, labels, out / "inputs"))
-    eps_list = parse_eps(eps) if isinstance(eps, str) else [parse_eps_value(repr(float(e))) for e in (eps if isinstance(eps, (list, tuple)) else [eps])]
+    eps_list = (
+        parse_eps(eps)
+        if isinstance(eps, str)
+        else [parse_eps_value(repr(float(e))) for e in (eps if isinstance(eps, (list, tuple)) else [eps])]
+    )
     attacks = attack.split(",") if isinstance(attack, str) else list(attack)
     cfg = CraftConfig(images=folder, source=refs, attacks=attacks, eps=eps_list, **options)
     if not progress:
@@ -183,7 +205,9 @@ def frames_from(frames: Iterable[np.ndarray], fps: float = 10.0) -> FrameSource:
     return _ArrayFrames(frames, fps)
 
 
-def simulated_camera(batch_dir: str | Path, profile: str = "office-laser-webcam", seed: int = 0, frames: int | None = None) -> FrameSource:
+def simulated_camera(
+    batch_dir: str | Path, profile: str = "office-laser-webcam", seed: int = 0, frames: int | None = None
+) -> FrameSource:
     """The simulated print-and-photograph channel of ``profile`` looking at the batch's printed sheets."""
     from channel.simulate import SimulatedCamera
     from contracts.profile import load_profile
@@ -227,10 +251,22 @@ def capture(
     from contracts.labels import norm
 
     lmap = {norm(k): v for k, v in label_map.items()} if label_map else None
-    return run_capture(batch_dir, path, src, frames=n_frames, session_id=session, classifier=clf, headless=True, label_map=lmap, **options)
+    return run_capture(
+        batch_dir,
+        path,
+        src,
+        frames=n_frames,
+        session_id=session,
+        classifier=clf,
+        headless=True,
+        label_map=lmap,
+        **options,
+    )
 
 
-def report(batch_dir: str | Path, sessions: list[str] | None = None, formats: tuple[str, ...] = ("html", "csv")) -> "ReportResult":
+def report(
+    batch_dir: str | Path, sessions: list[str] | None = None, formats: tuple[str, ...] = ("html", "csv")
+) -> ReportResult:
     """Build the report (as ``photoproof report``); ``.headline`` and ``.summary`` hold its tables."""
     from analysis.report import make_report
 

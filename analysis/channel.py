@@ -104,18 +104,26 @@ class ChannelCheck:
 
     def consequence(self) -> str:
         if self.verdict == LIMITED:
-            return ("The camera, not the perturbation, decides most outcomes in this session: its destruction and paired-survival "
-                    "figures measure the camera and are not evidence that perturbations survive or are destroyed.")
+            return (
+                "The camera, not the perturbation, decides most outcomes in this session: its destruction and paired-survival "
+                "figures measure the camera and are not evidence that perturbations survive or are destroyed."
+            )
         if self.verdict == INCONCLUSIVE:
-            return ("Clean accuracy drops by more than the threshold but too few tiles were seen to be sure: read this session's "
-                    "destruction and paired-survival figures as camera-limited until more items are captured.")
+            return (
+                "Clean accuracy drops by more than the threshold but too few tiles were seen to be sure: read this session's "
+                "destruction and paired-survival figures as camera-limited until more items are captured."
+            )
         return ""
 
     def note(self) -> str:
         """The note for report.json, the page and the console."""
         parts = [self.sentence()]
         if self.flagged:
-            parts += [self.consequence(), "Why: " + "; ".join(self.reasons) + ".", "What to do: " + "; ".join(self.advice) + "."]
+            parts += [
+                self.consequence(),
+                "Why: " + "; ".join(self.reasons) + ".",
+                "What to do: " + "; ".join(self.advice) + ".",
+            ]
         elif self.verdict == OK and self.reasons:
             parts.append("Camera: " + "; ".join(self.reasons) + ".")
         return " ".join(parts)
@@ -123,12 +131,29 @@ class ChannelCheck:
     def to_dict(self) -> dict[str, Any]:
         def view(v: ViewCheck) -> dict[str, Any]:
             r = v.photo
-            return {"verdict": v.verdict, "clean_digital": v.digital, "clean_photo": r.value, "ci_low": r.lo, "ci_high": r.hi,
-                    "n": r.n, "n_items": r.n_items, "drop": v.drop}
+            return {
+                "verdict": v.verdict,
+                "clean_digital": v.digital,
+                "clean_photo": r.value,
+                "ci_low": r.lo,
+                "ci_high": r.hi,
+                "n": r.n,
+                "n_items": r.n_items,
+                "drop": v.drop,
+            }
 
-        return {"session": self.session, "model": self.model, "verdict": self.verdict, "threshold_points": 100 * DROP_POINTS,
-                "tile": view(self.tile), "frame": view(self.frame), "input_size": self.input_size, "quality": self.quality,
-                "reasons": self.reasons, "advice": self.advice}
+        return {
+            "session": self.session,
+            "model": self.model,
+            "verdict": self.verdict,
+            "threshold_points": 100 * DROP_POINTS,
+            "tile": view(self.tile),
+            "frame": view(self.frame),
+            "input_size": self.input_size,
+            "quality": self.quality,
+            "reasons": self.reasons,
+            "advice": self.advice,
+        }
 
 
 def _pct(v: float | None) -> str:
@@ -187,13 +212,19 @@ def _diagnose(s: Session, size: int | None, batch_dir: str) -> tuple[list[str], 
     """(measured medians, what looks off, what to do) from the clean tiles' quality metrics."""
     q = s.quality
     facts, off, todo = [], [], []
-    px, ang, sharp, blur, clip, good = (q.get(k) for k in ("tile_px", "angle_deg", "sharpness", "blur_sigma_px", "clipped", "good_fraction"))
+    px, ang, sharp, blur, clip, good = (
+        q.get(k) for k in ("tile_px", "angle_deg", "sharpness", "blur_sigma_px", "clipped", "good_fraction")
+    )
     cam = f"{q['frame_w']}x{q['frame_h']}" if q.get("frame_w") else "WIDTHxHEIGHT"
     if px is not None:
         facts.append(f"median tile {px:.0f} px" + (f" for a {size} px model input" if size else ""))
         if size and px < TILE_FRACTION * size:
-            off.append(f"tiles of {px:.0f} px in the camera, under {TILE_FRACTION:.0%} of the {size} px {s.model_name} takes (needs >= {TILE_FRACTION * size:.0f} px)")
-            todo.append(f"move the camera closer, or print bigger tiles: photoproof print {batch_dir} --camera {cam} --model {s.model_name}")
+            off.append(
+                f"tiles of {px:.0f} px in the camera, under {TILE_FRACTION:.0%} of the {size} px {s.model_name} takes (needs >= {TILE_FRACTION * size:.0f} px)"
+            )
+            todo.append(
+                f"move the camera closer, or print bigger tiles: photoproof print {batch_dir} --camera {cam} --model {s.model_name}"
+            )
     if ang is not None:
         facts.append(f"median viewing angle {ang:.0f}°")
         if ang > MAX_FRONTAL_DEG:
@@ -205,7 +236,9 @@ def _diagnose(s: Session, size: int | None, batch_dir: str) -> tuple[list[str], 
         facts.append(f"median edge blur σ {blur:.2f} px")
         if blur > MAX_BLUR_SIGMA_PX:
             off.append(f"blurred frames (median edge blur σ {blur:.2f} px > {MAX_BLUR_SIGMA_PX} px)")
-            todo.append("hold the camera steadier (rest it or the sheet), focus on the sheet, add light for a shorter exposure")
+            todo.append(
+                "hold the camera steadier (rest it or the sheet), focus on the sheet, add light for a shorter exposure"
+            )
     if clip is not None and clip > MAX_CLIPPED:
         off.append(f"{100 * clip:.1f}% of a clean tile's pixels clipped (median)")
         todo.append("better light: even and diffuse, no lamp reflected in the paper, lower the exposure")
@@ -214,17 +247,21 @@ def _diagnose(s: Session, size: int | None, batch_dir: str) -> tuple[list[str], 
         if good < MIN_GOOD_FRACTION:
             off.append(f"only {100 * good:.0f}% of clean observations passed the quality gates")
     if not todo:
-        todo.append("check the light (even, diffuse, no glare), hold the camera steadier and more frontal; "
-                    f"measure the channel with photoproof calibrate {batch_dir} --session {s.id} and compare with a careful-lab capture; "
-                    f"see how much the model loses on the digital images alone to mild blur and compression "
-                    f"(photoproof sweep {batch_dir} --model MODEL --transforms blur,jpeg,resolution): a model that does is fragile "
-                    f"to any camera, and only a sharper one (12 MP stills) narrows the gap")
+        todo.append(
+            "check the light (even, diffuse, no glare), hold the camera steadier and more frontal; "
+            f"measure the channel with photoproof calibrate {batch_dir} --session {s.id} and compare with a careful-lab capture; "
+            f"see how much the model loses on the digital images alone to mild blur and compression "
+            f"(photoproof sweep {batch_dir} --model MODEL --transforms blur,jpeg,resolution): a model that does is fragile "
+            f"to any camera, and only a sharper one (12 MP stills) narrows the gap"
+        )
     if q.get("over") == "all":
         facts.append("medians over every clean observation (none passed the gates)")
     return facts, off, todo
 
 
-def check_session(inp: ReportInput, s: Session, seed: int = DEFAULT_SEED, resamples: int = DEFAULT_RESAMPLES) -> ChannelCheck:
+def check_session(
+    inp: ReportInput, s: Session, seed: int = DEFAULT_SEED, resamples: int = DEFAULT_RESAMPLES
+) -> ChannelCheck:
     """The channel check of one session (see the module docstring for the rule)."""
     tile = _view(inp, session_items(inp, s, "tile"), "tile", f"{s.id}|channel|tile", seed, resamples)
     frame = _view(inp, session_items(inp, s, "frame"), "frame", f"{s.id}|channel|frame", seed, resamples)
@@ -232,15 +269,24 @@ def check_session(inp: ReportInput, s: Session, seed: int = DEFAULT_SEED, resamp
     size = input_size(s)
     facts, off, todo = _diagnose(s, size, str(inp.batch_dir))
     if verdict in (LIMITED, INCONCLUSIVE):
-        reasons = off + [", ".join(facts)] if off else [
-            "tile size, viewing angle and blur look acceptable (" + ", ".join(facts) + "); the loss comes from elsewhere "
-            "(light, print colours, the model's preprocessing, or the model's own sensitivity to mild blur and compression)"]
+        reasons = (
+            off + [", ".join(facts)]
+            if off
+            else [
+                "tile size, viewing angle and blur look acceptable ("
+                + ", ".join(facts)
+                + "); the loss comes from elsewhere "
+                "(light, print colours, the model's preprocessing, or the model's own sensitivity to mild blur and compression)"
+            ]
+        )
     else:
         reasons = [", ".join(facts)] if facts else []
     return ChannelCheck(s.id, s.model_name, verdict, tile, frame, dict(s.quality), size, reasons, todo)
 
 
-def check_sessions(inp: ReportInput, seed: int = DEFAULT_SEED, resamples: int = DEFAULT_RESAMPLES) -> dict[str, ChannelCheck]:
+def check_sessions(
+    inp: ReportInput, seed: int = DEFAULT_SEED, resamples: int = DEFAULT_RESAMPLES
+) -> dict[str, ChannelCheck]:
     """The channel check of every session, by session id."""
     return {s.id: check_session(inp, s, seed, resamples) for s in inp.sessions}
 
@@ -250,24 +296,57 @@ def channel_table(checks: dict[str, ChannelCheck]) -> Table:
     rows = []
     for c in checks.values():
         q = c.quality
-        rows.append({
-            "session": c.session, "model": c.model, CHECK_COLUMN: c.verdict,
-            "clean_digital_tile": _round(c.tile.digital), "clean_photo_tile": c.tile.photo, "drop_tile_points": _round(c.tile.drop, 100),
-            "clean_digital_frame": _round(c.frame.digital), "clean_photo_frame": c.frame.photo, "drop_frame_points": _round(c.frame.drop, 100),
-            "input_px": c.input_size, "median_tile_px": _round(q.get("tile_px"), 1, 1), "median_angle_deg": _round(q.get("angle_deg"), 1, 1),
-            "median_sharpness": _round(q.get("sharpness"), 1, 1), "median_blur_sigma_px": _round(q.get("blur_sigma_px"), 1, 2),
-            "good_fraction": _round(q.get("good_fraction")), "reason": "; ".join(c.reasons) if c.flagged else "",
-            "advice": "; ".join(c.advice) if c.flagged else "",
-        })
-    cols = ["session", "model", CHECK_COLUMN, "clean_digital_tile", "clean_photo_tile", "drop_tile_points", "clean_digital_frame",
-            "clean_photo_frame", "drop_frame_points", "input_px", "median_tile_px", "median_angle_deg", "median_sharpness",
-            "median_blur_sigma_px", "good_fraction", "reason", "advice"]
-    return Table("channel", "Channel check: clean accuracy photographed against digital (top-1)", cols, rows,
-                 ["clean_photo_tile", "clean_photo_frame"],
-                 f"Same items, same model. camera-limited: photographed clean accuracy more than {100 * DROP_POINTS:.0f} points below digital "
-                 "with its 95% interval wholly below digital; inconclusive: more than that below, but the interval still reaches digital. "
-                 "A flagged session's destruction and paired-survival figures measure the camera, not the perturbation. "
-                 "Medians over the clean tiles' good observations.")
+        rows.append(
+            {
+                "session": c.session,
+                "model": c.model,
+                CHECK_COLUMN: c.verdict,
+                "clean_digital_tile": _round(c.tile.digital),
+                "clean_photo_tile": c.tile.photo,
+                "drop_tile_points": _round(c.tile.drop, 100),
+                "clean_digital_frame": _round(c.frame.digital),
+                "clean_photo_frame": c.frame.photo,
+                "drop_frame_points": _round(c.frame.drop, 100),
+                "input_px": c.input_size,
+                "median_tile_px": _round(q.get("tile_px"), 1, 1),
+                "median_angle_deg": _round(q.get("angle_deg"), 1, 1),
+                "median_sharpness": _round(q.get("sharpness"), 1, 1),
+                "median_blur_sigma_px": _round(q.get("blur_sigma_px"), 1, 2),
+                "good_fraction": _round(q.get("good_fraction")),
+                "reason": "; ".join(c.reasons) if c.flagged else "",
+                "advice": "; ".join(c.advice) if c.flagged else "",
+            }
+        )
+    cols = [
+        "session",
+        "model",
+        CHECK_COLUMN,
+        "clean_digital_tile",
+        "clean_photo_tile",
+        "drop_tile_points",
+        "clean_digital_frame",
+        "clean_photo_frame",
+        "drop_frame_points",
+        "input_px",
+        "median_tile_px",
+        "median_angle_deg",
+        "median_sharpness",
+        "median_blur_sigma_px",
+        "good_fraction",
+        "reason",
+        "advice",
+    ]
+    return Table(
+        "channel",
+        "Channel check: clean accuracy photographed against digital (top-1)",
+        cols,
+        rows,
+        ["clean_photo_tile", "clean_photo_frame"],
+        f"Same items, same model. camera-limited: photographed clean accuracy more than {100 * DROP_POINTS:.0f} points below digital "
+        "with its 95% interval wholly below digital; inconclusive: more than that below, but the interval still reaches digital. "
+        "A flagged session's destruction and paired-survival figures measure the camera, not the perturbation. "
+        "Medians over the clean tiles' good observations.",
+    )
 
 
 def _round(v: float | None, scale: float = 1.0, digits: int = 4) -> float | None:

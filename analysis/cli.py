@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.markup import escape
@@ -13,7 +12,6 @@ from analysis.report import FORMATS, ReportResult, make_report
 from analysis.stats import Rate
 from analysis.tables import fmt_rate
 from contracts.console import console
-
 
 FLAGGED = ("camera-limited", "inconclusive")
 
@@ -38,17 +36,32 @@ def _summary(result: ReportResult) -> RichTable:
     """
     t = RichTable(title="Key figures (top-1, per tile, 95% intervals)", title_justify="left")
     if result.digital_only:
-        cols = [("model", "model"), ("attack", "attack"), ("ε", "eps"), ("clean acc, digital", "clean_digital"), ("adv acc, digital", "adv_digital")]
+        cols = [
+            ("model", "model"),
+            ("attack", "attack"),
+            ("ε", "eps"),
+            ("clean acc, digital", "clean_digital"),
+            ("adv acc, digital", "adv_digital"),
+        ]
         rows = result.headline.rows
     else:
-        cols = [("session", "session"), ("attack", "attack"), ("ε", "eps"), ("channel check", "channel_check"),
-                ("clean acc, photo", "clean_photo_tile"), ("adv acc, photo", "adv_photo_tile"),
-                ("paired survival", "paired_survival_tile"), ("destruction", "destruction_tile")]
+        cols = [
+            ("session", "session"),
+            ("attack", "attack"),
+            ("ε", "eps"),
+            ("channel check", "channel_check"),
+            ("clean acc, photo", "clean_photo_tile"),
+            ("adv acc, photo", "adv_photo_tile"),
+            ("paired survival", "paired_survival_tile"),
+            ("destruction", "destruction_tile"),
+        ]
         rows = [r for r in result.headline.rows if r.get("model_kind") == "capture"]
         if any(r.get("transfer_source") for r in rows):
             cols.insert(6, ("digital transfer", "transfer"))
     for label, key in cols:
-        t.add_column(label, justify="right" if key in result.headline.rate_columns or key == "eps" else "left", overflow="fold")
+        t.add_column(
+            label, justify="right" if key in result.headline.rate_columns or key == "eps" else "left", overflow="fold"
+        )
     for row in rows:
         cells = []
         for _, key in cols:
@@ -73,7 +86,9 @@ def key_lines(result: ReportResult) -> list[str]:
     for sid in result.sessions:
         check = result.checks.get(sid)
         if check is not None:
-            colour = {"ok": "green", "camera-limited": "bold red", "inconclusive": "bold yellow"}.get(check.verdict, "yellow")
+            colour = {"ok": "green", "camera-limited": "bold red", "inconclusive": "bold yellow"}.get(
+                check.verdict, "yellow"
+            )
             out.append(f"[{colour}]{escape(check.sentence())}[/]")
             if check.flagged:
                 out.append(f"[bold red]warning:[/] {escape(check.consequence())}")
@@ -82,14 +97,27 @@ def key_lines(result: ReportResult) -> list[str]:
         flagged = check is not None and check.flagged
         mine = [r for r in result.headline.rows if r.get("session") == sid]
         for row in mine[:MAX_LINES_PER_SESSION]:
-            parts = [f"clean photographed {fmt_rate(row.get('clean_photo_tile'))}", f"adversarial photographed {fmt_rate(row.get('adv_photo_tile'))}"]
+            parts = [
+                f"clean photographed {fmt_rate(row.get('clean_photo_tile'))}",
+                f"adversarial photographed {fmt_rate(row.get('adv_photo_tile'))}",
+            ]
             if row.get("transfer_source"):
-                parts.append(f"digital transfer {escape(str(row['transfer_source']))}→{escape(str(row['model']))} {fmt_rate(row.get('transfer'))}")
+                parts.append(
+                    f"digital transfer {escape(str(row['transfer_source']))}→{escape(str(row['model']))} {fmt_rate(row.get('transfer'))}"
+                )
             tag = " (camera-limited: measures the camera)" if flagged else ""
-            parts += [f"paired survival{tag} {fmt_rate(row.get('paired_survival_tile'))}", f"destruction{tag} {fmt_rate(row.get('destruction_tile'))}"]
-            out.append(f"{escape(sid)} · {escape(str(row['model']))} · {escape(str(row['attack']))} ε={row['eps']:g} (top-1, per tile): " + " · ".join(parts))
+            parts += [
+                f"paired survival{tag} {fmt_rate(row.get('paired_survival_tile'))}",
+                f"destruction{tag} {fmt_rate(row.get('destruction_tile'))}",
+            ]
+            out.append(
+                f"{escape(sid)} · {escape(str(row['model']))} · {escape(str(row['attack']))} ε={row['eps']:g} (top-1, per tile): "
+                + " · ".join(parts)
+            )
         if len(mine) > MAX_LINES_PER_SESSION:
-            out.append(f"{escape(sid)}: {len(mine) - MAX_LINES_PER_SESSION} more attack × ε cells in the table above and in headline.csv")
+            out.append(
+                f"{escape(sid)}: {len(mine) - MAX_LINES_PER_SESSION} more attack × ε cells in the table above and in headline.csv"
+            )
     return out
 
 
@@ -102,7 +130,10 @@ def show(result: ReportResult) -> None:
     if result.digital_only:
         console.print("[bold yellow]No captures found: the report holds digital results only.[/]")
     console.print(_summary(result))
-    console.print(f"report written to [bold]{escape(str(result.main_path))}[/] ({len(result.files)} files in {escape(str(result.out_dir))})", soft_wrap=True)
+    console.print(
+        f"report written to [bold]{escape(str(result.main_path))}[/] ({len(result.files)} files in {escape(str(result.out_dir))})",
+        soft_wrap=True,
+    )
     for line in key_lines(result):
         console.print(line, soft_wrap=True)
 
@@ -113,8 +144,12 @@ def register(app: typer.Typer) -> None:
     @app.command("report")
     def report(
         batch: Path = typer.Argument(..., help="Batch directory (holds batch.json and captures/)."),
-        session: Optional[list[str]] = typer.Option(None, "--session", "-s", help="Only this capture session (id or file stem); repeat for several."),
-        fmt: str = typer.Option(",".join(FORMATS), "--format", "-f", help="Comma-separated: html, pdf, csv. JSON tables are always written."),
+        session: list[str] | None = typer.Option(
+            None, "--session", "-s", help="Only this capture session (id or file stem); repeat for several."
+        ),
+        fmt: str = typer.Option(
+            ",".join(FORMATS), "--format", "-f", help="Comma-separated: html, pdf, csv. JSON tables are always written."
+        ),
     ) -> None:
         """Report which adversarial perturbations survived printing and photography.
 

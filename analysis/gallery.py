@@ -79,7 +79,10 @@ def top3(pred: Pred | None, names: tuple[str, ...] | None = None) -> list[tuple[
 
 def vote_top3(v: Pred, obs: list[Observation], names: tuple[str, ...] | None = None) -> list[tuple[str, float]]:
     """The voted tile's first three classes, each with how many observations put it first."""
-    return [(f"{class_name(c, names)} (top-1 in {sum(o.pred.top1 == c for o in obs)}/{len(obs)})", p) for c, p in list(zip(v.ids, v.probs))[:3]]
+    return [
+        (f"{class_name(c, names)} (top-1 in {sum(o.pred.top1 == c for o in obs)}/{len(obs)})", p)
+        for c, p in list(zip(v.ids, v.probs))[:3]
+    ]
 
 
 def thumbnail(path: Path, px: int = THUMB_PX) -> bytes | None:
@@ -97,13 +100,23 @@ def thumbnail(path: Path, px: int = THUMB_PX) -> bytes | None:
     return buf.getvalue()
 
 
-def _image_shot(batch_dir: Path, item: Item, role: str, pred: Pred | None, names: tuple[str, ...] | None = None) -> Shot | None:
+def _image_shot(
+    batch_dir: Path, item: Item, role: str, pred: Pred | None, names: tuple[str, ...] | None = None
+) -> Shot | None:
     try:
         path = resolve_inside(batch_dir, item.image(role).path)
     except UserError:
         return None
     png = thumbnail(path)
-    return None if png is None else Shot("clean" if role == "clean" else f"adversarial ({item.attack}, ε={eps_both(item.eps)})", png, top3(pred, names))
+    return (
+        None
+        if png is None
+        else Shot(
+            "clean" if role == "clean" else f"adversarial ({item.attack}, ε={eps_both(item.eps)})",
+            png,
+            top3(pred, names),
+        )
+    )
 
 
 def _crop(batch_dir: Path, s: Session, o: Observation) -> bytes | None:
@@ -118,7 +131,9 @@ def _crop(batch_dir: Path, s: Session, o: Observation) -> bytes | None:
     return None
 
 
-_Pick = tuple[Item, list[Observation], Pred, bool]  # an item, its adversarial tile's observations, their vote, fooled digitally
+_Pick = tuple[
+    Item, list[Observation], Pred, bool
+]  # an item, its adversarial tile's observations, their vote, fooled digitally
 
 
 def _session_entries(inp: ReportInput, s: Session, flagged: bool = False) -> list[GalleryEntry]:
@@ -136,27 +151,51 @@ def _session_entries(inp: ReportInput, s: Session, flagged: bool = False) -> lis
         v = vote([o.pred for o in obs])
         (destroyed if fooled and correct(v, y, 1) else survived if fooled else other).append((it, obs, v, fooled))
     picks = destroyed[: PER_SESSION // 2] + survived[: PER_SESSION // 2]
-    picks += (survived[PER_SESSION // 2:] + destroyed[PER_SESSION // 2:] + other)[: PER_SESSION - len(picks)]
+    picks += (survived[PER_SESSION // 2 :] + destroyed[PER_SESSION // 2 :] + other)[: PER_SESSION - len(picks)]
     out = []
     for it, obs, v, fooled in picks:
         if not fooled:
             verdict = "the adversarial PNG does not fool this model digitally"
         elif flagged:  # a camera-limited session says nothing about survival
-            verdict = ("right again once photographed" if correct(v, s.truth(it.label.index), 1) else "still wrong once photographed") + \
-                " (camera-limited session: the camera, not the perturbation, decides this)"
+            verdict = (
+                "right again once photographed"
+                if correct(v, s.truth(it.label.index), 1)
+                else "still wrong once photographed"
+            ) + " (camera-limited session: the camera, not the perturbation, decides this)"
         elif correct(v, s.truth(it.label.index), 1):
             verdict = "destroyed: right again once photographed"
         else:
             verdict = "survived: still wrong once photographed"
-        shots = [sh for sh in (_image_shot(inp.batch_dir, it, r, s.digital.get((it.id, r)), names) for r in ("clean", "adv")) if sh]
+        shots = [
+            sh
+            for sh in (_image_shot(inp.batch_dir, it, r, s.digital.get((it.id, r)), names) for r in ("clean", "adv"))
+            if sh
+        ]
         ranked = sorted(obs, key=lambda o: (-o.sharpness, o.frame_idx))
-        chosen = [("best captured crop", ranked[0])] + ([("worst captured crop", ranked[-1])] if len(ranked) > 1 else [])
+        chosen = [("best captured crop", ranked[0])] + (
+            [("worst captured crop", ranked[-1])] if len(ranked) > 1 else []
+        )
         for caption, o in chosen:
             png = _crop(inp.batch_dir, s, o)
             if png is not None:
-                shots.append(Shot(f"{caption} (frame {o.frame_idx}, sharpness {o.sharpness:.0f})", png, top3(o.pred, names)))
+                shots.append(
+                    Shot(f"{caption} (frame {o.frame_idx}, sharpness {o.sharpness:.0f})", png, top3(o.pred, names))
+                )
         y = s.truth(it.label.index)
-        out.append(GalleryEntry(it.id, it.attack, it.eps, f"{class_name(y, names)} (#{y})", s.id, s.model_name, verdict, shots, vote_top3(v, obs, names), len(obs)))
+        out.append(
+            GalleryEntry(
+                it.id,
+                it.attack,
+                it.eps,
+                f"{class_name(y, names)} (#{y})",
+                s.id,
+                s.model_name,
+                verdict,
+                shots,
+                vote_top3(v, obs, names),
+                len(obs),
+            )
+        )
     return out
 
 
@@ -166,10 +205,19 @@ def _source_entries(inp: ReportInput) -> list[GalleryEntry]:
     model = inp.source_models[0]
     out = []
     for it in inp.batch.items[:PER_SESSION]:
-        shots = [sh for sh in (_image_shot(inp.batch_dir, it, r, manifest_pred(it, r, model), inp.batch.class_names()) for r in ("clean", "adv")) if sh]
+        shots = [
+            sh
+            for sh in (
+                _image_shot(inp.batch_dir, it, r, manifest_pred(it, r, model), inp.batch.class_names())
+                for r in ("clean", "adv")
+            )
+            if sh
+        ]
         fooled = not correct(manifest_pred(it, "adv", model), it.label.index, 1)
         verdict = "fools the source model digitally" if fooled else "does not fool the source model digitally"
-        out.append(GalleryEntry(it.id, it.attack, it.eps, f"{it.label.name} (#{it.label.index})", None, model, verdict, shots))
+        out.append(
+            GalleryEntry(it.id, it.attack, it.eps, f"{it.label.name} (#{it.label.index})", None, model, verdict, shots)
+        )
     return out
 
 

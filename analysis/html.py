@@ -58,7 +58,11 @@ def _rate_cell(r: Rate | None) -> str:
     """``62.5% n=21`` over ``[41.0–80.2]``; ``n/a`` for an empty cell."""
     if r is None or r.value is None:
         return '<td class="rate na">n/a</td>'
-    ci = "<br><small>[no interval: 1 item]</small>" if r.lo is None or r.hi is None else f"<br><small>[{100 * r.lo:.1f}–{100 * r.hi:.1f}]</small>"
+    ci = (
+        "<br><small>[no interval: 1 item]</small>"
+        if r.lo is None or r.hi is None
+        else f"<br><small>[{100 * r.lo:.1f}–{100 * r.hi:.1f}]</small>"
+    )
     return f'<td class="rate">{pct(r.value)} <small>n={r.n}</small>{ci}</td>'
 
 
@@ -81,7 +85,9 @@ def _table(t: Table, files: set[str]) -> str:
         body.append(('<tr class="limited">' if flagged else "<tr>") + "".join(cells) + "</tr>")
     if not body:
         body.append(f'<tr><td colspan="{max(1, len(t.columns))}" class="na">no rows</td></tr>')
-    links = " · ".join(f'<a href="{escape(f)}">{escape(f)}</a>' for f in (f"{t.name}.csv", f"{t.name}.json") if f in files)
+    links = " · ".join(
+        f'<a href="{escape(f)}">{escape(f)}</a>' for f in (f"{t.name}.csv", f"{t.name}.json") if f in files
+    )
     return (
         f'<h3 id="t-{escape(t.name)}">{escape(t.title)}</h3>'
         f'<p class="tnote">{escape(t.note)}{f" ({links})" if links else ""}</p>'
@@ -91,7 +97,9 @@ def _table(t: Table, files: set[str]) -> str:
 
 def _plot(p: Plot, files: set[str] | None = None) -> str:
     vec = [f"figures/{p.name}.{ext}" for ext in ("svg", "pdf")] if p.name else []
-    links = " · ".join(f'<a href="{escape(f)}">{escape(f.rsplit(".", 1)[1].upper())}</a>' for f in vec if files is None or f in files)
+    links = " · ".join(
+        f'<a href="{escape(f)}">{escape(f.rsplit(".", 1)[1].upper())}</a>' for f in vec if files is None or f in files
+    )
     return (
         f'<figure><img src="{data_uri(p.png)}" alt="{escape(p.title)}">'
         f"<figcaption>{escape(p.title)}{': ' + escape(p.caption) if p.caption else ''}{f' ({links})' if links else ''}</figcaption></figure>"
@@ -114,7 +122,7 @@ def _entry(e: GalleryEntry) -> str:
     where = f"session {e.session}, model {e.model}" if e.session else f"source model {e.model}"
     return (
         f'<div class="entry"><b>{escape(e.item_id)}</b> · true class {escape(e.label)} · {escape(where)} · '
-        f"<i>{escape(e.verdict)}</i><div class=\"shots\">{shots}</div></div>"
+        f'<i>{escape(e.verdict)}</i><div class="shots">{shots}</div></div>'
     )
 
 
@@ -139,12 +147,20 @@ def render_html(c: ReportContent) -> str:
         'measures of Kurakin, Goodfellow &amp; Bengio 2016, "Adversarial examples in the physical world" (arXiv:1607.02533)</p>',
         notes,
         "<h2>Summary</h2>",
-        "".join(_table(t, set(c.files)) + (_plot(c.scene_plot, set(c.files)) if t.name == "scene" and c.scene_plot else "") for t in c.tables),
+        "".join(
+            _table(t, set(c.files)) + (_plot(c.scene_plot, set(c.files)) if t.name == "scene" and c.scene_plot else "")
+            for t in c.tables
+        ),
     ]
     if c.destruction_eps is not None:
-        md = " · ".join(f'<a href="{f}">{f}</a>' for f in ("destruction-table.md", "destruction-table.tex") if f in c.files)
-        parts += ["<h2>Destruction rate by attack and ε</h2>", _table(c.destruction_eps, set(c.files)),
-                  f'<p class="tnote">Also as Markdown and LaTeX: {md}</p>' if md else ""]
+        md = " · ".join(
+            f'<a href="{f}">{f}</a>' for f in ("destruction-table.md", "destruction-table.tex") if f in c.files
+        )
+        parts += [
+            "<h2>Destruction rate by attack and ε</h2>",
+            _table(c.destruction_eps, set(c.files)),
+            f'<p class="tnote">Also as Markdown and LaTeX: {md}</p>' if md else "",
+        ]
     parts += [
         "<h2>Figures</h2>",
         "".join(_plot(p, set(c.files)) for p in c.plots) or "<p>No figure: no data.</p>",
@@ -152,9 +168,15 @@ def render_html(c: ReportContent) -> str:
         "".join(_entry(e) for e in c.gallery) or "<p>No example to show.</p>",
     ]
     if c.sweep_table is not None:
-        parts += ["<h2>Transformation sweep</h2>", _plot(c.sweep_plot, set(c.files)) if c.sweep_plot else "", _table(c.sweep_table, set(c.files))]
+        parts += [
+            "<h2>Transformation sweep</h2>",
+            _plot(c.sweep_plot, set(c.files)) if c.sweep_plot else "",
+            _table(c.sweep_table, set(c.files)),
+        ]
     parts += ["<h2>Methods</h2>", "".join(_section(s) for s in c.methods)]
     if c.files:
-        parts.append("<h2>Files</h2><p>" + " · ".join(f'<a href="{escape(f)}">{escape(f)}</a>' for f in c.files) + "</p>")
+        parts.append(
+            "<h2>Files</h2><p>" + " · ".join(f'<a href="{escape(f)}">{escape(f)}</a>' for f in c.files) + "</p>"
+        )
     parts.append("</main></body></html>\n")
     return "\n".join(parts)

@@ -12,12 +12,13 @@ import json
 import logging
 import sqlite3
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence, overload
+from typing import Any, overload
 
-from contracts.capturedb import decode_top5, open_db_readonly
 from contracts.batchdir import CAPTURES, capture_dbs
+from contracts.capturedb import decode_top5, open_db_readonly
 from contracts.errors import UserError
 from contracts.manifest import Batch, Item, load_batch
 
@@ -40,7 +41,7 @@ class Pred:
         return self.probs[0] if self.probs else 0.0
 
     @classmethod
-    def from_pairs(cls, pairs: Iterable[Sequence[float]]) -> "Pred":
+    def from_pairs(cls, pairs: Iterable[Sequence[float]]) -> Pred:
         """From ``[[class, prob], ...]`` (``batch.json``) or ``[(class, prob), ...]``."""
         ps = [(int(c), float(p)) for c, p in pairs]
         return cls(tuple(c for c, _ in ps), tuple(p for _, p in ps))
@@ -83,8 +84,12 @@ class Session:
     digital: dict[tuple[str, str], Pred] = field(default_factory=dict)
     observations: list[Observation] = field(default_factory=list)
     digital_from_manifest: int = 0  # items whose digital top-5 came from batch.json
-    quality: dict[str, Any] = field(default_factory=dict)  # medians of the clean tiles' quality metrics (see session_quality)
-    label_map: dict[int, int] = field(default_factory=dict)  # batch class -> the model's class (config "labels"); empty: the same set
+    quality: dict[str, Any] = field(
+        default_factory=dict
+    )  # medians of the clean tiles' quality metrics (see session_quality)
+    label_map: dict[int, int] = field(
+        default_factory=dict
+    )  # batch class -> the model's class (config "labels"); empty: the same set
     class_names: tuple[str, ...] | None = None  # the model's own class names when they are not the batch's
 
     @overload
@@ -174,8 +179,15 @@ def _read_session(con: sqlite3.Connection, path: Path, row: dict[str, Any], batc
     known = {it.id for it in batch.items}
     sid = s.id
     s.n_frames = int(con.execute("SELECT COUNT(*) FROM frames WHERE session_id = ?", (sid,)).fetchone()[0])
-    s.n_obs, s.n_good = (int(v or 0) for v in con.execute("SELECT COUNT(*), SUM(good != 0) FROM observations WHERE session_id = ?", (sid,)).fetchone())
-    for item_id, role, ids, probs in con.execute("SELECT item_id, role, top5_ids, top5_probs FROM digital WHERE session_id = ?", (sid,)):
+    s.n_obs, s.n_good = (
+        int(v or 0)
+        for v in con.execute(
+            "SELECT COUNT(*), SUM(good != 0) FROM observations WHERE session_id = ?", (sid,)
+        ).fetchone()
+    )
+    for item_id, role, ids, probs in con.execute(
+        "SELECT item_id, role, top5_ids, top5_probs FROM digital WHERE session_id = ?", (sid,)
+    ):
         if item_id in known:
             s.digital[(item_id, role)] = Pred.from_pairs(decode_top5(ids, probs))
     unknown = 0
@@ -215,14 +227,23 @@ def session_quality(con: sqlite3.Connection, sid: str) -> dict[str, Any]:
     the calibration strip's ``blur`` table) and ``frame_w``/``frame_h`` the most
     common frame size there, when recorded.
     """
-    rows = con.execute("SELECT good != 0, tile_px, angle_deg, sharpness, clipped FROM observations WHERE session_id = ? AND role = 'clean'", (sid,)).fetchall()
+    rows = con.execute(
+        "SELECT good != 0, tile_px, angle_deg, sharpness, clipped FROM observations WHERE session_id = ? AND role = 'clean'",
+        (sid,),
+    ).fetchall()
     good = [r for r in rows if r[0]]
     use, over = (good, "good") if good else (rows, "all")
     q: dict[str, Any] = {
-        "over": over, "n": len(use),
-        "tile_px": _median([float(r[1]) for r in use]), "angle_deg": _median([float(r[2]) for r in use]),
-        "sharpness": _median([float(r[3]) for r in use]), "clipped": _median([float(r[4]) for r in use]),
-        "good_fraction": (len(good) / len(rows)) if rows else None, "blur_sigma_px": None, "frame_w": None, "frame_h": None,
+        "over": over,
+        "n": len(use),
+        "tile_px": _median([float(r[1]) for r in use]),
+        "angle_deg": _median([float(r[2]) for r in use]),
+        "sharpness": _median([float(r[3]) for r in use]),
+        "clipped": _median([float(r[4]) for r in use]),
+        "good_fraction": (len(good) / len(rows)) if rows else None,
+        "blur_sigma_px": None,
+        "frame_w": None,
+        "frame_h": None,
     }
     try:
         blur = con.execute("SELECT sigma_px, width, height FROM blur WHERE session_id = ?", (sid,)).fetchall()
@@ -268,7 +289,9 @@ def _select(files: list[Path], wanted: list[str] | None) -> list[Path]:
             missing = [w for w in missing if w not in hit]
     if missing:
         have = ", ".join(f.stem for f in files) or "none"
-        raise UserError(f"--session {', '.join(missing)}: no such capture session in {CAPTURES}/ (sessions there: {have})")
+        raise UserError(
+            f"--session {', '.join(missing)}: no such capture session in {CAPTURES}/ (sessions there: {have})"
+        )
     return sorted(chosen)
 
 
@@ -304,30 +327,52 @@ def load_input(batch_dir: Path, sessions: list[str] | None = None) -> ReportInpu
                 if sessions and f.stem not in sessions and str(row["id"]) not in sessions:
                     continue
                 if str(row["id"]) in seen:
-                    raise UserError(f"{f}: session {row['id']!r} is also in {seen[str(row['id'])]}; remove one of the two copies")
+                    raise UserError(
+                        f"{f}: session {row['id']!r} is also in {seen[str(row['id'])]}; remove one of the two copies"
+                    )
                 seen[str(row["id"])] = f
                 try:
                     s = _read_session(con, f, row, batch)
                 except sqlite3.DatabaseError as e:
-                    raise UserError(f"{f}: cannot read the capture tables ({e}); remove the file or re-capture") from None
-                except (TypeError, ValueError, OverflowError, RecursionError) as e:  # a value of the wrong type in a row
-                    raise UserError(f"{f}: malformed values in session {row['id']!r} ({type(e).__name__}: {e}); remove the file or re-capture") from None
+                    raise UserError(
+                        f"{f}: cannot read the capture tables ({e}); remove the file or re-capture"
+                    ) from None
+                except (
+                    TypeError,
+                    ValueError,
+                    OverflowError,
+                    RecursionError,
+                ) as e:  # a value of the wrong type in a row
+                    raise UserError(
+                        f"{f}: malformed values in session {row['id']!r} ({type(e).__name__}: {e}); remove the file or re-capture"
+                    ) from None
                 _fill_digital_from_manifest(s, batch)
                 inp.sessions.append(s)
         finally:
             con.close()
     for s in inp.sessions:
         if s.digital_from_manifest:
-            inp.notes.append(f"Session {s.id}: digital predictions of {s.digital_from_manifest} items taken from batch.json ({s.model_name} is a source model).")
+            inp.notes.append(
+                f"Session {s.id}: digital predictions of {s.digital_from_manifest} items taken from batch.json ({s.model_name} is a source model)."
+            )
         if not any((it.id, "clean") in s.digital for it in batch.items):
-            inp.notes.append(f"Session {s.id}: no digital predictions recorded for model {s.model}; destruction rates and attack success are n/a.")
+            inp.notes.append(
+                f"Session {s.id}: no digital predictions recorded for model {s.model}; destruction rates and attack success are n/a."
+            )
         if s.n_good == 0:
-            inp.notes.append(f"Session {s.id}: no observation passed the quality gates ({s.n_obs} observations in {s.n_frames} frames).")
+            inp.notes.append(
+                f"Session {s.id}: no observation passed the quality gates ({s.n_obs} observations in {s.n_frames} frames)."
+            )
     if not inp.sessions:
-        inp.notes.insert(0, f"No capture sessions found in {batch_dir / CAPTURES}: this report shows digital results only. Run 'photoproof capture' to add photographed results.")
+        inp.notes.insert(
+            0,
+            f"No capture sessions found in {batch_dir / CAPTURES}: this report shows digital results only. Run 'photoproof capture' to add photographed results.",
+        )
     flagged = sum(it.label.source == "clean-prediction" for it in batch.items)
     if flagged:
-        inp.notes.append(f"{flagged} of {len(batch.items)} items have no true label: the source model's clean prediction stands in for it (label source 'clean-prediction').")
+        inp.notes.append(
+            f"{flagged} of {len(batch.items)} items have no true label: the source model's clean prediction stands in for it (label source 'clean-prediction')."
+        )
     return inp
 
 

@@ -29,8 +29,8 @@ item-bootstrap intervals on them. No I/O.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 from analysis.load import Pred
 
@@ -122,7 +122,9 @@ def digital_counts(items: Sequence[ItemData], k: int) -> dict[str, Counts]:
         out["clean_acc"].append((int(c_ok), 1) if it.clean is not None else (0, 0))
         out["adv_acc"].append((int(correct(it.adv, it.label, k)), 1) if it.adv is not None else (0, 0))
         has_both = it.clean is not None and it.adv is not None
-        out["attack_success"].append((int(succeeded(it.adv, it.label, it.target, k)), 1) if has_both and c_ok else (0, 0))
+        out["attack_success"].append(
+            (int(succeeded(it.adv, it.label, it.target, k)), 1) if has_both and c_ok else (0, 0)
+        )
     return out
 
 

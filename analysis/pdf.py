@@ -18,13 +18,23 @@ from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
-from reportlab.platypus import Image, KeepTogether, PageBreak, Paragraph, Preformatted, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import (
+    Image,
+    KeepTogether,
+    PageBreak,
+    Paragraph,
+    Preformatted,
+    SimpleDocTemplate,
+    Spacer,
+    Table,
+    TableStyle,
+)
 
 from analysis.content import Plot, ReportContent
 from analysis.gallery import GalleryEntry
 from analysis.stats import Rate
-from analysis.tables import Table as ReportTable
 from analysis.tables import CHECK_COLUMN, fmt_cell, pct
+from analysis.tables import Table as ReportTable
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +68,24 @@ def _styles() -> dict[str, ParagraphStyle]:
         "h3": ParagraphStyle("h3", parent=base["Heading3"], fontName=bold, fontSize=10.5),
         "body": ParagraphStyle("body", parent=base["BodyText"], fontName=regular, fontSize=8.5, leading=11),
         "small": ParagraphStyle("small", parent=base["BodyText"], fontName=regular, fontSize=6.5, leading=8),
-        "warn": ParagraphStyle("warn", parent=base["BodyText"], fontName=regular, fontSize=8.5, leading=11,
-                               backColor=colors.HexColor("#fdecea"), borderPadding=3),
-        "note": ParagraphStyle("note", parent=base["BodyText"], fontName=regular, fontSize=8.5, leading=11,
-                               backColor=colors.HexColor("#fff4d6"), borderPadding=3),
+        "warn": ParagraphStyle(
+            "warn",
+            parent=base["BodyText"],
+            fontName=regular,
+            fontSize=8.5,
+            leading=11,
+            backColor=colors.HexColor("#fdecea"),
+            borderPadding=3,
+        ),
+        "note": ParagraphStyle(
+            "note",
+            parent=base["BodyText"],
+            fontName=regular,
+            fontSize=8.5,
+            leading=11,
+            backColor=colors.HexColor("#fff4d6"),
+            borderPadding=3,
+        ),
         "mono": ParagraphStyle("mono", parent=base["Code"], fontName="Courier", fontSize=6, leading=7),
     }
 
@@ -107,14 +131,23 @@ def _table(t: ReportTable, st: dict[str, ParagraphStyle], max_rows: int = 400) -
     data = [[Paragraph(escape(t.label(c)), st["small"]) for c in t.columns]]
     data += [[_cell(r.get(c), st, c in t.rate_columns) for c in t.columns] for r in t.rows[:max_rows]]
     tbl = Table(data, colWidths=_widths(t), repeatRows=1, hAlign="LEFT")
-    flagged = [i + 1 for i, r in enumerate(t.rows[:max_rows]) if r.get(CHECK_COLUMN) in ("camera-limited", "inconclusive")]
-    tbl.setStyle(TableStyle([*[("BACKGROUND", (0, i), (-1, i), colors.HexColor("#fdecea")) for i in flagged],
-        ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
-        ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#eeeeee")),
-        ("VALIGN", (0, 0), (-1, -1), "TOP"),
-        ("LEFTPADDING", (0, 0), (-1, -1), 2), ("RIGHTPADDING", (0, 0), (-1, -1), 2),
-        ("TOPPADDING", (0, 0), (-1, -1), 1), ("BOTTOMPADDING", (0, 0), (-1, -1), 1),
-    ]))
+    flagged = [
+        i + 1 for i, r in enumerate(t.rows[:max_rows]) if r.get(CHECK_COLUMN) in ("camera-limited", "inconclusive")
+    ]
+    tbl.setStyle(
+        TableStyle(
+            [
+                *[("BACKGROUND", (0, i), (-1, i), colors.HexColor("#fdecea")) for i in flagged],
+                ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
+                ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#eeeeee")),
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ("LEFTPADDING", (0, 0), (-1, -1), 2),
+                ("RIGHTPADDING", (0, 0), (-1, -1), 2),
+                ("TOPPADDING", (0, 0), (-1, -1), 1),
+                ("BOTTOMPADDING", (0, 0), (-1, -1), 1),
+            ]
+        )
+    )
     out.append(tbl)
     if len(t.rows) > max_rows:
         out.append(Paragraph(f"{len(t.rows) - max_rows} more rows in {t.name}.csv / {t.name}.json", st["small"]))
@@ -124,7 +157,15 @@ def _table(t: ReportTable, st: dict[str, ParagraphStyle], max_rows: int = 400) -
 def _plot(p: Plot, st: dict[str, ParagraphStyle]) -> list:
     w = PAGE[0] - 2 * MARGIN
     vec = f" (vector: figures/{p.name}.svg, .pdf)" if p.name and p.svg is not None else ""
-    return [KeepTogether([_image(p.png, w, 120 * mm), Paragraph(escape(p.title + (": " + p.caption if p.caption else "") + vec), st["small"])]), Spacer(1, 3 * mm)]
+    return [
+        KeepTogether(
+            [
+                _image(p.png, w, 120 * mm),
+                Paragraph(escape(p.title + (": " + p.caption if p.caption else "") + vec), st["small"]),
+            ]
+        ),
+        Spacer(1, 3 * mm),
+    ]
 
 
 def _top3(rows: list[tuple[str, float]]) -> str:
@@ -133,10 +174,24 @@ def _top3(rows: list[tuple[str, float]]) -> str:
 
 def _entry(e: GalleryEntry, st: dict[str, ParagraphStyle]) -> list:
     where = f"session {e.session}, model {e.model}" if e.session else f"source model {e.model}"
-    head = Paragraph(f"<b>{escape(e.item_id)}</b> · true class {escape(e.label)} · {escape(where)} · <i>{escape(e.verdict)}</i>", st["body"])
-    cols = [[_image(s.png, 32 * mm, 32 * mm), Paragraph(escape(s.caption) + "<br/>" + _top3(s.top3), st["small"])] for s in e.shots]
+    head = Paragraph(
+        f"<b>{escape(e.item_id)}</b> · true class {escape(e.label)} · {escape(where)} · <i>{escape(e.verdict)}</i>",
+        st["body"],
+    )
+    cols = [
+        [_image(s.png, 32 * mm, 32 * mm), Paragraph(escape(s.caption) + "<br/>" + _top3(s.top3), st["small"])]
+        for s in e.shots
+    ]
     if e.photo_top3 and not any("crop" in s.caption for s in e.shots):
-        cols.append([Paragraph(f"photographed, voted over {e.n_good} good observations (no crop stored)<br/>" + _top3(e.photo_top3), st["small"])])
+        cols.append(
+            [
+                Paragraph(
+                    f"photographed, voted over {e.n_good} good observations (no crop stored)<br/>"
+                    + _top3(e.photo_top3),
+                    st["small"],
+                )
+            ]
+        )
     if not cols:
         return [head]
     tbl = Table([cols], colWidths=[45 * mm] * len(cols), hAlign="LEFT")
@@ -149,7 +204,10 @@ def render_pdf(c: ReportContent) -> bytes:
     st = _styles()
     story: list = [
         Paragraph(escape(c.title), st["h1"]),
-        Paragraph(f"batch {escape(c.batch_id)} · generated {escape(c.generated)} · measures of Kurakin, Goodfellow &amp; Bengio 2016 (arXiv:1607.02533)", st["body"]),
+        Paragraph(
+            f"batch {escape(c.batch_id)} · generated {escape(c.generated)} · measures of Kurakin, Goodfellow &amp; Bengio 2016 (arXiv:1607.02533)",
+            st["body"],
+        ),
         Spacer(1, 3 * mm),
     ]
     for n in c.warnings:
@@ -178,19 +236,40 @@ def render_pdf(c: ReportContent) -> bytes:
     for s in c.methods:
         story.append(Paragraph(escape(s.title), st["h3"]))
         if s.rows:
-            tbl = Table([[Paragraph(escape(k), st["small"]), Paragraph(escape(v), st["small"])] for k, v in s.rows],
-                        colWidths=[60 * mm, PAGE[0] - 2 * MARGIN - 62 * mm], hAlign="LEFT")
-            tbl.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LINEBELOW", (0, 0), (-1, -1), 0.2, colors.lightgrey)]))
+            tbl = Table(
+                [[Paragraph(escape(k), st["small"]), Paragraph(escape(v), st["small"])] for k, v in s.rows],
+                colWidths=[60 * mm, PAGE[0] - 2 * MARGIN - 62 * mm],
+                hAlign="LEFT",
+            )
+            tbl.setStyle(
+                TableStyle(
+                    [("VALIGN", (0, 0), (-1, -1), "TOP"), ("LINEBELOW", (0, 0), (-1, -1), 0.2, colors.lightgrey)]
+                )
+            )
             story.append(tbl)
         for text in s.text:
             if text.startswith("{"):
                 lines = text.splitlines()
-                cut = lines[:MAX_CONFIG_LINES] + ([f"... {len(lines) - MAX_CONFIG_LINES} more lines in report.json"] if len(lines) > MAX_CONFIG_LINES else [])
+                cut = lines[:MAX_CONFIG_LINES] + (
+                    [f"... {len(lines) - MAX_CONFIG_LINES} more lines in report.json"]
+                    if len(lines) > MAX_CONFIG_LINES
+                    else []
+                )
                 story.append(Preformatted("\n".join(cut), st["mono"]))
             else:
                 story.append(Paragraph(escape(text), st["body"]))
     buf = io.BytesIO()
-    doc = SimpleDocTemplate(buf, pagesize=PAGE, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=MARGIN, bottomMargin=MARGIN,
-                            title=c.title, author="Photoproof", subject=f"batch {c.batch_id}", invariant=1)
+    doc = SimpleDocTemplate(
+        buf,
+        pagesize=PAGE,
+        leftMargin=MARGIN,
+        rightMargin=MARGIN,
+        topMargin=MARGIN,
+        bottomMargin=MARGIN,
+        title=c.title,
+        author="Photoproof",
+        subject=f"batch {c.batch_id}",
+        invariant=1,
+    )
     doc.build(story)
     return buf.getvalue()

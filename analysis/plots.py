@@ -19,8 +19,9 @@ from __future__ import annotations
 import functools
 import io
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -56,8 +57,11 @@ def _render(fig: Figure) -> Figures:
     FigureCanvasAgg(fig)
     out = {}
     with rc_context({"pdf.fonttype": 42, "svg.fonttype": "none"}):
-        for fmt, meta in (("png", {"Software": None}), ("svg", {"Date": None, "Creator": None}),
-                          ("pdf", {"CreationDate": None, "Creator": None, "Producer": None})):
+        for fmt, meta in (
+            ("png", {"Software": None}),
+            ("svg", {"Date": None, "Creator": None}),
+            ("pdf", {"CreationDate": None, "Creator": None, "Producer": None}),
+        ):
             buf = io.BytesIO()
             fig.savefig(buf, format=fmt, dpi=DPI, metadata=meta)
             out[fmt] = buf.getvalue()
@@ -70,6 +74,7 @@ def _rendered(build: Callable[..., Figure | None]) -> Callable[..., Figures | No
 
     The builder stays reachable as ``.figure`` (tests measure where legends sit).
     """
+
     @functools.wraps(build)
     def wrapper(*args: Any, **kwargs: Any) -> Figures | None:
         fig = build(*args, **kwargs)
@@ -96,11 +101,21 @@ def _pct_points(pts: list[tuple[float, Any]]) -> tuple[list[float], list[float],
     return xs, vs, los, his
 
 
-def _legend_outside(fig: Figure, handles: list[Any], labels: list[str], title: str | None = None, below: bool = False) -> None:
+def _legend_outside(
+    fig: Figure, handles: list[Any], labels: list[str], title: str | None = None, below: bool = False
+) -> None:
     """One legend for the figure, to the right of (or below) every axes; constrained layout makes room."""
     if handles:
-        fig.legend(handles, labels, loc="outside lower center" if below else "outside right upper", ncols=min(2, len(handles)) if below else 1,
-                   fontsize=7, title=title, title_fontsize=7, frameon=False)
+        fig.legend(
+            handles,
+            labels,
+            loc="outside lower center" if below else "outside right upper",
+            ncols=min(2, len(handles)) if below else 1,
+            fontsize=7,
+            title=title,
+            title_fontsize=7,
+            frameon=False,
+        )
 
 
 def _nudge(xs_all: list[float], n_series: int) -> float:
@@ -111,7 +126,9 @@ def _nudge(xs_all: list[float], n_series: int) -> float:
 
 
 @_rendered
-def destruction_vs_eps(rows: list[SummaryRow], metric: str = "destruction", view: str = "tile", limited: set[str] | None = None) -> Figure | None:
+def destruction_vs_eps(
+    rows: list[SummaryRow], metric: str = "destruction", view: str = "tile", limited: set[str] | None = None
+) -> Figure | None:
     """One panel per attack: destruction rate (%) against ε, a line per session and top-k, 95% interval bars."""
     limited = limited or set()
     sel = [r for r in rows if r.metric == metric and r.view == view]
@@ -139,9 +156,18 @@ def destruction_vs_eps(rows: list[SummaryRow], metric: str = "destruction", view
             si = sessions.index(session)
             lim = session in limited
             off = (j - (len(series_keys) - 1) / 2) * step
-            h = ax.errorbar([x + off for x in xs], vs, yerr=_err(vs, los, his), color=COLORS[si % len(COLORS)],
-                            marker=MARKERS[si % len(MARKERS)], markerfacecolor="none" if lim else COLORS[si % len(COLORS)],
-                            linestyle=(":" if lim else "-") if k == 1 else (":" if lim else "--"), capsize=3, linewidth=1.2, markersize=5)
+            h = ax.errorbar(
+                [x + off for x in xs],
+                vs,
+                yerr=_err(vs, los, his),
+                color=COLORS[si % len(COLORS)],
+                marker=MARKERS[si % len(MARKERS)],
+                markerfacecolor="none" if lim else COLORS[si % len(COLORS)],
+                linestyle=(":" if lim else "-") if k == 1 else (":" if lim else "--"),
+                capsize=3,
+                linewidth=1.2,
+                markersize=5,
+            )
             label = f"{session} top-{k}" + (" (camera-limited)" if lim else "")
             handles.setdefault(label, h)
         eps = sorted({r.eps for r in sel if r.attack == attack})
@@ -164,8 +190,12 @@ def destruction_vs_eps(rows: list[SummaryRow], metric: str = "destruction", view
 def accuracy_bars(rows: list[SummaryRow], session: str | None, model: str, k: int = 1) -> Figure | None:
     """Grouped bars per (attack, ε): accuracy (%) on clean and adversarial images, digital vs photographed (per tile)."""
     sel = [r for r in rows if r.session == session and r.model == model and r.topk == k and r.source_model is None]
-    bars = [("clean, digital", "digital", "clean_acc", "#9ecae1"), ("clean, photographed", "tile", "clean_acc", "#3182bd"),
-            ("adv, digital", "digital", "adv_acc", "#fcae91"), ("adv, photographed", "tile", "adv_acc", "#de2d26")]
+    bars = [
+        ("clean, digital", "digital", "clean_acc", "#9ecae1"),
+        ("clean, photographed", "tile", "clean_acc", "#3182bd"),
+        ("adv, digital", "digital", "adv_acc", "#fcae91"),
+        ("adv, photographed", "tile", "adv_acc", "#de2d26"),
+    ]
     groups = sorted({(r.attack, r.eps) for r in sel})
     if not groups:
         return None
@@ -178,7 +208,9 @@ def accuracy_bars(rows: list[SummaryRow], session: str | None, model: str, k: in
     for j, (label, view, metric, color) in enumerate(bars):
         pts = []
         for g, (attack, eps) in enumerate(groups):
-            r = next((r for r in sel if r.attack == attack and r.eps == eps and r.view == view and r.metric == metric), None)
+            r = next(
+                (r for r in sel if r.attack == attack and r.eps == eps and r.view == view and r.metric == metric), None
+            )
             if r is not None:
                 pts.append((g + (j - (len(bars) - 1) / 2) * width, r.rate))
         xs, vs, los, his = _pct_points(pts)
@@ -212,7 +244,14 @@ def channel_check(checks: Sequence[Any], drop_points: float) -> Figure | None:
         ref = c.tile.digital if c.tile.digital is not None else c.frame.digital
         h = ax.hlines(100 * ref, i - 0.35, i + 0.35, color="black", linewidth=1.5)
         handles.setdefault("clean, digital (same items)", h)
-        band = ax.fill_between([i - 0.35, i + 0.35], [100 * (ref - drop_points)] * 2, [100 * ref] * 2, color="#cccccc", alpha=0.5, linewidth=0)
+        band = ax.fill_between(
+            [i - 0.35, i + 0.35],
+            [100 * (ref - drop_points)] * 2,
+            [100 * ref] * 2,
+            color="#cccccc",
+            alpha=0.5,
+            linewidth=0,
+        )
         handles.setdefault(f"allowed drop ({100 * drop_points:.0f} points)", band)
         for off, v, color, marker in ((-0.12, c.tile, "#3182bd", "o"), (0.12, c.frame, "#6baed6", "s")):
             xs, vs, los, his = _pct_points([(i + off, v.photo)])
@@ -277,11 +316,16 @@ def sweep_plot(points: list[SweepPoint], units: dict[str, str] | None = None) ->
     for i, tr in enumerate(transforms):
         ax = fig.add_subplot(nrow, ncol, i + 1)
         for k, marker, ls in ((1, "o", "-"), (5, "s", "--")):
-            pts = sorted(((p.strength, p.rates["destruction"]) for p in points if p.transform == tr and p.topk == k), key=lambda t: t[0])
+            pts = sorted(
+                ((p.strength, p.rates["destruction"]) for p in points if p.transform == tr and p.topk == k),
+                key=lambda t: t[0],
+            )
             xs, vs, los, his = _pct_points(pts)
             if not xs:
                 continue
-            h = ax.errorbar(xs, vs, yerr=_err(vs, los, his), marker=marker, linestyle=ls, color=COLORS[k == 5], capsize=3)
+            h = ax.errorbar(
+                xs, vs, yerr=_err(vs, los, his), marker=marker, linestyle=ls, color=COLORS[k == 5], capsize=3
+            )
             handles.setdefault(f"top-{k}", h)
         ax.set_title(tr, fontsize=10)
         ax.set_xlabel(f"strength ({units[tr]})" if tr in units else "strength (transform units)")
@@ -317,16 +361,33 @@ def scene_vs_share(series: Sequence[Any], class_names: Sequence[str] = ()) -> Fi
         color, marker = COLORS[j % len(COLORS)], MARKERS[j % len(MARKERS)]
         name = f"{s.target} ({class_names[s.target]})" if 0 <= s.target < len(class_names) else str(s.target)
         label = f"target {name}" + (f", session {s.session}" if multi else "")
-        nudge = 10 ** ((j - (len(series) - 1) / 2) * 0.03)  # series apart on the log axis, so bars do not hide each other
+        nudge = 10 ** (
+            (j - (len(series) - 1) / 2) * 0.03
+        )  # series apart on the log axis, so bars do not hide each other
         for ax, attr, ref in ((axes[0], "target_rate", s.without_target), (axes[1], "fooling_rate", s.without_fooling)):
             pts = [(max(SHARE_FLOOR_PCT, 100 * p.median_share) * nudge, getattr(p, attr)) for p in s.points]
             xs, vs, los, his = _pct_points(pts)
             if xs:
-                h = ax.errorbar(xs, vs, yerr=_err(vs, los, his), color=color, marker=marker, linestyle="-", capsize=3, linewidth=1.2, markersize=5)
+                h = ax.errorbar(
+                    xs,
+                    vs,
+                    yerr=_err(vs, los, his),
+                    color=color,
+                    marker=marker,
+                    linestyle="-",
+                    capsize=3,
+                    linewidth=1.2,
+                    markersize=5,
+                )
                 handles.setdefault(f"{label}, with patch", h)
             if ref.value is not None:
-                ax.axhspan(100 * (ref.lo if ref.lo is not None else ref.value), 100 * (ref.hi if ref.hi is not None else ref.value),
-                           color=color, alpha=0.12, linewidth=0)
+                ax.axhspan(
+                    100 * (ref.lo if ref.lo is not None else ref.value),
+                    100 * (ref.hi if ref.hi is not None else ref.value),
+                    color=color,
+                    alpha=0.12,
+                    linewidth=0,
+                )
                 r = ax.axhline(100 * ref.value, color=color, linestyle="--", linewidth=1.0)
                 handles.setdefault(f"{label}, without patch (n={ref.n})", r)
     lo, hi = min(xs_all), max(xs_all)
@@ -347,4 +408,13 @@ def scene_vs_share(series: Sequence[Any], class_names: Sequence[str] = ()) -> Fi
     return fig
 
 
-__all__ = ["Figures", "accuracy_bars", "channel_check", "confidence_hist", "destruction_vs_eps", "digital_confidence_hist", "scene_vs_share", "sweep_plot"]
+__all__ = [
+    "Figures",
+    "accuracy_bars",
+    "channel_check",
+    "confidence_hist",
+    "destruction_vs_eps",
+    "digital_confidence_hist",
+    "scene_vs_share",
+    "sweep_plot",
+]

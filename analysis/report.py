@@ -19,10 +19,11 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from analysis import plots
 from analysis.channel import DROP_POINTS, ChannelCheck, channel_table, check_sessions
@@ -37,8 +38,18 @@ from analysis.scene import scene_report_table, scene_series
 from analysis.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
 from analysis.summary import SummaryRow, compute_summary, tile_rows
 from analysis.sweep import SWEEP_METRICS, load_sweep, sweep_points, sweep_rows, sweep_units
-from analysis.tables import (Table, _finite, accuracy_table, attack_table, headline_table, plain_table, sessions_table,
-                             summary_table, transfer_table, write_table)
+from analysis.tables import (
+    Table,
+    _finite,
+    accuracy_table,
+    attack_table,
+    headline_table,
+    plain_table,
+    sessions_table,
+    summary_table,
+    transfer_table,
+    write_table,
+)
 from contracts.batchdir import REPORT
 from contracts.errors import UserError, WriteError
 from contracts.paths import atomic_write_bytes, atomic_write_json, atomic_write_text
@@ -77,13 +88,26 @@ def check_formats(formats: tuple[str, ...] | list[str]) -> tuple[str, ...]:
         if not f or f == "json":
             continue
         if f not in FORMATS:
-            raise UserError(f"--format {f!r}: unknown format; choose from {', '.join(FORMATS)} (JSON is always written)")
+            raise UserError(
+                f"--format {f!r}: unknown format; choose from {', '.join(FORMATS)} (JSON is always written)"
+            )
         if f not in out:
             out.append(f)
     return tuple(out)
 
 
-TABLES = ("headline", "channel", "sessions", "accuracy", "destruction", "destruction_eps", "transfer", "summary", "tiles", "sweep")
+TABLES = (
+    "headline",
+    "channel",
+    "sessions",
+    "accuracy",
+    "destruction",
+    "destruction_eps",
+    "transfer",
+    "summary",
+    "tiles",
+    "sweep",
+)
 FIGURES = "figures"
 
 
@@ -137,29 +161,79 @@ def fmts_visual(fmts: tuple[str, ...]) -> bool:
 
 def _plots(inp: ReportInput, rows: list[SummaryRow], checks: dict[str, ChannelCheck]) -> list[Plot]:
     flagged = {sid for sid, c in checks.items() if c.flagged}
-    lim = " Hollow markers and dotted lines: camera-limited or inconclusive sessions, whose rates measure the camera." if flagged else ""
-    found = [_fig("Channel check: clean accuracy photographed against digital", plots.channel_check(list(checks.values()), DROP_POINTS),
-                  "top-1, same items; the grey band is the allowed drop; bars are 95% intervals", "channel-check")]
-    for metric, label, name in (("destruction", "Destruction rate against ε (average case)", "destruction-average"),
-                                ("destruction_prefiltered", "Destruction rate against ε (prefiltered case)", "destruction-prefiltered"),
-                                ("paired_survival", "Paired survival against ε", "paired-survival")):
-        found.append(_fig(label, plots.destruction_vs_eps(rows, metric, limited=flagged),
-                          "per tile; solid top-1, dashed top-5; bars are 95% Wilson intervals." + lim, name))
+    lim = (
+        " Hollow markers and dotted lines: camera-limited or inconclusive sessions, whose rates measure the camera."
+        if flagged
+        else ""
+    )
+    found = [
+        _fig(
+            "Channel check: clean accuracy photographed against digital",
+            plots.channel_check(list(checks.values()), DROP_POINTS),
+            "top-1, same items; the grey band is the allowed drop; bars are 95% intervals",
+            "channel-check",
+        )
+    ]
+    for metric, label, name in (
+        ("destruction", "Destruction rate against ε (average case)", "destruction-average"),
+        ("destruction_prefiltered", "Destruction rate against ε (prefiltered case)", "destruction-prefiltered"),
+        ("paired_survival", "Paired survival against ε", "paired-survival"),
+    ):
+        found.append(
+            _fig(
+                label,
+                plots.destruction_vs_eps(rows, metric, limited=flagged),
+                "per tile; solid top-1, dashed top-5; bars are 95% Wilson intervals." + lim,
+                name,
+            )
+        )
     for m in inp.source_models:
-        found.append(_fig(f"Accuracy of source model {m} (digital)", plots.accuracy_bars(rows, None, m), "top-1 on the saved PNGs", f"accuracy-{m}"))
+        found.append(
+            _fig(
+                f"Accuracy of source model {m} (digital)",
+                plots.accuracy_bars(rows, None, m),
+                "top-1 on the saved PNGs",
+                f"accuracy-{m}",
+            )
+        )
         clean = [p.top1_prob for it in inp.batch.items if (p := manifest_pred(it, "clean", m))]
         adv = [p.top1_prob for it in inp.batch.items if (p := manifest_pred(it, "adv", m))]
-        found.append(_fig(f"Confidence of {m} on the saved PNGs", plots.digital_confidence_hist(clean, adv, m), "", f"confidence-{m}"))
+        found.append(
+            _fig(
+                f"Confidence of {m} on the saved PNGs",
+                plots.digital_confidence_hist(clean, adv, m),
+                "",
+                f"confidence-{m}",
+            )
+        )
     for s in inp.sessions:
         tag = f" [{checks[s.id].verdict}]" if s.id in flagged else ""
-        found.append(_fig(f"Accuracy digital vs photographed, session {s.id} ({s.model_name}){tag}", plots.accuracy_bars(rows, s.id, s.model_name),
-                          "top-1; photographed = per tile", f"accuracy-{s.id}"))
-        found.append(_fig(f"Confidence histogram, session {s.id}", plots.confidence_hist(s), "top-1 probability of good observations", f"confidence-{s.id}"))
+        found.append(
+            _fig(
+                f"Accuracy digital vs photographed, session {s.id} ({s.model_name}){tag}",
+                plots.accuracy_bars(rows, s.id, s.model_name),
+                "top-1; photographed = per tile",
+                f"accuracy-{s.id}",
+            )
+        )
+        found.append(
+            _fig(
+                f"Confidence histogram, session {s.id}",
+                plots.confidence_hist(s),
+                "top-1 probability of good observations",
+                f"confidence-{s.id}",
+            )
+        )
     return [p for p in found if p is not None]
 
 
-def make_report(batch_dir: Path, sessions: list[str] | None = None, formats: tuple[str, ...] = FORMATS,
-                seed: int = DEFAULT_SEED, resamples: int = DEFAULT_RESAMPLES) -> ReportResult:
+def make_report(
+    batch_dir: Path,
+    sessions: list[str] | None = None,
+    formats: tuple[str, ...] = FORMATS,
+    seed: int = DEFAULT_SEED,
+    resamples: int = DEFAULT_RESAMPLES,
+) -> ReportResult:
     """Build the report and return what was written (the CLI prints from this).
 
     Raises:
@@ -167,12 +241,16 @@ def make_report(batch_dir: Path, sessions: list[str] | None = None, formats: tup
             or format, or a report folder that cannot be written.
     """
     try:
-        return swap_in_report(Path(batch_dir), lambda out_dir: _make_report(Path(batch_dir), sessions, formats, seed, resamples, out_dir))
+        return swap_in_report(
+            Path(batch_dir), lambda out_dir: _make_report(Path(batch_dir), sessions, formats, seed, resamples, out_dir)
+        )
     except WriteError:
         raise  # already one line naming the file
     except OSError as e:
         where = e.filename or Path(batch_dir) / REPORT_DIR
-        raise UserError(f"{where}: {e.strerror or e}; check that the batch is readable, that report/ is writable and that the disk has room") from None
+        raise UserError(
+            f"{where}: {e.strerror or e}; check that the batch is readable, that report/ is writable and that the disk has room"
+        ) from None
 
 
 def swap_in_report(batch_dir: Path, build: Callable[[Path], ReportResult]) -> ReportResult:
@@ -203,7 +281,12 @@ def swap_in_report(batch_dir: Path, build: Callable[[Path], ReportResult]) -> Re
         raise
     shutil.rmtree(old, ignore_errors=True)
     moved = lambda q: final / q.relative_to(tmp) if q.is_relative_to(tmp) else q  # noqa: E731
-    return replace(result, out_dir=final, index=None if result.index is None else moved(result.index), files=[moved(q) for q in result.files])
+    return replace(
+        result,
+        out_dir=final,
+        index=None if result.index is None else moved(result.index),
+        files=[moved(q) for q in result.files],
+    )
 
 
 def _umask() -> int:
@@ -212,7 +295,9 @@ def _umask() -> int:
     return mask
 
 
-def _make_report(batch_dir: Path, sessions: list[str] | None, formats: tuple[str, ...], seed: int, resamples: int, out_dir: Path) -> ReportResult:
+def _make_report(
+    batch_dir: Path, sessions: list[str] | None, formats: tuple[str, ...], seed: int, resamples: int, out_dir: Path
+) -> ReportResult:
     fmts = check_formats(formats)
     inp = load_input(batch_dir, sessions)
     log.info("report: %d items, %d sessions", len(inp.batch.items), len(inp.sessions))
@@ -224,10 +309,21 @@ def _make_report(batch_dir: Path, sessions: list[str] | None, formats: tuple[str
     notes = [c.note() for c in checks.values() if not c.flagged] + inp.notes
     headline = headline_table(rows, inp.source_models)
     paper = paper_table(rows)
-    shown = [headline, channel_table(checks), sessions_table(inp, verdicts), accuracy_table(rows), attack_table(rows), transfer_table(rows)]
+    shown = [
+        headline,
+        channel_table(checks),
+        sessions_table(inp, verdicts),
+        accuracy_table(rows),
+        attack_table(rows),
+        transfer_table(rows),
+    ]
     if not inp.sessions:
         shown = [t for t in shown if t.name not in ("sessions", "transfer", "channel")]
-    exported = [*shown, summary_table(rows), plain_table("tiles", "Tiles: majority vote of good observations", tile_rows(inp))]
+    exported = [
+        *shown,
+        summary_table(rows),
+        plain_table("tiles", "Tiles: majority vote of good observations", tile_rows(inp)),
+    ]
     scene_tbl = scene_report_table([s.path for s in inp.sessions])  # capture --scene sessions (analysis.scene)
     scene_png = None
     if scene_tbl is not None:
@@ -235,17 +331,27 @@ def _make_report(batch_dir: Path, sessions: list[str] | None, formats: tuple[str
         exported.append(scene_tbl)
         if fmts_visual(fmts):
             scene_figs = plots.scene_vs_share(scene_series([s.path for s in inp.sessions]), inp.batch.class_names())
-            scene_png = _fig("Adversarial patch in the scene against its apparent size", scene_figs,
-                             "points: frames with the patch, by its share of the view (bin median); dashed line and band: the session's frames without it; "
-                             "bars and bands are 95% Wilson intervals over frames (frames of one scene are not independent)", "scene-share")
+            scene_png = _fig(
+                "Adversarial patch in the scene against its apparent size",
+                scene_figs,
+                "points: frames with the patch, by its share of the view (bin median); dashed line and band: the session's frames without it; "
+                "bars and bands are 95% Wilson intervals over frames (frames of one scene are not independent)",
+                "scene-share",
+            )
     if inp.sessions:
         exported.append(paper)
     sweep_tbl, sweep_png = None, None
     sweep_data = load_sweep(batch_dir)
     if sweep_data is not None:
         pts = sweep_points(inp, sweep_data, seed, resamples)
-        sweep_tbl = Table("sweep", "Destruction rate per transform and strength", ["transform", "strength", "model", "topk", *SWEEP_METRICS],
-                          sweep_rows(pts), list(SWEEP_METRICS), "Digital predictions of the same model on the untransformed PNGs give C(X) and C(X_adv).")
+        sweep_tbl = Table(
+            "sweep",
+            "Destruction rate per transform and strength",
+            ["transform", "strength", "model", "topk", *SWEEP_METRICS],
+            sweep_rows(pts),
+            list(SWEEP_METRICS),
+            "Digital predictions of the same model on the untransformed PNGs give C(X) and C(X_adv).",
+        )
         exported.append(sweep_tbl)
         figs = plots.sweep_plot(pts, sweep_units(batch_dir)) if fmts_visual(fmts) else None
         sweep_png = _fig("Destruction rate against transform strength", figs, "95% intervals: item bootstrap", "sweep")
@@ -256,7 +362,7 @@ def _make_report(batch_dir: Path, sessions: list[str] | None, formats: tuple[str
     if inp.sessions:
         files += write_paper_tables(out_dir, paper)
     _remove_stale(out_dir, {t.name for t in exported})
-    figures = (_plots(inp, rows, checks) if fmts_visual(fmts) else [])
+    figures = _plots(inp, rows, checks) if fmts_visual(fmts) else []
     files += _write_figures(out_dir, figures + ([sweep_png] if sweep_png else []) + ([scene_png] if scene_png else []))
     names = [str(p.relative_to(out_dir)) for p in files]
     if "html" in fmts:
@@ -267,11 +373,19 @@ def _make_report(batch_dir: Path, sessions: list[str] | None, formats: tuple[str
     content = ReportContent(
         title=f"Photoproof report: {inp.batch.batch_id}",
         batch_id=inp.batch.batch_id,
-        generated=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        notes=notes, tables=shown, plots=figures,
+        generated=datetime.now(UTC).isoformat(timespec="seconds"),
+        notes=notes,
+        tables=shown,
+        plots=figures,
         gallery=gallery(inp, {sid for sid, c in checks.items() if c.flagged}) if fmts_visual(fmts) else [],
-        methods=methods(inp, seed, resamples), sweep_table=sweep_tbl, sweep_plot=sweep_png, scene_plot=scene_png,
-        files=names, digital_only=not inp.sessions, destruction_eps=paper if inp.sessions else None, warnings=warnings,
+        methods=methods(inp, seed, resamples),
+        sweep_table=sweep_tbl,
+        sweep_plot=sweep_png,
+        scene_plot=scene_png,
+        files=names,
+        digital_only=not inp.sessions,
+        destruction_eps=paper if inp.sessions else None,
+        warnings=warnings,
     )
     index = None
     if "html" in fmts:
@@ -283,24 +397,43 @@ def _make_report(batch_dir: Path, sessions: list[str] | None, formats: tuple[str
         atomic_write_bytes(pdf, render_pdf(content))
         files.append(pdf)
     meta: dict[str, Any] = {
-        "schema": "photoproof.report", "schema_version": 1, "batch_id": inp.batch.batch_id, "generated": content.generated,
-        "sessions": [s.id for s in inp.sessions], "digital_only": not inp.sessions, "notes": warnings + notes,
-        "bootstrap": {"seed": seed, "resamples": resamples, "unit": "item",
-                      "interval": "percentile 95%, widened to the Wilson interval on the effective number of observations (Korn & Graubard 1998)"},
+        "schema": "photoproof.report",
+        "schema_version": 1,
+        "batch_id": inp.batch.batch_id,
+        "generated": content.generated,
+        "sessions": [s.id for s in inp.sessions],
+        "digital_only": not inp.sessions,
+        "notes": warnings + notes,
+        "bootstrap": {
+            "seed": seed,
+            "resamples": resamples,
+            "unit": "item",
+            "interval": "percentile 95%, widened to the Wilson interval on the effective number of observations (Korn & Graubard 1998)",
+        },
         "interval_rates_over_items_and_tiles": "Wilson score 95%",
-        "channel_check": {"rule": (f"camera-limited when clean top-1 photographed is more than {100 * DROP_POINTS:.0f} points below digital (same items, same model) "
-                                   "and its 95% interval lies wholly below digital; inconclusive when the drop exceeds the threshold but the interval reaches digital"),
-                          "threshold_points": 100 * DROP_POINTS, "sessions": {sid: c.to_dict() for sid, c in checks.items()}},
-        "config": inp.batch.config, "files": names,
+        "channel_check": {
+            "rule": (
+                f"camera-limited when clean top-1 photographed is more than {100 * DROP_POINTS:.0f} points below digital (same items, same model) "
+                "and its 95% interval lies wholly below digital; inconclusive when the drop exceeds the threshold but the interval reaches digital"
+            ),
+            "threshold_points": 100 * DROP_POINTS,
+            "sessions": {sid: c.to_dict() for sid, c in checks.items()},
+        },
+        "config": inp.batch.config,
+        "files": names,
     }
     atomic_write_json(out_dir / "report.json", _finite(meta))
     files.append(out_dir / "report.json")
     for n in warnings + notes:  # the CLI prints them (analysis.cli.show); a library caller reads ReportResult
         log.info("%s", n)
-    return ReportResult(out_dir, index, files, notes, rows, headline, not inp.sessions, [s.id for s in inp.sessions], checks, warnings)
+    return ReportResult(
+        out_dir, index, files, notes, rows, headline, not inp.sessions, [s.id for s in inp.sessions], checks, warnings
+    )
 
 
-def build_report(batch_dir: Path, sessions: list[str] | None = None, formats: tuple[str, ...] = ("html", "pdf", "csv")) -> Path:
+def build_report(
+    batch_dir: Path, sessions: list[str] | None = None, formats: tuple[str, ...] = ("html", "pdf", "csv")
+) -> Path:
     """Write ``BATCH/report/`` and return the path of ``index.html`` (the report folder if no HTML was asked for).
 
     Args:

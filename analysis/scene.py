@@ -29,7 +29,19 @@ from analysis.tables import Table
 from contracts.capturedb import open_db_readonly
 
 SHARE_BINS = (0.0, 0.02, 0.05, 0.1, 0.2, 1.0)  # patch area / view area
-FINE_BINS = (0.0, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 1.0)  # for the figure, when every bin holds MIN_FINE_N frames
+FINE_BINS = (
+    0.0,
+    0.01,
+    0.02,
+    0.035,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
+    1.0,
+)  # for the figure, when every bin holds MIN_FINE_N frames
 MIN_FINE_N = 30
 
 
@@ -53,7 +65,10 @@ def load_scene(dbs: list[Path]) -> list[SceneFrame]:
     for db in dbs:
         con = open_db_readonly(Path(db))
         try:
-            if con.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='scene_observations'").fetchone() is None:
+            if (
+                con.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='scene_observations'").fetchone()
+                is None
+            ):
                 continue
             rows = con.execute(
                 "SELECT session_id, frame_idx, label, patch, patch_target, patch_present, patch_share, top1 FROM scene_observations ORDER BY session_id, frame_idx"
@@ -62,8 +77,19 @@ def load_scene(dbs: list[Path]) -> list[SceneFrame]:
             rows = []
         finally:
             con.close()
-        out += [SceneFrame(str(s), int(f), None if lab is None else int(lab), p, None if t is None else int(t), bool(pr), sh, int(t1))
-                for s, f, lab, p, t, pr, sh, t1 in rows]
+        out += [
+            SceneFrame(
+                str(s),
+                int(f),
+                None if lab is None else int(lab),
+                p,
+                None if t is None else int(t),
+                bool(pr),
+                sh,
+                int(t1),
+            )
+            for s, f, lab, p, t, pr, sh, t1 in rows
+        ]
     return out
 
 
@@ -116,13 +142,18 @@ def scene_figures(dbs: list[Path]) -> list[dict[str, Any]]:
         for name, fs in groups:
             known = [f for f in fs if refs[f.session][0] is not None]
             shares = [f.share for f in fs if f.share is not None]
-            rows.append({
-                "patch": ", ".join(names), "target": target, "group": name, "frames": len(fs),
-                "median_share": round(sorted(shares)[len(shares) // 2], 4) if shares else None,
-                "target_rate": _rate(sum(f.top1 == target for f in fs), len(fs)),
-                "fooling_rate": _rate(sum(f.top1 != refs[f.session][0] for f in known), len(known)),
-                "true_class": ", ".join(sorted({f"{refs[f.session][0]} ({refs[f.session][1]})" for f in fs})),
-            })
+            rows.append(
+                {
+                    "patch": ", ".join(names),
+                    "target": target,
+                    "group": name,
+                    "frames": len(fs),
+                    "median_share": round(sorted(shares)[len(shares) // 2], 4) if shares else None,
+                    "target_rate": _rate(sum(f.top1 == target for f in fs), len(fs)),
+                    "fooling_rate": _rate(sum(f.top1 != refs[f.session][0] for f in known), len(known)),
+                    "true_class": ", ".join(sorted({f"{refs[f.session][0]} ({refs[f.session][1]})" for f in fs})),
+                }
+            )
     return rows
 
 
@@ -158,21 +189,36 @@ def scene_series(dbs: list[Path]) -> list[SceneSeries]:
     for target in sorted({f.target for f in frames if f.target is not None}):
         for session in dict.fromkeys(f.session for f in frames if f.target == target and f.present):
             truth = refs[session][0]
-            with_patch = sorted((f for f in frames if f.session == session and f.present and f.target == target), key=lambda f: f.share or 0.0)
+            with_patch = sorted(
+                (f for f in frames if f.session == session and f.present and f.target == target),
+                key=lambda f: f.share or 0.0,
+            )
             fine = Counter(_bin(f.share, FINE_BINS) for f in with_patch)
             bins = FINE_BINS if min(fine.values()) >= MIN_FINE_N else SHARE_BINS
             points = []
             for b in dict.fromkeys(_bin(f.share, bins) for f in with_patch):
                 fs = [f for f in with_patch if _bin(f.share, bins) == b]
                 shares = sorted(f.share or 0.0 for f in fs)
-                points.append(SharePoint(b, shares[len(shares) // 2], len(fs), _rate(sum(f.top1 == target for f in fs), len(fs)),
-                                         _rate(sum(f.top1 != truth for f in fs), len(fs)) if truth is not None else Rate.empty()))
+                points.append(
+                    SharePoint(
+                        b,
+                        shares[len(shares) // 2],
+                        len(fs),
+                        _rate(sum(f.top1 == target for f in fs), len(fs)),
+                        _rate(sum(f.top1 != truth for f in fs), len(fs)) if truth is not None else Rate.empty(),
+                    )
+                )
             without = [f for f in frames if f.session == session and not f.present]
-            out.append(SceneSeries(
-                target, session, points, _rate(sum(f.top1 == target for f in without), len(without)),
-                _rate(sum(f.top1 != truth for f in without), len(without)) if truth is not None else Rate.empty(),
-                f"{truth} ({refs[session][1]})",
-            ))
+            out.append(
+                SceneSeries(
+                    target,
+                    session,
+                    points,
+                    _rate(sum(f.top1 == target for f in without), len(without)),
+                    _rate(sum(f.top1 != truth for f in without), len(without)) if truth is not None else Rate.empty(),
+                    f"{truth} ({refs[session][1]})",
+                )
+            )
     return out
 
 
@@ -181,15 +227,35 @@ def scene_table(rows: list[dict[str, Any]]) -> Any:
     from rich.table import Table as RichTable
 
     t = RichTable(title="scene: the patch in view and not", show_edge=False)
-    for col in ("target", "group", "frames", "median share", "target rate [95% CI]", "fooling rate [95% CI]", "true class"):
+    for col in (
+        "target",
+        "group",
+        "frames",
+        "median share",
+        "target rate [95% CI]",
+        "fooling rate [95% CI]",
+        "true class",
+    ):
         t.add_column(col)
 
     def fmt(r: Rate) -> str:
-        return "-" if r.value is None else f"{100 * r.value:.0f}% [{100 * (r.lo or 0):.0f}, {100 * (r.hi or 0):.0f}] ({r.num}/{r.n})"
+        return (
+            "-"
+            if r.value is None
+            else f"{100 * r.value:.0f}% [{100 * (r.lo or 0):.0f}, {100 * (r.hi or 0):.0f}] ({r.num}/{r.n})"
+        )
 
     for r in rows:
         share = "-" if r["median_share"] is None else f"{100 * r['median_share']:.1f}%"
-        t.add_row(str(r["target"]), r["group"], str(r["frames"]), share, fmt(r["target_rate"]), fmt(r["fooling_rate"]), r["true_class"])
+        t.add_row(
+            str(r["target"]),
+            r["group"],
+            str(r["frames"]),
+            share,
+            fmt(r["target_rate"]),
+            fmt(r["fooling_rate"]),
+            r["true_class"],
+        )
     if not rows:
         t.caption = "no scene frames with a patch target (capture with --scene and a printed patch card)"
     return t
@@ -200,8 +266,15 @@ def scene_report_table(dbs: list[Path]) -> Table | None:
     rows = scene_figures(dbs)
     if not rows:
         return None
-    note = ("Frames of capture --scene sessions. Wilson 95% intervals over frames. Fooling: top-1 is not the true class "
-            "(--label, else the most frequent top-1 without the patch). Share: the patch's area over the classified view's.")
-    return Table("scene", "Adversarial patch in the scene: with and without, by apparent size",
-                 ["patch", "target", "group", "frames", "median_share", "target_rate", "fooling_rate", "true_class"], rows,
-                 ["target_rate", "fooling_rate"], note)
+    note = (
+        "Frames of capture --scene sessions. Wilson 95% intervals over frames. Fooling: top-1 is not the true class "
+        "(--label, else the most frequent top-1 without the patch). Share: the patch's area over the classified view's."
+    )
+    return Table(
+        "scene",
+        "Adversarial patch in the scene: with and without, by apparent size",
+        ["patch", "target", "group", "frames", "median_share", "target_rate", "fooling_rate", "true_class"],
+        rows,
+        ["target_rate", "fooling_rate"],
+        note,
+    )

@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
 from contracts.intervals import Z95, wilson  # the one Wilson interval (the sweep CLI uses it too)
+
 DEFAULT_SEED = 1607  # the bootstrap seed recorded in every report (arXiv 1607.02533)
 DEFAULT_RESAMPLES = 2000
 
@@ -56,7 +57,7 @@ class Rate:
     method: str
 
     @classmethod
-    def empty(cls) -> "Rate":
+    def empty(cls) -> Rate:
         return cls(None, None, None, 0, 0, 0, "")
 
 
@@ -82,7 +83,9 @@ def bootstrap_weights(n_items: int, seed: int, key: str, resamples: int = DEFAUL
     return rng.multinomial(n_items, np.full(n_items, 1.0 / n_items), size=resamples)
 
 
-def bootstrap_ratio(num: np.ndarray, den: np.ndarray, weights: np.ndarray, level: float = 0.95) -> tuple[float, float] | None:
+def bootstrap_ratio(
+    num: np.ndarray, den: np.ndarray, weights: np.ndarray, level: float = 0.95
+) -> tuple[float, float] | None:
     """Percentile interval of ``Σ w·num / Σ w·den`` over item resamples.
 
     Args:

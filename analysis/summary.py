@@ -24,8 +24,23 @@ from analysis.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, Rate, bootstrap_weig
 TOPK = (1, 5)
 VIEWS = ("digital", "frame", "tile")
 SUMMARY_COLUMNS = (
-    "session", "model", "model_kind", "source_model", "attack", "eps", "topk", "view", "metric",
-    "value", "ci_low", "ci_high", "ci_method", "num", "n", "n_items", "channel_check",
+    "session",
+    "model",
+    "model_kind",
+    "source_model",
+    "attack",
+    "eps",
+    "topk",
+    "view",
+    "metric",
+    "value",
+    "ci_low",
+    "ci_high",
+    "ci_method",
+    "num",
+    "n",
+    "n_items",
+    "channel_check",
 )
 
 
@@ -48,17 +63,38 @@ class SummaryRow:
     def to_dict(self) -> dict[str, Any]:
         r = self.rate
         return {
-            "session": self.session, "model": self.model, "model_kind": self.model_kind,
-            "source_model": self.source_model, "attack": self.attack, "eps": self.eps, "topk": self.topk,
-            "view": self.view, "metric": self.metric, "value": r.value, "ci_low": r.lo, "ci_high": r.hi,
-            "ci_method": r.method, "num": r.num, "n": r.n, "n_items": r.n_items, "channel_check": self.channel_check,
+            "session": self.session,
+            "model": self.model,
+            "model_kind": self.model_kind,
+            "source_model": self.source_model,
+            "attack": self.attack,
+            "eps": self.eps,
+            "topk": self.topk,
+            "view": self.view,
+            "metric": self.metric,
+            "value": r.value,
+            "ci_low": r.lo,
+            "ci_high": r.hi,
+            "ci_method": r.method,
+            "num": r.num,
+            "n": r.n,
+            "n_items": r.n_items,
+            "channel_check": self.channel_check,
         }
 
 
 def source_items(inp: ReportInput, model: str) -> list[ItemData]:
     """The items as ``model`` (a source model) saw them, from batch.json."""
     return [
-        ItemData(it.id, it.attack, it.eps, it.label.index, it.target, manifest_pred(it, "clean", model), manifest_pred(it, "adv", model))
+        ItemData(
+            it.id,
+            it.attack,
+            it.eps,
+            it.label.index,
+            it.target,
+            manifest_pred(it, "clean", model),
+            manifest_pred(it, "adv", model),
+        )
         for it in inp.batch.items
     ]
 
@@ -68,7 +104,15 @@ def session_items(inp: ReportInput, s: Session, view: str) -> list[ItemData]:
     tiles = observations_by_tile(s)
     out = []
     for it in inp.batch.items:
-        d = ItemData(it.id, it.attack, it.eps, s.truth(it.label.index), s.truth(it.target), s.digital.get((it.id, "clean")), s.digital.get((it.id, "adv")))
+        d = ItemData(
+            it.id,
+            it.attack,
+            it.eps,
+            s.truth(it.label.index),
+            s.truth(it.target),
+            s.digital.get((it.id, "clean")),
+            s.digital.get((it.id, "adv")),
+        )
         for role, dest in (("clean", d.photo_clean), ("adv", d.photo_adv)):
             obs = tiles.get((it.id, role), [])
             if view == "frame":
@@ -110,7 +154,9 @@ def _digital_rows(session: str | None, model: str, kind: str, items: list[ItemDa
     for (attack, eps), cell in cells(items).items():
         for k in TOPK:
             for metric, counts in digital_counts(cell, k).items():
-                rows.append(SummaryRow(session, model, kind, attack, eps, k, "digital", metric, rate_from_counts(counts)))
+                rows.append(
+                    SummaryRow(session, model, kind, attack, eps, k, "digital", metric, rate_from_counts(counts))
+                )
     return rows
 
 
@@ -118,10 +164,24 @@ def _photo_rows(inp: ReportInput, s: Session, seed: int, resamples: int) -> list
     rows = []
     for view in ("frame", "tile"):
         for (attack, eps), cell in cells(session_items(inp, s, view)).items():
-            weights = bootstrap_weights(len(cell), seed, f"{s.id}|{attack}|{eps:g}", resamples) if view == "frame" else None
+            weights = (
+                bootstrap_weights(len(cell), seed, f"{s.id}|{attack}|{eps:g}", resamples) if view == "frame" else None
+            )
             for k in TOPK:
                 for metric, counts in photo_counts(cell, k).items():
-                    rows.append(SummaryRow(s.id, s.model_name, "capture", attack, eps, k, view, metric, rate_from_counts(counts, weights)))
+                    rows.append(
+                        SummaryRow(
+                            s.id,
+                            s.model_name,
+                            "capture",
+                            attack,
+                            eps,
+                            k,
+                            view,
+                            metric,
+                            rate_from_counts(counts, weights),
+                        )
+                    )
     return rows
 
 
@@ -132,7 +192,20 @@ def _transfer_rows(inp: ReportInput, s: Session, src_model: str, src: list[ItemD
     for (attack, eps), cell in cells(src).items():
         for k in TOPK:
             counts = transfer_counts(cell, tgt_cells.get((attack, eps), []), k)
-            rows.append(SummaryRow(s.id, s.model_name, "capture", attack, eps, k, "digital", "transfer", rate_from_counts(counts), src_model))
+            rows.append(
+                SummaryRow(
+                    s.id,
+                    s.model_name,
+                    "capture",
+                    attack,
+                    eps,
+                    k,
+                    "digital",
+                    "transfer",
+                    rate_from_counts(counts),
+                    src_model,
+                )
+            )
     return rows
 
 
@@ -165,10 +238,21 @@ def tile_rows(inp: ReportInput) -> list[dict[str, Any]]:
             v = vote([o.pred for o in obs])
             y = s.truth(it.label.index)  # in the session model's own classes
             names = s.class_names or inp.batch.class_names()
-            out.append({
-                "session": s.id, "item": item_id, "role": role, "attack": it.attack, "eps": it.eps,
-                "label": y, "target": s.truth(it.target), "n_good": len(obs),
-                "vote_top1": v.top1, "vote_name": names[v.top1] if 0 <= v.top1 < len(names) else "", "vote_prob": round(v.top1_prob, 6),
-                "correct_top1": y in v.ids[:1], "correct_top5": y in v.ids[:5],
-            })
+            out.append(
+                {
+                    "session": s.id,
+                    "item": item_id,
+                    "role": role,
+                    "attack": it.attack,
+                    "eps": it.eps,
+                    "label": y,
+                    "target": s.truth(it.target),
+                    "n_good": len(obs),
+                    "vote_top1": v.top1,
+                    "vote_name": names[v.top1] if 0 <= v.top1 < len(names) else "",
+                    "vote_prob": round(v.top1_prob, 6),
+                    "correct_top1": y in v.ids[:1],
+                    "correct_top5": y in v.ids[:5],
+                }
+            )
     return out

@@ -37,7 +37,6 @@ class SweepRow:
     model: str | None = None
 
 
-
 @dataclass(frozen=True)
 class SweepPoint:
     """The metrics of one (transform, strength, top-k)."""
@@ -61,8 +60,10 @@ def load_sweep(batch_dir: Path) -> list[SweepRow] | None:
     doc = read_sweep(batch_dir)
     if doc is None:
         return None
-    return [SweepRow(r.transform, r.strength, r.item_id, r.role, Pred(r.top5_ids, r.top5_probs), r.model)
-            for r in (*doc.digital, *doc.rows)]
+    return [
+        SweepRow(r.transform, r.strength, r.item_id, r.role, Pred(r.top5_ids, r.top5_probs), r.model)
+        for r in (*doc.digital, *doc.rows)
+    ]
 
 
 def sweep_units(batch_dir: Path) -> dict[str, str]:
@@ -85,7 +86,9 @@ def sweep_label_map(batch_dir: Path) -> dict[int, int]:
         return {}
 
 
-def _digital(inp: ReportInput, model: str, item_id: str, role: str, baseline: dict[tuple[str, str, str], Pred]) -> Pred | None:
+def _digital(
+    inp: ReportInput, model: str, item_id: str, role: str, baseline: dict[tuple[str, str, str], Pred]
+) -> Pred | None:
     """The model's prediction on the saved PNG: batch.json, a capture session, or the sweep's own baseline."""
     it = next((i for i in inp.batch.items if i.id == item_id), None)
     if it is None:
@@ -99,7 +102,9 @@ def _digital(inp: ReportInput, model: str, item_id: str, role: str, baseline: di
     return baseline.get((model, item_id, role))
 
 
-def sweep_points(inp: ReportInput, rows: list[SweepRow], seed: int = DEFAULT_SEED, resamples: int = DEFAULT_RESAMPLES) -> list[SweepPoint]:
+def sweep_points(
+    inp: ReportInput, rows: list[SweepRow], seed: int = DEFAULT_SEED, resamples: int = DEFAULT_RESAMPLES
+) -> list[SweepPoint]:
     """Destruction rate and accuracies for every transform, strength and top-k."""
     default_model = inp.source_models[0] if inp.source_models else ""
     baseline = {(r.model or default_model, r.item_id, r.role): r.pred for r in rows if r.transform == BASELINE}
@@ -117,8 +122,15 @@ def sweep_points(inp: ReportInput, rows: list[SweepRow], seed: int = DEFAULT_SEE
         g = groups[(r.transform, r.strength, model)]
         d = g.get(r.item_id)
         if d is None:
-            d = g[r.item_id] = ItemData(it.id, it.attack, it.eps, lmap.get(it.label.index, it.label.index), None if it.target is None else lmap.get(it.target, it.target),
-                                        _digital(inp, model, it.id, "clean", baseline), _digital(inp, model, it.id, "adv", baseline))
+            d = g[r.item_id] = ItemData(
+                it.id,
+                it.attack,
+                it.eps,
+                lmap.get(it.label.index, it.label.index),
+                None if it.target is None else lmap.get(it.target, it.target),
+                _digital(inp, model, it.id, "clean", baseline),
+                _digital(inp, model, it.id, "adv", baseline),
+            )
         (d.photo_clean if r.role == "clean" else d.photo_adv).append(r.pred)
     if skipped:
         log.warning("%s: %d rows name items that are not in batch.json; ignored", SWEEP, skipped)
@@ -128,10 +140,16 @@ def sweep_points(inp: ReportInput, rows: list[SweepRow], seed: int = DEFAULT_SEE
         weights = bootstrap_weights(len(cell), seed, f"sweep|{transform}|{strength:g}|{model}", resamples)
         for k in (1, 5):
             counts = photo_counts(cell, k)
-            out.append(SweepPoint(transform, strength, model, k, {m: rate_from_counts(counts[m], weights) for m in SWEEP_METRICS}))
+            out.append(
+                SweepPoint(
+                    transform, strength, model, k, {m: rate_from_counts(counts[m], weights) for m in SWEEP_METRICS}
+                )
+            )
     return out
 
 
 def sweep_rows(points: list[SweepPoint]) -> list[dict[str, Any]]:
     """Rows of the ``sweep`` table (rates kept as :class:`Rate` for the exporters)."""
-    return [{"transform": p.transform, "strength": p.strength, "model": p.model, "topk": p.topk, **p.rates} for p in points]
+    return [
+        {"transform": p.transform, "strength": p.strength, "model": p.model, "topk": p.topk, **p.rates} for p in points
+    ]

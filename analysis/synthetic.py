@@ -42,10 +42,20 @@ def _top5(rng: np.random.Generator, label: int, right: bool, wrong: int | None =
     return ids, [p1, *(float(x) for x in sorted(rest, reverse=True))]
 
 
-def write_capture_db(path: Path, batch: Batch, session_id: str = "s1", model: str = "lite2", n_frames: int = 20,
-                     tiles_per_frame: int = 16, seed: int = 0, odds: Odds = Odds(), profile: str | None = "office",
-                     tile_px: tuple[float, float] = (60.0, 200.0), angle_deg: tuple[float, float] = (0.0, 40.0),
-                     input_size: int | None = None) -> Path:
+def write_capture_db(
+    path: Path,
+    batch: Batch,
+    session_id: str = "s1",
+    model: str = "lite2",
+    n_frames: int = 20,
+    tiles_per_frame: int = 16,
+    seed: int = 0,
+    odds: Odds = Odds(),
+    profile: str | None = "office",
+    tile_px: tuple[float, float] = (60.0, 200.0),
+    angle_deg: tuple[float, float] = (0.0, 40.0),
+    input_size: int | None = None,
+) -> Path:
     """Write a capture database for ``batch`` with ``n_frames`` frames of ``tiles_per_frame`` tiles each.
 
     ``tile_px`` and ``angle_deg`` are the uniform ranges the observations' tile
@@ -57,9 +67,26 @@ def write_capture_db(path: Path, batch: Batch, session_id: str = "s1", model: st
     con.execute("INSERT OR REPLACE INTO meta VALUES ('batch_id', ?)", (batch.batch_id,))
     con.execute(
         "INSERT INTO sessions (id, batch_id, source, model, model_sha256, provider, profile, seed, started, stopped, config) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-        (session_id, batch.batch_id, "simulate", model, "0" * 64, "CPUExecutionProvider", profile, seed, 0.0, n_frames / 10.0,
-         json.dumps({"min_sharpness": 50.0, "min_tile_px": 80, "printer": "synthetic printer, plain paper",
-                     **({"crop_size": input_size, "preprocess": {"input_size": input_size}} if input_size else {})})),
+        (
+            session_id,
+            batch.batch_id,
+            "simulate",
+            model,
+            "0" * 64,
+            "CPUExecutionProvider",
+            profile,
+            seed,
+            0.0,
+            n_frames / 10.0,
+            json.dumps(
+                {
+                    "min_sharpness": 50.0,
+                    "min_tile_px": 80,
+                    "printer": "synthetic printer, plain paper",
+                    **({"crop_size": input_size, "preprocess": {"input_size": input_size}} if input_size else {}),
+                }
+            ),
+        ),
     )
     tiles = [(it, role) for it in batch.items for role in ("clean", "adv")]
     for it in batch.items:
@@ -79,11 +106,28 @@ def write_capture_db(path: Path, batch: Batch, session_id: str = "s1", model: st
             wrong = (it.label.index + 1 + len(it.id) + (role == "adv")) % 1000 if rng.random() < 0.7 else None
             ids, probs = _top5(rng, it.label.index, bool(rng.random() < p), wrong)
             good = int(rng.random() < odds.good)
-            obs.append((session_id, f, sheet, it.id, role, float(rng.uniform(20, 400)), float(rng.uniform(*tile_px)),
-                        float(rng.uniform(*angle_deg)), float(rng.uniform(0, 0.05)), good, ids[0], probs[0], *encode_top5(ids, probs)))
+            obs.append(
+                (
+                    session_id,
+                    f,
+                    sheet,
+                    it.id,
+                    role,
+                    float(rng.uniform(20, 400)),
+                    float(rng.uniform(*tile_px)),
+                    float(rng.uniform(*angle_deg)),
+                    float(rng.uniform(0, 0.05)),
+                    good,
+                    ids[0],
+                    probs[0],
+                    *encode_top5(ids, probs),
+                )
+            )
     con.executemany(
         "INSERT INTO observations (session_id, frame_idx, sheet_id, item_id, role, sharpness, tile_px, angle_deg, clipped, good, top1, top1_prob, top5_ids, top5_probs) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", obs)
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        obs,
+    )
     con.commit()
     con.close()
     return path

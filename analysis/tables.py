@@ -42,7 +42,9 @@ ATTACK_COLUMNS = (
     ("paired_survival_frame", "frame", "paired_survival"),
 )
 KEY_COLUMNS = ("session", "model", "model_kind", "attack", "eps", "topk")
-CHECK_COLUMN = "channel_check"  # the session's channel-check verdict (analysis.channel): ok, camera-limited, inconclusive, n/a
+CHECK_COLUMN = (
+    "channel_check"  # the session's channel-check verdict (analysis.channel): ok, camera-limited, inconclusive, n/a
+)
 
 
 @dataclass
@@ -133,17 +135,27 @@ def _pivot(rows: list[SummaryRow], spec: tuple[tuple[str, str, str], ...], name:
 
 
 def accuracy_table(rows: list[SummaryRow]) -> Table:
-    return _pivot(rows, ACCURACY_COLUMNS, "accuracy", "Accuracy, digital and photographed",
-                  "Accuracy = share of images whose true class is in the model's top-k. Photographed columns count good observations only.")
+    return _pivot(
+        rows,
+        ACCURACY_COLUMNS,
+        "accuracy",
+        "Accuracy, digital and photographed",
+        "Accuracy = share of images whose true class is in the model's top-k. Photographed columns count good observations only.",
+    )
 
 
 def attack_table(rows: list[SummaryRow]) -> Table:
-    return _pivot(rows, ATTACK_COLUMNS, "destruction", "Attack success, destruction rate and paired survival",
-                  "Attack success among items the model gets right when clean. Destruction rate (Kurakin et al. 2016): "
-                  "of the items whose adversarial image fools the model digitally, the share it classifies correctly once printed and photographed. "
-                  "Paired survival: of the photographed pairs whose clean tile the model recognises (per frame: in the same frame) and whose "
-                  "adversarial PNG fools it digitally, the share whose photographed adversarial tile still fools it. "
-                  "A camera-limited session's figures measure the camera, not the perturbation.")
+    return _pivot(
+        rows,
+        ATTACK_COLUMNS,
+        "destruction",
+        "Attack success, destruction rate and paired survival",
+        "Attack success among items the model gets right when clean. Destruction rate (Kurakin et al. 2016): "
+        "of the items whose adversarial image fools the model digitally, the share it classifies correctly once printed and photographed. "
+        "Paired survival: of the photographed pairs whose clean tile the model recognises (per frame: in the same frame) and whose "
+        "adversarial PNG fools it digitally, the share whose photographed adversarial tile still fools it. "
+        "A camera-limited session's figures measure the camera, not the perturbation.",
+    )
 
 
 HEADLINE_COLUMNS = (
@@ -164,15 +176,26 @@ def headline_table(rows: list[SummaryRow], source_models: list[str] | None = Non
     for a black-box session (its model is not a source model) the digital
     transfer rate from the first source model stands there too.
     """
-    t = _pivot([r for r in rows if r.topk == 1], HEADLINE_COLUMNS, "headline", "Key figures (top-1, per tile)",
-               "Clean and adversarial accuracy, digital and once photographed; for a black-box target the digital transfer rate from the "
-               "source model; paired survival and the destruction rate (average and prefiltered case); 95% intervals and n. "
-               "channel check: camera-limited or inconclusive rows measure the camera, not the perturbation (see the channel check table).")
+    t = _pivot(
+        [r for r in rows if r.topk == 1],
+        HEADLINE_COLUMNS,
+        "headline",
+        "Key figures (top-1, per tile)",
+        "Clean and adversarial accuracy, digital and once photographed; for a black-box target the digital transfer rate from the "
+        "source model; paired survival and the destruction rate (average and prefiltered case); 95% intervals and n. "
+        "channel check: camera-limited or inconclusive rows measure the camera, not the perturbation (see the channel check table).",
+    )
     t.columns.remove("topk")
     sources = list(source_models or [])
-    transfer = {(r.session, r.source_model, r.attack, r.eps): r.rate for r in rows if r.metric == "transfer" and r.topk == 1}
+    transfer = {
+        (r.session, r.source_model, r.attack, r.eps): r.rate for r in rows if r.metric == "transfer" and r.topk == 1
+    }
     for row in t.rows:
-        src = next((m for m in sources if m != row["model"]), None) if row["model_kind"] == "capture" and row["model"] not in sources else None
+        src = (
+            next((m for m in sources if m != row["model"]), None)
+            if row["model_kind"] == "capture" and row["model"] not in sources
+            else None
+        )
         row["transfer_source"] = src
         row["transfer"] = transfer.get((row["session"], src, row["attack"], row["eps"])) if src else None
     at = t.columns.index("adv_photo_tile") + 1
@@ -185,23 +208,72 @@ def transfer_table(rows: list[SummaryRow]) -> Table:
     out = []
     for r in rows:
         if r.metric == "transfer":
-            out.append({"source_model": r.source_model, "session": r.session, "model": r.model, "attack": r.attack,
-                        "eps": r.eps, "topk": r.topk, "transfer": r.rate})
-    return Table("transfer", "Digital transfer from source to target model", ["source_model", "session", "model", "attack", "eps", "topk", "transfer"],
-                 out, ["transfer"], "Of the items whose adversarial image fools the source model, the share that also fools the target model on the saved PNG.")
+            out.append(
+                {
+                    "source_model": r.source_model,
+                    "session": r.session,
+                    "model": r.model,
+                    "attack": r.attack,
+                    "eps": r.eps,
+                    "topk": r.topk,
+                    "transfer": r.rate,
+                }
+            )
+    return Table(
+        "transfer",
+        "Digital transfer from source to target model",
+        ["source_model", "session", "model", "attack", "eps", "topk", "transfer"],
+        out,
+        ["transfer"],
+        "Of the items whose adversarial image fools the source model, the share that also fools the target model on the saved PNG.",
+    )
 
 
 def sessions_table(inp: ReportInput, checks: dict[str, str] | None = None) -> Table:
     rows = []
     for s in inp.sessions:
-        rows.append({
-            "session": s.id, CHECK_COLUMN: (checks or {}).get(s.id), "file": s.path.name, "source": s.source, "model": s.model, "model_sha256": s.model_sha256,
-            "provider": s.provider, "profile": s.profile, "seed": s.seed, "duration_s": None if s.duration_s is None else round(s.duration_s, 1),
-            "frames": s.n_frames, "observations": s.n_obs, "good": s.n_good,
-            "tiles": len({(o.item_id, o.role) for o in s.observations}),
-        })
-    cols = ["session", CHECK_COLUMN, "file", "source", "model", "model_sha256", "provider", "profile", "seed", "duration_s", "frames", "observations", "good", "tiles"]
-    return Table("sessions", "Capture sessions", cols, rows, [], "Only good observations (passed the quality gates) enter any figure.")
+        rows.append(
+            {
+                "session": s.id,
+                CHECK_COLUMN: (checks or {}).get(s.id),
+                "file": s.path.name,
+                "source": s.source,
+                "model": s.model,
+                "model_sha256": s.model_sha256,
+                "provider": s.provider,
+                "profile": s.profile,
+                "seed": s.seed,
+                "duration_s": None if s.duration_s is None else round(s.duration_s, 1),
+                "frames": s.n_frames,
+                "observations": s.n_obs,
+                "good": s.n_good,
+                "tiles": len({(o.item_id, o.role) for o in s.observations}),
+            }
+        )
+    cols = [
+        "session",
+        CHECK_COLUMN,
+        "file",
+        "source",
+        "model",
+        "model_sha256",
+        "provider",
+        "profile",
+        "seed",
+        "duration_s",
+        "frames",
+        "observations",
+        "good",
+        "tiles",
+    ]
+    return Table(
+        "sessions",
+        "Capture sessions",
+        cols,
+        rows,
+        [],
+        "Only good observations (passed the quality gates) enter any figure.",
+    )
 
 
 def plain_table(name: str, title: str, rows: list[dict[str, Any]], note: str = "") -> Table:
@@ -267,5 +339,17 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
-__all__ = ["Table", "accuracy_table", "attack_table", "headline_table", "fmt_cell", "fmt_rate", "pct", "plain_table",
-           "sessions_table", "summary_table", "transfer_table", "write_table"]
+__all__ = [
+    "Table",
+    "accuracy_table",
+    "attack_table",
+    "headline_table",
+    "fmt_cell",
+    "fmt_rate",
+    "pct",
+    "plain_table",
+    "sessions_table",
+    "summary_table",
+    "transfer_table",
+    "write_table",
+]

@@ -52,19 +52,28 @@ def _chunk_items(start: int, n: int, gen: torch.Generator) -> list[Item]:
     for k in range(n):
         i = start + k
         key = f"photo-{i:05d}"
-        out.append(Item(
-            id=f"{key}-bim-e16", source=SourceImage(f"/data/photos/{key}.jpg", f"{i:064x}", "user"),
-            label=Label(i % 1000, f"class {i % 1000}", "labels.csv"), attack="bim", eps=16.0, seed=1_000_003 * i % 2**32,
-            clean=ImageRecord(f"images/{key}-clean.png", f"{i + 1:064x}", clean[k]),
-            adv=ImageRecord(f"images/{key}-bim-e16.png", f"{i + 2:064x}", adv[k]),
-            params={"steps": 20, "alpha": 1.0, "repair_steps": 0, "repair_steps_max": 10},
-        ))
+        out.append(
+            Item(
+                id=f"{key}-bim-e16",
+                source=SourceImage(f"/data/photos/{key}.jpg", f"{i:064x}", "user"),
+                label=Label(i % 1000, f"class {i % 1000}", "labels.csv"),
+                attack="bim",
+                eps=16.0,
+                seed=1_000_003 * i % 2**32,
+                clean=ImageRecord(f"images/{key}-clean.png", f"{i + 1:064x}", clean[k]),
+                adv=ImageRecord(f"images/{key}-bim-e16.png", f"{i + 2:064x}", adv[k]),
+                params={"steps": 20, "alpha": 1.0, "repair_steps": 0, "repair_steps_max": 10},
+            )
+        )
     return out
 
 
 def _new_batch(d: Path) -> Batch:
-    batch = Batch("bbench-0001", {"images": "/data/photos", "attacks": ATTACKS, "eps": EPS, "seed": 0, "source": ["lite0"]},
-                  [ModelRecord("lite0", "efficientnet-lite0", "source", "0" * 64, "bench", {"input_size": 224})])
+    batch = Batch(
+        "bbench-0001",
+        {"images": "/data/photos", "attacks": ATTACKS, "eps": EPS, "seed": 0, "source": ["lite0"]},
+        [ModelRecord("lite0", "efficientnet-lite0", "source", "0" * 64, "bench", {"input_size": 224})],
+    )
     d.mkdir(parents=True, exist_ok=True)
     save_batch(d, batch)
     return batch
@@ -108,25 +117,37 @@ def main() -> None:
     torch.set_num_threads(1)
     sizes = [int(s) for s in args.sizes.split(",")]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average {load:.1f}; "
-          f"mini-batches of {args.batch_size}; each figure is one run")
+    print(
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average {load:.1f}; "
+        f"mini-batches of {args.batch_size}; each figure is one run"
+    )
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
             r = journal_run(Path(tmp) / f"j{n}", n, args.batch_size)
             old = old_run(Path(tmp) / f"o{n}", n, args.batch_size)["total"] if n <= args.old_max else None
             rows.append({"items": n, **r, "old_total": old})
-    print(f"{'items':>7} {'append s':>9} {'fold s':>7} {'total s':>8} {'µs/item':>8} {'resume read s':>14} {'old scheme s':>13} {'old µs/item':>12}")
+    print(
+        f"{'items':>7} {'append s':>9} {'fold s':>7} {'total s':>8} {'µs/item':>8} {'resume read s':>14} {'old scheme s':>13} {'old µs/item':>12}"
+    )
     for r in rows:
         n = r["items"]
         old = "-" if r["old_total"] is None else f"{r['old_total']:.2f}"
         old_per = "-" if r["old_total"] is None else f"{r['old_total'] / n * 1e6:.0f}"
-        print(f"{n:>7} {r['append']:>9.2f} {r['fold']:>7.2f} {r['total']:>8.2f} {r['total'] / n * 1e6:>8.0f} {r['resume_read']:>14.2f} {old:>13} {old_per:>12}")
+        print(
+            f"{n:>7} {r['append']:>9.2f} {r['fold']:>7.2f} {r['total']:>8.2f} {r['total'] / n * 1e6:>8.0f} {r['resume_read']:>14.2f} {old:>13} {old_per:>12}"
+        )
     first, last = rows[0], rows[-1]
     growth = (last["total"] / last["items"]) / (first["total"] / first["items"])
-    print(f"time per item at {last['items']} over {first['items']} items: {growth:.2f}x (linear: 1; quadratic: {last['items'] / first['items']:.0f})")
+    print(
+        f"time per item at {last['items']} over {first['items']} items: {growth:.2f}x (linear: 1; quadratic: {last['items'] / first['items']:.0f})"
+    )
     if args.json:
-        args.json.write_text(json.dumps({"load_average": load, "cpus": os.cpu_count(), "rows": rows, "per_item_growth": growth}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {"load_average": load, "cpus": os.cpu_count(), "rows": rows, "per_item_growth": growth}, indent=2
+            )
+        )
 
 
 if __name__ == "__main__":

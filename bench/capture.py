@@ -26,8 +26,8 @@ import sqlite3
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
@@ -36,14 +36,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from capture.classify import CPU, OnnxClassifier  # noqa: E402
-from capture.sheets.detect import SheetDetector  # noqa: E402
 from capture.overlay import Outline, draw_overlay  # noqa: E402
 from capture.pipeline import loop_threads  # noqa: E402
-from capture.sheets.quality import QualityGates  # noqa: E402
 from capture.session import run_capture  # noqa: E402
-from contracts.frames import Frame, FrameSource # noqa: E402
-from testkit.scenes import make_layout, scene, tiny_classifier  # noqa: E402
+from capture.sheets.detect import SheetDetector  # noqa: E402
+from capture.sheets.quality import QualityGates  # noqa: E402
+from contracts.frames import Frame, FrameSource  # noqa: E402
 from testkit.batch import write_batch  # noqa: E402
+from testkit.scenes import make_layout, scene, tiny_classifier  # noqa: E402
 
 
 class MemoryCamera(FrameSource):
@@ -77,7 +77,9 @@ def _model(arg: str | None, work: Path) -> tuple[Path, str]:
         return Path(arg), arg
     if Path("lite2.onnx").is_file():
         return Path("lite2.onnx"), "./lite2.onnx"
-    return tiny_classifier(work / "tiny.onnx", size=224), "a tiny onnx.helper model (no --model and no ./lite2.onnx): throughput figures mean little"
+    return tiny_classifier(
+        work / "tiny.onnx", size=224
+    ), "a tiny onnx.helper model (no --model and no ./lite2.onnx): throughput figures mean little"
 
 
 def _rate(db: Path) -> tuple[float, float, int, int, float, float]:
@@ -88,7 +90,14 @@ def _rate(db: Path) -> tuple[float, float, int, int, float, float]:
     cfg = json.loads(con.execute("SELECT config FROM sessions").fetchone()[0])
     con.close()
     span, busy = ts[-1] - ts[0], float(cfg.get("classifier_busy_s", 0.0))
-    return (len(ts) - 1) / span, n_obs / span, len(ts), int(cfg.get("dropped_jobs", 0)), busy / span, n_obs / busy if busy else 0.0
+    return (
+        (len(ts) - 1) / span,
+        n_obs / span,
+        len(ts),
+        int(cfg.get("dropped_jobs", 0)),
+        busy / span,
+        n_obs / busy if busy else 0.0,
+    )
 
 
 def main() -> None:
@@ -105,18 +114,37 @@ def main() -> None:
         write_batch(batch, n_items=6, size=224)
         layout = make_layout(batch, cols=4, rows=3)
         sheet = layout.sheets[0]
-        poses = [dict(tilt_deg=t, tilt_axis=a, roll_deg=r, fill=f) for t, a, r, f in [(0, "y", 0, 0.9), (20, "x", 8, 0.85), (35, "y", -10, 0.8), (10, "x", 4, 0.9), (45, "y", 12, 0.75), (25, "x", -6, 0.85)]]
-        images = [scene(batch, layout, {sheet.sheet_id: p}, blur_sigma=1.0, noise_std=3, jpeg_quality=85, seed=k).frame for k, p in enumerate(poses)]
-        print(f"model: {which} ({clf.name}, {S}x{S}, {clf.provider}, {clf.threads} onnxruntime thread(s)); frames 1280x720, 12 tiles")
+        poses = [
+            dict(tilt_deg=t, tilt_axis=a, roll_deg=r, fill=f)
+            for t, a, r, f in [
+                (0, "y", 0, 0.9),
+                (20, "x", 8, 0.85),
+                (35, "y", -10, 0.8),
+                (10, "x", 4, 0.9),
+                (45, "y", 12, 0.75),
+                (25, "x", -6, 0.85),
+            ]
+        ]
+        images = [
+            scene(batch, layout, {sheet.sheet_id: p}, blur_sigma=1.0, noise_std=3, jpeg_quality=85, seed=k).frame
+            for k, p in enumerate(poses)
+        ]
+        print(
+            f"model: {which} ({clf.name}, {S}x{S}, {clf.provider}, {clf.threads} onnxruntime thread(s)); frames 1280x720, 12 tiles"
+        )
 
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-        print(f"   {os.cpu_count()} CPU cores, load average {load:.1f} at start (other processes slow every figure below)")
+        print(
+            f"   {os.cpu_count()} CPU cores, load average {load:.1f} at start (other processes slow every figure below)"
+        )
         crops_all: list[np.ndarray] = []
         default_threads = cv2.getNumThreads()
         session_threads = loop_threads(clf) or default_threads
         for threads in dict.fromkeys([default_threads, session_threads]):
             cv2.setNumThreads(threads)
-            det = SheetDetector(layout, QualityGates(), batch_dir=batch)  # as a session: the clipping gate reads the digital PNGs
+            det = SheetDetector(
+                layout, QualityGates(), batch_dir=batch
+            )  # as a session: the clipping gate reads the digital PNGs
             times, cpu = [], []
             for k in range(120):
                 img = images[k % len(images)]
@@ -129,8 +157,10 @@ def main() -> None:
                     crops_all.append(np.stack([c.crop_rgb for c in crops]))
             ms, cpu_ms = np.array(times[10:]) * 1000, np.array(cpu[10:]) * 1000
             when = "" if threads == default_threads else ", as in a capture session (the cores onnxruntime leaves free)"
-            print(f"1. detect + rectify 12 tiles to {S}px, {threads} OpenCV thread(s){when}: median {np.median(ms):.1f} ms, "
-                  f"p90 {np.percentile(ms, 90):.1f} ms per frame (CPU time {np.median(cpu_ms):.1f} ms) (goal <= 15)")
+            print(
+                f"1. detect + rectify 12 tiles to {S}px, {threads} OpenCV thread(s){when}: median {np.median(ms):.1f} ms, "
+                f"p90 {np.percentile(ms, 90):.1f} ms per frame (CPU time {np.median(cpu_ms):.1f} ms) (goal <= 15)"
+            )
         cv2.setNumThreads(default_threads)
         t0 = time.perf_counter()
         for k in range(60):
@@ -148,14 +178,26 @@ def main() -> None:
         print(f"   bare onnxruntime: {bare:.1f} tiles/s in batches of 12")
 
         for fps in (30.0, 0.0):
-            db = run_capture(batch, model, MemoryCamera(images, fps), duration=args.seconds, session_id=f"bench-{int(fps)}", classifier=clf,
-                             render=True, save_crops=False)
+            db = run_capture(
+                batch,
+                model,
+                MemoryCamera(images, fps),
+                duration=args.seconds,
+                session_id=f"bench-{int(fps)}",
+                classifier=clf,
+                render=True,
+                save_crops=False,
+            )
             loop_fps, tiles_s, frames, dropped, busy, busy_rate = _rate(db)
             label = "30 fps camera" if fps else "unthrottled source"
-            print(f"2. {label}: camera loop {loop_fps:.1f} fps with classifier running and overlay drawn (goal >= 25); "
-                  f"{frames} frames, {dropped} not classified (classifier busy)")
-            print(f"3. {label}: pipeline {tiles_s:.1f} tiles/s = {tiles_s / bare:.2f} x bare onnxruntime (goal >= 0.95); "
-                  f"classifier busy {100 * min(1.0, busy):.0f}% of the time, {busy_rate:.1f} tiles/s while busy")
+            print(
+                f"2. {label}: camera loop {loop_fps:.1f} fps with classifier running and overlay drawn (goal >= 25); "
+                f"{frames} frames, {dropped} not classified (classifier busy)"
+            )
+            print(
+                f"3. {label}: pipeline {tiles_s:.1f} tiles/s = {tiles_s / bare:.2f} x bare onnxruntime (goal >= 0.95); "
+                f"classifier busy {100 * min(1.0, busy):.0f}% of the time, {busy_rate:.1f} tiles/s while busy"
+            )
 
 
 if __name__ == "__main__":

@@ -29,9 +29,10 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -101,7 +102,9 @@ def timed(fn: Callable[[], torch.Tensor], batches: int, n: int, device: torch.de
     return batches * n / (time.perf_counter() - t0), out
 
 
-def best_of(fns: dict[str, Callable[[], torch.Tensor]], rounds: int, batches: int, n: int, device: torch.device) -> dict[str, tuple[float, torch.Tensor]]:
+def best_of(
+    fns: dict[str, Callable[[], torch.Tensor]], rounds: int, batches: int, n: int, device: torch.device
+) -> dict[str, tuple[float, torch.Tensor]]:
     """Time every function once per round, interleaved (so load from elsewhere hits all alike); keep each one's best."""
     best: dict[str, tuple[float, torch.Tensor]] = {}
     for _ in range(rounds):
@@ -124,7 +127,9 @@ def load_batch(images: str, n: int, size: int) -> tuple[torch.Tensor, torch.Tens
     return x, y
 
 
-def torchattacks_attack(name: str, model: torch.nn.Module, eps: float, steps: int, alpha: float, samples: int, eot: EOT | None) -> Any:
+def torchattacks_attack(
+    name: str, model: torch.nn.Module, eps: float, steps: int, alpha: float, samples: int, eot: EOT | None
+) -> Any:
     import torchattacks as ta
 
     e, a = eps / 255, alpha / 255
@@ -142,7 +147,9 @@ def torchattacks_attack(name: str, model: torch.nn.Module, eps: float, steps: in
     if name == "difgsm":
         return ta.DIFGSM(model, eps=e, alpha=a, steps=steps, decay=0.0, resize_rate=0.9, diversity_prob=0.5)
     if name == "eot":
-        return ta.EOTPGD(UnitRange(WithChannel(model.model, eot)), eps=e, alpha=a, steps=steps, eot_iter=samples, random_start=False)
+        return ta.EOTPGD(
+            UnitRange(WithChannel(model.model, eot)), eps=e, alpha=a, steps=steps, eot_iter=samples, random_start=False
+        )
     raise KeyError(name)
 
 
@@ -163,10 +170,19 @@ def main() -> None:
     ap.add_argument("--images", default="samples", help="'samples' or a folder of photos")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
-    ap.add_argument("--attacks", default=None, help=f"comma-separated (default: {','.join(ALL)}; on the CPU without eot)")
+    ap.add_argument(
+        "--attacks", default=None, help=f"comma-separated (default: {','.join(ALL)}; on the CPU without eot)"
+    )
     ap.add_argument("--eps", type=float, default=16.0)
-    ap.add_argument("--batches", type=int, default=None, help="timed batches per attack and round (default: 1 on the CPU, 3 on CUDA)")
-    ap.add_argument("--rounds", type=int, default=1, help="interleaved rounds; each method keeps its best (for noisy machines)")
+    ap.add_argument(
+        "--batches",
+        type=int,
+        default=None,
+        help="timed batches per attack and round (default: 1 on the CPU, 3 on CUDA)",
+    )
+    ap.add_argument(
+        "--rounds", type=int, default=1, help="interleaved rounds; each method keeps its best (for noisy machines)"
+    )
     ap.add_argument("--eot-samples", type=int, default=4)
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
     ap.add_argument("--amp", action="store_true", help="bf16 autocast for our gradients (CUDA)")
@@ -181,7 +197,9 @@ def main() -> None:
     if args.attacks is None:
         names = ALL if device.type == "cuda" else tuple(a for a in ALL if a != "eot")
         if device.type != "cuda":
-            console.print("note: eot (20 steps x --eot-samples copies through the channel twin) takes minutes on the CPU; add --attacks eot to run it")
+            console.print(
+                "note: eot (20 steps x --eot-samples copies through the channel twin) takes minutes on the CPU; add --attacks eot to run it"
+            )
         args.attacks = ",".join(names)
     batches = args.batches or (3 if device.type == "cuda" else 1)
     try:
@@ -190,7 +208,9 @@ def main() -> None:
         have_ta = not args.no_torchattacks
     except ImportError:
         have_ta = False
-        console.print("[yellow]note:[/] torchattacks is not installed; 'pip install --no-deps torchattacks' to compare with it")
+        console.print(
+            "[yellow]note:[/] torchattacks is not installed; 'pip install --no-deps torchattacks' to compare with it"
+        )
 
     ref = load_model("lite0", device)
     fast = gradient_model(ref)
@@ -224,7 +244,10 @@ def main() -> None:
         def ours() -> torch.Tensor:
             return attack(fast, x_cl, y, args.eps, generator=ItemRng.from_seeds(seeds), check_model=ref)
 
-        fns: dict[str, Callable[[], torch.Tensor]] = {"ours": ours, "bare": lambda: bare_loop(fast, x_cl, y, steps, copies)}
+        fns: dict[str, Callable[[], torch.Tensor]] = {
+            "ours": ours,
+            "bare": lambda: bare_loop(fast, x_cl, y, steps, copies),
+        }
         if have_ta:
             ts = getattr(attack.transform, "transforms", [attack.transform])
             eot_t = next((t for t in ts if t is not None and t.name == "eot"), None)
@@ -236,7 +259,9 @@ def main() -> None:
                 fns["ta_fast"] = lambda: atk_f(x01, y) * 255
         res = best_of(fns, args.rounds, batches, args.batch, device)
         with torch.inference_mode():
-            fooled = {k: (ref(v[1]).argmax(1) != y).float().mean().item() for k, v in res.items() if k in ("ours", "ta")}
+            fooled = {
+                k: (ref(v[1]).argmax(1) != y).float().mean().item() for k, v in res.items() if k in ("ours", "ta")
+            }
         ours_ips, bare_ips = res["ours"][0], res["bare"][0]
         ta_ips = res["ta"][0] if "ta" in res else None
         ta_fast_ips = res["ta_fast"][0] if "ta_fast" in res else None
@@ -245,12 +270,29 @@ def main() -> None:
         r = rows[-1]
         log.info("%s: %.2f img/s", r.attack, r.ours)
 
-    t = Table("attack", "steps", "ours img/s", "bare img/s", "ours/bare", "torchattacks img/s", "ours/ta", "ta@fast img/s", "ours/ta@fast", "fooled ours / ta")
+    t = Table(
+        "attack",
+        "steps",
+        "ours img/s",
+        "bare img/s",
+        "ours/bare",
+        "torchattacks img/s",
+        "ours/ta",
+        "ta@fast img/s",
+        "ours/ta@fast",
+        "fooled ours / ta",
+    )
     for r in rows:
         t.add_row(
-            r.attack, str(r.steps), f"{r.ours:.2f}", f"{r.bare:.2f}", f"{r.ours / r.bare:.2f}x",
-            "-" if r.ta is None else f"{r.ta:.2f}", "-" if r.ta is None else f"{r.ours / r.ta:.2f}x",
-            "-" if r.ta_fast is None else f"{r.ta_fast:.2f}", "-" if r.ta_fast is None else f"{r.ours / r.ta_fast:.2f}x",
+            r.attack,
+            str(r.steps),
+            f"{r.ours:.2f}",
+            f"{r.bare:.2f}",
+            f"{r.ours / r.bare:.2f}x",
+            "-" if r.ta is None else f"{r.ta:.2f}",
+            "-" if r.ta is None else f"{r.ours / r.ta:.2f}x",
+            "-" if r.ta_fast is None else f"{r.ta_fast:.2f}",
+            "-" if r.ta_fast is None else f"{r.ours / r.ta_fast:.2f}x",
             f"{r.fooled[0]:.0%} / " + ("-" if r.fooled[1] is None else f"{r.fooled[1]:.0%}"),
         )
     Console(width=200).print(t)

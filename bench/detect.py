@@ -49,7 +49,9 @@ def run(batch: Path, profile: ChannelProfile, frames: int) -> tuple[float, float
     bare = cv2.aruco.ArucoDetector(aruco_dictionary(layout.aruco_dictionary), cv2.aruco.DetectorParameters())
     det = SheetDetector(layout, QualityGates(), batch_dir=batch)
     with SimulatedCamera.from_batch(batch, profile=profile, seed=0, n_frames=frames) as cam:
-        images = [f.image for f in cam.frames()]  # rendered first: the simulator's threads must not compete with the timing
+        images = [
+            f.image for f in cam.frames()
+        ]  # rendered first: the simulator's threads must not compete with the timing
     t_bare, t_ours, tiles = [], [], []
     for img in images:
         t0 = time.perf_counter()
@@ -69,7 +71,9 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=12)
     args = ap.parse_args()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"detect + rectify against bare cv2.aruco, {os.cpu_count()} CPUs, {cv2.getNumThreads()} OpenCV threads, load {load:.2f} at start")
+    print(
+        f"detect + rectify against bare cv2.aruco, {os.cpu_count()} CPUs, {cv2.getNumThreads()} OpenCV threads, load {load:.2f} at start"
+    )
     office, lab = load_profile("office-laser-webcam"), load_profile("careful-lab")
     cases: list[tuple[str, ChannelProfile, tuple[int, int] | None, int]] = [
         ("1280x720 video", _at(office, 1280, 720), (1280, 720), args.frames),
@@ -86,7 +90,10 @@ def main() -> None:
             logging.disable(logging.NOTSET)
             b, o, k = run(batch, profile, n)
             goal = "met" if o <= 1.5 * b else "NOT met"
-            print(f"{name:18s} bare aruco {b:6.1f} ms   detect + rectify {k} tiles {o:6.1f} ms   ratio {o / b:4.2f} x (goal <= 1.5 x: {goal})", flush=True)
+            print(
+                f"{name:18s} bare aruco {b:6.1f} ms   detect + rectify {k} tiles {o:6.1f} ms   ratio {o / b:4.2f} x (goal <= 1.5 x: {goal})",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -85,7 +85,9 @@ def _row(batch: Path, attack: str) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--bim-batch", type=Path, required=True, help="a batch with plain bim items (e.g. bench/fidelity.py's)")
+    ap.add_argument(
+        "--bim-batch", type=Path, required=True, help="a batch with plain bim items (e.g. bench/fidelity.py's)"
+    )
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--presets", default="harsh,inkjet-phone")
     ap.add_argument("--limit", type=int, default=8)
@@ -94,28 +96,57 @@ def main() -> None:
     ap.add_argument("--onnx", type=Path, default=Path("/tmp/photoproof-bench-onnx/lite0.onnx"))
     ap.add_argument("--frames-per-sheet", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--match-layout", action="store_true", help="also craft EOT for the tiles of the preset's print --camera layout")
+    ap.add_argument(
+        "--match-layout", action="store_true", help="also craft EOT for the tiles of the preset's print --camera layout"
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     t0 = time.perf_counter()
-    print(f"# EOT against plain BIM, lite0 white box, ε {args.eps:g}, {args.limit} photos, {args.eot_samples} EOT samples per step\n")
+    print(
+        f"# EOT against plain BIM, lite0 white box, ε {args.eps:g}, {args.limit} photos, {args.eot_samples} EOT samples per step\n"
+    )
     for preset in args.presets.split(","):
         prof = load_profile(preset)
         variants: list[tuple[str, Path, list[str]]] = [("bim+eot", args.out / f"eot-{preset}", [])]
         if args.match_layout:
             plan = plan_for_camera((prof.camera.width, prof.camera.height), "lite0", "a4", "pairs")
             span = f"{EOT_RANGE[0] * plan.tile_px:.0f}-{EOT_RANGE[1] * plan.tile_px:.0f}"
-            variants.append((f"bim+eot, --eot-tile-px {span}", args.out / f"eot-layout-{preset}", ["--eot-tile-px", span]))
+            variants.append(
+                (f"bim+eot, --eot-tile-px {span}", args.out / f"eot-layout-{preset}", ["--eot-tile-px", span])
+            )
         for _, eot, extra in variants:
-            subprocess.run([sys.executable, str(ROOT / "app.py"), "craft", "--out", str(eot), "--attack", "bim", "--eot", "--eot-samples",
-                            str(args.eot_samples), "--profile", preset, "--eps", f"{args.eps:g}", "--limit", str(args.limit), "--seed",
-                            str(args.seed), *extra], check=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    str(ROOT / "app.py"),
+                    "craft",
+                    "--out",
+                    str(eot),
+                    "--attack",
+                    "bim",
+                    "--eot",
+                    "--eot-samples",
+                    str(args.eot_samples),
+                    "--profile",
+                    preset,
+                    "--eps",
+                    f"{args.eps:g}",
+                    "--limit",
+                    str(args.limit),
+                    "--seed",
+                    str(args.seed),
+                    *extra,
+                ],
+                check=True,
+            )
         bim = args.out / f"bim-{preset}"
         _bim_subset(args.bim_batch, bim, args.limit, args.eps)
         for b in (bim, *(v[1] for v in variants)):
             _capture(b, preset, args.onnx, args.frames_per_sheet, args.seed)
         print(f"### {preset}\n")
-        print("| attack | fools lite0 digitally | clean top-1 photographed (tiles) | paired survival (adv tile still fools) |")
+        print(
+            "| attack | fools lite0 digitally | clean top-1 photographed (tiles) | paired survival (adv tile still fools) |"
+        )
         print("|---|---:|---:|---:|")
         print(_row(bim, "bim"))
         for label, eot, _ in variants:

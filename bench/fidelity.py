@@ -33,8 +33,8 @@ from analysis.load import load_input  # noqa: E402
 from analysis.metrics import correct, photo_counts, prefiltered  # noqa: E402
 from analysis.stats import wilson  # noqa: E402
 from analysis.summary import cells, session_items  # noqa: E402
-from channel.simulate import SimulatedCamera  # noqa: E402
 from capture.session import run_capture  # noqa: E402
+from channel.simulate import SimulatedCamera  # noqa: E402
 from contracts.errors import UserError  # noqa: E402
 from contracts.journal import journal_files  # noqa: E402
 from contracts.layout import load_layout  # noqa: E402
@@ -76,13 +76,23 @@ def _keep_photos(work: Path, part: int, per_part: int) -> None:
     """
     b = load_batch(work)
     photos = sorted({_photo(it.id) for it in b.items})
-    keep = set(photos[part * per_part:(part + 1) * per_part])
+    keep = set(photos[part * per_part : (part + 1) * per_part])
     save_batch(work, dataclasses.replace(b, items=[it for it in b.items if _photo(it.id) in keep]))
     for f in journal_files(work):
         f.unlink()
 
 
-def run_one(batch: Path, out: Path, preset: str, model: str, onnx_dir: Path, per_sheet: int, seed: int, part: int = 0, per_part: int = 0) -> Path:
+def run_one(
+    batch: Path,
+    out: Path,
+    preset: str,
+    model: str,
+    onnx_dir: Path,
+    per_sheet: int,
+    seed: int,
+    part: int = 0,
+    per_part: int = 0,
+) -> Path:
     """Print, photograph and record one preset x model (one part of the photos); return the session's batch directory."""
     profile = load_profile(preset)
     work = out / f"{preset}-{model}" / f"part{part}" if per_part else out / f"{preset}-{model}"
@@ -91,7 +101,11 @@ def run_one(batch: Path, out: Path, preset: str, model: str, onnx_dir: Path, per
         return work
     if work.exists():
         shutil.rmtree(work)
-    shutil.copytree(batch, work, ignore=shutil.ignore_patterns("captures", "report", "sheets.pdf", "layout.json", "models", "sweep.json"))
+    shutil.copytree(
+        batch,
+        work,
+        ignore=shutil.ignore_patterns("captures", "report", "sheets.pdf", "layout.json", "models", "sweep.json"),
+    )
     if per_part:
         _keep_photos(work, part, per_part)
     try:
@@ -103,11 +117,22 @@ def run_one(batch: Path, out: Path, preset: str, model: str, onnx_dir: Path, per
     frames = n_sheets * (max(2, per_sheet // 2) if profile.camera.fps <= STILLS_FPS else per_sheet)
     cam = SimulatedCamera.from_batch(work, profile=profile, seed=seed, n_frames=frames)
     t0 = time.perf_counter()
-    run_capture(work, _onnx(model, onnx_dir), cam, frames=frames, headless=True, session_id=f"{preset}.tmp", save_crops=False)
+    run_capture(
+        work, _onnx(model, onnx_dir), cam, frames=frames, headless=True, session_id=f"{preset}.tmp", save_crops=False
+    )
     (work / "captures" / f"{preset}.tmp.sqlite").rename(db)
     for extra in ("-wal", "-shm"):
         (work / "captures" / f"{preset}.tmp.sqlite{extra}").unlink(missing_ok=True)
-    log.info("%s / %s: %d sheets (%s, %g mm tiles), %d frames in %.0f s", preset, model, n_sheets, layout.paper, layout.tile_mm, frames, time.perf_counter() - t0)
+    log.info(
+        "%s / %s: %d sheets (%s, %g mm tiles), %d frames in %.0f s",
+        preset,
+        model,
+        n_sheets,
+        layout.paper,
+        layout.tile_mm,
+        frames,
+        time.perf_counter() - t0,
+    )
     return work
 
 
@@ -131,7 +156,7 @@ def table(works: list[Path], preset: str, model: str) -> str:
     px, ang = sorted(px), sorted(ang)
     layout = load_layout(works[0])
     cam = layout.extra.get("camera", {})
-    med = (lambda v: v[len(v) // 2] if v else float("nan"))
+    med = lambda v: v[len(v) // 2] if v else float("nan")
     # Clean accuracy: per source photo, the majority over its clean tiles (the same photo is printed once per attack and eps).
     by_photo: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
     for it in items:
@@ -147,7 +172,11 @@ def table(works: list[Path], preset: str, model: str) -> str:
         f"### {preset} / {model}",
         "",
         f"Layout: {layout.paper}, {layout.tile_mm:g} mm tiles"
-        + (f" (print --camera {cam.get('width')}x{cam.get('height')} --model {model}: ~{cam.get('tile_px')} px at 85 % fill)" if cam else "")
+        + (
+            f" (print --camera {cam.get('width')}x{cam.get('height')} --model {model}: ~{cam.get('tile_px')} px at 85 % fill)"
+            if cam
+            else ""
+        )
         + (f" in {len(works)} parts" if len(works) > 1 else "")
         + f"; {n_obs} observations, {n_good} good; median tile {med(px):.0f} px, median view {med(ang):.0f}°.",
         "",
@@ -169,33 +198,57 @@ def table(works: list[Path], preset: str, model: str) -> str:
             f"{_fmt(sum(k for k, _ in d_avg), sum(n for _, n in d_avg))} | {_fmt(sum(k for k, _ in d_pre), sum(n for _, n in d_pre))} |"
         )
     n_pre = sum(prefiltered(it) for it in items)
-    lines += ["", f"({n_pre} of {len(items)} items pass the prefilter digitally; destruction counts only items whose adversarial tile had a good observation.)", ""]
+    lines += [
+        "",
+        f"({n_pre} of {len(items)} items pass the prefilter digitally; destruction counts only items whose adversarial tile had a good observation.)",
+        "",
+    ]
     return "\n".join(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--batch", type=Path, required=True, help="a crafted batch (not modified; copied per preset and model)")
+    ap.add_argument(
+        "--batch", type=Path, required=True, help="a crafted batch (not modified; copied per preset and model)"
+    )
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--presets", default=",".join(PRESETS))
     ap.add_argument("--models", default="lite0,lite2")
     ap.add_argument("--onnx-dir", type=Path, default=Path("/tmp/photoproof-bench-onnx"))
     ap.add_argument("--frames-per-sheet", type=int, default=6, help="video presets; stills presets take half")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--photos-per-part", type=int, default=0,
-                    help="photograph the batch in parts of this many source photos (a batch's sheets share 1000 marker ids); 0: whole")
+    ap.add_argument(
+        "--photos-per-part",
+        type=int,
+        default=0,
+        help="photograph the batch in parts of this many source photos (a batch's sheets share 1000 marker ids); 0: whole",
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     logging.getLogger("capture").setLevel(logging.WARNING)
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     n_photos = len({_photo(it.id) for it in load_batch(args.batch).items})
-    print(f"# Physical fidelity: {args.batch} (seed {args.seed}, {args.frames_per_sheet} frames per sheet; stills presets half)\n")
+    print(
+        f"# Physical fidelity: {args.batch} (seed {args.seed}, {args.frames_per_sheet} frames per sheet; stills presets half)\n"
+    )
     for preset in args.presets.split(","):
         for model in args.models.split(","):
             parts = math.ceil(n_photos / args.photos_per_part) if args.photos_per_part else 1
-            works = [run_one(args.batch, args.out, preset, model, args.onnx_dir, args.frames_per_sheet, args.seed + k, k, args.photos_per_part)
-                     for k in range(parts)]
+            works = [
+                run_one(
+                    args.batch,
+                    args.out,
+                    preset,
+                    model,
+                    args.onnx_dir,
+                    args.frames_per_sheet,
+                    args.seed + k,
+                    k,
+                    args.photos_per_part,
+                )
+                for k in range(parts)
+            ]
             text = table(works, preset, model)
             (args.out / f"{preset}-{model}.md").write_text(text, encoding="utf-8")
             print(text, flush=True)

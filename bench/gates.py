@@ -72,7 +72,14 @@ def measure_model(path: Path, photos: list[tuple[str, int, Path]], blur: float, 
         labels.append(label)
     y = np.array(labels)
     digital = clf.classify(np.stack(imgs))[0][:, 0]
-    out: dict = {"name": clf.name, "input": s, "n": len(imgs), "digital": int((digital == y).sum()), "sizes": [], "angles": []}
+    out: dict = {
+        "name": clf.name,
+        "input": s,
+        "n": len(imgs),
+        "digital": int((digital == y).sum()),
+        "sizes": [],
+        "angles": [],
+    }
     for f in SIZE_FRACTIONS:
         n_px = round(f * s)
         top1 = clf.classify(np.stack([photograph_tile(im, n_px, 0.0, blur) for im in imgs]))[0][:, 0]
@@ -81,7 +88,10 @@ def measure_model(path: Path, photos: list[tuple[str, int, Path]], blur: float, 
         n_px = round(af * s)
         for a in ANGLES:
             # Two tilt axes (horizontal and vertical), so that no image is favoured by its orientation.
-            top = [clf.classify(np.stack([photograph_tile(im, n_px, a, blur, axis_deg=ax) for im in imgs]))[0][:, 0] for ax in (0.0, 90.0)]
+            top = [
+                clf.classify(np.stack([photograph_tile(im, n_px, a, blur, axis_deg=ax) for im in imgs]))[0][:, 0]
+                for ax in (0.0, 90.0)
+            ]
             right = sum(int((t == y).sum()) for t in top)
             agree = sum(int((t == digital).sum()) for t in top)
             out["angles"].append((af, n_px, a, right, agree, 2 * len(imgs)))
@@ -92,23 +102,35 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="lite0,lite1,lite2")
     ap.add_argument("--onnx-dir", type=Path, default=Path("/tmp/photoproof-bench-onnx"))
-    ap.add_argument("--blur", type=float, default=0.6, help="camera blur sigma in camera pixels (the office webcam's sharper half)")
-    ap.add_argument("--angle-at", default=f"1.0,{MIN_TILE_FRACTION}", help="tile sizes (fractions of the input size) for the angle curves")
+    ap.add_argument(
+        "--blur", type=float, default=0.6, help="camera blur sigma in camera pixels (the office webcam's sharper half)"
+    )
+    ap.add_argument(
+        "--angle-at",
+        default=f"1.0,{MIN_TILE_FRACTION}",
+        help="tile sizes (fractions of the input size) for the angle curves",
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     photos = _photos()
     fracs = tuple(float(v) for v in args.angle_at.split(","))
     t0 = time.perf_counter()
     results = [measure_model(_model(m, args.onnx_dir), photos, args.blur, fracs) for m in args.models.split(",")]
-    print(f"# Gates: clean top-1 against tile size and viewing angle (camera blur sigma {args.blur} px, n = {len(photos)} foolbox photos)\n")
-    print("Tile size (side in camera pixels, head-on). Top-1 accuracy, Wilson 95 % interval; agreement = same top-1 as digital.\n")
+    print(
+        f"# Gates: clean top-1 against tile size and viewing angle (camera blur sigma {args.blur} px, n = {len(photos)} foolbox photos)\n"
+    )
+    print(
+        "Tile size (side in camera pixels, head-on). Top-1 accuracy, Wilson 95 % interval; agreement = same top-1 as digital.\n"
+    )
     print("| model (input) | tile / input | tile px | top-1 | agreement with digital |")
     print("|---|---:|---:|---:|---:|")
     for r in results:
         print(f"| {r['name']} ({r['input']}) | digital | - | {_fmt(r['digital'], r['n'])} | 100 % |")
         for f, n_px, right, agree in r["sizes"]:
             print(f"| {r['name']} ({r['input']}) | {f:.2f} | {n_px} | {_fmt(right, r['n'])} | {_fmt(agree, r['n'])} |")
-    print("\nViewing angle (two tilt axes per image, so n = 2 x images), at a head-on tile size of the given fraction of the input.\n")
+    print(
+        "\nViewing angle (two tilt axes per image, so n = 2 x images), at a head-on tile size of the given fraction of the input.\n"
+    )
     print("| model | tile / input | tile px | angle | top-1 | agreement with digital |")
     print("|---|---:|---:|---:|---:|---:|")
     for r in results:

@@ -41,9 +41,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -82,7 +83,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(what: str, unit: str, work: int, fn: Callable[[], object], reps: int, device: torch.device, note: str = "") -> Figure:
+def measure(
+    what: str, unit: str, work: int, fn: Callable[[], object], reps: int, device: torch.device, note: str = ""
+) -> Figure:
     """Run ``fn`` once to warm up, then ``reps`` times; ``work`` units per run."""
     fn()
     _sync(device)
@@ -95,7 +98,9 @@ def measure(what: str, unit: str, work: int, fn: Callable[[], object], reps: int
     return Figure(what, unit, statistics.median(rates), min(rates), max(rates), reps, note)
 
 
-def bare_loop(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, copies: int = 1, amp: bool = False) -> torch.Tensor:
+def bare_loop(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, copies: int = 1, amp: bool = False
+) -> torch.Tensor:
     """``steps`` forward-and-backward passes (``copies`` replicas per image) with a sign step: the floor."""
     lab = y.repeat_interleave(copies) if copies > 1 else y
     adv = x
@@ -111,7 +116,18 @@ def bare_loop(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: i
 
 def run_gpu_tests(smoke: bool) -> dict[str, Any]:
     """``pytest -m gpu``; returns the counts and the summary line."""
-    cmd = [sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider", "-rs", str(ROOT / "tests" / "test_gpu.py")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-m",
+        "gpu",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-rs",
+        str(ROOT / "tests" / "test_gpu.py"),
+    ]
     t0 = time.perf_counter()
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     lines = [ln for ln in r.stdout.splitlines() if ln.strip()]
@@ -119,8 +135,13 @@ def run_gpu_tests(smoke: bool) -> dict[str, Any]:
     counts = {k: 0 for k in ("passed", "failed", "skipped", "error")}
     for n, word in re.findall(r"(\d+) (passed|failed|skipped|errors?)", summary):
         counts["error" if word.startswith("error") else word] += int(n)
-    return {"returncode": r.returncode, "summary": summary, "seconds": round(time.perf_counter() - t0, 1), **counts,
-            "output_tail": r.stdout[-4000:] if r.returncode not in (0, 5) else ""}
+    return {
+        "returncode": r.returncode,
+        "summary": summary,
+        "seconds": round(time.perf_counter() - t0, 1),
+        **counts,
+        "output_tail": r.stdout[-4000:] if r.returncode not in (0, 5) else "",
+    }
 
 
 def sample_batch(n: int, size: int) -> torch.Tensor:
@@ -136,8 +157,16 @@ def sample_batch(n: int, size: int) -> torch.Tensor:
     return torch.from_numpy(np.stack([arrs[i % len(arrs)] for i in range(n)])).permute(0, 3, 1, 2).float()
 
 
-def craft_figures(device: torch.device, batches: list[int], steps: int | None, eot_samples: int, eot_batch: int,
-                  reps: int, compile_backend: str | None, compile_by: float = float("inf")) -> list[Figure]:
+def craft_figures(
+    device: torch.device,
+    batches: list[int],
+    steps: int | None,
+    eot_samples: int,
+    eot_batch: int,
+    reps: int,
+    compile_backend: str | None,
+    compile_by: float = float("inf"),
+) -> list[Figure]:
     """lite0 BIM-ε16 through the craft code path, variant by variant, each against its bare loop.
 
     The ``torch.compile`` variant is left out once ``time.perf_counter()`` has passed
@@ -155,7 +184,8 @@ def craft_figures(device: torch.device, batches: list[int], steps: int | None, e
             y = ref_cl(x0.contiguous(memory_format=torch.channels_last)).argmax(1)
         seeds = list(range(bs))
         variants: list[tuple[str, bool, bool, str | None]] = [
-            ("fp32 NCHW", False, False, None), ("fp32 channels_last", True, False, None),
+            ("fp32 NCHW", False, False, None),
+            ("fp32 channels_last", True, False, None),
             ("bf16 autocast, channels_last", True, True, None),
         ]
         if compile_backend:
@@ -170,7 +200,17 @@ def craft_figures(device: torch.device, batches: list[int], steps: int | None, e
                 note = "autocast is CUDA-only: fp32 here"
             t_compile = None
             if backend and time.perf_counter() > compile_by:
-                figures.append(Figure(f"bim eps16 b{bs} {name}", "img/s", float("nan"), float("nan"), float("nan"), 0, "left out: the time budget was spent"))
+                figures.append(
+                    Figure(
+                        f"bim eps16 b{bs} {name}",
+                        "img/s",
+                        float("nan"),
+                        float("nan"),
+                        float("nan"),
+                        0,
+                        "left out: the time budget was spent",
+                    )
+                )
                 continue
             if backend:
                 try:
@@ -180,7 +220,17 @@ def craft_figures(device: torch.device, batches: list[int], steps: int | None, e
                     _sync(device)
                     t_compile = time.perf_counter() - t0
                 except Exception as e:  # a compiler missing on this machine is a finding, not a crash
-                    figures.append(Figure(f"bim eps16 b{bs} {name}", "img/s", float("nan"), float("nan"), float("nan"), 0, f"compile failed: {type(e).__name__}: {str(e)[:120]}"))
+                    figures.append(
+                        Figure(
+                            f"bim eps16 b{bs} {name}",
+                            "img/s",
+                            float("nan"),
+                            float("nan"),
+                            float("nan"),
+                            0,
+                            f"compile failed: {type(e).__name__}: {str(e)[:120]}",
+                        )
+                    )
                     continue
             atk = build_attack(spec, AttackSettings(steps=steps, amp=amp))
 
@@ -188,9 +238,22 @@ def craft_figures(device: torch.device, batches: list[int], steps: int | None, e
                 return atk(fast, x, y, eps, generator=ItemRng.from_seeds(seeds), check_model=ref)
 
             f_craft = measure(f"bim eps16 b{bs} {name}", "img/s", bs, craft, reps, device, note)
-            f_bare = measure(f"bare fwd+bwd x{n_steps} b{bs} {name}", "img/s", bs, lambda: bare_loop(fast, x, y, n_steps, amp=amp), reps, device, note)
-            f_craft.extra = {"batch": bs, "variant": name, "steps": n_steps, "vs_bare": f_craft.median / f_bare.median,
-                             "compile_s": t_compile}
+            f_bare = measure(
+                f"bare fwd+bwd x{n_steps} b{bs} {name}",
+                "img/s",
+                bs,
+                lambda: bare_loop(fast, x, y, n_steps, amp=amp),
+                reps,
+                device,
+                note,
+            )
+            f_craft.extra = {
+                "batch": bs,
+                "variant": name,
+                "steps": n_steps,
+                "vs_bare": f_craft.median / f_bare.median,
+                "compile_s": t_compile,
+            }
             f_bare.extra = {"batch": bs, "variant": name, "steps": n_steps}
             figures += [f_craft, f_bare]
         ref_cl = ref_cl.to(memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format)
@@ -203,9 +266,22 @@ def craft_figures(device: torch.device, batches: list[int], steps: int | None, e
     amp = device.type == "cuda"
     atk = build_attack(parse_spec("bim+eot"), AttackSettings(steps=steps, eot_samples=eot_samples, amp=amp))
     name = f"bim+eot eps16 x{eot_samples} samples b{eot_batch}" + (", bf16" if amp else "")
-    f_eot = measure(name, "img/s", eot_batch, lambda: atk(fast, x, y, eps, generator=ItemRng.from_seeds(range(eot_batch)), check_model=ref), reps, device)
-    f_eot_bare = measure(f"bare fwd+bwd x{n_steps} of {eot_samples} copies b{eot_batch}", "img/s", eot_batch,
-                         lambda: bare_loop(fast, x, y, n_steps, eot_samples, amp=amp), reps, device)
+    f_eot = measure(
+        name,
+        "img/s",
+        eot_batch,
+        lambda: atk(fast, x, y, eps, generator=ItemRng.from_seeds(range(eot_batch)), check_model=ref),
+        reps,
+        device,
+    )
+    f_eot_bare = measure(
+        f"bare fwd+bwd x{n_steps} of {eot_samples} copies b{eot_batch}",
+        "img/s",
+        eot_batch,
+        lambda: bare_loop(fast, x, y, n_steps, eot_samples, amp=amp),
+        reps,
+        device,
+    )
     f_eot.extra = {"batch": eot_batch, "samples": eot_samples, "vs_bare": f_eot.median / f_eot_bare.median}
     return figures + [f_eot, f_eot_bare]
 
@@ -224,16 +300,30 @@ def job_figure(device: torch.device, n_photos: int, batch: int, steps: int | Non
             Image.fromarray(a).save(photos / f"p{i:05d}.jpg", quality=95)
         rates = []
         for r in range(reps + 1):  # the first run warms up
-            cfg = CraftConfig(images=str(photos), attacks=["bim"], eps=[16.0], batch_size=batch, steps=steps,
-                              device=str(device), amp=device.type == "cuda")
+            cfg = CraftConfig(
+                images=str(photos),
+                attacks=["bim"],
+                eps=[16.0],
+                batch_size=batch,
+                steps=steps,
+                device=str(device),
+                amp=device.type == "cuda",
+            )
             t0 = time.perf_counter()
             craft_batch(Path(tmp) / f"out{r}", cfg)
             _sync(device)
             if r:
                 rates.append(n_photos / (time.perf_counter() - t0))
-    return Figure(f"craft job bim eps16 {n_photos} photos b{batch}" + (", --amp" if device.type == "cuda" else ""), "img/s",
-                  statistics.median(rates), min(rates), max(rates), reps, "model loading, PNG writing and the manifest included",
-                  {"batch": batch, "photos": n_photos})
+    return Figure(
+        f"craft job bim eps16 {n_photos} photos b{batch}" + (", --amp" if device.type == "cuda" else ""),
+        "img/s",
+        statistics.median(rates),
+        min(rates),
+        max(rates),
+        reps,
+        "model loading, PNG writing and the manifest included",
+        {"batch": batch, "photos": n_photos},
+    )
 
 
 def capture_figures(smoke: bool, tiles: int, batch: int, reps: int, work: Path) -> tuple[list[Figure], dict[str, Any]]:
@@ -274,8 +364,18 @@ def capture_figures(smoke: bool, tiles: int, batch: int, reps: int, work: Path) 
             for x in xs:
                 sess.run([name_out], {name_in: x})
 
-        f_ours = measure(f"capture classifier {short} {clf.provider}", "tiles/s", tiles, ours, reps, torch.device("cpu"))
-        f_bare = measure(f"bare onnxruntime {short} {clf.provider}", "tiles/s", tiles, bare, reps, torch.device("cpu"), "input already normalised")
+        f_ours = measure(
+            f"capture classifier {short} {clf.provider}", "tiles/s", tiles, ours, reps, torch.device("cpu")
+        )
+        f_bare = measure(
+            f"bare onnxruntime {short} {clf.provider}",
+            "tiles/s",
+            tiles,
+            bare,
+            reps,
+            torch.device("cpu"),
+            "input already normalised",
+        )
         f_ours.extra = {"provider": clf.provider, "batch": batch, "vs_bare": f_ours.median / f_bare.median}
         f_bare.extra = {"provider": clf.provider, "batch": batch}
         figures += [f_ours, f_bare]
@@ -291,8 +391,14 @@ def print_table(figs: list[Figure]) -> None:
     t = Table("what", "median", "min - max", "n", "x bare", "note")
     for f in figs:
         ratio = f.extra.get("vs_bare")
-        t.add_row(f.what, f"{f.median:,.1f} {f.unit}", f"{f.low:,.1f} - {f.high:,.1f}", str(f.n),
-                  "" if ratio is None else f"{ratio:.2f}x", f.note)
+        t.add_row(
+            f.what,
+            f"{f.median:,.1f} {f.unit}",
+            f"{f.low:,.1f} - {f.high:,.1f}",
+            str(f.n),
+            "" if ratio is None else f"{ratio:.2f}x",
+            f.note,
+        )
     Console(width=180).print(t)
 
 
@@ -315,11 +421,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     env = {
         "mode": "smoke (reduced CPU mode: not the goals' figures)" if smoke else "full",
-        "device": torch.cuda.get_device_name(0) if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()})",
-        "cpus": os.cpu_count(), "load_average": load, "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+        "device": torch.cuda.get_device_name(0)
+        if device.type == "cuda"
+        else f"CPU ({platform.processor() or platform.machine()})",
+        "cpus": os.cpu_count(),
+        "load_average": load,
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
     }
-    print(f"GPU check, {env['mode']}: {env['device']}, torch {env['torch']}, {env['cpus']} CPUs, load average {load:.1f}")
+    print(
+        f"GPU check, {env['mode']}: {env['device']}, torch {env['torch']}, {env['cpus']} CPUs, load average {load:.1f}"
+    )
     result: dict[str, Any] = {"environment": env, "goals": GOALS}
     result["gpu_tests"] = {"skipped": "--no-tests"} if args.no_tests else run_gpu_tests(smoke)
     if not args.no_tests:
@@ -328,7 +441,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if smoke:
         figs += craft_figures(device, [2], 2, 2, 2, reps, None if args.no_compile else "eager")
     else:
-        figs += craft_figures(device, [64, 256], None, 8, 64, reps, None if args.no_compile else "inductor", t_start + 150)
+        figs += craft_figures(
+            device, [64, 256], None, 8, 64, reps, None if args.no_compile else "inductor", t_start + 150
+        )
     if not args.no_job:
         figs.append(job_figure(device, 4 if smoke else 512, 2 if smoke else 256, 2 if smoke else None, reps))
     with tempfile.TemporaryDirectory() as tmp:
@@ -340,7 +455,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print_table(figs)
     best = max((f for f in figs if f.what.startswith("bim eps16") and f.n), key=lambda f: f.median, default=None)
     if best is not None:
-        print(f"best lite0 BIM-eps16: {best.median:,.1f} img/s ({best.what}); goal >= {GOALS['lite0 BIM-eps16 images/s on one H200']:g} on one H200")
+        print(
+            f"best lite0 BIM-eps16: {best.median:,.1f} img/s ({best.what}); goal >= {GOALS['lite0 BIM-eps16 images/s on one H200']:g} on one H200"
+        )
     print(f"{result['seconds']:.0f} s in all; figures in {args.json}")
     args.json.write_text(json.dumps(result, indent=2, default=float))
     return result

@@ -44,7 +44,12 @@ from craft.zoo import get_entry, load_model  # noqa: E402
 
 def rate(k: int, n: int) -> dict[str, object]:
     lo_hi = wilson(k, n)
-    return {"k": k, "n": n, "rate": round(k / n, 4) if n else None, "ci95": [round(v, 4) for v in lo_hi] if lo_hi else None}
+    return {
+        "k": k,
+        "n": n,
+        "rate": round(k / n, 4) if n else None,
+        "ci95": [round(v, 4) for v in lo_hi] if lo_hi else None,
+    }
 
 
 def fmt(r: dict[str, object]) -> str:
@@ -81,20 +86,29 @@ def main() -> None:
     x = torch.from_numpy(np.stack(train)).permute(0, 3, 1, 2).float()
     y = torch.tensor(labels[: a.train])
     profile = load_profile(a.profile)
-    out: dict[str, object] = {"settings": vars(a) | {"json": str(a.json)}, "train_items": [p.key for p in photos[: a.train]],
-                              "test_items": [p.key for p in photos[a.train :]], "patches": {},
-                              "profile_toml": render_toml(profile)}  # the channel exactly as used (presets get re-grounded)
+    out: dict[str, object] = {
+        "settings": vars(a) | {"json": str(a.json)},
+        "train_items": [p.key for p in photos[: a.train]],
+        "test_items": [p.key for p in photos[a.train :]],
+        "patches": {},
+        "profile_toml": render_toml(profile),
+    }  # the channel exactly as used (presets get re-grounded)
 
     def top1(model: torch.nn.Module, imgs: list[np.ndarray]) -> list[int]:
         with torch.inference_mode():
             t = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float()
             if model is lite2:
-                t = torch.nn.functional.interpolate(t, size=get_entry("lite2").spec.input_size, mode="bicubic", align_corners=False).clamp(0, 255)
+                t = torch.nn.functional.interpolate(
+                    t, size=get_entry("lite2").spec.input_size, mode="bicubic", align_corners=False
+                ).clamp(0, 255)
             return model(t).argmax(1).tolist()
 
     def camera(imgs: list[np.ndarray], key: int) -> list[np.ndarray]:
         rng = np.random.default_rng([a.seed, key])
-        return [np.clip(np.round(apply_tile(im, sample_params(profile, rng), profile)), 0, 255).astype(np.uint8) for im in imgs]
+        return [
+            np.clip(np.round(apply_tile(im, sample_params(profile, rng), profile)), 0, 255).astype(np.uint8)
+            for im in imgs
+        ]
 
     def evaluate(imgs: list[np.ndarray], ys: list[int], key: int) -> dict[str, object]:
         cam = camera(imgs, key)
@@ -114,7 +128,9 @@ def main() -> None:
     areas = [float(v) for v in a.areas.split(",")]
     for eot in (False, True):
         name = "patch+eot" if eot else "patch"
-        atk = AdversarialPatch(area=a.area, steps=a.steps, lr=a.lr, transform=EOT(profile, a.eot_samples) if eot else None)
+        atk = AdversarialPatch(
+            area=a.area, steps=a.steps, lr=a.lr, transform=EOT(profile, a.eot_samples) if eot else None
+        )
         t = time.monotonic()
         done = [0]
 
@@ -125,7 +141,12 @@ def main() -> None:
 
         st = atk.fit(grad, x, y, target=a.target, seed=a.seed, on_step=step)
         patch = atk.to_uint8(st.patch)
-        rec: dict[str, object] = {"fit_s": round(time.monotonic() - t, 1), "loss_first": st.losses[0], "loss_last": st.losses[-1], "by_area": {}}
+        rec: dict[str, object] = {
+            "fit_s": round(time.monotonic() - t, 1),
+            "loss_first": st.losses[0],
+            "loss_last": st.losses[-1],
+            "by_area": {},
+        }
         for k, area in enumerate(areas):
             side = patch_side(area, test[0].shape[0], "square")
             imgs, ys = [], []

@@ -26,8 +26,8 @@ import sqlite3
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -38,9 +38,9 @@ from capture.classify import OnnxClassifier  # noqa: E402
 from capture.phones import PhoneCapture  # noqa: E402
 from capture.session import run_capture  # noqa: E402
 from contracts.frames import Frame, FrameSource  # noqa: E402
-from testkit.scenes import tiny_classifier  # noqa: E402
-from testkit.chromium import Chromium, write_y4m  # noqa: E402
 from testkit.batch import write_batch  # noqa: E402
+from testkit.chromium import Chromium, write_y4m  # noqa: E402
+from testkit.scenes import tiny_classifier  # noqa: E402
 
 
 class Replay(FrameSource):
@@ -88,9 +88,13 @@ def main() -> None:
         y4m = write_y4m(root / "camera.y4m", images, fps=30)
         model = a.model or tiny_classifier(root / "tiny.onnx", size=224)
         clf = OnnxClassifier(model)
-        print(f"model {clf.name} on {clf.provider}; frames 1280x720; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+        print(
+            f"model {clf.name} on {clf.provider}; frames 1280x720; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
+        )
 
-        pc = PhoneCapture(batch, model, clf, bind="127.0.0.1", port=0, duration=a.seconds, session="bench", cert_dir=root / "cfg")
+        pc = PhoneCapture(
+            batch, model, clf, bind="127.0.0.1", port=0, duration=a.seconds, session="bench", cert_dir=root / "cfg"
+        )
         url = pc.start()
         browser = Chromium(root / "chromium", url, y4m)
         try:
@@ -103,11 +107,15 @@ def main() -> None:
         t = frame_times(s.db)[1:]  # the first frame waits for the session to start
         gaps = np.diff(t)
         phone_fps = (len(t) - 1) / (t[-1] - t[0])
-        print(f"phone page: {phone_fps:.1f} frames/s over {t[-1] - t[0]:.1f} s (n = {len(t)} frames); between frames "
-              f"median {1000 * np.median(gaps):.0f} ms, 10-90 % {1000 * np.percentile(gaps, 10):.0f}-{1000 * np.percentile(gaps, 90):.0f} ms")
+        print(
+            f"phone page: {phone_fps:.1f} frames/s over {t[-1] - t[0]:.1f} s (n = {len(t)} frames); between frames "
+            f"median {1000 * np.median(gaps):.0f} ms, 10-90 % {1000 * np.percentile(gaps, 10):.0f}-{1000 * np.percentile(gaps, 90):.0f} ms"
+        )
 
         n = max(30, len(t))
-        r = frame_times(run_capture(batch, model, Replay(images, n), session_id="replay", classifier=clf, save_crops=False))
+        r = frame_times(
+            run_capture(batch, model, Replay(images, n), session_id="replay", classifier=clf, save_crops=False)
+        )
         replay_fps = (len(r) - 1) / (r[-1] - r[0])
         print(f"same pipeline from memory: {replay_fps:.1f} frames/s (n = {n} frames)")
         print(f"phone / memory: {phone_fps / replay_fps:.2f}")

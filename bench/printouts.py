@@ -18,9 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from testkit.batch import write_batch  # noqa: E402
-
 from printouts.sheets import print_batch  # noqa: E402
+from testkit.batch import write_batch  # noqa: E402
 
 
 def main() -> None:
@@ -37,7 +36,9 @@ def main() -> None:
         batch_dir = Path(tmp) / "batch"
         t0 = time.perf_counter()
         write_batch(batch_dir, n_items=args.items, size=args.size)
-        print(f"synthetic batch: {args.items} items, {args.size}x{args.size} px PNGs, built in {time.perf_counter() - t0:.2f} s")
+        print(
+            f"synthetic batch: {args.items} items, {args.size}x{args.size} px PNGs, built in {time.perf_counter() - t0:.2f} s"
+        )
         times = []
         for _ in range(max(1, args.repeat)):
             t0 = time.perf_counter()
@@ -47,8 +48,10 @@ def main() -> None:
         tiles = sum(len(s.tiles) for s in layout.sheets)
         best, median = min(times), statistics.median(times)
         mb = (batch_dir / "sheets.pdf").stat().st_size / 1e6
-        print(f"print_batch ({args.paper}, {args.tile_mm:g} mm, {args.layout}): {pages} pages, {tiles} tiles, {layout.aruco_dictionary} "
-              f"ids from {layout.extra['marker_id_offset']}, {layout.sheets[0].qr['box_mm'][2]:g} mm QR codes")
+        print(
+            f"print_batch ({args.paper}, {args.tile_mm:g} mm, {args.layout}): {pages} pages, {tiles} tiles, {layout.aruco_dictionary} "
+            f"ids from {layout.extra['marker_id_offset']}, {layout.sheets[0].qr['box_mm'][2]:g} mm QR codes"
+        )
         print(f"time: best {best:.2f} s, median {median:.2f} s over {len(times)} run(s) (goal < 10 s)")
         print(f"throughput: {pages / best:.1f} pages/s, {tiles / best:.0f} tiles/s; sheets.pdf {mb:.1f} MB")
 

@@ -30,8 +30,12 @@ def run(n_items: int, n_frames: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp) / "batch"
         t0 = time.perf_counter()
-        batch = write_batch(d, n_items=n_items, attacks=("fgsm", "bim", "ll"), eps=(2.0, 8.0, 16.0), batch_id="bsynthetic-0001")
-        db = write_capture_db(d / "captures" / "bench.sqlite", batch, "bench", n_frames=n_frames, tiles_per_frame=TILES_PER_FRAME)
+        batch = write_batch(
+            d, n_items=n_items, attacks=("fgsm", "bim", "ll"), eps=(2.0, 8.0, 16.0), batch_id="bsynthetic-0001"
+        )
+        db = write_capture_db(
+            d / "captures" / "bench.sqlite", batch, "bench", n_frames=n_frames, tiles_per_frame=TILES_PER_FRAME
+        )
         with sqlite3.connect(db) as con:
             n_obs = con.execute("SELECT COUNT(*) FROM observations").fetchone()[0]
         t1 = time.perf_counter()
@@ -41,20 +45,26 @@ def run(n_items: int, n_frames: int) -> float:
         goal = "15 s" if n_items <= N_ITEMS else "60 s"
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         print(f"setup: {n_items} items, {n_frames} frames, {n_obs} observations in {t1 - t0:.1f} s")
-        print(f"build_report: {t2 - t1:.2f} s (goal < {goal}; load average {load:.1f} on {os.cpu_count()} CPUs); report/ holds {size / 1e6:.1f} MB")
+        print(
+            f"build_report: {t2 - t1:.2f} s (goal < {goal}; load average {load:.1f} on {os.cpu_count()} CPUs); report/ holds {size / 1e6:.1f} MB"
+        )
         return t2 - t1
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description="Time build_report on synthetic data.")
-    ap.add_argument("--items", default=str(N_ITEMS), help="items in the batch; several, comma-separated, to see the growth")
+    ap.add_argument(
+        "--items", default=str(N_ITEMS), help="items in the batch; several, comma-separated, to see the growth"
+    )
     ap.add_argument("--frames", type=int, default=N_FRAMES)
     args = ap.parse_args()
     sizes = [int(s) for s in args.items.split(",")]
     times = [run(n, args.frames) for n in sizes]
     if len(sizes) > 1:
         growth = (times[-1] / sizes[-1]) / (times[0] / sizes[0])
-        print(f"time per item at {sizes[-1]} over {sizes[0]} items: {growth:.2f}x (linear: 1 or less; quadratic: {sizes[-1] / sizes[0]:.0f})")
+        print(
+            f"time per item at {sizes[-1]} over {sizes[0]} items: {growth:.2f}x (linear: 1 or less; quadratic: {sizes[-1] / sizes[0]:.0f})"
+        )
 
 
 if __name__ == "__main__":

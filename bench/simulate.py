@@ -36,14 +36,16 @@ def _pages(n: int, size_mm: tuple[float, float], dpi: float, seed: int = 0) -> l
     for s in range(n):
         page = np.full((h, w, 3), 255, np.uint8)
         m = round(18 * px)
-        for j, (x, y) in enumerate([(10, 10), (size_mm[0] - 28, 10), (size_mm[0] - 28, size_mm[1] - 28), (10, size_mm[1] - 28)]):
+        for j, (x, y) in enumerate(
+            [(10, 10), (size_mm[0] - 28, 10), (size_mm[0] - 28, size_mm[1] - 28), (10, size_mm[1] - 28)]
+        ):
             marker = cv2.aruco.generateImageMarker(d, 4 * s + j, m)
-            page[round(y * px):round(y * px) + m, round(x * px):round(x * px) + m] = marker[..., None]
+            page[round(y * px) : round(y * px) + m, round(x * px) : round(x * px) + m] = marker[..., None]
         t = round(60 * px)
         for k in range(6):
             x, y = round((20 + (k % 2) * 100) * px), round((40 + (k // 2) * 80) * px)
             tex = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
-            page[y:y + t, x:x + t] = cv2.resize(tex, (t, t), interpolation=cv2.INTER_CUBIC)
+            page[y : y + t, x : x + t] = cv2.resize(tex, (t, t), interpolation=cv2.INTER_CUBIC)
         pages.append(page)
     return pages
 
@@ -55,15 +57,22 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     size_mm = (210.0, 297.0)
-    log.info("simulated camera, %d frames per preset, %d sheet(s) per frame, %d OpenCV threads, %d CPUs, load %.2f",
-             args.frames, args.sheets_per_frame, cv2.getNumThreads(), os.cpu_count() or 0, os.getloadavg()[0])
+    log.info(
+        "simulated camera, %d frames per preset, %d sheet(s) per frame, %d OpenCV threads, %d CPUs, load %.2f",
+        args.frames,
+        args.sheets_per_frame,
+        cv2.getNumThreads(),
+        os.cpu_count() or 0,
+        os.getloadavg()[0],
+    )
     pages = _pages(2, size_mm, 150.0)
     qhd = replace(load_profile("office-laser-webcam"), name="office@2560x1440")
     qhd = replace(qhd, camera=replace(qhd.camera, width=2560, height=1440))  # the speed goal: >= 30 frames/s here
     for profile in [load_profile(n) for n in PRESETS] + [qhd]:
         name = profile.name
-        cam = SimulatedCamera(pages, [size_mm] * 2, [1, 2], profile, seed=0, n_frames=args.frames,
-                              sheets_per_frame=args.sheets_per_frame)
+        cam = SimulatedCamera(
+            pages, [size_mm] * 2, [1, 2], profile, seed=0, n_frames=args.frames, sheets_per_frame=args.sheets_per_frame
+        )
         t0 = time.perf_counter()
         cam.open()
         for k in range(len(cam.pages)):  # pages are printed when first shown; print them here, outside the frame timing
@@ -72,8 +81,15 @@ def main() -> None:
         n = sum(1 for _ in cam.frames())
         t2, c2 = time.perf_counter(), time.process_time()
         w, h = profile.camera.width, profile.camera.height
-        log.info("%-20s %dx%d  print+pyramid %5.2f s  %6.1f frames/s  (%.1f CPU-ms per frame)",
-                 name, w, h, t1 - t0, n / (t2 - t1), 1000 * (c2 - c1) / n)
+        log.info(
+            "%-20s %dx%d  print+pyramid %5.2f s  %6.1f frames/s  (%.1f CPU-ms per frame)",
+            name,
+            w,
+            h,
+            t1 - t0,
+            n / (t2 - t1),
+            1000 * (c2 - c1) / n,
+        )
 
 
 if __name__ == "__main__":

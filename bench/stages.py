@@ -26,30 +26,39 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from gates import _model, _photos  # noqa: E402  (bench/gates.py: the photos and the ONNX export)
+
 from analysis.stats import wilson  # noqa: E402
 from capture.classify import OnnxClassifier  # noqa: E402
 from channel import model as ch  # noqa: E402
 from contracts.profile import ChannelProfile, load_profile  # noqa: E402
 
-from gates import _model, _photos  # noqa: E402  (bench/gates.py: the photos and the ONNX export)
 
-
-def photograph(img: np.ndarray, n: int, params: ch.ChannelParams, profile: ChannelProfile, stages: tuple[str, ...]) -> np.ndarray:
+def photograph(
+    img: np.ndarray, n: int, params: ch.ChannelParams, profile: ChannelProfile, stages: tuple[str, ...]
+) -> np.ndarray:
     """``img`` printed as square pixels onto ``n`` camera pixels, through ``stages``, rectified back.
 
     The tile sits on white paper (a margin of ``n // 4`` on each side), so that the pose's
     zoom and rotation never push the tile's edges or corners out of the canvas: the warp
     back then finds every tile pixel, as capture does on a whole sheet.
     """
-    tile = cv2.resize(cv2.resize(img, (4 * n, 4 * n), interpolation=cv2.INTER_NEAREST), (n, n), interpolation=cv2.INTER_AREA)
+    tile = cv2.resize(
+        cv2.resize(img, (4 * n, 4 * n), interpolation=cv2.INTER_NEAREST), (n, n), interpolation=cv2.INTER_AREA
+    )
     pad = n // 4
     paper = cv2.copyMakeBorder(tile, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(255, 255, 255))
     m = paper.shape[0]
     out: np.ndarray = np.clip(np.round(ch.apply_tile(paper, params, profile, stages)), 0, 255).astype(np.uint8)
     if "pose" in stages:
-        out = cv2.warpPerspective(out, ch.tile_homography(params, m, profile), (m, m),
-                                  flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
-    return out[pad:pad + n, pad:pad + n]
+        out = cv2.warpPerspective(
+            out,
+            ch.tile_homography(params, m, profile),
+            (m, m),
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+    return out[pad : pad + n, pad : pad + n]
 
 
 def main() -> None:
@@ -60,7 +69,11 @@ def main() -> None:
     ap.add_argument("--fraction", type=float, default=1.3, help="tile side in camera pixels / the model's input size")
     ap.add_argument("--draws", type=int, default=6)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--curve", default="", help="comma-separated fractions: print top-1 through every stage at each tile size instead of the ablation")
+    ap.add_argument(
+        "--curve",
+        default="",
+        help="comma-separated fractions: print top-1 through every stage at each tile size instead of the ablation",
+    )
     args = ap.parse_args()
     profile = load_profile(args.profile)
     clf = OnnxClassifier(_model(args.model, args.onnx_dir))
@@ -78,18 +91,28 @@ def main() -> None:
         return f"{100 * k / n:.0f} % [{100 * lo:.0f}-{100 * hi:.0f}] (n = {n})"
 
     if args.curve:
-        print(f"# {args.profile}, {clf.name}: top-1 through every stage against the tile's side, {args.draws} draws per photo, seed {args.seed}\n")
+        print(
+            f"# {args.profile}, {clf.name}: top-1 through every stage against the tile's side, {args.draws} draws per photo, seed {args.seed}\n"
+        )
         print(f"| tile / input | tile px | top-1 |\n|---:|---:|---:|\n| digital | - | {acc(imgs)} |")
         for f in (float(v) for v in args.curve.split(",")):
             n = round(f * clf.spec.input_size)
-            print(f"| {f:g} | {n} | {acc([photograph(im, n, p, profile, ch.STAGES) for im in imgs for p in draws], args.draws)} |", flush=True)
+            print(
+                f"| {f:g} | {n} | {acc([photograph(im, n, p, profile, ch.STAGES) for im in imgs for p in draws], args.draws)} |",
+                flush=True,
+            )
         return
-    print(f"# {args.profile}, {clf.name}, tile {n_px} px ({args.fraction} x input), {args.draws} draws per photo, seed {args.seed}\n")
+    print(
+        f"# {args.profile}, {clf.name}, tile {n_px} px ({args.fraction} x input), {args.draws} draws per photo, seed {args.seed}\n"
+    )
     print("| stages | top-1 |\n|---|---:|")
     print(f"| digital | {acc(imgs)} |")
     rows = {"all": ch.STAGES, **{f"all but {s}": tuple(x for x in ch.STAGES if x != s) for s in ch.STAGES}}
     for name, stages in rows.items():
-        print(f"| {name} | {acc([photograph(im, n_px, p, profile, stages) for im in imgs for p in draws], args.draws)} |", flush=True)
+        print(
+            f"| {name} | {acc([photograph(im, n_px, p, profile, stages) for im in imgs for p in draws], args.draws)} |",
+            flush=True,
+        )
     print("\nThe model's own sensitivity, on the digital images:\n\n| transform | top-1 |\n|---|---:|")
     for sigma in (0.4, 0.6, 0.8):
         print(f"| Gaussian blur σ {sigma} px | {acc([cv2.GaussianBlur(im, (0, 0), sigma) for im in imgs])} |")

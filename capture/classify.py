@@ -135,7 +135,9 @@ class OnnxClassifier:
         try:
             probe = ort.InferenceSession(str(self.path), self._options(), providers=[CPU])
         except Exception as e:
-            raise UserError(f"--model {model_path}: not a readable ONNX model ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+            raise UserError(
+                f"--model {model_path}: not a readable ONNX model ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
+            ) from None
         meta = probe.get_modelmeta().custom_metadata_map or {}
         self.name = meta.get(META_MODEL) or self.path.stem
         self.spec = self._resolve_spec(probe, meta, spec, overrides or {})
@@ -148,7 +150,15 @@ class OnnxClassifier:
         gpu = self._gpu_session(wanted) if any(p != CPU for p in wanted) else None
         self._session = gpu if gpu is not None else probe
         self.provider = self._session.get_providers()[0]
-        log.info("model %s (%s): %s, input %s, %d classes, provider %s", self.name, self.path.name, self.spec.layout, self.spec.input_size, n_out, self.provider)
+        log.info(
+            "model %s (%s): %s, input %s, %d classes, provider %s",
+            self.name,
+            self.path.name,
+            self.spec.layout,
+            self.spec.input_size,
+            n_out,
+            self.provider,
+        )
 
     # -- construction helpers ------------------------------------------------
     def _options(self) -> ort.SessionOptions:
@@ -164,10 +174,14 @@ class OnnxClassifier:
         inputs = sess.get_inputs()
         where = f"--model {self.path}"
         if len(inputs) != 1:
-            raise UserError(f"{where}: not an image classifier: it takes {len(inputs)} inputs ({', '.join(i.name for i in inputs)}), expected one image batch")
+            raise UserError(
+                f"{where}: not an image classifier: it takes {len(inputs)} inputs ({', '.join(i.name for i in inputs)}), expected one image batch"
+            )
         shape = list(inputs[0].shape)
         if len(shape) != 4 or "float" not in inputs[0].type:
-            raise UserError(f"{where}: not an image classifier: input {inputs[0].name!r} is {inputs[0].type} of shape {shape}, expected a float [N, 3, S, S] or [N, S, S, 3] batch")
+            raise UserError(
+                f"{where}: not an image classifier: input {inputs[0].name!r} is {inputs[0].type} of shape {shape}, expected a float [N, 3, S, S] or [N, S, S, 3] batch"
+            )
         layout_of(shape, where)
         self._dtype = np.float16 if inputs[0].type == "tensor(float16)" else np.float32
         self._fixed_batch = _static(shape[0])
@@ -193,15 +207,23 @@ class OnnxClassifier:
             raise UserError(f"{where}: not an image classifier: it has no outputs")
         o = outs[0]
         if len(o.shape) != 2:
-            raise UserError(f"{where}: not an image classifier: output {o.name!r} has shape {list(o.shape)}, expected [N, classes]")
+            raise UserError(
+                f"{where}: not an image classifier: output {o.name!r} has shape {list(o.shape)}, expected [N, classes]"
+            )
         n = self._fixed_batch or 2
-        x = self.spec.normalize(np.full((n, self.spec.input_size, self.spec.input_size, 3), 128, np.uint8)).astype(self._dtype)
+        x = self.spec.normalize(np.full((n, self.spec.input_size, self.spec.input_size, 3), 128, np.uint8)).astype(
+            self._dtype
+        )
         try:
             y = sess.run([o.name], {sess.get_inputs()[0].name: x})[0]
         except Exception as e:
-            raise UserError(f"{where}: running it on a {list(x.shape)} batch failed ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+            raise UserError(
+                f"{where}: running it on a {list(x.shape)} batch failed ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
+            ) from None
         if y.ndim != 2 or y.shape[0] != n:
-            raise UserError(f"{where}: not an image classifier: output {o.name!r} came out {list(y.shape)} for {n} images, expected [{n}, classes]")
+            raise UserError(
+                f"{where}: not an image classifier: output {o.name!r} came out {list(y.shape)} for {n} images, expected [{n}, classes]"
+            )
         if y.shape[1] < 2:
             raise UserError(f"{where}: not an image classifier: {y.shape[1]} output class")
         return int(y.shape[1])
@@ -231,20 +253,34 @@ class OnnxClassifier:
             if p == TENSORRT:
                 s = self.spec.input_size
                 dims = f"3x{s}x{s}" if self.spec.layout == "NCHW" else f"{s}x{s}x3"
-                opts.append((TENSORRT, {
-                    "trt_engine_cache_enable": True,
-                    "trt_engine_cache_path": str(self._cache_dir()),
-                    "trt_profile_min_shapes": f"{self._input}:1x{dims}",
-                    "trt_profile_opt_shapes": f"{self._input}:{min(16, self.max_batch)}x{dims}",
-                    "trt_profile_max_shapes": f"{self._input}:{self.max_batch}x{dims}",
-                }))
+                opts.append(
+                    (
+                        TENSORRT,
+                        {
+                            "trt_engine_cache_enable": True,
+                            "trt_engine_cache_path": str(self._cache_dir()),
+                            "trt_profile_min_shapes": f"{self._input}:1x{dims}",
+                            "trt_profile_opt_shapes": f"{self._input}:{min(16, self.max_batch)}x{dims}",
+                            "trt_profile_max_shapes": f"{self._input}:{self.max_batch}x{dims}",
+                        },
+                    )
+                )
             else:
                 opts.append(p)
         try:
             sess = ort.InferenceSession(str(self.path), self._options(), providers=opts)
-            sess.run([self._output], {self._input: self.logits_input(np.zeros((1, self.spec.input_size, self.spec.input_size, 3), np.uint8))})
+            sess.run(
+                [self._output],
+                {
+                    self._input: self.logits_input(
+                        np.zeros((1, self.spec.input_size, self.spec.input_size, 3), np.uint8)
+                    )
+                },
+            )
         except Exception as e:
-            log.warning("%s: GPU execution providers failed (%s); using the CPU", self.path.name, str(e).splitlines()[0][:200])
+            log.warning(
+                "%s: GPU execution providers failed (%s); using the CPU", self.path.name, str(e).splitlines()[0][:200]
+            )
             return None
         if sess.get_providers()[0] == CPU:
             log.warning("%s: no GPU execution provider could start; using the CPU", self.path.name)
@@ -261,7 +297,9 @@ class OnnxClassifier:
         for d in (beside, user_cache_dir() / "trt"):
             if private_dir(d):
                 return d
-        raise UserError(f"--provider tensorrt: no private folder for the engine cache ({beside} and {user_cache_dir()} are not this user's own); use --provider cuda")
+        raise UserError(
+            f"--provider tensorrt: no private folder for the engine cache ({beside} and {user_cache_dir()} are not this user's own); use --provider cuda"
+        )
 
     # -- inference -----------------------------------------------------------
     def logits_input(self, crops_rgb: np.ndarray) -> np.ndarray:

@@ -10,8 +10,9 @@ centre-cropped per the model's preprocessing spec, as the camera's tiles are.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -35,7 +36,9 @@ class Classifier(Protocol):
     def classify(self, crops_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
-def classify_images(classifier: Classifier, images: Iterable[np.ndarray], chunk: int = CHUNK) -> tuple[np.ndarray, np.ndarray]:
+def classify_images(
+    classifier: Classifier, images: Iterable[np.ndarray], chunk: int = CHUNK
+) -> tuple[np.ndarray, np.ndarray]:
     """Top-5 ids and probabilities (``N x 5``) of ``images`` (RGB, any size), resized and centre-cropped per
     the classifier's spec, ``chunk`` at a time (images are consumed lazily)."""
     ids: list[np.ndarray] = []
@@ -59,8 +62,13 @@ def classify_images(classifier: Classifier, images: Iterable[np.ndarray], chunk:
     return np.concatenate(ids), np.concatenate(probs)
 
 
-def digital_top5(batch_dir: Path, batch: Batch, classifier: Classifier, chunk: int = CHUNK,
-                 images: Sequence[tuple[str, str, np.ndarray]] | None = None) -> list[Top5Row]:
+def digital_top5(
+    batch_dir: Path,
+    batch: Batch,
+    classifier: Classifier,
+    chunk: int = CHUNK,
+    images: Sequence[tuple[str, str, np.ndarray]] | None = None,
+) -> list[Top5Row]:
     """The model's top-5 on every item's saved clean and adversarial PNG, in manifest order.
 
     ``images``: the batch's PNGs, when the caller has read them already (:func:`contracts.images.batch_images`).
@@ -81,5 +89,9 @@ def digital_top5(batch_dir: Path, batch: Batch, classifier: Classifier, chunk: i
         if finite[k]:
             rows.append((item, role, ids[k], probs[k]))
         else:  # not recorded: the report shows this item's digital figures as n/a
-            log.warning("the model gave NaN or infinite outputs on the %s PNG of item %s; its digital prediction is not recorded", role, item)
+            log.warning(
+                "the model gave NaN or infinite outputs on the %s PNG of item %s; its digital prediction is not recorded",
+                role,
+                item,
+            )
     return rows

@@ -8,7 +8,7 @@ change. ``capture --preview`` and the ``--phone`` window draw the same report.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -21,9 +21,22 @@ from contracts.frames import FrameReport, TileView
 GREEN, RED, GREY, BLACK, WHITE = (60, 200, 60), (50, 50, 230), (160, 160, 160), (0, 0, 0), (255, 255, 255)
 
 
-GATE_ORDER = ("size", "angle", "sharpness", "clipped", "reproj", "pair")  # gate names (QualityGates.failures), most actionable first
-_WORDS = {"size": "move closer", "angle": "too steep", "sharpness": "blurred", "clipped": "glare or too dark", "reproj": "hold still",
-          "pair": "keep whole pairs in view"}
+GATE_ORDER = (
+    "size",
+    "angle",
+    "sharpness",
+    "clipped",
+    "reproj",
+    "pair",
+)  # gate names (QualityGates.failures), most actionable first
+_WORDS = {
+    "size": "move closer",
+    "angle": "too steep",
+    "sharpness": "blurred",
+    "clipped": "glare or too dark",
+    "reproj": "hold still",
+    "pair": "keep whole pairs in view",
+}
 
 
 def reject_reason(gates: QualityGates, c: TileCrop) -> str:
@@ -52,7 +65,11 @@ def gate_hint(crops: Sequence[TileCrop], gates: QualityGates) -> str:
         return ""
     counts = {g: sum(g in c.fail for c in failing) for g in GATE_ORDER}
     gate = max(GATE_ORDER, key=lambda g: (counts[g], -GATE_ORDER.index(g)))
-    values = [c.reproj_px if gate == "reproj" else getattr(c.quality, _VALUE[gate]) for c in failing if gate in c.fail] if gate != "pair" else [0.0]
+    values = (
+        [c.reproj_px if gate == "reproj" else getattr(c.quality, _VALUE[gate]) for c in failing if gate in c.fail]
+        if gate != "pair"
+        else [0.0]
+    )
     return gates.hint(gate, float(np.median(values)))
 
 
@@ -78,7 +95,9 @@ def build_report(
     """One frame's report: the measured ``crops`` (with reasons), else the outlined ``quads`` (sheet, item, role, 4 x 2)."""
     tiles: list[TileView] = []
     seen: set[TileKey] = set()
-    entries: list[tuple[TileKey, np.ndarray, str | None]] = [((c.sheet_id, c.tile.item, c.tile.role), c.quad_px, reject_reason(gates, c)) for c in crops]
+    entries: list[tuple[TileKey, np.ndarray, str | None]] = [
+        ((c.sheet_id, c.tile.item, c.tile.role), c.quad_px, reject_reason(gates, c)) for c in crops
+    ]
     entries += [((s, i, r), q, None) for s, i, r, q in quads]
     for key, quad, reason in entries:
         if key in seen:
@@ -91,13 +110,31 @@ def build_report(
             verdict = "seen" if r.top1 == truth else "fooled"
             label = class_names[r.top1] if 0 <= r.top1 < len(class_names) else str(r.top1)
             prob = round(float(r.prob), 4)
-        tiles.append(TileView(
-            sheet_id=key[0], item=key[1], role=key[2], quad=[[round(float(x), 1), round(float(y), 1)] for x, y in np.asarray(quad)],
-            verdict=verdict, label=label, prob=prob, reason=reason, good=int(good_counts.get(key, 0)),
-        ))
+        tiles.append(
+            TileView(
+                sheet_id=key[0],
+                item=key[1],
+                role=key[2],
+                quad=[[round(float(x), 1), round(float(y), 1)] for x, y in np.asarray(quad)],
+                verdict=verdict,
+                label=label,
+                prob=prob,
+                reason=reason,
+                good=int(good_counts.get(key, 0)),
+            )
+        )
     return FrameReport(
-        frame_index=frame_index, width=int(shape[1]), height=int(shape[0]), tiles=tiles, sheets=[h.sheet.sheet_id for h in hits],
-        min_good=min_good, per_tile=per_tile, observations=observations, good=good, done=done, stopped_by=stopped_by,
+        frame_index=frame_index,
+        width=int(shape[1]),
+        height=int(shape[0]),
+        tiles=tiles,
+        sheets=[h.sheet.sheet_id for h in hits],
+        min_good=min_good,
+        per_tile=per_tile,
+        observations=observations,
+        good=good,
+        done=done,
+        stopped_by=stopped_by,
     )
 
 

@@ -17,16 +17,25 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from capture.sheets.detect import SheetHit
 from capture.pipeline import TileKey, TileResult
+from capture.sheets.detect import SheetHit
 from contracts.layout import Tile
 
 log = logging.getLogger(__name__)
 
-GREEN, RED, GREY, WHITE, BLACK, AMBER = (60, 200, 60), (50, 50, 230), (160, 160, 160), (255, 255, 255), (0, 0, 0), (0, 190, 255)
+GREEN, RED, GREY, WHITE, BLACK, AMBER = (
+    (60, 200, 60),
+    (50, 50, 230),
+    (160, 160, 160),
+    (255, 255, 255),
+    (0, 0, 0),
+    (0, 190, 255),
+)
 
 
-def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float = 0.5, colour: tuple[int, int, int] = WHITE) -> None:
+def _text(
+    img: np.ndarray, text: str, org: tuple[int, int], scale: float = 0.5, colour: tuple[int, int, int] = WHITE
+) -> None:
     cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, BLACK, 3, cv2.LINE_AA)
     cv2.putText(img, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv2.LINE_AA)
 
@@ -54,7 +63,9 @@ def draw_overlay(
     """A copy of the frame with every tile outlined and labelled, and ``status`` on top."""
     img = frame_bgr.copy()
     for hit in hits:
-        corners = np.array([[0, 0], [hit.sheet.size_mm[0], 0], hit.sheet.size_mm, [0, hit.sheet.size_mm[1]]], np.float64)
+        corners = np.array(
+            [[0, 0], [hit.sheet.size_mm[0], 0], hit.sheet.size_mm, [0, hit.sheet.size_mm[1]]], np.float64
+        )
         p = np.hstack([corners, np.ones((4, 1))]) @ hit.H.T
         if (p[:, 2] > 0).all():
             quad = (p[:, :2] / p[:, 2:]).astype(np.int32)

@@ -19,15 +19,16 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from capture.classify import OnnxClassifier
-from capture.sheets.quality import QualityGates
 from capture.session import Progress, _check_inputs, run_capture
+from capture.sheets.quality import QualityGates
 from capture.sources.phone.server import PhoneServer
 from capture.sources.phone.source import PhoneSource
 from capture.sources.phone.tls import lan_address, machine_certificate
@@ -97,9 +98,22 @@ class PhoneCapture:
     """
 
     def __init__(
-        self, batch_dir: Path, model_path: Path, classifier: OnnxClassifier, *, bind: str = "0.0.0.0", port: int = 8443,
-        frames: int | None = None, duration: float | None = None, per_tile: int | None = None, session: str | None = None,
-        gates: QualityGates | None = None, save_crops: bool = True, max_phones: int = 8, max_fps: float = 30.0, cert_dir: Path | None = None,
+        self,
+        batch_dir: Path,
+        model_path: Path,
+        classifier: OnnxClassifier,
+        *,
+        bind: str = "0.0.0.0",
+        port: int = 8443,
+        frames: int | None = None,
+        duration: float | None = None,
+        per_tile: int | None = None,
+        session: str | None = None,
+        gates: QualityGates | None = None,
+        save_crops: bool = True,
+        max_phones: int = 8,
+        max_fps: float = 30.0,
+        cert_dir: Path | None = None,
         label_map: dict[str, str] | None = None,
     ) -> None:
         if not 0 <= port <= 65535:
@@ -118,8 +132,16 @@ class PhoneCapture:
         self.sessions: list[PhoneSession] = []
         self._lock = threading.Lock()
         self._t0 = time.monotonic()
-        self.server = PhoneServer(self.token, self.cert, self._on_phone, bind=bind, port=port, max_phones=max_phones, max_fps=max_fps,
-                                  hello={"per_tile": per_tile, "frames": frames})
+        self.server = PhoneServer(
+            self.token,
+            self.cert,
+            self._on_phone,
+            bind=bind,
+            port=port,
+            max_phones=max_phones,
+            max_fps=max_fps,
+            hello={"per_tile": per_tile, "frames": frames},
+        )
         self.bind = bind
 
     @property
@@ -137,7 +159,9 @@ class PhoneCapture:
 
     def _on_phone(self, source: PhoneSource) -> None:
         s = PhoneSession(source, f"{self.base}-phone{source.phone}")
-        s.thread = threading.Thread(target=self._run_session, args=(s,), name=f"capture-phone{source.phone}", daemon=True)
+        s.thread = threading.Thread(
+            target=self._run_session, args=(s,), name=f"capture-phone{source.phone}", daemon=True
+        )
         with self._lock:
             self.sessions.append(s)
         s.thread.start()
@@ -149,14 +173,28 @@ class PhoneCapture:
         left = None if self.duration is None else max(0.1, self.duration - (time.monotonic() - self._t0))
         try:
             s.db = run_capture(
-                self.batch_dir, self.model_path, s.source, frames=self.frames, duration=left, per_tile=self.per_tile, headless=True,
-                session_id=s.session_id, gates=self.gates, classifier=self.clf, save_crops=self.save_crops, render=False,
-                on_progress=progress, stop_event=self.stop_event, label_map=self.label_map,
+                self.batch_dir,
+                self.model_path,
+                s.source,
+                frames=self.frames,
+                duration=left,
+                per_tile=self.per_tile,
+                headless=True,
+                session_id=s.session_id,
+                gates=self.gates,
+                classifier=self.clf,
+                save_crops=self.save_crops,
+                render=False,
+                on_progress=progress,
+                stop_event=self.stop_event,
+                label_map=self.label_map,
             )
         except BaseException as e:  # reported by wait()
             log.error("phone %d: session %s failed: %s", s.source.phone, s.session_id, e)
             s.error = e
-            s.source.tell_done(f"the laptop stopped this session ({str(e).splitlines()[0] if str(e) else type(e).__name__})")
+            s.source.tell_done(
+                f"the laptop stopped this session ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+            )
         finally:
             s.source.finished.set()
             s.finished.set()
@@ -169,9 +207,17 @@ class PhoneCapture:
             return f"{self.duration:g} s"
         with self._lock:
             sessions = list(self.sessions)
-        if sessions and (self.per_tile is not None or self.frames is not None) and all(s.finished.is_set() for s in sessions):
+        if (
+            sessions
+            and (self.per_tile is not None or self.frames is not None)
+            and all(s.finished.is_set() for s in sessions)
+        ):
             return "every phone finished"
-        if sessions and any(isinstance(s.error, UserError) for s in sessions) and all(s.finished.is_set() for s in sessions):
+        if (
+            sessions
+            and any(isinstance(s.error, UserError) for s in sessions)
+            and all(s.finished.is_set() for s in sessions)
+        ):
             return "session failed"
         return ""
 
@@ -236,20 +282,41 @@ class PhoneCapture:
         if latest is None:
             canvas = np.full((qr.shape[0] + 60, max(qr.shape[1], 640), 3), 255, np.uint8)
             canvas[: qr.shape[0], : qr.shape[1]] = qr
-            cv2.putText(canvas, "scan with the phone's camera", (10, qr.shape[0] + 35), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (0, 0, 0), 2, cv2.LINE_AA)
+            cv2.putText(
+                canvas,
+                "scan with the phone's camera",
+                (10, qr.shape[0] + 35),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.8,
+                (0, 0, 0),
+                2,
+                cv2.LINE_AA,
+            )
             return canvas
         frame, report = latest
         k = min(1.0, 1280 / max(frame.shape[:2]))
         small = cv2.resize(frame, None, fx=k, fy=k, interpolation=cv2.INTER_AREA) if k < 1 else frame
         img = draw_report(small, report, "  |  ".join(self.status_lines())[:160])
         thumb = cv2.resize(qr, (min(200, img.shape[0] // 3),) * 2, interpolation=cv2.INTER_NEAREST)
-        img[-thumb.shape[0]:, -thumb.shape[1]:] = thumb
+        img[-thumb.shape[0] :, -thumb.shape[1] :] = thumb
         return img
 
 
 def run_phone_command(
-    batch_dir: Path, model_path: Path, classifier: OnnxClassifier, *, bind: str, port: int, frames: int | None, duration: float | None,
-    per_tile: int | None, session: str | None, gates: QualityGates, save_crops: bool, headless: bool, label_map: dict[str, str] | None = None,
+    batch_dir: Path,
+    model_path: Path,
+    classifier: OnnxClassifier,
+    *,
+    bind: str,
+    port: int,
+    frames: int | None,
+    duration: float | None,
+    per_tile: int | None,
+    session: str | None,
+    gates: QualityGates,
+    save_crops: bool,
+    headless: bool,
+    label_map: dict[str, str] | None = None,
 ) -> list[Path]:
     """``capture --phone``: print the URL and its QR code, show the window, record until a stop condition; return the databases."""
     import sys
@@ -260,13 +327,28 @@ def run_phone_command(
     from capture.overlay import Window, window_wanted
     from contracts.console import console
 
-    pc = PhoneCapture(batch_dir, model_path, classifier, bind=bind, port=port, frames=frames, duration=duration, per_tile=per_tile,
-                      session=session, gates=gates, save_crops=save_crops, label_map=label_map)
+    pc = PhoneCapture(
+        batch_dir,
+        model_path,
+        classifier,
+        bind=bind,
+        port=port,
+        frames=frames,
+        duration=duration,
+        per_tile=per_tile,
+        session=session,
+        gates=gates,
+        save_crops=save_crops,
+        label_map=label_map,
+    )
     url = pc.start()
     console.print(f"phone page: {url}", markup=False, highlight=False, soft_wrap=True)
     console.print(f"certificate SHA-256 {pc.cert.fingerprint}", markup=False, highlight=False, soft_wrap=True)
-    console.print("  (the phone warns that the certificate is not trusted: it is this laptop's own, made for this page; "
-                  "compare the fingerprint in the browser's certificate details, then continue)", style="dim")
+    console.print(
+        "  (the phone warns that the certificate is not trusted: it is this laptop's own, made for this page; "
+        "compare the fingerprint in the browser's certificate details, then continue)",
+        style="dim",
+    )
     try:
         sys.stdout.write(qr_terminal(url) + "\n")
         sys.stdout.flush()

@@ -21,15 +21,15 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import cv2
 import numpy as np
 
 from capture.classify import CPU, OnnxClassifier
-from capture.sheets.detect import TileCrop
 from capture.record import Observation, Recorder
+from capture.sheets.detect import TileCrop
 from contracts.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -194,7 +194,9 @@ class ClassifierWorker(threading.Thread):
                     continue
                 self.process(job)
         except BaseException as e:  # reported to the camera loop, which stops the session
-            if isinstance(e, UserError):  # e.g. the recorder's write failed (a full disk): a one-line error, said where it arose
+            if isinstance(
+                e, UserError
+            ):  # e.g. the recorder's write failed (a full disk): a one-line error, said where it arose
                 log.debug("classifier thread stopped: %s", e)
             else:
                 log.exception("classifier thread failed")
@@ -219,13 +221,23 @@ class ClassifierWorker(threading.Thread):
             self.busy_since = None
         finite = np.isfinite(probs).all(axis=1)
         if not finite.all():
-            log.warning("the model gave NaN or infinite outputs for %d of %d crops of frame %d; those are not recorded", int((~finite).sum()), len(finite), job.frame_idx)
+            log.warning(
+                "the model gave NaN or infinite outputs for %d of %d crops of frame %d; those are not recorded",
+                int((~finite).sum()),
+                len(finite),
+                job.frame_idx,
+            )
         kept = [(c, i, p) for c, i, p, ok in zip(job.crops, ids, probs, finite) if ok]
         obs = [
             Observation(
-                frame_idx=job.frame_idx, sheet_id=c.sheet_id, item_id=c.tile.item, role=c.tile.role,
-                quality=c.quality, good=c.good,
-                top5_ids=[int(v) for v in i], top5_probs=[float(v) for v in p],
+                frame_idx=job.frame_idx,
+                sheet_id=c.sheet_id,
+                item_id=c.tile.item,
+                role=c.tile.role,
+                quality=c.quality,
+                good=c.good,
+                top5_ids=[int(v) for v in i],
+                top5_probs=[float(v) for v in p],
             )
             for c, i, p in kept
         ]

@@ -59,8 +59,16 @@ def summary_line(report: FrameReport) -> str:
 
 
 def run_preview(
-    batch_dir: Path, spec: str, *, frames: int | None = None, duration: float | None = None, headless: bool = False,
-    gates: QualityGates | None = None, width: int = 1920, height: int = 1080, fps: float = 30.0,
+    batch_dir: Path,
+    spec: str,
+    *,
+    frames: int | None = None,
+    duration: float | None = None,
+    headless: bool = False,
+    gates: QualityGates | None = None,
+    width: int = 1920,
+    height: int = 1080,
+    fps: float = 30.0,
 ) -> int:
     """Show (or print) every frame of SOURCE with its detections; return the number of frames seen."""
     for flag, v in (("--frames", frames), ("--duration", duration)):
@@ -76,8 +84,22 @@ def run_preview(
             for frame in source.frames():
                 hits = detector.detect(frame.image)
                 crops = [c for h in hits for c in detector.crop_tiles(frame.image, h, CROP_PX)]
-                report = build_report(frame.index, frame.image.shape, hits, crops, [], {}, {}, {}, [], gates,
-                                      min_good=0, per_tile=None, observations=0, good=0)
+                report = build_report(
+                    frame.index,
+                    frame.image.shape,
+                    hits,
+                    crops,
+                    [],
+                    {},
+                    {},
+                    {},
+                    [],
+                    gates,
+                    min_good=0,
+                    per_tile=None,
+                    observations=0,
+                    good=0,
+                )
                 line = summary_line(report)
                 n += 1
                 if window is None:

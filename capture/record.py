@@ -17,9 +17,10 @@ import sqlite3
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from capture.sheets.quality import TileQuality
 from contracts.capturedb import SCHEMA_VERSION, check_db_path, create_db, encode_top5
@@ -59,8 +60,10 @@ def _open_failure(path: Path, e: sqlite3.Error) -> str:
     """
     name = str(getattr(e, "sqlite_errorname", ""))
     if name == "SQLITE_FULL" or name.startswith("SQLITE_IOERR"):
-        return (f"{path}: writing the new capture database failed (SQLite: {e}): the disk is full, a file-size limit was reached "
-                f"or the device failed; free disk space, or capture into a batch on another disk, and re-run")
+        return (
+            f"{path}: writing the new capture database failed (SQLite: {e}): the disk is full, a file-size limit was reached "
+            f"or the device failed; free disk space, or capture into a batch on another disk, and re-run"
+        )
     return f"{path}: cannot open it as a capture database ({e}); choose another --session, or free disk space"
 
 
@@ -132,17 +135,26 @@ class Recorder:
     """
 
     def __init__(
-        self, path: Path, session_id: str, batch_id: str, commit_every: float = 0.5, on_failure: Callable[[BaseException], None] | None = None
+        self,
+        path: Path,
+        session_id: str,
+        batch_id: str,
+        commit_every: float = 0.5,
+        on_failure: Callable[[BaseException], None] | None = None,
     ) -> None:
         self.path, self.session_id, self.batch_id = path, session_id, batch_id
         self.error: RecordingFailed | None = None
         self._on_failure = on_failure
-        self._owns_session = False  # set once start_session has accepted the session: only then does close() touch its row
+        self._owns_session = (
+            False  # set once start_session has accepted the session: only then does close() touch its row
+        )
         check_db_path(path)
         try:
             self._session_lock = SessionLock(path.with_suffix(".lock"))
         except OSError as e:
-            raise UserError(f"{path.parent}: cannot write there ({e.strerror or e}); check the disk and its permissions") from None
+            raise UserError(
+                f"{path.parent}: cannot write there ({e.strerror or e}); check the disk and its permissions"
+            ) from None
         try:
             self.con: sqlite3.Connection = create_db(path)
             row = self.con.execute("SELECT value FROM meta WHERE key='batch_id'").fetchone()
@@ -161,21 +173,35 @@ class Recorder:
         if version is not None and version[0] != str(SCHEMA_VERSION):
             self.con.close()
             self._session_lock.release()
-            raise UserError(f"{path}: capture schema version {version[0]!r} is not this Photoproof's ({SCHEMA_VERSION}); choose another --session")
+            raise UserError(
+                f"{path}: capture schema version {version[0]!r} is not this Photoproof's ({SCHEMA_VERSION}); choose another --session"
+            )
         try:
             self.con.execute("INSERT OR IGNORE INTO meta VALUES ('batch_id', ?)", (batch_id,))
             self.con.commit()
         except sqlite3.Error as e:
             self.con.close()
             self._session_lock.release()
-            raise UserError(f"{path}: cannot write it ({e}); free disk space or choose a writable batch folder") from None
+            raise UserError(
+                f"{path}: cannot write it ({e}); free disk space or choose a writable batch folder"
+            ) from None
         self._stop = threading.Event()
-        self._timer = threading.Thread(target=self._commit_loop, args=(commit_every,), name="capture-commit", daemon=True)
+        self._timer = threading.Thread(
+            target=self._commit_loop, args=(commit_every,), name="capture-commit", daemon=True
+        )
         self._timer.start()
 
     # -- session row ---------------------------------------------------------
     def start_session(
-        self, *, source: str, model: str, model_sha256: str, provider: str, profile: str | None, seed: int | None, config: dict[str, Any]
+        self,
+        *,
+        source: str,
+        model: str,
+        model_sha256: str,
+        provider: str,
+        profile: str | None,
+        seed: int | None,
+        config: dict[str, Any],
     ) -> Resume:
         """Insert the session row, or reopen it when the same session runs again with the same model."""
         with self._lock:
@@ -187,25 +213,53 @@ class Recorder:
                 raise UserError(f"{self.path}: malformed session rows ({e}); choose another --session") from None
 
     def _start_session(
-        self, source: str, model: str, model_sha256: str, provider: str, profile: str | None, seed: int | None, config: dict[str, Any]
+        self,
+        source: str,
+        model: str,
+        model_sha256: str,
+        provider: str,
+        profile: str | None,
+        seed: int | None,
+        config: dict[str, Any],
     ) -> Resume:
-        row = self.con.execute("SELECT model_sha256, config, batch_id FROM sessions WHERE id=?", (self.session_id,)).fetchone()
+        row = self.con.execute(
+            "SELECT model_sha256, config, batch_id FROM sessions WHERE id=?", (self.session_id,)
+        ).fetchone()
         now = time.time()
         if row is None:
-            orphans = self.con.execute("SELECT COUNT(*) FROM frames WHERE session_id=?", (self.session_id,)).fetchone()[0]
+            orphans = self.con.execute("SELECT COUNT(*) FROM frames WHERE session_id=?", (self.session_id,)).fetchone()[
+                0
+            ]
             if orphans:  # rows of this session without its session row: never write over them
-                raise UserError(f"{self.path}: holds {orphans} frames of session {self.session_id!r} but no session row (a damaged file); choose another --session")
+                raise UserError(
+                    f"{self.path}: holds {orphans} frames of session {self.session_id!r} but no session row (a damaged file); choose another --session"
+                )
             self.con.execute(
                 "INSERT INTO sessions (id, batch_id, source, model, model_sha256, provider, profile, seed, started, stopped, config) VALUES (?,?,?,?,?,?,?,?,?,NULL,?)",
-                (self.session_id, self.batch_id, source, model, model_sha256, provider, profile, seed, now, json.dumps(config, sort_keys=True)),
+                (
+                    self.session_id,
+                    self.batch_id,
+                    source,
+                    model,
+                    model_sha256,
+                    provider,
+                    profile,
+                    seed,
+                    now,
+                    json.dumps(config, sort_keys=True),
+                ),
             )
             self.con.commit()
             self._owns_session = True
             return Resume()
         if row[2] != self.batch_id:
-            raise UserError(f"{self.path}: session {self.session_id!r} belongs to batch {row[2]!r}, not {self.batch_id}; choose another --session")
+            raise UserError(
+                f"{self.path}: session {self.session_id!r} belongs to batch {row[2]!r}, not {self.batch_id}; choose another --session"
+            )
         if row[0] != model_sha256:  # refused: the existing session's row is left exactly as it was
-            raise UserError(f"{self.path}: session {self.session_id!r} was recorded with another model; choose another --session")
+            raise UserError(
+                f"{self.path}: session {self.session_id!r} was recorded with another model; choose another --session"
+            )
         try:
             old = json.loads(row[1] or "{}")
         except (json.JSONDecodeError, RecursionError):
@@ -214,12 +268,18 @@ class Recorder:
         runs = runs if isinstance(runs, list) else []
         runs.append({"resumed": now, "source": source})
         config = {**config, "runs": runs}
-        self.con.execute("UPDATE sessions SET stopped=NULL, provider=?, config=? WHERE id=?", (provider, json.dumps(config, sort_keys=True), self.session_id))
-        nxt, t = self.con.execute("SELECT COALESCE(MAX(idx)+1, 0), COALESCE(MAX(t), 0) FROM frames WHERE session_id=?", (self.session_id,)).fetchone()
+        self.con.execute(
+            "UPDATE sessions SET stopped=NULL, provider=?, config=? WHERE id=?",
+            (provider, json.dumps(config, sort_keys=True), self.session_id),
+        )
+        nxt, t = self.con.execute(
+            "SELECT COALESCE(MAX(idx)+1, 0), COALESCE(MAX(t), 0) FROM frames WHERE session_id=?", (self.session_id,)
+        ).fetchone()
         counts = {
             (str(s), str(i), str(r)): int(n)
             for s, i, r, n in self.con.execute(
-                "SELECT sheet_id, item_id, role, COUNT(*) FROM observations WHERE session_id=? AND good=1 GROUP BY sheet_id, item_id, role", (self.session_id,)
+                "SELECT sheet_id, item_id, role, COUNT(*) FROM observations WHERE session_id=? AND good=1 GROUP BY sheet_id, item_id, role",
+                (self.session_id,),
             )
         }
         self.con.commit()
@@ -232,7 +292,10 @@ class Recorder:
         with self._lock:
             try:
                 for item, role, ids, probs in rows:
-                    self.con.execute("INSERT OR REPLACE INTO digital VALUES (?,?,?,?,?)", (self.session_id, item, role, *encode_top5(ids, probs)))
+                    self.con.execute(
+                        "INSERT OR REPLACE INTO digital VALUES (?,?,?,?,?)",
+                        (self.session_id, item, role, *encode_top5(ids, probs)),
+                    )
                 self.con.commit()
             except sqlite3.Error as e:
                 raise self._failed(e) from None
@@ -259,7 +322,9 @@ class Recorder:
             self._check()
             try:
                 # INSERT, not INSERT OR REPLACE: a frame index is written once (the session lock keeps writers apart)
-                self.con.execute("INSERT INTO frames VALUES (?,?,?,?,?)", (self.session_id, idx, t, len(sheets), json.dumps(sheets)))
+                self.con.execute(
+                    "INSERT INTO frames VALUES (?,?,?,?,?)", (self.session_id, idx, t, len(sheets), json.dumps(sheets))
+                )
             except sqlite3.Error as e:
                 raise self._failed(e) from None
             self._dirty = True
@@ -268,10 +333,24 @@ class Recorder:
         rows = []
         for o in obs:
             ids, probs = encode_top5(o.top5_ids, o.top5_probs)
-            rows.append((
-                self.session_id, o.frame_idx, o.sheet_id, o.item_id, o.role, float(o.quality.sharpness), float(o.quality.tile_px),
-                float(o.quality.angle_deg), float(o.quality.clipped), int(bool(o.good)), int(o.top5_ids[0]), float(o.top5_probs[0]), ids, probs,
-            ))
+            rows.append(
+                (
+                    self.session_id,
+                    o.frame_idx,
+                    o.sheet_id,
+                    o.item_id,
+                    o.role,
+                    float(o.quality.sharpness),
+                    float(o.quality.tile_px),
+                    float(o.quality.angle_deg),
+                    float(o.quality.clipped),
+                    int(bool(o.good)),
+                    int(o.top5_ids[0]),
+                    float(o.top5_probs[0]),
+                    ids,
+                    probs,
+                )
+            )
         with self._lock:
             self._check()
             try:
@@ -293,22 +372,31 @@ class Recorder:
                 for s in sheets:
                     self.con.executemany(
                         "INSERT OR REPLACE INTO patches VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                        [(self.session_id, frame_idx, s.sheet_id, p.name, *p.mean_rgb, *p.std_rgb, p.std_y, p.n_px) for p in s.patches],
+                        [
+                            (self.session_id, frame_idx, s.sheet_id, p.name, *p.mean_rgb, *p.std_rgb, p.std_y, p.n_px)
+                            for p in s.patches
+                        ],
                     )
-                    self.con.execute("INSERT OR REPLACE INTO blur VALUES (?,?,?,?,?,?,?)",
-                                     (self.session_id, frame_idx, s.sheet_id, s.sigma_px, s.n_edges, s.width, s.height))
+                    self.con.execute(
+                        "INSERT OR REPLACE INTO blur VALUES (?,?,?,?,?,?,?)",
+                        (self.session_id, frame_idx, s.sheet_id, s.sigma_px, s.n_edges, s.width, s.height),
+                    )
             except sqlite3.Error as e:
                 raise self._failed(e) from None
             self._dirty = True
 
     # -- scene mode (added for capture --scene) --------------------------------
-    def add_scene(self, frame_idx: int, view: list[int], label: int | None, sighting: Any, ids: Any, probs: Any) -> None:
+    def add_scene(
+        self, frame_idx: int, view: list[int], label: int | None, sighting: Any, ids: Any, probs: Any
+    ) -> None:
         """One ``scene_observations`` row (:func:`capture.scene.scene_row`)."""
         from capture.scene import scene_row
 
         with self._lock:
-            self.con.execute("INSERT OR REPLACE INTO scene_observations VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                             scene_row(self.session_id, frame_idx, view, label, sighting, ids, probs))
+            self.con.execute(
+                "INSERT OR REPLACE INTO scene_observations VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                scene_row(self.session_id, frame_idx, view, label, sighting, ids, probs),
+            )
             self._dirty = True
 
     def commit(self) -> None:
@@ -347,7 +435,10 @@ class Recorder:
                         except (json.JSONDecodeError, RecursionError):
                             cfg = {}
                         cfg = {**(cfg if isinstance(cfg, dict) else {}), **notes}
-                        self.con.execute("UPDATE sessions SET config=? WHERE id=?", (json.dumps(cfg, sort_keys=True), self.session_id))
+                        self.con.execute(
+                            "UPDATE sessions SET config=? WHERE id=?",
+                            (json.dumps(cfg, sort_keys=True), self.session_id),
+                        )
                     self.con.execute("UPDATE sessions SET stopped=? WHERE id=?", (time.time(), self.session_id))
                     self.con.commit()
                     self.con.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -54,20 +54,24 @@ class Region:
     h: int
 
     @classmethod
-    def parse(cls, text: str) -> "Region":
+    def parse(cls, text: str) -> Region:
         """``x,y,w,h`` in frame pixels; an error names ``--region``."""
         try:
             vals = [int(v) for v in text.replace(" ", "").split(",")]
         except ValueError:
             vals = []
         if len(vals) != 4 or vals[0] < 0 or vals[1] < 0 or vals[2] < 8 or vals[3] < 8:
-            raise UserError(f"--region {text!r}: expected x,y,w,h in frame pixels (w and h at least 8), e.g. 320,40,640,640")
+            raise UserError(
+                f"--region {text!r}: expected x,y,w,h in frame pixels (w and h at least 8), e.g. 320,40,640,640"
+            )
         return cls(*vals)
 
-    def view(self, width: int, height: int, where: str = "--region") -> "Region":
+    def view(self, width: int, height: int, where: str = "--region") -> Region:
         """The largest square centred in this region (what the model sees), clipped to the frame."""
         if self.x + self.w > width or self.y + self.h > height:
-            raise UserError(f"{where} {self.x},{self.y},{self.w},{self.h}: leaves the {width}x{height} frame; mark a region inside it")
+            raise UserError(
+                f"{where} {self.x},{self.y},{self.w},{self.h}: leaves the {width}x{height} frame; mark a region inside it"
+            )
         s = min(self.w, self.h)
         return Region(self.x + (self.w - s) // 2, self.y + (self.h - s) // 2, s, s)
 
@@ -125,7 +129,9 @@ class PatchFinder:
                 out.append(self._sighting(card, pairs, frame_bgr.shape[1], frame_bgr.shape[0], view))
         return out
 
-    def _sighting(self, card: PatchCard, pairs: list[tuple[np.ndarray, np.ndarray]], width: int, height: int, view: Region) -> PatchSighting:
+    def _sighting(
+        self, card: PatchCard, pairs: list[tuple[np.ndarray, np.ndarray]], width: int, height: int, view: Region
+    ) -> PatchSighting:
         src = np.concatenate([p[0] for p in pairs])
         dst = np.concatenate([p[1] for p in pairs])
         H, _ = cv2.findHomography(src, dst, 0)
@@ -134,8 +140,18 @@ class PatchFinder:
         quad = cv2.perspectiveTransform(box[None], H)[0]
         area = abs(float(cv2.contourArea(quad.astype(np.float32))))
         if card.shape == "circle":
-            area *= math.pi / 4  # the disc inscribed in the bounding square (in the plane; ratios survive a homography to first order)
-        rect = np.array([[view.x, view.y], [view.x + view.w, view.y], [view.x + view.w, view.y + view.h], [view.x, view.y + view.h]], np.float32)
+            area *= (
+                math.pi / 4
+            )  # the disc inscribed in the bounding square (in the plane; ratios survive a homography to first order)
+        rect = np.array(
+            [
+                [view.x, view.y],
+                [view.x + view.w, view.y],
+                [view.x + view.w, view.y + view.h],
+                [view.x, view.y + view.h],
+            ],
+            np.float32,
+        )
         inter, _ = cv2.intersectConvexConvex(quad.astype(np.float32), rect)
         inside = float(inter) * (math.pi / 4 if card.shape == "circle" else 1.0)
         top = quad[1] - quad[0]
@@ -182,7 +198,9 @@ def run_scene(
     batch, layout = load_batch(batch_dir), load_layout(batch_dir)
     cards = patch_cards(layout)
     if not cards:
-        log.warning("layout.json has no patch card (print with --patch-mm); frames are classified, but no patch can be found")
+        log.warning(
+            "layout.json has no patch card (print with --patch-mm); frames are classified, but no patch can be found"
+        )
     finder = PatchFinder(cards, layout.aruco_dictionary)
     for flag, val in (("--frames", frames), ("--duration", duration)):
         if val is not None and val <= 0:
@@ -196,12 +214,24 @@ def run_scene(
         stopped_by, n = "source ended", 0
         try:
             config = {
-                "mode": "scene", "region": region.as_list() if region else None, "label": label, "frames": frames,
-                "duration": duration, "preprocess": classifier.spec.to_dict(), "model_file": str(classifier.path),
+                "mode": "scene",
+                "region": region.as_list() if region else None,
+                "label": label,
+                "frames": frames,
+                "duration": duration,
+                "preprocess": classifier.spec.to_dict(),
+                "model_file": str(classifier.path),
                 "patch_cards": [c.name for c in cards],
             }
-            resume = rec.start_session(source=source.description, model=classifier.name, model_sha256=classifier.sha256,
-                                       provider=classifier.provider, profile=None, seed=None, config=config)
+            resume = rec.start_session(
+                source=source.description,
+                model=classifier.name,
+                model_sha256=classifier.sha256,
+                provider=classifier.provider,
+                profile=None,
+                seed=None,
+                config=config,
+            )
             idx0, t0 = resume.next_frame, time.monotonic()
             for frame in source.frames():
                 h, w = frame.image.shape[:2]
@@ -216,7 +246,9 @@ def run_scene(
                 n += 1
                 top1 = int(ids[0][0])
                 tally.add(top1, s.card.target if s else None, s is not None)
-                if window is not None and not window.show(annotate(frame.image, (v.x, v.y, v.w, v.h), s, top1, float(probs[0][0]), names, tally)):
+                if window is not None and not window.show(
+                    annotate(frame.image, (v.x, v.y, v.w, v.h), s, top1, float(probs[0][0]), names, tally)
+                ):
                     stopped_by = "window closed"
                     break
                 if frames is not None and idx + 1 >= frames:
@@ -233,11 +265,30 @@ def run_scene(
     return db_path
 
 
-def scene_row(session_id: str, frame_idx: int, view: list[int], label: int | None, s: PatchSighting | None, ids: np.ndarray, probs: np.ndarray) -> tuple[Any, ...]:
+def scene_row(
+    session_id: str,
+    frame_idx: int,
+    view: list[int],
+    label: int | None,
+    s: PatchSighting | None,
+    ids: np.ndarray,
+    probs: np.ndarray,
+) -> tuple[Any, ...]:
     """The ``scene_observations`` row of one frame."""
     t5i, t5p = encode_top5(ids, probs)
     patch = (
-        (s.card.name, s.card.target, 1, s.markers, s.share, s.side_px, s.rotation_deg, s.tilt_deg, json.dumps(np.round(s.quad_px, 2).tolist()))
-        if s is not None else (None, None, 0, 0, None, None, None, None, None)
+        (
+            s.card.name,
+            s.card.target,
+            1,
+            s.markers,
+            s.share,
+            s.side_px,
+            s.rotation_deg,
+            s.tilt_deg,
+            json.dumps(np.round(s.quad_px, 2).tolist()),
+        )
+        if s is not None
+        else (None, None, 0, 0, None, None, None, None, None)
     )
     return (session_id, frame_idx, json.dumps(view), label, *patch, int(ids[0]), float(probs[0]), t5i, t5p)

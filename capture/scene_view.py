@@ -55,13 +55,16 @@ class SceneTally:
 
     def line(self) -> str:
         """``frames with patch W, without O | target rate k/n = r% with, k/n without``."""
+
         def rate(k: int, n: int) -> str:
             return f"{k}/{n} = {100 * k / n:.0f}%" if n else "-"
 
         return f"frames with patch {self.with_patch}, without {self.without} | target rate {rate(self.hits_with, self.aimed)} with, {rate(self.hits_without, self.without)} without"
 
 
-def scene_status(class_name: str, prob: float, present: bool, share: float | None, tilt_deg: float | None, tally: SceneTally) -> str:
+def scene_status(
+    class_name: str, prob: float, present: bool, share: float | None, tilt_deg: float | None, tally: SceneTally
+) -> str:
     """The status line of one frame (ASCII: OpenCV's Hershey fonts have no degree sign)."""
     if present:
         tilt = "?" if tilt_deg is None else f"{tilt_deg:.0f} deg"
@@ -71,7 +74,9 @@ def scene_status(class_name: str, prob: float, present: bool, share: float | Non
     return f"top-1 {class_name[:24]} {prob:.2f} | {patch} | {tally.line()}"
 
 
-def draw_scene(frame_bgr: np.ndarray, view: tuple[int, int, int, int], quad_px: np.ndarray | None, on_target: bool, status: str) -> np.ndarray:
+def draw_scene(
+    frame_bgr: np.ndarray, view: tuple[int, int, int, int], quad_px: np.ndarray | None, on_target: bool, status: str
+) -> np.ndarray:
     """A copy of the frame with the view square, the patch quad (when found) and ``status`` on top.
 
     Args:
@@ -94,8 +99,15 @@ def draw_scene(frame_bgr: np.ndarray, view: tuple[int, int, int, int], quad_px: 
     return img
 
 
-def annotate(frame_bgr: np.ndarray, view: tuple[int, int, int, int], sighting: "PatchSighting | None", top1: int, prob: float,
-             class_names: list[str], tally: SceneTally) -> np.ndarray:
+def annotate(
+    frame_bgr: np.ndarray,
+    view: tuple[int, int, int, int],
+    sighting: PatchSighting | None,
+    top1: int,
+    prob: float,
+    class_names: list[str],
+    tally: SceneTally,
+) -> np.ndarray:
     """The live window's image of one classified frame (``tally`` already counts it)."""
     name = class_names[top1] if 0 <= top1 < len(class_names) else str(top1)
     s = sighting

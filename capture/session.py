@@ -18,24 +18,25 @@ import signal
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 
-from capture.sheets.strip import StripMeter
 from capture.classify import OnnxClassifier
-from capture.feedback import build_report, gate_hint, reject_reason
-from capture.sheets.detect import SheetDetector, SheetHit, TileCrop
 from capture.digital import digital_top5
+from capture.feedback import build_report, gate_hint, reject_reason
 from capture.overlay import Outline, Window, draw_overlay, window_wanted
 from capture.pipeline import ClassifierWorker, Job, LatestSlot, TileKey, TileResult
-from capture.sheets.quality import QualityGates
 from capture.record import Recorder
-from contracts.frames import FrameSource
+from capture.sheets.detect import SheetDetector, SheetHit, TileCrop
+from capture.sheets.quality import QualityGates
+from capture.sheets.strip import StripMeter
 from contracts.batchdir import capture_db, check_session_name, crops_dir
 from contracts.errors import UserError
+from contracts.frames import FrameSource
 from contracts.labels import target_map
 from contracts.layout import Layout, check_sheets_pdf, load_layout
 from contracts.manifest import Batch, load_batch
@@ -78,14 +79,20 @@ def default_session_id(source: FrameSource) -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{secrets.token_hex(3)}"
 
 
-def _check_inputs(batch: Batch, layout: Layout, frames: int | None, duration: float | None, per_tile: int | None) -> None:
+def _check_inputs(
+    batch: Batch, layout: Layout, frames: int | None, duration: float | None, per_tile: int | None
+) -> None:
     if layout.batch_id != batch.batch_id:
-        raise UserError(f"layout.json is for batch {layout.batch_id}, batch.json for {batch.batch_id}; re-run 'photoproof print'")
+        raise UserError(
+            f"layout.json is for batch {layout.batch_id}, batch.json for {batch.batch_id}; re-run 'photoproof print'"
+        )
     known = {it.id for it in batch.items}
     for s in layout.sheets:
         for t in s.tiles:
             if t.item not in known:
-                raise UserError(f"layout.json: sheet {s.sheet_id} has a tile of item {t.item!r}, which batch.json lacks; re-run 'photoproof print'")
+                raise UserError(
+                    f"layout.json: sheet {s.sheet_id} has a tile of item {t.item!r}, which batch.json lacks; re-run 'photoproof print'"
+                )
     for flag, v in (("--frames", frames), ("--duration", duration), ("--per-tile", per_tile)):
         if v is not None and v <= 0:
             raise UserError(f"{flag}: must be > 0, got {v}")
@@ -123,7 +130,7 @@ class _Signals:
         self.stop.set()
         self.source.interrupt()
 
-    def __enter__(self) -> "_Signals":
+    def __enter__(self) -> _Signals:
         if threading.current_thread() is threading.main_thread():
             for s in (signal.SIGINT, signal.SIGTERM):
                 self.old[s] = signal.signal(s, self._handle)
@@ -200,27 +207,63 @@ def run_capture(
         stopped_by, worker, loop = "error", None, None
         try:
             config = {
-                "frames": frames, "duration": duration, "per_tile": per_tile, "gates": gates.to_dict(),
-                "preprocess": clf.spec.to_dict(), "model_file": str(clf.path), "crop_size": clf.spec.input_size,
-                "live": source.live, "save_crops": save_crops,
+                "frames": frames,
+                "duration": duration,
+                "per_tile": per_tile,
+                "gates": gates.to_dict(),
+                "preprocess": clf.spec.to_dict(),
+                "model_file": str(clf.path),
+                "crop_size": clf.spec.input_size,
+                "live": source.live,
+                "save_crops": save_crops,
             }
             if lmap is not None:  # the target answers in its own label set: the report maps truth through this
-                config["labels"] = {"target_classes": list(clf.class_names), "map": {str(b): t for b, t in sorted(lmap.items())}}
+                config["labels"] = {
+                    "target_classes": list(clf.class_names),
+                    "map": {str(b): t for b, t in sorted(lmap.items())},
+                }
             profile, seed = source.simulation() or (None, None)
-            resume = recorder.start_session(source=source.description, model=clf.name, model_sha256=clf.sha256, provider=clf.provider, profile=profile, seed=seed, config=config)
+            resume = recorder.start_session(
+                source=source.description,
+                model=clf.name,
+                model_sha256=clf.sha256,
+                provider=clf.provider,
+                profile=profile,
+                seed=seed,
+                config=config,
+            )
             recorder.write_digital(digital_top5(batch_dir, batch, clf))
             slot = LatestSlot()
             all_tiles: list[TileKey] = [(s.sheet_id, t.item, t.role) for s in layout.sheets for t in s.tiles]
-            worker = ClassifierWorker(clf, recorder, slot, all_tiles, per_tile=per_tile, keep_crops=save_crops, good_counts=resume.good_counts, on_error=lambda e: stop.set())
+            worker = ClassifierWorker(
+                clf,
+                recorder,
+                slot,
+                all_tiles,
+                per_tile=per_tile,
+                keep_crops=save_crops,
+                good_counts=resume.good_counts,
+                on_error=lambda e: stop.set(),
+            )
             worker.start()
             loop = _CameraLoop(detector, clf, recorder, slot, worker, batch, source, per_tile, lmap)
             if (frames is not None and resume.next_frame >= frames) or worker.all_done.is_set():
-                log.warning("session %s already has what was asked (%s); nothing to add", sid, f"{resume.next_frame} frames" if frames else f"{per_tile} per tile")
+                log.warning(
+                    "session %s already has what was asked (%s); nothing to add",
+                    sid,
+                    f"{resume.next_frame} frames" if frames else f"{per_tile} per tile",
+                )
                 stopped_by = "already complete"
             else:
                 stopped_by = loop.run(
-                    stop, resume.next_frame, resume.t_offset, frames=frames, duration=duration,
-                    window=Window() if show else None, render=show if render is None else render, on_progress=on_progress,
+                    stop,
+                    resume.next_frame,
+                    resume.t_offset,
+                    frames=frames,
+                    duration=duration,
+                    window=Window() if show else None,
+                    render=show if render is None else render,
+                    on_progress=on_progress,
                 )
             if sig.received:
                 stopped_by = sig.received
@@ -231,8 +274,12 @@ def run_capture(
                 worker.join(timeout=60.0)
                 skipped = loop.skipped if loop is not None else 0
                 notes.update(
-                    observations=worker.stats.tiles, good=worker.stats.good, nonfinite_outputs=worker.stats.nonfinite, dropped_jobs=worker.slot.dropped + skipped,
-                    classifier_busy_s=round(worker.stats.busy_s, 3), classifier_batches=worker.stats.batches,
+                    observations=worker.stats.tiles,
+                    good=worker.stats.good,
+                    nonfinite_outputs=worker.stats.nonfinite,
+                    dropped_jobs=worker.slot.dropped + skipped,
+                    classifier_busy_s=round(worker.stats.busy_s, 3),
+                    classifier_batches=worker.stats.batches,
                 )
                 if save_crops:
                     try:
@@ -240,7 +287,8 @@ def run_capture(
                     except OSError as e:
                         log.error("could not save the crop gallery: %s", e)
             notes.update(
-                scale_warnings=dict(detector.scale_warnings), foreign_markers=sorted(detector.foreign_ids),
+                scale_warnings=dict(detector.scale_warnings),
+                foreign_markers=sorted(detector.foreign_ids),
                 foreign_qr=sorted(detector.foreign_qr),
                 reconnects=int(getattr(source, "reconnects", 0)),
             )
@@ -257,12 +305,22 @@ class _CameraLoop:
     """The main-thread loop: grab, detect, crop, hand over, record the frame, draw."""
 
     def __init__(
-        self, detector: SheetDetector, clf: OnnxClassifier, recorder: Recorder, slot: LatestSlot, worker: ClassifierWorker, batch: Batch,
-        source: FrameSource, per_tile: int | None, label_map: dict[int, int] | None = None,
+        self,
+        detector: SheetDetector,
+        clf: OnnxClassifier,
+        recorder: Recorder,
+        slot: LatestSlot,
+        worker: ClassifierWorker,
+        batch: Batch,
+        source: FrameSource,
+        per_tile: int | None,
+        label_map: dict[int, int] | None = None,
     ) -> None:
         self.detector, self.clf, self.recorder, self.slot, self.worker = detector, clf, recorder, slot, worker
         self.source, self.per_tile = source, per_tile
-        self.true_class = {it.id: (label_map or {}).get(it.label.index, it.label.index) for it in batch.items}  # in the target's classes
+        self.true_class = {
+            it.id: (label_map or {}).get(it.label.index, it.label.index) for it in batch.items
+        }  # in the target's classes
         self.times: deque[float] = deque(maxlen=60)
         self.n = 0
         self.skipped = 0  # frames with sheets whose tiles were not cut because the classifier was busy
@@ -297,14 +355,33 @@ class _CameraLoop:
         _, min_good = self.worker.snapshot()
         s = self.worker.stats
         return Progress(
-            elapsed=elapsed, frames=self.n, fps=self.fps(), tiles_per_s=s.tiles_per_s(), observations=s.tiles, good=s.good,
-            dropped=self.slot.dropped + self.skipped, sheets_in_view=self.sheets_in_view, min_good=min_good, per_tile=self.per_tile,
-            provider=self.clf.provider.replace("ExecutionProvider", ""), done=done, stopped_by=stopped_by, hint=self.hint,
+            elapsed=elapsed,
+            frames=self.n,
+            fps=self.fps(),
+            tiles_per_s=s.tiles_per_s(),
+            observations=s.tiles,
+            good=s.good,
+            dropped=self.slot.dropped + self.skipped,
+            sheets_in_view=self.sheets_in_view,
+            min_good=min_good,
+            per_tile=self.per_tile,
+            provider=self.clf.provider.replace("ExecutionProvider", ""),
+            done=done,
+            stopped_by=stopped_by,
+            hint=self.hint,
         )
 
     def run(
-        self, stop: threading.Event, first_idx: int, t_offset: float, *, frames: int | None, duration: float | None,
-        window: Window | None, render: bool, on_progress: Callable[[Progress], None] | None,
+        self,
+        stop: threading.Event,
+        first_idx: int,
+        t_offset: float,
+        *,
+        frames: int | None,
+        duration: float | None,
+        window: Window | None,
+        render: bool,
+        on_progress: Callable[[Progress], None] | None,
     ) -> str:
         """Process frames until a stop condition; return what stopped it."""
         size = self.clf.spec.input_size
@@ -328,7 +405,11 @@ class _CameraLoop:
                 # With a live source, cut tiles only when the classifier will want them within
                 # about two frames; earlier crops would only be superseded. Outline them anyway.
                 cut = bool(hits) and (not self.source.live or self.worker.ready_within(2.0 / max(self.fps(), 5.0)))
-                crops = [c for h in hits for c in self.detector.crop_tiles(frame.image, h, size, self.clf.spec.crop_pct)] if cut else []
+                crops = (
+                    [c for h in hits for c in self.detector.crop_tiles(frame.image, h, size, self.clf.spec.crop_pct)]
+                    if cut
+                    else []
+                )
                 if cut:
                     self.hint = gate_hint(crops, self.detector.gates)
                 if crops:
@@ -342,8 +423,23 @@ class _CameraLoop:
                     self._feedback(frame.index, frame.image.shape, hits, crops, stop, wait=idx)
                 if render:
                     results, _ = self.worker.snapshot()
-                    outlines = [Outline(c.sheet_id, c.tile, c.quad_px, c.good, reject_reason(self.detector.gates, c)) for c in crops] if cut else self._outlines(hits, results)
-                    img = draw_overlay(frame.image, hits, outlines, results, self.true_class, self.clf.class_names, self.progress(now).line())
+                    outlines = (
+                        [
+                            Outline(c.sheet_id, c.tile, c.quad_px, c.good, reject_reason(self.detector.gates, c))
+                            for c in crops
+                        ]
+                        if cut
+                        else self._outlines(hits, results)
+                    )
+                    img = draw_overlay(
+                        frame.image,
+                        hits,
+                        outlines,
+                        results,
+                        self.true_class,
+                        self.clf.class_names,
+                        self.progress(now).line(),
+                    )
                     if window is not None and not window.show(img):
                         why = "window closed"
                         break
@@ -364,7 +460,11 @@ class _CameraLoop:
                     break
             else:
                 if stop.is_set():
-                    why = "stop requested" if not (duration is not None and time.monotonic() - t0 >= duration) else f"{duration:g} s"
+                    why = (
+                        "stop requested"
+                        if not (duration is not None and time.monotonic() - t0 >= duration)
+                        else f"{duration:g} s"
+                    )
         finally:
             if watchdog is not None:
                 watchdog.cancel()
@@ -376,20 +476,50 @@ class _CameraLoop:
             on_progress(self.progress(time.monotonic() - t0, done=True, stopped_by=why))
         return why
 
-    def _feedback(self, index: int, shape: tuple[int, ...], hits: list[SheetHit], crops: list[TileCrop], stop: threading.Event,
-                  wait: int | None = None, stopped_by: str = "") -> None:
+    def _feedback(
+        self,
+        index: int,
+        shape: tuple[int, ...],
+        hits: list[SheetHit],
+        crops: list[TileCrop],
+        stop: threading.Event,
+        wait: int | None = None,
+        stopped_by: str = "",
+    ) -> None:
         """Tell the source what this frame showed, once its crops are classified (``capture.feedback``)."""
         keys = {(c.sheet_id, c.tile.item, c.tile.role) for c in crops}
         deadline = time.monotonic() + 30.0
         results, min_good = self.worker.snapshot()
-        while wait is not None and keys and self.worker.is_alive() and not stop.is_set() and time.monotonic() < deadline:
+        while (
+            wait is not None and keys and self.worker.is_alive() and not stop.is_set() and time.monotonic() < deadline
+        ):
             if all(k in results and results[k].frame_idx >= wait for k in keys):
                 break
             time.sleep(0.005)
             results, min_good = self.worker.snapshot()
-        quads = [(o.sheet_id, o.tile.item, o.tile.role, o.quad_px) for o in self._outlines(hits, results)] if not crops else []
+        quads = (
+            [(o.sheet_id, o.tile.item, o.tile.role, o.quad_px) for o in self._outlines(hits, results)]
+            if not crops
+            else []
+        )
         s = self.worker.stats
-        self.source.feedback(build_report(
-            index, shape, hits, crops, quads, results, dict(self.worker.good_counts), self.true_class, self.clf.class_names, self.detector.gates,
-            min_good=min_good, per_tile=self.per_tile, observations=s.tiles, good=s.good, done=bool(stopped_by), stopped_by=stopped_by,
-        ))
+        self.source.feedback(
+            build_report(
+                index,
+                shape,
+                hits,
+                crops,
+                quads,
+                results,
+                dict(self.worker.good_counts),
+                self.true_class,
+                self.clf.class_names,
+                self.detector.gates,
+                min_good=min_good,
+                per_tile=self.per_tile,
+                observations=s.tiles,
+                good=s.good,
+                done=bool(stopped_by),
+                stopped_by=stopped_by,
+            )
+        )

@@ -26,8 +26,18 @@ from typing import Any
 import numpy as np
 
 from channel.colour import LUMA
-from channel.model import (UNIT_FIELDS, ChannelParams, apply_jpeg, apply_sensor, gamut_matrix, illuminant_rgb, print_page,
-                             printer_coverage, reference_cct, sensor_curve)
+from channel.model import (
+    UNIT_FIELDS,
+    ChannelParams,
+    apply_jpeg,
+    apply_sensor,
+    gamut_matrix,
+    illuminant_rgb,
+    print_page,
+    printer_coverage,
+    reference_cct,
+    sensor_curve,
+)
 from contracts.batchdir import capture_db, capture_dbs, captures_dir, check_session_name
 from contracts.capturedb import open_db_readonly
 from contracts.errors import UserError
@@ -51,7 +61,11 @@ class Group:
     patches: dict[str, tuple[Patch, np.ndarray, float]]
 
     def level(self, kind: str, value: int) -> np.ndarray | None:
-        hit = [m for p, m, _ in self.patches.values() if p.kind == kind and p.rgb is not None and list(p.rgb) == [value] * 3]
+        hit = [
+            m
+            for p, m, _ in self.patches.values()
+            if p.kind == kind and p.rgb is not None and list(p.rgb) == [value] * 3
+        ]
         return hit[0] if hit else None
 
 
@@ -150,8 +164,9 @@ def fit_tone(groups: list[Group], gamma: float) -> tuple[float, float, float, np
     return float(best[0]), float(best[1]), math.sqrt(val), whites, blacks
 
 
-def fit_colour(groups: list[Group], gamma: float, tone_gamma: float, dot_gain: float, white: np.ndarray,
-               black: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, float]:
+def fit_colour(
+    groups: list[Group], gamma: float, tone_gamma: float, dot_gain: float, white: np.ndarray, black: np.ndarray
+) -> tuple[float, np.ndarray, np.ndarray, float]:
     """gamut_compression, and paper white and ink black before the gamut matrix, from the colour patches.
 
     Solid primaries and secondaries have coverage 0 or 1 per channel, so they depend on
@@ -174,7 +189,17 @@ def fit_colour(groups: list[Group], gamma: float, tone_gamma: float, dot_gain: f
     def solve(g: float) -> tuple[np.ndarray, np.ndarray, Printer]:
         m = gamut_matrix(Printer(gamut_compression=g))
         pw, ik = (np.clip(np.linalg.solve(m, v), 1e-4, 1.0) for v in (white, black))
-        return pw, ik, Printer(tone_gamma=tone_gamma, dot_gain=dot_gain, paper_white=tuple(pw), ink_black=tuple(ik), gamut_compression=g)
+        return (
+            pw,
+            ik,
+            Printer(
+                tone_gamma=tone_gamma,
+                dot_gain=dot_gain,
+                paper_white=tuple(pw),
+                ink_black=tuple(ik),
+                gamut_compression=g,
+            ),
+        )
 
     def cost(g: float) -> float:
         return float(((print_page(swatch, solve(g)[2])[0] / white - target) ** 2).mean())
@@ -184,7 +209,9 @@ def fit_colour(groups: list[Group], gamma: float, tone_gamma: float, dot_gain: f
     return gamut, pw, ik, math.sqrt(val)
 
 
-def fit_noise(groups: list[Group], gamma: float, gains: np.ndarray, jpeg_quality: int, seed: int = 0) -> tuple[float | None, float | None, int]:
+def fit_noise(
+    groups: list[Group], gamma: float, gains: np.ndarray, jpeg_quality: int, seed: int = 0
+) -> tuple[float | None, float | None, int]:
     """shot_noise and read_noise (EMVA 1288: ``var = a raw + b**2``) from the grey patches' luma std.
 
     JPEG removes (or adds) noise depending on its level and the quality, so the fit runs the
@@ -203,9 +230,15 @@ def fit_noise(groups: list[Group], gamma: float, gains: np.ndarray, jpeg_quality
     med = np.array([np.median(np.array(v), axis=0) for v in by_level.values()])
     tile = 32
     lin = (med[:, 0] / 255.0) ** gamma
-    raw = np.repeat(np.repeat((lin[:, None] / gains[None, :])[None, :, None, :], tile, 0), tile, 2).reshape(tile, -1, 3).astype(np.float32)
+    raw = (
+        np.repeat(np.repeat((lin[:, None] / gains[None, :])[None, :, None, :], tile, 0), tile, 2)
+        .reshape(tile, -1, 3)
+        .astype(np.float32)
+    )
     z = np.random.default_rng(seed).standard_normal(raw.shape, dtype=np.float32)
-    base = ChannelParams(**{f: 0.0 for f in UNIT_FIELDS if f != "jpeg_quality"}, jpeg_quality=jpeg_quality, noise_seed=0)
+    base = ChannelParams(
+        **{f: 0.0 for f in UNIT_FIELDS if f != "jpeg_quality"}, jpeg_quality=jpeg_quality, noise_seed=0
+    )
     cam = Camera(gamma=gamma)
     target = np.log(med[:, 1] + 0.05)
 
@@ -216,6 +249,7 @@ def fit_noise(groups: list[Group], gamma: float, gains: np.ndarray, jpeg_quality
         return float(((np.log(std + 0.05) - target) ** 2).mean())
 
     span_a, span_b = (math.log(1e-6), math.log(1e-1)), (math.log(1e-5), math.log(0.1))
+
     def inner(la: float) -> tuple[float, float]:
         return _grid_golden(lambda lb: cost(la, lb), *span_b, n=11, tol=0.02)
 
@@ -224,7 +258,9 @@ def fit_noise(groups: list[Group], gamma: float, gains: np.ndarray, jpeg_quality
     return math.exp(log_a), math.exp(log_b), sum(len(v) for v in by_level.values())
 
 
-def load_groups(con: sqlite3.Connection, session: str, layout: Layout) -> tuple[list[Group], list[tuple[float | None, int, int]]]:
+def load_groups(
+    con: sqlite3.Connection, session: str, layout: Layout
+) -> tuple[list[Group], list[tuple[float | None, int, int]]]:
     """Patch groups and blur rows ``(sigma_px, width, height)`` of one session.
 
     Raises:
@@ -232,12 +268,17 @@ def load_groups(con: sqlite3.Connection, session: str, layout: Layout) -> tuple[
     """
     sheets = {s.sheet_id: s for s in layout.sheets}
     try:
-        rows = con.execute("SELECT frame_idx, sheet_id, patch, mean_r, mean_g, mean_b, std_y FROM patches WHERE session_id=? "
-                           "ORDER BY frame_idx, sheet_id", (session,)).fetchall()
+        rows = con.execute(
+            "SELECT frame_idx, sheet_id, patch, mean_r, mean_g, mean_b, std_y FROM patches WHERE session_id=? "
+            "ORDER BY frame_idx, sheet_id",
+            (session,),
+        ).fetchall()
         blur = con.execute("SELECT sigma_px, width, height FROM blur WHERE session_id=?", (session,)).fetchall()
     except sqlite3.OperationalError:
-        raise UserError(f"--session {session}: this capture was recorded by an older Photoproof that did not measure the "
-                        f"calibration strip; capture again with this version") from None
+        raise UserError(
+            f"--session {session}: this capture was recorded by an older Photoproof that did not measure the "
+            f"calibration strip; capture again with this version"
+        ) from None
     groups: dict[tuple[int, str], Group] = {}
     for f, sid, name, r, g, b, sy in rows:
         sheet = sheets.get(sid)
@@ -247,13 +288,17 @@ def load_groups(con: sqlite3.Connection, session: str, layout: Layout) -> tuple[
         grp = groups.setdefault((f, sid), Group(f, sheet, {}))
         grp.patches[name] = (patch, np.array([r, g, b], float), float(sy))
     if len(groups) < MIN_VIEWS:
-        raise UserError(f"--session {session}: {len(groups)} measurement(s) of the calibration strip, at least {MIN_VIEWS} needed "
-                        f"(it is measured on every {PATCH_EVERY}th frame with a sheet in view); capture again, longer, "
-                        f"with the whole sheet, strip included, in view")
+        raise UserError(
+            f"--session {session}: {len(groups)} measurement(s) of the calibration strip, at least {MIN_VIEWS} needed "
+            f"(it is measured on every {PATCH_EVERY}th frame with a sheet in view); capture again, longer, "
+            f"with the whole sheet, strip included, in view"
+        )
     return list(groups.values()), [(s, int(w), int(h)) for s, w, h in blur]
 
 
-def fit_all(groups: list[Group], blur: list[tuple[float | None, int, int]], gamma: float, gains: np.ndarray, jpeg_quality: int) -> Fit:
+def fit_all(
+    groups: list[Group], blur: list[tuple[float | None, int, int]], gamma: float, gains: np.ndarray, jpeg_quality: int
+) -> Fit:
     """Every estimate, from one session's measurements."""
     tone_gamma, dot_gain, tone_rms, white, black = fit_tone(groups, gamma)
     gamut, pw, ik, colour_rms = fit_colour(groups, gamma, tone_gamma, dot_gain, white, black)
@@ -269,8 +314,24 @@ def fit_all(groups: list[Group], blur: list[tuple[float | None, int, int]], gamm
         corr = np.sqrt(np.maximum(sig**2 - SIM_SIGMA0_PX**2, 0.0))
         defocus = (float(np.quantile(corr, 0.1)), float(np.quantile(corr, 0.9)))
     shot, read, n_noise = fit_noise(groups, gamma, gains, jpeg_quality)
-    return Fit(tone_gamma, dot_gain, tone_rms, pw, ik, gamut, colour_rms, illum, wb, defocus, shot, read,
-               len(groups), len({g.frame_idx for g in groups}), len(sig), n_noise)
+    return Fit(
+        tone_gamma,
+        dot_gain,
+        tone_rms,
+        pw,
+        ik,
+        gamut,
+        colour_rms,
+        illum,
+        wb,
+        defocus,
+        shot,
+        read,
+        len(groups),
+        len({g.frame_idx for g in groups}),
+        len(sig),
+        n_noise,
+    )
 
 
 @dataclass
@@ -287,13 +348,21 @@ def _session_db(batch_dir: Path, session: str) -> Path:
     db = capture_db(batch_dir, check_session_name(session))
     if not db.is_file():
         known = [p.stem for p in capture_dbs(batch_dir)]
-        raise UserError(f"--session {session}: no such capture in {captures_dir(batch_dir)}; "
-                        + (f"known sessions: {', '.join(known)}" if known else "capture one first with 'photoproof capture'"))
+        raise UserError(
+            f"--session {session}: no such capture in {captures_dir(batch_dir)}; "
+            + (f"known sessions: {', '.join(known)}" if known else "capture one first with 'photoproof capture'")
+        )
     return db
 
 
-def calibrate(batch_dir: Path, session: str, out: Path, base: str = DEFAULT_PRESET, camera_gamma: float | None = None,
-              jpeg_quality: int | None = None) -> Calibration:
+def calibrate(
+    batch_dir: Path,
+    session: str,
+    out: Path,
+    base: str = DEFAULT_PRESET,
+    camera_gamma: float | None = None,
+    jpeg_quality: int | None = None,
+) -> Calibration:
     """Fit a channel profile to the calibration strip seen in capture ``session`` and write it to ``out`` (.toml).
 
     Keys the strip cannot measure come from the ``base`` profile; every key carries a
@@ -325,49 +394,84 @@ def calibrate(batch_dir: Path, session: str, out: Path, base: str = DEFAULT_PRES
     try:
         fit = fit_all(groups, blur, gamma, gains, quality)
     except ValueError as e:
-        raise UserError(f"--session {session}: cannot fit the calibration strip ({e}); is it a Photoproof layout with a grey ramp?") from None
+        raise UserError(
+            f"--session {session}: cannot fit the calibration strip ({e}); is it a Photoproof layout with a grey ramp?"
+        ) from None
     sizes = [(w, h) for _, w, h in blur]
     width, height = max(set(sizes), key=sizes.count) if sizes else (base_prof.camera.width, base_prof.camera.height)
-    pr = replace(base_prof.printer, tone_gamma=round(fit.tone_gamma, 4), dot_gain=round(fit.dot_gain, 4), gamut_compression=round(fit.gamut_compression, 4),
-                 paper_white=_r3(fit.paper_white, 4), ink_black=_r3(fit.ink_black, 4))
-    sc = replace(base_prof.scene, illuminance=_r2(fit.illuminance, 4), colour_temperature_k=(round(cct, 1), round(cct, 1)))
-    cam = replace(base_prof.camera, width=int(width), height=int(height), exposure=(1.0, 1.0), gamma=gamma,
-                  jpeg_quality=(float(quality),) * 2 if jpeg_quality is not None else base_prof.camera.jpeg_quality,
-                  white_balance_error=(-round(fit.wb_error, 4), round(fit.wb_error, 4)))
+    pr = replace(
+        base_prof.printer,
+        tone_gamma=round(fit.tone_gamma, 4),
+        dot_gain=round(fit.dot_gain, 4),
+        gamut_compression=round(fit.gamut_compression, 4),
+        paper_white=_r3(fit.paper_white, 4),
+        ink_black=_r3(fit.ink_black, 4),
+    )
+    sc = replace(
+        base_prof.scene, illuminance=_r2(fit.illuminance, 4), colour_temperature_k=(round(cct, 1), round(cct, 1))
+    )
+    cam = replace(
+        base_prof.camera,
+        width=int(width),
+        height=int(height),
+        exposure=(1.0, 1.0),
+        gamma=gamma,
+        jpeg_quality=(float(quality),) * 2 if jpeg_quality is not None else base_prof.camera.jpeg_quality,
+        white_balance_error=(-round(fit.wb_error, 4), round(fit.wb_error, 4)),
+    )
     if fit.defocus is not None:
         cam = replace(cam, defocus_sigma_px=_r2(fit.defocus, 3), motion_blur_px=(0.0, 0.0))
     if fit.shot_noise is not None and fit.read_noise is not None:
-        cam = replace(cam, shot_noise=(float(f"{fit.shot_noise:.3g}"),) * 2, read_noise=(float(f"{fit.read_noise:.3g}"),) * 2)
+        cam = replace(
+            cam, shot_noise=(float(f"{fit.shot_noise:.3g}"),) * 2, read_noise=(float(f"{fit.read_noise:.3g}"),) * 2
+        )
     name = batch_id[0] if batch_id else "?"
     profile = ChannelProfile(out.stem, f"calibrated from capture session {sid} of batch {name}", pr, sc, cam)
     views = f"{fit.n_groups} strip views in {fit.n_frames} frames"
-    notes = {f"{sec}.{f.name}": f"from base profile {base_prof.name} (not measured by calibrate)"
-             for sec in ("printer", "scene", "camera") for f in fields(getattr(profile, sec))}
-    notes.update({
-        "printer.tone_gamma": f"estimated: grey ramp, {views}; coverage rms {fit.tone_rms:.3f}; given camera gamma {gamma:g}",
-        "printer.dot_gain": "estimated with tone_gamma (the two trade off in the mid-tones: weakly separable)",
-        "printer.paper_white": "estimated: white patch in linear units, taking illuminance x exposure to average 1 (includes any fixed colour cast)",
-        "printer.ink_black": "estimated: black patch, same units",
-        "printer.gamut_compression": f"estimated: colour patches relative to white, rms {fit.colour_rms:.3f}",
-        "scene.illuminance": f"estimated: 5-95 % of the white patch's brightness over {views}, relative to its median (exposure included)",
-        "scene.colour_temperature_k": "fixed at the base's reference white: the colour cast is in paper_white (fixed) and white_balance_error (changing)",
-        "camera.width": "measured: the captured frames", "camera.height": "measured: the captured frames",
-        "camera.exposure": "folded into illuminance",
-        "camera.white_balance_error": f"estimated: 90 % quantile of the white patch's R/G and B/G changes over {views}",
-        "camera.gamma": "assumed (--camera-gamma), not measured: it trades off against tone_gamma",
-    })
+    notes = {
+        f"{sec}.{f.name}": f"from base profile {base_prof.name} (not measured by calibrate)"
+        for sec in ("printer", "scene", "camera")
+        for f in fields(getattr(profile, sec))
+    }
+    notes.update(
+        {
+            "printer.tone_gamma": f"estimated: grey ramp, {views}; coverage rms {fit.tone_rms:.3f}; given camera gamma {gamma:g}",
+            "printer.dot_gain": "estimated with tone_gamma (the two trade off in the mid-tones: weakly separable)",
+            "printer.paper_white": "estimated: white patch in linear units, taking illuminance x exposure to average 1 (includes any fixed colour cast)",
+            "printer.ink_black": "estimated: black patch, same units",
+            "printer.gamut_compression": f"estimated: colour patches relative to white, rms {fit.colour_rms:.3f}",
+            "scene.illuminance": f"estimated: 5-95 % of the white patch's brightness over {views}, relative to its median (exposure included)",
+            "scene.colour_temperature_k": "fixed at the base's reference white: the colour cast is in paper_white (fixed) and white_balance_error (changing)",
+            "camera.width": "measured: the captured frames",
+            "camera.height": "measured: the captured frames",
+            "camera.exposure": "folded into illuminance",
+            "camera.white_balance_error": f"estimated: 90 % quantile of the white patch's R/G and B/G changes over {views}",
+            "camera.gamma": "assumed (--camera-gamma), not measured: it trades off against tone_gamma",
+        }
+    )
     if fit.defocus is not None:
-        notes["camera.defocus_sigma_px"] = (f"estimated: 10-90 % of the edge blur of {fit.n_blur} views, less the simulator's own "
-                                            f"{SIM_SIGMA0_PX} px in quadrature; includes any motion blur")
+        notes["camera.defocus_sigma_px"] = (
+            f"estimated: 10-90 % of the edge blur of {fit.n_blur} views, less the simulator's own "
+            f"{SIM_SIGMA0_PX} px in quadrature; includes any motion blur"
+        )
         notes["camera.motion_blur_px"] = "0: folded into defocus_sigma_px (the strip's edges cannot tell them apart)"
     if fit.shot_noise is not None:
-        notes["camera.shot_noise"] = (f"estimated: {fit.n_noise} grey-patch spreads, matched by the simulator's sensor and "
-                                      f"its JPEG at quality {quality}")
-        notes["camera.read_noise"] = "estimated with shot_noise (weakly identifiable unless it dominates the dark patches)"
-    notes["camera.jpeg_quality"] = ("assumed (--jpeg-quality), not measured: the noise was fitted through it" if jpeg_quality is not None
-                                    else f"from base profile {base_prof.name}; the noise was fitted through JPEG at its middle, {quality}")
-    header = [f"Photoproof channel profile calibrated from capture session {sid} of batch {name}",
-              f"({views}; written {time.strftime('%Y-%m-%d %H:%M')}). Units and formulas: docs/channel-profile.md."]
+        notes["camera.shot_noise"] = (
+            f"estimated: {fit.n_noise} grey-patch spreads, matched by the simulator's sensor and "
+            f"its JPEG at quality {quality}"
+        )
+        notes["camera.read_noise"] = (
+            "estimated with shot_noise (weakly identifiable unless it dominates the dark patches)"
+        )
+    notes["camera.jpeg_quality"] = (
+        "assumed (--jpeg-quality), not measured: the noise was fitted through it"
+        if jpeg_quality is not None
+        else f"from base profile {base_prof.name}; the noise was fitted through JPEG at its middle, {quality}"
+    )
+    header = [
+        f"Photoproof channel profile calibrated from capture session {sid} of batch {name}",
+        f"({views}; written {time.strftime('%Y-%m-%d %H:%M')}). Units and formulas: docs/channel-profile.md.",
+    ]
     write_profile(out, profile, header, notes)
     log.info("wrote %s from %s", out, views)
     return Calibration(out, profile, fit, sid)

@@ -44,7 +44,9 @@ def srgb_decode(v: np.ndarray) -> np.ndarray:
 def srgb_encode(lin: np.ndarray) -> np.ndarray:
     """Linear 0..1 to sRGB-encoded 0..1 (IEC 61966-2-1), the inverse of :func:`srgb_decode`."""
     lin = np.clip(lin, 0.0, 1.0)
-    return np.where(lin <= SRGB_ENCODE_THRESHOLD, SRGB_SLOPE * lin, SRGB_SCALE * np.power(lin, 1.0 / SRGB_GAMMA) - SRGB_OFFSET)
+    return np.where(
+        lin <= SRGB_ENCODE_THRESHOLD, SRGB_SLOPE * lin, SRGB_SCALE * np.power(lin, 1.0 / SRGB_GAMMA) - SRGB_OFFSET
+    )
 
 
 def planck_xy(cct_k: float) -> tuple[float, float]:

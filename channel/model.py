@@ -13,14 +13,34 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 
-from channel.colour import LUMA as LUMA, illuminant_rgb as illuminant_rgb, planck_xy as planck_xy, srgb_decode as srgb_decode  # re-exported
-from contracts.profile import CHANNEL_STAGES, GLARE_RADIUS, TILE_VIEW_DEG, Camera, ChannelProfile, Printer, channel_range
+from channel.colour import (
+    LUMA as LUMA,
+)  # re-exported
+from channel.colour import (
+    illuminant_rgb as illuminant_rgb,
+)
+from channel.colour import (
+    planck_xy as planck_xy,
+)
+from channel.colour import (
+    srgb_decode as srgb_decode,
+)
+from contracts.profile import (
+    CHANNEL_STAGES,
+    GLARE_RADIUS,
+    TILE_VIEW_DEG,
+    Camera,
+    ChannelProfile,
+    Printer,
+    channel_range,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +81,10 @@ class ChannelParams:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ChannelParams":
+    def from_dict(cls, d: Mapping[str, Any]) -> ChannelParams:
         return cls(**{f.name: d[f.name] for f in fields(cls)})
 
-    def replace(self, **kw: Any) -> "ChannelParams":
+    def replace(self, **kw: Any) -> ChannelParams:
         return replace(self, **kw)
 
 
@@ -192,7 +212,9 @@ def _rodrigues(axis: np.ndarray, angle: float) -> np.ndarray:
     return np.eye(3) * math.cos(angle) + math.sin(angle) * k + (1 - math.cos(angle)) * np.outer(axis, axis)
 
 
-def plane_homography(cx: float, cy: float, tilt_deg: float, axis_deg: float, rot_deg: float, dist: float, focal: float) -> np.ndarray:
+def plane_homography(
+    cx: float, cy: float, tilt_deg: float, axis_deg: float, rot_deg: float, dist: float, focal: float
+) -> np.ndarray:
     """Pinhole view of a plane: plane point (cx, cy) on the optical axis at ``dist``; image origin at the principal point."""
     ax = math.radians(axis_deg)
     rot = _rodrigues(np.array([math.cos(ax), math.sin(ax), 0.0]), math.radians(tilt_deg))
@@ -268,7 +290,7 @@ def apply_optics(img: np.ndarray, p: ChannelParams, delta: float = 0.0) -> np.nd
     if p.motion_blur_px > 0:
         kernel = motion_kernel(p.motion_blur_px, p.motion_angle_deg)
         return cv2.filter2D(img, -1, kernel, delta=delta, borderType=cv2.BORDER_REFLECT_101)
-    return cv2.add(img, delta) if delta else img  # type: ignore[call-overload]  # OpenCV adds a Python float to every channel; its stubs lack that overload
+    return cv2.add(img, delta) if delta else img
 
 
 @dataclass(frozen=True)
@@ -302,12 +324,16 @@ def sensor_curve(p: ChannelParams, camera: Camera, gains: np.ndarray) -> SensorC
     return SensorCurve(c, math.sqrt(a) / 2, y_lo, y_hi, lut)
 
 
-def apply_sensor(raw: np.ndarray, curve: SensorCurve, noise: np.ndarray | None, offset_added: bool = False) -> np.ndarray:
+def apply_sensor(
+    raw: np.ndarray, curve: SensorCurve, noise: np.ndarray | None, offset_added: bool = False
+) -> np.ndarray:
     """Linear float32 raw signal (H, W, 3) and standard normal ``noise`` of the same shape to uint8.
 
     ``offset_added``: ``raw`` already includes ``curve.offset`` (``apply_optics(..., delta=offset)``).
     """
-    return sensor_encode(cv2.sqrt(raw if offset_added or not curve.offset else cv2.add(raw, curve.offset)), curve, noise)  # type: ignore[call-overload]  # OpenCV adds a Python float to every channel; its stubs lack that overload
+    return sensor_encode(
+        cv2.sqrt(raw if offset_added or not curve.offset else cv2.add(raw, curve.offset)), curve, noise
+    )
 
 
 def sensor_encode(y: np.ndarray, curve: SensorCurve, noise: np.ndarray | None) -> np.ndarray:
@@ -357,8 +383,14 @@ def apply_tile(
         white = print_page(np.full((1, 1, 3), 255, np.uint8), profile.printer)[0, 0]
     x = x.astype(np.float32)
     if "pose" in stages:
-        x = cv2.warpPerspective(x, tile_homography(params, size, profile), (size, size), flags=cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_CONSTANT, borderValue=tuple(float(w) for w in white))
+        x = cv2.warpPerspective(
+            x,
+            tile_homography(params, size, profile),
+            (size, size),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=tuple(float(w) for w in white),
+        )
     if "light" in stages:
         uv = (np.arange(size, dtype=np.float64) + 0.5) / size
         gain, glare = light_field(params, uv[None, :], uv[:, None])

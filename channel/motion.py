@@ -15,7 +15,9 @@ from channel import model as ch
 
 TAU_S = {"pose": 1.5, "light": 8.0, "camera": 3.0}  # correlation times of the hand-held process
 POSE_FIELDS = frozenset({"sheet_fill", "tilt_deg", "tilt_axis_deg", "rotation_deg", "centre_x", "centre_y"})
-LIGHT_FIELDS = frozenset({"illuminance", "colour_temperature_k", "gradient", "gradient_angle_deg", "glare", "glare_x", "glare_y"})
+LIGHT_FIELDS = frozenset(
+    {"illuminance", "colour_temperature_k", "gradient", "gradient_angle_deg", "glare", "glare_x", "glare_y"}
+)
 
 
 def _phi(z: np.ndarray) -> np.ndarray:
@@ -32,7 +34,9 @@ class HandHeldProcess:
     """
 
     def __init__(self, dt: float, rng: np.random.Generator) -> None:
-        taus = [TAU_S["pose" if n in POSE_FIELDS else "light" if n in LIGHT_FIELDS else "camera"] for n in ch.UNIT_FIELDS]
+        taus = [
+            TAU_S["pose" if n in POSE_FIELDS else "light" if n in LIGHT_FIELDS else "camera"] for n in ch.UNIT_FIELDS
+        ]
         self.a = np.exp(-dt / np.array(taus))
         self.norm = np.sqrt(1.0 + self.a**2) / (1.0 + self.a)
         self.rng = rng

@@ -50,8 +50,13 @@ def tile_view_homography(tile_px: float, angle_deg: float, axis_deg: float = 0.0
 
 
 def photograph_tile(
-    img_rgb: np.ndarray, tile_px: float, angle_deg: float = 0.0, blur_sigma_px: float = 0.6,
-    axis_deg: float = 0.0, out_size: int | None = None, paper: int = 255,
+    img_rgb: np.ndarray,
+    tile_px: float,
+    angle_deg: float = 0.0,
+    blur_sigma_px: float = 0.6,
+    axis_deg: float = 0.0,
+    out_size: int | None = None,
+    paper: int = 255,
 ) -> np.ndarray:
     """The tile ``img_rgb`` (S x S x 3 uint8) as capture hands it to the model: uint8, ``out_size`` square.
 
@@ -74,7 +79,9 @@ def photograph_tile(
     src = img.shape[0]
     out = int(out_size or src)
     h = tile_view_homography(tile_px, angle_deg, axis_deg, src)
-    corners = cv2.perspectiveTransform(np.array([[[0, 0], [src - 1, 0], [src - 1, src - 1], [0, src - 1]]], np.float64), h)[0]
+    corners = cv2.perspectiveTransform(
+        np.array([[[0, 0], [src - 1, 0], [src - 1, src - 1], [0, src - 1]]], np.float64), h
+    )[0]
     margin = 3 + math.ceil(3 * blur_sigma_px)
     lo = np.floor(corners.min(axis=0)) - margin
     size = (np.ceil(corners.max(axis=0)) + margin - lo + 1).astype(int)
@@ -85,17 +92,31 @@ def photograph_tile(
     # The printed image is continuous: pre-filter it when the view shrinks it below the fine grid.
     shrink = src / (tile_px * k)
     pre = cv2.GaussianBlur(img, (0, 0), 0.5 * shrink) if shrink > 1 else img
-    hi: np.ndarray = cv2.warpPerspective(pre, m, (int(size[0]) * k, int(size[1]) * k), flags=cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_CONSTANT, borderValue=(paper, paper, paper)).astype(np.float32)
+    hi: np.ndarray = cv2.warpPerspective(
+        pre,
+        m,
+        (int(size[0]) * k, int(size[1]) * k),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(paper, paper, paper),
+    ).astype(np.float32)
     if blur_sigma_px > 0:
         hi = cv2.GaussianBlur(hi, (0, 0), blur_sigma_px * k)
-    cam: np.ndarray = cv2.resize(hi, (int(size[0]), int(size[1])), interpolation=cv2.INTER_AREA)  # integration over camera pixels
+    cam: np.ndarray = cv2.resize(
+        hi, (int(size[0]), int(size[1])), interpolation=cv2.INTER_AREA
+    )  # integration over camera pixels
     cam = np.clip(np.round(cam), 0, 255).astype(np.uint8)
     # Rectify as capture does: bilinear from the camera frame, supersampled when the tile is larger than the crop.
     rk = int(min(4, max(1, round(tile_px / out))))
     big = out * rk
-    back = to_canvas @ h @ np.array([[src / big, 0, 0.5 * src / big - 0.5], [0, src / big, 0.5 * src / big - 0.5], [0, 0, 1.0]])
-    crop = cv2.warpPerspective(cam, back, (big, big), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+    back = (
+        to_canvas
+        @ h
+        @ np.array([[src / big, 0, 0.5 * src / big - 0.5], [0, src / big, 0.5 * src / big - 0.5], [0, 0, 1.0]])
+    )
+    crop = cv2.warpPerspective(
+        cam, back, (big, big), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
+    )
     if rk > 1:
         crop = cv2.resize(crop, (out, out), interpolation=cv2.INTER_AREA)
     return crop

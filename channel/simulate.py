@@ -20,10 +20,11 @@ import os
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -31,8 +32,8 @@ import numpy as np
 from channel import model as ch
 from channel.motion import HandHeldProcess
 from contracts.batchdir import LAYOUT, SHEETS_PDF
-from contracts.frames import Frame, FrameSource
 from contracts.errors import UserError
+from contracts.frames import Frame, FrameSource
 from contracts.layout import load_layout
 from contracts.profile import ChannelProfile
 
@@ -51,7 +52,9 @@ BACKGROUND_TINT_BGR = np.array([0.75, 0.9, 1.0], np.float32)  # ... of a light w
 
 def _pyramid(refl_rgb: np.ndarray, size_mm: tuple[float, float]) -> list[tuple[np.ndarray, np.ndarray]]:
     """Printed page to BGR uint16 levels, each halved by area averaging, with its pixel-to-mm matrix."""
-    bgr = cv2.cvtColor(np.asarray(refl_rgb, np.float32), cv2.COLOR_RGB2BGR)  # in-place arithmetic: 12 MP pages are large
+    bgr = cv2.cvtColor(
+        np.asarray(refl_rgb, np.float32), cv2.COLOR_RGB2BGR
+    )  # in-place arithmetic: 12 MP pages are large
     np.multiply(bgr, 65535.0, out=bgr)
     np.add(bgr, 0.5, out=bgr)
     np.clip(bgr, 0, 65535, out=bgr)
@@ -81,7 +84,8 @@ def page_homography(p: ch.ChannelParams, size_mm: tuple[float, float], frame_wh:
     (w, h), (fw, fh) = size_mm, frame_wh
     f = focal_px(fw, fh)
     h0 = ch.translation(fw / 2 - 0.5, fh / 2 - 0.5) @ ch.plane_homography(
-        w / 2, h / 2, p.tilt_deg, p.tilt_axis_deg, p.rotation_deg, f * h / (p.sheet_fill * fh), f)
+        w / 2, h / 2, p.tilt_deg, p.tilt_axis_deg, p.rotation_deg, f * h / (p.sheet_fill * fh), f
+    )
     c = cv2.perspectiveTransform(np.array([[[0, 0], [w, 0], [w, h], [0, h]]], np.float64), h0)[0]
     shift = []
     for axis, size, unit in ((0, fw, p.centre_x), (1, fh, p.centre_y)):
@@ -149,10 +153,16 @@ class SimulatedCamera(FrameSource):
         self.fps = float(fps or profile.camera.fps)
         if self.fps <= 0:
             raise ValueError(f"fps: must be positive, got {self.fps}")
-        self.pages, self.page_sizes_mm, self.page_ids = pages, [(float(w), float(h)) for w, h in page_sizes_mm], list(page_ids)
+        self.pages, self.page_sizes_mm, self.page_ids = (
+            pages,
+            [(float(w), float(h)) for w, h in page_sizes_mm],
+            list(page_ids),
+        )
         self.profile, self.seed, self.realtime = profile, int(seed), realtime
         self.sheets_per_frame = sheets_per_frame
-        self.groups = [list(range(i, min(i + sheets_per_frame, len(pages)))) for i in range(0, len(pages), sheets_per_frame)]
+        self.groups = [
+            list(range(i, min(i + sheets_per_frame, len(pages)))) for i in range(0, len(pages), sheets_per_frame)
+        ]
         # A requested frame count is shared out over the sheets so that every sheet is seen;
         # otherwise each sheet stays in view for DWELL_S seconds.
         if n_frames is not None:
@@ -172,9 +182,15 @@ class SimulatedCamera(FrameSource):
 
     @classmethod
     def from_batch(
-        cls, batch_dir: Path, profile: ChannelProfile, seed: int = 0, fps: float | None = None,
-        n_frames: int | None = None, dpi: float | None = None, **kw: Any,
-    ) -> "SimulatedCamera":
+        cls,
+        batch_dir: Path,
+        profile: ChannelProfile,
+        seed: int = 0,
+        fps: float | None = None,
+        n_frames: int | None = None,
+        dpi: float | None = None,
+        **kw: Any,
+    ) -> SimulatedCamera:
         """Render the sheets of ``BATCH/layout.json`` from ``BATCH/sheets.pdf`` (pypdfium2) and simulate them."""
         import pypdfium2 as pdfium
 
@@ -197,7 +213,9 @@ class SimulatedCamera(FrameSource):
                     raise UserError(f"{pdf_path}: layout sheet {s.sheet_id} names page {s.page}, the PDF has {n_pages}")
                 w_pt, h_pt = pdf[s.page].get_size()
                 if w_pt * h_pt * (dpi / 72.0) ** 2 > MAX_PAGE_PIXELS:
-                    raise UserError(f"{pdf_path}: page {s.page} is {w_pt / 72 * 25.4:.0f} x {h_pt / 72 * 25.4:.0f} mm, too large to render at {dpi:.0f} dpi; re-run 'photoproof print {batch_dir}'")
+                    raise UserError(
+                        f"{pdf_path}: page {s.page} is {w_pt / 72 * 25.4:.0f} x {h_pt / 72 * 25.4:.0f} mm, too large to render at {dpi:.0f} dpi; re-run 'photoproof print {batch_dir}'"
+                    )
         finally:
             pdf.close()
         for s in layout.sheets:
@@ -243,7 +261,9 @@ class SimulatedCamera(FrameSource):
                 size = self.page_sizes_mm[k]
                 dpi = page.shape[1] / (size[0] / 25.4)
                 # The halftone phase of page k depends only on the seed and k, whatever the order pages are printed in.
-                refl = ch.print_page(page, self.profile.printer, None, np.random.default_rng([self.seed, 1, k]), dpi=dpi)
+                refl = ch.print_page(
+                    page, self.profile.printer, None, np.random.default_rng([self.seed, 1, k]), dpi=dpi
+                )
                 self._levels[k] = _pyramid(refl, size)
                 while len(self._levels) > PRINTED_PAGES:
                     self._levels.popitem(last=False)
@@ -316,17 +336,29 @@ class SimulatedCamera(FrameSource):
         gain, glare = self._light_maps(p, h_group, group_mm)
         # The desk is smooth: light and sqrt at 1/8 resolution, interpolated (outside the sheets' box only, below).
         desk = cv2.multiply(self._background_low, gain)
-        desk_y = cv2.sqrt(cv2.add(desk if glare is None else cv2.add(desk, glare), curve.offset))  # type: ignore[call-overload]  # OpenCV adds a Python float to every channel; its stubs lack that overload
+        desk_y = cv2.sqrt(cv2.add(desk if glare is None else cv2.add(desk, glare), curve.offset))
         sheets, homs, x_off = [], [], 0.0
         for k, size in zip(group, sizes):
             h_mm = h_group @ ch.translation(x_off, (group_mm[1] - size[1]) / 2)
             x_off += size[0] + SHEET_GAP_MM
             homs.append(h_mm)
-            sheets.append({"page": self.page_ids[k], "sheet_index": k, "H_mm_to_px": (h_mm / h_mm[2, 2]).tolist(), "params": p.to_dict()})
-        corners = cv2.perspectiveTransform(np.array([[[0, 0], [group_mm[0], 0], [group_mm[0], group_mm[1]], [0, group_mm[1]]]], np.float64), h_group)[0]
+            sheets.append(
+                {
+                    "page": self.page_ids[k],
+                    "sheet_index": k,
+                    "H_mm_to_px": (h_mm / h_mm[2, 2]).tolist(),
+                    "params": p.to_dict(),
+                }
+            )
+        corners = cv2.perspectiveTransform(
+            np.array([[[0, 0], [group_mm[0], 0], [group_mm[0], group_mm[1]], [0, group_mm[1]]]], np.float64), h_group
+        )[0]
         margin = ch.gaussian_ksize(p.defocus_sigma_px) // 2 + math.ceil(p.motion_blur_px / 2) + 2
         x0, y0 = (max(0, int(math.floor(v)) - margin) for v in corners.min(axis=0))
-        x1, y1 = min(w, int(math.ceil(corners[:, 0].max())) + margin + 1), min(h, int(math.ceil(corners[:, 1].max())) + margin + 1)
+        x1, y1 = (
+            min(w, int(math.ceil(corners[:, 0].max())) + margin + 1),
+            min(h, int(math.ceil(corners[:, 1].max())) + margin + 1),
+        )
         y = getattr(self._scratch, "y", None)
         if y is None or y.shape != (h, w, 3):
             y = self._scratch.y = np.empty((h, w, 3), np.float32)
@@ -337,24 +369,41 @@ class SimulatedCamera(FrameSource):
             strips = [(0, 0, w, h)]
         for roi in strips:
             if roi[2] > roi[0] and roi[3] > roi[1]:
-                y[roi[1]:roi[3], roi[0]:roi[2]] = self._upsample(desk_y, roi)
+                y[roi[1] : roi[3], roi[0] : roi[2]] = self._upsample(desk_y, roi)
         r = np.random.default_rng(p.noise_seed)
         dy, dx = r.integers(0, NOISE_PAD + 1, 2)
         sign = float(r.choice([-1, 1]))
-        img = ch.sensor_encode(y, replace(curve, noise_scale=sign * curve.noise_scale), self._noise[dy:dy + h, dx:dx + w])
+        img = ch.sensor_encode(
+            y, replace(curve, noise_scale=sign * curve.noise_scale), self._noise[dy : dy + h, dx : dx + w]
+        )
         img, data = ch.apply_jpeg(img, p.jpeg_quality)
         truth = {"seed": self.seed, "profile": self.profile.name, "sheets": sheets}
         return Frame(index=index, t=index / self.fps, image=img, truth=truth), data
 
-    def _sheets_y(self, p: ch.ChannelParams, group: list[int], homs: list[np.ndarray], roi: tuple[int, int, int, int],
-                  gain: np.ndarray, glare: np.ndarray | None, offset: float, out: np.ndarray) -> None:
+    def _sheets_y(
+        self,
+        p: ch.ChannelParams,
+        group: list[int],
+        homs: list[np.ndarray],
+        roi: tuple[int, int, int, int],
+        gain: np.ndarray,
+        glare: np.ndarray | None,
+        offset: float,
+        out: np.ndarray,
+    ) -> None:
         """``sqrt(raw + offset)`` over the box ``roi`` = (x0, y0, x1, y1) into ``out``: warp, light, optics at full resolution."""
         x0, y0, x1, y1 = roi
         box = self._background[y0:y1, x0:x1].copy()
         for k, h_mm in zip(group, homs):
             img, px_to_mm = self._level(k, h_mm)
-            cv2.warpPerspective(img, ch.translation(-x0, -y0) @ h_mm @ px_to_mm, (x1 - x0, y1 - y0), dst=box,
-                                flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_TRANSPARENT)
+            cv2.warpPerspective(
+                img,
+                ch.translation(-x0, -y0) @ h_mm @ px_to_mm,
+                (x1 - x0, y1 - y0),
+                dst=box,
+                flags=cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_TRANSPARENT,
+            )
         raw = cv2.multiply(box, self._upsample(gain, roi), dtype=cv2.CV_32F, scale=1.0 / 65535.0)
         if glare is not None:
             raw = cv2.add(raw, self._upsample(glare, roi))
@@ -368,7 +417,7 @@ class SimulatedCamera(FrameSource):
         lx0, ly0 = max(0, x0 // s - 1), max(0, y0 // s - 1)
         lx1, ly1 = min(wl, -(-x1 // s) + 1), min(hl, -(-y1 // s) + 1)
         up = cv2.resize(low[ly0:ly1, lx0:lx1], ((lx1 - lx0) * s, (ly1 - ly0) * s), interpolation=cv2.INTER_LINEAR)
-        return up[y0 - ly0 * s:y1 - ly0 * s, x0 - lx0 * s:x1 - lx0 * s]
+        return up[y0 - ly0 * s : y1 - ly0 * s, x0 - lx0 * s : x1 - lx0 * s]
 
     def _level(self, k: int, h_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The coarsest pyramid level that still has at least one source pixel per frame pixel."""
@@ -377,11 +426,16 @@ class SimulatedCamera(FrameSource):
         hh, ww = img0.shape[:2]
         src = np.array([[[0, 0], [ww, 0], [ww, hh], [0, hh]]], np.float64)
         dst = cv2.perspectiveTransform(src, h_mm @ m0)[0]
-        stretch = max(float(np.linalg.norm(dst[(i + 1) % 4] - dst[i]) / np.linalg.norm(src[0, (i + 1) % 4] - src[0, i])) for i in range(4))
+        stretch = max(
+            float(np.linalg.norm(dst[(i + 1) % 4] - dst[i]) / np.linalg.norm(src[0, (i + 1) % 4] - src[0, i]))
+            for i in range(4)
+        )
         level = int(np.clip(math.floor(math.log2(1.0 / max(stretch, 1e-6))), 0, len(levels) - 1))
         return levels[level]
 
-    def _light_maps(self, p: ch.ChannelParams, h_group: np.ndarray, group_mm: tuple[float, float]) -> tuple[np.ndarray, np.ndarray | None]:
+    def _light_maps(
+        self, p: ch.ChannelParams, h_group: np.ndarray, group_mm: tuple[float, float]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """Exposure x light colour x (irradiance gain, glare), BGR float32, every ``LIGHT_MAP_STEP`` frame pixels."""
         (w, h), s = self.size, LIGHT_MAP_STEP
         xs = (np.arange(math.ceil(w / s)) + 0.5) * s - 0.5
@@ -392,4 +446,6 @@ class SimulatedCamera(FrameSource):
         v = (mm[:, 1] / group_mm[1]).reshape(len(ys), len(xs))
         gain, glare = ch.light_field(p, u, v)
         colour = (p.exposure * ch.illuminant_rgb(p.colour_temperature_k)[::-1]).astype(np.float32)
-        return (gain[..., None] * colour).astype(np.float32), None if glare is None else (glare[..., None] * colour).astype(np.float32)
+        return (gain[..., None] * colour).astype(np.float32), None if glare is None else (
+            glare[..., None] * colour
+        ).astype(np.float32)

@@ -23,8 +23,9 @@ parameters (see ``params_from_channel``). Formulas and constants: ``docs/channel
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import kornia
 import torch
@@ -68,9 +69,13 @@ class TwinParams:
     def __len__(self) -> int:
         return int(self.noise_seed.shape[0])
 
-    def to(self, x: Tensor) -> "TwinParams":
+    def to(self, x: Tensor) -> TwinParams:
         """Float fields on ``x``'s device and dtype; ``noise_seed`` stays int64 on the CPU."""
-        vals = {f.name: getattr(self, f.name).to(device=x.device, dtype=x.dtype) for f in fields(self) if f.name not in ("noise_seed", "tile_px")}
+        vals = {
+            f.name: getattr(self, f.name).to(device=x.device, dtype=x.dtype)
+            for f in fields(self)
+            if f.name not in ("noise_seed", "tile_px")
+        }
         tile = None if self.tile_px is None else self.tile_px.to(device=x.device, dtype=x.dtype)
         return TwinParams(**vals, noise_seed=self.noise_seed.to("cpu", torch.int64), tile_px=tile)
 
@@ -84,7 +89,9 @@ TWIN_FIELDS = tuple(f.name for f in fields(TwinParams) if f.name not in ("noise_
 def params_from_channel(channel_params: Any | Sequence[Any]) -> TwinParams:
     """TwinParams from one or more ``channel.model.ChannelParams`` (or their ``to_dict()``), N = their number."""
     items = list(channel_params) if isinstance(channel_params, (list, tuple)) else [channel_params]
-    rows = [dict(p) if isinstance(p, Mapping) else {n: getattr(p, n) for n in (*TWIN_FIELDS, "noise_seed")} for p in items]
+    rows = [
+        dict(p) if isinstance(p, Mapping) else {n: getattr(p, n) for n in (*TWIN_FIELDS, "noise_seed")} for p in items
+    ]
     vals = {n: torch.tensor([float(r[n]) for r in rows], dtype=torch.float64) for n in TWIN_FIELDS}
     return TwinParams(**vals, noise_seed=torch.tensor([int(r["noise_seed"]) for r in rows], dtype=torch.int64))
 
@@ -92,8 +99,11 @@ def params_from_channel(channel_params: Any | Sequence[Any]) -> TwinParams:
 def srgb_decode(v: Tensor) -> Tensor:
     """sRGB-encoded 0..1 to linear (IEC 61966-2-1)."""
     v = v.clamp(0.0, 1.0)
-    return torch.where(v <= colour.SRGB_DECODE_THRESHOLD, v / colour.SRGB_SLOPE,
-                       ((v + colour.SRGB_OFFSET) / colour.SRGB_SCALE).clamp_min(1e-12) ** colour.SRGB_GAMMA)
+    return torch.where(
+        v <= colour.SRGB_DECODE_THRESHOLD,
+        v / colour.SRGB_SLOPE,
+        ((v + colour.SRGB_OFFSET) / colour.SRGB_SCALE).clamp_min(1e-12) ** colour.SRGB_GAMMA,
+    )
 
 
 def illuminant_rgb(cct_k: Tensor) -> Tensor:
@@ -108,8 +118,11 @@ def illuminant_rgb(cct_k: Tensor) -> Tensor:
     def in_x(c: tuple[float, float, float, float]) -> Tensor:
         return c[0] * x**3 + c[1] * x**2 + c[2] * x + c[3]
 
-    y = torch.where(t <= colour.PLANCK_Y_SPLIT_K, in_x(colour.PLANCK_Y_LOW),
-                    torch.where(t <= colour.PLANCK_SPLIT_K, in_x(colour.PLANCK_Y_MID), in_x(colour.PLANCK_Y_HIGH)))
+    y = torch.where(
+        t <= colour.PLANCK_Y_SPLIT_K,
+        in_x(colour.PLANCK_Y_LOW),
+        torch.where(t <= colour.PLANCK_SPLIT_K, in_x(colour.PLANCK_Y_MID), in_x(colour.PLANCK_Y_HIGH)),
+    )
     xyz = torch.stack([x / y, torch.ones_like(x), (1.0 - x - y) / y], dim=-1)
     return xyz @ torch.tensor(_XYZ_TO_SRGB, dtype=torch.float64, device=t.device).T
 
@@ -124,11 +137,17 @@ def tile_homography(p: TwinParams, size: int, fill_mid: float) -> Tensor:
     z = torch.zeros_like(ax)
     kx = torch.stack([z, -k[:, 2], k[:, 1], k[:, 2], z, -k[:, 0], -k[:, 1], k[:, 0], z], dim=-1).view(n, 3, 3)
     eye = torch.eye(3, dtype=torch.float64, device=dev).expand(n, 3, 3)
-    rot = eye * torch.cos(t)[:, None, None] + torch.sin(t)[:, None, None] * kx + (1 - torch.cos(t))[:, None, None] * k[:, :, None] * k[:, None, :]
+    rot = (
+        eye * torch.cos(t)[:, None, None]
+        + torch.sin(t)[:, None, None] * kx
+        + (1 - torch.cos(t))[:, None, None] * k[:, :, None] * k[:, None, :]
+    )
     one = torch.ones_like(r)
     rz = torch.stack([torch.cos(r), -torch.sin(r), z, torch.sin(r), torch.cos(r), z, z, z, one], dim=-1).view(n, 3, 3)
     rot = rz @ rot
-    ext = torch.stack([rot[:, :, 0], rot[:, :, 1], torch.tensor([0.0, 0.0, f], dtype=torch.float64, device=dev).expand(n, 3)], dim=-1)
+    ext = torch.stack(
+        [rot[:, :, 0], rot[:, :, 1], torch.tensor([0.0, 0.0, f], dtype=torch.float64, device=dev).expand(n, 3)], dim=-1
+    )
     shift = torch.tensor([[1.0, 0, -c], [0, 1.0, -c], [0, 0, 1.0]], dtype=torch.float64, device=dev)
     h0 = torch.diag(torch.tensor([f, f, 1.0], dtype=torch.float64, device=dev)) @ ext @ shift
     h0 = h0 / h0[:, 2:3, 2:3]
@@ -165,14 +184,20 @@ class ChannelTwin:
             printouts' default 60 mm tile); ``None`` or ``(0, 0)`` leaves resolution out.
     """
 
-    def __init__(self, profile: ChannelProfile, size: int, tile_px: tuple[float, float] | None | str = "framing") -> None:
+    def __init__(
+        self, profile: ChannelProfile, size: int, tile_px: tuple[float, float] | None | str = "framing"
+    ) -> None:
         if size < 8:
             raise ValueError(f"size: expected a tile side of at least 8 pixels, got {size}")
         self.profile, self.size = profile, int(size)
         rng = tile_px_range(profile) if isinstance(tile_px, str) else tile_px
-        self.tile_range: tuple[float, float] | None = None if not rng or max(rng) <= 0 else (float(rng[0]), float(rng[1]))
+        self.tile_range: tuple[float, float] | None = (
+            None if not rng or max(rng) <= 0 else (float(rng[0]), float(rng[1]))
+        )
         pr = profile.printer
-        self._gamut = (1 - pr.gamut_compression) * torch.eye(3, dtype=torch.float64) + pr.gamut_compression * torch.tensor(_LUMA, dtype=torch.float64)[None, :].expand(3, 3)
+        self._gamut = (1 - pr.gamut_compression) * torch.eye(
+            3, dtype=torch.float64
+        ) + pr.gamut_compression * torch.tensor(_LUMA, dtype=torch.float64)[None, :].expand(3, 3)
         lo, hi = profile.scene.colour_temperature_k
         self._wb_ref = 1.0 / illuminant_rgb(torch.tensor([2.0 / (1.0 / lo + 1.0 / hi)]))[0]  # mired midpoint
         self._fill_mid = 0.5 * sum(profile.scene.sheet_fill)
@@ -180,7 +205,9 @@ class ChannelTwin:
     def _range(self, name: str) -> tuple[float, float]:
         return channel_range(self.profile, name)
 
-    def sample(self, n: int, generator: torch.Generator, device: Any = None, dtype: torch.dtype = torch.float32) -> TwinParams:
+    def sample(
+        self, n: int, generator: torch.Generator, device: Any = None, dtype: torch.dtype = torch.float32
+    ) -> TwinParams:
         """Draw ``n`` transforms uniformly from the profile's ranges (all randomness from ``generator``)."""
         dev = generator.device
         u = torch.rand(len(TWIN_FIELDS), n, generator=generator, device=dev, dtype=torch.float64)
@@ -193,7 +220,9 @@ class ChannelTwin:
         tile = None
         if self.tile_range is not None:  # drawn last, so the other fields are the same with or without it
             lo, hi = self.tile_range
-            tile = (lo + torch.rand(n, generator=generator, device=dev, dtype=torch.float64) * (hi - lo)).to(device=device or dev, dtype=dtype)
+            tile = (lo + torch.rand(n, generator=generator, device=dev, dtype=torch.float64) * (hi - lo)).to(
+                device=device or dev, dtype=dtype
+            )
         return TwinParams(**vals, noise_seed=seeds, tile_px=tile)
 
     def __call__(self, x: Tensor, generator: torch.Generator) -> Tensor:
@@ -227,7 +256,9 @@ class ChannelTwin:
             white = self._print(torch.ones(1, 3, 1, 1, dtype=x.dtype, device=x.device)).view(3)
         if "pose" in stages:
             m = tile_homography(p, w, self._fill_mid).to(x)
-            v = kornia.geometry.transform.warp_perspective(v, m, (h, w), mode="bilinear", padding_mode="fill", align_corners=True, fill_value=white)
+            v = kornia.geometry.transform.warp_perspective(
+                v, m, (h, w), mode="bilinear", padding_mode="fill", align_corners=True, fill_value=white
+            )
         if "light" in stages:
             v = self._light(v, p)
         if "optics" in stages:
@@ -238,7 +269,9 @@ class ChannelTwin:
             v = kornia.filters.gaussian_blur2d(v, (k, k), torch.stack([sigma, sigma], dim=-1), border_type="reflect")
             if float(p.motion_blur_px.max()) > 0:
                 length = (p.motion_blur_px * scale).detach().cpu()
-                v = kornia.filters.filter2d(v, motion_kernels(length, p.motion_angle_deg.detach().cpu()).to(x), border_type="reflect")
+                v = kornia.filters.filter2d(
+                    v, motion_kernels(length, p.motion_angle_deg.detach().cpu()).to(x), border_type="reflect"
+                )
             if p.tile_px is not None:
                 v = self._resample(v, p.tile_px)
         v = self._sensor(v, p) if "sensor" in stages else (v * 255.0).clamp(0.0, 255.0)
@@ -280,10 +313,16 @@ class ChannelTwin:
         b = p.read_noise.clamp_min(0.0)
         a = torch.where((b > 0) & (a < 1e-4 * b), 1e-4 * b, a)
         c = torch.where(a > 0, b * b / a.clamp_min(1e-30), torch.zeros_like(a)).view(n, 1, 1, 1)
-        noise = torch.stack([torch.randn(raw.shape[1:], generator=torch.Generator().manual_seed(int(s)), dtype=torch.float32)
-                             for s in p.noise_seed.tolist()]).to(raw)
+        noise = torch.stack(
+            [
+                torch.randn(raw.shape[1:], generator=torch.Generator().manual_seed(int(s)), dtype=torch.float32)
+                for s in p.noise_seed.tolist()
+            ]
+        ).to(raw)
         y = torch.sqrt(raw.clamp_min(0.0) + c + 1e-12) + (a.sqrt() / 2).view(n, 1, 1, 1) * noise
         raw = y * y - c - 1e-12
-        gains = torch.stack([1.0 + p.wb_error_r, torch.ones_like(p.wb_error_r), 1.0 + p.wb_error_b], dim=-1) * self._wb_ref.to(raw)
+        gains = torch.stack(
+            [1.0 + p.wb_error_r, torch.ones_like(p.wb_error_r), 1.0 + p.wb_error_b], dim=-1
+        ) * self._wb_ref.to(raw)
         lin = (raw * gains.view(n, 3, 1, 1)).clamp(1e-6, 1.0)
         return 255.0 * lin ** (1.0 / self.profile.camera.gamma)

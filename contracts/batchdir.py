@@ -44,8 +44,10 @@ SESSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 def check_session_name(name: str, flag: str = "--session") -> str:
     """Return ``name`` if it may name a capture session, else raise a :class:`UserError` naming ``flag``."""
     if not isinstance(name, str) or not SESSION_RE.match(name):
-        raise UserError(f"{flag} {name!r}: use letters, digits, '.', '_' and '-' (at most 64), "
-                        f"the name of {CAPTURES}/<session>{CAPTURE_SUFFIX}")
+        raise UserError(
+            f"{flag} {name!r}: use letters, digits, '.', '_' and '-' (at most 64), "
+            f"the name of {CAPTURES}/<session>{CAPTURE_SUFFIX}"
+        )
     return name
 
 

@@ -165,7 +165,9 @@ def check_db_path(path: Path) -> None:
         return
     target, root = path.resolve(), batch.resolve()
     if root not in target.parents:
-        raise UserError(f"{path}: a link to {target}, outside the batch directory; refusing it (copy the file into {batch / 'captures'} instead)")
+        raise UserError(
+            f"{path}: a link to {target}, outside the batch directory; refusing it (copy the file into {batch / 'captures'} instead)"
+        )
 
 
 def open_db_readonly(path: Path) -> sqlite3.Connection:
@@ -184,7 +186,9 @@ def open_db_readonly(path: Path) -> sqlite3.Connection:
             raise sqlite3.DatabaseError(str(ok))
         ver = dict(con.execute("SELECT key, value FROM meta").fetchall()).get("schema_version")
     except sqlite3.DatabaseError as e:
-        raise UserError(f"{path}: corrupt or not a Photoproof capture database ({e}); remove it or re-capture") from None
+        raise UserError(
+            f"{path}: corrupt or not a Photoproof capture database ({e}); remove it or re-capture"
+        ) from None
     if ver != str(SCHEMA_VERSION):
         raise UserError(f"{path}: capture schema version {ver!r} is not supported (expected {SCHEMA_VERSION})")
     return con

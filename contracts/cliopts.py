@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -20,11 +20,18 @@ PANEL = "Your own models (flags > model.toml > metadata)"
 
 
 def model_flags(
-    input_size: Optional[int], mean: Optional[str], std: Optional[str], scale: Optional[float], resize: Optional[str],
-    crop: Optional[str], channel_order: Optional[str],
+    input_size: int | None,
+    mean: str | None,
+    std: str | None,
+    scale: float | None,
+    resize: str | None,
+    crop: str | None,
+    channel_order: str | None,
 ) -> dict[str, Any]:
     """The flags' spec fields (only those given), checked: a bad one is a one-line error naming it."""
-    return spec_overrides(input_size, parse_floats(mean, "--mean"), parse_floats(std, "--std"), scale, channel_order, resize, crop)
+    return spec_overrides(
+        input_size, parse_floats(mean, "--mean"), parse_floats(std, "--std"), scale, channel_order, resize, crop
+    )
 
 
 # The spec flags, declared once: (parameter name, flag, type, help). ``craft`` declares its
@@ -81,9 +88,12 @@ def opt_labels(help: str = LABELS_HELP) -> Any:
 
 def opt_label_map() -> Any:
     return typer.Option(
-        None, "--label-map", help="CSV 'batch_name,target_name' where the batch's class names differ from the model's.", rich_help_panel=PANEL
+        None,
+        "--label-map",
+        help="CSV 'batch_name,target_name' where the batch's class names differ from the model's.",
+        rich_help_panel=PANEL,
     )
 
 
-def labels_arg(path: Optional[Path]) -> Optional[str]:
+def labels_arg(path: Path | None) -> str | None:
     return None if path is None else str(path)

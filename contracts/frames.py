@@ -11,8 +11,9 @@ frame, what the session saw in it: a :class:`FrameReport`.
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -119,7 +120,7 @@ class FrameSource(abc.ABC):
     def interrupted(self) -> bool:
         return bool(getattr(self, "_interrupted", False))
 
-    def __enter__(self) -> "FrameSource":
+    def __enter__(self) -> FrameSource:
         self.open()
         return self
 

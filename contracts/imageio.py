@@ -39,7 +39,9 @@ def to_rgb8(im: Image.Image) -> Image.Image:
             raise ValueError(f"{im.mode} image with NaN or infinite pixels")
         lo, hi = float(a.min()), float(a.max())
         if lo < 0 or hi > 65535:
-            raise ValueError(f"{im.mode} image with values in {lo:g}..{hi:g}, outside 0..65535; convert it to 8-bit first")
+            raise ValueError(
+                f"{im.mode} image with values in {lo:g}..{hi:g}, outside 0..65535; convert it to 8-bit first"
+            )
         if im.mode == "F" and hi <= 1.0:
             a = a * 255.0
         elif hi > 255 or im.mode.startswith("I;16"):

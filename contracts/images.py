@@ -14,8 +14,8 @@ Torch-free (Pillow and numpy).
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from PIL import Image
@@ -74,7 +74,9 @@ def read_item_image(batch_dir: Path, item: Item, role: Role) -> np.ndarray:
     try:
         return np.asarray(_decode(path), dtype=np.uint8).copy()
     except ValueError as e:
-        raise UserError(f"{path}: cannot read the {role} PNG of item {item.id} ({e}); re-run 'photoproof craft'") from None
+        raise UserError(
+            f"{path}: cannot read the {role} PNG of item {item.id} ({e}); re-run 'photoproof craft'"
+        ) from None
 
 
 def batch_images(batch_dir: Path, batch: Batch) -> Iterator[tuple[str, Role, np.ndarray]]:

@@ -32,9 +32,10 @@ import json
 import logging
 import os
 import secrets
-from datetime import datetime, timezone
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from contracts.errors import UserError
 from contracts.validate import check_journal_item
@@ -76,12 +77,18 @@ def read_records(path: Path) -> Iterator[dict[str, Any]]:
             if not isinstance(rec, dict) or rec.get("schema") != SCHEMA or not isinstance(rec.get("item"), dict):
                 raise ValueError("not a journal record")
             if rec.get("schema_version") != SCHEMA_VERSION:
-                raise UserError(f"{path}:{n}: journal schema version {rec.get('schema_version')!r} is not supported (this Photoproof reads {SCHEMA_VERSION})")
+                raise UserError(
+                    f"{path}:{n}: journal schema version {rec.get('schema_version')!r} is not supported (this Photoproof reads {SCHEMA_VERSION})"
+                )
         except (ValueError, UnicodeDecodeError) as e:
             if last:
-                log.warning("%s:%d: torn last record skipped (an interrupted write); its item will be crafted again", path, n)
+                log.warning(
+                    "%s:%d: torn last record skipped (an interrupted write); its item will be crafted again", path, n
+                )
                 return
-            raise UserError(f"{path}:{n}: damaged craft journal record ({e}); delete the file and re-run 'photoproof craft' to redo its items") from None
+            raise UserError(
+                f"{path}:{n}: damaged craft journal record ({e}); delete the file and re-run 'photoproof craft' to redo its items"
+            ) from None
         check_journal_item(rec["item"], f"{path}:{n}")  # types and ranges, as for batch.json's items
         yield rec["item"]
 
@@ -110,14 +117,17 @@ class JournalWriter:
     """
 
     def __init__(self, batch_dir: Path, rank: int = 0) -> None:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         self.path = Path(batch_dir) / JOURNAL_DIR / f"{stamp}-{secrets.token_hex(4)}-r{rank}{SUFFIX}"
         self._fd: int | None = None
         self.records = 0
 
     def append(self, items: Iterable[dict[str, Any]]) -> None:
         """Append one line per item with one ``write``, then ``fsync``."""
-        lines = [json.dumps({"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "item": it}, separators=(",", ":")) for it in items]
+        lines = [
+            json.dumps({"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "item": it}, separators=(",", ":"))
+            for it in items
+        ]
         if not lines:
             return
         if self._fd is None:
@@ -137,7 +147,7 @@ class JournalWriter:
             os.close(self._fd)
             self._fd = None
 
-    def __enter__(self) -> "JournalWriter":
+    def __enter__(self) -> JournalWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:

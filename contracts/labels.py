@@ -13,8 +13,8 @@ from __future__ import annotations
 import csv
 import difflib
 import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from contracts.errors import UserError
 
@@ -44,7 +44,9 @@ def check_unique(names: Sequence[str], where: str) -> None:
         if not k:
             raise UserError(f"{where}: class {i} has an empty name")
         if k in seen:
-            raise UserError(f"{where}: class name {n!r} appears twice (lines {seen[k]} and {i}); class names must be unique")
+            raise UserError(
+                f"{where}: class name {n!r} appears twice (lines {seen[k]} and {i}); class names must be unique"
+            )
         seen[k] = i
 
 
@@ -125,7 +127,11 @@ def read_label_map(path: Path) -> dict[str, str]:
 
 
 def map_labels(
-    batch_names: Sequence[str], target_names: Sequence[str], used: Iterable[int], explicit: dict[str, str] | None = None, where: str = "--model"
+    batch_names: Sequence[str],
+    target_names: Sequence[str],
+    used: Iterable[int],
+    explicit: dict[str, str] | None = None,
+    where: str = "--model",
 ) -> dict[int, int]:
     """Map each used batch class index to the target's class index by name.
 
@@ -149,14 +155,18 @@ def map_labels(
     bad: list[str] = []
     for b in sorted(set(used)):
         if not 0 <= b < len(batch_names):
-            raise UserError(f"batch.json: label {b} is outside its label set of {len(batch_names)} classes; re-run 'photoproof craft'")
+            raise UserError(
+                f"batch.json: label {b} is outside its label set of {len(batch_names)} classes; re-run 'photoproof craft'"
+            )
         name = batch_names[b]
         want = (explicit or {}).get(norm(name), name)
         t = tgt.get(norm(want))
         if norm(want) in twice:
             bad.append(f"{want!r}: the model names two classes so; map it by --label-map to one that is unique")
         elif t is None:
-            bad.append(f"{name!r}" + (f" (mapped to {want!r})" if want != name else "") + f": {_hint(want, target_names)}")
+            bad.append(
+                f"{name!r}" + (f" (mapped to {want!r})" if want != name else "") + f": {_hint(want, target_names)}"
+            )
         else:
             out[b] = t
     if bad:
@@ -168,7 +178,11 @@ def map_labels(
 
 
 def target_map(
-    batch_names: Sequence[str], target_names: Sequence[str], used: Iterable[int], explicit: dict[str, str] | None = None, where: str = "--model"
+    batch_names: Sequence[str],
+    target_names: Sequence[str],
+    used: Iterable[int],
+    explicit: dict[str, str] | None = None,
+    where: str = "--model",
 ) -> dict[int, int] | None:
     """:func:`map_labels`, or ``None`` when the two label sets are the same list and no map is given (identity)."""
     if explicit is None and list(batch_names) == list(target_names):

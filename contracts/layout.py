@@ -57,7 +57,7 @@ class Sheet:
     qr: dict[str, Any] | None = None  # {"payload": str, "box_mm": [x, y, w, h]}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Sheet":
+    def from_dict(cls, d: dict[str, Any]) -> Sheet:
         return cls(
             sheet_id=str(d["sheet_id"]),
             page=int(d["page"]),
@@ -86,9 +86,11 @@ class Layout:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], where: str = LAYOUT) -> "Layout":
+    def from_dict(cls, d: dict[str, Any], where: str = LAYOUT) -> Layout:
         if d.get("schema") != SCHEMA or d.get("schema_version") != SCHEMA_VERSION:
-            raise UserError(f"{where}: not a Photoproof layout of schema version {SCHEMA_VERSION}; re-run 'photoproof print'")
+            raise UserError(
+                f"{where}: not a Photoproof layout of schema version {SCHEMA_VERSION}; re-run 'photoproof print'"
+            )
         check_layout(d, where)  # types and physical bounds, each error naming the field
         try:
             return cls(
@@ -133,7 +135,9 @@ def check_sheets_pdf(batch_dir: Path, layout: Layout) -> None:
     from contracts.paths import sha256_file
 
     if sha256_file(pdf) != want:
-        raise UserError(f"{pdf}: not the PDF that {Path(batch_dir) / LAYOUT} describes (another print run); re-run 'photoproof print {batch_dir}' and print the new sheets")
+        raise UserError(
+            f"{pdf}: not the PDF that {Path(batch_dir) / LAYOUT} describes (another print run); re-run 'photoproof print {batch_dir}' and print the new sheets"
+        )
 
 
 def save_layout(batch_dir: Path, layout: Layout) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -87,7 +87,7 @@ class Item:
     params: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Item":
+    def from_dict(cls, d: dict[str, Any]) -> Item:
         return cls(
             id=str(d["id"]),
             source=SourceImage(**d["source"]),
@@ -129,7 +129,7 @@ class Batch:
     models: list[ModelRecord] = field(default_factory=list)
     items: list[Item] = field(default_factory=list)
     classes: list[str] | None = None  # the label set; None: ImageNet-1k
-    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -145,11 +145,13 @@ class Batch:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], where: str = MANIFEST) -> "Batch":
+    def from_dict(cls, d: dict[str, Any], where: str = MANIFEST) -> Batch:
         if d.get("schema") != SCHEMA:
             raise UserError(f"{where}: not a Photoproof batch manifest (schema is {d.get('schema')!r})")
         if d.get("schema_version") != SCHEMA_VERSION:
-            raise UserError(f"{where}: schema version {d.get('schema_version')!r} is not supported (this Photoproof reads {SCHEMA_VERSION})")
+            raise UserError(
+                f"{where}: schema version {d.get('schema_version')!r} is not supported (this Photoproof reads {SCHEMA_VERSION})"
+            )
         check_manifest(d, where)  # types, unique ids and ranges, each error naming the field
         try:
             return cls(
@@ -161,7 +163,9 @@ class Batch:
                 classes=None if d.get("classes") is None else [str(c) for c in d["classes"]],
             )
         except (KeyError, TypeError, ValueError) as e:
-            raise UserError(f"{where}: malformed manifest ({type(e).__name__}: {e}); re-run 'photoproof craft' to rebuild it") from None
+            raise UserError(
+                f"{where}: malformed manifest ({type(e).__name__}: {e}); re-run 'photoproof craft' to rebuild it"
+            ) from None
 
     def item(self, item_id: str) -> Item:
         for it in self.items:

@@ -24,8 +24,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import tomllib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from contracts.errors import UserError
 from contracts.preprocess import PreprocessSpec
@@ -81,7 +82,9 @@ def parse_crop(text: str | float | None, flag: str = "--crop") -> dict[str, Any]
     try:
         pct = float(t)
     except ValueError:
-        raise UserError(f"{flag} {text!r}: expected center, squash or a crop fraction in (0, 1] such as 0.875") from None
+        raise UserError(
+            f"{flag} {text!r}: expected center, squash or a crop fraction in (0, 1] such as 0.875"
+        ) from None
     if not (0.05 <= pct <= 1.0):
         raise UserError(f"{flag} {text!r}: a crop fraction must be in 0.05..1")
     return {"crop": "center", "crop_pct": pct}
@@ -181,7 +184,14 @@ def read_sidecar(path: Path) -> Sidecar:
         crop = d["crop_pct"] if crop in (None, "center") else crop
     where = str(path)
     ov = spec_overrides(
-        d.get("input_size"), d.get("mean"), d.get("std"), d.get("scale"), d.get("channel_order"), d.get("resize"), crop, where=where
+        d.get("input_size"),
+        d.get("mean"),
+        d.get("std"),
+        d.get("scale"),
+        d.get("channel_order"),
+        d.get("resize"),
+        crop,
+        where=where,
     )
     labels = None
     if d.get("labels") is not None:
@@ -207,7 +217,9 @@ def layout_of(shape: Sequence[Any], where: str) -> tuple[str, int | None]:
     elif dims[1] == 3 and dims[3] == 3:
         layout, hw = "NCHW", (dims[2], dims[3])
     else:
-        raise UserError(f"{where}: not an image classifier: input shape {dims} has no channel dimension of 3 (dim 1 for NCHW or last for NHWC)")
+        raise UserError(
+            f"{where}: not an image classifier: input shape {dims} has no channel dimension of 3 (dim 1 for NCHW or last for NHWC)"
+        )
     static = [d if isinstance(d, int) and d > 0 else None for d in hw]
     if static[0] and static[1] and static[0] != static[1]:
         raise UserError(f"{where}: input {static[0]}x{static[1]} is not square; Photoproof tiles are square")
@@ -243,16 +255,28 @@ def resolve_spec(
     elif isinstance(meta.get("spec"), Mapping):
         base = dict(meta["spec"])
     layout, side = layout_of(input_shape, where) if input_shape is not None else (None, None)
-    fields: dict[str, Any] = {"resize": "bilinear", "mean": IMAGENET_MEAN, "std": IMAGENET_STD, "channel_order": "RGB", "crop": "center", "crop_pct": 1.0}
+    fields: dict[str, Any] = {
+        "resize": "bilinear",
+        "mean": IMAGENET_MEAN,
+        "std": IMAGENET_STD,
+        "channel_order": "RGB",
+        "crop": "center",
+        "crop_pct": 1.0,
+    }
     if side:
         fields["input_size"] = side
     fields.update(base)
     for layer in (sidecar or {}, overrides or {}):
         fields.update({k: v for k, v in layer.items() if k in SPEC_FIELDS})
     if not base and not {"mean", "std"} & (set(sidecar or {}) | set(overrides or {})):
-        log.warning("%s: no preprocessing in the model, flags or model.toml; assuming the ImageNet mean and std (set --mean/--std or --scale)", where)
+        log.warning(
+            "%s: no preprocessing in the model, flags or model.toml; assuming the ImageNet mean and std (set --mean/--std or --scale)",
+            where,
+        )
     if "input_size" not in fields:
-        raise UserError(f"{where}: the model's input size is not fixed and nothing names it; give --input-size (or input_size in model.toml)")
+        raise UserError(
+            f"{where}: the model's input size is not fixed and nothing names it; give --input-size (or input_size in model.toml)"
+        )
     if layout is not None:
         fields["layout"] = layout
     spec = PreprocessSpec.from_dict(fields)
@@ -265,7 +289,9 @@ def resolve_spec(
     return spec
 
 
-def onnx_metadata(name: str, arch: str, spec: PreprocessSpec, classes: Sequence[str], weights_sha256: str) -> dict[str, str]:
+def onnx_metadata(
+    name: str, arch: str, spec: PreprocessSpec, classes: Sequence[str], weights_sha256: str
+) -> dict[str, str]:
     """The ``metadata_props`` that ``photoproof models export`` writes."""
     import json
 

@@ -42,11 +42,16 @@ class PatchCard:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "PatchCard":
+    def from_dict(cls, d: dict[str, Any]) -> PatchCard:
         return cls(
-            name=str(d["name"]), image=str(d["image"]), shape=str(d["shape"]),
-            target=None if d.get("target") is None else int(d["target"]), page=int(d["page"]),
-            size_mm=float(d["size_mm"]), box_mm=[float(v) for v in d["box_mm"]], cut_mm=[float(v) for v in d["cut_mm"]],
+            name=str(d["name"]),
+            image=str(d["image"]),
+            shape=str(d["shape"]),
+            target=None if d.get("target") is None else int(d["target"]),
+            page=int(d["page"]),
+            size_mm=float(d["size_mm"]),
+            box_mm=[float(v) for v in d["box_mm"]],
+            cut_mm=[float(v) for v in d["cut_mm"]],
             markers=[Marker(int(m["id"]), [[float(v) for v in c] for c in m["corners_mm"]]) for m in d["markers"]],
         )
 

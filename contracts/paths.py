@@ -30,7 +30,9 @@ def resolve_inside(batch_dir: Path, rel: str, *, root: Path | None = None) -> Pa
     if not isinstance(rel, str) or not rel:
         raise UserError(f"{batch_dir}: empty or non-text path in manifest")
     if os.path.isabs(rel) or rel.startswith(("/", "\\")):
-        raise UserError(f"{batch_dir}: manifest path {rel!r} is absolute; paths must be relative to the batch directory")
+        raise UserError(
+            f"{batch_dir}: manifest path {rel!r} is absolute; paths must be relative to the batch directory"
+        )
     root = root if root is not None else batch_dir.resolve()
     target = (root / rel).resolve()
     if target != root and root not in target.parents:

@@ -81,7 +81,7 @@ class PreprocessSpec:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "PreprocessSpec":
+    def from_dict(cls, d: dict[str, Any]) -> PreprocessSpec:
         try:
             return cls(
                 input_size=int(d["input_size"]),
@@ -97,13 +97,15 @@ class PreprocessSpec:
         except UserError:
             raise
         except (KeyError, TypeError, ValueError) as e:
-            raise UserError(f"preprocessing spec is malformed ({e}); expected keys input_size, resize, mean, std, channel_order, layout") from None
+            raise UserError(
+                f"preprocessing spec is malformed ({e}); expected keys input_size, resize, mean, std, channel_order, layout"
+            ) from None
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "PreprocessSpec":
+    def from_json(cls, text: str) -> PreprocessSpec:
         try:
             return cls.from_dict(json.loads(text))
         except (json.JSONDecodeError, RecursionError) as e:

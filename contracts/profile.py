@@ -91,19 +91,30 @@ GLARE_RADIUS = 0.15  # std of the glare blob, as a fraction of the page side
 
 # A sampled channel parameter -> the (section, key) of the profile range it is drawn from.
 CHANNEL_RANGES: dict[str, tuple[str, str]] = {
-    "sheet_fill": ("scene", "sheet_fill"), "tilt_deg": ("scene", "tilt_deg"),
-    "rotation_deg": ("scene", "rotation_deg"), "illuminance": ("scene", "illuminance"),
-    "colour_temperature_k": ("scene", "colour_temperature_k"), "gradient": ("scene", "gradient"),
-    "glare": ("scene", "glare"), "defocus_sigma_px": ("camera", "defocus_sigma_px"),
-    "motion_blur_px": ("camera", "motion_blur_px"), "shot_noise": ("camera", "shot_noise"),
-    "read_noise": ("camera", "read_noise"), "wb_error_r": ("camera", "white_balance_error"),
-    "wb_error_b": ("camera", "white_balance_error"), "exposure": ("camera", "exposure"),
+    "sheet_fill": ("scene", "sheet_fill"),
+    "tilt_deg": ("scene", "tilt_deg"),
+    "rotation_deg": ("scene", "rotation_deg"),
+    "illuminance": ("scene", "illuminance"),
+    "colour_temperature_k": ("scene", "colour_temperature_k"),
+    "gradient": ("scene", "gradient"),
+    "glare": ("scene", "glare"),
+    "defocus_sigma_px": ("camera", "defocus_sigma_px"),
+    "motion_blur_px": ("camera", "motion_blur_px"),
+    "shot_noise": ("camera", "shot_noise"),
+    "read_noise": ("camera", "read_noise"),
+    "wb_error_r": ("camera", "white_balance_error"),
+    "wb_error_b": ("camera", "white_balance_error"),
+    "exposure": ("camera", "exposure"),
     "jpeg_quality": ("camera", "jpeg_quality"),
 }
 # Parameters drawn from fixed ranges (directions and positions), whatever the profile.
 CHANNEL_FIXED_RANGES: dict[str, tuple[float, float]] = {
-    "tilt_axis_deg": (0.0, 360.0), "centre_x": (0.0, 1.0), "centre_y": (0.0, 1.0),
-    "gradient_angle_deg": (0.0, 360.0), "glare_x": (0.2, 0.8), "glare_y": (0.2, 0.8),
+    "tilt_axis_deg": (0.0, 360.0),
+    "centre_x": (0.0, 1.0),
+    "centre_y": (0.0, 1.0),
+    "gradient_angle_deg": (0.0, 360.0),
+    "glare_x": (0.2, 0.8),
+    "glare_y": (0.2, 0.8),
     "motion_angle_deg": (0.0, 180.0),
 }
 
@@ -112,7 +123,9 @@ REFERENCE_TILE_MM = 60.0  # the printouts' default tile width
 REFERENCE_SHEET_MM = 297.0  # the long side of A4, upright in the frame by default
 
 
-def tile_px_range(profile: "ChannelProfile", tile_mm: float = REFERENCE_TILE_MM, sheet_mm: float = REFERENCE_SHEET_MM) -> tuple[float, float]:
+def tile_px_range(
+    profile: ChannelProfile, tile_mm: float = REFERENCE_TILE_MM, sheet_mm: float = REFERENCE_SHEET_MM
+) -> tuple[float, float]:
     """The tile's side in camera pixels over the profile's framing: ``sheet_fill x frame height x tile / sheet``.
 
     The simulated camera frames a sheet so that its height is ``sheet_fill`` of the frame's,
@@ -124,7 +137,7 @@ def tile_px_range(profile: "ChannelProfile", tile_mm: float = REFERENCE_TILE_MM,
     return float(lo * k), float(hi * k)
 
 
-def channel_range(profile: "ChannelProfile", name: str) -> tuple[float, float]:
+def channel_range(profile: ChannelProfile, name: str) -> tuple[float, float]:
     """The (low, high) range the channel parameter ``name`` is drawn from."""
     if name in CHANNEL_RANGES:
         section, key = CHANNEL_RANGES[name]
@@ -140,13 +153,31 @@ DEFAULT_PRESET = "office-laser-webcam"
 # Physical bounds of each parameter (inclusive). Values outside are refused, so that a
 # typo cannot make the simulated camera allocate a 100 GiB frame or divide by zero.
 BOUNDS: dict[str, tuple[float, float]] = {
-    "dpi": (50, 2400), "tone_gamma": (0.05, 20), "dot_gain": (0, 1), "paper_white": (0, 1), "ink_black": (0, 1),
-    "gamut_compression": (0, 1), "halftone_lpi": (10, 1200),
-    "sheet_fill": (0.01, 2), "tilt_deg": (0, 89), "rotation_deg": (-360, 360), "illuminance": (0.001, 100),
-    "colour_temperature_k": (1000, 40000), "gradient": (0, 1), "glare": (0, 1),
-    "width": (16, 8192), "height": (16, 8192), "fps": (0.1, 1000), "defocus_sigma_px": (0, 100), "motion_blur_px": (0, 200),
-    "shot_noise": (0, 10), "read_noise": (0, 10), "white_balance_error": (-0.99, 10), "exposure": (0.001, 1000),
-    "jpeg_quality": (1, 100), "gamma": (0.05, 20),
+    "dpi": (50, 2400),
+    "tone_gamma": (0.05, 20),
+    "dot_gain": (0, 1),
+    "paper_white": (0, 1),
+    "ink_black": (0, 1),
+    "gamut_compression": (0, 1),
+    "halftone_lpi": (10, 1200),
+    "sheet_fill": (0.01, 2),
+    "tilt_deg": (0, 89),
+    "rotation_deg": (-360, 360),
+    "illuminance": (0.001, 100),
+    "colour_temperature_k": (1000, 40000),
+    "gradient": (0, 1),
+    "glare": (0, 1),
+    "width": (16, 8192),
+    "height": (16, 8192),
+    "fps": (0.1, 1000),
+    "defocus_sigma_px": (0, 100),
+    "motion_blur_px": (0, 200),
+    "shot_noise": (0, 10),
+    "read_noise": (0, 10),
+    "white_balance_error": (-0.99, 10),
+    "exposure": (0.001, 1000),
+    "jpeg_quality": (1, 100),
+    "gamma": (0.05, 20),
 }
 
 
@@ -196,7 +227,9 @@ def parse_profile(data: dict[str, Any], name: str, where: str) -> ChannelProfile
     """Build a profile from parsed TOML, naming ``where`` in any error."""
     extra = set(data) - {"name", "description", "printer", "scene", "camera"}
     if extra:
-        raise UserError(f"{where}: unknown section(s) {', '.join(sorted(extra))}; expected [printer], [scene], [camera]")
+        raise UserError(
+            f"{where}: unknown section(s) {', '.join(sorted(extra))}; expected [printer], [scene], [camera]"
+        )
     return ChannelProfile(
         name=str(data.get("name", name)),
         description=str(data.get("description", "")),
@@ -215,7 +248,9 @@ def load_profile(name_or_path: str) -> ChannelProfile:
     if name_or_path.endswith(".toml") or "/" in name_or_path:
         path = Path(name_or_path)
         if not path.is_file():
-            raise UserError(f"--profile {name_or_path}: no such file; use a preset ({', '.join(PRESETS)}) or a .toml path")
+            raise UserError(
+                f"--profile {name_or_path}: no such file; use a preset ({', '.join(PRESETS)}) or a .toml path"
+            )
         try:
             text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as e:
@@ -224,7 +259,9 @@ def load_profile(name_or_path: str) -> ChannelProfile:
         name = path.stem
     else:
         if name_or_path not in PRESETS:
-            raise UserError(f"--profile {name_or_path!r}: unknown preset; choose one of {', '.join(PRESETS)} or give a .toml file")
+            raise UserError(
+                f"--profile {name_or_path!r}: unknown preset; choose one of {', '.join(PRESETS)} or give a .toml file"
+            )
         text = resources.files("contracts.profiles").joinpath(f"{name_or_path}.toml").read_text(encoding="utf-8")
         where = f"preset {name_or_path}"
         name = name_or_path
@@ -257,7 +294,11 @@ def render_toml(profile: ChannelProfile, header: list[str] | None = None, notes:
     """The profile as TOML that :func:`parse_profile` reads back: every key written,
     ``header`` lines as comments at the top and ``notes[section.key]`` as a comment above its key."""
     notes = notes or {}
-    out = [f"# {h}" for h in header or []] + [f"name = {_toml(profile.name)}", f"description = {_toml(profile.description)}", ""]
+    out = [f"# {h}" for h in header or []] + [
+        f"name = {_toml(profile.name)}",
+        f"description = {_toml(profile.description)}",
+        "",
+    ]
     for section in ("printer", "scene", "camera"):
         obj = getattr(profile, section)
         out.append(f"[{section}]")
@@ -270,7 +311,9 @@ def render_toml(profile: ChannelProfile, header: list[str] | None = None, notes:
     return "\n".join(out)
 
 
-def write_profile(path: Path, profile: ChannelProfile, header: list[str] | None = None, notes: dict[str, str] | None = None) -> str:
+def write_profile(
+    path: Path, profile: ChannelProfile, header: list[str] | None = None, notes: dict[str, str] | None = None
+) -> str:
     """Write ``profile`` to ``path`` (.toml) atomically, after checking that :func:`load_profile` reads it back; return the text."""
     text = render_toml(profile, header, notes)
     parse_profile(tomllib.loads(text), path.stem, str(path))  # never write a file load_profile would refuse

@@ -45,9 +45,16 @@ class SweepRecord:
     model: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"transform": self.transform, "strength": self.strength, "item_id": self.item_id, "role": self.role,
-                "model": self.model, "top1": self.top5_ids[0], "top5_ids": list(self.top5_ids),
-                "top5_probs": [round(p, 6) for p in self.top5_probs]}
+        return {
+            "transform": self.transform,
+            "strength": self.strength,
+            "item_id": self.item_id,
+            "role": self.role,
+            "model": self.model,
+            "top1": self.top5_ids[0],
+            "top5_ids": list(self.top5_ids),
+            "top5_probs": [round(p, 6) for p in self.top5_probs],
+        }
 
 
 @dataclass
@@ -88,8 +95,15 @@ def _record(r: Any, transform: str | None = None) -> SweepRecord:
     if role not in ("clean", "adv"):
         raise ValueError(f"role {role!r} is not clean or adv")
     model = r.get("model")
-    return SweepRecord(str(r["transform"]) if transform is None else transform, float(r["strength"]) if transform is None else 0.0,
-                       str(r["item_id"]), role, ids, probs, None if model is None else str(model))
+    return SweepRecord(
+        str(r["transform"]) if transform is None else transform,
+        float(r["strength"]) if transform is None else 0.0,
+        str(r["item_id"]),
+        role,
+        ids,
+        probs,
+        None if model is None else str(model),
+    )
 
 
 def read_sweep(batch_dir: Path) -> SweepFile | None:
@@ -111,17 +125,24 @@ def read_sweep(batch_dir: Path) -> SweepFile | None:
     if isinstance(data, dict):
         if "schema" in data or "schema_version" in data:
             if data.get("schema") != SCHEMA or data.get("schema_version") != SCHEMA_VERSION:
-                raise UserError(f"{path}: schema {data.get('schema')!r} version {data.get('schema_version')!r} is not "
-                                f"{SCHEMA} version {SCHEMA_VERSION}; re-run 'photoproof sweep' with this version")
+                raise UserError(
+                    f"{path}: schema {data.get('schema')!r} version {data.get('schema_version')!r} is not "
+                    f"{SCHEMA} version {SCHEMA_VERSION}; re-run 'photoproof sweep' with this version"
+                )
         out.header = {k: v for k, v in data.items() if k not in ("digital", "rows")}
         raw_digital = data.get("digital") or []
         data = data.get("rows")
     if not isinstance(data, list) or not isinstance(raw_digital, list):
         raise UserError(f"{path}: expected a list of rows {{{ROW_KEYS}}}")
-    for what, items, target, transform in (("digital row", raw_digital, out.digital, BASELINE), ("row", data, out.rows, None)):
+    for what, items, target, transform in (
+        ("digital row", raw_digital, out.digital, BASELINE),
+        ("row", data, out.rows, None),
+    ):
         for i, r in enumerate(items):
             try:
                 target.append(_record(r, transform))
             except (KeyError, TypeError, ValueError, AttributeError) as e:
-                raise UserError(f"{path}: {what} {i} is malformed ({type(e).__name__}: {e}); each row needs {ROW_KEYS}") from None
+                raise UserError(
+                    f"{path}: {what} {i} is malformed ({type(e).__name__}: {e}); each row needs {ROW_KEYS}"
+                ) from None
     return out

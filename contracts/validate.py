@@ -147,7 +147,9 @@ def check_item(f: Fields, it: Any, at: str) -> str:
 
 
 def _box(f: Fields, v: Any, field: str, size: tuple[float, float] | None) -> None:
-    x, y, w, h = (f.number(c, f"{field}[{k}]", lo=-MAX_SHEET_MM, hi=MAX_SHEET_MM) for k, c in enumerate(f.lst(v, field, n=4)))
+    x, y, w, h = (
+        f.number(c, f"{field}[{k}]", lo=-MAX_SHEET_MM, hi=MAX_SHEET_MM) for k, c in enumerate(f.lst(v, field, n=4))
+    )
     if w <= 0 or h <= 0:
         raise f.fail(field, "width and height must be > 0", v)
     if size is not None and (x < -1e-6 or y < -1e-6 or x + w > size[0] + 1e-6 or y + h > size[1] + 1e-6):
@@ -171,7 +173,10 @@ def check_layout(d: dict[str, Any], where: str) -> None:
         f.obj(s, at)
         f.text(f.key(s, "sheet_id", at), f"{at}.sheet_id")
         f.integer(f.key(s, "page", at), f"{at}.page", lo=0, hi=100_000)
-        size = tuple(f.number(v, f"{at}.size_mm[{k}]", lo=10, hi=MAX_SHEET_MM) for k, v in enumerate(f.lst(f.key(s, "size_mm", at), f"{at}.size_mm", n=2)))
+        size = tuple(
+            f.number(v, f"{at}.size_mm[{k}]", lo=10, hi=MAX_SHEET_MM)
+            for k, v in enumerate(f.lst(f.key(s, "size_mm", at), f"{at}.size_mm", n=2))
+        )
         for j, m in enumerate(f.lst(f.key(s, "markers", at), f"{at}.markers")):
             mat = f"{at}.markers[{j}]"
             f.obj(m, mat)

@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
-import time
 import inspect
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
-from rich.markup import escape
 
+from contracts.cliopts import (
+    PANEL as MODEL,
+)
+from contracts.cliopts import (
+    model_flags,
+    opt_channel_order,
+    opt_crop,
+    opt_input_size,
+    opt_mean,
+    opt_resize,
+    opt_scale,
+    opt_std,
+)
 from contracts.console import console
 from contracts.errors import UserError
-from contracts.cliopts import (
-    PANEL as MODEL, model_flags, opt_channel_order, opt_crop, opt_input_size, opt_mean, opt_resize, opt_scale, opt_std,
-)
 from craft.config import CraftConfig
 from craft.options import cli_parameters, from_cli
 
@@ -43,12 +54,21 @@ def rich_progress(progress: Progress) -> Callable[[str, int], Callable[[int], No
 
 def make_progress() -> Progress:
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
     )
 
 
-def craft_cmd(out: Path = typer.Option(..., "--out", "-o", help="Batch directory to create or resume."), **options: Any) -> None:
+def craft_cmd(
+    out: Path = typer.Option(..., "--out", "-o", help="Batch directory to create or resume."), **options: Any
+) -> None:
     """Craft adversarial images into a batch directory (resumes if it exists)."""
     from craft.job import craft_batch
 
@@ -67,7 +87,9 @@ def craft_cmd(out: Path = typer.Option(..., "--out", "-o", help="Batch directory
     else:
         fooled = sum(1 for it in batch.items if int(it.adv.top5[src][0][0]) == it.target)
         what = f"reach their target on {src} at top-1"
-    console.print(f"batch [bold]{batch.batch_id}[/]: {len(batch.items)} items in {escape(str(out))} ({fooled} {what} on the saved PNG)")
+    console.print(
+        f"batch [bold]{batch.batch_id}[/]: {len(batch.items)} items in {escape(str(out))} ({fooled} {what} on the saved PNG)"
+    )
     _report_unfooled(batch, src)
 
 
@@ -88,8 +110,10 @@ def _report_unfooled(batch: Any, src: str) -> None:
         if not missed:
             continue
         names = ", ".join(it.id for it in missed[:6]) + (" ..." if len(missed) > 6 else "")
-        console.print(f"[yellow]{key}: {len(missed)} of {len(items)} adversarial PNGs do not fool {src} digitally[/] ({names}); "
-                      "their photographed figures are not survival (the report counts them as not fooling)")
+        console.print(
+            f"[yellow]{key}: {len(missed)} of {len(items)} adversarial PNGs do not fool {src} digitally[/] ({names}); "
+            "their photographed figures are not survival (the report counts them as not fooling)"
+        )
 
 
 @models_app.command("list")
@@ -100,22 +124,32 @@ def models_list() -> None:
     t = Table("name", "architecture", "input", "resize", "mean / std (0-255)", "channels", "weights package")
     for e in ZOO.values():
         s = e.spec
-        t.add_row(e.name, e.arch, f"{s.input_size}x{s.input_size}", s.resize, f"{s.mean[0]:g} / {s.std[0]:g}", f"{s.channel_order} {s.layout}", e.weights_package)
+        t.add_row(
+            e.name,
+            e.arch,
+            f"{s.input_size}x{s.input_size}",
+            s.resize,
+            f"{s.mean[0]:g} / {s.std[0]:g}",
+            f"{s.channel_order} {s.layout}",
+            e.weights_package,
+        )
     console.print(t)
 
 
 @models_app.command("export")
 def models_export(
-    name: str = typer.Argument(..., help="A zoo name (lite2), FILE.pt2, TorchScript FILE.pt, FILE.onnx or package.module:factory."),
+    name: str = typer.Argument(
+        ..., help="A zoo name (lite2), FILE.pt2, TorchScript FILE.pt, FILE.onnx or package.module:factory."
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Where to write the .onnx file."),
-    input_size: Optional[int] = opt_input_size(),
-    mean: Optional[str] = opt_mean(),
-    std: Optional[str] = opt_std(),
-    scale: Optional[float] = opt_scale(),
-    resize: Optional[str] = opt_resize(),
-    crop: Optional[str] = opt_crop(),
-    channel_order: Optional[str] = opt_channel_order(),
-    labels: Optional[Path] = typer.Option(None, "--labels", help="Class names, one per line.", rich_help_panel=MODEL),
+    input_size: int | None = opt_input_size(),
+    mean: str | None = opt_mean(),
+    std: str | None = opt_std(),
+    scale: float | None = opt_scale(),
+    resize: str | None = opt_resize(),
+    crop: str | None = opt_crop(),
+    channel_order: str | None = opt_channel_order(),
+    labels: Path | None = typer.Option(None, "--labels", help="Class names, one per line.", rich_help_panel=MODEL),
 ) -> None:
     """Export a model to ONNX with its preprocessing spec and class names in the metadata."""
     from craft.export import export_source
@@ -124,9 +158,13 @@ def models_export(
     source_kind(name)
     if out.suffix != ".onnx":
         raise UserError(f"--out {out}: expected a file name ending in .onnx")
-    opts = ModelOptions(model_flags(input_size, mean, std, scale, resize, crop, channel_order), str(labels) if labels else None)
+    opts = ModelOptions(
+        model_flags(input_size, mean, std, scale, resize, crop, channel_order), str(labels) if labels else None
+    )
     stages = ["loading the model", "tracing the model", "checking the graph", "writing"]
-    with Progress(TextColumn("export {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as progress:
+    with Progress(
+        TextColumn("export {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as progress:
         task = progress.add_task(stages[0], total=len(stages))
         sm = load_source(name, opts)
 
@@ -145,10 +183,12 @@ def models_export(
 def _craft_signature() -> inspect.Signature:
     """``craft_cmd``'s parameters as typer reads them: ``--out`` and one option per field of :class:`CraftConfig`."""
     out = inspect.signature(craft_cmd).parameters["out"]
-    return inspect.Signature([out.replace(kind=inspect.Parameter.KEYWORD_ONLY), *cli_parameters(CraftConfig)], return_annotation=None)
+    return inspect.Signature(
+        [out.replace(kind=inspect.Parameter.KEYWORD_ONLY), *cli_parameters(CraftConfig)], return_annotation=None
+    )
 
 
 def register(app: typer.Typer) -> None:
-    setattr(craft_cmd, "__signature__", _craft_signature())  # typer reads a function's __signature__
+    craft_cmd.__dict__["__signature__"] = _craft_signature()  # typer reads a function's __signature__
     app.command("craft")(craft_cmd)
     app.add_typer(models_app, name="models")

@@ -48,16 +48,34 @@ class CraftConfig:
 
     images: str = option("--images", "'samples' (photos shipped with installed packages) or a folder.", "samples")
     attacks: list[str] = option(
-        "--attack", "Attack(s), comma-separated: fgsm, bim, ll, pgd, mifgsm, difgsm, eot (= bim+eot), patch; add +di and/or +eot, e.g. mifgsm+di+eot, patch+eot.",
-        factory=lambda: ["fgsm"], cli_type=str, cli_default="fgsm", parse=comma_list(str))
+        "--attack",
+        "Attack(s), comma-separated: fgsm, bim, ll, pgd, mifgsm, difgsm, eot (= bim+eot), patch; add +di and/or +eot, e.g. mifgsm+di+eot, patch+eot.",
+        factory=lambda: ["fgsm"],
+        cli_type=str,
+        cli_default="fgsm",
+        parse=comma_list(str),
+    )
     eps: list[float] = option(
-        "--eps", "ε values, comma-separated: 16 (0-255 pixel units), 8/255 or 0.0314 ([0, 1] units: any value below 1).",
-        factory=lambda: [16.0], cli_type=str, cli_default="16", parse=parse_eps)
+        "--eps",
+        "ε values, comma-separated: 16 (0-255 pixel units), 8/255 or 0.0314 ([0, 1] units: any value below 1).",
+        factory=lambda: [16.0],
+        cli_type=str,
+        cli_default="16",
+        parse=parse_eps,
+    )
     source: list[str] = option(
-        "--source", "Source model(s), comma-separated; several make an ensemble: a zoo name, FILE.onnx, FILE.pt2, TorchScript FILE.pt, "
-        "or package.module:factory (runs your code).", factory=lambda: ["lite0"], cli_type=str, cli_default="lite0", parse=comma_list(str))
+        "--source",
+        "Source model(s), comma-separated; several make an ensemble: a zoo name, FILE.onnx, FILE.pt2, TorchScript FILE.pt, "
+        "or package.module:factory (runs your code).",
+        factory=lambda: ["lite0"],
+        cli_type=str,
+        cli_default="lite0",
+        parse=comma_list(str),
+    )
     ensemble: str = option("--ensemble", "How an ensemble combines: average the 'logits' or the 'loss'.", "logits")
-    target: str | None = option("--target", "Targeted: a class (index, WordNet id or name), 'll' (least likely) or 'random'.")
+    target: str | None = option(
+        "--target", "Targeted: a class (index, WordNet id or name), 'll' (least likely) or 'random'."
+    )
     steps: int | None = option("--steps", "Iterations of the iterative attacks (default: each attack's own).")
     alpha: float | None = option("--alpha", "Step size in 0-255 pixel units (default: each attack's own).")
     momentum: float | None = option("--momentum", "mifgsm's decay μ (default 1.0).")
@@ -65,20 +83,38 @@ class CraftConfig:
     # --di and --eot fold into the canonical attack names, which are compared on resume.
     di: bool = option("--di", "Add input diversity (Xie et al. 2019) to every attack.", False, identity=False)
     di_prob: float | None = option("--di-prob", "Probability of the DI transform per step (default 0.5).")
-    eot: bool = option("--eot", "Average gradients over the print-and-photograph channel (EOT) for every attack.", False, identity=False)
+    eot: bool = option(
+        "--eot",
+        "Average gradients over the print-and-photograph channel (EOT) for every attack.",
+        False,
+        identity=False,
+    )
     eot_samples: int = option("--eot-samples", "Channel samples per image and step for EOT.", 8)
     eot_tile_px: tuple[float, float] | None = option(
-        "--eot-tile-px", "EOT: the tiles' side in camera pixels that the channel twin samples, LO-HI, e.g. 480-580 "
+        "--eot-tile-px",
+        "EOT: the tiles' side in camera pixels that the channel twin samples, LO-HI, e.g. 480-580 "
         "(default: the profile's framing of a 60 mm tile on A4; print --camera names the range of its layout).",
-        cli_type=str, parse=parse_px_range)
-    profile: ChannelProfile = option("--profile", "Channel profile for EOT: a preset name or a .toml file.", factory=default_profile,
-                                     cli_type=str, cli_default=DEFAULT_PRESET, parse=lambda text, _flag: load_profile(text))
-    repair_steps: int = option("--repair-steps", "Most lattice repair steps when rounding to 8 bits undoes an attack (0: off).", 10)
+        cli_type=str,
+        parse=parse_px_range,
+    )
+    profile: ChannelProfile = option(
+        "--profile",
+        "Channel profile for EOT: a preset name or a .toml file.",
+        factory=default_profile,
+        cli_type=str,
+        cli_default=DEFAULT_PRESET,
+        parse=lambda text, _flag: load_profile(text),
+    )
+    repair_steps: int = option(
+        "--repair-steps", "Most lattice repair steps when rounding to 8 bits undoes an attack (0: off).", 10
+    )
     amp: bool = option("--amp", "bf16 autocast for gradients on CUDA (final checks stay fp32).", False)
     # --attack patch (craft.patchjob): its size, shape and optimiser; steps: --steps (default 200).
     patch_area: float = option("--patch-area", "--attack patch: share of the image area the patch covers.", 0.1)
     patch_shape: str = option("--patch-shape", "--attack patch: square or circle.", "square")
-    lr: float = option("--lr", "--attack patch: Adam's learning rate (patch in 0..1 units); steps: --steps (default 200).", 0.05)
+    lr: float = option(
+        "--lr", "--attack patch: Adam's learning rate (patch in 0..1 units); steps: --steps (default 200).", 0.05
+    )
     limit: int | None = option("--limit", "Use only the first N photos.")
     seed: int = option("--seed", "Seed recorded with every item.", 0)
     batch_size: int = option("--batch-size", "Images per forward/backward pass.", 16, identity=False)
@@ -112,9 +148,16 @@ class CraftConfig:
         from craft.attacks import AttackSettings
 
         return AttackSettings(
-            steps=self.steps, alpha=self.alpha, momentum=self.momentum, random_start=self.random_start,
-            di_prob=self.di_prob, eot_samples=self.eot_samples, eot_tile_px=self.eot_tile_px, profile=self.profile,
-            repair_steps=self.repair_steps, amp=self.amp,
+            steps=self.steps,
+            alpha=self.alpha,
+            momentum=self.momentum,
+            random_start=self.random_start,
+            di_prob=self.di_prob,
+            eot_samples=self.eot_samples,
+            eot_tile_px=self.eot_tile_px,
+            profile=self.profile,
+            repair_steps=self.repair_steps,
+            amp=self.amp,
         )
 
     def target_class(self, classes: tuple[str, ...] | None = None) -> int | None:
@@ -145,8 +188,12 @@ class CraftConfig:
         if len(set(names)) != len(names):
             raise UserError(f"--source {','.join(self.source)}: a model is listed twice")
         if (self.labels is not None or self.model_spec) and all(source_kind(s) == "zoo" for s in self.source):
-            flags = ["--labels"] * (self.labels is not None) + [f"--{'crop' if k == 'crop_pct' else k.replace('_', '-')}" for k in self.model_spec]
-            raise UserError(f"{', '.join(dict.fromkeys(flags))}: these describe your own source models; the zoo's {', '.join(self.source)} have their own preprocessing and ImageNet labels")
+            flags = ["--labels"] * (self.labels is not None) + [
+                f"--{'crop' if k == 'crop_pct' else k.replace('_', '-')}" for k in self.model_spec
+            ]
+            raise UserError(
+                f"{', '.join(dict.fromkeys(flags))}: these describe your own source models; the zoo's {', '.join(self.source)} have their own preprocessing and ImageNet labels"
+            )
         if self.ensemble not in ENSEMBLE_MODES:
             raise UserError(f"--ensemble {self.ensemble!r}: choose {' or '.join(ENSEMBLE_MODES)}")
         if self.limit is not None and self.limit < 1:
@@ -168,7 +215,9 @@ class CraftConfig:
         if self.di_prob is not None and not any(s.di or s.name == "difgsm" for s in specs):
             raise UserError("--di-prob: no attack uses input diversity; add --di or --attack difgsm")
         if not isinstance(self.profile, ChannelProfile):
-            raise TypeError(f"profile: expected a ChannelProfile (contracts.profile.load_profile), got {type(self.profile).__name__}")
+            raise TypeError(
+                f"profile: expected a ChannelProfile (contracts.profile.load_profile), got {type(self.profile).__name__}"
+            )
         if self.eot_samples < 1:
             raise UserError(f"--eot-samples {self.eot_samples}: must be at least 1")
         if self.eot_tile_px is not None and not any(s.eot for s in specs):
@@ -181,7 +230,9 @@ class CraftConfig:
             if self.labels is None and all(source_name(s) == s and not s.count(":") for s in self.source):
                 self.target_class()  # zoo sources: ImageNet names, checked before any model loads
             if any(s.name == "ll" for s in specs):
-                raise UserError("--target: the ll attack picks its own target (the least-likely class); use bim with --target ll")
+                raise UserError(
+                    "--target: the ll attack picks its own target (the least-likely class); use bim with --target ll"
+                )
 
     def check_patch(self, specs: list[AttackSpec]) -> None:
         """The options of a run with ``--attack patch``; errors name the option."""
@@ -189,11 +240,15 @@ class CraftConfig:
 
         check_patch_options(self.patch_area, self.patch_shape, self.lr)
         if self.target in TARGET_MODES:
-            raise UserError(f"--target {self.target}: a universal patch needs one class for all images; give a class, or no --target")
+            raise UserError(
+                f"--target {self.target}: a universal patch needs one class for all images; give a class, or no --target"
+            )
         if self.alpha is not None:
             raise UserError("--alpha: the patch uses --lr (Adam's learning rate) instead")
         if any(s.name == "patch" and s.di for s in specs):
-            raise UserError("--attack patch+di: input diversity is not used with the patch (it has its own placement EOT)")
+            raise UserError(
+                "--attack patch+di: input diversity is not used with the patch (it has its own placement EOT)"
+            )
 
     def resolved(self) -> dict[str, Any]:
         """The config as recorded in ``batch.json``: attacks canonical, the profile by name, the EOT channel resolved."""
@@ -209,4 +264,3 @@ class CraftConfig:
 # ``attacks`` is compared in canonical form (``--attack bim --eot`` is ``bim+eot``),
 # so the ``di``/``eot`` flags are not listed; ``channel`` is the resolved profile of EOT runs.
 IDENTITY_KEYS = (*identity_keys(CraftConfig), "channel")
-

@@ -55,7 +55,7 @@ class Dist:
     local_rank: int = 0
 
     @classmethod
-    def from_env(cls) -> "Dist":
+    def from_env(cls) -> Dist:
         """Read torchrun's ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` (absent: one process)."""
         world = _env_int("WORLD_SIZE", 1)
         rank = _env_int("RANK", 0)
@@ -78,7 +78,9 @@ class Dist:
         if not self.active or (torch.distributed.is_available() and torch.distributed.is_initialized()):
             return
         if not torch.distributed.is_available():
-            raise UserError("WORLD_SIZE > 1 but this torch has no torch.distributed; run one process or install a torch with it")
+            raise UserError(
+                "WORLD_SIZE > 1 but this torch has no torch.distributed; run one process or install a torch with it"
+            )
         for var in ("MASTER_ADDR", "MASTER_PORT"):
             if not os.environ.get(var):
                 raise UserError(f"WORLD_SIZE={self.world} but {var} is not set; start the processes with torchrun")
@@ -109,7 +111,9 @@ class Dist:
                 return device  # resolve_device reports the missing GPU
             n = torch.cuda.device_count()
             if self.local_rank >= n:
-                raise UserError(f"--device {device}: LOCAL_RANK {self.local_rank} but this machine has {n} CUDA device(s); start at most {n} processes per machine")
+                raise UserError(
+                    f"--device {device}: LOCAL_RANK {self.local_rank} but this machine has {n} CUDA device(s); start at most {n} processes per machine"
+                )
             torch.cuda.set_device(self.local_rank)
             return f"cuda:{self.local_rank}"
         return device

@@ -15,7 +15,7 @@ Predictions (top-1 checks, the ``ll`` target) use the mean logits in both modes.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -30,7 +30,9 @@ def resize_to(x: torch.Tensor, size: int, mode: str = "bicubic") -> torch.Tensor
         return x
     shrink = size < x.shape[-1] or size < x.shape[-2]
     aa = shrink and mode in ("bilinear", "bicubic")
-    return F.interpolate(x, size=(size, size), mode=mode, align_corners=False if mode != "nearest" else None, antialias=aa)
+    return F.interpolate(
+        x, size=(size, size), mode=mode, align_corners=False if mode != "nearest" else None, antialias=aa
+    )
 
 
 class Ensemble(nn.Module):
@@ -43,7 +45,9 @@ class Ensemble(nn.Module):
         resize: interpolation for members whose size differs from the input's.
     """
 
-    def __init__(self, models: Sequence[nn.Module], sizes: Sequence[int], mode: str = "logits", resize: str = "bicubic") -> None:
+    def __init__(
+        self, models: Sequence[nn.Module], sizes: Sequence[int], mode: str = "logits", resize: str = "bicubic"
+    ) -> None:
         super().__init__()
         if mode not in ENSEMBLE_MODES:
             raise ValueError(f"ensemble mode must be one of {ENSEMBLE_MODES}")

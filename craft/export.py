@@ -19,8 +19,9 @@ from __future__ import annotations
 import io
 import logging
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import onnx
 import torch
@@ -79,7 +80,9 @@ def export_source(sm: SourceModel, out: Path, progress: Callable[[str], None] | 
     return Path(out)
 
 
-def _check_export(model: onnx.ModelProto, net: torch.nn.Module, shape: tuple[int, ...], batches: int, name: str) -> None:
+def _check_export(
+    model: onnx.ModelProto, net: torch.nn.Module, shape: tuple[int, ...], batches: int, name: str
+) -> None:
     """The exported graph must give torch's logits (within 1e-3 x max(1, max |logit|)) on a batch of random inputs."""
     import numpy as np
     import onnxruntime as ort
@@ -90,14 +93,20 @@ def _check_export(model: onnx.ModelProto, net: torch.nn.Module, shape: tuple[int
     x = torch.randn(n, *[int(d) for d in shape[1:]], generator=torch.Generator().manual_seed(0))
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     try:
-        got = np.concatenate([sess.run(None, {"input": x[i : i + int(shape[0])].numpy()})[0] for i in range(0, n, int(shape[0]))])
+        got = np.concatenate(
+            [sess.run(None, {"input": x[i : i + int(shape[0])].numpy()})[0] for i in range(0, n, int(shape[0]))]
+        )
     except Exception as e:
-        raise UserError(f"{name}: the exported ONNX graph does not run on a batch of {shape[0]} ({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
+        raise UserError(
+            f"{name}: the exported ONNX graph does not run on a batch of {shape[0]} ({type(e).__name__}: {str(e).splitlines()[0][:160]})"
+        ) from None
     with torch.inference_mode():
         want = net(x).float().numpy()
     diff = float(np.abs(got - want).max())
     if diff > 1e-3 * max(1.0, float(np.abs(want).max())):
-        raise UserError(f"{name}: the exported ONNX graph disagrees with torch by up to {diff:.3g} in the logits; not written")
+        raise UserError(
+            f"{name}: the exported ONNX graph disagrees with torch by up to {diff:.3g} in the logits; not written"
+        )
 
 
 def export_onnx(name: str, out: Path, progress: Callable[[str], None] | None = None) -> Path:

@@ -15,16 +15,16 @@ from __future__ import annotations
 import csv
 import importlib.util
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 from pathlib import Path
 
 from PIL import Image
 
 from contracts.classes import imagenet_names, parse_label
-from contracts.labels import index_of
 from contracts.errors import UserError
 from contracts.imageio import UNREADABLE, open_rgb8
+from contracts.labels import index_of
 from contracts.paths import sha256_file
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
@@ -79,7 +79,11 @@ def sample_photos(classes: tuple[str, ...] | None = None) -> list[SourcePhoto]:
     the set has a class of the same name, and otherwise has none (the clean prediction stands in).
     """
     inet = imagenet_names()
-    other = None if classes is None or tuple(classes) == inet else {" ".join(c.lower().split()): i for i, c in enumerate(classes)}
+    other = (
+        None
+        if classes is None or tuple(classes) == inet
+        else {" ".join(c.lower().split()): i for i, c in enumerate(classes)}
+    )
     out: list[SourcePhoto] = []
     fb = _package_dir("foolbox")
     if fb is not None:
@@ -88,7 +92,16 @@ def sample_photos(classes: tuple[str, ...] | None = None) -> list[SourcePhoto]:
             if m:
                 inet_label = int(m.group(2))
                 label = inet_label if other is None else other.get(" ".join(inet[inet_label].lower().split()))
-                out.append(SourcePhoto(f"foolbox-{m.group(1)}", f"foolbox:data/{p.name}", p, "foolbox", label, "filename" if label is not None else None))
+                out.append(
+                    SourcePhoto(
+                        f"foolbox-{m.group(1)}",
+                        f"foolbox:data/{p.name}",
+                        p,
+                        "foolbox",
+                        label,
+                        "filename" if label is not None else None,
+                    )
+                )
     for module, sub, names, origin in (
         ("skimage", "data", _SKIMAGE_PHOTOS, "skimage"),
         ("matplotlib", "mpl-data/sample_data", _MATPLOTLIB_PHOTOS, "matplotlib"),
@@ -99,9 +112,15 @@ def sample_photos(classes: tuple[str, ...] | None = None) -> list[SourcePhoto]:
         for name in names:
             p = d / sub / name
             if p.is_file():
-                out.append(SourcePhoto(f"{origin}-{Path(name).stem.replace('_', '-')}", f"{module}:{sub}/{name}", p, origin, None, None))
+                out.append(
+                    SourcePhoto(
+                        f"{origin}-{Path(name).stem.replace('_', '-')}", f"{module}:{sub}/{name}", p, origin, None, None
+                    )
+                )
     if not out:
-        raise UserError("--images samples: no sample photos found; install foolbox, scikit-image or matplotlib (make demo does)")
+        raise UserError(
+            "--images samples: no sample photos found; install foolbox, scikit-image or matplotlib (make demo does)"
+        )
     return out
 
 
@@ -122,7 +141,11 @@ def user_photos(folder: Path, classes: tuple[str, ...] | None = None) -> list[So
         try:
             with labels_csv.open(newline="", encoding="utf-8-sig") as f:
                 for n, row in enumerate(csv.reader(f), 1):
-                    if not row or row[0].strip().startswith("#") or (n == 1 and row[0].strip().lower() in ("file", "filename", "path")):
+                    if (
+                        not row
+                        or row[0].strip().startswith("#")
+                        or (n == 1 and row[0].strip().lower() in ("file", "filename", "path"))
+                    ):
                         continue
                     if len(row) < 2:
                         raise UserError(f"{labels_csv}:{n}: expected 'file,label'")
@@ -173,4 +196,6 @@ def load_rgb(photo: SourcePhoto) -> Image.Image:
     except FileNotFoundError:
         raise UserError(f"{photo.path}: file not found") from None
     except UNREADABLE as e:
-        raise UserError(f"{photo.path}: not a readable image ({type(e).__name__}: {str(e)[:120]}); remove it or replace it") from None
+        raise UserError(
+            f"{photo.path}: not a readable image ({type(e).__name__}: {str(e)[:120]}); remove it or replace it"
+        ) from None

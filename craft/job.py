@@ -18,10 +18,10 @@ import io
 import logging
 import secrets
 import zlib
+from collections.abc import Callable
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -30,8 +30,8 @@ from PIL import Image
 from contracts.batchdir import IMAGES, MANIFEST, image_rel
 from contracts.classes import imagenet_names
 from contracts.errors import UserError
-from contracts.journal import JournalWriter, journal_files
 from contracts.images import read_png_array
+from contracts.journal import JournalWriter, journal_files
 from contracts.manifest import Batch, ImageRecord, Item, Label, SourceImage, compact_batch, load_batch
 from contracts.paths import atomic_write_bytes, remove_stale_temps, resolve_inside, sha256_bytes, sha256_file
 from craft.attacks import UNIVERSAL, Attack, AttackSpec, ItemRng, build_attack, least_likely
@@ -46,6 +46,7 @@ from craft.zoo import resolve_device
 
 log = logging.getLogger(__name__)
 
+
 def item_seed(seed: int, item_id: str) -> int:
     """The per-item seed recorded in the manifest: a stable mix of the run seed and the item id."""
     return int(np.random.SeedSequence([seed, zlib.crc32(item_id.encode())]).generate_state(1)[0])
@@ -59,7 +60,11 @@ def _png_bytes(arr: np.ndarray) -> bytes:
 
 class _Crafter:
     def __init__(
-        self, out: Path, cfg: CraftConfig, progress: Callable[[str, int], Callable[[int], None]] | None, dist: Dist = Dist()
+        self,
+        out: Path,
+        cfg: CraftConfig,
+        progress: Callable[[str, int], Callable[[int], None]] | None,
+        dist: Dist = Dist(),
     ) -> None:
         self.out = out
         self.cfg = cfg
@@ -111,7 +116,9 @@ class _Crafter:
         return sha256_bytes(data)
 
     # -- stages -----------------------------------------------------------
-    def clean_images(self, photos: list[SourcePhoto], batch: Batch) -> dict[str, tuple[np.ndarray, ImageRecord, Label, SourceImage]]:
+    def clean_images(
+        self, photos: list[SourcePhoto], batch: Batch
+    ) -> dict[str, tuple[np.ndarray, ImageRecord, Label, SourceImage]]:
         """Resize/crop every photo to the (first) source model's input size and save it once."""
         known = {it.source.file: it for it in batch.items}
         out: dict[str, tuple[np.ndarray, ImageRecord, Label, SourceImage]] = {}
@@ -150,7 +157,9 @@ class _Crafter:
         for spec in per_item:
             for eps in self.cfg.eps:
                 todo = [ph for ph in photos if self.item_id(ph, spec, eps) not in done]
-                chunks += [(spec, eps, todo[i : i + self.cfg.batch_size]) for i in range(0, len(todo), self.cfg.batch_size)]
+                chunks += [
+                    (spec, eps, todo[i : i + self.cfg.batch_size]) for i in range(0, len(todo), self.cfg.batch_size)
+                ]
         mine = [c for k, c in enumerate(chunks) if self.dist.mine(k)]
         attacks = {spec: build_attack(spec, self.settings) for spec in per_item}
 
@@ -197,8 +206,10 @@ class _Crafter:
             try:
                 self.out.mkdir(parents=True, exist_ok=True)
             except OSError as e:
-                raise UserError(f"--out {self.out}: cannot create the batch folder ({e.strerror or e}); choose a writable folder") from None
-            stamp = datetime.now(timezone.utc).strftime("%Y%m%d")
+                raise UserError(
+                    f"--out {self.out}: cannot create the batch folder ({e.strerror or e}); choose a writable folder"
+                ) from None
+            stamp = datetime.now(UTC).strftime("%Y%m%d")
             batch, folded = Batch(batch_id=f"b{stamp}-{secrets.token_hex(4)}", config={}), []
         batch.config = {**resolved, "device": str(self.device), "torch": torch.__version__}
         batch.models = [sm.record("source") for sm in self.sources]
@@ -217,19 +228,30 @@ class _Crafter:
         if mode == "ll":
             return least_likely(self.model, x)
         if mode == "random":
-            return torch.tensor([random_target(s, int(t), len(self.names)) for s, t in zip(seeds, y.tolist())], device=x.device)
+            return torch.tensor(
+                [random_target(s, int(t), len(self.names)) for s, t in zip(seeds, y.tolist())], device=x.device
+            )
         if self.fixed_target is None:  # CraftConfig.validate parsed --target into a class
             raise RuntimeError(f"--target {mode!r} was not resolved to a class")
         return torch.full_like(y, self.fixed_target)
 
-    def attack_chunk(self, chunk: list[SourcePhoto], cleans: dict[str, tuple[np.ndarray, ImageRecord, Label, SourceImage]], spec: AttackSpec,
-                     attack: Attack, eps: float, batch: Batch) -> None:
+    def attack_chunk(
+        self,
+        chunk: list[SourcePhoto],
+        cleans: dict[str, tuple[np.ndarray, ImageRecord, Label, SourceImage]],
+        spec: AttackSpec,
+        attack: Attack,
+        eps: float,
+        batch: Batch,
+    ) -> None:
         ids = [self.item_id(ph, spec, eps) for ph in chunk]
         seeds = [item_seed(self.cfg.seed, i) for i in ids]
         x = self.to_tensor([cleans[ph.key][0] for ph in chunk])
         y = torch.tensor([cleans[ph.key][2].index for ph in chunk], device=self.device)
         target = self.targets(x, y, seeds)
-        res = attack.attack(self.grad_model, x, y, eps, target=target, generator=ItemRng.from_seeds(seeds), check_model=self.model)
+        res = attack.attack(
+            self.grad_model, x, y, eps, target=target, generator=ItemRng.from_seeds(seeds), check_model=self.model
+        )
         adv_np = res.adv.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         saved = []
         for item_id, arr in zip(ids, adv_np):
@@ -238,7 +260,9 @@ class _Crafter:
             saved.append((rel, sha, read_png_array(resolve_inside(self.out, rel))))
         base = attack.params(eps)
         goal_labels = res.goal.labels.tolist()
-        for i, (ph, item_id, s, (rel, sha, arr), t5) in enumerate(zip(chunk, ids, seeds, saved, self.top5([v[2] for v in saved]))):
+        for i, (ph, item_id, s, (rel, sha, arr), t5) in enumerate(
+            zip(chunk, ids, seeds, saved, self.top5([v[2] for v in saved]))
+        ):
             _, clean_rec, label, src = cleans[ph.key]
             params = {**base, "repair_steps": int(res.repair_steps[i])}
             if target is None and res.goal.targeted:
@@ -247,9 +271,16 @@ class _Crafter:
                 params["target_mode"] = self.cfg.target if self.cfg.target in TARGET_MODES else "class"
             batch.items.append(
                 Item(
-                    id=item_id, source=src, label=label, attack=spec.label, eps=float(eps), seed=s,
-                    clean=clean_rec, adv=ImageRecord(rel, sha, t5),
-                    target=int(goal_labels[i]) if target is not None else None, params=params,
+                    id=item_id,
+                    source=src,
+                    label=label,
+                    attack=spec.label,
+                    eps=float(eps),
+                    seed=s,
+                    clean=clean_rec,
+                    adv=ImageRecord(rel, sha, t5),
+                    target=int(goal_labels[i]) if target is not None else None,
+                    params=params,
                 )
             )
 
@@ -294,7 +325,11 @@ def _models(ref: str, device: str, opts: ModelOptions) -> tuple[SourceModel, tor
     """The source model and its folded gradient copy, loaded once per process (both frozen)."""
     from craft.sources import IN_MEMORY
 
-    key = (ref, device, f"{opts.key()}|{id(IN_MEMORY.get(ref))}")  # a module handed over again under the same name is a new model
+    key = (
+        ref,
+        device,
+        f"{opts.key()}|{id(IN_MEMORY.get(ref))}",
+    )  # a module handed over again under the same name is a new model
     if key not in _MODELS:
         if len(_MODELS) >= 4:
             _MODELS.pop(next(iter(_MODELS)))
@@ -317,7 +352,9 @@ def random_target(seed: int, label: int, classes: int = 1000) -> int:
     return t + 1 if t >= label else t
 
 
-def craft_batch(out: Path, cfg: CraftConfig, progress: Callable[[str, int], Callable[[int], None]] | None = None) -> Batch:
+def craft_batch(
+    out: Path, cfg: CraftConfig, progress: Callable[[str, int], Callable[[int], None]] | None = None
+) -> Batch:
     """Craft (or resume crafting) the batch in ``out`` and return its manifest."""
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -362,4 +399,3 @@ def _check_identity(out: Path, resolved: dict[str, object]) -> None:
     if old != new:
         diff = ", ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in IDENTITY_KEYS if old[k] != new[k])
         raise UserError(f"{out}: holds a batch made with other options ({diff}); use a new --out directory")
-

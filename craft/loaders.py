@@ -14,9 +14,10 @@ import json
 import re
 import sys
 import zipfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -24,6 +25,7 @@ from torch import nn
 from contracts.errors import UserError
 from contracts.modelspec import META_CLASSES, META_MODEL
 from contracts.paths import sha256_file
+
 
 @dataclass
 class Raw:
@@ -47,12 +49,16 @@ def _load_onnx(ref: str) -> Raw:
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as e:
-        raise UserError(f"{where}: not a readable ONNX model ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+        raise UserError(
+            f"{where}: not a readable ONNX model ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
+        ) from None
     meta = {p.key: p.value for p in proto.metadata_props}
     inputs = [i for i in proto.graph.input if i.name not in {t.name for t in proto.graph.initializer}]
     if len(inputs) != 1:
         raise UserError(f"{where}: not an image classifier: it takes {len(inputs)} inputs, expected one image batch")
-    dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in inputs[0].type.tensor_type.shape.dim]
+    dims = [
+        d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in inputs[0].type.tensor_type.shape.dim
+    ]
     classes = None
     if META_CLASSES in meta:
         try:
@@ -60,7 +66,15 @@ def _load_onnx(ref: str) -> Raw:
         except (json.JSONDecodeError, TypeError):
             raise UserError(f"{where}: the class names in its metadata are not a JSON list") from None
     fixed = dims[0] if dims and isinstance(dims[0], int) and dims[0] > 0 else None
-    return Raw(convert_onnx(path, where), meta, dims, sha256_file(path), meta.get(META_MODEL, "onnx"), classes, fixed_batch=fixed)
+    return Raw(
+        convert_onnx(path, where),
+        meta,
+        dims,
+        sha256_file(path),
+        meta.get(META_MODEL, "onnx"),
+        classes,
+        fixed_batch=fixed,
+    )
 
 
 _REFUSE_PICKLE = re.compile(rb'"use_pickle"\s*:\s*true')
@@ -96,12 +110,22 @@ def _check_pt2_archive(path: Path, where: str) -> None:
         with zipfile.ZipFile(path) as z:
             for info in z.infolist():
                 n = info.filename
-                if re.search(r"data/constants/(custom_obj_|opaque_obj_)", n) or n.endswith(".pkl") or re.search(r"data/(weights|constants)/[^/]+\.pt$", n):
-                    raise UserError(f"{where}: holds a pickled object ({n}); Photoproof does not unpickle (re-export plain tensors)")
+                if (
+                    re.search(r"data/constants/(custom_obj_|opaque_obj_)", n)
+                    or n.endswith(".pkl")
+                    or re.search(r"data/(weights|constants)/[^/]+\.pt$", n)
+                ):
+                    raise UserError(
+                        f"{where}: holds a pickled object ({n}); Photoproof does not unpickle (re-export plain tensors)"
+                    )
                 if n.endswith(".json") and info.file_size < 50_000_000 and _REFUSE_PICKLE.search(z.read(info)):
-                    raise UserError(f"{where}: stores some weights pickled ({n}); Photoproof does not unpickle (re-export plain tensors)")
+                    raise UserError(
+                        f"{where}: stores some weights pickled ({n}); Photoproof does not unpickle (re-export plain tensors)"
+                    )
     except zipfile.BadZipFile:
-        raise UserError(f"{where}: not a torch.export archive (not a zip file); save it with torch.export.save") from None
+        raise UserError(
+            f"{where}: not a torch.export archive (not a zip file); save it with torch.export.save"
+        ) from None
 
 
 class _Exported(nn.Module):
@@ -111,7 +135,7 @@ class _Exported(nn.Module):
         super().__init__()
         self.gm = gm
 
-    def train(self, mode: bool = True) -> "_Exported":
+    def train(self, mode: bool = True) -> _Exported:
         self.training = mode
         return self
 
@@ -130,10 +154,14 @@ def load_pt2(ref: str) -> Raw:
     except UserError:
         raise
     except Exception as e:
-        raise UserError(f"{where}: torch.export.load failed ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+        raise UserError(
+            f"{where}: torch.export.load failed ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
+        ) from None
     users = [n for n in ep.graph.nodes if n.op == "placeholder" and n.name in ep.graph_signature.user_inputs]
     if len(users) != 1:
-        raise UserError(f"{where}: not an image classifier: the program takes {len(users)} inputs, expected one image batch")
+        raise UserError(
+            f"{where}: not an image classifier: the program takes {len(users)} inputs, expected one image batch"
+        )
     val = users[0].meta.get("val")
     shape = [int(d) if isinstance(d, int) else None for d in val.shape] if val is not None else None
     fixed = shape[0] if shape and shape[0] else None
@@ -145,7 +173,9 @@ def load_torchscript(ref: str) -> Raw:
     path = Path(ref)
     where = f"--source {ref}"
     if not zipfile.is_zipfile(path):
-        raise UserError(f"{where}: not a TorchScript archive; Photoproof does not unpickle .pt files: save the model with torch.jit.save (or use .pt2/.onnx)")
+        raise UserError(
+            f"{where}: not a TorchScript archive; Photoproof does not unpickle .pt files: save the model with torch.jit.save (or use .pt2/.onnx)"
+        )
     try:
         net = torch.jit.load(str(path), map_location="cpu")
     except Exception as e:
@@ -196,9 +226,13 @@ def load_factory(ref: str) -> Raw:
     try:
         module = importlib.import_module(mod_name)
     except ModuleNotFoundError as e:
-        raise UserError(f"{where}: cannot import {mod_name!r} ({e}); is the package installed, or its folder the current one?") from None
+        raise UserError(
+            f"{where}: cannot import {mod_name!r} ({e}); is the package installed, or its folder the current one?"
+        ) from None
     except Exception as e:
-        raise UserError(f"{where}: importing {mod_name!r} raised {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}") from None
+        raise UserError(
+            f"{where}: importing {mod_name!r} raised {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+        ) from None
     finally:
         with contextlib.suppress(ValueError):
             sys.path.remove(added)
@@ -209,14 +243,18 @@ def load_factory(ref: str) -> Raw:
             from contracts.labels import nearest
 
             near = nearest(part, names)
-            raise UserError(f"{where}: {mod_name!r} has no {func_name!r}" + (f"; did you mean {', '.join(near)}?" if near else ""))
+            raise UserError(
+                f"{where}: {mod_name!r} has no {func_name!r}" + (f"; did you mean {', '.join(near)}?" if near else "")
+            )
         obj = getattr(obj, part)
     if not callable(obj):
         raise UserError(f"{where}: {func_name!r} is not callable; name a function that returns an nn.Module")
     try:
         net = obj()
     except Exception as e:
-        raise UserError(f"{where}: calling {func_name}() raised {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}") from None
+        raise UserError(
+            f"{where}: calling {func_name}() raised {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+        ) from None
     if not isinstance(net, nn.Module):
         raise UserError(f"{where}: {func_name}() returned {type(net).__name__}, not a torch nn.Module")
     spec = _timm_spec(net)

@@ -37,17 +37,23 @@ TOLERANCE = 1e-3
 CHECK_PHOTOS = 8  # sample photos the conversion is checked on
 _DETECTION_OPS = {"NonMaxSuppression", "RoiAlign"}
 # onnx2torch's Slice indexes with a list, which torch warns about on every forward pass.
-warnings.filterwarnings("ignore", message="Using a non-tuple sequence for multidimensional indexing", category=UserWarning)
+warnings.filterwarnings(
+    "ignore", message="Using a non-tuple sequence for multidimensional indexing", category=UserWarning
+)
 
 
 def _import_onnx2torch() -> types.ModuleType:
     if importlib.util.find_spec("onnx2torch") is None:
-        raise UserError("an .onnx source needs the onnx2torch package: pip install --no-deps onnx2torch==1.5.15 (make demo does)")
+        raise UserError(
+            "an .onnx source needs the onnx2torch package: pip install --no-deps onnx2torch==1.5.15 (make demo does)"
+        )
     if importlib.util.find_spec("torchvision") is None and "torchvision" not in sys.modules:
         tv, ops = types.ModuleType("torchvision"), types.ModuleType("torchvision.ops")
 
         def _absent(*_a: object, **_k: object) -> None:
-            raise UserError("this ONNX graph uses a detection operator (NonMaxSuppression/RoiAlign) that needs torchvision; use a classifier")
+            raise UserError(
+                "this ONNX graph uses a detection operator (NonMaxSuppression/RoiAlign) that needs torchvision; use a classifier"
+            )
 
         ops.nms = ops.roi_align = ops.box_convert = _absent  # type: ignore[attr-defined]
         tv.ops = ops  # type: ignore[attr-defined]
@@ -70,15 +76,21 @@ def convert_onnx(path: Path, where: str) -> nn.Module:
     try:
         model = onnx.load(str(path))
     except Exception as e:
-        raise UserError(f"{where}: not a readable ONNX model ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+        raise UserError(
+            f"{where}: not a readable ONNX model ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
+        ) from None
     ops = {n.op_type for n in model.graph.node}
     if ops & _DETECTION_OPS:
-        raise UserError(f"{where}: uses {', '.join(sorted(ops & _DETECTION_OPS))}, a detection operator; Photoproof attacks classifiers")
+        raise UserError(
+            f"{where}: uses {', '.join(sorted(ops & _DETECTION_OPS))}, a detection operator; Photoproof attacks classifiers"
+        )
     o2t = _import_onnx2torch()
     try:
         net = o2t.convert(model)
     except Exception as e:
-        raise UserError(f"{where}: onnx2torch cannot convert it ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+        raise UserError(
+            f"{where}: onnx2torch cannot convert it ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
+        ) from None
     net.eval()
     for p in net.parameters():
         p.requires_grad_(False)
@@ -109,7 +121,9 @@ def check_conversion(path: Path, net: nn.Module, spec: PreprocessSpec, photos: l
             outs.append(net(torch.from_numpy(part)).float().numpy()[:n])
     ref, out = np.concatenate(refs), np.concatenate(outs)
     if ref.shape != out.shape:
-        raise UserError(f"{where}: the converted model's output {list(out.shape)} differs from onnxruntime's {list(ref.shape)}; it is refused")
+        raise UserError(
+            f"{where}: the converted model's output {list(out.shape)} differs from onnxruntime's {list(ref.shape)}; it is refused"
+        )
     diff = float(np.abs(ref - out).max())
     bound = TOLERANCE * max(1.0, float(np.abs(ref).max()))
     if not np.isfinite(diff) or diff > bound:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from typing import Any, Callable, Optional, Sequence, TypeVar, cast
+from collections.abc import Callable, Sequence
+from typing import Any, Optional, TypeVar, cast
 
 from contracts.errors import UserError
 
@@ -29,9 +30,18 @@ def parse_list(text: str, option: str, cast: Callable[[str], T]) -> list[T]:
         raise UserError(f"{option} {text!r}: expected a comma-separated list of numbers") from None
 
 
-def option(flags: str, help: str, default: Any = None, *, factory: Callable[[], Any] | None = None, cli_type: Any = None,
-           cli_default: Any = None, parse: Callable[[Any, str], Any] | None = None, identity: bool = True,
-           panel: str | None = None) -> Any:
+def option(
+    flags: str,
+    help: str,
+    default: Any = None,
+    *,
+    factory: Callable[[], Any] | None = None,
+    cli_type: Any = None,
+    cli_default: Any = None,
+    parse: Callable[[Any, str], Any] | None = None,
+    identity: bool = True,
+    panel: str | None = None,
+) -> Any:
     """A dataclass field that is also a command-line option.
 
     Args:
@@ -44,15 +54,28 @@ def option(flags: str, help: str, default: Any = None, *, factory: Callable[[], 
         identity: whether a resumed run must agree on it (``craft.config.IDENTITY_KEYS``).
         panel: the ``--help`` panel it is listed in (default: the options panel).
     """
-    meta = {"flags": tuple(flags.split()), "help": help, "cli_type": cli_type, "cli_default": cli_default if cli_default is not None else default,
-            "parse": parse, "identity": identity, "panel": panel}
+    meta = {
+        "flags": tuple(flags.split()),
+        "help": help,
+        "cli_type": cli_type,
+        "cli_default": cli_default if cli_default is not None else default,
+        "parse": parse,
+        "identity": identity,
+        "panel": panel,
+    }
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
 
 
-def option_group(parts: Sequence[tuple[str, str, type, str]], parse: Callable[[dict[str, Any]], Any], *,
-                 factory: Callable[[], Any], identity: bool = True, panel: str | None = None) -> Any:
+def option_group(
+    parts: Sequence[tuple[str, str, type, str]],
+    parse: Callable[[dict[str, Any]], Any],
+    *,
+    factory: Callable[[], Any],
+    identity: bool = True,
+    panel: str | None = None,
+) -> Any:
     """A dataclass field that several command-line options make together.
 
     Args:
@@ -80,16 +103,28 @@ def cli_parameters(cls: type) -> list[inspect.Parameter]:
     for f in dataclasses.fields(cls):
         m = f.metadata
         for name, flag, typ, help in m.get("group", ()):
-            out.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Optional[typ],
-                                         default=typer.Option(None, flag, help=help, rich_help_panel=m["panel"])))
+            out.append(
+                inspect.Parameter(
+                    name,
+                    inspect.Parameter.KEYWORD_ONLY,
+                    annotation=Optional[typ],
+                    default=typer.Option(None, flag, help=help, rich_help_panel=m["panel"]),
+                )
+            )
         if "flags" not in m:
             continue
         annotation = m["cli_type"] or hints[f.name]
         default = m["cli_default"]
         if default is None and annotation in (int, float, str, bool):
             annotation = Optional[annotation]
-        out.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=typer.Option(default, *m["flags"], help=m["help"], rich_help_panel=m["panel"]),
-                                     annotation=annotation))
+        out.append(
+            inspect.Parameter(
+                f.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=typer.Option(default, *m["flags"], help=m["help"], rich_help_panel=m["panel"]),
+                annotation=annotation,
+            )
+        )
     return out
 
 

@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -55,23 +56,31 @@ PATCH_EPS = 255.0
 DEFAULT_STEPS = 200
 
 
-def patch_name(spec: AttackSpec, cfg: "CraftConfig", fixed: int | None) -> str:
+def patch_name(spec: AttackSpec, cfg: CraftConfig, fixed: int | None) -> str:
     """``patch[-eot]-<shape>-a<area %>[-t<class>]``, e.g. ``patch-eot-circle-a10-t859``."""
     base = f"{spec.slug}-{cfg.patch_shape}-a{100 * cfg.patch_area:g}"
     return base if fixed is None else f"{base}-t{fixed}"
 
 
-def build_patch(spec: AttackSpec, cfg: "CraftConfig") -> AdversarialPatch:
+def build_patch(spec: AttackSpec, cfg: CraftConfig) -> AdversarialPatch:
     """The patch optimiser for ``spec`` (``patch`` or ``patch+eot``) with the run's options."""
     if spec.di:  # CraftConfig.check_patch refuses it first
         raise UserError("--attack patch+di: input diversity is not used with the patch (it has its own placement EOT)")
     transform = EOT(cfg.profile, cfg.eot_samples, cfg.eot_tile_px) if spec.eot else None
-    return AdversarialPatch(area=cfg.patch_area, shape=cfg.patch_shape, steps=cfg.steps or DEFAULT_STEPS, lr=cfg.lr, transform=transform)
+    return AdversarialPatch(
+        area=cfg.patch_area, shape=cfg.patch_shape, steps=cfg.steps or DEFAULT_STEPS, lr=cfg.lr, transform=transform
+    )
 
 
 def optimise_patch(
-    crafter: "_Crafter", attack: AdversarialPatch, name: str, x: torch.Tensor, y: torch.Tensor, train: list[str],
-    target: int | None, progress: Callable[[str, int], Callable[[int], None]] | None,
+    crafter: _Crafter,
+    attack: AdversarialPatch,
+    name: str,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    train: list[str],
+    target: int | None,
+    progress: Callable[[str, int], Callable[[int], None]] | None,
 ) -> tuple[str, str, np.ndarray]:
     """Run (or resume, or skip) the optimisation; return the patch PNG's path, sha256 and pixels."""
     out = crafter.out
@@ -93,12 +102,22 @@ def optimise_patch(
     left = attack.steps - (state.step if state else 0)
     tick = progress(f"patch {name}", left) if progress and left > 0 else None
     seed = crafter.cfg.seed
-    res = attack.fit(crafter.grad_model, x, y, target=target, seed=seed, state=state, checkpoint=lambda s: s.save(ckpt), on_step=tick)
+    res = attack.fit(
+        crafter.grad_model, x, y, target=target, seed=seed, state=state, checkpoint=lambda s: s.save(ckpt), on_step=tick
+    )
     arr = attack.to_uint8(res.patch)
     sha = crafter.write_png(rel_png, arr)
     record: dict[str, Any] = {
-        "name": name, "path": rel_png, "sha256": sha, "seed": seed, "target": target, "train_items": train,
-        "params": attack.params(), "side_px": int(arr.shape[0]), "loss_first": res.losses[:1], "loss_last": res.losses[-1:],
+        "name": name,
+        "path": rel_png,
+        "sha256": sha,
+        "seed": seed,
+        "target": target,
+        "train_items": train,
+        "params": attack.params(),
+        "side_px": int(arr.shape[0]),
+        "loss_first": res.losses[:1],
+        "loss_last": res.losses[-1:],
         "losses": res.losses,
     }
     atomic_write_bytes(meta, json.dumps(record, indent=1).encode())
@@ -106,7 +125,12 @@ def optimise_patch(
 
 
 def craft_patch(
-    crafter: "_Crafter", photos: list["SourcePhoto"], cleans: dict[str, Any], spec: AttackSpec, batch: Batch, done: dict[str, Item],
+    crafter: _Crafter,
+    photos: list[SourcePhoto],
+    cleans: dict[str, Any],
+    spec: AttackSpec,
+    batch: Batch,
+    done: dict[str, Item],
     journal: JournalWriter,
 ) -> None:
     """The patch stage for ``spec``: optimise (or resume) the patch, then paste it into every photo's clean image.
@@ -123,8 +147,14 @@ def craft_patch(
     ids = {ph.key: f"{ph.key}-{name}" for ph in photos}
     x = crafter.to_tensor([cleans[ph.key][0] for ph in photos])
     y = torch.tensor([cleans[ph.key][2].index for ph in photos], device=crafter.device)
-    rel_png, sha_png, patch = optimise_patch(crafter, attack, name, x, y, [ids[ph.key] for ph in photos], fixed, crafter.progress)
-    todo = [ph for ph in photos if ids[ph.key] not in done or done[ids[ph.key]].params.get("patch", {}).get("sha256") != sha_png]
+    rel_png, sha_png, patch = optimise_patch(
+        crafter, attack, name, x, y, [ids[ph.key] for ph in photos], fixed, crafter.progress
+    )
+    todo = [
+        ph
+        for ph in photos
+        if ids[ph.key] not in done or done[ids[ph.key]].params.get("patch", {}).get("sha256") != sha_png
+    ]
     size = x.shape[-1]
     base = attack.params()
     for start in range(0, len(todo), cfg.batch_size):
@@ -134,11 +164,15 @@ def craft_patch(
         for ph in chunk:
             iid = ids[ph.key]
             s = item_seed(cfg.seed, iid)
-            drawn = sample_placements(1, size, patch.shape[0], torch.Generator().manual_seed(s), (1.0, 1.0), attack.max_angle_deg)[0]
+            drawn = sample_placements(
+                1, size, patch.shape[0], torch.Generator().manual_seed(s), (1.0, 1.0), attack.max_angle_deg
+            )[0]
             pl = Placement.from_dict(drawn.to_dict())  # paste exactly what is recorded (rounded), so it replays
             arr = paste_uint8(cleans[ph.key][0], patch, attack.shape, pl)
             rel = image_rel(f"{iid}.png")
-            saved.append((ph, iid, s, pl, rel, crafter.write_png(rel, arr), read_png_array(resolve_inside(crafter.out, rel))))
+            saved.append(
+                (ph, iid, s, pl, rel, crafter.write_png(rel, arr), read_png_array(resolve_inside(crafter.out, rel)))
+            )
         for (ph, iid, s, pl, rel, sha, arr), t5 in zip(saved, crafter.top5([v[-1] for v in saved])):
             _, clean_rec, label, src = cleans[ph.key]
             params = {**base, "patch": {"path": rel_png, "sha256": sha_png, "placement": pl.to_dict()}}
@@ -146,8 +180,16 @@ def craft_patch(
                 params["target_mode"] = "class"
             batch.items.append(
                 Item(
-                    id=iid, source=src, label=label, attack=spec.label, eps=PATCH_EPS, seed=s, clean=clean_rec,
-                    adv=ImageRecord(rel, sha, t5), target=fixed, params=params,
+                    id=iid,
+                    source=src,
+                    label=label,
+                    attack=spec.label,
+                    eps=PATCH_EPS,
+                    seed=s,
+                    clean=clean_rec,
+                    adv=ImageRecord(rel, sha, t5),
+                    target=fixed,
+                    params=params,
                 )
             )
         journal.append(asdict(it) for it in batch.items[n0:])

@@ -31,9 +31,10 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -84,14 +85,16 @@ class SourceModel:
 
     def record(self, role: str = "source") -> ModelRecord:
         """Its entry in ``batch.json``."""
-        return ModelRecord(self.name, self.arch, role, self.sha256, self.weights_package, self.spec.to_dict(), self.kind, self.ref)
+        return ModelRecord(
+            self.name, self.arch, role, self.sha256, self.weights_package, self.spec.to_dict(), self.kind, self.ref
+        )
 
 
 # Models handed over in Python (``photoproof.craft(net, ...)``), by their reference ``python:<name>``.
-IN_MEMORY: dict[str, "SourceModel"] = {}
+IN_MEMORY: dict[str, SourceModel] = {}
 
 
-def register_module(sm: "SourceModel") -> str:
+def register_module(sm: SourceModel) -> str:
     """Make an in-memory source model reachable as ``--source python:<name>`` in this process; return that reference."""
     ref = f"python:{sm.name}"
     IN_MEMORY[ref] = sm
@@ -163,9 +166,13 @@ def _labels(raw: Raw, opts: ModelOptions, sidecar_labels: Path | None, n_out: in
         names, src = list(imagenet_names()), "ImageNet-1k"
         log.info("%s: 1000 outputs and no labels given; taken as ImageNet-1k", where)
     else:
-        raise UserError(f"{where}: it outputs {n_out} classes; give --labels FILE with {n_out} class names, one per line")
+        raise UserError(
+            f"{where}: it outputs {n_out} classes; give --labels FILE with {n_out} class names, one per line"
+        )
     if len(names) != n_out:
-        raise UserError(f"{where}: it outputs {n_out} classes but {src} names {len(names)}; the model and its labels must agree")
+        raise UserError(
+            f"{where}: it outputs {n_out} classes but {src} names {len(names)}; the model and its labels must agree"
+        )
     return tuple(names)
 
 
@@ -206,7 +213,17 @@ def load_source(ref: str, opts: ModelOptions | None = None, device: str = "cpu")
     elif kind == "zoo":
         entry = get_entry(ref)
         module = Normalized(load_net(ref), entry.spec).eval()
-        sm = SourceModel(ref, "zoo", ref, entry.arch, weights_sha256(ref), entry.spec, imagenet_names(), module, entry.weights_package)
+        sm = SourceModel(
+            ref,
+            "zoo",
+            ref,
+            entry.arch,
+            weights_sha256(ref),
+            entry.spec,
+            imagenet_names(),
+            module,
+            entry.weights_package,
+        )
     else:
         raw = LOADERS[kind](ref)
         side = None
@@ -238,7 +255,9 @@ def load_source(ref: str, opts: ModelOptions | None = None, device: str = "cpu")
     return sm
 
 
-def from_module(net: nn.Module, spec: PreprocessSpec, classes: Sequence[str] | None = None, name: str = "model", device: str = "cpu") -> SourceModel:
+def from_module(
+    net: nn.Module, spec: PreprocessSpec, classes: Sequence[str] | None = None, name: str = "model", device: str = "cpu"
+) -> SourceModel:
     """A :class:`SourceModel` from an ``nn.Module`` in hand (the Python API): ``net`` takes the *normalised* input."""
     net = net.eval()
     for p in net.parameters():
@@ -255,4 +274,6 @@ def from_module(net: nn.Module, spec: PreprocessSpec, classes: Sequence[str] | N
         from contracts.labels import check_unique
 
         check_unique(list(names), where)
-    return SourceModel(name, "module", name, type(net).__name__, state_sha256(net), spec, names, module.to(torch.device(device)))
+    return SourceModel(
+        name, "module", name, type(net).__name__, state_sha256(net), spec, names, module.to(torch.device(device))
+    )

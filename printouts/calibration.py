@@ -86,7 +86,8 @@ def calibration_patches(footer: Sequence[float], pitch_mm: float) -> list[Patch]
     ]
     y1 = y0 + PATCH_MM + ROW_GAP_MM
     patches += [
-        Patch("colour", name, [_r(x0 + k * PATCH_MM), _r(y1), PATCH_MM, PATCH_MM], list(rgb)) for k, (name, rgb) in enumerate(COLOURS)
+        Patch("colour", name, [_r(x0 + k * PATCH_MM), _r(y1), PATCH_MM, PATCH_MM], list(rgb))
+        for k, (name, rgb) in enumerate(COLOURS)
     ]
     side = _r(detail_pixels(pitch_mm) * pitch_mm)
     x = x0 + len(COLOURS) * PATCH_MM + ROW_GAP_MM

@@ -123,7 +123,9 @@ def model_input_size(model: str) -> tuple[str, int]:
     sides = [d for d in dims[1:] if d > 3]
     if len(sides) == 2 and sides[0] == sides[1]:
         return name, int(sides[0])
-    raise UserError(f"--model {model}: its input size is neither in its metadata nor a static square input; pass a zoo name or --tile-mm")
+    raise UserError(
+        f"--model {model}: its input size is neither in its metadata nor a static square input; pass a zoo name or --tile-mm"
+    )
 
 
 def _px_per_mm(camera: tuple[int, int], paper_mm: tuple[float, float], fill: float) -> float:
@@ -136,7 +138,9 @@ def _rank(plan: CameraPlan) -> tuple[bool, float, float]:
     return (True, plan.items_per_sheet, plan.tile_px) if reached else (False, plan.tile_px, plan.items_per_sheet)
 
 
-def plan_for_camera(camera: tuple[int, int], model: str, paper: str, layout: str, aspect: float = 1.0, fill: float = FRAME_FILL) -> CameraPlan:
+def plan_for_camera(
+    camera: tuple[int, int], model: str, paper: str, layout: str, aspect: float = 1.0, fill: float = FRAME_FILL
+) -> CameraPlan:
     """Choose the paper orientation and tile size for ``camera`` and ``model`` (see the module docstring).
 
     Raises:
@@ -158,7 +162,19 @@ def plan_for_camera(camera: tuple[int, int], model: str, paper: str, layout: str
         g = geo.grid(key, tile, layout, aspect)
         while tile + 1 <= top and geo.grid(key, tile + 1, layout, aspect).units_per_sheet == g.units_per_sheet:
             tile += 1  # the same paper: a larger tile costs nothing and gives the camera more pixels
-        plan = CameraPlan(camera[0], camera[1], name, size, need, fill, key, float(tile), round(tile * ppm, 1), g.units_per_sheet, target)
+        plan = CameraPlan(
+            camera[0],
+            camera[1],
+            name,
+            size,
+            need,
+            fill,
+            key,
+            float(tile),
+            round(tile * ppm, 1),
+            g.units_per_sheet,
+            target,
+        )
         if best is None or _rank(plan) > _rank(best):
             best = plan
     if best is None:
@@ -180,14 +196,21 @@ def eot_mismatch(plan: CameraPlan, items: list[Any]) -> str | None:
     ``[0.8 lo, 1.25 hi]`` photographs them at a resolution the expectation never covered;
     the warning names the ``--eot-tile-px`` range for this layout.
     """
-    ranges = [it.params["eot"]["tile_px"] for it in items
-              if isinstance(it.params.get("eot"), dict) and isinstance(it.params["eot"].get("tile_px"), list) and len(it.params["eot"]["tile_px"]) == 2]
+    ranges = [
+        it.params["eot"]["tile_px"]
+        for it in items
+        if isinstance(it.params.get("eot"), dict)
+        and isinstance(it.params["eot"].get("tile_px"), list)
+        and len(it.params["eot"]["tile_px"]) == 2
+    ]
     if not ranges:
         return None
     lo, hi = min(float(r[0]) for r in ranges), max(float(r[1]) for r in ranges)
     if 0.8 * lo <= plan.tile_px <= 1.25 * hi:
         return None
-    return (f"{len(ranges)} EOT item(s) were optimised through the channel twin for tiles of {lo:.0f}-{hi:.0f} camera pixels, and this "
-            f"layout gives about {plan.tile_px:.0f}: their expectation did not cover this camera's view of the tiles "
-            f"(craft them for this layout with --eot-tile-px {EOT_RANGE[0] * plan.tile_px:.0f}-{EOT_RANGE[1] * plan.tile_px:.0f}, "
-            f"or print with --tile-mm 60 to photograph them as the twin assumed)")
+    return (
+        f"{len(ranges)} EOT item(s) were optimised through the channel twin for tiles of {lo:.0f}-{hi:.0f} camera pixels, and this "
+        f"layout gives about {plan.tile_px:.0f}: their expectation did not cover this camera's view of the tiles "
+        f"(craft them for this layout with --eot-tile-px {EOT_RANGE[0] * plan.tile_px:.0f}-{EOT_RANGE[1] * plan.tile_px:.0f}, "
+        f"or print with --tile-mm 60 to photograph them as the twin assumed)"
+    )

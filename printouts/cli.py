@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -17,19 +17,42 @@ def register(app: typer.Typer) -> None:
 
     @app.command("print")
     def print_cmd(
-        batch: Annotated[Path, typer.Argument(help="Batch directory written by 'photoproof craft'.", show_default=False)],
+        batch: Annotated[
+            Path, typer.Argument(help="Batch directory written by 'photoproof craft'.", show_default=False)
+        ],
         paper: Annotated[str, typer.Option("--paper", help=f"Paper size: {' or '.join(PAPERS)}.")] = "a4",
-        tile_mm: Annotated[float, typer.Option("--tile-mm", help="Printed width of every tile, in millimetres.")] = 60.0,
+        tile_mm: Annotated[
+            float, typer.Option("--tile-mm", help="Printed width of every tile, in millimetres.")
+        ] = 60.0,
         layout: Annotated[
-            str, typer.Option("--layout", help=f"{' or '.join(LAYOUTS)}: clean and adversarial side by side, or adversarial tiles only.")
+            str,
+            typer.Option(
+                "--layout",
+                help=f"{' or '.join(LAYOUTS)}: clean and adversarial side by side, or adversarial tiles only.",
+            ),
         ] = "pairs",
-        cover: Annotated[bool, typer.Option("--cover/--no-cover", help="Start with a cover page of batch facts and printing instructions.")] = True,
+        cover: Annotated[
+            bool,
+            typer.Option(
+                "--cover/--no-cover", help="Start with a cover page of batch facts and printing instructions."
+            ),
+        ] = True,
         camera: Annotated[
-            Optional[str], typer.Option("--camera", help="Lay out for this camera frame, WIDTHxHEIGHT (e.g. 1280x720); needs --model. Chooses --tile-mm and the paper's orientation.")
+            str | None,
+            typer.Option(
+                "--camera",
+                help="Lay out for this camera frame, WIDTHxHEIGHT (e.g. 1280x720); needs --model. Chooses --tile-mm and the paper's orientation.",
+            ),
         ] = None,
-        model: Annotated[Optional[str], typer.Option("--model", help="With --camera: the target model, a zoo name (lite2) or an .onnx file.")] = None,
+        model: Annotated[
+            str | None,
+            typer.Option("--model", help="With --camera: the target model, a zoo name (lite2) or an .onnx file."),
+        ] = None,
         patch_mm: Annotated[
-            Optional[float], typer.Option("--patch-mm", help="Also print each adversarial patch alone, this many mm wide, with its own markers.")
+            float | None,
+            typer.Option(
+                "--patch-mm", help="Also print each adversarial patch alone, this many mm wide, with its own markers."
+            ),
         ] = None,
     ) -> None:
         """Lay the batch out on printable sheets: writes BATCH/sheets.pdf and BATCH/layout.json."""
@@ -38,7 +61,16 @@ def register(app: typer.Typer) -> None:
         from printouts.sheets import print_batch
 
         frame = parse_camera(camera) if camera is not None else None
-        result = print_batch(batch, paper=paper, tile_mm=tile_mm, layout=layout, cover=cover, camera=frame, model=model, patch_mm=patch_mm)
+        result = print_batch(
+            batch,
+            paper=paper,
+            tile_mm=tile_mm,
+            layout=layout,
+            cover=cover,
+            camera=frame,
+            model=model,
+            patch_mm=patch_mm,
+        )
         n_sheets = len(result.sheets)
         n_tiles = sum(len(s.tiles) for s in result.sheets)
         n_cards = len(result.extra.get("patch_cards", []))
@@ -48,7 +80,9 @@ def register(app: typer.Typer) -> None:
             f"on {result.paper}, markers {result.aruco_dictionary}"
         )
         if n_cards:
-            console.print(f"{n_cards} patch card(s) of {patch_mm:g} mm on the last page(s): cut them out with their markers")
+            console.print(
+                f"{n_cards} patch card(s) of {patch_mm:g} mm on the last page(s): cut them out with their markers"
+            )
         console.print(f"wrote {escape(str(batch / LAYOUT))}")
         if "camera" in result.extra:
             from printouts.camera import CameraPlan

@@ -30,9 +30,17 @@ from contracts.errors import UserError
 
 # Paper sizes in mm (ISO 216 A4; US Letter is 8.5 x 11 in).
 PAPERS: dict[str, tuple[float, float]] = {
-    "a4": (210.0, 297.0), "letter": (215.9, 279.4), "a4-landscape": (297.0, 210.0), "letter-landscape": (279.4, 215.9),
+    "a4": (210.0, 297.0),
+    "letter": (215.9, 279.4),
+    "a4-landscape": (297.0, 210.0),
+    "letter-landscape": (279.4, 215.9),
 }
-PAPER_NAMES = {"a4": "A4", "letter": "US Letter", "a4-landscape": "A4 landscape", "letter-landscape": "US Letter landscape"}
+PAPER_NAMES = {
+    "a4": "A4",
+    "letter": "US Letter",
+    "a4-landscape": "A4 landscape",
+    "letter-landscape": "US Letter landscape",
+}
 LAYOUTS = ("pairs", "adversarial-only")
 
 MARGIN_MM = 8.0  # paper edge to the markers: outside most printers' unprintable border

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from functools import lru_cache
+from functools import cache
 
 import cv2
 import numpy as np
@@ -59,7 +59,7 @@ def marker_id_offset(batch_id: str) -> int:
     return MARKERS_PER_SHEET * (int.from_bytes(digest, "big") % ID_BLOCKS)
 
 
-@lru_cache(maxsize=None)
+@cache
 def dictionary(name: str) -> cv2.aruco.Dictionary:
     """The OpenCV predefined dictionary called ``name`` (e.g. ``DICT_4X4_1000``)."""
     return cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, name))

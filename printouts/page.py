@@ -104,7 +104,14 @@ class MmPage:
         c.line(x0 * PT_PER_MM, self._y(y0), x1 * PT_PER_MM, self._y(y1))
 
     def text(
-        self, x: float, y: float, s: str, size: float = 7.0, font: str = FONT, align: str = "left", rgb: Sequence[int] = (0, 0, 0)
+        self,
+        x: float,
+        y: float,
+        s: str,
+        size: float = 7.0,
+        font: str = FONT,
+        align: str = "left",
+        rgb: Sequence[int] = (0, 0, 0),
     ) -> None:
         """Set ``s`` with its baseline at ``y`` mm; ``align`` is left, centre or right of ``x``."""
         c = self.canvas

@@ -62,9 +62,13 @@ def plan_cards(batch_dir: Path, batch: Batch, layout: Layout, size_mm: float, fi
     span = size_mm + 2 * (q + m + q)
     if size_mm < MIN_PATCH_MM or span > w - 2 * geo.MARGIN_MM or TOP_MM + span > h - geo.MARGIN_MM:
         most = min(w - 2 * geo.MARGIN_MM, h - geo.MARGIN_MM - TOP_MM) - 2 * (2 * q + 25.0)
-        raise UserError(f"--patch-mm {size_mm:g}: the patch must be {MIN_PATCH_MM:g} to about {most:.0f} mm wide to fit {layout.paper} with its markers")
+        raise UserError(
+            f"--patch-mm {size_mm:g}: the patch must be {MIN_PATCH_MM:g} to about {most:.0f} mm wide to fit {layout.paper} with its markers"
+        )
     if len(layout.sheets) + len(patches) > MAX_SHEETS:
-        raise UserError(f"--patch-mm: {len(layout.sheets)} sheets and {len(patches)} patch cards need more marker ids than the dictionary has; split the batch")
+        raise UserError(
+            f"--patch-mm: {len(layout.sheets)} sheets and {len(patches)} patch cards need more marker ids than the dictionary has; split the batch"
+        )
     offset = marker_id_offset(batch.batch_id)
     cards = []
     for j, (name, image, shape, target) in enumerate(patches):
@@ -72,11 +76,30 @@ def plan_cards(batch_dir: Path, batch: Batch, layout: Layout, size_mm: float, fi
         x0 = round((w - size_mm) / 2, 3)
         y0 = round(TOP_MM + q + m + q, 3)
         d = q + m  # from the patch's edge to the marker's outer edge
-        tl = [(x0 - d, y0 - d), (x0 + size_mm + q, y0 - d), (x0 + size_mm + q, y0 + size_mm + q), (x0 - d, y0 + size_mm + q)]
+        tl = [
+            (x0 - d, y0 - d),
+            (x0 + size_mm + q, y0 - d),
+            (x0 + size_mm + q, y0 + size_mm + q),
+            (x0 - d, y0 + size_mm + q),
+        ]
         ids = sheet_marker_ids(len(layout.sheets) + j, offset)[:4]
-        markers = [Marker(i, [[round(v, 3) for v in c] for c in geo.marker_corners(x, y, m)]) for i, (x, y) in zip(ids, tl)]
+        markers = [
+            Marker(i, [[round(v, 3) for v in c] for c in geo.marker_corners(x, y, m)]) for i, (x, y) in zip(ids, tl)
+        ]
         cut = [round(x0 - d - q, 3), round(y0 - d - q, 3), round(span, 3), round(span, 3)]
-        cards.append(PatchCard(name, image, shape, target, first_page + j, float(size_mm), [x0, y0, float(size_mm), float(size_mm)], cut, markers))
+        cards.append(
+            PatchCard(
+                name,
+                image,
+                shape,
+                target,
+                first_page + j,
+                float(size_mm),
+                [x0, y0, float(size_mm), float(size_mm)],
+                cut,
+                markers,
+            )
+        )
     return cards
 
 
@@ -93,7 +116,13 @@ def card_instructions(card: PatchCard) -> list[str]:
 
 def draw_card(page: MmPage, batch_dir: Path, layout: Layout, card: PatchCard) -> None:
     """Draw one patch card page."""
-    page.text(geo.MARGIN_MM + 2, 14.0, fit_text(f"photoproof \u00b7 {layout.batch_id} \u00b7 {card.name}", page.width_mm - 20, 9.0, FONT_BOLD), size=9.0, font=FONT_BOLD)
+    page.text(
+        geo.MARGIN_MM + 2,
+        14.0,
+        fit_text(f"photoproof \u00b7 {layout.batch_id} \u00b7 {card.name}", page.width_mm - 20, 9.0, FONT_BOLD),
+        size=9.0,
+        font=FONT_BOLD,
+    )
     y = 20.0
     for line in card_instructions(card):
         page.text(geo.MARGIN_MM + 2, y, fit_text(line, page.width_mm - 2 * geo.MARGIN_MM - 4, 6.5), size=6.5)
@@ -112,4 +141,9 @@ def draw_card(page: MmPage, batch_dir: Path, layout: Layout, card: PatchCard) ->
     c.setStrokeColorRGB(0.4, 0.4, 0.4)
     c.rect(cx * PT_PER_MM, (page.height_mm - cy - ch) * PT_PER_MM, cw * PT_PER_MM, ch * PT_PER_MM, stroke=1, fill=0)
     c.restoreState()
-    page.text(cx, cy + ch + 4.0, f"patch {card.size_mm:g} mm; markers {', '.join(str(k.id) for k in card.markers)} ({layout.aruco_dictionary}, {m:g} mm)", size=6.5)
+    page.text(
+        cx,
+        cy + ch + 4.0,
+        f"patch {card.size_mm:g} mm; markers {', '.join(str(k.id) for k in card.markers)} ({layout.aruco_dictionary}, {m:g} mm)",
+        size=6.5,
+    )

@@ -12,10 +12,10 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from contracts.batchdir import MANIFEST
 from contracts.errors import UserError
 from contracts.images import read_png
 from contracts.layout import Layout, Marker, Sheet, Tile
-from contracts.batchdir import MANIFEST
 from contracts.manifest import Batch, Item, Role
 from contracts.paths import resolve_inside, sha256_bytes
 from printouts import geometry as geo
@@ -46,7 +46,9 @@ def check_images(batch_dir: Path, batch: Batch, roles: Sequence[Role]) -> dict[s
         UserError: naming the manifest when it has no items, or the file at fault.
     """
     if not batch.items:
-        raise UserError(f"{Path(batch_dir) / MANIFEST}: the batch has no items, so there is nothing to print; craft some first with 'photoproof craft'")
+        raise UserError(
+            f"{Path(batch_dir) / MANIFEST}: the batch has no items, so there is nothing to print; craft some first with 'photoproof craft'"
+        )
     sizes: dict[str, tuple[int, int]] = {}
     for it in batch.items:
         for role in roles:
@@ -55,7 +57,9 @@ def check_images(batch_dir: Path, batch: Batch, roles: Sequence[Role]) -> dict[s
                 continue
             path = resolve_inside(Path(batch_dir), rec.path)
             if not path.is_file():
-                raise UserError(f"{path}: missing ({role} image of item {it.id}); restore it or re-run 'photoproof craft'")
+                raise UserError(
+                    f"{path}: missing ({role} image of item {it.id}); restore it or re-run 'photoproof craft'"
+                )
             data = path.read_bytes()
             if rec.sha256 and sha256_bytes(data) != rec.sha256:
                 raise UserError(
@@ -76,7 +80,9 @@ def _pitch(sizes: dict[str, tuple[int, int]], tile_mm: float) -> float:
     return tile_mm / width
 
 
-def _tiles(items: Sequence[Item], g: geo.Grid, layout: str, tile_mm: float, sizes: dict[str, tuple[int, int]]) -> list[Tile]:
+def _tiles(
+    items: Sequence[Item], g: geo.Grid, layout: str, tile_mm: float, sizes: dict[str, tuple[int, int]]
+) -> list[Tile]:
     tiles = []
     for u, it in enumerate(items):
         ux, uy = geo.unit_origin(g, u, layout)
@@ -84,11 +90,15 @@ def _tiles(items: Sequence[Item], g: geo.Grid, layout: str, tile_mm: float, size
             rec = it.image(role)
             w, h = sizes[rec.path]
             x = ux + j * (tile_mm + geo.PAIR_GAP_MM)
-            tiles.append(Tile(item=it.id, role=role, image=rec.path, box_mm=[_r(x), _r(uy), _r(tile_mm), _r(tile_mm * h / w)]))
+            tiles.append(
+                Tile(item=it.id, role=role, image=rec.path, box_mm=[_r(x), _r(uy), _r(tile_mm), _r(tile_mm * h / w)])
+            )
     return tiles
 
 
-def plan_layout(batch: Batch, sizes: dict[str, tuple[int, int]], paper: str, tile_mm: float, layout: str, cover: bool) -> Layout:
+def plan_layout(
+    batch: Batch, sizes: dict[str, tuple[int, int]], paper: str, tile_mm: float, layout: str, cover: bool
+) -> Layout:
     """Decide every sheet's markers, tiles, calibration patches and QR code.
 
     Raises:
@@ -116,13 +126,17 @@ def plan_layout(batch: Batch, sizes: dict[str, tuple[int, int]], paper: str, til
         log.warning(
             "the tiles leave room for only a %g mm QR code per sheet (up to %g mm with smaller tiles); a 720p camera "
             "reads it only from close up, and until it does, a sheet of another batch is told apart by its markers alone",
-            qr_box[2], geo.QR_MAX_MM,
+            qr_box[2],
+            geo.QR_MAX_MM,
         )
     sheets = []
     for k in range(n_sheets):
         chunk = batch.items[k * per_sheet : (k + 1) * per_sheet]
         ids = sheet_marker_ids(k, offset)
-        markers = [Marker(id=i, corners_mm=[[_r(v) for v in c] for c in geo.marker_corners(*xy)]) for i, xy in zip(ids, fr.markers)]
+        markers = [
+            Marker(id=i, corners_mm=[[_r(v) for v in c] for c in geo.marker_corners(*xy)])
+            for i, xy in zip(ids, fr.markers)
+        ]
         text = qr.payload(batch.batch_id, k)
         sheets.append(
             Sheet(
@@ -137,7 +151,13 @@ def plan_layout(batch: Batch, sizes: dict[str, tuple[int, int]], paper: str, til
         )
     log.info(
         "%d items -> %d sheets of %d on %s, dictionary %s, marker ids from %d, QR codes %g mm",
-        len(batch.items), n_sheets, per_sheet, paper, dict_name, offset, qr_box[2],
+        len(batch.items),
+        n_sheets,
+        per_sheet,
+        paper,
+        dict_name,
+        offset,
+        qr_box[2],
     )
     hx, hy = fr.header[0], fr.header[1]
     extra = {

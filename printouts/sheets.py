@@ -26,13 +26,13 @@ from contracts.manifest import Batch, Item, load_batch
 from contracts.patchcard import PatchCard, patch_cards, set_patch_cards
 from contracts.paths import atomic_write_bytes, remove_stale_temps, resolve_inside, sha256_bytes
 from printouts import geometry as geo
-from printouts.camera import CameraPlan, eot_mismatch, plan_for_camera
 from printouts.calibration import NOTE, draw_calibration, draw_ruler
+from printouts.camera import CameraPlan, eot_mismatch, plan_for_camera
 from printouts.cover import CoverInfo, draw_cover
 from printouts.markers import draw_marker, id_ranges
 from printouts.page import FONT, FONT_BOLD, PT_PER_MM, MmPage, fit_text, flate_only, text_width_mm
-from printouts.plan import RULER_X_MM, RULER_Y_MM, check_images, plan_layout, roles_for
 from printouts.patchcard import card_instructions, draw_card, plan_cards
+from printouts.plan import RULER_X_MM, RULER_Y_MM, check_images, plan_layout, roles_for
 from printouts.qr import draw_qr
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,9 @@ def _cover_info(layout: Layout, cards: list[PatchCard] | None = None) -> CoverIn
         marker_ids=id_ranges([m.id for s in layout.sheets for m in s.markers]),
         sheets=sheets,
         camera=_camera_line(layout),
-        patch_notes=[t for card in cards or [] for t in [f"{card.name}: page {card.page + 1}."] + card_instructions(card)[1:]],
+        patch_notes=[
+            t for card in cards or [] for t in [f"{card.name}: page {card.page + 1}."] + card_instructions(card)[1:]
+        ],
     )
 
 
@@ -151,8 +153,14 @@ def render_pdf(batch_dir: Path, batch: Batch, layout: Layout, cover: bool) -> by
 
 
 def print_batch(
-    batch_dir: Path, paper: str = "a4", tile_mm: float = 60.0, layout: str = "pairs", cover: bool = True,
-    camera: tuple[int, int] | None = None, model: str | None = None, patch_mm: float | None = None,
+    batch_dir: Path,
+    paper: str = "a4",
+    tile_mm: float = 60.0,
+    layout: str = "pairs",
+    cover: bool = True,
+    camera: tuple[int, int] | None = None,
+    model: str | None = None,
+    patch_mm: float | None = None,
 ) -> Layout:
     """Write ``BATCH/sheets.pdf`` and ``BATCH/layout.json``; return the layout.
 
@@ -180,7 +188,9 @@ def print_batch(
     sizes = check_images(batch_dir, batch, roles_for(layout))
     cam = None
     if (camera is None) != (model is None):
-        raise UserError("--camera and --model go together: the layout needs both the frame size and the model's input size")
+        raise UserError(
+            "--camera and --model go together: the layout needs both the frame size and the model's input size"
+        )
     if camera is not None and model is not None:
         aspect = max(h / w for w, h in sizes.values())
         cam = plan_for_camera(camera, model, paper, layout, aspect)
@@ -192,7 +202,9 @@ def print_batch(
     if cam is not None:
         plan.extra["camera"] = cam.to_dict()
     if patch_mm is not None:
-        set_patch_cards(plan, plan_cards(batch_dir, batch, plan, float(patch_mm), len(plan.sheets) + (1 if cover else 0)))
+        set_patch_cards(
+            plan, plan_cards(batch_dir, batch, plan, float(patch_mm), len(plan.sheets) + (1 if cover else 0))
+        )
     pdf = render_pdf(batch_dir, batch, plan, bool(cover))
     plan.extra["sheets_pdf"] = SHEETS_PDF
     plan.extra["sheets_pdf_sha256"] = sha256_bytes(pdf)

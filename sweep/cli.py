@@ -8,15 +8,24 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import typer
-from rich.table import Table
 from rich.markup import escape
+from rich.table import Table
 
 from contracts.cliopts import (
-    model_flags, opt_channel_order, opt_crop, opt_input_size, opt_label_map, opt_labels, opt_mean, opt_resize, opt_scale, opt_std,
+    model_flags,
+    opt_channel_order,
+    opt_crop,
+    opt_input_size,
+    opt_label_map,
+    opt_labels,
+    opt_mean,
+    opt_resize,
+    opt_scale,
+    opt_std,
 )
 from contracts.console import console
 from contracts.errors import UserError
@@ -53,33 +62,39 @@ def _clean_table(out: Path, batch: Path, input_size: int) -> None:
     console.print(table)
 
 
-def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Path]) -> None:
+def register(app: typer.Typer, resolve_model: Callable[[str, Path | None], Path]) -> None:
     """Add ``sweep`` to ``app``; ``resolve_model(name_or_file, batch_dir)`` gives the .onnx path."""
 
     @app.command("sweep")
     def sweep_cmd(
         batch: Path = typer.Argument(..., help="The batch directory (made with 'photoproof craft')."),
-        model: Optional[str] = typer.Option(None, "--model", "-m", help="A zoo name (lite0, lite2) or an .onnx file; default: the batch's source model."),
-        transforms: Optional[str] = typer.Option(None, "--transforms", "-t", help="Comma-separated: brightness, contrast, blur, noise, jpeg, perspective, tone, resolution, angle (default: these nine), dotgain."),
+        model: str | None = typer.Option(
+            None, "--model", "-m", help="A zoo name (lite0, lite2) or an .onnx file; default: the batch's source model."
+        ),
+        transforms: str | None = typer.Option(
+            None,
+            "--transforms",
+            "-t",
+            help="Comma-separated: brightness, contrast, blur, noise, jpeg, perspective, tone, resolution, angle (default: these nine), dotgain.",
+        ),
         steps: int = typer.Option(6, "--steps", help="Strengths per transform, from the identity to the strongest."),
         seed: int = typer.Option(0, "--seed", help="Seeds the noise fields and the perspective tilt axes."),
-        input_size: Optional[int] = opt_input_size(),
-        mean: Optional[str] = opt_mean(),
-        std: Optional[str] = opt_std(),
-        scale: Optional[float] = opt_scale(),
-        resize: Optional[str] = opt_resize(),
-        crop: Optional[str] = opt_crop(),
-        channel_order: Optional[str] = opt_channel_order(),
-        labels: Optional[Path] = opt_labels(),
-        label_map: Optional[Path] = opt_label_map(),
+        input_size: int | None = opt_input_size(),
+        mean: str | None = opt_mean(),
+        std: str | None = opt_std(),
+        scale: float | None = opt_scale(),
+        resize: str | None = opt_resize(),
+        crop: str | None = opt_crop(),
+        channel_order: str | None = opt_channel_order(),
+        labels: Path | None = opt_labels(),
+        label_map: Path | None = opt_label_map(),
     ) -> None:
         """Apply each artificial transform on its own, at increasing strength, to the digital clean and
         adversarial images; record the model's top-5 in BATCH/sweep.json (Kurakin et al. 2016, sec. 4)."""
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         from capture.classify import OnnxClassifier
-        from contracts.labels import read_label_file
-        from contracts.labels import read_label_map
+        from contracts.labels import read_label_file, read_label_map
         from sweep.run import check_transforms, digital_baseline_known, run_sweep, strengths_table
 
         names = check_transforms(transforms.split(",") if transforms else None)
@@ -87,23 +102,36 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Optional[Path]], Pa
         overrides = model_flags(input_size, mean, std, scale, resize, crop, channel_order)
         lmap = read_label_map(label_map) if label_map is not None else None
         clf = OnnxClassifier(model_path, class_names=read_label_file(labels) if labels else None, overrides=overrides)
-        console.print(f"model [bold]{escape(clf.name)}[/] ({escape(model_path.name)}, sha256 {clf.sha256[:12]}) on [bold]{clf.provider}[/]")
+        console.print(
+            f"model [bold]{escape(clf.name)}[/] ({escape(model_path.name)}, sha256 {clf.sha256[:12]}) on [bold]{clf.provider}[/]"
+        )
         table = Table(title="strengths", show_edge=False)
         for col in ("transform", "unit", "strengths"):
             table.add_column(col)
         for row in strengths_table(names, steps):
             table.add_row(*row)
         console.print(table)
-        with Progress(TextColumn("sweep {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console) as bar:
+        with Progress(
+            TextColumn("sweep {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as bar:
             task = bar.add_task("", total=len(names))
 
             def progress(name: str, done: int, total: int) -> None:
                 bar.update(task, description=name, completed=done)
 
-            out = run_sweep(batch, model_path, names, steps=steps, seed=seed, classifier=clf, progress=progress, label_map=lmap)
+            out = run_sweep(
+                batch, model_path, names, steps=steps, seed=seed, classifier=clf, progress=progress, label_map=lmap
+            )
         console.print(f"wrote [bold]{escape(str(out))}[/]; 'photoproof report {escape(str(batch))}' plots it")
         _clean_table(out, batch, clf.spec.input_size)
         if not digital_baseline_known(batch, clf.name):
-            console.print(f"[yellow]note:[/] neither batch.json nor a capture session holds {escape(clf.name)}'s predictions on the "
-                          f"untransformed PNGs, which the report's destruction rate needs; sweep the source model, or capture "
-                          f"with --model {escape(model or clf.name)} first", soft_wrap=True)
+            console.print(
+                f"[yellow]note:[/] neither batch.json nor a capture session holds {escape(clf.name)}'s predictions on the "
+                f"untransformed PNGs, which the report's destruction rate needs; sweep the source model, or capture "
+                f"with --model {escape(model or clf.name)} first",
+                soft_wrap=True,
+            )

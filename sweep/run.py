@@ -16,25 +16,26 @@ import json
 import logging
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
 from PIL import Image
 
+from capture.classify import OnnxClassifier
+from capture.digital import classify_images, digital_top5
 from channel import model as ch
 from channel.colour import srgb_encode
 from channel.resolution import photograph_tile
-from capture.classify import OnnxClassifier
-from capture.digital import classify_images, digital_top5
 from contracts.batchdir import capture_dbs
 from contracts.capturedb import open_db_readonly
 from contracts.errors import UserError
+from contracts.images import batch_images
 from contracts.labels import target_map
 from contracts.manifest import ROLES, load_batch
-from contracts.images import batch_images
 from contracts.profile import ChannelProfile, Printer
 from contracts.sweep import BASELINE, SweepRecord, read_sweep, sweep_path, write_sweep
 
@@ -65,35 +66,74 @@ def _two_sided(centre: float, half: float) -> Callable[[int], list[float]]:
     return lambda n: [round(float(v), 3) for v in np.linspace(centre - half, centre + half, 2 * max(2, n) - 1)]
 
 
-TRANSFORMS: dict[str, Transform] = {t.name: t for t in (
-    Transform("brightness", "additive δ, 0-255 pixel units",
-              "X + δ, clipped to 0..255 (Kurakin et al. 2016, sec. 4)", _two_sided(0.0, 48.0)),
-    Transform("contrast", "factor μ",
-              "127.5 + μ (X - 127.5), clipped: contrast about mid-grey (Kurakin et al. scale X by μ)", _two_sided(1.0, 0.6)),
-    Transform("blur", "Gaussian σ, PNG pixels",
-              "channel.model.apply_optics: Gaussian defocus, kernel 2 ceil(3σ) + 1", _one_sided(0.0, 3.0)),
-    Transform("noise", "Gaussian σ, 0-255 pixel units",
-              "X + σ z, z ~ N(0, 1) per pixel and channel from --seed (the same z for every σ and both roles of an item)",
-              _one_sided(0.0, 24.0)),
-    Transform("jpeg", "libjpeg quality",
-              "channel.model.apply_jpeg: IJG quality, 4:2:0 (quality 100 is not lossless)", _one_sided(100.0, 10.0, 0)),
-    Transform("perspective", "tilt, degrees out of plane",
-              "channel.model.tile_homography: the tile tilted about a random in-plane axis (from --seed), "
-              "seen at 10°, area at the centre kept; white outside", _one_sided(0.0, 60.0, 1)),
-    Transform("resolution", "tile side / model input size",
-              "channel.resolution.photograph_tile: the tile seen head-on at strength x the model's input size camera pixels, "
-              f"camera blur sigma {CAMERA_BLUR_PX} px, rectified back as capture does", _one_sided(2.0, 0.25)),
-    Transform("angle", "viewing angle, degrees off the sheet's normal",
-              "channel.resolution.photograph_tile: a tile of the model's input size in camera pixels (head-on), seen at this "
-              f"angle about a random in-plane axis (from --seed), camera blur sigma {CAMERA_BLUR_PX} px, rectified back",
-              _one_sided(0.0, 75.0, 1)),
-    Transform("tone", "printer tone_gamma",
-              "channel.model.print_page with tone_gamma, no dot gain, ideal paper and ink, then sRGB-encoded back",
-              _one_sided(1.0, 2.0)),
-    Transform("dotgain", "printer dot_gain (TVI at 50 %)",
-              "channel.model.print_page with dot_gain, tone_gamma 1, ideal paper and ink, then sRGB-encoded back",
-              _one_sided(0.0, 0.3)),
-)}
+TRANSFORMS: dict[str, Transform] = {
+    t.name: t
+    for t in (
+        Transform(
+            "brightness",
+            "additive δ, 0-255 pixel units",
+            "X + δ, clipped to 0..255 (Kurakin et al. 2016, sec. 4)",
+            _two_sided(0.0, 48.0),
+        ),
+        Transform(
+            "contrast",
+            "factor μ",
+            "127.5 + μ (X - 127.5), clipped: contrast about mid-grey (Kurakin et al. scale X by μ)",
+            _two_sided(1.0, 0.6),
+        ),
+        Transform(
+            "blur",
+            "Gaussian σ, PNG pixels",
+            "channel.model.apply_optics: Gaussian defocus, kernel 2 ceil(3σ) + 1",
+            _one_sided(0.0, 3.0),
+        ),
+        Transform(
+            "noise",
+            "Gaussian σ, 0-255 pixel units",
+            "X + σ z, z ~ N(0, 1) per pixel and channel from --seed (the same z for every σ and both roles of an item)",
+            _one_sided(0.0, 24.0),
+        ),
+        Transform(
+            "jpeg",
+            "libjpeg quality",
+            "channel.model.apply_jpeg: IJG quality, 4:2:0 (quality 100 is not lossless)",
+            _one_sided(100.0, 10.0, 0),
+        ),
+        Transform(
+            "perspective",
+            "tilt, degrees out of plane",
+            "channel.model.tile_homography: the tile tilted about a random in-plane axis (from --seed), "
+            "seen at 10°, area at the centre kept; white outside",
+            _one_sided(0.0, 60.0, 1),
+        ),
+        Transform(
+            "resolution",
+            "tile side / model input size",
+            "channel.resolution.photograph_tile: the tile seen head-on at strength x the model's input size camera pixels, "
+            f"camera blur sigma {CAMERA_BLUR_PX} px, rectified back as capture does",
+            _one_sided(2.0, 0.25),
+        ),
+        Transform(
+            "angle",
+            "viewing angle, degrees off the sheet's normal",
+            "channel.resolution.photograph_tile: a tile of the model's input size in camera pixels (head-on), seen at this "
+            f"angle about a random in-plane axis (from --seed), camera blur sigma {CAMERA_BLUR_PX} px, rectified back",
+            _one_sided(0.0, 75.0, 1),
+        ),
+        Transform(
+            "tone",
+            "printer tone_gamma",
+            "channel.model.print_page with tone_gamma, no dot gain, ideal paper and ink, then sRGB-encoded back",
+            _one_sided(1.0, 2.0),
+        ),
+        Transform(
+            "dotgain",
+            "printer dot_gain (TVI at 50 %)",
+            "channel.model.print_page with dot_gain, tone_gamma 1, ideal paper and ink, then sRGB-encoded back",
+            _one_sided(0.0, 0.3),
+        ),
+    )
+}
 DEFAULT_TRANSFORMS = ("brightness", "contrast", "blur", "noise", "jpeg", "perspective", "tone", "resolution", "angle")
 RESAMPLED = ("resolution", "angle")  # applied at the camera's pixel grid, so classified at the model's input size
 
@@ -114,13 +154,24 @@ def _u8(x: np.ndarray) -> np.ndarray:
 def _neutral_params(**kw: Any) -> ch.ChannelParams:
     """Channel parameters that do nothing, with ``kw`` replaced."""
     lo, hi = _TILE_PROFILE.scene.sheet_fill
-    base = {f: 0.0 for f in ch.UNIT_FIELDS} | {"sheet_fill": 0.5 * (lo + hi), "illuminance": 1.0, "exposure": 1.0,
-                                               "colour_temperature_k": 6500.0, "jpeg_quality": 100}
+    base = {f: 0.0 for f in ch.UNIT_FIELDS} | {
+        "sheet_fill": 0.5 * (lo + hi),
+        "illuminance": 1.0,
+        "exposure": 1.0,
+        "colour_temperature_k": 6500.0,
+        "jpeg_quality": 100,
+    }
     return ch.ChannelParams(**{**base, **kw}, noise_seed=0)
 
 
-def apply_transform(name: str, strength: float, img: np.ndarray, z: np.ndarray | None = None, axis_deg: float = 0.0,
-                    model_px: int | None = None) -> np.ndarray:
+def apply_transform(
+    name: str,
+    strength: float,
+    img: np.ndarray,
+    z: np.ndarray | None = None,
+    axis_deg: float = 0.0,
+    model_px: int | None = None,
+) -> np.ndarray:
     """Apply transform ``name`` at ``strength`` to one RGB uint8 image; returns RGB uint8.
 
     ``z`` is the standard normal field of ``noise``; ``axis_deg`` the tilt axis of ``perspective``
@@ -129,10 +180,16 @@ def apply_transform(name: str, strength: float, img: np.ndarray, z: np.ndarray |
     """
     if name in RESAMPLED:
         size = int(model_px or img.shape[0])
-        square = img if img.shape[0] == img.shape[1] else np.asarray(Image.fromarray(img).resize((img.shape[0], img.shape[0])))
+        square = (
+            img
+            if img.shape[0] == img.shape[1]
+            else np.asarray(Image.fromarray(img).resize((img.shape[0], img.shape[0])))
+        )
         if name == "resolution":
             return photograph_tile(square, strength * size, 0.0, CAMERA_BLUR_PX, out_size=size)
-        return photograph_tile(square, size, min(float(strength), 88.0), CAMERA_BLUR_PX, axis_deg=axis_deg, out_size=size)
+        return photograph_tile(
+            square, size, min(float(strength), 88.0), CAMERA_BLUR_PX, axis_deg=axis_deg, out_size=size
+        )
     x = img.astype(np.float32)
     if name == "brightness":
         return _u8(x + strength)
@@ -149,15 +206,30 @@ def apply_transform(name: str, strength: float, img: np.ndarray, z: np.ndarray |
     if name == "perspective":
         size = img.shape[0]
         H = ch.tile_homography(_neutral_params(tilt_deg=strength, tilt_axis_deg=axis_deg), size, _TILE_PROFILE)
-        return cv2.warpPerspective(img, H, (img.shape[1], size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(255, 255, 255))
+        return cv2.warpPerspective(
+            img,
+            H,
+            (img.shape[1], size),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=(255, 255, 255),
+        )
     if name in ("tone", "dotgain"):
-        printer = replace(_WHITE_PRINTER, tone_gamma=float(strength)) if name == "tone" else replace(_WHITE_PRINTER, dot_gain=float(strength))
+        printer = (
+            replace(_WHITE_PRINTER, tone_gamma=float(strength))
+            if name == "tone"
+            else replace(_WHITE_PRINTER, dot_gain=float(strength))
+        )
         return _u8(255.0 * srgb_encode(ch.print_page(img, printer)))
     raise UserError(f"--transforms: unknown transform {name!r}; choose from {', '.join(TRANSFORMS)}")
 
 
-def _row(transform: str, strength: float, item: str, role: str, model: str, ids: np.ndarray, probs: np.ndarray) -> SweepRecord:
-    return SweepRecord(transform, strength, item, role, tuple(int(i) for i in ids), tuple(float(p) for p in probs), model)
+def _row(
+    transform: str, strength: float, item: str, role: str, model: str, ids: np.ndarray, probs: np.ndarray
+) -> SweepRecord:
+    return SweepRecord(
+        transform, strength, item, role, tuple(int(i) for i in ids), tuple(float(p) for p in probs), model
+    )
 
 
 def _kept_rows(batch_dir: Path, sha256: str, seed: int, redo: set[str]) -> tuple[list[SweepRecord], dict[str, Any]]:
@@ -178,9 +250,16 @@ def _kept_rows(batch_dir: Path, sha256: str, seed: int, redo: set[str]) -> tuple
     return [r for r in old.rows if r.transform in grids], grids
 
 
-def run_sweep(batch_dir: Path, model_path: Path, transforms: list[str] | None = None, steps: int = 6, seed: int = 0,
-              classifier: OnnxClassifier | None = None, progress: Callable[[str, int, int], None] | None = None,
-              label_map: dict[str, str] | None = None) -> Path:
+def run_sweep(
+    batch_dir: Path,
+    model_path: Path,
+    transforms: list[str] | None = None,
+    steps: int = 6,
+    seed: int = 0,
+    classifier: OnnxClassifier | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    label_map: dict[str, str] | None = None,
+) -> Path:
     """Sweep each transform on its own over ``steps`` strengths; write ``BATCH/sweep.json`` and return its path.
 
     Args:
@@ -218,7 +297,10 @@ def run_sweep(batch_dir: Path, model_path: Path, transforms: list[str] | None = 
             fields[key] = np.random.default_rng([int(seed), 1, index[item]]).standard_normal(shape, dtype=np.float32)
         return fields[key]
 
-    digital = [_row(BASELINE, 0.0, item, role, clf.name, ids, probs) for item, role, ids, probs in digital_top5(batch_dir, batch, clf, CHUNK, images)]
+    digital = [
+        _row(BASELINE, 0.0, item, role, clf.name, ids, probs)
+        for item, role, ids, probs in digital_top5(batch_dir, batch, clf, CHUNK, images)
+    ]
     rows, grids = _kept_rows(batch_dir, clf.sha256, int(seed), set(names))
     for done, name in enumerate(names):
         if progress is not None:
@@ -227,25 +309,43 @@ def run_sweep(batch_dir: Path, model_path: Path, transforms: list[str] | None = 
         grid = tr.grid(int(steps))
         grids[name] = {"unit": tr.unit, "description": tr.description, "strengths": grid}
         jobs = [(s, item, role, im) for s in grid for item, role, im in images]
-        outs = [apply_transform(name, s, im, z_for(item, im.shape) if name == "noise" else None, axes[item], clf.spec.input_size)
-                for s, item, role, im in jobs]
+        outs = [
+            apply_transform(
+                name, s, im, z_for(item, im.shape) if name == "noise" else None, axes[item], clf.spec.input_size
+            )
+            for s, item, role, im in jobs
+        ]
         ids, probs = classify_images(clf, outs, CHUNK)
         finite = np.isfinite(probs).all(axis=1)
         if not finite.all():
-            log.warning("sweep %s: the model gave NaN or infinite outputs on %d of %d images; those are not recorded", name, int((~finite).sum()), len(jobs))
-        rows += [_row(name, s, item, role, clf.name, ids[k], probs[k]) for k, (s, item, role, _) in enumerate(jobs) if finite[k]]
+            log.warning(
+                "sweep %s: the model gave NaN or infinite outputs on %d of %d images; those are not recorded",
+                name,
+                int((~finite).sum()),
+                len(jobs),
+            )
+        rows += [
+            _row(name, s, item, role, clf.name, ids[k], probs[k])
+            for k, (s, item, role, _) in enumerate(jobs)
+            if finite[k]
+        ]
         log.info("sweep %s: %d strengths x %d images", name, len(grid), len(images))
     header = {
         "batch_id": batch.batch_id,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "model": {"name": clf.name, "file": clf.path.name, "sha256": clf.sha256, "input_size": clf.spec.input_size},
-        "seed": int(seed), "steps": int(steps), "transforms": grids,
+        "seed": int(seed),
+        "steps": int(steps),
+        "transforms": grids,
         "applied_at": "the PNG's own resolution, before the model's resize and centre crop (resolution and angle: at the "
-                      "camera's pixel grid, output at the model's input size)",
+        "camera's pixel grid, output at the model's input size)",
         "reference": "Kurakin, Goodfellow & Bengio 2016, sec. 4, https://arxiv.org/abs/1607.02533",
     }
     if lmap is not None:
-        header["labels"] = {"target_classes": list(clf.class_names), "map": {str(b): t for b, t in sorted(lmap.items())}}
+        header["labels"] = {
+            "target_classes": list(clf.class_names),
+            "map": {str(b): t for b, t in sorted(lmap.items())},
+        }
     out = write_sweep(batch_dir, header, digital, rows)
     if progress is not None:
         progress("done", len(names), len(names))
@@ -279,7 +379,9 @@ def strengths_table(names: list[str], steps: int) -> list[tuple[str, str, str]]:
     return [(n, TRANSFORMS[n].unit, ", ".join(f"{v:g}" for v in TRANSFORMS[n].grid(steps))) for n in names]
 
 
-def clean_accuracy(path: Path, batch_dir: Path, names: tuple[str, ...] = RESAMPLED) -> list[tuple[str, float, int, int]]:
+def clean_accuracy(
+    path: Path, batch_dir: Path, names: tuple[str, ...] = RESAMPLED
+) -> list[tuple[str, float, int, int]]:
     """(transform, strength, clean top-1 right, n) from a written sweep, for the transforms ``names``."""
     doc = json.loads(Path(path).read_text(encoding="utf-8"))
     truth = {it.id: it.label.index for it in load_batch(Path(batch_dir)).items}

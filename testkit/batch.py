@@ -30,8 +30,15 @@ def _top5(cls: int) -> list[list[float]]:
     return [[cls, 0.9], [cls + 1, 0.05], [cls + 2, 0.02], [cls + 3, 0.01], [cls + 4, 0.01]]
 
 
-def write_batch(batch_dir: Path, n_items: int = 4, size: int = 64, seed: int = 0, attacks: tuple[str, ...] = ("fgsm",),
-                eps: tuple[float, ...] = (16.0,), batch_id: str = "btest-0001") -> Batch:
+def write_batch(
+    batch_dir: Path,
+    n_items: int = 4,
+    size: int = 64,
+    seed: int = 0,
+    attacks: tuple[str, ...] = ("fgsm",),
+    eps: tuple[float, ...] = (16.0,),
+    batch_id: str = "btest-0001",
+) -> Batch:
     """Write a batch of ``n_items`` items of ``size`` px PNGs into ``batch_dir``; return its manifest.
 
     Item ``i`` is ``syn-<ii>-<attack>-e<ε>`` of class ``7 i mod 1000``; ``seed`` draws the images.
@@ -57,16 +64,38 @@ def write_batch(batch_dir: Path, n_items: int = 4, size: int = 64, seed: int = 0
             (batch_dir / rel).write_bytes(data)
             top1 = label if role == "clean" else (target if target is not None else (label + 1) % 1000)
             recs[role] = ImageRecord(path=rel, sha256=hashlib.sha256(data).hexdigest(), top5={"lite0": _top5(top1)})
-        items.append(Item(
-            id=f"syn-{i:02d}-{attack}-e{e:g}", source=SourceImage(file=f"synthetic:{i}", sha256="0" * 64, origin="synthetic"),
-            label=Label(index=label, name=f"class {label}", source="filename"), attack=attack, eps=e, seed=seed,
-            clean=recs["clean"], adv=recs["adv"], target=target,
-        ))
+        items.append(
+            Item(
+                id=f"syn-{i:02d}-{attack}-e{e:g}",
+                source=SourceImage(file=f"synthetic:{i}", sha256="0" * 64, origin="synthetic"),
+                label=Label(index=label, name=f"class {label}", source="filename"),
+                attack=attack,
+                eps=e,
+                seed=seed,
+                clean=recs["clean"],
+                adv=recs["adv"],
+                target=target,
+            )
+        )
     batch = Batch(
         batch_id=batch_id,
-        config={"images": "synthetic", "attacks": list(attacks), "eps": [float(e) for e in eps], "seed": seed, "source": ["lite0"]},
-        models=[ModelRecord(name="lite0", arch="efficientnet-lite0", role="source", weights_sha256="0" * 64, weights_package="synthetic",
-                            preprocess=spec.to_dict())],
+        config={
+            "images": "synthetic",
+            "attacks": list(attacks),
+            "eps": [float(e) for e in eps],
+            "seed": seed,
+            "source": ["lite0"],
+        },
+        models=[
+            ModelRecord(
+                name="lite0",
+                arch="efficientnet-lite0",
+                role="source",
+                weights_sha256="0" * 64,
+                weights_package="synthetic",
+                preprocess=spec.to_dict(),
+            )
+        ],
         items=items,
     )
     save_batch(batch_dir, batch)

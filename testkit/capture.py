@@ -45,7 +45,15 @@ def photo_setup(batch: Path, tmp_path: Path) -> tuple[Path, Path, Path]:
     photos = tmp_path / "photos"
     photos.mkdir()
     for k, tilt in enumerate([0, 20, 35]):
-        sc = scene(batch, layout, {sheet.sheet_id: dict(tilt_deg=tilt, roll_deg=5 * k, fill=0.8)}, blur_sigma=0.8, noise_std=3, jpeg_quality=90, seed=k)
+        sc = scene(
+            batch,
+            layout,
+            {sheet.sheet_id: dict(tilt_deg=tilt, roll_deg=5 * k, fill=0.8)},
+            blur_sigma=0.8,
+            noise_std=3,
+            jpeg_quality=90,
+            seed=k,
+        )
         cv2.imwrite(str(photos / f"IMG_{k + 1}.jpg"), sc.frame)
     cv2.imwrite(str(photos / "IMG_9.jpg"), np.full((720, 1280, 3), 90, np.uint8))  # the sheet out of view
     model = tiny_classifier(tmp_path / "tiny.onnx", size=48)
@@ -64,8 +72,26 @@ def db_rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
 def start_capture(batch_dir: Path, model: Path, photos: Path, session: str) -> tuple[subprocess.Popen[bytes], Path]:
     """``capture --photos --loop`` in a subprocess, returned once its database holds 30 observations."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    args = [sys.executable, "-c", SCRIPT, "capture", str(batch_dir), "--model", str(model), "--photos", str(photos), "--loop", "--headless",
-            "--session", session, "--min-sharpness", "1", "--min-tile-px", "40", "--no-crops"]
+    args = [
+        sys.executable,
+        "-c",
+        SCRIPT,
+        "capture",
+        str(batch_dir),
+        "--model",
+        str(model),
+        "--photos",
+        str(photos),
+        "--loop",
+        "--headless",
+        "--session",
+        session,
+        "--min-sharpness",
+        "1",
+        "--min-tile-px",
+        "40",
+        "--no-crops",
+    ]
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     db = batch_dir / "captures" / f"{session}.sqlite"
     deadline = time.monotonic() + 60
@@ -94,5 +120,10 @@ def png_bomb(path: Path, width: int, height: int) -> Path:
 
     z, row = zlib.compressobj(9), b"\0" * (1 + (width + 7) // 8)
     idat = b"".join(z.compress(row) for _ in range(height)) + z.flush()
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+        + chunk(b"IDAT", idat)
+        + chunk(b"IEND", b"")
+    )
     return path

@@ -13,8 +13,9 @@ import json
 import shutil
 import subprocess
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -36,7 +37,10 @@ def write_y4m(path: Path, frames_bgr: Iterable[np.ndarray], fps: int = 10) -> Pa
             h, w = img.shape[:2]
             if k == 0:
                 f.write(f"YUV4MPEG2 W{w - w % 2} H{h - h % 2} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
-            f.write(b"FRAME\n" + cv2.cvtColor(np.ascontiguousarray(img[: h - h % 2, : w - w % 2]), cv2.COLOR_BGR2YUV_I420).tobytes())
+            f.write(
+                b"FRAME\n"
+                + cv2.cvtColor(np.ascontiguousarray(img[: h - h % 2, : w - w % 2]), cv2.COLOR_BGR2YUV_I420).tobytes()
+            )
     return path
 
 
@@ -46,9 +50,19 @@ class Chromium:
     def __init__(self, profile_dir: Path, url: str, y4m: Path | None = None) -> None:
         profile_dir.mkdir(parents=True, exist_ok=True)
         args = [
-            chromium_exe(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", f"--user-data-dir={profile_dir}", "--ignore-certificate-errors",
-            "--remote-debugging-port=0", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            chromium_exe(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile_dir}",
+            "--ignore-certificate-errors",
+            "--remote-debugging-port=0",
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
             "--autoplay-policy=no-user-gesture-required",
         ]
         if y4m is not None:
@@ -66,7 +80,9 @@ class Chromium:
             if f.is_file() and f.read_text().strip():
                 return int(f.read_text().split()[0])
             if self.proc.poll() is not None:
-                raise RuntimeError(f"chromium exited ({self.proc.returncode}): {(self.profile_dir / 'chromium.log').read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"chromium exited ({self.proc.returncode}): {(self.profile_dir / 'chromium.log').read_text()[-2000:]}"
+                )
             time.sleep(0.1)
         raise TimeoutError("chromium did not open its DevTools port")
 
@@ -87,7 +103,9 @@ class Chromium:
 
         return str(asyncio.run(self._http("PUT", f"/json/new?{quote(url, safe='')}"))["id"])
 
-    async def _calls(self, steps: list[tuple[str, Callable[[list[dict[str, Any]]], dict[str, Any]]]], page: str | None) -> list[dict[str, Any]]:
+    async def _calls(
+        self, steps: list[tuple[str, Callable[[list[dict[str, Any]]], dict[str, Any]]]], page: str | None
+    ) -> list[dict[str, Any]]:
         """DevTools commands over one connection (node ids live as long as it); each step's params may use earlier results."""
         import aiohttp
 
@@ -116,11 +134,16 @@ class Chromium:
 
     def set_files(self, selector: str, files: list[Path], page: str | None = None) -> None:
         """Choose ``files`` in the page's ``<input type=file>`` as a user would (its change event fires)."""
-        asyncio.run(self._calls([
-            ("DOM.getDocument", lambda r: {}),
-            ("DOM.querySelector", lambda r: {"nodeId": r[0]["root"]["nodeId"], "selector": selector}),
-            ("DOM.setFileInputFiles", lambda r: {"nodeId": r[1]["nodeId"], "files": [str(f) for f in files]}),
-        ], page))
+        asyncio.run(
+            self._calls(
+                [
+                    ("DOM.getDocument", lambda r: {}),
+                    ("DOM.querySelector", lambda r: {"nodeId": r[0]["root"]["nodeId"], "selector": selector}),
+                    ("DOM.setFileInputFiles", lambda r: {"nodeId": r[1]["nodeId"], "files": [str(f) for f in files]}),
+                ],
+                page,
+            )
+        )
 
     def evaluate(self, expression: str, page: str | None = None) -> Any:
         """The value of a JavaScript expression in the page (promises are awaited)."""

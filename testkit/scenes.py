@@ -73,7 +73,9 @@ def make_sheet(
     return Sheet(sheet_id=sheet_id, page=page, size_mm=[width, height], markers=markers, tiles=tiles, qr=qr)
 
 
-def make_layout(batch_dir: Path, n_sheets: int = 1, first_id: int = 0, save: bool = True, qr: bool = False, **kw: Any) -> Layout:
+def make_layout(
+    batch_dir: Path, n_sheets: int = 1, first_id: int = 0, save: bool = True, qr: bool = False, **kw: Any
+) -> Layout:
     """A layout of ``n_sheets`` sheets with 6 markers each, ids from ``first_id``; saved as layout.json."""
     batch = load_batch(batch_dir)
     sheets = []
@@ -81,8 +83,16 @@ def make_layout(batch_dir: Path, n_sheets: int = 1, first_id: int = 0, save: boo
     for s in range(n_sheets):
         ids = list(range(first_id + 6 * s, first_id + 6 * s + 6))
         payload = f"photoproof:{batch.batch_id}:{s}" if qr else None
-        sheets.append(make_sheet(batch_dir, f"{batch.batch_id}/s{s}", s, ids, item_offset=s * per, qr_payload=payload, **kw))
-    layout = Layout(batch_id=batch.batch_id, paper="custom", aruco_dictionary=DICT, marker_size_mm=float(kw.get("marker_mm", 18.0)), sheets=sheets)
+        sheets.append(
+            make_sheet(batch_dir, f"{batch.batch_id}/s{s}", s, ids, item_offset=s * per, qr_payload=payload, **kw)
+        )
+    layout = Layout(
+        batch_id=batch.batch_id,
+        paper="custom",
+        aruco_dictionary=DICT,
+        marker_size_mm=float(kw.get("marker_mm", 18.0)),
+        sheets=sheets,
+    )
     if save:
         save_layout(batch_dir, layout)
     return layout
@@ -192,7 +202,9 @@ def compose_frame(
     """Warp each ``(page_raster, H_mm_to_frame)`` into a grey textured frame; blur, noise and JPEG."""
     fw, fh = frame
     rng = np.random.default_rng(seed)
-    bg = cv2.resize(rng.integers(60, 140, (fh // 16, fw // 16, 3), dtype=np.uint8), (fw, fh), interpolation=cv2.INTER_LINEAR)
+    bg = cv2.resize(
+        rng.integers(60, 140, (fh // 16, fw // 16, 3), dtype=np.uint8), (fw, fh), interpolation=cv2.INTER_LINEAR
+    )
     out = bg.copy()
     raster_to_mm = np.array([[1 / ppm, 0, 0.5 / ppm], [0, 1 / ppm, 0.5 / ppm], [0, 0, 1.0]])
     for page, H in pages:
@@ -254,8 +266,11 @@ def tiny_classifier(
     s: str | int = size if static_size else "S"
     shape: list[str | int | None] = ["N", 3, s, s] if layout == "NCHW" else ["N", s, s, 3]
     graph = helper.make_graph(
-        nodes, name, [helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", n_classes])], [W],
+        nodes,
+        name,
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", n_classes])],
+        [W],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
@@ -268,7 +283,10 @@ def tiny_classifier(
 
             classes = list(imagenet_names())
         names = classes or [f"class {i}" for i in range(n_classes)]
-        helper.set_model_props(model, {"photoproof.preprocess": sp.to_json(), "photoproof.classes": json.dumps(names), "photoproof.model": name})
+        helper.set_model_props(
+            model,
+            {"photoproof.preprocess": sp.to_json(), "photoproof.classes": json.dumps(names), "photoproof.model": name},
+        )
     onnx.save(model, str(path))
     return path
 
@@ -277,7 +295,8 @@ def identity_model(path: Path, size: int = 32) -> Path:
     """An ONNX model that returns its image input: not an image classifier."""
     shape: list[str | int | None] = ["N", 3, size, size]
     graph = helper.make_graph(
-        [helper.make_node("Identity", ["input"], ["output"])], "ident",
+        [helper.make_node("Identity", ["input"], ["output"])],
+        "ident",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)],
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, shape)],
     )
@@ -295,7 +314,9 @@ class Scene:
     H: dict[str, np.ndarray]  # sheet_id -> true mm -> frame homography
 
 
-def scene(batch_dir: Path, layout: Layout, poses: dict[str, dict[str, Any]], ppm: float = 4.0, **frame_kw: Any) -> Scene:
+def scene(
+    batch_dir: Path, layout: Layout, poses: dict[str, dict[str, Any]], ppm: float = 4.0, **frame_kw: Any
+) -> Scene:
     """Render the sheets named in ``poses`` (sheet_id -> pose_homography kwargs) into one frame."""
     pages, Hs = [], {}
     for s in layout.sheets:

@@ -31,10 +31,14 @@ def make_test_card(size: int = 128, seed: int = 0) -> np.ndarray:
     patches = [(230, 40, 40), (40, 180, 60), (40, 60, 220), (240, 220, 40), (200, 60, 200), (60, 200, 210)]
     pw = size // len(patches)
     for i, c in enumerate(patches):
-        card[q:2 * q, i * pw:(i + 1) * pw] = c
-    card[q:2 * q, len(patches) * pw:] = 128
-    tex = cv2.resize(rng.integers(0, 256, (size // 8, size // 8, 3)).astype(np.uint8), (size, size - 2 * q), interpolation=cv2.INTER_CUBIC)
-    card[2 * q:] = tex
+        card[q : 2 * q, i * pw : (i + 1) * pw] = c
+    card[q : 2 * q, len(patches) * pw :] = 128
+    tex = cv2.resize(
+        rng.integers(0, 256, (size // 8, size // 8, 3)).astype(np.uint8),
+        (size, size - 2 * q),
+        interpolation=cv2.INTER_CUBIC,
+    )
+    card[2 * q :] = tex
     return card
 
 
@@ -54,7 +58,14 @@ def _draw_marker(c: canvas.Canvas, bits: np.ndarray, x_mm: float, y_mm: float, p
     for r in range(bits.shape[0]):
         for k in range(bits.shape[1]):
             if bits[r, k]:
-                c.rect((x_mm + k * cell) * mm, (page_h_mm - y_mm - (r + 1) * cell) * mm, cell * mm, cell * mm, stroke=0, fill=1)
+                c.rect(
+                    (x_mm + k * cell) * mm,
+                    (page_h_mm - y_mm - (r + 1) * cell) * mm,
+                    cell * mm,
+                    cell * mm,
+                    stroke=0,
+                    fill=1,
+                )
 
 
 def make_sim_batch(batch_dir: Path, n_sheets: int = 2, seed: int = 0, cover: bool = True) -> Layout:
@@ -71,18 +82,33 @@ def make_sim_batch(batch_dir: Path, n_sheets: int = 2, seed: int = 0, cover: boo
     sheets = []
     for s in range(n_sheets):
         markers = []
-        for j, (x, y) in enumerate([(10, 10), (w - 10 - MARKER_MM, 10), (w - 10 - MARKER_MM, h - 10 - MARKER_MM), (10, h - 10 - MARKER_MM)]):
+        for j, (x, y) in enumerate(
+            [(10, 10), (w - 10 - MARKER_MM, 10), (w - 10 - MARKER_MM, h - 10 - MARKER_MM), (10, h - 10 - MARKER_MM)]
+        ):
             mid = 4 * s + j
             _draw_marker(c, marker_bits(DICTIONARY, mid), x, y, h)
-            markers.append(Marker(id=mid, corners_mm=[[x, y], [x + MARKER_MM, y], [x + MARKER_MM, y + MARKER_MM], [x, y + MARKER_MM]]))
+            markers.append(
+                Marker(
+                    id=mid, corners_mm=[[x, y], [x + MARKER_MM, y], [x + MARKER_MM, y + MARKER_MM], [x, y + MARKER_MM]]
+                )
+            )
         tiles = []
         for t, (x, y) in enumerate([(20.0, 40.0), (78.0, 110.0)]):
             img = Image.fromarray(make_test_card(128, seed=seed + 10 * s + t))
             c.drawImage(ImageReader(img), x * mm, (h - y - 50.0) * mm, 50.0 * mm, 50.0 * mm)
-            tiles.append(Tile(item=f"item-{s}-{t}", role="clean" if t == 0 else "adv", image=f"images/item-{s}-{t}.png", box_mm=[x, y, 50.0, 50.0]))
+            tiles.append(
+                Tile(
+                    item=f"item-{s}-{t}",
+                    role="clean" if t == 0 else "adv",
+                    image=f"images/item-{s}-{t}.png",
+                    box_mm=[x, y, 50.0, 50.0],
+                )
+            )
         sheets.append(Sheet(sheet_id=f"bsim/s{s}", page=s + int(cover), size_mm=[w, h], markers=markers, tiles=tiles))
         c.showPage()
     c.save()
-    layout = Layout(batch_id="bsim", paper="a5", aruco_dictionary=DICTIONARY, marker_size_mm=MARKER_MM, sheets=sheets, tile_mm=50.0)
+    layout = Layout(
+        batch_id="bsim", paper="a5", aruco_dictionary=DICTIONARY, marker_size_mm=MARKER_MM, sheets=sheets, tile_mm=50.0
+    )
     save_layout(batch_dir, layout)
     return layout

@@ -39,8 +39,14 @@ class MjpegServer:
                 self.end_headers()
                 try:
                     for n in range(server.per_connection):
-                        data = server.frames[(k * server.per_connection + n) % len(server.frames)] if server.frames else jpeg_frame(min(250, 40 * k))
-                        self.wfile.write(b"--photoproofframe\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(data))
+                        data = (
+                            server.frames[(k * server.per_connection + n) % len(server.frames)]
+                            if server.frames
+                            else jpeg_frame(min(250, 40 * k))
+                        )
+                        self.wfile.write(
+                            b"--photoproofframe\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(data)
+                        )
                         self.wfile.write(data + b"\r\n")
                         self.wfile.flush()
                         time.sleep(server.interval)
@@ -53,7 +59,7 @@ class MjpegServer:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/video"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def __enter__(self) -> "MjpegServer":
+    def __enter__(self) -> MjpegServer:
         self.thread.start()
         return self
 

@@ -13,7 +13,16 @@ import numpy as np
 import pytest
 
 from analysis.load import Pred, load_input
-from analysis.metrics import ItemData, correct, digital_counts, photo_counts, prefiltered, succeeded, transfer_counts, vote
+from analysis.metrics import (
+    ItemData,
+    correct,
+    digital_counts,
+    photo_counts,
+    prefiltered,
+    succeeded,
+    transfer_counts,
+    vote,
+)
 from analysis.stats import Rate, bootstrap_ratio, bootstrap_weights, rate_from_counts, ratio, wilson
 from analysis.summary import compute_summary, find
 from analysis.tables import fmt_rate
@@ -97,7 +106,9 @@ def test_rate_uses_wilson_for_one_unit_per_item_and_bootstrap_for_frames() -> No
 def test_bootstrap_resamples_items_not_frames() -> None:
     # Every item has the same per-item ratio: resampling items cannot move it.
     counts = [(1, 2), (5, 10), (25, 50)]
-    boot = bootstrap_ratio(np.array([c[0] for c in counts]), np.array([c[1] for c in counts]), bootstrap_weights(3, 0, "k", 300))
+    boot = bootstrap_ratio(
+        np.array([c[0] for c in counts]), np.array([c[1] for c in counts]), bootstrap_weights(3, 0, "k", 300)
+    )
     assert boot == pytest.approx((0.5, 0.5))
     # ...but the reported interval never collapses to a point: it is widened to the Wilson interval on the effective n
     r = rate_from_counts(counts, bootstrap_weights(3, 0, "k", 300))
@@ -170,8 +181,20 @@ def test_destruction_rate_average_and_prefiltered_case() -> None:
     assert _rate(f1["clean_acc"]) == (4, 5) and _rate(f1["adv_acc"]) == (3, 6)
     assert _rate(f1["attack_success"]) == (2, 5)  # A: 1 wrong frame, B: 0, E: 1 (C excluded, D unseen)
     # per tile: one voted prediction per tile
-    tiles = [ItemData(i.item_id, i.attack, i.eps, i.label, i.target, i.clean, i.adv,
-                      [vote(i.photo_clean)] if i.photo_clean else [], [vote(i.photo_adv)] if i.photo_adv else []) for i in items]
+    tiles = [
+        ItemData(
+            i.item_id,
+            i.attack,
+            i.eps,
+            i.label,
+            i.target,
+            i.clean,
+            i.adv,
+            [vote(i.photo_clean)] if i.photo_clean else [],
+            [vote(i.photo_adv)] if i.photo_adv else [],
+        )
+        for i in items
+    ]
     t1 = photo_counts(tiles, 1)
     assert _rate(t1["destruction"]) == (2, 2) and _rate(t1["destruction_prefiltered"]) == (1, 1)
 
@@ -219,14 +242,21 @@ def test_transfer_rate_counts_only_what_fools_the_source() -> None:
 # ---------------------------------------------------------------- loading capture databases
 
 
-def write_db(path: Path, batch_id: str, session: str = "s1", model: str = "lite2",
-             digital: dict[tuple[str, str], Pred] | None = None,
-             obs: list[tuple[int, str, str, int, Pred]] | None = None) -> Path:
+def write_db(
+    path: Path,
+    batch_id: str,
+    session: str = "s1",
+    model: str = "lite2",
+    digital: dict[tuple[str, str], Pred] | None = None,
+    obs: list[tuple[int, str, str, int, Pred]] | None = None,
+) -> Path:
     """A hand-made capture database: ``obs`` rows are (frame, item, role, good, pred)."""
     con = create_db(path)
     con.execute("INSERT OR REPLACE INTO meta VALUES ('batch_id', ?)", (batch_id,))
-    con.execute("INSERT INTO sessions (id, batch_id, source, model, provider, started, config) VALUES (?,?,?,?,?,?,?)",
-                (session, batch_id, "photos:DIR", model, "CPUExecutionProvider", 0.0, "{}"))
+    con.execute(
+        "INSERT INTO sessions (id, batch_id, source, model, provider, started, config) VALUES (?,?,?,?,?,?,?)",
+        (session, batch_id, "photos:DIR", model, "CPUExecutionProvider", 0.0, "{}"),
+    )
     for (item, role), p in (digital or {}).items():
         con.execute("INSERT INTO digital VALUES (?,?,?,?,?)", (session, item, role, *encode_top5(p.ids, p.probs)))
     frames = sorted({o[0] for o in obs or []})
@@ -236,7 +266,22 @@ def write_db(path: Path, batch_id: str, session: str = "s1", model: str = "lite2
         con.execute(
             "INSERT INTO observations (session_id, frame_idx, sheet_id, item_id, role, sharpness, tile_px, angle_deg, clipped, good, top1, top1_prob, top5_ids, top5_probs) "
             "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (session, f, "s0", item, role, 100.0 + f, 120.0, 5.0, 0.0, good, p.top1, p.top1_prob, *encode_top5(p.ids, p.probs)))
+            (
+                session,
+                f,
+                "s0",
+                item,
+                role,
+                100.0 + f,
+                120.0,
+                5.0,
+                0.0,
+                good,
+                p.top1,
+                p.top1_prob,
+                *encode_top5(p.ids, p.probs),
+            ),
+        )
     con.commit()
     con.close()
     return path
@@ -246,7 +291,11 @@ def test_load_keeps_only_good_observations_and_counts_all(synthetic_batch) -> No
     bdir = synthetic_batch(n_items=2)
     b = load_batch(bdir)
     i0 = b.items[0].id
-    write_db(bdir / "captures" / "s1.sqlite", b.batch_id, obs=[(0, i0, "adv", 1, W), (1, i0, "adv", 0, R), (1, "not-in-batch", "adv", 1, R)])
+    write_db(
+        bdir / "captures" / "s1.sqlite",
+        b.batch_id,
+        obs=[(0, i0, "adv", 1, W), (1, i0, "adv", 0, R), (1, "not-in-batch", "adv", 1, R)],
+    )
     inp = load_input(bdir)
     (s,) = inp.sessions
     assert (s.n_frames, s.n_obs, s.n_good) == (2, 3, 2)
@@ -321,6 +370,11 @@ def test_summary_has_no_nan_and_json_round_trips(synthetic_batch) -> None:  # ty
 
 def test_analysis_never_imports_torch() -> None:
     code = "import sys, analysis.report, analysis.cli, analysis.synthetic; sys.exit('torch' in sys.modules)"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
     assert proc.returncode == 0, proc.stderr or "analysis imported torch"

@@ -29,10 +29,27 @@ def two_sessions(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Report
     """36 items (fgsm, bim, ll at ε 2, 8, 16); a good session and a degraded one (small, oblique tiles, clean mostly wrong)."""
     d = tmp_path_factory.mktemp("channel") / "batch"
     b = write_batch(d, n_items=36, attacks=("fgsm", "bim", "ll"), eps=(2.0, 8.0, 16.0), batch_id="bsynthetic-0001")
-    write_capture_db(d / "captures" / "good.sqlite", b, "good", odds=Odds(clean_photo=0.95), tile_px=(250, 400), angle_deg=(0, 20),
-                     input_size=260, n_frames=30)
-    write_capture_db(d / "captures" / "bad.sqlite", b, "bad", odds=Odds(clean_photo=0.2, adv_photo=0.1), tile_px=(60, 110),
-                     angle_deg=(35, 60), input_size=260, n_frames=30, seed=3)
+    write_capture_db(
+        d / "captures" / "good.sqlite",
+        b,
+        "good",
+        odds=Odds(clean_photo=0.95),
+        tile_px=(250, 400),
+        angle_deg=(0, 20),
+        input_size=260,
+        n_frames=30,
+    )
+    write_capture_db(
+        d / "captures" / "bad.sqlite",
+        b,
+        "bad",
+        odds=Odds(clean_photo=0.2, adv_photo=0.1),
+        tile_px=(60, 110),
+        angle_deg=(35, 60),
+        input_size=260,
+        n_frames=30,
+        seed=3,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # matplotlib must not warn
         result = make_report(d)
@@ -46,11 +63,15 @@ def _rows(d: Path, table: str) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- channel check
 
 
-def test_channel_check_fires_on_a_degraded_session_and_stays_quiet_on_a_good_one(two_sessions: tuple[Path, ReportResult]) -> None:
+def test_channel_check_fires_on_a_degraded_session_and_stays_quiet_on_a_good_one(
+    two_sessions: tuple[Path, ReportResult],
+) -> None:
     d, result = two_sessions
     bad, good = result.checks["bad"], result.checks["good"]
     assert bad.verdict == "camera-limited" and good.verdict == "ok"
-    assert bad.tile.photo.hi is not None and bad.tile.digital is not None and bad.tile.photo.hi < bad.tile.digital - 0.10
+    assert (
+        bad.tile.photo.hi is not None and bad.tile.digital is not None and bad.tile.photo.hi < bad.tile.digital - 0.10
+    )
     why = " ".join(bad.reasons)
     assert "px" in why and "260" in why and "off the sheet's normal" in why
     assert any("--camera" in a and "--model lite2" in a for a in bad.advice) and any("frontal" in a for a in bad.advice)
@@ -67,11 +88,16 @@ def test_channel_check_fires_on_a_degraded_session_and_stays_quiet_on_a_good_one
     assert 'class="warn"' in html and '<tr class="limited">' in html
     entries = gallery(load_input(d), {"bad"})
     assert {e.session for e in entries} == {"bad", "good"}
-    assert all("camera-limited" in e.verdict and not e.verdict.startswith(("survived", "destroyed"))
-               for e in entries if e.session == "bad" and "digitally" not in e.verdict)
+    assert all(
+        "camera-limited" in e.verdict and not e.verdict.startswith(("survived", "destroyed"))
+        for e in entries
+        if e.session == "bad" and "digitally" not in e.verdict
+    )
 
 
-def test_report_cli_prints_the_warning_and_the_key_figures_last(two_sessions: tuple[Path, ReportResult], tmp_path: Path) -> None:
+def test_report_cli_prints_the_warning_and_the_key_figures_last(
+    two_sessions: tuple[Path, ReportResult], tmp_path: Path
+) -> None:
     d = tmp_path / "batch"
     shutil.copytree(two_sessions[0], d, ignore=shutil.ignore_patterns("report"))
     app = typer.Typer()
@@ -84,8 +110,13 @@ def test_report_cli_prints_the_warning_and_the_key_figures_last(two_sessions: tu
     res = CliRunner().invoke(app, ["report", str(d), "--format", "csv"])
     assert res.exit_code == 0, res.output
     out = res.output
-    assert "CAMERA-LIMITED" in out and "warning:" in out and "what to do:" in out and "Channel check, session good (lite2): passed" in out
-    tail = out[out.index("report written to"):]
+    assert (
+        "CAMERA-LIMITED" in out
+        and "warning:" in out
+        and "what to do:" in out
+        and "Channel check, session good (lite2): passed" in out
+    )
+    tail = out[out.index("report written to") :]
     for words in ("clean photographed", "adversarial photographed", "paired survival", "destruction", "n="):
         assert words in tail, words
     assert "destruction (camera-limited: measures the camera)" in tail
@@ -107,32 +138,47 @@ def test_paired_survival_matches_a_hand_count(tmp_path: Path) -> None:
     ids = [it.id for it in b.items]
     con = create_db(d / "captures" / "hand.sqlite")
     con.execute("INSERT OR REPLACE INTO meta VALUES ('batch_id', ?)", (b.batch_id,))
-    con.execute("INSERT INTO sessions (id, batch_id, source, model, provider, started, config) VALUES ('hand', ?, 'photos', 'lite2', 'CPU', 0, '{}')",
-                (b.batch_id,))
+    con.execute(
+        "INSERT INTO sessions (id, batch_id, source, model, provider, started, config) VALUES ('hand', ?, 'photos', 'lite2', 'CPU', 0, '{}')",
+        (b.batch_id,),
+    )
     W = 500  # some wrong class
     fooled = {ids[0]: True, ids[1]: True, ids[2]: False, ids[3]: True}  # C's adversarial PNG does not fool lite2
     for it, lab in zip(ids, LABELS):
         con.execute("INSERT INTO digital VALUES ('hand', ?, 'clean', ?, ?)", (it, *encode_top5(*_pred(lab))))
-        con.execute("INSERT INTO digital VALUES ('hand', ?, 'adv', ?, ?)", (it, *encode_top5(*_pred(W if fooled[it] else lab))))
+        con.execute(
+            "INSERT INTO digital VALUES ('hand', ?, 'adv', ?, ?)", (it, *encode_top5(*_pred(W if fooled[it] else lab)))
+        )
     R = "right"
     obs = [  # (item index, role, frame, right or wrong, prob, good)
-        (0, "clean", 0, R, .8, 1), (0, "adv", 0, W, .8, 1),   # A f0: pair counts, survives
-        (0, "clean", 1, R, .8, 1), (0, "adv", 1, R, .8, 1),   # A f1: pair counts, destroyed
-        (0, "clean", 2, W, .8, 1), (0, "adv", 2, W, .8, 1),   # A f2: clean wrong, not counted
-        (1, "clean", 0, W, .8, 1), (1, "adv", 0, W, .8, 1),   # B: clean never right
-        (1, "clean", 1, W, .8, 1), (1, "adv", 1, W, .8, 1),
-        (1, "adv", 2, R, .8, 1),                              # B f2: no clean tile in that frame
-        (2, "clean", 0, R, .8, 1), (2, "adv", 0, W, .8, 1),   # C: not fooled digitally, never counted
-        (3, "clean", 0, R, .8, 1), (3, "adv", 0, W, .6, 1),   # D f0: survives
-        (3, "clean", 1, R, .8, 1), (3, "adv", 1, W, .9, 0),   # D f1: adversarial tile failed the gates
-        (3, "clean", 2, R, .8, 1), (3, "adv", 2, R, .9, 1),   # D f2: destroyed
+        (0, "clean", 0, R, 0.8, 1),
+        (0, "adv", 0, W, 0.8, 1),  # A f0: pair counts, survives
+        (0, "clean", 1, R, 0.8, 1),
+        (0, "adv", 1, R, 0.8, 1),  # A f1: pair counts, destroyed
+        (0, "clean", 2, W, 0.8, 1),
+        (0, "adv", 2, W, 0.8, 1),  # A f2: clean wrong, not counted
+        (1, "clean", 0, W, 0.8, 1),
+        (1, "adv", 0, W, 0.8, 1),  # B: clean never right
+        (1, "clean", 1, W, 0.8, 1),
+        (1, "adv", 1, W, 0.8, 1),
+        (1, "adv", 2, R, 0.8, 1),  # B f2: no clean tile in that frame
+        (2, "clean", 0, R, 0.8, 1),
+        (2, "adv", 0, W, 0.8, 1),  # C: not fooled digitally, never counted
+        (3, "clean", 0, R, 0.8, 1),
+        (3, "adv", 0, W, 0.6, 1),  # D f0: survives
+        (3, "clean", 1, R, 0.8, 1),
+        (3, "adv", 1, W, 0.9, 0),  # D f1: adversarial tile failed the gates
+        (3, "clean", 2, R, 0.8, 1),
+        (3, "adv", 2, R, 0.9, 1),  # D f2: destroyed
     ]
     for i, role, f, what, p, good in obs:
         cls = LABELS[i] if what == R else W
         top = _pred(cls, p)
-        con.execute("INSERT INTO observations (session_id, frame_idx, sheet_id, item_id, role, sharpness, tile_px, angle_deg, clipped, good, "
-                    "top1, top1_prob, top5_ids, top5_probs) VALUES ('hand', ?, 's0', ?, ?, 100, 300, 5, 0, ?, ?, ?, ?, ?)",
-                    (f, ids[i], role, good, cls, p, *encode_top5(*top)))
+        con.execute(
+            "INSERT INTO observations (session_id, frame_idx, sheet_id, item_id, role, sharpness, tile_px, angle_deg, clipped, good, "
+            "top1, top1_prob, top5_ids, top5_probs) VALUES ('hand', ?, 's0', ?, ?, 100, 300, 5, 0, ?, ?, ?, ?, ?)",
+            (f, ids[i], role, good, cls, p, *encode_top5(*top)),
+        )
     for f in range(3):
         con.execute("INSERT INTO frames VALUES ('hand', ?, ?, 1, '[]')", (f, f / 10))
     con.commit()
@@ -141,12 +187,20 @@ def test_paired_survival_matches_a_hand_count(tmp_path: Path) -> None:
     rows = _rows(d, "summary")
     for k in (1, 5):
         # per frame: A f0 survives, A f1 destroyed; D f0 survives, D f2 destroyed -> 2 of 4
-        fr = next(r for r in rows if r["session"] == "hand" and r["view"] == "frame" and r["metric"] == "paired_survival" and r["topk"] == k)
+        fr = next(
+            r
+            for r in rows
+            if r["session"] == "hand" and r["view"] == "frame" and r["metric"] == "paired_survival" and r["topk"] == k
+        )
         assert (fr["num"], fr["n"], fr["n_items"]) == (2, 4, 2)
         assert fr["ci_low"] < 0.5 < fr["ci_high"]
         # per tile: A votes clean right, adversarial wrong (2 of 3) -> survives; D votes adversarial 1:1, the right class has the higher
         # mean probability (0.9 vs 0.6) -> destroyed; B's clean vote is wrong; C is not fooled digitally -> 1 of 2
-        ti = next(r for r in rows if r["session"] == "hand" and r["view"] == "tile" and r["metric"] == "paired_survival" and r["topk"] == k)
+        ti = next(
+            r
+            for r in rows
+            if r["session"] == "hand" and r["view"] == "tile" and r["metric"] == "paired_survival" and r["topk"] == k
+        )
         assert (ti["num"], ti["n"], ti["ci_method"]) == (1, 2, "wilson")
         assert (ti["ci_low"], ti["ci_high"]) == pytest.approx(wilson(1, 2))
     head = _rows(d, "headline")
@@ -162,7 +216,7 @@ def test_per_frame_intervals_at_0_and_n_are_not_degenerate() -> None:
     zeros = [(0, 5), (0, 3), (0, 8)]
     w = bootstrap_weights(3, 0, "edge", 500)
     r = rate_from_counts(zeros, w)
-    floor = 16 ** 2 / (5 ** 2 + 3 ** 2 + 8 ** 2)  # Kish's effective size when an item's frames all agree
+    floor = 16**2 / (5**2 + 3**2 + 8**2)  # Kish's effective size when an item's frames all agree
     assert r.value == 0.0 and r.lo == 0.0 and r.hi == pytest.approx(wilson_p(0.0, floor)[1])
     assert r.hi > wilson(0, 16)[1] > 0  # type: ignore[index]  # wider than 16 independent frames would give
     ones = rate_from_counts([(5, 5), (3, 3), (8, 8)], w)
@@ -190,7 +244,11 @@ def test_markdown_and_latex_tables_hold_the_figures(two_sessions: tuple[Path, Re
     md = (d / "report" / "destruction-table.md").read_text(encoding="utf-8")
     tex = (d / "report" / "destruction-table.tex").read_text(encoding="utf-8")
     rows = _rows(d, "destruction_eps")
-    cell = next(r for r in rows if r["session"] == "good" and r["attack"] == "fgsm" and r["case"] == "average" and r["topk"] == 1)
+    cell = next(
+        r
+        for r in rows
+        if r["session"] == "good" and r["attack"] == "fgsm" and r["case"] == "average" and r["topk"] == 1
+    )
     v, lo, hi, n = cell["eps_16"], cell["eps_16_low"], cell["eps_16_high"], cell["eps_16_n"]
     assert f"{100 * v:.1f}% [{100 * lo:.1f}–{100 * hi:.1f}] n={n}" in md
     assert f"{100 * v:.1f} {{\\scriptsize [{100 * lo:.1f}--{100 * hi:.1f}] $n{{=}}${n}}}" in tex
@@ -207,7 +265,14 @@ def test_every_figure_has_an_svg_and_a_pdf_that_parse(two_sessions: tuple[Path, 
     figs = d / "report" / "figures"
     svgs, pdfs = sorted(figs.glob("*.svg")), sorted(figs.glob("*.pdf"))
     assert {p.stem for p in svgs} == {p.stem for p in pdfs}
-    assert {"channel-check", "destruction-average", "destruction-prefiltered", "paired-survival", "accuracy-good", "accuracy-bad"} <= {p.stem for p in svgs}
+    assert {
+        "channel-check",
+        "destruction-average",
+        "destruction-prefiltered",
+        "paired-survival",
+        "accuracy-good",
+        "accuracy-bad",
+    } <= {p.stem for p in svgs}
     for svg in svgs:
         root = ET.parse(svg).getroot()
         assert root.tag.endswith("svg") and len(list(root.iter())) > 20, svg.name
@@ -230,9 +295,12 @@ def test_every_figure_has_an_svg_and_a_pdf_that_parse(two_sessions: tuple[Path, 
 def test_axes_name_their_units_and_legends_stay_outside(two_sessions: tuple[Path, ReportResult]) -> None:
     d, _ = two_sessions
     figs = d / "report" / "figures"
-    for name, words in (("destruction-average", ("destruction rate (%)", "ε (0–255 pixel levels)")),
-                        ("channel-check", ("clean top-1 accuracy (%)",)), ("accuracy-bad", ("top-1 accuracy (%)",)),
-                        ("confidence-good", ("top-1 probability (0–1)", "(count)"))):
+    for name, words in (
+        ("destruction-average", ("destruction rate (%)", "ε (0–255 pixel levels)")),
+        ("channel-check", ("clean top-1 accuracy (%)",)),
+        ("accuracy-bad", ("top-1 accuracy (%)",)),
+        ("confidence-good", ("top-1 probability (0–1)", "(count)")),
+    ):
         text = (figs / f"{name}.svg").read_text(encoding="utf-8")
         for w in words:
             assert w in text, (name, w)  # labels are <text>, not paths
@@ -246,9 +314,11 @@ def test_legends_never_cover_data(two_sessions: tuple[Path, ReportResult]) -> No
     from analysis import plots
 
     _, result = two_sessions
-    figs = [plots.destruction_vs_eps.figure(result.summary, "destruction", limited={"bad"}),  # type: ignore[attr-defined]
-            plots.accuracy_bars.figure(result.summary, "bad", "lite2"),  # type: ignore[attr-defined]
-            plots.channel_check.figure(list(result.checks.values()), 0.10)]  # type: ignore[attr-defined]
+    figs = [
+        plots.destruction_vs_eps.figure(result.summary, "destruction", limited={"bad"}),  # type: ignore[attr-defined]
+        plots.accuracy_bars.figure(result.summary, "bad", "lite2"),  # type: ignore[attr-defined]
+        plots.channel_check.figure(list(result.checks.values()), 0.10),
+    ]  # type: ignore[attr-defined]
     for fig in figs:
         canvas = FigureCanvasAgg(fig)
         canvas.draw()

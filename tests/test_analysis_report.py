@@ -20,9 +20,9 @@ from typer.testing import CliRunner
 from analysis.cli import register
 from analysis.report import build_report, make_report
 from analysis.synthetic import Odds, write_capture_db
-from testkit.batch import write_batch
 from contracts.errors import UserError
 from contracts.manifest import load_batch, save_batch
+from testkit.batch import write_batch
 
 TARGET = 555
 METRIC_FILTER = {  # the digital condition of each frame/tile metric, in SQL over the view `dig`
@@ -43,7 +43,16 @@ def batch_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     b.items[-1].target = TARGET
     save_batch(d, b)
     write_capture_db(d / "captures" / "cam.sqlite", b, "cam", model="lite2", n_frames=40, tiles_per_frame=12, seed=1)
-    write_capture_db(d / "captures" / "phone.sqlite", b, "phone", model="lite0", n_frames=10, tiles_per_frame=24, seed=2, profile=None)
+    write_capture_db(
+        d / "captures" / "phone.sqlite",
+        b,
+        "phone",
+        model="lite0",
+        n_frames=10,
+        tiles_per_frame=24,
+        seed=2,
+        profile=None,
+    )
     con = sqlite3.connect(d / "captures" / "cam.sqlite")
     crop = io.BytesIO()
     Image.fromarray(np.full((24, 24, 3), 128, np.uint8)).save(crop, format="PNG")
@@ -55,8 +64,17 @@ def batch_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for strength in (0.0, 1.0):
         for i, it in enumerate(b.items):
             top1 = it.label.index if (strength > 0 and i % 2 == 0) else (it.label.index + 1) % 1000
-            rows.append({"transform": "blur", "strength": strength, "item_id": it.id, "role": "adv", "top1": top1,
-                         "top5_ids": [top1, 900, 901, 902, 903], "top5_probs": [0.6, 0.1, 0.1, 0.1, 0.1]})
+            rows.append(
+                {
+                    "transform": "blur",
+                    "strength": strength,
+                    "item_id": it.id,
+                    "role": "adv",
+                    "top1": top1,
+                    "top5_ids": [top1, 900, 901, 902, 903],
+                    "top5_probs": [0.6, 0.1, 0.1, 0.1, 0.1],
+                }
+            )
     (d / "sweep.json").write_text(json.dumps(rows))
     return d
 
@@ -108,7 +126,10 @@ def _sql(db: Path, batch_dir: Path) -> sqlite3.Connection:
     con = sqlite3.connect(":memory:")
     con.execute("ATTACH DATABASE ? AS cap", (str(db),))
     con.execute("CREATE TEMP TABLE labels (item_id TEXT, label INTEGER, target INTEGER, attack TEXT, eps REAL)")
-    con.executemany("INSERT INTO temp.labels VALUES (?,?,?,?,?)", [(i.id, i.label.index, i.target, i.attack, i.eps) for i in b.items])
+    con.executemany(
+        "INSERT INTO temp.labels VALUES (?,?,?,?,?)",
+        [(i.id, i.label.index, i.target, i.attack, i.eps) for i in b.items],
+    )
     con.executescript("""
         CREATE TEMP VIEW dig AS SELECT l.*,
           (SELECT top5_ids FROM cap.digital d WHERE d.item_id = l.item_id AND d.role = 'clean') AS c_ids,
@@ -130,7 +151,9 @@ def _in_top(col: str, k: int) -> str:
 
 
 def _cond(metric: str, k: int) -> str:
-    return METRIC_FILTER[metric].format(c_ok=_in_top("l.c_ids", k), a_ok=_in_top("l.a_ids", k), a_ok5=_in_top("l.a_ids", 5))
+    return METRIC_FILTER[metric].format(
+        c_ok=_in_top("l.c_ids", k), a_ok=_in_top("l.a_ids", k), a_ok5=_in_top("l.a_ids", 5)
+    )
 
 
 def test_frame_view_equals_plain_sql(report: Path, batch_dir: Path) -> None:
@@ -143,7 +166,8 @@ def test_frame_view_equals_plain_sql(report: Path, batch_dir: Path) -> None:
                 num, n = con.execute(
                     f"SELECT COALESCE(SUM({_in_top('o.top5_ids', k)}), 0), COUNT(*) FROM cap.observations o "
                     f"JOIN dig l ON l.item_id = o.item_id WHERE o.good = 1 AND o.role = 'adv' AND l.attack = ? AND l.eps = ? AND {_cond(metric, k)}",
-                    (attack, eps)).fetchone()
+                    (attack, eps),
+                ).fetchone()
                 r = _row(rows, session="cam", attack=attack, eps=eps, topk=k, view="frame", metric=metric)
                 assert (r["num"], r["n"]) == (num, n), (metric, k, eps)
                 assert r["value"] == (pytest.approx(num / n) if n else None)
@@ -151,7 +175,9 @@ def test_frame_view_equals_plain_sql(report: Path, batch_dir: Path) -> None:
                 checked += n > 0
             num, n = con.execute(
                 f"SELECT COALESCE(SUM({_in_top('o.top5_ids', k)}), 0), COUNT(*) FROM cap.observations o "
-                "JOIN labels l ON l.item_id = o.item_id WHERE o.good = 1 AND o.role = 'clean' AND l.attack = ? AND l.eps = ?", (attack, eps)).fetchone()
+                "JOIN labels l ON l.item_id = o.item_id WHERE o.good = 1 AND o.role = 'clean' AND l.attack = ? AND l.eps = ?",
+                (attack, eps),
+            ).fetchone()
             r = _row(rows, session="cam", attack=attack, eps=eps, topk=k, view="frame", metric="clean_acc")
             assert (r["num"], r["n"]) == (num, n)
     assert checked >= 6
@@ -164,7 +190,9 @@ def test_tile_view_and_digital_equal_plain_sql(report: Path, batch_dir: Path) ->
         for metric in METRIC_FILTER:
             num, n = con.execute(
                 f"SELECT COALESCE(SUM({_in_top('t.top5_ids', 1)}), 0), COUNT(*) FROM tiles t JOIN dig l ON l.item_id = t.item_id "
-                f"WHERE t.role = 'adv' AND l.attack = ? AND l.eps = ? AND {_cond(metric, 1)}", (attack, eps)).fetchone()
+                f"WHERE t.role = 'adv' AND l.attack = ? AND l.eps = ? AND {_cond(metric, 1)}",
+                (attack, eps),
+            ).fetchone()
             r = _row(rows, session="cam", attack=attack, eps=eps, topk=1, view="tile", metric=metric)
             assert (r["num"], r["n"]) == (num, n), metric
             assert r["ci_method"] == ("wilson" if n else "")
@@ -172,13 +200,22 @@ def test_tile_view_and_digital_equal_plain_sql(report: Path, batch_dir: Path) ->
             for role, metric in (("clean", "clean_acc"), ("adv", "adv_acc")):
                 num, n = con.execute(
                     f"SELECT COALESCE(SUM({_in_top('d.top5_ids', k)}), 0), COUNT(*) FROM cap.digital d JOIN labels l ON l.item_id = d.item_id "
-                    "WHERE d.role = ? AND l.attack = ? AND l.eps = ?", (role, attack, eps)).fetchone()
+                    "WHERE d.role = ? AND l.attack = ? AND l.eps = ?",
+                    (role, attack, eps),
+                ).fetchone()
                 r = _row(rows, session="cam", attack=attack, eps=eps, topk=k, view="digital", metric=metric)
                 assert (r["num"], r["n"]) == (num, n)
             num, n = con.execute(
                 f"SELECT COALESCE(SUM(CASE WHEN l.target IS NULL THEN NOT {_in_top('l.a_ids', k)} ELSE json_extract(l.a_ids, '$[0]') = l.target END), 0), "
-                f"COUNT(*) FROM dig l WHERE {_in_top('l.c_ids', k)} AND l.attack = ? AND l.eps = ?", (attack, eps)).fetchone()
-            assert (_row(rows, session="cam", attack=attack, eps=eps, topk=k, view="digital", metric="attack_success")["num"], n) == (num, n)
+                f"COUNT(*) FROM dig l WHERE {_in_top('l.c_ids', k)} AND l.attack = ? AND l.eps = ?",
+                (attack, eps),
+            ).fetchone()
+            assert (
+                _row(rows, session="cam", attack=attack, eps=eps, topk=k, view="digital", metric="attack_success")[
+                    "num"
+                ],
+                n,
+            ) == (num, n)
 
 
 def test_source_rows_come_from_batch_json(report: Path, batch_dir: Path) -> None:
@@ -229,10 +266,24 @@ def _open_in_chromium(html: str, tmp: Path) -> tuple[int, int, list[str], str]:
     page = tmp / "page.html"
     page.write_text(html.replace("<head>", "<head>" + CHECK_JS, 1), encoding="utf-8")
     proc = subprocess.run(
-        [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
-         "--disable-dev-shm-usage", f"--user-data-dir={tmp / 'profile'}", "--enable-logging=stderr", "--v=0",
-         "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120,
+        [
+            _chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--no-first-run",
+            "--disable-dev-shm-usage",
+            f"--user-data-dir={tmp / 'profile'}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     m = re.search(r"PPCHECK images=(\d+) broken=(\d+) errors=(.*?) END", proc.stdout)
     assert m, f"the page did not finish loading (rc {proc.returncode}): {proc.stderr[-2000:]}"
@@ -296,8 +347,21 @@ def test_formats_and_sessions(synthetic_batch) -> None:  # type: ignore[no-untyp
     assert out == d / "report" and not (out / "index.html").exists() and not (out / "report.pdf").exists()
     assert (out / "summary.csv").is_file() and (out / "summary.json").is_file()
     assert {r["session"] for r in json.loads((out / "summary.json").read_text())["rows"]} == {None, "b"}
-    (d / "sweep.json").write_text(json.dumps([{"transform": "jpeg", "strength": 50, "item_id": b.items[0].id, "role": "adv", "top1": 1,
-                                                "top5_ids": [1, 2, 3, 4, 5], "top5_probs": [0.5, 0.2, 0.1, 0.1, 0.1]}]))
+    (d / "sweep.json").write_text(
+        json.dumps(
+            [
+                {
+                    "transform": "jpeg",
+                    "strength": 50,
+                    "item_id": b.items[0].id,
+                    "role": "adv",
+                    "top1": 1,
+                    "top5_ids": [1, 2, 3, 4, 5],
+                    "top5_probs": [0.5, 0.2, 0.1, 0.1, 0.1],
+                }
+            ]
+        )
+    )
     build_report(d, formats=("csv",))
     assert (out / "sweep.csv").is_file()
     (d / "sweep.json").unlink()

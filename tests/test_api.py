@@ -11,7 +11,9 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-def test_api_example_in_docs_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_api_example_in_docs_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     text = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
     code = re.findall(r"```python\n(.*?)```", text, flags=re.S)[0]
     monkeypatch.chdir(tmp_path)
@@ -20,4 +22,6 @@ def test_api_example_in_docs_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert "2 items; source model module ε 8" in out
     m = re.search(r"lite0 clean accuracy (\d\.\d\d) \[(\d\.\d\d), (\d\.\d\d)\] \(n=2\)", out)
     assert m, out
-    assert (tmp_path / "runs/notebook/inputs/labels.csv").is_file() and (tmp_path / "runs/notebook/sheets.pdf").is_file()
+    assert (tmp_path / "runs/notebook/inputs/labels.csv").is_file() and (
+        tmp_path / "runs/notebook/sheets.pdf"
+    ).is_file()

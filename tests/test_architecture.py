@@ -61,19 +61,29 @@ def test_every_room_imports_only_the_rooms_it_may() -> None:
         for name, line in _imports(path):
             top = name.split(".")[0]
             if top in (*ROOMS, "app") and top != room and top not in ALLOWED[room]:
-                bad.append(f"{path.relative_to(ROOT)}:{line}: {mod} imports {name} ({room} may import {sorted(ALLOWED[room]) or 'no other room'})")
+                bad.append(
+                    f"{path.relative_to(ROOT)}:{line}: {mod} imports {name} ({room} may import {sorted(ALLOWED[room]) or 'no other room'})"
+                )
     assert not bad, "\n".join(bad)
 
 
 def test_only_craft_imports_the_channel_twin() -> None:
-    bad = [f"{path.relative_to(ROOT)}:{line}: {mod} imports {name}" for room, mod, path in MODULES for name, line in _imports(path)
-           if name.startswith("channel.twin") and room not in ("craft", "channel")]
+    bad = [
+        f"{path.relative_to(ROOT)}:{line}: {mod} imports {name}"
+        for room, mod, path in MODULES
+        for name, line in _imports(path)
+        if name.startswith("channel.twin") and room not in ("craft", "channel")
+    ]
     assert not bad, "\n".join(bad)
 
 
 def test_torch_is_imported_only_by_craft_and_the_twin() -> None:
-    bad = [f"{path.relative_to(ROOT)}:{line}: {mod} imports {name}" for room, mod, path in MODULES for name, line in _imports(path)
-           if name.split(".")[0] in TORCH and not (mod + ".").startswith(TORCH_ALLOWED) and mod != "craft"]
+    bad = [
+        f"{path.relative_to(ROOT)}:{line}: {mod} imports {name}"
+        for room, mod, path in MODULES
+        for name, line in _imports(path)
+        if name.split(".")[0] in TORCH and not (mod + ".").startswith(TORCH_ALLOWED) and mod != "craft"
+    ]
     assert not bad, "\n".join(bad)
 
 
@@ -102,14 +112,22 @@ def test_torch_free_rooms_import_without_torch() -> None:
 
 def test_no_test_module_imports_another() -> None:
     """Shared fixtures live in conftest.py, shared builders in testkit/; a test module imports neither tests nor conftest."""
-    bad = [f"{p.name}:{line}: imports {name}" for p in sorted((ROOT / "tests").glob("*.py")) for name, line in _imports(p)
-           if name.split(".")[0] in ("tests", "conftest") or name.split(".")[0].startswith("test_")]
+    bad = [
+        f"{p.name}:{line}: imports {name}"
+        for p in sorted((ROOT / "tests").glob("*.py"))
+        for name, line in _imports(p)
+        if name.split(".")[0] in ("tests", "conftest") or name.split(".")[0].startswith("test_")
+    ]
     assert not bad, "\n".join(bad)
 
 
 def test_bench_scripts_take_nothing_from_tests() -> None:
-    bad = [f"{p.name}:{line}: imports {name}" for p in sorted((ROOT / "bench").glob("*.py")) for name, line in _imports(p)
-           if name.split(".")[0] in ("tests", "conftest") or name.split(".")[0].startswith("test_")]
+    bad = [
+        f"{p.name}:{line}: imports {name}"
+        for p in sorted((ROOT / "bench").glob("*.py"))
+        for name, line in _imports(p)
+        if name.split(".")[0] in ("tests", "conftest") or name.split(".")[0].startswith("test_")
+    ]
     assert not bad, "\n".join(bad)
 
 
@@ -119,5 +137,7 @@ def test_each_package_docstring_lists_its_modules(room: str) -> None:
     for init in (ROOT / room).rglob("__init__.py"):
         doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8"))) or ""
         missing = [p.stem for p in init.parent.glob("*.py") if p.stem != "__init__" and f"``{p.stem}``" not in doc]
-        missing += [d.name for d in init.parent.iterdir() if (d / "__init__.py").is_file() and f"``{d.name}``" not in doc]
+        missing += [
+            d.name for d in init.parent.iterdir() if (d / "__init__.py").is_file() and f"``{d.name}``" not in doc
+        ]
         assert not missing, f"{init.relative_to(ROOT)}: docstring does not list {missing}"

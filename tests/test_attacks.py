@@ -15,15 +15,29 @@ from torch import nn
 
 from contracts.errors import UserError
 from contracts.profile import load_profile
-from testkit.toys import ConvToy
 from craft.attacks import (
-    ALIASES, ATTACKS, BIM, DIFGSM, FGSM, MIFGSM, PGD, Attack, AttackSpec, DiverseInputs, Goal, ItemRng, LeastLikely,
-    ascent_gradient, build_attack, kurakin_steps, parse_spec,
+    ALIASES,
+    ATTACKS,
+    BIM,
+    DIFGSM,
+    FGSM,
+    MIFGSM,
+    PGD,
+    Attack,
+    AttackSpec,
+    DiverseInputs,
+    Goal,
+    ItemRng,
+    LeastLikely,
+    ascent_gradient,
+    build_attack,
+    kurakin_steps,
+    parse_spec,
 )
 from craft.attacks.updates import Momentum
 from craft.ensemble import Ensemble
 from craft.job import CraftConfig, item_id, random_target
-
+from testkit.toys import ConvToy
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -175,7 +189,12 @@ def test_random_attacks_are_per_item_deterministic_whatever_the_batching(spec: s
     whole = attack(model, x, y, 8.0, generator=ItemRng.from_seeds(seeds))
     again = attack(model, x, y, 8.0, generator=ItemRng.from_seeds(seeds))
     assert torch.equal(whole, again)
-    parts = torch.cat([attack(model, x[i : i + 1], y[i : i + 1], 8.0, generator=ItemRng.from_seeds(seeds[i : i + 1])) for i in range(4)])
+    parts = torch.cat(
+        [
+            attack(model, x[i : i + 1], y[i : i + 1], 8.0, generator=ItemRng.from_seeds(seeds[i : i + 1]))
+            for i in range(4)
+        ]
+    )
     assert torch.equal(whole, parts)
 
 
@@ -232,7 +251,9 @@ def test_ensemble_resizes_for_each_member_and_averages(toy) -> None:  # type: ig
     with torch.no_grad():
         z = ens(x)
     assert seen == [(16, 16)]
-    assert torch.allclose(z, (a(x) + b(F.interpolate(x, size=(16, 16), mode="bicubic", align_corners=False))) / 2, atol=1e-5)
+    assert torch.allclose(
+        z, (a(x) + b(F.interpolate(x, size=(16, 16), mode="bicubic", align_corners=False))) / 2, atol=1e-5
+    )
     g_logits = ascent_gradient(ens, x, y, False)
     g_loss = ascent_gradient(Ensemble([a, b], [12, 16], mode="loss"), x, y, False)
     assert g_logits.abs().sum() > 0 and g_loss.abs().sum() > 0 and not torch.allclose(g_logits, g_loss)
@@ -252,7 +273,12 @@ def test_specs_labels_and_aliases() -> None:
 
 def test_targeted_item_ids_are_distinct_and_random_targets_avoid_the_label() -> None:
     spec = parse_spec("bim")
-    ids = {item_id("p", spec, 16.0), item_id("p", spec, 16.0, "ll"), item_id("p", spec, 16.0, "random"), item_id("p", spec, 16.0, "7", 7)}
+    ids = {
+        item_id("p", spec, 16.0),
+        item_id("p", spec, 16.0, "ll"),
+        item_id("p", spec, 16.0, "random"),
+        item_id("p", spec, 16.0, "7", 7),
+    }
     assert len(ids) == 4
     for seed in range(200):
         t = random_target(seed, seed % 1000)

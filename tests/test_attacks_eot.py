@@ -16,7 +16,6 @@ from craft.job import CraftConfig, craft_batch
 from craft.options import from_cli
 from testkit.toys import ConvToy
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
@@ -80,7 +79,9 @@ def test_eot_profile_comes_from_the_channel_profile(tmp_path: Path) -> None:
     assert EOT(load_profile("harsh"), samples=1).profile == load_profile("harsh")
     assert EOT(samples=1).profile == load_profile("office-laser-webcam")  # the default preset
     with pytest.raises(UserError, match="--profile"):
-        from_cli(CraftConfig, {"attacks": "eot", "profile": "no-such-preset"})  # the name is parsed at the CLI edge, once
+        from_cli(
+            CraftConfig, {"attacks": "eot", "profile": "no-such-preset"}
+        )  # the name is parsed at the CLI edge, once
     with pytest.raises(TypeError, match="ChannelProfile"):
         CraftConfig(attacks=["eot"], profile="harsh")  # type: ignore[arg-type]  # a name never reaches the library
 
@@ -95,13 +96,18 @@ def test_eot_run_records_the_channel_and_refuses_another_profile(tmp_path: Path)
     assert load_batch(tmp_path / "b").config["channel"]["name"] == "office-laser-webcam"
     with pytest.raises(UserError, match="other options"):
         craft_batch(tmp_path / "b", CraftConfig(**{**cfg, "profile": load_profile("harsh")}))  # type: ignore[arg-type]
-    with pytest.raises(UserError, match="eot_tile_px"):  # the twin's tile range is part of what a resumed run must agree on
+    with pytest.raises(
+        UserError, match="eot_tile_px"
+    ):  # the twin's tile range is part of what a resumed run must agree on
         craft_batch(tmp_path / "b", CraftConfig(**{**cfg, "eot_tile_px": (480.0, 580.0)}))  # type: ignore[arg-type]
 
 
 def test_eot_tile_px_sets_the_resolution_the_twin_samples(tmp_path: Path) -> None:
     # 'print --camera 1920x1080' gives 118 mm tiles of about 516 px: craft for them with --eot-tile-px 480-580
-    cfg = from_cli(CraftConfig, {"attacks": "bim", "eot": True, "eot_tile_px": "480-580", "limit": 1, "eps": "4", "steps": 1, "eot_samples": 2})
+    cfg = from_cli(
+        CraftConfig,
+        {"attacks": "bim", "eot": True, "eot_tile_px": "480-580", "limit": 1, "eps": "4", "steps": 1, "eot_samples": 2},
+    )
     assert cfg.eot_tile_px == (480.0, 580.0)
     eot = EOT(cfg.profile, 16, cfg.eot_tile_px)
     p = eot.sample(torch.zeros(1, 3, 224, 224), ItemRng.from_seeds([0]))

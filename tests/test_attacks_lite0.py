@@ -14,12 +14,12 @@ import pytest
 import torch
 from PIL import Image
 
+from contracts.profile import load_profile
 from craft.attacks import AttackSettings, ItemRng, build_attack, parse_spec, project, to_lattice
 from craft.attacks.base import Goal
 from craft.fastgrad import gradient_model
 from craft.images import load_rgb, sample_photos
 from craft.zoo import ZOO, load_model
-from contracts.profile import load_profile
 
 N_PHOTOS = 6
 EPS = 8.0
@@ -63,7 +63,15 @@ def test_gradient_model_is_the_reference_function(lite0, photos) -> None:  # typ
 
 
 # Short schedules keep the test fast (Kurakin's step counts are tested on toys); the defaults are stronger still.
-SCHEDULES = {"fgsm": {}, "bim": {"steps": 4}, "ll": {"steps": 4}, "pgd": {"steps": 4}, "mifgsm": {"steps": 4}, "difgsm": {"steps": 4}, "eot": {"steps": 2, "alpha": 4.0, "samples": 2}}
+SCHEDULES = {
+    "fgsm": {},
+    "bim": {"steps": 4},
+    "ll": {"steps": 4},
+    "pgd": {"steps": 4},
+    "mifgsm": {"steps": 4},
+    "difgsm": {"steps": 4},
+    "eot": {"steps": 2, "alpha": 4.0, "samples": 2},
+}
 
 
 @pytest.mark.parametrize("name", list(SCHEDULES))
@@ -73,7 +81,12 @@ def test_attacks_beat_random_noise_of_the_same_size(name: str, lite0, photos) ->
     sched = dict(SCHEDULES[name])
     # EOT through a webcam's twin optimises for the ~190 camera pixels a 60 mm tile gets at 1080p, which need not
     # fool the model digitally (docs/physical-fidelity.md); careful-lab's 12 MP stills resolve every image pixel.
-    settings = AttackSettings(steps=sched.get("steps"), alpha=sched.get("alpha"), eot_samples=sched.get("samples", 8), profile=load_profile("careful-lab"))
+    settings = AttackSettings(
+        steps=sched.get("steps"),
+        alpha=sched.get("alpha"),
+        eot_samples=sched.get("samples", 8),
+        profile=load_profile("careful-lab"),
+    )
     attack = build_attack(parse_spec(name), settings)
     adv = attack(fast, x, y, EPS, generator=ItemRng.from_seeds(range(N_PHOTOS)), check_model=ref)
     assert (adv - x).abs().max() <= EPS

@@ -30,29 +30,56 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from testkit.batch import write_batch
 
-from channel.calibrate import calibrate
-from contracts.strip import PATCH_EVERY
 from capture.session import run_capture
+from channel.calibrate import calibrate
 from channel.simulate import SimulatedCamera
 from contracts.errors import UserError
 from contracts.profile import ChannelProfile, load_profile, parse_profile
+from contracts.strip import PATCH_EVERY
 from printouts.sheets import print_batch
+from testkit.batch import write_batch
 from testkit.scenes import tiny_classifier
 
 FRAMES = 30
 
 
-def known_profile(defocus: float = 1.5, shot: float = 0.0008, read: float = 0.004, jpeg: float = 95.0) -> ChannelProfile:
+def known_profile(
+    defocus: float = 1.5, shot: float = 0.0008, read: float = 0.004, jpeg: float = 95.0
+) -> ChannelProfile:
     """A channel with every calibrated parameter fixed (narrow ranges elsewhere)."""
-    return parse_profile({
-        "printer": {"tone_gamma": 1.3, "dot_gain": 0.08, "paper_white": [0.85, 0.86, 0.88], "ink_black": [0.05, 0.05, 0.06], "gamut_compression": 0.25},
-        "scene": {"sheet_fill": 0.9, "tilt_deg": [0.0, 10.0], "rotation_deg": [-3.0, 3.0], "illuminance": 1.0, "colour_temperature_k": 5000.0,
-                  "gradient": 0.0, "glare": 0.0},
-        "camera": {"defocus_sigma_px": defocus, "motion_blur_px": 0.0, "shot_noise": shot, "read_noise": read, "white_balance_error": 0.0,
-                   "exposure": 1.0, "jpeg_quality": jpeg, "gamma": 2.2},
-    }, "known", "test profile")
+    return parse_profile(
+        {
+            "printer": {
+                "tone_gamma": 1.3,
+                "dot_gain": 0.08,
+                "paper_white": [0.85, 0.86, 0.88],
+                "ink_black": [0.05, 0.05, 0.06],
+                "gamut_compression": 0.25,
+            },
+            "scene": {
+                "sheet_fill": 0.9,
+                "tilt_deg": [0.0, 10.0],
+                "rotation_deg": [-3.0, 3.0],
+                "illuminance": 1.0,
+                "colour_temperature_k": 5000.0,
+                "gradient": 0.0,
+                "glare": 0.0,
+            },
+            "camera": {
+                "defocus_sigma_px": defocus,
+                "motion_blur_px": 0.0,
+                "shot_noise": shot,
+                "read_noise": read,
+                "white_balance_error": 0.0,
+                "exposure": 1.0,
+                "jpeg_quality": jpeg,
+                "gamma": 2.2,
+            },
+        },
+        "known",
+        "test profile",
+    )
 
 
 @dataclass
@@ -93,7 +120,9 @@ def test_capture_measures_the_strip_every_5th_frame(captured: Captured) -> None:
     con.close()
     assert frames == list(range(0, FRAMES, PATCH_EVERY))
     con = sqlite3.connect(captured.batch_dir / "captures" / "known.sqlite")
-    assert con.execute("SELECT profile, seed FROM sessions").fetchall() == [(captured.profile.name, 1)]  # carried by the camera
+    assert con.execute("SELECT profile, seed FROM sessions").fetchall() == [
+        (captured.profile.name, 1)
+    ]  # carried by the camera
     con.close()
     assert {n for (n,) in per} == {19}  # 11 greys and 8 colours; detail patches are not measured
     assert len(blur) == len(frames) and all(s is not None and n >= 2 and (w, h) == (1280, 720) for s, n, w, h in blur)
@@ -118,7 +147,11 @@ def test_profile_comments_say_what_was_estimated(captured: Captured) -> None:
     text = captured.out.read_text()
     assert text.startswith("# Photoproof channel profile calibrated from capture session known")
     lines = text.splitlines()
-    note = {lines[i + 1].split(" = ")[0]: lines[i] for i in range(len(lines) - 1) if lines[i].startswith("# ") and " = " in lines[i + 1]}
+    note = {
+        lines[i + 1].split(" = ")[0]: lines[i]
+        for i in range(len(lines) - 1)
+        if lines[i].startswith("# ") and " = " in lines[i + 1]
+    }
     assert note["tone_gamma"].startswith("# estimated: grey ramp, 6 strip views in 6 frames")
     assert note["defocus_sigma_px"].startswith("# estimated") and note["shot_noise"].startswith("# estimated")
     assert note["jpeg_quality"].startswith("# assumed (--jpeg-quality)")
@@ -134,7 +167,9 @@ def test_blur_and_read_dominated_noise(captured: Captured) -> None:
     cam = res.profile.camera
     assert 0.65 <= cam.defocus_sigma_px[0] <= cam.defocus_sigma_px[1] <= 0.95
     assert abs(res.profile.printer.tone_gamma - 1.3) <= 0.08
-    assert 0.5 <= cam.shot_noise[0] / 0.0003 <= 2.0 and 0.6 <= cam.read_noise[0] / 0.008 <= 1.4  # weakly identifiable split
+    assert (
+        0.5 <= cam.shot_noise[0] / 0.0003 <= 2.0 and 0.6 <= cam.read_noise[0] / 0.008 <= 1.4
+    )  # weakly identifiable split
     assert abs(_noise_std(cam.shot_noise[0], cam.read_noise[0]) / _noise_std(0.0003, 0.008) - 1) <= 0.15
 
 

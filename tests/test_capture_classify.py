@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from capture.classify import CPU, OnnxClassifier, default_providers
+from contracts.errors import UserError
 from contracts.labels import read_label_file
 from contracts.modelspec import spec_overrides
-from contracts.errors import UserError
 from contracts.preprocess import PreprocessSpec
 from testkit.scenes import identity_model, tiny_classifier
 
@@ -23,7 +23,9 @@ def test_photoproof_model_reads_spec_classes_and_name_from_metadata(tmp_path: Pa
     spec = PreprocessSpec(input_size=48, resize="bilinear", mean=(120.0, 110.0, 100.0), std=(60.0, 60.0, 60.0))
     path = tiny_classifier(tmp_path / "m.onnx", size=48, spec=spec, name="lite9")
     clf = OnnxClassifier(path)
-    assert clf.spec == spec and clf.name == "lite9" and clf.class_names[3] == "tiger shark"  # the helper names 1000 classes as ImageNet does
+    assert (
+        clf.spec == spec and clf.name == "lite9" and clf.class_names[3] == "tiger shark"
+    )  # the helper names 1000 classes as ImageNet does
     assert clf.provider == CPU and default_providers()[-1] == CPU
     assert len(clf.sha256) == 64
     x = _crops(7, 48)
@@ -70,7 +72,9 @@ def test_a_model_that_is_not_an_image_classifier_is_refused(tmp_path: Path) -> N
 
 def test_class_count_must_match_the_labels(tmp_path: Path) -> None:
     path = tiny_classifier(tmp_path / "ten.onnx", n_classes=10, metadata=False)
-    with pytest.raises(UserError, match=r"ten\.onnx: it outputs 10 classes but the ImageNet-1k labels name 1000.*--labels"):
+    with pytest.raises(
+        UserError, match=r"ten\.onnx: it outputs 10 classes but the ImageNet-1k labels name 1000.*--labels"
+    ):
         OnnxClassifier(path)
     labels = tmp_path / "labels.txt"
     labels.write_text("\n".join(f"thing {i}" for i in range(10)) + "\n")

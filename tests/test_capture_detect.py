@@ -13,19 +13,27 @@ import numpy as np
 import pytest
 
 from capture.classify import CPU, OnnxClassifier
-from capture.sheets.detect import SheetDetector, TileCrop, aruco_dictionary
 from capture.pipeline import ClassifierWorker, LatestSlot, loop_threads
-from capture.sheets.quality import QualityGates, TileQuality
 from capture.session import run_capture
-from channel.simulate import SimulatedCamera
+from capture.sheets.detect import SheetDetector, TileCrop, aruco_dictionary
+from capture.sheets.quality import QualityGates
 from capture.sources.files import PhotoSource
+from channel.simulate import SimulatedCamera
 from contracts.errors import UserError
 from contracts.layout import Layout
 from contracts.profile import load_profile
 from printouts.markers import marker_id_offset
 from printouts.sheets import print_batch
 from testkit.scenes import (
-    compose_frame, make_layout, pose_homography, reference_crop, render_pdf_page, render_sheet, scene, tiny_classifier, view_angle,
+    compose_frame,
+    make_layout,
+    pose_homography,
+    reference_crop,
+    render_pdf_page,
+    render_sheet,
+    scene,
+    tiny_classifier,
+    view_angle,
 )
 
 SIZE = 64
@@ -49,7 +57,9 @@ def _match_scores(batch_dir: Path, layout: Layout, crops: list) -> list[tuple[fl
     role is right: the adversarial perturbation (adv - clean) correlates with
     (crop - clean) for an adversarial tile and not for a clean one.
     """
-    refs = {(t.item, t.role): reference_crop(batch_dir, t, SIZE).astype(np.float64) for s in layout.sheets for t in s.tiles}
+    refs = {
+        (t.item, t.role): reference_crop(batch_dir, t, SIZE).astype(np.float64) for s in layout.sheets for t in s.tiles
+    }
     out = []
     for c in crops:
         x = c.crop_rgb.astype(np.float64)
@@ -64,7 +74,9 @@ def _match_scores(batch_dir: Path, layout: Layout, crops: list) -> list[tuple[fl
     return out
 
 
-@pytest.mark.parametrize("tilt,axis", [(0, "y"), (30, "x"), (45, "y"), (45, "x")], ids=["front", "30deg-x", "45deg-y", "45deg-x"])
+@pytest.mark.parametrize(
+    "tilt,axis", [(0, "y"), (30, "x"), (45, "y"), (45, "x")], ids=["front", "30deg-x", "45deg-y", "45deg-x"]
+)
 def test_all_tiles_recovered_under_perspective_blur_and_noise(batch: Path, tilt: float, axis: str) -> None:
     layout = make_layout(batch, cols=3, rows=2)
     sheet = layout.sheets[0]
@@ -106,7 +118,10 @@ def test_one_corner_marker_covered(batch: Path) -> None:
 def test_two_sheets_in_one_frame(batch: Path) -> None:
     layout = make_layout(batch, n_sheets=2)
     a, b = layout.sheets
-    poses = {a.sheet_id: dict(fill=0.55, shift=(-0.24, 0.0), roll_deg=5), b.sheet_id: dict(fill=0.55, shift=(0.24, 0.03), tilt_deg=25, roll_deg=-10)}
+    poses = {
+        a.sheet_id: dict(fill=0.55, shift=(-0.24, 0.0), roll_deg=5),
+        b.sheet_id: dict(fill=0.55, shift=(0.24, 0.03), tilt_deg=25, roll_deg=-10),
+    }
     sc = scene(batch, layout, poses, blur_sigma=0.8, noise_std=3.0, jpeg_quality=90)
     det = SheetDetector(layout, QualityGates(min_tile_px=30))
     hits = det.detect(sc.frame)
@@ -118,13 +133,17 @@ def test_two_sheets_in_one_frame(batch: Path) -> None:
         assert all(own for _, _, own in _match_scores(batch, layout, crops))
 
 
-def test_foreign_sheet_is_ignored_with_one_warning(batch: Path, synthetic_batch, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+def test_foreign_sheet_is_ignored_with_one_warning(
+    batch: Path, synthetic_batch, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
     ours = make_layout(batch)
     other_dir = synthetic_batch(name="other", n_items=3, size=SIZE, seed=5, batch_id="bother-0002")
     theirs = make_layout(other_dir, first_id=200)
     H_ours = pose_homography(ours.sheets[0].size_mm, fill=0.42, shift=(-0.25, 0.0))
     H_theirs = pose_homography(theirs.sheets[0].size_mm, fill=0.42, shift=(0.25, 0.0), roll_deg=15)
-    frame = compose_frame([(render_sheet(batch, ours.sheets[0]), H_ours), (render_sheet(other_dir, theirs.sheets[0]), H_theirs)], **NOISY)
+    frame = compose_frame(
+        [(render_sheet(batch, ours.sheets[0]), H_ours), (render_sheet(other_dir, theirs.sheets[0]), H_theirs)], **NOISY
+    )
     det = SheetDetector(ours)
     with caplog.at_level(logging.WARNING, logger="capture.sheets.detect"):
         for _ in range(3):
@@ -135,17 +154,23 @@ def test_foreign_sheet_is_ignored_with_one_warning(batch: Path, synthetic_batch,
     assert det.foreign_ids and min(det.foreign_ids) >= 200
 
 
-def test_foreign_sheet_with_the_same_ids_is_told_apart_by_its_qr_code(batch: Path, synthetic_batch, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+def test_foreign_sheet_with_the_same_ids_is_told_apart_by_its_qr_code(
+    batch: Path, synthetic_batch, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
     ours = make_layout(batch, qr=True)
     other_dir = synthetic_batch(name="other", n_items=3, size=SIZE, seed=5, batch_id="bother-0002")
     theirs = make_layout(other_dir, qr=True)  # same marker ids 0..5, another batch's QR payload
     det = SheetDetector(ours)
     pose = dict(fill=0.95, roll_deg=4)
-    mine = compose_frame([(render_sheet(batch, ours.sheets[0], ppm=6), pose_homography(ours.sheets[0].size_mm, **pose))], ppm=6)
+    mine = compose_frame(
+        [(render_sheet(batch, ours.sheets[0], ppm=6), pose_homography(ours.sheets[0].size_mm, **pose))], ppm=6
+    )
     (hit,) = det.detect(mine)
     assert hit.qr_verified is True
     det = SheetDetector(ours)
-    foreign = compose_frame([(render_sheet(other_dir, theirs.sheets[0], ppm=6), pose_homography(theirs.sheets[0].size_mm, **pose))], ppm=6)
+    foreign = compose_frame(
+        [(render_sheet(other_dir, theirs.sheets[0], ppm=6), pose_homography(theirs.sheets[0].size_mm, **pose))], ppm=6
+    )
     with caplog.at_level(logging.WARNING, logger="capture.sheets.detect"):
         assert det.detect(foreign) == []
     assert any("bother-0002" in r.getMessage() for r in caplog.records)
@@ -169,7 +194,9 @@ def test_tiles_partly_outside_the_frame_are_skipped(batch: Path) -> None:
 
 
 @pytest.mark.parametrize("marker_scale,warn", [(1.0, False), (0.94, True)], ids=["as-laid-out", "markers-6pct-small"])
-def test_scale_warning_when_marker_size_disagrees_with_spacing(batch: Path, marker_scale: float, warn: bool, caplog: pytest.LogCaptureFixture) -> None:
+def test_scale_warning_when_marker_size_disagrees_with_spacing(
+    batch: Path, marker_scale: float, warn: bool, caplog: pytest.LogCaptureFixture
+) -> None:
     layout = make_layout(batch)
     sheet = layout.sheets[0]
     page = render_sheet(batch, sheet, marker_scale=marker_scale)
@@ -196,6 +223,7 @@ def test_quality_gates_flag_blurred_small_and_oblique_tiles(batch: Path) -> None
 
     sharp, blurred = crops(fill=0.9), crops(fill=0.9, blur=2.2)
     assert sharp.keys() == blurred.keys() and len(sharp) == len(sheet.tiles)
+
     def own(t: TileCrop) -> list[str]:  # the tile's own verdict, before its pair is judged together
         return gates.failures(t.quality, t.reproj_px)
 
@@ -234,11 +262,19 @@ def _batch_id_sharing_ids_with(batch_id: str) -> str:
 def _photo(pages: list[tuple[Path, tuple[float, float], float]], seed: int = 0) -> np.ndarray:
     """A 1280 x 720 photo of printed A4 sheets: (batch dir, shift, roll) each, sheets 0.9 of the frame high."""
     ppm = 6.0
-    layers = [(render_pdf_page(d / "sheets.pdf", 0, ppm), pose_homography(A4_MM, fill=0.9, shift=shift, roll_deg=roll, tilt_deg=10)) for d, shift, roll in pages]
+    layers = [
+        (
+            render_pdf_page(d / "sheets.pdf", 0, ppm),
+            pose_homography(A4_MM, fill=0.9, shift=shift, roll_deg=roll, tilt_deg=10),
+        )
+        for d, shift, roll in pages
+    ]
     return compose_frame(layers, ppm, blur_sigma=1.0, noise_std=3.0, jpeg_quality=85, seed=seed)
 
 
-def test_a_sheet_of_another_batch_in_the_frame_is_not_recorded(synthetic_batch, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+def test_a_sheet_of_another_batch_in_the_frame_is_not_recorded(
+    synthetic_batch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
     ours_dir, ours = _print(synthetic_batch, "ours", "b20261122-3f9c1a2e", seed=0)
     theirs_dir, theirs = _print(synthetic_batch, "theirs", "b20261123-0badcafe", seed=5)
     their_ids = {m.id for m in theirs.sheets[0].markers}
@@ -250,7 +286,14 @@ def test_a_sheet_of_another_batch_in_the_frame_is_not_recorded(synthetic_batch, 
         cv2.imwrite(str(photos / f"IMG_{k}.png"), frame)
     model = tiny_classifier(tmp_path / "tiny.onnx", size=SIZE)
     with caplog.at_level(logging.WARNING, logger="capture.sheets.detect"):
-        db = run_capture(ours_dir, model, PhotoSource(photos), session_id="mixed", gates=QualityGates(min_sharpness=1, min_tile_px=40), save_crops=False)
+        db = run_capture(
+            ours_dir,
+            model,
+            PhotoSource(photos),
+            session_id="mixed",
+            gates=QualityGates(min_sharpness=1, min_tile_px=40),
+            save_crops=False,
+        )
     con = sqlite3.connect(db)
     try:
         frames = [json.loads(r[0]) for r in con.execute("SELECT sheets FROM frames ORDER BY idx")]
@@ -264,7 +307,9 @@ def test_a_sheet_of_another_batch_in_the_frame_is_not_recorded(synthetic_batch, 
     assert len([r for r in caplog.records if "not in this batch's layout" in r.getMessage()]) == 1
 
 
-def test_a_sheet_of_another_batch_with_the_same_marker_ids_is_rejected_by_its_qr_code(synthetic_batch, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+def test_a_sheet_of_another_batch_with_the_same_marker_ids_is_rejected_by_its_qr_code(
+    synthetic_batch, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
     ours_dir, ours = _print(synthetic_batch, "ours", "b20261122-3f9c1a2e", seed=0)
     other_id = _batch_id_sharing_ids_with(ours.batch_id)
     theirs_dir, theirs = _print(synthetic_batch, "theirs", other_id, seed=5)
@@ -274,7 +319,12 @@ def test_a_sheet_of_another_batch_with_the_same_marker_ids_is_rejected_by_its_qr
         assert det.detect(_photo([(theirs_dir, (0.0, 0.0), 5.0)])) == []  # alone: its QR code names the other batch
         both = det.detect(_photo([(ours_dir, (-0.2, 0.0), 0.0), (theirs_dir, (0.2, 0.0), 5.0)], seed=1))
     assert [(h.sheet.sheet_id, h.qr_verified) for h in both] == [(ours.sheets[0].sheet_id, True)]
-    assert float(np.linalg.norm(both[0].H[:2, 2] - pose_homography(A4_MM, fill=0.9, shift=(-0.2, 0.0), tilt_deg=10)[:2, 2])) < 20  # the left one
+    assert (
+        float(
+            np.linalg.norm(both[0].H[:2, 2] - pose_homography(A4_MM, fill=0.9, shift=(-0.2, 0.0), tilt_deg=10)[:2, 2])
+        )
+        < 20
+    )  # the left one
     warnings = [r.getMessage() for r in caplog.records if "QR code reads" in r.getMessage()]
     assert len(warnings) == 1 and other_id in warnings[0]
     assert det.foreign_qr == {f"photoproof:{other_id}:0"}

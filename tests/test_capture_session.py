@@ -6,8 +6,8 @@ import json
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
@@ -16,16 +16,17 @@ from PIL import Image
 
 from capture.classify import OnnxClassifier
 from capture.cli import build_source
-from capture.sheets.quality import QualityGates
 from capture.session import run_capture
-from contracts.frames import Frame, FrameSource
+from capture.sheets.quality import QualityGates
 from capture.sources.files import PhotoSource
 from capture.sources.live import Backoff, UrlSource
 from contracts.capturedb import open_db_readonly
 from contracts.errors import UserError
+from contracts.frames import Frame, FrameSource
 from contracts.manifest import load_batch
 from contracts.paths import sha256_file
-from testkit.capture import db_rows as _rows, start_capture as _start_capture
+from testkit.capture import db_rows as _rows
+from testkit.capture import start_capture as _start_capture
 from testkit.scenes import tiny_classifier
 from testkit.streams import MjpegServer
 
@@ -40,7 +41,10 @@ def test_capture_from_photos_records_digital_frames_observations_and_crops(setup
     batch = load_batch(batch_dir)
     clf = OnnxClassifier(model)
 
-    digital = {(i, r): (json.loads(a), json.loads(b)) for i, r, a, b in _rows(db, "SELECT item_id, role, top5_ids, top5_probs FROM digital")}
+    digital = {
+        (i, r): (json.loads(a), json.loads(b))
+        for i, r, a, b in _rows(db, "SELECT item_id, role, top5_ids, top5_probs FROM digital")
+    }
     assert len(digital) == 2 * len(batch.items)
     it = batch.items[1]
     with Image.open(batch_dir / it.adv.path) as im:
@@ -50,8 +54,13 @@ def test_capture_from_photos_records_digital_frames_observations_and_crops(setup
 
     frames = _rows(db, "SELECT idx, t, sheets_found, sheets FROM frames ORDER BY idx")
     assert [f[0] for f in frames] == [0, 1, 2, 3] and [f[2] for f in frames] == [1, 1, 1, 0]
-    assert json.loads(frames[0][3]) == [f"{batch.batch_id}/s0"] and all(b[1] >= a[1] for a, b in zip(frames, frames[1:]))
-    obs = _rows(db, "SELECT frame_idx, sheet_id, item_id, role, sharpness, tile_px, angle_deg, clipped, good, top1, top1_prob, top5_ids, top5_probs FROM observations")
+    assert json.loads(frames[0][3]) == [f"{batch.batch_id}/s0"] and all(
+        b[1] >= a[1] for a, b in zip(frames, frames[1:])
+    )
+    obs = _rows(
+        db,
+        "SELECT frame_idx, sheet_id, item_id, role, sharpness, tile_px, angle_deg, clipped, good, top1, top1_prob, top5_ids, top5_probs FROM observations",
+    )
     assert len(obs) == 3 * 6 and {o[0] for o in obs} == {0, 1, 2}
     for o in obs:
         assert o[4] > 0 and o[5] > 40 and 0 <= o[6] < 60 and 0 <= o[7] <= 1 and o[8] in (0, 1)
@@ -59,8 +68,17 @@ def test_capture_from_photos_records_digital_frames_observations_and_crops(setup
     angles = {o[0]: o[6] for o in obs if o[2] == batch.items[0].id and o[3] == "clean"}
     assert angles[0] < angles[1] < angles[2]  # the photos were taken at 0, 20 and 35 degrees
 
-    (session,) = _rows(db, "SELECT id, batch_id, source, model, model_sha256, provider, started, stopped, config FROM sessions")
-    assert session[:6] == ("photos-1", batch.batch_id, f"photos:{photos}", "tiny", sha256_file(model), "CPUExecutionProvider")
+    (session,) = _rows(
+        db, "SELECT id, batch_id, source, model, model_sha256, provider, started, stopped, config FROM sessions"
+    )
+    assert session[:6] == (
+        "photos-1",
+        batch.batch_id,
+        f"photos:{photos}",
+        "tiny",
+        sha256_file(model),
+        "CPUExecutionProvider",
+    )
     assert session[7] is not None and session[7] >= session[6]
     cfg = json.loads(session[8])
     assert cfg["stopped_by"] == "source ended" and cfg["observations"] == 18 and cfg["gates"]["min_tile_px"] == 40
@@ -73,7 +91,9 @@ def test_capture_from_photos_records_digital_frames_observations_and_crops(setup
 
 def test_per_tile_stops_once_every_tile_has_k_good_observations(setup: tuple[Path, Path, Path]) -> None:
     batch_dir, model, photos = setup
-    db = run_capture(batch_dir, model, PhotoSource(photos, loop=True), per_tile=4, session_id="k4", gates=GATES, save_crops=False)
+    db = run_capture(
+        batch_dir, model, PhotoSource(photos, loop=True), per_tile=4, session_id="k4", gates=GATES, save_crops=False
+    )
     counts = _rows(db, "SELECT item_id, role, SUM(good) FROM observations GROUP BY item_id, role")
     assert len(counts) == 6 and min(c[2] for c in counts) >= 4
     assert len(_rows(db, "SELECT idx FROM frames")) <= 8
@@ -127,7 +147,16 @@ class _SlowClassifier(OnnxClassifier):
 def test_live_source_classifier_takes_the_newest_crops_and_rows_stay_consistent(setup: tuple[Path, Path, Path]) -> None:
     batch_dir, model, photos = setup
     images = [cv2.imread(str(p)) for p in sorted(photos.glob("IMG_[123].jpg"))]
-    db = run_capture(batch_dir, model, _LiveFrames(images), frames=40, classifier=_SlowClassifier(model), session_id="live", gates=GATES, render=True)
+    db = run_capture(
+        batch_dir,
+        model,
+        _LiveFrames(images),
+        frames=40,
+        classifier=_SlowClassifier(model),
+        session_id="live",
+        gates=GATES,
+        render=True,
+    )
     frames = {r[0] for r in _rows(db, "SELECT idx FROM frames")}
     classified = {r[0] for r in _rows(db, "SELECT DISTINCT frame_idx FROM observations")}
     assert frames == set(range(40))
@@ -159,7 +188,9 @@ def test_sigkill_mid_recording_leaves_a_readable_database(setup: tuple[Path, Pat
     con = open_db_readonly(db)
     n_frames = con.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
     n_obs = con.execute("SELECT COUNT(*) FROM observations").fetchone()[0]
-    orphans = con.execute("SELECT COUNT(*) FROM observations o LEFT JOIN frames f ON f.idx = o.frame_idx AND f.session_id = o.session_id WHERE f.idx IS NULL").fetchone()[0]
+    orphans = con.execute(
+        "SELECT COUNT(*) FROM observations o LEFT JOIN frames f ON f.idx = o.frame_idx AND f.session_id = o.session_id WHERE f.idx IS NULL"
+    ).fetchone()[0]
     stopped = con.execute("SELECT stopped FROM sessions").fetchone()[0]
     con.close()
     assert n_frames > 0 and n_obs >= 30 and orphans == 0 and stopped is None
@@ -179,13 +210,17 @@ def test_sigterm_and_sigint_flush_and_close_cleanly(setup: tuple[Path, Path, Pat
 
 
 def test_cli_needs_exactly_one_source(tmp_path: Path) -> None:
-    common = dict(width=1280, height=720, fps=30.0, loop=False, profile=None, seed=None, frames=None, connect_timeout=1.0)
+    common = dict(
+        width=1280, height=720, fps=30.0, loop=False, profile=None, seed=None, frames=None, connect_timeout=1.0
+    )
     with pytest.raises(UserError, match="exactly one source.*none"):
         build_source(tmp_path, camera=None, url=None, video=None, photos=None, simulate=False, **common)  # type: ignore[arg-type]
     with pytest.raises(UserError, match="exactly one source.*--camera, --photos"):
         build_source(tmp_path, camera=0, url=None, video=None, photos=tmp_path, simulate=False, **common)  # type: ignore[arg-type]
     with pytest.raises(UserError, match="--profile and --seed apply to --simulate"):
-        build_source(tmp_path, camera=None, url=None, video=None, photos=tmp_path, simulate=False, **{**common, "seed": 3})  # type: ignore[arg-type]
+        build_source(
+            tmp_path, camera=None, url=None, video=None, photos=tmp_path, simulate=False, **{**common, "seed": 3}
+        )  # type: ignore[arg-type]
 
 
 def test_stop_event_from_another_thread(setup: tuple[Path, Path, Path]) -> None:
@@ -193,7 +228,15 @@ def test_stop_event_from_another_thread(setup: tuple[Path, Path, Path]) -> None:
     stop = threading.Event()
     threading.Timer(0.5, stop.set).start()
     t0 = time.monotonic()
-    db = run_capture(batch_dir, model, PhotoSource(photos, loop=True), session_id="ev", gates=GATES, stop_event=stop, save_crops=False)
+    db = run_capture(
+        batch_dir,
+        model,
+        PhotoSource(photos, loop=True),
+        session_id="ev",
+        gates=GATES,
+        stop_event=stop,
+        save_crops=False,
+    )
     assert time.monotonic() - t0 < 20
     assert _rows(db, "SELECT stopped FROM sessions")[0][0] is not None
 
@@ -210,7 +253,15 @@ def test_bad_session_name_and_stop_flags_name_the_flag(setup: tuple[Path, Path, 
 def test_duration_stops_the_session(setup: tuple[Path, Path, Path]) -> None:
     batch_dir, model, photos = setup
     t0 = time.monotonic()
-    db = run_capture(batch_dir, model, PhotoSource(photos, loop=True), duration=1.0, session_id="timed", gates=GATES, save_crops=False)
+    db = run_capture(
+        batch_dir,
+        model,
+        PhotoSource(photos, loop=True),
+        duration=1.0,
+        session_id="timed",
+        gates=GATES,
+        save_crops=False,
+    )
     assert 1.0 <= time.monotonic() - t0 < 15
     (t_last,) = _rows(db, "SELECT MAX(t) FROM frames")[0]
     assert t_last < 1.5 and json.loads(_rows(db, "SELECT config FROM sessions")[0][0])["stopped_by"] == "1 s"

@@ -39,7 +39,9 @@ def test_unknown_attack(tmp_path: Path) -> None:
 
 def test_empty_folder(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
-    assert_one_line_error(run_cli("craft", "--out", str(tmp_path / "b"), "--images", str(tmp_path / "empty")), "no images")
+    assert_one_line_error(
+        run_cli("craft", "--out", str(tmp_path / "b"), "--images", str(tmp_path / "empty")), "no images"
+    )
 
 
 def test_missing_folder(tmp_path: Path) -> None:
@@ -61,7 +63,9 @@ def test_bad_labels_csv(tmp_path: Path) -> None:
     d.mkdir()
     Image.new("RGB", (40, 30), "red").save(d / "a.png")
     (d / "labels.csv").write_text("file,label\na.png,not-a-class\n")
-    assert_one_line_error(run_cli("craft", "--out", str(tmp_path / "b"), "--images", str(d)), "labels.csv", "not-a-class")
+    assert_one_line_error(
+        run_cli("craft", "--out", str(tmp_path / "b"), "--images", str(d)), "labels.csv", "not-a-class"
+    )
 
 
 def test_missing_batch_for_later_stages(tmp_path: Path) -> None:
@@ -89,7 +93,9 @@ def test_ctrl_c_leaves_a_consistent_batch_that_resumes(tmp_path: Path) -> None:
 
     out = tmp_path / "b"
     args = ["craft", "--out", str(out), "--attack", "bim", "--eps", "4", "--limit", "5", "--batch-size", "1"]
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "app.py"), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     manifest = out / "batch.json"
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:

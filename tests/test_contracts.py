@@ -60,7 +60,10 @@ def test_sweep_json_round_trips_and_is_stamped(tmp_path: Path) -> None:
     assert back is not None and back.stamped and back.digital == digital and back.rows == rows
 
 
-@pytest.mark.parametrize("stamp", [{"schema": SCHEMA, "schema_version": SCHEMA_VERSION + 1}, {"schema": "photoproof.batch", "schema_version": 1}])
+@pytest.mark.parametrize(
+    "stamp",
+    [{"schema": SCHEMA, "schema_version": SCHEMA_VERSION + 1}, {"schema": "photoproof.batch", "schema_version": 1}],
+)
 def test_sweep_json_of_another_schema_or_version_is_refused(tmp_path: Path, stamp: dict) -> None:  # type: ignore[type-arg]
     digital, rows = _rows()
     out = write_sweep(tmp_path, {}, digital, rows)

@@ -15,7 +15,6 @@ from contracts.manifest import load_batch, save_batch
 from craft.attacks import ATTACKS, BIM, FGSM, LeastLikely, kurakin_steps
 from craft.job import CraftConfig, craft_batch
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

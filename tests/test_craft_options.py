@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 import typer
 from typer.testing import CliRunner
 
@@ -58,7 +57,9 @@ def test_resume_skips_finished_items_and_recrafts_the_same_bytes(targeted: Path)
         assert (targeted / it.adv.path).stat().st_mtime_ns == stamps[it.id], "finished items are skipped"
 
 
-@pytest.mark.parametrize("change", [{"steps": 3}, {"target": "ll"}, {"attacks": ["pgd"], "di": True, "di_prob": 0.3}, {"ensemble": "loss"}])
+@pytest.mark.parametrize(
+    "change", [{"steps": 3}, {"target": "ll"}, {"attacks": ["pgd"], "di": True, "di_prob": 0.3}, {"ensemble": "loss"}]
+)
 def test_resume_with_other_new_options_is_refused(targeted: Path, change: dict) -> None:  # type: ignore[type-arg]
     with pytest.raises(UserError, match="other options"):
         craft_batch(targeted, CraftConfig(**{**RANDOM, **change}))  # type: ignore[arg-type]
@@ -73,7 +74,21 @@ def test_manifest_from_before_the_new_options_still_resumes(tmp_path: Path) -> N
     out = tmp_path / "old"
     craft_batch(out, CraftConfig(limit=1, attacks=["fgsm"], eps=[4.0]))
     m = json.loads((out / "batch.json").read_text())
-    for k in ("ensemble", "steps", "alpha", "momentum", "random_start", "di", "di_prob", "eot", "eot_samples", "profile", "channel", "repair_steps", "amp"):
+    for k in (
+        "ensemble",
+        "steps",
+        "alpha",
+        "momentum",
+        "random_start",
+        "di",
+        "di_prob",
+        "eot",
+        "eot_samples",
+        "profile",
+        "channel",
+        "repair_steps",
+        "amp",
+    ):
         del m["config"][k]
     (out / "batch.json").write_text(json.dumps(m))
     batch = craft_batch(out, CraftConfig(limit=1, attacks=["fgsm"], eps=[4.0]))
@@ -87,13 +102,18 @@ def test_fixed_target_by_name(tmp_path: Path) -> None:
 
 
 def test_ensemble_of_lite0_and_lite1(tmp_path: Path) -> None:
-    batch = craft_batch(tmp_path / "ens", CraftConfig(limit=2, source=["lite0", "lite1"], attacks=["mifgsm"], steps=2, eps=[8.0], ensemble="loss"))
+    batch = craft_batch(
+        tmp_path / "ens",
+        CraftConfig(limit=2, source=["lite0", "lite1"], attacks=["mifgsm"], steps=2, eps=[8.0], ensemble="loss"),
+    )
     assert [m.name for m in batch.models] == ["lite0", "lite1"]
     for it in batch.items:
         assert set(it.adv.top5) == {"lite0", "lite1"} and set(it.clean.top5) == {"lite0", "lite1"}
     from PIL import Image
 
-    assert Image.open(tmp_path / "ens" / batch.items[0].adv.path).size == (224, 224), "images live at the first model's size"
+    assert Image.open(tmp_path / "ens" / batch.items[0].adv.path).size == (224, 224), (
+        "images live at the first model's size"
+    )
     fooled = sum(it.adv.top5[m][0][0] != it.label.index for it in batch.items for m in ("lite0", "lite1"))
     assert fooled >= 3
 

@@ -23,7 +23,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("demo") / "batch"
     r = subprocess.run(
         [sys.executable, str(ROOT / "app.py"), "demo", "--out", str(out), "--limit", "4", "--frames", "10"],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert str(out / "report" / "index.html") in r.stdout.replace("\n", "")
@@ -42,7 +44,15 @@ def _value(rows: list[dict], **match: object) -> tuple[float | None, int, int]: 
 
 
 def test_demo_writes_every_stage(demo: Path) -> None:
-    for rel in ("batch.json", "sheets.pdf", "layout.json", f"captures/{SESSION}.sqlite", "report/index.html", "report/report.pdf", "report/summary.csv"):
+    for rel in (
+        "batch.json",
+        "sheets.pdf",
+        "layout.json",
+        f"captures/{SESSION}.sqlite",
+        "report/index.html",
+        "report/report.pdf",
+        "report/summary.csv",
+    ):
         assert (demo / rel).is_file(), rel
     batch = json.loads((demo / "batch.json").read_text())
     assert len(batch["items"]) == 4 and {i["attack"] for i in batch["items"]} == {"fgsm"}
@@ -50,7 +60,7 @@ def test_demo_writes_every_stage(demo: Path) -> None:
 
 def test_demo_ends_with_the_channel_check_and_the_key_figures(demo: Path) -> None:
     out = (demo.parent / "stdout.txt").read_text(encoding="utf-8")
-    tail = out[out.rindex("report written to"):]
+    tail = out[out.rindex("report written to") :]
     assert f"Channel check, session {SESSION} (lite2):" in tail
     verdict = json.loads((demo / "report" / "report.json").read_text())["channel_check"]["sessions"][SESSION]["verdict"]
     # careful-lab, printed for its camera and target: the camera does not decide the outcome
@@ -60,7 +70,9 @@ def test_demo_ends_with_the_channel_check_and_the_key_figures(demo: Path) -> Non
         assert words in line
     assert line.count("n=") >= 4
     head = json.loads((demo / "report" / "headline.json").read_text())
-    assert {"channel_check", "clean_photo_tile", "adv_photo_tile", "paired_survival_tile", "transfer"} <= set(head["columns"])
+    assert {"channel_check", "clean_photo_tile", "adv_photo_tile", "paired_survival_tile", "transfer"} <= set(
+        head["columns"]
+    )
 
 
 def test_capture_recovered_every_tile(demo: Path) -> None:

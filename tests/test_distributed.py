@@ -30,11 +30,29 @@ pytestmark = pytest.mark.slow
 
 
 def _single(out: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(ROOT / "app.py"), *ARGS, "--out", str(out)], env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "app.py"), *ARGS, "--out", str(out)],
+        env=ENV,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def _torchrun(out: Path, n: int) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(n), str(ROOT / "app.py"), *ARGS, "--out", str(out)]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        str(n),
+        str(ROOT / "app.py"),
+        *ARGS,
+        "--out",
+        str(out),
+    ]
 
 
 def _images(d: Path) -> dict[str, bytes]:
@@ -69,7 +87,14 @@ def test_two_processes_make_the_same_batch_as_one(reference: Path, tmp_path: Pat
 
 def test_a_killed_two_process_run_resumes_on_one(reference: Path, tmp_path: Path) -> None:
     out = tmp_path / "b"
-    proc = subprocess.Popen(_torchrun(out, 2), env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        _torchrun(out, 2),
+        env=ENV,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and proc.poll() is None:
@@ -110,13 +135,54 @@ def test_placement_comes_from_torchrun_variables(monkeypatch: pytest.MonkeyPatch
 
 def test_the_patch_stage_runs_on_rank_zero_and_matches_one_process(tmp_path: Path) -> None:
     """``--attack bim,patch``: the ranks share bim's mini-batches, rank 0 alone optimises the patch; same bytes as one process."""
-    args = ["craft", "--attack", "bim,patch", "--eps", "8", "--steps", "2", "--target", "859", "--limit", "2", "--batch-size", "1",
-            "--seed", "5", "--device", "cpu"]
+    args = [
+        "craft",
+        "--attack",
+        "bim,patch",
+        "--eps",
+        "8",
+        "--steps",
+        "2",
+        "--target",
+        "859",
+        "--limit",
+        "2",
+        "--batch-size",
+        "1",
+        "--seed",
+        "5",
+        "--device",
+        "cpu",
+    ]
     one, two = tmp_path / "one", tmp_path / "two"
-    r = subprocess.run([sys.executable, str(ROOT / "app.py"), *args, "--out", str(one)], env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "app.py"), *args, "--out", str(one)],
+        env=ENV,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(ROOT / "app.py"), *args, "--out", str(two)],
-                       env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            str(ROOT / "app.py"),
+            *args,
+            "--out",
+            str(two),
+        ],
+        env=ENV,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert _images(one) == _images(two)
     ma, mb = json.loads((one / "batch.json").read_text()), json.loads((two / "batch.json").read_text())

@@ -37,11 +37,15 @@ def _png(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def photo_batch(batch_dir: Path, n: int = 3, noisy_adv: bool = False, size: int = 224, keys: tuple[str, ...] = ()) -> Batch:
+def photo_batch(
+    batch_dir: Path, n: int = 3, noisy_adv: bool = False, size: int = 224, keys: tuple[str, ...] = ()
+) -> Batch:
     """A batch of the first ``n`` labelled foolbox photos (or those named by ``keys``); the adversarial PNG is the clean one (or a noisy copy)."""
     from craft.images import sample_photos
 
-    photos = [p for p in sample_photos() if p.origin == "foolbox" and (p.key in keys if keys else True)][: len(keys) or n]
+    photos = [p for p in sample_photos() if p.origin == "foolbox" and (p.key in keys if keys else True)][
+        : len(keys) or n
+    ]
     spec = PreprocessSpec(input_size=size)
     (batch_dir / "images").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
@@ -56,29 +60,51 @@ def photo_batch(batch_dir: Path, n: int = 3, noisy_adv: bool = False, size: int 
             rel = f"images/{p.key}-{role}.png"
             (batch_dir / rel).write_bytes(data)
             recs[role] = ImageRecord(path=rel, sha256=hashlib.sha256(data).hexdigest(), top5={})
-        items.append(Item(
-            id=f"{p.key}-fgsm-e16", source=SourceImage(file=p.file, sha256=p.sha256(), origin=p.origin),
-            label=Label(index=int(p.label), name=str(p.label), source="filename"), attack="fgsm", eps=16.0, seed=0,
-            clean=recs["clean"], adv=recs["adv"],
-        ))
+        items.append(
+            Item(
+                id=f"{p.key}-fgsm-e16",
+                source=SourceImage(file=p.file, sha256=p.sha256(), origin=p.origin),
+                label=Label(index=int(p.label), name=str(p.label), source="filename"),
+                attack="fgsm",
+                eps=16.0,
+                seed=0,
+                clean=recs["clean"],
+                adv=recs["adv"],
+            )
+        )
     batch = Batch(
-        batch_id="bgate-0001", config={"images": "samples", "attacks": ["fgsm"], "eps": [16.0], "seed": 0, "source": ["lite0"]},
-        models=[ModelRecord(name="lite0", arch="efficientnet-lite0", role="source", weights_sha256="0" * 64, weights_package="test", preprocess=spec.to_dict())],
+        batch_id="bgate-0001",
+        config={"images": "samples", "attacks": ["fgsm"], "eps": [16.0], "seed": 0, "source": ["lite0"]},
+        models=[
+            ModelRecord(
+                name="lite0",
+                arch="efficientnet-lite0",
+                role="source",
+                weights_sha256="0" * 64,
+                weights_package="test",
+                preprocess=spec.to_dict(),
+            )
+        ],
         items=items,
     )
     save_batch(batch_dir, batch)
     return batch
 
 
-def framed(profile: ChannelProfile, fill: tuple[float, float], tilt: tuple[float, float] = (0.0, 5.0)) -> ChannelProfile:
+def framed(
+    profile: ChannelProfile, fill: tuple[float, float], tilt: tuple[float, float] = (0.0, 5.0)
+) -> ChannelProfile:
     """``profile`` with the sheet filling ``fill`` of the frame height, near-frontal, no motion blur."""
     return dataclasses.replace(
-        profile, scene=dataclasses.replace(profile.scene, sheet_fill=fill, tilt_deg=tilt),
+        profile,
+        scene=dataclasses.replace(profile.scene, sheet_fill=fill, tilt_deg=tilt),
         camera=dataclasses.replace(profile.camera, motion_blur_px=(0.0, 0.0)),
     )
 
 
-def crops(batch_dir: Path, profile: ChannelProfile, gates: QualityGates, frames: int = 3, size: int = 64, digital: bool = True) -> list:
+def crops(
+    batch_dir: Path, profile: ChannelProfile, gates: QualityGates, frames: int = 3, size: int = 64, digital: bool = True
+) -> list:
     cam = SimulatedCamera.from_batch(batch_dir, profile=profile, seed=1, n_frames=frames, dpi=200)
     det = SheetDetector(load_layout(batch_dir), gates, batch_dir=batch_dir if digital else None)
     out = []
@@ -117,7 +143,13 @@ def test_gates_reject_undersized_tiles(tmp_path: Path) -> None:
 
     assert gate_hint(far, gates).endswith("px, lite2 needs >= 195: move closer or print bigger tiles")
     # the same sheet at 2560x1440 filling the frame gives tiles the gate accepts
-    near = crops(tmp_path, framed(dataclasses.replace(office, camera=dataclasses.replace(office.camera, width=2560, height=1440)), (0.9, 0.95)), gates)
+    near = crops(
+        tmp_path,
+        framed(
+            dataclasses.replace(office, camera=dataclasses.replace(office.camera, width=2560, height=1440)), (0.9, 0.95)
+        ),
+        gates,
+    )
     assert near and all(c.quality.tile_px >= 195 for c in near) and any(c.good for c in near)
 
 
@@ -144,7 +176,12 @@ def test_print_for_the_camera_gives_tiles_that_pass_at_full_frame(tmp_path: Path
     photo_batch(tmp_path, n=3)
     layout = print_batch(tmp_path, camera=(1280, 720), model="lite2")
     cam = layout.extra["camera"]
-    assert layout.paper == "a4-landscape" and cam["model"] == "lite2" and cam["min_tile_px"] == 195 and cam["tile_px"] >= 195
+    assert (
+        layout.paper == "a4-landscape"
+        and cam["model"] == "lite2"
+        and cam["min_tile_px"] == 195
+        and cam["tile_px"] >= 195
+    )
     # the plateau of clean accuracy through a webcam channel is 1.75 x 260 = 455 px; at 720p the largest pair that
     # fits an A4 sheet gets 344, and the layout says so
     assert cam["target_px"] == 455 and layout.tile_mm == 118.0 and 340 < cam["tile_px"] < 455
@@ -152,10 +189,14 @@ def test_print_for_the_camera_gives_tiles_that_pass_at_full_frame(tmp_path: Path
     pdf = pdfium.PdfDocument(str(tmp_path / "sheets.pdf"))
     cover = pdf[0].get_textpage().get_text_range()
     pdf.close()
-    assert "1280x720 camera and lite2" in " ".join(cover.split()) and "expect the camera to cost clean accuracy" in " ".join(cover.split())
+    assert "1280x720 camera and lite2" in " ".join(
+        cover.split()
+    ) and "expect the camera to cost clean accuracy" in " ".join(cover.split())
     gates = QualityGates.for_model(260, "lite2", min_sharpness=0.0)
     office = load_profile("office-laser-webcam")
-    office = dataclasses.replace(office, camera=dataclasses.replace(office.camera, width=1280, height=720))  # a 720p webcam
+    office = dataclasses.replace(
+        office, camera=dataclasses.replace(office.camera, width=1280, height=720)
+    )  # a 720p webcam
     full = crops(tmp_path, framed(office, (0.9, 0.95)), gates)
     assert full and all(c.quality.tile_px >= 195 and "size" not in c.fail for c in full)
     # without --camera the same frames give tiles below lite2's gate
@@ -185,12 +226,21 @@ def test_print_camera_warns_when_eot_assumed_other_tiles(tmp_path: Path, caplog:
     b = load_batch(tmp_path)
     office = load_profile("office-laser-webcam")
     lo, hi = tile_px_range(office)  # what craft --eot records: the default 60 mm tile at 1080p, ~175-207 px
-    items = [dataclasses.replace(it, params={**it.params, "eot": {"samples": 4, "profile": office.name, "tile_px": [lo, hi]}}) for it in b.items]
+    items = [
+        dataclasses.replace(
+            it, params={**it.params, "eot": {"samples": 4, "profile": office.name, "tile_px": [lo, hi]}}
+        )
+        for it in b.items
+    ]
     save_batch(tmp_path, dataclasses.replace(b, items=items))
     with caplog.at_level("WARNING", logger="printouts.sheets"):
         print_batch(tmp_path, camera=(1280, 720), model="lite0")  # 118 mm tiles, ~344 px
-    assert any("2 EOT item(s)" in r.getMessage() and "about 344" in r.getMessage() and "--eot-tile-px 310-395" in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        "2 EOT item(s)" in r.getMessage()
+        and "about 344" in r.getMessage()
+        and "--eot-tile-px 310-395" in r.getMessage()
+        for r in caplog.records
+    )
     caplog.clear()
     with caplog.at_level("WARNING", logger="printouts.sheets"):
         print_batch(tmp_path)  # the default 60 mm tiles: what the twin assumed, nothing to say
@@ -198,7 +248,10 @@ def test_print_camera_warns_when_eot_assumed_other_tiles(tmp_path: Path, caplog:
     plan = pcam.plan_for_camera((1280, 720), "lite0", "a4", "pairs")
     assert pcam.eot_mismatch(dataclasses.replace(plan, tile_px=hi), items) is None
     # items crafted with the range the warning names are quiet for that layout
-    again = [dataclasses.replace(it, params={**it.params, "eot": {**it.params["eot"], "tile_px": [310.0, 395.0]}}) for it in items]
+    again = [
+        dataclasses.replace(it, params={**it.params, "eot": {**it.params["eot"], "tile_px": [310.0, 395.0]}})
+        for it in items
+    ]
     assert pcam.eot_mismatch(plan, again) is None
 
 
@@ -243,11 +296,15 @@ def test_pairs_are_judged_together_whatever_the_perturbation(tmp_path: Path) -> 
 # -- presets that mean their names -------------------------------------------------------
 def test_preset_framing_gives_the_tile_size_the_twin_samples() -> None:
     lab, office, harsh = (load_profile(n) for n in ("careful-lab", "office-laser-webcam", "harsh"))
-    assert (lab.camera.width, lab.camera.height) == (4032, 3024) and lab.printer.dpi == 600 and lab.scene.tilt_deg[1] <= 10
+    assert (
+        (lab.camera.width, lab.camera.height) == (4032, 3024) and lab.printer.dpi == 600 and lab.scene.tilt_deg[1] <= 10
+    )
     assert tile_px_range(lab)[0] > 2 * 260  # 12 MP stills: a 60 mm tile spans more than twice lite2's input
     assert tile_px_range(harsh)[1] < 168  # harsh is camera-limited by design
     lo, hi = tile_px_range(office, tile_mm=118.0, sheet_mm=210.0)  # print --camera 1920x1080 --model lite2
-    assert pcam.PLATEAU_TILE_FRACTION * 260 < lo and hi < 2.25 * 260  # past the plateau of lite2's clean accuracy through the channel
+    assert (
+        pcam.PLATEAU_TILE_FRACTION * 260 < lo and hi < 2.25 * 260
+    )  # past the plateau of lite2's clean accuracy through the channel
 
 
 @pytest.fixture(scope="module")
@@ -268,7 +325,9 @@ def test_careful_lab_keeps_clean_accuracy_near_digital(tmp_path: Path, lite0_onn
     cam = SimulatedCamera.from_batch(tmp_path, profile=lab, seed=0, n_frames=2, dpi=300)
     db = run_capture(tmp_path, lite0_onnx, cam, frames=2, headless=True, session_id="lab", save_crops=False)
     con = sqlite3.connect(db)
-    digital = {i: json.loads(ids)[0] for i, ids in con.execute("SELECT item_id, top5_ids FROM digital WHERE role = 'clean'")}
+    digital = {
+        i: json.loads(ids)[0] for i, ids in con.execute("SELECT item_id, top5_ids FROM digital WHERE role = 'clean'")
+    }
     obs = con.execute("SELECT item_id, top1, good, tile_px FROM observations WHERE role = 'clean'").fetchall()
     con.close()
     from contracts.manifest import load_batch
@@ -297,7 +356,9 @@ def test_twin_samples_the_tiles_camera_resolution() -> None:
     # A one-pixel checkerboard survives the blur at the tile's own size, not at ~190 camera pixels.
     board = (torch.arange(224)[:, None] + torch.arange(224)[None, :]) % 2 * 255.0
     x = board.expand(2, 3, 224, 224).clone().requires_grad_(True)
-    pick = lambda t: dataclasses.replace(t, **{f.name: getattr(t, f.name)[:2] for f in dataclasses.fields(t) if getattr(t, f.name) is not None})
+    pick = lambda t: dataclasses.replace(
+        t, **{f.name: getattr(t, f.name)[:2] for f in dataclasses.fields(t) if getattr(t, f.name) is not None}
+    )
     pp, qq = pick(p), pick(q)
     twin = ChannelTwin(prof, 224)
     low = twin.apply(x, dataclasses.replace(pp, motion_blur_px=pp.motion_blur_px * 0), stages=("optics",))

@@ -87,7 +87,9 @@ def test_craft_job_runs_on_cuda_with_amp(tmp_path: Path) -> None:
     from contracts.manifest import load_batch
     from craft.job import CraftConfig, craft_batch
 
-    batch = craft_batch(tmp_path / "b", CraftConfig(limit=2, attacks=["bim"], eps=[16.0], steps=3, device="cuda", amp=True))
+    batch = craft_batch(
+        tmp_path / "b", CraftConfig(limit=2, attacks=["bim"], eps=[16.0], steps=3, device="cuda", amp=True)
+    )
     assert batch.config["device"].startswith("cuda") and len(load_batch(tmp_path / "b").items) == 2
     assert all(it.params.get("amp") == "bf16" for it in batch.items)
 

@@ -23,13 +23,15 @@ from PIL import Image
 
 from capture.classify import OnnxClassifier
 from capture.session import default_session_id, run_capture
+from capture.sheets.quality import QualityGates
 from capture.sources.files import PhotoSource
-from contracts.classes import imagenet_names
 from contracts.capturedb import open_db_readonly
+from contracts.classes import imagenet_names
 from contracts.errors import UserError
 from contracts.preprocess import PreprocessSpec
-from capture.sheets.quality import QualityGates
-from testkit.capture import ROOT, db_rows as _rows, png_bomb, start_capture as _start_capture
+from testkit.capture import ROOT, png_bomb
+from testkit.capture import db_rows as _rows
+from testkit.capture import start_capture as _start_capture
 from testkit.scenes import tiny_classifier
 
 GATES = QualityGates(min_sharpness=1, min_tile_px=40)
@@ -48,7 +50,9 @@ def test_a_session_in_use_is_locked_and_a_second_writer_is_refused(setup: tuple[
     # the refused writer added nothing; and once the first is gone (even killed) the session resumes
     n = _rows(db, "SELECT COUNT(*) FROM frames")[0][0]
     assert n >= before
-    db2 = run_capture(batch_dir, model, PhotoSource(photos), frames=n + 2, session_id="shared", gates=GATES, save_crops=False)
+    db2 = run_capture(
+        batch_dir, model, PhotoSource(photos), frames=n + 2, session_id="shared", gates=GATES, save_crops=False
+    )
     idx = [r[0] for r in _rows(db2, "SELECT idx FROM frames ORDER BY idx")]
     assert idx == list(range(n + 2))
 
@@ -69,19 +73,50 @@ def test_a_refused_resume_leaves_the_old_session_untouched(setup: tuple[Path, Pa
     assert _rows(db, "SELECT started, stopped, config FROM sessions") == before
 
 
-def _full_disk_capture(batch_dir: Path, model: Path, photos: Path, limit: int, session: str = "full") -> subprocess.CompletedProcess[str]:
+def _full_disk_capture(
+    batch_dir: Path, model: Path, photos: Path, limit: int, session: str = "full"
+) -> subprocess.CompletedProcess[str]:
     def limit_files() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit then fail with EFBIG, as on a full disk
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
-    args = [sys.executable, str(ROOT / "app.py"), "capture", str(batch_dir), "--model", str(model), "--photos", str(photos), "--loop", "--headless",
-            "--session", session, "--min-sharpness", "1", "--min-tile-px", "40", "--no-crops", "--frames", "100000"]
-    return subprocess.run(args, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120, preexec_fn=limit_files)
+    args = [
+        sys.executable,
+        str(ROOT / "app.py"),
+        "capture",
+        str(batch_dir),
+        "--model",
+        str(model),
+        "--photos",
+        str(photos),
+        "--loop",
+        "--headless",
+        "--session",
+        session,
+        "--min-sharpness",
+        "1",
+        "--min-tile-px",
+        "40",
+        "--no-crops",
+        "--frames",
+        "100000",
+    ]
+    return subprocess.run(
+        args,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=limit_files,
+    )
 
 
 def test_a_full_disk_stops_the_session_cleanly_and_keeps_what_was_committed(setup: tuple[Path, Path, Path]) -> None:
     batch_dir, model, photos = setup
-    res = _full_disk_capture(batch_dir, model, photos, limit=600_000)  # room for a dozen commits (each adds ~40 KB of WAL pages)
+    res = _full_disk_capture(
+        batch_dir, model, photos, limit=600_000
+    )  # room for a dozen commits (each adds ~40 KB of WAL pages)
     assert res.returncode == 2, res.stdout + res.stderr
     assert "Traceback" not in res.stderr
     err = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
@@ -89,21 +124,32 @@ def test_a_full_disk_stops_the_session_cleanly_and_keeps_what_was_committed(setu
     db = batch_dir / "captures" / "full.sqlite"
     con = open_db_readonly(db)
     n_frames = con.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
-    orphans = con.execute("SELECT COUNT(*) FROM observations o LEFT JOIN frames f ON f.idx = o.frame_idx WHERE f.idx IS NULL").fetchone()[0]
+    orphans = con.execute(
+        "SELECT COUNT(*) FROM observations o LEFT JOIN frames f ON f.idx = o.frame_idx WHERE f.idx IS NULL"
+    ).fetchone()[0]
     con.close()
     assert n_frames > 0 and orphans == 0
     # with room again, the same command resumes after the last committed frame
-    db2 = run_capture(batch_dir, model, PhotoSource(photos), frames=n_frames + 2, session_id="full", gates=GATES, save_crops=False)
+    db2 = run_capture(
+        batch_dir, model, PhotoSource(photos), frames=n_frames + 2, session_id="full", gates=GATES, save_crops=False
+    )
     assert [r[0] for r in _rows(db2, "SELECT idx FROM frames ORDER BY idx")] == list(range(n_frames + 2))
 
 
 def test_a_full_disk_before_the_database_exists_is_named(setup: tuple[Path, Path, Path]) -> None:
     batch_dir, model, photos = setup
     assert not (batch_dir / "captures" / "nospace.sqlite").exists()
-    res = _full_disk_capture(batch_dir, model, photos, limit=2000, session="nospace")  # too small for the database's first pages
+    res = _full_disk_capture(
+        batch_dir, model, photos, limit=2000, session="nospace"
+    )  # too small for the database's first pages
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stdout + res.stderr
     err = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
-    assert len(err) == 1 and "nospace.sqlite" in err[0] and "writing the new capture database failed" in err[0] and "free disk space" in err[0], res.stderr
+    assert (
+        len(err) == 1
+        and "nospace.sqlite" in err[0]
+        and "writing the new capture database failed" in err[0]
+        and "free disk space" in err[0]
+    ), res.stderr
 
 
 def _nan_model(path: Path, size: int = 48) -> Path:
@@ -118,13 +164,23 @@ def _nan_model(path: Path, size: int = 48) -> Path:
         helper.make_node("MatMul", ["logged", "W"], ["logits"]),
     ]
     graph = helper.make_graph(
-        nodes, "nan", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, size, size])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 1000])], [W, half],
+        nodes,
+        "nan",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, size, size])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 1000])],
+        [W, half],
     )
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     m.ir_version = 8
     spec = PreprocessSpec(input_size=size, mean=(0.0, 0.0, 0.0), std=(255.0, 255.0, 255.0))
-    helper.set_model_props(m, {"photoproof.preprocess": spec.to_json(), "photoproof.classes": json.dumps(list(imagenet_names())), "photoproof.model": "nan"})
+    helper.set_model_props(
+        m,
+        {
+            "photoproof.preprocess": spec.to_json(),
+            "photoproof.classes": json.dumps(list(imagenet_names())),
+            "photoproof.model": "nan",
+        },
+    )
     onnx.save(m, str(path))
     return path
 
@@ -179,7 +235,9 @@ def test_photo_read_converts_high_bit_depth_properly(tmp_path: Path) -> None:
     assert PhotoSource.read(tmp_path / "nan.tif") is None  # refused with a warning, not a black frame
 
 
-def test_symlinked_capture_database_leading_out_of_the_batch_is_refused(setup: tuple[Path, Path, Path], tmp_path: Path) -> None:
+def test_symlinked_capture_database_leading_out_of_the_batch_is_refused(
+    setup: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
     from analysis.load import load_input
 
     batch_dir, model, photos = setup
@@ -201,8 +259,12 @@ def test_capture_killed_at_a_random_point_resumes_where_it_stopped(setup: tuple[
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     n = _rows(db, "SELECT COUNT(*) FROM frames")[0][0]
-    db2 = run_capture(batch_dir, model, PhotoSource(photos), frames=n + 3, session_id="killed-random", gates=GATES, save_crops=False)
+    db2 = run_capture(
+        batch_dir, model, PhotoSource(photos), frames=n + 3, session_id="killed-random", gates=GATES, save_crops=False
+    )
     assert [r[0] for r in _rows(db2, "SELECT idx FROM frames ORDER BY idx")] == list(range(n + 3))
-    orphans = _rows(db2, "SELECT COUNT(*) FROM observations o LEFT JOIN frames f ON f.idx = o.frame_idx WHERE f.idx IS NULL")[0][0]
+    orphans = _rows(
+        db2, "SELECT COUNT(*) FROM observations o LEFT JOIN frames f ON f.idx = o.frame_idx WHERE f.idx IS NULL"
+    )[0][0]
     cfg = json.loads(_rows(db2, "SELECT config FROM sessions")[0][0])
     assert orphans == 0 and len(cfg["runs"]) == 1 and _rows(db2, "SELECT stopped FROM sessions")[0][0] is not None

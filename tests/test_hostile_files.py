@@ -24,10 +24,12 @@ from contracts.errors import UserError
 from contracts.layout import load_layout
 from contracts.manifest import load_batch
 from contracts.profile import load_profile, parse_profile
-from testkit.scenes import make_layout
 from testkit.batch import write_batch as make_synthetic_batch
+from testkit.scenes import make_layout
 
-HYP = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+HYP = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 
 
 @pytest.fixture(scope="module")
@@ -50,18 +52,34 @@ def _manifest(good: Path) -> dict[str, Any]:
     return json.loads((good / "batch.json").read_text())
 
 
-@pytest.mark.parametrize("field, value, needle", [
-    (("items", 0, "label", "index"), "243", "items[0].label.index: expected an integer"),
-    (("items", 0, "label", "index"), True, "items[0].label.index: expected an integer"),
-    (("items", 0, "label", "index"), 10**30, "items[0].label.index: expected 0..999999"),
-    (("items", 1, "eps"), "16", "items[1].eps: expected a finite number"),
-    (("items", 0, "clean", "top5", "lite0", 0, 0), "7", "items[0].clean.top5.lite0[0][0]"),
-    (("items", 0, "clean", "path"), 5, "items[0].clean.path"),
-    (("models", 0, "preprocess"), [], "models[0].preprocess: expected an object"),
-    (("items", 0, "target"), 1.5, "items[0].target"),
-    (("items",), {"a": 1}, "items: expected a list"),
-], ids=["label-as-string", "label-as-bool", "label-absurd", "eps-as-string", "top5-id-as-string", "path-as-int", "preprocess-list", "target-float", "items-object"])
-def test_manifest_types_are_checked_and_named(good: Path, tmp_path: Path, field: tuple, value: Any, needle: str) -> None:
+@pytest.mark.parametrize(
+    "field, value, needle",
+    [
+        (("items", 0, "label", "index"), "243", "items[0].label.index: expected an integer"),
+        (("items", 0, "label", "index"), True, "items[0].label.index: expected an integer"),
+        (("items", 0, "label", "index"), 10**30, "items[0].label.index: expected 0..999999"),
+        (("items", 1, "eps"), "16", "items[1].eps: expected a finite number"),
+        (("items", 0, "clean", "top5", "lite0", 0, 0), "7", "items[0].clean.top5.lite0[0][0]"),
+        (("items", 0, "clean", "path"), 5, "items[0].clean.path"),
+        (("models", 0, "preprocess"), [], "models[0].preprocess: expected an object"),
+        (("items", 0, "target"), 1.5, "items[0].target"),
+        (("items",), {"a": 1}, "items: expected a list"),
+    ],
+    ids=[
+        "label-as-string",
+        "label-as-bool",
+        "label-absurd",
+        "eps-as-string",
+        "top5-id-as-string",
+        "path-as-int",
+        "preprocess-list",
+        "target-float",
+        "items-object",
+    ],
+)
+def test_manifest_types_are_checked_and_named(
+    good: Path, tmp_path: Path, field: tuple, value: Any, needle: str
+) -> None:
     d = _manifest(good)
     node = d
     for k in field[:-1]:
@@ -112,8 +130,15 @@ def test_duplicate_ids_in_batch_json_are_refused_also_beside_a_journal(good: Pat
         load_batch(tmp_path)
 
 
-_BAD_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-10**20, 10**20), st.floats(allow_nan=True, allow_infinity=True),
-                        st.text(max_size=8), st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+_BAD_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**20), 10**20),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
 
 
 def _paths(obj: Any, at: tuple = ()) -> list[tuple]:
@@ -161,14 +186,18 @@ def _layout(good: Path) -> dict[str, Any]:
     return json.loads((good / "layout.json").read_text())
 
 
-@pytest.mark.parametrize("field, value, needle", [
-    (("sheets", 0, "size_mm"), [1e7, 1e7], "sheets[0].size_mm[0]"),
-    (("sheets", 0, "markers", 0, "id"), "3", "sheets[0].markers[0].id: expected an integer"),
-    (("sheets", 0, "tiles", 0, "box_mm"), ["a", 1, 2, 3], "sheets[0].tiles[0].box_mm[0]"),
-    (("marker_size_mm",), float("nan"), "marker_size_mm: expected a finite number"),
-    (("sheets", 0, "tiles", 0, "role"), "evil", "sheets[0].tiles[0].role"),
-    (("sheets", 0, "tiles", 0, "box_mm"), [0, 0, 5000, 10], "sheets[0].tiles[0].box_mm"),
-], ids=["sheet-100-GiB", "marker-id-string", "box-string", "marker-size-nan", "role", "tile-off-sheet"])
+@pytest.mark.parametrize(
+    "field, value, needle",
+    [
+        (("sheets", 0, "size_mm"), [1e7, 1e7], "sheets[0].size_mm[0]"),
+        (("sheets", 0, "markers", 0, "id"), "3", "sheets[0].markers[0].id: expected an integer"),
+        (("sheets", 0, "tiles", 0, "box_mm"), ["a", 1, 2, 3], "sheets[0].tiles[0].box_mm[0]"),
+        (("marker_size_mm",), float("nan"), "marker_size_mm: expected a finite number"),
+        (("sheets", 0, "tiles", 0, "role"), "evil", "sheets[0].tiles[0].role"),
+        (("sheets", 0, "tiles", 0, "box_mm"), [0, 0, 5000, 10], "sheets[0].tiles[0].box_mm"),
+    ],
+    ids=["sheet-100-GiB", "marker-id-string", "box-string", "marker-size-nan", "role", "tile-off-sheet"],
+)
 def test_layout_types_and_sizes_are_checked(good: Path, tmp_path: Path, field: tuple, value: Any, needle: str) -> None:
     d = _layout(good)
     node = d
@@ -197,15 +226,19 @@ def test_any_mutated_layout_loads_or_gives_a_one_line_error(good: Path, tmp_path
 # -- channel profiles ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text, needle", [
-    ("[camera]\nwidth = 1000000\nheight = 1000000\n", "[camera].width: 1e+06 is outside"),
-    ("[scene]\ntilt_deg = ['a', 'b']\n", "[scene].tilt_deg: expected a finite number"),
-    ("camera = 5\n", "[camera]: expected a table"),
-    ("[camera]\nfps = nan\n", "[camera].fps: expected a finite number"),
-    ("[camera]\nfps = 0\n", "[camera].fps: 0 is outside"),
-    ("[printer]\ndpi = 1e9\n", "[printer].dpi"),
-    ("[camera]\nwidth = 640.5\n", "[camera].width: expected a whole number"),
-], ids=["100-GiB-frame", "range-of-strings", "section-scalar", "nan", "fps-zero", "dpi-huge", "width-fraction"])
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("[camera]\nwidth = 1000000\nheight = 1000000\n", "[camera].width: 1e+06 is outside"),
+        ("[scene]\ntilt_deg = ['a', 'b']\n", "[scene].tilt_deg: expected a finite number"),
+        ("camera = 5\n", "[camera]: expected a table"),
+        ("[camera]\nfps = nan\n", "[camera].fps: expected a finite number"),
+        ("[camera]\nfps = 0\n", "[camera].fps: 0 is outside"),
+        ("[printer]\ndpi = 1e9\n", "[printer].dpi"),
+        ("[camera]\nwidth = 640.5\n", "[camera].width: expected a whole number"),
+    ],
+    ids=["100-GiB-frame", "range-of-strings", "section-scalar", "nan", "fps-zero", "dpi-huge", "width-fraction"],
+)
 def test_profile_values_are_typed_and_bounded(tmp_path: Path, text: str, needle: str) -> None:
     p = tmp_path / "p.toml"
     p.write_text(text)
@@ -221,14 +254,37 @@ def test_profile_not_utf8_is_one_line(tmp_path: Path) -> None:
         load_profile(str(p))
 
 
-_TOML_VALUES = st.one_of(st.booleans(), st.integers(-10**12, 10**12), st.floats(), st.text(max_size=5),
-                         st.lists(st.floats(), max_size=3), st.lists(st.text(max_size=2), max_size=2))
+_TOML_VALUES = st.one_of(
+    st.booleans(),
+    st.integers(-(10**12), 10**12),
+    st.floats(),
+    st.text(max_size=5),
+    st.lists(st.floats(), max_size=3),
+    st.lists(st.text(max_size=2), max_size=2),
+)
 
 
 @settings(max_examples=80, deadline=None)
-@given(section=st.sampled_from(["printer", "scene", "camera"]), key=st.sampled_from(
-    ["dpi", "tone_gamma", "paper_white", "halftone", "sheet_fill", "tilt_deg", "width", "height", "fps", "jpeg_quality", "gamma", "exposure"]),
-    value=_TOML_VALUES)
+@given(
+    section=st.sampled_from(["printer", "scene", "camera"]),
+    key=st.sampled_from(
+        [
+            "dpi",
+            "tone_gamma",
+            "paper_white",
+            "halftone",
+            "sheet_fill",
+            "tilt_deg",
+            "width",
+            "height",
+            "fps",
+            "jpeg_quality",
+            "gamma",
+            "exposure",
+        ]
+    ),
+    value=_TOML_VALUES,
+)
 def test_any_profile_value_is_accepted_in_bounds_or_refused(section: str, key: str, value: Any) -> None:
     try:
         prof = parse_profile({section: {key: value}}, "x", "x.toml")
@@ -253,9 +309,25 @@ def _db_with(good: Path, tmp_path: Path, sql: str) -> Path:
     rec = Recorder(b / "captures" / "s1.sqlite", "s1", "btest-0001")
     rec.start_session(source="test", model="m", model_sha256="0", provider="CPU", profile=None, seed=None, config={})
     items = load_batch(b).items
-    rec.write_digital([(it.id, r, [1, 2, 3, 4, 5], [0.5, 0.2, 0.1, 0.1, 0.1]) for it in items for r in ("clean", "adv")])
+    rec.write_digital(
+        [(it.id, r, [1, 2, 3, 4, 5], [0.5, 0.2, 0.1, 0.1, 0.1]) for it in items for r in ("clean", "adv")]
+    )
     rec.add_frame(0, 0.0, ["s0"])
-    rec.add_observations([Observation(0, "s0", it.id, "clean", TileQuality(100.0, 80.0, 5.0, 0.0), True, [1, 2, 3, 4, 5], [0.5, 0.2, 0.1, 0.1, 0.1]) for it in items])
+    rec.add_observations(
+        [
+            Observation(
+                0,
+                "s0",
+                it.id,
+                "clean",
+                TileQuality(100.0, 80.0, 5.0, 0.0),
+                True,
+                [1, 2, 3, 4, 5],
+                [0.5, 0.2, 0.1, 0.1, 0.1],
+            )
+            for it in items
+        ]
+    )
     rec.close({})
     con = sqlite3.connect(b / "captures" / "s1.sqlite")
     con.execute(sql)
@@ -264,16 +336,29 @@ def _db_with(good: Path, tmp_path: Path, sql: str) -> Path:
     return b
 
 
-@pytest.mark.parametrize("sql", [
-    "UPDATE sessions SET started='abc'",
-    "UPDATE observations SET top5_ids='xx'",
-    "UPDATE observations SET top5_ids='{\"a\": 1}'",
-    "UPDATE digital SET top5_probs='nope'",
-    "UPDATE observations SET sharpness='x'",
-    "UPDATE observations SET frame_idx='x'",
-    "UPDATE sessions SET config='[1, 2]'",
-    "UPDATE observations SET top5_probs='[0.5]'",
-], ids=["started", "top5-garbage", "top5-object", "digital-garbage", "sharpness", "frame-idx", "config-array", "top5-unpaired"])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE sessions SET started='abc'",
+        "UPDATE observations SET top5_ids='xx'",
+        "UPDATE observations SET top5_ids='{\"a\": 1}'",
+        "UPDATE digital SET top5_probs='nope'",
+        "UPDATE observations SET sharpness='x'",
+        "UPDATE observations SET frame_idx='x'",
+        "UPDATE sessions SET config='[1, 2]'",
+        "UPDATE observations SET top5_probs='[0.5]'",
+    ],
+    ids=[
+        "started",
+        "top5-garbage",
+        "top5-object",
+        "digital-garbage",
+        "sharpness",
+        "frame-idx",
+        "config-array",
+        "top5-unpaired",
+    ],
+)
 def test_malformed_capture_rows_give_a_one_line_error_naming_the_file(good: Path, tmp_path: Path, sql: str) -> None:
     b = _db_with(good, tmp_path, sql)
     if "config" in sql:  # tolerated: a config that is not an object is read as empty
@@ -332,13 +417,24 @@ def test_high_bit_depth_photos_for_craft_are_scaled_not_clipped(tmp_path: Path) 
 
 
 def test_csv_cells_from_outside_never_become_formulas() -> None:
-    t = Table("t", "t", ["model", "value"], [{"model": "=HYPERLINK(\"http://x\")", "value": -0.5}, {"model": "@SUM(A1)", "value": "-1e3"},
-                                            {"model": "+cmd", "value": "\tx"}, {"model": "-x", "value": "\rx"}], [], "")
+    t = Table(
+        "t",
+        "t",
+        ["model", "value"],
+        [
+            {"model": '=HYPERLINK("http://x")', "value": -0.5},
+            {"model": "@SUM(A1)", "value": "-1e3"},
+            {"model": "+cmd", "value": "\tx"},
+            {"model": "-x", "value": "\rx"},
+        ],
+        [],
+        "",
+    )
     import csv
     import io
 
     rows = list(csv.reader(io.StringIO(table_csv(t), newline="")))
-    assert rows[1:] == [["'=HYPERLINK(\"http://x\")", "-0.5"], ["'@SUM(A1)", "-1e3"], ["'+cmd", "'\tx"], ["'-x", "'\nx"]]
+    assert rows[1:] == [['\'=HYPERLINK("http://x")', "-0.5"], ["'@SUM(A1)", "-1e3"], ["'+cmd", "'\tx"], ["'-x", "'\nx"]]
     assert csv_safe("'\tx") == "'\tx" and csv_safe(3) == 3
 
 
@@ -391,7 +487,9 @@ def test_deeply_nested_json_is_a_one_line_error(tmp_path: Path, name: str) -> No
 # -- the TensorRT engine cache ------------------------------------------------------------
 
 
-def test_engine_cache_is_per_user_and_refuses_folders_others_can_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_engine_cache_is_per_user_and_refuses_folders_others_can_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import os
     import stat
 

@@ -29,8 +29,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _app(*args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, str(ROOT / "app.py"), *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "app.py"), *args],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
 
 
 def _run(*args: str) -> None:
@@ -52,7 +57,11 @@ def _kill_after(p: subprocess.Popen[bytes], delay: float) -> bool:
 
 def _digest(folder: Path) -> dict[str, str]:
     """sha256 of every file under ``folder`` (``figures/`` included), by its path relative to it."""
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _temps(folder: Path) -> list[Path]:
@@ -96,14 +105,22 @@ def test_a_report_that_fails_midway_leaves_the_old_report_whole(tmp_path: Path) 
     b = load_batch(batch)  # new figures: the first adversarial image no longer fools the source model
     b.items[0].adv.top5["lite0"][0][0] = b.items[0].label.index
     save_batch(batch, b)
-    r = subprocess.run([sys.executable, str(ROOT / "app.py"), "report", str(batch), "--format", "html,csv"], cwd=ROOT,
-                       capture_output=True, text=True, timeout=600, preexec_fn=limit)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "app.py"), "report", str(batch), "--format", "html,csv"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        preexec_fn=limit,
+    )
     assert r.returncode == 2 and "Traceback" not in r.stderr and "index.html: cannot write it" in r.stderr, r.stderr
     assert _digest(batch / "report") == old and _temps(batch) == []
 
 
 @pytest.mark.parametrize("seed", [3])
-def test_print_killed_at_a_random_point_never_leaves_a_pdf_beside_another_runs_layout(tmp_path: Path, seed: int) -> None:
+def test_print_killed_at_a_random_point_never_leaves_a_pdf_beside_another_runs_layout(
+    tmp_path: Path, seed: int
+) -> None:
     batch = tmp_path / "b"
     make_synthetic_batch(batch, n_items=6, size=32)
     _run("print", str(batch), "--tile-mm", "40")
@@ -119,7 +136,21 @@ def test_print_killed_at_a_random_point_never_leaves_a_pdf_beside_another_runs_l
 @pytest.mark.slow
 def test_craft_killed_at_a_random_point_resumes_without_redoing_or_losing_items(tmp_path: Path) -> None:
     out = tmp_path / "k"
-    args = ("craft", "--out", str(out), "--limit", "3", "--attack", "fgsm", "--eps", "4", "--seed", "0", "--device", "cpu")
+    args = (
+        "craft",
+        "--out",
+        str(out),
+        "--limit",
+        "3",
+        "--attack",
+        "fgsm",
+        "--eps",
+        "4",
+        "--seed",
+        "0",
+        "--device",
+        "cpu",
+    )
     p = _app(*args)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and p.poll() is None:  # wait for the first finished item...

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -39,9 +38,9 @@ def _part(data: bytes, length: bytes | None = None) -> bytes:
 
 
 def _bomb_png() -> bytes:
-    from testkit.capture import png_bomb
-
     import tempfile
+
+    from testkit.capture import png_bomb
 
     with tempfile.TemporaryDirectory() as d:
         return png_bomb(Path(d) / "b.png", 20000, 20000).read_bytes()
@@ -89,7 +88,16 @@ def _two_good(w: socket.socket) -> None:  # the first connection proves the stre
     w.sendall(HEAD + _part(_jpeg(200)) + _part(_jpeg(200)))
 
 
-HOSTILE = [_huge_length, _endless_header, _many_headers, _weird_length, _endless_part, _bad_status, _garbage, _image_bomb]
+HOSTILE = [
+    _huge_length,
+    _endless_header,
+    _many_headers,
+    _weird_length,
+    _endless_part,
+    _bad_status,
+    _garbage,
+    _image_bomb,
+]
 
 
 class HostileServer:
@@ -120,7 +128,7 @@ class HostileServer:
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/video"
 
-    def __enter__(self) -> "HostileServer":
+    def __enter__(self) -> HostileServer:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 
@@ -133,7 +141,9 @@ def test_every_misbehaviour_is_a_dropped_stream_that_reconnects() -> None:
     with HostileServer([_two_good, *HOSTILE]) as server:
         src = UrlSource(server.url, open_timeout=10.0, read_timeout=2.0, backoff=Backoff(initial=0.02, maximum=0.05))
         got: list[np.ndarray] = []
-        watchdog = threading.Timer(30.0, src.interrupt)  # a reader thread that died would otherwise leave frames() waiting
+        watchdog = threading.Timer(
+            30.0, src.interrupt
+        )  # a reader thread that died would otherwise leave frames() waiting
         with src:
             watchdog.start()
             for frame in src.frames():
@@ -155,11 +165,26 @@ def _reader_over(data: bytes) -> MjpegReader:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.one_of(
-    st.binary(max_size=200),
-    st.sampled_from([b"\r\n", BOUNDARY + b"\r\n", b"Content-Length: 99999999999\r\n", b"Content-Length: 12\r\n", b"Content-Length: \xc2\xb2\r\n",
-                     b"\r\n\r\n", _jpeg(100), b"Content-Type: image/jpeg\r\n"]),
-), max_size=12))
+@given(
+    st.lists(
+        st.one_of(
+            st.binary(max_size=200),
+            st.sampled_from(
+                [
+                    b"\r\n",
+                    BOUNDARY + b"\r\n",
+                    b"Content-Length: 99999999999\r\n",
+                    b"Content-Length: 12\r\n",
+                    b"Content-Length: \xc2\xb2\r\n",
+                    b"\r\n\r\n",
+                    _jpeg(100),
+                    b"Content-Type: image/jpeg\r\n",
+                ]
+            ),
+        ),
+        max_size=12,
+    )
+)
 def test_any_byte_stream_gives_frames_or_drops_never_an_exception(chunks: list[bytes]) -> None:
     r = _reader_over(b"".join(chunks))
     for _ in range(4):

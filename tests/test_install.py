@@ -18,7 +18,8 @@ def test_exactly_one_onnxruntime_on_every_platform() -> None:
     ort = [r for g, r in requirements(ROOT / "pyproject.toml") if r.name in ("onnxruntime", "onnxruntime-gpu")]
     assert sorted(r.name for r in ort) == ["onnxruntime", "onnxruntime-gpu"]
     others = (
-        Platform("linux-aarch64", "linux", "aarch64", "Linux", "posix", ()), Platform("windows-arm64", "win32", "ARM64", "Windows", "nt", ()),
+        Platform("linux-aarch64", "linux", "aarch64", "Linux", "posix", ()),
+        Platform("windows-arm64", "win32", "ARM64", "Windows", "nt", ()),
         Platform("freebsd", "freebsd14", "amd64", "FreeBSD", "posix", ()),
     )
     gpu_where = {}
@@ -26,8 +27,15 @@ def test_exactly_one_onnxruntime_on_every_platform() -> None:
         chosen = [r.name for r in ort if r.marker is None or r.marker.evaluate(p.marker_env())]
         assert len(chosen) == 1, (p.name, chosen)
         gpu_where[p.name] = chosen[0] == "onnxruntime-gpu"
-    assert gpu_where == {"linux-x86_64": True, "windows-amd64": True, "macos-arm64": False, "macos-x86_64": False,
-                         "linux-aarch64": False, "windows-arm64": False, "freebsd": False}
+    assert gpu_where == {
+        "linux-x86_64": True,
+        "windows-amd64": True,
+        "macos-arm64": False,
+        "macos-x86_64": False,
+        "linux-aarch64": False,
+        "windows-arm64": False,
+        "freebsd": False,
+    }
 
 
 def test_wheel_matching_follows_tags_versions_and_requires_python() -> None:
@@ -40,7 +48,9 @@ def test_wheel_matching_follows_tags_versions_and_requires_python() -> None:
     ]
     p = {pl.name: pl for pl in PLATFORMS}
     assert best_wheel(Requirement("pkg"), files, p["linux-x86_64"]) == files[0]["filename"]
-    assert best_wheel(Requirement("pkg"), files, p["macos-arm64"]) == files[4]["filename"]  # 3.0 wants 3.12, 2.5 yanked, 2.1 macOS 15
+    assert (
+        best_wheel(Requirement("pkg"), files, p["macos-arm64"]) == files[4]["filename"]
+    )  # 3.0 wants 3.12, 2.5 yanked, 2.1 macOS 15
     assert best_wheel(Requirement("pkg>=1.5"), files, p["macos-arm64"]) is None
     assert best_wheel(Requirement("pkg"), files, p["windows-amd64"]) == files[4]["filename"]
 

@@ -100,7 +100,10 @@ def test_ten_class_figures_equal_those_recomputed_by_hand(run: tuple[Path, list[
     fooled = {i for i in label if label[i] in digital[(i, "clean")] and label[i] not in digital[(i, "adv")]}
     obs = con.execute("SELECT item_id, top5_ids FROM observations WHERE good = 1 AND role = 'adv'").fetchall()
     r = _one(rows, view="frame", metric="destruction", **common)
-    assert (int(r["num"]), int(r["n"])) == (sum(label[i] in json.loads(ids)[:k] for i, ids in obs if i in fooled), sum(i in fooled for i, _ in obs))
+    assert (int(r["num"]), int(r["n"])) == (
+        sum(label[i] in json.loads(ids)[:k] for i, ids in obs if i in fooled),
+        sum(i in fooled for i, _ in obs),
+    )
     # The clean photos of its own classes are mostly recognised by the ten-class model: the mapping is not scrambled.
     if k == 1:
         assert sum(label[i] in digital[(i, "clean")] for i in label) >= 4
@@ -130,7 +133,17 @@ def test_unmappable_labels_are_an_error_and_a_label_map_fixes_them(run: tuple[Pa
         run_capture(out, model, cam, frames=1, headless=True, session_id="renamed", classifier=clf)
     m = tmp_path / "map.csv"
     m.write_text("batch,target\nBullmastiff,class-Bullmastiff\n")
-    db = run_capture(out, model, cam, frames=1, headless=True, session_id="renamed", classifier=clf, label_map=read_label_map(m), save_crops=False)
+    db = run_capture(
+        out,
+        model,
+        cam,
+        frames=1,
+        headless=True,
+        session_id="renamed",
+        classifier=clf,
+        label_map=read_label_map(m),
+        save_crops=False,
+    )
     con = sqlite3.connect(db)
     cfg = json.loads(con.execute("SELECT config FROM sessions").fetchone()[0])
     assert cfg["labels"]["map"][str(243)] == renamed.index("class-Bullmastiff")

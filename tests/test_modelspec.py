@@ -15,7 +15,9 @@ from contracts.units import eps_both, parse_eps
 
 
 def test_precedence_flags_over_sidecar_over_metadata_over_shape() -> None:
-    meta = {META_SPEC: PreprocessSpec(input_size=224, mean=(1.0, 2.0, 3.0), std=(4.0, 5.0, 6.0), resize="bicubic").to_json()}
+    meta = {
+        META_SPEC: PreprocessSpec(input_size=224, mean=(1.0, 2.0, 3.0), std=(4.0, 5.0, 6.0), resize="bicubic").to_json()
+    }
     shape = [None, 3, 224, 224]
     assert resolve_spec(meta, shape).mean == (1.0, 2.0, 3.0)
     side = spec_overrides(mean=[10.0], std=[20.0], resize="nearest")
@@ -28,7 +30,10 @@ def test_precedence_flags_over_sidecar_over_metadata_over_shape() -> None:
 
 
 def test_a_spec_that_does_not_match_the_input_shape_is_refused() -> None:
-    with pytest.raises(UserError, match=r"--source net.onnx: the model takes 240x240 images but the preprocessing says 224 \(from --input-size\)"):
+    with pytest.raises(
+        UserError,
+        match=r"--source net.onnx: the model takes 240x240 images but the preprocessing says 224 \(from --input-size\)",
+    ):
         resolve_spec(None, [1, 3, 240, 240], spec_overrides(input_size=224), where="--source net.onnx")
     with pytest.raises(UserError, match="--input-size"):
         resolve_spec(None, ["N", 3, "H", "W"])
@@ -45,7 +50,10 @@ def test_crop_fraction_keeps_the_centre_like_timm() -> None:
     assert out.shape == (50, 50, 3) and out.min() == 255
     squash = resolve_spec(None, [1, 3, 50, 50], spec_overrides(crop="squash"))
     assert squash.resize_center_crop(np.zeros((80, 40, 3), np.uint8)).shape == (50, 50, 3)
-    assert PreprocessSpec(input_size=8).to_dict() == PreprocessSpec.from_dict(PreprocessSpec(input_size=8).to_dict()).to_dict()
+    assert (
+        PreprocessSpec(input_size=8).to_dict()
+        == PreprocessSpec.from_dict(PreprocessSpec(input_size=8).to_dict()).to_dict()
+    )
     with pytest.raises(UserError, match="--crop"):
         spec_overrides(crop="middle")
 
@@ -54,9 +62,15 @@ def test_sidecar_model_toml(tmp_path: Path) -> None:
     model = tmp_path / "net.onnx"
     model.write_bytes(b"")
     (tmp_path / "classes.txt").write_text("cat\ndog\n")
-    (tmp_path / "model.toml").write_text('input_size = 64\nmean = [0.5, 0.5, 0.5]\nstd = [0.5, 0.5, 0.5]\ncrop = 0.875\nlabels = "classes.txt"\n')
+    (tmp_path / "model.toml").write_text(
+        'input_size = 64\nmean = [0.5, 0.5, 0.5]\nstd = [0.5, 0.5, 0.5]\ncrop = 0.875\nlabels = "classes.txt"\n'
+    )
     sc = read_sidecar(sidecar_path(model))  # type: ignore[arg-type]
-    assert sc.overrides["input_size"] == 64 and sc.overrides["crop_pct"] == 0.875 and sc.labels == (tmp_path / "classes.txt").resolve()
+    assert (
+        sc.overrides["input_size"] == 64
+        and sc.overrides["crop_pct"] == 0.875
+        and sc.labels == (tmp_path / "classes.txt").resolve()
+    )
     (tmp_path / "net.toml").write_text("input_size = 32\nbatch = 3\n")
     with pytest.raises(UserError, match=r"net.toml: unknown key\(s\) batch"):
         read_sidecar(sidecar_path(model))  # type: ignore[arg-type]
@@ -77,7 +91,9 @@ def test_label_files_and_maps(tmp_path: Path) -> None:
     assert target_map(batch, batch, [0, 1, 2]) is None
 
 
-@pytest.mark.parametrize("text, want", [("8/255", [8.0]), ("0.0314", [8.007]), ("16", [16.0]), ("4,8/255,0.5", [4.0, 8.0, 127.5])])
+@pytest.mark.parametrize(
+    "text, want", [("8/255", [8.0]), ("0.0314", [8.007]), ("16", [16.0]), ("4,8/255,0.5", [4.0, 8.0, 127.5])]
+)
 def test_eps_units(text: str, want: list[float]) -> None:
     assert parse_eps(text) == want
 

@@ -79,8 +79,18 @@ def test_untargeted_patch_lowers_true_class_probability() -> None:
     side = atk.side(24)
     pl = [Placement(12, 12, side, 0.0)] * 6
     with torch.no_grad():
-        p0 = model(paste(held, atk.init_patch(side, 0) * 255, shape_mask("square", side), pl)).softmax(1).gather(1, y_held[:, None]).mean()
-        p1 = model(paste(held, res.patch * 255, shape_mask("square", side), pl)).softmax(1).gather(1, y_held[:, None]).mean()
+        p0 = (
+            model(paste(held, atk.init_patch(side, 0) * 255, shape_mask("square", side), pl))
+            .softmax(1)
+            .gather(1, y_held[:, None])
+            .mean()
+        )
+        p1 = (
+            model(paste(held, res.patch * 255, shape_mask("square", side), pl))
+            .softmax(1)
+            .gather(1, y_held[:, None])
+            .mean()
+        )
     assert p1 < p0 - 0.1, (float(p0), float(p1))
 
 
@@ -88,7 +98,9 @@ def test_resumed_optimisation_equals_an_unbroken_one(tmp_path: Path) -> None:
     model, x, y = ConvToy(), _images(3, 5), torch.zeros(3, dtype=torch.long)
     full = AdversarialPatch(area=0.15, steps=6, lr=0.05).fit(model, x, y, target=3, seed=9)
     ckpt = tmp_path / "p.state.pt"
-    AdversarialPatch(area=0.15, steps=3, lr=0.05).fit(model, x, y, target=3, seed=9, checkpoint=lambda s: s.save(ckpt), every=3)
+    AdversarialPatch(area=0.15, steps=3, lr=0.05).fit(
+        model, x, y, target=3, seed=9, checkpoint=lambda s: s.save(ckpt), every=3
+    )
     state = PatchState.load(ckpt)
     assert state.step == 3
     resumed = AdversarialPatch(area=0.15, steps=6, lr=0.05).fit(model, x, y, target=3, seed=9, state=state)

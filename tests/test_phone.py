@@ -26,9 +26,9 @@ from capture.sources.phone.source import FrameRefused, decode_jpeg
 from capture.sources.phone.tls import lan_address, machine_certificate
 from contracts.capturedb import open_db_readonly
 from contracts.manifest import load_batch
-from testkit.scenes import make_layout, scene, tiny_classifier
-from testkit.chromium import Chromium, chromium_exe, write_y4m
 from testkit.batch import write_batch
+from testkit.chromium import Chromium, chromium_exe, write_y4m
+from testkit.scenes import make_layout, scene, tiny_classifier
 
 GATES = QualityGates(min_sharpness=1, min_tile_px=40)
 NO_VERIFY = ssl.create_default_context()
@@ -69,8 +69,17 @@ def printed(tmp_path_factory: pytest.TempPathFactory) -> Printed:
 
 def test_two_tabs_stream_record_their_own_sessions_and_see_the_verdicts(printed: Printed, tmp_path: Path) -> None:
     chromium_exe()
-    pc = PhoneCapture(printed.batch, printed.model, OnnxClassifier(printed.model), bind="127.0.0.1", port=0, per_tile=3,
-                      session="browser", gates=GATES, cert_dir=tmp_path / "config")
+    pc = PhoneCapture(
+        printed.batch,
+        printed.model,
+        OnnxClassifier(printed.model),
+        bind="127.0.0.1",
+        port=0,
+        per_tile=3,
+        session="browser",
+        gates=GATES,
+        cert_dir=tmp_path / "config",
+    )
     url = pc.start()
     wrong = url.replace("?t=", "?t=x")
     br = Chromium(tmp_path / "chromium", wrong, printed.y4m)
@@ -96,19 +105,24 @@ def test_two_tabs_stream_record_their_own_sessions_and_see_the_verdicts(printed:
             assert "good observations per tile" in br.evaluate("document.getElementById('done').innerText", page)
             phone = int(br.evaluate("document.body.dataset.phone", page))
             assert br.evaluate("document.body.dataset.transport || 'ws'", page) == ("http" if page == second else "ws")
-            doms[phone] = br.evaluate("""Array.from(document.querySelectorAll('#tiles li')).map(li =>
-                [li.dataset.item, li.dataset.role, li.dataset.verdict, li.dataset.reason, li.textContent])""", page)
+            doms[phone] = br.evaluate(
+                """Array.from(document.querySelectorAll('#tiles li')).map(li =>
+                [li.dataset.item, li.dataset.role, li.dataset.verdict, li.dataset.reason, li.textContent])""",
+                page,
+            )
         assert pc.wait() == "every phone finished"
     finally:
         br.close()
         pc.stop()
 
     sessions = pc.results()
-    assert sorted(s.session_id for s in sessions) == ["browser-phone1", "browser-phone2"] and all(s.error is None for s in sessions)
+    assert sorted(s.session_id for s in sessions) == ["browser-phone1", "browser-phone2"] and all(
+        s.error is None for s in sessions
+    )
     truth = {it.id: it.label.index for it in load_batch(printed.batch).items}
     for s in sessions:
         assert s.db is not None
-        (source, cfg), = _rows(s.db, "SELECT source, config FROM sessions")
+        ((source, cfg),) = _rows(s.db, "SELECT source, config FROM sessions")
         assert source == f"phone:{s.source.phone}" and json.loads(cfg)["stopped_by"] == "3 good observations per tile"
         good = _rows(s.db, "SELECT item_id, role, COUNT(*) FROM observations WHERE good GROUP BY item_id, role")
         assert len(good) == 6 and min(n for _, _, n in good) >= 3
@@ -116,7 +130,10 @@ def test_two_tabs_stream_record_their_own_sessions_and_see_the_verdicts(printed:
         dom = doms[s.source.phone]
         assert len(dom) == 6
         for item, role, verdict, reason, text in dom:
-            (top1,), = _rows(s.db, f"SELECT top1 FROM observations WHERE item_id = '{item}' AND role = '{role}' ORDER BY frame_idx DESC LIMIT 1")
+            ((top1,),) = _rows(
+                s.db,
+                f"SELECT top1 FROM observations WHERE item_id = '{item}' AND role = '{role}' ORDER BY frame_idx DESC LIMIT 1",
+            )
             assert verdict == ("seen" if top1 == truth[item] else "fooled"), text
             assert reason == "" and "3 good" in text
 
@@ -127,16 +144,31 @@ def test_photo_mode_in_the_browser_sends_stills_and_shows_their_verdicts(printed
     from contracts.profile import load_profile
 
     with SimulatedCamera.from_batch(printed.batch, load_profile("office-laser-webcam"), seed=2, n_frames=2) as cam:
-        photos = [tmp_path / f"IMG_{f.index}.png" for f in cam.frames() if cv2.imwrite(str(tmp_path / f"IMG_{f.index}.png"), f.image)]
-    pc = PhoneCapture(printed.batch, printed.model, OnnxClassifier(printed.model), bind="127.0.0.1", port=0, session="photos",
-                      gates=GATES, cert_dir=tmp_path / "config")
+        photos = [
+            tmp_path / f"IMG_{f.index}.png"
+            for f in cam.frames()
+            if cv2.imwrite(str(tmp_path / f"IMG_{f.index}.png"), f.image)
+        ]
+    pc = PhoneCapture(
+        printed.batch,
+        printed.model,
+        OnnxClassifier(printed.model),
+        bind="127.0.0.1",
+        port=0,
+        session="photos",
+        gates=GATES,
+        cert_dir=tmp_path / "config",
+    )
     url = pc.start()
     br = Chromium(tmp_path / "chromium", url)  # the default fake camera: no sheet in view until the photos come
     try:
         br.wait_for("document.body && document.body.dataset.reports", 60)
         br.set_files("#photo", photos)  # PNGs: the page turns them into JPEGs before sending
-        tiles = br.wait_for("""document.getElementById('still').style.display === 'block' && document.querySelectorAll('#tiles li').length === 6
-            && Array.from(document.querySelectorAll('#tiles li')).map(li => li.dataset.verdict)""", 60)
+        tiles = br.wait_for(
+            """document.getElementById('still').style.display === 'block' && document.querySelectorAll('#tiles li').length === 6
+            && Array.from(document.querySelectorAll('#tiles li')).map(li => li.dataset.verdict)""",
+            60,
+        )
         assert set(tiles) <= {"fooled", "seen"}
         br.wait_for("document.getElementById('status').innerText.includes('1 sheet')", 60)
     finally:
@@ -160,8 +192,13 @@ async def _hostile(base: str, token: str, frame: bytes) -> dict[str, Any]:
     out: dict[str, Any] = {}
     conn = aiohttp.TCPConnector(ssl=NO_VERIFY)
     async with aiohttp.ClientSession(connector=conn) as http:
-        for name, path in (("no_token", "/"), ("wrong_token", "/?t=" + token[:-1]), ("traversal", f"/../../etc/passwd?t={token}"),
-                           ("file", f"/page.html?t={token}"), ("page", f"/?t={token}")):
+        for name, path in (
+            ("no_token", "/"),
+            ("wrong_token", "/?t=" + token[:-1]),
+            ("traversal", f"/../../etc/passwd?t={token}"),
+            ("file", f"/page.html?t={token}"),
+            ("page", f"/?t={token}"),
+        ):
             async with http.get(base + path) as r:
                 out[name] = (r.status, await r.text(), dict(r.headers))
         try:
@@ -197,14 +234,18 @@ async def _hostile(base: str, token: str, frame: bytes) -> dict[str, Any]:
             for _ in range(40):
                 await ws.send_bytes(frame)
             out["flood"] = [await answer() for _ in range(40)]
-            last = max([out["first"]["frame_index"]] + [m["frame_index"] for m in out["flood"] if m["type"] == "accepted"])
+            last = max(
+                [out["first"]["frame_index"]] + [m["frame_index"] for m in out["flood"] if m["type"] == "accepted"]
+            )
             while last not in reports:  # every accepted frame is answered with its report
                 await answer(("report",))
             out["reports"] = reports
             await asyncio.sleep(0.5)  # the rate limit refills
             await ws.send_str("x" * 5000)
             out["long_text"] = await ws.receive_json(timeout=30)
-        async with http.post(f"{base}/photo?t={token}&p=hostile123", data=frame, headers={"Content-Type": "image/jpeg"}) as r:
+        async with http.post(
+            f"{base}/photo?t={token}&p=hostile123", data=frame, headers={"Content-Type": "image/jpeg"}
+        ) as r:
             out["photo"] = (r.status, await r.json())
         async with http.post(f"{base}/photo?t={token}&p=hostile123", data=bytes(40 << 20)) as r:
             out["photo_oversized"] = r.status
@@ -219,13 +260,27 @@ async def _hostile(base: str, token: str, frame: bytes) -> dict[str, Any]:
     return out
 
 
-def test_wrong_tokens_bad_frames_and_floods_are_refused_without_disturbing_the_session(synthetic_batch, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_wrong_tokens_bad_frames_and_floods_are_refused_without_disturbing_the_session(
+    synthetic_batch, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     batch = synthetic_batch(n_items=3, size=64)
     layout = make_layout(batch)
-    frame = _jpeg(scene(batch, layout, {layout.sheets[0].sheet_id: dict(tilt_deg=10, fill=0.8)}, blur_sigma=0.6, seed=1).frame)
+    frame = _jpeg(
+        scene(batch, layout, {layout.sheets[0].sheet_id: dict(tilt_deg=10, fill=0.8)}, blur_sigma=0.6, seed=1).frame
+    )
     model = tiny_classifier(tmp_path / "tiny.onnx", size=48)
-    pc = PhoneCapture(batch, model, OnnxClassifier(model), bind="127.0.0.1", port=0, session="hostile", gates=GATES, max_fps=5, max_phones=2,
-                      cert_dir=tmp_path / "config")
+    pc = PhoneCapture(
+        batch,
+        model,
+        OnnxClassifier(model),
+        bind="127.0.0.1",
+        port=0,
+        session="hostile",
+        gates=GATES,
+        max_fps=5,
+        max_phones=2,
+        cert_dir=tmp_path / "config",
+    )
     url = pc.start()
     qr = qr_image(url)
     waiting = pc.window_image(qr)  # the laptop's window before a phone connects: the QR code to scan
@@ -236,11 +291,18 @@ def test_wrong_tokens_bad_frames_and_floods_are_refused_without_disturbing_the_s
     finally:
         pc.stop()
 
-    assert out["no_token"][0] == 403 and out["wrong_token"][0] == 403 and out["ws_wrong_token"] == 403 and out["photo_wrong_token"] == 403
+    assert (
+        out["no_token"][0] == 403
+        and out["wrong_token"][0] == 403
+        and out["ws_wrong_token"] == 403
+        and out["photo_wrong_token"] == 403
+    )
     assert out["traversal"][0] in (403, 404) and out["file"][0] == 404
     status, html, headers = out["page"]
     assert status == 200 and "getUserMedia" in html and 'capture="environment"' in html
-    assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html  # nothing fetched from elsewhere
+    assert (
+        "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html
+    )  # nothing fetched from elsewhere
     assert headers["Referrer-Policy"] == "no-referrer" and "default-src 'none'" in headers["Content-Security-Policy"]
     assert out["hello"]["type"] == "hello" and out["hello"]["phone"] == 1
     assert out["gif"] == {"type": "refused", "why": "not a JPEG", "done": False}
@@ -250,29 +312,43 @@ def test_wrong_tokens_bad_frames_and_floods_are_refused_without_disturbing_the_s
     flood = out["flood"]
     refused = [m for m in flood if m["type"] == "refused"]
     assert all(("busy" in m["why"]) or ("too fast" in m["why"]) for m in refused)
-    assert sum("too fast" in m["why"] for m in refused) >= 40 - 5 - 8  # 5 a second, bursts of 5: the flood lasts well under 1.6 s
+    assert (
+        sum("too fast" in m["why"] for m in refused) >= 40 - 5 - 8
+    )  # 5 a second, bursts of 5: the flood lasts well under 1.6 s
     accepted = 1 + sum(m["type"] == "accepted" for m in flood)
     assert sorted(out["reports"]) == list(range(accepted))
     assert out["long_text"]["type"] == "refused"
     status, photo = out["photo"]
-    assert status == 200 and photo["type"] == "report" and len(photo["tiles"]) == 6 and photo["sheets"] == [layout.sheets[0].sheet_id]
+    assert (
+        status == 200
+        and photo["type"] == "report"
+        and len(photo["tiles"]) == 6
+        and photo["sheets"] == [layout.sheets[0].sheet_id]
+    )
     assert all(t["verdict"] in ("fooled", "seen") and t["reason"] == "" for t in photo["tiles"])
     assert out["photo_oversized"] == 413
 
     # The session holds exactly the frames that were accepted, each one classified.
-    assert out["plain_get"] == 400 and out["second-phone"] == "hello" and out["third-phone"] == 503 and out["bad/id"] == 400
+    assert (
+        out["plain_get"] == 400
+        and out["second-phone"] == "hello"
+        and out["third-phone"] == 503
+        and out["bad/id"] == 400
+    )
     s, second = pc.results()
     assert [s.session_id, second.session_id] == ["hostile-phone1", "hostile-phone2"]
     assert s.error is None and s.db is not None
     frames = _rows(s.db, "SELECT idx, sheets_found FROM frames ORDER BY idx")
     assert len(frames) == accepted + 1 and all(n == 1 for _, n in frames)
     assert _rows(s.db, "SELECT COUNT(DISTINCT frame_idx) FROM observations")[0][0] == accepted + 1
-    (cfg,), = _rows(s.db, "SELECT config FROM sessions")
+    ((cfg,),) = _rows(s.db, "SELECT config FROM sessions")
     assert json.loads(cfg)["stopped_by"] == "stop requested"
     shown = pc.window_image(qr)  # then the phone's newest frame with its tiles outlined
     raw = s.source.last[0] if s.source.last else None
     assert raw is not None and shown.shape == raw.shape
-    drawn_green = (shown == (60, 200, 60)).all(axis=2) & ~(raw == (60, 200, 60)).all(axis=2)  # capture.feedback.GREEN: fooled
+    drawn_green = (shown == (60, 200, 60)).all(axis=2) & ~(raw == (60, 200, 60)).all(
+        axis=2
+    )  # capture.feedback.GREEN: fooled
     assert drawn_green.sum() > 200
 
 
@@ -292,7 +368,9 @@ def test_lan_address_and_qr_code() -> None:
     assert addr.count(".") == 3 and not addr.startswith("0.")
     url = "https://192.168.4.2:8443/?t=abc"
     m = qr_matrix(url)
-    found, _, _ = cv2.QRCodeDetector().detectAndDecode(cv2.resize(np.where(m > 0, 0, 255).astype(np.uint8), None, fx=8, fy=8, interpolation=cv2.INTER_NEAREST))
+    found, _, _ = cv2.QRCodeDetector().detectAndDecode(
+        cv2.resize(np.where(m > 0, 0, 255).astype(np.uint8), None, fx=8, fy=8, interpolation=cv2.INTER_NEAREST)
+    )
     assert found == url
     lines = qr_terminal(url).splitlines()  # two module rows per line, a 2-module quiet zone
     assert len(lines) == -(-(m.shape[0] - 4) // 2) and {len(line) for line in lines} == {m.shape[1] - 4}

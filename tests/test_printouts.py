@@ -18,13 +18,13 @@ import numpy as np
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 import pytest
-from testkit.batch import write_batch
 from PIL import Image
 
 from contracts.layout import Layout, load_layout
 from contracts.manifest import load_batch, save_batch
 from printouts.markers import choose_dictionary, marker_id_offset, sheet_marker_ids
 from printouts.sheets import print_batch
+from testkit.batch import write_batch
 
 DPI = 300.0
 PX_PER_MM = DPI / 25.4
@@ -32,7 +32,12 @@ PT_PER_MM = 72.0 / 25.4
 TOL_MM = 0.3
 PAPER_MM = {"a4": (210.0, 297.0), "letter": (215.9, 279.4)}
 # (paper, layout, image side in px): real batches have 224 px images; smaller ones render as fast
-CONFIGS = [("a4", "pairs", 224), ("letter", "pairs", 64), ("a4", "adversarial-only", 64), ("letter", "adversarial-only", 96)]
+CONFIGS = [
+    ("a4", "pairs", 224),
+    ("letter", "pairs", 64),
+    ("a4", "adversarial-only", 64),
+    ("letter", "adversarial-only", 96),
+]
 
 
 def frame_images(batch_dir: Path, border: int = 2) -> None:

@@ -21,9 +21,9 @@ from contracts.layout import load_layout
 from contracts.manifest import load_batch, save_batch
 from printouts import cli
 from printouts import geometry as geo
+from printouts.markers import MAX_SHEETS, choose_dictionary, marker_id_offset, sheet_marker_ids
 from printouts.plan import check_images, plan_layout, roles_for
 from printouts.qr import QUIET_MM
-from printouts.markers import MAX_SHEETS, choose_dictionary, marker_id_offset, sheet_marker_ids
 from printouts.sheets import print_batch
 
 PT_PER_MM = 72.0 / 25.4
@@ -61,7 +61,9 @@ def test_each_batch_gets_its_own_block_of_marker_ids() -> None:
     assert all(o % 8 == 0 and 0 <= o < 1000 for o in offsets)
     counts = Counter(offsets)
     assert len(counts) == 125 and max(counts.values()) < 3 * 2000 / 125  # spread over every block
-    assert sheet_marker_ids(0, 992) == list(range(992, 1000)) and sheet_marker_ids(1, 992) == list(range(8))  # wraps round
+    assert sheet_marker_ids(0, 992) == list(range(992, 1000)) and sheet_marker_ids(1, 992) == list(
+        range(8)
+    )  # wraps round
     assert sheet_marker_ids(3) == list(range(24, 32))
 
 
@@ -85,7 +87,10 @@ def _cli_app() -> typer.Typer:
 
 def test_cli_print(synthetic_batch: Callable[..., Path]) -> None:
     d = synthetic_batch(n_items=3, size=32)
-    res = CliRunner().invoke(_cli_app(), ["print", str(d), "--paper", "letter", "--tile-mm", "45", "--layout", "adversarial-only", "--no-cover"])
+    res = CliRunner().invoke(
+        _cli_app(),
+        ["print", str(d), "--paper", "letter", "--tile-mm", "45", "--layout", "adversarial-only", "--no-cover"],
+    )
     assert res.exit_code == 0, res.output
     assert "sheets.pdf" in res.output and "100%" in res.output
     lay = load_layout(d)
@@ -132,9 +137,16 @@ def test_missing_batch_directory(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("paper", "layout", "biggest"),
-    [("a4", "pairs", 74.5), ("letter", "pairs", 77.4), ("a4", "adversarial-only", 152.0), ("letter", "adversarial-only", 157.9)],
+    [
+        ("a4", "pairs", 74.5),
+        ("letter", "pairs", 77.4),
+        ("a4", "adversarial-only", 152.0),
+        ("letter", "adversarial-only", 157.9),
+    ],
 )
-def test_tile_too_big_names_the_maximum(synthetic_batch: Callable[..., Path], paper: str, layout: str, biggest: float) -> None:
+def test_tile_too_big_names_the_maximum(
+    synthetic_batch: Callable[..., Path], paper: str, layout: str, biggest: float
+) -> None:
     d = synthetic_batch(n_items=1, size=16)
     with pytest.raises(UserError, match=rf"--tile-mm {biggest + 0.1:g}: .* the maximum that fits is {biggest:g} mm"):
         print_batch(d, paper=paper, layout=layout, tile_mm=biggest + 0.1)
@@ -152,7 +164,9 @@ def test_tile_too_big_names_the_maximum(synthetic_batch: Callable[..., Path], pa
     ],
     ids=["paper", "layout", "tile-small", "tile-nan"],
 )
-def test_bad_options_name_the_option(synthetic_batch: Callable[..., Path], kwargs: dict[str, object], message: str) -> None:
+def test_bad_options_name_the_option(
+    synthetic_batch: Callable[..., Path], kwargs: dict[str, object], message: str
+) -> None:
     d = synthetic_batch(n_items=1, size=16)
     with pytest.raises(UserError, match=message):
         print_batch(d, **kwargs)  # type: ignore[arg-type]
@@ -160,7 +174,10 @@ def test_bad_options_name_the_option(synthetic_batch: Callable[..., Path], kwarg
 
 def test_more_sheets_than_markers(synthetic_batch: Callable[..., Path]) -> None:
     d = synthetic_batch(n_items=MAX_SHEETS + 1, size=8)  # one 150 mm tile per A4 sheet
-    with pytest.raises(UserError, match=r"126 sheets need 1008 marker ids, .*DICT_4X4_1000.* has 1000.*split the batch into batches of at most 125 items"):
+    with pytest.raises(
+        UserError,
+        match=r"126 sheets need 1008 marker ids, .*DICT_4X4_1000.* has 1000.*split the batch into batches of at most 125 items",
+    ):
         print_batch(d, tile_mm=150.0, layout="adversarial-only")
 
 
@@ -174,9 +191,17 @@ def test_qr_code_never_overlaps_tiles_captions_or_the_strip(synthetic_batch: Cal
                 lay = plan_layout(batch, sizes, paper, tile_mm, layout, cover=False)
                 s = lay.sheets[0]
                 qx, qy, qs, _ = s.qr["box_mm"]
-                assert 17.0 <= qs <= 36.0 and qx + qs <= s.size_mm[0] - 8.0 - 18.0 - 3.9 and qy + qs <= s.size_mm[1] - 8.0
+                assert (
+                    17.0 <= qs <= 36.0 and qx + qs <= s.size_mm[0] - 8.0 - 18.0 - 3.9 and qy + qs <= s.size_mm[1] - 8.0
+                )
                 gap = QUIET_MM - 1e-6
                 for t in s.tiles:  # tile and caption
                     x, y, w, h = t.box_mm
-                    assert x + w + gap <= qx or y + h + geo.CAPTION_MM + gap <= qy, (paper, layout, tile_mm, t.box_mm, s.qr["box_mm"])
+                    assert x + w + gap <= qx or y + h + geo.CAPTION_MM + gap <= qy, (
+                        paper,
+                        layout,
+                        tile_mm,
+                        t.box_mm,
+                        s.qr["box_mm"],
+                    )
                 assert max(p.box_mm[0] + p.box_mm[2] for p in s.calibration) + gap <= qx

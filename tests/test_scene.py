@@ -39,7 +39,9 @@ def _patch_batch(batch_dir: Path, target: int = 5) -> None:
     """A synthetic batch whose first item carries a (random-texture) patch, as craft --attack patch records it."""
     write_batch(batch_dir, n_items=2, size=64)
     rng = np.random.default_rng(1)
-    arr = np.asarray(Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).resize((24, 24), Image.Resampling.NEAREST))
+    arr = np.asarray(
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).resize((24, 24), Image.Resampling.NEAREST)
+    )
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, format="PNG")
     (batch_dir / "patches").mkdir()
@@ -47,8 +49,14 @@ def _patch_batch(batch_dir: Path, target: int = 5) -> None:
     batch = load_batch(batch_dir)
     for it in batch.items:
         it.attack, it.target = "patch", target
-        it.params = {"shape": "square", "patch": {"path": "patches/patch-square-a10-t5.png", "sha256": hashlib.sha256(buf.getvalue()).hexdigest(),
-                                                  "placement": {"cx": 30, "cy": 30, "side": 24, "angle_deg": 0}}}
+        it.params = {
+            "shape": "square",
+            "patch": {
+                "path": "patches/patch-square-a10-t5.png",
+                "sha256": hashlib.sha256(buf.getvalue()).hexdigest(),
+                "placement": {"cx": 30, "cy": 30, "side": 24, "angle_deg": 0},
+            },
+        }
     save_batch(batch_dir, batch)
 
 
@@ -67,7 +75,9 @@ def test_patch_card_is_printed_with_its_own_markers_at_the_stated_size(printed: 
     sheet_ids = {m.id for s in layout.sheets for m in s.markers}
     assert not sheet_ids & {m.id for m in card.markers}, "the card's markers are not any sheet's"
     page = render_pdf_page(printed / "sheets.pdf", card.page, ppm=PPM)
-    corners, ids, _ = cv2.aruco.ArucoDetector(cv2.aruco.getPredefinedDictionary(cv2.aruco.DICT_4X4_1000)).detectMarkers(cv2.cvtColor(page, cv2.COLOR_BGR2GRAY))
+    corners, ids, _ = cv2.aruco.ArucoDetector(cv2.aruco.getPredefinedDictionary(cv2.aruco.DICT_4X4_1000)).detectMarkers(
+        cv2.cvtColor(page, cv2.COLOR_BGR2GRAY)
+    )
     found = {int(i): c.reshape(4, 2) for c, i in zip(corners, ids.ravel())}
     for m in card.markers:
         got = (found[m.id] + 0.5) / PPM
@@ -134,7 +144,9 @@ def test_scene_mode_finds_the_patch_where_and_how_big_it_is(printed: Path, tmp_p
     clf = OnnxClassifier(tiny_classifier(tmp_path / "tiny.onnx"))
     db = run_scene(printed, PhotoSource(photos), clf, label=3, session_id="scene1")
     con = sqlite3.connect(db)
-    rows = con.execute("SELECT frame_idx, patch_present, patch_markers, patch_share, patch_target, view, label FROM scene_observations ORDER BY frame_idx").fetchall()
+    rows = con.execute(
+        "SELECT frame_idx, patch_present, patch_markers, patch_share, patch_target, view, label FROM scene_observations ORDER BY frame_idx"
+    ).fetchall()
     con.close()
     assert [r[1] for r in rows] == [0, 1, 1, 1] and [r[2] for r in rows] == [0, 4, 4, 4]
     assert rows[1][3] > rows[3][3] > 0.01, "the nearer patch looks bigger"
@@ -153,7 +165,9 @@ def _on_line(img: np.ndarray, p: np.ndarray, colour: tuple[int, int, int], r: in
     return bool((img[y - r : y + r + 1, x - r : x + r + 1] == colour).all(axis=2).any())
 
 
-def test_live_window_draws_the_view_the_patch_and_the_status(printed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_live_window_draws_the_view_the_patch_and_the_status(
+    printed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     layout = load_layout(printed)
     (card,) = patch_cards(layout)
     frames, _ = _frames(printed)
@@ -170,13 +184,17 @@ def test_live_window_draws_the_view_the_patch_and_the_status(printed: Path, tmp_
         s = got[0] if got else None
         tally.add(top1, s.card.target if s else None, s is not None)
         img = annotate(frame, (v.x, v.y, v.w, v.h), s, top1, 0.87, names, tally)
-        status = scene_status(names[top1], 0.87, s is not None, s.share if s else None, s.tilt_deg if s else None, tally)
+        status = scene_status(
+            names[top1], 0.87, s is not None, s.share if s else None, s.tilt_deg if s else None, tally
+        )
         assert np.array_equal(frame, before) and img.shape == frame.shape, "the frame itself is not drawn on"
         for y in (200, 400, 700):  # the view square's left and right edges, below the status bar
             assert _on_line(img, np.array([v.x + 1, y]), WHITE) and _on_line(img, np.array([v.x + v.w - 2, y]), WHITE)
         assert np.array_equal(img[100:, :200], frame[100:, :200]), "nothing is drawn outside the view and the bar"
         bar = img[:BAR_PX]
-        assert (bar == 0).all(axis=2).mean() > 0.8 and (bar == 255).all(axis=2).sum() > 50, "a black bar with white text"
+        assert (bar == 0).all(axis=2).mean() > 0.8 and (bar == 255).all(axis=2).sum() > 50, (
+            "a black bar with white text"
+        )
         if s is None:
             assert status.startswith("top-1 toaster 0.87 | no patch | frames with patch 0, without 1")
             assert not (img == GREEN).all(axis=2).any() and not (img == AMBER).all(axis=2).any()
@@ -186,7 +204,12 @@ def test_live_window_draws_the_view_the_patch_and_the_status(printed: Path, tmp_
         for a, b in zip(q, np.roll(q, -1, axis=0)):  # every edge of the patch, at a quarter, half and three quarters
             for t in (0.25, 0.5, 0.75):
                 assert _on_line(img, a + t * (b - a), colour)
-        assert status.startswith(f"top-1 {names[top1]} 0.87 | patch {100 * s.share:.1f}% of view, tilt {s.tilt_deg:.0f} deg |") and s.share > 0.01
+        assert (
+            status.startswith(
+                f"top-1 {names[top1]} 0.87 | patch {100 * s.share:.1f}% of view, tilt {s.tilt_deg:.0f} deg |"
+            )
+            and s.share > 0.01
+        )
     assert s is not None and s.tilt_deg == pytest.approx(30.0, abs=3.0)
     assert status.endswith("frames with patch 2, without 1 | target rate 1/2 = 50% with, 1/1 = 100% without")
     # without a display, asking for the window records exactly as headless does
@@ -214,17 +237,45 @@ def test_region_is_checked_against_the_frame() -> None:
 def _hand_db(path: Path) -> None:
     """Ten frames with known outcomes: 4 without the patch, 6 with it at two sizes."""
     con = create_db(path)
-    con.execute("INSERT INTO sessions (id, batch_id, source, model, provider, started, config) VALUES ('s','b','photos','m','cpu',0,'{}')")
+    con.execute(
+        "INSERT INTO sessions (id, batch_id, source, model, provider, started, config) VALUES ('s','b','photos','m','cpu',0,'{}')"
+    )
     rows = [  # present, share, top1
-        (0, None, 3), (0, None, 3), (0, None, 3), (0, None, 9),
-        (1, 0.03, 3), (1, 0.04, 5), (1, 0.03, 7),
-        (1, 0.15, 5), (1, 0.12, 5), (1, 0.18, 3),
+        (0, None, 3),
+        (0, None, 3),
+        (0, None, 3),
+        (0, None, 9),
+        (1, 0.03, 3),
+        (1, 0.04, 5),
+        (1, 0.03, 7),
+        (1, 0.15, 5),
+        (1, 0.12, 5),
+        (1, 0.18, 3),
     ]
     for k, (present, share, top1) in enumerate(rows):
         ids, probs = encode_top5([top1, 1, 2, 4, 6], [0.5, 0.2, 0.1, 0.1, 0.1])
-        con.execute("INSERT INTO scene_observations VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    ("s", k, "[0,0,10,10]", None, "p" if present else None, 5 if present else None, present, 4 if present else 0,
-                     share, None, None, None, None, top1, 0.5, ids, probs))
+        con.execute(
+            "INSERT INTO scene_observations VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                "s",
+                k,
+                "[0,0,10,10]",
+                None,
+                "p" if present else None,
+                5 if present else None,
+                present,
+                4 if present else 0,
+                share,
+                None,
+                None,
+                None,
+                None,
+                top1,
+                0.5,
+                ids,
+                probs,
+            ),
+        )
     con.commit()
     con.close()
 
@@ -259,15 +310,39 @@ def test_cli_scene_capture_and_its_bad_options(printed: Path, tmp_path: Path) ->
     for k, f in enumerate(frames[:2]):
         cv2.imwrite(str(photos / f"f{k}.png"), f)
     model = tiny_classifier(tmp_path / "tiny.onnx")
-    r = run_cli("capture", str(printed), "--scene", "--model", str(model), "--photos", str(photos), "--label", "3", "--session", "cli1", "--headless")
+    r = run_cli(
+        "capture",
+        str(printed),
+        "--scene",
+        "--model",
+        str(model),
+        "--photos",
+        str(photos),
+        "--label",
+        "3",
+        "--session",
+        "cli1",
+        "--headless",
+    )
     assert r.returncode == 0, r.stderr
     assert "scene: the patch in view and not" in r.stdout
     con = sqlite3.connect(printed / "captures" / "cli1.sqlite")
-    assert con.execute("SELECT patch_present, label FROM scene_observations ORDER BY frame_idx").fetchall() == [(0, 3), (1, 3)]
+    assert con.execute("SELECT patch_present, label FROM scene_observations ORDER BY frame_idx").fetchall() == [
+        (0, 3),
+        (1, 3),
+    ]
     con.close()
-    assert_one_line_error(run_cli("capture", str(printed), "--scene", "--simulate", "--model", str(model)), "--simulate", "--scene")
-    assert_one_line_error(run_cli("capture", str(printed), "--region", "0,0,64,64", "--photos", str(photos), "--model", str(model)), "--region", "--scene")
-    assert_one_line_error(run_cli("craft", "--out", str(tmp_path / "b"), "--attack", "patch", "--patch-area", "0.9"), "--patch-area")
+    assert_one_line_error(
+        run_cli("capture", str(printed), "--scene", "--simulate", "--model", str(model)), "--simulate", "--scene"
+    )
+    assert_one_line_error(
+        run_cli("capture", str(printed), "--region", "0,0,64,64", "--photos", str(photos), "--model", str(model)),
+        "--region",
+        "--scene",
+    )
+    assert_one_line_error(
+        run_cli("craft", "--out", str(tmp_path / "b"), "--attack", "patch", "--patch-area", "0.9"), "--patch-area"
+    )
 
 
 def test_scene_figure_plots_the_hand_count_against_patch_size(tmp_path: Path) -> None:
@@ -313,14 +388,18 @@ def test_scene_figure_plots_the_hand_count_against_patch_size(tmp_path: Path) ->
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
     box = fig.legends[0].get_window_extent(canvas.get_renderer())
-    assert not any(box.overlaps(ax.get_window_extent(canvas.get_renderer())) for ax in fig.axes), "the legend covers no data"
+    assert not any(box.overlaps(ax.get_window_extent(canvas.get_renderer())) for ax in fig.axes), (
+        "the legend covers no data"
+    )
     # in the report: PNG inline next to the scene table, SVG and PDF beside it
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         make_report(d, formats=("html", "pdf"))
     figs = d / "report" / "figures"
     root = ET.parse(figs / "scene-share.svg").getroot()
-    assert root.tag.endswith("svg") and "patch area, share of the view (%)" in (figs / "scene-share.svg").read_text(encoding="utf-8")
+    assert root.tag.endswith("svg") and "patch area, share of the view (%)" in (figs / "scene-share.svg").read_text(
+        encoding="utf-8"
+    )
     pdf = pdfium.PdfDocument(str(figs / "scene-share.pdf"))
     assert len(pdf) == 1
     pdf.close()

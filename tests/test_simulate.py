@@ -16,8 +16,8 @@ import pytest
 from channel import model as ch
 from channel.motion import HandHeldProcess
 from channel.simulate import SimulatedCamera
-from contracts.frames import FrameSource
 from contracts.errors import UserError
+from contracts.frames import FrameSource
 from contracts.layout import Layout
 from contracts.profile import load_profile
 from testkit.sim import SIZE_MM, make_sim_batch
@@ -77,7 +77,9 @@ def test_from_batch_renders_the_layout_sheets_not_the_cover(batch: tuple[Path, L
 def test_truth_homography_matches_detected_markers(batch: tuple[Path, Layout], sheets_per_frame: int) -> None:
     layout = batch[1]
     markers = layout.marker_index()
-    cam = SimulatedCamera.from_batch(batch[0], load_profile(MILD), seed=3, n_frames=8, sheets_per_frame=sheets_per_frame)
+    cam = SimulatedCamera.from_batch(
+        batch[0], load_profile(MILD), seed=3, n_frames=8, sheets_per_frame=sheets_per_frame
+    )
     errors, expected, found = [], 0, 0
     for f in cam.frames():
         homs = {s["page"]: np.array(s["H_mm_to_px"]) for s in f.truth["sheets"]}  # type: ignore[index]
@@ -96,14 +98,20 @@ def test_truth_homography_matches_detected_markers(batch: tuple[Path, Layout], s
     # ArUco's sub-pixel refinement now and then pulls one corner of a small, blurred marker a few pixels
     # off (a detector error, not a truth error): bound the bulk tightly and the worst corner loosely.
     q98 = float(np.quantile(err, 0.98))
-    assert err.mean() < 1.0 and q98 < 2.5 and err.max() < 6.0, f"corner error mean {err.mean():.2f} px, 98th percentile {q98:.2f}, max {err.max():.2f} px"
+    assert err.mean() < 1.0 and q98 < 2.5 and err.max() < 6.0, (
+        f"corner error mean {err.mean():.2f} px, 98th percentile {q98:.2f}, max {err.max():.2f} px"
+    )
 
 
 def test_pose_moves_smoothly(batch: tuple[Path, Layout]) -> None:
     cam = SimulatedCamera.from_batch(batch[0], load_profile(MILD), seed=1, n_frames=30)
     centre = np.array([[[SIZE_MM[0] / 2, SIZE_MM[1] / 2]]])
-    pts = np.array([cv2.perspectiveTransform(centre, np.array(f.truth["sheets"][0]["H_mm_to_px"]))[0, 0]  # type: ignore[index]
-                    for f in cam.frames()])
+    pts = np.array(
+        [
+            cv2.perspectiveTransform(centre, np.array(f.truth["sheets"][0]["H_mm_to_px"]))[0, 0]  # type: ignore[index]
+            for f in cam.frames()
+        ]
+    )
     steps = np.linalg.norm(np.diff(pts, axis=0), axis=1)
     assert steps.max() < 12.0, f"the page centre jumped {steps.max():.1f} px between frames"
     assert np.linalg.norm(pts - pts[0], axis=1).max() > 2.0, "the hand-held pose does not move"
@@ -160,7 +168,9 @@ def test_printer_levels_and_halftone() -> None:
     assert np.allclose(refl[0, 0], ch.gamut_matrix(printer) @ np.array(printer.paper_white), atol=1e-5)
     assert np.allclose(refl[0, 39], ch.gamut_matrix(printer) @ np.array(printer.ink_black), atol=1e-5)
     grey = np.full((60, 60, 3), 128, np.uint8)
-    ht = ch.print_page(grey, replace(printer, halftone=True, halftone_lpi=75.0), rng=np.random.default_rng(0), dpi=150.0)
+    ht = ch.print_page(
+        grey, replace(printer, halftone=True, halftone_lpi=75.0), rng=np.random.default_rng(0), dpi=150.0
+    )
     assert abs(float(ht.mean()) - float(ch.print_page(grey, printer).mean())) < 0.03
     assert ht.std() > 0.01  # the screen leaves a pattern at the raster's resolution
 
@@ -191,5 +201,7 @@ def test_missing_pdf_is_a_user_error(batch: tuple[Path, Layout], tmp_path: Path)
 
 
 def test_capture_does_not_import_torch() -> None:
-    code = "import sys, channel.simulate, channel.model; sys.exit(int('torch' in sys.modules or 'kornia' in sys.modules))"
+    code = (
+        "import sys, channel.simulate, channel.model; sys.exit(int('torch' in sys.modules or 'kornia' in sys.modules))"
+    )
     assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1]).returncode == 0

@@ -57,17 +57,25 @@ def test_onnx_converted_lite1_gives_the_attack_success_of_the_zoo_lite1(files: d
 
 
 @pytest.mark.parametrize("kind", ["torchscript", "pt2"])
-@pytest.mark.filterwarnings("ignore:`isinstance\\(treespec, LeafSpec\\)` is deprecated:FutureWarning")  # inside torch.export.load
+@pytest.mark.filterwarnings(
+    "ignore:`isinstance\\(treespec, LeafSpec\\)` is deprecated:FutureWarning"
+)  # inside torch.export.load
 def test_torchscript_and_pt2_sources_craft_a_batch(files: dict[str, Path], tmp_path: Path, kind: str) -> None:
     spec = {**LITE, "input_size": 224} if kind == "torchscript" else LITE  # TorchScript carries no input shape
-    batch = craft_batch(tmp_path / kind, CraftConfig(source=[str(files[kind])], limit=2, attacks=["fgsm"], eps=[8.0], model_spec=spec))
+    batch = craft_batch(
+        tmp_path / kind, CraftConfig(source=[str(files[kind])], limit=2, attacks=["fgsm"], eps=[8.0], model_spec=spec)
+    )
     rec = batch.models[0]
     assert (rec.kind, rec.name, rec.weights_sha256) == (kind, "lite0", sha256_file(files[kind]))
     assert len(batch.items) == 2
     # The recorded top-1 on the saved PNGs is what the zoo's lite0 says about them.
     ref = load_model("lite0")
     for it in batch.items:
-        x = torch.from_numpy(np.array(Image.open(tmp_path / kind / it.adv.path).convert("RGB"))).permute(2, 0, 1)[None].float()
+        x = (
+            torch.from_numpy(np.array(Image.open(tmp_path / kind / it.adv.path).convert("RGB")))
+            .permute(2, 0, 1)[None]
+            .float()
+        )
         with torch.no_grad():
             assert int(ref(x).argmax()) == int(it.adv.top5["lite0"][0][0])
 
@@ -76,18 +84,35 @@ def test_pt2_export_to_onnx_carries_the_spec(files: dict[str, Path], tmp_path: P
     from capture.classify import OnnxClassifier
 
     out = tmp_path / "from-pt2.onnx"
-    assert main(["models", "export", str(files["pt2"]), "--out", str(out), "--mean", "127", "--std", "128", "--resize", "bicubic"]) == 0
+    assert (
+        main(
+            [
+                "models",
+                "export",
+                str(files["pt2"]),
+                "--out",
+                str(out),
+                "--mean",
+                "127",
+                "--std",
+                "128",
+                "--resize",
+                "bicubic",
+            ]
+        )
+        == 0
+    )
     clf = OnnxClassifier(out, providers=["CPUExecutionProvider"])
     assert clf.spec == load_source("lite0").spec and len(clf.class_names) == 1000 and clf.name == "lite0"
 
 
-FACTORY = '''
+FACTORY = """
 import torch
 from torch import nn
 
 def build():
     return nn.Sequential(nn.Conv2d(3, 4, 3, stride=4), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 7))
-'''
+"""
 
 
 def _one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str], *needles: str) -> None:
@@ -99,7 +124,9 @@ def _one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str], *needle
         assert n in lines[0], (n, lines[0])
 
 
-def test_bad_sources_are_one_line_errors(files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_sources_are_one_line_errors(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "mynets.py").write_text(FACTORY)
     (tmp_path / "seven.txt").write_text("\n".join("abcdefg"))
@@ -108,9 +135,17 @@ def test_bad_sources_are_one_line_errors(files: dict[str, Path], tmp_path: Path,
     out = ["craft", "--out", str(tmp_path / "b"), "--limit", "1", "--input-size", "32"]
     _one_line_error(capsys, [*out, "--source", "mynets:biuld"], "--source mynets:biuld", "did you mean build")
     _one_line_error(capsys, [*out, "--source", "mynet:build"], "cannot import 'mynet'")
-    _one_line_error(capsys, [*out, "--source", "mynets:build", "--labels", "ten.txt"], "outputs 7 classes but --labels ten.txt names 10")
+    _one_line_error(
+        capsys,
+        [*out, "--source", "mynets:build", "--labels", "ten.txt"],
+        "outputs 7 classes but --labels ten.txt names 10",
+    )
     _one_line_error(capsys, [*out, "--source", "mynets:build", "--labels", "dup.txt"], "dup.txt", "'cat' appears twice")
-    _one_line_error(capsys, [*out[:-2], "--source", str(files["onnx"]), "--input-size", "224"], "takes 240x240 images but the preprocessing says 224")
+    _one_line_error(
+        capsys,
+        [*out[:-2], "--source", str(files["onnx"]), "--input-size", "224"],
+        "takes 240x240 images but the preprocessing says 224",
+    )
     _one_line_error(capsys, [*out, "--source", "weights.pth"], "does not unpickle")
     # The factory with its own label set crafts (its output size matches --labels).
     assert main([*out, "--source", "mynets:build", "--labels", "seven.txt", "--mean", "0.5", "--std", "0.5"]) == 0

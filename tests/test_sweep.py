@@ -16,12 +16,12 @@ from typer.testing import CliRunner
 from analysis.report import build_report
 from channel import cli as channel_cli
 from channel import model as ch
-from sweep.run import RESAMPLED, DEFAULT_TRANSFORMS, TRANSFORMS, apply_transform, run_sweep
-from sweep.cli import register
 from contracts.errors import UserError
 from contracts.manifest import load_batch
-from testkit.sim import make_test_card
+from sweep.cli import register
+from sweep.run import DEFAULT_TRANSFORMS, RESAMPLED, TRANSFORMS, apply_transform, run_sweep
 from testkit.scenes import tiny_classifier
+from testkit.sim import make_test_card
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,10 +41,19 @@ def test_sweep_json_has_a_header_and_one_row_per_strength_item_and_role(setup: t
     out = run_sweep(batch_dir, model, steps=3, seed=7)
     assert out == batch_dir / "sweep.json" and not list(batch_dir.glob(".sweep.json.*"))  # atomic: no temporary left
     doc = _doc(out)
-    assert doc["schema"] == "photoproof.sweep" and doc["seed"] == 7 and doc["model"]["name"] == "lite0" and len(doc["model"]["sha256"]) == 64
+    assert (
+        doc["schema"] == "photoproof.sweep"
+        and doc["seed"] == 7
+        and doc["model"]["name"] == "lite0"
+        and len(doc["model"]["sha256"]) == 64
+    )
     assert list(doc["transforms"]) == list(DEFAULT_TRANSFORMS)
     grids = {k: v["strengths"] for k, v in doc["transforms"].items()}
-    assert grids["brightness"] == [-48.0, -24.0, 0.0, 24.0, 48.0] and grids["blur"] == [0.0, 1.5, 3.0] and grids["jpeg"] == [100.0, 55.0, 10.0]
+    assert (
+        grids["brightness"] == [-48.0, -24.0, 0.0, 24.0, 48.0]
+        and grids["blur"] == [0.0, 1.5, 3.0]
+        and grids["jpeg"] == [100.0, 55.0, 10.0]
+    )
     assert all(v["unit"] for v in doc["transforms"].values())
     n_images = 2 * len(load_batch(batch_dir).items)
     assert len(doc["rows"]) == sum(len(g) for g in grids.values()) * n_images and len(doc["digital"]) == n_images
@@ -72,12 +81,16 @@ def test_identity_strengths_leave_the_image_unchanged_and_strength_grows_the_cha
             assert diffs[mid] == 0 and diffs[0] > diffs[1] > 0 and diffs[-1] > diffs[-2] > 0, (name, diffs)
         elif name == "jpeg":
             assert 0 < diffs[0] < diffs[-1], diffs  # quality 100 is not lossless (4:2:0)
-        elif name in RESAMPLED:  # a camera never samples a tile exactly: its mildest strength changes the image a little
+        elif (
+            name in RESAMPLED
+        ):  # a camera never samples a tile exactly: its mildest strength changes the image a little
             assert diffs[0] < 10 and diffs[-1] > 2 * diffs[0] and diffs[-1] == max(diffs), (name, diffs)
         else:
             assert diffs[0] <= 0.5 and all(b > a for a, b in zip(diffs, diffs[1:])), (name, diffs)
     # the channel's own stages: blur is its defocus, tone its printer curve
-    ref = cv2.GaussianBlur(card.astype(np.float32), (ch.gaussian_ksize(2.0),) * 2, 2.0, borderType=cv2.BORDER_REFLECT_101)
+    ref = cv2.GaussianBlur(
+        card.astype(np.float32), (ch.gaussian_ksize(2.0),) * 2, 2.0, borderType=cv2.BORDER_REFLECT_101
+    )
     assert np.abs(apply_transform("blur", 2.0, card).astype(float) - ref).max() <= 0.5
     grey = np.full((4, 4, 3), 128, np.uint8)
     lin = ch.srgb_decode(np.array(128 / 255.0)) ** 1.5
@@ -117,7 +130,9 @@ def test_report_shows_the_sweep(setup: tuple[Path, Path]) -> None:
     assert "Transformation sweep" in html and "Destruction rate against transform strength" in html
     table = json.loads((index.parent / "sweep.json").read_text())["rows"]
     assert {r["transform"] for r in table} == {"brightness", "blur", "jpeg"} and {r["topk"] for r in table} == {1, 5}
-    assert all(r["model"] == "lite0" and r["destruction"] is not None for r in table)  # digital baseline found in batch.json
+    assert all(
+        r["model"] == "lite0" and r["destruction"] is not None for r in table
+    )  # digital baseline found in batch.json
 
 
 def test_bad_arguments_name_the_option(setup: tuple[Path, Path]) -> None:
@@ -136,7 +151,9 @@ def test_cli_sweep_and_calibrate_arguments(setup: tuple[Path, Path], tmp_path: P
     app = typer.Typer()
     register(app, resolve_model=lambda name, batch: model)
     channel_cli.register(app)
-    res = CliRunner().invoke(app, ["sweep", str(batch_dir), "--transforms", "blur,noise", "--steps", "2", "--seed", "3"])
+    res = CliRunner().invoke(
+        app, ["sweep", str(batch_dir), "--transforms", "blur,noise", "--steps", "2", "--seed", "3"]
+    )
     assert res.exit_code == 0, res.output
     assert "sweep.json" in res.output and _doc(batch_dir / "sweep.json")["seed"] == 3
     res = CliRunner().invoke(app, ["calibrate", str(batch_dir), "--session", "none", "--out", str(tmp_path / "x.yaml")])

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from channel import model as ch
-from contracts.profile import PRESETS, load_profile
 from channel.twin import STAGES, ChannelTwin, params_from_channel
+from contracts.profile import PRESETS, load_profile
 from testkit.sim import make_test_card
 
 BOUND_NO_JPEG = 1.0  # in 0..255 pixel units
@@ -62,7 +62,11 @@ def test_noise_statistics_agree() -> None:
     clean_np = ch.apply_tile(card, p.replace(shot_noise=0.0, read_noise=0.0), profile, stages)
     noisy_np = ch.apply_tile(card, p, profile, stages)
     twin = ChannelTwin(profile, SIZE)
-    clean_t = twin.apply(_to_tensor(card), params_from_channel(p.replace(shot_noise=0.0, read_noise=0.0)), stages)[0].permute(1, 2, 0).numpy()
+    clean_t = (
+        twin.apply(_to_tensor(card), params_from_channel(p.replace(shot_noise=0.0, read_noise=0.0)), stages)[0]
+        .permute(1, 2, 0)
+        .numpy()
+    )
     noisy_t = twin.apply(_to_tensor(card), params_from_channel(p), stages)[0].permute(1, 2, 0).numpy()
     sd_np, sd_t = float((noisy_np - clean_np).std()), float((noisy_t - clean_t).std())
     assert sd_np > 0.5 and abs(sd_np - sd_t) < 0.25 * sd_np

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import time
 import tomllib
@@ -57,18 +56,32 @@ class Platform:
 
     def marker_env(self, extra: str = "") -> dict[str, str]:
         return {
-            "sys_platform": self.sys_platform, "platform_machine": self.platform_machine, "platform_system": self.platform_system,
-            "os_name": self.os_name, "python_version": "%d.%d" % PYTHON, "python_full_version": "%d.%d.9" % PYTHON,
-            "implementation_name": "cpython", "platform_python_implementation": "CPython", "platform_release": "", "platform_version": "",
-            "implementation_version": "%d.%d.9" % PYTHON, "extra": extra,
+            "sys_platform": self.sys_platform,
+            "platform_machine": self.platform_machine,
+            "platform_system": self.platform_system,
+            "os_name": self.os_name,
+            "python_version": "%d.%d" % PYTHON,
+            "python_full_version": "%d.%d.9" % PYTHON,
+            "implementation_name": "cpython",
+            "platform_python_implementation": "CPython",
+            "platform_release": "",
+            "platform_version": "",
+            "implementation_version": "%d.%d.9" % PYTHON,
+            "extra": extra,
         }
 
     def supported(self) -> set[Tag]:
-        return set(cpython_tags(PYTHON, platforms=self.tags)) | set(compatible_tags(PYTHON, "cp%d%d" % PYTHON, platforms=self.tags))
+        return set(cpython_tags(PYTHON, platforms=self.tags)) | set(
+            compatible_tags(PYTHON, "cp%d%d" % PYTHON, platforms=self.tags)
+        )
 
 
 def _manylinux(arch: str) -> tuple[str, ...]:
-    return tuple(f"manylinux_2_{m}_{arch}" for m in range(28, 16, -1)) + (f"manylinux2014_{arch}", f"manylinux2010_{arch}", f"manylinux1_{arch}")
+    return tuple(f"manylinux_2_{m}_{arch}" for m in range(28, 16, -1)) + (
+        f"manylinux2014_{arch}",
+        f"manylinux2010_{arch}",
+        f"manylinux1_{arch}",
+    )
 
 
 PLATFORMS = (
@@ -80,7 +93,10 @@ PLATFORMS = (
 
 # Gaps in the extras that are known and documented in the README.
 KNOWN_GAPS = {
-    ("torch", "macos-x86_64"): "PyTorch publishes no Intel-Mac wheels after 2.2: craft on another machine (an Intel Mac captures, prints and reports)",
+    (
+        "torch",
+        "macos-x86_64",
+    ): "PyTorch publishes no Intel-Mac wheels after 2.2: craft on another machine (an Intel Mac captures, prints and reports)",
 }
 
 
@@ -110,7 +126,8 @@ def fetch_files(name: str, cache: dict[str, dict[str, object]], timeout: float =
         data = json.load(r)
     files = [
         {"filename": f["filename"], "requires_python": f.get("requires-python"), "yanked": bool(f.get("yanked"))}
-        for f in data.get("files", []) if f["filename"].endswith(".whl")
+        for f in data.get("files", [])
+        if f["filename"].endswith(".whl")
     ]
     cache[key] = {"at": time.time(), "files": files}
     return files
@@ -141,7 +158,9 @@ def best_wheel(req: Requirement, files: list[dict[str, object]], platform: Platf
     return best[1] if best else None
 
 
-def check(pyproject: Path = ROOT / "pyproject.toml", core_only: bool = False, use_cache: bool = True) -> list[dict[str, object]]:
+def check(
+    pyproject: Path = ROOT / "pyproject.toml", core_only: bool = False, use_cache: bool = True
+) -> list[dict[str, object]]:
     """One row per (requirement, platform): the wheel found, ``not needed`` (marker), or a gap."""
     reqs = requirements(pyproject, core_only)
     cache: dict[str, dict[str, object]] = {}
@@ -166,7 +185,15 @@ def check(pyproject: Path = ROOT / "pyproject.toml", core_only: bool = False, us
         for p in PLATFORMS:
             env = p.marker_env("" if group == "core" else group)
             if req.marker is not None and not req.marker.evaluate(env):
-                rows.append({"group": group, "requirement": str(req), "platform": p.name, "wheel": None, "status": "not needed here"})
+                rows.append(
+                    {
+                        "group": group,
+                        "requirement": str(req),
+                        "platform": p.name,
+                        "wheel": None,
+                        "status": "not needed here",
+                    }
+                )
                 continue
             wheel = best_wheel(req, files[req.name], p)
             gap = KNOWN_GAPS.get((canonicalize_name(req.name), p.name))
@@ -184,7 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rows = check(core_only=a.core, use_cache=not a.no_cache)
     except (urllib.error.URLError, TimeoutError, OSError) as e:
-        print(f"check_wheels: cannot reach the package index {_index_url()} ({e}); set PIP_INDEX_URL or retry online", file=sys.stderr)
+        print(
+            f"check_wheels: cannot reach the package index {_index_url()} ({e}); set PIP_INDEX_URL or retry online",
+            file=sys.stderr,
+        )
         return 2
     short = {str(r["requirement"]): str(r["requirement"]).split(";")[0] for r in rows}
     width = max(len(v) for v in short.values())
@@ -192,8 +222,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['platform']:14s} {short[str(r['requirement'])]:{width}s}  {r['status']:<8s} {r['wheel'] or ''}")
     bad = [r for r in rows if r["status"] == "NO WHEEL"]
     n_ok = sum(r["status"] == "ok" for r in rows)
-    print(f"\n{n_ok} ok, {len(bad)} missing, {sum(str(r['status']).startswith('known') for r in rows)} known gaps "
-          f"over {len({r['requirement'] for r in rows})} requirements x {len(PLATFORMS)} platforms")
+    print(
+        f"\n{n_ok} ok, {len(bad)} missing, {sum(str(r['status']).startswith('known') for r in rows)} known gaps "
+        f"over {len({r['requirement'] for r in rows})} requirements x {len(PLATFORMS)} platforms"
+    )
     if a.json:
         a.json.write_text(json.dumps(rows, indent=1), encoding="utf-8")
     return 1 if bad else 0

@@ -23,10 +23,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from capture.sheets.quality import QualityGates, camera_matrix, judge_pairs, measure, midtone_mask, quad_side_px, sheet_normal
-from capture.sheets.scale import size_to_spacing_ratio
 from capture.sheets.hits import SheetHit, TileCrop
 from capture.sheets.qr import SheetQr
+from capture.sheets.quality import (
+    QualityGates,
+    camera_matrix,
+    judge_pairs,
+    measure,
+    midtone_mask,
+    quad_side_px,
+    sheet_normal,
+)
+from capture.sheets.scale import size_to_spacing_ratio
 from contracts.errors import UserError
 from contracts.images import read_png_array
 from contracts.layout import Layout, Sheet, Tile
@@ -42,11 +50,13 @@ FULL_SCAN_FRAMES = 30  # every this many frames the whole dictionary is searched
 MIDTONE_CACHE = 1024  # digital mid-tone masks kept for the clipping gate (50-70 KB each at a model's input size)
 
 
-def aruco_dictionary(name: str) -> "cv2.aruco.Dictionary":
+def aruco_dictionary(name: str) -> cv2.aruco.Dictionary:
     """The OpenCV predefined dictionary called ``name`` (e.g. ``DICT_4X4_1000``)."""
     code = getattr(cv2.aruco, name, None) if name.startswith("DICT_") else None
     if not isinstance(code, int):
-        raise UserError(f"layout.json: aruco_dictionary {name!r} is not an OpenCV ArUco dictionary (e.g. DICT_4X4_1000)")
+        raise UserError(
+            f"layout.json: aruco_dictionary {name!r} is not an OpenCV ArUco dictionary (e.g. DICT_4X4_1000)"
+        )
     return cv2.aruco.getPredefinedDictionary(code)
 
 
@@ -102,11 +112,15 @@ class SheetDetector:
         full = aruco_dictionary(layout.aruco_dictionary)
         ours = sorted(self._index)
         if ours and not 0 <= ours[0] <= ours[-1] < len(full.bytesList):
-            raise UserError(f"layout.json: marker ids {ours[0]}..{ours[-1]} do not all exist in {layout.aruco_dictionary}; re-run 'photoproof print'")
+            raise UserError(
+                f"layout.json: marker ids {ours[0]}..{ours[-1]} do not all exist in {layout.aruco_dictionary}; re-run 'photoproof print'"
+            )
         # Identifying a candidate costs time in proportion to the dictionary: search for this
         # layout's ids only (exact matches, as the whole dictionary allows no corrected bits),
         # and the whole dictionary now and then, to notice a sheet of another batch.
-        subset = cv2.aruco.Dictionary(full.bytesList[ours].copy(), full.markerSize, full.maxCorrectionBits) if ours else full
+        subset = (
+            cv2.aruco.Dictionary(full.bytesList[ours].copy(), full.markerSize, full.maxCorrectionBits) if ours else full
+        )
         self._subset_ids = ours
         fast = cv2.aruco.DetectorParameters()
         fast.adaptiveThreshWinSizeMin = fast.adaptiveThreshWinSizeMax = FAST_WINDOW_PX  # one pass
@@ -115,7 +129,9 @@ class SheetDetector:
         self._robust = cv2.aruco.ArucoDetector(subset, cv2.aruco.DetectorParameters())
         self._marker_side = 0.0  # median marker side in the last frame, px
         self._misses = 0
-        self._corners_mm = {mid: np.asarray(m.corners_mm, np.float64).reshape(4, 2) for mid, (_, m) in self._index.items()}
+        self._corners_mm = {
+            mid: np.asarray(m.corners_mm, np.float64).reshape(4, 2) for mid, (_, m) in self._index.items()
+        }
         self._sheets = {s.sheet_id: s for s in layout.sheets}
         self._frame_no = 0
         self._warned: set[str] = set()
@@ -156,7 +172,9 @@ class SheetDetector:
         return [self._refine(grey, c) for c in corners], ids
 
     @staticmethod
-    def _run(det: "cv2.aruco.ArucoDetector", grey: np.ndarray, half: bool, id_map: list[int] | None) -> tuple[list[np.ndarray], list[int]]:
+    def _run(
+        det: cv2.aruco.ArucoDetector, grey: np.ndarray, half: bool, id_map: list[int] | None
+    ) -> tuple[list[np.ndarray], list[int]]:
         """Markers found by ``det``; ``id_map`` turns a subset dictionary's indices back into ids."""
         img = cv2.resize(grey, (grey.shape[1] // 2, grey.shape[0] // 2), interpolation=cv2.INTER_AREA) if half else grey
         corners, ids, _ = det.detectMarkers(img)
@@ -165,7 +183,9 @@ class SheetDetector:
         f = 2.0 if half else 1.0
         off = 0.5 if half else 0.0
         found = [int(i) for i in ids.ravel()]
-        return [c.reshape(4, 2).astype(np.float64) * f + off for c in corners], [id_map[i] for i in found] if id_map is not None else found
+        return [c.reshape(4, 2).astype(np.float64) * f + off for c in corners], [
+            id_map[i] for i in found
+        ] if id_map is not None else found
 
     @staticmethod
     def _refine(grey: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -214,7 +234,9 @@ class SheetDetector:
         self.foreign_ids |= new
         if new and "foreign" not in self._warned:
             self._warned.add("foreign")
-            log.warning("ignoring ArUco markers %s: not in this batch's layout.json (a sheet from another batch?)", sorted(new))
+            log.warning(
+                "ignoring ArUco markers %s: not in this batch's layout.json (a sheet from another batch?)", sorted(new)
+            )
         elif new:
             log.debug("more foreign markers ignored: %s", sorted(new))
 
@@ -287,7 +309,11 @@ class SheetDetector:
         sid = hit.sheet.sheet_id
         history = self._scale_history.setdefault(sid, deque(maxlen=15))
         seen = self._sightings[sid] = self._sightings.get(sid, 0) + 1
-        ratio = size_to_spacing_ratio(grey, hit.H, [(self._corners_mm[i], c) for i, c in used]) if (seen - 1) % self.scale_every == 0 else None
+        ratio = (
+            size_to_spacing_ratio(grey, hit.H, [(self._corners_mm[i], c) for i, c in used])
+            if (seen - 1) % self.scale_every == 0
+            else None
+        )
         if ratio is not None:
             history.append(ratio)
             hit.scale_ratio = ratio
@@ -305,7 +331,8 @@ class SheetDetector:
                     "sheet %s: printed markers are %.1f%% of their size in layout.json relative to their spacing; "
                     "was the page scaled or stretched when printed, or is layout.json from another print run? "
                     "Print sheets.pdf at 100%% ('actual size'), not 'fit to page'",
-                    sid, 100 * smooth,
+                    sid,
+                    100 * smooth,
                 )
 
     # -- tiles ---------------------------------------------------------------
@@ -331,7 +358,11 @@ class SheetDetector:
         fh, fw = frame_bgr.shape[:2]
         K = camera_matrix(fw, fh, self.focal_px)
         normal = sheet_normal(hit.H, K)
-        crops = [c for c in (self._crop(frame_bgr, hit, t, size, K, normal, crop_pct) for t in hit.sheet.tiles) if c is not None]
+        crops = [
+            c
+            for c in (self._crop(frame_bgr, hit, t, size, K, normal, crop_pct) for t in hit.sheet.tiles)
+            if c is not None
+        ]
         judge_pairs(crops, hit.sheet.tiles)
         return crops
 
@@ -355,13 +386,24 @@ class SheetDetector:
             s = min(h, w) * crop_pct
             y0, x0 = int(round((h - s) / 2)), int(round((w - s) / 2))
             side = max(1, int(round(s)))
-            mask = midtone_mask(cv2.resize(img[y0:y0 + side, x0:x0 + side], (size, size), interpolation=cv2.INTER_AREA))
+            mask = midtone_mask(
+                cv2.resize(img[y0 : y0 + side, x0 : x0 + side], (size, size), interpolation=cv2.INTER_AREA)
+            )
         self._midtones[key] = mask
         if len(self._midtones) > MIDTONE_CACHE:
             self._midtones.popitem(last=False)
         return mask
 
-    def _crop(self, frame_bgr: np.ndarray, hit: SheetHit, tile: Tile, size: int, K: np.ndarray, normal: np.ndarray, crop_pct: float = 1.0) -> TileCrop | None:
+    def _crop(
+        self,
+        frame_bgr: np.ndarray,
+        hit: SheetHit,
+        tile: Tile,
+        size: int,
+        K: np.ndarray,
+        normal: np.ndarray,
+        crop_pct: float = 1.0,
+    ) -> TileCrop | None:
         """One tile of :meth:`crop_tiles`; ``None`` when it is not wholly in the frame."""
         fh, fw = frame_bgr.shape[:2]
         quad, ahead = self.tile_quad(hit, tile)
@@ -378,13 +420,21 @@ class SheetDetector:
         x1, y1 = min(fw, int(quad[:, 0].max()) + 3), min(fh, int(quad[:, 1].max()) + 3)
         roi = cv2.cvtColor(frame_bgr[y0:y1, x0:x1], cv2.COLOR_BGR2BGRA)
         M = np.array([[1.0, 0, -x0], [0, 1.0, -y0], [0, 0, 1.0]]) @ hit.H @ T
-        crop = cv2.warpPerspective(roi, M, (big, big), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+        crop = cv2.warpPerspective(
+            roi, M, (big, big), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
+        )
         if k > 1:
             crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
         rgb = cv2.cvtColor(crop, cv2.COLOR_BGRA2RGB)
         q = measure(rgb, quad, hit.H, K, normal, self._midtone(tile, size, crop_pct))
         fail = self.gates.failures(q, hit.reproj_px)
         return TileCrop(
-            tile=tile, sheet_id=hit.sheet.sheet_id, crop_rgb=rgb, quad_px=quad,
-            quality=q, good=not fail, reproj_px=hit.reproj_px, fail=fail,
+            tile=tile,
+            sheet_id=hit.sheet.sheet_id,
+            crop_rgb=rgb,
+            quad_px=quad,
+            quality=q,
+            good=not fail,
+            reproj_px=hit.reproj_px,
+            fail=fail,
         )

@@ -114,7 +114,9 @@ class SheetQr:
         sx, sy = w / side, h / side
         T = np.array([[sx, 0, x - margin * sx + 0.5 * sx], [0, sy, y - margin * sy + 0.5 * sy], [0, 0, 1.0]])
         out = side + 2 * margin
-        patch = cv2.warpPerspective(grey, hit.H @ T, (out, out), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderValue=255)
+        patch = cv2.warpPerspective(
+            grey, hit.H @ T, (out, out), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderValue=255
+        )
         a, b = margin - 0.5, margin + side - 0.5
         corners = np.array([[[a, a], [b, a], [b, b], [a, b]]], np.float32)
         try:
@@ -151,7 +153,10 @@ class SheetQr:
             other = text.split(":")[1] if text.startswith("photoproof:") and text.count(":") >= 2 else text
             log.warning(
                 "ignoring a sheet whose QR code reads %r (batch %s), not %r: it belongs to another batch "
-                "(its markers happen to have this batch's ids)", text, other, ours,
+                "(its markers happen to have this batch's ids)",
+                text,
+                other,
+                ours,
             )
         elif new:
             log.debug("ignoring a sheet of another batch: its QR code reads %r", text)

@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -74,13 +75,13 @@ class QualityGates:
             raise UserError(f"--max-angle-deg: at most 90, got {self.max_angle_deg}")
 
     @classmethod
-    def for_model(cls, input_size: int, model: str = "", **overrides: Any) -> "QualityGates":
+    def for_model(cls, input_size: int, model: str = "", **overrides: Any) -> QualityGates:
         """Gates for a model of ``input_size``: tile side >= ``MIN_TILE_FRACTION`` x input size; ``None`` overrides are ignored."""
         given = {k: v for k, v in overrides.items() if v is not None}
         given.setdefault("min_tile_px", float(min_tile_px_for(input_size)))
         return cls(model=model, **given)
 
-    def failures(self, m: "TileQuality", reproj_px: float) -> list[str]:
+    def failures(self, m: TileQuality, reproj_px: float) -> list[str]:
         """The gates the tile fails, by name: ``size``, ``angle``, ``sharpness``, ``clipped``, ``reproj``."""
         out = []
         if m.tile_px < self.min_tile_px:
@@ -95,7 +96,7 @@ class QualityGates:
             out.append("reproj")
         return out
 
-    def passes(self, m: "TileQuality", reproj_px: float) -> bool:
+    def passes(self, m: TileQuality, reproj_px: float) -> bool:
         """True when the tile's metrics and its sheet's reprojection error pass every gate."""
         return not self.failures(m, reproj_px)
 
@@ -105,11 +106,15 @@ class QualityGates:
         if gate == "size":
             return f"tiles {value:.0f} px, {who} >= {self.min_tile_px:.0f}: move closer or print bigger tiles"
         if gate == "angle":
-            return f"view {value:.0f}° off the sheet, max {self.max_angle_deg:.0f}°: hold the camera square to the sheet"
+            return (
+                f"view {value:.0f}° off the sheet, max {self.max_angle_deg:.0f}°: hold the camera square to the sheet"
+            )
         if gate == "sharpness":
             return f"blurred (sharpness {value:.0f} < {self.min_sharpness:g}): hold still and let the camera focus"
         if gate == "clipped":
-            return f"{100 * value:.0f}% clipped pixels, max {100 * self.max_clipped:.0f}%: avoid glare, lower the exposure"
+            return (
+                f"{100 * value:.0f}% clipped pixels, max {100 * self.max_clipped:.0f}%: avoid glare, lower the exposure"
+            )
         if gate == "reproj":
             return f"markers misfit by {value:.1f} px, max {self.max_reproj_px:g}: flatten the sheet"
         if gate == "pair":
@@ -189,7 +194,9 @@ def sharpness(crop_rgb: np.ndarray, native_px: float | None = None) -> float:
     return float(std[0, 0]) ** 2
 
 
-MIDTONE_MARGIN = 16  # a digital pixel this close to 0 or 255 in some channel may clip in the camera without losing anything
+MIDTONE_MARGIN = (
+    16  # a digital pixel this close to 0 or 255 in some channel may clip in the camera without losing anything
+)
 
 
 def midtone_mask(reference_rgb: np.ndarray) -> np.ndarray:
@@ -225,7 +232,11 @@ def camera_matrix(width: int, height: int, focal: float | None = None) -> np.nda
 
     Without ``focal`` (pixels), the focal length gives a 78° diagonal field of view.
     """
-    f = float(focal) if focal is not None else 0.5 * math.hypot(width, height) / math.tan(math.radians(DIAGONAL_FOV_DEG / 2))
+    f = (
+        float(focal)
+        if focal is not None
+        else 0.5 * math.hypot(width, height) / math.tan(math.radians(DIAGONAL_FOV_DEG / 2))
+    )
     return np.array([[f, 0.0, width / 2.0], [0.0, f, height / 2.0], [0.0, 0.0, 1.0]])
 
 
@@ -241,7 +252,9 @@ def sheet_normal(H: np.ndarray, K: np.ndarray) -> np.ndarray:
     return n / np.linalg.norm(n)
 
 
-def viewing_angle_deg(H: np.ndarray, K: np.ndarray, point_px: tuple[float, float], normal: np.ndarray | None = None) -> float:
+def viewing_angle_deg(
+    H: np.ndarray, K: np.ndarray, point_px: tuple[float, float], normal: np.ndarray | None = None
+) -> float:
     """Angle in degrees between the ray through ``point_px`` and the sheet's normal (0 = head-on)."""
     n = sheet_normal(H, K) if normal is None else normal
     ray = np.array([(point_px[0] - K[0, 2]) / K[0, 0], (point_px[1] - K[1, 2]) / K[1, 1], 1.0])
@@ -249,8 +262,14 @@ def viewing_angle_deg(H: np.ndarray, K: np.ndarray, point_px: tuple[float, float
     return math.degrees(math.acos(min(1.0, c)))
 
 
-def measure(crop_rgb: np.ndarray, quad_px: np.ndarray, H: np.ndarray, K: np.ndarray, normal: np.ndarray | None = None,
-            midtone: np.ndarray | None = None) -> TileQuality:
+def measure(
+    crop_rgb: np.ndarray,
+    quad_px: np.ndarray,
+    H: np.ndarray,
+    K: np.ndarray,
+    normal: np.ndarray | None = None,
+    midtone: np.ndarray | None = None,
+) -> TileQuality:
     """All four metrics of one tile: its crop, its quadrilateral in the frame, the sheet homography.
 
     ``normal`` (from :func:`sheet_normal`) saves recomputing it for every tile of a sheet;

@@ -78,7 +78,9 @@ def marker_size_ratio(grey: np.ndarray, H: np.ndarray, corners_mm: np.ndarray) -
     return float((2 * side + off.sum()) / (2 * side))
 
 
-def size_to_spacing_ratio(grey: np.ndarray, H: np.ndarray, markers: list[tuple[np.ndarray, np.ndarray]]) -> float | None:
+def size_to_spacing_ratio(
+    grey: np.ndarray, H: np.ndarray, markers: list[tuple[np.ndarray, np.ndarray]]
+) -> float | None:
     """Median marker size over median marker spacing, both relative to the layout (1.0: as laid out).
 
     Args:

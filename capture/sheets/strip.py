@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -25,7 +26,6 @@ from contracts.layout import Patch, Sheet
 from contracts.strip import BT601, CAPTION_MM, EDGE_MM, END_MM, ESF_GAMMA, INSET, MIN_EDGE_MM, PATCH_EVERY
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass
@@ -87,7 +87,13 @@ def measure_patch(frame: np.ndarray, H: np.ndarray, patch: Patch) -> PatchStat |
     res = vals - a @ coef
     std = np.sqrt((res**2).sum(axis=0) / max(1, len(xy) - 3))
     m = rgb.mean(axis=0)
-    return PatchStat(patch.name, (float(m[0]), float(m[1]), float(m[2])), (float(std[0]), float(std[1]), float(std[2])), float(std[3]), len(xy))
+    return PatchStat(
+        patch.name,
+        (float(m[0]), float(m[1]), float(m[2])),
+        (float(std[0]), float(std[1]), float(std[2])),
+        float(std[3]),
+        len(xy),
+    )
 
 
 # ----------------------------------------------------------------------------- edges
@@ -95,7 +101,9 @@ def _erf(x: np.ndarray) -> np.ndarray:
     """Abramowitz & Stegun 7.1.26 (error < 1.5e-7)."""
     s, x = np.sign(x), np.abs(x)
     t = 1.0 / (1.0 + 0.3275911 * x)
-    y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * np.exp(-x * x)
+    y = 1.0 - (
+        ((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592
+    ) * t * np.exp(-x * x)
     return s * y
 
 
@@ -169,7 +177,9 @@ class Edge:
     kind: str  # "strip" or "marker"
 
 
-def _room(box: np.ndarray, axis: int, sign: int, obstacles: list[tuple[np.ndarray, bool]], page: Sequence[float]) -> float:
+def _room(
+    box: np.ndarray, axis: int, sign: int, obstacles: list[tuple[np.ndarray, bool]], page: Sequence[float]
+) -> float:
     """Free paper (or white patches) beyond the side of ``box`` facing ``sign`` along ``axis``, up to ``EDGE_MM``."""
     other = 1 - axis
     edge = box[axis + 2] if sign > 0 else box[axis]
@@ -246,14 +256,20 @@ def edge_sigma(frame: np.ndarray, H: np.ndarray, edge: Edge, lut: np.ndarray) ->
 _LIN = ((np.arange(256) / 255.0) ** ESF_GAMMA).astype(np.float64)
 
 
-def measure_sheet(frame_bgr: np.ndarray, hit: SheetHit, marker_mm: float, edges: list[Edge] | None = None) -> SheetPatches | None:
+def measure_sheet(
+    frame_bgr: np.ndarray, hit: SheetHit, marker_mm: float, edges: list[Edge] | None = None
+) -> SheetPatches | None:
     """Patches and edge blur of one detected sheet; None when it has no calibration strip in view.
 
     The blur is the median over the strip's edges, or over the markers' when fewer than two
     strip edges fit. ``edges``: the sheet's :func:`strip_edges`, when already known.
     """
     H = hit.H
-    stats = [s for p in hit.sheet.calibration if p.kind in ("grey", "colour") and (s := measure_patch(frame_bgr, H, p)) is not None]
+    stats = [
+        s
+        for p in hit.sheet.calibration
+        if p.kind in ("grey", "colour") and (s := measure_patch(frame_bgr, H, p)) is not None
+    ]
     edges = strip_edges(hit.sheet, marker_mm) if edges is None else edges
     sigmas = [sg for e in edges if e.kind == "strip" and (sg := edge_sigma(frame_bgr, H, e, _LIN)) is not None]
     if len(sigmas) < 2:
@@ -264,8 +280,9 @@ def measure_sheet(frame_bgr: np.ndarray, hit: SheetHit, marker_mm: float, edges:
     return SheetPatches(hit.sheet.sheet_id, stats, float(np.median(sigmas)) if sigmas else None, len(sigmas), fw, fh)
 
 
-def measure_hits(frame_bgr: np.ndarray, hits: list[SheetHit], marker_mm: float,
-                 edges: dict[str, list[Edge]] | None = None) -> list[SheetPatches]:
+def measure_hits(
+    frame_bgr: np.ndarray, hits: list[SheetHit], marker_mm: float, edges: dict[str, list[Edge]] | None = None
+) -> list[SheetPatches]:
     """:func:`measure_sheet` for every hit (``edges`` caches each sheet's); a failure is logged and skipped."""
     out = []
     cache = {} if edges is None else edges

@@ -5,16 +5,15 @@ from __future__ import annotations
 import logging
 import re
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
 
 import cv2
 import numpy as np
 
 from contracts.errors import UserError
-from contracts.imageio import UNREADABLE, open_rgb8
 from contracts.frames import Frame, FrameSource
+from contracts.imageio import UNREADABLE, open_rgb8
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +44,10 @@ class PhotoSource(FrameSource):
         self._interrupted = False
         if not self.directory.is_dir():
             raise UserError(f"--photos {self.directory}: no such folder")
-        self._files = sorted((p for p in self.directory.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES and p.is_file()), key=_natural_key)
+        self._files = sorted(
+            (p for p in self.directory.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES and p.is_file()),
+            key=_natural_key,
+        )
         if not self._files:
             raise UserError(f"--photos {self.directory}: no photos in it ({', '.join(PHOTO_SUFFIXES)})")
         self._t0 = time.monotonic()

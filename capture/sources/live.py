@@ -15,16 +15,17 @@ import sys
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from glob import glob
-from typing import Callable, Iterator, Protocol
+from typing import Protocol
 
 import cv2
 import numpy as np
 
 from capture.sources.mjpeg import STREAM_ERRORS, MjpegReader, redact
-from contracts.frames import Frame, FrameSource
 from contracts.errors import UserError
+from contracts.frames import Frame, FrameSource
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ class LatestFrameGrabber:
         self.reconnects = 0
         self.frames_read = 0
 
-    def start(self, reader: Reader | None = None) -> "LatestFrameGrabber":
+    def start(self, reader: Reader | None = None) -> LatestFrameGrabber:
         """Start the thread, optionally with an already open reader."""
         self._reader = reader
         self._t0 = time.monotonic()
@@ -130,7 +131,9 @@ class LatestFrameGrabber:
                     continue
                 self.reconnects += 1
                 self.backoff.reset()
-                log.warning("%s: reconnected after %.1f s", self.name, time.monotonic() - (dropped_at or time.monotonic()))
+                log.warning(
+                    "%s: reconnected after %.1f s", self.name, time.monotonic() - (dropped_at or time.monotonic())
+                )
             try:
                 img = self._reader.read()
             except Exception as e:  # the thread must not die silently: an unforeseen read failure is a drop
@@ -178,7 +181,7 @@ class LatestFrameGrabber:
         self._thread = None
         self._close_reader()
 
-    def __enter__(self) -> "LatestFrameGrabber":
+    def __enter__(self) -> LatestFrameGrabber:
         return self if self._thread else self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -284,7 +287,14 @@ class CameraSource(LiveSource):
         width, height, fps: requested capture format (the camera may pick the nearest it has).
     """
 
-    def __init__(self, index: int, width: int | None = 1920, height: int | None = 1080, fps: float | None = 30.0, open_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        index: int,
+        width: int | None = 1920,
+        height: int | None = 1080,
+        fps: float | None = 30.0,
+        open_timeout: float = 5.0,
+    ) -> None:
         super().__init__(open_timeout)
         if index < 0:
             raise UserError(f"--camera {index}: the index must be 0 or more")
@@ -297,7 +307,9 @@ class CameraSource(LiveSource):
         if not cap.isOpened():
             cap.release()
             return None
-        cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*"MJPG"))  # USB webcams give 720p and 1080p at 30 fps only as MJPEG
+        cap.set(
+            cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*"MJPG")
+        )  # USB webcams give 720p and 1080p at 30 fps only as MJPEG
         if self.width:
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
         if self.height:
@@ -305,16 +317,33 @@ class CameraSource(LiveSource):
         if self.fps:
             cap.set(cv2.CAP_PROP_FPS, self.fps)
         cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
-        w, h, f = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), cap.get(cv2.CAP_PROP_FPS)
+        w, h, f = (
+            int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+            int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+            cap.get(cv2.CAP_PROP_FPS),
+        )
         if self.width and self.height and (w, h) != (self.width, self.height):
-            log.warning("camera %d gives %dx%d, not the requested %dx%d: lay the sheets out for the mode it gives "
-                        "(photoproof print BATCH --camera %dx%d --model MODEL)", self.index, w, h, self.width, self.height, w, h)
+            log.warning(
+                "camera %d gives %dx%d, not the requested %dx%d: lay the sheets out for the mode it gives "
+                "(photoproof print BATCH --camera %dx%d --model MODEL)",
+                self.index,
+                w,
+                h,
+                self.width,
+                self.height,
+                w,
+                h,
+            )
         log.info("camera %d: %dx%d at %.0f fps (%s)", self.index, w, h, f or 0, cap.getBackendName())
         return OpenCVReader(cap)
 
     def open_error(self, why: str) -> str:
         devices = sorted(glob("/dev/video*")) if sys.platform.startswith("linux") else []
-        seen = f"; video devices here: {', '.join(devices)}" if devices else ("; no /dev/video* devices here" if sys.platform.startswith("linux") else "")
+        seen = (
+            f"; video devices here: {', '.join(devices)}"
+            if devices
+            else ("; no /dev/video* devices here" if sys.platform.startswith("linux") else "")
+        )
         return (
             f"--camera {self.index}: no camera at index {self.index} could be opened ({why}){seen}. "
             f"Try --camera 0, close other programs using the camera, or use --url/--video/--photos"
@@ -335,11 +364,15 @@ class UrlSource(LiveSource):
         backoff: delays between reconnection attempts after a drop.
     """
 
-    def __init__(self, url: str, open_timeout: float = 10.0, read_timeout: float = 5.0, backoff: Backoff | None = None) -> None:
+    def __init__(
+        self, url: str, open_timeout: float = 10.0, read_timeout: float = 5.0, backoff: Backoff | None = None
+    ) -> None:
         super().__init__(open_timeout, backoff)
         scheme = urllib.parse.urlsplit(url).scheme.lower()
         if scheme not in URL_SCHEMES:
-            raise UserError(f"--url {url}: expected an http://, https:// or rtsp:// address (e.g. http://PHONE:8080/video)")
+            raise UserError(
+                f"--url {url}: expected an http://, https:// or rtsp:// address (e.g. http://PHONE:8080/video)"
+            )
         self.url, self.scheme, self.read_timeout = url, scheme, read_timeout
         self.description = f"url:{redact(url)}"
         self._ffmpeg = scheme not in ("http", "https")
@@ -349,12 +382,18 @@ class UrlSource(LiveSource):
             r = MjpegReader(self.url, self.read_timeout)
             if r.is_mjpeg or r.is_jpeg:
                 return r
-            log.info("%s serves %s, not MJPEG; reading it through FFmpeg", redact(self.url), r.content_type or "no content type")
+            log.info(
+                "%s serves %s, not MJPEG; reading it through FFmpeg",
+                redact(self.url),
+                r.content_type or "no content type",
+            )
             r.close()
             self._ffmpeg = True
         ms = int(1000 * self.read_timeout)
         os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
-        cap = cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+        cap = cv2.VideoCapture(
+            self.url, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+        )
         if not cap.isOpened():
             cap.release()
             return None

@@ -181,7 +181,9 @@ def request_for(url: str) -> urllib.request.Request:
     if p.port:
         netloc += f":{p.port}"
     bare = urllib.parse.urlunsplit((p.scheme, netloc, p.path, p.query, p.fragment))
-    token = base64.b64encode(f"{urllib.parse.unquote(p.username)}:{urllib.parse.unquote(p.password or '')}".encode()).decode()
+    token = base64.b64encode(
+        f"{urllib.parse.unquote(p.username)}:{urllib.parse.unquote(p.password or '')}".encode()
+    ).decode()
     return urllib.request.Request(bare, headers={"User-Agent": "photoproof", "Authorization": f"Basic {token}"})
 
 

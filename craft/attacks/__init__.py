@@ -18,6 +18,7 @@ objects that every gradient attack accepts; see :mod:`craft.attacks.spec` for
 
 from __future__ import annotations
 
+from contracts.errors import UserError
 from craft.attacks.base import Attack, AttackOutput, Goal, ascent_gradient, kurakin_steps
 from craft.attacks.bim import BIM
 from craft.attacks.difgsm import DIFGSM
@@ -33,8 +34,6 @@ from craft.attacks.rng import ItemRng
 from craft.attacks.spec import ALIASES, AttackSettings, AttackSpec, build_attack, parse_spec
 from craft.attacks.transforms import Compose, DiverseInputs
 
-from contracts.errors import UserError
-
 ATTACKS: dict[str, type[Attack]] = {cls.name: cls for cls in (FGSM, BIM, LeastLikely, PGD, MIFGSM, DIFGSM)}
 # Universal attacks: optimised over all the batch's images at once (craft.patchjob runs them as a stage).
 UNIVERSAL: dict[str, type[AdversarialPatch]] = {AdversarialPatch.name: AdversarialPatch}
@@ -49,7 +48,33 @@ def get_attack(name: str) -> type[Attack]:
 
 
 __all__ = [
-    "ALIASES", "ATTACKS", "AdversarialPatch", "Attack", "AttackOutput", "AttackSettings", "AttackSpec", "BIM", "Compose", "DIFGSM",
-    "DiverseInputs", "EOT", "FGSM", "Goal", "ItemRng", "IterativeAttack", "LINF", "LeastLikely", "MIFGSM", "PGD",
-    "ascent_gradient", "build_attack", "get_attack", "kurakin_steps", "least_likely", "parse_spec", "project", "to_lattice", "UNIVERSAL",
+    "ALIASES",
+    "ATTACKS",
+    "AdversarialPatch",
+    "Attack",
+    "AttackOutput",
+    "AttackSettings",
+    "AttackSpec",
+    "BIM",
+    "Compose",
+    "DIFGSM",
+    "DiverseInputs",
+    "EOT",
+    "FGSM",
+    "Goal",
+    "ItemRng",
+    "IterativeAttack",
+    "LINF",
+    "LeastLikely",
+    "MIFGSM",
+    "PGD",
+    "ascent_gradient",
+    "build_attack",
+    "get_attack",
+    "kurakin_steps",
+    "least_likely",
+    "parse_spec",
+    "project",
+    "to_lattice",
+    "UNIVERSAL",
 ]

@@ -33,7 +33,10 @@ def cat_params(parts: list[Any]) -> Any:
     if isinstance(first, dict):
         return {k: cat_params([p[k] for p in parts]) for k in first}
     if dataclasses.is_dataclass(first) and not isinstance(first, type):
-        return dataclasses.replace(first, **{f.name: cat_params([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(first) if f.init})
+        return dataclasses.replace(
+            first,
+            **{f.name: cat_params([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(first) if f.init},
+        )
     if isinstance(first, tuple) and hasattr(first, "_fields"):
         return type(first)(*(cat_params([getattr(p, f) for p in parts]) for f in first._fields))
     if all(p == first for p in parts):
@@ -54,7 +57,9 @@ class EOT:
 
     name = "eot"
 
-    def __init__(self, profile: ChannelProfile | None = None, samples: int = 8, tile_px: tuple[float, float] | None = None) -> None:
+    def __init__(
+        self, profile: ChannelProfile | None = None, samples: int = 8, tile_px: tuple[float, float] | None = None
+    ) -> None:
         if samples < 1:
             raise ValueError("EOT needs at least one sample")
         self.profile = profile if profile is not None else default_profile()

@@ -28,4 +28,6 @@ class MIFGSM(IterativeAttack):
         repair_steps: int = 10,
         amp: bool = False,
     ) -> None:
-        super().__init__(steps=steps, alpha=alpha, update=Momentum(momentum), transform=transform, repair_steps=repair_steps, amp=amp)
+        super().__init__(
+            steps=steps, alpha=alpha, update=Momentum(momentum), transform=transform, repair_steps=repair_steps, amp=amp
+        )

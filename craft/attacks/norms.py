@@ -51,7 +51,9 @@ class Linf:
         return (x - eps).clamp_(min=0.0), (x + eps).clamp_(max=255.0)
 
     @staticmethod
-    def step(adv: torch.Tensor, direction: torch.Tensor, alpha: float, bounds: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def step(
+        adv: torch.Tensor, direction: torch.Tensor, alpha: float, bounds: tuple[torch.Tensor, torch.Tensor]
+    ) -> torch.Tensor:
         """``clip(adv + α·direction)`` into ``bounds``, reusing ``direction``'s buffer (one fused clamp)."""
         low, high = bounds
         return torch.clamp(direction.mul_(alpha).add_(adv), low, high, out=direction)

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -50,7 +51,7 @@ class Placement:
         return {k: round(float(v), 4) for k, v in asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Placement":
+    def from_dict(cls, d: dict[str, Any]) -> Placement:
         return cls(float(d["cx"]), float(d["cy"]), float(d["side"]), float(d["angle_deg"]))
 
 
@@ -86,7 +87,9 @@ def paste(x: torch.Tensor, patch: torch.Tensor, mask: torch.Tensor, placements: 
         s = pl.side
         cos, sin = math.cos(a), math.sin(a)
         # image normalised coords u = (2X+1)/W - 1; patch coords from rotated, scaled offsets from the centre
-        m = torch.tensor([[cos, sin], [-sin, cos]], dtype=torch.float64) * torch.tensor([[w / s, h / s], [w / s, h / s]], dtype=torch.float64)
+        m = torch.tensor([[cos, sin], [-sin, cos]], dtype=torch.float64) * torch.tensor(
+            [[w / s, h / s], [w / s, h / s]], dtype=torch.float64
+        )
         c = torch.tensor([2 * pl.cx / w - 1, 2 * pl.cy / h - 1], dtype=torch.float64)
         theta[i, :, :2] = m
         theta[i, :, 2] = -(m @ c)
@@ -131,17 +134,27 @@ class PatchState:
     def save(self, path: Path) -> None:
         """Write atomically (``torch.save`` to a temporary name, then rename)."""
         tmp = path.with_name(path.name + ".tmp")
-        torch.save({"patch": self.patch.detach().cpu(), "optim": self.optim, "step": self.step, "losses": torch.tensor(self.losses)}, tmp)
+        torch.save(
+            {
+                "patch": self.patch.detach().cpu(),
+                "optim": self.optim,
+                "step": self.step,
+                "losses": torch.tensor(self.losses),
+            },
+            tmp,
+        )
         tmp.replace(path)
 
     @classmethod
-    def load(cls, path: Path) -> "PatchState":
+    def load(cls, path: Path) -> PatchState:
         """Read with ``weights_only=True``; a corrupt file is a one-line error naming it."""
         try:
             d = torch.load(path, map_location="cpu", weights_only=True)
             return cls(d["patch"], d["optim"], int(d["step"]), [float(v) for v in d["losses"].tolist()])
         except Exception as e:  # noqa: BLE001 - any unreadable file means the same thing
-            raise UserError(f"{path}: unreadable patch checkpoint ({type(e).__name__}); delete it to start the patch again") from None
+            raise UserError(
+                f"{path}: unreadable patch checkpoint ({type(e).__name__}); delete it to start the patch again"
+            ) from None
 
 
 class AdversarialPatch:
@@ -225,14 +238,20 @@ class AdversarialPatch:
         if state is None:
             state = PatchState(self.init_patch(side, seed), {}, 0, [])
         if tuple(state.patch.shape) != (3, side, side):
-            raise UserError(f"patch checkpoint holds a {tuple(state.patch.shape)} patch, this run needs 3x{side}x{side}; delete it to start again")
+            raise UserError(
+                f"patch checkpoint holds a {tuple(state.patch.shape)} patch, this run needs 3x{side}x{side}; delete it to start again"
+            )
         param = state.patch.to(x).clone().requires_grad_(True)
         opt = torch.optim.Adam([param], lr=self.lr)
         if state.optim:
             opt.load_state_dict(state.optim)
         n = len(x)
         xs = x.repeat_interleave(self.copies, dim=0)
-        lab = torch.full((n * self.copies,), int(target), device=dev) if target is not None else y.repeat_interleave(self.copies)
+        lab = (
+            torch.full((n * self.copies,), int(target), device=dev)
+            if target is not None
+            else y.repeat_interleave(self.copies)
+        )
         losses = list(state.losses)
         for k in range(state.step, self.steps):
             g = step_generator(seed, k)
@@ -268,8 +287,14 @@ class AdversarialPatch:
     def params(self) -> dict[str, Any]:
         """The settings recorded in the manifest."""
         out: dict[str, Any] = {
-            "area": self.area, "shape": self.shape, "steps": self.steps, "lr": self.lr, "optimizer": "adam",
-            "scale": list(self.scale), "max_angle_deg": self.max_angle_deg, "copies": self.copies,
+            "area": self.area,
+            "shape": self.shape,
+            "steps": self.steps,
+            "lr": self.lr,
+            "optimizer": "adam",
+            "scale": list(self.scale),
+            "max_angle_deg": self.max_angle_deg,
+            "copies": self.copies,
         }
         if self.transform is not None:
             out["eot"] = self.transform.params()

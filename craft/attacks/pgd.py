@@ -27,7 +27,9 @@ class PGD(IterativeAttack):
         repair_steps: int = 10,
         amp: bool = False,
     ) -> None:
-        super().__init__(steps=steps, alpha=alpha, random_start=random_start, transform=transform, repair_steps=repair_steps, amp=amp)
+        super().__init__(
+            steps=steps, alpha=alpha, random_start=random_start, transform=transform, repair_steps=repair_steps, amp=amp
+        )
 
     def step_size(self, eps: float) -> float:
         return self.alpha if self.alpha is not None else 2.5 * eps / self.n_steps(eps)

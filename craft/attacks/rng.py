@@ -12,7 +12,7 @@ random numbers are the same on the CPU and on CUDA.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -24,12 +24,12 @@ class ItemRng:
         self.generators = list(generators)
 
     @classmethod
-    def from_seeds(cls, seeds: Sequence[int]) -> "ItemRng":
+    def from_seeds(cls, seeds: Sequence[int]) -> ItemRng:
         """One CPU generator per seed."""
         return cls([torch.Generator().manual_seed(int(s)) for s in seeds])
 
     @classmethod
-    def coerce(cls, generator: "torch.Generator | Sequence[torch.Generator] | ItemRng | None", n: int) -> "ItemRng":
+    def coerce(cls, generator: torch.Generator | Sequence[torch.Generator] | ItemRng | None, n: int) -> ItemRng:
         """Accept what an attack's caller hands over.
 
         ``None``: item ``i`` gets a CPU generator seeded ``i`` (deterministic, for tests);
@@ -51,11 +51,11 @@ class ItemRng:
     def __len__(self) -> int:
         return len(self.generators)
 
-    def __getitem__(self, idx: torch.Tensor | Sequence[int]) -> "ItemRng":
+    def __getitem__(self, idx: torch.Tensor | Sequence[int]) -> ItemRng:
         rows = idx.tolist() if isinstance(idx, torch.Tensor) else list(idx)
         return ItemRng([self.generators[i] for i in rows])
 
-    def repeat_interleave(self, k: int) -> "ItemRng":
+    def repeat_interleave(self, k: int) -> ItemRng:
         """Rows ``i*k .. i*k+k-1`` draw from item ``i``'s generator (for replicated batches)."""
         return ItemRng([g for g in self.generators for _ in range(k)])
 

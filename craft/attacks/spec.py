@@ -73,7 +73,9 @@ class AttackSettings:
     random_start: bool | None = None
     di_prob: float | None = None
     eot_samples: int = 8
-    eot_tile_px: tuple[float, float] | None = None  # EOT's tile sides in camera pixels; None: the profile's framing of a 60 mm tile
+    eot_tile_px: tuple[float, float] | None = (
+        None  # EOT's tile sides in camera pixels; None: the profile's framing of a 60 mm tile
+    )
     profile: ChannelProfile | None = None  # EOT's channel; None: the default preset
     repair_steps: int = 10
     amp: bool = False

@@ -14,8 +14,9 @@ so a draw can be replayed exactly, as kornia does.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F

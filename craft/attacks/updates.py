@@ -7,7 +7,8 @@ each step to the vector whose direction (sign, for L∞) is stepped along.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import torch
 

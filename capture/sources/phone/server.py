@@ -25,8 +25,9 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
@@ -81,7 +82,9 @@ class Phone:
     ws: web.WebSocketResponse | None = None
     waiters: dict[int, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
     refused: int = 0
-    final: dict[str, Any] | None = None  # the session's last report ("done" and why), repeated to a phone that sends more
+    final: dict[str, Any] | None = (
+        None  # the session's last report ("done" and why), repeated to a phone that sends more
+    )
 
 
 class PhoneServer:
@@ -98,8 +101,16 @@ class PhoneServer:
     """
 
     def __init__(
-        self, token: str, cert: Certificate | None, on_phone: Callable[[PhoneSource], None], *, bind: str = "0.0.0.0", port: int = 8443,
-        max_phones: int = 8, max_fps: float = 30.0, hello: dict[str, Any] | None = None,
+        self,
+        token: str,
+        cert: Certificate | None,
+        on_phone: Callable[[PhoneSource], None],
+        *,
+        bind: str = "0.0.0.0",
+        port: int = 8443,
+        max_phones: int = 8,
+        max_fps: float = 30.0,
+        hello: dict[str, Any] | None = None,
     ) -> None:
         self.token, self.cert, self.on_phone = token.encode(), cert, on_phone
         self.bind, self.port, self.max_phones, self.max_fps = bind, port, max_phones, max_fps
@@ -115,13 +126,15 @@ class PhoneServer:
         self._error: BaseException | None = None
 
     # -- lifecycle ------------------------------------------------------------------
-    def start(self) -> "PhoneServer":
+    def start(self) -> PhoneServer:
         """Listen; return once the socket is bound (``UserError`` when it cannot be)."""
         self._thread = threading.Thread(target=self._run, name="phone-server", daemon=True)
         self._thread.start()
         self._ready.wait(30.0)
         if self._error is not None:
-            raise UserError(f"--bind {self.bind} --port {self.port}: cannot listen ({self._error}); check the address, or choose another --port") from None
+            raise UserError(
+                f"--bind {self.bind} --port {self.port}: cannot listen ({self._error}); check the address, or choose another --port"
+            ) from None
         return self
 
     def _run(self) -> None:
@@ -149,7 +162,9 @@ class PhoneServer:
         app.router.add_post("/photo", self._photo_handler)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)  # no access log: URLs hold the token
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.bind, self.port, ssl_context=self.cert.ssl_context() if self.cert else None)
+        site = web.TCPSite(
+            self._runner, self.bind, self.port, ssl_context=self.cert.ssl_context() if self.cert else None
+        )
         await site.start()
         server = getattr(site, "_server", None)
         if server is not None and server.sockets:
@@ -180,7 +195,11 @@ class PhoneServer:
         if not hmac.compare_digest(given.encode("utf-8", "replace"), self.token):
             self.refused_requests += 1
             log.warning("phone page: refused a request without the right token from %s", request.remote)
-            return web.Response(status=403, text="403: this link has the wrong token; scan the QR code the laptop shows", headers=SECURITY_HEADERS)
+            return web.Response(
+                status=403,
+                text="403: this link has the wrong token; scan the QR code the laptop shows",
+                headers=SECURITY_HEADERS,
+            )
         resp = await handler(request)
         if not isinstance(resp, web.WebSocketResponse):
             resp.headers.update(SECURITY_HEADERS)
@@ -249,8 +268,16 @@ class PhoneServer:
         old, phone.ws = phone.ws, ws
         if old is not None and not old.closed:
             await old.close(code=1000, message=b"replaced by a newer connection")
-        await ws.send_json({"type": "hello", "phone": phone.number, "done": phone.source.finished.is_set(),
-                            "max_side": 1920, "max_frame_bytes": MAX_FRAME_BYTES, **self.hello})
+        await ws.send_json(
+            {
+                "type": "hello",
+                "phone": phone.number,
+                "done": phone.source.finished.is_set(),
+                "max_side": 1920,
+                "max_frame_bytes": MAX_FRAME_BYTES,
+                **self.hello,
+            }
+        )
         if phone.final is not None:
             await ws.send_json(phone.final)
         async for msg in ws:
@@ -260,7 +287,9 @@ class PhoneServer:
                     await ws.send_json({"type": "accepted", "frame_index": idx})
                 except FrameRefused as e:
                     phone.refused += 1
-                    await ws.send_json(phone.final or {"type": "refused", "why": str(e), "done": phone.source.finished.is_set()})
+                    await ws.send_json(
+                        phone.final or {"type": "refused", "why": str(e), "done": phone.source.finished.is_set()}
+                    )
             elif msg.type == WSMsgType.TEXT:
                 if len(msg.data) > 1024:
                     await ws.send_json({"type": "refused", "why": "message too long"})
@@ -273,21 +302,27 @@ class PhoneServer:
     async def _photo_handler(self, request: web.Request) -> web.Response:
         phone = self._phone(request)
         if request.content_length is not None and request.content_length > MAX_PHOTO_BYTES:
-            return web.json_response({"type": "refused", "why": f"photo too large (at most {MAX_PHOTO_BYTES} bytes)"}, status=413)
+            return web.json_response(
+                {"type": "refused", "why": f"photo too large (at most {MAX_PHOTO_BYTES} bytes)"}, status=413
+            )
         try:
             data = await request.read()
             idx = await self._take(phone, data, MAX_PHOTO_BYTES)
         except web.HTTPRequestEntityTooLarge:
-            return web.json_response({"type": "refused", "why": f"photo too large (at most {MAX_PHOTO_BYTES} bytes)"}, status=413)
+            return web.json_response(
+                {"type": "refused", "why": f"photo too large (at most {MAX_PHOTO_BYTES} bytes)"}, status=413
+            )
         except FrameRefused as e:
             phone.refused += 1
             if phone.final is not None:
                 return web.json_response({**phone.final, "phone": phone.number})
-            return web.json_response({"type": "refused", "why": str(e), "done": phone.source.finished.is_set()}, status=409)
+            return web.json_response(
+                {"type": "refused", "why": str(e), "done": phone.source.finished.is_set()}, status=409
+            )
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         phone.waiters[idx] = fut
         try:
             return web.json_response({**await asyncio.wait_for(fut, 120.0), "phone": phone.number})
-        except asyncio.TimeoutError:
+        except TimeoutError:
             phone.waiters.pop(idx, None)
             return web.json_response({"type": "refused", "why": "the laptop did not answer in time"}, status=504)

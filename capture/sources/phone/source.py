@@ -13,8 +13,8 @@ import io
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
-from typing import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -84,7 +84,9 @@ class PhoneSource(FrameSource):
         self._t0 = time.monotonic()
         self._closed = False
         self.finished = threading.Event()
-        self.last: tuple[np.ndarray, FrameReport] | None = None  # the newest frame and its report, for the laptop's window
+        self.last: tuple[np.ndarray, FrameReport] | None = (
+            None  # the newest frame and its report, for the laptop's window
+        )
         self._current: np.ndarray | None = None
         self.accepted = 0
 

@@ -92,29 +92,39 @@ def machine_certificate(directory: Path | None = None) -> Certificate:
     try:
         d.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as e:
-        raise UserError(f"{d}: cannot create the folder for the phone page's certificate ({e}); set {CONFIG_ENV} to a writable folder") from None
+        raise UserError(
+            f"{d}: cannot create the folder for the phone page's certificate ({e}); set {CONFIG_ENV} to a writable folder"
+        ) from None
     key = ec.generate_private_key(ec.SECP256R1())
     host = socket.gethostname() or "photoproof"
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"photoproof on {host}"[:64])])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     sans: list[x509.GeneralName] = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
     if host.isascii() and host.replace("-", "").replace(".", "").isalnum():
         sans.append(x509.DNSName(host))
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
         .not_valid_after(now + dt.timedelta(days=3650))
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     cert_pem = cert.public_bytes(serialization.Encoding.PEM)
     try:
         _write_private(key_path, key_pem, 0o600)
         _write_private(cert_path, cert_pem, 0o644)
     except OSError as e:
-        raise UserError(f"{d}: cannot write the phone page's certificate ({e}); set {CONFIG_ENV} to a writable folder") from None
+        raise UserError(
+            f"{d}: cannot write the phone page's certificate ({e}); set {CONFIG_ENV} to a writable folder"
+        ) from None
     log.info("made a self-signed certificate for the phone page: %s", cert_path)
     return Certificate(cert_path, key_path, fingerprint(cert_pem))
 
