@@ -45,8 +45,8 @@ def resolve_onnx_model(name_or_path: str, batch_dir: Path | None) -> Path:
         ":" in name_or_path and not p.exists() and "/" not in name_or_path
     ):
         raise UserError(
-            f"--model {name_or_path}: capture and sweep run ONNX models; run 'photoproof models export {name_or_path} --out model.onnx' "
-            f"(with its preprocessing flags) and pass model.onnx"
+            f"--model {name_or_path}: capture and sweep run ONNX models; run 'photoproof models export {name_or_path} "
+            "--out model.onnx' (with its preprocessing flags) and pass model.onnx"
         )
     if p.suffix == ".onnx" or p.exists():
         if not p.is_file():
@@ -61,8 +61,8 @@ def resolve_onnx_model(name_or_path: str, batch_dir: Path | None) -> Path:
         from craft import zoo
     except ImportError:
         raise UserError(
-            f"--model {name_or_path}: torch is not installed here, so the model cannot be exported; "
-            f"run 'photoproof models export {name_or_path} --out {name_or_path}.onnx' on a crafting machine and pass the file"
+            f"--model {name_or_path}: torch is not installed here, so the model cannot be exported; run 'photoproof "
+            f"models export {name_or_path} --out {name_or_path}.onnx' on a crafting machine and pass the file"
         ) from None
     zoo.get_entry(name_or_path)  # a clear error for an unknown name
     from craft.export import export_onnx
@@ -103,8 +103,9 @@ def demo(
     profile: str = typer.Option(
         "careful-lab",
         "--profile",
-        help="Channel profile of the simulated camera. careful-lab (12 MP stills, the sheet filling the frame) keeps clean accuracy "
-        "closest to digital, so the demo's survival figures measure the attack rather than the camera.",
+        help="Channel profile of the simulated camera. careful-lab (12 MP stills, the sheet filling the frame) keeps "
+        "clean accuracy closest to digital, so the demo's survival figures measure the attack rather than the "
+        "camera.",
     ),
     seed: int = typer.Option(0, "--seed"),
     target: str = typer.Option("lite2", "--target", help="Target model (zoo name or .onnx)."),
@@ -131,7 +132,8 @@ def demo(
     # Laid out for the simulated camera and the target model, so that its tiles pass the size gate.
     layout = print_batch(out, camera=(prof.camera.width, prof.camera.height), model=target)
     console.print(
-        f"{len(layout.sheets)} sheet(s) of {layout.tile_mm:g} mm tiles on {layout.paper} in {escape(str(out / SHEETS_PDF))}"
+        f"{len(layout.sheets)} sheet(s) of {layout.tile_mm:g} mm tiles on {layout.paper} in "
+        f"{escape(str(out / SHEETS_PDF))}"
     )
     console.rule(f"3/4 capture: simulated camera ({profile}) -> {target} in onnxruntime")
     onnx = resolve_onnx_model(target, out)

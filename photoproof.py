@@ -131,7 +131,8 @@ def craft(
         eps: as ``--eps`` reads it (``contracts.units``): ``16`` is in pixel units, ``8/255`` or any
             value below 1 (``0.0314``) in [0, 1] units; a string may list several (``"4,8/255"``).
         progress: show the progress bar (per attack step, with an ETA).
-        options: any other :class:`craft.job.CraftConfig` field (``steps=10``, ``seed=1``, ``target="ll"``, ``limit=4``, ...).
+        options: any other :class:`craft.job.CraftConfig` field (``steps=10``, ``seed=1``, ``target="ll"``, ``limit=4``,
+        ...).
     """
     from craft.job import CraftConfig, craft_batch
     from craft.sources import SourceModel, register_module
@@ -238,7 +239,8 @@ def capture(
         labels: the target's class names, when its metadata has none.
         label_map: batch class name -> target class name, where names differ.
         overrides: preprocessing fields for a foreign ``.onnx`` (``{"input_size": 224, ...}``).
-        options: ``duration``, ``per_tile``, ``gates``, ``save_crops`` of :func:`capture.session.run_capture` (a simulated camera carries its own profile and seed).
+        options: ``duration``, ``per_tile``, ``gates``, ``save_crops`` of :func:`capture.session.run_capture` (a
+        simulated camera carries its own profile and seed).
     """
     from app import resolve_onnx_model
     from capture.classify import OnnxClassifier

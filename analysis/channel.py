@@ -87,31 +87,38 @@ class ChannelCheck:
 
     @property
     def flagged(self) -> bool:
-        """Camera-limited or inconclusive: the session's destruction and survival figures are not about the attack alone."""
+        """Camera-limited or inconclusive: the session's destruction and survival figures are not about the attack
+        alone.
+        """
         return self.verdict in (LIMITED, INCONCLUSIVE)
 
     def sentence(self) -> str:
         """One line: verdict, figures with interval and n, and the threshold."""
         t = self.tile
         if t.digital is None or t.photo.value is None:
-            return f"Channel check, session {self.session} ({self.model}): n/a (no clean tile both classified digitally and photographed)."
+            return (
+                f"Channel check, session {self.session} ({self.model}): n/a (no clean tile both classified digitally "
+                "and photographed)."
+            )
         head = {OK: "passed", LIMITED: "CAMERA-LIMITED", INCONCLUSIVE: "inconclusive"}[self.verdict]
         return (
             f"Channel check, session {self.session} ({self.model}): {head}. Clean top-1 {_pct(t.digital)} digital vs "
-            f"{_rate(t.photo)} photographed per tile (drop {100 * (t.drop or 0):+.1f} points; per frame {_rate(self.frame.photo)} vs "
-            f"{_pct(self.frame.digital)}). Threshold: a drop of more than {100 * DROP_POINTS:.0f} points with the 95% interval wholly below digital."
+            f"{_rate(t.photo)} photographed per tile (drop {100 * (t.drop or 0):+.1f} points; per frame "
+            f"{_rate(self.frame.photo)} vs {_pct(self.frame.digital)}). Threshold: a drop of more than "
+            f"{100 * DROP_POINTS:.0f} points with the 95% interval wholly below digital."
         )
 
     def consequence(self) -> str:
         if self.verdict == LIMITED:
             return (
-                "The camera, not the perturbation, decides most outcomes in this session: its destruction and paired-survival "
-                "figures measure the camera and are not evidence that perturbations survive or are destroyed."
+                "The camera, not the perturbation, decides most outcomes in this session: its destruction and "
+                "paired-survival figures measure the camera and are not evidence that perturbations survive or are "
+                "destroyed."
             )
         if self.verdict == INCONCLUSIVE:
             return (
-                "Clean accuracy drops by more than the threshold but too few tiles were seen to be sure: read this session's "
-                "destruction and paired-survival figures as camera-limited until more items are captured."
+                "Clean accuracy drops by more than the threshold but too few tiles were seen to be sure: read this "
+                "session's destruction and paired-survival figures as camera-limited until more items are captured."
             )
         return ""
 
@@ -220,10 +227,12 @@ def _diagnose(s: Session, size: int | None, batch_dir: str) -> tuple[list[str], 
         facts.append(f"median tile {px:.0f} px" + (f" for a {size} px model input" if size else ""))
         if size and px < TILE_FRACTION * size:
             off.append(
-                f"tiles of {px:.0f} px in the camera, under {TILE_FRACTION:.0%} of the {size} px {s.model_name} takes (needs >= {TILE_FRACTION * size:.0f} px)"
+                f"tiles of {px:.0f} px in the camera, under {TILE_FRACTION:.0%} of the {size} px {s.model_name} takes "
+                f"(needs >= {TILE_FRACTION * size:.0f} px)"
             )
             todo.append(
-                f"move the camera closer, or print bigger tiles: photoproof print {batch_dir} --camera {cam} --model {s.model_name}"
+                f"move the camera closer, or print bigger tiles: photoproof print {batch_dir} --camera {cam} --model "
+                f"{s.model_name}"
             )
     if ang is not None:
         facts.append(f"median viewing angle {ang:.0f}°")
@@ -248,11 +257,11 @@ def _diagnose(s: Session, size: int | None, batch_dir: str) -> tuple[list[str], 
             off.append(f"only {100 * good:.0f}% of clean observations passed the quality gates")
     if not todo:
         todo.append(
-            "check the light (even, diffuse, no glare), hold the camera steadier and more frontal; "
-            f"measure the channel with photoproof calibrate {batch_dir} --session {s.id} and compare with a careful-lab capture; "
-            f"see how much the model loses on the digital images alone to mild blur and compression "
-            f"(photoproof sweep {batch_dir} --model MODEL --transforms blur,jpeg,resolution): a model that does is fragile "
-            f"to any camera, and only a sharper one (12 MP stills) narrows the gap"
+            "check the light (even, diffuse, no glare), hold the camera steadier and more frontal; measure the "
+            f"channel with photoproof calibrate {batch_dir} --session {s.id} and compare with a careful-lab capture; "
+            "see how much the model loses on the digital images alone to mild blur and compression (photoproof sweep "
+            f"{batch_dir} --model MODEL --transforms blur,jpeg,resolution): a model that does is fragile to any "
+            "camera, and only a sharper one (12 MP stills) narrows the gap"
         )
     if q.get("over") == "all":
         facts.append("medians over every clean observation (none passed the gates)")
@@ -275,8 +284,8 @@ def check_session(
             else [
                 "tile size, viewing angle and blur look acceptable ("
                 + ", ".join(facts)
-                + "); the loss comes from elsewhere "
-                "(light, print colours, the model's preprocessing, or the model's own sensitivity to mild blur and compression)"
+                + "); the loss comes from elsewhere (light, print colours, the model's preprocessing, or the model's "
+                "own sensitivity to mild blur and compression)"
             ]
         )
     else:
@@ -342,10 +351,10 @@ def channel_table(checks: dict[str, ChannelCheck]) -> Table:
         cols,
         rows,
         ["clean_photo_tile", "clean_photo_frame"],
-        f"Same items, same model. camera-limited: photographed clean accuracy more than {100 * DROP_POINTS:.0f} points below digital "
-        "with its 95% interval wholly below digital; inconclusive: more than that below, but the interval still reaches digital. "
-        "A flagged session's destruction and paired-survival figures measure the camera, not the perturbation. "
-        "Medians over the clean tiles' good observations.",
+        f"Same items, same model. camera-limited: photographed clean accuracy more than {100 * DROP_POINTS:.0f} points "
+        "below digital with its 95% interval wholly below digital; inconclusive: more than that below, but the "
+        "interval still reaches digital. A flagged session's destruction and paired-survival figures measure the "
+        "camera, not the perturbation. Medians over the clean tiles' good observations.",
     )
 
 

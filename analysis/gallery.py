@@ -222,9 +222,11 @@ def _source_entries(inp: ReportInput) -> list[GalleryEntry]:
 
 
 def gallery(inp: ReportInput, flagged: set[str] | None = None) -> list[GalleryEntry]:
-    """A few examples per session (those destroyed and those that survived first); source-model examples without captures.
+    """A few examples per session (those destroyed and those that survived first); source-model examples without
+    captures.
 
-    ``flagged``: sessions the channel check marks camera-limited or inconclusive; their examples are never called survived.
+    ``flagged``: sessions the channel check marks camera-limited or inconclusive; their examples are never called
+    survived.
     """
     if not inp.sessions:
         return _source_entries(inp)

@@ -114,11 +114,15 @@ def _top3(rows: list[tuple[str, float]]) -> str:
 
 def _entry(e: GalleryEntry) -> str:
     shots = "".join(
-        f'<div class="shot"><img src="{data_uri(s.png)}" alt="{escape(s.caption)}"><div>{escape(s.caption)}</div>{_top3(s.top3)}</div>'
+        f'<div class="shot"><img src="{data_uri(s.png)}" '
+        f'alt="{escape(s.caption)}"><div>{escape(s.caption)}</div>{_top3(s.top3)}</div>'
         for s in e.shots
     )
     if e.photo_top3 and not any("crop" in s.caption for s in e.shots):
-        shots += f'<div class="shot"><div>photographed, voted over {e.n_good} good observations (no crop stored)</div>{_top3(e.photo_top3)}</div>'
+        shots += (
+            f'<div class="shot"><div>photographed, voted over {e.n_good} good observations (no crop '
+            f"stored)</div>{_top3(e.photo_top3)}</div>"
+        )
     where = f"session {e.session}, model {e.model}" if e.session else f"source model {e.model}"
     return (
         f'<div class="entry"><b>{escape(e.item_id)}</b> · true class {escape(e.label)} · {escape(where)} · '
@@ -143,8 +147,8 @@ def render_html(c: ReportContent) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{escape(c.title)}</title><style>{CSS}</style></head><body><main>",
         f"<h1>{escape(c.title)}</h1>",
-        f'<p class="meta">batch {escape(c.batch_id)} · generated {escape(c.generated)} · '
-        'measures of Kurakin, Goodfellow &amp; Bengio 2016, "Adversarial examples in the physical world" (arXiv:1607.02533)</p>',
+        f'<p class="meta">batch {escape(c.batch_id)} · generated {escape(c.generated)} · measures of Kurakin, '
+        'Goodfellow &amp; Bengio 2016, "Adversarial examples in the physical world" (arXiv:1607.02533)</p>',
         notes,
         "<h2>Summary</h2>",
         "".join(

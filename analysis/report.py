@@ -249,7 +249,8 @@ def make_report(
     except OSError as e:
         where = e.filename or Path(batch_dir) / REPORT_DIR
         raise UserError(
-            f"{where}: {e.strerror or e}; check that the batch is readable, that report/ is writable and that the disk has room"
+            f"{where}: {e.strerror or e}; check that the batch is readable, that report/ is writable and that the disk "
+            "has room"
         ) from None
 
 
@@ -334,8 +335,9 @@ def _make_report(
             scene_png = _fig(
                 "Adversarial patch in the scene against its apparent size",
                 scene_figs,
-                "points: frames with the patch, by its share of the view (bin median); dashed line and band: the session's frames without it; "
-                "bars and bands are 95% Wilson intervals over frames (frames of one scene are not independent)",
+                "points: frames with the patch, by its share of the view (bin median); dashed line and band: the "
+                "session's frames without it; bars and bands are 95% Wilson intervals over frames (frames of one "
+                "scene are not independent)",
                 "scene-share",
             )
     if inp.sessions:
@@ -408,13 +410,15 @@ def _make_report(
             "seed": seed,
             "resamples": resamples,
             "unit": "item",
-            "interval": "percentile 95%, widened to the Wilson interval on the effective number of observations (Korn & Graubard 1998)",
+            "interval": "percentile 95%, widened to the Wilson interval on the effective number of observations (Korn "
+            "& Graubard 1998)",
         },
         "interval_rates_over_items_and_tiles": "Wilson score 95%",
         "channel_check": {
             "rule": (
-                f"camera-limited when clean top-1 photographed is more than {100 * DROP_POINTS:.0f} points below digital (same items, same model) "
-                "and its 95% interval lies wholly below digital; inconclusive when the drop exceeds the threshold but the interval reaches digital"
+                f"camera-limited when clean top-1 photographed is more than {100 * DROP_POINTS:.0f} points below "
+                "digital (same items, same model) and its 95% interval lies wholly below digital; inconclusive when "
+                "the drop exceeds the threshold but the interval reaches digital"
             ),
             "threshold_points": 100 * DROP_POINTS,
             "sessions": {sid: c.to_dict() for sid, c in checks.items()},

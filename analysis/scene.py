@@ -71,7 +71,8 @@ def load_scene(dbs: list[Path]) -> list[SceneFrame]:
             ):
                 continue
             rows = con.execute(
-                "SELECT session_id, frame_idx, label, patch, patch_target, patch_present, patch_share, top1 FROM scene_observations ORDER BY session_id, frame_idx"
+                "SELECT session_id, frame_idx, label, patch, patch_target, patch_present, patch_share, top1 FROM "
+                "scene_observations ORDER BY session_id, frame_idx"
             ).fetchall()
         except sqlite3.DatabaseError:
             rows = []

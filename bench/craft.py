@@ -198,7 +198,8 @@ def main() -> None:
         names = ALL if device.type == "cuda" else tuple(a for a in ALL if a != "eot")
         if device.type != "cuda":
             console.print(
-                "note: eot (20 steps x --eot-samples copies through the channel twin) takes minutes on the CPU; add --attacks eot to run it"
+                "note: eot (20 steps x --eot-samples copies through the channel twin) takes minutes on the CPU; add "
+                "--attacks eot to run it"
             )
         args.attacks = ",".join(names)
     batches = args.batches or (3 if device.type == "cuda" else 1)
@@ -223,9 +224,10 @@ def main() -> None:
     x01 = (x / 255).contiguous()
     seeds = list(range(args.batch))
     console.print(
-        f"lite0, ε={args.eps:g}, batch {args.batch}, device {device} ({torch.get_num_threads()} threads), "
-        f"torch {torch.__version__}, {batches} timed batch(es) per attack after a warm-up; "
-        f"load average {os.getloadavg()[0] if hasattr(os, 'getloadavg') else float('nan'):.1f} on {os.cpu_count()} CPUs (other processes lower every figure)"
+        f"lite0, ε={args.eps:g}, batch {args.batch}, device {device} ({torch.get_num_threads()} threads), torch "
+        f"{torch.__version__}, {batches} timed batch(es) per attack after a warm-up; load average "
+        f"{os.getloadavg()[0] if hasattr(os, 'getloadavg') else float('nan'):.1f} on {os.cpu_count()} CPUs (other "
+        "processes lower every figure)"
     )
 
     # Warm-up at the timed shapes: one pass of every model (allocators, oneDNN/cuDNN primitive choice).

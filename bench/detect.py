@@ -72,7 +72,8 @@ def main() -> None:
     args = ap.parse_args()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
-        f"detect + rectify against bare cv2.aruco, {os.cpu_count()} CPUs, {cv2.getNumThreads()} OpenCV threads, load {load:.2f} at start"
+        f"detect + rectify against bare cv2.aruco, {os.cpu_count()} CPUs, {cv2.getNumThreads()} OpenCV threads, load "
+        f"{load:.2f} at start"
     )
     office, lab = load_profile("office-laser-webcam"), load_profile("careful-lab")
     cases: list[tuple[str, ChannelProfile, tuple[int, int] | None, int]] = [
@@ -91,7 +92,8 @@ def main() -> None:
             b, o, k = run(batch, profile, n)
             goal = "met" if o <= 1.5 * b else "NOT met"
             print(
-                f"{name:18s} bare aruco {b:6.1f} ms   detect + rectify {k} tiles {o:6.1f} ms   ratio {o / b:4.2f} x (goal <= 1.5 x: {goal})",
+                f"{name:18s} bare aruco {b:6.1f} ms   detect + rectify {k} tiles {o:6.1f} ms   ratio {o / b:4.2f} x "
+                f"(goal <= 1.5 x: {goal})",
                 flush=True,
             )
 

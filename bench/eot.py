@@ -103,7 +103,8 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     t0 = time.perf_counter()
     print(
-        f"# EOT against plain BIM, lite0 white box, ε {args.eps:g}, {args.limit} photos, {args.eot_samples} EOT samples per step\n"
+        f"# EOT against plain BIM, lite0 white box, ε {args.eps:g}, {args.limit} photos, {args.eot_samples} EOT "
+        "samples per step\n"
     )
     for preset in args.presets.split(","):
         prof = load_profile(preset)
@@ -145,7 +146,8 @@ def main() -> None:
             _capture(b, preset, args.onnx, args.frames_per_sheet, args.seed)
         print(f"### {preset}\n")
         print(
-            "| attack | fools lite0 digitally | clean top-1 photographed (tiles) | paired survival (adv tile still fools) |"
+            "| attack | fools lite0 digitally | clean top-1 photographed (tiles) | paired survival (adv tile still "
+            "fools) |"
         )
         print("|---|---:|---:|---:|")
         print(_row(bim, "bim"))

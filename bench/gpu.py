@@ -456,7 +456,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     best = max((f for f in figs if f.what.startswith("bim eps16") and f.n), key=lambda f: f.median, default=None)
     if best is not None:
         print(
-            f"best lite0 BIM-eps16: {best.median:,.1f} img/s ({best.what}); goal >= {GOALS['lite0 BIM-eps16 images/s on one H200']:g} on one H200"
+            f"best lite0 BIM-eps16: {best.median:,.1f} img/s ({best.what}); goal >= "
+            f"{GOALS['lite0 BIM-eps16 images/s on one H200']:g} on one H200"
         )
     print(f"{result['seconds']:.0f} s in all; figures in {args.json}")
     args.json.write_text(json.dumps(result, indent=2, default=float))

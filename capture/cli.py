@@ -4,7 +4,8 @@
 
     photoproof capture BATCH --model lite2 --camera 0 --duration 60
     photoproof capture BATCH --model lite2 --url http://PHONE:8080/video --per-tile 20
-    photoproof capture BATCH --model net.onnx --input-size 224 --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 --photos DIR
+    photoproof capture BATCH --model net.onnx --input-size 224 --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 --photos
+    DIR
     photoproof capture BATCH --model lite2 --simulate --profile inkjet-phone --seed 1 --frames 300
     photoproof capture BATCH --model lite2 --phone --per-tile 10
     photoproof capture BATCH --preview 0 --headless --frames 30
@@ -77,7 +78,8 @@ def build_source(
         given.append("--simulate")
     if len(given) != 1:
         raise UserError(
-            f"give exactly one source: --camera N, --url URL, --video FILE, --photos DIR or --simulate (got {', '.join(given) or 'none'})"
+            "give exactly one source: --camera N, --url URL, --video FILE, --photos DIR or --simulate (got "
+            f"{', '.join(given) or 'none'})"
         )
     if not simulate and (profile is not None or seed is not None):
         raise UserError("--profile and --seed apply to --simulate only")
@@ -138,8 +140,8 @@ def _summary(db: Path) -> Table:
 
 def _gates_line(gates: QualityGates, input_size: int) -> str:
     return (
-        f"gates: tiles >= {gates.min_tile_px:.0f} px ({MIN_TILE_FRACTION} x {input_size}), view <= {gates.max_angle_deg:g}°, "
-        f"sharpness >= {gates.min_sharpness:g}; clean/adversarial pairs judged together"
+        f"gates: tiles >= {gates.min_tile_px:.0f} px ({MIN_TILE_FRACTION} x {input_size}), view <= "
+        f"{gates.max_angle_deg:g}°, sharpness >= {gates.min_sharpness:g}; clean/adversarial pairs judged together"
     )
 
 
@@ -155,7 +157,9 @@ def _scene(
     summary: Callable[[list[Path]], object] | None,
     headless: bool = False,
 ) -> None:
-    """``capture --scene``: record the session, then print its with/without-patch figures (``summary``, from the analysis)."""
+    """``capture --scene``: record the session, then print its with/without-patch figures (``summary``, from the
+    analysis).
+    """
     from capture.scene import Region, run_scene
     from capture.session import default_session_id
     from contracts.batchdir import check_session_name
@@ -223,7 +227,8 @@ def register(
         width: int = typer.Option(
             1920,
             "--width",
-            help="Camera frame width (asked of the camera; it falls back to its nearest mode). 1080p gives tiles the pixels clean accuracy needs.",
+            help="Camera frame width (asked of the camera; it falls back to its nearest mode). 1080p gives tiles the "
+            "pixels clean accuracy needs.",
             rich_help_panel=SRC,
         ),
         height: int = typer.Option(1080, "--height", help="Camera frame height.", rich_help_panel=SRC),
@@ -245,7 +250,8 @@ def register(
         session: str | None = typer.Option(
             None,
             "--session",
-            help="Session name (default: date-time-source-random); an existing one resumes; one in use by another capture is refused.",
+            help="Session name (default: date-time-source-random); an existing one resumes; one in use by another "
+            "capture is refused.",
         ),
         no_crops: bool = typer.Option(False, "--no-crops", help="Do not save the crop gallery."),
         provider: str = typer.Option("auto", "--provider", help="onnxruntime provider: auto, cpu, cuda, tensorrt."),
@@ -258,7 +264,8 @@ def register(
         min_tile_px: float | None = typer.Option(
             None,
             "--min-tile-px",
-            help=f"Tile side in camera pixels (default: {MIN_TILE_FRACTION} x the model's input size, e.g. 195 for lite2).",
+            help=f"Tile side in camera pixels (default: {MIN_TILE_FRACTION} x the model's input size, e.g. 195 for "
+            "lite2).",
             rich_help_panel=GATE,
         ),
         max_angle_deg: float = typer.Option(
@@ -311,11 +318,13 @@ def register(
             raise UserError("--region and --label apply to --scene only")
         if scene and simulate:
             raise UserError(
-                "--simulate: the simulated camera photographs sheets; --scene needs a real scene (--camera, --url, --video or --photos)"
+                "--simulate: the simulated camera photographs sheets; --scene needs a real scene (--camera, --url, "
+                "--video or --photos)"
             )
         if scene and (phone or preview is not None):
             raise UserError(
-                f"{'--phone' if phone else '--preview'}: not with --scene; a scene is recorded from --camera, --url, --video or --photos"
+                f"{'--phone' if phone else '--preview'}: not with --scene; a scene is recorded from --camera, --url, "
+                "--video or --photos"
             )
         gate_args: dict[str, Any] = dict(
             min_sharpness=min_sharpness,
@@ -370,7 +379,8 @@ def register(
             )
             gates = QualityGates.for_model(clf.spec.input_size, clf.name, **gate_args)
             console.print(
-                f"model [bold]{clf.name}[/] ({model_path.name}, sha256 {clf.sha256[:12]}) on [bold]{clf.provider}[/]; source phone page"
+                f"model [bold]{clf.name}[/] ({model_path.name}, sha256 {clf.sha256[:12]}) on [bold]{clf.provider}[/]; "
+                "source phone page"
             )
             console.print(_gates_line(gates, clf.spec.input_size))
             for db in run_phone_command(
@@ -418,7 +428,8 @@ def register(
         )
         gates = QualityGates.for_model(clf.spec.input_size, clf.name, **gate_args)
         console.print(
-            f"model [bold]{escape(clf.name)}[/] ({escape(model_path.name)}, sha256 {clf.sha256[:12]}) on [bold]{clf.provider}[/]; source {escape(source.description)}",
+            f"model [bold]{escape(clf.name)}[/] ({escape(model_path.name)}, sha256 {clf.sha256[:12]}) on "
+            f"[bold]{clf.provider}[/]; source {escape(source.description)}",
             soft_wrap=True,
         )
         console.print(_gates_line(gates, clf.spec.input_size))

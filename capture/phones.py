@@ -318,7 +318,9 @@ def run_phone_command(
     headless: bool,
     label_map: dict[str, str] | None = None,
 ) -> list[Path]:
-    """``capture --phone``: print the URL and its QR code, show the window, record until a stop condition; return the databases."""
+    """``capture --phone``: print the URL and its QR code, show the window, record until a stop condition; return the
+    databases.
+    """
     import sys
 
     from rich.live import Live

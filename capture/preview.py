@@ -1,4 +1,5 @@
-"""``photoproof capture BATCH --preview SOURCE``: look through any source with the detection overlays, recording nothing.
+"""``photoproof capture BATCH --preview SOURCE``: look through any source with the detection overlays, recording
+nothing.
 
 SOURCE is a camera index (``0``), a stream URL (``http://PHONE:8080/video``,
 ``rtsp://...``), a video file or a folder of photos. Each frame shows the
@@ -55,7 +56,10 @@ def summary_line(report: FrameReport) -> str:
     reasons = Counter(t.reason for t in report.tiles if t.reason)
     passed = sum(1 for t in report.tiles if t.reason == "")
     why = "".join(f"; {r}: {n}" for r, n in reasons.most_common())
-    return f"frame {report.frame_index}: {len(report.sheets)} sheet(s) {report.sheets}; tiles {len(report.tiles)}, good {passed}{why}"
+    return (
+        f"frame {report.frame_index}: {len(report.sheets)} sheet(s) {report.sheets}; tiles {len(report.tiles)}, good "
+        f"{passed}{why}"
+    )
 
 
 def run_preview(

@@ -61,8 +61,8 @@ def _open_failure(path: Path, e: sqlite3.Error) -> str:
     name = str(getattr(e, "sqlite_errorname", ""))
     if name == "SQLITE_FULL" or name.startswith("SQLITE_IOERR"):
         return (
-            f"{path}: writing the new capture database failed (SQLite: {e}): the disk is full, a file-size limit was reached "
-            f"or the device failed; free disk space, or capture into a batch on another disk, and re-run"
+            f"{path}: writing the new capture database failed (SQLite: {e}): the disk is full, a file-size limit was "
+            "reached or the device failed; free disk space, or capture into a batch on another disk, and re-run"
         )
     return f"{path}: cannot open it as a capture database ({e}); choose another --session, or free disk space"
 
@@ -174,7 +174,8 @@ class Recorder:
             self.con.close()
             self._session_lock.release()
             raise UserError(
-                f"{path}: capture schema version {version[0]!r} is not this Photoproof's ({SCHEMA_VERSION}); choose another --session"
+                f"{path}: capture schema version {version[0]!r} is not this Photoproof's ({SCHEMA_VERSION}); choose "
+                "another --session"
             )
         try:
             self.con.execute("INSERT OR IGNORE INTO meta VALUES ('batch_id', ?)", (batch_id,))
@@ -232,10 +233,12 @@ class Recorder:
             ]
             if orphans:  # rows of this session without its session row: never write over them
                 raise UserError(
-                    f"{self.path}: holds {orphans} frames of session {self.session_id!r} but no session row (a damaged file); choose another --session"
+                    f"{self.path}: holds {orphans} frames of session {self.session_id!r} but no session row (a damaged "
+                    "file); choose another --session"
                 )
             self.con.execute(
-                "INSERT INTO sessions (id, batch_id, source, model, model_sha256, provider, profile, seed, started, stopped, config) VALUES (?,?,?,?,?,?,?,?,?,NULL,?)",
+                "INSERT INTO sessions (id, batch_id, source, model, model_sha256, provider, profile, seed, started, "
+                "stopped, config) VALUES (?,?,?,?,?,?,?,?,?,NULL,?)",
                 (
                     self.session_id,
                     self.batch_id,
@@ -254,7 +257,8 @@ class Recorder:
             return Resume()
         if row[2] != self.batch_id:
             raise UserError(
-                f"{self.path}: session {self.session_id!r} belongs to batch {row[2]!r}, not {self.batch_id}; choose another --session"
+                f"{self.path}: session {self.session_id!r} belongs to batch {row[2]!r}, not {self.batch_id}; choose "
+                "another --session"
             )
         if row[0] != model_sha256:  # refused: the existing session's row is left exactly as it was
             raise UserError(
@@ -278,7 +282,8 @@ class Recorder:
         counts = {
             (str(s), str(i), str(r)): int(n)
             for s, i, r, n in self.con.execute(
-                "SELECT sheet_id, item_id, role, COUNT(*) FROM observations WHERE session_id=? AND good=1 GROUP BY sheet_id, item_id, role",
+                "SELECT sheet_id, item_id, role, COUNT(*) FROM observations WHERE session_id=? AND good=1 GROUP BY "
+                "sheet_id, item_id, role",
                 (self.session_id,),
             )
         }
@@ -355,8 +360,9 @@ class Recorder:
             self._check()
             try:
                 self.con.executemany(
-                    "INSERT INTO observations (session_id, frame_idx, sheet_id, item_id, role, sharpness, tile_px, angle_deg, clipped, good, "
-                    "top1, top1_prob, top5_ids, top5_probs) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "INSERT INTO observations (session_id, frame_idx, sheet_id, item_id, role, sharpness, tile_px, "
+                    "angle_deg, clipped, good, top1, top1_prob, top5_ids, top5_probs) VALUES "
+                    "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     rows,
                 )
             except sqlite3.Error as e:

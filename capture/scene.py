@@ -70,7 +70,8 @@ class Region:
         """The largest square centred in this region (what the model sees), clipped to the frame."""
         if self.x + self.w > width or self.y + self.h > height:
             raise UserError(
-                f"{where} {self.x},{self.y},{self.w},{self.h}: leaves the {width}x{height} frame; mark a region inside it"
+                f"{where} {self.x},{self.y},{self.w},{self.h}: leaves the {width}x{height} frame; mark a region inside "
+                "it"
             )
         s = min(self.w, self.h)
         return Region(self.x + (self.w - s) // 2, self.y + (self.h - s) // 2, s, s)

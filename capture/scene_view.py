@@ -59,7 +59,10 @@ class SceneTally:
         def rate(k: int, n: int) -> str:
             return f"{k}/{n} = {100 * k / n:.0f}%" if n else "-"
 
-        return f"frames with patch {self.with_patch}, without {self.without} | target rate {rate(self.hits_with, self.aimed)} with, {rate(self.hits_without, self.without)} without"
+        return (
+            f"frames with patch {self.with_patch}, without {self.without} | target rate "
+            f"{rate(self.hits_with, self.aimed)} with, {rate(self.hits_without, self.without)} without"
+        )
 
 
 def scene_status(

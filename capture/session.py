@@ -68,8 +68,8 @@ class Progress:
         tile = f"  per-tile {self.min_good}/{self.per_tile}" if self.per_tile else ""
         hint = f"  | {self.hint}" if self.hint else ""
         return (
-            f"{self.elapsed:6.1f}s  {self.fps:5.1f} fps  {self.tiles_per_s:6.1f} tiles/s  sheets {self.sheets_in_view}  "
-            f"obs {self.observations} (good {self.good})  dropped {self.dropped}{tile}  [{self.provider}]{hint}"
+            f"{self.elapsed:6.1f}s  {self.fps:5.1f} fps  {self.tiles_per_s:6.1f} tiles/s  sheets {self.sheets_in_view} "
+            f" obs {self.observations} (good {self.good})  dropped {self.dropped}{tile}  [{self.provider}]{hint}"
         )
 
 
@@ -91,7 +91,8 @@ def _check_inputs(
         for t in s.tiles:
             if t.item not in known:
                 raise UserError(
-                    f"layout.json: sheet {s.sheet_id} has a tile of item {t.item!r}, which batch.json lacks; re-run 'photoproof print'"
+                    f"layout.json: sheet {s.sheet_id} has a tile of item {t.item!r}, which batch.json lacks; re-run "
+                    "'photoproof print'"
                 )
     for flag, v in (("--frames", frames), ("--duration", duration), ("--per-tile", per_tile)):
         if v is not None and v <= 0:

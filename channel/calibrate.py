@@ -1,6 +1,7 @@
 """Calibration from the strip seen in a capture: measure it while capturing, fit a profile afterwards.
 
-**Measure** (:mod:`capture.sheets.strip`, following :mod:`contracts.strip`: :func:`measure_hits`, called by the capture loop every ``PATCH_EVERY``-th
+**Measure** (:mod:`capture.sheets.strip`, following :mod:`contracts.strip`: :func:`measure_hits`, called by the capture
+loop every ``PATCH_EVERY``-th
 frame): for every detected sheet, the mean and standard deviation of each grey and
 colour patch over the central half of the patch (raw frame pixels, a plane removed,
 no resampling), and the Gaussian blur sigma of the sheet's black-to-white edges from an
@@ -435,17 +436,22 @@ def calibrate(
     }
     notes.update(
         {
-            "printer.tone_gamma": f"estimated: grey ramp, {views}; coverage rms {fit.tone_rms:.3f}; given camera gamma {gamma:g}",
+            "printer.tone_gamma": f"estimated: grey ramp, {views}; coverage rms {fit.tone_rms:.3f}; given camera gamma "
+            f"{gamma:g}",
             "printer.dot_gain": "estimated with tone_gamma (the two trade off in the mid-tones: weakly separable)",
-            "printer.paper_white": "estimated: white patch in linear units, taking illuminance x exposure to average 1 (includes any fixed colour cast)",
+            "printer.paper_white": "estimated: white patch in linear units, taking illuminance x exposure to average 1 "
+            "(includes any fixed colour cast)",
             "printer.ink_black": "estimated: black patch, same units",
             "printer.gamut_compression": f"estimated: colour patches relative to white, rms {fit.colour_rms:.3f}",
-            "scene.illuminance": f"estimated: 5-95 % of the white patch's brightness over {views}, relative to its median (exposure included)",
-            "scene.colour_temperature_k": "fixed at the base's reference white: the colour cast is in paper_white (fixed) and white_balance_error (changing)",
+            "scene.illuminance": f"estimated: 5-95 % of the white patch's brightness over {views}, relative to its "
+            "median (exposure included)",
+            "scene.colour_temperature_k": "fixed at the base's reference white: the colour cast is in paper_white "
+            "(fixed) and white_balance_error (changing)",
             "camera.width": "measured: the captured frames",
             "camera.height": "measured: the captured frames",
             "camera.exposure": "folded into illuminance",
-            "camera.white_balance_error": f"estimated: 90 % quantile of the white patch's R/G and B/G changes over {views}",
+            "camera.white_balance_error": "estimated: 90 % quantile of the white patch's R/G and B/G changes over "
+            f"{views}",
             "camera.gamma": "assumed (--camera-gamma), not measured: it trades off against tone_gamma",
         }
     )

@@ -36,7 +36,8 @@ def register(app: typer.Typer) -> None:
         jpeg_quality: int | None = typer.Option(
             None,
             "--jpeg-quality",
-            help="The camera's JPEG quality, if known; the noise is fitted through it (default: the middle of the base's range).",
+            help="The camera's JPEG quality, if known; the noise is fitted through it (default: the middle of the "
+            "base's range).",
         ),
     ) -> None:
         """Fit a channel profile (tone curve, colours, blur, noise) to the calibration strip seen in a capture."""
@@ -70,6 +71,7 @@ def register(app: typer.Typer) -> None:
             table.add_row(k, v)
         console.print(table)
         console.print(
-            f"wrote [bold]{escape(str(res.path))}[/]; use it with 'photoproof capture BATCH --simulate --profile {escape(str(res.path))}'",
+            f"wrote [bold]{escape(str(res.path))}[/]; use it with 'photoproof capture BATCH --simulate --profile "
+            f"{escape(str(res.path))}'",
             soft_wrap=True,
         )

@@ -215,7 +215,9 @@ def _rodrigues(axis: np.ndarray, angle: float) -> np.ndarray:
 def plane_homography(
     cx: float, cy: float, tilt_deg: float, axis_deg: float, rot_deg: float, dist: float, focal: float
 ) -> np.ndarray:
-    """Pinhole view of a plane: plane point (cx, cy) on the optical axis at ``dist``; image origin at the principal point."""
+    """Pinhole view of a plane: plane point (cx, cy) on the optical axis at ``dist``; image origin at the principal
+    point.
+    """
     ax = math.radians(axis_deg)
     rot = _rodrigues(np.array([math.cos(ax), math.sin(ax), 0.0]), math.radians(tilt_deg))
     r = math.radians(rot_deg)

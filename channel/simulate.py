@@ -214,7 +214,8 @@ class SimulatedCamera(FrameSource):
                 w_pt, h_pt = pdf[s.page].get_size()
                 if w_pt * h_pt * (dpi / 72.0) ** 2 > MAX_PAGE_PIXELS:
                     raise UserError(
-                        f"{pdf_path}: page {s.page} is {w_pt / 72 * 25.4:.0f} x {h_pt / 72 * 25.4:.0f} mm, too large to render at {dpi:.0f} dpi; re-run 'photoproof print {batch_dir}'"
+                        f"{pdf_path}: page {s.page} is {w_pt / 72 * 25.4:.0f} x {h_pt / 72 * 25.4:.0f} mm, too large "
+                        f"to render at {dpi:.0f} dpi; re-run 'photoproof print {batch_dir}'"
                     )
         finally:
             pdf.close()
@@ -391,7 +392,9 @@ class SimulatedCamera(FrameSource):
         offset: float,
         out: np.ndarray,
     ) -> None:
-        """``sqrt(raw + offset)`` over the box ``roi`` = (x0, y0, x1, y1) into ``out``: warp, light, optics at full resolution."""
+        """``sqrt(raw + offset)`` over the box ``roi`` = (x0, y0, x1, y1) into ``out``: warp, light, optics at full
+        resolution.
+        """
         x0, y0, x1, y1 = roi
         box = self._background[y0:y1, x0:x1].copy()
         for k, h_mm in zip(group, homs):

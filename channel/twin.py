@@ -281,7 +281,9 @@ class ChannelTwin:
 
     @staticmethod
     def _resample(v: Tensor, tile_px: Tensor) -> Tensor:
-        """Each image area-averaged onto its ``tile_px`` camera pixels and back to its size, bilinearly (as capture's crop)."""
+        """Each image area-averaged onto its ``tile_px`` camera pixels and back to its size, bilinearly (as capture's
+        crop).
+        """
         h, w = v.shape[-2:]
         out = []
         for img, t in zip(v, tile_px.tolist()):

@@ -166,7 +166,8 @@ def check_db_path(path: Path) -> None:
     target, root = path.resolve(), batch.resolve()
     if root not in target.parents:
         raise UserError(
-            f"{path}: a link to {target}, outside the batch directory; refusing it (copy the file into {batch / 'captures'} instead)"
+            f"{path}: a link to {target}, outside the batch directory; refusing it (copy the file into "
+            f"{batch / 'captures'} instead)"
         )
 
 

@@ -218,7 +218,8 @@ def layout_of(shape: Sequence[Any], where: str) -> tuple[str, int | None]:
         layout, hw = "NCHW", (dims[2], dims[3])
     else:
         raise UserError(
-            f"{where}: not an image classifier: input shape {dims} has no channel dimension of 3 (dim 1 for NCHW or last for NHWC)"
+            f"{where}: not an image classifier: input shape {dims} has no channel dimension of 3 (dim 1 for NCHW or "
+            "last for NHWC)"
         )
     static = [d if isinstance(d, int) and d > 0 else None for d in hw]
     if static[0] and static[1] and static[0] != static[1]:
@@ -270,12 +271,14 @@ def resolve_spec(
         fields.update({k: v for k, v in layer.items() if k in SPEC_FIELDS})
     if not base and not {"mean", "std"} & (set(sidecar or {}) | set(overrides or {})):
         log.warning(
-            "%s: no preprocessing in the model, flags or model.toml; assuming the ImageNet mean and std (set --mean/--std or --scale)",
+            "%s: no preprocessing in the model, flags or model.toml; assuming the ImageNet mean and std (set "
+            "--mean/--std or --scale)",
             where,
         )
     if "input_size" not in fields:
         raise UserError(
-            f"{where}: the model's input size is not fixed and nothing names it; give --input-size (or input_size in model.toml)"
+            f"{where}: the model's input size is not fixed and nothing names it; give --input-size (or input_size in "
+            "model.toml)"
         )
     if layout is not None:
         fields["layout"] = layout

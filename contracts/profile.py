@@ -314,7 +314,9 @@ def render_toml(profile: ChannelProfile, header: list[str] | None = None, notes:
 def write_profile(
     path: Path, profile: ChannelProfile, header: list[str] | None = None, notes: dict[str, str] | None = None
 ) -> str:
-    """Write ``profile`` to ``path`` (.toml) atomically, after checking that :func:`load_profile` reads it back; return the text."""
+    """Write ``profile`` to ``path`` (.toml) atomically, after checking that :func:`load_profile` reads it back; return
+    the text.
+    """
     text = render_toml(profile, header, notes)
     parse_profile(tomllib.loads(text), path.stem, str(path))  # never write a file load_profile would refuse
     atomic_write_text(path, text)

@@ -88,7 +88,8 @@ def craft_cmd(
         fooled = sum(1 for it in batch.items if int(it.adv.top5[src][0][0]) == it.target)
         what = f"reach their target on {src} at top-1"
     console.print(
-        f"batch [bold]{batch.batch_id}[/]: {len(batch.items)} items in {escape(str(out))} ({fooled} {what} on the saved PNG)"
+        f"batch [bold]{batch.batch_id}[/]: {len(batch.items)} items in {escape(str(out))} ({fooled} {what} on the "
+        "saved PNG)"
     )
     _report_unfooled(batch, src)
 
@@ -175,8 +176,9 @@ def models_export(
         progress.update(task, description="done", completed=len(stages))
     s = sm.spec
     console.print(
-        f"wrote {escape(str(out))}: {escape(sm.name)} ({sm.kind}), {len(sm.classes)} classes, input {s.input_size} {s.layout}, "
-        f"mean {', '.join(f'{v:g}' for v in s.mean)}, std {', '.join(f'{v:g}' for v in s.std)}, sha256 {sm.sha256[:12]}"
+        f"wrote {escape(str(out))}: {escape(sm.name)} ({sm.kind}), {len(sm.classes)} classes, input {s.input_size} "
+        f"{s.layout}, mean {', '.join(f'{v:g}' for v in s.mean)}, std {', '.join(f'{v:g}' for v in s.std)}, sha256 "
+        f"{sm.sha256[:12]}"
     )
 
 

@@ -49,7 +49,8 @@ class CraftConfig:
     images: str = option("--images", "'samples' (photos shipped with installed packages) or a folder.", "samples")
     attacks: list[str] = option(
         "--attack",
-        "Attack(s), comma-separated: fgsm, bim, ll, pgd, mifgsm, difgsm, eot (= bim+eot), patch; add +di and/or +eot, e.g. mifgsm+di+eot, patch+eot.",
+        "Attack(s), comma-separated: fgsm, bim, ll, pgd, mifgsm, difgsm, eot (= bim+eot), patch; add +di and/or +eot, "
+        "e.g. mifgsm+di+eot, patch+eot.",
         factory=lambda: ["fgsm"],
         cli_type=str,
         cli_default="fgsm",
@@ -65,8 +66,8 @@ class CraftConfig:
     )
     source: list[str] = option(
         "--source",
-        "Source model(s), comma-separated; several make an ensemble: a zoo name, FILE.onnx, FILE.pt2, TorchScript FILE.pt, "
-        "or package.module:factory (runs your code).",
+        "Source model(s), comma-separated; several make an ensemble: a zoo name, FILE.onnx, FILE.pt2, TorchScript "
+        "FILE.pt, or package.module:factory (runs your code).",
         factory=lambda: ["lite0"],
         cli_type=str,
         cli_default="lite0",
@@ -161,7 +162,9 @@ class CraftConfig:
         )
 
     def target_class(self, classes: tuple[str, ...] | None = None) -> int | None:
-        """The fixed target class of ``--target CLASS`` in ``classes`` (ImageNet-1k by default); ``None`` for no target, ``ll`` or ``random``."""
+        """The fixed target class of ``--target CLASS`` in ``classes`` (ImageNet-1k by default); ``None`` for no target,
+        ``ll`` or ``random``.
+        """
         if self.target is None or self.target in TARGET_MODES:
             return None
         if classes is not None and classes != imagenet_names():
@@ -192,7 +195,8 @@ class CraftConfig:
                 f"--{'crop' if k == 'crop_pct' else k.replace('_', '-')}" for k in self.model_spec
             ]
             raise UserError(
-                f"{', '.join(dict.fromkeys(flags))}: these describe your own source models; the zoo's {', '.join(self.source)} have their own preprocessing and ImageNet labels"
+                f"{', '.join(dict.fromkeys(flags))}: these describe your own source models; the zoo's "
+                f"{', '.join(self.source)} have their own preprocessing and ImageNet labels"
             )
         if self.ensemble not in ENSEMBLE_MODES:
             raise UserError(f"--ensemble {self.ensemble!r}: choose {' or '.join(ENSEMBLE_MODES)}")
@@ -216,7 +220,8 @@ class CraftConfig:
             raise UserError("--di-prob: no attack uses input diversity; add --di or --attack difgsm")
         if not isinstance(self.profile, ChannelProfile):
             raise TypeError(
-                f"profile: expected a ChannelProfile (contracts.profile.load_profile), got {type(self.profile).__name__}"
+                "profile: expected a ChannelProfile (contracts.profile.load_profile), got "
+                f"{type(self.profile).__name__}"
             )
         if self.eot_samples < 1:
             raise UserError(f"--eot-samples {self.eot_samples}: must be at least 1")
@@ -241,7 +246,8 @@ class CraftConfig:
         check_patch_options(self.patch_area, self.patch_shape, self.lr)
         if self.target in TARGET_MODES:
             raise UserError(
-                f"--target {self.target}: a universal patch needs one class for all images; give a class, or no --target"
+                f"--target {self.target}: a universal patch needs one class for all images; give a class, or no "
+                "--target"
             )
         if self.alpha is not None:
             raise UserError("--alpha: the patch uses --lr (Adam's learning rate) instead")

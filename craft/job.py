@@ -79,8 +79,8 @@ class _Crafter:
         for sm in self.sources[1:]:
             if sm.classes != self.entry.classes:
                 raise UserError(
-                    f"--source {sm.ref}: its {len(sm.classes)} classes are not the label set of {self.entry.ref} ({len(self.entry.classes)} classes); "
-                    f"an ensemble's members must share one label set"
+                    f"--source {sm.ref}: its {len(sm.classes)} classes are not the label set of {self.entry.ref} "
+                    f"({len(self.entry.classes)} classes); an ensemble's members must share one label set"
                 )
         refs, fast = [p[0].module for p in pairs], [p[1] for p in pairs]
         sizes = [sm.spec.input_size for sm in self.sources]

@@ -77,14 +77,14 @@ class CameraPlan:
     def sentence(self) -> str:
         """One line for the console and the cover page."""
         line = (
-            f"laid out for a {self.width}x{self.height} camera and {self.model} ({self.input_size} px input): with the sheet "
-            f"filling {100 * self.frame_fill:.0f} % of the frame, a {self.tile_mm:g} mm tile spans about {self.tile_px:.0f} camera "
-            f"pixels; the capture gate needs >= {self.min_tile_px}"
+            f"laid out for a {self.width}x{self.height} camera and {self.model} ({self.input_size} px input): with the "
+            f"sheet filling {100 * self.frame_fill:.0f} % of the frame, a {self.tile_mm:g} mm tile spans about "
+            f"{self.tile_px:.0f} camera pixels; the capture gate needs >= {self.min_tile_px}"
         )
         if self.target_px and self.tile_px < self.target_px:
             line += (
-                f", and clean accuracy holds from about {self.target_px} px: the largest tile that fits is smaller, so expect "
-                f"the camera to cost clean accuracy (use a camera with more pixels, or photos instead of video)"
+                f", and clean accuracy holds from about {self.target_px} px: the largest tile that fits is smaller, so "
+                "expect the camera to cost clean accuracy (use a camera with more pixels, or photos instead of video)"
             )
         return line
 
@@ -124,7 +124,8 @@ def model_input_size(model: str) -> tuple[str, int]:
     if len(sides) == 2 and sides[0] == sides[1]:
         return name, int(sides[0])
     raise UserError(
-        f"--model {model}: its input size is neither in its metadata nor a static square input; pass a zoo name or --tile-mm"
+        f"--model {model}: its input size is neither in its metadata nor a static square input; pass a zoo name or "
+        "--tile-mm"
     )
 
 
@@ -179,10 +180,10 @@ def plan_for_camera(
             best = plan
     if best is None:
         raise UserError(
-            f"--camera {camera[0]}x{camera[1]} --model {model}: the largest tile that fits {base} paper spans only {largest:.0f} camera "
-            f"pixels with the sheet filling {100 * fill:.0f} % of the frame, and {name} needs >= {need} (plus {100 * (VIEW_MARGIN - 1):.0f} % "
-            f"for oblique views); use a camera with more pixels, "
-            f"larger paper, or --layout adversarial-only"
+            f"--camera {camera[0]}x{camera[1]} --model {model}: the largest tile that fits {base} paper spans only "
+            f"{largest:.0f} camera pixels with the sheet filling {100 * fill:.0f} % of the frame, and {name} needs >= "
+            f"{need} (plus {100 * (VIEW_MARGIN - 1):.0f} % for oblique views); use a camera with more pixels, larger "
+            "paper, or --layout adversarial-only"
         )
     return best
 
@@ -209,8 +210,9 @@ def eot_mismatch(plan: CameraPlan, items: list[Any]) -> str | None:
     if 0.8 * lo <= plan.tile_px <= 1.25 * hi:
         return None
     return (
-        f"{len(ranges)} EOT item(s) were optimised through the channel twin for tiles of {lo:.0f}-{hi:.0f} camera pixels, and this "
-        f"layout gives about {plan.tile_px:.0f}: their expectation did not cover this camera's view of the tiles "
-        f"(craft them for this layout with --eot-tile-px {EOT_RANGE[0] * plan.tile_px:.0f}-{EOT_RANGE[1] * plan.tile_px:.0f}, "
-        f"or print with --tile-mm 60 to photograph them as the twin assumed)"
+        f"{len(ranges)} EOT item(s) were optimised through the channel twin for tiles of {lo:.0f}-{hi:.0f} camera "
+        f"pixels, and this layout gives about {plan.tile_px:.0f}: their expectation did not cover this camera's view "
+        "of the tiles (craft them for this layout with --eot-tile-px "
+        f"{EOT_RANGE[0] * plan.tile_px:.0f}-{EOT_RANGE[1] * plan.tile_px:.0f}, or print with --tile-mm 60 to "
+        "photograph them as the twin assumed)"
     )

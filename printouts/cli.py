@@ -41,7 +41,8 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(
                 "--camera",
-                help="Lay out for this camera frame, WIDTHxHEIGHT (e.g. 1280x720); needs --model. Chooses --tile-mm and the paper's orientation.",
+                help="Lay out for this camera frame, WIDTHxHEIGHT (e.g. 1280x720); needs --model. Chooses --tile-mm "
+                "and the paper's orientation.",
             ),
         ] = None,
         model: Annotated[
@@ -76,8 +77,8 @@ def register(app: typer.Typer) -> None:
         n_cards = len(result.extra.get("patch_cards", []))
         pages = n_sheets + (1 if cover else 0) + n_cards
         console.print(
-            f"wrote {escape(str(batch / SHEETS_PDF))}: {pages} page(s), {n_sheets} sheet(s) with {n_tiles} tiles of {result.tile_mm:g} mm "
-            f"on {result.paper}, markers {result.aruco_dictionary}"
+            f"wrote {escape(str(batch / SHEETS_PDF))}: {pages} page(s), {n_sheets} sheet(s) with {n_tiles} tiles of "
+            f"{result.tile_mm:g} mm on {result.paper}, markers {result.aruco_dictionary}"
         )
         if n_cards:
             console.print(

@@ -47,7 +47,8 @@ def check_images(batch_dir: Path, batch: Batch, roles: Sequence[Role]) -> dict[s
     """
     if not batch.items:
         raise UserError(
-            f"{Path(batch_dir) / MANIFEST}: the batch has no items, so there is nothing to print; craft some first with 'photoproof craft'"
+            f"{Path(batch_dir) / MANIFEST}: the batch has no items, so there is nothing to print; craft some first "
+            "with 'photoproof craft'"
         )
     sizes: dict[str, tuple[int, int]] = {}
     for it in batch.items:
@@ -63,8 +64,8 @@ def check_images(batch_dir: Path, batch: Batch, roles: Sequence[Role]) -> dict[s
             data = path.read_bytes()
             if rec.sha256 and sha256_bytes(data) != rec.sha256:
                 raise UserError(
-                    f"{path}: its sha256 differs from the one in batch.json (item {it.id}); "
-                    "the image changed after crafting, so its recorded predictions no longer hold: re-run 'photoproof craft'"
+                    f"{path}: its sha256 differs from the one in batch.json (item {it.id}); the image changed after "
+                    "crafting, so its recorded predictions no longer hold: re-run 'photoproof craft'"
                 )
             sizes[rec.path] = read_png(path, data).size
     return sizes
@@ -125,7 +126,8 @@ def plan_layout(
     if qr_box[2] < QR_READABLE_MM:
         log.warning(
             "the tiles leave room for only a %g mm QR code per sheet (up to %g mm with smaller tiles); a 720p camera "
-            "reads it only from close up, and until it does, a sheet of another batch is told apart by its markers alone",
+            "reads it only from close up, and until it does, a sheet of another batch is told apart by its markers "
+            "alone",
             qr_box[2],
             geo.QR_MAX_MM,
         )

@@ -75,7 +75,8 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Path | None], Path]
             None,
             "--transforms",
             "-t",
-            help="Comma-separated: brightness, contrast, blur, noise, jpeg, perspective, tone, resolution, angle (default: these nine), dotgain.",
+            help="Comma-separated: brightness, contrast, blur, noise, jpeg, perspective, tone, resolution, angle "
+            "(default: these nine), dotgain.",
         ),
         steps: int = typer.Option(6, "--steps", help="Strengths per transform, from the identity to the strongest."),
         seed: int = typer.Option(0, "--seed", help="Seeds the noise fields and the perspective tilt axes."),
@@ -103,7 +104,8 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Path | None], Path]
         lmap = read_label_map(label_map) if label_map is not None else None
         clf = OnnxClassifier(model_path, class_names=read_label_file(labels) if labels else None, overrides=overrides)
         console.print(
-            f"model [bold]{escape(clf.name)}[/] ({escape(model_path.name)}, sha256 {clf.sha256[:12]}) on [bold]{clf.provider}[/]"
+            f"model [bold]{escape(clf.name)}[/] ({escape(model_path.name)}, sha256 {clf.sha256[:12]}) on "
+            f"[bold]{clf.provider}[/]"
         )
         table = Table(title="strengths", show_edge=False)
         for col in ("transform", "unit", "strengths"):
@@ -130,8 +132,8 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Path | None], Path]
         _clean_table(out, batch, clf.spec.input_size)
         if not digital_baseline_known(batch, clf.name):
             console.print(
-                f"[yellow]note:[/] neither batch.json nor a capture session holds {escape(clf.name)}'s predictions on the "
-                f"untransformed PNGs, which the report's destruction rate needs; sweep the source model, or capture "
-                f"with --model {escape(model or clf.name)} first",
+                f"[yellow]note:[/] neither batch.json nor a capture session holds {escape(clf.name)}'s predictions on "
+                "the untransformed PNGs, which the report's destruction rate needs; sweep the source model, or "
+                f"capture with --model {escape(model or clf.name)} first",
                 soft_wrap=True,
             )

@@ -26,7 +26,9 @@ from testkit.batch import write_batch
 
 @pytest.fixture(scope="module")
 def two_sessions(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ReportResult]:
-    """36 items (fgsm, bim, ll at ε 2, 8, 16); a good session and a degraded one (small, oblique tiles, clean mostly wrong)."""
+    """36 items (fgsm, bim, ll at ε 2, 8, 16); a good session and a degraded one (small, oblique tiles, clean mostly
+    wrong).
+    """
     d = tmp_path_factory.mktemp("channel") / "batch"
     b = write_batch(d, n_items=36, attacks=("fgsm", "bim", "ll"), eps=(2.0, 8.0, 16.0), batch_id="bsynthetic-0001")
     write_capture_db(
@@ -139,7 +141,8 @@ def test_paired_survival_matches_a_hand_count(tmp_path: Path) -> None:
     con = create_db(d / "captures" / "hand.sqlite")
     con.execute("INSERT OR REPLACE INTO meta VALUES ('batch_id', ?)", (b.batch_id,))
     con.execute(
-        "INSERT INTO sessions (id, batch_id, source, model, provider, started, config) VALUES ('hand', ?, 'photos', 'lite2', 'CPU', 0, '{}')",
+        "INSERT INTO sessions (id, batch_id, source, model, provider, started, config) VALUES ('hand', ?, 'photos', "
+        "'lite2', 'CPU', 0, '{}')",
         (b.batch_id,),
     )
     W = 500  # some wrong class
@@ -175,8 +178,9 @@ def test_paired_survival_matches_a_hand_count(tmp_path: Path) -> None:
         cls = LABELS[i] if what == R else W
         top = _pred(cls, p)
         con.execute(
-            "INSERT INTO observations (session_id, frame_idx, sheet_id, item_id, role, sharpness, tile_px, angle_deg, clipped, good, "
-            "top1, top1_prob, top5_ids, top5_probs) VALUES ('hand', ?, 's0', ?, ?, 100, 300, 5, 0, ?, ?, ?, ?, ?)",
+            "INSERT INTO observations (session_id, frame_idx, sheet_id, item_id, role, sharpness, tile_px, angle_deg, "
+            "clipped, good, top1, top1_prob, top5_ids, top5_probs) VALUES ('hand', ?, 's0', ?, ?, 100, 300, 5, 0, ?, "
+            "?, ?, ?, ?)",
             (f, ids[i], role, good, cls, p, *encode_top5(*top)),
         )
     for f in range(3):

@@ -62,7 +62,8 @@ def test_every_room_imports_only_the_rooms_it_may() -> None:
             top = name.split(".")[0]
             if top in (*ROOMS, "app") and top != room and top not in ALLOWED[room]:
                 bad.append(
-                    f"{path.relative_to(ROOT)}:{line}: {mod} imports {name} ({room} may import {sorted(ALLOWED[room]) or 'no other room'})"
+                    f"{path.relative_to(ROOT)}:{line}: {mod} imports {name} ({room} may import "
+                    f"{sorted(ALLOWED[room]) or 'no other room'})"
                 )
     assert not bad, "\n".join(bad)
 
@@ -111,7 +112,9 @@ def test_torch_free_rooms_import_without_torch() -> None:
 
 
 def test_no_test_module_imports_another() -> None:
-    """Shared fixtures live in conftest.py, shared builders in testkit/; a test module imports neither tests nor conftest."""
+    """Shared fixtures live in conftest.py, shared builders in testkit/; a test module imports neither tests nor
+    conftest.
+    """
     bad = [
         f"{p.name}:{line}: imports {name}"
         for p in sorted((ROOT / "tests").glob("*.py"))

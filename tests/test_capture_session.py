@@ -59,7 +59,8 @@ def test_capture_from_photos_records_digital_frames_observations_and_crops(setup
     )
     obs = _rows(
         db,
-        "SELECT frame_idx, sheet_id, item_id, role, sharpness, tile_px, angle_deg, clipped, good, top1, top1_prob, top5_ids, top5_probs FROM observations",
+        "SELECT frame_idx, sheet_id, item_id, role, sharpness, tile_px, angle_deg, clipped, good, top1, top1_prob, "
+        "top5_ids, top5_probs FROM observations",
     )
     assert len(obs) == 3 * 6 and {o[0] for o in obs} == {0, 1, 2}
     for o in obs:
@@ -189,7 +190,8 @@ def test_sigkill_mid_recording_leaves_a_readable_database(setup: tuple[Path, Pat
     n_frames = con.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
     n_obs = con.execute("SELECT COUNT(*) FROM observations").fetchone()[0]
     orphans = con.execute(
-        "SELECT COUNT(*) FROM observations o LEFT JOIN frames f ON f.idx = o.frame_idx AND f.session_id = o.session_id WHERE f.idx IS NULL"
+        "SELECT COUNT(*) FROM observations o LEFT JOIN frames f ON f.idx = o.frame_idx AND f.session_id = o.session_id "
+        "WHERE f.idx IS NULL"
     ).fetchone()[0]
     stopped = con.execute("SELECT stopped FROM sessions").fetchone()[0]
     con.close()

@@ -40,7 +40,9 @@ def _png(arr: np.ndarray) -> bytes:
 def photo_batch(
     batch_dir: Path, n: int = 3, noisy_adv: bool = False, size: int = 224, keys: tuple[str, ...] = ()
 ) -> Batch:
-    """A batch of the first ``n`` labelled foolbox photos (or those named by ``keys``); the adversarial PNG is the clean one (or a noisy copy)."""
+    """A batch of the first ``n`` labelled foolbox photos (or those named by ``keys``); the adversarial PNG is the clean
+    one (or a noisy copy).
+    """
     from craft.images import sample_photos
 
     photos = [p for p in sample_photos() if p.origin == "foolbox" and (p.key in keys if keys else True)][
@@ -271,7 +273,9 @@ def test_print_camera_errors_name_the_option(tmp_path: Path) -> None:
 
 # -- no gate depends on the perturbation ---------------------------------------------------
 def test_pairs_are_judged_together_whatever_the_perturbation(tmp_path: Path) -> None:
-    """A noisy adversarial tile is sharper than its clean twin; judged alone it would pass the sharpness gate more often."""
+    """A noisy adversarial tile is sharper than its clean twin; judged alone it would pass the sharpness gate more
+    often.
+    """
     photo_batch(tmp_path, n=3, noisy_adv=True)
     print_batch(tmp_path, camera=(1280, 720), model="lite0")
     prof = framed(load_profile("office-laser-webcam"), (0.85, 0.95))

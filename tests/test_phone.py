@@ -132,7 +132,8 @@ def test_two_tabs_stream_record_their_own_sessions_and_see_the_verdicts(printed:
         for item, role, verdict, reason, text in dom:
             ((top1,),) = _rows(
                 s.db,
-                f"SELECT top1 FROM observations WHERE item_id = '{item}' AND role = '{role}' ORDER BY frame_idx DESC LIMIT 1",
+                f"SELECT top1 FROM observations WHERE item_id = '{item}' AND role = '{role}' ORDER BY frame_idx DESC "
+                "LIMIT 1",
             )
             assert verdict == ("seen" if top1 == truth[item] else "fooled"), text
             assert reason == "" and "3 good" in text

@@ -145,7 +145,8 @@ def test_scene_mode_finds_the_patch_where_and_how_big_it_is(printed: Path, tmp_p
     db = run_scene(printed, PhotoSource(photos), clf, label=3, session_id="scene1")
     con = sqlite3.connect(db)
     rows = con.execute(
-        "SELECT frame_idx, patch_present, patch_markers, patch_share, patch_target, view, label FROM scene_observations ORDER BY frame_idx"
+        "SELECT frame_idx, patch_present, patch_markers, patch_share, patch_target, view, label FROM "
+        "scene_observations ORDER BY frame_idx"
     ).fetchall()
     con.close()
     assert [r[1] for r in rows] == [0, 1, 1, 1] and [r[2] for r in rows] == [0, 4, 4, 4]
@@ -238,7 +239,8 @@ def _hand_db(path: Path) -> None:
     """Ten frames with known outcomes: 4 without the patch, 6 with it at two sizes."""
     con = create_db(path)
     con.execute(
-        "INSERT INTO sessions (id, batch_id, source, model, provider, started, config) VALUES ('s','b','photos','m','cpu',0,'{}')"
+        "INSERT INTO sessions (id, batch_id, source, model, provider, started, config) VALUES "
+        "('s','b','photos','m','cpu',0,'{}')"
     )
     rows = [  # present, share, top1
         (0, None, 3),

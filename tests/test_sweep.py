@@ -28,7 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def setup(synthetic_batch, tmp_path: Path) -> tuple[Path, Path]:  # type: ignore[no-untyped-def]
-    """A 3-item batch and a tiny model that calls itself lite0 (the batch's source model, so batch.json has its digital top-5)."""
+    """A 3-item batch and a tiny model that calls itself lite0 (the batch's source model, so batch.json has its digital
+    top-5).
+    """
     return synthetic_batch(n_items=3, size=64), tiny_classifier(tmp_path / "tiny.onnx", size=48, name="lite0")
 
 
@@ -161,5 +163,8 @@ def test_cli_sweep_and_calibrate_arguments(setup: tuple[Path, Path], tmp_path: P
 
 
 def test_sweep_and_calibrate_do_not_import_torch() -> None:
-    code = "import sys, sweep.run, channel.calibrate, sweep.cli; sys.exit(int('torch' in sys.modules or 'kornia' in sys.modules))"
+    code = (
+        "import sys, sweep.run, channel.calibrate, sweep.cli; sys.exit(int('torch' in sys.modules or 'kornia' in "
+        "sys.modules))"
+    )
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0

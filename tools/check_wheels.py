@@ -96,7 +96,8 @@ KNOWN_GAPS = {
     (
         "torch",
         "macos-x86_64",
-    ): "PyTorch publishes no Intel-Mac wheels after 2.2: craft on another machine (an Intel Mac captures, prints and reports)",
+    ): "PyTorch publishes no Intel-Mac wheels after 2.2: craft on another machine (an Intel Mac captures, prints and "
+    "reports)",
 }
 
 

@@ -113,7 +113,8 @@ class SheetDetector:
         ours = sorted(self._index)
         if ours and not 0 <= ours[0] <= ours[-1] < len(full.bytesList):
             raise UserError(
-                f"layout.json: marker ids {ours[0]}..{ours[-1]} do not all exist in {layout.aruco_dictionary}; re-run 'photoproof print'"
+                f"layout.json: marker ids {ours[0]}..{ours[-1]} do not all exist in {layout.aruco_dictionary}; re-run "
+                "'photoproof print'"
             )
         # Identifying a candidate costs time in proportion to the dictionary: search for this
         # layout's ids only (exact matches, as the whole dictionary allows no corrected bits),

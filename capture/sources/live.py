@@ -114,7 +114,9 @@ class LatestFrameGrabber:
         return self
 
     def _run(self) -> None:
-        """Read until stopped. Nothing a device or a peer does ends this thread: every failure is a drop, then a reconnect."""
+        """Read until stopped. Nothing a device or a peer does ends this thread: every failure is a drop, then a
+        reconnect.
+        """
         dropped_at: float | None = None
         while not self._stop.is_set():
             if self._reader is None:
