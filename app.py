@@ -27,7 +27,7 @@ from contracts.errors import UserError
 
 app = typer.Typer(
     name="photoproof",
-    help="Physical-world robustness tests: craft adversarial images, print them, photograph them, report what survived.",
+    help="Physical-world robustness tests: craft adversarial images, print and photograph them, report what survived.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,

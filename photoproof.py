@@ -276,7 +276,9 @@ def report(
 
 
 def summary(batch_dir: str | Path, sessions: list[str] | None = None) -> list[dict[str, Any]]:
-    """Every figure of the report as a dict (``summary.csv``'s columns): ``pandas.DataFrame(pp.summary(b))`` reads it."""
+    """Every figure of the report as a dict (``summary.csv``'s columns):
+    ``pandas.DataFrame(pp.summary(b))`` reads it.
+    """
     from analysis.load import load_input
     from analysis.summary import compute_summary
 

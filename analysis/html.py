@@ -21,9 +21,11 @@ FLAGGED = ("camera-limited", "inconclusive")
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 
 CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0;color:#1b1b1b;background:#fafafa;line-height:1.4}
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0;color:#1b1b1b;
+  background:#fafafa;line-height:1.4}
 main{max-width:1200px;margin:0 auto;padding:1rem 1.5rem 3rem}
-h1{font-size:1.6rem;margin:.5rem 0}h2{font-size:1.25rem;margin-top:2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
+h1{font-size:1.6rem;margin:.5rem 0}
+h2{font-size:1.25rem;margin-top:2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
 h3{font-size:1.05rem;margin-bottom:.3rem}
 .meta{color:#555;font-size:.9rem}
 .note{background:#fff4d6;border-left:4px solid #e0a800;padding:.5rem .8rem;margin:.4rem 0}
@@ -100,10 +102,8 @@ def _plot(p: Plot, files: set[str] | None = None) -> str:
     links = " · ".join(
         f'<a href="{escape(f)}">{escape(f.rsplit(".", 1)[1].upper())}</a>' for f in vec if files is None or f in files
     )
-    return (
-        f'<figure><img src="{data_uri(p.png)}" alt="{escape(p.title)}">'
-        f"<figcaption>{escape(p.title)}{': ' + escape(p.caption) if p.caption else ''}{f' ({links})' if links else ''}</figcaption></figure>"
-    )
+    caption = escape(p.title) + (": " + escape(p.caption) if p.caption else "") + (f" ({links})" if links else "")
+    return f'<figure><img src="{data_uri(p.png)}" alt="{escape(p.title)}"><figcaption>{caption}</figcaption></figure>'
 
 
 def _top3(rows: list[tuple[str, float]]) -> str:

@@ -188,7 +188,9 @@ def destruction_vs_eps(
 
 @_rendered
 def accuracy_bars(rows: list[SummaryRow], session: str | None, model: str, k: int = 1) -> Figure | None:
-    """Grouped bars per (attack, ε): accuracy (%) on clean and adversarial images, digital vs photographed (per tile)."""
+    """Grouped bars per (attack, ε): accuracy (%) on clean and adversarial
+    images, digital vs photographed (per tile).
+    """
     sel = [r for r in rows if r.session == session and r.model == model and r.topk == k and r.source_model is None]
     bars = [
         ("clean, digital", "digital", "clean_acc", "#9ecae1"),
@@ -284,7 +286,9 @@ def digital_confidence_hist(clean: list[float], adv: list[float], model: str) ->
 
 @_rendered
 def _prob_hist(clean: list[float], adv: list[float], ylabel: str, title: str) -> Figure | None:
-    """Overlaid histograms of top-1 probabilities, clean in blue and adversarial in red; ``None`` when both are empty."""
+    """Overlaid histograms of top-1 probabilities, clean in blue and
+    adversarial in red; ``None`` when both are empty.
+    """
     if not clean and not adv:
         return None
     fig = Figure(figsize=(6.5, 3.2), layout="constrained")

@@ -112,7 +112,9 @@ FIGURES = "figures"
 
 
 def _remove_stale(out_dir: Path, written: set[str]) -> None:
-    """Delete the exports of tables this run did not produce (a sweep since removed, say), so no stale numbers remain."""
+    """Delete the exports of tables this run did not produce (a sweep since
+    removed, say), so no stale numbers remain.
+    """
     for name in TABLES:
         if name not in written:
             for ext in (".csv", ".json"):

@@ -93,7 +93,9 @@ def run_one(
     part: int = 0,
     per_part: int = 0,
 ) -> Path:
-    """Print, photograph and record one preset x model (one part of the photos); return the session's batch directory."""
+    """Print, photograph and record one preset x model (one part of the
+    photos); return the session's batch directory.
+    """
     profile = load_profile(preset)
     work = out / f"{preset}-{model}" / f"part{part}" if per_part else out / f"{preset}-{model}"
     db = work / "captures" / f"{preset}.sqlite"
@@ -157,7 +159,8 @@ def table(works: list[Path], preset: str, model: str) -> str:
     layout = load_layout(works[0])
     cam = layout.extra.get("camera", {})
     med = lambda v: v[len(v) // 2] if v else float("nan")
-    # Clean accuracy: per source photo, the majority over its clean tiles (the same photo is printed once per attack and eps).
+    # Clean accuracy: per source photo, the majority over its clean tiles (the same photo is printed once per
+    # attack and eps).
     by_photo: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
     for it in items:
         photo = _photo(it.item_id)

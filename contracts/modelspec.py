@@ -284,10 +284,11 @@ def resolve_spec(
         fields["layout"] = layout
     spec = PreprocessSpec.from_dict(fields)
     if side and side != spec.input_size:
+        given = "--input-size" if "input_size" in (overrides or {}) else None
+        origin = given or ("model.toml" if "input_size" in (sidecar or {}) else "its metadata")
         raise UserError(
             f"{where}: the model takes {side}x{side} images but the preprocessing says {spec.input_size} "
-            f"(from {'--input-size' if 'input_size' in (overrides or {}) else 'model.toml' if 'input_size' in (sidecar or {}) else 'its metadata'}); "
-            f"fix --input-size or drop it"
+            f"(from {origin}); fix --input-size or drop it"
         )
     return spec
 

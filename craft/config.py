@@ -257,7 +257,9 @@ class CraftConfig:
             )
 
     def resolved(self) -> dict[str, Any]:
-        """The config as recorded in ``batch.json``: attacks canonical, the profile by name, the EOT channel resolved."""
+        """The config as recorded in ``batch.json``: attacks canonical, the
+        profile by name, the EOT channel resolved.
+        """
         d = asdict(self)
         specs = self.specs()
         d["attacks"] = [s.label for s in specs]

@@ -49,8 +49,8 @@ MIN_TILE_FRACTION = 0.75
 # 82 % at 1.75 x (digital 95 %). Resolution alone (bench/gates.py: blur only) levels off earlier, at 1.25 x;
 # the camera's noise and JPEG cost less the more pixels a tile gets. The size the layout aims at.
 PLATEAU_TILE_FRACTION = 1.75
-# The range of tile sides that ``craft --eot-tile-px`` should cover for a layout, as fractions of its ``tile_px`` (at 85 %
-# fill): a sheet filling 77-98 % of the frame.
+# The range of tile sides that ``craft --eot-tile-px`` should cover for a layout, as fractions of its ``tile_px``
+# (at 85 % fill): a sheet filling 77-98 % of the frame.
 EOT_RANGE = (0.9, 1.15)
 _CAMERA_RE = re.compile(r"^\s*(\d{2,5})\s*[xX×]\s*(\d{2,5})\s*$")
 

@@ -132,7 +132,9 @@ def render_sheet(batch_dir: Path, sheet: Sheet, ppm: float = 4.0, marker_scale: 
 
 
 def render_pdf_page(pdf_path: Path, page: int, ppm: float = 6.0) -> np.ndarray:
-    """Page ``page`` of a PDF (e.g. ``sheets.pdf``) as a BGR raster at ``ppm`` pixels per mm, for :func:`compose_frame`."""
+    """Page ``page`` of a PDF (e.g. ``sheets.pdf``) as a BGR raster at
+    ``ppm`` pixels per mm, for :func:`compose_frame`.
+    """
     import pypdfium2 as pdfium
 
     pdf = pdfium.PdfDocument(str(pdf_path))

@@ -198,8 +198,9 @@ def test_paired_survival_matches_a_hand_count(tmp_path: Path) -> None:
         )
         assert (fr["num"], fr["n"], fr["n_items"]) == (2, 4, 2)
         assert fr["ci_low"] < 0.5 < fr["ci_high"]
-        # per tile: A votes clean right, adversarial wrong (2 of 3) -> survives; D votes adversarial 1:1, the right class has the higher
-        # mean probability (0.9 vs 0.6) -> destroyed; B's clean vote is wrong; C is not fooled digitally -> 1 of 2
+        # per tile: A votes clean right, adversarial wrong (2 of 3) -> survives; D votes adversarial 1:1, the right
+        # class has the higher mean probability (0.9 vs 0.6) -> destroyed; B's clean vote is wrong; C is not fooled
+        # digitally -> 1 of 2
         ti = next(
             r
             for r in rows

@@ -141,7 +141,8 @@ def _sql(db: Path, batch_dir: Path) -> sqlite3.Connection:
           WITH v AS (SELECT item_id, role, json_extract(top5_ids, '$[0]') AS t1, COUNT(*) AS n,
                             AVG(json_extract(top5_probs, '$[0]')) AS p
                      FROM cap.observations WHERE good = 1 GROUP BY item_id, role, t1),
-               r AS (SELECT *, ROW_NUMBER() OVER (PARTITION BY item_id, role ORDER BY n DESC, p DESC, t1 ASC) AS rk FROM v)
+               r AS (SELECT *, ROW_NUMBER() OVER (PARTITION BY item_id, role ORDER BY n DESC, p DESC, t1 ASC) AS rk
+                     FROM v)
           SELECT item_id, role, json_array(t1) AS top5_ids FROM r WHERE rk = 1;
     """)
     return con
@@ -246,12 +247,15 @@ window.__errs = [];
 window.addEventListener('error', function (e) {
   var t = e.target; window.__errs.push(t && t.tagName ? 'resource ' + t.tagName : 'js ' + e.message); }, true);
 document.addEventListener('securitypolicyviolation', function (e) { window.__errs.push('csp ' + e.blockedURI); });
-var ce = console.error; console.error = function () { window.__errs.push('console ' + [].join.call(arguments, ' ')); ce.apply(console, arguments); };
+var ce = console.error;
+console.error = function () {
+  window.__errs.push('console ' + [].join.call(arguments, ' ')); ce.apply(console, arguments); };
 window.addEventListener('load', function () {
   var bad = 0, imgs = document.images;
   for (var i = 0; i < imgs.length; i++) { if (!imgs[i].complete || imgs[i].naturalWidth === 0) bad++; }
   var d = document.createElement('pre'); d.id = 'ppcheck';
-  d.textContent = 'PPCHECK images=' + imgs.length + ' broken=' + bad + ' errors=' + JSON.stringify(window.__errs) + ' END';
+  d.textContent = 'PPCHECK images=' + imgs.length + ' broken=' + bad
+    + ' errors=' + JSON.stringify(window.__errs) + ' END';
   document.body.appendChild(d);
 });
 </script>"""

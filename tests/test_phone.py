@@ -166,7 +166,8 @@ def test_photo_mode_in_the_browser_sends_stills_and_shows_their_verdicts(printed
         br.wait_for("document.body && document.body.dataset.reports", 60)
         br.set_files("#photo", photos)  # PNGs: the page turns them into JPEGs before sending
         tiles = br.wait_for(
-            """document.getElementById('still').style.display === 'block' && document.querySelectorAll('#tiles li').length === 6
+            """document.getElementById('still').style.display === 'block'
+            && document.querySelectorAll('#tiles li').length === 6
             && Array.from(document.querySelectorAll('#tiles li')).map(li => li.dataset.verdict)""",
             60,
         )

@@ -177,7 +177,8 @@ def test_live_window_draws_the_view_the_patch_and_the_status(
     tally = SceneTally(frozenset({5}))
     names = [f"class {i}" for i in range(10)]
     names[5] = "toaster"
-    # frame 0: no card, top-1 the target; frame 1: the card, top-1 the target; frame 2: the card tilted 30 deg, top-1 another class
+    # frame 0: no card, top-1 the target; frame 1: the card, top-1 the target;
+    # frame 2: the card tilted 30 deg, top-1 another class
     for k, top1 in enumerate([5, 5, 7]):
         frame = frames[k]
         before = frame.copy()
