@@ -146,7 +146,7 @@ def _session_rows(con: sqlite3.Connection, path: Path) -> list[dict[str, Any]]:
             "sessions ORDER BY started, id"
         )
         cols = [d[0] for d in cur.description]
-        return [dict(zip(cols, r)) for r in cur.fetchall()]
+        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
     except sqlite3.DatabaseError as e:
         raise UserError(f"{path}: cannot read the sessions table ({e}); remove the file or re-capture") from None
 

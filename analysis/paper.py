@@ -67,7 +67,7 @@ def paper_table(rows: list[SummaryRow]) -> Table:
         "prefiltered: clean right with confidence >= 0.8 and adversarial wrong at top-1 and top-5. 95% Wilson "
         "intervals and n. Rows of a camera-limited or inconclusive session measure the camera, not the perturbation.",
     )
-    t.labels = {c: f"ε = {e:g}" for c, e in zip(cols, eps)}
+    t.labels = {c: f"ε = {e:g}" for c, e in zip(cols, eps, strict=True)}
     return t
 
 

@@ -21,6 +21,7 @@ import io
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 from matplotlib import rc_context
@@ -85,7 +86,10 @@ def _rendered(build: Callable[..., Figure | None]) -> Callable[..., Figures | No
 
 
 def _err(values: Sequence[float], los: Sequence[float], his: Sequence[float]) -> list[list[float]]:
-    return [[max(0.0, v - lo) for v, lo in zip(values, los)], [max(0.0, hi - v) for v, hi in zip(values, his)]]
+    return [
+        [max(0.0, v - lo) for v, lo in zip(values, los, strict=True)],
+        [max(0.0, hi - v) for v, hi in zip(values, his, strict=True)],
+    ]
 
 
 def _pct_points(pts: list[tuple[float, Any]]) -> tuple[list[float], list[float], list[float], list[float]]:
@@ -121,7 +125,7 @@ def _legend_outside(
 def _nudge(xs_all: list[float], n_series: int) -> float:
     """How far apart along x to draw ``n_series`` series at the same x values."""
     xs = sorted(set(xs_all))
-    gap = min((b - a for a, b in zip(xs, xs[1:])), default=2.0)
+    gap = min((b - a for a, b in pairwise(xs)), default=2.0)
     return 0.25 * gap / (n_series - 1) if n_series > 1 else 0.0
 
 
@@ -395,7 +399,9 @@ def scene_vs_share(series: Sequence[Any], class_names: Sequence[str] = ()) -> Fi
                 r = ax.axhline(100 * ref.value, color=color, linestyle="--", linewidth=1.0)
                 handles.setdefault(f"{label}, without patch (n={ref.n})", r)
     lo, hi = min(xs_all), max(xs_all)
-    for ax, ylabel in zip(axes, ("target-class rate (% of frames)", "untargeted fooling rate (% of frames)")):
+    for ax, ylabel in zip(
+        axes, ("target-class rate (% of frames)", "untargeted fooling rate (% of frames)"), strict=True
+    ):
         ax.set_xscale("log")
         ax.set_xlim(lo / 1.6, min(100.0, hi * 1.6))
         ticks = [t for t in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100) if lo / 1.6 <= t <= min(100.0, hi * 1.6)]

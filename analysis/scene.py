@@ -21,6 +21,7 @@ from __future__ import annotations
 import sqlite3
 from collections import Counter
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +104,7 @@ def _rate(k: int, n: int) -> Rate:
 
 def _bin(share: float | None, bins: tuple[float, ...] = SHARE_BINS) -> str:
     s = share or 0.0
-    for lo, hi in zip(bins, bins[1:]):
+    for lo, hi in pairwise(bins):
         if lo <= s < hi or (hi == bins[-1] and s >= lo):
             return f"{100 * lo:g}-{100 * hi:g}%"
     return "?"

@@ -125,7 +125,7 @@ def _pivot(rows: list[SummaryRow], spec: tuple[tuple[str, str, str], ...], name:
         if col is None or r.source_model is not None:
             continue
         key = (r.session, r.model, r.model_kind, r.attack, r.eps, r.topk)
-        row = wide.setdefault(key, {**dict(zip(KEY_COLUMNS, key)), CHECK_COLUMN: r.channel_check})
+        row = wide.setdefault(key, {**dict(zip(KEY_COLUMNS, key, strict=True)), CHECK_COLUMN: r.channel_check})
         row[col] = r.rate
     cols = [c for c, _, _ in spec]
     for row in wide.values():

@@ -119,8 +119,8 @@ def main() -> None:
             "digital_lite2_target": rate(sum(v == a.target for v in t2), n),
             "camera_lite0_target": rate(sum(v == a.target for v in c0), n),
             "camera_lite2_target": rate(sum(v == a.target for v in c2), n),
-            "digital_lite0_fooled": rate(sum(v != t for v, t in zip(t0, ys)), n),
-            "camera_lite2_fooled": rate(sum(v != t for v, t in zip(c2, ys)), n),
+            "digital_lite0_fooled": rate(sum(v != t for v, t in zip(t0, ys, strict=True)), n),
+            "camera_lite2_fooled": rate(sum(v != t for v, t in zip(c2, ys, strict=True)), n),
         }
 
     out["clean"] = evaluate(test, y_test, 0)

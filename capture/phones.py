@@ -58,7 +58,9 @@ def qr_terminal(text: str) -> str:
     if m.shape[0] % 2:
         m = np.vstack([m, np.zeros((1, m.shape[1]), np.uint8)])
     chars = {(0, 0): "\u2588", (1, 0): "\u2584", (0, 1): "\u2580", (1, 1): " "}  # light drawn, dark left blank
-    return "\n".join("".join(chars[(int(a), int(b))] for a, b in zip(m[r], m[r + 1])) for r in range(0, m.shape[0], 2))
+    return "\n".join(
+        "".join(chars[(int(a), int(b))] for a, b in zip(m[r], m[r + 1], strict=True)) for r in range(0, m.shape[0], 2)
+    )
 
 
 def check_inputs(batch_dir: Path, frames: int | None, duration: float | None, per_tile: int | None) -> None:

@@ -119,7 +119,7 @@ class PatchFinder:
         if ids is None:
             return []
         found: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
-        for c, i in zip(corners, ids.ravel().tolist()):
+        for c, i in zip(corners, ids.ravel().tolist(), strict=True):
             if int(i) in self._index:
                 card, mm = self._index[int(i)]
                 found.setdefault(card.name, []).append((mm, c.reshape(4, 2).astype(np.float64)))

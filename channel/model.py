@@ -108,7 +108,7 @@ def params_from_unit(profile: ChannelProfile, unit: Mapping[str, float], noise_s
 
 def sample_params(profile: ChannelProfile, rng: np.random.Generator) -> ChannelParams:
     """Draw every ranged parameter uniformly from the profile, independently."""
-    unit = dict(zip(UNIT_FIELDS, rng.random(len(UNIT_FIELDS))))
+    unit = dict(zip(UNIT_FIELDS, rng.random(len(UNIT_FIELDS)), strict=True))
     return params_from_unit(profile, unit, int(rng.integers(0, 2**31 - 1)))
 
 

@@ -339,7 +339,7 @@ class SimulatedCamera(FrameSource):
         desk = cv2.multiply(self._background_low, gain)
         desk_y = cv2.sqrt(cv2.add(desk if glare is None else cv2.add(desk, glare), curve.offset))
         sheets, homs, x_off = [], [], 0.0
-        for k, size in zip(group, sizes):
+        for k, size in zip(group, sizes, strict=True):
             h_mm = h_group @ ch.translation(x_off, (group_mm[1] - size[1]) / 2)
             x_off += size[0] + SHEET_GAP_MM
             homs.append(h_mm)
@@ -397,7 +397,7 @@ class SimulatedCamera(FrameSource):
         """
         x0, y0, x1, y1 = roi
         box = self._background[y0:y1, x0:x1].copy()
-        for k, h_mm in zip(group, homs):
+        for k, h_mm in zip(group, homs, strict=True):
             img, px_to_mm = self._level(k, h_mm)
             cv2.warpPerspective(
                 img,

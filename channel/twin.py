@@ -162,7 +162,7 @@ def motion_kernels(length_px: Tensor, angle_deg: Tensor) -> Tensor:
     r = max(1, math.ceil(float(length_px.max()) / 2))
     grid = torch.arange(-r, r + 1, dtype=torch.float64)
     out = []
-    for length, ang in zip(length_px.tolist(), angle_deg.tolist()):
+    for length, ang in zip(length_px.tolist(), angle_deg.tolist(), strict=True):
         n = max(2, math.ceil(2 * length) + 1)
         t = torch.linspace(-length / 2, length / 2, n, dtype=torch.float64)
         a = math.radians(ang)
@@ -286,7 +286,7 @@ class ChannelTwin:
         """
         h, w = v.shape[-2:]
         out = []
-        for img, t in zip(v, tile_px.tolist()):
+        for img, t in zip(v, tile_px.tolist(), strict=True):
             side = int(round(t))
             if side >= min(h, w):
                 out.append(img)

@@ -136,7 +136,7 @@ class _Crafter:
         for start in range(0, len(pending), self.cfg.batch_size):
             chunk = pending[start : start + self.cfg.batch_size]
             arrays = [c[1] for c in chunk]
-            for (ph, arr, rel, sha), t5, top in zip(chunk, self.top5(arrays), self.top1(arrays)):
+            for (ph, arr, rel, sha), t5, top in zip(chunk, self.top5(arrays), self.top1(arrays), strict=True):
                 if ph.label is not None:
                     label = Label(ph.label, self.names[ph.label], ph.label_source or "filename")
                 else:
@@ -229,7 +229,8 @@ class _Crafter:
             return least_likely(self.model, x)
         if mode == "random":
             return torch.tensor(
-                [random_target(s, int(t), len(self.names)) for s, t in zip(seeds, y.tolist())], device=x.device
+                [random_target(s, int(t), len(self.names)) for s, t in zip(seeds, y.tolist(), strict=True)],
+                device=x.device,
             )
         if self.fixed_target is None:  # CraftConfig.validate parsed --target into a class
             raise RuntimeError(f"--target {mode!r} was not resolved to a class")
@@ -254,14 +255,14 @@ class _Crafter:
         )
         adv_np = res.adv.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         saved = []
-        for item_id, arr in zip(ids, adv_np):
+        for item_id, arr in zip(ids, adv_np, strict=True):
             rel = image_rel(f"{item_id}.png")
             sha = self.write_png(rel, arr)
             saved.append((rel, sha, read_png_array(resolve_inside(self.out, rel))))
         base = attack.params(eps)
         goal_labels = res.goal.labels.tolist()
         for i, (ph, item_id, s, (rel, sha, arr), t5) in enumerate(
-            zip(chunk, ids, seeds, saved, self.top5([v[2] for v in saved]))
+            zip(chunk, ids, seeds, saved, self.top5([v[2] for v in saved]), strict=True)
         ):
             _, clean_rec, label, src = cleans[ph.key]
             params = {**base, "repair_steps": int(res.repair_steps[i])}
@@ -300,10 +301,10 @@ def top5_records(names: list[str], logits: list[torch.Tensor]) -> list[dict[str,
     """Per image, each source model's top-5 as recorded: ``{name: [[class, p], ...]}`` keyed by the model's
     name (:func:`craft.sources.source_name`), p to 6 places."""
     out: list[dict[str, list[list[float]]]] = [{} for _ in range(len(logits[0]))]
-    for name, z in zip(names, logits):
+    for name, z in zip(names, logits, strict=True):
         p, i = z.float().softmax(dim=1).topk(5, dim=1)
-        for row, ii, pp in zip(out, i.tolist(), p.tolist()):
-            row[name] = [[int(c), round(float(q), 6)] for c, q in zip(ii, pp)]
+        for row, ii, pp in zip(out, i.tolist(), p.tolist(), strict=True):
+            row[name] = [[int(c), round(float(q), 6)] for c, q in zip(ii, pp, strict=True)]
     return out
 
 

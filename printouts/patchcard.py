@@ -86,7 +86,8 @@ def plan_cards(batch_dir: Path, batch: Batch, layout: Layout, size_mm: float, fi
         ]
         ids = sheet_marker_ids(len(layout.sheets) + j, offset)[:4]
         markers = [
-            Marker(i, [[round(v, 3) for v in c] for c in geo.marker_corners(x, y, m)]) for i, (x, y) in zip(ids, tl)
+            Marker(i, [[round(v, 3) for v in c] for c in geo.marker_corners(x, y, m)])
+            for i, (x, y) in zip(ids, tl, strict=True)
         ]
         cut = [round(x0 - d - q, 3), round(y0 - d - q, 3), round(span, 3), round(span, 3)]
         cards.append(

@@ -137,7 +137,7 @@ def plan_layout(
         ids = sheet_marker_ids(k, offset)
         markers = [
             Marker(id=i, corners_mm=[[_r(v) for v in c] for c in geo.marker_corners(*xy)])
-            for i, xy in zip(ids, fr.markers)
+            for i, xy in zip(ids, fr.markers, strict=True)
         ]
         text = qr.payload(batch.batch_id, k)
         sheets.append(

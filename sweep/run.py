@@ -289,7 +289,7 @@ def run_sweep(
     images = list(batch_images(batch_dir, batch))
     index = {it.id: k for k, it in enumerate(batch.items)}
     rng = np.random.default_rng([int(seed), 0])
-    axes = {it.id: float(a) for it, a in zip(batch.items, rng.uniform(0.0, 360.0, len(batch.items)))}
+    axes = {it.id: float(a) for it, a in zip(batch.items, rng.uniform(0.0, 360.0, len(batch.items)), strict=True)}
     fields: dict[str, np.ndarray] = {}  # one noise field per item (and image shape), shared by its clean and adv PNG
 
     def z_for(item: str, shape: tuple[int, ...]) -> np.ndarray:

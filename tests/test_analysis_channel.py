@@ -147,7 +147,7 @@ def test_paired_survival_matches_a_hand_count(tmp_path: Path) -> None:
     )
     W = 500  # some wrong class
     fooled = {ids[0]: True, ids[1]: True, ids[2]: False, ids[3]: True}  # C's adversarial PNG does not fool lite2
-    for it, lab in zip(ids, LABELS):
+    for it, lab in zip(ids, LABELS, strict=True):
         con.execute("INSERT INTO digital VALUES ('hand', ?, 'clean', ?, ?)", (it, *encode_top5(*_pred(lab))))
         con.execute(
             "INSERT INTO digital VALUES ('hand', ?, 'adv', ?, ?)", (it, *encode_top5(*_pred(W if fooled[it] else lab)))

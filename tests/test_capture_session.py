@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import cv2
@@ -54,9 +55,7 @@ def test_capture_from_photos_records_digital_frames_observations_and_crops(setup
 
     frames = _rows(db, "SELECT idx, t, sheets_found, sheets FROM frames ORDER BY idx")
     assert [f[0] for f in frames] == [0, 1, 2, 3] and [f[2] for f in frames] == [1, 1, 1, 0]
-    assert json.loads(frames[0][3]) == [f"{batch.batch_id}/s0"] and all(
-        b[1] >= a[1] for a, b in zip(frames, frames[1:])
-    )
+    assert json.loads(frames[0][3]) == [f"{batch.batch_id}/s0"] and all(b[1] >= a[1] for a, b in pairwise(frames))
     obs = _rows(
         db,
         "SELECT frame_idx, sheet_id, item_id, role, sharpness, tile_px, angle_deg, clipped, good, top1, top1_prob, "

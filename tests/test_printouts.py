@@ -93,7 +93,7 @@ def detect(gray: np.ndarray, dictionary: str) -> dict[int, np.ndarray]:
     params.cornerRefinementMethod = cv2.aruco.CORNER_REFINE_SUBPIX
     det = cv2.aruco.ArucoDetector(cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, dictionary)), params)
     corners, ids, _ = det.detectMarkers(gray)
-    return {} if ids is None else {int(i): c.reshape(4, 2) for i, c in zip(ids.ravel(), corners)}
+    return {} if ids is None else {int(i): c.reshape(4, 2) for i, c in zip(ids.ravel(), corners, strict=True)}
 
 
 def crop_mm(img: np.ndarray, box: list[float], pad_mm: float) -> tuple[np.ndarray, int, int]:

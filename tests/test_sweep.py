@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import cv2
@@ -88,7 +89,7 @@ def test_identity_strengths_leave_the_image_unchanged_and_strength_grows_the_cha
         ):  # a camera never samples a tile exactly: its mildest strength changes the image a little
             assert diffs[0] < 10 and diffs[-1] > 2 * diffs[0] and diffs[-1] == max(diffs), (name, diffs)
         else:
-            assert diffs[0] <= 0.5 and all(b > a for a, b in zip(diffs, diffs[1:])), (name, diffs)
+            assert diffs[0] <= 0.5 and all(b > a for a, b in pairwise(diffs)), (name, diffs)
     # the channel's own stages: blur is its defocus, tone its printer curve
     ref = cv2.GaussianBlur(
         card.astype(np.float32), (ch.gaussian_ksize(2.0),) * 2, 2.0, borderType=cv2.BORDER_REFLECT_101

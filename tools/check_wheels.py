@@ -172,7 +172,7 @@ def check(
             cache = {}
     names = sorted({r.name for _, r in reqs})
     with ThreadPoolExecutor(max_workers=8) as pool:
-        files = dict(zip(names, pool.map(lambda n: fetch_files(n, cache), names)))
+        files = dict(zip(names, pool.map(lambda n: fetch_files(n, cache), names), strict=True))
     if use_cache:
         try:
             CACHE.parent.mkdir(parents=True, exist_ok=True)
