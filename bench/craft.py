@@ -43,7 +43,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from contracts.console import console  # noqa: E402
-from craft.attacks import EOT, AttackSettings, ItemRng, build_attack, parse_spec  # noqa: E402
+from craft.attacks import EOT, Attack, AttackSettings, ItemRng, build_attack, parse_spec  # noqa: E402
 from craft.fastgrad import gradient_model  # noqa: E402
 from craft.images import find_photos, load_rgb  # noqa: E402
 from craft.zoo import get_entry, load_model, resolve_device  # noqa: E402
@@ -243,22 +243,23 @@ def main() -> None:
         steps, alpha = int(p["steps"]), float(p["alpha"])
         copies = args.eot_samples if spec.eot else 1
 
-        def ours() -> torch.Tensor:
+        # Each closure binds this iteration's values as defaults; best_of calls them before the next one.
+        def ours(attack: Attack = attack) -> torch.Tensor:
             return attack(fast, x_cl, y, args.eps, generator=ItemRng.from_seeds(seeds), check_model=ref)
 
         fns: dict[str, Callable[[], torch.Tensor]] = {
             "ours": ours,
-            "bare": lambda: bare_loop(fast, x_cl, y, steps, copies),
+            "bare": lambda steps=steps, copies=copies: bare_loop(fast, x_cl, y, steps, copies),
         }
         if have_ta:
             ts = getattr(attack.transform, "transforms", [attack.transform])
             eot_t = next((t for t in ts if t is not None and t.name == "eot"), None)
             ta_name = "eot" if spec.eot else spec.name
             atk = torchattacks_attack(ta_name, UnitRange(ref), args.eps, steps, alpha, copies, eot_t)
-            fns["ta"] = lambda: atk(x01, y) * 255
+            fns["ta"] = lambda atk=atk: atk(x01, y) * 255
             if args.ta_fast:
                 atk_f = torchattacks_attack(ta_name, UnitRange(fast), args.eps, steps, alpha, copies, eot_t)
-                fns["ta_fast"] = lambda: atk_f(x01, y) * 255
+                fns["ta_fast"] = lambda atk_f=atk_f: atk_f(x01, y) * 255
         res = best_of(fns, args.rounds, batches, args.batch, device)
         with torch.inference_mode():
             fooled = {

@@ -158,7 +158,10 @@ def table(works: list[Path], preset: str, model: str) -> str:
     px, ang = sorted(px), sorted(ang)
     layout = load_layout(works[0])
     cam = layout.extra.get("camera", {})
-    med = lambda v: v[len(v) // 2] if v else float("nan")
+
+    def med(v: list[float]) -> float:
+        return v[len(v) // 2] if v else float("nan")
+
     # Clean accuracy: per source photo, the majority over its clean tiles (the same photo is printed once per
     # attack and eps).
     by_photo: dict[str, list[tuple[bool, bool]]] = defaultdict(list)

@@ -109,6 +109,10 @@ def build_source(
     )
 
 
+def _pct(k: int, n: int) -> str:
+    return f"{100 * k / n:.0f}%" if n else "-"
+
+
 def _summary(db: Path) -> Table:
     """Frames, observations and top-1 agreement with the true class, per role, from the database."""
     import json
@@ -132,8 +136,7 @@ def _summary(db: Path) -> Table:
         good = [r for r in rows if r[1] == role and r[3]]
         right = sum(1 for r in good if truth.get(r[0]) == r[2])
         n_role = sum(1 for r in rows if r[1] == role)
-        pct = (lambda k: f"{100 * k / len(good):.0f}%") if good else (lambda k: "-")
-        table.add_row(role, str(n_role), str(len(good)), pct(right), pct(len(good) - right))
+        table.add_row(role, str(n_role), str(len(good)), _pct(right, len(good)), _pct(len(good) - right, len(good)))
     table.caption = f"{n_frames} frames, {n_sheets or 0} with a sheet; stopped by {cfg.get('stopped_by', '?')}"
     return table
 

@@ -248,7 +248,7 @@ class ChannelTwin:
             raise ValueError(f"stages: unknown {sorted(set(stages) - set(STAGES))}; expected some of {STAGES}")
         if x.ndim != 4 or x.shape[0] != len(params) or tuple(x.shape[1:]) != (3, self.size, self.size):
             raise ValueError(f"x: expected ({len(params)}, 3, {self.size}, {self.size}), got {tuple(x.shape)}")
-        p, (n, _, h, w) = params.to(x), x.shape
+        p, (_, _, h, w) = params.to(x), x.shape
         v = x / 255.0
         white = torch.ones(3, dtype=x.dtype, device=x.device)
         if "print" in stages:

@@ -64,8 +64,9 @@ class _Crafter:
         out: Path,
         cfg: CraftConfig,
         progress: Callable[[str, int], Callable[[int], None]] | None,
-        dist: Dist = Dist(),
+        dist: Dist | None = None,
     ) -> None:
+        dist = Dist() if dist is None else dist
         self.out = out
         self.cfg = cfg
         self.dist = dist
@@ -261,7 +262,7 @@ class _Crafter:
             saved.append((rel, sha, read_png_array(resolve_inside(self.out, rel))))
         base = attack.params(eps)
         goal_labels = res.goal.labels.tolist()
-        for i, (ph, item_id, s, (rel, sha, arr), t5) in enumerate(
+        for i, (ph, item_id, s, (rel, sha, _arr), t5) in enumerate(
             zip(chunk, ids, seeds, saved, self.top5([v[2] for v in saved]), strict=True)
         ):
             _, clean_rec, label, src = cleans[ph.key]

@@ -173,7 +173,7 @@ def craft_patch(
             saved.append(
                 (ph, iid, s, pl, rel, crafter.write_png(rel, arr), read_png_array(resolve_inside(crafter.out, rel)))
             )
-        for (ph, iid, s, pl, rel, sha, arr), t5 in zip(saved, crafter.top5([v[-1] for v in saved]), strict=True):
+        for (ph, iid, s, pl, rel, sha, _arr), t5 in zip(saved, crafter.top5([v[-1] for v in saved]), strict=True):
             _, clean_rec, label, src = cleans[ph.key]
             params = {**base, "patch": {"path": rel_png, "sha256": sha_png, "placement": pl.to_dict()}}
             if fixed is not None:

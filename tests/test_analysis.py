@@ -318,7 +318,7 @@ def test_digital_falls_back_to_batch_json_for_a_source_model(synthetic_batch) ->
 
 def test_database_from_another_batch_is_refused(synthetic_batch) -> None:  # type: ignore[no-untyped-def]
     bdir = synthetic_batch(n_items=2)
-    path = write_db(bdir / "captures" / "other.sqlite", "b-someone-else")
+    write_db(bdir / "captures" / "other.sqlite", "b-someone-else")
     with pytest.raises(UserError, match="other.sqlite.*b-someone-else"):
         load_input(bdir)
 

@@ -21,6 +21,7 @@ from PIL import Image
 from capture.sheets.detect import SheetDetector
 from capture.sheets.quality import MIN_TILE_FRACTION, QualityGates
 from channel.simulate import SimulatedCamera
+from channel.twin import TwinParams
 from contracts.errors import UserError
 from contracts.layout import load_layout
 from contracts.manifest import Batch, ImageRecord, Item, Label, ModelRecord, SourceImage, save_batch
@@ -360,9 +361,13 @@ def test_twin_samples_the_tiles_camera_resolution() -> None:
     # A one-pixel checkerboard survives the blur at the tile's own size, not at ~190 camera pixels.
     board = (torch.arange(224)[:, None] + torch.arange(224)[None, :]) % 2 * 255.0
     x = board.expand(2, 3, 224, 224).clone().requires_grad_(True)
-    pick = lambda t: dataclasses.replace(
-        t, **{f.name: getattr(t, f.name)[:2] for f in dataclasses.fields(t) if getattr(t, f.name) is not None}
-    )
+
+    def pick(t: TwinParams) -> TwinParams:
+        fields = dataclasses.fields(t)
+        return dataclasses.replace(
+            t, **{f.name: getattr(t, f.name)[:2] for f in fields if getattr(t, f.name) is not None}
+        )
+
     pp, qq = pick(p), pick(q)
     twin = ChannelTwin(prof, 224)
     low = twin.apply(x, dataclasses.replace(pp, motion_blur_px=pp.motion_blur_px * 0), stages=("optics",))

@@ -117,7 +117,7 @@ class HostileServer:
                         outer.plays[k](self.request)
                         return
                     self.request.sendall(HEAD)
-                    for n in range(200):
+                    for _ in range(200):
                         self.request.sendall(_part(_jpeg(200)))
                         outer.good_sent += 1
                         time.sleep(0.01)
