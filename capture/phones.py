@@ -27,12 +27,15 @@ from typing import Any
 import numpy as np
 
 from capture.classify import OnnxClassifier
-from capture.session import Progress, _check_inputs, run_capture
+from capture.session import Progress, check_layout, run_capture
 from capture.sheets.quality import QualityGates
 from capture.sources.phone.server import PhoneServer
 from capture.sources.phone.source import PhoneSource
 from capture.sources.phone.tls import lan_address, machine_certificate
+from capture.stoprule import STOP_REQUESTED, WINDOW_CLOSED, StopRule
 from contracts.errors import UserError
+from contracts.layout import load_layout
+from contracts.manifest import load_batch
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +64,6 @@ def qr_terminal(text: str) -> str:
     return "\n".join(
         "".join(chars[(int(a), int(b))] for a, b in zip(m[r], m[r + 1], strict=True)) for r in range(0, m.shape[0], 2)
     )
-
-
-def check_inputs(batch_dir: Path, frames: int | None, duration: float | None, per_tile: int | None) -> None:
-    """The checks ``run_capture`` makes at its start, made once before any phone connects."""
-    from contracts.layout import load_layout
-    from contracts.manifest import load_batch
-
-    _check_inputs(load_batch(batch_dir), load_layout(batch_dir), frames, duration, per_tile)
 
 
 @dataclass
@@ -120,11 +115,10 @@ class PhoneCapture:
     ) -> None:
         if not 0 <= port <= 65535:
             raise UserError(f"--port {port}: expected 0..65535")
-        if duration is not None and duration <= 0:
-            raise UserError(f"--duration: must be > 0, got {duration}")
+        self.rule = StopRule(frames, duration, per_tile)
         self.batch_dir, self.model_path, self.clf = Path(batch_dir), Path(model_path), classifier
-        check_inputs(self.batch_dir, frames, duration, per_tile)  # fail here, not on the first phone's thread
-        self.frames, self.duration, self.per_tile = frames, duration, per_tile
+        # run_capture's checks, made here rather than on the first phone's thread
+        check_layout(load_batch(self.batch_dir), load_layout(self.batch_dir))
         self.base = session or f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
         self.gates, self.save_crops = gates, save_crops
         self.label_map = label_map  # batch class name -> the target's (--label-map)
@@ -172,15 +166,14 @@ class PhoneCapture:
         def progress(p: Progress) -> None:
             s.progress = p
 
-        left = None if self.duration is None else max(0.1, self.duration - (time.monotonic() - self._t0))
         try:
             s.db = run_capture(
                 self.batch_dir,
                 self.model_path,
                 s.source,
-                frames=self.frames,
-                duration=left,
-                per_tile=self.per_tile,
+                frames=self.rule.frames,
+                duration=self.rule.remaining(time.monotonic() - self._t0),
+                per_tile=self.rule.per_tile,
                 headless=True,
                 session_id=s.session_id,
                 gates=self.gates,
@@ -204,14 +197,14 @@ class PhoneCapture:
     def should_stop(self) -> str:
         """Why the run should stop now (``""``: keep going)."""
         if self.stop_event.is_set():
-            return "stop requested"
-        if self.duration is not None and time.monotonic() - self._t0 >= self.duration:
-            return f"{self.duration:g} s"
+            return STOP_REQUESTED
+        if self.rule.out_of_time(time.monotonic() - self._t0):
+            return self.rule.out_of_time(time.monotonic() - self._t0)
         with self._lock:
             sessions = list(self.sessions)
         if (
             sessions
-            and (self.per_tile is not None or self.frames is not None)
+            and (self.rule.per_tile is not None or self.rule.frames is not None)
             and all(s.finished.is_set() for s in sessions)
         ):
             return "every phone finished"
@@ -243,7 +236,7 @@ class PhoneCapture:
         try:
             while not why:
                 if tick is not None and not tick():
-                    why = "window closed"
+                    why = WINDOW_CLOSED
                     break
                 time.sleep(0.1)
                 why = self.should_stop()
@@ -252,7 +245,7 @@ class PhoneCapture:
         self.stop(why)
         return why
 
-    def stop(self, why: str = "stop requested") -> None:
+    def stop(self, why: str = STOP_REQUESTED) -> None:
         """Stop every session (each closes its database) and the server. Safe to call twice."""
         if self.stop_event.is_set() and not self.server.running:
             return

@@ -20,6 +20,7 @@ from capture.feedback import build_report, draw_report
 from capture.overlay import Window, window_wanted
 from capture.sheets.detect import SheetDetector
 from capture.sheets.quality import QualityGates
+from capture.stoprule import StopRule
 from contracts.console import console
 from contracts.errors import UserError
 from contracts.frames import FrameReport, FrameSource
@@ -75,9 +76,7 @@ def run_preview(
     fps: float = 30.0,
 ) -> int:
     """Show (or print) every frame of SOURCE with its detections; return the number of frames seen."""
-    for flag, v in (("--frames", frames), ("--duration", duration)):
-        if v is not None and v <= 0:
-            raise UserError(f"{flag}: must be > 0, got {v}")
+    rule = StopRule(frames, duration)
     gates = gates or QualityGates()
     detector = SheetDetector(load_layout(Path(batch_dir)), gates, batch_dir=Path(batch_dir))
     source = preview_source(spec, width=width, height=height, fps=fps)
@@ -110,7 +109,7 @@ def run_preview(
                     console.print(line, markup=False, highlight=False)
                 elif not window.show(draw_report(frame.image, report, line + "  (q: quit)")):
                     break
-                if (frames is not None and n >= frames) or (duration is not None and time.monotonic() - t0 >= duration):
+                if rule.reason(n, time.monotonic() - t0):
                     break
     except KeyboardInterrupt:
         pass

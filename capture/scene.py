@@ -31,6 +31,7 @@ from capture.classify import OnnxClassifier
 from capture.overlay import Window, window_wanted
 from capture.record import Recorder
 from capture.scene_view import SceneTally, annotate
+from capture.stoprule import SOURCE_ENDED, WINDOW_CLOSED, StopRule
 from contracts.batchdir import capture_db, check_session_name
 from contracts.capturedb import encode_top5
 from contracts.errors import UserError
@@ -203,16 +204,14 @@ def run_scene(
             "layout.json has no patch card (print with --patch-mm); frames are classified, but no patch can be found"
         )
     finder = PatchFinder(cards, layout.aruco_dictionary)
-    for flag, val in (("--frames", frames), ("--duration", duration)):
-        if val is not None and val <= 0:
-            raise UserError(f"{flag}: must be > 0, got {val}")
+    rule = StopRule(frames, duration)
     db_path = capture_db(batch_dir, check_session_name(session_id))
     window = Window("photoproof scene") if window_wanted(headless) else None
     tally = SceneTally(frozenset(c.target for c in cards if c.target is not None))
     names = classifier.class_names
     with source:
         rec = Recorder(db_path, session_id, batch.batch_id)
-        stopped_by, n = "source ended", 0
+        stopped_by, n = SOURCE_ENDED, 0
         try:
             config = {
                 "mode": "scene",
@@ -250,13 +249,11 @@ def run_scene(
                 if window is not None and not window.show(
                     annotate(frame.image, (v.x, v.y, v.w, v.h), s, top1, float(probs[0][0]), names, tally)
                 ):
-                    stopped_by = "window closed"
+                    stopped_by = WINDOW_CLOSED
                     break
-                if frames is not None and idx + 1 >= frames:
-                    stopped_by = f"{frames} frames"
-                    break
-                if duration is not None and time.monotonic() - t0 >= duration:
-                    stopped_by = f"{duration:g} s"
+                why = rule.reason(idx + 1, time.monotonic() - t0)
+                if why:
+                    stopped_by = why
                     break
         finally:
             if window is not None:

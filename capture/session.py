@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 
 from capture.classify import OnnxClassifier
 from capture.digital import digital_top5
@@ -34,6 +35,7 @@ from capture.record import Recorder
 from capture.sheets.detect import SheetDetector, SheetHit, TileCrop
 from capture.sheets.quality import QualityGates
 from capture.sheets.strip import StripMeter
+from capture.stoprule import SOURCE_ENDED, STOP_REQUESTED, WINDOW_CLOSED, StopRule
 from contracts.batchdir import capture_db, check_session_name, crops_dir
 from contracts.errors import UserError
 from contracts.frames import FrameSource
@@ -79,9 +81,8 @@ def default_session_id(source: FrameSource) -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{secrets.token_hex(3)}"
 
 
-def _check_inputs(
-    batch: Batch, layout: Layout, frames: int | None, duration: float | None, per_tile: int | None
-) -> None:
+def check_layout(batch: Batch, layout: Layout) -> None:
+    """``layout.json`` belongs to ``batch.json`` and lays out only its items (a one-line error otherwise)."""
     if layout.batch_id != batch.batch_id:
         raise UserError(
             f"layout.json is for batch {layout.batch_id}, batch.json for {batch.batch_id}; re-run 'photoproof print'"
@@ -94,9 +95,6 @@ def _check_inputs(
                     f"layout.json: sheet {s.sheet_id} has a tile of item {t.item!r}, which batch.json lacks; re-run "
                     "'photoproof print'"
                 )
-    for flag, v in (("--frames", frames), ("--duration", duration), ("--per-tile", per_tile)):
-        if v is not None and v <= 0:
-            raise UserError(f"{flag}: must be > 0, got {v}")
 
 
 def save_gallery(crops_dir: Path, worker: ClassifierWorker) -> list[str]:
@@ -185,7 +183,8 @@ def run_capture(
     """
     batch_dir = Path(batch_dir)
     batch, layout = load_batch(batch_dir), load_layout(batch_dir)
-    _check_inputs(batch, layout, frames, duration, per_tile)
+    rule = StopRule(frames, duration, per_tile)
+    check_layout(batch, layout)
     check_sheets_pdf(batch_dir, layout)
     if session_id is not None:
         check_session_name(session_id)
@@ -248,7 +247,7 @@ def run_capture(
             )
             worker.start()
             loop = _CameraLoop(detector, clf, recorder, slot, worker, batch, source, per_tile, lmap)
-            if (frames is not None and resume.next_frame >= frames) or worker.all_done.is_set():
+            if rule.reason(resume.next_frame, 0.0, tiles_done=worker.all_done.is_set()):
                 log.warning(
                     "session %s already has what was asked (%s); nothing to add",
                     sid,
@@ -260,8 +259,7 @@ def run_capture(
                     stop,
                     resume.next_frame,
                     resume.t_offset,
-                    frames=frames,
-                    duration=duration,
+                    rule=rule,
                     window=Window() if show else None,
                     render=show if render is None else render,
                     on_progress=on_progress,
@@ -378,94 +376,41 @@ class _CameraLoop:
         first_idx: int,
         t_offset: float,
         *,
-        frames: int | None,
-        duration: float | None,
+        rule: StopRule,
         window: Window | None,
         render: bool,
         on_progress: Callable[[Progress], None] | None,
     ) -> str:
-        """Process frames until a stop condition; return what stopped it."""
-        size = self.clf.spec.input_size
+        """Process frames until ``rule`` (or the source, the window, ``stop``) ends the run; return why."""
         t0 = time.monotonic()
         watchdog = None
-        if duration is not None:  # a live source waiting for a dropped stream must still stop on time
-            watchdog = threading.Timer(duration + 0.5, self._timeout(stop))
+        if rule.duration is not None:  # a live source waiting for a dropped stream must still stop on time
+            watchdog = threading.Timer(rule.duration + 0.5, self._timeout(stop))
             watchdog.daemon = True
             watchdog.start()
-        next_report, why = 0.0, "source ended"
+        next_report, why = 0.0, SOURCE_ENDED
         try:
             for frame in self.source.frames():
                 if stop.is_set():
-                    why = "stop requested"
+                    why = STOP_REQUESTED
                     break
                 now = time.monotonic() - t0
                 idx = first_idx + self.n
-                hits = self.detector.detect(frame.image)
-                self.recorder.add_frame(idx, t_offset + now, [h.sheet.sheet_id for h in hits])
-                self.strip.offer(self.recorder, idx, frame.image, hits)  # calibration strip, for 'photoproof calibrate'
-                # With a live source, cut tiles only when the classifier will want them within
-                # about two frames; earlier crops would only be superseded. Outline them anyway.
-                cut = bool(hits) and (not self.source.live or self.worker.ready_within(2.0 / max(self.fps(), 5.0)))
-                crops = (
-                    [c for h in hits for c in self.detector.crop_tiles(frame.image, h, size, self.clf.spec.crop_pct)]
-                    if cut
-                    else []
-                )
-                if cut:
-                    self.hint = gate_hint(crops, self.detector.gates)
-                if crops:
-                    self.slot.put(Job(idx, crops), block=not self.source.live, stop=stop)
-                elif hits:
-                    self.skipped += 1
-                self.n += 1
-                self.sheets_in_view = len(hits)
-                self.times.append(time.monotonic())
-                if self.source.wants_feedback:
-                    self._feedback(frame.index, frame.image.shape, hits, crops, stop, wait=idx)
-                if render:
-                    results, _ = self.worker.snapshot()
-                    outlines = (
-                        [
-                            Outline(c.sheet_id, c.tile, c.quad_px, c.good, reject_reason(self.detector.gates, c))
-                            for c in crops
-                        ]
-                        if cut
-                        else self._outlines(hits, results)
-                    )
-                    img = draw_overlay(
-                        frame.image,
-                        hits,
-                        outlines,
-                        results,
-                        self.true_class,
-                        self.clf.class_names,
-                        self.progress(now).line(),
-                    )
-                    if window is not None and not window.show(img):
-                        why = "window closed"
-                        break
+                hits, crops, cut = self._step(frame.image, frame.index, idx, t_offset + now, stop)
+                if render and not self._draw(frame.image, hits, crops, cut, now, window):
+                    why = WINDOW_CLOSED
+                    break
                 if on_progress is not None and now >= next_report:
                     next_report = now + 0.5
                     on_progress(self.progress(now))
-                if self.worker.error is not None:
-                    why = "classifier failed"
-                    break
-                if frames is not None and idx + 1 >= frames:
-                    why = f"{frames} frames"
-                    break
-                if duration is not None and now >= duration:
-                    why = f"{duration:g} s"
-                    break
-                if self.worker.all_done.is_set():
-                    why = f"{self.per_tile} good observations per tile"
+                why = "classifier failed" if self.worker.error is not None else ""
+                why = why or rule.reason(idx + 1, now, tiles_done=self.worker.all_done.is_set())
+                if why:
                     break
             else:
+                why = SOURCE_ENDED
                 if stop.is_set():
-                    why = (
-                        "stop requested"
-                        if not (duration is not None and time.monotonic() - t0 >= duration)
-                        else f"{duration:g} s"
-                    )
+                    why = rule.out_of_time(time.monotonic() - t0) or STOP_REQUESTED
         finally:
             if watchdog is not None:
                 watchdog.cancel()
@@ -476,6 +421,51 @@ class _CameraLoop:
         if on_progress is not None:
             on_progress(self.progress(time.monotonic() - t0, done=True, stopped_by=why))
         return why
+
+    def _step(
+        self, image: np.ndarray, index: int, idx: int, t: float, stop: threading.Event
+    ) -> tuple[list[SheetHit], list[TileCrop], bool]:
+        """Detect, record the frame, cut its tiles and hand them over; return the hits, the crops and whether cut."""
+        hits = self.detector.detect(image)
+        self.recorder.add_frame(idx, t, [h.sheet.sheet_id for h in hits])
+        self.strip.offer(self.recorder, idx, image, hits)  # calibration strip, for 'photoproof calibrate'
+        # With a live source, cut tiles only when the classifier will want them within
+        # about two frames; earlier crops would only be superseded. Outline them anyway.
+        cut = bool(hits) and (not self.source.live or self.worker.ready_within(2.0 / max(self.fps(), 5.0)))
+        size, crop_pct = self.clf.spec.input_size, self.clf.spec.crop_pct
+        crops = [c for h in hits for c in self.detector.crop_tiles(image, h, size, crop_pct)] if cut else []
+        if cut:
+            self.hint = gate_hint(crops, self.detector.gates)
+        if crops:
+            self.slot.put(Job(idx, crops), block=not self.source.live, stop=stop)
+        elif hits:
+            self.skipped += 1
+        self.n += 1
+        self.sheets_in_view = len(hits)
+        self.times.append(time.monotonic())
+        if self.source.wants_feedback:
+            self._feedback(index, image.shape, hits, crops, stop, wait=idx)
+        return hits, crops, cut
+
+    def _draw(
+        self,
+        image: np.ndarray,
+        hits: list[SheetHit],
+        crops: list[TileCrop],
+        cut: bool,
+        now: float,
+        window: Window | None,
+    ) -> bool:
+        """Draw the live view (and show it, with a window); ``False`` once the window is closed."""
+        results, _ = self.worker.snapshot()
+        if cut:
+            gates = self.detector.gates
+            outlines = [Outline(c.sheet_id, c.tile, c.quad_px, c.good, reject_reason(gates, c)) for c in crops]
+        else:
+            outlines = self._outlines(hits, results)
+        line = self.progress(now).line()
+        img = draw_overlay(image, hits, outlines, results, self.true_class, self.clf.class_names, line)
+        return window is None or window.show(img)
 
     def _feedback(
         self,

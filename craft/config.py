@@ -174,8 +174,6 @@ class CraftConfig:
     def validate(self) -> None:
         """Check every option; a bad one raises a one-line :class:`UserError` naming it. Runs when a config is made."""
         from craft.attacks import UNIVERSAL
-        from craft.ensemble import ENSEMBLE_MODES
-        from craft.sources import source_kind, source_name
 
         if not self.eps:
             raise UserError("--eps: give at least one value")
@@ -185,6 +183,24 @@ class CraftConfig:
         if not self.attacks:
             raise UserError("--attack: give at least one attack")
         specs = self.specs()
+        self._check_sources()
+        self._check_numbers()
+        self._check_attack_options(specs)
+        if not isinstance(self.profile, ChannelProfile):
+            raise TypeError(
+                "profile: expected a ChannelProfile (contracts.profile.load_profile), got "
+                f"{type(self.profile).__name__}"
+            )
+        if any(s.name in UNIVERSAL for s in specs):
+            self.check_patch(specs)
+        if self.target is not None:
+            self._check_target(specs)
+
+    def _check_sources(self) -> None:
+        """``--source``: at least one, none twice; own-model flags only with own models; a known ensemble mode."""
+        from craft.ensemble import ENSEMBLE_MODES
+        from craft.sources import source_kind, source_name
+
         if not self.source:
             raise UserError("--source: give at least one model")
         names = [source_name(s) for s in self.source]
@@ -200,44 +216,68 @@ class CraftConfig:
             )
         if self.ensemble not in ENSEMBLE_MODES:
             raise UserError(f"--ensemble {self.ensemble!r}: choose {' or '.join(ENSEMBLE_MODES)}")
-        if self.limit is not None and self.limit < 1:
-            raise UserError(f"--limit {self.limit}: must be at least 1")
-        if self.batch_size < 1:
-            raise UserError(f"--batch-size {self.batch_size}: must be at least 1")
-        if self.steps is not None and self.steps < 1:
-            raise UserError(f"--steps {self.steps}: must be at least 1")
+
+    def _check_numbers(self) -> None:
+        """The counts and step sizes are in range."""
+        minimum = (
+            ("--limit", self.limit, 1),
+            ("--batch-size", self.batch_size, 1),
+            ("--steps", self.steps, 1),
+            ("--eot-samples", self.eot_samples, 1),
+            ("--repair-steps", self.repair_steps, 0),
+        )
+        for flag, value, low in minimum:
+            if value is not None and value < low:
+                raise UserError(f"{flag} {value}: must be at least {low}")
         if self.alpha is not None and not (0 < self.alpha <= 255):
             raise UserError(f"--alpha {self.alpha:g}: must be in (0, 255] (pixel units)")
         if self.momentum is not None and self.momentum < 0:
             raise UserError(f"--momentum {self.momentum:g}: must be >= 0")
-        if self.momentum is not None and not any(s.name == "mifgsm" for s in specs):
-            raise UserError("--momentum: only the mifgsm attack uses it; add --attack mifgsm or drop the option")
-        if self.random_start is not None and not any(s.name == "pgd" for s in specs):
-            raise UserError("--random-start/--no-random-start: only the pgd attack uses it")
         if self.di_prob is not None and not (0 <= self.di_prob <= 1):
             raise UserError(f"--di-prob {self.di_prob:g}: must be in 0..1")
-        if self.di_prob is not None and not any(s.di or s.name == "difgsm" for s in specs):
-            raise UserError("--di-prob: no attack uses input diversity; add --di or --attack difgsm")
-        if not isinstance(self.profile, ChannelProfile):
-            raise TypeError(
-                "profile: expected a ChannelProfile (contracts.profile.load_profile), got "
-                f"{type(self.profile).__name__}"
+
+    def _check_attack_options(self, specs: list[AttackSpec]) -> None:
+        """An option that only some attacks use needs one of them in ``--attack``."""
+        needs = (
+            (
+                "--momentum",
+                self.momentum,
+                lambda s: s.name == "mifgsm",
+                "only the mifgsm attack uses it; add --attack mifgsm or drop the option",
+            ),
+            (
+                "--random-start/--no-random-start",
+                self.random_start,
+                lambda s: s.name == "pgd",
+                "only the pgd attack uses it",
+            ),
+            (
+                "--di-prob",
+                self.di_prob,
+                lambda s: s.di or s.name == "difgsm",
+                "no attack uses input diversity; add --di or --attack difgsm",
+            ),
+            (
+                "--eot-tile-px",
+                self.eot_tile_px,
+                lambda s: s.eot,
+                "no attack uses EOT; add --eot or an attack with +eot",
+            ),
+        )
+        for flag, value, uses, why in needs:
+            if value is not None and not any(uses(s) for s in specs):
+                raise UserError(f"{flag}: {why}")
+
+    def _check_target(self, specs: list[AttackSpec]) -> None:
+        """``--target``: a known class (zoo sources: checked before any model loads); not with ll."""
+        from craft.sources import source_name
+
+        if self.labels is None and all(source_name(s) == s and not s.count(":") for s in self.source):
+            self.target_class()  # zoo sources: ImageNet names, checked before any model loads
+        if any(s.name == "ll" for s in specs):
+            raise UserError(
+                "--target: the ll attack picks its own target (the least-likely class); use bim with --target ll"
             )
-        if self.eot_samples < 1:
-            raise UserError(f"--eot-samples {self.eot_samples}: must be at least 1")
-        if self.eot_tile_px is not None and not any(s.eot for s in specs):
-            raise UserError("--eot-tile-px: no attack uses EOT; add --eot or an attack with +eot")
-        if self.repair_steps < 0:
-            raise UserError(f"--repair-steps {self.repair_steps}: must be >= 0")
-        if any(s.name in UNIVERSAL for s in specs):
-            self.check_patch(specs)
-        if self.target is not None:
-            if self.labels is None and all(source_name(s) == s and not s.count(":") for s in self.source):
-                self.target_class()  # zoo sources: ImageNet names, checked before any model loads
-            if any(s.name == "ll" for s in specs):
-                raise UserError(
-                    "--target: the ll attack picks its own target (the least-likely class); use bim with --target ll"
-                )
 
     def check_patch(self, specs: list[AttackSpec]) -> None:
         """The options of a run with ``--attack patch``; errors name the option."""
