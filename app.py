@@ -21,9 +21,10 @@ try:  # recent typer vendors click as typer._click
 except ImportError:  # pragma: no cover
     from click.exceptions import ClickException  # type: ignore[no-redef]  # the same class, where click is not vendored
 
-from contracts.batchdir import SHEETS_PDF, model_path
-from contracts.console import console, err_console
+from console.terminal import console, err_console
+from contracts.batchdir import SHEETS_PDF
 from contracts.errors import UserError
+from craft.onnxmodel import resolve_onnx_model
 
 app = typer.Typer(
     name="photoproof",
@@ -32,43 +33,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-
-def resolve_onnx_model(name_or_path: str, batch_dir: Path | None) -> Path:
-    """Turn ``--model lite2`` or ``--model FILE.onnx`` into an ONNX file.
-
-    A zoo name is exported once into ``BATCH/models/<name>.onnx``; that needs
-    torch, so a torch-free capture station must be handed the ``.onnx`` file.
-    """
-    p = Path(name_or_path)
-    if p.suffix.lower() in (".pt2", ".pt", ".ts", ".jit", ".torchscript") or (
-        ":" in name_or_path and not p.exists() and "/" not in name_or_path
-    ):
-        raise UserError(
-            f"--model {name_or_path}: capture and sweep run ONNX models; run 'photoproof models export {name_or_path} "
-            "--out model.onnx' (with its preprocessing flags) and pass model.onnx"
-        )
-    if p.suffix == ".onnx" or p.exists():
-        if not p.is_file():
-            raise UserError(f"--model {name_or_path}: no such file")
-        return p
-    if batch_dir is None:
-        raise UserError(f"--model {name_or_path}: give a .onnx file")
-    out = model_path(Path(batch_dir), name_or_path)
-    if out.is_file():
-        return out
-    try:
-        from craft import zoo
-    except ImportError:
-        raise UserError(
-            f"--model {name_or_path}: torch is not installed here, so the model cannot be exported; run 'photoproof "
-            f"models export {name_or_path} --out {name_or_path}.onnx' on a crafting machine and pass the file"
-        ) from None
-    zoo.get_entry(name_or_path)  # a clear error for an unknown name
-    from craft.export import export_onnx
-
-    export_onnx(name_or_path, out)
-    return out
 
 
 def scene_summary(dbs: list[Path]) -> object:
@@ -115,8 +79,8 @@ def demo(
     from analysis.report import make_report
     from capture.session import run_capture
     from channel.simulate import SimulatedCamera
+    from console.progress import make_progress, rich_progress
     from contracts.profile import load_profile
-    from craft.cli import make_progress, rich_progress
     from craft.config import CraftConfig
     from craft.job import craft_batch
     from craft.options import from_cli

@@ -31,6 +31,7 @@ from contracts.errors import UserError
 from contracts.frames import Frame, FrameSource
 from contracts.manifest import Batch, load_batch
 from contracts.preprocess import PreprocessSpec
+from contracts.profile import DEFAULT_PRESET
 from contracts.units import parse_eps, parse_eps_value
 
 if TYPE_CHECKING:
@@ -138,7 +139,7 @@ def craft(
     from craft.sources import SourceModel, register_module
 
     out = Path(out)
-    members = list(source) if isinstance(source, (list, tuple)) else [source]
+    members = [source] if isinstance(source, str) or not isinstance(source, Sequence) else list(source)
     refs: list[str] = []
     for i, m in enumerate(members):
         if isinstance(m, str):
@@ -157,13 +158,13 @@ def craft(
     eps_list = (
         parse_eps(eps)
         if isinstance(eps, str)
-        else [parse_eps_value(repr(float(e))) for e in (eps if isinstance(eps, (list, tuple)) else [eps])]
+        else [parse_eps_value(repr(float(e))) for e in ([eps] if isinstance(eps, (int, float)) else eps)]
     )
     attacks = attack.split(",") if isinstance(attack, str) else list(attack)
     cfg = CraftConfig(images=folder, source=refs, attacks=attacks, eps=eps_list, **options)
     if not progress:
         return craft_batch(out, cfg)
-    from craft.cli import make_progress, rich_progress
+    from console.progress import make_progress, rich_progress
 
     with make_progress() as bar:
         return craft_batch(out, cfg, progress=rich_progress(bar))
@@ -207,7 +208,7 @@ def frames_from(frames: Iterable[np.ndarray], fps: float = 10.0) -> FrameSource:
 
 
 def simulated_camera(
-    batch_dir: str | Path, profile: str = "office-laser-webcam", seed: int = 0, frames: int | None = None
+    batch_dir: str | Path, profile: str = DEFAULT_PRESET, seed: int = 0, frames: int | None = None
 ) -> FrameSource:
     """The simulated print-and-photograph channel of ``profile`` looking at the batch's printed sheets."""
     from channel.simulate import SimulatedCamera
@@ -242,9 +243,9 @@ def capture(
         options: ``duration``, ``per_tile``, ``gates``, ``save_crops`` of :func:`capture.session.run_capture` (a
         simulated camera carries its own profile and seed).
     """
-    from app import resolve_onnx_model
     from capture.classify import OnnxClassifier
     from capture.session import run_capture
+    from craft.onnxmodel import resolve_onnx_model
 
     batch_dir = Path(batch_dir)
     path = resolve_onnx_model(str(target), batch_dir)

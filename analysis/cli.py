@@ -11,7 +11,7 @@ from rich.table import Table as RichTable
 from analysis.report import FORMATS, ReportResult, make_report
 from analysis.stats import Rate
 from analysis.tables import fmt_rate
-from contracts.console import console
+from console.terminal import console
 
 FLAGGED = ("camera-limited", "inconclusive")
 

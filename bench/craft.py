@@ -42,7 +42,7 @@ import torch.nn.functional as F  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from contracts.console import console  # noqa: E402
+from console.terminal import console  # noqa: E402
 from craft.attacks import EOT, Attack, AttackSettings, ItemRng, build_attack, parse_spec  # noqa: E402
 from craft.fastgrad import gradient_model  # noqa: E402
 from craft.images import find_photos, load_rgb  # noqa: E402

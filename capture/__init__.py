@@ -14,6 +14,7 @@ Torch-free by design: a capture station needs numpy, OpenCV and onnxruntime only
 - ``digital``: the classifier on every batch PNG (the digital top-5; also the sweep's);
 - ``pipeline``: the classifier thread; ``record``: the SQLite recorder;
   ``session``: ``run_capture``, the capture loop;
+- ``stoprule``: when a run stops (``--frames``, ``--duration``, ``--per-tile``), one rule for every loop;
 - ``feedback``: each frame's verdicts and gate reasons, for sources that show them (the phone page);
 - ``phones``: ``--phone``: one session per connected phone;
 - ``preview``: ``--preview SOURCE``: detections and gate reasons, recording nothing;

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from capture.classify import CPU, CUDA, TENSORRT, OnnxClassifier, default_provid
 from capture.session import Progress, run_capture
 from capture.sheets.quality import MIN_TILE_FRACTION, QualityGates
 from capture.sources.files import PhotoSource, VideoSource
-from contracts.cliopts import (
+from console.options import (
     model_flags,
     opt_channel_order,
     opt_crop,
@@ -41,7 +42,7 @@ from contracts.cliopts import (
     opt_scale,
     opt_std,
 )
-from contracts.console import console
+from console.terminal import console
 from contracts.errors import UserError
 from contracts.frames import FrameSource
 from contracts.labels import read_label_file, read_label_map
@@ -315,20 +316,8 @@ def register(
         ),
     ) -> None:
         """Photograph printed sheets and record what the target model sees, tile by tile."""
-        if provider not in _PROVIDERS:
-            raise UserError(f"--provider {provider!r}: choose one of {', '.join(_PROVIDERS)}")
-        if not scene and (region is not None or label is not None):
-            raise UserError("--region and --label apply to --scene only")
-        if scene and simulate:
-            raise UserError(
-                "--simulate: the simulated camera photographs sheets; --scene needs a real scene (--camera, --url, "
-                "--video or --photos)"
-            )
-        if scene and (phone or preview is not None):
-            raise UserError(
-                f"{'--phone' if phone else '--preview'}: not with --scene; a scene is recorded from --camera, --url, "
-                "--video or --photos"
-            )
+        given = _sources_given(camera, url, video, photos, simulate)
+        _check_modes(provider, scene, phone, preview, simulate, region, label, given)
         gate_args: dict[str, Any] = dict(
             min_sharpness=min_sharpness,
             min_tile_px=min_tile_px,
@@ -336,22 +325,9 @@ def register(
             max_clipped=max_clipped,
             max_reproj_px=max_reproj_px,
         )
-        others = [
-            f
-            for f, v in (
-                ("--camera", camera),
-                ("--url", url),
-                ("--video", video),
-                ("--photos", photos),
-                ("--simulate", simulate or None),
-            )
-            if v is not None
-        ]
         if preview is not None:
             from capture.preview import run_preview
 
-            if others or phone:
-                raise UserError(f"--preview takes its source itself: drop {', '.join(others + ['--phone'] * phone)}")
             # no model to size the gate from: --min-tile-px, else the default (lite0's input size)
             gates = QualityGates(**{k: v for k, v in gate_args.items() if v is not None})
             run_preview(
@@ -366,62 +342,119 @@ def register(
                 fps=fps,
             )
             return
-        if phone:
-            if others:
-                raise UserError(f"give exactly one source: --phone, or {', '.join(others)} (got both)")
+        source = None
+        if not phone:
+            source = build_source(
+                batch,
+                camera=camera,
+                url=url,
+                video=video,
+                photos=photos,
+                simulate=simulate,
+                width=width,
+                height=height,
+                fps=fps,
+                loop=loop,
+                profile=profile,
+                seed=seed,
+                frames=frames,
+                connect_timeout=connect_timeout,
+            )
+        target = _Target.build(
+            resolve_model(model, batch),
+            provider,
+            model_flags(input_size, mean, std, scale, resize, crop, channel_order),
+            labels,
+            label_map,
+            gate_args,
+        )
+        target.announce("phone page" if source is None else source.description)
+        if source is None:
             from capture.phones import run_phone_command
 
-            model_path = resolve_model(model, batch)
-            overrides = model_flags(input_size, mean, std, scale, resize, crop, channel_order)
-            lmap = read_label_map(label_map) if label_map is not None else None
-            clf = OnnxClassifier(
-                model_path,
-                providers=_PROVIDERS[provider] or default_providers(),
-                class_names=read_label_file(labels) if labels else None,
-                overrides=overrides,
-            )
-            gates = QualityGates.for_model(clf.spec.input_size, clf.name, **gate_args)
-            console.print(
-                f"model [bold]{clf.name}[/] ({model_path.name}, sha256 {clf.sha256[:12]}) on [bold]{clf.provider}[/]; "
-                "source phone page"
-            )
-            console.print(_gates_line(gates, clf.spec.input_size))
-            for db in run_phone_command(
+            dbs = run_phone_command(
                 batch,
-                model_path,
-                clf,
+                target.model_path,
+                target.clf,
                 bind=bind,
                 port=port,
                 frames=frames,
                 duration=duration,
                 per_tile=per_tile,
                 session=session,
-                gates=gates,
+                gates=target.gates,
                 save_crops=not no_crops,
                 headless=headless,
-                label_map=lmap,
-            ):
-                console.print(_summary(db))
-                console.print(f"recorded {db}")
+                label_map=target.label_map,
+            )
+        elif scene:
+            _scene(batch, source, target.clf, region, label, frames, duration, session, scene_summary, headless)
             return
-        source = build_source(
-            batch,
-            camera=camera,
-            url=url,
-            video=video,
-            photos=photos,
-            simulate=simulate,
-            width=width,
-            height=height,
-            fps=fps,
-            loop=loop,
-            profile=profile,
-            seed=seed,
-            frames=frames,
-            connect_timeout=connect_timeout,
+        else:
+            dbs = [_record(batch, source, target, frames, duration, per_tile, headless, session, not no_crops)]
+        for db in dbs:
+            console.print(_summary(db))
+            console.print(f"recorded {escape(str(db))}", soft_wrap=True)
+
+
+def _sources_given(
+    camera: int | None, url: str | None, video: Path | None, photos: Path | None, simulate: bool
+) -> list[str]:
+    """The frame-source flags given (``--phone`` and ``--preview`` aside)."""
+    flags = (("--camera", camera), ("--url", url), ("--video", video), ("--photos", photos), ("--simulate", simulate))
+    return [f for f, v in flags if v is not None and v is not False]
+
+
+def _check_modes(
+    provider: str,
+    scene: bool,
+    phone: bool,
+    preview: str | None,
+    simulate: bool,
+    region: str | None,
+    label: str | None,
+    given: list[str],
+) -> None:
+    """The flags that choose what ``capture`` does agree (one-line errors naming them)."""
+    if provider not in _PROVIDERS:
+        raise UserError(f"--provider {provider!r}: choose one of {', '.join(_PROVIDERS)}")
+    if not scene and (region is not None or label is not None):
+        raise UserError("--region and --label apply to --scene only")
+    if scene and simulate:
+        raise UserError(
+            "--simulate: the simulated camera photographs sheets; --scene needs a real scene (--camera, --url, "
+            "--video or --photos)"
         )
-        model_path = resolve_model(model, batch)
-        overrides = model_flags(input_size, mean, std, scale, resize, crop, channel_order)
+    if scene and (phone or preview is not None):
+        raise UserError(
+            f"{'--phone' if phone else '--preview'}: not with --scene; a scene is recorded from --camera, --url, "
+            "--video or --photos"
+        )
+    if preview is not None and (given or phone):
+        raise UserError(f"--preview takes its source itself: drop {', '.join(given + ['--phone'] * phone)}")
+    if phone and given:
+        raise UserError(f"give exactly one source: --phone, or {', '.join(given)} (got both)")
+
+
+@dataclass(frozen=True)
+class _Target:
+    """The target model as capture runs it: its file, its classifier, the gates sized for it, the label map."""
+
+    model_path: Path
+    clf: OnnxClassifier
+    gates: QualityGates
+    label_map: dict[str, str] | None
+
+    @classmethod
+    def build(
+        cls,
+        model_path: Path,
+        provider: str,
+        overrides: dict[str, Any],
+        labels: Path | None,
+        label_map: Path | None,
+        gate_args: dict[str, Any],
+    ) -> _Target:
         lmap = read_label_map(label_map) if label_map is not None else None
         clf = OnnxClassifier(
             model_path,
@@ -429,39 +462,51 @@ def register(
             class_names=read_label_file(labels) if labels else None,
             overrides=overrides,
         )
-        gates = QualityGates.for_model(clf.spec.input_size, clf.name, **gate_args)
+        return cls(model_path, clf, QualityGates.for_model(clf.spec.input_size, clf.name, **gate_args), lmap)
+
+    def announce(self, source: str) -> None:
+        """The model, its provider, the source and the gates, before the run starts."""
+        clf = self.clf
         console.print(
-            f"model [bold]{escape(clf.name)}[/] ({escape(model_path.name)}, sha256 {clf.sha256[:12]}) on "
-            f"[bold]{clf.provider}[/]; source {escape(source.description)}",
+            f"model [bold]{escape(clf.name)}[/] ({escape(self.model_path.name)}, sha256 {clf.sha256[:12]}) on "
+            f"[bold]{escape(clf.provider)}[/]; source {escape(source)}",
             soft_wrap=True,
         )
-        console.print(_gates_line(gates, clf.spec.input_size))
-        if scene:
-            _scene(batch, source, clf, region, label, frames, duration, session, scene_summary, headless)
-            return
-        text = Text("starting...")
+        console.print(_gates_line(self.gates, clf.spec.input_size))
 
-        with Live(text, console=console, refresh_per_second=4, transient=False) as live:
 
-            def progress(p: Progress) -> None:
-                line = f"frame {p.frames}/{frames}  {p.line()}" if frames else p.line()
-                text.plain = line if not p.done else f"{line}  -- stopped: {p.stopped_by}"
-                live.update(text)
+def _record(
+    batch: Path,
+    source: FrameSource,
+    target: _Target,
+    frames: int | None,
+    duration: float | None,
+    per_tile: int | None,
+    headless: bool,
+    session: str | None,
+    save_crops: bool,
+) -> Path:
+    """One capture session with a live status line; return its database."""
+    text = Text("starting...")
+    with Live(text, console=console, refresh_per_second=4, transient=False) as live:
 
-            db = run_capture(
-                batch,
-                model_path,
-                source,
-                frames=frames,
-                duration=duration,
-                per_tile=per_tile,
-                headless=headless,
-                session_id=session,
-                save_crops=not no_crops,
-                gates=gates,
-                classifier=clf,
-                on_progress=progress,
-                label_map=lmap,
-            )
-        console.print(_summary(db))
-        console.print(f"recorded {escape(str(db))}", soft_wrap=True)
+        def progress(p: Progress) -> None:
+            line = f"frame {p.frames}/{frames}  {p.line()}" if frames else p.line()
+            text.plain = line if not p.done else f"{line}  -- stopped: {p.stopped_by}"
+            live.update(text)
+
+        return run_capture(
+            batch,
+            target.model_path,
+            source,
+            frames=frames,
+            duration=duration,
+            per_tile=per_tile,
+            headless=headless,
+            session_id=session,
+            save_crops=save_crops,
+            gates=target.gates,
+            classifier=target.clf,
+            on_progress=progress,
+            label_map=target.label_map,
+        )

@@ -322,7 +322,7 @@ def run_phone_command(
     from rich.text import Text
 
     from capture.overlay import Window, window_wanted
-    from contracts.console import console
+    from console.terminal import console
 
     pc = PhoneCapture(
         batch_dir,

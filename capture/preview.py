@@ -21,7 +21,7 @@ from capture.overlay import Window, window_wanted
 from capture.sheets.detect import SheetDetector
 from capture.sheets.quality import QualityGates
 from capture.stoprule import StopRule
-from contracts.console import console
+from console.terminal import console
 from contracts.errors import UserError
 from contracts.frames import FrameReport, FrameSource
 from contracts.layout import load_layout

@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from contracts.console import console
+from console.terminal import console
 from contracts.profile import DEFAULT_PRESET
 
 

@@ -18,7 +18,6 @@ stage reads and writes it through these modules:
 - ``sweep``: the ``sweep.json`` schema, its writer and its version-checking reader;
 - ``preprocess``: a model's preprocessing spec;
 - ``modelspec``: a foreign model's spec resolved once (flags > ``model.toml`` > metadata > defaults);
-- ``cliopts``: the preprocessing and label flags shared by craft, capture, sweep and ``models export``;
 - ``labels``: label sets: label files, names resolved in a set, the batch-to-target class map;
 - ``units``: ε in 0-255 pixel units and in the [0, 1] convention;
 - ``profile``: the channel profile (TOML): its schema, reader and writer; the presets in ``profiles``;
@@ -26,8 +25,9 @@ stage reads and writes it through these modules:
 - ``frames``: the frame-source interface every camera, file and simulation implements;
 - ``intervals``: the Wilson score interval (analysis and the sweep's tables);
 - ``classes``: ImageNet-1k class names and label parsing;
-- ``errors``: :class:`UserError`, the one-line error the CLI prints;
-- ``console``: the CLI's console.
+- ``errors``: :class:`UserError`, the one-line error the CLI prints.
+
+What the command line prints, and the flags several commands share, live in ``console``.
 
 Nothing here imports torch, so a capture station needs only numpy, OpenCV and
 onnxruntime.

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import inspect
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from contracts.cliopts import (
+from console.options import (
     PANEL as MODEL,
 )
-from contracts.cliopts import (
+from console.options import (
     model_flags,
     opt_channel_order,
     opt_crop,
@@ -26,44 +24,13 @@ from contracts.cliopts import (
     opt_scale,
     opt_std,
 )
-from contracts.console import console
+from console.progress import make_progress, rich_progress
+from console.terminal import console
 from contracts.errors import UserError
 from craft.config import CraftConfig
 from craft.options import cli_parameters, from_cli
 
 models_app = typer.Typer(help="The model zoo: list models, export one (or your own) to ONNX.", no_args_is_help=True)
-
-
-def rich_progress(progress: Progress) -> Callable[[str, int], Callable[[int], None]]:
-    """Adapt a rich Progress to the job's ``progress(label, total) -> tick(n)`` callback, with the rate per second."""
-
-    def start(label: str, total: int) -> Callable[[int], None]:
-        task = progress.add_task(label, total=total, rate="")
-        t0 = time.monotonic()
-        done = [0]
-
-        def tick(n: int) -> None:
-            done[0] += n
-            rate = done[0] / max(time.monotonic() - t0, 1e-9)
-            progress.update(task, advance=n, rate=f"{rate:.1f}/s")
-
-        return tick
-
-    return start
-
-
-def make_progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    )
 
 
 def craft_cmd(

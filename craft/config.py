@@ -11,8 +11,8 @@ import json
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from console.options import LABELS_HELP, PANEL, SPEC_FLAGS, model_flags
 from contracts.classes import imagenet_names, parse_label
-from contracts.cliopts import LABELS_HELP, PANEL, SPEC_FLAGS, model_flags
 from contracts.errors import UserError
 from contracts.labels import index_of
 from contracts.profile import DEFAULT_PRESET, ChannelProfile, default_profile, load_profile
@@ -120,7 +120,7 @@ class CraftConfig:
     seed: int = option("--seed", "Seed recorded with every item.", 0)
     batch_size: int = option("--batch-size", "Images per forward/backward pass.", 16, identity=False)
     device: str = option("--device", "auto, cpu or cuda[:N].", "auto", identity=False)
-    # Foreign source models (not the zoo's): a label file, and spec fields from the flags of contracts.cliopts.
+    # Foreign source models (not the zoo's): a label file, and spec fields from the flags of console.options.
     labels: str | None = option("--labels", LABELS_HELP.replace("The model's", "The source's"), panel=PANEL)
     model_spec: dict[str, Any] = option_group(SPEC_FLAGS, lambda v: model_flags(**v), factory=dict, panel=PANEL)
 

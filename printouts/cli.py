@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from contracts.console import console
+from console.terminal import console
 from printouts.geometry import LAYOUTS, PAPERS
 
 

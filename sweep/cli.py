@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from contracts.cliopts import (
+from console.options import (
     model_flags,
     opt_channel_order,
     opt_crop,
@@ -27,7 +27,7 @@ from contracts.cliopts import (
     opt_scale,
     opt_std,
 )
-from contracts.console import console
+from console.terminal import console
 from contracts.errors import UserError
 
 log = logging.getLogger(__name__)
