@@ -19,7 +19,8 @@ Torch-free by design: a capture station needs numpy, OpenCV and onnxruntime only
 - ``phones``: ``--phone``: one session per connected phone;
 - ``preview``: ``--preview SOURCE``: detections and gate reasons, recording nothing;
 - ``scene``: ``--scene``: the whole view classified, the printed patch card found in it;
-  ``scene_view``: its live window (view square, patch outline, status line);
+  ``sighting``: a patch card seen in a frame; ``scene_view``: its live window (view square, patch
+  outline, status line);
 - ``overlay``: the live window; ``cli``: ``photoproof capture``.
 
 The simulated camera is a frame source too, but lives with the channel model in

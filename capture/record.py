@@ -22,7 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from capture.sheets.quality import TileQuality
+from capture.sighting import PatchSighting
 from contracts.capturedb import SCHEMA_VERSION, check_db_path, create_db, encode_top5
 from contracts.errors import UserError
 
@@ -393,11 +396,15 @@ class Recorder:
 
     # -- scene mode (added for capture --scene) --------------------------------
     def add_scene(
-        self, frame_idx: int, view: list[int], label: int | None, sighting: Any, ids: Any, probs: Any
+        self,
+        frame_idx: int,
+        view: list[int],
+        label: int | None,
+        sighting: PatchSighting | None,
+        ids: np.ndarray,
+        probs: np.ndarray,
     ) -> None:
-        """One ``scene_observations`` row (:func:`capture.scene.scene_row`)."""
-        from capture.scene import scene_row
-
+        """One ``scene_observations`` row (:func:`scene_row`)."""
         with self._lock:
             self.con.execute(
                 "INSERT OR REPLACE INTO scene_observations VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -460,3 +467,32 @@ class Recorder:
                     pass
             finally:
                 self._session_lock.release()
+
+
+def scene_row(
+    session_id: str,
+    frame_idx: int,
+    view: list[int],
+    label: int | None,
+    s: PatchSighting | None,
+    ids: np.ndarray,
+    probs: np.ndarray,
+) -> tuple[Any, ...]:
+    """The ``scene_observations`` row of one frame."""
+    t5i, t5p = encode_top5(ids, probs)
+    patch = (
+        (
+            s.card.name,
+            s.card.target,
+            1,
+            s.markers,
+            s.share,
+            s.side_px,
+            s.rotation_deg,
+            s.tilt_deg,
+            json.dumps(np.round(s.quad_px, 2).tolist()),
+        )
+        if s is not None
+        else (None, None, 0, 0, None, None, None, None, None)
+    )
+    return (session_id, frame_idx, json.dumps(view), label, *patch, int(ids[0]), float(probs[0]), t5i, t5p)

@@ -16,13 +16,11 @@ beside it, classified whole.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -31,9 +29,9 @@ from capture.classify import OnnxClassifier
 from capture.overlay import Window, window_wanted
 from capture.record import Recorder
 from capture.scene_view import SceneTally, annotate
+from capture.sighting import PatchSighting
 from capture.stoprule import SOURCE_ENDED, WINDOW_CLOSED, StopRule
 from contracts.batchdir import capture_db, check_session_name
-from contracts.capturedb import encode_top5
 from contracts.errors import UserError
 from contracts.frames import FrameSource
 from contracts.layout import load_layout
@@ -79,19 +77,6 @@ class Region:
 
     def as_list(self) -> list[int]:
         return [self.x, self.y, self.w, self.h]
-
-
-@dataclass
-class PatchSighting:
-    """One patch card found in a frame."""
-
-    card: PatchCard
-    markers: int  # markers of the card found (1..4)
-    quad_px: np.ndarray  # 4 x 2: the patch's corners in the frame (TL, TR, BR, BL)
-    share: float  # the patch's area inside the view / the view's area
-    side_px: float  # sqrt of the patch's area in frame pixels
-    rotation_deg: float  # in-plane rotation of the card about the camera axis, -180..180
-    tilt_deg: float | None  # viewing angle off the card's normal (None when the pose is ambiguous)
 
 
 class PatchFinder:
@@ -261,32 +246,3 @@ def run_scene(
             rec.close({"stopped_by": stopped_by, "scene_frames": n})
     log.info("scene session %s: %d frames (%s)", session_id, n, stopped_by)
     return db_path
-
-
-def scene_row(
-    session_id: str,
-    frame_idx: int,
-    view: list[int],
-    label: int | None,
-    s: PatchSighting | None,
-    ids: np.ndarray,
-    probs: np.ndarray,
-) -> tuple[Any, ...]:
-    """The ``scene_observations`` row of one frame."""
-    t5i, t5p = encode_top5(ids, probs)
-    patch = (
-        (
-            s.card.name,
-            s.card.target,
-            1,
-            s.markers,
-            s.share,
-            s.side_px,
-            s.rotation_deg,
-            s.tilt_deg,
-            json.dumps(np.round(s.quad_px, 2).tolist()),
-        )
-        if s is not None
-        else (None, None, 0, 0, None, None, None, None, None)
-    )
-    return (session_id, frame_idx, json.dumps(view), label, *patch, int(ids[0]), float(probs[0]), t5i, t5p)

@@ -14,15 +14,12 @@ in a :class:`capture.overlay.Window` unless headless.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from capture.overlay import AMBER, BLACK, GREEN, WHITE
-
-if TYPE_CHECKING:
-    from capture.scene import PatchSighting
+from capture.sighting import PatchSighting
 
 BAR_PX = 26  # height of the status bar at the top of the window
 

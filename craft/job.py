@@ -17,7 +17,6 @@ from __future__ import annotations
 import io
 import logging
 import secrets
-import zlib
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -35,6 +34,7 @@ from contracts.journal import JournalWriter, journal_files
 from contracts.manifest import Batch, ImageRecord, Item, Label, SourceImage, compact_batch, load_batch
 from contracts.paths import atomic_write_bytes, remove_stale_temps, resolve_inside, sha256_bytes, sha256_file
 from craft.attacks import UNIVERSAL, Attack, AttackSpec, ItemRng, build_attack, least_likely
+from craft.attacks.rng import item_seed
 from craft.config import IDENTITY_KEYS, TARGET_MODES, CraftConfig
 from craft.distributed import Dist
 from craft.ensemble import Ensemble
@@ -45,11 +45,6 @@ from craft.sources import ModelOptions, SourceModel, load_source
 from craft.zoo import resolve_device
 
 log = logging.getLogger(__name__)
-
-
-def item_seed(seed: int, item_id: str) -> int:
-    """The per-item seed recorded in the manifest: a stable mix of the run seed and the item id."""
-    return int(np.random.SeedSequence([seed, zlib.crc32(item_id.encode())]).generate_state(1)[0])
 
 
 def _png_bytes(arr: np.ndarray) -> bytes:

@@ -30,7 +30,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
@@ -43,14 +43,32 @@ from contracts.manifest import Batch, ImageRecord, Item
 from contracts.paths import atomic_write_bytes, resolve_inside, sha256_file
 from craft.attacks.eot import EOT
 from craft.attacks.patch import AdversarialPatch, PatchState, Placement, paste_uint8, sample_placements
+from craft.attacks.rng import item_seed
 from craft.attacks.spec import AttackSpec
 
 if TYPE_CHECKING:
     from craft.config import CraftConfig
     from craft.images import SourcePhoto
-    from craft.job import _Crafter
 
 log = logging.getLogger(__name__)
+
+
+class Crafter(Protocol):
+    """What the patch stage uses of the crafting job (``craft.job``): its models, options and writers."""
+
+    out: Path
+    cfg: CraftConfig
+    device: torch.device
+    fixed_target: int | None
+    grad_model: torch.nn.Module
+    progress: Callable[[str, int], Callable[[int], None]] | None
+
+    def to_tensor(self, arrays: list[np.ndarray]) -> torch.Tensor: ...
+
+    def top5(self, arrays: list[np.ndarray]) -> list[dict[str, list[list[float]]]]: ...
+
+    def write_png(self, rel: str, arr: np.ndarray) -> str: ...
+
 
 PATCH_EPS = 255.0
 DEFAULT_STEPS = 200
@@ -73,7 +91,7 @@ def build_patch(spec: AttackSpec, cfg: CraftConfig) -> AdversarialPatch:
 
 
 def optimise_patch(
-    crafter: _Crafter,
+    crafter: Crafter,
     attack: AdversarialPatch,
     name: str,
     x: torch.Tensor,
@@ -125,7 +143,7 @@ def optimise_patch(
 
 
 def craft_patch(
-    crafter: _Crafter,
+    crafter: Crafter,
     photos: list[SourcePhoto],
     cleans: dict[str, Any],
     spec: AttackSpec,
@@ -138,8 +156,6 @@ def craft_patch(
     ``done`` holds the intact items already recorded; the new items are appended to
     ``batch.items`` and to ``journal``, one mini-batch at a time.
     """
-    from craft.job import item_seed
-
     cfg = crafter.cfg
     fixed = crafter.fixed_target
     name = patch_name(spec, cfg, fixed)

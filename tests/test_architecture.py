@@ -83,6 +83,61 @@ def test_the_python_api_imports_no_command_line_module() -> None:
     assert not bad, "\n".join(bad)
 
 
+def _import_graph() -> dict[str, set[str]]:
+    """module -> the product modules it imports (lazy and TYPE_CHECKING imports too; a package's own
+    ``__init__`` left out of its modules' edges)."""
+    known = {mod for _, mod, _ in MODULES}
+    graph: dict[str, set[str]] = {mod: set() for mod in known}
+    for _, mod, path in MODULES:
+        for name, _ in _imports(path):
+            while name and name not in known:
+                name = name.rpartition(".")[0]
+            if name and name != mod and not mod.startswith(name + "."):
+                graph[mod].add(name)
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan 1972), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                found.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_cycles() -> None:
+    assert _cycles(_import_graph()) == []
+
+
+def test_the_cycle_finder_sees_a_cycle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert _cycles(graph) == [["a", "b", "c"]]
+
+
 def test_only_craft_imports_the_channel_twin() -> None:
     bad = [
         f"{path.relative_to(ROOT)}:{line}: {mod} imports {name}"
