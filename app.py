@@ -21,6 +21,7 @@ try:  # recent typer vendors click as typer._click
 except ImportError:  # pragma: no cover
     from click.exceptions import ClickException  # type: ignore[no-redef]  # the same class, where click is not vendored
 
+from console.options import deprecated_option, renamed
 from console.terminal import console, err_console
 from contracts.batchdir import SHEETS_PDF
 from contracts.errors import UserError
@@ -72,7 +73,8 @@ def demo(
         "camera.",
     ),
     seed: int = typer.Option(0, "--seed"),
-    target: str = typer.Option("lite2", "--target", help="Target model (zoo name or .onnx)."),
+    model: str = typer.Option("lite2", "--model", "-m", help="Target model (zoo name or .onnx)."),
+    target: str | None = deprecated_option("--target"),
 ) -> None:
     """Run the whole pipeline on the sample photos and the simulated camera, ending with a report."""
     from analysis.cli import show
@@ -86,6 +88,7 @@ def demo(
     from craft.options import from_cli
     from printouts.sheets import print_batch
 
+    target = renamed(model, target, "--target", "--model")
     prof = load_profile(profile)
     cfg = from_cli(CraftConfig, {"images": "samples", "limit": limit, "attacks": "fgsm", "eps": eps, "seed": seed})
     console.rule("1/4 craft: FGSM on lite0")

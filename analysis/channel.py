@@ -231,8 +231,8 @@ def _diagnose(s: Session, size: int | None, batch_dir: str) -> tuple[list[str], 
                 f"(needs >= {TILE_FRACTION * size:.0f} px)"
             )
             todo.append(
-                f"move the camera closer, or print bigger tiles: photoproof print {batch_dir} --camera {cam} --model "
-                f"{s.model_name}"
+                f"move the camera closer, or print bigger tiles: photoproof print {batch_dir} --frame-size {cam} "
+                f"--model {s.model_name}"
             )
     if ang is not None:
         facts.append(f"median viewing angle {ang:.0f}°")

@@ -6,7 +6,7 @@ clipping gate's digital masks, as a capture session runs them) takes at most
 1.5 x the time of a bare ``cv2.aruco.ArucoDetector.detectMarkers`` call on the
 same frame (the batch's dictionary, OpenCV's default parameters, grey input).
 Frames come from the simulated camera photographing a printed batch: 1280x720 and
-1920x1080 video frames (office-laser-webcam), laid out by ``print --camera`` (one pair per
+1920x1080 video frames (office-laser-webcam), laid out by ``print --frame-size`` (one pair per
 sheet) and, at 720p, by default (60 mm tiles, more per sheet), and 12 MP stills (careful-lab).
 
 Run: ``python bench/detect.py [--frames 40] [--items 12]``.

@@ -2,7 +2,7 @@
 
 Runs the real pipeline for each preset and target model: a copy of one crafted batch
 (``photoproof craft``) is printed for the preset's camera and the model
-(``print --camera WxH --model M``), photographed by the simulated camera
+(``print --frame-size WxH --model M``), photographed by the simulated camera
 (``capture --simulate --profile P``) and read back with the report's own loading and
 metric code (``analysis.load``, ``analysis.metrics``: each tile's good observations
 voted into one prediction, the report's tile view). Prints one Markdown table per
@@ -179,8 +179,8 @@ def table(works: list[Path], preset: str, model: str) -> str:
         "",
         f"Layout: {layout.paper}, {layout.tile_mm:g} mm tiles"
         + (
-            f" (print --camera {cam.get('width')}x{cam.get('height')} --model {model}: ~{cam.get('tile_px')} px at 85 "
-            "% fill)"
+            f" (print --frame-size {cam.get('width')}x{cam.get('height')} --model {model}: ~{cam.get('tile_px')} px "
+            "at 85 % fill)"
             if cam
             else ""
         )

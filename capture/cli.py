@@ -30,18 +30,7 @@ from capture.classify import CPU, CUDA, TENSORRT, OnnxClassifier, default_provid
 from capture.session import Progress, run_capture
 from capture.sheets.quality import MIN_TILE_FRACTION, QualityGates
 from capture.sources.files import PhotoSource, VideoSource
-from console.options import (
-    model_flags,
-    opt_channel_order,
-    opt_crop,
-    opt_input_size,
-    opt_label_map,
-    opt_labels,
-    opt_mean,
-    opt_resize,
-    opt_scale,
-    opt_std,
-)
+from console.options import ModelFlags, deprecated_option, model_options, parse_frame_size, renamed
 from console.terminal import console
 from contracts.errors import UserError
 from contracts.frames import FrameSource
@@ -196,6 +185,7 @@ def register(
     ``scene_summary(dbs)`` the printable figures of ``--scene`` sessions (capture does not import the analysis)."""
 
     @app.command("capture")
+    @model_options(label_map=True)
     def capture_cmd(
         batch: Path = typer.Argument(..., help="The batch directory (printed with 'photoproof print')."),
         model: str = typer.Option("lite2", "--model", "-m", help="Target model: a zoo name (lite2) or an .onnx file."),
@@ -228,14 +218,13 @@ def register(
             help="Show a source (camera index, URL, video) with detection overlays; record nothing.",
             rich_help_panel=SRC,
         ),
-        width: int = typer.Option(
-            1920,
-            "--width",
-            help="Camera frame width (asked of the camera; it falls back to its nearest mode). 1080p gives tiles the "
-            "pixels clean accuracy needs.",
+        frame_size: str = typer.Option(
+            "1920x1080",
+            "--frame-size",
+            help="Camera frame size WIDTHxHEIGHT, asked of --camera/--preview (it falls back to its nearest mode). "
+            "1080p gives tiles the pixels clean accuracy needs.",
             rich_help_panel=SRC,
         ),
-        height: int = typer.Option(1080, "--height", help="Camera frame height.", rich_help_panel=SRC),
         fps: float = typer.Option(30.0, "--fps", help="Camera frame rate.", rich_help_panel=SRC),
         connect_timeout: float = typer.Option(
             10.0, "--connect-timeout", help="Seconds to keep trying a --url at start.", rich_help_panel=SRC
@@ -287,15 +276,6 @@ def register(
         max_reproj_px: float = typer.Option(
             QualityGates.max_reproj_px, "--max-reproj-px", help="RMS marker reprojection error.", rich_help_panel=GATE
         ),
-        input_size: int | None = opt_input_size(),
-        mean: str | None = opt_mean(),
-        std: str | None = opt_std(),
-        scale: float | None = opt_scale(),
-        resize: str | None = opt_resize(),
-        crop: str | None = opt_crop(),
-        channel_order: str | None = opt_channel_order(),
-        labels: Path | None = opt_labels(),
-        label_map: Path | None = opt_label_map(),
         scene: bool = typer.Option(
             False,
             "--scene",
@@ -314,8 +294,17 @@ def register(
             help="--scene: the photographed object's true class (index, WordNet id or name).",
             rich_help_panel=SCENE,
         ),
+        width: int | None = deprecated_option("--width"),
+        height: int | None = deprecated_option("--height"),
+        *,
+        flags: ModelFlags,
     ) -> None:
         """Photograph printed sheets and record what the target model sees, tile by tile."""
+        size = parse_frame_size(frame_size)
+        size = (
+            renamed(size[0], width, "--width", "--frame-size"),
+            renamed(size[1], height, "--height", "--frame-size"),
+        )
         given = _sources_given(camera, url, video, photos, simulate)
         _check_modes(provider, scene, phone, preview, simulate, region, label, given)
         gate_args: dict[str, Any] = dict(
@@ -337,8 +326,8 @@ def register(
                 duration=duration,
                 headless=headless,
                 gates=gates,
-                width=width,
-                height=height,
+                width=size[0],
+                height=size[1],
                 fps=fps,
             )
             return
@@ -351,8 +340,8 @@ def register(
                 video=video,
                 photos=photos,
                 simulate=simulate,
-                width=width,
-                height=height,
+                width=size[0],
+                height=size[1],
                 fps=fps,
                 loop=loop,
                 profile=profile,
@@ -360,14 +349,7 @@ def register(
                 frames=frames,
                 connect_timeout=connect_timeout,
             )
-        target = _Target.build(
-            resolve_model(model, batch),
-            provider,
-            model_flags(input_size, mean, std, scale, resize, crop, channel_order),
-            labels,
-            label_map,
-            gate_args,
-        )
+        target = _Target.build(resolve_model(model, batch), provider, flags, gate_args)
         target.announce("phone page" if source is None else source.description)
         if source is None:
             from capture.phones import run_phone_command
@@ -450,17 +432,15 @@ class _Target:
         cls,
         model_path: Path,
         provider: str,
-        overrides: dict[str, Any],
-        labels: Path | None,
-        label_map: Path | None,
+        flags: ModelFlags,
         gate_args: dict[str, Any],
     ) -> _Target:
-        lmap = read_label_map(label_map) if label_map is not None else None
+        lmap = read_label_map(flags.label_map) if flags.label_map is not None else None
         clf = OnnxClassifier(
             model_path,
             providers=_PROVIDERS[provider] or default_providers(),
-            class_names=read_label_file(labels) if labels else None,
-            overrides=overrides,
+            class_names=read_label_file(flags.labels) if flags.labels else None,
+            overrides=flags.overrides,
         )
         return cls(model_path, clf, QualityGates.for_model(clf.spec.input_size, clf.name, **gate_args), lmap)
 

@@ -5,5 +5,6 @@ through these modules:
 
 - ``terminal``: the CLI's console (stdout) and error console (stderr);
 - ``progress``: the progress bar of long jobs (craft), adapted to a job's ``progress(label, total)`` callback;
-- ``options``: the preprocessing and label flags shared by craft, capture, sweep and ``models export``.
+- ``options``: the preprocessing and label flags shared by craft, capture, sweep and ``models export``,
+  the camera frame size, and the deprecated spellings of renamed flags.
 """

@@ -11,19 +11,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from console.options import (
-    PANEL as MODEL,
-)
-from console.options import (
-    model_flags,
-    opt_channel_order,
-    opt_crop,
-    opt_input_size,
-    opt_mean,
-    opt_resize,
-    opt_scale,
-    opt_std,
-)
+from console.options import ModelFlags, model_options
 from console.progress import make_progress, rich_progress
 from console.terminal import console
 from contracts.errors import UserError
@@ -105,19 +93,14 @@ def models_list() -> None:
 
 
 @models_app.command("export")
+@model_options(labels_help="Class names, one per line.")
 def models_export(
     name: str = typer.Argument(
         ..., help="A zoo name (lite2), FILE.pt2, TorchScript FILE.pt, FILE.onnx or package.module:factory."
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Where to write the .onnx file."),
-    input_size: int | None = opt_input_size(),
-    mean: str | None = opt_mean(),
-    std: str | None = opt_std(),
-    scale: float | None = opt_scale(),
-    resize: str | None = opt_resize(),
-    crop: str | None = opt_crop(),
-    channel_order: str | None = opt_channel_order(),
-    labels: Path | None = typer.Option(None, "--labels", help="Class names, one per line.", rich_help_panel=MODEL),
+    *,
+    flags: ModelFlags,
 ) -> None:
     """Export a model to ONNX with its preprocessing spec and class names in the metadata."""
     from craft.export import export_source
@@ -126,9 +109,7 @@ def models_export(
     source_kind(name)
     if out.suffix != ".onnx":
         raise UserError(f"--out {out}: expected a file name ending in .onnx")
-    opts = ModelOptions(
-        model_flags(input_size, mean, std, scale, resize, crop, channel_order), str(labels) if labels else None
-    )
+    opts = ModelOptions(flags.overrides, str(flags.labels) if flags.labels else None)
     stages = ["loading the model", "tracing the model", "checking the graph", "writing"]
     with Progress(
         TextColumn("export {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console

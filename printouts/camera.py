@@ -1,4 +1,4 @@
-"""Sheets laid out for a camera and a model: ``photoproof print --camera 1280x720 --model lite2``.
+"""Sheets laid out for a camera and a model: ``photoproof print --frame-size 1280x720 --model lite2``.
 
 A tile can only be judged when the camera gives it enough pixels: the capture's size
 gate asks for a side of at least ``MIN_TILE_FRACTION`` of the model's input size
@@ -27,7 +27,6 @@ or its static input shape.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -52,7 +51,6 @@ PLATEAU_TILE_FRACTION = 1.75
 # The range of tile sides that ``craft --eot-tile-px`` should cover for a layout, as fractions of its ``tile_px``
 # (at 85 % fill): a sheet filling 77-98 % of the frame.
 EOT_RANGE = (0.9, 1.15)
-_CAMERA_RE = re.compile(r"^\s*(\d{2,5})\s*[xX×]\s*(\d{2,5})\s*$")
 
 
 @dataclass(frozen=True)
@@ -87,14 +85,6 @@ class CameraPlan:
                 "expect the camera to cost clean accuracy (use a camera with more pixels, or photos instead of video)"
             )
         return line
-
-
-def parse_camera(text: str) -> tuple[int, int]:
-    """``"1280x720"`` -> ``(1280, 720)``."""
-    m = _CAMERA_RE.match(str(text))
-    if not m or min(int(m.group(1)), int(m.group(2))) < 64:
-        raise UserError(f"--camera {text!r}: expected the frame size as WIDTHxHEIGHT, e.g. 1280x720 or 4000x3000")
-    return int(m.group(1)), int(m.group(2))
 
 
 def model_input_size(model: str) -> tuple[str, int]:
@@ -180,7 +170,7 @@ def plan_for_camera(
             best = plan
     if best is None:
         raise UserError(
-            f"--camera {camera[0]}x{camera[1]} --model {model}: the largest tile that fits {base} paper spans only "
+            f"--frame-size {camera[0]}x{camera[1]} --model {model}: the largest tile that fits {base} paper spans only "
             f"{largest:.0f} camera pixels with the sheet filling {100 * fill:.0f} % of the frame, and {name} needs >= "
             f"{need} (plus {100 * (VIEW_MARGIN - 1):.0f} % for oblique views); use a camera with more pixels, larger "
             "paper, or --layout adversarial-only"

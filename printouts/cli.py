@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from console.options import parse_frame_size, renamed
 from console.terminal import console
 from printouts.geometry import LAYOUTS, PAPERS
 
@@ -37,17 +38,17 @@ def register(app: typer.Typer) -> None:
                 "--cover/--no-cover", help="Start with a cover page of batch facts and printing instructions."
             ),
         ] = True,
-        camera: Annotated[
+        frame_size: Annotated[
             str | None,
             typer.Option(
-                "--camera",
+                "--frame-size",
                 help="Lay out for this camera frame, WIDTHxHEIGHT (e.g. 1280x720); needs --model. Chooses --tile-mm "
                 "and the paper's orientation.",
             ),
         ] = None,
         model: Annotated[
             str | None,
-            typer.Option("--model", help="With --camera: the target model, a zoo name (lite2) or an .onnx file."),
+            typer.Option("--model", help="With --frame-size: the target model, a zoo name (lite2) or an .onnx file."),
         ] = None,
         patch_mm: Annotated[
             float | None,
@@ -55,13 +56,15 @@ def register(app: typer.Typer) -> None:
                 "--patch-mm", help="Also print each adversarial patch alone, this many mm wide, with its own markers."
             ),
         ] = None,
+        # the old spelling of --frame-size, for one release
+        camera: Annotated[str | None, typer.Option("--camera", hidden=True)] = None,
     ) -> None:
         """Lay the batch out on printable sheets: writes BATCH/sheets.pdf and BATCH/layout.json."""
         from contracts.batchdir import LAYOUT, SHEETS_PDF
-        from printouts.camera import parse_camera
         from printouts.sheets import print_batch
 
-        frame = parse_camera(camera) if camera is not None else None
+        frame_size = renamed(frame_size, camera, "--camera", "--frame-size")
+        frame = parse_frame_size(frame_size) if frame_size is not None else None
         result = print_batch(
             batch,
             paper=paper,

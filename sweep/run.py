@@ -281,7 +281,7 @@ def run_sweep(
     batch_dir = Path(batch_dir)
     names = check_transforms(transforms)
     if not 2 <= int(steps) <= 50:
-        raise UserError(f"--steps: expected 2..50 strengths per transform, got {steps}")
+        raise UserError(f"--levels: expected 2..50 strengths per transform, got {steps}")
     batch = load_batch(batch_dir)
     clf = classifier or OnnxClassifier(Path(model_path))
     used = {it.label.index for it in batch.items} | {it.target for it in batch.items if it.target is not None}

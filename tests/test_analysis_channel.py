@@ -76,7 +76,8 @@ def test_channel_check_fires_on_a_degraded_session_and_stays_quiet_on_a_good_one
     )
     why = " ".join(bad.reasons)
     assert "px" in why and "260" in why and "off the sheet's normal" in why
-    assert any("--camera" in a and "--model lite2" in a for a in bad.advice) and any("frontal" in a for a in bad.advice)
+    assert any("--frame-size" in a and "--model lite2" in a for a in bad.advice)
+    assert any("frontal" in a for a in bad.advice)
     # marked wherever its figures appear: every table and the long summary carry the verdict
     for table in ("headline", "accuracy", "destruction", "destruction_eps", "channel", "sessions", "summary"):
         rows = _rows(d, table)

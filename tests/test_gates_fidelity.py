@@ -22,6 +22,7 @@ from capture.sheets.detect import SheetDetector
 from capture.sheets.quality import MIN_TILE_FRACTION, QualityGates
 from channel.simulate import SimulatedCamera
 from channel.twin import TwinParams
+from console.options import parse_frame_size
 from contracts.errors import UserError
 from contracts.layout import load_layout
 from contracts.manifest import Batch, ImageRecord, Item, Label, ModelRecord, SourceImage, save_batch
@@ -202,7 +203,7 @@ def test_print_for_the_camera_gives_tiles_that_pass_at_full_frame(tmp_path: Path
     )  # a 720p webcam
     full = crops(tmp_path, framed(office, (0.9, 0.95)), gates)
     assert full and all(c.quality.tile_px >= 195 and "size" not in c.fail for c in full)
-    # without --camera the same frames give tiles below lite2's gate
+    # without --frame-size the same frames give tiles below lite2's gate
     print_batch(tmp_path)
     assert all("size" in c.fail for c in crops(tmp_path, framed(office, (0.9, 0.95)), gates))
 
@@ -260,11 +261,11 @@ def test_print_camera_warns_when_eot_assumed_other_tiles(tmp_path: Path, caplog:
 
 def test_print_camera_errors_name_the_option(tmp_path: Path) -> None:
     photo_batch(tmp_path, n=1)
-    with pytest.raises(UserError, match="--camera"):
-        pcam.parse_camera("1280by720")
-    with pytest.raises(UserError, match="--camera 160x120 --model lite2"):
+    with pytest.raises(UserError, match="--frame-size"):
+        parse_frame_size("1280by720")
+    with pytest.raises(UserError, match="--frame-size 160x120 --model lite2"):
         print_batch(tmp_path, camera=(160, 120), model="lite2")
-    with pytest.raises(UserError, match="--camera and --model"):
+    with pytest.raises(UserError, match="--frame-size and --model"):
         print_batch(tmp_path, camera=(1280, 720))
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\x08\x07garbage" * 10)

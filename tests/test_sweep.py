@@ -142,7 +142,7 @@ def test_bad_arguments_name_the_option(setup: tuple[Path, Path]) -> None:
     batch_dir, model = setup
     with pytest.raises(UserError, match="--transforms: unknown transform.*sharpen"):
         run_sweep(batch_dir, model, ["blur", "sharpen"])
-    with pytest.raises(UserError, match="--steps"):
+    with pytest.raises(UserError, match="--levels"):
         run_sweep(batch_dir, model, ["blur"], steps=1)
     with pytest.raises(UserError, match="--model .*no such file"):
         run_sweep(batch_dir, batch_dir / "missing.onnx", ["blur"])
@@ -155,7 +155,7 @@ def test_cli_sweep_and_calibrate_arguments(setup: tuple[Path, Path], tmp_path: P
     register(app, resolve_model=lambda name, batch: model)
     channel_cli.register(app)
     res = CliRunner().invoke(
-        app, ["sweep", str(batch_dir), "--transforms", "blur,noise", "--steps", "2", "--seed", "3"]
+        app, ["sweep", str(batch_dir), "--transforms", "blur,noise", "--levels", "2", "--seed", "3"]
     )
     assert res.exit_code == 0, res.output
     assert "sweep.json" in res.output and _doc(batch_dir / "sweep.json")["seed"] == 3

@@ -327,7 +327,7 @@ class CameraSource(LiveSource):
         if self.width and self.height and (w, h) != (self.width, self.height):
             log.warning(
                 "camera %d gives %dx%d, not the requested %dx%d: lay the sheets out for the mode it gives "
-                "(photoproof print BATCH --camera %dx%d --model MODEL)",
+                "(photoproof print BATCH --frame-size %dx%d --model MODEL)",
                 self.index,
                 w,
                 h,
