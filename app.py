@@ -102,7 +102,7 @@ def demo(
         f"{len(layout.sheets)} sheet(s) of {layout.tile_mm:g} mm tiles on {layout.paper} in "
         f"{escape(str(out / SHEETS_PDF))}"
     )
-    console.rule(f"3/4 capture: simulated camera ({profile}) -> {target} in onnxruntime")
+    console.rule(f"3/4 capture: simulated camera ({escape(profile)}) -> {escape(target)} in onnxruntime")
     onnx = resolve_onnx_model(target, out)
     cam = SimulatedCamera.from_batch(out, profile=prof, seed=seed, n_frames=frames)
     db = run_capture(out, onnx, cam, frames=frames, headless=True, session_id=f"demo-{prof.name}")

@@ -226,6 +226,7 @@ def scene_series(dbs: list[Path]) -> list[SceneSeries]:
 
 def scene_table(rows: list[dict[str, Any]]) -> Any:
     """A rich table of :func:`scene_figures` for the terminal."""
+    from rich.markup import escape
     from rich.table import Table as RichTable
 
     t = RichTable(title="scene: the patch in view and not", show_edge=False)
@@ -250,13 +251,13 @@ def scene_table(rows: list[dict[str, Any]]) -> Any:
     for r in rows:
         share = "-" if r["median_share"] is None else f"{100 * r['median_share']:.1f}%"
         t.add_row(
-            str(r["target"]),
-            r["group"],
+            escape(str(r["target"])),
+            escape(str(r["group"])),
             str(r["frames"]),
             share,
             fmt(r["target_rate"]),
             fmt(r["fooling_rate"]),
-            r["true_class"],
+            escape(str(r["true_class"])),
         )
     if not rows:
         t.caption = "no scene frames with a patch target (capture with --scene and a printed patch card)"

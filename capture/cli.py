@@ -119,7 +119,7 @@ def _summary(db: Path) -> Table:
         con.close()
     lmap = {int(k): int(v) for k, v in ((cfg.get("labels") or {}).get("map") or {}).items()}
     truth = {it.id: lmap.get(it.label.index, it.label.index) for it in load_batch(db.parent.parent).items}
-    table = Table(title=f"capture {db.stem}", show_edge=False)
+    table = Table(title=f"capture {escape(db.stem)}", show_edge=False)
     for col in ("", "observations", "good", "model right (good)", "fooled (good)"):
         table.add_column(col, justify="right")
     for role in ("clean", "adv"):
@@ -127,7 +127,8 @@ def _summary(db: Path) -> Table:
         right = sum(1 for r in good if truth.get(r[0]) == r[2])
         n_role = sum(1 for r in rows if r[1] == role)
         table.add_row(role, str(n_role), str(len(good)), _pct(right, len(good)), _pct(len(good) - right, len(good)))
-    table.caption = f"{n_frames} frames, {n_sheets or 0} with a sheet; stopped by {cfg.get('stopped_by', '?')}"
+    stopped_by = escape(str(cfg.get("stopped_by", "?")))
+    table.caption = f"{n_frames} frames, {n_sheets or 0} with a sheet; stopped by {stopped_by}"
     return table
 
 
@@ -173,7 +174,7 @@ def _scene(
     )
     if summary is not None:
         console.print(summary([db]))
-    console.print(f"recorded {db}")
+    console.print(f"recorded {escape(str(db))}", soft_wrap=True)
 
 
 def register(

@@ -116,5 +116,5 @@ def run_preview(
     finally:
         if window is not None:
             window.close()
-    console.print(f"preview: {n} frame(s) from {source.description}; nothing recorded")
+    console.print(f"preview: {n} frame(s) from {source.description}; nothing recorded", markup=False)
     return n

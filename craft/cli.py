@@ -67,7 +67,8 @@ def _report_unfooled(batch: Any, src: str) -> None:
             continue
         names = ", ".join(it.id for it in missed[:6]) + (" ..." if len(missed) > 6 else "")
         console.print(
-            f"[yellow]{key}: {len(missed)} of {len(items)} adversarial PNGs do not fool {src} digitally[/] ({names}); "
+            f"[yellow]{escape(key)}: {len(missed)} of {len(items)} adversarial PNGs do not fool {escape(src)} "
+            f"digitally[/] ({escape(names)}); "
             "their photographed figures are not survival (the report counts them as not fooling)"
         )
 
