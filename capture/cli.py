@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,8 @@ def build_source(
         given.append("--simulate")
     if len(given) != 1:
         raise UserError(
-            f"give exactly one source: --camera N, --url URL, --video FILE, --photos DIR or --simulate (got {', '.join(given) or 'none'})"
+            "give exactly one source: --camera N, --url URL, --video FILE, --photos DIR, --phone or --simulate"
+            f" (got {', '.join(given) or 'none'})"
         )
     if not simulate and (profile is not None or seed is not None):
         raise UserError("--profile and --seed apply to --simulate only")
@@ -105,6 +107,36 @@ def build_source(
     return SimulatedCamera.from_batch(
         batch_dir, profile=prof, seed=seed if seed is not None else 0, fps=prof.camera.fps, n_frames=frames
     )
+
+
+def check_values(
+    *,
+    frames: int | None,
+    duration: float | None,
+    per_tile: int | None,
+    width: int,
+    height: int,
+    fps: float,
+    connect_timeout: float,
+    port: int,
+    gate_args: dict[str, Any],
+) -> None:
+    """Refuse bad numbers at once, before a model loads or a camera opens; each error names its flag."""
+    positive: tuple[tuple[str, float | None], ...] = (
+        ("--frames", frames),
+        ("--duration", duration),
+        ("--per-tile", per_tile),
+        ("--width", width),
+        ("--height", height),
+        ("--fps", fps),
+        ("--connect-timeout", connect_timeout),
+    )
+    for flag, v in positive:
+        if v is not None and not (math.isfinite(v) and v > 0):
+            raise UserError(f"{flag}: must be > 0, got {v}")
+    if not 0 <= port <= 65535:
+        raise UserError(f"--port {port}: expected 0..65535")
+    QualityGates(**{k: v for k, v in gate_args.items() if v is not None})  # raises naming the gate's flag
 
 
 def _summary(db: Path) -> Table:
@@ -323,6 +355,17 @@ def register(
             max_angle_deg=max_angle_deg,
             max_clipped=max_clipped,
             max_reproj_px=max_reproj_px,
+        )
+        check_values(
+            frames=frames,
+            duration=duration,
+            per_tile=per_tile,
+            width=width,
+            height=height,
+            fps=fps,
+            connect_timeout=connect_timeout,
+            port=port,
+            gate_args=gate_args,
         )
         others = [
             f
