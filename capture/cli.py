@@ -30,6 +30,8 @@ from capture.session import Progress, run_capture
 from capture.sheets.quality import MIN_TILE_FRACTION, QualityGates
 from capture.sources.files import PhotoSource, VideoSource
 from contracts.cliopts import (
+    DEFAULT_CAMERA,
+    DEFAULT_TARGET,
     model_flags,
     opt_channel_order,
     opt_crop,
@@ -222,7 +224,9 @@ def register(
     @app.command("capture")
     def capture_cmd(
         batch: Path = typer.Argument(..., help="The batch directory (printed with 'photoproof print')."),
-        model: str = typer.Option("lite2", "--model", "-m", help="Target model: a zoo name (lite2) or an .onnx file."),
+        model: str = typer.Option(
+            DEFAULT_TARGET, "--model", "-m", help="Target model: a zoo name (lite2) or an .onnx file."
+        ),
         camera: int | None = typer.Option(
             None, "--camera", help="Webcam index (0: the built-in one).", rich_help_panel=SRC
         ),
@@ -253,12 +257,12 @@ def register(
             rich_help_panel=SRC,
         ),
         width: int = typer.Option(
-            1920,
+            DEFAULT_CAMERA[0],
             "--width",
             help="Camera frame width (asked of the camera; it falls back to its nearest mode). 1080p gives tiles the pixels clean accuracy needs.",
             rich_help_panel=SRC,
         ),
-        height: int = typer.Option(1080, "--height", help="Camera frame height.", rich_help_panel=SRC),
+        height: int = typer.Option(DEFAULT_CAMERA[1], "--height", help="Camera frame height.", rich_help_panel=SRC),
         fps: float = typer.Option(30.0, "--fps", help="Camera frame rate.", rich_help_panel=SRC),
         connect_timeout: float = typer.Option(
             10.0, "--connect-timeout", help="Seconds to keep trying a --url at start.", rich_help_panel=SRC
