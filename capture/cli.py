@@ -478,7 +478,8 @@ def register(
 
             def progress(p: Progress) -> None:
                 line = f"frame {p.frames}/{frames}  {p.line()}" if frames else p.line()
-                text.plain = line if not p.done else f"{line}  -- stopped: {p.stopped_by}"
+                line = line if not p.done else f"{line}  -- stopped: {p.stopped_by}"
+                text.plain = line + (f"\n{p.coverage.line()}" if p.coverage is not None else "")
                 live.update(text)
 
             db = run_capture(
