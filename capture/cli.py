@@ -25,7 +25,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from capture.classify import CPU, CUDA, TENSORRT, OnnxClassifier, default_providers
+from capture.classify import COREML, CPU, CUDA, TENSORRT, OnnxClassifier, default_providers
 from capture.session import Progress, run_capture
 from capture.sheets.quality import MIN_TILE_FRACTION, QualityGates
 from capture.sources.files import PhotoSource, VideoSource
@@ -52,7 +52,13 @@ log = logging.getLogger(__name__)
 
 SRC, STOP, GATE = "Source (exactly one)", "When to stop", "Quality gates"
 SCENE = "Scene mode (adversarial patch)"
-_PROVIDERS = {"auto": None, "cpu": [CPU], "cuda": [CUDA, CPU], "tensorrt": [TENSORRT, CUDA, CPU]}
+_PROVIDERS = {
+    "auto": None,
+    "cpu": [CPU],
+    "cuda": [CUDA, CPU],
+    "tensorrt": [TENSORRT, CUDA, CPU],
+    "coreml": [COREML, CPU],
+}
 
 
 def build_source(
@@ -284,7 +290,11 @@ def register(
             help="Session name (default: date-time-source-random); an existing one resumes; one in use by another capture is refused.",
         ),
         no_crops: bool = typer.Option(False, "--no-crops", help="Do not save the crop gallery."),
-        provider: str = typer.Option("auto", "--provider", help="onnxruntime provider: auto, cpu, cuda, tensorrt."),
+        provider: str = typer.Option(
+            "auto",
+            "--provider",
+            help="onnxruntime provider: auto (TensorRT/CUDA with a GPU, CoreML on a Mac, else the CPU), cpu, cuda, tensorrt, coreml.",
+        ),
         min_sharpness: float = typer.Option(
             QualityGates.min_sharpness,
             "--min-sharpness",
