@@ -16,6 +16,7 @@ Torch-free by design: a capture station needs numpy, OpenCV and onnxruntime only
   ``session``: ``run_capture``, the capture loop;
 - ``stoprule``: when a run stops (``--frames``, ``--duration``, ``--per-tile``), one rule for every loop;
 - ``feedback``: each frame's verdicts and gate reasons, for sources that show them (the phone page);
+- ``coverage``: sheets seen and tiles with enough good observations, and what to do next;
 - ``phones``: ``--phone``: one session per connected phone;
 - ``preview``: ``--preview SOURCE``: detections and gate reasons, recording nothing;
 - ``scene``: ``--scene``: the whole view classified, the printed patch card found in it;

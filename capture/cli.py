@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,11 +27,19 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from capture.classify import CPU, CUDA, TENSORRT, OnnxClassifier, default_providers
+from capture.classify import COREML, CPU, CUDA, TENSORRT, OnnxClassifier, default_providers
 from capture.session import Progress, run_capture
 from capture.sheets.quality import MIN_TILE_FRACTION, QualityGates
 from capture.sources.files import PhotoSource, VideoSource
-from console.options import ModelFlags, deprecated_option, model_options, parse_frame_size, renamed
+from console.options import (
+    DEFAULT_CAMERA,
+    DEFAULT_TARGET,
+    ModelFlags,
+    deprecated_option,
+    model_options,
+    parse_frame_size,
+    renamed,
+)
 from console.terminal import console
 from contracts.errors import UserError
 from contracts.frames import FrameSource
@@ -40,7 +49,13 @@ log = logging.getLogger(__name__)
 
 SRC, STOP, GATE = "Source (exactly one)", "When to stop", "Quality gates"
 SCENE = "Scene mode (adversarial patch)"
-_PROVIDERS = {"auto": None, "cpu": [CPU], "cuda": [CUDA, CPU], "tensorrt": [TENSORRT, CUDA, CPU]}
+_PROVIDERS = {
+    "auto": None,
+    "cpu": [CPU],
+    "cuda": [CUDA, CPU],
+    "tensorrt": [TENSORRT, CUDA, CPU],
+    "coreml": [COREML, CPU],
+}
 
 
 def build_source(
@@ -68,8 +83,8 @@ def build_source(
         given.append("--simulate")
     if len(given) != 1:
         raise UserError(
-            "give exactly one source: --camera N, --url URL, --video FILE, --photos DIR or --simulate (got "
-            f"{', '.join(given) or 'none'})"
+            "give exactly one source: --camera N, --url URL, --video FILE, --photos DIR, --phone or --simulate"
+            f" (got {', '.join(given) or 'none'})"
         )
     if not simulate and (profile is not None or seed is not None):
         raise UserError("--profile and --seed apply to --simulate only")
@@ -101,6 +116,36 @@ def build_source(
 
 def _pct(k: int, n: int) -> str:
     return f"{100 * k / n:.0f}%" if n else "-"
+
+
+def check_values(
+    *,
+    frames: int | None,
+    duration: float | None,
+    per_tile: int | None,
+    width: int,
+    height: int,
+    fps: float,
+    connect_timeout: float,
+    port: int,
+    gate_args: dict[str, Any],
+) -> None:
+    """Refuse bad numbers at once, before a model loads or a camera opens; each error names its flag."""
+    positive: tuple[tuple[str, float | None], ...] = (
+        ("--frames", frames),
+        ("--duration", duration),
+        ("--per-tile", per_tile),
+        ("--width", width),
+        ("--height", height),
+        ("--fps", fps),
+        ("--connect-timeout", connect_timeout),
+    )
+    for flag, v in positive:
+        if v is not None and not (math.isfinite(v) and v > 0):
+            raise UserError(f"{flag}: must be > 0, got {v}")
+    if not 0 <= port <= 65535:
+        raise UserError(f"--port {port}: expected 0..65535")
+    QualityGates(**{k: v for k, v in gate_args.items() if v is not None})  # raises naming the gate's flag
 
 
 def _summary(db: Path) -> Table:
@@ -189,7 +234,9 @@ def register(
     @model_options(label_map=True)
     def capture_cmd(
         batch: Path = typer.Argument(..., help="The batch directory (printed with 'photoproof print')."),
-        model: str = typer.Option("lite2", "--model", "-m", help="Target model: a zoo name (lite2) or an .onnx file."),
+        model: str = typer.Option(
+            DEFAULT_TARGET, "--model", "-m", help="Target model: a zoo name (lite2) or an .onnx file."
+        ),
         camera: int | None = typer.Option(
             None, "--camera", help="Webcam index (0: the built-in one).", rich_help_panel=SRC
         ),
@@ -220,7 +267,7 @@ def register(
             rich_help_panel=SRC,
         ),
         frame_size: str = typer.Option(
-            "1920x1080",
+            f"{DEFAULT_CAMERA[0]}x{DEFAULT_CAMERA[1]}",
             "--frame-size",
             help="Camera frame size WIDTHxHEIGHT, asked of --camera/--preview (it falls back to its nearest mode). "
             "1080p gives tiles the pixels clean accuracy needs.",
@@ -248,7 +295,12 @@ def register(
             "capture is refused.",
         ),
         no_crops: bool = typer.Option(False, "--no-crops", help="Do not save the crop gallery."),
-        provider: str = typer.Option("auto", "--provider", help="onnxruntime provider: auto, cpu, cuda, tensorrt."),
+        provider: str = typer.Option(
+            "auto",
+            "--provider",
+            help="onnxruntime provider: auto (TensorRT/CUDA with a GPU, CoreML on a Mac, else the CPU), cpu, cuda, "
+            "tensorrt, coreml.",
+        ),
         min_sharpness: float = typer.Option(
             QualityGates.min_sharpness,
             "--min-sharpness",
@@ -314,6 +366,17 @@ def register(
             max_angle_deg=max_angle_deg,
             max_clipped=max_clipped,
             max_reproj_px=max_reproj_px,
+        )
+        check_values(
+            frames=frames,
+            duration=duration,
+            per_tile=per_tile,
+            width=size[0],
+            height=size[1],
+            fps=fps,
+            connect_timeout=connect_timeout,
+            port=port,
+            gate_args=gate_args,
         )
         if preview is not None:
             from capture.preview import run_preview
@@ -473,7 +536,8 @@ def _record(
 
         def progress(p: Progress) -> None:
             line = f"frame {p.frames}/{frames}  {p.line()}" if frames else p.line()
-            text.plain = line if not p.done else f"{line}  -- stopped: {p.stopped_by}"
+            line = line if not p.done else f"{line}  -- stopped: {p.stopped_by}"
+            text.plain = line + (f"\n{p.coverage.line()}" if p.coverage is not None else "")
             live.update(text)
 
         return run_capture(

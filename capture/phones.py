@@ -9,7 +9,7 @@ sessions). Each phone sees its tiles outlined live, the reason a tile is
 rejected, its progress toward ``--per-tile K`` and a clear "done".
 
 The run stops on Ctrl-C (or q/Esc in the window), after ``--duration`` seconds
-(counted from the start of the command), or, with ``--per-tile`` or
+(counted from the first frame a phone sends, not from the start of the command), or, with ``--per-tile`` or
 ``--frames``, once every phone that connected has finished its session.
 """
 
@@ -128,6 +128,7 @@ class PhoneCapture:
         self.sessions: list[PhoneSession] = []
         self._lock = threading.Lock()
         self._t0 = time.monotonic()
+        self._first: float | None = None  # when the first phone's first frame came: --duration counts from there
         self.server = PhoneServer(
             self.token,
             self.cert,
@@ -165,14 +166,21 @@ class PhoneCapture:
     def _run_session(self, s: PhoneSession) -> None:
         def progress(p: Progress) -> None:
             s.progress = p
+            with self._lock:
+                if p.frames and self._first is None:
+                    self._first = time.monotonic() - p.elapsed
 
+        with self._lock:
+            first = self._first
+        # --duration counts from the first phone's first frame; a phone joining later gets what is left of it
+        left = self.rule.duration if first is None else self.rule.remaining(time.monotonic() - first)
         try:
             s.db = run_capture(
                 self.batch_dir,
                 self.model_path,
                 s.source,
                 frames=self.rule.frames,
-                duration=self.rule.remaining(time.monotonic() - self._t0),
+                duration=left,
                 per_tile=self.rule.per_tile,
                 headless=True,
                 session_id=s.session_id,
@@ -198,8 +206,10 @@ class PhoneCapture:
         """Why the run should stop now (``""``: keep going)."""
         if self.stop_event.is_set():
             return STOP_REQUESTED
-        if self.rule.out_of_time(time.monotonic() - self._t0):
-            return self.rule.out_of_time(time.monotonic() - self._t0)
+        first = self._first
+        late = self.rule.out_of_time(time.monotonic() - first) if first is not None else ""
+        if late:
+            return late
         with self._lock:
             sessions = list(self.sessions)
         if (
@@ -225,6 +235,8 @@ class PhoneCapture:
         for s in sessions:
             state = "done" if s.finished.is_set() else ("recording" if s.progress else "starting")
             out.append(f"phone {s.source.phone} [{s.session_id}] {state}: " + (s.progress.line() if s.progress else ""))
+            if s.progress is not None and s.progress.coverage is not None:
+                out.append(f"  {s.progress.coverage.line()}")
         return out
 
     def wait(self, tick: Callable[[], bool] | None = None) -> str:

@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 
 from capture.classify import OnnxClassifier
+from capture.coverage import Coverage, CoverageTracker
 from capture.digital import digital_top5
 from capture.feedback import build_report, gate_hint, reject_reason
 from capture.overlay import Outline, Window, draw_overlay, window_wanted
@@ -65,6 +66,7 @@ class Progress:
     done: bool = False
     stopped_by: str = ""
     hint: str = ""  # why the tiles in view fail the gates, and what to do (empty when they pass)
+    coverage: Coverage | None = None  # sheets seen, tiles with enough good observations, what to do next
 
     def line(self) -> str:
         tile = f"  per-tile {self.min_good}/{self.per_tile}" if self.per_tile else ""
@@ -246,7 +248,8 @@ def run_capture(
                 on_error=lambda e: stop.set(),
             )
             worker.start()
-            loop = _CameraLoop(detector, clf, recorder, slot, worker, batch, source, per_tile, lmap)
+            seen = {k[0] for k, n in (resume.good_counts or {}).items() if n > 0}
+            loop = _CameraLoop(detector, clf, recorder, slot, worker, batch, source, per_tile, lmap, seen)
             if rule.reason(resume.next_frame, 0.0, tiles_done=worker.all_done.is_set()):
                 log.warning(
                     "session %s already has what was asked (%s); nothing to add",
@@ -314,6 +317,7 @@ class _CameraLoop:
         source: FrameSource,
         per_tile: int | None,
         label_map: dict[int, int] | None = None,
+        seen_sheets: set[str] | None = None,
     ) -> None:
         self.detector, self.clf, self.recorder, self.slot, self.worker = detector, clf, recorder, slot, worker
         self.source, self.per_tile = source, per_tile
@@ -326,6 +330,7 @@ class _CameraLoop:
         self.sheets_in_view = 0
         self.hint = ""  # why the last cut tiles failed the gates (capture.feedback.gate_hint)
         self.strip = StripMeter(detector.layout.marker_size_mm)  # calibration strip (capture.sheets.strip)
+        self.coverage = CoverageTracker(detector.layout, per_tile, seen_sheets or ())
 
     def _outlines(self, hits: list[SheetHit], results: dict[TileKey, TileResult]) -> list[Outline]:
         """Tile outlines from the homographies alone (no cutting); ``good`` from each tile's last result."""
@@ -368,6 +373,7 @@ class _CameraLoop:
             done=done,
             stopped_by=stopped_by,
             hint=self.hint,
+            coverage=self.coverage.snapshot(dict(self.worker.good_counts)),
         )
 
     def run(
@@ -382,18 +388,20 @@ class _CameraLoop:
         on_progress: Callable[[Progress], None] | None,
     ) -> str:
         """Process frames until ``rule`` (or the source, the window, ``stop``) ends the run; return why."""
-        t0 = time.monotonic()
+        t0: float | None = None  # the clocks (--duration, the status line) start at the first frame, not at launch
         watchdog = None
-        if rule.duration is not None:  # a live source waiting for a dropped stream must still stop on time
-            watchdog = threading.Timer(rule.duration + 0.5, self._timeout(stop))
-            watchdog.daemon = True
-            watchdog.start()
         next_report, why = 0.0, SOURCE_ENDED
         try:
             for frame in self.source.frames():
                 if stop.is_set():
                     why = STOP_REQUESTED
                     break
+                if t0 is None:
+                    t0 = time.monotonic()
+                    if rule.duration is not None:  # a live source waiting for a dropped stream must still stop on time
+                        watchdog = threading.Timer(rule.duration + 0.5, self._timeout(stop))
+                        watchdog.daemon = True
+                        watchdog.start()
                 now = time.monotonic() - t0
                 idx = first_idx + self.n
                 hits, crops, cut = self._step(frame.image, frame.index, idx, t_offset + now, stop)
@@ -410,7 +418,7 @@ class _CameraLoop:
             else:
                 why = SOURCE_ENDED
                 if stop.is_set():
-                    why = rule.out_of_time(time.monotonic() - t0) or STOP_REQUESTED
+                    why = (rule.out_of_time(time.monotonic() - t0) if t0 is not None else "") or STOP_REQUESTED
         finally:
             if watchdog is not None:
                 watchdog.cancel()
@@ -419,7 +427,7 @@ class _CameraLoop:
         if self.source.wants_feedback:
             self._feedback(-1, (0, 0), [], [], stop, stopped_by=why)
         if on_progress is not None:
-            on_progress(self.progress(time.monotonic() - t0, done=True, stopped_by=why))
+            on_progress(self.progress(0.0 if t0 is None else time.monotonic() - t0, done=True, stopped_by=why))
         return why
 
     def _step(
@@ -427,6 +435,7 @@ class _CameraLoop:
     ) -> tuple[list[SheetHit], list[TileCrop], bool]:
         """Detect, record the frame, cut its tiles and hand them over; return the hits, the crops and whether cut."""
         hits = self.detector.detect(image)
+        self.coverage.saw(h.sheet.sheet_id for h in hits)
         self.recorder.add_frame(idx, t, [h.sheet.sheet_id for h in hits])
         self.strip.offer(self.recorder, idx, image, hits)  # calibration strip, for 'photoproof calibrate'
         # With a live source, cut tiles only when the classifier will want them within
@@ -436,6 +445,10 @@ class _CameraLoop:
         crops = [c for h in hits for c in self.detector.crop_tiles(image, h, size, crop_pct)] if cut else []
         if cut:
             self.hint = gate_hint(crops, self.detector.gates)
+            for c in crops:
+                reason = reject_reason(self.detector.gates, c)
+                if reason:
+                    self.coverage.rejected_as((c.sheet_id, c.tile.item, c.tile.role), reason)
         if crops:
             self.slot.put(Job(idx, crops), block=not self.source.live, stop=stop)
         elif hits:
@@ -512,5 +525,6 @@ class _CameraLoop:
                 good=s.good,
                 done=bool(stopped_by),
                 stopped_by=stopped_by,
+                coverage=self.coverage.snapshot(dict(self.worker.good_counts)),
             )
         )

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from console.options import DEFAULT_CAMERA, DEFAULT_TARGET
 from contracts.errors import UserError
 from contracts.preprocess import ZOO_INPUT_SIZES, PreprocessSpec
 from printouts import geometry as geo
@@ -206,3 +207,24 @@ def eot_mismatch(plan: CameraPlan, items: list[Any]) -> str | None:
         f"{EOT_RANGE[0] * plan.tile_px:.0f}-{EOT_RANGE[1] * plan.tile_px:.0f}, or print with --tile-mm 60 to "
         "photograph them as the twin assumed)"
     )
+
+
+def camera_defaults(
+    tile_mm: float | None, camera: tuple[int, int] | None, model: str | None
+) -> tuple[tuple[int, int] | None, str | None, list[str]]:
+    """The camera and model to lay out for, and what was assumed (to say so).
+
+    A fixed ``--tile-mm`` needs neither. Otherwise a missing camera is capture's default
+    webcam mode and a missing model capture's default target, so that ``craft``, ``print``
+    and ``capture`` with no options give tiles that pass the capture's size gate.
+    """
+    if tile_mm is not None:
+        return None, None, []
+    assumed = []
+    if camera is None:
+        camera = DEFAULT_CAMERA
+        assumed.append(f"the default webcam, {DEFAULT_CAMERA[0]}x{DEFAULT_CAMERA[1]} (--frame-size WxH for another)")
+    if model is None:
+        model = DEFAULT_TARGET
+        assumed.append(f"the default target model, {DEFAULT_TARGET} (--model for another)")
+    return camera, model, assumed

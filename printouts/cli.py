@@ -8,9 +8,13 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from console.options import parse_frame_size, renamed
+from console.options import DEFAULT_CAMERA, DEFAULT_TARGET, parse_frame_size, renamed
 from console.terminal import console
+from contracts.errors import UserError
+from printouts.camera import camera_defaults
 from printouts.geometry import LAYOUTS, PAPERS
+
+_CAM = f"{DEFAULT_CAMERA[0]}x{DEFAULT_CAMERA[1]}"
 
 
 def register(app: typer.Typer) -> None:
@@ -23,8 +27,12 @@ def register(app: typer.Typer) -> None:
         ],
         paper: Annotated[str, typer.Option("--paper", help=f"Paper size: {' or '.join(PAPERS)}.")] = "a4",
         tile_mm: Annotated[
-            float, typer.Option("--tile-mm", help="Printed width of every tile, in millimetres.")
-        ] = 60.0,
+            float | None,
+            typer.Option(
+                "--tile-mm",
+                help="Printed width of every tile, in millimetres (instead of a layout for --frame-size and --model).",
+            ),
+        ] = None,
         layout: Annotated[
             str,
             typer.Option(
@@ -42,13 +50,16 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(
                 "--frame-size",
-                help="Lay out for this camera frame, WIDTHxHEIGHT (e.g. 1280x720); needs --model. Chooses --tile-mm "
-                "and the paper's orientation.",
+                help=f"Lay out for this camera frame, WIDTHxHEIGHT (default {_CAM}, what capture asks of a webcam); "
+                "chooses the tile size and the paper's orientation.",
             ),
         ] = None,
         model: Annotated[
             str | None,
-            typer.Option("--model", help="With --frame-size: the target model, a zoo name (lite2) or an .onnx file."),
+            typer.Option(
+                "--model",
+                help=f"The target model the layout is for, a zoo name or an .onnx file (default {DEFAULT_TARGET}).",
+            ),
         ] = None,
         patch_mm: Annotated[
             float | None,
@@ -64,11 +75,19 @@ def register(app: typer.Typer) -> None:
         from printouts.sheets import print_batch
 
         frame_size = renamed(frame_size, camera, "--camera", "--frame-size")
-        frame = parse_frame_size(frame_size) if frame_size is not None else None
+        if tile_mm is not None and (frame_size is not None or model is not None):
+            raise UserError(
+                "--tile-mm fixes the tile size; --frame-size and --model choose it: give --tile-mm, or --frame-size "
+                "and --model"
+            )
+        size = parse_frame_size(frame_size) if frame_size is not None else None
+        frame, model, assumed = camera_defaults(tile_mm, size, model)
+        if assumed:
+            console.print(f"assumed {' and '.join(assumed)}: what capture uses when not told", markup=False)
         result = print_batch(
             batch,
             paper=paper,
-            tile_mm=tile_mm,
+            tile_mm=60.0 if tile_mm is None else tile_mm,
             layout=layout,
             cover=cover,
             camera=frame,
