@@ -9,6 +9,7 @@ Torch-free by design: a capture station needs numpy, OpenCV and onnxruntime only
   crops; ``hits``: what it yields; ``qr``: sheet identity from QR codes; ``scale``:
   the printed-scale check; ``quality``: tile metrics and gates; ``strip``: the
   calibration strip measured during capture);
+- ``faces``: the ONNX face detectors (CenterFace, YuNet): preprocessing, decoding, NMS;
 - ``classify``: the ONNX classifier and its execution provider; ``cachedir``: its private
   per-user cache folder (the TensorRT engine cache);
 - ``digital``: the classifier on every batch PNG (the digital top-5; also the sweep's);

@@ -134,6 +134,12 @@ def models_list() -> None:
             e.weights_package,
         )
     console.print(t)
+    from contracts.detection import DETECTORS
+
+    d = Table("face detector", "runs in", "score", "NMS IoU", "channels", "weights package")
+    for ds in DETECTORS.values():
+        d.add_row(ds.name, ds.runtime, f"{ds.score:g}", f"{ds.nms_iou:g}", ds.channel_order, ds.weights_package)
+    console.print(d)
 
 
 @models_app.command("export")
@@ -151,7 +157,15 @@ def models_export(
     channel_order: str | None = opt_channel_order(),
     labels: Path | None = typer.Option(None, "--labels", help="Class names, one per line.", rich_help_panel=MODEL),
 ) -> None:
-    """Export a model to ONNX with its preprocessing spec and class names in the metadata."""
+    """Export a model to ONNX with its preprocessing spec and class names in the metadata.
+
+    A target face detector (centerface, yunet) is written runnable by onnxruntime, with its spec in the metadata.
+    """
+    from contracts.detection import DETECTORS
+
+    if name in DETECTORS:
+        _export_detector(name, out)
+        return
     from craft.export import export_source
     from craft.sources import ModelOptions, load_source, source_kind
 
@@ -178,6 +192,19 @@ def models_export(
         f"wrote {escape(str(out))}: {escape(sm.name)} ({sm.kind}), {len(sm.classes)} classes, input {s.input_size} {s.layout}, "
         f"mean {', '.join(f'{v:g}' for v in s.mean)}, std {', '.join(f'{v:g}' for v in s.std)}, sha256 {sm.sha256[:12]}"
     )
+
+
+def _export_detector(name: str, out: Path) -> None:
+    from contracts.detection import get_detector
+    from craft.detectors.onnxprep import prepare_onnx
+
+    spec = get_detector(name)
+    if spec.runtime != "onnx":
+        raise UserError(f"{name}: a torch detector (a white-box source); export centerface or yunet")
+    if out.suffix != ".onnx":
+        raise UserError(f"--out {out}: expected a file name ending in .onnx")
+    prepare_onnx(spec, out)
+    console.print(f"wrote {escape(str(out))}: detector {name} ({spec.decoder}), from {spec.weights_package}")
 
 
 def _craft_signature() -> inspect.Signature:
