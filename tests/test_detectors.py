@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -160,3 +162,15 @@ def test_mtcnn_gradient_reaches_the_pixels(photos: dict[str, np.ndarray], mtcnn:
     assert energy.item() > 0 and g.abs().sum() > 0
     face = g[0, :, 118:194, 200:256].abs().mean()
     assert face > 3 * g.abs().mean()  # the gradient gathers on the face
+
+
+def test_classifier_batches_keep_their_form_and_read_as_before(synthetic_batch: Callable[..., Path]) -> None:
+    from contracts.manifest import load_batch, save_batch
+
+    d = synthetic_batch(n_items=2)
+    raw = json.loads((d / "batch.json").read_text())
+    assert all("truth" not in it and "boxes" not in it["clean"] for it in raw["items"])
+    batch = load_batch(d)
+    assert all(it.truth is None and it.clean.boxes == {} for it in batch.items)
+    save_batch(d, batch)
+    assert json.loads((d / "batch.json").read_text())["items"] == raw["items"]

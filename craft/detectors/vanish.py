@@ -15,7 +15,8 @@ run unchanged:
   Xie et al. 2017, https://arxiv.org/abs/1703.08603);
 - ``forward`` returns two "logits" per image, ``[0.5, faces > 0]``, so with the
   label 1 ("a face is present") an untargeted goal is reached exactly when the
-  detector finds no face at all.
+  detector finds no face at all; the least-likely class is then 0 ("no face"),
+  so ``ll``, a targeted attack on it, descends the same energy.
 """
 
 from __future__ import annotations
@@ -53,8 +54,10 @@ class Vanish(nn.Module):
         return torch.stack(out)
 
     def loss(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """The summed loss the attacks ascend: ``-energy`` (``labels`` are all :data:`PRESENT` and unused)."""
-        return -self.energy(x).sum()
+        """The summed loss: ``-energy`` where the label is :data:`PRESENT` (untargeted attacks ascend it),
+        ``+energy`` where it is 0, "no face" (a targeted attack, such as ll's least-likely class, descends it)."""
+        sign = torch.where(labels == PRESENT, -1.0, 1.0).to(x)
+        return (sign * self.energy(x)).sum()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``N x 2``: ``[0.5, 1]`` while a face is found, ``[0.5, 0]`` once none is."""

@@ -1,0 +1,83 @@
+"""The vanishing attack on MTCNN through the attack registry, and the face batch it writes (real MTCNN)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from contracts.detection import Detections, found
+from contracts.errors import UserError
+from contracts.images import read_item_image
+from contracts.manifest import load_batch
+from craft.attacks import ATTACKS
+from craft.detectors.job import craft_faces
+from craft.detectors.mtcnn import MTCNN
+from craft.detectors.photos import face_photos, lfw_faces
+from craft.detectors.vanish import Vanish, labels_for
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def mtcnn() -> MTCNN:
+    return MTCNN()
+
+
+def _x(rgb: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(rgb.copy()).permute(2, 0, 1)[None].float()
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_every_eps_attack_runs_the_vanishing_objective_inside_the_ball(name: str, mtcnn: MTCNN) -> None:
+    x = _x(lfw_faces(0, 1)[0].rgb)
+    out = ATTACKS[name](steps=2) if "steps" in ATTACKS[name].options else ATTACKS[name]()
+    res = out.attack(Vanish(mtcnn), x, labels_for(x), 8.0, generator=torch.Generator().manual_seed(0))
+    d = res.adv - x
+    assert d.abs().max() <= 8 and torch.equal(res.adv, res.adv.round()) and d.abs().sum() > 0
+    assert res.adv.min() >= 0 and res.adv.max() <= 255
+    if name in ("fgsm", "pgd"):
+        return  # one step of 8, or pgd's 2.5 eps / 2 steps, overshoots; pgd's default schedule hides (below)
+    v = Vanish(mtcnn)
+    with torch.no_grad():
+        assert v.energy(res.adv).item() < 0.7 * v.energy(x).item()  # the face scores fall (ll: towards "no face")
+
+
+def test_pgd_at_eps_16_hides_the_face_from_mtcnn(mtcnn: MTCNN) -> None:
+    photo = next(p for p in face_photos() if p.key == "skimage-camera")
+    x = _x(photo.rgb)
+    assert len(mtcnn.detect(x)[0]) == 1
+    res = ATTACKS["pgd"]().attack(Vanish(mtcnn), x, labels_for(x), 16.0, generator=torch.Generator().manual_seed(0))
+    assert len(mtcnn.detect(res.adv)[0]) == 0
+    assert Vanish(mtcnn)(res.adv).argmax(dim=1).tolist() == [0]  # the goal check the lattice step uses
+
+
+def test_face_batch_records_truth_and_boxes_and_resumes(tmp_path: Path, mtcnn: MTCNN) -> None:
+    photos = lfw_faces(0, 2)
+    batch = craft_faces(tmp_path, photos, "bim", (4.0,), mtcnn=mtcnn)
+    again = load_batch(tmp_path)
+    assert [it.id for it in again.items] == ["lfw-000-bim-e4", "lfw-001-bim-e4"]
+    assert again.models[0].name == "mtcnn" and again.models[0].kind == "detector"
+    for it in again.items:
+        assert it.truth is not None and it.truth.source == "mtcnn" and it.label.name == "face"
+        truth = Detections.from_json(it.truth.boxes)
+        assert it.clean.boxes["mtcnn"] == it.truth.boxes and "mtcnn" in it.adv.boxes
+        clean, adv = (read_item_image(tmp_path, it, r).astype(int) for r in ("clean", "adv"))
+        assert clean.shape == (270, 270, 3) and np.abs(adv - clean).max() <= 4
+        assert len(truth) == 1 and found(truth.boxes, mtcnn.detect(_x(clean.astype(np.uint8)))[0].boxes).all()
+    before = (tmp_path / "batch.json").read_text()
+    craft_faces(tmp_path, photos, "bim", (4.0,), mtcnn=mtcnn)  # resumes: nothing to redo
+    assert json.loads((tmp_path / "batch.json").read_text())["items"] == json.loads(before)["items"]
+    assert len(batch.items) == 2
+
+
+def test_truth_boxes_are_checked_when_read(tmp_path: Path, mtcnn: MTCNN) -> None:
+    craft_faces(tmp_path, lfw_faces(0, 1), "fgsm", (2.0,), mtcnn=mtcnn)
+    d = json.loads((tmp_path / "batch.json").read_text())
+    d["items"][0]["truth"]["boxes"][0]["box"] = [10, 10, 5, 20]
+    (tmp_path / "batch.json").write_text(json.dumps(d))
+    with pytest.raises(UserError, match=r"items\[0\]\.truth\.boxes\[0\]\.box: expected x0 <= x1"):
+        load_batch(tmp_path)
