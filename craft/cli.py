@@ -73,6 +73,11 @@ def craft_cmd(
     from craft.job import craft_batch
 
     cfg = from_cli(CraftConfig, options)  # parsed and validated here, before the progress display starts
+    from craft.sources import source_kind
+
+    if source_kind(cfg.source[0]) == "detector":
+        _craft_faces(out, cfg)
+        return
     from craft.distributed import Dist
 
     if not Dist.from_env().leader:  # under torchrun, rank 0 alone shows progress and the summary
@@ -91,6 +96,26 @@ def craft_cmd(
         f"batch [bold]{batch.batch_id}[/]: {len(batch.items)} items in {escape(str(out))} ({fooled} {what} on the saved PNG)"
     )
     _report_unfooled(batch, src)
+
+
+def _craft_faces(out: Path, cfg: CraftConfig) -> None:
+    """``--source mtcnn``: the vanishing attack on every photo with faces (docs/detectors.md)."""
+    from craft.detectors.job import craft_faces
+    from craft.detectors.photos import find_face_photos
+
+    photos = find_face_photos(cfg.images, cfg.limit)
+    specs = cfg.specs()
+    with make_progress() as progress:
+        tick = rich_progress(progress)("vanishing attack on mtcnn", len(photos) * len(specs) * len(cfg.eps))
+        batch = craft_faces(
+            out, photos, specs, cfg.eps, seed=cfg.seed, settings=cfg.settings(), config=cfg.resolved(), tick=tick
+        )
+    with_faces = [it for it in batch.items if it.truth is not None and it.truth.boxes]
+    hidden = sum(1 for it in with_faces if not it.adv.boxes.get("mtcnn"))
+    console.print(
+        f"batch [bold]{batch.batch_id}[/]: {len(batch.items)} items in {escape(str(out))}; mtcnn finds faces in "
+        f"{len(with_faces)} clean PNGs and none in {hidden} of their adversarial PNGs"
+    )
 
 
 def _report_unfooled(batch: Any, src: str) -> None:

@@ -81,3 +81,19 @@ def test_truth_boxes_are_checked_when_read(tmp_path: Path, mtcnn: MTCNN) -> None
     (tmp_path / "batch.json").write_text(json.dumps(d))
     with pytest.raises(UserError, match=r"items\[0\]\.truth\.boxes\[0\]\.box: expected x0 <= x1"):
         load_batch(tmp_path)
+
+
+@pytest.mark.slow
+def test_craft_cli_with_mtcnn_as_the_source(tmp_path: Path) -> None:
+    from testkit.cli import assert_one_line_error, run_cli
+
+    out = tmp_path / "faces"
+    r = run_cli("craft", "--out", str(out), "--source", "mtcnn", "--attack", "fgsm", "--eps", "2", "--limit", "1")
+    assert r.returncode == 0, r.stderr
+    batch = load_batch(out)
+    (it,) = batch.items
+    assert it.id == "skimage-astronaut-fgsm-e2" and it.truth is not None and len(it.truth.boxes) == 1
+    assert batch.config["source"] == ["mtcnn"] and batch.config["attacks"] == ["fgsm"]
+    assert "mtcnn finds faces in 1 clean PNGs" in " ".join(r.stdout.split())
+    assert_one_line_error(run_cli("craft", "--out", str(out), "--source", "mtcnn,lite0"), "not in an ensemble")
+    assert_one_line_error(run_cli("craft", "--out", str(out), "--source", "mtcnn", "--target", "ll"), "--target")

@@ -18,8 +18,9 @@ import io
 import logging
 import uuid
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,7 +30,7 @@ from contracts.batchdir import MANIFEST, image_rel
 from contracts.detection import get_detector, weights_path
 from contracts.manifest import Batch, ImageRecord, Item, Label, ModelRecord, SourceImage, Truth, load_batch, save_batch
 from contracts.paths import atomic_write_bytes, resolve_inside, sha256_bytes, sha256_file
-from craft.attacks import AttackSettings, build_attack, parse_spec
+from craft.attacks import AttackSettings, AttackSpec, build_attack, parse_spec
 from craft.attacks.rng import ItemRng
 from craft.detectors.mtcnn import MTCNN
 from craft.detectors.photos import FacePhoto
@@ -65,20 +66,26 @@ def mtcnn_record() -> ModelRecord:
 def craft_faces(
     out: Path,
     photos: Sequence[FacePhoto],
-    attack: str = "pgd",
+    attacks: str | Sequence[AttackSpec] = "pgd",
     eps: Sequence[float] = (16.0,),
     *,
     seed: int = 0,
     settings: AttackSettings | None = None,
     mtcnn: MTCNN | None = None,
+    config: dict[str, Any] | None = None,
+    tick: Callable[[int], None] | None = None,
 ) -> Batch:
-    """Attack every photo at every ε with ``attack`` (``NAME[+di][+eot]``) on MTCNN and write the batch to ``out``."""
-    spec = parse_spec(attack)
-    atk = build_attack(spec, settings or AttackSettings())
+    """Attack every photo at every ε with each attack (``NAME[+di][+eot]``) on MTCNN; write the batch to ``out``.
+
+    ``config`` is recorded in ``batch.json`` (the CLI's resolved config); ``tick(1)`` is called per item.
+    """
+    specs = [parse_spec(attacks)] if isinstance(attacks, str) else list(attacks)
     det = mtcnn if mtcnn is not None else MTCNN()
     out.mkdir(parents=True, exist_ok=True)
     (out / "images").mkdir(exist_ok=True)
-    config = {"task": "faces", "source": "mtcnn", "attack": spec.label, "eps": [float(e) for e in eps], "seed": seed}
+    if config is None:
+        labels = [s.label for s in specs]
+        config = {"task": "faces", "source": ["mtcnn"], "attacks": labels, "eps": [float(e) for e in eps], "seed": seed}
     if (out / MANIFEST).is_file():
         batch = load_batch(out)
     else:
@@ -92,9 +99,12 @@ def craft_faces(
         x = torch.from_numpy(clean.copy()).permute(2, 0, 1)[None].float()
         truth = det.detect(x)[0]
         rec_clean.boxes = {"mtcnn": truth.to_json()}
-        for e in eps:
+        for spec, e in ((s, e) for s in specs for e in eps):
+            atk = build_attack(spec, settings or AttackSettings())
             item_id = f"{ph.key}-{spec.slug}-e{e:g}"
             if item_id in done:
+                if tick is not None:
+                    tick(1)
                 continue
             s = int(np.random.SeedSequence([seed, zlib.crc32(item_id.encode())]).generate_state(1)[0])
             res = atk.attack(Vanish(det), x, labels_for(x), float(e), generator=ItemRng.from_seeds([s]))
@@ -119,6 +129,8 @@ def craft_faces(
             )
             save_batch(out, batch)  # atomic, after each item: a crash loses at most the item in progress
             log.info("%s: %d faces clean, %d adversarial", item_id, len(truth), len(found))
+            if tick is not None:
+                tick(1)
     save_batch(out, batch)
     return batch
 

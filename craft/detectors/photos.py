@@ -76,6 +76,19 @@ def lfw_faces(start: int = 0, stop: int = 100) -> list[FacePhoto]:
     ]
 
 
+def find_face_photos(images: str, limit: int | None = None) -> list[FacePhoto]:
+    """``--images`` for a face detector: ``samples`` (the packaged photos, then the 100 LFW faces) or a folder."""
+    if images == "samples":
+        photos = face_photos(lfw=100)
+    else:
+        from craft.images import load_rgb, user_photos
+
+        photos = [
+            FacePhoto(p.key, p.file, p.sha256(), np.asarray(load_rgb(p))) for p in user_photos(Path(images))[:limit]
+        ]
+    return photos[:limit]
+
+
 def face_photos(lfw: int = 0) -> list[FacePhoto]:
     """The packaged photos with faces, then the first ``lfw`` LFW crops.
 
