@@ -221,6 +221,18 @@ class Batch:
         return [m for m in self.models if m.role == role]
 
 
+def require_classifier_batch(batch: Batch, batch_dir: Path, command: str) -> None:
+    """Refuse a face-detector batch in a stage that measures classifiers only (so far: capture, sweep, report).
+
+    Its items carry no class to score, and a classifier's top-5 on a face tile would be a figure about nothing.
+    """
+    if any(it.truth is not None for it in batch.items) or any(m.kind == "detector" for m in batch.models):
+        raise UserError(
+            f"{batch_dir}: a face-detector batch (craft --source mtcnn); 'photoproof {command}' measures classifiers "
+            "only so far: measure hiding digitally with tools/face_hiding.py (docs/detectors.md)"
+        )
+
+
 def load_batch(batch_dir: Path) -> Batch:
     """Read and validate ``batch_dir/batch.json`` with craft's journal folded in
     (:mod:`contracts.journal`); check every path stays inside."""

@@ -97,3 +97,11 @@ def test_craft_cli_with_mtcnn_as_the_source(tmp_path: Path) -> None:
     assert "mtcnn finds faces in 1 clean PNGs" in " ".join(r.stdout.split())
     assert_one_line_error(run_cli("craft", "--out", str(out), "--source", "mtcnn,lite0"), "not in an ensemble")
     assert_one_line_error(run_cli("craft", "--out", str(out), "--source", "mtcnn", "--target", "ll"), "--target")
+
+
+def test_stages_that_measure_classifiers_refuse_a_face_batch(tmp_path: Path, mtcnn: MTCNN) -> None:
+    from contracts.manifest import require_classifier_batch
+
+    batch = craft_faces(tmp_path, lfw_faces(0, 1), "fgsm", (2.0,), mtcnn=mtcnn)
+    with pytest.raises(UserError, match="face-detector batch.*'photoproof report'"):
+        require_classifier_batch(batch, tmp_path, "report")

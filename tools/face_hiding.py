@@ -35,7 +35,7 @@ from craft.detectors.photos import face_photos  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--attack", default="pgd", help="NAME[+di][+eot] from the attack registry")
+    ap.add_argument("--attack", default="pgd", help="NAME[+di][+eot] from the attack registry, or 'noise' (control)")
     ap.add_argument("--eps", type=float, default=16.0, help="L-inf budget in 0..255 pixel units")
     ap.add_argument("--steps", type=int, default=None, help="iterations (default: the attack's own)")
     ap.add_argument("--lfw", type=int, default=40, help="how many of the LFW face crops to add (0..100)")
@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
 
-    attack = build_attack(parse_spec(args.attack), AttackSettings(steps=args.steps))
+    attack = None if args.attack == "noise" else build_attack(parse_spec(args.attack), AttackSettings(steps=args.steps))
+    label = "random sign noise" if attack is None else attack.label
     mtcnn = MTCNN()
     with tempfile.TemporaryDirectory() as tmp:
         targets = {
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         took = time.monotonic() - t0
     photos_with_faces = sum(1 for r in results if len(r.truth))
     print(
-        f"\n{attack.label} eps {args.eps:g}: {len(photos)} photos, MTCNN finds faces in {photos_with_faces}; "
+        f"\n{label} eps {args.eps:g}: {len(photos)} photos, MTCNN finds faces in {photos_with_faces}; "
         f"{took:.0f} s ({took / max(len(photos), 1):.1f} s per photo)"
     )
     rates = {}
@@ -78,9 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write_json(
             args.out,
             {
-                "attack": attack.label,
+                "attack": label,
                 "eps": args.eps,
-                "params": attack.params(args.eps),
+                "params": {} if attack is None else attack.params(args.eps),
                 "seed": args.seed,
                 "seconds": round(took, 1),
                 "photos": [

@@ -46,9 +46,15 @@ def to_tensor(rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.array(rgb, np.uint8, copy=True)).permute(2, 0, 1)[None].float()
 
 
+def sign_noise(x: torch.Tensor, eps: float, gen: torch.Generator) -> torch.Tensor:
+    """The control: every pixel moved by ``±ε`` at random (the budget spent with no gradient), clipped to 0..255."""
+    signs = torch.randint(0, 2, x.shape, generator=gen).to(x) * 2 - 1
+    return (x + eps * signs).clamp(0, 255)
+
+
 def hide_faces(
     photo: FacePhoto,
-    attack: Attack,
+    attack: Attack | None,
     eps: float,
     mtcnn: MTCNN,
     targets: dict[str, Detect],
@@ -56,14 +62,18 @@ def hide_faces(
     seed: int = 0,
     iou: float = 0.5,
 ) -> PhotoResult:
-    """Attack one photo with the vanishing objective and count what each detector still finds."""
+    """Attack one photo with the vanishing objective (``attack`` None: :func:`sign_noise`, the control)
+    and count what each detector still finds."""
     x = to_tensor(photo.rgb)
     truth = mtcnn.detect(x)[0]
     res = PhotoResult(photo.key, truth)
     if not len(truth):
         return res
     gen = torch.Generator().manual_seed(seed)
-    adv_t = attack.attack(Vanish(mtcnn), x, labels_for(x), eps, generator=gen).adv
+    if attack is None:
+        adv_t = sign_noise(x, eps, gen)
+    else:
+        adv_t = attack.attack(Vanish(mtcnn), x, labels_for(x), eps, generator=gen).adv
     adv = adv_t[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
     res.adv = adv
     detectors: dict[str, Detect] = {"mtcnn": lambda im: mtcnn.detect(to_tensor(im))[0], **targets}
