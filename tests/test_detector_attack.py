@@ -105,3 +105,14 @@ def test_stages_that_measure_classifiers_refuse_a_face_batch(tmp_path: Path, mtc
     batch = craft_faces(tmp_path, lfw_faces(0, 1), "fgsm", (2.0,), mtcnn=mtcnn)
     with pytest.raises(UserError, match="face-detector batch.*'photoproof report'"):
         require_classifier_batch(batch, tmp_path, "report")
+
+
+@pytest.mark.parametrize("spec", ["bim+di", "pgd+eot"])
+def test_input_transforms_run_with_the_vanishing_objective(spec: str, mtcnn: MTCNN) -> None:
+    from craft.attacks import AttackSettings, build_attack, parse_spec
+
+    x = _x(lfw_faces(0, 1)[0].rgb)
+    attack = build_attack(parse_spec(spec), AttackSettings(steps=2, eot_samples=2))
+    res = attack.attack(Vanish(mtcnn), x, labels_for(x), 8.0, generator=torch.Generator().manual_seed(0))
+    d = res.adv - x
+    assert d.abs().max() <= 8 and d.abs().sum() > 0 and attack.label == spec
