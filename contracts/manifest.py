@@ -229,7 +229,7 @@ def require_classifier_batch(batch: Batch, batch_dir: Path, command: str) -> Non
     if any(it.truth is not None for it in batch.items) or any(m.kind == "detector" for m in batch.models):
         raise UserError(
             f"{batch_dir}: a face-detector batch (craft --source mtcnn); 'photoproof {command}' measures classifiers "
-            "only so far: measure hiding digitally with tools/face_hiding.py (docs/detectors.md)"
+            "only so far: measure hiding digitally with `python -m tools.face_hiding` (docs/detectors.md)"
         )
 
 

@@ -6,7 +6,7 @@
   :mod:`capture.faces`);
 - ``photos``: photos with faces that installed packages ship;
 - ``job``: a face batch crafted on MTCNN (truth boxes and the source's boxes recorded per item);
-- ``measure``: the digital hiding measurement per photo (``tools/face_hiding.py`` prints it with intervals).
+- ``measure``: the digital hiding measurement per photo (``python -m tools.face_hiding`` prints it with intervals).
 
 The specs (names, weight files, thresholds) and the box arithmetic are torch-free, in
 :mod:`contracts.detection`; docs/detectors.md is the user's page.

@@ -7,7 +7,7 @@ faces the source detects). For each detector D (the source, and each target):
 - ``hidden``: of those, the ones D no longer finds on the adversarial image.
 
 The hiding rate of D is ``Σ hidden / Σ clean`` (paired: a face counts only where D
-found it clean); ``tools/face_hiding.py`` adds its 95% interval clustered by photo.
+found it clean); ``python -m tools.face_hiding`` adds its 95% interval clustered by photo.
 The target detectors are passed in as functions (craft never imports capture).
 """
 
