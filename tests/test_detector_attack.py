@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -116,3 +117,16 @@ def test_input_transforms_run_with_the_vanishing_objective(spec: str, mtcnn: MTC
     res = attack.attack(Vanish(mtcnn), x, labels_for(x), 8.0, generator=torch.Generator().manual_seed(0))
     d = res.adv - x
     assert d.abs().max() <= 8 and d.abs().sum() > 0 and attack.label == spec
+
+
+def test_hiding_counts_pair_each_detector_with_its_own_clean_finds(mtcnn: MTCNN) -> None:
+    from craft.detectors.measure import hide_faces
+
+    photo = lfw_faces(0, 1)[0]
+    never: dict[str, Callable[[np.ndarray], Detections]] = {"blind": lambda im: Detections.empty()}
+    res = hide_faces(photo, ATTACKS["pgd"](), 16.0, mtcnn, never)
+    assert len(res.truth) == 1 and res.counts["mtcnn"] == (1, 1)  # found clean, hidden by pgd
+    assert res.counts["blind"] == (0, 0)  # a detector that finds nothing clean has nothing to hide
+    assert res.adv is not None and np.abs(res.adv.astype(int) - photo.rgb.astype(int)).max() <= 16
+    noise = hide_faces(photo, None, 16.0, mtcnn, {})
+    assert noise.counts["mtcnn"] == (0, 1)  # the control: random signs of the same budget hide nothing here
