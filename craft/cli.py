@@ -161,7 +161,8 @@ def models_list() -> None:
     console.print(t)
     from contracts.detection import DETECTORS
 
-    d = Table("face detector", "runs in", "score", "NMS IoU", "channels", "weights package")
+    d = Table("face detector", "runs in", "score", "NMS", "channels")
+    d.add_column("weights package", overflow="fold")
     for ds in DETECTORS.values():
         d.add_row(ds.name, ds.runtime, f"{ds.score:g}", f"{ds.nms_iou:g}", ds.channel_order, ds.weights_package)
     console.print(d)
