@@ -16,6 +16,7 @@ Torch-free by design: a capture station needs numpy, OpenCV and onnxruntime only
 - ``pipeline``: the classifier thread; ``record``: the SQLite recorder;
   ``session``: ``run_capture``, the capture loop;
 - ``feedback``: each frame's verdicts and gate reasons, for sources that show them (the phone page);
+- ``coverage``: how far a session has got and what to show next (sheets not yet seen, tiles failing a gate);
 - ``phones``: ``--phone``: one session per connected phone;
 - ``preview``: ``--preview SOURCE``: detections and gate reasons, recording nothing;
 - ``scene``: ``--scene``: the whole view classified, the printed patch card found in it;
