@@ -61,6 +61,7 @@ bench: $(STAMP)
 	$(PY) bench/report.py
 	$(PY) bench/bookkeeping.py
 	$(PY) bench/phone.py
+	$(PY) -m bench.faces
 
 clean:
 	rm -rf $(VENV) demo-batch

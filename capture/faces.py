@@ -100,9 +100,7 @@ class OnnxFaceDetector:
     def _centerface(self, rgb: np.ndarray) -> Detections:
         h, w = rgb.shape[:2]
         hn, wn = int(np.ceil(h / 32) * 32), int(np.ceil(w / 32) * 32)
-        img = rgb if self.spec.channel_order == "RGB" else rgb[..., ::-1]
-        blob = cv2.resize(img, (wn, hn), interpolation=cv2.INTER_LINEAR).astype(np.float32)
-        blob = np.ascontiguousarray(blob.transpose(2, 0, 1)[None])
+        blob = _nchw(cv2.resize(rgb, (wn, hn), interpolation=cv2.INTER_LINEAR), self.spec.channel_order)
         heat, scale, offset, lms = self.sess.run(self.outputs, {self.input: blob})
         dets = decode_centerface(heat[0, 0], scale[0], offset[0], lms[0], self.score, (hn, wn))
         keep = nms(dets.boxes, dets.scores, self.spec.nms_iou)
@@ -114,15 +112,20 @@ class OnnxFaceDetector:
         h, w = rgb.shape[:2]
         f = YUNET_SIZE / max(h, w)
         nh, nw = max(1, round(h * f)), max(1, round(w * f))
-        img = rgb[..., ::-1] if self.spec.channel_order == "BGR" else rgb
-        canvas = np.zeros((YUNET_SIZE, YUNET_SIZE, 3), np.float32)
-        canvas[:nh, :nw] = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
-        blob = np.ascontiguousarray(canvas.transpose(2, 0, 1)[None])
+        img = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_LINEAR)
+        img = cv2.copyMakeBorder(img, 0, YUNET_SIZE - nh, 0, YUNET_SIZE - nw, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+        blob = _nchw(img, self.spec.channel_order)
         out = dict(zip(self.outputs, self.sess.run(self.outputs, {self.input: blob}), strict=True))
         dets = decode_yunet(out, self.score)
         keep = nms(dets.boxes, dets.scores, self.spec.nms_iou)
         kept = Detections(dets.boxes[keep], dets.scores[keep], None if dets.landmarks is None else dets.landmarks[keep])
         return kept.scaled(1 / f, 1 / f)
+
+
+def _nchw(rgb: np.ndarray, order: str) -> np.ndarray:
+    """``H x W x 3`` uint8 RGB to ``1 x 3 x H x W`` float32 in ``order`` (one copy, faster than blobFromImage)."""
+    img = rgb[..., ::-1] if order == "BGR" else rgb
+    return np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32)[None]
 
 
 def decode_centerface(
