@@ -17,7 +17,7 @@ TORCH  := torch==2.13.0
 # torch, triton and the CUDA runtime: read from uv.lock, so a new torch brings its own list.
 TORCH_RUNTIME = $(shell sed -n 's/^name = "\(torch\|triton\|cuda-[a-z-]*\|nvidia-[a-z0-9-]*\)"$$/\1/p' uv.lock)
 LOCK_HEADER := \# Exported from uv.lock by 'make lock'; do not edit. Install: pip install --require-hashes --no-deps -r requirements.lock
-EXPORT = uv export --frozen --quiet --no-header --format requirements.txt --extra test --group onnx-source \
+EXPORT = uv export --frozen --quiet --no-header --format requirements.txt --extra test --group onnx-source --group detector-weights \
 	--no-emit-project $(addprefix --no-emit-package ,$(TORCH_RUNTIME))
 
 .PHONY: demo test lint lock lock-check bench clean
@@ -61,6 +61,7 @@ bench: $(STAMP)
 	$(PY) bench/report.py
 	$(PY) bench/bookkeeping.py
 	$(PY) bench/phone.py
+	$(PY) -m bench.faces
 
 clean:
 	rm -rf $(VENV) demo-batch
