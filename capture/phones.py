@@ -35,7 +35,7 @@ from capture.sources.phone.tls import lan_address, machine_certificate
 from capture.stoprule import STOP_REQUESTED, WINDOW_CLOSED, StopRule
 from contracts.errors import UserError
 from contracts.layout import load_layout
-from contracts.manifest import load_batch
+from contracts.manifest import load_batch, require_classifier_batch
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,9 @@ class PhoneCapture:
         self.rule = StopRule(frames, duration, per_tile)
         self.batch_dir, self.model_path, self.clf = Path(batch_dir), Path(model_path), classifier
         # run_capture's checks, made here rather than on the first phone's thread
-        check_layout(load_batch(self.batch_dir), load_layout(self.batch_dir))
+        batch = load_batch(self.batch_dir)
+        require_classifier_batch(batch, self.batch_dir, "capture")
+        check_layout(batch, load_layout(self.batch_dir))
         self.base = session or f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
         self.gates, self.save_crops = gates, save_crops
         self.label_map = label_map  # batch class name -> the target's (--label-map)

@@ -35,7 +35,7 @@ from contracts.batchdir import capture_db, check_session_name
 from contracts.errors import UserError
 from contracts.frames import FrameSource
 from contracts.layout import load_layout
-from contracts.manifest import load_batch
+from contracts.manifest import load_batch, require_classifier_batch
 from contracts.patchcard import PatchCard, patch_cards
 
 log = logging.getLogger(__name__)
@@ -183,6 +183,7 @@ def run_scene(
     """
     batch_dir = Path(batch_dir)
     batch, layout = load_batch(batch_dir), load_layout(batch_dir)
+    require_classifier_batch(batch, batch_dir, "capture")
     cards = patch_cards(layout)
     if not cards:
         log.warning(
