@@ -32,6 +32,7 @@ from capture.sheets.quality import QualityGates
 from capture.sources.phone.server import PhoneServer
 from capture.sources.phone.source import PhoneSource
 from capture.sources.phone.tls import lan_address, machine_certificate
+from contracts import signals
 from contracts.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,8 @@ class PhoneCapture:
     ) -> None:
         if not 0 <= port <= 65535:
             raise UserError(f"--port {port}: expected 0..65535")
+        if bind == "lan":  # only the interface the QR code names
+            bind = lan_address("0.0.0.0")
         if duration is not None and duration <= 0:
             raise UserError(f"--duration: must be > 0, got {duration}")
         self.batch_dir, self.model_path, self.clf = Path(batch_dir), Path(model_path), classifier
@@ -245,8 +248,8 @@ class PhoneCapture:
                     break
                 time.sleep(0.1)
                 why = self.should_stop()
-        except KeyboardInterrupt:
-            why = "SIGINT"
+        except KeyboardInterrupt:  # SIGINT, or SIGTERM (contracts.signals turns both into this)
+            why = signals.received() or "SIGINT"
         self.stop(why)
         return why
 
@@ -343,6 +346,15 @@ def run_phone_command(
     )
     url = pc.start()
     console.print(f"phone page: {url}", markup=False, highlight=False, soft_wrap=True)
+    if pc.bind in ("0.0.0.0", "::", ""):
+        console.print(
+            f"listening on every network interface ({pc.bind or '0.0.0.0'}, port {pc.server.port}): any device "
+            f"that can reach this laptop can reach the page (it still needs the token); --bind lan listens only on "
+            f"{lan_address(pc.bind)}, the address in the QR code",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     console.print(f"certificate SHA-256 {pc.cert.fingerprint}", markup=False, highlight=False, soft_wrap=True)
     console.print(
         "  (the phone warns that the certificate is not trusted: it is this laptop's own, made for this page; "
