@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
+from asyncio import sslproto
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -32,7 +34,11 @@ HOLD_S = 10.0  # seconds a connection may stay open without having shown the tok
 
 
 class ConnectionGate:
-    """Connection limits before the token (see the module docstring)."""
+    """Connection limits before the token (see the module docstring).
+
+    Connections are counted from the TCP accept, before any TLS handshake, so a flood
+    of connections that never finish one is capped like any other.
+    """
 
     def __init__(
         self,
@@ -41,7 +47,7 @@ class ConnectionGate:
         hold_s: float = HOLD_S,
     ) -> None:
         self.max_connections, self.max_per_client, self.hold_s = max_connections, max_per_client, hold_s
-        self.open: dict[Any, str] = {}  # transport -> client address
+        self.open: dict[Any, tuple[str, asyncio.Transport]] = {}  # aiohttp's handler -> client address, socket
         self.per_client: Counter[str] = Counter()
         self.trusted: set[Any] = set()
         self.refused = 0
@@ -54,7 +60,7 @@ class ConnectionGate:
             self._logged.add((client, why))
             log.warning("phone page: refused %s: %s (further refusals of it are counted, not logged)", client, why)
 
-    def admit(self, transport: asyncio.Transport) -> bool:
+    def admit(self, handler: Any, transport: asyncio.Transport) -> bool:
         peer = transport.get_extra_info("peername")
         client = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
         if len(self.open) >= self.max_connections:
@@ -63,70 +69,88 @@ class ConnectionGate:
         if self.per_client[client] >= self.max_per_client:
             self.refuse(client, f"over {self.max_per_client} connections from one address")
             return False
-        self.open[transport] = client
+        self.open[handler] = (client, transport)
         self.per_client[client] += 1
         return True
 
-    def release(self, transport: asyncio.Transport | None) -> None:
-        client = self.open.pop(transport, None)
-        self.trusted.discard(transport)
-        if client is not None:
-            self.per_client[client] -= 1
-            if self.per_client[client] <= 0:
-                del self.per_client[client]
+    def release(self, handler: Any) -> None:
+        entry = self.open.pop(handler, None)
+        self.trusted.discard(handler)
+        if entry is not None:
+            self.per_client[entry[0]] -= 1
+            if self.per_client[entry[0]] <= 0:
+                del self.per_client[entry[0]]
 
-    def trust(self, transport: Any) -> None:
-        """The connection sent a request with the token: it may stay open (WebSocket, keep-alive)."""
-        if transport in self.open:
-            self.trusted.add(transport)
+    def trust(self, handler: Any) -> None:
+        """The connection (aiohttp's handler of it) sent a request with the token: it may stay open."""
+        if handler in self.open:
+            self.trusted.add(handler)
 
-    def expire(self, transport: asyncio.Transport) -> None:
-        """Close ``transport`` unless it has shown the token by now."""
-        if transport in self.open and transport not in self.trusted and not transport.is_closing():
-            self.refuse(self.open[transport], f"no request with the token within {self.hold_s:g} s")
-            transport.abort()
+    def expire(self, handler: Any) -> None:
+        """Close the connection unless it has shown the token by now."""
+        entry = self.open.get(handler)
+        if entry is not None and handler not in self.trusted and not entry[1].is_closing():
+            self.refuse(entry[0], f"no request with the token within {self.hold_s:g} s")
+            entry[1].abort()
 
-    def factory(self, make: Callable[[], asyncio.BaseProtocol]) -> Callable[[], asyncio.Protocol]:
-        """A protocol factory for ``loop.create_server`` that applies the gate to ``make``'s protocols."""
-        return lambda: _Gated(make(), self)
+    def factory(
+        self, make: Callable[[], asyncio.BaseProtocol], ssl_context: ssl.SSLContext | None = None
+    ) -> Callable[[], asyncio.Protocol]:
+        """A protocol factory for ``loop.create_server`` (without ``ssl``): the gate, then TLS, then ``make``'s."""
+        return lambda: _Gated(make(), self, ssl_context)
 
 
 class _Gated(asyncio.Protocol):
-    """Forwards to aiohttp's request handler once the gate has admitted the connection."""
+    """Admits a TCP connection, then hands its bytes to TLS (when used) and aiohttp's request handler."""
 
-    def __init__(self, inner: Any, gate: ConnectionGate) -> None:
-        self.inner, self.gate = inner, gate
-        self.admitted = False
-        self._transport: asyncio.Transport | None = None
+    def __init__(self, inner: Any, gate: ConnectionGate, ssl_context: ssl.SSLContext | None) -> None:
+        self.inner, self.gate, self.ssl_context = inner, gate, ssl_context
+        self.proto: Any = None  # what receives the socket's events: TLS, or aiohttp's handler itself
         self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
-        if not self.gate.admit(transport):
+        if not self.gate.admit(self.inner, transport):
             transport.abort()
             return
-        self.admitted, self._transport = True, transport
-        self._timer = asyncio.get_running_loop().call_later(self.gate.hold_s, self.gate.expire, transport)
-        self.inner.connection_made(transport)
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self.gate.hold_s, self.gate.expire, self.inner)
+        if self.ssl_context is None:
+            self.proto = self.inner
+        else:
+            self.proto = sslproto.SSLProtocol(
+                loop, self.inner, self.ssl_context, None, server_side=True, ssl_handshake_timeout=self.gate.hold_s
+            )
+        self.proto.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
-        if self.admitted:
-            self.inner.data_received(data)
+        if self.proto is None:
+            return
+        if not isinstance(self.proto, asyncio.BufferedProtocol):
+            self.proto.data_received(data)
+            return
+        view = memoryview(data)
+        while view:
+            buf = self.proto.get_buffer(len(view))
+            n = min(len(buf), len(view))
+            buf[:n] = view[:n]
+            self.proto.buffer_updated(n)
+            view = view[n:]
 
     def eof_received(self) -> bool | None:
-        return self.inner.eof_received() if self.admitted else None
+        return self.proto.eof_received() if self.proto is not None else None
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        if self.admitted:
-            self.gate.release(self._transport)
-            self.inner.connection_lost(exc)
+        if self.proto is not None:
+            self.gate.release(self.inner)
+            self.proto.connection_lost(exc)
 
     def pause_writing(self) -> None:
-        if self.admitted:
-            self.inner.pause_writing()
+        if self.proto is not None:
+            self.proto.pause_writing()
 
     def resume_writing(self) -> None:
-        if self.admitted:
-            self.inner.resume_writing()
+        if self.proto is not None:
+            self.proto.resume_writing()

@@ -129,6 +129,9 @@ class PhoneServer:
         self.phones: dict[str, Phone] = {}
         self.refused_requests = 0
         self.gate = ConnectionGate()
+        self.body_timeout_s = BODY_TIMEOUT_S
+        self.max_uploads = MAX_UPLOADS
+        self.max_uploads_seen = 0  # the most bodies read or decoded at once (for tests and logs)
         self._uploads = 0  # bodies being read or decoded (at most MAX_UPLOADS)
         self._server: asyncio.base_events.Server | None = None
         self._page = page_html()
@@ -180,12 +183,10 @@ class PhoneServer:
         assert self._runner.server is not None
         # aiohttp's TCPSite, with the gate between the listening socket and aiohttp's protocol
         self._server = await asyncio.get_running_loop().create_server(
-            self.gate.factory(self._runner.server),
+            self.gate.factory(self._runner.server, self.cert.ssl_context() if self.cert else None),
             self.bind,
             self.port,
-            ssl=self.cert.ssl_context() if self.cert else None,
             backlog=128,
-            ssl_handshake_timeout=self.gate.hold_s,
         )
         if self._server.sockets:
             self.port = int(self._server.sockets[0].getsockname()[1])
@@ -230,7 +231,7 @@ class PhoneServer:
             )
             resp403.force_close()  # its body is never read; the connection ends with the answer
             return resp403
-        self.gate.trust(request.transport)
+        self.gate.trust(request.protocol)
         resp = await handler(request)
         if not isinstance(resp, web.WebSocketResponse):
             resp.headers.update(SECURITY_HEADERS)
@@ -287,20 +288,21 @@ class PhoneServer:
             raise FrameRefused(f"frame too large ({size} bytes, at most {max_bytes})")
         if phone.source.busy or phone.receiving:  # checked again by offer(); here it saves reading and decoding
             raise FrameRefused("busy: wait for the report of the previous frame")
-        if self._uploads >= MAX_UPLOADS:
+        if self._uploads >= self.max_uploads:
             raise FrameRefused("busy: the laptop is reading other photos; send again in a moment")
 
     async def _take(self, phone: Phone, data: bytes | web.Request, max_bytes: int) -> int:
         """Check, read (a request's body), decode and queue one frame; return its index (``FrameRefused``)."""
         self._admit(phone, len(data) if isinstance(data, bytes) else data.content_length, max_bytes)
         self._uploads += 1
+        self.max_uploads_seen = max(self.max_uploads_seen, self._uploads)
         phone.receiving = True
         try:
             if isinstance(data, web.Request):
                 try:
-                    data = await asyncio.wait_for(data.read(), BODY_TIMEOUT_S)
+                    data = await asyncio.wait_for(data.read(), self.body_timeout_s)
                 except TimeoutError:
-                    raise FrameRefused(f"the photo took over {BODY_TIMEOUT_S:g} s to arrive") from None
+                    raise FrameRefused(f"the photo took over {self.body_timeout_s:g} s to arrive") from None
             image = await asyncio.get_running_loop().run_in_executor(None, decode_jpeg, data, max_bytes)
         finally:
             self._uploads -= 1
