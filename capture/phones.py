@@ -204,8 +204,10 @@ class PhoneCapture:
 
     def should_stop(self) -> str:
         """Why the run should stop now (``""``: keep going)."""
-        if self.stop_event.is_set():
-            return "stop requested"
+        if self.stop_event.is_set():  # a full disk also sets it (every session stops): name the cause
+            with self._lock:
+                failed = any(isinstance(s.error, UserError) for s in self.sessions)
+            return "session failed" if failed else "stop requested"
         if self.duration is not None and time.monotonic() - self._t0 >= self.duration:
             return f"{self.duration:g} s"
         with self._lock:
@@ -251,6 +253,8 @@ class PhoneCapture:
         except KeyboardInterrupt:  # SIGINT, or SIGTERM (contracts.signals turns both into this)
             why = signals.received() or "SIGINT"
         self.stop(why)
+        if why == "stop requested" and any(isinstance(s.error, UserError) for s in self.results()):
+            why = "session failed"  # a full disk sets the stop event before its session has said why
         return why
 
     def stop(self, why: str = "stop requested") -> None:
