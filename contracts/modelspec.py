@@ -112,6 +112,8 @@ def spec_overrides(
     """
     pre = f"{where}: " if where else ""
     m, s = _triple(mean, f"{pre}--mean"), _triple(std, f"{pre}--std")
+    if s is not None and any(v <= 0 for v in s):
+        raise UserError(f"{pre}--std {', '.join(f'{v:g}' for v in s)}: every value must be > 0")
     if scale is not None:
         if mean is not None or std is not None:
             raise UserError(f"{pre}--scale: give either --scale or --mean/--std, not both")

@@ -54,7 +54,7 @@ def native_pt2(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     marker = d / "native-code-ran"
     src = d / "evil.c"
     src.write_text(
-        '#include <stdio.h>\n__attribute__((constructor)) static void ran(void) '
+        "#include <stdio.h>\n__attribute__((constructor)) static void ran(void) "
         f'{{ FILE *f = fopen("{marker}", "w"); if (f) {{ fputs("ran", f); fclose(f); }} }}\n'
     )
     subprocess.run([cc, "-shared", "-fPIC", "-o", str(d / "evil.so"), str(src)], check=True, capture_output=True)
@@ -80,7 +80,10 @@ def test_a_pt2_with_native_code_is_refused_before_anything_is_loaded(native_pt2:
 def test_the_unsafe_flag_really_loads_the_native_code(native_pt2: tuple[Path, Path]) -> None:
     """What the refusal prevents (in a child process): with the flag, torch.export.load runs the library."""
     path, marker = native_pt2
-    code = f"from craft.loaders import load_pt2\ntry:\n    load_pt2({str(path)!r}, allow_native=True)\nexcept Exception:\n    pass\n"
+    code = (
+        "from craft.loaders import load_pt2\n"
+        f"try:\n    load_pt2({str(path)!r}, allow_native=True)\nexcept Exception:\n    pass\n"
+    )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, timeout=120)
     if not marker.exists():
         pytest.skip("this torch build did not load the AOTInductor library (nothing to prove here)")
@@ -180,7 +183,9 @@ def test_fixed_batch_models_run_padded_or_are_refused(tmp_path: Path, batch: int
 
 
 def test_eot_memory_is_estimated_and_refused() -> None:
-    with pytest.raises(UserError, match=r"--eot-samples 100000: EOT would hold about .* use --eot-samples \d+ or fewer"):
+    with pytest.raises(
+        UserError, match=r"--eot-samples 100000: EOT would hold about .* use --eot-samples \d+ or fewer"
+    ):
         check_eot_memory(100_000, 1, 224, torch.device("cpu"), _Net())
     check_eot_memory(8, 4, 64, torch.device("cpu"), _Net())  # a small run passes
 

@@ -13,9 +13,11 @@ import asyncio
 import logging
 import os
 import socket
+import ssl
 import struct
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -28,6 +30,7 @@ from hypothesis import strategies as st
 from capture.sources.phone.gate import ConnectionGate
 from capture.sources.phone.server import PhoneServer
 from capture.sources.phone.source import MAX_PIXELS, FrameRefused, PhoneSource, decode_jpeg
+from capture.sources.phone.tls import Certificate, machine_certificate
 from contracts.frames import FrameReport
 
 TOKEN = "t0ken-for-tests-only-abcdef"
@@ -45,15 +48,36 @@ def _answer_frames(source: PhoneSource) -> None:
 
 
 @pytest.fixture
-def server() -> Any:
-    srv = PhoneServer(TOKEN, None, _answer_frames, bind="127.0.0.1", port=0, max_phones=32, max_fps=1000)
+def server(tmp_path: Path) -> Any:
+    return _serve(None)
+
+
+@pytest.fixture(params=["http", "https"])
+def any_server(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """The server in plain HTTP, and with TLS (a flood then never completes a handshake)."""
+    return _serve(machine_certificate(tmp_path) if request.param == "https" else None)
+
+
+def _serve(cert: Certificate | None) -> Any:
+    srv = PhoneServer(TOKEN, cert, _answer_frames, bind="127.0.0.1", port=0, max_phones=32, max_fps=1000)
     srv.gate = ConnectionGate(max_connections=24, max_per_client=12, hold_s=1.0)
     srv.body_timeout_s = 1.0
     srv.start()
-    yield srv
-    for p in srv.phones.values():
-        p.source.close()
-    srv.stop()
+    _started.append(srv)
+    return srv
+
+
+_started: list[PhoneServer] = []
+
+
+@pytest.fixture(autouse=True)
+def _stop_servers() -> Any:
+    yield
+    while _started:
+        srv = _started.pop()
+        for p in srv.phones.values():
+            p.source.close()
+        srv.stop()
 
 
 def _open_fds() -> int:
@@ -68,24 +92,29 @@ def _jpeg(w: int, h: int) -> bytes:
 
 
 def test_a_slow_flood_without_the_token_is_capped_timed_out_and_logged_once(
-    server: PhoneServer, caplog: pytest.LogCaptureFixture
+    any_server: PhoneServer, caplog: pytest.LogCaptureFixture
 ) -> None:
+    server = any_server
+    scheme = "https" if server.cert is not None else "http"
     caplog.set_level(logging.WARNING, logger="capture.sources.phone.gate")
     fds0 = _open_fds()
     socks: list[socket.socket] = []
     t0 = time.monotonic()
-    for _ in range(40):  # each sends part of a request line, then nothing: a slowloris
+    for _ in range(40):  # each sends the start of a request (or of a TLS handshake), then nothing: a slowloris
         s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
-        s.sendall(b"GET /?t=wrong HTTP/1.1\r\nHost: x\r\n")
+        s.sendall(b"\x16\x03\x01" if scheme == "https" else b"GET /?t=wrong HTTP/1.1\r\nHost: x\r\n")
         socks.append(s)
     time.sleep(0.3)
     open_now = len(server.gate.open)
     assert open_now <= 12, open_now  # the per-client cap held; the others were closed at once
+
     # meanwhile a phone with the token, from another address, is served
     async def page() -> int:
-        conn = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        conn = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0), ssl=ctx if scheme == "https" else False)
         async with aiohttp.ClientSession(connector=conn) as http:
-            async with http.get(f"http://127.0.0.1:{server.port}/?t={TOKEN}") as r:
+            async with http.get(f"{scheme}://127.0.0.1:{server.port}/?t={TOKEN}") as r:
                 return r.status
 
     assert asyncio.run(page()) == 200

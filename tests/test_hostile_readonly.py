@@ -22,9 +22,9 @@ import pytest
 
 from capture.classify import OnnxClassifier
 from capture.scene import run_scene
+from capture.session import run_capture
 from capture.sheets.quality import QualityGates
 from capture.sources.files import PhotoSource
-from capture.session import run_capture
 from contracts.capturedb import open_db_readonly
 from contracts.errors import UserError
 

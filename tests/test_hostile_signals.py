@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 
 from contracts.capturedb import open_db_readonly
 from contracts.lock import ExclusiveLock
@@ -47,7 +46,9 @@ def test_a_second_craft_into_the_same_out_is_refused_in_one_line(tmp_path: Path)
         held.release()
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and "another craft is writing this batch" in lines[0] and f"process {os.getpid()}" in lines[0]
+    assert (
+        len(lines) == 1 and "another craft is writing this batch" in lines[0] and f"process {os.getpid()}" in lines[0]
+    )
     assert not (out / "batch.json").exists()
     r = subprocess.run(_craft_args(out, model, "--limit", "2"), capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
@@ -73,7 +74,9 @@ def test_sigterm_to_craft_saves_the_finished_items_and_exits_143(tmp_path: Path)
     assert not (out / "journal").exists()
 
 
-def _phone_capture(batch: Path, model: Path, tmp_path: Path, limit: int | None = None) -> tuple[subprocess.Popen[str], str]:
+def _phone_capture(
+    batch: Path, model: Path, tmp_path: Path, limit: int | None = None
+) -> tuple[subprocess.Popen[str], str]:
     def limit_files() -> None:
         if limit is not None:
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG, as on a full disk

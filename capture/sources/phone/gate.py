@@ -118,8 +118,15 @@ class _Gated(asyncio.Protocol):
         if self.ssl_context is None:
             self.proto = self.inner
         else:
+            waiter: asyncio.Future[None] = loop.create_future()
+            waiter.add_done_callback(lambda f: f.cancelled() or f.exception())  # a failed handshake is not an error
             self.proto = sslproto.SSLProtocol(
-                loop, self.inner, self.ssl_context, None, server_side=True, ssl_handshake_timeout=self.gate.hold_s
+                loop,
+                self.inner,
+                self.ssl_context,
+                waiter,
+                server_side=True,
+                ssl_handshake_timeout=round(self.gate.hold_s) + 5,  # the gate closes it first, and counts it
             )
         self.proto.connection_made(transport)
 
@@ -131,7 +138,7 @@ class _Gated(asyncio.Protocol):
             return
         view = memoryview(data)
         while view:
-            buf = self.proto.get_buffer(len(view))
+            buf = memoryview(self.proto.get_buffer(len(view))).cast("B")
             n = min(len(buf), len(view))
             buf[:n] = view[:n]
             self.proto.buffer_updated(n)
