@@ -2,7 +2,8 @@
 
 - a second craft into an ``--out`` that another process is writing is refused in one line;
 - SIGTERM to ``craft`` folds the finished items into ``batch.json`` and exits 143;
-- SIGTERM to ``capture --phone`` finishes the frame, marks the session stopped, writes its crops, exits 143;
+- SIGTERM to ``capture`` (photos, and ``--phone``) finishes the frame, marks the session stopped,
+  writes its crops, exits 143;
 - a full disk during ``capture --phone`` is what the phone is told, not "stop requested".
 """
 
@@ -72,6 +73,36 @@ def test_sigterm_to_craft_saves_the_finished_items_and_exits_143(tmp_path: Path)
     assert "stopped by SIGTERM" in err and "re-run the same command to resume" in err
     assert 1 <= len(json.loads((out / "batch.json").read_text())["items"]) < 8
     assert not (out / "journal").exists()
+
+
+def test_sigterm_to_capture_finishes_the_frame_marks_the_session_and_exits_143(
+    setup: tuple[Path, Path, Path],
+) -> None:
+    batch, model, photos = setup
+    args = [*APP, "capture", str(batch), "--model", str(model), "--photos", str(photos), "--loop", "--headless"]
+    args += ["--session", "term", "--min-tile-px", "40", "--min-sharpness", "1", "--no-crops"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    db = batch / "captures" / "term.sqlite"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            con = open_db_readonly(db)
+            n = con.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
+            con.close()
+            if n >= 5:
+                break
+        except Exception:  # not created yet
+            pass
+        time.sleep(0.2)
+    assert proc.poll() is None, "the capture ended before it could be signalled"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143 and "Traceback" not in out + err, out + err
+    assert "recorded" in out and "stopped by SIGTERM" in err
+    con = open_db_readonly(db)
+    stopped, cfg = con.execute("SELECT stopped, config FROM sessions").fetchone()
+    con.close()
+    assert stopped is not None and json.loads(cfg)["stopped_by"] == "SIGTERM"
 
 
 def _phone_capture(
