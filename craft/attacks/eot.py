@@ -24,6 +24,10 @@ from craft.attacks.rng import ItemRng
 # replicated copies, the twin's intermediates and their gradients): 57-71 measured on CPU (peak RSS;
 # 48 px x 500 and 2000 samples, 224 px x 100 samples; a 3-layer model), so 64.
 EOT_COPIES_HELD = 64
+# The leaf modules' outputs summed over-count what backward keeps (in-place activations, outputs not
+# saved): lite0 at 224 px sums 78 MB per image, and a 16 x 8-sample EOT craft peaked at 10.4 GB RSS,
+# about 35 MB per copy beyond the twin's (one run); so half the sum is counted.
+ACTIVATIONS_OVERCOUNT = 2
 
 
 def device_memory(device: torch.device) -> int | None:
@@ -80,15 +84,17 @@ def check_eot_memory(
     have = device_memory(device)
     if have is None:
         return
-    per = 3 * size * size * 4 * EOT_COPIES_HELD + (activation_bytes(model, size, device) if model is not None else 0)
+    acts = activation_bytes(model, size, device) if model is not None else 0
+    per = 3 * size * size * 4 * EOT_COPIES_HELD + acts // ACTIVATIONS_OVERCOUNT
     need = images * samples * per
     if need <= have:
         return
-    fit = max(0, have // max(1, images * per))
+    fit = have // max(1, images * per)
+    advice = f"use {flag} {fit} or fewer" if fit >= 1 else "not even one sample fits"
     raise UserError(
         f"{flag} {samples}: EOT would hold about {need / 2**30:.0f} GiB ({images} images x {samples} samples of "
-        f"{size}x{size} px) on {device.type}, which has {have / 2**30:.0f} GiB free; use {flag} {fit} or fewer"
-        + (", or a smaller --batch-size" if images > 1 else "")
+        f"{size}x{size} px) on {device.type}, which has {have / 2**30:.0f} GiB free; {advice}"
+        + (", or give a smaller --batch-size" if images > 1 else "")
     )
 
 
