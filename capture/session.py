@@ -37,6 +37,7 @@ from capture.sheets.detect import SheetDetector, SheetHit, TileCrop
 from capture.sheets.quality import QualityGates
 from capture.sheets.strip import StripMeter
 from capture.stoprule import SOURCE_ENDED, STOP_REQUESTED, WINDOW_CLOSED, StopRule
+from contracts import signals
 from contracts.batchdir import capture_db, check_session_name, crops_dir
 from contracts.errors import UserError
 from contracts.frames import FrameSource
@@ -127,6 +128,7 @@ class _Signals:
     def _handle(self, signum: int, _frame: object) -> None:
         if self.stop.is_set():
             raise KeyboardInterrupt
+        signals.note(signum)  # the CLI exits 128 + signum once the session is closed
         self.received = signal.Signals(signum).name
         self.stop.set()
         self.source.interrupt()
@@ -395,7 +397,7 @@ class _CameraLoop:
         try:
             for frame in self.source.frames():
                 if stop.is_set():
-                    why = STOP_REQUESTED
+                    why = self._stop_why()
                     break
                 if t0 is None:
                     t0 = time.monotonic()
@@ -419,7 +421,7 @@ class _CameraLoop:
             else:
                 why = SOURCE_ENDED
                 if stop.is_set():
-                    why = (rule.out_of_time(time.monotonic() - t0) if t0 is not None else "") or STOP_REQUESTED
+                    why = (rule.out_of_time(time.monotonic() - t0) if t0 is not None else "") or self._stop_why()
         finally:
             if watchdog is not None:
                 watchdog.cancel()
@@ -480,6 +482,15 @@ class _CameraLoop:
         line = self.progress(now).line()
         img = draw_overlay(image, hits, outlines, results, self.true_class, self.clf.class_names, line)
         return window is None or window.show(img)
+
+    def _stop_why(self) -> str:
+        """Why a stop was asked: a failed write (a full disk), a signal, or a stop from elsewhere."""
+        if self.recorder.error is not None:
+            return (
+                f"the laptop could not save the capture ({self.recorder.failure[:120]}): "
+                "the session stopped with what was saved; free disk space on the laptop"
+            )
+        return signals.received() or STOP_REQUESTED
 
     def _feedback(
         self,

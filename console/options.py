@@ -65,6 +65,10 @@ SPEC_FLAGS: tuple[tuple[str, str, type, str], ...] = (
 )
 LABELS_HELP = "The model's class names, one per line (default: its metadata, or ImageNet-1k)."
 LABEL_MAP_HELP = "CSV 'batch_name,target_name' where the batch's class names differ from the model's."
+UNSAFE_HELP = (
+    "UNSAFE: load a .pt2 that carries compiled AOTInductor code (shared libraries); loading it runs that native code "
+    "with your rights. Only for files you built yourself."
+)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,9 @@ stage reads and writes it through these modules:
 - ``frames``: the frame-source interface every camera, file and simulation implements;
 - ``intervals``: the Wilson score interval (analysis and the sweep's tables);
 - ``classes``: ImageNet-1k class names and label parsing;
-- ``errors``: :class:`UserError`, the one-line error the CLI prints.
+- ``errors``: :class:`UserError`, the one-line error the CLI prints;
+- ``lock``: the exclusive lock a writer holds (a capture session, a batch being crafted);
+- ``signals``: SIGINT and SIGTERM, and the exit status they give.
 
 What the command line prints, and the flags several commands share, live in ``console``.
 

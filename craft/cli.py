@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from console.options import ModelFlags, model_options
+from console.options import PANEL, UNSAFE_HELP, ModelFlags, model_options
 from console.progress import make_progress, rich_progress
 from console.terminal import console
 from contracts.errors import UserError
@@ -134,6 +134,7 @@ def models_export(
     out: Path = typer.Option(..., "--out", "-o", help="Where to write the .onnx file."),
     *,
     flags: ModelFlags,
+    unsafe_native_code: bool = typer.Option(False, "--unsafe-native-code", help=UNSAFE_HELP, rich_help_panel=PANEL),
 ) -> None:
     """Export a model to ONNX with its preprocessing spec and class names in the metadata.
 
@@ -150,7 +151,7 @@ def models_export(
     source_kind(name)
     if out.suffix != ".onnx":
         raise UserError(f"--out {out}: expected a file name ending in .onnx")
-    opts = ModelOptions(flags.overrides, str(flags.labels) if flags.labels else None)
+    opts = ModelOptions(flags.overrides, str(flags.labels) if flags.labels else None, unsafe_native_code)
     stages = ["loading the model", "tracing the model", "checking the graph", "writing"]
     with Progress(
         TextColumn("export {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
