@@ -23,7 +23,7 @@ Torch-free by design: a capture station needs numpy, OpenCV and onnxruntime only
 - ``scene``: ``--scene``: the whole view classified, the printed patch card found in it;
   ``sighting``: a patch card seen in a frame; ``scene_view``: its live window (view square, patch
   outline, status line);
-- ``overlay``: the live window; ``cli``: ``photoproof capture``.
+- ``overlay``: the live window; ``cli``: ``photoproof capture``'s flags; ``command``: what it does with them.
 
 The simulated camera is a frame source too, but lives with the channel model in
 :mod:`channel.simulate`.

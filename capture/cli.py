@@ -1,11 +1,11 @@
-"""``photoproof capture``: photograph printed sheets and record what a model sees.
+"""``photoproof capture``: photograph printed sheets and record what a model sees (the flags; what the
+command then does is :mod:`capture.command`).
 
 ::
 
     photoproof capture BATCH --model lite2 --camera 0 --duration 60
     photoproof capture BATCH --model lite2 --url http://PHONE:8080/video --per-tile 20
-    photoproof capture BATCH --model net.onnx --input-size 224 --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 --photos
-    DIR
+    photoproof capture BATCH --model net.onnx --input-size 224 --mean 0.485,0.456,0.406 --photos DIR
     photoproof capture BATCH --model lite2 --simulate --profile inkjet-phone --seed 1 --frames 300
     photoproof capture BATCH --model lite2 --phone --per-tile 10
     photoproof capture BATCH --preview 0 --headless --frames 30
@@ -15,22 +15,24 @@
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.live import Live
 from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
 
-from capture.classify import COREML, CPU, CUDA, TENSORRT, OnnxClassifier, default_providers
-from capture.session import Progress, run_capture
+from capture.command import (
+    Target,
+    build_source,
+    check_modes,
+    check_values,
+    record_session,
+    scene_session,
+    sources_given,
+    summary_table,
+)
 from capture.sheets.quality import MIN_TILE_FRACTION, QualityGates
-from capture.sources.files import PhotoSource, VideoSource
 from console.options import (
     DEFAULT_CAMERA,
     DEFAULT_TARGET,
@@ -41,185 +43,11 @@ from console.options import (
     renamed,
 )
 from console.terminal import console
-from contracts.errors import UserError
-from contracts.frames import FrameSource
-from contracts.labels import read_label_file, read_label_map
 
 log = logging.getLogger(__name__)
 
 SRC, STOP, GATE = "Source (exactly one)", "When to stop", "Quality gates"
 SCENE = "Scene mode (adversarial patch)"
-_PROVIDERS = {
-    "auto": None,
-    "cpu": [CPU],
-    "cuda": [CUDA, CPU],
-    "tensorrt": [TENSORRT, CUDA, CPU],
-    "coreml": [COREML, CPU],
-}
-
-
-def build_source(
-    batch_dir: Path,
-    *,
-    camera: int | None,
-    url: str | None,
-    video: Path | None,
-    photos: Path | None,
-    simulate: bool,
-    width: int,
-    height: int,
-    fps: float,
-    loop: bool,
-    profile: str | None,
-    seed: int | None,
-    frames: int | None,
-    connect_timeout: float,
-) -> FrameSource:
-    """The one frame source named on the command line."""
-    given = [
-        f for f, v in (("--camera", camera), ("--url", url), ("--video", video), ("--photos", photos)) if v is not None
-    ]
-    if simulate:
-        given.append("--simulate")
-    if len(given) != 1:
-        raise UserError(
-            "give exactly one source: --camera N, --url URL, --video FILE, --photos DIR, --phone or --simulate"
-            f" (got {', '.join(given) or 'none'})"
-        )
-    if not simulate and (profile is not None or seed is not None):
-        raise UserError("--profile and --seed apply to --simulate only")
-    if loop and video is None and photos is None:
-        raise UserError("--loop applies to --video and --photos only")
-    if camera is not None:
-        from capture.sources.live import CameraSource
-
-        return CameraSource(camera, width=width, height=height, fps=fps)
-    if url is not None:
-        from capture.sources.live import UrlSource
-
-        return UrlSource(url, open_timeout=connect_timeout)
-    if video is not None:
-        return VideoSource(video, loop=loop)
-    if photos is not None:
-        return PhotoSource(photos, loop=loop)
-    try:
-        from channel.simulate import SimulatedCamera
-    except ImportError as e:
-        raise UserError(f"--simulate: the simulated camera is not available here ({e})") from None
-    from contracts.profile import DEFAULT_PRESET, load_profile
-
-    prof = load_profile(profile or DEFAULT_PRESET)
-    return SimulatedCamera.from_batch(
-        batch_dir, profile=prof, seed=seed if seed is not None else 0, fps=prof.camera.fps, n_frames=frames
-    )
-
-
-def _pct(k: int, n: int) -> str:
-    return f"{100 * k / n:.0f}%" if n else "-"
-
-
-def check_values(
-    *,
-    frames: int | None,
-    duration: float | None,
-    per_tile: int | None,
-    width: int,
-    height: int,
-    fps: float,
-    connect_timeout: float,
-    port: int,
-    gate_args: dict[str, Any],
-) -> None:
-    """Refuse bad numbers at once, before a model loads or a camera opens; each error names its flag."""
-    positive: tuple[tuple[str, float | None], ...] = (
-        ("--frames", frames),
-        ("--duration", duration),
-        ("--per-tile", per_tile),
-        ("--width", width),
-        ("--height", height),
-        ("--fps", fps),
-        ("--connect-timeout", connect_timeout),
-    )
-    for flag, v in positive:
-        if v is not None and not (math.isfinite(v) and v > 0):
-            raise UserError(f"{flag}: must be > 0, got {v}")
-    if not 0 <= port <= 65535:
-        raise UserError(f"--port {port}: expected 0..65535")
-    QualityGates(**{k: v for k, v in gate_args.items() if v is not None})  # raises naming the gate's flag
-
-
-def _summary(db: Path) -> Table:
-    """Frames, observations and top-1 agreement with the true class, per role, from the database."""
-    import json
-
-    from contracts.capturedb import open_db_readonly
-    from contracts.manifest import load_batch
-
-    con = open_db_readonly(db)
-    try:
-        n_frames, n_sheets = con.execute("SELECT COUNT(*), SUM(sheets_found > 0) FROM frames").fetchone()
-        rows = con.execute("SELECT item_id, role, top1, good FROM observations").fetchall()
-        cfg = json.loads(con.execute("SELECT config FROM sessions").fetchone()[0] or "{}")
-    finally:
-        con.close()
-    lmap = {int(k): int(v) for k, v in ((cfg.get("labels") or {}).get("map") or {}).items()}
-    truth = {it.id: lmap.get(it.label.index, it.label.index) for it in load_batch(db.parent.parent).items}
-    table = Table(title=f"capture {escape(db.stem)}", show_edge=False)
-    for col in ("", "observations", "good", "model right (good)", "fooled (good)"):
-        table.add_column(col, justify="right")
-    for role in ("clean", "adv"):
-        good = [r for r in rows if r[1] == role and r[3]]
-        right = sum(1 for r in good if truth.get(r[0]) == r[2])
-        n_role = sum(1 for r in rows if r[1] == role)
-        table.add_row(role, str(n_role), str(len(good)), _pct(right, len(good)), _pct(len(good) - right, len(good)))
-    stopped_by = escape(str(cfg.get("stopped_by", "?")))
-    table.caption = f"{n_frames} frames, {n_sheets or 0} with a sheet; stopped by {stopped_by}"
-    return table
-
-
-def _gates_line(gates: QualityGates, input_size: int) -> str:
-    return (
-        f"gates: tiles >= {gates.min_tile_px:.0f} px ({MIN_TILE_FRACTION} x {input_size}), view <= "
-        f"{gates.max_angle_deg:g}°, sharpness >= {gates.min_sharpness:g}; clean/adversarial pairs judged together"
-    )
-
-
-def _scene(
-    batch: Path,
-    source: FrameSource,
-    clf: OnnxClassifier,
-    region: str | None,
-    label: str | None,
-    frames: int | None,
-    duration: float | None,
-    session: str | None,
-    summary: Callable[[list[Path]], object] | None,
-    headless: bool = False,
-) -> None:
-    """``capture --scene``: record the session, then print its with/without-patch figures (``summary``, from the
-    analysis).
-    """
-    from capture.scene import Region, run_scene
-    from capture.session import default_session_id
-    from contracts.batchdir import check_session_name
-    from contracts.classes import parse_label
-
-    if session is not None:
-        check_session_name(session)
-    db = run_scene(
-        batch,
-        source,
-        clf,
-        region=Region.parse(region) if region else None,
-        label=parse_label(label, where="--label") if label else None,
-        frames=frames,
-        duration=duration,
-        session_id=session or f"{default_session_id(source)}-scene",
-        headless=headless,
-    )
-    if summary is not None:
-        console.print(summary([db]))
-    console.print(f"recorded {escape(str(db))}", soft_wrap=True)
 
 
 def register(
@@ -363,8 +191,8 @@ def register(
             renamed(size[0], width, "--width", "--frame-size"),
             renamed(size[1], height, "--height", "--frame-size"),
         )
-        given = _sources_given(camera, url, video, photos, simulate)
-        _check_modes(provider, scene, phone, preview, simulate, region, label, given)
+        given = sources_given(camera, url, video, photos, simulate)
+        check_modes(provider, scene, phone, preview, simulate, region, label, given)
         gate_args: dict[str, Any] = dict(
             min_sharpness=min_sharpness,
             min_tile_px=min_tile_px,
@@ -418,7 +246,7 @@ def register(
                 frames=frames,
                 connect_timeout=connect_timeout,
             )
-        target = _Target.build(resolve_model(model, batch), provider, flags, gate_args)
+        target = Target.build(resolve_model(model, batch), provider, flags, gate_args)
         target.announce("phone page" if source is None else source.description)
         if source is None:
             from capture.phones import run_phone_command
@@ -439,124 +267,10 @@ def register(
                 label_map=target.label_map,
             )
         elif scene:
-            _scene(batch, source, target.clf, region, label, frames, duration, session, scene_summary, headless)
+            scene_session(batch, source, target.clf, region, label, frames, duration, session, scene_summary, headless)
             return
         else:
-            dbs = [_record(batch, source, target, frames, duration, per_tile, headless, session, not no_crops)]
+            dbs = [record_session(batch, source, target, frames, duration, per_tile, headless, session, not no_crops)]
         for db in dbs:
-            console.print(_summary(db))
+            console.print(summary_table(db))
             console.print(f"recorded {escape(str(db))}", soft_wrap=True)
-
-
-def _sources_given(
-    camera: int | None, url: str | None, video: Path | None, photos: Path | None, simulate: bool
-) -> list[str]:
-    """The frame-source flags given (``--phone`` and ``--preview`` aside)."""
-    flags = (("--camera", camera), ("--url", url), ("--video", video), ("--photos", photos), ("--simulate", simulate))
-    return [f for f, v in flags if v is not None and v is not False]
-
-
-def _check_modes(
-    provider: str,
-    scene: bool,
-    phone: bool,
-    preview: str | None,
-    simulate: bool,
-    region: str | None,
-    label: str | None,
-    given: list[str],
-) -> None:
-    """The flags that choose what ``capture`` does agree (one-line errors naming them)."""
-    if provider not in _PROVIDERS:
-        raise UserError(f"--provider {provider!r}: choose one of {', '.join(_PROVIDERS)}")
-    if not scene and (region is not None or label is not None):
-        raise UserError("--region and --label apply to --scene only")
-    if scene and simulate:
-        raise UserError(
-            "--simulate: the simulated camera photographs sheets; --scene needs a real scene (--camera, --url, "
-            "--video or --photos)"
-        )
-    if scene and (phone or preview is not None):
-        raise UserError(
-            f"{'--phone' if phone else '--preview'}: not with --scene; a scene is recorded from --camera, --url, "
-            "--video or --photos"
-        )
-    if preview is not None and (given or phone):
-        raise UserError(f"--preview takes its source itself: drop {', '.join(given + ['--phone'] * phone)}")
-    if phone and given:
-        raise UserError(f"give exactly one source: --phone, or {', '.join(given)} (got both)")
-
-
-@dataclass(frozen=True)
-class _Target:
-    """The target model as capture runs it: its file, its classifier, the gates sized for it, the label map."""
-
-    model_path: Path
-    clf: OnnxClassifier
-    gates: QualityGates
-    label_map: dict[str, str] | None
-
-    @classmethod
-    def build(
-        cls,
-        model_path: Path,
-        provider: str,
-        flags: ModelFlags,
-        gate_args: dict[str, Any],
-    ) -> _Target:
-        lmap = read_label_map(flags.label_map) if flags.label_map is not None else None
-        clf = OnnxClassifier(
-            model_path,
-            providers=_PROVIDERS[provider] or default_providers(),
-            class_names=read_label_file(flags.labels) if flags.labels else None,
-            overrides=flags.overrides,
-        )
-        return cls(model_path, clf, QualityGates.for_model(clf.spec.input_size, clf.name, **gate_args), lmap)
-
-    def announce(self, source: str) -> None:
-        """The model, its provider, the source and the gates, before the run starts."""
-        clf = self.clf
-        console.print(
-            f"model [bold]{escape(clf.name)}[/] ({escape(self.model_path.name)}, sha256 {clf.sha256[:12]}) on "
-            f"[bold]{escape(clf.provider)}[/]; source {escape(source)}",
-            soft_wrap=True,
-        )
-        console.print(_gates_line(self.gates, clf.spec.input_size))
-
-
-def _record(
-    batch: Path,
-    source: FrameSource,
-    target: _Target,
-    frames: int | None,
-    duration: float | None,
-    per_tile: int | None,
-    headless: bool,
-    session: str | None,
-    save_crops: bool,
-) -> Path:
-    """One capture session with a live status line; return its database."""
-    text = Text("starting...")
-    with Live(text, console=console, refresh_per_second=4, transient=False) as live:
-
-        def progress(p: Progress) -> None:
-            line = f"frame {p.frames}/{frames}  {p.line()}" if frames else p.line()
-            line = line if not p.done else f"{line}  -- stopped: {p.stopped_by}"
-            text.plain = line + (f"\n{p.coverage.line()}" if p.coverage is not None else "")
-            live.update(text)
-
-        return run_capture(
-            batch,
-            target.model_path,
-            source,
-            frames=frames,
-            duration=duration,
-            per_tile=per_tile,
-            headless=headless,
-            session_id=session,
-            save_crops=save_crops,
-            gates=target.gates,
-            classifier=target.clf,
-            on_progress=progress,
-            label_map=target.label_map,
-        )

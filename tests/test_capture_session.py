@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from capture.classify import OnnxClassifier
-from capture.cli import build_source
+from capture.command import build_source
 from capture.session import run_capture
 from capture.sheets.quality import QualityGates
 from capture.sources.files import PhotoSource
