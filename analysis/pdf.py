@@ -35,6 +35,7 @@ from analysis.gallery import GalleryEntry
 from analysis.stats import Rate
 from analysis.tables import CHECK_COLUMN, fmt_cell, pct
 from analysis.tables import Table as ReportTable
+from contracts.verdict import FLAGGED
 
 log = logging.getLogger(__name__)
 
@@ -131,9 +132,7 @@ def _table(t: ReportTable, st: dict[str, ParagraphStyle], max_rows: int = 400) -
     data = [[Paragraph(escape(t.label(c)), st["small"]) for c in t.columns]]
     data += [[_cell(r.get(c), st, c in t.rate_columns) for c in t.columns] for r in t.rows[:max_rows]]
     tbl = Table(data, colWidths=_widths(t), repeatRows=1, hAlign="LEFT")
-    flagged = [
-        i + 1 for i, r in enumerate(t.rows[:max_rows]) if r.get(CHECK_COLUMN) in ("camera-limited", "inconclusive")
-    ]
+    flagged = [i + 1 for i, r in enumerate(t.rows[:max_rows]) if r.get(CHECK_COLUMN) in FLAGGED]
     tbl.setStyle(
         TableStyle(
             [

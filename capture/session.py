@@ -26,7 +26,7 @@ from typing import Any
 import cv2
 
 from capture.classify import OnnxClassifier
-from capture.digital import digital_top5
+from capture.digital import Top5Row, digital_top5
 from capture.feedback import build_report, gate_hint, reject_reason
 from capture.overlay import Outline, Window, draw_overlay, window_wanted
 from capture.pipeline import ClassifierWorker, Job, LatestSlot, TileKey, TileResult
@@ -34,13 +34,16 @@ from capture.record import Recorder
 from capture.sheets.detect import SheetDetector, SheetHit, TileCrop
 from capture.sheets.quality import QualityGates
 from capture.sheets.strip import StripMeter
+from capture.stability import stability_top5
 from contracts.batchdir import capture_db, check_session_name, crops_dir
 from contracts.errors import UserError
 from contracts.frames import FrameSource
+from contracts.framing import FRAME_FILL, PLATEAU_TILE_FRACTION, tile_px_at_fill
 from contracts.labels import target_map
-from contracts.layout import Layout, check_sheets_pdf, load_layout
+from contracts.layout import Layout, check_sheets_pdf, load_layout, load_layouts
 from contracts.manifest import Batch, load_batch
 from contracts.paths import atomic_write_bytes
+from contracts.verdict import Tally, live_line
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +66,16 @@ class Progress:
     done: bool = False
     stopped_by: str = ""
     hint: str = ""  # why the tiles in view fail the gates, and what to do (empty when they pass)
+    check: str = ""  # the channel check so far (contracts.verdict.live_line): whether the evidence suffices
+    verdict: str = ""  # its verdict (contracts.verdict): ok, inconclusive, camera-limited, model-fragile, n/a
 
     def line(self) -> str:
         tile = f"  per-tile {self.min_good}/{self.per_tile}" if self.per_tile else ""
         hint = f"  | {self.hint}" if self.hint else ""
+        check = f"  | {self.check}" if self.check else ""
         return (
             f"{self.elapsed:6.1f}s  {self.fps:5.1f} fps  {self.tiles_per_s:6.1f} tiles/s  sheets {self.sheets_in_view}  "
-            f"obs {self.observations} (good {self.good})  dropped {self.dropped}{tile}  [{self.provider}]{hint}"
+            f"obs {self.observations} (good {self.good})  dropped {self.dropped}{tile}  [{self.provider}]{hint}{check}"
         )
 
 
@@ -80,22 +86,80 @@ def default_session_id(source: FrameSource) -> str:
 
 
 def _check_inputs(
-    batch: Batch, layout: Layout, frames: int | None, duration: float | None, per_tile: int | None
+    batch: Batch,
+    layout: Layout,
+    frames: int | None,
+    duration: float | None,
+    per_tile: int | None,
+    where: str = "layout.json",
 ) -> None:
     if layout.batch_id != batch.batch_id:
         raise UserError(
-            f"layout.json is for batch {layout.batch_id}, batch.json for {batch.batch_id}; re-run 'photoproof print'"
+            f"{where} is for batch {layout.batch_id}, batch.json for {batch.batch_id}; re-run 'photoproof print'"
         )
     known = {it.id for it in batch.items}
     for s in layout.sheets:
         for t in s.tiles:
             if t.item not in known:
                 raise UserError(
-                    f"layout.json: sheet {s.sheet_id} has a tile of item {t.item!r}, which batch.json lacks; re-run 'photoproof print'"
+                    f"{where}: sheet {s.sheet_id} has a tile of item {t.item!r}, which batch.json lacks; re-run 'photoproof print'"
                 )
     for flag, v in (("--frames", frames), ("--duration", duration), ("--per-tile", per_tile)):
         if v is not None and v <= 0:
             raise UserError(f"{flag}: must be > 0, got {v}")
+
+
+def _usable(batch: Batch, layout: Layout, lid: str) -> bool:
+    """Whether a kept layout fits this batch (else its sheets are refused, with a warning)."""
+    try:
+        _check_inputs(batch, layout, None, None, None, where=f"layouts/{lid}.json")
+    except UserError as e:
+        log.warning("%s; photos of its sheets are ignored", e)
+        return False
+    return True
+
+
+def session_tally(batch: Batch, lmap: dict[int, int] | None, digital: list[Top5Row], stable: list[Top5Row]) -> Tally:
+    """The live channel check's evidence (:class:`contracts.verdict.Tally`), from the session's digital records."""
+    truth = {it.id: (lmap or {}).get(it.label.index, it.label.index) for it in batch.items}
+    right = {item: int(ids[0]) == truth[item] for item, role, ids, _ in digital if role == "clean" and item in truth}
+    per: dict[str, list[bool]] = {}
+    for item, _, ids, _ in stable:
+        if item in truth:
+            per.setdefault(item, []).append(int(ids[0]) == truth[item])
+    stability = {k: sum(v) / len(v) for k, v in per.items()}
+    cluster = {it.id: f"{it.source.file}|{it.source.sha256}" for it in batch.items}
+    return Tally(cluster, truth, right, stability, len(set(cluster.values())))
+
+
+def resolution_warning(frame_wh: tuple[int, int], layout: Layout, input_size: int, model: str) -> str | None:
+    """A warning when this camera cannot give the layout's tiles enough pixels, even with the sheet filling the frame.
+
+    The same arithmetic as ``photoproof print --camera`` (:mod:`contracts.framing`): below
+    ``MIN_TILE_FRACTION`` of the input size tiles fail the size gate; below
+    ``PLATEAU_TILE_FRACTION`` the camera costs clean accuracy.
+    """
+    from capture.sheets.quality import MIN_TILE_FRACTION
+
+    if not layout.sheets:
+        return None
+    w, h = frame_wh
+    paper = (float(layout.sheets[0].size_mm[0]), float(layout.sheets[0].size_mm[1]))
+    px = tile_px_at_fill((w, h), paper, layout.tile_mm)
+    need, plateau = MIN_TILE_FRACTION * input_size, PLATEAU_TILE_FRACTION * input_size
+    if px >= plateau:
+        return None
+    what = (
+        f"below the {need:.0f} px {model}'s size gate needs: most tiles will fail it"
+        if px < need
+        else f"below the {plateau:.0f} px where clean accuracy holds: expect the camera to cost clean accuracy "
+        "(the channel check will say how much)"
+    )
+    return (
+        f"a {w}x{h} camera gives the layout's {layout.tile_mm:g} mm tiles about {px:.0f} px even with the sheet "
+        f"filling {100 * FRAME_FILL:.0f} % of the frame, {what}; use a camera with more pixels (12 MP stills: --photos), "
+        f"or re-print for this one: photoproof print BATCH --camera {w}x{h} --model {model}"
+    )
 
 
 def save_gallery(crops_dir: Path, worker: ClassifierWorker) -> list[str]:
@@ -185,6 +249,7 @@ def run_capture(
     batch_dir = Path(batch_dir)
     batch, layout = load_batch(batch_dir), load_layout(batch_dir)
     _check_inputs(batch, layout, frames, duration, per_tile)
+    layouts = {lid: lay for lid, lay in load_layouts(batch_dir).items() if lid == layout.id or _usable(batch, lay, lid)}
     check_sheets_pdf(batch_dir, layout)
     if session_id is not None:
         check_session_name(session_id)
@@ -192,7 +257,7 @@ def run_capture(
     gates = gates or QualityGates.for_model(clf.spec.input_size, clf.name)
     used = {it.label.index for it in batch.items} | {it.target for it in batch.items if it.target is not None}
     lmap = target_map(batch.class_names(), clf.class_names, used, label_map, where=f"--model {clf.path}")
-    detector = SheetDetector(layout, gates, batch_dir=batch_dir)
+    detector = SheetDetector(layout, gates, batch_dir=batch_dir, layouts=layouts)
     show = window_wanted(headless)
     stop = stop_event or threading.Event()
     with _Signals(stop, source) as sig, source:
@@ -231,8 +296,12 @@ def run_capture(
                 profile=profile,
                 seed=seed,
                 config=config,
+                layout_id=layout.id,
             )
-            recorder.write_digital(digital_top5(batch_dir, batch, clf))
+            digital = digital_top5(batch_dir, batch, clf)
+            recorder.write_digital(digital)
+            stable = stability_top5(batch_dir, batch, clf)
+            recorder.write_stability(stable)
             slot = LatestSlot()
             all_tiles: list[TileKey] = [(s.sheet_id, t.item, t.role) for s in layout.sheets for t in s.tiles]
             worker = ClassifierWorker(
@@ -244,6 +313,7 @@ def run_capture(
                 keep_crops=save_crops,
                 good_counts=resume.good_counts,
                 on_error=lambda e: stop.set(),
+                tally=session_tally(batch, lmap, digital, stable),
             )
             worker.start()
             loop = _CameraLoop(detector, clf, recorder, slot, worker, batch, source, per_tile, lmap)
@@ -354,6 +424,7 @@ class _CameraLoop:
     def progress(self, elapsed: float, done: bool = False, stopped_by: str = "") -> Progress:
         _, min_good = self.worker.snapshot()
         s = self.worker.stats
+        v = self.worker.verdict()
         return Progress(
             elapsed=elapsed,
             frames=self.n,
@@ -369,6 +440,8 @@ class _CameraLoop:
             done=done,
             stopped_by=stopped_by,
             hint=self.hint,
+            check=live_line(v) if v is not None else "",
+            verdict=v.verdict if v is not None else "",
         )
 
     def run(
@@ -399,6 +472,15 @@ class _CameraLoop:
                     break
                 now = time.monotonic() - t0
                 idx = first_idx + self.n
+                if self.n == 0:
+                    warn = resolution_warning(
+                        (frame.image.shape[1], frame.image.shape[0]),
+                        self.detector.layout,
+                        self.clf.spec.input_size,
+                        self.clf.name,
+                    )
+                    if warn:
+                        log.warning("%s", warn)
                 hits = self.detector.detect(frame.image)
                 self.recorder.add_frame(idx, t_offset + now, [h.sheet.sheet_id for h in hits])
                 self.strip.offer(self.recorder, idx, frame.image, hits)  # calibration strip, for 'photoproof calibrate'

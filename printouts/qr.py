@@ -1,4 +1,8 @@
-"""The QR code that names each sheet: ``photoproof:<batch_id>:<sheet_index>``.
+"""The QR code that names each sheet: ``photoproof:<batch_id>:<sheet_index>:<layout_id>``.
+
+The layout id (:func:`contracts.layout.layout_id`) tells prints of one batch apart, so
+that capture reads a photo of an older sheet with that sheet's own layout. Sheets printed
+before layout ids carry ``photoproof:<batch_id>:<sheet_index>``.
 
 Encoded with OpenCV's ``QRCodeEncoder`` at error correction level L and drawn as
 vector modules, like the markers. Level L keeps the symbol small in modules
@@ -18,9 +22,9 @@ from printouts.page import MmPage
 QUIET_MM = 4.0  # white paper kept around the symbol (3 to 4 modules at the sizes printed)
 
 
-def payload(batch_id: str, sheet_index: int) -> str:
-    """The text encoded on sheet ``sheet_index`` of batch ``batch_id``."""
-    return f"photoproof:{batch_id}:{sheet_index}"
+def payload(batch_id: str, sheet_index: int, layout_id: str) -> str:
+    """The text encoded on sheet ``sheet_index`` of batch ``batch_id`` printed with layout ``layout_id``."""
+    return f"photoproof:{batch_id}:{sheet_index}:{layout_id}"
 
 
 def qr_modules(text: str) -> np.ndarray:
