@@ -133,14 +133,15 @@ def layout_id(layout: Layout) -> str:
     """A hash of what ``layout`` lays out: batch, paper, markers, tiles, patches, QR boxes (not QR payloads).
 
     The first ``ID_HEX`` hex digits of the SHA-256 of its canonical JSON, without the
-    QR payloads and the PDF's hash (both hold the id) and without the id itself.
+    QR payloads, their module counts and the PDF's hash (all follow from the id) and
+    without the id itself.
     """
     d = layout.to_dict()
     d.pop("layout_id", None)
     d["extra"] = {k: v for k, v in d.get("extra", {}).items() if k not in _VOLATILE_EXTRA}
     for s in d["sheets"]:
         if isinstance(s.get("qr"), dict):
-            s["qr"] = {k: v for k, v in s["qr"].items() if k != "payload"}
+            s["qr"] = {k: v for k, v in s["qr"].items() if k not in ("payload", "modules")}
     text = json.dumps(d, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:ID_HEX]
 

@@ -145,7 +145,8 @@ def set_layout_id(plan: Layout) -> str:
     plan.layout_id = lid
     for k, s in enumerate(plan.sheets):
         if s.qr is not None:
-            s.qr["payload"] = qr.payload(plan.batch_id, k, lid)
+            s.qr["payload"] = qr.readable_payload(plan.batch_id, k, lid)
+            s.qr["modules"] = int(qr.qr_modules(s.qr["payload"]).shape[0])
     return lid
 
 

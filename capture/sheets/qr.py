@@ -131,7 +131,7 @@ class SheetQr:
             return found[0]
         parts = text.split(":")
         if len(parts) >= 3 and parts[0] == "photoproof" and parts[1] == self.batch_id:
-            self._note_unkept(text, parts[3] if len(parts) > 3 else "")
+            self._note_unkept(text, parts[3].rstrip(".").lower() if len(parts) > 3 else "")
             return False
         self._note_foreign(text, ours)
         return False
