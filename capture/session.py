@@ -342,6 +342,9 @@ def run_capture(
             if worker is not None:
                 worker.slot.close()
                 worker.join(timeout=60.0)
+                if on_progress is not None and loop is not None and loop.started is not None:
+                    # the last word, once every crop is classified: the channel check on everything recorded
+                    on_progress(loop.progress(time.monotonic() - loop.started, done=True, stopped_by=stopped_by))
                 skipped = loop.skipped if loop is not None else 0
                 notes.update(
                     observations=worker.stats.tiles,
@@ -396,6 +399,7 @@ class _CameraLoop:
         self.skipped = 0  # frames with sheets whose tiles were not cut because the classifier was busy
         self.sheets_in_view = 0
         self.hint = ""  # why the last cut tiles failed the gates (capture.feedback.gate_hint)
+        self.started: float | None = None  # monotonic start of run()
         self.strip = StripMeter(detector.layout.marker_size_mm)  # calibration strip (capture.sheets.strip)
 
     def _outlines(self, hits: list[SheetHit], results: dict[TileKey, TileResult]) -> list[Outline]:
@@ -458,7 +462,7 @@ class _CameraLoop:
     ) -> str:
         """Process frames until a stop condition; return what stopped it."""
         size = self.clf.spec.input_size
-        t0 = time.monotonic()
+        t0 = self.started = time.monotonic()
         watchdog = None
         if duration is not None:  # a live source waiting for a dropped stream must still stop on time
             watchdog = threading.Timer(duration + 0.5, self._timeout(stop))

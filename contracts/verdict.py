@@ -21,9 +21,10 @@ The rule, in this order:
    the loss is (``D - p_hi > T``) while the fragility alone stays within ``T``;
 3. ``ok``: the loss is bounded within ``T`` (``D - p_lo <= T``) *and* at least half of
    the session's observations passed the quality gates (``MIN_GOOD_FRACTION``);
-4. ``model-fragile``: the baseline alone loses more than ``T`` points (``F > T``, exact
-   over these items): the model loses these photos to mild digital changes, which any
-   camera makes, so the photographed loss is the model's, not the camera's;
+4. ``model-fragile``: the baseline alone loses more than ``T`` points, bounded (the
+   lower end of ``F``'s 95% interval, clustered by photo, above ``T``): the model loses
+   these photos to mild digital changes, which any camera makes, so the photographed
+   loss is the model's, not the camera's;
 5. ``inconclusive`` otherwise, with how many more photos (clean tiles) would settle it.
 
 Why 10 points: a careful set-up (Kurakin et al.'s setting) loses at most a few points
@@ -124,6 +125,7 @@ class Evidence:
     n_obs: int = 0
     n_good: int = 0
     photos_in_batch: int | None = None
+    fragile: tuple[tuple[float, int], ...] = ()  # per photo: (Σ digital right - stability, observations)
 
     @property
     def good_fraction(self) -> float | None:
@@ -162,45 +164,55 @@ class Verdict:
         """``D - B``: what the model loses to mild digital changes alone."""
         return None if self.digital is None or self.baseline is None else self.digital - self.baseline
 
+    fragility_lo: float | None = None  # the lower end of F's 95% interval, clustered by photo
+
     @property
     def flagged(self) -> bool:
         return self.verdict in FLAGGED
 
 
-def _settles(p: float, ref: float, upward: bool, n_eff: float) -> bool:
-    """Whether the Wilson interval of ``p`` at ``n_eff`` clears ``ref - T`` (upward: lo >= it; else hi < it)."""
+def _settles(p: float, target: float, upward: bool, n_eff: float) -> bool:
+    """Whether the Wilson interval of ``p`` at ``n_eff`` clears ``target`` (upward: lo >= it; else hi < it)."""
     lo, hi = wilson_p(p, n_eff)
-    return ref - lo <= DROP_POINTS + 1e-12 if upward else ref - hi > DROP_POINTS
+    return lo >= target - 1e-12 if upward else hi < target
 
 
-def photos_needed(photo: Clustered, ref: float) -> int | None:
-    """About how many more photos, at the same accuracy and per-photo information, settle ``ref - p`` against T.
-
-    ``None`` when the point estimate sits at the threshold (no number of photos settles it soon).
-    """
-    if photo.value is None or photo.clusters == 0 or photo.n_eff <= 0:
+def _needed(p: float, target: float, n_eff: float, clusters: int) -> int | None:
+    """About how many more photos, at the same rate and per-photo information, put ``p``'s interval past ``target``."""
+    if clusters == 0 or n_eff <= 0 or abs(p - target) < 1e-9:
         return None
-    p = photo.value
-    upward = ref - p <= DROP_POINTS
-    per_photo = photo.n_eff / photo.clusters
-    lo, hi = photo.n_eff, photo.n_eff
-    while not _settles(p, ref, upward, hi):
+    upward = p > target
+    per_photo = n_eff / clusters
+    lo, hi = n_eff, n_eff
+    while not _settles(p, target, upward, hi):
         lo, hi = hi, hi * 2
         if hi / per_photo > MAX_PHOTOS_NEEDED:
             return None
     while hi - lo > 0.5:
         mid = (lo + hi) / 2
-        lo, hi = (lo, mid) if _settles(p, ref, upward, mid) else (mid, hi)
-    return max(1, math.ceil(hi / per_photo) - photo.clusters)
+        lo, hi = (lo, mid) if _settles(p, target, upward, mid) else (mid, hi)
+    return max(1, math.ceil(hi / per_photo) - clusters)
+
+
+def fragility_interval(fragile: Sequence[tuple[float, int]]) -> tuple[float, float, float] | None:
+    """``F`` and its 95% interval (Wilson on the effective n of the photos), or ``None`` without observations."""
+    n = sum(c[1] for c in fragile)
+    if n == 0:
+        return None
+    f = max(0.0, min(1.0, sum(c[0] for c in fragile) / n))
+    lo, hi = wilson_p(f, effective_n([(max(0.0, k), m) for k, m in fragile]))
+    return f, lo, hi
 
 
 def judge(ev: Evidence) -> Verdict:
     """The verdict of one session's clean evidence (the rule in the module docstring)."""
     photo = clustered_interval(ev.counts)
     D, B, gf = ev.digital, ev.baseline, ev.good_fraction
+    fi = fragility_interval(ev.fragile) if B is not None else None
+    f_lo = None if fi is None else fi[1]
 
     def out(v: str, why: str, more: int | None = None) -> Verdict:
-        return Verdict(v, photo, D, B, gf, more, why)
+        return Verdict(v, photo, D, B, gf, more, why, f_lo)
 
     if D is None or photo.value is None or photo.lo is None or photo.hi is None:
         return out(NA, "no clean tile was both classified digitally and photographed")
@@ -213,23 +225,34 @@ def judge(ev: Evidence) -> Verdict:
     gates_ok = gf is not None and gf >= MIN_GOOD_FRACTION
     if D - photo.lo <= T + 1e-12 and gates_ok:
         return out(OK, f"the loss is bounded within {100 * T:.0f} points and enough observations passed the gates")
-    if F > T:
+    if f_lo is not None and f_lo > T:
         return out(
             FRAGILE,
             f"mild resampling, blur and JPEG alone cost {100 * F:.0f} points of clean accuracy digitally "
-            f"(more than {100 * T:.0f}): the model, not the camera, loses these photos",
+            f"(at least {100 * f_lo:.0f}, more than {100 * T:.0f}): the model, not the camera, loses these photos",
         )
+    # inconclusive: how many more photos would settle it, by the clause the point estimates point to
+    p = photo.value
+    options = []
+    if D - p <= T:
+        options.append(_needed(p, D - T, photo.n_eff, photo.clusters))  # towards ok
+    elif F <= T:
+        options.append(_needed(p, D - T, photo.n_eff, photo.clusters))  # towards camera-limited
+    if B is not None and B - p > T:
+        options.append(_needed(p, B - T, photo.n_eff, photo.clusters))
+    if fi is not None and fi[0] > T:
+        ne = effective_n([(max(0.0, k), m) for k, m in ev.fragile])
+        options.append(_needed(fi[0], T, ne, photo.clusters))  # towards model-fragile
+    known = [m for m in options if m is not None]
+    more = min(known) if known else None
+    seen = f"{photo.clusters} photo{'s' * (photo.clusters != 1)}"
+    if ev.photos_in_batch is not None:
+        seen += f" of the batch's {ev.photos_in_batch}"
     parts = []
-    more = None
-    if D - photo.lo > T + 1e-12:
-        more = photos_needed(photo, ref)
-        seen = f"{photo.clusters} photo{'s' * (photo.clusters != 1)}"
-        if ev.photos_in_batch is not None:
-            seen += f" of the batch's {ev.photos_in_batch}"
-        if more is None:
-            parts.append(f"the loss sits at the {100 * T:.0f}-point threshold ({seen} seen)")
-        else:
-            parts.append(f"about {more} more photos (clean tiles) needed to bound the loss ({seen} seen)")
+    if more is not None:
+        parts.append(f"about {more} more photos (clean tiles) needed to settle it ({seen} seen)")
+    elif D - photo.lo > T + 1e-12:
+        parts.append(f"the loss sits at the {100 * T:.0f}-point threshold ({seen} seen)")
     if not gates_ok:
         share = "no" if gf is None else f"{100 * gf:.0f}% of the"
         parts.append(f"{share} observations passed the quality gates (needs {100 * MIN_GOOD_FRACTION:.0f}%)")
@@ -277,6 +300,7 @@ class Tally:
         self._digital = 0.0
         self._base = 0.0
         self._base_missing = stability is None
+        self._fragile: dict[str, float] = {}
 
     def add(self, item: str, role: str, top1: int, good: bool) -> None:
         """One observation of a tile (any role, good or not)."""
@@ -289,7 +313,8 @@ class Tally:
         """One good observation of a clean tile: whether the model was right."""
         if item not in self.digital_right:
             return
-        c = self._counts.setdefault(self.cluster.get(item, item), [0, 0])
+        key = self.cluster.get(item, item)
+        c = self._counts.setdefault(key, [0, 0])
         c[0] += bool(right)
         c[1] += 1
         self._digital += self.digital_right[item]
@@ -299,6 +324,7 @@ class Tally:
                 self._base_missing = True
             else:
                 self._base += s
+                self._fragile[key] = self._fragile.get(key, 0.0) + self.digital_right[item] - s
 
     def evidence(self) -> Evidence:
         n = sum(c[1] for c in self._counts.values())
@@ -309,4 +335,5 @@ class Tally:
             n_obs=self.n_obs,
             n_good=self.n_good,
             photos_in_batch=self.photos_in_batch,
+            fragile=tuple((self._fragile.get(k, 0.0), c[1]) for k, c in self._counts.items()),
         )
