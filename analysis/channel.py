@@ -115,12 +115,15 @@ class ChannelCheck:
             ""
             if pre is None or pre.photo.value is None
             else f" Prefiltered (clean confidence >= {PREFILTER_CONFIDENCE}): {_fmt(pre.photo)} photographed vs "
-            f"{_pct(pre.digital)} digital{'' if pre.baseline is None else f', {_pct(pre.baseline)} after mild changes'}."
+            f"{_pct(pre.digital)} "
+            f"digital{'' if pre.baseline is None else f', {_pct(pre.baseline)} after mild changes'}."
         )
         why = f" ({self.judged.why})" if self.judged is not None and self.judged.why else ""
         return (
-            f"Channel check, session {self.session} ({self.model}): {head}{why}. Clean top-1 {_pct(f.digital)} digital{base}; "
-            f"{_fmt(f.photo)} photographed per frame, clustered by photo (loss {100 * (f.drop or 0):+.1f} points; per tile "
+            f"Channel check, session {self.session} ({self.model}): {head}{why}. Clean top-1 {_pct(f.digital)} "
+            f"digital{base}; "
+            f"{_fmt(f.photo)} photographed per frame, clustered by photo (loss {100 * (f.drop or 0):+.1f} points; "
+            "per tile "
             f"{_fmt(self.tile.photo)}).{pre_s} Rule: ok when the loss's 95% upper bound is at most "
             f"{100 * DROP_POINTS:.0f} points and at least half of the observations passed the gates."
         )
@@ -133,12 +136,14 @@ class ChannelCheck:
             )
         if self.verdict == FRAGILE:
             return (
-                "The model loses these clean photos to mild digital resampling, blur and JPEG alone: its destruction and "
+                "The model loses these clean photos to mild digital resampling, blur and JPEG alone: its "
+                "destruction and "
                 "paired-survival figures measure the model's fragility, not the camera and not the perturbation."
             )
         if self.verdict == INCONCLUSIVE:
             return (
-                "Too little evidence to bound the clean loss: read this session's destruction and paired-survival figures "
+                "Too little evidence to bound the clean loss: read this session's destruction and paired-survival "
+                "figures "
                 "as not about the attack until more is captured."
             )
         return ""
@@ -225,7 +230,8 @@ def input_size(s: Session) -> int | None:
 
 
 def _tallies(inp: ReportInput, s: Session, prefilter: bool) -> tuple[Tally, Tally]:
-    """(frame view, tile view) tallies of the session's clean evidence; ``prefilter``: Kurakin's prefiltered items only."""
+    """(frame view, tile view) tallies of the session's clean evidence; ``prefilter``: Kurakin's prefiltered items "
+    "only."""
     truth = {it.id: s.truth(it.label.index) for it in inp.batch.items}
     cluster = {it.id: f"{it.source.file}|{it.source.sha256}" for it in inp.batch.items}
     right: dict[str, bool] = {}
@@ -313,11 +319,13 @@ def check_session(
     if judged.verdict == INCONCLUSIVE and judged.more_photos:
         advice.insert(
             0,
-            f"capture about {judged.more_photos} more photos' clean tiles (craft and print more items, or another session)",
+            f"capture about {judged.more_photos} more photos' clean tiles (craft and print more items, or another "
+            "session)",
         )
     if not advice:
         advice.append(
-            f"measure the channel with photoproof calibrate {inp.batch_dir} --session {s.id} and compare with a careful-lab capture"
+            f"measure the channel with photoproof calibrate {inp.batch_dir} --session {s.id} and compare with a "
+            "careful-lab capture"
         )
     kept = {("unknown" if k is None else k): n for k, n in s.layouts.items()}
     return ChannelCheck(
@@ -390,13 +398,16 @@ def channel_table(checks: dict[str, ChannelCheck]) -> Table:
         cols,
         rows,
         ["clean_photo_frame", "clean_photo_tile", "prefiltered_photo"],
-        f"Same items, same model; intervals clustered by source photo (n observations, and photos behind them). ok: the "
+        "Same items, same model; intervals clustered by source photo (n observations, and photos behind them). "
+        "ok: the "
         f"loss's 95% upper bound at most {100 * DROP_POINTS:.0f} points and at least half of the observations through "
         "the gates; camera-limited: the loss the camera adds beyond the digital baseline (mild resampling, blur, JPEG) "
         f"bounded above {100 * DROP_POINTS:.0f} points; model-fragile: the baseline alone loses more than that; "
         "inconclusive otherwise (more_photos_needed). A flagged session's destruction and paired-survival figures are "
-        "not about the attack. Medians over the clean tiles' good observations; black level and paper white: the strip's "
-        "black and white patches (digital 0 and 255); side_p: Fisher's exact test, clean tiles kept left against right.",
+        "not about the attack. Medians over the clean tiles' good observations; black level and paper white: the "
+        "strip's "
+        "black and white patches (digital 0 and 255); side_p: Fisher's exact test, clean tiles kept left against "
+        "right.",
     )
 
 

@@ -156,7 +156,8 @@ def diagnose(
         if fragility > DROP_POINTS:
             names = ", ".join((unstable or [])[:8]) + (" ..." if len(unstable or []) > 8 else "")
             d.off.append(
-                f"the model's fragility: mild resampling, blur and JPEG alone, with no camera, cost {100 * fragility:.0f} "
+                "the model's fragility: mild resampling, blur and JPEG alone, with no camera, cost "
+                f"{100 * fragility:.0f} "
                 f"points of clean accuracy (unstable photos: {names or 'none listed'})"
             )
             d.todo.append(

@@ -211,7 +211,8 @@ def _read_session(con: sqlite3.Connection, path: Path, row: dict[str, Any], batc
         s.layouts[None if lid is None else str(lid)] = int(n)
     rows = con.execute(
         "SELECT item_id, role, frame_idx, sharpness, top1, top1_prob, top5_ids, top5_probs, "
-        f"{'layout_id' if has_lid else 'NULL'} FROM observations WHERE session_id = ? AND good != 0 ORDER BY frame_idx, id",
+        f"{'layout_id' if has_lid else 'NULL'} FROM observations WHERE session_id = ? AND good != 0 ORDER BY "
+        "frame_idx, id",
         (sid,),
     )
     for item_id, role, frame_idx, sharpness, top1, top1_prob, ids, probs, lid in rows:

@@ -27,6 +27,7 @@ from typing import Any
 
 from analysis import plots
 from analysis.channel import DROP_POINTS, ChannelCheck, channel_table, check_sessions
+from contracts.verdict import RULE
 from analysis.content import Plot, ReportContent
 from analysis.gallery import gallery
 from analysis.html import render_html
@@ -412,10 +413,7 @@ def _make_report(
         },
         "interval_rates_over_items_and_tiles": "Wilson score 95%",
         "channel_check": {
-            "rule": (
-                f"camera-limited when clean top-1 photographed is more than {100 * DROP_POINTS:.0f} points below digital (same items, same model) "
-                "and its 95% interval lies wholly below digital; inconclusive when the drop exceeds the threshold but the interval reaches digital"
-            ),
+            "rule": RULE,
             "threshold_points": 100 * DROP_POINTS,
             "sessions": {sid: c.to_dict() for sid, c in checks.items()},
         },

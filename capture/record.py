@@ -241,7 +241,8 @@ class Recorder:
                     f"{self.path}: holds {orphans} frames of session {self.session_id!r} but no session row (a damaged file); choose another --session"
                 )
             self.con.execute(
-                "INSERT INTO sessions (id, batch_id, source, model, model_sha256, provider, profile, seed, started, stopped, config, "
+                "INSERT INTO sessions (id, batch_id, source, model, model_sha256, provider, profile, seed, "
+                "started, stopped, config, "
                 "layout_id) VALUES (?,?,?,?,?,?,?,?,?,NULL,?,?)",
                 (
                     self.session_id,

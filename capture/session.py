@@ -75,7 +75,8 @@ class Progress:
         check = f"  | {self.check}" if self.check else ""
         return (
             f"{self.elapsed:6.1f}s  {self.fps:5.1f} fps  {self.tiles_per_s:6.1f} tiles/s  sheets {self.sheets_in_view}  "
-            f"obs {self.observations} (good {self.good})  dropped {self.dropped}{tile}  [{self.provider}]{hint}{check}"
+            f"obs {self.observations} (good {self.good})  dropped {self.dropped}{tile}  [{self.provider}]"
+            f"{hint}{check}"
         )
 
 
@@ -102,7 +103,8 @@ def _check_inputs(
         for t in s.tiles:
             if t.item not in known:
                 raise UserError(
-                    f"{where}: sheet {s.sheet_id} has a tile of item {t.item!r}, which batch.json lacks; re-run 'photoproof print'"
+                    f"{where}: sheet {s.sheet_id} has a tile of item {t.item!r}, which batch.json lacks; re-run "
+                    "'photoproof print'"
                 )
     for flag, v in (("--frames", frames), ("--duration", duration), ("--per-tile", per_tile)):
         if v is not None and v <= 0:
@@ -157,7 +159,8 @@ def resolution_warning(frame_wh: tuple[int, int], layout: Layout, input_size: in
     )
     return (
         f"a {w}x{h} camera gives the layout's {layout.tile_mm:g} mm tiles about {px:.0f} px even with the sheet "
-        f"filling {100 * FRAME_FILL:.0f} % of the frame, {what}; use a camera with more pixels (12 MP stills: --photos), "
+        f"filling {100 * FRAME_FILL:.0f} % of the frame, {what}; use a camera with more pixels (12 MP stills: "
+        "--photos), "
         f"or re-print for this one: photoproof print BATCH --camera {w}x{h} --model {model}"
     )
 
@@ -400,6 +403,7 @@ class _CameraLoop:
         self.sheets_in_view = 0
         self.hint = ""  # why the last cut tiles failed the gates (capture.feedback.gate_hint)
         self.started: float | None = None  # monotonic start of run()
+        self._resolution_checked = False
         self.strip = StripMeter(detector.layout.marker_size_mm)  # calibration strip (capture.sheets.strip)
 
     def _outlines(self, hits: list[SheetHit], results: dict[TileKey, TileResult]) -> list[Outline]:
@@ -419,6 +423,15 @@ class _CameraLoop:
             self.source.interrupt()
 
         return fire
+
+    def _warn_resolution(self, shape: tuple[int, ...]) -> None:
+        """Once, at the first frame: warn when this camera cannot give the layout's tiles enough pixels."""
+        if self._resolution_checked:
+            return
+        self._resolution_checked = True
+        warn = resolution_warning((shape[1], shape[0]), self.detector.layout, self.clf.spec.input_size, self.clf.name)
+        if warn:
+            log.warning("%s", warn)
 
     def fps(self) -> float:
         if len(self.times) < 2:
@@ -476,15 +489,7 @@ class _CameraLoop:
                     break
                 now = time.monotonic() - t0
                 idx = first_idx + self.n
-                if self.n == 0:
-                    warn = resolution_warning(
-                        (frame.image.shape[1], frame.image.shape[0]),
-                        self.detector.layout,
-                        self.clf.spec.input_size,
-                        self.clf.name,
-                    )
-                    if warn:
-                        log.warning("%s", warn)
+                self._warn_resolution(frame.image.shape)
                 hits = self.detector.detect(frame.image)
                 self.recorder.add_frame(idx, t_offset + now, [h.sheet.sheet_id for h in hits])
                 self.strip.offer(self.recorder, idx, frame.image, hits)  # calibration strip, for 'photoproof calibrate'

@@ -209,7 +209,8 @@ def open_db_readonly(path: Path) -> sqlite3.Connection:
         ) from None
     if ver not in READABLE_VERSIONS:
         raise UserError(
-            f"{path}: capture schema version {ver!r} is not supported (this Photoproof reads {', '.join(READABLE_VERSIONS)})"
+            f"{path}: capture schema version {ver!r} is not supported (this Photoproof reads "
+            f"{', '.join(READABLE_VERSIONS)})"
         )
     return con
 

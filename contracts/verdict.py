@@ -46,6 +46,15 @@ DROP_POINTS = 0.10  # T: the largest clean-accuracy loss (digital -> photographe
 MIN_GOOD_FRACTION = 0.5  # "ok" needs at least half of the observations to pass the quality gates
 MAX_PHOTOS_NEEDED = 10_000  # beyond this, more photos cannot settle a drop sitting at the threshold
 
+RULE = (
+    "Clean top-1 on the clean tiles' good observations, clustered by source photo (Wilson on the effective n), against "
+    "digital on the same items (D) and the digital stability baseline (B: mild resampling, blur, JPEG). "
+    "camera-limited: "
+    "B - upper bound > 10 points, or D - upper bound > 10 while D - B <= 10; ok: D - lower bound <= 10 and at "
+    "least half "
+    "of the observations passed the gates; model-fragile: D - B bounded above 10 points; inconclusive otherwise, with "
+    "about how many more photos would settle it (contracts.verdict.judge)."
+)
 OK, LIMITED, FRAGILE, INCONCLUSIVE, NA = "ok", "camera-limited", "model-fragile", "inconclusive", "n/a"
 ORDER = {NA: 0, OK: 1, INCONCLUSIVE: 2, FRAGILE: 3, LIMITED: 4}
 FLAGGED = (LIMITED, FRAGILE, INCONCLUSIVE)  # a session whose destruction and survival figures are not about the attack
@@ -264,7 +273,8 @@ def live_line(v: Verdict) -> str:
     p = v.photo
     if v.verdict == NA:
         return "check: no clean tile yet"
-    fig = f"clean {100 * (p.value or 0):.0f}% [{100 * (p.lo or 0):.0f}-{100 * (p.hi or 0):.0f}] vs {100 * (v.digital or 0):.0f}%"
+    lo, hi = 100 * (p.lo or 0), 100 * (p.hi or 0)
+    fig = f"clean {100 * (p.value or 0):.0f}% [{lo:.0f}-{hi:.0f}] vs {100 * (v.digital or 0):.0f}%"
     if v.verdict == OK:
         return f"check: ok, evidence suffices ({fig}, {p.clusters} photos)"
     if v.verdict == INCONCLUSIVE:

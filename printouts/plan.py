@@ -127,7 +127,8 @@ def qr_warning(qr_mm: float, modules: int, paper: str, camera: tuple[int, int] |
     if px >= QR_MIN_PX_PER_MODULE:
         return
     log.warning(
-        "the tiles leave room for a %g mm QR code per sheet (up to %g mm with smaller tiles): a %dx%d camera filling its "
+        "the tiles leave room for a %g mm QR code per sheet (up to %g mm with smaller tiles): a %dx%d camera "
+        "filling its "
         "frame with the sheet sees %.1f px per module and reads it only from closer up; until it does, a sheet of "
         "another batch or another print is told apart by its markers alone",
         qr_mm,

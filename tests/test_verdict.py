@@ -191,7 +191,8 @@ def _session_on_layout(d: Path, lose_right: bool) -> str:
     if lose_right:  # a lamp on the left: the right half of the sheet is lost
         ids, probs = encode_top5([999, 998, 997, 996, 995], [0.5, 0.2, 0.1, 0.1, 0.1])
         con.executemany(
-            "UPDATE observations SET top1 = 999, top1_prob = 0.5, top5_ids = ?, top5_probs = ? WHERE item_id = ? AND role = 'clean'",
+            "UPDATE observations SET top1 = 999, top1_prob = 0.5, top5_ids = ?, top5_probs = ? WHERE item_id = ? "
+            "AND role = 'clean'",
             [(ids, probs, i) for i in right],
         )
     con.commit()

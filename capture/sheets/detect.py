@@ -324,7 +324,9 @@ class SheetDetector:
                 if not whole[k] and i not in used_ids and self._marker_error(H, i, c, lid) < 0.1:
                     whole[k] = True
                     used_ids.add(i)
-            hit = self._hit(grey, sheet, [m for m, ok in zip(remaining, whole) if ok], check=False, lid=lid)
+            hit = self._hit(
+                grey, sheet, [m for m, ok in zip(remaining, whole, strict=True) if ok], check=False, lid=lid
+            )
             if hit is None:
                 break
             hits.append(hit)
