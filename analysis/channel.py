@@ -43,6 +43,7 @@ __all__ = [
     "ChannelCheck",
     "channel_table",
     "check_session",
+    "layouts_table",
     "check_sessions",
 ]
 PREFILTER_CONFIDENCE = 0.8  # Kurakin et al.'s prefiltered case
@@ -408,6 +409,24 @@ def channel_table(checks: dict[str, ChannelCheck]) -> Table:
         "strip's "
         "black and white patches (digital 0 and 255); side_p: Fisher's exact test, clean tiles kept left against "
         "right.",
+    )
+
+
+def layouts_table(checks: dict[str, ChannelCheck]) -> Table:
+    """Observations by session and layout (print): which printed sheets each session read."""
+    rows = [
+        {"session": c.session, "layout_id": lid, CHECK_COLUMN: c.verdict, "observations": n}
+        for c in checks.values()
+        for lid, n in sorted(c.layouts.items())
+    ]
+    return Table(
+        "layouts",
+        "Observations by layout (print) read",
+        ["session", "layout_id", CHECK_COLUMN, "observations"],
+        rows,
+        [],
+        "Each observation records the layout its sheet was read with (the QR code names the print; "
+        "layouts/<id>.json keeps every print's layout). unknown: a database from before layout ids.",
     )
 
 

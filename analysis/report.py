@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis import plots
-from analysis.channel import DROP_POINTS, ChannelCheck, channel_table, check_sessions
+from analysis.channel import DROP_POINTS, ChannelCheck, channel_table, check_sessions, layouts_table
 from contracts.verdict import RULE
 from analysis.content import Plot, ReportContent
 from analysis.gallery import gallery
@@ -313,6 +313,7 @@ def _make_report(
     shown = [
         headline,
         channel_table(checks),
+        layouts_table(checks),
         sessions_table(inp, verdicts),
         accuracy_table(rows),
         attack_table(rows),

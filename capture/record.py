@@ -310,6 +310,18 @@ class Recorder:
                 raise self._failed(e) from None
 
     # -- rows ----------------------------------------------------------------
+    def outcomes(self) -> list[tuple[str, str, int, bool]]:
+        """``(item_id, role, top1, good)`` of every observation the session holds (a resumed session's past)."""
+        with self._lock:
+            try:
+                rows = self.con.execute(
+                    "SELECT item_id, role, top1, good FROM observations WHERE session_id = ? ORDER BY id",
+                    (self.session_id,),
+                ).fetchall()
+            except sqlite3.Error as e:
+                raise self._failed(e) from None
+        return [(str(i), str(r), int(t), bool(g)) for i, r, t, g in rows]
+
     def write_stability(self, rows: Iterable[tuple[str, str, Any, Any]]) -> None:
         """``(item_id, transform, top5_ids, top5_probs)``: the digital stability baseline (:mod:`capture.stability`)."""
         with self._lock:

@@ -305,6 +305,9 @@ def run_capture(
             recorder.write_digital(digital)
             stable = stability_top5(batch_dir, batch, clf)
             recorder.write_stability(stable)
+            tally = session_tally(batch, lmap, digital, stable)
+            for item, role, top1, good in recorder.outcomes() if resume.next_frame else []:
+                tally.add(item, role, top1, good)  # a resumed session's verdict counts what it already holds
             slot = LatestSlot()
             all_tiles: list[TileKey] = [(s.sheet_id, t.item, t.role) for s in layout.sheets for t in s.tiles]
             worker = ClassifierWorker(
@@ -316,7 +319,7 @@ def run_capture(
                 keep_crops=save_crops,
                 good_counts=resume.good_counts,
                 on_error=lambda e: stop.set(),
-                tally=session_tally(batch, lmap, digital, stable),
+                tally=tally,
             )
             worker.start()
             loop = _CameraLoop(detector, clf, recorder, slot, worker, batch, source, per_tile, lmap)
