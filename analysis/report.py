@@ -27,7 +27,6 @@ from typing import Any
 
 from analysis import plots
 from analysis.channel import DROP_POINTS, ChannelCheck, channel_table, check_sessions, layouts_table
-from contracts.verdict import RULE
 from analysis.content import Plot, ReportContent
 from analysis.gallery import gallery
 from analysis.html import render_html
@@ -54,6 +53,7 @@ from analysis.tables import (
 from contracts.batchdir import REPORT
 from contracts.errors import UserError, WriteError
 from contracts.paths import atomic_write_bytes, atomic_write_json, atomic_write_text
+from contracts.verdict import RULE
 
 log = logging.getLogger(__name__)
 

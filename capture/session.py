@@ -407,6 +407,7 @@ class _CameraLoop:
         self.hint = ""  # why the last cut tiles failed the gates (capture.feedback.gate_hint)
         self.started: float | None = None  # monotonic start of run()
         self._resolution_checked = False
+        self._unresolved = 0  # detector.unresolved when last seen
         self.strip = StripMeter(detector.layout.marker_size_mm)  # calibration strip (capture.sheets.strip)
 
     def _outlines(self, hits: list[SheetHit], results: dict[TileKey, TileResult]) -> list[Outline]:
@@ -426,6 +427,15 @@ class _CameraLoop:
             self.source.interrupt()
 
         return fire
+
+    def _note_unresolved(self) -> None:
+        """Say so when a sheet of a re-printed batch waits for its QR code to tell which print it is."""
+        if self.detector.unresolved != self._unresolved:
+            self._unresolved = self.detector.unresolved
+            self.hint = (
+                "this batch was printed more than once: a sheet's tiles wait until its QR code is read "
+                "(bring the camera closer to the code)"
+            )
 
     def _warn_resolution(self, shape: tuple[int, ...]) -> None:
         """Once, at the first frame: warn when this camera cannot give the layout's tiles enough pixels."""
@@ -494,6 +504,7 @@ class _CameraLoop:
                 idx = first_idx + self.n
                 self._warn_resolution(frame.image.shape)
                 hits = self.detector.detect(frame.image)
+                self._note_unresolved()
                 self.recorder.add_frame(idx, t_offset + now, [h.sheet.sheet_id for h in hits])
                 self.strip.offer(self.recorder, idx, frame.image, hits)  # calibration strip, for 'photoproof calibrate'
                 # With a live source, cut tiles only when the classifier will want them within

@@ -11,8 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from analysis.channel import check_sessions
@@ -21,6 +24,7 @@ from analysis.report import make_report
 from analysis.sides import fisher_exact
 from analysis.synthetic import Odds, write_capture_db
 from capture.session import Progress, resolution_warning, run_capture
+from capture.sheets.detect import SheetDetector
 from capture.sources.files import PhotoSource
 from channel.simulate import SimulatedCamera
 from contracts.capturedb import encode_top5, open_db_readonly
@@ -162,6 +166,20 @@ def test_photos_of_a_print_whose_layout_is_gone_are_refused_in_one_line(
     assert len(lines) == 1 and old_id in lines[0] and "\n" not in lines[0]
 
 
+def test_a_sheet_whose_print_is_ambiguous_waits_for_its_qr_code(reprinted: tuple[Path, Path, str, str, Path]) -> None:
+    d, shots, old_id, _, _ = reprinted
+    layouts = load_layouts(d)
+    photo = cv2.imread(str(sorted(shots.glob("*"))[0]))
+    hits = SheetDetector(layouts[next(iter(layouts))], layouts=layouts).detect(photo)
+    assert hits and hits[0].layout_id == old_id and hits[0].qr_verified
+    qx, qy, qs, _ = (hits[0].sheet.qr or {})["box_mm"]
+    quad = cv2.perspectiveTransform(np.array([[[qx, qy], [qx + qs, qy], [qx + qs, qy + qs], [qx, qy + qs]]]), hits[0].H)
+    covered = photo.copy()
+    cv2.fillConvexPoly(covered, quad.reshape(4, 2).astype(np.int32), (255, 255, 255))  # a thumb over the code
+    det = SheetDetector(layouts[next(iter(layouts))], layouts=layouts)
+    assert det.detect(covered) == [] and det.unresolved == 1  # never cut with a guessed layout
+
+
 # -- the side test, and databases written before this version --------------------------------------
 
 
@@ -244,15 +262,15 @@ def test_a_database_from_before_layout_ids_is_still_read(tmp_path: Path) -> None
 
 
 def test_print_for_a_12_mp_camera_does_not_warn_about_a_720p_one(
-    synthetic_batch, caplog: pytest.LogCaptureFixture
-) -> None:  # type: ignore[no-untyped-def]
+    synthetic_batch: Callable[..., Path], caplog: pytest.LogCaptureFixture
+) -> None:
     d = synthetic_batch(n_items=4, size=64)
     with caplog.at_level(logging.WARNING, logger="printouts"):
         print_batch(d, camera=(4032, 3024), model="lite0")
     assert not [r for r in caplog.records if "720" in r.getMessage()]
 
 
-def test_capture_warns_at_720p_like_print_does(synthetic_batch) -> None:  # type: ignore[no-untyped-def]
+def test_capture_warns_at_720p_like_print_does(synthetic_batch: Callable[..., Path]) -> None:
     d = synthetic_batch(n_items=4, size=64)
     lay = print_batch(d)
     warn = resolution_warning((1280, 720), lay, 260, "lite2")
