@@ -122,11 +122,10 @@ class ChannelCheck:
         why = f" ({self.judged.why})" if self.judged is not None and self.judged.why else ""
         return (
             f"Channel check, session {self.session} ({self.model}): {head}{why}. Clean top-1 {_pct(f.digital)} "
-            f"digital{base}; "
-            f"{_fmt(f.photo)} photographed per frame, clustered by photo (loss {100 * (f.drop or 0):+.1f} points; "
-            "per tile "
-            f"{_fmt(self.tile.photo)}).{pre_s} Rule: ok when the loss's 95% upper bound is at most "
-            f"{100 * DROP_POINTS:.0f} points and at least half of the observations passed the gates."
+            f"digital{base}; photographed {_fmt(f.photo)} per frame, clustered by photo (loss "
+            f"{100 * (f.drop or 0):+.1f} points; per tile {_fmt(self.tile.photo)}).{pre_s} Rule: ok when the loss's "
+            f"95% upper bound is at most {100 * DROP_POINTS:.0f} points and at least half of the observations passed "
+            "the gates."
         )
 
     def consequence(self) -> str:
@@ -216,7 +215,7 @@ def _fmt(r: Rate) -> str:
     if r.value is None:
         return "n/a (n=0)"
     ci = "" if r.lo is None or r.hi is None else f" [{100 * r.lo:.1f}–{100 * r.hi:.1f}]"
-    return f"{100 * r.value:.1f}%{ci} n={r.n}, {r.n_items} photo{'s' * (r.n_items != 1)}"
+    return f"{100 * r.value:.1f}%{ci} n={r.n} ({r.n_items} photo{'s' * (r.n_items != 1)})"
 
 
 def input_size(s: Session) -> int | None:
