@@ -36,6 +36,7 @@ from capture.sheets.detect import SheetDetector, SheetHit, TileCrop
 from capture.sheets.quality import QualityGates
 from capture.sheets.strip import StripMeter
 from capture.stability import stability_top5
+from contracts import signals
 from contracts.batchdir import capture_db, check_session_name, crops_dir
 from contracts.errors import UserError
 from contracts.frames import FrameSource
@@ -195,6 +196,7 @@ class _Signals:
     def _handle(self, signum: int, _frame: object) -> None:
         if self.stop.is_set():
             raise KeyboardInterrupt
+        signals.note(signum)  # the CLI exits 128 + signum once the session is closed
         self.received = signal.Signals(signum).name
         self.stop.set()
         self.source.interrupt()
@@ -501,7 +503,7 @@ class _CameraLoop:
         try:
             for frame in self.source.frames():
                 if stop.is_set():
-                    why = "stop requested"
+                    why = self._stop_why()
                     break
                 if t0 is None:
                     t0 = self.started = time.monotonic()
@@ -580,7 +582,7 @@ class _CameraLoop:
             else:
                 if stop.is_set():
                     why = (
-                        "stop requested"
+                        self._stop_why()
                         if not (duration is not None and t0 is not None and time.monotonic() - t0 >= duration)
                         else f"{duration:g} s"
                     )
@@ -594,6 +596,15 @@ class _CameraLoop:
         if on_progress is not None:
             on_progress(self.progress(0.0 if t0 is None else time.monotonic() - t0, done=True, stopped_by=why))
         return why
+
+    def _stop_why(self) -> str:
+        """Why a stop was asked: a failed write (a full disk), a signal, or a stop from elsewhere."""
+        if self.recorder.error is not None:
+            return (
+                f"the laptop could not save the capture ({self.recorder.failure[:120]}): "
+                "the session stopped with what was saved; free disk space on the laptop"
+            )
+        return signals.received() or "stop requested"
 
     def _feedback(
         self,

@@ -31,6 +31,8 @@ stage reads and writes it through these modules:
 - ``intervals``: the Wilson score interval (analysis and the sweep's tables);
 - ``classes``: ImageNet-1k class names and label parsing;
 - ``errors``: :class:`UserError`, the one-line error the CLI prints;
+- ``lock``: the exclusive lock a writer holds (a capture session, a batch being crafted);
+- ``signals``: SIGINT and SIGTERM, and the exit status they give;
 - ``console``: the CLI's console.
 
 Nothing here imports torch, so a capture station needs only numpy, OpenCV and

@@ -188,6 +188,42 @@ def check_db_path(path: Path) -> None:
         )
 
 
+def _open_checked(uri: str) -> tuple[sqlite3.Connection, str | None]:
+    con = sqlite3.connect(uri, uri=True)
+    ok = con.execute("PRAGMA quick_check").fetchone()
+    if not ok or ok[0] != "ok":
+        raise sqlite3.DatabaseError(str(ok))
+    return con, dict(con.execute("SELECT key, value FROM meta").fetchall()).get("schema_version")
+
+
+def _cannot_write(e: sqlite3.Error) -> bool:
+    """SQLite could not open the file for want of writing beside it (its ``-shm``), not for damage."""
+    name = str(getattr(e, "sqlite_errorname", ""))
+    return name in ("SQLITE_CANTOPEN", "SQLITE_PERM") or name.startswith("SQLITE_READONLY")
+
+
+def _open_read_only_medium(path: Path, e: sqlite3.Error) -> tuple[sqlite3.Connection, str | None]:
+    """A capture database on a read-only disk or folder (SQLite cannot create its ``-shm`` there).
+
+    With no write-ahead log pending, every committed row is in the file itself, and
+    SQLite reads it as immutable; with one, reading the file alone would miss rows.
+    """
+    wal = Path(f"{path}-wal")
+    fix = "copy the batch folder to a writable disk (or make its captures/ folder writable) and re-run"
+    if wal.is_file() and wal.stat().st_size > 0:
+        raise UserError(
+            f"{path}: read-only, not damaged: SQLite cannot open it ({e}) and its log {wal.name} holds rows not yet "
+            f"in the file; {fix}"
+        ) from None
+    try:
+        return _open_checked(readonly_uri(path) + "&immutable=1")
+    except sqlite3.DatabaseError as e2:
+        raise UserError(
+            f"{path}: cannot open it on this read-only folder ({e}), and reading it as a read-only file failed "
+            f"({e2}); {fix}"
+        ) from None
+
+
 def open_db_readonly(path: Path) -> sqlite3.Connection:
     """Open a capture database for reading and check that it is one.
 
@@ -198,15 +234,13 @@ def open_db_readonly(path: Path) -> sqlite3.Connection:
         raise UserError(f"{path}: no such capture database")
     check_db_path(path)
     try:
-        con = sqlite3.connect(readonly_uri(path), uri=True)
-        ok = con.execute("PRAGMA quick_check").fetchone()
-        if not ok or ok[0] != "ok":
-            raise sqlite3.DatabaseError(str(ok))
-        ver = dict(con.execute("SELECT key, value FROM meta").fetchall()).get("schema_version")
+        con, ver = _open_checked(readonly_uri(path))
     except sqlite3.DatabaseError as e:
-        raise UserError(
-            f"{path}: corrupt or not a Photoproof capture database ({e}); remove it or re-capture"
-        ) from None
+        if not _cannot_write(e):
+            raise UserError(
+                f"{path}: corrupt or not a Photoproof capture database ({e}); remove it or re-capture"
+            ) from None
+        con, ver = _open_read_only_medium(path, e)
     if ver not in READABLE_VERSIONS:
         raise UserError(
             f"{path}: capture schema version {ver!r} is not supported (this Photoproof reads "

@@ -26,7 +26,7 @@ from contracts.images import read_png
 from contracts.layout import Layout, Sheet, keep_layout, load_layout, save_layout
 from contracts.manifest import Batch, Item, load_batch
 from contracts.patchcard import PatchCard, patch_cards, set_patch_cards
-from contracts.paths import atomic_write_bytes, remove_stale_temps, resolve_inside, sha256_bytes
+from contracts.paths import atomic_write_bytes, remove_file, remove_stale_temps, resolve_inside, sha256_bytes
 from printouts import geometry as geo
 from printouts.calibration import NOTE, draw_calibration, draw_ruler
 from printouts.camera import CameraPlan, eot_mismatch, plan_for_camera
@@ -215,7 +215,7 @@ def print_batch(
     # layout.json goes first and comes back last: a run killed in between leaves a PDF without a
     # layout ("print the batch first"), never a new PDF beside the old layout.
     remove_stale_temps(batch_dir, (SHEETS_PDF, LAYOUT))  # half-written files of a killed run
-    (batch_dir / LAYOUT).unlink(missing_ok=True)
+    remove_file(batch_dir / LAYOUT)
     atomic_write_bytes(batch_dir / SHEETS_PDF, pdf)
     save_layout(batch_dir, plan)
     log.info(
