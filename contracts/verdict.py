@@ -19,8 +19,14 @@ The rule, in this order:
 1. ``n/a``: no clean tile both classified digitally and photographed;
 2. ``camera-limited``: the camera's share is bounded above ``T`` (``B - p_hi > T``), or
    the loss is (``D - p_hi > T``) while the fragility alone stays within ``T``;
-3. ``ok``: the loss is bounded within ``T`` (``D - p_lo <= T``) *and* at least half of
-   the session's observations passed the quality gates (``MIN_GOOD_FRACTION``);
+3. ``ok``: the loss is bounded within ``T`` *and* at least half of the session's
+   observations passed the quality gates (``MIN_GOOD_FRACTION``). The bound is paired:
+   ``L = D - p`` is at most the share ``q`` of good clean observations whose item the
+   model gets right digitally but wrong photographed (a photo that is wrong digitally and
+   right photographed only lowers ``L``), so ``ok`` needs ``q``'s upper 95% bound,
+   clustered by photo, within ``T``. Comparing ``p`` with ``D`` as if they were
+   independent samples would ask for two to three times as many photos for the same
+   evidence, since ``D`` and ``p`` are measured on the same photos;
 4. ``model-fragile``: the baseline alone loses more than ``T`` points, bounded (the
    lower end of ``F``'s 95% interval, clustered by photo, above ``T``): the model loses
    these photos to mild digital changes, which any camera makes, so the photographed
@@ -50,8 +56,8 @@ RULE = (
     "Clean top-1 on the clean tiles' good observations, clustered by source photo (Wilson on the effective n), against "
     "digital on the same items (D) and the digital stability baseline (B: mild resampling, blur, JPEG). "
     "camera-limited: "
-    "B - upper bound > 10 points, or D - upper bound > 10 while D - B <= 10; ok: D - lower bound <= 10 and at "
-    "least half "
+    "B - upper bound > 10 points, or D - upper bound > 10 while D - B <= 10; ok: the upper bound of the share of "
+    "observations right digitally and wrong photographed (paired, clustered by photo) <= 10 points, and at least half "
     "of the observations passed the gates; model-fragile: D - B bounded above 10 points; inconclusive otherwise, with "
     "about how many more photos would settle it (contracts.verdict.judge)."
 )
@@ -135,6 +141,9 @@ class Evidence:
     n_good: int = 0
     photos_in_batch: int | None = None
     fragile: tuple[tuple[float, int], ...] = ()  # per photo: (Σ digital right - stability, observations)
+    # per photo: (good clean observations right digitally and wrong photographed, good clean observations);
+    # None: not counted, and the unpaired bound D - p_lo stands in
+    lost: tuple[tuple[int, int], ...] | None = None
 
     @property
     def good_fraction(self) -> float | None:
@@ -232,7 +241,9 @@ def judge(ev: Evidence) -> Verdict:
         share = "the loss" if B is None else "the camera's share of the loss (beyond the digital baseline)"
         return out(LIMITED, f"{share} is bounded above {100 * T:.0f} points")
     gates_ok = gf is not None and gf >= MIN_GOOD_FRACTION
-    if D - photo.lo <= T + 1e-12 and gates_ok:
+    lost = None if ev.lost is None else clustered_interval(ev.lost)
+    loss_hi = D - photo.lo if lost is None or lost.hi is None else lost.hi
+    if loss_hi <= T + 1e-12 and gates_ok:
         return out(OK, f"the loss is bounded within {100 * T:.0f} points and enough observations passed the gates")
     if f_lo is not None and f_lo > T:
         return out(
@@ -243,7 +254,9 @@ def judge(ev: Evidence) -> Verdict:
     # inconclusive: how many more photos would settle it, by the clause the point estimates point to
     p = photo.value
     options = []
-    if D - p <= T:
+    if D - p <= T and lost is not None and lost.value is not None:
+        options.append(_needed(lost.value, T, lost.n_eff, lost.clusters))  # towards ok, paired
+    elif D - p <= T:
         options.append(_needed(p, D - T, photo.n_eff, photo.clusters))  # towards ok
     elif F <= T:
         options.append(_needed(p, D - T, photo.n_eff, photo.clusters))  # towards camera-limited
@@ -260,7 +273,7 @@ def judge(ev: Evidence) -> Verdict:
     parts = []
     if more is not None:
         parts.append(f"about {more} more photos (clean tiles) needed to settle it ({seen} seen)")
-    elif D - photo.lo > T + 1e-12:
+    elif loss_hi > T + 1e-12:
         parts.append(f"the loss sits at the {100 * T:.0f}-point threshold ({seen} seen)")
     if not gates_ok:
         share = "no" if gf is None else f"{100 * gf:.0f}% of the"
@@ -307,6 +320,7 @@ class Tally:
         self.photos_in_batch = photos_in_batch
         self.n_obs = self.n_good = 0
         self._counts: dict[str, list[int]] = {}
+        self._lost: dict[str, int] = {}
         self._digital = 0.0
         self._base = 0.0
         self._base_missing = stability is None
@@ -327,6 +341,7 @@ class Tally:
         c = self._counts.setdefault(key, [0, 0])
         c[0] += bool(right)
         c[1] += 1
+        self._lost[key] = self._lost.get(key, 0) + (self.digital_right[item] and not right)
         self._digital += self.digital_right[item]
         if self.stability is not None:
             s = self.stability.get(item)
@@ -346,4 +361,5 @@ class Tally:
             n_good=self.n_good,
             photos_in_batch=self.photos_in_batch,
             fragile=tuple((self._fragile.get(k, 0.0), c[1]) for k, c in self._counts.items()),
+            lost=tuple((self._lost.get(k, 0), c[1]) for k, c in self._counts.items()),
         )

@@ -87,6 +87,33 @@ def test_a_loss_the_digital_baseline_explains_is_the_models_not_the_cameras() ->
     assert judge(Evidence(sure, 1.0, 0.97, 180, 180, fragile=tuple([(0.1, 3)] * 30))).verdict == LIMITED
 
 
+def test_ok_is_judged_on_the_paired_loss_not_on_two_independent_rates() -> None:
+    """40 photos, 36 right digitally, each seen 3 times; the camera changes no photo's outcome.
+
+    The loss is paired (the same photos digitally and photographed): no observation of a photo that is right
+    digitally is wrong photographed, so the loss is bounded by 0 of 120 observations of 40 photos (upper
+    bound 9 points): ok. Comparing the photographed rate with the digital one as two samples would bound the
+    loss only at about 13 points and call it inconclusive."""
+    photos = [f"p{i}" for i in range(40)]
+    right = {p: i >= 4 for i, p in enumerate(photos)}
+    t = Tally({p: p for p in photos}, dict.fromkeys(photos, 1), right)
+    for p in photos:
+        for _ in range(3):
+            t.add(p, "clean", 1 if right[p] else 2, True)
+    ev = t.evidence()
+    assert ev.digital == pytest.approx(0.9) and sum(k for k, _ in ev.counts) == 108
+    v = judge(ev)
+    assert v.verdict == OK, v.why
+    unpaired = judge(Evidence(ev.counts, ev.digital, n_obs=ev.n_obs, n_good=ev.n_good))
+    assert unpaired.verdict == INCONCLUSIVE and unpaired.loss_bounds is not None and unpaired.loss_bounds[1] > 0.1
+    # one photo in ten lost by the camera is not ok, paired or not
+    t2 = Tally({p: p for p in photos}, dict.fromkeys(photos, 1), right)
+    for i, p in enumerate(photos):
+        for _ in range(3):
+            t2.add(p, "clean", 1 if right[p] and i % 10 != 5 else 2, True)
+    assert judge(t2.evidence()).verdict != OK
+
+
 def test_the_tally_and_the_live_line_use_the_same_rule() -> None:
     t = Tally({"a": "p1", "b": "p1", "c": "p2"}, {"a": 1, "b": 1, "c": 2}, {"a": True, "b": True, "c": True})
     assert judge(t.evidence()).verdict == NA and live_line(judge(t.evidence())) == "check: no clean tile yet"
