@@ -24,7 +24,7 @@ from capture.stoprule import StopRule
 from console.terminal import console
 from contracts.errors import UserError
 from contracts.frames import FrameReport, FrameSource
-from contracts.layout import load_layout
+from contracts.layout import load_layout, load_layouts
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,9 @@ def run_preview(
     """Show (or print) every frame of SOURCE with its detections; return the number of frames seen."""
     rule = StopRule(frames, duration)
     gates = gates or QualityGates()
-    detector = SheetDetector(load_layout(Path(batch_dir)), gates, batch_dir=Path(batch_dir))
+    detector = SheetDetector(
+        load_layout(Path(batch_dir)), gates, batch_dir=Path(batch_dir), layouts=load_layouts(Path(batch_dir))
+    )
     source = preview_source(spec, width=width, height=height, fps=fps)
     window = Window("photoproof preview") if window_wanted(headless) else None
     n, t0 = 0, time.monotonic()

@@ -52,6 +52,7 @@ class Observation:
     good: bool
     top5_ids: list[int]
     top5_probs: list[float]
+    layout_id: str | None = None  # the layout (print) its sheet was read with
 
 
 def _open_failure(path: Path, e: sqlite3.Error) -> str:
@@ -177,11 +178,15 @@ class Recorder:
         profile: str | None,
         seed: int | None,
         config: dict[str, Any],
+        layout_id: str | None = None,
     ) -> Resume:
-        """Insert the session row, or reopen it when the same session runs again with the same model."""
+        """Insert the session row, or reopen it when the same session runs again with the same model.
+
+        ``layout_id``: the layout (print) the session starts with; a resumed session keeps its first.
+        """
         with self._lock:
             try:
-                return self._start_session(source, model, model_sha256, provider, profile, seed, config)
+                return self._start_session(source, model, model_sha256, provider, profile, seed, config, layout_id)
             except sqlite3.Error as e:
                 raise self._failed(e) from None
             except (TypeError, ValueError) as e:  # a malformed row in an existing database
@@ -196,6 +201,7 @@ class Recorder:
         profile: str | None,
         seed: int | None,
         config: dict[str, Any],
+        layout_id: str | None = None,
     ) -> Resume:
         row = self.con.execute(
             "SELECT model_sha256, config, batch_id FROM sessions WHERE id=?", (self.session_id,)
@@ -211,8 +217,9 @@ class Recorder:
                     "file); choose another --session"
                 )
             self.con.execute(
-                "INSERT INTO sessions (id, batch_id, source, model, model_sha256, provider, profile, seed, started, "
-                "stopped, config) VALUES (?,?,?,?,?,?,?,?,?,NULL,?)",
+                "INSERT INTO sessions (id, batch_id, source, model, model_sha256, provider, profile, seed, "
+                "started, stopped, config, "
+                "layout_id) VALUES (?,?,?,?,?,?,?,?,?,NULL,?,?)",
                 (
                     self.session_id,
                     self.batch_id,
@@ -224,6 +231,7 @@ class Recorder:
                     seed,
                     now,
                     json.dumps(config, sort_keys=True),
+                    layout_id,
                 ),
             )
             self.con.commit()
@@ -280,6 +288,31 @@ class Recorder:
                 raise self._failed(e) from None
 
     # -- rows ----------------------------------------------------------------
+    def outcomes(self) -> list[tuple[str, str, int, bool]]:
+        """``(item_id, role, top1, good)`` of every observation the session holds (a resumed session's past)."""
+        with self._lock:
+            try:
+                rows = self.con.execute(
+                    "SELECT item_id, role, top1, good FROM observations WHERE session_id = ? ORDER BY id",
+                    (self.session_id,),
+                ).fetchall()
+            except sqlite3.Error as e:
+                raise self._failed(e) from None
+        return [(str(i), str(r), int(t), bool(g)) for i, r, t, g in rows]
+
+    def write_stability(self, rows: Iterable[tuple[str, str, Any, Any]]) -> None:
+        """``(item_id, transform, top5_ids, top5_probs)``: the digital stability baseline (:mod:`capture.stability`)."""
+        with self._lock:
+            try:
+                for item, name, ids, probs in rows:
+                    self.con.execute(
+                        "INSERT OR REPLACE INTO stability VALUES (?,?,?,?,?)",
+                        (self.session_id, item, name, *encode_top5(ids, probs)),
+                    )
+                self.con.commit()
+            except sqlite3.Error as e:
+                raise self._failed(e) from None
+
     def _failed(self, e: sqlite3.Error) -> RecordingFailed:
         """Record the first write failure, tell ``on_failure``, and return the error to raise."""
         if self.error is None:
@@ -329,6 +362,7 @@ class Recorder:
                     float(o.top5_probs[0]),
                     ids,
                     probs,
+                    o.layout_id,
                 )
             )
         with self._lock:
@@ -336,8 +370,8 @@ class Recorder:
             try:
                 self.con.executemany(
                     "INSERT INTO observations (session_id, frame_idx, sheet_id, item_id, role, sharpness, tile_px, "
-                    "angle_deg, clipped, good, top1, top1_prob, top5_ids, top5_probs) VALUES "
-                    "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "angle_deg, clipped, good, top1, top1_prob, top5_ids, top5_probs, layout_id) VALUES "
+                    "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     rows,
                 )
             except sqlite3.Error as e:

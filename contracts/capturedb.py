@@ -21,6 +21,13 @@ One database per capture session, in WAL mode. Tables:
   in-plane rotation and viewing angle in degrees, its corners in the frame, and
   the model's top-5 on the view. Older databases simply lack the table.
 
+Schema version 2 added ``sessions.layout_id`` and ``observations.layout_id`` (the
+layout, :func:`contracts.layout.layout_id`, of the print the session started with and of
+the printed sheet each tile was read from) and the ``stability`` table: the model's
+top-5 on each clean PNG after each mild transform (:mod:`capture.stability`). Version 1
+databases are still read (``READABLE_VERSIONS``): their layout ids are NULL and they
+have no stability baseline.
+
 Top-5 lists are JSON arrays of class ids and of probabilities, best first.
 """
 
@@ -34,7 +41,8 @@ from typing import Any
 
 from contracts.errors import UserError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = ("1", "2")  # read by analysis; capture writes only SCHEMA_VERSION
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -49,7 +57,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     seed INTEGER,
     started REAL NOT NULL,
     stopped REAL,
-    config TEXT NOT NULL DEFAULT '{}'
+    config TEXT NOT NULL DEFAULT '{}',
+    layout_id TEXT
 );
 CREATE TABLE IF NOT EXISTS frames (
     session_id TEXT NOT NULL,
@@ -74,7 +83,8 @@ CREATE TABLE IF NOT EXISTS observations (
     top1 INTEGER NOT NULL,
     top1_prob REAL NOT NULL,
     top5_ids TEXT NOT NULL,
-    top5_probs TEXT NOT NULL
+    top5_probs TEXT NOT NULL,
+    layout_id TEXT
 );
 CREATE INDEX IF NOT EXISTS obs_item ON observations (item_id, role);
 CREATE TABLE IF NOT EXISTS digital (
@@ -84,6 +94,14 @@ CREATE TABLE IF NOT EXISTS digital (
     top5_ids TEXT NOT NULL,
     top5_probs TEXT NOT NULL,
     PRIMARY KEY (session_id, item_id, role)
+);
+CREATE TABLE IF NOT EXISTS stability (
+    session_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    transform TEXT NOT NULL,
+    top5_ids TEXT NOT NULL,
+    top5_probs TEXT NOT NULL,
+    PRIMARY KEY (session_id, item_id, transform)
 );
 CREATE TABLE IF NOT EXISTS patches (
     session_id TEXT NOT NULL,
@@ -224,9 +242,21 @@ def open_db_readonly(path: Path) -> sqlite3.Connection:
                 f"{path}: corrupt or not a Photoproof capture database ({e}); remove it or re-capture"
             ) from None
         con, ver = _open_read_only_medium(path, e)
-    if ver != str(SCHEMA_VERSION):
-        raise UserError(f"{path}: capture schema version {ver!r} is not supported (expected {SCHEMA_VERSION})")
+    if ver not in READABLE_VERSIONS:
+        raise UserError(
+            f"{path}: capture schema version {ver!r} is not supported (this Photoproof reads "
+            f"{', '.join(READABLE_VERSIONS)})"
+        )
     return con
+
+
+def schema_version(con: sqlite3.Connection) -> int:
+    """The database's schema version (1 when the meta table lacks it)."""
+    row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    try:
+        return int(row[0]) if row else 1
+    except (TypeError, ValueError):
+        return 1
 
 
 def decode_top5(ids: str, probs: str) -> list[tuple[int, float]]:

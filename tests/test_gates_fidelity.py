@@ -307,7 +307,7 @@ def test_preset_framing_gives_the_tile_size_the_twin_samples() -> None:
     )
     assert tile_px_range(lab)[0] > 2 * 260  # 12 MP stills: a 60 mm tile spans more than twice lite2's input
     assert tile_px_range(harsh)[1] < 168  # harsh is camera-limited by design
-    lo, hi = tile_px_range(office, tile_mm=118.0, sheet_mm=210.0)  # print --camera 1920x1080 --model lite2
+    lo, hi = tile_px_range(office, tile_mm=118.0, sheet_mm=210.0)  # print --frame-size 1920x1080 --model lite2
     assert (
         pcam.PLATEAU_TILE_FRACTION * 260 < lo and hi < 2.25 * 260
     )  # past the plateau of lite2's clean accuracy through the channel
