@@ -73,7 +73,7 @@ def frame_constants(
 
 
 def tone(v: np.ndarray, knots: tuple[float, ...]) -> np.ndarray:
-    """The monotone piecewise-linear curve through ``knots`` (outputs at 0, 1/8, ..., 1) at ``v`` in 0..1."""
+    """The monotone piecewise-linear curve through ``knots`` (outputs at 0, 1/16, ..., 1) at ``v`` in 0..1."""
     out: np.ndarray = np.interp(np.clip(v, 0.0, 1.0), np.linspace(0.0, 1.0, TONE_KNOTS), np.asarray(knots))
     return out
 

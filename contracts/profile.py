@@ -69,7 +69,7 @@ class Camera:
     gamma: float = 2.2  # sensor output encoding (sRGB-like)
 
 
-TONE_KNOTS = 9  # a tone curve's outputs at inputs 0, 1/8, ..., 1 (encoded 0..1)
+TONE_KNOTS = 17  # a tone curve's outputs at inputs 0, 1/16, ..., 1 (encoded 0..1)
 IDENTITY_TONE: tuple[float, ...] = tuple(i / (TONE_KNOTS - 1) for i in range(TONE_KNOTS))
 IDENTITY_MATRIX: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 
@@ -88,7 +88,7 @@ class Isp:
     levels_strength: float = 0.0  # share of the auto-levels stretch applied, 0..1
     levels_black: float = 0.0  # where auto levels puts the sheet's ink black (encoded 0..1)
     levels_white: float = 1.0  # ... and its paper white
-    tone_r: tuple[float, ...] = IDENTITY_TONE  # monotone curve: outputs at inputs 0, 1/8, ..., 1
+    tone_r: tuple[float, ...] = IDENTITY_TONE  # monotone curve: outputs at inputs 0, 1/16, ..., 1
     tone_g: tuple[float, ...] = IDENTITY_TONE
     tone_b: tuple[float, ...] = IDENTITY_TONE
     colour_matrix: tuple[float, ...] = IDENTITY_MATRIX  # row-major 3x3 on encoded RGB, after the curve

@@ -124,5 +124,5 @@ def test_isp_section_round_trips_and_refuses_what_no_camera_does(tmp_path: Path)
         parse_profile({"isp": {"tone_g": bad_curve}}, "x", "x.toml")
     with pytest.raises(UserError, match="colour_matrix: the matrix is singular"):
         parse_profile({"isp": {"colour_matrix": [1, 1, 1, 1, 1, 1, 0, 0, 1]}}, "x", "x.toml")
-    with pytest.raises(UserError, match="tone_r: expected a list of 9 numbers"):
+    with pytest.raises(UserError, match="tone_r: expected a list of 17 numbers"):
         parse_profile({"isp": {"tone_r": [0, 1]}}, "x", "x.toml")

@@ -62,7 +62,7 @@ def test_single_stages_agree(stage: str) -> None:
 def test_a_strong_isp_agrees_stage_by_stage() -> None:
     """An ISP with every step switched on (a colour matrix too) agrees alone and after the sensor."""
     base = load_profile("office-laser-webcam")
-    s_curve = tuple(x - 0.35 * np.sin(2 * np.pi * x) / (2 * np.pi) for x in np.linspace(0, 1, 9))
+    s_curve = tuple(x - 0.35 * np.sin(2 * np.pi * x) / (2 * np.pi) for x in np.linspace(0, 1, 17))
     isp = Isp(
         awb_strength=1.0,
         levels_strength=0.8,
