@@ -1,0 +1,269 @@
+"""What ``calibrate`` fits beyond the printer: the camera's ISP, the framing, and checks of the strip.
+
+A real phone or webcam renders each frame through its ISP (``channel.isp``), so the strip's
+grey ramp reaches the model through a tone curve that no printer parameter can express. Here:
+
+- :func:`pre_isp`: what the channel model predicts for a patch before the ISP (printer, light at
+  the reference white, noise-free sensor), encoded 0..1;
+- :func:`fit_curves`: a free monotone tone curve per channel through the grey ramp's medians
+  against those predictions (pool-adjacent-violators isotonic regression, Barlow et al. 1972),
+  flat beyond the ramp's ends (nothing on a print is darker than its ink or lighter than its paper);
+- :func:`fit_matrix`: a 3x3 colour matrix whose rows sum to 1 (greys left to the curves), least
+  squares over the colour patches;
+- :func:`fit_framing`: the sheet fill the session's tiles were seen at;
+- :func:`check_strip`: one-line errors for a strip that cannot be fitted (clipped, one frame).
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from channel.isp import IspFrame, isp_table, tone
+from channel.model import print_page
+from contracts.errors import UserError
+from contracts.layout import Layout
+from contracts.profile import IDENTITY_TONE, TONE_KNOTS, Isp, Printer
+
+CLIP_HI, CLIP_LO = 253.0, 2.0  # a ramp step at or beyond these (8-bit) is clipped
+MIN_FRAMES = 2  # strip views must come from at least this many frames
+MATRIX_RIDGE = 1e-3
+
+
+def pre_isp(nominal: np.ndarray, printer: Printer, gamma: float) -> np.ndarray:
+    """(N, 3) encoded 0..1 of 8-bit nominal colours ``nominal`` (N, 3) before the ISP, at the reference light."""
+    refl = print_page(np.asarray(nominal, np.uint8)[None], printer)[0].astype(np.float64)
+    out: np.ndarray = np.clip(refl, 0.0, 1.0) ** (1.0 / gamma)
+    return out
+
+
+def _isotonic(y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Weighted pool-adjacent-violators: the non-decreasing sequence closest to ``y`` in weighted least squares."""
+    vals, wts, sizes = [], [], []
+    for v, wt in zip(y.tolist(), w.tolist(), strict=True):
+        vals.append(v)
+        wts.append(wt)
+        sizes.append(1)
+        while len(vals) > 1 and vals[-2] > vals[-1]:
+            wsum = wts[-2] + wts[-1]
+            vals[-2] = (vals[-2] * wts[-2] + vals[-1] * wts[-1]) / wsum
+            wts[-2], sizes[-2] = wsum, sizes[-2] + sizes[-1]
+            del vals[-1], wts[-1], sizes[-1]
+    return np.repeat(np.array(vals), sizes)
+
+
+def grey_medians(groups: list[Any]) -> dict[int, np.ndarray]:
+    """The median RGB (0..255) of each grey ramp step over every strip view."""
+    by_level: dict[int, list[np.ndarray]] = {}
+    for g in groups:
+        for p, m, _ in g.patches.values():
+            if p.kind == "grey" and p.rgb is not None:
+                by_level.setdefault(int(p.rgb[0]), []).append(m)
+    return {v: np.median(np.stack(ms), axis=0) for v, ms in sorted(by_level.items())}
+
+
+def fit_curves(groups: list[Any], printer: Printer, gamma: float) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
+    """(3, TONE_KNOTS) knots, the rms residual (8-bit units) and the ramp's (levels, observed) it was fitted to."""
+    med = grey_medians(groups)
+    levels = np.array(sorted(med))
+    obs = np.stack([med[v] for v in levels]) / 255.0  # (L, 3)
+    x = pre_isp(np.repeat(levels[:, None], 3, axis=1), printer, gamma)  # (L, 3)
+    grid = np.linspace(0.0, 1.0, TONE_KNOTS)
+    knots = np.empty((3, TONE_KNOTS))
+    for c in range(3):
+        order = np.argsort(x[:, c], kind="stable")
+        xs, ys = x[order, c], _isotonic(obs[order, c], np.ones(len(order)))
+        knots[c] = np.maximum.accumulate(np.interp(grid, xs, ys))
+    fitted = np.stack([tone(x[:, c], tuple(knots[c])) for c in range(3)], axis=1)
+    rms = float(np.sqrt(((fitted - obs) ** 2).mean())) * 255.0
+    return knots, rms, levels, obs * 255.0
+
+
+def fit_matrix(groups: list[Any], printer: Printer, gamma: float, knots: np.ndarray) -> tuple[np.ndarray, float, int]:
+    """The colour matrix (rows summing to 1) from the colour patches after the curves; rms residual (8-bit); n."""
+    obs: dict[str, list[np.ndarray]] = {}
+    nominal: dict[str, list[int]] = {}
+    for g in groups:
+        for name, (p, m, _) in g.patches.items():
+            if p.kind == "colour" and p.rgb is not None and len(set(p.rgb)) > 1:
+                obs.setdefault(name, []).append(m)
+                nominal[name] = list(p.rgb)
+    if len(obs) < 3:
+        return np.eye(3), float("nan"), len(obs)
+    names = sorted(obs)
+    y = np.stack([np.median(np.stack(obs[n]), axis=0) for n in names]) / 255.0
+    x = pre_isp(np.array([nominal[n] for n in names]), printer, gamma)
+    t = np.stack([tone(x[:, c], tuple(knots[c])) for c in range(3)], axis=1)
+    m = np.eye(3)
+    for c in range(3):
+        a = np.column_stack([t[:, 0] - t[:, 2], t[:, 1] - t[:, 2]])
+        b = y[:, c] - t[:, c]
+        d = np.linalg.solve(a.T @ a + MATRIX_RIDGE * np.eye(2), a.T @ b)
+        m[c] += np.array([d[0], d[1], -d[0] - d[1]])
+    m = np.clip(m, -2.5, 2.5)
+    rms = float(np.sqrt(((t @ m.T - y) ** 2).mean())) * 255.0
+    return m, rms, len(names)
+
+
+def curve_isp(knots: np.ndarray, matrix: np.ndarray) -> Isp:
+    """A static ISP: the fitted curves and matrix, no per-frame adaptation, no sharpening."""
+    k = np.clip(np.round(knots, 4), 0.0, 1.0)
+    return Isp(
+        tone_r=tuple(float(v) for v in np.maximum.accumulate(k[0])),
+        tone_g=tuple(float(v) for v in np.maximum.accumulate(k[1])),
+        tone_b=tuple(float(v) for v in np.maximum.accumulate(k[2])),
+        colour_matrix=tuple(float(round(v, 4)) for v in matrix.ravel()),
+    )
+
+
+def isp_is_visible(knots: np.ndarray, matrix: np.ndarray, span: tuple[float, float]) -> bool:
+    """Whether the curves (over the ``span`` of encoded values the ramp covers) or the matrix differ from
+    doing nothing by more than 2/255 or 0.03."""
+    grid = np.linspace(0.0, 1.0, TONE_KNOTS)
+    inside = (grid >= span[0]) & (grid <= span[1])
+    dev = np.abs(knots - grid)[:, inside]
+    return bool((dev.size and dev.max() > 2.0 / 255) or np.abs(matrix - np.eye(3)).max() > 0.03)
+
+
+def static_table(isp: Isp, gamma: float) -> np.ndarray:
+    """The ISP's 8-bit table when it has no per-frame adaptation (for the noise fit)."""
+    return isp_table(isp, gamma, IspFrame(np.ones(3), 0.0, 1.0))
+
+
+def check_strip(groups: list[Any], session: str) -> None:
+    """One-line errors for a strip that cannot be fitted: seen in one frame only, or clipped."""
+    frames = {g.frame_idx for g in groups}
+    if len(frames) < MIN_FRAMES:
+        raise UserError(
+            f"--session {session}: the calibration strip was seen in {len(frames)} frame(s); calibrate needs it in "
+            f"several; capture the whole sheet, strip included, for a few seconds (or several photos)"
+        )
+    med = grey_medians(groups)
+    hi = [v for v, m in med.items() if float(np.min(m)) >= CLIP_HI]
+    lo = [v for v, m in med.items() if float(np.max(m)) <= CLIP_LO]
+    if len(hi) >= 2:
+        raise UserError(
+            f"--session {session}: the strip's grey ramp is clipped white ({len(hi)} steps read 255): the camera "
+            f"overexposes the sheet; photograph it again with less light on it or exposure locked lower"
+        )
+    if len(lo) >= 2:
+        raise UserError(
+            f"--session {session}: the strip's grey ramp is clipped black ({len(lo)} steps read 0): the camera "
+            f"underexposes the sheet; photograph it again with more light on it"
+        )
+
+
+def fit_framing(
+    con: sqlite3.Connection, session: str, layout: Layout, height: int
+) -> tuple[tuple[float, float], int] | None:
+    """(sheet_fill range, n) from the tiles' size in pixels in the session; None under 10 tiles.
+
+    The tiles' viewing angle is recorded too, but it mixes the sheet's tilt with where the tile sits
+    in the frame, so the tilt is not fitted from it.
+    """
+    sheets = {s.sheet_id: s for s in layout.sheets}
+    try:
+        rows = con.execute(
+            "SELECT sheet_id, item_id, role, tile_px FROM observations WHERE session_id=?", (session,)
+        ).fetchall()
+    except sqlite3.OperationalError:
+        return None
+    fills = []
+    for sid, item, role, px in rows:
+        sheet = sheets.get(sid)
+        tile = next((t for t in sheet.tiles if t.item == item and t.role == role), None) if sheet else None
+        if sheet is None or tile is None or not px or not math.isfinite(px):
+            continue
+        side_mm = math.sqrt(float(tile.box_mm[2]) * float(tile.box_mm[3]))
+        fills.append(float(px) * float(sheet.size_mm[1]) / (side_mm * height))
+    if len(fills) < 10:
+        return None
+    f = np.array(fills)
+    return (float(np.quantile(f, 0.05)), float(np.quantile(f, 0.95))), len(fills)
+
+
+PHYSICAL_RMS = 0.02  # grey-ramp coverage rms up to which a printer alone explains the strip (no ISP evident)
+
+
+def physical_fit_ok(fit: Any) -> bool:
+    """Whether the printer-only fit (``channel.calibrate.Fit``) explains the ramp inside its bounds.
+
+    A camera ISP (auto levels, a contrast curve) drives that fit to the ends of its search ranges
+    (dot gain 0.4, tone gamma 0.3 or 3, ink black 0) or leaves a large residual; then the printer
+    keys are kept from the base profile and the ISP's curves carry the grey response.
+    """
+    inside = 0.005 < fit.dot_gain < 0.395 and 0.32 < fit.tone_gamma < 2.95 and float(np.min(fit.ink_black)) > 0.003
+    return bool(inside and fit.tone_rms <= PHYSICAL_RMS)
+
+
+@dataclass
+class IspFit:
+    """The ISP calibrate fitted (or found unnecessary), and what it came from."""
+
+    isp: Isp
+    used: bool  # False: the strip shows no ISP beyond the printer model (the profile's [isp] does nothing)
+    printer_ok: bool
+    knots: np.ndarray  # (3, TONE_KNOTS)
+    curve_rms: float  # 8-bit units, grey ramp
+    matrix: np.ndarray
+    matrix_rms: float  # 8-bit units, colour patches
+    n_colour: int
+    levels: np.ndarray  # the ramp's nominal levels
+    observed: np.ndarray  # (L, 3) their median observed RGB
+    predicted: np.ndarray  # (L, 3) what the fitted profile gives them (noise-free)
+    pre_grey: dict[int, np.ndarray] = field(default_factory=dict)  # level -> encoded value before the ISP
+
+    def notes(self, views: str) -> dict[str, str]:
+        """Comments for the profile's [isp] keys."""
+        if not self.used:
+            why = "the strip shows no camera processing beyond the printer model"
+            return {f"isp.{f.name}": f"does nothing: {why} (curves within 2/255)" for f in fields(Isp)}
+        out = {
+            "isp.awb_strength": "0: the camera's per-frame white balance is folded into the fixed curves "
+            "and white_balance_error",
+            "isp.levels_strength": "0: the camera's per-frame levels are folded into the fixed curves and illuminance",
+            "isp.levels_black": "unused (levels_strength 0)",
+            "isp.levels_white": "unused (levels_strength 0)",
+            "isp.sharpen_amount": "0: the strip's edge fit measures blur and sharpening together, in defocus_sigma_px",
+            "isp.sharpen_sigma_px": "unused (sharpen_amount 0)",
+        }
+        for c in "rgb":
+            out[f"isp.tone_{c}"] = (
+                f"estimated: monotone curve through the grey ramp's {len(self.levels)} steps ({views}) against "
+                f"the printer model; rms {self.curve_rms:.1f}/255; flat beyond the ramp's ends"
+            )
+        out["isp.colour_matrix"] = (
+            f"estimated: {self.n_colour} colour patches after the curves, rows summing to 1; rms {self.matrix_rms:.1f}/255"
+            if self.n_colour >= 3
+            else "identity: fewer than 3 colour patches seen"
+        )
+        return out
+
+
+def fit_isp(groups: list[Any], printer: Printer, gamma: float, printer_ok: bool) -> IspFit:
+    """Curves and matrix against ``printer``; used when the printer is not enough or they differ from identity."""
+    knots, rms, levels, obs = fit_curves(groups, printer, gamma)
+    matrix, m_rms, n_colour = fit_matrix(groups, printer, gamma, knots)
+    pre = pre_isp(np.repeat(levels[:, None], 3, axis=1), printer, gamma)
+    used = (not printer_ok) or isp_is_visible(knots, matrix, (float(pre.min()), float(pre.max())))
+    isp = curve_isp(knots, matrix) if used else Isp()
+    t = np.stack([tone(pre[:, c], (isp.tone_r, isp.tone_g, isp.tone_b)[c]) for c in range(3)], axis=1)
+    predicted = 255.0 * np.clip(t @ np.asarray(isp.colour_matrix).reshape(3, 3).T, 0.0, 1.0)
+    return IspFit(
+        isp,
+        used,
+        printer_ok,
+        knots,
+        rms,
+        matrix,
+        m_rms,
+        n_colour,
+        levels,
+        obs,
+        predicted,
+        {int(v): pre[i] for i, v in enumerate(levels)},
+    )
