@@ -384,9 +384,17 @@ def profile_notes(
         }
         if isp.printer_ok
         else {
-            f"printer.{k}": f"from base profile {base.name}: the strip cannot tell it from the camera's ISP "
-            f"(a printer alone leaves coverage rms {fit.tone_rms:.3f} on the grey ramp); [isp] carries the difference"
-            for k in ("tone_gamma", "dot_gain", "paper_white", "ink_black", "gamut_compression")
+            **{
+                f"printer.{k}": f"from base profile {base.name}: the strip cannot tell it from the camera's ISP "
+                f"(a printer alone leaves coverage rms {fit.tone_rms:.3f} on the grey ramp or runs to a bound); "
+                "[isp] carries the difference"
+                for k in ("paper_white", "ink_black", "gamut_compression")
+            },
+            **{
+                f"printer.{k}": "neutral: the printer's tone response is in the [isp] tone curves, which the grey "
+                "ramp determines together with it"
+                for k in ("tone_gamma", "dot_gain")
+            },
         }
     )
     notes.update(printer)
@@ -512,12 +520,13 @@ def calibrate(
             ink_black=_r3(fit.ink_black, 4),
         )
         if printer_ok
-        else base_prof.printer
+        else replace(base_prof.printer, tone_gamma=1.0, dot_gain=0.0)  # every ramp step distinct before the ISP
     )
-    isp_fit = fit_isp(groups, pr, gamma, printer_ok)
+    light = 1.0 - 0.5 * float(np.mean(base_prof.scene.gradient))  # mean fall-off over the sheet
+    isp_fit = fit_isp(groups, pr, gamma, printer_ok, 1.0 if printer_ok else light)
     if isp_fit.used:
         fit.shot_noise, fit.read_noise, fit.n_noise = fit_noise(
-            groups, gamma, gains, quality, isp=(static_table(isp_fit.isp, gamma), isp_fit.pre_grey)
+            groups, gamma, gains, quality, isp=(static_table(isp_fit.isp), isp_fit.pre_grey)
         )
     sc = replace(
         base_prof.scene, illuminance=_r2(fit.illuminance, 4), colour_temperature_k=(round(cct, 1), round(cct, 1))

@@ -6,10 +6,11 @@ grey ramp reaches the model through a tone curve that no printer parameter can e
 - :func:`pre_isp`: what the channel model predicts for a patch before the ISP (printer, light at
   the reference white, noise-free sensor), encoded 0..1;
 - :func:`fit_curves`: a free monotone tone curve per channel through the grey ramp's medians
-  against those predictions (pool-adjacent-violators isotonic regression, Barlow et al. 1972),
-  flat beyond the ramp's ends (nothing on a print is darker than its ink or lighter than its paper);
-- :func:`fit_matrix`: a 3x3 colour matrix whose rows sum to 1 (greys left to the curves), least
-  squares over the colour patches;
+  against those predictions (least squares on the knots with a small curvature penalty, then
+  pool-adjacent-violators isotonic regression, Barlow et al. 1972);
+- :func:`fit_matrix`: a 3x3 colour matrix in linear light before the curves, rows summing to 1 (greys
+  left to the curves): least squares over the colour patches taken back through the curves, then
+  refined on the output, through the curves' clipping;
 - :func:`fit_framing`: the sheet fill the session's tiles were seen at;
 - :func:`check_strip`: one-line errors for a strip that cannot be fitted (clipped, one frame).
 """
@@ -23,20 +24,22 @@ from typing import Any
 
 import numpy as np
 
-from channel.isp import IspFrame, isp_table, tone
+from channel.isp import apply_matrix, colour_matrix, tone, tone_curves
 from channel.model import print_page
 from contracts.errors import UserError
 from contracts.layout import Layout
-from contracts.profile import IDENTITY_TONE, TONE_KNOTS, Isp, Printer
+from contracts.profile import TONE_KNOTS, Isp, Printer
 
 CLIP_HI, CLIP_LO = 253.0, 2.0  # a ramp step at or beyond these (8-bit) is clipped
+MAX_CLIPPED = 2  # ramp steps that may be clipped at either end (a camera that crushes its blacks is common)
 MIN_FRAMES = 2  # strip views must come from at least this many frames
 MATRIX_RIDGE = 1e-3
 
 
-def pre_isp(nominal: np.ndarray, printer: Printer, gamma: float) -> np.ndarray:
-    """(N, 3) encoded 0..1 of 8-bit nominal colours ``nominal`` (N, 3) before the ISP, at the reference light."""
-    refl = print_page(np.asarray(nominal, np.uint8)[None], printer)[0].astype(np.float64)
+def pre_isp(nominal: np.ndarray, printer: Printer, gamma: float, light: float = 1.0) -> np.ndarray:
+    """(N, 3) encoded 0..1 of 8-bit nominal colours ``nominal`` (N, 3) before the ISP, at the reference
+    light times ``light`` (the mean light on the sheet relative to the white patch's median)."""
+    refl = print_page(np.asarray(nominal, np.uint8)[None], printer)[0].astype(np.float64) * light
     out: np.ndarray = np.clip(refl, 0.0, 1.0) ** (1.0 / gamma)
     return out
 
@@ -66,25 +69,54 @@ def grey_medians(groups: list[Any]) -> dict[int, np.ndarray]:
     return {v: np.median(np.stack(ms), axis=0) for v, ms in sorted(by_level.items())}
 
 
-def fit_curves(groups: list[Any], printer: Printer, gamma: float) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
-    """(3, TONE_KNOTS) knots, the rms residual (8-bit units) and the ramp's (levels, observed) it was fitted to."""
+def fit_curves(
+    groups: list[Any], pre: Any, matrix: np.ndarray, gamma: float
+) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
+    """(3, TONE_KNOTS) knots through the grey ramp after ``matrix``; the rms residual (8-bit units); the
+    ramp's levels and observed medians. ``pre``: nominal (N, 3) -> encoded values before the ISP."""
     med = grey_medians(groups)
     levels = np.array(sorted(med))
     obs = np.stack([med[v] for v in levels]) / 255.0  # (L, 3)
-    x = pre_isp(np.repeat(levels[:, None], 3, axis=1), printer, gamma)  # (L, 3)
-    grid = np.linspace(0.0, 1.0, TONE_KNOTS)
-    knots = np.empty((3, TONE_KNOTS))
-    for c in range(3):
-        order = np.argsort(x[:, c], kind="stable")
-        xs, ys = x[order, c], _isotonic(obs[order, c], np.ones(len(order)))
-        knots[c] = np.maximum.accumulate(np.interp(grid, xs, ys))
+    x = apply_matrix(pre(np.repeat(levels[:, None], 3, axis=1)), matrix, gamma)  # (L, 3)
+    knots = np.stack([_knots(x[:, c], obs[:, c]) for c in range(3)])
     fitted = np.stack([tone(x[:, c], tuple(knots[c])) for c in range(3)], axis=1)
     rms = float(np.sqrt(((fitted - obs) ** 2).mean())) * 255.0
     return knots, rms, levels, obs * 255.0
 
 
-def fit_matrix(groups: list[Any], printer: Printer, gamma: float, knots: np.ndarray) -> tuple[np.ndarray, float, int]:
-    """The colour matrix (rows summing to 1) from the colour patches after the curves; rms residual (8-bit); n."""
+CURVE_SMOOTH = 1e-3  # weight of the curve's second differences against the ramp's squared residuals
+
+
+def _knots(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Knot values of the piecewise-linear curve through points ``(x, y)`` (0..1): least squares with a
+    small penalty on second differences (which continues the curve straight beyond the data), clipped
+    to 0..1 and made non-decreasing by pool-adjacent-violators."""
+    h = 1.0 / (TONE_KNOTS - 1)
+    pos = np.clip(x, 0.0, 1.0) / h
+    i = np.minimum(np.floor(pos).astype(int), TONE_KNOTS - 2)
+    t = pos - i
+    basis = np.zeros((len(x), TONE_KNOTS))
+    basis[np.arange(len(x)), i] = 1.0 - t
+    basis[np.arange(len(x)), i + 1] = t
+    d2 = np.diff(np.eye(TONE_KNOTS), n=2, axis=0)
+    k = np.linalg.solve(basis.T @ basis + CURVE_SMOOTH * d2.T @ d2, basis.T @ y)
+    return _isotonic(np.clip(k, 0.0, 1.0), np.ones(TONE_KNOTS))
+
+
+def _inverse(y: np.ndarray, knots: np.ndarray) -> np.ndarray:
+    """The curve's inverse at ``y`` (flat stretches: their middle)."""
+    grid = np.linspace(0.0, 1.0, TONE_KNOTS)
+    ramp = knots + 1e-7 * np.arange(TONE_KNOTS)  # strictly increasing
+    out: np.ndarray = np.interp(y, ramp, grid)
+    return out
+
+
+def fit_matrix(groups: list[Any], pre: Any, knots: np.ndarray, gamma: float) -> tuple[np.ndarray, float, int]:
+    """The colour matrix (rows summing to 1, before the curves) from the colour patches; rms residual (8-bit); n.
+
+    Each observed channel is taken back through its curve's inverse and fitted by least squares
+    (a small ridge towards the identity); values the curve clips (within 2/255 of its ends) weigh 1/10.
+    """
     obs: dict[str, list[np.ndarray]] = {}
     nominal: dict[str, list[int]] = {}
     for g in groups:
@@ -96,17 +128,64 @@ def fit_matrix(groups: list[Any], printer: Printer, gamma: float, knots: np.ndar
         return np.eye(3), float("nan"), len(obs)
     names = sorted(obs)
     y = np.stack([np.median(np.stack(obs[n]), axis=0) for n in names]) / 255.0
-    x = pre_isp(np.array([nominal[n] for n in names]), printer, gamma)
-    t = np.stack([tone(x[:, c], tuple(knots[c])) for c in range(3)], axis=1)
+    x = pre(np.array([nominal[n] for n in names]))
     m = np.eye(3)
+    xl = x**gamma  # the matrix works in linear light (channel.isp, step 3)
     for c in range(3):
-        a = np.column_stack([t[:, 0] - t[:, 2], t[:, 1] - t[:, 2]])
-        b = y[:, c] - t[:, c]
+        z = _inverse(y[:, c], knots[c]) ** gamma
+        w = np.where((y[:, c] <= knots[c, 0] + 2 / 255) | (y[:, c] >= knots[c, -1] - 2 / 255), 0.1, 1.0)
+        a = np.column_stack([xl[:, 0] - xl[:, 2], xl[:, 1] - xl[:, 2]]) * w[:, None]
+        b = (z - xl[:, c]) * w
         d = np.linalg.solve(a.T @ a + MATRIX_RIDGE * np.eye(2), a.T @ b)
         m[c] += np.array([d[0], d[1], -d[0] - d[1]])
-    m = np.clip(m, -2.5, 2.5)
-    rms = float(np.sqrt(((t @ m.T - y) ** 2).mean())) * 255.0
+    m = _refine(np.clip(m, -2.5, 2.5), x, y, knots, gamma)
+    rms = float(np.sqrt(((_through(m, x, knots, gamma) - y) ** 2).mean())) * 255.0
     return m, rms, len(names)
+
+
+def _through(m: np.ndarray, x: np.ndarray, knots: np.ndarray, gamma: float) -> np.ndarray:
+    e = apply_matrix(x, m, gamma)
+    return np.stack([tone(e[:, c], tuple(knots[c])) for c in range(3)], axis=1)
+
+
+def _refine(
+    m: np.ndarray, x: np.ndarray, y: np.ndarray, knots: np.ndarray, gamma: float, rounds: int = 6
+) -> np.ndarray:
+    """Least squares on the output (through the curves' clipping, which the inverse cannot see):
+    coordinate descent over each row's two free entries (the third keeps the row's sum at 1)."""
+    m = m.copy()
+    for _ in range(rounds):
+        for c in range(3):
+            for j in (0, 1):
+
+                def cost(v: float, c: int = c, j: int = j) -> float:
+                    t = m.copy()
+                    t[c, 2] += t[c, j] - v
+                    t[c, j] = v
+                    return float(((_through(t, x, knots, gamma)[:, c] - y[:, c]) ** 2).sum())
+
+                v, _ = _golden(cost, m[c, j] - 0.5, m[c, j] + 0.5, tol=1e-3)
+                m[c, 2] += m[c, j] - v
+                m[c, j] = v
+    out: np.ndarray = np.clip(m, -2.5, 2.5)
+    return out
+
+
+def _golden(f: Any, lo: float, hi: float, tol: float) -> tuple[float, float]:
+    """Minimum of ``f`` on [lo, hi] by golden-section search (``f`` taken as unimodal there)."""
+    r = (math.sqrt(5.0) - 1.0) / 2.0
+    c, d = hi - r * (hi - lo), lo + r * (hi - lo)
+    fc, fd = f(c), f(d)
+    while hi - lo > tol:
+        if fc < fd:
+            hi, d, fd = d, c, fc
+            c = hi - r * (hi - lo)
+            fc = f(c)
+        else:
+            lo, c, fc = c, d, fd
+            d = lo + r * (hi - lo)
+            fd = f(d)
+    return (c, fc) if fc < fd else (d, fd)
 
 
 def curve_isp(knots: np.ndarray, matrix: np.ndarray) -> Isp:
@@ -129,9 +208,11 @@ def isp_is_visible(knots: np.ndarray, matrix: np.ndarray, span: tuple[float, flo
     return bool((dev.size and dev.max() > 2.0 / 255) or np.abs(matrix - np.eye(3)).max() > 0.03)
 
 
-def static_table(isp: Isp, gamma: float) -> np.ndarray:
-    """The ISP's 8-bit table when it has no per-frame adaptation (for the noise fit)."""
-    return isp_table(isp, gamma, IspFrame(np.ones(3), 0.0, 1.0))
+def static_table(isp: Isp) -> np.ndarray:
+    """The ISP's tone curves as an 8-bit table (1, 256, 3), RGB: what grey patches pass (for the noise fit)."""
+    v = np.repeat((np.arange(256) / 255.0)[:, None], 3, axis=1)
+    out: np.ndarray = np.round(255.0 * tone_curves(v, isp)).astype(np.uint8)[None]
+    return out
 
 
 def check_strip(groups: list[Any], session: str) -> None:
@@ -145,12 +226,12 @@ def check_strip(groups: list[Any], session: str) -> None:
     med = grey_medians(groups)
     hi = [v for v, m in med.items() if float(np.min(m)) >= CLIP_HI]
     lo = [v for v, m in med.items() if float(np.max(m)) <= CLIP_LO]
-    if len(hi) >= 2:
+    if len(hi) > MAX_CLIPPED:
         raise UserError(
             f"--session {session}: the strip's grey ramp is clipped white ({len(hi)} steps read 255): the camera "
             f"overexposes the sheet; photograph it again with less light on it or exposure locked lower"
         )
-    if len(lo) >= 2:
+    if len(lo) > MAX_CLIPPED:
         raise UserError(
             f"--session {session}: the strip's grey ramp is clipped black ({len(lo)} steps read 0): the camera "
             f"underexposes the sheet; photograph it again with more light on it"
@@ -234,25 +315,33 @@ class IspFit:
         for c in "rgb":
             out[f"isp.tone_{c}"] = (
                 f"estimated: monotone curve through the grey ramp's {len(self.levels)} steps ({views}) against "
-                f"the printer model; rms {self.curve_rms:.1f}/255; flat beyond the ramp's ends"
+                f"the printer model; rms {self.curve_rms:.1f}/255; continued straight beyond the ramp's ends"
             )
         out["isp.colour_matrix"] = (
-            f"estimated: {self.n_colour} colour patches after the curves, rows summing to 1; rms {self.matrix_rms:.1f}/255"
+            f"estimated: {self.n_colour} colour patches, in linear light before the curves, rows summing to 1; "
+            f"rms {self.matrix_rms:.1f}/255"
             if self.n_colour >= 3
             else "identity: fewer than 3 colour patches seen"
         )
         return out
 
 
-def fit_isp(groups: list[Any], printer: Printer, gamma: float, printer_ok: bool) -> IspFit:
-    """Curves and matrix against ``printer``; used when the printer is not enough or they differ from identity."""
-    knots, rms, levels, obs = fit_curves(groups, printer, gamma)
-    matrix, m_rms, n_colour = fit_matrix(groups, printer, gamma, knots)
-    pre = pre_isp(np.repeat(levels[:, None], 3, axis=1), printer, gamma)
-    used = (not printer_ok) or isp_is_visible(knots, matrix, (float(pre.min()), float(pre.max())))
+def fit_isp(groups: list[Any], printer: Printer, gamma: float, printer_ok: bool, light: float) -> IspFit:
+    """Curves and matrix against ``printer``; used when the printer is not enough or they differ from identity.
+
+    The curves are fitted with the identity matrix, the matrix through them, then the curves again.
+    """
+
+    def pre(nominal: np.ndarray) -> np.ndarray:
+        return pre_isp(nominal, printer, gamma, light)
+
+    knots, rms, levels, obs = fit_curves(groups, pre, np.eye(3), gamma)
+    matrix, m_rms, n_colour = fit_matrix(groups, pre, knots, gamma)
+    knots, rms, levels, obs = fit_curves(groups, pre, matrix, gamma)
+    grey = pre(np.repeat(levels[:, None], 3, axis=1))
+    used = (not printer_ok) or isp_is_visible(knots, matrix, (float(grey.min()), float(grey.max())))
     isp = curve_isp(knots, matrix) if used else Isp()
-    t = np.stack([tone(pre[:, c], (isp.tone_r, isp.tone_g, isp.tone_b)[c]) for c in range(3)], axis=1)
-    predicted = 255.0 * np.clip(t @ np.asarray(isp.colour_matrix).reshape(3, 3).T, 0.0, 1.0)
+    t = tone_curves(apply_matrix(grey, colour_matrix(isp), gamma), isp)
     return IspFit(
         isp,
         used,
@@ -264,6 +353,6 @@ def fit_isp(groups: list[Any], printer: Printer, gamma: float, printer_ok: bool)
         n_colour,
         levels,
         obs,
-        predicted,
-        {int(v): pre[i] for i, v in enumerate(levels)},
+        255.0 * t,
+        {int(v): apply_matrix(grey[i], colour_matrix(isp), gamma) for i, v in enumerate(levels)},
     )

@@ -15,10 +15,12 @@ and the differentiable twin compute the same per-frame constants from the same
 2. levels: ``v -> v + levels_strength * (l_b + (v - b) (l_w - l_b) / (w - b) - v)``, with
    ``b``, ``w`` the mean encoded ink black and paper white after step 1, and
    ``l_b, l_w`` = ``levels_black``, ``levels_white``; clipped to 0..1;
-3. a monotone piecewise-linear tone curve per channel through ``TONE_KNOTS`` knots;
-4. ``colour_matrix`` (3x3, encoded RGB) and 5. an unsharp mask (in ``channel.model`` / the twin).
+3. ``colour_matrix`` (3x3) on the linear values (decoded with the camera's gamma, clipped to 0..1,
+   encoded again), before the tone curve as a camera's colour correction matrix is (Karaimer & Brown 2016);
+4. a monotone piecewise-linear tone curve per channel through ``TONE_KNOTS`` knots;
+5. an unsharp mask (in ``channel.model`` / the twin).
 
-Steps 1-3 are one 256-entry table per channel on 8-bit codes (:func:`isp_table`).
+Steps 1-4 are 256-entry tables per channel on 8-bit codes with the matrix between them (:func:`isp_tables`).
 """
 
 from __future__ import annotations
@@ -78,20 +80,39 @@ def tone(v: np.ndarray, knots: tuple[float, ...]) -> np.ndarray:
     return out
 
 
-def global_curve(v: np.ndarray, isp: Isp, gamma: float, frame: IspFrame) -> np.ndarray:
-    """Steps 1-3 on encoded RGB values ``v`` (..., 3) in 0..1."""
+def adapt(v: np.ndarray, isp: Isp, gamma: float, frame: IspFrame) -> np.ndarray:
+    """Steps 1-2 (white balance, levels) on encoded RGB values ``v`` (..., 3) in 0..1."""
     lin = np.clip(v, 0.0, 1.0) ** gamma * frame.gains
     e = np.clip(lin, 0.0, 1.0) ** (1.0 / gamma)
     stretch = isp.levels_black + (e - frame.black) * (isp.levels_white - isp.levels_black) / (frame.white - frame.black)
-    e = np.clip(e + isp.levels_strength * (stretch - e), 0.0, 1.0)
-    out: np.ndarray = np.stack([tone(e[..., c], k) for c, k in enumerate((isp.tone_r, isp.tone_g, isp.tone_b))], -1)
+    out: np.ndarray = np.clip(e + isp.levels_strength * (stretch - e), 0.0, 1.0)
     return out
 
 
-def isp_table(isp: Isp, gamma: float, frame: IspFrame) -> np.ndarray:
-    """Steps 1-3 as a (1, 256, 3) uint8 table on 8-bit codes (RGB order)."""
+def tone_curves(v: np.ndarray, isp: Isp) -> np.ndarray:
+    """Step 4, the tone curve of each channel, on (..., 3) values in 0..1."""
+    out: np.ndarray = np.stack([tone(v[..., c], k) for c, k in enumerate((isp.tone_r, isp.tone_g, isp.tone_b))], -1)
+    return out
+
+
+def _table(values: np.ndarray) -> np.ndarray:
+    out: np.ndarray = np.round(255.0 * np.clip(values, 0.0, 1.0)).astype(np.uint8)[None]
+    return out
+
+
+def isp_tables(isp: Isp, gamma: float, frame: IspFrame) -> tuple[np.ndarray, np.ndarray | None]:
+    """Steps 1-4 as 8-bit tables (1, 256, 3), RGB: one table when the colour matrix is the identity,
+    else the table of steps 1-2 and that of step 4, with the matrix (step 3) to apply between them."""
     v = np.repeat((np.arange(256) / 255.0)[:, None], 3, axis=1)
-    out: np.ndarray = np.round(255.0 * global_curve(v, isp, gamma, frame)).astype(np.uint8)[None]
+    if np.allclose(colour_matrix(isp), np.eye(3)):
+        return _table(tone_curves(adapt(v, isp, gamma, frame), isp)), None
+    return _table(adapt(v, isp, gamma, frame)), _table(tone_curves(v, isp))
+
+
+def apply_matrix(e: np.ndarray, m: np.ndarray, gamma: float) -> np.ndarray:
+    """Step 3 on encoded values ``e`` (..., 3) in 0..1: the matrix ``m`` in linear light."""
+    lin = np.clip(np.clip(e, 0.0, 1.0) ** gamma @ m.T, 0.0, 1.0)
+    out: np.ndarray = lin ** (1.0 / gamma)
     return out
 
 

@@ -374,7 +374,7 @@ def isp_frame(profile: ChannelProfile, p: ChannelParams) -> isp_mod.IspFrame:
 def apply_isp(
     img: np.ndarray, profile: ChannelProfile, p: ChannelParams, bgr: bool = False, sharpen_scale: float = 1.0
 ) -> np.ndarray:
-    """The ISP stage on an 8-bit frame or tile (H, W, 3 uint8): ``channel.isp``'s table, colour matrix, unsharp mask.
+    """The ISP stage on an 8-bit frame or tile (H, W, 3 uint8): ``channel.isp``'s tables and matrix, unsharp mask.
 
     ``bgr``: the image's channel order (the simulated camera's frames are BGR). ``sharpen_scale``: image pixels
     per camera pixel (1 for frames). Returns uint8. A profile whose ISP does nothing returns ``img`` itself.
@@ -382,11 +382,15 @@ def apply_isp(
     isp = profile.isp
     if isp.is_identity():
         return img
-    table = isp_mod.isp_table(isp, profile.camera.gamma, isp_frame(profile, p))
-    out = cv2.LUT(img, table[:, :, ::-1].copy() if bgr else table)
-    m = isp_mod.colour_matrix(isp)
-    if not np.allclose(m, np.eye(3)):
-        out = cv2.transform(out, (m[::-1, ::-1] if bgr else m).astype(np.float32))
+    first, second = isp_mod.isp_tables(isp, profile.camera.gamma, isp_frame(profile, p))
+    out = cv2.LUT(img, first[:, :, ::-1].copy() if bgr else first)
+    if second is not None:  # the colour matrix in linear light, between the two tables
+        m = isp_mod.colour_matrix(isp)
+        gamma = profile.camera.gamma
+        lin = cv2.LUT(out, ((np.arange(256) / 255.0) ** gamma).astype(np.float32))
+        lin = np.clip(cv2.transform(lin, (m[::-1, ::-1] if bgr else m).astype(np.float32)), 0.0, 1.0)
+        enc = cv2.convertScaleAbs(cv2.pow(lin, 1.0 / gamma), alpha=255.0)
+        out = cv2.LUT(enc, second[:, :, ::-1].copy() if bgr else second)
     if isp.sharpen_amount > 0:
         sigma = isp.sharpen_sigma_px * sharpen_scale
         k = gaussian_ksize(sigma)

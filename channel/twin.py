@@ -14,8 +14,8 @@ is area-averaged onto ``tile_px`` pixels and brought back to ``size`` bilinearly
 capture's crop does; ``tile_px`` is drawn from ``contracts.profile.tile_px_range``,
 the framing the simulated camera uses) ->
 ``sensor`` (signal-dependent and read noise, white balance, 1/gamma encoding) ->
-``isp`` (``channel.isp``: auto white balance and levels metered on the sheet, tone curves,
-colour matrix, unsharp mask in camera pixels) ->
+``isp`` (``channel.isp``: auto white balance and levels metered on the sheet, colour matrix,
+tone curves, unsharp mask in camera pixels) ->
 ``jpeg`` (``kornia.enhance.jpeg_codec_differentiable``, Reich et al. 2024).
 
 ``tests/test_twin.py`` checks it against ``channel.model.apply_tile`` with the same
@@ -287,7 +287,7 @@ class ChannelTwin:
         return v
 
     def _isp(self, v: Tensor, p: TwinParams) -> Tensor:
-        """The ISP (``channel.isp``): per-image white balance and levels, tone curves, colour matrix, unsharp mask."""
+        """The ISP (``channel.isp``): per-image white balance and levels, colour matrix, tone curves, unsharp mask."""
         isp, gamma, n = self.profile.isp, self.profile.camera.gamma, v.shape[0]
         consts = [
             isp_mod.frame_constants(
@@ -307,6 +307,10 @@ class ChannelTwin:
         e = lin.clamp(1e-6, 1.0) ** (1.0 / gamma)
         stretch = isp.levels_black + (e - black) * (isp.levels_white - isp.levels_black) / (white - black)
         e = (e + isp.levels_strength * (stretch - e)).clamp(0.0, 1.0)
+        m = isp_mod.colour_matrix(isp)
+        if not np.allclose(m, np.eye(3)):
+            lin = torch.einsum("ij,njhw->nihw", torch.tensor(m, dtype=v.dtype, device=v.device), e**gamma)
+            e = lin.clamp(1e-6, 1.0) ** (1.0 / gamma)
         knots = torch.tensor([isp.tone_r, isp.tone_g, isp.tone_b], dtype=v.dtype, device=v.device)  # (3, K)
         segs = knots.shape[1] - 1
         pos = e * segs
@@ -315,9 +319,6 @@ class ChannelTwin:
         lo = torch.gather(k, -1, idx[..., None])[..., 0]
         hi = torch.gather(k, -1, (idx + 1)[..., None])[..., 0]
         e = lo + (pos - idx) * (hi - lo)
-        m = isp_mod.colour_matrix(isp)
-        if not np.allclose(m, np.eye(3)):
-            e = torch.einsum("ij,njhw->nihw", torch.tensor(m, dtype=v.dtype, device=v.device), e)
         out = (255.0 * e).clamp(0.0, 255.0)
         if isp.sharpen_amount > 0:
             w = v.shape[-1]

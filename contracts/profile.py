@@ -79,8 +79,8 @@ class Isp:
     """The camera's image signal processor after the sensor: what a phone or webcam does to every frame.
 
     Auto white balance and auto levels adapt per frame to the sheet they meter (its paper
-    white and ink black in that frame's light); then a monotone tone curve per channel, a
-    3x3 colour matrix on the encoded values, and an unsharp mask. The defaults do nothing.
+    white and ink black in that frame's light); then a 3x3 colour matrix on the encoded values,
+    a monotone tone curve per channel, and an unsharp mask. The defaults do nothing.
     Formulas and sources: docs/channel-profile.md ("ISP").
     """
 
@@ -91,7 +91,7 @@ class Isp:
     tone_r: tuple[float, ...] = IDENTITY_TONE  # monotone curve: outputs at inputs 0, 1/16, ..., 1
     tone_g: tuple[float, ...] = IDENTITY_TONE
     tone_b: tuple[float, ...] = IDENTITY_TONE
-    colour_matrix: tuple[float, ...] = IDENTITY_MATRIX  # row-major 3x3 on encoded RGB, after the curve
+    colour_matrix: tuple[float, ...] = IDENTITY_MATRIX  # row-major 3x3 on encoded RGB, before the curve
     sharpen_amount: float = 0.0  # unsharp mask: v + amount * (v - gaussian(v, sharpen_sigma_px))
     sharpen_sigma_px: float = 1.0  # in camera pixels
 
