@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -29,42 +27,13 @@ from capture.session import run_capture
 from channel.calibrate import calibrate
 from channel.simulate import SimulatedCamera
 from contracts.errors import UserError
-from contracts.frames import Frame
 from contracts.profile import ChannelProfile, Isp, load_profile, parse_profile
 from printouts.sheets import print_batch
 from testkit.batch import write_batch
+from testkit.foreign_isp import ForeignCamera
 from testkit.scenes import tiny_classifier
 
 FRAMES = 30
-SRGB_TO_LIN = (np.arange(256) / 255.0) ** 2.2
-
-
-def foreign_isp(bgr: np.ndarray) -> np.ndarray:
-    """A camera ISP unlike channel.isp: percentile levels, logistic contrast, linear-light saturation, Laplacian."""
-    img = bgr.astype(np.float32) / 255.0
-    y = img @ np.array([0.114, 0.587, 0.299], np.float32)
-    lo, hi = np.percentile(y[::4, ::4], (1.0, 99.0))
-    img = np.clip((img - lo) / max(hi - lo, 1e-3) * 0.92 + 0.03, 0.0, 1.0)  # levels: 1-99 % to 0.03-0.95
-    s = 1.0 / (1.0 + np.exp(-6.0 * (img - 0.5)))
-    s0, s1 = 1.0 / (1.0 + math.exp(3.0)), 1.0 / (1.0 + math.exp(-3.0))
-    img = (s - s0) / (s1 - s0)  # logistic contrast per channel, 0 -> 0 and 1 -> 1
-    lin = img**2.2
-    lum = lin @ np.array([0.0722, 0.7152, 0.2126], np.float32)
-    lin = np.clip(lum[..., None] + 1.2 * (lin - lum[..., None]), 0.0, 1.0)  # saturation x1.2 in linear light
-    out = (lin ** (1 / 2.2) * 255.0).astype(np.float32)
-    out = out - 0.25 * cv2.Laplacian(out, cv2.CV_32F, ksize=1)  # sharpening: 4-neighbour Laplacian
-    enc = np.clip(np.round(out), 0, 255).astype(np.uint8)
-    ok, buf = cv2.imencode(".jpg", enc, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    assert ok
-    return cv2.imdecode(buf, cv2.IMREAD_COLOR)
-
-
-class ForeignCamera(SimulatedCamera):
-    """The simulated camera with :func:`foreign_isp` on every frame."""
-
-    def frames(self) -> Iterator[Frame]:
-        for f in super().frames():
-            yield replace(f, image=foreign_isp(f.image))
 
 
 def plain(profile: ChannelProfile) -> ChannelProfile:
