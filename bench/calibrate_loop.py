@@ -103,7 +103,8 @@ def main() -> None:
     t0 = time.perf_counter()
     for name, prof, foreign, seed in plan:
         if not (work / "captures" / f"{name}.sqlite").is_file():
-            cam = (ForeignCamera if foreign else SimulatedCamera).from_batch(work, prof, seed=seed, n_frames=frames)
+            sim = SimulatedCamera.from_batch(work, prof, seed=seed, n_frames=frames)
+            cam = ForeignCamera(sim) if foreign else sim
             run_capture(work, model, cam, frames=frames, session_id=name, save_crops=False)
     fitted_path = a.out / "fitted.toml"
     res = calibrate(work, "real-2", fitted_path, base=a.preset, jpeg_quality=90)

@@ -15,8 +15,7 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
-from channel.simulate import SimulatedCamera
-from contracts.frames import Frame
+from contracts.frames import Frame, FrameSource
 
 BGR_LUMA = np.array([0.114, 0.587, 0.299], np.float32)
 
@@ -45,9 +44,22 @@ def foreign_isp(bgr: np.ndarray) -> np.ndarray:
     return np.asarray(dec)
 
 
-class ForeignCamera(SimulatedCamera):
-    """The simulated camera with :func:`foreign_isp` on every frame."""
+class ForeignCamera(FrameSource):
+    """Any frame source (the simulated camera) with :func:`foreign_isp` on every frame."""
+
+    def __init__(self, inner: FrameSource) -> None:
+        self.inner = inner
+        self.description = f"foreign-isp:{inner.description}"
+
+    def open(self) -> None:
+        self.inner.open()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def simulation(self) -> tuple[str, int] | None:
+        return self.inner.simulation()
 
     def frames(self) -> Iterator[Frame]:
-        for f in super().frames():
+        for f in self.inner.frames():
             yield replace(f, image=foreign_isp(f.image))

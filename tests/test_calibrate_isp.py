@@ -58,8 +58,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def capture(d: Path, model: Path, profile: ChannelProfile, session: str, foreign: bool = False, seed: int = 1) -> None:
-    cls = ForeignCamera if foreign else SimulatedCamera
-    cam = cls.from_batch(d, profile, seed=seed, n_frames=FRAMES)
+    sim = SimulatedCamera.from_batch(d, profile, seed=seed, n_frames=FRAMES)
+    cam = ForeignCamera(sim) if foreign else sim
     run_capture(d, model, cam, session_id=session, save_crops=False)
 
 
