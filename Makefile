@@ -23,7 +23,7 @@ EXPORT = uv export --frozen --quiet --no-header --format requirements.txt --extr
 .PHONY: demo test lint lock lock-check bench clean
 
 $(STAMP): requirements.lock pyproject.toml
-	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "photoproof needs Python 3.11 or newer; this is " + sys.version.split()[0])'
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "photoproof needs Python 3.11 or newer; $(PYTHON) is " + sys.version.split()[0] + ". Install Python 3.11+ (python.org, brew install python@3.12, winget install Python.Python.3.12) and run: make demo PYTHON=python3.12")'
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --require-hashes --no-deps -r requirements.lock
 	$(PIP) install --quiet --no-warn-conflicts $(TORCH)

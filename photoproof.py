@@ -168,11 +168,33 @@ def craft(
         return craft_batch(out, cfg, progress=rich_progress(bar))
 
 
-def print_sheets(batch_dir: str | Path, paper: str = "a4", tile_mm: float = 60.0, layout: str = "pairs") -> Path:
-    """Write ``sheets.pdf`` and ``layout.json`` (as ``photoproof print``); return the PDF's path."""
+def print_sheets(
+    batch_dir: str | Path,
+    paper: str = "a4",
+    tile_mm: float | None = None,
+    layout: str = "pairs",
+    camera: tuple[int, int] | None = None,
+    model: str | None = None,
+) -> Path:
+    """Write ``sheets.pdf`` and ``layout.json`` (as ``photoproof print``); return the PDF's path.
+
+    As the command: laid out for ``camera`` (width, height) and the target ``model``, each
+    defaulting to capture's (1920x1080, lite2), unless ``tile_mm`` fixes the tile size.
+    """
+    from printouts.cli import camera_defaults
     from printouts.sheets import print_batch
 
-    print_batch(Path(batch_dir), paper=paper, tile_mm=tile_mm, layout=layout)
+    if tile_mm is not None and (camera is not None or model is not None):
+        raise UserError("print_sheets: give tile_mm, or camera and model, not both")
+    frame, target, _ = camera_defaults(tile_mm, camera, model)
+    print_batch(
+        Path(batch_dir),
+        paper=paper,
+        tile_mm=60.0 if tile_mm is None else tile_mm,
+        layout=layout,
+        camera=frame,
+        model=target,
+    )
     return Path(batch_dir) / "sheets.pdf"
 
 

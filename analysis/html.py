@@ -14,7 +14,7 @@ from analysis.content import Plot, ReportContent
 from analysis.gallery import GalleryEntry
 from analysis.methods import Section
 from analysis.stats import Rate
-from analysis.tables import CHECK_COLUMN, Table, fmt_cell, pct
+from analysis.tables import CHECK_COLUMN, Table, column_parts, fmt_cell, pct, text_width
 
 FLAGGED = ("camera-limited", "inconclusive")
 
@@ -29,11 +29,12 @@ h3{font-size:1.05rem;margin-bottom:.3rem}
 .note{background:#fff4d6;border-left:4px solid #e0a800;padding:.5rem .8rem;margin:.4rem 0}
 .warn{background:#fdecea;border-left:4px solid #c62828;padding:.5rem .8rem;margin:.4rem 0}
 tr.limited td{background:#fdecea}td.limited{color:#b71c1c;font-weight:600}
-.scroll{overflow-x:auto}
+.scroll{overflow-x:auto}.part{font-size:.75rem;color:#555;margin:.6rem 0 0}
 table{border-collapse:collapse;font-size:.8rem;margin:.4rem 0;background:#fff}
-th,td{border:1px solid #ddd;padding:.2rem .45rem;text-align:left;vertical-align:top;white-space:nowrap}
+th,td{border:1px solid #ddd;padding:.2rem .45rem;text-align:left;vertical-align:top;overflow-wrap:break-word}
 th{background:#f0f0f0;white-space:normal;min-width:2.5rem}
-td.rate{text-align:right;font-variant-numeric:tabular-nums}td.rate small{color:#666}
+td.rate{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+@media print{.scroll{overflow:visible}}td.rate small{color:#666}
 td.na{color:#999}
 .tnote{font-size:.8rem;color:#555;margin:.2rem 0 .8rem}
 figure{margin:1rem 0}figure img{max-width:100%;height:auto;border:1px solid #eee;background:#fff}
@@ -66,13 +67,38 @@ def _rate_cell(r: Rate | None) -> str:
     return f'<td class="rate">{pct(r.value)} <small>n={r.n}</small>{ci}</td>'
 
 
+# A table wider than this (px, at the table's type size) is split into parts that each repeat the row's
+# key columns: every column is read on the page and in print, none hidden behind a scroll bar.
+TABLE_ROOM_PX = 1000
+
+
+def _col_px(t: Table, c: str) -> float:
+    return 7.0 * text_width(t, c) + 15.0
+
+
 def _table(t: Table, files: set[str]) -> str:
-    head = "".join(f"<th>{escape(t.label(c))}</th>" for c in t.columns)
+    parts = column_parts(t, lambda c: _col_px(t, c), TABLE_ROOM_PX)
+    links = " · ".join(
+        f'<a href="{escape(f)}">{escape(f)}</a>' for f in (f"{t.name}.csv", f"{t.name}.json") if f in files
+    )
+    out = [
+        f'<h3 id="t-{escape(t.name)}">{escape(t.title)}</h3>'
+        f'<p class="tnote">{escape(t.note)}{f" ({links})" if links else ""}</p>'
+    ]
+    for i, cols in enumerate(parts):
+        if len(parts) > 1:
+            out.append(f'<p class="part">part {i + 1} of {len(parts)} (the first columns repeat in each part)</p>')
+        out.append(_table_part(t, cols))
+    return "".join(out)
+
+
+def _table_part(t: Table, columns: list[str]) -> str:
+    head = "".join(f"<th>{escape(t.label(c))}</th>" for c in columns)
     body = []
     for r in t.rows:
         cells = []
         flagged = r.get(CHECK_COLUMN) in FLAGGED
-        for c in t.columns:
+        for c in columns:
             v = r.get(c)
             if c in t.rate_columns:
                 cells.append(_rate_cell(v if isinstance(v, Rate) else None))
@@ -84,15 +110,8 @@ def _table(t: Table, files: set[str]) -> str:
             cells.append('<td class="na">—</td>' if text == "—" else f"<td>{escape(text)}</td>")
         body.append(('<tr class="limited">' if flagged else "<tr>") + "".join(cells) + "</tr>")
     if not body:
-        body.append(f'<tr><td colspan="{max(1, len(t.columns))}" class="na">no rows</td></tr>')
-    links = " · ".join(
-        f'<a href="{escape(f)}">{escape(f)}</a>' for f in (f"{t.name}.csv", f"{t.name}.json") if f in files
-    )
-    return (
-        f'<h3 id="t-{escape(t.name)}">{escape(t.title)}</h3>'
-        f'<p class="tnote">{escape(t.note)}{f" ({links})" if links else ""}</p>'
-        f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
-    )
+        body.append(f'<tr><td colspan="{max(1, len(columns))}" class="na">no rows</td></tr>')
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 
 
 def _plot(p: Plot, files: set[str] | None = None) -> str:

@@ -33,7 +33,7 @@ from reportlab.platypus import (
 from analysis.content import Plot, ReportContent
 from analysis.gallery import GalleryEntry
 from analysis.stats import Rate
-from analysis.tables import CHECK_COLUMN, fmt_cell, pct
+from analysis.tables import CHECK_COLUMN, column_parts, fmt_cell, pct
 from analysis.tables import Table as ReportTable
 
 log = logging.getLogger(__name__)
@@ -108,29 +108,44 @@ def _cell(v: object, st: dict[str, ParagraphStyle], rate: bool = False) -> Parag
     return Paragraph(escape(fmt_cell(v)), st["small"])
 
 
-def _widths(t: ReportTable) -> list[float]:
-    """Rate columns 21 mm; other columns sized to their longest text (6.5 pt type), within the page."""
-    out = []
-    for c in t.columns:
-        if c in t.rate_columns:
-            out.append(21 * mm)
-            continue
-        longest = max([len(fmt_cell(r.get(c))) for r in t.rows] + [min(len(c), 12)])
-        out.append(min(45 * mm, max(8 * mm, longest * 1.3 * mm + 3 * mm)))
+def _col_width(t: ReportTable, c: str) -> float:
+    """Rate columns 21 mm; other columns sized to their longest text (6.5 pt type), up to 45 mm (then wrapped)."""
+    if c in t.rate_columns:
+        return 21 * mm
+    longest = max([len(fmt_cell(r.get(c))) for r in t.rows] + [min(len(c), 12)])
+    return float(min(45 * mm, max(8 * mm, longest * 1.3 * mm + 3 * mm)))
+
+
+def _widths(t: ReportTable, columns: list[str]) -> list[float]:
+    """The widths of ``columns``, shrunk to the page only when a part holds one oversized column."""
+    out = [_col_width(t, c) for c in columns]
     room = PAGE[0] - 2 * MARGIN
     total = sum(out)
     return out if total <= room else [w * room / total for w in out]
 
 
 def _table(t: ReportTable, st: dict[str, ParagraphStyle], max_rows: int = 400) -> list:
+    """The table's title, note and rows; a table wider than the page is split into parts that each repeat
+    the key columns (every column printed at its own width, none squeezed out of sight)."""
     out: list = [Paragraph(escape(t.title), st["h3"])]
     if t.note:
         out.append(Paragraph(escape(t.note), st["small"]))
     if not t.rows:
         return out + [Paragraph("no rows", st["body"])]
-    data = [[Paragraph(escape(t.label(c)), st["small"]) for c in t.columns]]
-    data += [[_cell(r.get(c), st, c in t.rate_columns) for c in t.columns] for r in t.rows[:max_rows]]
-    tbl = Table(data, colWidths=_widths(t), repeatRows=1, hAlign="LEFT")
+    parts = column_parts(t, lambda c: _col_width(t, c), PAGE[0] - 2 * MARGIN)
+    for i, cols in enumerate(parts):
+        if len(parts) > 1:
+            out.append(Paragraph(f"part {i + 1} of {len(parts)} (the first columns repeat in each part)", st["small"]))
+        out.append(_table_part(t, cols, st, max_rows))
+    if len(t.rows) > max_rows:
+        out.append(Paragraph(f"{len(t.rows) - max_rows} more rows in {t.name}.csv / {t.name}.json", st["small"]))
+    return out + [Spacer(1, 4 * mm)]
+
+
+def _table_part(t: ReportTable, columns: list[str], st: dict[str, ParagraphStyle], max_rows: int) -> Table:
+    data = [[Paragraph(escape(t.label(c)), st["small"]) for c in columns]]
+    data += [[_cell(r.get(c), st, c in t.rate_columns) for c in columns] for r in t.rows[:max_rows]]
+    tbl = Table(data, colWidths=_widths(t, columns), repeatRows=1, hAlign="LEFT")
     flagged = [
         i + 1 for i, r in enumerate(t.rows[:max_rows]) if r.get(CHECK_COLUMN) in ("camera-limited", "inconclusive")
     ]
@@ -148,10 +163,7 @@ def _table(t: ReportTable, st: dict[str, ParagraphStyle], max_rows: int = 400) -
             ]
         )
     )
-    out.append(tbl)
-    if len(t.rows) > max_rows:
-        out.append(Paragraph(f"{len(t.rows) - max_rows} more rows in {t.name}.csv / {t.name}.json", st["small"]))
-    return out + [Spacer(1, 4 * mm)]
+    return tbl
 
 
 def _plot(p: Plot, st: dict[str, ParagraphStyle]) -> list:

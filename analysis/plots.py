@@ -8,10 +8,13 @@ accuracy digital vs photographed, the channel check, and the distribution of the
 capture model's confidence.
 
 For print: every axis names its quantity and unit, rates are in percent, the
-legend sits outside the axes (never over data), each session has its own colour
-and marker and series are nudged apart along x so that their 95% interval bars
-do not hide each other. Camera-limited sessions are drawn hollow and dotted and
-say so in the legend.
+legend sits outside the axes (never over data, never under a title), each session
+has its own colour and series are nudged apart along x so that their 95% interval
+bars do not hide each other. Nothing is told by colour alone (a greyscale print, a
+colour-blind reader): top-1 and top-5 differ in marker and line style (solid and
+dashed), photographed bars are hatched, and counts have integer ticks.
+Camera-limited sessions are drawn hollow, dotted (top-1) or dash-dotted (top-5),
+and say so in the legend.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from typing import Any
 from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.text import Text
+from matplotlib.ticker import MaxNLocator
 
 from analysis.load import Session
 from analysis.summary import SummaryRow
@@ -34,6 +39,16 @@ from analysis.sweep import SweepPoint
 DPI = 100
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<")
+# Line style per top-k, and for a camera-limited session: never the same for top-1 and top-5.
+LINESTYLES = {(1, False): "-", (5, False): "--", (1, True): ":", (5, True): "-."}
+
+
+def series_style(session_index: int, k: int, limited: bool) -> tuple[str, str]:
+    """The marker and line style of a session's top-``k`` series: each (session, k) its own marker,
+    top-1 and top-5 their own line style, so that no series is told from another by colour alone."""
+    return MARKERS[(2 * session_index + (k != 1)) % len(MARKERS)], LINESTYLES[(1 if k == 1 else 5, limited)]
+
+
 EPS_UNIT = "ε (0–255 pixel levels)"
 
 
@@ -54,7 +69,7 @@ def _render(fig: Figure) -> Figures:
     (Type 42) fonts in the PDF, as publishers ask (no Type 3), and ``<text>``
     elements in the SVG, so labels can be edited and searched.
     """
-    FigureCanvasAgg(fig)
+    _legend_clear_of_title(fig, FigureCanvasAgg(fig))
     out = {}
     with rc_context({"pdf.fonttype": 42, "svg.fonttype": "none"}):
         for fmt, meta in (
@@ -118,6 +133,23 @@ def _legend_outside(
         )
 
 
+def _legend_clear_of_title(fig: Figure, canvas: FigureCanvasAgg) -> None:
+    """Move a legend that the laid-out figure title runs into (a long session id, say) below the axes."""
+    text = fig.get_suptitle()
+    titles = fig.findobj(lambda a: isinstance(a, Text) and a.figure is fig and a.get_text() == text)
+    if not text or not titles or not fig.legends:
+        return
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    box = titles[0].get_window_extent(renderer)
+    for leg in list(fig.legends):
+        if leg.get_window_extent(renderer).overlaps(box):
+            handles, labels = list(leg.legend_handles), [t.get_text() for t in leg.get_texts()]
+            name = leg.get_title().get_text() or None
+            leg.remove()
+            _legend_outside(fig, handles, labels, name, below=True)
+
+
 def _nudge(xs_all: list[float], n_series: int) -> float:
     """How far apart along x to draw ``n_series`` series at the same x values."""
     xs = sorted(set(xs_all))
@@ -156,19 +188,20 @@ def destruction_vs_eps(
             si = sessions.index(session)
             lim = session in limited
             off = (j - (len(series_keys) - 1) / 2) * step
+            marker, linestyle = series_style(si, k, lim)
             h = ax.errorbar(
                 [x + off for x in xs],
                 vs,
                 yerr=_err(vs, los, his),
                 color=COLORS[si % len(COLORS)],
-                marker=MARKERS[si % len(MARKERS)],
+                marker=marker,
                 markerfacecolor="none" if lim else COLORS[si % len(COLORS)],
-                linestyle=(":" if lim else "-") if k == 1 else (":" if lim else "--"),
+                linestyle=linestyle,
                 capsize=3,
                 linewidth=1.2,
                 markersize=5,
+                label=(label := f"{session} top-{k}" + (" (camera-limited)" if lim else "")),
             )
-            label = f"{session} top-{k}" + (" (camera-limited)" if lim else "")
             handles.setdefault(label, h)
         eps = sorted({r.eps for r in sel if r.attack == attack})
         ax.set_xticks(eps)
@@ -190,12 +223,13 @@ def destruction_vs_eps(
 def accuracy_bars(rows: list[SummaryRow], session: str | None, model: str, k: int = 1) -> Figure | None:
     """Grouped bars per (attack, ε): accuracy (%) on clean and adversarial images, digital vs photographed (per tile)."""
     sel = [r for r in rows if r.session == session and r.model == model and r.topk == k and r.source_model is None]
-    bars = [
+    bars = [  # photographed bars hatched, adversarial ones with a dark edge: told apart without colour
         ("clean, digital", "digital", "clean_acc", "#9ecae1"),
         ("clean, photographed", "tile", "clean_acc", "#3182bd"),
         ("adv, digital", "digital", "adv_acc", "#fcae91"),
         ("adv, photographed", "tile", "adv_acc", "#de2d26"),
     ]
+    hatch = {"digital": "", "tile": "////"}
     groups = sorted({(r.attack, r.eps) for r in sel})
     if not groups:
         return None
@@ -214,7 +248,18 @@ def accuracy_bars(rows: list[SummaryRow], session: str | None, model: str, k: in
             if r is not None:
                 pts.append((g + (j - (len(bars) - 1) / 2) * width, r.rate))
         xs, vs, los, his = _pct_points(pts)
-        ax.bar(xs, vs, width, color=color, label=label, yerr=_err(vs, los, his), capsize=2)
+        ax.bar(
+            xs,
+            vs,
+            width,
+            color=color,
+            label=label,
+            yerr=_err(vs, los, his),
+            capsize=2,
+            hatch=hatch[view],
+            edgecolor="black" if metric == "adv_acc" else "white",
+            linewidth=0.6,
+        )
     ax.set_xticks(range(len(groups)))
     ax.set_xticklabels([f"{a}\nε={e:g}" for a, e in groups], fontsize=8)
     ax.set_xlabel(f"attack and {EPS_UNIT}")
@@ -290,11 +335,21 @@ def _prob_hist(clean: list[float], adv: list[float], ylabel: str, title: str) ->
     fig = Figure(figsize=(6.5, 3.2), layout="constrained")
     ax = fig.add_subplot(1, 1, 1)
     bins = [i / 20 for i in range(21)]
-    for values, colour, name in ((clean, "#3182bd", "clean"), (adv, "#de2d26", "adversarial")):
+    for values, colour, name, hatch in ((clean, "#3182bd", "clean", ""), (adv, "#de2d26", "adversarial", "////")):
         if values:
-            ax.hist(values, bins=bins, alpha=0.6, color=colour, label=f"{name} (n={len(values)})")
+            ax.hist(
+                values,
+                bins=bins,
+                alpha=0.6,
+                color=colour,
+                label=f"{name} (n={len(values)})",
+                hatch=hatch,
+                edgecolor="black",
+                linewidth=0.5,
+            )
     ax.set_xlabel("top-1 probability (0–1)")
     ax.set_ylabel(ylabel)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # a count: no 0.5
     ax.set_xlim(0, 1)
     fig.suptitle(title, fontsize=10)
     h, lab = ax.get_legend_handles_labels()

@@ -52,6 +52,7 @@ from analysis.tables import (
 )
 from contracts.batchdir import REPORT
 from contracts.errors import UserError, WriteError
+from contracts.manifest import MANIFEST, load_batch
 from contracts.paths import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -240,6 +241,8 @@ def make_report(
         UserError: bad batch, corrupt or foreign capture database, unknown session
             or format, or a report folder that cannot be written.
     """
+    if not (Path(batch_dir) / MANIFEST).is_file():
+        load_batch(Path(batch_dir))  # one line naming the folder the user typed, before any temporary folder exists
     try:
         return swap_in_report(
             Path(batch_dir), lambda out_dir: _make_report(Path(batch_dir), sessions, formats, seed, resamples, out_dir)

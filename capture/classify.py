@@ -8,7 +8,7 @@ layout (NCHW or NHWC) is read from the input shape and its class count must
 match the labels.
 
 Execution providers: TensorRT, then CUDA, when onnxruntime has them and a CUDA
-device answers; otherwise the CPU. ``OnnxClassifier.provider`` says which one runs.
+device answers; CoreML on a Mac; otherwise the CPU. ``OnnxClassifier.provider`` says which one runs.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import ctypes
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 TENSORRT = "TensorrtExecutionProvider"
+COREML = "CoreMLExecutionProvider"  # Apple's Neural Engine and GPU, in onnxruntime's macOS wheels
 
 
 # -- providers ---------------------------------------------------------------
@@ -68,10 +70,13 @@ def _loadable(*names: str) -> bool:
     return False
 
 
-def default_providers() -> list[str]:
-    """TensorRT and CUDA when onnxruntime offers them and a GPU is present, then the CPU."""
-    avail = ort.get_available_providers()
+def default_providers(available: list[str] | None = None, platform: str = sys.platform) -> list[str]:
+    """TensorRT and CUDA when onnxruntime offers them and a GPU is present; CoreML on a Mac whose
+    onnxruntime has it; then the CPU. ``available`` defaults to what this onnxruntime offers."""
+    avail = ort.get_available_providers() if available is None else available
     out: list[str] = []
+    if platform == "darwin" and COREML in avail:
+        return [COREML, CPU]
     if (TENSORRT in avail or CUDA in avail) and cuda_device_count() > 0:
         if hasattr(ort, "preload_dlls"):
             try:

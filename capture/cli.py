@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,11 +25,13 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from capture.classify import CPU, CUDA, TENSORRT, OnnxClassifier, default_providers
+from capture.classify import COREML, CPU, CUDA, TENSORRT, OnnxClassifier, default_providers
 from capture.session import Progress, run_capture
 from capture.sheets.quality import MIN_TILE_FRACTION, QualityGates
 from capture.sources.files import PhotoSource, VideoSource
 from contracts.cliopts import (
+    DEFAULT_CAMERA,
+    DEFAULT_TARGET,
     model_flags,
     opt_channel_order,
     opt_crop,
@@ -49,7 +52,13 @@ log = logging.getLogger(__name__)
 
 SRC, STOP, GATE = "Source (exactly one)", "When to stop", "Quality gates"
 SCENE = "Scene mode (adversarial patch)"
-_PROVIDERS = {"auto": None, "cpu": [CPU], "cuda": [CUDA, CPU], "tensorrt": [TENSORRT, CUDA, CPU]}
+_PROVIDERS = {
+    "auto": None,
+    "cpu": [CPU],
+    "cuda": [CUDA, CPU],
+    "tensorrt": [TENSORRT, CUDA, CPU],
+    "coreml": [COREML, CPU],
+}
 
 
 def build_source(
@@ -77,7 +86,8 @@ def build_source(
         given.append("--simulate")
     if len(given) != 1:
         raise UserError(
-            f"give exactly one source: --camera N, --url URL, --video FILE, --photos DIR or --simulate (got {', '.join(given) or 'none'})"
+            "give exactly one source: --camera N, --url URL, --video FILE, --photos DIR, --phone or --simulate"
+            f" (got {', '.join(given) or 'none'})"
         )
     if not simulate and (profile is not None or seed is not None):
         raise UserError("--profile and --seed apply to --simulate only")
@@ -105,6 +115,36 @@ def build_source(
     return SimulatedCamera.from_batch(
         batch_dir, profile=prof, seed=seed if seed is not None else 0, fps=prof.camera.fps, n_frames=frames
     )
+
+
+def check_values(
+    *,
+    frames: int | None,
+    duration: float | None,
+    per_tile: int | None,
+    width: int,
+    height: int,
+    fps: float,
+    connect_timeout: float,
+    port: int,
+    gate_args: dict[str, Any],
+) -> None:
+    """Refuse bad numbers at once, before a model loads or a camera opens; each error names its flag."""
+    positive: tuple[tuple[str, float | None], ...] = (
+        ("--frames", frames),
+        ("--duration", duration),
+        ("--per-tile", per_tile),
+        ("--width", width),
+        ("--height", height),
+        ("--fps", fps),
+        ("--connect-timeout", connect_timeout),
+    )
+    for flag, v in positive:
+        if v is not None and not (math.isfinite(v) and v > 0):
+            raise UserError(f"{flag}: must be > 0, got {v}")
+    if not 0 <= port <= 65535:
+        raise UserError(f"--port {port}: expected 0..65535")
+    QualityGates(**{k: v for k, v in gate_args.items() if v is not None})  # raises naming the gate's flag
 
 
 def _summary(db: Path) -> Table:
@@ -190,7 +230,9 @@ def register(
     @app.command("capture")
     def capture_cmd(
         batch: Path = typer.Argument(..., help="The batch directory (printed with 'photoproof print')."),
-        model: str = typer.Option("lite2", "--model", "-m", help="Target model: a zoo name (lite2) or an .onnx file."),
+        model: str = typer.Option(
+            DEFAULT_TARGET, "--model", "-m", help="Target model: a zoo name (lite2) or an .onnx file."
+        ),
         camera: int | None = typer.Option(
             None, "--camera", help="Webcam index (0: the built-in one).", rich_help_panel=SRC
         ),
@@ -221,12 +263,12 @@ def register(
             rich_help_panel=SRC,
         ),
         width: int = typer.Option(
-            1920,
+            DEFAULT_CAMERA[0],
             "--width",
             help="Camera frame width (asked of the camera; it falls back to its nearest mode). 1080p gives tiles the pixels clean accuracy needs.",
             rich_help_panel=SRC,
         ),
-        height: int = typer.Option(1080, "--height", help="Camera frame height.", rich_help_panel=SRC),
+        height: int = typer.Option(DEFAULT_CAMERA[1], "--height", help="Camera frame height.", rich_help_panel=SRC),
         fps: float = typer.Option(30.0, "--fps", help="Camera frame rate.", rich_help_panel=SRC),
         connect_timeout: float = typer.Option(
             10.0, "--connect-timeout", help="Seconds to keep trying a --url at start.", rich_help_panel=SRC
@@ -248,7 +290,11 @@ def register(
             help="Session name (default: date-time-source-random); an existing one resumes; one in use by another capture is refused.",
         ),
         no_crops: bool = typer.Option(False, "--no-crops", help="Do not save the crop gallery."),
-        provider: str = typer.Option("auto", "--provider", help="onnxruntime provider: auto, cpu, cuda, tensorrt."),
+        provider: str = typer.Option(
+            "auto",
+            "--provider",
+            help="onnxruntime provider: auto (TensorRT/CUDA with a GPU, CoreML on a Mac, else the CPU), cpu, cuda, tensorrt, coreml.",
+        ),
         min_sharpness: float = typer.Option(
             QualityGates.min_sharpness,
             "--min-sharpness",
@@ -323,6 +369,17 @@ def register(
             max_angle_deg=max_angle_deg,
             max_clipped=max_clipped,
             max_reproj_px=max_reproj_px,
+        )
+        check_values(
+            frames=frames,
+            duration=duration,
+            per_tile=per_tile,
+            width=width,
+            height=height,
+            fps=fps,
+            connect_timeout=connect_timeout,
+            port=port,
+            gate_args=gate_args,
         )
         others = [
             f
@@ -431,7 +488,8 @@ def register(
 
             def progress(p: Progress) -> None:
                 line = f"frame {p.frames}/{frames}  {p.line()}" if frames else p.line()
-                text.plain = line if not p.done else f"{line}  -- stopped: {p.stopped_by}"
+                line = line if not p.done else f"{line}  -- stopped: {p.stopped_by}"
+                text.plain = line + (f"\n{p.coverage.line()}" if p.coverage is not None else "")
                 live.update(text)
 
             db = run_capture(

@@ -9,10 +9,12 @@ change. ``capture --preview`` and the ``--phone`` window draw the same report.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 
+from capture.coverage import Coverage
 from capture.pipeline import TileKey, TileResult
 from capture.sheets.hits import SheetHit, TileCrop
 from capture.sheets.quality import QualityGates
@@ -91,6 +93,7 @@ def build_report(
     good: int,
     done: bool = False,
     stopped_by: str = "",
+    coverage: Coverage | None = None,
 ) -> FrameReport:
     """One frame's report: the measured ``crops`` (with reasons), else the outlined ``quads`` (sheet, item, role, 4 x 2)."""
     tiles: list[TileView] = []
@@ -135,6 +138,20 @@ def build_report(
         good=good,
         done=done,
         stopped_by=stopped_by,
+        **(_coverage_fields(coverage) if coverage is not None else {}),
+    )
+
+
+def _coverage_fields(c: Coverage) -> dict[str, Any]:
+    return dict(
+        sheets_seen=c.sheets_seen,
+        sheets_total=c.sheets_total,
+        tiles_enough=c.tiles_enough,
+        tiles_total=c.tiles_total,
+        enough=c.enough,
+        unseen=list(c.unseen),
+        failing=list(c.failing),
+        progress=c.counts(),
     )
 
 

@@ -9,7 +9,7 @@ sessions). Each phone sees its tiles outlined live, the reason a tile is
 rejected, its progress toward ``--per-tile K`` and a clear "done".
 
 The run stops on Ctrl-C (or q/Esc in the window), after ``--duration`` seconds
-(counted from the start of the command), or, with ``--per-tile`` or
+(counted from the first frame a phone sends, not from the start of the command), or, with ``--per-tile`` or
 ``--frames``, once every phone that connected has finished its session.
 """
 
@@ -132,6 +132,7 @@ class PhoneCapture:
         self.sessions: list[PhoneSession] = []
         self._lock = threading.Lock()
         self._t0 = time.monotonic()
+        self._first: float | None = None  # when the first phone's first frame came: --duration counts from there
         self.server = PhoneServer(
             self.token,
             self.cert,
@@ -169,8 +170,15 @@ class PhoneCapture:
     def _run_session(self, s: PhoneSession) -> None:
         def progress(p: Progress) -> None:
             s.progress = p
+            with self._lock:
+                if p.frames and self._first is None:
+                    self._first = time.monotonic() - p.elapsed
 
-        left = None if self.duration is None else max(0.1, self.duration - (time.monotonic() - self._t0))
+        with self._lock:
+            first = self._first
+        left = self.duration
+        if left is not None and first is not None:
+            left = max(0.1, left - (time.monotonic() - first))
         try:
             s.db = run_capture(
                 self.batch_dir,
@@ -203,7 +211,7 @@ class PhoneCapture:
         """Why the run should stop now (``""``: keep going)."""
         if self.stop_event.is_set():
             return "stop requested"
-        if self.duration is not None and time.monotonic() - self._t0 >= self.duration:
+        if self.duration is not None and self._first is not None and time.monotonic() - self._first >= self.duration:
             return f"{self.duration:g} s"
         with self._lock:
             sessions = list(self.sessions)
@@ -230,6 +238,8 @@ class PhoneCapture:
         for s in sessions:
             state = "done" if s.finished.is_set() else ("recording" if s.progress else "starting")
             out.append(f"phone {s.source.phone} [{s.session_id}] {state}: " + (s.progress.line() if s.progress else ""))
+            if s.progress is not None and s.progress.coverage is not None:
+                out.append(f"  {s.progress.coverage.line()}")
         return out
 
     def wait(self, tick: Callable[[], bool] | None = None) -> str:

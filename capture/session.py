@@ -26,6 +26,7 @@ from typing import Any
 import cv2
 
 from capture.classify import OnnxClassifier
+from capture.coverage import Coverage, CoverageTracker
 from capture.digital import digital_top5
 from capture.feedback import build_report, gate_hint, reject_reason
 from capture.overlay import Outline, Window, draw_overlay, window_wanted
@@ -63,6 +64,7 @@ class Progress:
     done: bool = False
     stopped_by: str = ""
     hint: str = ""  # why the tiles in view fail the gates, and what to do (empty when they pass)
+    coverage: Coverage | None = None  # sheets seen, tiles with enough good observations, what to do next
 
     def line(self) -> str:
         tile = f"  per-tile {self.min_good}/{self.per_tile}" if self.per_tile else ""
@@ -246,7 +248,8 @@ def run_capture(
                 on_error=lambda e: stop.set(),
             )
             worker.start()
-            loop = _CameraLoop(detector, clf, recorder, slot, worker, batch, source, per_tile, lmap)
+            seen = {k[0] for k, n in (resume.good_counts or {}).items() if n > 0}
+            loop = _CameraLoop(detector, clf, recorder, slot, worker, batch, source, per_tile, lmap, seen)
             if (frames is not None and resume.next_frame >= frames) or worker.all_done.is_set():
                 log.warning(
                     "session %s already has what was asked (%s); nothing to add",
@@ -315,6 +318,7 @@ class _CameraLoop:
         source: FrameSource,
         per_tile: int | None,
         label_map: dict[int, int] | None = None,
+        seen_sheets: set[str] | None = None,
     ) -> None:
         self.detector, self.clf, self.recorder, self.slot, self.worker = detector, clf, recorder, slot, worker
         self.source, self.per_tile = source, per_tile
@@ -327,6 +331,7 @@ class _CameraLoop:
         self.sheets_in_view = 0
         self.hint = ""  # why the last cut tiles failed the gates (capture.feedback.gate_hint)
         self.strip = StripMeter(detector.layout.marker_size_mm)  # calibration strip (capture.sheets.strip)
+        self.coverage = CoverageTracker(detector.layout, per_tile, seen_sheets or ())
 
     def _outlines(self, hits: list[SheetHit], results: dict[TileKey, TileResult]) -> list[Outline]:
         """Tile outlines from the homographies alone (no cutting); ``good`` from each tile's last result."""
@@ -369,6 +374,7 @@ class _CameraLoop:
             done=done,
             stopped_by=stopped_by,
             hint=self.hint,
+            coverage=self.coverage.snapshot(dict(self.worker.good_counts)),
         )
 
     def run(
@@ -385,21 +391,24 @@ class _CameraLoop:
     ) -> str:
         """Process frames until a stop condition; return what stopped it."""
         size = self.clf.spec.input_size
-        t0 = time.monotonic()
+        t0: float | None = None  # the clocks (--duration, the status line) start at the first frame, not at launch
         watchdog = None
-        if duration is not None:  # a live source waiting for a dropped stream must still stop on time
-            watchdog = threading.Timer(duration + 0.5, self._timeout(stop))
-            watchdog.daemon = True
-            watchdog.start()
         next_report, why = 0.0, "source ended"
         try:
             for frame in self.source.frames():
                 if stop.is_set():
                     why = "stop requested"
                     break
+                if t0 is None:
+                    t0 = time.monotonic()
+                    if duration is not None:  # a live source waiting for a dropped stream must still stop on time
+                        watchdog = threading.Timer(duration + 0.5, self._timeout(stop))
+                        watchdog.daemon = True
+                        watchdog.start()
                 now = time.monotonic() - t0
                 idx = first_idx + self.n
                 hits = self.detector.detect(frame.image)
+                self.coverage.saw(h.sheet.sheet_id for h in hits)
                 self.recorder.add_frame(idx, t_offset + now, [h.sheet.sheet_id for h in hits])
                 self.strip.offer(self.recorder, idx, frame.image, hits)  # calibration strip, for 'photoproof calibrate'
                 # With a live source, cut tiles only when the classifier will want them within
@@ -412,6 +421,10 @@ class _CameraLoop:
                 )
                 if cut:
                     self.hint = gate_hint(crops, self.detector.gates)
+                    for c in crops:
+                        reason = reject_reason(self.detector.gates, c)
+                        if reason:
+                            self.coverage.rejected_as((c.sheet_id, c.tile.item, c.tile.role), reason)
                 if crops:
                     self.slot.put(Job(idx, crops), block=not self.source.live, stop=stop)
                 elif hits:
@@ -462,7 +475,7 @@ class _CameraLoop:
                 if stop.is_set():
                     why = (
                         "stop requested"
-                        if not (duration is not None and time.monotonic() - t0 >= duration)
+                        if not (duration is not None and t0 is not None and time.monotonic() - t0 >= duration)
                         else f"{duration:g} s"
                     )
         finally:
@@ -473,7 +486,7 @@ class _CameraLoop:
         if self.source.wants_feedback:
             self._feedback(-1, (0, 0), [], [], stop, stopped_by=why)
         if on_progress is not None:
-            on_progress(self.progress(time.monotonic() - t0, done=True, stopped_by=why))
+            on_progress(self.progress(0.0 if t0 is None else time.monotonic() - t0, done=True, stopped_by=why))
         return why
 
     def _feedback(
@@ -521,5 +534,6 @@ class _CameraLoop:
                 good=s.good,
                 done=bool(stopped_by),
                 stopped_by=stopped_by,
+                coverage=self.coverage.snapshot(dict(self.worker.good_counts)),
             )
         )

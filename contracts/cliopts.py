@@ -18,6 +18,11 @@ from contracts.modelspec import parse_floats, spec_overrides
 
 PANEL = "Your own models (flags > model.toml > metadata)"
 
+# What ``capture`` asks of a webcam and classifies with when not told, and so what ``print`` lays
+# sheets out for when not told: the defaults of the stages must fit together (issue 28).
+DEFAULT_TARGET = "lite2"
+DEFAULT_CAMERA = (1920, 1080)
+
 
 def model_flags(
     input_size: int | None,

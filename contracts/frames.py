@@ -79,6 +79,16 @@ class FrameReport:
     good: int
     done: bool = False
     stopped_by: str = ""
+    # The session's coverage (capture.coverage): sheets seen k of N, tiles with >= ``enough`` good
+    # observations m of M, and what to do next (sheets not yet seen, tiles that keep failing a gate).
+    sheets_seen: int = 0
+    sheets_total: int = 0
+    tiles_enough: int = 0
+    tiles_total: int = 0
+    enough: int = 1
+    unseen: list[str] = field(default_factory=list)
+    failing: list[str] = field(default_factory=list)
+    progress: str = ""  # the counts as one line, as the laptop shows them
 
 
 class FrameSource(abc.ABC):

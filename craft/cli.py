@@ -176,8 +176,30 @@ def models_export(
     s = sm.spec
     console.print(
         f"wrote {escape(str(out))}: {escape(sm.name)} ({sm.kind}), {len(sm.classes)} classes, input {s.input_size} {s.layout}, "
-        f"mean {', '.join(f'{v:g}' for v in s.mean)}, std {', '.join(f'{v:g}' for v in s.std)}, sha256 {sm.sha256[:12]}"
+        f"mean {', '.join(f'{v:g}' for v in s.mean)}, std {', '.join(f'{v:g}' for v in s.std)}",
+        soft_wrap=True,
     )
+    for line in hash_lines(sm.kind, sm.ref, sm.sha256, out):
+        console.print(escape(line), soft_wrap=True)
+
+
+def hash_lines(kind: str, ref: str, weights_sha256: str, out: Path) -> list[str]:
+    """What each printed sha256 hashes, so that anyone checking with ``sha256sum`` compares like with like:
+    the written .onnx file, and the source's weights (the file itself, or a hash over a module's state dict)."""
+    from contracts.paths import sha256_file
+
+    if kind == "zoo":
+        from craft.zoo import get_entry, weights_path
+
+        what = f"of the weights file {weights_path(get_entry(ref))}"
+    elif kind in ("onnx", "pt2", "torchscript"):
+        what = f"of the file {ref}"
+    else:
+        what = "over the module's state dict (names, shapes, dtypes and bytes, in key order; not a file's hash)"
+    return [
+        f"sha256 {sha256_file(out)} of {out} (what 'sha256sum {out.name}' prints; capture records it)",
+        f"source weights sha256 {weights_sha256} {what} (recorded in batch.json when crafting)",
+    ]
 
 
 def _craft_signature() -> inspect.Signature:

@@ -8,8 +8,33 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from contracts.cliopts import DEFAULT_CAMERA, DEFAULT_TARGET
 from contracts.console import console
+from contracts.errors import UserError
 from printouts.geometry import LAYOUTS, PAPERS
+
+_CAM = f"{DEFAULT_CAMERA[0]}x{DEFAULT_CAMERA[1]}"
+
+
+def camera_defaults(
+    tile_mm: float | None, camera: tuple[int, int] | None, model: str | None
+) -> tuple[tuple[int, int] | None, str | None, list[str]]:
+    """The camera and model to lay out for, and what was assumed (to say so).
+
+    A fixed ``--tile-mm`` needs neither. Otherwise a missing camera is capture's default
+    webcam mode and a missing model capture's default target, so that ``craft``, ``print``
+    and ``capture`` with no options give tiles that pass the capture's size gate.
+    """
+    if tile_mm is not None:
+        return None, None, []
+    assumed = []
+    if camera is None:
+        camera = DEFAULT_CAMERA
+        assumed.append(f"the default webcam, {_CAM} (--camera WxH for another)")
+    if model is None:
+        model = DEFAULT_TARGET
+        assumed.append(f"the default target model, {DEFAULT_TARGET} (--model for another)")
+    return camera, model, assumed
 
 
 def register(app: typer.Typer) -> None:
@@ -22,8 +47,12 @@ def register(app: typer.Typer) -> None:
         ],
         paper: Annotated[str, typer.Option("--paper", help=f"Paper size: {' or '.join(PAPERS)}.")] = "a4",
         tile_mm: Annotated[
-            float, typer.Option("--tile-mm", help="Printed width of every tile, in millimetres.")
-        ] = 60.0,
+            float | None,
+            typer.Option(
+                "--tile-mm",
+                help="Printed width of every tile, in millimetres (instead of a layout for --camera and --model).",
+            ),
+        ] = None,
         layout: Annotated[
             str,
             typer.Option(
@@ -41,12 +70,16 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(
                 "--camera",
-                help="Lay out for this camera frame, WIDTHxHEIGHT (e.g. 1280x720); needs --model. Chooses --tile-mm and the paper's orientation.",
+                help=f"Lay out for this camera frame, WIDTHxHEIGHT (default {_CAM}, what capture asks of a webcam); "
+                "chooses the tile size and the paper's orientation.",
             ),
         ] = None,
         model: Annotated[
             str | None,
-            typer.Option("--model", help="With --camera: the target model, a zoo name (lite2) or an .onnx file."),
+            typer.Option(
+                "--model",
+                help=f"The target model the layout is for, a zoo name or an .onnx file (default {DEFAULT_TARGET}).",
+            ),
         ] = None,
         patch_mm: Annotated[
             float | None,
@@ -60,11 +93,17 @@ def register(app: typer.Typer) -> None:
         from printouts.camera import parse_camera
         from printouts.sheets import print_batch
 
-        frame = parse_camera(camera) if camera is not None else None
+        if tile_mm is not None and (camera is not None or model is not None):
+            raise UserError(
+                "--tile-mm fixes the tile size; --camera and --model choose it: give --tile-mm, or --camera and --model"
+            )
+        frame, model, assumed = camera_defaults(tile_mm, parse_camera(camera) if camera is not None else None, model)
+        if assumed:
+            console.print(f"assumed {' and '.join(assumed)}: what capture uses when not told")
         result = print_batch(
             batch,
             paper=paper,
-            tile_mm=tile_mm,
+            tile_mm=60.0 if tile_mm is None else tile_mm,
             layout=layout,
             cover=cover,
             camera=frame,

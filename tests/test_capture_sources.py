@@ -61,7 +61,7 @@ def test_bad_url_scheme_names_the_flag() -> None:
 
 def test_no_camera_at_that_index() -> None:
     t0 = time.monotonic()
-    with pytest.raises(UserError, match="--camera 99: no camera at index 99"):
+    with pytest.raises(UserError, match="--camera 99: no camera at that index"):
         CameraSource(99, open_timeout=1.0).open()
     assert time.monotonic() - t0 < 10.0
 

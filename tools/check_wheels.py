@@ -3,9 +3,11 @@
     python tools/check_wheels.py                 # the core and every extra, on the four platforms
     python tools/check_wheels.py --core          # the core only (what a capture station installs)
     python tools/check_wheels.py --json out.json
+    python tools/check_wheels.py --lock          # the exact pins of requirements.lock (what 'make demo' installs)
 
-For each requirement and platform (Linux x86_64, Windows amd64, macOS arm64, macOS
-x86_64; CPython 3.11), the requirement's environment marker decides whether it
+For each requirement and platform (Linux x86_64, Windows amd64, macOS 13+ on arm64
+and x86_64; CPython 3.11: macOS 13 is the oldest a wheel must serve, so a wheel
+tagged ``macosx_14_0`` does not count), the requirement's environment marker decides whether it
 applies there (``onnxruntime-gpu`` on Linux x86_64 and Windows, plain
 ``onnxruntime`` elsewhere); then the index's file list (PEP 691 JSON, one request
 per package, no download) must hold a wheel whose version meets the specifier,
@@ -87,7 +89,7 @@ def _manylinux(arch: str) -> tuple[str, ...]:
 PLATFORMS = (
     Platform("linux-x86_64", "linux", "x86_64", "Linux", "posix", _manylinux("x86_64")),
     Platform("windows-amd64", "win32", "AMD64", "Windows", "nt", ("win_amd64",)),
-    Platform("macos-arm64", "darwin", "arm64", "Darwin", "posix", tuple(mac_platforms((14, 0), "arm64"))),
+    Platform("macos-arm64", "darwin", "arm64", "Darwin", "posix", tuple(mac_platforms((13, 0), "arm64"))),
     Platform("macos-x86_64", "darwin", "x86_64", "Darwin", "posix", tuple(mac_platforms((13, 0), "x86_64"))),
 )
 
@@ -97,6 +99,10 @@ KNOWN_GAPS = {
         "torch",
         "macos-x86_64",
     ): "PyTorch publishes no Intel-Mac wheels after 2.2: craft on another machine (an Intel Mac captures, prints and reports)",
+    (
+        "torch",
+        "macos-arm64",
+    ): "torch 2.13.0's Apple-silicon wheel needs macOS 14: craft on macOS 14+ (macOS 13 captures, prints and reports)",
 }
 
 
@@ -109,6 +115,15 @@ def requirements(pyproject: Path, core_only: bool = False) -> list[tuple[str, Re
         for extra, reqs in project.get("optional-dependencies", {}).items():
             out += [(extra, Requirement(r)) for r in reqs]
     return [(g, r) for g, r in out if canonicalize_name(r.name) != me]
+
+
+def lock_requirements(lock: Path = ROOT / "requirements.lock") -> list[tuple[str, Requirement]]:
+    """("lock", ``name==version ; marker``) for every pin of the lock file (hash lines and comments skipped)."""
+    out = []
+    for line in lock.read_text(encoding="utf-8").splitlines():
+        if line and not line[0].isspace() and not line.startswith("#") and "==" in line:
+            out.append(("lock", Requirement(line.rstrip(" \\"))))
+    return out
 
 
 def _index_url() -> str:
@@ -159,10 +174,13 @@ def best_wheel(req: Requirement, files: list[dict[str, object]], platform: Platf
 
 
 def check(
-    pyproject: Path = ROOT / "pyproject.toml", core_only: bool = False, use_cache: bool = True
+    pyproject: Path = ROOT / "pyproject.toml",
+    core_only: bool = False,
+    use_cache: bool = True,
+    reqs: list[tuple[str, Requirement]] | None = None,
 ) -> list[dict[str, object]]:
     """One row per (requirement, platform): the wheel found, ``not needed`` (marker), or a gap."""
-    reqs = requirements(pyproject, core_only)
+    reqs = reqs if reqs is not None else requirements(pyproject, core_only)
     cache: dict[str, dict[str, object]] = {}
     if use_cache and CACHE.is_file():
         try:
@@ -183,7 +201,7 @@ def check(
     rows: list[dict[str, object]] = []
     for group, req in reqs:
         for p in PLATFORMS:
-            env = p.marker_env("" if group == "core" else group)
+            env = p.marker_env("" if group in ("core", "lock") else group)
             if req.marker is not None and not req.marker.evaluate(env):
                 rows.append(
                     {
@@ -207,9 +225,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--core", action="store_true", help="the core dependencies only")
     ap.add_argument("--json", type=Path, help="also write the rows as JSON")
     ap.add_argument("--no-cache", action="store_true", help="ask the index again")
+    ap.add_argument("--lock", action="store_true", help="the exact pins of requirements.lock, not pyproject's ranges")
     a = ap.parse_args(argv)
     try:
-        rows = check(core_only=a.core, use_cache=not a.no_cache)
+        rows = check(core_only=a.core, use_cache=not a.no_cache, reqs=lock_requirements() if a.lock else None)
     except (urllib.error.URLError, TimeoutError, OSError) as e:
         print(
             f"check_wheels: cannot reach the package index {_index_url()} ({e}); set PIP_INDEX_URL or retry online",

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from glob import glob
 from typing import Protocol
 
 import cv2
@@ -279,6 +278,32 @@ class _Prepend:
         self.reader.close()
 
 
+PROBE_INDICES = 10  # camera indices that an unopened --camera tries, to name those that do open
+
+
+@contextmanager
+def quiet_opencv() -> Iterator[None]:
+    """Silence OpenCV's own log (``[ WARN:0] ... can't open camera by index``) for the block."""
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(level)
+
+
+def cameras_that_open(n: int = PROBE_INDICES) -> list[int]:
+    """The camera indices below ``n`` that OpenCV opens now (each released at once), without OpenCV's log."""
+    found = []
+    with quiet_opencv():
+        for i in range(n):
+            cap = cv2.VideoCapture(i)
+            if cap.isOpened():
+                found.append(i)
+            cap.release()
+    return found
+
+
 class CameraSource(LiveSource):
     """``--camera N``: a local webcam through OpenCV at the requested size and rate.
 
@@ -303,7 +328,8 @@ class CameraSource(LiveSource):
         self.retry_unopened = False
 
     def connect(self) -> Reader | None:
-        cap = cv2.VideoCapture(self.index)
+        with quiet_opencv():
+            cap = cv2.VideoCapture(self.index)
         if not cap.isOpened():
             cap.release()
             return None
@@ -338,16 +364,13 @@ class CameraSource(LiveSource):
         return OpenCVReader(cap)
 
     def open_error(self, why: str) -> str:
-        devices = sorted(glob("/dev/video*")) if sys.platform.startswith("linux") else []
-        seen = (
-            f"; video devices here: {', '.join(devices)}"
-            if devices
-            else ("; no /dev/video* devices here" if sys.platform.startswith("linux") else "")
-        )
-        return (
-            f"--camera {self.index}: no camera at index {self.index} could be opened ({why}){seen}. "
-            f"Try --camera 0, close other programs using the camera, or use --url/--video/--photos"
-        )
+        others = [i for i in cameras_that_open() if i != self.index]
+        if others:
+            where = f"cameras that open here: {', '.join(map(str, others))}; try --camera {others[0]}"
+        else:
+            tried = f"indices 0 to {PROBE_INDICES - 1} tried"
+            where = f"no camera opens here ({tried}); use --url, --video, --photos or --phone"
+        return f"--camera {self.index}: no camera at that index ({why}); {where}"
 
 
 class UrlSource(LiveSource):
