@@ -376,9 +376,8 @@ class SimulatedCamera(FrameSource):
         img = ch.sensor_encode(
             y, replace(curve, noise_scale=sign * curve.noise_scale), self._noise[dy : dy + h, dx : dx + w]
         )
-        img = ch.apply_isp(
-            img, self.profile, p, bgr=True
-        )  # the ISP stage (issue 27): identity unless the profile has one
+        # The ISP stage (channel.model.apply_isp, issue 27): nothing unless the profile has an ISP.
+        img = ch.apply_isp(img, self.profile, p, bgr=True)
         img, data = ch.apply_jpeg(img, p.jpeg_quality)
         truth = {"seed": self.seed, "profile": self.profile.name, "sheets": sheets}
         return Frame(index=index, t=index / self.fps, image=img, truth=truth), data
