@@ -17,10 +17,10 @@ TORCH  := torch==2.13.0
 # torch, triton and the CUDA runtime: read from uv.lock, so a new torch brings its own list.
 TORCH_RUNTIME = $(shell sed -n 's/^name = "\(torch\|triton\|cuda-[a-z-]*\|nvidia-[a-z0-9-]*\)"$$/\1/p' uv.lock)
 LOCK_HEADER := \# Exported from uv.lock by 'make lock'; do not edit. Install: pip install --require-hashes --no-deps -r requirements.lock
-EXPORT = uv export --frozen --quiet --no-header --format requirements.txt --extra test --group onnx-source \
+EXPORT = uv export --frozen --quiet --no-header --format requirements.txt --extra test --group onnx-source --group detector-weights \
 	--no-emit-project $(addprefix --no-emit-package ,$(TORCH_RUNTIME))
 
-.PHONY: demo test lint lock lock-check bench clean
+.PHONY: demo test lint lock relock lock-export lock-check bench clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "photoproof needs Python 3.11 or newer; $(PYTHON) is " + sys.version.split()[0] + ". Install Python 3.11+ (python.org, brew install python@3.12, winget install Python.Python.3.12) and run: make demo PYTHON=python3.12")'
@@ -48,10 +48,20 @@ test: lock-check lint
 	$(PY) -m pytest
 
 # Re-resolve uv.lock from pyproject (newest versions that fit) and export requirements.lock.
-# Needs uv on the PATH or in .venv (pip install uv).
+# Re-resolve uv.lock to the newest versions that fit pyproject, then export requirements.lock.
+# After editing pyproject by hand, `make relock` keeps every version that still fits.
+# Both need uv on the PATH or in .venv (pip install uv).
+UV_PATH = PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
 lock:
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" uv lock --upgrade
-	{ echo "$(LOCK_HEADER)"; PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(EXPORT); } > requirements.lock
+	$(UV_PATH) uv lock --upgrade
+	$(MAKE) lock-export
+
+relock:
+	$(UV_PATH) uv lock
+	$(MAKE) lock-export
+
+lock-export:
+	{ echo "$(LOCK_HEADER)"; $(UV_PATH) $(EXPORT); } > requirements.lock
 
 bench: $(STAMP)
 	$(PY) bench/craft.py
@@ -61,6 +71,7 @@ bench: $(STAMP)
 	$(PY) bench/report.py
 	$(PY) bench/bookkeeping.py
 	$(PY) bench/phone.py
+	$(PY) -m bench.faces
 
 clean:
 	rm -rf $(VENV) demo-batch

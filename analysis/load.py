@@ -20,7 +20,7 @@ from typing import Any, overload
 from contracts.batchdir import CAPTURES, capture_dbs
 from contracts.capturedb import decode_top5, open_db_readonly
 from contracts.errors import UserError
-from contracts.manifest import Batch, Item, load_batch
+from contracts.manifest import Batch, Item, load_batch, require_classifier_batch
 
 log = logging.getLogger(__name__)
 
@@ -307,6 +307,7 @@ def load_input(batch_dir: Path, sessions: list[str] | None = None) -> ReportInpu
     """
     batch_dir = Path(batch_dir)
     batch = load_batch(batch_dir)
+    require_classifier_batch(batch, batch_dir, "report")
     inp = ReportInput(batch_dir=batch_dir, batch=batch, sessions=[])
     files = capture_dbs(batch_dir)
     files = _select(files, sessions)

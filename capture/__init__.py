@@ -9,12 +9,14 @@ Torch-free by design: a capture station needs numpy, OpenCV and onnxruntime only
   crops; ``hits``: what it yields; ``qr``: sheet identity from QR codes; ``scale``:
   the printed-scale check; ``quality``: tile metrics and gates; ``strip``: the
   calibration strip measured during capture);
+- ``faces``: the ONNX face detectors (CenterFace, YuNet): preprocessing, decoding, NMS;
 - ``classify``: the ONNX classifier and its execution provider; ``cachedir``: its private
   per-user cache folder (the TensorRT engine cache);
 - ``digital``: the classifier on every batch PNG (the digital top-5; also the sweep's);
 - ``pipeline``: the classifier thread; ``record``: the SQLite recorder;
   ``session``: ``run_capture``, the capture loop;
 - ``feedback``: each frame's verdicts and gate reasons, for sources that show them (the phone page);
+- ``coverage``: how far a session has got and what to show next (sheets not yet seen, tiles failing a gate);
 - ``phones``: ``--phone``: one session per connected phone;
 - ``preview``: ``--preview SOURCE``: detections and gate reasons, recording nothing;
 - ``scene``: ``--scene``: the whole view classified, the printed patch card found in it;

@@ -64,9 +64,11 @@ def qr_terminal(text: str) -> str:
 def check_inputs(batch_dir: Path, frames: int | None, duration: float | None, per_tile: int | None) -> None:
     """The checks ``run_capture`` makes at its start, made once before any phone connects."""
     from contracts.layout import load_layout
-    from contracts.manifest import load_batch
+    from contracts.manifest import load_batch, require_classifier_batch
 
-    _check_inputs(load_batch(batch_dir), load_layout(batch_dir), frames, duration, per_tile)
+    batch = load_batch(batch_dir)
+    require_classifier_batch(batch, batch_dir, "capture")
+    _check_inputs(batch, load_layout(batch_dir), frames, duration, per_tile)
 
 
 @dataclass

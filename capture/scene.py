@@ -36,7 +36,7 @@ from contracts.capturedb import encode_top5
 from contracts.errors import UserError
 from contracts.frames import FrameSource
 from contracts.layout import load_layout
-from contracts.manifest import load_batch
+from contracts.manifest import load_batch, require_classifier_batch
 from contracts.patchcard import PatchCard, patch_cards
 
 log = logging.getLogger(__name__)
@@ -196,6 +196,7 @@ def run_scene(
     """
     batch_dir = Path(batch_dir)
     batch, layout = load_batch(batch_dir), load_layout(batch_dir)
+    require_classifier_batch(batch, batch_dir, "capture")
     cards = patch_cards(layout)
     if not cards:
         log.warning(

@@ -40,7 +40,7 @@ from contracts.errors import UserError
 from contracts.frames import FrameSource
 from contracts.labels import target_map
 from contracts.layout import Layout, check_sheets_pdf, load_layout
-from contracts.manifest import Batch, load_batch
+from contracts.manifest import Batch, load_batch, require_classifier_batch
 from contracts.paths import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -186,6 +186,7 @@ def run_capture(
     """
     batch_dir = Path(batch_dir)
     batch, layout = load_batch(batch_dir), load_layout(batch_dir)
+    require_classifier_batch(batch, batch_dir, "capture")
     _check_inputs(batch, layout, frames, duration, per_tile)
     check_sheets_pdf(batch_dir, layout)
     if session_id is not None:

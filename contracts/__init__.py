@@ -17,6 +17,8 @@ stage reads and writes it through these modules:
 - ``capturedb``: the schema of ``captures/<session>.sqlite`` and its read-only opener;
 - ``sweep``: the ``sweep.json`` schema, its writer and its version-checking reader;
 - ``preprocess``: a model's preprocessing spec;
+- ``detection``: the face detectors' specs and weight files, detections (boxes, scores) and their
+  JSON form, IoU, non-maximum suppression and matching (docs/detectors.md);
 - ``modelspec``: a foreign model's spec resolved once (flags > ``model.toml`` > metadata > defaults);
 - ``cliopts``: the preprocessing and label flags shared by craft, capture, sweep and ``models export``;
 - ``labels``: label sets: label files, names resolved in a set, the batch-to-target class map;

@@ -13,6 +13,11 @@ Schema (version 1) in brief; ``docs/batch-format.md`` is the full reference::
                 "eps": 16, "seed": 0, "target": null, "params": {...},
                 "clean": {"path": "images/...png", "sha256": "...", "top5": {"lite0": [[id, p], ...]}},
                 "adv":   {...same...}}]}
+
+A face-detector item (docs/detectors.md) adds ``"truth": {"source": "mtcnn", "boxes":
+[{"box": [x0, y0, x1, y1], "score": s}, ...]}`` (the faces to hide, in the PNG's pixels) and,
+per image, ``"boxes": {"mtcnn": [...]}`` (the source's detections on that saved PNG) in place
+of ``top5``. Both are absent from classifier items, so older batches read unchanged.
 """
 
 from __future__ import annotations
@@ -39,13 +44,33 @@ ROLES: tuple[Role, Role] = ("clean", "adv")
 Top5 = list[list[float]]
 
 
+# A detector's boxes on one image: [{"box": [x0, y0, x1, y1], "score": s}, ...] (contracts.detection.Detections).
+Boxes = list[dict[str, Any]]
+
+
 @dataclass
 class ImageRecord:
-    """One saved PNG and the source model(s)' top-5 measured on that PNG."""
+    """One saved PNG and the source model(s)' top-5 (classifiers) or boxes (detectors) measured on that PNG."""
 
     path: str
     sha256: str
     top5: dict[str, Top5] = field(default_factory=dict)
+    boxes: dict[str, Boxes] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        if not d["boxes"]:
+            d.pop("boxes")
+        return d
+
+
+@dataclass
+class Truth:
+    """The faces a detector item should hide: ``boxes`` in the clean PNG's pixels, and where they came from
+    (``source``: the detector whose clean detections they are, e.g. ``mtcnn``, or ``labels``)."""
+
+    source: str
+    boxes: Boxes
 
 
 @dataclass
@@ -85,9 +110,19 @@ class Item:
     adv: ImageRecord
     target: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    truth: Truth | None = None  # detector items only
+
+    def to_dict(self) -> dict[str, Any]:
+        """The item as JSON; a classifier item has no ``truth`` and no ``boxes`` (the form it always had)."""
+        d = asdict(self)
+        d["clean"], d["adv"] = self.clean.to_dict(), self.adv.to_dict()
+        if self.truth is None:
+            d.pop("truth")
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Item:
+        truth = d.get("truth")
         return cls(
             id=str(d["id"]),
             source=SourceImage(**d["source"]),
@@ -99,6 +134,7 @@ class Item:
             adv=ImageRecord(**d["adv"]),
             target=None if d.get("target") is None else int(d["target"]),
             params=dict(d.get("params", {})),
+            truth=None if truth is None else Truth(str(truth["source"]), list(truth["boxes"])),
         )
 
     def image(self, role: str) -> ImageRecord:
@@ -141,7 +177,7 @@ class Batch:
             "config": self.config,
             "models": [asdict(m) for m in self.models],
             **({"classes": list(self.classes)} if self.classes is not None else {}),
-            "items": [asdict(i) for i in self.items],
+            "items": [i.to_dict() for i in self.items],
         }
 
     @classmethod
@@ -183,6 +219,18 @@ class Batch:
 
     def model(self, role: str = "source") -> list[ModelRecord]:
         return [m for m in self.models if m.role == role]
+
+
+def require_classifier_batch(batch: Batch, batch_dir: Path, command: str) -> None:
+    """Refuse a face-detector batch in a stage that measures classifiers only (so far: capture, sweep, report).
+
+    Its items carry no class to score, and a classifier's top-5 on a face tile would be a figure about nothing.
+    """
+    if any(it.truth is not None for it in batch.items) or any(m.kind == "detector" for m in batch.models):
+        raise UserError(
+            f"{batch_dir}: a face-detector batch (craft --source mtcnn); 'photoproof {command}' measures classifiers "
+            "only so far: measure hiding digitally with `python -m tools.face_hiding` (docs/detectors.md)"
+        )
 
 
 def load_batch(batch_dir: Path) -> Batch:

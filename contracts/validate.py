@@ -140,7 +140,24 @@ def check_item(f: Fields, it: Any, at: str) -> str:
                 p = f.lst(pair, f"{at}.{role}.top5.{model}[{j}]", n=2)
                 f.integer(p[0], f"{at}.{role}.top5.{model}[{j}][0]", lo=0, hi=MAX_CLASSES - 1)
                 f.number(p[1], f"{at}.{role}.top5.{model}[{j}][1]", lo=0, hi=1.0001)
+        for model, boxes in f.obj(rec.get("boxes", {}), f"{at}.{role}.boxes").items():
+            _boxes(f, boxes, f"{at}.{role}.boxes.{model}")
+    if it.get("truth") is not None:
+        truth = f.obj(it["truth"], f"{at}.truth")
+        f.text(f.key(truth, "source", f"{at}.truth"), f"{at}.truth.source")
+        _boxes(f, f.key(truth, "boxes", f"{at}.truth"), f"{at}.truth.boxes")
     return item_id
+
+
+def _boxes(f: Fields, v: Any, field: str) -> None:
+    """A detector's boxes: ``[{"box": [x0, y0, x1, y1], "score": s}, ...]`` with ``x0 <= x1``, ``y0 <= y1``."""
+    for j, row in enumerate(f.lst(v, field)):
+        at = f"{field}[{j}]"
+        r = f.obj(row, at)
+        x0, y0, x1, y1 = (f.number(c, f"{at}.box") for c in f.lst(f.key(r, "box", at), f"{at}.box", n=4))
+        if x1 < x0 or y1 < y0:
+            raise f.fail(f"{at}.box", "expected x0 <= x1 and y0 <= y1", r["box"])
+        f.number(f.key(r, "score", at), f"{at}.score", lo=0, hi=1.0001)
 
 
 # -- layout.json -----------------------------------------------------------------

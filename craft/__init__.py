@@ -15,6 +15,8 @@
 - ``ensemble``: ensembles of source models;
 - ``export``: a source model to ONNX with its spec and class names in the metadata;
 - ``attacks``: the attack registry (one attack per file), input transforms, EOT, the universal patch.
+- ``detectors``: face detectors: MTCNN in torch (a white-box source), the vanishing objective,
+  the target detectors' ONNX preparation, photos with faces.
 
 Importing this package, ``config``, ``options`` and ``cli`` is cheap and torch-free;
 the sub-modules that need torch (``zoo``, ``attacks``, ``job``, ``patchjob``, ``export``, and the

@@ -73,6 +73,11 @@ def craft_cmd(
     from craft.job import craft_batch
 
     cfg = from_cli(CraftConfig, options)  # parsed and validated here, before the progress display starts
+    from craft.sources import source_kind
+
+    if source_kind(cfg.source[0]) == "detector":
+        _craft_faces(out, cfg)
+        return
     from craft.distributed import Dist
 
     if not Dist.from_env().leader:  # under torchrun, rank 0 alone shows progress and the summary
@@ -91,6 +96,26 @@ def craft_cmd(
         f"batch [bold]{batch.batch_id}[/]: {len(batch.items)} items in {escape(str(out))} ({fooled} {what} on the saved PNG)"
     )
     _report_unfooled(batch, src)
+
+
+def _craft_faces(out: Path, cfg: CraftConfig) -> None:
+    """``--source mtcnn``: the vanishing attack on every photo with faces (docs/detectors.md)."""
+    from craft.detectors.job import craft_faces
+    from craft.detectors.photos import find_face_photos
+
+    photos = find_face_photos(cfg.images, cfg.limit)
+    specs = cfg.specs()
+    with make_progress() as progress:
+        tick = rich_progress(progress)("vanishing attack on mtcnn", len(photos) * len(specs) * len(cfg.eps))
+        batch = craft_faces(
+            out, photos, specs, cfg.eps, seed=cfg.seed, settings=cfg.settings(), config=cfg.resolved(), tick=tick
+        )
+    with_faces = [it for it in batch.items if it.truth is not None and it.truth.boxes]
+    hidden = sum(1 for it in with_faces if not it.adv.boxes.get("mtcnn"))
+    console.print(
+        f"batch [bold]{batch.batch_id}[/]: {len(batch.items)} items in {escape(str(out))}; mtcnn finds faces in "
+        f"{len(with_faces)} clean PNGs and none in {hidden} of their adversarial PNGs"
+    )
 
 
 def _report_unfooled(batch: Any, src: str) -> None:
@@ -134,6 +159,13 @@ def models_list() -> None:
             e.weights_package,
         )
     console.print(t)
+    from contracts.detection import DETECTORS
+
+    d = Table("face detector", "runs in", "score", "NMS", "channels")
+    d.add_column("weights package", overflow="fold")
+    for ds in DETECTORS.values():
+        d.add_row(ds.name, ds.runtime, f"{ds.score:g}", f"{ds.nms_iou:g}", ds.channel_order, ds.weights_package)
+    console.print(d)
 
 
 @models_app.command("export")
@@ -151,7 +183,15 @@ def models_export(
     channel_order: str | None = opt_channel_order(),
     labels: Path | None = typer.Option(None, "--labels", help="Class names, one per line.", rich_help_panel=MODEL),
 ) -> None:
-    """Export a model to ONNX with its preprocessing spec and class names in the metadata."""
+    """Export a model to ONNX with its preprocessing spec and class names in the metadata.
+
+    A target face detector (centerface, yunet) is written runnable by onnxruntime, with its spec in the metadata.
+    """
+    from contracts.detection import DETECTORS
+
+    if name in DETECTORS:
+        _export_detector(name, out)
+        return
     from craft.export import export_source
     from craft.sources import ModelOptions, load_source, source_kind
 
@@ -200,6 +240,19 @@ def hash_lines(kind: str, ref: str, weights_sha256: str, out: Path) -> list[str]
         f"sha256 {sha256_file(out)} of {out} (what 'sha256sum {out.name}' prints; capture records it)",
         f"source weights sha256 {weights_sha256} {what} (recorded in batch.json when crafting)",
     ]
+
+
+def _export_detector(name: str, out: Path) -> None:
+    from contracts.detection import get_detector
+    from craft.detectors.onnxprep import prepare_onnx
+
+    spec = get_detector(name)
+    if spec.runtime != "onnx":
+        raise UserError(f"{name}: a torch detector (a white-box source); export centerface or yunet")
+    if out.suffix != ".onnx":
+        raise UserError(f"--out {out}: expected a file name ending in .onnx")
+    prepare_onnx(spec, out)
+    console.print(f"wrote {escape(str(out))}: detector {name} ({spec.decoder}), from {spec.weights_package}")
 
 
 def _craft_signature() -> inspect.Signature:

@@ -199,6 +199,7 @@ class CraftConfig:
             raise UserError(
                 f"{', '.join(dict.fromkeys(flags))}: these describe your own source models; the zoo's {', '.join(self.source)} have their own preprocessing and ImageNet labels"
             )
+        self.check_detector(specs)
         if self.ensemble not in ENSEMBLE_MODES:
             raise UserError(f"--ensemble {self.ensemble!r}: choose {' or '.join(ENSEMBLE_MODES)}")
         if self.limit is not None and self.limit < 1:
@@ -238,6 +239,24 @@ class CraftConfig:
                 raise UserError(
                     "--target: the ll attack picks its own target (the least-likely class); use bim with --target ll"
                 )
+
+    def check_detector(self, specs: list[AttackSpec]) -> None:
+        """A face detector as the source (``--source mtcnn``): alone, untargeted, an ε-bounded attack."""
+        from craft.attacks import UNIVERSAL
+        from craft.sources import source_kind
+
+        if not any(source_kind(s) == "detector" for s in self.source):
+            return
+        if len(self.source) != 1:
+            raise UserError(
+                f"--source {','.join(self.source)}: a face detector is a source on its own, not in an ensemble"
+            )
+        if self.target is not None:
+            raise UserError("--target: a face detector's attack makes the faces vanish; drop --target")
+        if any(s.name in UNIVERSAL for s in specs):
+            raise UserError("--attack patch: not yet for face detectors; use fgsm, bim, ll, pgd, mifgsm or difgsm")
+        if self.labels is not None or self.model_spec:
+            raise UserError("--labels and the preprocessing flags describe classifiers; a face detector has its own")
 
     def check_patch(self, specs: list[AttackSpec]) -> None:
         """The options of a run with ``--attack patch``; errors name the option."""

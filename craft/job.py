@@ -19,7 +19,6 @@ import logging
 import secrets
 import zlib
 from collections.abc import Callable
-from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -183,7 +182,7 @@ class _Crafter:
 
                 attacks[spec].on_step = on_step
                 self.attack_chunk(chunk, cleans, spec, attacks[spec], eps, batch)
-                journal.append(asdict(it) for it in batch.items[n0:])
+                journal.append(it.to_dict() for it in batch.items[n0:])
                 tick(expected - ticked[0])  # a one-step attack (or one that stopped early) completes its share here
             # A patch is optimised over all the images at once: rank 0 runs the stage while
             # the other ranks wait at craft_batch's barrier (which does not time out).

@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -192,7 +191,7 @@ def craft_patch(
                     params=params,
                 )
             )
-        journal.append(asdict(it) for it in batch.items[n0:])
+        journal.append(it.to_dict() for it in batch.items[n0:])
 
 
 def replay_item(batch_dir: Path, item: Item) -> np.ndarray:

@@ -105,6 +105,8 @@ def source_kind(ref: str) -> str:
     """Which loader takes ``ref`` (module docstring); a one-line error for anything else."""
     if ref in ZOO:
         return "zoo"
+    if ref in _torch_detectors():
+        return "detector"
     if ref in IN_MEMORY:
         return "module"
     p = Path(ref)
@@ -124,6 +126,13 @@ def source_kind(ref: str) -> str:
         f"--source {ref!r}: not a zoo model ({', '.join(ZOO)}), a model file (.onnx, .pt2, TorchScript .pt/.ts) "
         f"or a factory package.module:function"
     )
+
+
+def _torch_detectors() -> list[str]:
+    """The zoo's torch face detectors (``mtcnn``): sources of the vanishing attack (docs/detectors.md)."""
+    from contracts.detection import DETECTORS
+
+    return [d.name for d in DETECTORS.values() if d.runtime == "torch"]
 
 
 def source_name(ref: str) -> str:

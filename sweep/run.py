@@ -35,7 +35,7 @@ from contracts.capturedb import open_db_readonly
 from contracts.errors import UserError
 from contracts.images import batch_images
 from contracts.labels import target_map
-from contracts.manifest import ROLES, load_batch
+from contracts.manifest import ROLES, load_batch, require_classifier_batch
 from contracts.profile import ChannelProfile, Printer
 from contracts.sweep import BASELINE, SweepRecord, read_sweep, sweep_path, write_sweep
 
@@ -282,6 +282,7 @@ def run_sweep(
     if not 2 <= int(steps) <= 50:
         raise UserError(f"--steps: expected 2..50 strengths per transform, got {steps}")
     batch = load_batch(batch_dir)
+    require_classifier_batch(batch, batch_dir, "sweep")
     clf = classifier or OnnxClassifier(Path(model_path))
     used = {it.label.index for it in batch.items} | {it.target for it in batch.items if it.target is not None}
     lmap = target_map(batch.class_names(), clf.class_names, used, label_map, where=f"--model {clf.path}")

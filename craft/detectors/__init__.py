@@ -1,0 +1,13 @@
+"""Face detectors as models: MTCNN as a white-box torch source, CenterFace and YuNet prepared for onnxruntime.
+
+- ``mtcnn``: the three networks and the differentiable cascade (Zhang et al. 2016);
+- ``vanish``: MTCNN wrapped for the ε-bounded attacks of :mod:`craft.attacks` (make every face vanish);
+- ``onnxprep``: the target detectors' ONNX files made runnable by plain onnxruntime (capture runs them,
+  :mod:`capture.faces`);
+- ``photos``: photos with faces that installed packages ship;
+- ``job``: a face batch crafted on MTCNN (truth boxes and the source's boxes recorded per item);
+- ``measure``: the digital hiding measurement per photo (``python -m tools.face_hiding`` prints it with intervals).
+
+The specs (names, weight files, thresholds) and the box arithmetic are torch-free, in
+:mod:`contracts.detection`; docs/detectors.md is the user's page.
+"""
