@@ -128,6 +128,11 @@ def main() -> None:
         fooled = sum(got[k] != labels[k[0]] for k in adv)
         agree = "(itself)" if name == "real-1" else _pct(same, len(both))
         print(f"| {name} | {agree} | {_pct(ok, len(clean))} | {_pct(fooled, len(adv))} |")
+    every = {n: tiles(work, n) for n in ("real-1", "real-2", "uncalibrated", "fitted")}
+    common = set.intersection(*(set(t) for t in every.values()))
+    print(f"\non the {len(common)} tiles with a good observation in every session, same top-1 as real-1:")
+    for name in ("real-2", "uncalibrated", "fitted"):
+        print(f"- {name}: {_pct(sum(ref[k] == every[name][k] for k in common), len(common))}")
     print(f"\n{time.perf_counter() - t0:.0f} s")
 
 
