@@ -85,6 +85,7 @@ def rms(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sqrt(((a - b) ** 2).mean()))
 
 
+@pytest.mark.slow
 def test_foreign_isp_is_predicted_and_the_printer_stays_in_bounds(setup: tuple[Path, Path]) -> None:
     d, model = setup
     base = load_profile("office-laser-webcam")
