@@ -21,6 +21,7 @@ try:  # recent typer vendors click as typer._click
 except ImportError:  # pragma: no cover
     from click.exceptions import ClickException  # type: ignore[no-redef]  # the same class, where click is not vendored
 
+from contracts import signals
 from contracts.batchdir import SHEETS_PDF, model_path
 from contracts.console import console, err_console
 from contracts.errors import UserError
@@ -156,21 +157,29 @@ _register_all()
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``photoproof`` console script."""
+    signals.install()  # SIGTERM as well as SIGINT unwinds cleanly; exit 128 + its number
     try:
         rv = app(args=argv, prog_name="photoproof", standalone_mode=False)
     except UserError as e:
         err_console.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True)
         return 2
     except (Abort, KeyboardInterrupt):
-        err_console.print("interrupted: finished work is saved; re-run the same command to resume")
-        return 130
+        err_console.print(_stopped_line())
+        return signals.exit_status() or 130
     except ClickException as e:
         e.show()
         return e.exit_code
     rv = rv if isinstance(rv, int) else 0
-    if rv == 130:  # typer turns Ctrl-C into Exit(130)
-        err_console.print("interrupted: finished work is saved; re-run the same command to resume")
+    if rv == 130 or signals.exit_status():  # typer turns Ctrl-C into Exit(130); a capture stops cleanly on a signal
+        err_console.print(_stopped_line())
+        return signals.exit_status() or 130
     return rv
+
+
+def _stopped_line() -> str:
+    name = signals.received()
+    what = f"stopped by {name}" if name else "interrupted"
+    return f"{what}: finished work is saved; re-run the same command to resume"
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ __all__ = [
     "simulated_camera",
     "report",
     "summary",
+    "channel_check",
     "load_batch",
 ]
 
@@ -296,8 +297,29 @@ def report(
 
 
 def summary(batch_dir: str | Path, sessions: list[str] | None = None) -> list[dict[str, Any]]:
-    """Every figure of the report as a dict (``summary.csv``'s columns): ``pandas.DataFrame(pp.summary(b))`` reads it."""
+    """Every figure of the report as a dict (``summary.csv``'s columns): ``pandas.DataFrame(pp.summary(b))`` reads it.
+
+    A capture session's rows carry its channel-check verdict (``channel_check``), the report's.
+    """
+    from analysis.channel import check_sessions
     from analysis.load import load_input
     from analysis.summary import compute_summary
 
-    return [r.to_dict() for r in compute_summary(load_input(Path(batch_dir), sessions))]
+    inp = load_input(Path(batch_dir), sessions)
+    verdicts = {sid: c.verdict for sid, c in check_sessions(inp).items()}
+    return [
+        {**r.to_dict(), "channel_check": verdicts.get(r.session)} if r.session else r.to_dict()
+        for r in compute_summary(inp)
+    ]
+
+
+def channel_check(batch_dir: str | Path, sessions: list[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Each session's channel check (the report's, and the live capture line's rule: ``contracts.verdict``), by session.
+
+    ``verdict`` is ``ok``, ``inconclusive`` (``more_photos_needed`` says how many more photos would settle it),
+    ``camera-limited``, ``model-fragile`` or ``n/a``; ``why``, ``reasons`` and ``advice`` say why and what to do.
+    """
+    from analysis.channel import check_sessions
+    from analysis.load import load_input
+
+    return {sid: c.to_dict() for sid, c in check_sessions(load_input(Path(batch_dir), sessions)).items()}

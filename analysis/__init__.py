@@ -12,7 +12,8 @@ Public API:
 Modules: ``load`` (files to data), ``metrics`` (pure measures, paired
 survival among them), ``stats`` (Wilson and item-bootstrap intervals, widened at
 the edges), ``summary`` and ``tables`` (figures and exports), ``channel`` (the
-per-session channel check: camera-limited or not, why, what to do), ``paper``
+per-session channel check: its verdict by ``contracts.verdict``, why, what to do), ``diagnosis``
+(every measured cause of a clean loss), ``sides`` (the left/right side test), ``paper``
 (the attack × ε destruction table as Markdown and LaTeX), ``scene`` (target and fooling rates with and
 without the adversarial patch, from ``capture --scene``), ``sweep``, ``plots``
 (PNG, SVG and PDF), ``gallery``, ``methods``, ``html``, ``pdf``,

@@ -12,9 +12,7 @@ from analysis.report import FORMATS, ReportResult, make_report
 from analysis.stats import Rate
 from analysis.tables import fmt_rate
 from contracts.console import console
-
-FLAGGED = ("camera-limited", "inconclusive")
-
+from contracts.verdict import FLAGGED
 
 MAX_LINES_PER_SESSION = 4  # per-cell key lines printed under a session's verdict (the table holds the rest)
 
@@ -86,14 +84,23 @@ def key_lines(result: ReportResult) -> list[str]:
     for sid in result.sessions:
         check = result.checks.get(sid)
         if check is not None:
-            colour = {"ok": "green", "camera-limited": "bold red", "inconclusive": "bold yellow"}.get(
-                check.verdict, "yellow"
-            )
+            colour = {
+                "ok": "green",
+                "camera-limited": "bold red",
+                "model-fragile": "bold red",
+                "inconclusive": "bold yellow",
+            }.get(check.verdict, "yellow")
             out.append(f"[{colour}]{escape(check.sentence())}[/]")
             if check.flagged:
                 out.append(f"[bold red]warning:[/] {escape(check.consequence())}")
                 out.append(f"  why: {escape('; '.join(check.reasons))}")
+                if check.unstable:
+                    out.append(f"  photos a mild digital change already flips: {escape(', '.join(check.unstable))}")
                 out.append(f"  what to do: {escape('; '.join(check.advice))}")
+            if check.sides is not None and check.sides.effect:
+                out.append(
+                    f"[bold yellow]side effect:[/] {escape(check.sides.sentence())}: even the light across the sheet"
+                )
         flagged = check is not None and check.flagged
         mine = [r for r in result.headline.rows if r.get("session") == sid]
         for row in mine[:MAX_LINES_PER_SESSION]:
@@ -105,7 +112,14 @@ def key_lines(result: ReportResult) -> list[str]:
                 parts.append(
                     f"digital transfer {escape(str(row['transfer_source']))}→{escape(str(row['model']))} {fmt_rate(row.get('transfer'))}"
                 )
-            tag = " (camera-limited: measures the camera)" if flagged else ""
+            tag = (
+                {
+                    "camera-limited": " (camera-limited: measures the camera)",
+                    "model-fragile": " (model-fragile: measures the model's fragility)",
+                }.get(check.verdict, f" ({check.verdict}: not about the attack)")
+                if flagged and check is not None
+                else ""
+            )
             parts += [
                 f"paired survival{tag} {fmt_rate(row.get('paired_survival_tile'))}",
                 f"destruction{tag} {fmt_rate(row.get('destruction_tile'))}",

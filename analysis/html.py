@@ -15,8 +15,7 @@ from analysis.gallery import GalleryEntry
 from analysis.methods import Section
 from analysis.stats import Rate
 from analysis.tables import CHECK_COLUMN, Table, column_parts, fmt_cell, pct, text_width
-
-FLAGGED = ("camera-limited", "inconclusive")
+from contracts.verdict import FLAGGED
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 

@@ -56,6 +56,7 @@ class Observation:
     frame_idx: int
     sharpness: float
     pred: Pred
+    layout_id: str | None = None  # the layout (print) the tile was read with; None in databases before layout ids
 
 
 @dataclass
@@ -91,6 +92,10 @@ class Session:
         default_factory=dict
     )  # batch class -> the model's class (config "labels"); empty: the same set
     class_names: tuple[str, ...] | None = None  # the model's own class names when they are not the batch's
+    layout_id: str | None = None  # the layout (print) the session started with; None before layout ids
+    stability: dict[str, float] | None = None  # clean item -> share of mild transforms it stays right under
+    unstable: dict[str, list[str]] = field(default_factory=dict)  # clean item -> the mild transforms that flip it
+    layouts: dict[str | None, int] = field(default_factory=dict)  # layout id -> observations read with it
 
     @overload
     def truth(self, cls: int) -> int: ...
@@ -139,10 +144,16 @@ def manifest_pred(item: Item, role: str, model: str) -> Pred | None:
     return None if not top5 else Pred.from_pairs(top5)
 
 
+def _columns(con: sqlite3.Connection, table: str) -> set[str]:
+    return {str(r[1]) for r in con.execute(f"PRAGMA table_info({table})")}
+
+
 def _session_rows(con: sqlite3.Connection, path: Path) -> list[dict[str, Any]]:
     try:
+        lid = "layout_id" if "layout_id" in _columns(con, "sessions") else "NULL AS layout_id"  # schema 1: none
         cur = con.execute(
-            "SELECT id, batch_id, source, model, model_sha256, provider, profile, seed, started, stopped, config FROM sessions ORDER BY started, id"
+            "SELECT id, batch_id, source, model, model_sha256, provider, profile, seed, started, stopped, config, "
+            f"{lid} FROM sessions ORDER BY started, id"
         )
         cols = [d[0] for d in cur.description]
         return [dict(zip(cols, r)) for r in cur.fetchall()]
@@ -168,6 +179,7 @@ def _read_session(con: sqlite3.Connection, path: Path, row: dict[str, Any], batc
         started=float(row["started"]),
         stopped=None if row["stopped"] is None else float(row["stopped"]),
         config=config if isinstance(config, dict) else {},
+        layout_id=None if row.get("layout_id") is None else str(row["layout_id"]),
     )
     labels = s.config.get("labels")
     if isinstance(labels, dict):  # capture mapped the batch's labels onto the model's own classes
@@ -191,22 +203,54 @@ def _read_session(con: sqlite3.Connection, path: Path, row: dict[str, Any], batc
         if item_id in known:
             s.digital[(item_id, role)] = Pred.from_pairs(decode_top5(ids, probs))
     unknown = 0
+    has_lid = "layout_id" in _columns(con, "observations")
+    for lid, n in con.execute(
+        f"SELECT {'layout_id' if has_lid else 'NULL'}, COUNT(*) FROM observations WHERE session_id = ? GROUP BY 1",
+        (sid,),
+    ):
+        s.layouts[None if lid is None else str(lid)] = int(n)
     rows = con.execute(
-        "SELECT item_id, role, frame_idx, sharpness, top1, top1_prob, top5_ids, top5_probs FROM observations "
-        "WHERE session_id = ? AND good != 0 ORDER BY frame_idx, id",
+        "SELECT item_id, role, frame_idx, sharpness, top1, top1_prob, top5_ids, top5_probs, "
+        f"{'layout_id' if has_lid else 'NULL'} FROM observations WHERE session_id = ? AND good != 0 ORDER BY "
+        "frame_idx, id",
         (sid,),
     )
-    for item_id, role, frame_idx, sharpness, top1, top1_prob, ids, probs in rows:
+    for item_id, role, frame_idx, sharpness, top1, top1_prob, ids, probs, lid in rows:
         if item_id not in known:
             unknown += 1
             continue
         pairs = decode_top5(ids, probs)
         pred = Pred.from_pairs(pairs) if pairs else Pred((int(top1),), (float(top1_prob),))
-        s.observations.append(Observation(item_id, role, int(frame_idx), float(sharpness), pred))
+        s.observations.append(
+            Observation(item_id, role, int(frame_idx), float(sharpness), pred, None if lid is None else str(lid))
+        )
+    _read_stability(con, s, batch)
     if unknown:
         log.warning("%s: %d good observations name items that are not in batch.json; ignored", path, unknown)
     s.quality = session_quality(con, sid)
     return s
+
+
+def _read_stability(con: sqlite3.Connection, s: Session, batch: Batch) -> None:
+    """The digital stability baseline (``stability`` table, schema 2; absent in older databases)."""
+    try:
+        rows = con.execute(
+            "SELECT item_id, transform, top5_ids, top5_probs FROM stability WHERE session_id = ?", (s.id,)
+        ).fetchall()
+    except sqlite3.DatabaseError:  # a schema-1 database: no baseline
+        return
+    if not rows:
+        return
+    truth = {it.id: s.truth(it.label.index) for it in batch.items}
+    per: dict[str, list[bool]] = defaultdict(list)
+    for item_id, name, ids, probs in rows:
+        if item_id in truth:
+            pairs = decode_top5(ids, probs)
+            right = bool(pairs) and pairs[0][0] == truth[item_id]
+            per[item_id].append(right)
+            if not right:
+                s.unstable.setdefault(item_id, []).append(str(name))
+    s.stability = {k: sum(v) / len(v) for k, v in per.items()}
 
 
 def _median(values: list[float]) -> float | None:
@@ -255,7 +299,25 @@ def session_quality(con: sqlite3.Connection, sid: str) -> dict[str, Any]:
         for _, w, h in blur:
             sizes[(int(w), int(h))] += 1
         q["frame_w"], q["frame_h"] = max(sizes, key=lambda k: sizes[k])
+    q.update(_tone(con, sid))
     return q
+
+
+def _tone(con: sqlite3.Connection, sid: str) -> dict[str, float | None]:
+    """Median luma (BT.601, 0..255) of the strip's black (``g00``) and white (``g10``) patches: the print's tone.
+
+    Digitally these are 0 and 255; ``None`` when the strip was not measured (``patches`` table).
+    """
+    try:
+        rows = con.execute(
+            "SELECT patch, mean_r, mean_g, mean_b FROM patches WHERE session_id = ? AND patch IN ('g00', 'g10')", (sid,)
+        ).fetchall()
+    except sqlite3.DatabaseError:
+        rows = []
+    luma: dict[str, list[float]] = defaultdict(list)
+    for patch, r, g, b in rows:
+        luma[str(patch)].append(0.299 * float(r) + 0.587 * float(g) + 0.114 * float(b))
+    return {"black_level": _median(luma["g00"]), "paper_white": _median(luma["g10"])}
 
 
 def _fill_digital_from_manifest(s: Session, batch: Batch) -> None:

@@ -18,6 +18,7 @@ from analysis.stats import Rate
 from analysis.summary import SummaryRow
 from analysis.tables import CHECK_COLUMN, NA, Table
 from contracts.paths import atomic_write_text
+from contracts.verdict import FLAGGED
 
 CASES = (("average", "destruction"), ("prefiltered", "destruction_prefiltered"))
 VIEW = "tile"
@@ -91,7 +92,7 @@ def _blocks(t: Table) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
 def _caption(head: dict[str, Any]) -> str:
     check = head.get(CHECK_COLUMN) or "n/a"
     text = f"Session {head['session']} ({head['model']}), channel check: {check}."
-    if check in ("camera-limited", "inconclusive"):
+    if check in FLAGGED:
         text += " " + LIMITED_CAPTION
     return text
 

@@ -35,6 +35,7 @@ from analysis.gallery import GalleryEntry
 from analysis.stats import Rate
 from analysis.tables import CHECK_COLUMN, column_parts, fmt_cell, pct
 from analysis.tables import Table as ReportTable
+from contracts.verdict import FLAGGED
 
 log = logging.getLogger(__name__)
 
@@ -146,9 +147,7 @@ def _table_part(t: ReportTable, columns: list[str], st: dict[str, ParagraphStyle
     data = [[Paragraph(escape(t.label(c)), st["small"]) for c in columns]]
     data += [[_cell(r.get(c), st, c in t.rate_columns) for c in columns] for r in t.rows[:max_rows]]
     tbl = Table(data, colWidths=_widths(t, columns), repeatRows=1, hAlign="LEFT")
-    flagged = [
-        i + 1 for i, r in enumerate(t.rows[:max_rows]) if r.get(CHECK_COLUMN) in ("camera-limited", "inconclusive")
-    ]
+    flagged = [i + 1 for i, r in enumerate(t.rows[:max_rows]) if r.get(CHECK_COLUMN) in FLAGGED]
     tbl.setStyle(
         TableStyle(
             [

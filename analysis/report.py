@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis import plots
-from analysis.channel import DROP_POINTS, ChannelCheck, channel_table, check_sessions
+from analysis.channel import DROP_POINTS, ChannelCheck, channel_table, check_sessions, layouts_table
 from analysis.content import Plot, ReportContent
 from analysis.gallery import gallery
 from analysis.html import render_html
@@ -54,6 +54,7 @@ from contracts.batchdir import REPORT
 from contracts.errors import UserError, WriteError
 from contracts.manifest import MANIFEST, load_batch
 from contracts.paths import atomic_write_bytes, atomic_write_json, atomic_write_text
+from contracts.verdict import RULE
 
 log = logging.getLogger(__name__)
 
@@ -315,6 +316,7 @@ def _make_report(
     shown = [
         headline,
         channel_table(checks),
+        layouts_table(checks),
         sessions_table(inp, verdicts),
         accuracy_table(rows),
         attack_table(rows),
@@ -415,10 +417,7 @@ def _make_report(
         },
         "interval_rates_over_items_and_tiles": "Wilson score 95%",
         "channel_check": {
-            "rule": (
-                f"camera-limited when clean top-1 photographed is more than {100 * DROP_POINTS:.0f} points below digital (same items, same model) "
-                "and its 95% interval lies wholly below digital; inconclusive when the drop exceeds the threshold but the interval reaches digital"
-            ),
+            "rule": RULE,
             "threshold_points": 100 * DROP_POINTS,
             "sessions": {sid: c.to_dict() for sid, c in checks.items()},
         },

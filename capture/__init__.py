@@ -13,6 +13,7 @@ Torch-free by design: a capture station needs numpy, OpenCV and onnxruntime only
 - ``classify``: the ONNX classifier and its execution provider; ``cachedir``: its private
   per-user cache folder (the TensorRT engine cache);
 - ``digital``: the classifier on every batch PNG (the digital top-5; also the sweep's);
+- ``stability``: the digital stability baseline (the clean PNGs through mild resampling, blur and JPEG);
 - ``pipeline``: the classifier thread; ``record``: the SQLite recorder;
   ``session``: ``run_capture``, the capture loop;
 - ``feedback``: each frame's verdicts and gate reasons, for sources that show them (the phone page);

@@ -28,7 +28,16 @@ from capture.cachedir import private_dir, user_cache_dir
 from contracts.classes import imagenet_names
 from contracts.errors import UserError
 from contracts.labels import read_label_file
-from contracts.modelspec import META_CLASSES, META_MODEL, META_SPEC, layout_of, read_sidecar, resolve_spec, sidecar_path
+from contracts.modelspec import (
+    META_CLASSES,
+    META_MODEL,
+    META_SPEC,
+    check_fixed_batch,
+    layout_of,
+    read_sidecar,
+    resolve_spec,
+    sidecar_path,
+)
 from contracts.paths import sha256_file
 from contracts.preprocess import PreprocessSpec
 
@@ -189,7 +198,7 @@ class OnnxClassifier:
             )
         layout_of(shape, where)
         self._dtype = np.float16 if inputs[0].type == "tensor(float16)" else np.float32
-        self._fixed_batch = _static(shape[0])
+        self._fixed_batch = check_fixed_batch(_static(shape[0]), where)
         if self._fixed_batch:
             self.max_batch = self._fixed_batch
         if META_SPEC in meta and (spec is not None or overrides):

@@ -252,7 +252,12 @@ def register(
             help="Serve a page to phones' browsers (HTTPS, QR code); one session per phone.",
             rich_help_panel=SRC,
         ),
-        bind: str = typer.Option("0.0.0.0", "--bind", help="--phone: the address to listen on.", rich_help_panel=SRC),
+        bind: str = typer.Option(
+            "0.0.0.0",
+            "--bind",
+            help="--phone: the address to listen on (0.0.0.0: every interface; lan: only the one the QR code names).",
+            rich_help_panel=SRC,
+        ),
         port: int = typer.Option(
             8443, "--port", help="--phone: the port to listen on (0: any free one).", rich_help_panel=SRC
         ),

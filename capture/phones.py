@@ -32,6 +32,7 @@ from capture.sheets.quality import QualityGates
 from capture.sources.phone.server import PhoneServer
 from capture.sources.phone.source import PhoneSource
 from capture.sources.phone.tls import lan_address, machine_certificate
+from contracts import signals
 from contracts.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,8 @@ class PhoneCapture:
     ) -> None:
         if not 0 <= port <= 65535:
             raise UserError(f"--port {port}: expected 0..65535")
+        if bind == "lan":  # only the interface the QR code names
+            bind = lan_address("0.0.0.0")
         if duration is not None and duration <= 0:
             raise UserError(f"--duration: must be > 0, got {duration}")
         self.batch_dir, self.model_path, self.clf = Path(batch_dir), Path(model_path), classifier
@@ -211,8 +214,10 @@ class PhoneCapture:
 
     def should_stop(self) -> str:
         """Why the run should stop now (``""``: keep going)."""
-        if self.stop_event.is_set():
-            return "stop requested"
+        if self.stop_event.is_set():  # a full disk also sets it (every session stops): name the cause
+            with self._lock:
+                failed = any(isinstance(s.error, UserError) for s in self.sessions)
+            return "session failed" if failed else "stop requested"
         if self.duration is not None and self._first is not None and time.monotonic() - self._first >= self.duration:
             return f"{self.duration:g} s"
         with self._lock:
@@ -257,9 +262,11 @@ class PhoneCapture:
                     break
                 time.sleep(0.1)
                 why = self.should_stop()
-        except KeyboardInterrupt:
-            why = "SIGINT"
+        except KeyboardInterrupt:  # SIGINT, or SIGTERM (contracts.signals turns both into this)
+            why = signals.received() or "SIGINT"
         self.stop(why)
+        if why == "stop requested" and any(isinstance(s.error, UserError) for s in self.results()):
+            why = "session failed"  # a full disk sets the stop event before its session has said why
         return why
 
     def stop(self, why: str = "stop requested") -> None:
@@ -355,6 +362,15 @@ def run_phone_command(
     )
     url = pc.start()
     console.print(f"phone page: {url}", markup=False, highlight=False, soft_wrap=True)
+    if pc.bind in ("0.0.0.0", "::", ""):
+        console.print(
+            f"listening on every network interface ({pc.bind or '0.0.0.0'}, port {pc.server.port}): any device "
+            f"that can reach this laptop can reach the page (it still needs the token); --bind lan listens only on "
+            f"{lan_address(pc.bind)}, the address in the QR code",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     console.print(f"certificate SHA-256 {pc.cert.fingerprint}", markup=False, highlight=False, soft_wrap=True)
     console.print(
         "  (the phone warns that the certificate is not trusted: it is this laptop's own, made for this page; "

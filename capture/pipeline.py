@@ -31,6 +31,7 @@ from capture.classify import CPU, OnnxClassifier
 from capture.record import Observation, Recorder
 from capture.sheets.detect import TileCrop
 from contracts.errors import UserError
+from contracts.verdict import Tally, Verdict, judge
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +148,8 @@ class ClassifierWorker(threading.Thread):
         per_tile: stop once every tile has this many good observations (``None``: never).
         keep_crops: keep the sharpest and the blurriest crop of each tile for the gallery.
         good_counts: counts carried over from an earlier run of the session.
+        tally: the session's clean evidence for the channel check (:class:`contracts.verdict.Tally`), fed
+            with every recorded observation; read with :meth:`verdict`.
     """
 
     def __init__(
@@ -160,8 +163,10 @@ class ClassifierWorker(threading.Thread):
         keep_crops: bool = True,
         good_counts: dict[TileKey, int] | None = None,
         on_error: Callable[[BaseException], None] | None = None,
+        tally: Tally | None = None,
     ) -> None:
         super().__init__(name="capture-classify", daemon=True)
+        self.tally = tally
         self.classifier, self.recorder, self.slot = classifier, recorder, slot
         self.per_tile, self.keep_crops = per_tile, keep_crops
         self.good_counts: dict[TileKey, int] = {k: 0 for k in all_tiles}
@@ -238,6 +243,7 @@ class ClassifierWorker(threading.Thread):
                 good=c.good,
                 top5_ids=[int(v) for v in i],
                 top5_probs=[float(v) for v in p],
+                layout_id=c.layout_id or None,
             )
             for c, i, p in kept
         ]
@@ -247,6 +253,8 @@ class ClassifierWorker(threading.Thread):
             for c, i, p in kept:
                 key = tile_key(c)
                 self.results[key] = TileResult(top1=int(i[0]), prob=float(p[0]), frame_idx=job.frame_idx, good=c.good)
+                if self.tally is not None:
+                    self.tally.add(c.tile.item, c.tile.role, int(i[0]), c.good)
                 if c.good:
                     self.good_counts[key] = self.good_counts.get(key, 0) + 1
                     self.stats.good += 1
@@ -276,6 +284,14 @@ class ClassifierWorker(threading.Thread):
             return False
         since = self.busy_since
         return since is None or self.mean_job_s - (time.monotonic() - since) <= seconds
+
+    def verdict(self) -> Verdict | None:
+        """The channel check's verdict on what was recorded so far (:func:`contracts.verdict.judge`)."""
+        if self.tally is None:
+            return None
+        with self._lock:
+            ev = self.tally.evidence()
+        return judge(ev)
 
     def snapshot(self) -> tuple[dict[TileKey, TileResult], int]:
         """A copy of the latest results per tile, and the smallest good count over all tiles."""

@@ -22,7 +22,7 @@ from capture.sheets.quality import QualityGates
 from contracts.console import console
 from contracts.errors import UserError
 from contracts.frames import FrameReport, FrameSource
-from contracts.layout import load_layout
+from contracts.layout import load_layout, load_layouts
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,9 @@ def run_preview(
         if v is not None and v <= 0:
             raise UserError(f"{flag}: must be > 0, got {v}")
     gates = gates or QualityGates()
-    detector = SheetDetector(load_layout(Path(batch_dir)), gates, batch_dir=Path(batch_dir))
+    detector = SheetDetector(
+        load_layout(Path(batch_dir)), gates, batch_dir=Path(batch_dir), layouts=load_layouts(Path(batch_dir))
+    )
     source = preview_source(spec, width=width, height=height, fps=fps)
     window = Window("photoproof preview") if window_wanted(headless) else None
     n, t0 = 0, time.monotonic()

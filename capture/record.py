@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sqlite3
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -25,6 +23,7 @@ from typing import Any
 from capture.sheets.quality import TileQuality
 from contracts.capturedb import SCHEMA_VERSION, check_db_path, create_db, encode_top5
 from contracts.errors import UserError
+from contracts.lock import ExclusiveLock, HeldElsewhere
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +49,7 @@ class Observation:
     good: bool
     top5_ids: list[int]
     top5_probs: list[float]
+    layout_id: str | None = None  # the layout (print) its sheet was read with
 
 
 def _open_failure(path: Path, e: sqlite3.Error) -> str:
@@ -64,6 +64,11 @@ def _open_failure(path: Path, e: sqlite3.Error) -> str:
             f"{path}: writing the new capture database failed (SQLite: {e}): the disk is full, a file-size limit was reached "
             f"or the device failed; free disk space, or capture into a batch on another disk, and re-run"
         )
+    if name in ("SQLITE_CANTOPEN", "SQLITE_PERM") or name.startswith("SQLITE_READONLY"):
+        return (
+            f"{path}: cannot write it: the file or its folder is read-only (SQLite: {e}); make the batch's captures/ "
+            f"folder writable, or capture into a copy of the batch on a writable disk"
+        )
     return f"{path}: cannot open it as a capture database ({e}); choose another --session, or free disk space"
 
 
@@ -74,54 +79,20 @@ class RecordingFailed(UserError):
     """
 
 
-class SessionLock:
-    """An exclusive lock on ``captures/<session>.lock``, held while a capture writes the session.
+def session_lock(path: Path) -> ExclusiveLock:
+    """The exclusive lock on ``captures/<session>.lock``, held while a capture writes the session.
 
-    The operating system drops the lock when the process ends, even on SIGKILL, so a
-    killed capture never leaves a stale lock behind. A second writer is refused.
+    The operating system drops it when the process ends, even on SIGKILL
+    (:mod:`contracts.lock`). A second writer is refused in one line.
     """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd: int | None = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            _lock_fd(self._fd)
-        except OSError:
-            holder = ""
-            try:
-                holder = os.pread(self._fd, 32, 0).decode("ascii", "replace").strip()
-            except OSError:
-                pass
-            os.close(self._fd)
-            self._fd = None
-            who = f" (process {holder})" if holder.isdecimal() else ""
-            raise UserError(
-                f"{path.with_suffix('.sqlite')}: this session is being recorded by another capture{who}; "
-                "choose another --session, or wait until that capture stops"
-            ) from None
-        try:
-            os.ftruncate(self._fd, 0)
-            os.pwrite(self._fd, str(os.getpid()).encode(), 0)
-        except OSError:
-            pass  # the pid is only a courtesy for the message above
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing the descriptor drops the lock
-            self._fd = None
-
-
-def _lock_fd(fd: int) -> None:
-    """Take an exclusive, non-blocking lock on ``fd``; ``OSError`` when another process holds it."""
-    if sys.platform == "win32":
-        import msvcrt
-
-        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        return
-    import fcntl
-
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        return ExclusiveLock(path)
+    except HeldElsewhere as e:
+        who = f" (process {e.holder})" if e.holder else ""
+        raise UserError(
+            f"{path.with_suffix('.sqlite')}: this session is being recorded by another capture{who}; "
+            "choose another --session, or wait until that capture stops"
+        ) from None
 
 
 class Recorder:
@@ -144,13 +115,14 @@ class Recorder:
     ) -> None:
         self.path, self.session_id, self.batch_id = path, session_id, batch_id
         self.error: RecordingFailed | None = None
+        self.failure = ""  # the first failed write's cause (SQLite's words), for the phone
         self._on_failure = on_failure
         self._owns_session = (
             False  # set once start_session has accepted the session: only then does close() touch its row
         )
         check_db_path(path)
         try:
-            self._session_lock = SessionLock(path.with_suffix(".lock"))
+            self._session_lock = session_lock(path.with_suffix(".lock"))
         except OSError as e:
             raise UserError(
                 f"{path.parent}: cannot write there ({e.strerror or e}); check the disk and its permissions"
@@ -202,11 +174,15 @@ class Recorder:
         profile: str | None,
         seed: int | None,
         config: dict[str, Any],
+        layout_id: str | None = None,
     ) -> Resume:
-        """Insert the session row, or reopen it when the same session runs again with the same model."""
+        """Insert the session row, or reopen it when the same session runs again with the same model.
+
+        ``layout_id``: the layout (print) the session starts with; a resumed session keeps its first.
+        """
         with self._lock:
             try:
-                return self._start_session(source, model, model_sha256, provider, profile, seed, config)
+                return self._start_session(source, model, model_sha256, provider, profile, seed, config, layout_id)
             except sqlite3.Error as e:
                 raise self._failed(e) from None
             except (TypeError, ValueError) as e:  # a malformed row in an existing database
@@ -221,6 +197,7 @@ class Recorder:
         profile: str | None,
         seed: int | None,
         config: dict[str, Any],
+        layout_id: str | None = None,
     ) -> Resume:
         row = self.con.execute(
             "SELECT model_sha256, config, batch_id FROM sessions WHERE id=?", (self.session_id,)
@@ -235,7 +212,9 @@ class Recorder:
                     f"{self.path}: holds {orphans} frames of session {self.session_id!r} but no session row (a damaged file); choose another --session"
                 )
             self.con.execute(
-                "INSERT INTO sessions (id, batch_id, source, model, model_sha256, provider, profile, seed, started, stopped, config) VALUES (?,?,?,?,?,?,?,?,?,NULL,?)",
+                "INSERT INTO sessions (id, batch_id, source, model, model_sha256, provider, profile, seed, "
+                "started, stopped, config, "
+                "layout_id) VALUES (?,?,?,?,?,?,?,?,?,NULL,?,?)",
                 (
                     self.session_id,
                     self.batch_id,
@@ -247,6 +226,7 @@ class Recorder:
                     seed,
                     now,
                     json.dumps(config, sort_keys=True),
+                    layout_id,
                 ),
             )
             self.con.commit()
@@ -301,9 +281,35 @@ class Recorder:
                 raise self._failed(e) from None
 
     # -- rows ----------------------------------------------------------------
+    def outcomes(self) -> list[tuple[str, str, int, bool]]:
+        """``(item_id, role, top1, good)`` of every observation the session holds (a resumed session's past)."""
+        with self._lock:
+            try:
+                rows = self.con.execute(
+                    "SELECT item_id, role, top1, good FROM observations WHERE session_id = ? ORDER BY id",
+                    (self.session_id,),
+                ).fetchall()
+            except sqlite3.Error as e:
+                raise self._failed(e) from None
+        return [(str(i), str(r), int(t), bool(g)) for i, r, t, g in rows]
+
+    def write_stability(self, rows: Iterable[tuple[str, str, Any, Any]]) -> None:
+        """``(item_id, transform, top5_ids, top5_probs)``: the digital stability baseline (:mod:`capture.stability`)."""
+        with self._lock:
+            try:
+                for item, name, ids, probs in rows:
+                    self.con.execute(
+                        "INSERT OR REPLACE INTO stability VALUES (?,?,?,?,?)",
+                        (self.session_id, item, name, *encode_top5(ids, probs)),
+                    )
+                self.con.commit()
+            except sqlite3.Error as e:
+                raise self._failed(e) from None
+
     def _failed(self, e: sqlite3.Error) -> RecordingFailed:
         """Record the first write failure, tell ``on_failure``, and return the error to raise."""
         if self.error is None:
+            self.failure = str(e)
             self.error = RecordingFailed(
                 f"{self.path}: writing the capture failed ({e}); the session stopped and keeps what was committed "
                 f"before; free disk space (or fix the disk) and re-run the same command to resume"
@@ -349,6 +355,7 @@ class Recorder:
                     float(o.top5_probs[0]),
                     ids,
                     probs,
+                    o.layout_id,
                 )
             )
         with self._lock:
@@ -356,7 +363,7 @@ class Recorder:
             try:
                 self.con.executemany(
                     "INSERT INTO observations (session_id, frame_idx, sheet_id, item_id, role, sharpness, tile_px, angle_deg, clipped, good, "
-                    "top1, top1_prob, top5_ids, top5_probs) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "top1, top1_prob, top5_ids, top5_probs, layout_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     rows,
                 )
             except sqlite3.Error as e:

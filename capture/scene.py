@@ -41,6 +41,7 @@ from contracts.patchcard import PatchCard, patch_cards
 
 log = logging.getLogger(__name__)
 
+MIN_VIEW_PX = 16  # the smallest view side classified (and at least half the model's input)
 DEFAULT_FOV_DEG = 78.0  # diagonal field of view assumed for the viewing angle (as capture.sheets.detect)
 
 
@@ -212,7 +213,7 @@ def run_scene(
     names = classifier.class_names
     with source:
         rec = Recorder(db_path, session_id, batch.batch_id)
-        stopped_by, n = "source ended", 0
+        stopped_by, n, too_small = "source ended", 0, 0
         try:
             config = {
                 "mode": "scene",
@@ -234,9 +235,21 @@ def run_scene(
                 config=config,
             )
             idx0, t0 = resume.next_frame, time.monotonic()
+            min_side = max(MIN_VIEW_PX, classifier.spec.input_size // 2)
             for frame in source.frames():
                 h, w = frame.image.shape[:2]
                 v = (region or Region(0, 0, w, h)).view(w, h)  # per frame: photos may differ in size
+                if min(v.w, v.h) < min_side:  # a 1x1 "frame" upscaled to the model's input is no scene
+                    if not too_small:
+                        log.warning(
+                            "%s: a %dx%d view is under %d px (half the model's input); such frames are skipped",
+                            source.description,
+                            v.w,
+                            v.h,
+                            min_side,
+                        )
+                    too_small += 1
+                    continue
                 sightings = finder.find(frame.image, v)
                 crop = cv2.cvtColor(frame.image[v.y : v.y + v.h, v.x : v.x + v.w], cv2.COLOR_BGR2RGB)
                 ids, probs = classifier.classify(classifier.spec.resize_center_crop(crop)[None])
@@ -261,7 +274,7 @@ def run_scene(
         finally:
             if window is not None:
                 window.close()
-            rec.close({"stopped_by": stopped_by, "scene_frames": n})
+            rec.close({"stopped_by": stopped_by, "scene_frames": n, "too_small_frames": too_small})
     log.info("scene session %s: %d frames (%s)", session_id, n, stopped_by)
     return db_path
 

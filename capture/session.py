@@ -27,7 +27,7 @@ import cv2
 
 from capture.classify import OnnxClassifier
 from capture.coverage import Coverage, CoverageTracker
-from capture.digital import digital_top5
+from capture.digital import Top5Row, digital_top5
 from capture.feedback import build_report, gate_hint, reject_reason
 from capture.overlay import Outline, Window, draw_overlay, window_wanted
 from capture.pipeline import ClassifierWorker, Job, LatestSlot, TileKey, TileResult
@@ -35,13 +35,17 @@ from capture.record import Recorder
 from capture.sheets.detect import SheetDetector, SheetHit, TileCrop
 from capture.sheets.quality import QualityGates
 from capture.sheets.strip import StripMeter
+from capture.stability import stability_top5
+from contracts import signals
 from contracts.batchdir import capture_db, check_session_name, crops_dir
 from contracts.errors import UserError
 from contracts.frames import FrameSource
+from contracts.framing import FRAME_FILL, PLATEAU_TILE_FRACTION, tile_px_at_fill
 from contracts.labels import target_map
-from contracts.layout import Layout, check_sheets_pdf, load_layout
+from contracts.layout import Layout, check_sheets_pdf, load_layout, load_layouts
 from contracts.manifest import Batch, load_batch, require_classifier_batch
 from contracts.paths import atomic_write_bytes
+from contracts.verdict import Tally, live_line
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +69,17 @@ class Progress:
     stopped_by: str = ""
     hint: str = ""  # why the tiles in view fail the gates, and what to do (empty when they pass)
     coverage: Coverage | None = None  # sheets seen, tiles with enough good observations, what to do next
+    check: str = ""  # the channel check so far (contracts.verdict.live_line): whether the evidence suffices
+    verdict: str = ""  # its verdict (contracts.verdict): ok, inconclusive, camera-limited, model-fragile, n/a
 
     def line(self) -> str:
         tile = f"  per-tile {self.min_good}/{self.per_tile}" if self.per_tile else ""
         hint = f"  | {self.hint}" if self.hint else ""
+        check = f"  | {self.check}" if self.check else ""
         return (
             f"{self.elapsed:6.1f}s  {self.fps:5.1f} fps  {self.tiles_per_s:6.1f} tiles/s  sheets {self.sheets_in_view}  "
-            f"obs {self.observations} (good {self.good})  dropped {self.dropped}{tile}  [{self.provider}]{hint}"
+            f"obs {self.observations} (good {self.good})  dropped {self.dropped}{tile}  [{self.provider}]"
+            f"{hint}{check}"
         )
 
 
@@ -82,22 +90,82 @@ def default_session_id(source: FrameSource) -> str:
 
 
 def _check_inputs(
-    batch: Batch, layout: Layout, frames: int | None, duration: float | None, per_tile: int | None
+    batch: Batch,
+    layout: Layout,
+    frames: int | None,
+    duration: float | None,
+    per_tile: int | None,
+    where: str = "layout.json",
 ) -> None:
     if layout.batch_id != batch.batch_id:
         raise UserError(
-            f"layout.json is for batch {layout.batch_id}, batch.json for {batch.batch_id}; re-run 'photoproof print'"
+            f"{where} is for batch {layout.batch_id}, batch.json for {batch.batch_id}; re-run 'photoproof print'"
         )
     known = {it.id for it in batch.items}
     for s in layout.sheets:
         for t in s.tiles:
             if t.item not in known:
                 raise UserError(
-                    f"layout.json: sheet {s.sheet_id} has a tile of item {t.item!r}, which batch.json lacks; re-run 'photoproof print'"
+                    f"{where}: sheet {s.sheet_id} has a tile of item {t.item!r}, which batch.json lacks; re-run "
+                    "'photoproof print'"
                 )
     for flag, v in (("--frames", frames), ("--duration", duration), ("--per-tile", per_tile)):
         if v is not None and v <= 0:
             raise UserError(f"{flag}: must be > 0, got {v}")
+
+
+def _usable(batch: Batch, layout: Layout, lid: str) -> bool:
+    """Whether a kept layout fits this batch (else its sheets are refused, with a warning)."""
+    try:
+        _check_inputs(batch, layout, None, None, None, where=f"layouts/{lid}.json")
+    except UserError as e:
+        log.warning("%s; photos of its sheets are ignored", e)
+        return False
+    return True
+
+
+def session_tally(batch: Batch, lmap: dict[int, int] | None, digital: list[Top5Row], stable: list[Top5Row]) -> Tally:
+    """The live channel check's evidence (:class:`contracts.verdict.Tally`), from the session's digital records."""
+    truth = {it.id: (lmap or {}).get(it.label.index, it.label.index) for it in batch.items}
+    right = {item: int(ids[0]) == truth[item] for item, role, ids, _ in digital if role == "clean" and item in truth}
+    per: dict[str, list[bool]] = {}
+    for item, _, ids, _ in stable:
+        if item in truth:
+            per.setdefault(item, []).append(int(ids[0]) == truth[item])
+    stability = {k: sum(v) / len(v) for k, v in per.items()}
+    cluster = {it.id: f"{it.source.file}|{it.source.sha256}" for it in batch.items}
+    return Tally(cluster, truth, right, stability, len(set(cluster.values())))
+
+
+def resolution_warning(frame_wh: tuple[int, int], layout: Layout, input_size: int, model: str) -> str | None:
+    """A warning when this camera cannot give the layout's tiles enough pixels, even with the sheet filling the frame.
+
+    The same arithmetic as ``photoproof print --camera`` (:mod:`contracts.framing`): below
+    ``MIN_TILE_FRACTION`` of the input size tiles fail the size gate; below
+    ``PLATEAU_TILE_FRACTION`` the camera costs clean accuracy.
+    """
+    from capture.sheets.quality import MIN_TILE_FRACTION
+
+    if not layout.sheets:
+        return None
+    w, h = frame_wh
+    paper = (float(layout.sheets[0].size_mm[0]), float(layout.sheets[0].size_mm[1]))
+    px = tile_px_at_fill((w, h), paper, layout.tile_mm)
+    need, plateau = MIN_TILE_FRACTION * input_size, PLATEAU_TILE_FRACTION * input_size
+    if px >= plateau:
+        return None
+    what = (
+        f"below the {need:.0f} px {model}'s size gate needs: most tiles will fail it"
+        if px < need
+        else f"below the {plateau:.0f} px where clean accuracy holds: expect the camera to cost clean accuracy "
+        "(the channel check will say how much)"
+    )
+    return (
+        f"a {w}x{h} camera gives the layout's {layout.tile_mm:g} mm tiles about {px:.0f} px even with the sheet "
+        f"filling {100 * FRAME_FILL:.0f} % of the frame, {what}; use a camera with more pixels (12 MP stills: "
+        "--photos), "
+        f"or re-print for this one: photoproof print BATCH --camera {w}x{h} --model {model}"
+    )
 
 
 def save_gallery(crops_dir: Path, worker: ClassifierWorker) -> list[str]:
@@ -128,6 +196,7 @@ class _Signals:
     def _handle(self, signum: int, _frame: object) -> None:
         if self.stop.is_set():
             raise KeyboardInterrupt
+        signals.note(signum)  # the CLI exits 128 + signum once the session is closed
         self.received = signal.Signals(signum).name
         self.stop.set()
         self.source.interrupt()
@@ -188,6 +257,7 @@ def run_capture(
     batch, layout = load_batch(batch_dir), load_layout(batch_dir)
     require_classifier_batch(batch, batch_dir, "capture")
     _check_inputs(batch, layout, frames, duration, per_tile)
+    layouts = {lid: lay for lid, lay in load_layouts(batch_dir).items() if lid == layout.id or _usable(batch, lay, lid)}
     check_sheets_pdf(batch_dir, layout)
     if session_id is not None:
         check_session_name(session_id)
@@ -195,7 +265,7 @@ def run_capture(
     gates = gates or QualityGates.for_model(clf.spec.input_size, clf.name)
     used = {it.label.index for it in batch.items} | {it.target for it in batch.items if it.target is not None}
     lmap = target_map(batch.class_names(), clf.class_names, used, label_map, where=f"--model {clf.path}")
-    detector = SheetDetector(layout, gates, batch_dir=batch_dir)
+    detector = SheetDetector(layout, gates, batch_dir=batch_dir, layouts=layouts)
     show = window_wanted(headless)
     stop = stop_event or threading.Event()
     with _Signals(stop, source) as sig, source:
@@ -234,8 +304,15 @@ def run_capture(
                 profile=profile,
                 seed=seed,
                 config=config,
+                layout_id=layout.id,
             )
-            recorder.write_digital(digital_top5(batch_dir, batch, clf))
+            digital = digital_top5(batch_dir, batch, clf)
+            recorder.write_digital(digital)
+            stable = stability_top5(batch_dir, batch, clf)
+            recorder.write_stability(stable)
+            tally = session_tally(batch, lmap, digital, stable)
+            for item, role, top1, good in recorder.outcomes() if resume.next_frame else []:
+                tally.add(item, role, top1, good)  # a resumed session's verdict counts what it already holds
             slot = LatestSlot()
             all_tiles: list[TileKey] = [(s.sheet_id, t.item, t.role) for s in layout.sheets for t in s.tiles]
             worker = ClassifierWorker(
@@ -247,6 +324,7 @@ def run_capture(
                 keep_crops=save_crops,
                 good_counts=resume.good_counts,
                 on_error=lambda e: stop.set(),
+                tally=tally,
             )
             worker.start()
             seen = {k[0] for k, n in (resume.good_counts or {}).items() if n > 0}
@@ -276,6 +354,9 @@ def run_capture(
             if worker is not None:
                 worker.slot.close()
                 worker.join(timeout=60.0)
+                if on_progress is not None and loop is not None and loop.started is not None:
+                    # the last word, once every crop is classified: the channel check on everything recorded
+                    on_progress(loop.progress(time.monotonic() - loop.started, done=True, stopped_by=stopped_by))
                 skipped = loop.skipped if loop is not None else 0
                 notes.update(
                     observations=worker.stats.tiles,
@@ -331,6 +412,9 @@ class _CameraLoop:
         self.skipped = 0  # frames with sheets whose tiles were not cut because the classifier was busy
         self.sheets_in_view = 0
         self.hint = ""  # why the last cut tiles failed the gates (capture.feedback.gate_hint)
+        self.started: float | None = None  # monotonic start of run()
+        self._resolution_checked = False
+        self._unresolved = 0  # detector.unresolved when last seen
         self.strip = StripMeter(detector.layout.marker_size_mm)  # calibration strip (capture.sheets.strip)
         self.coverage = CoverageTracker(detector.layout, per_tile, seen_sheets or ())
 
@@ -352,6 +436,24 @@ class _CameraLoop:
 
         return fire
 
+    def _note_unresolved(self) -> None:
+        """Say so when a sheet of a re-printed batch waits for its QR code to tell which print it is."""
+        if self.detector.unresolved != self._unresolved:
+            self._unresolved = self.detector.unresolved
+            self.hint = (
+                "this batch was printed more than once: a sheet's tiles wait until its QR code is read "
+                "(bring the camera closer to the code)"
+            )
+
+    def _warn_resolution(self, shape: tuple[int, ...]) -> None:
+        """Once, at the first frame: warn when this camera cannot give the layout's tiles enough pixels."""
+        if self._resolution_checked:
+            return
+        self._resolution_checked = True
+        warn = resolution_warning((shape[1], shape[0]), self.detector.layout, self.clf.spec.input_size, self.clf.name)
+        if warn:
+            log.warning("%s", warn)
+
     def fps(self) -> float:
         if len(self.times) < 2:
             return 0.0
@@ -360,6 +462,7 @@ class _CameraLoop:
     def progress(self, elapsed: float, done: bool = False, stopped_by: str = "") -> Progress:
         _, min_good = self.worker.snapshot()
         s = self.worker.stats
+        v = self.worker.verdict()
         return Progress(
             elapsed=elapsed,
             frames=self.n,
@@ -376,6 +479,8 @@ class _CameraLoop:
             stopped_by=stopped_by,
             hint=self.hint,
             coverage=self.coverage.snapshot(dict(self.worker.good_counts)),
+            check=live_line(v) if v is not None else "",
+            verdict=v.verdict if v is not None else "",
         )
 
     def run(
@@ -398,18 +503,20 @@ class _CameraLoop:
         try:
             for frame in self.source.frames():
                 if stop.is_set():
-                    why = "stop requested"
+                    why = self._stop_why()
                     break
                 if t0 is None:
-                    t0 = time.monotonic()
+                    t0 = self.started = time.monotonic()
                     if duration is not None:  # a live source waiting for a dropped stream must still stop on time
                         watchdog = threading.Timer(duration + 0.5, self._timeout(stop))
                         watchdog.daemon = True
                         watchdog.start()
                 now = time.monotonic() - t0
                 idx = first_idx + self.n
+                self._warn_resolution(frame.image.shape)
                 hits = self.detector.detect(frame.image)
                 self.coverage.saw(h.sheet.sheet_id for h in hits)
+                self._note_unresolved()
                 self.recorder.add_frame(idx, t_offset + now, [h.sheet.sheet_id for h in hits])
                 self.strip.offer(self.recorder, idx, frame.image, hits)  # calibration strip, for 'photoproof calibrate'
                 # With a live source, cut tiles only when the classifier will want them within
@@ -475,7 +582,7 @@ class _CameraLoop:
             else:
                 if stop.is_set():
                     why = (
-                        "stop requested"
+                        self._stop_why()
                         if not (duration is not None and t0 is not None and time.monotonic() - t0 >= duration)
                         else f"{duration:g} s"
                     )
@@ -489,6 +596,15 @@ class _CameraLoop:
         if on_progress is not None:
             on_progress(self.progress(0.0 if t0 is None else time.monotonic() - t0, done=True, stopped_by=why))
         return why
+
+    def _stop_why(self) -> str:
+        """Why a stop was asked: a failed write (a full disk), a signal, or a stop from elsewhere."""
+        if self.recorder.error is not None:
+            return (
+                f"the laptop could not save the capture ({self.recorder.failure[:120]}): "
+                "the session stopped with what was saved; free disk space on the laptop"
+            )
+        return signals.received() or "stop requested"
 
     def _feedback(
         self,

@@ -25,10 +25,14 @@ stage reads and writes it through these modules:
 - ``units``: ε in 0-255 pixel units and in the [0, 1] convention;
 - ``profile``: the channel profile (TOML): its schema, reader and writer; the presets in ``profiles``;
 - ``strip``: the protocol for measuring the calibration strip (capture) that calibrate relies on;
+- ``verdict``: the channel check's one verdict rule (live capture line, report, summary, API) and clustered intervals;
+- ``framing``: camera pixels per printed millimetre when the sheet fills the frame (print and capture);
 - ``frames``: the frame-source interface every camera, file and simulation implements;
 - ``intervals``: the Wilson score interval (analysis and the sweep's tables);
 - ``classes``: ImageNet-1k class names and label parsing;
 - ``errors``: :class:`UserError`, the one-line error the CLI prints;
+- ``lock``: the exclusive lock a writer holds (a capture session, a batch being crafted);
+- ``signals``: SIGINT and SIGTERM, and the exit status they give;
 - ``console``: the CLI's console.
 
 Nothing here imports torch, so a capture station needs only numpy, OpenCV and

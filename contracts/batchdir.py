@@ -11,7 +11,8 @@ Every stage finds its inputs and places its outputs through these names (see
       patches/<name>.png|.json PATCHES     craft --attack patch (the patch, its record, its checkpoint .state.pt)
       models/<name>.onnx       MODELS      models export (the target models a capture uses)
       sheets.pdf               SHEETS_PDF  printouts
-      layout.json              LAYOUT      printouts
+      layout.json              LAYOUT      printouts (the newest print's layout)
+      layouts/<layout id>.json LAYOUTS     printouts (every print's layout, kept for photos of older sheets)
       captures/<session>.sqlite            capture (one database per session)
       captures/<session>/crops/*.png       capture (each tile's sharpest and blurriest crop)
       sweep.json               SWEEP       sweep
@@ -31,6 +32,7 @@ PATCHES = "patches"
 MODELS = "models"
 SHEETS_PDF = "sheets.pdf"
 LAYOUT = "layout.json"
+LAYOUTS = "layouts"
 CAPTURES = "captures"
 CAPTURE_SUFFIX = ".sqlite"
 CROPS = "crops"

@@ -21,6 +21,13 @@ One database per capture session, in WAL mode. Tables:
   in-plane rotation and viewing angle in degrees, its corners in the frame, and
   the model's top-5 on the view. Older databases simply lack the table.
 
+Schema version 2 added ``sessions.layout_id`` and ``observations.layout_id`` (the
+layout, :func:`contracts.layout.layout_id`, of the print the session started with and of
+the printed sheet each tile was read from) and the ``stability`` table: the model's
+top-5 on each clean PNG after each mild transform (:mod:`capture.stability`). Version 1
+databases are still read (``READABLE_VERSIONS``): their layout ids are NULL and they
+have no stability baseline.
+
 Top-5 lists are JSON arrays of class ids and of probabilities, best first.
 """
 
@@ -34,7 +41,8 @@ from typing import Any
 
 from contracts.errors import UserError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = ("1", "2")  # read by analysis; capture writes only SCHEMA_VERSION
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -49,7 +57,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     seed INTEGER,
     started REAL NOT NULL,
     stopped REAL,
-    config TEXT NOT NULL DEFAULT '{}'
+    config TEXT NOT NULL DEFAULT '{}',
+    layout_id TEXT
 );
 CREATE TABLE IF NOT EXISTS frames (
     session_id TEXT NOT NULL,
@@ -74,7 +83,8 @@ CREATE TABLE IF NOT EXISTS observations (
     top1 INTEGER NOT NULL,
     top1_prob REAL NOT NULL,
     top5_ids TEXT NOT NULL,
-    top5_probs TEXT NOT NULL
+    top5_probs TEXT NOT NULL,
+    layout_id TEXT
 );
 CREATE INDEX IF NOT EXISTS obs_item ON observations (item_id, role);
 CREATE TABLE IF NOT EXISTS digital (
@@ -84,6 +94,14 @@ CREATE TABLE IF NOT EXISTS digital (
     top5_ids TEXT NOT NULL,
     top5_probs TEXT NOT NULL,
     PRIMARY KEY (session_id, item_id, role)
+);
+CREATE TABLE IF NOT EXISTS stability (
+    session_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    transform TEXT NOT NULL,
+    top5_ids TEXT NOT NULL,
+    top5_probs TEXT NOT NULL,
+    PRIMARY KEY (session_id, item_id, transform)
 );
 CREATE TABLE IF NOT EXISTS patches (
     session_id TEXT NOT NULL,
@@ -170,6 +188,42 @@ def check_db_path(path: Path) -> None:
         )
 
 
+def _open_checked(uri: str) -> tuple[sqlite3.Connection, str | None]:
+    con = sqlite3.connect(uri, uri=True)
+    ok = con.execute("PRAGMA quick_check").fetchone()
+    if not ok or ok[0] != "ok":
+        raise sqlite3.DatabaseError(str(ok))
+    return con, dict(con.execute("SELECT key, value FROM meta").fetchall()).get("schema_version")
+
+
+def _cannot_write(e: sqlite3.Error) -> bool:
+    """SQLite could not open the file for want of writing beside it (its ``-shm``), not for damage."""
+    name = str(getattr(e, "sqlite_errorname", ""))
+    return name in ("SQLITE_CANTOPEN", "SQLITE_PERM") or name.startswith("SQLITE_READONLY")
+
+
+def _open_read_only_medium(path: Path, e: sqlite3.Error) -> tuple[sqlite3.Connection, str | None]:
+    """A capture database on a read-only disk or folder (SQLite cannot create its ``-shm`` there).
+
+    With no write-ahead log pending, every committed row is in the file itself, and
+    SQLite reads it as immutable; with one, reading the file alone would miss rows.
+    """
+    wal = Path(f"{path}-wal")
+    fix = "copy the batch folder to a writable disk (or make its captures/ folder writable) and re-run"
+    if wal.is_file() and wal.stat().st_size > 0:
+        raise UserError(
+            f"{path}: read-only, not damaged: SQLite cannot open it ({e}) and its log {wal.name} holds rows not yet "
+            f"in the file; {fix}"
+        ) from None
+    try:
+        return _open_checked(readonly_uri(path) + "&immutable=1")
+    except sqlite3.DatabaseError as e2:
+        raise UserError(
+            f"{path}: cannot open it on this read-only folder ({e}), and reading it as a read-only file failed "
+            f"({e2}); {fix}"
+        ) from None
+
+
 def open_db_readonly(path: Path) -> sqlite3.Connection:
     """Open a capture database for reading and check that it is one.
 
@@ -180,18 +234,28 @@ def open_db_readonly(path: Path) -> sqlite3.Connection:
         raise UserError(f"{path}: no such capture database")
     check_db_path(path)
     try:
-        con = sqlite3.connect(readonly_uri(path), uri=True)
-        ok = con.execute("PRAGMA quick_check").fetchone()
-        if not ok or ok[0] != "ok":
-            raise sqlite3.DatabaseError(str(ok))
-        ver = dict(con.execute("SELECT key, value FROM meta").fetchall()).get("schema_version")
+        con, ver = _open_checked(readonly_uri(path))
     except sqlite3.DatabaseError as e:
+        if not _cannot_write(e):
+            raise UserError(
+                f"{path}: corrupt or not a Photoproof capture database ({e}); remove it or re-capture"
+            ) from None
+        con, ver = _open_read_only_medium(path, e)
+    if ver not in READABLE_VERSIONS:
         raise UserError(
-            f"{path}: corrupt or not a Photoproof capture database ({e}); remove it or re-capture"
-        ) from None
-    if ver != str(SCHEMA_VERSION):
-        raise UserError(f"{path}: capture schema version {ver!r} is not supported (expected {SCHEMA_VERSION})")
+            f"{path}: capture schema version {ver!r} is not supported (this Photoproof reads "
+            f"{', '.join(READABLE_VERSIONS)})"
+        )
     return con
+
+
+def schema_version(con: sqlite3.Connection) -> int:
+    """The database's schema version (1 when the meta table lacks it)."""
+    row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    try:
+        return int(row[0]) if row else 1
+    except (TypeError, ValueError):
+        return 1
 
 
 def decode_top5(ids: str, probs: str) -> list[tuple[int, float]]:

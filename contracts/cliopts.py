@@ -51,6 +51,10 @@ SPEC_FLAGS: tuple[tuple[str, str, type, str], ...] = (
     ("channel_order", "--channel-order", str, "RGB or BGR (default RGB)."),
 )
 LABELS_HELP = "The model's class names, one per line (default: its metadata, or ImageNet-1k)."
+UNSAFE_HELP = (
+    "UNSAFE: load a .pt2 that carries compiled AOTInductor code (shared libraries); loading it runs that native code "
+    "with your rights. Only for files you built yourself."
+)
 _SPEC = {name: (flag, help) for name, flag, _, help in SPEC_FLAGS}
 
 

@@ -4,22 +4,34 @@ Coordinates are millimetres from the page's top-left corner, x to the right and
 y down (the image convention, so that a homography from mm to camera pixels is
 direct). Marker corners are in OpenCV ArUco order: top-left, top-right,
 bottom-right, bottom-left of the marker's black square.
+
+Layout identity: every print has a ``layout_id``, a hash of what it laid out
+(:func:`layout_id`), carried in each sheet's QR code and in every capture record. The
+newest print's layout is ``layout.json``; every print's layout is also kept as
+``layouts/<layout id>.json``, so that a photo of an older sheet is read with its own
+layout (:func:`load_layouts`). A ``layout.json`` written before layout ids has none in
+its file or its QR codes; its id is computed from its content.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from contracts.batchdir import LAYOUT as LAYOUT  # re-exported: the name's old home
+from contracts.batchdir import LAYOUTS
 from contracts.errors import UserError
 from contracts.paths import atomic_write_json
 from contracts.validate import check_layout
 
 SCHEMA = "photoproof.layout"
 SCHEMA_VERSION = 1
+ID_HEX = 10  # hex digits of a layout id (40 bits: two prints of one batch never collide by chance)
+# extra keys that do not describe where things are (the PDF's hash depends on the QR payloads, which hold the id)
+_VOLATILE_EXTRA = ("sheets_pdf", "sheets_pdf_sha256")
 
 
 @dataclass
@@ -79,11 +91,17 @@ class Layout:
     tile_mm: float = 60.0
     schema_version: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+    layout_id: str = ""  # layout_id(self); "" until computed (from_dict and the printouts stage set it)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d = {"schema": SCHEMA, **d}
         return d
+
+    @property
+    def id(self) -> str:
+        """The layout id (computed from the content when the file had none)."""
+        return self.layout_id or layout_id(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = LAYOUT) -> Layout:
@@ -101,6 +119,7 @@ class Layout:
                 sheets=[Sheet.from_dict(s) for s in d["sheets"]],
                 tile_mm=float(d.get("tile_mm", 60.0)),
                 extra=dict(d.get("extra", {})),
+                layout_id=str(d.get("layout_id") or ""),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(f"{where}: malformed layout ({type(e).__name__}: {e}); re-run 'photoproof print'") from None
@@ -110,10 +129,31 @@ class Layout:
         return {m.id: (s, m) for s in self.sheets for m in s.markers}
 
 
+def layout_id(layout: Layout) -> str:
+    """A hash of what ``layout`` lays out: batch, paper, markers, tiles, patches, QR boxes (not QR payloads).
+
+    The first ``ID_HEX`` hex digits of the SHA-256 of its canonical JSON, without the
+    QR payloads, their module counts and the PDF's hash (all follow from the id) and
+    without the id itself.
+    """
+    d = layout.to_dict()
+    d.pop("layout_id", None)
+    d["extra"] = {k: v for k, v in d.get("extra", {}).items() if k not in _VOLATILE_EXTRA}
+    for s in d["sheets"]:
+        if isinstance(s.get("qr"), dict):
+            s["qr"] = {k: v for k, v in s["qr"].items() if k not in ("payload", "modules")}
+    text = json.dumps(d, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:ID_HEX]
+
+
 def load_layout(batch_dir: Path) -> Layout:
     path = Path(batch_dir) / LAYOUT
     if not path.is_file():
         raise UserError(f"{path}: missing; print the batch first with 'photoproof print {batch_dir}'")
+    return _read(path)
+
+
+def _read(path: Path) -> Layout:
     try:
         d = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
@@ -140,5 +180,52 @@ def check_sheets_pdf(batch_dir: Path, layout: Layout) -> None:
         )
 
 
+def kept_layout_path(batch_dir: Path, lid: str) -> Path:
+    """``layouts/<lid>.json``: where the layout of one print is kept."""
+    if not lid.isalnum():
+        raise UserError(f"layout id {lid!r}: expected hex digits")
+    return Path(batch_dir) / LAYOUTS / f"{lid}.json"
+
+
+def keep_layout(batch_dir: Path, layout: Layout) -> Path:
+    """Write ``layout`` to ``layouts/<its id>.json`` (once: the same id is the same layout)."""
+    path = kept_layout_path(batch_dir, layout.id)
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(path, {**layout.to_dict(), "layout_id": layout.id})
+    return path
+
+
+def load_layouts(batch_dir: Path) -> dict[str, Layout]:
+    """Every layout this batch was printed with, by id: ``layout.json`` and ``layouts/*.json`` (the current first).
+
+    A kept file that is unreadable or of another batch is skipped with a warning: it can only
+    cost the photos of its own sheets, which are then refused.
+    """
+    import logging
+
+    current = load_layout(batch_dir)
+    out = {current.id: current}
+    folder = Path(batch_dir) / LAYOUTS
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        if path.stem in out:
+            continue
+        try:
+            lay = _read(path)
+        except UserError as e:
+            logging.getLogger(__name__).warning("%s", e)
+            continue
+        if lay.batch_id != current.batch_id or lay.id != path.stem:
+            logging.getLogger(__name__).warning(
+                "%s: not a layout of batch %s with this id; ignored", path, current.batch_id
+            )
+            continue
+        out[lay.id] = lay
+    return out
+
+
 def save_layout(batch_dir: Path, layout: Layout) -> None:
+    """Write ``layout.json`` (with its id), and keep a copy as ``layouts/<id>.json``."""
+    layout.layout_id = layout.id
+    keep_layout(batch_dir, layout)
     atomic_write_json(Path(batch_dir) / LAYOUT, layout.to_dict())

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -57,6 +58,8 @@ def _triple(values: Sequence[float] | None, flag: str) -> tuple[float, float, fl
         v = v * 3
     if len(v) != 3:
         raise UserError(f"{flag}: expected 1 or 3 numbers, got {len(v)}")
+    if not all(math.isfinite(x) for x in v):
+        raise UserError(f"{flag}: expected finite numbers, got {', '.join(f'{x:g}' for x in v)}")
     return (v[0], v[1], v[2])
 
 
@@ -109,10 +112,12 @@ def spec_overrides(
     """
     pre = f"{where}: " if where else ""
     m, s = _triple(mean, f"{pre}--mean"), _triple(std, f"{pre}--std")
+    if s is not None and any(v <= 0 for v in s):
+        raise UserError(f"{pre}--std {', '.join(f'{v:g}' for v in s)}: every value must be > 0")
     if scale is not None:
         if mean is not None or std is not None:
             raise UserError(f"{pre}--scale: give either --scale or --mean/--std, not both")
-        if float(scale) <= 0:
+        if not math.isfinite(float(scale)) or float(scale) <= 0:
             raise UserError(f"{pre}--scale: must be > 0, got {scale}")
         m, s = (0.0, 0.0, 0.0), (float(scale),) * 3
     elif (m is None) != (s is None):
@@ -126,8 +131,8 @@ def spec_overrides(
             raise UserError(f"{pre}--input-size {input_size!r}: expected an integer in 8..4096")
         out["input_size"] = int(input_size)
     if m is not None:
-        if s is not None and any(v == 0 for v in s):
-            raise UserError(f"{pre}--std: must not be 0")
+        if s is not None and any(v <= 0 for v in s):
+            raise UserError(f"{pre}--std {', '.join(f'{v:g}' for v in s)}: every value must be > 0")
         out["mean"], out["std"] = m, s
     if channel_order is not None:
         if channel_order.upper() not in ("RGB", "BGR"):
@@ -197,8 +202,30 @@ def read_sidecar(path: Path) -> Sidecar:
     if d.get("labels") is not None:
         if not isinstance(d["labels"], str):
             raise UserError(f"{path}: labels must be a file name (one class name per line)")
-        labels = (path.parent / d["labels"]).resolve()
+        folder = path.parent.resolve()
+        labels = (folder / d["labels"]).resolve()
+        if folder not in labels.parents:
+            raise UserError(
+                f"{path}: labels {d['labels']!r} leaves the model's folder; put the label file beside model.toml"
+            )
     return Sidecar(path, ov, labels)
+
+
+MAX_FIXED_BATCH = 256  # a fixed-batch model runs in padded chunks of that size; more is a memory bomb
+
+
+def check_fixed_batch(n: int | None, where: str) -> int | None:
+    """A model's fixed batch size (``None``: dynamic), refused above :data:`MAX_FIXED_BATCH`.
+
+    Every run of such a model takes exactly ``n`` images, padded with zeros: a
+    batch fixed to two million would allocate gigabytes for one crop.
+    """
+    if n is not None and n > MAX_FIXED_BATCH:
+        raise UserError(
+            f"{where}: its input's batch dimension is fixed to {n}; Photoproof pads every run to that many images, "
+            f"so at most {MAX_FIXED_BATCH} is accepted: re-export the model with a dynamic batch dimension"
+        )
+    return n
 
 
 def layout_of(shape: Sequence[Any], where: str) -> tuple[str, int | None]:

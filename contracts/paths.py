@@ -95,9 +95,27 @@ def remove_stale_temps(folder: Path, names: tuple[str, ...] = ("*",)) -> int:
     if folder.is_dir():
         for p in (q for name in names for q in folder.glob(f".{name}.*.tmp")):
             if p.is_file() and not p.is_symlink():
-                p.unlink(missing_ok=True)
+                try:
+                    p.unlink(missing_ok=True)
+                except OSError:  # a read-only disk: the write that follows names the problem
+                    continue
                 n += 1
     return n
+
+
+def remove_file(path: Path) -> None:
+    """Delete ``path`` if it exists.
+
+    Raises:
+        WriteError: naming ``path`` when it cannot be removed (a read-only disk or folder).
+    """
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as e:
+        raise WriteError(
+            f"{path}: cannot replace it ({e.strerror or e}); check that the folder is writable (not a read-only disk), "
+            f"then re-run"
+        ) from None
 
 
 def atomic_write_text(path: Path, text: str) -> None:

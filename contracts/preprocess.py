@@ -21,6 +21,7 @@ the spirit of timm's ``resolve_data_config``.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -66,8 +67,13 @@ class PreprocessSpec:
             raise UserError(f"preprocessing: channel order must be RGB or BGR, got {self.channel_order!r}")
         if self.layout not in ("NCHW", "NHWC"):
             raise UserError(f"preprocessing: layout must be NCHW or NHWC, got {self.layout!r}")
-        if len(self.mean) != 3 or len(self.std) != 3 or any(s == 0 for s in self.std):
-            raise UserError("preprocessing: mean and std need three values each, and std must not be 0")
+        if len(self.mean) != 3 or len(self.std) != 3:
+            raise UserError("preprocessing: mean and std need three values each")
+        if not all(math.isfinite(float(v)) for v in (*self.mean, *self.std)) or any(float(s) <= 0 for s in self.std):
+            raise UserError(
+                f"preprocessing: mean and std must be finite numbers and std > 0, "
+                f"got mean {list(self.mean)} std {list(self.std)}"
+            )
 
     # -- serialisation -------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

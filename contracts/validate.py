@@ -17,6 +17,7 @@ from contracts.errors import UserError
 MAX_SHEET_MM = 2000.0  # larger than A0 (841 x 1189 mm): anything beyond is not a sheet of paper
 MAX_MARKER_ID = 100_000
 MAX_CLASSES = 1_000_000  # more than any label set (ImageNet-21k has 21,841 classes)
+IMAGENET_CLASSES = 1000  # a batch without "classes" is labelled in ImageNet-1k
 
 
 class Fields:
@@ -86,10 +87,14 @@ def check_manifest(d: dict[str, Any], where: str) -> None:
         for k in ("name", "arch", "role", "weights_sha256", "weights_package"):
             f.text(f.key(m, k, at), f"{at}.{k}", empty=k != "name")
         f.obj(f.key(m, "preprocess", at), f"{at}.preprocess")
+    classes = d.get("classes")
+    n_classes = len(f.lst(classes, "classes")) if classes is not None else IMAGENET_CLASSES
+    if n_classes < 1:
+        raise f.fail("classes", "expected at least one class name", classes)
     seen: dict[str, int] = {}
     for i, it in enumerate(f.lst(f.key(d, "items", ""), "items")):
         at = f"items[{i}]"
-        item_id = check_item(f, it, at)
+        item_id = check_item(f, it, at, n_classes)
         if item_id in seen:
             raise f.fail(f"{at}.id", f"duplicate item id {item_id!r} (also items[{seen[item_id]}])")
         seen[item_id] = i
@@ -113,22 +118,26 @@ def check_journal_item(it: Any, where: str) -> None:
     check_item(Fields(where, "delete the journal file and re-run 'photoproof craft' to redo its items"), it, "item")
 
 
-def check_item(f: Fields, it: Any, at: str) -> str:
-    """Types and ranges of one item (``at``: its place, e.g. ``items[3]``); return its id."""
+def check_item(f: Fields, it: Any, at: str, n_classes: int = MAX_CLASSES) -> str:
+    """Types and ranges of one item (``at``: its place, e.g. ``items[3]``); return its id.
+
+    ``n_classes``: the size of the batch's label set; class indices must lie in it.
+    """
+    top = n_classes - 1
     f.obj(it, at)
     item_id = f.text(f.key(it, "id", at), f"{at}.id")
     src = f.obj(f.key(it, "source", at), f"{at}.source")
     for k in ("file", "sha256", "origin"):
         f.text(f.key(src, k, f"{at}.source"), f"{at}.source.{k}", empty=True)
     label = f.obj(f.key(it, "label", at), f"{at}.label")
-    f.integer(f.key(label, "index", f"{at}.label"), f"{at}.label.index", lo=0, hi=MAX_CLASSES - 1)
+    f.integer(f.key(label, "index", f"{at}.label"), f"{at}.label.index", lo=0, hi=top)
     f.text(f.key(label, "name", f"{at}.label"), f"{at}.label.name", empty=True)
     f.text(f.key(label, "source", f"{at}.label"), f"{at}.label.source")
     f.text(f.key(it, "attack", at), f"{at}.attack")
     f.number(f.key(it, "eps", at), f"{at}.eps", lo=0, hi=255)
     f.integer(f.key(it, "seed", at), f"{at}.seed")
     if it.get("target") is not None:
-        f.integer(it["target"], f"{at}.target", lo=0, hi=MAX_CLASSES - 1)
+        f.integer(it["target"], f"{at}.target", lo=0, hi=top)
     if "params" in it:
         f.obj(it["params"], f"{at}.params")
     for role in ("clean", "adv"):
@@ -138,7 +147,7 @@ def check_item(f: Fields, it: Any, at: str) -> str:
         for model, top5 in f.obj(rec.get("top5", {}), f"{at}.{role}.top5").items():
             for j, pair in enumerate(f.lst(top5, f"{at}.{role}.top5.{model}")):
                 p = f.lst(pair, f"{at}.{role}.top5.{model}[{j}]", n=2)
-                f.integer(p[0], f"{at}.{role}.top5.{model}[{j}][0]", lo=0, hi=MAX_CLASSES - 1)
+                f.integer(p[0], f"{at}.{role}.top5.{model}[{j}][0]", lo=0, hi=top)
                 f.number(p[1], f"{at}.{role}.top5.{model}[{j}][1]", lo=0, hi=1.0001)
         for model, boxes in f.obj(rec.get("boxes", {}), f"{at}.{role}.boxes").items():
             _boxes(f, boxes, f"{at}.{role}.boxes.{model}")

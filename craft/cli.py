@@ -17,6 +17,7 @@ from contracts.cliopts import (
     PANEL as MODEL,
 )
 from contracts.cliopts import (
+    UNSAFE_HELP,
     model_flags,
     opt_channel_order,
     opt_crop,
@@ -182,6 +183,7 @@ def models_export(
     crop: str | None = opt_crop(),
     channel_order: str | None = opt_channel_order(),
     labels: Path | None = typer.Option(None, "--labels", help="Class names, one per line.", rich_help_panel=MODEL),
+    unsafe_native_code: bool = typer.Option(False, "--unsafe-native-code", help=UNSAFE_HELP, rich_help_panel=MODEL),
 ) -> None:
     """Export a model to ONNX with its preprocessing spec and class names in the metadata.
 
@@ -199,7 +201,9 @@ def models_export(
     if out.suffix != ".onnx":
         raise UserError(f"--out {out}: expected a file name ending in .onnx")
     opts = ModelOptions(
-        model_flags(input_size, mean, std, scale, resize, crop, channel_order), str(labels) if labels else None
+        model_flags(input_size, mean, std, scale, resize, crop, channel_order),
+        str(labels) if labels else None,
+        unsafe_native_code,
     )
     stages = ["loading the model", "tracing the model", "checking the graph", "writing"]
     with Progress(

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from contracts.classes import imagenet_names, parse_label
-from contracts.cliopts import LABELS_HELP, PANEL, SPEC_FLAGS, model_flags
+from contracts.cliopts import LABELS_HELP, PANEL, SPEC_FLAGS, UNSAFE_HELP, model_flags
 from contracts.errors import UserError
 from contracts.labels import index_of
 from contracts.profile import DEFAULT_PRESET, ChannelProfile, default_profile, load_profile
@@ -127,6 +127,7 @@ class CraftConfig:
     # Foreign source models (not the zoo's): a label file, and spec fields from the flags of contracts.cliopts.
     labels: str | None = option("--labels", LABELS_HELP.replace("The model's", "The source's"), panel=PANEL)
     model_spec: dict[str, Any] = option_group(SPEC_FLAGS, lambda v: model_flags(**v), factory=dict, panel=PANEL)
+    unsafe_native_code: bool = option("--unsafe-native-code", UNSAFE_HELP, False, identity=False, panel=PANEL)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -135,7 +136,7 @@ class CraftConfig:
         """What the flags say about foreign source models (their spec fields and label file)."""
         from craft.sources import ModelOptions
 
-        return ModelOptions(dict(self.model_spec), self.labels)
+        return ModelOptions(dict(self.model_spec), self.labels, self.unsafe_native_code)
 
     def specs(self) -> list[AttackSpec]:
         """The attacks in canonical form, the ``--di``/``--eot`` flags folded in, duplicates dropped."""

@@ -182,6 +182,38 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:40] or "img"
 
 
+def _read_labels_csv(labels_csv: Path, parse: Callable[[str, str], int]) -> tuple[dict[str, int], dict[str, int]]:
+    """``labels.csv`` as ``{file: class index}`` and ``{file: line}``; a file named twice is refused."""
+    csv_labels: dict[str, int] = {}
+    rows: dict[str, int] = {}  # file name -> the line that labels it
+    if not labels_csv.is_file():
+        return csv_labels, rows
+    try:
+        with labels_csv.open(newline="", encoding="utf-8-sig") as f:
+            for n, row in enumerate(csv.reader(f), 1):
+                if (
+                    not row
+                    or row[0].strip().startswith("#")
+                    or (n == 1 and row[0].strip().lower() in ("file", "filename", "path"))
+                ):
+                    continue
+                if len(row) < 2:
+                    raise UserError(f"{labels_csv}:{n}: expected 'file,label'")
+                name = row[0].strip()
+                if name in rows:
+                    raise UserError(
+                        f"{labels_csv}:{n}: {name!r} is listed again (first on line {rows[name]}); "
+                        f"give each file one label"
+                    )
+                rows[name] = n
+                csv_labels[name] = parse(row[1], f"{labels_csv}, row {n}")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{labels_csv}: not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+    except csv.Error as e:
+        raise UserError(f"{labels_csv}: not a CSV file ({e}); expected lines of 'file,label'") from None
+    return csv_labels, rows
+
+
 def user_photos(folder: Path, classes: tuple[str, ...] | None = None) -> list[SourcePhoto]:
     """Photos in ``folder`` (recursively when it has class sub-folders), with labels in ``classes`` (default ImageNet-1k)."""
     parse = _label_parser(classes)
@@ -192,24 +224,7 @@ def user_photos(folder: Path, classes: tuple[str, ...] | None = None) -> list[So
             f"--images {folder}: not a folder; give a folder of photos, 'samples', 'tuning' or 'validation'"
         )
     labels_csv = folder / "labels.csv"
-    csv_labels: dict[str, int] = {}
-    if labels_csv.is_file():
-        try:
-            with labels_csv.open(newline="", encoding="utf-8-sig") as f:
-                for n, row in enumerate(csv.reader(f), 1):
-                    if (
-                        not row
-                        or row[0].strip().startswith("#")
-                        or (n == 1 and row[0].strip().lower() in ("file", "filename", "path"))
-                    ):
-                        continue
-                    if len(row) < 2:
-                        raise UserError(f"{labels_csv}:{n}: expected 'file,label'")
-                    csv_labels[row[0].strip()] = parse(row[1], f"{labels_csv}, row {n}")
-        except UnicodeDecodeError as e:
-            raise UserError(f"{labels_csv}: not UTF-8 text (byte {e.start}); save it as UTF-8") from None
-        except csv.Error as e:
-            raise UserError(f"{labels_csv}: not a CSV file ({e}); expected lines of 'file,label'") from None
+    csv_labels, rows = _read_labels_csv(labels_csv, parse)
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise UserError(f"--images {folder}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
@@ -219,6 +234,11 @@ def user_photos(folder: Path, classes: tuple[str, ...] | None = None) -> list[So
         rel = p.relative_to(folder).as_posix()
         label: int | None = None
         source: str | None = None
+        if rel != p.name and rel in csv_labels and p.name in csv_labels:
+            raise UserError(
+                f"{labels_csv}: {rel} is labelled twice (as {rel!r} on line {rows[rel]} and as {p.name!r} "
+                f"on line {rows[p.name]}); give each file one label"
+            )
         if rel in csv_labels or p.name in csv_labels:
             label, source = csv_labels.get(rel, csv_labels.get(p.name)), "labels.csv"
         elif p.parent != folder:

@@ -31,9 +31,11 @@ from contracts.classes import imagenet_names
 from contracts.errors import UserError
 from contracts.images import read_png_array
 from contracts.journal import JournalWriter, journal_files
+from contracts.lock import ExclusiveLock, HeldElsewhere
 from contracts.manifest import Batch, ImageRecord, Item, Label, SourceImage, compact_batch, load_batch
 from contracts.paths import atomic_write_bytes, remove_stale_temps, resolve_inside, sha256_bytes, sha256_file
 from craft.attacks import UNIVERSAL, Attack, AttackSpec, ItemRng, build_attack, least_likely
+from craft.attacks.eot import check_eot_memory
 from craft.config import IDENTITY_KEYS, TARGET_MODES, CraftConfig
 from craft.distributed import Dist
 from craft.ensemble import Ensemble
@@ -92,6 +94,8 @@ class _Crafter:
         self.specs = cfg.specs()
         self.settings = cfg.settings()
         self.fixed_target = cfg.target_class(self.names)
+        if any(s.eot and s.name not in UNIVERSAL for s in self.specs):
+            check_eot_memory(cfg.eot_samples, cfg.batch_size, max(sizes), self.device, self.grad_model)
 
     # -- helpers ----------------------------------------------------------
     def to_tensor(self, arrays: list[np.ndarray]) -> torch.Tensor:
@@ -362,6 +366,7 @@ def craft_batch(
     dist = Dist.from_env()
     if (out / MANIFEST).is_file():  # every rank checks before any writes, so all agree
         _check_identity(out, resolved)
+    lock = _lock_out(out) if dist.leader else None
     dist.start()
     try:
         crafter = _Crafter(out, cfg, progress, dist)  # loads the models: their label set reads the photos' labels
@@ -387,6 +392,31 @@ def craft_batch(
         return load_batch(out)
     finally:
         dist.stop()
+        if lock is not None:
+            lock.release()
+
+
+LOCK = ".craft.lock"
+
+
+def _lock_out(out: Path) -> ExclusiveLock:
+    """Hold ``OUT/.craft.lock`` for the run: a second craft into the same ``--out`` is refused in one line.
+
+    Two writers would each fold their own journal into ``batch.json`` and lose the
+    other's items. The OS drops the lock when the process dies (even on SIGKILL).
+    """
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        return ExclusiveLock(out / LOCK)
+    except HeldElsewhere as e:
+        who = f" (process {e.holder})" if e.holder else ""
+        raise UserError(
+            f"--out {out}: another craft is writing this batch{who}; wait until it ends, or choose another --out"
+        ) from None
+    except OSError as e:
+        raise UserError(
+            f"--out {out}: cannot write there ({e.strerror or e}); check the disk and its permissions"
+        ) from None
 
 
 def _check_identity(out: Path, resolved: dict[str, object]) -> None:

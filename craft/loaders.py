@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from contracts.errors import UserError
-from contracts.modelspec import META_CLASSES, META_MODEL
+from contracts.modelspec import META_CLASSES, META_MODEL, check_fixed_batch
 from contracts.paths import sha256_file
 
 
@@ -65,7 +65,7 @@ def _load_onnx(ref: str) -> Raw:
             classes = [str(c) for c in json.loads(meta[META_CLASSES])]
         except (json.JSONDecodeError, TypeError):
             raise UserError(f"{where}: the class names in its metadata are not a JSON list") from None
-    fixed = dims[0] if dims and isinstance(dims[0], int) and dims[0] > 0 else None
+    fixed = check_fixed_batch(dims[0] if dims and isinstance(dims[0], int) and dims[0] > 0 else None, where)
     return Raw(
         convert_onnx(path, where),
         meta,
@@ -105,11 +105,25 @@ def _no_unpickling() -> Iterator[None]:
         _package.pickle = real_pickle
 
 
-def _check_pt2_archive(path: Path, where: str) -> None:
+_NATIVE = re.compile(r"(^|[/\\])data[/\\]aotinductor[/\\]|\.(so|dll|dylib|pyd|cubin)$", re.IGNORECASE)
+
+
+def _check_pt2_archive(path: Path, where: str, allow_native: bool = False) -> None:
+    """Refuse what would unpickle, and (unless ``allow_native``) compiled AOTInductor artefacts.
+
+    ``torch.export.load`` hands any ``data/aotinductor/`` entry to AOTInductor's
+    package loader, which compiles or ``dlopen``s it: native code runs on load.
+    """
     try:
         with zipfile.ZipFile(path) as z:
             for info in z.infolist():
                 n = info.filename
+                if not allow_native and _NATIVE.search(n):
+                    raise UserError(
+                        f"{where}: holds compiled native code ({n}), which loading would run; Photoproof loads only "
+                        f"plain torch.export programs: re-export without AOTInductor, or pass --unsafe-native-code "
+                        f"if you trust this file"
+                    )
                 if (
                     re.search(r"data/constants/(custom_obj_|opaque_obj_)", n)
                     or n.endswith(".pkl")
@@ -143,11 +157,14 @@ class _Exported(nn.Module):
         return self.gm(x)
 
 
-def load_pt2(ref: str) -> Raw:
-    """A ``torch.export`` program (see the module docstring for what is refused)."""
+def load_pt2(ref: str, allow_native: bool = False) -> Raw:
+    """A ``torch.export`` program (see the module docstring for what is refused).
+
+    ``allow_native``: load AOTInductor artefacts (compiled code that runs on load) too.
+    """
     path = Path(ref)
     where = f"--source {ref}"
-    _check_pt2_archive(path, where)
+    _check_pt2_archive(path, where, allow_native)
     try:
         with _no_unpickling():
             ep = torch.export.load(str(path))
@@ -164,7 +181,7 @@ def load_pt2(ref: str) -> Raw:
         )
     val = users[0].meta.get("val")
     shape = [int(d) if isinstance(d, int) else None for d in val.shape] if val is not None else None
-    fixed = shape[0] if shape and shape[0] else None
+    fixed = check_fixed_batch(shape[0] if shape and shape[0] else None, where)
     return Raw(_Exported(ep.module()), {}, shape, sha256_file(path), "pt2", fixed_batch=fixed)
 
 
@@ -217,6 +234,29 @@ def _timm_spec(net: nn.Module) -> dict[str, Any]:
     return out
 
 
+@contextlib.contextmanager
+def _contained(where: str, doing: str) -> Iterator[None]:
+    """Run the user's code with ``sys.exit`` and ``breakpoint()`` turned into one-line errors.
+
+    A factory that exits would end Photoproof with its status (0: a silent "success"
+    with nothing written); one that calls ``breakpoint()`` would stop at a debugger prompt.
+    """
+
+    def no_debugger(*_a: Any, **_k: Any) -> None:
+        raise UserError(f"{where}: {doing} called breakpoint(); remove it from the code")
+
+    old_hook = sys.breakpointhook
+    sys.breakpointhook = no_debugger
+    try:
+        yield
+    except SystemExit as e:
+        raise UserError(
+            f"{where}: {doing} called sys.exit({e.code!r}); a factory must return an nn.Module, not exit"
+        ) from None
+    finally:
+        sys.breakpointhook = old_hook
+
+
 def load_factory(ref: str) -> Raw:
     """Import ``package.module`` (from the current folder or the installed packages) and call ``factory()``."""
     mod_name, func_name = ref.split(":", 1)
@@ -224,11 +264,14 @@ def load_factory(ref: str) -> Raw:
     added = str(Path.cwd())
     sys.path.insert(0, added)
     try:
-        module = importlib.import_module(mod_name)
+        with _contained(where, f"importing {mod_name!r}"):
+            module = importlib.import_module(mod_name)
     except ModuleNotFoundError as e:
         raise UserError(
             f"{where}: cannot import {mod_name!r} ({e}); is the package installed, or its folder the current one?"
         ) from None
+    except UserError:
+        raise
     except Exception as e:
         raise UserError(
             f"{where}: importing {mod_name!r} raised {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
@@ -250,7 +293,10 @@ def load_factory(ref: str) -> Raw:
     if not callable(obj):
         raise UserError(f"{where}: {func_name!r} is not callable; name a function that returns an nn.Module")
     try:
-        net = obj()
+        with _contained(where, f"calling {func_name}()"):
+            net = obj()
+    except UserError:
+        raise
     except Exception as e:
         raise UserError(
             f"{where}: calling {func_name}() raised {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"

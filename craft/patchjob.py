@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,7 +41,7 @@ from contracts.images import read_png_array
 from contracts.journal import JournalWriter
 from contracts.manifest import Batch, ImageRecord, Item
 from contracts.paths import atomic_write_bytes, resolve_inside, sha256_file
-from craft.attacks.eot import EOT
+from craft.attacks.eot import EOT, check_eot_memory
 from craft.attacks.patch import AdversarialPatch, PatchState, Placement, paste_uint8, sample_placements
 from craft.attacks.spec import AttackSpec
 
@@ -115,6 +116,9 @@ def optimise_patch(
         "train_items": train,
         "params": attack.params(),
         "side_px": int(arr.shape[0]),
+        "area_covered": round(  # what the drawn patch covers; --patch-area is what was asked
+            arr.shape[0] ** 2 * (1.0 if attack.shape == "square" else math.pi / 4) / x.shape[-1] ** 2, 6
+        ),
         "loss_first": res.losses[:1],
         "loss_last": res.losses[-1:],
         "losses": res.losses,
@@ -146,6 +150,8 @@ def craft_patch(
     ids = {ph.key: f"{ph.key}-{name}" for ph in photos}
     x = crafter.to_tensor([cleans[ph.key][0] for ph in photos])
     y = torch.tensor([cleans[ph.key][2].index for ph in photos], device=crafter.device)
+    if spec.eot:  # every photo, times its placements, times the EOT samples, in one pass
+        check_eot_memory(cfg.eot_samples, len(photos) * attack.copies, x.shape[-1], crafter.device, crafter.grad_model)
     rel_png, sha_png, patch = optimise_patch(
         crafter, attack, name, x, y, [ids[ph.key] for ph in photos], fixed, crafter.progress
     )

@@ -5,7 +5,7 @@
 =============================  ===========  ================================================
 ``lite0``                      zoo          :mod:`craft.zoo` (weights ``torch.load(weights_only=True)``)
 ``FILE.onnx``                  onnx         converted to torch by onnx2torch, checked against onnxruntime
-``FILE.pt2``                   pt2          ``torch.export.load`` with unpickling refused
+``FILE.pt2``                   pt2          ``torch.export.load`` with unpickling and native code refused
 ``FILE.pt`` / ``.ts`` / ``.jit``   torchscript  ``torch.jit.load``
 ``package.module:factory``     factory      imports the module and calls ``factory()`` — *runs your code*
 =============================  ===========  ================================================
@@ -17,7 +17,10 @@ which can call only registered torch operators. ``torch.export.load`` *can*
 unpickle (tensor subclasses, opaque constants, legacy archives, and a fallback
 to ``weights_only=False``), so :func:`craft.loaders.load_pt2` refuses archives whose payload
 configs ask for pickle and runs the load with ``torch.load`` held to
-``weights_only=True`` and ``pickle.loads`` refused.
+``weights_only=True`` and ``pickle.loads`` refused. It also refuses archives that
+carry compiled AOTInductor artefacts (``data/aotinductor/``, shared libraries):
+``torch.export.load`` would ``dlopen`` them, running native code, unless the user
+passes ``--unsafe-native-code``.
 
 Each loaded model's preprocessing comes from :func:`contracts.modelspec.resolve_spec`
 (flags > ``model.toml`` > the model's metadata > defaults from its input shape),
@@ -46,7 +49,7 @@ from contracts.labels import read_label_file
 from contracts.manifest import ModelRecord
 from contracts.modelspec import read_sidecar, resolve_spec, sidecar_path
 from contracts.preprocess import PreprocessSpec
-from craft.loaders import LOADERS, Raw, state_sha256
+from craft.loaders import LOADERS, Raw, load_pt2, state_sha256
 from craft.zoo import ZOO, Normalized, get_entry, load_net, weights_sha256
 
 log = logging.getLogger(__name__)
@@ -64,9 +67,10 @@ class ModelOptions:
 
     overrides: dict[str, Any] = field(default_factory=dict)
     labels: str | None = None
+    allow_native: bool = False  # --unsafe-native-code: load a .pt2's compiled AOTInductor code (it runs on load)
 
     def key(self) -> str:
-        return json.dumps([self.overrides, self.labels], sort_keys=True)
+        return json.dumps([self.overrides, self.labels, self.allow_native], sort_keys=True)
 
 
 @dataclass
@@ -234,7 +238,7 @@ def load_source(ref: str, opts: ModelOptions | None = None, device: str = "cpu")
             entry.weights_package,
         )
     else:
-        raw = LOADERS[kind](ref)
+        raw = load_pt2(ref, opts.allow_native) if kind == "pt2" else LOADERS[kind](ref)
         side = None
         sc_labels = None
         if kind != "factory":

@@ -33,10 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from contracts.errors import UserError
+from contracts.framing import FRAME_FILL, PLATEAU_TILE_FRACTION  # shared with capture's resolution warning
 from contracts.preprocess import ZOO_INPUT_SIZES, PreprocessSpec
 from printouts import geometry as geo
 
-FRAME_FILL = 0.85  # the sheet fills 85 % of the frame along its limiting side (README: "fill most of the frame")
 MIN_PRINT_TILE_MM = 60.0  # the default tile: never print smaller, whatever the camera
 # The gate measures a tile's projected area, which shrinks as sqrt(cos view): a tile seen 35 deg off
 # its normal (a tilted sheet, or a tile near the edge of a wide-angle frame) keeps 0.9 of its side.
@@ -48,7 +48,7 @@ MIN_TILE_FRACTION = 0.75
 # x 6 draws): lite2 72 % at 1.0 x, 78 % at 1.25 x, 85 % at 1.5 x, 89 % [82-94] at 1.75 x (digital 90 %); lite1
 # 82 % at 1.75 x (digital 95 %). Resolution alone (bench/gates.py: blur only) levels off earlier, at 1.25 x;
 # the camera's noise and JPEG cost less the more pixels a tile gets. The size the layout aims at.
-PLATEAU_TILE_FRACTION = 1.75
+# PLATEAU_TILE_FRACTION (contracts.framing) = 1.75: the size the layout aims at.
 # The range of tile sides that ``craft --eot-tile-px`` should cover for a layout, as fractions of its ``tile_px`` (at 85 %
 # fill): a sheet filling 77-98 % of the frame.
 EOT_RANGE = (0.9, 1.15)

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from contracts.batchdir import MANIFEST
 from contracts.errors import UserError
+from contracts.framing import px_per_mm
 from contracts.images import read_png
-from contracts.layout import Layout, Marker, Sheet, Tile
+from contracts.layout import ID_HEX, Layout, Marker, Sheet, Tile, layout_id
 from contracts.manifest import Batch, Item, Role
 from contracts.paths import resolve_inside, sha256_bytes
 from printouts import geometry as geo
@@ -25,7 +26,7 @@ from printouts.markers import MAX_SHEETS, choose_dictionary, marker_id_offset, s
 
 log = logging.getLogger(__name__)
 
-QR_READABLE_MM = 30.0  # below this a 720p camera reads the QR code only at close range
+QR_MIN_PX_PER_MODULE = 2.5  # capture.sheets.qr reads codes down to about two camera px per module; a margin
 QR_MIN_MM = 16.0
 RULER_X_MM = 1.0  # ruler start right of the header band's left edge
 RULER_Y_MM = 10.0  # ruler baseline below the top of the header band
@@ -80,24 +81,84 @@ def _pitch(sizes: dict[str, tuple[int, int]], tile_mm: float) -> float:
     return tile_mm / width
 
 
+def clean_on_right(g: geo.Grid, index: int, sheet: int) -> bool:
+    """Whether the ``index``-th pair of sheet ``sheet`` puts its clean tile on the right.
+
+    A checkerboard over the grid's rows and columns, its phase flipped from sheet to sheet:
+    clean and adversarial tiles take each side equally often (within one per sheet, and
+    across the batch), in every row and column, so a tilt, a lamp from one side or a focus
+    gradient across the sheet cannot favour one role.
+    """
+    r, c = divmod(index, g.units_per_row)
+    return (r + c + sheet) % 2 == 1
+
+
 def _tiles(
-    items: Sequence[Item], g: geo.Grid, layout: str, tile_mm: float, sizes: dict[str, tuple[int, int]]
+    items: Sequence[Item],
+    g: geo.Grid,
+    layout: str,
+    tile_mm: float,
+    sizes: dict[str, tuple[int, int]],
+    sheet: int = 0,
 ) -> list[Tile]:
     tiles = []
+    roles = roles_for(layout)
     for u, it in enumerate(items):
         ux, uy = geo.unit_origin(g, u, layout)
-        for j, role in enumerate(roles_for(layout)):
+        swap = len(roles) == 2 and clean_on_right(g, u, sheet)
+        for j, role in enumerate(roles):
             rec = it.image(role)
             w, h = sizes[rec.path]
-            x = ux + j * (tile_mm + geo.PAIR_GAP_MM)
+            x = ux + (len(roles) - 1 - j if swap else j) * (tile_mm + geo.PAIR_GAP_MM)
             tiles.append(
                 Tile(item=it.id, role=role, image=rec.path, box_mm=[_r(x), _r(uy), _r(tile_mm), _r(tile_mm * h / w)])
             )
     return tiles
 
 
+def qr_warning(qr_mm: float, modules: int, paper: str, camera: tuple[int, int] | None) -> None:
+    """Warn when the camera (default: a 1280x720 webcam) gets under ``QR_MIN_PX_PER_MODULE`` px per QR module.
+
+    With the sheet filling ``FRAME_FILL`` of the frame, one millimetre spans
+    ``fill x min(W / paper_w, H / paper_h)`` camera pixels (``contracts.framing``).
+    """
+    cam = camera or (1280, 720)
+    px = qr_mm / max(1, modules) * px_per_mm(cam, geo.paper_size(paper))
+    if px >= QR_MIN_PX_PER_MODULE:
+        return
+    log.warning(
+        "the tiles leave room for a %g mm QR code per sheet (up to %g mm with smaller tiles): a %dx%d camera "
+        "filling its "
+        "frame with the sheet sees %.1f px per module and reads it only from closer up; until it does, a sheet of "
+        "another batch or another print is told apart by its markers alone",
+        qr_mm,
+        geo.QR_MAX_MM,
+        cam[0],
+        cam[1],
+        px,
+    )
+
+
+def set_layout_id(plan: Layout) -> str:
+    """Compute the plan's layout id (:func:`contracts.layout.layout_id`) and put it in every sheet's QR payload."""
+    plan.layout_id = ""
+    lid = layout_id(plan)
+    plan.layout_id = lid
+    for k, s in enumerate(plan.sheets):
+        if s.qr is not None:
+            s.qr["payload"] = qr.readable_payload(plan.batch_id, k, lid)
+            s.qr["modules"] = int(qr.qr_modules(s.qr["payload"]).shape[0])
+    return lid
+
+
 def plan_layout(
-    batch: Batch, sizes: dict[str, tuple[int, int]], paper: str, tile_mm: float, layout: str, cover: bool
+    batch: Batch,
+    sizes: dict[str, tuple[int, int]],
+    paper: str,
+    tile_mm: float,
+    layout: str,
+    cover: bool,
+    camera: tuple[int, int] | None = None,
 ) -> Layout:
     """Decide every sheet's markers, tiles, calibration patches and QR code.
 
@@ -122,13 +183,8 @@ def plan_layout(
             f"--tile-mm {tile_mm:g}: the images' pixels print {pitch:.1f} mm wide, which makes the calibration strip's "
             f"single-pixel patches too wide to leave room for the QR code; use a smaller --tile-mm"
         )
-    if qr_box[2] < QR_READABLE_MM:
-        log.warning(
-            "the tiles leave room for only a %g mm QR code per sheet (up to %g mm with smaller tiles); a 720p camera "
-            "reads it only from close up, and until it does, a sheet of another batch is told apart by its markers alone",
-            qr_box[2],
-            geo.QR_MAX_MM,
-        )
+    modules = int(qr.qr_modules(qr.payload(batch.batch_id, 0, "0" * ID_HEX)).shape[0])
+    qr_warning(qr_box[2], modules, paper, camera)
     sheets = []
     for k in range(n_sheets):
         chunk = batch.items[k * per_sheet : (k + 1) * per_sheet]
@@ -137,16 +193,16 @@ def plan_layout(
             Marker(id=i, corners_mm=[[_r(v) for v in c] for c in geo.marker_corners(*xy)])
             for i, xy in zip(ids, fr.markers)
         ]
-        text = qr.payload(batch.batch_id, k)
+        text = qr.payload(batch.batch_id, k, "0" * ID_HEX)  # the layout id goes in once known (set_layout_id)
         sheets.append(
             Sheet(
                 sheet_id=f"{batch.batch_id}/s{k}",
                 page=k + (1 if cover else 0),
                 size_mm=[fr.width, fr.height],
                 markers=markers,
-                tiles=_tiles(chunk, g, layout, tile_mm, sizes),
+                tiles=_tiles(chunk, g, layout, tile_mm, sizes, k),
                 calibration=calibration_patches(fr.footer, pitch),
-                qr={"payload": text, "box_mm": list(qr_box), "modules": int(qr.qr_modules(text).shape[0])},
+                qr={"payload": text, "box_mm": list(qr_box), "modules": modules},
             )
         )
     log.info(

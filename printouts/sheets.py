@@ -1,8 +1,10 @@
 """``photoproof print``: turn a batch into ``sheets.pdf`` and ``layout.json``.
 
 Each sheet carries tiles (the clean and adversarial image of an item side by
-side, or adversarial images only), ArUco markers for the capture stage to find
-the page, a QR code naming the sheet, a calibration strip and a 100 mm ruler.
+side, sides alternating in a checkerboard: ``printouts.plan.clean_on_right``; or
+adversarial images only), ArUco markers for the capture stage to find
+the page, a QR code naming the sheet and the layout id (a re-print with other options
+gets another id, and the layout it replaces is kept under ``layouts/``), a calibration strip and a 100 mm ruler.
 Images are embedded at their native pixel size, Flate-compressed: the printer
 sees exactly the pixels the model saw (Kurakin et al. 2016,
 https://arxiv.org/abs/1607.02533, section 3).
@@ -21,10 +23,10 @@ from reportlab.pdfgen.canvas import Canvas
 from contracts.batchdir import LAYOUT, SHEETS_PDF
 from contracts.errors import UserError
 from contracts.images import read_png
-from contracts.layout import Layout, Sheet, save_layout
+from contracts.layout import Layout, Sheet, keep_layout, load_layout, save_layout
 from contracts.manifest import Batch, Item, load_batch
 from contracts.patchcard import PatchCard, patch_cards, set_patch_cards
-from contracts.paths import atomic_write_bytes, remove_stale_temps, resolve_inside, sha256_bytes
+from contracts.paths import atomic_write_bytes, remove_file, remove_stale_temps, resolve_inside, sha256_bytes
 from printouts import geometry as geo
 from printouts.calibration import NOTE, draw_calibration, draw_ruler
 from printouts.camera import CameraPlan, eot_mismatch, plan_for_camera
@@ -32,7 +34,7 @@ from printouts.cover import CoverInfo, draw_cover
 from printouts.markers import draw_marker, id_ranges
 from printouts.page import FONT, FONT_BOLD, PT_PER_MM, MmPage, fit_text, flate_only, text_width_mm
 from printouts.patchcard import card_instructions, draw_card, plan_cards
-from printouts.plan import RULER_X_MM, RULER_Y_MM, check_images, plan_layout, roles_for
+from printouts.plan import RULER_X_MM, RULER_Y_MM, check_images, plan_layout, roles_for, set_layout_id
 from printouts.qr import draw_qr
 
 log = logging.getLogger(__name__)
@@ -198,21 +200,50 @@ def print_batch(
         mismatch = eot_mismatch(cam, batch.items)
         if mismatch:
             log.warning("%s", mismatch)
-    plan = plan_layout(batch, sizes, paper, tile_mm, layout, bool(cover))
+    plan = plan_layout(batch, sizes, paper, tile_mm, layout, bool(cover), camera)
     if cam is not None:
         plan.extra["camera"] = cam.to_dict()
     if patch_mm is not None:
         set_patch_cards(
             plan, plan_cards(batch_dir, batch, plan, float(patch_mm), len(plan.sheets) + (1 if cover else 0))
         )
+    lid = set_layout_id(plan)
+    _keep_previous(batch_dir, lid)
     pdf = render_pdf(batch_dir, batch, plan, bool(cover))
     plan.extra["sheets_pdf"] = SHEETS_PDF
     plan.extra["sheets_pdf_sha256"] = sha256_bytes(pdf)
     # layout.json goes first and comes back last: a run killed in between leaves a PDF without a
     # layout ("print the batch first"), never a new PDF beside the old layout.
     remove_stale_temps(batch_dir, (SHEETS_PDF, LAYOUT))  # half-written files of a killed run
-    (batch_dir / LAYOUT).unlink(missing_ok=True)
+    remove_file(batch_dir / LAYOUT)
     atomic_write_bytes(batch_dir / SHEETS_PDF, pdf)
     save_layout(batch_dir, plan)
-    log.info("wrote %s (%d bytes) and %s in %.2f s", batch_dir / SHEETS_PDF, len(pdf), LAYOUT, time.perf_counter() - t0)
+    log.info(
+        "wrote %s (%d bytes) and %s (layout %s) in %.2f s",
+        batch_dir / SHEETS_PDF,
+        len(pdf),
+        LAYOUT,
+        lid,
+        time.perf_counter() - t0,
+    )
     return plan
+
+
+def _keep_previous(batch_dir: Path, new_id: str) -> None:
+    """Keep the layout.json about to be replaced as ``layouts/<its id>.json``: its sheets may already be printed."""
+    if not (batch_dir / LAYOUT).is_file():
+        return
+    try:
+        old = load_layout(batch_dir)
+    except UserError as e:  # an unreadable layout.json describes no sheet capture could read anyway
+        log.warning("%s; not kept", e)
+        return
+    if old.id != new_id:
+        log.warning(
+            "%s: replacing layout %s with %s; the old layout is kept as %s, so photos of sheets printed with it are "
+            "still read with it",
+            batch_dir / LAYOUT,
+            old.id,
+            new_id,
+            keep_layout(batch_dir, old).relative_to(batch_dir),
+        )

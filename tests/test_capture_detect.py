@@ -327,7 +327,7 @@ def test_a_sheet_of_another_batch_with_the_same_marker_ids_is_rejected_by_its_qr
     )  # the left one
     warnings = [r.getMessage() for r in caplog.records if "QR code reads" in r.getMessage()]
     assert len(warnings) == 1 and other_id in warnings[0]
-    assert det.foreign_qr == {f"photoproof:{other_id}:0"}
+    assert det.foreign_qr == {(theirs.sheets[0].qr or {})["payload"]}
 
     # Still in view with its code unreadable (a thumb over it): it stays another batch's sheet.
     det = SheetDetector(ours)

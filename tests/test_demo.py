@@ -63,8 +63,11 @@ def test_demo_ends_with_the_channel_check_and_the_key_figures(demo: Path) -> Non
     tail = out[out.rindex("report written to") :]
     assert f"Channel check, session {SESSION} (lite2):" in tail
     verdict = json.loads((demo / "report" / "report.json").read_text())["channel_check"]["sessions"][SESSION]["verdict"]
-    # careful-lab, printed for its camera and target: the camera does not decide the outcome
-    assert verdict == "ok" and "passed." in tail and "warning:" not in tail
+    # careful-lab, printed for its camera and target: the camera does not decide the outcome, but 4 photos
+    # cannot bound the loss within 10 points, so the check says how many more photos it needs
+    check = json.loads((demo / "report" / "report.json").read_text())["channel_check"]["sessions"][SESSION]
+    assert verdict == "inconclusive" and check["more_photos_needed"] and "more photos" in tail
+    assert "CAMERA-LIMITED" not in tail and check["frame"]["drop"] is not None and check["frame"]["drop"] <= 0.10
     line = next(ln for ln in tail.splitlines() if ln.startswith(f"{SESSION} · lite2 · fgsm ε=16"))
     for words in ("clean photographed", "adversarial photographed", "paired survival", "destruction"):
         assert words in line

@@ -284,7 +284,7 @@ def test_wrong_tokens_bad_frames_and_floods_are_refused_without_disturbing_the_s
     url = pc.start()
     qr = qr_image(url)
     waiting = pc.window_image(qr)  # the laptop's window before a phone connects: the QR code to scan
-    assert cv2.QRCodeDetector().detectAndDecode(waiting)[0] == url
+    assert _qr_text(waiting) == url
     try:
         base, token = url.split("/?t=")
         out = asyncio.run(_hostile(base, token, frame))
@@ -360,6 +360,12 @@ def test_the_certificate_is_made_once_with_a_private_key(tmp_path: Path) -> None
         assert stat.S_IMODE(os.stat(a.key_path).st_mode) == 0o600
     a.ssl_context()  # loads
     assert machine_certificate(tmp_path / "other").fingerprint != a.fingerprint
+
+
+def _qr_text(img: np.ndarray) -> str:
+    """The QR code's text as a phone reads it. OpenCV's classic decoder misreads about 1 % of these URLs
+    (the token is random), so its ArUco-based decoder reads where it fails; a phone's reader reads both."""
+    return cv2.QRCodeDetector().detectAndDecode(img)[0] or cv2.QRCodeDetectorAruco().detectAndDecode(img)[0]
 
 
 def test_lan_address_and_qr_code() -> None:

@@ -23,6 +23,7 @@ from PIL import Image
 from contracts.layout import Layout, load_layout
 from contracts.manifest import load_batch, save_batch
 from printouts.markers import choose_dictionary, marker_id_offset, sheet_marker_ids
+from printouts.qr import qr_modules
 from printouts.sheets import print_batch
 from testkit.batch import write_batch
 
@@ -131,7 +132,9 @@ def test_layout_json_describes_the_batch(printed: Printed) -> None:
     for k, s in enumerate(lay.sheets):
         assert s.sheet_id == f"btest-print/s{k}" and s.page == k + 1
         assert [m.id for m in s.markers] == sheet_marker_ids(k, offset)
-        assert s.qr == {"payload": f"photoproof:btest-print:{k}", "box_mm": s.qr["box_mm"], "modules": 25}
+        text = s.qr["payload"]  # the layout id names the print (as written, or a variant OpenCV reads back)
+        assert text.startswith(f"photoproof:btest-print:{k}:") and text.split(":")[3].rstrip(".").lower() == lay.id
+        assert s.qr == {"payload": text, "box_mm": s.qr["box_mm"], "modules": int(qr_modules(text).shape[0])}
         assert s.qr["box_mm"][2] == s.qr["box_mm"][3] >= 30.0  # 60 mm tiles leave room for a large code
         assert all(t.box_mm[2] == 60.0 for t in s.tiles)
     pdf_sha = hashlib.sha256((printed.batch_dir / "sheets.pdf").read_bytes()).hexdigest()
@@ -142,13 +145,22 @@ def test_pairs_sit_side_by_side(printed: Printed) -> None:
     if printed.layout.extra["layout"] == "adversarial-only":
         assert {t.role for s in printed.layout.sheets for t in s.tiles} == {"adv"}
         return
+    right_total = 0
     for s in printed.layout.sheets:
         by_item: dict[str, dict[str, list[float]]] = {}
         for t in s.tiles:
             by_item.setdefault(t.item, {})[t.role] = t.box_mm
+        right = 0
         for boxes in by_item.values():
             clean, adv = boxes["clean"], boxes["adv"]
-            assert clean[1] == adv[1] and clean[0] + clean[2] < adv[0] < clean[0] + clean[2] + 10
+            left, other = (adv, clean) if adv[0] < clean[0] else (clean, adv)
+            assert clean[1] == adv[1] and left[0] + left[2] < other[0] < left[0] + left[2] + 10
+            right += clean[0] > adv[0]
+        # counterbalanced: clean on the right in half of the pairs of every sheet (within one)
+        assert abs(2 * right - len(by_item)) <= 1, (s.sheet_id, right, len(by_item))
+        right_total += right
+    n = sum(len(s.tiles) // 2 for s in printed.layout.sheets)
+    assert abs(2 * right_total - n) <= 1  # and across the batch
 
 
 # -- measured on the 300 dpi render ---------------------------------------------

@@ -110,6 +110,7 @@ for nm, fn in {
     "config-list": lambda d: d.__setitem__("config", []),
     "label-bool": lambda d: d["items"][0]["label"].__setitem__("index", True),
     "label-huge": lambda d: d["items"][0]["label"].__setitem__("index", 10**30),
+    "label-past-the-set": lambda d: d["items"][0]["label"].__setitem__("index", 5000),
     "no-items": lambda d: d.__setitem__("items", []),
 }.items():
     for cmd in ("report", "print"):
@@ -551,6 +552,94 @@ def _(d):
 def _(d):
     (d / "x.onnx").mkdir()
     return ["models", "export", "lite0", "--out", str(d / "x.onnx")]
+
+
+# --- second pass (issue 24): models, options and frames
+def _craft_tiny(d, *extra):
+    return ["craft", "--out", str(d / "nb"), "--source", str(d / "tiny.onnx"), "--limit", "1", "--eps", "4", *extra]
+
+
+@probe("labels-csv:duplicate:craft")
+def _(d):
+    from PIL import Image
+
+    im = d / "imgs"
+    im.mkdir()
+    Image.new("RGB", (64, 64), (90, 20, 20)).save(im / "a.png")
+    (im / "labels.csv").write_text("file,label\na.png,1\na.png,2\n")
+    return ["craft", "--out", str(d / "nb"), "--images", str(im), "--limit", "1", "--eps", "4", "--attack", "fgsm"]
+
+
+@probe("mean:nan:craft")
+def _(d):
+    return _craft_tiny(d, "--mean", "nan,0,0", "--std", "1,1,1")
+
+
+@probe("std:negative:export")
+def _(d):
+    return ["models", "export", str(d / "tiny.onnx"), "--mean", "0", "--std", "-1", "--out", str(d / "x.onnx")]
+
+
+@probe("model-toml:labels-escape:export")
+def _(d):
+    m = d / "m"
+    m.mkdir()
+    shutil.copy(d / "tiny.onnx", m / "tiny.onnx")
+    (d / "secret.txt").write_text("a\n")
+    (m / "model.toml").write_text('labels = "../secret.txt"\n')
+    return ["models", "export", str(m / "tiny.onnx"), "--out", str(d / "x.onnx")]
+
+
+def _fixed_batch(d, n):
+    import onnx
+
+    m = onnx.load(str(d / "tiny.onnx"))
+    dim = m.graph.input[0].type.tensor_type.shape.dim[0]
+    dim.ClearField("dim_param")
+    dim.dim_value = n
+    onnx.save(m, str(d / "fixed.onnx"))
+    return d / "fixed.onnx"
+
+
+@probe("onnx:fixed-batch-2e6:export")
+def _(d):
+    return ["models", "export", str(_fixed_batch(d, 2_000_000)), "--out", str(d / "x.onnx")]
+
+
+@probe("onnx:fixed-batch-2e6:capture")
+def _(d):
+    args = cap(d, "--frames", "2")
+    args[args.index("--model") + 1] = str(_fixed_batch(d, 2_000_000))
+    return args
+
+
+@probe("onnx:fixed-batch-2:capture")
+def _(d):
+    args = cap(d, "--frames", "3")
+    args[args.index("--model") + 1] = str(_fixed_batch(d, 2))
+    return args
+
+
+@probe("craft:eot-samples-1e5")
+def _(d):
+    return _craft_tiny(d, "--attack", "fgsm+eot", "--eot-samples", "100000", "--batch-size", "1")
+
+
+@probe("craft:patch-area-1e-9")
+def _(d):
+    return _craft_tiny(d, "--attack", "patch", "--patch-area", "1e-9", "--steps", "2", "--limit", "2")
+
+
+@probe("scene:1x1-frames")
+def _(d):
+    import cv2
+    import numpy as np
+
+    ph = d / "tiny-frames"
+    ph.mkdir()
+    for k in range(2):
+        cv2.imwrite(str(ph / f"p{k}.png"), np.full((1, 1, 3), 100 * k, np.uint8))
+    return ["capture", str(d / "batch"), "--scene", "--photos", str(ph), "--model", str(d / "tiny.onnx"), "--headless"]
 
 
 import resource

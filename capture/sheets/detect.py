@@ -12,6 +12,12 @@ Sheet identity: marker ids outside this layout are ignored (a sheet of another
 batch usually carries other ids, see ``printouts.markers``), and each sheet's QR
 code is read where the layout puts it, so that a sheet of another batch that
 happens to carry the same ids is ignored too.
+
+Prints: a batch printed more than once (``layouts/``) has sheets with the same
+marker ids but other tiles. The QR code names the print's layout id; a sheet is
+read with the layout it names, and refused when that layout is not kept. While
+several kept layouts have a sheet and its code has not been read yet, its tiles
+are not cut: a tile is never attributed with the wrong layout.
 """
 
 from __future__ import annotations
@@ -99,8 +105,12 @@ class SheetDetector:
         scale_every: int = 5,
         focal_px: float | None = None,
         batch_dir: Path | None = None,
+        layouts: dict[str, Layout] | None = None,
     ) -> None:
         self.layout = layout
+        # every kept print of the batch, the current first (contracts.layout.load_layouts)
+        self.layouts: dict[str, Layout] = {layout.id: layout, **{k: v for k, v in (layouts or {}).items()}}
+        self.unresolved = 0  # sheets seen while their print was ambiguous and their QR code unread
         self.batch_dir = batch_dir
         self._midtones: OrderedDict[tuple[str, int, float], np.ndarray | None] = OrderedDict()
         self.gates = gates or QualityGates()
@@ -108,7 +118,9 @@ class SheetDetector:
         self.scale_tol = scale_tol
         self.scale_every = max(1, scale_every)
         self.focal_px = focal_px
-        self._index = layout.marker_index()
+        self._index: dict[int, tuple[Sheet, object]] = {}
+        for lay in reversed(list(self.layouts.values())):  # the current layout's sheets win
+            self._index.update(lay.marker_index())
         full = aruco_dictionary(layout.aruco_dictionary)
         ours = sorted(self._index)
         if ours and not 0 <= ours[0] <= ours[-1] < len(full.bytesList):
@@ -129,14 +141,21 @@ class SheetDetector:
         self._robust = cv2.aruco.ArucoDetector(subset, cv2.aruco.DetectorParameters())
         self._marker_side = 0.0  # median marker side in the last frame, px
         self._misses = 0
-        self._corners_mm = {
-            mid: np.asarray(m.corners_mm, np.float64).reshape(4, 2) for mid, (_, m) in self._index.items()
+        self._corners: dict[str, dict[int, np.ndarray]] = {
+            lid: {m.id: np.asarray(m.corners_mm, np.float64).reshape(4, 2) for sh in lay.sheets for m in sh.markers}
+            for lid, lay in self.layouts.items()
         }
-        self._sheets = {s.sheet_id: s for s in layout.sheets}
+        self._sheets = {lid: {sh.sheet_id: sh for sh in lay.sheets} for lid, lay in self.layouts.items()}
         self._frame_no = 0
         self._warned: set[str] = set()
         self.foreign_ids: set[int] = set()
-        self.qr = SheetQr(qr_every)
+        payloads = {
+            str(sh.qr["payload"]): (lid, sh.sheet_id)
+            for lid, lay in self.layouts.items()
+            for sh in lay.sheets
+            if sh.qr and "payload" in sh.qr
+        }
+        self.qr = SheetQr(qr_every, payloads, layout.batch_id)
         self.scale_warnings: dict[str, float] = {}
         self._scale_history: dict[str, deque[float]] = {}
         self._sightings: dict[str, int] = {}
@@ -218,11 +237,41 @@ class SheetDetector:
         hits: list[SheetHit] = []
         self.qr.start_frame(self._frame_no)
         for sheet_id, markers in groups.items():
-            for hit in self._fit_sheet(grey, self._sheets[sheet_id], markers):
-                if self.qr.check(grey, hit) is not False:
-                    hits.append(hit)
+            cands = [lid for lid in self.layouts if sheet_id in self._sheets[lid]]
+            for hit in self._fit_sheet(grey, sheet_id, markers, cands[0]):
+                read = self._resolve(grey, hit, markers, cands)
+                if read is not None:
+                    hits.append(read)
         self.qr.end_frame()
         return hits
+
+    def _resolve(
+        self, grey: np.ndarray, hit: SheetHit, markers: list[tuple[int, np.ndarray]], cands: list[str]
+    ) -> SheetHit | None:
+        """``hit`` read with the layout its QR code names; ``None`` when refused or (several prints) not read yet."""
+
+        def refit(lid: str) -> SheetHit | None:
+            near = [m for m in markers if m[0] in hit.marker_ids]
+            fits = self._fit_sheet(grey, hit.sheet.sheet_id, near, lid)
+            return fits[0] if fits else None
+
+        def others() -> list[SheetHit]:
+            return [h for h in (refit(lid) for lid in cands if lid != hit.layout_id) if h is not None]
+
+        said = self.qr.check(grey, hit, others if len(cands) > 1 else None)
+        if said is False:
+            return None
+        if said is None or said is True:
+            if len(cands) > 1 and said is None:  # which print is it? wait for the QR code
+                self.unresolved += 1
+                return None
+            return hit
+        if said == hit.layout_id:
+            return hit
+        other = refit(str(said)) if said in self._sheets else None
+        if other is not None:
+            other.qr_verified = True
+        return other
 
     @property
     def foreign_qr(self) -> set[str]:
@@ -240,7 +289,9 @@ class SheetDetector:
         elif new:
             log.debug("more foreign markers ignored: %s", sorted(new))
 
-    def _fit_sheet(self, grey: np.ndarray, sheet: Sheet, markers: list[tuple[int, np.ndarray]]) -> list[SheetHit]:
+    def _fit_sheet(
+        self, grey: np.ndarray, sheet_id: str, markers: list[tuple[int, np.ndarray]], lid: str
+    ) -> list[SheetHit]:
         """Fit one homography per copy of ``sheet`` in view (normally one).
 
         With distinct ids, a least-squares fit over every corner is kept when each
@@ -249,15 +300,18 @@ class SheetDetector:
         (an outlier, or two copies of the sheet) RANSAC finds the consensus, and
         what is left over is tried again as another copy.
         """
+        sheet = self._sheets[lid][sheet_id]
+        corners = self._corners[lid]
+        markers = [m for m in markers if m[0] in corners]
         ids = [i for i, _ in markers]
         if len(set(ids)) == len(ids) >= 2:
-            hit = self._hit(grey, sheet, markers, check=True)
+            hit = self._hit(grey, sheet, markers, check=True, lid=lid)
             if hit is not None:
                 return [hit]
         hits = []
         remaining = markers
         while len({i for i, _ in remaining}) >= 2:
-            src = np.concatenate([self._corners_mm[i] for i, _ in remaining])
+            src = np.concatenate([corners[i] for i, _ in remaining])
             dst = np.concatenate([c for _, c in remaining])
             H, mask = cv2.findHomography(src, dst, cv2.RANSAC, self.ransac_px, maxIters=500, confidence=0.995)
             if H is None or mask is None:
@@ -267,25 +321,30 @@ class SheetDetector:
             if len(used_ids) < 2:
                 break
             for k, (i, c) in enumerate(remaining):  # a missed marker of this copy, not a second copy of a used id
-                if not whole[k] and i not in used_ids and self._marker_error(H, i, c) < 0.1:
+                if not whole[k] and i not in used_ids and self._marker_error(H, i, c, lid) < 0.1:
                     whole[k] = True
                     used_ids.add(i)
-            hit = self._hit(grey, sheet, [m for m, ok in zip(remaining, whole) if ok], check=False)
+            hit = self._hit(
+                grey, sheet, [m for m, ok in zip(remaining, whole, strict=True) if ok], check=False, lid=lid
+            )
             if hit is None:
                 break
             hits.append(hit)
             remaining = [m for m, ok in zip(remaining, whole) if not ok]
         return hits
 
-    def _marker_error(self, H: np.ndarray, mid: int, corners: np.ndarray) -> float:
-        """The marker's largest corner error under ``H``, in units of its side length."""
-        proj, _ = _project(H, self._corners_mm[mid])
+    def _marker_error(self, H: np.ndarray, mid: int, corners: np.ndarray, lid: str) -> float:
+        """The marker's largest corner error under ``H`` (layout ``lid``), in units of its side length."""
+        proj, _ = _project(H, self._corners[lid][mid])
         side = max(1.0, float(np.linalg.norm(corners[0] - corners[1])))
         return float(np.linalg.norm(proj - corners, axis=1).max()) / side
 
-    def _hit(self, grey: np.ndarray, sheet: Sheet, used: list[tuple[int, np.ndarray]], check: bool) -> SheetHit | None:
+    def _hit(
+        self, grey: np.ndarray, sheet: Sheet, used: list[tuple[int, np.ndarray]], check: bool, lid: str
+    ) -> SheetHit | None:
         """Least-squares homography over ``used``; ``None`` when degenerate (or, with ``check``, inconsistent)."""
-        src = np.concatenate([self._corners_mm[i] for i, _ in used])
+        corners = self._corners[lid]
+        src = np.concatenate([corners[i] for i, _ in used])
         dst = np.concatenate([c for _, c in used])
         H, _ = cv2.findHomography(src, dst, 0)
         if H is None:
@@ -293,14 +352,14 @@ class SheetDetector:
         proj, w = _project(H, src)
         if (w <= 0).any():
             return None
-        if check and max(self._marker_error(H, i, c) for i, c in used) > 0.1:
+        if check and max(self._marker_error(H, i, c, lid) for i, c in used) > 0.1:
             return None
         reproj = float(np.sqrt(np.mean(np.sum((proj - dst) ** 2, axis=1))))
-        hit = SheetHit(sheet=sheet, H=H, marker_ids=sorted(i for i, _ in used), reproj_px=reproj)
-        self._check_scale(grey, hit, used)
+        hit = SheetHit(sheet=sheet, H=H, marker_ids=sorted(i for i, _ in used), reproj_px=reproj, layout_id=lid)
+        self._check_scale(grey, hit, [(corners[i], c) for i, c in used])
         return hit
 
-    def _check_scale(self, grey: np.ndarray, hit: SheetHit, used: list[tuple[int, np.ndarray]]) -> None:
+    def _check_scale(self, grey: np.ndarray, hit: SheetHit, used: list[tuple[np.ndarray, np.ndarray]]) -> None:
         """Compare marker size with marker spacing against the layout (see ``capture.sheets.scale``).
 
         Measured on every ``scale_every``-th sighting of a sheet; the warning uses
@@ -309,11 +368,7 @@ class SheetDetector:
         sid = hit.sheet.sheet_id
         history = self._scale_history.setdefault(sid, deque(maxlen=15))
         seen = self._sightings[sid] = self._sightings.get(sid, 0) + 1
-        ratio = (
-            size_to_spacing_ratio(grey, hit.H, [(self._corners_mm[i], c) for i, c in used])
-            if (seen - 1) % self.scale_every == 0
-            else None
-        )
+        ratio = size_to_spacing_ratio(grey, hit.H, used) if (seen - 1) % self.scale_every == 0 else None
         if ratio is not None:
             history.append(ratio)
             hit.scale_ratio = ratio
@@ -437,4 +492,5 @@ class SheetDetector:
             good=not fail,
             reproj_px=hit.reproj_px,
             fail=fail,
+            layout_id=hit.layout_id,
         )

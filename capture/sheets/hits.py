@@ -22,6 +22,7 @@ class SheetHit:
         scale_ratio: marker size relative to marker spacing, measured over layout (1.0 = as laid out).
         scale_warning: the printed geometry disagrees with ``layout.json`` (see ``scale_ratio``).
         qr_verified: the sheet's QR code was read and names this batch (``None``: not read).
+        layout_id: the layout (print) the sheet was read with (``contracts.layout.layout_id``).
     """
 
     sheet: Sheet
@@ -31,6 +32,7 @@ class SheetHit:
     scale_ratio: float = 1.0
     scale_warning: bool = False
     qr_verified: bool | None = None
+    layout_id: str = ""
 
 
 @dataclass
@@ -46,3 +48,4 @@ class TileCrop:
     reproj_px: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
     fail: list[str] = field(default_factory=list)  # the gates it (or its pair partner) failed
+    layout_id: str = ""  # the layout (print) its sheet was read with

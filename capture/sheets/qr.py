@@ -6,6 +6,11 @@ also carries ``photoproof:<batch_id>:<sheet index>`` as a QR code (ISO/IEC 18004
 at a place known from ``layout.json``. The code is read where the layout puts it,
 resampled through the sheet's homography, so the decoder need not find it first.
 
+The code also names the print: ``photoproof:<batch_id>:<sheet>:<layout_id>``
+(``printouts.qr``). A batch printed more than once keeps every print's layout
+(``contracts.layout.load_layouts``), so the code says which layout a photographed
+sheet is read with; a sheet of this batch whose layout is not kept is refused.
+
 Reading costs a few milliseconds, so it is not done in every frame: each
 physical sheet is followed from frame to frame by where it is, and its verdict
 is kept between reads.
@@ -14,6 +19,7 @@ is kept between reads.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -39,7 +45,7 @@ class _Tracked:
     seen: int  # frame number
     read: int = -(10**9)  # frame of the last attempt to read its QR code
     wait: int = 0  # frames from ``read`` until the next attempt
-    verdict: bool | None = None  # True: this batch's; False: another batch's; None: not read yet
+    verdict: str | bool | None = None  # a layout id: this batch's, read with it; False: refused; None: not read yet
 
 
 class SheetQr:
@@ -50,11 +56,19 @@ class SheetQr:
 
     Args:
         qr_every: re-read a sheet's code every this many frames once it reads as ours (0: never read).
+        payloads: every kept layout's QR payloads: payload -> (layout id, sheet id); empty: a
+            code is ours when it is the payload of the sheet found (one layout).
+        batch_id: this batch, to tell a sheet of an unkept print of it from another batch's.
     """
 
-    def __init__(self, qr_every: int = 30) -> None:
+    def __init__(
+        self, qr_every: int = 30, payloads: dict[str, tuple[str, str]] | None = None, batch_id: str = ""
+    ) -> None:
         self.qr_every = qr_every
+        self.payloads = dict(payloads or {})
+        self.batch_id = batch_id
         self.foreign: set[str] = set()  # payloads of other batches' sheets seen so far
+        self.unkept: set[str] = set()  # layout ids of this batch's prints whose layout is not kept
         self._decoder = cv2.QRCodeDetector()
         self._tracked: list[_Tracked] = []
         self._claimed: list[_Tracked] = []
@@ -71,31 +85,68 @@ class SheetQr:
         kept = [t for t in self._tracked if t not in self._claimed and self._frame_no - t.seen <= TRACK_FRAMES]
         self._tracked = self._claimed + kept
 
-    def check(self, grey: np.ndarray, hit: SheetHit) -> bool | None:
-        """Whether ``hit`` is this batch's sheet by its QR code: ``False`` when the code names another batch.
+    def check(
+        self, grey: np.ndarray, hit: SheetHit, others: Callable[[], list[SheetHit]] | None = None
+    ) -> str | bool | None:
+        """What ``hit``'s QR code says: the layout id it is read with, ``False`` when refused, ``None`` when not read.
 
-        Two copies of one sheet, ours and another batch's with the same marker
-        ids, are told apart by where they are. A sheet's code is read when it
-        comes into view, then every ``qr_every`` frames once it reads as ours,
-        every ``QR_RETRY_FRAMES`` while it reads as another batch's, and after 5,
-        10, 20, ... frames while it has not been read. A frame in which the code
-        cannot be read keeps the verdict. Sets ``hit.qr_verified``.
+        Refused: the code names another batch, another sheet, or a print of this batch
+        whose layout is not kept. Two copies of one sheet (two batches, or two prints)
+        are told apart by where they are. A sheet's code is read when it comes into
+        view, then every ``qr_every`` frames once it reads as ours, every
+        ``QR_RETRY_FRAMES`` while refused, and after 5, 10, 20, ... frames while it has
+        not been read. ``others``: the same sheet fitted with the other kept layouts,
+        whose QR codes may sit elsewhere; tried when the code is not where ``hit``'s
+        layout puts it. A frame in which the code cannot be read keeps the verdict.
+        Sets ``hit.qr_verified``.
         """
         t = self._follow(hit)
         qr = hit.sheet.qr or {}
         if self.qr_every > 0 and "box_mm" in qr and "payload" in qr and self._frame_no - t.read >= t.wait:
             text = self.read(grey, hit)
+            for other in others() if others is not None and not text else []:
+                text = self.read(grey, other)
+                if text:
+                    break
             if text:
-                t.verdict = text == qr["payload"]
-                if not t.verdict:
-                    self._note_foreign(text, qr["payload"])
+                t.verdict = self._resolve(text, hit)
             t.read = self._frame_no
             if t.verdict is None:
                 t.wait = min(self.qr_every, max(QR_RETRY_FRAMES, 2 * t.wait))
             else:
                 t.wait = self.qr_every if t.verdict else min(self.qr_every, QR_RETRY_FRAMES)
-        hit.qr_verified = t.verdict
+        hit.qr_verified = None if t.verdict is None else t.verdict is not False
         return t.verdict
+
+    def _resolve(self, text: str, hit: SheetHit) -> str | bool:
+        """The layout id a read payload names for ``hit``'s sheet, or ``False`` (warned about once)."""
+        ours = str((hit.sheet.qr or {}).get("payload", ""))
+        if not self.payloads:
+            if text == ours:
+                return hit.layout_id or True
+            self._note_foreign(text, ours)
+            return False
+        found = self.payloads.get(text)
+        if found is not None and found[1] == hit.sheet.sheet_id:
+            return found[0]
+        parts = text.split(":")
+        if len(parts) >= 3 and parts[0] == "photoproof" and parts[1] == self.batch_id:
+            self._note_unkept(text, parts[3].rstrip(".").lower() if len(parts) > 3 else "")
+            return False
+        self._note_foreign(text, ours)
+        return False
+
+    def _note_unkept(self, text: str, lid: str) -> None:
+        if lid and lid in self.unkept:
+            return
+        self.unkept.add(lid)
+        log.warning(
+            "ignoring a sheet whose QR code reads %r: a print of this batch%s whose layout is not kept; restore "
+            "layouts/%s.json from where it was printed, or photograph the current print",
+            text,
+            f" with layout {lid}" if lid else " made before layout ids",
+            lid or "<id>",
+        )
 
     def read(self, grey: np.ndarray, hit: SheetHit) -> str:
         """Decode the QR code where the layout puts it on ``hit``'s sheet; ``""`` when it cannot be read.

@@ -11,12 +11,91 @@ transform; ``--attack pgd+eot`` or ``--attack mifgsm --eot`` combine it with oth
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 import torch
 
+from contracts.errors import UserError
 from contracts.profile import ChannelProfile, default_profile, tile_px_range
 from craft.attacks.rng import ItemRng
+
+# Float32 input-sized tensors that one EOT forward and backward pass holds per sample at its peak (the
+# replicated copies, the twin's intermediates and their gradients): 57-71 measured on CPU (peak RSS;
+# 48 px x 500 and 2000 samples, 224 px x 100 samples; a 3-layer model), so 64.
+EOT_COPIES_HELD = 64
+# The leaf modules' outputs summed over-count what backward keeps (in-place activations, outputs not
+# saved): lite0 at 224 px sums 78 MB per image, and a 16 x 8-sample EOT craft peaked at 10.4 GB RSS,
+# about 35 MB per copy beyond the twin's (one run); so half the sum is counted.
+ACTIVATIONS_OVERCOUNT = 2
+
+
+def device_memory(device: torch.device) -> int | None:
+    """Bytes of memory free on ``device`` (the GPU's or the machine's free memory); ``None`` when unknown."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):  # Windows has no sysconf
+        return None
+
+
+def activation_bytes(model: torch.nn.Module, size: int, device: torch.device) -> int:
+    """Bytes of the activations one image leaves for the backward pass: the outputs of every leaf module, summed."""
+    total = [0]
+
+    def hook(_m: torch.nn.Module, _i: Any, out: Any) -> None:
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor):
+                total[0] += t.numel() * t.element_size()
+
+    leaves = [m for m in model.modules() if not any(True for _ in m.children())]
+    handles = [m.register_forward_hook(hook) for m in leaves]
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, size, size, device=device))
+    finally:
+        for h in handles:
+            h.remove()
+    return total[0]
+
+
+def check_eot_memory(
+    samples: int,
+    images: int,
+    size: int,
+    device: torch.device,
+    model: torch.nn.Module | None = None,
+    flag: str = "--eot-samples",
+) -> None:
+    """Refuse an EOT run whose replicated batch (``images x samples`` copies of ``3 x size x size``) cannot fit.
+
+    The batch is replicated ``samples`` times in one pass, so memory grows with their
+    product: per copy, the twin's float32 copies and the ``model``'s activations. Beyond
+    the device's memory the run would fail (or swap) mid-job.
+    """
+    have = device_memory(device)
+    if have is None:
+        return
+    acts = activation_bytes(model, size, device) if model is not None else 0
+    per = 3 * size * size * 4 * EOT_COPIES_HELD + acts // ACTIVATIONS_OVERCOUNT
+    need = images * samples * per
+    if need <= have:
+        return
+    fit = have // max(1, images * per)
+    advice = f"use {flag} {fit} or fewer" if fit >= 1 else "not even one sample fits"
+    raise UserError(
+        f"{flag} {samples}: EOT would hold about {need / 2**30:.0f} GiB ({images} images x {samples} samples of "
+        f"{size}x{size} px) on {device.type}, which has {have / 2**30:.0f} GiB free; {advice}"
+        + (", or give a smaller --batch-size" if images > 1 else "")
+    )
 
 
 def cat_params(parts: list[Any]) -> Any:

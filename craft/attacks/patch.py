@@ -55,11 +55,25 @@ class Placement:
         return cls(float(d["cx"]), float(d["cy"]), float(d["side"]), float(d["angle_deg"]))
 
 
+MIN_PATCH_PX = 4  # a smaller patch's rounding changes its area by more than a quarter
+
+
 def patch_side(area: float, image_size: int, shape: str) -> int:
-    """Side in pixels of the patch's bounding square so that the patch covers ``area`` of an ``S x S`` image."""
+    """Side in pixels of the patch's bounding square so that the patch covers ``area`` of an ``S x S`` image.
+
+    Raises:
+        UserError: when that side is under :data:`MIN_PATCH_PX` pixels (the patch would cover
+            another area than the one recorded).
+    """
     px = area * image_size * image_size
     side = math.sqrt(px) if shape == "square" else 2.0 * math.sqrt(px / math.pi)
-    return max(2, int(round(side)))
+    if side < MIN_PATCH_PX - 0.5:
+        least = MIN_PATCH_PX**2 / image_size**2 * (1.0 if shape == "square" else math.pi / 4)
+        raise UserError(
+            f"--patch-area {area:g}: a {shape} of that area is {side:.2g} px wide on the {image_size} px image, "
+            f"too small to draw; give --patch-area {least:.2g} or more"
+        )
+    return int(round(side))
 
 
 def shape_mask(shape: str, side: int) -> torch.Tensor:

@@ -14,6 +14,13 @@ new phone, and each phone records its own session, up to ``max_phones``.
 Frames are bounded in bytes, in pixels and in rate; a frame sent while the
 previous one is still waiting is refused. A refused frame gets a reason and
 leaves the session as it was.
+
+Before a client shows the token it may hold little (:mod:`capture.sources.phone.gate`:
+connection caps, a deadline for a request with the token, one log line per refused
+client). A photo's body is refused before it is read when its declared size is too
+large, its phone is busy or ``MAX_UPLOADS`` others are being read and decoded (so the
+memory of concurrent uploads is bounded), and its read must finish in ``BODY_TIMEOUT_S``;
+the JPEG header's dimensions are checked before the pixels are decoded.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from capture.sources.phone.gate import ConnectionGate
 from capture.sources.phone.source import MAX_FRAME_BYTES, MAX_PHOTO_BYTES, FrameRefused, PhoneSource, decode_jpeg
 from capture.sources.phone.tls import Certificate
 from contracts.errors import UserError
@@ -38,6 +46,8 @@ from contracts.errors import UserError
 log = logging.getLogger(__name__)
 
 _PHONE_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+BODY_TIMEOUT_S = 30.0  # a 32 MB photo over a slow Wi-Fi link; a body that trickles longer is dropped
+MAX_UPLOADS = 2  # photo bodies and frames read or decoded at once (each up to 32 MB, 64 MP decoded)
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' blob: data:; "
@@ -82,6 +92,7 @@ class Phone:
     ws: web.WebSocketResponse | None = None
     waiters: dict[int, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
     refused: int = 0
+    receiving: bool = False  # a frame of this phone is being read or decoded
     final: dict[str, Any] | None = (
         None  # the session's last report ("done" and why), repeated to a phone that sends more
     )
@@ -117,6 +128,12 @@ class PhoneServer:
         self.hello = dict(hello or {})
         self.phones: dict[str, Phone] = {}
         self.refused_requests = 0
+        self.gate = ConnectionGate()
+        self.body_timeout_s = BODY_TIMEOUT_S
+        self.max_uploads = MAX_UPLOADS
+        self.max_uploads_seen = 0  # the most bodies read or decoded at once (for tests and logs)
+        self._uploads = 0  # bodies being read or decoded (at most MAX_UPLOADS)
+        self._server: asyncio.base_events.Server | None = None
         self._page = page_html()
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -141,6 +158,7 @@ class PhoneServer:
         loop = asyncio.new_event_loop()
         self._loop = loop
         asyncio.set_event_loop(loop)
+        loop.set_exception_handler(self._loop_error)
         try:
             loop.run_until_complete(self._start())
         except BaseException as e:  # reported by start()
@@ -162,20 +180,31 @@ class PhoneServer:
         app.router.add_post("/photo", self._photo_handler)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)  # no access log: URLs hold the token
         await self._runner.setup()
-        site = web.TCPSite(
-            self._runner, self.bind, self.port, ssl_context=self.cert.ssl_context() if self.cert else None
+        assert self._runner.server is not None
+        # aiohttp's TCPSite, with the gate between the listening socket and aiohttp's protocol
+        self._server = await asyncio.get_running_loop().create_server(
+            self.gate.factory(self._runner.server, self.cert.ssl_context() if self.cert else None),
+            self.bind,
+            self.port,
+            backlog=128,
         )
-        await site.start()
-        server = getattr(site, "_server", None)
-        if server is not None and server.sockets:
-            self.port = int(server.sockets[0].getsockname()[1])
+        if self._server.sockets:
+            self.port = int(self._server.sockets[0].getsockname()[1])
 
     async def _shutdown(self) -> None:
+        if self._server is not None:
+            self._server.close()
         for p in list(self.phones.values()):
             if p.ws is not None and not p.ws.closed:
                 await p.ws.close(code=1001, message=b"capture stopped")
         if self._runner is not None:
             await self._runner.cleanup()
+
+    def _loop_error(self, _loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """A client's failed TLS handshake or dropped socket: one line per kind of error, not a traceback per client."""
+        exc = context.get("exception")
+        kind = f"{context.get('message', 'error')}: {type(exc).__name__ if exc else ''}"
+        self.gate.refuse("a client", kind)
 
     @property
     def running(self) -> bool:
@@ -194,12 +223,15 @@ class PhoneServer:
         given = request.query.get("t", "")
         if not hmac.compare_digest(given.encode("utf-8", "replace"), self.token):
             self.refused_requests += 1
-            log.warning("phone page: refused a request without the right token from %s", request.remote)
-            return web.Response(
+            self.gate.refuse(str(request.remote), "a request without the right token")
+            resp403 = web.Response(
                 status=403,
                 text="403: this link has the wrong token; scan the QR code the laptop shows",
                 headers=SECURITY_HEADERS,
             )
+            resp403.force_close()  # its body is never read; the connection ends with the answer
+            return resp403
+        self.gate.trust(request.protocol)
         resp = await handler(request)
         if not isinstance(resp, web.WebSocketResponse):
             resp.headers.update(SECURITY_HEADERS)
@@ -246,17 +278,35 @@ class PhoneServer:
         if phone.ws is not None and not phone.ws.closed:
             asyncio.ensure_future(phone.ws.send_json(d))
 
-    async def _take(self, phone: Phone, data: bytes, max_bytes: int) -> int:
-        """Check, decode and queue one frame; return its index (``FrameRefused`` with the reason)."""
+    def _admit(self, phone: Phone, size: int | None, max_bytes: int) -> None:
+        """Everything checked before a frame's bytes are read or decoded (``FrameRefused`` with the reason)."""
         if phone.source.finished.is_set():
             raise FrameRefused("this session has ended")
         if not phone.limit.take():
             raise FrameRefused(f"too fast: at most {self.max_fps:g} frames per second")
-        if len(data) > max_bytes:
-            raise FrameRefused(f"frame too large ({len(data)} bytes, at most {max_bytes})")
-        if phone.source.busy:  # checked again by offer(); here it saves decoding a frame that would be refused
+        if size is not None and size > max_bytes:
+            raise FrameRefused(f"frame too large ({size} bytes, at most {max_bytes})")
+        if phone.source.busy or phone.receiving:  # checked again by offer(); here it saves reading and decoding
             raise FrameRefused("busy: wait for the report of the previous frame")
-        image = await asyncio.get_running_loop().run_in_executor(None, decode_jpeg, data, max_bytes)
+        if self._uploads >= self.max_uploads:
+            raise FrameRefused("busy: the laptop is reading other photos; send again in a moment")
+
+    async def _take(self, phone: Phone, data: bytes | web.Request, max_bytes: int) -> int:
+        """Check, read (a request's body), decode and queue one frame; return its index (``FrameRefused``)."""
+        self._admit(phone, len(data) if isinstance(data, bytes) else data.content_length, max_bytes)
+        self._uploads += 1
+        self.max_uploads_seen = max(self.max_uploads_seen, self._uploads)
+        phone.receiving = True
+        try:
+            if isinstance(data, web.Request):
+                try:
+                    data = await asyncio.wait_for(data.read(), self.body_timeout_s)
+                except TimeoutError:
+                    raise FrameRefused(f"the photo took over {self.body_timeout_s:g} s to arrive") from None
+            image = await asyncio.get_running_loop().run_in_executor(None, decode_jpeg, data, max_bytes)
+        finally:
+            self._uploads -= 1
+            phone.receiving = False
         return phone.source.offer(image)
 
     async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
@@ -306,8 +356,7 @@ class PhoneServer:
                 {"type": "refused", "why": f"photo too large (at most {MAX_PHOTO_BYTES} bytes)"}, status=413
             )
         try:
-            data = await request.read()
-            idx = await self._take(phone, data, MAX_PHOTO_BYTES)
+            idx = await self._take(phone, request, MAX_PHOTO_BYTES)
         except web.HTTPRequestEntityTooLarge:
             return web.json_response(
                 {"type": "refused", "why": f"photo too large (at most {MAX_PHOTO_BYTES} bytes)"}, status=413
