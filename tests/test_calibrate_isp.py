@@ -9,10 +9,10 @@ Laplacian sharpening, applied to the simulated camera's decoded frames and
 encoded again as JPEG at quality 90.
 
 Bounds (measured when written, 30-frame sessions at 1280 x 720, strip rms in 8-bit units): the
-foreign ISP refitted 4.1 (greys 4.2, colours 3.9), the same foreign camera again 5.1, the
-uncalibrated base preset 43.2; asserted <= 6 and the base at least twice as far. Four profiles of
+foreign ISP refitted 4.0 (greys 4.0, colours 3.9), the same foreign camera again 5.1, the
+uncalibrated base preset 43.3; asserted <= 6 and the base at least twice as far. Four profiles of
 the project's own form drawn at random (seeds 0-3): greys 0.7-1.7 (the same camera again 1.0-1.6),
-colours 1.8-13.9 (again 1.6-2.1; seed 1, whose printer differs most from the base's, is the worst:
+colours 1.9-13.8 (again 1.6-2.1; seed 1, whose printer differs most from the base's, is the worst:
 the base's paper and ink are kept when the printer cannot be told from the ISP); asserted <= 3 for
 greys and <= 20 for colours on seeds 0 and 1.
 """
