@@ -3,12 +3,15 @@
 One channel profile (:mod:`contracts.profile`, a TOML file) describes the printer,
 the scene and the camera; every module here reads it.
 
-- ``model``: the numpy/OpenCV stages (print, pose, light, optics, sensor, JPEG);
+- ``model``: the numpy/OpenCV stages (print, pose, light, optics, sensor, ISP, JPEG);
+- ``isp``: the camera's ISP after the sensor (white balance, levels, colour matrix, tone curves), its per-frame
+  constants, shared by the model and the twin;
 - ``colour``: the colour science both channels share (sRGB, XYZ, luma, Planckian locus);
 - ``resolution``: a tile photographed at N camera pixels and an angle (the gates' and the sweep's measurement);
 - ``motion``: hand-held motion, the smooth drift of every channel parameter between frames;
 - ``simulate``: the simulated camera, a frame source rendering the batch's sheets;
 - ``calibrate``: fits a profile to the calibration strip measured in a capture;
+  ``calibrate_isp``: what it fits beyond the printer (the camera's ISP, the framing) and its checks of the strip;
   ``cli``: ``photoproof calibrate``;
 - ``twin``: the differentiable torch/kornia twin that EOT samples from.
 

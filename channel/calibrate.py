@@ -24,8 +24,10 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
+from channel.calibrate_isp import IspFit, check_strip, fit_framing, fit_isp, physical_fit_ok, static_table
 from channel.colour import LUMA
 from channel.model import (
     UNIT_FIELDS,
@@ -43,7 +45,15 @@ from contracts.batchdir import capture_db, capture_dbs, captures_dir, check_sess
 from contracts.capturedb import open_db_readonly
 from contracts.errors import UserError
 from contracts.layout import Layout, Patch, Sheet, load_layout
-from contracts.profile import DEFAULT_PRESET, Camera, ChannelProfile, Printer, load_profile, write_profile
+from contracts.profile import (
+    DEFAULT_PRESET,
+    SECTIONS,
+    Camera,
+    ChannelProfile,
+    Printer,
+    load_profile,
+    write_profile,
+)
 from contracts.strip import BT601, PATCH_EVERY
 
 log = logging.getLogger(__name__)
@@ -211,7 +221,12 @@ def fit_colour(
 
 
 def fit_noise(
-    groups: list[Group], gamma: float, gains: np.ndarray, jpeg_quality: int, seed: int = 0
+    groups: list[Group],
+    gamma: float,
+    gains: np.ndarray,
+    jpeg_quality: int,
+    seed: int = 0,
+    isp: tuple[np.ndarray, dict[int, np.ndarray]] | None = None,
 ) -> tuple[float | None, float | None, int]:
     """shot_noise and read_noise (EMVA 1288: ``var = a raw + b**2``) from the grey patches' luma std.
 
@@ -230,9 +245,12 @@ def fit_noise(
         return None, None, sum(len(v) for v in by_level.values())
     med = np.array([np.median(np.array(v), axis=0) for v in by_level.values()])
     tile = 32
-    lin = (med[:, 0] / 255.0) ** gamma
+    if isp is None:
+        lin = np.repeat(((med[:, 0] / 255.0) ** gamma)[:, None], 3, axis=1)
+    else:
+        lin = np.stack([isp[1][v] for v in by_level]) ** gamma
     raw = (
-        np.repeat(np.repeat((lin[:, None] / gains[None, :])[None, :, None, :], tile, 0), tile, 2)
+        np.repeat(np.repeat((lin / gains[None, :])[None, :, None, :], tile, 0), tile, 2)
         .reshape(tile, -1, 3)
         .astype(np.float32)
     )
@@ -245,7 +263,10 @@ def fit_noise(
 
     def cost(log_a: float, log_b: float) -> float:
         curve = sensor_curve(base.replace(shot_noise=math.exp(log_a), read_noise=math.exp(log_b)), cam, gains)
-        y = apply_jpeg(apply_sensor(raw, curve, z), jpeg_quality, bgr=False)[0].astype(np.float64) @ BT601
+        enc = apply_sensor(raw, curve, z)
+        if isp is not None:
+            enc = cv2.LUT(enc, isp[0])
+        y = apply_jpeg(enc, jpeg_quality, bgr=False)[0].astype(np.float64) @ BT601
         std = y.reshape(tile, len(med), tile).transpose(1, 0, 2).reshape(len(med), -1).std(axis=1, ddof=1)
         return float(((np.log(std + 0.05) - target) ** 2).mean())
 
@@ -335,6 +356,90 @@ def fit_all(
     )
 
 
+def profile_notes(
+    profile: ChannelProfile,
+    base: ChannelProfile,
+    fit: Fit,
+    isp: IspFit,
+    framing: tuple[tuple[float, float], int] | None,
+    views: str,
+    gamma: float,
+    quality: int,
+    quality_given: bool,
+) -> dict[str, str]:
+    """A comment for every key of the fitted profile: measured, estimated (from what), assumed, or from the base."""
+    notes = {
+        f"{sec}.{f.name}": f"from base profile {base.name} (not measured by calibrate)"
+        for sec in SECTIONS
+        for f in fields(getattr(profile, sec))
+    }
+    printer = (
+        {
+            "printer.tone_gamma": f"estimated: grey ramp, {views}; coverage rms {fit.tone_rms:.3f}; "
+            f"given camera gamma {gamma:g}",
+            "printer.dot_gain": "estimated with tone_gamma (the two trade off in the mid-tones: weakly separable)",
+            "printer.paper_white": "estimated: white patch in linear units, taking illuminance x exposure to average 1 "
+            "(includes any fixed colour cast)",
+            "printer.ink_black": "estimated: black patch, same units",
+            "printer.gamut_compression": f"estimated: colour patches relative to white, rms {fit.colour_rms:.3f}",
+        }
+        if isp.printer_ok
+        else {
+            **{
+                f"printer.{k}": f"from base profile {base.name}: the strip cannot tell it from the camera's ISP "
+                f"(a printer alone leaves coverage rms {fit.tone_rms:.3f} on the grey ramp or runs to a bound); "
+                "[isp] carries the difference"
+                for k in ("paper_white", "ink_black", "gamut_compression")
+            },
+            **{
+                f"printer.{k}": "neutral: the printer's tone response is in the [isp] tone curves, which the grey "
+                "ramp determines together with it"
+                for k in ("tone_gamma", "dot_gain")
+            },
+        }
+    )
+    notes.update(printer)
+    notes.update(
+        {
+            "scene.illuminance": f"estimated: 5-95 % of the white patch's brightness over {views}, relative to its "
+            "median (exposure included)",
+            "scene.colour_temperature_k": "fixed at the base's reference white: the colour cast is in paper_white "
+            "(fixed) and white_balance_error (changing)",
+            "camera.width": "measured: the captured frames",
+            "camera.height": "measured: the captured frames",
+            "camera.exposure": "folded into illuminance",
+            "camera.white_balance_error": f"estimated: 90 % quantile of the white patch's R/G and B/G changes "
+            f"over {views}",
+            "camera.gamma": "assumed (--camera-gamma), not measured: it trades off against the tone curves",
+        }
+    )
+    if framing is not None:
+        notes["scene.sheet_fill"] = f"measured: 5-95 % of the sheet fill implied by {framing[1]} tiles' size in pixels"
+    notes["scene.tilt_deg"] = (
+        f"from base profile {base.name}: the tiles' viewing angle mixes tilt with their place in the frame"
+    )
+    if fit.defocus is not None:
+        notes["camera.defocus_sigma_px"] = (
+            f"estimated: 10-90 % of the edge blur of {fit.n_blur} views, less the simulator's own "
+            f"{SIM_SIGMA0_PX} px in quadrature; includes any motion blur and the camera's sharpening"
+        )
+        notes["camera.motion_blur_px"] = "0: folded into defocus_sigma_px (the strip's edges cannot tell them apart)"
+    if fit.shot_noise is not None:
+        notes["camera.shot_noise"] = (
+            f"estimated: {fit.n_noise} grey-patch spreads, matched by the simulator's sensor"
+            + (", its ISP" if isp.used else "")
+            + f" and its JPEG at quality {quality}"
+        )
+        notes["camera.read_noise"] = "estimated with shot_noise (weakly identifiable unless it dominates dark patches)"
+    notes["camera.jpeg_quality"] = (
+        "assumed (--jpeg-quality), not measured: the noise was fitted through it"
+        if quality_given
+        else f"from base profile {base.name}, not measured by the strip; the noise was fitted through JPEG at {quality}"
+    )
+    notes.update(isp.notes(views))
+    return notes
+
+
 @dataclass
 class Calibration:
     """What :func:`calibrate` wrote."""
@@ -343,6 +448,9 @@ class Calibration:
     profile: ChannelProfile
     fit: Fit
     session: str
+    isp: IspFit
+    base: ChannelProfile
+    notes: dict[str, str]
 
 
 def _session_db(batch_dir: Path, session: str) -> Path:
@@ -387,7 +495,11 @@ def calibrate(
         ids = [r[0] for r in con.execute("SELECT id FROM sessions")]
         sid = session if session in ids else (ids[0] if len(ids) == 1 else session)
         groups, blur = load_groups(con, sid, layout)
+        check_strip(groups, session)
         batch_id = con.execute("SELECT value FROM meta WHERE key='batch_id'").fetchone()
+        sizes = [(w, h) for _, w, h in blur]
+        width, height = max(set(sizes), key=sizes.count) if sizes else (base_prof.camera.width, base_prof.camera.height)
+        framing = fit_framing(con, sid, layout, int(height))
     finally:
         con.close()
     cct = reference_cct(base_prof)
@@ -398,19 +510,30 @@ def calibrate(
         raise UserError(
             f"--session {session}: cannot fit the calibration strip ({e}); is it a Photoproof layout with a grey ramp?"
         ) from None
-    sizes = [(w, h) for _, w, h in blur]
-    width, height = max(set(sizes), key=sizes.count) if sizes else (base_prof.camera.width, base_prof.camera.height)
-    pr = replace(
-        base_prof.printer,
-        tone_gamma=round(fit.tone_gamma, 4),
-        dot_gain=round(fit.dot_gain, 4),
-        gamut_compression=round(fit.gamut_compression, 4),
-        paper_white=_r3(fit.paper_white, 4),
-        ink_black=_r3(fit.ink_black, 4),
+    printer_ok = physical_fit_ok(fit)
+    pr = (
+        replace(
+            base_prof.printer,
+            tone_gamma=round(fit.tone_gamma, 4),
+            dot_gain=round(fit.dot_gain, 4),
+            gamut_compression=round(fit.gamut_compression, 4),
+            paper_white=_r3(fit.paper_white, 4),
+            ink_black=_r3(fit.ink_black, 4),
+        )
+        if printer_ok
+        else replace(base_prof.printer, tone_gamma=1.0, dot_gain=0.0)  # every ramp step distinct before the ISP
     )
+    light = 1.0 - 0.5 * float(np.mean(base_prof.scene.gradient))  # mean fall-off over the sheet
+    isp_fit = fit_isp(groups, pr, gamma, printer_ok, 1.0 if printer_ok else light)
+    if isp_fit.used:
+        fit.shot_noise, fit.read_noise, fit.n_noise = fit_noise(
+            groups, gamma, gains, quality, isp=(static_table(isp_fit.isp), isp_fit.pre_grey)
+        )
     sc = replace(
         base_prof.scene, illuminance=_r2(fit.illuminance, 4), colour_temperature_k=(round(cct, 1), round(cct, 1))
     )
+    if framing is not None:
+        sc = replace(sc, sheet_fill=_r2(framing[0], 3))
     cam = replace(
         base_prof.camera,
         width=int(width),
@@ -427,57 +550,15 @@ def calibrate(
             cam, shot_noise=(float(f"{fit.shot_noise:.3g}"),) * 2, read_noise=(float(f"{fit.read_noise:.3g}"),) * 2
         )
     name = batch_id[0] if batch_id else "?"
-    profile = ChannelProfile(out.stem, f"calibrated from capture session {sid} of batch {name}", pr, sc, cam)
+    profile = ChannelProfile(
+        out.stem, f"calibrated from capture session {sid} of batch {name}", pr, sc, cam, isp_fit.isp
+    )
     views = f"{fit.n_groups} strip views in {fit.n_frames} frames"
-    notes = {
-        f"{sec}.{f.name}": f"from base profile {base_prof.name} (not measured by calibrate)"
-        for sec in ("printer", "scene", "camera")
-        for f in fields(getattr(profile, sec))
-    }
-    notes.update(
-        {
-            "printer.tone_gamma": f"estimated: grey ramp, {views}; coverage rms {fit.tone_rms:.3f}; given camera gamma "
-            f"{gamma:g}",
-            "printer.dot_gain": "estimated with tone_gamma (the two trade off in the mid-tones: weakly separable)",
-            "printer.paper_white": "estimated: white patch in linear units, taking illuminance x exposure to average 1 "
-            "(includes any fixed colour cast)",
-            "printer.ink_black": "estimated: black patch, same units",
-            "printer.gamut_compression": f"estimated: colour patches relative to white, rms {fit.colour_rms:.3f}",
-            "scene.illuminance": f"estimated: 5-95 % of the white patch's brightness over {views}, relative to its "
-            "median (exposure included)",
-            "scene.colour_temperature_k": "fixed at the base's reference white: the colour cast is in paper_white "
-            "(fixed) and white_balance_error (changing)",
-            "camera.width": "measured: the captured frames",
-            "camera.height": "measured: the captured frames",
-            "camera.exposure": "folded into illuminance",
-            "camera.white_balance_error": "estimated: 90 % quantile of the white patch's R/G and B/G changes over "
-            f"{views}",
-            "camera.gamma": "assumed (--camera-gamma), not measured: it trades off against tone_gamma",
-        }
-    )
-    if fit.defocus is not None:
-        notes["camera.defocus_sigma_px"] = (
-            f"estimated: 10-90 % of the edge blur of {fit.n_blur} views, less the simulator's own "
-            f"{SIM_SIGMA0_PX} px in quadrature; includes any motion blur"
-        )
-        notes["camera.motion_blur_px"] = "0: folded into defocus_sigma_px (the strip's edges cannot tell them apart)"
-    if fit.shot_noise is not None:
-        notes["camera.shot_noise"] = (
-            f"estimated: {fit.n_noise} grey-patch spreads, matched by the simulator's sensor and "
-            f"its JPEG at quality {quality}"
-        )
-        notes["camera.read_noise"] = (
-            "estimated with shot_noise (weakly identifiable unless it dominates the dark patches)"
-        )
-    notes["camera.jpeg_quality"] = (
-        "assumed (--jpeg-quality), not measured: the noise was fitted through it"
-        if jpeg_quality is not None
-        else f"from base profile {base_prof.name}; the noise was fitted through JPEG at its middle, {quality}"
-    )
+    notes = profile_notes(profile, base_prof, fit, isp_fit, framing, views, gamma, quality, jpeg_quality is not None)
     header = [
         f"Photoproof channel profile calibrated from capture session {sid} of batch {name}",
         f"({views}; written {time.strftime('%Y-%m-%d %H:%M')}). Units and formulas: docs/channel-profile.md.",
     ]
     write_profile(out, profile, header, notes)
     log.info("wrote %s from %s", out, views)
-    return Calibration(out, profile, fit, sid)
+    return Calibration(out, profile, fit, sid, isp_fit, base_prof, notes)

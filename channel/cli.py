@@ -7,7 +7,9 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.markup import escape
@@ -15,6 +17,56 @@ from rich.table import Table
 
 from console.terminal import console
 from contracts.profile import DEFAULT_PRESET
+
+
+def _fmt(v: object) -> str:
+    if isinstance(v, tuple):
+        return ", ".join(f"{x:.3g}" for x in v) if len(v) != 2 or v[0] != v[1] else f"{v[0]:.3g}"
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def report_tables(res: Any) -> list[Table]:
+    """The fitted profile against its base, the fitted tone curves, and the residual per strip patch."""
+    f, p, b = res.fit, res.profile, res.base
+    keys = Table(
+        title=f"fitted from session {res.session} ({f.n_groups} strip views in {f.n_frames} frames) "
+        f"against base {b.name}",
+        show_edge=False,
+    )
+    for col in ("key", "fitted", b.name, "from"):
+        keys.add_column(col)
+    for sec in ("printer", "scene", "camera", "isp"):
+        for fl in fields(getattr(p, sec)):
+            if sec == "isp" and fl.name.startswith("tone_"):
+                continue
+            v, bv = getattr(getattr(p, sec), fl.name), getattr(getattr(b, sec), fl.name)
+            note = res.notes.get(f"{sec}.{fl.name}", "")
+            how = note.split(":")[0].split(" (")[0] if note else ""
+            if v != bv or not how.startswith("from base"):
+                keys.add_row(f"{sec}.{fl.name}", _fmt(v), _fmt(bv), escape(how))
+    out = [keys]
+    isp = res.isp
+    if isp.used:
+        curves = Table(title="fitted tone curves (output at input 0 .. 1, 8-bit)", show_edge=False)
+        curves.add_column("channel")
+        for x in range(0, 17, 4):
+            curves.add_column(f"{x / 16:.2f}", justify="right")
+        for name, knots in zip("RGB", (p.isp.tone_r, p.isp.tone_g, p.isp.tone_b), strict=True):
+            curves.add_row(name, *(f"{255 * knots[x]:.0f}" for x in range(0, 17, 4)))
+        out.append(curves)
+    resid = Table(title="grey ramp: observed and predicted by the fitted profile (8-bit RGB)", show_edge=False)
+    for col in ("step", "observed", "predicted", "residual"):
+        resid.add_column(col, justify="right")
+    for lv, o, q in zip(isp.levels.tolist(), isp.observed, isp.predicted, strict=True):
+        resid.add_row(
+            str(lv),
+            " ".join(f"{v:.0f}" for v in o),
+            " ".join(f"{v:.0f}" for v in q) if isp.used else "-",
+            f"{float(abs(o - q).max()):.1f}" if isp.used else "-",
+        )
+    if isp.used:
+        out.append(resid)
+    return out
 
 
 def register(app: typer.Typer) -> None:
@@ -40,36 +92,12 @@ def register(app: typer.Typer) -> None:
             "base's range).",
         ),
     ) -> None:
-        """Fit a channel profile (tone curve, colours, blur, noise) to the calibration strip seen in a capture."""
+        """Fit a channel profile (printer, the camera's ISP, blur, noise, framing) to the strip seen in a capture."""
         from channel.calibrate import calibrate
 
         res = calibrate(batch, session, out, base=base, camera_gamma=camera_gamma, jpeg_quality=jpeg_quality)
-        f, p = res.fit, res.profile
-        table = Table(
-            title=f"estimated from session {res.session} ({f.n_groups} strip views in {f.n_frames} frames)",
-            show_edge=False,
-        )
-        table.add_column("key")
-        table.add_column("value", justify="right")
-        rows = [
-            ("printer.tone_gamma", f"{p.printer.tone_gamma:.3f}"),
-            ("printer.dot_gain", f"{p.printer.dot_gain:.3f}"),
-            ("printer.paper_white", ", ".join(f"{v:.3f}" for v in p.printer.paper_white)),
-            ("printer.ink_black", ", ".join(f"{v:.3f}" for v in p.printer.ink_black)),
-            ("printer.gamut_compression", f"{p.printer.gamut_compression:.3f}"),
-            ("scene.illuminance", "{:.3f} .. {:.3f}".format(*p.scene.illuminance)),
-            ("camera.white_balance_error", f"±{p.camera.white_balance_error[1]:.3f}"),
-            (
-                "camera.defocus_sigma_px",
-                "{:.2f} .. {:.2f}".format(*p.camera.defocus_sigma_px) + ("" if f.defocus else " (base)"),
-            ),
-            ("camera.shot_noise", f"{p.camera.shot_noise[0]:.3g}" + ("" if f.shot_noise is not None else " (base)")),
-            ("camera.read_noise", f"{p.camera.read_noise[0]:.3g}" + ("" if f.read_noise is not None else " (base)")),
-            ("camera.width x height", f"{p.camera.width} x {p.camera.height}"),
-        ]
-        for k, v in rows:
-            table.add_row(k, v)
-        console.print(table)
+        for t in report_tables(res):
+            console.print(t)
         console.print(
             f"wrote [bold]{escape(str(res.path))}[/]; use it with 'photoproof capture BATCH --simulate --profile "
             f"{escape(str(res.path))}'",

@@ -1,6 +1,6 @@
 """The print-scene-camera channel in numpy and OpenCV (torch-free).
 
-Pure functions, one per stage (``STAGES``: print, pose, light, optics, sensor, jpeg),
+Pure functions, one per stage (``STAGES``: print, pose, light, optics, sensor, isp, jpeg),
 that the simulated camera (``channel.simulate``) runs on whole pages and
 :func:`apply_tile` runs on one image tile, so that the differentiable twin
 (``channel.twin``) can be checked against them with the same sampled
@@ -20,6 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from channel import isp as isp_mod
 from channel.colour import (
     LUMA as LUMA,
 )  # re-exported
@@ -364,6 +365,42 @@ def apply_jpeg(img: np.ndarray, quality: int, bgr: bool = True) -> tuple[np.ndar
     return (out if bgr else cv2.cvtColor(out, cv2.COLOR_BGR2RGB)), buf.tobytes()
 
 
+# ----------------------------------------------------------------------------- ISP
+def isp_frame(profile: ChannelProfile, p: ChannelParams) -> isp_mod.IspFrame:
+    """The ISP's per-frame constants (``channel.isp.frame_constants``) for sampled ``p``."""
+    return isp_mod.frame_constants(
+        profile, p.illuminance, p.gradient, p.exposure, p.colour_temperature_k, wb_gains(profile, p)
+    )
+
+
+def apply_isp(
+    img: np.ndarray, profile: ChannelProfile, p: ChannelParams, bgr: bool = False, sharpen_scale: float = 1.0
+) -> np.ndarray:
+    """The ISP stage on an 8-bit frame or tile (H, W, 3 uint8): ``channel.isp``'s tables and matrix, unsharp mask.
+
+    ``bgr``: the image's channel order (the simulated camera's frames are BGR). ``sharpen_scale``: image pixels
+    per camera pixel (1 for frames). Returns uint8. A profile whose ISP does nothing returns ``img`` itself.
+    """
+    isp = profile.isp
+    if isp.is_identity():
+        return img
+    first, second = isp_mod.isp_tables(isp, profile.camera.gamma, isp_frame(profile, p))
+    out = cv2.LUT(img, first[:, :, ::-1].copy() if bgr else first)
+    if second is not None:  # the colour matrix in linear light, between the two tables
+        m = isp_mod.colour_matrix(isp)
+        gamma = profile.camera.gamma
+        lin = cv2.LUT(out, ((np.arange(256) / 255.0) ** gamma).astype(np.float32))
+        lin = np.clip(cv2.transform(lin, (m[::-1, ::-1] if bgr else m).astype(np.float32)), 0.0, 1.0)
+        enc = cv2.convertScaleAbs(cv2.pow(lin, 1.0 / gamma), alpha=255.0)
+        out = cv2.LUT(enc, second[:, :, ::-1].copy() if bgr else second)
+    if isp.sharpen_amount > 0:
+        sigma = isp.sharpen_sigma_px * sharpen_scale
+        k = gaussian_ksize(sigma)
+        blur = cv2.GaussianBlur(out, (k, k), sigma, borderType=cv2.BORDER_REFLECT_101)
+        out = cv2.addWeighted(out, 1.0 + isp.sharpen_amount, blur, -isp.sharpen_amount, 0.0)
+    return out
+
+
 # ----------------------------------------------------------------------------- one tile
 def apply_tile(
     tile: np.ndarray, params: ChannelParams, profile: ChannelProfile, stages: Sequence[str] = STAGES
@@ -406,6 +443,8 @@ def apply_tile(
         x = apply_sensor(x, sensor_curve(params, profile.camera, wb_gains(profile, params)), noise)
     else:
         x = np.clip(x * 255.0, 0, 255)
+    if "isp" in stages:
+        x = apply_isp(np.round(np.clip(x, 0, 255)).astype(np.uint8), profile, params)
     if "jpeg" in stages:
         x = apply_jpeg(np.round(x).astype(np.uint8), params.jpeg_quality, bgr=False)[0]
     return np.asarray(x, dtype=np.float32)

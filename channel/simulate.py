@@ -327,7 +327,7 @@ class SimulatedCamera(FrameSource):
                     yield frame, data
 
     def _render(self, index: int, p: ch.ChannelParams) -> tuple[Frame, bytes]:
-        """One frame: the desk at 1/8 resolution, the sheets' bounding box at full resolution, then sensor and JPEG."""
+        """One frame: the desk at 1/8 resolution, the sheets' bounding box at full resolution; sensor, ISP, JPEG."""
         assert self._levels is not None
         (w, h), group = self.size, self.groups[(index // self.dwell) % len(self.groups)]
         sizes = [self.page_sizes_mm[k] for k in group]
@@ -377,6 +377,8 @@ class SimulatedCamera(FrameSource):
         img = ch.sensor_encode(
             y, replace(curve, noise_scale=sign * curve.noise_scale), self._noise[dy : dy + h, dx : dx + w]
         )
+        # The ISP stage (channel.model.apply_isp, issue 27): nothing unless the profile has an ISP.
+        img = ch.apply_isp(img, self.profile, p, bgr=True)
         img, data = ch.apply_jpeg(img, p.jpeg_quality)
         truth = {"seed": self.seed, "profile": self.profile.name, "sheets": sheets}
         return Frame(index=index, t=index / self.fps, image=img, truth=truth), data

@@ -14,6 +14,8 @@ is area-averaged onto ``tile_px`` pixels and brought back to ``size`` bilinearly
 capture's crop does; ``tile_px`` is drawn from ``contracts.profile.tile_px_range``,
 the framing the simulated camera uses) ->
 ``sensor`` (signal-dependent and read noise, white balance, 1/gamma encoding) ->
+``isp`` (``channel.isp``: auto white balance and levels metered on the sheet, colour matrix,
+tone curves, unsharp mask in camera pixels) ->
 ``jpeg`` (``kornia.enhance.jpeg_codec_differentiable``, Reich et al. 2024).
 
 ``tests/test_twin.py`` checks it against ``channel.model.apply_tile`` with the same
@@ -28,10 +30,12 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import kornia
+import numpy as np
 import torch
 from torch import Tensor
 
 from channel import colour
+from channel import isp as isp_mod
 from contracts.profile import CHANNEL_STAGES, GLARE_RADIUS, TILE_VIEW_DEG, ChannelProfile, channel_range, tile_px_range
 
 STAGES = CHANNEL_STAGES
@@ -200,6 +204,7 @@ class ChannelTwin:
         ) + pr.gamut_compression * torch.tensor(_LUMA, dtype=torch.float64)[None, :].expand(3, 3)
         lo, hi = profile.scene.colour_temperature_k
         self._wb_ref = 1.0 / illuminant_rgb(torch.tensor([2.0 / (1.0 / lo + 1.0 / hi)]))[0]  # mired midpoint
+        self._wb_ref_np = self._wb_ref.numpy()
         self._fill_mid = 0.5 * sum(profile.scene.sheet_fill)
 
     def _range(self, name: str) -> tuple[float, float]:
@@ -275,9 +280,54 @@ class ChannelTwin:
             if p.tile_px is not None:
                 v = self._resample(v, p.tile_px)
         v = self._sensor(v, p) if "sensor" in stages else (v * 255.0).clamp(0.0, 255.0)
+        if "isp" in stages and not self.profile.isp.is_identity():
+            v = self._isp(v, p)
         if "jpeg" in stages:
             v = 255.0 * kornia.enhance.jpeg_codec_differentiable((v / 255.0).clamp(0.0, 1.0), p.jpeg_quality)
         return v
+
+    def _isp(self, v: Tensor, p: TwinParams) -> Tensor:
+        """The ISP (``channel.isp``): per-image white balance and levels, colour matrix, tone curves, unsharp mask."""
+        isp, gamma, n = self.profile.isp, self.profile.camera.gamma, v.shape[0]
+        consts = [
+            isp_mod.frame_constants(
+                self.profile,
+                float(p.illuminance[i]),
+                float(p.gradient[i]),
+                float(p.exposure[i]),
+                float(p.colour_temperature_k[i]),
+                np.array([1.0 + float(p.wb_error_r[i]), 1.0, 1.0 + float(p.wb_error_b[i])]) * self._wb_ref_np,
+            )
+            for i in range(n)
+        ]
+        gains = torch.tensor(np.stack([c.gains for c in consts]), dtype=v.dtype, device=v.device).view(n, 3, 1, 1)
+        black = torch.tensor([c.black for c in consts], dtype=v.dtype, device=v.device).view(n, 1, 1, 1)
+        white = torch.tensor([c.white for c in consts], dtype=v.dtype, device=v.device).view(n, 1, 1, 1)
+        lin = (v / 255.0).clamp(1e-6, 1.0) ** gamma * gains
+        e = lin.clamp(1e-6, 1.0) ** (1.0 / gamma)
+        stretch = isp.levels_black + (e - black) * (isp.levels_white - isp.levels_black) / (white - black)
+        e = (e + isp.levels_strength * (stretch - e)).clamp(0.0, 1.0)
+        m = isp_mod.colour_matrix(isp)
+        if not np.allclose(m, np.eye(3)):
+            lin = torch.einsum("ij,njhw->nihw", torch.tensor(m, dtype=v.dtype, device=v.device), e**gamma)
+            e = lin.clamp(1e-6, 1.0) ** (1.0 / gamma)
+        knots = torch.tensor([isp.tone_r, isp.tone_g, isp.tone_b], dtype=v.dtype, device=v.device)  # (3, K)
+        segs = knots.shape[1] - 1
+        pos = e * segs
+        idx = pos.detach().floor().clamp(0, segs - 1).long()
+        k = knots.view(1, 3, 1, 1, -1).expand(n, 3, *e.shape[2:], -1)
+        lo = torch.gather(k, -1, idx[..., None])[..., 0]
+        hi = torch.gather(k, -1, (idx + 1)[..., None])[..., 0]
+        e = lo + (pos - idx) * (hi - lo)
+        out = (255.0 * e).clamp(0.0, 255.0)
+        if isp.sharpen_amount > 0:
+            w = v.shape[-1]
+            scale = torch.ones_like(p.illuminance) if p.tile_px is None else w / p.tile_px.clamp_min(4.0)
+            sigma = (isp.sharpen_sigma_px * scale).clamp_min(1e-3)
+            ks = 2 * math.ceil(3.0 * float(sigma.max())) + 1
+            blur = kornia.filters.gaussian_blur2d(out, (ks, ks), torch.stack([sigma, sigma], -1), border_type="reflect")
+            out = (out + isp.sharpen_amount * (out - blur)).clamp(0.0, 255.0)
+        return out
 
     @staticmethod
     def _resample(v: Tensor, tile_px: Tensor) -> Tensor:

@@ -69,6 +69,36 @@ class Camera:
     gamma: float = 2.2  # sensor output encoding (sRGB-like)
 
 
+TONE_KNOTS = 17  # a tone curve's outputs at inputs 0, 1/16, ..., 1 (encoded 0..1)
+IDENTITY_TONE: tuple[float, ...] = tuple(i / (TONE_KNOTS - 1) for i in range(TONE_KNOTS))
+IDENTITY_MATRIX: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class Isp:
+    """The camera's image signal processor after the sensor: what a phone or webcam does to every frame.
+
+    Auto white balance and auto levels adapt per frame to the sheet they meter (its paper
+    white and ink black in that frame's light); then a 3x3 colour matrix on the encoded values,
+    a monotone tone curve per channel, and an unsharp mask. The defaults do nothing.
+    Formulas and sources: docs/channel-profile.md ("ISP").
+    """
+
+    awb_strength: float = 0.0  # share of the paper's colour cast the auto white balance removes, 0..1
+    levels_strength: float = 0.0  # share of the auto-levels stretch applied, 0..1
+    levels_black: float = 0.0  # where auto levels puts the sheet's ink black (encoded 0..1)
+    levels_white: float = 1.0  # ... and its paper white
+    tone_r: tuple[float, ...] = IDENTITY_TONE  # monotone curve: outputs at inputs 0, 1/16, ..., 1
+    tone_g: tuple[float, ...] = IDENTITY_TONE
+    tone_b: tuple[float, ...] = IDENTITY_TONE
+    colour_matrix: tuple[float, ...] = IDENTITY_MATRIX  # row-major 3x3 on encoded RGB, before the curve
+    sharpen_amount: float = 0.0  # unsharp mask: v + amount * (v - gaussian(v, sharpen_sigma_px))
+    sharpen_sigma_px: float = 1.0  # in camera pixels
+
+    def is_identity(self) -> bool:
+        return self == Isp(sharpen_sigma_px=self.sharpen_sigma_px)
+
+
 @dataclass(frozen=True)
 class ChannelProfile:
     name: str
@@ -76,6 +106,7 @@ class ChannelProfile:
     printer: Printer = field(default_factory=Printer)
     scene: Scene = field(default_factory=Scene)
     camera: Camera = field(default_factory=Camera)
+    isp: Isp = field(default_factory=Isp)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,7 +116,7 @@ class ChannelProfile:
 # channel/model.py (numpy) and channel/twin.py (torch) read these, so the two
 # implementations always draw the same parameters from the same ranges.
 
-CHANNEL_STAGES = ("print", "pose", "light", "optics", "sensor", "jpeg")
+CHANNEL_STAGES = ("print", "pose", "light", "optics", "sensor", "isp", "jpeg")
 TILE_VIEW_DEG = 10.0  # angular size of a tile in view (60 mm at 35 cm): keystone strength of tile warps
 GLARE_RADIUS = 0.15  # std of the glare blob, as a fraction of the page side
 
@@ -178,6 +209,16 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "exposure": (0.001, 1000),
     "jpeg_quality": (1, 100),
     "gamma": (0.05, 20),
+    "awb_strength": (0, 1),
+    "levels_strength": (0, 1),
+    "levels_black": (0, 0.5),
+    "levels_white": (0.5, 1),
+    "tone_r": (0, 1),
+    "tone_g": (0, 1),
+    "tone_b": (0, 1),
+    "colour_matrix": (-3, 3),
+    "sharpen_amount": (0, 5),
+    "sharpen_sigma_px": (0.3, 10),
 }
 
 
@@ -228,12 +269,35 @@ def _section(cls: type, data: Any, where: str) -> Any:
     return cls(**kwargs)
 
 
+def _check_isp(isp: Isp, where: str) -> Isp:
+    for key in ("tone_r", "tone_g", "tone_b"):
+        knots = getattr(isp, key)
+        if any(b < a for a, b in zip(knots[:-1], knots[1:], strict=True)):
+            raise UserError(f"{where}.{key}: a tone curve must not decrease; got {', '.join(f'{v:g}' for v in knots)}")
+    m = isp.colour_matrix
+    if (
+        abs(
+            m[0] * (m[4] * m[8] - m[5] * m[7]) - m[1] * (m[3] * m[8] - m[5] * m[6]) + m[2] * (m[3] * m[7] - m[4] * m[6])
+        )
+        < 1e-3
+    ):
+        raise UserError(
+            f"{where}.colour_matrix: the matrix is singular; give 9 numbers, row by row (identity: 1,0,0,0,1,0,0,0,1)"
+        )
+    if isp.levels_white <= isp.levels_black:
+        raise UserError(f"{where}.levels_white: must be above levels_black ({isp.levels_black:g})")
+    return isp
+
+
+SECTIONS = ("printer", "scene", "camera", "isp")
+
+
 def parse_profile(data: dict[str, Any], name: str, where: str) -> ChannelProfile:
     """Build a profile from parsed TOML, naming ``where`` in any error."""
-    extra = set(data) - {"name", "description", "printer", "scene", "camera"}
+    extra = set(data) - {"name", "description", *SECTIONS}
     if extra:
         raise UserError(
-            f"{where}: unknown section(s) {', '.join(sorted(extra))}; expected [printer], [scene], [camera]"
+            f"{where}: unknown section(s) {', '.join(sorted(extra))}; expected [printer], [scene], [camera], [isp]"
         )
     return ChannelProfile(
         name=str(data.get("name", name)),
@@ -241,6 +305,7 @@ def parse_profile(data: dict[str, Any], name: str, where: str) -> ChannelProfile
         printer=_section(Printer, data.get("printer", {}), f"{where} [printer]"),
         scene=_section(Scene, data.get("scene", {}), f"{where} [scene]"),
         camera=_section(Camera, data.get("camera", {}), f"{where} [camera]"),
+        isp=_check_isp(_section(Isp, data.get("isp", {}), f"{where} [isp]"), f"{where} [isp]"),
     )
 
 
@@ -304,7 +369,7 @@ def render_toml(profile: ChannelProfile, header: list[str] | None = None, notes:
         f"description = {_toml(profile.description)}",
         "",
     ]
-    for section in ("printer", "scene", "camera"):
+    for section in SECTIONS:
         obj = getattr(profile, section)
         out.append(f"[{section}]")
         for f in fields(obj):

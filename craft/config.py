@@ -46,7 +46,12 @@ class CraftConfig:
     ``photoproof craft`` is built from them. A config is validated when it is made.
     """
 
-    images: str = option("--images", "'samples' (photos shipped with installed packages) or a folder.", "samples")
+    images: str = option(
+        "--images",
+        "'samples' (photos shipped with installed packages), 'tuning' or 'validation' "
+        "(the fixed photo split) or a folder.",
+        "samples",
+    )
     attacks: list[str] = option(
         "--attack",
         "Attack(s), comma-separated: fgsm, bim, ll, pgd, mifgsm, difgsm, eot (= bim+eot), patch; add +di and/or +eot, "

@@ -5,6 +5,10 @@ labelled ImageNet photos (the class is in the file name; read as files, foolbox
 is never imported), and the colour photos bundled with scikit-image and
 matplotlib (no true label: the source model's clean top-1 stands in).
 
+``tuning`` and ``validation`` are the two halves of the fixed photo split
+(``craft/photosplit.toml``): all 39 distinct photographs found in foolbox, scikit-image
+and matplotlib, split once before any channel tuning (the brief: never tune on what you validate).
+
 A user's folder gets its labels from ``labels.csv`` (``file,label`` where label
 is a class index, WordNet id or class name), else from ImageNet-style
 sub-folders (``n01440764/`` or ``tench/``), else from the clean prediction.
@@ -14,7 +18,9 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import logging
 import re
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +32,8 @@ from contracts.errors import UserError
 from contracts.imageio import UNREADABLE, open_rgb8
 from contracts.labels import index_of
 from contracts.paths import sha256_file
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
 
@@ -72,39 +80,52 @@ def _label_parser(classes: tuple[str, ...] | None) -> Callable[[str, str], int]:
     return lambda text, where: index_of(text, classes, where)
 
 
+def _foolbox_photo(p: Path, inet: tuple[str, ...], other: dict[str, int] | None) -> SourcePhoto | None:
+    """A foolbox ``imagenet_NN_LABEL.jpg`` photo, its ImageNet label kept when the label set has that class."""
+    m = re.fullmatch(r"imagenet_(\d+)_(\d+)\.jpg", p.name)
+    if not m:
+        return None
+    inet_label = int(m.group(2))
+    label = inet_label if other is None else other.get(" ".join(inet[inet_label].lower().split()))
+    return SourcePhoto(
+        f"foolbox-{m.group(1)}",
+        f"foolbox:data/{p.name}",
+        p,
+        "foolbox",
+        label,
+        "filename" if label is not None else None,
+    )
+
+
+def _package_photo(module: str, rel: str, p: Path) -> SourcePhoto:
+    """An unlabelled photo bundled with ``module`` (the clean prediction stands in for its label)."""
+    return SourcePhoto(f"{module}-{Path(rel).stem.replace('_', '-')}", f"{module}:{rel}", p, module, None, None)
+
+
+def _other_labels(classes: tuple[str, ...] | None) -> dict[str, int] | None:
+    inet = imagenet_names()
+    if classes is None or tuple(classes) == inet:
+        return None
+    return {" ".join(c.lower().split()): i for i, c in enumerate(classes)}
+
+
 def sample_photos(classes: tuple[str, ...] | None = None) -> list[SourcePhoto]:
     """The packaged sample photos, labelled ones first.
 
     With another label set than ImageNet-1k, a foolbox photo keeps its label when
     the set has a class of the same name, and otherwise has none (the clean prediction stands in).
     """
-    inet = imagenet_names()
-    other = (
-        None
-        if classes is None or tuple(classes) == inet
-        else {" ".join(c.lower().split()): i for i, c in enumerate(classes)}
-    )
+    inet, other = imagenet_names(), _other_labels(classes)
     out: list[SourcePhoto] = []
     fb = _package_dir("foolbox")
     if fb is not None:
         for p in sorted((fb / "data").glob("imagenet_*_*.jpg")):
-            m = re.fullmatch(r"imagenet_(\d+)_(\d+)\.jpg", p.name)
-            if m:
-                inet_label = int(m.group(2))
-                label = inet_label if other is None else other.get(" ".join(inet[inet_label].lower().split()))
-                out.append(
-                    SourcePhoto(
-                        f"foolbox-{m.group(1)}",
-                        f"foolbox:data/{p.name}",
-                        p,
-                        "foolbox",
-                        label,
-                        "filename" if label is not None else None,
-                    )
-                )
-    for module, sub, names, origin in (
-        ("skimage", "data", _SKIMAGE_PHOTOS, "skimage"),
-        ("matplotlib", "mpl-data/sample_data", _MATPLOTLIB_PHOTOS, "matplotlib"),
+            ph = _foolbox_photo(p, inet, other)
+            if ph is not None:
+                out.append(ph)
+    for module, sub, names in (
+        ("skimage", "data", _SKIMAGE_PHOTOS),
+        ("matplotlib", "mpl-data/sample_data", _MATPLOTLIB_PHOTOS),
     ):
         d = _package_dir(module)
         if d is None:
@@ -112,16 +133,49 @@ def sample_photos(classes: tuple[str, ...] | None = None) -> list[SourcePhoto]:
         for name in names:
             p = d / sub / name
             if p.is_file():
-                out.append(
-                    SourcePhoto(
-                        f"{origin}-{Path(name).stem.replace('_', '-')}", f"{module}:{sub}/{name}", p, origin, None, None
-                    )
-                )
+                out.append(_package_photo(module, f"{sub}/{name}", p))
     if not out:
         raise UserError(
             "--images samples: no sample photos found; install foolbox, scikit-image or matplotlib (make demo does)"
         )
     return out
+
+
+SPLITS = ("tuning", "validation")
+SPLIT_FILE = Path(__file__).with_name("photosplit.toml")
+
+
+def split_photos(half: str, classes: tuple[str, ...] | None = None) -> list[SourcePhoto]:
+    """One half of the fixed photo split (``craft/photosplit.toml``, written by ``tools/make_photosplit.py``).
+
+    Every distinct photograph in the installed packages, split once into ``tuning`` (what the
+    channel is tuned on) and ``validation`` (what its figures are reported on). Files are read
+    from the installed packages; one whose sha256 differs from the split's is left out with a warning.
+    """
+    if half not in SPLITS:
+        raise ValueError(f"half: expected one of {SPLITS}, got {half!r}")
+    entries = tomllib.loads(SPLIT_FILE.read_text(encoding="utf-8"))["photo"]
+    inet, other = imagenet_names(), _other_labels(classes)
+    out: list[SourcePhoto] = []
+    for e in entries:
+        if e["half"] != half:
+            continue
+        d = _package_dir(e["package"])
+        p = None if d is None else d / e["path"]
+        if p is None or not p.is_file():
+            log.warning("--images %s: %s:%s is not installed; left out", half, e["package"], e["path"])
+            continue
+        if sha256_file(p) != e["sha256"]:
+            log.warning("--images %s: %s differs from the split's photo (another version?); left out", half, p)
+            continue
+        ph = _foolbox_photo(p, inet, other) if e["package"] == "foolbox" else _package_photo(e["package"], e["path"], p)
+        if ph is not None:
+            out.append(ph)
+    if not out:
+        raise UserError(
+            f"--images {half}: none of the split's photos is installed; install foolbox, scikit-image and matplotlib"
+        )
+    return sorted(out, key=lambda ph: (ph.label is None, ph.key))
 
 
 def _slug(text: str) -> str:
@@ -168,7 +222,9 @@ def user_photos(folder: Path, classes: tuple[str, ...] | None = None) -> list[So
     if not folder.exists():
         raise UserError(f"--images {folder}: no such folder")
     if not folder.is_dir():
-        raise UserError(f"--images {folder}: not a folder; give a folder of photos or 'samples'")
+        raise UserError(
+            f"--images {folder}: not a folder; give a folder of photos, 'samples', 'tuning' or 'validation'"
+        )
     labels_csv = folder / "labels.csv"
     csv_labels, rows = _read_labels_csv(labels_csv, parse)
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
@@ -203,8 +259,14 @@ def user_photos(folder: Path, classes: tuple[str, ...] | None = None) -> list[So
 
 
 def find_photos(images: str, classes: tuple[str, ...] | None = None) -> list[SourcePhoto]:
-    """``samples`` or a folder path; labels are read in the label set ``classes`` (default ImageNet-1k)."""
-    return sample_photos(classes) if images == "samples" else user_photos(Path(images), classes)
+    """``samples``, a half of the photo split (``tuning``, ``validation``) or a folder path.
+
+    Labels are read in the label set ``classes`` (default ImageNet-1k)."""
+    if images == "samples":
+        return sample_photos(classes)
+    if images in SPLITS:
+        return split_photos(images, classes)
+    return user_photos(Path(images), classes)
 
 
 def load_rgb(photo: SourcePhoto) -> Image.Image:

@@ -155,7 +155,9 @@ def test_profile_comments_say_what_was_estimated(captured: Captured) -> None:
     assert note["tone_gamma"].startswith("# estimated: grey ramp, 6 strip views in 6 frames")
     assert note["defocus_sigma_px"].startswith("# estimated") and note["shot_noise"].startswith("# estimated")
     assert note["jpeg_quality"].startswith("# assumed (--jpeg-quality)")
-    assert note["dpi"] == note["tilt_deg"] == "# from base profile office-laser-webcam (not measured by calibrate)"
+    assert note["dpi"] == "# from base profile office-laser-webcam (not measured by calibrate)"
+    assert "viewing angle mixes tilt" in note["tilt_deg"] and note["sheet_fill"].startswith("# measured")
+    assert note["tone_g"].startswith("# does nothing: the strip shows no camera processing")
     assert "assumed" in note["gamma"]
 
 

@@ -108,3 +108,21 @@ def test_one_png_reader_for_the_batch(synthetic_batch, tmp_path: Path) -> None: 
     rgba[..., 3] = 255
     Image.fromarray(rgba, "RGBA").save(tmp_path / "o.png")
     assert read_png(tmp_path / "o.png").mode == "RGB"  # an opaque alpha channel is dropped
+
+
+def test_isp_section_round_trips_and_refuses_what_no_camera_does(tmp_path: Path) -> None:
+    from contracts.profile import IDENTITY_TONE, load_profile, parse_profile, write_profile
+
+    prof = load_profile("careful-lab")
+    assert prof.isp.sharpen_amount > 0 and not prof.isp.is_identity()
+    out = tmp_path / "p.toml"
+    write_profile(out, prof)
+    assert load_profile(str(out)).isp == prof.isp
+    bad_curve = list(IDENTITY_TONE)
+    bad_curve[4] = 0.9  # the curve falls after this knot
+    with pytest.raises(UserError, match=r"\[isp\]\.tone_g: a tone curve must not decrease"):
+        parse_profile({"isp": {"tone_g": bad_curve}}, "x", "x.toml")
+    with pytest.raises(UserError, match="colour_matrix: the matrix is singular"):
+        parse_profile({"isp": {"colour_matrix": [1, 1, 1, 1, 1, 1, 0, 0, 1]}}, "x", "x.toml")
+    with pytest.raises(UserError, match="tone_r: expected a list of 17 numbers"):
+        parse_profile({"isp": {"tone_r": [0, 1]}}, "x", "x.toml")

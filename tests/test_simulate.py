@@ -19,7 +19,7 @@ from channel.simulate import SimulatedCamera
 from contracts.errors import UserError
 from contracts.frames import FrameSource
 from contracts.layout import Layout
-from contracts.profile import load_profile
+from contracts.profile import Isp, load_profile
 from testkit.sim import SIZE_MM, make_sim_batch
 
 MILD = "office-laser-webcam"
@@ -205,3 +205,18 @@ def test_capture_does_not_import_torch() -> None:
         "import sys, channel.simulate, channel.model; sys.exit(int('torch' in sys.modules or 'kornia' in sys.modules))"
     )
     assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1]).returncode == 0
+
+
+def test_the_isp_stage_is_the_channel_models(batch: tuple[Path, Layout]) -> None:
+    """The simulated camera runs ``channel.model.apply_isp`` on each frame with that frame's parameters."""
+    base = load_profile(MILD)
+    lossless = replace(base.camera, jpeg_quality=(100.0, 100.0))
+    with_isp = replace(base, camera=lossless)
+    without = replace(with_isp, isp=Isp())
+    a = next(iter(SimulatedCamera.from_batch(batch[0], without, seed=3, n_frames=1).frames()))
+    b = next(iter(SimulatedCamera.from_batch(batch[0], with_isp, seed=3, n_frames=1).frames()))
+    assert a.truth == b.truth
+    p = ch.ChannelParams.from_dict(a.truth["sheets"][0]["params"])  # type: ignore[index]
+    expect = ch.apply_isp(a.image, with_isp, p, bgr=True).astype(np.float64)
+    assert float(np.abs(b.image.astype(np.float64) - expect).mean()) < 1.5  # two JPEGs at quality 100
+    assert float(np.abs(b.image.astype(np.float64) - a.image).mean()) > 5  # and the ISP changed the frame

@@ -1,0 +1,140 @@
+"""Does a calibrated profile predict the camera it was fitted to? Per-tile top-1 agreement, closed loop.
+
+The "real" camera is the simulated one with the preset's channel but no ISP of its own, its
+frames passed through ``testkit.foreign_isp`` (an ISP unlike Photoproof's). Four sessions of one
+printed batch, read by the same ONNX model:
+
+- ``real-1``, ``real-2``: the real camera twice (different poses, light and noise): how often
+  that camera repeats itself, tile by tile;
+- ``uncalibrated``: the preset as it ships;
+- ``fitted``: the profile ``calibrate`` fits to ``real-2`` (so nothing is fitted to ``real-1``).
+
+Each tile's top-1 is the majority over its good observations; agreement with ``real-1`` is the
+share of tiles (seen in both sessions) with the same top-1, with a Wilson 95 % interval. Clean
+accuracy and adversarial success (top-1 against the item's label) per session.
+
+Run (after crafting, e.g. ``photoproof craft --out B --images tuning --limit 8 --attack bim --eps 16``)::
+
+    python bench/calibrate_loop.py --batch B --out /tmp/loop --model lite0 --frames 24
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sqlite3
+import sys
+import time
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from analysis.stats import wilson  # noqa: E402
+from capture.session import run_capture  # noqa: E402
+from channel.calibrate import calibrate  # noqa: E402
+from channel.simulate import SimulatedCamera  # noqa: E402
+from contracts.errors import UserError  # noqa: E402
+from contracts.manifest import load_batch  # noqa: E402
+from contracts.profile import Isp, load_profile  # noqa: E402
+from printouts.sheets import print_batch  # noqa: E402
+from testkit.foreign_isp import ForeignCamera  # noqa: E402
+
+log = logging.getLogger("bench.calibrate_loop")
+
+
+def _onnx(model: str, onnx_dir: Path) -> Path:
+    out = onnx_dir / f"{model}.onnx"
+    if not out.is_file():
+        from craft.export import export_onnx
+
+        onnx_dir.mkdir(parents=True, exist_ok=True)
+        export_onnx(model, out)
+    return out
+
+
+def tiles(work: Path, session: str) -> dict[tuple[str, str], int]:
+    """(item, role) -> majority top-1 over the tile's good observations."""
+    con = sqlite3.connect(work / "captures" / f"{session}.sqlite")
+    rows = con.execute("SELECT item_id, role, top1 FROM observations WHERE good=1").fetchall()
+    con.close()
+    votes: dict[tuple[str, str], Counter[int]] = {}
+    for item, role, top1 in rows:
+        votes.setdefault((item, role), Counter())[int(top1)] += 1
+    return {k: c.most_common(1)[0][0] for k, c in votes.items()}
+
+
+def _pct(k: int, n: int) -> str:
+    if n == 0:
+        return "- (n = 0)"
+    lo, hi = wilson(k, n) or (0.0, 1.0)
+    return f"{100 * k / n:.0f} % [{100 * lo:.0f}-{100 * hi:.0f}] (n = {n})"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--model", default="lite0", help="the target model (zoo name), exported to ONNX")
+    ap.add_argument("--preset", default="office-laser-webcam")
+    ap.add_argument("--frames", type=int, default=24, help="frames per sheet and session")
+    a = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    work = a.out / "work"
+    if not (work / "layout.json").is_file():
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.copytree(a.batch, work, ignore=shutil.ignore_patterns("captures", "report", "sheets.pdf", "layout.json"))
+        base = load_profile(a.preset)
+        try:
+            print_batch(work, camera=(base.camera.width, base.camera.height), model=a.model)
+        except UserError as e:
+            log.warning("%s; printing the default layout", e)
+            print_batch(work)
+    from contracts.layout import load_layout
+
+    n_sheets = len(load_layout(work).sheets)
+    model = _onnx(a.model, a.out / "onnx")
+    base = load_profile(a.preset)
+    real = replace(base, isp=Isp())
+    frames = a.frames * n_sheets
+    plan = [("real-1", real, True, 1), ("real-2", real, True, 2), ("uncalibrated", base, False, 3)]
+    t0 = time.perf_counter()
+    for name, prof, foreign, seed in plan:
+        if not (work / "captures" / f"{name}.sqlite").is_file():
+            sim = SimulatedCamera.from_batch(work, prof, seed=seed, n_frames=frames)
+            cam = ForeignCamera(sim) if foreign else sim
+            run_capture(work, model, cam, frames=frames, session_id=name, save_crops=False)
+    fitted_path = a.out / "fitted.toml"
+    res = calibrate(work, "real-2", fitted_path, base=a.preset, jpeg_quality=90)
+    if not (work / "captures" / "fitted.sqlite").is_file():
+        cam = SimulatedCamera.from_batch(work, load_profile(str(fitted_path)), seed=4, n_frames=frames)
+        run_capture(work, model, cam, frames=frames, session_id="fitted", save_crops=False)
+    labels = {it.id: it.label.index for it in load_batch(work).items}
+    ref = tiles(work, "real-1")
+    print(f"\n{a.preset} with a foreign ISP, target {a.model}, {frames} frames per session, {len(labels)} items")
+    print(f"calibrated from real-2: printer fit {'kept' if res.isp.printer_ok else 'replaced by the ISP curves'}, ")
+    print(f"curve rms {res.isp.curve_rms:.1f}/255, colour rms {res.isp.matrix_rms:.1f}/255\n")
+    print("| session | same top-1 as real-1 | clean accuracy | adversarial success |")
+    print("|---|---|---|---|")
+    for name in ("real-1", "real-2", "uncalibrated", "fitted"):
+        got = tiles(work, name)
+        both = [k for k in ref if k in got]
+        same = sum(ref[k] == got[k] for k in both)
+        clean = [k for k in got if k[1] == "clean" and labels.get(k[0]) is not None]
+        adv = [k for k in got if k[1] == "adv" and labels.get(k[0]) is not None]
+        ok = sum(got[k] == labels[k[0]] for k in clean)
+        fooled = sum(got[k] != labels[k[0]] for k in adv)
+        agree = "(itself)" if name == "real-1" else _pct(same, len(both))
+        print(f"| {name} | {agree} | {_pct(ok, len(clean))} | {_pct(fooled, len(adv))} |")
+    every = {n: tiles(work, n) for n in ("real-1", "real-2", "uncalibrated", "fitted")}
+    common = set.intersection(*(set(t) for t in every.values()))
+    print(f"\non the {len(common)} tiles with a good observation in every session, same top-1 as real-1:")
+    for name in ("real-2", "uncalibrated", "fitted"):
+        print(f"- {name}: {_pct(sum(ref[k] == every[name][k] for k in common), len(common))}")
+    print(f"\n{time.perf_counter() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""A camera ISP unlike Photoproof's own (``channel.isp``), for closed-loop checks of ``calibrate``.
+
+Auto levels from each frame's own luma percentiles (1 % and 99 % to 0.03 and 0.95), a logistic
+contrast curve per channel, saturation x1.2 in linear light, sharpening by a 4-neighbour
+Laplacian, and JPEG at quality 90 again: every step differs in form from the project's ISP
+(levels metered on the sheet, piecewise-linear curves, a matrix, an unsharp mask).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import replace
+
+import cv2
+import numpy as np
+
+from contracts.frames import Frame, FrameSource
+
+BGR_LUMA = np.array([0.114, 0.587, 0.299], np.float32)
+
+
+def foreign_isp(bgr: np.ndarray) -> np.ndarray:
+    """The ISP on one decoded BGR frame; returns the frame after JPEG at quality 90."""
+    img = bgr.astype(np.float32) / 255.0
+    y = img @ BGR_LUMA
+    lo, hi = np.percentile(y[::4, ::4], (1.0, 99.0))
+    img = np.clip((img - lo) / max(float(hi - lo), 1e-3) * 0.92 + 0.03, 0.0, 1.0)
+    s = 1.0 / (1.0 + np.exp(-6.0 * (img - 0.5)))
+    s0, s1 = 1.0 / (1.0 + math.exp(3.0)), 1.0 / (1.0 + math.exp(-3.0))
+    img = (s - s0) / (s1 - s0)  # logistic contrast per channel, 0 -> 0 and 1 -> 1
+    lin = img**2.2
+    lum = lin @ np.array([0.0722, 0.7152, 0.2126], np.float32)
+    lin = np.clip(lum[..., None] + 1.2 * (lin - lum[..., None]), 0.0, 1.0)  # saturation in linear light
+    out = (lin ** (1 / 2.2) * 255.0).astype(np.float32)
+    out = out - 0.25 * cv2.Laplacian(out, cv2.CV_32F, ksize=1)  # sharpening
+    enc = np.clip(np.round(out), 0, 255).astype(np.uint8)
+    ok, buf = cv2.imencode(".jpg", enc, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    dec = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if dec is None:
+        raise RuntimeError("JPEG decoding failed")
+    return np.asarray(dec)
+
+
+class ForeignCamera(FrameSource):
+    """Any frame source (the simulated camera) with :func:`foreign_isp` on every frame."""
+
+    def __init__(self, inner: FrameSource) -> None:
+        self.inner = inner
+        self.description = f"foreign-isp:{inner.description}"
+
+    def open(self) -> None:
+        self.inner.open()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def simulation(self) -> tuple[str, int] | None:
+        return self.inner.simulation()
+
+    def frames(self) -> Iterator[Frame]:
+        for f in self.inner.frames():
+            yield replace(f, image=foreign_isp(f.image))
