@@ -208,7 +208,7 @@ def print_batch(
             plan, plan_cards(batch_dir, batch, plan, float(patch_mm), len(plan.sheets) + (1 if cover else 0))
         )
     lid = set_layout_id(plan)
-    _keep_previous(batch_dir, lid)
+    kept = _keep_previous(batch_dir, lid)
     pdf = render_pdf(batch_dir, batch, plan, bool(cover))
     plan.extra["sheets_pdf"] = SHEETS_PDF
     plan.extra["sheets_pdf_sha256"] = sha256_bytes(pdf)
@@ -218,6 +218,15 @@ def print_batch(
     remove_file(batch_dir / LAYOUT)
     atomic_write_bytes(batch_dir / SHEETS_PDF, pdf)
     save_layout(batch_dir, plan)
+    if kept is not None:  # said once the new layout is in place, not before a write that may fail
+        log.warning(
+            "%s: replaced layout %s with %s; the old layout is kept as %s, so photos of sheets printed with it are "
+            "still read with it",
+            batch_dir / LAYOUT,
+            kept[0],
+            lid,
+            kept[1],
+        )
     log.info(
         "wrote %s (%d bytes) and %s (layout %s) in %.2f s",
         batch_dir / SHEETS_PDF,
@@ -229,21 +238,17 @@ def print_batch(
     return plan
 
 
-def _keep_previous(batch_dir: Path, new_id: str) -> None:
-    """Keep the layout.json about to be replaced as ``layouts/<its id>.json``: its sheets may already be printed."""
+def _keep_previous(batch_dir: Path, new_id: str) -> tuple[str, Path] | None:
+    """Keep the layout.json about to be replaced as ``layouts/<its id>.json``: its sheets may already be printed.
+
+    Returns the old layout's id and where it is kept, or ``None`` when nothing other than ``new_id`` was there."""
     if not (batch_dir / LAYOUT).is_file():
-        return
+        return None
     try:
         old = load_layout(batch_dir)
     except UserError as e:  # an unreadable layout.json describes no sheet capture could read anyway
         log.warning("%s; not kept", e)
-        return
-    if old.id != new_id:
-        log.warning(
-            "%s: replacing layout %s with %s; the old layout is kept as %s, so photos of sheets printed with it are "
-            "still read with it",
-            batch_dir / LAYOUT,
-            old.id,
-            new_id,
-            keep_layout(batch_dir, old).relative_to(batch_dir),
-        )
+        return None
+    if old.id == new_id:
+        return None
+    return old.id, keep_layout(batch_dir, old).relative_to(batch_dir)
