@@ -40,7 +40,9 @@ lock-check: $(STAMP)
 	tail -n +2 requirements.lock | cmp -s - $(VENV)/requirements.check \
 		|| { echo "requirements.lock does not match uv.lock: run 'make lock'"; exit 1; }
 
+# ruff's rules (pyproject [tool.ruff.lint]: McCabe complexity <= 15, lines <= 120), then its formatter.
 lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
 test: lock-check lint

@@ -21,55 +21,20 @@ try:  # recent typer vendors click as typer._click
 except ImportError:  # pragma: no cover
     from click.exceptions import ClickException  # type: ignore[no-redef]  # the same class, where click is not vendored
 
+from console.options import deprecated_option, renamed
+from console.terminal import console, err_console
 from contracts import signals
-from contracts.batchdir import SHEETS_PDF, model_path
-from contracts.console import console, err_console
+from contracts.batchdir import SHEETS_PDF
 from contracts.errors import UserError
+from craft.onnxmodel import resolve_onnx_model
 
 app = typer.Typer(
     name="photoproof",
-    help="Physical-world robustness tests: craft adversarial images, print them, photograph them, report what survived.",
+    help="Physical-world robustness tests: craft adversarial images, print and photograph them, report what survived.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-
-def resolve_onnx_model(name_or_path: str, batch_dir: Path | None) -> Path:
-    """Turn ``--model lite2`` or ``--model FILE.onnx`` into an ONNX file.
-
-    A zoo name is exported once into ``BATCH/models/<name>.onnx``; that needs
-    torch, so a torch-free capture station must be handed the ``.onnx`` file.
-    """
-    p = Path(name_or_path)
-    if p.suffix.lower() in (".pt2", ".pt", ".ts", ".jit", ".torchscript") or (
-        ":" in name_or_path and not p.exists() and "/" not in name_or_path
-    ):
-        raise UserError(
-            f"--model {name_or_path}: capture and sweep run ONNX models; run 'photoproof models export {name_or_path} --out model.onnx' "
-            f"(with its preprocessing flags) and pass model.onnx"
-        )
-    if p.suffix == ".onnx" or p.exists():
-        if not p.is_file():
-            raise UserError(f"--model {name_or_path}: no such file")
-        return p
-    if batch_dir is None:
-        raise UserError(f"--model {name_or_path}: give a .onnx file")
-    out = model_path(Path(batch_dir), name_or_path)
-    if out.is_file():
-        return out
-    try:
-        from craft import zoo
-    except ImportError:
-        raise UserError(
-            f"--model {name_or_path}: torch is not installed here, so the model cannot be exported; "
-            f"run 'photoproof models export {name_or_path} --out {name_or_path}.onnx' on a crafting machine and pass the file"
-        ) from None
-    zoo.get_entry(name_or_path)  # a clear error for an unknown name
-    from craft.export import export_onnx
-
-    export_onnx(name_or_path, out)
-    return out
 
 
 def scene_summary(dbs: list[Path]) -> object:
@@ -104,24 +69,27 @@ def demo(
     profile: str = typer.Option(
         "careful-lab",
         "--profile",
-        help="Channel profile of the simulated camera. careful-lab (12 MP stills, the sheet filling the frame) keeps clean accuracy "
-        "closest to digital, so the demo's survival figures measure the attack rather than the camera.",
+        help="Channel profile of the simulated camera. careful-lab (12 MP stills, the sheet filling the frame) keeps "
+        "clean accuracy closest to digital, so the demo's survival figures measure the attack rather than the "
+        "camera.",
     ),
     seed: int = typer.Option(0, "--seed"),
-    target: str = typer.Option("lite2", "--target", help="Target model (zoo name or .onnx)."),
+    model: str = typer.Option("lite2", "--model", "-m", help="Target model (zoo name or .onnx)."),
+    target: str | None = deprecated_option("--target"),
 ) -> None:
     """Run the whole pipeline on the sample photos and the simulated camera, ending with a report."""
     from analysis.cli import show
     from analysis.report import make_report
     from capture.session import run_capture
     from channel.simulate import SimulatedCamera
+    from console.progress import make_progress, rich_progress
     from contracts.profile import load_profile
-    from craft.cli import make_progress, rich_progress
     from craft.config import CraftConfig
     from craft.job import craft_batch
     from craft.options import from_cli
     from printouts.sheets import print_batch
 
+    target = renamed(model, target, "--target", "--model")
     prof = load_profile(profile)
     cfg = from_cli(CraftConfig, {"images": "samples", "limit": limit, "attacks": "fgsm", "eps": eps, "seed": seed})
     console.rule("1/4 craft: FGSM on lite0")
@@ -132,9 +100,10 @@ def demo(
     # Laid out for the simulated camera and the target model, so that its tiles pass the size gate.
     layout = print_batch(out, camera=(prof.camera.width, prof.camera.height), model=target)
     console.print(
-        f"{len(layout.sheets)} sheet(s) of {layout.tile_mm:g} mm tiles on {layout.paper} in {escape(str(out / SHEETS_PDF))}"
+        f"{len(layout.sheets)} sheet(s) of {layout.tile_mm:g} mm tiles on {layout.paper} in "
+        f"{escape(str(out / SHEETS_PDF))}"
     )
-    console.rule(f"3/4 capture: simulated camera ({profile}) -> {target} in onnxruntime")
+    console.rule(f"3/4 capture: simulated camera ({escape(profile)}) -> {escape(target)} in onnxruntime")
     onnx = resolve_onnx_model(target, out)
     cam = SimulatedCamera.from_batch(out, profile=prof, seed=seed, n_frames=frames)
     db = run_capture(out, onnx, cam, frames=frames, headless=True, session_id=f"demo-{prof.name}")

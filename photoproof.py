@@ -31,6 +31,7 @@ from contracts.errors import UserError
 from contracts.frames import Frame, FrameSource
 from contracts.manifest import Batch, load_batch
 from contracts.preprocess import PreprocessSpec
+from contracts.profile import DEFAULT_PRESET
 from contracts.units import parse_eps, parse_eps_value
 
 if TYPE_CHECKING:
@@ -132,13 +133,14 @@ def craft(
         eps: as ``--eps`` reads it (``contracts.units``): ``16`` is in pixel units, ``8/255`` or any
             value below 1 (``0.0314``) in [0, 1] units; a string may list several (``"4,8/255"``).
         progress: show the progress bar (per attack step, with an ETA).
-        options: any other :class:`craft.job.CraftConfig` field (``steps=10``, ``seed=1``, ``target="ll"``, ``limit=4``, ...).
+        options: any other :class:`craft.job.CraftConfig` field (``steps=10``, ``seed=1``, ``target="ll"``, ``limit=4``,
+        ...).
     """
     from craft.job import CraftConfig, craft_batch
     from craft.sources import SourceModel, register_module
 
     out = Path(out)
-    members = list(source) if isinstance(source, (list, tuple)) else [source]
+    members = [source] if isinstance(source, str) or not isinstance(source, Sequence) else list(source)
     refs: list[str] = []
     for i, m in enumerate(members):
         if isinstance(m, str):
@@ -157,13 +159,13 @@ def craft(
     eps_list = (
         parse_eps(eps)
         if isinstance(eps, str)
-        else [parse_eps_value(repr(float(e))) for e in (eps if isinstance(eps, (list, tuple)) else [eps])]
+        else [parse_eps_value(repr(float(e))) for e in ([eps] if isinstance(eps, (int, float)) else eps)]
     )
     attacks = attack.split(",") if isinstance(attack, str) else list(attack)
     cfg = CraftConfig(images=folder, source=refs, attacks=attacks, eps=eps_list, **options)
     if not progress:
         return craft_batch(out, cfg)
-    from craft.cli import make_progress, rich_progress
+    from console.progress import make_progress, rich_progress
 
     with make_progress() as bar:
         return craft_batch(out, cfg, progress=rich_progress(bar))
@@ -182,7 +184,7 @@ def print_sheets(
     As the command: laid out for ``camera`` (width, height) and the target ``model``, each
     defaulting to capture's (1920x1080, lite2), unless ``tile_mm`` fixes the tile size.
     """
-    from printouts.cli import camera_defaults
+    from printouts.camera import camera_defaults
     from printouts.sheets import print_batch
 
     if tile_mm is not None and (camera is not None or model is not None):
@@ -229,7 +231,7 @@ def frames_from(frames: Iterable[np.ndarray], fps: float = 10.0) -> FrameSource:
 
 
 def simulated_camera(
-    batch_dir: str | Path, profile: str = "office-laser-webcam", seed: int = 0, frames: int | None = None
+    batch_dir: str | Path, profile: str = DEFAULT_PRESET, seed: int = 0, frames: int | None = None
 ) -> FrameSource:
     """The simulated print-and-photograph channel of ``profile`` looking at the batch's printed sheets."""
     from channel.simulate import SimulatedCamera
@@ -261,11 +263,12 @@ def capture(
         labels: the target's class names, when its metadata has none.
         label_map: batch class name -> target class name, where names differ.
         overrides: preprocessing fields for a foreign ``.onnx`` (``{"input_size": 224, ...}``).
-        options: ``duration``, ``per_tile``, ``gates``, ``save_crops`` of :func:`capture.session.run_capture` (a simulated camera carries its own profile and seed).
+        options: ``duration``, ``per_tile``, ``gates``, ``save_crops`` of :func:`capture.session.run_capture` (a
+        simulated camera carries its own profile and seed).
     """
-    from app import resolve_onnx_model
     from capture.classify import OnnxClassifier
     from capture.session import run_capture
+    from craft.onnxmodel import resolve_onnx_model
 
     batch_dir = Path(batch_dir)
     path = resolve_onnx_model(str(target), batch_dir)

@@ -106,7 +106,10 @@ class ChannelCheck:
         """One line: verdict, figures with interval, n and photos, the baseline, and the rule."""
         f = self.frame
         if self.verdict == NA or f.digital is None or f.photo.value is None:
-            return f"Channel check, session {self.session} ({self.model}): n/a (no clean tile both classified digitally and photographed)."
+            return (
+                f"Channel check, session {self.session} ({self.model}): n/a (no clean tile both classified digitally "
+                "and photographed)."
+            )
         head = {OK: "passed", LIMITED: "CAMERA-LIMITED", INCONCLUSIVE: "inconclusive", FRAGILE: "MODEL-FRAGILE"}[
             self.verdict
         ]
@@ -131,8 +134,9 @@ class ChannelCheck:
     def consequence(self) -> str:
         if self.verdict == LIMITED:
             return (
-                "The camera, not the perturbation, decides most outcomes in this session: its destruction and paired-survival "
-                "figures measure the camera and are not evidence that perturbations survive or are destroyed."
+                "The camera, not the perturbation, decides most outcomes in this session: its destruction and "
+                "paired-survival figures measure the camera and are not evidence that perturbations survive or are "
+                "destroyed."
             )
         if self.verdict == FRAGILE:
             return (
@@ -300,7 +304,7 @@ def check_session(
         s.quality,
         size,
         s.model_name,
-        f"photoproof print {inp.batch_dir} --camera {_cam(s)} --model {s.model_name}",
+        f"photoproof print {inp.batch_dir} --frame-size {_cam(s)} --model {s.model_name}",
         _sheet(layouts, s),
         judged.fragility,
         unstable,

@@ -11,7 +11,7 @@ from rich.table import Table as RichTable
 from analysis.report import FORMATS, ReportResult, make_report
 from analysis.stats import Rate
 from analysis.tables import fmt_rate
-from contracts.console import console
+from console.terminal import console
 from contracts.verdict import FLAGGED
 
 MAX_LINES_PER_SESSION = 4  # per-cell key lines printed under a session's verdict (the table holds the rest)
@@ -110,7 +110,8 @@ def key_lines(result: ReportResult) -> list[str]:
             ]
             if row.get("transfer_source"):
                 parts.append(
-                    f"digital transfer {escape(str(row['transfer_source']))}→{escape(str(row['model']))} {fmt_rate(row.get('transfer'))}"
+                    f"digital transfer {escape(str(row['transfer_source']))}→{escape(str(row['model']))} "
+                    f"{fmt_rate(row.get('transfer'))}"
                 )
             tag = (
                 {
@@ -125,18 +126,21 @@ def key_lines(result: ReportResult) -> list[str]:
                 f"destruction{tag} {fmt_rate(row.get('destruction_tile'))}",
             ]
             out.append(
-                f"{escape(sid)} · {escape(str(row['model']))} · {escape(str(row['attack']))} ε={row['eps']:g} (top-1, per tile): "
-                + " · ".join(parts)
+                f"{escape(sid)} · {escape(str(row['model']))} · {escape(str(row['attack']))} ε={row['eps']:g} (top-1, "
+                "per tile): " + " · ".join(parts)
             )
         if len(mine) > MAX_LINES_PER_SESSION:
             out.append(
-                f"{escape(sid)}: {len(mine) - MAX_LINES_PER_SESSION} more attack × ε cells in the table above and in headline.csv"
+                f"{escape(sid)}: {len(mine) - MAX_LINES_PER_SESSION} more attack × ε cells in the table above and in "
+                "headline.csv"
             )
     return out
 
 
 def show(result: ReportResult) -> None:
-    """Print a finished report: notes, the key-figures table, where it is, then per session the channel check and key figures."""
+    """Print a finished report: notes, the key-figures table, where it is, then per session the channel check and key
+    figures.
+    """
     channel_notes = {c.note() for c in result.checks.values()}
     for note in result.notes:
         if note not in channel_notes:
@@ -145,7 +149,8 @@ def show(result: ReportResult) -> None:
         console.print("[bold yellow]No captures found: the report holds digital results only.[/]")
     console.print(_summary(result))
     console.print(
-        f"report written to [bold]{escape(str(result.main_path))}[/] ({len(result.files)} files in {escape(str(result.out_dir))})",
+        f"report written to [bold]{escape(str(result.main_path))}[/] ({len(result.files)} files in "
+        f"{escape(str(result.out_dir))})",
         soft_wrap=True,
     )
     for line in key_lines(result):

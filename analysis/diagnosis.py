@@ -107,7 +107,7 @@ def _camera(
         )
         d.todo.append(
             f"a camera with more pixels (12 MP stills with --photos), or sheets laid out for this one: "
-            f"photoproof print BATCH --camera {w}x{h} --model {model}"
+            f"photoproof print BATCH --frame-size {w}x{h} --model {model}"
         )
     elif (
         best < PLATEAU_TILE_FRACTION * size

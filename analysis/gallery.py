@@ -74,14 +74,16 @@ def class_name(cls: int, names: tuple[str, ...] | None = None) -> str:
 
 
 def top3(pred: Pred | None, names: tuple[str, ...] | None = None) -> list[tuple[str, float]]:
-    return [] if pred is None else [(class_name(c, names), p) for c, p in list(zip(pred.ids, pred.probs))[:3]]
+    return (
+        [] if pred is None else [(class_name(c, names), p) for c, p in list(zip(pred.ids, pred.probs, strict=True))[:3]]
+    )
 
 
 def vote_top3(v: Pred, obs: list[Observation], names: tuple[str, ...] | None = None) -> list[tuple[str, float]]:
     """The voted tile's first three classes, each with how many observations put it first."""
     return [
         (f"{class_name(c, names)} (top-1 in {sum(o.pred.top1 == c for o in obs)}/{len(obs)})", p)
-        for c, p in list(zip(v.ids, v.probs))[:3]
+        for c, p in list(zip(v.ids, v.probs, strict=True))[:3]
     ]
 
 
@@ -222,9 +224,11 @@ def _source_entries(inp: ReportInput) -> list[GalleryEntry]:
 
 
 def gallery(inp: ReportInput, flagged: set[str] | None = None) -> list[GalleryEntry]:
-    """A few examples per session (those destroyed and those that survived first); source-model examples without captures.
+    """A few examples per session (those destroyed and those that survived first); source-model examples without
+    captures.
 
-    ``flagged``: sessions the channel check marks camera-limited or inconclusive; their examples are never called survived.
+    ``flagged``: sessions the channel check marks camera-limited or inconclusive; their examples are never called
+    survived.
     """
     if not inp.sessions:
         return _source_entries(inp)

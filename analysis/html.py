@@ -20,9 +20,11 @@ from contracts.verdict import FLAGGED
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 
 CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0;color:#1b1b1b;background:#fafafa;line-height:1.4}
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0;color:#1b1b1b;
+  background:#fafafa;line-height:1.4}
 main{max-width:1200px;margin:0 auto;padding:1rem 1.5rem 3rem}
-h1{font-size:1.6rem;margin:.5rem 0}h2{font-size:1.25rem;margin-top:2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
+h1{font-size:1.6rem;margin:.5rem 0}
+h2{font-size:1.25rem;margin-top:2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
 h3{font-size:1.05rem;margin-bottom:.3rem}
 .meta{color:#555;font-size:.9rem}
 .note{background:#fff4d6;border-left:4px solid #e0a800;padding:.5rem .8rem;margin:.4rem 0}
@@ -118,10 +120,8 @@ def _plot(p: Plot, files: set[str] | None = None) -> str:
     links = " · ".join(
         f'<a href="{escape(f)}">{escape(f.rsplit(".", 1)[1].upper())}</a>' for f in vec if files is None or f in files
     )
-    return (
-        f'<figure><img src="{data_uri(p.png)}" alt="{escape(p.title)}">'
-        f"<figcaption>{escape(p.title)}{': ' + escape(p.caption) if p.caption else ''}{f' ({links})' if links else ''}</figcaption></figure>"
-    )
+    caption = escape(p.title) + (": " + escape(p.caption) if p.caption else "") + (f" ({links})" if links else "")
+    return f'<figure><img src="{data_uri(p.png)}" alt="{escape(p.title)}"><figcaption>{caption}</figcaption></figure>'
 
 
 def _top3(rows: list[tuple[str, float]]) -> str:
@@ -132,11 +132,15 @@ def _top3(rows: list[tuple[str, float]]) -> str:
 
 def _entry(e: GalleryEntry) -> str:
     shots = "".join(
-        f'<div class="shot"><img src="{data_uri(s.png)}" alt="{escape(s.caption)}"><div>{escape(s.caption)}</div>{_top3(s.top3)}</div>'
+        f'<div class="shot"><img src="{data_uri(s.png)}" '
+        f'alt="{escape(s.caption)}"><div>{escape(s.caption)}</div>{_top3(s.top3)}</div>'
         for s in e.shots
     )
     if e.photo_top3 and not any("crop" in s.caption for s in e.shots):
-        shots += f'<div class="shot"><div>photographed, voted over {e.n_good} good observations (no crop stored)</div>{_top3(e.photo_top3)}</div>'
+        shots += (
+            f'<div class="shot"><div>photographed, voted over {e.n_good} good observations (no crop '
+            f"stored)</div>{_top3(e.photo_top3)}</div>"
+        )
     where = f"session {e.session}, model {e.model}" if e.session else f"source model {e.model}"
     return (
         f'<div class="entry"><b>{escape(e.item_id)}</b> · true class {escape(e.label)} · {escape(where)} · '
@@ -161,8 +165,8 @@ def render_html(c: ReportContent) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{escape(c.title)}</title><style>{CSS}</style></head><body><main>",
         f"<h1>{escape(c.title)}</h1>",
-        f'<p class="meta">batch {escape(c.batch_id)} · generated {escape(c.generated)} · '
-        'measures of Kurakin, Goodfellow &amp; Bengio 2016, "Adversarial examples in the physical world" (arXiv:1607.02533)</p>',
+        f'<p class="meta">batch {escape(c.batch_id)} · generated {escape(c.generated)} · measures of Kurakin, '
+        'Goodfellow &amp; Bengio 2016, "Adversarial examples in the physical world" (arXiv:1607.02533)</p>',
         notes,
         "<h2>Summary</h2>",
         "".join(

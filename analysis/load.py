@@ -156,7 +156,7 @@ def _session_rows(con: sqlite3.Connection, path: Path) -> list[dict[str, Any]]:
             f"{lid} FROM sessions ORDER BY started, id"
         )
         cols = [d[0] for d in cur.description]
-        return [dict(zip(cols, r)) for r in cur.fetchall()]
+        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
     except sqlite3.DatabaseError as e:
         raise UserError(f"{path}: cannot read the sessions table ({e}); remove the file or re-capture") from None
 
@@ -272,7 +272,8 @@ def session_quality(con: sqlite3.Connection, sid: str) -> dict[str, Any]:
     common frame size there, when recorded.
     """
     rows = con.execute(
-        "SELECT good != 0, tile_px, angle_deg, sharpness, clipped FROM observations WHERE session_id = ? AND role = 'clean'",
+        "SELECT good != 0, tile_px, angle_deg, sharpness, clipped FROM observations WHERE session_id = ? AND role = "
+        "'clean'",
         (sid,),
     ).fetchall()
     good = [r for r in rows if r[0]]
@@ -407,7 +408,8 @@ def load_input(batch_dir: Path, sessions: list[str] | None = None) -> ReportInpu
                     RecursionError,
                 ) as e:  # a value of the wrong type in a row
                     raise UserError(
-                        f"{f}: malformed values in session {row['id']!r} ({type(e).__name__}: {e}); remove the file or re-capture"
+                        f"{f}: malformed values in session {row['id']!r} ({type(e).__name__}: {e}); remove the file "
+                        "or re-capture"
                     ) from None
                 _fill_digital_from_manifest(s, batch)
                 inp.sessions.append(s)
@@ -416,25 +418,30 @@ def load_input(batch_dir: Path, sessions: list[str] | None = None) -> ReportInpu
     for s in inp.sessions:
         if s.digital_from_manifest:
             inp.notes.append(
-                f"Session {s.id}: digital predictions of {s.digital_from_manifest} items taken from batch.json ({s.model_name} is a source model)."
+                f"Session {s.id}: digital predictions of {s.digital_from_manifest} items taken from batch.json "
+                f"({s.model_name} is a source model)."
             )
         if not any((it.id, "clean") in s.digital for it in batch.items):
             inp.notes.append(
-                f"Session {s.id}: no digital predictions recorded for model {s.model}; destruction rates and attack success are n/a."
+                f"Session {s.id}: no digital predictions recorded for model {s.model}; destruction rates and attack "
+                "success are n/a."
             )
         if s.n_good == 0:
             inp.notes.append(
-                f"Session {s.id}: no observation passed the quality gates ({s.n_obs} observations in {s.n_frames} frames)."
+                f"Session {s.id}: no observation passed the quality gates ({s.n_obs} observations in {s.n_frames} "
+                "frames)."
             )
     if not inp.sessions:
         inp.notes.insert(
             0,
-            f"No capture sessions found in {batch_dir / CAPTURES}: this report shows digital results only. Run 'photoproof capture' to add photographed results.",
+            f"No capture sessions found in {batch_dir / CAPTURES}: this report shows digital results only. Run "
+            "'photoproof capture' to add photographed results.",
         )
     flagged = sum(it.label.source == "clean-prediction" for it in batch.items)
     if flagged:
         inp.notes.append(
-            f"{flagged} of {len(batch.items)} items have no true label: the source model's clean prediction stands in for it (label source 'clean-prediction')."
+            f"{flagged} of {len(batch.items)} items have no true label: the source model's clean prediction stands "
+            "in for it (label source 'clean-prediction')."
         )
     return inp
 

@@ -122,33 +122,42 @@ def methods(inp: ReportInput, seed: int, resamples: int) -> list[Section]:
     stats = Section(
         "Measures and statistics",
         text=[
-            "C(X, y): the model is right about X when the true class y is its top-1 (top-5) class. "
-            "Attack success: untargeted, the true class is not in the top-k; targeted, the top-1 is the target. It is reported among items the model gets right when clean.",
-            "Destruction rate (Kurakin, Goodfellow & Bengio 2016, arXiv:1607.02533): d = Σ C(X)·¬C(X_adv)·C(T(X_adv)) / Σ C(X)·¬C(X_adv), "
-            "where C(X) and C(X_adv) are the same model's predictions on the saved PNGs and T is printing and photography. "
-            f"Average case: all items. Prefiltered case: clean right at top-1 with confidence ≥ {PREFILTER_CONFIDENCE}, adversarial wrong at top-1 and top-5.",
-            "Digital transfer rate: of the items whose adversarial PNG fools the source model (clean right, attack successful), the share that also fools the target model on the PNG. "
-            "A failure to transfer is therefore never counted as physical destruction.",
-            "The three photographed measures, precisely (k = 1 or 5; C is right at top-k; S is attack success: untargeted ¬C, targeted top-1 = target; "
-            "X the clean image, X_adv the adversarial image, T printing and photography; every C and S of one session is that session's model):",
-            "(1) Destruction rate, average case (Kurakin et al. 2016, section 3.3): d = Σ C(X)·¬C(X_adv)·C(T(X_adv)) / Σ C(X)·¬C(X_adv), over all items, "
-            "C(X) and C(X_adv) on the saved PNGs.",
-            f"(2) Destruction rate, prefiltered case: the same sum over items whose clean PNG is right at top-1 with confidence ≥ {PREFILTER_CONFIDENCE} "
-            "and whose adversarial PNG is wrong at top-1 and at top-5.",
-            "(3) Paired survival (Photoproof): s = Σ C(T(X))·S(X_adv)·S(T(X_adv)) / Σ C(T(X))·S(X_adv): among photographed pairs whose clean tile the model "
-            "recognises in the same session and whose adversarial PNG fools it digitally, the share whose photographed adversarial tile still fools it. "
-            "Per tile: one pair per item, the majority votes of its clean and its adversarial tile. Per frame: one pair per frame in which both tiles of the "
-            "item passed the gates. Unlike 1 - d, which conditions on the clean PNG, it conditions on the clean tile as photographed, so a camera that wrecks "
-            "every tile cannot pass for a perturbation that survives; n counts the pairs that qualify.",
-            "Only observations that passed the quality gates (good = 1) count. Per frame: every good observation counts. "
-            "Per tile: one majority vote over a tile's good observations (tile = session, item, role; a tie goes to the class with the higher mean probability).",
-            "95% intervals: Wilson score intervals (Wilson 1927) for rates over items and tiles; "
-            f"for rates aggregated over frames a percentile bootstrap over items (items resampled, never frames; {resamples} resamples, seed {seed}; "
-            "Davison & Hinkley 1997, section 3.8), widened to at least the Wilson interval on the effective number of observations "
-            "n_eff = p(1-p)/Var_boot(p), kept between Kish's (Σ n_i)²/Σ n_i² and the number of observations (Korn & Graubard 1998, "
-            "Survey Methodology 24:193-201). At 0/n and n/n, where every resample agrees, n_eff is that floor (about the number of items), so the "
-            "interval never collapses to a point. A rate over the frames of a single item gets no interval. "
-            "n is the number of units behind each figure (items, tiles, observations or pairs). n/a marks an empty cell.",
+            "C(X, y): the model is right about X when the true class y is its top-1 (top-5) class. Attack success: "
+            "untargeted, the true class is not in the top-k; targeted, the top-1 is the target. It is reported "
+            "among items the model gets right when clean.",
+            "Destruction rate (Kurakin, Goodfellow & Bengio 2016, arXiv:1607.02533): d = Σ "
+            "C(X)·¬C(X_adv)·C(T(X_adv)) / Σ C(X)·¬C(X_adv), where C(X) and C(X_adv) are the same model's "
+            "predictions on the saved PNGs and T is printing and photography. Average case: all items. Prefiltered "
+            f"case: clean right at top-1 with confidence ≥ {PREFILTER_CONFIDENCE}, adversarial wrong at top-1 and "
+            "top-5.",
+            "Digital transfer rate: of the items whose adversarial PNG fools the source model (clean right, attack "
+            "successful), the share that also fools the target model on the PNG. A failure to transfer is therefore "
+            "never counted as physical destruction.",
+            "The three photographed measures, precisely (k = 1 or 5; C is right at top-k; S is attack success: "
+            "untargeted ¬C, targeted top-1 = target; X the clean image, X_adv the adversarial image, T printing and "
+            "photography; every C and S of one session is that session's model):",
+            "(1) Destruction rate, average case (Kurakin et al. 2016, section 3.3): d = Σ C(X)·¬C(X_adv)·C(T(X_adv)) "
+            "/ Σ C(X)·¬C(X_adv), over all items, C(X) and C(X_adv) on the saved PNGs.",
+            "(2) Destruction rate, prefiltered case: the same sum over items whose clean PNG is right at top-1 with "
+            f"confidence ≥ {PREFILTER_CONFIDENCE} and whose adversarial PNG is wrong at top-1 and at top-5.",
+            "(3) Paired survival (Photoproof): s = Σ C(T(X))·S(X_adv)·S(T(X_adv)) / Σ C(T(X))·S(X_adv): among "
+            "photographed pairs whose clean tile the model recognises in the same session and whose adversarial PNG "
+            "fools it digitally, the share whose photographed adversarial tile still fools it. Per tile: one pair "
+            "per item, the majority votes of its clean and its adversarial tile. Per frame: one pair per frame in "
+            "which both tiles of the item passed the gates. Unlike 1 - d, which conditions on the clean PNG, it "
+            "conditions on the clean tile as photographed, so a camera that wrecks every tile cannot pass for a "
+            "perturbation that survives; n counts the pairs that qualify.",
+            "Only observations that passed the quality gates (good = 1) count. Per frame: every good observation "
+            "counts. Per tile: one majority vote over a tile's good observations (tile = session, item, role; a tie "
+            "goes to the class with the higher mean probability).",
+            "95% intervals: Wilson score intervals (Wilson 1927) for rates over items and tiles; for rates "
+            f"aggregated over frames a percentile bootstrap over items (items resampled, never frames; {resamples} "
+            f"resamples, seed {seed}; Davison & Hinkley 1997, section 3.8), widened to at least the Wilson interval "
+            "on the effective number of observations n_eff = p(1-p)/Var_boot(p), kept between Kish's (Σ n_i)²/Σ "
+            "n_i² and the number of observations (Korn & Graubard 1998, Survey Methodology 24:193-201). At 0/n and "
+            "n/n, where every resample agrees, n_eff is that floor (about the number of items), so the interval "
+            "never collapses to a point. A rate over the frames of a single item gets no interval. n is the number "
+            "of units behind each figure (items, tiles, observations or pairs). n/a marks an empty cell.",
         ],
     )
     check = Section(
@@ -173,13 +182,12 @@ def methods(inp: ReportInput, seed: int, resamples: int) -> list[Section]:
             "photos); inconclusive otherwise, "
             "with about how many more photos would settle it. Kurakin's prefiltered case (clean confidence >= 0.8) "
             "is shown beside the average case.",
-            f"Why {100 * DROP_POINTS:.0f} points: a careful set-up (sheet filling the frame, near-frontal, steady, even light: the setting of Kurakin et al. 2016) "
-            "is meant to lose at most a few points of clean accuracy; a larger loss means the camera or the "
-            "model's fragility decides most outcomes, and a "
+            f"Why {100 * DROP_POINTS:.0f} points: a careful set-up (sheet filling the frame, near-frontal, steady, "
+            "even light: the setting of Kurakin et al. 2016) is meant to lose at most a few points of clean "
+            "accuracy; a larger loss means the camera or the model's fragility decides most outcomes, and a "
             "destruction or survival rate then measures that. A flagged session is marked in every table, CSV and "
-            "JSON (column channel_check), its "
-            "destruction and paired-survival figures are never presented as survival, and the report gives the "
-            "reasons and what to do.",
+            "JSON (column channel_check), its destruction and paired-survival figures are never presented as "
+            "survival, and the report gives the reasons and what to do.",
             f"Causes are blamed only when measured out of range: median tile side against {TILE_FRACTION:.0%} of "
             "the model's input side, median "
             f"viewing angle against {MAX_FRONTAL_DEG:.0f}°, median edge blur σ against {MAX_BLUR_SIGMA_PX} px, "

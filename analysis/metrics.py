@@ -101,7 +101,7 @@ def vote(preds: Sequence[Pred]) -> Pred:
     anywhere: dict[int, list[float]] = defaultdict(list)
     for p in preds:
         first[p.top1].append(p.top1_prob)
-        for c, q in zip(p.ids, p.probs):
+        for c, q in zip(p.ids, p.probs, strict=True):
             anywhere[c].append(q)
 
     def key(votes: dict[int, list[float]]) -> Callable[[int], tuple[int, float, int]]:

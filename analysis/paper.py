@@ -63,12 +63,12 @@ def paper_table(rows: list[SummaryRow]) -> Table:
         ["session", "model", CHECK_COLUMN, "attack", "case", "topk", *cols],
         out,
         cols,
-        "Destruction rate: of the items whose adversarial PNG fools the session's model digitally, the share it classifies "
-        "correctly once printed and photographed (majority vote per tile). Average case: all items; prefiltered: clean right "
-        "with confidence >= 0.8 and adversarial wrong at top-1 and top-5. 95% Wilson intervals and n. "
-        "Rows of a camera-limited or inconclusive session measure the camera, not the perturbation.",
+        "Destruction rate: of the items whose adversarial PNG fools the session's model digitally, the share it "
+        "classifies correctly once printed and photographed (majority vote per tile). Average case: all items; "
+        "prefiltered: clean right with confidence >= 0.8 and adversarial wrong at top-1 and top-5. 95% Wilson "
+        "intervals and n. Rows of a camera-limited or inconclusive session measure the camera, not the perturbation.",
     )
-    t.labels = {c: f"ε = {e:g}" for c, e in zip(cols, eps)}
+    t.labels = {c: f"ε = {e:g}" for c, e in zip(cols, eps, strict=True)}
     return t
 
 

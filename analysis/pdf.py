@@ -216,7 +216,8 @@ def render_pdf(c: ReportContent) -> bytes:
     story: list = [
         Paragraph(escape(c.title), st["h1"]),
         Paragraph(
-            f"batch {escape(c.batch_id)} · generated {escape(c.generated)} · measures of Kurakin, Goodfellow &amp; Bengio 2016 (arXiv:1607.02533)",
+            f"batch {escape(c.batch_id)} · generated {escape(c.generated)} · measures of Kurakin, Goodfellow &amp; "
+            "Bengio 2016 (arXiv:1607.02533)",
             st["body"],
         ),
         Spacer(1, 3 * mm),

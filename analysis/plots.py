@@ -24,6 +24,7 @@ import io
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 from matplotlib import rc_context
@@ -100,7 +101,10 @@ def _rendered(build: Callable[..., Figure | None]) -> Callable[..., Figures | No
 
 
 def _err(values: Sequence[float], los: Sequence[float], his: Sequence[float]) -> list[list[float]]:
-    return [[max(0.0, v - lo) for v, lo in zip(values, los)], [max(0.0, hi - v) for v, hi in zip(values, his)]]
+    return [
+        [max(0.0, v - lo) for v, lo in zip(values, los, strict=True)],
+        [max(0.0, hi - v) for v, hi in zip(values, his, strict=True)],
+    ]
 
 
 def _pct_points(pts: list[tuple[float, Any]]) -> tuple[list[float], list[float], list[float], list[float]]:
@@ -153,7 +157,7 @@ def _legend_clear_of_title(fig: Figure, canvas: FigureCanvasAgg) -> None:
 def _nudge(xs_all: list[float], n_series: int) -> float:
     """How far apart along x to draw ``n_series`` series at the same x values."""
     xs = sorted(set(xs_all))
-    gap = min((b - a for a, b in zip(xs, xs[1:])), default=2.0)
+    gap = min((b - a for a, b in pairwise(xs)), default=2.0)
     return 0.25 * gap / (n_series - 1) if n_series > 1 else 0.0
 
 
@@ -221,7 +225,9 @@ def destruction_vs_eps(
 
 @_rendered
 def accuracy_bars(rows: list[SummaryRow], session: str | None, model: str, k: int = 1) -> Figure | None:
-    """Grouped bars per (attack, ε): accuracy (%) on clean and adversarial images, digital vs photographed (per tile)."""
+    """Grouped bars per (attack, ε): accuracy (%) on clean and adversarial
+    images, digital vs photographed (per tile).
+    """
     sel = [r for r in rows if r.session == session and r.model == model and r.topk == k and r.source_model is None]
     bars = [  # photographed bars hatched, adversarial ones with a dark edge: told apart without colour
         ("clean, digital", "digital", "clean_acc", "#9ecae1"),
@@ -329,7 +335,9 @@ def digital_confidence_hist(clean: list[float], adv: list[float], model: str) ->
 
 @_rendered
 def _prob_hist(clean: list[float], adv: list[float], ylabel: str, title: str) -> Figure | None:
-    """Overlaid histograms of top-1 probabilities, clean in blue and adversarial in red; ``None`` when both are empty."""
+    """Overlaid histograms of top-1 probabilities, clean in blue and
+    adversarial in red; ``None`` when both are empty.
+    """
     if not clean and not adv:
         return None
     fig = Figure(figsize=(6.5, 3.2), layout="constrained")
@@ -446,7 +454,9 @@ def scene_vs_share(series: Sequence[Any], class_names: Sequence[str] = ()) -> Fi
                 r = ax.axhline(100 * ref.value, color=color, linestyle="--", linewidth=1.0)
                 handles.setdefault(f"{label}, without patch (n={ref.n})", r)
     lo, hi = min(xs_all), max(xs_all)
-    for ax, ylabel in zip(axes, ("target-class rate (% of frames)", "untargeted fooling rate (% of frames)")):
+    for ax, ylabel in zip(
+        axes, ("target-class rate (% of frames)", "untargeted fooling rate (% of frames)"), strict=True
+    ):
         ax.set_xscale("log")
         ax.set_xlim(lo / 1.6, min(100.0, hi * 1.6))
         ticks = [t for t in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100) if lo / 1.6 <= t <= min(100.0, hi * 1.6)]

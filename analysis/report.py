@@ -114,7 +114,9 @@ FIGURES = "figures"
 
 
 def _remove_stale(out_dir: Path, written: set[str]) -> None:
-    """Delete the exports of tables this run did not produce (a sweep since removed, say), so no stale numbers remain."""
+    """Delete the exports of tables this run did not produce (a sweep since
+    removed, say), so no stale numbers remain.
+    """
     for name in TABLES:
         if name not in written:
             for ext in (".csv", ".json"):
@@ -253,7 +255,8 @@ def make_report(
     except OSError as e:
         where = e.filename or Path(batch_dir) / REPORT_DIR
         raise UserError(
-            f"{where}: {e.strerror or e}; check that the batch is readable, that report/ is writable and that the disk has room"
+            f"{where}: {e.strerror or e}; check that the batch is readable, that report/ is writable and that the disk "
+            "has room"
         ) from None
 
 
@@ -305,14 +308,16 @@ def _make_report(
     fmts = check_formats(formats)
     inp = load_input(batch_dir, sessions)
     log.info("report: %d items, %d sessions", len(inp.batch.items), len(inp.sessions))
-    rows = compute_summary(inp, seed, resamples)
     checks = check_sessions(inp, seed, resamples)
     verdicts = {sid: c.verdict for sid, c in checks.items()}
-    rows = [replace(r, channel_check=verdicts[r.session]) if r.session in verdicts else r for r in rows]
+    rows = [
+        replace(r, channel_check=verdicts[r.session]) if r.session in verdicts else r
+        for r in compute_summary(inp, seed, resamples)
+    ]
     warnings = [c.note() for c in checks.values() if c.flagged]
     notes = [c.note() for c in checks.values() if not c.flagged] + inp.notes
     headline = headline_table(rows, inp.source_models)
-    paper = paper_table(rows)
+    paper = paper_table(rows) if inp.sessions else None
     shown = [
         headline,
         channel_table(checks),
@@ -329,52 +334,20 @@ def _make_report(
         summary_table(rows),
         plain_table("tiles", "Tiles: majority vote of good observations", tile_rows(inp)),
     ]
-    scene_tbl = scene_report_table([s.path for s in inp.sessions])  # capture --scene sessions (analysis.scene)
-    scene_png = None
-    if scene_tbl is not None:
-        shown.append(scene_tbl)
-        exported.append(scene_tbl)
-        if fmts_visual(fmts):
-            scene_figs = plots.scene_vs_share(scene_series([s.path for s in inp.sessions]), inp.batch.class_names())
-            scene_png = _fig(
-                "Adversarial patch in the scene against its apparent size",
-                scene_figs,
-                "points: frames with the patch, by its share of the view (bin median); dashed line and band: the session's frames without it; "
-                "bars and bands are 95% Wilson intervals over frames (frames of one scene are not independent)",
-                "scene-share",
-            )
-    if inp.sessions:
-        exported.append(paper)
-    sweep_tbl, sweep_png = None, None
-    sweep_data = load_sweep(batch_dir)
-    if sweep_data is not None:
-        pts = sweep_points(inp, sweep_data, seed, resamples)
-        sweep_tbl = Table(
-            "sweep",
-            "Destruction rate per transform and strength",
-            ["transform", "strength", "model", "topk", *SWEEP_METRICS],
-            sweep_rows(pts),
-            list(SWEEP_METRICS),
-            "Digital predictions of the same model on the untransformed PNGs give C(X) and C(X_adv).",
-        )
-        exported.append(sweep_tbl)
-        figs = plots.sweep_plot(pts, sweep_units(batch_dir)) if fmts_visual(fmts) else None
-        sweep_png = _fig("Destruction rate against transform strength", figs, "95% intervals: item bootstrap", "sweep")
+    scene = _scene_part(inp, fmts)
+    sweep = _sweep_part(batch_dir, inp, fmts, seed, resamples)
+    shown += [scene.table] if scene.table else []
+    exported += [t for t in (scene.table, paper, sweep.table) if t is not None]
 
     files: list[Path] = []
     for t in exported:
         files += write_table(out_dir, t, "csv" in fmts)
-    if inp.sessions:
+    if paper is not None:
         files += write_paper_tables(out_dir, paper)
     _remove_stale(out_dir, {t.name for t in exported})
     figures = _plots(inp, rows, checks) if fmts_visual(fmts) else []
-    files += _write_figures(out_dir, figures + ([sweep_png] if sweep_png else []) + ([scene_png] if scene_png else []))
-    names = [str(p.relative_to(out_dir)) for p in files]
-    if "html" in fmts:
-        names.insert(0, "index.html")
-    if "pdf" in fmts:
-        names.insert(1 if "html" in fmts else 0, "report.pdf")
-    names.append("report.json")
+    files += _write_figures(out_dir, figures + [p for p in (sweep.plot, scene.plot) if p is not None])
+    names = _file_names([str(p.relative_to(out_dir)) for p in files], fmts)
     content = ReportContent(
         title=f"Photoproof report: {inp.batch.batch_id}",
         batch_id=inp.batch.batch_id,
@@ -384,15 +357,84 @@ def _make_report(
         plots=figures,
         gallery=gallery(inp, {sid for sid, c in checks.items() if c.flagged}) if fmts_visual(fmts) else [],
         methods=methods(inp, seed, resamples),
-        sweep_table=sweep_tbl,
-        sweep_plot=sweep_png,
-        scene_plot=scene_png,
+        sweep_table=sweep.table,
+        sweep_plot=sweep.plot,
+        scene_plot=scene.plot,
         files=names,
         digital_only=not inp.sessions,
-        destruction_eps=paper if inp.sessions else None,
+        destruction_eps=paper,
         warnings=warnings,
     )
-    index = None
+    index, rendered = _render(out_dir, content, fmts)
+    files += rendered
+    meta = _report_json(inp, content, checks, seed, resamples)
+    atomic_write_json(out_dir / "report.json", _finite(meta))
+    files.append(out_dir / "report.json")
+    for n in warnings + notes:  # the CLI prints them (analysis.cli.show); a library caller reads ReportResult
+        log.info("%s", n)
+    return ReportResult(
+        out_dir, index, files, notes, rows, headline, not inp.sessions, [s.id for s in inp.sessions], checks, warnings
+    )
+
+
+@dataclass
+class _Part:
+    """An optional part of the report (the scene sessions, the sweep): its table and its figure."""
+
+    table: Table | None = None
+    plot: Plot | None = None
+
+
+def _scene_part(inp: ReportInput, fmts: tuple[str, ...]) -> _Part:
+    """The capture --scene sessions (analysis.scene): their table and, for HTML/PDF, their figure."""
+    table = scene_report_table([s.path for s in inp.sessions])
+    if table is None or not fmts_visual(fmts):
+        return _Part(table)
+    figs = plots.scene_vs_share(scene_series([s.path for s in inp.sessions]), inp.batch.class_names())
+    plot = _fig(
+        "Adversarial patch in the scene against its apparent size",
+        figs,
+        "points: frames with the patch, by its share of the view (bin median); dashed line and band: the "
+        "session's frames without it; bars and bands are 95% Wilson intervals over frames (frames of one "
+        "scene are not independent)",
+        "scene-share",
+    )
+    return _Part(table, plot)
+
+
+def _sweep_part(batch_dir: Path, inp: ReportInput, fmts: tuple[str, ...], seed: int, resamples: int) -> _Part:
+    """The digital sweep (``photoproof sweep``), if one was run: its table and, for HTML/PDF, its figure."""
+    sweep_data = load_sweep(batch_dir)
+    if sweep_data is None:
+        return _Part()
+    pts = sweep_points(inp, sweep_data, seed, resamples)
+    table = Table(
+        "sweep",
+        "Destruction rate per transform and strength",
+        ["transform", "strength", "model", "topk", *SWEEP_METRICS],
+        sweep_rows(pts),
+        list(SWEEP_METRICS),
+        "Digital predictions of the same model on the untransformed PNGs give C(X) and C(X_adv).",
+    )
+    figs = plots.sweep_plot(pts, sweep_units(batch_dir)) if fmts_visual(fmts) else None
+    return _Part(
+        table, _fig("Destruction rate against transform strength", figs, "95% intervals: item bootstrap", "sweep")
+    )
+
+
+def _file_names(written: list[str], fmts: tuple[str, ...]) -> list[str]:
+    """Every file of the report as the report lists it: index.html and report.pdf first, report.json last."""
+    names = list(written)
+    if "html" in fmts:
+        names.insert(0, "index.html")
+    if "pdf" in fmts:
+        names.insert(1 if "html" in fmts else 0, "report.pdf")
+    return [*names, "report.json"]
+
+
+def _render(out_dir: Path, content: ReportContent, fmts: tuple[str, ...]) -> tuple[Path | None, list[Path]]:
+    """Write index.html and report.pdf as asked; return the index (if any) and the files written."""
+    index, files = None, []
     if "html" in fmts:
         index = out_dir / "index.html"
         atomic_write_text(index, render_html(content))
@@ -401,19 +443,27 @@ def _make_report(
         pdf = out_dir / "report.pdf"
         atomic_write_bytes(pdf, render_pdf(content))
         files.append(pdf)
-    meta: dict[str, Any] = {
+    return index, files
+
+
+def _report_json(
+    inp: ReportInput, content: ReportContent, checks: dict[str, ChannelCheck], seed: int, resamples: int
+) -> dict[str, Any]:
+    """``report.json``: the batch, the sessions, every note, the bootstrap and the channel-check rule, the files."""
+    return {
         "schema": "photoproof.report",
         "schema_version": 1,
         "batch_id": inp.batch.batch_id,
         "generated": content.generated,
         "sessions": [s.id for s in inp.sessions],
         "digital_only": not inp.sessions,
-        "notes": warnings + notes,
+        "notes": content.warnings + content.notes,
         "bootstrap": {
             "seed": seed,
             "resamples": resamples,
             "unit": "item",
-            "interval": "percentile 95%, widened to the Wilson interval on the effective number of observations (Korn & Graubard 1998)",
+            "interval": "percentile 95%, widened to the Wilson interval on the effective number of observations "
+            "(Korn & Graubard 1998)",
         },
         "interval_rates_over_items_and_tiles": "Wilson score 95%",
         "channel_check": {
@@ -422,15 +472,8 @@ def _make_report(
             "sessions": {sid: c.to_dict() for sid, c in checks.items()},
         },
         "config": inp.batch.config,
-        "files": names,
+        "files": content.files,
     }
-    atomic_write_json(out_dir / "report.json", _finite(meta))
-    files.append(out_dir / "report.json")
-    for n in warnings + notes:  # the CLI prints them (analysis.cli.show); a library caller reads ReportResult
-        log.info("%s", n)
-    return ReportResult(
-        out_dir, index, files, notes, rows, headline, not inp.sessions, [s.id for s in inp.sessions], checks, warnings
-    )
 
 
 def build_report(

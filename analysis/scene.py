@@ -21,6 +21,7 @@ from __future__ import annotations
 import sqlite3
 from collections import Counter
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,8 @@ def load_scene(dbs: list[Path]) -> list[SceneFrame]:
             ):
                 continue
             rows = con.execute(
-                "SELECT session_id, frame_idx, label, patch, patch_target, patch_present, patch_share, top1 FROM scene_observations ORDER BY session_id, frame_idx"
+                "SELECT session_id, frame_idx, label, patch, patch_target, patch_present, patch_share, top1 FROM "
+                "scene_observations ORDER BY session_id, frame_idx"
             ).fetchall()
         except sqlite3.DatabaseError:
             rows = []
@@ -102,7 +104,7 @@ def _rate(k: int, n: int) -> Rate:
 
 def _bin(share: float | None, bins: tuple[float, ...] = SHARE_BINS) -> str:
     s = share or 0.0
-    for lo, hi in zip(bins, bins[1:]):
+    for lo, hi in pairwise(bins):
         if lo <= s < hi or (hi == bins[-1] and s >= lo):
             return f"{100 * lo:g}-{100 * hi:g}%"
     return "?"
@@ -224,6 +226,7 @@ def scene_series(dbs: list[Path]) -> list[SceneSeries]:
 
 def scene_table(rows: list[dict[str, Any]]) -> Any:
     """A rich table of :func:`scene_figures` for the terminal."""
+    from rich.markup import escape
     from rich.table import Table as RichTable
 
     t = RichTable(title="scene: the patch in view and not", show_edge=False)
@@ -248,13 +251,13 @@ def scene_table(rows: list[dict[str, Any]]) -> Any:
     for r in rows:
         share = "-" if r["median_share"] is None else f"{100 * r['median_share']:.1f}%"
         t.add_row(
-            str(r["target"]),
-            r["group"],
+            escape(str(r["target"])),
+            escape(str(r["group"])),
             str(r["frames"]),
             share,
             fmt(r["target_rate"]),
             fmt(r["fooling_rate"]),
-            r["true_class"],
+            escape(str(r["true_class"])),
         )
     if not rows:
         t.caption = "no scene frames with a patch target (capture with --scene and a printed patch card)"

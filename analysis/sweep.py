@@ -76,7 +76,9 @@ def sweep_units(batch_dir: Path) -> dict[str, str]:
 
 
 def sweep_label_map(batch_dir: Path) -> dict[int, int]:
-    """``sweep.json``'s ``labels.map`` (batch class -> model class), empty when the model shares the batch's label set."""
+    """``sweep.json``'s ``labels.map`` (batch class -> model class), empty
+    when the model shares the batch's label set.
+    """
     try:
         doc = read_sweep(batch_dir)  # a UserError is a ValueError
         if doc is None:

@@ -66,7 +66,8 @@ def write_capture_db(
     con = create_db(path)
     con.execute("INSERT OR REPLACE INTO meta VALUES ('batch_id', ?)", (batch.batch_id,))
     con.execute(
-        "INSERT INTO sessions (id, batch_id, source, model, model_sha256, provider, profile, seed, started, stopped, config) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        "INSERT INTO sessions (id, batch_id, source, model, model_sha256, provider, profile, seed, started, stopped, "
+        "config) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
         (
             session_id,
             batch.batch_id,
@@ -124,8 +125,8 @@ def write_capture_db(
                 )
             )
     con.executemany(
-        "INSERT INTO observations (session_id, frame_idx, sheet_id, item_id, role, sharpness, tile_px, angle_deg, clipped, good, top1, top1_prob, top5_ids, top5_probs) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "INSERT INTO observations (session_id, frame_idx, sheet_id, item_id, role, sharpness, tile_px, angle_deg, "
+        "clipped, good, top1, top1_prob, top5_ids, top5_probs) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         obs,
     )
     con.commit()

@@ -126,7 +126,7 @@ def _pivot(rows: list[SummaryRow], spec: tuple[tuple[str, str, str], ...], name:
         if col is None or r.source_model is not None:
             continue
         key = (r.session, r.model, r.model_kind, r.attack, r.eps, r.topk)
-        row = wide.setdefault(key, {**dict(zip(KEY_COLUMNS, key)), CHECK_COLUMN: r.channel_check})
+        row = wide.setdefault(key, {**dict(zip(KEY_COLUMNS, key, strict=True)), CHECK_COLUMN: r.channel_check})
         row[col] = r.rate
     cols = [c for c, _, _ in spec]
     for row in wide.values():
@@ -141,7 +141,8 @@ def accuracy_table(rows: list[SummaryRow]) -> Table:
         ACCURACY_COLUMNS,
         "accuracy",
         "Accuracy, digital and photographed",
-        "Accuracy = share of images whose true class is in the model's top-k. Photographed columns count good observations only.",
+        "Accuracy = share of images whose true class is in the model's top-k. Photographed columns count good "
+        "observations only.",
     )
 
 
@@ -151,11 +152,11 @@ def attack_table(rows: list[SummaryRow]) -> Table:
         ATTACK_COLUMNS,
         "destruction",
         "Attack success, destruction rate and paired survival",
-        "Attack success among items the model gets right when clean. Destruction rate (Kurakin et al. 2016): "
-        "of the items whose adversarial image fools the model digitally, the share it classifies correctly once printed and photographed. "
-        "Paired survival: of the photographed pairs whose clean tile the model recognises (per frame: in the same frame) and whose "
-        "adversarial PNG fools it digitally, the share whose photographed adversarial tile still fools it. "
-        "A camera-limited session's figures measure the camera, not the perturbation.",
+        "Attack success among items the model gets right when clean. Destruction rate (Kurakin et al. 2016): of the "
+        "items whose adversarial image fools the model digitally, the share it classifies correctly once printed and "
+        "photographed. Paired survival: of the photographed pairs whose clean tile the model recognises (per frame: "
+        "in the same frame) and whose adversarial PNG fools it digitally, the share whose photographed adversarial "
+        "tile still fools it. A camera-limited session's figures measure the camera, not the perturbation.",
     )
 
 
@@ -182,9 +183,10 @@ def headline_table(rows: list[SummaryRow], source_models: list[str] | None = Non
         HEADLINE_COLUMNS,
         "headline",
         "Key figures (top-1, per tile)",
-        "Clean and adversarial accuracy, digital and once photographed; for a black-box target the digital transfer rate from the "
-        "source model; paired survival and the destruction rate (average and prefiltered case); 95% intervals and n. "
-        "channel check: camera-limited or inconclusive rows measure the camera, not the perturbation (see the channel check table).",
+        "Clean and adversarial accuracy, digital and once photographed; for a black-box target the digital transfer "
+        "rate from the source model; paired survival and the destruction rate (average and prefiltered case); 95% "
+        "intervals and n. channel check: camera-limited or inconclusive rows measure the camera, not the perturbation "
+        "(see the channel check table).",
     )
     t.columns.remove("topk")
     sources = list(source_models or [])
@@ -226,7 +228,8 @@ def transfer_table(rows: list[SummaryRow]) -> Table:
         ["source_model", "session", "model", "attack", "eps", "topk", "transfer"],
         out,
         ["transfer"],
-        "Of the items whose adversarial image fools the source model, the share that also fools the target model on the saved PNG.",
+        "Of the items whose adversarial image fools the source model, the share that also fools the target model on "
+        "the saved PNG.",
     )
 
 

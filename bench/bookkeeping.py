@@ -128,19 +128,22 @@ def main() -> None:
             old = old_run(Path(tmp) / f"o{n}", n, args.batch_size)["total"] if n <= args.old_max else None
             rows.append({"items": n, **r, "old_total": old})
     print(
-        f"{'items':>7} {'append s':>9} {'fold s':>7} {'total s':>8} {'µs/item':>8} {'resume read s':>14} {'old scheme s':>13} {'old µs/item':>12}"
+        f"{'items':>7} {'append s':>9} {'fold s':>7} {'total s':>8} {'µs/item':>8} {'resume read s':>14} "
+        f"{'old scheme s':>13} {'old µs/item':>12}"
     )
     for r in rows:
         n = r["items"]
         old = "-" if r["old_total"] is None else f"{r['old_total']:.2f}"
         old_per = "-" if r["old_total"] is None else f"{r['old_total'] / n * 1e6:.0f}"
         print(
-            f"{n:>7} {r['append']:>9.2f} {r['fold']:>7.2f} {r['total']:>8.2f} {r['total'] / n * 1e6:>8.0f} {r['resume_read']:>14.2f} {old:>13} {old_per:>12}"
+            f"{n:>7} {r['append']:>9.2f} {r['fold']:>7.2f} {r['total']:>8.2f} {r['total'] / n * 1e6:>8.0f} "
+            f"{r['resume_read']:>14.2f} {old:>13} {old_per:>12}"
         )
     first, last = rows[0], rows[-1]
     growth = (last["total"] / last["items"]) / (first["total"] / first["items"])
     print(
-        f"time per item at {last['items']} over {first['items']} items: {growth:.2f}x (linear: 1; quadratic: {last['items'] / first['items']:.0f})"
+        f"time per item at {last['items']} over {first['items']} items: {growth:.2f}x (linear: 1; quadratic: "
+        f"{last['items'] / first['items']:.0f})"
     )
     if args.json:
         args.json.write_text(

@@ -130,7 +130,8 @@ def main() -> None:
             for k, p in enumerate(poses)
         ]
         print(
-            f"model: {which} ({clf.name}, {S}x{S}, {clf.provider}, {clf.threads} onnxruntime thread(s)); frames 1280x720, 12 tiles"
+            f"model: {which} ({clf.name}, {S}x{S}, {clf.provider}, {clf.threads} onnxruntime thread(s)); frames "
+            "1280x720, 12 tiles"
         )
 
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -158,8 +159,8 @@ def main() -> None:
             ms, cpu_ms = np.array(times[10:]) * 1000, np.array(cpu[10:]) * 1000
             when = "" if threads == default_threads else ", as in a capture session (the cores onnxruntime leaves free)"
             print(
-                f"1. detect + rectify 12 tiles to {S}px, {threads} OpenCV thread(s){when}: median {np.median(ms):.1f} ms, "
-                f"p90 {np.percentile(ms, 90):.1f} ms per frame (CPU time {np.median(cpu_ms):.1f} ms) (goal <= 15)"
+                f"1. detect + rectify 12 tiles to {S}px, {threads} OpenCV thread(s){when}: median {np.median(ms):.1f} "
+                f"ms, p90 {np.percentile(ms, 90):.1f} ms per frame (CPU time {np.median(cpu_ms):.1f} ms) (goal <= 15)"
             )
         cv2.setNumThreads(default_threads)
         t0 = time.perf_counter()

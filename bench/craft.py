@@ -42,8 +42,8 @@ import torch.nn.functional as F  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from contracts.console import console  # noqa: E402
-from craft.attacks import EOT, AttackSettings, ItemRng, build_attack, parse_spec  # noqa: E402
+from console.terminal import console  # noqa: E402
+from craft.attacks import EOT, Attack, AttackSettings, ItemRng, build_attack, parse_spec  # noqa: E402
 from craft.fastgrad import gradient_model  # noqa: E402
 from craft.images import find_photos, load_rgb  # noqa: E402
 from craft.zoo import get_entry, load_model, resolve_device  # noqa: E402
@@ -198,7 +198,8 @@ def main() -> None:
         names = ALL if device.type == "cuda" else tuple(a for a in ALL if a != "eot")
         if device.type != "cuda":
             console.print(
-                "note: eot (20 steps x --eot-samples copies through the channel twin) takes minutes on the CPU; add --attacks eot to run it"
+                "note: eot (20 steps x --eot-samples copies through the channel twin) takes minutes on the CPU; add "
+                "--attacks eot to run it"
             )
         args.attacks = ",".join(names)
     batches = args.batches or (3 if device.type == "cuda" else 1)
@@ -223,9 +224,10 @@ def main() -> None:
     x01 = (x / 255).contiguous()
     seeds = list(range(args.batch))
     console.print(
-        f"lite0, ε={args.eps:g}, batch {args.batch}, device {device} ({torch.get_num_threads()} threads), "
-        f"torch {torch.__version__}, {batches} timed batch(es) per attack after a warm-up; "
-        f"load average {os.getloadavg()[0] if hasattr(os, 'getloadavg') else float('nan'):.1f} on {os.cpu_count()} CPUs (other processes lower every figure)"
+        f"lite0, ε={args.eps:g}, batch {args.batch}, device {device} ({torch.get_num_threads()} threads), torch "
+        f"{torch.__version__}, {batches} timed batch(es) per attack after a warm-up; load average "
+        f"{os.getloadavg()[0] if hasattr(os, 'getloadavg') else float('nan'):.1f} on {os.cpu_count()} CPUs (other "
+        "processes lower every figure)"
     )
 
     # Warm-up at the timed shapes: one pass of every model (allocators, oneDNN/cuDNN primitive choice).
@@ -241,22 +243,23 @@ def main() -> None:
         steps, alpha = int(p["steps"]), float(p["alpha"])
         copies = args.eot_samples if spec.eot else 1
 
-        def ours() -> torch.Tensor:
+        # Each closure binds this iteration's values as defaults; best_of calls them before the next one.
+        def ours(attack: Attack = attack) -> torch.Tensor:
             return attack(fast, x_cl, y, args.eps, generator=ItemRng.from_seeds(seeds), check_model=ref)
 
         fns: dict[str, Callable[[], torch.Tensor]] = {
             "ours": ours,
-            "bare": lambda: bare_loop(fast, x_cl, y, steps, copies),
+            "bare": lambda steps=steps, copies=copies: bare_loop(fast, x_cl, y, steps, copies),
         }
         if have_ta:
             ts = getattr(attack.transform, "transforms", [attack.transform])
             eot_t = next((t for t in ts if t is not None and t.name == "eot"), None)
             ta_name = "eot" if spec.eot else spec.name
             atk = torchattacks_attack(ta_name, UnitRange(ref), args.eps, steps, alpha, copies, eot_t)
-            fns["ta"] = lambda: atk(x01, y) * 255
+            fns["ta"] = lambda atk=atk: atk(x01, y) * 255
             if args.ta_fast:
                 atk_f = torchattacks_attack(ta_name, UnitRange(fast), args.eps, steps, alpha, copies, eot_t)
-                fns["ta_fast"] = lambda: atk_f(x01, y) * 255
+                fns["ta_fast"] = lambda atk_f=atk_f: atk_f(x01, y) * 255
         res = best_of(fns, args.rounds, batches, args.batch, device)
         with torch.inference_mode():
             fooled = {

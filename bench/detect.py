@@ -6,7 +6,7 @@ clipping gate's digital masks, as a capture session runs them) takes at most
 1.5 x the time of a bare ``cv2.aruco.ArucoDetector.detectMarkers`` call on the
 same frame (the batch's dictionary, OpenCV's default parameters, grey input).
 Frames come from the simulated camera photographing a printed batch: 1280x720 and
-1920x1080 video frames (office-laser-webcam), laid out by ``print --camera`` (one pair per
+1920x1080 video frames (office-laser-webcam), laid out by ``print --frame-size`` (one pair per
 sheet) and, at 720p, by default (60 mm tiles, more per sheet), and 12 MP stills (careful-lab).
 
 Run: ``python bench/detect.py [--frames 40] [--items 12]``.
@@ -72,7 +72,8 @@ def main() -> None:
     args = ap.parse_args()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
-        f"detect + rectify against bare cv2.aruco, {os.cpu_count()} CPUs, {cv2.getNumThreads()} OpenCV threads, load {load:.2f} at start"
+        f"detect + rectify against bare cv2.aruco, {os.cpu_count()} CPUs, {cv2.getNumThreads()} OpenCV threads, load "
+        f"{load:.2f} at start"
     )
     office, lab = load_profile("office-laser-webcam"), load_profile("careful-lab")
     cases: list[tuple[str, ChannelProfile, tuple[int, int] | None, int]] = [
@@ -91,7 +92,8 @@ def main() -> None:
             b, o, k = run(batch, profile, n)
             goal = "met" if o <= 1.5 * b else "NOT met"
             print(
-                f"{name:18s} bare aruco {b:6.1f} ms   detect + rectify {k} tiles {o:6.1f} ms   ratio {o / b:4.2f} x (goal <= 1.5 x: {goal})",
+                f"{name:18s} bare aruco {b:6.1f} ms   detect + rectify {k} tiles {o:6.1f} ms   ratio {o / b:4.2f} x "
+                f"(goal <= 1.5 x: {goal})",
                 flush=True,
             )
 

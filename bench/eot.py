@@ -2,7 +2,7 @@
 
 For each preset: craft ``bim --eot`` on lite0 through that preset's twin (which samples
 the tile's camera resolution, ``channel.twin``), take plain ``bim`` of the same photos
-and ε from an existing batch, print both for the preset's camera (``print --camera``),
+and ε from an existing batch, print both for the preset's camera (``print --frame-size``),
 photograph them with the simulated camera and classify with lite0 (white box). Prints,
 per attack: how many adversarial PNGs fool lite0 digitally; clean top-1 photographed;
 and the paired survival: among items whose clean tile is recognised and whose
@@ -11,7 +11,7 @@ adversarial PNG fools lite0 digitally, the share whose adversarial tile still fo
 
 Run: ``python bench/eot.py --bim-batch B --out /tmp/eot --presets harsh,inkjet-phone --limit 8``.
 ``--match-layout`` also crafts EOT with ``--eot-tile-px`` set to the tiles of the preset's
-``print --camera`` layout (the range that ``print`` names when it warns).
+``print --frame-size`` layout (the range that ``print`` names when it warns).
 """
 
 from __future__ import annotations
@@ -97,13 +97,16 @@ def main() -> None:
     ap.add_argument("--frames-per-sheet", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
-        "--match-layout", action="store_true", help="also craft EOT for the tiles of the preset's print --camera layout"
+        "--match-layout",
+        action="store_true",
+        help="also craft EOT for the tiles of the preset's print --frame-size layout",
     )
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     t0 = time.perf_counter()
     print(
-        f"# EOT against plain BIM, lite0 white box, ε {args.eps:g}, {args.limit} photos, {args.eot_samples} EOT samples per step\n"
+        f"# EOT against plain BIM, lite0 white box, ε {args.eps:g}, {args.limit} photos, {args.eot_samples} EOT "
+        "samples per step\n"
     )
     for preset in args.presets.split(","):
         prof = load_profile(preset)
@@ -145,7 +148,8 @@ def main() -> None:
             _capture(b, preset, args.onnx, args.frames_per_sheet, args.seed)
         print(f"### {preset}\n")
         print(
-            "| attack | fools lite0 digitally | clean top-1 photographed (tiles) | paired survival (adv tile still fools) |"
+            "| attack | fools lite0 digitally | clean top-1 photographed (tiles) | paired survival (adv tile still "
+            "fools) |"
         )
         print("|---|---:|---:|---:|")
         print(_row(bim, "bim"))

@@ -2,7 +2,7 @@
 
 Runs the real pipeline for each preset and target model: a copy of one crafted batch
 (``photoproof craft``) is printed for the preset's camera and the model
-(``print --camera WxH --model M``), photographed by the simulated camera
+(``print --frame-size WxH --model M``), photographed by the simulated camera
 (``capture --simulate --profile P``) and read back with the report's own loading and
 metric code (``analysis.load``, ``analysis.metrics``: each tile's good observations
 voted into one prediction, the report's tile view). Prints one Markdown table per
@@ -93,7 +93,9 @@ def run_one(
     part: int = 0,
     per_part: int = 0,
 ) -> Path:
-    """Print, photograph and record one preset x model (one part of the photos); return the session's batch directory."""
+    """Print, photograph and record one preset x model (one part of the
+    photos); return the session's batch directory.
+    """
     profile = load_profile(preset)
     work = out / f"{preset}-{model}" / f"part{part}" if per_part else out / f"{preset}-{model}"
     db = work / "captures" / f"{preset}.sqlite"
@@ -156,8 +158,12 @@ def table(works: list[Path], preset: str, model: str) -> str:
     px, ang = sorted(px), sorted(ang)
     layout = load_layout(works[0])
     cam = layout.extra.get("camera", {})
-    med = lambda v: v[len(v) // 2] if v else float("nan")
-    # Clean accuracy: per source photo, the majority over its clean tiles (the same photo is printed once per attack and eps).
+
+    def med(v: list[float]) -> float:
+        return v[len(v) // 2] if v else float("nan")
+
+    # Clean accuracy: per source photo, the majority over its clean tiles (the same photo is printed once per
+    # attack and eps).
     by_photo: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
     for it in items:
         photo = _photo(it.item_id)
@@ -173,7 +179,8 @@ def table(works: list[Path], preset: str, model: str) -> str:
         "",
         f"Layout: {layout.paper}, {layout.tile_mm:g} mm tiles"
         + (
-            f" (print --camera {cam.get('width')}x{cam.get('height')} --model {model}: ~{cam.get('tile_px')} px at 85 % fill)"
+            f" (print --frame-size {cam.get('width')}x{cam.get('height')} --model {model}: ~{cam.get('tile_px')} px "
+            "at 85 % fill)"
             if cam
             else ""
         )
@@ -184,7 +191,8 @@ def table(works: list[Path], preset: str, model: str) -> str:
         f"- clean top-1, photographed (majority of each photo's clean tiles): {_fmt(pho, len(by_photo))} photos",
         f"- clean top-1, photographed, per clean tile: {_fmt(tiles_k, tiles_n)} tiles",
         "",
-        "| attack | ε | adv top-1 digital | adv top-1 photographed | destruction (average) | destruction (prefiltered) |",
+        "| attack | ε | adv top-1 digital | adv top-1 photographed | destruction (average) | destruction (prefiltered) "
+        "|",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for (attack, eps), group in cells(items).items():
@@ -194,13 +202,16 @@ def table(works: list[Path], preset: str, model: str) -> str:
         adv_dig = sum(correct(it.adv, it.label, 1) for it in group)
         adv_pho = [c for c in counts["adv_acc"] if c[1]]
         lines.append(
-            f"| {attack} | {eps:g} | {_fmt(adv_dig, len(group))} | {_fmt(sum(k for k, _ in adv_pho), sum(n for _, n in adv_pho))} | "
-            f"{_fmt(sum(k for k, _ in d_avg), sum(n for _, n in d_avg))} | {_fmt(sum(k for k, _ in d_pre), sum(n for _, n in d_pre))} |"
+            f"| {attack} | {eps:g} | {_fmt(adv_dig, len(group))} | "
+            f"{_fmt(sum(k for k, _ in adv_pho), sum(n for _, n in adv_pho))} | "
+            f"{_fmt(sum(k for k, _ in d_avg), sum(n for _, n in d_avg))} | "
+            f"{_fmt(sum(k for k, _ in d_pre), sum(n for _, n in d_pre))} |"
         )
     n_pre = sum(prefiltered(it) for it in items)
     lines += [
         "",
-        f"({n_pre} of {len(items)} items pass the prefilter digitally; destruction counts only items whose adversarial tile had a good observation.)",
+        f"({n_pre} of {len(items)} items pass the prefilter digitally; destruction counts only items whose adversarial "
+        "tile had a good observation.)",
         "",
     ]
     return "\n".join(lines)
@@ -221,7 +232,8 @@ def main() -> None:
         "--photos-per-part",
         type=int,
         default=0,
-        help="photograph the batch in parts of this many source photos (a batch's sheets share 1000 marker ids); 0: whole",
+        help="photograph the batch in parts of this many source photos (a batch's sheets share 1000 marker ids); 0: "
+        "whole",
     )
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
@@ -230,7 +242,8 @@ def main() -> None:
     t0 = time.perf_counter()
     n_photos = len({_photo(it.id) for it in load_batch(args.batch).items})
     print(
-        f"# Physical fidelity: {args.batch} (seed {args.seed}, {args.frames_per_sheet} frames per sheet; stills presets half)\n"
+        f"# Physical fidelity: {args.batch} (seed {args.seed}, {args.frames_per_sheet} frames per sheet; stills "
+        "presets half)\n"
     )
     for preset in args.presets.split(","):
         for model in args.models.split(","):

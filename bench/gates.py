@@ -117,10 +117,12 @@ def main() -> None:
     t0 = time.perf_counter()
     results = [measure_model(_model(m, args.onnx_dir), photos, args.blur, fracs) for m in args.models.split(",")]
     print(
-        f"# Gates: clean top-1 against tile size and viewing angle (camera blur sigma {args.blur} px, n = {len(photos)} foolbox photos)\n"
+        f"# Gates: clean top-1 against tile size and viewing angle (camera blur sigma {args.blur} px, n = "
+        f"{len(photos)} foolbox photos)\n"
     )
     print(
-        "Tile size (side in camera pixels, head-on). Top-1 accuracy, Wilson 95 % interval; agreement = same top-1 as digital.\n"
+        "Tile size (side in camera pixels, head-on). Top-1 accuracy, Wilson 95 % interval; agreement = same top-1 as "
+        "digital.\n"
     )
     print("| model (input) | tile / input | tile px | top-1 | agreement with digital |")
     print("|---|---:|---:|---:|---:|")
@@ -129,7 +131,8 @@ def main() -> None:
         for f, n_px, right, agree in r["sizes"]:
             print(f"| {r['name']} ({r['input']}) | {f:.2f} | {n_px} | {_fmt(right, r['n'])} | {_fmt(agree, r['n'])} |")
     print(
-        "\nViewing angle (two tilt axes per image, so n = 2 x images), at a head-on tile size of the given fraction of the input.\n"
+        "\nViewing angle (two tilt axes per image, so n = 2 x images), at a head-on tile size of the given fraction of "
+        "the input.\n"
     )
     print("| model | tile / input | tile px | angle | top-1 | agreement with digital |")
     print("|---|---:|---:|---:|---:|---:|")

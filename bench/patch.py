@@ -25,6 +25,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -55,6 +56,18 @@ def rate(k: int, n: int) -> dict[str, object]:
 def fmt(r: dict[str, object]) -> str:
     ci = r["ci95"]
     return f"{r['k']}/{r['n']} = {100 * r['rate']:.0f}% [{100 * ci[0]:.0f}, {100 * ci[1]:.0f}]" if ci else "-"  # type: ignore[index,operator]
+
+
+def _progress(name: str, steps: int, t0: float) -> Callable[[int], None]:
+    """An ``on_step`` callback that prints every 10th step of ``steps``, timed from ``t0``."""
+    done = [0]
+
+    def step(n: int) -> None:
+        done[0] += n
+        if done[0] % 10 == 0:
+            print(f"  {name}: step {done[0]}/{steps} ({time.monotonic() - t0:.0f} s)", flush=True)
+
+    return step
 
 
 def main() -> None:
@@ -119,8 +132,8 @@ def main() -> None:
             "digital_lite2_target": rate(sum(v == a.target for v in t2), n),
             "camera_lite0_target": rate(sum(v == a.target for v in c0), n),
             "camera_lite2_target": rate(sum(v == a.target for v in c2), n),
-            "digital_lite0_fooled": rate(sum(v != t for v, t in zip(t0, ys)), n),
-            "camera_lite2_fooled": rate(sum(v != t for v, t in zip(c2, ys)), n),
+            "digital_lite0_fooled": rate(sum(v != t for v, t in zip(t0, ys, strict=True)), n),
+            "camera_lite2_fooled": rate(sum(v != t for v, t in zip(c2, ys, strict=True)), n),
         }
 
     out["clean"] = evaluate(test, y_test, 0)
@@ -132,14 +145,7 @@ def main() -> None:
             area=a.area, steps=a.steps, lr=a.lr, transform=EOT(profile, a.eot_samples) if eot else None
         )
         t = time.monotonic()
-        done = [0]
-
-        def step(n: int) -> None:
-            done[0] += n
-            if done[0] % 10 == 0:
-                print(f"  {name}: step {done[0]}/{a.steps} ({time.monotonic() - t:.0f} s)", flush=True)
-
-        st = atk.fit(grad, x, y, target=a.target, seed=a.seed, on_step=step)
+        st = atk.fit(grad, x, y, target=a.target, seed=a.seed, on_step=_progress(name, a.steps, t))
         patch = atk.to_uint8(st.patch)
         rec: dict[str, object] = {
             "fit_s": round(time.monotonic() - t, 1),

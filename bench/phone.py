@@ -89,7 +89,8 @@ def main() -> None:
         model = a.model or tiny_classifier(root / "tiny.onnx", size=224)
         clf = OnnxClassifier(model)
         print(
-            f"model {clf.name} on {clf.provider}; frames 1280x720; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
+            f"model {clf.name} on {clf.provider}; frames 1280x720; load average {os.getloadavg()[0]:.2f} on "
+            f"{os.cpu_count()} cores"
         )
 
         pc = PhoneCapture(
@@ -109,7 +110,8 @@ def main() -> None:
         phone_fps = (len(t) - 1) / (t[-1] - t[0])
         print(
             f"phone page: {phone_fps:.1f} frames/s over {t[-1] - t[0]:.1f} s (n = {len(t)} frames); between frames "
-            f"median {1000 * np.median(gaps):.0f} ms, 10-90 % {1000 * np.percentile(gaps, 10):.0f}-{1000 * np.percentile(gaps, 90):.0f} ms"
+            f"median {1000 * np.median(gaps):.0f} ms, 10-90 % "
+            f"{1000 * np.percentile(gaps, 10):.0f}-{1000 * np.percentile(gaps, 90):.0f} ms"
         )
 
         n = max(30, len(t))

@@ -37,7 +37,8 @@ def main() -> None:
         t0 = time.perf_counter()
         write_batch(batch_dir, n_items=args.items, size=args.size)
         print(
-            f"synthetic batch: {args.items} items, {args.size}x{args.size} px PNGs, built in {time.perf_counter() - t0:.2f} s"
+            f"synthetic batch: {args.items} items, {args.size}x{args.size} px PNGs, built in "
+            f"{time.perf_counter() - t0:.2f} s"
         )
         times = []
         for _ in range(max(1, args.repeat)):
@@ -49,8 +50,9 @@ def main() -> None:
         best, median = min(times), statistics.median(times)
         mb = (batch_dir / "sheets.pdf").stat().st_size / 1e6
         print(
-            f"print_batch ({args.paper}, {args.tile_mm:g} mm, {args.layout}): {pages} pages, {tiles} tiles, {layout.aruco_dictionary} "
-            f"ids from {layout.extra['marker_id_offset']}, {layout.sheets[0].qr['box_mm'][2]:g} mm QR codes"
+            f"print_batch ({args.paper}, {args.tile_mm:g} mm, {args.layout}): {pages} pages, {tiles} tiles, "
+            f"{layout.aruco_dictionary} ids from {layout.extra['marker_id_offset']}, "
+            f"{layout.sheets[0].qr['box_mm'][2]:g} mm QR codes"
         )
         print(f"time: best {best:.2f} s, median {median:.2f} s over {len(times)} run(s) (goal < 10 s)")
         print(f"throughput: {pages / best:.1f} pages/s, {tiles / best:.0f} tiles/s; sheets.pdf {mb:.1f} MB")

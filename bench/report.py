@@ -46,7 +46,8 @@ def run(n_items: int, n_frames: int) -> float:
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
         print(f"setup: {n_items} items, {n_frames} frames, {n_obs} observations in {t1 - t0:.1f} s")
         print(
-            f"build_report: {t2 - t1:.2f} s (goal < {goal}; load average {load:.1f} on {os.cpu_count()} CPUs); report/ holds {size / 1e6:.1f} MB"
+            f"build_report: {t2 - t1:.2f} s (goal < {goal}; load average {load:.1f} on {os.cpu_count()} CPUs); report/ "
+            f"holds {size / 1e6:.1f} MB"
         )
         return t2 - t1
 
@@ -63,7 +64,8 @@ def main() -> None:
     if len(sizes) > 1:
         growth = (times[-1] / sizes[-1]) / (times[0] / sizes[0])
         print(
-            f"time per item at {sizes[-1]} over {sizes[0]} items: {growth:.2f}x (linear: 1 or less; quadratic: {sizes[-1] / sizes[0]:.0f})"
+            f"time per item at {sizes[-1]} over {sizes[0]} items: {growth:.2f}x (linear: 1 or less; quadratic: "
+            f"{sizes[-1] / sizes[0]:.0f})"
         )
 
 

@@ -1,8 +1,10 @@
 """Frames per second of the simulated camera, per preset (prints figures, asserts nothing).
 
-Builds two A4 page rasters (150 dpi) with markers and image tiles, prints them once (``SimulatedCamera.open``), then times ``frames()`` at the preset's
+Builds two A4 page rasters (150 dpi) with markers and image tiles, prints them once (``SimulatedCamera.open``), then
+times ``frames()`` at the preset's
 output resolution, and the office preset at 2560x1440 (the speed goal there is >= 30 frames/s;
-careful-lab renders 12 MP stills, where a few frames per second is enough). Run: ``python bench/simulate.py [--frames 150] [--sheets-per-frame 1]``.
+careful-lab renders 12 MP stills, where a few frames per second is enough). Run: ``python bench/simulate.py [--frames
+150] [--sheets-per-frame 1]``.
 """
 
 from __future__ import annotations

@@ -92,18 +92,21 @@ def main() -> None:
 
     if args.curve:
         print(
-            f"# {args.profile}, {clf.name}: top-1 through every stage against the tile's side, {args.draws} draws per photo, seed {args.seed}\n"
+            f"# {args.profile}, {clf.name}: top-1 through every stage against the tile's side, {args.draws} draws per "
+            f"photo, seed {args.seed}\n"
         )
         print(f"| tile / input | tile px | top-1 |\n|---:|---:|---:|\n| digital | - | {acc(imgs)} |")
         for f in (float(v) for v in args.curve.split(",")):
             n = round(f * clf.spec.input_size)
             print(
-                f"| {f:g} | {n} | {acc([photograph(im, n, p, profile, ch.STAGES) for im in imgs for p in draws], args.draws)} |",
+                f"| {f:g} | {n} | "
+                f"{acc([photograph(im, n, p, profile, ch.STAGES) for im in imgs for p in draws], args.draws)} |",
                 flush=True,
             )
         return
     print(
-        f"# {args.profile}, {clf.name}, tile {n_px} px ({args.fraction} x input), {args.draws} draws per photo, seed {args.seed}\n"
+        f"# {args.profile}, {clf.name}, tile {n_px} px ({args.fraction} x input), {args.draws} draws per photo, seed "
+        f"{args.seed}\n"
     )
     print("| stages | top-1 |\n|---|---:|")
     print(f"| digital | {acc(imgs)} |")

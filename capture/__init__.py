@@ -16,13 +16,15 @@ Torch-free by design: a capture station needs numpy, OpenCV and onnxruntime only
 - ``stability``: the digital stability baseline (the clean PNGs through mild resampling, blur and JPEG);
 - ``pipeline``: the classifier thread; ``record``: the SQLite recorder;
   ``session``: ``run_capture``, the capture loop;
+- ``stoprule``: when a run stops (``--frames``, ``--duration``, ``--per-tile``), one rule for every loop;
 - ``feedback``: each frame's verdicts and gate reasons, for sources that show them (the phone page);
 - ``coverage``: how far a session has got and what to show next (sheets not yet seen, tiles failing a gate);
 - ``phones``: ``--phone``: one session per connected phone;
 - ``preview``: ``--preview SOURCE``: detections and gate reasons, recording nothing;
 - ``scene``: ``--scene``: the whole view classified, the printed patch card found in it;
-  ``scene_view``: its live window (view square, patch outline, status line);
-- ``overlay``: the live window; ``cli``: ``photoproof capture``.
+  ``sighting``: a patch card seen in a frame; ``scene_view``: its live window (view square, patch
+  outline, status line);
+- ``overlay``: the live window; ``cli``: ``photoproof capture``'s flags; ``command``: what it does with them.
 
 The simulated camera is a frame source too, but lives with the channel model in
 :mod:`channel.simulate`.

@@ -15,7 +15,9 @@ from pathlib import Path
 
 
 def user_cache_dir() -> Path:
-    """This user's cache folder for Photoproof: ``$XDG_CACHE_HOME/photoproof``, ``~/Library/Caches/photoproof`` or ``%LOCALAPPDATA%\\photoproof``."""
+    """This user's cache folder for Photoproof: ``$XDG_CACHE_HOME/photoproof``, ``~/Library/Caches/photoproof`` or
+    ``%LOCALAPPDATA%\\photoproof``.
+    """
     if os.name == "nt":
         return Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local") / "photoproof"
     if sys.platform == "darwin":

@@ -189,12 +189,14 @@ class OnnxClassifier:
         where = f"--model {self.path}"
         if len(inputs) != 1:
             raise UserError(
-                f"{where}: not an image classifier: it takes {len(inputs)} inputs ({', '.join(i.name for i in inputs)}), expected one image batch"
+                f"{where}: not an image classifier: it takes {len(inputs)} inputs "
+                f"({', '.join(i.name for i in inputs)}), expected one image batch"
             )
         shape = list(inputs[0].shape)
         if len(shape) != 4 or "float" not in inputs[0].type:
             raise UserError(
-                f"{where}: not an image classifier: input {inputs[0].name!r} is {inputs[0].type} of shape {shape}, expected a float [N, 3, S, S] or [N, S, S, 3] batch"
+                f"{where}: not an image classifier: input {inputs[0].name!r} is {inputs[0].type} of shape {shape}, "
+                "expected a float [N, 3, S, S] or [N, S, S, 3] batch"
             )
         layout_of(shape, where)
         self._dtype = np.float16 if inputs[0].type == "tensor(float16)" else np.float32
@@ -232,11 +234,13 @@ class OnnxClassifier:
             y = sess.run([o.name], {sess.get_inputs()[0].name: x})[0]
         except Exception as e:
             raise UserError(
-                f"{where}: running it on a {list(x.shape)} batch failed ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
+                f"{where}: running it on a {list(x.shape)} batch failed ({type(e).__name__}: "
+                f"{str(e).splitlines()[0][:200]})"
             ) from None
         if y.ndim != 2 or y.shape[0] != n:
             raise UserError(
-                f"{where}: not an image classifier: output {o.name!r} came out {list(y.shape)} for {n} images, expected [{n}, classes]"
+                f"{where}: not an image classifier: output {o.name!r} came out {list(y.shape)} for {n} images, "
+                f"expected [{n}, classes]"
             )
         if y.shape[1] < 2:
             raise UserError(f"{where}: not an image classifier: {y.shape[1]} output class")
@@ -312,7 +316,8 @@ class OnnxClassifier:
             if private_dir(d):
                 return d
         raise UserError(
-            f"--provider tensorrt: no private folder for the engine cache ({beside} and {user_cache_dir()} are not this user's own); use --provider cuda"
+            f"--provider tensorrt: no private folder for the engine cache ({beside} and {user_cache_dir()} are not "
+            "this user's own); use --provider cuda"
         )
 
     # -- inference -----------------------------------------------------------

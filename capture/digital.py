@@ -90,7 +90,8 @@ def digital_top5(
             rows.append((item, role, ids[k], probs[k]))
         else:  # not recorded: the report shows this item's digital figures as n/a
             log.warning(
-                "the model gave NaN or infinite outputs on the %s PNG of item %s; its digital prediction is not recorded",
+                "the model gave NaN or infinite outputs on the %s PNG of item %s; its digital prediction is not "
+                "recorded",
                 role,
                 item,
             )

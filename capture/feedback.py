@@ -61,7 +61,9 @@ _VALUE = {"size": "tile_px", "angle": "angle_deg", "sharpness": "sharpness", "cl
 
 
 def gate_hint(crops: Sequence[TileCrop], gates: QualityGates) -> str:
-    """The status line's why: the commonest failing gate of one frame's tiles, its median value, what to do (``QualityGates.hint``)."""
+    """The status line's why: the commonest failing gate of one frame's tiles, its median value, what to do
+    (``QualityGates.hint``).
+    """
     failing = [c for c in crops if c.fail]
     if not failing or len(failing) * 2 < len(crops):
         return ""
@@ -95,7 +97,9 @@ def build_report(
     stopped_by: str = "",
     coverage: Coverage | None = None,
 ) -> FrameReport:
-    """One frame's report: the measured ``crops`` (with reasons), else the outlined ``quads`` (sheet, item, role, 4 x 2)."""
+    """One frame's report: the measured ``crops`` (with reasons), else the outlined ``quads`` (sheet, item, role, 4 x
+    2).
+    """
     tiles: list[TileView] = []
     seen: set[TileKey] = set()
     entries: list[tuple[TileKey, np.ndarray, str | None]] = [

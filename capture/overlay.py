@@ -99,7 +99,9 @@ def display_available() -> bool:
 
 
 def window_wanted(headless: bool) -> bool:
-    """Whether to open a live window: not ``headless`` and a display exists (warns when one was asked for without a display)."""
+    """Whether to open a live window: not ``headless`` and a display exists (warns when one was asked for without a
+    display).
+    """
     if headless:
         return False
     if not display_available():

@@ -27,13 +27,16 @@ from typing import Any
 import numpy as np
 
 from capture.classify import OnnxClassifier
-from capture.session import Progress, _check_inputs, run_capture
+from capture.session import Progress, check_layout, run_capture
 from capture.sheets.quality import QualityGates
 from capture.sources.phone.server import PhoneServer
 from capture.sources.phone.source import PhoneSource
 from capture.sources.phone.tls import lan_address, machine_certificate
+from capture.stoprule import STOP_REQUESTED, WINDOW_CLOSED, StopRule
 from contracts import signals
 from contracts.errors import UserError
+from contracts.layout import load_layout
+from contracts.manifest import load_batch, require_classifier_batch
 
 log = logging.getLogger(__name__)
 
@@ -59,17 +62,9 @@ def qr_terminal(text: str) -> str:
     if m.shape[0] % 2:
         m = np.vstack([m, np.zeros((1, m.shape[1]), np.uint8)])
     chars = {(0, 0): "\u2588", (1, 0): "\u2584", (0, 1): "\u2580", (1, 1): " "}  # light drawn, dark left blank
-    return "\n".join("".join(chars[(int(a), int(b))] for a, b in zip(m[r], m[r + 1])) for r in range(0, m.shape[0], 2))
-
-
-def check_inputs(batch_dir: Path, frames: int | None, duration: float | None, per_tile: int | None) -> None:
-    """The checks ``run_capture`` makes at its start, made once before any phone connects."""
-    from contracts.layout import load_layout
-    from contracts.manifest import load_batch, require_classifier_batch
-
-    batch = load_batch(batch_dir)
-    require_classifier_batch(batch, batch_dir, "capture")
-    _check_inputs(batch, load_layout(batch_dir), frames, duration, per_tile)
+    return "\n".join(
+        "".join(chars[(int(a), int(b))] for a, b in zip(m[r], m[r + 1], strict=True)) for r in range(0, m.shape[0], 2)
+    )
 
 
 @dataclass
@@ -123,11 +118,12 @@ class PhoneCapture:
             raise UserError(f"--port {port}: expected 0..65535")
         if bind == "lan":  # only the interface the QR code names
             bind = lan_address("0.0.0.0")
-        if duration is not None and duration <= 0:
-            raise UserError(f"--duration: must be > 0, got {duration}")
+        self.rule = StopRule(frames, duration, per_tile)
         self.batch_dir, self.model_path, self.clf = Path(batch_dir), Path(model_path), classifier
-        check_inputs(self.batch_dir, frames, duration, per_tile)  # fail here, not on the first phone's thread
-        self.frames, self.duration, self.per_tile = frames, duration, per_tile
+        # run_capture's checks, made here rather than on the first phone's thread
+        batch = load_batch(self.batch_dir)
+        require_classifier_batch(batch, self.batch_dir, "capture")
+        check_layout(batch, load_layout(self.batch_dir))
         self.base = session or f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
         self.gates, self.save_crops = gates, save_crops
         self.label_map = label_map  # batch class name -> the target's (--label-map)
@@ -181,17 +177,16 @@ class PhoneCapture:
 
         with self._lock:
             first = self._first
-        left = self.duration
-        if left is not None and first is not None:
-            left = max(0.1, left - (time.monotonic() - first))
+        # --duration counts from the first phone's first frame; a phone joining later gets what is left of it
+        left = self.rule.duration if first is None else self.rule.remaining(time.monotonic() - first)
         try:
             s.db = run_capture(
                 self.batch_dir,
                 self.model_path,
                 s.source,
-                frames=self.frames,
+                frames=self.rule.frames,
                 duration=left,
-                per_tile=self.per_tile,
+                per_tile=self.rule.per_tile,
                 headless=True,
                 session_id=s.session_id,
                 gates=self.gates,
@@ -217,14 +212,16 @@ class PhoneCapture:
         if self.stop_event.is_set():  # a full disk also sets it (every session stops): name the cause
             with self._lock:
                 failed = any(isinstance(s.error, UserError) for s in self.sessions)
-            return "session failed" if failed else "stop requested"
-        if self.duration is not None and self._first is not None and time.monotonic() - self._first >= self.duration:
-            return f"{self.duration:g} s"
+            return "session failed" if failed else STOP_REQUESTED
+        first = self._first
+        late = self.rule.out_of_time(time.monotonic() - first) if first is not None else ""
+        if late:
+            return late
         with self._lock:
             sessions = list(self.sessions)
         if (
             sessions
-            and (self.per_tile is not None or self.frames is not None)
+            and (self.rule.per_tile is not None or self.rule.frames is not None)
             and all(s.finished.is_set() for s in sessions)
         ):
             return "every phone finished"
@@ -258,7 +255,7 @@ class PhoneCapture:
         try:
             while not why:
                 if tick is not None and not tick():
-                    why = "window closed"
+                    why = WINDOW_CLOSED
                     break
                 time.sleep(0.1)
                 why = self.should_stop()
@@ -269,7 +266,7 @@ class PhoneCapture:
             why = "session failed"  # a full disk sets the stop event before its session has said why
         return why
 
-    def stop(self, why: str = "stop requested") -> None:
+    def stop(self, why: str = STOP_REQUESTED) -> None:
         """Stop every session (each closes its database) and the server. Safe to call twice."""
         if self.stop_event.is_set() and not self.server.running:
             return
@@ -337,14 +334,16 @@ def run_phone_command(
     headless: bool,
     label_map: dict[str, str] | None = None,
 ) -> list[Path]:
-    """``capture --phone``: print the URL and its QR code, show the window, record until a stop condition; return the databases."""
+    """``capture --phone``: print the URL and its QR code, show the window, record until a stop condition; return the
+    databases.
+    """
     import sys
 
     from rich.live import Live
     from rich.text import Text
 
     from capture.overlay import Window, window_wanted
-    from contracts.console import console
+    from console.terminal import console
 
     pc = PhoneCapture(
         batch_dir,

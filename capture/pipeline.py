@@ -232,7 +232,7 @@ class ClassifierWorker(threading.Thread):
                 len(finite),
                 job.frame_idx,
             )
-        kept = [(c, i, p) for c, i, p, ok in zip(job.crops, ids, probs, finite) if ok]
+        kept = [(c, i, p) for c, i, p, ok in zip(job.crops, ids, probs, finite, strict=True) if ok]
         obs = [
             Observation(
                 frame_idx=job.frame_idx,

@@ -1,4 +1,5 @@
-"""``photoproof capture BATCH --preview SOURCE``: look through any source with the detection overlays, recording nothing.
+"""``photoproof capture BATCH --preview SOURCE``: look through any source with the detection overlays, recording
+nothing.
 
 SOURCE is a camera index (``0``), a stream URL (``http://PHONE:8080/video``,
 ``rtsp://...``), a video file or a folder of photos. Each frame shows the
@@ -19,7 +20,8 @@ from capture.feedback import build_report, draw_report
 from capture.overlay import Window, window_wanted
 from capture.sheets.detect import SheetDetector
 from capture.sheets.quality import QualityGates
-from contracts.console import console
+from capture.stoprule import StopRule
+from console.terminal import console
 from contracts.errors import UserError
 from contracts.frames import FrameReport, FrameSource
 from contracts.layout import load_layout, load_layouts
@@ -55,7 +57,10 @@ def summary_line(report: FrameReport) -> str:
     reasons = Counter(t.reason for t in report.tiles if t.reason)
     passed = sum(1 for t in report.tiles if t.reason == "")
     why = "".join(f"; {r}: {n}" for r, n in reasons.most_common())
-    return f"frame {report.frame_index}: {len(report.sheets)} sheet(s) {report.sheets}; tiles {len(report.tiles)}, good {passed}{why}"
+    return (
+        f"frame {report.frame_index}: {len(report.sheets)} sheet(s) {report.sheets}; tiles {len(report.tiles)}, good "
+        f"{passed}{why}"
+    )
 
 
 def run_preview(
@@ -71,9 +76,7 @@ def run_preview(
     fps: float = 30.0,
 ) -> int:
     """Show (or print) every frame of SOURCE with its detections; return the number of frames seen."""
-    for flag, v in (("--frames", frames), ("--duration", duration)):
-        if v is not None and v <= 0:
-            raise UserError(f"{flag}: must be > 0, got {v}")
+    rule = StopRule(frames, duration)
     gates = gates or QualityGates()
     detector = SheetDetector(
         load_layout(Path(batch_dir)), gates, batch_dir=Path(batch_dir), layouts=load_layouts(Path(batch_dir))
@@ -108,12 +111,12 @@ def run_preview(
                     console.print(line, markup=False, highlight=False)
                 elif not window.show(draw_report(frame.image, report, line + "  (q: quit)")):
                     break
-                if (frames is not None and n >= frames) or (duration is not None and time.monotonic() - t0 >= duration):
+                if rule.reason(n, time.monotonic() - t0):
                     break
     except KeyboardInterrupt:
         pass
     finally:
         if window is not None:
             window.close()
-    console.print(f"preview: {n} frame(s) from {source.description}; nothing recorded")
+    console.print(f"preview: {n} frame(s) from {source.description}; nothing recorded", markup=False)
     return n

@@ -20,7 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from capture.sheets.quality import TileQuality
+from capture.sighting import PatchSighting
 from contracts.capturedb import SCHEMA_VERSION, check_db_path, create_db, encode_top5
 from contracts.errors import UserError
 from contracts.lock import ExclusiveLock, HeldElsewhere
@@ -61,8 +64,8 @@ def _open_failure(path: Path, e: sqlite3.Error) -> str:
     name = str(getattr(e, "sqlite_errorname", ""))
     if name == "SQLITE_FULL" or name.startswith("SQLITE_IOERR"):
         return (
-            f"{path}: writing the new capture database failed (SQLite: {e}): the disk is full, a file-size limit was reached "
-            f"or the device failed; free disk space, or capture into a batch on another disk, and re-run"
+            f"{path}: writing the new capture database failed (SQLite: {e}): the disk is full, a file-size limit was "
+            "reached or the device failed; free disk space, or capture into a batch on another disk, and re-run"
         )
     if name in ("SQLITE_CANTOPEN", "SQLITE_PERM") or name.startswith("SQLITE_READONLY"):
         return (
@@ -146,7 +149,8 @@ class Recorder:
             self.con.close()
             self._session_lock.release()
             raise UserError(
-                f"{path}: capture schema version {version[0]!r} is not this Photoproof's ({SCHEMA_VERSION}); choose another --session"
+                f"{path}: capture schema version {version[0]!r} is not this Photoproof's ({SCHEMA_VERSION}); choose "
+                "another --session"
             )
         try:
             self.con.execute("INSERT OR IGNORE INTO meta VALUES ('batch_id', ?)", (batch_id,))
@@ -209,7 +213,8 @@ class Recorder:
             ]
             if orphans:  # rows of this session without its session row: never write over them
                 raise UserError(
-                    f"{self.path}: holds {orphans} frames of session {self.session_id!r} but no session row (a damaged file); choose another --session"
+                    f"{self.path}: holds {orphans} frames of session {self.session_id!r} but no session row (a damaged "
+                    "file); choose another --session"
                 )
             self.con.execute(
                 "INSERT INTO sessions (id, batch_id, source, model, model_sha256, provider, profile, seed, "
@@ -234,7 +239,8 @@ class Recorder:
             return Resume()
         if row[2] != self.batch_id:
             raise UserError(
-                f"{self.path}: session {self.session_id!r} belongs to batch {row[2]!r}, not {self.batch_id}; choose another --session"
+                f"{self.path}: session {self.session_id!r} belongs to batch {row[2]!r}, not {self.batch_id}; choose "
+                "another --session"
             )
         if row[0] != model_sha256:  # refused: the existing session's row is left exactly as it was
             raise UserError(
@@ -258,7 +264,8 @@ class Recorder:
         counts = {
             (str(s), str(i), str(r)): int(n)
             for s, i, r, n in self.con.execute(
-                "SELECT sheet_id, item_id, role, COUNT(*) FROM observations WHERE session_id=? AND good=1 GROUP BY sheet_id, item_id, role",
+                "SELECT sheet_id, item_id, role, COUNT(*) FROM observations WHERE session_id=? AND good=1 GROUP BY "
+                "sheet_id, item_id, role",
                 (self.session_id,),
             )
         }
@@ -362,8 +369,9 @@ class Recorder:
             self._check()
             try:
                 self.con.executemany(
-                    "INSERT INTO observations (session_id, frame_idx, sheet_id, item_id, role, sharpness, tile_px, angle_deg, clipped, good, "
-                    "top1, top1_prob, top5_ids, top5_probs, layout_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "INSERT INTO observations (session_id, frame_idx, sheet_id, item_id, role, sharpness, tile_px, "
+                    "angle_deg, clipped, good, top1, top1_prob, top5_ids, top5_probs, layout_id) VALUES "
+                    "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     rows,
                 )
             except sqlite3.Error as e:
@@ -394,11 +402,15 @@ class Recorder:
 
     # -- scene mode (added for capture --scene) --------------------------------
     def add_scene(
-        self, frame_idx: int, view: list[int], label: int | None, sighting: Any, ids: Any, probs: Any
+        self,
+        frame_idx: int,
+        view: list[int],
+        label: int | None,
+        sighting: PatchSighting | None,
+        ids: np.ndarray,
+        probs: np.ndarray,
     ) -> None:
-        """One ``scene_observations`` row (:func:`capture.scene.scene_row`)."""
-        from capture.scene import scene_row
-
+        """One ``scene_observations`` row (:func:`scene_row`)."""
         with self._lock:
             self.con.execute(
                 "INSERT OR REPLACE INTO scene_observations VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -461,3 +473,32 @@ class Recorder:
                     pass
             finally:
                 self._session_lock.release()
+
+
+def scene_row(
+    session_id: str,
+    frame_idx: int,
+    view: list[int],
+    label: int | None,
+    s: PatchSighting | None,
+    ids: np.ndarray,
+    probs: np.ndarray,
+) -> tuple[Any, ...]:
+    """The ``scene_observations`` row of one frame."""
+    t5i, t5p = encode_top5(ids, probs)
+    patch = (
+        (
+            s.card.name,
+            s.card.target,
+            1,
+            s.markers,
+            s.share,
+            s.side_px,
+            s.rotation_deg,
+            s.tilt_deg,
+            json.dumps(np.round(s.quad_px, 2).tolist()),
+        )
+        if s is not None
+        else (None, None, 0, 0, None, None, None, None, None)
+    )
+    return (session_id, frame_idx, json.dumps(view), label, *patch, int(ids[0]), float(probs[0]), t5i, t5p)

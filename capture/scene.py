@@ -16,13 +16,11 @@ beside it, classified whole.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -31,8 +29,9 @@ from capture.classify import OnnxClassifier
 from capture.overlay import Window, window_wanted
 from capture.record import Recorder
 from capture.scene_view import SceneTally, annotate
+from capture.sighting import PatchSighting
+from capture.stoprule import SOURCE_ENDED, WINDOW_CLOSED, StopRule
 from contracts.batchdir import capture_db, check_session_name
-from contracts.capturedb import encode_top5
 from contracts.errors import UserError
 from contracts.frames import FrameSource
 from contracts.layout import load_layout
@@ -71,26 +70,14 @@ class Region:
         """The largest square centred in this region (what the model sees), clipped to the frame."""
         if self.x + self.w > width or self.y + self.h > height:
             raise UserError(
-                f"{where} {self.x},{self.y},{self.w},{self.h}: leaves the {width}x{height} frame; mark a region inside it"
+                f"{where} {self.x},{self.y},{self.w},{self.h}: leaves the {width}x{height} frame; mark a region inside "
+                "it"
             )
         s = min(self.w, self.h)
         return Region(self.x + (self.w - s) // 2, self.y + (self.h - s) // 2, s, s)
 
     def as_list(self) -> list[int]:
         return [self.x, self.y, self.w, self.h]
-
-
-@dataclass
-class PatchSighting:
-    """One patch card found in a frame."""
-
-    card: PatchCard
-    markers: int  # markers of the card found (1..4)
-    quad_px: np.ndarray  # 4 x 2: the patch's corners in the frame (TL, TR, BR, BL)
-    share: float  # the patch's area inside the view / the view's area
-    side_px: float  # sqrt of the patch's area in frame pixels
-    rotation_deg: float  # in-plane rotation of the card about the camera axis, -180..180
-    tilt_deg: float | None  # viewing angle off the card's normal (None when the pose is ambiguous)
 
 
 class PatchFinder:
@@ -119,7 +106,7 @@ class PatchFinder:
         if ids is None:
             return []
         found: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
-        for c, i in zip(corners, ids.ravel().tolist()):
+        for c, i in zip(corners, ids.ravel().tolist(), strict=True):
             if int(i) in self._index:
                 card, mm = self._index[int(i)]
                 found.setdefault(card.name, []).append((mm, c.reshape(4, 2).astype(np.float64)))
@@ -204,16 +191,14 @@ def run_scene(
             "layout.json has no patch card (print with --patch-mm); frames are classified, but no patch can be found"
         )
     finder = PatchFinder(cards, layout.aruco_dictionary)
-    for flag, val in (("--frames", frames), ("--duration", duration)):
-        if val is not None and val <= 0:
-            raise UserError(f"{flag}: must be > 0, got {val}")
+    rule = StopRule(frames, duration)
     db_path = capture_db(batch_dir, check_session_name(session_id))
     window = Window("photoproof scene") if window_wanted(headless) else None
     tally = SceneTally(frozenset(c.target for c in cards if c.target is not None))
     names = classifier.class_names
     with source:
         rec = Recorder(db_path, session_id, batch.batch_id)
-        stopped_by, n, too_small = "source ended", 0, 0
+        stopped_by, n, too_small = SOURCE_ENDED, 0, 0
         try:
             config = {
                 "mode": "scene",
@@ -263,13 +248,11 @@ def run_scene(
                 if window is not None and not window.show(
                     annotate(frame.image, (v.x, v.y, v.w, v.h), s, top1, float(probs[0][0]), names, tally)
                 ):
-                    stopped_by = "window closed"
+                    stopped_by = WINDOW_CLOSED
                     break
-                if frames is not None and idx + 1 >= frames:
-                    stopped_by = f"{frames} frames"
-                    break
-                if duration is not None and time.monotonic() - t0 >= duration:
-                    stopped_by = f"{duration:g} s"
+                why = rule.reason(idx + 1, time.monotonic() - t0)
+                if why:
+                    stopped_by = why
                     break
         finally:
             if window is not None:
@@ -277,32 +260,3 @@ def run_scene(
             rec.close({"stopped_by": stopped_by, "scene_frames": n, "too_small_frames": too_small})
     log.info("scene session %s: %d frames (%s)", session_id, n, stopped_by)
     return db_path
-
-
-def scene_row(
-    session_id: str,
-    frame_idx: int,
-    view: list[int],
-    label: int | None,
-    s: PatchSighting | None,
-    ids: np.ndarray,
-    probs: np.ndarray,
-) -> tuple[Any, ...]:
-    """The ``scene_observations`` row of one frame."""
-    t5i, t5p = encode_top5(ids, probs)
-    patch = (
-        (
-            s.card.name,
-            s.card.target,
-            1,
-            s.markers,
-            s.share,
-            s.side_px,
-            s.rotation_deg,
-            s.tilt_deg,
-            json.dumps(np.round(s.quad_px, 2).tolist()),
-        )
-        if s is not None
-        else (None, None, 0, 0, None, None, None, None, None)
-    )
-    return (session_id, frame_idx, json.dumps(view), label, *patch, int(ids[0]), float(probs[0]), t5i, t5p)

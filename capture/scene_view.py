@@ -14,15 +14,12 @@ in a :class:`capture.overlay.Window` unless headless.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from capture.overlay import AMBER, BLACK, GREEN, WHITE
-
-if TYPE_CHECKING:
-    from capture.scene import PatchSighting
+from capture.sighting import PatchSighting
 
 BAR_PX = 26  # height of the status bar at the top of the window
 
@@ -59,7 +56,10 @@ class SceneTally:
         def rate(k: int, n: int) -> str:
             return f"{k}/{n} = {100 * k / n:.0f}%" if n else "-"
 
-        return f"frames with patch {self.with_patch}, without {self.without} | target rate {rate(self.hits_with, self.aimed)} with, {rate(self.hits_without, self.without)} without"
+        return (
+            f"frames with patch {self.with_patch}, without {self.without} | target rate "
+            f"{rate(self.hits_with, self.aimed)} with, {rate(self.hits_without, self.without)} without"
+        )
 
 
 def scene_status(

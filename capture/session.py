@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 
 from capture.classify import OnnxClassifier
 from capture.coverage import Coverage, CoverageTracker
@@ -36,6 +37,7 @@ from capture.sheets.detect import SheetDetector, SheetHit, TileCrop
 from capture.sheets.quality import QualityGates
 from capture.sheets.strip import StripMeter
 from capture.stability import stability_top5
+from capture.stoprule import SOURCE_ENDED, STOP_REQUESTED, WINDOW_CLOSED, StopRule
 from contracts import signals
 from contracts.batchdir import capture_db, check_session_name, crops_dir
 from contracts.errors import UserError
@@ -77,9 +79,9 @@ class Progress:
         hint = f"  | {self.hint}" if self.hint else ""
         check = f"  | {self.check}" if self.check else ""
         return (
-            f"{self.elapsed:6.1f}s  {self.fps:5.1f} fps  {self.tiles_per_s:6.1f} tiles/s  sheets {self.sheets_in_view}  "
-            f"obs {self.observations} (good {self.good})  dropped {self.dropped}{tile}  [{self.provider}]"
-            f"{hint}{check}"
+            f"{self.elapsed:6.1f}s  {self.fps:5.1f} fps  {self.tiles_per_s:6.1f} tiles/s  sheets "
+            f"{self.sheets_in_view}  obs {self.observations} (good {self.good})  dropped {self.dropped}{tile}  "
+            f"[{self.provider}]{hint}{check}"
         )
 
 
@@ -89,14 +91,9 @@ def default_session_id(source: FrameSource) -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{secrets.token_hex(3)}"
 
 
-def _check_inputs(
-    batch: Batch,
-    layout: Layout,
-    frames: int | None,
-    duration: float | None,
-    per_tile: int | None,
-    where: str = "layout.json",
-) -> None:
+def check_layout(batch: Batch, layout: Layout, where: str = "layout.json") -> None:
+    """``layout.json`` (or a kept layout, ``where``) belongs to ``batch.json`` and lays out only its items (a one-line
+    error otherwise)."""
     if layout.batch_id != batch.batch_id:
         raise UserError(
             f"{where} is for batch {layout.batch_id}, batch.json for {batch.batch_id}; re-run 'photoproof print'"
@@ -109,15 +106,12 @@ def _check_inputs(
                     f"{where}: sheet {s.sheet_id} has a tile of item {t.item!r}, which batch.json lacks; re-run "
                     "'photoproof print'"
                 )
-    for flag, v in (("--frames", frames), ("--duration", duration), ("--per-tile", per_tile)):
-        if v is not None and v <= 0:
-            raise UserError(f"{flag}: must be > 0, got {v}")
 
 
 def _usable(batch: Batch, layout: Layout, lid: str) -> bool:
     """Whether a kept layout fits this batch (else its sheets are refused, with a warning)."""
     try:
-        _check_inputs(batch, layout, None, None, None, where=f"layouts/{lid}.json")
+        check_layout(batch, layout, where=f"layouts/{lid}.json")
     except UserError as e:
         log.warning("%s; photos of its sheets are ignored", e)
         return False
@@ -140,7 +134,7 @@ def session_tally(batch: Batch, lmap: dict[int, int] | None, digital: list[Top5R
 def resolution_warning(frame_wh: tuple[int, int], layout: Layout, input_size: int, model: str) -> str | None:
     """A warning when this camera cannot give the layout's tiles enough pixels, even with the sheet filling the frame.
 
-    The same arithmetic as ``photoproof print --camera`` (:mod:`contracts.framing`): below
+    The same arithmetic as ``photoproof print --frame-size`` (:mod:`contracts.framing`): below
     ``MIN_TILE_FRACTION`` of the input size tiles fail the size gate; below
     ``PLATEAU_TILE_FRACTION`` the camera costs clean accuracy.
     """
@@ -164,7 +158,7 @@ def resolution_warning(frame_wh: tuple[int, int], layout: Layout, input_size: in
         f"a {w}x{h} camera gives the layout's {layout.tile_mm:g} mm tiles about {px:.0f} px even with the sheet "
         f"filling {100 * FRAME_FILL:.0f} % of the frame, {what}; use a camera with more pixels (12 MP stills: "
         "--photos), "
-        f"or re-print for this one: photoproof print BATCH --camera {w}x{h} --model {model}"
+        f"or re-print for this one: photoproof print BATCH --frame-size {w}x{h} --model {model}"
     )
 
 
@@ -256,7 +250,8 @@ def run_capture(
     batch_dir = Path(batch_dir)
     batch, layout = load_batch(batch_dir), load_layout(batch_dir)
     require_classifier_batch(batch, batch_dir, "capture")
-    _check_inputs(batch, layout, frames, duration, per_tile)
+    check_layout(batch, layout)
+    rule = StopRule(frames, duration, per_tile)
     layouts = {lid: lay for lid, lay in load_layouts(batch_dir).items() if lid == layout.id or _usable(batch, lay, lid)}
     check_sheets_pdf(batch_dir, layout)
     if session_id is not None:
@@ -329,7 +324,7 @@ def run_capture(
             worker.start()
             seen = {k[0] for k, n in (resume.good_counts or {}).items() if n > 0}
             loop = _CameraLoop(detector, clf, recorder, slot, worker, batch, source, per_tile, lmap, seen)
-            if (frames is not None and resume.next_frame >= frames) or worker.all_done.is_set():
+            if rule.reason(resume.next_frame, 0.0, tiles_done=worker.all_done.is_set()):
                 log.warning(
                     "session %s already has what was asked (%s); nothing to add",
                     sid,
@@ -341,8 +336,7 @@ def run_capture(
                     stop,
                     resume.next_frame,
                     resume.t_offset,
-                    frames=frames,
-                    duration=duration,
+                    rule=rule,
                     window=Window() if show else None,
                     render=show if render is None else render,
                     on_progress=on_progress,
@@ -489,17 +483,15 @@ class _CameraLoop:
         first_idx: int,
         t_offset: float,
         *,
-        frames: int | None,
-        duration: float | None,
+        rule: StopRule,
         window: Window | None,
         render: bool,
         on_progress: Callable[[Progress], None] | None,
     ) -> str:
-        """Process frames until a stop condition; return what stopped it."""
-        size = self.clf.spec.input_size
+        """Process frames until ``rule`` (or the source, the window, ``stop``) ends the run; return why."""
         t0: float | None = None  # the clocks (--duration, the status line) start at the first frame, not at launch
         watchdog = None
-        next_report, why = 0.0, "source ended"
+        next_report, why = 0.0, SOURCE_ENDED
         try:
             for frame in self.source.frames():
                 if stop.is_set():
@@ -507,85 +499,27 @@ class _CameraLoop:
                     break
                 if t0 is None:
                     t0 = self.started = time.monotonic()
-                    if duration is not None:  # a live source waiting for a dropped stream must still stop on time
-                        watchdog = threading.Timer(duration + 0.5, self._timeout(stop))
+                    if rule.duration is not None:  # a live source waiting for a dropped stream must still stop on time
+                        watchdog = threading.Timer(rule.duration + 0.5, self._timeout(stop))
                         watchdog.daemon = True
                         watchdog.start()
                 now = time.monotonic() - t0
                 idx = first_idx + self.n
-                self._warn_resolution(frame.image.shape)
-                hits = self.detector.detect(frame.image)
-                self.coverage.saw(h.sheet.sheet_id for h in hits)
-                self._note_unresolved()
-                self.recorder.add_frame(idx, t_offset + now, [h.sheet.sheet_id for h in hits])
-                self.strip.offer(self.recorder, idx, frame.image, hits)  # calibration strip, for 'photoproof calibrate'
-                # With a live source, cut tiles only when the classifier will want them within
-                # about two frames; earlier crops would only be superseded. Outline them anyway.
-                cut = bool(hits) and (not self.source.live or self.worker.ready_within(2.0 / max(self.fps(), 5.0)))
-                crops = (
-                    [c for h in hits for c in self.detector.crop_tiles(frame.image, h, size, self.clf.spec.crop_pct)]
-                    if cut
-                    else []
-                )
-                if cut:
-                    self.hint = gate_hint(crops, self.detector.gates)
-                    for c in crops:
-                        reason = reject_reason(self.detector.gates, c)
-                        if reason:
-                            self.coverage.rejected_as((c.sheet_id, c.tile.item, c.tile.role), reason)
-                if crops:
-                    self.slot.put(Job(idx, crops), block=not self.source.live, stop=stop)
-                elif hits:
-                    self.skipped += 1
-                self.n += 1
-                self.sheets_in_view = len(hits)
-                self.times.append(time.monotonic())
-                if self.source.wants_feedback:
-                    self._feedback(frame.index, frame.image.shape, hits, crops, stop, wait=idx)
-                if render:
-                    results, _ = self.worker.snapshot()
-                    outlines = (
-                        [
-                            Outline(c.sheet_id, c.tile, c.quad_px, c.good, reject_reason(self.detector.gates, c))
-                            for c in crops
-                        ]
-                        if cut
-                        else self._outlines(hits, results)
-                    )
-                    img = draw_overlay(
-                        frame.image,
-                        hits,
-                        outlines,
-                        results,
-                        self.true_class,
-                        self.clf.class_names,
-                        self.progress(now).line(),
-                    )
-                    if window is not None and not window.show(img):
-                        why = "window closed"
-                        break
+                hits, crops, cut = self._step(frame.image, frame.index, idx, t_offset + now, stop)
+                if render and not self._draw(frame.image, hits, crops, cut, now, window):
+                    why = WINDOW_CLOSED
+                    break
                 if on_progress is not None and now >= next_report:
                     next_report = now + 0.5
                     on_progress(self.progress(now))
-                if self.worker.error is not None:
-                    why = "classifier failed"
-                    break
-                if frames is not None and idx + 1 >= frames:
-                    why = f"{frames} frames"
-                    break
-                if duration is not None and now >= duration:
-                    why = f"{duration:g} s"
-                    break
-                if self.worker.all_done.is_set():
-                    why = f"{self.per_tile} good observations per tile"
+                why = "classifier failed" if self.worker.error is not None else ""
+                why = why or rule.reason(idx + 1, now, tiles_done=self.worker.all_done.is_set())
+                if why:
                     break
             else:
+                why = SOURCE_ENDED
                 if stop.is_set():
-                    why = (
-                        self._stop_why()
-                        if not (duration is not None and t0 is not None and time.monotonic() - t0 >= duration)
-                        else f"{duration:g} s"
-                    )
+                    why = (rule.out_of_time(time.monotonic() - t0) if t0 is not None else "") or self._stop_why()
         finally:
             if watchdog is not None:
                 watchdog.cancel()
@@ -597,6 +531,58 @@ class _CameraLoop:
             on_progress(self.progress(0.0 if t0 is None else time.monotonic() - t0, done=True, stopped_by=why))
         return why
 
+    def _step(
+        self, image: np.ndarray, index: int, idx: int, t: float, stop: threading.Event
+    ) -> tuple[list[SheetHit], list[TileCrop], bool]:
+        """Detect, record the frame, cut its tiles and hand them over; return the hits, the crops and whether cut."""
+        self._warn_resolution(image.shape)
+        hits = self.detector.detect(image)
+        self.coverage.saw(h.sheet.sheet_id for h in hits)
+        self._note_unresolved()
+        self.recorder.add_frame(idx, t, [h.sheet.sheet_id for h in hits])
+        self.strip.offer(self.recorder, idx, image, hits)  # calibration strip, for 'photoproof calibrate'
+        # With a live source, cut tiles only when the classifier will want them within
+        # about two frames; earlier crops would only be superseded. Outline them anyway.
+        cut = bool(hits) and (not self.source.live or self.worker.ready_within(2.0 / max(self.fps(), 5.0)))
+        size, crop_pct = self.clf.spec.input_size, self.clf.spec.crop_pct
+        crops = [c for h in hits for c in self.detector.crop_tiles(image, h, size, crop_pct)] if cut else []
+        if cut:
+            self.hint = gate_hint(crops, self.detector.gates)
+            for c in crops:
+                reason = reject_reason(self.detector.gates, c)
+                if reason:
+                    self.coverage.rejected_as((c.sheet_id, c.tile.item, c.tile.role), reason)
+        if crops:
+            self.slot.put(Job(idx, crops), block=not self.source.live, stop=stop)
+        elif hits:
+            self.skipped += 1
+        self.n += 1
+        self.sheets_in_view = len(hits)
+        self.times.append(time.monotonic())
+        if self.source.wants_feedback:
+            self._feedback(index, image.shape, hits, crops, stop, wait=idx)
+        return hits, crops, cut
+
+    def _draw(
+        self,
+        image: np.ndarray,
+        hits: list[SheetHit],
+        crops: list[TileCrop],
+        cut: bool,
+        now: float,
+        window: Window | None,
+    ) -> bool:
+        """Draw the live view (and show it, with a window); ``False`` once the window is closed."""
+        results, _ = self.worker.snapshot()
+        if cut:
+            gates = self.detector.gates
+            outlines = [Outline(c.sheet_id, c.tile, c.quad_px, c.good, reject_reason(gates, c)) for c in crops]
+        else:
+            outlines = self._outlines(hits, results)
+        line = self.progress(now).line()
+        img = draw_overlay(image, hits, outlines, results, self.true_class, self.clf.class_names, line)
+        return window is None or window.show(img)
+
     def _stop_why(self) -> str:
         """Why a stop was asked: a failed write (a full disk), a signal, or a stop from elsewhere."""
         if self.recorder.error is not None:
@@ -604,7 +590,7 @@ class _CameraLoop:
                 f"the laptop could not save the capture ({self.recorder.failure[:120]}): "
                 "the session stopped with what was saved; free disk space on the laptop"
             )
-        return signals.received() or "stop requested"
+        return signals.received() or STOP_REQUESTED
 
     def _feedback(
         self,

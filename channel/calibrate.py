@@ -1,6 +1,7 @@
 """Calibration from the strip seen in a capture: measure it while capturing, fit a profile afterwards.
 
-**Measure** (:mod:`capture.sheets.strip`, following :mod:`contracts.strip`: :func:`measure_hits`, called by the capture loop every ``PATCH_EVERY``-th
+**Measure** (:mod:`capture.sheets.strip`, following :mod:`contracts.strip`: :func:`measure_hits`, called by the capture
+loop every ``PATCH_EVERY``-th
 frame): for every detected sheet, the mean and standard deviation of each grey and
 colour patch over the central half of the patch (raw frame pixels, a plane removed,
 no resampling), and the Gaussian blur sigma of the sheet's black-to-white edges from an
@@ -26,6 +27,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from channel.calibrate_isp import IspFit, check_strip, fit_framing, fit_isp, physical_fit_ok, static_table
 from channel.colour import LUMA
 from channel.model import (
     UNIT_FIELDS,
@@ -43,7 +45,6 @@ from contracts.batchdir import capture_db, capture_dbs, captures_dir, check_sess
 from contracts.capturedb import open_db_readonly
 from contracts.errors import UserError
 from contracts.layout import Layout, Patch, Sheet, load_layout
-from channel.calibrate_isp import IspFit, check_strip, fit_framing, fit_isp, physical_fit_ok, static_table
 from contracts.profile import (
     DEFAULT_PRESET,
     SECTIONS,

@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from contracts.console import console
+from console.terminal import console
 from contracts.profile import DEFAULT_PRESET
 
 
@@ -88,7 +88,8 @@ def register(app: typer.Typer) -> None:
         jpeg_quality: int | None = typer.Option(
             None,
             "--jpeg-quality",
-            help="The camera's JPEG quality, if known; the noise is fitted through it (default: the middle of the base's range).",
+            help="The camera's JPEG quality, if known; the noise is fitted through it (default: the middle of the "
+            "base's range).",
         ),
     ) -> None:
         """Fit a channel profile (printer, the camera's ISP, blur, noise, framing) to the strip seen in a capture."""
@@ -98,6 +99,7 @@ def register(app: typer.Typer) -> None:
         for t in report_tables(res):
             console.print(t)
         console.print(
-            f"wrote [bold]{escape(str(res.path))}[/]; use it with 'photoproof capture BATCH --simulate --profile {escape(str(res.path))}'",
+            f"wrote [bold]{escape(str(res.path))}[/]; use it with 'photoproof capture BATCH --simulate --profile "
+            f"{escape(str(res.path))}'",
             soft_wrap=True,
         )

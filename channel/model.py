@@ -109,7 +109,7 @@ def params_from_unit(profile: ChannelProfile, unit: Mapping[str, float], noise_s
 
 def sample_params(profile: ChannelProfile, rng: np.random.Generator) -> ChannelParams:
     """Draw every ranged parameter uniformly from the profile, independently."""
-    unit = dict(zip(UNIT_FIELDS, rng.random(len(UNIT_FIELDS))))
+    unit = dict(zip(UNIT_FIELDS, rng.random(len(UNIT_FIELDS)), strict=True))
     return params_from_unit(profile, unit, int(rng.integers(0, 2**31 - 1)))
 
 
@@ -216,7 +216,9 @@ def _rodrigues(axis: np.ndarray, angle: float) -> np.ndarray:
 def plane_homography(
     cx: float, cy: float, tilt_deg: float, axis_deg: float, rot_deg: float, dist: float, focal: float
 ) -> np.ndarray:
-    """Pinhole view of a plane: plane point (cx, cy) on the optical axis at ``dist``; image origin at the principal point."""
+    """Pinhole view of a plane: plane point (cx, cy) on the optical axis at ``dist``; image origin at the principal
+    point.
+    """
     ax = math.radians(axis_deg)
     rot = _rodrigues(np.array([math.cos(ax), math.sin(ax), 0.0]), math.radians(tilt_deg))
     r = math.radians(rot_deg)

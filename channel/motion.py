@@ -48,4 +48,4 @@ class HandHeldProcess:
         u = _phi(self.y / self.norm)
         self.x = self.a * self.x + np.sqrt(1.0 - self.a**2) * self.rng.standard_normal(self.a.size)
         self.y = self.a * self.y + (1.0 - self.a) * self.x
-        return dict(zip(ch.UNIT_FIELDS, u))
+        return dict(zip(ch.UNIT_FIELDS, u, strict=True))

@@ -214,7 +214,8 @@ class SimulatedCamera(FrameSource):
                 w_pt, h_pt = pdf[s.page].get_size()
                 if w_pt * h_pt * (dpi / 72.0) ** 2 > MAX_PAGE_PIXELS:
                     raise UserError(
-                        f"{pdf_path}: page {s.page} is {w_pt / 72 * 25.4:.0f} x {h_pt / 72 * 25.4:.0f} mm, too large to render at {dpi:.0f} dpi; re-run 'photoproof print {batch_dir}'"
+                        f"{pdf_path}: page {s.page} is {w_pt / 72 * 25.4:.0f} x {h_pt / 72 * 25.4:.0f} mm, too large "
+                        f"to render at {dpi:.0f} dpi; re-run 'photoproof print {batch_dir}'"
                     )
         finally:
             pdf.close()
@@ -338,7 +339,7 @@ class SimulatedCamera(FrameSource):
         desk = cv2.multiply(self._background_low, gain)
         desk_y = cv2.sqrt(cv2.add(desk if glare is None else cv2.add(desk, glare), curve.offset))
         sheets, homs, x_off = [], [], 0.0
-        for k, size in zip(group, sizes):
+        for k, size in zip(group, sizes, strict=True):
             h_mm = h_group @ ch.translation(x_off, (group_mm[1] - size[1]) / 2)
             x_off += size[0] + SHEET_GAP_MM
             homs.append(h_mm)
@@ -393,10 +394,12 @@ class SimulatedCamera(FrameSource):
         offset: float,
         out: np.ndarray,
     ) -> None:
-        """``sqrt(raw + offset)`` over the box ``roi`` = (x0, y0, x1, y1) into ``out``: warp, light, optics at full resolution."""
+        """``sqrt(raw + offset)`` over the box ``roi`` = (x0, y0, x1, y1) into ``out``: warp, light, optics at full
+        resolution.
+        """
         x0, y0, x1, y1 = roi
         box = self._background[y0:y1, x0:x1].copy()
-        for k, h_mm in zip(group, homs):
+        for k, h_mm in zip(group, homs, strict=True):
             img, px_to_mm = self._level(k, h_mm)
             cv2.warpPerspective(
                 img,

@@ -166,7 +166,7 @@ def motion_kernels(length_px: Tensor, angle_deg: Tensor) -> Tensor:
     r = max(1, math.ceil(float(length_px.max()) / 2))
     grid = torch.arange(-r, r + 1, dtype=torch.float64)
     out = []
-    for length, ang in zip(length_px.tolist(), angle_deg.tolist()):
+    for length, ang in zip(length_px.tolist(), angle_deg.tolist(), strict=True):
         n = max(2, math.ceil(2 * length) + 1)
         t = torch.linspace(-length / 2, length / 2, n, dtype=torch.float64)
         a = math.radians(ang)
@@ -253,7 +253,7 @@ class ChannelTwin:
             raise ValueError(f"stages: unknown {sorted(set(stages) - set(STAGES))}; expected some of {STAGES}")
         if x.ndim != 4 or x.shape[0] != len(params) or tuple(x.shape[1:]) != (3, self.size, self.size):
             raise ValueError(f"x: expected ({len(params)}, 3, {self.size}, {self.size}), got {tuple(x.shape)}")
-        p, (n, _, h, w) = params.to(x), x.shape
+        p, (_, _, h, w) = params.to(x), x.shape
         v = x / 255.0
         white = torch.ones(3, dtype=x.dtype, device=x.device)
         if "print" in stages:
@@ -331,10 +331,12 @@ class ChannelTwin:
 
     @staticmethod
     def _resample(v: Tensor, tile_px: Tensor) -> Tensor:
-        """Each image area-averaged onto its ``tile_px`` camera pixels and back to its size, bilinearly (as capture's crop)."""
+        """Each image area-averaged onto its ``tile_px`` camera pixels and back to its size, bilinearly (as capture's
+        crop).
+        """
         h, w = v.shape[-2:]
         out = []
-        for img, t in zip(v, tile_px.tolist()):
+        for img, t in zip(v, tile_px.tolist(), strict=True):
             side = int(round(t))
             if side >= min(h, w):
                 out.append(img)

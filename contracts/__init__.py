@@ -20,7 +20,6 @@ stage reads and writes it through these modules:
 - ``detection``: the face detectors' specs and weight files, detections (boxes, scores) and their
   JSON form, IoU, non-maximum suppression and matching (docs/detectors.md);
 - ``modelspec``: a foreign model's spec resolved once (flags > ``model.toml`` > metadata > defaults);
-- ``cliopts``: the preprocessing and label flags shared by craft, capture, sweep and ``models export``;
 - ``labels``: label sets: label files, names resolved in a set, the batch-to-target class map;
 - ``units``: ε in 0-255 pixel units and in the [0, 1] convention;
 - ``profile``: the channel profile (TOML): its schema, reader and writer; the presets in ``profiles``;
@@ -32,8 +31,9 @@ stage reads and writes it through these modules:
 - ``classes``: ImageNet-1k class names and label parsing;
 - ``errors``: :class:`UserError`, the one-line error the CLI prints;
 - ``lock``: the exclusive lock a writer holds (a capture session, a batch being crafted);
-- ``signals``: SIGINT and SIGTERM, and the exit status they give;
-- ``console``: the CLI's console.
+- ``signals``: SIGINT and SIGTERM, and the exit status they give.
+
+What the command line prints, and the flags several commands share, live in ``console``.
 
 Nothing here imports torch, so a capture station needs only numpy, OpenCV and
 onnxruntime.

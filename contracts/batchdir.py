@@ -59,7 +59,9 @@ def image_rel(file_name: str) -> str:
 
 
 def patch_rel(name: str, suffix: str) -> str:
-    """The batch-relative path of an adversarial patch's file: ``patches/<name><suffix>`` (``.png``, ``.json``, ``.state.pt``)."""
+    """The batch-relative path of an adversarial patch's file: ``patches/<name><suffix>`` (``.png``, ``.json``,
+    ``.state.pt``).
+    """
     return f"{PATCHES}/{name}{suffix}"
 
 

@@ -184,7 +184,8 @@ def check_db_path(path: Path) -> None:
     target, root = path.resolve(), batch.resolve()
     if root not in target.parents:
         raise UserError(
-            f"{path}: a link to {target}, outside the batch directory; refusing it (copy the file into {batch / 'captures'} instead)"
+            f"{path}: a link to {target}, outside the batch directory; refusing it (copy the file into "
+            f"{batch / 'captures'} instead)"
         )
 
 
@@ -267,7 +268,7 @@ def decode_top5(ids: str, probs: str) -> list[tuple[int, float]]:
     i, p = json.loads(ids), json.loads(probs)
     if not isinstance(i, list) or not isinstance(p, list) or len(i) != len(p):
         raise ValueError(f"top-5 ids {ids[:40]!r} and probabilities {probs[:40]!r} do not pair up")
-    return [(int(a), float(b)) for a, b in zip(i, p)]
+    return [(int(a), float(b)) for a, b in zip(i, p, strict=True)]
 
 
 def encode_top5(ids: Any, probs: Any) -> tuple[str, str]:

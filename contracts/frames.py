@@ -116,7 +116,8 @@ class FrameSource(abc.ABC):
         """Release the device or file. Safe to call twice."""
 
     def feedback(self, report: FrameReport) -> None:
-        """What the session saw in the frame just yielded (only called when ``wants_feedback``)."""
+        """What the session saw in the frame just yielded (only called when ``wants_feedback``); ignored here."""
+        return None
 
     def simulation(self) -> tuple[str, int] | None:
         """``(profile name, seed)`` of a simulated source, recorded with the session; ``None`` for a real one."""

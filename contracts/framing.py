@@ -1,6 +1,6 @@
 """How many camera pixels a printed tile gets when the sheet fills the frame (shared by print and capture).
 
-``photoproof print --camera WxH`` lays sheets out so that tiles reach the size where clean
+``photoproof print --frame-size WxH`` lays sheets out so that tiles reach the size where clean
 accuracy levels off, and ``photoproof capture`` warns when the camera it is given cannot
 reach it: both use these numbers (``printouts.camera`` explains where they come from).
 """

@@ -78,7 +78,8 @@ def read_records(path: Path) -> Iterator[dict[str, Any]]:
                 raise ValueError("not a journal record")
             if rec.get("schema_version") != SCHEMA_VERSION:
                 raise UserError(
-                    f"{path}:{n}: journal schema version {rec.get('schema_version')!r} is not supported (this Photoproof reads {SCHEMA_VERSION})"
+                    f"{path}:{n}: journal schema version {rec.get('schema_version')!r} is not supported (this "
+                    f"Photoproof reads {SCHEMA_VERSION})"
                 )
         except (ValueError, UnicodeDecodeError) as e:
             if last:
@@ -87,7 +88,8 @@ def read_records(path: Path) -> Iterator[dict[str, Any]]:
                 )
                 return
             raise UserError(
-                f"{path}:{n}: damaged craft journal record ({e}); delete the file and re-run 'photoproof craft' to redo its items"
+                f"{path}:{n}: damaged craft journal record ({e}); delete the file and re-run 'photoproof craft' to "
+                "redo its items"
             ) from None
         check_journal_item(rec["item"], f"{path}:{n}")  # types and ranges, as for batch.json's items
         yield rec["item"]

@@ -156,7 +156,8 @@ def map_labels(
     for b in sorted(set(used)):
         if not 0 <= b < len(batch_names):
             raise UserError(
-                f"batch.json: label {b} is outside its label set of {len(batch_names)} classes; re-run 'photoproof craft'"
+                f"batch.json: label {b} is outside its label set of {len(batch_names)} classes; re-run 'photoproof "
+                "craft'"
             )
         name = batch_names[b]
         want = (explicit or {}).get(norm(name), name)

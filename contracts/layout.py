@@ -176,7 +176,8 @@ def check_sheets_pdf(batch_dir: Path, layout: Layout) -> None:
 
     if sha256_file(pdf) != want:
         raise UserError(
-            f"{pdf}: not the PDF that {Path(batch_dir) / LAYOUT} describes (another print run); re-run 'photoproof print {batch_dir}' and print the new sheets"
+            f"{pdf}: not the PDF that {Path(batch_dir) / LAYOUT} describes (another print run); re-run 'photoproof "
+            f"print {batch_dir}' and print the new sheets"
         )
 
 

@@ -186,7 +186,8 @@ class Batch:
             raise UserError(f"{where}: not a Photoproof batch manifest (schema is {d.get('schema')!r})")
         if d.get("schema_version") != SCHEMA_VERSION:
             raise UserError(
-                f"{where}: schema version {d.get('schema_version')!r} is not supported (this Photoproof reads {SCHEMA_VERSION})"
+                f"{where}: schema version {d.get('schema_version')!r} is not supported (this Photoproof reads "
+                f"{SCHEMA_VERSION})"
             )
         check_manifest(d, where)  # types, unique ids and ranges, each error naming the field
         try:

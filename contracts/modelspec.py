@@ -245,7 +245,8 @@ def layout_of(shape: Sequence[Any], where: str) -> tuple[str, int | None]:
         layout, hw = "NCHW", (dims[2], dims[3])
     else:
         raise UserError(
-            f"{where}: not an image classifier: input shape {dims} has no channel dimension of 3 (dim 1 for NCHW or last for NHWC)"
+            f"{where}: not an image classifier: input shape {dims} has no channel dimension of 3 (dim 1 for NCHW or "
+            "last for NHWC)"
         )
     static = [d if isinstance(d, int) and d > 0 else None for d in hw]
     if static[0] and static[1] and static[0] != static[1]:
@@ -297,21 +298,24 @@ def resolve_spec(
         fields.update({k: v for k, v in layer.items() if k in SPEC_FIELDS})
     if not base and not {"mean", "std"} & (set(sidecar or {}) | set(overrides or {})):
         log.warning(
-            "%s: no preprocessing in the model, flags or model.toml; assuming the ImageNet mean and std (set --mean/--std or --scale)",
+            "%s: no preprocessing in the model, flags or model.toml; assuming the ImageNet mean and std (set "
+            "--mean/--std or --scale)",
             where,
         )
     if "input_size" not in fields:
         raise UserError(
-            f"{where}: the model's input size is not fixed and nothing names it; give --input-size (or input_size in model.toml)"
+            f"{where}: the model's input size is not fixed and nothing names it; give --input-size (or input_size in "
+            "model.toml)"
         )
     if layout is not None:
         fields["layout"] = layout
     spec = PreprocessSpec.from_dict(fields)
     if side and side != spec.input_size:
+        given = "--input-size" if "input_size" in (overrides or {}) else None
+        origin = given or ("model.toml" if "input_size" in (sidecar or {}) else "its metadata")
         raise UserError(
             f"{where}: the model takes {side}x{side} images but the preprocessing says {spec.input_size} "
-            f"(from {'--input-size' if 'input_size' in (overrides or {}) else 'model.toml' if 'input_size' in (sidecar or {}) else 'its metadata'}); "
-            f"fix --input-size or drop it"
+            f"(from {origin}); fix --input-size or drop it"
         )
     return spec
 

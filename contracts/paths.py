@@ -64,7 +64,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
     except OSError as e:
         raise WriteError(
-            f"{path}: cannot write it ({e.strerror or e}); check that the disk has room and the folder is writable, then re-run"
+            f"{path}: cannot write it ({e.strerror or e}); check that the disk has room and the folder is writable, "
+            "then re-run"
         ) from None
 
 

@@ -104,7 +104,8 @@ class PreprocessSpec:
             raise
         except (KeyError, TypeError, ValueError) as e:
             raise UserError(
-                f"preprocessing spec is malformed ({e}); expected keys input_size, resize, mean, std, channel_order, layout"
+                f"preprocessing spec is malformed ({e}); expected keys input_size, resize, mean, std, channel_order, "
+                "layout"
             ) from None
 
     def to_json(self) -> str:

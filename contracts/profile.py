@@ -228,6 +228,29 @@ def _number(v: Any, where: str) -> float:
     return float(v)
 
 
+def _value(default: Any, v: Any, where: str) -> Any:
+    """``v`` checked against the type of its field's ``default`` (a number given for a range means both ends)."""
+    if isinstance(default, tuple):
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and len(default) == 2:
+            v = (v, v)
+        if not isinstance(v, (list, tuple)) or len(v) != len(default):
+            raise UserError(f"{where}: expected a list of {len(default)} numbers")
+        v = tuple(_number(x, where) for x in v)
+        if len(v) == 2 and v[0] > v[1]:
+            raise UserError(f"{where}: range low {v[0]} is above high {v[1]}")
+    elif isinstance(default, bool):
+        if not isinstance(v, bool):
+            raise UserError(f"{where}: expected true or false")
+    elif isinstance(default, (int, float)):
+        v = _number(v, where)
+        if isinstance(default, int) and v != int(v):
+            raise UserError(f"{where}: expected a whole number, got {v:g}")
+        v = type(default)(v)
+    elif isinstance(default, str) and not isinstance(v, str):
+        raise UserError(f"{where}: expected a string")
+    return v
+
+
 def _section(cls: type, data: Any, where: str) -> Any:
     if not isinstance(data, dict):
         raise UserError(f"{where}: expected a table of keys, got {data!r:.60}")
@@ -236,25 +259,7 @@ def _section(cls: type, data: Any, where: str) -> Any:
     for k, v in data.items():
         if k not in known:
             raise UserError(f"{where}: unknown key {k!r}; known keys are {', '.join(sorted(known))}")
-        default = getattr(cls(), k)
-        if isinstance(default, tuple):
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and len(default) == 2:
-                v = (v, v)
-            if not isinstance(v, (list, tuple)) or len(v) != len(default):
-                raise UserError(f"{where}.{k}: expected a list of {len(default)} numbers")
-            v = tuple(_number(x, f"{where}.{k}") for x in v)
-            if len(v) == 2 and v[0] > v[1]:
-                raise UserError(f"{where}.{k}: range low {v[0]} is above high {v[1]}")
-        elif isinstance(default, bool):
-            if not isinstance(v, bool):
-                raise UserError(f"{where}.{k}: expected true or false")
-        elif isinstance(default, (int, float)):
-            v = _number(v, f"{where}.{k}")
-            if isinstance(default, int) and v != int(v):
-                raise UserError(f"{where}.{k}: expected a whole number, got {v:g}")
-            v = type(default)(v)
-        elif isinstance(default, str) and not isinstance(v, str):
-            raise UserError(f"{where}.{k}: expected a string")
+        v = _value(getattr(cls(), k), v, f"{where}.{k}")
         if k in BOUNDS and isinstance(v, (int, float, tuple)) and not isinstance(v, bool):
             lo, hi = BOUNDS[k]
             for x in v if isinstance(v, tuple) else (v,):
@@ -379,7 +384,9 @@ def render_toml(profile: ChannelProfile, header: list[str] | None = None, notes:
 def write_profile(
     path: Path, profile: ChannelProfile, header: list[str] | None = None, notes: dict[str, str] | None = None
 ) -> str:
-    """Write ``profile`` to ``path`` (.toml) atomically, after checking that :func:`load_profile` reads it back; return the text."""
+    """Write ``profile`` to ``path`` (.toml) atomically, after checking that :func:`load_profile` reads it back; return
+    the text.
+    """
     text = render_toml(profile, header, notes)
     parse_profile(tomllib.loads(text), path.stem, str(path))  # never write a file load_profile would refuse
     atomic_write_text(path, text)

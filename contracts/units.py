@@ -31,12 +31,14 @@ def parse_eps_value(text: str, flag: str = "--eps") -> float:
                 v *= 255.0
     except ValueError:
         raise UserError(
-            f"{flag} {text!r}: expected a number (16 in 0-255 units, 0.0314 in [0, 1] units) or a fraction such as 8/255"
+            f"{flag} {text!r}: expected a number (16 in 0-255 units, 0.0314 in [0, 1] units) or a fraction such as "
+            "8/255"
         ) from None
     v = round(v, 3)
     if not (0 < v <= 255):
         raise UserError(
-            f"{flag} {text!r}: out of range; give 1..255 (pixel units), or a value below 1 or a fraction such as 8/255 ([0, 1] units)"
+            f"{flag} {text!r}: out of range; give 1..255 (pixel units), or a value below 1 or a fraction such as 8/255 "
+            "([0, 1] units)"
         )
     return v
 

@@ -14,11 +14,12 @@
 - ``fastgrad``: a copy of a zoo model tuned for input gradients;
 - ``ensemble``: ensembles of source models;
 - ``export``: a source model to ONNX with its spec and class names in the metadata;
+- ``onnxmodel``: ``--model NAME`` or ``FILE.onnx`` as the ONNX file capture and sweep run (exported on demand);
 - ``attacks``: the attack registry (one attack per file), input transforms, EOT, the universal patch.
 - ``detectors``: face detectors: MTCNN in torch (a white-box source), the vanishing objective,
   the target detectors' ONNX preparation, photos with faces.
 
-Importing this package, ``config``, ``options`` and ``cli`` is cheap and torch-free;
+Importing this package, ``config``, ``options``, ``cli`` and ``onnxmodel`` is cheap and torch-free;
 the sub-modules that need torch (``zoo``, ``attacks``, ``job``, ``patchjob``, ``export``, and the
 channel's ``twin``) import it themselves. craft is the only room that imports
 :mod:`channel.twin`.

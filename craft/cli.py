@@ -3,68 +3,22 @@
 from __future__ import annotations
 
 import inspect
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from contracts.cliopts import (
-    PANEL as MODEL,
-)
-from contracts.cliopts import (
-    UNSAFE_HELP,
-    model_flags,
-    opt_channel_order,
-    opt_crop,
-    opt_input_size,
-    opt_mean,
-    opt_resize,
-    opt_scale,
-    opt_std,
-)
-from contracts.console import console
+from console.options import PANEL, UNSAFE_HELP, ModelFlags, model_options
+from console.progress import make_progress, rich_progress
+from console.terminal import console
 from contracts.errors import UserError
 from craft.config import CraftConfig
 from craft.options import cli_parameters, from_cli
 
 models_app = typer.Typer(help="The model zoo: list models, export one (or your own) to ONNX.", no_args_is_help=True)
-
-
-def rich_progress(progress: Progress) -> Callable[[str, int], Callable[[int], None]]:
-    """Adapt a rich Progress to the job's ``progress(label, total) -> tick(n)`` callback, with the rate per second."""
-
-    def start(label: str, total: int) -> Callable[[int], None]:
-        task = progress.add_task(label, total=total, rate="")
-        t0 = time.monotonic()
-        done = [0]
-
-        def tick(n: int) -> None:
-            done[0] += n
-            rate = done[0] / max(time.monotonic() - t0, 1e-9)
-            progress.update(task, advance=n, rate=f"{rate:.1f}/s")
-
-        return tick
-
-    return start
-
-
-def make_progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    )
 
 
 def craft_cmd(
@@ -94,7 +48,8 @@ def craft_cmd(
         fooled = sum(1 for it in batch.items if int(it.adv.top5[src][0][0]) == it.target)
         what = f"reach their target on {src} at top-1"
     console.print(
-        f"batch [bold]{batch.batch_id}[/]: {len(batch.items)} items in {escape(str(out))} ({fooled} {what} on the saved PNG)"
+        f"batch [bold]{batch.batch_id}[/]: {len(batch.items)} items in {escape(str(out))} ({fooled} {what} on the "
+        "saved PNG)"
     )
     _report_unfooled(batch, src)
 
@@ -137,7 +92,8 @@ def _report_unfooled(batch: Any, src: str) -> None:
             continue
         names = ", ".join(it.id for it in missed[:6]) + (" ..." if len(missed) > 6 else "")
         console.print(
-            f"[yellow]{key}: {len(missed)} of {len(items)} adversarial PNGs do not fool {src} digitally[/] ({names}); "
+            f"[yellow]{escape(key)}: {len(missed)} of {len(items)} adversarial PNGs do not fool {escape(src)} "
+            f"digitally[/] ({escape(names)}); "
             "their photographed figures are not survival (the report counts them as not fooling)"
         )
 
@@ -170,20 +126,15 @@ def models_list() -> None:
 
 
 @models_app.command("export")
+@model_options(labels_help="Class names, one per line.")
 def models_export(
     name: str = typer.Argument(
         ..., help="A zoo name (lite2), FILE.pt2, TorchScript FILE.pt, FILE.onnx or package.module:factory."
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Where to write the .onnx file."),
-    input_size: int | None = opt_input_size(),
-    mean: str | None = opt_mean(),
-    std: str | None = opt_std(),
-    scale: float | None = opt_scale(),
-    resize: str | None = opt_resize(),
-    crop: str | None = opt_crop(),
-    channel_order: str | None = opt_channel_order(),
-    labels: Path | None = typer.Option(None, "--labels", help="Class names, one per line.", rich_help_panel=MODEL),
-    unsafe_native_code: bool = typer.Option(False, "--unsafe-native-code", help=UNSAFE_HELP, rich_help_panel=MODEL),
+    *,
+    flags: ModelFlags,
+    unsafe_native_code: bool = typer.Option(False, "--unsafe-native-code", help=UNSAFE_HELP, rich_help_panel=PANEL),
 ) -> None:
     """Export a model to ONNX with its preprocessing spec and class names in the metadata.
 
@@ -200,11 +151,7 @@ def models_export(
     source_kind(name)
     if out.suffix != ".onnx":
         raise UserError(f"--out {out}: expected a file name ending in .onnx")
-    opts = ModelOptions(
-        model_flags(input_size, mean, std, scale, resize, crop, channel_order),
-        str(labels) if labels else None,
-        unsafe_native_code,
-    )
+    opts = ModelOptions(flags.overrides, str(flags.labels) if flags.labels else None, unsafe_native_code)
     stages = ["loading the model", "tracing the model", "checking the graph", "writing"]
     with Progress(
         TextColumn("export {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
@@ -219,8 +166,8 @@ def models_export(
         progress.update(task, description="done", completed=len(stages))
     s = sm.spec
     console.print(
-        f"wrote {escape(str(out))}: {escape(sm.name)} ({sm.kind}), {len(sm.classes)} classes, input {s.input_size} {s.layout}, "
-        f"mean {', '.join(f'{v:g}' for v in s.mean)}, std {', '.join(f'{v:g}' for v in s.std)}",
+        f"wrote {escape(str(out))}: {escape(sm.name)} ({sm.kind}), {len(sm.classes)} classes, input {s.input_size} "
+        f"{s.layout}, mean {', '.join(f'{v:g}' for v in s.mean)}, std {', '.join(f'{v:g}' for v in s.std)}",
         soft_wrap=True,
     )
     for line in hash_lines(sm.kind, sm.ref, sm.sha256, out):

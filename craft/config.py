@@ -11,8 +11,8 @@ import json
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from console.options import LABELS_HELP, PANEL, SPEC_FLAGS, UNSAFE_HELP, model_flags
 from contracts.classes import imagenet_names, parse_label
-from contracts.cliopts import LABELS_HELP, PANEL, SPEC_FLAGS, UNSAFE_HELP, model_flags
 from contracts.errors import UserError
 from contracts.labels import index_of
 from contracts.profile import DEFAULT_PRESET, ChannelProfile, default_profile, load_profile
@@ -54,7 +54,8 @@ class CraftConfig:
     )
     attacks: list[str] = option(
         "--attack",
-        "Attack(s), comma-separated: fgsm, bim, ll, pgd, mifgsm, difgsm, eot (= bim+eot), patch; add +di and/or +eot, e.g. mifgsm+di+eot, patch+eot.",
+        "Attack(s), comma-separated: fgsm, bim, ll, pgd, mifgsm, difgsm, eot (= bim+eot), patch; add +di and/or +eot, "
+        "e.g. mifgsm+di+eot, patch+eot.",
         factory=lambda: ["fgsm"],
         cli_type=str,
         cli_default="fgsm",
@@ -70,8 +71,8 @@ class CraftConfig:
     )
     source: list[str] = option(
         "--source",
-        "Source model(s), comma-separated; several make an ensemble: a zoo name, FILE.onnx, FILE.pt2, TorchScript FILE.pt, "
-        "or package.module:factory (runs your code).",
+        "Source model(s), comma-separated; several make an ensemble: a zoo name, FILE.onnx, FILE.pt2, TorchScript "
+        "FILE.pt, or package.module:factory (runs your code).",
         factory=lambda: ["lite0"],
         cli_type=str,
         cli_default="lite0",
@@ -98,7 +99,7 @@ class CraftConfig:
     eot_tile_px: tuple[float, float] | None = option(
         "--eot-tile-px",
         "EOT: the tiles' side in camera pixels that the channel twin samples, LO-HI, e.g. 480-580 "
-        "(default: the profile's framing of a 60 mm tile on A4; print --camera names the range of its layout).",
+        "(default: the profile's framing of a 60 mm tile on A4; print --frame-size names the range of its layout).",
         cli_type=str,
         parse=parse_px_range,
     )
@@ -124,7 +125,7 @@ class CraftConfig:
     seed: int = option("--seed", "Seed recorded with every item.", 0)
     batch_size: int = option("--batch-size", "Images per forward/backward pass.", 16, identity=False)
     device: str = option("--device", "auto, cpu or cuda[:N].", "auto", identity=False)
-    # Foreign source models (not the zoo's): a label file, and spec fields from the flags of contracts.cliopts.
+    # Foreign source models (not the zoo's): a label file, and spec fields from the flags of console.options.
     labels: str | None = option("--labels", LABELS_HELP.replace("The model's", "The source's"), panel=PANEL)
     model_spec: dict[str, Any] = option_group(SPEC_FLAGS, lambda v: model_flags(**v), factory=dict, panel=PANEL)
     unsafe_native_code: bool = option("--unsafe-native-code", UNSAFE_HELP, False, identity=False, panel=PANEL)
@@ -167,7 +168,9 @@ class CraftConfig:
         )
 
     def target_class(self, classes: tuple[str, ...] | None = None) -> int | None:
-        """The fixed target class of ``--target CLASS`` in ``classes`` (ImageNet-1k by default); ``None`` for no target, ``ll`` or ``random``."""
+        """The fixed target class of ``--target CLASS`` in ``classes`` (ImageNet-1k by default); ``None`` for no target,
+        ``ll`` or ``random``.
+        """
         if self.target is None or self.target in TARGET_MODES:
             return None
         if classes is not None and classes != imagenet_names():
@@ -177,8 +180,6 @@ class CraftConfig:
     def validate(self) -> None:
         """Check every option; a bad one raises a one-line :class:`UserError` naming it. Runs when a config is made."""
         from craft.attacks import UNIVERSAL
-        from craft.ensemble import ENSEMBLE_MODES
-        from craft.sources import source_kind, source_name
 
         if not self.eps:
             raise UserError("--eps: give at least one value")
@@ -188,6 +189,25 @@ class CraftConfig:
         if not self.attacks:
             raise UserError("--attack: give at least one attack")
         specs = self.specs()
+        self._check_sources(specs)
+        self._check_numbers()
+        self._check_attack_options(specs)
+        if not isinstance(self.profile, ChannelProfile):
+            raise TypeError(
+                "profile: expected a ChannelProfile (contracts.profile.load_profile), got "
+                f"{type(self.profile).__name__}"
+            )
+        if any(s.name in UNIVERSAL for s in specs):
+            self.check_patch(specs)
+        if self.target is not None:
+            self._check_target(specs)
+
+    def _check_sources(self, specs: list[AttackSpec]) -> None:
+        """``--source``: at least one, none twice; own-model flags only with own models; a face detector alone
+        (:meth:`check_detector`); a known ensemble mode."""
+        from craft.ensemble import ENSEMBLE_MODES
+        from craft.sources import source_kind, source_name
+
         if not self.source:
             raise UserError("--source: give at least one model")
         names = [source_name(s) for s in self.source]
@@ -198,48 +218,74 @@ class CraftConfig:
                 f"--{'crop' if k == 'crop_pct' else k.replace('_', '-')}" for k in self.model_spec
             ]
             raise UserError(
-                f"{', '.join(dict.fromkeys(flags))}: these describe your own source models; the zoo's {', '.join(self.source)} have their own preprocessing and ImageNet labels"
+                f"{', '.join(dict.fromkeys(flags))}: these describe your own source models; the zoo's "
+                f"{', '.join(self.source)} have their own preprocessing and ImageNet labels"
             )
         self.check_detector(specs)
         if self.ensemble not in ENSEMBLE_MODES:
             raise UserError(f"--ensemble {self.ensemble!r}: choose {' or '.join(ENSEMBLE_MODES)}")
-        if self.limit is not None and self.limit < 1:
-            raise UserError(f"--limit {self.limit}: must be at least 1")
-        if self.batch_size < 1:
-            raise UserError(f"--batch-size {self.batch_size}: must be at least 1")
-        if self.steps is not None and self.steps < 1:
-            raise UserError(f"--steps {self.steps}: must be at least 1")
+
+    def _check_numbers(self) -> None:
+        """The counts and step sizes are in range."""
+        minimum = (
+            ("--limit", self.limit, 1),
+            ("--batch-size", self.batch_size, 1),
+            ("--steps", self.steps, 1),
+            ("--eot-samples", self.eot_samples, 1),
+            ("--repair-steps", self.repair_steps, 0),
+        )
+        for flag, value, low in minimum:
+            if value is not None and value < low:
+                raise UserError(f"{flag} {value}: must be at least {low}")
         if self.alpha is not None and not (0 < self.alpha <= 255):
             raise UserError(f"--alpha {self.alpha:g}: must be in (0, 255] (pixel units)")
         if self.momentum is not None and self.momentum < 0:
             raise UserError(f"--momentum {self.momentum:g}: must be >= 0")
-        if self.momentum is not None and not any(s.name == "mifgsm" for s in specs):
-            raise UserError("--momentum: only the mifgsm attack uses it; add --attack mifgsm or drop the option")
-        if self.random_start is not None and not any(s.name == "pgd" for s in specs):
-            raise UserError("--random-start/--no-random-start: only the pgd attack uses it")
         if self.di_prob is not None and not (0 <= self.di_prob <= 1):
             raise UserError(f"--di-prob {self.di_prob:g}: must be in 0..1")
-        if self.di_prob is not None and not any(s.di or s.name == "difgsm" for s in specs):
-            raise UserError("--di-prob: no attack uses input diversity; add --di or --attack difgsm")
-        if not isinstance(self.profile, ChannelProfile):
-            raise TypeError(
-                f"profile: expected a ChannelProfile (contracts.profile.load_profile), got {type(self.profile).__name__}"
+
+    def _check_attack_options(self, specs: list[AttackSpec]) -> None:
+        """An option that only some attacks use needs one of them in ``--attack``."""
+        needs = (
+            (
+                "--momentum",
+                self.momentum,
+                lambda s: s.name == "mifgsm",
+                "only the mifgsm attack uses it; add --attack mifgsm or drop the option",
+            ),
+            (
+                "--random-start/--no-random-start",
+                self.random_start,
+                lambda s: s.name == "pgd",
+                "only the pgd attack uses it",
+            ),
+            (
+                "--di-prob",
+                self.di_prob,
+                lambda s: s.di or s.name == "difgsm",
+                "no attack uses input diversity; add --di or --attack difgsm",
+            ),
+            (
+                "--eot-tile-px",
+                self.eot_tile_px,
+                lambda s: s.eot,
+                "no attack uses EOT; add --eot or an attack with +eot",
+            ),
+        )
+        for flag, value, uses, why in needs:
+            if value is not None and not any(uses(s) for s in specs):
+                raise UserError(f"{flag}: {why}")
+
+    def _check_target(self, specs: list[AttackSpec]) -> None:
+        """``--target``: a known class (zoo sources: checked before any model loads); not with ll."""
+        from craft.sources import source_name
+
+        if self.labels is None and all(source_name(s) == s and not s.count(":") for s in self.source):
+            self.target_class()  # zoo sources: ImageNet names, checked before any model loads
+        if any(s.name == "ll" for s in specs):
+            raise UserError(
+                "--target: the ll attack picks its own target (the least-likely class); use bim with --target ll"
             )
-        if self.eot_samples < 1:
-            raise UserError(f"--eot-samples {self.eot_samples}: must be at least 1")
-        if self.eot_tile_px is not None and not any(s.eot for s in specs):
-            raise UserError("--eot-tile-px: no attack uses EOT; add --eot or an attack with +eot")
-        if self.repair_steps < 0:
-            raise UserError(f"--repair-steps {self.repair_steps}: must be >= 0")
-        if any(s.name in UNIVERSAL for s in specs):
-            self.check_patch(specs)
-        if self.target is not None:
-            if self.labels is None and all(source_name(s) == s and not s.count(":") for s in self.source):
-                self.target_class()  # zoo sources: ImageNet names, checked before any model loads
-            if any(s.name == "ll" for s in specs):
-                raise UserError(
-                    "--target: the ll attack picks its own target (the least-likely class); use bim with --target ll"
-                )
 
     def check_detector(self, specs: list[AttackSpec]) -> None:
         """A face detector as the source (``--source mtcnn``): alone, untargeted, an ε-bounded attack."""
@@ -266,7 +312,8 @@ class CraftConfig:
         check_patch_options(self.patch_area, self.patch_shape, self.lr)
         if self.target in TARGET_MODES:
             raise UserError(
-                f"--target {self.target}: a universal patch needs one class for all images; give a class, or no --target"
+                f"--target {self.target}: a universal patch needs one class for all images; give a class, or no "
+                "--target"
             )
         if self.alpha is not None:
             raise UserError("--alpha: the patch uses --lr (Adam's learning rate) instead")
@@ -276,7 +323,9 @@ class CraftConfig:
             )
 
     def resolved(self) -> dict[str, Any]:
-        """The config as recorded in ``batch.json``: attacks canonical, the profile by name, the EOT channel resolved."""
+        """The config as recorded in ``batch.json``: attacks canonical, the
+        profile by name, the EOT channel resolved.
+        """
         d = asdict(self)
         specs = self.specs()
         d["attacks"] = [s.label for s in specs]

@@ -112,7 +112,8 @@ class Dist:
             n = torch.cuda.device_count()
             if self.local_rank >= n:
                 raise UserError(
-                    f"--device {device}: LOCAL_RANK {self.local_rank} but this machine has {n} CUDA device(s); start at most {n} processes per machine"
+                    f"--device {device}: LOCAL_RANK {self.local_rank} but this machine has {n} CUDA device(s); start "
+                    f"at most {n} processes per machine"
                 )
             torch.cuda.set_device(self.local_rank)
             return f"cuda:{self.local_rank}"

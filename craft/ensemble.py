@@ -60,7 +60,7 @@ class Ensemble(nn.Module):
 
     def members(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Each member's logits on ``x`` resized to its size."""
-        return [m(resize_to(x, s, self.resize)) for m, s in zip(self.members_, self.sizes)]
+        return [m(resize_to(x, s, self.resize)) for m, s in zip(self.members_, self.sizes, strict=True)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The mean logits ``N x 1000``."""

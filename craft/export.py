@@ -98,7 +98,8 @@ def _check_export(
         )
     except Exception as e:
         raise UserError(
-            f"{name}: the exported ONNX graph does not run on a batch of {shape[0]} ({type(e).__name__}: {str(e).splitlines()[0][:160]})"
+            f"{name}: the exported ONNX graph does not run on a batch of {shape[0]} ({type(e).__name__}: "
+            f"{str(e).splitlines()[0][:160]})"
         ) from None
     with torch.inference_mode():
         want = net(x).float().numpy()

@@ -215,7 +215,9 @@ def _read_labels_csv(labels_csv: Path, parse: Callable[[str, str], int]) -> tupl
 
 
 def user_photos(folder: Path, classes: tuple[str, ...] | None = None) -> list[SourcePhoto]:
-    """Photos in ``folder`` (recursively when it has class sub-folders), with labels in ``classes`` (default ImageNet-1k)."""
+    """Photos in ``folder`` (recursively when it has class sub-folders), with labels in ``classes`` (default
+    ImageNet-1k).
+    """
     parse = _label_parser(classes)
     if not folder.exists():
         raise UserError(f"--images {folder}: no such folder")

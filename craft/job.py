@@ -17,7 +17,6 @@ from __future__ import annotations
 import io
 import logging
 import secrets
-import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +35,7 @@ from contracts.manifest import Batch, ImageRecord, Item, Label, SourceImage, com
 from contracts.paths import atomic_write_bytes, remove_stale_temps, resolve_inside, sha256_bytes, sha256_file
 from craft.attacks import UNIVERSAL, Attack, AttackSpec, ItemRng, build_attack, least_likely
 from craft.attacks.eot import check_eot_memory
+from craft.attacks.rng import item_seed
 from craft.config import IDENTITY_KEYS, TARGET_MODES, CraftConfig
 from craft.distributed import Dist
 from craft.ensemble import Ensemble
@@ -46,11 +46,6 @@ from craft.sources import ModelOptions, SourceModel, load_source
 from craft.zoo import resolve_device
 
 log = logging.getLogger(__name__)
-
-
-def item_seed(seed: int, item_id: str) -> int:
-    """The per-item seed recorded in the manifest: a stable mix of the run seed and the item id."""
-    return int(np.random.SeedSequence([seed, zlib.crc32(item_id.encode())]).generate_state(1)[0])
 
 
 def _png_bytes(arr: np.ndarray) -> bytes:
@@ -65,8 +60,9 @@ class _Crafter:
         out: Path,
         cfg: CraftConfig,
         progress: Callable[[str, int], Callable[[int], None]] | None,
-        dist: Dist = Dist(),
+        dist: Dist | None = None,
     ) -> None:
+        dist = Dist() if dist is None else dist
         self.out = out
         self.cfg = cfg
         self.dist = dist
@@ -80,8 +76,8 @@ class _Crafter:
         for sm in self.sources[1:]:
             if sm.classes != self.entry.classes:
                 raise UserError(
-                    f"--source {sm.ref}: its {len(sm.classes)} classes are not the label set of {self.entry.ref} ({len(self.entry.classes)} classes); "
-                    f"an ensemble's members must share one label set"
+                    f"--source {sm.ref}: its {len(sm.classes)} classes are not the label set of {self.entry.ref} "
+                    f"({len(self.entry.classes)} classes); an ensemble's members must share one label set"
                 )
         refs, fast = [p[0].module for p in pairs], [p[1] for p in pairs]
         sizes = [sm.spec.input_size for sm in self.sources]
@@ -139,7 +135,7 @@ class _Crafter:
         for start in range(0, len(pending), self.cfg.batch_size):
             chunk = pending[start : start + self.cfg.batch_size]
             arrays = [c[1] for c in chunk]
-            for (ph, arr, rel, sha), t5, top in zip(chunk, self.top5(arrays), self.top1(arrays)):
+            for (ph, arr, rel, sha), t5, top in zip(chunk, self.top5(arrays), self.top1(arrays), strict=True):
                 if ph.label is not None:
                     label = Label(ph.label, self.names[ph.label], ph.label_source or "filename")
                 else:
@@ -232,7 +228,8 @@ class _Crafter:
             return least_likely(self.model, x)
         if mode == "random":
             return torch.tensor(
-                [random_target(s, int(t), len(self.names)) for s, t in zip(seeds, y.tolist())], device=x.device
+                [random_target(s, int(t), len(self.names)) for s, t in zip(seeds, y.tolist(), strict=True)],
+                device=x.device,
             )
         if self.fixed_target is None:  # CraftConfig.validate parsed --target into a class
             raise RuntimeError(f"--target {mode!r} was not resolved to a class")
@@ -257,14 +254,14 @@ class _Crafter:
         )
         adv_np = res.adv.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         saved = []
-        for item_id, arr in zip(ids, adv_np):
+        for item_id, arr in zip(ids, adv_np, strict=True):
             rel = image_rel(f"{item_id}.png")
             sha = self.write_png(rel, arr)
             saved.append((rel, sha, read_png_array(resolve_inside(self.out, rel))))
         base = attack.params(eps)
         goal_labels = res.goal.labels.tolist()
-        for i, (ph, item_id, s, (rel, sha, arr), t5) in enumerate(
-            zip(chunk, ids, seeds, saved, self.top5([v[2] for v in saved]))
+        for i, (ph, item_id, s, (rel, sha, _arr), t5) in enumerate(
+            zip(chunk, ids, seeds, saved, self.top5([v[2] for v in saved]), strict=True)
         ):
             _, clean_rec, label, src = cleans[ph.key]
             params = {**base, "repair_steps": int(res.repair_steps[i])}
@@ -303,10 +300,10 @@ def top5_records(names: list[str], logits: list[torch.Tensor]) -> list[dict[str,
     """Per image, each source model's top-5 as recorded: ``{name: [[class, p], ...]}`` keyed by the model's
     name (:func:`craft.sources.source_name`), p to 6 places."""
     out: list[dict[str, list[list[float]]]] = [{} for _ in range(len(logits[0]))]
-    for name, z in zip(names, logits):
+    for name, z in zip(names, logits, strict=True):
         p, i = z.float().softmax(dim=1).topk(5, dim=1)
-        for row, ii, pp in zip(out, i.tolist(), p.tolist()):
-            row[name] = [[int(c), round(float(q), 6)] for c, q in zip(ii, pp)]
+        for row, ii, pp in zip(out, i.tolist(), p.tolist(), strict=True):
+            row[name] = [[int(c), round(float(q), 6)] for c, q in zip(ii, pp, strict=True)]
     return out
 
 

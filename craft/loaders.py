@@ -134,7 +134,8 @@ def _check_pt2_archive(path: Path, where: str, allow_native: bool = False) -> No
                     )
                 if n.endswith(".json") and info.file_size < 50_000_000 and _REFUSE_PICKLE.search(z.read(info)):
                     raise UserError(
-                        f"{where}: stores some weights pickled ({n}); Photoproof does not unpickle (re-export plain tensors)"
+                        f"{where}: stores some weights pickled ({n}); Photoproof does not unpickle (re-export plain "
+                        "tensors)"
                     )
     except zipfile.BadZipFile:
         raise UserError(
@@ -191,7 +192,8 @@ def load_torchscript(ref: str) -> Raw:
     where = f"--source {ref}"
     if not zipfile.is_zipfile(path):
         raise UserError(
-            f"{where}: not a TorchScript archive; Photoproof does not unpickle .pt files: save the model with torch.jit.save (or use .pt2/.onnx)"
+            f"{where}: not a TorchScript archive; Photoproof does not unpickle .pt files: save the model with "
+            "torch.jit.save (or use .pt2/.onnx)"
         )
     try:
         net = torch.jit.load(str(path), map_location="cpu")
@@ -274,7 +276,8 @@ def load_factory(ref: str) -> Raw:
         raise
     except Exception as e:
         raise UserError(
-            f"{where}: importing {mod_name!r} raised {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+            f"{where}: importing {mod_name!r} raised {type(e).__name__}: "
+            f"{str(e).splitlines()[0][:200] if str(e) else ''}"
         ) from None
     finally:
         with contextlib.suppress(ValueError):
@@ -299,7 +302,8 @@ def load_factory(ref: str) -> Raw:
         raise
     except Exception as e:
         raise UserError(
-            f"{where}: calling {func_name}() raised {type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+            f"{where}: calling {func_name}() raised {type(e).__name__}: "
+            f"{str(e).splitlines()[0][:200] if str(e) else ''}"
         ) from None
     if not isinstance(net, nn.Module):
         raise UserError(f"{where}: {func_name}() returned {type(net).__name__}, not a torch nn.Module")

@@ -52,7 +52,8 @@ def _import_onnx2torch() -> types.ModuleType:
 
         def _absent(*_a: object, **_k: object) -> None:
             raise UserError(
-                "this ONNX graph uses a detection operator (NonMaxSuppression/RoiAlign) that needs torchvision; use a classifier"
+                "this ONNX graph uses a detection operator (NonMaxSuppression/RoiAlign) that needs torchvision; use a "
+                "classifier"
             )
 
         ops.nms = ops.roi_align = ops.box_convert = _absent  # type: ignore[attr-defined]
@@ -82,7 +83,8 @@ def convert_onnx(path: Path, where: str) -> nn.Module:
     ops = {n.op_type for n in model.graph.node}
     if ops & _DETECTION_OPS:
         raise UserError(
-            f"{where}: uses {', '.join(sorted(ops & _DETECTION_OPS))}, a detection operator; Photoproof attacks classifiers"
+            f"{where}: uses {', '.join(sorted(ops & _DETECTION_OPS))}, a detection operator; Photoproof attacks "
+            "classifiers"
         )
     o2t = _import_onnx2torch()
     try:
@@ -122,14 +124,16 @@ def check_conversion(path: Path, net: nn.Module, spec: PreprocessSpec, photos: l
     ref, out = np.concatenate(refs), np.concatenate(outs)
     if ref.shape != out.shape:
         raise UserError(
-            f"{where}: the converted model's output {list(out.shape)} differs from onnxruntime's {list(ref.shape)}; it is refused"
+            f"{where}: the converted model's output {list(out.shape)} differs from onnxruntime's {list(ref.shape)}; it "
+            "is refused"
         )
     diff = float(np.abs(ref - out).max())
     bound = TOLERANCE * max(1.0, float(np.abs(ref).max()))
     if not np.isfinite(diff) or diff > bound:
         raise UserError(
-            f"{where}: the torch conversion disagrees with onnxruntime by up to {diff:.3g} in the logits on {len(x)} sample photos "
-            f"(allowed {bound:.3g}); it is refused as a source (use it as a capture target, or export your model to .pt2)"
+            f"{where}: the torch conversion disagrees with onnxruntime by up to {diff:.3g} in the logits on {len(x)} "
+            f"sample photos (allowed {bound:.3g}); it is refused as a source (use it as a capture target, or export "
+            "your model to .pt2)"
         )
     log.info("%s: converted to torch; logits within %.2g of onnxruntime on %d photos", where, diff, len(x))
     return diff

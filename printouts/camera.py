@@ -1,4 +1,4 @@
-"""Sheets laid out for a camera and a model: ``photoproof print --camera 1280x720 --model lite2``.
+"""Sheets laid out for a camera and a model: ``photoproof print --frame-size 1280x720 --model lite2``.
 
 A tile can only be judged when the camera gives it enough pixels: the capture's size
 gate asks for a side of at least ``MIN_TILE_FRACTION`` of the model's input size
@@ -27,11 +27,11 @@ or its static input shape.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from console.options import DEFAULT_CAMERA, DEFAULT_TARGET
 from contracts.errors import UserError
 from contracts.framing import FRAME_FILL, PLATEAU_TILE_FRACTION  # shared with capture's resolution warning
 from contracts.preprocess import ZOO_INPUT_SIZES, PreprocessSpec
@@ -49,10 +49,9 @@ MIN_TILE_FRACTION = 0.75
 # 82 % at 1.75 x (digital 95 %). Resolution alone (bench/gates.py: blur only) levels off earlier, at 1.25 x;
 # the camera's noise and JPEG cost less the more pixels a tile gets. The size the layout aims at.
 # PLATEAU_TILE_FRACTION (contracts.framing) = 1.75: the size the layout aims at.
-# The range of tile sides that ``craft --eot-tile-px`` should cover for a layout, as fractions of its ``tile_px`` (at 85 %
-# fill): a sheet filling 77-98 % of the frame.
+# The range of tile sides that ``craft --eot-tile-px`` should cover for a layout, as fractions of its ``tile_px``
+# (at 85 % fill): a sheet filling 77-98 % of the frame.
 EOT_RANGE = (0.9, 1.15)
-_CAMERA_RE = re.compile(r"^\s*(\d{2,5})\s*[xX×]\s*(\d{2,5})\s*$")
 
 
 @dataclass(frozen=True)
@@ -77,24 +76,16 @@ class CameraPlan:
     def sentence(self) -> str:
         """One line for the console and the cover page."""
         line = (
-            f"laid out for a {self.width}x{self.height} camera and {self.model} ({self.input_size} px input): with the sheet "
-            f"filling {100 * self.frame_fill:.0f} % of the frame, a {self.tile_mm:g} mm tile spans about {self.tile_px:.0f} camera "
-            f"pixels; the capture gate needs >= {self.min_tile_px}"
+            f"laid out for a {self.width}x{self.height} camera and {self.model} ({self.input_size} px input): with the "
+            f"sheet filling {100 * self.frame_fill:.0f} % of the frame, a {self.tile_mm:g} mm tile spans about "
+            f"{self.tile_px:.0f} camera pixels; the capture gate needs >= {self.min_tile_px}"
         )
         if self.target_px and self.tile_px < self.target_px:
             line += (
-                f", and clean accuracy holds from about {self.target_px} px: the largest tile that fits is smaller, so expect "
-                f"the camera to cost clean accuracy (use a camera with more pixels, or photos instead of video)"
+                f", and clean accuracy holds from about {self.target_px} px: the largest tile that fits is smaller, so "
+                "expect the camera to cost clean accuracy (use a camera with more pixels, or photos instead of video)"
             )
         return line
-
-
-def parse_camera(text: str) -> tuple[int, int]:
-    """``"1280x720"`` -> ``(1280, 720)``."""
-    m = _CAMERA_RE.match(str(text))
-    if not m or min(int(m.group(1)), int(m.group(2))) < 64:
-        raise UserError(f"--camera {text!r}: expected the frame size as WIDTHxHEIGHT, e.g. 1280x720 or 4000x3000")
-    return int(m.group(1)), int(m.group(2))
 
 
 def model_input_size(model: str) -> tuple[str, int]:
@@ -124,7 +115,8 @@ def model_input_size(model: str) -> tuple[str, int]:
     if len(sides) == 2 and sides[0] == sides[1]:
         return name, int(sides[0])
     raise UserError(
-        f"--model {model}: its input size is neither in its metadata nor a static square input; pass a zoo name or --tile-mm"
+        f"--model {model}: its input size is neither in its metadata nor a static square input; pass a zoo name or "
+        "--tile-mm"
     )
 
 
@@ -179,10 +171,10 @@ def plan_for_camera(
             best = plan
     if best is None:
         raise UserError(
-            f"--camera {camera[0]}x{camera[1]} --model {model}: the largest tile that fits {base} paper spans only {largest:.0f} camera "
-            f"pixels with the sheet filling {100 * fill:.0f} % of the frame, and {name} needs >= {need} (plus {100 * (VIEW_MARGIN - 1):.0f} % "
-            f"for oblique views); use a camera with more pixels, "
-            f"larger paper, or --layout adversarial-only"
+            f"--frame-size {camera[0]}x{camera[1]} --model {model}: the largest tile that fits {base} paper spans only "
+            f"{largest:.0f} camera pixels with the sheet filling {100 * fill:.0f} % of the frame, and {name} needs >= "
+            f"{need} (plus {100 * (VIEW_MARGIN - 1):.0f} % for oblique views); use a camera with more pixels, larger "
+            "paper, or --layout adversarial-only"
         )
     return best
 
@@ -209,8 +201,30 @@ def eot_mismatch(plan: CameraPlan, items: list[Any]) -> str | None:
     if 0.8 * lo <= plan.tile_px <= 1.25 * hi:
         return None
     return (
-        f"{len(ranges)} EOT item(s) were optimised through the channel twin for tiles of {lo:.0f}-{hi:.0f} camera pixels, and this "
-        f"layout gives about {plan.tile_px:.0f}: their expectation did not cover this camera's view of the tiles "
-        f"(craft them for this layout with --eot-tile-px {EOT_RANGE[0] * plan.tile_px:.0f}-{EOT_RANGE[1] * plan.tile_px:.0f}, "
-        f"or print with --tile-mm 60 to photograph them as the twin assumed)"
+        f"{len(ranges)} EOT item(s) were optimised through the channel twin for tiles of {lo:.0f}-{hi:.0f} camera "
+        f"pixels, and this layout gives about {plan.tile_px:.0f}: their expectation did not cover this camera's view "
+        "of the tiles (craft them for this layout with --eot-tile-px "
+        f"{EOT_RANGE[0] * plan.tile_px:.0f}-{EOT_RANGE[1] * plan.tile_px:.0f}, or print with --tile-mm 60 to "
+        "photograph them as the twin assumed)"
     )
+
+
+def camera_defaults(
+    tile_mm: float | None, camera: tuple[int, int] | None, model: str | None
+) -> tuple[tuple[int, int] | None, str | None, list[str]]:
+    """The camera and model to lay out for, and what was assumed (to say so).
+
+    A fixed ``--tile-mm`` needs neither. Otherwise a missing camera is capture's default
+    webcam mode and a missing model capture's default target, so that ``craft``, ``print``
+    and ``capture`` with no options give tiles that pass the capture's size gate.
+    """
+    if tile_mm is not None:
+        return None, None, []
+    assumed = []
+    if camera is None:
+        camera = DEFAULT_CAMERA
+        assumed.append(f"the default webcam, {DEFAULT_CAMERA[0]}x{DEFAULT_CAMERA[1]} (--frame-size WxH for another)")
+    if model is None:
+        model = DEFAULT_TARGET
+        assumed.append(f"the default target model, {DEFAULT_TARGET} (--model for another)")
+    return camera, model, assumed

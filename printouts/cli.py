@@ -8,33 +8,13 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from contracts.cliopts import DEFAULT_CAMERA, DEFAULT_TARGET
-from contracts.console import console
+from console.options import DEFAULT_CAMERA, DEFAULT_TARGET, parse_frame_size, renamed
+from console.terminal import console
 from contracts.errors import UserError
+from printouts.camera import camera_defaults
 from printouts.geometry import LAYOUTS, PAPERS
 
 _CAM = f"{DEFAULT_CAMERA[0]}x{DEFAULT_CAMERA[1]}"
-
-
-def camera_defaults(
-    tile_mm: float | None, camera: tuple[int, int] | None, model: str | None
-) -> tuple[tuple[int, int] | None, str | None, list[str]]:
-    """The camera and model to lay out for, and what was assumed (to say so).
-
-    A fixed ``--tile-mm`` needs neither. Otherwise a missing camera is capture's default
-    webcam mode and a missing model capture's default target, so that ``craft``, ``print``
-    and ``capture`` with no options give tiles that pass the capture's size gate.
-    """
-    if tile_mm is not None:
-        return None, None, []
-    assumed = []
-    if camera is None:
-        camera = DEFAULT_CAMERA
-        assumed.append(f"the default webcam, {_CAM} (--camera WxH for another)")
-    if model is None:
-        model = DEFAULT_TARGET
-        assumed.append(f"the default target model, {DEFAULT_TARGET} (--model for another)")
-    return camera, model, assumed
 
 
 def register(app: typer.Typer) -> None:
@@ -50,7 +30,7 @@ def register(app: typer.Typer) -> None:
             float | None,
             typer.Option(
                 "--tile-mm",
-                help="Printed width of every tile, in millimetres (instead of a layout for --camera and --model).",
+                help="Printed width of every tile, in millimetres (instead of a layout for --frame-size and --model).",
             ),
         ] = None,
         layout: Annotated[
@@ -66,10 +46,10 @@ def register(app: typer.Typer) -> None:
                 "--cover/--no-cover", help="Start with a cover page of batch facts and printing instructions."
             ),
         ] = True,
-        camera: Annotated[
+        frame_size: Annotated[
             str | None,
             typer.Option(
-                "--camera",
+                "--frame-size",
                 help=f"Lay out for this camera frame, WIDTHxHEIGHT (default {_CAM}, what capture asks of a webcam); "
                 "chooses the tile size and the paper's orientation.",
             ),
@@ -87,19 +67,23 @@ def register(app: typer.Typer) -> None:
                 "--patch-mm", help="Also print each adversarial patch alone, this many mm wide, with its own markers."
             ),
         ] = None,
+        # the old spelling of --frame-size, for one release
+        camera: Annotated[str | None, typer.Option("--camera", hidden=True)] = None,
     ) -> None:
         """Lay the batch out on printable sheets: writes BATCH/sheets.pdf and BATCH/layout.json."""
         from contracts.batchdir import LAYOUT, SHEETS_PDF
-        from printouts.camera import parse_camera
         from printouts.sheets import print_batch
 
-        if tile_mm is not None and (camera is not None or model is not None):
+        frame_size = renamed(frame_size, camera, "--camera", "--frame-size")
+        if tile_mm is not None and (frame_size is not None or model is not None):
             raise UserError(
-                "--tile-mm fixes the tile size; --camera and --model choose it: give --tile-mm, or --camera and --model"
+                "--tile-mm fixes the tile size; --frame-size and --model choose it: give --tile-mm, or --frame-size "
+                "and --model"
             )
-        frame, model, assumed = camera_defaults(tile_mm, parse_camera(camera) if camera is not None else None, model)
+        size = parse_frame_size(frame_size) if frame_size is not None else None
+        frame, model, assumed = camera_defaults(tile_mm, size, model)
         if assumed:
-            console.print(f"assumed {' and '.join(assumed)}: what capture uses when not told")
+            console.print(f"assumed {' and '.join(assumed)}: what capture uses when not told", markup=False)
         result = print_batch(
             batch,
             paper=paper,
@@ -115,8 +99,8 @@ def register(app: typer.Typer) -> None:
         n_cards = len(result.extra.get("patch_cards", []))
         pages = n_sheets + (1 if cover else 0) + n_cards
         console.print(
-            f"wrote {escape(str(batch / SHEETS_PDF))}: {pages} page(s), {n_sheets} sheet(s) with {n_tiles} tiles of {result.tile_mm:g} mm "
-            f"on {result.paper}, markers {result.aruco_dictionary}"
+            f"wrote {escape(str(batch / SHEETS_PDF))}: {pages} page(s), {n_sheets} sheet(s) with {n_tiles} tiles of "
+            f"{result.tile_mm:g} mm on {result.paper}, markers {result.aruco_dictionary}"
         )
         if n_cards:
             console.print(

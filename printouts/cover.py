@@ -45,14 +45,18 @@ def instructions(info: CoverInfo) -> list[str]:
     w, h = info.size_mm
     paper = f"{PAPER_NAMES.get(info.paper, info.paper)} ({w:g} x {h:g} mm)"
     steps = [
-        f"Paper: plain white matte paper, {paper}. No glossy or photo paper: its glare hides the pattern from the camera.",
+        f"Paper: plain white matte paper, {paper}. No glossy or photo paper: its glare hides the pattern from the "
+        "camera.",
         'Scale: print at 100% / "Actual size". Switch off "Fit to page", "Shrink oversized pages" and any '
         "borderless printing or enlargement.",
-        'Quality: the printer\'s highest quality setting ("Best", "High" or "Fine"), in colour; no draft or toner-saving mode.',
-        'Colour management: switch off the printer\'s own colour management and enhancements ("Vivid", "Photo enhance", '
-        '"Auto correction", "Real life digital photo", sharpening, contrast boost) and the driver\'s automatic correction. '
-        "Use the printer's sRGB mode, or let the application manage colour; never both.",
-        "Check: on every sheet the ruler must measure 100 mm (within 0.5 mm). If it does not, fix the scaling and print again.",
+        'Quality: the printer\'s highest quality setting ("Best", "High" or "Fine"), in colour; no draft or '
+        "toner-saving mode.",
+        "Colour management: switch off the printer's own colour management and enhancements "
+        '("Vivid", "Photo enhance", "Auto correction", "Real life digital photo", sharpening, contrast boost) '
+        "and the driver's automatic correction. Use the printer's sRGB mode, or let the application manage colour; "
+        "never both.",
+        "Check: on every sheet the ruler must measure 100 mm (within 0.5 mm). If it does not, fix the scaling and "
+        "print again.",
         "Keep the sheets flat and clean, and do not trim them: the corner and edge markers, the QR code and the "
         "calibration strip are how a photograph is matched to layout.json.",
     ]

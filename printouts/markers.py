@@ -48,8 +48,9 @@ def choose_dictionary(n_sheets: int, hint: str = "") -> str:
     if needed <= DICTIONARY_SIZE:
         return DICTIONARY
     raise UserError(
-        f"{n_sheets} sheets need {needed} marker ids, but the largest marker dictionary ({DICTIONARY}) has {DICTIONARY_SIZE}, "
-        f"enough for {MAX_SHEETS} sheets; use larger paper or a smaller --tile-mm, or split the batch{hint}"
+        f"{n_sheets} sheets need {needed} marker ids, but the largest marker dictionary ({DICTIONARY}) has "
+        f"{DICTIONARY_SIZE}, enough for {MAX_SHEETS} sheets; use larger paper or a smaller --tile-mm, or split the "
+        f"batch{hint}"
     )
 
 

@@ -63,11 +63,13 @@ def plan_cards(batch_dir: Path, batch: Batch, layout: Layout, size_mm: float, fi
     if size_mm < MIN_PATCH_MM or span > w - 2 * geo.MARGIN_MM or TOP_MM + span > h - geo.MARGIN_MM:
         most = min(w - 2 * geo.MARGIN_MM, h - geo.MARGIN_MM - TOP_MM) - 2 * (2 * q + 25.0)
         raise UserError(
-            f"--patch-mm {size_mm:g}: the patch must be {MIN_PATCH_MM:g} to about {most:.0f} mm wide to fit {layout.paper} with its markers"
+            f"--patch-mm {size_mm:g}: the patch must be {MIN_PATCH_MM:g} to about {most:.0f} mm wide to fit "
+            f"{layout.paper} with its markers"
         )
     if len(layout.sheets) + len(patches) > MAX_SHEETS:
         raise UserError(
-            f"--patch-mm: {len(layout.sheets)} sheets and {len(patches)} patch cards need more marker ids than the dictionary has; split the batch"
+            f"--patch-mm: {len(layout.sheets)} sheets and {len(patches)} patch cards need more marker ids than the "
+            "dictionary has; split the batch"
         )
     offset = marker_id_offset(batch.batch_id)
     cards = []
@@ -84,7 +86,8 @@ def plan_cards(batch_dir: Path, batch: Batch, layout: Layout, size_mm: float, fi
         ]
         ids = sheet_marker_ids(len(layout.sheets) + j, offset)[:4]
         markers = [
-            Marker(i, [[round(v, 3) for v in c] for c in geo.marker_corners(x, y, m)]) for i, (x, y) in zip(ids, tl)
+            Marker(i, [[round(v, 3) for v in c] for c in geo.marker_corners(x, y, m)])
+            for i, (x, y) in zip(ids, tl, strict=True)
         ]
         cut = [round(x0 - d - q, 3), round(y0 - d - q, 3), round(span, 3), round(span, 3)]
         cards.append(
@@ -107,8 +110,10 @@ def card_instructions(card: PatchCard) -> list[str]:
     """What the card page (and the cover) says about cutting and placing the patch."""
     what = f"targeted at class {card.target}" if card.target is not None else "untargeted"
     return [
-        f"Adversarial patch {card.name} ({card.shape}, {what}), printed {card.size_mm:g} mm wide. Print at 100%; the ruler must measure 100 mm.",
-        "Cut along the dashed line. Keep the four markers on the card: they tell the capture where the patch is, how big and at what angle.",
+        f"Adversarial patch {card.name} ({card.shape}, {what}), printed {card.size_mm:g} mm wide. Print at 100%; the "
+        "ruler must measure 100 mm.",
+        "Cut along the dashed line. Keep the four markers on the card: they tell the capture where the patch is, how "
+        "big and at what angle.",
         "Place the card flat beside (or on) the object, facing the camera; photograph the scene with and without it "
         "('photoproof capture BATCH --scene').",
     ]
@@ -144,6 +149,7 @@ def draw_card(page: MmPage, batch_dir: Path, layout: Layout, card: PatchCard) ->
     page.text(
         cx,
         cy + ch + 4.0,
-        f"patch {card.size_mm:g} mm; markers {', '.join(str(k.id) for k in card.markers)} ({layout.aruco_dictionary}, {m:g} mm)",
+        f"patch {card.size_mm:g} mm; markers {', '.join(str(k.id) for k in card.markers)} ({layout.aruco_dictionary}, "
+        f"{m:g} mm)",
         size=6.5,
     )

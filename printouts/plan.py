@@ -48,7 +48,8 @@ def check_images(batch_dir: Path, batch: Batch, roles: Sequence[Role]) -> dict[s
     """
     if not batch.items:
         raise UserError(
-            f"{Path(batch_dir) / MANIFEST}: the batch has no items, so there is nothing to print; craft some first with 'photoproof craft'"
+            f"{Path(batch_dir) / MANIFEST}: the batch has no items, so there is nothing to print; craft some first "
+            "with 'photoproof craft'"
         )
     sizes: dict[str, tuple[int, int]] = {}
     for it in batch.items:
@@ -64,8 +65,8 @@ def check_images(batch_dir: Path, batch: Batch, roles: Sequence[Role]) -> dict[s
             data = path.read_bytes()
             if rec.sha256 and sha256_bytes(data) != rec.sha256:
                 raise UserError(
-                    f"{path}: its sha256 differs from the one in batch.json (item {it.id}); "
-                    "the image changed after crafting, so its recorded predictions no longer hold: re-run 'photoproof craft'"
+                    f"{path}: its sha256 differs from the one in batch.json (item {it.id}); the image changed after "
+                    "crafting, so its recorded predictions no longer hold: re-run 'photoproof craft'"
                 )
             sizes[rec.path] = read_png(path, data).size
     return sizes
@@ -191,7 +192,7 @@ def plan_layout(
         ids = sheet_marker_ids(k, offset)
         markers = [
             Marker(id=i, corners_mm=[[_r(v) for v in c] for c in geo.marker_corners(*xy)])
-            for i, xy in zip(ids, fr.markers)
+            for i, xy in zip(ids, fr.markers, strict=True)
         ]
         text = qr.payload(batch.batch_id, k, "0" * ID_HEX)  # the layout id goes in once known (set_layout_id)
         sheets.append(

@@ -124,7 +124,7 @@ def _cover_info(layout: Layout, cards: list[PatchCard] | None = None) -> CoverIn
 def _camera_line(layout: Layout) -> str:
     cam = layout.extra.get("camera")
     if not isinstance(cam, dict):
-        return "none given (photoproof print --camera WIDTHxHEIGHT --model NAME lays the sheets out for a camera)"
+        return "none given (photoproof print --frame-size WIDTHxHEIGHT --model NAME lays the sheets out for a camera)"
     try:
         return CameraPlan(**cam).sentence()
     except TypeError:
@@ -191,7 +191,7 @@ def print_batch(
     cam = None
     if (camera is None) != (model is None):
         raise UserError(
-            "--camera and --model go together: the layout needs both the frame size and the model's input size"
+            "--frame-size and --model go together: the layout needs both the frame size and the model's input size"
         )
     if camera is not None and model is not None:
         aspect = max(h / w for w, h in sizes.values())

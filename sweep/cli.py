@@ -2,7 +2,7 @@
 
 ::
 
-    photoproof sweep BATCH --model lite0 --transforms blur,jpeg --steps 6 --seed 0
+    photoproof sweep BATCH --model lite0 --transforms blur,jpeg --levels 6 --seed 0
 """
 
 from __future__ import annotations
@@ -15,19 +15,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from contracts.cliopts import (
-    model_flags,
-    opt_channel_order,
-    opt_crop,
-    opt_input_size,
-    opt_label_map,
-    opt_labels,
-    opt_mean,
-    opt_resize,
-    opt_scale,
-    opt_std,
-)
-from contracts.console import console
+from console.options import ModelFlags, deprecated_option, model_options, renamed
+from console.terminal import console
 from contracts.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -66,6 +55,7 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Path | None], Path]
     """Add ``sweep`` to ``app``; ``resolve_model(name_or_file, batch_dir)`` gives the .onnx path."""
 
     @app.command("sweep")
+    @model_options(label_map=True)
     def sweep_cmd(
         batch: Path = typer.Argument(..., help="The batch directory (made with 'photoproof craft')."),
         model: str | None = typer.Option(
@@ -75,19 +65,14 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Path | None], Path]
             None,
             "--transforms",
             "-t",
-            help="Comma-separated: brightness, contrast, blur, noise, jpeg, perspective, tone, resolution, angle (default: these nine), dotgain.",
+            help="Comma-separated: brightness, contrast, blur, noise, jpeg, perspective, tone, resolution, angle "
+            "(default: these nine), dotgain.",
         ),
-        steps: int = typer.Option(6, "--steps", help="Strengths per transform, from the identity to the strongest."),
+        levels: int = typer.Option(6, "--levels", help="Strengths per transform, from the identity to the strongest."),
         seed: int = typer.Option(0, "--seed", help="Seeds the noise fields and the perspective tilt axes."),
-        input_size: int | None = opt_input_size(),
-        mean: str | None = opt_mean(),
-        std: str | None = opt_std(),
-        scale: float | None = opt_scale(),
-        resize: str | None = opt_resize(),
-        crop: str | None = opt_crop(),
-        channel_order: str | None = opt_channel_order(),
-        labels: Path | None = opt_labels(),
-        label_map: Path | None = opt_label_map(),
+        steps: int | None = deprecated_option("--steps"),
+        *,
+        flags: ModelFlags,
     ) -> None:
         """Apply each artificial transform on its own, at increasing strength, to the digital clean and
         adversarial images; record the model's top-5 in BATCH/sweep.json (Kurakin et al. 2016, sec. 4)."""
@@ -97,18 +82,20 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Path | None], Path]
         from contracts.labels import read_label_file, read_label_map
         from sweep.run import check_transforms, digital_baseline_known, run_sweep, strengths_table
 
+        levels = renamed(levels, steps, "--steps", "--levels")
         names = check_transforms(transforms.split(",") if transforms else None)
         model_path = resolve_model(model or _default_model(batch), batch)
-        overrides = model_flags(input_size, mean, std, scale, resize, crop, channel_order)
-        lmap = read_label_map(label_map) if label_map is not None else None
-        clf = OnnxClassifier(model_path, class_names=read_label_file(labels) if labels else None, overrides=overrides)
+        lmap = read_label_map(flags.label_map) if flags.label_map is not None else None
+        labels = read_label_file(flags.labels) if flags.labels else None
+        clf = OnnxClassifier(model_path, class_names=labels, overrides=flags.overrides)
         console.print(
-            f"model [bold]{escape(clf.name)}[/] ({escape(model_path.name)}, sha256 {clf.sha256[:12]}) on [bold]{clf.provider}[/]"
+            f"model [bold]{escape(clf.name)}[/] ({escape(model_path.name)}, sha256 {clf.sha256[:12]}) on "
+            f"[bold]{clf.provider}[/]"
         )
         table = Table(title="strengths", show_edge=False)
         for col in ("transform", "unit", "strengths"):
             table.add_column(col)
-        for row in strengths_table(names, steps):
+        for row in strengths_table(names, levels):
             table.add_row(*row)
         console.print(table)
         with Progress(
@@ -124,14 +111,14 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Path | None], Path]
                 bar.update(task, description=name, completed=done)
 
             out = run_sweep(
-                batch, model_path, names, steps=steps, seed=seed, classifier=clf, progress=progress, label_map=lmap
+                batch, model_path, names, steps=levels, seed=seed, classifier=clf, progress=progress, label_map=lmap
             )
         console.print(f"wrote [bold]{escape(str(out))}[/]; 'photoproof report {escape(str(batch))}' plots it")
         _clean_table(out, batch, clf.spec.input_size)
         if not digital_baseline_known(batch, clf.name):
             console.print(
-                f"[yellow]note:[/] neither batch.json nor a capture session holds {escape(clf.name)}'s predictions on the "
-                f"untransformed PNGs, which the report's destruction rate needs; sweep the source model, or capture "
-                f"with --model {escape(model or clf.name)} first",
+                f"[yellow]note:[/] neither batch.json nor a capture session holds {escape(clf.name)}'s predictions on "
+                "the untransformed PNGs, which the report's destruction rate needs; sweep the source model, or "
+                f"capture with --model {escape(model or clf.name)} first",
                 soft_wrap=True,
             )

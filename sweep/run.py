@@ -109,15 +109,16 @@ TRANSFORMS: dict[str, Transform] = {
         Transform(
             "resolution",
             "tile side / model input size",
-            "channel.resolution.photograph_tile: the tile seen head-on at strength x the model's input size camera pixels, "
-            f"camera blur sigma {CAMERA_BLUR_PX} px, rectified back as capture does",
+            "channel.resolution.photograph_tile: the tile seen head-on at strength x the model's input size camera "
+            f"pixels, camera blur sigma {CAMERA_BLUR_PX} px, rectified back as capture does",
             _one_sided(2.0, 0.25),
         ),
         Transform(
             "angle",
             "viewing angle, degrees off the sheet's normal",
-            "channel.resolution.photograph_tile: a tile of the model's input size in camera pixels (head-on), seen at this "
-            f"angle about a random in-plane axis (from --seed), camera blur sigma {CAMERA_BLUR_PX} px, rectified back",
+            "channel.resolution.photograph_tile: a tile of the model's input size in camera pixels (head-on), seen at "
+            f"this angle about a random in-plane axis (from --seed), camera blur sigma {CAMERA_BLUR_PX} px, rectified "
+            "back",
             _one_sided(0.0, 75.0, 1),
         ),
         Transform(
@@ -280,7 +281,7 @@ def run_sweep(
     batch_dir = Path(batch_dir)
     names = check_transforms(transforms)
     if not 2 <= int(steps) <= 50:
-        raise UserError(f"--steps: expected 2..50 strengths per transform, got {steps}")
+        raise UserError(f"--levels: expected 2..50 strengths per transform, got {steps}")
     batch = load_batch(batch_dir)
     require_classifier_batch(batch, batch_dir, "sweep")
     clf = classifier or OnnxClassifier(Path(model_path))
@@ -289,7 +290,7 @@ def run_sweep(
     images = list(batch_images(batch_dir, batch))
     index = {it.id: k for k, it in enumerate(batch.items)}
     rng = np.random.default_rng([int(seed), 0])
-    axes = {it.id: float(a) for it, a in zip(batch.items, rng.uniform(0.0, 360.0, len(batch.items)))}
+    axes = {it.id: float(a) for it, a in zip(batch.items, rng.uniform(0.0, 360.0, len(batch.items)), strict=True)}
     fields: dict[str, np.ndarray] = {}  # one noise field per item (and image shape), shared by its clean and adv PNG
 
     def z_for(item: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -338,8 +339,8 @@ def run_sweep(
         "seed": int(seed),
         "steps": int(steps),
         "transforms": grids,
-        "applied_at": "the PNG's own resolution, before the model's resize and centre crop (resolution and angle: at the "
-        "camera's pixel grid, output at the model's input size)",
+        "applied_at": "the PNG's own resolution, before the model's resize and centre crop (resolution and angle: at "
+        "the camera's pixel grid, output at the model's input size)",
         "reference": "Kurakin, Goodfellow & Bengio 2016, sec. 4, https://arxiv.org/abs/1607.02533",
     }
     if lmap is not None:

@@ -81,7 +81,8 @@ class Chromium:
                 return int(f.read_text().split()[0])
             if self.proc.poll() is not None:
                 raise RuntimeError(
-                    f"chromium exited ({self.proc.returncode}): {(self.profile_dir / 'chromium.log').read_text()[-2000:]}"
+                    f"chromium exited ({self.proc.returncode}): "
+                    f"{(self.profile_dir / 'chromium.log').read_text()[-2000:]}"
                 )
             time.sleep(0.1)
         raise TimeoutError("chromium did not open its DevTools port")
@@ -106,7 +107,9 @@ class Chromium:
     async def _calls(
         self, steps: list[tuple[str, Callable[[list[dict[str, Any]]], dict[str, Any]]]], page: str | None
     ) -> list[dict[str, Any]]:
-        """DevTools commands over one connection (node ids live as long as it); each step's params may use earlier results."""
+        """DevTools commands over one connection (node ids live as long as it); each step's params may use earlier
+        results.
+        """
         import aiohttp
 
         results: list[dict[str, Any]] = []

@@ -56,7 +56,7 @@ def make_sheet(
     m0, m1x, m1y = margin_mm, width - margin_mm - marker_mm, height - margin_mm - marker_mm
     spots = [(m0, m0), (m1x, m0), (m1x, m1y), (m0, m1y), ((width - marker_mm) / 2, m0), ((width - marker_mm) / 2, m1y)]
     markers = []
-    for mid, (x, y) in zip(marker_ids, spots):
+    for mid, (x, y) in zip(marker_ids, spots, strict=True):
         s = marker_mm
         markers.append(Marker(id=mid, corners_mm=[[x, y], [x + s, y], [x + s, y + s], [x, y + s]]))
     tiles = []
@@ -132,7 +132,9 @@ def render_sheet(batch_dir: Path, sheet: Sheet, ppm: float = 4.0, marker_scale: 
 
 
 def render_pdf_page(pdf_path: Path, page: int, ppm: float = 6.0) -> np.ndarray:
-    """Page ``page`` of a PDF (e.g. ``sheets.pdf``) as a BGR raster at ``ppm`` pixels per mm, for :func:`compose_frame`."""
+    """Page ``page`` of a PDF (e.g. ``sheets.pdf``) as a BGR raster at
+    ``ppm`` pixels per mm, for :func:`compose_frame`.
+    """
     import pypdfium2 as pdfium
 
     pdf = pdfium.PdfDocument(str(pdf_path))

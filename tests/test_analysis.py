@@ -147,7 +147,9 @@ def test_vote_majority_and_ties() -> None:
 
 
 def _items() -> list[ItemData]:
-    """A: counts everywhere; B: adv right at top-5; C: clean wrong; D: low confidence, never photographed; E: attack failed."""
+    """A: counts everywhere; B: adv right at top-5; C: clean wrong; D: low confidence, never photographed; E: attack
+    failed.
+    """
     return [
         ItemData("A", "fgsm", 8, RIGHT, None, top5(RIGHT, 0.9), top5(WRONG), [R, R], [R, W, R]),
         ItemData("B", "fgsm", 8, RIGHT, None, top5(RIGHT, 0.95), top5(WRONG, label_at=2), [R], [R]),
@@ -264,8 +266,8 @@ def write_db(
         con.execute("INSERT INTO frames VALUES (?,?,?,?,?)", (session, f, float(f), 1, "[]"))
     for f, item, role, good, p in obs or []:
         con.execute(
-            "INSERT INTO observations (session_id, frame_idx, sheet_id, item_id, role, sharpness, tile_px, angle_deg, clipped, good, top1, top1_prob, top5_ids, top5_probs) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO observations (session_id, frame_idx, sheet_id, item_id, role, sharpness, tile_px, angle_deg, "
+            "clipped, good, top1, top1_prob, top5_ids, top5_probs) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 session,
                 f,
@@ -316,7 +318,7 @@ def test_digital_falls_back_to_batch_json_for_a_source_model(synthetic_batch) ->
 
 def test_database_from_another_batch_is_refused(synthetic_batch) -> None:  # type: ignore[no-untyped-def]
     bdir = synthetic_batch(n_items=2)
-    path = write_db(bdir / "captures" / "other.sqlite", "b-someone-else")
+    write_db(bdir / "captures" / "other.sqlite", "b-someone-else")
     with pytest.raises(UserError, match="other.sqlite.*b-someone-else"):
         load_input(bdir)
 

@@ -26,7 +26,9 @@ from testkit.batch import write_batch
 
 @pytest.fixture(scope="module")
 def two_sessions(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ReportResult]:
-    """36 items (fgsm, bim, ll at ε 2, 8, 16); a good session and a degraded one (small, oblique tiles, clean mostly wrong)."""
+    """36 items (fgsm, bim, ll at ε 2, 8, 16); a good session and a degraded one (small, oblique tiles, clean mostly
+    wrong).
+    """
     d = tmp_path_factory.mktemp("channel") / "batch"
     b = write_batch(d, n_items=36, attacks=("fgsm", "bim", "ll"), eps=(2.0, 8.0, 16.0), batch_id="bsynthetic-0001")
     write_capture_db(
@@ -74,7 +76,8 @@ def test_channel_check_fires_on_a_degraded_session_and_stays_quiet_on_a_good_one
     )
     why = " ".join(bad.reasons)
     assert "px" in why and "260" in why and "off the sheet's normal" in why
-    assert any("--camera" in a and "--model lite2" in a for a in bad.advice) and any("frontal" in a for a in bad.advice)
+    assert any("--frame-size" in a and "--model lite2" in a for a in bad.advice)
+    assert any("frontal" in a for a in bad.advice)
     # marked wherever its figures appear: every table and the long summary carry the verdict
     for table in ("headline", "accuracy", "destruction", "destruction_eps", "channel", "sessions", "summary"):
         rows = _rows(d, table)
@@ -139,12 +142,13 @@ def test_paired_survival_matches_a_hand_count(tmp_path: Path) -> None:
     con = create_db(d / "captures" / "hand.sqlite")
     con.execute("INSERT OR REPLACE INTO meta VALUES ('batch_id', ?)", (b.batch_id,))
     con.execute(
-        "INSERT INTO sessions (id, batch_id, source, model, provider, started, config) VALUES ('hand', ?, 'photos', 'lite2', 'CPU', 0, '{}')",
+        "INSERT INTO sessions (id, batch_id, source, model, provider, started, config) VALUES ('hand', ?, 'photos', "
+        "'lite2', 'CPU', 0, '{}')",
         (b.batch_id,),
     )
     W = 500  # some wrong class
     fooled = {ids[0]: True, ids[1]: True, ids[2]: False, ids[3]: True}  # C's adversarial PNG does not fool lite2
-    for it, lab in zip(ids, LABELS):
+    for it, lab in zip(ids, LABELS, strict=True):
         con.execute("INSERT INTO digital VALUES ('hand', ?, 'clean', ?, ?)", (it, *encode_top5(*_pred(lab))))
         con.execute(
             "INSERT INTO digital VALUES ('hand', ?, 'adv', ?, ?)", (it, *encode_top5(*_pred(W if fooled[it] else lab)))
@@ -175,8 +179,9 @@ def test_paired_survival_matches_a_hand_count(tmp_path: Path) -> None:
         cls = LABELS[i] if what == R else W
         top = _pred(cls, p)
         con.execute(
-            "INSERT INTO observations (session_id, frame_idx, sheet_id, item_id, role, sharpness, tile_px, angle_deg, clipped, good, "
-            "top1, top1_prob, top5_ids, top5_probs) VALUES ('hand', ?, 's0', ?, ?, 100, 300, 5, 0, ?, ?, ?, ?, ?)",
+            "INSERT INTO observations (session_id, frame_idx, sheet_id, item_id, role, sharpness, tile_px, angle_deg, "
+            "clipped, good, top1, top1_prob, top5_ids, top5_probs) VALUES ('hand', ?, 's0', ?, ?, 100, 300, 5, 0, ?, "
+            "?, ?, ?, ?)",
             (f, ids[i], role, good, cls, p, *encode_top5(*top)),
         )
     for f in range(3):
@@ -194,8 +199,9 @@ def test_paired_survival_matches_a_hand_count(tmp_path: Path) -> None:
         )
         assert (fr["num"], fr["n"], fr["n_items"]) == (2, 4, 2)
         assert fr["ci_low"] < 0.5 < fr["ci_high"]
-        # per tile: A votes clean right, adversarial wrong (2 of 3) -> survives; D votes adversarial 1:1, the right class has the higher
-        # mean probability (0.9 vs 0.6) -> destroyed; B's clean vote is wrong; C is not fooled digitally -> 1 of 2
+        # per tile: A votes clean right, adversarial wrong (2 of 3) -> survives; D votes adversarial 1:1, the right
+        # class has the higher mean probability (0.9 vs 0.6) -> destroyed; B's clean vote is wrong; C is not fooled
+        # digitally -> 1 of 2
         ti = next(
             r
             for r in rows

@@ -28,7 +28,8 @@ TARGET = 555
 METRIC_FILTER = {  # the digital condition of each frame/tile metric, in SQL over the view `dig`
     "adv_acc": "1",
     "destruction": "{c_ok} AND NOT {a_ok}",
-    "destruction_prefiltered": "json_extract(l.c_ids, '$[0]') = l.label AND json_extract(l.c_probs, '$[0]') >= 0.8 AND NOT {a_ok5}",
+    "destruction_prefiltered": "json_extract(l.c_ids, '$[0]') = l.label AND json_extract(l.c_probs, '$[0]') >= 0.8 AND "
+    "NOT {a_ok5}",
 }
 
 
@@ -140,7 +141,8 @@ def _sql(db: Path, batch_dir: Path) -> sqlite3.Connection:
           WITH v AS (SELECT item_id, role, json_extract(top5_ids, '$[0]') AS t1, COUNT(*) AS n,
                             AVG(json_extract(top5_probs, '$[0]')) AS p
                      FROM cap.observations WHERE good = 1 GROUP BY item_id, role, t1),
-               r AS (SELECT *, ROW_NUMBER() OVER (PARTITION BY item_id, role ORDER BY n DESC, p DESC, t1 ASC) AS rk FROM v)
+               r AS (SELECT *, ROW_NUMBER() OVER (PARTITION BY item_id, role ORDER BY n DESC, p DESC, t1 ASC) AS rk
+                     FROM v)
           SELECT item_id, role, json_array(t1) AS top5_ids FROM r WHERE rk = 1;
     """)
     return con
@@ -164,8 +166,9 @@ def test_frame_view_equals_plain_sql(report: Path, batch_dir: Path) -> None:
         for k in (1, 5):
             for metric in METRIC_FILTER:
                 num, n = con.execute(
-                    f"SELECT COALESCE(SUM({_in_top('o.top5_ids', k)}), 0), COUNT(*) FROM cap.observations o "
-                    f"JOIN dig l ON l.item_id = o.item_id WHERE o.good = 1 AND o.role = 'adv' AND l.attack = ? AND l.eps = ? AND {_cond(metric, k)}",
+                    f"SELECT COALESCE(SUM({_in_top('o.top5_ids', k)}), 0), COUNT(*) FROM cap.observations o JOIN dig l "
+                    "ON l.item_id = o.item_id WHERE o.good = 1 AND o.role = 'adv' AND l.attack = ? AND l.eps = ? AND "
+                    f"{_cond(metric, k)}",
                     (attack, eps),
                 ).fetchone()
                 r = _row(rows, session="cam", attack=attack, eps=eps, topk=k, view="frame", metric=metric)
@@ -174,8 +177,8 @@ def test_frame_view_equals_plain_sql(report: Path, batch_dir: Path) -> None:
                 assert r["ci_method"] == ("bootstrap" if n else "")
                 checked += n > 0
             num, n = con.execute(
-                f"SELECT COALESCE(SUM({_in_top('o.top5_ids', k)}), 0), COUNT(*) FROM cap.observations o "
-                "JOIN labels l ON l.item_id = o.item_id WHERE o.good = 1 AND o.role = 'clean' AND l.attack = ? AND l.eps = ?",
+                f"SELECT COALESCE(SUM({_in_top('o.top5_ids', k)}), 0), COUNT(*) FROM cap.observations o JOIN labels l "
+                "ON l.item_id = o.item_id WHERE o.good = 1 AND o.role = 'clean' AND l.attack = ? AND l.eps = ?",
                 (attack, eps),
             ).fetchone()
             r = _row(rows, session="cam", attack=attack, eps=eps, topk=k, view="frame", metric="clean_acc")
@@ -189,8 +192,8 @@ def test_tile_view_and_digital_equal_plain_sql(report: Path, batch_dir: Path) ->
     for attack, eps in con.execute("SELECT DISTINCT attack, eps FROM labels").fetchall():
         for metric in METRIC_FILTER:
             num, n = con.execute(
-                f"SELECT COALESCE(SUM({_in_top('t.top5_ids', 1)}), 0), COUNT(*) FROM tiles t JOIN dig l ON l.item_id = t.item_id "
-                f"WHERE t.role = 'adv' AND l.attack = ? AND l.eps = ? AND {_cond(metric, 1)}",
+                f"SELECT COALESCE(SUM({_in_top('t.top5_ids', 1)}), 0), COUNT(*) FROM tiles t JOIN dig l ON l.item_id = "
+                f"t.item_id WHERE t.role = 'adv' AND l.attack = ? AND l.eps = ? AND {_cond(metric, 1)}",
                 (attack, eps),
             ).fetchone()
             r = _row(rows, session="cam", attack=attack, eps=eps, topk=1, view="tile", metric=metric)
@@ -199,15 +202,16 @@ def test_tile_view_and_digital_equal_plain_sql(report: Path, batch_dir: Path) ->
         for k in (1, 5):
             for role, metric in (("clean", "clean_acc"), ("adv", "adv_acc")):
                 num, n = con.execute(
-                    f"SELECT COALESCE(SUM({_in_top('d.top5_ids', k)}), 0), COUNT(*) FROM cap.digital d JOIN labels l ON l.item_id = d.item_id "
-                    "WHERE d.role = ? AND l.attack = ? AND l.eps = ?",
+                    f"SELECT COALESCE(SUM({_in_top('d.top5_ids', k)}), 0), COUNT(*) FROM cap.digital d JOIN labels l "
+                    "ON l.item_id = d.item_id WHERE d.role = ? AND l.attack = ? AND l.eps = ?",
                     (role, attack, eps),
                 ).fetchone()
                 r = _row(rows, session="cam", attack=attack, eps=eps, topk=k, view="digital", metric=metric)
                 assert (r["num"], r["n"]) == (num, n)
             num, n = con.execute(
-                f"SELECT COALESCE(SUM(CASE WHEN l.target IS NULL THEN NOT {_in_top('l.a_ids', k)} ELSE json_extract(l.a_ids, '$[0]') = l.target END), 0), "
-                f"COUNT(*) FROM dig l WHERE {_in_top('l.c_ids', k)} AND l.attack = ? AND l.eps = ?",
+                f"SELECT COALESCE(SUM(CASE WHEN l.target IS NULL THEN NOT {_in_top('l.a_ids', k)} ELSE "
+                "json_extract(l.a_ids, '$[0]') = l.target END), 0), COUNT(*) FROM dig l WHERE "
+                f"{_in_top('l.c_ids', k)} AND l.attack = ? AND l.eps = ?",
                 (attack, eps),
             ).fetchone()
             assert (
@@ -243,12 +247,15 @@ window.__errs = [];
 window.addEventListener('error', function (e) {
   var t = e.target; window.__errs.push(t && t.tagName ? 'resource ' + t.tagName : 'js ' + e.message); }, true);
 document.addEventListener('securitypolicyviolation', function (e) { window.__errs.push('csp ' + e.blockedURI); });
-var ce = console.error; console.error = function () { window.__errs.push('console ' + [].join.call(arguments, ' ')); ce.apply(console, arguments); };
+var ce = console.error;
+console.error = function () {
+  window.__errs.push('console ' + [].join.call(arguments, ' ')); ce.apply(console, arguments); };
 window.addEventListener('load', function () {
   var bad = 0, imgs = document.images;
   for (var i = 0; i < imgs.length; i++) { if (!imgs[i].complete || imgs[i].naturalWidth === 0) bad++; }
   var d = document.createElement('pre'); d.id = 'ppcheck';
-  d.textContent = 'PPCHECK images=' + imgs.length + ' broken=' + bad + ' errors=' + JSON.stringify(window.__errs) + ' END';
+  d.textContent = 'PPCHECK images=' + imgs.length + ' broken=' + bad
+    + ' errors=' + JSON.stringify(window.__errs) + ' END';
   document.body.appendChild(d);
 });
 </script>"""
@@ -304,7 +311,10 @@ def test_html_loads_in_chromium_with_every_image_and_no_error(report: Path, tmp_
 
 
 def test_chromium_check_catches_a_broken_image(tmp_path: Path) -> None:
-    html = '<!DOCTYPE html><html><head><meta charset="utf-8"></head><body><img src="data:image/png;base64,AAAA"></body></html>'
+    html = (
+        '<!DOCTYPE html><html><head><meta charset="utf-8"></head><body><img '
+        'src="data:image/png;base64,AAAA"></body></html>'
+    )
     images, broken, errors, _ = _open_in_chromium(html, tmp_path)
     assert (images, broken) == (1, 1) and errors
 

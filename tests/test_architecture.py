@@ -11,28 +11,31 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ROOMS = ("contracts", "craft", "printouts", "channel", "capture", "sweep", "analysis", "testkit")
+ROOMS = ("contracts", "console", "craft", "printouts", "channel", "capture", "sweep", "analysis", "testkit")
 
-# room -> the other rooms it may import (app.py may import every room but testkit).
+# room -> the other rooms it may import (app.py may import every room but testkit; photoproof.py, the Python
+# API, every room but testkit and app, and no room's cli module).
 ALLOWED: dict[str, set[str]] = {
     "contracts": set(),
-    "channel": {"contracts"},
-    "printouts": {"contracts"},
-    "capture": {"contracts", "channel"},  # channel: the simulated camera behind --simulate
-    "sweep": {"contracts", "channel", "capture"},  # capture: the classifier and the digital top-5
-    "analysis": {"contracts"},
-    "craft": {"contracts", "channel"},  # channel: the twin for EOT
+    "console": {"contracts"},
+    "channel": {"contracts", "console"},
+    "printouts": {"contracts", "console"},
+    "capture": {"contracts", "console", "channel"},  # channel: the simulated camera behind --simulate
+    "sweep": {"contracts", "console", "channel", "capture"},  # capture: the classifier and the digital top-5
+    "analysis": {"contracts", "console"},
+    "craft": {"contracts", "console", "channel"},  # channel: the twin for EOT
     "testkit": {"contracts"},
-    "app": {"contracts", "craft", "printouts", "channel", "capture", "sweep", "analysis"},
+    "app": {"contracts", "console", "craft", "printouts", "channel", "capture", "sweep", "analysis"},
+    "photoproof": {"contracts", "console", "craft", "printouts", "channel", "capture", "sweep", "analysis"},
 }
 TORCH = {"torch", "kornia", "torchvision"}
-TORCH_ALLOWED = ("craft.", "channel.twin", "testkit.toys")  # modules that may import torch
-TORCH_FREE_ROOMS = ("contracts", "printouts", "channel", "capture", "sweep", "analysis")
+TORCH_ALLOWED = ("craft.", "channel.twin", "testkit.toys", "photoproof.")  # may import torch (the API: lazily)
+TORCH_FREE_ROOMS = ("contracts", "console", "printouts", "channel", "capture", "sweep", "analysis")
 
 
 def _modules() -> list[tuple[str, str, Path]]:
     """(room, dotted module name, file) of every product module, app.py included."""
-    out = [("app", "app", ROOT / "app.py")]
+    out = [("app", "app", ROOT / "app.py"), ("photoproof", "photoproof", ROOT / "photoproof.py")]
     for room in ROOMS:
         for p in sorted((ROOT / room).rglob("*.py")):
             parts = p.relative_to(ROOT).with_suffix("").parts
@@ -60,11 +63,79 @@ def test_every_room_imports_only_the_rooms_it_may() -> None:
     for room, mod, path in MODULES:
         for name, line in _imports(path):
             top = name.split(".")[0]
-            if top in (*ROOMS, "app") and top != room and top not in ALLOWED[room]:
+            if top in (*ROOMS, "app", "photoproof") and top != room and top not in ALLOWED[room]:
                 bad.append(
-                    f"{path.relative_to(ROOT)}:{line}: {mod} imports {name} ({room} may import {sorted(ALLOWED[room]) or 'no other room'})"
+                    f"{path.relative_to(ROOT)}:{line}: {mod} imports {name} ({room} may import "
+                    f"{sorted(ALLOWED[room]) or 'no other room'})"
                 )
     assert not bad, "\n".join(bad)
+
+
+def test_the_python_api_imports_no_command_line_module() -> None:
+    """photoproof.py is a library: nothing of app.py or of a room's ``cli`` (typer commands)."""
+    bad = [
+        f"photoproof.py:{line}: imports {name}"
+        for room, mod, path in MODULES
+        if room == "photoproof"
+        for name, line in _imports(path)
+        if name.split(".")[0] == "app" or "cli" in name.split(".")[1:2]
+    ]
+    assert not bad, "\n".join(bad)
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """module -> the product modules it imports (lazy and TYPE_CHECKING imports too; a package's own
+    ``__init__`` left out of its modules' edges)."""
+    known = {mod for _, mod, _ in MODULES}
+    graph: dict[str, set[str]] = {mod: set() for mod in known}
+    for _, mod, path in MODULES:
+        for name, _ in _imports(path):
+            while name and name not in known:
+                name = name.rpartition(".")[0]
+            if name and name != mod and not mod.startswith(name + "."):
+                graph[mod].add(name)
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan 1972), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                found.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_cycles() -> None:
+    assert _cycles(_import_graph()) == []
+
+
+def test_the_cycle_finder_sees_a_cycle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert _cycles(graph) == [["a", "b", "c"]]
 
 
 def test_only_craft_imports_the_channel_twin() -> None:
@@ -96,7 +167,7 @@ def test_the_rule_checker_sees_a_forbidden_import(tmp_path: Path) -> None:
 def test_torch_free_rooms_import_without_torch() -> None:
     """Every module of the torch-free rooms, the CLI and craft's option declarations, in one fresh interpreter."""
     names = [mod for room, mod, _ in MODULES if room in TORCH_FREE_ROOMS and mod != "channel.twin"]
-    names += ["app", "craft", "craft.cli", "craft.config", "craft.options"]
+    names += ["app", "photoproof", "craft", "craft.cli", "craft.config", "craft.options", "craft.onnxmodel"]
     code = (
         "import importlib, sys\n"
         f"for name in {names!r}:\n"
@@ -111,7 +182,9 @@ def test_torch_free_rooms_import_without_torch() -> None:
 
 
 def test_no_test_module_imports_another() -> None:
-    """Shared fixtures live in conftest.py, shared builders in testkit/; a test module imports neither tests nor conftest."""
+    """Shared fixtures live in conftest.py, shared builders in testkit/; a test module imports neither tests nor
+    conftest.
+    """
     bad = [
         f"{p.name}:{line}: imports {name}"
         for p in sorted((ROOT / "tests").glob("*.py"))

@@ -103,7 +103,7 @@ def test_eot_run_records_the_channel_and_refuses_another_profile(tmp_path: Path)
 
 
 def test_eot_tile_px_sets_the_resolution_the_twin_samples(tmp_path: Path) -> None:
-    # 'print --camera 1920x1080' gives 118 mm tiles of about 516 px: craft for them with --eot-tile-px 480-580
+    # 'print --frame-size 1920x1080' gives 118 mm tiles of about 516 px: craft for them with --eot-tile-px 480-580
     cfg = from_cli(
         CraftConfig,
         {"attacks": "bim", "eot": True, "eot_tile_px": "480-580", "limit": 1, "eps": "4", "steps": 1, "eot_samples": 2},

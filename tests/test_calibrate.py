@@ -132,8 +132,8 @@ def test_calibration_recovers_the_known_parameters(captured: Captured) -> None:
     p = load_profile(str(captured.out))  # loadable, keys valid
     pr, cam, sc = p.printer, p.camera, p.scene
     assert abs(pr.tone_gamma - 1.3) <= 0.08 and abs(pr.dot_gain - 0.08) <= 0.04
-    assert all(abs(a - b) <= 0.02 for a, b in zip(pr.paper_white, (0.85, 0.86, 0.88))), pr.paper_white
-    assert all(abs(a - b) <= 0.01 for a, b in zip(pr.ink_black, (0.05, 0.05, 0.06))), pr.ink_black
+    assert all(abs(a - b) <= 0.02 for a, b in zip(pr.paper_white, (0.85, 0.86, 0.88), strict=True)), pr.paper_white
+    assert all(abs(a - b) <= 0.01 for a, b in zip(pr.ink_black, (0.05, 0.05, 0.06), strict=True)), pr.ink_black
     assert abs(pr.gamut_compression - 0.25) <= 0.03
     assert 1.35 <= cam.defocus_sigma_px[0] <= cam.defocus_sigma_px[1] <= 1.65 and cam.motion_blur_px == (0.0, 0.0)
     assert 0.75 <= cam.shot_noise[0] / 0.0008 <= 1.3 and 0.6 <= cam.read_noise[0] / 0.004 <= 1.4

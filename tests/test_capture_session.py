@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import cv2
@@ -15,7 +16,7 @@ import pytest
 from PIL import Image
 
 from capture.classify import OnnxClassifier
-from capture.cli import build_source
+from capture.command import build_source
 from capture.session import run_capture
 from capture.sheets.quality import QualityGates
 from capture.sources.files import PhotoSource
@@ -54,12 +55,11 @@ def test_capture_from_photos_records_digital_frames_observations_and_crops(setup
 
     frames = _rows(db, "SELECT idx, t, sheets_found, sheets FROM frames ORDER BY idx")
     assert [f[0] for f in frames] == [0, 1, 2, 3] and [f[2] for f in frames] == [1, 1, 1, 0]
-    assert json.loads(frames[0][3]) == [f"{batch.batch_id}/s0"] and all(
-        b[1] >= a[1] for a, b in zip(frames, frames[1:])
-    )
+    assert json.loads(frames[0][3]) == [f"{batch.batch_id}/s0"] and all(b[1] >= a[1] for a, b in pairwise(frames))
     obs = _rows(
         db,
-        "SELECT frame_idx, sheet_id, item_id, role, sharpness, tile_px, angle_deg, clipped, good, top1, top1_prob, top5_ids, top5_probs FROM observations",
+        "SELECT frame_idx, sheet_id, item_id, role, sharpness, tile_px, angle_deg, clipped, good, top1, top1_prob, "
+        "top5_ids, top5_probs FROM observations",
     )
     assert len(obs) == 3 * 6 and {o[0] for o in obs} == {0, 1, 2}
     for o in obs:
@@ -189,7 +189,8 @@ def test_sigkill_mid_recording_leaves_a_readable_database(setup: tuple[Path, Pat
     n_frames = con.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
     n_obs = con.execute("SELECT COUNT(*) FROM observations").fetchone()[0]
     orphans = con.execute(
-        "SELECT COUNT(*) FROM observations o LEFT JOIN frames f ON f.idx = o.frame_idx AND f.session_id = o.session_id WHERE f.idx IS NULL"
+        "SELECT COUNT(*) FROM observations o LEFT JOIN frames f ON f.idx = o.frame_idx AND f.session_id = o.session_id "
+        "WHERE f.idx IS NULL"
     ).fetchone()[0]
     stopped = con.execute("SELECT stopped FROM sessions").fetchone()[0]
     con.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import time
+from itertools import islice, pairwise
 from pathlib import Path
 
 import cv2
@@ -104,10 +105,10 @@ def test_video_frames_with_timestamps_and_loop(tmp_path: Path) -> None:
     with VideoSource(path) as src:
         frames = list(src.frames())
     assert len(frames) == 5 and [f.index for f in frames] == list(range(5))
-    assert all(b.t > a.t for a, b in zip(frames, frames[1:]))
+    assert all(b.t > a.t for a, b in pairwise(frames))
     with VideoSource(path, loop=True) as src:
-        looped = [f for _, f in zip(range(12), src.frames())]
-    assert len(looped) == 12 and all(b.t > a.t for a, b in zip(looped, looped[1:]))
+        looped = list(islice(src.frames(), 12))
+    assert len(looped) == 12 and all(b.t > a.t for a, b in pairwise(looped))
     with pytest.raises(UserError, match="--video .*nope.mp4: no such file"):
         VideoSource(tmp_path / "nope.mp4").open()
     (tmp_path / "bad.mp4").write_bytes(b"junk")
@@ -141,8 +142,8 @@ def test_grabber_keeps_only_the_newest_frame_with_monotonic_times() -> None:
             got.append((frame[0], frame[1]))
             time.sleep(0.03)  # a slow consumer
     seqs = [s for s, _ in got]
-    assert all(b - a > 1 for a, b in zip(seqs, seqs[1:]))  # stale frames were skipped, not queued
-    assert all(b[1] > a[1] for a, b in zip(got, got[1:]))
+    assert all(b - a > 1 for a, b in pairwise(seqs))  # stale frames were skipped, not queued
+    assert all(b[1] > a[1] for a, b in pairwise(got))
 
 
 def test_latest_slot_replaces_an_untaken_job_and_backoff_grows() -> None:

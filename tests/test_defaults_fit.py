@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from contracts.cliopts import DEFAULT_CAMERA, DEFAULT_TARGET
+from console.options import DEFAULT_CAMERA, DEFAULT_TARGET
 from testkit.capture import db_rows
 from testkit.cli import assert_one_line_error, run_cli
 
@@ -33,14 +33,16 @@ def test_print_says_only_what_it_assumed_and_a_fixed_tile_assumes_nothing(
     synthetic_batch: Callable[..., Path],
 ) -> None:
     batch = synthetic_batch(n_items=2, size=224)
-    r = run_cli("print", str(batch), "--no-cover", "--camera", "1280x720")
+    r = run_cli("print", str(batch), "--no-cover", "--frame-size", "1280x720")
     said = " ".join(r.stdout.split())
     assert r.returncode == 0 and "default webcam" not in said and f"default target model, {DEFAULT_TARGET}" in said
     assert json.loads((batch / "layout.json").read_text())["extra"]["camera"]["width"] == 1280
     r = run_cli("print", str(batch), "--no-cover", "--tile-mm", "60")
     assert r.returncode == 0 and "assumed" not in r.stdout
     assert "camera" not in json.loads((batch / "layout.json").read_text())["extra"]
-    assert_one_line_error(run_cli("print", str(batch), "--tile-mm", "60", "--model", "lite0"), "--tile-mm", "--camera")
+    assert_one_line_error(
+        run_cli("print", str(batch), "--tile-mm", "60", "--model", "lite0"), "--tile-mm", "--frame-size"
+    )
 
 
 def _good_share(batch: Path) -> tuple[int, int]:

@@ -134,7 +134,9 @@ def test_placement_comes_from_torchrun_variables(monkeypatch: pytest.MonkeyPatch
 
 
 def test_the_patch_stage_runs_on_rank_zero_and_matches_one_process(tmp_path: Path) -> None:
-    """``--attack bim,patch``: the ranks share bim's mini-batches, rank 0 alone optimises the patch; same bytes as one process."""
+    """``--attack bim,patch``: the ranks share bim's mini-batches, rank 0 alone optimises the patch; same bytes as one
+    process.
+    """
     args = [
         "craft",
         "--attack",

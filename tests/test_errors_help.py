@@ -76,7 +76,7 @@ def test_exactly_one_source_lists_every_source(printed: tuple[Path, Path]) -> No
         ("--duration", "nan"),
         ("--per-tile", "0"),
         ("--fps", "0"),
-        ("--width", "-640"),
+        ("--frame-size", "-640x480"),
         ("--connect-timeout", "0"),
         ("--max-angle-deg", "120"),
         ("--max-clipped", "2"),

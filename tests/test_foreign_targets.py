@@ -1,4 +1,6 @@
-"""Foreign targets, torch-free: the spec's crop decides the tile crop in capture, and sweep maps labels onto the model's own classes."""
+"""Foreign targets, torch-free: the spec's crop decides the tile crop in capture, and sweep maps labels onto the model's
+own classes.
+"""
 
 from __future__ import annotations
 

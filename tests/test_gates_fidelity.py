@@ -21,6 +21,8 @@ from PIL import Image
 from capture.sheets.detect import SheetDetector
 from capture.sheets.quality import MIN_TILE_FRACTION, QualityGates
 from channel.simulate import SimulatedCamera
+from channel.twin import TwinParams
+from console.options import parse_frame_size
 from contracts.errors import UserError
 from contracts.layout import load_layout
 from contracts.manifest import Batch, ImageRecord, Item, Label, ModelRecord, SourceImage, save_batch
@@ -40,7 +42,9 @@ def _png(arr: np.ndarray) -> bytes:
 def photo_batch(
     batch_dir: Path, n: int = 3, noisy_adv: bool = False, size: int = 224, keys: tuple[str, ...] = ()
 ) -> Batch:
-    """A batch of the first ``n`` labelled foolbox photos (or those named by ``keys``); the adversarial PNG is the clean one (or a noisy copy)."""
+    """A batch of the first ``n`` labelled foolbox photos (or those named by ``keys``); the adversarial PNG is the clean
+    one (or a noisy copy).
+    """
     from craft.images import sample_photos
 
     photos = [p for p in sample_photos() if p.origin == "foolbox" and (p.key in keys if keys else True)][
@@ -201,7 +205,7 @@ def test_print_for_the_camera_gives_tiles_that_pass_at_full_frame(tmp_path: Path
     )  # a 720p webcam
     full = crops(tmp_path, framed(office, (0.9, 0.95)), gates)
     assert full and all(c.quality.tile_px >= 195 and "size" not in c.fail for c in full)
-    # without --camera the same frames give tiles below lite2's gate
+    # without --frame-size the same frames give tiles below lite2's gate
     print_batch(tmp_path)
     assert all("size" in c.fail for c in crops(tmp_path, framed(office, (0.9, 0.95)), gates))
 
@@ -259,11 +263,11 @@ def test_print_camera_warns_when_eot_assumed_other_tiles(tmp_path: Path, caplog:
 
 def test_print_camera_errors_name_the_option(tmp_path: Path) -> None:
     photo_batch(tmp_path, n=1)
-    with pytest.raises(UserError, match="--camera"):
-        pcam.parse_camera("1280by720")
-    with pytest.raises(UserError, match="--camera 160x120 --model lite2"):
+    with pytest.raises(UserError, match="--frame-size"):
+        parse_frame_size("1280by720")
+    with pytest.raises(UserError, match="--frame-size 160x120 --model lite2"):
         print_batch(tmp_path, camera=(160, 120), model="lite2")
-    with pytest.raises(UserError, match="--camera and --model"):
+    with pytest.raises(UserError, match="--frame-size and --model"):
         print_batch(tmp_path, camera=(1280, 720))
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"\x08\x07garbage" * 10)
@@ -273,7 +277,9 @@ def test_print_camera_errors_name_the_option(tmp_path: Path) -> None:
 
 # -- no gate depends on the perturbation ---------------------------------------------------
 def test_pairs_are_judged_together_whatever_the_perturbation(tmp_path: Path) -> None:
-    """A noisy adversarial tile is sharper than its clean twin; judged alone it would pass the sharpness gate more often."""
+    """A noisy adversarial tile is sharper than its clean twin; judged alone it would pass the sharpness gate more
+    often.
+    """
     photo_batch(tmp_path, n=3, noisy_adv=True)
     print_batch(tmp_path, camera=(1280, 720), model="lite0")
     prof = framed(load_profile("office-laser-webcam"), (0.85, 0.95))
@@ -303,7 +309,7 @@ def test_preset_framing_gives_the_tile_size_the_twin_samples() -> None:
     )
     assert tile_px_range(lab)[0] > 2 * 260  # 12 MP stills: a 60 mm tile spans more than twice lite2's input
     assert tile_px_range(harsh)[1] < 168  # harsh is camera-limited by design
-    lo, hi = tile_px_range(office, tile_mm=118.0, sheet_mm=210.0)  # print --camera 1920x1080 --model lite2
+    lo, hi = tile_px_range(office, tile_mm=118.0, sheet_mm=210.0)  # print --frame-size 1920x1080 --model lite2
     assert (
         pcam.PLATEAU_TILE_FRACTION * 260 < lo and hi < 2.25 * 260
     )  # past the plateau of lite2's clean accuracy through the channel
@@ -358,9 +364,13 @@ def test_twin_samples_the_tiles_camera_resolution() -> None:
     # A one-pixel checkerboard survives the blur at the tile's own size, not at ~190 camera pixels.
     board = (torch.arange(224)[:, None] + torch.arange(224)[None, :]) % 2 * 255.0
     x = board.expand(2, 3, 224, 224).clone().requires_grad_(True)
-    pick = lambda t: dataclasses.replace(
-        t, **{f.name: getattr(t, f.name)[:2] for f in dataclasses.fields(t) if getattr(t, f.name) is not None}
-    )
+
+    def pick(t: TwinParams) -> TwinParams:
+        fields = dataclasses.fields(t)
+        return dataclasses.replace(
+            t, **{f.name: getattr(t, f.name)[:2] for f in fields if getattr(t, f.name) is not None}
+        )
+
     pp, qq = pick(p), pick(q)
     twin = ChannelTwin(prof, 224)
     low = twin.apply(x, dataclasses.replace(pp, motion_blur_px=pp.motion_blur_px * 0), stages=("optics",))

@@ -153,7 +153,9 @@ def test_a_full_disk_before_the_database_exists_is_named(setup: tuple[Path, Path
 
 
 def _nan_model(path: Path, size: int = 48) -> Path:
-    """Logits ``log(mean(x) - 0.5) * W``: NaN for dark crops (mean below 0.5 after the spec's scaling), finite for bright ones."""
+    """Logits ``log(mean(x) - 0.5) * W``: NaN for dark crops (mean below 0.5 after the spec's scaling), finite for
+    bright ones.
+    """
     W = numpy_helper.from_array(np.linspace(-1, 1, 3 * 1000, dtype=np.float32).reshape(3, 1000), "W")
     half = numpy_helper.from_array(np.array(0.5, np.float32), "half")
     nodes = [

@@ -117,7 +117,7 @@ class HostileServer:
                         outer.plays[k](self.request)
                         return
                     self.request.sendall(HEAD)
-                    for n in range(200):
+                    for _ in range(200):
                         self.request.sendall(_part(_jpeg(200)))
                         outer.good_sent += 1
                         time.sleep(0.01)
@@ -195,4 +195,4 @@ def test_any_byte_stream_gives_frames_or_drops_never_an_exception(chunks: list[b
 def test_a_well_formed_stream_still_reads_every_frame() -> None:
     r = _reader_over(b"".join(_part(_jpeg(v)) for v in (50, 100, 150)))
     levels = [int(r.read().mean()) for _ in range(3)]  # type: ignore[union-attr]
-    assert [abs(a - b) <= 2 for a, b in zip(levels, (50, 100, 150))] == [True] * 3
+    assert [abs(a - b) <= 2 for a, b in zip(levels, (50, 100, 150), strict=True)] == [True] * 3

@@ -132,7 +132,8 @@ def test_two_tabs_stream_record_their_own_sessions_and_see_the_verdicts(printed:
         for item, role, verdict, reason, text in dom:
             ((top1,),) = _rows(
                 s.db,
-                f"SELECT top1 FROM observations WHERE item_id = '{item}' AND role = '{role}' ORDER BY frame_idx DESC LIMIT 1",
+                f"SELECT top1 FROM observations WHERE item_id = '{item}' AND role = '{role}' ORDER BY frame_idx DESC "
+                "LIMIT 1",
             )
             assert verdict == ("seen" if top1 == truth[item] else "fooled"), text
             assert reason == "" and "3 good" in text
@@ -165,7 +166,8 @@ def test_photo_mode_in_the_browser_sends_stills_and_shows_their_verdicts(printed
         br.wait_for("document.body && document.body.dataset.reports", 60)
         br.set_files("#photo", photos)  # PNGs: the page turns them into JPEGs before sending
         tiles = br.wait_for(
-            """document.getElementById('still').style.display === 'block' && document.querySelectorAll('#tiles li').length === 6
+            """document.getElementById('still').style.display === 'block'
+            && document.querySelectorAll('#tiles li').length === 6
             && Array.from(document.querySelectorAll('#tiles li')).map(li => li.dataset.verdict)""",
             60,
         )

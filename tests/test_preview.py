@@ -249,6 +249,9 @@ def test_reasons_judge_pairs_together() -> None:
 
 def test_no_server_code_is_loaded_without_phone() -> None:
     """The CLI imports the phone server only for ``--phone``: no other command can open a listener."""
-    code = "import sys, app; print(sorted(m for m in ('aiohttp', 'capture.phones', 'capture.sources.phone.server') if m in sys.modules))"
+    code = (
+        "import sys, app; print(sorted(m for m in ('aiohttp', 'capture.phones', 'capture.sources.phone.server') if m "
+        "in sys.modules))"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stderr

@@ -94,7 +94,7 @@ def detect(gray: np.ndarray, dictionary: str) -> dict[int, np.ndarray]:
     params.cornerRefinementMethod = cv2.aruco.CORNER_REFINE_SUBPIX
     det = cv2.aruco.ArucoDetector(cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, dictionary)), params)
     corners, ids, _ = det.detectMarkers(gray)
-    return {} if ids is None else {int(i): c.reshape(4, 2) for i, c in zip(ids.ravel(), corners)}
+    return {} if ids is None else {int(i): c.reshape(4, 2) for i, c in zip(ids.ravel(), corners, strict=True)}
 
 
 def crop_mm(img: np.ndarray, box: list[float], pad_mm: float) -> tuple[np.ndarray, int, int]:
@@ -315,7 +315,8 @@ def test_captions_name_item_attack_and_eps(printed: Printed) -> None:
 def test_cover_page_states_batch_and_print_settings(printed: Printed) -> None:
     text = printed.pdf[0].get_textpage().get_text_range()
     w, h = PAPER_MM[printed.paper]
-    for needle in ("btest-print", "fgsm", "16", "lite0", "efficientnet-lite0", printed.layout.aruco_dictionary,
-                   "100%", "Actual size", "Fit to page", "matte", "sRGB", "colour management", f"{w:g} x {h:g} mm"):  # fmt: skip
+    needles = ("btest-print", "fgsm", "16", "lite0", "efficientnet-lite0", printed.layout.aruco_dictionary)
+    needles += ("100%", "Actual size", "Fit to page", "matte", "sRGB", "colour management", f"{w:g} x {h:g} mm")
+    for needle in needles:
         assert needle in text, needle
     assert "Items 4" in " ".join(text.split())

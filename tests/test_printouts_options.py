@@ -179,7 +179,8 @@ def test_more_sheets_than_markers(synthetic_batch: Callable[..., Path]) -> None:
     d = synthetic_batch(n_items=MAX_SHEETS + 1, size=8)  # one 150 mm tile per A4 sheet
     with pytest.raises(
         UserError,
-        match=r"126 sheets need 1008 marker ids, .*DICT_4X4_1000.* has 1000.*split the batch into batches of at most 125 items",
+        match=r"126 sheets need 1008 marker ids, .*DICT_4X4_1000.* has 1000.*split the batch into batches of at most "
+        r"125 items",
     ):
         print_batch(d, tile_mm=150.0, layout="adversarial-only")
 

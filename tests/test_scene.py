@@ -78,7 +78,7 @@ def test_patch_card_is_printed_with_its_own_markers_at_the_stated_size(printed: 
     corners, ids, _ = cv2.aruco.ArucoDetector(cv2.aruco.getPredefinedDictionary(cv2.aruco.DICT_4X4_1000)).detectMarkers(
         cv2.cvtColor(page, cv2.COLOR_BGR2GRAY)
     )
-    found = {int(i): c.reshape(4, 2) for c, i in zip(corners, ids.ravel())}
+    found = {int(i): c.reshape(4, 2) for c, i in zip(corners, ids.ravel(), strict=True)}
     for m in card.markers:
         got = (found[m.id] + 0.5) / PPM
         assert np.abs(got - np.asarray(m.corners_mm)).max() < 0.3
@@ -122,7 +122,7 @@ def test_scene_mode_finds_the_patch_where_and_how_big_it_is(printed: Path, tmp_p
     assert view == Region(280, 0, 720, 720)
     x, y, w, h = card.box_mm
     box = np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]], np.float64)
-    for frame, H, roll, tilt in zip(frames, Hs, [None, 0.0, 25.0, 0.0], [None, 0.0, 30.0, 0.0]):
+    for frame, H, roll, tilt in zip(frames, Hs, [None, 0.0, 25.0, 0.0], [None, 0.0, 30.0, 0.0], strict=True):
         got = finder.find(frame, view)
         if H is None:
             assert got == []
@@ -145,7 +145,8 @@ def test_scene_mode_finds_the_patch_where_and_how_big_it_is(printed: Path, tmp_p
     db = run_scene(printed, PhotoSource(photos), clf, label=3, session_id="scene1")
     con = sqlite3.connect(db)
     rows = con.execute(
-        "SELECT frame_idx, patch_present, patch_markers, patch_share, patch_target, view, label FROM scene_observations ORDER BY frame_idx"
+        "SELECT frame_idx, patch_present, patch_markers, patch_share, patch_target, view, label FROM "
+        "scene_observations ORDER BY frame_idx"
     ).fetchall()
     con.close()
     assert [r[1] for r in rows] == [0, 1, 1, 1] and [r[2] for r in rows] == [0, 4, 4, 4]
@@ -176,7 +177,8 @@ def test_live_window_draws_the_view_the_patch_and_the_status(
     tally = SceneTally(frozenset({5}))
     names = [f"class {i}" for i in range(10)]
     names[5] = "toaster"
-    # frame 0: no card, top-1 the target; frame 1: the card, top-1 the target; frame 2: the card tilted 30 deg, top-1 another class
+    # frame 0: no card, top-1 the target; frame 1: the card, top-1 the target;
+    # frame 2: the card tilted 30 deg, top-1 another class
     for k, top1 in enumerate([5, 5, 7]):
         frame = frames[k]
         before = frame.copy()
@@ -201,7 +203,9 @@ def test_live_window_draws_the_view_the_patch_and_the_status(
             continue
         colour = GREEN if top1 == 5 else AMBER
         q = s.quad_px
-        for a, b in zip(q, np.roll(q, -1, axis=0)):  # every edge of the patch, at a quarter, half and three quarters
+        for a, b in zip(
+            q, np.roll(q, -1, axis=0), strict=True
+        ):  # every edge of the patch, at a quarter, half and three quarters
             for t in (0.25, 0.5, 0.75):
                 assert _on_line(img, a + t * (b - a), colour)
         assert (
@@ -238,7 +242,8 @@ def _hand_db(path: Path) -> None:
     """Ten frames with known outcomes: 4 without the patch, 6 with it at two sizes."""
     con = create_db(path)
     con.execute(
-        "INSERT INTO sessions (id, batch_id, source, model, provider, started, config) VALUES ('s','b','photos','m','cpu',0,'{}')"
+        "INSERT INTO sessions (id, batch_id, source, model, provider, started, config) VALUES "
+        "('s','b','photos','m','cpu',0,'{}')"
     )
     rows = [  # present, share, top1
         (0, None, 3),
@@ -367,12 +372,12 @@ def test_scene_figure_plots_the_hand_count_against_patch_size(tmp_path: Path) ->
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # matplotlib must not warn
         fig = plots.scene_vs_share.figure([s], [f"class {i}" for i in range(10)])  # type: ignore[attr-defined]
-    for ax, (hits, (k0, n0)) in zip(fig.axes, expect.values()):
+    for ax, (hits, (k0, n0)) in zip(fig.axes, expect.values(), strict=True):
         (bars,) = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
         line, _, (segs,) = bars.lines
         assert line.get_xdata().tolist() == pytest.approx([3.0, 15.0])
         assert line.get_ydata().tolist() == pytest.approx([100 * k / 3 for k in hits])
-        for seg, k in zip(segs.get_segments(), hits):
+        for seg, k in zip(segs.get_segments(), hits, strict=True):
             assert [seg[0][1], seg[1][1]] == pytest.approx([100 * v for v in wilson(k, 3)])  # type: ignore[union-attr]
         (ref,) = [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"]
         assert ref.get_ydata()[0] == pytest.approx(100 * k0 / n0)

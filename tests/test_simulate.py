@@ -42,7 +42,7 @@ def test_deterministic_for_a_seed(batch: tuple[Path, Layout]) -> None:
     a = list(SimulatedCamera.from_batch(batch[0], profile, seed=4, n_frames=4).frames())
     b = list(SimulatedCamera.from_batch(batch[0], profile, seed=4, n_frames=4).frames())
     c = list(SimulatedCamera.from_batch(batch[0], profile, seed=5, n_frames=4).frames())
-    assert all(np.array_equal(x.image, y.image) and x.truth == y.truth for x, y in zip(a, b))
+    assert all(np.array_equal(x.image, y.image) and x.truth == y.truth for x, y in zip(a, b, strict=True))
     assert not np.array_equal(a[0].image, c[0].image)
     assert a[0].truth is not None and a[0].truth["seed"] == 4
 
@@ -86,7 +86,7 @@ def test_truth_homography_matches_detected_markers(batch: tuple[Path, Layout], s
         assert len(homs) == sheets_per_frame
         expected += 4 * len(homs)
         corners, ids, _ = _detector().detectMarkers(cv2.cvtColor(f.image, cv2.COLOR_BGR2GRAY))
-        for c, i in zip(corners, [] if ids is None else ids.ravel()):
+        for c, i in zip(corners, [] if ids is None else ids.ravel(), strict=True):
             if int(i) not in markers or markers[int(i)][0].page not in homs:
                 continue
             sheet, m = markers[int(i)]
@@ -140,7 +140,7 @@ def test_write_video_and_photos(batch: tuple[Path, Layout], tmp_path: Path) -> N
     photos = cam.write_photos(tmp_path / "photos")
     assert [p.name for p in photos] == [f"frame_{i:04d}.jpg" for i in range(5)]
     frames = list(cam.frames())
-    assert all(np.array_equal(cv2.imread(str(p)), f.image) for p, f in zip(photos, frames))
+    assert all(np.array_equal(cv2.imread(str(p)), f.image) for p, f in zip(photos, frames, strict=True))
     truth = [json.loads(line) for line in (tmp_path / "photos" / "truth.jsonl").read_text().splitlines()]
     assert [t["index"] for t in truth] == list(range(5)) and truth[0]["sheets"][0]["page"] == 1
 

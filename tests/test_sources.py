@@ -50,7 +50,7 @@ def test_onnx_converted_lite1_gives_the_attack_success_of_the_zoo_lite1(files: d
     fz, fc = _fooled(zoo, "lite1"), _fooled(conv, "lite1")
     assert fz == fc, (fz, fc)
     assert 0 < sum(fz.values()) < len(fz), "ε=2 should fool some photos and not others"
-    for a, b in zip(zoo.items, conv.items):
+    for a, b in zip(zoo.items, conv.items, strict=True):
         za = np.asarray(Image.open(tmp_path / "zoo" / a.adv.path), np.int16)
         ca = np.asarray(Image.open(tmp_path / "onnx" / b.adv.path), np.int16)
         assert (za != ca).mean() < 0.01  # the same gradient signs, but where the gradient is ~0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 import cv2
@@ -28,7 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def setup(synthetic_batch, tmp_path: Path) -> tuple[Path, Path]:  # type: ignore[no-untyped-def]
-    """A 3-item batch and a tiny model that calls itself lite0 (the batch's source model, so batch.json has its digital top-5)."""
+    """A 3-item batch and a tiny model that calls itself lite0 (the batch's source model, so batch.json has its digital
+    top-5).
+    """
     return synthetic_batch(n_items=3, size=64), tiny_classifier(tmp_path / "tiny.onnx", size=48, name="lite0")
 
 
@@ -86,7 +89,7 @@ def test_identity_strengths_leave_the_image_unchanged_and_strength_grows_the_cha
         ):  # a camera never samples a tile exactly: its mildest strength changes the image a little
             assert diffs[0] < 10 and diffs[-1] > 2 * diffs[0] and diffs[-1] == max(diffs), (name, diffs)
         else:
-            assert diffs[0] <= 0.5 and all(b > a for a, b in zip(diffs, diffs[1:])), (name, diffs)
+            assert diffs[0] <= 0.5 and all(b > a for a, b in pairwise(diffs)), (name, diffs)
     # the channel's own stages: blur is its defocus, tone its printer curve
     ref = cv2.GaussianBlur(
         card.astype(np.float32), (ch.gaussian_ksize(2.0),) * 2, 2.0, borderType=cv2.BORDER_REFLECT_101
@@ -139,7 +142,7 @@ def test_bad_arguments_name_the_option(setup: tuple[Path, Path]) -> None:
     batch_dir, model = setup
     with pytest.raises(UserError, match="--transforms: unknown transform.*sharpen"):
         run_sweep(batch_dir, model, ["blur", "sharpen"])
-    with pytest.raises(UserError, match="--steps"):
+    with pytest.raises(UserError, match="--levels"):
         run_sweep(batch_dir, model, ["blur"], steps=1)
     with pytest.raises(UserError, match="--model .*no such file"):
         run_sweep(batch_dir, batch_dir / "missing.onnx", ["blur"])
@@ -152,7 +155,7 @@ def test_cli_sweep_and_calibrate_arguments(setup: tuple[Path, Path], tmp_path: P
     register(app, resolve_model=lambda name, batch: model)
     channel_cli.register(app)
     res = CliRunner().invoke(
-        app, ["sweep", str(batch_dir), "--transforms", "blur,noise", "--steps", "2", "--seed", "3"]
+        app, ["sweep", str(batch_dir), "--transforms", "blur,noise", "--levels", "2", "--seed", "3"]
     )
     assert res.exit_code == 0, res.output
     assert "sweep.json" in res.output and _doc(batch_dir / "sweep.json")["seed"] == 3
@@ -161,5 +164,8 @@ def test_cli_sweep_and_calibrate_arguments(setup: tuple[Path, Path], tmp_path: P
 
 
 def test_sweep_and_calibrate_do_not_import_torch() -> None:
-    code = "import sys, sweep.run, channel.calibrate, sweep.cli; sys.exit(int('torch' in sys.modules or 'kornia' in sys.modules))"
+    code = (
+        "import sys, sweep.run, channel.calibrate, sweep.cli; sys.exit(int('torch' in sys.modules or 'kornia' in "
+        "sys.modules))"
+    )
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0

@@ -301,5 +301,5 @@ def test_capture_warns_at_720p_like_print_does(synthetic_batch: Callable[..., Pa
     d = synthetic_batch(n_items=4, size=64)
     lay = print_batch(d)
     warn = resolution_warning((1280, 720), lay, 260, "lite2")
-    assert warn is not None and "1280x720" in warn and "--camera 1280x720 --model lite2" in warn
+    assert warn is not None and "1280x720" in warn and "--frame-size 1280x720 --model lite2" in warn
     assert resolution_warning((4032, 3024), lay, 260, "lite2") is None

@@ -62,19 +62,19 @@ class Platform:
             "platform_machine": self.platform_machine,
             "platform_system": self.platform_system,
             "os_name": self.os_name,
-            "python_version": "%d.%d" % PYTHON,
-            "python_full_version": "%d.%d.9" % PYTHON,
+            "python_version": "{}.{}".format(*PYTHON),
+            "python_full_version": "{}.{}.9".format(*PYTHON),
             "implementation_name": "cpython",
             "platform_python_implementation": "CPython",
             "platform_release": "",
             "platform_version": "",
-            "implementation_version": "%d.%d.9" % PYTHON,
+            "implementation_version": "{}.{}.9".format(*PYTHON),
             "extra": extra,
         }
 
     def supported(self) -> set[Tag]:
         return set(cpython_tags(PYTHON, platforms=self.tags)) | set(
-            compatible_tags(PYTHON, "cp%d%d" % PYTHON, platforms=self.tags)
+            compatible_tags(PYTHON, "cp{}{}".format(*PYTHON), platforms=self.tags)
         )
 
 
@@ -98,7 +98,8 @@ KNOWN_GAPS = {
     (
         "torch",
         "macos-x86_64",
-    ): "PyTorch publishes no Intel-Mac wheels after 2.2: craft on another machine (an Intel Mac captures, prints and reports)",
+    ): "PyTorch publishes no Intel-Mac wheels after 2.2: craft on another machine (an Intel Mac captures, prints and "
+    "reports)",
     (
         "torch",
         "macos-arm64",
@@ -150,7 +151,7 @@ def fetch_files(name: str, cache: dict[str, dict[str, object]], timeout: float =
 
 def best_wheel(req: Requirement, files: list[dict[str, object]], platform: Platform) -> str | None:
     """The newest wheel file that ``platform`` would install for ``req``, or None."""
-    tags, py = platform.supported(), Version("%d.%d.9" % PYTHON)
+    tags, py = platform.supported(), Version("{}.{}.9".format(*PYTHON))
     best: tuple[Version, str] | None = None
     for f in files:
         if f["yanked"]:
@@ -189,7 +190,7 @@ def check(
             cache = {}
     names = sorted({r.name for _, r in reqs})
     with ThreadPoolExecutor(max_workers=8) as pool:
-        files = dict(zip(names, pool.map(lambda n: fetch_files(n, cache), names)))
+        files = dict(zip(names, pool.map(lambda n: fetch_files(n, cache), names), strict=True))
     if use_cache:
         try:
             CACHE.parent.mkdir(parents=True, exist_ok=True)

@@ -13,11 +13,14 @@ limit (RLIMIT_FSIZE). docs/reliability.md lists what the outcomes must be.
 
 import json
 import os
+import resource
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -642,10 +645,6 @@ def _(d):
     return ["capture", str(d / "batch"), "--scene", "--photos", str(ph), "--model", str(d / "tiny.onnx"), "--headless"]
 
 
-import resource
-import signal
-
-
 def limit():
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000))
@@ -672,7 +671,7 @@ for name, f in P:
         preexec_fn=limit if FULL else None,
     )
     tb = "Traceback" in r.stderr or "Traceback" in r.stdout or "╭─" in r.stderr
-    errl = [l for l in r.stderr.strip().splitlines() if l.strip()]
+    errl = [line for line in r.stderr.strip().splitlines() if line.strip()]
     kind = (
         "TRACEBACK"
         if tb
@@ -683,7 +682,6 @@ for name, f in P:
     res[name] = kind
     last = (r.stderr.strip().splitlines() or [""])[-1][:230]
     print(f"{kind:9s} {name:40s} {last}", flush=True)
-from collections import Counter
 
 print(Counter(res.values()), len(res))
 json.dump(res, open(WORK / "results.json", "w"), indent=1)

@@ -125,7 +125,8 @@ class SheetDetector:
         ours = sorted(self._index)
         if ours and not 0 <= ours[0] <= ours[-1] < len(full.bytesList):
             raise UserError(
-                f"layout.json: marker ids {ours[0]}..{ours[-1]} do not all exist in {layout.aruco_dictionary}; re-run 'photoproof print'"
+                f"layout.json: marker ids {ours[0]}..{ours[-1]} do not all exist in {layout.aruco_dictionary}; "
+                "re-run 'photoproof print'"
             )
         # Identifying a candidate costs time in proportion to the dictionary: search for this
         # layout's ids only (exact matches, as the whole dictionary allows no corrected bits),
@@ -182,9 +183,9 @@ class SheetDetector:
         if sum(i in self._index for i in ids) < 3 and (self._misses % 3 == 0) and self._subset_ids:
             more, more_ids = self._run(self._robust, grey, False, self._subset_ids)
             if len(more_ids) > sum(i in self._index for i in ids):
-                corners = [c for c, i in zip(corners, ids) if i not in self._index] + more
+                corners = [c for c, i in zip(corners, ids, strict=True) if i not in self._index] + more
                 ids = [i for i in ids if i not in self._index] + more_ids
-        ours = [c for c, i in zip(corners, ids) if i in self._index]
+        ours = [c for c, i in zip(corners, ids, strict=True) if i in self._index]
         self._misses = 0 if len(ours) >= 2 else self._misses + 1
         sides = [float(np.linalg.norm(c[0] - c[1])) for c in ours]
         self._marker_side = float(np.median(sides)) if sides else 0.0
@@ -226,7 +227,7 @@ class SheetDetector:
         corners, ids = self.detect_markers(grey)
         groups: dict[str, list[tuple[int, np.ndarray]]] = defaultdict(list)
         foreign = []
-        for c, i in zip(corners, ids):
+        for c, i in zip(corners, ids, strict=True):
             entry = self._index.get(i)
             if entry is None:
                 foreign.append(i)
@@ -317,7 +318,7 @@ class SheetDetector:
             if H is None or mask is None:
                 break
             whole = mask.ravel().reshape(-1, 4).sum(axis=1) >= 2  # a marker agrees when half its corners do
-            used_ids = {i for (i, _), ok in zip(remaining, whole) if ok}
+            used_ids = {i for (i, _), ok in zip(remaining, whole, strict=True) if ok}
             if len(used_ids) < 2:
                 break
             for k, (i, c) in enumerate(remaining):  # a missed marker of this copy, not a second copy of a used id
@@ -330,7 +331,7 @@ class SheetDetector:
             if hit is None:
                 break
             hits.append(hit)
-            remaining = [m for m, ok in zip(remaining, whole) if not ok]
+            remaining = [m for m, ok in zip(remaining, whole, strict=True) if not ok]
         return hits
 
     def _marker_error(self, H: np.ndarray, mid: int, corners: np.ndarray, lid: str) -> float:

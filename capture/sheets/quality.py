@@ -76,7 +76,9 @@ class QualityGates:
 
     @classmethod
     def for_model(cls, input_size: int, model: str = "", **overrides: Any) -> QualityGates:
-        """Gates for a model of ``input_size``: tile side >= ``MIN_TILE_FRACTION`` x input size; ``None`` overrides are ignored."""
+        """Gates for a model of ``input_size``: tile side >= ``MIN_TILE_FRACTION`` x input size; ``None`` overrides are
+        ignored.
+        """
         given = {k: v for k, v in overrides.items() if v is not None}
         given.setdefault("min_tile_px", float(min_tile_px_for(input_size)))
         return cls(model=model, **given)
@@ -101,7 +103,9 @@ class QualityGates:
         return not self.failures(m, reproj_px)
 
     def hint(self, gate: str, value: float) -> str:
-        """What a failing gate means and what to do, e.g. ``tiles 98 px, lite2 needs >= 195: move closer or print bigger tiles``."""
+        """What a failing gate means and what to do, e.g. ``tiles 98 px, lite2 needs >= 195: move closer or print bigger
+        tiles``.
+        """
         who = f"{self.model} needs" if self.model else "needs"
         if gate == "size":
             return f"tiles {value:.0f} px, {who} >= {self.min_tile_px:.0f}: move closer or print bigger tiles"

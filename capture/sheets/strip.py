@@ -53,7 +53,9 @@ class SheetPatches:
 
 # ----------------------------------------------------------------------------- pixels
 def _region(frame: np.ndarray, H: np.ndarray, quad_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """Frame pixels (x, y as N x 2 float) and values (N x 3 BGR) inside the projected quad; None if not wholly in view."""
+    """Frame pixels (x, y as N x 2 float) and values (N x 3 BGR) inside the
+    projected quad; None if not wholly in view.
+    """
     p = cv2.perspectiveTransform(quad_mm.reshape(1, -1, 2).astype(np.float64), H)[0]
     fh, fw = frame.shape[:2]
     if not np.isfinite(p).all() or p.min() < 0 or (p[:, 0] > fw - 1).any() or (p[:, 1] > fh - 1).any():

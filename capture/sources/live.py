@@ -113,7 +113,9 @@ class LatestFrameGrabber:
         return self
 
     def _run(self) -> None:
-        """Read until stopped. Nothing a device or a peer does ends this thread: every failure is a drop, then a reconnect."""
+        """Read until stopped. Nothing a device or a peer does ends this thread: every failure is a drop, then a
+        reconnect.
+        """
         dropped_at: float | None = None
         while not self._stop.is_set():
             if self._reader is None:
@@ -351,7 +353,7 @@ class CameraSource(LiveSource):
         if self.width and self.height and (w, h) != (self.width, self.height):
             log.warning(
                 "camera %d gives %dx%d, not the requested %dx%d: lay the sheets out for the mode it gives "
-                "(photoproof print BATCH --camera %dx%d --model MODEL)",
+                "(photoproof print BATCH --frame-size %dx%d --model MODEL)",
                 self.index,
                 w,
                 h,

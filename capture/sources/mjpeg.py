@@ -99,7 +99,8 @@ class MjpegReader:
         return line
 
     def _read_part(self) -> bytes:
-        """One part of the multipart stream: skip to the headers, then read Content-Length bytes or up to the next boundary.
+        """One part of the multipart stream: skip to the headers, then read Content-Length bytes or up to the next
+        boundary.
 
         Every read is bounded: ``MAX_LINE`` per line, ``MAX_HEADERS`` header lines,
         ``MAX_PART`` bytes of preamble or of JPEG.
@@ -153,7 +154,9 @@ class MjpegReader:
 
 
 def decode_jpeg(data: bytes, where: str) -> np.ndarray | None:
-    """Decode one frame to BGR; ``None`` (and a warning) for an undecodable one or one of more than ``MAX_PIXELS`` pixels."""
+    """Decode one frame to BGR; ``None`` (and a warning) for an undecodable one or one of more than ``MAX_PIXELS``
+    pixels.
+    """
     from PIL import Image
 
     from contracts.imageio import UNREADABLE

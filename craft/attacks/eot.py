@@ -171,7 +171,7 @@ class EOT:
 
     def params(self) -> dict[str, Any]:
         """Recorded with each item; ``tile_px``: the range of the tile's side in camera pixels the twin sampled
-        (``--eot-tile-px``, or the simulated camera's framing of the printouts' default tile), which ``print --camera``
-        checks its layout against."""
+        (``--eot-tile-px``, or the simulated camera's framing of the printouts' default tile), which
+        ``print --frame-size`` checks its layout against."""
         lo, hi = self.tile_px
         return {"samples": self.repeats, "profile": self.profile.name, "tile_px": [round(lo, 1), round(hi, 1)]}

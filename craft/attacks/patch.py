@@ -253,7 +253,8 @@ class AdversarialPatch:
             state = PatchState(self.init_patch(side, seed), {}, 0, [])
         if tuple(state.patch.shape) != (3, side, side):
             raise UserError(
-                f"patch checkpoint holds a {tuple(state.patch.shape)} patch, this run needs 3x{side}x{side}; delete it to start again"
+                f"patch checkpoint holds a {tuple(state.patch.shape)} patch, this run needs 3x{side}x{side}; delete it "
+                "to start again"
             )
         param = state.patch.to(x).clone().requires_grad_(True)
         opt = torch.optim.Adam([param], lr=self.lr)

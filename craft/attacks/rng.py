@@ -1,7 +1,7 @@
 """Per-item randomness: one generator per image, so results do not depend on batching.
 
 A batch of N images carries N ``torch.Generator`` objects, one per item, each
-seeded from the item's recorded seed (``craft.job.item_seed``). Every random
+seeded from the item's recorded seed (:func:`item_seed`). Every random
 draw of an attack (PGD's start, DI's resize and pad, EOT's channel samples) is
 made row by row from the item's own generator, in the same order whatever the
 other items of the batch are, so a resumed run that groups items differently
@@ -12,9 +12,16 @@ random numbers are the same on the CPU and on CUDA.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 
+import numpy as np
 import torch
+
+
+def item_seed(seed: int, item_id: str) -> int:
+    """The per-item seed recorded in the manifest: a stable mix of the run seed and the item id."""
+    return int(np.random.SeedSequence([seed, zlib.crc32(item_id.encode())]).generate_state(1)[0])
 
 
 class ItemRng:

@@ -150,7 +150,8 @@ class PhoneServer:
         self._ready.wait(30.0)
         if self._error is not None:
             raise UserError(
-                f"--bind {self.bind} --port {self.port}: cannot listen ({self._error}); check the address, or choose another --port"
+                f"--bind {self.bind} --port {self.port}: cannot listen ({self._error}); check the address, or choose "
+                "another --port"
             ) from None
         return self
 

@@ -93,7 +93,8 @@ def machine_certificate(directory: Path | None = None) -> Certificate:
         d.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as e:
         raise UserError(
-            f"{d}: cannot create the folder for the phone page's certificate ({e}); set {CONFIG_ENV} to a writable folder"
+            f"{d}: cannot create the folder for the phone page's certificate ({e}); set {CONFIG_ENV} to a writable "
+            "folder"
         ) from None
     key = ec.generate_private_key(ec.SECP256R1())
     host = socket.gethostname() or "photoproof"
