@@ -22,14 +22,13 @@ Everything here is pure numpy: no I/O, no torch.
 
 from __future__ import annotations
 
-import math
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from contracts.intervals import Z95, wilson  # the one Wilson interval (the sweep CLI uses it too)
+from contracts.intervals import wilson, wilson_p  # the one Wilson interval (the sweep CLI uses it too)
 
 DEFAULT_SEED = 1607  # the bootstrap seed recorded in every report (arXiv 1607.02533)
 DEFAULT_RESAMPLES = 2000
@@ -129,15 +128,6 @@ def rate_from_counts(counts: Counts, weights: np.ndarray | None = None) -> Rate:
     ci = cluster_interval(num, den, weights)
     lo2, hi2 = ci if ci is not None else (None, None)
     return Rate(k / n, lo2, hi2, k, n, n_items, "bootstrap")
-
-
-def wilson_p(p: float, n: float, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval for an observed proportion ``p`` on a (possibly fractional) sample size ``n > 0``."""
-    z2 = z * z
-    denom = 1.0 + z2 / n
-    centre = (p + z2 / (2 * n)) / denom
-    half = z * math.sqrt(max(0.0, p * (1 - p)) / n + z2 / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def effective_n(num: np.ndarray, den: np.ndarray, weights: np.ndarray) -> float:

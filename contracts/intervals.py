@@ -11,6 +11,17 @@ import math
 Z95 = 1.959963984540054  # two-sided 95% normal quantile
 
 
+def wilson_p(p: float, n: float, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval (Wilson 1927) for a proportion ``p`` on a (possibly fractional) sample size ``n > 0``.
+
+    A fractional ``n`` is an effective sample size (clustered observations)."""
+    z2 = z * z
+    denom = 1.0 + z2 / n
+    centre = (p + z2 / (2 * n)) / denom
+    half = z * math.sqrt(max(0.0, p * (1 - p)) / n + z2 / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float] | None:
     """Wilson score interval for ``k`` successes in ``n`` trials (Wilson 1927).
 
@@ -20,11 +31,5 @@ def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float] | None:
         return None
     if not 0 <= k <= n:
         raise ValueError(f"wilson: need 0 <= k <= n, got k={k}, n={n}")
-    p = k / n
-    z2 = z * z
-    denom = 1.0 + z2 / n
-    centre = (p + z2 / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
-    lo = 0.0 if k == 0 else max(0.0, centre - half)
-    hi = 1.0 if k == n else min(1.0, centre + half)
-    return lo, hi
+    lo, hi = wilson_p(k / n, n, z)
+    return (0.0 if k == 0 else lo), (1.0 if k == n else hi)

@@ -46,7 +46,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from contracts.intervals import Z95
+from contracts.intervals import wilson_p
 
 DROP_POINTS = 0.10  # T: the largest clean-accuracy loss (digital -> photographed) a session may show
 MIN_GOOD_FRACTION = 0.5  # "ok" needs at least half of the observations to pass the quality gates
@@ -64,15 +64,6 @@ RULE = (
 OK, LIMITED, FRAGILE, INCONCLUSIVE, NA = "ok", "camera-limited", "model-fragile", "inconclusive", "n/a"
 ORDER = {NA: 0, OK: 1, INCONCLUSIVE: 2, FRAGILE: 3, LIMITED: 4}
 FLAGGED = (LIMITED, FRAGILE, INCONCLUSIVE)  # a session whose destruction and survival figures are not about the attack
-
-
-def wilson_p(p: float, n: float, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval (Wilson 1927) for a proportion ``p`` on a (possibly fractional) sample size ``n > 0``."""
-    z2 = z * z
-    denom = 1.0 + z2 / n
-    centre = (p + z2 / (2 * n)) / denom
-    half = z * math.sqrt(max(0.0, p * (1 - p)) / n + z2 / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def effective_n(counts: Sequence[tuple[float, float]]) -> float:
