@@ -12,7 +12,7 @@ the scene and the camera; every module here reads it.
 - ``simulate``: the simulated camera, a frame source rendering the batch's sheets;
 - ``calibrate``: fits a profile to the calibration strip measured in a capture;
   ``calibrate_isp``: what it fits beyond the printer (the camera's ISP, the framing) and its checks of the strip;
-  ``cli``: ``photoproof calibrate``;
+  ``cli``: ``photoproof calibrate``; ``search``: the one-dimensional searches the fits use;
 - ``twin``: the differentiable torch/kornia twin that EOT samples from.
 
 Only ``twin`` imports torch, and only ``craft`` imports ``twin``: the rest is

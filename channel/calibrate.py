@@ -41,6 +41,7 @@ from channel.model import (
     reference_cct,
     sensor_curve,
 )
+from channel.search import golden, grid_golden
 from contracts.batchdir import capture_db, capture_dbs, captures_dir, check_session_name
 from contracts.capturedb import open_db_readonly
 from contracts.errors import UserError
@@ -117,30 +118,6 @@ def _r2(v: Any, nd: int) -> tuple[float, float]:
     return a, b
 
 
-def _golden(f: Any, lo: float, hi: float, tol: float = 1e-4) -> tuple[float, float]:
-    """Minimum of a unimodal ``f`` on [lo, hi] (golden-section search)."""
-    r = (math.sqrt(5.0) - 1.0) / 2.0
-    c, d = hi - r * (hi - lo), lo + r * (hi - lo)
-    fc, fd = f(c), f(d)
-    while hi - lo > tol:
-        if fc < fd:
-            hi, d, fd = d, c, fc
-            c = hi - r * (hi - lo)
-            fc = f(c)
-        else:
-            lo, c, fc = c, d, fd
-            d = lo + r * (hi - lo)
-            fd = f(d)
-    return (c, fc) if fc < fd else (d, fd)
-
-
-def _grid_golden(f: Any, lo: float, hi: float, n: int = 41, tol: float = 1e-4) -> tuple[float, float]:
-    """A grid over [lo, hi], then golden-section search between the best point's neighbours."""
-    xs = np.linspace(lo, hi, n)
-    k = int(np.argmin([f(x) for x in xs]))
-    return _golden(f, xs[max(0, k - 1)], xs[min(n - 1, k + 1)], tol)
-
-
 def fit_tone(groups: list[Group], gamma: float) -> tuple[float, float, float, np.ndarray, np.ndarray]:
     """tone_gamma and dot_gain from the grey ramp relative to its white and black ends.
 
@@ -168,8 +145,8 @@ def fit_tone(groups: list[Group], gamma: float) -> tuple[float, float, float, np
         return float(((a - a_obs) ** 2).mean())
 
     # The two trade off along a curved valley: profile out tone_gamma for each dot gain.
-    dot, val = _grid_golden(lambda dg: _golden(lambda t: cost(t, dg), 0.3, 3.0)[1], 0.0, 0.4)
-    best = (_golden(lambda t: cost(t, dot), 0.3, 3.0)[0], dot)
+    dot, val = grid_golden(lambda dg: golden(lambda t: cost(t, dg), 0.3, 3.0)[1], 0.0, 0.4)
+    best = (golden(lambda t: cost(t, dot), 0.3, 3.0)[0], dot)
     whites = np.median(np.stack([_lin(w, gamma) for g in groups if (w := g.level("grey", 255)) is not None]), axis=0)
     blacks = np.median(np.stack([_lin(b, gamma) for g in groups if (b := g.level("grey", 0)) is not None]), axis=0)
     return float(best[0]), float(best[1]), math.sqrt(val), whites, blacks
@@ -215,7 +192,7 @@ def fit_colour(
     def cost(g: float) -> float:
         return float(((print_page(swatch, solve(g)[2])[0] / white - target) ** 2).mean())
 
-    gamut, val = _grid_golden(cost, 0.0, 0.95, n=20)
+    gamut, val = grid_golden(cost, 0.0, 0.95, n=20)
     pw, ik, _ = solve(gamut)
     return gamut, pw, ik, math.sqrt(val)
 
@@ -273,9 +250,9 @@ def fit_noise(
     span_a, span_b = (math.log(1e-6), math.log(1e-1)), (math.log(1e-5), math.log(0.1))
 
     def inner(la: float) -> tuple[float, float]:
-        return _grid_golden(lambda lb: cost(la, lb), *span_b, n=11, tol=0.02)
+        return grid_golden(lambda lb: cost(la, lb), *span_b, n=11, tol=0.02)
 
-    log_a, _ = _grid_golden(lambda la: inner(la)[1], *span_a, n=11, tol=0.02)
+    log_a, _ = grid_golden(lambda la: inner(la)[1], *span_a, n=11, tol=0.02)
     log_b, _ = inner(log_a)
     return math.exp(log_a), math.exp(log_b), sum(len(v) for v in by_level.values())
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from channel.isp import apply_matrix, colour_matrix, tone, tone_curves
 from channel.model import print_page
+from channel.search import golden
 from contracts.errors import UserError
 from contracts.layout import Layout
 from contracts.profile import TONE_KNOTS, Isp, Printer
@@ -170,28 +171,11 @@ def _refine(
                     fit = float(((_through(t, x, knots, gamma)[:, c] - y[:, c]) ** 2).sum())
                     return fit + MATRIX_SHRINK * float(((t[c] - np.eye(3)[c]) ** 2).sum())
 
-                v, _ = _golden(cost, m[c, j] - 0.5, m[c, j] + 0.5, tol=1e-3)
+                v, _ = golden(cost, m[c, j] - 0.5, m[c, j] + 0.5, tol=1e-3)
                 m[c, 2] += m[c, j] - v
                 m[c, j] = v
     out: np.ndarray = np.clip(m, -2.5, 2.5)
     return out
-
-
-def _golden(f: Any, lo: float, hi: float, tol: float) -> tuple[float, float]:
-    """Minimum of ``f`` on [lo, hi] by golden-section search (``f`` taken as unimodal there)."""
-    r = (math.sqrt(5.0) - 1.0) / 2.0
-    c, d = hi - r * (hi - lo), lo + r * (hi - lo)
-    fc, fd = f(c), f(d)
-    while hi - lo > tol:
-        if fc < fd:
-            hi, d, fd = d, c, fc
-            c = hi - r * (hi - lo)
-            fc = f(c)
-        else:
-            lo, c, fc = c, d, fd
-            d = lo + r * (hi - lo)
-            fd = f(d)
-    return (c, fc) if fc < fd else (d, fd)
 
 
 def curve_isp(knots: np.ndarray, matrix: np.ndarray) -> Isp:
