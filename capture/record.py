@@ -276,12 +276,16 @@ class Recorder:
 
     def write_digital(self, rows: Iterable[tuple[str, str, Any, Any]]) -> None:
         """``(item_id, role, top5_ids, top5_probs)`` for every saved PNG."""
+        self._write_top5("digital", rows)
+
+    def _write_top5(self, table: str, rows: Iterable[tuple[str, str, Any, Any]]) -> None:
+        """``(item_id, key, top5_ids, top5_probs)`` rows into ``table`` (``digital`` or ``stability``), one commit."""
         with self._lock:
             try:
-                for item, role, ids, probs in rows:
+                for item, key, ids, probs in rows:
                     self.con.execute(
-                        "INSERT OR REPLACE INTO digital VALUES (?,?,?,?,?)",
-                        (self.session_id, item, role, *encode_top5(ids, probs)),
+                        f"INSERT OR REPLACE INTO {table} VALUES (?,?,?,?,?)",
+                        (self.session_id, item, key, *encode_top5(ids, probs)),
                     )
                 self.con.commit()
             except sqlite3.Error as e:
@@ -302,16 +306,7 @@ class Recorder:
 
     def write_stability(self, rows: Iterable[tuple[str, str, Any, Any]]) -> None:
         """``(item_id, transform, top5_ids, top5_probs)``: the digital stability baseline (:mod:`capture.stability`)."""
-        with self._lock:
-            try:
-                for item, name, ids, probs in rows:
-                    self.con.execute(
-                        "INSERT OR REPLACE INTO stability VALUES (?,?,?,?,?)",
-                        (self.session_id, item, name, *encode_top5(ids, probs)),
-                    )
-                self.con.commit()
-            except sqlite3.Error as e:
-                raise self._failed(e) from None
+        self._write_top5("stability", rows)
 
     def _failed(self, e: sqlite3.Error) -> RecordingFailed:
         """Record the first write failure, tell ``on_failure``, and return the error to raise."""
