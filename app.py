@@ -22,7 +22,7 @@ except ImportError:  # pragma: no cover
     from click.exceptions import ClickException  # type: ignore[no-redef]  # the same class, where click is not vendored
 
 from console.options import deprecated_option, renamed
-from console.terminal import console, err_console
+from console.terminal import console, err_console, help_markup
 from contracts import signals
 from contracts.batchdir import SHEETS_PDF
 from contracts.errors import UserError
@@ -34,6 +34,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=help_markup(),
 )
 
 

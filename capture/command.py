@@ -22,8 +22,9 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from capture.cameraloop import Progress
 from capture.classify import COREML, CPU, CUDA, TENSORRT, OnnxClassifier, default_providers
-from capture.session import Progress, run_capture
+from capture.session import run_capture
 from capture.sheets.quality import MIN_TILE_FRACTION, QualityGates
 from capture.sources.files import PhotoSource, VideoSource
 from console.options import ModelFlags

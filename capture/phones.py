@@ -26,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from capture.cameraloop import Progress
 from capture.classify import OnnxClassifier
-from capture.session import Progress, check_layout, run_capture
+from capture.session import check_layout, run_capture
 from capture.sheets.quality import QualityGates
 from capture.sources.phone.server import PhoneServer
 from capture.sources.phone.source import PhoneSource

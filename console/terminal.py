@@ -8,7 +8,7 @@ text); user text in a message still goes through :func:`rich.markup.escape`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from rich.cells import cell_len
 from rich.console import Console
@@ -72,3 +72,8 @@ class PlainWhenPiped(Console):
 
 console = PlainWhenPiped(highlight=False, emoji=False)
 err_console = PlainWhenPiped(stderr=True, highlight=False, emoji=False)
+
+
+def help_markup() -> Literal["rich"] | None:
+    """typer's ``rich_markup_mode``: boxed help on a terminal, click's plain text when piped to a file or a CI log."""
+    return "rich" if console.is_terminal else None

@@ -13,12 +13,16 @@ from rich.table import Table
 
 from console.options import PANEL, UNSAFE_HELP, ModelFlags, model_options
 from console.progress import make_progress, rich_progress
-from console.terminal import console
+from console.terminal import console, help_markup
 from contracts.errors import UserError
 from craft.config import CraftConfig
 from craft.options import cli_parameters, from_cli
 
-models_app = typer.Typer(help="The model zoo: list models, export one (or your own) to ONNX.", no_args_is_help=True)
+models_app = typer.Typer(
+    help="The model zoo: list models, export one (or your own) to ONNX.",
+    no_args_is_help=True,
+    rich_markup_mode=help_markup(),
+)
 
 
 def craft_cmd(

@@ -84,3 +84,11 @@ def test_user_text_in_messages_is_never_markup_or_emoji(tmp_path: Path) -> None:
     r = run_cli("print", str(odd))
     assert_one_line_error(r, ":factory: [bold]b[/bold]")
     assert "\U0001f3ed" not in r.stderr
+
+
+def test_help_piped_is_plain_text_without_boxes() -> None:
+    """``photoproof print --help > file``: click's plain help, not rich's panels wrapped at 80 columns."""
+    for args in (("print", "--help"), ("models", "export", "--help"), ("--help",)):
+        r = run_cli(*args)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.startswith("Usage: photoproof") and not BOX & set(r.stdout) and "╭" not in r.stdout, args

@@ -11,9 +11,10 @@ from pathlib import Path
 import cv2
 import pytest
 
+from capture.cameraloop import Progress
 from capture.classify import OnnxClassifier
 from capture.phones import PhoneCapture
-from capture.session import Progress, run_capture
+from capture.session import run_capture
 from capture.sheets.quality import QualityGates
 from capture.sources.files import PhotoSource
 from contracts.frames import Frame

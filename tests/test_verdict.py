@@ -23,7 +23,8 @@ from analysis.load import load_input
 from analysis.report import make_report
 from analysis.sides import fisher_exact
 from analysis.synthetic import Odds, write_capture_db
-from capture.session import Progress, resolution_warning, run_capture
+from capture.cameraloop import Progress, resolution_warning
+from capture.session import run_capture
 from capture.sheets.detect import SheetDetector
 from capture.sources.files import PhotoSource
 from channel.simulate import SimulatedCamera

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 from analysis.report import make_report
+from capture.cameraloop import Progress
 from capture.classify import OnnxClassifier
-from capture.session import Progress, run_capture
+from capture.session import run_capture
 from channel.simulate import SimulatedCamera
 from contracts.manifest import Batch, ImageRecord, Item, Label, ModelRecord, SourceImage, save_batch
 from contracts.preprocess import PreprocessSpec
