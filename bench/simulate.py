@@ -4,7 +4,9 @@ Builds two A4 page rasters (150 dpi) with markers and image tiles, prints them o
 times ``frames()`` at the preset's
 output resolution, and the office preset at 2560x1440 (the speed goal there is >= 30 frames/s;
 careful-lab renders 12 MP stills, where a few frames per second is enough). Run: ``python bench/simulate.py [--frames
-150] [--sheets-per-frame 1]``.
+150] [--sheets-per-frame 1]``. ``--compare N`` times only the 2560x1440 row, N times each way in alternation: the
+camera's fast path (the sensor's and the ISP's tables as one lookup, reused buffers) against the same frames rendered
+step by step with fresh arrays (``SimulatedCamera.fast = False``), and prints the ratio.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -23,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from channel.simulate import SimulatedCamera  # noqa: E402
-from contracts.profile import PRESETS, load_profile  # noqa: E402
+from contracts.profile import PRESETS, ChannelProfile, load_profile  # noqa: E402
 
 log = logging.getLogger("bench.simulate")
 
@@ -52,10 +55,48 @@ def _pages(n: int, size_mm: tuple[float, float], dpi: float, seed: int = 0) -> l
     return pages
 
 
+def _time(cam: SimulatedCamera) -> tuple[int, float, float]:
+    """Frames, wall seconds and CPU seconds of one pass of ``cam.frames()`` (pages printed beforehand)."""
+    cam.open()
+    for k in range(len(cam.pages)):  # pages are printed when first shown; print them here, outside the frame timing
+        cam.printed_page(k)
+    t1, c1 = time.perf_counter(), time.process_time()
+    n = sum(1 for _ in cam.frames())
+    return n, time.perf_counter() - t1, time.process_time() - c1
+
+
+def compare(pages: list[np.ndarray], size_mm: tuple[float, float], profile: ChannelProfile, args: Any) -> None:
+    """The fast path against the plain one, alternating, on the same frames; CPU-ms per frame and the ratio."""
+    ms: dict[bool, list[float]] = {False: [], True: []}
+    for rep in range(args.compare):
+        for fast in (False, True) if rep % 2 == 0 else (True, False):
+            cam = SimulatedCamera(pages, [size_mm] * 2, [1, 2], profile, seed=0, n_frames=args.frames)
+            cam.fast = fast
+            n, wall, cpu = _time(cam)
+            ms[fast].append(1000 * cpu / n)
+            log.info("%-5s %6.1f frames/s  %6.1f CPU-ms per frame", "fast" if fast else "plain", n / wall, ms[fast][-1])
+    plain, fast_ = np.median(ms[False]), np.median(ms[True])
+    ratios = np.array(ms[True]) / np.array(ms[False])
+    log.info(
+        "%s: median CPU-ms per frame plain %.1f, fast %.1f; fast/plain %.3f (pairs %.3f-%.3f, n=%d x %d frames, "
+        "load %.2f at the end)",
+        profile.name,
+        plain,
+        fast_,
+        fast_ / plain,
+        ratios.min(),
+        ratios.max(),
+        args.compare,
+        args.frames,
+        os.getloadavg()[0],
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=150)
     ap.add_argument("--sheets-per-frame", type=int, default=1, choices=(1, 2))
+    ap.add_argument("--compare", type=int, default=0, metavar="N", help="fast against plain at 2560x1440, N runs each")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     size_mm = (210.0, 297.0)
@@ -70,27 +111,26 @@ def main() -> None:
     pages = _pages(2, size_mm, 150.0)
     qhd = replace(load_profile("office-laser-webcam"), name="office@2560x1440")
     qhd = replace(qhd, camera=replace(qhd.camera, width=2560, height=1440))  # the speed goal: >= 30 frames/s here
+    if args.compare:
+        compare(pages, size_mm, qhd, args)
+        return
     for profile in [load_profile(n) for n in PRESETS] + [qhd]:
         name = profile.name
         cam = SimulatedCamera(
             pages, [size_mm] * 2, [1, 2], profile, seed=0, n_frames=args.frames, sheets_per_frame=args.sheets_per_frame
         )
         t0 = time.perf_counter()
-        cam.open()
-        for k in range(len(cam.pages)):  # pages are printed when first shown; print them here, outside the frame timing
-            cam.printed_page(k)
-        t1, c1 = time.perf_counter(), time.process_time()
-        n = sum(1 for _ in cam.frames())
-        t2, c2 = time.perf_counter(), time.process_time()
+        n, wall, cpu = _time(cam)
+        print_s = time.perf_counter() - t0 - wall
         w, h = profile.camera.width, profile.camera.height
         log.info(
             "%-20s %dx%d  print+pyramid %5.2f s  %6.1f frames/s  (%.1f CPU-ms per frame)",
             name,
             w,
             h,
-            t1 - t0,
-            n / (t2 - t1),
-            1000 * (c2 - c1) / n,
+            print_s,
+            n / wall,
+            1000 * cpu / n,
         )
 
 

@@ -33,6 +33,7 @@ from channel.colour import (
 from channel.colour import (
     srgb_decode as srgb_decode,
 )
+from channel.scratch import Scratch, buffer
 from contracts.profile import (
     CHANNEL_STAGES,
     GLARE_RADIUS,
@@ -285,15 +286,22 @@ def motion_kernel(length_px: float, angle_deg: float) -> np.ndarray:
     return out
 
 
-def apply_optics(img: np.ndarray, p: ChannelParams, delta: float = 0.0) -> np.ndarray:
-    """Gaussian defocus (sigma ``defocus_sigma_px``) then motion blur, reflected borders; adds ``delta``."""
+def apply_optics(img: np.ndarray, p: ChannelParams, delta: float = 0.0, scratch: Scratch | None = None) -> np.ndarray:
+    """Gaussian defocus (sigma ``defocus_sigma_px``) then motion blur, reflected borders; adds ``delta``.
+
+    ``scratch``: the result (and the defocused image) go into its buffers, reused from call to call.
+    """
     if p.defocus_sigma_px > 0:
         k = gaussian_ksize(p.defocus_sigma_px)
-        img = cv2.GaussianBlur(img, (k, k), p.defocus_sigma_px, borderType=cv2.BORDER_REFLECT_101)
+        img = cv2.GaussianBlur(
+            img, (k, k), p.defocus_sigma_px, dst=buffer(scratch, "defocus", img), borderType=cv2.BORDER_REFLECT_101
+        )
     if p.motion_blur_px > 0:
         kernel = motion_kernel(p.motion_blur_px, p.motion_angle_deg)
-        return cv2.filter2D(img, -1, kernel, delta=delta, borderType=cv2.BORDER_REFLECT_101)
-    return cv2.add(img, delta) if delta else img
+        return cv2.filter2D(
+            img, -1, kernel, dst=buffer(scratch, "motion", img), delta=delta, borderType=cv2.BORDER_REFLECT_101
+        )
+    return cv2.add(img, delta, dst=buffer(scratch, "motion", img)) if delta else img
 
 
 @dataclass(frozen=True)
@@ -340,17 +348,26 @@ def apply_sensor(
 
 
 def sensor_encode(y: np.ndarray, curve: SensorCurve, noise: np.ndarray | None) -> np.ndarray:
-    """``y = sqrt(raw + offset)`` (float32) plus noise, to uint8 through the 8-bit code and the table.
+    """``y = sqrt(raw + offset)`` (float32) plus noise, to uint8 through the 8-bit code and the table."""
+    return cv2.LUT(sensor_code(y, curve, noise), curve.lut)
+
+
+def sensor_code(
+    y: np.ndarray, curve: SensorCurve, noise: np.ndarray | None, out: np.ndarray | None = None
+) -> np.ndarray:
+    """The 8-bit code of ``y`` plus noise, before the table (into ``out`` when given).
 
     Noise, scaling to the code and rounding are one pass (``cv2.addWeighted`` straight to
     uint8); a code below ``y_lo`` clips to 0 (with noise that happens with probability < 1e-5 at ink black).
     """
     alpha = 255.0 / (curve.y_hi - curve.y_lo)
     if noise is not None and curve.noise_scale != 0:
-        code = cv2.addWeighted(y, alpha, noise, curve.noise_scale * alpha, -curve.y_lo * alpha, dtype=cv2.CV_8U)
+        code: np.ndarray = cv2.addWeighted(
+            y, alpha, noise, curve.noise_scale * alpha, -curve.y_lo * alpha, dst=out, dtype=cv2.CV_8U
+        )
     else:
-        code = cv2.convertScaleAbs(y, alpha=alpha, beta=-curve.y_lo * alpha)
-    return cv2.LUT(code, curve.lut)
+        code = cv2.convertScaleAbs(y, dst=out, alpha=alpha, beta=-curve.y_lo * alpha)
+    return code
 
 
 def apply_jpeg(img: np.ndarray, quality: int, bgr: bool = True) -> tuple[np.ndarray, bytes]:
@@ -374,30 +391,45 @@ def isp_frame(profile: ChannelProfile, p: ChannelParams) -> isp_mod.IspFrame:
 
 
 def apply_isp(
-    img: np.ndarray, profile: ChannelProfile, p: ChannelParams, bgr: bool = False, sharpen_scale: float = 1.0
+    img: np.ndarray,
+    profile: ChannelProfile,
+    p: ChannelParams,
+    bgr: bool = False,
+    sharpen_scale: float = 1.0,
+    sensor_lut: np.ndarray | None = None,
+    scratch: Scratch | None = None,
 ) -> np.ndarray:
     """The ISP stage on an 8-bit frame or tile (H, W, 3 uint8): ``channel.isp``'s tables and matrix, unsharp mask.
 
     ``bgr``: the image's channel order (the simulated camera's frames are BGR). ``sharpen_scale``: image pixels
     per camera pixel (1 for frames). Returns uint8. A profile whose ISP does nothing returns ``img`` itself.
+    ``sensor_lut``: ``img`` is the sensor's 8-bit code (``sensor_code``) and this its table (``SensorCurve.lut``,
+    in the image's channel order); the sensor's table and the ISP's first table, one after the other, are then
+    one table lookup, with the same result as ``apply_isp(cv2.LUT(img, sensor_lut), ...)``. ``scratch``: the
+    caller's buffers (``channel.scratch``), reused from call to call; the result is then one of them.
     """
     isp = profile.isp
     if isp.is_identity():
-        return img
+        return img if sensor_lut is None else cv2.LUT(img, sensor_lut, dst=buffer(scratch, "lut", img))
     first, second = isp_mod.isp_tables(isp, profile.camera.gamma, isp_frame(profile, p))
-    out = cv2.LUT(img, first[:, :, ::-1].copy() if bgr else first)
+    first = first[:, :, ::-1] if bgr else first
+    if sensor_lut is not None:  # table after table is one table: first[sensor_lut[i, c], c]
+        first = np.take_along_axis(first[0], sensor_lut[0].astype(np.intp), axis=0)[None]
+    out = cv2.LUT(img, np.ascontiguousarray(first), dst=buffer(scratch, "lut", img))
     if second is not None:  # the colour matrix in linear light, between the two tables
         m = isp_mod.colour_matrix(isp)
         gamma = profile.camera.gamma
         lin = cv2.LUT(out, ((np.arange(256) / 255.0) ** gamma).astype(np.float32))
         lin = np.clip(cv2.transform(lin, (m[::-1, ::-1] if bgr else m).astype(np.float32)), 0.0, 1.0)
         enc = cv2.convertScaleAbs(cv2.pow(lin, 1.0 / gamma), alpha=255.0)
-        out = cv2.LUT(enc, second[:, :, ::-1].copy() if bgr else second)
+        out = cv2.LUT(enc, second[:, :, ::-1].copy() if bgr else second, dst=out)
     if isp.sharpen_amount > 0:
         sigma = isp.sharpen_sigma_px * sharpen_scale
         k = gaussian_ksize(sigma)
-        blur = cv2.GaussianBlur(out, (k, k), sigma, borderType=cv2.BORDER_REFLECT_101)
-        out = cv2.addWeighted(out, 1.0 + isp.sharpen_amount, blur, -isp.sharpen_amount, 0.0)
+        blur = cv2.GaussianBlur(out, (k, k), sigma, dst=buffer(scratch, "blur", out), borderType=cv2.BORDER_REFLECT_101)
+        out = cv2.addWeighted(
+            out, 1.0 + isp.sharpen_amount, blur, -isp.sharpen_amount, 0.0, dst=buffer(scratch, "sharp", out)
+        )
     return out
 
 

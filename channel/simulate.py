@@ -31,6 +31,7 @@ import numpy as np
 
 from channel import model as ch
 from channel.motion import HandHeldProcess
+from channel.scratch import Scratch
 from contracts.batchdir import LAYOUT, SHEETS_PDF
 from contracts.errors import UserError
 from contracts.frames import Frame, FrameSource
@@ -174,7 +175,10 @@ class SimulatedCamera(FrameSource):
         self.description = f"simulate:{profile.name}:seed={self.seed}"
         self._levels: OrderedDict[int, list[tuple[np.ndarray, np.ndarray]]] | None = None
         self._print_lock = threading.Lock()
-        self._scratch = threading.local()  # each render thread's frame-sized float buffer, reused frame after frame
+        # fast=False renders the same frames the plain way (fresh arrays, the sensor's and the ISP's tables one after
+        # the other): tests/test_simulate.py checks the fast path against it, bench/simulate.py --compare times both.
+        self.fast = True
+        self._scratch = threading.local()  # each render thread's Scratch: frame-sized buffers, reused frame after frame
 
     def simulation(self) -> tuple[str, int]:
         """The profile's name and the seed: the camera carries both, and the session records them."""
@@ -243,6 +247,9 @@ class SimulatedCamera(FrameSource):
         self._background = (bg * 65535).astype(np.uint16)
         low = (math.ceil(w / LIGHT_MAP_STEP), math.ceil(h / LIGHT_MAP_STEP))
         self._background_low = cv2.resize(bg, low, interpolation=cv2.INTER_AREA)
+        xs = (np.arange(low[0]) + 0.5) * LIGHT_MAP_STEP - 0.5
+        ys = (np.arange(low[1]) + 0.5) * LIGHT_MAP_STEP - 0.5
+        self._light_grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(1, -1, 2)
 
     def close(self) -> None:
         """Drop the printed pages; safe to call twice."""
@@ -360,25 +367,27 @@ class SimulatedCamera(FrameSource):
             min(w, int(math.ceil(corners[:, 0].max())) + margin + 1),
             min(h, int(math.ceil(corners[:, 1].max())) + margin + 1),
         )
-        y = getattr(self._scratch, "y", None)
-        if y is None or y.shape != (h, w, 3):
-            y = self._scratch.y = np.empty((h, w, 3), np.float32)
+        scratch = getattr(self._scratch, "pool", None) if self.fast else Scratch()  # not fast: fresh arrays
+        if scratch is None:
+            scratch = self._scratch.pool = Scratch()
+        y = scratch.get("y", (h, w, 3), np.float32)
         if x1 > x0 and y1 > y0:
-            self._sheets_y(p, group, homs, (x0, y0, x1, y1), gain, glare, curve.offset, out=y[y0:y1, x0:x1])
+            self._sheets_y(p, group, homs, (x0, y0, x1, y1), (gain, glare), curve.offset, y[y0:y1, x0:x1], scratch)
             strips = [(0, 0, w, y0), (0, y1, w, h), (0, y0, x0, y1), (x1, y0, w, y1)]  # the desk around the box
         else:
             strips = [(0, 0, w, h)]
         for roi in strips:
             if roi[2] > roi[0] and roi[3] > roi[1]:
-                y[roi[1] : roi[3], roi[0] : roi[2]] = self._upsample(desk_y, roi)
+                y[roi[1] : roi[3], roi[0] : roi[2]] = self._upsample(desk_y, roi, scratch)
         r = np.random.default_rng(p.noise_seed)
         dy, dx = r.integers(0, NOISE_PAD + 1, 2)
         sign = float(r.choice([-1, 1]))
-        img = ch.sensor_encode(
-            y, replace(curve, noise_scale=sign * curve.noise_scale), self._noise[dy : dy + h, dx : dx + w]
-        )
-        # The ISP stage (channel.model.apply_isp, issue 27): nothing unless the profile has an ISP.
-        img = ch.apply_isp(img, self.profile, p, bgr=True)
+        noisy, noise = replace(curve, noise_scale=sign * curve.noise_scale), self._noise[dy : dy + h, dx : dx + w]
+        if self.fast:  # the sensor's table and the ISP's first table as one lookup (channel.model.apply_isp)
+            code = ch.sensor_code(y, noisy, noise, out=scratch.get("code", (h, w, 3), np.uint8))
+            img = ch.apply_isp(code, self.profile, p, bgr=True, sensor_lut=curve.lut, scratch=scratch)
+        else:  # the sensor, then the ISP stage (nothing unless the profile has an ISP), step by step
+            img = ch.apply_isp(ch.sensor_encode(y, noisy, noise), self.profile, p, bgr=True)
         img, data = ch.apply_jpeg(img, p.jpeg_quality)
         truth = {"seed": self.seed, "profile": self.profile.name, "sheets": sheets}
         return Frame(index=index, t=index / self.fps, image=img, truth=truth), data
@@ -389,16 +398,17 @@ class SimulatedCamera(FrameSource):
         group: list[int],
         homs: list[np.ndarray],
         roi: tuple[int, int, int, int],
-        gain: np.ndarray,
-        glare: np.ndarray | None,
+        light: tuple[np.ndarray, np.ndarray | None],
         offset: float,
         out: np.ndarray,
+        scratch: Scratch,
     ) -> None:
-        """``sqrt(raw + offset)`` over the box ``roi`` = (x0, y0, x1, y1) into ``out``: warp, light, optics at full
-        resolution.
+        """``sqrt(raw + offset)`` over the box ``roi`` = (x0, y0, x1, y1) into ``out``: warp, light (gain, glare),
+        optics at full resolution.
         """
         x0, y0, x1, y1 = roi
-        box = self._background[y0:y1, x0:x1].copy()
+        box = scratch.get("box", (y1 - y0, x1 - x0, 3), np.uint16)
+        np.copyto(box, self._background[y0:y1, x0:x1])
         for k, h_mm in zip(group, homs, strict=True):
             img, px_to_mm = self._level(k, h_mm)
             cv2.warpPerspective(
@@ -409,19 +419,26 @@ class SimulatedCamera(FrameSource):
                 flags=cv2.INTER_LINEAR,
                 borderMode=cv2.BORDER_TRANSPARENT,
             )
-        raw = cv2.multiply(box, self._upsample(gain, roi), dtype=cv2.CV_32F, scale=1.0 / 65535.0)
+        gain, glare = light
+        raw = scratch.get("raw", box.shape, np.float32)
+        cv2.multiply(box, self._upsample(gain, roi, scratch), dst=raw, dtype=cv2.CV_32F, scale=1.0 / 65535.0)
         if glare is not None:
-            raw = cv2.add(raw, self._upsample(glare, roi))
-        cv2.sqrt(ch.apply_optics(raw, p, delta=offset), dst=out)
+            cv2.add(raw, self._upsample(glare, roi, scratch), dst=raw)
+        cv2.sqrt(ch.apply_optics(raw, p, delta=offset, scratch=scratch), dst=out)
 
     @staticmethod
-    def _upsample(low: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
-        """The box ``roi`` of ``cv2.resize(low, frame size)``, computing only that box (plus one grid step)."""
+    def _upsample(low: np.ndarray, roi: tuple[int, int, int, int], scratch: Scratch | None = None) -> np.ndarray:
+        """The box ``roi`` of ``cv2.resize(low, frame size)``, computing only that box (plus one grid step).
+
+        With ``scratch``, the result is a view of its buffer "up", valid until the next call.
+        """
         x0, y0, x1, y1 = roi
         s, (hl, wl) = LIGHT_MAP_STEP, low.shape[:2]
         lx0, ly0 = max(0, x0 // s - 1), max(0, y0 // s - 1)
         lx1, ly1 = min(wl, -(-x1 // s) + 1), min(hl, -(-y1 // s) + 1)
-        up = cv2.resize(low[ly0:ly1, lx0:lx1], ((lx1 - lx0) * s, (ly1 - ly0) * s), interpolation=cv2.INTER_LINEAR)
+        size = ((lx1 - lx0) * s, (ly1 - ly0) * s)
+        dst = None if scratch is None else scratch.get("up", (size[1], size[0], *low.shape[2:]), low.dtype)
+        up = cv2.resize(low[ly0:ly1, lx0:lx1], size, dst=dst, interpolation=cv2.INTER_LINEAR)
         return up[y0 - ly0 * s : y1 - ly0 * s, x0 - lx0 * s : x1 - lx0 * s]
 
     def _level(self, k: int, h_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -442,13 +459,11 @@ class SimulatedCamera(FrameSource):
         self, p: ch.ChannelParams, h_group: np.ndarray, group_mm: tuple[float, float]
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Exposure x light colour x (irradiance gain, glare), BGR float32, every ``LIGHT_MAP_STEP`` frame pixels."""
-        (w, h), s = self.size, LIGHT_MAP_STEP
-        xs = (np.arange(math.ceil(w / s)) + 0.5) * s - 0.5
-        ys = (np.arange(math.ceil(h / s)) + 0.5) * s - 0.5
-        grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(1, -1, 2)
+        grid = self._light_grid  # the centres of the LIGHT_MAP_STEP cells, the same every frame (made in open())
         mm = cv2.perspectiveTransform(grid, np.linalg.inv(h_group))[0]
-        u = (mm[:, 0] / group_mm[0]).reshape(len(ys), len(xs))
-        v = (mm[:, 1] / group_mm[1]).reshape(len(ys), len(xs))
+        rows, cols = self._background_low.shape[:2]
+        u = (mm[:, 0] / group_mm[0]).reshape(rows, cols)
+        v = (mm[:, 1] / group_mm[1]).reshape(rows, cols)
         gain, glare = ch.light_field(p, u, v)
         colour = (p.exposure * ch.illuminant_rgb(p.colour_temperature_k)[::-1]).astype(np.float32)
         return (gain[..., None] * colour).astype(np.float32), None if glare is None else (
