@@ -9,7 +9,8 @@ the scene and the camera; every module here reads it.
 - ``colour``: the colour science both channels share (sRGB, XYZ, luma, Planckian locus);
 - ``resolution``: a tile photographed at N camera pixels and an angle (the gates' and the sweep's measurement);
 - ``motion``: hand-held motion, the smooth drift of every channel parameter between frames;
-- ``simulate``: the simulated camera, a frame source rendering the batch's sheets;
+- ``simulate``: the simulated camera, a frame source rendering the batch's sheets; ``scratch``: the per-thread
+  buffers its render threads reuse from frame to frame;
 - ``calibrate``: fits a profile to the calibration strip measured in a capture;
   ``calibrate_isp``: what it fits beyond the printer (the camera's ISP, the framing) and its checks of the strip;
   ``cli``: ``photoproof calibrate``; ``search``: the one-dimensional searches the fits use;
