@@ -16,7 +16,8 @@ per-session channel check: its verdict by ``contracts.verdict``, why, what to do
 (every measured cause of a clean loss), ``sides`` (the left/right side test), ``paper``
 (the attack × ε destruction table as Markdown and LaTeX), ``scene`` (target and fooling rates with and
 without the adversarial patch, from ``capture --scene``), ``sweep``, ``plots``
-(PNG, SVG and PDF), ``gallery``, ``methods``, ``html``, ``pdf``,
+(PNG, SVG and PDF) and ``plots_sweep`` (rates against a transform's strength and the patch's size),
+``gallery``, ``methods``, ``html``, ``pdf``,
 ``report`` (orchestration), ``content`` (what the report holds, whatever its
 format), ``cli``, ``synthetic`` (fake capture data for tests and benchmarks).
 Nothing here imports torch.

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from analysis import plots
+from analysis import plots, plots_sweep
 from analysis.channel import DROP_POINTS, ChannelCheck, channel_table, check_sessions, layouts_table
 from analysis.content import Plot, ReportContent
 from analysis.gallery import gallery
@@ -390,7 +390,7 @@ def _scene_part(inp: ReportInput, fmts: tuple[str, ...]) -> _Part:
     table = scene_report_table([s.path for s in inp.sessions])
     if table is None or not fmts_visual(fmts):
         return _Part(table)
-    figs = plots.scene_vs_share(scene_series([s.path for s in inp.sessions]), inp.batch.class_names())
+    figs = plots_sweep.scene_vs_share(scene_series([s.path for s in inp.sessions]), inp.batch.class_names())
     plot = _fig(
         "Adversarial patch in the scene against its apparent size",
         figs,
@@ -416,7 +416,7 @@ def _sweep_part(batch_dir: Path, inp: ReportInput, fmts: tuple[str, ...], seed: 
         list(SWEEP_METRICS),
         "Digital predictions of the same model on the untransformed PNGs give C(X) and C(X_adv).",
     )
-    figs = plots.sweep_plot(pts, sweep_units(batch_dir)) if fmts_visual(fmts) else None
+    figs = plots_sweep.sweep_plot(pts, sweep_units(batch_dir)) if fmts_visual(fmts) else None
     return _Part(
         table, _fig("Destruction rate against transform strength", figs, "95% intervals: item bootstrap", "sweep")
     )
