@@ -17,8 +17,8 @@ per-session channel check: its verdict by ``contracts.verdict``, why, what to do
 (the attack × ε destruction table as Markdown and LaTeX), ``scene`` (target and fooling rates with and
 without the adversarial patch, from ``capture --scene``), ``sweep``, ``plots``
 (PNG, SVG and PDF) and ``plots_sweep`` (rates against a transform's strength and the patch's size),
-``gallery``, ``methods``, ``html``, ``pdf``,
-``report`` (orchestration), ``content`` (what the report holds, whatever its
-format), ``cli``, ``synthetic`` (fake capture data for tests and benchmarks).
+``gallery``, ``methods``, ``html``, ``pdf``, ``report`` (orchestration), ``report_files`` (its figure
+files, HTML, PDF and report.json), ``content`` (what the report holds, whatever its format), ``cli``,
+``synthetic`` (fake capture data for tests and benchmarks).
 Nothing here imports torch.
 """
