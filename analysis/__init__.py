@@ -9,7 +9,7 @@ Public API:
 - :func:`analysis.report.build_report` ``(batch_dir, sessions=None, formats=("html", "pdf", "csv")) -> Path``
 - :func:`analysis.cli.register` ``(app)`` adds ``photoproof report BATCH [--session S ...] [--format ...]``
 
-Modules: ``load`` (files to data), ``metrics`` (pure measures, paired
+Modules: ``load`` (files to data), ``quality`` (a session's quality medians), ``metrics`` (pure measures, paired
 survival among them), ``stats`` (Wilson and item-bootstrap intervals, widened at
 the edges), ``summary`` and ``tables`` (figures and exports), ``channel`` (the
 per-session channel check: its verdict by ``contracts.verdict``, why, what to do), ``diagnosis``
