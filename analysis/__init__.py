@@ -10,8 +10,8 @@ Public API:
 - :func:`analysis.cli.register` ``(app)`` adds ``photoproof report BATCH [--session S ...] [--format ...]``
 
 Modules: ``load`` (files to data), ``quality`` (a session's quality medians), ``metrics`` (pure measures, paired
-survival among them), ``stats`` (Wilson and item-bootstrap intervals, widened at
-the edges), ``summary`` and ``tables`` (figures and exports), ``channel`` (the
+survival among them), ``stats`` (Wilson and item-bootstrap intervals, widened at the edges), ``summary`` and
+``tables`` (figures and exports), ``table_parts`` (a wide table split to fit), ``channel`` (the
 per-session channel check: its verdict by ``contracts.verdict``, why, what to do), ``diagnosis``
 (every measured cause of a clean loss), ``sides`` (the left/right side test), ``paper``
 (the attack × ε destruction table as Markdown and LaTeX), ``scene`` (target and fooling rates with and
