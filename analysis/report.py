@@ -25,7 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from analysis import plots, plots_sweep
-from analysis.channel import DROP_POINTS, ChannelCheck, channel_table, check_sessions, layouts_table
+from analysis.channel import DROP_POINTS, ChannelCheck, check_sessions
+from analysis.channel_tables import channel_table, layouts_table
 from analysis.content import Plot, ReportContent
 from analysis.gallery import gallery
 from analysis.load import ReportInput, load_input, manifest_pred
