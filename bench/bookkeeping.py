@@ -38,7 +38,8 @@ sys.path.insert(0, str(ROOT))
 
 from contracts.journal import JournalWriter  # noqa: E402
 from contracts.manifest import Batch, ImageRecord, Item, Label, ModelRecord, SourceImage, load_batch, save_batch  # noqa: E402
-from craft.job import fold_journal, top5_records  # noqa: E402
+from craft.job import top5_records  # noqa: E402
+from craft.outdir import fold_journal  # noqa: E402
 
 ATTACKS = ["bim"]
 EPS = [16.0]
