@@ -3,7 +3,8 @@
 One channel profile (:mod:`contracts.profile`, a TOML file) describes the printer,
 the scene and the camera; every module here reads it.
 
-- ``model``: the numpy/OpenCV stages (print, pose, light, optics, sensor, ISP, JPEG);
+- ``model``: the channel's parameters and the numpy/OpenCV stages before the camera (print, pose, light);
+  ``camera``: the camera's stages (optics, sensor, ISP, JPEG); ``tile``: every stage on one image tile;
 - ``isp``: the camera's ISP after the sensor (white balance, levels, colour matrix, tone curves), its per-frame
   constants, shared by the model and the twin;
 - ``colour``: the colour science both channels share (sRGB, XYZ, luma, Planckian locus);

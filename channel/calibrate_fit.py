@@ -14,16 +14,14 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from channel.camera import apply_jpeg, apply_sensor, sensor_curve
 from channel.colour import LUMA
 from channel.model import (
     UNIT_FIELDS,
     ChannelParams,
-    apply_jpeg,
-    apply_sensor,
     gamut_matrix,
     print_page,
     printer_coverage,
-    sensor_curve,
 )
 from channel.search import golden, grid_golden
 from contracts.errors import UserError
@@ -169,7 +167,7 @@ def fit_noise(
     """shot_noise and read_noise (EMVA 1288: ``var = a raw + b**2``) from the grey patches' luma std.
 
     JPEG removes (or adds) noise depending on its level and the quality, so the fit runs the
-    simulator's own sensor and JPEG (``channel.sensor_curve``, ``apply_sensor``, ``apply_jpeg``
+    simulator's own sensor and JPEG (``channel.camera.sensor_curve``, ``apply_sensor``, ``apply_jpeg``
     at ``jpeg_quality``, white-balance ``gains``) on flat 32 px patches at the observed grey
     levels, with fixed standard normal draws from ``seed``, and matches the median observed
     luma std per level (least squares in log std, over log a and log b).

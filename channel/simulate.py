@@ -29,6 +29,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from channel import camera
 from channel import model as ch
 from channel.motion import HandHeldProcess
 from channel.scratch import Scratch
@@ -340,7 +341,7 @@ class SimulatedCamera(FrameSource):
         sizes = [self.page_sizes_mm[k] for k in group]
         group_mm = (sum(s[0] for s in sizes) + SHEET_GAP_MM * (len(sizes) - 1), max(s[1] for s in sizes))
         h_group = page_homography(p, group_mm, (w, h))
-        curve = ch.sensor_curve(p, self.profile.camera, ch.wb_gains(self.profile, p)[::-1].copy())
+        curve = camera.sensor_curve(p, self.profile.camera, ch.wb_gains(self.profile, p)[::-1].copy())
         gain, glare = self._light_maps(p, h_group, group_mm)
         # The desk is smooth: light and sqrt at 1/8 resolution, interpolated (outside the sheets' box only, below).
         desk = cv2.multiply(self._background_low, gain)
@@ -361,7 +362,7 @@ class SimulatedCamera(FrameSource):
         corners = cv2.perspectiveTransform(
             np.array([[[0, 0], [group_mm[0], 0], [group_mm[0], group_mm[1]], [0, group_mm[1]]]], np.float64), h_group
         )[0]
-        margin = ch.gaussian_ksize(p.defocus_sigma_px) // 2 + math.ceil(p.motion_blur_px / 2) + 2
+        margin = camera.gaussian_ksize(p.defocus_sigma_px) // 2 + math.ceil(p.motion_blur_px / 2) + 2
         x0, y0 = (max(0, int(math.floor(v)) - margin) for v in corners.min(axis=0))
         x1, y1 = (
             min(w, int(math.ceil(corners[:, 0].max())) + margin + 1),
@@ -383,12 +384,12 @@ class SimulatedCamera(FrameSource):
         dy, dx = r.integers(0, NOISE_PAD + 1, 2)
         sign = float(r.choice([-1, 1]))
         noisy, noise = replace(curve, noise_scale=sign * curve.noise_scale), self._noise[dy : dy + h, dx : dx + w]
-        if self.fast:  # the sensor's table and the ISP's first table as one lookup (channel.model.apply_isp)
-            code = ch.sensor_code(y, noisy, noise, out=scratch.get("code", (h, w, 3), np.uint8))
-            img = ch.apply_isp(code, self.profile, p, bgr=True, sensor_lut=curve.lut, scratch=scratch)
+        if self.fast:  # the sensor's table and the ISP's first table as one lookup (channel.camera.apply_isp)
+            code = camera.sensor_code(y, noisy, noise, out=scratch.get("code", (h, w, 3), np.uint8))
+            img = camera.apply_isp(code, self.profile, p, bgr=True, sensor_lut=curve.lut, scratch=scratch)
         else:  # the sensor, then the ISP stage (nothing unless the profile has an ISP), step by step
-            img = ch.apply_isp(ch.sensor_encode(y, noisy, noise), self.profile, p, bgr=True)
-        img, data = ch.apply_jpeg(img, p.jpeg_quality)
+            img = camera.apply_isp(camera.sensor_encode(y, noisy, noise), self.profile, p, bgr=True)
+        img, data = camera.apply_jpeg(img, p.jpeg_quality)
         truth = {"seed": self.seed, "profile": self.profile.name, "sheets": sheets}
         return Frame(index=index, t=index / self.fps, image=img, truth=truth), data
 
@@ -424,7 +425,7 @@ class SimulatedCamera(FrameSource):
         cv2.multiply(box, self._upsample(gain, roi, scratch), dst=raw, dtype=cv2.CV_32F, scale=1.0 / 65535.0)
         if glare is not None:
             cv2.add(raw, self._upsample(glare, roi, scratch), dst=raw)
-        cv2.sqrt(ch.apply_optics(raw, p, delta=offset, scratch=scratch), dst=out)
+        cv2.sqrt(camera.apply_optics(raw, p, delta=offset, scratch=scratch), dst=out)
 
     @staticmethod
     def _upsample(low: np.ndarray, roi: tuple[int, int, int, int], scratch: Scratch | None = None) -> np.ndarray:
