@@ -10,9 +10,9 @@ the scene and the camera; every module here reads it.
 - ``colour``: the colour science both channels share (sRGB, XYZ, luma, Planckian locus);
 - ``resolution``: a tile photographed at N camera pixels and an angle (the gates' and the sweep's measurement);
 - ``motion``: hand-held motion, the smooth drift of every channel parameter between frames;
-- ``simulate``: the simulated camera, a frame source rendering the batch's sheets;
-  ``page``: a sheet's page rendered, printed into a pyramid and placed in the frame;
-  ``scratch``: the frame-sized work buffers one render thread reuses frame after frame;
+- ``simulate``: the simulated camera, a frame source rendering the batch's sheets; ``scratch``: the per-thread
+  buffers its render threads reuse from frame to frame; ``page``: a sheet's page rendered, printed into a pyramid
+  and placed in the frame;
 - ``calibrate``: fits a profile to the calibration strip measured in a capture and writes it;
   ``calibrate_fit``: the printer's tone and colour and the camera's noise fitted to the strip's patches;
   ``calibrate_isp``: what it fits beyond the printer (the camera's ISP, the framing) and its checks of the strip;
