@@ -9,15 +9,16 @@ Public API:
 - :func:`analysis.report.build_report` ``(batch_dir, sessions=None, formats=("html", "pdf", "csv")) -> Path``
 - :func:`analysis.cli.register` ``(app)`` adds ``photoproof report BATCH [--session S ...] [--format ...]``
 
-Modules: ``load`` (files to data), ``metrics`` (pure measures, paired
-survival among them), ``stats`` (Wilson and item-bootstrap intervals, widened at
-the edges), ``summary`` and ``tables`` (figures and exports), ``channel`` (the
-per-session channel check: its verdict by ``contracts.verdict``, why, what to do), ``diagnosis``
-(every measured cause of a clean loss), ``sides`` (the left/right side test), ``paper``
+Modules: ``load`` (files to data), ``quality`` (a session's quality medians), ``metrics`` (pure measures, paired
+survival among them), ``stats`` (Wilson and item-bootstrap intervals, widened at the edges), ``summary`` and
+``tables`` (figures and exports), ``table_parts`` (a wide table split to fit), ``channel`` (the
+per-session channel check: its verdict by ``contracts.verdict``, why, what to do), ``channel_tables`` (its
+tables), ``diagnosis`` (every measured cause of a clean loss), ``sides`` (the left/right side test), ``paper``
 (the attack × ε destruction table as Markdown and LaTeX), ``scene`` (target and fooling rates with and
 without the adversarial patch, from ``capture --scene``), ``sweep``, ``plots``
-(PNG, SVG and PDF), ``gallery``, ``methods``, ``html``, ``pdf``,
-``report`` (orchestration), ``content`` (what the report holds, whatever its
-format), ``cli``, ``synthetic`` (fake capture data for tests and benchmarks).
+(PNG, SVG and PDF) and ``plots_sweep`` (rates against a transform's strength and the patch's size),
+``gallery``, ``methods``, ``html``, ``pdf``, ``report`` (orchestration), ``report_files`` (its figure
+files, HTML, PDF and report.json), ``content`` (what the report holds, whatever its format), ``cli``,
+``synthetic`` (fake capture data for tests and benchmarks).
 Nothing here imports torch.
 """

@@ -1,6 +1,6 @@
 """Why a session lost clean accuracy: every cause the capture measured, and nothing it did not.
 
-Measured per session (medians over the clean tiles' good observations, :func:`analysis.load.session_quality`):
+Measured per session (medians over the clean tiles' good observations, :func:`analysis.quality.session_quality`):
 the tile's side in camera pixels against the model's input, the viewing angle, the
 sheet's edge blur, clipped pixels, the print's tone from the calibration strip (black
 level and paper white against their digital 0 and 255), the camera's resolution
@@ -129,7 +129,7 @@ def diagnose(
     """Every measured cause, in the order a user fixes them.
 
     Args:
-        q: the session's quality medians (:func:`analysis.load.session_quality`).
+        q: the session's quality medians (:func:`analysis.quality.session_quality`).
         size, model: the model's input side and name.
         fix_print: the print command that lays the sheets out for the camera.
         sheet: the paper (width, height mm) and tile width of the layout the session read; ``None``: unknown.

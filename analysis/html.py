@@ -14,7 +14,8 @@ from analysis.content import Plot, ReportContent
 from analysis.gallery import GalleryEntry
 from analysis.methods import Section
 from analysis.stats import Rate
-from analysis.tables import CHECK_COLUMN, Table, column_parts, fmt_cell, pct, text_width
+from analysis.table_parts import column_parts, text_width
+from analysis.tables import CHECK_COLUMN, Table, fmt_cell, pct
 from contracts.verdict import FLAGGED
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"

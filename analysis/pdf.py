@@ -33,7 +33,8 @@ from reportlab.platypus import (
 from analysis.content import Plot, ReportContent
 from analysis.gallery import GalleryEntry
 from analysis.stats import Rate
-from analysis.tables import CHECK_COLUMN, column_parts, fmt_cell, pct
+from analysis.table_parts import column_parts
+from analysis.tables import CHECK_COLUMN, fmt_cell, pct
 from analysis.tables import Table as ReportTable
 from contracts.verdict import FLAGGED
 

@@ -35,7 +35,6 @@ from matplotlib.ticker import MaxNLocator
 
 from analysis.load import Session
 from analysis.summary import SummaryRow
-from analysis.sweep import SweepPoint
 
 DPI = 100
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
@@ -85,7 +84,7 @@ def _render(fig: Figure) -> Figures:
     return Figures(out["png"], out["svg"], out["pdf"])
 
 
-def _rendered(build: Callable[..., Figure | None]) -> Callable[..., Figures | None]:
+def rendered(build: Callable[..., Figure | None]) -> Callable[..., Figures | None]:
     """Turn a function that builds a :class:`Figure` into one that returns its :class:`Figures`.
 
     The builder stays reachable as ``.figure`` (tests measure where legends sit).
@@ -100,14 +99,14 @@ def _rendered(build: Callable[..., Figure | None]) -> Callable[..., Figures | No
     return wrapper
 
 
-def _err(values: Sequence[float], los: Sequence[float], his: Sequence[float]) -> list[list[float]]:
+def err(values: Sequence[float], los: Sequence[float], his: Sequence[float]) -> list[list[float]]:
     return [
         [max(0.0, v - lo) for v, lo in zip(values, los, strict=True)],
         [max(0.0, hi - v) for v, hi in zip(values, his, strict=True)],
     ]
 
 
-def _pct_points(pts: list[tuple[float, Any]]) -> tuple[list[float], list[float], list[float], list[float]]:
+def pct_points(pts: list[tuple[float, Any]]) -> tuple[list[float], list[float], list[float], list[float]]:
     """(x, value %, low %, high %) from (x, Rate) pairs with a value; a missing interval bound is the value."""
     xs, vs, los, his = [], [], [], []
     for x, r in pts:
@@ -120,7 +119,7 @@ def _pct_points(pts: list[tuple[float, Any]]) -> tuple[list[float], list[float],
     return xs, vs, los, his
 
 
-def _legend_outside(
+def legend_outside(
     fig: Figure, handles: list[Any], labels: list[str], title: str | None = None, below: bool = False
 ) -> None:
     """One legend for the figure, to the right of (or below) every axes; constrained layout makes room."""
@@ -151,7 +150,7 @@ def _legend_clear_of_title(fig: Figure, canvas: FigureCanvasAgg) -> None:
             handles, labels = list(leg.legend_handles), [t.get_text() for t in leg.get_texts()]
             name = leg.get_title().get_text() or None
             leg.remove()
-            _legend_outside(fig, handles, labels, name, below=True)
+            legend_outside(fig, handles, labels, name, below=True)
 
 
 def _nudge(xs_all: list[float], n_series: int) -> float:
@@ -161,7 +160,7 @@ def _nudge(xs_all: list[float], n_series: int) -> float:
     return 0.25 * gap / (n_series - 1) if n_series > 1 else 0.0
 
 
-@_rendered
+@rendered
 def destruction_vs_eps(
     rows: list[SummaryRow], metric: str = "destruction", view: str = "tile", limited: set[str] | None = None
 ) -> Figure | None:
@@ -186,7 +185,7 @@ def destruction_vs_eps(
                 by[(r.session or "", r.topk)].append((r.eps, r.rate))
         for j, key in enumerate(series_keys):
             session, k = key
-            xs, vs, los, his = _pct_points(sorted(by.get(key, []), key=lambda p: p[0]))
+            xs, vs, los, his = pct_points(sorted(by.get(key, []), key=lambda p: p[0]))
             if not xs:
                 continue
             si = sessions.index(session)
@@ -196,7 +195,7 @@ def destruction_vs_eps(
             h = ax.errorbar(
                 [x + off for x in xs],
                 vs,
-                yerr=_err(vs, los, his),
+                yerr=err(vs, los, his),
                 color=COLORS[si % len(COLORS)],
                 marker=marker,
                 markerfacecolor="none" if lim else COLORS[si % len(COLORS)],
@@ -217,13 +216,13 @@ def destruction_vs_eps(
         ax.set_ylabel("destruction rate (%)")
         ax.set_ylim(-3, 103)
         ax.grid(alpha=0.3)
-    _legend_outside(fig, list(handles.values()), list(handles), "session, top-k")
+    legend_outside(fig, list(handles.values()), list(handles), "session, top-k")
     title = "prefiltered case" if metric.endswith("prefiltered") else "average case"
     fig.suptitle(f"Destruction rate, {title} (per {view}, 95% intervals)", fontsize=11)
     return fig
 
 
-@_rendered
+@rendered
 def accuracy_bars(rows: list[SummaryRow], session: str | None, model: str, k: int = 1) -> Figure | None:
     """Grouped bars per (attack, ε): accuracy (%) on clean and adversarial
     images, digital vs photographed (per tile).
@@ -253,14 +252,14 @@ def accuracy_bars(rows: list[SummaryRow], session: str | None, model: str, k: in
             )
             if r is not None:
                 pts.append((g + (j - (len(bars) - 1) / 2) * width, r.rate))
-        xs, vs, los, his = _pct_points(pts)
+        xs, vs, los, his = pct_points(pts)
         ax.bar(
             xs,
             vs,
             width,
             color=color,
             label=label,
-            yerr=_err(vs, los, his),
+            yerr=err(vs, los, his),
             capsize=2,
             hatch=hatch[view],
             edgecolor="black" if metric == "adv_acc" else "white",
@@ -273,12 +272,12 @@ def accuracy_bars(rows: list[SummaryRow], session: str | None, model: str, k: in
     ax.set_ylabel(f"top-{k} accuracy (%)")
     fig.suptitle(f"{session or 'source'} · {model}: top-{k} accuracy (95% intervals)", fontsize=10)
     h, lab = ax.get_legend_handles_labels()
-    _legend_outside(fig, h, lab)
+    legend_outside(fig, h, lab)
     ax.grid(axis="y", alpha=0.3)
     return fig
 
 
-@_rendered
+@rendered
 def channel_check(checks: Sequence[Any], drop_points: float) -> Figure | None:
     """Per session: clean top-1 accuracy (%) digital vs photographed per tile and per frame, with the threshold.
 
@@ -305,9 +304,9 @@ def channel_check(checks: Sequence[Any], drop_points: float) -> Figure | None:
         )
         handles.setdefault(f"allowed drop ({100 * drop_points:.0f} points)", band)
         for off, v, color, marker in ((-0.12, c.tile, "#3182bd", "o"), (0.12, c.frame, "#6baed6", "s")):
-            xs, vs, los, his = _pct_points([(i + off, v.photo)])
+            xs, vs, los, his = pct_points([(i + off, v.photo)])
             if xs:
-                h2 = ax.errorbar(xs, vs, yerr=_err(vs, los, his), fmt=marker, color=color, capsize=4)
+                h2 = ax.errorbar(xs, vs, yerr=err(vs, los, his), fmt=marker, color=color, capsize=4)
                 handles.setdefault(f"clean, photographed per {v.view}", h2)
     ax.set_xticks(range(len(checks)))
     ax.set_xticklabels([f"{c.session}\n{c.model}\n{c.verdict}" for c in checks], fontsize=8)
@@ -317,7 +316,7 @@ def channel_check(checks: Sequence[Any], drop_points: float) -> Figure | None:
     ax.set_ylim(-3, 103)
     ax.grid(axis="y", alpha=0.3)
     fig.suptitle("Channel check: clean top-1 accuracy, photographed vs digital (95% intervals)", fontsize=10)
-    _legend_outside(fig, list(handles.values()), list(handles), below=True)
+    legend_outside(fig, list(handles.values()), list(handles), below=True)
     return fig
 
 
@@ -333,7 +332,7 @@ def digital_confidence_hist(clean: list[float], adv: list[float], model: str) ->
     return _prob_hist(clean, adv, "items (count)", f"{model} (source): confidence on the PNGs")
 
 
-@_rendered
+@rendered
 def _prob_hist(clean: list[float], adv: list[float], ylabel: str, title: str) -> Figure | None:
     """Overlaid histograms of top-1 probabilities, clean in blue and
     adversarial in red; ``None`` when both are empty.
@@ -361,115 +360,7 @@ def _prob_hist(clean: list[float], adv: list[float], ylabel: str, title: str) ->
     ax.set_xlim(0, 1)
     fig.suptitle(title, fontsize=10)
     h, lab = ax.get_legend_handles_labels()
-    _legend_outside(fig, h, lab)
-    return fig
-
-
-@_rendered
-def sweep_plot(points: list[SweepPoint], units: dict[str, str] | None = None) -> Figure | None:
-    """One panel per transform: destruction rate (%) against strength (in the transform's unit), top-1 and top-5."""
-    units = units or {}
-    transforms = sorted({p.transform for p in points})
-    if not transforms:
-        return None
-    ncol = min(3, len(transforms))
-    nrow = (len(transforms) + ncol - 1) // ncol
-    fig = Figure(figsize=(max(6.5, 3.8 * ncol + 1.5), 3.2 * nrow), layout="constrained")
-    handles: dict[str, Any] = {}
-    for i, tr in enumerate(transforms):
-        ax = fig.add_subplot(nrow, ncol, i + 1)
-        for k, marker, ls in ((1, "o", "-"), (5, "s", "--")):
-            pts = sorted(
-                ((p.strength, p.rates["destruction"]) for p in points if p.transform == tr and p.topk == k),
-                key=lambda t: t[0],
-            )
-            xs, vs, los, his = _pct_points(pts)
-            if not xs:
-                continue
-            h = ax.errorbar(
-                xs, vs, yerr=_err(vs, los, his), marker=marker, linestyle=ls, color=COLORS[k == 5], capsize=3
-            )
-            handles.setdefault(f"top-{k}", h)
-        ax.set_title(tr, fontsize=10)
-        ax.set_xlabel(f"strength ({units[tr]})" if tr in units else "strength (transform units)")
-        ax.set_ylabel("destruction rate (%)")
-        ax.set_ylim(-3, 103)
-        ax.grid(alpha=0.3)
-    _legend_outside(fig, list(handles.values()), list(handles))
-    fig.suptitle("Transformation sweep: destruction rate (95% intervals)", fontsize=11)
-    return fig
-
-
-SHARE_FLOOR_PCT = 0.1  # the share axis is logarithmic: smaller shares are drawn here
-
-
-@_rendered
-def scene_vs_share(series: Sequence[Any], class_names: Sequence[str] = ()) -> Figure | None:
-    """Target-class and untargeted fooling rates (%) against the patch's share of the view (%, log axis).
-
-    ``series`` are :class:`analysis.scene.SceneSeries`: one colour per patch
-    target and session, a point per share bin at the bin's median share, 95%
-    Wilson bars; the session's rate without the patch is a dashed line of the
-    same colour over its interval's band.
-    """
-    series = [s for s in series if s.points]
-    if not series:
-        return None
-    fig = Figure(figsize=(9.0, 3.6), layout="constrained")
-    axes = [fig.add_subplot(1, 2, i + 1) for i in range(2)]
-    multi = len({s.session for s in series}) > 1
-    handles: dict[str, Any] = {}
-    xs_all = [max(SHARE_FLOOR_PCT, 100 * p.median_share) for s in series for p in s.points]
-    for j, s in enumerate(series):
-        color, marker = COLORS[j % len(COLORS)], MARKERS[j % len(MARKERS)]
-        name = f"{s.target} ({class_names[s.target]})" if 0 <= s.target < len(class_names) else str(s.target)
-        label = f"target {name}" + (f", session {s.session}" if multi else "")
-        nudge = 10 ** (
-            (j - (len(series) - 1) / 2) * 0.03
-        )  # series apart on the log axis, so bars do not hide each other
-        for ax, attr, ref in ((axes[0], "target_rate", s.without_target), (axes[1], "fooling_rate", s.without_fooling)):
-            pts = [(max(SHARE_FLOOR_PCT, 100 * p.median_share) * nudge, getattr(p, attr)) for p in s.points]
-            xs, vs, los, his = _pct_points(pts)
-            if xs:
-                h = ax.errorbar(
-                    xs,
-                    vs,
-                    yerr=_err(vs, los, his),
-                    color=color,
-                    marker=marker,
-                    linestyle="-",
-                    capsize=3,
-                    linewidth=1.2,
-                    markersize=5,
-                )
-                handles.setdefault(f"{label}, with patch", h)
-            if ref.value is not None:
-                ax.axhspan(
-                    100 * (ref.lo if ref.lo is not None else ref.value),
-                    100 * (ref.hi if ref.hi is not None else ref.value),
-                    color=color,
-                    alpha=0.12,
-                    linewidth=0,
-                )
-                r = ax.axhline(100 * ref.value, color=color, linestyle="--", linewidth=1.0)
-                handles.setdefault(f"{label}, without patch (n={ref.n})", r)
-    lo, hi = min(xs_all), max(xs_all)
-    for ax, ylabel in zip(
-        axes, ("target-class rate (% of frames)", "untargeted fooling rate (% of frames)"), strict=True
-    ):
-        ax.set_xscale("log")
-        ax.set_xlim(lo / 1.6, min(100.0, hi * 1.6))
-        ticks = [t for t in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100) if lo / 1.6 <= t <= min(100.0, hi * 1.6)]
-        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
-        ax.set_xticks([], minor=True)
-        ax.set_xlabel("patch area, share of the view (%)")
-        ax.set_ylabel(ylabel)
-        ax.set_ylim(-3, 103)
-        ax.grid(alpha=0.3, which="both")
-    axes[0].set_title("top-1 is the patch's target", fontsize=9)
-    axes[1].set_title("top-1 is not the true class", fontsize=9)
-    _legend_outside(fig, list(handles.values()), list(handles), below=True)
-    fig.suptitle("Adversarial patch in the scene: rates against its apparent size (95% intervals)", fontsize=10)
+    legend_outside(fig, h, lab)
     return fig
 
 
@@ -480,6 +371,8 @@ __all__ = [
     "confidence_hist",
     "destruction_vs_eps",
     "digital_confidence_hist",
-    "scene_vs_share",
-    "sweep_plot",
+    "err",
+    "legend_outside",
+    "pct_points",
+    "rendered",
 ]

@@ -23,17 +23,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from analysis import plots
-from analysis.channel import DROP_POINTS, ChannelCheck, channel_table, check_sessions, layouts_table
+from analysis import plots, plots_sweep
+from analysis.channel import DROP_POINTS, ChannelCheck, check_sessions
+from analysis.channel_tables import channel_table, layouts_table
 from analysis.content import Plot, ReportContent
 from analysis.gallery import gallery
-from analysis.html import render_html
 from analysis.load import ReportInput, load_input, manifest_pred
 from analysis.methods import methods
-from analysis.paper import MD_FILE, TEX_FILE, paper_table, write_paper_tables
-from analysis.pdf import render_pdf
+from analysis.paper import paper_table, write_paper_tables
+from analysis.report_files import file_names, remove_stale, render, report_json, write_figures
 from analysis.scene import scene_report_table, scene_series
 from analysis.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
 from analysis.summary import SummaryRow, compute_summary, tile_rows
@@ -53,8 +52,7 @@ from analysis.tables import (
 from contracts.batchdir import REPORT
 from contracts.errors import UserError, WriteError
 from contracts.manifest import MANIFEST, load_batch
-from contracts.paths import atomic_write_bytes, atomic_write_json, atomic_write_text
-from contracts.verdict import RULE
+from contracts.paths import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -98,34 +96,6 @@ def check_formats(formats: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-TABLES = (
-    "headline",
-    "channel",
-    "sessions",
-    "accuracy",
-    "destruction",
-    "destruction_eps",
-    "transfer",
-    "summary",
-    "tiles",
-    "sweep",
-)
-FIGURES = "figures"
-
-
-def _remove_stale(out_dir: Path, written: set[str]) -> None:
-    """Delete the exports of tables this run did not produce (a sweep since
-    removed, say), so no stale numbers remain.
-    """
-    for name in TABLES:
-        if name not in written:
-            for ext in (".csv", ".json"):
-                (out_dir / f"{name}{ext}").unlink(missing_ok=True)
-    if "destruction_eps" not in written:
-        for f in (MD_FILE, TEX_FILE):
-            (out_dir / f).unlink(missing_ok=True)
-
-
 def _safe(name: str) -> str:
     """A file stem from a title part (session ids may hold anything)."""
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "figure"
@@ -133,29 +103,6 @@ def _safe(name: str) -> str:
 
 def _fig(title: str, figs: plots.Figures | None, caption: str, name: str) -> Plot | None:
     return None if figs is None else Plot(title, figs.png, caption, _safe(name), figs.svg, figs.pdf)
-
-
-def _write_figures(out_dir: Path, figs: list[Plot]) -> list[Path]:
-    """``figures/<name>.svg`` and ``.pdf`` for every figure; stale ones of earlier runs are removed."""
-    folder = out_dir / FIGURES
-    written: list[Path] = []
-    seen: set[str] = set()
-    for p in figs:
-        stem, i = p.name or "figure", 2
-        while stem in seen:
-            stem, i = f"{p.name}-{i}", i + 1
-        seen.add(stem)
-        p.name = stem
-        for ext, data in (("svg", p.svg), ("pdf", p.pdf)):
-            if data is not None:
-                path = folder / f"{stem}.{ext}"
-                atomic_write_bytes(path, data)
-                written.append(path)
-    if folder.is_dir():
-        for old in folder.iterdir():
-            if old.suffix in (".svg", ".pdf") and old not in written:
-                old.unlink(missing_ok=True)
-    return written
 
 
 def fmts_visual(fmts: tuple[str, ...]) -> bool:
@@ -344,10 +291,10 @@ def _make_report(
         files += write_table(out_dir, t, "csv" in fmts)
     if paper is not None:
         files += write_paper_tables(out_dir, paper)
-    _remove_stale(out_dir, {t.name for t in exported})
+    remove_stale(out_dir, {t.name for t in exported})
     figures = _plots(inp, rows, checks) if fmts_visual(fmts) else []
-    files += _write_figures(out_dir, figures + [p for p in (sweep.plot, scene.plot) if p is not None])
-    names = _file_names([str(p.relative_to(out_dir)) for p in files], fmts)
+    files += write_figures(out_dir, figures + [p for p in (sweep.plot, scene.plot) if p is not None])
+    names = file_names([str(p.relative_to(out_dir)) for p in files], fmts)
     content = ReportContent(
         title=f"Photoproof report: {inp.batch.batch_id}",
         batch_id=inp.batch.batch_id,
@@ -365,9 +312,9 @@ def _make_report(
         destruction_eps=paper,
         warnings=warnings,
     )
-    index, rendered = _render(out_dir, content, fmts)
+    index, rendered = render(out_dir, content, fmts)
     files += rendered
-    meta = _report_json(inp, content, checks, seed, resamples)
+    meta = report_json(inp, content, checks, seed, resamples)
     atomic_write_json(out_dir / "report.json", _finite(meta))
     files.append(out_dir / "report.json")
     for n in warnings + notes:  # the CLI prints them (analysis.cli.show); a library caller reads ReportResult
@@ -390,7 +337,7 @@ def _scene_part(inp: ReportInput, fmts: tuple[str, ...]) -> _Part:
     table = scene_report_table([s.path for s in inp.sessions])
     if table is None or not fmts_visual(fmts):
         return _Part(table)
-    figs = plots.scene_vs_share(scene_series([s.path for s in inp.sessions]), inp.batch.class_names())
+    figs = plots_sweep.scene_vs_share(scene_series([s.path for s in inp.sessions]), inp.batch.class_names())
     plot = _fig(
         "Adversarial patch in the scene against its apparent size",
         figs,
@@ -416,64 +363,10 @@ def _sweep_part(batch_dir: Path, inp: ReportInput, fmts: tuple[str, ...], seed: 
         list(SWEEP_METRICS),
         "Digital predictions of the same model on the untransformed PNGs give C(X) and C(X_adv).",
     )
-    figs = plots.sweep_plot(pts, sweep_units(batch_dir)) if fmts_visual(fmts) else None
+    figs = plots_sweep.sweep_plot(pts, sweep_units(batch_dir)) if fmts_visual(fmts) else None
     return _Part(
         table, _fig("Destruction rate against transform strength", figs, "95% intervals: item bootstrap", "sweep")
     )
-
-
-def _file_names(written: list[str], fmts: tuple[str, ...]) -> list[str]:
-    """Every file of the report as the report lists it: index.html and report.pdf first, report.json last."""
-    names = list(written)
-    if "html" in fmts:
-        names.insert(0, "index.html")
-    if "pdf" in fmts:
-        names.insert(1 if "html" in fmts else 0, "report.pdf")
-    return [*names, "report.json"]
-
-
-def _render(out_dir: Path, content: ReportContent, fmts: tuple[str, ...]) -> tuple[Path | None, list[Path]]:
-    """Write index.html and report.pdf as asked; return the index (if any) and the files written."""
-    index, files = None, []
-    if "html" in fmts:
-        index = out_dir / "index.html"
-        atomic_write_text(index, render_html(content))
-        files.append(index)
-    if "pdf" in fmts:
-        pdf = out_dir / "report.pdf"
-        atomic_write_bytes(pdf, render_pdf(content))
-        files.append(pdf)
-    return index, files
-
-
-def _report_json(
-    inp: ReportInput, content: ReportContent, checks: dict[str, ChannelCheck], seed: int, resamples: int
-) -> dict[str, Any]:
-    """``report.json``: the batch, the sessions, every note, the bootstrap and the channel-check rule, the files."""
-    return {
-        "schema": "photoproof.report",
-        "schema_version": 1,
-        "batch_id": inp.batch.batch_id,
-        "generated": content.generated,
-        "sessions": [s.id for s in inp.sessions],
-        "digital_only": not inp.sessions,
-        "notes": content.warnings + content.notes,
-        "bootstrap": {
-            "seed": seed,
-            "resamples": resamples,
-            "unit": "item",
-            "interval": "percentile 95%, widened to the Wilson interval on the effective number of observations "
-            "(Korn & Graubard 1998)",
-        },
-        "interval_rates_over_items_and_tiles": "Wilson score 95%",
-        "channel_check": {
-            "rule": RULE,
-            "threshold_points": 100 * DROP_POINTS,
-            "sessions": {sid: c.to_dict() for sid, c in checks.items()},
-        },
-        "config": inp.batch.config,
-        "files": content.files,
-    }
 
 
 def build_report(

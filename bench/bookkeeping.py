@@ -4,7 +4,7 @@ For every mini-batch of ``--batch-size`` items it does what the crafting job
 does after the attack: top-5 records from logits (``craft.job.top5_records``,
 random logits from a trivial "model"), the items' records, and one fsync'd
 append to the journal (``contracts.journal.JournalWriter``); at the end the
-journal is folded into ``batch.json`` (``craft.job.fold_journal``), and a
+journal is folded into ``batch.json`` (``craft.outdir.fold_journal``), and a
 resume's read of ``batch.json`` plus journal is timed too. PNG writing is
 per-item work of fixed size and is left out.
 
@@ -38,7 +38,8 @@ sys.path.insert(0, str(ROOT))
 
 from contracts.journal import JournalWriter  # noqa: E402
 from contracts.manifest import Batch, ImageRecord, Item, Label, ModelRecord, SourceImage, load_batch, save_batch  # noqa: E402
-from craft.job import fold_journal, top5_records  # noqa: E402
+from craft.job import top5_records  # noqa: E402
+from craft.outdir import fold_journal  # noqa: E402
 
 ATTACKS = ["bim"]
 EPS = [16.0]

@@ -9,7 +9,7 @@ at several areas, ``--placements`` random placements per photo and area
 
 - digital: top-1 = target on lite0 (the source) and on lite2 (transfer);
 - camera: the same after the numpy print-and-photograph channel of ``--profile``
-  (``channel.model.apply_tile``, one fresh draw per pasted image), on lite2;
+  (``channel.tile.apply_tile``, one fresh draw per pasted image), on lite2;
 - the untargeted fooling rate (top-1 != true class) on lite2 through the camera;
 - the same rates on the clean held-back images (no patch) as the baseline.
 
@@ -34,7 +34,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from analysis.stats import wilson  # noqa: E402
-from channel.model import apply_tile, sample_params  # noqa: E402
+from channel.model import sample_params  # noqa: E402
+from channel.tile import apply_tile  # noqa: E402
 from contracts.profile import load_profile, render_toml  # noqa: E402
 from craft.attacks.eot import EOT  # noqa: E402
 from craft.attacks.patch import AdversarialPatch, paste_uint8, patch_side, sample_placements  # noqa: E402

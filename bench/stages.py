@@ -2,7 +2,7 @@
 
 For each labelled foolbox sample photo, the clean 224-pixel image is printed as square pixels
 onto a tile ``--fraction`` x the model's input size in camera pixels, then run through the
-numpy channel (``channel.model.apply_tile``: print, pose, light, optics, sensor, JPEG) with
+numpy channel (``channel.tile.apply_tile``: print, pose, light, optics, sensor, JPEG) with
 ``--draws`` parameter draws of the profile, and the pose is undone as capture's
 rectification does. Rows: every stage, and every stage but one. Top-1 accuracy of the
 ONNX model (n = photos x draws; draws of one photo are not independent), with a Wilson
@@ -30,7 +30,9 @@ from gates import _model, _photos  # noqa: E402  (bench/gates.py: the photos and
 
 from analysis.stats import wilson  # noqa: E402
 from capture.classify import OnnxClassifier  # noqa: E402
+from channel import camera  # noqa: E402
 from channel import model as ch  # noqa: E402
+from channel.tile import apply_tile  # noqa: E402
 from contracts.profile import ChannelProfile, load_profile  # noqa: E402
 
 
@@ -49,7 +51,7 @@ def photograph(
     pad = n // 4
     paper = cv2.copyMakeBorder(tile, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(255, 255, 255))
     m = paper.shape[0]
-    out: np.ndarray = np.clip(np.round(ch.apply_tile(paper, params, profile, stages)), 0, 255).astype(np.uint8)
+    out: np.ndarray = np.clip(np.round(apply_tile(paper, params, profile, stages)), 0, 255).astype(np.uint8)
     if "pose" in stages:
         out = cv2.warpPerspective(
             out,
@@ -120,7 +122,7 @@ def main() -> None:
     for sigma in (0.4, 0.6, 0.8):
         print(f"| Gaussian blur σ {sigma} px | {acc([cv2.GaussianBlur(im, (0, 0), sigma) for im in imgs])} |")
     for q in (70, 80, 90):
-        print(f"| JPEG quality {q} | {acc([ch.apply_jpeg(im, q, bgr=False)[0] for im in imgs])} |")
+        print(f"| JPEG quality {q} | {acc([camera.apply_jpeg(im, q, bgr=False)[0] for im in imgs])} |")
     lifted = [(56 + im.astype(np.float32) * (234 - 56) / 255).astype(np.uint8) for im in imgs]
     print(f"| blacks lifted to 56, white 234 | {acc(lifted)} |")
 

@@ -19,7 +19,7 @@ Torch-free by design: a capture station needs numpy, OpenCV and onnxruntime only
 - ``stoprule``: when a run stops (``--frames``, ``--duration``, ``--per-tile``), one rule for every loop;
 - ``feedback``: each frame's verdicts and gate reasons, for sources that show them (the phone page);
 - ``coverage``: how far a session has got and what to show next (sheets not yet seen, tiles failing a gate);
-- ``phones``: ``--phone``: one session per connected phone;
+- ``phones``: ``--phone``: one session per connected phone; ``phoneqr``: its page's URL as a QR code;
 - ``preview``: ``--preview SOURCE``: detections and gate reasons, recording nothing;
 - ``scene``: ``--scene``: the whole view classified, the printed patch card found in it;
   ``sighting``: a patch card seen in a frame; ``scene_view``: its live window (view square, patch

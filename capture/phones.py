@@ -28,6 +28,7 @@ import numpy as np
 
 from capture.cameraloop import Progress
 from capture.classify import OnnxClassifier
+from capture.phoneqr import qr_image, qr_terminal
 from capture.session import check_layout, run_capture
 from capture.sheets.quality import QualityGates
 from capture.sources.phone.server import PhoneServer
@@ -40,32 +41,6 @@ from contracts.layout import load_layout
 from contracts.manifest import load_batch, require_classifier_batch
 
 log = logging.getLogger(__name__)
-
-
-def qr_matrix(text: str, border: int = 4) -> np.ndarray:
-    """The QR code of ``text`` as a uint8 array (1 = dark), with a quiet zone of ``border`` modules (segno)."""
-    import segno
-
-    m = np.array([list(row) for row in segno.make(text, error="m").matrix], np.uint8)
-    return np.pad(m, border)
-
-
-def qr_image(text: str, scale: int = 6) -> np.ndarray:
-    """The QR code of ``text`` as a BGR image for the live window."""
-    m = qr_matrix(text)
-    img = np.where(np.kron(m, np.ones((scale, scale), np.uint8)) > 0, 0, 255).astype(np.uint8)
-    return np.repeat(img[..., None], 3, axis=2)
-
-
-def qr_terminal(text: str) -> str:
-    """The QR code of ``text`` drawn with half-block characters, two rows of modules per line (dark on light)."""
-    m = qr_matrix(text, border=2)
-    if m.shape[0] % 2:
-        m = np.vstack([m, np.zeros((1, m.shape[1]), np.uint8)])
-    chars = {(0, 0): "\u2588", (1, 0): "\u2584", (0, 1): "\u2580", (1, 1): " "}  # light drawn, dark left blank
-    return "\n".join(
-        "".join(chars[(int(a), int(b))] for a, b in zip(m[r], m[r + 1], strict=True)) for r in range(0, m.shape[0], 2)
-    )
 
 
 @dataclass

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from capture.digital import Classifier, Top5Row, classify_images
-from channel.model import apply_jpeg
+from channel.camera import apply_jpeg
 from channel.resolution import photograph_tile
 from contracts.images import read_item_image
 from contracts.manifest import Batch

@@ -3,15 +3,18 @@
 One channel profile (:mod:`contracts.profile`, a TOML file) describes the printer,
 the scene and the camera; every module here reads it.
 
-- ``model``: the numpy/OpenCV stages (print, pose, light, optics, sensor, ISP, JPEG);
+- ``model``: the channel's parameters and the numpy/OpenCV stages before the camera (print, pose, light);
+  ``camera``: the camera's stages (optics, sensor, ISP, JPEG); ``tile``: every stage on one image tile;
 - ``isp``: the camera's ISP after the sensor (white balance, levels, colour matrix, tone curves), its per-frame
   constants, shared by the model and the twin;
 - ``colour``: the colour science both channels share (sRGB, XYZ, luma, Planckian locus);
 - ``resolution``: a tile photographed at N camera pixels and an angle (the gates' and the sweep's measurement);
 - ``motion``: hand-held motion, the smooth drift of every channel parameter between frames;
 - ``simulate``: the simulated camera, a frame source rendering the batch's sheets; ``scratch``: the per-thread
-  buffers its render threads reuse from frame to frame;
-- ``calibrate``: fits a profile to the calibration strip measured in a capture;
+  buffers its render threads reuse from frame to frame; ``page``: a sheet's page rendered, printed into a pyramid
+  and placed in the frame;
+- ``calibrate``: fits a profile to the calibration strip measured in a capture and writes it;
+  ``calibrate_fit``: the printer's tone and colour and the camera's noise fitted to the strip's patches;
   ``calibrate_isp``: what it fits beyond the printer (the camera's ISP, the framing) and its checks of the strip;
   ``cli``: ``photoproof calibrate``; ``search``: the one-dimensional searches the fits use;
 - ``twin``: the differentiable torch/kornia twin that EOT samples from.

@@ -261,7 +261,7 @@ PHYSICAL_RMS = 0.02  # grey-ramp coverage rms up to which a printer alone explai
 
 
 def physical_fit_ok(fit: Any) -> bool:
-    """Whether the printer-only fit (``channel.calibrate.Fit``) explains the ramp inside its bounds.
+    """Whether the printer-only fit (``channel.calibrate_fit.Fit``) explains the ramp inside its bounds.
 
     A camera ISP (auto levels, a contrast curve) drives that fit to the ends of its search ranges
     (dot gain 0.4, tone gamma 0.3 or 3, ink black 0) or leaves a large residual; then the printer

@@ -6,7 +6,7 @@ and sharpening (Karaimer & Brown 2016, "A software platform for manipulating the
 imaging pipeline", ECCV; Delbracio et al. 2021, "Mobile computational photography: a tour",
 Annu. Rev. Vis. Sci. 7). Here the adaptive steps meter the printed sheet: its paper white
 and ink black as they reach the sensor in that frame's light (the sheet fills most of a
-frame framed as Photoproof asks), so that the simulated camera, :func:`channel.model.apply_tile`
+frame framed as Photoproof asks), so that the simulated camera, :func:`channel.tile.apply_tile`
 and the differentiable twin compute the same per-frame constants from the same
 ``ChannelParams``:
 

@@ -1,8 +1,8 @@
 """The print-scene-camera channel in numpy and OpenCV (torch-free).
 
-Pure functions, one per stage (``STAGES``: print, pose, light, optics, sensor, isp, jpeg),
-that the simulated camera (``channel.simulate``) runs on whole pages and
-:func:`apply_tile` runs on one image tile, so that the differentiable twin
+Pure functions, one per stage (``STAGES``: print, pose, light, optics, sensor, isp, jpeg; the camera's stages,
+optics to JPEG, are in ``channel.camera``), that the simulated camera (``channel.simulate``) runs on whole pages and
+:func:`channel.tile.apply_tile` runs on one image tile, so that the differentiable twin
 (``channel.twin``) can be checked against them with the same sampled
 :class:`ChannelParams`. Models, constants and sources: ``docs/channel-profile.md``
 (sRGB IEC 61966-2-1; Murray-Davies; Planckian locus after Kim et al. 2002;
@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import cv2
 import numpy as np
 
-from channel import isp as isp_mod
 from channel.colour import (
     LUMA as LUMA,
 )  # re-exported
@@ -33,12 +32,10 @@ from channel.colour import (
 from channel.colour import (
     srgb_decode as srgb_decode,
 )
-from channel.scratch import Scratch, buffer
 from contracts.profile import (
     CHANNEL_STAGES,
     GLARE_RADIUS,
     TILE_VIEW_DEG,
-    Camera,
     ChannelProfile,
     Printer,
     channel_range,
@@ -264,219 +261,3 @@ def light_field(p: ChannelParams, u: np.ndarray, v: np.ndarray) -> tuple[np.ndar
     if p.glare <= 0:
         return gain, None
     return gain, p.glare * np.exp(-((u - p.glare_x) ** 2 + (v - p.glare_y) ** 2) / (2 * GLARE_RADIUS**2))
-
-
-# ----------------------------------------------------------------------------- camera
-def gaussian_ksize(sigma: float) -> int:
-    """Odd kernel size covering +-3 sigma (shared with the twin)."""
-    return 2 * math.ceil(3.0 * sigma) + 1
-
-
-def motion_kernel(length_px: float, angle_deg: float) -> np.ndarray:
-    """Line of ``length_px`` at ``angle_deg``, bilinearly splatted from 2L+1 points, normalised (odd size)."""
-    r = max(1, math.ceil(length_px / 2))  # bilinear weights vanish one pixel past the ends
-    n = max(2, math.ceil(2 * length_px) + 1)
-    t = np.linspace(-length_px / 2, length_px / 2, n)
-    a = math.radians(angle_deg)
-    grid = np.arange(-r, r + 1, dtype=np.float64)
-    wx = np.clip(1 - np.abs(grid[None, :] - (t * math.cos(a))[:, None]), 0, None)
-    wy = np.clip(1 - np.abs(grid[None, :] - (t * math.sin(a))[:, None]), 0, None)
-    k: np.ndarray = np.einsum("ni,nj->ij", wy, wx)
-    out: np.ndarray = (k / k.sum()).astype(np.float32)
-    return out
-
-
-def apply_optics(img: np.ndarray, p: ChannelParams, delta: float = 0.0, scratch: Scratch | None = None) -> np.ndarray:
-    """Gaussian defocus (sigma ``defocus_sigma_px``) then motion blur, reflected borders; adds ``delta``.
-
-    ``scratch``: the result (and the defocused image) go into its buffers, reused from call to call.
-    """
-    if p.defocus_sigma_px > 0:
-        k = gaussian_ksize(p.defocus_sigma_px)
-        img = cv2.GaussianBlur(
-            img, (k, k), p.defocus_sigma_px, dst=buffer(scratch, "defocus", img), borderType=cv2.BORDER_REFLECT_101
-        )
-    if p.motion_blur_px > 0:
-        kernel = motion_kernel(p.motion_blur_px, p.motion_angle_deg)
-        return cv2.filter2D(
-            img, -1, kernel, dst=buffer(scratch, "motion", img), delta=delta, borderType=cv2.BORDER_REFLECT_101
-        )
-    return cv2.add(img, delta, dst=buffer(scratch, "motion", img)) if delta else img
-
-
-@dataclass(frozen=True)
-class SensorCurve:
-    """The sensor stage as a variance-stabilised 8-bit code plus a per-channel table.
-
-    Noise variance ``a * raw + b**2`` (EMVA 1288) is constant, ``a / 4``, in
-    ``y = sqrt(raw + b**2 / a)`` (generalised Anscombe transform), so one scalar
-    noise scale serves every pixel. ``y`` is quantised to 8 bits over
-    ``[y_lo, y_hi]`` and a table applies white balance, clipping and the 1/gamma encoding.
-    """
-
-    offset: float  # c = b**2 / a
-    noise_scale: float  # sqrt(a) / 2 in y units, 0 without noise
-    y_lo: float
-    y_hi: float
-    lut: np.ndarray  # (1, 256, 3) uint8, channel order as given to sensor_curve
-
-
-def sensor_curve(p: ChannelParams, camera: Camera, gains: np.ndarray) -> SensorCurve:
-    """Build the :class:`SensorCurve` for white-balance ``gains`` (per channel, in the image's channel order)."""
-    a, b = max(p.shot_noise, 0.0), max(p.read_noise, 0.0)
-    if b > 0 and a < 1e-4 * b:  # read noise alone: give it a trace of shot noise to keep c finite
-        a = 1e-4 * b
-    c = b * b / a if a > 0 else 0.0
-    raw_max = float(1.0 / np.min(gains))
-    y_lo, y_hi = math.sqrt(c), math.sqrt(c + raw_max)
-    y = y_lo + np.arange(256) / 255.0 * (y_hi - y_lo)
-    lin = np.clip((y * y - c)[:, None] * gains[None, :], 0.0, 1.0)
-    lut = np.round(255.0 * lin ** (1.0 / camera.gamma)).astype(np.uint8)[None]
-    return SensorCurve(c, math.sqrt(a) / 2, y_lo, y_hi, lut)
-
-
-def apply_sensor(
-    raw: np.ndarray, curve: SensorCurve, noise: np.ndarray | None, offset_added: bool = False
-) -> np.ndarray:
-    """Linear float32 raw signal (H, W, 3) and standard normal ``noise`` of the same shape to uint8.
-
-    ``offset_added``: ``raw`` already includes ``curve.offset`` (``apply_optics(..., delta=offset)``).
-    """
-    return sensor_encode(
-        cv2.sqrt(raw if offset_added or not curve.offset else cv2.add(raw, curve.offset)), curve, noise
-    )
-
-
-def sensor_encode(y: np.ndarray, curve: SensorCurve, noise: np.ndarray | None) -> np.ndarray:
-    """``y = sqrt(raw + offset)`` (float32) plus noise, to uint8 through the 8-bit code and the table."""
-    return cv2.LUT(sensor_code(y, curve, noise), curve.lut)
-
-
-def sensor_code(
-    y: np.ndarray, curve: SensorCurve, noise: np.ndarray | None, out: np.ndarray | None = None
-) -> np.ndarray:
-    """The 8-bit code of ``y`` plus noise, before the table (into ``out`` when given).
-
-    Noise, scaling to the code and rounding are one pass (``cv2.addWeighted`` straight to
-    uint8); a code below ``y_lo`` clips to 0 (with noise that happens with probability < 1e-5 at ink black).
-    """
-    alpha = 255.0 / (curve.y_hi - curve.y_lo)
-    if noise is not None and curve.noise_scale != 0:
-        code: np.ndarray = cv2.addWeighted(
-            y, alpha, noise, curve.noise_scale * alpha, -curve.y_lo * alpha, dst=out, dtype=cv2.CV_8U
-        )
-    else:
-        code = cv2.convertScaleAbs(y, dst=out, alpha=alpha, beta=-curve.y_lo * alpha)
-    return code
-
-
-def apply_jpeg(img: np.ndarray, quality: int, bgr: bool = True) -> tuple[np.ndarray, bytes]:
-    """Encode and decode with libjpeg (4:2:0); returns the decoded image and the file bytes."""
-    src = img if bgr else cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
-    ok, buf = cv2.imencode(".jpg", src, [cv2.IMWRITE_JPEG_QUALITY, int(np.clip(quality, 1, 100))])
-    if not ok:
-        raise RuntimeError("JPEG encoding failed")
-    out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
-    if out is None:
-        raise RuntimeError("JPEG decoding failed")
-    return (out if bgr else cv2.cvtColor(out, cv2.COLOR_BGR2RGB)), buf.tobytes()
-
-
-# ----------------------------------------------------------------------------- ISP
-def isp_frame(profile: ChannelProfile, p: ChannelParams) -> isp_mod.IspFrame:
-    """The ISP's per-frame constants (``channel.isp.frame_constants``) for sampled ``p``."""
-    return isp_mod.frame_constants(
-        profile, p.illuminance, p.gradient, p.exposure, p.colour_temperature_k, wb_gains(profile, p)
-    )
-
-
-def apply_isp(
-    img: np.ndarray,
-    profile: ChannelProfile,
-    p: ChannelParams,
-    bgr: bool = False,
-    sharpen_scale: float = 1.0,
-    sensor_lut: np.ndarray | None = None,
-    scratch: Scratch | None = None,
-) -> np.ndarray:
-    """The ISP stage on an 8-bit frame or tile (H, W, 3 uint8): ``channel.isp``'s tables and matrix, unsharp mask.
-
-    ``bgr``: the image's channel order (the simulated camera's frames are BGR). ``sharpen_scale``: image pixels
-    per camera pixel (1 for frames). Returns uint8. A profile whose ISP does nothing returns ``img`` itself.
-    ``sensor_lut``: ``img`` is the sensor's 8-bit code (``sensor_code``) and this its table (``SensorCurve.lut``,
-    in the image's channel order); the sensor's table and the ISP's first table, one after the other, are then
-    one table lookup, with the same result as ``apply_isp(cv2.LUT(img, sensor_lut), ...)``. ``scratch``: the
-    caller's buffers (``channel.scratch``), reused from call to call; the result is then one of them.
-    """
-    isp = profile.isp
-    if isp.is_identity():
-        return img if sensor_lut is None else cv2.LUT(img, sensor_lut, dst=buffer(scratch, "lut", img))
-    first, second = isp_mod.isp_tables(isp, profile.camera.gamma, isp_frame(profile, p))
-    first = first[:, :, ::-1] if bgr else first
-    if sensor_lut is not None:  # table after table is one table: first[sensor_lut[i, c], c]
-        first = np.take_along_axis(first[0], sensor_lut[0].astype(np.intp), axis=0)[None]
-    out = cv2.LUT(img, np.ascontiguousarray(first), dst=buffer(scratch, "lut", img))
-    if second is not None:  # the colour matrix in linear light, between the two tables
-        m = isp_mod.colour_matrix(isp)
-        gamma = profile.camera.gamma
-        lin = cv2.LUT(out, ((np.arange(256) / 255.0) ** gamma).astype(np.float32))
-        lin = np.clip(cv2.transform(lin, (m[::-1, ::-1] if bgr else m).astype(np.float32)), 0.0, 1.0)
-        enc = cv2.convertScaleAbs(cv2.pow(lin, 1.0 / gamma), alpha=255.0)
-        out = cv2.LUT(enc, second[:, :, ::-1].copy() if bgr else second, dst=out)
-    if isp.sharpen_amount > 0:
-        sigma = isp.sharpen_sigma_px * sharpen_scale
-        k = gaussian_ksize(sigma)
-        blur = cv2.GaussianBlur(out, (k, k), sigma, dst=buffer(scratch, "blur", out), borderType=cv2.BORDER_REFLECT_101)
-        out = cv2.addWeighted(
-            out, 1.0 + isp.sharpen_amount, blur, -isp.sharpen_amount, 0.0, dst=buffer(scratch, "sharp", out)
-        )
-    return out
-
-
-# ----------------------------------------------------------------------------- one tile
-def apply_tile(
-    tile: np.ndarray, params: ChannelParams, profile: ChannelProfile, stages: Sequence[str] = STAGES
-) -> np.ndarray:
-    """Run the channel on one RGB tile (S, S, 3; uint8 or floats 0..255) and return float32 0..255 RGB.
-
-    Stages left out of ``stages`` are identities; without ``sensor`` the linear signal is
-    returned times 255. Noise comes from ``params.noise_seed``. The twin's ``apply`` follows
-    the same steps (``channel.twin``).
-    """
-    unknown = set(stages) - set(STAGES)
-    if unknown:
-        raise ValueError(f"stages: unknown {sorted(unknown)}; expected some of {STAGES}")
-    x: np.ndarray = np.asarray(tile, dtype=np.float64) / 255.0
-    size = x.shape[0]
-    white = np.ones(3)
-    if "print" in stages:
-        x = print_page(np.clip(np.round(x * 255), 0, 255).astype(np.uint8), profile.printer)
-        white = print_page(np.full((1, 1, 3), 255, np.uint8), profile.printer)[0, 0]
-    x = x.astype(np.float32)
-    if "pose" in stages:
-        x = cv2.warpPerspective(
-            x,
-            tile_homography(params, size, profile),
-            (size, size),
-            flags=cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_CONSTANT,
-            borderValue=tuple(float(w) for w in white),
-        )
-    if "light" in stages:
-        uv = (np.arange(size, dtype=np.float64) + 0.5) / size
-        gain, glare = light_field(params, uv[None, :], uv[:, None])
-        colour = params.exposure * illuminant_rgb(params.colour_temperature_k)
-        x = x * gain[..., None] + (0.0 if glare is None else glare[..., None])
-        x = (x * colour).astype(np.float32)
-    if "optics" in stages:
-        x = apply_optics(x, params)
-    if "sensor" in stages:
-        noise = np.random.default_rng(params.noise_seed).standard_normal(x.shape, dtype=np.float32)
-        x = apply_sensor(x, sensor_curve(params, profile.camera, wb_gains(profile, params)), noise)
-    else:
-        x = np.clip(x * 255.0, 0, 255)
-    if "isp" in stages:
-        x = apply_isp(np.round(np.clip(x, 0, 255)).astype(np.uint8), profile, params)
-    if "jpeg" in stages:
-        x = apply_jpeg(np.round(x).astype(np.uint8), params.jpeg_quality, bgr=False)[0]
-    return np.asarray(x, dtype=np.float32)

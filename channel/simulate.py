@@ -29,8 +29,10 @@ from typing import Any
 import cv2
 import numpy as np
 
+from channel import camera
 from channel import model as ch
 from channel.motion import HandHeldProcess
+from channel.page import MAX_PAGE_PIXELS, default_dpi, page_homography, pyramid, render_page
 from channel.scratch import Scratch
 from contracts.batchdir import LAYOUT, SHEETS_PDF
 from contracts.errors import UserError
@@ -46,76 +48,8 @@ LIGHT_MAP_STEP = 8  # the light field is computed every 8 frame pixels and inter
 RENDER_THREADS = 4  # at most; never more than the CPUs
 NOISE_PAD = 64  # the noise bank is the frame plus this margin; each frame reads it at a random offset
 PRINTED_PAGES = 4  # printed page pyramids kept in memory (pages are printed when first shown)
-DIAGONAL_FOV_DEG = 78.0  # Logitech C920 datasheet; a 26 mm-equivalent phone lens gives 79.5 deg
 BACKGROUND_REFLECTANCE = (0.12, 0.30)  # a desk: low-frequency texture ...
 BACKGROUND_TINT_BGR = np.array([0.75, 0.9, 1.0], np.float32)  # ... of a light wood-brown
-
-
-def _pyramid(refl_rgb: np.ndarray, size_mm: tuple[float, float]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Printed page to BGR uint16 levels, each halved by area averaging, with its pixel-to-mm matrix."""
-    bgr = cv2.cvtColor(
-        np.asarray(refl_rgb, np.float32), cv2.COLOR_RGB2BGR
-    )  # in-place arithmetic: 12 MP pages are large
-    np.multiply(bgr, 65535.0, out=bgr)
-    np.add(bgr, 0.5, out=bgr)
-    np.clip(bgr, 0, 65535, out=bgr)
-    img: np.ndarray = bgr.astype(np.uint16)
-    sx, sy = size_mm[0] / img.shape[1], size_mm[1] / img.shape[0]
-    levels = []
-    while True:
-        levels.append((img, np.array([[sx, 0, 0.5 * sx], [0, sy, 0.5 * sy], [0, 0, 1.0]])))
-        h, w = img.shape[0] // 2 * 2, img.shape[1] // 2 * 2
-        if min(h, w) < 128:
-            return levels
-        img = cv2.resize(img[:h, :w], (w // 2, h // 2), interpolation=cv2.INTER_AREA)
-        sx, sy = 2 * sx, 2 * sy
-
-
-def focal_px(width: int, height: int) -> float:
-    """Focal length in pixels for ``DIAGONAL_FOV_DEG``."""
-    return 0.5 * math.hypot(width, height) / math.tan(math.radians(DIAGONAL_FOV_DEG) / 2)
-
-
-def page_homography(p: ch.ChannelParams, size_mm: tuple[float, float], frame_wh: tuple[int, int]) -> np.ndarray:
-    """Homography from page millimetres (top-left origin, y down) to frame pixels (pixel centres at integers).
-
-    The distance makes the untilted sheet ``sheet_fill`` of the frame height; ``centre_x/y``
-    place it within the room the frame leaves (the sheet stays in view when it fits).
-    """
-    (w, h), (fw, fh) = size_mm, frame_wh
-    f = focal_px(fw, fh)
-    h0 = ch.translation(fw / 2 - 0.5, fh / 2 - 0.5) @ ch.plane_homography(
-        w / 2, h / 2, p.tilt_deg, p.tilt_axis_deg, p.rotation_deg, f * h / (p.sheet_fill * fh), f
-    )
-    c = cv2.perspectiveTransform(np.array([[[0, 0], [w, 0], [w, h], [0, h]]], np.float64), h0)[0]
-    shift = []
-    for axis, size, unit in ((0, fw, p.centre_x), (1, fh, p.centre_y)):
-        lo, hi = -c[:, axis].min(), size - 1 - c[:, axis].max()
-        shift.append(lo + unit * (hi - lo) if lo <= hi else (lo + hi) / 2)
-    out: np.ndarray = ch.translation(*shift) @ h0
-    return out
-
-
-def default_dpi(profile: ChannelProfile, sheet_height_mm: float) -> float:
-    """Raster dpi: twice the frame's sampling of the sheet at the largest fill, at least 150, at most the printer's."""
-    needed = 2.0 * profile.camera.height * profile.scene.sheet_fill[1] / (sheet_height_mm / 25.4)
-    return float(min(profile.printer.dpi, max(150.0, needed)))
-
-
-MAX_PAGE_PIXELS = 200_000_000  # a page raster beyond this (an A3 sheet at 600 dpi is 70 MP) is a broken or hostile PDF
-
-
-def _render_page(pdf_path: Path, page: int, dpi: float) -> np.ndarray:
-    """One page of a PDF as an RGB uint8 raster (pypdfium2)."""
-    import pypdfium2 as pdfium
-
-    pdf = pdfium.PdfDocument(str(pdf_path))
-    try:
-        return np.asarray(pdf[page].render(scale=dpi / 72.0).to_pil().convert("RGB"))
-    except pdfium.PdfiumError as e:
-        raise UserError(f"{pdf_path}: page {page} cannot be rendered ({e}); re-run 'photoproof print'") from None
-    finally:
-        pdf.close()
 
 
 class SimulatedCamera(FrameSource):
@@ -227,7 +161,7 @@ class SimulatedCamera(FrameSource):
             if not 0 <= s.page < n_pages:
                 raise UserError(f"{pdf_path}: layout sheet {s.sheet_id} names page {s.page}, the PDF has {n_pages}")
         # Pages are rendered when first shown (a batch of 60 sheets at 500 dpi would take gigabytes at once).
-        pages = [functools.partial(_render_page, pdf_path, s.page, dpi) for s in layout.sheets]
+        pages = [functools.partial(render_page, pdf_path, s.page, dpi) for s in layout.sheets]
         log.info("%d sheet(s) to render at %.0f dpi", len(pages), dpi)
         sizes = [(float(s.size_mm[0]), float(s.size_mm[1])) for s in layout.sheets]
         return cls(pages, sizes, [s.page for s in layout.sheets], profile, seed=seed, fps=fps, n_frames=n_frames, **kw)
@@ -272,7 +206,7 @@ class SimulatedCamera(FrameSource):
                 refl = ch.print_page(
                     page, self.profile.printer, None, np.random.default_rng([self.seed, 1, k]), dpi=dpi
                 )
-                self._levels[k] = _pyramid(refl, size)
+                self._levels[k] = pyramid(refl, size)
                 while len(self._levels) > PRINTED_PAGES:
                     self._levels.popitem(last=False)
             self._levels.move_to_end(k)
@@ -340,7 +274,7 @@ class SimulatedCamera(FrameSource):
         sizes = [self.page_sizes_mm[k] for k in group]
         group_mm = (sum(s[0] for s in sizes) + SHEET_GAP_MM * (len(sizes) - 1), max(s[1] for s in sizes))
         h_group = page_homography(p, group_mm, (w, h))
-        curve = ch.sensor_curve(p, self.profile.camera, ch.wb_gains(self.profile, p)[::-1].copy())
+        curve = camera.sensor_curve(p, self.profile.camera, ch.wb_gains(self.profile, p)[::-1].copy())
         gain, glare = self._light_maps(p, h_group, group_mm)
         # The desk is smooth: light and sqrt at 1/8 resolution, interpolated (outside the sheets' box only, below).
         desk = cv2.multiply(self._background_low, gain)
@@ -361,7 +295,7 @@ class SimulatedCamera(FrameSource):
         corners = cv2.perspectiveTransform(
             np.array([[[0, 0], [group_mm[0], 0], [group_mm[0], group_mm[1]], [0, group_mm[1]]]], np.float64), h_group
         )[0]
-        margin = ch.gaussian_ksize(p.defocus_sigma_px) // 2 + math.ceil(p.motion_blur_px / 2) + 2
+        margin = camera.gaussian_ksize(p.defocus_sigma_px) // 2 + math.ceil(p.motion_blur_px / 2) + 2
         x0, y0 = (max(0, int(math.floor(v)) - margin) for v in corners.min(axis=0))
         x1, y1 = (
             min(w, int(math.ceil(corners[:, 0].max())) + margin + 1),
@@ -383,12 +317,12 @@ class SimulatedCamera(FrameSource):
         dy, dx = r.integers(0, NOISE_PAD + 1, 2)
         sign = float(r.choice([-1, 1]))
         noisy, noise = replace(curve, noise_scale=sign * curve.noise_scale), self._noise[dy : dy + h, dx : dx + w]
-        if self.fast:  # the sensor's table and the ISP's first table as one lookup (channel.model.apply_isp)
-            code = ch.sensor_code(y, noisy, noise, out=scratch.get("code", (h, w, 3), np.uint8))
-            img = ch.apply_isp(code, self.profile, p, bgr=True, sensor_lut=curve.lut, scratch=scratch)
+        if self.fast:  # the sensor's table and the ISP's first table as one lookup (channel.camera.apply_isp)
+            code = camera.sensor_code(y, noisy, noise, out=scratch.get("code", (h, w, 3), np.uint8))
+            img = camera.apply_isp(code, self.profile, p, bgr=True, sensor_lut=curve.lut, scratch=scratch)
         else:  # the sensor, then the ISP stage (nothing unless the profile has an ISP), step by step
-            img = ch.apply_isp(ch.sensor_encode(y, noisy, noise), self.profile, p, bgr=True)
-        img, data = ch.apply_jpeg(img, p.jpeg_quality)
+            img = camera.apply_isp(camera.sensor_encode(y, noisy, noise), self.profile, p, bgr=True)
+        img, data = camera.apply_jpeg(img, p.jpeg_quality)
         truth = {"seed": self.seed, "profile": self.profile.name, "sheets": sheets}
         return Frame(index=index, t=index / self.fps, image=img, truth=truth), data
 
@@ -424,7 +358,7 @@ class SimulatedCamera(FrameSource):
         cv2.multiply(box, self._upsample(gain, roi, scratch), dst=raw, dtype=cv2.CV_32F, scale=1.0 / 65535.0)
         if glare is not None:
             cv2.add(raw, self._upsample(glare, roi, scratch), dst=raw)
-        cv2.sqrt(ch.apply_optics(raw, p, delta=offset, scratch=scratch), dst=out)
+        cv2.sqrt(camera.apply_optics(raw, p, delta=offset, scratch=scratch), dst=out)
 
     @staticmethod
     def _upsample(low: np.ndarray, roi: tuple[int, int, int, int], scratch: Scratch | None = None) -> np.ndarray:

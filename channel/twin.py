@@ -18,7 +18,7 @@ the framing the simulated camera uses) ->
 tone curves, unsharp mask in camera pixels) ->
 ``jpeg`` (``kornia.enhance.jpeg_codec_differentiable``, Reich et al. 2024).
 
-``tests/test_twin.py`` checks it against ``channel.model.apply_tile`` with the same
+``tests/test_twin.py`` checks it against ``channel.tile.apply_tile`` with the same
 parameters (see ``params_from_channel``). Formulas and constants: ``docs/channel-profile.md``.
 """
 
@@ -162,7 +162,7 @@ def tile_homography(p: TwinParams, size: int, fill_mid: float) -> Tensor:
 
 
 def motion_kernels(length_px: Tensor, angle_deg: Tensor) -> Tensor:
-    """(N, K, K) line kernels, as channel.model.motion_kernel, zero-padded to the largest."""
+    """(N, K, K) line kernels, as channel.camera.motion_kernel, zero-padded to the largest."""
     r = max(1, math.ceil(float(length_px.max()) / 2))
     grid = torch.arange(-r, r + 1, dtype=torch.float64)
     out = []
@@ -246,7 +246,7 @@ class ChannelTwin:
         """Transform ``x`` (N, 3, size, size; RGB, 0..255) with ``params``; returns the same shape, 0..255.
 
         Stages left out of ``stages`` are identities; without ``sensor`` the linear signal
-        times 255 is returned (as ``channel.model.apply_tile``).
+        times 255 is returned (as ``channel.tile.apply_tile``).
         """
         stages = tuple(STAGES if stages is None else stages)
         if set(stages) - set(STAGES):

@@ -4,6 +4,7 @@
 - ``options``: the machinery that turns those fields into command-line options;
 - ``cli``: ``photoproof craft`` and ``photoproof models``;
 - ``job``: the resumable crafting job (photos in, a batch directory out);
+- ``outdir``: the batch directory it writes: its lock, the same-options check on resume, the journals folded;
 - ``patchjob``: the adversarial patch's stage of the job (one universal patch, then its pasted items);
 - ``distributed``: torchrun ranks: which mini-batches each crafts, barriers, ``LOCAL_RANK``'s device;
 - ``images``: where the photos come from (packaged samples or a folder);

@@ -30,17 +30,17 @@ from contracts.classes import imagenet_names
 from contracts.errors import UserError
 from contracts.images import read_png_array
 from contracts.journal import JournalWriter, journal_files
-from contracts.lock import ExclusiveLock, HeldElsewhere
 from contracts.manifest import Batch, ImageRecord, Item, Label, SourceImage, compact_batch, load_batch
 from contracts.paths import atomic_write_bytes, remove_stale_temps, resolve_inside, sha256_bytes, sha256_file
 from craft.attacks import UNIVERSAL, Attack, AttackSpec, ItemRng, build_attack, least_likely
 from craft.attacks.eot import check_eot_memory
 from craft.attacks.rng import item_seed
-from craft.config import IDENTITY_KEYS, TARGET_MODES, CraftConfig
+from craft.config import TARGET_MODES, CraftConfig
 from craft.distributed import Dist
 from craft.ensemble import Ensemble
 from craft.fastgrad import gradient_model
 from craft.images import SourcePhoto, find_photos, load_rgb
+from craft.outdir import check_identity, fold_journal, lock_out
 from craft.patchjob import craft_patch
 from craft.sources import ModelOptions, SourceModel, load_source
 from craft.zoo import resolve_device
@@ -307,17 +307,6 @@ def top5_records(names: list[str], logits: list[torch.Tensor]) -> list[dict[str,
     return out
 
 
-def fold_journal(out: Path, attack_order: list[str], eps: list[float]) -> Batch:
-    """Fold the journals into ``batch.json`` (one atomic write), items sorted by attack, ε and id."""
-    folded = journal_files(out)
-    batch = load_batch(out)
-    rank_a = {a: k for k, a in enumerate(attack_order)}
-    rank_e = {e: k for k, e in enumerate(eps)}
-    batch.items.sort(key=lambda it: (rank_a.get(it.attack, len(rank_a)), rank_e.get(it.eps, 0), it.id))
-    compact_batch(out, batch, folded)
-    return batch
-
-
 _MODELS: dict[tuple[str, str, str], tuple[SourceModel, torch.nn.Module]] = {}
 
 
@@ -362,8 +351,8 @@ def craft_batch(
     resolved = cfg.resolved()
     dist = Dist.from_env()
     if (out / MANIFEST).is_file():  # every rank checks before any writes, so all agree
-        _check_identity(out, resolved)
-    lock = _lock_out(out) if dist.leader else None
+        check_identity(out, resolved)
+    lock = lock_out(out) if dist.leader else None
     dist.start()
     try:
         crafter = _Crafter(out, cfg, progress, dist)  # loads the models: their label set reads the photos' labels
@@ -391,37 +380,3 @@ def craft_batch(
         dist.stop()
         if lock is not None:
             lock.release()
-
-
-LOCK = ".craft.lock"
-
-
-def _lock_out(out: Path) -> ExclusiveLock:
-    """Hold ``OUT/.craft.lock`` for the run: a second craft into the same ``--out`` is refused in one line.
-
-    Two writers would each fold their own journal into ``batch.json`` and lose the
-    other's items. The OS drops the lock when the process dies (even on SIGKILL).
-    """
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        return ExclusiveLock(out / LOCK)
-    except HeldElsewhere as e:
-        who = f" (process {e.holder})" if e.holder else ""
-        raise UserError(
-            f"--out {out}: another craft is writing this batch{who}; wait until it ends, or choose another --out"
-        ) from None
-    except OSError as e:
-        raise UserError(
-            f"--out {out}: cannot write there ({e.strerror or e}); check the disk and its permissions"
-        ) from None
-
-
-def _check_identity(out: Path, resolved: dict[str, object]) -> None:
-    """Refuse to resume a batch made with other options (one line naming each difference)."""
-    batch = load_batch(out)
-    defaults = CraftConfig().resolved()
-    old = {k: batch.config.get(k, defaults.get(k)) for k in IDENTITY_KEYS}
-    new = {k: resolved.get(k) for k in IDENTITY_KEYS}
-    if old != new:
-        diff = ", ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in IDENTITY_KEYS if old[k] != new[k])
-        raise UserError(f"{out}: holds a batch made with other options ({diff}); use a new --out directory")

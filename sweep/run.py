@@ -27,6 +27,7 @@ from PIL import Image
 
 from capture.classify import OnnxClassifier
 from capture.digital import classify_images, digital_top5
+from channel import camera
 from channel import model as ch
 from channel.colour import srgb_encode
 from channel.resolution import photograph_tile
@@ -84,7 +85,7 @@ TRANSFORMS: dict[str, Transform] = {
         Transform(
             "blur",
             "Gaussian σ, PNG pixels",
-            "channel.model.apply_optics: Gaussian defocus, kernel 2 ceil(3σ) + 1",
+            "channel.camera.apply_optics: Gaussian defocus, kernel 2 ceil(3σ) + 1",
             _one_sided(0.0, 3.0),
         ),
         Transform(
@@ -96,7 +97,7 @@ TRANSFORMS: dict[str, Transform] = {
         Transform(
             "jpeg",
             "libjpeg quality",
-            "channel.model.apply_jpeg: IJG quality, 4:2:0 (quality 100 is not lossless)",
+            "channel.camera.apply_jpeg: IJG quality, 4:2:0 (quality 100 is not lossless)",
             _one_sided(100.0, 10.0, 0),
         ),
         Transform(
@@ -197,13 +198,13 @@ def apply_transform(
     if name == "contrast":
         return _u8(127.5 + strength * (x - 127.5))
     if name == "blur":
-        return _u8(ch.apply_optics(x, _neutral_params(defocus_sigma_px=strength))) if strength > 0 else img
+        return _u8(camera.apply_optics(x, _neutral_params(defocus_sigma_px=strength))) if strength > 0 else img
     if name == "noise":
         if z is None:
             raise ValueError("noise needs z")
         return _u8(x + strength * z)
     if name == "jpeg":
-        return ch.apply_jpeg(img, int(round(strength)), bgr=False)[0]
+        return camera.apply_jpeg(img, int(round(strength)), bgr=False)[0]
     if name == "perspective":
         size = img.shape[0]
         H = ch.tile_homography(_neutral_params(tilt_deg=strength, tilt_axis_deg=axis_deg), size, _TILE_PROFILE)

@@ -20,7 +20,8 @@ from capture.command import build_source
 from capture.session import run_capture
 from capture.sheets.quality import QualityGates
 from capture.sources.files import PhotoSource
-from capture.sources.live import Backoff, UrlSource
+from capture.sources.grabber import Backoff
+from capture.sources.live import UrlSource
 from contracts.capturedb import open_db_readonly
 from contracts.errors import UserError
 from contracts.frames import Frame, FrameSource

@@ -15,7 +15,8 @@ from PIL import Image
 
 from capture.pipeline import Job, LatestSlot
 from capture.sources.files import PhotoSource, VideoSource
-from capture.sources.live import Backoff, CameraSource, LatestFrameGrabber, UrlSource
+from capture.sources.grabber import Backoff, LatestFrameGrabber
+from capture.sources.live import CameraSource, UrlSource
 from contracts.errors import UserError
 from testkit.streams import MjpegServer
 
@@ -29,7 +30,7 @@ def _closed_port() -> int:
 
 
 def test_mjpeg_stream_drops_and_reconnects(caplog: pytest.LogCaptureFixture) -> None:
-    with MjpegServer(per_connection=4) as server, caplog.at_level(logging.WARNING, logger="capture.sources.live"):
+    with MjpegServer(per_connection=4) as server, caplog.at_level(logging.WARNING, logger="capture.sources.grabber"):
         src = UrlSource(server.url, open_timeout=3.0, backoff=Backoff(initial=0.05))
         levels: list[int] = []
         with src:

@@ -18,7 +18,8 @@ from analysis.html import TABLE_ROOM_PX, _col_px
 from analysis.report import ReportResult, make_report
 from analysis.stats import Rate
 from analysis.synthetic import Odds, write_capture_db
-from analysis.tables import Table, column_parts, key_columns
+from analysis.table_parts import column_parts, key_columns
+from analysis.tables import Table
 from testkit.batch import write_batch
 from testkit.chromium import Chromium, chromium_exe
 

@@ -25,7 +25,7 @@ import aiohttp
 
 from contracts.capturedb import open_db_readonly
 from contracts.lock import ExclusiveLock
-from craft.job import LOCK
+from craft.outdir import LOCK
 from testkit.scenes import tiny_classifier
 
 ROOT = Path(__file__).resolve().parents[1]

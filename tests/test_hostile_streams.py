@@ -19,7 +19,8 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from capture.sources.live import Backoff, UrlSource
+from capture.sources.grabber import Backoff
+from capture.sources.live import UrlSource
 from capture.sources.mjpeg import MAX_PART, MjpegReader
 
 BOUNDARY = b"--frame"

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from channel import camera
 from channel import model as ch
 from channel.scratch import Scratch
 from contracts.profile import PRESETS, Isp, load_profile
@@ -34,25 +35,25 @@ def test_merged_tables_equal_the_two_steps(preset: str, bgr: bool) -> None:
     for k in range(4):
         p = ch.sample_params(profile, rng)
         gains = ch.wb_gains(profile, p)
-        curve = ch.sensor_curve(p, profile.camera, gains[::-1].copy() if bgr else gains)
+        curve = camera.sensor_curve(p, profile.camera, gains[::-1].copy() if bgr else gains)
         code = _codes(k)
-        expect = ch.apply_isp(cv2.LUT(code, curve.lut), profile, p, bgr=bgr)
-        got = ch.apply_isp(code, profile, p, bgr=bgr, sensor_lut=curve.lut, scratch=scratch)
+        expect = camera.apply_isp(cv2.LUT(code, curve.lut), profile, p, bgr=bgr)
+        got = camera.apply_isp(code, profile, p, bgr=bgr, sensor_lut=curve.lut, scratch=scratch)
         assert got.dtype == np.uint8 and np.array_equal(got, expect), f"{preset} params {k}"
-        assert np.array_equal(ch.apply_isp(code, profile, p, bgr=bgr, sensor_lut=curve.lut), expect)
+        assert np.array_equal(camera.apply_isp(code, profile, p, bgr=bgr, sensor_lut=curve.lut), expect)
 
 
 def test_sensor_code_into_a_buffer_equals_a_fresh_one() -> None:
     profile = load_profile("harsh")
     p = ch.sample_params(profile, np.random.default_rng(1))
-    curve = ch.sensor_curve(p, profile.camera, ch.wb_gains(profile, p))
+    curve = camera.sensor_curve(p, profile.camera, ch.wb_gains(profile, p))
     rng = np.random.default_rng(2)
     y = (curve.y_lo + rng.random((32, 48, 3), dtype=np.float32) * (curve.y_hi - curve.y_lo) * 1.1).astype(np.float32)
     noise = rng.standard_normal(y.shape, dtype=np.float32)
     out = np.full(y.shape, 7, np.uint8)
-    got = ch.sensor_code(y, curve, noise, out=out)
+    got = camera.sensor_code(y, curve, noise, out=out)
     assert got is out or np.shares_memory(got, out)
-    assert np.array_equal(cv2.LUT(got, curve.lut), ch.sensor_encode(y, curve, noise))
+    assert np.array_equal(cv2.LUT(got, curve.lut), camera.sensor_encode(y, curve, noise))
 
 
 def test_scratch_buffers_grow_and_keep_their_names_apart() -> None:

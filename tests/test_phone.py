@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 from capture.classify import OnnxClassifier
-from capture.phones import PhoneCapture, qr_image, qr_matrix, qr_terminal
+from capture.phoneqr import qr_image, qr_matrix, qr_terminal
+from capture.phones import PhoneCapture
 from capture.sheets.quality import QualityGates
 from capture.sources.phone.source import FrameRefused, decode_jpeg
 from capture.sources.phone.tls import lan_address, machine_certificate

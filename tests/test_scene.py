@@ -357,7 +357,7 @@ def test_scene_figure_plots_the_hand_count_against_patch_size(tmp_path: Path) ->
     import pypdfium2 as pdfium
     from matplotlib.container import ErrorbarContainer
 
-    from analysis import plots
+    from analysis import plots_sweep
     from analysis.report import make_report
     from analysis.scene import scene_series
 
@@ -371,7 +371,7 @@ def test_scene_figure_plots_the_hand_count_against_patch_size(tmp_path: Path) ->
     expect = {"target": ([1, 2], (0, 4)), "fooling": ([2, 2], (1, 4))}
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # matplotlib must not warn
-        fig = plots.scene_vs_share.figure([s], [f"class {i}" for i in range(10)])  # type: ignore[attr-defined]
+        fig = plots_sweep.scene_vs_share.figure([s], [f"class {i}" for i in range(10)])  # type: ignore[attr-defined]
     for ax, (hits, (k0, n0)) in zip(fig.axes, expect.values(), strict=True):
         (bars,) = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
         line, _, (segs,) = bars.lines

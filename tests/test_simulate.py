@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
+from channel import camera
 from channel import model as ch
 from channel.motion import HandHeldProcess
 from channel.simulate import SimulatedCamera
@@ -208,7 +209,7 @@ def test_capture_does_not_import_torch() -> None:
 
 
 def test_the_isp_stage_is_the_channel_models(batch: tuple[Path, Layout]) -> None:
-    """The simulated camera runs ``channel.model.apply_isp`` on each frame with that frame's parameters."""
+    """The simulated camera runs ``channel.camera.apply_isp`` on each frame with that frame's parameters."""
     base = load_profile(MILD)
     lossless = replace(base.camera, jpeg_quality=(100.0, 100.0))
     with_isp = replace(base, camera=lossless)
@@ -217,7 +218,7 @@ def test_the_isp_stage_is_the_channel_models(batch: tuple[Path, Layout]) -> None
     b = next(iter(SimulatedCamera.from_batch(batch[0], with_isp, seed=3, n_frames=1).frames()))
     assert a.truth == b.truth
     p = ch.ChannelParams.from_dict(a.truth["sheets"][0]["params"])  # type: ignore[index]
-    expect = ch.apply_isp(a.image, with_isp, p, bgr=True).astype(np.float64)
+    expect = camera.apply_isp(a.image, with_isp, p, bgr=True).astype(np.float64)
     assert float(np.abs(b.image.astype(np.float64) - expect).mean()) < 1.5  # two JPEGs at quality 100
     assert float(np.abs(b.image.astype(np.float64) - a.image).mean()) > 5  # and the ISP changed the frame
 

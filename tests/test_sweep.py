@@ -15,6 +15,7 @@ import typer
 from typer.testing import CliRunner
 
 from analysis.report import build_report
+from channel import camera
 from channel import cli as channel_cli
 from channel import model as ch
 from contracts.errors import UserError
@@ -92,7 +93,7 @@ def test_identity_strengths_leave_the_image_unchanged_and_strength_grows_the_cha
             assert diffs[0] <= 0.5 and all(b > a for a, b in pairwise(diffs)), (name, diffs)
     # the channel's own stages: blur is its defocus, tone its printer curve
     ref = cv2.GaussianBlur(
-        card.astype(np.float32), (ch.gaussian_ksize(2.0),) * 2, 2.0, borderType=cv2.BORDER_REFLECT_101
+        card.astype(np.float32), (camera.gaussian_ksize(2.0),) * 2, 2.0, borderType=cv2.BORDER_REFLECT_101
     )
     assert np.abs(apply_transform("blur", 2.0, card).astype(float) - ref).max() <= 0.5
     grey = np.full((4, 4, 3), 128, np.uint8)

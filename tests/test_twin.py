@@ -1,7 +1,7 @@
 """The differentiable twin agrees with the numpy channel, passes gradients, and replays exactly.
 
 Agreement bound (also in docs/channel-profile.md): with the noise switched off and the
-same sampled parameters, the mean absolute difference between ``channel.model.apply_tile``
+same sampled parameters, the mean absolute difference between ``channel.tile.apply_tile``
 and ``ChannelTwin.apply`` on a 128 x 128 test card is below 1/255 of the range for every
 chain of stages up to and including ``sensor`` (the numpy sensor quantises to 8 bits), and
 below 3/255 once ``jpeg`` is included (libjpeg against kornia's differentiable codec).
@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from channel import model as ch
+from channel import tile
 from channel.twin import STAGES, ChannelTwin, params_from_channel
 from contracts.profile import PRESETS, Isp, load_profile
 from testkit.sim import make_test_card
@@ -42,7 +43,7 @@ def test_stage_chains_agree(preset: str, seed: int) -> None:
     p = ch.sample_params(profile, np.random.default_rng(100 + seed)).replace(shot_noise=0.0, read_noise=0.0)
     for k in range(1, len(STAGES) + 1):
         stages = STAGES[:k]
-        a = ch.apply_tile(card, p, profile, stages)
+        a = tile.apply_tile(card, p, profile, stages)
         b = twin.apply(_to_tensor(card), params_from_channel(p), stages)[0].permute(1, 2, 0).numpy()
         mad = float(np.abs(a - b).mean())
         bound = BOUND_JPEG if "jpeg" in stages else BOUND_ISP if "isp" in stages else BOUND_NO_JPEG
@@ -54,7 +55,7 @@ def test_single_stages_agree(stage: str) -> None:
     profile = load_profile("harsh")  # the strongest settings
     card = make_test_card(SIZE)
     p = ch.sample_params(profile, np.random.default_rng(7)).replace(shot_noise=0.0, read_noise=0.0)
-    a = ch.apply_tile(card, p, profile, (stage,))
+    a = tile.apply_tile(card, p, profile, (stage,))
     b = ChannelTwin(profile, SIZE).apply(_to_tensor(card), params_from_channel(p), (stage,))[0].permute(1, 2, 0).numpy()
     assert float(np.abs(a - b).mean()) < (BOUND_JPEG if stage == "jpeg" else BOUND_NO_JPEG)
 
@@ -80,12 +81,12 @@ def test_a_strong_isp_agrees_stage_by_stage() -> None:
     twin = ChannelTwin(profile, SIZE)
     p = ch.sample_params(profile, np.random.default_rng(11)).replace(shot_noise=0.0, read_noise=0.0)
     for stages, bound in ((("isp",), BOUND_NO_JPEG), (("sensor", "isp"), BOUND_ISP), (STAGES[:-1], BOUND_ISP)):
-        a = ch.apply_tile(card, p, profile, stages)
+        a = tile.apply_tile(card, p, profile, stages)
         b = twin.apply(_to_tensor(card), params_from_channel(p), stages)[0].permute(1, 2, 0).numpy()
         assert float(np.abs(a - b).mean()) < bound, stages
     # and the ISP does something: levels lift the sensor's black, the matrix moves colours
-    plain = ch.apply_tile(card, p, base, ("sensor",))
-    assert float(np.abs(ch.apply_tile(card, p, profile, ("sensor", "isp")) - plain).mean()) > 10
+    plain = tile.apply_tile(card, p, base, ("sensor",))
+    assert float(np.abs(tile.apply_tile(card, p, profile, ("sensor", "isp")) - plain).mean()) > 10
 
 
 def test_noise_statistics_agree() -> None:
@@ -94,8 +95,8 @@ def test_noise_statistics_agree() -> None:
     card = make_test_card(SIZE)
     p = ch.sample_params(profile, np.random.default_rng(3))
     stages = ("print", "light", "sensor")
-    clean_np = ch.apply_tile(card, p.replace(shot_noise=0.0, read_noise=0.0), profile, stages)
-    noisy_np = ch.apply_tile(card, p, profile, stages)
+    clean_np = tile.apply_tile(card, p.replace(shot_noise=0.0, read_noise=0.0), profile, stages)
+    noisy_np = tile.apply_tile(card, p, profile, stages)
     twin = ChannelTwin(profile, SIZE)
     clean_t = (
         twin.apply(_to_tensor(card), params_from_channel(p.replace(shot_noise=0.0, read_noise=0.0)), stages)[0]
