@@ -324,6 +324,17 @@ def _(d):
 
 
 # --- photos
+def _craft_one_photo(d, labels_csv: bytes):
+    """``craft`` on one 64x64 photo whose ``labels.csv`` holds ``labels_csv``."""
+    from PIL import Image
+
+    im = d / "imgs"
+    im.mkdir()
+    Image.new("RGB", (64, 64), (90, 20, 20)).save(im / "a.png")
+    (im / "labels.csv").write_bytes(labels_csv)
+    return ["craft", "--out", str(d / "nb"), "--images", str(im), "--limit", "1", "--eps", "4", "--attack", "fgsm"]
+
+
 @probe("photos:all-garbage")
 def _(d):
     for p in (d / "photos").iterdir():
@@ -333,24 +344,12 @@ def _(d):
 
 @probe("photos:labels-not-utf8:craft")
 def _(d):
-    from PIL import Image
-
-    im = d / "imgs"
-    im.mkdir()
-    Image.new("RGB", (64, 64), (90, 20, 20)).save(im / "a.png")
-    (im / "labels.csv").write_bytes(b"file,label\na.png,caf\xe9\n")
-    return ["craft", "--out", str(d / "nb"), "--images", str(im), "--limit", "1", "--eps", "4", "--attack", "fgsm"]
+    return _craft_one_photo(d, b"file,label\na.png,caf\xe9\n")
 
 
 @probe("photos:label-superscript:craft")
 def _(d):
-    from PIL import Image
-
-    im = d / "imgs"
-    im.mkdir()
-    Image.new("RGB", (64, 64), (90, 20, 20)).save(im / "a.png")
-    (im / "labels.csv").write_text("file,label\na.png,²\n")
-    return ["craft", "--out", str(d / "nb"), "--images", str(im), "--limit", "1", "--eps", "4", "--attack", "fgsm"]
+    return _craft_one_photo(d, "file,label\na.png,²\n".encode())
 
 
 @probe("photos:gray16:craft")
@@ -564,13 +563,7 @@ def _craft_tiny(d, *extra):
 
 @probe("labels-csv:duplicate:craft")
 def _(d):
-    from PIL import Image
-
-    im = d / "imgs"
-    im.mkdir()
-    Image.new("RGB", (64, 64), (90, 20, 20)).save(im / "a.png")
-    (im / "labels.csv").write_text("file,label\na.png,1\na.png,2\n")
-    return ["craft", "--out", str(d / "nb"), "--images", str(im), "--limit", "1", "--eps", "4", "--attack", "fgsm"]
+    return _craft_one_photo(d, b"file,label\na.png,1\na.png,2\n")
 
 
 @probe("mean:nan:craft")
