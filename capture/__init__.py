@@ -14,7 +14,7 @@ Torch-free by design: a capture station needs numpy, OpenCV and onnxruntime only
   per-user cache folder (the TensorRT engine cache);
 - ``digital``: the classifier on every batch PNG (the digital top-5; also the sweep's);
 - ``stability``: the digital stability baseline (the clean PNGs through mild resampling, blur and JPEG);
-- ``pipeline``: the classifier thread; ``record``: the SQLite recorder;
+- ``pipeline``: the classifier thread; ``record``: the SQLite recorder; ``sessionrow``: its session row (start, resume);
   ``session``: ``run_capture``, a session set up and closed; ``cameraloop``: its camera loop and live progress;
 - ``stoprule``: when a run stops (``--frames``, ``--duration``, ``--per-tile``), one rule for every loop;
 - ``feedback``: each frame's verdicts and gate reasons, for sources that show them (the phone page);

@@ -15,13 +15,15 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from capture.sessionrow import Resume, SessionStart, open_session_row
 from capture.sheets.quality import TileQuality
 from capture.sighting import PatchSighting
 from contracts.capturedb import SCHEMA_VERSION, check_db_path, create_db, encode_top5
@@ -29,15 +31,6 @@ from contracts.errors import UserError
 from contracts.lock import ExclusiveLock, HeldElsewhere
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Resume:
-    """Where a re-run of an existing session continues."""
-
-    next_frame: int = 0
-    t_offset: float = 0.0
-    good_counts: dict[tuple[str, str, str], int] | None = None
 
 
 @dataclass
@@ -168,111 +161,22 @@ class Recorder:
         self._timer.start()
 
     # -- session row ---------------------------------------------------------
-    def start_session(
-        self,
-        *,
-        source: str,
-        model: str,
-        model_sha256: str,
-        provider: str,
-        profile: str | None,
-        seed: int | None,
-        config: dict[str, Any],
-        layout_id: str | None = None,
-    ) -> Resume:
+    def start_session(self, start: SessionStart) -> Resume:
         """Insert the session row, or reopen it when the same session runs again with the same model.
 
-        ``layout_id``: the layout (print) the session starts with; a resumed session keeps its first.
+        ``start.layout_id``: the layout (print) the session starts with; a resumed session keeps its first.
         """
         with self._lock:
             try:
-                return self._start_session(source, model, model_sha256, provider, profile, seed, config, layout_id)
+                resume = open_session_row(self.con, self.path, self.session_id, self.batch_id, start)
+            except UserError:
+                raise
             except sqlite3.Error as e:
                 raise self._failed(e) from None
             except (TypeError, ValueError) as e:  # a malformed row in an existing database
                 raise UserError(f"{self.path}: malformed session rows ({e}); choose another --session") from None
-
-    def _start_session(
-        self,
-        source: str,
-        model: str,
-        model_sha256: str,
-        provider: str,
-        profile: str | None,
-        seed: int | None,
-        config: dict[str, Any],
-        layout_id: str | None = None,
-    ) -> Resume:
-        row = self.con.execute(
-            "SELECT model_sha256, config, batch_id FROM sessions WHERE id=?", (self.session_id,)
-        ).fetchone()
-        now = time.time()
-        if row is None:
-            orphans = self.con.execute("SELECT COUNT(*) FROM frames WHERE session_id=?", (self.session_id,)).fetchone()[
-                0
-            ]
-            if orphans:  # rows of this session without its session row: never write over them
-                raise UserError(
-                    f"{self.path}: holds {orphans} frames of session {self.session_id!r} but no session row (a damaged "
-                    "file); choose another --session"
-                )
-            self.con.execute(
-                "INSERT INTO sessions (id, batch_id, source, model, model_sha256, provider, profile, seed, "
-                "started, stopped, config, "
-                "layout_id) VALUES (?,?,?,?,?,?,?,?,?,NULL,?,?)",
-                (
-                    self.session_id,
-                    self.batch_id,
-                    source,
-                    model,
-                    model_sha256,
-                    provider,
-                    profile,
-                    seed,
-                    now,
-                    json.dumps(config, sort_keys=True),
-                    layout_id,
-                ),
-            )
-            self.con.commit()
             self._owns_session = True
-            return Resume()
-        if row[2] != self.batch_id:
-            raise UserError(
-                f"{self.path}: session {self.session_id!r} belongs to batch {row[2]!r}, not {self.batch_id}; choose "
-                "another --session"
-            )
-        if row[0] != model_sha256:  # refused: the existing session's row is left exactly as it was
-            raise UserError(
-                f"{self.path}: session {self.session_id!r} was recorded with another model; choose another --session"
-            )
-        try:
-            old = json.loads(row[1] or "{}")
-        except (json.JSONDecodeError, RecursionError):
-            old = {}
-        runs = old.get("runs") if isinstance(old, dict) else None
-        runs = runs if isinstance(runs, list) else []
-        runs.append({"resumed": now, "source": source})
-        config = {**config, "runs": runs}
-        self.con.execute(
-            "UPDATE sessions SET stopped=NULL, provider=?, config=? WHERE id=?",
-            (provider, json.dumps(config, sort_keys=True), self.session_id),
-        )
-        nxt, t = self.con.execute(
-            "SELECT COALESCE(MAX(idx)+1, 0), COALESCE(MAX(t), 0) FROM frames WHERE session_id=?", (self.session_id,)
-        ).fetchone()
-        counts = {
-            (str(s), str(i), str(r)): int(n)
-            for s, i, r, n in self.con.execute(
-                "SELECT sheet_id, item_id, role, COUNT(*) FROM observations WHERE session_id=? AND good=1 GROUP BY "
-                "sheet_id, item_id, role",
-                (self.session_id,),
-            )
-        }
-        self.con.commit()
-        self._owns_session = True
-        log.info("resuming session %s at frame %d", self.session_id, nxt)
-        return Resume(next_frame=int(nxt), t_offset=float(t) + 1.0, good_counts=counts)
+            return resume
 
     def write_digital(self, rows: Iterable[tuple[str, str, Any, Any]]) -> None:
         """``(item_id, role, top5_ids, top5_probs)`` for every saved PNG."""
@@ -280,28 +184,22 @@ class Recorder:
 
     def _write_top5(self, table: str, rows: Iterable[tuple[str, str, Any, Any]]) -> None:
         """``(item_id, key, top5_ids, top5_probs)`` rows into ``table`` (``digital`` or ``stability``), one commit."""
-        with self._lock:
-            try:
-                for item, key, ids, probs in rows:
-                    self.con.execute(
-                        f"INSERT OR REPLACE INTO {table} VALUES (?,?,?,?,?)",
-                        (self.session_id, item, key, *encode_top5(ids, probs)),
-                    )
-                self.con.commit()
-            except sqlite3.Error as e:
-                raise self._failed(e) from None
+        with self._writing(check=False):
+            for item, key, ids, probs in rows:
+                self.con.execute(
+                    f"INSERT OR REPLACE INTO {table} VALUES (?,?,?,?,?)",
+                    (self.session_id, item, key, *encode_top5(ids, probs)),
+                )
+            self.con.commit()
 
     # -- rows ----------------------------------------------------------------
     def outcomes(self) -> list[tuple[str, str, int, bool]]:
         """``(item_id, role, top1, good)`` of every observation the session holds (a resumed session's past)."""
-        with self._lock:
-            try:
-                rows = self.con.execute(
-                    "SELECT item_id, role, top1, good FROM observations WHERE session_id = ? ORDER BY id",
-                    (self.session_id,),
-                ).fetchall()
-            except sqlite3.Error as e:
-                raise self._failed(e) from None
+        with self._writing(check=False):
+            rows = self.con.execute(
+                "SELECT item_id, role, top1, good FROM observations WHERE session_id = ? ORDER BY id",
+                (self.session_id,),
+            ).fetchall()
         return [(str(i), str(r), int(t), bool(g)) for i, r, t, g in rows]
 
     def write_stability(self, rows: Iterable[tuple[str, str, Any, Any]]) -> None:
@@ -325,16 +223,23 @@ class Recorder:
         if self.error is not None:
             raise self.error
 
-    def add_frame(self, idx: int, t: float, sheets: list[str]) -> None:
+    @contextmanager
+    def _writing(self, check: bool = True) -> Iterator[None]:
+        """Hold the lock (after :meth:`_check` unless ``check`` is false); a database error stops the session."""
         with self._lock:
-            self._check()
+            if check:
+                self._check()
             try:
-                # INSERT, not INSERT OR REPLACE: a frame index is written once (the session lock keeps writers apart)
-                self.con.execute(
-                    "INSERT INTO frames VALUES (?,?,?,?,?)", (self.session_id, idx, t, len(sheets), json.dumps(sheets))
-                )
+                yield
             except sqlite3.Error as e:
                 raise self._failed(e) from None
+
+    def add_frame(self, idx: int, t: float, sheets: list[str]) -> None:
+        with self._writing():
+            # INSERT, not INSERT OR REPLACE: a frame index is written once (the session lock keeps writers apart)
+            self.con.execute(
+                "INSERT INTO frames VALUES (?,?,?,?,?)", (self.session_id, idx, t, len(sheets), json.dumps(sheets))
+            )
             self._dirty = True
 
     def add_observations(self, obs: list[Observation]) -> None:
@@ -360,39 +265,31 @@ class Recorder:
                     o.layout_id,
                 )
             )
-        with self._lock:
-            self._check()
-            try:
-                self.con.executemany(
-                    "INSERT INTO observations (session_id, frame_idx, sheet_id, item_id, role, sharpness, tile_px, "
-                    "angle_deg, clipped, good, top1, top1_prob, top5_ids, top5_probs, layout_id) VALUES "
-                    "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    rows,
-                )
-            except sqlite3.Error as e:
-                raise self._failed(e) from None
+        with self._writing():
+            self.con.executemany(
+                "INSERT INTO observations (session_id, frame_idx, sheet_id, item_id, role, sharpness, tile_px, "
+                "angle_deg, clipped, good, top1, top1_prob, top5_ids, top5_probs, layout_id) VALUES "
+                "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
             self._dirty = True
 
     # -- calibration strip (added for channel.calibrate) ---------------------
     def add_patches(self, frame_idx: int, sheets: Iterable[Any]) -> None:
         """Strip measurements of one frame: ``channel.calibrate.SheetPatches``, one per detected sheet."""
-        with self._lock:
-            self._check()
-            try:
-                for s in sheets:
-                    self.con.executemany(
-                        "INSERT OR REPLACE INTO patches VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                        [
-                            (self.session_id, frame_idx, s.sheet_id, p.name, *p.mean_rgb, *p.std_rgb, p.std_y, p.n_px)
-                            for p in s.patches
-                        ],
-                    )
-                    self.con.execute(
-                        "INSERT OR REPLACE INTO blur VALUES (?,?,?,?,?,?,?)",
-                        (self.session_id, frame_idx, s.sheet_id, s.sigma_px, s.n_edges, s.width, s.height),
-                    )
-            except sqlite3.Error as e:
-                raise self._failed(e) from None
+        with self._writing():
+            for s in sheets:
+                self.con.executemany(
+                    "INSERT OR REPLACE INTO patches VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    [
+                        (self.session_id, frame_idx, s.sheet_id, p.name, *p.mean_rgb, *p.std_rgb, p.std_y, p.n_px)
+                        for p in s.patches
+                    ],
+                )
+                self.con.execute(
+                    "INSERT OR REPLACE INTO blur VALUES (?,?,?,?,?,?,?)",
+                    (self.session_id, frame_idx, s.sheet_id, s.sigma_px, s.n_edges, s.width, s.height),
+                )
             self._dirty = True
 
     # -- scene mode (added for capture --scene) --------------------------------

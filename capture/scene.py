@@ -29,6 +29,7 @@ from capture.classify import OnnxClassifier
 from capture.overlay import Window, window_wanted
 from capture.record import Recorder
 from capture.scene_view import SceneTally, annotate
+from capture.sessionrow import SessionStart
 from capture.sighting import PatchSighting
 from capture.stoprule import SOURCE_ENDED, WINDOW_CLOSED, StopRule
 from contracts.batchdir import capture_db, check_session_name
@@ -211,13 +212,15 @@ def run_scene(
                 "patch_cards": [c.name for c in cards],
             }
             resume = rec.start_session(
-                source=source.description,
-                model=classifier.name,
-                model_sha256=classifier.sha256,
-                provider=classifier.provider,
-                profile=None,
-                seed=None,
-                config=config,
+                SessionStart(
+                    source=source.description,
+                    model=classifier.name,
+                    model_sha256=classifier.sha256,
+                    provider=classifier.provider,
+                    profile=None,
+                    seed=None,
+                    config=config,
+                )
             )
             idx0, t0 = resume.next_frame, time.monotonic()
             min_side = max(MIN_VIEW_PX, classifier.spec.input_size // 2)

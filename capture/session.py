@@ -29,6 +29,7 @@ from capture.digital import Top5Row, digital_top5
 from capture.overlay import Window, window_wanted
 from capture.pipeline import ClassifierWorker, LatestSlot, TileKey
 from capture.record import Recorder
+from capture.sessionrow import SessionStart
 from capture.sheets.detect import SheetDetector
 from capture.sheets.quality import QualityGates
 from capture.stability import stability_top5
@@ -222,14 +223,16 @@ def run_capture(
                 }
             profile, seed = source.simulation() or (None, None)
             resume = recorder.start_session(
-                source=source.description,
-                model=clf.name,
-                model_sha256=clf.sha256,
-                provider=clf.provider,
-                profile=profile,
-                seed=seed,
-                config=config,
-                layout_id=layout.id,
+                SessionStart(
+                    source=source.description,
+                    model=clf.name,
+                    model_sha256=clf.sha256,
+                    provider=clf.provider,
+                    profile=profile,
+                    seed=seed,
+                    config=config,
+                    layout_id=layout.id,
+                )
             )
             digital = digital_top5(batch_dir, batch, clf)
             recorder.write_digital(digital)

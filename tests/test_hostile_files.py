@@ -308,12 +308,15 @@ def _db_with(good: Path, tmp_path: Path, sql: str) -> Path:
     import shutil
 
     from capture.record import Observation, Recorder
+    from capture.sessionrow import SessionStart
     from capture.sheets.quality import TileQuality
 
     b = tmp_path / "b"
     shutil.copytree(good, b)
     rec = Recorder(b / "captures" / "s1.sqlite", "s1", "btest-0001")
-    rec.start_session(source="test", model="m", model_sha256="0", provider="CPU", profile=None, seed=None, config={})
+    rec.start_session(
+        SessionStart(source="test", model="m", model_sha256="0", provider="CPU", profile=None, seed=None, config={})
+    )
     items = load_batch(b).items
     rec.write_digital(
         [(it.id, r, [1, 2, 3, 4, 5], [0.5, 0.2, 0.1, 0.1, 0.1]) for it in items for r in ("clean", "adv")]
