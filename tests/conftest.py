@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,13 @@ import pytest
 
 from testkit.batch import write_batch
 from testkit.capture import photo_setup
+
+# Under pytest-xdist (make test: -n auto), each worker's torch, OpenCV and onnxruntime share the cores with the
+# others: one worker per core, so one thread each unless told otherwise (spinning OpenMP threads on a shared
+# core cost more than they save). Subprocesses the tests start inherit it.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
 
 
 @pytest.fixture(scope="module")
