@@ -24,6 +24,7 @@ from rich.text import Text
 
 from capture.cameraloop import Progress
 from capture.classify import COREML, CPU, CUDA, TENSORRT, OnnxClassifier, default_providers
+from capture.facetarget import FaceTarget, is_detector_file
 from capture.session import run_capture
 from capture.sheets.quality import MIN_TILE_FRACTION, QualityGates
 from capture.sources.files import PhotoSource, VideoSource
@@ -252,7 +253,7 @@ class Target:
     """The target model as capture runs it: its file, its classifier, the gates sized for it, the label map."""
 
     model_path: Path
-    clf: OnnxClassifier
+    clf: OnnxClassifier | FaceTarget
     gates: QualityGates
     label_map: dict[str, str] | None
 
@@ -265,6 +266,9 @@ class Target:
         gate_args: dict[str, Any],
     ) -> Target:
         lmap = read_label_map(flags.label_map) if flags.label_map is not None else None
+        if is_detector_file(model_path):  # a face detector (models export centerface|yunet): a face batch's target
+            face = FaceTarget(model_path)
+            return cls(model_path, face, QualityGates.for_model(face.spec.input_size, face.name, **gate_args), None)
         clf = OnnxClassifier(
             model_path,
             providers=PROVIDERS[provider] or default_providers(),

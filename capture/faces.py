@@ -49,9 +49,12 @@ def read_spec(path: Path) -> DetectorSpec:
     return _spec_of(sess, path)
 
 
-def _session(path: Path) -> ort.InferenceSession:
+def _session(path: Path, threads: int | None = None) -> ort.InferenceSession:
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
+    if threads is not None:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
     try:
         return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own types for a bad file
@@ -76,11 +79,12 @@ class OnnxFaceDetector:
     Args:
         path: the prepared file.
         score: overrides the spec's score threshold.
+        threads: onnxruntime's CPU threads (default: its own choice).
     """
 
-    def __init__(self, path: Path, *, score: float | None = None) -> None:
+    def __init__(self, path: Path, *, score: float | None = None, threads: int | None = None) -> None:
         self.path = Path(path)
-        self.sess = _session(self.path)
+        self.sess = _session(self.path, threads)
         self.spec = _spec_of(self.sess, self.path)
         if self.spec.decoder not in ("centerface", "yunet"):
             raise ValueError(f"{path}: decoder {self.spec.decoder!r} has no ONNX runner; expected centerface or yunet")

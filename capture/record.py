@@ -46,6 +46,7 @@ class Observation:
     top5_ids: list[int]
     top5_probs: list[float]
     layout_id: str | None = None  # the layout (print) its sheet was read with
+    boxes: str | None = None  # a face detector's boxes on the crop, as JSON (schema 3); None for a classifier
 
 
 def _open_failure(path: Path, e: sqlite3.Error) -> str:
@@ -178,17 +179,20 @@ class Recorder:
             self._owns_session = True
             return resume
 
-    def write_digital(self, rows: Iterable[tuple[str, str, Any, Any]]) -> None:
-        """``(item_id, role, top5_ids, top5_probs)`` for every saved PNG."""
-        self._write_top5("digital", rows)
+    def write_digital(self, rows: Iterable[tuple[str, str, Any, Any]], boxes: dict | None = None) -> None:
+        """``(item_id, role, top5_ids, top5_probs)`` for every saved PNG; a detector's ``boxes`` per (item, role)."""
+        self._write_top5("digital", rows, boxes)
 
-    def _write_top5(self, table: str, rows: Iterable[tuple[str, str, Any, Any]]) -> None:
-        """``(item_id, key, top5_ids, top5_probs)`` rows into ``table`` (``digital`` or ``stability``), one commit."""
+    def _write_top5(self, table: str, rows: Iterable[tuple[str, str, Any, Any]], boxes: dict | None = None) -> None:
+        """``(item_id, key, top5_ids, top5_probs)`` rows into ``table`` (``digital``, with its ``boxes``, or
+        ``stability``), one commit."""
+        box = ",?" if table == "digital" else ""
         with self._writing(check=False):
             for item, key, ids, probs in rows:
+                extra = [(boxes or {}).get((item, key))] if box else []
                 self.con.execute(
-                    f"INSERT OR REPLACE INTO {table} VALUES (?,?,?,?,?)",
-                    (self.session_id, item, key, *encode_top5(ids, probs)),
+                    f"INSERT OR REPLACE INTO {table} VALUES (?,?,?,?,?{box})",
+                    (self.session_id, item, key, *encode_top5(ids, probs), *extra),
                 )
             self.con.commit()
 
@@ -263,13 +267,14 @@ class Recorder:
                     ids,
                     probs,
                     o.layout_id,
+                    o.boxes,
                 )
             )
         with self._writing():
             self.con.executemany(
                 "INSERT INTO observations (session_id, frame_idx, sheet_id, item_id, role, sharpness, tile_px, "
-                "angle_deg, clipped, good, top1, top1_prob, top5_ids, top5_probs, layout_id) VALUES "
-                "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "angle_deg, clipped, good, top1, top1_prob, top5_ids, top5_probs, layout_id, boxes) VALUES "
+                "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 rows,
             )
             self._dirty = True
