@@ -140,7 +140,7 @@ def summary_table(db: Path) -> Table:
     import json
 
     from contracts.capturedb import open_db_readonly
-    from contracts.manifest import load_batch
+    from contracts.manifest import is_face_batch, load_batch
 
     con = open_db_readonly(db)
     try:
@@ -150,9 +150,14 @@ def summary_table(db: Path) -> Table:
     finally:
         con.close()
     lmap = {int(k): int(v) for k, v in ((cfg.get("labels") or {}).get("map") or {}).items()}
-    truth = {it.id: lmap.get(it.label.index, it.label.index) for it in load_batch(db.parent.parent).items}
+    batch = load_batch(db.parent.parent)
+    truth = {it.id: lmap.get(it.label.index, it.label.index) for it in batch.items}
+    face = is_face_batch(batch)  # top1 1: every truth face found (capture.facetarget)
     table = Table(title=f"capture {escape(db.stem)}", show_edge=False)
-    for col in ("", "observations", "good", "model right (good)", "fooled (good)"):
+    right_fooled = (
+        ("every face found (good)", "a face missed (good)") if face else ("model right (good)", "fooled (good)")
+    )
+    for col in ("", "observations", "good", *right_fooled):
         table.add_column(col, justify="right")
     for role in ("clean", "adv"):
         good = [r for r in rows if r[1] == role and r[3]]

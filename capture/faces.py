@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from pathlib import Path
 from typing import Protocol
 
@@ -92,6 +93,9 @@ class OnnxFaceDetector:
         self.score = float(self.spec.score if score is None else score)
         self.input = self.sess.get_inputs()[0].name
         self.outputs = [o.name for o in self.sess.get_outputs()]
+        self._blob: np.ndarray | None = None  # YuNet's input buffer, reused (one detector per thread)
+        self._filled = (0, 0)
+        self._lock = threading.Lock()
 
     def detect(self, rgb: np.ndarray) -> Detections:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
@@ -117,13 +121,24 @@ class OnnxFaceDetector:
         f = YUNET_SIZE / max(h, w)
         nh, nw = max(1, round(h * f)), max(1, round(w * f))
         img = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_LINEAR)
-        img = cv2.copyMakeBorder(img, 0, YUNET_SIZE - nh, 0, YUNET_SIZE - nw, cv2.BORDER_CONSTANT, value=(0, 0, 0))
-        blob = _nchw(img, self.spec.channel_order)
-        out = dict(zip(self.outputs, self.sess.run(self.outputs, {self.input: blob}), strict=True))
+        with self._lock:  # the buffer is shared by the threads that call detect (phones: one worker each)
+            out = dict(zip(self.outputs, self.sess.run(self.outputs, {self.input: self._letterbox(img)}), strict=True))
         dets = decode_yunet(out, self.score)
         keep = nms(dets.boxes, dets.scores, self.spec.nms_iou)
         kept = Detections(dets.boxes[keep], dets.scores[keep], None if dets.landmarks is None else dets.landmarks[keep])
         return kept.scaled(1 / f, 1 / f)
+
+    def _letterbox(self, img: np.ndarray) -> np.ndarray:
+        """``img`` (at most 640 a side) into the top left of YuNet's zero ``1 x 3 x 640 x 640`` input, in its channel
+        order: one reused buffer, written channel by channel (no border copy, no transposed float copy)."""
+        nh, nw = img.shape[:2]
+        if self._blob is None or self._filled != (nh, nw):
+            self._blob = np.zeros((1, 3, YUNET_SIZE, YUNET_SIZE), np.float32)
+            self._filled = (nh, nw)
+        order = (2, 1, 0) if self.spec.channel_order == "BGR" else (0, 1, 2)
+        for c, src in enumerate(order):
+            np.copyto(self._blob[0, c, :nh, :nw], img[..., src], casting="unsafe")
+        return self._blob
 
 
 def _nchw(rgb: np.ndarray, order: str) -> np.ndarray:

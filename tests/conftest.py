@@ -50,7 +50,7 @@ def setup(synthetic_batch: Callable[..., Path], tmp_path: Path) -> tuple[Path, P
 
 @pytest.fixture(scope="session")
 def face_batch(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One small face batch shared by the face tests: two LFW crops, pgd ε 16 with 4 steps on MTCNN, printed, with
+    """One small face batch shared by the face tests: two LFW crops, bim ε 16 with 2 steps on MTCNN, printed, with
     CenterFace prepared in ``models/`` (so ``--model centerface`` needs no export). Treat it as read-only: copy it
     (:func:`shutil.copytree`) before capturing into it."""
     import torch
@@ -67,7 +67,7 @@ def face_batch(tmp_path_factory: pytest.TempPathFactory) -> Path:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        craft_faces(out, lfw_faces(0, 2), "pgd", (16.0,), settings=AttackSettings(steps=4))
+        craft_faces(out, lfw_faces(0, 2), "bim", (16.0,), settings=AttackSettings(steps=2))
     finally:
         torch.set_num_threads(threads)
     print_sheets(out)
