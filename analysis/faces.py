@@ -204,7 +204,10 @@ def groups(batch: Batch) -> dict[tuple[str, float], list[Item]]:
 
 def cell(c: Clustered, prefix: str) -> dict[str, Any]:
     """A rate as table columns: value, interval, counts and photos."""
-    r = lambda v: None if v is None else round(v, 3)  # noqa: E731
+
+    def r(v: float | None) -> float | None:
+        return None if v is None else round(v, 3)
+
     return {
         prefix: r(c.value),
         f"{prefix}_lo": r(c.lo),

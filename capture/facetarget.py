@@ -28,6 +28,7 @@ import onnxruntime as ort
 from capture.faces import OnnxFaceDetector
 from capture.sheets.hits import TileCrop
 from contracts.detection import META_DETECTOR, Detections, found
+from contracts.detectorfile import detector_sidecar
 from contracts.errors import UserError
 from contracts.images import read_item_image
 from contracts.manifest import ROLES, Batch, is_face_batch
@@ -43,7 +44,10 @@ CPU = "CPUExecutionProvider"
 
 
 def is_detector_file(path: Path) -> bool:
-    """Whether the ``.onnx`` file carries a detector spec (``photoproof models export centerface|yunet``)."""
+    """Whether the ``.onnx`` file is a face detector: its metadata holds a detector spec (``photoproof models export
+    centerface|yunet``), or a decoder spec lies beside it (a user's own, :mod:`contracts.detectorfile`)."""
+    if detector_sidecar(Path(path)) is not None:
+        return True
     try:
         so = ort.SessionOptions()
         so.log_severity_level = 3
