@@ -110,7 +110,7 @@ def _read(
     cfg = json.loads(row[3] or "{}")
     s = FaceSession(str(row[0]), path, str(row[1]), str(row[2]), int(cfg.get("crop_size") or 224))
     items = {it.id: it for it in batch.items if it.truth is not None}
-    for item, role, raw in con.execute("SELECT item_id, role, boxes FROM digital WHERE session_id = ?", (s.id,)):
+    for item, role, raw in con.execute("SELECT item_id, role, boxes FROM digital_boxes WHERE session_id = ?", (s.id,)):
         if item in items:
             d = _dets(raw, f"{path}: digital {item} {role}")
             s.digital_boxes[(item, role)] = d

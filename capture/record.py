@@ -181,18 +181,19 @@ class Recorder:
 
     def write_digital(self, rows: Iterable[tuple[str, str, Any, Any]], boxes: dict | None = None) -> None:
         """``(item_id, role, top5_ids, top5_probs)`` for every saved PNG; a detector's ``boxes`` per (item, role)."""
-        self._write_top5("digital", rows, boxes)
+        self._write_top5("digital", rows)
+        with self._writing(check=False):
+            rows_b = [(self.session_id, *key, b) for key, b in (boxes or {}).items()]
+            self.con.executemany("INSERT OR REPLACE INTO digital_boxes VALUES (?,?,?,?)", rows_b)
+            self.con.commit()
 
-    def _write_top5(self, table: str, rows: Iterable[tuple[str, str, Any, Any]], boxes: dict | None = None) -> None:
-        """``(item_id, key, top5_ids, top5_probs)`` rows into ``table`` (``digital``, with its ``boxes``, or
-        ``stability``), one commit."""
-        box = ",?" if table == "digital" else ""
+    def _write_top5(self, table: str, rows: Iterable[tuple[str, str, Any, Any]]) -> None:
+        """``(item_id, key, top5_ids, top5_probs)`` rows into ``table`` (``digital`` or ``stability``), one commit."""
         with self._writing(check=False):
             for item, key, ids, probs in rows:
-                extra = [(boxes or {}).get((item, key))] if box else []
                 self.con.execute(
-                    f"INSERT OR REPLACE INTO {table} VALUES (?,?,?,?,?{box})",
-                    (self.session_id, item, key, *encode_top5(ids, probs), *extra),
+                    f"INSERT OR REPLACE INTO {table} VALUES (?,?,?,?,?)",
+                    (self.session_id, item, key, *encode_top5(ids, probs)),
                 )
             self.con.commit()
 

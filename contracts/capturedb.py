@@ -28,9 +28,9 @@ top-5 on each clean PNG after each mild transform (:mod:`capture.stability`). Ve
 databases are still read (``READABLE_VERSIONS``): their layout ids are NULL and they
 have no stability baseline.
 
-Schema version 3 added ``observations.boxes`` and ``digital.boxes`` for a face-detector
-session (docs/detectors.md): the target detector's boxes on the tile crop (crop pixels)
-or on the saved PNG (PNG pixels), as ``contracts.detection.Detections.to_json``. Such a
+Schema version 3 added ``observations.boxes`` and the ``digital_boxes`` table for a
+face-detector session (docs/detectors.md): the target detector's boxes on the tile crop
+(crop pixels) or on each saved PNG (PNG pixels), as ``contracts.detection.Detections.to_json``. Such a
 row's ``top1`` is 1 when every truth face of the item was found at IoU >= 0.5 and 0
 otherwise, and its ``top5`` lists ``[top1]`` and the best face score, so the channel
 check reads it as it reads a classifier's. Classifier rows leave ``boxes`` NULL;
@@ -102,7 +102,13 @@ CREATE TABLE IF NOT EXISTS digital (
     role TEXT NOT NULL CHECK (role IN ('clean', 'adv')),
     top5_ids TEXT NOT NULL,
     top5_probs TEXT NOT NULL,
-    boxes TEXT,
+    PRIMARY KEY (session_id, item_id, role)
+);
+CREATE TABLE IF NOT EXISTS digital_boxes (
+    session_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('clean', 'adv')),
+    boxes TEXT NOT NULL,
     PRIMARY KEY (session_id, item_id, role)
 );
 CREATE TABLE IF NOT EXISTS stability (

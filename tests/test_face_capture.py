@@ -50,7 +50,9 @@ def test_capture_records_the_detector_boxes_per_observation(captured: Path) -> N
         rows = con.execute("SELECT item_id, role, top1, boxes FROM observations").fetchall()
         digital = [
             (i, r, json.loads(ids)[0], b)
-            for i, r, ids, b in con.execute("SELECT item_id, role, top5_ids, boxes FROM digital")
+            for i, r, ids, b in con.execute(
+                "SELECT d.item_id, d.role, d.top5_ids, b.boxes FROM digital d JOIN digital_boxes b USING (item_id, role)"
+            )
         ]
         (model,) = con.execute("SELECT model FROM sessions").fetchone()
     finally:
