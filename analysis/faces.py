@@ -208,14 +208,7 @@ def cell(c: Clustered, prefix: str) -> dict[str, Any]:
     def r(v: float | None) -> float | None:
         return None if v is None else round(v, 3)
 
-    return {
-        prefix: r(c.value),
-        f"{prefix}_lo": r(c.lo),
-        f"{prefix}_hi": r(c.hi),
-        f"{prefix}_k": c.num,
-        f"{prefix}_n": c.n,
-        f"{prefix}_photos": c.clusters,
-    }
+    return {prefix: r(c.value), "lo": r(c.lo), "hi": r(c.hi), "k": c.num, "n": c.n, "photos": c.clusters}
 
 
 def fmt(c: Clustered) -> str:

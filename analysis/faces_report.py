@@ -89,33 +89,26 @@ def tables(batch: Batch, sessions: list[FaceSession], source: str) -> list[Table
     g = groups(batch)
     transfer, rec, hide, chan = [], [], [], []
     for (attack, eps), items in g.items():
-        row: dict[str, Any] = {
-            "attack": attack,
-            "eps": eps,
-            f"{source} (source, white-box, digital)": fmt(source_hiding(batch, items, source)),
-        }
+        key = {"attack": attack, "eps": eps}
+        transfer.append(key | {"detector": f"{source} (source, white-box)", "session": "", "seen": "digital",
+                               "hiding": fmt(source_hiding(batch, items, source))})  # fmt: skip
         for s in sessions:
-            row[f"{s.model} digital [{s.id}]"] = fmt(paired_hiding(s, items, False))
-            ph = paired_hiding(s, items, True)
-            row[f"{s.model} photographed [{s.id}]"] = (
-                fmt(ph) if not limited(s) else f"{s.verdict.verdict if s.verdict else ''}: {fmt(ph)} is not hiding"
-            )
-        transfer.append(row)
+            for photo in (False, True):
+                h = fmt(paired_hiding(s, items, photo))
+                if photo and limited(s) and s.verdict is not None:
+                    h = f"{s.verdict.verdict}: {h} is not hiding"
+                seen = "photographed" if photo else "digital"
+                transfer.append(key | {"detector": s.model, "session": s.id, "seen": seen, "hiding": h})
         for s in sessions:
             base = {"session": s.id, "target": s.model, "attack": attack, "eps": eps}
-            rec.append(
-                base
-                | cell(recall(s, items, "clean", False), "clean_digital")
-                | cell(recall(s, items, "adv", False), "adv_digital")
-                | cell(recall(s, items, "clean", True), "clean_photo")
-                | cell(recall(s, items, "adv", True), "adv_photo")
-            )
-            hide.append(
-                base
-                | cell(paired_hiding(s, items, False), "hiding_digital")
-                | cell(paired_hiding(s, items, True), "hiding_photo")
-                | {"photo_figure_is": "hiding" if not limited(s) or s.verdict is None else s.verdict.verdict}
-            )
+            for role in ("clean", "adv"):
+                for photo in (False, True):
+                    where = {"image": role, "seen": "photographed" if photo else "digital"}
+                    rec.append(base | where | cell(recall(s, items, role, photo), "recall"))
+            for photo in (False, True):
+                shown = "hiding" if not photo or not limited(s) or s.verdict is None else s.verdict.verdict
+                seen = {"seen": "photographed" if photo else "digital"}
+                hide.append(base | seen | cell(paired_hiding(s, items, photo), "hiding") | {"figure_is": shown})
     for s in sessions:
         v = s.verdict
         if v is None:

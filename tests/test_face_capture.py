@@ -51,7 +51,8 @@ def test_capture_records_the_detector_boxes_per_observation(captured: Path) -> N
         digital = [
             (i, r, json.loads(ids)[0], b)
             for i, r, ids, b in con.execute(
-                "SELECT d.item_id, d.role, d.top5_ids, b.boxes FROM digital d JOIN digital_boxes b USING (item_id, role)"
+                "SELECT d.item_id, d.role, d.top5_ids, b.boxes FROM digital d JOIN digital_boxes b "
+                "USING (item_id, role)"
             )
         ]
         (model,) = con.execute("SELECT model FROM sessions").fetchone()
@@ -65,23 +66,25 @@ def test_capture_records_the_detector_boxes_per_observation(captured: Path) -> N
 
 
 def test_report_figures_are_consistent_with_each_other(captured: Path) -> None:
-    (rec,) = _table(captured, "faces_recall")
-    (hide,) = _table(captured, "faces_hiding")
+    rec = {(r["image"], r["seen"]): r for r in _table(captured, "faces_recall")}
+    hide = {r["seen"]: r for r in _table(captured, "faces_hiding")}
     (chan,) = _table(captured, "faces_channel")
-    (transfer,) = _table(captured, "faces_transfer")
-    assert rec["session"] == hide["session"] == chan["session"] == "sim" and rec["target"] == "centerface"
-    assert rec["clean_digital_n"] == rec["adv_digital_n"] == 2  # one truth face per LFW crop
-    assert rec["clean_photo_n"] > 0 and rec["clean_photo_n"] == rec["adv_photo_n"]  # tiles judged in pairs
+    transfer = {(r["detector"], r["seen"]): r["hiding"] for r in _table(captured, "faces_transfer")}
+    assert len(rec) == 4 and {r["session"] for r in rec.values()} == {chan["session"]} == {"sim"}
+    assert rec[("clean", "digital")]["n"] == rec[("adv", "digital")]["n"] == 2  # one truth face per LFW crop
+    photo_n = rec[("clean", "photographed")]["n"]
+    assert photo_n > 0 and photo_n == rec[("adv", "photographed")]["n"]  # tiles judged in pairs
     # paired hiding's denominators are the faces found on the clean image
-    assert hide["hiding_digital_n"] == rec["clean_digital_k"]
-    assert hide["hiding_photo_n"] <= rec["clean_photo_k"]
-    assert hide["hiding_photo_k"] <= hide["hiding_photo_n"] and hide["hiding_digital_k"] <= hide["hiding_digital_n"]
-    for key in ("clean_digital", "adv_photo", "clean_photo"):
-        if rec[key] is not None:
-            assert rec[f"{key}_lo"] <= rec[key] <= rec[f"{key}_hi"]
-            assert rec[key] == pytest.approx(rec[f"{key}_k"] / rec[f"{key}_n"], abs=1e-3)
-    assert hide["photo_figure_is"] == ("hiding" if chan["verdict"] == "ok" else chan["verdict"])
-    assert "mtcnn (source, white-box, digital)" in transfer and "centerface photographed [sim]" in transfer
+    assert hide["digital"]["n"] == rec[("clean", "digital")]["k"]
+    assert hide["photographed"]["n"] <= rec[("clean", "photographed")]["k"]
+    for r in [*rec.values(), *hide.values()]:
+        assert r["k"] <= r["n"]
+        if r.get("recall", r.get("hiding")) is not None:
+            v = r.get("recall", r.get("hiding"))
+            assert r["lo"] <= v <= r["hi"] and v == pytest.approx(r["k"] / r["n"], abs=1e-3)
+    assert hide["photographed"]["figure_is"] == ("hiding" if chan["verdict"] in ("ok", "n/a") else chan["verdict"])
+    assert ("mtcnn (source, white-box)", "digital") in transfer and ("centerface", "photographed") in transfer
+    assert transfer[("centerface", "photographed")].endswith("is not hiding") == (chan["verdict"] not in ("ok", "n/a"))
     html = (captured / "report" / "index.html").read_text()
     assert "faces_transfer" in html or "transfer from mtcnn" in html.lower()
     assert html.count("data:image/png") >= 4  # the gallery: digital clean and adversarial with boxes, and crops
@@ -101,7 +104,7 @@ def test_an_older_database_is_read_and_skipped_in_the_face_report(captured: Path
     con.close()
     result = make_report(batch, formats=("csv",))
     assert any(n.startswith("old.sqlite: no face-detector observations") for n in result.notes)
-    assert [row["session"] for row in _table(batch, "faces_recall")] == ["sim"]
+    assert {row["session"] for row in _table(batch, "faces_recall")} == {"sim"}
 
 
 def test_a_face_batch_needs_a_face_detector_and_a_classifier_batch_a_classifier(
