@@ -89,7 +89,7 @@ def tables(batch: Batch, sessions: list[FaceSession], source: str) -> list[Table
     g = groups(batch)
     transfer, rec, hide, chan = [], [], [], []
     for (attack, eps), items in g.items():
-        key = {"attack": attack, "eps": eps}
+        key: dict[str, Any] = {"attack": attack, "eps": eps}
         transfer.append(key | {"detector": f"{source} (source, white-box)", "session": "", "seen": "digital",
                                "hiding": fmt(source_hiding(batch, items, source))})  # fmt: skip
         for s in sessions:
@@ -100,15 +100,15 @@ def tables(batch: Batch, sessions: list[FaceSession], source: str) -> list[Table
                 seen = "photographed" if photo else "digital"
                 transfer.append(key | {"detector": s.model, "session": s.id, "seen": seen, "hiding": h})
         for s in sessions:
-            base = {"session": s.id, "target": s.model, "attack": attack, "eps": eps}
+            base: dict[str, Any] = {"session": s.id, "target": s.model, "attack": attack, "eps": eps}
             for role in ("clean", "adv"):
                 for photo in (False, True):
                     where = {"image": role, "seen": "photographed" if photo else "digital"}
                     rec.append(base | where | cell(recall(s, items, role, photo), "recall"))
             for photo in (False, True):
                 shown = "hiding" if not photo or not limited(s) or s.verdict is None else s.verdict.verdict
-                seen = {"seen": "photographed" if photo else "digital"}
-                hide.append(base | seen | cell(paired_hiding(s, items, photo), "hiding") | {"figure_is": shown})
+                how = {"seen": "photographed" if photo else "digital"}
+                hide.append(base | how | cell(paired_hiding(s, items, photo), "hiding") | {"figure_is": shown})
     for s in sessions:
         v = s.verdict
         if v is None:
