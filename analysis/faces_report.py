@@ -11,7 +11,7 @@ report (docs/detectors.md):
   photographed figure is (``hiding`` or the channel check's verdict);
 - ``faces_channel``: per session, the channel check (:func:`contracts.verdict.judge`).
 
-The gallery shows, per session, the saved PNGs and the sharpest photographed crops
+The gallery shows, per session, the saved PNGs and a photographed crop of each (one capture kept)
 with the truth faces (yellow) and the target's boxes (green) drawn.
 """
 
@@ -174,7 +174,7 @@ def _draw(img: np.ndarray, truth: np.ndarray, dets: Detections) -> bytes:
 
 
 def _crop_shot(batch_dir: Path, s: FaceSession, item: str, role: str, truth: np.ndarray) -> Shot | None:
-    """The sharpest saved crop of the tile with that frame's boxes, if capture kept one."""
+    """A crop capture kept of the tile (a good one first), with that frame's boxes drawn."""
     for o in sorted(s.obs.get((item, role), []), key=lambda o: -int(o.good)):
         try:
             p = resolve_inside(batch_dir, crop_rel(s.path.stem, f"{item}-{role}-{o.frame}.png"))
