@@ -29,7 +29,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from channel import camera
+from channel import camera, fastframe
 from channel import model as ch
 from channel.motion import HandHeldProcess
 from channel.page import MAX_PAGE_PIXELS, default_dpi, page_homography, pyramid, render_page
@@ -175,6 +175,7 @@ class SimulatedCamera(FrameSource):
         self._levels = OrderedDict()
         w, h = self.size
         self._noise = rng.standard_normal((h + NOISE_PAD, w + NOISE_PAD, 3), dtype=np.float32)
+        self._desk_noise: np.ndarray | None = None  # the fast path's desk: int16, through the unsharp mask
         lo, hi = BACKGROUND_REFLECTANCE
         blobs = cv2.resize(rng.random((9, 16)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
         bg = (lo + (hi - lo) * np.clip(blobs, 0, 1))[..., None] * BACKGROUND_TINT_BGR
@@ -296,6 +297,8 @@ class SimulatedCamera(FrameSource):
             np.array([[[0, 0], [group_mm[0], 0], [group_mm[0], group_mm[1]], [0, group_mm[1]]]], np.float64), h_group
         )[0]
         margin = camera.gaussian_ksize(p.defocus_sigma_px) // 2 + math.ceil(p.motion_blur_px / 2) + 2
+        if self.fast and fastframe.sharpens(self.profile.isp):  # the box is sharpened alone: room for the mask
+            margin += camera.unsharp_kernel(self.profile.isp)[0] // 2
         x0, y0 = (max(0, int(math.floor(v)) - margin) for v in corners.min(axis=0))
         x1, y1 = (
             min(w, int(math.ceil(corners[:, 0].max())) + margin + 1),
@@ -304,27 +307,56 @@ class SimulatedCamera(FrameSource):
         scratch = getattr(self._scratch, "pool", None) if self.fast else Scratch()  # not fast: fresh arrays
         if scratch is None:
             scratch = self._scratch.pool = Scratch()
-        y = scratch.get("y", (h, w, 3), np.float32)
-        if x1 > x0 and y1 > y0:
-            self._sheets_y(p, group, homs, (x0, y0, x1, y1), (gain, glare), curve.offset, y[y0:y1, x0:x1], scratch)
-            strips = [(0, 0, w, y0), (0, y1, w, h), (0, y0, x0, y1), (x1, y0, w, y1)]  # the desk around the box
-        else:
-            strips = [(0, 0, w, h)]
-        for roi in strips:
-            if roi[2] > roi[0] and roi[3] > roi[1]:
-                y[roi[1] : roi[3], roi[0] : roi[2]] = self._upsample(desk_y, roi, scratch)
+        box = (x0, y0, x1, y1)
+        has_box = x1 > x0 and y1 > y0
+        strips = [(0, 0, w, y0), (0, y1, w, h), (0, y0, x0, y1), (x1, y0, w, y1)] if has_box else [(0, 0, w, h)]
+        strips = [r for r in strips if r[2] > r[0] and r[3] > r[1]]  # the desk around the box
         r = np.random.default_rng(p.noise_seed)
         dy, dx = r.integers(0, NOISE_PAD + 1, 2)
         sign = float(r.choice([-1, 1]))
         noisy, noise = replace(curve, noise_scale=sign * curve.noise_scale), self._noise[dy : dy + h, dx : dx + w]
-        if self.fast:  # the sensor's table and the ISP's first table as one lookup (channel.camera.apply_isp)
-            code = camera.sensor_code(y, noisy, noise, out=scratch.get("code", (h, w, 3), np.uint8))
-            img = camera.apply_isp(code, self.profile, p, bgr=True, sensor_lut=curve.lut, scratch=scratch)
+        if self.fast:  # channel.fastframe: the box's y alone; the desk straight to its code; sharpen the box only
+            y_box = None
+            if has_box:
+                y_box = scratch.get("y", (y1 - y0, x1 - x0, 3), np.float32)
+                self._sheets_y(p, group, homs, box, (gain, glare), curve.offset, y_box, scratch)
+            desk_noise = self._desk_noise_bank()[dy : dy + h, dx : dx + w]
+            desk_code, factor = fastframe.desk_code_low(desk_y, noisy, *self._desk_table(p, curve))
+            img = fastframe.encode_frame(
+                y_box,
+                box,
+                strips,
+                (lambda roi: self._upsample(desk_code, roi, scratch), factor),
+                (noise, desk_noise),
+                noisy,
+                (self.profile, p),
+                scratch,
+            )
         else:  # the sensor, then the ISP stage (nothing unless the profile has an ISP), step by step
+            y = scratch.get("y", (h, w, 3), np.float32)
+            if has_box:
+                self._sheets_y(p, group, homs, box, (gain, glare), curve.offset, y[y0:y1, x0:x1], scratch)
+            for roi in strips:
+                y[roi[1] : roi[3], roi[0] : roi[2]] = self._upsample(desk_y, roi, scratch)
             img = camera.apply_isp(camera.sensor_encode(y, noisy, noise), self.profile, p, bgr=True)
         img, data = camera.apply_jpeg(img, p.jpeg_quality)
         truth = {"seed": self.seed, "profile": self.profile.name, "sheets": sheets}
         return Frame(index=index, t=index / self.fps, image=img, truth=truth), data
+
+    def _desk_noise_bank(self) -> np.ndarray:
+        """The noise bank the fast path's desk reads (``channel.fastframe.desk_noise``), made once."""
+        with self._print_lock:
+            if self._desk_noise is None:
+                self._desk_noise = fastframe.desk_noise(self._noise, self.profile.isp)
+            return self._desk_noise
+
+    def _desk_table(self, p: ch.ChannelParams, curve: camera.SensorCurve) -> tuple[np.ndarray | None, float]:
+        """The frame's code-to-output table (BGR; None with a colour matrix, which leaves no one table) and the unsharp
+        kernel's variance gain (1 when the ISP does not sharpen), for the desk (``channel.fastframe.desk_code_low``)."""
+        if not fastframe.sharpens(self.profile.isp):
+            return None, 1.0
+        first, second = camera.isp_lookup(self.profile, p, bgr=True, sensor_lut=curve.lut)
+        return (first[0] if second is None else None), fastframe.unsharp_gain(self.profile.isp)
 
     def _sheets_y(
         self,
@@ -345,14 +377,12 @@ class SimulatedCamera(FrameSource):
         np.copyto(box, self._background[y0:y1, x0:x1])
         for k, h_mm in zip(group, homs, strict=True):
             img, px_to_mm = self._level(k, h_mm)
-            cv2.warpPerspective(
-                img,
-                ch.translation(-x0, -y0) @ h_mm @ px_to_mm,
-                (x1 - x0, y1 - y0),
-                dst=box,
-                flags=cv2.INTER_LINEAR,
-                borderMode=cv2.BORDER_TRANSPARENT,
-            )
+            m = ch.translation(-x0, -y0) @ h_mm @ px_to_mm
+            if self.fast:  # each sheet over its own bounding box, through the mask of its outline
+                fastframe.lay_sheet(img, m, box, scratch)
+                continue
+            flags, border = cv2.INTER_LINEAR, cv2.BORDER_TRANSPARENT
+            cv2.warpPerspective(img, m, (x1 - x0, y1 - y0), dst=box, flags=flags, borderMode=border)
         gain, glare = light
         raw = scratch.get("raw", box.shape, np.float32)
         cv2.multiply(box, self._upsample(gain, roi, scratch), dst=raw, dtype=cv2.CV_32F, scale=1.0 / 65535.0)
