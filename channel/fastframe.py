@@ -41,6 +41,34 @@ def sharpens(isp: Isp) -> bool:
     return isp.sharpen_amount > 0 and not isp.is_identity()
 
 
+def upsample(low: np.ndarray, roi: tuple[int, int, int, int], step: int, scratch: Scratch | None = None) -> np.ndarray:
+    """The box ``roi`` = (x0, y0, x1, y1) of ``cv2.resize(low, step x its size)``, computing only that box (plus one
+    grid step); both paths of the simulated camera interpolate its light and desk with it.
+
+    With ``scratch``, the result is a view of its buffer "up", valid until the next call.
+    """
+    x0, y0, x1, y1 = roi
+    hl, wl = low.shape[:2]
+    lx0, ly0 = max(0, x0 // step - 1), max(0, y0 // step - 1)
+    lx1, ly1 = min(wl, -(-x1 // step) + 1), min(hl, -(-y1 // step) + 1)
+    size = ((lx1 - lx0) * step, (ly1 - ly0) * step)
+    dst = None if scratch is None else scratch.get("up", (size[1], size[0], *low.shape[2:]), low.dtype)
+    up = cv2.resize(low[ly0:ly1, lx0:lx1], size, dst=dst, interpolation=cv2.INTER_LINEAR)
+    out: np.ndarray = up[y0 - ly0 * step : y1 - ly0 * step, x0 - lx0 * step : x1 - lx0 * step]
+    return out
+
+
+def desk_table(
+    profile: ChannelProfile, p: ch.ChannelParams, curve: camera.SensorCurve
+) -> tuple[np.ndarray | None, float]:
+    """The frame's code-to-output table (BGR; None with a colour matrix, which leaves no one table) and the unsharp
+    kernel's variance gain (1 when the ISP does not sharpen): what :func:`desk_code_low` needs."""
+    if not sharpens(profile.isp):
+        return None, 1.0
+    first, second = camera.isp_lookup(profile, p, bgr=True, sensor_lut=curve.lut)
+    return (first[0] if second is None else None), unsharp_gain(profile.isp)
+
+
 def desk_noise(noise: np.ndarray, isp: Isp) -> np.ndarray:
     """The desk's noise bank: ``noise`` filtered by the unsharp mask's linear kernel ``(1 + a) delta - a G`` (float,
     reflected borders) when the ISP sharpens, as int16 in units of ``1 / NOISE_SCALE``."""

@@ -316,28 +316,19 @@ class SimulatedCamera(FrameSource):
         sign = float(r.choice([-1, 1]))
         noisy, noise = replace(curve, noise_scale=sign * curve.noise_scale), self._noise[dy : dy + h, dx : dx + w]
         if self.fast:  # channel.fastframe: the box's y alone; the desk straight to its code; sharpen the box only
-            y_box = None
-            if has_box:
-                y_box = scratch.get("y", (y1 - y0, x1 - x0, 3), np.float32)
+            y_box = scratch.get("y", (y1 - y0, x1 - x0, 3), np.float32) if has_box else None
+            if y_box is not None:
                 self._sheets_y(p, group, homs, box, (gain, glare), curve.offset, y_box, scratch)
-            desk_noise = self._desk_noise_bank()[dy : dy + h, dx : dx + w]
-            desk_code, factor = fastframe.desk_code_low(desk_y, noisy, *self._desk_table(p, curve))
-            img = fastframe.encode_frame(
-                y_box,
-                box,
-                strips,
-                (lambda roi: self._upsample(desk_code, roi, scratch), factor),
-                (noise, desk_noise),
-                noisy,
-                (self.profile, p),
-                scratch,
-            )
+            desk_code, factor = fastframe.desk_code_low(desk_y, noisy, *fastframe.desk_table(self.profile, p, curve))
+            desk_in = (lambda roi: fastframe.upsample(desk_code, roi, LIGHT_MAP_STEP, scratch), factor)
+            noises = (noise, self._desk_noise_bank()[dy : dy + h, dx : dx + w])
+            img = fastframe.encode_frame(y_box, box, strips, desk_in, noises, noisy, (self.profile, p), scratch)
         else:  # the sensor, then the ISP stage (nothing unless the profile has an ISP), step by step
             y = scratch.get("y", (h, w, 3), np.float32)
             if has_box:
                 self._sheets_y(p, group, homs, box, (gain, glare), curve.offset, y[y0:y1, x0:x1], scratch)
             for roi in strips:
-                y[roi[1] : roi[3], roi[0] : roi[2]] = self._upsample(desk_y, roi, scratch)
+                y[roi[1] : roi[3], roi[0] : roi[2]] = fastframe.upsample(desk_y, roi, LIGHT_MAP_STEP, scratch)
             img = camera.apply_isp(camera.sensor_encode(y, noisy, noise), self.profile, p, bgr=True)
         img, data = camera.apply_jpeg(img, p.jpeg_quality)
         truth = {"seed": self.seed, "profile": self.profile.name, "sheets": sheets}
@@ -349,14 +340,6 @@ class SimulatedCamera(FrameSource):
             if self._desk_noise is None:
                 self._desk_noise = fastframe.desk_noise(self._noise, self.profile.isp)
             return self._desk_noise
-
-    def _desk_table(self, p: ch.ChannelParams, curve: camera.SensorCurve) -> tuple[np.ndarray | None, float]:
-        """The frame's code-to-output table (BGR; None with a colour matrix, which leaves no one table) and the unsharp
-        kernel's variance gain (1 when the ISP does not sharpen), for the desk (``channel.fastframe.desk_code_low``)."""
-        if not fastframe.sharpens(self.profile.isp):
-            return None, 1.0
-        first, second = camera.isp_lookup(self.profile, p, bgr=True, sensor_lut=curve.lut)
-        return (first[0] if second is None else None), fastframe.unsharp_gain(self.profile.isp)
 
     def _sheets_y(
         self,
@@ -385,25 +368,12 @@ class SimulatedCamera(FrameSource):
             cv2.warpPerspective(img, m, (x1 - x0, y1 - y0), dst=box, flags=flags, borderMode=border)
         gain, glare = light
         raw = scratch.get("raw", box.shape, np.float32)
-        cv2.multiply(box, self._upsample(gain, roi, scratch), dst=raw, dtype=cv2.CV_32F, scale=1.0 / 65535.0)
+        cv2.multiply(
+            box, fastframe.upsample(gain, roi, LIGHT_MAP_STEP, scratch), dst=raw, dtype=cv2.CV_32F, scale=1.0 / 65535.0
+        )
         if glare is not None:
-            cv2.add(raw, self._upsample(glare, roi, scratch), dst=raw)
+            cv2.add(raw, fastframe.upsample(glare, roi, LIGHT_MAP_STEP, scratch), dst=raw)
         cv2.sqrt(camera.apply_optics(raw, p, delta=offset, scratch=scratch), dst=out)
-
-    @staticmethod
-    def _upsample(low: np.ndarray, roi: tuple[int, int, int, int], scratch: Scratch | None = None) -> np.ndarray:
-        """The box ``roi`` of ``cv2.resize(low, frame size)``, computing only that box (plus one grid step).
-
-        With ``scratch``, the result is a view of its buffer "up", valid until the next call.
-        """
-        x0, y0, x1, y1 = roi
-        s, (hl, wl) = LIGHT_MAP_STEP, low.shape[:2]
-        lx0, ly0 = max(0, x0 // s - 1), max(0, y0 // s - 1)
-        lx1, ly1 = min(wl, -(-x1 // s) + 1), min(hl, -(-y1 // s) + 1)
-        size = ((lx1 - lx0) * s, (ly1 - ly0) * s)
-        dst = None if scratch is None else scratch.get("up", (size[1], size[0], *low.shape[2:]), low.dtype)
-        up = cv2.resize(low[ly0:ly1, lx0:lx1], size, dst=dst, interpolation=cv2.INTER_LINEAR)
-        return up[y0 - ly0 * s : y1 - ly0 * s, x0 - lx0 * s : x1 - lx0 * s]
 
     def _level(self, k: int, h_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The coarsest pyramid level that still has at least one source pixel per frame pixel."""
