@@ -33,6 +33,7 @@ from contracts.profile import ChannelProfile, Isp
 
 NOISE_SCALE = 2048.0  # the desk's int16 noise bank: standard normal samples (times the mask's gain) x 2048
 DESK_SCALE = 64.0  # the desk's interpolated 8-bit code, int16 in 1/64 of a code (rounding: about 1/64 of a code)
+MEAN_SHIFT_LEFT = 0.1  # the desk's mean output is moved back when the sharpened noise would shift it more (codes)
 DESK_MAX_CODE = 300.0  # the desk's code is clipped here before int16 (a glare may take it past 255; 255 saturates)
 
 
@@ -129,25 +130,35 @@ def desk_code_low(
     alpha = 255.0 / (curve.y_hi - curve.y_lo)
     code = np.clip((desk_y - curve.y_lo) * alpha, 0.0, DESK_MAX_CODE)
     sd = abs(curve.noise_scale) * alpha
+    out: np.ndarray = np.rint(code * DESK_SCALE).astype(np.int16)
     if gain <= 1.0 or sd <= 0:
-        return np.rint(code * DESK_SCALE).astype(np.int16), 1.0
+        return out, 1.0
     slope = 1.0  # with a colour matrix between two tables (no one table): about one output code per code
     if table is not None:
-        mid = np.clip(np.round(code.reshape(-1, 3).mean(axis=0)).astype(int), 4, 251)
+        mid = np.clip(np.round(cv2.mean(code)[:3]).astype(int), 4, 251)
         slope = max(float(np.mean([(table[m + 4, c] - table[m - 4, c]) / 8.0 for c, m in enumerate(mid)])), 0.1)
-    factor = math.sqrt(1.0 + (gain - 1.0) * (slope**2 + 1.0) / (12.0 * gain * sd**2 * slope**2))
-    if table is not None:
-        grid = np.arange(256.0)
-        mean, sq = _expected(table, sd), _expected(table.astype(np.float64) ** 2, sd)
-        want = _clipped_mean(mean, np.sqrt(np.maximum(sq - mean**2, 0.0) * gain))  # the mask's output saturates
-        have = _expected(table, sd * math.sqrt(gain))
-        have += grid[:, None] * 1e-6  # strictly increasing, for the inverse
-        for c in range(3):
-            ch_code = code[..., c]
-            fixed = np.interp(np.interp(ch_code, grid, want[:, c]), have[:, c], grid)
-            code[..., c] = np.where(ch_code <= 255.0, fixed, ch_code)
-    out: np.ndarray = np.rint(code * DESK_SCALE).astype(np.int16)
-    return out, factor
+        out = _move_codes(out, table, sd, gain)
+    return out, math.sqrt(1.0 + (gain - 1.0) * (slope**2 + 1.0) / (12.0 * gain * sd**2 * slope**2))
+
+
+def _move_codes(code: np.ndarray, table: np.ndarray, sd: float, gain: float) -> np.ndarray:
+    """The int16 desk code (1/``DESK_SCALE`` codes) moved so that the mean output matches (:func:`desk_code_low`)."""
+    grid = np.arange(256.0)
+    mean, sq = _expected(table, sd), _expected(table.astype(np.float64) ** 2, sd)
+    want = _clipped_mean(mean, np.sqrt(np.maximum(sq - mean**2, 0.0) * gain))  # the mask's output saturates
+    have = _expected(table, sd * math.sqrt(gain)) + grid[:, None] * 1e-6  # strictly increasing, for the inverse
+    lo, hi = (int(np.clip(v / DESK_SCALE, 0, 255)) for v in (code.min(), code.max() + DESK_SCALE))
+    if np.abs(want - have)[lo : hi + 1].max() < MEAN_SHIFT_LEFT:  # over the codes the desk has in this frame
+        return code
+    codes = np.append(grid, DESK_MAX_CODE)  # above 255 the code saturates anyway: left as it is
+    steps = _STEPS
+    moved = [np.append(np.interp(want[:, c], have[:, c], grid), DESK_MAX_CODE) for c in range(3)]
+    lut = np.rint(np.concatenate([np.interp(steps, codes, m) for m in moved]) * DESK_SCALE).astype(np.int16)
+    out: np.ndarray = np.take(lut, code + np.arange(3, dtype=np.int32) * steps.size)  # one table per channel, in a row
+    return out
+
+
+_STEPS = np.arange(int(DESK_MAX_CODE * DESK_SCALE) + 1) / DESK_SCALE  # every int16 desk code, in codes
 
 
 def _expected(table: np.ndarray, sd: float) -> np.ndarray:
