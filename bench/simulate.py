@@ -8,7 +8,9 @@ careful-lab renders 12 MP stills, where a few frames per second is enough). Run:
 in alternation: the camera's fast path (``channel.fastframe``) against the same channel rendered step by step with
 fresh arrays (``SimulatedCamera.fast = False``), and prints the ratio. ``--compare N --against REF`` times this
 checkout against the git commit REF instead (before and after a change, each run in its own process, in alternation;
-REF's ``channel/`` and ``contracts/`` are unpacked with ``git archive`` into a temporary folder).
+REF's ``channel/`` and ``contracts/`` are unpacked with ``git archive`` into a temporary folder); ``--serial`` renders
+on one thread with one OpenCV thread there, the frame path's own CPU cost without the thread pools' overhead (the
+figure to compare when other jobs hold the cores).
 """
 
 from __future__ import annotations
@@ -108,6 +110,11 @@ def _qhd(size: str) -> ChannelProfile:
 
 def one(args: Any) -> None:
     """One timed pass (the child process of ``--against``): prints ``{"fps", "cpu_ms"}`` as JSON."""
+    if args.serial:  # one render thread, one OpenCV thread: the frame path's own cost, without the pools' overhead
+        import channel.simulate as sim  # the tree's, as above
+
+        cv2.setNumThreads(1)
+        sim.RENDER_THREADS = 1
     size_mm = (210.0, 297.0)
     cam = SimulatedCamera(
         _pages(2, size_mm, 150.0), [size_mm] * 2, [1, 2], _qhd(args.size), seed=0, n_frames=args.frames
@@ -127,17 +134,8 @@ def against(args: Any) -> None:
         res: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
         for rep in range(args.compare):
             for name in ("before", "after") if rep % 2 == 0 else ("after", "before"):
-                cmd = [
-                    sys.executable,
-                    __file__,
-                    "--one",
-                    "--size",
-                    args.size,
-                    "--frames",
-                    str(args.frames),
-                    "--tree",
-                    trees[name],
-                ]
+                cmd = [sys.executable, __file__, "--one", "--size", args.size, "--frames", str(args.frames)]
+                cmd += ["--tree", trees[name]] + (["--serial"] if args.serial else [])
                 res[name].append(json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout))
                 log.info(
                     "%-6s %6.1f frames/s  %6.1f CPU-ms per frame", name, res[name][-1]["fps"], res[name][-1]["cpu_ms"]
@@ -145,9 +143,9 @@ def against(args: Any) -> None:
     med = {k: {m: float(np.median([r[m] for r in v])) for m in ("fps", "cpu_ms")} for k, v in res.items()}
     ratio = [a["cpu_ms"] / b["cpu_ms"] for a, b in zip(res["after"], res["before"], strict=True)]
     log.info(
-        "office@%s against %s: median frames/s %.1f -> %.1f, CPU-ms per frame %.1f -> %.1f; after/before CPU %.3f "
+        "office@%s%s against %s: median frames/s %.1f -> %.1f, CPU-ms per frame %.1f -> %.1f; after/before CPU %.3f "
         "(pairs %.3f-%.3f, n=%d x %d frames, load %.2f at the end)",
-        args.size, args.against, med["before"]["fps"], med["after"]["fps"],
+        args.size, " (serial)" if args.serial else "", args.against, med["before"]["fps"], med["after"]["fps"],
         med["before"]["cpu_ms"], med["after"]["cpu_ms"],
         float(np.median(ratio)), min(ratio), max(ratio), args.compare, args.frames, os.getloadavg()[0],
     )  # fmt: skip
@@ -160,6 +158,7 @@ def main() -> None:
     ap.add_argument("--compare", type=int, default=0, metavar="N", help="fast against plain at --size, N runs each")
     ap.add_argument("--against", metavar="REF", help="with --compare: this checkout against git commit REF")
     ap.add_argument("--size", default="2560x1440", help="frame size of --compare (WxH)")
+    ap.add_argument("--serial", action="store_true", help="with --against: one render thread, one OpenCV thread")
     ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--tree", help=argparse.SUPPRESS)
     args = ap.parse_args()
