@@ -33,6 +33,9 @@ from contracts.profile import ChannelProfile, Isp
 
 NOISE_SCALE = 2048.0  # the desk's int16 noise bank: standard normal samples (times the mask's gain) x 2048
 DESK_SCALE = 64.0  # the desk's interpolated 8-bit code, int16 in 1/64 of a code (rounding: about 1/64 of a code)
+PAGE_PAD = (
+    2  # printed pages carry a replicated border this wide (pixels), so that their warp can take a constant border
+)
 MEAN_SHIFT_LEFT = 0.1  # the desk's mean output is moved back when the sharpened noise would shift it more (codes)
 DESK_MAX_CODE = 300.0  # the desk's code is clipped here before int16 (a glare may take it past 255; 255 saturates)
 
@@ -84,14 +87,27 @@ def desk_noise(noise: np.ndarray, isp: Isp) -> np.ndarray:
     return out
 
 
+def pad_levels(levels: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """A printed page's pyramid with every level's pixels inside a ``PAGE_PAD``-pixel replicated border: each level
+    is returned as a view of its padded copy (the same pixels; :func:`lay_sheet` warps the padded array)."""
+    out = []
+    for img, px_to_mm in levels:
+        padded = cv2.copyMakeBorder(img, PAGE_PAD, PAGE_PAD, PAGE_PAD, PAGE_PAD, cv2.BORDER_REPLICATE)
+        out.append((padded[PAGE_PAD:-PAGE_PAD, PAGE_PAD:-PAGE_PAD], px_to_mm))
+    return out
+
+
 def lay_sheet(
     page: np.ndarray, m: np.ndarray, box: np.ndarray, scratch: Scratch, name: str = "sheet"
 ) -> tuple[int, int, int, int] | None:
     """Warp ``page`` by ``m`` (page pixels to ``box`` pixels) onto ``box`` in place, inside the page's outline.
 
     The outline is the page raster's area (pixel centres at integers: ``-0.5 .. size - 0.5``); the pixels whose
-    centres fall inside take the bilinear warp (replicated border), the others keep the desk. Returns the
-    rectangle (x0, y0, x1, y1) of ``box`` that was touched, or None when the sheet misses the box.
+    centres fall inside take the bilinear warp of the page with its edge replicated, the others keep the desk.
+    A page from :func:`pad_levels` is warped from its padded array with a constant border (OpenCV's SIMD warp: 2x
+    faster than ``BORDER_TRANSPARENT``, 1.5x faster than ``BORDER_REPLICATE``): the outline's mask never reaches
+    the constant, which starts more than 1.5 page pixels out. Returns the rectangle (x0, y0, x1, y1) of ``box``
+    that was touched, or None when the sheet misses the box.
     """
     hh, ww = page.shape[:2]
     outline = np.array([[[-0.5, -0.5], [ww - 0.5, -0.5], [ww - 0.5, hh - 0.5], [-0.5, hh - 0.5]]], np.float64)
@@ -101,11 +117,15 @@ def lay_sheet(
     x1, y1 = min(bw, int(np.ceil(quad[:, 0].max())) + 2), min(bh, int(np.ceil(quad[:, 1].max())) + 2)
     if x1 <= x0 or y1 <= y0:
         return None
+    src, border = page, cv2.BORDER_REPLICATE
+    base = page.base
+    if isinstance(base, np.ndarray) and base.shape == (hh + 2 * PAGE_PAD, ww + 2 * PAGE_PAD, *page.shape[2:]):
+        src, border = base, cv2.BORDER_CONSTANT
+        m = m @ ch.translation(-PAGE_PAD, -PAGE_PAD)
     sheet = scratch.get(name, (y1 - y0, x1 - x0, box.shape[2]), box.dtype)
     cv2.warpPerspective(
-        page, ch.translation(-x0, -y0) @ m, (x1 - x0, y1 - y0), dst=sheet, flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE,
-    )  # fmt: skip
+        src, ch.translation(-x0, -y0) @ m, (x1 - x0, y1 - y0), dst=sheet, flags=cv2.INTER_LINEAR, borderMode=border
+    )
     mask = scratch.get(name + "_mask", (y1 - y0, x1 - x0), np.uint8)
     mask[:] = 0
     cv2.fillConvexPoly(mask, np.round((quad - (x0, y0)) * 256).astype(np.int32), 255, lineType=cv2.LINE_8, shift=8)

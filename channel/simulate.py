@@ -176,6 +176,8 @@ class SimulatedCamera(FrameSource):
         w, h = self.size
         self._noise = rng.standard_normal((h + NOISE_PAD, w + NOISE_PAD, 3), dtype=np.float32)
         self._desk_noise: np.ndarray | None = None  # the fast path's desk: int16, through the unsharp mask
+        if self.fast:
+            self._desk_noise_bank()
         lo, hi = BACKGROUND_REFLECTANCE
         blobs = cv2.resize(rng.random((9, 16)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
         bg = (lo + (hi - lo) * np.clip(blobs, 0, 1))[..., None] * BACKGROUND_TINT_BGR
@@ -207,7 +209,7 @@ class SimulatedCamera(FrameSource):
                 refl = ch.print_page(
                     page, self.profile.printer, None, np.random.default_rng([self.seed, 1, k]), dpi=dpi
                 )
-                self._levels[k] = pyramid(refl, size)
+                self._levels[k] = fastframe.pad_levels(pyramid(refl, size))  # the same levels, padded
                 while len(self._levels) > PRINTED_PAGES:
                     self._levels.popitem(last=False)
             self._levels.move_to_end(k)

@@ -98,19 +98,33 @@ def test_the_desk_noise_is_the_sharpened_noise() -> None:
     assert np.abs(plain - noise).max() <= 0.5 / fastframe.NOISE_SCALE  # no ISP sharpening: the noise itself
 
 
-def test_a_sheet_laid_on_the_desk_is_the_transparent_warp() -> None:
-    """``lay_sheet`` (replicated border, the outline's mask) gives the pixels of a ``BORDER_TRANSPARENT`` warp inside
-    the sheet to 2 / 65535 and keeps the desk outside it; the two differ only along the outline (two pixels wide)."""
+@pytest.mark.parametrize("padded", [False, True])
+def test_a_sheet_laid_on_the_desk_is_the_transparent_warp(padded: bool) -> None:
+    """``lay_sheet`` (the outline's mask over a warp with the page's edge replicated: a padded page from
+    ``pad_levels`` with a constant border, or a bare one with a replicated border) gives the pixels of a
+    ``BORDER_TRANSPARENT`` warp inside the sheet to 2 / 65535 and keeps the desk outside it; the two differ only
+    along the outline (two pixels wide)."""
     rng = np.random.default_rng(1)
     page = cv2.GaussianBlur((rng.random((300, 200, 3)) * 65535).astype(np.uint16), (0, 0), 1.5)
-    m = np.array([[0.71, 0.05, 40.3], [0.02, 0.7, 30.6], [2e-5, 4e-5, 1.0]])
-    desk = np.full((320, 260, 3), 1000, np.uint16)
-    want = desk.copy()
-    cv2.warpPerspective(page, m, (260, 320), dst=want, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_TRANSPARENT)
-    got = desk.copy()
-    assert fastframe.lay_sheet(page, m, got, Scratch()) is not None
-    d = np.abs(got.astype(np.int32) - want).max(axis=2)
-    sheet = (want != 1000).all(axis=2).astype(np.uint8)
-    inside, near = cv2.erode(sheet, np.ones((3, 3))) > 0, cv2.dilate(sheet, np.ones((5, 5))) > 0
-    assert inside.sum() > 20000 and d[inside].max() <= 2
-    assert (got[~near] == 1000).all() and (want[~near] == 1000).all()
+    if padded:
+        page = fastframe.pad_levels([(page, np.eye(3))])[0][0]
+    for m in (
+        np.array([[0.71, 0.05, 40.3], [0.02, 0.7, 30.6], [2e-5, 4e-5, 1.0]]),  # minified, as the pyramid gives
+        np.array([[0.52, -0.03, 60.7], [0.04, 0.5, 50.2], [-3e-5, 1e-4, 1.0]]),  # minified 2x, tilted
+    ):
+        desk = np.full((320, 260, 3), 1000, np.uint16)
+        want = desk.copy()
+        cv2.warpPerspective(page, m, (260, 320), dst=want, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_TRANSPARENT)
+        got = desk.copy()
+        assert fastframe.lay_sheet(page, m, got, Scratch()) is not None
+        d = np.abs(got.astype(np.int32) - want).max(axis=2)
+        sheet = (want != 1000).all(axis=2).astype(np.uint8)
+        inside, near = cv2.erode(sheet, np.ones((3, 3))) > 0, cv2.dilate(sheet, np.ones((5, 5))) > 0
+        assert inside.sum() > 10000 and d[inside].max() <= 2
+        assert (got[~near] == 1000).all() and (want[~near] == 1000).all()
+        flat = np.full((300, 200, 3), 30000, np.uint16)  # on the outline: the page's edge or the desk, never a blend
+        if padded:
+            flat = fastframe.pad_levels([(flat, np.eye(3))])[0][0]
+        edge = desk.copy()
+        fastframe.lay_sheet(flat, m, edge, Scratch())
+        assert np.isin(edge, (1000, 30000)).all()
