@@ -38,7 +38,8 @@ def _regions(frame: Frame) -> tuple[np.ndarray, np.ndarray]:
     """Masks of the sheets' inside (10 px in from their outline) and of the desk (20 px out from it)."""
     sheets = np.zeros(frame.image.shape[:2], np.uint8)
     w, h = SIZE_MM
-    for s in frame.truth["sheets"]:  # type: ignore[index]
+    assert frame.truth is not None
+    for s in frame.truth["sheets"]:
         quad = cv2.perspectiveTransform(
             np.array([[[0, 0], [w, 0], [w, h], [0, h]]], np.float64), np.array(s["H_mm_to_px"])
         )
