@@ -302,12 +302,18 @@ def report(
 def summary(batch_dir: str | Path, sessions: list[str] | None = None) -> list[dict[str, Any]]:
     """Every figure of the report as a dict (``summary.csv``'s columns): ``pandas.DataFrame(pp.summary(b))`` reads it.
 
-    A capture session's rows carry its channel-check verdict (``channel_check``), the report's.
+    A capture session's rows carry its channel-check verdict (``channel_check``), the report's. For a face batch
+    (``craft --source mtcnn``) the rows are its recall and paired hiding figures instead
+    (:func:`analysis.faces_api.face_summary`: ``measure``, ``value``, ``lo``, ``hi``, ``k``, ``n``, ``photos``, ...).
     """
     from analysis.channel import check_sessions
     from analysis.load import load_input
     from analysis.summary import compute_summary
 
+    if _face_batch(batch_dir):
+        from analysis.faces_api import face_summary
+
+        return face_summary(Path(batch_dir), sessions)
     inp = load_input(Path(batch_dir), sessions)
     verdicts = {sid: c.verdict for sid, c in check_sessions(inp).items()}
     return [
@@ -321,8 +327,20 @@ def channel_check(batch_dir: str | Path, sessions: list[str] | None = None) -> d
 
     ``verdict`` is ``ok``, ``inconclusive`` (``more_photos_needed`` says how many more photos would settle it),
     ``camera-limited``, ``model-fragile`` or ``n/a``; ``why``, ``reasons`` and ``advice`` say why and what to do.
+    A face batch's sessions are checked on their clean tiles, "right" meaning every truth face found
+    (:func:`analysis.faces_api.face_channel_check`).
     """
     from analysis.channel import check_sessions
     from analysis.load import load_input
 
+    if _face_batch(batch_dir):
+        from analysis.faces_api import face_channel_check
+
+        return face_channel_check(Path(batch_dir), sessions)
     return {sid: c.to_dict() for sid, c in check_sessions(load_input(Path(batch_dir), sessions)).items()}
+
+
+def _face_batch(batch_dir: str | Path) -> bool:
+    from contracts.manifest import is_face_batch
+
+    return is_face_batch(load_batch(Path(batch_dir)))

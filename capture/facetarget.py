@@ -118,8 +118,7 @@ class FaceTarget:
     def detect_tiles(self, crops: Sequence[TileCrop]) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Per crop: ``top1`` ids ``N x 1``, best scores ``N x 1`` and the boxes as JSON (crop pixels)."""
         ids, probs, boxes = [], [], []
-        for c in crops:
-            dets = self.detector.detect(c.crop_rgb)
+        for c, dets in zip(crops, self.detector.detect_many([c.crop_rgb for c in crops]), strict=True):
             s = c.crop_rgb.shape
             top1, best = self.score(c.tile.item, dets, (s[1], s[0]))
             ids.append([top1])

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -149,6 +150,55 @@ def test_each_detector_finds_the_faces_and_nothing_else(
         assert len(detect(neg.rgb)) == 0, neg.key
     faces = sum(len(detect(p.rgb)) == 1 for p in lfw_faces(0, 10))
     assert faces >= 5  # the small, soft LFW faces: most are found
+
+
+@pytest.mark.parametrize("name", ["centerface", "yunet"])
+def test_reused_input_buffers_give_what_a_fresh_input_gives(
+    name: str, prepared: dict[str, Path], photos: dict[str, np.ndarray]
+) -> None:
+    """detect_many (one reused buffer per thread, runs then decodings) against a fresh float input per image
+    (border drawn by OpenCV, decoded with the module's decoders), on images of three sizes, from two threads."""
+    import cv2
+
+    from capture.faces import decode_centerface, decode_yunet, model_input
+
+    det = OnnxFaceDetector(prepared[name], threads=1)
+    imgs = [photos["skimage-astronaut"], cv2.resize(photos["matplotlib-grace-hopper"], (224, 224))]
+    imgs += [np.ascontiguousarray(photos["skimage-astronaut"][40:300, :470]), imgs[0]]
+
+    def fresh(rgb: np.ndarray) -> Detections:
+        h, w = rgb.shape[:2]
+        if name == "centerface":
+            hn, wn = -(-h // 32) * 32, -(-w // 32) * 32
+            blob = model_input(cv2.resize(rgb, (wn, hn)), det.spec)
+            heat, scale, off, lms = det.sess.run(None, {det.input: blob})
+            d = decode_centerface(heat[0, 0], scale[0], off[0], lms[0], det.score, (hn, wn))
+        else:
+            f = 640 / max(h, w)
+            hn, wn = round(h * f), round(w * f)
+            img = cv2.copyMakeBorder(cv2.resize(rgb, (wn, hn)), 0, 640 - hn, 0, 640 - wn, cv2.BORDER_CONSTANT)
+            blob = model_input(img, det.spec)
+            outs = det.sess.run(det.outputs, {det.input: blob})
+            d = decode_yunet(dict(zip(det.outputs, outs, strict=True)), det.score)
+        np.testing.assert_array_equal(det.prepare(rgb)[0], blob)  # the same input, to the bit
+        keep = nms(d.boxes, d.scores, det.spec.nms_iou)
+        return Detections(d.boxes[keep], d.scores[keep]).scaled(w / wn, h / hn)
+
+    want = [fresh(im) for im in imgs]
+    assert sum(len(d) for d in want) >= 3
+    got: dict[int, list[Detections]] = {}
+    threads = [
+        threading.Thread(target=lambda k=k: got.update({k: det.detect_many(imgs[k:] + imgs[:k])})) for k in (0, 1)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for k, dets in got.items():
+        for w, g in zip(want[k:] + want[:k], dets, strict=True):
+            assert len(w) == len(g)
+            np.testing.assert_allclose(g.boxes, w.boxes, atol=1e-3)
+            np.testing.assert_allclose(g.scores, w.scores, atol=1e-6)
 
 
 def test_mtcnn_gradient_reaches_the_pixels(photos: dict[str, np.ndarray], mtcnn: MTCNN) -> None:

@@ -90,6 +90,35 @@ def test_report_figures_are_consistent_with_each_other(captured: Path) -> None:
     assert html.count("data:image/png") >= 4  # the gallery: digital clean and adversarial with boxes, and crops
 
 
+def test_the_python_api_gives_a_face_batch_its_figures_and_channel_check(captured: Path) -> None:
+    import photoproof as pp
+
+    rows = pp.summary(captured)
+    rec = {(r["image"], r["seen"]): r for r in _table(captured, "faces_recall")}
+    hide = {r["seen"]: r for r in _table(captured, "faces_hiding")}
+    got = {(r["measure"], r["session"], r["image"], r["seen"]): r for r in rows}
+    assert len(got) == len(rows) == 1 + len(rec) + len(hide)  # the source's own hiding, then the session's
+    for (image, seen), r in rec.items():
+        a = got[("recall", "sim", image, seen)]
+        assert (a["value"], a["lo"], a["hi"], a["k"], a["n"]) == (r["recall"], r["lo"], r["hi"], r["k"], r["n"])
+    for seen, r in hide.items():
+        a = got[("hiding", "sim", "adv", seen)]
+        assert (a["value"], a["k"], a["n"], a["figure_is"]) == (r["hiding"], r["k"], r["n"], r["figure_is"])
+    src = got[("hiding", "", "adv", "digital")]
+    assert src["target"] == "mtcnn" and src["n"] == 2 and 0 <= src["k"] <= 2
+    (chan,) = _table(captured, "faces_channel")
+    check = pp.channel_check(captured)
+    assert set(check) == {"sim"}
+    c = check["sim"]
+    assert c["verdict"] == chan["verdict"] and c["model"] == "centerface"
+    assert all(r["channel_check"] == chan["verdict"] for r in rows if r["session"] == "sim")
+    if c["clean_photo"] is not None:
+        assert c["clean_photo"] == pytest.approx(chan["clean_tiles_all_found_photo"], abs=1e-3)
+        assert c["ci_low"] <= c["clean_photo"] <= c["ci_high"]
+    with pytest.raises(UserError, match="--session nope"):
+        pp.summary(captured, ["nope"])
+
+
 def test_an_older_database_is_read_and_skipped_in_the_face_report(captured: Path, tmp_path: Path) -> None:
     batch = tmp_path / "b"
     shutil.copytree(captured, batch)
