@@ -9,7 +9,9 @@ report (docs/detectors.md):
   and photographed, with intervals and counts;
 - ``faces_hiding``: per session, paired hiding, digital and photographed, and what the
   photographed figure is (``hiding`` or the channel check's verdict);
-- ``faces_channel``: per session, the channel check (:func:`contracts.verdict.judge`).
+- ``faces_channel``: per session, the channel check (:func:`contracts.verdict.judge`);
+- ``scene`` (:mod:`analysis.scene`), when there are ``capture --scene`` sessions with a face sticker: frames with
+  and without the sticker in view, and the share whose face the detector does not find.
 
 The gallery shows, per session, the saved PNGs and a photographed crop of each (one capture kept)
 with the truth faces (yellow) and the target's boxes (green) drawn.
@@ -41,6 +43,7 @@ from analysis.faces import (
 from analysis.gallery import GalleryEntry, Shot
 from analysis.methods import Section
 from analysis.report_files import file_names, render
+from analysis.scene import scene_report_table
 from analysis.tables import Table, plain_table, write_table
 from contracts.batchdir import capture_dbs, crop_rel
 from contracts.detection import Detections
@@ -260,6 +263,8 @@ def build_face_report(batch_dir: Path, wanted: list[str] | None, fmts: tuple[str
     source = next((m.name for m in batch.models if m.role == "source"), "mtcnn")
     sessions, skipped = load_face_sessions(batch_dir, batch, wanted)
     shown = tables(batch, sessions, source)
+    scene = scene_report_table(list(capture_dbs(batch_dir)))  # capture --scene with a face sticker
+    shown += [scene] if scene is not None else []
     lines = notes(batch, sessions, source)
     warnings = [
         f"session {s.id} ({s.model}): channel check {s.verdict.verdict}: {s.verdict.why}; its photographed hiding "

@@ -7,7 +7,8 @@ latter again by the patch's area as a share of the classified view. Per group,
 with Wilson 95% intervals over frames (Wilson 1927):
 
 - the target-class rate: top-1 is the patch's target class;
-- the untargeted fooling rate: top-1 is not the object's true class. The true
+- the untargeted fooling rate: top-1 is not the object's true class (for a face
+  detector's scene, :mod:`capture.scene`: the frame's face is not found). The true
   class is the session's ``--label``; without one, the most frequent top-1 of
   the session's frames without the patch stands in for it (and the table says so).
 
@@ -130,7 +131,9 @@ def scene_figures(dbs: list[Path]) -> list[dict[str, Any]]:
     if not frames:
         return []
     refs = references(frames)
-    targets = sorted({f.target for f in frames if f.target is not None})
+    targets: list[int | None] = [*sorted({f.target for f in frames if f.target is not None})]
+    if any(f.present and f.target is None for f in frames):
+        targets.append(None)  # an untargeted patch, e.g. a face sticker (its fooling rate: no face found)
     rows: list[dict[str, Any]] = []
     for target in targets:
         names = sorted({f.patch for f in frames if f.target == target and f.patch})
@@ -151,7 +154,9 @@ def scene_figures(dbs: list[Path]) -> list[dict[str, Any]]:
                     "group": name,
                     "frames": len(fs),
                     "median_share": round(sorted(shares)[len(shares) // 2], 4) if shares else None,
-                    "target_rate": _rate(sum(f.top1 == target for f in fs), len(fs)),
+                    "target_rate": Rate.empty()
+                    if target is None
+                    else _rate(sum(f.top1 == target for f in fs), len(fs)),
                     "fooling_rate": _rate(sum(f.top1 != refs[f.session][0] for f in known), len(known)),
                     "true_class": ", ".join(sorted({f"{refs[f.session][0]} ({refs[f.session][1]})" for f in fs})),
                 }
@@ -251,7 +256,7 @@ def scene_table(rows: list[dict[str, Any]]) -> Any:
     for r in rows:
         share = "-" if r["median_share"] is None else f"{100 * r['median_share']:.1f}%"
         t.add_row(
-            escape(str(r["target"])),
+            escape("untargeted" if r["target"] is None else str(r["target"])),
             escape(str(r["group"])),
             str(r["frames"]),
             share,

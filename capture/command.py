@@ -179,7 +179,7 @@ def gates_line(gates: QualityGates, input_size: int) -> str:
 def scene_session(
     batch: Path,
     source: FrameSource,
-    clf: OnnxClassifier,
+    clf: OnnxClassifier | FaceTarget,
     region: str | None,
     label: str | None,
     frames: int | None,

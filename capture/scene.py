@@ -1,4 +1,4 @@
-"""Scene capture: classify what the camera sees, with and without a printed adversarial patch in view.
+"""Scene capture: classify what the camera sees, or find its faces, with and without a printed patch in view.
 
 ``photoproof capture BATCH --scene`` photographs a real object with the printed
 patch card (``photoproof print --patch-mm``) beside it, or without it. Each
@@ -12,6 +12,13 @@ marker pose, ``cv2.solvePnP`` with IPPE). One row per frame goes to the
 :mod:`analysis.scene`. Brown et al. 2017 (https://arxiv.org/abs/1712.09665)
 measure their printed patch the same way: a photo of an object with the patch
 beside it, classified whole.
+
+A face batch's target (:class:`capture.facetarget.FaceTarget`) takes the classifier's
+place: a face sticker's card (``craft --source mtcnn --attack patch``) is held to a live
+or printed face, the detector runs on the view (its longer side at most
+:data:`FACE_VIEW_PX`), and the row's top-1 is 1 when it finds a face, 0 when it finds
+none, with the best score as its probability; the label is 1, "a face is in view", so
+the analysis's fooling rate is the share of frames whose face the detector misses.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import cv2
 import numpy as np
 
 from capture.classify import OnnxClassifier
+from capture.facetarget import FaceTarget, check_pairing
 from capture.overlay import Window, window_wanted
 from capture.record import Recorder
 from capture.scene_view import SceneTally, annotate
@@ -42,6 +50,7 @@ from contracts.patchcard import PatchCard, patch_cards
 log = logging.getLogger(__name__)
 
 MIN_VIEW_PX = 16  # the smallest view side classified (and at least half the model's input)
+FACE_VIEW_PX = 640  # a face detector's view is scaled down to this longer side (as YuNet's input)
 DEFAULT_FOV_DEG = 78.0  # diagonal field of view assumed for the viewing angle (as capture.sheets.detect)
 
 
@@ -161,10 +170,23 @@ class PatchFinder:
         return math.degrees(math.atan2(R[1, 0], R[0, 0])), math.degrees(math.acos(min(1.0, abs(float(R[2, 2])))))
 
 
+def view_outputs(model: OnnxClassifier | FaceTarget, crop_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The view's top-5 ids and probabilities (``1 x 5``): a classifier's, or a face detector's ``[[found]]`` and
+    ``[[best score]]``."""
+    if isinstance(model, FaceTarget):
+        f = FACE_VIEW_PX / max(crop_rgb.shape[:2])
+        if f < 1:
+            crop_rgb = cv2.resize(crop_rgb, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+        dets = model.detector.detect(np.ascontiguousarray(crop_rgb))
+        best = float(dets.scores.max()) if len(dets) else 0.0
+        return np.array([[int(len(dets) > 0)]], np.int64), np.array([[best]], np.float32)
+    return model.classify(model.spec.resize_center_crop(crop_rgb)[None])
+
+
 def run_scene(
     batch_dir: Path,
     source: FrameSource,
-    classifier: OnnxClassifier,
+    classifier: OnnxClassifier | FaceTarget,
     *,
     region: Region | None = None,
     label: int | None = None,
@@ -185,7 +207,11 @@ def run_scene(
     """
     batch_dir = Path(batch_dir)
     batch, layout = load_batch(batch_dir), load_layout(batch_dir)
-    require_classifier_batch(batch, batch_dir, "capture")
+    if isinstance(classifier, FaceTarget):
+        check_pairing(batch, batch_dir, True, "--scene")
+        label = 1 if label is None else label  # "a face is in view"
+    else:
+        require_classifier_batch(batch, batch_dir, "capture")
     cards = patch_cards(layout)
     if not cards:
         log.warning(
@@ -210,6 +236,7 @@ def run_scene(
                 "preprocess": classifier.spec.to_dict(),
                 "model_file": str(classifier.path),
                 "patch_cards": [c.name for c in cards],
+                "detector": isinstance(classifier, FaceTarget),
             }
             resume = rec.start_session(
                 SessionStart(
@@ -240,7 +267,7 @@ def run_scene(
                     continue
                 sightings = finder.find(frame.image, v)
                 crop = cv2.cvtColor(frame.image[v.y : v.y + v.h, v.x : v.x + v.w], cv2.COLOR_BGR2RGB)
-                ids, probs = classifier.classify(classifier.spec.resize_center_crop(crop)[None])
+                ids, probs = view_outputs(classifier, crop)
                 idx = idx0 + n
                 rec.add_frame(idx, resume.t_offset + time.monotonic() - t0, [])
                 s = sightings[0] if sightings else None

@@ -58,13 +58,43 @@ def craft_cmd(
     _report_unfooled(batch, src)
 
 
+def _craft_sticker(out: Path, cfg: CraftConfig, photos: list[Any], specs: list[Any]) -> None:
+    """``--source mtcnn --attack patch[+eot]``: one printable face sticker (docs/detectors.md)."""
+    import math
+
+    from craft.attacks.eot import EOT
+    from craft.detectors.facepatch import FacePatchSettings
+    from craft.detectors.patchbatch import craft_face_patch
+
+    side = math.sqrt(cfg.patch_area) if cfg.patch_shape == "square" else 2 * math.sqrt(cfg.patch_area / math.pi)
+    s = FacePatchSettings(side_frac=side, shape=cfg.patch_shape, steps=cfg.steps or 100, lr=cfg.lr)
+    for spec in specs:
+        eot = EOT(cfg.profile, cfg.eot_samples, cfg.eot_tile_px) if spec.eot else None
+        with make_progress() as progress:
+            tick = rich_progress(progress)(f"face sticker on mtcnn ({spec.label})", s.steps)
+            batch = craft_face_patch(out, photos, s, seed=cfg.seed, eot=eot, config=cfg.resolved(), tick=tick)
+        items = [it for it in batch.items if it.attack == spec.label]
+        hidden = sum(1 for it in items if not it.adv.boxes.get("mtcnn"))
+        console.print(
+            f"batch [bold]{batch.batch_id}[/]: the sticker ({spec.label}) on {len(items)} faces in {escape(str(out))}; "
+            f"mtcnn finds none in {hidden} of the stickered PNGs; print it with 'photoproof print {out} --patch-mm 50'"
+        )
+
+
 def _craft_faces(out: Path, cfg: CraftConfig) -> None:
     """``--source mtcnn``: the vanishing attack on every photo with faces (docs/detectors.md)."""
+    from craft.attacks import UNIVERSAL
     from craft.detectors.job import craft_faces
     from craft.detectors.photos import find_face_photos
 
     photos = find_face_photos(cfg.images, cfg.limit)
     specs = cfg.specs()
+    stickers = [s for s in specs if s.name in UNIVERSAL]
+    if stickers:
+        _craft_sticker(out, cfg, photos, stickers)
+        specs = [s for s in specs if s.name not in UNIVERSAL]
+        if not specs:
+            return
     with make_progress() as progress:
         tick = rich_progress(progress)("vanishing attack on mtcnn", len(photos) * len(specs) * len(cfg.eps))
         batch = craft_faces(

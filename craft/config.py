@@ -116,7 +116,11 @@ class CraftConfig:
     )
     amp: bool = option("--amp", "bf16 autocast for gradients on CUDA (final checks stay fp32).", False)
     # --attack patch (craft.patchjob): its size, shape and optimiser; steps: --steps (default 200).
-    patch_area: float = option("--patch-area", "--attack patch: share of the image area the patch covers.", 0.1)
+    patch_area: float = option(
+        "--patch-area",
+        "--attack patch: share of the image area the patch covers (--source mtcnn: of the face box's area).",
+        0.1,
+    )
     patch_shape: str = option("--patch-shape", "--attack patch: square or circle.", "square")
     lr: float = option(
         "--lr", "--attack patch: Adam's learning rate (patch in 0..1 units); steps: --steps (default 200).", 0.05
@@ -300,8 +304,8 @@ class CraftConfig:
             )
         if self.target is not None:
             raise UserError("--target: a face detector's attack makes the faces vanish; drop --target")
-        if any(s.name in UNIVERSAL for s in specs):
-            raise UserError("--attack patch: not yet for face detectors; use fgsm, bim, ll, pgd, mifgsm or difgsm")
+        if any(s.name in UNIVERSAL and s.di for s in specs):
+            raise UserError("--attack patch+di: the face sticker has its own placement EOT; use patch or patch+eot")
         if self.labels is not None or self.model_spec:
             raise UserError("--labels and the preprocessing flags describe classifiers; a face detector has its own")
 

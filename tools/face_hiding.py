@@ -50,7 +50,8 @@ def through_channel(
     import cv2
     import numpy as np
 
-    from channel.model import apply_tile, sample_params, tile_homography
+    from channel.model import sample_params, tile_homography
+    from channel.tile import apply_tile
     from contracts.detection import found
 
     counts: dict[str, list[tuple[int, int]]] = {n: [] for n in detectors}
