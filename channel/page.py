@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -60,6 +61,28 @@ def page_homography(p: ch.ChannelParams, size_mm: tuple[float, float], frame_wh:
         shift.append(lo + unit * (hi - lo) if lo <= hi else (lo + hi) / 2)
     out: np.ndarray = ch.translation(*shift) @ h0
     return out
+
+
+def region_homography(
+    p: ch.ChannelParams, region_mm: tuple[float, float, float, float], frame_wh: tuple[int, int]
+) -> np.ndarray:
+    """Page millimetres to frame pixels for a camera close up on ``region_mm`` = (x, y, w, h) of the page.
+
+    The region takes the place of the sheet in :func:`page_homography` (``sheet_fill`` of the frame,
+    along its limiting side), and the rest of the page runs out of the frame.
+    """
+    x, y, w, h = region_mm
+    fw, fh = frame_wh
+    fill = p.sheet_fill * min(1.0, (fw / fh) / (w / h))
+    out: np.ndarray = page_homography(replace(p, sheet_fill=fill), (w, h), frame_wh) @ ch.translation(-x, -y)
+    return out
+
+
+def region_dpi(profile: ChannelProfile, region_mm: tuple[float, float], frame_wh: tuple[int, int]) -> float:
+    """Raster dpi for close-up views of ``region_mm`` = (w, h): twice the frame's sampling at the largest fill."""
+    (w, h), (fw, fh) = region_mm, frame_wh
+    px_per_mm = profile.scene.sheet_fill[1] * min(fh / h, fw / w)
+    return float(min(profile.printer.dpi, max(150.0, 2.0 * px_per_mm * 25.4)))
 
 
 def default_dpi(profile: ChannelProfile, sheet_height_mm: float) -> float:

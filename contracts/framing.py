@@ -7,10 +7,20 @@ reach it: both use these numbers (``printouts.camera`` explains where they come 
 
 from __future__ import annotations
 
+import math
+
 FRAME_FILL = 0.85  # the sheet fills 85 % of the frame along its limiting side (README: "fill most of the frame")
 # Where clean accuracy through the whole office-webcam channel levels off, as a fraction of the model's
 # input size (bench/stages.py --curve; printouts.camera).
 PLATEAU_TILE_FRACTION = 1.75
+
+
+DIAGONAL_FOV_DEG = 78.0  # a webcam's diagonal field of view (Logitech C920 datasheet; channel.page uses the same)
+
+
+def focal_px(camera: tuple[int, int]) -> float:
+    """Focal length in pixels of a ``DIAGONAL_FOV_DEG`` lens at frame size ``camera``."""
+    return 0.5 * math.hypot(*camera) / math.tan(math.radians(DIAGONAL_FOV_DEG) / 2)
 
 
 def px_per_mm(camera: tuple[int, int], paper_mm: tuple[float, float], fill: float = FRAME_FILL) -> float:
