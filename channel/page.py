@@ -69,12 +69,23 @@ def region_homography(
     """Page millimetres to frame pixels for a camera close up on ``region_mm`` = (x, y, w, h) of the page.
 
     The region takes the place of the sheet in :func:`page_homography` (``sheet_fill`` of the frame,
-    along its limiting side), and the rest of the page runs out of the frame.
+    along its limiting side), and the rest of the page runs out of the frame. A person framing a pair
+    keeps its markers in view: when the rotation or tilt would take the region's corners out of the
+    frame, the camera is held further back until they fit.
     """
     x, y, w, h = region_mm
     fw, fh = frame_wh
     fill = p.sheet_fill * min(1.0, (fw / fh) / (w / h))
-    out: np.ndarray = page_homography(replace(p, sheet_fill=fill), (w, h), frame_wh) @ ch.translation(-x, -y)
+    corners = np.array([[[0, 0], [w, 0], [w, h], [0, h]]], np.float64)
+    for _ in range(3):
+        hom = page_homography(replace(p, sheet_fill=fill), (w, h), frame_wh)
+        c = cv2.perspectiveTransform(corners, hom)[0]
+        span = c.max(axis=0) - c.min(axis=0)
+        shrink = min(1.0, 0.98 * (fw - 1) / span[0], 0.98 * (fh - 1) / span[1])
+        if shrink >= 1.0:
+            break
+        fill *= shrink
+    out: np.ndarray = hom @ ch.translation(-x, -y)
     return out
 
 

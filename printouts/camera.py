@@ -89,7 +89,10 @@ class CameraPlan:
                 f"{self.tile_px:.0f} camera pixels; the capture gate needs >= {self.min_tile_px}"
             )
             if self.target_px and self.tile_px < self.target_px:
-                line += f", and clean accuracy holds from about {self.target_px} px (use a camera with more pixels)"
+                line += (
+                    f", and clean accuracy holds from about {self.target_px} px: expect the camera to cost clean "
+                    "accuracy (use a camera with more pixels, or photos instead of video)"
+                )
             return line
         line = (
             f"laid out for a {self.width}x{self.height} camera and {self.model} ({self.input_size} px input): with the "
