@@ -208,6 +208,17 @@ def plan_for_camera(
     """
     if layout == "pairs":
         return dense_plan(camera, model, paper, aspect, fill)
+    return sheet_plan(camera, model, paper, layout, aspect, fill)
+
+
+def sheet_plan(
+    camera: tuple[int, int], model: str, paper: str, layout: str, aspect: float = 1.0, fill: float = FRAME_FILL
+) -> CameraPlan:
+    """A classic sheet (eight frame markers, ``printouts.geometry``) framed whole (see the module docstring).
+
+    Before dense sheets, ``print --frame-size`` laid pairs out this way too: at 1920x1080 for lite2, one
+    pair of 118 mm tiles per A4 sheet.
+    """
     name, size = model_input_size(model)
     need = math.ceil(MIN_TILE_FRACTION * size)
     target = math.ceil(PLATEAU_TILE_FRACTION * size)
