@@ -148,6 +148,7 @@ class SheetDetector:
             for lid, lay in self.layouts.items()
         }
         self._sheets = {lid: {sh.sheet_id: sh for sh in lay.sheets} for lid, lay in self.layouts.items()}
+        self._dense = {lid: lay.dense for lid, lay in self.layouts.items()}
         self._frame_no = 0
         self._warned: set[str] = set()
         self.foreign_ids: set[int] = set()
@@ -434,7 +435,7 @@ class SheetDetector:
         """
         fh, fw = frame_bgr.shape[:2]
         K = camera_matrix(fw, fh, self.focal_px)
-        if self.layouts[hit.layout_id].dense:  # each pair through its own markers (capture.sheets.local)
+        if self._dense[hit.layout_id]:  # each pair through its own markers (capture.sheets.local)
             near = pair_markers(hit.sheet)
             corners = self._corners[hit.layout_id]
             local = {item: h for item, ids in near.items() if (h := pair_hit(hit, ids, corners)) is not None}
