@@ -143,6 +143,9 @@ def test_a_reprint_framed_pair_by_pair_is_never_read_with_the_wrong_layout(
     det = SheetDetector(same_ids, GATES, batch_dir=batch, layouts=load_layouts(batch))
     cut = _cut(det, webcam_frames)
     assert all(c.layout_id == first.id for _, c in cut) and det.unresolved > 0
+    # printing again with the first options is the first print again: the same layout id and marker ids
+    again = print_batch(batch, camera=DEFAULT_CAMERA, model=DEFAULT_TARGET)
+    assert again.id == first.id and {m.id for s in again.sheets for m in s.markers} == ids[0]
 
 
 def test_a_12_mp_still_framing_the_dense_sheet_whole_cuts_every_pair(dense_batch: Path) -> None:

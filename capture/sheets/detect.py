@@ -169,15 +169,16 @@ class SheetDetector:
 
         A fast search looks for this layout's ids only, with one adaptive-threshold
         pass (a 9 px window), at half resolution when the last frame's markers were
-        over 100 px wide; every ``FULL_SCAN_FRAMES`` frames it searches the whole
-        dictionary instead, so that markers of other batches are noticed. When it
-        finds fewer than three of this layout's markers, OpenCV's default search
-        (three passes) follows at full resolution (only every third frame while no
-        sheet is in view) and the better of the two is kept. Corners are refined
-        with ``cornerSubPix`` at full resolution, with a window scaled to the marker.
+        over 64 px wide (still 5 px per module at half resolution); every
+        ``FULL_SCAN_FRAMES`` frames it searches the whole dictionary instead, so
+        that markers of other batches are noticed. When it finds fewer than three
+        of this layout's markers, OpenCV's default search (three passes) follows at
+        full resolution (only every third frame while no sheet is in view) and the
+        better of the two is kept. Corners are refined with ``cornerSubPix`` at full
+        resolution, with a window scaled to the marker.
         """
         grey = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        half = self._marker_side > 100
+        half = self._marker_side > 64
         if self._frame_no % FULL_SCAN_FRAMES == 1 or not self._subset_ids:
             corners, ids = self._run(self._fast_full, grey, half, None)
         else:
