@@ -85,7 +85,8 @@ class CameraPlan:
                 f"laid out for a {self.width}x{self.height} camera and {self.model} ({self.input_size} px input): "
                 f"{self.items_per_sheet} pairs per {self.paper} sheet, each with four markers of its own; hold the "
                 f"camera about {self.distance_mm / 10:.0f} cm from the paper, so that one pair and its four markers "
-                f"fill the frame, and move from pair to pair: a {self.tile_mm:g} mm tile then spans about "
+                f"fill the frame, and move from pair to pair (once per sheet, step back to frame its bottom row "
+                f"with the calibration strip and QR code): a {self.tile_mm:g} mm tile then spans about "
                 f"{self.tile_px:.0f} camera pixels; the capture gate needs >= {self.min_tile_px}"
             )
             if self.target_px and self.tile_px < self.target_px:

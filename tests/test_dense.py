@@ -78,10 +78,11 @@ def dense_batch(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def webcam_frames(dense_batch: Path) -> list[Frame]:
-    """A simulated 1080p webcam session over the dense sheet: two frames per pair, from close up."""
+    """A simulated 1080p webcam session over the dense sheet: two frames per pair, from close up, then two of the
+    bottom row with the calibration strip and the QR code."""
     profile = load_profile("office-laser-webcam")
-    with SimulatedCamera.from_batch(dense_batch, profile, seed=3, n_frames=8) as cam:
-        assert cam.regions is not None and len(cam.regions) == 4  # it frames the sheet pair by pair
+    with SimulatedCamera.from_batch(dense_batch, profile, seed=3, n_frames=10) as cam:
+        assert cam.regions is not None and len(cam.regions) == 5  # it frames the sheet pair by pair
         return list(cam.frames())
 
 
