@@ -3,6 +3,7 @@ sheet pair by pair, a 12 MP still reads it whole, and a reprint's pairs are neve
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -19,10 +20,14 @@ from capture.sheets.quality import QualityGates
 from channel.simulate import SimulatedCamera
 from channel.views import close_up_views
 from console.options import DEFAULT_CAMERA, DEFAULT_TARGET
+from contracts.errors import UserError
 from contracts.frames import Frame
 from contracts.layout import Layout, load_layout, load_layouts, save_layout
+from contracts.manifest import load_batch
 from contracts.profile import load_profile
 from printouts import camera as pcam
+from printouts.denseplan import plan_blocks
+from printouts.plan import check_images
 from printouts.sheets import print_batch
 from testkit.batch import write_batch
 from testkit.cli import run_cli
@@ -65,6 +70,21 @@ def test_the_default_layout_needs_a_quarter_of_the_pages_of_the_whole_sheet_one(
         assert all(0 <= m["id"] < 1000 for m in sheet["markers"])
     ids = [m["id"] for s in layout["sheets"] for m in s["markers"]]
     assert len(ids) == len(set(ids))
+
+
+def test_a_dense_batch_uses_nine_ids_per_four_pairs_and_a_larger_one_is_told_how_to_split(
+    synthetic_batch: Callable[..., Path],
+) -> None:
+    batch_dir = synthetic_batch(n_items=2, size=64)
+    batch = load_batch(batch_dir)
+    sizes = check_images(batch_dir, batch, ("clean", "adv"))
+    many = dataclasses.replace(batch, items=[dataclasses.replace(batch.items[k % 2], id=f"i{k}") for k in range(444)])
+    lay = plan_blocks(many, sizes, "a4-landscape", 61.0, True, 996)  # a run that wraps round from 999 to 0
+    ids = [m.id for s in lay.sheets for m in s.markers]
+    assert len(lay.sheets) == 111 and len(ids) == len(set(ids)) == 999 and max(ids) <= 999
+    more = dataclasses.replace(many, items=[*many.items, dataclasses.replace(batch.items[0], id="one-more")])
+    with pytest.raises(UserError, match="at most 444 items"):
+        plan_blocks(more, sizes, "a4-landscape", 61.0, True, 0)
 
 
 @pytest.fixture(scope="module")
