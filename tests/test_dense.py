@@ -18,7 +18,6 @@ from capture.sheets.detect import SheetDetector
 from capture.sheets.hits import TileCrop
 from capture.sheets.quality import QualityGates
 from channel.simulate import SimulatedCamera
-from channel.views import close_up_views
 from console.options import DEFAULT_CAMERA, DEFAULT_TARGET
 from contracts.errors import UserError
 from contracts.frames import Frame
@@ -184,4 +183,3 @@ def test_a_12_mp_still_framing_the_dense_sheet_whole_cuts_every_pair(dense_batch
         cut = _cut(det, [f])
         assert len(cut) == 8 and all(_where_it_is(f, c) < 4.0 for f, c in cut)
         assert sum(c.good for _, c in cut) >= 6, [c.fail for _, c in cut]
-    assert close_up_views(layout) and len(close_up_views(layout)) == 4
