@@ -100,7 +100,7 @@ def webcam_frames(dense_batch: Path) -> list[Frame]:
     """A simulated 1080p webcam session over the dense sheet: two frames per pair, from close up, then two of the
     bottom row with the calibration strip and the QR code."""
     profile = load_profile("office-laser-webcam")
-    with SimulatedCamera.from_batch(dense_batch, profile, seed=3, n_frames=10) as cam:
+    with SimulatedCamera.from_batch(dense_batch, profile, seed=3, n_frames=10, dpi=400) as cam:  # 1.4 x the frame's
         assert cam.regions is not None and len(cam.regions) == 5  # it frames the sheet pair by pair
         return list(cam.frames())
 
@@ -173,7 +173,7 @@ def test_a_12_mp_still_framing_the_dense_sheet_whole_cuts_every_pair(dense_batch
     # the page is rendered at 300 dpi to keep the test fast, under a 12 MP still's sampling of it: the sharpness
     # gate, which would then judge the raster, is left out (tests/test_gates_fidelity.py checks it at full dpi)
     gates = QualityGates.for_model(260, "lite2", min_sharpness=0.0)
-    with SimulatedCamera.from_batch(dense_batch, lab, seed=0, n_frames=2, dpi=300) as cam:
+    with SimulatedCamera.from_batch(dense_batch, lab, seed=0, n_frames=1, dpi=300) as cam:
         assert cam.regions is None  # 12 MP: the whole sheet gives tiles enough pixels
         frames = list(cam.frames())
     assert frames[0].image.shape[:2] == (3024, 4032)
