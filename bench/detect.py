@@ -6,10 +6,11 @@ clipping gate's digital masks, as a capture session runs them) takes at most
 1.5 x the time of a bare ``cv2.aruco.ArucoDetector.detectMarkers`` call on the
 same frame (the batch's dictionary, OpenCV's default parameters, grey input).
 Frames come from the simulated camera photographing a printed batch: 1280x720 and
-1920x1080 video frames (office-laser-webcam) of dense sheets laid out by ``print --frame-size``
-(four pairs per A4 sheet, each with its own markers), framed from close up one pair at a time
-(``channel.views``); at 720p also a classic sheet of 60 mm tiles (``--tile-mm 60``) framed whole;
-and 12 MP stills (careful-lab) framing a dense sheet whole, laid out for the still and for the
+1920x1080 video frames (office-laser-webcam) of dense sheets laid out by ``print
+--frame-size`` (four pairs per A4 sheet, each with its own markers), framed from close up
+one pair at a time and once per sheet its bottom row with the strip (``channel.views``);
+at 720p also a classic sheet of 60 mm tiles (``--tile-mm 60``) framed whole; and 12 MP
+stills (careful-lab) framing a dense sheet whole, laid out for the still and for the
 default 1080p webcam.
 
 Run: ``python bench/detect.py [--frames 40] [--items 12]``.
