@@ -100,7 +100,7 @@ def webcam_frames(dense_batch: Path) -> list[Frame]:
     """A simulated 1080p webcam session over the dense sheet: two frames per pair, from close up, then two of the
     bottom row with the calibration strip and the QR code."""
     profile = load_profile("office-laser-webcam")
-    with SimulatedCamera.from_batch(dense_batch, profile, seed=3, n_frames=10, dpi=400) as cam:  # 1.4 x the frame's
+    with SimulatedCamera.from_batch(dense_batch, profile, seed=3, n_frames=10) as cam:
         assert cam.regions is not None and len(cam.regions) == 5  # it frames the sheet pair by pair
         return list(cam.frames())
 
