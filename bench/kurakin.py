@@ -14,7 +14,7 @@ prints the table::
     python bench/kurakin.py OUT --sweep blur,jpeg    # and Kurakin's sec. 4: one artificial transform at a time
 
 It crafts ``OUT/batch`` (``photoproof craft --images validation --source lite0 --attack fgsm,bim,ll
---eps 8,16``; about 10 minutes on two busy cores), photographs it with ``bench/fidelity.py``'s
+--eps 8,16``; 31 minutes on two cores shared under a load of 13-18), photographs it with ``bench/fidelity.py``'s
 ``run_one`` into ``OUT/PRESET-MODEL`` (kept: re-running resumes) and prints ours beside the paper's,
 with n and Wilson 95 % intervals (one adversarial tile per photo and cell, so the interval is
 clustered by photo), then the differences between the two experiments. ``--sweep`` also runs
@@ -117,7 +117,8 @@ def table(work: Path) -> str:
         f"| attack | ε | Kurakin et al. 2016 (photos, average, top-1) | ours ({work.name}) | ours, labelled photos |",
         "|---|---:|---:|---:|---:|",
     ]
-    for attack, eps, k, n in sorted(mine, key=lambda r: (r[0], -r[1])):
+    order = list(NAMES)
+    for attack, eps, k, n in sorted(mine, key=lambda r: (order.index(r[0]) if r[0] in order else 9, -r[1])):
         paper = PAPER.get((attack, eps))
         cite = f"{paper:.1f} %" if paper is not None else "-"
         labelled = _rate(*lab.get((attack, eps), (0, 0)))
@@ -126,7 +127,8 @@ def table(work: Path) -> str:
 
 
 def sweep_table(batch: Path, transforms: str, model: str) -> str:
-    """Destruction (eq. 1, top-1) under each artificial transform alone, by attack and ε (``photoproof sweep``)."""
+    """Destruction (eq. 1, top-1) under each artificial transform alone, by attack and ε (``photoproof sweep``),
+    beside the clean photos' top-1 under the same transform (one per photo)."""
     if not (batch / "sweep.json").is_file():
         cmd = [sys.executable, str(ROOT / "app.py"), "sweep", str(batch), "--model", model, "--transforms", transforms]
         subprocess.run(cmd, cwd=ROOT, check=True)
@@ -137,9 +139,10 @@ def sweep_table(batch: Path, transforms: str, model: str) -> str:
     base = preds.pop((BASELINE, 0.0), {})
     cols = sorted({(it.attack, it.eps) for it in items.values()}, key=lambda c: (c[0], -c[1]))
     head = " | ".join(f"{NAMES.get(a, a)} ε{e:g}" for a, e in cols)
-    lines = [f"| transform | strength | {head} |", "|---|---:|" + "---:|" * len(cols)]
+    lines = [f"| transform | strength | clean top-1 | {head} |", "|---|---:|---:|" + "---:|" * len(cols)]
     for (name, strength), got in sorted(preds.items()):
-        cells_ = []
+        clean = {it.clean.sha256: correct(got.get((it.id, "clean")), it.label.index, 1) for it in items.values()}
+        cells_ = [f"{sum(clean.values())}/{len(clean)}"]
         for attack, eps in cols:
             k = n = 0
             for it in items.values():
