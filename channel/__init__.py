@@ -12,8 +12,8 @@ the scene and the camera; every module here reads it.
 - ``motion``: hand-held motion, the smooth drift of every channel parameter between frames;
 - ``simulate``: the simulated camera, a frame source rendering the batch's sheets; ``scratch``: the per-thread
   buffers its render threads reuse from frame to frame; ``fastframe``: the frame path it takes (the unsharp mask
-  only around the sheets, the desk's pre-sharpened noise bank); ``page``: a sheet's page rendered, printed into a pyramid
-  and placed in the frame;
+  only around the sheets, the desk's pre-sharpened noise bank); ``page``: a sheet's page rendered, printed into a
+  pyramid and placed in the frame;
 - ``calibrate``: fits a profile to the calibration strip measured in a capture and writes it;
   ``calibrate_fit``: the printer's tone and colour and the camera's noise fitted to the strip's patches;
   ``calibrate_isp``: what it fits beyond the printer (the camera's ISP, the framing) and its checks of the strip;
