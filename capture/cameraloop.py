@@ -18,6 +18,7 @@ import numpy as np
 
 from capture.classify import OnnxClassifier
 from capture.coverage import Coverage, CoverageTracker
+from capture.facetarget import FaceTarget
 from capture.feedback import build_report, gate_hint, reject_reason
 from capture.overlay import Outline, Window, draw_overlay
 from capture.pipeline import ClassifierWorker, Job, LatestSlot, TileKey, TileResult
@@ -105,7 +106,7 @@ class CameraLoop:
     def __init__(
         self,
         detector: SheetDetector,
-        clf: OnnxClassifier,
+        clf: OnnxClassifier | FaceTarget,
         recorder: Recorder,
         slot: LatestSlot,
         worker: ClassifierWorker,
