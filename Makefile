@@ -17,7 +17,7 @@ TORCH  := torch==2.13.0
 # torch, triton and the CUDA runtime: read from uv.lock, so a new torch brings its own list.
 TORCH_RUNTIME = $(shell sed -n 's/^name = "\(torch\|triton\|cuda-[a-z-]*\|nvidia-[a-z0-9-]*\)"$$/\1/p' uv.lock)
 LOCK_HEADER := \# Exported from uv.lock by 'make lock'; do not edit. Install: pip install --require-hashes --no-deps -r requirements.lock
-EXPORT = uv export --frozen --quiet --no-header --format requirements.txt --extra test --group onnx-source --group detector-weights \
+EXPORT = uv export --frozen --quiet --no-header --format requirements.txt --extra test --group onnx-source --group detector-weights --group sample-photos \
 	--no-emit-project $(addprefix --no-emit-package ,$(TORCH_RUNTIME))
 
 .PHONY: demo test lint lock relock lock-export lock-check bench clean

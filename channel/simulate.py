@@ -32,8 +32,17 @@ import numpy as np
 from channel import camera, fastframe
 from channel import model as ch
 from channel.motion import HandHeldProcess
-from channel.page import MAX_PAGE_PIXELS, default_dpi, page_homography, pyramid, render_page
+from channel.page import (
+    MAX_PAGE_PIXELS,
+    default_dpi,
+    page_homography,
+    pyramid,
+    region_dpi,
+    region_homography,
+    render_page,
+)
 from channel.scratch import Scratch
+from channel.views import close_up_views, needs_close_up
 from contracts.batchdir import LAYOUT, SHEETS_PDF
 from contracts.errors import UserError
 from contracts.frames import Frame, FrameSource
@@ -67,6 +76,8 @@ class SimulatedCamera(FrameSource):
             sheet group for ``DWELL_S`` seconds).
         sheets_per_frame: 1, or 2 for two sheets side by side.
         realtime: sleep so that frames arrive at ``fps``.
+        views: close-up views instead of whole sheets: (page index, (x, y, w, h) mm of the part
+            of that page that fills the frame), shown in turn (``from_batch``: each pair of a dense sheet).
     """
 
     def __init__(
@@ -80,6 +91,7 @@ class SimulatedCamera(FrameSource):
         n_frames: int | None = None,
         sheets_per_frame: int = 1,
         realtime: bool = False,
+        views: Sequence[tuple[int, tuple[float, float, float, float]]] | None = None,
     ) -> None:
         if not pages or not (len(pages) == len(page_sizes_mm) == len(page_ids)):
             raise ValueError("pages, page_sizes_mm and page_ids must be non-empty and of equal length")
@@ -98,6 +110,12 @@ class SimulatedCamera(FrameSource):
         self.groups = [
             list(range(i, min(i + sheets_per_frame, len(pages)))) for i in range(0, len(pages), sheets_per_frame)
         ]
+        self.regions: list[tuple[float, float, float, float]] | None = None
+        if views:
+            if sheets_per_frame != 1 or not all(0 <= k < len(pages) for k, _ in views):
+                raise ValueError("views: one page each, an index into pages")
+            self.groups = [[k] for k, _ in views]
+            self.regions = [(float(r[0]), float(r[1]), float(r[2]), float(r[3])) for _, r in views]
         # A requested frame count is shared out over the sheets so that every sheet is seen;
         # otherwise each sheet stays in view for DWELL_S seconds.
         if n_frames is not None:
@@ -127,9 +145,15 @@ class SimulatedCamera(FrameSource):
         fps: float | None = None,
         n_frames: int | None = None,
         dpi: float | None = None,
+        framing: str | None = None,
         **kw: Any,
     ) -> SimulatedCamera:
-        """Render the sheets of ``BATCH/layout.json`` from ``BATCH/sheets.pdf`` (pypdfium2) and simulate them."""
+        """Render the sheets of ``BATCH/layout.json`` from ``BATCH/sheets.pdf`` (pypdfium2) and simulate them.
+
+        ``framing``: ``"sheet"`` (whole sheets), ``"block"`` (a dense sheet pair by pair, from close up:
+        :func:`close_up_views`), or ``None``: pair by pair when the layout is dense and this camera framing a
+        whole sheet gives its tiles fewer pixels than the layout aims at (:func:`needs_close_up`).
+        """
         import pypdfium2 as pdfium
 
         batch_dir = Path(batch_dir)
@@ -139,7 +163,16 @@ class SimulatedCamera(FrameSource):
             raise UserError(f"{pdf_path}: missing; print the batch first with 'photoproof print {batch_dir}'")
         if not layout.sheets:
             raise UserError(f"{batch_dir / LAYOUT}: no sheets to simulate")
-        dpi = float(dpi or default_dpi(profile, max(s.size_mm[1] for s in layout.sheets)))
+        if framing not in (None, "sheet", "block"):
+            raise ValueError(f"framing: expected 'sheet', 'block' or None, got {framing!r}")
+        views = close_up_views(layout) if framing in ("block", None) else []
+        if framing is None and not needs_close_up(layout, profile):
+            views = []
+        if framing == "block" and not views:
+            raise UserError(f"{batch_dir / LAYOUT}: not a dense layout; print it with 'photoproof print --frame-size'")
+        size = (profile.camera.width, profile.camera.height)
+        auto = max(region_dpi(profile, r[2:], size) for _, r in views) if views else None
+        dpi = float(dpi or auto or default_dpi(profile, max(s.size_mm[1] for s in layout.sheets)))
         try:
             pdf = pdfium.PdfDocument(str(pdf_path))
         except pdfium.PdfiumError as e:
@@ -164,6 +197,9 @@ class SimulatedCamera(FrameSource):
         pages = [functools.partial(render_page, pdf_path, s.page, dpi) for s in layout.sheets]
         log.info("%d sheet(s) to render at %.0f dpi", len(pages), dpi)
         sizes = [(float(s.size_mm[0]), float(s.size_mm[1])) for s in layout.sheets]
+        if views:
+            log.info("%d close-up views, one pair each", len(views))
+            kw["views"] = views
         return cls(pages, sizes, [s.page for s in layout.sheets], profile, seed=seed, fps=fps, n_frames=n_frames, **kw)
 
     # ------------------------------------------------------------------ FrameSource
@@ -273,10 +309,14 @@ class SimulatedCamera(FrameSource):
     def _render(self, index: int, p: ch.ChannelParams) -> tuple[Frame, bytes]:
         """One frame: the desk at 1/8 resolution, the sheets' bounding box at full resolution; sensor, ISP, JPEG."""
         assert self._levels is not None
-        (w, h), group = self.size, self.groups[(index // self.dwell) % len(self.groups)]
+        (w, h), view = self.size, (index // self.dwell) % len(self.groups)
+        group = self.groups[view]
         sizes = [self.page_sizes_mm[k] for k in group]
         group_mm = (sum(s[0] for s in sizes) + SHEET_GAP_MM * (len(sizes) - 1), max(s[1] for s in sizes))
-        h_group = page_homography(p, group_mm, (w, h))
+        if self.regions is None:
+            h_group = page_homography(p, group_mm, (w, h))
+        else:  # close up on one part of the page
+            h_group = region_homography(p, self.regions[view], (w, h))
         curve = camera.sensor_curve(p, self.profile.camera, ch.wb_gains(self.profile, p)[::-1].copy())
         gain, glare = self._light_maps(p, h_group, group_mm)
         # The desk is smooth: light and sqrt at 1/8 resolution, interpolated (outside the sheets' box only, below).
