@@ -22,7 +22,7 @@ Torch-free by design: a capture station needs numpy, OpenCV and onnxruntime only
 - ``coverage``: how far a session has got and what to show next (sheets not yet seen, tiles failing a gate);
 - ``phones``: ``--phone``: one session per connected phone; ``phoneqr``: its page's URL as a QR code;
 - ``preview``: ``--preview SOURCE``: detections and gate reasons, recording nothing;
-- ``scene``: ``--scene``: the whole view classified, the printed patch card found in it;
+- ``scene``: ``--scene``: the whole view classified (or its faces found), the printed patch card found in it;
   ``sighting``: a patch card seen in a frame; ``scene_view``: its live window (view square, patch
   outline, status line);
 - ``overlay``: the live window; ``cli``: ``photoproof capture``'s flags; ``command``: what it does with them.
