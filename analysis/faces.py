@@ -91,7 +91,8 @@ def _dets(raw: str | None, where: str) -> Detections:
 
 
 def read_face_session(path: Path, batch: Batch, png_sizes: dict[str, tuple[int, int]]) -> FaceSession | None:
-    """A face session of ``batch`` from its database; ``None`` when it holds no detector rows (schema < 3)."""
+    """A face session of ``batch`` from its database; ``None`` when it holds no detector rows (schema < 3, or a
+    ``capture --scene`` session, whose frames :mod:`analysis.scene` reads)."""
     con = open_db_readonly(path)
     try:
         return _read(con, path, batch, png_sizes)
@@ -108,6 +109,8 @@ def _read(
     if row is None:
         return None
     cfg = json.loads(row[3] or "{}")
+    if cfg.get("mode") == "scene":  # capture --scene: frames, not tiles (analysis.scene reads them)
+        return None
     s = FaceSession(str(row[0]), path, str(row[1]), str(row[2]), int(cfg.get("crop_size") or 224))
     items = {it.id: it for it in batch.items if it.truth is not None}
     for item, role, raw in con.execute("SELECT item_id, role, boxes FROM digital_boxes WHERE session_id = ?", (s.id,)):

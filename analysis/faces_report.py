@@ -79,7 +79,8 @@ def load_face_sessions(batch_dir: Path, batch: Batch, wanted: list[str] | None) 
             raise UserError(f"{f}: {e}; remove it or re-capture") from None
         if s is None:
             notes.append(
-                f"{f.name}: no face-detector observations (a classifier session or an older database); skipped"
+                f"{f.name}: no face-detector tile observations (a scene session: see the scene table; a classifier "
+                "session or an older database: skipped)"
             )
             continue
         if wanted and s.id not in wanted and f.stem not in wanted:

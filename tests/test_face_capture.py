@@ -132,7 +132,7 @@ def test_an_older_database_is_read_and_skipped_in_the_face_report(captured: Path
     con.commit()
     con.close()
     result = make_report(batch, formats=("csv",))
-    assert any(n.startswith("old.sqlite: no face-detector observations") for n in result.notes)
+    assert any(n.startswith("old.sqlite: no face-detector tile observations") for n in result.notes)
     assert {row["session"] for row in _table(batch, "faces_recall")} == {"sim"}
 
 

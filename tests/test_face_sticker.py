@@ -103,6 +103,12 @@ def test_scene_mode_with_a_face_detector_records_each_frame_with_and_without_the
     assert got["without patch"]["frames"] == 1 and got["with patch"]["frames"] == 1
     assert got["with patch"]["fooling_rate"].num == int(rows[1][3] == 0)  # hidden: no face found
     assert got["without patch"]["fooling_rate"].num == 0 and got["with patch"]["target_rate"].n == 0
+    from analysis.report import make_report
+
+    make_report(stickered, formats=("csv",))  # the face report: the scene table, and no tile session made of it
+    scene = json.loads((stickered / "report" / "scene.json").read_text())["rows"]
+    assert {r["group"]: r["frames"] for r in scene}["with patch"] == 1
+    assert json.loads((stickered / "report" / "faces_recall.json").read_text())["rows"] == []
     with pytest.raises(UserError, match="--scene"):  # a classifier batch with a face detector: one line
         from printouts.sheets import print_batch
         from testkit.batch import write_batch
