@@ -163,7 +163,7 @@ class OnnxFaceDetector:
         if blob is None:
             bufs.clear()  # one size at a time (a capture's crops share it)
             blob = bufs[key] = np.zeros((1, 3, *full), np.float32)  # YuNet's border stays zero
-        planes = cv2.split(img)
+        planes = cv2.split(np.ascontiguousarray(img))  # a view (a crop of a frame) is copied once
         order = (2, 1, 0) if self.spec.channel_order == "BGR" else (0, 1, 2)
         for c, src in enumerate(order):
             np.copyto(blob[0, c, :hn, :wn], planes[src], casting="unsafe")
