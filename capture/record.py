@@ -26,9 +26,10 @@ import numpy as np
 from capture.sessionrow import Resume, SessionStart, open_session_row
 from capture.sheets.quality import TileQuality
 from capture.sighting import PatchSighting
-from contracts.capturedb import SCHEMA_VERSION, check_db_path, create_db, encode_top5
+from contracts.capturedb import SCHEMA_VERSION, check_db_path, create_db, encode_esf, encode_top5
 from contracts.errors import UserError
 from contracts.lock import ExclusiveLock, HeldElsewhere
+from contracts.strip import ESF_STEP_PX
 
 log = logging.getLogger(__name__)
 
@@ -290,6 +291,9 @@ class Recorder:
                     "INSERT OR REPLACE INTO blur VALUES (?,?,?,?,?,?,?)",
                     (self.session_id, frame_idx, s.sheet_id, s.sigma_px, s.n_edges, s.width, s.height),
                 )
+                if s.esf is not None:
+                    row = (self.session_id, frame_idx, s.sheet_id, ESF_STEP_PX, encode_esf(s.esf))
+                    self.con.execute("INSERT OR REPLACE INTO esf VALUES (?,?,?,?,?)", row)
             self._dirty = True
 
     # -- scene mode (added for capture --scene) --------------------------------

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from channel.camera import apply_jpeg, apply_sensor, sensor_curve
+from channel.camera import apply_jpeg, apply_sensor, gaussian_ksize, sensor_curve
 from channel.colour import LUMA
 from channel.model import (
     UNIT_FIELDS,
@@ -163,6 +163,7 @@ def fit_noise(
     jpeg_quality: int,
     seed: int = 0,
     isp: tuple[np.ndarray, dict[int, np.ndarray]] | None = None,
+    sharpen: tuple[float, float] = (0.0, 1.0),
 ) -> tuple[float | None, float | None, int]:
     """shot_noise and read_noise (EMVA 1288: ``var = a raw + b**2``) from the grey patches' luma std.
 
@@ -170,7 +171,8 @@ def fit_noise(
     simulator's own sensor and JPEG (``channel.camera.sensor_curve``, ``apply_sensor``, ``apply_jpeg``
     at ``jpeg_quality``, white-balance ``gains``) on flat 32 px patches at the observed grey
     levels, with fixed standard normal draws from ``seed``, and matches the median observed
-    luma std per level (least squares in log std, over log a and log b).
+    luma std per level (least squares in log std, over log a and log b). ``sharpen``: the ISP's unsharp
+    mask (amount, sigma px), which amplifies the noise; with it, each patch's std leaves out its 4 px border.
     """
     by_level: dict[int, list[tuple[float, float]]] = {}
     for g in groups:
@@ -202,8 +204,15 @@ def fit_noise(
         enc = apply_sensor(raw, curve, z)
         if isp is not None:
             enc = cv2.LUT(enc, isp[0])
+        if sharpen[0] > 0:
+            k = gaussian_ksize(sharpen[1])
+            blur = cv2.GaussianBlur(enc, (k, k), sharpen[1], borderType=cv2.BORDER_REFLECT_101)
+            enc = cv2.addWeighted(enc, 1.0 + sharpen[0], blur, -sharpen[0], 0.0)
         y = apply_jpeg(enc, jpeg_quality, bgr=False)[0].astype(np.float64) @ BT601
-        std = y.reshape(tile, len(med), tile).transpose(1, 0, 2).reshape(len(med), -1).std(axis=1, ddof=1)
+        cells = y.reshape(tile, len(med), tile).transpose(1, 0, 2)
+        if sharpen[0] > 0:
+            cells = cells[:, 4:-4, 4:-4]
+        std = cells.reshape(len(med), -1).std(axis=1, ddof=1)
         return float(((np.log(std + 0.05) - target) ** 2).mean())
 
     span_a, span_b = (math.log(1e-6), math.log(1e-1)), (math.log(1e-5), math.log(0.1))

@@ -99,6 +99,9 @@ def test_foreign_isp_is_predicted_and_the_printer_stays_in_bounds(setup: tuple[P
     assert fitted.printer == replace(base.printer, tone_gamma=1.0, dot_gain=0.0)
     assert fitted.isp.levels_strength == 0 and fitted.isp.tone_g != base.isp.tone_g
     assert res.isp.curve_rms < 3.0
+    # its Laplacian sharpening makes the strip's edges overshoot: fitted as an unsharp mask, not as less blur
+    assert res.edges is not None and res.edges.amount > 0 and fitted.isp.sharpen_amount == res.edges.amount
+    assert res.edges.rms < res.edges.rms_blur_only and "edge spread function" in out.read_text()
     text = out.read_text()
     assert "the strip cannot tell it from the camera's ISP" in text and "# estimated: monotone curve" in text
     console = Console(width=160, record=True)
