@@ -189,4 +189,10 @@ def test_a_clipped_strip_or_one_frame_says_what_to_photograph(setup: tuple[Path,
     assert n > 0
     with pytest.raises(UserError, match="--session clipped: 1 measurement.*capture again, longer"):
         calibrate(d, "clipped", tmp_path / "x.toml")
+    con = sqlite3.connect(d / "captures" / "clipped.sqlite")
+    con.execute("DELETE FROM patches")  # the strip never seen (covered, cut off, or out of focus)
+    con.commit()
+    con.close()
+    with pytest.raises(UserError, match="--session clipped: 0 measurement.*whole sheet, strip included, in view"):
+        calibrate(d, "clipped", tmp_path / "x.toml")
     assert not (tmp_path / "x.toml").exists()
