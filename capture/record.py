@@ -29,7 +29,7 @@ from capture.sighting import PatchSighting
 from contracts.capturedb import SCHEMA_VERSION, check_db_path, create_db, encode_esf, encode_top5
 from contracts.errors import UserError
 from contracts.lock import ExclusiveLock, HeldElsewhere
-from contracts.strip import ESF_STEP_PX
+from contracts.strip import ESF_STEP_PX, NOISE_BIN
 
 log = logging.getLogger(__name__)
 
@@ -280,20 +280,19 @@ class Recorder:
         """Strip measurements of one frame: ``channel.calibrate.SheetPatches``, one per detected sheet."""
         with self._writing():
             for s in sheets:
-                self.con.executemany(
-                    "INSERT OR REPLACE INTO patches VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    [
-                        (self.session_id, frame_idx, s.sheet_id, p.name, *p.mean_rgb, *p.std_rgb, p.std_y, p.n_px)
-                        for p in s.patches
-                    ],
-                )
+                key = (self.session_id, frame_idx, s.sheet_id)
+                rows = [(*key, p.name, *p.mean_rgb, *p.std_rgb, p.std_y, p.n_px) for p in s.patches]
+                self.con.executemany("INSERT OR REPLACE INTO patches VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
                 self.con.execute(
                     "INSERT OR REPLACE INTO blur VALUES (?,?,?,?,?,?,?)",
-                    (self.session_id, frame_idx, s.sheet_id, s.sigma_px, s.n_edges, s.width, s.height),
+                    (*key, s.sigma_px, s.n_edges, s.width, s.height),
                 )
+                binned = [(*key, p.name, NOISE_BIN, p.std_y2) for p in s.patches if p.std_y2 is not None]
+                self.con.executemany("INSERT OR REPLACE INTO patch_noise VALUES (?,?,?,?,?,?)", binned)
                 if s.esf is not None:
-                    row = (self.session_id, frame_idx, s.sheet_id, ESF_STEP_PX, encode_esf(s.esf))
-                    self.con.execute("INSERT OR REPLACE INTO esf VALUES (?,?,?,?,?)", row)
+                    self.con.execute(
+                        "INSERT OR REPLACE INTO esf VALUES (?,?,?,?,?)", (*key, ESF_STEP_PX, encode_esf(s.esf))
+                    )
             self._dirty = True
 
     # -- scene mode (added for capture --scene) --------------------------------

@@ -17,6 +17,8 @@ One database per capture session, in WAL mode. Tables:
   normalised to black 0 and white 1 and binned every ``step_px`` frame pixels about the edge
   (``contracts.strip.esf_profile``), the median over its edges, a JSON array (null: an empty bin),
   from which calibrate fits blur and sharpening.
+- ``patch_noise`` (added with ``esf``): each patch's luma std on means of ``bin_px`` x ``bin_px`` pixels,
+  the noise at about the scale a tile is classified at.
 - ``scene_observations`` (added for ``capture --scene``, :mod:`capture.scene`): one
   row per frame: the classified view ``[x, y, w, h]`` (frame pixels), the object's
   true class when given (``label``), the adversarial patch card seen (``patch``,
@@ -151,6 +153,15 @@ CREATE TABLE IF NOT EXISTS blur (
     width INTEGER NOT NULL,
     height INTEGER NOT NULL,
     PRIMARY KEY (session_id, frame_idx, sheet_id)
+);
+CREATE TABLE IF NOT EXISTS patch_noise (
+    session_id TEXT NOT NULL,
+    frame_idx INTEGER NOT NULL,
+    sheet_id TEXT NOT NULL,
+    patch TEXT NOT NULL,
+    bin_px INTEGER NOT NULL,
+    std_y REAL NOT NULL,
+    PRIMARY KEY (session_id, frame_idx, sheet_id, patch)
 );
 CREATE TABLE IF NOT EXISTS esf (
     session_id TEXT NOT NULL,

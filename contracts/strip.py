@@ -20,6 +20,7 @@ MIN_EDGE_MM = 2.5  # an edge needs at least this much free room on both sides
 END_MM = 1.0  # edge ends left out (corners)
 CAPTION_MM = 7.0  # below each tile: its caption (printouts.geometry.CAPTION_MM is 6)
 BT601 = np.array([0.299, 0.587, 0.114])  # JPEG's luma (ITU-R BT.601): its noise survives 4:2:0 chroma subsampling
+NOISE_BIN = 2  # the patches' noise is also measured on means of 2 x 2 pixels
 ESF_STEP_PX = 0.25  # the edge spread function is binned at a quarter pixel (ISO 12233's 4x oversampling)
 ESF_HALF_PX = 3.0  # ... from -3 to +3 px about the edge
 ESF_BINS = int(round(2 * ESF_HALF_PX / ESF_STEP_PX)) + 1

@@ -133,7 +133,13 @@ def test_capture_measures_the_strip_every_5th_frame(captured: Captured) -> None:
 def test_capture_records_edge_spread_functions_and_calibrate_reads_no_sharpening(captured: Captured) -> None:
     con = sqlite3.connect(captured.batch_dir / "captures" / "known.sqlite")
     rows = con.execute("SELECT step_px, esf FROM esf ORDER BY frame_idx").fetchall()
+    binned = con.execute(
+        "SELECT p.std_y, n.std_y FROM patches p JOIN patch_noise n USING (session_id, frame_idx, sheet_id, patch)"
+    ).fetchall()
+    n_patches = con.execute("SELECT COUNT(*) FROM patches").fetchone()[0]
     con.close()
+    # the noise on 2 x 2 pixel means: about half the per-pixel std for a sensor's white noise (JPEG 95 keeps it)
+    assert len(binned) == n_patches and 0.4 <= float(np.median([b / a for a, b in binned])) <= 0.6
     assert len(rows) == FRAMES // PATCH_EVERY and all(step == ESF_STEP_PX for step, _ in rows)
     esf = np.nanmedian(np.array([decode_esf(t) for _, t in rows]), axis=0)
     assert esf.shape == (ESF_BINS,) and np.isfinite(esf).sum() >= ESF_BINS - 2

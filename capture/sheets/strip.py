@@ -31,6 +31,7 @@ from contracts.strip import (
     ESF_GAMMA,
     INSET,
     MIN_EDGE_MM,
+    NOISE_BIN,
     PATCH_EVERY,
     esf_profile,
     fit_esf,
@@ -49,6 +50,7 @@ class PatchStat:
     std_rgb: tuple[float, float, float]
     std_y: float
     n_px: int
+    std_y2: float | None = None  # luma std of 2 x 2 pixel means: the noise at the scale a tile is classified at
 
 
 @dataclass
@@ -108,7 +110,20 @@ def measure_patch(frame: np.ndarray, H: np.ndarray, patch: Patch) -> PatchStat |
         (float(std[0]), float(std[1]), float(std[2])),
         float(std[3]),
         len(xy),
+        binned_std(xy, res[:, 3]),
     )
+
+
+def binned_std(xy: np.ndarray, r: np.ndarray, k: int = NOISE_BIN) -> float | None:
+    """Std of the means of whole ``k`` x ``k`` pixel blocks of residuals ``r`` at integer pixels ``xy``; None under
+    8 blocks. A tile is classified area-averaged (about 2x for a 500 px tile at 224), which cancels
+    high-frequency noise (a camera's sharpened noise) more than white noise: this is that noise."""
+    ij = (xy - xy.min(axis=0)).astype(int) // k
+    key = ij[:, 0] * (int(ij[:, 1].max()) + 1) + ij[:, 1]
+    count = np.bincount(key)
+    mean = np.bincount(key, weights=r) / np.maximum(count, 1)
+    full = mean[count == k * k]
+    return float(full.std(ddof=1)) if len(full) >= 8 else None
 
 
 # ----------------------------------------------------------------------------- edges
