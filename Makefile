@@ -17,7 +17,7 @@ TORCH  := torch==2.13.0
 # torch, triton and the CUDA runtime: read from uv.lock, so a new torch brings its own list.
 TORCH_RUNTIME = $(shell sed -n 's/^name = "\(torch\|triton\|cuda-[a-z-]*\|nvidia-[a-z0-9-]*\)"$$/\1/p' uv.lock)
 LOCK_HEADER := \# Exported from uv.lock by 'make lock'; do not edit. Install: pip install --require-hashes --no-deps -r requirements.lock
-EXPORT = uv export --frozen --quiet --no-header --format requirements.txt --extra test --group onnx-source --group detector-weights \
+EXPORT = uv export --frozen --quiet --no-header --format requirements.txt --extra test --group onnx-source --group detector-weights --group sample-photos \
 	--no-emit-project $(addprefix --no-emit-package ,$(TORCH_RUNTIME))
 
 .PHONY: demo test lint lock relock lock-export lock-check bench clean
@@ -45,11 +45,13 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# The suite runs a file per worker on every core (pytest-xdist): a module's fixtures are built once.
+# PYTEST_ARGS adds options, e.g. make test PYTEST_ARGS='-n 0 -x' for one process that stops at the first failure.
+PYTEST_ARGS ?=
 test: lock-check lint
 	$(PY) -m mypy
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist loadfile $(PYTEST_ARGS)
 
-# Re-resolve uv.lock from pyproject (newest versions that fit) and export requirements.lock.
 # Re-resolve uv.lock to the newest versions that fit pyproject, then export requirements.lock.
 # After editing pyproject by hand, `make relock` keeps every version that still fits.
 # Both need uv on the PATH or in .venv (pip install uv).

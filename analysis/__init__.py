@@ -19,6 +19,7 @@ without the adversarial patch, from ``capture --scene``), ``sweep``, ``plots``
 (PNG, SVG and PDF) and ``plots_sweep`` (rates against a transform's strength and the patch's size),
 ``gallery``, ``methods``, ``html``, ``pdf``, ``report`` (orchestration), ``report_files`` (its figure
 files, HTML, PDF and report.json), ``content`` (what the report holds, whatever its format), ``cli``,
-``synthetic`` (fake capture data for tests and benchmarks).
+``synthetic`` (fake capture data for tests and benchmarks), ``faces`` (a face batch's recall, paired hiding,
+transfer and channel check) and ``faces_report`` (its report files and gallery with boxes).
 Nothing here imports torch.
 """

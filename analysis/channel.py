@@ -29,6 +29,7 @@ from analysis.metrics import correct, vote
 from analysis.sides import SideTest, side_test
 from analysis.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, Rate
 from contracts.errors import UserError
+from contracts.framing import framed_mm
 from contracts.layout import Layout, load_layouts
 from contracts.verdict import DROP_POINTS, FLAGGED, FRAGILE, INCONCLUSIVE, LIMITED, NA, OK, ORDER, Tally, Verdict, judge
 
@@ -256,12 +257,13 @@ def _tallies(inp: ReportInput, s: Session, prefilter: bool) -> tuple[Tally, Tall
 
 
 def _sheet(layouts: dict[str, Layout], s: Session) -> tuple[tuple[float, float], float] | None:
-    """The paper and tile width of the layout the session started with (or the current one)."""
+    """What fills the frame (the paper, or one pair and its markers on a dense sheet) and the tile width, of the
+    layout the session started with (or the current one)."""
     lay = layouts.get(s.layout_id or "") or next(iter(layouts.values()), None)
     if lay is None or not lay.sheets:
         return None
-    w, h = lay.sheets[0].size_mm
-    return (float(w), float(h)), float(lay.tile_mm)
+    w, h = framed_mm(lay)
+    return (w, h), float(lay.tile_mm)
 
 
 def _layouts(inp: ReportInput) -> dict[str, Layout]:

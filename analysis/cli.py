@@ -141,6 +141,13 @@ def show(result: ReportResult) -> None:
     """Print a finished report: notes, the key-figures table, where it is, then per session the channel check and key
     figures.
     """
+    if result.headline.name == "faces_transfer":  # a face batch (analysis.faces_report): its lines say it all
+        for w in result.warnings:
+            console.print(f"[bold yellow]warning:[/] {escape(w)}", soft_wrap=True)
+        for note in result.notes:
+            console.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
+        console.print(f"report written to [bold]{escape(str(result.main_path))}[/]", soft_wrap=True)
+        return
     channel_notes = {c.note() for c in result.checks.values()}
     for note in result.notes:
         if note not in channel_notes:

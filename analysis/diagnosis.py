@@ -98,12 +98,14 @@ def _camera(
     paper, tile_mm = sheet
     best = tile_px_at_fill((int(w), int(h)), paper, tile_mm)
     d.facts.append(
-        f"camera {w}x{h}: at most about {best:.0f} px per {tile_mm:g} mm tile with the sheet filling the frame"
+        f"camera {w}x{h}: at most about {best:.0f} px per {tile_mm:g} mm tile with the sheet (on a dense sheet, "
+        "one pair and its markers) filling the frame"
     )
     if best < TILE_FRACTION * size:
         d.off.append(
             f"the camera's resolution: a {w}x{h} frame gives the {tile_mm:g} mm tiles at most {best:.0f} px "
-            f"(sheet filling {100 * FRAME_FILL:.0f}% of it), under the {TILE_FRACTION * size:.0f} px {model} needs"
+            f"(filling {100 * FRAME_FILL:.0f}% of it as the layout is framed), under the {TILE_FRACTION * size:.0f} px "
+            f"{model} needs"
         )
         d.todo.append(
             f"a camera with more pixels (12 MP stills with --photos), or sheets laid out for this one: "

@@ -28,6 +28,7 @@ from analysis import plots, plots_sweep
 from analysis.channel import DROP_POINTS, ChannelCheck, check_sessions
 from analysis.channel_tables import channel_table, layouts_table
 from analysis.content import Plot, ReportContent
+from analysis.faces_report import build_face_report
 from analysis.gallery import gallery
 from analysis.load import ReportInput, load_input, manifest_pred
 from analysis.methods import methods
@@ -51,7 +52,7 @@ from analysis.tables import (
 )
 from contracts.batchdir import REPORT
 from contracts.errors import UserError, WriteError
-from contracts.manifest import MANIFEST, load_batch
+from contracts.manifest import MANIFEST, is_face_batch, load_batch
 from contracts.paths import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -253,6 +254,11 @@ def _make_report(
     batch_dir: Path, sessions: list[str] | None, formats: tuple[str, ...], seed: int, resamples: int, out_dir: Path
 ) -> ReportResult:
     fmts = check_formats(formats)
+    if is_face_batch(load_batch(batch_dir)):  # craft --source mtcnn: recall and hiding, not top-1 (docs/detectors.md)
+        fr = build_face_report(batch_dir, sessions, fmts, out_dir)
+        return ReportResult(
+            out_dir, fr.index, fr.files, fr.notes, [], fr.headline, not fr.sessions, fr.sessions, {}, fr.warnings
+        )
     inp = load_input(batch_dir, sessions)
     log.info("report: %d items, %d sessions", len(inp.batch.items), len(inp.sessions))
     checks = check_sessions(inp, seed, resamples)

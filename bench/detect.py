@@ -6,8 +6,12 @@ clipping gate's digital masks, as a capture session runs them) takes at most
 1.5 x the time of a bare ``cv2.aruco.ArucoDetector.detectMarkers`` call on the
 same frame (the batch's dictionary, OpenCV's default parameters, grey input).
 Frames come from the simulated camera photographing a printed batch: 1280x720 and
-1920x1080 video frames (office-laser-webcam), laid out by ``print --frame-size`` (one pair per
-sheet) and, at 720p, by default (60 mm tiles, more per sheet), and 12 MP stills (careful-lab).
+1920x1080 video frames (office-laser-webcam) of dense sheets laid out by ``print
+--frame-size`` (four pairs per A4 sheet, each with its own markers), framed from close up
+one pair at a time and once per sheet its bottom row with the strip (``channel.views``);
+at 720p also a classic sheet of 60 mm tiles (``--tile-mm 60``) framed whole; and 12 MP
+stills (careful-lab) framing a dense sheet whole, laid out for the still and for the
+default 1080p webcam.
 
 Run: ``python bench/detect.py [--frames 40] [--items 12]``.
 """
@@ -77,10 +81,11 @@ def main() -> None:
     )
     office, lab = load_profile("office-laser-webcam"), load_profile("careful-lab")
     cases: list[tuple[str, ChannelProfile, tuple[int, int] | None, int]] = [
-        ("1280x720 video", _at(office, 1280, 720), (1280, 720), args.frames),
-        ("1280x720, 60 mm", _at(office, 1280, 720), None, args.frames),  # the default layout: six pairs per sheet
-        ("1920x1080 video", office, (1920, 1080), args.frames),
+        ("1280x720 close-up", _at(office, 1280, 720), (1280, 720), args.frames),
+        ("1280x720, 60 mm", _at(office, 1280, 720), None, args.frames),  # a classic sheet framed whole
+        ("1920x1080 close-up", office, (1920, 1080), args.frames),
         ("4032x3024 stills", lab, (4032, 3024), max(4, args.frames // 4)),
+        ("12 MP, 1080p sheet", lab, (1920, 1080), max(4, args.frames // 4)),  # the default layout framed whole
     ]
     with tempfile.TemporaryDirectory() as tmp:
         for name, profile, camera, n in cases:

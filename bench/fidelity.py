@@ -6,7 +6,8 @@ Runs the real pipeline for each preset and target model: a copy of one crafted b
 (``capture --simulate --profile P``) and read back with the report's own loading and
 metric code (``analysis.load``, ``analysis.metrics``: each tile's good observations
 voted into one prediction, the report's tile view). Prints one Markdown table per
-preset and model; every figure has its n and a Wilson 95 % interval.
+preset and model; every figure has its n and a 95 % interval (Wilson over photos or items; every clean
+tile's rate, several tiles per photo, clustered by photo).
 
 Run (after crafting, e.g. ``photoproof craft --out B --limit 20 --attack fgsm,bim,ll --eps 4,8,16``)::
 
@@ -31,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis.load import load_input  # noqa: E402
 from analysis.metrics import correct, photo_counts, prefiltered  # noqa: E402
-from analysis.stats import wilson  # noqa: E402
+from analysis.stats import DEFAULT_SEED, Rate, bootstrap_weights, rate_from_counts, wilson  # noqa: E402
 from analysis.summary import cells, session_items  # noqa: E402
 from capture.session import run_capture  # noqa: E402
 from channel.simulate import SimulatedCamera  # noqa: E402
@@ -51,6 +52,14 @@ def _fmt(k: int, n: int) -> str:
         return "- (n = 0)"
     lo, hi = wilson(k, n) or (0.0, 1.0)
     return f"{100 * k / n:.0f} % [{100 * lo:.0f}-{100 * hi:.0f}] (n = {n})"
+
+
+def _tiles(r: Rate) -> str:
+    """Every clean tile: the rate, its interval clustered by photo (analysis.stats), tiles and photos."""
+    if r.value is None:
+        return "- (n = 0)"
+    ci = f" [{100 * r.lo:.0f}-{100 * r.hi:.0f}]" if r.lo is not None and r.hi is not None else ""
+    return f"{100 * r.value:.0f} %{ci} (n = {r.n} tiles of {r.n_items} photos; interval clustered by photo)"
 
 
 def _onnx(model: str, onnx_dir: Path) -> Path:
@@ -164,16 +173,19 @@ def table(works: list[Path], preset: str, model: str) -> str:
 
     # Clean accuracy: per source photo, the majority over its clean tiles (the same photo is printed once per
     # attack and eps).
+    source = {it.id: it.source.file for work in works for it in load_batch(work).items}
     by_photo: dict[str, list[tuple[bool, bool]]] = defaultdict(list)
     for it in items:
-        photo = _photo(it.item_id)
         if it.photo_clean:
-            by_photo[photo].append((correct(it.clean, it.label, 1), correct(it.photo_clean[0], it.label, 1)))
-    digital_photo = {_photo(it.item_id): correct(it.clean, it.label, 1) for it in items}
+            by_photo[source[it.item_id]].append(
+                (correct(it.clean, it.label, 1), correct(it.photo_clean[0], it.label, 1))
+            )
+    digital_photo = {source[it.item_id]: correct(it.clean, it.label, 1) for it in items}
     dig = sum(digital_photo.values())
     pho = sum(sum(p for _, p in v) * 2 > len(v) for v in by_photo.values())
-    tiles_k = sum(p for v in by_photo.values() for _, p in v)
-    tiles_n = sum(len(v) for v in by_photo.values())
+    # Every clean tile, with the interval clustered by photo (a photo's tiles are not independent).
+    counts = [(sum(p for _, p in v), len(v)) for v in by_photo.values()]
+    tiles = rate_from_counts(counts, bootstrap_weights(len(counts), DEFAULT_SEED, f"{preset}|{model}|clean"))
     lines = [
         f"### {preset} / {model}",
         "",
@@ -189,7 +201,7 @@ def table(works: list[Path], preset: str, model: str) -> str:
         "",
         f"- clean top-1, digital: {_fmt(dig, len(digital_photo))} photos",
         f"- clean top-1, photographed (majority of each photo's clean tiles): {_fmt(pho, len(by_photo))} photos",
-        f"- clean top-1, photographed, per clean tile: {_fmt(tiles_k, tiles_n)} tiles",
+        f"- clean top-1, photographed, per clean tile: {_tiles(tiles)}",
         "",
         "| attack | ε | adv top-1 digital | adv top-1 photographed | destruction (average) | destruction (prefiltered) "
         "|",

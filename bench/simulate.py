@@ -4,17 +4,24 @@ Builds two A4 page rasters (150 dpi) with markers and image tiles, prints them o
 times ``frames()`` at the preset's
 output resolution, and the office preset at 2560x1440 (the speed goal there is >= 30 frames/s;
 careful-lab renders 12 MP stills, where a few frames per second is enough). Run: ``python bench/simulate.py [--frames
-150] [--sheets-per-frame 1]``. ``--compare N`` times only the 2560x1440 row, N times each way in alternation: the
-camera's fast path (the sensor's and the ISP's tables as one lookup, reused buffers) against the same frames rendered
-step by step with fresh arrays (``SimulatedCamera.fast = False``), and prints the ratio.
+150] [--sheets-per-frame 1]``. ``--compare N`` times only the office preset at ``--size`` (2560x1440), N times each way
+in alternation: the camera's fast path (``channel.fastframe``) against the same channel rendered step by step with
+fresh arrays (``SimulatedCamera.fast = False``), and prints the ratio. ``--compare N --against REF`` times this
+checkout against the git commit REF instead (before and after a change, each run in its own process, in alternation;
+REF's ``channel/`` and ``contracts/`` are unpacked with ``git archive`` into a temporary folder); ``--serial`` renders
+on one thread with one OpenCV thread there, the frame path's own CPU cost without the thread pools' overhead (the
+figure to compare when other jobs hold the cores).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
+import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -23,7 +30,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+# --tree DIR (the child processes of --against): import the simulator from DIR instead of this checkout.
+_TREE = next((sys.argv[i + 1] for i, a in enumerate(sys.argv[:-1]) if a == "--tree"), None)
+sys.path.insert(0, _TREE or str(ROOT))
 
 from channel.simulate import SimulatedCamera  # noqa: E402
 from contracts.profile import PRESETS, ChannelProfile, load_profile  # noqa: E402
@@ -92,12 +102,69 @@ def compare(pages: list[np.ndarray], size_mm: tuple[float, float], profile: Chan
     )
 
 
+def _qhd(size: str) -> ChannelProfile:
+    w, h = (int(v) for v in size.lower().split("x"))
+    qhd = replace(load_profile("office-laser-webcam"), name=f"office@{w}x{h}")
+    return replace(qhd, camera=replace(qhd.camera, width=w, height=h))  # the speed goal: >= 30 frames/s at 2560x1440
+
+
+def one(args: Any) -> None:
+    """One timed pass (the child process of ``--against``): prints ``{"fps", "cpu_ms"}`` as JSON."""
+    if args.serial:  # one render thread, one OpenCV thread: the frame path's own cost, without the pools' overhead
+        import channel.simulate as sim  # the tree's, as above
+
+        cv2.setNumThreads(1)
+        sim.RENDER_THREADS = 1
+    size_mm = (210.0, 297.0)
+    cam = SimulatedCamera(
+        _pages(2, size_mm, 150.0), [size_mm] * 2, [1, 2], _qhd(args.size), seed=0, n_frames=args.frames
+    )
+    n, wall, cpu = _time(cam)
+    print(json.dumps({"fps": n / wall, "cpu_ms": 1000 * cpu / n}))
+
+
+def against(args: Any) -> None:
+    """This checkout against git commit ``args.against``, each in its own process, alternating; prints the ratios."""
+    with tempfile.TemporaryDirectory(prefix="simbench-") as tmp:
+        tar = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", args.against, "channel", "contracts"], capture_output=True, check=True
+        )
+        subprocess.run(["tar", "-x", "-C", tmp], input=tar.stdout, check=True)
+        trees = {"before": tmp, "after": str(ROOT)}
+        res: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
+        for rep in range(args.compare):
+            for name in ("before", "after") if rep % 2 == 0 else ("after", "before"):
+                cmd = [sys.executable, __file__, "--one", "--size", args.size, "--frames", str(args.frames)]
+                cmd += ["--tree", trees[name]] + (["--serial"] if args.serial else [])
+                res[name].append(json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout))
+                log.info(
+                    "%-6s %6.1f frames/s  %6.1f CPU-ms per frame", name, res[name][-1]["fps"], res[name][-1]["cpu_ms"]
+                )
+    med = {k: {m: float(np.median([r[m] for r in v])) for m in ("fps", "cpu_ms")} for k, v in res.items()}
+    ratio = [a["cpu_ms"] / b["cpu_ms"] for a, b in zip(res["after"], res["before"], strict=True)]
+    log.info(
+        "office@%s%s against %s: median frames/s %.1f -> %.1f, CPU-ms per frame %.1f -> %.1f; after/before CPU %.3f "
+        "(pairs %.3f-%.3f, n=%d x %d frames, load %.2f at the end)",
+        args.size, " (serial)" if args.serial else "", args.against, med["before"]["fps"], med["after"]["fps"],
+        med["before"]["cpu_ms"], med["after"]["cpu_ms"],
+        float(np.median(ratio)), min(ratio), max(ratio), args.compare, args.frames, os.getloadavg()[0],
+    )  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=150)
     ap.add_argument("--sheets-per-frame", type=int, default=1, choices=(1, 2))
-    ap.add_argument("--compare", type=int, default=0, metavar="N", help="fast against plain at 2560x1440, N runs each")
+    ap.add_argument("--compare", type=int, default=0, metavar="N", help="fast against plain at --size, N runs each")
+    ap.add_argument("--against", metavar="REF", help="with --compare: this checkout against git commit REF")
+    ap.add_argument("--size", default="2560x1440", help="frame size of --compare (WxH)")
+    ap.add_argument("--serial", action="store_true", help="with --against: one render thread, one OpenCV thread")
+    ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--tree", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.one:
+        one(args)
+        return
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     size_mm = (210.0, 297.0)
     log.info(
@@ -108,9 +175,11 @@ def main() -> None:
         os.cpu_count() or 0,
         os.getloadavg()[0],
     )
+    if args.compare and args.against:
+        against(args)
+        return
     pages = _pages(2, size_mm, 150.0)
-    qhd = replace(load_profile("office-laser-webcam"), name="office@2560x1440")
-    qhd = replace(qhd, camera=replace(qhd.camera, width=2560, height=1440))  # the speed goal: >= 30 frames/s here
+    qhd = _qhd(args.size if args.compare else "2560x1440")
     if args.compare:
         compare(pages, size_mm, qhd, args)
         return

@@ -10,6 +10,7 @@ Torch-free by design: a capture station needs numpy, OpenCV and onnxruntime only
   the printed-scale check; ``quality``: tile metrics and gates; ``strip``: the
   calibration strip measured during capture);
 - ``faces``: the ONNX face detectors (CenterFace, YuNet): preprocessing, decoding, NMS;
+  ``facetarget``: a face detector in the classifier's place in the capture loop (a face batch's target);
 - ``classify``: the ONNX classifier and its execution provider; ``cachedir``: its private
   per-user cache folder (the TensorRT engine cache);
 - ``digital``: the classifier on every batch PNG (the digital top-5; also the sweep's);

@@ -18,6 +18,7 @@ import numpy as np
 
 from capture.classify import OnnxClassifier
 from capture.coverage import Coverage, CoverageTracker
+from capture.facetarget import FaceTarget
 from capture.feedback import build_report, gate_hint, reject_reason
 from capture.overlay import Outline, Window, draw_overlay
 from capture.pipeline import ClassifierWorker, Job, LatestSlot, TileKey, TileResult
@@ -27,7 +28,7 @@ from capture.sheets.strip import StripMeter
 from capture.stoprule import SOURCE_ENDED, STOP_REQUESTED, WINDOW_CLOSED, StopRule
 from contracts import signals
 from contracts.frames import FrameSource
-from contracts.framing import FRAME_FILL, PLATEAU_TILE_FRACTION, tile_px_at_fill
+from contracts.framing import FRAME_FILL, PLATEAU_TILE_FRACTION, framed_mm, tile_px_at_fill
 from contracts.layout import Layout
 from contracts.manifest import Batch
 from contracts.verdict import live_line
@@ -80,8 +81,7 @@ def resolution_warning(frame_wh: tuple[int, int], layout: Layout, input_size: in
     if not layout.sheets:
         return None
     w, h = frame_wh
-    paper = (float(layout.sheets[0].size_mm[0]), float(layout.sheets[0].size_mm[1]))
-    px = tile_px_at_fill((w, h), paper, layout.tile_mm)
+    px = tile_px_at_fill((w, h), framed_mm(layout), layout.tile_mm)  # a dense sheet: one pair fills the frame
     need, plateau = MIN_TILE_FRACTION * input_size, PLATEAU_TILE_FRACTION * input_size
     if px >= plateau:
         return None
@@ -92,8 +92,9 @@ def resolution_warning(frame_wh: tuple[int, int], layout: Layout, input_size: in
         "(the channel check will say how much)"
     )
     return (
-        f"a {w}x{h} camera gives the layout's {layout.tile_mm:g} mm tiles about {px:.0f} px even with the sheet "
-        f"filling {100 * FRAME_FILL:.0f} % of the frame, {what}; use a camera with more pixels (12 MP stills: "
+        f"a {w}x{h} camera gives the layout's {layout.tile_mm:g} mm tiles about {px:.0f} px even with "
+        f"{'one pair and its markers' if layout.dense else 'the sheet'} filling {100 * FRAME_FILL:.0f} % of the "
+        f"frame, {what}; use a camera with more pixels (12 MP stills: "
         "--photos), "
         f"or re-print for this one: photoproof print BATCH --frame-size {w}x{h} --model {model}"
     )
@@ -105,7 +106,7 @@ class CameraLoop:
     def __init__(
         self,
         detector: SheetDetector,
-        clf: OnnxClassifier,
+        clf: OnnxClassifier | FaceTarget,
         recorder: Recorder,
         slot: LatestSlot,
         worker: ClassifierWorker,

@@ -32,6 +32,7 @@ from capture.command import (
     sources_given,
     summary_table,
 )
+from capture.facetarget import FaceTarget
 from capture.sheets.quality import MIN_TILE_FRACTION, QualityGates
 from console.options import (
     DEFAULT_CAMERA,
@@ -43,6 +44,7 @@ from console.options import (
     renamed,
 )
 from console.terminal import console
+from contracts.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +269,8 @@ def register(
                 label_map=target.label_map,
             )
         elif scene:
+            if isinstance(target.clf, FaceTarget):
+                raise UserError("--scene: scene mode measures classifiers only so far; capture a face batch's sheets")
             scene_session(batch, source, target.clf, region, label, frames, duration, session, scene_summary, headless)
             return
         else:

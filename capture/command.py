@@ -24,6 +24,7 @@ from rich.text import Text
 
 from capture.cameraloop import Progress
 from capture.classify import COREML, CPU, CUDA, TENSORRT, OnnxClassifier, default_providers
+from capture.facetarget import FaceTarget, is_detector_file
 from capture.session import run_capture
 from capture.sheets.quality import MIN_TILE_FRACTION, QualityGates
 from capture.sources.files import PhotoSource, VideoSource
@@ -139,7 +140,7 @@ def summary_table(db: Path) -> Table:
     import json
 
     from contracts.capturedb import open_db_readonly
-    from contracts.manifest import load_batch
+    from contracts.manifest import is_face_batch, load_batch
 
     con = open_db_readonly(db)
     try:
@@ -149,9 +150,14 @@ def summary_table(db: Path) -> Table:
     finally:
         con.close()
     lmap = {int(k): int(v) for k, v in ((cfg.get("labels") or {}).get("map") or {}).items()}
-    truth = {it.id: lmap.get(it.label.index, it.label.index) for it in load_batch(db.parent.parent).items}
+    batch = load_batch(db.parent.parent)
+    truth = {it.id: lmap.get(it.label.index, it.label.index) for it in batch.items}
+    face = is_face_batch(batch)  # top1 1: every truth face found (capture.facetarget)
     table = Table(title=f"capture {escape(db.stem)}", show_edge=False)
-    for col in ("", "observations", "good", "model right (good)", "fooled (good)"):
+    right_fooled = (
+        ("every face found (good)", "a face missed (good)") if face else ("model right (good)", "fooled (good)")
+    )
+    for col in ("", "observations", "good", *right_fooled):
         table.add_column(col, justify="right")
     for role in ("clean", "adv"):
         good = [r for r in rows if r[1] == role and r[3]]
@@ -252,7 +258,7 @@ class Target:
     """The target model as capture runs it: its file, its classifier, the gates sized for it, the label map."""
 
     model_path: Path
-    clf: OnnxClassifier
+    clf: OnnxClassifier | FaceTarget
     gates: QualityGates
     label_map: dict[str, str] | None
 
@@ -265,6 +271,9 @@ class Target:
         gate_args: dict[str, Any],
     ) -> Target:
         lmap = read_label_map(flags.label_map) if flags.label_map is not None else None
+        if is_detector_file(model_path):  # a face detector (models export centerface|yunet): a face batch's target
+            face = FaceTarget(model_path)
+            return cls(model_path, face, QualityGates.for_model(face.spec.input_size, face.name, **gate_args), None)
         clf = OnnxClassifier(
             model_path,
             providers=PROVIDERS[provider] or default_providers(),

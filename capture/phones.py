@@ -28,6 +28,7 @@ import numpy as np
 
 from capture.cameraloop import Progress
 from capture.classify import OnnxClassifier
+from capture.facetarget import FaceTarget, check_pairing
 from capture.phoneqr import qr_image, qr_terminal
 from capture.session import check_layout, run_capture
 from capture.sheets.quality import QualityGates
@@ -38,7 +39,7 @@ from capture.stoprule import STOP_REQUESTED, WINDOW_CLOSED, StopRule
 from contracts import signals
 from contracts.errors import UserError
 from contracts.layout import load_layout
-from contracts.manifest import load_batch, require_classifier_batch
+from contracts.manifest import load_batch
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ class PhoneCapture:
         self,
         batch_dir: Path,
         model_path: Path,
-        classifier: OnnxClassifier,
+        classifier: OnnxClassifier | FaceTarget,
         *,
         bind: str = "0.0.0.0",
         port: int = 8443,
@@ -98,7 +99,7 @@ class PhoneCapture:
         self.batch_dir, self.model_path, self.clf = Path(batch_dir), Path(model_path), classifier
         # run_capture's checks, made here rather than on the first phone's thread
         batch = load_batch(self.batch_dir)
-        require_classifier_batch(batch, self.batch_dir, "capture")
+        check_pairing(batch, self.batch_dir, isinstance(classifier, FaceTarget), f"--model {model_path}")
         check_layout(batch, load_layout(self.batch_dir))
         self.base = session or f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
         self.gates, self.save_crops = gates, save_crops
@@ -297,7 +298,7 @@ class PhoneCapture:
 def run_phone_command(
     batch_dir: Path,
     model_path: Path,
-    classifier: OnnxClassifier,
+    classifier: OnnxClassifier | FaceTarget,
     *,
     bind: str,
     port: int,

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from capture.classify import CPU, OnnxClassifier
+from capture.facetarget import FaceTarget
 from capture.record import Observation, Recorder
 from capture.sheets.detect import TileCrop
 from contracts.errors import UserError
@@ -127,7 +128,7 @@ class WorkerStats:
         return sum(n for _, n in pts[1:]) / span if span > 0 else 0.0
 
 
-def loop_threads(classifier: OnnxClassifier, cores: int | None = None) -> int | None:
+def loop_threads(classifier: OnnxClassifier | FaceTarget, cores: int | None = None) -> int | None:
     """OpenCV threads for the camera loop while ``classifier`` runs: the cores onnxruntime leaves free, at least one.
 
     ``None`` when the classifier runs on a GPU (then the CPU is the loop's).
@@ -141,7 +142,8 @@ class ClassifierWorker(threading.Thread):
     """Classify the newest crops in a thread; record observations; track the per-tile counts.
 
     Args:
-        classifier: the ONNX model.
+        classifier: the ONNX model: a classifier, or a face detector (:class:`capture.facetarget.FaceTarget`,
+            whose rows also record the boxes it found on each crop).
         recorder: where observations go.
         slot: the mailbox the camera loop fills.
         all_tiles: every tile of the layout (for ``--per-tile``).
@@ -154,7 +156,7 @@ class ClassifierWorker(threading.Thread):
 
     def __init__(
         self,
-        classifier: OnnxClassifier,
+        classifier: OnnxClassifier | FaceTarget,
         recorder: Recorder,
         slot: LatestSlot,
         all_tiles: list[TileKey],
@@ -218,8 +220,12 @@ class ClassifierWorker(threading.Thread):
             return
         t0 = time.perf_counter()
         self.busy_since = time.monotonic()
+        boxes: list[str] | list[None] = [None] * len(job.crops)
         try:
-            ids, probs = self.classifier.classify(np.stack([c.crop_rgb for c in job.crops]))
+            if isinstance(self.classifier, FaceTarget):
+                ids, probs, boxes = self.classifier.detect_tiles(job.crops)
+            else:
+                ids, probs = self.classifier.classify(np.stack([c.crop_rgb for c in job.crops]))
         finally:
             took = time.perf_counter() - t0
             self.mean_job_s = took if self.mean_job_s == 0 else 0.8 * self.mean_job_s + 0.2 * took
@@ -232,7 +238,7 @@ class ClassifierWorker(threading.Thread):
                 len(finite),
                 job.frame_idx,
             )
-        kept = [(c, i, p) for c, i, p, ok in zip(job.crops, ids, probs, finite, strict=True) if ok]
+        kept = [(c, i, p, b) for c, i, p, b, ok in zip(job.crops, ids, probs, boxes, finite, strict=True) if ok]
         obs = [
             Observation(
                 frame_idx=job.frame_idx,
@@ -244,13 +250,14 @@ class ClassifierWorker(threading.Thread):
                 top5_ids=[int(v) for v in i],
                 top5_probs=[float(v) for v in p],
                 layout_id=c.layout_id or None,
+                boxes=b,
             )
-            for c, i, p in kept
+            for c, i, p, b in kept
         ]
         self.recorder.add_observations(obs)  # first: only what was recorded is counted
         with self._lock:
             self.stats.nonfinite += int((~finite).sum())
-            for c, i, p in kept:
+            for c, i, p, _ in kept:
                 key = tile_key(c)
                 self.results[key] = TileResult(top1=int(i[0]), prob=float(p[0]), frame_idx=job.frame_idx, good=c.good)
                 if self.tally is not None:

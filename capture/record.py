@@ -47,6 +47,7 @@ class Observation:
     top5_ids: list[int]
     top5_probs: list[float]
     layout_id: str | None = None  # the layout (print) its sheet was read with
+    boxes: str | None = None  # a face detector's boxes on the crop, as JSON (schema 3); None for a classifier
 
 
 def _open_failure(path: Path, e: sqlite3.Error) -> str:
@@ -179,9 +180,13 @@ class Recorder:
             self._owns_session = True
             return resume
 
-    def write_digital(self, rows: Iterable[tuple[str, str, Any, Any]]) -> None:
-        """``(item_id, role, top5_ids, top5_probs)`` for every saved PNG."""
+    def write_digital(self, rows: Iterable[tuple[str, str, Any, Any]], boxes: dict | None = None) -> None:
+        """``(item_id, role, top5_ids, top5_probs)`` for every saved PNG; a detector's ``boxes`` per (item, role)."""
         self._write_top5("digital", rows)
+        with self._writing(check=False):
+            rows_b = [(self.session_id, *key, b) for key, b in (boxes or {}).items()]
+            self.con.executemany("INSERT OR REPLACE INTO digital_boxes VALUES (?,?,?,?)", rows_b)
+            self.con.commit()
 
     def _write_top5(self, table: str, rows: Iterable[tuple[str, str, Any, Any]]) -> None:
         """``(item_id, key, top5_ids, top5_probs)`` rows into ``table`` (``digital`` or ``stability``), one commit."""
@@ -264,13 +269,14 @@ class Recorder:
                     ids,
                     probs,
                     o.layout_id,
+                    o.boxes,
                 )
             )
         with self._writing():
             self.con.executemany(
                 "INSERT INTO observations (session_id, frame_idx, sheet_id, item_id, role, sharpness, tile_px, "
-                "angle_deg, clipped, good, top1, top1_prob, top5_ids, top5_probs, layout_id) VALUES "
-                "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "angle_deg, clipped, good, top1, top1_prob, top5_ids, top5_probs, layout_id, boxes) VALUES "
+                "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 rows,
             )
             self._dirty = True

@@ -22,10 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 
 from capture.cameraloop import CameraLoop, Progress
 from capture.classify import OnnxClassifier
 from capture.digital import Top5Row, digital_top5
+from capture.facetarget import FaceTarget, check_pairing, is_detector_file
 from capture.overlay import Window, window_wanted
 from capture.pipeline import ClassifierWorker, LatestSlot, TileKey
 from capture.record import Recorder
@@ -40,7 +42,7 @@ from contracts.errors import UserError
 from contracts.frames import FrameSource
 from contracts.labels import target_map
 from contracts.layout import Layout, check_sheets_pdf, load_layout, load_layouts
-from contracts.manifest import Batch, load_batch, require_classifier_batch
+from contracts.manifest import Batch, load_batch
 from contracts.paths import atomic_write_bytes
 from contracts.verdict import Tally
 
@@ -110,6 +112,46 @@ def save_gallery(crops_dir: Path, worker: ClassifierWorker) -> list[str]:
     return sorted(names)
 
 
+def _target(
+    batch_dir: Path,
+    batch: Batch,
+    given: OnnxClassifier | FaceTarget | None,
+    model_path: Path,
+    label_map: dict[str, str] | None,
+) -> tuple[OnnxClassifier | FaceTarget, dict[int, int] | None]:
+    """The session's target (a classifier, or a face detector for a face batch) and its label map."""
+    clf = given
+    if clf is None:
+        clf = FaceTarget(model_path) if is_detector_file(model_path) else OnnxClassifier(model_path)
+    check_pairing(batch, batch_dir, isinstance(clf, FaceTarget), f"--model {clf.path}")
+    if isinstance(clf, FaceTarget):
+        clf.bind(batch_dir, batch)
+        return clf, None
+    used = {it.label.index for it in batch.items} | {it.target for it in batch.items if it.target is not None}
+    return clf, target_map(batch.class_names(), clf.class_names, used, label_map, where=f"--model {clf.path}")
+
+
+def _digital(
+    batch_dir: Path, batch: Batch, clf: OnnxClassifier | FaceTarget, recorder: Recorder
+) -> tuple[list[Top5Row], list[Top5Row]]:
+    """Record the target on the saved PNGs (and a classifier's stability baseline); return what the tally counts.
+
+    A face detector records its boxes on each PNG and has no stability baseline yet; an item without truth faces
+    counts nothing in the channel check.
+    """
+    if isinstance(clf, FaceTarget):
+        rows, boxes = clf.digital(batch_dir, batch)
+        digital = [(i, r, np.array(ids), np.array(ps)) for i, r, ids, ps in rows]
+        recorder.write_digital(digital, boxes)
+        faces = {it.id for it in batch.items if it.truth is not None and it.truth.boxes}
+        return [r for r in digital if r[0] in faces], []
+    digital = digital_top5(batch_dir, batch, clf)
+    recorder.write_digital(digital)
+    stable = stability_top5(batch_dir, batch, clf)
+    recorder.write_stability(stable)
+    return digital, stable
+
+
 class _Signals:
     """SIGINT/SIGTERM set the stop flag (a second one raises KeyboardInterrupt); restored on exit."""
 
@@ -149,7 +191,7 @@ def run_capture(
     session_id: str | None = None,
     save_crops: bool = True,
     gates: QualityGates | None = None,
-    classifier: OnnxClassifier | None = None,
+    classifier: OnnxClassifier | FaceTarget | None = None,
     render: bool | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     stop_event: threading.Event | None = None,
@@ -169,7 +211,8 @@ def run_capture(
             what it already holds, so a finished session is not extended.
         save_crops: keep each tile's sharpest and blurriest crop under ``captures/<session>/crops/``.
         gates: quality gates (default ``QualityGates.for_model``: from the model's input size).
-        classifier: an already built classifier (foreign models with flags, or a chosen provider).
+        classifier: an already built classifier (foreign models with flags, or a chosen provider), or a face
+            detector (:class:`capture.facetarget.FaceTarget`) for a face batch; built from ``model_path`` when absent.
         render: draw the overlay even when headless (the bench does); default: only with a window.
         on_progress: called about twice a second with a :class:`Progress`, and once at the end.
         stop_event: set it from another thread to stop the session.
@@ -180,17 +223,14 @@ def run_capture(
     """
     batch_dir = Path(batch_dir)
     batch, layout = load_batch(batch_dir), load_layout(batch_dir)
-    require_classifier_batch(batch, batch_dir, "capture")
     check_layout(batch, layout)
     rule = StopRule(frames, duration, per_tile)
     layouts = {lid: lay for lid, lay in load_layouts(batch_dir).items() if lid == layout.id or _usable(batch, lay, lid)}
     check_sheets_pdf(batch_dir, layout)
     if session_id is not None:
         check_session_name(session_id)
-    clf = classifier or OnnxClassifier(Path(model_path))
+    clf, lmap = _target(batch_dir, batch, classifier, Path(model_path), label_map)
     gates = gates or QualityGates.for_model(clf.spec.input_size, clf.name)
-    used = {it.label.index for it in batch.items} | {it.target for it in batch.items if it.target is not None}
-    lmap = target_map(batch.class_names(), clf.class_names, used, label_map, where=f"--model {clf.path}")
     detector = SheetDetector(layout, gates, batch_dir=batch_dir, layouts=layouts)
     show = window_wanted(headless)
     stop = stop_event or threading.Event()
@@ -234,11 +274,7 @@ def run_capture(
                     layout_id=layout.id,
                 )
             )
-            digital = digital_top5(batch_dir, batch, clf)
-            recorder.write_digital(digital)
-            stable = stability_top5(batch_dir, batch, clf)
-            recorder.write_stability(stable)
-            tally = session_tally(batch, lmap, digital, stable)
+            tally = session_tally(batch, lmap, *_digital(batch_dir, batch, clf, recorder))
             for item, role, top1, good in recorder.outcomes() if resume.next_frame else []:
                 tally.add(item, role, top1, good)  # a resumed session's verdict counts what it already holds
             slot = LatestSlot()

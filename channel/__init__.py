@@ -11,8 +11,9 @@ the scene and the camera; every module here reads it.
 - ``resolution``: a tile photographed at N camera pixels and an angle (the gates' and the sweep's measurement);
 - ``motion``: hand-held motion, the smooth drift of every channel parameter between frames;
 - ``simulate``: the simulated camera, a frame source rendering the batch's sheets; ``scratch``: the per-thread
-  buffers its render threads reuse from frame to frame; ``page``: a sheet's page rendered, printed into a pyramid
-  and placed in the frame;
+  buffers its render threads reuse from frame to frame; ``fastframe``: the frame path it takes (the unsharp mask
+  only around the sheets, the desk's pre-sharpened noise bank); ``page``: a sheet's page rendered, printed into a
+  pyramid and placed in the frame; ``views``: where a close-up camera points on a dense sheet, pair by pair;
 - ``calibrate``: fits a profile to the calibration strip measured in a capture and writes it;
   ``calibrate_fit``: the printer's tone and colour and the camera's noise fitted to the strip's patches;
   ``calibrate_isp``: what it fits beyond the printer (the camera's ISP, the framing) and its checks of the strip;

@@ -16,7 +16,7 @@ import numpy as np
 from channel import isp as isp_mod
 from channel.model import ChannelParams, wb_gains
 from channel.scratch import Scratch, buffer
-from contracts.profile import Camera, ChannelProfile
+from contracts.profile import Camera, ChannelProfile, Isp
 
 
 # ----------------------------------------------------------------------------- camera
@@ -161,14 +161,26 @@ def apply_isp(
     one table lookup, with the same result as ``apply_isp(cv2.LUT(img, sensor_lut), ...)``. ``scratch``: the
     caller's buffers (``channel.scratch``), reused from call to call; the result is then one of them.
     """
+    out = isp_tables_apply(img, profile, p, bgr=bgr, sensor_lut=sensor_lut, scratch=scratch)
+    if profile.isp.sharpen_amount > 0 and not profile.isp.is_identity():
+        out = unsharp(out, profile.isp, sharpen_scale, scratch=scratch)
+    return out
+
+
+def isp_tables_apply(
+    img: np.ndarray,
+    profile: ChannelProfile,
+    p: ChannelParams,
+    bgr: bool = False,
+    sensor_lut: np.ndarray | None = None,
+    scratch: Scratch | None = None,
+) -> np.ndarray:
+    """:func:`apply_isp` without its unsharp mask: steps 1-4 of ``channel.isp`` (tables and colour matrix)."""
     isp = profile.isp
     if isp.is_identity():
         return img if sensor_lut is None else cv2.LUT(img, sensor_lut, dst=buffer(scratch, "lut", img))
-    first, second = isp_mod.isp_tables(isp, profile.camera.gamma, isp_frame(profile, p))
-    first = first[:, :, ::-1] if bgr else first
-    if sensor_lut is not None:  # table after table is one table: first[sensor_lut[i, c], c]
-        first = np.take_along_axis(first[0], sensor_lut[0].astype(np.intp), axis=0)[None]
-    out = cv2.LUT(img, np.ascontiguousarray(first), dst=buffer(scratch, "lut", img))
+    first, second = isp_lookup(profile, p, bgr, sensor_lut)
+    out = cv2.LUT(img, first, dst=buffer(scratch, "lut", img))
     if second is not None:  # the colour matrix in linear light, between the two tables
         m = isp_mod.colour_matrix(isp)
         gamma = profile.camera.gamma
@@ -176,11 +188,41 @@ def apply_isp(
         lin = np.clip(cv2.transform(lin, (m[::-1, ::-1] if bgr else m).astype(np.float32)), 0.0, 1.0)
         enc = cv2.convertScaleAbs(cv2.pow(lin, 1.0 / gamma), alpha=255.0)
         out = cv2.LUT(enc, second[:, :, ::-1].copy() if bgr else second, dst=out)
-    if isp.sharpen_amount > 0:
-        sigma = isp.sharpen_sigma_px * sharpen_scale
-        k = gaussian_ksize(sigma)
-        blur = cv2.GaussianBlur(out, (k, k), sigma, dst=buffer(scratch, "blur", out), borderType=cv2.BORDER_REFLECT_101)
-        out = cv2.addWeighted(
-            out, 1.0 + isp.sharpen_amount, blur, -isp.sharpen_amount, 0.0, dst=buffer(scratch, "sharp", out)
-        )
+    return out
+
+
+def isp_lookup(
+    profile: ChannelProfile, p: ChannelParams, bgr: bool = False, sensor_lut: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The tables :func:`isp_tables_apply` looks 8-bit codes up in: the first (1, 256, 3), merged with
+    ``sensor_lut`` when given, and the one after the colour matrix (None when the matrix is the identity)."""
+    first, second = isp_mod.isp_tables(profile.isp, profile.camera.gamma, isp_frame(profile, p))
+    first = first[:, :, ::-1] if bgr else first
+    if sensor_lut is not None:  # table after table is one table: first[sensor_lut[i, c], c]
+        first = np.take_along_axis(first[0], sensor_lut[0].astype(np.intp), axis=0)[None]
+    return np.ascontiguousarray(first), second
+
+
+def unsharp_kernel(isp: Isp, sharpen_scale: float = 1.0) -> tuple[int, float]:
+    """The unsharp mask's Gaussian: (kernel size, sigma) for ``sharpen_scale`` image pixels per camera pixel."""
+    sigma = isp.sharpen_sigma_px * sharpen_scale
+    return gaussian_ksize(sigma), sigma
+
+
+def unsharp(
+    img: np.ndarray,
+    isp: Isp,
+    sharpen_scale: float = 1.0,
+    dst: np.ndarray | None = None,
+    scratch: Scratch | None = None,
+) -> np.ndarray:
+    """Step 5 of ``channel.isp`` on uint8: ``(1 + amount) img - amount Gaussian(img)``, saturating, reflected borders.
+
+    ``dst`` may be ``img`` itself (the simulated camera sharpens the sheets' box of its frame in place).
+    """
+    k, sigma = unsharp_kernel(isp, sharpen_scale)
+    blur = cv2.GaussianBlur(img, (k, k), sigma, dst=buffer(scratch, "blur", img), borderType=cv2.BORDER_REFLECT_101)
+    if dst is None:
+        dst = buffer(scratch, "sharp", img)
+    out: np.ndarray = cv2.addWeighted(img, 1.0 + isp.sharpen_amount, blur, -isp.sharpen_amount, 0.0, dst=dst)
     return out

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -60,6 +61,43 @@ def page_homography(p: ch.ChannelParams, size_mm: tuple[float, float], frame_wh:
         shift.append(lo + unit * (hi - lo) if lo <= hi else (lo + hi) / 2)
     out: np.ndarray = ch.translation(*shift) @ h0
     return out
+
+
+def region_homography(
+    p: ch.ChannelParams, region_mm: tuple[float, float, float, float], frame_wh: tuple[int, int]
+) -> np.ndarray:
+    """Page millimetres to frame pixels for a camera close up on ``region_mm`` = (x, y, w, h) of the page.
+
+    The region takes the place of the sheet in :func:`page_homography` (``sheet_fill`` of the frame,
+    along its limiting side), and the rest of the page runs out of the frame. A person framing a pair
+    keeps its markers in view: when the rotation or tilt would take the region's corners out of the
+    frame, the camera is held further back until they fit.
+    """
+    x, y, w, h = region_mm
+    fw, fh = frame_wh
+    fill = p.sheet_fill * min(1.0, (fw / fh) / (w / h))
+    corners = np.array([[[0, 0], [w, 0], [w, h], [0, h]]], np.float64)
+    for _ in range(3):
+        hom = page_homography(replace(p, sheet_fill=fill), (w, h), frame_wh)
+        c = cv2.perspectiveTransform(corners, hom)[0]
+        span = c.max(axis=0) - c.min(axis=0)
+        shrink = min(1.0, 0.98 * (fw - 1) / span[0], 0.98 * (fh - 1) / span[1])
+        if shrink >= 1.0:
+            break
+        fill *= shrink
+    out: np.ndarray = hom @ ch.translation(-x, -y)
+    return out
+
+
+CLOSE_UP_OVERSAMPLING = 1.25  # raster px per frame px in close-ups (600 dpi A4 rasters take 1.3 GB; 400 dpi 0.6 GB)
+
+
+def region_dpi(profile: ChannelProfile, region_mm: tuple[float, float], frame_wh: tuple[int, int]) -> float:
+    """Raster dpi for close-up views of ``region_mm`` = (w, h): ``CLOSE_UP_OVERSAMPLING`` x the frame's sampling
+    at the largest fill (1080p, one pair of 61 mm tiles: about 405 dpi, 4 raster px per image pixel)."""
+    (w, h), (fw, fh) = region_mm, frame_wh
+    px_per_mm = profile.scene.sheet_fill[1] * min(fh / h, fw / w)
+    return float(min(profile.printer.dpi, max(150.0, CLOSE_UP_OVERSAMPLING * px_per_mm * 25.4)))
 
 
 def default_dpi(profile: ChannelProfile, sheet_height_mm: float) -> float:

@@ -29,11 +29,20 @@ from typing import Any
 import cv2
 import numpy as np
 
-from channel import camera
+from channel import camera, fastframe
 from channel import model as ch
 from channel.motion import HandHeldProcess
-from channel.page import MAX_PAGE_PIXELS, default_dpi, page_homography, pyramid, render_page
+from channel.page import (
+    MAX_PAGE_PIXELS,
+    default_dpi,
+    page_homography,
+    pyramid,
+    region_dpi,
+    region_homography,
+    render_page,
+)
 from channel.scratch import Scratch
+from channel.views import close_up_views, needs_close_up
 from contracts.batchdir import LAYOUT, SHEETS_PDF
 from contracts.errors import UserError
 from contracts.frames import Frame, FrameSource
@@ -67,6 +76,8 @@ class SimulatedCamera(FrameSource):
             sheet group for ``DWELL_S`` seconds).
         sheets_per_frame: 1, or 2 for two sheets side by side.
         realtime: sleep so that frames arrive at ``fps``.
+        views: close-up views instead of whole sheets: (page index, (x, y, w, h) mm of the part
+            of that page that fills the frame), shown in turn (``from_batch``: each pair of a dense sheet).
     """
 
     def __init__(
@@ -80,6 +91,7 @@ class SimulatedCamera(FrameSource):
         n_frames: int | None = None,
         sheets_per_frame: int = 1,
         realtime: bool = False,
+        views: Sequence[tuple[int, tuple[float, float, float, float]]] | None = None,
     ) -> None:
         if not pages or not (len(pages) == len(page_sizes_mm) == len(page_ids)):
             raise ValueError("pages, page_sizes_mm and page_ids must be non-empty and of equal length")
@@ -98,6 +110,12 @@ class SimulatedCamera(FrameSource):
         self.groups = [
             list(range(i, min(i + sheets_per_frame, len(pages)))) for i in range(0, len(pages), sheets_per_frame)
         ]
+        self.regions: list[tuple[float, float, float, float]] | None = None
+        if views:
+            if sheets_per_frame != 1 or not all(0 <= k < len(pages) for k, _ in views):
+                raise ValueError("views: one page each, an index into pages")
+            self.groups = [[k] for k, _ in views]
+            self.regions = [(float(r[0]), float(r[1]), float(r[2]), float(r[3])) for _, r in views]
         # A requested frame count is shared out over the sheets so that every sheet is seen;
         # otherwise each sheet stays in view for DWELL_S seconds.
         if n_frames is not None:
@@ -127,9 +145,15 @@ class SimulatedCamera(FrameSource):
         fps: float | None = None,
         n_frames: int | None = None,
         dpi: float | None = None,
+        framing: str | None = None,
         **kw: Any,
     ) -> SimulatedCamera:
-        """Render the sheets of ``BATCH/layout.json`` from ``BATCH/sheets.pdf`` (pypdfium2) and simulate them."""
+        """Render the sheets of ``BATCH/layout.json`` from ``BATCH/sheets.pdf`` (pypdfium2) and simulate them.
+
+        ``framing``: ``"sheet"`` (whole sheets), ``"block"`` (a dense sheet pair by pair, from close up:
+        :func:`close_up_views`), or ``None``: pair by pair when the layout is dense and this camera framing a
+        whole sheet gives its tiles fewer pixels than the layout aims at (:func:`needs_close_up`).
+        """
         import pypdfium2 as pdfium
 
         batch_dir = Path(batch_dir)
@@ -139,7 +163,16 @@ class SimulatedCamera(FrameSource):
             raise UserError(f"{pdf_path}: missing; print the batch first with 'photoproof print {batch_dir}'")
         if not layout.sheets:
             raise UserError(f"{batch_dir / LAYOUT}: no sheets to simulate")
-        dpi = float(dpi or default_dpi(profile, max(s.size_mm[1] for s in layout.sheets)))
+        if framing not in (None, "sheet", "block"):
+            raise ValueError(f"framing: expected 'sheet', 'block' or None, got {framing!r}")
+        views = close_up_views(layout) if framing in ("block", None) else []
+        if framing is None and not needs_close_up(layout, profile):
+            views = []
+        if framing == "block" and not views:
+            raise UserError(f"{batch_dir / LAYOUT}: not a dense layout; print it with 'photoproof print --frame-size'")
+        size = (profile.camera.width, profile.camera.height)
+        auto = max(region_dpi(profile, r[2:], size) for _, r in views) if views else None
+        dpi = float(dpi or auto or default_dpi(profile, max(s.size_mm[1] for s in layout.sheets)))
         try:
             pdf = pdfium.PdfDocument(str(pdf_path))
         except pdfium.PdfiumError as e:
@@ -164,6 +197,9 @@ class SimulatedCamera(FrameSource):
         pages = [functools.partial(render_page, pdf_path, s.page, dpi) for s in layout.sheets]
         log.info("%d sheet(s) to render at %.0f dpi", len(pages), dpi)
         sizes = [(float(s.size_mm[0]), float(s.size_mm[1])) for s in layout.sheets]
+        if views:
+            log.info("%d close-up views, one pair each", len(views))
+            kw["views"] = views
         return cls(pages, sizes, [s.page for s in layout.sheets], profile, seed=seed, fps=fps, n_frames=n_frames, **kw)
 
     # ------------------------------------------------------------------ FrameSource
@@ -175,6 +211,9 @@ class SimulatedCamera(FrameSource):
         self._levels = OrderedDict()
         w, h = self.size
         self._noise = rng.standard_normal((h + NOISE_PAD, w + NOISE_PAD, 3), dtype=np.float32)
+        self._desk_noise: np.ndarray | None = None  # the fast path's desk: int16, through the unsharp mask
+        if self.fast:
+            self._desk_noise_bank()
         lo, hi = BACKGROUND_REFLECTANCE
         blobs = cv2.resize(rng.random((9, 16)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
         bg = (lo + (hi - lo) * np.clip(blobs, 0, 1))[..., None] * BACKGROUND_TINT_BGR
@@ -206,7 +245,7 @@ class SimulatedCamera(FrameSource):
                 refl = ch.print_page(
                     page, self.profile.printer, None, np.random.default_rng([self.seed, 1, k]), dpi=dpi
                 )
-                self._levels[k] = pyramid(refl, size)
+                self._levels[k] = fastframe.pad_levels(pyramid(refl, size))  # the same levels, padded
                 while len(self._levels) > PRINTED_PAGES:
                     self._levels.popitem(last=False)
             self._levels.move_to_end(k)
@@ -270,10 +309,14 @@ class SimulatedCamera(FrameSource):
     def _render(self, index: int, p: ch.ChannelParams) -> tuple[Frame, bytes]:
         """One frame: the desk at 1/8 resolution, the sheets' bounding box at full resolution; sensor, ISP, JPEG."""
         assert self._levels is not None
-        (w, h), group = self.size, self.groups[(index // self.dwell) % len(self.groups)]
+        (w, h), view = self.size, (index // self.dwell) % len(self.groups)
+        group = self.groups[view]
         sizes = [self.page_sizes_mm[k] for k in group]
         group_mm = (sum(s[0] for s in sizes) + SHEET_GAP_MM * (len(sizes) - 1), max(s[1] for s in sizes))
-        h_group = page_homography(p, group_mm, (w, h))
+        if self.regions is None:
+            h_group = page_homography(p, group_mm, (w, h))
+        else:  # close up on one part of the page
+            h_group = region_homography(p, self.regions[view], (w, h))
         curve = camera.sensor_curve(p, self.profile.camera, ch.wb_gains(self.profile, p)[::-1].copy())
         gain, glare = self._light_maps(p, h_group, group_mm)
         # The desk is smooth: light and sqrt at 1/8 resolution, interpolated (outside the sheets' box only, below).
@@ -296,6 +339,8 @@ class SimulatedCamera(FrameSource):
             np.array([[[0, 0], [group_mm[0], 0], [group_mm[0], group_mm[1]], [0, group_mm[1]]]], np.float64), h_group
         )[0]
         margin = camera.gaussian_ksize(p.defocus_sigma_px) // 2 + math.ceil(p.motion_blur_px / 2) + 2
+        if self.fast and fastframe.sharpens(self.profile.isp):  # the box is sharpened alone: room for the mask
+            margin += camera.unsharp_kernel(self.profile.isp)[0] // 2
         x0, y0 = (max(0, int(math.floor(v)) - margin) for v in corners.min(axis=0))
         x1, y1 = (
             min(w, int(math.ceil(corners[:, 0].max())) + margin + 1),
@@ -304,27 +349,39 @@ class SimulatedCamera(FrameSource):
         scratch = getattr(self._scratch, "pool", None) if self.fast else Scratch()  # not fast: fresh arrays
         if scratch is None:
             scratch = self._scratch.pool = Scratch()
-        y = scratch.get("y", (h, w, 3), np.float32)
-        if x1 > x0 and y1 > y0:
-            self._sheets_y(p, group, homs, (x0, y0, x1, y1), (gain, glare), curve.offset, y[y0:y1, x0:x1], scratch)
-            strips = [(0, 0, w, y0), (0, y1, w, h), (0, y0, x0, y1), (x1, y0, w, y1)]  # the desk around the box
-        else:
-            strips = [(0, 0, w, h)]
-        for roi in strips:
-            if roi[2] > roi[0] and roi[3] > roi[1]:
-                y[roi[1] : roi[3], roi[0] : roi[2]] = self._upsample(desk_y, roi, scratch)
+        box = (x0, y0, x1, y1)
+        has_box = x1 > x0 and y1 > y0
+        strips = [(0, 0, w, y0), (0, y1, w, h), (0, y0, x0, y1), (x1, y0, w, y1)] if has_box else [(0, 0, w, h)]
+        strips = [r for r in strips if r[2] > r[0] and r[3] > r[1]]  # the desk around the box
         r = np.random.default_rng(p.noise_seed)
         dy, dx = r.integers(0, NOISE_PAD + 1, 2)
         sign = float(r.choice([-1, 1]))
         noisy, noise = replace(curve, noise_scale=sign * curve.noise_scale), self._noise[dy : dy + h, dx : dx + w]
-        if self.fast:  # the sensor's table and the ISP's first table as one lookup (channel.camera.apply_isp)
-            code = camera.sensor_code(y, noisy, noise, out=scratch.get("code", (h, w, 3), np.uint8))
-            img = camera.apply_isp(code, self.profile, p, bgr=True, sensor_lut=curve.lut, scratch=scratch)
+        if self.fast:  # channel.fastframe: the box's y alone; the desk straight to its code; sharpen the box only
+            y_box = scratch.get("y", (y1 - y0, x1 - x0, 3), np.float32) if has_box else None
+            if y_box is not None:
+                self._sheets_y(p, group, homs, box, (gain, glare), curve.offset, y_box, scratch)
+            desk_code, factor = fastframe.desk_code_low(desk_y, noisy, *fastframe.desk_table(self.profile, p, curve))
+            desk_in = (lambda roi: fastframe.upsample(desk_code, roi, LIGHT_MAP_STEP, scratch), factor)
+            noises = (noise, self._desk_noise_bank()[dy : dy + h, dx : dx + w])
+            img = fastframe.encode_frame(y_box, box, strips, desk_in, noises, noisy, (self.profile, p), scratch)
         else:  # the sensor, then the ISP stage (nothing unless the profile has an ISP), step by step
+            y = scratch.get("y", (h, w, 3), np.float32)
+            if has_box:
+                self._sheets_y(p, group, homs, box, (gain, glare), curve.offset, y[y0:y1, x0:x1], scratch)
+            for roi in strips:
+                y[roi[1] : roi[3], roi[0] : roi[2]] = fastframe.upsample(desk_y, roi, LIGHT_MAP_STEP, scratch)
             img = camera.apply_isp(camera.sensor_encode(y, noisy, noise), self.profile, p, bgr=True)
         img, data = camera.apply_jpeg(img, p.jpeg_quality)
         truth = {"seed": self.seed, "profile": self.profile.name, "sheets": sheets}
         return Frame(index=index, t=index / self.fps, image=img, truth=truth), data
+
+    def _desk_noise_bank(self) -> np.ndarray:
+        """The noise bank the fast path's desk reads (``channel.fastframe.desk_noise``), made once."""
+        with self._print_lock:
+            if self._desk_noise is None:
+                self._desk_noise = fastframe.desk_noise(self._noise, self.profile.isp)
+            return self._desk_noise
 
     def _sheets_y(
         self,
@@ -345,35 +402,20 @@ class SimulatedCamera(FrameSource):
         np.copyto(box, self._background[y0:y1, x0:x1])
         for k, h_mm in zip(group, homs, strict=True):
             img, px_to_mm = self._level(k, h_mm)
-            cv2.warpPerspective(
-                img,
-                ch.translation(-x0, -y0) @ h_mm @ px_to_mm,
-                (x1 - x0, y1 - y0),
-                dst=box,
-                flags=cv2.INTER_LINEAR,
-                borderMode=cv2.BORDER_TRANSPARENT,
-            )
+            m = ch.translation(-x0, -y0) @ h_mm @ px_to_mm
+            if self.fast:  # each sheet over its own bounding box, through the mask of its outline
+                fastframe.lay_sheet(img, m, box, scratch)
+                continue
+            flags, border = cv2.INTER_LINEAR, cv2.BORDER_TRANSPARENT
+            cv2.warpPerspective(img, m, (x1 - x0, y1 - y0), dst=box, flags=flags, borderMode=border)
         gain, glare = light
         raw = scratch.get("raw", box.shape, np.float32)
-        cv2.multiply(box, self._upsample(gain, roi, scratch), dst=raw, dtype=cv2.CV_32F, scale=1.0 / 65535.0)
+        cv2.multiply(
+            box, fastframe.upsample(gain, roi, LIGHT_MAP_STEP, scratch), dst=raw, dtype=cv2.CV_32F, scale=1.0 / 65535.0
+        )
         if glare is not None:
-            cv2.add(raw, self._upsample(glare, roi, scratch), dst=raw)
+            cv2.add(raw, fastframe.upsample(glare, roi, LIGHT_MAP_STEP, scratch), dst=raw)
         cv2.sqrt(camera.apply_optics(raw, p, delta=offset, scratch=scratch), dst=out)
-
-    @staticmethod
-    def _upsample(low: np.ndarray, roi: tuple[int, int, int, int], scratch: Scratch | None = None) -> np.ndarray:
-        """The box ``roi`` of ``cv2.resize(low, frame size)``, computing only that box (plus one grid step).
-
-        With ``scratch``, the result is a view of its buffer "up", valid until the next call.
-        """
-        x0, y0, x1, y1 = roi
-        s, (hl, wl) = LIGHT_MAP_STEP, low.shape[:2]
-        lx0, ly0 = max(0, x0 // s - 1), max(0, y0 // s - 1)
-        lx1, ly1 = min(wl, -(-x1 // s) + 1), min(hl, -(-y1 // s) + 1)
-        size = ((lx1 - lx0) * s, (ly1 - ly0) * s)
-        dst = None if scratch is None else scratch.get("up", (size[1], size[0], *low.shape[2:]), low.dtype)
-        up = cv2.resize(low[ly0:ly1, lx0:lx1], size, dst=dst, interpolation=cv2.INTER_LINEAR)
-        return up[y0 - ly0 * s : y1 - ly0 * s, x0 - lx0 * s : x1 - lx0 * s]
 
     def _level(self, k: int, h_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The coarsest pyramid level that still has at least one source pixel per frame pixel."""

@@ -34,6 +34,14 @@ top-5 on each clean PNG after each mild transform (:mod:`capture.stability`). Ve
 databases are still read (``READABLE_VERSIONS``): their layout ids are NULL and they
 have no stability baseline.
 
+Schema version 3 added ``observations.boxes`` and the ``digital_boxes`` table for a
+face-detector session (docs/detectors.md): the target detector's boxes on the tile crop
+(crop pixels) or on each saved PNG (PNG pixels), as ``contracts.detection.Detections.to_json``. Such a
+row's ``top1`` is 1 when every truth face of the item was found at IoU >= 0.5 and 0
+otherwise, and its ``top5`` lists ``[top1]`` and the best face score, so the channel
+check reads it as it reads a classifier's. Classifier rows leave ``boxes`` NULL;
+version 1 and 2 databases (no such column) are still read.
+
 Top-5 lists are JSON arrays of class ids and of probabilities, best first.
 """
 
@@ -47,8 +55,8 @@ from typing import Any
 
 from contracts.errors import UserError
 
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = ("1", "2")  # read by analysis; capture writes only SCHEMA_VERSION
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = ("1", "2", "3")  # read by analysis; capture writes only SCHEMA_VERSION
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -90,7 +98,8 @@ CREATE TABLE IF NOT EXISTS observations (
     top1_prob REAL NOT NULL,
     top5_ids TEXT NOT NULL,
     top5_probs TEXT NOT NULL,
-    layout_id TEXT
+    layout_id TEXT,
+    boxes TEXT
 );
 CREATE INDEX IF NOT EXISTS obs_item ON observations (item_id, role);
 CREATE TABLE IF NOT EXISTS digital (
@@ -99,6 +108,13 @@ CREATE TABLE IF NOT EXISTS digital (
     role TEXT NOT NULL CHECK (role IN ('clean', 'adv')),
     top5_ids TEXT NOT NULL,
     top5_probs TEXT NOT NULL,
+    PRIMARY KEY (session_id, item_id, role)
+);
+CREATE TABLE IF NOT EXISTS digital_boxes (
+    session_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('clean', 'adv')),
+    boxes TEXT NOT NULL,
     PRIMARY KEY (session_id, item_id, role)
 );
 CREATE TABLE IF NOT EXISTS stability (
@@ -305,6 +321,11 @@ def decode_esf(text: str) -> list[float]:
     if not isinstance(got, list) or not all(x is None or isinstance(x, int | float) for x in got):
         raise ValueError("esf: expected a JSON array of numbers")
     return [float("nan") if x is None else float(x) for x in got]
+
+
+def has_column(con: sqlite3.Connection, table: str, column: str) -> bool:
+    """Whether ``table`` has ``column`` (older schema versions lack some)."""
+    return any(row[1] == column for row in con.execute(f"PRAGMA table_info({table})"))
 
 
 def encode_top5(ids: Any, probs: Any) -> tuple[str, str]:

@@ -43,6 +43,9 @@ class DetectorSpec:
         channel_order: what the network takes; pixels are 0..255 with no mean or std
             for CenterFace and YuNet (MTCNN normalises inside the torch graph).
         paper: where the architecture comes from.
+        input_size: the fixed square input's side (YuNet: 640), or 0 for any multiple of 32 (CenterFace).
+        mean, std: ``(x - mean) / std`` per channel, 0..255 units (the zoo's: none).
+        layout: NCHW or NHWC (a user's own detector, :mod:`contracts.detectorfile`).
     """
 
     name: str
@@ -56,13 +59,25 @@ class DetectorSpec:
     channel_order: Literal["RGB", "BGR"]
     paper: str
     license: str = "MIT"
+    input_size: int = 0
+    mean: tuple[float, ...] = (0.0, 0.0, 0.0)
+    std: tuple[float, ...] = (1.0, 1.0, 1.0)
+    layout: Literal["NCHW", "NHWC"] = "NCHW"
 
     @property
     def weights_package(self) -> str:
         return f"{self.package}=={self.version}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+        return {
+            k: list(v) if isinstance(v, tuple) else v
+            for k, v in ((k, getattr(self, k)) for k in self.__dataclass_fields__)
+        }
+
+    @property
+    def plain(self) -> bool:
+        """No normalisation and NCHW: the input is the pixels themselves (the zoo's detectors)."""
+        return self.layout == "NCHW" and all(m == 0 for m in self.mean) and all(s == 1 for s in self.std)
 
 
 DETECTORS: dict[str, DetectorSpec] = {
@@ -103,6 +118,7 @@ DETECTORS: dict[str, DetectorSpec] = {
             nms_iou=0.3,
             channel_order="BGR",
             paper="https://doi.org/10.1007/s11633-023-1423-y",
+            input_size=640,
         ),
     )
 }

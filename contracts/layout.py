@@ -28,7 +28,8 @@ from contracts.paths import atomic_write_json
 from contracts.validate import check_layout
 
 SCHEMA = "photoproof.layout"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: markers list the pairs they frame (dense sheets); version 1 files are still read
+READABLE_VERSIONS = (1, 2)
 ID_HEX = 10  # hex digits of a layout id (40 bits: two prints of one batch never collide by chance)
 # extra keys that do not describe where things are (the PDF's hash depends on the QR payloads, which hold the id)
 _VOLATILE_EXTRA = ("sheets_pdf", "sheets_pdf_sha256")
@@ -38,6 +39,8 @@ _VOLATILE_EXTRA = ("sheets_pdf", "sheets_pdf_sha256")
 class Marker:
     id: int
     corners_mm: list[list[float]]  # 4 x [x, y]
+    # the items whose pair (block) this marker frames on a dense sheet; [] for a sheet's frame marker
+    pairs: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -74,7 +77,7 @@ class Sheet:
             sheet_id=str(d["sheet_id"]),
             page=int(d["page"]),
             size_mm=[float(v) for v in d["size_mm"]],
-            markers=[Marker(**m) for m in d["markers"]],
+            markers=[Marker(m["id"], m["corners_mm"], [str(p) for p in m.get("pairs", [])]) for m in d["markers"]],
             tiles=[Tile(**t) for t in d["tiles"]],
             calibration=[Patch(**p) for p in d.get("calibration", [])],
             qr=d.get("qr"),
@@ -95,6 +98,10 @@ class Layout:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        for s in d["sheets"]:
+            for m in s["markers"]:
+                if not m["pairs"]:  # a frame marker: written as in version 1
+                    del m["pairs"]
         d = {"schema": SCHEMA, **d}
         return d
 
@@ -105,7 +112,7 @@ class Layout:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = LAYOUT) -> Layout:
-        if d.get("schema") != SCHEMA or d.get("schema_version") != SCHEMA_VERSION:
+        if d.get("schema") != SCHEMA or d.get("schema_version") not in READABLE_VERSIONS:
             raise UserError(
                 f"{where}: not a Photoproof layout of schema version {SCHEMA_VERSION}; re-run 'photoproof print'"
             )
@@ -118,6 +125,7 @@ class Layout:
                 marker_size_mm=float(d["marker_size_mm"]),
                 sheets=[Sheet.from_dict(s) for s in d["sheets"]],
                 tile_mm=float(d.get("tile_mm", 60.0)),
+                schema_version=int(d["schema_version"]),  # an old file keeps its version, and so its computed id
                 extra=dict(d.get("extra", {})),
                 layout_id=str(d.get("layout_id") or ""),
             )
@@ -127,6 +135,11 @@ class Layout:
     def marker_index(self) -> dict[int, tuple[Sheet, Marker]]:
         """Map each marker id to its sheet and marker."""
         return {m.id: (s, m) for s in self.sheets for m in s.markers}
+
+    @property
+    def dense(self) -> bool:
+        """Whether every pair has markers of its own (``printouts.blocks``): its tiles are located by those only."""
+        return any(m.pairs for s in self.sheets for m in s.markers)
 
 
 def layout_id(layout: Layout) -> str:

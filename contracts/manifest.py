@@ -222,15 +222,21 @@ class Batch:
         return [m for m in self.models if m.role == role]
 
 
+def is_face_batch(batch: Batch) -> bool:
+    """A batch crafted on a face detector (``craft --source mtcnn``): its items carry truth faces."""
+    return any(it.truth is not None for it in batch.items) or any(m.kind == "detector" for m in batch.models)
+
+
 def require_classifier_batch(batch: Batch, batch_dir: Path, command: str) -> None:
-    """Refuse a face-detector batch in a stage that measures classifiers only (so far: capture, sweep, report).
+    """Refuse a face-detector batch in a stage that measures classifiers only (so far: sweep and capture --scene).
 
     Its items carry no class to score, and a classifier's top-5 on a face tile would be a figure about nothing.
     """
-    if any(it.truth is not None for it in batch.items) or any(m.kind == "detector" for m in batch.models):
+    if is_face_batch(batch):
         raise UserError(
             f"{batch_dir}: a face-detector batch (craft --source mtcnn); 'photoproof {command}' measures classifiers "
-            "only so far: measure hiding digitally with `python -m tools.face_hiding` (docs/detectors.md)"
+            "only so far: capture its sheets with --model centerface or yunet, then 'photoproof report' "
+            "(docs/detectors.md)"
         )
 
 

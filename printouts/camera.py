@@ -33,8 +33,9 @@ from typing import Any
 
 from console.options import DEFAULT_CAMERA, DEFAULT_TARGET
 from contracts.errors import UserError
-from contracts.framing import FRAME_FILL, PLATEAU_TILE_FRACTION  # shared with capture's resolution warning
+from contracts.framing import FRAME_FILL, PLATEAU_TILE_FRACTION, focal_px  # shared with capture's resolution warning
 from contracts.preprocess import ZOO_INPUT_SIZES, PreprocessSpec
+from printouts import blocks as bl
 from printouts import geometry as geo
 
 MIN_PRINT_TILE_MM = 60.0  # the default tile: never print smaller, whatever the camera
@@ -69,15 +70,36 @@ class CameraPlan:
     tile_px: float  # the tile's side in camera pixels when the sheet fills ``frame_fill`` of the frame
     items_per_sheet: int
     target_px: int = 0  # PLATEAU_TILE_FRACTION x input size: the side the layout aims at (0: an old layout.json)
+    # "sheet": hold the camera so that the whole sheet fills ``frame_fill`` of the frame; "block": a dense sheet
+    # (printouts.blocks) framed one pair and its four markers at a time, from ``distance_mm``
+    framing: str = "sheet"
+    distance_mm: float = 0.0  # camera to paper for that framing, with a DIAGONAL_FOV_DEG lens (0: an old layout.json)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def sentence(self) -> str:
-        """One line for the console and the cover page."""
+        """One line for the console and the cover page: how to hold the camera, and what the tiles then get."""
+        if self.framing == "block":
+            line = (
+                f"laid out for a {self.width}x{self.height} camera and {self.model} ({self.input_size} px input): "
+                f"{self.items_per_sheet} pairs per {self.paper} sheet, each with four markers of its own; hold the "
+                f"camera about {self.distance_mm / 10:.0f} cm from the paper, so that one pair and its four markers "
+                f"fill the frame, and move from pair to pair (once per sheet, step back to frame its bottom row "
+                f"with the calibration strip and QR code): a {self.tile_mm:g} mm tile then spans about "
+                f"{self.tile_px:.0f} camera pixels; the capture gate needs >= {self.min_tile_px}"
+            )
+            if self.target_px and self.tile_px < self.target_px:
+                line += (
+                    f", and clean accuracy holds from about {self.target_px} px: expect the camera to cost clean "
+                    "accuracy (use a camera with more pixels, or photos instead of video)"
+                )
+            return line
         line = (
             f"laid out for a {self.width}x{self.height} camera and {self.model} ({self.input_size} px input): with the "
-            f"sheet filling {100 * self.frame_fill:.0f} % of the frame, a {self.tile_mm:g} mm tile spans about "
+            f"sheet filling {100 * self.frame_fill:.0f} % of the frame"
+            + (f" (about {self.distance_mm / 10:.0f} cm away)" if self.distance_mm else "")
+            + f", a {self.tile_mm:g} mm tile spans about "
             f"{self.tile_px:.0f} camera pixels; the capture gate needs >= {self.min_tile_px}"
         )
         if self.target_px and self.tile_px < self.target_px:
@@ -130,13 +152,73 @@ def _rank(plan: CameraPlan) -> tuple[bool, float, float]:
     return (True, plan.items_per_sheet, plan.tile_px) if reached else (False, plan.tile_px, plan.items_per_sheet)
 
 
+def dense_plan(
+    camera: tuple[int, int], model: str, paper: str, aspect: float = 1.0, fill: float = FRAME_FILL
+) -> CameraPlan:
+    """A dense sheet (``printouts.blocks``) for ``camera`` and ``model``: the most pairs per page.
+
+    Tiles are ``MIN_PRINT_TILE_MM`` (grown while the count per page stays the same): framed one block
+    at a time, a tile's side in camera pixels depends on the frame's width, not on the tile's size in
+    millimetres, so a larger tile would only cost paper. When the whole sheet framed at ``fill`` already
+    gives tiles the target, the plan says to frame it whole (a 12 MP still); otherwise to fill the
+    frame with one block, and how far from the paper that is.
+
+    Raises:
+        UserError: when not one pair fits the paper, or a block filling the frame misses the gate.
+    """
+    name, size = model_input_size(model)
+    need = math.ceil(MIN_TILE_FRACTION * size)
+    target = math.ceil(PLATEAU_TILE_FRACTION * size)
+    base = paper.removesuffix("-landscape")
+    best: CameraPlan | None = None
+    f = focal_px(camera)
+    for key in (base, f"{base}-landscape"):
+        if not bl.pairs_per_sheet(key, MIN_PRINT_TILE_MM, aspect):
+            continue
+        tile = bl.largest_tile(key, MIN_PRINT_TILE_MM, aspect)
+        ppm = _px_per_mm(camera, geo.paper_size(key), fill)
+        framing = "sheet"
+        if tile * ppm < VIEW_MARGIN * target:
+            ppm, framing = _px_per_mm(camera, bl.block_size_mm(tile, aspect), fill), "block"
+        plan = CameraPlan(
+            camera[0], camera[1], name, size, need, fill, key, float(tile), round(tile * ppm, 1),
+            bl.pairs_per_sheet(key, tile, aspect), target, framing, round(f / ppm, 1),
+        )  # fmt: skip
+        rank = (plan.items_per_sheet, plan.tile_px)  # in block framing a larger tile gains the camera little
+        if plan.tile_px >= VIEW_MARGIN * need and (best is None or rank > (best.items_per_sheet, best.tile_px)):
+            best = plan
+    if best is None:
+        raise UserError(
+            f"--frame-size {camera[0]}x{camera[1]} --model {model}: one pair of {MIN_PRINT_TILE_MM:g} mm tiles filling "
+            f"the frame spans under {VIEW_MARGIN * need:.0f} camera pixels, and {name} needs >= {need} (plus "
+            f"{100 * (VIEW_MARGIN - 1):.0f} % for oblique views); use a camera with more pixels, or --tile-mm for "
+            "whole-sheet framing"
+        )
+    return best
+
+
 def plan_for_camera(
     camera: tuple[int, int], model: str, paper: str, layout: str, aspect: float = 1.0, fill: float = FRAME_FILL
 ) -> CameraPlan:
     """Choose the paper orientation and tile size for ``camera`` and ``model`` (see the module docstring).
 
+    Pairs get a dense sheet (:func:`dense_plan`); ``adversarial-only`` a classic one, framed whole.
+
     Raises:
         UserError: when no tile that fits the paper reaches the gate at this camera resolution.
+    """
+    if layout == "pairs":
+        return dense_plan(camera, model, paper, aspect, fill)
+    return sheet_plan(camera, model, paper, layout, aspect, fill)
+
+
+def sheet_plan(
+    camera: tuple[int, int], model: str, paper: str, layout: str, aspect: float = 1.0, fill: float = FRAME_FILL
+) -> CameraPlan:
+    """A classic sheet (eight frame markers, ``printouts.geometry``) framed whole (see the module docstring).
+
+    Before dense sheets, ``print --frame-size`` laid pairs out this way too: at 1920x1080 for lite2, one
+    pair of 118 mm tiles per A4 sheet.
     """
     name, size = model_input_size(model)
     need = math.ceil(MIN_TILE_FRACTION * size)

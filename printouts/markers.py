@@ -54,10 +54,18 @@ def choose_dictionary(n_sheets: int, hint: str = "") -> str:
     )
 
 
-def marker_id_offset(batch_id: str) -> int:
-    """First marker id of the batch's sheet 0: ``8 * (sha256(batch_id) mod 125)``, the same on every run."""
+def marker_id_offset(batch_id: str, per_sheet: int = MARKERS_PER_SHEET) -> int:
+    """First marker id of the batch's sheet 0: ``per_sheet * (sha256(batch_id) mod (1000 // per_sheet))``.
+
+    The same on every run; eight ids per sheet for a classic sheet (blocks of 125).
+    """
     digest = hashlib.sha256(batch_id.encode("utf-8")).digest()
-    return MARKERS_PER_SHEET * (int.from_bytes(digest, "big") % ID_BLOCKS)
+    return per_sheet * (int.from_bytes(digest, "big") % (DICTIONARY_SIZE // per_sheet))
+
+
+def id_run(first: int, n: int) -> list[int]:
+    """``n`` consecutive ids from ``first``, wrapping round from 999 to 0 (every id stays in the dictionary)."""
+    return [(first + j) % DICTIONARY_SIZE for j in range(n)]
 
 
 @cache

@@ -22,7 +22,7 @@ from contracts.patchcard import PatchCard
 from contracts.paths import resolve_inside
 from printouts import geometry as geo
 from printouts.calibration import RULER_MM, draw_ruler
-from printouts.markers import MAX_SHEETS, draw_marker, marker_id_offset, sheet_marker_ids
+from printouts.markers import DICTIONARY_SIZE, MAX_SHEETS, draw_marker, id_run, marker_id_offset, sheet_marker_ids
 from printouts.page import FONT_BOLD, PT_PER_MM, MmPage, fit_text
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,9 @@ def plan_cards(batch_dir: Path, batch: Batch, layout: Layout, size_mm: float, fi
             f"--patch-mm {size_mm:g}: the patch must be {MIN_PATCH_MM:g} to about {most:.0f} mm wide to fit "
             f"{layout.paper} with its markers"
         )
-    if len(layout.sheets) + len(patches) > MAX_SHEETS:
+    used = sum(len(s.markers) for s in layout.sheets)
+    full = used + 4 * len(patches) > DICTIONARY_SIZE if layout.dense else len(layout.sheets) + len(patches) > MAX_SHEETS
+    if full:
         raise UserError(
             f"--patch-mm: {len(layout.sheets)} sheets and {len(patches)} patch cards need more marker ids than the "
             "dictionary has; split the batch"
@@ -84,7 +86,10 @@ def plan_cards(batch_dir: Path, batch: Batch, layout: Layout, size_mm: float, fi
             (x0 + size_mm + q, y0 + size_mm + q),
             (x0 - d, y0 + size_mm + q),
         ]
-        ids = sheet_marker_ids(len(layout.sheets) + j, offset)[:4]
+        if layout.dense:  # the ids right after the dense sheets' (printouts.denseplan)
+            ids = id_run(int(layout.extra["marker_id_offset"]) + used + 4 * j, 4)
+        else:
+            ids = sheet_marker_ids(len(layout.sheets) + j, offset)[:4]
         markers = [
             Marker(i, [[round(v, 3) for v in c] for c in geo.marker_corners(x, y, m)])
             for i, (x, y) in zip(ids, tl, strict=True)

@@ -23,7 +23,7 @@ from reportlab.pdfgen.canvas import Canvas
 from contracts.batchdir import LAYOUT, SHEETS_PDF
 from contracts.errors import UserError
 from contracts.images import read_png
-from contracts.layout import Layout, Sheet, keep_layout, load_layout, save_layout
+from contracts.layout import Layout, Sheet, keep_layout, load_layout, load_layouts, save_layout
 from contracts.manifest import Batch, Item, load_batch
 from contracts.patchcard import PatchCard, patch_cards, set_patch_cards
 from contracts.paths import atomic_write_bytes, remove_file, remove_stale_temps, resolve_inside, sha256_bytes
@@ -31,6 +31,7 @@ from printouts import geometry as geo
 from printouts.calibration import NOTE, draw_calibration, draw_ruler
 from printouts.camera import CameraPlan, eot_mismatch, plan_for_camera
 from printouts.cover import CoverInfo, draw_cover
+from printouts.denseplan import choose_offset, plan_blocks
 from printouts.markers import draw_marker, id_ranges
 from printouts.page import FONT, FONT_BOLD, PT_PER_MM, MmPage, fit_text, flate_only, text_width_mm
 from printouts.patchcard import card_instructions, draw_card, plan_cards
@@ -75,7 +76,8 @@ def _caption(page: MmPage, item: Item, role: str, box: list[float]) -> None:
 
 
 def _header(page: MmPage, layout: Layout, sheet: Sheet, index: int) -> None:
-    hx, hy, hw, _ = geo.frame(layout.paper).header
+    band = layout.extra.get("header_mm")  # a dense sheet's (printouts.blocks); a classic sheet's follows the paper
+    hx, hy, hw, _ = band if isinstance(band, list) else geo.frame(layout.paper).header
     n = len(layout.sheets)
     title = (
         f"photoproof \u00b7 {sheet.sheet_id} \u00b7 sheet {index + 1} of {n} \u00b7 {layout.paper} \u00b7 "
@@ -200,13 +202,25 @@ def print_batch(
         mismatch = eot_mismatch(cam, batch.items)
         if mismatch:
             log.warning("%s", mismatch)
-    plan = plan_layout(batch, sizes, paper, tile_mm, layout, bool(cover), camera)
-    if cam is not None:
-        plan.extra["camera"] = cam.to_dict()
-    if patch_mm is not None:
-        set_patch_cards(
-            plan, plan_cards(batch_dir, batch, plan, float(patch_mm), len(plan.sheets) + (1 if cover else 0))
+
+    def finish(plan: Layout) -> Layout:
+        if cam is not None:
+            plan.extra["camera"] = cam.to_dict()
+        if patch_mm is not None:
+            set_patch_cards(
+                plan, plan_cards(batch_dir, batch, plan, float(patch_mm), len(plan.sheets) + (1 if cover else 0))
+            )
+        return plan
+
+    if cam is not None and layout == "pairs":  # a dense sheet (printouts.blocks), ids apart from other prints'
+        plan = choose_offset(
+            batch,
+            lambda off: finish(plan_blocks(batch, sizes, paper, tile_mm, bool(cover), off)),
+            _kept_marker_ids(batch_dir),
+            set_layout_id,
         )
+    else:
+        plan = finish(plan_layout(batch, sizes, paper, tile_mm, layout, bool(cover), camera))
     lid = set_layout_id(plan)
     kept = _keep_previous(batch_dir, lid)
     pdf = render_pdf(batch_dir, batch, plan, bool(cover))
@@ -236,6 +250,18 @@ def print_batch(
         time.perf_counter() - t0,
     )
     return plan
+
+
+def _kept_marker_ids(batch_dir: Path) -> dict[str, set[int]]:
+    """Each print of the batch kept so far (``layout.json`` and ``layouts/``): its layout id -> its marker ids."""
+    if not (batch_dir / LAYOUT).is_file():
+        return {}
+    try:
+        kept = load_layouts(batch_dir)
+    except UserError as e:  # an unreadable layout.json: no print capture could read anyway
+        log.warning("%s; its marker ids are not kept apart", e)
+        return {}
+    return {lid: {m.id for s in lay.sheets for m in s.markers} for lid, lay in kept.items()}
 
 
 def _keep_previous(batch_dir: Path, new_id: str) -> tuple[str, Path] | None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,13 @@ import pytest
 
 from testkit.batch import write_batch
 from testkit.capture import photo_setup
+
+# Under pytest-xdist (make test: -n auto), each worker's torch, OpenCV and onnxruntime share the cores with the
+# others: one worker per core, so one thread each unless told otherwise (spinning OpenMP threads on a shared
+# core cost more than they save). Subprocesses the tests start inherit it.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
 
 
 @pytest.fixture(scope="module")
@@ -46,3 +54,30 @@ def setup(synthetic_batch: Callable[..., Path], tmp_path: Path) -> tuple[Path, P
     """The capture tests' scene (:func:`testkit.capture.photo_setup`): ``(batch, model, photos)``, a 3-item batch
     with a one-sheet layout, a tiny model, and a folder of 3 photos of the sheet plus one without it."""
     return photo_setup(synthetic_batch(n_items=3, size=64), tmp_path)
+
+
+@pytest.fixture(scope="session")
+def face_batch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One small face batch shared by the face tests: two LFW crops, bim ε 16 with 2 steps on MTCNN, printed, with
+    CenterFace prepared in ``models/`` (so ``--model centerface`` needs no export). Treat it as read-only: copy it
+    (:func:`shutil.copytree`) before capturing into it."""
+    import torch
+
+    from contracts.batchdir import model_path
+    from contracts.detection import get_detector
+    from craft.attacks.spec import AttackSettings
+    from craft.detectors.job import craft_faces
+    from craft.detectors.onnxprep import prepare_onnx
+    from craft.detectors.photos import lfw_faces
+    from photoproof import print_sheets
+
+    out = tmp_path_factory.mktemp("faces") / "batch"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        craft_faces(out, lfw_faces(0, 2), "bim", (16.0,), settings=AttackSettings(steps=2))
+    finally:
+        torch.set_num_threads(threads)
+    print_sheets(out)
+    prepare_onnx(get_detector("centerface"), model_path(out, "centerface"))
+    return out

@@ -104,8 +104,8 @@ def test_stages_that_measure_classifiers_refuse_a_face_batch(tmp_path: Path, mtc
     from contracts.manifest import require_classifier_batch
 
     batch = craft_faces(tmp_path, lfw_faces(0, 1), "fgsm", (2.0,), mtcnn=mtcnn)
-    with pytest.raises(UserError, match="face-detector batch.*'photoproof report'"):
-        require_classifier_batch(batch, tmp_path, "report")
+    with pytest.raises(UserError, match="face-detector batch.*'photoproof sweep'"):
+        require_classifier_batch(batch, tmp_path, "sweep")
 
 
 @pytest.mark.parametrize("spec", ["bim+di", "pgd+eot"])

@@ -28,8 +28,8 @@ from contracts.layout import load_layout
 from contracts.manifest import Batch, ImageRecord, Item, Label, ModelRecord, SourceImage, save_batch
 from contracts.preprocess import ZOO_INPUT_SIZES, PreprocessSpec
 from contracts.profile import ChannelProfile, Isp, load_profile, tile_px_range
+from printouts import blocks
 from printouts import camera as pcam
-from printouts import geometry as geo
 from printouts.sheets import print_batch
 
 
@@ -188,16 +188,16 @@ def test_print_for_the_camera_gives_tiles_that_pass_at_full_frame(tmp_path: Path
         and cam["min_tile_px"] == 195
         and cam["tile_px"] >= 195
     )
-    # the plateau of clean accuracy through a webcam channel is 1.75 x 260 = 455 px; at 720p the largest pair that
-    # fits an A4 sheet gets 344, and the layout says so
-    assert cam["target_px"] == 455 and layout.tile_mm == 118.0 and 340 < cam["tile_px"] < 455
+    # the plateau of clean accuracy through a webcam channel is 1.75 x 260 = 455 px; at 720p a dense sheet framed
+    # one pair and its markers at a time reaches it with four pairs per sheet, and the layout says how close to hold it
+    assert cam["target_px"] == 455 and layout.tile_mm == 61.0 and 455 <= cam["tile_px"] < 500
+    assert cam["framing"] == "block" and cam["items_per_sheet"] == 4 and 100 < cam["distance_mm"] < 150
     assert load_layout(tmp_path).extra["camera"] == cam
     pdf = pdfium.PdfDocument(str(tmp_path / "sheets.pdf"))
-    cover = pdf[0].get_textpage().get_text_range()
+    cover = " ".join(pdf[0].get_textpage().get_text_range().split())
     pdf.close()
-    assert "1280x720 camera and lite2" in " ".join(
-        cover.split()
-    ) and "expect the camera to cost clean accuracy" in " ".join(cover.split())
+    assert "1280x720 camera and lite2" in cover and "one pair and its four markers fill the frame" in cover
+    assert f"about {cam['distance_mm'] / 10:.0f} cm from the paper" in cover
     gates = QualityGates.for_model(260, "lite2", min_sharpness=0.0)
     office = load_profile("office-laser-webcam")
     office = dataclasses.replace(
@@ -211,14 +211,16 @@ def test_print_for_the_camera_gives_tiles_that_pass_at_full_frame(tmp_path: Path
 
 
 def test_print_camera_says_when_the_plateau_does_not_fit() -> None:
-    # 12 MP stills: 60 mm tiles are already beyond the plateau, three pairs per sheet; they grow to the
-    # largest size that still fits three pairs (the same paper, more camera pixels)
+    # 12 MP stills: a dense sheet of 60 mm tiles framed whole is already beyond the plateau, four pairs per sheet;
+    # they grow to the largest size that still fits four pairs (the same paper, more camera pixels)
     lab = pcam.plan_for_camera((4032, 3024), "lite2", "a4", "pairs")
-    assert (lab.tile_mm, lab.items_per_sheet) == (71.0, 3) and "expect the camera" not in lab.sentence()
-    assert geo.grid(lab.paper, lab.tile_mm + 1, "pairs").units_per_sheet < 3
-    # 1080p: the plateau is reached at 82 mm with one pair per sheet, so the pair takes the whole sheet
+    assert (lab.tile_mm, lab.items_per_sheet, lab.framing) == (61.0, 4, "sheet") and lab.tile_px > 500
+    assert "expect the camera" not in lab.sentence() and "sheet filling 85 % of the frame" in lab.sentence()
+    assert blocks.pairs_per_sheet(lab.paper, lab.tile_mm + 1) < 4
+    # 1080p: the whole sheet gives 270 px, so the camera frames one pair and its markers at a time (about 12 cm)
     fhd = pcam.plan_for_camera((1920, 1080), "lite2", "a4", "pairs")
-    assert (fhd.paper, fhd.tile_mm, fhd.items_per_sheet) == ("a4-landscape", 118.0, 1) and fhd.tile_px > 500
+    assert (fhd.paper, fhd.tile_mm, fhd.items_per_sheet, fhd.framing) == ("a4-landscape", 61.0, 4, "block")
+    assert fhd.tile_px > 500 and "about 12 cm from the paper" in fhd.sentence()
     # 640x480: the largest tile that fits clears the gate but not the plateau, and the plan says so
     vga = pcam.plan_for_camera((640, 480), "lite0", "a4", "pairs")
     assert vga.min_tile_px * pcam.VIEW_MARGIN <= vga.tile_px < vga.target_px == 392
@@ -240,22 +242,24 @@ def test_print_camera_warns_when_eot_assumed_other_tiles(tmp_path: Path, caplog:
     ]
     save_batch(tmp_path, dataclasses.replace(b, items=items))
     with caplog.at_level("WARNING", logger="printouts.sheets"):
-        print_batch(tmp_path, camera=(1280, 720), model="lite0")  # 118 mm tiles, ~344 px
+        print_batch(tmp_path, camera=(1280, 720), model="lite0")  # a dense sheet framed pair by pair, ~464 px
+    plan = pcam.plan_for_camera((1280, 720), "lite0", "a4", "pairs")
+    lo_eot, hi_eot = pcam.EOT_RANGE[0] * plan.tile_px, pcam.EOT_RANGE[1] * plan.tile_px
+    assert 455 < plan.tile_px < 475
     assert any(
         "2 EOT item(s)" in r.getMessage()
-        and "about 344" in r.getMessage()
-        and "--eot-tile-px 310-395" in r.getMessage()
+        and f"about {plan.tile_px:.0f}" in r.getMessage()
+        and f"--eot-tile-px {lo_eot:.0f}-{hi_eot:.0f}" in r.getMessage()
         for r in caplog.records
     )
     caplog.clear()
     with caplog.at_level("WARNING", logger="printouts.sheets"):
         print_batch(tmp_path)  # the default 60 mm tiles: what the twin assumed, nothing to say
     assert not any("EOT" in r.getMessage() for r in caplog.records)
-    plan = pcam.plan_for_camera((1280, 720), "lite0", "a4", "pairs")
     assert pcam.eot_mismatch(dataclasses.replace(plan, tile_px=hi), items) is None
     # items crafted with the range the warning names are quiet for that layout
     again = [
-        dataclasses.replace(it, params={**it.params, "eot": {**it.params["eot"], "tile_px": [310.0, 395.0]}})
+        dataclasses.replace(it, params={**it.params, "eot": {**it.params["eot"], "tile_px": [lo_eot, hi_eot]}})
         for it in items
     ]
     assert pcam.eot_mismatch(plan, again) is None

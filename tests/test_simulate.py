@@ -221,23 +221,3 @@ def test_the_isp_stage_is_the_channel_models(batch: tuple[Path, Layout]) -> None
     expect = camera.apply_isp(a.image, with_isp, p, bgr=True).astype(np.float64)
     assert float(np.abs(b.image.astype(np.float64) - expect).mean()) < 1.5  # two JPEGs at quality 100
     assert float(np.abs(b.image.astype(np.float64) - a.image).mean()) > 5  # and the ISP changed the frame
-
-
-@pytest.mark.parametrize("preset", ["careful-lab", "office-laser-webcam", "inkjet-phone", "harsh"])
-def test_the_fast_path_gives_the_same_frames(batch: tuple[Path, Layout], preset: str) -> None:
-    """Merged tables and reused buffers change no byte: the fast path against the step-by-step one (fast=False),
-    frame by frame, for one and two sheets per frame (careful-lab at a third of its size, to stay quick)."""
-    profile = load_profile(preset)
-    if preset == "careful-lab":
-        profile = replace(profile, camera=replace(profile.camera, width=1344, height=1008))
-    for sheets_per_frame in (1, 2):
-        frames = {}
-        for fast in (True, False):
-            cam = SimulatedCamera.from_batch(
-                batch[0], profile, seed=11, n_frames=4, dpi=100, sheets_per_frame=sheets_per_frame
-            )
-            cam.fast = fast
-            frames[fast] = list(cam.frames())
-        for a, b in zip(frames[True], frames[False], strict=True):
-            assert a.truth == b.truth
-            assert np.array_equal(a.image, b.image), f"{preset}: frame {a.index} differs"

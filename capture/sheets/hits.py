@@ -23,6 +23,7 @@ class SheetHit:
         scale_warning: the printed geometry disagrees with ``layout.json`` (see ``scale_ratio``).
         qr_verified: the sheet's QR code was read and names this batch (``None``: not read).
         layout_id: the layout (print) the sheet was read with (``contracts.layout.layout_id``).
+        marker_px: the corners (``4 x 2`` frame px) of each marker in ``marker_ids``.
     """
 
     sheet: Sheet
@@ -33,6 +34,7 @@ class SheetHit:
     scale_warning: bool = False
     qr_verified: bool | None = None
     layout_id: str = ""
+    marker_px: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass

@@ -159,6 +159,10 @@ class SheetQr:
         """
         qr = hit.sheet.qr or {}
         x, y, w, h = (float(v) for v in qr["box_mm"])
+        box = cv2.perspectiveTransform(np.array([[[x, y], [x + w, y], [x + w, y + h], [x, y + h]]], np.float64), hit.H)
+        fh, fw = grey.shape[:2]
+        if (box < 0).any() or (box[0, :, 0] > fw - 1).any() or (box[0, :, 1] > fh - 1).any():
+            return ""  # not wholly in the frame (a close-up of a dense sheet): nothing to read, no time spent
         n = int(qr.get("modules") or 25)
         side = n * QR_PX_PER_MODULE
         margin = 4 * QR_PX_PER_MODULE

@@ -1,0 +1,147 @@
+"""A face batch end to end with the real commands: print, capture --simulate with CenterFace, report (issue #25).
+
+The batch (``face_batch``, tests/conftest.py) is crafted once per test session on the real MTCNN; capture runs
+the real CenterFace in onnxruntime on the simulated camera's frames; the report's figures are checked against
+the capture database they come from.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from analysis.faces import FaceObs, FaceSession, channel_verdict, limited, paired_hiding, recall
+from analysis.report import make_report
+from contracts.capturedb import SCHEMA_VERSION, open_db_readonly
+from contracts.detection import Detections
+from contracts.errors import UserError
+from contracts.manifest import load_batch
+from testkit.cli import assert_one_line_error, run_cli
+
+
+@pytest.fixture(scope="module")
+def captured(face_batch: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the face batch with one simulated CenterFace session (``sim``) and its report."""
+    out = tmp_path_factory.mktemp("facecap") / "batch"
+    shutil.copytree(face_batch, out)
+    r = run_cli("capture", str(out), "--simulate", "--model", "centerface", "--frames", "4", "--headless",
+                "--session", "sim", "--seed", "1")  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = run_cli("report", str(out), "--format", "html,csv")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "transfer to centerface [sim]" in " ".join(r.stdout.split())
+    return out
+
+
+def _table(batch: Path, name: str) -> list[dict]:
+    return json.loads((batch / "report" / f"{name}.json").read_text())["rows"]
+
+
+def test_capture_records_the_detector_boxes_per_observation(captured: Path) -> None:
+    con = open_db_readonly(captured / "captures" / "sim.sqlite")
+    try:
+        assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
+        rows = con.execute("SELECT item_id, role, top1, boxes FROM observations").fetchall()
+        digital = [
+            (i, r, json.loads(ids)[0], b)
+            for i, r, ids, b in con.execute(
+                "SELECT d.item_id, d.role, d.top5_ids, b.boxes FROM digital d JOIN digital_boxes b "
+                "USING (item_id, role)"
+            )
+        ]
+        (model,) = con.execute("SELECT model FROM sessions").fetchone()
+    finally:
+        con.close()
+    assert model == "centerface" and rows and len(digital) == 4  # two items, clean and adversarial
+    for _, _, top1, boxes in rows + digital:
+        dets = Detections.from_json(json.loads(boxes))
+        assert top1 in (0, 1) and (top1 == 0 or len(dets) > 0)  # "every truth face found" needs a box
+        assert (dets.boxes[:, 2:] > dets.boxes[:, :2]).all()
+
+
+def test_report_figures_are_consistent_with_each_other(captured: Path) -> None:
+    rec = {(r["image"], r["seen"]): r for r in _table(captured, "faces_recall")}
+    hide = {r["seen"]: r for r in _table(captured, "faces_hiding")}
+    (chan,) = _table(captured, "faces_channel")
+    transfer = {(r["detector"], r["seen"]): r["hiding"] for r in _table(captured, "faces_transfer")}
+    assert len(rec) == 4 and {r["session"] for r in rec.values()} == {chan["session"]} == {"sim"}
+    assert rec[("clean", "digital")]["n"] == rec[("adv", "digital")]["n"] == 2  # one truth face per LFW crop
+    photo_n = rec[("clean", "photographed")]["n"]
+    assert photo_n > 0 and photo_n == rec[("adv", "photographed")]["n"]  # tiles judged in pairs
+    # paired hiding's denominators are the faces found on the clean image
+    assert hide["digital"]["n"] == rec[("clean", "digital")]["k"]
+    assert hide["photographed"]["n"] <= rec[("clean", "photographed")]["k"]
+    for r in [*rec.values(), *hide.values()]:
+        assert r["k"] <= r["n"]
+        if r.get("recall", r.get("hiding")) is not None:
+            v = r.get("recall", r.get("hiding"))
+            assert r["lo"] <= v <= r["hi"] and v == pytest.approx(r["k"] / r["n"], abs=1e-3)
+    assert hide["photographed"]["figure_is"] == ("hiding" if chan["verdict"] in ("ok", "n/a") else chan["verdict"])
+    assert ("mtcnn (source, white-box)", "digital") in transfer and ("centerface", "photographed") in transfer
+    assert transfer[("centerface", "photographed")].endswith("is not hiding") == (chan["verdict"] not in ("ok", "n/a"))
+    html = (captured / "report" / "index.html").read_text()
+    assert "faces_transfer" in html or "transfer from mtcnn" in html.lower()
+    assert html.count("data:image/png") >= 4  # the gallery: digital clean and adversarial with boxes, and crops
+
+
+def test_an_older_database_is_read_and_skipped_in_the_face_report(captured: Path, tmp_path: Path) -> None:
+    batch = tmp_path / "b"
+    shutil.copytree(captured, batch)
+    old = batch / "captures" / "old.sqlite"
+    shutil.copy(batch / "captures" / "sim.sqlite", old)
+    con = sqlite3.connect(old)
+    con.execute("UPDATE sessions SET id = 'old'")
+    con.execute("UPDATE observations SET session_id = 'old'")
+    con.execute("ALTER TABLE observations DROP COLUMN boxes")  # a schema-2 database: no boxes
+    con.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    con.commit()
+    con.close()
+    result = make_report(batch, formats=("csv",))
+    assert any(n.startswith("old.sqlite: no face-detector observations") for n in result.notes)
+    assert {row["session"] for row in _table(batch, "faces_recall")} == {"sim"}
+
+
+def test_a_face_batch_needs_a_face_detector_and_a_classifier_batch_a_classifier(
+    face_batch: Path, setup: tuple[Path, Path, Path]
+) -> None:
+    from capture.facetarget import check_pairing
+
+    batch = load_batch(face_batch)
+    with pytest.raises(UserError, match="face-detector batch.*--model centerface"):
+        check_pairing(batch, face_batch, False, "--model lite0")
+    cls_batch, _, photos = setup
+    centerface = face_batch / "models" / "centerface.onnx"
+    r = run_cli("capture", str(cls_batch), "--model", str(centerface), "--photos", str(photos), "--headless")
+    assert_one_line_error(r, "a face detector", "classifier batch")
+
+
+def _session(clean: list[list[bool]], adv: list[list[bool]], digital: tuple[bool, bool]) -> FaceSession:
+    s = FaceSession("s", Path("s.sqlite"), "centerface", "simulate", 224)
+    s.digital = {("a", "clean"): np.array([digital[0]]), ("a", "adv"): np.array([digital[1]])}
+    s.obs = {
+        ("a", "clean"): [FaceObs(f, True, np.array(v), Detections.empty(), 224) for f, v in enumerate(clean)],
+        ("a", "adv"): [FaceObs(f, True, np.array(v), Detections.empty(), 224) for f, v in enumerate(adv)],
+    }
+    return s
+
+
+def test_hiding_is_paired_frame_by_frame_and_a_camera_limited_session_hides_nothing(face_batch: Path) -> None:
+    batch = load_batch(face_batch)
+    batch.items = [replace(batch.items[0], id="a")]
+    # frames 0-3: found clean in 0, 1, 3; the adversarial tile hides it in frames 1 and 3 -> 2 of 3
+    s = _session([[True], [True], [False], [True]], [[True], [False], [True], [False]], (True, False))
+    h = paired_hiding(s, batch.items, True)
+    assert (h.num, h.n) == (2, 3)
+    assert (recall(s, batch.items, "clean", True).num, recall(s, batch.items, "adv", False).num) == (3, 0)
+    assert paired_hiding(s, batch.items, False).num == 1
+    # every clean face found digitally and none photographed: the camera, not the attack, decides
+    dark = _session([[False]] * 40, [[False]] * 40, (True, False))
+    dark.verdict = channel_verdict(dark, batch)
+    assert dark.verdict.verdict == "camera-limited" and limited(dark)
+    assert paired_hiding(dark, batch.items, True).n == 0  # nothing found clean: nothing to call hidden
