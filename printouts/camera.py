@@ -284,8 +284,7 @@ def eot_mismatch(plan: CameraPlan, items: list[Any]) -> str | None:
         f"{len(ranges)} EOT item(s) were optimised through the channel twin for tiles of {lo:.0f}-{hi:.0f} camera "
         f"pixels, and this layout gives about {plan.tile_px:.0f}: their expectation did not cover this camera's view "
         "of the tiles (craft them for this layout with --eot-tile-px "
-        f"{want_lo:.0f}-{want_hi:.0f}, or print with --tile-mm 60 to "
-        "photograph them as the twin assumed)"
+        f"{want_lo:.0f}-{want_hi:.0f}, or print with --frame-size for the camera they were crafted for)"
     )
 
 
