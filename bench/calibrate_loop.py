@@ -1,8 +1,11 @@
 """Does a calibrated profile predict the camera it was fitted to? Per-tile top-1 agreement, closed loop.
 
-The "real" camera is the simulated one with the preset's channel but no ISP of its own, its
-frames passed through ``testkit.foreign_isp`` (an ISP unlike Photoproof's). Four sessions of one
-printed batch, read by the same ONNX model:
+The "real" camera is the simulated one with the preset's channel but no ISP of its own and no JPEG of
+its own (``--first-jpeg 100``; a camera compresses once, after its ISP), its frames passed through
+``testkit.foreign_isp`` (an ISP unlike Photoproof's, which ends in JPEG 90). With ``--truth-seed N``
+the real camera's printer, blur, noise and framing are also drawn at random (:func:`drawn`), so that
+the preset is wrong about more than the ISP. Four sessions of one printed batch, read by the same
+ONNX model:
 
 - ``real-1``, ``real-2``: the real camera twice (different poses, light and noise): how often
   that camera repeats itself, tile by tile;
@@ -11,17 +14,20 @@ printed batch, read by the same ONNX model:
 
 Each tile's top-1 is the majority over its good observations; agreement with ``real-1`` is the
 share of tiles (seen in both sessions) with the same top-1, with a Wilson 95 % interval. Clean
-accuracy and adversarial success (top-1 against the item's label) per session.
+accuracy and adversarial success (top-1 against the item's label) per session. The goal (issue 27) is
+judged on the tiles every session saw, paired: the fitted profile's agreement minus the camera's own
+(real-2's), with a 95 % bootstrap interval clustered by photo (tiles of one photo are resampled together).
 
 Run (after crafting, e.g. ``photoproof craft --out B --images tuning --limit 8 --attack bim --eps 16``)::
 
-    python bench/calibrate_loop.py --batch B --out /tmp/loop --model lite0 --frames 24
+    python bench/calibrate_loop.py --batch B --out /tmp/loop --model lite0 --frames 8
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import math
 import shutil
 import sqlite3
 import sys
@@ -29,6 +35,8 @@ import time
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -38,7 +46,7 @@ from channel.calibrate import calibrate  # noqa: E402
 from channel.simulate import SimulatedCamera  # noqa: E402
 from contracts.errors import UserError  # noqa: E402
 from contracts.manifest import load_batch  # noqa: E402
-from contracts.profile import Isp, load_profile  # noqa: E402
+from contracts.profile import ChannelProfile, Isp, load_profile  # noqa: E402
 from printouts.sheets import print_batch  # noqa: E402
 from testkit.foreign_isp import ForeignCamera  # noqa: E402
 
@@ -66,6 +74,58 @@ def tiles(work: Path, session: str) -> dict[tuple[str, str], int]:
     return {k: c.most_common(1)[0][0] for k, c in votes.items()}
 
 
+def drawn(base: ChannelProfile, seed: int) -> ChannelProfile:
+    """``base`` with its printer, blur, noise and framing drawn at random (a camera the preset does not know)."""
+    rng = np.random.default_rng(seed)
+    u = rng.uniform
+    pr = replace(
+        base.printer,
+        tone_gamma=float(u(0.85, 1.3)),
+        dot_gain=float(u(0.03, 0.2)),
+        paper_white=tuple(float(v) for v in u(0.78, 0.9, 3)),
+        ink_black=tuple(float(v) for v in u(0.03, 0.08, 3)),
+        gamut_compression=float(u(0.1, 0.35)),
+    )
+    df = float(u(0.4, 1.4))
+    cam = replace(
+        base.camera,
+        defocus_sigma_px=(df, df + 0.2),
+        motion_blur_px=(0.0, float(u(0.0, 1.0))),
+        shot_noise=(float(u(2e-4, 1.5e-3)),) * 2,
+        read_noise=(float(u(1e-3, 8e-3)),) * 2,
+    )
+    fill = float(u(0.72, 0.9))
+    return replace(base, printer=pr, camera=cam, scene=replace(base.scene, sheet_fill=(fill, fill + 0.06)))
+
+
+def paired(
+    ref: dict[tuple[str, str], int],
+    a: dict[tuple[str, str], int],
+    b: dict[tuple[str, str], int],
+    photo: dict[str, str],
+    seed: int = 0,
+    resamples: int = 2000,
+) -> tuple[float, float, float, int, int]:
+    """Agreement with ``ref`` of ``a`` minus that of ``b`` on the tiles all three saw: (difference, 95 % interval
+    by a bootstrap clustered by photo, n tiles, n photos)."""
+    keys = sorted(set(ref) & set(a) & set(b))
+    if not keys:
+        return math.nan, math.nan, math.nan, 0, 0
+    photos = sorted({photo.get(k[0], k[0]) for k in keys})
+    idx = {p: i for i, p in enumerate(photos)}
+    d = np.zeros(len(photos))
+    n = np.zeros(len(photos))
+    for k in keys:
+        i = idx[photo.get(k[0], k[0])]
+        d[i] += float(ref[k] == a[k]) - float(ref[k] == b[k])
+        n[i] += 1
+    rng = np.random.default_rng(seed)
+    w = rng.multinomial(len(photos), np.full(len(photos), 1.0 / len(photos)), size=resamples)
+    boot = (w @ d) / np.maximum(w @ n, 1)
+    lo, hi = np.quantile(boot, (0.025, 0.975))
+    return float(d.sum() / n.sum()), float(lo), float(hi), len(keys), len(photos)
+
+
 def _pct(k: int, n: int) -> str:
     if n == 0:
         return "- (n = 0)"
@@ -79,7 +139,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--model", default="lite0", help="the target model (zoo name), exported to ONNX")
     ap.add_argument("--preset", default="office-laser-webcam")
-    ap.add_argument("--frames", type=int, default=24, help="frames per sheet and session")
+    ap.add_argument("--frames", type=int, default=8, help="frames per sheet and session")
+    ap.add_argument("--first-jpeg", type=float, default=100.0, help="the real camera's JPEG before the foreign ISP")
+    ap.add_argument("--truth-seed", type=int, default=None, help="draw the real camera's channel with this seed")
+    ap.add_argument("--jpeg-quality", type=int, default=None, help="tell calibrate the JPEG quality (default: not)")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     work = a.out / "work"
@@ -97,7 +160,9 @@ def main() -> None:
     n_sheets = len(load_layout(work).sheets)
     model = _onnx(a.model, a.out / "onnx")
     base = load_profile(a.preset)
-    real = replace(base, isp=Isp())
+    real = replace(base, isp=Isp(), camera=replace(base.camera, jpeg_quality=(a.first_jpeg, a.first_jpeg)))
+    if a.truth_seed is not None:
+        real = drawn(real, a.truth_seed)
     frames = a.frames * n_sheets
     plan = [("real-1", real, True, 1), ("real-2", real, True, 2), ("uncalibrated", base, False, 3)]
     t0 = time.perf_counter()
@@ -107,11 +172,13 @@ def main() -> None:
             cam = ForeignCamera(sim) if foreign else sim
             run_capture(work, model, cam, frames=frames, session_id=name, save_crops=False)
     fitted_path = a.out / "fitted.toml"
-    res = calibrate(work, "real-2", fitted_path, base=a.preset, jpeg_quality=90)
+    res = calibrate(work, "real-2", fitted_path, base=a.preset, jpeg_quality=a.jpeg_quality)
     if not (work / "captures" / "fitted.sqlite").is_file():
         cam = SimulatedCamera.from_batch(work, load_profile(str(fitted_path)), seed=4, n_frames=frames)
         run_capture(work, model, cam, frames=frames, session_id="fitted", save_crops=False)
-    labels = {it.id: it.label.index for it in load_batch(work).items}
+    items = load_batch(work).items
+    labels = {it.id: it.label.index for it in items}
+    photo = {it.id: it.source.file for it in items}
     ref = tiles(work, "real-1")
     print(f"\n{a.preset} with a foreign ISP, target {a.model}, {frames} frames per session, {len(labels)} items")
     print(f"calibrated from real-2: printer fit {'kept' if res.isp.printer_ok else 'replaced by the ISP curves'}, ")
@@ -133,6 +200,15 @@ def main() -> None:
     print(f"\non the {len(common)} tiles with a good observation in every session, same top-1 as real-1:")
     for name in ("real-2", "uncalibrated", "fitted"):
         print(f"- {name}: {_pct(sum(ref[k] == every[name][k] for k in common), len(common))}")
+    print("\npaired on the tiles all four saw, agreement with real-1 minus real-2's (bootstrap by photo):")
+    for name in ("uncalibrated", "fitted"):
+        diff, lo, hi, n, n_photos = paired(ref, every[name], every["real-2"], photo)
+        print(f"- {name}: {100 * diff:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}] ({n} tiles, {n_photos} photos)")
+    diff, lo, hi, n, n_photos = paired(ref, every["fitted"], every["uncalibrated"], photo)
+    print(f"- fitted minus uncalibrated: {100 * diff:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}]")
+    if res.edges is not None:
+        e = res.edges
+        print(f"\nedges: defocus {e.defocus[0]:.2f}-{e.defocus[1]:.2f} px, unsharp {e.amount:g} at {e.sigma:g} px")
     print(f"\n{time.perf_counter() - t0:.0f} s")
 
 

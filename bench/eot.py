@@ -96,6 +96,7 @@ def main() -> None:
     ap.add_argument("--onnx", type=Path, default=Path("/tmp/photoproof-bench-onnx/lite0.onnx"))
     ap.add_argument("--frames-per-sheet", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--images", default=None, help="craft's --images (the photos of --bim-batch, in its order)")
     ap.add_argument(
         "--match-layout",
         action="store_true",
@@ -138,6 +139,7 @@ def main() -> None:
                     str(args.limit),
                     "--seed",
                     str(args.seed),
+                    *(["--images", args.images] if args.images else []),
                     *extra,
                 ],
                 check=True,

@@ -5,8 +5,9 @@ Torch-free by design: a capture station needs numpy, OpenCV and onnxruntime only
 - ``sources``: frame sources behind :mod:`contracts.frames` (``files``: photos and
   video; ``live``: webcams and stream URLs; ``mjpeg``: the bounded MJPEG reader;
   ``phone``: the HTTPS page a phone's browser streams from);
-- ``sheets``: sheet finding (``detect``: ArUco markers to a homography and tile
-  crops; ``hits``: what it yields; ``qr``: sheet identity from QR codes; ``scale``:
+- ``sheets``: sheet finding (``detect``: ArUco markers to a homography per sheet and its print;
+  ``crops``: the tiles cut out and judged; ``local``: a dense sheet's pairs through their own
+  markers; ``hits``: what it yields; ``qr``: sheet identity from QR codes; ``scale``:
   the printed-scale check; ``quality``: tile metrics and gates; ``strip``: the
   calibration strip measured during capture);
 - ``faces``: the ONNX face detectors (CenterFace, YuNet): preprocessing, decoding, NMS;
@@ -16,6 +17,7 @@ Torch-free by design: a capture station needs numpy, OpenCV and onnxruntime only
 - ``digital``: the classifier on every batch PNG (the digital top-5; also the sweep's);
 - ``stability``: the digital stability baseline (the clean PNGs through mild resampling, blur and JPEG);
 - ``pipeline``: the classifier thread; ``record``: the SQLite recorder; ``sessionrow``: its session row (start, resume);
+  ``recordopen``: its writer's lock and the one-line failures of opening and writing the database;
   ``session``: ``run_capture``, a session set up and closed; ``cameraloop``: its camera loop and live progress;
 - ``stoprule``: when a run stops (``--frames``, ``--duration``, ``--per-tile``), one rule for every loop;
 - ``feedback``: each frame's verdicts and gate reasons, for sources that show them (the phone page);

@@ -23,12 +23,15 @@ from typing import Any
 
 import numpy as np
 
+from capture.recordopen import RecordingFailed as RecordingFailed
+from capture.recordopen import open_failure
+from capture.recordopen import session_lock as session_lock
 from capture.sessionrow import Resume, SessionStart, open_session_row
 from capture.sheets.quality import TileQuality
 from capture.sighting import PatchSighting
-from contracts.capturedb import SCHEMA_VERSION, check_db_path, create_db, encode_top5
+from contracts.capturedb import SCHEMA_VERSION, check_db_path, create_db, encode_esf, encode_top5
 from contracts.errors import UserError
-from contracts.lock import ExclusiveLock, HeldElsewhere
+from contracts.strip import ESF_STEP_PX, NOISE_BIN
 
 log = logging.getLogger(__name__)
 
@@ -47,49 +50,6 @@ class Observation:
     top5_probs: list[float]
     layout_id: str | None = None  # the layout (print) its sheet was read with
     boxes: str | None = None  # a face detector's boxes on the crop, as JSON (schema 3); None for a classifier
-
-
-def _open_failure(path: Path, e: sqlite3.Error) -> str:
-    """One line for a capture database that cannot be created or opened: a failed write is named as such.
-
-    SQLite reports a full disk (or a file-size limit) while creating the file as
-    ``SQLITE_IOERR_WRITE`` "disk I/O error", which reads like a broken disk.
-    """
-    name = str(getattr(e, "sqlite_errorname", ""))
-    if name == "SQLITE_FULL" or name.startswith("SQLITE_IOERR"):
-        return (
-            f"{path}: writing the new capture database failed (SQLite: {e}): the disk is full, a file-size limit was "
-            "reached or the device failed; free disk space, or capture into a batch on another disk, and re-run"
-        )
-    if name in ("SQLITE_CANTOPEN", "SQLITE_PERM") or name.startswith("SQLITE_READONLY"):
-        return (
-            f"{path}: cannot write it: the file or its folder is read-only (SQLite: {e}); make the batch's captures/ "
-            f"folder writable, or capture into a copy of the batch on a writable disk"
-        )
-    return f"{path}: cannot open it as a capture database ({e}); choose another --session, or free disk space"
-
-
-class RecordingFailed(UserError):
-    """Writing to the capture database failed (disk full, read-only disk...): the session stops.
-
-    Everything committed before the failure stays in the database.
-    """
-
-
-def session_lock(path: Path) -> ExclusiveLock:
-    """The exclusive lock on ``captures/<session>.lock``, held while a capture writes the session.
-
-    The operating system drops it when the process ends, even on SIGKILL
-    (:mod:`contracts.lock`). A second writer is refused in one line.
-    """
-    try:
-        return ExclusiveLock(path)
-    except HeldElsewhere as e:
-        who = f" (process {e.holder})" if e.holder else ""
-        raise UserError(
-            f"{path.with_suffix('.sqlite')}: this session is being recorded by another capture{who}; "
-            "choose another --session, or wait until that capture stops"
-        ) from None
 
 
 class Recorder:
@@ -130,7 +90,7 @@ class Recorder:
             version = self.con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         except sqlite3.Error as e:
             self._session_lock.release()
-            raise UserError(_open_failure(path, e)) from None
+            raise UserError(open_failure(path, e)) from None
         self._lock = threading.RLock()
         self._dirty = False
         self._last_commit = time.monotonic()
@@ -285,17 +245,19 @@ class Recorder:
         """Strip measurements of one frame: ``channel.calibrate.SheetPatches``, one per detected sheet."""
         with self._writing():
             for s in sheets:
-                self.con.executemany(
-                    "INSERT OR REPLACE INTO patches VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    [
-                        (self.session_id, frame_idx, s.sheet_id, p.name, *p.mean_rgb, *p.std_rgb, p.std_y, p.n_px)
-                        for p in s.patches
-                    ],
-                )
+                key = (self.session_id, frame_idx, s.sheet_id)
+                rows = [(*key, p.name, *p.mean_rgb, *p.std_rgb, p.std_y, p.n_px) for p in s.patches]
+                self.con.executemany("INSERT OR REPLACE INTO patches VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
                 self.con.execute(
                     "INSERT OR REPLACE INTO blur VALUES (?,?,?,?,?,?,?)",
-                    (self.session_id, frame_idx, s.sheet_id, s.sigma_px, s.n_edges, s.width, s.height),
+                    (*key, s.sigma_px, s.n_edges, s.width, s.height),
                 )
+                binned = [(*key, p.name, NOISE_BIN, p.std_y2) for p in s.patches if p.std_y2 is not None]
+                self.con.executemany("INSERT OR REPLACE INTO patch_noise VALUES (?,?,?,?,?,?)", binned)
+                if s.esf is not None:
+                    self.con.execute(
+                        "INSERT OR REPLACE INTO esf VALUES (?,?,?,?,?)", (*key, ESF_STEP_PX, encode_esf(s.esf))
+                    )
             self._dirty = True
 
     # -- scene mode (added for capture --scene) --------------------------------

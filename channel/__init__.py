@@ -17,6 +17,7 @@ the scene and the camera; every module here reads it.
 - ``calibrate``: fits a profile to the calibration strip measured in a capture and writes it;
   ``calibrate_fit``: the printer's tone and colour and the camera's noise fitted to the strip's patches;
   ``calibrate_isp``: what it fits beyond the printer (the camera's ISP, the framing) and its checks of the strip;
+  ``calibrate_edges``: blur and sharpening from the edges' spread functions (ISO 12233 slanted edge);
   ``cli``: ``photoproof calibrate``; ``search``: the one-dimensional searches the fits use;
 - ``twin``: the differentiable torch/kornia twin that EOT samples from.
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from channel.calibrate_edges import SIGMAS, EdgeFit, fit_edges, load_esf
 from channel.calibrate_fit import SIM_SIGMA0_PX, Fit, fit_all, fit_noise, load_groups
 from channel.calibrate_isp import IspFit, check_strip, fit_framing, fit_isp, physical_fit_ok, static_table
 from channel.model import illuminant_rgb, reference_cct
@@ -131,6 +132,26 @@ def profile_notes(
     return notes
 
 
+def edge_notes(edges: EdgeFit | None, quality: int) -> dict[str, str]:
+    """Comments for the keys fitted from the edges' spread functions (:mod:`channel.calibrate_edges`)."""
+    if edges is None:
+        return {}
+    how = (
+        f"estimated: {edges.n} edge spread functions (ISO 12233 slanted edge), forward-modelled through the "
+        f"fitted ISP and JPEG at {quality}; rms {edges.rms:.3f} of the step (blur alone {edges.rms_blur_only:.3f})"
+    )
+    out = {
+        "camera.defocus_sigma_px": f"{how}; the range from the spread of the edges' sigmas; includes any motion blur",
+        "camera.motion_blur_px": "0: folded into defocus_sigma_px (the strip's edges cannot tell them apart)",
+    }
+    if edges.amount > 0:
+        out["isp.sharpen_amount"] = how
+        out["isp.sharpen_sigma_px"] = f"{how}; one of {', '.join(map(str, SIGMAS))} px"
+    else:
+        out["isp.sharpen_amount"] = f"0: {how}; the edges show no overshoot"
+    return out
+
+
 @dataclass
 class Calibration:
     """What :func:`calibrate` wrote."""
@@ -142,6 +163,7 @@ class Calibration:
     isp: IspFit
     base: ChannelProfile
     notes: dict[str, str]
+    edges: EdgeFit | None = None
 
 
 def _session_db(batch_dir: Path, session: str) -> Path:
@@ -191,6 +213,7 @@ def calibrate(
         sizes = [(w, h) for _, w, h in blur]
         width, height = max(set(sizes), key=sizes.count) if sizes else (base_prof.camera.width, base_prof.camera.height)
         framing = fit_framing(con, sid, layout, int(height))
+        esf = load_esf(con, sid)
     finally:
         con.close()
     cct = reference_cct(base_prof)
@@ -216,9 +239,19 @@ def calibrate(
     )
     light = 1.0 - 0.5 * float(np.mean(base_prof.scene.gradient))  # mean fall-off over the sheet
     isp_fit = fit_isp(groups, pr, gamma, printer_ok, 1.0 if printer_ok else light)
+    sigmas = np.array([s for s, _, _ in blur if s is not None], float)
+    edges = fit_edges(esf, sigmas, pr, isp_fit.isp, gamma, quality, 1.0 if printer_ok else light)
+    if edges is not None and edges.amount > 0:
+        isp_fit.isp = replace(isp_fit.isp, sharpen_amount=edges.amount, sharpen_sigma_px=edges.sigma)
+        isp_fit.used = True
     if isp_fit.used:
         fit.shot_noise, fit.read_noise, fit.n_noise = fit_noise(
-            groups, gamma, gains, quality, isp=(static_table(isp_fit.isp), isp_fit.pre_grey)
+            groups,
+            gamma,
+            gains,
+            quality,
+            isp=(static_table(isp_fit.isp), isp_fit.pre_grey),
+            sharpen=(isp_fit.isp.sharpen_amount, isp_fit.isp.sharpen_sigma_px),
         )
     sc = replace(
         base_prof.scene, illuminance=_r2(fit.illuminance, 4), colour_temperature_k=(round(cct, 1), round(cct, 1))
@@ -234,7 +267,9 @@ def calibrate(
         jpeg_quality=(float(quality),) * 2 if jpeg_quality is not None else base_prof.camera.jpeg_quality,
         white_balance_error=(-round(fit.wb_error, 4), round(fit.wb_error, 4)),
     )
-    if fit.defocus is not None:
+    if edges is not None:
+        cam = replace(cam, defocus_sigma_px=_r2(edges.defocus, 3), motion_blur_px=(0.0, 0.0))
+    elif fit.defocus is not None:
         cam = replace(cam, defocus_sigma_px=_r2(fit.defocus, 3), motion_blur_px=(0.0, 0.0))
     if fit.shot_noise is not None and fit.read_noise is not None:
         cam = replace(
@@ -246,10 +281,11 @@ def calibrate(
     )
     views = f"{fit.n_groups} strip views in {fit.n_frames} frames"
     notes = profile_notes(profile, base_prof, fit, isp_fit, framing, views, gamma, quality, jpeg_quality is not None)
+    notes.update(edge_notes(edges, quality))
     header = [
         f"Photoproof channel profile calibrated from capture session {sid} of batch {name}",
         f"({views}; written {time.strftime('%Y-%m-%d %H:%M')}). Units and formulas: docs/channel-profile.md.",
     ]
     write_profile(out, profile, header, notes)
     log.info("wrote %s from %s", out, views)
-    return Calibration(out, profile, fit, sid, isp_fit, base_prof, notes)
+    return Calibration(out, profile, fit, sid, isp_fit, base_prof, notes, edges)

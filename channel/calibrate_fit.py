@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
-from channel.camera import apply_jpeg, apply_sensor, sensor_curve
+from channel.camera import apply_jpeg, apply_sensor, gaussian_ksize, sensor_curve
 from channel.colour import LUMA
 from channel.model import (
     UNIT_FIELDS,
@@ -27,7 +27,7 @@ from channel.search import golden, grid_golden
 from contracts.errors import UserError
 from contracts.layout import Layout, Patch, Sheet
 from contracts.profile import Camera, Printer
-from contracts.strip import BT601, PATCH_EVERY
+from contracts.strip import BT601, NOISE_BIN, PATCH_EVERY
 
 MIN_VIEWS = 3  # strip views needed to fit
 SIM_SIGMA0_PX = 0.25  # what this estimator reads off the simulator at zero defocus (0.15-0.27 px at sheet fill 0.6-0.9)
@@ -40,6 +40,7 @@ class Group:
     frame_idx: int
     sheet: Sheet
     patches: dict[str, tuple[Patch, np.ndarray, float]]
+    binned: dict[str, float] = field(default_factory=dict)  # patch -> luma std of NOISE_BIN x NOISE_BIN means
 
     def level(self, kind: str, value: int) -> np.ndarray | None:
         hit = [
@@ -163,6 +164,7 @@ def fit_noise(
     jpeg_quality: int,
     seed: int = 0,
     isp: tuple[np.ndarray, dict[int, np.ndarray]] | None = None,
+    sharpen: tuple[float, float] = (0.0, 1.0),
 ) -> tuple[float | None, float | None, int]:
     """shot_noise and read_noise (EMVA 1288: ``var = a raw + b**2``) from the grey patches' luma std.
 
@@ -170,13 +172,21 @@ def fit_noise(
     simulator's own sensor and JPEG (``channel.camera.sensor_curve``, ``apply_sensor``, ``apply_jpeg``
     at ``jpeg_quality``, white-balance ``gains``) on flat 32 px patches at the observed grey
     levels, with fixed standard normal draws from ``seed``, and matches the median observed
-    luma std per level (least squares in log std, over log a and log b).
+    luma std per level (least squares in log std, over log a and log b). ``sharpen``: the ISP's unsharp
+    mask (amount, sigma px), which amplifies the noise; with it, each patch's std leaves out its 4 px border.
+    When the capture recorded the patches' std on ``NOISE_BIN`` x ``NOISE_BIN`` pixel means (``patch_noise``),
+    that is matched instead: the noise at about the scale a tile is classified at, where a camera's sharpened
+    (high-frequency) noise mostly cancels and a sensor's white noise does not.
     """
     by_level: dict[int, list[tuple[float, float]]] = {}
+    binned: dict[int, list[float]] = {}
     for g in groups:
-        for p, m, sy in g.patches.values():
+        for name, (p, m, sy) in g.patches.items():
             if p.kind == "grey" and p.rgb is not None and 15.0 <= float(np.mean(m)) <= 240.0:
                 by_level.setdefault(int(p.rgb[0]), []).append((float(np.mean(m)), sy))
+                if name in g.binned:
+                    binned.setdefault(int(p.rgb[0]), []).append(g.binned[name])
+    use_binned = bool(by_level) and all(len(binned.get(v, [])) >= 2 for v in by_level)
     if len(by_level) < 3:
         return None, None, sum(len(v) for v in by_level.values())
     med = np.array([np.median(np.array(v), axis=0) for v in by_level.values()])
@@ -195,15 +205,25 @@ def fit_noise(
         **{f: 0.0 for f in UNIT_FIELDS if f != "jpeg_quality"}, jpeg_quality=jpeg_quality, noise_seed=0
     )
     cam = Camera(gamma=gamma)
-    target = np.log(med[:, 1] + 0.05)
+    target = np.log((np.array([np.median(binned[v]) for v in by_level]) if use_binned else med[:, 1]) + 0.05)
 
     def cost(log_a: float, log_b: float) -> float:
         curve = sensor_curve(base.replace(shot_noise=math.exp(log_a), read_noise=math.exp(log_b)), cam, gains)
         enc = apply_sensor(raw, curve, z)
         if isp is not None:
             enc = cv2.LUT(enc, isp[0])
+        if sharpen[0] > 0:
+            k = gaussian_ksize(sharpen[1])
+            blur = cv2.GaussianBlur(enc, (k, k), sharpen[1], borderType=cv2.BORDER_REFLECT_101)
+            enc = cv2.addWeighted(enc, 1.0 + sharpen[0], blur, -sharpen[0], 0.0)
         y = apply_jpeg(enc, jpeg_quality, bgr=False)[0].astype(np.float64) @ BT601
-        std = y.reshape(tile, len(med), tile).transpose(1, 0, 2).reshape(len(med), -1).std(axis=1, ddof=1)
+        cells = y.reshape(tile, len(med), tile).transpose(1, 0, 2)
+        if sharpen[0] > 0 or use_binned:
+            cells = cells[:, 4:-4, 4:-4]
+        if use_binned:
+            n = cells.shape[1] // NOISE_BIN
+            cells = cells.reshape(len(med), n, NOISE_BIN, n, NOISE_BIN).mean(axis=(2, 4))
+        std = cells.reshape(len(med), -1).std(axis=1, ddof=1)
         return float(((np.log(std + 0.05) - target) ** 2).mean())
 
     span_a, span_b = (math.log(1e-6), math.log(1e-1)), (math.log(1e-5), math.log(0.1))
@@ -245,6 +265,15 @@ def load_groups(
             continue
         grp = groups.setdefault((f, sid), Group(f, sheet, {}))
         grp.patches[name] = (patch, np.array([r, g, b], float), float(sy))
+    try:
+        for f, sid, name, std in con.execute(
+            "SELECT frame_idx, sheet_id, patch, std_y FROM patch_noise WHERE session_id=? AND bin_px=?",
+            (session, NOISE_BIN),
+        ):
+            if (f, sid) in groups:
+                groups[(f, sid)].binned[name] = float(std)
+    except sqlite3.OperationalError:
+        pass  # recorded before the binned noise was
     if len(groups) < MIN_VIEWS:
         raise UserError(
             f"--session {session}: {len(groups)} measurement(s) of the calibration strip, at least {MIN_VIEWS} needed "

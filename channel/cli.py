@@ -17,6 +17,7 @@ from rich.table import Table
 
 from console.terminal import console
 from contracts.profile import DEFAULT_PRESET
+from contracts.strip import ESF_STEP_PX
 
 
 def _fmt(v: object) -> str:
@@ -66,6 +67,22 @@ def report_tables(res: Any) -> list[Table]:
         )
     if isp.used:
         out.append(resid)
+    edges = getattr(res, "edges", None)
+    if edges is not None:
+        esf = Table(
+            title=f"edge spread function (black 0, white 1; {edges.n} views): observed and fitted "
+            f"(defocus {edges.defocus[0]:.2f}-{edges.defocus[1]:.2f} px, "
+            f"unsharp {edges.amount:g} at {edges.sigma:g} px)",
+            show_edge=False,
+        )
+        esf.add_column("")
+        half = (len(edges.observed) - 1) // 2
+        picks = list(range(0, len(edges.observed), 2))
+        for i in picks:
+            esf.add_column(f"{(i - half) * ESF_STEP_PX:+.1f}", justify="right")
+        esf.add_row("observed", *(f"{edges.observed[i]:.2f}" for i in picks))
+        esf.add_row("fitted", *(f"{edges.predicted[i]:.2f}" for i in picks))
+        out.append(esf)
     return out
 
 

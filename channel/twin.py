@@ -11,8 +11,9 @@ glare, Planckian colour, exposure) -> ``optics`` (Gaussian defocus, motion line)
 ``resolution`` (the tile as the camera samples it: the blur is in camera pixels,
 so it is scaled by ``size / tile_px``, and a tile narrower than ``size`` camera pixels
 is area-averaged onto ``tile_px`` pixels and brought back to ``size`` bilinearly, as
-capture's crop does; ``tile_px`` is drawn from ``contracts.profile.tile_px_range``,
-the framing the simulated camera uses) ->
+capture's crop does; ``tile_px`` is drawn from the range craft's EOT passes,
+``contracts.profile.default_tile_px_range``: the default print layout's tiles; a bare twin
+defaults to ``tile_px_range``, the simulated camera's whole-sheet framing) ->
 ``sensor`` (signal-dependent and read noise, white balance, 1/gamma encoding) ->
 ``isp`` (``channel.isp``: auto white balance and levels metered on the sheet, colour matrix,
 tone curves, unsharp mask in camera pixels) ->
@@ -184,8 +185,8 @@ class ChannelTwin:
         profile: the channel profile (the same TOML as the simulated camera).
         size: side of the (square) tiles in pixels; warps keep this size.
         tile_px: range of the tile's side in camera pixels that ``sample`` draws from
-            (default: ``tile_px_range(profile)``, the framing of the simulated camera for the
-            printouts' default 60 mm tile); ``None`` or ``(0, 0)`` leaves resolution out.
+            (default: ``tile_px_range(profile)``, the simulated camera's whole-sheet framing of a
+            60 mm tile; craft's EOT passes ``default_tile_px_range``); ``None`` or ``(0, 0)`` leaves resolution out.
     """
 
     def __init__(

@@ -13,6 +13,12 @@ One database per capture session, in WAL mode. Tables:
   strip of each detected sheet, measured at most every 5th frame by ``channel.calibrate``:
   each grey and colour patch's encoded RGB mean and std (0..255), its luma std and
   pixel count; the sheet's edge blur sigma in frame pixels and the frame size.
+- ``esf`` (added with them; older databases lack it): the sheet's edge spread function,
+  normalised to black 0 and white 1 and binned every ``step_px`` frame pixels about the edge
+  (``contracts.strip.esf_profile``), the median over its edges, a JSON array (null: an empty bin),
+  from which calibrate fits blur and sharpening.
+- ``patch_noise`` (added with ``esf``): each patch's luma std on means of ``bin_px`` x ``bin_px`` pixels,
+  the noise at about the scale a tile is classified at.
 - ``scene_observations`` (added for ``capture --scene``, :mod:`capture.scene`): one
   row per frame: the classified view ``[x, y, w, h]`` (frame pixels), the object's
   true class when given (``label``), the adversarial patch card seen (``patch``,
@@ -164,6 +170,23 @@ CREATE TABLE IF NOT EXISTS blur (
     height INTEGER NOT NULL,
     PRIMARY KEY (session_id, frame_idx, sheet_id)
 );
+CREATE TABLE IF NOT EXISTS patch_noise (
+    session_id TEXT NOT NULL,
+    frame_idx INTEGER NOT NULL,
+    sheet_id TEXT NOT NULL,
+    patch TEXT NOT NULL,
+    bin_px INTEGER NOT NULL,
+    std_y REAL NOT NULL,
+    PRIMARY KEY (session_id, frame_idx, sheet_id, patch)
+);
+CREATE TABLE IF NOT EXISTS esf (
+    session_id TEXT NOT NULL,
+    frame_idx INTEGER NOT NULL,
+    sheet_id TEXT NOT NULL,
+    step_px REAL NOT NULL,
+    esf TEXT NOT NULL,
+    PRIMARY KEY (session_id, frame_idx, sheet_id)
+);
 """
 
 
@@ -285,6 +308,19 @@ def decode_top5(ids: str, probs: str) -> list[tuple[int, float]]:
     if not isinstance(i, list) or not isinstance(p, list) or len(i) != len(p):
         raise ValueError(f"top-5 ids {ids[:40]!r} and probabilities {probs[:40]!r} do not pair up")
     return [(int(a), float(b)) for a, b in zip(i, p, strict=True)]
+
+
+def encode_esf(esf: Any) -> str:
+    """An edge spread function as a JSON array, NaN (an empty bin) as null."""
+    return json.dumps([round(float(x), 4) if x == x else None for x in esf])
+
+
+def decode_esf(text: str) -> list[float]:
+    """:func:`encode_esf` back; null as NaN. Raises ValueError on anything but a list of numbers and nulls."""
+    got = json.loads(text)
+    if not isinstance(got, list) or not all(x is None or isinstance(x, int | float) for x in got):
+        raise ValueError("esf: expected a JSON array of numbers")
+    return [float("nan") if x is None else float(x) for x in got]
 
 
 def has_column(con: sqlite3.Connection, table: str, column: str) -> bool:

@@ -99,7 +99,8 @@ class CraftConfig:
     eot_tile_px: tuple[float, float] | None = option(
         "--eot-tile-px",
         "EOT: the tiles' side in camera pixels that the channel twin samples, LO-HI, e.g. 480-580 "
-        "(default: the profile's framing of a 60 mm tile on A4; print --frame-size names the range of its layout).",
+        "(default: the tiles of print's default layout at the profile's frame size, 618-790 at 1080p; print "
+        "--frame-size names the range of its layout).",
         cli_type=str,
         parse=parse_px_range,
     )

@@ -30,10 +30,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+# The block's pure geometry lives in contracts.framing (craft's default EOT range follows it).
+from contracts.framing import BLOCK_MARKER_MM, GUTTER_MM
+from contracts.framing import block_size_mm as block_size_mm
 from printouts import geometry as geo
 
-GUTTER_MM = 10.0  # white gutter between pairs (and around the grid): a marker and its quiet zone fit in it
-BLOCK_MARKER_MM = 7.5  # 6 modules of 1.25 mm; the quiet zone is one module on each side
 HEADER_MM = 18.0  # title, 100 mm ruler, "print at 100 %" (as on a classic sheet)
 FOOTER_MM = 18.0  # calibration strip and QR code
 QR_MM = 18.0  # the footer's QR code: read in whole-sheet views, and from close up when the footer is framed
@@ -138,13 +139,6 @@ def block_box(g: BlockGrid, index: int) -> tuple[float, float, float, float]:
     x1 = max(x for x, _ in corners) + BLOCK_MARKER_MM * (1 + 1 / geo.MARKER_MODULES)
     y1 = max(y for _, y in corners) + BLOCK_MARKER_MM * (1 + 1 / geo.MARKER_MODULES)
     return x0, y0, x1 - x0, y1 - y0
-
-
-def block_size_mm(tile_w: float, aspect: float = 1.0) -> tuple[float, float]:
-    """Width and height of one block (a pair, its gutters' halves and its markers' quiet zones), in mm."""
-    q = BLOCK_MARKER_MM / geo.MARKER_MODULES
-    side = GUTTER_MM + BLOCK_MARKER_MM + 2 * q
-    return 2 * tile_w + geo.PAIR_GAP_MM + side, tile_w * aspect + side
 
 
 def qr_box(g: BlockGrid) -> list[float]:

@@ -33,15 +33,15 @@ from typing import Any
 
 from console.options import DEFAULT_CAMERA, DEFAULT_TARGET
 from contracts.errors import UserError
-from contracts.framing import FRAME_FILL, PLATEAU_TILE_FRACTION, focal_px  # shared with capture's resolution warning
+
+# shared with capture's resolution warning and craft's default EOT range (VIEW_MARGIN: the oblique-view margin)
+from contracts.framing import EOT_RANGE as EOT_RANGE
+from contracts.framing import FRAME_FILL, PLATEAU_TILE_FRACTION, VIEW_MARGIN, eot_tile_px, focal_px
 from contracts.preprocess import ZOO_INPUT_SIZES, PreprocessSpec
 from printouts import blocks as bl
 from printouts import geometry as geo
 
 MIN_PRINT_TILE_MM = 60.0  # the default tile: never print smaller, whatever the camera
-# The gate measures a tile's projected area, which shrinks as sqrt(cos view): a tile seen 35 deg off
-# its normal (a tilted sheet, or a tile near the edge of a wide-angle frame) keeps 0.9 of its side.
-VIEW_MARGIN = 1.1
 # The capture's size gate, as a fraction of the model's input size (capture.sheets.quality.MIN_TILE_FRACTION;
 # the printouts stage does not import capture, a test checks that the two agree).
 MIN_TILE_FRACTION = 0.75
@@ -50,9 +50,6 @@ MIN_TILE_FRACTION = 0.75
 # 82 % at 1.75 x (digital 95 %). Resolution alone (bench/gates.py: blur only) levels off earlier, at 1.25 x;
 # the camera's noise and JPEG cost less the more pixels a tile gets. The size the layout aims at.
 # PLATEAU_TILE_FRACTION (contracts.framing) = 1.75: the size the layout aims at.
-# The range of tile sides that ``craft --eot-tile-px`` should cover for a layout, as fractions of its ``tile_px``
-# (at 85 % fill): a sheet filling 77-98 % of the frame.
-EOT_RANGE = (0.9, 1.15)
 
 
 @dataclass(frozen=True)
@@ -265,9 +262,9 @@ def eot_mismatch(plan: CameraPlan, items: list[Any]) -> str | None:
     """A warning when EOT items were optimised for tiles far from this layout's size in camera pixels, else ``None``.
 
     ``craft --eot`` records the range of tile sides (camera pixels) its channel twin
-    sampled (``params.eot.tile_px``: ``--eot-tile-px``, by default the simulated camera's
-    framing of the default 60 mm tile). A layout for the camera that prints tiles outside
-    ``[0.8 lo, 1.25 hi]`` photographs them at a resolution the expectation never covered;
+    sampled (``params.eot.tile_px``: ``--eot-tile-px``, by default what the default layout for the
+    profile's camera gives, ``contracts.profile.default_tile_px_range``). A layout for the camera
+    that prints tiles outside ``[0.8 lo, 1.25 hi]`` photographs them at a resolution the expectation never covered;
     the warning names the ``--eot-tile-px`` range for this layout.
     """
     ranges = [
@@ -279,6 +276,7 @@ def eot_mismatch(plan: CameraPlan, items: list[Any]) -> str | None:
     ]
     if not ranges:
         return None
+    want_lo, want_hi = eot_tile_px(plan.tile_px)
     lo, hi = min(float(r[0]) for r in ranges), max(float(r[1]) for r in ranges)
     if 0.8 * lo <= plan.tile_px <= 1.25 * hi:
         return None
@@ -286,8 +284,7 @@ def eot_mismatch(plan: CameraPlan, items: list[Any]) -> str | None:
         f"{len(ranges)} EOT item(s) were optimised through the channel twin for tiles of {lo:.0f}-{hi:.0f} camera "
         f"pixels, and this layout gives about {plan.tile_px:.0f}: their expectation did not cover this camera's view "
         "of the tiles (craft them for this layout with --eot-tile-px "
-        f"{EOT_RANGE[0] * plan.tile_px:.0f}-{EOT_RANGE[1] * plan.tile_px:.0f}, or print with --tile-mm 60 to "
-        "photograph them as the twin assumed)"
+        f"{want_lo:.0f}-{want_hi:.0f}, or print with --frame-size for the camera they were crafted for)"
     )
 
 

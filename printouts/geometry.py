@@ -27,6 +27,7 @@ import math
 from dataclasses import dataclass
 
 from contracts.errors import UserError
+from contracts.framing import MARKER_MODULES, PAIR_GAP_MM  # shared with a dense sheet's block geometry
 
 # Paper sizes in mm (ISO 216 A4; US Letter is 8.5 x 11 in).
 PAPERS: dict[str, tuple[float, float]] = {
@@ -45,11 +46,9 @@ LAYOUTS = ("pairs", "adversarial-only")
 
 MARGIN_MM = 8.0  # paper edge to the markers: outside most printers' unprintable border
 MARKER_MM = 18.0  # side of a marker's black square
-MARKER_MODULES = 6  # 4x4 data bits + a one-module black border
 QUIET_MM = MARKER_MM / MARKER_MODULES  # white quiet zone: one module around each marker
 MARKERS_PER_SHEET = 8
 CAPTION_MM = 6.0  # below each tile: a 1 mm gap and two lines of text
-PAIR_GAP_MM = 3.0  # between the clean and adversarial tile of one item
 UNIT_GAP_MM = {"pairs": 8.0, "adversarial-only": 4.0}  # between items side by side
 ROW_GAP_MM = 3.0
 MIN_TILE_MM = 10.0

@@ -20,8 +20,11 @@ from contracts.frames import Frame, FrameSource
 BGR_LUMA = np.array([0.114, 0.587, 0.299], np.float32)
 
 
-def foreign_isp(bgr: np.ndarray) -> np.ndarray:
-    """The ISP on one decoded BGR frame; returns the frame after JPEG at quality 90."""
+def foreign_isp(bgr: np.ndarray, sharpen: float = 0.25) -> np.ndarray:
+    """The ISP on one decoded BGR frame; returns the frame after JPEG at quality 90.
+
+    ``sharpen``: the weight of the Laplacian (0.25: an unsharp mask of amount 1 against the 4-neighbour mean).
+    """
     img = bgr.astype(np.float32) / 255.0
     y = img @ BGR_LUMA
     lo, hi = np.percentile(y[::4, ::4], (1.0, 99.0))
@@ -33,7 +36,8 @@ def foreign_isp(bgr: np.ndarray) -> np.ndarray:
     lum = lin @ np.array([0.0722, 0.7152, 0.2126], np.float32)
     lin = np.clip(lum[..., None] + 1.2 * (lin - lum[..., None]), 0.0, 1.0)  # saturation in linear light
     out = (lin ** (1 / 2.2) * 255.0).astype(np.float32)
-    out = out - 0.25 * cv2.Laplacian(out, cv2.CV_32F, ksize=1)  # sharpening
+    if sharpen:
+        out = out - sharpen * cv2.Laplacian(out, cv2.CV_32F, ksize=1)  # sharpening
     enc = np.clip(np.round(out), 0, 255).astype(np.uint8)
     ok, buf = cv2.imencode(".jpg", enc, [cv2.IMWRITE_JPEG_QUALITY, 90])
     if not ok:
@@ -47,8 +51,8 @@ def foreign_isp(bgr: np.ndarray) -> np.ndarray:
 class ForeignCamera(FrameSource):
     """Any frame source (the simulated camera) with :func:`foreign_isp` on every frame."""
 
-    def __init__(self, inner: FrameSource) -> None:
-        self.inner = inner
+    def __init__(self, inner: FrameSource, sharpen: float = 0.25) -> None:
+        self.inner, self.sharpen = inner, sharpen
         self.description = f"foreign-isp:{inner.description}"
 
     def open(self) -> None:
@@ -62,4 +66,4 @@ class ForeignCamera(FrameSource):
 
     def frames(self) -> Iterator[Frame]:
         for f in self.inner.frames():
-            yield replace(f, image=foreign_isp(f.image))
+            yield replace(f, image=foreign_isp(f.image, self.sharpen))

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from contracts.errors import UserError
 from contracts.manifest import load_batch
-from contracts.profile import load_profile, tile_px_range
+from contracts.profile import default_tile_px_range, load_profile
 from craft.attacks import EOT, AttackSettings, ItemRng, ascent_gradient, build_attack, parse_spec
 from craft.job import CraftConfig, craft_batch
 from craft.options import from_cli
@@ -91,7 +91,7 @@ def test_eot_run_records_the_channel_and_refuses_another_profile(tmp_path: Path)
     batch = craft_batch(tmp_path / "b", CraftConfig(**cfg))  # type: ignore[arg-type]
     (it,) = batch.items
     assert it.attack == "bim+eot" and it.id == "foolbox-00-bim-eot-e4"
-    lo, hi = tile_px_range(load_profile("office-laser-webcam"))
+    lo, hi = default_tile_px_range(load_profile("office-laser-webcam"))
     assert it.params["eot"] == {"samples": 2, "profile": "office-laser-webcam", "tile_px": [round(lo, 1), round(hi, 1)]}
     assert load_batch(tmp_path / "b").config["channel"]["name"] == "office-laser-webcam"
     with pytest.raises(UserError, match="other options"):

@@ -29,14 +29,16 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from capture.session import run_capture
 from channel.calibrate import calibrate
 from channel.simulate import SimulatedCamera
+from contracts.capturedb import decode_esf
 from contracts.errors import UserError
 from contracts.profile import ChannelProfile, load_profile, parse_profile
-from contracts.strip import PATCH_EVERY
+from contracts.strip import ESF_BINS, ESF_STEP_PX, PATCH_EVERY
 from printouts.sheets import print_batch
 from testkit.batch import write_batch
 from testkit.scenes import tiny_classifier
@@ -126,6 +128,26 @@ def test_capture_measures_the_strip_every_5th_frame(captured: Captured) -> None:
     con.close()
     assert {n for (n,) in per} == {19}  # 11 greys and 8 colours; detail patches are not measured
     assert len(blur) == len(frames) and all(s is not None and n >= 2 and (w, h) == (1280, 720) for s, n, w, h in blur)
+
+
+def test_capture_records_edge_spread_functions_and_calibrate_reads_no_sharpening(captured: Captured) -> None:
+    con = sqlite3.connect(captured.batch_dir / "captures" / "known.sqlite")
+    rows = con.execute("SELECT step_px, esf FROM esf ORDER BY frame_idx").fetchall()
+    binned = con.execute(
+        "SELECT p.std_y, n.std_y FROM patches p JOIN patch_noise n USING (session_id, frame_idx, sheet_id, patch)"
+    ).fetchall()
+    n_patches = con.execute("SELECT COUNT(*) FROM patches").fetchone()[0]
+    con.close()
+    # the noise on 2 x 2 pixel means: about half the per-pixel std for a sensor's white noise (JPEG 95 keeps it)
+    assert len(binned) == n_patches and 0.4 <= float(np.median([b / a for a, b in binned])) <= 0.6
+    assert len(rows) == FRAMES // PATCH_EVERY and all(step == ESF_STEP_PX for step, _ in rows)
+    esf = np.nanmedian(np.array([decode_esf(t) for _, t in rows]), axis=0)
+    assert esf.shape == (ESF_BINS,) and np.isfinite(esf).sum() >= ESF_BINS - 2
+    assert abs(esf[0]) < 0.05 and abs(esf[-1] - 1) < 0.05 and abs(esf[ESF_BINS // 2] - 0.5) < 0.1
+    assert np.nanmax(esf) < 1.02  # a Gaussian blur (1.5 px) without sharpening does not overshoot
+    note = captured.out.read_text()
+    assert "# 0: estimated: 6 edge spread functions (ISO 12233 slanted edge)" in note
+    assert load_profile(str(captured.out)).isp.sharpen_amount == 0
 
 
 def test_calibration_recovers_the_known_parameters(captured: Captured) -> None:

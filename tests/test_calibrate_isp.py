@@ -99,6 +99,9 @@ def test_foreign_isp_is_predicted_and_the_printer_stays_in_bounds(setup: tuple[P
     assert fitted.printer == replace(base.printer, tone_gamma=1.0, dot_gain=0.0)
     assert fitted.isp.levels_strength == 0 and fitted.isp.tone_g != base.isp.tone_g
     assert res.isp.curve_rms < 3.0
+    # its Laplacian sharpening makes the strip's edges overshoot: fitted as an unsharp mask, not as less blur
+    assert res.edges is not None and res.edges.amount > 0 and fitted.isp.sharpen_amount == res.edges.amount
+    assert res.edges.rms < res.edges.rms_blur_only and "edge spread function" in out.read_text()
     text = out.read_text()
     assert "the strip cannot tell it from the camera's ISP" in text and "# estimated: monotone curve" in text
     console = Console(width=160, record=True)
@@ -185,5 +188,11 @@ def test_a_clipped_strip_or_one_frame_says_what_to_photograph(setup: tuple[Path,
     con.close()
     assert n > 0
     with pytest.raises(UserError, match="--session clipped: 1 measurement.*capture again, longer"):
+        calibrate(d, "clipped", tmp_path / "x.toml")
+    con = sqlite3.connect(d / "captures" / "clipped.sqlite")
+    con.execute("DELETE FROM patches")  # the strip never seen (covered, cut off, or out of focus)
+    con.commit()
+    con.close()
+    with pytest.raises(UserError, match="--session clipped: 0 measurement.*whole sheet, strip included, in view"):
         calibrate(d, "clipped", tmp_path / "x.toml")
     assert not (tmp_path / "x.toml").exists()

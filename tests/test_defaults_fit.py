@@ -65,3 +65,31 @@ def test_craft_print_capture_with_no_options_pass_the_gates(tmp_path: Path) -> N
         assert r.returncode == 0, (args, r.stdout[-2000:], r.stderr[-2000:])
     good, n = _good_share(batch)
     assert n >= 16 and good > 0.8 * n, (good, n)
+
+
+def test_craft_eot_default_tile_range_is_the_default_layouts_tiles() -> None:
+    """``craft --eot`` with no ``--eot-tile-px`` samples the tiles that ``print`` with no options lays out, at the
+    profile's frame size: ``print`` then does not warn; a range for another framing still does."""
+    from types import SimpleNamespace
+
+    from contracts.framing import eot_tile_px
+    from contracts.profile import PRESETS, default_profile, load_profile, tile_px_range
+    from craft.attacks.eot import EOT
+    from printouts.camera import eot_mismatch, plan_for_camera
+
+    office = default_profile()
+    assert (office.camera.width, office.camera.height) == DEFAULT_CAMERA
+    plan = plan_for_camera(DEFAULT_CAMERA, DEFAULT_TARGET, "a4", "pairs")
+    recorded = EOT(office, samples=1).params()  # what craft writes to each item's params["eot"]
+    lo, hi = recorded["tile_px"]
+    assert plan.framing == "block" and lo < plan.tile_px < hi and 600 < lo and hi < 800, (plan, recorded)
+    assert eot_mismatch(plan, [SimpleNamespace(params={"eot": recorded})]) is None
+    old = [round(v, 1) for v in tile_px_range(office)]  # the whole-sheet framing of a 60 mm tile, ~175-207 px
+    warning = eot_mismatch(plan, [SimpleNamespace(params={"eot": {**recorded, "tile_px": old}})])
+    assert warning is not None and f"--eot-tile-px {lo:.0f}-{hi:.0f}" in warning
+    for name in PRESETS:  # every preset's camera: the layout print would choose for it (a 12 MP still: the sheet)
+        prof = load_profile(name)
+        cam = (prof.camera.width, prof.camera.height)
+        want = eot_tile_px(plan_for_camera(cam, DEFAULT_TARGET, "a4", "pairs").tile_px)
+        assert EOT(prof, samples=1).tile_px == pytest.approx(want, abs=0.1), name
+    assert EOT(office, samples=1, tile_px=(100.0, 120.0)).params()["tile_px"] == [100.0, 120.0]  # the override

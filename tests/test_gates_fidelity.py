@@ -233,7 +233,7 @@ def test_print_camera_warns_when_eot_assumed_other_tiles(tmp_path: Path, caplog:
     photo_batch(tmp_path, n=2)
     b = load_batch(tmp_path)
     office = load_profile("office-laser-webcam")
-    lo, hi = tile_px_range(office)  # what craft --eot records: the default 60 mm tile at 1080p, ~175-207 px
+    lo, hi = tile_px_range(office)  # a 60 mm tile on a whole A4 sheet at 1080p, ~175-207 px (craft's old default)
     items = [
         dataclasses.replace(
             it, params={**it.params, "eot": {"samples": 4, "profile": office.name, "tile_px": [lo, hi]}}

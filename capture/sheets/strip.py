@@ -23,7 +23,20 @@ import numpy as np
 
 from capture.sheets.detect import SheetHit
 from contracts.layout import Patch, Sheet
-from contracts.strip import BT601, CAPTION_MM, EDGE_MM, END_MM, ESF_GAMMA, INSET, MIN_EDGE_MM, PATCH_EVERY
+from contracts.strip import (
+    BT601,
+    CAPTION_MM,
+    EDGE_MM,
+    END_MM,
+    ESF_GAMMA,
+    INSET,
+    MIN_EDGE_MM,
+    NOISE_BIN,
+    PATCH_EVERY,
+    esf_profile,
+    fit_esf,
+    fit_esf_params,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +50,7 @@ class PatchStat:
     std_rgb: tuple[float, float, float]
     std_y: float
     n_px: int
+    std_y2: float | None = None  # luma std of 2 x 2 pixel means: the noise at the scale a tile is classified at
 
 
 @dataclass
@@ -49,6 +63,7 @@ class SheetPatches:
     n_edges: int
     width: int
     height: int
+    esf: list[float] | None = None  # median normalised edge spread function (contracts.strip.esf_profile)
 
 
 # ----------------------------------------------------------------------------- pixels
@@ -95,59 +110,23 @@ def measure_patch(frame: np.ndarray, H: np.ndarray, patch: Patch) -> PatchStat |
         (float(std[0]), float(std[1]), float(std[2])),
         float(std[3]),
         len(xy),
+        binned_std(xy, res[:, 3]),
     )
 
 
+def binned_std(xy: np.ndarray, r: np.ndarray, k: int = NOISE_BIN) -> float | None:
+    """Std of the means of whole ``k`` x ``k`` pixel blocks of residuals ``r`` at integer pixels ``xy``; None under
+    8 blocks. A tile is classified area-averaged (about 2x for a 500 px tile at 224), which cancels
+    high-frequency noise (a camera's sharpened noise) more than white noise: this is that noise."""
+    ij = (xy - xy.min(axis=0)).astype(int) // k
+    key = ij[:, 0] * (int(ij[:, 1].max()) + 1) + ij[:, 1]
+    count = np.bincount(key)
+    mean = np.bincount(key, weights=r) / np.maximum(count, 1)
+    full = mean[count == k * k]
+    return float(full.std(ddof=1)) if len(full) >= 8 else None
+
+
 # ----------------------------------------------------------------------------- edges
-def _erf(x: np.ndarray) -> np.ndarray:
-    """Abramowitz & Stegun 7.1.26 (error < 1.5e-7)."""
-    s, x = np.sign(x), np.abs(x)
-    t = 1.0 / (1.0 + 0.3275911 * x)
-    y = 1.0 - (
-        ((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592
-    ) * t * np.exp(-x * x)
-    return s * y
-
-
-def fit_esf(d: np.ndarray, v: np.ndarray, max_sigma: float) -> float | None:
-    """Least-squares fit of ``lo + (hi - lo) Phi((d - d0) / sigma)`` (Levenberg-Marquardt); the sigma, or None."""
-    if len(d) < 20 or (d < -1).sum() < 5 or (d > 1).sum() < 5:
-        return None
-    p = np.array([np.median(v[d < -1]), np.median(v[d > 1]), 0.0, 0.0])  # lo, hi, d0, log sigma
-    if p[1] - p[0] < 0.05:
-        return None
-
-    def model(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        s = math.exp(q[3])
-        z = (d - q[2]) / s
-        big = 0.5 * (1.0 + _erf(z / math.sqrt(2.0)))
-        small = np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
-        jac = np.column_stack([1.0 - big, big, -(q[1] - q[0]) * small / s, -(q[1] - q[0]) * small * z])
-        return q[0] + (q[1] - q[0]) * big, jac
-
-    f, jac = model(p)
-    cost, lam = float(((v - f) ** 2).sum()), 1e-2
-    for _ in range(40):
-        jtj = jac.T @ jac
-        step = np.linalg.solve(jtj + lam * np.diag(np.diag(jtj) + 1e-12), jac.T @ (v - f))
-        q = p + step
-        q[3] = float(np.clip(q[3], math.log(0.05), math.log(max_sigma)))
-        f2, jac2 = model(q)
-        c2 = float(((v - f2) ** 2).sum())
-        if c2 < cost:
-            p, f, jac, lam = q, f2, jac2, lam / 3
-            if cost - c2 < 1e-10 * max(cost, 1e-12):
-                cost = c2
-                break
-            cost = c2
-        else:
-            lam *= 4
-            if lam > 1e8:
-                break
-    sigma = math.exp(p[3])
-    return sigma if p[1] - p[0] > 0.05 and 0.05 < sigma < 0.95 * max_sigma else None
-
-
 def _obstacles(sheet: Sheet, quiet_mm: float) -> list[tuple[np.ndarray, bool]]:
     """Axis-aligned boxes (x0, y0, x1, y1) of everything printed, and whether each is white."""
     out: list[tuple[np.ndarray, bool]] = []
@@ -234,8 +213,10 @@ def strip_edges(sheet: Sheet, marker_mm: float) -> list[Edge]:
     return edges
 
 
-def edge_sigma(frame: np.ndarray, H: np.ndarray, edge: Edge, lut: np.ndarray) -> float | None:
-    """Blur sigma (frame pixels) of one black-to-white edge, from its raw pixels around the projected line."""
+def _edge_samples(
+    frame: np.ndarray, H: np.ndarray, edge: Edge, lut: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """Signed distances (frame pixels, towards white), values and the widest sigma the window allows."""
     a, b, n, inside, room = edge.a, edge.b, edge.normal, edge.inside, edge.outside
     t = (b - a) / np.linalg.norm(b - a)
     a2, b2 = a + END_MM * t, b - END_MM * t
@@ -252,7 +233,31 @@ def edge_sigma(frame: np.ndarray, H: np.ndarray, edge: Edge, lut: np.ndarray) ->
     px_per_mm = float(np.linalg.norm(tp)) / float(np.linalg.norm(b - a))
     d = (xy - ends[0]) @ npx
     v = lut[bgr.astype(np.uint8)].mean(axis=1)
-    return fit_esf(d, v, max_sigma=min(inside, room) * px_per_mm / 2.5)
+    return d, v, min(inside, room) * px_per_mm / 2.5
+
+
+def edge_sigma(frame: np.ndarray, H: np.ndarray, edge: Edge, lut: np.ndarray) -> float | None:
+    """Blur sigma (frame pixels) of one black-to-white edge, from its raw pixels around the projected line."""
+    got = _edge_samples(frame, H, edge, lut)
+    return None if got is None else fit_esf(*got)
+
+
+def edge_esf(frame: np.ndarray, H: np.ndarray, edge: Edge, lut: np.ndarray) -> tuple[float, np.ndarray] | None:
+    """:func:`edge_sigma` and the edge's binned spread function (``contracts.strip.esf_profile``)."""
+    got = _edge_samples(frame, H, edge, lut)
+    params = None if got is None else fit_esf_params(*got)
+    if got is None or params is None:
+        return None
+    return params[3], esf_profile(got[0], got[1], params)
+
+
+def _median_esf(esfs: list[np.ndarray]) -> list[float] | None:
+    """The bin-wise median of edge spread functions (NaN where no edge has the bin); None without any."""
+    if not esfs:
+        return None
+    a = np.stack(esfs)
+    out = [float(np.median(c[np.isfinite(c)])) if np.isfinite(c).any() else math.nan for c in a.T]
+    return None if all(math.isnan(x) for x in out) else out
 
 
 _LIN = ((np.arange(256) / 255.0) ** ESF_GAMMA).astype(np.float64)
@@ -273,13 +278,14 @@ def measure_sheet(
         if p.kind in ("grey", "colour") and (s := measure_patch(frame_bgr, H, p)) is not None
     ]
     edges = strip_edges(hit.sheet, marker_mm) if edges is None else edges
-    sigmas = [sg for e in edges if e.kind == "strip" and (sg := edge_sigma(frame_bgr, H, e, _LIN)) is not None]
-    if len(sigmas) < 2:
-        sigmas += [sg for e in edges if e.kind == "marker" and (sg := edge_sigma(frame_bgr, H, e, _LIN)) is not None]
-    if not stats and not sigmas:
+    fits = [f for e in edges if e.kind == "strip" and (f := edge_esf(frame_bgr, H, e, _LIN)) is not None]
+    if len(fits) < 2:
+        fits += [f for e in edges if e.kind == "marker" and (f := edge_esf(frame_bgr, H, e, _LIN)) is not None]
+    if not stats and not fits:
         return None
     fh, fw = frame_bgr.shape[:2]
-    return SheetPatches(hit.sheet.sheet_id, stats, float(np.median(sigmas)) if sigmas else None, len(sigmas), fw, fh)
+    sigma = float(np.median([f[0] for f in fits])) if fits else None
+    return SheetPatches(hit.sheet.sheet_id, stats, sigma, len(fits), fw, fh, _median_esf([f[1] for f in fits]))
 
 
 def measure_hits(

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from contracts.errors import UserError
-from contracts.profile import ChannelProfile, default_profile, tile_px_range
+from contracts.profile import ChannelProfile, default_profile, default_tile_px_range
 from craft.attacks.rng import ItemRng
 
 # Float32 input-sized tensors that one EOT forward and backward pass holds per sample at its peak (the
@@ -131,7 +131,7 @@ class EOT:
             load a name or ``.toml`` path with :func:`contracts.profile.load_profile` at the CLI edge.
         samples: transforms per image and step (the replication factor of the batch).
         tile_px: the range of the tile's side in camera pixels the twin samples (default: the
-            profile's framing of the printouts' default 60 mm tile, ``contracts.profile.tile_px_range``).
+            tiles of the default print layout at the profile's frame size, ``contracts.profile.default_tile_px_range``).
     """
 
     name = "eot"
@@ -143,7 +143,9 @@ class EOT:
             raise ValueError("EOT needs at least one sample")
         self.profile = profile if profile is not None else default_profile()
         self.repeats = int(samples)
-        self.tile_px = (float(tile_px[0]), float(tile_px[1])) if tile_px is not None else tile_px_range(self.profile)
+        self.tile_px = (
+            (float(tile_px[0]), float(tile_px[1])) if tile_px is not None else default_tile_px_range(self.profile)
+        )
         self._twins: dict[int, Any] = {}
 
     def twin(self, size: int) -> Any:
@@ -171,7 +173,7 @@ class EOT:
 
     def params(self) -> dict[str, Any]:
         """Recorded with each item; ``tile_px``: the range of the tile's side in camera pixels the twin sampled
-        (``--eot-tile-px``, or the simulated camera's framing of the printouts' default tile), which
+        (``--eot-tile-px``, or the default print layout's tiles at the profile's camera), which
         ``print --frame-size`` checks its layout against."""
         lo, hi = self.tile_px
         return {"samples": self.repeats, "profile": self.profile.name, "tile_px": [round(lo, 1), round(hi, 1)]}
