@@ -45,12 +45,13 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# The suite runs a file per worker on every core (pytest-xdist): a module's fixtures are built once.
-# PYTEST_ARGS adds options, e.g. make test PYTEST_ARGS='-n 0 -x' for one process that stops at the first failure.
+# The suite runs a file per worker, a worker per core up to 4 (pytest-xdist; each worker loads its own models,
+# 1-2 GB): a module's fixtures are built once. PYTEST_ARGS adds options, e.g. make test PYTEST_ARGS='-n 0 -x'
+# for one process that stops at the first failure.
 PYTEST_ARGS ?=
 test: lock-check lint
 	$(PY) -m mypy
-	$(PY) -m pytest -n auto --dist loadfile $(PYTEST_ARGS)
+	$(PY) -m pytest -n auto --maxprocesses 4 --dist loadfile $(PYTEST_ARGS)
 
 # Re-resolve uv.lock to the newest versions that fit pyproject, then export requirements.lock.
 # After editing pyproject by hand, `make relock` keeps every version that still fits.
