@@ -77,32 +77,26 @@ class CameraPlan:
 
     def sentence(self) -> str:
         """One line for the console and the cover page: how to hold the camera, and what the tiles then get."""
+        head = f"laid out for a {self.width}x{self.height} camera and {self.model} ({self.input_size} px input)"
+        tile = f"a {self.tile_mm:g} mm tile"
+        gate = f"{self.tile_px:.0f} camera pixels; the capture gate needs >= {self.min_tile_px}"
         if self.framing == "block":
             line = (
-                f"laid out for a {self.width}x{self.height} camera and {self.model} ({self.input_size} px input): "
-                f"{self.items_per_sheet} pairs per {self.paper} sheet, each with four markers of its own; hold the "
-                f"camera about {self.distance_mm / 10:.0f} cm from the paper, so that one pair and its four markers "
-                f"fill the frame, and move from pair to pair (once per sheet, step back to frame its bottom row "
-                f"with the calibration strip and QR code): a {self.tile_mm:g} mm tile then spans about "
-                f"{self.tile_px:.0f} camera pixels; the capture gate needs >= {self.min_tile_px}"
+                f"{head}: {self.items_per_sheet} pairs per {self.paper} sheet, each with four markers of its own; hold "
+                f"the camera about {self.distance_mm / 10:.0f} cm from the paper, so that one pair and its four "
+                "markers fill the frame, and move from pair to pair (once per sheet, step back to frame its bottom "
+                f"row with the calibration strip and QR code): {tile} then spans about {gate}"
             )
-            if self.target_px and self.tile_px < self.target_px:
-                line += (
-                    f", and clean accuracy holds from about {self.target_px} px: expect the camera to cost clean "
-                    "accuracy (use a camera with more pixels, or photos instead of video)"
-                )
-            return line
-        line = (
-            f"laid out for a {self.width}x{self.height} camera and {self.model} ({self.input_size} px input): with the "
-            f"sheet filling {100 * self.frame_fill:.0f} % of the frame"
-            + (f" (about {self.distance_mm / 10:.0f} cm away)" if self.distance_mm else "")
-            + f", a {self.tile_mm:g} mm tile spans about "
-            f"{self.tile_px:.0f} camera pixels; the capture gate needs >= {self.min_tile_px}"
-        )
+            why = ""
+        else:
+            away = f" (about {self.distance_mm / 10:.0f} cm away)" if self.distance_mm else ""
+            fill = f"with the sheet filling {100 * self.frame_fill:.0f} % of the frame{away}"
+            line = f"{head}: {fill}, {tile} spans about {gate}"
+            why = " the largest tile that fits is smaller, so"
         if self.target_px and self.tile_px < self.target_px:
             line += (
-                f", and clean accuracy holds from about {self.target_px} px: the largest tile that fits is smaller, so "
-                "expect the camera to cost clean accuracy (use a camera with more pixels, or photos instead of video)"
+                f", and clean accuracy holds from about {self.target_px} px:{why} expect the camera to cost clean "
+                "accuracy (use a camera with more pixels, or photos instead of video)"
             )
         return line
 
