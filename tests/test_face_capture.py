@@ -21,7 +21,8 @@ from analysis.report import make_report
 from contracts.capturedb import SCHEMA_VERSION, open_db_readonly
 from contracts.detection import Detections
 from contracts.errors import UserError
-from contracts.manifest import load_batch
+from contracts.manifest import ROLES, load_batch
+from testkit.chromium import Chromium, chromium_exe, write_y4m
 from testkit.cli import assert_one_line_error, run_cli
 
 
@@ -174,3 +175,42 @@ def test_hiding_is_paired_frame_by_frame_and_a_camera_limited_session_hides_noth
     dark.verdict = channel_verdict(dark, batch)
     assert dark.verdict.verdict == "camera-limited" and limited(dark)
     assert paired_hiding(dark, batch.items, True).n == 0  # nothing found clean: nothing to call hidden
+
+
+def test_a_phone_in_chromium_captures_a_face_batch_and_the_report_reads_it(face_batch: Path, tmp_path: Path) -> None:
+    """The phone path end to end on a face batch: Chromium's fake camera plays the simulated camera's close-ups of
+    the printed face sheet; CenterFace runs on each tile; the session's boxes land in SQLite and in the face report."""
+    chromium_exe()
+    from capture.facetarget import FaceTarget
+    from capture.phones import PhoneCapture
+    from channel.simulate import SimulatedCamera
+    from contracts.batchdir import model_path
+    from contracts.profile import load_profile
+
+    out = tmp_path / "batch"
+    shutil.copytree(face_batch, out)
+    with SimulatedCamera.from_batch(out, load_profile("office-laser-webcam"), seed=3, n_frames=12) as cam:
+        y4m = write_y4m(tmp_path / "camera.y4m", (f.image for f in cam.frames()), fps=10)
+    model = model_path(out, "centerface")
+    pc = PhoneCapture(out, model, FaceTarget(model), bind="127.0.0.1", port=0, per_tile=1, session="phone",
+                      cert_dir=tmp_path / "config")  # fmt: skip
+    br = Chromium(tmp_path / "chromium", pc.start(), y4m)
+    try:
+        assert br.wait_for("document.body && document.body.dataset.done", 120) == "1"
+        assert "Done" in br.evaluate("document.getElementById('done').innerText")
+        assert pc.wait() == "every phone finished"
+    finally:
+        br.close()
+        pc.stop()
+    ((s,),) = [pc.results()]
+    assert s.error is None and s.db is not None
+    con = open_db_readonly(s.db)
+    try:
+        rows = con.execute("SELECT item_id, role, boxes FROM observations WHERE good").fetchall()
+    finally:
+        con.close()
+    assert {(item, role) for item, role, _ in rows} == {(it.id, r) for it in load_batch(out).items for r in ROLES}
+    assert all(isinstance(json.loads(b), list) for _, _, b in rows)  # the detector's boxes, recorded per observation
+    r = run_cli("report", str(out), "--format", "html,csv")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert any(row.get("session") == "phone-phone1" for row in _table(out, "faces_recall")), _table(out, "faces_recall")
