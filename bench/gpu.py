@@ -42,7 +42,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,8 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.gpu_capture import capture_figures  # noqa: E402
+from bench.gpu_figures import Figure, _sync, measure, print_table  # noqa: E402
 from craft.attacks import Attack, AttackSettings, ItemRng, build_attack, parse_spec  # noqa: E402
 from craft.fastgrad import gradient_model  # noqa: E402
 from craft.zoo import load_model  # noqa: E402
@@ -62,40 +64,6 @@ GOALS = {
     "craft / bare loop": 0.9,
     "capture classifier / bare onnxruntime (CUDA)": 0.9,
 }
-
-
-@dataclass
-class Figure:
-    """A throughput: the median of ``n`` timed runs, with the slowest and the fastest."""
-
-    what: str
-    unit: str
-    median: float
-    low: float
-    high: float
-    n: int
-    note: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def measure(
-    what: str, unit: str, work: int, fn: Callable[[], object], reps: int, device: torch.device, note: str = ""
-) -> Figure:
-    """Run ``fn`` once to warm up, then ``reps`` times; ``work`` units per run."""
-    fn()
-    _sync(device)
-    rates = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        rates.append(work / (time.perf_counter() - t0))
-    return Figure(what, unit, statistics.median(rates), min(rates), max(rates), reps, note)
 
 
 def bare_loop(
@@ -329,83 +297,6 @@ def job_figure(device: torch.device, n_photos: int, batch: int, steps: int | Non
         "model loading, PNG writing and the manifest included",
         {"batch": batch, "photos": n_photos},
     )
-
-
-def capture_figures(smoke: bool, tiles: int, batch: int, reps: int, work: Path) -> tuple[list[Figure], dict[str, Any]]:
-    """lite2 tiles/s through OnnxClassifier against bare onnxruntime on the same crops, per GPU provider."""
-    import onnxruntime as ort
-
-    from capture.classify import CPU, CUDA, TENSORRT, OnnxClassifier, default_providers
-
-    info: dict[str, Any] = {"onnxruntime": ort.__version__, "available": ort.get_available_providers()}
-    if smoke:
-        from testkit.scenes import tiny_classifier
-
-        model, size = tiny_classifier(work / "tiny.onnx", size=64), 64
-        info["model"], short = "a tiny onnx.helper classifier (smoke mode)", "tiny"
-    else:
-        from craft.export import export_onnx
-
-        model, size = export_onnx("lite2", work / "lite2.onnx"), 260
-        info["model"] = short = "lite2"
-    gpu = [p for p in default_providers() if p in (TENSORRT, CUDA)]
-    info["gpu_providers"] = gpu
-    providers = gpu if gpu else [CPU]
-    if not gpu:
-        tiles = min(tiles, 128)  # the CPU figure only says that no GPU provider ran; keep it short
-    crops = np.random.default_rng(0).integers(0, 256, (tiles, size, size, 3), dtype=np.uint8)
-    figures: list[Figure] = []
-    for p in providers:
-        clf = OnnxClassifier(model, providers=[p, CPU] if p != CPU else [CPU], max_batch=batch)
-        info.setdefault("started", {})[p] = clf.provider
-        sess = clf._session  # the same onnxruntime session, driven bare
-        name_in, name_out = sess.get_inputs()[0].name, sess.get_outputs()[0].name
-        xs = [clf.logits_input(crops[i : i + batch]) for i in range(0, tiles, batch)]
-
-        # Bound as defaults: measure() calls both before the next provider's iteration.
-        def ours(clf: OnnxClassifier = clf) -> None:
-            clf.classify(crops)
-
-        def bare(sess: Any = sess, xs: list[np.ndarray] = xs, names: tuple[str, str] = (name_in, name_out)) -> None:
-            for x in xs:
-                sess.run([names[1]], {names[0]: x})
-
-        f_ours = measure(
-            f"capture classifier {short} {clf.provider}", "tiles/s", tiles, ours, reps, torch.device("cpu")
-        )
-        f_bare = measure(
-            f"bare onnxruntime {short} {clf.provider}",
-            "tiles/s",
-            tiles,
-            bare,
-            reps,
-            torch.device("cpu"),
-            "input already normalised",
-        )
-        f_ours.extra = {"provider": clf.provider, "batch": batch, "vs_bare": f_ours.median / f_bare.median}
-        f_bare.extra = {"provider": clf.provider, "batch": batch}
-        figures += [f_ours, f_bare]
-    if not gpu:
-        info["note"] = "no GPU execution provider (onnxruntime-gpu and a CUDA device are needed): CPU figures only"
-    return figures, info
-
-
-def print_table(figs: list[Figure]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    t = Table("what", "median", "min - max", "n", "x bare", "note")
-    for f in figs:
-        ratio = f.extra.get("vs_bare")
-        t.add_row(
-            f.what,
-            f"{f.median:,.1f} {f.unit}",
-            f"{f.low:,.1f} - {f.high:,.1f}",
-            str(f.n),
-            "" if ratio is None else f"{ratio:.2f}x",
-            f.note,
-        )
-    Console(width=180).print(t)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -10,7 +10,8 @@ the scene and the camera; every module here reads it.
 - ``colour``: the colour science both channels share (sRGB, XYZ, luma, Planckian locus);
 - ``resolution``: a tile photographed at N camera pixels and an angle (the gates' and the sweep's measurement);
 - ``motion``: hand-held motion, the smooth drift of every channel parameter between frames;
-- ``simulate``: the simulated camera, a frame source rendering the batch's sheets; ``scratch``: the per-thread
+- ``simulate``: the simulated camera, a frame source rendering the batch's sheets (``batchpages``: a printed
+  batch's pages, checked and rendered when first shown, and its framing); ``scratch``: the per-thread
   buffers its render threads reuse from frame to frame; ``fastframe``: the frame path it takes (the unsharp mask
   only around the sheets, the desk's pre-sharpened noise bank); ``page``: a sheet's page rendered, printed into a
   pyramid and placed in the frame; ``views``: where a close-up camera points on a dense sheet, pair by pair;

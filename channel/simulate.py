@@ -12,7 +12,6 @@ The model and its constants are in ``docs/channel-profile.md``.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import math
@@ -31,22 +30,12 @@ import numpy as np
 
 from channel import camera, fastframe
 from channel import model as ch
+from channel.batchpages import batch_pages
 from channel.motion import HandHeldProcess
-from channel.page import (
-    MAX_PAGE_PIXELS,
-    default_dpi,
-    page_homography,
-    pyramid,
-    region_dpi,
-    region_homography,
-    render_page,
-)
+from channel.page import page_homography, pyramid, region_homography
 from channel.scratch import Scratch
-from channel.views import close_up_views, needs_close_up
-from contracts.batchdir import LAYOUT, SHEETS_PDF
 from contracts.errors import UserError
 from contracts.frames import Frame, FrameSource
-from contracts.layout import load_layout
 from contracts.profile import ChannelProfile
 
 log = logging.getLogger(__name__)
@@ -150,57 +139,13 @@ class SimulatedCamera(FrameSource):
     ) -> SimulatedCamera:
         """Render the sheets of ``BATCH/layout.json`` from ``BATCH/sheets.pdf`` (pypdfium2) and simulate them.
 
-        ``framing``: ``"sheet"`` (whole sheets), ``"block"`` (a dense sheet pair by pair, from close up:
-        :func:`close_up_views`), or ``None``: pair by pair when the layout is dense and this camera framing a
-        whole sheet gives its tiles fewer pixels than the layout aims at (:func:`needs_close_up`).
+        ``framing``: ``"sheet"`` (whole sheets), ``"block"`` (a dense sheet pair by pair, from close up), or
+        ``None``: pair by pair when the layout is dense and needs it (:func:`channel.batchpages.batch_pages`).
         """
-        import pypdfium2 as pdfium
-
-        batch_dir = Path(batch_dir)
-        layout = load_layout(batch_dir)
-        pdf_path = batch_dir / SHEETS_PDF
-        if not pdf_path.is_file():
-            raise UserError(f"{pdf_path}: missing; print the batch first with 'photoproof print {batch_dir}'")
-        if not layout.sheets:
-            raise UserError(f"{batch_dir / LAYOUT}: no sheets to simulate")
-        if framing not in (None, "sheet", "block"):
-            raise ValueError(f"framing: expected 'sheet', 'block' or None, got {framing!r}")
-        views = close_up_views(layout) if framing in ("block", None) else []
-        if framing is None and not needs_close_up(layout, profile):
-            views = []
-        if framing == "block" and not views:
-            raise UserError(f"{batch_dir / LAYOUT}: not a dense layout; print it with 'photoproof print --frame-size'")
-        size = (profile.camera.width, profile.camera.height)
-        auto = max(region_dpi(profile, r[2:], size) for _, r in views) if views else None
-        dpi = float(dpi or auto or default_dpi(profile, max(s.size_mm[1] for s in layout.sheets)))
-        try:
-            pdf = pdfium.PdfDocument(str(pdf_path))
-        except pdfium.PdfiumError as e:
-            raise UserError(f"{pdf_path}: not a readable PDF ({e}); re-run 'photoproof print {batch_dir}'") from None
-        try:
-            n_pages = len(pdf)
-            for s in layout.sheets:
-                if not 0 <= s.page < n_pages:
-                    raise UserError(f"{pdf_path}: layout sheet {s.sheet_id} names page {s.page}, the PDF has {n_pages}")
-                w_pt, h_pt = pdf[s.page].get_size()
-                if w_pt * h_pt * (dpi / 72.0) ** 2 > MAX_PAGE_PIXELS:
-                    raise UserError(
-                        f"{pdf_path}: page {s.page} is {w_pt / 72 * 25.4:.0f} x {h_pt / 72 * 25.4:.0f} mm, too large "
-                        f"to render at {dpi:.0f} dpi; re-run 'photoproof print {batch_dir}'"
-                    )
-        finally:
-            pdf.close()
-        for s in layout.sheets:
-            if not 0 <= s.page < n_pages:
-                raise UserError(f"{pdf_path}: layout sheet {s.sheet_id} names page {s.page}, the PDF has {n_pages}")
-        # Pages are rendered when first shown (a batch of 60 sheets at 500 dpi would take gigabytes at once).
-        pages = [functools.partial(render_page, pdf_path, s.page, dpi) for s in layout.sheets]
-        log.info("%d sheet(s) to render at %.0f dpi", len(pages), dpi)
-        sizes = [(float(s.size_mm[0]), float(s.size_mm[1])) for s in layout.sheets]
-        if views:
-            log.info("%d close-up views, one pair each", len(views))
-            kw["views"] = views
-        return cls(pages, sizes, [s.page for s in layout.sheets], profile, seed=seed, fps=fps, n_frames=n_frames, **kw)
+        bp = batch_pages(Path(batch_dir), profile, dpi, framing)
+        if bp.views:
+            kw["views"] = bp.views
+        return cls(bp.pages, bp.sizes_mm, bp.page_ids, profile, seed=seed, fps=fps, n_frames=n_frames, **kw)
 
     # ------------------------------------------------------------------ FrameSource
     def open(self) -> None:

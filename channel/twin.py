@@ -12,7 +12,7 @@ glare, Planckian colour, exposure) -> ``optics`` (Gaussian defocus, motion line)
 so it is scaled by ``size / tile_px``, and a tile narrower than ``size`` camera pixels
 is area-averaged onto ``tile_px`` pixels and brought back to ``size`` bilinearly, as
 capture's crop does; ``tile_px`` is drawn from the range craft's EOT passes,
-``contracts.profile.default_tile_px_range``: the default print layout's tiles; a bare twin
+``contracts.framing.default_tile_px_range``: the default print layout's tiles; a bare twin
 defaults to ``tile_px_range``, the simulated camera's whole-sheet framing) ->
 ``sensor`` (signal-dependent and read noise, white balance, 1/gamma encoding) ->
 ``isp`` (``channel.isp``: auto white balance and levels metered on the sheet, colour matrix,
@@ -37,7 +37,8 @@ from torch import Tensor
 
 from channel import colour
 from channel import isp as isp_mod
-from contracts.profile import CHANNEL_STAGES, GLARE_RADIUS, TILE_VIEW_DEG, ChannelProfile, channel_range, tile_px_range
+from contracts.framing import tile_px_range
+from contracts.profile import CHANNEL_STAGES, GLARE_RADIUS, TILE_VIEW_DEG, ChannelProfile, channel_range
 
 STAGES = CHANNEL_STAGES
 _XYZ_TO_SRGB = colour.XYZ_TO_SRGB.tolist()  # the numpy channel's constants (channel.colour), as tensors below

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from contracts.layout import Layout
+    from contracts.profile import ChannelProfile
 
 FRAME_FILL = 0.85  # the sheet fills 85 % of the frame along its limiting side (README: "fill most of the frame")
 # Where clean accuracy through the whole office-webcam channel levels off, as a fraction of the model's
@@ -98,3 +99,34 @@ def default_layout_tile_px(camera: tuple[int, int], input_size: int = DEFAULT_IN
 def eot_tile_px(tile_px: float) -> tuple[float, float]:
     """The range of tile sides (camera pixels) ``craft --eot-tile-px`` should cover for tiles of ``tile_px``."""
     return EOT_RANGE[0] * tile_px, EOT_RANGE[1] * tile_px
+
+
+REFERENCE_TILE_MM = 60.0  # the printouts' default tile width
+REFERENCE_SHEET_MM = 297.0  # the long side of A4, upright in the frame by default
+
+
+def tile_px_range(
+    profile: ChannelProfile, tile_mm: float = REFERENCE_TILE_MM, sheet_mm: float = REFERENCE_SHEET_MM
+) -> tuple[float, float]:
+    """The tile's side in camera pixels over the profile's whole-sheet framing: ``sheet_fill x frame height x tile /
+    sheet``.
+
+    The simulated camera frames a classic sheet so that its height is ``sheet_fill`` of the frame's,
+    so a ``tile_mm`` tile on a sheet ``sheet_mm`` tall spans this many pixels head-on; the
+    differentiable twin samples the tile's camera resolution from this range by default. Craft's
+    EOT uses :func:`default_tile_px_range` (the default print layout) instead.
+    """
+    lo, hi = profile.scene.sheet_fill
+    k = profile.camera.height * tile_mm / sheet_mm
+    return float(lo * k), float(hi * k)
+
+
+def default_tile_px_range(profile: ChannelProfile) -> tuple[float, float]:
+    """The tile's side in camera pixels that ``craft --eot`` samples by default: ``EOT_RANGE`` around the tiles of
+    the default print layout (``photoproof print`` with no options) at the profile's frame size.
+
+    At 1920x1080 one pair of 61 mm tiles and its markers fill the frame: about 687 px, so 618-790
+    (:func:`default_layout_tile_px`; ``printouts.camera.eot_mismatch`` stays quiet).
+    """
+    lo, hi = eot_tile_px(default_layout_tile_px((profile.camera.width, profile.camera.height)))
+    return round(lo, 1), round(hi, 1)

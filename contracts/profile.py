@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from contracts.errors import UserError
-from contracts.framing import default_layout_tile_px, eot_tile_px
 from contracts.paths import atomic_write_text
 
 Range = tuple[float, float]
@@ -149,37 +148,6 @@ CHANNEL_FIXED_RANGES: dict[str, tuple[float, float]] = {
     "glare_y": (0.2, 0.8),
     "motion_angle_deg": (0.0, 180.0),
 }
-
-
-REFERENCE_TILE_MM = 60.0  # the printouts' default tile width
-REFERENCE_SHEET_MM = 297.0  # the long side of A4, upright in the frame by default
-
-
-def tile_px_range(
-    profile: ChannelProfile, tile_mm: float = REFERENCE_TILE_MM, sheet_mm: float = REFERENCE_SHEET_MM
-) -> tuple[float, float]:
-    """The tile's side in camera pixels over the profile's whole-sheet framing: ``sheet_fill x frame height x tile /
-    sheet``.
-
-    The simulated camera frames a classic sheet so that its height is ``sheet_fill`` of the frame's,
-    so a ``tile_mm`` tile on a sheet ``sheet_mm`` tall spans this many pixels head-on; the
-    differentiable twin samples the tile's camera resolution from this range by default. Craft's
-    EOT uses :func:`default_tile_px_range` (the default print layout) instead.
-    """
-    lo, hi = profile.scene.sheet_fill
-    k = profile.camera.height * tile_mm / sheet_mm
-    return float(lo * k), float(hi * k)
-
-
-def default_tile_px_range(profile: ChannelProfile) -> tuple[float, float]:
-    """The tile's side in camera pixels that ``craft --eot`` samples by default: ``EOT_RANGE`` around the tiles of
-    the default print layout (``photoproof print`` with no options) at the profile's frame size.
-
-    At 1920x1080 one pair of 61 mm tiles and its markers fill the frame: about 687 px, so 618-790
-    (``contracts.framing.default_layout_tile_px``; ``printouts.camera.eot_mismatch`` stays quiet).
-    """
-    lo, hi = eot_tile_px(default_layout_tile_px((profile.camera.width, profile.camera.height)))
-    return round(lo, 1), round(hi, 1)
 
 
 def channel_range(profile: ChannelProfile, name: str) -> tuple[float, float]:

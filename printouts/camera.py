@@ -257,7 +257,7 @@ def eot_mismatch(plan: CameraPlan, items: list[Any]) -> str | None:
 
     ``craft --eot`` records the range of tile sides (camera pixels) its channel twin
     sampled (``params.eot.tile_px``: ``--eot-tile-px``, by default what the default layout for the
-    profile's camera gives, ``contracts.profile.default_tile_px_range``). A layout for the camera
+    profile's camera gives, ``contracts.framing.default_tile_px_range``). A layout for the camera
     that prints tiles outside ``[0.8 lo, 1.25 hi]`` photographs them at a resolution the expectation never covered;
     the warning names the ``--eot-tile-px`` range for this layout.
     """

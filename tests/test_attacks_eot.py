@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from contracts.errors import UserError
+from contracts.framing import default_tile_px_range
 from contracts.manifest import load_batch
-from contracts.profile import default_tile_px_range, load_profile
+from contracts.profile import load_profile
 from craft.attacks import EOT, AttackSettings, ItemRng, ascent_gradient, build_attack, parse_spec
 from craft.job import CraftConfig, craft_batch
 from craft.options import from_cli

@@ -72,8 +72,8 @@ def test_craft_eot_default_tile_range_is_the_default_layouts_tiles() -> None:
     profile's frame size: ``print`` then does not warn; a range for another framing still does."""
     from types import SimpleNamespace
 
-    from contracts.framing import eot_tile_px
-    from contracts.profile import PRESETS, default_profile, load_profile, tile_px_range
+    from contracts.framing import eot_tile_px, tile_px_range
+    from contracts.profile import PRESETS, default_profile, load_profile
     from craft.attacks.eot import EOT
     from printouts.camera import eot_mismatch, plan_for_camera
 

@@ -24,10 +24,11 @@ from channel.simulate import SimulatedCamera
 from channel.twin import TwinParams
 from console.options import parse_frame_size
 from contracts.errors import UserError
+from contracts.framing import tile_px_range
 from contracts.layout import load_layout
 from contracts.manifest import Batch, ImageRecord, Item, Label, ModelRecord, SourceImage, save_batch
 from contracts.preprocess import ZOO_INPUT_SIZES, PreprocessSpec
-from contracts.profile import ChannelProfile, Isp, load_profile, tile_px_range
+from contracts.profile import ChannelProfile, Isp, load_profile
 from printouts import blocks
 from printouts import camera as pcam
 from printouts.sheets import print_batch

@@ -17,7 +17,8 @@ from typing import Any
 import torch
 
 from contracts.errors import UserError
-from contracts.profile import ChannelProfile, default_profile, default_tile_px_range
+from contracts.framing import default_tile_px_range
+from contracts.profile import ChannelProfile, default_profile
 from craft.attacks.rng import ItemRng
 
 # Float32 input-sized tensors that one EOT forward and backward pass holds per sample at its peak (the
@@ -131,7 +132,7 @@ class EOT:
             load a name or ``.toml`` path with :func:`contracts.profile.load_profile` at the CLI edge.
         samples: transforms per image and step (the replication factor of the batch).
         tile_px: the range of the tile's side in camera pixels the twin samples (default: the
-            tiles of the default print layout at the profile's frame size, ``contracts.profile.default_tile_px_range``).
+            tiles of the default print layout at the profile's frame size, ``contracts.framing.default_tile_px_range``).
     """
 
     name = "eot"
