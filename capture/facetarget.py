@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from capture.faces import OnnxFaceDetector
 from capture.sheets.hits import TileCrop
@@ -48,13 +47,13 @@ def is_detector_file(path: Path) -> bool:
     centerface|yunet``), or a decoder spec lies beside it (a user's own, :mod:`contracts.detectorfile`)."""
     if detector_sidecar(Path(path)) is not None:
         return True
-    try:
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        sess = ort.InferenceSession(str(path), so, providers=[CPU])
-    except Exception:  # not loadable: the classifier's loader says why, in its words
+    try:  # the metadata only: no onnxruntime session, which the target then builds once
+        import onnx
+
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception:  # not readable: the classifier's loader says why, in its words
         return False
-    return META_DETECTOR in (sess.get_modelmeta().custom_metadata_map or {})
+    return any(p.key == META_DETECTOR for p in proto.metadata_props)
 
 
 def check_pairing(batch: Batch, batch_dir: Path, target_is_detector: bool, where: str) -> None:
