@@ -41,6 +41,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis.stats import wilson  # noqa: E402
+from bench.fidelity import onnx_file  # noqa: E402
 from capture.session import run_capture  # noqa: E402
 from channel.calibrate import calibrate  # noqa: E402
 from channel.simulate import SimulatedCamera  # noqa: E402
@@ -51,16 +52,6 @@ from printouts.sheets import print_batch  # noqa: E402
 from testkit.foreign_isp import ForeignCamera  # noqa: E402
 
 log = logging.getLogger("bench.calibrate_loop")
-
-
-def _onnx(model: str, onnx_dir: Path) -> Path:
-    out = onnx_dir / f"{model}.onnx"
-    if not out.is_file():
-        from craft.export import export_onnx
-
-        onnx_dir.mkdir(parents=True, exist_ok=True)
-        export_onnx(model, out)
-    return out
 
 
 def tiles(work: Path, session: str) -> dict[tuple[str, str], int]:
@@ -158,7 +149,7 @@ def main() -> None:
     from contracts.layout import load_layout
 
     n_sheets = len(load_layout(work).sheets)
-    model = _onnx(a.model, a.out / "onnx")
+    model = onnx_file(a.model, a.out / "onnx")
     base = load_profile(a.preset)
     real = replace(base, isp=Isp(), camera=replace(base.camera, jpeg_quality=(a.first_jpeg, a.first_jpeg)))
     if a.truth_seed is not None:

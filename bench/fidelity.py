@@ -62,7 +62,8 @@ def _tiles(r: Rate) -> str:
     return f"{100 * r.value:.0f} %{ci} (n = {r.n} tiles of {r.n_items} photos; interval clustered by photo)"
 
 
-def _onnx(model: str, onnx_dir: Path) -> Path:
+def onnx_file(model: str, onnx_dir: Path) -> Path:
+    """``ONNX_DIR/<model>.onnx``, exported once."""
     out = onnx_dir / f"{model}.onnx"
     if not out.is_file():
         from craft.export import export_onnx
@@ -129,7 +130,13 @@ def run_one(
     cam = SimulatedCamera.from_batch(work, profile=profile, seed=seed, n_frames=frames)
     t0 = time.perf_counter()
     run_capture(
-        work, _onnx(model, onnx_dir), cam, frames=frames, headless=True, session_id=f"{preset}.tmp", save_crops=False
+        work,
+        onnx_file(model, onnx_dir),
+        cam,
+        frames=frames,
+        headless=True,
+        session_id=f"{preset}.tmp",
+        save_crops=False,
     )
     (work / "captures" / f"{preset}.tmp.sqlite").rename(db)
     for extra in ("-wal", "-shm"):
