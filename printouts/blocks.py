@@ -131,16 +131,6 @@ def block_grid(paper: str, tile_w: float, aspect: float = 1.0) -> BlockGrid:
     return BlockGrid(w, h, cols, rows, tile_w, tile_h, (x0, y0), header, footer)
 
 
-def block_box(g: BlockGrid, index: int) -> tuple[float, float, float, float]:
-    """Pair ``index`` with its four markers: the part of the sheet a close-up camera frames (x, y, w, h mm)."""
-    corners = [g.crossing(c, r) for c, r in g.block_crossings(index)]
-    x0 = min(x for x, _ in corners) - BLOCK_MARKER_MM / geo.MARKER_MODULES
-    y0 = min(y for _, y in corners) - BLOCK_MARKER_MM / geo.MARKER_MODULES
-    x1 = max(x for x, _ in corners) + BLOCK_MARKER_MM * (1 + 1 / geo.MARKER_MODULES)
-    y1 = max(y for _, y in corners) + BLOCK_MARKER_MM * (1 + 1 / geo.MARKER_MODULES)
-    return x0, y0, x1 - x0, y1 - y0
-
-
 def qr_box(g: BlockGrid) -> list[float]:
     """The footer's QR code: its right end, as tall as the footer."""
     fx, fy, fw, fh = g.footer
