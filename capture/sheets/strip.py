@@ -21,6 +21,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from capture.jpegquality import quality_from_pixels
 from capture.sheets.detect import SheetHit
 from contracts.layout import Patch, Sheet
 from contracts.strip import (
@@ -37,6 +38,8 @@ from contracts.strip import (
     fit_esf,
     fit_esf_params,
 )
+
+JPEG_FRAMES = 8  # measured frames whose JPEG quality is recorded (a camera keeps its quality through a session)
 
 log = logging.getLogger(__name__)
 
@@ -307,15 +310,46 @@ def measure_hits(
     return out
 
 
+def strip_in_view(hit: SheetHit, width: int, height: int) -> bool:
+    """Whether the sheet's whole calibration strip (its grey and colour patches) lies inside the frame; True for a
+    sheet without one (its markers' edges are still measured)."""
+    boxes = [p.box_mm for p in hit.sheet.calibration if p.kind in ("grey", "colour")]
+    if not boxes:
+        return True
+    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    x1, y1 = max(b[0] + b[2] for b in boxes), max(b[1] + b[3] for b in boxes)
+    corners = np.array([[[x0, y0], [x1, y0], [x1, y1], [x0, y1]]], np.float64)
+    px = cv2.perspectiveTransform(corners, np.asarray(hit.H, np.float64))[0]
+    return bool(np.all((px >= 0) & (px <= (width - 1, height - 1))))
+
+
 class StripMeter:
-    """The capture loop's hook: measure the strip on a frame with sheets at most every ``every`` frames."""
+    """The capture loop's hook: measure the strip on a frame with its whole strip in view, at most every ``every``
+    frames."""
 
     def __init__(self, marker_mm: float, every: int = PATCH_EVERY) -> None:
         self.marker_mm, self.every, self.last = marker_mm, every, -every
+        self.jpeg_frames = 0
         self.edges: dict[str, list[Edge]] = {}
 
-    def offer(self, recorder: Any, idx: int, frame_bgr: np.ndarray, hits: list[SheetHit]) -> None:
-        """Measure and record (``recorder.add_patches``) when due; cheap otherwise."""
-        if hits and idx - self.last >= self.every:
+    def offer(
+        self, recorder: Any, idx: int, frame_bgr: np.ndarray, hits: list[SheetHit], jpeg_quality: int | None = None
+    ) -> None:
+        """Measure and record (``recorder.add_patches``) when due; cheap otherwise.
+
+        The frame's JPEG quality too (``recorder.add_jpeg``), on the first ``JPEG_FRAMES`` measured frames: read
+        from the file's tables (``jpeg_quality``, given by the source), else estimated from the decoded pixels.
+        """
+        if not hits or idx - self.last < self.every:
+            return
+        hits = [h for h in hits if strip_in_view(h, frame_bgr.shape[1], frame_bgr.shape[0])]
+        if hits:  # else wait for a frame with a whole strip (close-ups show it once per sheet)
             self.last = idx
             recorder.add_patches(idx, measure_hits(frame_bgr, hits, self.marker_mm, self.edges))
+            if self.jpeg_frames < JPEG_FRAMES:
+                self.jpeg_frames += 1
+                if jpeg_quality is not None:
+                    recorder.add_jpeg(idx, jpeg_quality, jpeg_quality, "tables")
+                else:
+                    found = quality_from_pixels(frame_bgr)
+                    recorder.add_jpeg(idx, *(found or (None, None)), "pixels")
