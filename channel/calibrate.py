@@ -1,16 +1,16 @@
 """Calibration from the strip seen in a capture: measure it while capturing, fit a profile afterwards.
 
 **Measure** (:mod:`capture.sheets.strip`, following :mod:`contracts.strip`: :func:`measure_hits`, called by the capture
-loop every ``PATCH_EVERY``-th
-frame): for every detected sheet, the mean and standard deviation of each grey and
-colour patch over the central half of the patch (raw frame pixels, a plane removed,
-no resampling), and the Gaussian blur sigma of the sheet's black-to-white edges from an
-edge-spread-function fit (the slanted-edge idea of ISO 12233) in frame pixels.
-Rows go to the ``patches`` and ``blur`` tables (``contracts.capturedb``).
+loop on a frame with the whole strip in view, at most every ``PATCH_EVERY``-th frame): for every detected sheet,
+the mean and standard deviation of each grey and colour patch over the central half of the patch (raw frame
+pixels, a plane removed, no resampling), and the Gaussian blur sigma of the sheet's black-to-white edges from an
+edge-spread-function fit (the slanted-edge idea of ISO 12233) in frame pixels. Rows go to the ``patches`` and
+``blur`` tables (``contracts.capturedb``); the first frames' JPEG quality to ``jpeg`` (``capture.jpegquality``).
 
 **Fit** (:func:`calibrate`, ``photoproof calibrate``): the printer's tone curve and the
 colour transform from the patch means, the camera's defocus from the edge sigmas and its
-noise from the patch spreads (EMVA 1288 linear model), written as a channel-profile TOML
+noise from the patch spreads (EMVA 1288 linear model), the JPEG quality (``channel.calibrate_jpeg``) and the
+framing the tiles were seen at (``channel.calibrate_framing``), written as a channel-profile TOML
 (``docs/channel-profile.md``). The fits are in ``channel.calibrate_fit``, with the forward models of
 ``channel.model``.
 """
@@ -208,8 +208,9 @@ def calibrate(
 
     Keys the strip cannot measure come from the ``base`` profile; every key carries a
     comment saying which it is. ``camera_gamma`` (default: the base's) is assumed, not
-    fitted; so is ``jpeg_quality`` (default: the middle of the base's range), through
-    which the noise is fitted and which is written when given.
+    fitted. ``jpeg_quality``, when given, is assumed (the noise is fitted through it); else it is read from the
+    frames' JPEG tables or estimated from their 8x8 DCT lattice (``channel.calibrate_jpeg``), else the middle of
+    the base's range is used and the base's range written.
     """
     batch_dir, out = Path(batch_dir), Path(out)
     if out.suffix.lower() != ".toml":
