@@ -159,6 +159,13 @@ def main() -> None:
     )
     ap.add_argument("--first-jpeg", type=float, default=100.0, help="the real camera's JPEG before the foreign ISP")
     ap.add_argument("--truth-seed", type=int, default=None, help="draw the real camera's channel with this seed")
+    ap.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="the sessions' seeds are SEED+1 (real-1) ... SEED+4 (fitted): runs pooled "
+        "by bench/calibrate_pool.py need different seeds, else their clean tiles are photographed alike",
+    )
     ap.add_argument("--truth-tilt", action="store_true", help="with --truth-seed, draw the sheet's tilt range too")
     ap.add_argument("--jpeg-quality", type=int, default=None, help="tell calibrate the JPEG quality (default: not)")
     ap.add_argument(
@@ -190,7 +197,11 @@ def main() -> None:
     frames = a.frames * n_sheets
     if a.frames_per_view is not None:
         frames = a.frames_per_view * len(SimulatedCamera.from_batch(work, base, n_frames=1).groups)
-    plan = [("real-1", real, True, 1), ("real-2", real, True, 2), ("uncalibrated", base, False, 3)]
+    plan = [
+        ("real-1", real, True, a.seed + 1),
+        ("real-2", real, True, a.seed + 2),
+        ("uncalibrated", base, False, a.seed + 3),
+    ]
     t0 = time.perf_counter()
     for name, prof, foreign, seed in plan:
         if a.phase != "fit" and not finished(work, name):
@@ -203,7 +214,7 @@ def main() -> None:
     fitted_path = a.out / "fitted.toml"
     res = calibrate(work, "real-2", fitted_path, base=a.preset, jpeg_quality=a.jpeg_quality)
     if not finished(work, "fitted"):
-        cam = SimulatedCamera.from_batch(work, load_profile(str(fitted_path)), seed=4, n_frames=frames)
+        cam = SimulatedCamera.from_batch(work, load_profile(str(fitted_path)), seed=a.seed + 4, n_frames=frames)
         run_capture(work, model, cam, frames=frames, session_id="fitted", save_crops=False)
     items = load_batch(work).items
     labels = {it.id: it.label.index for it in items}

@@ -3,7 +3,9 @@
 Each run (``--out`` of ``calibrate_loop.py``: one printed batch, e.g. FGSM at one ε on the validation
 half) has the four sessions ``real-1``, ``real-2``, ``uncalibrated`` and ``fitted``; its ``fitted.toml`` is
 fitted to its own ``real-2``. Tiles of all runs are pooled; a photo's tiles (its clean and adversarial tile
-in every run) form one cluster of the paired bootstrap, so the interval counts photos, not tiles.
+in every run) form one cluster of the paired bootstrap, so the interval counts photos, not tiles. Runs whose
+sessions share seeds (``calibrate_loop.py --seed``) photograph their clean tiles alike (the same image at the
+same place, pose and noise): a clean tile is then counted once, from the first such run.
 
 Per session: the share of tiles with the same top-1 as ``real-1`` (Wilson 95 %), clean accuracy and
 adversarial success (top-1 against the item's label). Paired on the tiles every session saw: agreement with
@@ -19,6 +21,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -38,17 +41,26 @@ def pooled(runs: list[Path]) -> tuple[dict[str, dict[Key, int]], dict[Key, int],
     every: dict[str, dict[Key, int]] = {s: {} for s in SESSIONS}
     labels: dict[Key, int] = {}
     photo: dict[Key, str] = {}
+    seen: set[tuple[int, str]] = set()  # (real-1's seed, photo) of the clean tiles counted so far
     for run in runs:
         work = run / "work"
         items = load_batch(work).items
+        con = sqlite3.connect(work / "captures" / "real-1.sqlite")
+        seed = int(con.execute("SELECT seed FROM sessions").fetchone()[0])
+        con.close()
         for name in SESSIONS:
             if not (work / "captures" / f"{name}.sqlite").is_file():
                 raise SystemExit(f"{run}: no session {name}; run bench/calibrate_loop.py on it first")
             every[name].update({(run.name, i, r): t for (i, r), t in tiles(work, name).items()})
         for it in items:
             for role in ("clean", "adv"):
+                if role == "clean" and (seed, it.source.file) in seen:
+                    for name in SESSIONS:
+                        every[name].pop((run.name, it.id, role), None)
+                    continue
                 labels[(run.name, it.id, role)] = it.label.index
                 photo[(run.name, it.id, role)] = it.source.file
+            seen.add((seed, it.source.file))
     return every, labels, photo
 
 

@@ -17,8 +17,10 @@ the scene and the camera; every module here reads it.
   pyramid and placed in the frame; ``views``: where a close-up camera points on a dense sheet, pair by pair;
 - ``calibrate``: fits a profile to the calibration strip measured in a capture and writes it;
   ``calibrate_fit``: the printer's tone and colour and the camera's noise fitted to the strip's patches;
-  ``calibrate_isp``: what it fits beyond the printer (the camera's ISP, the framing) and its checks of the strip;
+  ``calibrate_isp``: what it fits beyond the printer (the camera's ISP) and its checks of the strip;
   ``calibrate_edges``: blur and sharpening from the edges' spread functions (ISO 12233 slanted edge);
+  ``calibrate_framing``: the sheet fill and tilt under which the simulated camera frames tiles as the session saw
+  them; ``calibrate_jpeg``: the JPEG quality capture read or estimated;
   ``cli``: ``photoproof calibrate``; ``search``: the one-dimensional searches the fits use;
 - ``twin``: the differentiable torch/kornia twin that EOT samples from.
 

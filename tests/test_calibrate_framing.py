@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -32,18 +31,28 @@ from capture.session import run_capture
 from capture.sources.files import PhotoSource
 from channel.calibrate import calibrate
 from channel.simulate import SimulatedCamera
-from contracts.profile import ChannelProfile, load_profile
+from contracts.profile import ChannelProfile, load_profile, parse_profile
 from printouts.sheets import print_batch
 from testkit.batch import write_batch
 from testkit.scenes import tiny_classifier
-from tests.test_calibrate import known_profile
 
 FRAMES = 40
 
 
 def framed() -> ChannelProfile:
-    p = known_profile(defocus=0.8, jpeg=80.0)
-    return replace(p, scene=replace(p.scene, sheet_fill=(0.6, 0.75), tilt_deg=(5.0, 25.0), rotation_deg=(-8.0, 8.0)))
+    """A camera with a known framing and JPEG quality (the rest fixed, as in tests/test_calibrate.py)."""
+    return parse_profile(
+        {
+            "printer": {"tone_gamma": 1.3, "dot_gain": 0.08, "paper_white": [0.85, 0.86, 0.88],
+                        "ink_black": [0.05, 0.05, 0.06], "gamut_compression": 0.25},
+            "scene": {"sheet_fill": [0.6, 0.75], "tilt_deg": [5.0, 25.0], "rotation_deg": [-8.0, 8.0],
+                      "illuminance": 1.0, "colour_temperature_k": 5000.0, "gradient": 0.0, "glare": 0.0},
+            "camera": {"defocus_sigma_px": 0.8, "motion_blur_px": 0.0, "shot_noise": 0.0008, "read_noise": 0.004,
+                       "white_balance_error": 0.0, "exposure": 1.0, "jpeg_quality": 80.0, "gamma": 2.2},
+        },
+        "framed",
+        "test profile",
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
