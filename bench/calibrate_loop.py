@@ -21,6 +21,10 @@ judged on the tiles every session saw, paired: the fitted profile's agreement mi
 Run (after crafting, e.g. ``photoproof craft --out B --images tuning --limit 8 --attack bim --eps 16``)::
 
     python bench/calibrate_loop.py --batch B --out /tmp/loop --model lite0 --frames 8
+
+Many tiles cheaply (``bench/calibrate_pool.py`` pools the runs): one batch per ε, each run with its own
+``--seed``, ``--frames-per-view 2`` (a dense layout's close-ups), and ``--phase capture`` then ``--phase fit``
+so that no command runs for more than a few minutes.
 """
 
 from __future__ import annotations
