@@ -34,6 +34,7 @@ from channel.batchpages import batch_pages
 from channel.motion import HandHeldProcess
 from channel.page import page_homography, pyramid, region_homography
 from channel.scratch import Scratch
+from channel.threads import serial_opencv
 from contracts.errors import UserError
 from contracts.frames import Frame, FrameSource
 from contracts.profile import ChannelProfile
@@ -241,7 +242,7 @@ class SimulatedCamera(FrameSource):
         start = time.monotonic()
         pending: deque[Future[tuple[Frame, bytes]]] = deque()
         workers = min(RENDER_THREADS, os.cpu_count() or 1)
-        with ThreadPoolExecutor(max_workers=workers) as pool:
+        with serial_opencv(workers), ThreadPoolExecutor(max_workers=workers) as pool:
             for i in range(n):
                 p = ch.params_from_unit(self.profile, process.step(), int(seeds.integers(0, 2**31 - 1)))
                 pending.append(pool.submit(self._render, i, p))
