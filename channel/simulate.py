@@ -307,10 +307,13 @@ class SimulatedCamera(FrameSource):
             y_box = scratch.get("y", (y1 - y0, x1 - x0, 3), np.float32) if has_box else None
             if y_box is not None:
                 self._sheets_y(p, group, homs, box, (gain, glare), curve.offset, y_box, scratch)
-            desk_code, factor = fastframe.desk_code_low(desk_y, noisy, *fastframe.desk_table(self.profile, p, curve))
+            isp = self.profile.isp  # the frame's tables, once (the desk's mean correction reads them too)
+            tables = None if isp.is_identity() else camera.isp_lookup(self.profile, p, True, curve.lut)
+            desk_code, factor = fastframe.desk_code_low(desk_y, noisy, *fastframe.desk_table(self.profile, tables))
             desk_in = (lambda roi: fastframe.upsample(desk_code, roi, LIGHT_MAP_STEP, scratch), factor)
             noises = (noise, self._desk_noise_bank()[dy : dy + h, dx : dx + w])
-            img = fastframe.encode_frame(y_box, box, strips, desk_in, noises, noisy, (self.profile, p), scratch)
+            isp_args = (self.profile, p, tables)
+            img = fastframe.encode_frame(y_box, box, strips, desk_in, noises, noisy, isp_args, scratch)
         else:  # the sensor, then the ISP stage (nothing unless the profile has an ISP), step by step
             y = scratch.get("y", (h, w, 3), np.float32)
             if has_box:
@@ -345,12 +348,15 @@ class SimulatedCamera(FrameSource):
         """
         x0, y0, x1, y1 = roi
         box = scratch.get("box", (y1 - y0, x1 - x0, 3), np.uint16)
-        np.copyto(box, self._background[y0:y1, x0:x1])
+        desk: np.ndarray | None = self._background[y0:y1, x0:x1]
+        if not (self.fast and len(group) == 1):  # the fast path lays a lone sheet on the desk in one pass
+            np.copyto(box, desk)
+            desk = None
         for k, h_mm in zip(group, homs, strict=True):
             img, px_to_mm = self._level(k, h_mm)
             m = ch.translation(-x0, -y0) @ h_mm @ px_to_mm
             if self.fast:  # each sheet over its own bounding box, through the mask of its outline
-                fastframe.lay_sheet(img, m, box, scratch)
+                fastframe.lay_sheet(img, m, box, scratch, background=desk)
                 continue
             flags, border = cv2.INTER_LINEAR, cv2.BORDER_TRANSPARENT
             cv2.warpPerspective(img, m, (x1 - x0, y1 - y0), dst=box, flags=flags, borderMode=border)
