@@ -117,8 +117,7 @@ class SimulatedCamera(FrameSource):
         self.description = f"simulate:{profile.name}:seed={self.seed}"
         self._levels: OrderedDict[int, list[tuple[np.ndarray, np.ndarray]]] | None = None
         self._print_lock = threading.Lock()
-        # fast=False renders the same frames the plain way (fresh arrays, the sensor's and the ISP's tables one after
-        # the other): tests/test_simulate.py checks the fast path against it, bench/simulate.py --compare times both.
+        # fast=False: the same channel step by step (tests/test_simulate_fast.py; bench/simulate.py --compare).
         self.fast = True
         self._scratch = threading.local()  # each render thread's Scratch: frame-sized buffers, reused frame after frame
 
@@ -235,7 +234,8 @@ class SimulatedCamera(FrameSource):
 
     # ------------------------------------------------------------------ rendering
     def _generate(self, n: int) -> Iterator[tuple[Frame, bytes]]:
-        """Draw parameters in order; render frames ahead on a few threads (OpenCV releases the GIL)."""
+        """Draw parameters in order; render frames ahead on a few threads (OpenCV releases the GIL), OpenCV itself
+        on one thread while they fill the cores (``channel.threads``: the frames are the same either way)."""
         self.open()
         process = HandHeldProcess(1.0 / self.fps, np.random.default_rng([self.seed, 2]))
         seeds = np.random.default_rng([self.seed, 3])
@@ -348,10 +348,11 @@ class SimulatedCamera(FrameSource):
         """
         x0, y0, x1, y1 = roi
         box = scratch.get("box", (y1 - y0, x1 - x0, 3), np.uint16)
-        desk: np.ndarray | None = self._background[y0:y1, x0:x1]
-        if not (self.fast and len(group) == 1):  # the fast path lays a lone sheet on the desk in one pass
-            np.copyto(box, desk)
-            desk = None
+        desk: np.ndarray | None = None  # the fast path lays a lone sheet on the desk in one pass
+        if self.fast and len(group) == 1:
+            desk = self._background[y0:y1, x0:x1]
+        else:
+            np.copyto(box, self._background[y0:y1, x0:x1])
         for k, h_mm in zip(group, homs, strict=True):
             img, px_to_mm = self._level(k, h_mm)
             m = ch.translation(-x0, -y0) @ h_mm @ px_to_mm
