@@ -212,13 +212,20 @@ def _expected(table: np.ndarray, sd: float) -> np.ndarray:
 def _clipped_mean(mu: np.ndarray, sd: np.ndarray) -> np.ndarray:
     """``E[clip(X, 0, 255)]`` for X normal with mean ``mu`` and std ``sd`` (the unsharp mask's uint8 output)."""
     sd = np.maximum(sd, 1e-6)
-    erf = np.vectorize(math.erf)
+
+    def erf(x: np.ndarray) -> np.ndarray:
+        out: np.ndarray = _ERF(x).astype(np.float64)  # math.erf on every element
+        return out
+
     out = mu.copy()
     for d, sign in ((mu, 1.0), (255.0 - mu, -1.0)):  # E[max(X, 0)] - mu = sd phi(d / sd) - d (1 - Phi(d / sd))
         z = d / sd
         tail = sd * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi) - d * 0.5 * (1.0 - erf(z / math.sqrt(2.0)))
         out += sign * tail
     return out
+
+
+_ERF = np.frompyfunc(math.erf, 1, 1)
 
 
 def unsharp_gain(isp: Isp) -> float:

@@ -167,7 +167,7 @@ class SimulatedCamera(FrameSource):
         self._background_low = cv2.resize(bg, low, interpolation=cv2.INTER_AREA)
         xs = (np.arange(low[0]) + 0.5) * LIGHT_MAP_STEP - 0.5
         ys = (np.arange(low[1]) + 0.5) * LIGHT_MAP_STEP - 0.5
-        self._light_grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(1, -1, 2)
+        self._light_grid = (xs[None, :], ys[:, None])  # the cells' centres, as a row and a column
 
     def close(self) -> None:
         """Drop the printed pages; safe to call twice."""
@@ -388,13 +388,11 @@ class SimulatedCamera(FrameSource):
         self, p: ch.ChannelParams, h_group: np.ndarray, group_mm: tuple[float, float]
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Exposure x light colour x (irradiance gain, glare), BGR float32, every ``LIGHT_MAP_STEP`` frame pixels."""
-        grid = self._light_grid  # the centres of the LIGHT_MAP_STEP cells, the same every frame (made in open())
-        mm = cv2.perspectiveTransform(grid, np.linalg.inv(h_group))[0]
-        rows, cols = self._background_low.shape[:2]
-        u = (mm[:, 0] / group_mm[0]).reshape(rows, cols)
-        v = (mm[:, 1] / group_mm[1]).reshape(rows, cols)
-        gain, glare = ch.light_field(p, u, v)
+        xs, ys = self._light_grid  # the centres of the LIGHT_MAP_STEP cells, the same every frame (made in open())
+        m = np.linalg.inv(h_group)  # frame pixels to mm, as cv2.perspectiveTransform computes it, over the grid
+        uw, vw, w = ((m[i, 0] * xs + m[i, 1] * ys) + m[i, 2] for i in range(3))
+        w = 1.0 / w
+        gain, glare = ch.light_field(p, uw * w / group_mm[0], vw * w / group_mm[1])
         colour = (p.exposure * ch.illuminant_rgb(p.colour_temperature_k)[::-1]).astype(np.float32)
-        return (gain[..., None] * colour).astype(np.float32), None if glare is None else (
-            glare[..., None] * colour
-        ).astype(np.float32)
+        maps = [cv2.merge([(f * c).astype(np.float32) for c in colour]) for f in (gain, glare) if f is not None]
+        return maps[0], (maps[1] if glare is not None else None)
