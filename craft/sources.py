@@ -37,7 +37,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -51,6 +51,9 @@ from contracts.modelspec import read_sidecar, resolve_spec, sidecar_path
 from contracts.preprocess import PreprocessSpec
 from craft.loaders import LOADERS, Raw, load_pt2, state_sha256
 from craft.zoo import ZOO, Normalized, get_entry, load_net, weights_sha256
+
+if TYPE_CHECKING:
+    from craft.detectors.vanish import FaceSource
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +140,36 @@ def _torch_detectors() -> list[str]:
     from contracts.detection import DETECTORS
 
     return [d.name for d in DETECTORS.values() if d.runtime == "torch"]
+
+
+def is_face_source(ref: str) -> bool:
+    """Whether ``--source ref`` is a face detector: the zoo's ``mtcnn``, or a factory whose module declares the
+    detector protocol (:mod:`craft.detectors.userdet`; the factory is called once, its result kept for the load)."""
+    kind = source_kind(ref)
+    if kind == "detector":
+        return True
+    if kind != "factory":
+        return False
+    from craft.detectors.userdet import is_detector
+    from craft.loaders import call_factory
+
+    return is_detector(call_factory(ref))
+
+
+def load_face_source(ref: str) -> FaceSource:
+    """The face detector ``--source ref`` names: MTCNN, or the user's, its protocol checked
+    (:func:`craft.detectors.userdet.load_user_detector`)."""
+    if source_kind(ref) == "detector":
+        from craft.detectors.mtcnn import MTCNN
+
+        return MTCNN()
+    from craft.detectors.userdet import is_detector, load_user_detector
+    from craft.loaders import take_factory
+
+    net = take_factory(ref)
+    if not is_detector(net):
+        raise UserError(f"--source {ref}: not a face detector; its module must set task = 'face-detector'")
+    return load_user_detector(ref, net, state_sha256(net))
 
 
 def source_name(ref: str) -> str:
