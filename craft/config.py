@@ -74,7 +74,7 @@ class CraftConfig:
     source: list[str] = option(
         "--source",
         "Source model(s), comma-separated; several make an ensemble: a zoo name, FILE.onnx, FILE.pt2, TorchScript "
-        "FILE.pt, or package.module:factory (runs your code).",
+        "FILE.pt, or package.module:factory (runs your code: a classifier, or a face detector, docs/detectors.md).",
         factory=lambda: ["lite0"],
         cli_type=str,
         cli_default="lite0",

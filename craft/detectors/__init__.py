@@ -1,7 +1,8 @@
 """Face detectors as models: MTCNN as a white-box torch source, CenterFace and YuNet prepared for onnxruntime.
 
 - ``mtcnn``: the three networks and the differentiable cascade (Zhang et al. 2016);
-- ``vanish``: MTCNN wrapped for the ε-bounded attacks of :mod:`craft.attacks` (make every face vanish);
+- ``userdet``: a user's own torch face detector (``--source module:factory``): its protocol, checked at load;
+- ``vanish``: MTCNN or a user's detector wrapped for the ε-bounded attacks of :mod:`craft.attacks` (faces vanish);
 - ``onnxprep``: the target detectors' ONNX files made runnable by plain onnxruntime (capture runs them,
   :mod:`capture.faces`);
 - ``photos``: photos with faces that installed packages ship;
