@@ -24,7 +24,7 @@ from craft.sources import is_face_source, load_face_source
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-REF = "testkit.pnet_detector:make_detector"
+REF = "pnet_detector:make_detector"
 
 
 @pytest.fixture(scope="module")
@@ -111,13 +111,11 @@ def test_the_cli_crafts_on_it_and_refuses_what_breaks_the_protocol(
     out = ["craft", "--out", str(tmp_path / "b"), "--limit", "1", "--attack", "pgd"]
     src = "--source"
     _one_line_error(capsys, [*out, src, "no_such_module_xyz:make"], "--source no_such_module_xyz:make", "cannot import")
-    _one_line_error(capsys, [*out, src, "testkit.pnet_detector:NOT_CALLABLE"], "is not callable")
-    _one_line_error(capsys, [*out, src, "testkit.pnet_detector:make_a_string"], "returned str, not a torch nn.Module")
-    _one_line_error(
-        capsys, [*out, src, "testkit.pnet_detector:make_classifier_shaped"], "forward must return (scores, boxes)"
-    )
-    _one_line_error(capsys, [*out, src, "testkit.pnet_detector:make_detached"], "no gradient to the input")
-    _one_line_error(capsys, [*out, src, "testkit.pnet_detector:make_no_threshold"], "has no score_threshold")
+    _one_line_error(capsys, [*out, src, "pnet_detector:NOT_CALLABLE"], "is not callable")
+    _one_line_error(capsys, [*out, src, "pnet_detector:make_a_string"], "returned str, not a torch nn.Module")
+    _one_line_error(capsys, [*out, src, "pnet_detector:make_classifier_shaped"], "forward must return (scores, boxes)")
+    _one_line_error(capsys, [*out, src, "pnet_detector:make_detached"], "no gradient to the input")
+    _one_line_error(capsys, [*out, src, "pnet_detector:make_no_threshold"], "has no score_threshold")
     _one_line_error(capsys, [*out, src, f"{REF},lite0"], "not in an ensemble")
     _one_line_error(capsys, [*out, src, REF, "--target", "ll"], "--target")
     assert main([*out, src, REF, "--eps", "16"]) == 0

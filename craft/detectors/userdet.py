@@ -219,8 +219,13 @@ def load_user_detector(ref: str, net: nn.Module, sha256: str) -> UserDetector:
     det = UserDetector(net, read_spec(net, where), ref, sha256)
     side = det.spec.input_size or PROBE_PX
     x = torch.full((1, 3, side, side), 128.0, requires_grad=True)
+    from craft.loaders import _contained
+
     try:
-        scores, _ = det.run(x, where)
+        with _contained(where, "running the detector"):
+            scores, _ = det.run(x, where)
+    except UserError:
+        raise
     except ValueError as e:
         raise UserError(f"{e}; see the protocol in docs/detectors.md") from None
     except Exception as e:

@@ -1,13 +1,13 @@
-"""A user's own torch face detector, as a user would write one: ``--source testkit.pnet_detector:make_detector``.
+"""A user's own torch face detector, as a user would write one: ``--source pnet_detector:make_detector`` (from tests/).
 
-A real, small, one-stage detector built on MTCNN's proposal network (PNet, Zhang et al.
-2016, https://arxiv.org/abs/1604.02878, its weights from facenet-pytorch read with
-``torch.load(weights_only=True)``): PNet slides its 12 x 12 window over a small image
-pyramid of the fixed ``input_size`` input, and every cell is a candidate with its face
-probability and its regressed box. It follows the protocol of
-:mod:`craft.detectors.userdet` (and nothing of Photoproof's detector code but the
-network's weights), so the tests exercise what a user's detector goes through.
-The other factories here are the wrong kinds the protocol refuses.
+A real, small, one-stage detector built on MTCNN's proposal network (PNet, Zhang et
+al. 2016, https://arxiv.org/abs/1604.02878), written here to match facenet-pytorch's
+``pnet.pt`` and loaded with ``torch.load(weights_only=True)``. PNet slides its 12 x 12
+window over a small image pyramid of the fixed ``input_size`` input, and every cell
+is a candidate with its face probability and its regressed box. It follows the
+protocol of :mod:`craft.detectors.userdet` and uses nothing of Photoproof but where
+the weights lie, so the tests exercise what a user's detector goes through. The
+other factories here are the wrong kinds the protocol refuses.
 """
 
 from __future__ import annotations
@@ -17,7 +17,25 @@ import torch.nn.functional as F
 from torch import nn
 
 from contracts.detection import get_detector, weights_path
-from craft.detectors.mtcnn import PNet
+
+
+class PNet(nn.Module):
+    """MTCNN's proposal network, written to match facenet-pytorch's ``pnet.pt``; returns the face logit margin and
+    the box regression per 12 x 12 window at stride 2."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.prelu1 = nn.Conv2d(3, 10, 3), nn.PReLU(10)
+        self.pool1 = nn.MaxPool2d(2, 2, ceil_mode=True)
+        self.conv2, self.prelu2 = nn.Conv2d(10, 16, 3), nn.PReLU(16)
+        self.conv3, self.prelu3 = nn.Conv2d(16, 32, 3), nn.PReLU(32)
+        self.conv4_1, self.conv4_2 = nn.Conv2d(32, 2, 1), nn.Conv2d(32, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.pool1(self.prelu1(self.conv1(x)))
+        x = self.prelu3(self.conv3(self.prelu2(self.conv2(x))))
+        z = self.conv4_1(x)
+        return z[:, 1] - z[:, 0], self.conv4_2(x)
 
 
 class PNetFaces(nn.Module):
