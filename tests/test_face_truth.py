@@ -90,6 +90,20 @@ def test_names_are_photos_of_images_and_boxes_lie_inside_them(tmp_path: Path) ->
     assert edge.in_square("h", (512, 600))[1] == 1  # 6 of its 50 rows are inside the square
 
 
+def test_the_sticker_is_placed_by_the_largest_labelled_face(tmp_path: Path) -> None:
+    from craft.detectors.facepatch import FacePatchSettings, face_placement
+    from craft.detectors.patchbatch import craft_face_patch
+
+    s = FacePatchSettings(steps=2, patch_px=16)
+    truth = read_face_truth(LABELS)
+    batch = craft_face_patch(tmp_path, lfw_faces(0, 2), s, truth=truth, candidates=photo_candidates("samples"))
+    labels = json.loads(LABELS.read_text())["faces"]
+    for it in batch.items:
+        assert it.truth is not None and it.truth.source == "labels" and batch.config["truth"]["file"] == LABELS.name
+        box = np.array(labels[it.id.split("-patch")[0]], np.float64)[0]
+        assert it.params["patch"]["placement"] == face_placement(box, s).to_dict()
+
+
 def test_a_classifier_source_refuses_truth(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["craft", "--out", str(tmp_path / "b"), "--truth", str(LABELS)]) == 2
     err = capsys.readouterr().err.strip()

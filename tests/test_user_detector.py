@@ -122,3 +122,26 @@ def test_the_cli_crafts_on_it_and_refuses_what_breaks_the_protocol(
     (it,) = load_batch(tmp_path / "b").items
     assert it.id == "skimage-astronaut-pgd-e16" and it.truth is not None and it.truth.source == REF
     assert len(Detections.from_json(it.truth.boxes)) >= 1 and it.adv.boxes[REF] == []
+
+
+def test_its_batch_is_printed_captured_and_reported_like_an_mtcnn_batch(tmp_path: Path, det: UserDetector) -> None:
+    from contracts.batchdir import model_path
+    from contracts.detection import get_detector
+    from craft.attacks.spec import AttackSettings
+    from craft.detectors.onnxprep import prepare_onnx
+    from photoproof import print_sheets
+    from testkit.cli import run_cli
+
+    out = tmp_path / "batch"
+    craft_faces(out, lfw_faces(0, 2), "bim", (16.0,), settings=AttackSettings(steps=3), mtcnn=det)
+    print_sheets(out)
+    prepare_onnx(get_detector("centerface"), model_path(out, "centerface"))
+    r = run_cli("capture", str(out), "--simulate", "--model", "centerface", "--frames", "4", "--headless",
+                "--session", "sim", "--seed", "1")  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = run_cli("report", str(out), "--format", "csv")
+    assert r.returncode == 0, r.stderr[-2000:]
+    text = " ".join(r.stdout.split())
+    assert f"truth faces: {REF}'s own detections" in text and f"{REF} (white-box) bim ε=16: hides 1.00" in text
+    rows = json.loads((out / "report" / "faces_transfer.json").read_text())["rows"]
+    assert {row["detector"] for row in rows} == {f"{REF} (source, white-box)", "centerface"}
