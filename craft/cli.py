@@ -58,58 +58,28 @@ def craft_cmd(
     _report_unfooled(batch, src)
 
 
-def _craft_sticker(out: Path, cfg: CraftConfig, photos: list[Any], specs: list[Any], det: Any, cand: Any) -> None:
-    """``--source mtcnn --attack patch[+eot]``: one printable face sticker (docs/detectors.md)."""
-    import math
+def _craft_faces(out: Path, cfg: CraftConfig) -> None:
+    """A face-detector source (``--source mtcnn`` or ``module:factory``): the sticker and the vanishing attacks
+    (:func:`craft.detectors.run.craft_face_batch`, docs/detectors.md), then what they hide on the saved PNGs."""
+    from craft.attacks import UNIVERSAL
+    from craft.detectors.run import craft_face_batch
 
-    from craft.attacks.eot import EOT
-    from craft.detectors.facepatch import FacePatchSettings
-    from craft.detectors.patchbatch import craft_face_patch
-
-    side = math.sqrt(cfg.patch_area) if cfg.patch_shape == "square" else 2 * math.sqrt(cfg.patch_area / math.pi)
-    s = FacePatchSettings(side_frac=side, shape=cfg.patch_shape, steps=cfg.steps or 100, lr=cfg.lr)
+    with make_progress() as progress:
+        batch = craft_face_batch(out, cfg, rich_progress(progress))
     name = cfg.source[0]
-    for spec in specs:
-        eot = EOT(cfg.profile, cfg.eot_samples, cfg.eot_tile_px) if spec.eot else None
-        with make_progress() as progress:
-            tick = rich_progress(progress)(f"face sticker on {name} ({spec.label})", s.steps)
-            batch = craft_face_patch(out, photos, s, seed=cfg.seed, eot=eot, mtcnn=det, config=cfg.resolved(),
-                                     tick=tick, truth=cfg.truth, candidates=cand)  # fmt: skip
-        items = [it for it in batch.items if it.attack == spec.label]
+    labels = [s.label for s in cfg.specs() if s.name not in UNIVERSAL]
+    for label in (s.label for s in cfg.specs() if s.name in UNIVERSAL):
+        items = [it for it in batch.items if it.attack == label]
         hidden = sum(1 for it in items if not it.adv.boxes.get(name))
         console.print(
-            f"batch [bold]{batch.batch_id}[/]: the sticker ({spec.label}) on {len(items)} faces in {escape(str(out))}; "
+            f"batch [bold]{batch.batch_id}[/]: the sticker ({label}) on {len(items)} faces in {escape(str(out))}; "
             f"{escape(name)} finds none in {hidden} of the stickered PNGs; print it with 'photoproof print {out} "
             "--patch-mm 50'"
         )
-
-
-def _craft_faces(out: Path, cfg: CraftConfig) -> None:
-    """A face-detector source (``--source mtcnn`` or ``module:factory``): the vanishing attack on every photo with
-    faces, or the sticker (docs/detectors.md); truth from ``--truth`` or the source's clean detections."""
-    from craft.attacks import UNIVERSAL
-    from craft.detectors.job import craft_faces, truth_names
-    from craft.detectors.photos import find_face_photos, photo_candidates
-    from craft.sources import load_face_source
-
-    photos = find_face_photos(cfg.images, cfg.limit)
-    cand = photo_candidates(cfg.images) if cfg.truth is not None else None
-    if cfg.truth is not None:
-        truth_names(cfg.truth, photos, cand, f"--images {cfg.images}")  # every name known, every photo labelled
-    det = load_face_source(cfg.source[0])
-    name = cfg.source[0]
-    specs = cfg.specs()
-    stickers = [s for s in specs if s.name in UNIVERSAL]
-    if stickers:
-        _craft_sticker(out, cfg, photos, stickers, det, cand)
-        specs = [s for s in specs if s.name not in UNIVERSAL]
-        if not specs:
-            return
-    with make_progress() as progress:
-        tick = rich_progress(progress)(f"vanishing attack on {name}", len(photos) * len(specs) * len(cfg.eps))
-        batch = craft_faces(out, photos, specs, cfg.eps, seed=cfg.seed, settings=cfg.settings(), mtcnn=det,
-                            config=cfg.resolved(), tick=tick, truth=cfg.truth, candidates=cand)  # fmt: skip
-    with_faces = [it for it in batch.items if it.truth is not None and it.truth.boxes]
+    vanish = [it for it in batch.items if it.attack in labels]
+    if not vanish:
+        return
+    with_faces = [it for it in vanish if it.truth is not None and it.truth.boxes]
     hidden = sum(1 for it in with_faces if not it.adv.boxes.get(name))
     if cfg.truth is None:
         what = f"{escape(name)} finds faces in {len(with_faces)} clean PNGs and none in"
@@ -117,7 +87,7 @@ def _craft_faces(out: Path, cfg: CraftConfig) -> None:
         labelled = f"{len(with_faces)} clean PNGs hold faces labelled in {escape(cfg.truth.file)}"
         what = f"{labelled}; {escape(name)} finds none in"
     console.print(
-        f"batch [bold]{batch.batch_id}[/]: {len(batch.items)} items in {escape(str(out))}; {what} {hidden} of their "
+        f"batch [bold]{batch.batch_id}[/]: {len(vanish)} items in {escape(str(out))}; {what} {hidden} of their "
         "adversarial PNGs"
     )
 

@@ -236,7 +236,10 @@ def _probe(model: nn.Module, spec: PreprocessSpec, where: str) -> int:
         ) from None
     if not isinstance(y, torch.Tensor) or y.ndim != 2 or y.shape[0] != 2:
         shape = list(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-        raise UserError(f"{where}: not an image classifier: its output for 2 images is {shape}, expected [2, classes]")
+        hint = "" if isinstance(y, torch.Tensor) else "; a face detector's module sets task = 'face-detector'"
+        raise UserError(
+            f"{where}: not an image classifier: its output for 2 images is {shape}, expected [2, classes]{hint}"
+        )
     if y.shape[1] < 2:
         raise UserError(f"{where}: not an image classifier: {y.shape[1]} output class")
     return int(y.shape[1])

@@ -145,3 +145,15 @@ def test_its_batch_is_printed_captured_and_reported_like_an_mtcnn_batch(tmp_path
     assert f"truth faces: {REF}'s own detections" in text and f"{REF} (white-box) bim ε=16: hides 1.00" in text
     rows = json.loads((out / "report" / "faces_transfer.json").read_text())["rows"]
     assert {row["detector"] for row in rows} == {f"{REF} (source, white-box)", "centerface"}
+
+
+def test_the_python_api_crafts_on_it_with_truth_from_a_labels_file(tmp_path: Path) -> None:
+    import photoproof as pp
+
+    labels = Path(__file__).parent / "data" / "face-labels.json"
+    batch = pp.craft(REF, out=tmp_path / "b", attack="pgd", eps=16, limit=2, truth=str(labels))
+    assert [m.ref for m in batch.models] == [REF] and batch.config["truth"]["file"] == "face-labels.json"
+    assert [it.id for it in batch.items] == ["skimage-astronaut-pgd-e16", "matplotlib-grace-hopper-pgd-e16"]
+    for it in batch.items:
+        assert it.truth is not None and it.truth.source == "labels" and len(it.truth.boxes) == 1
+        assert it.adv.boxes[REF] == []  # pgd ε 16 hid every face it found

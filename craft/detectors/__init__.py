@@ -8,6 +8,7 @@
 - ``photos``: photos with faces that installed packages ship;
 - ``job``: a face batch crafted on MTCNN (truth boxes and the source's boxes recorded per item);
 - ``facepatch``: the printable face sticker, placed by the face's box and optimised with EOT (Brown et al. 2017);
+- ``run``: a face batch from a resolved craft config (the sticker and the vanishing attacks; CLI and Python API);
 - ``patchbatch``: a face batch with the sticker (``craft --source mtcnn --attack patch``), printable as a card;
 - ``measure``: the digital hiding measurement per photo (``python -m tools.face_hiding`` prints it with intervals).
 
