@@ -38,6 +38,7 @@ from analysis.faces import (
     read_face_session,
     recall,
     source_hiding,
+    source_recall,
     truth_boxes,
 )
 from analysis.gallery import GalleryEntry, Shot
@@ -48,6 +49,8 @@ from analysis.tables import Table, plain_table, write_table
 from contracts.batchdir import capture_dbs, crop_rel
 from contracts.detection import Detections
 from contracts.errors import UserError
+from contracts.facetruth import SOURCE as LABELS
+from contracts.facetruth import describe as describe_truth
 from contracts.images import read_item_image
 from contracts.manifest import Batch, load_batch
 from contracts.paths import atomic_write_json, resolve_inside
@@ -152,8 +155,12 @@ def tables(batch: Batch, sessions: list[FaceSession], source: str) -> list[Table
 
 def notes(batch: Batch, sessions: list[FaceSession], source: str) -> list[str]:
     """One line per session and attack: what transfers, digitally and photographed, or why it is not said."""
-    out = []
+    out = [f"truth faces: {describe_truth(batch.config, source)}; recall and hiding are counted against them"]
+    labelled = isinstance(batch.config.get("truth"), dict) and batch.config["truth"].get("source") == LABELS
     for (attack, eps), items in groups(batch).items():
+        if labelled:
+            out.append(f"{source} finds {fmt(source_recall(batch, items, source))} of the labelled faces on the clean "
+                       f"PNGs ({attack} ε={eps:g} items)")  # fmt: skip
         out.append(
             f"{source} (white-box) {attack} ε={eps:g}: hides {fmt(source_hiding(batch, items, source))} digitally"
         )
@@ -216,10 +223,11 @@ def gallery(batch_dir: Path, batch: Batch, sessions: list[FaceSession]) -> list[
     return out
 
 
-def methods(source: str) -> list[Section]:
-    """The report's methods section for a face batch."""
+def methods(source: str, truth: str = "") -> list[Section]:
+    """The report's methods section for a face batch (``truth``: which truth faces, :func:`describe_truth`)."""
     from analysis import faces
 
+    truth = truth or f"{source}'s boxes on each clean PNG"
     return [
         Section(
             "Face detectors: what is measured",
@@ -227,7 +235,8 @@ def methods(source: str) -> list[Section]:
         ),
         Section("Channel check", text=[RULE]),
         Section(
-            "Source", text=[f"Truth faces are {source}'s boxes on each clean PNG, recorded in batch.json by craft."]
+            "Source",
+            text=[f"Truth faces are {truth}, recorded in batch.json by craft; the source is {source}."],
         ),
     ]
 
@@ -243,6 +252,8 @@ def face_report_json(batch: Batch, sessions: list[FaceSession], shown: list[Tabl
         "tables": [t.name for t in shown],
         "channel_rule": RULE,
         "iou": 0.5,
+        "truth": batch.config.get("truth")
+        or {"source": next((m.name for m in batch.models if m.role == "source"), "")},
     }
 
 
@@ -285,7 +296,7 @@ def build_face_report(batch_dir: Path, wanted: list[str] | None, fmts: tuple[str
         tables=shown,
         plots=[],
         gallery=gallery(batch_dir, batch, sessions) if visual else [],
-        methods=methods(source),
+        methods=methods(source, describe_truth(batch.config, source)),
         files=file_names([str(p.relative_to(out_dir)) for p in files], fmts),
         digital_only=not sessions,
         warnings=warnings,

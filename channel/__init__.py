@@ -15,6 +15,7 @@ the scene and the camera; every module here reads it.
   buffers its render threads reuse from frame to frame; ``fastframe``: the frame path it takes (the unsharp mask
   only around the sheets, the desk's pre-sharpened noise bank); ``page``: a sheet's page rendered, printed into a
   pyramid and placed in the frame; ``views``: where a close-up camera points on a dense sheet, pair by pair;
+  ``threads``: OpenCV on one thread while the simulated camera's render threads fill the cores;
 - ``calibrate``: fits a profile to the calibration strip measured in a capture and writes it;
   ``calibrate_fit``: the printer's tone and colour and the camera's noise fitted to the strip's patches;
   ``calibrate_isp``: what it fits beyond the printer (the camera's ISP) and its checks of the strip;

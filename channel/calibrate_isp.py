@@ -1,4 +1,4 @@
-"""What ``calibrate`` fits beyond the printer: the camera's ISP, the framing, and checks of the strip.
+"""What ``calibrate`` fits beyond the printer: the camera's ISP, and checks of the strip.
 
 A real phone or webcam renders each frame through its ISP (``channel.isp``), so the strip's
 grey ramp reaches the model through a tone curve that no printer parameter can express. Here:

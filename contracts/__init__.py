@@ -20,6 +20,7 @@ stage reads and writes it through these modules:
 - ``detection``: the face detectors' specs and weight files, detections (boxes, scores) and their
   JSON form, IoU, non-maximum suppression and matching (docs/detectors.md);
 - ``detectorfile``: a user's own face detector's decoder spec (``my.detector.toml`` beside ``my.onnx``), checked;
+- ``facetruth``: truth faces from a labels file (``craft --truth faces.json``), checked as hostile input;
 - ``modelspec``: a foreign model's spec resolved once (flags > ``model.toml`` > metadata > defaults);
 - ``labels``: label sets: label files, names resolved in a set, the batch-to-target class map;
 - ``units``: ε in 0-255 pixel units and in the [0, 1] convention;

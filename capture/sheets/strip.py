@@ -310,25 +310,30 @@ def measure_hits(
     return out
 
 
-def strip_in_view(hit: SheetHit, width: int, height: int) -> bool:
-    """Whether the sheet's whole calibration strip (its grey and colour patches) lies inside the frame; True for a
-    sheet without one (its markers' edges are still measured)."""
-    boxes = [p.box_mm for p in hit.sheet.calibration if p.kind in ("grey", "colour")]
-    if not boxes:
-        return True
-    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
-    x1, y1 = max(b[0] + b[2] for b in boxes), max(b[1] + b[3] for b in boxes)
-    corners = np.array([[[x0, y0], [x1, y0], [x1, y1], [x0, y1]]], np.float64)
-    px = cv2.perspectiveTransform(corners, np.asarray(hit.H, np.float64))[0]
-    return bool(np.all((px >= 0) & (px <= (width - 1, height - 1))))
+def strip_in_view(frame_shape: tuple[int, ...], hit: SheetHit) -> bool:
+    """Whether every grey patch of the sheet's calibration strip has its centre inside the frame (cheap)."""
+    centres = [
+        (p.box_mm[0] + p.box_mm[2] / 2, p.box_mm[1] + p.box_mm[3] / 2)
+        for p in hit.sheet.calibration
+        if p.kind == "grey"
+    ]
+    if not centres:
+        return False
+    xy = cv2.perspectiveTransform(np.array([centres], np.float64), hit.H)[0]
+    h, w = frame_shape[:2]
+    return bool(np.all((xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)))
 
 
 class StripMeter:
-    """The capture loop's hook: measure the strip on a frame with its whole strip in view, at most every ``every``
-    frames."""
+    """The capture loop's hook: measure the strip at most every ``every`` frames with it in view, and the
+    markers' edges on other frames with sheets at most every ``every`` frames.
+
+    On a dense sheet framed pair by pair the strip is in view only when the user steps back to frame the bottom
+    row, a few frames per sheet: a close-up measured just before must not take those frames' turn.
+    """
 
     def __init__(self, marker_mm: float, every: int = PATCH_EVERY) -> None:
-        self.marker_mm, self.every, self.last = marker_mm, every, -every
+        self.marker_mm, self.every, self.last, self.last_strip = marker_mm, every, -every, -every
         self.jpeg_frames = 0
         self.edges: dict[str, list[Edge]] = {}
 
@@ -340,16 +345,20 @@ class StripMeter:
         The frame's JPEG quality too (``recorder.add_jpeg``), on the first ``JPEG_FRAMES`` measured frames: read
         from the file's tables (``jpeg_quality``, given by the source), else estimated from the decoded pixels.
         """
-        if not hits or idx - self.last < self.every:
+        if not hits or (idx - self.last < self.every and idx - self.last_strip < self.every):
             return
-        hits = [h for h in hits if strip_in_view(h, frame_bgr.shape[1], frame_bgr.shape[0])]
-        if hits:  # else wait for a frame with a whole strip (close-ups show it once per sheet)
+        strip = any(strip_in_view(frame_bgr.shape, h) for h in hits)
+        if strip and idx - self.last_strip >= self.every:
+            self.last_strip = self.last = idx
+        elif not strip and idx - self.last >= self.every:
             self.last = idx
-            recorder.add_patches(idx, measure_hits(frame_bgr, hits, self.marker_mm, self.edges))
-            if self.jpeg_frames < JPEG_FRAMES:
-                self.jpeg_frames += 1
-                if jpeg_quality is not None:
-                    recorder.add_jpeg(idx, jpeg_quality, jpeg_quality, "tables")
-                else:
-                    found = quality_from_pixels(frame_bgr)
-                    recorder.add_jpeg(idx, *(found or (None, None)), "pixels")
+        else:
+            return
+        recorder.add_patches(idx, measure_hits(frame_bgr, hits, self.marker_mm, self.edges))
+        if self.jpeg_frames < JPEG_FRAMES:
+            self.jpeg_frames += 1
+            if jpeg_quality is not None:
+                recorder.add_jpeg(idx, jpeg_quality, jpeg_quality, "tables")
+            else:
+                found = quality_from_pixels(frame_bgr)
+                recorder.add_jpeg(idx, *(found or (None, None)), "pixels")

@@ -35,8 +35,7 @@ import torch
 from craft.attacks.eot import EOT
 from craft.attacks.patch import Placement, paste, shape_mask, step_generator
 from craft.attacks.rng import ItemRng
-from craft.detectors.mtcnn import MTCNN
-from craft.detectors.vanish import Vanish
+from craft.detectors.vanish import FaceSource, Vanish
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +86,7 @@ def init_patch(px: int, seed: int) -> torch.Tensor:
 
 
 def fit_face_patch(
-    det: MTCNN,
+    det: FaceSource,
     images: Sequence[np.ndarray],
     boxes: Sequence[np.ndarray],
     s: FacePatchSettings,
