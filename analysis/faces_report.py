@@ -10,6 +10,8 @@ report (docs/detectors.md):
 - ``faces_hiding``: per session, paired hiding, digital and photographed, and what the
   photographed figure is (``hiding`` or the channel check's verdict);
 - ``faces_channel``: per session, the channel check (:func:`contracts.verdict.judge`);
+- ``faces_sweep`` and ``faces_stability`` (:mod:`analysis.faces_sweep`), when ``photoproof sweep`` was run with a
+  face target: recall and hiding per transform, and the attack's hiding against noise of the same budget;
 - ``scene`` (:mod:`analysis.scene`), when there are ``capture --scene`` sessions with a face sticker: frames with
   and without the sticker in view, and the share whose face the detector does not find.
 
@@ -40,6 +42,7 @@ from analysis.faces import (
     source_hiding,
     truth_boxes,
 )
+from analysis.faces_sweep import face_sweep_notes, face_sweep_tables, load_face_sweeps
 from analysis.gallery import GalleryEntry, Shot
 from analysis.methods import Section
 from analysis.report_files import file_names, render
@@ -266,7 +269,9 @@ def build_face_report(batch_dir: Path, wanted: list[str] | None, fmts: tuple[str
     shown = tables(batch, sessions, source)
     scene = scene_report_table(list(capture_dbs(batch_dir)))  # capture --scene with a face sticker
     shown += [scene] if scene is not None else []
-    lines = notes(batch, sessions, source)
+    sweeps, skipped_sweeps = load_face_sweeps(batch_dir, batch)  # photoproof sweep BATCH --model TARGET
+    shown += face_sweep_tables(batch, sweeps)
+    lines = notes(batch, sessions, source) + face_sweep_notes(batch, sweeps) + skipped_sweeps
     warnings = [
         f"session {s.id} ({s.model}): channel check {s.verdict.verdict}: {s.verdict.why}; its photographed hiding "
         "is not reported as hiding"
