@@ -63,11 +63,12 @@ def _craft_sticker(out: Path, cfg: CraftConfig, photos: list[Any], specs: list[A
     import math
 
     from craft.attacks.eot import EOT
-    from craft.detectors.facepatch import FacePatchSettings
+    from craft.detectors.facepatch import DEFAULT_PLACE, FacePatchSettings
     from craft.detectors.patchbatch import craft_face_patch
 
     side = math.sqrt(cfg.patch_area) if cfg.patch_shape == "square" else 2 * math.sqrt(cfg.patch_area / math.pi)
-    s = FacePatchSettings(side_frac=side, shape=cfg.patch_shape, steps=cfg.steps or 100, lr=cfg.lr)
+    s = FacePatchSettings(side_frac=side, shape=cfg.patch_shape, steps=cfg.steps or 100, lr=cfg.lr,
+                          place=cfg.patch_place or DEFAULT_PLACE)  # fmt: skip
     for spec in specs:
         eot = EOT(cfg.profile, cfg.eot_samples, cfg.eot_tile_px) if spec.eot else None
         with make_progress() as progress:

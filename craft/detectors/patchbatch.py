@@ -3,8 +3,9 @@
 One universal sticker is optimised over every photo's largest face
 (:mod:`craft.detectors.facepatch`), written as ``patches/<name>.png`` with its record
 ``patches/<name>.json``; each photo with a face becomes an item whose adversarial PNG
-is the clean PNG with the sticker pasted by its face's box, recorded in
-``params.patch`` (``path``, ``sha256``, ``placement``) as a classifier patch item's is,
+is the clean PNG with the sticker pasted by its face's box or landmarks, recorded in
+``params.patch`` (``path``, ``sha256``, ``placement``, ``place`` and, by landmarks, the
+five ``landmarks``; :mod:`contracts.facesticker` reads them) as a classifier patch item's is,
 so ``photoproof print --patch-mm`` prints the sticker on a card of its own. Items
 have ``eps`` 255 (inside the sticker the change is unbounded) and the truth faces of
 the vanishing attack's items. A re-run whose sticker PNG matches its record skips the
@@ -30,7 +31,7 @@ from contracts.manifest import Batch, Item, SourceImage, Truth, load_batch, save
 from contracts.paths import atomic_write_bytes, resolve_inside, sha256_file
 from craft.attacks.eot import EOT
 from craft.attacks.patch import Placement, paste_uint8
-from craft.detectors.facepatch import FacePatchSettings, area_of_face, face_placement, fit_face_patch, largest_face
+from craft.detectors.facepatch import FacePatchSettings, area_of_face, face_placement, fit_face_patch, largest_index
 from craft.detectors.facepatch import to_uint8 as patch_uint8
 from craft.detectors.job import FACE, _png, _save, mtcnn_record, square
 from craft.detectors.mtcnn import MTCNN
@@ -42,8 +43,18 @@ PATCH_EPS = 255.0
 
 
 def sticker_name(eot: bool, s: FacePatchSettings) -> str:
-    """``patch[-eot]-face-<shape>-s<side %>``, e.g. ``patch-eot-face-square-s50``."""
-    return f"patch{'-eot' if eot else ''}-face-{s.shape}-s{round(100 * s.side_frac)}"
+    """``patch[-eot]-face-<shape>-s<side %>[-lm]``, e.g. ``patch-eot-face-square-s50`` (``-lm``: by landmarks)."""
+    lm = "-lm" if s.place == "landmarks" else ""
+    return f"patch{'-eot' if eot else ''}-face-{s.shape}-s{round(100 * s.side_frac)}{lm}"
+
+
+def sticker_record(pl: Placement, s: FacePatchSettings, landmarks: np.ndarray | None) -> dict[str, Any]:
+    """``params.patch``'s placement part: the placement, how it was found and, by landmarks, the five points used
+    (``[[x, y], ...]``: eyes, nose, mouth corners; read by :func:`contracts.facesticker.sticker_of`)."""
+    out: dict[str, Any] = {"placement": pl.to_dict(), "place": s.place}
+    if s.place == "landmarks" and landmarks is not None:
+        out["landmarks"] = [[round(float(x), 1), round(float(y), 1)] for x, y in np.reshape(landmarks, (5, 2))]
+    return out
 
 
 def _detect(det: MTCNN, rgb: np.ndarray) -> Any:
@@ -75,11 +86,12 @@ def craft_face_patch(
         rec, clean = _save(out, image_rel(f"{ph.key}-clean.png"), square(ph.rgb))
         truth = _detect(det, clean)
         rec.boxes = {"mtcnn": truth.to_json()}
-        box = largest_face(truth.boxes)
-        if box is None:
+        k = largest_index(truth.boxes)
+        if k is None:
             log.info("%s: mtcnn finds no face; no sticker item", ph.key)
             continue
-        faces.append((ph, rec, clean, truth, box))
+        marks = None if truth.landmarks is None else np.asarray(truth.landmarks[k], np.float64)
+        faces.append((ph, rec, clean, truth, np.asarray(truth.boxes[k], np.float64), marks))
     if not faces:
         raise ValueError("no photo has a face that mtcnn finds: nothing to put the sticker on")
     name = sticker_name(eot is not None, settings)
@@ -91,7 +103,7 @@ def craft_face_patch(
         log.info("sticker %s: already optimised", name)
     else:
         patch, losses = fit_face_patch(det, [f[2] for f in faces], [f[4] for f in faces], settings, seed=seed,
-                                       eot=eot, on_step=tick)  # fmt: skip
+                                       eot=eot, on_step=tick, landmarks=[f[5] for f in faces])  # fmt: skip
         png.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(png, _png(patch_uint8(patch, settings.shape)))
         record = {"name": name, "path": rel_png, "sha256": sha256_file(png), "seed": seed, "kind": "face sticker",
@@ -101,12 +113,12 @@ def craft_face_patch(
     sticker, sha_png = read_png_array(png), sha256_file(png)
     done = {it.id for it in batch.items}
     batch.items = [it for it in batch.items if it.id not in train]  # a new sticker re-records its items
-    for (ph, rec, clean, truth, box), iid in zip(faces, train, strict=True):
-        pl = Placement.from_dict(face_placement(box, settings).to_dict())  # what is recorded, so it replays
+    for (ph, rec, clean, truth, box, marks), iid in zip(faces, train, strict=True):
+        pl = Placement.from_dict(face_placement(box, settings, None, marks).to_dict())  # as recorded: it replays
         adv_rec, adv = _save(out, image_rel(f"{iid}.png"), paste_uint8(np.array(clean), sticker, settings.shape, pl))
         adv_rec.boxes = {"mtcnn": _detect(det, adv).to_json()}
         params = {"attack": label, "shape": settings.shape, "face_patch": settings.to_dict(),
-                  "patch": {"path": rel_png, "sha256": sha_png, "placement": pl.to_dict()}}  # fmt: skip
+                  "patch": {"path": rel_png, "sha256": sha_png, **sticker_record(pl, settings, marks)}}  # fmt: skip
         batch.items.append(
             Item(
                 id=iid,
