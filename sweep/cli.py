@@ -77,6 +77,7 @@ def _face_sweep(
     face_notes: Callable[[Path], list[str]] | None,
 ) -> None:
     """``photoproof sweep`` on a face batch (``craft --source mtcnn``): a face detector target (sweep.faces)."""
+    from contracts.facesweep import read_face_sweep
     from sweep.faces import run_face_sweep
 
     if model is None:
@@ -93,8 +94,10 @@ def _face_sweep(
     console.print(f"face sweep of [bold]{escape(model_path.name)}[/] on {len(names)} transform(s), {levels} levels")
     out = run_face_sweep(batch, model_path, names, steps=levels, seed=seed)
     console.print(f"wrote [bold]{escape(str(out))}[/]; 'photoproof report {escape(str(batch))}' tables it")
+    swept = read_face_sweep(out).target
     for line in face_notes(batch) if face_notes is not None else []:
-        console.print(escape(line), soft_wrap=True)
+        if line.startswith(f"stability baseline, {swept} "):  # this target's lines (analysis.faces_sweep's wording)
+            console.print(escape(line), soft_wrap=True)
 
 
 def register(

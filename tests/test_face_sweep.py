@@ -98,6 +98,11 @@ def test_the_report_tables_the_sweep_and_the_stability_verdict(swept: Path) -> N
     assert s.adversarial.n == sum(1 for r in sweep.digital if r.role == "clean" for f in r.found if f)
     assert stab[0]["verdict"] == s.verdict
     assert (swept / "report" / "faces_stability.csv").is_file()
+    from analysis.faces_api import face_summary
+
+    api = [r for r in face_summary(swept) if r["measure"] == "stability"]
+    assert {r["image"] for r in api} == {"adv", "noise", "resampling"} and {r["figure_is"] for r in api} == {s.verdict}
+    assert next(r for r in api if r["image"] == "adv")["n"] == s.adversarial.n
 
 
 def test_the_verdict_says_not_transfer_when_noise_of_the_same_budget_hides_as_much() -> None:

@@ -60,6 +60,19 @@ def stickered(photos: list[FacePhoto], sticker: np.ndarray, s: FacePatchSettings
     return out
 
 
+def rolled(photos: list[FacePhoto], deg: float) -> list[FacePhoto]:
+    """Each photo turned about its centre, alternately +deg and -deg on screen (edges replicated): a head's roll."""
+    import cv2
+
+    out = []
+    for k, p in enumerate(photos):
+        h, w = p.rgb.shape[:2]
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), deg if k % 2 == 0 else -deg, 1.0)
+        img = cv2.warpAffine(p.rgb, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        out.append(FacePhoto(f"{p.key}-roll", p.file, p.sha256, img))
+    return out
+
+
 def rates(results: list[PhotoResult], tag: str) -> dict[str, Rate]:
     out = {}
     for name in ("mtcnn", "centerface", "yunet"):
@@ -78,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--eot", type=int, default=0, help="channel-twin samples per photo and step (0: no EOT)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--roll", type=float, default=0.0, help="also test on the held-out faces turned ±ROLL degrees")
     ap.add_argument("--channel", default=None, help="also through this profile's simulated channel (a preset name)")
     ap.add_argument("--samples", type=int, default=4, help="channel draws per photo")
     args = ap.parse_args(argv)
@@ -103,12 +117,15 @@ def main(argv: list[str] | None = None) -> int:
     noise = np.random.default_rng(args.seed + 1).integers(0, 256, sticker.shape, dtype=np.uint8)
     held = [FacePhoto(p.key, p.file, p.sha256, square(p.rgb)) for p in face_photos()]
     held += [FacePhoto(p.key, p.file, p.sha256, square(p.rgb)) for p in lfw_faces(args.train, args.train + args.test)]
+    sets = [("held-out faces", held)]
+    if args.roll:
+        sets.append((f"held-out faces turned ±{args.roll:g}°", rolled(held, args.roll)))
     with tempfile.TemporaryDirectory() as tmp:
         detectors: dict[str, Detect] = {"mtcnn": lambda im: mtcnn.detect(to_tensor(im))[0]}
         for n in ("centerface", "yunet"):
             detectors[n] = OnnxFaceDetector(prepare_onnx(get_detector(n), Path(tmp) / f"{n}.onnx")).detect
         for what, patch_img in (("sticker", sticker), ("control: noise sticker", noise)):
-            for title, photos in (("training faces", train), ("held-out faces", held)):
+            for title, photos in [("training faces", train), *sets]:
                 res = stickered(photos, patch_img, s, mtcnn, detectors)
                 show(f"{what}, {title}, digital", rates(res, what + title))
                 if args.channel is not None:
