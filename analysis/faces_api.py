@@ -56,8 +56,8 @@ def face_summary(batch_dir: Path, wanted: list[str] | None = None) -> list[dict[
     for sw in sweeps:
         for x in stability(sw, batch):
             where = {"session": "", "target": x.target, "attack": x.attack, "eps": x.eps, "seen": "digital"}
-            for image, c in (("adv", x.adversarial), ("noise", x.noise), ("resampling", x.resampling)):
-                rows.append(_row(measure="stability", image=image, figure_is=x.verdict, **where, **cell(c, "value")))
+            for image, rate in (("adv", x.adversarial), ("noise", x.noise), ("resampling", x.resampling)):
+                rows.append(_row(measure="stability", image=image, figure_is=x.verdict, **where, **cell(rate, "value")))
     return rows
 
 
