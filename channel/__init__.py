@@ -20,7 +20,8 @@ the scene and the camera; every module here reads it.
   ``calibrate_isp``: what it fits beyond the printer (the camera's ISP, the framing) and its checks of the strip;
   ``calibrate_edges``: blur and sharpening from the edges' spread functions (ISO 12233 slanted edge);
   ``cli``: ``photoproof calibrate``; ``search``: the one-dimensional searches the fits use;
-- ``twin``: the differentiable torch/kornia twin that EOT samples from.
+- ``twin``: the differentiable torch/kornia twin that EOT samples from;
+- ``controls``: the perturbation budget spent with no gradient (``±ε`` random signs), the attacks' control.
 
 Only ``twin`` imports torch, and only ``craft`` imports ``twin``: the rest is
 torch-free, so a capture station can simulate and calibrate.
