@@ -125,6 +125,9 @@ def test_the_batch_records_the_landmark_placement_and_replays_it(tmp_path: Path,
         assert np.array_equal(replay_item(tmp_path, it), saved)
     rec = json.loads((tmp_path / "patches" / "patch-face-square-s50-lm.json").read_text())
     assert rec["settings"]["place"] == "landmarks"
+    from analysis.faces_report import sticker_notes
+
+    assert sticker_notes(load_batch(tmp_path)) == ["face sticker placed by the face's landmarks on 2 item(s)"]
 
 
 def test_a_malformed_record_and_bad_options_are_refused() -> None:
