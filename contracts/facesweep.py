@@ -102,9 +102,14 @@ def _row(r: Any, transform: str | None, strength: float | None) -> FaceRow:
     boxes = r.get("boxes") or []
     if not isinstance(boxes, list):
         raise ValueError("boxes is not a list")
+    if not all(isinstance(b, dict) for b in boxes):
+        raise ValueError("boxes is not a list of objects")
     eps = r.get("eps")
+    name = {None: r.get("transform"), "control": r.get("control")}.get(transform, transform)
+    if not isinstance(name, str):
+        raise ValueError("no transform or control name")
     return FaceRow(
-        str(r["transform"] if transform is None else transform) if transform != "control" else str(r["control"]),
+        name,
         float(r["strength"]) if strength is None else strength,
         str(r["item_id"]),
         role,

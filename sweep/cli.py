@@ -85,6 +85,12 @@ def _face_sweep(
             f"--model: {batch} is a face batch; sweep it with a face detector target: --model centerface, yunet or "
             "FILE.onnx (its source mtcnn is the white-box torch model)"
         )
+    from contracts.detection import DETECTORS
+
+    if Path(model).suffix.lower() != ".onnx" and not Path(model).exists() and model not in DETECTORS:
+        raise UserError(
+            f"--model {model}: not a face detector; {batch} is a face batch: give centerface, yunet or FILE.onnx"
+        )
     if flags.overrides or flags.labels is not None or flags.label_map is not None:
         raise UserError(
             "--labels, --label-map and the preprocessing flags describe classifiers; a face detector brings its own "

@@ -83,7 +83,7 @@ def open_target(batch_dir: Path, model_path: Path) -> tuple[Batch, FaceTarget]:
     """The face batch and its target, or a one-line error for a combination that measures nothing."""
     batch = load_batch(batch_dir)
     check_pairing(batch, batch_dir, is_detector_file(model_path), f"--model {model_path.name}")
-    target = FaceTarget(model_path, threads=1)
+    target = FaceTarget(model_path)
     target.bind(batch_dir, batch)
     return batch, target
 

@@ -121,8 +121,27 @@ def test_nonsense_combinations_are_refused_in_one_line(face_batch: Path, synthet
     b = str(face_batch)
     assert_one_line_error(run_cli("sweep", b), "--model", "centerface")
     assert_one_line_error(run_cli("sweep", b, "--model", "mtcnn"), "torch detector")
+    assert_one_line_error(run_cli("sweep", b, "--model", "lite0"), "not a face detector")
     assert_one_line_error(run_cli("sweep", b, "--model", "centerface", "--label-map", "x.csv"), "describe classifiers")
     assert_one_line_error(run_cli("sweep", b, "--model", "centerface", "--transforms", "warp"), "--transforms", "warp")
     classifier = synthetic_batch()
     onnx = str(face_batch / "models" / "centerface.onnx")
     assert_one_line_error(run_cli("sweep", str(classifier), "--model", onnx), "a face detector", "classifier batch")
+
+
+def test_a_hostile_face_sweep_file_is_refused_naming_it(tmp_path: Path) -> None:
+    from contracts.errors import UserError
+
+    path = face_sweep_path(tmp_path, "../evil name")
+    assert path.parent == tmp_path and path.name == "sweep-faces-evil_name.json"
+    for text, needle in (
+        ("{not json", "corrupt JSON"),
+        ('{"schema": "photoproof.sweep", "schema_version": 1}', "is not photoproof.facesweep"),
+        ('{"schema": "photoproof.facesweep", "schema_version": 1, "rows": [{"transform": "blur"}]}', "rows row 0"),
+        ('{"schema": "photoproof.facesweep", "schema_version": 1, "digital": [{"item_id": "a", "role": "adv", '
+         '"found": [2]}]}', "digital row 0"),
+    ):  # fmt: skip
+        path.write_text(text)
+        with pytest.raises(UserError, match=needle) as e:
+            read_face_sweep(path)
+        assert str(path) in str(e.value) and "\n" not in str(e.value)
