@@ -27,7 +27,8 @@ import numpy as np
 
 from channel.calibrate_edges import SIGMAS, EdgeFit, fit_edges, load_esf
 from channel.calibrate_fit import SIM_SIGMA0_PX, Fit, fit_all, fit_noise, load_groups
-from channel.calibrate_isp import IspFit, check_strip, fit_framing, fit_isp, physical_fit_ok, static_table
+from channel.calibrate_framing import fit_framing
+from channel.calibrate_isp import IspFit, check_strip, fit_isp, physical_fit_ok, static_table
 from channel.model import illuminant_rgb, reference_cct
 from contracts.batchdir import capture_db, capture_dbs, captures_dir, check_session_name
 from contracts.capturedb import open_db_readonly
@@ -106,7 +107,10 @@ def profile_notes(
         }
     )
     if framing is not None:
-        notes["scene.sheet_fill"] = f"measured: 5-95 % of the sheet fill implied by {framing[1]} tiles' size in pixels"
+        notes["scene.sheet_fill"] = (
+            f"measured: 5-95 % of the fill implied by {framing[1]} tiles' size in pixels, each against the region "
+            "its frame framed (the sheet, or on a dense sheet one pair or the strip's row)"
+        )
     notes["scene.tilt_deg"] = (
         f"from base profile {base.name}: the tiles' viewing angle mixes tilt with their place in the frame"
     )
@@ -212,7 +216,7 @@ def calibrate(
         batch_id = con.execute("SELECT value FROM meta WHERE key='batch_id'").fetchone()
         sizes = [(w, h) for _, w, h in blur]
         width, height = max(set(sizes), key=sizes.count) if sizes else (base_prof.camera.width, base_prof.camera.height)
-        framing = fit_framing(con, sid, layout, int(height))
+        framing = fit_framing(con, sid, layout, (int(width), int(height)))
         esf = load_esf(con, sid)
     finally:
         con.close()

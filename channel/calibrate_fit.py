@@ -277,8 +277,8 @@ def load_groups(
     if len(groups) < MIN_VIEWS:
         raise UserError(
             f"--session {session}: {len(groups)} measurement(s) of the calibration strip, at least {MIN_VIEWS} needed "
-            f"(it is measured on every {PATCH_EVERY}th frame with a sheet in view); capture again, longer, "
-            f"with the whole sheet, strip included, in view"
+            f"(it is measured on every {PATCH_EVERY}th frame with the strip in view); capture again, longer, with "
+            f"the strip in view (on a sheet framed pair by pair, step back to frame its bottom row for a few seconds)"
         )
     return list(groups.values()), [(s, int(w), int(h)) for s, w, h in blur]
 

@@ -1,4 +1,4 @@
-"""What ``calibrate`` fits beyond the printer: the camera's ISP, the framing, and checks of the strip.
+"""What ``calibrate`` fits beyond the printer: the camera's ISP, and checks of the strip.
 
 A real phone or webcam renders each frame through its ISP (``channel.isp``), so the strip's
 grey ramp reaches the model through a tone curve that no printer parameter can express. Here:
@@ -11,14 +11,11 @@ grey ramp reaches the model through a tone curve that no printer parameter can e
 - :func:`fit_matrix`: a 3x3 colour matrix in linear light before the curves, rows summing to 1 (greys
   left to the curves): least squares over the colour patches taken back through the curves, then
   refined on the output, through the curves' clipping;
-- :func:`fit_framing`: the sheet fill the session's tiles were seen at;
 - :func:`check_strip`: one-line errors for a strip that cannot be fitted (clipped, one frame).
 """
 
 from __future__ import annotations
 
-import math
-import sqlite3
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -28,7 +25,6 @@ from channel.isp import apply_matrix, colour_matrix, tone, tone_curves
 from channel.model import print_page
 from channel.search import golden
 from contracts.errors import UserError
-from contracts.layout import Layout
 from contracts.profile import TONE_KNOTS, Isp, Printer
 
 CLIP_HI, CLIP_LO = 253.0, 2.0  # a ramp step at or beyond these (8-bit) is clipped
@@ -226,35 +222,6 @@ def check_strip(groups: list[Any], session: str) -> None:
             f"--session {session}: the strip's grey ramp is clipped black ({len(lo)} steps read 0): the camera "
             f"underexposes the sheet; photograph it again with more light on it"
         )
-
-
-def fit_framing(
-    con: sqlite3.Connection, session: str, layout: Layout, height: int
-) -> tuple[tuple[float, float], int] | None:
-    """(sheet_fill range, n) from the tiles' size in pixels in the session; None under 10 tiles.
-
-    The tiles' viewing angle is recorded too, but it mixes the sheet's tilt with where the tile sits
-    in the frame, so the tilt is not fitted from it.
-    """
-    sheets = {s.sheet_id: s for s in layout.sheets}
-    try:
-        rows = con.execute(
-            "SELECT sheet_id, item_id, role, tile_px FROM observations WHERE session_id=?", (session,)
-        ).fetchall()
-    except sqlite3.OperationalError:
-        return None
-    fills = []
-    for sid, item, role, px in rows:
-        sheet = sheets.get(sid)
-        tile = next((t for t in sheet.tiles if t.item == item and t.role == role), None) if sheet else None
-        if sheet is None or tile is None or not px or not math.isfinite(px):
-            continue
-        side_mm = math.sqrt(float(tile.box_mm[2]) * float(tile.box_mm[3]))
-        fills.append(float(px) * float(sheet.size_mm[1]) / (side_mm * height))
-    if len(fills) < 10:
-        return None
-    f = np.array(fills)
-    return (float(np.quantile(f, 0.05)), float(np.quantile(f, 0.95))), len(fills)
 
 
 PHYSICAL_RMS = 0.02  # grey-ramp coverage rms up to which a printer alone explains the strip (no ISP evident)

@@ -39,17 +39,24 @@ def strip_view(sheet: Sheet, quiet: float) -> tuple[float, float, float, float] 
     return _box(pts, quiet) if pts and sheet.calibration else None
 
 
+def block_views(sheet: Sheet, quiet: float) -> dict[str, tuple[float, float, float, float]]:
+    """Each pair of a dense sheet (item id, in the sheet's order) -> the (x, y, w, h) mm of its markers' box,
+    quiet zones included: what a close-up of that pair frames."""
+    views = {}
+    for item in dict.fromkeys(t.item for t in sheet.tiles):
+        pts = [c for m in sheet.markers if item in m.pairs for c in m.corners_mm]
+        if pts:
+            views[item] = _box(pts, quiet)
+    return views
+
+
 def close_up_views(layout: Layout, strip: bool = True) -> list[tuple[int, tuple[float, float, float, float]]]:
-    """Each pair of each dense sheet: (sheet index, (x, y, w, h) mm of its markers' box, quiet zones included),
-    then (``strip``) the sheet's :func:`strip_view`."""
+    """Each pair of each dense sheet: (sheet index, :func:`block_views`' box), then (``strip``) the sheet's
+    :func:`strip_view`."""
     quiet = float(layout.extra.get("marker_quiet_zone_mm", 0.0))
     views = []
     for k, sheet in enumerate(layout.sheets):
-        items = list(dict.fromkeys(t.item for t in sheet.tiles))
-        for item in items:
-            pts = [c for m in sheet.markers if item in m.pairs for c in m.corners_mm]
-            if pts:
-                views.append((k, _box(pts, quiet)))
+        views += [(k, box) for box in block_views(sheet, quiet).values()]
         bottom = strip_view(sheet, quiet) if strip and layout.dense else None
         if bottom is not None:
             views.append((k, bottom))

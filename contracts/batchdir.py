@@ -10,7 +10,8 @@ Every stage finds its inputs and places its outputs through these names (see
       images/*.png             IMAGES      craft
       patches/<name>.png|.json PATCHES     craft --attack patch (the patch, its record, its checkpoint .state.pt)
       models/<name>.onnx       MODELS      models export (the target models a capture uses)
-      sheets.pdf               SHEETS_PDF  printouts
+      sheets.pdf               SHEETS_PDF  printouts (the pages to print)
+      cover.pdf                COVER_PDF   printouts (the batch's facts and how to print it: read it first)
       layout.json              LAYOUT      printouts (the newest print's layout)
       layouts/<layout id>.json LAYOUTS     printouts (every print's layout, kept for photos of older sheets)
       captures/<session>.sqlite            capture (one database per session)
@@ -31,6 +32,7 @@ IMAGES = "images"
 PATCHES = "patches"
 MODELS = "models"
 SHEETS_PDF = "sheets.pdf"
+COVER_PDF = "cover.pdf"
 LAYOUT = "layout.json"
 LAYOUTS = "layouts"
 CAPTURES = "captures"

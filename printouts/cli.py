@@ -43,9 +43,11 @@ def register(app: typer.Typer) -> None:
         cover: Annotated[
             bool,
             typer.Option(
-                "--cover/--no-cover", help="Start with a cover page of batch facts and printing instructions."
+                "--cover/--no-cover",
+                help="Also put the cover page (batch facts, printing instructions) first in sheets.pdf; it is "
+                "always written alone as cover.pdf.",
             ),
-        ] = True,
+        ] = False,
         frame_size: Annotated[
             str | None,
             typer.Option(
@@ -70,8 +72,8 @@ def register(app: typer.Typer) -> None:
         # the old spelling of --frame-size, for one release
         camera: Annotated[str | None, typer.Option("--camera", hidden=True)] = None,
     ) -> None:
-        """Lay the batch out on printable sheets: writes BATCH/sheets.pdf and BATCH/layout.json."""
-        from contracts.batchdir import LAYOUT, SHEETS_PDF
+        """Lay the batch out on printable sheets: writes BATCH/sheets.pdf, BATCH/cover.pdf and BATCH/layout.json."""
+        from contracts.batchdir import COVER_PDF, LAYOUT, SHEETS_PDF
         from printouts.sheets import print_batch
 
         frame_size = renamed(frame_size, camera, "--camera", "--frame-size")
@@ -106,6 +108,10 @@ def register(app: typer.Typer) -> None:
             console.print(
                 f"{n_cards} patch card(s) of {patch_mm:g} mm on the last page(s): cut them out with their markers"
             )
+        console.print(
+            f"wrote {escape(str(batch / COVER_PDF))}: the batch's facts and how to print it (read it first; print "
+            "it only if you want it with the sheets)"
+        )
         console.print(f"wrote {escape(str(batch / LAYOUT))}")
         if "camera" in result.extra:
             from printouts.camera import CameraPlan

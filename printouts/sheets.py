@@ -20,7 +20,7 @@ from pathlib import Path
 
 from reportlab.pdfgen.canvas import Canvas
 
-from contracts.batchdir import LAYOUT, SHEETS_PDF
+from contracts.batchdir import COVER_PDF, LAYOUT, SHEETS_PDF
 from contracts.errors import UserError
 from contracts.images import read_png
 from contracts.layout import Layout, Sheet, keep_layout, load_layout, load_layouts, save_layout
@@ -133,16 +133,34 @@ def _camera_line(layout: Layout) -> str:
         return str(cam)
 
 
+def _canvas(buf: io.BytesIO, layout: Layout, title: str) -> Canvas:
+    w, h = geo.paper_size(layout.paper)
+    c = Canvas(buf, pagesize=(w * PT_PER_MM, h * PT_PER_MM), invariant=1, pageCompression=1, initialFontName=FONT)
+    c.setTitle(title)
+    c.setAuthor("photoproof")
+    c.setSubject("Print at 100% / actual size; do not fit to page")
+    return c
+
+
+def render_cover_pdf(batch: Batch, layout: Layout) -> bytes:
+    """The cover page alone (``cover.pdf``): read before printing, printed only if wanted with the stack."""
+    w, h = geo.paper_size(layout.paper)
+    buf = io.BytesIO()
+    with flate_only():
+        c = _canvas(buf, layout, f"Photoproof cover {batch.batch_id}")
+        draw_cover(MmPage(c, w, h), batch, _cover_info(layout, patch_cards(layout)))
+        c.showPage()
+        c.save()
+    return buf.getvalue()
+
+
 def render_pdf(batch_dir: Path, batch: Batch, layout: Layout, cover: bool) -> bytes:
     """Draw the cover (optional), every sheet of ``layout`` and its patch cards; return the PDF bytes."""
     cards = patch_cards(layout)
     w, h = geo.paper_size(layout.paper)
     buf = io.BytesIO()
     with flate_only():
-        c = Canvas(buf, pagesize=(w * PT_PER_MM, h * PT_PER_MM), invariant=1, pageCompression=1, initialFontName=FONT)
-        c.setTitle(f"Photoproof sheets {batch.batch_id}")
-        c.setAuthor("photoproof")
-        c.setSubject("Print at 100% / actual size; do not fit to page")
+        c = _canvas(buf, layout, f"Photoproof sheets {batch.batch_id}")
         if cover:
             draw_cover(MmPage(c, w, h), batch, _cover_info(layout, cards))
             c.showPage()
@@ -161,26 +179,27 @@ def print_batch(
     paper: str = "a4",
     tile_mm: float = 60.0,
     layout: str = "pairs",
-    cover: bool = True,
+    cover: bool = False,
     camera: tuple[int, int] | None = None,
     model: str | None = None,
     patch_mm: float | None = None,
 ) -> Layout:
-    """Write ``BATCH/sheets.pdf`` and ``BATCH/layout.json``; return the layout.
+    """Write ``BATCH/sheets.pdf``, ``BATCH/cover.pdf`` and ``BATCH/layout.json``; return the layout.
 
     Args:
         batch_dir: a batch directory written by ``photoproof craft``.
         paper: ``a4`` or ``letter``.
         tile_mm: printed width of every tile in millimetres.
         layout: ``pairs`` (clean and adversarial side by side) or ``adversarial-only``.
-        cover: start the PDF with a cover page (then sheet ``k`` is page ``k + 1``).
+        cover: also start ``sheets.pdf`` with the cover page (then sheet ``k`` is page ``k + 1``); the cover is
+            written alone as ``cover.pdf`` either way, so that the pages to print are the sheets alone.
         camera, model: lay the sheets out for this frame size (width, height) and target model
             (zoo name or .onnx): the paper's orientation and ``tile_mm`` are then chosen so that a
             sheet filling the frame gives tiles the capture's size gate accepts (``printouts.camera``).
         patch_mm: also print each adversarial patch alone, this wide, with its own markers
             (:mod:`printouts.patchcard`), on pages after the sheets.
 
-    Both files are written atomically and overwritten on a re-run.
+    The files are written atomically and overwritten on a re-run.
 
     Raises:
         UserError: naming the option or file at fault.
@@ -228,9 +247,10 @@ def print_batch(
     plan.extra["sheets_pdf_sha256"] = sha256_bytes(pdf)
     # layout.json goes first and comes back last: a run killed in between leaves a PDF without a
     # layout ("print the batch first"), never a new PDF beside the old layout.
-    remove_stale_temps(batch_dir, (SHEETS_PDF, LAYOUT))  # half-written files of a killed run
+    remove_stale_temps(batch_dir, (SHEETS_PDF, COVER_PDF, LAYOUT))  # half-written files of a killed run
     remove_file(batch_dir / LAYOUT)
     atomic_write_bytes(batch_dir / SHEETS_PDF, pdf)
+    atomic_write_bytes(batch_dir / COVER_PDF, render_cover_pdf(batch, plan))
     save_layout(batch_dir, plan)
     if kept is not None:  # said once the new layout is in place, not before a write that may fail
         log.warning(

@@ -193,6 +193,6 @@ def test_a_clipped_strip_or_one_frame_says_what_to_photograph(setup: tuple[Path,
     con.execute("DELETE FROM patches")  # the strip never seen (covered, cut off, or out of focus)
     con.commit()
     con.close()
-    with pytest.raises(UserError, match="--session clipped: 0 measurement.*whole sheet, strip included, in view"):
+    with pytest.raises(UserError, match="clipped: 0 measurement.*strip in view.*step back to frame its bottom row"):
         calibrate(d, "clipped", tmp_path / "x.toml")
     assert not (tmp_path / "x.toml").exists()

@@ -53,7 +53,8 @@ def test_the_default_layout_needs_a_quarter_of_the_pages_of_the_whole_sheet_one(
     assert before.items_per_sheet == 1 and now.items_per_sheet >= 4 * before.items_per_sheet
     assert math.ceil(312 / now.items_per_sheet) <= math.ceil(312 / before.items_per_sheet) / 4
     assert now.framing == "block" and now.tile_px >= pcam.VIEW_MARGIN * now.target_px
-    # the command as a new user types it: 9 items, sheets.pdf holds the cover and ceil(9 / 4) = 3 sheets
+    # the command as a new user types it: 9 items, sheets.pdf holds ceil(9 / 4) = 3 sheets and nothing else (the
+    # cover is its own file, so a 312-item batch is 78 pages to print, against 312 sheets and a cover before)
     batch = synthetic_batch(n_items=9, size=64)
     r = run_cli("print", str(batch))
     assert r.returncode == 0, r.stderr
@@ -61,7 +62,8 @@ def test_the_default_layout_needs_a_quarter_of_the_pages_of_the_whole_sheet_one(
     assert "one pair and its four markers fill the frame" in said and "cm from the paper" in said
     layout = json.loads((batch / "layout.json").read_text())
     assert layout["schema_version"] == 2 and len(layout["sheets"]) == 3
-    assert _pages(batch / "sheets.pdf") == 1 + 3
+    assert _pages(batch / "sheets.pdf") == 3 and _pages(batch / "cover.pdf") == 1
+    assert "wrote" in said and "cover.pdf" in said and "3 page(s), 3 sheet(s)" in said
     # every pair has a marker at each corner of its block, and each marker says which pairs it frames
     for sheet in layout["sheets"]:
         for item in {t["item"] for t in sheet["tiles"]}:

@@ -194,7 +194,7 @@ def test_print_for_the_camera_gives_tiles_that_pass_at_full_frame(tmp_path: Path
     assert cam["target_px"] == 455 and layout.tile_mm == 61.0 and 455 <= cam["tile_px"] < 500
     assert cam["framing"] == "block" and cam["items_per_sheet"] == 4 and 100 < cam["distance_mm"] < 150
     assert load_layout(tmp_path).extra["camera"] == cam
-    pdf = pdfium.PdfDocument(str(tmp_path / "sheets.pdf"))
+    pdf = pdfium.PdfDocument(str(tmp_path / "cover.pdf"))
     cover = " ".join(pdf[0].get_textpage().get_text_range().split())
     pdf.close()
     assert "1280x720 camera and lite2" in cover and "one pair and its four markers fill the frame" in cover

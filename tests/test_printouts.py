@@ -314,6 +314,8 @@ def test_captions_name_item_attack_and_eps(printed: Printed) -> None:
 
 def test_cover_page_states_batch_and_print_settings(printed: Printed) -> None:
     text = printed.pdf[0].get_textpage().get_text_range()
+    alone = pdfium.PdfDocument(str(printed.batch_dir / "cover.pdf"))  # the same page, written alone
+    assert len(alone) == 1 and alone[0].get_textpage().get_text_range() == text
     w, h = PAPER_MM[printed.paper]
     needles = ("btest-print", "fgsm", "16", "lite0", "efficientnet-lite0", printed.layout.aruco_dictionary)
     needles += ("100%", "Actual size", "Fit to page", "matte", "sRGB", "colour management", f"{w:g} x {h:g} mm")

@@ -42,8 +42,15 @@ def test_rerun_overwrites_atomically_and_reproducibly(synthetic_batch: Callable[
     second = print_batch(d, paper="letter", tile_mm=40.0, layout="adversarial-only")
     assert first.paper == "a4" and load_layout(d) == second
     assert json.loads((d / "layout.json").read_text())["paper"] == "letter"
-    assert pdfium.PdfDocument(str(d / "sheets.pdf"))[1].get_size()[1] / PT_PER_MM == pytest.approx(279.4, abs=0.01)
-    assert sorted(p.name for p in d.iterdir()) == ["batch.json", "images", "layout.json", "layouts", "sheets.pdf"]
+    assert pdfium.PdfDocument(str(d / "sheets.pdf"))[0].get_size()[1] / PT_PER_MM == pytest.approx(279.4, abs=0.01)
+    assert sorted(p.name for p in d.iterdir()) == [
+        "batch.json",
+        "cover.pdf",
+        "images",
+        "layout.json",
+        "layouts",
+        "sheets.pdf",
+    ]
     # both prints' layouts are kept, by id: photos of the first print's sheets are still read with it
     assert sorted(p.stem for p in (d / "layouts").iterdir()) == sorted([first.id, second.id])
     assert first.id != second.id and load_layouts(d)[first.id].paper == "a4"

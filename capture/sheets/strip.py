@@ -307,15 +307,41 @@ def measure_hits(
     return out
 
 
+def strip_in_view(frame_shape: tuple[int, ...], hit: SheetHit) -> bool:
+    """Whether every grey patch of the sheet's calibration strip has its centre inside the frame (cheap)."""
+    centres = [
+        (p.box_mm[0] + p.box_mm[2] / 2, p.box_mm[1] + p.box_mm[3] / 2)
+        for p in hit.sheet.calibration
+        if p.kind == "grey"
+    ]
+    if not centres:
+        return False
+    xy = cv2.perspectiveTransform(np.array([centres], np.float64), hit.H)[0]
+    h, w = frame_shape[:2]
+    return bool(np.all((xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)))
+
+
 class StripMeter:
-    """The capture loop's hook: measure the strip on a frame with sheets at most every ``every`` frames."""
+    """The capture loop's hook: measure the strip at most every ``every`` frames with it in view, and the
+    markers' edges on other frames with sheets at most every ``every`` frames.
+
+    On a dense sheet framed pair by pair the strip is in view only when the user steps back to frame the bottom
+    row, a few frames per sheet: a close-up measured just before must not take those frames' turn.
+    """
 
     def __init__(self, marker_mm: float, every: int = PATCH_EVERY) -> None:
-        self.marker_mm, self.every, self.last = marker_mm, every, -every
+        self.marker_mm, self.every, self.last, self.last_strip = marker_mm, every, -every, -every
         self.edges: dict[str, list[Edge]] = {}
 
     def offer(self, recorder: Any, idx: int, frame_bgr: np.ndarray, hits: list[SheetHit]) -> None:
         """Measure and record (``recorder.add_patches``) when due; cheap otherwise."""
-        if hits and idx - self.last >= self.every:
+        if not hits or (idx - self.last < self.every and idx - self.last_strip < self.every):
+            return
+        strip = any(strip_in_view(frame_bgr.shape, h) for h in hits)
+        if strip and idx - self.last_strip >= self.every:
+            self.last_strip = self.last = idx
+        elif not strip and idx - self.last >= self.every:
             self.last = idx
-            recorder.add_patches(idx, measure_hits(frame_bgr, hits, self.marker_mm, self.edges))
+        else:
+            return
+        recorder.add_patches(idx, measure_hits(frame_bgr, hits, self.marker_mm, self.edges))
