@@ -19,6 +19,7 @@ the scene and the camera; every module here reads it.
   ``calibrate_fit``: the printer's tone and colour and the camera's noise fitted to the strip's patches;
   ``calibrate_isp``: what it fits beyond the printer (the camera's ISP, the framing) and its checks of the strip;
   ``calibrate_edges``: blur and sharpening from the edges' spread functions (ISO 12233 slanted edge);
+  ``calibrate_framing``: how the session framed the sheets (the ``sheet_fill`` range it writes);
   ``cli``: ``photoproof calibrate``; ``search``: the one-dimensional searches the fits use;
 - ``twin``: the differentiable torch/kornia twin that EOT samples from;
 - ``controls``: the perturbation budget spent with no gradient (``±ε`` random signs), the attacks' control.
