@@ -74,7 +74,11 @@ def _craft_sticker(out: Path, cfg: CraftConfig, photos: list[Any], specs: list[A
         with make_progress() as progress:
             tick = rich_progress(progress)(f"face sticker on mtcnn ({spec.label})", s.steps)
             batch = craft_face_patch(out, photos, s, seed=cfg.seed, eot=eot, config=cfg.resolved(), tick=tick)
-        items = [it for it in batch.items if it.attack == spec.label]
+        items = [
+            it
+            for it in batch.items
+            if it.attack == spec.label and it.params.get("face_patch", {}).get("place") == s.place
+        ]
         hidden = sum(1 for it in items if not it.adv.boxes.get("mtcnn"))
         console.print(
             f"batch [bold]{batch.batch_id}[/]: the sticker ({spec.label}) on {len(items)} faces in {escape(str(out))}; "
