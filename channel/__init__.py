@@ -21,6 +21,7 @@ the scene and the camera; every module here reads it.
   ``calibrate_edges``: blur and sharpening from the edges' spread functions (ISO 12233 slanted edge);
   ``calibrate_framing``: how the session framed the sheets (the ``sheet_fill`` range it writes);
   ``cli``: ``photoproof calibrate``; ``search``: the one-dimensional searches the fits use;
+- ``threads``: OpenCV's own threads while the simulated camera renders frames on its thread pool;
 - ``twin``: the differentiable torch/kornia twin that EOT samples from;
 - ``controls``: the perturbation budget spent with no gradient (``±ε`` random signs), the attacks' control.
 

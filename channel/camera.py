@@ -174,12 +174,16 @@ def isp_tables_apply(
     bgr: bool = False,
     sensor_lut: np.ndarray | None = None,
     scratch: Scratch | None = None,
+    tables: tuple[np.ndarray, np.ndarray | None] | None = None,
 ) -> np.ndarray:
-    """:func:`apply_isp` without its unsharp mask: steps 1-4 of ``channel.isp`` (tables and colour matrix)."""
+    """:func:`apply_isp` without its unsharp mask: steps 1-4 of ``channel.isp`` (tables and colour matrix).
+
+    ``tables``: what :func:`isp_lookup` gives for the same arguments, when the caller has it already.
+    """
     isp = profile.isp
     if isp.is_identity():
         return img if sensor_lut is None else cv2.LUT(img, sensor_lut, dst=buffer(scratch, "lut", img))
-    first, second = isp_lookup(profile, p, bgr, sensor_lut)
+    first, second = tables or isp_lookup(profile, p, bgr, sensor_lut)
     out = cv2.LUT(img, first, dst=buffer(scratch, "lut", img))
     if second is not None:  # the colour matrix in linear light, between the two tables
         m = isp_mod.colour_matrix(isp)

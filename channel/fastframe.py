@@ -63,13 +63,15 @@ def upsample(low: np.ndarray, roi: tuple[int, int, int, int], step: int, scratch
 
 
 def desk_table(
-    profile: ChannelProfile, p: ch.ChannelParams, curve: camera.SensorCurve
+    profile: ChannelProfile, tables: tuple[np.ndarray, np.ndarray | None] | None
 ) -> tuple[np.ndarray | None, float]:
     """The frame's code-to-output table (BGR; None with a colour matrix, which leaves no one table) and the unsharp
-    kernel's variance gain (1 when the ISP does not sharpen): what :func:`desk_code_low` needs."""
-    if not sharpens(profile.isp):
+    kernel's variance gain (1 when the ISP does not sharpen): what :func:`desk_code_low` needs. ``tables``: the
+    frame's :func:`channel.camera.isp_lookup` (BGR, merged with the sensor's table; None when the ISP does nothing).
+    """
+    if not sharpens(profile.isp) or tables is None:
         return None, 1.0
-    first, second = camera.isp_lookup(profile, p, bgr=True, sensor_lut=curve.lut)
+    first, second = tables
     return (first[0] if second is None else None), unsharp_gain(profile.isp)
 
 
@@ -98,7 +100,12 @@ def pad_levels(levels: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.nda
 
 
 def lay_sheet(
-    page: np.ndarray, m: np.ndarray, box: np.ndarray, scratch: Scratch, name: str = "sheet"
+    page: np.ndarray,
+    m: np.ndarray,
+    box: np.ndarray,
+    scratch: Scratch,
+    name: str = "sheet",
+    background: np.ndarray | None = None,
 ) -> tuple[int, int, int, int] | None:
     """Warp ``page`` by ``m`` (page pixels to ``box`` pixels) onto ``box`` in place, inside the page's outline.
 
@@ -108,6 +115,9 @@ def lay_sheet(
     faster than ``BORDER_TRANSPARENT``, 1.5x faster than ``BORDER_REPLICATE``): the outline's mask never reaches
     the constant, which starts more than 1.5 page pixels out. Returns the rectangle (x0, y0, x1, y1) of ``box``
     that was touched, or None when the sheet misses the box.
+
+    ``background`` (the shape of ``box``): the desk to lay the sheet on, instead of ``box``'s own pixels; the page is
+    then warped over the whole of ``box`` and the desk copied in around its outline (one copy of the desk fewer).
     """
     hh, ww = page.shape[:2]
     outline = np.array([[[-0.5, -0.5], [ww - 0.5, -0.5], [ww - 0.5, hh - 0.5], [-0.5, hh - 0.5]]], np.float64)
@@ -115,21 +125,30 @@ def lay_sheet(
     bh, bw = box.shape[:2]
     x0, y0 = (max(0, int(np.floor(v)) - 1) for v in quad.min(axis=0))
     x1, y1 = min(bw, int(np.ceil(quad[:, 0].max())) + 2), min(bh, int(np.ceil(quad[:, 1].max())) + 2)
-    if x1 <= x0 or y1 <= y0:
+    if background is not None:
+        if x1 <= x0 or y1 <= y0:
+            np.copyto(box, background)
+            return None
+        x0, y0, x1, y1 = 0, 0, bw, bh
+    elif x1 <= x0 or y1 <= y0:
         return None
     src, border = page, cv2.BORDER_REPLICATE
     base = page.base
     if isinstance(base, np.ndarray) and base.shape == (hh + 2 * PAGE_PAD, ww + 2 * PAGE_PAD, *page.shape[2:]):
         src, border = base, cv2.BORDER_CONSTANT
         m = m @ ch.translation(-PAGE_PAD, -PAGE_PAD)
-    sheet = scratch.get(name, (y1 - y0, x1 - x0, box.shape[2]), box.dtype)
+    sheet = box if background is not None else scratch.get(name, (y1 - y0, x1 - x0, box.shape[2]), box.dtype)
     cv2.warpPerspective(
         src, ch.translation(-x0, -y0) @ m, (x1 - x0, y1 - y0), dst=sheet, flags=cv2.INTER_LINEAR, borderMode=border
     )
     mask = scratch.get(name + "_mask", (y1 - y0, x1 - x0), np.uint8)
-    mask[:] = 0
-    cv2.fillConvexPoly(mask, np.round((quad - (x0, y0)) * 256).astype(np.int32), 255, lineType=cv2.LINE_8, shift=8)
-    cv2.copyTo(sheet, mask, box[y0:y1, x0:x1])
+    mask[:] = 0 if background is None else 255  # inside the outline, or (laying a desk around it) outside
+    corners = np.round((quad - (x0, y0)) * 256).astype(np.int32)
+    cv2.fillConvexPoly(mask, corners, 255 if background is None else 0, lineType=cv2.LINE_8, shift=8)
+    if background is None:
+        cv2.copyTo(sheet, mask, box[y0:y1, x0:x1])
+    else:
+        cv2.copyTo(background, mask, box)
     return x0, y0, x1, y1
 
 
@@ -171,14 +190,13 @@ def _move_codes(code: np.ndarray, table: np.ndarray, sd: float, gain: float) -> 
     if np.abs(want - have)[lo : hi + 1].max() < MEAN_SHIFT_LEFT:  # over the codes the desk has in this frame
         return code
     codes = np.append(grid, DESK_MAX_CODE)  # above 255 the code saturates anyway: left as it is
-    steps = _STEPS
+    first, last = int(code.min()), int(code.max())
+    steps = np.arange(first, last + 1) / DESK_SCALE  # the int16 desk codes of this frame, in codes
     moved = [np.append(np.interp(want[:, c], have[:, c], grid), DESK_MAX_CODE) for c in range(3)]
     lut = np.rint(np.concatenate([np.interp(steps, codes, m) for m in moved]) * DESK_SCALE).astype(np.int16)
-    out: np.ndarray = np.take(lut, code + np.arange(3, dtype=np.int32) * steps.size)  # one table per channel, in a row
+    index = code.astype(np.int32) + (np.arange(3, dtype=np.int32) * steps.size - first)  # a table per channel, in a row
+    out: np.ndarray = np.take(lut, index)
     return out
-
-
-_STEPS = np.arange(int(DESK_MAX_CODE * DESK_SCALE) + 1) / DESK_SCALE  # every int16 desk code, in codes
 
 
 def _expected(table: np.ndarray, sd: float) -> np.ndarray:
@@ -194,13 +212,20 @@ def _expected(table: np.ndarray, sd: float) -> np.ndarray:
 def _clipped_mean(mu: np.ndarray, sd: np.ndarray) -> np.ndarray:
     """``E[clip(X, 0, 255)]`` for X normal with mean ``mu`` and std ``sd`` (the unsharp mask's uint8 output)."""
     sd = np.maximum(sd, 1e-6)
-    erf = np.vectorize(math.erf)
+
+    def erf(x: np.ndarray) -> np.ndarray:
+        out: np.ndarray = _ERF(x).astype(np.float64)  # math.erf on every element
+        return out
+
     out = mu.copy()
     for d, sign in ((mu, 1.0), (255.0 - mu, -1.0)):  # E[max(X, 0)] - mu = sd phi(d / sd) - d (1 - Phi(d / sd))
         z = d / sd
         tail = sd * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi) - d * 0.5 * (1.0 - erf(z / math.sqrt(2.0)))
         out += sign * tail
     return out
+
+
+_ERF = np.frompyfunc(math.erf, 1, 1)
 
 
 def unsharp_gain(isp: Isp) -> float:
@@ -219,7 +244,7 @@ def encode_frame(
     desk_code: tuple[Callable[[tuple[int, int, int, int]], np.ndarray], float],
     noises: tuple[np.ndarray, np.ndarray],
     curve: camera.SensorCurve,
-    isp_args: tuple[ChannelProfile, ch.ChannelParams],
+    isp_args: tuple[ChannelProfile, ch.ChannelParams, tuple[np.ndarray, np.ndarray | None] | None],
     scratch: Scratch,
 ) -> np.ndarray:
     """The 8-bit frame (BGR) before JPEG: sensor code, the ISP's tables, the unsharp mask on the box only.
@@ -229,7 +254,7 @@ def encode_frame(
     and ``desk_code[1]`` the factor on the desk's noise;
     ``noises``: the frame's window of the noise bank (float32, the box's) and of the desk's (:func:`desk_noise`).
     """
-    profile, p = isp_args
+    profile, p, tables = isp_args
     noise, desk_noise_ = noises
     h, w = noise.shape[:2]
     code = scratch.get("code", (h, w, 3), np.uint8)
@@ -241,7 +266,7 @@ def encode_frame(
     for a0, b0, a1, b1 in desk:
         up, out = upsample((a0, b0, a1, b1)), code[b0:b1, a0:a1]
         cv2.addWeighted(up, 1.0 / DESK_SCALE, desk_noise_[b0:b1, a0:a1], k, 0.0, dst=out, dtype=cv2.CV_8U)
-    img = camera.isp_tables_apply(code, profile, p, bgr=True, sensor_lut=curve.lut, scratch=scratch)
+    img = camera.isp_tables_apply(code, profile, p, True, curve.lut, scratch, tables)
     if y_box is not None and sharpens(profile.isp):
         region = img[y0:y1, x0:x1]
         camera.unsharp(region, profile.isp, dst=region, scratch=scratch)

@@ -34,6 +34,7 @@ from channel.batchpages import batch_pages
 from channel.motion import HandHeldProcess
 from channel.page import page_homography, pyramid, region_homography
 from channel.scratch import Scratch
+from channel.threads import serial_opencv
 from contracts.errors import UserError
 from contracts.frames import Frame, FrameSource
 from contracts.profile import ChannelProfile
@@ -116,8 +117,7 @@ class SimulatedCamera(FrameSource):
         self.description = f"simulate:{profile.name}:seed={self.seed}"
         self._levels: OrderedDict[int, list[tuple[np.ndarray, np.ndarray]]] | None = None
         self._print_lock = threading.Lock()
-        # fast=False renders the same frames the plain way (fresh arrays, the sensor's and the ISP's tables one after
-        # the other): tests/test_simulate.py checks the fast path against it, bench/simulate.py --compare times both.
+        # fast=False: the same channel step by step (tests/test_simulate_fast.py; bench/simulate.py --compare).
         self.fast = True
         self._scratch = threading.local()  # each render thread's Scratch: frame-sized buffers, reused frame after frame
 
@@ -167,7 +167,7 @@ class SimulatedCamera(FrameSource):
         self._background_low = cv2.resize(bg, low, interpolation=cv2.INTER_AREA)
         xs = (np.arange(low[0]) + 0.5) * LIGHT_MAP_STEP - 0.5
         ys = (np.arange(low[1]) + 0.5) * LIGHT_MAP_STEP - 0.5
-        self._light_grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(1, -1, 2)
+        self._light_grid = (xs[None, :], ys[:, None])  # the cells' centres, as a row and a column
 
     def close(self) -> None:
         """Drop the printed pages; safe to call twice."""
@@ -234,14 +234,15 @@ class SimulatedCamera(FrameSource):
 
     # ------------------------------------------------------------------ rendering
     def _generate(self, n: int) -> Iterator[tuple[Frame, bytes]]:
-        """Draw parameters in order; render frames ahead on a few threads (OpenCV releases the GIL)."""
+        """Draw parameters in order; render frames ahead on a few threads (OpenCV releases the GIL), OpenCV itself
+        on one thread while they fill the cores (``channel.threads``: the frames are the same either way)."""
         self.open()
         process = HandHeldProcess(1.0 / self.fps, np.random.default_rng([self.seed, 2]))
         seeds = np.random.default_rng([self.seed, 3])
         start = time.monotonic()
         pending: deque[Future[tuple[Frame, bytes]]] = deque()
         workers = min(RENDER_THREADS, os.cpu_count() or 1)
-        with ThreadPoolExecutor(max_workers=workers) as pool:
+        with serial_opencv(workers), ThreadPoolExecutor(max_workers=workers) as pool:
             for i in range(n):
                 p = ch.params_from_unit(self.profile, process.step(), int(seeds.integers(0, 2**31 - 1)))
                 pending.append(pool.submit(self._render, i, p))
@@ -306,10 +307,13 @@ class SimulatedCamera(FrameSource):
             y_box = scratch.get("y", (y1 - y0, x1 - x0, 3), np.float32) if has_box else None
             if y_box is not None:
                 self._sheets_y(p, group, homs, box, (gain, glare), curve.offset, y_box, scratch)
-            desk_code, factor = fastframe.desk_code_low(desk_y, noisy, *fastframe.desk_table(self.profile, p, curve))
+            isp = self.profile.isp  # the frame's tables, once (the desk's mean correction reads them too)
+            tables = None if isp.is_identity() else camera.isp_lookup(self.profile, p, True, curve.lut)
+            desk_code, factor = fastframe.desk_code_low(desk_y, noisy, *fastframe.desk_table(self.profile, tables))
             desk_in = (lambda roi: fastframe.upsample(desk_code, roi, LIGHT_MAP_STEP, scratch), factor)
             noises = (noise, self._desk_noise_bank()[dy : dy + h, dx : dx + w])
-            img = fastframe.encode_frame(y_box, box, strips, desk_in, noises, noisy, (self.profile, p), scratch)
+            isp_args = (self.profile, p, tables)
+            img = fastframe.encode_frame(y_box, box, strips, desk_in, noises, noisy, isp_args, scratch)
         else:  # the sensor, then the ISP stage (nothing unless the profile has an ISP), step by step
             y = scratch.get("y", (h, w, 3), np.float32)
             if has_box:
@@ -344,12 +348,16 @@ class SimulatedCamera(FrameSource):
         """
         x0, y0, x1, y1 = roi
         box = scratch.get("box", (y1 - y0, x1 - x0, 3), np.uint16)
-        np.copyto(box, self._background[y0:y1, x0:x1])
+        desk: np.ndarray | None = None  # the fast path lays a lone sheet on the desk in one pass
+        if self.fast and len(group) == 1:
+            desk = self._background[y0:y1, x0:x1]
+        else:
+            np.copyto(box, self._background[y0:y1, x0:x1])
         for k, h_mm in zip(group, homs, strict=True):
             img, px_to_mm = self._level(k, h_mm)
             m = ch.translation(-x0, -y0) @ h_mm @ px_to_mm
             if self.fast:  # each sheet over its own bounding box, through the mask of its outline
-                fastframe.lay_sheet(img, m, box, scratch)
+                fastframe.lay_sheet(img, m, box, scratch, background=desk)
                 continue
             flags, border = cv2.INTER_LINEAR, cv2.BORDER_TRANSPARENT
             cv2.warpPerspective(img, m, (x1 - x0, y1 - y0), dst=box, flags=flags, borderMode=border)
@@ -380,13 +388,11 @@ class SimulatedCamera(FrameSource):
         self, p: ch.ChannelParams, h_group: np.ndarray, group_mm: tuple[float, float]
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Exposure x light colour x (irradiance gain, glare), BGR float32, every ``LIGHT_MAP_STEP`` frame pixels."""
-        grid = self._light_grid  # the centres of the LIGHT_MAP_STEP cells, the same every frame (made in open())
-        mm = cv2.perspectiveTransform(grid, np.linalg.inv(h_group))[0]
-        rows, cols = self._background_low.shape[:2]
-        u = (mm[:, 0] / group_mm[0]).reshape(rows, cols)
-        v = (mm[:, 1] / group_mm[1]).reshape(rows, cols)
-        gain, glare = ch.light_field(p, u, v)
+        xs, ys = self._light_grid  # the centres of the LIGHT_MAP_STEP cells, the same every frame (made in open())
+        m = np.linalg.inv(h_group)  # frame pixels to mm, as cv2.perspectiveTransform computes it, over the grid
+        uw, vw, w = ((m[i, 0] * xs + m[i, 1] * ys) + m[i, 2] for i in range(3))
+        w = 1.0 / w
+        gain, glare = ch.light_field(p, uw * w / group_mm[0], vw * w / group_mm[1])
         colour = (p.exposure * ch.illuminant_rgb(p.colour_temperature_k)[::-1]).astype(np.float32)
-        return (gain[..., None] * colour).astype(np.float32), None if glare is None else (
-            glare[..., None] * colour
-        ).astype(np.float32)
+        maps = [cv2.merge([(f * c).astype(np.float32) for c in colour]) for f in (gain, glare) if f is not None]
+        return maps[0], (maps[1] if glare is not None else None)

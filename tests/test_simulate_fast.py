@@ -15,9 +15,10 @@ import cv2
 import numpy as np
 import pytest
 
-from channel import camera, fastframe
+from channel import camera, fastframe, simulate
 from channel.scratch import Scratch
 from channel.simulate import SimulatedCamera
+from channel.threads import serial_opencv
 from contracts.frames import Frame
 from contracts.layout import Layout
 from contracts.profile import Isp, load_profile
@@ -99,12 +100,13 @@ def test_the_desk_noise_is_the_sharpened_noise() -> None:
     assert np.abs(plain - noise).max() <= 0.5 / fastframe.NOISE_SCALE  # no ISP sharpening: the noise itself
 
 
-@pytest.mark.parametrize("padded", [False, True])
-def test_a_sheet_laid_on_the_desk_is_the_transparent_warp(padded: bool) -> None:
+@pytest.mark.parametrize(("padded", "onto"), [(False, "box"), (True, "box"), (True, "background")])
+def test_a_sheet_laid_on_the_desk_is_the_transparent_warp(padded: bool, onto: str) -> None:
     """``lay_sheet`` (the outline's mask over a warp with the page's edge replicated: a padded page from
     ``pad_levels`` with a constant border, or a bare one with a replicated border) gives the pixels of a
     ``BORDER_TRANSPARENT`` warp inside the sheet to 2 / 65535 and keeps the desk outside it; the two differ only
-    along the outline (two pixels wide)."""
+    along the outline (two pixels wide). ``onto="background"``: the desk is given apart (the fast path's lone
+    sheet is warped over the whole box and the desk copied in around it), with the same result."""
     rng = np.random.default_rng(1)
     page = cv2.GaussianBlur((rng.random((300, 200, 3)) * 65535).astype(np.uint16), (0, 0), 1.5)
     if padded:
@@ -116,8 +118,8 @@ def test_a_sheet_laid_on_the_desk_is_the_transparent_warp(padded: bool) -> None:
         desk = np.full((320, 260, 3), 1000, np.uint16)
         want = desk.copy()
         cv2.warpPerspective(page, m, (260, 320), dst=want, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_TRANSPARENT)
-        got = desk.copy()
-        assert fastframe.lay_sheet(page, m, got, Scratch()) is not None
+        got = desk.copy() if onto == "box" else np.zeros_like(desk)
+        assert fastframe.lay_sheet(page, m, got, Scratch(), background=desk if onto == "background" else None)
         d = np.abs(got.astype(np.int32) - want).max(axis=2)
         sheet = (want != 1000).all(axis=2).astype(np.uint8)
         inside, near = cv2.erode(sheet, np.ones((3, 3))) > 0, cv2.dilate(sheet, np.ones((5, 5))) > 0
@@ -126,6 +128,50 @@ def test_a_sheet_laid_on_the_desk_is_the_transparent_warp(padded: bool) -> None:
         flat = np.full((300, 200, 3), 30000, np.uint16)  # on the outline: the page's edge or the desk, never a blend
         if padded:
             flat = fastframe.pad_levels([(flat, np.eye(3))])[0][0]
-        edge = desk.copy()
-        fastframe.lay_sheet(flat, m, edge, Scratch())
+        edge = desk.copy() if onto == "box" else np.zeros_like(desk)
+        fastframe.lay_sheet(flat, m, edge, Scratch(), background=desk if onto == "background" else None)
         assert np.isin(edge, (1000, 30000)).all()
+    far = np.array([[1.0, 0, 900.0], [0, 1.0, 900.0], [0, 0, 1.0]])  # a sheet that misses the box: the desk alone
+    missed = desk.copy() if onto == "box" else np.zeros_like(desk)
+    assert fastframe.lay_sheet(page, far, missed, Scratch(), background=desk if onto == "background" else None) is None
+    assert (missed == 1000).all()
+
+
+def test_frames_do_not_depend_on_opencv_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The camera renders with OpenCV on one thread while its own threads fill the cores (``channel.threads``): the
+    frames are the same bytes as those of one render thread with OpenCV's own threads, and OpenCV's thread count
+    is what it was once the frames are done."""
+    profile = load_profile("harsh")
+    pages = [np.full((300, 212, 3), 200, np.uint8)]
+    pages[0][100:200, 50:150] = (20, 120, 240)
+    before = cv2.getNumThreads()
+    images = []
+    try:
+        for render_threads, opencv_threads in ((1, max(2, before)), (4, 2)):
+            monkeypatch.setattr(simulate, "RENDER_THREADS", render_threads)
+            cv2.setNumThreads(opencv_threads)
+            cam = SimulatedCamera(pages, [(210.0, 297.0)], [0], profile, seed=5, n_frames=3)
+            images.append([f.image for f in cam.frames()])
+            assert cv2.getNumThreads() == opencv_threads
+    finally:
+        cv2.setNumThreads(before)
+    assert all(np.array_equal(a, b) for a, b in zip(*images, strict=True))
+
+
+def test_serial_opencv_nests_and_puts_the_count_back() -> None:
+    before = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(3)
+        with serial_opencv(2, cores=4) as changed:  # cores left over: OpenCV keeps its threads
+            assert not changed and cv2.getNumThreads() == 3
+        with serial_opencv(2, cores=2) as changed:
+            assert changed and cv2.getNumThreads() == 1
+            with serial_opencv(4, cores=2):
+                assert cv2.getNumThreads() == 1
+            assert cv2.getNumThreads() == 1  # the outer camera still renders
+        assert cv2.getNumThreads() == 3
+        with serial_opencv(2, cores=2):
+            cv2.setNumThreads(2)  # someone else (capture's loop) sets its own count meanwhile: left as they set it
+        assert cv2.getNumThreads() == 2
+    finally:
+        cv2.setNumThreads(before)
