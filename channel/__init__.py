@@ -21,8 +21,11 @@ the scene and the camera; every module here reads it.
   ``calibrate_isp``: what it fits beyond the printer (the camera's ISP) and its checks of the strip;
   ``calibrate_framing``: the framing the session's tiles were seen at, against the region each frame framed;
   ``calibrate_edges``: blur and sharpening from the edges' spread functions (ISO 12233 slanted edge);
+  ``calibrate_framing``: how the session framed the sheets (the ``sheet_fill`` range it writes);
   ``cli``: ``photoproof calibrate``; ``search``: the one-dimensional searches the fits use;
-- ``twin``: the differentiable torch/kornia twin that EOT samples from.
+- ``threads``: OpenCV's own threads while the simulated camera renders frames on its thread pool;
+- ``twin``: the differentiable torch/kornia twin that EOT samples from;
+- ``controls``: the perturbation budget spent with no gradient (``±ε`` random signs), the attacks' control.
 
 Only ``twin`` imports torch, and only ``craft`` imports ``twin``: the rest is
 torch-free, so a capture station can simulate and calibrate.
