@@ -104,7 +104,7 @@ def craft_face_patch(
         _check_resume(batch, config, out)
     else:
         batch = Batch(uuid.uuid4().hex[:12], config, [record])
-    faces = []
+    faces, unplaced = [], 0
     for ph in photos:
         rec, clean = _save(out, image_rel(f"{ph.key}-clean.png"), square(ph.rgb))
         seen, truth_dets, truth_src = photo_truth(det, ph, clean, truth, names)
@@ -117,8 +117,12 @@ def craft_face_patch(
         marks = face_landmarks(seen, box)
         if settings.place == "landmarks" and marks is None:
             log.info("%s: %s gives no landmarks for the truth face; no sticker item", ph.key, src)
+            unplaced += 1
             continue
         faces.append((ph, rec, clean, truth_dets, box, truth_src, marks))
+    if not faces and unplaced:
+        raise ValueError(f"{src} gives no landmarks for the truth faces of {unplaced} photo(s): place the sticker by "
+                         "the face's box instead (--patch-place box)")  # fmt: skip
     if not faces:
         raise ValueError(f"no photo has a truth face ({'the labels file' if truth else src}): nothing to put the "
                          "sticker on")  # fmt: skip
