@@ -124,7 +124,8 @@ def craft(
 
     Args:
         source: an ``nn.Module`` (with ``spec``/``classes``), a :func:`model`, a ``--source``
-            string (``"lite0"``, ``"net.onnx"``, ``"pkg.mod:factory"``), or a list of them (an ensemble).
+            string (``"lite0"``, ``"net.onnx"``, ``"pkg.mod:factory"``), or a list of them (an ensemble);
+            ``"mtcnn"`` or the factory of a face detector crafts a face batch (docs/detectors.md; ``truth="f.json"``).
         images: ``"samples"``, a folder, or arrays (``N x H x W x 3`` uint8 RGB; saved under ``out/inputs/``).
         out: the batch directory (created, or resumed).
         labels: the arrays' labels (class names or indices of the source's label set).
@@ -163,10 +164,18 @@ def craft(
     )
     attacks = attack.split(",") if isinstance(attack, str) else list(attack)
     cfg = CraftConfig(images=folder, source=refs, attacks=attacks, eps=eps_list, **options)
+    from console.progress import make_progress, rich_progress
+    from craft.sources import is_face_source
+
+    if is_face_source(refs[0]):  # mtcnn or a factory of a face detector (docs/detectors.md)
+        from craft.detectors.run import craft_face_batch
+
+        if not progress:
+            return craft_face_batch(out, cfg)
+        with make_progress() as bar:
+            return craft_face_batch(out, cfg, rich_progress(bar))
     if not progress:
         return craft_batch(out, cfg)
-    from console.progress import make_progress, rich_progress
-
     with make_progress() as bar:
         return craft_batch(out, cfg, progress=rich_progress(bar))
 

@@ -196,6 +196,16 @@ def source_hiding(batch: Batch, items: list[Item], source: str) -> Clustered:
     return _rate(counts)
 
 
+def source_recall(batch: Batch, items: list[Item], source: str, role: str = "clean") -> Clustered:
+    """The source's recall of the truth faces on its own ``role`` PNGs (from ``batch.json``): 1 by construction when
+    the truth is its clean detections, a figure of its own when the truth is a labels file."""
+    counts: dict[str, list[int]] = {}
+    for it in items:
+        hit = found(truth_boxes(it), Detections.from_json(it.image(role).boxes.get(source, []), where=it.id).boxes, IOU)
+        _add(counts, photo_of(it), int(hit.sum()), len(hit))
+    return _rate(counts)
+
+
 def groups(batch: Batch) -> dict[tuple[str, float], list[Item]]:
     """The items with truth faces, by (attack, ε)."""
     out: dict[tuple[str, float], list[Item]] = defaultdict(list)

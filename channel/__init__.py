@@ -15,12 +15,17 @@ the scene and the camera; every module here reads it.
   buffers its render threads reuse from frame to frame; ``fastframe``: the frame path it takes (the unsharp mask
   only around the sheets, the desk's pre-sharpened noise bank); ``page``: a sheet's page rendered, printed into a
   pyramid and placed in the frame; ``views``: where a close-up camera points on a dense sheet, pair by pair;
+  ``threads``: OpenCV on one thread while the simulated camera's render threads fill the cores;
 - ``calibrate``: fits a profile to the calibration strip measured in a capture and writes it;
   ``calibrate_fit``: the printer's tone and colour and the camera's noise fitted to the strip's patches;
-  ``calibrate_isp``: what it fits beyond the printer (the camera's ISP, the framing) and its checks of the strip;
+  ``calibrate_isp``: what it fits beyond the printer (the camera's ISP) and its checks of the strip;
+  ``calibrate_framing``: the framing the session's tiles were seen at, against the region each frame framed;
   ``calibrate_edges``: blur and sharpening from the edges' spread functions (ISO 12233 slanted edge);
+  ``calibrate_framing``: how the session framed the sheets (the ``sheet_fill`` range it writes);
   ``cli``: ``photoproof calibrate``; ``search``: the one-dimensional searches the fits use;
-- ``twin``: the differentiable torch/kornia twin that EOT samples from.
+- ``threads``: OpenCV's own threads while the simulated camera renders frames on its thread pool;
+- ``twin``: the differentiable torch/kornia twin that EOT samples from;
+- ``controls``: the perturbation budget spent with no gradient (``±ε`` random signs), the attacks' control.
 
 Only ``twin`` imports torch, and only ``craft`` imports ``twin``: the rest is
 torch-free, so a capture station can simulate and calibrate.

@@ -16,10 +16,14 @@ stage reads and writes it through these modules:
 - ``validate``: type and range checks of ``batch.json`` (and the journal's records) and ``layout.json``;
 - ``capturedb``: the schema of ``captures/<session>.sqlite`` and its read-only opener;
 - ``sweep``: the ``sweep.json`` schema, its writer and its version-checking reader;
+- ``facesweep``: a face batch's sweep with one detector target (``sweep-faces-<target>.json``) and its stability
+  baseline;
+- ``facesticker``: where a face sticker item's sticker was placed (``params.patch``: box or landmarks), checked;
 - ``preprocess``: a model's preprocessing spec;
 - ``detection``: the face detectors' specs and weight files, detections (boxes, scores) and their
   JSON form, IoU, non-maximum suppression and matching (docs/detectors.md);
 - ``detectorfile``: a user's own face detector's decoder spec (``my.detector.toml`` beside ``my.onnx``), checked;
+- ``facetruth``: truth faces from a labels file (``craft --truth faces.json``), checked as hostile input;
 - ``modelspec``: a foreign model's spec resolved once (flags > ``model.toml`` > metadata > defaults);
 - ``labels``: label sets: label files, names resolved in a set, the batch-to-target class map;
 - ``units``: ε in 0-255 pixel units and in the [0, 1] convention;

@@ -32,9 +32,9 @@ def craft_cmd(
     from craft.job import craft_batch
 
     cfg = from_cli(CraftConfig, options)  # parsed and validated here, before the progress display starts
-    from craft.sources import source_kind
+    from craft.sources import is_face_source
 
-    if source_kind(cfg.source[0]) == "detector":
+    if is_face_source(cfg.source[0]):
         _craft_faces(out, cfg)
         return
     from craft.distributed import Dist
@@ -58,53 +58,40 @@ def craft_cmd(
     _report_unfooled(batch, src)
 
 
-def _craft_sticker(out: Path, cfg: CraftConfig, photos: list[Any], specs: list[Any]) -> None:
-    """``--source mtcnn --attack patch[+eot]``: one printable face sticker (docs/detectors.md)."""
-    import math
-
-    from craft.attacks.eot import EOT
-    from craft.detectors.facepatch import FacePatchSettings
-    from craft.detectors.patchbatch import craft_face_patch
-
-    side = math.sqrt(cfg.patch_area) if cfg.patch_shape == "square" else 2 * math.sqrt(cfg.patch_area / math.pi)
-    s = FacePatchSettings(side_frac=side, shape=cfg.patch_shape, steps=cfg.steps or 100, lr=cfg.lr)
-    for spec in specs:
-        eot = EOT(cfg.profile, cfg.eot_samples, cfg.eot_tile_px) if spec.eot else None
-        with make_progress() as progress:
-            tick = rich_progress(progress)(f"face sticker on mtcnn ({spec.label})", s.steps)
-            batch = craft_face_patch(out, photos, s, seed=cfg.seed, eot=eot, config=cfg.resolved(), tick=tick)
-        items = [it for it in batch.items if it.attack == spec.label]
-        hidden = sum(1 for it in items if not it.adv.boxes.get("mtcnn"))
-        console.print(
-            f"batch [bold]{batch.batch_id}[/]: the sticker ({spec.label}) on {len(items)} faces in {escape(str(out))}; "
-            f"mtcnn finds none in {hidden} of the stickered PNGs; print it with 'photoproof print {out} --patch-mm 50'"
-        )
-
-
 def _craft_faces(out: Path, cfg: CraftConfig) -> None:
-    """``--source mtcnn``: the vanishing attack on every photo with faces (docs/detectors.md)."""
+    """A face-detector source (``--source mtcnn`` or ``module:factory``): the sticker and the vanishing attacks
+    (:func:`craft.detectors.run.craft_face_batch`, docs/detectors.md), then what they hide on the saved PNGs."""
     from craft.attacks import UNIVERSAL
-    from craft.detectors.job import craft_faces
-    from craft.detectors.photos import find_face_photos
+    from craft.detectors.run import craft_face_batch, sticker_settings
 
-    photos = find_face_photos(cfg.images, cfg.limit)
-    specs = cfg.specs()
-    stickers = [s for s in specs if s.name in UNIVERSAL]
-    if stickers:
-        _craft_sticker(out, cfg, photos, stickers)
-        specs = [s for s in specs if s.name not in UNIVERSAL]
-        if not specs:
-            return
     with make_progress() as progress:
-        tick = rich_progress(progress)("vanishing attack on mtcnn", len(photos) * len(specs) * len(cfg.eps))
-        batch = craft_faces(
-            out, photos, specs, cfg.eps, seed=cfg.seed, settings=cfg.settings(), config=cfg.resolved(), tick=tick
+        batch = craft_face_batch(out, cfg, rich_progress(progress))
+    name = cfg.source[0]
+    labels = [s.label for s in cfg.specs() if s.name not in UNIVERSAL]
+    for label in (s.label for s in cfg.specs() if s.name in UNIVERSAL):
+        place = sticker_settings(cfg).place
+        items = [
+            it for it in batch.items if it.attack == label and it.params.get("face_patch", {}).get("place") == place
+        ]
+        hidden = sum(1 for it in items if not it.adv.boxes.get(name))
+        console.print(
+            f"batch [bold]{batch.batch_id}[/]: the sticker ({label}) on {len(items)} faces in {escape(str(out))}; "
+            f"{escape(name)} finds none in {hidden} of the stickered PNGs; print it with 'photoproof print {out} "
+            "--patch-mm 50'"
         )
-    with_faces = [it for it in batch.items if it.truth is not None and it.truth.boxes]
-    hidden = sum(1 for it in with_faces if not it.adv.boxes.get("mtcnn"))
+    vanish = [it for it in batch.items if it.attack in labels]
+    if not vanish:
+        return
+    with_faces = [it for it in vanish if it.truth is not None and it.truth.boxes]
+    hidden = sum(1 for it in with_faces if not it.adv.boxes.get(name))
+    if cfg.truth is None:
+        what = f"{escape(name)} finds faces in {len(with_faces)} clean PNGs and none in"
+    else:
+        labelled = f"{len(with_faces)} clean PNGs hold faces labelled in {escape(cfg.truth.file)}"
+        what = f"{labelled}; {escape(name)} finds none in"
     console.print(
-        f"batch [bold]{batch.batch_id}[/]: {len(batch.items)} items in {escape(str(out))}; mtcnn finds faces in "
-        f"{len(with_faces)} clean PNGs and none in {hidden} of their adversarial PNGs"
+        f"batch [bold]{batch.batch_id}[/]: {len(vanish)} items in {escape(str(out))}; {what} {hidden} of their "
+        "adversarial PNGs"
     )
 
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from console.options import LABELS_HELP, PANEL, SPEC_FLAGS, UNSAFE_HELP, model_flags
 from contracts.classes import imagenet_names, parse_label
 from contracts.errors import UserError
+from contracts.facetruth import FaceTruth, read_face_truth
 from contracts.labels import index_of
 from contracts.profile import DEFAULT_PRESET, ChannelProfile, default_profile, load_profile
 from contracts.units import parse_eps
@@ -72,7 +74,7 @@ class CraftConfig:
     source: list[str] = option(
         "--source",
         "Source model(s), comma-separated; several make an ensemble: a zoo name, FILE.onnx, FILE.pt2, TorchScript "
-        "FILE.pt, or package.module:factory (runs your code).",
+        "FILE.pt, or package.module:factory (runs your code: a classifier, or a face detector, docs/detectors.md).",
         factory=lambda: ["lite0"],
         cli_type=str,
         cli_default="lite0",
@@ -123,8 +125,20 @@ class CraftConfig:
         0.1,
     )
     patch_shape: str = option("--patch-shape", "--attack patch: square or circle.", "square")
+    patch_place: str | None = option(
+        "--patch-place",
+        "--source mtcnn --attack patch: place the sticker by the face's landmarks (it turns with the eyes' line; the "
+        "default) or by its box (upright).",
+    )
     lr: float = option(
         "--lr", "--attack patch: Adam's learning rate (patch in 0..1 units); steps: --steps (default 200).", 0.05
+    )
+    truth: FaceTruth | None = option(
+        "--truth",
+        'Face-detector sources: a JSON labels file of true face boxes per photo, {"faces": {PHOTO: [[x0, y0, x1, '
+        "y1], ...]}} (default: the source's own detections on each clean image).",
+        cli_type=str,
+        parse=lambda text, flag: read_face_truth(Path(text), flag),
     )
     limit: int | None = option("--limit", "Use only the first N photos.")
     seed: int = option("--seed", "Seed recorded with every item.", 0)
@@ -276,6 +290,7 @@ class CraftConfig:
                 lambda s: s.eot,
                 "no attack uses EOT; add --eot or an attack with +eot",
             ),
+            ("--patch-place", self.patch_place, lambda s: s.name == "patch", "only the face sticker (--attack patch)"),
         )
         for flag, value, uses, why in needs:
             if value is not None and not any(uses(s) for s in specs):
@@ -293,11 +308,19 @@ class CraftConfig:
             )
 
     def check_detector(self, specs: list[AttackSpec]) -> None:
-        """A face detector as the source (``--source mtcnn``): alone, untargeted, an ε-bounded attack."""
+        """A face detector as the source (``--source mtcnn`` or a factory of one): alone, untargeted, an ε-bounded
+        attack or the sticker; ``--truth`` only with one."""
         from craft.attacks import UNIVERSAL
-        from craft.sources import source_kind
+        from craft.sources import is_face_source
 
-        if not any(source_kind(s) == "detector" for s in self.source):
+        if isinstance(self.truth, (str, Path)):  # the Python API passes the file's path
+            self.truth = read_face_truth(Path(self.truth))
+        if not any(is_face_source(s) for s in self.source):
+            if self.truth is not None:
+                raise UserError(
+                    "--truth: true face boxes are for a face-detector source (--source mtcnn or your own detector); "
+                    "a classifier's truth is each photo's label"
+                )
             return
         if len(self.source) != 1:
             raise UserError(
@@ -309,12 +332,20 @@ class CraftConfig:
             raise UserError("--attack patch+di: the face sticker has its own placement EOT; use patch or patch+eot")
         if self.labels is not None or self.model_spec:
             raise UserError("--labels and the preprocessing flags describe classifiers; a face detector has its own")
+        if self.patch_place not in (None, "box", "landmarks"):
+            raise UserError(f"--patch-place {self.patch_place!r}: choose landmarks or box")
 
     def check_patch(self, specs: list[AttackSpec]) -> None:
         """The options of a run with ``--attack patch``; errors name the option."""
         from craft.attacks.patch import check_patch_options
 
         check_patch_options(self.patch_area, self.patch_shape, self.lr)
+        from craft.sources import source_kind
+
+        if self.patch_place is not None and not any(source_kind(s) == "detector" for s in self.source):
+            raise UserError(
+                "--patch-place: places the face sticker (--source mtcnn); a classifier's patch goes anywhere"
+            )
         if self.target in TARGET_MODES:
             raise UserError(
                 f"--target {self.target}: a universal patch needs one class for all images; give a class, or no "
@@ -336,6 +367,7 @@ class CraftConfig:
         d["attacks"] = [s.label for s in specs]
         d["profile"] = self.profile.name
         d["channel"] = self.profile.to_dict() if any(s.eot for s in specs) else None
+        d["truth"] = None if self.truth is None else self.truth.record()
         return dict(json.loads(json.dumps(d)))
 
 

@@ -259,8 +259,14 @@ def _contained(where: str, doing: str) -> Iterator[None]:
         sys.breakpointhook = old_hook
 
 
-def load_factory(ref: str) -> Raw:
-    """Import ``package.module`` (from the current folder or the installed packages) and call ``factory()``."""
+_CALLED: dict[str, Any] = {}  # a factory's result, called once to see what it is and kept for the load that follows
+
+
+def call_factory(ref: str) -> Any:
+    """Import ``package.module`` (from the current folder or the installed packages) and call ``factory()``; the
+    result is kept until :func:`take_factory` takes it, so one run calls the user's code once."""
+    if ref in _CALLED:
+        return _CALLED[ref]
     mod_name, func_name = ref.split(":", 1)
     where = f"--source {ref}"
     added = str(Path.cwd())
@@ -306,7 +312,24 @@ def load_factory(ref: str) -> Raw:
             f"{str(e).splitlines()[0][:200] if str(e) else ''}"
         ) from None
     if not isinstance(net, nn.Module):
-        raise UserError(f"{where}: {func_name}() returned {type(net).__name__}, not a torch nn.Module")
+        raise UserError(
+            f"{where}: {func_name}() returned {type(net).__name__}, not a torch nn.Module (a classifier, or a face "
+            "detector with task = 'face-detector': docs/detectors.md)"
+        )
+    _CALLED[ref] = net
+    return net
+
+
+def take_factory(ref: str) -> nn.Module:
+    """The factory's result (:func:`call_factory`), no longer kept: a later load calls the factory afresh."""
+    net: nn.Module = call_factory(ref)
+    _CALLED.pop(ref, None)
+    return net
+
+
+def load_factory(ref: str) -> Raw:
+    """A classifier from a factory (:func:`call_factory`)."""
+    net = take_factory(ref)
     spec = _timm_spec(net)
     return Raw(net, {"spec": spec} if spec else {}, None, state_sha256(net), type(net).__name__)
 

@@ -37,7 +37,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -51,6 +51,9 @@ from contracts.modelspec import read_sidecar, resolve_spec, sidecar_path
 from contracts.preprocess import PreprocessSpec
 from craft.loaders import LOADERS, Raw, load_pt2, state_sha256
 from craft.zoo import ZOO, Normalized, get_entry, load_net, weights_sha256
+
+if TYPE_CHECKING:
+    from craft.detectors.vanish import FaceSource
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +142,36 @@ def _torch_detectors() -> list[str]:
     return [d.name for d in DETECTORS.values() if d.runtime == "torch"]
 
 
+def is_face_source(ref: str) -> bool:
+    """Whether ``--source ref`` is a face detector: the zoo's ``mtcnn``, or a factory whose module declares the
+    detector protocol (:mod:`craft.detectors.userdet`; the factory is called once, its result kept for the load)."""
+    kind = source_kind(ref)
+    if kind == "detector":
+        return True
+    if kind != "factory":
+        return False
+    from craft.detectors.userdet import is_detector
+    from craft.loaders import call_factory
+
+    return is_detector(call_factory(ref))
+
+
+def load_face_source(ref: str) -> FaceSource:
+    """The face detector ``--source ref`` names: MTCNN, or the user's, its protocol checked
+    (:func:`craft.detectors.userdet.load_user_detector`)."""
+    if source_kind(ref) == "detector":
+        from craft.detectors.mtcnn import MTCNN
+
+        return MTCNN()
+    from craft.detectors.userdet import is_detector, load_user_detector
+    from craft.loaders import take_factory
+
+    net = take_factory(ref)
+    if not is_detector(net):
+        raise UserError(f"--source {ref}: not a face detector; its module must set task = 'face-detector'")
+    return load_user_detector(ref, net, state_sha256(net))
+
+
 def source_name(ref: str) -> str:
     """The name a source goes by in ``batch.json`` (top-5 keys): the zoo name, the file's stem, or the factory."""
     kind = source_kind(ref)
@@ -203,7 +236,10 @@ def _probe(model: nn.Module, spec: PreprocessSpec, where: str) -> int:
         ) from None
     if not isinstance(y, torch.Tensor) or y.ndim != 2 or y.shape[0] != 2:
         shape = list(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-        raise UserError(f"{where}: not an image classifier: its output for 2 images is {shape}, expected [2, classes]")
+        hint = "" if isinstance(y, torch.Tensor) else "; a face detector's module sets task = 'face-detector'"
+        raise UserError(
+            f"{where}: not an image classifier: its output for 2 images is {shape}, expected [2, classes]{hint}"
+        )
     if y.shape[1] < 2:
         raise UserError(f"{where}: not an image classifier: {y.shape[1]} output class")
     return int(y.shape[1])

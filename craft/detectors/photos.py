@@ -89,6 +89,15 @@ def find_face_photos(images: str, limit: int | None = None) -> list[FacePhoto]:
     return photos[:limit]
 
 
+def photo_candidates(images: str) -> list[tuple[str, str]]:
+    """``(key, file)`` of every photo ``--images`` names, before ``--limit`` (a labels file may name any of them)."""
+    if images == "samples":
+        return [(p.key, p.file) for p in face_photos(lfw=100)]
+    from craft.images import user_photos
+
+    return [(p.key, p.file) for p in user_photos(Path(images))]
+
+
 def face_photos(lfw: int = 0) -> list[FacePhoto]:
     """The packaged photos with faces, then the first ``lfw`` LFW crops.
 

@@ -25,25 +25,30 @@ import torch
 from torch import nn
 
 from craft.detectors.mtcnn import MTCNN
+from craft.detectors.userdet import UserDetector
 
 PRESENT = 1  # the label every item carries: "a face is present"
+FaceSource = MTCNN | UserDetector  # the zoo's MTCNN, or a user's detector (craft.detectors.userdet)
 
 
 class Vanish(nn.Module):
-    """MTCNN seen by the attacks: ``loss`` to ascend, ``forward`` logits whose top-1 is 0 once no face is found.
+    """A face detector seen by the attacks: ``loss`` to ascend, ``forward`` logits whose top-1 is 0 once no face is
+    found.
 
     Args:
-        detector: the MTCNN to attack.
+        detector: the MTCNN to attack, or a user's detector (its own hinge energy, :mod:`craft.detectors.userdet`).
         margin: κ, how far below each stage's threshold the margins are pushed (logit units).
     """
 
-    def __init__(self, detector: MTCNN, margin: float = 2.0) -> None:
+    def __init__(self, detector: FaceSource, margin: float = 2.0) -> None:
         super().__init__()
         self.detector = detector
         self.margin = float(margin)
 
     def energy(self, x: torch.Tensor) -> torch.Tensor:
         """Per image (``N``): the summed hinge of every candidate's margin above its stage's threshold minus κ."""
+        if isinstance(self.detector, UserDetector):
+            return self.detector.energy(x, self.margin)
         out = []
         for img in x:
             run = self.detector.cascade(img.float())
