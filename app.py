@@ -45,6 +45,16 @@ def scene_summary(dbs: list[Path]) -> object:
     return scene_table(scene_figures(dbs))
 
 
+def face_sweep_notes(batch_dir: Path) -> list[str]:
+    """The stability baseline's verdict lines of a face batch's sweeps (analysis.faces_sweep), for the console."""
+    from analysis.faces_sweep import face_sweep_notes as lines
+    from analysis.faces_sweep import load_face_sweeps
+    from contracts.manifest import load_batch
+
+    batch = load_batch(batch_dir)
+    return lines(batch, load_face_sweeps(batch_dir, batch)[0])
+
+
 def _register_all() -> None:
     from analysis import cli as analysis_cli
     from capture import cli as capture_cli
@@ -56,7 +66,7 @@ def _register_all() -> None:
     craft_cli.register(app)
     printouts_cli.register(app)
     capture_cli.register(app, resolve_model=resolve_onnx_model, scene_summary=scene_summary)
-    sweep_cli.register(app, resolve_model=resolve_onnx_model)
+    sweep_cli.register(app, resolve_model=resolve_onnx_model, face_notes=face_sweep_notes)
     channel_cli.register(app)
     analysis_cli.register(app)
     app.command("demo")(demo)

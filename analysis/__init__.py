@@ -20,7 +20,8 @@ without the adversarial patch, from ``capture --scene``), ``sweep``, ``plots``
 ``gallery``, ``methods``, ``html``, ``pdf``, ``report`` (orchestration), ``report_files`` (its figure
 files, HTML, PDF and report.json), ``content`` (what the report holds, whatever its format), ``cli``,
 ``synthetic`` (fake capture data for tests and benchmarks), ``faces`` (a face batch's recall, paired hiding,
-transfer and channel check), ``faces_report`` (its report files and gallery with boxes) and ``faces_api``
-(its figures as dicts for ``photoproof.summary`` and ``channel_check``).
+transfer and channel check), ``faces_report`` (its report files and gallery with boxes), ``faces_sweep``
+(its sweep per transform and the stability baseline's verdict) and ``faces_api`` (its figures as dicts for
+``photoproof.summary`` and ``channel_check``).
 Nothing here imports torch.
 """

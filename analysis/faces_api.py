@@ -15,6 +15,7 @@ from typing import Any
 
 from analysis.faces import FaceSession, cell, groups, limited, source_hiding
 from analysis.faces_report import load_face_sessions, tables
+from analysis.faces_sweep import load_face_sweeps, stability
 from contracts.manifest import Batch, load_batch
 
 COLUMNS = (
@@ -32,8 +33,10 @@ def _row(**kw: Any) -> dict[str, Any]:
 
 
 def face_summary(batch_dir: Path, wanted: list[str] | None = None) -> list[dict[str, Any]]:
-    """Every figure of a face batch's report as a dict with the keys :data:`COLUMNS` (``measure``: ``recall`` or
-    ``hiding``; ``target``: a session's detector, or the source for its own white-box hiding)."""
+    """Every figure of a face batch's report as a dict with the keys :data:`COLUMNS` (``measure``: ``recall``,
+    ``hiding`` or ``stability``: a sweep's digital hiding of the attack (``image`` adv), of ``±ε`` noise (noise) and
+    of resampling, with the verdict in ``figure_is``; ``target``: a session's or sweep's detector, or the source for
+    its own white-box hiding)."""
     batch = load_batch(batch_dir)
     source = _source(batch)
     sessions, _ = load_face_sessions(batch_dir, batch, wanted)
@@ -49,6 +52,12 @@ def face_summary(batch_dir: Path, wanted: list[str] | None = None) -> list[dict[
             fig = {k: r[k] for k in ("session", "target", "attack", "eps", "seen", "lo", "hi", "k", "n", "photos")}
             fig |= {"image": r.get("image", "adv"), "value": r[measure], "figure_is": r.get("figure_is", measure)}
             rows.append(_row(measure=measure, channel_check=verdict[r["session"]], **fig))
+    sweeps, _ = load_face_sweeps(batch_dir, batch)  # photoproof sweep: the stability baseline, per target
+    for sw in sweeps:
+        for x in stability(sw, batch):
+            where = {"session": "", "target": x.target, "attack": x.attack, "eps": x.eps, "seen": "digital"}
+            for image, rate in (("adv", x.adversarial), ("noise", x.noise), ("resampling", x.resampling)):
+                rows.append(_row(measure="stability", image=image, figure_is=x.verdict, **where, **cell(rate, "value")))
     return rows
 
 

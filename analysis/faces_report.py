@@ -10,6 +10,8 @@ report (docs/detectors.md):
 - ``faces_hiding``: per session, paired hiding, digital and photographed, and what the
   photographed figure is (``hiding`` or the channel check's verdict);
 - ``faces_channel``: per session, the channel check (:func:`contracts.verdict.judge`);
+- ``faces_sweep`` and ``faces_stability`` (:mod:`analysis.faces_sweep`), when ``photoproof sweep`` was run with a
+  face target: recall and hiding per transform, and the attack's hiding against noise of the same budget;
 - ``scene`` (:mod:`analysis.scene`), when there are ``capture --scene`` sessions with a face sticker: frames with
   and without the sticker in view, and the share whose face the detector does not find.
 
@@ -41,6 +43,7 @@ from analysis.faces import (
     source_recall,
     truth_boxes,
 )
+from analysis.faces_sweep import face_sweep_notes, face_sweep_tables, load_face_sweeps
 from analysis.gallery import GalleryEntry, Shot
 from analysis.methods import Section
 from analysis.report_files import file_names, render
@@ -49,10 +52,11 @@ from analysis.tables import Table, plain_table, write_table
 from contracts.batchdir import capture_dbs, crop_rel
 from contracts.detection import Detections
 from contracts.errors import UserError
+from contracts.facesticker import StickerPlace, sticker_of
 from contracts.facetruth import SOURCE as LABELS
 from contracts.facetruth import describe as describe_truth
 from contracts.images import read_item_image
-from contracts.manifest import Batch, load_batch
+from contracts.manifest import Batch, Item, load_batch
 from contracts.paths import atomic_write_json, resolve_inside
 from contracts.verdict import RULE
 
@@ -62,7 +66,24 @@ CHANNEL_NOTE = (
     "(top-1 below means that); detectors record no stability baseline yet (B is absent). " + RULE
 )
 PER_SESSION = 4
-TRUTH_RGB, FOUND_RGB = (255, 210, 0), (0, 200, 0)
+TRUTH_RGB, FOUND_RGB, STICKER_RGB = (255, 210, 0), (0, 200, 0), (230, 0, 230)
+
+
+def _sticker(it: Item) -> StickerPlace | None:
+    try:
+        return sticker_of(it)
+    except ValueError as e:
+        raise UserError(f"batch.json: {e}; re-craft the sticker") from None
+
+
+def sticker_notes(batch: Batch) -> list[str]:
+    """How the sticker items' stickers were placed (by the face's landmarks or box), from ``params.patch``."""
+    places: dict[str, int] = {}
+    for it in batch.items:
+        where = _sticker(it)
+        if where is not None:
+            places[where.place] = places.get(where.place, 0) + 1
+    return [f"face sticker placed by the face's {p} on {n} item(s)" for p, n in sorted(places.items())]
 
 
 def load_face_sessions(batch_dir: Path, batch: Batch, wanted: list[str] | None) -> tuple[list[FaceSession], list[str]]:
@@ -176,14 +197,20 @@ def notes(batch: Batch, sessions: list[FaceSession], source: str) -> list[str]:
     return out
 
 
-def _draw(img: np.ndarray, truth: np.ndarray, dets: Detections) -> bytes:
-    """``img`` at THUMB_PX with the truth faces (yellow) and the detections (green) drawn; PNG bytes."""
+def _draw(img: np.ndarray, truth: np.ndarray, dets: Detections, sticker: StickerPlace | None = None) -> bytes:
+    """``img`` at THUMB_PX with the truth faces (yellow), the detections (green) and, on a sticker item's digital
+    adversarial PNG, where the sticker was placed and the landmarks that placed it (magenta); PNG bytes."""
     h, w = img.shape[:2]
     f = THUMB_PX / max(h, w)
     out = cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
     for boxes, rgb, t in ((truth, TRUTH_RGB, 1), (dets.boxes, FOUND_RGB, 2)):
         for b in np.asarray(boxes).reshape(-1, 4) * f:
             cv2.rectangle(out, (int(b[0]), int(b[1])), (int(b[2]), int(b[3])), rgb, t)
+    if sticker is not None:
+        quad = np.round(np.array(sticker.corners()) * f).astype(np.int32)
+        cv2.polylines(out, [quad.reshape(-1, 1, 2)], True, STICKER_RGB, 1)
+        for x, y in sticker.landmarks:
+            cv2.circle(out, (round(x * f), round(y * f)), 2, STICKER_RGB, -1)
     ok, buf = cv2.imencode(".png", cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
     return buf.tobytes() if ok else b""
 
@@ -214,7 +241,9 @@ def gallery(batch_dir: Path, batch: Batch, sessions: list[FaceSession]) -> list[
                 t = truth_boxes(it)
                 img = read_item_image(batch_dir, it, role)
                 d = s.digital_boxes.get((it.id, role), Detections.empty())
-                shots.append(Shot(f"digital {role}: {len(d)} box(es)", _draw(img, t, d)))
+                where = _sticker(it) if role == "adv" else None
+                placed = f", sticker by its {where.place}" if where is not None else ""
+                shots.append(Shot(f"digital {role}: {len(d)} box(es){placed}", _draw(img, t, d, where)))
                 h, w = img.shape[:2]
                 crop = _crop_shot(batch_dir, s, it.id, role, t * np.array([s.crop_px / w, s.crop_px / h] * 2))
                 shots += [crop] if crop is not None else []
@@ -277,7 +306,9 @@ def build_face_report(batch_dir: Path, wanted: list[str] | None, fmts: tuple[str
     shown = tables(batch, sessions, source)
     scene = scene_report_table(list(capture_dbs(batch_dir)))  # capture --scene with a face sticker
     shown += [scene] if scene is not None else []
-    lines = notes(batch, sessions, source)
+    sweeps, skipped_sweeps = load_face_sweeps(batch_dir, batch)  # photoproof sweep BATCH --model TARGET
+    shown += face_sweep_tables(batch, sweeps)
+    lines = notes(batch, sessions, source) + sticker_notes(batch) + face_sweep_notes(batch, sweeps) + skipped_sweeps
     warnings = [
         f"session {s.id} ({s.model}): channel check {s.verdict.verdict}: {s.verdict.why}; its photographed hiding "
         "is not reported as hiding"

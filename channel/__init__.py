@@ -23,7 +23,9 @@ the scene and the camera; every module here reads it.
   ``calibrate_framing``: the sheet fill and tilt under which the simulated camera frames tiles as the session saw
   them; ``calibrate_jpeg``: the JPEG quality capture read or estimated;
   ``cli``: ``photoproof calibrate``; ``search``: the one-dimensional searches the fits use;
-- ``twin``: the differentiable torch/kornia twin that EOT samples from.
+- ``threads``: OpenCV's own threads while the simulated camera renders frames on its thread pool;
+- ``twin``: the differentiable torch/kornia twin that EOT samples from;
+- ``controls``: the perturbation budget spent with no gradient (``±ε`` random signs), the attacks' control.
 
 Only ``twin`` imports torch, and only ``craft`` imports ``twin``: the rest is
 torch-free, so a capture station can simulate and calibrate.

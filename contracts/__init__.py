@@ -16,6 +16,9 @@ stage reads and writes it through these modules:
 - ``validate``: type and range checks of ``batch.json`` (and the journal's records) and ``layout.json``;
 - ``capturedb``: the schema of ``captures/<session>.sqlite`` and its read-only opener;
 - ``sweep``: the ``sweep.json`` schema, its writer and its version-checking reader;
+- ``facesweep``: a face batch's sweep with one detector target (``sweep-faces-<target>.json``) and its stability
+  baseline;
+- ``facesticker``: where a face sticker item's sticker was placed (``params.patch``: box or landmarks), checked;
 - ``preprocess``: a model's preprocessing spec;
 - ``detection``: the face detectors' specs and weight files, detections (boxes, scores) and their
   JSON form, IoU, non-maximum suppression and matching (docs/detectors.md);

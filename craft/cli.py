@@ -62,14 +62,17 @@ def _craft_faces(out: Path, cfg: CraftConfig) -> None:
     """A face-detector source (``--source mtcnn`` or ``module:factory``): the sticker and the vanishing attacks
     (:func:`craft.detectors.run.craft_face_batch`, docs/detectors.md), then what they hide on the saved PNGs."""
     from craft.attacks import UNIVERSAL
-    from craft.detectors.run import craft_face_batch
+    from craft.detectors.run import craft_face_batch, sticker_settings
 
     with make_progress() as progress:
         batch = craft_face_batch(out, cfg, rich_progress(progress))
     name = cfg.source[0]
     labels = [s.label for s in cfg.specs() if s.name not in UNIVERSAL]
     for label in (s.label for s in cfg.specs() if s.name in UNIVERSAL):
-        items = [it for it in batch.items if it.attack == label]
+        place = sticker_settings(cfg).place
+        items = [
+            it for it in batch.items if it.attack == label and it.params.get("face_patch", {}).get("place") == place
+        ]
         hidden = sum(1 for it in items if not it.adv.boxes.get(name))
         console.print(
             f"batch [bold]{batch.batch_id}[/]: the sticker ({label}) on {len(items)} faces in {escape(str(out))}; "

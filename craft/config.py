@@ -125,6 +125,11 @@ class CraftConfig:
         0.1,
     )
     patch_shape: str = option("--patch-shape", "--attack patch: square or circle.", "square")
+    patch_place: str | None = option(
+        "--patch-place",
+        "--source mtcnn --attack patch: place the sticker by the face's landmarks (it turns with the eyes' line; the "
+        "default) or by its box (upright).",
+    )
     lr: float = option(
         "--lr", "--attack patch: Adam's learning rate (patch in 0..1 units); steps: --steps (default 200).", 0.05
     )
@@ -285,6 +290,7 @@ class CraftConfig:
                 lambda s: s.eot,
                 "no attack uses EOT; add --eot or an attack with +eot",
             ),
+            ("--patch-place", self.patch_place, lambda s: s.name == "patch", "only the face sticker (--attack patch)"),
         )
         for flag, value, uses, why in needs:
             if value is not None and not any(uses(s) for s in specs):
@@ -326,12 +332,20 @@ class CraftConfig:
             raise UserError("--attack patch+di: the face sticker has its own placement EOT; use patch or patch+eot")
         if self.labels is not None or self.model_spec:
             raise UserError("--labels and the preprocessing flags describe classifiers; a face detector has its own")
+        if self.patch_place not in (None, "box", "landmarks"):
+            raise UserError(f"--patch-place {self.patch_place!r}: choose landmarks or box")
 
     def check_patch(self, specs: list[AttackSpec]) -> None:
         """The options of a run with ``--attack patch``; errors name the option."""
         from craft.attacks.patch import check_patch_options
 
         check_patch_options(self.patch_area, self.patch_shape, self.lr)
+        from craft.sources import source_kind
+
+        if self.patch_place is not None and not any(source_kind(s) == "detector" for s in self.source):
+            raise UserError(
+                "--patch-place: places the face sticker (--source mtcnn); a classifier's patch goes anywhere"
+            )
         if self.target in TARGET_MODES:
             raise UserError(
                 f"--target {self.target}: a universal patch needs one class for all images; give a class, or no "

@@ -2,7 +2,9 @@
 
 - ``run``: the transforms, their strength grids, and ``run_sweep``, which classifies the
   transformed digital images and writes ``sweep.json``;
+- ``faces``: the same transforms on a face batch with a face detector target, and the stability
+  baseline (``±ε`` noise, resampling), into ``sweep-faces-<target>.json``;
 - ``cli``: ``photoproof sweep``.
 
-Torch-free; reads the batch and an ONNX model, writes ``BATCH/sweep.json``.
+Torch-free; reads the batch and an ONNX model, writes ``BATCH/sweep.json`` (``sweep-faces-<target>.json``).
 """

@@ -3,6 +3,7 @@
 ::
 
     photoproof sweep BATCH --model lite0 --transforms blur,jpeg --levels 6 --seed 0
+    photoproof sweep FACES --model centerface --transforms blur,jpeg,resolution --levels 4   # a face batch
 """
 
 from __future__ import annotations
@@ -51,8 +52,67 @@ def _clean_table(out: Path, batch: Path, input_size: int) -> None:
     console.print(table)
 
 
-def register(app: typer.Typer, resolve_model: Callable[[str, Path | None], Path]) -> None:
-    """Add ``sweep`` to ``app``; ``resolve_model(name_or_file, batch_dir)`` gives the .onnx path."""
+def _is_face_batch(batch: Path) -> bool:
+    from contracts.manifest import is_face_batch, load_batch
+
+    return is_face_batch(load_batch(batch))
+
+
+def _refuse_detector(batch: Path, model_path: Path) -> None:
+    """A face detector on a classifier batch measures nothing: one line."""
+    from capture.facetarget import is_detector_file
+
+    if is_detector_file(model_path):
+        raise UserError(f"--model {model_path.name}: a face detector; {batch} is a classifier batch: give a classifier")
+
+
+def _face_sweep(
+    batch: Path,
+    model: str | None,
+    flags: ModelFlags,
+    names: list[str],
+    levels: int,
+    seed: int,
+    resolve_model: Callable[[str, Path | None], Path],
+    face_notes: Callable[[Path], list[str]] | None,
+) -> None:
+    """``photoproof sweep`` on a face batch (``craft --source mtcnn``): a face detector target (sweep.faces)."""
+    from contracts.facesweep import read_face_sweep
+    from sweep.faces import run_face_sweep
+
+    if model is None:
+        raise UserError(
+            f"--model: {batch} is a face batch; sweep it with a face detector target: --model centerface, yunet or "
+            "FILE.onnx (its source mtcnn is the white-box torch model)"
+        )
+    from contracts.detection import DETECTORS
+
+    if Path(model).suffix.lower() != ".onnx" and not Path(model).exists() and model not in DETECTORS:
+        raise UserError(
+            f"--model {model}: not a face detector; {batch} is a face batch: give centerface, yunet or FILE.onnx"
+        )
+    if flags.overrides or flags.labels is not None or flags.label_map is not None:
+        raise UserError(
+            "--labels, --label-map and the preprocessing flags describe classifiers; a face detector brings its own "
+            "spec (docs/detectors.md)"
+        )
+    model_path = resolve_model(model, batch)
+    console.print(f"face sweep of [bold]{escape(model_path.name)}[/] on {len(names)} transform(s), {levels} levels")
+    out = run_face_sweep(batch, model_path, names, steps=levels, seed=seed)
+    console.print(f"wrote [bold]{escape(str(out))}[/]; 'photoproof report {escape(str(batch))}' tables it")
+    swept = read_face_sweep(out).target
+    for line in face_notes(batch) if face_notes is not None else []:
+        if line.startswith(f"stability baseline, {swept} "):  # this target's lines (analysis.faces_sweep's wording)
+            console.print(escape(line), soft_wrap=True)
+
+
+def register(
+    app: typer.Typer,
+    resolve_model: Callable[[str, Path | None], Path],
+    face_notes: Callable[[Path], list[str]] | None = None,
+) -> None:
+    """Add ``sweep`` to ``app``; ``resolve_model(name_or_file, batch_dir)`` gives the .onnx path; ``face_notes(batch)``
+    the face sweep's stability lines (from analysis, which this room does not import)."""
 
     @app.command("sweep")
     @model_options(label_map=True)
@@ -75,7 +135,9 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Path | None], Path]
         flags: ModelFlags,
     ) -> None:
         """Apply each artificial transform on its own, at increasing strength, to the digital clean and
-        adversarial images; record the model's top-5 in BATCH/sweep.json (Kurakin et al. 2016, sec. 4)."""
+        adversarial images; record the model's top-5 in BATCH/sweep.json (Kurakin et al. 2016, sec. 4).
+        On a face batch, give a face detector --model (centerface, yunet, FILE.onnx): the faces it finds go
+        into BATCH/sweep-faces-NAME.json, with the stability baseline (±ε noise, resampling)."""
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         from capture.classify import OnnxClassifier
@@ -84,7 +146,11 @@ def register(app: typer.Typer, resolve_model: Callable[[str, Path | None], Path]
 
         levels = renamed(levels, steps, "--steps", "--levels")
         names = check_transforms(transforms.split(",") if transforms else None)
+        if _is_face_batch(batch):
+            _face_sweep(batch, model, flags, names, levels, seed, resolve_model, face_notes)
+            return
         model_path = resolve_model(model or _default_model(batch), batch)
+        _refuse_detector(batch, model_path)
         lmap = read_label_map(flags.label_map) if flags.label_map is not None else None
         labels = read_label_file(flags.labels) if flags.labels else None
         clf = OnnxClassifier(model_path, class_names=labels, overrides=flags.overrides)

@@ -166,6 +166,11 @@ def _neutral_params(**kw: Any) -> ch.ChannelParams:
     return ch.ChannelParams(**{**base, **kw}, noise_seed=0)
 
 
+def perspective_matrix(strength: float, axis_deg: float, size: int) -> np.ndarray:
+    """The homography of ``perspective`` at ``strength`` (tilt in degrees) about ``axis_deg`` on a ``size`` image."""
+    return ch.tile_homography(_neutral_params(tilt_deg=strength, tilt_axis_deg=axis_deg), size, _TILE_PROFILE)
+
+
 def apply_transform(
     name: str,
     strength: float,
@@ -207,7 +212,7 @@ def apply_transform(
         return camera.apply_jpeg(img, int(round(strength)), bgr=False)[0]
     if name == "perspective":
         size = img.shape[0]
-        H = ch.tile_homography(_neutral_params(tilt_deg=strength, tilt_axis_deg=axis_deg), size, _TILE_PROFILE)
+        H = perspective_matrix(strength, axis_deg, size)
         return cv2.warpPerspective(
             img,
             H,

@@ -37,7 +37,7 @@ def stickered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from printouts.sheets import print_batch
 
     out = tmp_path_factory.mktemp("sticker") / "batch"
-    craft_face_patch(out, lfw_faces(0, 2), FacePatchSettings(steps=3, patch_px=24), seed=0)
+    craft_face_patch(out, lfw_faces(0, 2), FacePatchSettings(steps=3, patch_px=24, place="box"), seed=0)
     print_batch(out, patch_mm=50.0)
     prepare_onnx(get_detector("centerface"), model_path(out, "centerface"))
     return out

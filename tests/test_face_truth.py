@@ -94,7 +94,7 @@ def test_the_sticker_is_placed_by_the_largest_labelled_face(tmp_path: Path) -> N
     from craft.detectors.facepatch import FacePatchSettings, face_placement
     from craft.detectors.patchbatch import craft_face_patch
 
-    s = FacePatchSettings(steps=2, patch_px=16)
+    s = FacePatchSettings(steps=2, patch_px=16, place="box")
     truth = read_face_truth(LABELS)
     batch = craft_face_patch(tmp_path, lfw_faces(0, 2), s, truth=truth, candidates=photo_candidates("samples"))
     labels = json.loads(LABELS.read_text())["faces"]

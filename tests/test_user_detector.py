@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -88,12 +89,14 @@ def test_the_sticker_is_optimised_on_it(tmp_path: Path, det: UserDetector) -> No
     from craft.detectors.facepatch import FacePatchSettings
     from craft.detectors.patchbatch import craft_face_patch
 
-    s = FacePatchSettings(side_frac=0.6, steps=8, patch_px=32)
+    s = FacePatchSettings(side_frac=0.6, steps=8, patch_px=32, place="box")  # it gives no landmarks
     batch = craft_face_patch(tmp_path, lfw_faces(0, 2), s, seed=0, mtcnn=det)
     meta = json.loads(next((tmp_path / "patches").glob("*.json")).read_text())
     assert len(batch.items) == 2 and batch.models[0].name == REF and meta["losses"][-1] < meta["losses"][0]
     for it in batch.items:
         assert REF in it.adv.boxes and it.params["patch"]["placement"]["side"] > 0
+    with pytest.raises(ValueError, match="gives no landmarks.*--patch-place box"):  # asked for by the eyes: refused
+        craft_face_patch(tmp_path / "lm", lfw_faces(0, 2), replace(s, place="landmarks"), seed=0, mtcnn=det)
 
 
 def _one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str], *needles: str) -> None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from channel.controls import sign_noise as noise_u8
 from contracts.detection import Detections, found
 from craft.attacks.base import Attack
 from craft.detectors.mtcnn import MTCNN
@@ -47,9 +48,11 @@ def to_tensor(rgb: np.ndarray) -> torch.Tensor:
 
 
 def sign_noise(x: torch.Tensor, eps: float, gen: torch.Generator) -> torch.Tensor:
-    """The control: every pixel moved by ``±ε`` at random (the budget spent with no gradient), clipped to 0..255."""
-    signs = torch.randint(0, 2, x.shape, generator=gen).to(x) * 2 - 1
-    return (x + eps * signs).clamp(0, 255)
+    """The control: every pixel moved by ``±ε`` at random (the budget spent with no gradient), clipped to 0..255
+    (:func:`channel.controls.sign_noise`, which the face sweep's control uses too; its seed drawn from ``gen``)."""
+    rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
+    out = [noise_u8(im.permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy(), eps, rng) for im in x]
+    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).to(x)
 
 
 def hide_faces(

@@ -3,8 +3,9 @@
 One universal sticker is optimised over every photo's largest face
 (:mod:`craft.detectors.facepatch`), written as ``patches/<name>.png`` with its record
 ``patches/<name>.json``; each photo with a face becomes an item whose adversarial PNG
-is the clean PNG with the sticker pasted by its face's box, recorded in
-``params.patch`` (``path``, ``sha256``, ``placement``) as a classifier patch item's is,
+is the clean PNG with the sticker pasted by its face's box or landmarks, recorded in
+``params.patch`` (``path``, ``sha256``, ``placement``, ``place`` and, by landmarks, the
+five ``landmarks``; :mod:`contracts.facesticker` reads them) as a classifier patch item's is,
 so ``photoproof print --patch-mm`` prints the sticker on a card of its own. Items
 have ``eps`` 255 (inside the sticker the change is unbounded) and the truth faces of
 the vanishing attack's items. A re-run whose sticker PNG matches its record skips the
@@ -25,13 +26,14 @@ import numpy as np
 import torch
 
 from contracts.batchdir import MANIFEST, image_rel, patch_rel
+from contracts.detection import Detections, iou_matrix
 from contracts.facetruth import FaceTruth
 from contracts.images import read_png_array
 from contracts.manifest import Batch, Item, SourceImage, Truth, load_batch, save_batch
 from contracts.paths import atomic_write_bytes, resolve_inside, sha256_file
 from craft.attacks.eot import EOT
 from craft.attacks.patch import Placement, paste_uint8
-from craft.detectors.facepatch import FacePatchSettings, area_of_face, face_placement, fit_face_patch, largest_face
+from craft.detectors.facepatch import FacePatchSettings, area_of_face, face_placement, fit_face_patch, largest_index
 from craft.detectors.facepatch import to_uint8 as patch_uint8
 from craft.detectors.job import FACE, _check_resume, _png, _save, photo_truth, source_record, square, truth_names
 from craft.detectors.mtcnn import MTCNN
@@ -44,8 +46,29 @@ PATCH_EPS = 255.0
 
 
 def sticker_name(eot: bool, s: FacePatchSettings) -> str:
-    """``patch[-eot]-face-<shape>-s<side %>``, e.g. ``patch-eot-face-square-s50``."""
-    return f"patch{'-eot' if eot else ''}-face-{s.shape}-s{round(100 * s.side_frac)}"
+    """``patch[-eot]-face-<shape>-s<side %>[-lm]``, e.g. ``patch-eot-face-square-s50`` (``-lm``: by landmarks)."""
+    lm = "-lm" if s.place == "landmarks" else ""
+    return f"patch{'-eot' if eot else ''}-face-{s.shape}-s{round(100 * s.side_frac)}{lm}"
+
+
+def sticker_record(pl: Placement, s: FacePatchSettings, landmarks: np.ndarray | None) -> dict[str, Any]:
+    """``params.patch``'s placement part: the placement, how it was found and, by landmarks, the five points used
+    (``[[x, y], ...]``: eyes, nose, mouth corners; read by :func:`contracts.facesticker.sticker_of`)."""
+    out: dict[str, Any] = {"placement": pl.to_dict(), "place": s.place}
+    if s.place == "landmarks" and landmarks is not None:
+        out["landmarks"] = [[round(float(x), 1), round(float(y), 1)] for x, y in np.reshape(landmarks, (5, 2))]
+    return out
+
+
+def face_landmarks(seen: Detections, box: np.ndarray) -> np.ndarray | None:
+    """The landmarks of the source's detection that best overlaps the truth ``box`` (IoU at least 0.5; the same box
+    when the truth is the source's own), or None when the source gives none (a labels file's face it missed, or a
+    source without landmarks)."""
+    if seen.landmarks is None or not len(seen.boxes):
+        return None
+    iou = iou_matrix(np.asarray(box, np.float64).reshape(1, 4), np.asarray(seen.boxes, np.float64).reshape(-1, 4))[0]
+    k = int(np.argmax(iou))
+    return np.asarray(seen.landmarks[k], np.float64) if iou[k] >= 0.5 else None
 
 
 def _detect(det: FaceSource, rgb: np.ndarray) -> Any:
@@ -81,16 +104,25 @@ def craft_face_patch(
         _check_resume(batch, config, out)
     else:
         batch = Batch(uuid.uuid4().hex[:12], config, [record])
-    faces = []
+    faces, unplaced = [], 0
     for ph in photos:
         rec, clean = _save(out, image_rel(f"{ph.key}-clean.png"), square(ph.rgb))
         seen, truth_dets, truth_src = photo_truth(det, ph, clean, truth, names)
         rec.boxes = {src: seen.to_json()}
-        box = largest_face(truth_dets.boxes)
-        if box is None:
+        k = largest_index(truth_dets.boxes)
+        if k is None:
             log.info("%s: no truth face (%s); no sticker item", ph.key, truth_src)
             continue
-        faces.append((ph, rec, clean, truth_dets, box, truth_src))
+        box = np.asarray(truth_dets.boxes, np.float64).reshape(-1, 4)[k]
+        marks = face_landmarks(seen, box)
+        if settings.place == "landmarks" and marks is None:
+            log.info("%s: %s gives no landmarks for the truth face; no sticker item", ph.key, src)
+            unplaced += 1
+            continue
+        faces.append((ph, rec, clean, truth_dets, box, truth_src, marks))
+    if not faces and unplaced:
+        raise ValueError(f"{src} gives no landmarks for the truth faces of {unplaced} photo(s): place the sticker by "
+                         "the face's box instead (--patch-place box)")  # fmt: skip
     if not faces:
         raise ValueError(f"no photo has a truth face ({'the labels file' if truth else src}): nothing to put the "
                          "sticker on")  # fmt: skip
@@ -103,7 +135,7 @@ def craft_face_patch(
         log.info("sticker %s: already optimised", name)
     else:
         patch, losses = fit_face_patch(det, [f[2] for f in faces], [f[4] for f in faces], settings, seed=seed,
-                                       eot=eot, on_step=tick)  # fmt: skip
+                                       eot=eot, on_step=tick, landmarks=[f[6] for f in faces])  # fmt: skip
         png.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(png, _png(patch_uint8(patch, settings.shape)))
         record_json = {"name": name, "path": rel_png, "sha256": sha256_file(png), "seed": seed, "kind": "face sticker",
@@ -113,12 +145,12 @@ def craft_face_patch(
     sticker, sha_png = read_png_array(png), sha256_file(png)
     done = {it.id for it in batch.items}
     batch.items = [it for it in batch.items if it.id not in train]  # a new sticker re-records its items
-    for (ph, rec, clean, truth_dets, box, truth_src), iid in zip(faces, train, strict=True):
-        pl = Placement.from_dict(face_placement(box, settings).to_dict())  # what is recorded, so it replays
+    for (ph, rec, clean, truth_dets, box, truth_src, marks), iid in zip(faces, train, strict=True):
+        pl = Placement.from_dict(face_placement(box, settings, None, marks).to_dict())  # as recorded: it replays
         adv_rec, adv = _save(out, image_rel(f"{iid}.png"), paste_uint8(np.array(clean), sticker, settings.shape, pl))
         adv_rec.boxes = {src: _detect(det, adv).to_json()}
         params = {"attack": label, "shape": settings.shape, "face_patch": settings.to_dict(),
-                  "patch": {"path": rel_png, "sha256": sha_png, "placement": pl.to_dict()}}  # fmt: skip
+                  "patch": {"path": rel_png, "sha256": sha_png, **sticker_record(pl, settings, marks)}}  # fmt: skip
         batch.items.append(
             Item(
                 id=iid,

@@ -17,7 +17,7 @@ from contracts.manifest import Batch
 from craft.attacks import UNIVERSAL
 from craft.attacks.eot import EOT
 from craft.config import CraftConfig
-from craft.detectors.facepatch import FacePatchSettings
+from craft.detectors.facepatch import DEFAULT_PLACE, FacePatchSettings
 from craft.detectors.job import craft_faces, truth_names
 from craft.detectors.patchbatch import craft_face_patch
 from craft.detectors.photos import find_face_photos, photo_candidates
@@ -28,9 +28,11 @@ Progress = Callable[[str, int], Callable[[int], None]]  # progress(label, total)
 
 def sticker_settings(cfg: CraftConfig) -> FacePatchSettings:
     """The sticker's settings from ``--patch-area`` (a share of the face box), ``--patch-shape``, ``--steps``,
-    ``--lr``."""
+    ``--lr`` and ``--patch-place`` (default: by MTCNN's landmarks for ``mtcnn``, by the box for a source that
+    gives no landmarks)."""
     side = math.sqrt(cfg.patch_area) if cfg.patch_shape == "square" else 2 * math.sqrt(cfg.patch_area / math.pi)
-    return FacePatchSettings(side_frac=side, shape=cfg.patch_shape, steps=cfg.steps or 100, lr=cfg.lr)
+    place = cfg.patch_place or (DEFAULT_PLACE if cfg.source[0] == "mtcnn" else "box")
+    return FacePatchSettings(side_frac=side, shape=cfg.patch_shape, steps=cfg.steps or 100, lr=cfg.lr, place=place)
 
 
 def craft_face_batch(out: Path, cfg: CraftConfig, progress: Progress | None = None) -> Batch:
