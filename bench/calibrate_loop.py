@@ -21,6 +21,10 @@ judged on the tiles every session saw, paired: the fitted profile's agreement mi
 Run (after crafting, e.g. ``photoproof craft --out B --images tuning --limit 8 --attack bim --eps 16``)::
 
     python bench/calibrate_loop.py --batch B --out /tmp/loop --model lite0 --frames 8
+
+Many tiles cheaply (``bench/calibrate_pool.py`` pools the runs): one batch per ε, each run with its own
+``--seed``, ``--frames-per-view 2`` (a dense layout's close-ups), and ``--phase capture`` then ``--phase fit``
+so that no command runs for more than a few minutes.
 """
 
 from __future__ import annotations
@@ -65,8 +69,11 @@ def tiles(work: Path, session: str) -> dict[tuple[str, str], int]:
     return {k: c.most_common(1)[0][0] for k, c in votes.items()}
 
 
-def drawn(base: ChannelProfile, seed: int) -> ChannelProfile:
-    """``base`` with its printer, blur, noise and framing drawn at random (a camera the preset does not know)."""
+def drawn(base: ChannelProfile, seed: int, tilt: bool = False) -> ChannelProfile:
+    """``base`` with its printer, blur, noise and framing drawn at random (a camera the preset does not know).
+
+    ``tilt``: the sheet's tilt range too, ``[0, T]`` with T drawn from 8-30 deg (after every other draw, so that the
+    rest of a seed's camera stays as it was without it)."""
     rng = np.random.default_rng(seed)
     u = rng.uniform
     pr = replace(
@@ -86,7 +93,24 @@ def drawn(base: ChannelProfile, seed: int) -> ChannelProfile:
         read_noise=(float(u(1e-3, 8e-3)),) * 2,
     )
     fill = float(u(0.72, 0.9))
-    return replace(base, printer=pr, camera=cam, scene=replace(base.scene, sheet_fill=(fill, fill + 0.06)))
+    scene = replace(base.scene, sheet_fill=(fill, fill + 0.06))
+    if tilt:
+        scene = replace(scene, tilt_deg=(0.0, float(u(8.0, 30.0))))
+    return replace(base, printer=pr, camera=cam, scene=scene)
+
+
+def finished(work: Path, session: str) -> bool:
+    """Whether capture ``session`` ran to its end (a session cut short is resumed by ``run_capture``)."""
+    path = work / "captures" / f"{session}.sqlite"
+    if not path.is_file():
+        return False
+    con = sqlite3.connect(path)
+    try:
+        row = con.execute("SELECT stopped FROM sessions WHERE id=?", (session,)).fetchone()
+    except sqlite3.OperationalError:
+        row = None
+    con.close()
+    return bool(row and row[0] is not None)
 
 
 def paired(
@@ -131,9 +155,29 @@ def main() -> None:
     ap.add_argument("--model", default="lite0", help="the target model (zoo name), exported to ONNX")
     ap.add_argument("--preset", default="office-laser-webcam")
     ap.add_argument("--frames", type=int, default=8, help="frames per sheet and session")
+    ap.add_argument(
+        "--frames-per-view",
+        type=int,
+        default=None,
+        help="frames per camera view instead (a dense layout's close-ups: one per pair, one per sheet's strip)",
+    )
     ap.add_argument("--first-jpeg", type=float, default=100.0, help="the real camera's JPEG before the foreign ISP")
     ap.add_argument("--truth-seed", type=int, default=None, help="draw the real camera's channel with this seed")
+    ap.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="the sessions' seeds are SEED+1 (real-1) ... SEED+4 (fitted): runs pooled "
+        "by bench/calibrate_pool.py need different seeds, else their clean tiles are photographed alike",
+    )
+    ap.add_argument("--truth-tilt", action="store_true", help="with --truth-seed, draw the sheet's tilt range too")
     ap.add_argument("--jpeg-quality", type=int, default=None, help="tell calibrate the JPEG quality (default: not)")
+    ap.add_argument(
+        "--phase",
+        choices=("all", "capture", "fit"),
+        default="all",
+        help="capture: only the three sessions that need no fit (each command stays short); fit: the rest",
+    )
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     work = a.out / "work"
@@ -153,19 +197,28 @@ def main() -> None:
     base = load_profile(a.preset)
     real = replace(base, isp=Isp(), camera=replace(base.camera, jpeg_quality=(a.first_jpeg, a.first_jpeg)))
     if a.truth_seed is not None:
-        real = drawn(real, a.truth_seed)
+        real = drawn(real, a.truth_seed, a.truth_tilt)
     frames = a.frames * n_sheets
-    plan = [("real-1", real, True, 1), ("real-2", real, True, 2), ("uncalibrated", base, False, 3)]
+    if a.frames_per_view is not None:
+        frames = a.frames_per_view * len(SimulatedCamera.from_batch(work, base, n_frames=1).groups)
+    plan = [
+        ("real-1", real, True, a.seed + 1),
+        ("real-2", real, True, a.seed + 2),
+        ("uncalibrated", base, False, a.seed + 3),
+    ]
     t0 = time.perf_counter()
     for name, prof, foreign, seed in plan:
-        if not (work / "captures" / f"{name}.sqlite").is_file():
+        if a.phase != "fit" and not finished(work, name):
             sim = SimulatedCamera.from_batch(work, prof, seed=seed, n_frames=frames)
             cam = ForeignCamera(sim) if foreign else sim
             run_capture(work, model, cam, frames=frames, session_id=name, save_crops=False)
+            log.info("%s: %.0f s so far", name, time.perf_counter() - t0)
+    if a.phase == "capture":
+        return
     fitted_path = a.out / "fitted.toml"
     res = calibrate(work, "real-2", fitted_path, base=a.preset, jpeg_quality=a.jpeg_quality)
-    if not (work / "captures" / "fitted.sqlite").is_file():
-        cam = SimulatedCamera.from_batch(work, load_profile(str(fitted_path)), seed=4, n_frames=frames)
+    if not finished(work, "fitted"):
+        cam = SimulatedCamera.from_batch(work, load_profile(str(fitted_path)), seed=a.seed + 4, n_frames=frames)
         run_capture(work, model, cam, frames=frames, session_id="fitted", save_crops=False)
     items = load_batch(work).items
     labels = {it.id: it.label.index for it in items}

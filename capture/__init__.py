@@ -9,7 +9,8 @@ Torch-free by design: a capture station needs numpy, OpenCV and onnxruntime only
   ``crops``: the tiles cut out and judged; ``local``: a dense sheet's pairs through their own
   markers; ``hits``: what it yields; ``qr``: sheet identity from QR codes; ``scale``:
   the printed-scale check; ``quality``: tile metrics and gates; ``strip``: the
-  calibration strip measured during capture);
+  calibration strip measured during capture); ``jpegquality``: the frames' JPEG quality (file tables, 8x8 DCT
+  lattice), recorded with the strip for calibrate;
 - ``faces``: the ONNX face detectors (CenterFace, YuNet): preprocessing, decoding, NMS;
   ``facetarget``: a face detector in the classifier's place in the capture loop (a face batch's target);
 - ``classify``: the ONNX classifier and its execution provider; ``cachedir``: its private

@@ -225,7 +225,7 @@ class CameraLoop:
                         watchdog.start()
                 now = time.monotonic() - t0
                 idx = first_idx + self.n
-                hits, crops, cut = self._step(frame.image, frame.index, idx, t_offset + now, stop)
+                hits, crops, cut = self._step(frame.image, frame.index, idx, t_offset + now, stop, frame.jpeg_quality)
                 if render and not self._draw(frame.image, hits, crops, cut, now, window):
                     why = WINDOW_CLOSED
                     break
@@ -252,7 +252,7 @@ class CameraLoop:
         return why
 
     def _step(
-        self, image: np.ndarray, index: int, idx: int, t: float, stop: threading.Event
+        self, image: np.ndarray, index: int, idx: int, t: float, stop: threading.Event, jpeg_quality: int | None = None
     ) -> tuple[list[SheetHit], list[TileCrop], bool]:
         """Detect, record the frame, cut its tiles and hand them over; return the hits, the crops and whether cut."""
         self._warn_resolution(image.shape)
@@ -260,7 +260,7 @@ class CameraLoop:
         self.coverage.saw(h.sheet.sheet_id for h in hits)
         self._note_unresolved()
         self.recorder.add_frame(idx, t, [h.sheet.sheet_id for h in hits])
-        self.strip.offer(self.recorder, idx, image, hits)  # calibration strip, for 'photoproof calibrate'
+        self.strip.offer(self.recorder, idx, image, hits, jpeg_quality)  # calibration strip, for 'photoproof calibrate'
         # With a live source, cut tiles only when the classifier will want them within
         # about two frames; earlier crops would only be superseded. Outline them anyway.
         cut = bool(hits) and (not self.source.live or self.worker.ready_within(2.0 / max(self.fps(), 5.0)))

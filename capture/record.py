@@ -260,6 +260,15 @@ class Recorder:
                     )
             self._dirty = True
 
+    def add_jpeg(self, frame_idx: int, lo: int | None, hi: int | None, method: str) -> None:
+        """The frame's JPEG quality (``capture.jpegquality``): the range of IJG qualities that fit, read from the
+        file's tables or estimated from the pixels (None, None: no JPEG trace found)."""
+        with self._writing():
+            self.con.execute(
+                "INSERT OR REPLACE INTO jpeg VALUES (?,?,?,?,?)", (self.session_id, frame_idx, lo, hi, method)
+            )
+            self._dirty = True
+
     # -- scene mode (added for capture --scene) --------------------------------
     def add_scene(
         self,

@@ -19,9 +19,9 @@ the scene and the camera; every module here reads it.
 - ``calibrate``: fits a profile to the calibration strip measured in a capture and writes it;
   ``calibrate_fit``: the printer's tone and colour and the camera's noise fitted to the strip's patches;
   ``calibrate_isp``: what it fits beyond the printer (the camera's ISP) and its checks of the strip;
-  ``calibrate_framing``: the framing the session's tiles were seen at, against the region each frame framed;
   ``calibrate_edges``: blur and sharpening from the edges' spread functions (ISO 12233 slanted edge);
-  ``calibrate_framing``: how the session framed the sheets (the ``sheet_fill`` range it writes);
+  ``calibrate_framing``: the sheet fill and tilt under which the simulated camera frames tiles as the session saw
+  them; ``calibrate_jpeg``: the JPEG quality capture read or estimated;
   ``cli``: ``photoproof calibrate``; ``search``: the one-dimensional searches the fits use;
 - ``threads``: OpenCV's own threads while the simulated camera renders frames on its thread pool;
 - ``twin``: the differentiable torch/kornia twin that EOT samples from;

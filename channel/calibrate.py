@@ -1,16 +1,16 @@
 """Calibration from the strip seen in a capture: measure it while capturing, fit a profile afterwards.
 
 **Measure** (:mod:`capture.sheets.strip`, following :mod:`contracts.strip`: :func:`measure_hits`, called by the capture
-loop every ``PATCH_EVERY``-th
-frame): for every detected sheet, the mean and standard deviation of each grey and
-colour patch over the central half of the patch (raw frame pixels, a plane removed,
-no resampling), and the Gaussian blur sigma of the sheet's black-to-white edges from an
-edge-spread-function fit (the slanted-edge idea of ISO 12233) in frame pixels.
-Rows go to the ``patches`` and ``blur`` tables (``contracts.capturedb``).
+loop on a frame with the whole strip in view, at most every ``PATCH_EVERY``-th frame): for every detected sheet,
+the mean and standard deviation of each grey and colour patch over the central half of the patch (raw frame
+pixels, a plane removed, no resampling), and the Gaussian blur sigma of the sheet's black-to-white edges from an
+edge-spread-function fit (the slanted-edge idea of ISO 12233) in frame pixels. Rows go to the ``patches`` and
+``blur`` tables (``contracts.capturedb``); the first frames' JPEG quality to ``jpeg`` (``capture.jpegquality``).
 
 **Fit** (:func:`calibrate`, ``photoproof calibrate``): the printer's tone curve and the
 colour transform from the patch means, the camera's defocus from the edge sigmas and its
-noise from the patch spreads (EMVA 1288 linear model), written as a channel-profile TOML
+noise from the patch spreads (EMVA 1288 linear model), the JPEG quality (``channel.calibrate_jpeg``) and the
+framing the tiles were seen at (``channel.calibrate_framing``), written as a channel-profile TOML
 (``docs/channel-profile.md``). The fits are in ``channel.calibrate_fit``, with the forward models of
 ``channel.model``.
 """
@@ -27,8 +27,9 @@ import numpy as np
 
 from channel.calibrate_edges import SIGMAS, EdgeFit, fit_edges, load_esf
 from channel.calibrate_fit import SIM_SIGMA0_PX, Fit, fit_all, fit_noise, load_groups
-from channel.calibrate_framing import fit_framing
+from channel.calibrate_framing import FramingFit, fit_framing
 from channel.calibrate_isp import IspFit, check_strip, fit_isp, physical_fit_ok, static_table
+from channel.calibrate_jpeg import JpegFit, load_jpeg
 from channel.model import illuminant_rgb, reference_cct
 from contracts.batchdir import capture_db, capture_dbs, captures_dir, check_session_name
 from contracts.capturedb import open_db_readonly
@@ -54,11 +55,11 @@ def profile_notes(
     base: ChannelProfile,
     fit: Fit,
     isp: IspFit,
-    framing: tuple[tuple[float, float], int] | None,
+    framing: FramingFit | None,
     views: str,
     gamma: float,
     quality: int,
-    quality_given: bool,
+    jpeg: JpegFit | None,
 ) -> dict[str, str]:
     """A comment for every key of the fitted profile: measured, estimated (from what), assumed, or from the base."""
     notes = {
@@ -106,14 +107,7 @@ def profile_notes(
             "camera.gamma": "assumed (--camera-gamma), not measured: it trades off against the tone curves",
         }
     )
-    if framing is not None:
-        notes["scene.sheet_fill"] = (
-            f"measured: 5-95 % of the fill implied by {framing[1]} tiles' size in pixels, each against the region "
-            "its frame framed (the sheet, or on a dense sheet one pair or the strip's row)"
-        )
-    notes["scene.tilt_deg"] = (
-        f"from base profile {base.name}: the tiles' viewing angle mixes tilt with their place in the frame"
-    )
+    notes.update(framing_notes(framing, base.name))
     if fit.defocus is not None:
         notes["camera.defocus_sigma_px"] = (
             f"estimated: 10-90 % of the edge blur of {fit.n_blur} views, less the simulator's own "
@@ -128,12 +122,31 @@ def profile_notes(
         )
         notes["camera.read_noise"] = "estimated with shot_noise (weakly identifiable unless it dominates dark patches)"
     notes["camera.jpeg_quality"] = (
-        "assumed (--jpeg-quality), not measured: the noise was fitted through it"
-        if quality_given
-        else f"from base profile {base.name}, not measured by the strip; the noise was fitted through JPEG at {quality}"
+        jpeg.note
+        if jpeg is not None
+        else f"from base profile {base.name}: not determined (no JPEG tables reached capture and the frames show no "
+        f"8x8 quantisation lattice); the noise was fitted through JPEG at {quality}"
     )
     notes.update(isp.notes(views))
     return notes
+
+
+def framing_notes(framing: FramingFit | None, base: str) -> dict[str, str]:
+    """Comments for the framing keys (:mod:`channel.calibrate_framing`)."""
+    if framing is None:
+        why = f"from base profile {base}: too few tile observations to fit the framing"
+        return {"scene.sheet_fill": why, "scene.tilt_deg": why}
+    framed = "a dense sheet pair by pair" if framing.close_up else "whole sheets"
+    how = (
+        f"measured: the simulated camera's framing ({framed}) fitted to the 5-95 % quantiles of {framing.n} tile "
+        f"observations' side in pixels and viewing angle (rms {100 * framing.rms_px:.1f} % and "
+        f"{framing.rms_deg:.1f} deg)"
+    )
+    return {
+        "scene.sheet_fill": how,
+        "scene.tilt_deg": f"{how}; the angle includes capture's error in it (a 78 deg lens is assumed)",
+        "scene.rotation_deg": f"from base profile {base}: capture records no in-plane angle",
+    }
 
 
 def edge_notes(edges: EdgeFit | None, quality: int) -> dict[str, str]:
@@ -168,6 +181,8 @@ class Calibration:
     base: ChannelProfile
     notes: dict[str, str]
     edges: EdgeFit | None = None
+    framing: FramingFit | None = None
+    jpeg: JpegFit | None = None
 
 
 def _session_db(batch_dir: Path, session: str) -> Path:
@@ -193,8 +208,9 @@ def calibrate(
 
     Keys the strip cannot measure come from the ``base`` profile; every key carries a
     comment saying which it is. ``camera_gamma`` (default: the base's) is assumed, not
-    fitted; so is ``jpeg_quality`` (default: the middle of the base's range), through
-    which the noise is fitted and which is written when given.
+    fitted. ``jpeg_quality``, when given, is assumed (the noise is fitted through it); else it is read from the
+    frames' JPEG tables or estimated from their 8x8 DCT lattice (``channel.calibrate_jpeg``), else the middle of
+    the base's range is used and the base's range written.
     """
     batch_dir, out = Path(batch_dir), Path(out)
     if out.suffix.lower() != ".toml":
@@ -205,7 +221,6 @@ def calibrate(
         raise UserError(f"--camera-gamma {gamma}: expected 1.0..3.0 (2.2 for an sRGB camera)")
     if jpeg_quality is not None and not 1 <= jpeg_quality <= 100:
         raise UserError(f"--jpeg-quality {jpeg_quality}: expected 1..100")
-    quality = int(jpeg_quality if jpeg_quality is not None else round(sum(base_prof.camera.jpeg_quality) / 2))
     layout = load_layout(batch_dir)
     con = open_db_readonly(_session_db(batch_dir, session))
     try:
@@ -216,10 +231,13 @@ def calibrate(
         batch_id = con.execute("SELECT value FROM meta WHERE key='batch_id'").fetchone()
         sizes = [(w, h) for _, w, h in blur]
         width, height = max(set(sizes), key=sizes.count) if sizes else (base_prof.camera.width, base_prof.camera.height)
-        framing = fit_framing(con, sid, layout, (int(width), int(height)))
+        framed = replace(base_prof, camera=replace(base_prof.camera, width=int(width), height=int(height)))
+        framing = fit_framing(con, sid, layout, framed)
         esf = load_esf(con, sid)
+        jpeg = load_jpeg(con, sid) if jpeg_quality is None else JpegFit.given(jpeg_quality)
     finally:
         con.close()
+    quality = jpeg.quality if jpeg is not None else int(round(sum(base_prof.camera.jpeg_quality) / 2))
     cct = reference_cct(base_prof)
     gains = 1.0 / illuminant_rgb(cct)
     try:
@@ -261,14 +279,14 @@ def calibrate(
         base_prof.scene, illuminance=_r2(fit.illuminance, 4), colour_temperature_k=(round(cct, 1), round(cct, 1))
     )
     if framing is not None:
-        sc = replace(sc, sheet_fill=_r2(framing[0], 3))
+        sc = replace(sc, sheet_fill=framing.sheet_fill, tilt_deg=framing.tilt_deg)
     cam = replace(
         base_prof.camera,
         width=int(width),
         height=int(height),
         exposure=(1.0, 1.0),
         gamma=gamma,
-        jpeg_quality=(float(quality),) * 2 if jpeg_quality is not None else base_prof.camera.jpeg_quality,
+        jpeg_quality=jpeg.range if jpeg is not None else base_prof.camera.jpeg_quality,
         white_balance_error=(-round(fit.wb_error, 4), round(fit.wb_error, 4)),
     )
     if edges is not None:
@@ -284,7 +302,7 @@ def calibrate(
         out.stem, f"calibrated from capture session {sid} of batch {name}", pr, sc, cam, isp_fit.isp
     )
     views = f"{fit.n_groups} strip views in {fit.n_frames} frames"
-    notes = profile_notes(profile, base_prof, fit, isp_fit, framing, views, gamma, quality, jpeg_quality is not None)
+    notes = profile_notes(profile, base_prof, fit, isp_fit, framing, views, gamma, quality, jpeg)
     notes.update(edge_notes(edges, quality))
     header = [
         f"Photoproof channel profile calibrated from capture session {sid} of batch {name}",
@@ -292,4 +310,4 @@ def calibrate(
     ]
     write_profile(out, profile, header, notes)
     log.info("wrote %s from %s", out, views)
-    return Calibration(out, profile, fit, sid, isp_fit, base_prof, notes, edges)
+    return Calibration(out, profile, fit, sid, isp_fit, base_prof, notes, edges, framing, jpeg)

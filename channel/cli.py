@@ -105,8 +105,8 @@ def register(app: typer.Typer) -> None:
         jpeg_quality: int | None = typer.Option(
             None,
             "--jpeg-quality",
-            help="The camera's JPEG quality, if known; the noise is fitted through it (default: the middle of the "
-            "base's range).",
+            help="The camera's JPEG quality, if known; the noise is fitted through it (default: read from the "
+            "photos' JPEG tables, or estimated from the frames' 8x8 blocks, else the middle of the base's range).",
         ),
     ) -> None:
         """Fit a channel profile (printer, the camera's ISP, blur, noise, framing) to the strip seen in a capture."""

@@ -19,6 +19,10 @@ One database per capture session, in WAL mode. Tables:
   from which calibrate fits blur and sharpening.
 - ``patch_noise`` (added with ``esf``): each patch's luma std on means of ``bin_px`` x ``bin_px`` pixels,
   the noise at about the scale a tile is classified at.
+- ``jpeg`` (added for calibrate's JPEG quality; older databases lack it): the JPEG quality of the first few
+  measured frames, as the range of IJG qualities that fit (``capture.jpegquality``): ``method`` "tables" when
+  read from the frame's JPEG file, "pixels" when estimated from the decoded frame's 8x8 DCT lattice (NULL: none
+  found).
 - ``scene_observations`` (added for ``capture --scene``, :mod:`capture.scene`): one
   row per frame: the classified view ``[x, y, w, h]`` (frame pixels), the object's
   true class when given (``label``), the adversarial patch card seen (``patch``,
@@ -178,6 +182,14 @@ CREATE TABLE IF NOT EXISTS patch_noise (
     bin_px INTEGER NOT NULL,
     std_y REAL NOT NULL,
     PRIMARY KEY (session_id, frame_idx, sheet_id, patch)
+);
+CREATE TABLE IF NOT EXISTS jpeg (
+    session_id TEXT NOT NULL,
+    frame_idx INTEGER NOT NULL,
+    quality_lo INTEGER,
+    quality_hi INTEGER,
+    method TEXT NOT NULL CHECK (method IN ('tables', 'pixels')),
+    PRIMARY KEY (session_id, frame_idx)
 );
 CREATE TABLE IF NOT EXISTS esf (
     session_id TEXT NOT NULL,

@@ -27,12 +27,15 @@ class Frame:
         t: seconds since the source opened (monotonic clock, or the video's timestamp).
         image: ``H x W x 3`` uint8, **BGR** (OpenCV convention).
         truth: ground truth for simulated frames (e.g. ``{"sheets": [{"page": 1, "H_mm_to_px": 3x3}]}``), else ``None``.
+        jpeg_quality: the IJG quality read from the frame's JPEG file's quantisation tables, when the source
+            decoded a JPEG file (a photo, a phone's upload); ``None`` otherwise (``capture.jpegquality``).
     """
 
     index: int
     t: float
     image: np.ndarray
     truth: dict[str, Any] | None = field(default=None)
+    jpeg_quality: int | None = None
 
 
 @dataclass

@@ -178,7 +178,8 @@ def test_profile_comments_say_what_was_estimated(captured: Captured) -> None:
     assert note["defocus_sigma_px"].startswith("# estimated") and note["shot_noise"].startswith("# estimated")
     assert note["jpeg_quality"].startswith("# assumed (--jpeg-quality)")
     assert note["dpi"] == "# from base profile office-laser-webcam (not measured by calibrate)"
-    assert "viewing angle mixes tilt" in note["tilt_deg"] and note["sheet_fill"].startswith("# measured")
+    assert note["tilt_deg"].startswith("# measured: the simulated camera's framing (whole sheets)")
+    assert note["sheet_fill"].startswith("# measured") and note["jpeg_quality"].startswith("# assumed")
     assert note["tone_g"].startswith("# does nothing: the strip shows no camera processing")
     assert "assumed" in note["gamma"]
 

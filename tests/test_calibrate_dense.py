@@ -48,7 +48,7 @@ def test_the_fitted_framing_is_the_close_ups_fill_not_the_whole_sheets(fitted: t
     # the preset's (0.8, 0.95), less what the simulated camera takes off to keep a tilted pair's markers in the
     # frame, from four close-ups (40 frames, 8 per view): the whole sheet's fill was 1.9 to 2.4
     assert (lo, hi) == pytest.approx(load_profile(PRESET).scene.sheet_fill, abs=0.15) and hi < 1.0, (lo, hi)
-    assert "each against the region its frame framed" in out.read_text()
+    assert "measured: the simulated camera's framing (a dense sheet pair by pair)" in out.read_text()
 
 
 def test_the_fitted_profile_frames_the_dense_sheet_pair_by_pair_again(fitted: tuple[Path, Path]) -> None:

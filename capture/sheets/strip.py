@@ -21,6 +21,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from capture.jpegquality import quality_from_pixels
 from capture.sheets.detect import SheetHit
 from contracts.layout import Patch, Sheet
 from contracts.strip import (
@@ -37,6 +38,8 @@ from contracts.strip import (
     fit_esf,
     fit_esf_params,
 )
+
+JPEG_FRAMES = 8  # measured frames whose JPEG quality is recorded (a camera keeps its quality through a session)
 
 log = logging.getLogger(__name__)
 
@@ -331,10 +334,17 @@ class StripMeter:
 
     def __init__(self, marker_mm: float, every: int = PATCH_EVERY) -> None:
         self.marker_mm, self.every, self.last, self.last_strip = marker_mm, every, -every, -every
+        self.jpeg_frames = 0
         self.edges: dict[str, list[Edge]] = {}
 
-    def offer(self, recorder: Any, idx: int, frame_bgr: np.ndarray, hits: list[SheetHit]) -> None:
-        """Measure and record (``recorder.add_patches``) when due; cheap otherwise."""
+    def offer(
+        self, recorder: Any, idx: int, frame_bgr: np.ndarray, hits: list[SheetHit], jpeg_quality: int | None = None
+    ) -> None:
+        """Measure and record (``recorder.add_patches``) when due; cheap otherwise.
+
+        The frame's JPEG quality too (``recorder.add_jpeg``), on the first ``JPEG_FRAMES`` measured frames: read
+        from the file's tables (``jpeg_quality``, given by the source), else estimated from the decoded pixels.
+        """
         if not hits or (idx - self.last < self.every and idx - self.last_strip < self.every):
             return
         strip = any(strip_in_view(frame_bgr.shape, h) for h in hits)
@@ -345,3 +355,10 @@ class StripMeter:
         else:
             return
         recorder.add_patches(idx, measure_hits(frame_bgr, hits, self.marker_mm, self.edges))
+        if self.jpeg_frames < JPEG_FRAMES:
+            self.jpeg_frames += 1
+            if jpeg_quality is not None:
+                recorder.add_jpeg(idx, jpeg_quality, jpeg_quality, "tables")
+            else:
+                found = quality_from_pixels(frame_bgr)
+                recorder.add_jpeg(idx, *(found or (None, None)), "pixels")

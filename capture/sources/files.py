@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from capture.jpegquality import quality_from_file
 from contracts.errors import UserError
 from contracts.frames import Frame, FrameSource
 from contracts.imageio import UNREADABLE, open_rgb8
@@ -63,7 +64,8 @@ class PhotoSource(FrameSource):
                 if image is None:
                     continue
                 any_read = True
-                yield Frame(index=index, t=time.monotonic() - self._t0, image=image)
+                quality = quality_from_file(path) if path.suffix.lower() in (".jpg", ".jpeg") else None
+                yield Frame(index=index, t=time.monotonic() - self._t0, image=image, jpeg_quality=quality)
                 index += 1
             if not self.loop or not any_read:
                 return

@@ -38,6 +38,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from capture.jpegquality import quality_from_bytes
 from capture.sources.phone.gate import ConnectionGate
 from capture.sources.phone.source import MAX_FRAME_BYTES, MAX_PHOTO_BYTES, FrameRefused, PhoneSource, decode_jpeg
 from capture.sources.phone.tls import Certificate
@@ -304,11 +305,13 @@ class PhoneServer:
                     data = await asyncio.wait_for(data.read(), self.body_timeout_s)
                 except TimeoutError:
                     raise FrameRefused(f"the photo took over {self.body_timeout_s:g} s to arrive") from None
-            image = await asyncio.get_running_loop().run_in_executor(None, decode_jpeg, data, max_bytes)
+            loop = asyncio.get_running_loop()
+            image = await loop.run_in_executor(None, decode_jpeg, data, max_bytes)
+            found = await loop.run_in_executor(None, quality_from_bytes, data)  # its tables: for calibrate
         finally:
             self._uploads -= 1
             phone.receiving = False
-        return phone.source.offer(image)
+        return phone.source.offer(image, found[0] if found else None)
 
     async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(max_msg_size=2 * MAX_FRAME_BYTES, heartbeat=30.0)

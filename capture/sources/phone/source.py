@@ -99,8 +99,10 @@ class PhoneSource(FrameSource):
         """A frame is waiting for the session (a new one would be refused)."""
         return self._pending is not None
 
-    def offer(self, image: np.ndarray) -> int:
-        """Queue one frame for the session; return its index. :class:`FrameRefused` while one is still waiting."""
+    def offer(self, image: np.ndarray, jpeg_quality: int | None = None) -> int:
+        """Queue one frame (and the quality of its JPEG, when read) for the session; return its index.
+
+        :class:`FrameRefused` while one is still waiting."""
         with self._cond:
             if self._closed or self.finished.is_set():
                 raise FrameRefused("this session has ended")
@@ -108,7 +110,7 @@ class PhoneSource(FrameSource):
                 raise FrameRefused("busy: wait for the report of the previous frame")
             idx = self._next
             self._next += 1
-            self._pending = Frame(index=idx, t=time.monotonic() - self._t0, image=image)
+            self._pending = Frame(index=idx, t=time.monotonic() - self._t0, image=image, jpeg_quality=jpeg_quality)
             self.accepted += 1
             self._cond.notify_all()
             return idx
