@@ -123,10 +123,10 @@ def lattice_step(coeffs: np.ndarray) -> int | None:
 def block_dct(bgr: np.ndarray) -> np.ndarray:
     """(n, 8, 8) DCT coefficients of the luma of up to ``MAX_BLOCKS`` 8x8 blocks on the frame's own grid."""
     h, w = (bgr.shape[0] // 8) * 8, (bgr.shape[1] // 8) * 8
-    y = bgr[:h, :w].astype(np.float32) @ BGR_LUMA.astype(np.float32) - 128.0
-    blocks = y.reshape(h // 8, 8, w // 8, 8).transpose(0, 2, 1, 3).reshape(-1, 8, 8)
-    if len(blocks) > MAX_BLOCKS:
-        blocks = blocks[:: math.ceil(len(blocks) / MAX_BLOCKS)]
+    grid = bgr[:h, :w].reshape(h // 8, 8, w // 8, 8, 3)  # a view: only the blocks kept are converted
+    step = max(1, math.ceil(math.sqrt((h // 8) * (w // 8) / MAX_BLOCKS)))  # every step-th block row and column
+    kept = grid[::step, :, ::step].transpose(0, 2, 1, 3, 4).reshape(-1, 8, 8, 3)
+    blocks = kept.astype(np.float32) @ BGR_LUMA.astype(np.float32) - 128.0
     d = DCT8.astype(np.float32)
     out: np.ndarray = d @ blocks @ d.T
     return out
