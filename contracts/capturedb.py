@@ -43,8 +43,10 @@ face-detector session (docs/detectors.md): the target detector's boxes on the ti
 (crop pixels) or on each saved PNG (PNG pixels), as ``contracts.detection.Detections.to_json``. Such a
 row's ``top1`` is 1 when every truth face of the item was found at IoU >= 0.5 and 0
 otherwise, and its ``top5`` lists ``[top1]`` and the best face score, so the channel
-check reads it as it reads a classifier's. Classifier rows leave ``boxes`` NULL;
-version 1 and 2 databases (no such column) are still read.
+check reads it as it reads a classifier's; a face session's ``stability`` rows are
+encoded the same way (every truth face still found after the mild transform; face
+sessions captured before detectors recorded a baseline have none). Classifier rows
+leave ``boxes`` NULL; version 1 and 2 databases (no such column) are still read.
 
 Top-5 lists are JSON arrays of class ids and of probabilities, best first.
 """

@@ -185,6 +185,37 @@ def test_a_face_session_records_the_stability_baseline_the_transforms_give(captu
     assert "B is absent" not in CHANNEL_NOTE
 
 
+def test_the_live_check_reads_the_face_baseline_as_the_report_does(captured: Path) -> None:
+    """capture's live tally (:func:`capture.session.session_tally`) on the session's recorded rows gives the
+    report's verdict and B."""
+    from capture.session import session_tally
+    from contracts.verdict import judge
+
+    con = open_db_readonly(captured / "captures" / "sim.sqlite")
+    try:
+        digital = [
+            (i, r, np.array(json.loads(ids)), np.array(json.loads(ps)))
+            for i, r, ids, ps in con.execute("SELECT item_id, role, top5_ids, top5_probs FROM digital")
+        ]
+        stable = [
+            (i, t, np.array(json.loads(ids)), np.array(json.loads(ps)))
+            for i, t, ids, ps in con.execute("SELECT item_id, transform, top5_ids, top5_probs FROM stability")
+        ]
+        obs = con.execute("SELECT item_id, role, top1, good FROM observations ORDER BY id").fetchall()
+    finally:
+        con.close()
+    tally = session_tally(load_batch(captured), None, digital, stable)
+    assert tally.stability is not None and set(tally.stability) == {i for i, *_ in stable}
+    for item, role, top1, good in obs:
+        tally.add(item, role, int(top1), bool(good))
+    live = judge(tally.evidence())
+    (chan,) = _table(captured, "faces_channel")
+    assert live.verdict == chan["verdict"]
+    assert (live.baseline is None) == (chan["baseline"] is None)
+    if live.baseline is not None:
+        assert live.baseline == pytest.approx(chan["baseline"], abs=1e-3)
+
+
 def test_a_face_session_without_stability_rows_still_reports(captured: Path, tmp_path: Path) -> None:
     """A face database captured before detectors recorded a baseline: the check compares with digital alone."""
     batch = tmp_path / "b"
