@@ -18,9 +18,12 @@ Intervals: 95% Wilson on the effective n, clustered by source photo
 (:func:`contracts.verdict.clustered_interval`, the channel check's method): every face
 and frame of one photo is one cluster. The channel check is the classifier's rule
 (:func:`contracts.verdict.judge`) on the clean tiles, where "right" means every truth
-face of the tile was found: a session whose clean faces are not found as well as
-digitally is camera-limited (or inconclusive), and its photographed hiding is never
-reported as hiding.
+face of the tile was found, against the clean PNGs (``D``) and the digital stability
+baseline (``B``: the clean PNGs through capture's mild resampling, blur and JPEG,
+:mod:`capture.stability`; absent in sessions captured before detectors recorded it):
+a session whose clean faces are not found as well as digitally is camera-limited (or
+inconclusive, or model-fragile when mere resampling already loses them), and its
+photographed hiding is never reported as hiding.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from contracts.capturedb import has_column, open_db_readonly
+from contracts.capturedb import has_column, open_db_readonly, read_stability
 from contracts.detection import Detections, found
 from contracts.manifest import Batch, Item
 from contracts.verdict import FLAGGED, Clustered, Tally, Verdict, clustered_interval, judge
@@ -66,6 +69,7 @@ class FaceSession:
     digital_boxes: dict[tuple[str, str], Detections] = field(default_factory=dict)
     obs: dict[tuple[str, str], list[FaceObs]] = field(default_factory=dict)  # (item, role) -> observations
     n_obs: int = 0
+    stability: dict[str, float] | None = None  # item -> share of mild transforms under which every face is found
     verdict: Verdict | None = None
 
 
@@ -128,16 +132,20 @@ def _read(
         f = np.array([s.crop_px / w, s.crop_px / h] * 2, np.float32)
         hit = found(truth_boxes(items[item]) * f, d.boxes, IOU)
         s.obs.setdefault((str(item), str(role)), []).append(FaceObs(int(frame), bool(good), hit, d, s.crop_px))
+    baseline = read_stability(con, s.id, {i: 1 for i in items})  # top-1 1: every truth face still found
+    s.stability = None if baseline is None else baseline[0]
     s.verdict = channel_verdict(s, batch)
     return s
 
 
 def channel_verdict(s: FaceSession, batch: Batch) -> Verdict:
-    """The channel check (:func:`contracts.verdict.judge`): clean tiles whose every truth face is found."""
+    """The channel check (:func:`contracts.verdict.judge`): clean tiles whose every truth face is found, against the
+    clean PNGs (``D``) and, when the session recorded it, the stability baseline (``B``: the same after mild
+    resampling, blur and JPEG, :meth:`capture.facetarget.FaceTarget.stability`)."""
     faces = [it for it in batch.items if it.truth is not None and len(truth_boxes(it))]
     cluster = {it.id: photo_of(it) for it in faces}
     digital = {it.id: bool(s.digital[(it.id, "clean")].all()) for it in faces if (it.id, "clean") in s.digital}
-    tally = Tally(cluster, {it.id: 1 for it in faces}, digital, None, len(set(cluster.values())))
+    tally = Tally(cluster, {it.id: 1 for it in faces}, digital, s.stability, len(set(cluster.values())))
     for (item, role), obs in s.obs.items():
         for o in obs:
             tally.add(item, role, int(bool(len(o.found)) and bool(o.found.all())), o.good)

@@ -17,6 +17,7 @@ from analysis.faces import FaceSession, cell, groups, limited, source_hiding
 from analysis.faces_report import load_face_sessions, tables
 from analysis.faces_sweep import load_face_sweeps, stability
 from contracts.manifest import Batch, load_batch
+from contracts.verdict import FRAGILE
 
 COLUMNS = (
     "measure", "session", "target", "attack", "eps", "image", "seen", "value", "lo", "hi", "k", "n", "photos",
@@ -68,7 +69,13 @@ def _check(s: FaceSession) -> dict[str, Any]:
         return out | {"verdict": "n/a", "why": "no clean face to check", "more_photos_needed": None}
     p = v.photo
     advice = []
-    if limited(s):
+    if v.verdict == FRAGILE:
+        advice.append(
+            "the target already loses these clean faces to mild resampling, blur and JPEG digitally, so the "
+            "photographed hiding of this session is the detector's fragility, not hiding: use photos whose faces it "
+            "finds robustly (larger faces)"
+        )
+    elif limited(s):
         advice.append(
             "the photographed hiding of this session is not reported as hiding: capture more frames, or closer and "
             "sharper tiles (bigger prints, better light), until clean faces are found as they are digitally"
@@ -78,6 +85,7 @@ def _check(s: FaceSession) -> dict[str, Any]:
         "why": v.why,
         "more_photos_needed": v.more_photos,
         "clean_digital": v.digital,  # share of clean PNGs whose every truth face the target finds
+        "clean_baseline": v.baseline,  # the same after mild resampling, blur and JPEG (None: not recorded)
         "clean_photo": p.value,  # the same, photographed (good tiles), clustered by photo
         "ci_low": p.lo,
         "ci_high": p.hi,

@@ -63,7 +63,8 @@ from contracts.verdict import RULE
 THUMB_PX = 160
 CHANNEL_NOTE = (
     "The classifier's rule, read for faces: a clean tile is 'right' when every truth face on it is found at IoU 0.5 "
-    "(top-1 below means that); detectors record no stability baseline yet (B is absent). " + RULE
+    "(top-1 below means that), and B is the share of clean PNGs (x mild transforms) whose every truth face is still "
+    "found (empty for a session captured before detectors recorded it). " + RULE
 )
 PER_SESSION = 4
 TRUTH_RGB, FOUND_RGB, STICKER_RGB = (255, 210, 0), (0, 200, 0), (230, 0, 230)
@@ -156,6 +157,7 @@ def tables(batch: Batch, sessions: list[FaceSession], source: str) -> list[Table
                 "lo": None if p.lo is None else round(p.lo, 3),
                 "hi": None if p.hi is None else round(p.hi, 3),
                 "digital": None if v.digital is None else round(v.digital, 3),
+                "baseline": None if v.baseline is None else round(v.baseline, 3),
                 "observations": s.n_obs,
                 "why": v.why,
             }

@@ -19,7 +19,7 @@ from typing import Any, overload
 
 from analysis.quality import session_quality
 from contracts.batchdir import CAPTURES, capture_dbs
-from contracts.capturedb import decode_top5, open_db_readonly
+from contracts.capturedb import decode_top5, open_db_readonly, read_stability
 from contracts.errors import UserError
 from contracts.manifest import Batch, Item, load_batch, require_classifier_batch
 
@@ -234,24 +234,11 @@ def _read_session(con: sqlite3.Connection, path: Path, row: dict[str, Any], batc
 
 def _read_stability(con: sqlite3.Connection, s: Session, batch: Batch) -> None:
     """The digital stability baseline (``stability`` table, schema 2; absent in older databases)."""
-    try:
-        rows = con.execute(
-            "SELECT item_id, transform, top5_ids, top5_probs FROM stability WHERE session_id = ?", (s.id,)
-        ).fetchall()
-    except sqlite3.DatabaseError:  # a schema-1 database: no baseline
-        return
-    if not rows:
-        return
-    truth = {it.id: s.truth(it.label.index) for it in batch.items}
-    per: dict[str, list[bool]] = defaultdict(list)
-    for item_id, name, ids, probs in rows:
-        if item_id in truth:
-            pairs = decode_top5(ids, probs)
-            right = bool(pairs) and pairs[0][0] == truth[item_id]
-            per[item_id].append(right)
-            if not right:
-                s.unstable.setdefault(item_id, []).append(str(name))
-    s.stability = {k: sum(v) / len(v) for k, v in per.items()}
+    got = read_stability(con, s.id, {it.id: s.truth(it.label.index) for it in batch.items})
+    if got is not None:
+        s.stability, flipped = got
+        for item_id, names in flipped.items():
+            s.unstable.setdefault(item_id, []).extend(names)
 
 
 def _fill_digital_from_manifest(s: Session, batch: Batch) -> None:

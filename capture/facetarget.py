@@ -12,6 +12,12 @@ live overlay, the summary table and the channel check (:mod:`contracts.verdict`:
 clean faces found photographed against digitally) read a detector's rows as they
 read a classifier's, and the report (:mod:`analysis.faces`) scores every face from
 the boxes.
+
+The digital stability baseline (:meth:`FaceTarget.stability`) is the classifier's
+(:mod:`capture.stability`): each clean PNG through the same mild resampling, blur and
+JPEG, its rows' ``top1`` 1 when every truth face, scaled to the transformed image, is
+still found. The channel check reads it as ``B``, so that a session is not called
+camera-limited for faces the detector already loses to mere resampling.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import numpy as np
 
 from capture.faces import OnnxFaceDetector
 from capture.sheets.hits import TileCrop
+from capture.stability import mild_clean
 from contracts.detection import META_DETECTOR, Detections, found
 from contracts.detectorfile import detector_sidecar
 from contracts.errors import UserError
@@ -125,16 +132,32 @@ class FaceTarget:
             boxes.append(json.dumps(dets.to_json()))
         return np.array(ids, np.int64).reshape(-1, 1), np.array(probs, np.float32).reshape(-1, 1), boxes
 
+    def look(self, item: str, img: np.ndarray) -> tuple[list[int], list[float], Detections]:
+        """The detector on a whole image of ``item`` (its PNG, or the PNG transformed at its own size): the row's
+        ``[top1]`` and ``[best score]``, and the detections (image pixels)."""
+        dets = self.detector.detect(img)
+        top1, best = self.score(item, dets, (img.shape[1], img.shape[0]))
+        return [top1], [best], dets
+
     def digital(self, batch_dir: Path, batch: Batch) -> tuple[list[tuple[str, str, list[int], list[float]]], dict]:
         """The detector on every saved PNG at its own size: digital rows, and boxes (PNG pixels) per (item, role)."""
         rows: list[tuple[str, str, list[int], list[float]]] = []
         boxes: dict[tuple[str, str], str] = {}
         for it in batch.items:
             for role in ROLES:
-                img = read_item_image(batch_dir, it, role)
-                dets = self.detector.detect(img)
-                top1, best = self.score(it.id, dets, (img.shape[1], img.shape[0]))
-                rows.append((it.id, role, [top1], [best]))
+                top1, best, dets = self.look(it.id, read_item_image(batch_dir, it, role))
+                rows.append((it.id, role, top1, best))
                 boxes[(it.id, role)] = json.dumps(dets.to_json())
         log.info("%s on the %d saved PNGs: done", self.name, len(rows))
         return rows, boxes
+
+    def stability(self, batch_dir: Path, batch: Batch) -> list[tuple[str, str, list[int], list[float]]]:
+        """The digital stability baseline (:mod:`capture.stability`): per item with truth faces and mild transform,
+        ``(item, transform, [1 if every truth face is still found else 0], [best score])``."""
+        faced = {item for item, (t, _) in self.truth.items() if len(t)}
+        rows: list[tuple[str, str, list[int], list[float]]] = []
+        for item, name, img in mild_clean(batch_dir, batch, self.spec.input_size, faced):
+            top1, best, _ = self.look(item, img)
+            rows.append((item, name, top1, best))
+        log.info("%s on the %d mildly transformed clean PNGs: done", self.name, len(rows))
+        return rows

@@ -134,17 +134,19 @@ def _target(
 def _digital(
     batch_dir: Path, batch: Batch, clf: OnnxClassifier | FaceTarget, recorder: Recorder
 ) -> tuple[list[Top5Row], list[Top5Row]]:
-    """Record the target on the saved PNGs (and a classifier's stability baseline); return what the tally counts.
+    """Record the target on the saved PNGs and its stability baseline; return what the tally counts.
 
-    A face detector records its boxes on each PNG and has no stability baseline yet; an item without truth faces
-    counts nothing in the channel check.
+    A face detector records its boxes on each PNG, and its baseline on the items with truth faces (an item without
+    one counts nothing in the channel check).
     """
     if isinstance(clf, FaceTarget):
         rows, boxes = clf.digital(batch_dir, batch)
         digital = [(i, r, np.array(ids), np.array(ps)) for i, r, ids, ps in rows]
         recorder.write_digital(digital, boxes)
         faces = {it.id for it in batch.items if it.truth is not None and it.truth.boxes}
-        return [r for r in digital if r[0] in faces], []
+        stable = [(i, t, np.array(ids), np.array(ps)) for i, t, ids, ps in clf.stability(batch_dir, batch)]
+        recorder.write_stability(stable)
+        return [r for r in digital if r[0] in faces], stable
     digital = digital_top5(batch_dir, batch, clf)
     recorder.write_digital(digital)
     stable = stability_top5(batch_dir, batch, clf)

@@ -11,13 +11,17 @@ back, as :mod:`sweep` does), ``blur`` (Gaussian sigma 1 px at the PNG's resoluti
 and ``jpeg`` (IJG quality 75, 4:2:0). The report's baseline accuracy is the share of
 (photo, transform) pairs still right (:mod:`contracts.verdict`).
 
-Torch-free: the ONNX target classifies the transformed images.
+A face detector target (:mod:`capture.facetarget`) records the same rows from the same
+images (:func:`mild_clean`): its top-1 is 1 when every truth face, scaled to the
+transformed image, is still found at IoU 0.5, as on its tiles.
+
+Torch-free: the ONNX target classifies (or detects on) the transformed images.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 import cv2
@@ -51,20 +55,28 @@ def mild(name: str, img: np.ndarray, model_px: int) -> np.ndarray:
     raise ValueError(f"unknown mild transform {name!r}; choose from {', '.join(TRANSFORMS)}")
 
 
+def mild_clean(
+    batch_dir: Path, batch: Batch, model_px: int, items: Collection[str] | None = None
+) -> Iterator[tuple[str, str, np.ndarray]]:
+    """``(item id, transform, image)``: every clean PNG (of ``items``, default all) through each mild transform."""
+    for it in batch.items:
+        if items is None or it.id in items:
+            img = read_item_image(batch_dir, it, "clean")
+            for name in TRANSFORMS:
+                yield it.id, name, mild(name, img, model_px)
+
+
 def stability_top5(batch_dir: Path, batch: Batch, classifier: Classifier) -> list[Top5Row]:
     """The model's top-5 on every clean PNG after each mild transform: ``(item id, transform, ids, probs)``.
 
     Items whose PNG cannot be read or whose outputs are not finite are left out, with a warning.
     """
-    size = classifier.spec.input_size
     keys: list[tuple[str, str]] = []
 
     def images() -> Iterator[np.ndarray]:
-        for it in batch.items:
-            img = read_item_image(batch_dir, it, "clean")
-            for name in TRANSFORMS:
-                keys.append((it.id, name))
-                yield mild(name, img, size)
+        for item, name, img in mild_clean(batch_dir, batch, classifier.spec.input_size):
+            keys.append((item, name))
+            yield img
 
     ids, probs = classify_images(classifier, images())
     rows: list[Top5Row] = []

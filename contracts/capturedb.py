@@ -43,8 +43,10 @@ face-detector session (docs/detectors.md): the target detector's boxes on the ti
 (crop pixels) or on each saved PNG (PNG pixels), as ``contracts.detection.Detections.to_json``. Such a
 row's ``top1`` is 1 when every truth face of the item was found at IoU >= 0.5 and 0
 otherwise, and its ``top5`` lists ``[top1]`` and the best face score, so the channel
-check reads it as it reads a classifier's. Classifier rows leave ``boxes`` NULL;
-version 1 and 2 databases (no such column) are still read.
+check reads it as it reads a classifier's; a face session's ``stability`` rows are
+encoded the same way (every truth face still found after the mild transform; face
+sessions captured before detectors recorded a baseline have none). Classifier rows
+leave ``boxes`` NULL; version 1 and 2 databases (no such column) are still read.
 
 Top-5 lists are JSON arrays of class ids and of probabilities, best first.
 """
@@ -342,3 +344,35 @@ def has_column(con: sqlite3.Connection, table: str, column: str) -> bool:
 
 def encode_top5(ids: Any, probs: Any) -> tuple[str, str]:
     return json.dumps([int(i) for i in ids]), json.dumps([round(float(p), 6) for p in probs])
+
+
+def read_stability(
+    con: sqlite3.Connection, session_id: str, truth: dict[str, int]
+) -> tuple[dict[str, float], dict[str, list[str]]] | None:
+    """A session's digital stability baseline (the ``stability`` table, :mod:`capture.stability`).
+
+    Per item of ``truth`` (item id -> the right top-1: a class, or 1 "face" for a face detector's rows), the share
+    of mild transforms under which its top-1 stays right, and the transforms that flip it. ``None`` when the session
+    recorded none: a schema-1 database, or a face session captured before detectors recorded one.
+
+    Raises:
+        ValueError: a malformed top-5 row.
+    """
+    try:
+        rows = con.execute(
+            "SELECT item_id, transform, top5_ids, top5_probs FROM stability WHERE session_id = ?", (session_id,)
+        ).fetchall()
+    except sqlite3.DatabaseError:  # a schema-1 database: no such table
+        return None
+    per: dict[str, list[bool]] = {}
+    flipped: dict[str, list[str]] = {}
+    for item_id, name, ids, probs in rows:
+        if item_id in truth:
+            pairs = decode_top5(ids, probs)
+            right = bool(pairs) and pairs[0][0] == truth[item_id]
+            per.setdefault(item_id, []).append(right)
+            if not right:
+                flipped.setdefault(item_id, []).append(str(name))
+    if not per:
+        return None
+    return {k: sum(v) / len(v) for k, v in per.items()}, flipped

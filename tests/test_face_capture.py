@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 
 from analysis.faces import FaceObs, FaceSession, channel_verdict, limited, paired_hiding, recall
+from analysis.faces_report import CHANNEL_NOTE
 from analysis.report import make_report
-from contracts.capturedb import SCHEMA_VERSION, open_db_readonly
+from contracts.capturedb import SCHEMA_VERSION, decode_top5, open_db_readonly
 from contracts.detection import Detections
 from contracts.errors import UserError
 from contracts.manifest import ROLES, load_batch
@@ -137,6 +138,100 @@ def test_an_older_database_is_read_and_skipped_in_the_face_report(captured: Path
     assert {row["session"] for row in _table(batch, "faces_recall")} == {"sim"}
 
 
+def _stability_rows(db: Path) -> dict[tuple[str, str], tuple[int, float]]:
+    con = open_db_readonly(db)
+    try:
+        rows = con.execute("SELECT item_id, transform, top5_ids, top5_probs FROM stability").fetchall()
+    finally:
+        con.close()
+    return {(i, t): decode_top5(ids, ps)[0] for i, t, ids, ps in rows}
+
+
+def test_a_face_session_records_the_stability_baseline_the_transforms_give(captured: Path) -> None:
+    """capture records, per item and mild transform, whether CenterFace still finds every truth face on the clean
+    PNG; the same transforms run here give the same rows, and the channel check's B is their share weighted as the
+    session's good clean observations are."""
+    from capture.facetarget import FaceTarget
+    from capture.stability import TRANSFORMS, mild_clean
+    from contracts.batchdir import model_path
+
+    db = captured / "captures" / "sim.sqlite"
+    got = _stability_rows(db)
+    batch = load_batch(captured)
+    assert set(got) == {(it.id, t) for it in batch.items for t in TRANSFORMS}  # both LFW crops have a truth face
+    target = FaceTarget(model_path(captured, "centerface"), threads=1)
+    target.bind(captured, batch)
+    for item, name, img in mild_clean(captured, batch, target.spec.input_size):
+        top1, best, dets = target.look(item, img)
+        assert got[(item, name)][0] == top1[0] and got[(item, name)][1] == pytest.approx(best[0], abs=1e-5)
+        assert top1[0] == 0 or len(dets) > 0
+    con = open_db_readonly(db)
+    try:
+        good = con.execute(
+            "SELECT item_id, COUNT(*) FROM observations WHERE role = 'clean' AND good GROUP BY item_id"
+        ).fetchall()
+    finally:
+        con.close()
+    share = {i: np.mean([got[(i, t)][0] for t in TRANSFORMS]) for i, _ in good}
+    n = sum(k for _, k in good)
+    (chan,) = _table(captured, "faces_channel")
+    if n:
+        assert chan["baseline"] == pytest.approx(sum(share[i] * k for i, k in good) / n, abs=1e-3)
+    else:
+        assert chan["baseline"] is None
+    import photoproof as pp
+
+    assert pp.channel_check(captured)["sim"]["clean_baseline"] == pytest.approx(chan["baseline"], abs=1e-3)
+    assert "B is absent" not in CHANNEL_NOTE
+
+
+def test_the_live_check_reads_the_face_baseline_as_the_report_does(captured: Path) -> None:
+    """capture's live tally (:func:`capture.session.session_tally`) on the session's recorded rows gives the
+    report's verdict and B."""
+    from capture.session import session_tally
+    from contracts.verdict import judge
+
+    con = open_db_readonly(captured / "captures" / "sim.sqlite")
+    try:
+        digital = [
+            (i, r, np.array(json.loads(ids)), np.array(json.loads(ps)))
+            for i, r, ids, ps in con.execute("SELECT item_id, role, top5_ids, top5_probs FROM digital")
+        ]
+        stable = [
+            (i, t, np.array(json.loads(ids)), np.array(json.loads(ps)))
+            for i, t, ids, ps in con.execute("SELECT item_id, transform, top5_ids, top5_probs FROM stability")
+        ]
+        obs = con.execute("SELECT item_id, role, top1, good FROM observations ORDER BY id").fetchall()
+    finally:
+        con.close()
+    tally = session_tally(load_batch(captured), None, digital, stable)
+    assert tally.stability is not None and set(tally.stability) == {i for i, *_ in stable}
+    for item, role, top1, good in obs:
+        tally.add(item, role, int(top1), bool(good))
+    live = judge(tally.evidence())
+    (chan,) = _table(captured, "faces_channel")
+    assert live.verdict == chan["verdict"]
+    assert (live.baseline is None) == (chan["baseline"] is None)
+    if live.baseline is not None:
+        assert live.baseline == pytest.approx(chan["baseline"], abs=1e-3)
+
+
+def test_a_face_session_without_stability_rows_still_reports(captured: Path, tmp_path: Path) -> None:
+    """A face database captured before detectors recorded a baseline: the check compares with digital alone."""
+    batch = tmp_path / "b"
+    shutil.copytree(captured, batch)
+    con = sqlite3.connect(batch / "captures" / "sim.sqlite")
+    con.execute("DELETE FROM stability")
+    con.commit()
+    con.close()
+    before = {r["session"]: r for r in _table(captured, "faces_channel")}
+    make_report(batch, formats=("csv",))
+    (chan,) = _table(batch, "faces_channel")
+    assert chan["baseline"] is None and chan["session"] == "sim"
+    assert chan["clean_tiles_all_found_photo"] == before["sim"]["clean_tiles_all_found_photo"]
+    assert chan["digital"] == before["sim"]["digital"]
+
+
 def test_a_face_batch_needs_a_face_detector_and_a_classifier_batch_a_classifier(
     face_batch: Path, setup: tuple[Path, Path, Path]
 ) -> None:
@@ -175,6 +270,23 @@ def test_hiding_is_paired_frame_by_frame_and_a_camera_limited_session_hides_noth
     dark.verdict = channel_verdict(dark, batch)
     assert dark.verdict.verdict == "camera-limited" and limited(dark)
     assert paired_hiding(dark, batch.items, True).n == 0  # nothing found clean: nothing to call hidden
+
+
+def test_faces_lost_to_resampling_alone_are_not_called_camera_limited(face_batch: Path) -> None:
+    """B enters the face verdict: with every clean face found digitally and none photographed, a detector that keeps
+    the face under the mild transforms leaves the loss to the camera; one that loses it to them alone is fragile."""
+    batch = load_batch(face_batch)
+    batch.items = [replace(batch.items[0], id="a")]
+    s = _session([[False]] * 40, [[False]] * 40, (True, False))
+    verdicts = {}
+    for stability in (None, {"a": 1.0}, {"a": 0.0}):
+        s.stability = stability
+        verdicts[None if stability is None else stability["a"]] = channel_verdict(s, batch)
+    assert verdicts[None].verdict == verdicts[1.0].verdict == "camera-limited"
+    assert verdicts[None].baseline is None and verdicts[1.0].baseline == 1.0
+    lost = verdicts[0.0]
+    assert lost.baseline == 0.0 and lost.verdict != "camera-limited"
+    assert lost.verdict == "model-fragile" and "mild resampling" in lost.why
 
 
 def test_a_phone_in_chromium_captures_a_face_batch_and_the_report_reads_it(face_batch: Path, tmp_path: Path) -> None:
