@@ -4,9 +4,11 @@ For each model (ONNX, run by onnxruntime as capture runs it) and each of the 20
 labelled foolbox sample photos, the clean image at the model's input size is
 "photographed" by :func:`channel.resolution.photograph_tile`: a tile ``N`` camera
 pixels wide, seen at an angle, with a mild camera blur, rectified back to the
-input size. The script prints Markdown tables of top-1 accuracy with Wilson 95 %
-intervals (n = images) and the agreement with each image's digital top-1, then
-the gate defaults those curves give (``capture.sheets.quality``).
+input size. The script prints Markdown tables of top-1 accuracy and the agreement with
+each image's digital top-1, then the gate defaults those curves give
+(``capture.sheets.quality``). Every interval is clustered by photo (one unit per photo:
+:func:`rate`), since the two views of an angle row and the three models of the pooled
+rows see the same photo.
 
 Run: ``python bench/gates.py [--models lite0,lite1,lite2] [--onnx-dir DIR] [--blur 0.6]``.
 Zoo models are exported once into ``--onnx-dir`` (that needs torch).
@@ -26,10 +28,10 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.stats import wilson  # noqa: E402
 from capture.classify import OnnxClassifier  # noqa: E402
 from capture.sheets.quality import MAX_ANGLE_DEG, MIN_TILE_FRACTION  # noqa: E402
 from channel.resolution import photograph_tile  # noqa: E402
+from contracts.verdict import clustered_interval  # noqa: E402
 
 log = logging.getLogger("bench.gates")
 
@@ -56,13 +58,27 @@ def _model(name: str, onnx_dir: Path) -> Path:
     return out
 
 
-def _fmt(k: int, n: int) -> str:
-    lo, hi = wilson(k, n) or (0.0, 1.0)
-    return f"{100 * k / n:.0f} % [{100 * lo:.0f}-{100 * hi:.0f}]"
+def photo_hits(top1: np.ndarray, truth: np.ndarray, reps: int = 1) -> np.ndarray:
+    """``(photos, reps)`` booleans: ``top1`` (photo-major, ``reps`` units per photo) equals the photo's ``truth``."""
+    return np.asarray(top1).reshape(len(truth), reps) == np.asarray(truth)[:, None]
+
+
+def rate(hits: np.ndarray) -> str:
+    """``hits`` (one row per photo, one column per view, draw or model) as "65 % [50-78]".
+
+    The 95 % interval is clustered by photo: the Wilson interval on the effective n of
+    :func:`contracts.verdict.clustered_interval` (the report's method), between the number
+    of photos (every photo's units agree) and the number of units (they are independent).
+    """
+    h = np.asarray(hits, dtype=bool).reshape(len(hits), -1)
+    c = clustered_interval([(int(row.sum()), row.size) for row in h])
+    if c.value is None or c.lo is None or c.hi is None:
+        return "-"
+    return f"{100 * c.num / c.n:.0f} % [{100 * c.lo:.0f}-{100 * c.hi:.0f}]"
 
 
 def measure_model(path: Path, photos: list[tuple[str, int, Path]], blur: float, angle_fracs: tuple[float, ...]) -> dict:
-    """Top-1 right and agreement counts per tile size and per angle for one model."""
+    """Per-photo top-1 right and agreement (booleans, one row per photo) per tile size and per angle for one model."""
     clf = OnnxClassifier(path)
     s = clf.spec.input_size
     imgs, labels = [], []
@@ -76,14 +92,14 @@ def measure_model(path: Path, photos: list[tuple[str, int, Path]], blur: float, 
         "name": clf.name,
         "input": s,
         "n": len(imgs),
-        "digital": int((digital == y).sum()),
+        "digital": digital == y,
         "sizes": [],
         "angles": [],
     }
     for f in SIZE_FRACTIONS:
         n_px = round(f * s)
         top1 = clf.classify(np.stack([photograph_tile(im, n_px, 0.0, blur) for im in imgs]))[0][:, 0]
-        out["sizes"].append((f, n_px, int((top1 == y).sum()), int((top1 == digital).sum())))
+        out["sizes"].append((f, n_px, top1 == y, top1 == digital))
     for af in angle_fracs:
         n_px = round(af * s)
         for a in ANGLES:
@@ -92,9 +108,9 @@ def measure_model(path: Path, photos: list[tuple[str, int, Path]], blur: float, 
                 clf.classify(np.stack([photograph_tile(im, n_px, a, blur, axis_deg=ax) for im in imgs]))[0][:, 0]
                 for ax in (0.0, 90.0)
             ]
-            right = sum(int((t == y).sum()) for t in top)
-            agree = sum(int((t == digital).sum()) for t in top)
-            out["angles"].append((af, n_px, a, right, agree, 2 * len(imgs)))
+            right = np.stack([t == y for t in top], axis=1)
+            agree = np.stack([t == digital for t in top], axis=1)
+            out["angles"].append((af, n_px, a, right, agree))
     return out
 
 
@@ -121,32 +137,31 @@ def main() -> None:
         f"{len(photos)} foolbox photos)\n"
     )
     print(
-        "Tile size (side in camera pixels, head-on). Top-1 accuracy, Wilson 95 % interval; agreement = same top-1 as "
-        "digital.\n"
+        "Tile size (side in camera pixels, head-on). Top-1 accuracy, Wilson 95 % interval (n = photos); agreement = "
+        "same top-1 as digital.\n"
     )
     print("| model (input) | tile / input | tile px | top-1 | agreement with digital |")
     print("|---|---:|---:|---:|---:|")
     for r in results:
-        print(f"| {r['name']} ({r['input']}) | digital | - | {_fmt(r['digital'], r['n'])} | 100 % |")
+        print(f"| {r['name']} ({r['input']}) | digital | - | {rate(r['digital'])} | 100 % |")
         for f, n_px, right, agree in r["sizes"]:
-            print(f"| {r['name']} ({r['input']}) | {f:.2f} | {n_px} | {_fmt(right, r['n'])} | {_fmt(agree, r['n'])} |")
+            print(f"| {r['name']} ({r['input']}) | {f:.2f} | {n_px} | {rate(right)} | {rate(agree)} |")
     print(
-        "\nViewing angle (two tilt axes per image, so n = 2 x images), at a head-on tile size of the given fraction of "
-        "the input.\n"
+        f"\nViewing angle (two tilt axes per image: {2 * len(photos)} views), at a head-on tile size of the given "
+        f"fraction of the input; 95 % intervals clustered by photo (n = {len(photos)} photos).\n"
     )
     print("| model | tile / input | tile px | angle | top-1 | agreement with digital |")
     print("|---|---:|---:|---:|---:|---:|")
     for r in results:
-        for af, n_px, a, right, agree, n in r["angles"]:
-            print(f"| {r['name']} | {af:.2f} | {n_px} | {a}° | {_fmt(right, n)} | {_fmt(agree, n)} |")
+        for af, n_px, a, right, agree in r["angles"]:
+            print(f"| {r['name']} | {af:.2f} | {n_px} | {a}° | {rate(right)} | {rate(agree)} |")
     # The pooled curves over all models give the fraction where agreement stays within a few points of digital.
-    print("\nPooled over models (agreement with digital top-1):\n")
-    print("| tile / input | agreement | n |")
+    print("\nPooled over models (agreement with digital top-1; interval clustered by photo):\n")
+    print("| tile / input | agreement | n (photos) |")
     print("|---:|---:|---:|")
     for i, f in enumerate(SIZE_FRACTIONS):
-        k = sum(r["sizes"][i][3] for r in results)
-        n = sum(r["n"] for r in results)
-        print(f"| {f:.2f} | {_fmt(k, n)} | {n} |")
+        agree = np.stack([r["sizes"][i][3] for r in results], axis=1)
+        print(f"| {f:.2f} | {rate(agree)} | {agree.size} ({len(agree)}) |")
     mins = ", ".join(f"{r['name']} {math.ceil(MIN_TILE_FRACTION * r['input'])} px" for r in results)
     print(f"\nCurrent defaults: min tile = {MIN_TILE_FRACTION} x input size ({mins}), max angle {MAX_ANGLE_DEG}°")
     print(f"({time.perf_counter() - t0:.0f} s)")

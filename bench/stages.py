@@ -2,12 +2,13 @@
 
 For each labelled foolbox sample photo, the clean 224-pixel image is printed as square pixels
 onto a tile ``--fraction`` x the model's input size in camera pixels, then run through the
-numpy channel (``channel.tile.apply_tile``: print, pose, light, optics, sensor, JPEG) with
+numpy channel (``channel.tile.apply_tile``: print, pose, light, optics, sensor, ISP, JPEG) with
 ``--draws`` parameter draws of the profile, and the pose is undone as capture's
 rectification does. Rows: every stage, and every stage but one. Top-1 accuracy of the
-ONNX model (n = photos x draws; draws of one photo are not independent), with a Wilson
-95 % interval. Then the same model on the digital images under a plain blur and a JPEG
-round trip, which tells a model's own sensitivity from the channel's.
+ONNX model over photos x draws, with a 95 % interval clustered by photo (the draws of one
+photo are not independent: :func:`gates.rate`, the Wilson interval on the effective n).
+Then the same model on the digital images under a plain blur and a JPEG round trip, which
+tells a model's own sensitivity from the channel's.
 
 Run: ``python bench/stages.py --profile office-laser-webcam --model lite2 --fraction 1.3 --draws 6``.
 With ``--curve 1,1.25,1.5,2`` it prints instead the top-1 through every stage at each tile size
@@ -26,9 +27,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gates import _model, _photos  # noqa: E402  (bench/gates.py: the photos and the ONNX export)
+from gates import _model, _photos, photo_hits, rate  # noqa: E402  (bench/gates.py: photos, ONNX export, intervals)
 
-from analysis.stats import wilson  # noqa: E402
 from capture.classify import OnnxClassifier  # noqa: E402
 from channel import camera  # noqa: E402
 from channel import model as ch  # noqa: E402
@@ -63,6 +63,11 @@ def photograph(
     return out[pad : pad + n, pad : pad + n]
 
 
+def cell(top1: np.ndarray, truth: np.ndarray, reps: int) -> str:
+    """One table cell: top-1 (photo-major, ``reps`` draws per photo) right, clustered by photo, with its n."""
+    return f"{rate(photo_hits(top1, truth, reps))} (n = {len(top1)}, {len(truth)} photos)"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="office-laser-webcam")
@@ -88,9 +93,7 @@ def main() -> None:
 
     def acc(xs: list[np.ndarray], reps: int = 1) -> str:
         top1 = clf.classify(np.stack([clf.spec.resize_center_crop(x) for x in xs]))[0][:, 0]
-        k, n = int((top1 == np.repeat(y, reps)).sum()), len(xs)
-        lo, hi = wilson(k, n) or (0.0, 1.0)
-        return f"{100 * k / n:.0f} % [{100 * lo:.0f}-{100 * hi:.0f}] (n = {n})"
+        return cell(top1, y, reps)
 
     if args.curve:
         print(

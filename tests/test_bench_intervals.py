@@ -1,0 +1,63 @@
+"""The gates' and stages' benches print intervals clustered by photo (issue 27), checked on small known inputs."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from analysis.stats import wilson
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+@pytest.fixture(scope="module")
+def bench() -> tuple[ModuleType, ModuleType]:
+    """bench/gates.py and bench/stages.py, imported as their scripts import each other."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        return importlib.import_module("gates"), importlib.import_module("stages")
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def test_photo_hits_groups_photo_major_units_by_photo(bench: tuple[ModuleType, ModuleType]) -> None:
+    gates, _ = bench
+    truth = np.array([7, 3])
+    top1 = np.array([7, 7, 1, 3, 0, 3])  # photo 0: 3 draws, photo 1: 3 draws
+    assert gates.photo_hits(top1, truth, 3).tolist() == [[True, True, False], [True, False, True]]
+
+
+def test_views_that_agree_within_a_photo_count_once(bench: tuple[ModuleType, ModuleType]) -> None:
+    gates, _ = bench
+    # 10 photos, 2 views each; 5 photos right in both views, 5 wrong in both: 20 views, but 10 units.
+    hits = np.array([[True, True]] * 5 + [[False, False]] * 5)
+    assert gates.rate(hits) == "50 % [24-76]"  # Wilson on n = 10 photos
+    lo, hi = wilson(10, 20) or (0.0, 1.0)
+    assert f"[{100 * lo:.0f}-{100 * hi:.0f}]" == "[30-70]"  # the plain interval over views it replaces
+
+
+def test_independent_views_keep_their_number(bench: tuple[ModuleType, ModuleType]) -> None:
+    gates, _ = bench
+    # 20 photos, each right in exactly one of its two views: no between-photo variance, so n_eff = 40 views.
+    hits = np.array([[True, False], [False, True]] * 10)
+    assert gates.rate(hits) == "50 % [35-65]"
+
+
+def test_one_unit_per_photo_is_the_plain_wilson_interval(bench: tuple[ModuleType, ModuleType]) -> None:
+    gates, _ = bench
+    hits = np.array([True] * 17 + [False] * 3)
+    lo, hi = wilson(17, 20) or (0.0, 1.0)
+    assert gates.rate(hits) == f"85 % [{100 * lo:.0f}-{100 * hi:.0f}]" == "85 % [64-95]"
+
+
+def test_stages_cell_clusters_the_draws_of_each_photo(bench: tuple[ModuleType, ModuleType]) -> None:
+    _, stages = bench
+    truth = np.arange(10)
+    # 6 draws per photo; photos 0-5 right in every draw, 6-9 wrong in every draw: 60 draws, 10 photos.
+    top1 = np.repeat(np.where(truth < 6, truth, -1), 6)
+    assert stages.cell(top1, truth, 6) == "60 % [31-83] (n = 60, 10 photos)"
