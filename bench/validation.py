@@ -6,7 +6,10 @@ points and its 95 % upper bound, for every photo and for the photos whose digita
 probability is at least 0.8 ("sure"). One unit per photo: a photo printed on several clean
 tiles (one per attack and ε) counts once, by the majority of its tiles' votes, so the Wilson
 interval over photos is the interval clustered by photo. The drop's upper bound is digital
-minus the interval's lower end (the channel check's rule, ``contracts.verdict``)::
+minus the interval's lower end (the channel check's rule, ``contracts.verdict``). Each photo
+also carries the capture's digital stability baseline (its clean PNG through
+:mod:`capture.stability`'s mild transforms, no camera), which ``bench/validation_baseline.py``
+sets against the photographed figure::
 
     photoproof craft --out V --images validation --attack fgsm --eps 16 --source lite0
     python bench/fidelity.py --batch V --out VF --presets careful-lab,office-laser-webcam --models lite0,lite2
@@ -39,6 +42,8 @@ class Photo:
     digital: bool
     prob: float
     photo: bool | None
+    stable: float | None = None  # share of capture's mild transforms it stays right under (None: no baseline)
+    flipped: tuple[str, ...] = ()  # the mild transforms that flip it (capture.stability)
 
 
 def photos(work: Path) -> list[Photo]:
@@ -48,16 +53,26 @@ def photos(work: Path) -> list[Photo]:
     source = {it.id: it.source.file for it in inp.batch.items}
     tiles: dict[str, list[bool]] = defaultdict(list)
     digital: dict[str, tuple[bool, float]] = {}
+    shares: dict[str, list[float]] = defaultdict(list)
+    flipped: dict[str, set[str]] = defaultdict(set)
     for it in session_items(inp, s, "tile"):
         if it.clean is None:
             continue
         name = source[it.item_id]
         digital[name] = (correct(it.clean, it.label, 1), it.clean.probs[0])
+        if s.stability is not None and it.item_id in s.stability:
+            shares[name].append(s.stability[it.item_id])
+            flipped[name].update(s.unstable.get(it.item_id, ()))
         tiles[name] += [correct(p, it.label, 1) for p in it.photo_clean]
     out = []
     for name, (dig, prob) in sorted(digital.items()):
         votes = tiles.get(name, [])
-        out.append(Photo(name, dig, prob, (2 * sum(votes) > len(votes)) if votes else None))
+        share = sum(shares[name]) / len(shares[name]) if shares[name] else None
+        out.append(
+            Photo(
+                name, dig, prob, (2 * sum(votes) > len(votes)) if votes else None, share, tuple(sorted(flipped[name]))
+            )
+        )
     return out
 
 
