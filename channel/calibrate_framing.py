@@ -6,9 +6,9 @@ and a 78 deg pinhole camera: Zhang 2000, section 2.2). Both depend on the sheet'
 where the tile sits in the frame, so they are not read off: :func:`fit_framing` simulates them with the
 simulated camera's own geometry (``channel.page``: whole sheets, or a dense sheet's pairs from close up,
 as ``channel.views`` decides), for the batch's layout and frame size, and chooses the fill and tilt
-ranges whose simulated 5-95 % quantiles of tile side and angle match the session's (each frame weighing
-alike) (Nelder-Mead on common
-random numbers, a compass search). In-plane rotation and the sheet's place in the frame keep the base's ranges.
+ranges whose simulated 5-95 % quantiles of tile side and angle match the session's, each frame weighing
+alike (a compass search on common random numbers). In-plane rotation and the sheet's place in the frame keep
+the base's ranges.
 """
 
 from __future__ import annotations
