@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -67,10 +66,12 @@ def quality_from_bytes(data: bytes) -> tuple[int, bool] | None:
     None when ``data`` is not a readable JPEG or has no usable table."""
     from PIL import Image, UnidentifiedImageError
 
+    from contracts.imageio import open_header
+
     if not data.startswith(b"\xff\xd8\xff"):
         return None
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with open_header(data) as im:
             tables = getattr(im, "quantization", None) or {}
             luma = tables.get(0)
             return quality_from_table(list(luma)) if luma is not None and len(luma) == 64 else None

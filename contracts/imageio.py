@@ -14,6 +14,10 @@ MJPEG frames); a batch's own PNGs are read strictly, never converted, by
 
 from __future__ import annotations
 
+import io
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +25,18 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 # Everything that Pillow raises for a file it cannot, or will not, decode.
 UNREADABLE = (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError, EOFError)
+
+
+@contextmanager
+def open_header(data: bytes) -> Iterator[Image.Image]:
+    """Pillow's lazy open of ``data`` (the header: size, format, tables; no pixels decoded), for callers that bound
+    the size themselves. Pillow's bomb warning (1 to 2 x ``MAX_IMAGE_PIXELS``) is left out: nothing is decoded
+    here, and the caller refuses the size in its own words; above 2 x it still raises ``DecompressionBombError``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        im = Image.open(io.BytesIO(data))
+    with im:
+        yield im
 
 
 def to_rgb8(im: Image.Image) -> Image.Image:

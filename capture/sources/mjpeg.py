@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import http.client
-import io
 import logging
 import urllib.error
 import urllib.parse
@@ -159,10 +158,10 @@ def decode_jpeg(data: bytes, where: str) -> np.ndarray | None:
     """
     from PIL import Image
 
-    from contracts.imageio import UNREADABLE
+    from contracts.imageio import UNREADABLE, open_header
 
     try:
-        with Image.open(io.BytesIO(data)) as im:  # reads the header only
+        with open_header(data) as im:  # reads the header only
             w, h = im.size
     except Image.DecompressionBombError:
         w = h = MAX_PIXELS + 1

@@ -9,7 +9,6 @@ frame rate is the rate the laptop keeps up with, and nothing queues.
 
 from __future__ import annotations
 
-import io
 import logging
 import threading
 import time
@@ -21,6 +20,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from contracts.frames import Frame, FrameReport, FrameSource
+from contracts.imageio import open_header
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def decode_jpeg(data: bytes, max_bytes: int = MAX_FRAME_BYTES) -> np.ndarray:
     if not data.startswith(b"\xff\xd8\xff"):
         raise FrameRefused("not a JPEG")
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with open_header(data) as im:
             if im.format != "JPEG":
                 raise FrameRefused("not a JPEG")
             w, h = im.size
