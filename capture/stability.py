@@ -36,7 +36,7 @@ from contracts.manifest import Batch
 log = logging.getLogger(__name__)
 
 RESOLUTION_X = 2.0  # the tile spans this many times the model's input size in camera pixels
-CAMERA_BLUR_PX = 0.6  # sweep.run.CAMERA_BLUR_PX
+CAMERA_BLUR_PX = 0.6  # sweep.transforms.CAMERA_BLUR_PX
 BLUR_SIGMA_PX = 1.0
 JPEG_QUALITY = 75
 TRANSFORMS = ("resolution", "blur", "jpeg")

@@ -142,7 +142,8 @@ def register(
 
         from capture.classify import OnnxClassifier
         from contracts.labels import read_label_file, read_label_map
-        from sweep.run import check_transforms, digital_baseline_known, run_sweep, strengths_table
+        from sweep.run import digital_baseline_known, run_sweep, strengths_table
+        from sweep.transforms import check_transforms
 
         levels = renamed(levels, steps, "--steps", "--levels")
         names = check_transforms(transforms.split(",") if transforms else None)

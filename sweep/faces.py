@@ -1,6 +1,6 @@
 """``photoproof sweep`` on a face batch: a face detector target under one artificial transform at a time.
 
-The classifier sweep's transforms (:data:`sweep.run.TRANSFORMS`, Kurakin et al. 2016,
+The classifier sweep's transforms (:data:`sweep.transforms.TRANSFORMS`, Kurakin et al. 2016,
 https://arxiv.org/abs/1607.02533, sec. 4), at the same strengths, on every item's clean
 and adversarial PNG; the target (CenterFace, YuNet or a prepared ``.onnx``) runs on
 each result and records which truth faces (``batch.json``'s ``truth``: the source's
@@ -42,7 +42,7 @@ from contracts.errors import UserError
 from contracts.facesweep import FaceRow, face_sweep_path, write_face_sweep
 from contracts.images import read_item_image
 from contracts.manifest import ROLES, Batch, Item, load_batch
-from sweep.run import RESAMPLED, TRANSFORMS, apply_transform, check_transforms, perspective_matrix
+from sweep.transforms import RESAMPLED, TRANSFORMS, apply_transform, check_transforms, perspective_matrix
 
 log = logging.getLogger(__name__)
 

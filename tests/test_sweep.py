@@ -21,7 +21,8 @@ from channel import model as ch
 from contracts.errors import UserError
 from contracts.manifest import load_batch
 from sweep.cli import register
-from sweep.run import DEFAULT_TRANSFORMS, RESAMPLED, TRANSFORMS, apply_transform, run_sweep
+from sweep.run import run_sweep
+from sweep.transforms import DEFAULT_TRANSFORMS, RESAMPLED, TRANSFORMS, apply_transform
 from testkit.scenes import tiny_classifier
 from testkit.sim import make_test_card
 
