@@ -61,6 +61,18 @@ def probe(name):
     return deco
 
 
+def model_capture(d, model, *extra):
+    """``capture`` of the probe's batch with ``model`` on its photos, one frame, headless."""
+    return ["capture", str(d / "batch"), "--model", str(model), "--photos", str(d / "photos"), "--headless",
+            "--frames", "1", *extra]  # fmt: skip
+
+
+def sim_capture(d, *extra):
+    """``capture --simulate`` of the probe's batch with tiny.onnx, one frame, headless."""
+    return ["capture", str(d / "batch"), "--model", str(d / "tiny.onnx"), "--simulate", "--frames", "1",
+            "--headless", *extra]  # fmt: skip
+
+
 def cap(d, *extra, batch=None):
     return [
         "capture",

@@ -5,7 +5,7 @@ import shutil
 import sqlite3
 import subprocess
 
-from probekit import PY, ROOT, P, cap, jmod, probe
+from probekit import PY, ROOT, P, cap, jmod, model_capture, probe, sim_capture
 
 # --- manifest
 for nm, fn in {
@@ -73,7 +73,7 @@ def _(d):
 @probe("layout:size-huge:simulate")
 def _(d):
     jmod(d / "batch/layout.json", lambda x: x["sheets"][0].__setitem__("size_mm", [1e6, 1e6]))
-    return ["capture", str(d / "batch"), "--model", str(d / "tiny.onnx"), "--simulate", "--frames", "1", "--headless"]
+    return sim_capture(d)
 
 
 # --- profile
@@ -89,18 +89,7 @@ for nm, text in {
 
     def f(d, text=text, nm=nm):
         (d / f"{nm}.toml").write_text(text)
-        return [
-            "capture",
-            str(d / "batch"),
-            "--model",
-            str(d / "tiny.onnx"),
-            "--simulate",
-            "--profile",
-            str(d / f"{nm}.toml"),
-            "--frames",
-            "1",
-            "--headless",
-        ]
+        return sim_capture(d, "--profile", str(d / f"{nm}.toml"))
 
     P.append((f"profile:{nm}:simulate", f))
 
@@ -108,18 +97,7 @@ for nm, text in {
 @probe("profile:not-utf8:simulate")
 def _(d):
     (d / "p.toml").write_bytes(b"\xff\xfe[camera]")
-    return [
-        "capture",
-        str(d / "batch"),
-        "--model",
-        str(d / "tiny.onnx"),
-        "--simulate",
-        "--profile",
-        str(d / "p.toml"),
-        "--frames",
-        "1",
-        "--headless",
-    ]
+    return sim_capture(d, "--profile", str(d / "p.toml"))
 
 
 # --- capture db
@@ -206,17 +184,7 @@ for ch in ("#", "?", "[red]", "%41"):
 @probe("markup:model-name")
 def _(d):
     shutil.copy(d / "tiny.onnx", d / "[bold red]evil[red].onnx")
-    return [
-        "capture",
-        str(d / "batch"),
-        "--model",
-        str(d / "[bold red]evil[red].onnx"),
-        "--photos",
-        str(d / "photos"),
-        "--headless",
-        "--frames",
-        "1",
-    ]
+    return model_capture(d, d / "[bold red]evil[red].onnx")
 
 
 @probe("markup:bad-tag-path")

@@ -4,7 +4,7 @@ import json
 import shutil
 import sys
 
-from probekit import FULL, ROOT, cap, probe
+from probekit import FULL, ROOT, cap, model_capture, probe, sim_capture
 
 
 # --- photos
@@ -62,62 +62,32 @@ def _(d):
 @probe("pdf:corrupt:simulate")
 def _(d):
     (d / "batch/sheets.pdf").write_bytes(b"%PDF-1.4 garbage")
-    return ["capture", str(d / "batch"), "--model", str(d / "tiny.onnx"), "--simulate", "--frames", "1", "--headless"]
+    return sim_capture(d)
 
 
 @probe("pdf:missing:simulate")
 def _(d):
     (d / "batch/sheets.pdf").unlink()
-    return ["capture", str(d / "batch"), "--model", str(d / "tiny.onnx"), "--simulate", "--frames", "1", "--headless"]
+    return sim_capture(d)
 
 
 # --- models
 @probe("model:garbage-onnx")
 def _(d):
     (d / "g.onnx").write_bytes(b"garbage" * 100)
-    return [
-        "capture",
-        str(d / "batch"),
-        "--model",
-        str(d / "g.onnx"),
-        "--photos",
-        str(d / "photos"),
-        "--headless",
-        "--frames",
-        "1",
-    ]
+    return model_capture(d, d / "g.onnx")
 
 
 @probe("model:empty-onnx")
 def _(d):
     (d / "g.onnx").write_bytes(b"")
-    return [
-        "capture",
-        str(d / "batch"),
-        "--model",
-        str(d / "g.onnx"),
-        "--photos",
-        str(d / "photos"),
-        "--headless",
-        "--frames",
-        "1",
-    ]
+    return model_capture(d, d / "g.onnx")
 
 
 @probe("model:dir-onnx")
 def _(d):
     (d / "g.onnx").mkdir()
-    return [
-        "capture",
-        str(d / "batch"),
-        "--model",
-        str(d / "g.onnx"),
-        "--photos",
-        str(d / "photos"),
-        "--headless",
-        "--frames",
-        "1",
-    ]
+    return model_capture(d, d / "g.onnx")
 
 
 def _meta_spec_capture(d, edit):
@@ -129,17 +99,7 @@ def _meta_spec_capture(d, edit):
         if p.key == "photoproof.preprocess":
             p.value = edit(p.value)
     onnx.save(m, str(d / "m.onnx"))
-    return [
-        "capture",
-        str(d / "batch"),
-        "--model",
-        str(d / "m.onnx"),
-        "--photos",
-        str(d / "photos"),
-        "--headless",
-        "--frames",
-        "1",
-    ]
+    return model_capture(d, d / "m.onnx")
 
 
 @probe("model:bad-meta-spec")
@@ -160,19 +120,7 @@ def _(d):
 @probe("model:labels-not-utf8")
 def _(d):
     (d / "l.txt").write_bytes(b"\xff\n" * 1000)
-    return [
-        "capture",
-        str(d / "batch"),
-        "--model",
-        str(d / "tiny.onnx"),
-        "--labels",
-        str(d / "l.txt"),
-        "--photos",
-        str(d / "photos"),
-        "--headless",
-        "--frames",
-        "1",
-    ]
+    return model_capture(d, d / "tiny.onnx", "--labels", str(d / "l.txt"))
 
 
 # --- disks: full (RLIMIT_FSIZE, probekit.FULL) for print, report, export
