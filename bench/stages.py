@@ -63,6 +63,20 @@ def photograph(
     return out[pad : pad + n, pad : pad + n]
 
 
+def _split(half: str) -> list[tuple[str, int, Path]]:
+    """A half of the photo split: (key, ImageNet label or -1, path)."""
+    from craft.images import split_photos
+
+    return [(p.key, -1 if p.label is None else int(p.label), p.path) for p in split_photos(half)]
+
+
+def _rgb(path: Path) -> Image.Image:
+    """A photo as RGB, as craft reads it (a packaged ``.npz`` photo: its one 8-bit array)."""
+    from craft.images import SourcePhoto, load_rgb
+
+    return load_rgb(SourcePhoto(path.stem, str(path), path, "package", None, None))
+
+
 def cell(top1: np.ndarray, truth: np.ndarray, reps: int) -> str:
     """One table cell: top-1 (photo-major, ``reps`` draws per photo) right, clustered by photo, with its n."""
     return f"{rate(photo_hits(top1, truth, reps))} (n = {len(top1)}, {len(truth)} photos)"
@@ -77,6 +91,14 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=6)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
+        "--images",
+        default="samples",
+        choices=("samples", "tuning", "validation"),
+        help="foolbox's labelled samples, or a half of the photo split (craft/photosplit.toml; a photo without an "
+        "ImageNet label takes --label-model's digital top-1, as the crafted batches do)",
+    )
+    ap.add_argument("--label-model", default="lite0", help="with --images tuning/validation: labels unlabelled photos")
+    ap.add_argument(
         "--curve",
         default="",
         help="comma-separated fractions: print top-1 through every stage at each tile size instead of the ablation",
@@ -84,8 +106,12 @@ def main() -> None:
     args = ap.parse_args()
     profile = load_profile(args.profile)
     clf = OnnxClassifier(_model(args.model, args.onnx_dir))
-    photos = _photos()
-    imgs = [np.asarray(Image.open(p).convert("RGB").resize((224, 224), Image.Resampling.BICUBIC)) for _, _, p in photos]
+    photos = _photos() if args.images == "samples" else _split(args.images)
+    imgs = [np.asarray(_rgb(p).resize((224, 224), Image.Resampling.BICUBIC)) for _, _, p in photos]
+    if any(label < 0 for _, label, _ in photos):
+        labeller = clf if args.label_model == args.model else OnnxClassifier(_model(args.label_model, args.onnx_dir))
+        own = labeller.classify(np.stack([labeller.spec.resize_center_crop(x) for x in imgs]))[0][:, 0]
+        photos = [(k, int(own[i]) if label < 0 else label, p) for i, (k, label, p) in enumerate(photos)]
     y = np.array([label for _, label, _ in photos])
     rng = np.random.default_rng(args.seed)
     draws = [ch.sample_params(profile, rng) for _ in range(args.draws)]
@@ -111,7 +137,7 @@ def main() -> None:
         return
     print(
         f"# {args.profile}, {clf.name}, tile {n_px} px ({args.fraction} x input), {args.draws} draws per photo, seed "
-        f"{args.seed}\n"
+        f"{args.seed}, photos: {args.images}\n"
     )
     print("| stages | top-1 |\n|---|---:|")
     print(f"| digital | {acc(imgs)} |")

@@ -61,3 +61,19 @@ def test_stages_cell_clusters_the_draws_of_each_photo(bench: tuple[ModuleType, M
     # 6 draws per photo; photos 0-5 right in every draw, 6-9 wrong in every draw: 60 draws, 10 photos.
     top1 = np.repeat(np.where(truth < 6, truth, -1), 6)
     assert stages.cell(top1, truth, 6) == "60 % [31-83] (n = 60, 10 photos)"
+
+
+def test_stages_reads_a_half_of_the_photo_split_as_craft_does(bench: tuple[ModuleType, ModuleType]) -> None:
+    """``bench/stages.py --images tuning``: the split's tuning half, ImageNet labels where the photo has one (-1 for
+    the others, which take the label model's top-1), and PyWavelets' ``.npz`` photos read as craft reads them."""
+    _, stages = bench
+    from craft.images import split_photos
+
+    photos = stages._split("tuning")
+    want = split_photos("tuning")
+    assert [k for k, _, _ in photos] == [p.key for p in want] and len(photos) >= 20
+    assert [lab for _, lab, _ in photos] == [-1 if p.label is None else p.label for p in want]
+    assert sum(lab >= 0 for _, lab, _ in photos) == 10  # foolbox's ImageNet photos, as the split file says
+    npz = next(p for _, _, p in photos if p.suffix == ".npz")
+    img = stages._rgb(npz)
+    assert img.mode == "RGB" and min(img.size) > 100
