@@ -8,6 +8,8 @@ numbers) unless named otherwise:
 - ``real-3``, ``real-4``: the real camera again at seeds + 5 and + 6 (more draws of the camera's own repeat);
 - ``t-crn``: the real camera at the fitted session's seed (the whole truth);
 - ``fitted-b``, ``fitted-c``: the fitted profile again at seeds + 5 and + 6 (paired with ``real-3`` and ``real-4``);
+- ``f-optnoise-b``, ``f-optnoise-c``: ``f-optnoise`` (below) at seeds + 5 and + 6;
+- ``f-noise``, ``f-noise-b``, ``f-noise-c``: the fitted profile with the true sensor noise only, seeds + 4, + 5, + 6;
 - ``f-frame``: the fitted profile with the true framing (sheet fill, tilt and rotation ranges);
 - ``f-optnoise``: ... with the true blur and sensor noise (defocus, motion blur, shot and read noise);
 - ``f-light``: ... with the true light (illuminance, colour temperature, gradient, glare, exposure, white balance);
@@ -16,9 +18,13 @@ numbers) unless named otherwise:
 - ``f-prisp``: as ``f-isp`` with the true printer too (only the framing, light, optics and noise are fitted);
 - ``t-fitframe``: the truth with the fitted framing.
 
-``pool`` prints, pooled over the runs and paired on the tiles every session named saw, each session's agreement with
-``real-1`` minus ``real-2``'s and minus ``fitted``'s, and its clean accuracy minus ``real-1``'s, with 95 % bootstrap
-intervals clustered by photo (as ``bench/calibrate_pool.py``). Run (after ``calibrate_loop.py ... --phase fit``)::
+``pool`` prints, pooled over the runs, each session's agreement with ``real-1`` minus ``real-2``'s and minus
+``fitted``'s, and its clean accuracy minus ``real-1``'s and ``fitted``'s (paired on the tiles ``real-1``, ``real-2``,
+``fitted`` and that session all saw); the fitted profile (and the blur and noise variants) against the real camera at
+the same seeds; pairs of sessions of one channel; each session's mean agreement with several real sessions against the
+camera's own repeat over all their pairs; and how often two observations of a tile in one session agree. 95 %
+bootstrap intervals clustered by photo (as ``bench/calibrate_pool.py``). Run (after ``calibrate_loop.py ... --phase
+fit``; ``capture`` takes 12-70 s a session, so split it with ``--sessions`` to keep a command short)::
 
     python bench/calibrate_ablate.py capture /tmp/loop-e16:40 /tmp/loop-e4:50
     python bench/calibrate_ablate.py pool /tmp/loop-e16 /tmp/loop-e4
@@ -51,6 +57,11 @@ VARIANTS = (
     "t-crn",
     "fitted-b",
     "fitted-c",
+    "f-optnoise-b",
+    "f-optnoise-c",
+    "f-noise",
+    "f-noise-b",
+    "f-noise-c",
     "f-frame",
     "f-optnoise",
     "f-light",
@@ -78,6 +89,7 @@ def variants(f: ChannelProfile, r: ChannelProfile, seed: int) -> dict[str, tuple
         shot_noise=rc.shot_noise,
         read_noise=rc.read_noise,
     )
+    noise = replace(fc, shot_noise=rc.shot_noise, read_noise=rc.read_noise)
     light = dict(
         illuminance=rs.illuminance, colour_temperature_k=rs.colour_temperature_k, gradient=rs.gradient, glare=rs.glare
     )
@@ -88,6 +100,11 @@ def variants(f: ChannelProfile, r: ChannelProfile, seed: int) -> dict[str, tuple
         "t-crn": (r, True, seed + 4),
         "fitted-b": (f, False, seed + 5),
         "fitted-c": (f, False, seed + 6),
+        "f-optnoise-b": (replace(f, camera=optnoise), False, seed + 5),
+        "f-optnoise-c": (replace(f, camera=optnoise), False, seed + 6),
+        "f-noise": (replace(f, camera=noise), False, seed + 4),
+        "f-noise-b": (replace(f, camera=noise), False, seed + 5),
+        "f-noise-c": (replace(f, camera=noise), False, seed + 6),
         "f-frame": (replace(f, scene=replace(fs, **frame)), False, seed + 4),
         "f-optnoise": (replace(f, camera=optnoise), False, seed + 4),
         "f-light": (
@@ -187,23 +204,42 @@ def pool(runs: list[Path], names: list[str]) -> None:
 
 
 MATCHED = (("fitted", "t-crn"), ("fitted-b", "real-3"), ("fitted-c", "real-4"))
+MATCHED_OPTNOISE = (("f-optnoise", "t-crn"), ("f-optnoise-b", "real-3"), ("f-optnoise-c", "real-4"))
+MATCHED_NOISE = (("f-noise", "t-crn"), ("f-noise-b", "real-3"), ("f-noise-c", "real-4"))
+
+
+def _matched_diff(
+    every: dict[str, dict[Key, int]], labels: dict[Key, int], photo: dict[Key, str], pairs: tuple[tuple[str, str], ...]
+) -> set[Key]:
+    """Print agreement with ``real-1`` and clean accuracy of ``pairs`` (a, b at one seed), a − b averaged over the
+    pairs; returns the tiles used."""
+    names = [s for pair in pairs for s in pair]
+    keys = set(every["real-1"]).intersection(*(set(every[s]) for s in names))
+    clean = [k for k in keys if k[2] == "clean"]
+    ref, n = every["real-1"], len(pairs)
+    agree = {k: sum(float(ref[k] == every[a][k]) - float(ref[k] == every[b][k]) for a, b in pairs) / n for k in keys}
+    ok = {
+        k: sum(float(every[a][k] == labels[k]) - float(every[b][k] == labels[k]) for a, b in pairs) / n for k in clean
+    }
+    print(f"\n{' + '.join(a for a, _ in pairs)} minus {' + '.join(b for _, b in pairs)} at the same seeds")
+    print(f"({n} seeds, {len(keys)} tiles, {len(clean)} clean):")
+    print(f"- agreement with real-1: {_fmt(*clustered(agree, photo))}; clean accuracy: {_fmt(*clustered(ok, photo))}")
+    return keys
 
 
 def matched(every: dict[str, dict[Key, int]], labels: dict[Key, int], photo: dict[Key, str]) -> None:
     """The fitted profile against the real camera at the same seeds (the same hand-held draws), averaged over the
-    three seeds: agreement with ``real-1`` and clean accuracy, fitted minus real."""
-    names = [s for pair in MATCHED for s in pair]
-    if not all(s in every for s in names):
+    three seeds: agreement with ``real-1`` and clean accuracy, fitted minus real; the same with the true blur and
+    noise, and against the fitted profile."""
+    for variant in (MATCHED_OPTNOISE, MATCHED_NOISE):
+        if all(s in every for pair in variant for s in pair):
+            _matched_diff(every, labels, photo, variant)
+            fam = tuple((a, f) for (a, _), (f, _) in zip(variant, MATCHED, strict=True))
+            _matched_diff(every, labels, photo, fam)
+    if not all(s in every for pair in MATCHED for s in pair):
         return
-    keys = set(every["real-1"]).intersection(*(set(every[s]) for s in names))
-    clean = [k for k in keys if k[2] == "clean"]
+    keys = _matched_diff(every, labels, photo, MATCHED)
     ref = every["real-1"]
-    agree = {k: sum(float(ref[k] == every[f][k]) - float(ref[k] == every[t][k]) for f, t in MATCHED) / 3 for k in keys}
-    ok = {
-        k: sum(float(every[f][k] == labels[k]) - float(every[t][k] == labels[k]) for f, t in MATCHED) / 3 for k in clean
-    }
-    print(f"\nfitted minus the real camera at the same seeds (3 seeds, {len(keys)} tiles, {len(clean)} clean):")
-    print(f"- agreement with real-1: {_fmt(*clustered(agree, photo))}; clean accuracy: {_fmt(*clustered(ok, photo))}")
     # how much one session's draw moves the pooled agreement: the camera's four repeats and the profile's three
     keys &= set(every["real-2"])
     for group in (["real-2", "t-crn", "real-3", "real-4"], ["fitted", "fitted-b", "fitted-c"]):
@@ -220,20 +256,21 @@ def matched(every: dict[str, dict[Key, int]], labels: dict[Key, int], photo: dic
 
 
 def same_camera(every: dict[str, dict[Key, int]], labels: dict[Key, int], photo: dict[Key, str]) -> None:
-    """Pairs of sessions of one channel (the camera's four, the fitted profile's three): agreement with ``real-1``
-    and clean accuracy, one minus the other, on the tiles ``real-1`` and both saw."""
+    """Pairs of sessions of one channel (the camera's four, the fitted profile's three; and the camera with the fitted
+    framing against it): agreement with ``real-1`` and clean accuracy, one minus the other, on the tiles ``real-1``
+    and both saw."""
     groups = (["real-2", "t-crn", "real-3", "real-4"], ["fitted", "fitted-b", "fitted-c"])
-    print("\npairs of sessions of one channel (agreement with real-1; clean accuracy), points:")
+    pairs = [(a, b) for g in groups for i, a in enumerate(g) for b in g[i + 1 :]] + [("t-fitframe", "t-crn")]
+    print("\npairs of sessions (agreement with real-1; clean accuracy), points:")
     ref = every["real-1"]
-    for group in groups:
-        have = [s for s in group if s in every]
-        for i, a in enumerate(have):
-            for b in have[i + 1 :]:
-                keys = set(ref) & set(every[a]) & set(every[b])
-                clean = [k for k in keys if k[2] == "clean"]
-                ag = {k: float(ref[k] == every[a][k]) - float(ref[k] == every[b][k]) for k in keys}
-                ok = {k: float(every[a][k] == labels[k]) - float(every[b][k] == labels[k]) for k in clean}
-                print(f"- {a} − {b} ({len(keys)} tiles): {_fmt(*clustered(ag, photo))}; {_fmt(*clustered(ok, photo))}")
+    for a, b in pairs:
+        if a not in every or b not in every:
+            continue
+        keys = set(ref) & set(every[a]) & set(every[b])
+        clean = [k for k in keys if k[2] == "clean"]
+        ag = {k: float(ref[k] == every[a][k]) - float(ref[k] == every[b][k]) for k in keys}
+        ok = {k: float(every[a][k] == labels[k]) - float(every[b][k] == labels[k]) for k in clean}
+        print(f"- {a} − {b} ({len(keys)} tiles): {_fmt(*clustered(ag, photo))}; {_fmt(*clustered(ok, photo))}")
 
 
 def within(runs: list[Path], sessions: list[str]) -> None:
@@ -287,7 +324,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("phase", choices=("capture", "pool"))
     ap.add_argument("runs", nargs="+", help="capture: RUN:SEED (calibrate_loop --out and --seed); pool: RUN")
-    ap.add_argument("--sessions", default=",".join(VARIANTS), help="comma-separated variant names")
+    ap.add_argument("--sessions", default=",".join(("uncalibrated", *VARIANTS)), help="comma-separated session names")
     ap.add_argument("--preset", default="office-laser-webcam")
     ap.add_argument("--model", default="lite0")
     a = ap.parse_args()
