@@ -16,9 +16,15 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
 
 
 def assert_one_line_error(r: subprocess.CompletedProcess[str], *needles: str) -> None:
-    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
-    assert "Traceback" not in r.stderr + r.stdout
-    lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1, r.stderr
+    """The CLI run ``r`` exited 2 with one line on stderr, no traceback, that holds every one of ``needles``."""
+    assert_one_line(r.returncode, r.stdout, r.stderr, *needles)
+
+
+def assert_one_line(code: int, out: str, err: str, *needles: str) -> None:
+    """Exit status 2, no traceback, and one line on ``err`` that holds every one of ``needles``."""
+    assert code == 2, (code, out, err)
+    assert "Traceback" not in err + out
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, err
     for n in needles:
-        assert n in lines[0], lines[0]
+        assert n in lines[0], (n, lines[0])

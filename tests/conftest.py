@@ -81,3 +81,41 @@ def face_batch(tmp_path_factory: pytest.TempPathFactory) -> Path:
     print_sheets(out)
     prepare_onnx(get_detector("centerface"), model_path(out, "centerface"))
     return out
+
+
+@pytest.fixture
+def one_line_error(capsys: pytest.CaptureFixture[str]) -> Callable[..., None]:
+    """``check(argv, *needles)``: ``app.main(argv)``, run in this process, exits 2 with one line on stderr, no
+    traceback, that holds every one of ``needles`` (``testkit.cli.assert_one_line``)."""
+    from app import main
+    from testkit.cli import assert_one_line
+
+    def check(argv: list[str], *needles: str) -> None:
+        code = main(argv)
+        cap = capsys.readouterr()
+        assert_one_line(code, cap.out, cap.err, *needles)
+
+    return check
+
+
+@pytest.fixture(scope="session")
+def capture_and_report_faces() -> Callable[[Path, str], str]:
+    """``run(batch, formats)``: a printed face batch through ``capture --simulate --model centerface`` (4 frames,
+    session ``sim``, seed 1; CenterFace prepared in the batch's ``models/`` first when it is not there) and
+    ``report --format formats``; both must succeed. Returns the report's console output, whitespace collapsed."""
+    from contracts.batchdir import model_path
+    from contracts.detection import get_detector
+    from craft.detectors.onnxprep import prepare_onnx
+    from testkit.cli import run_cli
+
+    def run(batch: Path, formats: str) -> str:
+        if not model_path(batch, "centerface").is_file():
+            prepare_onnx(get_detector("centerface"), model_path(batch, "centerface"))
+        r = run_cli("capture", str(batch), "--simulate", "--model", "centerface", "--frames", "4", "--headless",
+                    "--session", "sim", "--seed", "1")  # fmt: skip
+        assert r.returncode == 0, r.stderr[-2000:]
+        r = run_cli("report", str(batch), "--format", formats)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return " ".join(r.stdout.split())
+
+    return run

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,16 +29,13 @@ from testkit.cli import assert_one_line_error, run_cli
 
 
 @pytest.fixture(scope="module")
-def captured(face_batch: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def captured(
+    face_batch: Path, tmp_path_factory: pytest.TempPathFactory, capture_and_report_faces: Callable[[Path, str], str]
+) -> Path:
     """A copy of the face batch with one simulated CenterFace session (``sim``) and its report."""
     out = tmp_path_factory.mktemp("facecap") / "batch"
     shutil.copytree(face_batch, out)
-    r = run_cli("capture", str(out), "--simulate", "--model", "centerface", "--frames", "4", "--headless",
-                "--session", "sim", "--seed", "1")  # fmt: skip
-    assert r.returncode == 0, r.stderr[-2000:]
-    r = run_cli("report", str(out), "--format", "html,csv")
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert "transfer to centerface [sim]" in " ".join(r.stdout.split())
+    assert "transfer to centerface [sim]" in capture_and_report_faces(out, "html,csv")
     return out
 
 

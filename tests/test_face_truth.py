@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from app import main
-from contracts.batchdir import model_path
-from contracts.detection import Detections, found, get_detector
+from contracts.detection import Detections, found
 from contracts.errors import UserError
 from contracts.facetruth import MAX_BYTES, read_face_truth
 from contracts.manifest import load_batch
@@ -137,23 +137,17 @@ def test_craft_records_the_labels_and_refuses_unknown_photos(
     assert "crafted with truth" in capsys.readouterr().err
 
 
-def test_the_face_report_counts_recall_against_the_labels(tmp_path: Path) -> None:
+def test_the_face_report_counts_recall_against_the_labels(
+    tmp_path: Path, capture_and_report_faces: Callable[[Path, str], str]
+) -> None:
     from craft.attacks.spec import AttackSettings
-    from craft.detectors.onnxprep import prepare_onnx
     from photoproof import print_sheets
-    from testkit.cli import run_cli
 
     out = tmp_path / "batch"
     craft_faces(out, lfw_faces(0, 2), "bim", (16.0,), settings=AttackSettings(steps=2), truth=read_face_truth(LABELS),
                 candidates=photo_candidates("samples"))  # fmt: skip
     print_sheets(out)
-    prepare_onnx(get_detector("centerface"), model_path(out, "centerface"))
-    r = run_cli("capture", str(out), "--simulate", "--model", "centerface", "--frames", "4", "--headless",
-                "--session", "sim", "--seed", "1")  # fmt: skip
-    assert r.returncode == 0, r.stderr[-2000:]
-    r = run_cli("report", str(out), "--format", "html,csv")
-    assert r.returncode == 0, r.stderr[-2000:]
-    text = " ".join(r.stdout.split())
+    text = capture_and_report_faces(out, "html,csv")
     assert "truth faces: the labels file face-labels.json" in text and "mtcnn finds" in text
     report = json.loads((out / "report" / "report.json").read_text())
     assert report["truth"]["source"] == "labels" and report["truth"]["file"] == "face-labels.json"

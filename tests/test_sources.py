@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -115,17 +116,8 @@ def build():
 """
 
 
-def _one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str], *needles: str) -> None:
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
-
-
 def test_bad_sources_are_one_line_errors(
-    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    files: dict[str, Path], tmp_path: Path, one_line_error: Callable[..., None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "mynets.py").write_text(FACTORY)
@@ -133,20 +125,18 @@ def test_bad_sources_are_one_line_errors(
     (tmp_path / "ten.txt").write_text("\n".join("abcdefghij"))
     (tmp_path / "dup.txt").write_text("cat\ndog\ncat\n")
     out = ["craft", "--out", str(tmp_path / "b"), "--limit", "1", "--input-size", "32"]
-    _one_line_error(capsys, [*out, "--source", "mynets:biuld"], "--source mynets:biuld", "did you mean build")
-    _one_line_error(capsys, [*out, "--source", "mynet:build"], "cannot import 'mynet'")
-    _one_line_error(
-        capsys,
+    one_line_error([*out, "--source", "mynets:biuld"], "--source mynets:biuld", "did you mean build")
+    one_line_error([*out, "--source", "mynet:build"], "cannot import 'mynet'")
+    one_line_error(
         [*out, "--source", "mynets:build", "--labels", "ten.txt"],
         "outputs 7 classes but --labels ten.txt names 10",
     )
-    _one_line_error(capsys, [*out, "--source", "mynets:build", "--labels", "dup.txt"], "dup.txt", "'cat' appears twice")
-    _one_line_error(
-        capsys,
+    one_line_error([*out, "--source", "mynets:build", "--labels", "dup.txt"], "dup.txt", "'cat' appears twice")
+    one_line_error(
         [*out[:-2], "--source", str(files["onnx"]), "--input-size", "224"],
         "takes 240x240 images but the preprocessing says 224",
     )
-    _one_line_error(capsys, [*out, "--source", "weights.pth"], "does not unpickle")
+    one_line_error([*out, "--source", "weights.pth"], "does not unpickle")
     # The factory with its own label set crafts (its output size matches --labels).
     assert main([*out, "--source", "mynets:build", "--labels", "seven.txt", "--mean", "0.5", "--std", "0.5"]) == 0
     batch = json.loads((tmp_path / "b" / "batch.json").read_text())

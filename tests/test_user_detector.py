@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -99,52 +100,35 @@ def test_the_sticker_is_optimised_on_it(tmp_path: Path, det: UserDetector) -> No
         craft_face_patch(tmp_path / "lm", lfw_faces(0, 2), replace(s, place="landmarks"), seed=0, mtcnn=det)
 
 
-def _one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str], *needles: str) -> None:
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for n in needles:
-        assert n in lines[0], (n, lines[0])
-
-
 def test_the_cli_crafts_on_it_and_refuses_what_breaks_the_protocol(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, one_line_error: Callable[..., None]
 ) -> None:
     out = ["craft", "--out", str(tmp_path / "b"), "--limit", "1", "--attack", "pgd"]
     src = "--source"
-    _one_line_error(capsys, [*out, src, "no_such_module_xyz:make"], "--source no_such_module_xyz:make", "cannot import")
-    _one_line_error(capsys, [*out, src, "pnet_detector:NOT_CALLABLE"], "is not callable")
-    _one_line_error(capsys, [*out, src, "pnet_detector:make_a_string"], "returned str, not a torch nn.Module")
-    _one_line_error(capsys, [*out, src, "pnet_detector:make_classifier_shaped"], "forward must return (scores, boxes)")
-    _one_line_error(capsys, [*out, src, "pnet_detector:make_detached"], "no gradient to the input")
-    _one_line_error(capsys, [*out, src, "pnet_detector:make_no_threshold"], "has no score_threshold")
-    _one_line_error(capsys, [*out, src, f"{REF},lite0"], "not in an ensemble")
-    _one_line_error(capsys, [*out, src, REF, "--target", "ll"], "--target")
+    one_line_error([*out, src, "no_such_module_xyz:make"], "--source no_such_module_xyz:make", "cannot import")
+    one_line_error([*out, src, "pnet_detector:NOT_CALLABLE"], "is not callable")
+    one_line_error([*out, src, "pnet_detector:make_a_string"], "returned str, not a torch nn.Module")
+    one_line_error([*out, src, "pnet_detector:make_classifier_shaped"], "forward must return (scores, boxes)")
+    one_line_error([*out, src, "pnet_detector:make_detached"], "no gradient to the input")
+    one_line_error([*out, src, "pnet_detector:make_no_threshold"], "has no score_threshold")
+    one_line_error([*out, src, f"{REF},lite0"], "not in an ensemble")
+    one_line_error([*out, src, REF, "--target", "ll"], "--target")
     assert main([*out, src, REF, "--eps", "16"]) == 0
     (it,) = load_batch(tmp_path / "b").items
     assert it.id == "skimage-astronaut-pgd-e16" and it.truth is not None and it.truth.source == REF
     assert len(Detections.from_json(it.truth.boxes)) >= 1 and it.adv.boxes[REF] == []
 
 
-def test_its_batch_is_printed_captured_and_reported_like_an_mtcnn_batch(tmp_path: Path, det: UserDetector) -> None:
-    from contracts.batchdir import model_path
-    from contracts.detection import get_detector
+def test_its_batch_is_printed_captured_and_reported_like_an_mtcnn_batch(
+    tmp_path: Path, det: UserDetector, capture_and_report_faces: Callable[[Path, str], str]
+) -> None:
     from craft.attacks.spec import AttackSettings
-    from craft.detectors.onnxprep import prepare_onnx
     from photoproof import print_sheets
-    from testkit.cli import run_cli
 
     out = tmp_path / "batch"
     craft_faces(out, lfw_faces(0, 2), "bim", (16.0,), settings=AttackSettings(steps=3), mtcnn=det)
     print_sheets(out)
-    prepare_onnx(get_detector("centerface"), model_path(out, "centerface"))
-    r = run_cli("capture", str(out), "--simulate", "--model", "centerface", "--frames", "4", "--headless",
-                "--session", "sim", "--seed", "1")  # fmt: skip
-    assert r.returncode == 0, r.stderr[-2000:]
-    r = run_cli("report", str(out), "--format", "csv")
-    assert r.returncode == 0, r.stderr[-2000:]
-    text = " ".join(r.stdout.split())
+    text = capture_and_report_faces(out, "csv")
     assert f"truth faces: {REF}'s own detections" in text and f"{REF} (white-box) bim ε=16: hides 1.00" in text
     rows = json.loads((out / "report" / "faces_transfer.json").read_text())["rows"]
     assert {row["detector"] for row in rows} == {f"{REF} (source, white-box)", "centerface"}
