@@ -47,21 +47,23 @@ def load_jpeg(con: sqlite3.Connection, session: str) -> JpegFit | None:
     pixels = [(lo, hi) for lo, hi, m in rows if m == "pixels" and valid(lo, hi)]
     n_pixels = sum(1 for *_, m in rows if m == "pixels")
     if tables:
-        q = np.array(tables, float)
-        lo, hi = float(np.quantile(q[:, 0], 0.05)), float(np.quantile(q[:, 1], 0.95))
-        return JpegFit(
-            int(round(float(np.median(q.mean(axis=1))))),
-            (float(round(lo)), float(round(hi))),
+        return _summary(
+            tables,
             f"measured: the quantisation tables of {len(tables)} JPEG frames (libjpeg quality, or the IJG table "
             "nearest another encoder's)",
         )
     if len(pixels) >= MIN_FRAMES and 2 * len(pixels) >= n_pixels:
-        q = np.array(pixels, float)
-        lo, hi = float(np.quantile(q[:, 0], 0.05)), float(np.quantile(q[:, 1], 0.95))
-        return JpegFit(
-            int(round(float(np.median(q.mean(axis=1))))),
-            (float(round(lo)), float(round(hi))),
+        return _summary(
+            pixels,
             f"estimated: the 8x8 DCT quantiser steps of {len(pixels)} of {n_pixels} decoded frames (Fan and de "
             "Queiroz 2003), matched to libjpeg's tables; the noise and edges were fitted through it",
         )
     return None
+
+
+def _summary(ranges: list[tuple[float, float]], note: str) -> JpegFit:
+    """The frames' quality ranges (lo, hi) as one fit: the median of their centres, from the 5th percentile of the
+    lows to the 95th of the highs."""
+    q = np.array(ranges, float)
+    lo, hi = float(np.quantile(q[:, 0], 0.05)), float(np.quantile(q[:, 1], 0.95))
+    return JpegFit(int(round(float(np.median(q.mean(axis=1))))), (float(round(lo)), float(round(hi))), note)
