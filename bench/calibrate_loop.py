@@ -24,7 +24,10 @@ Run (after crafting, e.g. ``photoproof craft --out B --images tuning --limit 8 -
 
 Many tiles cheaply (``bench/calibrate_pool.py`` pools the runs): one batch per ε, each run with its own
 ``--seed``, ``--frames-per-view 2`` (a dense layout's close-ups), and ``--phase capture`` then ``--phase fit``
-so that no command runs for more than a few minutes.
+so that no command runs for more than a few minutes. One reference session is a noisy yardstick (sessions
+of one camera differ beyond what an interval over photos allows): ``--repeats 3`` adds the camera's
+``real-3`` and ``real-4`` and the fitted profile's ``fitted-2`` and ``fitted-3``, each at a seed of its own, and
+``calibrate_pool.py`` then judges the fitted profile against every reference but ``real-2``.
 """
 
 from __future__ import annotations
@@ -173,6 +176,14 @@ def main() -> None:
     ap.add_argument("--truth-tilt", action="store_true", help="with --truth-seed, draw the sheet's tilt range too")
     ap.add_argument("--jpeg-quality", type=int, default=None, help="tell calibrate the JPEG quality (default: not)")
     ap.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="K: the camera's reference sessions real-1, real-3 ... real-(K+1) (seeds SEED+13 ...) and the fitted "
+        "profile's sessions fitted, fitted-2 ... fitted-K (seeds SEED+22 ...), every seed its own; "
+        "bench/calibrate_pool.py judges the goal against every reference when K >= 2",
+    )
+    ap.add_argument(
         "--phase",
         choices=("all", "capture", "fit"),
         default="all",
@@ -205,6 +216,7 @@ def main() -> None:
         ("real-1", real, True, a.seed + 1),
         ("real-2", real, True, a.seed + 2),
         ("uncalibrated", base, False, a.seed + 3),
+        *[(f"real-{j}", real, True, a.seed + 10 + j) for j in range(3, a.repeats + 2)],
     ]
     t0 = time.perf_counter()
     for name, prof, foreign, seed in plan:
@@ -217,9 +229,11 @@ def main() -> None:
         return
     fitted_path = a.out / "fitted.toml"
     res = calibrate(work, "real-2", fitted_path, base=a.preset, jpeg_quality=a.jpeg_quality)
-    if not finished(work, "fitted"):
-        cam = SimulatedCamera.from_batch(work, load_profile(str(fitted_path)), seed=a.seed + 4, n_frames=frames)
-        run_capture(work, model, cam, frames=frames, session_id="fitted", save_crops=False)
+    fitted_plan = [("fitted", a.seed + 4), *[(f"fitted-{j}", a.seed + 20 + j) for j in range(2, a.repeats + 1)]]
+    for name, seed in fitted_plan:
+        if not finished(work, name):
+            cam = SimulatedCamera.from_batch(work, load_profile(str(fitted_path)), seed=seed, n_frames=frames)
+            run_capture(work, model, cam, frames=frames, session_id=name, save_crops=False)
     items = load_batch(work).items
     labels = {it.id: it.label.index for it in items}
     photo = {it.id: it.source.file for it in items}

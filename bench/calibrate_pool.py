@@ -13,6 +13,16 @@ adversarial success (top-1 against the item's label). Paired on the tiles every 
 profile's clean accuracy and adversarial success minus the camera's (``real-1`` and ``real-2`` pooled as
 the camera), each with a 95 % bootstrap interval clustered by photo.
 
+With runs of ``calibrate_loop.py --repeats K`` (K >= 2), the goal is also judged against every reference:
+the camera's repeat is the mean agreement over all pairs of its reference sessions (``real-1``, ``real-3`` ...;
+not ``real-2``, which the profile was fitted to), the fitted profile's the mean over each of its sessions
+(``fitted``, ``fitted-2`` ...) against each reference, and the preset's likewise; clean accuracy and adversarial
+success are the mean over the camera's sessions (``real-*``) and over the fitted profile's. Every seed differs,
+so no two sessions share hand-held draws. Each difference gets a second interval that resamples runs (each with
+its sessions) and photos independently, the pigeonhole bootstrap for crossed random effects (Owen 2007, "The
+pigeonhole bootstrap", Ann. Appl. Stat. 1(2)), because sessions of one camera differ by more than photos alone
+explain.
+
 Run::
 
     python bench/calibrate_pool.py /tmp/loop-e2 /tmp/loop-e4 /tmp/loop-e8 /tmp/loop-e16
@@ -21,6 +31,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import re
 import sqlite3
 import sys
 from pathlib import Path
@@ -80,6 +91,99 @@ def clustered(
     return float(s.sum() / c.sum()), float(lo), float(hi)
 
 
+def crossed(
+    values: dict[Key, float], photo: dict[Key, str], seed: int = 0, n: int = 4000
+) -> tuple[float, float, float]:
+    """Mean of per-tile ``values`` and its 95 % interval by the pigeonhole bootstrap (Owen 2007): runs (``Key[0]``)
+    and photos resampled independently, a tile weighted by its run's count times its photo's."""
+    runs = sorted({k[0] for k in values})
+    photos = sorted({photo[k] for k in values})
+    ri, pi = {r: i for i, r in enumerate(runs)}, {p: i for i, p in enumerate(photos)}
+    s, c = np.zeros((len(runs), len(photos))), np.zeros((len(runs), len(photos)))
+    for k, v in values.items():
+        s[ri[k[0]], pi[photo[k]]] += v
+        c[ri[k[0]], pi[photo[k]]] += 1
+    rng = np.random.default_rng(seed)
+    wr = rng.multinomial(len(runs), np.full(len(runs), 1.0 / len(runs)), size=n)
+    wp = rng.multinomial(len(photos), np.full(len(photos), 1.0 / len(photos)), size=n)
+    num = np.einsum("nr,rp,np->n", wr, s, wp)
+    den = np.einsum("nr,rp,np->n", wr, c, wp)
+    boot = num[den > 0] / den[den > 0]
+    lo, hi = np.quantile(boot, (0.025, 0.975))
+    return float(s.sum() / c.sum()), float(lo), float(hi)
+
+
+def extra_sessions(runs: list[Path]) -> list[str]:
+    """The ``real-N`` (N >= 3) and ``fitted-N`` sessions that every run has finished (``calibrate_loop --repeats``)."""
+    from bench.calibrate_loop import finished
+
+    found: set[str] | None = None
+    for run in runs:
+        names = {p.stem for p in (run / "work" / "captures").glob("*.sqlite")}
+        names = {m for m in names if re.fullmatch(r"(real-([3-9]|\d\d+)|fitted-\d+)", m) and finished(run / "work", m)}
+        found = names if found is None else found & names
+    return sorted(found or set(), key=lambda m: (m.split("-")[0], int(m.split("-")[1])))
+
+
+def references(runs: list[Path], labels: dict[Key, int], photo: dict[Key, str]) -> None:
+    """The goal against every reference session (``calibrate_loop --repeats``): agreement, clean accuracy and
+    adversarial success of the fitted profile and the preset minus the camera's, with intervals by photo and
+    by runs and photos (:func:`crossed`)."""
+    extra = extra_sessions(runs)
+    every: dict[str, dict[Key, int]] = {}
+    for name in ("real-1", "real-2", "uncalibrated", "fitted", *extra):
+        every[name] = {}
+        for run in runs:
+            got = tiles(run / "work", name)
+            every[name].update({(run.name, i, r): t for (i, r), t in got.items() if (run.name, i, r) in labels})
+    refs = ["real-1", *[m for m in extra if m.startswith("real-")]]
+    if len(refs) < 2:
+        return
+    camera = ["real-1", "real-2", *refs[1:]]
+    fits = ["fitted", *[m for m in extra if m.startswith("fitted-")]]
+    pairs = [(a, b) for i, a in enumerate(refs) for b in refs[i + 1 :]]
+    common = sorted(set.intersection(*(set(t) for t in every.values())))
+    n_photos = len({photo[k] for k in common})
+
+    def same(a: str, b: str, k: Key) -> float:
+        return float(every[a][k] == every[b][k])
+
+    cam = {k: sum(same(a, b, k) for a, b in pairs) / len(pairs) for k in common}
+    fit = {k: sum(same(f, r, k) for f in fits for r in refs) / (len(fits) * len(refs)) for k in common}
+    pre = {k: sum(same("uncalibrated", r, k) for r in refs) / len(refs) for k in common}
+    print(f"\nagainst every reference ({', '.join(refs)}; not real-2, the session fitted to),")
+    print(f"on the {len(common)} tiles ({n_photos} photos, {len(runs)} runs) every session saw; the camera's repeat")
+    print(f"over {len(pairs)} pairs, the fitted profile over {len(fits)} x {len(refs)}, the preset over {len(refs)};")
+    print("points, 95 % intervals by photo and by runs and photos (pigeonhole bootstrap):\n")
+    print("| agreement | mean | − the camera's repeat, by photo | by runs and photos |")
+    print("|---|---|---|---|")
+    print(f"| the camera's repeat | {100 * sum(cam.values()) / len(common):.1f} % | | |")
+    for name, got in (("fitted", fit), ("uncalibrated preset", pre)):
+        d = {k: got[k] - cam[k] for k in common}
+        print(f"| {name} | {100 * sum(got.values()) / len(common):.1f} % | {_fmt(*clustered(d, photo))} "
+              f"| {_fmt(*crossed(d, photo))} |")  # fmt: skip
+    d = {k: fit[k] - pre[k] for k in common}
+    print(f"| fitted − preset | | {_fmt(*clustered(d, photo))} | {_fmt(*crossed(d, photo))} |")
+    print("\n| rate | the camera | fitted | preset | fitted − camera, by photo | by runs and photos |")
+    print("|---|---|---|---|---|---|")
+    for role, what in (("clean", "clean accuracy"), ("adv", "adversarial success")):
+        keys = [k for k in common if k[2] == role]
+
+        def rate(names: list[str], k: Key, clean: bool = role == "clean") -> float:
+            return sum(float((every[s][k] == labels[k]) == clean) for s in names) / len(names)
+
+        c = {k: rate(camera, k) for k in keys}
+        f = {k: rate(fits, k) for k in keys}
+        u = {k: rate(["uncalibrated"], k) for k in keys}
+        d = {k: f[k] - c[k] for k in keys}
+        means = " | ".join(f"{100 * sum(v.values()) / max(len(keys), 1):.1f} %" for v in (c, f, u))
+        print(f"| {what} ({len(keys)} tiles) | {means} | {_fmt(*clustered(d, photo))} | {_fmt(*crossed(d, photo))} |")
+
+
+def _fmt(m: float, lo: float, hi: float) -> str:
+    return f"{100 * m:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", type=Path, nargs="+", help="calibrate_loop.py --out folders")
@@ -117,6 +221,7 @@ def main() -> None:
             m, lo, hi = clustered(d, photo)
             print(f"- {what}, fitted minus {other}: {100 * m:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}] "
                   f"({len(keys)} tiles)")  # fmt: skip
+    references(a.runs, labels, photo)
 
 
 if __name__ == "__main__":

@@ -77,3 +77,22 @@ def test_stages_reads_a_half_of_the_photo_split_as_craft_does(bench: tuple[Modul
     npz = next(p for _, _, p in photos if p.suffix == ".npz")
     img = stages._rgb(npz)
     assert img.mode == "RGB" and min(img.size) > 100
+
+
+def test_pigeonhole_interval_widens_when_runs_differ_and_photos_do_not() -> None:
+    """``bench/calibrate_pool.crossed`` (Owen 2007) resamples runs as well as photos: when one run's sessions agree on
+    every tile and another's on none, each photo's mean is the same and the by-photo interval has no width, but an
+    interval that resamples runs must span most of 0..1."""
+    pool = importlib.import_module("bench.calibrate_pool")
+    photo = {(r, f"i{p}", "clean"): f"p{p}" for r in ("run-a", "run-b") for p in range(12)}
+    values = {k: float(k[0] == "run-a") for k in photo}
+    m, lo, hi = pool.clustered(values, photo)
+    assert (m, lo, hi) == (0.5, 0.5, 0.5)
+    m2, lo2, hi2 = pool.crossed(values, photo)
+    assert m2 == 0.5 and lo2 <= 0.25 and hi2 >= 0.75
+    # the other way about: runs alike, photos apart; the two intervals then agree roughly
+    values = {k: float(int(k[1][1:]) % 2) for k in photo}
+    _, lo, hi = pool.clustered(values, photo)
+    _, lo2, hi2 = pool.crossed(values, photo)
+    assert hi - lo > 0.3 and abs((hi2 - lo2) - (hi - lo)) < 0.1
+    assert pool.crossed(values, photo, seed=3) == pool.crossed(values, photo, seed=3)
