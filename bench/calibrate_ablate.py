@@ -44,7 +44,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.calibrate_loop import finished, tiles  # noqa: E402
-from bench.calibrate_pool import Key, clustered  # noqa: E402
+from bench.calibrate_pool import Key, _fmt, clustered  # noqa: E402
 from capture.session import run_capture  # noqa: E402
 from channel.simulate import SimulatedCamera  # noqa: E402
 from contracts.manifest import load_batch  # noqa: E402
@@ -155,10 +155,6 @@ def load(runs: list[Path], sessions: list[str]) -> tuple[dict[str, dict[Key, int
             if finished(work, s):
                 every.setdefault(s, {}).update({(run.name, i, r): t for (i, r), t in tiles(work, s).items()})
     return every, labels, photo
-
-
-def _fmt(m: float, lo: float, hi: float) -> str:
-    return f"{100 * m:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
 
 
 def pool(runs: list[Path], names: list[str]) -> None:
