@@ -43,6 +43,8 @@ from contracts.manifest import load_batch
 
 log = logging.getLogger(__name__)
 
+FINAL_GRACE_S = 2.0  # how long a run that ended by itself keeps listening for a phone that has not been told why
+
 
 @dataclass
 class PhoneSession:
@@ -255,6 +257,12 @@ class PhoneCapture:
         for s in sessions:
             if s.thread is not None:
                 s.thread.join(120.0)
+        if why not in (STOP_REQUESTED, WINDOW_CLOSED, "SIGINT", "SIGTERM"):
+            # a session that ended by itself (a full disk, its frames, its time): a phone between two photos
+            # learns why from its next photo's answer, so keep listening a moment for it
+            deadline = time.monotonic() + FINAL_GRACE_S
+            while self.server.untold() and time.monotonic() < deadline:
+                time.sleep(0.05)
         self.server.stop()
         log.info("phone capture stopped: %s", why)
 

@@ -97,6 +97,7 @@ class Phone:
     final: dict[str, Any] | None = (
         None  # the session's last report ("done" and why), repeated to a phone that sends more
     )
+    told: bool = False  # the final report reached the phone (an answer to a photo, or its WebSocket)
 
 
 class PhoneServer:
@@ -212,6 +213,11 @@ class PhoneServer:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def untold(self) -> bool:
+        """Whether a phone's session has ended and the phone has not yet been told so (it learns it from its next
+        photo's answer or its WebSocket)."""
+        return any(p.source.finished.is_set() and not p.told for p in list(self.phones.values()))
+
     def stop(self) -> None:
         """Close every connection and stop listening."""
         if self._loop is not None and self._loop.is_running():
@@ -269,16 +275,22 @@ class PhoneServer:
         if phone is None:
             return
         fut = phone.waiters.pop(int(d.get("frame_index", -1)), None)
+        answered = False
         if fut is not None and not fut.done():
             fut.set_result(d)
+            answered = True
         if d.get("done"):
             phone.final = d
             for f in phone.waiters.values():
                 if not f.done():
                     f.set_result(d)
+                    answered = True
             phone.waiters.clear()
         if phone.ws is not None and not phone.ws.closed:
             asyncio.ensure_future(phone.ws.send_json(d))
+            answered = True
+        if d.get("done") and answered:
+            phone.told = True
 
     def _admit(self, phone: Phone, size: int | None, max_bytes: int) -> None:
         """Everything checked before a frame's bytes are read or decoded (``FrameRefused`` with the reason)."""
@@ -334,6 +346,7 @@ class PhoneServer:
         )
         if phone.final is not None:
             await ws.send_json(phone.final)
+            phone.told = True
         async for msg in ws:
             if msg.type == WSMsgType.BINARY:
                 try:
@@ -368,6 +381,7 @@ class PhoneServer:
         except FrameRefused as e:
             phone.refused += 1
             if phone.final is not None:
+                phone.told = True
                 return web.json_response({**phone.final, "phone": phone.number})
             return web.json_response(
                 {"type": "refused", "why": str(e), "done": phone.source.finished.is_set()}, status=409
