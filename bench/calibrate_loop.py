@@ -102,6 +102,11 @@ def drawn(base: ChannelProfile, seed: int, tilt: bool = False) -> ChannelProfile
     return replace(base, printer=pr, camera=cam, scene=scene)
 
 
+def real_profile(base: ChannelProfile, first_jpeg: float = 100.0) -> ChannelProfile:
+    """The closed loop's "real" camera before its foreign ISP: ``base`` with no ISP and one JPEG of ``first_jpeg``."""
+    return replace(base, isp=Isp(), camera=replace(base.camera, jpeg_quality=(first_jpeg, first_jpeg)))
+
+
 def finished(work: Path, session: str) -> bool:
     """Whether capture ``session`` ran to its end (a session cut short is resumed by ``run_capture``)."""
     path = work / "captures" / f"{session}.sqlite"
@@ -206,7 +211,7 @@ def main() -> None:
     n_sheets = len(load_layout(work).sheets)
     model = onnx_file(a.model, a.out / "onnx")
     base = load_profile(a.preset)
-    real = replace(base, isp=Isp(), camera=replace(base.camera, jpeg_quality=(a.first_jpeg, a.first_jpeg)))
+    real = real_profile(base, a.first_jpeg)
     if a.truth_seed is not None:
         real = drawn(real, a.truth_seed, a.truth_tilt)
     frames = a.frames * n_sheets

@@ -25,19 +25,25 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis.load import load_input  # noqa: E402
 from analysis.metrics import correct  # noqa: E402
 from analysis.stats import wilson  # noqa: E402
 from analysis.summary import session_items  # noqa: E402
+from bench.calibrate_loop import real_profile  # noqa: E402
+from bench.fidelity import onnx_file  # noqa: E402
 from capture.session import run_capture  # noqa: E402
 from channel.simulate import SimulatedCamera  # noqa: E402
+from contracts.frames import FrameSource  # noqa: E402
 from contracts.layout import load_layout  # noqa: E402
 from contracts.manifest import load_batch, save_batch  # noqa: E402
 from contracts.profile import load_profile  # noqa: E402
 from printouts.camera import EOT_RANGE, plan_for_camera  # noqa: E402
 from printouts.sheets import print_batch  # noqa: E402
+from testkit.foreign_isp import ForeignCamera  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("bench.eot")
@@ -60,27 +66,87 @@ def _bim_subset(src: Path, dst: Path, limit: int, eps: float) -> None:
     save_batch(dst, dataclasses.replace(b, items=items))
 
 
-def _capture(batch: Path, preset: str, onnx: Path, per_sheet: int, seed: int) -> None:
-    db = batch / "captures" / f"{preset}.sqlite"
-    if db.is_file():
-        return
+def _session(preset: str) -> str:
+    """A session id for a preset name or a profile file (its stem)."""
+    return Path(preset).stem if preset.endswith(".toml") else preset
+
+
+def _capture(batch: Path, preset: str, onnx: Path, per_sheet: int, seed: int, real: str | None) -> list[str]:
+    """Photograph ``batch`` with the preset's simulated camera and, with ``real``, with that preset's camera
+    behind a foreign ISP (``bench/calibrate_loop.py``'s "real" camera); returns the session ids."""
     prof = load_profile(preset)
-    print_batch(batch, camera=(prof.camera.width, prof.camera.height), model="lite0")
+    if not (batch / "layout.json").is_file():
+        print_batch(batch, camera=(prof.camera.width, prof.camera.height), model="lite0")
     n = len(load_layout(batch).sheets) * per_sheet
-    cam = SimulatedCamera.from_batch(batch, profile=prof, seed=seed, n_frames=n)
-    run_capture(batch, onnx, cam, frames=n, headless=True, session_id=preset, save_crops=False)
+    plan: list[tuple[str, FrameSource]] = [
+        (_session(preset), SimulatedCamera.from_batch(batch, profile=prof, seed=seed, n_frames=n))
+    ]
+    if real is not None:
+        sim = SimulatedCamera.from_batch(batch, profile=real_profile(load_profile(real)), seed=seed + 1, n_frames=n)
+        plan.append(("real", ForeignCamera(sim)))
+    for sid, cam in plan:
+        if not (batch / "captures" / f"{sid}.sqlite").is_file():
+            run_capture(batch, onnx, cam, frames=n, headless=True, session_id=sid, save_crops=False)
+    return [sid for sid, _ in plan]
 
 
-def _row(batch: Path, attack: str) -> str:
-    inp = load_input(batch)
-    items = session_items(inp, inp.sessions[0], "tile")
-    n = len(items)
-    fooled = [it for it in items if correct(it.clean, it.label, 1) and not correct(it.adv, it.label, 1)]
-    seen = [it for it in items if it.photo_clean]
-    clean_ok = sum(correct(it.photo_clean[0], it.label, 1) for it in seen)
-    pairs = [it for it in fooled if it.photo_clean and it.photo_adv and correct(it.photo_clean[0], it.label, 1)]
-    survived = sum(not correct(it.photo_adv[0], it.label, 1) for it in pairs)
-    return f"| {attack} | {_fmt(len(fooled), n)} | {_fmt(clean_ok, len(seen))} | {_fmt(survived, len(pairs))} |"
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """One photo's item under one attack and one session."""
+
+    fooled: bool  # the adversarial PNG fools the target digitally (its clean PNG recognised)
+    seen: bool  # its clean tile was photographed (passed the gates)
+    clean_ok: bool  # ... and recognised
+    adv_fools: bool | None  # its adversarial tile photographed fools the target (None: not seen)
+
+    @property
+    def pair(self) -> bool:
+        """Counted in the paired survival: fooled digitally, clean tile recognised, adversarial tile seen."""
+        return self.fooled and self.clean_ok and self.adv_fools is not None
+
+
+def _outcomes(batch: Path, session: str) -> dict[str, Outcome]:
+    """Each photo's outcome (keyed by its source file) in one session of ``batch``."""
+    inp = load_input(batch, [session])
+    photo = {it.id: it.source.file for it in inp.batch.items}
+    out = {}
+    for it in session_items(inp, inp.sessions[0], "tile"):
+        clean_ok = bool(it.photo_clean) and correct(it.photo_clean[0], it.label, 1)
+        out[photo[it.item_id]] = Outcome(
+            fooled=correct(it.clean, it.label, 1) and not correct(it.adv, it.label, 1),
+            seen=bool(it.photo_clean),
+            clean_ok=clean_ok,
+            adv_fools=(not correct(it.photo_adv[0], it.label, 1)) if it.photo_adv else None,
+        )
+    return out
+
+
+def _row(attack: str, o: dict[str, Outcome]) -> str:
+    v = list(o.values())
+    seen = [x for x in v if x.seen]
+    e2e = [x for x in v if x.clean_ok and x.adv_fools is not None]
+    pairs = [x for x in v if x.pair]
+    return (
+        f"| {attack} | {_fmt(sum(x.fooled for x in v), len(v))} | {_fmt(sum(x.clean_ok for x in seen), len(seen))} "
+        f"| {_fmt(sum(bool(x.adv_fools) for x in e2e), len(e2e))} "
+        f"| {_fmt(sum(bool(x.adv_fools) for x in pairs), len(pairs))} |"
+    )
+
+
+def paired_survival(a: dict[str, Outcome], b: dict[str, Outcome], seed: int = 0, resamples: int = 4000) -> str:
+    """Survival of ``a`` minus ``b`` on the photos that are a pair under both, with a 95 % bootstrap over photos
+    (one unit per photo: each attack has one tile pair of it)."""
+    both = sorted(k for k in a.keys() & b.keys() if a[k].pair and b[k].pair)
+    if not both:
+        return "- (n = 0)"
+    d = np.array([float(bool(a[k].adv_fools)) - float(bool(b[k].adv_fools)) for k in both])
+    boot = np.random.default_rng(seed).choice(d, size=(resamples, len(d))).mean(axis=1)
+    lo, hi = np.quantile(boot, (0.025, 0.975))
+    wins, losses = int((d > 0).sum()), int((d < 0).sum())
+    return (
+        f"{100 * d.mean():+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}] (n = {len(both)} photos; "
+        f"{wins} survive only the first, {losses} only the second)"
+    )
 
 
 def main() -> None:
@@ -93,7 +159,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=8)
     ap.add_argument("--eps", type=float, default=16.0)
     ap.add_argument("--eot-samples", type=int, default=4)
-    ap.add_argument("--onnx", type=Path, default=Path("/tmp/photoproof-bench-onnx/lite0.onnx"))
+    ap.add_argument("--onnx", type=Path, default=None, help="lite0 in ONNX (default: exported once under --out)")
     ap.add_argument("--frames-per-sheet", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--images", default=None, help="craft's --images (the photos of --bim-batch, in its order)")
@@ -102,8 +168,16 @@ def main() -> None:
         action="store_true",
         help="also craft EOT for the tiles of the preset's print --frame-size layout",
     )
+    ap.add_argument(
+        "--real-camera",
+        default=None,
+        metavar="PRESET",
+        help="also photograph with this preset's camera behind a foreign ISP (calibrate_loop's real camera), "
+        "e.g. the camera a --presets fitted.toml was fitted to",
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    onnx = args.onnx or onnx_file("lite0", args.out / "onnx")
     t0 = time.perf_counter()
     print(
         f"# EOT against plain BIM, lite0 white box, ε {args.eps:g}, {args.limit} photos, {args.eot_samples} EOT "
@@ -111,12 +185,12 @@ def main() -> None:
     )
     for preset in args.presets.split(","):
         prof = load_profile(preset)
-        variants: list[tuple[str, Path, list[str]]] = [("bim+eot", args.out / f"eot-{preset}", [])]
+        variants: list[tuple[str, Path, list[str]]] = [("bim+eot", args.out / f"eot-{_session(preset)}", [])]
         if args.match_layout:
             plan = plan_for_camera((prof.camera.width, prof.camera.height), "lite0", "a4", "pairs")
             span = f"{EOT_RANGE[0] * plan.tile_px:.0f}-{EOT_RANGE[1] * plan.tile_px:.0f}"
             variants.append(
-                (f"bim+eot, --eot-tile-px {span}", args.out / f"eot-layout-{preset}", ["--eot-tile-px", span])
+                (f"bim+eot, --eot-tile-px {span}", args.out / f"eot-layout-{_session(preset)}", ["--eot-tile-px", span])
             )
         for _, eot, extra in variants:
             subprocess.run(
@@ -144,20 +218,26 @@ def main() -> None:
                 ],
                 check=True,
             )
-        bim = args.out / f"bim-{preset}"
+        bim = args.out / f"bim-{_session(preset)}"
         _bim_subset(args.bim_batch, bim, args.limit, args.eps)
-        for b in (bim, *(v[1] for v in variants)):
-            _capture(b, preset, args.onnx, args.frames_per_sheet, args.seed)
-        print(f"### {preset}\n")
-        print(
-            "| attack | fools lite0 digitally | clean top-1 photographed (tiles) | paired survival (adv tile still "
-            "fools) |"
-        )
-        print("|---|---:|---:|---:|")
-        print(_row(bim, "bim"))
-        for label, eot, _ in variants:
-            print(_row(eot, label))
-        print("", flush=True)
+        batches = [("bim", bim), *((label, eot) for label, eot, _ in variants)]
+        for _, b in batches:
+            sessions = _capture(b, preset, onnx, args.frames_per_sheet, args.seed, args.real_camera)
+        for sid in sessions:
+            camera = f"{args.real_camera} behind a foreign ISP" if sid == "real" else f"{preset}'s simulated camera"
+            print(f"### {preset}: photographed by {camera}\n")
+            print(
+                "| attack | fools lite0 digitally | clean top-1 photographed (tiles) | adv tile fools (clean tile "
+                "recognised) | paired survival (adv tile still fools) |"
+            )
+            print("|---|---:|---:|---:|---:|")
+            got = {label: _outcomes(b, sid) for label, b in batches}
+            for label, o in got.items():
+                print(_row(label, o))
+            print()
+            for label in list(got)[1:]:
+                print(f"- paired survival, {label} − bim: {paired_survival(got[label], got['bim'], args.seed)}")
+            print("", flush=True)
     print(f"({time.perf_counter() - t0:.0f} s)")
 
 

@@ -96,3 +96,21 @@ def test_pigeonhole_interval_widens_when_runs_differ_and_photos_do_not() -> None
     _, lo2, hi2 = pool.crossed(values, photo)
     assert hi - lo > 0.3 and abs((hi2 - lo2) - (hi - lo)) < 0.1
     assert pool.crossed(values, photo, seed=3) == pool.crossed(values, photo, seed=3)
+
+
+def test_paired_survival_counts_photos_that_are_pairs_under_both_attacks() -> None:
+    """``bench/eot.paired_survival``: one unit per photo, only photos that are a pair (fooled digitally, clean tile
+    recognised, adversarial tile seen) under both attacks; the bootstrap interval holds the point and has no width
+    when every photo differs alike."""
+    eot = importlib.import_module("bench.eot")
+    Outcome = eot.Outcome
+    survives, lost = Outcome(True, True, True, True), Outcome(True, True, True, False)
+    a = {f"p{i}": survives for i in range(10)} | {"p10": Outcome(False, True, True, True)}
+    b = {f"p{i}": (lost if i < 4 else survives) for i in range(10)} | {"p10": survives}
+    line = eot.paired_survival(a, b)
+    assert line.startswith("+40.0 points [")
+    assert "(n = 10 photos; 4 survive only the first, 0 only the second)" in line
+    lo, hi = (float(x) for x in line.split("[")[1].split("]")[0].split(", "))
+    assert 0.0 < lo < 40.0 < hi <= 80.0
+    assert eot.paired_survival(a, {k: lost for k in b}).startswith("+100.0 points [+100.0, +100.0]")
+    assert eot.paired_survival(a, {}) == "- (n = 0)"
