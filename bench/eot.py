@@ -56,11 +56,11 @@ def _fmt(k: int, n: int) -> str:
     return f"{k}/{n} = {100 * k / n:.0f} % [{100 * lo:.0f}-{100 * hi:.0f}]"
 
 
-def _bim_subset(src: Path, dst: Path, limit: int, eps: float) -> None:
+def _bim_subset(src: Path, dst: Path, limit: int, eps: list[float]) -> None:
     if (dst / "batch.json").is_file():
         return
     b = load_batch(src)
-    items = [it for it in b.items if it.attack == "bim" and it.eps == eps][:limit]
+    items = [it for e in eps for it in [it for it in b.items if it.attack == "bim" and it.eps == e][:limit]]
     dst.mkdir(parents=True, exist_ok=True)
     shutil.copytree(src / "images", dst / "images", dirs_exist_ok=True)
     save_batch(dst, dataclasses.replace(b, items=items))
@@ -92,7 +92,7 @@ def _capture(batch: Path, preset: str, onnx: Path, per_sheet: int, seed: int, re
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
-    """One photo's item under one attack and one session."""
+    """One item (a photo at one ε) under one attack and one session."""
 
     fooled: bool  # the adversarial PNG fools the target digitally (its clean PNG recognised)
     seen: bool  # its clean tile was photographed (passed the gates)
@@ -105,14 +105,14 @@ class Outcome:
         return self.fooled and self.clean_ok and self.adv_fools is not None
 
 
-def _outcomes(batch: Path, session: str) -> dict[str, Outcome]:
-    """Each photo's outcome (keyed by its source file) in one session of ``batch``."""
+def _outcomes(batch: Path, session: str) -> dict[tuple[str, float], Outcome]:
+    """Each item's outcome in one session of ``batch``, keyed by its photo (source file) and ε."""
     inp = load_input(batch, [session])
     photo = {it.id: it.source.file for it in inp.batch.items}
     out = {}
     for it in session_items(inp, inp.sessions[0], "tile"):
         clean_ok = bool(it.photo_clean) and correct(it.photo_clean[0], it.label, 1)
-        out[photo[it.item_id]] = Outcome(
+        out[(photo[it.item_id], it.eps)] = Outcome(
             fooled=correct(it.clean, it.label, 1) and not correct(it.adv, it.label, 1),
             seen=bool(it.photo_clean),
             clean_ok=clean_ok,
@@ -121,7 +121,7 @@ def _outcomes(batch: Path, session: str) -> dict[str, Outcome]:
     return out
 
 
-def _row(attack: str, o: dict[str, Outcome]) -> str:
+def _row(attack: str, o: dict[tuple[str, float], Outcome]) -> str:
     v = list(o.values())
     seen = [x for x in v if x.seen]
     e2e = [x for x in v if x.clean_ok and x.adv_fools is not None]
@@ -133,19 +133,27 @@ def _row(attack: str, o: dict[str, Outcome]) -> str:
     )
 
 
-def paired_survival(a: dict[str, Outcome], b: dict[str, Outcome], seed: int = 0, resamples: int = 4000) -> str:
-    """Survival of ``a`` minus ``b`` on the photos that are a pair under both, with a 95 % bootstrap over photos
-    (one unit per photo: each attack has one tile pair of it)."""
+def paired_survival(
+    a: dict[tuple[str, float], Outcome], b: dict[tuple[str, float], Outcome], seed: int = 0, resamples: int = 4000
+) -> str:
+    """Survival of ``a`` minus ``b`` on the items (photo, ε) that are a pair under both, with a 95 % bootstrap
+    clustered by photo (a photo's items at every ε are resampled together; one ε: one unit per photo)."""
     both = sorted(k for k in a.keys() & b.keys() if a[k].pair and b[k].pair)
     if not both:
         return "- (n = 0)"
-    d = np.array([float(bool(a[k].adv_fools)) - float(bool(b[k].adv_fools)) for k in both])
-    boot = np.random.default_rng(seed).choice(d, size=(resamples, len(d))).mean(axis=1)
-    lo, hi = np.quantile(boot, (0.025, 0.975))
-    wins, losses = int((d > 0).sum()), int((d < 0).sum())
+    photos = sorted({k[0] for k in both})
+    idx = {p: i for i, p in enumerate(photos)}
+    d, n = np.zeros(len(photos)), np.zeros(len(photos))
+    for k in both:
+        d[idx[k[0]]] += float(bool(a[k].adv_fools)) - float(bool(b[k].adv_fools))
+        n[idx[k[0]]] += 1
+    ix = np.random.default_rng(seed).integers(0, len(photos), size=(resamples, len(photos)))
+    lo, hi = np.quantile(d[ix].sum(axis=1) / n[ix].sum(axis=1), (0.025, 0.975))
+    wins = sum(bool(a[k].adv_fools) and not b[k].adv_fools for k in both)
+    losses = sum(bool(b[k].adv_fools) and not a[k].adv_fools for k in both)
     return (
-        f"{100 * d.mean():+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}] (n = {len(both)} photos; "
-        f"{wins} survive only the first, {losses} only the second)"
+        f"{100 * d.sum() / n.sum():+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}] (n = {len(both)} items of "
+        f"{len(photos)} photos; {wins} survive only the first, {losses} only the second)"
     )
 
 
@@ -157,7 +165,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--presets", default="harsh,inkjet-phone")
     ap.add_argument("--limit", type=int, default=8)
-    ap.add_argument("--eps", type=float, default=16.0)
+    ap.add_argument("--eps", default="16", help="one ε or several, comma-separated (e.g. 2,4)")
     ap.add_argument("--eot-samples", type=int, default=4)
     ap.add_argument("--onnx", type=Path, default=None, help="lite0 in ONNX (default: exported once under --out)")
     ap.add_argument("--frames-per-sheet", type=int, default=4)
@@ -180,7 +188,7 @@ def main() -> None:
     onnx = args.onnx or onnx_file("lite0", args.out / "onnx")
     t0 = time.perf_counter()
     print(
-        f"# EOT against plain BIM, lite0 white box, ε {args.eps:g}, {args.limit} photos, {args.eot_samples} EOT "
+        f"# EOT against plain BIM, lite0 white box, ε {args.eps}, {args.limit} photos, {args.eot_samples} EOT "
         "samples per step\n"
     )
     for preset in args.presets.split(","):
@@ -208,7 +216,7 @@ def main() -> None:
                     "--profile",
                     preset,
                     "--eps",
-                    f"{args.eps:g}",
+                    args.eps,
                     "--limit",
                     str(args.limit),
                     "--seed",
@@ -219,25 +227,30 @@ def main() -> None:
                 check=True,
             )
         bim = args.out / f"bim-{_session(preset)}"
-        _bim_subset(args.bim_batch, bim, args.limit, args.eps)
+        _bim_subset(args.bim_batch, bim, args.limit, [float(e) for e in args.eps.split(",")])
         batches = [("bim", bim), *((label, eot) for label, eot, _ in variants)]
         for _, b in batches:
             sessions = _capture(b, preset, onnx, args.frames_per_sheet, args.seed, args.real_camera)
         for sid in sessions:
             camera = f"{args.real_camera} behind a foreign ISP" if sid == "real" else f"{preset}'s simulated camera"
             print(f"### {preset}: photographed by {camera}\n")
-            print(
-                "| attack | fools lite0 digitally | clean top-1 photographed (tiles) | adv tile fools (clean tile "
-                "recognised) | paired survival (adv tile still fools) |"
-            )
-            print("|---|---:|---:|---:|---:|")
             got = {label: _outcomes(b, sid) for label, b in batches}
-            for label, o in got.items():
-                print(_row(label, o))
-            print()
-            for label in list(got)[1:]:
-                print(f"- paired survival, {label} − bim: {paired_survival(got[label], got['bim'], args.seed)}")
-            print("", flush=True)
+            eps = sorted({k[1] for o in got.values() for k in o})
+            for e in [None, *eps] if len(eps) > 1 else [None]:
+                sel = {label: {k: v for k, v in o.items() if e is None or k[1] == e} for label, o in got.items()}
+                shown = eps[0] if e is None else e
+                print(("every ε" if e is None and len(eps) > 1 else f"ε {shown:g}") + ":\n")
+                print(
+                    "| attack | fools lite0 digitally | clean top-1 photographed (tiles) | adv tile fools (clean tile "
+                    "recognised) | paired survival (adv tile still fools) |"
+                )
+                print("|---|---:|---:|---:|---:|")
+                for label, o in sel.items():
+                    print(_row(label, o))
+                print()
+                for label in list(sel)[1:]:
+                    print(f"- paired survival, {label} − bim: {paired_survival(sel[label], sel['bim'], args.seed)}")
+                print("", flush=True)
     print(f"({time.perf_counter() - t0:.0f} s)")
 
 

@@ -99,18 +99,24 @@ def test_pigeonhole_interval_widens_when_runs_differ_and_photos_do_not() -> None
 
 
 def test_paired_survival_counts_photos_that_are_pairs_under_both_attacks() -> None:
-    """``bench/eot.paired_survival``: one unit per photo, only photos that are a pair (fooled digitally, clean tile
-    recognised, adversarial tile seen) under both attacks; the bootstrap interval holds the point and has no width
-    when every photo differs alike."""
+    """``bench/eot.paired_survival``: only items that are a pair (fooled digitally, clean tile recognised, adversarial
+    tile seen) under both attacks; the bootstrap interval holds the point and has no width when every photo differs
+    alike; a photo's items at several ε are one cluster."""
     eot = importlib.import_module("bench.eot")
     Outcome = eot.Outcome
     survives, lost = Outcome(True, True, True, True), Outcome(True, True, True, False)
-    a = {f"p{i}": survives for i in range(10)} | {"p10": Outcome(False, True, True, True)}
-    b = {f"p{i}": (lost if i < 4 else survives) for i in range(10)} | {"p10": survives}
+    a = {(f"p{i}", 16.0): survives for i in range(10)} | {("p10", 16.0): Outcome(False, True, True, True)}
+    b = {(f"p{i}", 16.0): (lost if i < 4 else survives) for i in range(10)} | {("p10", 16.0): survives}
     line = eot.paired_survival(a, b)
     assert line.startswith("+40.0 points [")
-    assert "(n = 10 photos; 4 survive only the first, 0 only the second)" in line
+    assert "(n = 10 items of 10 photos; 4 survive only the first, 0 only the second)" in line
     lo, hi = (float(x) for x in line.split("[")[1].split("]")[0].split(", "))
     assert 0.0 < lo < 40.0 < hi <= 80.0
     assert eot.paired_survival(a, {k: lost for k in b}).startswith("+100.0 points [+100.0, +100.0]")
     assert eot.paired_survival(a, {}) == "- (n = 0)"
+    # the same 10 photos at a second ε that differs the other way: each photo's mean is 0 for the 4 that differ, so
+    # the interval over photos is far narrower than one that took the 20 items as independent
+    a2 = a | {(f"p{i}", 4.0): (lost if i < 4 else survives) for i in range(10)}
+    b2 = b | {(f"p{i}", 4.0): survives for i in range(10)}
+    line = eot.paired_survival(a2, b2)
+    assert line.startswith("+0.0 points [+0.0, +0.0] (n = 20 items of 10 photos; 4 survive only the first, 4 only")
