@@ -102,7 +102,12 @@ class Outcome:
     @property
     def pair(self) -> bool:
         """Counted in the paired survival: fooled digitally, clean tile recognised, adversarial tile seen."""
-        return self.fooled and self.clean_ok and self.adv_fools is not None
+        return self.fooled and self.end_to_end
+
+    @property
+    def end_to_end(self) -> bool:
+        """Counted in the end-to-end success: clean tile recognised, adversarial tile seen (digital reach or not)."""
+        return self.clean_ok and self.adv_fools is not None
 
 
 def _outcomes(batch: Path, session: str) -> dict[tuple[str, float], Outcome]:
@@ -124,7 +129,7 @@ def _outcomes(batch: Path, session: str) -> dict[tuple[str, float], Outcome]:
 def _row(attack: str, o: dict[tuple[str, float], Outcome]) -> str:
     v = list(o.values())
     seen = [x for x in v if x.seen]
-    e2e = [x for x in v if x.clean_ok and x.adv_fools is not None]
+    e2e = [x for x in v if x.end_to_end]
     pairs = [x for x in v if x.pair]
     return (
         f"| {attack} | {_fmt(sum(x.fooled for x in v), len(v))} | {_fmt(sum(x.clean_ok for x in seen), len(seen))} "
@@ -134,11 +139,18 @@ def _row(attack: str, o: dict[tuple[str, float], Outcome]) -> str:
 
 
 def paired_survival(
-    a: dict[tuple[str, float], Outcome], b: dict[tuple[str, float], Outcome], seed: int = 0, resamples: int = 4000
+    a: dict[tuple[str, float], Outcome],
+    b: dict[tuple[str, float], Outcome],
+    seed: int = 0,
+    resamples: int = 4000,
+    end_to_end: bool = False,
 ) -> str:
     """Survival of ``a`` minus ``b`` on the items (photo, ε) that are a pair under both, with a 95 % bootstrap
-    clustered by photo (a photo's items at every ε are resampled together; one ε: one unit per photo)."""
-    both = sorted(k for k in a.keys() & b.keys() if a[k].pair and b[k].pair)
+    clustered by photo (a photo's items at every ε are resampled together; one ε: one unit per photo).
+    ``end_to_end``: the items whose clean tile is recognised and adversarial tile seen under both, whether or not
+    the adversarial PNG fools the target digitally (an attack that loses digital reach is not selected away)."""
+    counted = (lambda o: o.end_to_end) if end_to_end else (lambda o: o.pair)
+    both = sorted(k for k in a.keys() & b.keys() if counted(a[k]) and counted(b[k]))
     if not both:
         return "- (n = 0)"
     photos = sorted({k[0] for k in both})
@@ -250,6 +262,8 @@ def main() -> None:
                 print()
                 for label in list(sel)[1:]:
                     print(f"- paired survival, {label} − bim: {paired_survival(sel[label], sel['bim'], args.seed)}")
+                    e2e = paired_survival(sel[label], sel["bim"], args.seed, end_to_end=True)
+                    print(f"- end-to-end success, {label} − bim: {e2e}")
                 print("", flush=True)
     print(f"({time.perf_counter() - t0:.0f} s)")
 

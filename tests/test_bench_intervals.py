@@ -120,3 +120,18 @@ def test_paired_survival_counts_photos_that_are_pairs_under_both_attacks() -> No
     b2 = b | {(f"p{i}", 4.0): survives for i in range(10)}
     line = eot.paired_survival(a2, b2)
     assert line.startswith("+0.0 points [+0.0, +0.0] (n = 20 items of 10 photos; 4 survive only the first, 4 only")
+
+
+def test_end_to_end_success_keeps_items_an_attack_does_not_fool_digitally() -> None:
+    """``paired_survival(..., end_to_end=True)`` counts an item whose clean tile is recognised and adversarial tile
+    seen under both attacks even where one attack's PNG does not fool the target digitally, so an attack that loses
+    digital reach is not credited with the survival of the items it kept."""
+    eot = importlib.import_module("bench.eot")
+    Outcome = eot.Outcome
+    survives, lost = Outcome(True, True, True, True), Outcome(True, True, True, False)
+    weak = Outcome(False, True, True, False)  # does not fool digitally, and its tile does not fool either
+    a = {("p0", 2.0): survives, ("p1", 2.0): weak, ("p2", 2.0): weak}
+    b = {("p0", 2.0): lost, ("p1", 2.0): survives, ("p2", 2.0): survives}
+    assert eot.paired_survival(a, b).startswith("+100.0 points [+100.0, +100.0] (n = 1 items of 1 photos;")
+    line = eot.paired_survival(a, b, end_to_end=True)
+    assert line.startswith("-33.3 points [") and "(n = 3 items of 3 photos; 1 survive only the first, 2 only" in line
