@@ -95,6 +95,9 @@ def _craft_faces(out: Path, cfg: CraftConfig) -> None:
     )
 
 
+EOT_STEPS = 10  # the steps after which more no longer brought EOT's PNGs closer to fooling digitally (_unfooled_advice)
+
+
 def _report_unfooled(batch: Any, src: str) -> None:
     """Per attack, the items whose saved adversarial PNG does not fool the source model (top-1).
 
@@ -115,8 +118,23 @@ def _report_unfooled(batch: Any, src: str) -> None:
         console.print(
             f"[yellow]{escape(key)}: {len(missed)} of {len(items)} adversarial PNGs do not fool {escape(src)} "
             f"digitally[/] ({escape(names)}); "
-            "their photographed figures are not survival (the report counts them as not fooling)"
+            "their photographed figures are not survival (the report counts them as not fooling); "
+            + _unfooled_advice(items)
         )
+
+
+def _unfooled_advice(items: list[Any]) -> str:
+    """What to do about adversarial PNGs that do not fool the source: EOT with few steps needs more; else a larger ε.
+
+    EOT spreads its steps over the channel's views (validation half, ε 2, lite0 through a fitted profile: 14 of 25
+    PNGs fool lite0 digitally at Kurakin's 3 steps, 20 of 25 at 10 and at 20; docs/physical-fidelity.md)."""
+    steps = max((int(it.params.get("steps", 0)) for it in items), default=0)
+    if any("eot" in it.params for it in items) and 0 < steps < EOT_STEPS:
+        return (
+            "EOT needs more steps than the digital attack: craft into a new --out with "
+            f"--steps {EOT_STEPS} (these used {steps}) or a larger --eps"
+        )
+    return "craft into a new --out with a larger --eps"
 
 
 @models_app.command("list")

@@ -116,3 +116,23 @@ def test_eot_tile_px_sets_the_resolution_the_twin_samples(tmp_path: Path) -> Non
     (it,) = craft_batch(tmp_path / "b", cfg).items
     assert it.params["eot"]["tile_px"] == [480.0, 580.0]
     assert load_batch(tmp_path / "b").config["eot_tile_px"] == [480.0, 580.0]
+
+
+def test_craft_says_what_to_do_when_eot_pngs_do_not_fool_digitally(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """EOT spreads its steps over the channel's views: at a small ε and few steps its PNGs can miss the source model
+    digitally, and the craft console names them and says to craft again with more steps (a real craft of lite0)."""
+    from app import main
+
+    argv = ["craft", "--out", str(tmp_path / "b"), "--attack", "bim", "--eot", "--eot-samples", "2"]
+    assert main([*argv, "--eps", "1", "--steps", "1", "--limit", "1"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "bim+eot e1: 1 of 1 adversarial PNGs do not fool lite0 digitally (foolbox-00-bim-eot-e1)" in out
+    assert "EOT needs more steps than the digital attack: craft into a new --out with --steps 10 (these used 1)" in out
+    # with enough steps the advice is the larger ε alone (the same photo at 10 steps still misses at ε 1)
+    argv[2] = str(tmp_path / "b10")
+    assert main([*argv, "--eps", "1", "--steps", "10", "--limit", "1"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "do not fool lite0 digitally" in out and "EOT needs more steps" not in out
+    assert out.endswith("craft into a new --out with a larger --eps")
