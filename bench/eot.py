@@ -179,6 +179,9 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=8)
     ap.add_argument("--eps", default="16", help="one ε or several, comma-separated (e.g. 2,4)")
     ap.add_argument("--eot-samples", type=int, default=4)
+    ap.add_argument(
+        "--steps", type=int, default=None, help="EOT's steps (default: Kurakin's rule); craft --bim-batch alike"
+    )
     ap.add_argument("--onnx", type=Path, default=None, help="lite0 in ONNX (default: exported once under --out)")
     ap.add_argument("--frames-per-sheet", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
@@ -234,6 +237,7 @@ def main() -> None:
                     "--seed",
                     str(args.seed),
                     *(["--images", args.images] if args.images else []),
+                    *(["--steps", str(args.steps)] if args.steps else []),
                     *extra,
                 ],
                 check=True,
@@ -241,6 +245,9 @@ def main() -> None:
         bim = args.out / f"bim-{_session(preset)}"
         _bim_subset(args.bim_batch, bim, args.limit, [float(e) for e in args.eps.split(",")])
         batches = [("bim", bim), *((label, eot) for label, eot, _ in variants)]
+        for label, b in batches:
+            steps = sorted({it.params.get("steps") for it in load_batch(b).items}, key=str)
+            print(f"{label}: steps {', '.join(map(str, steps))}")
         for _, b in batches:
             sessions = _capture(b, preset, onnx, args.frames_per_sheet, args.seed, args.real_camera)
         for sid in sessions:
