@@ -116,7 +116,8 @@ def _report_unfooled(batch: Any, src: str) -> None:
             continue
         names = ", ".join(it.id for it in missed[:6]) + (" ..." if len(missed) > 6 else "")
         console.print(
-            f"[yellow]{escape(key)}: {len(missed)} of {len(items)} adversarial PNGs do not fool {escape(src)} "
+            f"[yellow]{escape(key)}: {len(missed)} of {len(items)} adversarial PNGs "
+            f"{'do not fool' if target is None else 'do not reach their target on'} {escape(src)} "
             f"digitally[/] ({escape(names)}); "
             "their photographed figures are not survival (the report counts them as not fooling); "
             + _unfooled_advice(items)
@@ -129,6 +130,8 @@ def _unfooled_advice(items: list[Any]) -> str:
     EOT spreads its steps over the channel's views (validation half, ε 2, lite0 through a fitted profile: 14 of 25
     PNGs fool lite0 digitally at Kurakin's 3 steps, 20 of 25 at 10 and at 20; docs/physical-fidelity.md)."""
     steps = max((int(it.params.get("steps", 0)) for it in items), default=0)
+    if any(it.attack.startswith("patch") for it in items):
+        return "craft into a new --out with a larger --patch-area or more --steps (docs/patch.md)"
     if any("eot" in it.params for it in items) and 0 < steps < EOT_STEPS:
         return (
             "EOT needs more steps than the digital attack: craft into a new --out with "

@@ -118,11 +118,12 @@ def test_eot_tile_px_sets_the_resolution_the_twin_samples(tmp_path: Path) -> Non
     assert load_batch(tmp_path / "b").config["eot_tile_px"] == [480.0, 580.0]
 
 
-def test_craft_says_what_to_do_when_eot_pngs_do_not_fool_digitally(
+def test_craft_says_what_to_do_when_adversarial_pngs_miss_digitally(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """EOT spreads its steps over the channel's views: at a small ε and few steps its PNGs can miss the source model
-    digitally, and the craft console names them and says to craft again with more steps (a real craft of lite0)."""
+    digitally, and the craft console names them and says to craft again with more steps; with enough steps, or for
+    a patch, it names the other knobs (real crafts of lite0)."""
     from app import main
 
     argv = ["craft", "--out", str(tmp_path / "b"), "--attack", "bim", "--eot", "--eot-samples", "2"]
@@ -136,3 +137,9 @@ def test_craft_says_what_to_do_when_eot_pngs_do_not_fool_digitally(
     out = " ".join(capsys.readouterr().out.split())
     assert "do not fool lite0 digitally" in out and "EOT needs more steps" not in out
     assert out.endswith("craft into a new --out with a larger --eps")
+    # a patch that misses its target: the advice is the patch's own knobs, and the line says "target"
+    patch = ["craft", "--out", str(tmp_path / "p"), "--attack", "patch", "--target", "toaster", "--steps", "1"]
+    assert main([*patch, "--limit", "1"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "1 of 1 adversarial PNGs do not reach their target on lite0 digitally" in out
+    assert out.endswith("craft into a new --out with a larger --patch-area or more --steps (docs/patch.md)")

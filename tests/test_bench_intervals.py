@@ -109,7 +109,8 @@ def test_paired_survival_counts_photos_that_are_pairs_under_both_attacks() -> No
     b = {(f"p{i}", 16.0): (lost if i < 4 else survives) for i in range(10)} | {("p10", 16.0): survives}
     line = eot.paired_survival(a, b)
     assert line.startswith("+40.0 points [")
-    assert "(n = 10 items of 10 photos; 4 survive only the first, 0 only the second)" in line
+    assert "(n = 10 items of 10 photos; 4 survive only the first, 0 only the second; exact sign test" in line
+    assert line.endswith("over photos p = 0.125)")
     lo, hi = (float(x) for x in line.split("[")[1].split("]")[0].split(", "))
     assert 0.0 < lo < 40.0 < hi <= 80.0
     assert eot.paired_survival(a, {k: lost for k in b}).startswith("+100.0 points [+100.0, +100.0]")
@@ -135,3 +136,11 @@ def test_end_to_end_success_keeps_items_an_attack_does_not_fool_digitally() -> N
     assert eot.paired_survival(a, b).startswith("+100.0 points [+100.0, +100.0] (n = 1 items of 1 photos;")
     line = eot.paired_survival(a, b, end_to_end=True)
     assert line.startswith("-33.3 points [") and "(n = 3 items of 3 photos; 1 survive only the first, 2 only" in line
+
+
+def test_sign_test_is_mcnemars_exact_test_on_discordant_photos() -> None:
+    eot = importlib.import_module("bench.eot")
+    assert eot.sign_test(4, 0) == eot.sign_test(0, 4) == 0.125  # 2 x (1/2)^4
+    assert eot.sign_test(5, 0) == 0.0625
+    assert eot.sign_test(3, 3) == 1.0 and eot.sign_test(0, 0) == 1.0
+    assert abs(eot.sign_test(9, 1) - 22 / 1024) < 1e-12  # 2 x (1 + 10) / 2^10
