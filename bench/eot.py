@@ -29,7 +29,9 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -52,6 +54,7 @@ from printouts.sheets import print_batch  # noqa: E402
 from testkit.foreign_isp import ForeignCamera  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+K = TypeVar("K", bound=tuple[Any, ...])  # an item's key; its first element is the photo (the bootstrap's cluster)
 log = logging.getLogger("bench.eot")
 
 
@@ -116,7 +119,7 @@ class Outcome:
         return self.clean_ok and self.adv_fools is not None
 
 
-def _outcomes(batch: Path, session: str) -> dict[tuple[str, float], Outcome]:
+def outcomes(batch: Path, session: str) -> dict[tuple[str, float], Outcome]:
     """Each item's outcome in one session of ``batch``, keyed by its photo (source file) and ε."""
     inp = load_input(batch, [session])
     photo = {it.id: it.source.file for it in inp.batch.items}
@@ -145,8 +148,8 @@ def _row(attack: str, o: dict[tuple[str, float], Outcome]) -> str:
 
 
 def paired_survival(
-    a: dict[tuple[str, float], Outcome],
-    b: dict[tuple[str, float], Outcome],
+    a: Mapping[K, Outcome],
+    b: Mapping[K, Outcome],
     seed: int = 0,
     resamples: int = 4000,
     end_to_end: bool = False,
@@ -271,7 +274,7 @@ def main() -> None:
         for sid in sessions:
             camera = f"{args.real_camera} behind a foreign ISP" if sid == "real" else f"{preset}'s simulated camera"
             print(f"### {preset}: photographed by {camera}\n")
-            got = {label: _outcomes(b, sid) for label, b in batches}
+            got = {label: outcomes(b, sid) for label, b in batches}
             eps = sorted({k[1] for o in got.values() for k in o})
             for e in [None, *eps] if len(eps) > 1 else [None]:
                 sel = {label: {k: v for k, v in o.items() if e is None or k[1] == e} for label, o in got.items()}

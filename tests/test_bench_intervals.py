@@ -144,3 +144,15 @@ def test_sign_test_is_mcnemars_exact_test_on_discordant_photos() -> None:
     assert eot.sign_test(5, 0) == 0.0625
     assert eot.sign_test(3, 3) == 1.0 and eot.sign_test(0, 0) == 1.0
     assert abs(eot.sign_test(9, 1) - 22 / 1024) < 1e-12  # 2 x (1 + 10) / 2^10
+
+
+def test_eot_pool_takes_one_bim_and_one_eot_batch_per_run(tmp_path: Path) -> None:
+    """``bench/eot_pool.batches``: a run's plain-BIM and EOT batches; the layout-matched EOT is left out, and a
+    folder that is not one ``bench/eot.py`` run is refused by name."""
+    pool = importlib.import_module("bench.eot_pool")
+    for name in ("bim-fitted", "eot-fitted", "eot-layout-fitted", "onnx"):
+        (tmp_path / "run" / name).mkdir(parents=True)
+    assert pool.batches(tmp_path / "run") == (tmp_path / "run" / "bim-fitted", tmp_path / "run" / "eot-fitted")
+    (tmp_path / "run" / "eot-harsh").mkdir()
+    with pytest.raises(ValueError, match="run: expected one bim-\\* and one eot-\\* batch"):
+        pool.batches(tmp_path / "run")
