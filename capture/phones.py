@@ -257,7 +257,8 @@ class PhoneCapture:
         for s in sessions:
             if s.thread is not None:
                 s.thread.join(120.0)
-        if why not in (STOP_REQUESTED, WINDOW_CLOSED, "SIGINT", "SIGTERM"):
+        failed = any(isinstance(s.error, UserError) for s in sessions)  # a full disk can look like a stop request
+        if failed or why not in (STOP_REQUESTED, WINDOW_CLOSED, "SIGINT", "SIGTERM"):
             # a session that ended by itself (a full disk, its frames, its time): a phone between two photos
             # learns why from its next photo's answer, so keep listening a moment for it
             deadline = time.monotonic() + FINAL_GRACE_S
