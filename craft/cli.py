@@ -129,9 +129,9 @@ def _unfooled_advice(items: list[Any]) -> str:
 
     EOT spreads its steps over the channel's views (validation half, ε 2, lite0 through a fitted profile: 14 of 25
     PNGs fool lite0 digitally at Kurakin's 3 steps, 20 of 25 at 10 and at 20; docs/physical-fidelity.md)."""
-    steps = max((int(it.params.get("steps", 0)) for it in items), default=0)
     if any(it.attack.startswith("patch") for it in items):
         return "craft into a new --out with a larger --patch-area or more --steps (docs/patch.md)"
+    steps = max((int(it.params.get("steps", 0)) for it in items), default=0)
     if any("eot" in it.params for it in items) and 0 < steps < EOT_STEPS:
         return (
             "EOT needs more steps than the digital attack: craft into a new --out with "
