@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from channel.calibrate_edges import SIGMAS, EdgeFit, fit_edges, load_esf
+from channel.calibrate_edges import BOOT_RESAMPLES, SIGMAS, EdgeFit, fit_edges, load_esf
 from channel.calibrate_fit import SIM_SIGMA0_PX, Fit, fit_all, fit_noise, load_groups
 from channel.calibrate_framing import FramingFit, fit_framing
 from channel.calibrate_isp import IspFit, check_strip, fit_isp, physical_fit_ok, static_table
@@ -166,6 +166,20 @@ def edge_notes(edges: EdgeFit | None, quality: int) -> dict[str, str]:
         out["isp.sharpen_sigma_px"] = f"{how}; one of {', '.join(map(str, SIGMAS))} px"
     else:
         out["isp.sharpen_amount"] = f"0: {how}; the edges show no overshoot"
+    if not edges.determined:
+        (alo, ahi), (dlo, dhi) = edges.amounts, edges.defocus_alike
+        trade = (
+            f"unsharp amounts {alo:g} to {ahi:g} with a defocus of {dlo:.2f} to {dhi:.2f} px fit the "
+            f"{edges.n} edges alike (a bootstrap over them, {BOOT_RESAMPLES} resamples, seed {edges.seed}; the "
+            f"median edge's noise rms {edges.noise_rms:.3f} of the step), so the strip cannot tell sharpening from "
+            "blur here and the pair written is one of them; more frames with the strip in view narrow the choice"
+        )
+        head, was = out["isp.sharpen_amount"].split(": ", 1)
+        out["isp.sharpen_amount"] = f"{head}, weakly determined (trades off with defocus_sigma_px): {trade}; {was}"
+        rest = how.split(": ", 1)[1]
+        out["camera.defocus_sigma_px"] = (
+            f"estimated, weakly determined (trades off with sharpen_amount): {trade}; {rest}"
+        )
     return out
 
 
@@ -203,6 +217,7 @@ def calibrate(
     base: str = DEFAULT_PRESET,
     camera_gamma: float | None = None,
     jpeg_quality: int | None = None,
+    seed: int = 0,
 ) -> Calibration:
     """Fit a channel profile to the calibration strip seen in capture ``session`` and write it to ``out`` (.toml).
 
@@ -210,7 +225,8 @@ def calibrate(
     comment saying which it is. ``camera_gamma`` (default: the base's) is assumed, not
     fitted. ``jpeg_quality``, when given, is assumed (the noise is fitted through it); else it is read from the
     frames' JPEG tables or estimated from their 8x8 DCT lattice (``channel.calibrate_jpeg``), else the middle of
-    the base's range is used and the base's range written.
+    the base's range is used and the base's range written. ``seed``: the bootstrap's over the strip's edges that
+    finds the sharpening and blur they cannot tell apart (``channel.calibrate_edges``); written in the comments.
     """
     batch_dir, out = Path(batch_dir), Path(out)
     if out.suffix.lower() != ".toml":
@@ -262,7 +278,7 @@ def calibrate(
     light = 1.0 - 0.5 * float(np.mean(base_prof.scene.gradient))  # mean fall-off over the sheet
     isp_fit = fit_isp(groups, pr, gamma, printer_ok, 1.0 if printer_ok else light)
     sigmas = np.array([s for s, _, _ in blur if s is not None], float)
-    edges = fit_edges(esf, sigmas, pr, isp_fit.isp, gamma, quality, 1.0 if printer_ok else light)
+    edges = fit_edges(esf, sigmas, pr, isp_fit.isp, gamma, quality, 1.0 if printer_ok else light, seed=seed)
     if edges is not None and edges.amount > 0:
         isp_fit.isp = replace(isp_fit.isp, sharpen_amount=edges.amount, sharpen_sigma_px=edges.sigma)
         isp_fit.used = True

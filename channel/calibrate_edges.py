@@ -16,6 +16,14 @@ is closest to the session's median ESF (least squares over the bins) are kept, i
 bounds (defocus 0-3 px, amount 0-2.5, sigma 0.6-1.5 px). A Gaussian blur never overshoots, so sharpening
 is fitted only when the observed ESF rises above 1 + ``OVERSHOOT_MIN`` on the white side (otherwise a small
 unsharp mask trades off against a little less blur and would be fitted to the estimator's noise).
+
+The edges alone do not always tell a stronger mask with more blur from a weaker one with less: both give
+about the same median ESF. :attr:`EdgeFit.alike` lists every (amount, sigma, defocus) that the views cannot
+tell from the one written: a paired bootstrap over the views (Efron & Tibshirani 1993, ch. 16) recomputes the
+median ESF ``BOOT_RESAMPLES`` times, and a fit is alike when its squared residual is no larger than the written
+one's in at least 2.5 % of the resamples (a two-sided test at 5 %; the bins of one edge are correlated, which
+the resampling of whole views keeps). So ``calibrate`` says when the strip does not determine the sharpening
+instead of writing one of several equally good answers as if it were measured.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from __future__ import annotations
 import logging
 import math
 import sqlite3
+import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -45,6 +54,8 @@ DEFOCUS_MAX = 3.0
 AMOUNTS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5)
 OVERSHOOT_MIN = 0.004  # sharpening is fitted only when the white side rises this far above 1 (blur never overshoots)
 SIGMAS = (0.6, 1.0, 1.5)
+BOOT_RESAMPLES = 400
+ALIKE_SHARE = 0.025  # a fit is alike when it is at least as close as the written one in this share of resamples
 MIN_ESF_VIEWS = 3
 _LIN = (np.arange(256) / 255.0) ** ESF_GAMMA
 
@@ -61,6 +72,27 @@ class EdgeFit:
     n: int  # ESF views
     observed: np.ndarray  # the median ESF
     predicted: np.ndarray
+    noise_rms: float = 0.0  # rms standard error of the median ESF over the bins (fraction of the step)
+    alike: tuple[tuple[float, float, float], ...] = ()  # (amount, sigma, defocus) the views cannot tell apart
+    seed: int = 0  # of the bootstrap that found ``alike``
+
+    @property
+    def amounts(self) -> tuple[float, float]:
+        """The least and greatest unsharp amount of :attr:`alike` (the fitted one when it is empty)."""
+        a = [x[0] for x in self.alike] or [self.amount]
+        return min(a), max(a)
+
+    @property
+    def defocus_alike(self) -> tuple[float, float]:
+        """The defocus (centre, px) of the least and the greatest of :attr:`alike`."""
+        d = [x[2] for x in self.alike] or [0.5 * (self.defocus[0] + self.defocus[1])]
+        return min(d), max(d)
+
+    @property
+    def determined(self) -> bool:
+        """Whether the edges single out one unsharp amount (every alike fit has the fitted amount)."""
+        lo, hi = self.amounts
+        return lo == hi == self.amount
 
 
 def load_esf(con: sqlite3.Connection, session: str) -> np.ndarray:
@@ -131,11 +163,13 @@ def fit_edges(
     gamma: float,
     quality: int,
     light: float = 1.0,
+    seed: int = 0,
 ) -> EdgeFit | None:
     """Defocus and unsharp mask from the session's ESFs ``esf`` (n, ESF_BINS) through ``isp``'s curves.
 
     ``sigmas``: the per-view Gaussian sigmas (the ``blur`` table), whose spread gives the defocus range
-    about the fitted centre. None under ``MIN_ESF_VIEWS`` views.
+    about the fitted centre. ``seed``: the bootstrap's that finds the fits the views cannot tell apart.
+    None under ``MIN_ESF_VIEWS`` views.
     """
     rows = esf[np.isfinite(esf).sum(axis=1) >= ESF_BINS // 2]
     if len(rows) < MIN_ESF_VIEWS:
@@ -155,10 +189,17 @@ def fit_edges(
     half = (ESF_BINS - 1) // 2
     white = obs[half + 2 :]
     overshoot = bool(np.isfinite(white).any() and np.nanmax(white) > 1.0 + OVERSHOOT_MIN)
-    amounts = AMOUNTS if overshoot else AMOUNTS[:1]
-    results = {(a, s): best_defocus(a, s) for a in amounts for s in (SIGMAS if a > 0 else SIGMAS[:1])}
-    (amount, sigma), (df, val) = min(results.items(), key=lambda kv: kv[1][1])
+    results = {(a, s): best_defocus(a, s) for a in AMOUNTS for s in (SIGMAS if a > 0 else SIGMAS[:1])}
+    allowed = {k: v for k, v in results.items() if overshoot or k[0] == 0.0}
+    (amount, sigma), (df, val) = min(allowed.items(), key=lambda kv: kv[1][1])
     blur_only = results[(0.0, SIGMAS[0])][1]
+    var = median_variance(rows)
+    preds = {
+        k: synthetic_esf(printer, replace(isp, sharpen_amount=k[0], sharpen_sigma_px=k[1]), gamma, d, quality, light)
+        for k, (d, _) in results.items()
+    }
+    same = alike_fits(rows, preds, (amount, sigma), seed)
+    alike = tuple(sorted((a, s, round(float(results[(a, s)][0]), 3)) for a, s in same))
     fin = sigmas[np.isfinite(sigmas)]
     if len(fin) >= 3:
         q10, q50, q90 = np.quantile(fin, (0.1, 0.5, 0.9))
@@ -169,7 +210,14 @@ def fit_edges(
     sh = replace(isp, sharpen_amount=float(amount), sharpen_sigma_px=float(sigma))
     pred = synthetic_esf(printer, sh, gamma, df, quality, light)
     log.info(
-        "edges: defocus %.2f px, unsharp %.2f at %.1f px (rms %.4f; blur only %.4f)", df, amount, sigma, val, blur_only
+        "edges: defocus %.2f px, unsharp %.2f at %.1f px (rms %.4f; blur only %.4f; noise %.4f; %d fits alike)",
+        df,
+        amount,
+        sigma,
+        val,
+        blur_only,
+        math.sqrt(var),
+        len(alike),
     )
     return EdgeFit(
         (min(lo, DEFOCUS_MAX), min(hi, DEFOCUS_MAX)),
@@ -180,4 +228,49 @@ def fit_edges(
         len(rows),
         obs,
         np.full(ESF_BINS, np.nan) if pred is None else pred,
+        math.sqrt(var),
+        alike,
+        seed,
     )
+
+
+def alike_fits(
+    rows: np.ndarray,
+    preds: dict[tuple[float, float], np.ndarray | None],
+    best: tuple[float, float],
+    seed: int,
+    resamples: int = BOOT_RESAMPLES,
+) -> set[tuple[float, float]]:
+    """The keys of ``preds`` (predicted ESFs) that the views ``rows`` cannot tell from ``best``'s.
+
+    Paired bootstrap over the views: in each resample the median ESF is recomputed and every prediction's mean
+    squared residual against it; a prediction is alike when it is no farther than ``best``'s in at least
+    ``ALIKE_SHARE`` of the resamples. ``best`` is always alike.
+    """
+    keys = [k for k, p in preds.items() if p is not None]
+    if best not in keys:
+        return {best}
+    pred = np.stack([np.asarray(preds[k]) for k in keys])
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(rows), (resamples, len(rows)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a bin no resampled view covers
+        meds = np.nanmedian(rows[pick], axis=1)
+    ok = np.isfinite(pred).all(axis=0)
+    cost = np.nanmean((pred[None][..., ok] - meds[:, None][..., ok]) ** 2, axis=2)
+    share = (cost <= cost[:, [keys.index(best)]]).mean(axis=0)
+    return {k for k, sh in zip(keys, share, strict=True) if sh >= ALIKE_SHARE} | {best}
+
+
+def median_variance(rows: np.ndarray) -> float:
+    """Mean over the bins of the squared standard error of the median of ``rows`` (n views, ESF_BINS).
+
+    A median of n samples of spread s has a standard error of about sqrt(pi / 2) s / sqrt(n) (its asymptotic
+    efficiency against the mean is 2 / pi for normal data).
+    """
+    out = []
+    for c in rows.T:
+        v = c[np.isfinite(c)]
+        if len(v) >= 2:
+            out.append(math.pi / 2.0 * float(np.var(v, ddof=1)) / len(v))
+    return float(np.mean(out)) if out else 0.0

@@ -72,7 +72,14 @@ def report_tables(res: Any) -> list[Table]:
         esf = Table(
             title=f"edge spread function (black 0, white 1; {edges.n} views): observed and fitted "
             f"(defocus {edges.defocus[0]:.2f}-{edges.defocus[1]:.2f} px, "
-            f"unsharp {edges.amount:g} at {edges.sigma:g} px)",
+            f"unsharp {edges.amount:g} at {edges.sigma:g} px"
+            + (
+                ""
+                if edges.determined
+                else f"; amounts {edges.amounts[0]:g}-{edges.amounts[1]:g} with defocus "
+                f"{edges.defocus_alike[0]:.2f}-{edges.defocus_alike[1]:.2f} px fit as well: not determined"
+            )
+            + ")",
             show_edge=False,
         )
         esf.add_column("")
@@ -108,11 +115,14 @@ def register(app: typer.Typer) -> None:
             help="The camera's JPEG quality, if known; the noise is fitted through it (default: read from the "
             "photos' JPEG tables, or estimated from the frames' 8x8 blocks, else the middle of the base's range).",
         ),
+        seed: int = typer.Option(
+            0, "--seed", help="Seed of the bootstrap that finds the blur and sharpening the strip's edges fit alike."
+        ),
     ) -> None:
         """Fit a channel profile (printer, the camera's ISP, blur, noise, framing) to the strip seen in a capture."""
         from channel.calibrate import calibrate
 
-        res = calibrate(batch, session, out, base=base, camera_gamma=camera_gamma, jpeg_quality=jpeg_quality)
+        res = calibrate(batch, session, out, base=base, camera_gamma=camera_gamma, jpeg_quality=jpeg_quality, seed=seed)
         for t in report_tables(res):
             console.print(t)
         console.print(
