@@ -20,20 +20,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shutil
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.calibrate_loop import drawn, finished, real_profile  # noqa: E402
+from bench.calibrate_loop import drawn, finished, prepare, real_profile  # noqa: E402
 from bench.fidelity import onnx_file  # noqa: E402
 from capture.session import run_capture  # noqa: E402
 from channel.calibrate import calibrate  # noqa: E402
 from channel.simulate import SimulatedCamera  # noqa: E402
 from contracts.profile import load_profile  # noqa: E402
-from printouts.sheets import print_batch  # noqa: E402
 from testkit.foreign_isp import ForeignCamera  # noqa: E402
 
 
@@ -61,10 +59,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     work = a.out / "work"
     base = load_profile(a.preset)
-    if not (work / "layout.json").is_file():
-        shutil.rmtree(work, ignore_errors=True)
-        shutil.copytree(a.batch, work, ignore=shutil.ignore_patterns("captures", "report", "sheets.pdf", "layout.json"))
-        print_batch(work, camera=(base.camera.width, base.camera.height), model=a.model)
+    prepare(a.batch, work, base, a.model)
     model = onnx_file(a.model, a.out / "onnx")
     frames = a.frames_per_view * len(SimulatedCamera.from_batch(work, base, n_frames=1).groups)
     print(

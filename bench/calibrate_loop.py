@@ -107,6 +107,19 @@ def real_profile(base: ChannelProfile, first_jpeg: float = 100.0) -> ChannelProf
     return replace(base, isp=Isp(), camera=replace(base.camera, jpeg_quality=(first_jpeg, first_jpeg)))
 
 
+def prepare(batch: Path, work: Path, base: ChannelProfile, model: str) -> None:
+    """Copy ``batch`` to ``work`` and print it for ``base``'s frame size and ``model``, unless done before."""
+    if (work / "layout.json").is_file():
+        return
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(batch, work, ignore=shutil.ignore_patterns("captures", "report", "sheets.pdf", "layout.json"))
+    try:
+        print_batch(work, camera=(base.camera.width, base.camera.height), model=model)
+    except UserError as e:
+        log.warning("%s; printing the default layout", e)
+        print_batch(work)
+
+
 def finished(work: Path, session: str) -> bool:
     """Whether capture ``session`` ran to its end (a session cut short is resumed by ``run_capture``)."""
     path = work / "captures" / f"{session}.sqlite"
@@ -197,15 +210,7 @@ def main() -> None:
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     work = a.out / "work"
-    if not (work / "layout.json").is_file():
-        shutil.rmtree(work, ignore_errors=True)
-        shutil.copytree(a.batch, work, ignore=shutil.ignore_patterns("captures", "report", "sheets.pdf", "layout.json"))
-        base = load_profile(a.preset)
-        try:
-            print_batch(work, camera=(base.camera.width, base.camera.height), model=a.model)
-        except UserError as e:
-            log.warning("%s; printing the default layout", e)
-            print_batch(work)
+    prepare(a.batch, work, load_profile(a.preset), a.model)
     from contracts.layout import load_layout
 
     n_sheets = len(load_layout(work).sheets)
