@@ -256,8 +256,8 @@ def alike_fits(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a bin no resampled view covers
         meds = np.nanmedian(rows[pick], axis=1)
-    ok = np.isfinite(pred).all(axis=0)
-    cost = np.nanmean((pred[None][..., ok] - meds[:, None][..., ok]) ** 2, axis=2)
+        ok = np.isfinite(pred).all(axis=0)
+        cost = np.nanmean((pred[None][..., ok] - meds[:, None][..., ok]) ** 2, axis=2)
     share = (cost <= cost[:, [keys.index(best)]]).mean(axis=0)
     return {k for k, sh in zip(keys, share, strict=True) if sh >= ALIKE_SHARE} | {best}
 

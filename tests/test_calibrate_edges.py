@@ -65,3 +65,12 @@ def test_noisy_edges_say_the_mask_is_not_determined() -> None:
     for key in ("isp.sharpen_amount", "camera.defocus_sigma_px"):
         assert ", weakly determined (trades off with" in notes[key].split(":")[0], notes[key]
         assert f"unsharp amounts {lo:g} to {hi:g}" in notes[key]
+
+
+def test_few_views_with_gaps_still_fit() -> None:
+    rows = observed(0.01, seed=2)[:3]
+    rows[0, :5] = np.nan  # a view whose edge ran off its window on one side
+    rows[1, -3:] = np.nan
+    got = fit(rows)
+    assert got.n == 3 and (got.amount, got.sigma) in {(a, s) for a, s, _ in got.alike}
+    assert got.amounts[0] <= got.amount <= got.amounts[1]
