@@ -214,8 +214,8 @@ def fit_edges(
         df,
         amount,
         sigma,
-        val,
-        blur_only,
+        math.sqrt(val),
+        math.sqrt(blur_only),
         math.sqrt(var),
         len(alike),
     )
