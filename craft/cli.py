@@ -128,14 +128,22 @@ def _unfooled_advice(items: list[Any]) -> str:
     """What to do about adversarial PNGs that do not fool the source: EOT with few steps needs more; else a larger ε.
 
     EOT spreads its steps over the channel's views (validation half, ε 2, lite0 through a fitted profile: 14 of 25
-    PNGs fool lite0 digitally at Kurakin's 3 steps, 20 of 25 at 10 and at 20; docs/physical-fidelity.md)."""
+    PNGs fool lite0 digitally at Kurakin's 3 steps, 20 of 25 at 10 and at 20), and an EOT PNG that misses digitally
+    can still fool once photographed (ε 3, 51 photos: each of the 4 photos where EOT beat BIM end to end on the real
+    camera was one; docs/physical-fidelity.md)."""
     if any(it.attack.startswith("patch") for it in items):
         return "craft into a new --out with a larger --patch-area or more --steps (docs/patch.md)"
     steps = max((int(it.params.get("steps", 0)) for it in items), default=0)
-    if any("eot" in it.params for it in items) and 0 < steps < EOT_STEPS:
+    eot = any("eot" in it.params for it in items)
+    if eot and 0 < steps < EOT_STEPS:
         return (
             "EOT needs more steps than the digital attack: craft into a new --out with "
             f"--steps {EOT_STEPS} (these used {steps}) or a larger --eps"
+        )
+    if eot:
+        return (
+            "EOT optimises through the channel, so these may still fool the model once photographed (the report's "
+            "adversarial accuracy photographed); for survival figures craft into a new --out with a larger --eps"
         )
     return "craft into a new --out with a larger --eps"
 

@@ -131,12 +131,14 @@ def test_craft_says_what_to_do_when_adversarial_pngs_miss_digitally(
     out = " ".join(capsys.readouterr().out.split())
     assert "bim+eot e1: 1 of 1 adversarial PNGs do not fool lite0 digitally (foolbox-00-bim-eot-e1)" in out
     assert "EOT needs more steps than the digital attack: craft into a new --out with --steps 10 (these used 1)" in out
-    # with enough steps the advice is the larger ε alone (the same photo at 10 steps still misses at ε 1)
+    # with enough steps: the photographs may still fool (EOT optimises through the channel), else a larger ε
+    # (the same photo at 10 steps still misses at ε 1)
     argv[2] = str(tmp_path / "b10")
     assert main([*argv, "--eps", "1", "--steps", "10", "--limit", "1"]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "do not fool lite0 digitally" in out and "EOT needs more steps" not in out
-    assert out.endswith("craft into a new --out with a larger --eps")
+    assert "EOT optimises through the channel, so these may still fool the model once photographed" in out
+    assert out.endswith("for survival figures craft into a new --out with a larger --eps")
     # a patch that misses its target: the advice is the patch's own knobs, and the line says "target"
     patch = ["craft", "--out", str(tmp_path / "p"), "--attack", "patch", "--target", "toaster", "--steps", "1"]
     assert main([*patch, "--limit", "1"]) == 0
