@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis.load import load_input  # noqa: E402
 from analysis.metrics import correct  # noqa: E402
-from analysis.stats import wilson  # noqa: E402
+from analysis.stats import bootstrap_ratio, wilson  # noqa: E402
 from analysis.summary import session_items  # noqa: E402
 from bench.calibrate_loop import real_profile  # noqa: E402
 from bench.fidelity import onnx_file  # noqa: E402
@@ -169,7 +169,9 @@ def paired_survival(
         d[idx[k[0]]] += float(bool(a[k].adv_fools)) - float(bool(b[k].adv_fools))
         n[idx[k[0]]] += 1
     ix = np.random.default_rng(seed).integers(0, len(photos), size=(resamples, len(photos)))
-    lo, hi = np.quantile(d[ix].sum(axis=1) / n[ix].sum(axis=1), (0.025, 0.975))
+    weights = np.zeros(ix.shape, np.int64)  # how often each photo is drawn in each resample
+    np.add.at(weights, (np.arange(resamples)[:, None], ix), 1)
+    lo, hi = bootstrap_ratio(d, n, weights) or (math.nan, math.nan)
     wins = sum(bool(a[k].adv_fools) and not b[k].adv_fools for k in both)
     losses = sum(bool(b[k].adv_fools) and not a[k].adv_fools for k in both)
     return (

@@ -153,19 +153,11 @@ def edge_notes(edges: EdgeFit | None, quality: int) -> dict[str, str]:
     """Comments for the keys fitted from the edges' spread functions (:mod:`channel.calibrate_edges`)."""
     if edges is None:
         return {}
-    how = (
-        f"estimated: {edges.n} edge spread functions (ISO 12233 slanted edge), forward-modelled through the "
+    detail = (
+        f"{edges.n} edge spread functions (ISO 12233 slanted edge), forward-modelled through the "
         f"fitted ISP and JPEG at {quality}; rms {edges.rms:.3f} of the step (blur alone {edges.rms_blur_only:.3f})"
     )
-    out = {
-        "camera.defocus_sigma_px": f"{how}; the range from the spread of the edges' sigmas; includes any motion blur",
-        "camera.motion_blur_px": "0: folded into defocus_sigma_px (the strip's edges cannot tell them apart)",
-    }
-    if edges.amount > 0:
-        out["isp.sharpen_amount"] = how
-        out["isp.sharpen_sigma_px"] = f"{how}; one of {', '.join(map(str, SIGMAS))} px"
-    else:
-        out["isp.sharpen_amount"] = f"0: {how}; the edges show no overshoot"
+    trade = ""
     if not edges.determined:
         (alo, ahi), (dlo, dhi) = edges.amounts, edges.defocus_alike
         trade = (
@@ -174,12 +166,25 @@ def edge_notes(edges: EdgeFit | None, quality: int) -> dict[str, str]:
             f"median edge's noise rms {edges.noise_rms:.3f} of the step), so the strip cannot tell sharpening from "
             "blur here and the pair written is one of them; more frames with the strip in view narrow the choice"
         )
-        head, was = out["isp.sharpen_amount"].split(": ", 1)
-        out["isp.sharpen_amount"] = f"{head}, weakly determined (trades off with defocus_sigma_px): {trade}; {was}"
-        rest = how.split(": ", 1)[1]
-        out["camera.defocus_sigma_px"] = (
-            f"estimated, weakly determined (trades off with sharpen_amount): {trade}; {rest}"
+
+    def note(head: str, other: str, rest: str) -> str:
+        return (
+            f"{head}: {rest}" if not trade else f"{head}, weakly determined (trades off with {other}): {trade}; {rest}"
         )
+
+    out = {
+        "camera.defocus_sigma_px": note(
+            "estimated",
+            "sharpen_amount",
+            f"{detail}; the range from the spread of the edges' sigmas; includes any motion blur",
+        ),
+        "camera.motion_blur_px": "0: folded into defocus_sigma_px (the strip's edges cannot tell them apart)",
+    }
+    if edges.amount > 0:
+        out["isp.sharpen_amount"] = note("estimated", "defocus_sigma_px", detail)
+        out["isp.sharpen_sigma_px"] = f"estimated: {detail}; one of {', '.join(map(str, SIGMAS))} px"
+    else:
+        out["isp.sharpen_amount"] = note("0", "defocus_sigma_px", f"estimated: {detail}; the edges show no overshoot")
     return out
 
 

@@ -207,8 +207,7 @@ def fit_edges(
         hi = math.sqrt(max(0.0, df**2 + q90**2 - q50**2))
     else:
         lo = hi = df
-    sh = replace(isp, sharpen_amount=float(amount), sharpen_sigma_px=float(sigma))
-    pred = synthetic_esf(printer, sh, gamma, df, quality, light)
+    pred = preds[(amount, sigma)]
     log.info(
         "edges: defocus %.2f px, unsharp %.2f at %.1f px (rms %.4f; blur only %.4f; noise %.4f; %d fits alike)",
         df,
