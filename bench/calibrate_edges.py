@@ -8,7 +8,8 @@ true defocus range and motion blur, the defocus and unsharp mask written, and th
 from the written one (``channel.calibrate_edges.alike_fits``: a paired bootstrap over the views), with
 whether their defocus range reaches the true range. The Laplacian is not of the profile's form, so the
 alike set is a statement within that form, not a confidence set for the truth: the table measures how often
-it still covers it.
+it still covers it. ``--camera own`` photographs through the simulator's own ISP instead (the profile's form),
+with an unsharp mask drawn per seed, for the misfit protocol in docs/physical-fidelity.md.
 
 Run (after ``photoproof craft --out B --images tuning --attack fgsm --eps 16 --source lite0``)::
 
@@ -22,7 +23,10 @@ import json
 import logging
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -31,7 +35,7 @@ from bench.fidelity import onnx_file  # noqa: E402
 from capture.session import run_capture  # noqa: E402
 from channel.calibrate import calibrate  # noqa: E402
 from channel.simulate import SimulatedCamera  # noqa: E402
-from contracts.profile import load_profile  # noqa: E402
+from contracts.profile import ChannelProfile, load_profile  # noqa: E402
 from testkit.foreign_isp import ForeignCamera  # noqa: E402
 
 
@@ -47,6 +51,15 @@ def overlaps(a: tuple[float, float], b: tuple[float, float]) -> bool:
     return a[0] <= b[1] and b[0] <= a[1]
 
 
+def own_camera(base: ChannelProfile, seed: int) -> ChannelProfile:
+    """``drawn(base, seed)`` keeping the simulator's own ISP, with its unsharp mask drawn (amount 0-2, sigma
+    0.6-1.5 px) from a generator of its own, so the rest of a seed's camera is that of ``--camera foreign``."""
+    rng = np.random.default_rng(10_000 + seed)
+    d = drawn(base, seed)
+    isp = replace(d.isp, sharpen_amount=float(rng.uniform(0.0, 2.0)), sharpen_sigma_px=float(rng.uniform(0.6, 1.5)))
+    return replace(d, isp=isp)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=Path, required=True)
@@ -55,6 +68,12 @@ def main() -> None:
     ap.add_argument("--preset", default="office-laser-webcam")
     ap.add_argument("--model", default="lite0")
     ap.add_argument("--frames-per-view", type=int, default=2)
+    ap.add_argument(
+        "--camera",
+        choices=("foreign", "own"),
+        default="foreign",
+        help="foreign: behind testkit.foreign_isp (not of the profile's form); own: the simulator's own ISP",
+    )
     a = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     work = a.out / "work"
@@ -70,12 +89,13 @@ def main() -> None:
     reached = 0
     rows = []
     for s in seeds(a.seeds):
-        name = f"t{s}"
-        truth = drawn(real_profile(base), s)
+        name = f"t{s}" if a.camera == "foreign" else f"own{s}"
+        truth = drawn(real_profile(base), s) if a.camera == "foreign" else own_camera(base, s)
         t0 = time.perf_counter()
         if not finished(work, name):
             sim = SimulatedCamera.from_batch(work, truth, seed=100 + s, n_frames=frames)
-            run_capture(work, model, ForeignCamera(sim), frames=frames, session_id=name, save_crops=False)
+            src = ForeignCamera(sim) if a.camera == "foreign" else sim
+            run_capture(work, model, src, frames=frames, session_id=name, save_crops=False)
         e = calibrate(work, name, a.out / f"{name}.toml", base=a.preset).edges
         if e is None:
             print(f"| {s} | no edge spread functions |")
@@ -84,9 +104,12 @@ def main() -> None:
         hit = overlaps(e.defocus_alike, truth.camera.defocus_sigma_px)
         reached += hit
         td, tm = truth.camera.defocus_sigma_px, truth.camera.motion_blur_px[1]
+        ti = truth.isp
+        sharp = "" if a.camera == "foreign" else f"; unsharp {ti.sharpen_amount:.2f} at {ti.sharpen_sigma_px:.2f} px"
         print(
-            f"| {s} | {td[0]:.2f}-{td[1]:.2f} | 0-{tm:.2f} | {e.defocus[0]:.2f}-{e.defocus[1]:.2f}, {e.amount:g} at "
-            f"{e.sigma:g} px | {e.rms:.4f} / {e.noise_rms:.4f} | {e.n} | {', '.join(f'{x:g}' for x in amounts)} | "
+            f"| {s} | {td[0]:.2f}-{td[1]:.2f} | 0-{tm:.2f}{sharp} | {e.defocus[0]:.2f}-{e.defocus[1]:.2f}, "
+            f"{e.amount:g} at {e.sigma:g} px | {e.rms:.4f} / {e.noise_rms:.4f} | {e.n} | "
+            f"{', '.join(f'{x:g}' for x in amounts)} | "
             f"{e.defocus_alike[0]:.2f}-{e.defocus_alike[1]:.2f} | {'yes' if hit else 'no'} |",
             flush=True,
         )
@@ -99,6 +122,9 @@ def main() -> None:
                 "amount": e.amount,
                 "alike": e.alike,
                 "determined": e.determined,
+                "rms": e.rms,
+                "noise_rms": e.noise_rms,
+                "camera": a.camera,
                 "s": time.perf_counter() - t0,
             }
         )
