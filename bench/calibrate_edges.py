@@ -23,11 +23,9 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -36,11 +34,10 @@ from bench.calibrate_loop import drawn, finished, prepare, real_profile  # noqa:
 from bench.fidelity import onnx_file  # noqa: E402
 from capture.session import run_capture  # noqa: E402
 from channel.calibrate import calibrate  # noqa: E402
-from channel.camera import apply_isp, apply_jpeg  # noqa: E402
-from channel.model import ChannelParams  # noqa: E402
 from channel.simulate import SimulatedCamera  # noqa: E402
-from contracts.frames import Frame, FrameSource  # noqa: E402
-from contracts.profile import ChannelProfile, Isp, load_profile  # noqa: E402
+from channel.supersample import RenderedLarger, larger, rendered_larger  # noqa: E402
+from contracts.frames import FrameSource  # noqa: E402
+from contracts.profile import ChannelProfile, load_profile  # noqa: E402
 from testkit.foreign_isp import ForeignCamera  # noqa: E402
 
 
@@ -65,65 +62,15 @@ def own_camera(base: ChannelProfile, seed: int) -> ChannelProfile:
     return replace(d, isp=isp)
 
 
-class RenderedLarger(FrameSource):
-    """``inner`` rendered at ``k`` times the frame size, area-averaged down to it, then ``finish`` (an ISP and JPEG).
-
-    The simulator blurs the frame on its own pixel grid after sampling the page; a lens blurs the light before the
-    sensor samples it. Rendering at k x with the blur scaled by k and averaging k x k blocks (the pixel's aperture)
-    puts the blur before the sampling, as in a camera."""
-
-    def __init__(self, inner: SimulatedCamera, k: int, finish: Callable[[np.ndarray, ChannelParams], np.ndarray]):
-        self.inner, self.k, self.finish = inner, k, finish
-        self.description = f"rendered-x{k}:{inner.description}"
-
-    def open(self) -> None:
-        self.inner.open()
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def simulation(self) -> tuple[str, int] | None:
-        return self.inner.simulation()
-
-    def frames(self) -> Iterator[Frame]:
-        for f in self.inner.frames():
-            h, w = f.image.shape[:2]
-            small = cv2.resize(f.image, (w // self.k, h // self.k), interpolation=cv2.INTER_AREA)
-            sheets = (f.truth or {}).get("sheets") or []
-            p = ChannelParams.from_dict(sheets[0]["params"]) if sheets else None
-            yield replace(f, image=small if p is None else self.finish(small, p))
-
-
-def larger(truth: ChannelProfile, k: int) -> ChannelProfile:
-    """``truth`` at ``k`` x its frame size, before its ISP and JPEG: blur and motion scaled by k, noise by k in
-    standard deviation (averaging k x k pixels divides it by k), no ISP, JPEG at 100."""
-    c = truth.camera
-    cam = replace(
-        c,
-        width=c.width * k,
-        height=c.height * k,
-        defocus_sigma_px=(c.defocus_sigma_px[0] * k, c.defocus_sigma_px[1] * k),
-        motion_blur_px=(c.motion_blur_px[0] * k, c.motion_blur_px[1] * k),
-        shot_noise=(c.shot_noise[0] * k * k, c.shot_noise[1] * k * k),
-        read_noise=(c.read_noise[0] * k, c.read_noise[1] * k),
-        jpeg_quality=(100.0, 100.0),
-    )
-    return replace(truth, camera=cam, isp=Isp())
-
-
 def source(work: Path, truth: ChannelProfile, camera: str, seed: int, frames: int, k: int) -> FrameSource:
     """The session's camera: ``--camera`` and ``--render-scale``."""
     if k == 1:
         sim = SimulatedCamera.from_batch(work, truth, seed=100 + seed, n_frames=frames)
         return ForeignCamera(sim) if camera == "foreign" else sim
+    if camera == "own":
+        return rendered_larger(work, truth, k, 100 + seed, frames)
     sim = SimulatedCamera.from_batch(work, larger(truth, k), seed=100 + seed, n_frames=frames)
-    if camera == "foreign":
-        return ForeignCamera(RenderedLarger(sim, k, lambda img, p: img))
-
-    def own_isp(img: np.ndarray, p: ChannelParams) -> np.ndarray:
-        return apply_jpeg(apply_isp(img, truth, p, bgr=True), p.jpeg_quality)[0]
-
-    return RenderedLarger(sim, k, own_isp)
+    return ForeignCamera(RenderedLarger(sim, k, lambda img, p: img))
 
 
 def main() -> None:

@@ -16,6 +16,8 @@ the scene and the camera; every module here reads it.
   only around the sheets, the desk's pre-sharpened noise bank); ``page``: a sheet's page rendered, printed into a
   pyramid and placed in the frame; ``views``: where a close-up camera points on a dense sheet, pair by pair;
   ``threads``: OpenCV on one thread while the simulated camera's render threads fill the cores;
+  ``supersample``: the simulated camera rendered at k x its frame size and averaged down, so that its lens blurs
+  before the sensor samples (calibrate's edge-fit test and bench);
 - ``calibrate``: fits a profile to the calibration strip measured in a capture and writes it;
   ``calibrate_fit``: the printer's tone and colour and the camera's noise fitted to the strip's patches;
   ``calibrate_isp``: what it fits beyond the printer (the camera's ISP) and its checks of the strip;

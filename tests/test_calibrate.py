@@ -37,51 +37,14 @@ from channel.calibrate import calibrate
 from channel.simulate import SimulatedCamera
 from contracts.capturedb import decode_esf
 from contracts.errors import UserError
-from contracts.profile import ChannelProfile, load_profile, parse_profile
+from contracts.profile import ChannelProfile, load_profile
 from contracts.strip import ESF_BINS, ESF_STEP_PX, PATCH_EVERY
 from printouts.sheets import print_batch
 from testkit.batch import write_batch
+from testkit.known import known_profile
 from testkit.scenes import tiny_classifier
 
 FRAMES = 30
-
-
-def known_profile(
-    defocus: float = 1.5, shot: float = 0.0008, read: float = 0.004, jpeg: float = 95.0
-) -> ChannelProfile:
-    """A channel with every calibrated parameter fixed (narrow ranges elsewhere)."""
-    return parse_profile(
-        {
-            "printer": {
-                "tone_gamma": 1.3,
-                "dot_gain": 0.08,
-                "paper_white": [0.85, 0.86, 0.88],
-                "ink_black": [0.05, 0.05, 0.06],
-                "gamut_compression": 0.25,
-            },
-            "scene": {
-                "sheet_fill": 0.9,
-                "tilt_deg": [0.0, 10.0],
-                "rotation_deg": [-3.0, 3.0],
-                "illuminance": 1.0,
-                "colour_temperature_k": 5000.0,
-                "gradient": 0.0,
-                "glare": 0.0,
-            },
-            "camera": {
-                "defocus_sigma_px": defocus,
-                "motion_blur_px": 0.0,
-                "shot_noise": shot,
-                "read_noise": read,
-                "white_balance_error": 0.0,
-                "exposure": 1.0,
-                "jpeg_quality": jpeg,
-                "gamma": 2.2,
-            },
-        },
-        "known",
-        "test profile",
-    )
 
 
 @dataclass

@@ -1,0 +1,85 @@
+"""A simulated camera whose lens blurs before the sensor samples (``tests/test_calibrate_physical.py``,
+``bench/calibrate_edges.py --render-scale``).
+
+The simulated camera samples the printed page onto its frame and then blurs the frame on its own pixel grid; a
+lens blurs the light before the sensor samples it. Under about a pixel of defocus the two differ: an edge blurred
+after sampling keeps the sampled edge's sub-pixel steps (docs/physical-fidelity.md, "The simulator blurs after
+sampling"). :class:`RenderedLarger` renders at ``k`` times the frame size with the blur, motion and noise scaled
+by ``k`` and no ISP, averages ``k x k`` pixels (the pixel's aperture), then applies the ISP and JPEG at the
+frame's size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from channel.camera import apply_isp, apply_jpeg
+from channel.model import ChannelParams
+from channel.simulate import SimulatedCamera
+from contracts.frames import Frame, FrameSource
+from contracts.profile import ChannelProfile, Isp
+
+Finish = Callable[[np.ndarray, ChannelParams], np.ndarray]
+
+
+def larger(truth: ChannelProfile, k: int) -> ChannelProfile:
+    """``truth`` at ``k`` x its frame size, before its ISP and JPEG: blur and motion scaled by ``k``, noise by ``k``
+    in standard deviation (averaging ``k x k`` pixels divides it by ``k``), no ISP, JPEG at 100."""
+    c = truth.camera
+    cam = replace(
+        c,
+        width=c.width * k,
+        height=c.height * k,
+        defocus_sigma_px=(c.defocus_sigma_px[0] * k, c.defocus_sigma_px[1] * k),
+        motion_blur_px=(c.motion_blur_px[0] * k, c.motion_blur_px[1] * k),
+        shot_noise=(c.shot_noise[0] * k * k, c.shot_noise[1] * k * k),
+        read_noise=(c.read_noise[0] * k, c.read_noise[1] * k),
+        jpeg_quality=(100.0, 100.0),
+    )
+    return replace(truth, camera=cam, isp=Isp())
+
+
+def own_finish(truth: ChannelProfile) -> Finish:
+    """``truth``'s ISP and JPEG on a frame of its size, with the frame's sampled parameters."""
+
+    def finish(img: np.ndarray, p: ChannelParams) -> np.ndarray:
+        return apply_jpeg(apply_isp(img, truth, p, bgr=True), p.jpeg_quality)[0]
+
+    return finish
+
+
+class RenderedLarger(FrameSource):
+    """``inner`` (rendered at ``k`` x the frame size, see :func:`larger`) averaged down to the frame, then
+    ``finish``."""
+
+    def __init__(self, inner: SimulatedCamera, k: int, finish: Finish) -> None:
+        self.inner, self.k, self.finish = inner, k, finish
+        self.description = f"rendered-x{k}:{inner.description}"
+
+    def open(self) -> None:
+        self.inner.open()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def simulation(self) -> tuple[str, int] | None:
+        return self.inner.simulation()
+
+    def frames(self) -> Iterator[Frame]:
+        for f in self.inner.frames():
+            h, w = f.image.shape[:2]
+            small = cv2.resize(f.image, (w // self.k, h // self.k), interpolation=cv2.INTER_AREA)
+            sheets = (f.truth or {}).get("sheets") or []
+            p = ChannelParams.from_dict(sheets[0]["params"]) if sheets else None
+            yield replace(f, image=small if p is None else self.finish(small, p))
+
+
+def rendered_larger(batch_dir: Path, truth: ChannelProfile, k: int, seed: int, n_frames: int) -> RenderedLarger:
+    """The simulated camera of ``truth`` over ``batch_dir``, its lens blurring before the sampling."""
+    sim = SimulatedCamera.from_batch(batch_dir, larger(truth, k), seed=seed, n_frames=n_frames)
+    return RenderedLarger(sim, k, own_finish(truth))
