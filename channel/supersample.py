@@ -11,7 +11,7 @@ frame's size.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,7 +21,7 @@ import numpy as np
 from channel.camera import apply_isp, apply_jpeg
 from channel.model import ChannelParams
 from channel.simulate import SimulatedCamera
-from contracts.frames import Frame, FrameSource
+from contracts.frames import Frame, MappedSource
 from contracts.profile import ChannelProfile, Isp
 
 Finish = Callable[[np.ndarray, ChannelParams], np.ndarray]
@@ -53,30 +53,20 @@ def own_finish(truth: ChannelProfile) -> Finish:
     return finish
 
 
-class RenderedLarger(FrameSource):
+class RenderedLarger(MappedSource):
     """``inner`` (rendered at ``k`` x the frame size, see :func:`larger`) averaged down to the frame, then
     ``finish``."""
 
     def __init__(self, inner: SimulatedCamera, k: int, finish: Finish) -> None:
-        self.inner, self.k, self.finish = inner, k, finish
-        self.description = f"rendered-x{k}:{inner.description}"
+        super().__init__(inner, f"rendered-x{k}:{inner.description}")
+        self.k, self.finish = k, finish
 
-    def open(self) -> None:
-        self.inner.open()
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def simulation(self) -> tuple[str, int] | None:
-        return self.inner.simulation()
-
-    def frames(self) -> Iterator[Frame]:
-        for f in self.inner.frames():
-            h, w = f.image.shape[:2]
-            small = cv2.resize(f.image, (w // self.k, h // self.k), interpolation=cv2.INTER_AREA)
-            sheets = (f.truth or {}).get("sheets") or []
-            p = ChannelParams.from_dict(sheets[0]["params"]) if sheets else None
-            yield replace(f, image=small if p is None else self.finish(small, p))
+    def map(self, frame: Frame) -> Frame:
+        h, w = frame.image.shape[:2]
+        small = cv2.resize(frame.image, (w // self.k, h // self.k), interpolation=cv2.INTER_AREA)
+        sheets = (frame.truth or {}).get("sheets") or []
+        p = ChannelParams.from_dict(sheets[0]["params"]) if sheets else None
+        return replace(frame, image=small if p is None else self.finish(small, p))
 
 
 def rendered_larger(batch_dir: Path, truth: ChannelProfile, k: int, seed: int, n_frames: int) -> RenderedLarger:

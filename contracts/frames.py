@@ -140,3 +140,29 @@ class FrameSource(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class MappedSource(FrameSource):
+    """Another source's frames, each passed through :meth:`map` (a camera's processing added in a test or a bench);
+    opening, closing and the simulation record are the inner source's."""
+
+    def __init__(self, inner: FrameSource, description: str) -> None:
+        self.inner = inner
+        self.description = description
+
+    def map(self, frame: Frame) -> Frame:
+        """The frame as this source yields it."""
+        return frame
+
+    def open(self) -> None:
+        self.inner.open()
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def simulation(self) -> tuple[str, int] | None:
+        return self.inner.simulation()
+
+    def frames(self) -> Iterator[Frame]:
+        for f in self.inner.frames():
+            yield self.map(f)

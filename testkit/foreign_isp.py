@@ -9,13 +9,12 @@ Laplacian, and JPEG at quality 90 again: every step differs in form from the pro
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import replace
 
 import cv2
 import numpy as np
 
-from contracts.frames import Frame, FrameSource
+from contracts.frames import Frame, FrameSource, MappedSource
 
 BGR_LUMA = np.array([0.114, 0.587, 0.299], np.float32)
 
@@ -48,22 +47,12 @@ def foreign_isp(bgr: np.ndarray, sharpen: float = 0.25) -> np.ndarray:
     return np.asarray(dec)
 
 
-class ForeignCamera(FrameSource):
+class ForeignCamera(MappedSource):
     """Any frame source (the simulated camera) with :func:`foreign_isp` on every frame."""
 
     def __init__(self, inner: FrameSource, sharpen: float = 0.25) -> None:
-        self.inner, self.sharpen = inner, sharpen
-        self.description = f"foreign-isp:{inner.description}"
+        super().__init__(inner, f"foreign-isp:{inner.description}")
+        self.sharpen = sharpen
 
-    def open(self) -> None:
-        self.inner.open()
-
-    def close(self) -> None:
-        self.inner.close()
-
-    def simulation(self) -> tuple[str, int] | None:
-        return self.inner.simulation()
-
-    def frames(self) -> Iterator[Frame]:
-        for f in self.inner.frames():
-            yield replace(f, image=foreign_isp(f.image, self.sharpen))
+    def map(self, frame: Frame) -> Frame:
+        return replace(frame, image=foreign_isp(frame.image, self.sharpen))
