@@ -55,7 +55,8 @@ def own_finish(truth: ChannelProfile) -> Finish:
 
 class RenderedLarger(MappedSource):
     """``inner`` (rendered at ``k`` x the frame size, see :func:`larger`) averaged down to the frame, then
-    ``finish``."""
+    ``finish`` with the frame's sampled parameters (read from its truth; a frame with no sheet in it, which the
+    simulated camera's sessions do not have, is only averaged down)."""
 
     def __init__(self, inner: SimulatedCamera, k: int, finish: Finish) -> None:
         super().__init__(inner, f"rendered-x{k}:{inner.description}")

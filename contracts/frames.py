@@ -163,6 +163,10 @@ class MappedSource(FrameSource):
     def simulation(self) -> tuple[str, int] | None:
         return self.inner.simulation()
 
+    def interrupt(self) -> None:
+        super().interrupt()
+        self.inner.interrupt()
+
     def frames(self) -> Iterator[Frame]:
         for f in self.inner.frames():
             yield self.map(f)

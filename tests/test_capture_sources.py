@@ -158,3 +158,26 @@ def test_latest_slot_replaces_an_untaken_job_and_backoff_grows() -> None:
     assert [b.delay() for _ in range(5)] == [0.25, 0.5, 1.0, 1.0, 1.0]
     b.reset()
     assert b.delay() == 0.25
+
+
+def test_a_mapped_source_maps_each_photo_and_passes_the_rest_through(tmp_path: Path) -> None:
+    """``contracts.frames.MappedSource`` over real photos: each frame through ``map``; open, close, the simulation
+    record and an interrupt are the inner source's."""
+    from dataclasses import replace
+
+    from contracts.frames import Frame, MappedSource
+
+    for i in range(3):
+        Image.fromarray(np.full((8, 10, 3), 40 * i, np.uint8)).save(tmp_path / f"{i}.png")
+
+    class Inverted(MappedSource):
+        def map(self, frame: Frame) -> Frame:
+            return replace(frame, image=255 - frame.image)
+
+    inner = PhotoSource(tmp_path)
+    src = Inverted(inner, "inverted:" + inner.description)
+    with src:
+        got = [int(f.image[0, 0, 0]) for f in src.frames()]
+        src.interrupt()
+        assert inner.interrupted and src.interrupted
+    assert got == [255, 215, 175] and src.simulation() is None and src.description.startswith("inverted:photos")
