@@ -30,23 +30,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.calibrate_loop import drawn, finished, prepare, real_profile  # noqa: E402
-from bench.fidelity import onnx_file  # noqa: E402
+from bench.calibrate_loop import drawn, finished, loop_args, prepared, real_profile, seeds  # noqa: E402
 from capture.session import run_capture  # noqa: E402
 from channel.calibrate import calibrate  # noqa: E402
 from channel.simulate import SimulatedCamera  # noqa: E402
 from channel.supersample import RenderedLarger, larger, rendered_larger  # noqa: E402
 from contracts.frames import FrameSource  # noqa: E402
-from contracts.profile import ChannelProfile, load_profile  # noqa: E402
+from contracts.profile import ChannelProfile  # noqa: E402
 from testkit.foreign_isp import ForeignCamera  # noqa: E402
-
-
-def seeds(text: str) -> list[int]:
-    """``1-8`` or ``1,3,5``."""
-    if "-" in text:
-        a, b = text.split("-", 1)
-        return list(range(int(a), int(b) + 1))
-    return [int(s) for s in text.split(",")]
 
 
 def overlaps(a: tuple[float, float], b: tuple[float, float]) -> bool:
@@ -75,11 +66,8 @@ def source(work: Path, truth: ChannelProfile, camera: str, seed: int, frames: in
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--batch", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True)
+    loop_args(ap)
     ap.add_argument("--seeds", default="1-8", help="the drawn cameras' seeds (a session's is 100 + seed)")
-    ap.add_argument("--preset", default="office-laser-webcam")
-    ap.add_argument("--model", default="lite0")
     ap.add_argument("--frames-per-view", type=int, default=2)
     ap.add_argument(
         "--camera",
@@ -95,11 +83,7 @@ def main() -> None:
     )
     a = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    work = a.out / "work"
-    base = load_profile(a.preset)
-    prepare(a.batch, work, base, a.model)
-    model = onnx_file(a.model, a.out / "onnx")
-    frames = a.frames_per_view * len(SimulatedCamera.from_batch(work, base, n_frames=1).groups)
+    work, base, model, frames = prepared(a, a.frames_per_view)
     print(
         "| seed | true defocus (px) | true motion (px) | written: defocus, unsharp | rms / noise | views "
         "| alike: amounts | alike: defocus | reaches the truth |"

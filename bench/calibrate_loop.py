@@ -120,6 +120,32 @@ def prepare(batch: Path, work: Path, base: ChannelProfile, model: str) -> None:
         print_batch(work)
 
 
+def loop_args(ap: argparse.ArgumentParser) -> None:
+    """The options every closed-loop bench takes: the batch, the output folder, the target and the preset."""
+    ap.add_argument("--batch", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--model", default="lite0", help="the target model (zoo name), exported to ONNX")
+    ap.add_argument("--preset", default="office-laser-webcam")
+
+
+def prepared(a: argparse.Namespace, frames_per_view: int) -> tuple[Path, ChannelProfile, Path, int]:
+    """``a``'s batch printed into ``a.out/work`` (:func:`prepare`): the work folder, the preset, the target's ONNX
+    file and the frames of a session of ``frames_per_view`` frames per camera view."""
+    work = a.out / "work"
+    base = load_profile(a.preset)
+    prepare(a.batch, work, base, a.model)
+    frames = frames_per_view * len(SimulatedCamera.from_batch(work, base, n_frames=1).groups)
+    return work, base, onnx_file(a.model, a.out / "onnx"), frames
+
+
+def seeds(text: str) -> list[int]:
+    """``1-8`` or ``1,3,5``."""
+    if "-" in text:
+        a, b = text.split("-", 1)
+        return list(range(int(a), int(b) + 1))
+    return [int(s) for s in text.split(",")]
+
+
 def finished(work: Path, session: str) -> bool:
     """Whether capture ``session`` ran to its end (a session cut short is resumed by ``run_capture``)."""
     path = work / "captures" / f"{session}.sqlite"
@@ -171,10 +197,7 @@ def _pct(k: int, n: int) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--batch", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--model", default="lite0", help="the target model (zoo name), exported to ONNX")
-    ap.add_argument("--preset", default="office-laser-webcam")
+    loop_args(ap)
     ap.add_argument("--frames", type=int, default=8, help="frames per sheet and session")
     ap.add_argument(
         "--frames-per-view",

@@ -28,32 +28,23 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.calibrate_edges import seeds  # noqa: E402
-from bench.calibrate_loop import _pct, finished, paired, prepare, tiles  # noqa: E402
-from bench.fidelity import onnx_file  # noqa: E402
+from bench.calibrate_loop import _pct, finished, loop_args, paired, prepared, seeds, tiles  # noqa: E402
 from capture.session import run_capture  # noqa: E402
 from channel.simulate import SimulatedCamera  # noqa: E402
 from channel.supersample import rendered_larger  # noqa: E402
+from contracts.frames import FrameSource  # noqa: E402
 from contracts.manifest import load_batch  # noqa: E402
-from contracts.profile import load_profile  # noqa: E402
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--batch", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True)
+    loop_args(ap)
     ap.add_argument("--seeds", default="1-3")
-    ap.add_argument("--preset", default="office-laser-webcam")
-    ap.add_argument("--model", default="lite0")
     ap.add_argument("--frames-per-view", type=int, default=2)
     ap.add_argument("--scale", type=int, default=2)
     a = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    work = a.out / "work"
-    prof = load_profile(a.preset)
-    prepare(a.batch, work, prof, a.model)
-    model = onnx_file(a.model, a.out / "onnx")
-    frames = a.frames_per_view * len(SimulatedCamera.from_batch(work, prof, n_frames=1).groups)
+    work, prof, model, frames = prepared(a, a.frames_per_view)
     items = load_batch(work).items
     labels = {it.id: it.label.index for it in items}
     photo = {it.id: it.source.file for it in items}
@@ -63,6 +54,7 @@ def main() -> None:
         for kind in kinds:
             name = f"{kind}-{s}"
             if not finished(work, name):
+                cam: FrameSource
                 if kind == "lens":
                     cam = rendered_larger(work, prof, a.scale, seed=100 + s, n_frames=frames)
                 else:
