@@ -30,6 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import channel.calibrate_edges as edge_fit  # noqa: E402
 from bench.calibrate_loop import drawn, finished, loop_args, prepared, real_profile, seeds  # noqa: E402
 from capture.session import run_capture  # noqa: E402
 from channel.calibrate import calibrate  # noqa: E402
@@ -51,6 +52,31 @@ def own_camera(base: ChannelProfile, seed: int) -> ChannelProfile:
     d = drawn(base, seed)
     isp = replace(d.isp, sharpen_amount=float(rng.uniform(0.0, 2.0)), sharpen_sigma_px=float(rng.uniform(0.6, 1.5)))
     return replace(d, isp=isp)
+
+
+WITHOUT = ("motion", "jpeg", "levels", "awb")
+
+
+def without(truth: ChannelProfile, factors: list[str]) -> ChannelProfile:
+    """``truth`` with the named camera factors removed (the misfit diagnosis): ``motion`` no motion blur, ``jpeg``
+    JPEG at 100, ``levels`` no per-frame auto levels, ``awb`` no per-frame auto white balance."""
+    cam, isp = truth.camera, truth.isp
+    if "motion" in factors:
+        cam = replace(cam, motion_blur_px=(0.0, 0.0))
+    if "jpeg" in factors:
+        cam = replace(cam, jpeg_quality=(100.0, 100.0))
+    if "levels" in factors:
+        isp = replace(isp, levels_strength=0.0)
+    if "awb" in factors:
+        isp = replace(isp, awb_strength=0.0)
+    return replace(truth, camera=cam, isp=isp)
+
+
+def fine_grid() -> None:
+    """The edge fit's unsharp grid at amounts every 0.25 and sigmas every 0.15 px (the shipped grid: 0.5 and
+    0.6 / 1 / 1.5 px), for the misfit diagnosis; calibrate reads the module's grid when it fits."""
+    edge_fit.AMOUNTS = tuple(float(x) for x in np.round(np.arange(0.0, 2.51, 0.25), 2))
+    edge_fit.SIGMAS = (0.6, 0.75, 0.9, 1.05, 1.2, 1.35, 1.5)
 
 
 def source(work: Path, truth: ChannelProfile, camera: str, seed: int, frames: int, k: int) -> FrameSource:
@@ -81,7 +107,22 @@ def main() -> None:
         default=1,
         help="render at this many times the frame size and average down (the blur before the sampling)",
     )
+    ap.add_argument(
+        "--without",
+        default="",
+        help=f"own camera only: comma-separated factors removed from the truth ({', '.join(WITHOUT)})",
+    )
+    ap.add_argument(
+        "--fine-grid",
+        action="store_true",
+        help="fit the unsharp mask on a grid of amounts every 0.25 and sigmas every 0.15 px (refits saved sessions)",
+    )
     a = ap.parse_args()
+    drop = [f for f in a.without.split(",") if f]
+    if any(f not in WITHOUT for f in drop) or (drop and a.camera != "own"):
+        ap.error(f"--without takes {', '.join(WITHOUT)}, with --camera own")
+    if a.fine_grid:
+        fine_grid()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     work, base, model, frames = prepared(a, a.frames_per_view)
     print(
@@ -93,12 +134,13 @@ def main() -> None:
     rows = []
     for s in seeds(a.seeds):
         name = (f"t{s}" if a.camera == "foreign" else f"own{s}") + (f"x{a.render_scale}" if a.render_scale > 1 else "")
-        truth = drawn(real_profile(base), s) if a.camera == "foreign" else own_camera(base, s)
+        name += "".join(f"-no{f}" for f in drop)
+        truth = drawn(real_profile(base), s) if a.camera == "foreign" else without(own_camera(base, s), drop)
         t0 = time.perf_counter()
         if not finished(work, name):
             src = source(work, truth, a.camera, s, frames, a.render_scale)
             run_capture(work, model, src, frames=frames, session_id=name, save_crops=False)
-        e = calibrate(work, name, a.out / f"{name}.toml", base=a.preset).edges
+        e = calibrate(work, name, a.out / f"{name}{'-fine' if a.fine_grid else ''}.toml", base=a.preset).edges
         if e is None:
             print(f"| {s} | no edge spread functions |")
             continue
@@ -127,10 +169,13 @@ def main() -> None:
                 "rms": e.rms,
                 "noise_rms": e.noise_rms,
                 "camera": a.camera,
+                "without": drop,
+                "fine_grid": a.fine_grid,
                 "s": time.perf_counter() - t0,
             }
         )
-    (a.out / "edges.json").write_text(json.dumps(rows, indent=1))
+    tag = f"-{a.camera}x{a.render_scale}" + "".join(f"-no{f}" for f in drop) + ("-fine" if a.fine_grid else "")
+    (a.out / f"edges{tag}.json").write_text(json.dumps(rows, indent=1))
     n = len(rows)
     undetermined = sum(not r["determined"] for r in rows)
     print(
