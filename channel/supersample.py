@@ -44,8 +44,15 @@ def larger(truth: ChannelProfile, k: int) -> ChannelProfile:
     return replace(truth, camera=cam, isp=Isp())
 
 
+def frame_quality(quality: tuple[float, float], noise_seed: int) -> int:
+    """A frame's JPEG quality, uniform in ``quality``, from a generator seeded with the frame's ``noise_seed``."""
+    lo, hi = quality
+    return int(round(lo + (hi - lo) * float(np.random.default_rng((noise_seed, 27)).random())))
+
+
 def own_finish(truth: ChannelProfile) -> Finish:
-    """``truth``'s ISP and JPEG on a frame of its size, with the frame's sampled parameters."""
+    """``truth``'s ISP and JPEG on a frame of its size, with the frame's sampled parameters (its JPEG quality
+    from :class:`RenderedLarger`)."""
 
     def finish(img: np.ndarray, p: ChannelParams) -> np.ndarray:
         return apply_jpeg(apply_isp(img, truth, p, bgr=True), p.jpeg_quality)[0]
@@ -56,21 +63,31 @@ def own_finish(truth: ChannelProfile) -> Finish:
 class RenderedLarger(MappedSource):
     """``inner`` (rendered at ``k`` x the frame size, see :func:`larger`) averaged down to the frame, then
     ``finish`` with the frame's sampled parameters (read from its truth; a frame with no sheet in it, which the
-    simulated camera's sessions do not have, is only averaged down)."""
+    simulated camera's sessions do not have, is only averaged down). ``quality``: the JPEG quality range the
+    finish encodes at (:func:`frame_quality`, written into the frame's truth); None keeps the inner camera's."""
 
-    def __init__(self, inner: SimulatedCamera, k: int, finish: Finish) -> None:
+    def __init__(
+        self, inner: SimulatedCamera, k: int, finish: Finish, quality: tuple[float, float] | None = None
+    ) -> None:
         super().__init__(inner, f"rendered-x{k}:{inner.description}")
-        self.k, self.finish = k, finish
+        self.k, self.finish, self.quality = k, finish, quality
 
     def map(self, frame: Frame) -> Frame:
         h, w = frame.image.shape[:2]
         small = cv2.resize(frame.image, (w // self.k, h // self.k), interpolation=cv2.INTER_AREA)
-        sheets = (frame.truth or {}).get("sheets") or []
-        p = ChannelParams.from_dict(sheets[0]["params"]) if sheets else None
-        return replace(frame, image=small if p is None else self.finish(small, p))
+        truth = frame.truth or {}
+        sheets = truth.get("sheets") or []
+        if not sheets:
+            return replace(frame, image=small)
+        p = ChannelParams.from_dict(sheets[0]["params"])
+        if self.quality is not None:
+            p = replace(p, jpeg_quality=frame_quality(self.quality, p.noise_seed))
+            sheets = [{**s, "params": {**s["params"], "jpeg_quality": p.jpeg_quality}} for s in sheets]
+            truth = {**truth, "sheets": sheets}
+        return replace(frame, image=self.finish(small, p), truth=truth)
 
 
 def rendered_larger(batch_dir: Path, truth: ChannelProfile, k: int, seed: int, n_frames: int) -> RenderedLarger:
     """The simulated camera of ``truth`` over ``batch_dir``, its lens blurring before the sampling."""
     sim = SimulatedCamera.from_batch(batch_dir, larger(truth, k), seed=seed, n_frames=n_frames)
-    return RenderedLarger(sim, k, own_finish(truth))
+    return RenderedLarger(sim, k, own_finish(truth), truth.camera.jpeg_quality)
