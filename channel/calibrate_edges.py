@@ -43,13 +43,12 @@ from channel.model import UNIT_FIELDS, ChannelParams
 from channel.search import golden
 from contracts.capturedb import decode_esf
 from contracts.profile import Camera, ChannelProfile, Isp, Printer
-from contracts.strip import ESF_BINS, ESF_GAMMA, ESF_STEP_PX, erf, esf_profile, fit_esf_params
+from contracts.strip import ESF_BINS, ESF_GAMMA, ESF_STEP_PX, ESF_WINDOW_PX, erf, esf_profile, fit_esf_params
 
 log = logging.getLogger(__name__)
 
 EDGE_ANGLE_DEG = 5.0  # the synthetic edge's slant (ISO 12233 asks for a few degrees off the pixel grid)
 EDGE_SIZE = 40  # side of the synthetic edge image, pixels (a multiple of JPEG's 8 x 8 blocks)
-EDGE_WINDOW_PX = 7.0  # samples within this distance of the edge are fitted (about the strip's window at 1080p)
 DEFOCUS_MAX = 3.0
 AMOUNTS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5)
 OVERSHOOT_MIN = 0.004  # sharpening is fitted only when the white side rises this far above 1 (blur never overshoots)
@@ -143,8 +142,8 @@ def synthetic_esf(
     prof = ChannelProfile("edge", camera=Camera(gamma=gamma), isp=isp)
     out = apply_jpeg(np.ascontiguousarray(apply_isp(enc, prof, _params())), quality, bgr=False)[0]
     v = _LIN[out].mean(axis=-1).ravel()
-    keep = np.abs(d.ravel()) <= EDGE_WINDOW_PX
-    got = fit_esf_params(d.ravel()[keep], v[keep], EDGE_WINDOW_PX / 2.5)
+    keep = np.abs(d.ravel()) <= ESF_WINDOW_PX
+    got = fit_esf_params(d.ravel()[keep], v[keep], ESF_WINDOW_PX / 2.5)
     return None if got is None else esf_profile(d.ravel()[keep], v[keep], got)
 
 

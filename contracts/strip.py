@@ -24,6 +24,11 @@ NOISE_BIN = 2  # the patches' noise is also measured on means of 2 x 2 pixels
 ESF_STEP_PX = 0.25  # the edge spread function is binned at a quarter pixel (ISO 12233's 4x oversampling)
 ESF_HALF_PX = 3.0  # ... from -3 to +3 px about the edge
 ESF_BINS = int(round(2 * ESF_HALF_PX / ESF_STEP_PX)) + 1
+# The edge spread function is fitted and normalised on the samples within this distance of the edge, in frame pixels,
+# both in capture and in calibrate's forward model (channel.calibrate_edges), so that the two read an overshoot alike:
+# normalised over the sheet's whole window (2.5-4 mm a side, 7-30 px with the distance), a sharpened edge's plateau
+# comes out a different height from the model's (docs/physical-fidelity.md, "What the own cameras' misfit is made of").
+ESF_WINDOW_PX = 7.0
 
 
 def erf(x: np.ndarray) -> np.ndarray:

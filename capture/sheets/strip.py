@@ -30,6 +30,7 @@ from contracts.strip import (
     EDGE_MM,
     END_MM,
     ESF_GAMMA,
+    ESF_WINDOW_PX,
     INSET,
     MIN_EDGE_MM,
     NOISE_BIN,
@@ -245,13 +246,20 @@ def edge_sigma(frame: np.ndarray, H: np.ndarray, edge: Edge, lut: np.ndarray) ->
     return None if got is None else fit_esf(*got)
 
 
-def edge_esf(frame: np.ndarray, H: np.ndarray, edge: Edge, lut: np.ndarray) -> tuple[float, np.ndarray] | None:
-    """:func:`edge_sigma` and the edge's binned spread function (``contracts.strip.esf_profile``)."""
+def edge_esf(frame: np.ndarray, H: np.ndarray, edge: Edge, lut: np.ndarray) -> tuple[float, np.ndarray | None] | None:
+    """:func:`edge_sigma` and the edge's binned spread function (``contracts.strip.esf_profile``), fitted and
+    normalised on the samples within ``ESF_WINDOW_PX`` of the edge as calibrate's forward model is (None when the
+    sheet leaves the edge a narrower window: at this distance its overshoot would read otherwise)."""
     got = _edge_samples(frame, H, edge, lut)
     params = None if got is None else fit_esf_params(*got)
     if got is None or params is None:
         return None
-    return params[3], esf_profile(got[0], got[1], params)
+    d, v, max_sigma = got
+    if max_sigma * 2.5 < ESF_WINDOW_PX:
+        return params[3], None
+    near = np.abs(d - params[2]) <= ESF_WINDOW_PX
+    inner = fit_esf_params(d[near] - params[2], v[near], ESF_WINDOW_PX / 2.5)
+    return params[3], None if inner is None else esf_profile(d[near] - params[2], v[near], inner)
 
 
 def _median_esf(esfs: list[np.ndarray]) -> list[float] | None:
@@ -288,7 +296,8 @@ def measure_sheet(
         return None
     fh, fw = frame_bgr.shape[:2]
     sigma = float(np.median([f[0] for f in fits])) if fits else None
-    return SheetPatches(hit.sheet.sheet_id, stats, sigma, len(fits), fw, fh, _median_esf([f[1] for f in fits]))
+    esf = _median_esf([f[1] for f in fits if f[1] is not None])
+    return SheetPatches(hit.sheet.sheet_id, stats, sigma, len(fits), fw, fh, esf)
 
 
 def measure_hits(
