@@ -16,7 +16,8 @@ One database per capture session, in WAL mode. Tables:
 - ``esf`` (added with them; older databases lack it): the sheet's edge spread function,
   normalised to black 0 and white 1 and binned every ``step_px`` frame pixels about the edge
   (``contracts.strip.esf_profile``), the median over its edges, a JSON array (null: an empty bin),
-  from which calibrate fits blur and sharpening.
+  from which calibrate fits blur and sharpening. Each edge's is fitted and normalised on the samples within
+  ``contracts.strip.ESF_WINDOW_PX`` of it (sessions captured before that: on the sheet's whole window).
 - ``patch_noise`` (added with ``esf``): each patch's luma std on means of ``bin_px`` x ``bin_px`` pixels,
   the noise at about the scale a tile is classified at.
 - ``jpeg`` (added for calibrate's JPEG quality; older databases lack it): the JPEG quality of the first few
