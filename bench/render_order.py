@@ -82,6 +82,14 @@ def main() -> None:
         f"\npooled over the seeds, lens - repeat: {100 * d:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}] "
         f"({n} tiles, {n_photos} photos; bootstrap clustered by photo across the seeds)"
     )
+    truth = {k: labels[k[0].rsplit("|", 1)[0]] for k in pool["sim"] if k[1] == "clean"}
+    truth = {k: v for k, v in truth.items() if v is not None}
+    for x, y in (("lens", "sim"), ("repeat", "sim"), ("lens", "repeat")):
+        d, lo, hi, n, n_photos = paired(truth, pool[x], pool[y], photo_s)  # right minus right, tile by tile
+        print(
+            f"clean accuracy, {x} - {y}, paired by tile: {100 * d:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}] "
+            f"({n} clean tiles, {n_photos} photos)"
+        )
     print("\n| session kind | clean accuracy (tiles, all seeds) | adversarial success |")
     print("|---|---|---|")
     for kind in kinds:
