@@ -44,10 +44,13 @@ def larger(truth: ChannelProfile, k: int) -> ChannelProfile:
     return replace(truth, camera=cam, isp=Isp())
 
 
+JPEG_STREAM = 27  # the quality's generator is seeded with (the frame's noise seed, this): a stream of its own
+
+
 def frame_quality(quality: tuple[float, float], noise_seed: int) -> int:
     """A frame's JPEG quality, uniform in ``quality``, from a generator seeded with the frame's ``noise_seed``."""
     lo, hi = quality
-    return int(round(lo + (hi - lo) * float(np.random.default_rng((noise_seed, 27)).random())))
+    return int(round(lo + (hi - lo) * float(np.random.default_rng((noise_seed, JPEG_STREAM)).random())))
 
 
 def own_finish(truth: ChannelProfile) -> Finish:
