@@ -27,7 +27,9 @@ Many tiles cheaply (``bench/calibrate_pool.py`` pools the runs): one batch per Î
 so that no command runs for more than a few minutes. One reference session is a noisy yardstick (sessions
 of one camera differ beyond what an interval over photos allows): ``--repeats 3`` adds the camera's
 ``real-3`` and ``real-4`` and the fitted profile's ``fitted-2`` and ``fitted-3``, each at a seed of its own, and
-``calibrate_pool.py`` then judges the fitted profile against every reference but ``real-2``.
+``calibrate_pool.py`` then judges the fitted profile against every reference but ``real-2``. ``--pool`` adds a
+profile fitted to two sessions of the camera (``real-2`` and ``real-p``, ``calibrate -s real-2 -s real-p``),
+captured at the one-session profile's own seeds, so that the two profiles are compared on the same draws.
 """
 
 from __future__ import annotations
@@ -225,6 +227,12 @@ def main() -> None:
         "bench/calibrate_pool.py judges the goal against every reference when K >= 2",
     )
     ap.add_argument(
+        "--pool",
+        action="store_true",
+        help="also capture the camera's real-p (seed SEED+30), fit pooled.toml to real-2 and real-p together, and "
+        "capture it as pooled, pooled-2 ... pooled-K at the fitted sessions' own seeds (common random numbers)",
+    )
+    ap.add_argument(
         "--phase",
         choices=("all", "capture", "fit"),
         default="all",
@@ -250,6 +258,7 @@ def main() -> None:
         ("real-2", real, True, a.seed + 2),
         ("uncalibrated", base, False, a.seed + 3),
         *[(f"real-{j}", real, True, a.seed + 10 + j) for j in range(3, a.repeats + 2)],
+        *([("real-p", real, True, a.seed + 30)] if a.pool else []),
     ]
     t0 = time.perf_counter()
     for name, prof, foreign, seed in plan:
@@ -263,10 +272,18 @@ def main() -> None:
     fitted_path = a.out / "fitted.toml"
     res = calibrate(work, "real-2", fitted_path, base=a.preset, jpeg_quality=a.jpeg_quality)
     fitted_plan = [("fitted", a.seed + 4), *[(f"fitted-{j}", a.seed + 20 + j) for j in range(2, a.repeats + 1)]]
-    for name, seed in fitted_plan:
-        if not finished(work, name):
-            cam = SimulatedCamera.from_batch(work, load_profile(str(fitted_path)), seed=seed, n_frames=frames)
-            run_capture(work, model, cam, frames=frames, session_id=name, save_crops=False)
+    profiles = [("fitted", fitted_path)]
+    if a.pool:
+        pooled_path = a.out / "pooled.toml"
+        pooled = calibrate(work, ["real-2", "real-p"], pooled_path, base=a.preset, jpeg_quality=a.jpeg_quality)
+        log.info("pooled: %s", pooled.profile.camera)
+        profiles.append(("pooled", pooled_path))
+    for prefix, path in profiles:
+        for name, seed in fitted_plan:
+            name = name.replace("fitted", prefix)
+            if not finished(work, name):
+                cam = SimulatedCamera.from_batch(work, load_profile(str(path)), seed=seed, n_frames=frames)
+                run_capture(work, model, cam, frames=frames, session_id=name, save_crops=False)
     items = load_batch(work).items
     labels = {it.id: it.label.index for it in items}
     photo = {it.id: it.source.file for it in items}

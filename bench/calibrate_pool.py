@@ -16,9 +16,11 @@ the camera), each with a 95 % bootstrap interval clustered by photo.
 With runs of ``calibrate_loop.py --repeats K`` (K >= 2), the goal is also judged against every reference:
 the camera's repeat is the mean agreement over all pairs of its reference sessions (``real-1``, ``real-3`` ...;
 not ``real-2``, which the profile was fitted to), the fitted profile's the mean over each of its sessions
-(``fitted``, ``fitted-2`` ...) against each reference, and the preset's likewise; clean accuracy and adversarial
-success are the mean over the camera's sessions (``real-*``) and over the fitted profile's. Every seed differs,
-so no two sessions share hand-held draws. Each difference gets a second interval that resamples runs (each with
+(``fitted``, ``fitted-2`` ...) against each reference, and the preset's likewise; clean accuracy and
+adversarial success are the mean over the camera's sessions (``real-*``) and over the fitted profile's. Every
+seed differs, so no two sessions share hand-held draws, except the two-session profile's (``calibrate_loop
+--pool``: ``pooled``, ``pooled-2`` ...), which share the one-session profile's seeds, so that the two profiles
+are compared on the same draws. Each difference gets a second interval that resamples runs (each with
 its sessions) and photos independently, the pigeonhole bootstrap for crossed random effects (Owen 2007, "The
 pigeonhole bootstrap", Ann. Appl. Stat. 1(2)), because sessions of one camera differ by more than photos alone
 explain.
@@ -114,15 +116,17 @@ def crossed(
 
 
 def extra_sessions(runs: list[Path]) -> list[str]:
-    """The ``real-N`` (N >= 3) and ``fitted-N`` sessions that every run has finished (``calibrate_loop --repeats``)."""
+    """The ``real-N`` (N >= 3), ``fitted-N`` and ``pooled[-N]`` sessions that every run has finished
+    (``calibrate_loop --repeats``, ``--pool``)."""
     from bench.calibrate_loop import finished
 
     found: set[str] | None = None
     for run in runs:
         names = {p.stem for p in (run / "work" / "captures").glob("*.sqlite")}
-        names = {m for m in names if re.fullmatch(r"(real-([3-9]|\d\d+)|fitted-\d+)", m) and finished(run / "work", m)}
+        pattern = r"(real-([3-9]|\d\d+)|fitted-\d+|pooled(-\d+)?)"
+        names = {m for m in names if re.fullmatch(pattern, m) and finished(run / "work", m)}
         found = names if found is None else found & names
-    return sorted(found or set(), key=lambda m: (m.split("-")[0], int(m.split("-")[1])))
+    return sorted(found or set(), key=lambda m: (m.split("-")[0], int(m.split("-")[1]) if "-" in m else 1))
 
 
 def references(runs: list[Path], labels: dict[Key, int], photo: dict[Key, str]) -> None:
@@ -141,6 +145,7 @@ def references(runs: list[Path], labels: dict[Key, int], photo: dict[Key, str]) 
         return
     camera = ["real-1", "real-2", *refs[1:]]
     fits = ["fitted", *[m for m in extra if m.startswith("fitted-")]]
+    pools = [m for m in extra if m.startswith("pooled")]
     pairs = [(a, b) for i, a in enumerate(refs) for b in refs[i + 1 :]]
     common = sorted(set.intersection(*(set(t) for t in every.values())))
     n_photos = len({photo[k] for k in common})
@@ -151,6 +156,7 @@ def references(runs: list[Path], labels: dict[Key, int], photo: dict[Key, str]) 
     cam = {k: sum(same(a, b, k) for a, b in pairs) / len(pairs) for k in common}
     fit = {k: sum(same(f, r, k) for f in fits for r in refs) / (len(fits) * len(refs)) for k in common}
     pre = {k: sum(same("uncalibrated", r, k) for r in refs) / len(refs) for k in common}
+    pool = {k: sum(same(f, r, k) for f in pools for r in refs) / max(len(pools) * len(refs), 1) for k in common}
     print(f"\nagainst every reference ({', '.join(refs)}; not real-2, the session fitted to),")
     print(f"on the {len(common)} tiles ({n_photos} photos, {len(runs)} runs) every session saw; the camera's repeat")
     print(f"over {len(pairs)} pairs, the fitted profile over {len(fits)} x {len(refs)}, the preset over {len(refs)};")
@@ -158,12 +164,22 @@ def references(runs: list[Path], labels: dict[Key, int], photo: dict[Key, str]) 
     print("| agreement | mean | − the camera's repeat, by photo | by runs and photos |")
     print("|---|---|---|---|")
     print(f"| the camera's repeat | {100 * sum(cam.values()) / len(common):.1f} % | | |")
-    for name, got in (("fitted", fit), ("uncalibrated preset", pre)):
+    rows = [("fitted", fit), ("uncalibrated preset", pre)] + ([("pooled (2 sessions)", pool)] if pools else [])
+    for name, got in rows:
         d = {k: got[k] - cam[k] for k in common}
         print(f"| {name} | {100 * sum(got.values()) / len(common):.1f} % | {_fmt(*clustered(d, photo))} "
               f"| {_fmt(*crossed(d, photo))} |")  # fmt: skip
-    d = {k: fit[k] - pre[k] for k in common}
-    print(f"| fitted − preset | | {_fmt(*clustered(d, photo))} | {_fmt(*crossed(d, photo))} |")
+    for name, a, b in (("fitted − preset", fit, pre), *([("pooled − fitted", pool, fit)] if pools else [])):
+        d = {k: a[k] - b[k] for k in common}
+        print(f"| {name} | | {_fmt(*clustered(d, photo))} | {_fmt(*crossed(d, photo))} |")
+    if pools:
+        print("\nper run, agreement − the camera's repeat (points): " + "; ".join(
+            f"{r}: fitted {_run_mean(fit, cam, r):+.1f}, pooled {_run_mean(pool, cam, r):+.1f}" for r in
+            sorted({k[0] for k in common})
+        ))  # fmt: skip
+        for name, got in (("fitted", fit), ("pooled", pool)):
+            per = [_run_mean(got, cam, r) for r in sorted({k[0] for k in common})]
+            print(f"- {name}: standard deviation over runs {float(np.std(per, ddof=1)):.1f} points")
     print("\n| rate | the camera | fitted | preset | fitted − camera, by photo | by runs and photos |")
     print("|---|---|---|---|---|---|")
     for role, what in (("clean", "clean accuracy"), ("adv", "adversarial success")):
@@ -178,6 +194,18 @@ def references(runs: list[Path], labels: dict[Key, int], photo: dict[Key, str]) 
         d = {k: f[k] - c[k] for k in keys}
         means = " | ".join(f"{100 * sum(v.values()) / max(len(keys), 1):.1f} %" for v in (c, f, u))
         print(f"| {what} ({len(keys)} tiles) | {means} | {_fmt(*clustered(d, photo))} | {_fmt(*crossed(d, photo))} |")
+        if pools:
+            p = {k: rate(pools, k) for k in keys}
+            for name, d in (("pooled − camera", {k: p[k] - c[k] for k in keys}),
+                            ("pooled − fitted", {k: p[k] - f[k] for k in keys})):  # fmt: skip
+                print(f"| {what}, {name}: pooled {100 * sum(p.values()) / max(len(keys), 1):.1f} % | | | | "
+                      f"{_fmt(*clustered(d, photo))} | {_fmt(*crossed(d, photo))} |")  # fmt: skip
+
+
+def _run_mean(got: dict[Key, float], cam: dict[Key, float], run: str) -> float:
+    """Points: the mean over run ``run``'s tiles of ``got`` minus the camera's repeat."""
+    keys = [k for k in got if k[0] == run]
+    return 100 * sum(got[k] - cam[k] for k in keys) / max(len(keys), 1)
 
 
 def _fmt(m: float, lo: float, hi: float) -> str:

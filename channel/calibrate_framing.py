@@ -188,15 +188,15 @@ def _fit(model: FramingModel, obs_q: np.ndarray) -> tuple[tuple[float, float], t
     return fill, tilt, _quantiles(sim) if len(sim) >= 10 else np.full_like(obs_q, np.nan)
 
 
-def fit_framing(con: sqlite3.Connection, session: str, layout: Layout, profile: ChannelProfile) -> FramingFit | None:
-    """The fill and tilt ranges under which the simulated camera frames ``layout``'s tiles as ``session`` saw them.
+def fit_framing(obs: np.ndarray, layout: Layout, profile: ChannelProfile) -> FramingFit | None:
+    """The fill and tilt ranges under which the simulated camera frames ``layout``'s tiles as they were seen.
 
-    ``profile``: the base with the session's frame size. None with fewer than ``MIN_OBSERVATIONS`` tile
+    ``obs``: the tile observations of :func:`load_framing` (of one session, or several stacked); ``profile``: the
+    base with the sessions' frame size. None with fewer than ``MIN_OBSERVATIONS`` tile
     observations. A dense layout is fitted as the simulated camera would frame it with the fitted ranges
     (:func:`channel.views.needs_close_up`): when the fit flips that choice, the other framing is fitted too and
     the one that holds for its own ranges (else the closer) is kept.
     """
-    obs = load_framing(con, session)
     if len(obs) < MIN_OBSERVATIONS or not layout.sheets:
         return None
     obs_q = _quantiles(obs)

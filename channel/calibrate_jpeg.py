@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -31,14 +32,23 @@ class JpegFit:
                    "fitted through it")  # fmt: skip
 
 
-def load_jpeg(con: sqlite3.Connection, session: str) -> JpegFit | None:
-    """The session's JPEG quality, or None when capture did not record one (or found no trace of it)."""
+JpegRow = tuple[Any, Any, Any]  # quality_lo, quality_hi, method, as capture recorded them
+
+
+def load_jpeg(con: sqlite3.Connection, session: str) -> list[JpegRow]:
+    """The ``jpeg`` rows of ``session``; none for an older capture without the table."""
     try:
         rows = con.execute(
             "SELECT quality_lo, quality_hi, method FROM jpeg WHERE session_id=?", (session,)
         ).fetchall()  # fmt: skip
     except sqlite3.OperationalError:  # an older capture
-        return None
+        return []
+    return [(lo, hi, m) for lo, hi, m in rows]
+
+
+def fit_jpeg(rows: list[JpegRow]) -> JpegFit | None:
+    """The JPEG quality of the frames behind ``rows`` (one session's, or several sessions' of one camera), or None
+    when capture did not record one (or found no trace of it)."""
 
     def valid(lo: object, hi: object) -> bool:
         return isinstance(lo, int) and isinstance(hi, int) and 1 <= lo <= hi <= 100

@@ -3,6 +3,7 @@
 ::
 
     photoproof calibrate BATCH --session 20261122-101500-camera --out my-setup.toml --jpeg-quality 90
+    photoproof calibrate BATCH -s 20261122-101500-camera -s 20261123-090000-camera --out my-setup.toml
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def report_tables(res: Any) -> list[Table]:
     """The fitted profile against its base, the fitted tone curves, and the residual per strip patch."""
     f, p, b = res.fit, res.profile, res.base
     keys = Table(
-        title=f"fitted from session {res.session} ({f.n_groups} strip views in {f.n_frames} frames) "
+        title=f"fitted from session{'s' if len(res.sessions) > 1 else ''} {', '.join(res.sessions)} "
+        f"({f.n_groups} strip views in {f.n_frames} frames) "
         f"against base {b.name}",
         show_edge=False,
     )
@@ -99,8 +101,12 @@ def register(app: typer.Typer) -> None:
     @app.command("calibrate")
     def calibrate_cmd(
         batch: Path = typer.Argument(..., help="The batch directory."),
-        session: str = typer.Option(
-            ..., "--session", "-s", help="The capture session (the name of captures/<session>.sqlite)."
+        session: list[str] = typer.Option(
+            ...,
+            "--session",
+            "-s",
+            help="The capture session (the name of captures/<session>.sqlite); repeat it to pool several sessions "
+            "of one camera at one resolution into one profile.",
         ),
         out: Path = typer.Option(..., "--out", "-o", help="The profile to write, a .toml file."),
         base: str = typer.Option(

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import shutil
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +41,7 @@ from contracts.profile import ChannelProfile, load_profile
 from contracts.strip import ESF_BINS, ESF_STEP_PX, PATCH_EVERY
 from printouts.sheets import print_batch
 from testkit.batch import write_batch
+from testkit.cli import assert_one_line_error, run_cli
 from testkit.known import known_profile
 from testkit.scenes import tiny_classifier
 
@@ -117,7 +118,11 @@ def test_capture_records_edge_spread_functions_and_calibrate_reads_no_sharpening
 
 
 def test_calibration_recovers_the_known_parameters(captured: Captured) -> None:
-    p = load_profile(str(captured.out))  # loadable, keys valid
+    _assert_known(load_profile(str(captured.out)))  # loadable, keys valid
+
+
+def _assert_known(p: ChannelProfile) -> None:
+    """``p`` holds :func:`testkit.known.known_profile`'s parameters within the tolerances of this file's table."""
     pr, cam, sc = p.printer, p.camera, p.scene
     assert abs(pr.tone_gamma - 1.3) <= 0.08 and abs(pr.dot_gain - 0.08) <= 0.04
     assert all(abs(a - b) <= 0.02 for a, b in zip(pr.paper_white, (0.85, 0.86, 0.88), strict=True)), pr.paper_white
@@ -148,6 +153,31 @@ def test_profile_comments_say_what_was_estimated(captured: Captured) -> None:
     assert note["sheet_fill"].startswith("# measured") and note["jpeg_quality"].startswith("# assumed")
     assert note["tone_g"].startswith("# does nothing: the strip shows no camera processing")
     assert "assumed" in note["gamma"]
+
+
+def test_sessions_of_one_camera_pool_into_one_profile(captured: Captured, tmp_path: Path) -> None:
+    """A second session of the known camera (other poses, light and noise), pooled with the first on the command
+    line: every strip view of both, their frames kept apart, and the known parameters again."""
+    d = captured.batch_dir
+    cam = SimulatedCamera.from_batch(d, captured.profile, seed=2, n_frames=FRAMES)
+    run_capture(d, captured.model, cam, session_id="known-2", save_crops=False)
+    out = tmp_path / "both.toml"
+    r = run_cli("calibrate", str(d), "-s", "known", "-s", "known-2", "--out", str(out), "--jpeg-quality", "95")
+    assert r.returncode == 0, r.stderr
+    assert "fitted from sessions known, known-2 (12 strip views in 12 frames)" in " ".join(r.stdout.split())
+    text = out.read_text()
+    assert text.startswith("# Photoproof channel profile calibrated from capture sessions known, known-2 of batch")
+    assert "# estimated: grey ramp, 12 strip views in 12 frames of 2 sessions" in text
+    assert "estimated: 12 edge spread functions (ISO 12233 slanted edge)" in text
+    _assert_known(load_profile(str(out)))
+    with pytest.raises(UserError, match="--session known: named twice"):
+        calibrate(d, ["known", "known"], tmp_path / "x.toml")
+    small = replace(captured.profile, camera=replace(captured.profile.camera, width=960, height=540))
+    cam = SimulatedCamera.from_batch(d, small, seed=3, n_frames=15)
+    run_capture(d, captured.model, cam, session_id="small", save_crops=False)
+    r = run_cli("calibrate", str(d), "-s", "known", "-s", "small", "--out", str(tmp_path / "x.toml"))
+    assert_one_line_error(r, "--session small: its frames are 960x540, those of --session known 1280x720")
+    assert not (tmp_path / "x.toml").exists()
 
 
 def test_blur_and_read_dominated_noise(captured: Captured) -> None:
@@ -183,4 +213,6 @@ def test_errors_name_the_argument_and_what_to_do(captured: Captured, tmp_path: P
     _capture(d, captured.model, captured.profile, "short", frames=6)  # two strip views
     with pytest.raises(UserError, match="--session short: 2 measurement.*at least 3"):
         calibrate(d, "short", tmp_path / "x.toml")
+    with pytest.raises(UserError, match="--session short: 2 measurement.*at least 3"):
+        calibrate(d, ["known", "short"], tmp_path / "x.toml")  # each pooled session must hold a strip on its own
     assert not (tmp_path / "x.toml").exists()
