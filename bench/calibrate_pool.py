@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.calibrate_loop import _pct, tiles  # noqa: E402
 from contracts.manifest import load_batch  # noqa: E402
+from contracts.profile import load_profile  # noqa: E402
 
 SESSIONS = ("real-1", "real-2", "uncalibrated", "fitted")
 Key = tuple[str, str, str]  # (run, item, role)
@@ -179,7 +180,9 @@ def references(runs: list[Path], labels: dict[Key, int], photo: dict[Key, str]) 
         ))  # fmt: skip
         for name, got in (("fitted", fit), ("pooled", pool)):
             per = [_run_mean(got, cam, r) for r in sorted({k[0] for k in common})]
-            print(f"- {name}: standard deviation over runs {float(np.std(per, ddof=1)):.1f} points")
+            sd = float(np.std(per, ddof=1)) if len(per) > 1 else float("nan")
+            print(f"- {name}: standard deviation over runs {sd:.1f} points")
+        written(runs)
     print("\n| rate | the camera | fitted | preset | fitted − camera, by photo | by runs and photos |")
     print("|---|---|---|---|---|---|")
     for role, what in (("clean", "clean accuracy"), ("adv", "adversarial success")):
@@ -200,6 +203,24 @@ def references(runs: list[Path], labels: dict[Key, int], photo: dict[Key, str]) 
                             ("pooled − fitted", {k: p[k] - f[k] for k in keys})):  # fmt: skip
                 print(f"| {what}, {name}: pooled {100 * sum(p.values()) / max(len(keys), 1):.1f} % | | | | "
                       f"{_fmt(*clustered(d, photo))} | {_fmt(*crossed(d, photo))} |")  # fmt: skip
+
+
+def written(runs: list[Path]) -> None:
+    """The defocus and unsharp mask each run's one-session (``fitted.toml``) and two-session (``pooled.toml``)
+    profiles wrote, and the spread of the defocus's centre over the runs."""
+    centres: dict[str, list[float]] = {"fitted": [], "pooled": []}
+    print("\n| run | fitted: defocus (px), unsharp | pooled: defocus (px), unsharp |\n|---|---|---|")
+    for run in runs:
+        cells = []
+        for name in centres:
+            p = load_profile(str(run / f"{name}.toml"))
+            lo, hi = p.camera.defocus_sigma_px
+            centres[name].append((lo + hi) / 2)
+            mask = f"{p.isp.sharpen_amount:g} at {p.isp.sharpen_sigma_px:g} px" if p.isp.sharpen_amount else "0"
+            cells.append(f"{lo:.2f}-{hi:.2f}, {mask}")
+        print(f"| {run.name} | {cells[0]} | {cells[1]} |")
+    for name, c in centres.items():
+        print(f"- {name}: defocus centre {np.mean(c):.2f} px, standard deviation over runs {np.std(c, ddof=1):.2f} px")
 
 
 def _run_mean(got: dict[Key, float], cam: dict[Key, float], run: str) -> float:
