@@ -171,7 +171,11 @@ def register(app: typer.Typer) -> None:
     def report(
         batch: Path = typer.Argument(..., help="Batch directory (holds batch.json and captures/)."),
         session: list[str] | None = typer.Option(
-            None, "--session", "-s", help="Only this capture session (id or file stem); repeat for several."
+            None,
+            "--session",
+            "-s",
+            metavar="<str>",
+            help="Only this capture session (id or file stem); repeat for several.",
         ),
         fmt: str = typer.Option(
             ",".join(FORMATS), "--format", "-f", help="Comma-separated: html, pdf, csv. JSON tables are always written."

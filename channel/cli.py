@@ -105,6 +105,7 @@ def register(app: typer.Typer) -> None:
             ...,
             "--session",
             "-s",
+            metavar="<str>",
             help="The capture session (the name of captures/<session>.sqlite); repeat it to pool several sessions "
             "of one camera at one resolution into one profile.",
         ),
