@@ -33,6 +33,7 @@ from analysis.gallery import gallery
 from analysis.load import ReportInput, load_input, manifest_pred
 from analysis.methods import methods
 from analysis.paper import paper_table, write_paper_tables
+from analysis.prediction import predict, prediction_table
 from analysis.report_files import file_names, remove_stale, render, report_json, write_figures
 from analysis.scene import scene_report_table, scene_series
 from analysis.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
@@ -267,8 +268,9 @@ def _make_report(
         replace(r, channel_check=verdicts[r.session]) if r.session in verdicts else r
         for r in compute_summary(inp, seed, resamples)
     ]
+    preds = predict(inp, seed, resamples)
     warnings = [c.note() for c in checks.values() if c.flagged]
-    notes = [c.note() for c in checks.values() if not c.flagged] + inp.notes
+    notes = [c.note() for c in checks.values() if not c.flagged] + [p.sentence() for p in preds] + inp.notes
     headline = headline_table(rows, inp.source_models)
     paper = paper_table(rows) if inp.sessions else None
     shown = [
@@ -279,6 +281,7 @@ def _make_report(
         accuracy_table(rows),
         attack_table(rows),
         transfer_table(rows),
+        *([prediction_table(preds)] if preds else []),
     ]
     if not inp.sessions:
         shown = [t for t in shown if t.name not in ("sessions", "transfer", "channel")]

@@ -247,7 +247,7 @@ def run_capture(
         recorder = Recorder(db_path, sid, batch.batch_id, on_failure=on_write_failure)
         stopped_by, worker, loop = "error", None, None
         try:
-            config = {
+            config: dict[str, Any] = {
                 "frames": frames,
                 "duration": duration,
                 "per_tile": per_tile,
@@ -264,6 +264,8 @@ def run_capture(
                     "map": {str(b): t for b, t in sorted(lmap.items())},
                 }
             profile, seed = source.simulation() or (None, None)
+            if source.calibrated_from():
+                config["calibrated_from"] = list(source.calibrated_from())
             resume = recorder.start_session(
                 SessionStart(
                     source=source.description,

@@ -382,7 +382,7 @@ def calibrate(
         )
     name = batch_id or "?"
     source = f"capture session{'s' if len(sids) > 1 else ''} {', '.join(sids)} of batch {name}"
-    profile = ChannelProfile(out.stem, f"calibrated from {source}", pr, sc, cam, isp_fit.isp)
+    profile = ChannelProfile(out.stem, f"calibrated from {source}", pr, sc, cam, isp_fit.isp, calibrated_from=sids)
     views = f"{fit.n_groups} strip views in {fit.n_frames} frames" + (
         f" of {len(sids)} sessions" if len(sids) > 1 else ""
     )

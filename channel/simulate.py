@@ -125,6 +125,9 @@ class SimulatedCamera(FrameSource):
         """The profile's name and the seed: the camera carries both, and the session records them."""
         return self.profile.name, self.seed
 
+    def calibrated_from(self) -> tuple[str, ...]:
+        return self.profile.calibrated_from
+
     @classmethod
     def from_batch(
         cls,

@@ -126,6 +126,11 @@ class FrameSource(abc.ABC):
         """``(profile name, seed)`` of a simulated source, recorded with the session; ``None`` for a real one."""
         return None
 
+    def calibrated_from(self) -> tuple[str, ...]:
+        """The capture sessions a simulated source's profile was calibrated from (``photoproof calibrate``), recorded
+        with the session so that the report does not judge the profile against them; empty otherwise."""
+        return ()
+
     def interrupt(self) -> None:
         """Ask a ``frames()`` that is waiting for a frame to return soon. Safe from a signal handler."""
         self._interrupted = True
@@ -162,6 +167,9 @@ class MappedSource(FrameSource):
 
     def simulation(self) -> tuple[str, int] | None:
         return self.inner.simulation()
+
+    def calibrated_from(self) -> tuple[str, ...]:
+        return self.inner.calibrated_from()
 
     def interrupt(self) -> None:
         super().interrupt()

@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from contracts.batchdir import SESSION_RE
 from contracts.errors import UserError
 from contracts.paths import atomic_write_text
 
@@ -107,6 +108,7 @@ class ChannelProfile:
     scene: Scene = field(default_factory=Scene)
     camera: Camera = field(default_factory=Camera)
     isp: Isp = field(default_factory=Isp)
+    calibrated_from: tuple[str, ...] = ()  # the capture sessions calibrate fitted this profile to (their ids)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -276,10 +278,16 @@ SECTIONS = ("printer", "scene", "camera", "isp")
 
 def parse_profile(data: dict[str, Any], name: str, where: str) -> ChannelProfile:
     """Build a profile from parsed TOML, naming ``where`` in any error."""
-    extra = set(data) - {"name", "description", *SECTIONS}
+    extra = set(data) - {"name", "description", "calibrated_from", *SECTIONS}
     if extra:
         raise UserError(
             f"{where}: unknown section(s) {', '.join(sorted(extra))}; expected [printer], [scene], [camera], [isp]"
+        )
+    sessions = data.get("calibrated_from", [])
+    if not isinstance(sessions, list) or not all(isinstance(v, str) and SESSION_RE.match(v) for v in sessions):
+        raise UserError(
+            f"{where}: calibrated_from must list the capture sessions the profile was fitted to (names of letters, "
+            "digits, '.', '_' and '-'); remove the key or write calibrate's own value back"
         )
     return ChannelProfile(
         name=str(data.get("name", name)),
@@ -288,6 +296,7 @@ def parse_profile(data: dict[str, Any], name: str, where: str) -> ChannelProfile
         scene=_section(Scene, data.get("scene", {}), f"{where} [scene]"),
         camera=_section(Camera, data.get("camera", {}), f"{where} [camera]"),
         isp=_check_isp(_section(Isp, data.get("isp", {}), f"{where} [isp]"), f"{where} [isp]"),
+        calibrated_from=tuple(sessions),
     )
 
 
@@ -349,6 +358,11 @@ def render_toml(profile: ChannelProfile, header: list[str] | None = None, notes:
     out = [f"# {h}" for h in header or []] + [
         f"name = {_toml(profile.name)}",
         f"description = {_toml(profile.description)}",
+        *(
+            ["calibrated_from = [" + ", ".join(json.dumps(v) for v in profile.calibrated_from) + "]"]
+            if profile.calibrated_from
+            else []
+        ),
         "",
     ]
     for section in SECTIONS:

@@ -126,3 +126,9 @@ def test_isp_section_round_trips_and_refuses_what_no_camera_does(tmp_path: Path)
         parse_profile({"isp": {"colour_matrix": [1, 1, 1, 1, 1, 1, 0, 0, 1]}}, "x", "x.toml")
     with pytest.raises(UserError, match="tone_r: expected a list of 17 numbers"):
         parse_profile({"isp": {"tone_r": [0, 1]}}, "x", "x.toml")
+    for bad in ("desk-1", ["../desk"], [1]):  # calibrate writes a list of session names, nothing else
+        with pytest.raises(UserError, match="x.toml: calibrated_from must list the capture sessions"):
+            parse_profile({"calibrated_from": bad}, "x", "x.toml")
+    fitted = replace(prof, calibrated_from=("desk-1", "desk.2"))
+    write_profile(out, fitted)
+    assert load_profile(str(out)).calibrated_from == ("desk-1", "desk.2")
