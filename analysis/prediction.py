@@ -7,10 +7,11 @@ success are the camera's: each within ``GOAL_POINTS`` (docs/physical-fidelity.md
 camera"). The camera's sessions the profile was fitted to (recorded by capture from the profile's
 ``calibrated_from``) are left out: a profile repeats the session it was fitted to better than the camera's next one.
 
-A tile's top-1 is the majority vote over its good observations (:func:`analysis.metrics.vote`). For each simulated
-session, on the tiles it and every reference session of the same model saw: the camera's repeat is the mean
-agreement over the pairs of reference sessions, the simulated session's the mean over the references, and the
-rates are the simulated session's against the references' mean. Each difference gets a 95 % percentile bootstrap
+A tile's top-1 is the majority vote over its good observations (:func:`analysis.metrics.vote`). A profile's
+simulated sessions (several seeds, as ``bench/calibrate_loop.py --repeats`` captures them) are judged together,
+on the tiles they and every reference session of the same model saw: the camera's repeat is the mean agreement
+over the pairs of reference sessions, the profile's the mean over its sessions and the references, and the rates
+are the profile's sessions' mean against the references'. Each difference gets a 95 % percentile bootstrap
 interval that resamples source photos (a photo's tiles together: Davison & Hinkley 1997, section 3.8), with
 :mod:`analysis.stats`' seeded weights. Pure numpy: no torch.
 """
@@ -58,9 +59,9 @@ class Diff:
 
 @dataclass(frozen=True)
 class Prediction:
-    """One simulated session judged against the camera's sessions."""
+    """A profile's simulated sessions judged against the camera's sessions."""
 
-    session: str
+    sessions: tuple[str, ...]  # the simulated sessions, all of one profile and model
     profile: str
     model: str
     references: tuple[str, ...]
@@ -79,7 +80,8 @@ class Prediction:
 
     def sentence(self) -> str:
         """One line for the console and the report's notes."""
-        head = f"Prediction check, session {self.session} (profile {self.profile}, {self.model}): {self.verdict}"
+        which = f"session{'s' if len(self.sessions) > 1 else ''} {', '.join(self.sessions)}"
+        head = f"Prediction check, profile {self.profile} ({which}, {self.model}): {self.verdict}"
         if self.agreement_diff is None or self.repeat is None or self.agreement is None:
             return f"{head}. {self.advice}"
         rates = "; ".join(
@@ -141,23 +143,31 @@ def _judge(diffs: Sequence[Diff | None]) -> tuple[str, str]:
 
 
 def predict(inp: ReportInput, seed: int = DEFAULT_SEED, resamples: int = DEFAULT_RESAMPLES) -> list[Prediction]:
-    """Every simulated session judged against the real sessions of its model (none without a simulated one)."""
+    """Every profile's simulated sessions judged together against the real sessions of their model (none without a
+    simulated session). Sessions of one profile (its name) and model form one group: each of them is compared with
+    each reference, as the camera's repeat is over its pairs."""
     items = {it.id: it for it in inp.batch.items}
+    groups: dict[tuple[str, str], list[Session]] = {}
+    for s in inp.sessions:
+        if s.profile is not None:
+            groups.setdefault((s.profile, s.model_name), []).append(s)
     out = []
-    for sim in (s for s in inp.sessions if s.profile is not None):
-        fitted = set(_fitted_to(sim))
-        real = [s for s in inp.sessions if s.profile is None and s.model_name == sim.model_name]
+    for group in groups.values():
+        sims = sorted(group, key=lambda s: s.id)
+        fitted = {f for s in sims for f in _fitted_to(s)}
+        real = [s for s in inp.sessions if s.profile is None and s.model_name == sims[0].model_name]
         refs = [s for s in real if s.id not in fitted]
         left = tuple(s.id for s in real if s.id in fitted)
         if len(refs) < MIN_REFERENCES:
             why = (
-                f"Only {len(refs)} session(s) of the camera with {sim.model_name} besides those the profile was fitted "
-                f"to{' (' + ', '.join(left) + ')' if left else ''}: capture the camera {MIN_REFERENCES - len(refs)} "
-                "more time(s) with the same batch and model, so that its own repeat can be measured."
+                f"Only {len(refs)} session(s) of the camera with {sims[0].model_name} besides those the profile was "
+                f"fitted to{' (' + ', '.join(left) + ')' if left else ''}: capture the camera "
+                f"{MIN_REFERENCES - len(refs)} more time(s) with the same batch and model, so that its own repeat can "
+                "be measured."
             )
-            out.append(_empty(sim, refs, left, why))
+            out.append(_empty(sims, refs, left, why))
             continue
-        out.append(_compare(sim, refs, left, items, seed, resamples))
+        out.append(_compare(sims, refs, left, items, seed, resamples))
     return out
 
 
@@ -170,33 +180,38 @@ def _hit(s: Session, top1: int, it: Item, role: str) -> float:
 
 
 def _compare(
-    sim: Session, refs: list[Session], left: tuple[str, ...], items: dict[str, Item], seed: int, resamples: int
+    sims: list[Session], refs: list[Session], left: tuple[str, ...], items: dict[str, Item], seed: int, resamples: int
 ) -> Prediction:
-    got = {s.id: _tiles(s) for s in [sim, *refs]}
-    common = sorted(set.intersection(*(set(t) for t in got.values())) & {k for k in got[sim.id] if k[0] in items})
+    by_id = {s.id: s for s in [*sims, *refs]}
+    got = {sid: _tiles(s) for sid, s in by_id.items()}
+    common = sorted(set.intersection(*(set(t) for t in got.values())) & {k for k in got[sims[0].id] if k[0] in items})
     if not common:
-        return _empty(sim, refs, left, "No tile was seen by every session: capture longer.")
+        return _empty(sims, refs, left, "No tile was seen by every session: capture longer.")
     photos = sorted({items[i].source.file for i, _ in common})
     pidx = np.array([photos.index(items[i].source.file) for i, _ in common])
-    weights = bootstrap_weights(len(photos), seed, f"prediction/{sim.id}", resamples)
+    weights = bootstrap_weights(len(photos), seed, "prediction/" + ",".join(s.id for s in sims), resamples)
     pairs = list(combinations([r.id for r in refs], 2))
     rep = np.array([np.mean([got[a][k] == got[b][k] for a, b in pairs]) for k in common])
-    agr = np.array([np.mean([got[sim.id][k] == got[r.id][k] for r in refs]) for k in common])
+    agr = np.array([np.mean([got[s.id][k] == got[r.id][k] for s in sims for r in refs]) for k in common])
     rates: list[tuple[tuple[float, float] | None, Diff | None]] = []
     for role in ("clean", "adv"):
         idx = [i for i, k in enumerate(common) if k[1] == role]
         if not idx:
             rates.append((None, None))
             continue
-        a = np.array([_hit(sim, got[sim.id][common[i]], items[common[i][0]], role) for i in idx])
-        b = np.array([np.mean([_hit(r, got[r.id][common[i]], items[common[i][0]], role) for r in refs]) for i in idx])
+
+        def mean_hit(group: list[Session], k: Tile, role: str = role) -> float:
+            return float(np.mean([_hit(s, got[s.id][k], items[k[0]], role) for s in group]))
+
+        a = np.array([mean_hit(sims, common[i]) for i in idx])
+        b = np.array([mean_hit(refs, common[i]) for i in idx])
         rates.append(((float(a.mean()), float(b.mean())), _diff(a - b, pidx[idx], weights)))
     adiff = _diff(agr - rep, pidx, weights)
     verdict, advice = _judge([adiff, rates[0][1], rates[1][1]])
     return Prediction(
-        sim.id,
-        sim.profile or "",
-        sim.model_name,
+        tuple(s.id for s in sims),
+        sims[0].profile or "",
+        sims[0].model_name,
         tuple(r.id for r in refs),
         left,
         len(common),
@@ -213,15 +228,15 @@ def _compare(
     )
 
 
-def _empty(sim: Session, refs: Sequence[Session], left: tuple[str, ...], why: str) -> Prediction:
+def _empty(sims: Sequence[Session], refs: Sequence[Session], left: tuple[str, ...], why: str) -> Prediction:
     return Prediction(
-        sim.id, sim.profile or "", sim.model_name, tuple(r.id for r in refs), left, 0, 0, None, None, None, None, None,
-        None, None, NA, why,
+        tuple(s.id for s in sims), sims[0].profile or "", sims[0].model_name, tuple(r.id for r in refs), left, 0, 0,
+        None, None, None, None, None, None, None, NA, why,
     )  # fmt: skip
 
 
 def prediction_table(preds: Sequence[Prediction]) -> Table:
-    """One row per simulated session: its agreement with the camera against the camera's repeat, and its rates."""
+    """One row per profile: its sessions' agreement with the camera against the camera's repeat, and their rates."""
 
     def pct(v: float | None) -> float | None:
         return None if v is None else round(100 * v, 1)
@@ -231,8 +246,8 @@ def prediction_table(preds: Sequence[Prediction]) -> Table:
 
     rows = [
         {
-            "session": p.session,
             "profile": p.profile,
+            "sessions": ", ".join(p.sessions),
             "model": p.model,
             "verdict": p.verdict,
             "references": ", ".join(p.references),
@@ -252,7 +267,7 @@ def prediction_table(preds: Sequence[Prediction]) -> Table:
         }
         for p in preds
     ]
-    cols = list(rows[0]) if rows else ["session", "profile", "model", "verdict"]
+    cols = list(rows[0]) if rows else ["profile", "sessions", "model", "verdict"]
     return Table(
         "prediction",
         "Prediction check: does the simulated camera give the tiles the camera's verdicts?",

@@ -53,7 +53,7 @@ def sessions(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     mine = load_profile(str(root / "mine.toml"))
     assert mine.calibrated_from == ("phone-a",)
     dark = replace(camera, scene=replace(camera.scene, illuminance=(0.25, 0.3)), name="dark")
-    for name, prof, seed in (("sim-mine", mine, 21), ("sim-dark", dark, 22)):
+    for name, prof, seed in (("sim-mine", mine, 21), ("sim-mine-2", mine, 23), ("sim-dark", dark, 22)):
         cam = SimulatedCamera.from_batch(d, prof, seed=seed, n_frames=10)
         run_capture(d, model, cam, session_id=name, save_crops=False)
     return d, model
@@ -62,9 +62,10 @@ def sessions(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_a_calibrated_profile_is_judged_against_the_sessions_it_was_not_fitted_to(sessions: tuple[Path, Path]) -> None:
     d, _ = sessions
     res = make_report(d, formats=("json",))
-    rows = {r["session"]: r for r in json.loads((d / "report" / "prediction.json").read_text())["rows"]}
-    mine, dark = rows["sim-mine"], rows["sim-dark"]
-    assert mine["profile"] == "mine" and mine["left_out"] == "phone-a" and mine["references"] == "phone-b, phone-c"
+    rows = {r["profile"]: r for r in json.loads((d / "report" / "prediction.json").read_text())["rows"]}
+    mine, dark = rows["mine"], rows["dark"]
+    assert mine["sessions"] == "sim-mine, sim-mine-2" and dark["sessions"] == "sim-dark"  # one profile, together
+    assert mine["left_out"] == "phone-a" and mine["references"] == "phone-b, phone-c"
     assert dark["left_out"] == "" and dark["references"] == "phone-a, phone-b, phone-c"
     assert mine["tiles"] > 0 and mine["photos"] == 6
     # a camera at a quarter of the light changes every tile's mean colour: the check must call it different
@@ -72,14 +73,14 @@ def test_a_calibrated_profile_is_judged_against_the_sessions_it_was_not_fitted_t
     assert mine["verdict"] in (PREDICTS, POINT, NOT_SHOWN), mine
     assert mine["agreement_pct"] > dark["agreement_pct"]
     notes = " ".join(res.notes)
-    assert "Prediction check, session sim-dark (profile dark, tiny): differs" in notes
+    assert "Prediction check, profile dark (session sim-dark, tiny): differs" in notes
     assert "the profile does not predict this camera" in notes
 
 
 def test_one_reference_session_is_not_enough_and_says_what_to_capture(sessions: tuple[Path, Path]) -> None:
     d, _ = sessions
     res = make_report(d, sessions=["phone-a", "phone-b", "sim-mine"], formats=("json",))
-    note = next(n for n in res.notes if n.startswith("Prediction check, session sim-mine"))
+    note = next(n for n in res.notes if n.startswith("Prediction check, profile mine (session sim-mine, tiny)"))
     assert ": n/a. Only 1 session(s) of the camera with tiny besides those the profile was fitted to (phone-a)" in note
     assert "capture the camera 1 more time(s)" in note
 
