@@ -144,13 +144,13 @@ def _judge(diffs: Sequence[Diff | None]) -> tuple[str, str]:
 
 def predict(inp: ReportInput, seed: int = DEFAULT_SEED, resamples: int = DEFAULT_RESAMPLES) -> list[Prediction]:
     """Every profile's simulated sessions judged together against the real sessions of their model (none without a
-    simulated session). Sessions of one profile (its name) and model form one group: each of them is compared with
-    each reference, as the camera's repeat is over its pairs."""
+    simulated session). Sessions of one profile (its name and the sessions it was calibrated from) and model form
+    one group: each of them is compared with each reference, as the camera's repeat is over its pairs."""
     items = {it.id: it for it in inp.batch.items}
-    groups: dict[tuple[str, str], list[Session]] = {}
+    groups: dict[tuple[str, str, tuple[str, ...]], list[Session]] = {}
     for s in inp.sessions:
-        if s.profile is not None:
-            groups.setdefault((s.profile, s.model_name), []).append(s)
+        if s.profile is not None:  # one profile: its name and the sessions it was calibrated from
+            groups.setdefault((s.profile, s.model_name, _fitted_to(s)), []).append(s)
     out = []
     for group in groups.values():
         sims = sorted(group, key=lambda s: s.id)
