@@ -137,3 +137,9 @@ def register(app: typer.Typer) -> None:
             f"{escape(str(res.path))}'",
             soft_wrap=True,
         )
+        console.print(
+            "does it predict your camera? capture the camera twice more and the profile twice (--simulate --seed 1, "
+            "--seed 2), then 'photoproof report BATCH': its prediction check leaves out "
+            f"{escape(', '.join(res.sessions))}, the session(s) fitted to",
+            soft_wrap=True,
+        )

@@ -165,6 +165,7 @@ def test_sessions_of_one_camera_pool_into_one_profile(captured: Captured, tmp_pa
     r = run_cli("calibrate", str(d), "-s", "known", "-s", "known-2", "--out", str(out), "--jpeg-quality", "95")
     assert r.returncode == 0, r.stderr
     assert "fitted from sessions known, known-2 (12 strip views in 12 frames)" in " ".join(r.stdout.split())
+    assert "its prediction check leaves out known, known-2, the session(s) fitted to" in " ".join(r.stdout.split())
     text = out.read_text()
     assert text.startswith("# Photoproof channel profile calibrated from capture sessions known, known-2 of batch")
     assert "# estimated: grey ramp, 12 strip views in 12 frames of 2 sessions" in text
