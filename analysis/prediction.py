@@ -144,8 +144,9 @@ def _judge(diffs: Sequence[Diff | None]) -> tuple[str, str]:
 
 def predict(inp: ReportInput, seed: int = DEFAULT_SEED, resamples: int = DEFAULT_RESAMPLES) -> list[Prediction]:
     """Every profile's simulated sessions judged together against the real sessions of their model (none without a
-    simulated session). Sessions of one profile (its name and the sessions it was calibrated from) and model form
-    one group: each of them is compared with each reference, as the camera's repeat is over its pairs."""
+    simulated session and a real one). Sessions of one profile (its name and the sessions it was calibrated from)
+    and model form one group: each of them is compared with each reference, as the camera's repeat is over its
+    pairs."""
     items = {it.id: it for it in inp.batch.items}
     groups: dict[tuple[str, str, tuple[str, ...]], list[Session]] = {}
     for s in inp.sessions:
@@ -156,6 +157,8 @@ def predict(inp: ReportInput, seed: int = DEFAULT_SEED, resamples: int = DEFAULT
         sims = sorted(group, key=lambda s: s.id)
         fitted = {f for s in sims for f in _fitted_to(s)}
         real = [s for s in inp.sessions if s.profile is None and s.model_name == sims[0].model_name]
+        if not real:
+            continue  # nothing of a real camera to predict: a simulated-only batch (the demo, a bench) is not judged
         refs = [s for s in real if s.id not in fitted]
         left = tuple(s.id for s in real if s.id in fitted)
         if len(refs) < MIN_REFERENCES:

@@ -83,6 +83,10 @@ def test_one_reference_session_is_not_enough_and_says_what_to_capture(sessions: 
     note = next(n for n in res.notes if n.startswith("Prediction check, profile mine (session sim-mine, tiny)"))
     assert ": n/a. Only 1 session(s) of the camera with tiny besides those the profile was fitted to (phone-a)" in note
     assert "capture the camera 1 more time(s)" in note
+    # simulated sessions alone (the demo, a bench): nothing of a camera to predict, no check and no stale table
+    res = make_report(d, sessions=["sim-mine", "sim-dark"], formats=("json",))
+    assert not any(n.startswith("Prediction check") for n in res.notes)
+    assert not (d / "report" / "prediction.json").exists()
 
 
 def test_the_rule_on_its_three_differences() -> None:
