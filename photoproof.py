@@ -53,6 +53,7 @@ __all__ = [
     "report",
     "summary",
     "channel_check",
+    "prediction_check",
     "load_batch",
 ]
 
@@ -347,6 +348,20 @@ def channel_check(batch_dir: str | Path, sessions: list[str] | None = None) -> d
 
         return face_channel_check(Path(batch_dir), sessions)
     return {sid: c.to_dict() for sid, c in check_sessions(load_input(Path(batch_dir), sessions)).items()}
+
+
+def prediction_check(batch_dir: str | Path, sessions: list[str] | None = None) -> list[dict[str, Any]]:
+    """Does each profile's simulated sessions predict the real camera's? The report's prediction check
+    (:mod:`analysis.prediction`), one dict per profile: ``profile``, ``sessions``, ``verdict`` (``predicts``,
+    ``close by point estimates``, ``differs``, ``not shown``, ``n/a``), the camera's sessions compared and left out,
+    the differences in points with their intervals, and ``advice``. Empty without a simulated session and a real one
+    of one model."""
+    from analysis.load import load_input
+    from analysis.prediction import predict, prediction_table
+
+    if _face_batch(batch_dir):
+        return []
+    return prediction_table(predict(load_input(Path(batch_dir), sessions))).rows
 
 
 def _face_batch(batch_dir: str | Path) -> bool:

@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import pytest
 
+import photoproof as pp
 from analysis.prediction import DIFFERS, NA, NOT_SHOWN, POINT, PREDICTS, Diff, _judge
 from analysis.report import make_report
 from capture.session import run_capture
@@ -72,6 +73,7 @@ def test_a_calibrated_profile_is_judged_against_the_sessions_it_was_not_fitted_t
     assert dark["verdict"] == DIFFERS, dark
     assert mine["verdict"] in (PREDICTS, POINT, NOT_SHOWN), mine
     assert mine["agreement_pct"] > dark["agreement_pct"]
+    assert {r["profile"]: r["verdict"] for r in pp.prediction_check(d)} == {p: r["verdict"] for p, r in rows.items()}
     notes = " ".join(res.notes)
     assert "Prediction check, profile dark (session sim-dark, tiny): differs" in notes
     assert "the profile does not predict this camera" in notes
