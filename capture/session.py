@@ -263,9 +263,10 @@ def run_capture(
                     "target_classes": list(clf.class_names),
                     "map": {str(b): t for b, t in sorted(lmap.items())},
                 }
-            profile, seed = source.simulation() or (None, None)
-            if source.calibrated_from():
-                config["calibrated_from"] = list(source.calibrated_from())
+            sim = source.simulation()
+            profile, seed = (sim[0].name, sim[1]) if sim else (None, None)
+            if sim and sim[0].calibrated_from:
+                config["calibrated_from"] = list(sim[0].calibrated_from)
             resume = recorder.start_session(
                 SessionStart(
                     source=source.description,

@@ -43,7 +43,7 @@ from channel.model import UNIT_FIELDS, ChannelParams
 from channel.search import golden
 from contracts.capturedb import decode_esf
 from contracts.profile import Camera, ChannelProfile, Isp, Printer
-from contracts.strip import ESF_BINS, ESF_GAMMA, ESF_STEP_PX, ESF_WINDOW_PX, erf, esf_profile, fit_esf_params
+from contracts.strip import ESF_BINS, ESF_GAMMA, ESF_STEP_PX, erf, windowed_esf
 
 log = logging.getLogger(__name__)
 
@@ -142,9 +142,7 @@ def synthetic_esf(
     prof = ChannelProfile("edge", camera=Camera(gamma=gamma), isp=isp)
     out = apply_jpeg(np.ascontiguousarray(apply_isp(enc, prof, _params())), quality, bgr=False)[0]
     v = _LIN[out].mean(axis=-1).ravel()
-    keep = np.abs(d.ravel()) <= ESF_WINDOW_PX
-    got = fit_esf_params(d.ravel()[keep], v[keep], ESF_WINDOW_PX / 2.5)
-    return None if got is None else esf_profile(d.ravel()[keep], v[keep], got)
+    return windowed_esf(d.ravel(), v)
 
 
 def _cost(pred: np.ndarray | None, obs: np.ndarray) -> float:

@@ -121,12 +121,9 @@ class SimulatedCamera(FrameSource):
         self.fast = True
         self._scratch = threading.local()  # each render thread's Scratch: frame-sized buffers, reused frame after frame
 
-    def simulation(self) -> tuple[str, int]:
-        """The profile's name and the seed: the camera carries both, and the session records them."""
-        return self.profile.name, self.seed
-
-    def calibrated_from(self) -> tuple[str, ...]:
-        return self.profile.calibrated_from
+    def simulation(self) -> tuple[ChannelProfile, int]:
+        """The profile and the seed: the camera carries both, and the session records them."""
+        return self.profile, self.seed
 
     @classmethod
     def from_batch(

@@ -13,9 +13,12 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from contracts.profile import ChannelProfile
 
 
 @dataclass
@@ -122,14 +125,10 @@ class FrameSource(abc.ABC):
         """What the session saw in the frame just yielded (only called when ``wants_feedback``); ignored here."""
         return None
 
-    def simulation(self) -> tuple[str, int] | None:
-        """``(profile name, seed)`` of a simulated source, recorded with the session; ``None`` for a real one."""
+    def simulation(self) -> tuple[ChannelProfile, int] | None:
+        """``(profile, seed)`` of a simulated source, recorded with the session (the profile's name, and the
+        sessions it was calibrated from, which the report's prediction check leaves out); ``None`` for a real one."""
         return None
-
-    def calibrated_from(self) -> tuple[str, ...]:
-        """The capture sessions a simulated source's profile was calibrated from (``photoproof calibrate``), recorded
-        with the session so that the report does not judge the profile against them; empty otherwise."""
-        return ()
 
     def interrupt(self) -> None:
         """Ask a ``frames()`` that is waiting for a frame to return soon. Safe from a signal handler."""
@@ -165,11 +164,8 @@ class MappedSource(FrameSource):
     def close(self) -> None:
         self.inner.close()
 
-    def simulation(self) -> tuple[str, int] | None:
+    def simulation(self) -> tuple[ChannelProfile, int] | None:
         return self.inner.simulation()
-
-    def calibrated_from(self) -> tuple[str, ...]:
-        return self.inner.calibrated_from()
 
     def interrupt(self) -> None:
         super().interrupt()

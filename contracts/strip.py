@@ -108,3 +108,13 @@ def esf_profile(d: np.ndarray, v: np.ndarray, params: tuple[float, float, float,
         count += np.bincount(j[keep], weights=w[keep], minlength=ESF_BINS)
     out: np.ndarray = np.where(count >= 2, total / np.maximum(count, 1), np.nan)
     return out
+
+
+def windowed_esf(d: np.ndarray, v: np.ndarray, centre: float = 0.0) -> np.ndarray | None:
+    """:func:`esf_profile` of the samples within ``ESF_WINDOW_PX`` of ``centre``, fitted and normalised on them
+    alone: how capture reads an edge and how calibrate's forward model reads its synthetic one. None when they
+    cannot be fitted."""
+    near = np.abs(d - centre) <= ESF_WINDOW_PX
+    dn, vn = d[near] - centre, v[near]
+    got = fit_esf_params(dn, vn, ESF_WINDOW_PX / 2.5)
+    return None if got is None else esf_profile(dn, vn, got)

@@ -35,9 +35,9 @@ from contracts.strip import (
     MIN_EDGE_MM,
     NOISE_BIN,
     PATCH_EVERY,
-    esf_profile,
     fit_esf,
     fit_esf_params,
+    windowed_esf,
 )
 
 JPEG_FRAMES = 8  # measured frames whose JPEG quality is recorded (a camera keeps its quality through a session)
@@ -247,9 +247,9 @@ def edge_sigma(frame: np.ndarray, H: np.ndarray, edge: Edge, lut: np.ndarray) ->
 
 
 def edge_esf(frame: np.ndarray, H: np.ndarray, edge: Edge, lut: np.ndarray) -> tuple[float, np.ndarray | None] | None:
-    """:func:`edge_sigma` and the edge's binned spread function (``contracts.strip.esf_profile``), fitted and
-    normalised on the samples within ``ESF_WINDOW_PX`` of the edge as calibrate's forward model is (None when the
-    sheet leaves the edge a narrower window: at this distance its overshoot would read otherwise)."""
+    """:func:`edge_sigma` and the edge's binned spread function, read on the samples within ``ESF_WINDOW_PX`` of the
+    edge as calibrate's forward model reads its own (``contracts.strip.windowed_esf``; None when the sheet leaves
+    the edge a narrower window: at this distance its overshoot would read otherwise)."""
     got = _edge_samples(frame, H, edge, lut)
     params = None if got is None else fit_esf_params(*got)
     if got is None or params is None:
@@ -257,9 +257,7 @@ def edge_esf(frame: np.ndarray, H: np.ndarray, edge: Edge, lut: np.ndarray) -> t
     d, v, max_sigma = got
     if max_sigma * 2.5 < ESF_WINDOW_PX:
         return params[3], None
-    near = np.abs(d - params[2]) <= ESF_WINDOW_PX
-    inner = fit_esf_params(d[near] - params[2], v[near], ESF_WINDOW_PX / 2.5)
-    return params[3], None if inner is None else esf_profile(d[near] - params[2], v[near], inner)
+    return params[3], windowed_esf(d, v, params[2])
 
 
 def _median_esf(esfs: list[np.ndarray]) -> list[float] | None:
