@@ -54,6 +54,7 @@ __all__ = [
     "summary",
     "channel_check",
     "prediction_check",
+    "attack_comparison",
     "load_batch",
 ]
 
@@ -362,6 +363,24 @@ def prediction_check(batch_dir: str | Path, sessions: list[str] | None = None) -
     if _face_batch(batch_dir):
         return []
     return prediction_table(predict(load_input(Path(batch_dir), sessions))).rows
+
+
+def attack_comparison(batch_dir: str | Path, sessions: list[str] | None = None) -> list[dict[str, Any]]:
+    """Which of two attacks survives the camera better? The report's attack comparison
+    (:mod:`analysis.attacks_compared`), one dict per session, pair of attacks (``first`` minus ``second``) and ε
+    (``"all"``: every ε they share): end-to-end success and paired survival of each, their difference in points
+    with a 95 % interval over photos, the exact sign test's ``sign_test_p`` and ``verdict`` (``first survives
+    better``, ``second survives better``, ``no difference shown``, ``camera-limited``, ``n/a``). Empty for a batch
+    of one attack."""
+    from analysis.attacks_compared import compare_attacks, compare_table
+    from analysis.channel import check_sessions
+    from analysis.load import load_input
+
+    if _face_batch(batch_dir):
+        return []
+    inp = load_input(Path(batch_dir), sessions)
+    verdicts = {sid: c.verdict for sid, c in check_sessions(inp).items()}
+    return compare_table(compare_attacks(inp, verdicts)).rows
 
 
 def _face_batch(batch_dir: str | Path) -> bool:

@@ -14,7 +14,8 @@ survival among them), ``stats`` (Wilson and item-bootstrap intervals, widened at
 ``tables`` (figures and exports), ``table_parts`` (a wide table split to fit), ``channel`` (the
 per-session channel check: its verdict by ``contracts.verdict``, why, what to do), ``channel_tables`` (its
 tables), ``prediction`` (does a session simulated with a profile give the tiles a real camera's verdicts: the
-prediction check), ``diagnosis`` (every measured cause of a clean loss), ``sides`` (the left/right side test), ``paper``
+prediction check), ``attacks_compared`` (which of two attacks survives the camera better, paired by photo with an
+exact sign test), ``diagnosis`` (every measured cause of a clean loss), ``sides`` (the left/right side test), ``paper``
 (the attack × ε destruction table as Markdown and LaTeX), ``scene`` (target and fooling rates with and
 without the adversarial patch, from ``capture --scene``), ``sweep``, ``plots``
 (PNG, SVG and PDF) and ``plots_sweep`` (rates against a transform's strength and the patch's size),

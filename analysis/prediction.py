@@ -26,7 +26,7 @@ import numpy as np
 
 from analysis.load import ReportInput, Session, observations_by_tile
 from analysis.metrics import vote
-from analysis.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_weights
+from analysis.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, Diff, bootstrap_weights, clustered_diff
 from analysis.tables import Table
 from contracts.manifest import Item
 
@@ -40,21 +40,6 @@ POINT = "close by point estimates"
 NOT_SHOWN = "not shown"
 DIFFERS = "differs"
 NA = "n/a"
-
-
-@dataclass(frozen=True)
-class Diff:
-    """A difference in points with its 95 % interval (bootstrap over photos)."""
-
-    points: float
-    lo: float
-    hi: float
-
-    def within(self, goal: float = GOAL_POINTS) -> bool:
-        return -goal <= self.lo and self.hi <= goal
-
-    def __str__(self) -> str:
-        return f"{self.points:+.1f} [{self.lo:+.1f}, {self.hi:+.1f}]"
 
 
 @dataclass(frozen=True)
@@ -106,24 +91,13 @@ def _fitted_to(s: Session) -> tuple[str, ...]:
     return tuple(x for x in v if isinstance(x, str)) if isinstance(v, list) else ()
 
 
-def _diff(values: np.ndarray, photo_idx: np.ndarray, weights: np.ndarray) -> Diff:
-    """Mean of per-tile ``values`` (points) and its interval, resampling photos with ``weights``."""
-    n_photos = weights.shape[1]
-    s = np.bincount(photo_idx, values, minlength=n_photos)
-    c = np.bincount(photo_idx, minlength=n_photos).astype(np.float64)
-    den = weights @ c
-    boot = (weights @ s)[den > 0] / den[den > 0]
-    lo, hi = np.quantile(boot, (0.025, 0.975)) if boot.size else (np.nan, np.nan)
-    return Diff(100 * float(s.sum() / c.sum()), 100 * float(lo), 100 * float(hi))
-
-
 def _judge(diffs: Sequence[Diff | None]) -> tuple[str, str]:
     """The verdict of issue 27's goal on the three differences, and what to do."""
     if any(d is None for d in diffs):
         return NA, "No clean or no adversarial tile was seen by every session: capture longer."
     ds = [d for d in diffs if d is not None]
     goal = f"{GOAL_POINTS:g} points"
-    if all(d.within() for d in ds):
+    if all(d.within(GOAL_POINTS) for d in ds):
         return PREDICTS, f"Every difference's 95 % interval lies within {goal}."
     if all(abs(d.points) <= GOAL_POINTS for d in ds):
         return POINT, (
@@ -208,8 +182,8 @@ def _compare(
 
         a = np.array([mean_hit(sims, common[i]) for i in idx])
         b = np.array([mean_hit(refs, common[i]) for i in idx])
-        rates.append(((float(a.mean()), float(b.mean())), _diff(a - b, pidx[idx], weights)))
-    adiff = _diff(agr - rep, pidx, weights)
+        rates.append(((float(a.mean()), float(b.mean())), clustered_diff(a - b, pidx[idx], weights)))
+    adiff = clustered_diff(agr - rep, pidx, weights)
     verdict, advice = _judge([adiff, rates[0][1], rates[1][1]])
     return Prediction(
         tuple(s.id for s in sims),

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from analysis import plots, plots_sweep
+from analysis.attacks_compared import compare_attacks, compare_table
 from analysis.channel import DROP_POINTS, ChannelCheck, check_sessions
 from analysis.channel_tables import channel_table, layouts_table
 from analysis.content import Plot, ReportContent
@@ -268,9 +269,9 @@ def _make_report(
         replace(r, channel_check=verdicts[r.session]) if r.session in verdicts else r
         for r in compute_summary(inp, seed, resamples)
     ]
-    preds = predict(inp, seed, resamples)
+    preds, pairs = predict(inp, seed, resamples), compare_attacks(inp, verdicts, seed, resamples)
     warnings = [c.note() for c in checks.values() if c.flagged]
-    notes = [c.note() for c in checks.values() if not c.flagged] + [p.sentence() for p in preds] + inp.notes
+    notes = [c.note() for c in checks.values() if not c.flagged] + [p.sentence() for p in preds + pairs] + inp.notes
     headline = headline_table(rows, inp.source_models)
     paper = paper_table(rows) if inp.sessions else None
     shown = [
@@ -282,6 +283,7 @@ def _make_report(
         attack_table(rows),
         transfer_table(rows),
         *([prediction_table(preds)] if preds else []),
+        *([compare_table(pairs)] if pairs else []),
     ]
     if not inp.sessions:
         shown = [t for t in shown if t.name not in ("sessions", "transfer", "channel")]

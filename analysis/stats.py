@@ -22,6 +22,7 @@ Everything here is pure numpy: no I/O, no torch.
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -163,3 +164,41 @@ def cluster_interval(num: np.ndarray, den: np.ndarray, weights: np.ndarray) -> t
     if boot is None:
         return w_lo, w_hi
     return min(boot[0], w_lo), max(boot[1], w_hi)
+
+
+@dataclass(frozen=True)
+class Diff:
+    """A mean difference in points with its 95 % interval (a bootstrap over photos)."""
+
+    points: float
+    lo: float
+    hi: float
+
+    def within(self, goal: float) -> bool:
+        return -goal <= self.lo and self.hi <= goal
+
+    def __str__(self) -> str:
+        return f"{self.points:+.1f} [{self.lo:+.1f}, {self.hi:+.1f}]"
+
+
+def clustered_diff(values: np.ndarray, cluster: np.ndarray, weights: np.ndarray) -> Diff:
+    """Mean of per-unit ``values`` in points (x 100) and its 95 % percentile interval, resampling the clusters
+    (photos) that ``cluster`` indexes with ``weights`` from :func:`bootstrap_weights` (Davison & Hinkley 1997,
+    section 3.8: a photo's units are drawn together)."""
+    n = weights.shape[1]
+    s = np.bincount(cluster, values, minlength=n)
+    c = np.bincount(cluster, minlength=n).astype(np.float64)
+    den = weights @ c
+    boot = (weights @ s)[den > 0] / den[den > 0]
+    lo, hi = np.quantile(boot, (0.025, 0.975)) if boot.size else (np.nan, np.nan)
+    return Diff(100 * float(s.sum() / c.sum()), 100 * float(lo), 100 * float(hi))
+
+
+def sign_test(up: int, down: int) -> float:
+    """Two-sided exact sign test (McNemar's exact test on the discordant pairs): the chance of a split at least as
+    lopsided as ``up`` to ``down`` when either side is equally likely; 1 with no discordant pair."""
+    n = up + down
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(up, down) + 1)) / 2**n
+    return min(1.0, 2 * tail)

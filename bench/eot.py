@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis.load import load_input  # noqa: E402
 from analysis.metrics import correct  # noqa: E402
-from analysis.stats import bootstrap_ratio, wilson  # noqa: E402
+from analysis.stats import bootstrap_ratio, sign_test, wilson  # noqa: E402
 from analysis.summary import session_items  # noqa: E402
 from bench.calibrate_loop import real_profile  # noqa: E402
 from bench.fidelity import onnx_file  # noqa: E402
@@ -179,17 +179,6 @@ def paired_survival(
         f"{len(photos)} photos; {wins} survive only the first, {losses} only the second; exact sign test over "
         f"photos p = {sign_test(int((d > 0).sum()), int((d < 0).sum())):.3g})"
     )
-
-
-def sign_test(up: int, down: int) -> float:
-    """Two-sided exact sign test (McNemar's exact test on discordant pairs): the chance of a split at least as
-    lopsided as ``up`` to ``down`` when each side is equally likely. At a handful of discordant photos the
-    percentile bootstrap is liberal (4 to 0 gives an interval above 0 but p = 0.125), so both are printed."""
-    n = up + down
-    if n == 0:
-        return 1.0
-    tail = sum(math.comb(n, i) for i in range(min(up, down) + 1)) / 2**n
-    return min(1.0, 2 * tail)
 
 
 def main() -> None:

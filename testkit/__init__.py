@@ -14,6 +14,7 @@
   playing a y4m video (the phone-page tests);
 - ``cli``: the real CLI in a subprocess, and the check of its one-line errors;
 - ``foreign_isp``: a camera ISP unlike Photoproof's own, as a wrapper of any frame source (calibrate's closed loop);
+- ``photos``: real sample photos written as a batch with whatever adversarial images a test makes (no crafting);
 - ``known``: a channel profile with every parameter calibrate fits held fixed (the closed-loop calibrate tests);
 - ``toys``: weight-free toy torch models for the attack tests (the only module here that imports torch).
 

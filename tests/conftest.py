@@ -21,6 +21,14 @@ if _WORKERS > 1:
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
 
 
+@pytest.fixture(scope="session")
+def lite0_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """EfficientNet-Lite0 exported to ONNX once per test process (the real model the capture tests run)."""
+    from craft.export import export_onnx
+
+    return export_onnx("lite0", tmp_path_factory.mktemp("onnx") / "lite0.onnx")
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread() -> Iterator[None]:
     """One intra-op torch thread for modules of tiny tensors.

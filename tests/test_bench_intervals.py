@@ -138,14 +138,6 @@ def test_end_to_end_success_keeps_items_an_attack_does_not_fool_digitally() -> N
     assert line.startswith("-33.3 points [") and "(n = 3 items of 3 photos; 1 survive only the first, 2 only" in line
 
 
-def test_sign_test_is_mcnemars_exact_test_on_discordant_photos() -> None:
-    eot = importlib.import_module("bench.eot")
-    assert eot.sign_test(4, 0) == eot.sign_test(0, 4) == 0.125  # 2 x (1/2)^4
-    assert eot.sign_test(5, 0) == 0.0625
-    assert eot.sign_test(3, 3) == 1.0 and eot.sign_test(0, 0) == 1.0
-    assert abs(eot.sign_test(9, 1) - 22 / 1024) < 1e-12  # 2 x (1 + 10) / 2^10
-
-
 def test_eot_pool_takes_one_bim_and_one_eot_batch_per_run(tmp_path: Path) -> None:
     """``bench/eot_pool.batches``: a run's plain-BIM and EOT batches; the layout-matched EOT is left out, and a
     folder that is not one ``bench/eot.py`` run is refused by name."""

@@ -320,13 +320,6 @@ def test_preset_framing_gives_the_tile_size_the_twin_samples() -> None:
     )  # past the plateau of lite2's clean accuracy through the channel
 
 
-@pytest.fixture(scope="module")
-def lite0_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from craft.export import export_onnx
-
-    return export_onnx("lite0", tmp_path_factory.mktemp("onnx") / "lite0.onnx")
-
-
 def test_careful_lab_keeps_clean_accuracy_near_digital(tmp_path: Path, lite0_onnx: Path) -> None:
     import sqlite3
 

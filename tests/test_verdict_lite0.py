@@ -8,7 +8,6 @@ photos printed by ``printouts``, photographed by the simulated camera, captured 
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -19,33 +18,12 @@ from capture.cameraloop import Progress
 from capture.classify import OnnxClassifier
 from capture.session import run_capture
 from channel.simulate import SimulatedCamera
-from contracts.manifest import Batch, ImageRecord, Item, Label, ModelRecord, SourceImage, save_batch
-from contracts.preprocess import PreprocessSpec
 from contracts.profile import load_profile
+from craft.images import sample_photos
 from printouts.sheets import print_batch
+from testkit.photos import PhotoItem, foolbox_photos, photo_batch
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def lite0_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from craft.export import export_onnx
-
-    return export_onnx("lite0", tmp_path_factory.mktemp("onnx") / "lite0.onnx")
-
-
-def _photos() -> dict[str, tuple[np.ndarray, int]]:
-    from PIL import Image
-
-    from craft.images import sample_photos
-
-    spec = PreprocessSpec(input_size=224)
-    out = {}
-    for p in sample_photos():
-        if p.origin == "foolbox":
-            with Image.open(p.path) as im:
-                out[p.key] = (spec.resize_center_crop(im.convert("RGB")), int(p.label))
-    return out
 
 
 def _unsure(photos: dict[str, tuple[np.ndarray, int]], model: Path, n: int) -> dict[str, tuple[np.ndarray, int]]:
@@ -70,46 +48,17 @@ def _unsure(photos: dict[str, tuple[np.ndarray, int]], model: Path, n: int) -> d
 
 
 def _batch(d: Path, photos: dict[str, tuple[np.ndarray, int]], batch_id: str) -> None:
-    from PIL import Image
-
-    (d / "images").mkdir(parents=True)
+    """Each photo with a ±16 random-sign copy as its adversarial image."""
     rng = np.random.default_rng(0)
     items = []
     for key, (clean, label) in photos.items():
         adv = np.clip(clean.astype(int) + rng.choice([-16, 16], clean.shape), 0, 255).astype(np.uint8)
-        recs = {}
-        for role, arr in (("clean", clean), ("adv", adv)):
-            rel = f"images/{key}-{role}.png"
-            Image.fromarray(arr).save(d / rel)
-            recs[role] = ImageRecord(path=rel, sha256=hashlib.sha256((d / rel).read_bytes()).hexdigest(), top5={})
-        items.append(
-            Item(
-                id=f"{key}-fgsm-e16",
-                source=SourceImage(
-                    file=f"{key}.png", sha256=hashlib.sha256(clean.tobytes()).hexdigest(), origin="test"
-                ),
-                label=Label(index=label, name=str(label), source="filename"),
-                attack="fgsm",
-                eps=16.0,
-                seed=0,
-                clean=recs["clean"],
-                adv=recs["adv"],
-            )
-        )
-    spec = PreprocessSpec(input_size=224)
-    model = ModelRecord(
-        name="lite0",
-        arch="efficientnet-lite0",
-        role="source",
-        weights_sha256="0" * 64,
-        weights_package="test",
-        preprocess=spec.to_dict(),
-    )
-    save_batch(d, Batch(batch_id=batch_id, config={"seed": 0}, models=[model], items=items))
+        items.append(PhotoItem(key, clean, adv, label))
+    photo_batch(d, items, batch_id)
 
 
 def test_a_one_frame_session_is_inconclusive_live_and_in_the_report(tmp_path: Path, lite0_onnx: Path) -> None:
-    _batch(tmp_path, dict(list(_photos().items())[:12]), "bone-0001")
+    _batch(tmp_path, dict(list(foolbox_photos(sample_photos()).items())[:12]), "bone-0001")
     print_batch(tmp_path)
     seen: list[Progress] = []
     cam = SimulatedCamera.from_batch(tmp_path, profile=load_profile("careful-lab"), seed=0, n_frames=1, dpi=300)
@@ -123,7 +72,7 @@ def test_a_one_frame_session_is_inconclusive_live_and_in_the_report(tmp_path: Pa
 
 
 def test_photos_the_model_is_unsure_of_blame_the_model_not_the_camera(tmp_path: Path, lite0_onnx: Path) -> None:
-    unsure = _unsure(_photos(), lite0_onnx, 9)
+    unsure = _unsure(foolbox_photos(sample_photos()), lite0_onnx, 9)
     assert len(unsure) == 9
     _batch(tmp_path, unsure, "bunsure-0001")
     lab = load_profile("careful-lab")
