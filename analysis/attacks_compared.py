@@ -22,7 +22,7 @@ camera-limited session's comparison is not a result: the camera, not the perturb
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import combinations
 
 import numpy as np
@@ -79,6 +79,7 @@ class Comparison:
     second: str
     success: Contrast
     survival: Contrast
+    headline: bool = True  # the row the console reads: over every shared ε, or the only one
 
     @property
     def verdict(self) -> str:
@@ -115,7 +116,7 @@ def _photo_of(inp: ReportInput) -> dict[str, str]:
 
 def _order(inp: ReportInput) -> list[str]:
     """The batch's attacks in craft's ``--attack`` order, then any other in the order the items show them."""
-    listed = [a for a in inp.batch.config.get("attacks", []) if isinstance(a, str)]
+    listed = list(dict.fromkeys(a for a in inp.batch.config.get("attacks", []) if isinstance(a, str)))
     seen = list(dict.fromkeys(it.attack for it in inp.batch.items))
     return [a for a in listed if a in seen] + [a for a in seen if a not in listed]
 
@@ -157,8 +158,9 @@ def contrast(
 def compare_attacks(
     inp: ReportInput, checks: dict[str, str] | None = None, seed: int = DEFAULT_SEED, resamples: int = DEFAULT_RESAMPLES
 ) -> list[Comparison]:
-    """Every pair of the batch's attacks in every classifier session, per shared ε and, with more than one, over all
-    of them. ``checks``: each session's channel-check verdict (:mod:`analysis.channel`)."""
+    """Every pair of the batch's attacks in every classifier session, per ε at which both attacked a photo and, with
+    more than one, over all of them (none for attacks of different photos). ``checks``: each session's channel-check
+    verdict (:mod:`analysis.channel`)."""
     attacks = _order(inp)
     if len(attacks) < 2:
         return []
@@ -170,9 +172,10 @@ def compare_attacks(
             by[it.attack][(photo[it.item_id], it.eps)] = it
         for i, j in combinations(range(len(attacks)), 2):
             first, second = by[attacks[j]], by[attacks[i]]  # the later attack first: eot − bim for --attack bim,eot
-            shared = sorted({e for _, e in first} & {e for _, e in second})
+            shared = sorted({e for _, e in first.keys() & second.keys()})  # ε at which both attacked a photo
             for e in [*shared, *([None] if len(shared) > 1 else [])]:
-                out.append(_comparison(s, checks, attacks[j], attacks[i], first, second, e, seed, resamples))
+                c = _comparison(s, checks, attacks[j], attacks[i], first, second, e, seed, resamples)
+                out.append(replace(c, headline=e is None or len(shared) == 1))
     return out
 
 

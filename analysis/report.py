@@ -271,7 +271,8 @@ def _make_report(
     ]
     preds, pairs = predict(inp, seed, resamples), compare_attacks(inp, verdicts, seed, resamples)
     warnings = [c.note() for c in checks.values() if c.flagged]
-    notes = [c.note() for c in checks.values() if not c.flagged] + [p.sentence() for p in preds + pairs] + inp.notes
+    said = [p.sentence() for p in preds] + [c.sentence() for c in pairs if c.headline]  # per-ε rows: the table's
+    notes = [c.note() for c in checks.values() if not c.flagged] + said + inp.notes
     headline = headline_table(rows, inp.source_models)
     paper = paper_table(rows) if inp.sessions else None
     shown = [

@@ -10,23 +10,37 @@ that says so, and must count in the paired survival only items whose adversarial
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import photoproof as pp
-from analysis.attacks_compared import CAMERA, FIRST, NA, NO_DIFF, SECOND, Comparison, Contrast, contrast
-from analysis.load import Pred
+from analysis.attacks_compared import (
+    CAMERA,
+    FIRST,
+    NA,
+    NO_DIFF,
+    SECOND,
+    Comparison,
+    Contrast,
+    compare_attacks,
+    contrast,
+)
+from analysis.load import Pred, load_input
 from analysis.metrics import ItemData
 from analysis.report import make_report
 from analysis.stats import Diff, sign_test
+from analysis.synthetic import Odds, write_capture_db
 from capture.classify import OnnxClassifier
 from capture.session import run_capture
 from channel.simulate import SimulatedCamera
+from contracts.manifest import save_batch
 from contracts.profile import load_profile
 from craft.images import sample_photos
 from printouts.sheets import print_batch
+from testkit.batch import write_batch
 from testkit.photos import PhotoItem, foolbox_photos, photo_batch
 
 
@@ -112,3 +126,25 @@ def test_the_attack_that_survives_is_found_better_on_every_photo(tmp_path: Path,
     line = next(n for n in res.notes if n.startswith("Attacks compared, session webcam (lite0), ε 16"))
     assert "end-to-end success swap − noise +100.0" in line and "exact sign test p = 0.00" in line
     assert "swap survives better." in line and "channel check is inconclusive" in line  # 8 photos cannot bound it
+
+
+def test_every_eps_both_attacks_share_gets_a_row_and_the_console_reads_the_pooled_one(tmp_path: Path) -> None:
+    """Synthetic captures: 3 photos, each attacked by fgsm and bim at ε 4 and 16 (and one photo by ll alone); the batch
+    lists fgsm twice, as a hand-edited batch.json may."""
+    d = tmp_path / "batch"
+    b = write_batch(d, n_items=13, attacks=("fgsm", "bim"), eps=(4.0, 16.0))
+    items = [replace(it, source=replace(it.source, file=f"photo-{i // 4}")) for i, it in enumerate(b.items)]
+    items[-1] = replace(items[-1], attack="ll", source=replace(items[-1].source, file="photo-ll"))
+    b = replace(b, items=items, config={**b.config, "attacks": ["fgsm", "bim", "fgsm", "ll"]})
+    save_batch(d, b)
+    write_capture_db(d / "captures" / "s1.sqlite", b, "s1", odds=Odds(clean_photo=0.95), n_frames=30)
+    comps = compare_attacks(load_input(d))
+    assert [(c.first, c.second, c.eps, c.headline) for c in comps] == [
+        ("bim", "fgsm", "4", False),
+        ("bim", "fgsm", "16", False),
+        ("bim", "fgsm", "all", True),
+    ]  # ll attacked no photo the others did: no row
+    pooled = comps[-1].success
+    assert pooled.photos <= 3 and pooled.items == sum(c.success.items for c in comps[:2])
+    notes = make_report(d, formats=("json",)).notes
+    assert [n for n in notes if n.startswith("Attacks compared")] == [comps[-1].sentence()]
