@@ -87,7 +87,7 @@ class Comparison:
 
     def sentence(self) -> str:
         c = self.success
-        where = f"session {self.session} ({self.model}), ε {self.eps}"
+        where = f"session {self.session} ({self.model}), " + ("every ε" if self.eps == ALL_EPS else f"ε {self.eps}")
         if c.diff is None:
             return f"Attacks compared, {where}: {self.first} against {self.second}: n/a (no photo counted under both)."
         said = {FIRST: f"{self.first} survives better", SECOND: f"{self.second} survives better"}

@@ -17,7 +17,8 @@ It crafts ``OUT/batch`` (``photoproof craft --images validation --source lite0 -
 --eps 8,16``; 31 minutes on two cores shared under a load of 13-18), photographs it with ``bench/fidelity.py``'s
 ``run_one`` into ``OUT/PRESET-MODEL`` (kept: re-running resumes) and prints ours beside the paper's,
 with n and Wilson 95 % intervals (one adversarial tile per photo and cell, so the interval is
-clustered by photo), then the differences between the two experiments. ``--sweep`` also runs
+clustered by photo), the paper's order (fast < basic iterative < least-likely) tested paired by photo with an
+exact sign test, then the differences between the two experiments. ``--sweep`` also runs
 ``photoproof sweep`` on the batch and prints the destruction rate under each artificial transform
 alone, by attack: how strong a blur or a JPEG must be to destroy as much as the paper's photos did.
 docs/physical-fidelity.md discusses them.
@@ -31,12 +32,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from analysis.load import Pred, load_input  # noqa: E402
 from analysis.metrics import correct, photo_counts  # noqa: E402
-from analysis.stats import wilson  # noqa: E402
+from analysis.stats import bootstrap_weights, clustered_diff, sign_test, wilson  # noqa: E402
 from analysis.summary import cells, session_items  # noqa: E402
 from analysis.sweep import load_sweep  # noqa: E402
 from bench.fidelity import run_one  # noqa: E402
@@ -126,6 +129,38 @@ def table(work: Path) -> str:
     return "\n".join(lines)
 
 
+def order_lines(work: Path, seed: int = 0) -> list[str]:
+    """The paper's order (fast < basic iterative < least-likely, in destruction) tested paired by photo: for each
+    pair, per ε and over both, the difference in eq. 1's destruction on the photos whose adversarial PNG fools the
+    model digitally under both attacks (clean right digitally) and whose adversarial tile was seen, a photo's items
+    at both ε together; 95 % bootstrap over photos and the exact sign test over the photos that differ."""
+    inp = load_input(work)
+    photo = {it.id: it.source.file for it in inp.batch.items}
+    got: dict[str, dict[tuple[str, float], bool]] = {a: {} for a in NAMES}  # destroyed, per (photo, ε)
+    for it in session_items(inp, inp.sessions[0], "tile"):
+        fooled = correct(it.clean, it.label, 1) and it.adv is not None and not correct(it.adv, it.label, 1)
+        if it.attack in got and fooled and it.photo_adv:
+            got[it.attack][(photo[it.item_id], it.eps)] = correct(it.photo_adv[0], it.label, 1)
+    out = []
+    for lo, hi in (("fgsm", "bim"), ("bim", "ll"), ("fgsm", "ll")):
+        for eps in (8.0, 16.0, None):
+            keys = sorted(k for k in got[lo].keys() & got[hi].keys() if eps is None or k[1] == eps)
+            if not keys:
+                continue
+            photos = {p: i for i, p in enumerate(sorted({k[0] for k in keys}))}
+            idx = np.array([photos[k[0]] for k in keys])
+            d = np.array([float(got[hi][k]) - float(got[lo][k]) for k in keys])
+            per = np.bincount(idx, d, minlength=len(photos))
+            w = bootstrap_weights(len(photos), seed, f"kurakin/{lo}/{hi}/{eps}")
+            up, down = int((per > 0).sum()), int((per < 0).sum())
+            out.append(
+                f"- destruction, {NAMES[hi]} − {NAMES[lo]}, {'both ε' if eps is None else f'ε {eps:g}'}: "
+                f"{clustered_diff(d, idx, w)} points ({len(keys)} items of {len(photos)} photos; {up} photos for "
+                f"{NAMES[hi]}, {down} for {NAMES[lo]}; exact sign test p = {sign_test(up, down):.3g})"
+            )
+    return out
+
+
 def sweep_table(batch: Path, transforms: str, model: str) -> str:
     """Destruction (eq. 1, top-1) under each artificial transform alone, by attack and ε (``photoproof sweep``),
     beside the clean photos' top-1 under the same transform (one per photo)."""
@@ -174,6 +209,10 @@ def main() -> None:
     print(table(work))
     print()
     print(clean_line(work))
+    print()
+    print("The paper's order, paired by photo (destruction of the later attack minus the earlier):")
+    print()
+    print("\n".join(order_lines(work)))
     print()
     print(DIFFERENCES)
     if a.sweep:

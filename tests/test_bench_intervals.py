@@ -148,3 +148,32 @@ def test_eot_pool_takes_one_bim_and_one_eot_batch_per_run(tmp_path: Path) -> Non
     (tmp_path / "run" / "eot-harsh").mkdir()
     with pytest.raises(ValueError, match="run: expected one bim-\\* and one eot-\\* batch"):
         pool.batches(tmp_path / "run")
+
+
+def test_kurakins_order_is_tested_paired_by_photo_per_eps_and_over_both(tmp_path: Path) -> None:
+    """``bench/kurakin.order_lines``: 4 photos, each attacked by fgsm, bim and ll at ε 8 and 16 (synthetic captures);
+    a line per pair and ε and one over both ε, whose items are the two ε's together."""
+    from dataclasses import replace
+
+    from analysis.synthetic import Odds, write_capture_db
+    from contracts.manifest import save_batch
+    from testkit.batch import write_batch
+
+    kurakin = importlib.import_module("bench.kurakin")
+    b = write_batch(tmp_path, n_items=24, attacks=("fgsm", "bim", "ll"), eps=(8.0, 16.0))
+    items = [
+        replace(it, source=replace(it.source, file=f"photo-{i // 6}"), target=None) for i, it in enumerate(b.items)
+    ]
+    b = replace(b, items=items)
+    save_batch(tmp_path, b)
+    write_capture_db(tmp_path / "captures" / "s.sqlite", b, "s", odds=Odds(adv_digital=0.0, good=1.0), n_frames=40)
+    lines = kurakin.order_lines(tmp_path)
+    heads = [line.split(":")[0] for line in lines]
+    assert heads == [
+        f"- destruction, {hi} − {lo}, {e}"
+        for lo, hi in (("fast", "basic iterative"), ("basic iterative", "iterative least-likely"))
+        + (("fast", "iterative least-likely"),)
+        for e in ("ε 8", "ε 16", "both ε")
+    ]
+    n_items = [int(line.split("(")[1].split(" items")[0]) for line in lines]
+    assert all(n_items[i + 2] == n_items[i] + n_items[i + 1] and 0 < n_items[i + 2] <= 8 for i in (0, 3, 6))
