@@ -19,8 +19,10 @@ exact sign test), ``diagnosis`` (every measured cause of a clean loss), ``sides`
 (the attack × ε destruction table as Markdown and LaTeX), ``scene`` (target and fooling rates with and
 without the adversarial patch, from ``capture --scene``), ``sweep``, ``plots``
 (PNG, SVG and PDF) and ``plots_sweep`` (rates against a transform's strength and the patch's size),
-``gallery``, ``methods``, ``html``, ``pdf``, ``report`` (orchestration), ``report_files`` (its figure
-files, HTML, PDF and report.json), ``content`` (what the report holds, whatever its format), ``cli``,
+``gallery``, ``methods``, ``html``, ``pdf``, ``report`` (orchestration), ``report_parts`` (its optional parts: scene
+sessions, the sweep, the calibrated profiles), ``calibration`` (the calibrated profiles' tables and figure),
+``report_files`` (its figure files, HTML, PDF and report.json), ``content`` (what the report holds, whatever its
+format), ``cli``,
 ``synthetic`` (fake capture data for tests and benchmarks), ``faces`` (a face batch's recall, paired hiding,
 transfer and channel check), ``faces_report`` (its report files and gallery with boxes), ``faces_sweep``
 (its sweep per transform and the stability baseline's verdict) and ``faces_api`` (its figures as dicts for

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from analysis import plots, plots_sweep
+from analysis import plots
 from analysis.attacks_compared import compare_attacks, compare_table
 from analysis.channel import DROP_POINTS, ChannelCheck, check_sessions
 from analysis.channel_tables import channel_table, layouts_table
@@ -36,10 +35,9 @@ from analysis.methods import methods
 from analysis.paper import paper_table, write_paper_tables
 from analysis.prediction import predict, prediction_table
 from analysis.report_files import file_names, remove_stale, render, report_json, write_figures
-from analysis.scene import scene_report_table, scene_series
+from analysis.report_parts import calibration_part, figure_plot, fmts_visual, scene_part, sweep_part
 from analysis.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
 from analysis.summary import SummaryRow, compute_summary, tile_rows
-from analysis.sweep import SWEEP_METRICS, load_sweep, sweep_points, sweep_rows, sweep_units
 from analysis.tables import (
     Table,
     _finite,
@@ -99,20 +97,6 @@ def check_formats(formats: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _safe(name: str) -> str:
-    """A file stem from a title part (session ids may hold anything)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "figure"
-
-
-def _fig(title: str, figs: plots.Figures | None, caption: str, name: str) -> Plot | None:
-    return None if figs is None else Plot(title, figs.png, caption, _safe(name), figs.svg, figs.pdf)
-
-
-def fmts_visual(fmts: tuple[str, ...]) -> bool:
-    """Figures and the gallery are drawn only for the HTML or the PDF."""
-    return "html" in fmts or "pdf" in fmts
-
-
 def _plots(inp: ReportInput, rows: list[SummaryRow], checks: dict[str, ChannelCheck]) -> list[Plot]:
     flagged = {sid for sid, c in checks.items() if c.flagged}
     lim = (
@@ -121,7 +105,7 @@ def _plots(inp: ReportInput, rows: list[SummaryRow], checks: dict[str, ChannelCh
         else ""
     )
     found = [
-        _fig(
+        figure_plot(
             "Channel check: clean accuracy photographed against digital",
             plots.channel_check(list(checks.values()), DROP_POINTS),
             "top-1, same items; the grey band is the allowed drop; bars are 95% intervals",
@@ -134,7 +118,7 @@ def _plots(inp: ReportInput, rows: list[SummaryRow], checks: dict[str, ChannelCh
         ("paired_survival", "Paired survival against ε", "paired-survival"),
     ):
         found.append(
-            _fig(
+            figure_plot(
                 label,
                 plots.destruction_vs_eps(rows, metric, limited=flagged),
                 "per tile; solid top-1, dashed top-5; bars are 95% Wilson intervals." + lim,
@@ -143,7 +127,7 @@ def _plots(inp: ReportInput, rows: list[SummaryRow], checks: dict[str, ChannelCh
         )
     for m in inp.source_models:
         found.append(
-            _fig(
+            figure_plot(
                 f"Accuracy of source model {m} (digital)",
                 plots.accuracy_bars(rows, None, m),
                 "top-1 on the saved PNGs",
@@ -153,7 +137,7 @@ def _plots(inp: ReportInput, rows: list[SummaryRow], checks: dict[str, ChannelCh
         clean = [p.top1_prob for it in inp.batch.items if (p := manifest_pred(it, "clean", m))]
         adv = [p.top1_prob for it in inp.batch.items if (p := manifest_pred(it, "adv", m))]
         found.append(
-            _fig(
+            figure_plot(
                 f"Confidence of {m} on the saved PNGs",
                 plots.digital_confidence_hist(clean, adv, m),
                 "",
@@ -163,7 +147,7 @@ def _plots(inp: ReportInput, rows: list[SummaryRow], checks: dict[str, ChannelCh
     for s in inp.sessions:
         tag = f" [{checks[s.id].verdict}]" if s.id in flagged else ""
         found.append(
-            _fig(
+            figure_plot(
                 f"Accuracy digital vs photographed, session {s.id} ({s.model_name}){tag}",
                 plots.accuracy_bars(rows, s.id, s.model_name),
                 "top-1; photographed = per tile",
@@ -171,7 +155,7 @@ def _plots(inp: ReportInput, rows: list[SummaryRow], checks: dict[str, ChannelCh
             )
         )
         found.append(
-            _fig(
+            figure_plot(
                 f"Confidence histogram, session {s.id}",
                 plots.confidence_hist(s),
                 "top-1 probability of good observations",
@@ -293,10 +277,13 @@ def _make_report(
         summary_table(rows),
         plain_table("tiles", "Tiles: majority vote of good observations", tile_rows(inp)),
     ]
-    scene = _scene_part(inp, fmts)
-    sweep = _sweep_part(batch_dir, inp, fmts, seed, resamples)
-    shown += [scene.table] if scene.table else []
-    exported += [t for t in (scene.table, paper, sweep.table) if t is not None]
+    scene, sweep, cal = (
+        scene_part(inp, fmts),
+        sweep_part(batch_dir, inp, fmts, seed, resamples),
+        calibration_part(batch_dir, fmts),
+    )
+    shown += scene.tables + cal.tables
+    exported += [*scene.tables, *([paper] if paper is not None else []), *sweep.tables, *cal.tables]
 
     files: list[Path] = []
     for t in exported:
@@ -304,7 +291,7 @@ def _make_report(
     if paper is not None:
         files += write_paper_tables(out_dir, paper)
     remove_stale(out_dir, {t.name for t in exported})
-    figures = _plots(inp, rows, checks) if fmts_visual(fmts) else []
+    figures = [*_plots(inp, rows, checks), *([cal.plot] if cal.plot else [])] if fmts_visual(fmts) else []
     files += write_figures(out_dir, figures + [p for p in (sweep.plot, scene.plot) if p is not None])
     names = file_names([str(p.relative_to(out_dir)) for p in files], fmts)
     content = ReportContent(
@@ -316,7 +303,7 @@ def _make_report(
         plots=figures,
         gallery=gallery(inp, {sid for sid, c in checks.items() if c.flagged}) if fmts_visual(fmts) else [],
         methods=methods(inp, seed, resamples),
-        sweep_table=sweep.table,
+        sweep_table=sweep.tables[0] if sweep.tables else None,
         sweep_plot=sweep.plot,
         scene_plot=scene.plot,
         files=names,
@@ -333,51 +320,6 @@ def _make_report(
         log.info("%s", n)
     return ReportResult(
         out_dir, index, files, notes, rows, headline, not inp.sessions, [s.id for s in inp.sessions], checks, warnings
-    )
-
-
-@dataclass
-class _Part:
-    """An optional part of the report (the scene sessions, the sweep): its table and its figure."""
-
-    table: Table | None = None
-    plot: Plot | None = None
-
-
-def _scene_part(inp: ReportInput, fmts: tuple[str, ...]) -> _Part:
-    """The capture --scene sessions (analysis.scene): their table and, for HTML/PDF, their figure."""
-    table = scene_report_table([s.path for s in inp.sessions])
-    if table is None or not fmts_visual(fmts):
-        return _Part(table)
-    figs = plots_sweep.scene_vs_share(scene_series([s.path for s in inp.sessions]), inp.batch.class_names())
-    plot = _fig(
-        "Adversarial patch in the scene against its apparent size",
-        figs,
-        "points: frames with the patch, by its share of the view (bin median); dashed line and band: the "
-        "session's frames without it; bars and bands are 95% Wilson intervals over frames (frames of one "
-        "scene are not independent)",
-        "scene-share",
-    )
-    return _Part(table, plot)
-
-
-def _sweep_part(batch_dir: Path, inp: ReportInput, fmts: tuple[str, ...], seed: int, resamples: int) -> _Part:
-    """The digital sweep (``photoproof sweep``), if one was run: its table and, for HTML/PDF, its figure."""
-    sweep_data = load_sweep(batch_dir)
-    if sweep_data is None:
-        return _Part()
-    pts = sweep_points(inp, sweep_data, seed, resamples)
-    table = Table(
-        "sweep",
-        "Destruction rate per transform and strength",
-        ["transform", "strength", "model", "topk", *SWEEP_METRICS],
-        sweep_rows(pts),
-        list(SWEEP_METRICS),
-        "Digital predictions of the same model on the untransformed PNGs give C(X) and C(X_adv).",
-    )
-    figs = plots_sweep.sweep_plot(pts, sweep_units(batch_dir)) if fmts_visual(fmts) else None
-    return _Part(
-        table, _fig("Destruction rate against transform strength", figs, "95% intervals: item bootstrap", "sweep")
     )
 
 

@@ -23,7 +23,9 @@ the scene and the camera; every module here reads it.
   ``calibrate_isp``: what it fits beyond the printer (the camera's ISP) and its checks of the strip;
   ``calibrate_edges``: blur and sharpening from the edges' spread functions (ISO 12233 slanted edge);
   ``calibrate_framing``: the sheet fill and tilt under which the simulated camera frames tiles as the session saw
-  them; ``calibrate_jpeg``: the JPEG quality capture read or estimated;
+  them; ``calibrate_jpeg``: the JPEG quality capture read or estimated; ``calibrate_notes``: the comment beside
+  each key (measured, estimated or from the base); ``calibrate_record``: what the fit is written into the batch as,
+  for the report;
   ``cli``: ``photoproof calibrate``; ``search``: the one-dimensional searches the fits use;
 - ``threads``: OpenCV's own threads while the simulated camera renders frames on its thread pool;
 - ``twin``: the differentiable torch/kornia twin that EOT samples from;

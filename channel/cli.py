@@ -8,89 +8,56 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from console.terminal import console
+from contracts.calibration import CalibrationRecord, calibration_path
 from contracts.profile import DEFAULT_PRESET
-from contracts.strip import ESF_STEP_PX
 
 
-def _fmt(v: object) -> str:
-    if isinstance(v, tuple):
-        return ", ".join(f"{x:.3g}" for x in v) if len(v) != 2 or v[0] != v[1] else f"{v[0]:.3g}"
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-
-def report_tables(res: Any) -> list[Table]:
-    """The fitted profile against its base, the fitted tone curves, and the residual per strip patch."""
-    f, p, b = res.fit, res.profile, res.base
+def report_tables(rec: CalibrationRecord) -> list[Table]:
+    """The fitted profile against its base, the fitted tone curves, the residual per strip patch and the edge spread
+    function, from the record the batch keeps (``contracts.calibration``; the report draws the same)."""
+    which = f"session{'s' if len(rec.sessions) > 1 else ''} {', '.join(rec.sessions)}"
     keys = Table(
-        title=f"fitted from session{'s' if len(res.sessions) > 1 else ''} {', '.join(res.sessions)} "
-        f"({f.n_groups} strip views in {f.n_frames} frames) "
-        f"against base {b.name}",
+        title=f"fitted from {which} ({rec.views}) against base {rec.base}",
         show_edge=False,
     )
-    for col in ("key", "fitted", b.name, "from"):
+    for col in ("key", "fitted", rec.base, "from"):
         keys.add_column(col)
-    for sec in ("printer", "scene", "camera", "isp"):
-        for fl in fields(getattr(p, sec)):
-            if sec == "isp" and fl.name.startswith("tone_"):
-                continue
-            v, bv = getattr(getattr(p, sec), fl.name), getattr(getattr(b, sec), fl.name)
-            note = res.notes.get(f"{sec}.{fl.name}", "")
-            how = note.split(":")[0].split(" (")[0] if note else ""
-            if v != bv or not how.startswith("from base"):
-                keys.add_row(f"{sec}.{fl.name}", _fmt(v), _fmt(bv), escape(how))
+    for k in rec.keys:
+        keys.add_row(k.key, k.fitted, k.base, escape(k.source))
     out = [keys]
-    isp = res.isp
-    if isp.used:
+    if rec.tone is not None:
         curves = Table(title="fitted tone curves (output at input 0 .. 1, 8-bit)", show_edge=False)
         curves.add_column("channel")
         for x in range(0, 17, 4):
             curves.add_column(f"{x / 16:.2f}", justify="right")
-        for name, knots in zip("RGB", (p.isp.tone_r, p.isp.tone_g, p.isp.tone_b), strict=True):
+        for name, knots in zip("RGB", rec.tone, strict=True):
             curves.add_row(name, *(f"{255 * knots[x]:.0f}" for x in range(0, 17, 4)))
         out.append(curves)
-    resid = Table(title="grey ramp: observed and predicted by the fitted profile (8-bit RGB)", show_edge=False)
-    for col in ("step", "observed", "predicted", "residual"):
-        resid.add_column(col, justify="right")
-    for lv, o, q in zip(isp.levels.tolist(), isp.observed, isp.predicted, strict=True):
-        resid.add_row(
-            str(lv),
-            " ".join(f"{v:.0f}" for v in o),
-            " ".join(f"{v:.0f}" for v in q) if isp.used else "-",
-            f"{float(abs(o - q).max()):.1f}" if isp.used else "-",
-        )
-    if isp.used:
+    if rec.ramp_predicted is not None:
+        resid = Table(title="grey ramp: observed and predicted by the fitted profile (8-bit RGB)", show_edge=False)
+        for col in ("step", "observed", "predicted", "residual"):
+            resid.add_column(col, justify="right")
+        for lv, o, q in zip(rec.ramp_levels, rec.ramp_observed, rec.ramp_predicted, strict=True):
+            worst = max(abs(a - b) for a, b in zip(o, q, strict=True))
+            resid.add_row(str(lv), " ".join(f"{v:.0f}" for v in o), " ".join(f"{v:.0f}" for v in q), f"{worst:.1f}")
         out.append(resid)
-    edges = getattr(res, "edges", None)
-    if edges is not None:
+    if rec.esf_observed:
         esf = Table(
-            title=f"edge spread function (black 0, white 1; {edges.n} views): observed and fitted "
-            f"(defocus {edges.defocus[0]:.2f}-{edges.defocus[1]:.2f} px, "
-            f"unsharp {edges.amount:g} at {edges.sigma:g} px"
-            + (
-                ""
-                if edges.determined
-                else f"; amounts {edges.amounts[0]:g}-{edges.amounts[1]:g} with defocus "
-                f"{edges.defocus_alike[0]:.2f}-{edges.defocus_alike[1]:.2f} px fit as well: not determined"
-            )
-            + ")",
-            show_edge=False,
+            title=f"edge spread function (black 0, white 1): observed and fitted ({rec.esf_fit})", show_edge=False
         )
         esf.add_column("")
-        half = (len(edges.observed) - 1) // 2
-        picks = list(range(0, len(edges.observed), 2))
+        picks = range(0, len(rec.esf_observed), 2)
         for i in picks:
-            esf.add_column(f"{(i - half) * ESF_STEP_PX:+.1f}", justify="right")
-        esf.add_row("observed", *(f"{edges.observed[i]:.2f}" for i in picks))
-        esf.add_row("fitted", *(f"{edges.predicted[i]:.2f}" for i in picks))
+            esf.add_column(f"{rec.esf_offsets_px[i]:+.1f}", justify="right")
+        esf.add_row("observed", *(f"{rec.esf_observed[i]:.2f}" for i in picks))
+        esf.add_row("fitted", *(f"{rec.esf_predicted[i]:.2f}" for i in picks))
         out.append(esf)
     return out
 
@@ -130,11 +97,12 @@ def register(app: typer.Typer) -> None:
         from channel.calibrate import calibrate
 
         res = calibrate(batch, session, out, base=base, camera_gamma=camera_gamma, jpeg_quality=jpeg_quality, seed=seed)
-        for t in report_tables(res):
+        for t in report_tables(res.record) if res.record is not None else []:
             console.print(t)
+        kept = escape(str(calibration_path(batch, res.profile.name)))
         console.print(
             f"wrote [bold]{escape(str(res.path))}[/]; use it with 'photoproof capture BATCH --simulate --profile "
-            f"{escape(str(res.path))}'",
+            f"{escape(str(res.path))}'; the batch keeps the fit ({kept}), which 'photoproof report BATCH' shows",
             soft_wrap=True,
         )
         console.print(

@@ -29,6 +29,8 @@ stage reads and writes it through these modules:
 - ``units``: ε in 0-255 pixel units and in the [0, 1] convention;
 - ``profile``: the channel profile (TOML): its schema, reader and writer; the presets in ``profiles``;
 - ``strip``: the protocol for measuring the calibration strip (capture) that calibrate relies on;
+- ``calibration``: ``calibrations/<profile>.json``, what calibrate fitted (keys against the base, tone curves,
+  residuals per strip patch, edge spread function), kept in the batch for the report;
 - ``verdict``: the channel check's one verdict rule (live capture line, report, summary, API) and clustered intervals;
 - ``framing``: camera pixels per printed millimetre when the sheet fills the frame (print and capture);
 - ``frames``: the frame-source interface every camera, file and simulation implements;

@@ -17,6 +17,7 @@ Every stage finds its inputs and places its outputs through these names (see
       captures/<session>.sqlite            capture (one database per session)
       captures/<session>/crops/*.png       capture (each tile's sharpest and blurriest crop)
       sweep.json               SWEEP       sweep
+      calibrations/<profile>.json CALIBRATIONS calibrate (what it fitted, for the report: contracts.calibration)
       report/                  REPORT      analysis
 """
 
@@ -39,6 +40,7 @@ CAPTURES = "captures"
 CAPTURE_SUFFIX = ".sqlite"
 CROPS = "crops"
 SWEEP = "sweep.json"
+CALIBRATIONS = "calibrations"
 REPORT = "report"
 
 # A session's name is the stem of its database: a file name on every platform.

@@ -23,6 +23,7 @@ which is what the simulator reproduces, came out x1.00 and is held to +-15 %.
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import sqlite3
@@ -32,9 +33,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from analysis.report import make_report
 from capture.session import run_capture
 from channel.calibrate import calibrate
+from channel.calibrate_record import show
 from channel.simulate import SimulatedCamera
+from contracts.calibration import read_calibrations
 from contracts.capturedb import decode_esf
 from contracts.errors import UserError
 from contracts.profile import ChannelProfile, load_profile
@@ -166,6 +170,7 @@ def test_sessions_of_one_camera_pool_into_one_profile(captured: Captured, tmp_pa
     assert r.returncode == 0, r.stderr
     assert "fitted from sessions known, known-2 (12 strip views in 12 frames)" in " ".join(r.stdout.split())
     assert "its prediction check leaves out known, known-2, the session(s) fitted to" in " ".join(r.stdout.split())
+    assert "both.json), which 'photoproof report BATCH' shows" in " ".join(r.stdout.split())
     text = out.read_text()
     assert text.startswith("# Photoproof channel profile calibrated from capture sessions known, known-2 of batch")
     assert "# estimated: grey ramp, 12 strip views in 12 frames of 2 sessions" in text
@@ -217,3 +222,27 @@ def test_errors_name_the_argument_and_what_to_do(captured: Captured, tmp_path: P
     with pytest.raises(UserError, match="--session short: 2 measurement.*at least 3"):
         calibrate(d, ["known", "short"], tmp_path / "x.toml")  # each pooled session must hold a strip on its own
     assert not (tmp_path / "x.toml").exists()
+
+
+def test_the_batch_keeps_what_calibrate_fitted_and_the_report_shows_it(captured: Captured, tmp_path: Path) -> None:
+    d = captured.batch_dir
+    recs = {r.profile: r for r in read_calibrations(d)}  # BATCH/calibrations/<profile>.json
+    rec = recs["my-setup"]  # the fixture's calibrate (the pooled test may have added "both")
+    fitted = load_profile(str(captured.out))
+    assert (rec.profile, rec.base, rec.sessions) == ("my-setup", "office-laser-webcam", ("known",))
+    keys = {k.key: k for k in rec.keys}
+    assert keys["camera.defocus_sigma_px"].fitted == show(fitted.camera.defocus_sigma_px)
+    assert len(rec.esf_observed) == len(rec.esf_predicted) == len(rec.esf_offsets_px) == ESF_BINS
+    make_report(d, formats=("html",))
+    rows = json.loads((d / "report" / "calibration.json").read_text())["rows"]
+    assert {r["key"]: r["fitted"] for r in rows if r["profile"] == "my-setup"} == {k.key: k.fitted for k in rec.keys}
+    html = (d / "report" / "index.html").read_text(encoding="utf-8")
+    assert "Calibrated profiles: the fitted keys against the base profile" in html and "tone curve per channel" in html
+    bad = d / "calibrations" / "forged.json"
+    try:
+        bad.write_text(json.dumps({**rec.to_dict(), "tone": [[0.0, 2.0]] * 3}), encoding="utf-8")
+        assert_one_line_error(run_cli("report", str(d)), "forged.json", "tone[0][1]", "photoproof calibrate")
+        bad.write_text("{", encoding="utf-8")
+        assert_one_line_error(run_cli("report", str(d)), "forged.json: corrupt JSON")
+    finally:
+        bad.unlink()

@@ -14,8 +14,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from channel.calibrate import edge_notes
 from channel.calibrate_edges import EdgeFit, fit_edges, median_variance, synthetic_esf
+from channel.calibrate_notes import edge_notes
 from contracts.profile import Isp, load_profile
 
 TRUE_AMOUNT, TRUE_SIGMA, TRUE_DEFOCUS = 1.5, 1.0, 1.0

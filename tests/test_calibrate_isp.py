@@ -105,7 +105,8 @@ def test_foreign_isp_is_predicted_and_the_printer_stays_in_bounds(setup: tuple[P
     text = out.read_text()
     assert "the strip cannot tell it from the camera's ISP" in text and "# estimated: monotone curve" in text
     console = Console(width=160, record=True)
-    for t in report_tables(res):
+    assert res.record is not None
+    for t in report_tables(res.record):
         console.print(t)
     shown = console.export_text()
     assert "against base office-laser-webcam" in shown and "fitted tone curves" in shown
