@@ -92,7 +92,8 @@ def rendered(build: Callable[..., Figure | None]) -> Callable[..., Figures | Non
 
     @functools.wraps(build)
     def wrapper(*args: Any, **kwargs: Any) -> Figures | None:
-        fig = build(*args, **kwargs)
+        with rc_context({"text.parse_math": False}):  # names from files ("$x^{$") are text, never mathtext
+            fig = build(*args, **kwargs)
         return None if fig is None else _render(fig)
 
     wrapper.figure = build  # type: ignore[attr-defined]

@@ -104,6 +104,8 @@ def read_calibrations(batch_dir: Path) -> list[CalibrationRecord]:
     folder = Path(batch_dir) / CALIBRATIONS
     if not folder.is_dir():
         return []
+    if folder.is_symlink() or not folder.resolve().is_relative_to(Path(batch_dir).resolve()):
+        raise UserError(f"{folder}: a link out of the batch, not its calibration records; remove it")
     files = sorted(p for p in folder.glob("*.json") if p.is_file() and not p.is_symlink())
     if len(files) > MAX_RECORDS:
         raise UserError(f"{folder}: {len(files)} calibration records, at most {MAX_RECORDS}: remove the old ones")

@@ -246,3 +246,19 @@ def test_the_batch_keeps_what_calibrate_fitted_and_the_report_shows_it(captured:
         assert_one_line_error(run_cli("report", str(d)), "forged.json: corrupt JSON")
     finally:
         bad.unlink()
+
+
+def test_a_record_from_outside_is_text_and_stays_in_the_batch(captured: Captured, tmp_path: Path) -> None:
+    """A profile named like mathtext is drawn as text, not parsed (it would raise); a calibrations folder that links
+    out of the batch is refused."""
+    from analysis.calibration import calibration_plot
+
+    rec = next(r for r in read_calibrations(captured.batch_dir) if r.profile == "my-setup")
+    figs = calibration_plot([replace(rec, profile="$x^{$ and $y$")])
+    assert figs is not None and figs.png.startswith(b"\x89PNG")
+    d = tmp_path / "batch"
+    d.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (d / "calibrations").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(UserError, match="a link out of the batch"):
+        read_calibrations(d)
