@@ -243,7 +243,8 @@ def test_the_batch_keeps_what_calibrate_fitted_and_the_report_shows_it(captured:
         bad.write_text(json.dumps({**rec.to_dict(), "tone": [[0.0, 2.0]] * 3}), encoding="utf-8")
         assert_one_line_error(run_cli("report", str(d)), "forged.json", "tone[0][1]", "photoproof calibrate")
         bad.write_text("{", encoding="utf-8")
-        assert_one_line_error(run_cli("report", str(d)), "forged.json: corrupt JSON")
+        with pytest.raises(UserError, match="forged.json: corrupt JSON"):
+            read_calibrations(d)
     finally:
         bad.unlink()
 
