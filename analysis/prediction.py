@@ -24,8 +24,8 @@ from itertools import combinations
 
 import numpy as np
 
-from analysis.load import ReportInput, Session, observations_by_tile
-from analysis.metrics import vote
+from analysis.load import Pred, ReportInput, Session, observations_by_tile
+from analysis.metrics import correct, succeeded, vote
 from analysis.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, Diff, bootstrap_weights, clustered_diff
 from analysis.tables import Table
 from contracts.manifest import Item
@@ -82,8 +82,8 @@ class Prediction:
         )
 
 
-def _tiles(s: Session) -> dict[Tile, int]:
-    return {k: vote([o.pred for o in obs]).top1 for k, obs in observations_by_tile(s).items() if obs}
+def _tiles(s: Session) -> dict[Tile, Pred]:
+    return {k: vote([o.pred for o in obs]) for k, obs in observations_by_tile(s).items() if obs}
 
 
 def _fitted_to(s: Session) -> tuple[str, ...]:
@@ -148,12 +148,10 @@ def predict(inp: ReportInput, seed: int = DEFAULT_SEED, resamples: int = DEFAULT
     return out
 
 
-def _hit(s: Session, top1: int, it: Item, role: str) -> float:
+def _hit(s: Session, pred: Pred, it: Item, role: str) -> float:
     """1 when the tile's top-1 is right (clean) or the attack reached its goal (adversarial)."""
     label = s.truth(it.label.index)
-    if role == "clean":
-        return float(top1 == label)
-    return float(top1 == s.truth(it.target) if it.target is not None else top1 != label)
+    return float(correct(pred, label, 1) if role == "clean" else succeeded(pred, label, s.truth(it.target), 1))
 
 
 def _compare(
@@ -164,12 +162,12 @@ def _compare(
     common = sorted(set.intersection(*(set(t) for t in got.values())) & {k for k in got[sims[0].id] if k[0] in items})
     if not common:
         return _empty(sims, refs, left, "No tile was seen by every session: capture longer.")
-    photos = sorted({items[i].source.file for i, _ in common})
-    pidx = np.array([photos.index(items[i].source.file) for i, _ in common])
+    photos = {p: j for j, p in enumerate(sorted({items[i].source.file for i, _ in common}))}
+    pidx = np.array([photos[items[i].source.file] for i, _ in common])
     weights = bootstrap_weights(len(photos), seed, "prediction/" + ",".join(s.id for s in sims), resamples)
     pairs = list(combinations([r.id for r in refs], 2))
-    rep = np.array([np.mean([got[a][k] == got[b][k] for a, b in pairs]) for k in common])
-    agr = np.array([np.mean([got[s.id][k] == got[r.id][k] for s in sims for r in refs]) for k in common])
+    rep = np.array([np.mean([got[a][k].top1 == got[b][k].top1 for a, b in pairs]) for k in common])
+    agr = np.array([np.mean([got[s.id][k].top1 == got[r.id][k].top1 for s in sims for r in refs]) for k in common])
     rates: list[tuple[tuple[float, float] | None, Diff | None]] = []
     for role in ("clean", "adv"):
         idx = [i for i, k in enumerate(common) if k[1] == role]

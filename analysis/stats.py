@@ -182,15 +182,13 @@ class Diff:
 
 
 def clustered_diff(values: np.ndarray, cluster: np.ndarray, weights: np.ndarray) -> Diff:
-    """Mean of per-unit ``values`` in points (x 100) and its 95 % percentile interval, resampling the clusters
-    (photos) that ``cluster`` indexes with ``weights`` from :func:`bootstrap_weights` (Davison & Hinkley 1997,
-    section 3.8: a photo's units are drawn together)."""
+    """Mean of per-unit ``values`` in points (x 100) and its 95 % percentile interval (:func:`bootstrap_ratio`),
+    resampling the clusters (photos) that ``cluster`` indexes with ``weights`` from :func:`bootstrap_weights`
+    (Davison & Hinkley 1997, section 3.8: a photo's units are drawn together)."""
     n = weights.shape[1]
     s = np.bincount(cluster, values, minlength=n)
     c = np.bincount(cluster, minlength=n).astype(np.float64)
-    den = weights @ c
-    boot = (weights @ s)[den > 0] / den[den > 0]
-    lo, hi = np.quantile(boot, (0.025, 0.975)) if boot.size else (np.nan, np.nan)
+    lo, hi = bootstrap_ratio(s, c, weights) or (np.nan, np.nan)
     return Diff(100 * float(s.sum() / c.sum()), 100 * float(lo), 100 * float(hi))
 
 

@@ -65,10 +65,10 @@ class Calibration:
     isp: IspFit
     base: ChannelProfile
     notes: dict[str, str]
+    record: CalibrationRecord  # what the batch keeps of it (BATCH/calibrations/<profile>.json)
     edges: EdgeFit | None = None
     framing: FramingFit | None = None
     jpeg: JpegFit | None = None
-    record: CalibrationRecord | None = None  # what the batch keeps of it (BATCH/calibrations/<profile>.json)
 
 
 def _session_db(batch_dir: Path, session: str) -> Path:
@@ -249,9 +249,8 @@ def calibrate(
     name = batch_id or "?"
     source = f"capture session{'s' if len(sids) > 1 else ''} {', '.join(sids)} of batch {name}"
     profile = ChannelProfile(out.stem, f"calibrated from {source}", pr, sc, cam, isp_fit.isp, calibrated_from=sids)
-    views = f"{fit.n_groups} strip views in {fit.n_frames} frames" + (
-        f" of {len(sids)} sessions" if len(sids) > 1 else ""
-    )
+    strip = f"{fit.n_groups} strip views in {fit.n_frames} frames"
+    views = strip + (f" of {len(sids)} sessions" if len(sids) > 1 else "")
     notes = profile_notes(profile, base_prof, fit, isp_fit, framing, views, gamma, quality, jpeg)
     notes.update(edge_notes(edges, quality))
     header = [
@@ -260,6 +259,6 @@ def calibrate(
     ]
     write_profile(out, profile, header, notes)
     log.info("wrote %s from %s", out, views)
-    rec = calibration_record(profile, base_prof, notes, fit, isp_fit, edges)
+    rec = calibration_record(profile, base_prof, notes, strip, isp_fit, edges)
     write_calibration(batch_dir, rec)  # for the report: the fit against its base, its curves and residuals
-    return Calibration(out, profile, fit, sids, isp_fit, base_prof, notes, edges, framing, jpeg, rec)
+    return Calibration(out, profile, fit, sids, isp_fit, base_prof, notes, rec, edges, framing, jpeg)

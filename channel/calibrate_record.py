@@ -7,7 +7,6 @@ import time
 from dataclasses import fields
 
 from channel.calibrate_edges import EdgeFit
-from channel.calibrate_fit import Fit
 from channel.calibrate_isp import IspFit
 from contracts.calibration import CalibrationRecord, KeyRow
 from contracts.profile import ChannelProfile
@@ -53,18 +52,18 @@ def calibration_record(
     p: ChannelProfile,
     base: ChannelProfile,
     notes: dict[str, str],
-    fit: Fit,
+    views: str,
     isp: IspFit,
     e: EdgeFit | None,
 ) -> CalibrationRecord:
     """The record of a calibration (``BATCH/calibrations/<profile>.json``): profile ``p`` fitted over ``base``, with
-    the comments of its keys, its strip fit, ISP fit and edge fit."""
+    the comments of its keys, the strip views it came from (in words), its ISP fit and edge fit."""
     half = 0 if e is None else (len(e.observed) - 1) // 2
     return CalibrationRecord(
         profile=p.name,
         base=base.name,
         sessions=p.calibrated_from,
-        views=f"{fit.n_groups} strip views in {fit.n_frames} frames",
+        views=views,
         written=time.strftime("%Y-%m-%d %H:%M"),
         keys=key_rows(p, base, notes),
         tone=(tuple(p.isp.tone_r), tuple(p.isp.tone_g), tuple(p.isp.tone_b)) if isp.used else None,

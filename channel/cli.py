@@ -97,7 +97,7 @@ def register(app: typer.Typer) -> None:
         from channel.calibrate import calibrate
 
         res = calibrate(batch, session, out, base=base, camera_gamma=camera_gamma, jpeg_quality=jpeg_quality, seed=seed)
-        for t in report_tables(res.record) if res.record is not None else []:
+        for t in report_tables(res.record):
             console.print(t)
         kept = escape(str(calibration_path(batch, res.profile.name)))
         console.print(

@@ -26,6 +26,7 @@ MAX_RECORDS = 64  # a batch's calibration records the report reads; more is a fo
 MAX_BYTES = 1_000_000
 MAX_ROWS = 256
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+KEY_FIELDS = ("key", "fitted", "base", "from")  # a key row's fields in the file
 
 Triple = tuple[float, float, float]
 
@@ -180,6 +181,3 @@ def read_calibration(path: Path) -> CalibrationRecord:
         esf_predicted=esf_p,
         esf_fit=f.text(f.key(esf, "fit", "esf"), "esf.fit", True),
     )
-
-
-KEY_FIELDS = ("key", "fitted", "base", "from")
