@@ -235,7 +235,7 @@ def _tallies(inp: ReportInput, s: Session, prefilter: bool) -> tuple[Tally, Tall
     """(frame view, tile view) tallies of the session's clean evidence; ``prefilter``: Kurakin's prefiltered items "
     "only."""
     truth = {it.id: s.truth(it.label.index) for it in inp.batch.items}
-    cluster = {it.id: f"{it.source.file}|{it.source.sha256}" for it in inp.batch.items}
+    cluster = {it.id: it.photo for it in inp.batch.items}
     right: dict[str, bool] = {}
     for it in inp.batch.items:
         d = s.digital.get((it.id, "clean"))
@@ -294,11 +294,12 @@ def check_session(
     size = input_size(s)
     truth = {it.id: s.truth(it.label.index) for it in inp.batch.items}
     digital_right = {i for i in truth if correct(s.digital.get((i, "clean")), truth[i], 1)}
-    unstable = sorted(
-        f"{i} ({', '.join(sorted(s.unstable[i]))})"
-        for i in s.unstable
-        if i in digital_right and any(o.item_id == i for o in s.observations)
-    )
+    seen = {o.item_id for o in s.observations}
+    flips: dict[str, set[str]] = {}  # a photo's items share its clean image: one entry per photo
+    for it in inp.batch.items:
+        if it.id in s.unstable and it.id in digital_right and it.id in seen:
+            flips.setdefault(it.source.file, set()).update(s.unstable[it.id])
+    unstable = sorted(f"{photo} ({', '.join(sorted(ts))})" for photo, ts in flips.items())
     d = diagnose(
         s.quality,
         size,

@@ -80,11 +80,6 @@ def truth_boxes(it: Item) -> np.ndarray:
     return Detections.from_json(it.truth.boxes, where=f"{it.id}: truth").boxes
 
 
-def photo_of(it: Item) -> str:
-    """The cluster an item belongs to: its source photo."""
-    return f"{it.source.file}|{it.source.sha256}"
-
-
 def _dets(raw: str | None, where: str) -> Detections:
     if raw is None:
         return Detections.empty()
@@ -143,7 +138,7 @@ def channel_verdict(s: FaceSession, batch: Batch) -> Verdict:
     clean PNGs (``D``) and, when the session recorded it, the stability baseline (``B``: the same after mild
     resampling, blur and JPEG, :meth:`capture.facetarget.FaceTarget.stability`)."""
     faces = [it for it in batch.items if it.truth is not None and len(truth_boxes(it))]
-    cluster = {it.id: photo_of(it) for it in faces}
+    cluster = {it.id: it.photo for it in faces}
     digital = {it.id: bool(s.digital[(it.id, "clean")].all()) for it in faces if (it.id, "clean") in s.digital}
     tally = Tally(cluster, {it.id: 1 for it in faces}, digital, s.stability, len(set(cluster.values())))
     for (item, role), obs in s.obs.items():
@@ -169,10 +164,10 @@ def recall(s: FaceSession, items: list[Item], role: str, photographed: bool) -> 
         if photographed:
             for o in s.obs.get((it.id, role), []):
                 if o.good:
-                    _add(counts, photo_of(it), int(o.found.sum()), len(o.found))
+                    _add(counts, it.photo, int(o.found.sum()), len(o.found))
         elif (it.id, role) in s.digital:
             hit = s.digital[(it.id, role)]
-            _add(counts, photo_of(it), int(hit.sum()), len(hit))
+            _add(counts, it.photo, int(hit.sum()), len(hit))
     return _rate(counts)
 
 
@@ -183,13 +178,13 @@ def paired_hiding(s: FaceSession, items: list[Item], photographed: bool) -> Clus
         if not photographed:
             c, a = s.digital.get((it.id, "clean")), s.digital.get((it.id, "adv"))
             if c is not None and a is not None:
-                _add(counts, photo_of(it), int((c & ~a).sum()), int(c.sum()))
+                _add(counts, it.photo, int((c & ~a).sum()), int(c.sum()))
             continue
         adv = {o.frame: o for o in s.obs.get((it.id, "adv"), []) if o.good}
         for o in s.obs.get((it.id, "clean"), []):
             a2 = adv.get(o.frame)
             if o.good and a2 is not None:
-                _add(counts, photo_of(it), int((o.found & ~a2.found).sum()), int(o.found.sum()))
+                _add(counts, it.photo, int((o.found & ~a2.found).sum()), int(o.found.sum()))
     return _rate(counts)
 
 
@@ -200,7 +195,7 @@ def source_hiding(batch: Batch, items: list[Item], source: str) -> Clustered:
         t = truth_boxes(it)
         clean = found(t, Detections.from_json(it.clean.boxes.get(source, []), where=it.id).boxes, IOU)
         adv = found(t, Detections.from_json(it.adv.boxes.get(source, []), where=it.id).boxes, IOU)
-        _add(counts, photo_of(it), int((clean & ~adv).sum()), int(clean.sum()))
+        _add(counts, it.photo, int((clean & ~adv).sum()), int(clean.sum()))
     return _rate(counts)
 
 
@@ -210,7 +205,7 @@ def source_recall(batch: Batch, items: list[Item], source: str, role: str = "cle
     counts: dict[str, list[int]] = {}
     for it in items:
         hit = found(truth_boxes(it), Detections.from_json(it.image(role).boxes.get(source, []), where=it.id).boxes, IOU)
-        _add(counts, photo_of(it), int(hit.sum()), len(hit))
+        _add(counts, it.photo, int(hit.sum()), len(hit))
     return _rate(counts)
 
 

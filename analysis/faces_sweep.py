@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from analysis.faces import fmt, groups, photo_of
+from analysis.faces import fmt, groups
 from analysis.tables import Table, plain_table
 from contracts.facesweep import FaceRow, FaceSweep, face_sweep_files, read_face_sweep
 from contracts.manifest import Batch, Item
@@ -74,7 +74,7 @@ def _found(rows: Iterable[FaceRow]) -> dict[tuple[str, str], np.ndarray]:
 
 def _rate(items: list[Item], pairs: Iterable[tuple[str, int, int]]) -> Clustered:
     """``(item, k, n)`` summed per photo, then :func:`clustered_interval`."""
-    photo = {it.id: photo_of(it) for it in items}
+    photo = {it.id: it.photo for it in items}
     counts: dict[str, list[int]] = {}
     for item, k, n in pairs:
         if item in photo:

@@ -17,10 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
-from rich.text import Text
 
 from capture.cameraloop import Progress
 from capture.classify import COREML, CPU, CUDA, TENSORRT, OnnxClassifier, default_providers
@@ -29,7 +27,7 @@ from capture.session import run_capture
 from capture.sheets.quality import MIN_TILE_FRACTION, QualityGates
 from capture.sources.files import PhotoSource, VideoSource
 from console.options import ModelFlags
-from console.terminal import console
+from console.terminal import console, live_status
 from contracts.errors import UserError
 from contracts.frames import FrameSource
 from contracts.labels import read_label_file, read_label_map
@@ -305,14 +303,12 @@ def record_session(
     save_crops: bool,
 ) -> Path:
     """One capture session with a live status line; return its database."""
-    text = Text("starting...")
-    with Live(text, console=console, refresh_per_second=4, transient=False) as live:
+    with live_status("starting...") as show:
 
         def progress(p: Progress) -> None:
             line = f"frame {p.frames}/{frames}  {p.line()}" if frames else p.line()
             line = line if not p.done else f"{line}  -- stopped: {p.stopped_by}"
-            text.plain = line + (f"\n{p.coverage.line()}" if p.coverage is not None else "")
-            live.update(text)
+            show(line + (f"\n{p.coverage.line()}" if p.coverage is not None else ""))
 
         return run_capture(
             batch,

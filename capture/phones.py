@@ -325,11 +325,8 @@ def run_phone_command(
     """
     import sys
 
-    from rich.live import Live
-    from rich.text import Text
-
     from capture.overlay import Window, window_wanted
-    from console.terminal import console
+    from console.terminal import console, live_status
 
     pc = PhoneCapture(
         batch_dir,
@@ -369,22 +366,19 @@ def run_phone_command(
         console.print("(this terminal cannot draw the QR code; open the URL above on the phone)")
     qr = qr_image(url)
     window = Window("photoproof capture --phone") if window_wanted(headless) else None
-    text = Text("waiting for a phone")
     last = [0.0]
     try:
-        with Live(text, console=console, refresh_per_second=4, transient=False) as live:
+        with live_status("waiting for a phone") as show:
 
             def tick() -> bool:
                 now = time.monotonic()
                 if now - last[0] >= 0.25:
                     last[0] = now
-                    text.plain = "\n".join(pc.status_lines())
-                    live.update(text)
+                    show("\n".join(pc.status_lines()))
                 return window is None or window.show(pc.window_image(qr))
 
             why = pc.wait(tick)
-            text.plain = "\n".join(pc.status_lines()) + f"\n-- stopped: {why}"
-            live.update(text)
+            show("\n".join(pc.status_lines()) + f"\n-- stopped: {why}")
     finally:
         pc.stop()
         if window is not None:

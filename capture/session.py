@@ -91,7 +91,7 @@ def session_tally(batch: Batch, lmap: dict[int, int] | None, digital: list[Top5R
         if item in truth:
             per.setdefault(item, []).append(int(ids[0]) == truth[item])
     stability = {k: sum(v) / len(v) for k, v in per.items()}
-    cluster = {it.id: f"{it.source.file}|{it.source.sha256}" for it in batch.items}
+    cluster = {it.id: it.photo for it in batch.items}
     return Tally(cluster, truth, right, stability, len(set(cluster.values())))
 
 

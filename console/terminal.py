@@ -8,10 +8,13 @@ text); user text in a message still goes through :func:`rich.markup.escape`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Literal
 
 from rich.cells import cell_len
 from rich.console import Console
+from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
@@ -72,6 +75,37 @@ class PlainWhenPiped(Console):
 
 console = PlainWhenPiped(highlight=False, emoji=False)
 err_console = PlainWhenPiped(stderr=True, highlight=False, emoji=False)
+
+
+@contextmanager
+def live_status(first: str) -> Iterator[Callable[[str], None]]:
+    """A status of one or more lines, shown by the callable it yields.
+
+    On a terminal it is redrawn in place (rich's ``Live``). Piped to a file or a CI log, rich's
+    ``Live`` would crop each line at 80 columns and end without a newline, so the next message
+    ran on after it; there the last status shown is printed once, whole, when the block ends.
+    """
+    text = Text(first)
+    if console.is_terminal:
+        with Live(text, console=console, refresh_per_second=4, transient=False) as live:
+
+            def show(status: str) -> None:
+                text.plain = status
+                live.update(text)
+
+            yield show
+        return
+
+    last: list[str] = []
+
+    def keep(status: str) -> None:
+        last[:] = [status]
+
+    try:
+        yield keep
+    finally:
+        if last:  # not the placeholder of a run that never started (an error before the first status)
+            console.print(last[0], markup=False, highlight=False, soft_wrap=True)
 
 
 def help_markup() -> Literal["rich"] | None:

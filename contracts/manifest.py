@@ -112,6 +112,11 @@ class Item:
     params: dict[str, Any] = field(default_factory=dict)
     truth: Truth | None = None  # detector items only
 
+    @property
+    def photo(self) -> str:
+        """The cluster the item belongs to: its source photo (file and content), shared by every attack and ε of it."""
+        return f"{self.source.file}|{self.source.sha256}"
+
     def to_dict(self) -> dict[str, Any]:
         """The item as JSON; a classifier item has no ``truth`` and no ``boxes`` (the form it always had)."""
         d = asdict(self)

@@ -63,6 +63,12 @@ def test_craft_print_capture_with_no_options_pass_the_gates(tmp_path: Path) -> N
     ):
         r = run_cli(*args)
         assert r.returncode == 0, (args, r.stdout[-2000:], r.stderr[-2000:])
+    # Piped, the live status prints once, whole and on lines of its own: it was cropped at 80 columns and the
+    # summary ran on after it ("...tiles with a good observation 40 of 48capture 2026...").
+    lines = r.stdout.splitlines()
+    i = next(i for i, line in enumerate(lines) if line.startswith("frame 16/16"))
+    assert lines[i].endswith("-- stopped: 16 frames") and "check:" in lines[i], lines[i]
+    assert lines[i + 1].startswith("sheets seen ") and lines[i + 2].startswith("capture "), lines[i : i + 3]
     good, n = _good_share(batch)
     assert n >= 16 and good > 0.8 * n, (good, n)
 

@@ -59,6 +59,18 @@ def test_missing_camera_through_the_cli_is_one_line_without_opencv_log(printed: 
     assert "WARN" not in r.stderr and "VIDEOIO" not in r.stderr
 
 
+def test_photos_none_of_which_is_an_image_record_nothing(printed: tuple[Path, Path], tmp_path: Path) -> None:
+    """Before, a folder of files that only looked like photos recorded an empty session and exited 0."""
+    batch, model = printed
+    shots = tmp_path / "DCIM"
+    shots.mkdir()
+    (shots / "IMG_1.jpg").write_text("not a JPEG")
+    (shots / "IMG_2.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(40))
+    r = run_cli(*_capture_cli(batch, model, "--photos", str(shots), "--headless"))
+    assert_one_line_error(r, f"--photos {shots}", "IMG_1.jpg, IMG_2.png", "JPEG")
+    assert "starting" not in r.stdout and not list((batch / "captures").glob("*.sqlite"))
+
+
 def test_exactly_one_source_lists_every_source(printed: tuple[Path, Path]) -> None:
     batch, model = printed
     for extra in ([], ["--simulate", "--photos", str(batch)]):

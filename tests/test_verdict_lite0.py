@@ -47,13 +47,14 @@ def _unsure(photos: dict[str, tuple[np.ndarray, int]], model: Path, n: int) -> d
     return out
 
 
-def _batch(d: Path, photos: dict[str, tuple[np.ndarray, int]], batch_id: str) -> None:
-    """Each photo with a ±16 random-sign copy as its adversarial image."""
+def _batch(d: Path, photos: dict[str, tuple[np.ndarray, int]], batch_id: str, eps: tuple[float, ...] = (16.0,)) -> None:
+    """Each photo with a ±ε random-sign copy as its adversarial image, an item per ε."""
     rng = np.random.default_rng(0)
     items = []
     for key, (clean, label) in photos.items():
-        adv = np.clip(clean.astype(int) + rng.choice([-16, 16], clean.shape), 0, 255).astype(np.uint8)
-        items.append(PhotoItem(key, clean, adv, label))
+        for e in eps:
+            adv = np.clip(clean.astype(int) + rng.choice([-e, e], clean.shape), 0, 255).astype(np.uint8)
+            items.append(PhotoItem(key, clean, adv, label, eps=e))
     photo_batch(d, items, batch_id)
 
 
@@ -74,16 +75,18 @@ def test_a_one_frame_session_is_inconclusive_live_and_in_the_report(tmp_path: Pa
 def test_photos_the_model_is_unsure_of_blame_the_model_not_the_camera(tmp_path: Path, lite0_onnx: Path) -> None:
     unsure = _unsure(foolbox_photos(sample_photos()), lite0_onnx, 9)
     assert len(unsure) == 9
-    _batch(tmp_path, unsure, "bunsure-0001")
+    _batch(tmp_path, unsure, "bunsure-0001", eps=(8.0, 16.0))  # two items per photo, one clean image
     lab = load_profile("careful-lab")
     print_batch(tmp_path, camera=(lab.camera.width, lab.camera.height), model="lite0")
-    cam = SimulatedCamera.from_batch(tmp_path, profile=lab, seed=0, n_frames=6, dpi=300)
-    run_capture(tmp_path, lite0_onnx, cam, frames=6, session_id="unsure", save_crops=False)
+    cam = SimulatedCamera.from_batch(tmp_path, profile=lab, seed=0, n_frames=12, dpi=300)
+    run_capture(tmp_path, lite0_onnx, cam, frames=12, session_id="unsure", save_crops=False)
     res = make_report(tmp_path, formats=("json",))
     c = res.checks["unsure"]
     assert c.verdict == "model-fragile", c.note()
     assert c.frame.baseline is not None and c.frame.digital is not None and c.frame.digital - c.frame.baseline > 0.3
     assert c.unstable and all(any(t in u for t in ("resolution", "blur", "jpeg")) for u in c.unstable)
+    named = [u.split(" (")[0] for u in c.unstable]  # photos, each once, not its items ("a_b-fgsm-e8", "-e16")
+    assert len(set(named)) == len(named) <= len(unsure) and {n.removesuffix(".png") for n in named} <= set(unsure)
     assert "fragility" in " ".join(c.reasons) and c.judged is not None and "the model, not the camera" in c.judged.why
     assert c.prefiltered is None  # none of these photos reaches the 0.8 confidence of Kurakin's prefiltered case
     assert any("MODEL-FRAGILE" in w for w in res.warnings)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from capture.jpegquality import quality_from_file
 from contracts.errors import UserError
@@ -51,7 +52,25 @@ class PhotoSource(FrameSource):
         )
         if not self._files:
             raise UserError(f"--photos {self.directory}: no photos in it ({', '.join(PHOTO_SUFFIXES)})")
+        self._check_some_readable()
         self._t0 = time.monotonic()
+
+    def _check_some_readable(self) -> None:
+        """Refuse a folder none of whose files has an image header, before a session is recorded: only the headers
+        are read (Pillow opens lazily), so a folder of 12 MP stills costs milliseconds. A file with a header that
+        fails to decode later is skipped with a warning, as before."""
+        for path in self._files:
+            try:
+                with Image.open(path):
+                    return
+            except UNREADABLE:
+                continue
+        why = [p.name for p in self._files]
+        shown = ", ".join(why[:3]) + (f" and {len(why) - 3} more" if len(why) > 3 else "")
+        raise UserError(
+            f"--photos {self.directory}: none of its {len(why)} files is an image Pillow can read ({shown}); put the "
+            "camera's JPEG, PNG or TIFF photos of the sheets in it"
+        )
 
     def frames(self) -> Iterator[Frame]:
         index = 0
