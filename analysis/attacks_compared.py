@@ -107,11 +107,15 @@ class Comparison:
                 "attack, but both attacks met the same camera on the same photos, so the difference stands within its "
                 "interval."
             )
-        return head + ("" if self.verdict != NO_DIFF else " Print and photograph more photos to tell them apart.")
-
-
-def _photo_of(inp: ReportInput) -> dict[str, str]:
-    return {it.id: it.source.file for it in inp.batch.items}
+        if self.verdict != NO_DIFF:
+            return head
+        if c.diff.lo > 0 or c.diff.hi < 0:  # the bootstrap is liberal at a handful of photos that differ
+            fewest = next(n for n in range(1, 64) if sign_test(n, 0) < ALPHA)
+            head += (
+                f" The interval excludes 0, but {c.wins} photos to {c.losses} are too few for the sign test ({fewest} "
+                "to 0 is the fewest that shows a difference)."
+            )
+        return head + " Print and photograph more photos to tell them apart."
 
 
 def _order(inp: ReportInput) -> list[str]:
@@ -164,7 +168,7 @@ def compare_attacks(
     attacks = _order(inp)
     if len(attacks) < 2:
         return []
-    photo = _photo_of(inp)
+    photo = {it.id: it.photo for it in inp.batch.items}
     out = []
     for s in inp.sessions:
         by: dict[str, dict[tuple[str, float], ItemData]] = {a: {} for a in attacks}

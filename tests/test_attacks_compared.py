@@ -88,6 +88,11 @@ def test_an_attack_is_better_only_when_interval_and_sign_test_agree() -> None:
     assert c(-5, 40, 0.01).verdict() == NO_DIFF
     limited = Comparison("s", "m", CAMERA, "16", "a", "b", c(10, 40, 0.01), c(10, 40, 0.01))
     assert limited.verdict == CAMERA and "not the perturbation" in limited.sentence()
+    # an interval clear of 0 without the sign test says why it is no difference, and how few photos are too few
+    liberal = Comparison("s", "m", "ok", "16", "a", "b", c(10, 40, 0.125), c(10, 40, 0.125)).sentence()
+    assert "excludes 0, but 5 photos to 0 are too few for the sign test (6 to 0 is the fewest" in liberal
+    unclear = Comparison("s", "m", "ok", "16", "a", "b", c(-5, 40, 0.5), c(-5, 40, 0.5)).sentence()
+    assert "excludes 0" not in unclear and unclear.endswith("Print and photograph more photos to tell them apart.")
 
 
 @pytest.mark.slow
