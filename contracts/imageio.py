@@ -9,7 +9,9 @@ one-line refusal as any other unreadable file.
 
 This module reads photos from outside (craft's ``--images``, ``capture --photos``,
 MJPEG frames); a batch's own PNGs are read strictly, never converted, by
-:mod:`contracts.images`.
+:mod:`contracts.images`. A phone's HEIC/HEIF file (iPhones save them) is read by
+pi-heif (libheif) when its name says so; its opener is never registered with
+Pillow, so bytes from a stream or a page never reach libheif.
 """
 
 from __future__ import annotations
@@ -25,6 +27,37 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 # Everything that Pillow raises for a file it cannot, or will not, decode.
 UNREADABLE = (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError, EOFError)
+HEIF_SUFFIXES = (".heic", ".heif", ".hif")  # read by pi-heif, by name only
+
+
+def _heif(path: Path, decode: bool) -> Image.Image | None:
+    """A HEIC/HEIF photo through pi-heif (pillow-heif's decoder), upright by the file's own transforms (libheif
+    applies them), HDR brought to 8 bits; ``decode=False`` reads the container only. Pillow's pixel limit holds as
+    for any photo."""
+    import pi_heif
+
+    try:
+        heif = pi_heif.open_heif(path)
+        w, h = heif.size
+        limit = Image.MAX_IMAGE_PIXELS
+        if limit is not None and w * h > 2 * limit:
+            raise Image.DecompressionBombError(f"{w}x{h} pixels exceeds the limit of {2 * limit} pixels")
+        return heif.to_pillow() if decode else None
+    except RuntimeError as e:  # libheif's decoder: a file that is not what its container says
+        raise ValueError(str(e)) from None
+
+
+def has_image_header(path: Path) -> bool:
+    """Whether ``path`` starts as an image that :func:`open_rgb8` may read (the header only, no pixels decoded)."""
+    try:
+        if path.suffix.lower() in HEIF_SUFFIXES:
+            _heif(path, decode=False)
+        else:
+            with Image.open(path):
+                pass
+    except UNREADABLE:
+        return False
+    return True
 
 
 @contextmanager
@@ -73,6 +106,10 @@ def open_rgb8(path: Path) -> Image.Image:
         FileNotFoundError: no such file.
         One of :data:`UNREADABLE`: corrupt, not an image, a decompression bomb, or not convertible.
     """
+    if path.suffix.lower() in HEIF_SUFFIXES:
+        im = _heif(path, decode=True)
+        assert im is not None
+        return to_rgb8(im)
     with Image.open(path) as im:
         im.load()
         return to_rgb8(ImageOps.exif_transpose(im))

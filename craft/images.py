@@ -34,13 +34,13 @@ from PIL import Image
 
 from contracts.classes import imagenet_names, parse_label
 from contracts.errors import UserError
-from contracts.imageio import UNREADABLE, open_rgb8
+from contracts.imageio import HEIF_SUFFIXES, UNREADABLE, open_rgb8
 from contracts.labels import index_of
 from contracts.paths import sha256_file
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", *HEIF_SUFFIXES}
 
 # Colour photographs among the packages' bundled data (no ImageNet label).
 _SKIMAGE_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png")

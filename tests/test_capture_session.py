@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import threading
 import time
@@ -88,6 +89,30 @@ def test_capture_from_photos_records_digital_frames_observations_and_crops(setup
     assert 6 <= len(crops) <= 12 and sorted(p.name for p in crops) == sorted(cfg["crops"])
     assert cv2.imread(str(crops[0])).shape == (48, 48, 3)
     assert all(p.name.rsplit("-", 1)[0].rsplit("-", 1)[1] in ("clean", "adv") for p in crops)
+
+
+def test_a_phones_heic_photos_are_read_as_its_jpegs_are(
+    setup: tuple[Path, Path, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """iPhones save HEIC: the same photos as HEIC (libheif's own encoder, quality 90) give the same sheets and tiles
+    seen, and a raw file beside them is skipped with a word on what to do."""
+    import pillow_heif
+
+    batch_dir, model, photos = setup
+    heic = tmp_path / "iphone"
+    heic.mkdir()
+    for jpg in sorted(photos.glob("*.jpg")):
+        rgb = cv2.cvtColor(cv2.imread(str(jpg)), cv2.COLOR_BGR2RGB)
+        pillow_heif.from_pillow(Image.fromarray(rgb)).save(heic / f"{jpg.stem}.HEIC", quality=90)
+    (heic / "IMG_5.DNG").write_bytes(b"II*\x00" + bytes(64))
+    with caplog.at_level(logging.WARNING):
+        db_h = run_capture(batch_dir, model, PhotoSource(heic), session_id="heic", gates=GATES, save_crops=False)
+    warned = [r.getMessage() for r in caplog.records]
+    assert any("skipping 1 raw file (.dng)" in w and "JPEG" in w for w in warned), warned
+    db_j = run_capture(batch_dir, model, PhotoSource(photos), session_id="jpeg", gates=GATES, save_crops=False)
+    seen = "SELECT frame_idx, item_id, role FROM observations ORDER BY frame_idx, item_id, role"
+    assert _rows(db_h, seen) == _rows(db_j, seen) and len(_rows(db_h, seen)) == 18
+    assert [f[0] for f in _rows(db_h, "SELECT sheets_found FROM frames ORDER BY idx")] == [1, 1, 1, 0]
 
 
 def test_per_tile_stops_once_every_tile_has_k_good_observations(setup: tuple[Path, Path, Path]) -> None:

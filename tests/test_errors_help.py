@@ -67,7 +67,7 @@ def test_photos_none_of_which_is_an_image_record_nothing(printed: tuple[Path, Pa
     (shots / "IMG_1.jpg").write_text("not a JPEG")
     (shots / "IMG_2.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(40))
     r = run_cli(*_capture_cli(batch, model, "--photos", str(shots), "--headless"))
-    assert_one_line_error(r, f"--photos {shots}", "IMG_1.jpg, IMG_2.png", "JPEG")
+    assert_one_line_error(r, f"--photos {shots}", "IMG_1.jpg, IMG_2.png", "JPEG, HEIC")
     assert "starting" not in r.stdout and not list((batch / "captures").glob("*.sqlite"))
 
 

@@ -422,6 +422,37 @@ def test_high_bit_depth_photos_for_craft_are_scaled_not_clipped(tmp_path: Path) 
         assert a.dtype == np.uint8 and a[0, 0, 0] == 0 and a[0, -1, 0] == 255 and 100 < a[0, 32, 0] < 160, name
 
 
+def test_heic_photos_for_craft_are_read_and_a_heic_bomb_or_fake_is_refused(tmp_path: Path) -> None:
+    """craft --images reads a phone's HEIC photo (pi-heif; the test writes it with pillow-heif) like its JPEG; a
+    forged or oversized one is one of the unreadable files, refused before its pixels are decoded."""
+    import numpy as np
+    import pillow_heif
+    from PIL import Image
+
+    from contracts.imageio import has_image_header
+    from craft.images import SourcePhoto, load_rgb, user_photos
+
+    rgb = np.zeros((96, 128, 3), np.uint8)
+    rgb[:, :64] = (200, 40, 40)
+    rgb[:, 64:] = (30, 160, 220)
+    pillow_heif.from_pillow(Image.fromarray(rgb)).save(tmp_path / "IMG_0001.HEIC", quality=95)
+    a = np.asarray(load_rgb(SourcePhoto("k", "IMG_0001.HEIC", tmp_path / "IMG_0001.HEIC", "user", None, None)))
+    assert a.shape == rgb.shape and np.abs(a[8:-8, 8:56].astype(int) - rgb[8:-8, 8:56]).max() < 12
+    assert [p.path.name for p in user_photos(tmp_path)] == ["IMG_0001.HEIC"]
+
+    (tmp_path / "fake.heic").write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(64))
+    assert not has_image_header(tmp_path / "fake.heic") and has_image_header(tmp_path / "IMG_0001.HEIC")
+    with pytest.raises(UserError, match=r"fake.heic: not a readable image \(ValueError"):
+        load_rgb(SourcePhoto("f", "fake.heic", tmp_path / "fake.heic", "user", None, None))
+    old = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = 96 * 128 // 4  # the photo is 4 x the limit: a bomb by Pillow's rule (over 2 x)
+    try:
+        with pytest.raises(UserError, match="IMG_0001.HEIC: not a readable image \\(DecompressionBombError"):
+            load_rgb(SourcePhoto("k", "IMG_0001.HEIC", tmp_path / "IMG_0001.HEIC", "user", None, None))
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+
+
 # -- CSV exports ------------------------------------------------------------------------
 
 

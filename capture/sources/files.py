@@ -10,16 +10,16 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from capture.jpegquality import quality_from_file
 from contracts.errors import UserError
 from contracts.frames import Frame, FrameSource
-from contracts.imageio import UNREADABLE, open_rgb8
+from contracts.imageio import HEIF_SUFFIXES, UNREADABLE, has_image_header, open_rgb8
 
 log = logging.getLogger(__name__)
 
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", *HEIF_SUFFIXES)
+RAW_SUFFIXES = (".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2")  # undemosaiced: not read
 
 
 def _natural_key(path: Path) -> list[object]:
@@ -31,7 +31,7 @@ class PhotoSource(FrameSource):
     """``--photos DIR``: photos taken by hand, in name order, upright per their EXIF orientation.
 
     Args:
-        directory: the folder of photos (JPEG, PNG, BMP, TIFF, WebP).
+        directory: the folder of photos (JPEG, HEIC/HEIF, PNG, BMP, TIFF, WebP).
         loop: start again after the last photo (for demos and tests).
     """
 
@@ -46,12 +46,16 @@ class PhotoSource(FrameSource):
         self._interrupted = False
         if not self.directory.is_dir():
             raise UserError(f"--photos {self.directory}: no such folder")
-        self._files = sorted(
-            (p for p in self.directory.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES and p.is_file()),
-            key=_natural_key,
-        )
+        files = [p for p in self.directory.iterdir() if p.is_file()]
+        self._files = sorted((p for p in files if p.suffix.lower() in PHOTO_SUFFIXES), key=_natural_key)
+        raw = sorted({p.suffix.lower() for p in files if p.suffix.lower() in RAW_SUFFIXES})
+        n_raw = sum(p.suffix.lower() in RAW_SUFFIXES for p in files)
+        files_s = f"{n_raw} raw file{'s' if n_raw != 1 else ''} ({', '.join(raw)})"
         if not self._files:
-            raise UserError(f"--photos {self.directory}: no photos in it ({', '.join(PHOTO_SUFFIXES)})")
+            hint = f"; its {files_s} need exporting as JPEG first" if raw else ""
+            raise UserError(f"--photos {self.directory}: no photos in it ({', '.join(PHOTO_SUFFIXES)}){hint}")
+        if raw:
+            log.warning("%s: skipping %s: export them as JPEG to use them", self.directory, files_s)
         self._check_some_readable()
         self._t0 = time.monotonic()
 
@@ -59,17 +63,13 @@ class PhotoSource(FrameSource):
         """Refuse a folder none of whose files has an image header, before a session is recorded: only the headers
         are read (Pillow opens lazily), so a folder of 12 MP stills costs milliseconds. A file with a header that
         fails to decode later is skipped with a warning, as before."""
-        for path in self._files:
-            try:
-                with Image.open(path):
-                    return
-            except UNREADABLE:
-                continue
+        if any(has_image_header(path) for path in self._files):
+            return
         why = [p.name for p in self._files]
         shown = ", ".join(why[:3]) + (f" and {len(why) - 3} more" if len(why) > 3 else "")
         raise UserError(
-            f"--photos {self.directory}: none of its {len(why)} files is an image Pillow can read ({shown}); put the "
-            "camera's JPEG, PNG or TIFF photos of the sheets in it"
+            f"--photos {self.directory}: none of its {len(why)} files is an image that can be read ({shown}); put the "
+            "camera's JPEG, HEIC, PNG or TIFF photos of the sheets in it"
         )
 
     def frames(self) -> Iterator[Frame]:
