@@ -21,6 +21,7 @@ camera-limited session's comparison is not a result: the camera, not the perturb
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from itertools import combinations
@@ -109,11 +110,18 @@ class Comparison:
             )
         if self.verdict != NO_DIFF:
             return head
+        fewest = next(n for n in range(1, 64) if sign_test(n, 0) < ALPHA)
         if c.diff.lo > 0 or c.diff.hi < 0:  # the bootstrap is liberal at a handful of photos that differ
-            fewest = next(n for n in range(1, 64) if sign_test(n, 0) < ALPHA)
             head += (
-                f" The interval excludes 0, but {c.wins} photos to {c.losses} are too few for the sign test ({fewest} "
-                "to 0 is the fewest that shows a difference)."
+                f" The interval excludes 0, but {c.wins} photos to {c.losses} are too few for the sign test: it needs "
+                f"at least {fewest} photos that differ, all one way."
+            )
+        differ = c.wins + c.losses
+        if 0 < differ < fewest:
+            need = math.ceil(fewest * c.photos / differ)
+            return head + (
+                f" Print and photograph more photos to tell them apart: at this session's rate of photos that differ "
+                f"({differ} of {c.photos}), that takes at least {need} photos whose clean tile the camera keeps."
             )
         return head + " Print and photograph more photos to tell them apart."
 

@@ -90,9 +90,18 @@ def test_an_attack_is_better_only_when_interval_and_sign_test_agree() -> None:
     assert limited.verdict == CAMERA and "not the perturbation" in limited.sentence()
     # an interval clear of 0 without the sign test says why it is no difference, and how few photos are too few
     liberal = Comparison("s", "m", "ok", "16", "a", "b", c(10, 40, 0.125), c(10, 40, 0.125)).sentence()
-    assert "excludes 0, but 5 photos to 0 are too few for the sign test (6 to 0 is the fewest" in liberal
+    assert (
+        "excludes 0, but 5 photos to 0 are too few for the sign test: it needs at least 6 photos that differ, all "
+        "one way." in liberal
+    )
+    assert liberal.endswith(
+        "rate of photos that differ (5 of 10), that takes at least 12 photos whose clean tile the camera keeps."
+    )
     unclear = Comparison("s", "m", "ok", "16", "a", "b", c(-5, 40, 0.5), c(-5, 40, 0.5)).sentence()
-    assert "excludes 0" not in unclear and unclear.endswith("Print and photograph more photos to tell them apart.")
+    assert "excludes 0" not in unclear and "(5 of 10), that takes at least 12 photos" in unclear
+    mixed = Contrast(10, 10, 0.5, 0.5, Diff(5, -10, 20), 4, 3, 1.0)  # 7 photos differ: enough, were they one-sided
+    said = Comparison("s", "m", "ok", "16", "a", "b", mixed, mixed).sentence()
+    assert said.endswith("p = 1): no difference shown. Print and photograph more photos to tell them apart."), said
 
 
 @pytest.mark.slow
