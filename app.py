@@ -122,6 +122,14 @@ def demo(
     console.rule("4/4 report")
     result = make_report(out)
     show(result)  # ends with the channel check and the key figures (it names the report's path first)
+    check = result.checks.get(f"demo-{prof.name}")
+    if check is not None and check.judged is not None and check.verdict == "inconclusive":
+        console.print(
+            f"demo done: {len({it.photo for it in batch.items})} sample photos are too few for the channel check to "
+            f"bound the camera's loss (about {check.judged.more_photos} more photos needed), which is the demo's size, "
+            "not a fault. With your own: photoproof craft --out runs/mine --images ~/photos --limit 40, then print, "
+            "capture and report (README: 'Pointing a real camera or phone at a printed sheet')."
+        )
 
 
 @app.callback()

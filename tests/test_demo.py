@@ -67,6 +67,12 @@ def test_demo_ends_with_the_channel_check_and_the_key_figures(demo: Path) -> Non
     # cannot bound the loss within 10 points, so the check says how many more photos it needs
     check = json.loads((demo / "report" / "report.json").read_text())["channel_check"]["sessions"][SESSION]
     assert verdict == "inconclusive" and check["more_photos_needed"] and "more photos" in tail
+    last = tail.rstrip().splitlines()[-1]  # the demo's size, not a fault, and where to go next
+    assert (
+        last.startswith("demo done: 4 sample photos are too few")
+        and f"about {check['more_photos_needed']} more photos" in last
+    )
+    assert "--images ~/photos" in last and "Pointing a real camera" in last
     assert "CAMERA-LIMITED" not in tail and check["frame"]["drop"] is not None and check["frame"]["drop"] <= 0.10
     line = next(ln for ln in tail.splitlines() if ln.startswith(f"{SESSION} · lite2 · fgsm ε=16"))
     for words in ("clean photographed", "adversarial photographed", "paired survival", "destruction"):
