@@ -30,10 +30,10 @@ UNREADABLE = (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.De
 HEIF_SUFFIXES = (".heic", ".heif", ".hif")  # read by pi-heif, by name only
 
 
-def _heif(path: Path, decode: bool) -> Image.Image | None:
+def _heif(path: Path, decode: bool = True) -> Image.Image | None:
     """A HEIC/HEIF photo through pi-heif (pillow-heif's decoder), upright by the file's own transforms (libheif
-    applies them), HDR brought to 8 bits; ``decode=False`` reads the container only. Pillow's pixel limit holds as
-    for any photo."""
+    applies them), HDR brought to 8 bits; ``decode=False`` reads and checks the container only (``None``).
+    Pillow's pixel limit holds as for any photo, before a pixel is decoded."""
     import pi_heif
 
     try:
@@ -106,10 +106,8 @@ def open_rgb8(path: Path) -> Image.Image:
         FileNotFoundError: no such file.
         One of :data:`UNREADABLE`: corrupt, not an image, a decompression bomb, or not convertible.
     """
-    if path.suffix.lower() in HEIF_SUFFIXES:
-        im = _heif(path, decode=True)
-        assert im is not None
-        return to_rgb8(im)
+    if path.suffix.lower() in HEIF_SUFFIXES and (heif := _heif(path)) is not None:
+        return to_rgb8(heif)
     with Image.open(path) as im:
         im.load()
         return to_rgb8(ImageOps.exif_transpose(im))
