@@ -31,7 +31,7 @@ import numpy as np
 from analysis.channel import FLAGGED, LIMITED
 from analysis.load import ReportInput, Session
 from analysis.metrics import ItemData, correct
-from analysis.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, Diff, bootstrap_weights, clustered_diff, sign_test
+from analysis.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, Diff, paired_by_photo, sign_test
 from analysis.summary import session_items
 from analysis.tables import Table
 
@@ -43,6 +43,7 @@ SECOND = "second survives better"
 NO_DIFF = "no difference shown"
 NA = "n/a"
 CAMERA = "camera-limited"
+FEWEST = next(n for n in range(1, 64) if sign_test(n, 0) < ALPHA)  # photos that differ, all one way, for p < ALPHA
 
 
 @dataclass(frozen=True)
@@ -110,15 +111,14 @@ class Comparison:
             )
         if self.verdict != NO_DIFF:
             return head
-        fewest = next(n for n in range(1, 64) if sign_test(n, 0) < ALPHA)
         if c.diff.lo > 0 or c.diff.hi < 0:  # the bootstrap is liberal at a handful of photos that differ
             head += (
                 f" The interval excludes 0, but {c.wins} photos to {c.losses} are too few for the sign test: it needs "
-                f"at least {fewest} photos that differ, all one way."
+                f"at least {FEWEST} photos that differ, all one way."
             )
         differ = c.wins + c.losses
-        if 0 < differ < fewest:
-            need = math.ceil(fewest * c.photos / differ)
+        if 0 < differ < FEWEST:
+            need = math.ceil(FEWEST * c.photos / differ)
             return head + (
                 f" Print and photograph more photos to tell them apart: at this session's rate of photos that differ "
                 f"({differ} of {c.photos}), that takes at least {need} photos whose clean tile the camera keeps."
@@ -156,15 +156,10 @@ def contrast(
     both = sorted(k for k in first.keys() & second.keys() if all(_counted(d[k], survival) for d in (first, second)))
     if not both:
         return Contrast(0, 0, None, None, None, 0, 0, None)
-    photos = {p: i for i, p in enumerate(sorted({k[0] for k in both}))}
-    pidx = np.array([photos[k[0]] for k in both])
     a = np.array([float(_fools(first[k], True)) for k in both])
     b = np.array([float(_fools(second[k], True)) for k in both])
-    per_photo = np.bincount(pidx, a - b, minlength=len(photos))
-    weights = bootstrap_weights(len(photos), seed, key, resamples)
-    up, down = int((per_photo > 0).sum()), int((per_photo < 0).sum())
-    diff = clustered_diff(a - b, pidx, weights)
-    return Contrast(len(both), len(photos), float(a.mean()), float(b.mean()), diff, up, down, sign_test(up, down))
+    d = paired_by_photo(a - b, [k[0] for k in both], seed, key, resamples)
+    return Contrast(len(both), d.photos, float(a.mean()), float(b.mean()), d.diff, d.up, d.down, d.p)
 
 
 def compare_attacks(

@@ -162,8 +162,8 @@ def _compare(
     common = sorted(set.intersection(*(set(t) for t in got.values())) & {k for k in got[sims[0].id] if k[0] in items})
     if not common:
         return _empty(sims, refs, left, "No tile was seen by every session: capture longer.")
-    photos = {p: j for j, p in enumerate(sorted({items[i].source.file for i, _ in common}))}
-    pidx = np.array([photos[items[i].source.file] for i, _ in common])
+    photos = {p: j for j, p in enumerate(sorted({items[i].photo for i, _ in common}))}
+    pidx = np.array([photos[items[i].photo] for i, _ in common])
     weights = bootstrap_weights(len(photos), seed, "prediction/" + ",".join(s.id for s in sims), resamples)
     pairs = list(combinations([r.id for r in refs], 2))
     rep = np.array([np.mean([got[a][k].top1 == got[b][k].top1 for a, b in pairs]) for k in common])

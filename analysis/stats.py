@@ -200,3 +200,28 @@ def sign_test(up: int, down: int) -> float:
         return 1.0
     tail = sum(math.comb(n, i) for i in range(min(up, down) + 1)) / 2**n
     return min(1.0, 2 * tail)
+
+
+@dataclass(frozen=True)
+class Paired:
+    """A difference paired by photo: its clustered interval, the photos that favour each side, the sign test's p."""
+
+    diff: Diff
+    photos: int
+    up: int  # photos whose summed difference is above 0
+    down: int
+    p: float
+
+
+def paired_by_photo(
+    values: np.ndarray, photos: Sequence[str], seed: int, key: str, resamples: int = DEFAULT_RESAMPLES
+) -> Paired:
+    """Per-unit differences ``values`` (first minus second) with each unit's photo: their mean in points with a 95 %
+    interval resampling photos (:func:`clustered_diff`), and the exact sign test (:func:`sign_test`) over the photos
+    whose summed difference is not 0."""
+    index = {p: i for i, p in enumerate(sorted(set(photos)))}
+    pidx = np.array([index[p] for p in photos])
+    per_photo = np.bincount(pidx, values, minlength=len(index))
+    up, down = int((per_photo > 0).sum()), int((per_photo < 0).sum())
+    diff = clustered_diff(values, pidx, bootstrap_weights(len(index), seed, key, resamples))
+    return Paired(diff, len(index), up, down, sign_test(up, down))

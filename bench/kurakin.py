@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from analysis.load import Pred, load_input  # noqa: E402
 from analysis.metrics import correct, photo_counts  # noqa: E402
-from analysis.stats import bootstrap_weights, clustered_diff, sign_test, wilson  # noqa: E402
+from analysis.stats import paired_by_photo, wilson  # noqa: E402
 from analysis.summary import cells, session_items  # noqa: E402
 from analysis.sweep import load_sweep  # noqa: E402
 from bench.fidelity import run_one  # noqa: E402
@@ -135,7 +135,7 @@ def order_lines(work: Path, seed: int = 0) -> list[str]:
     model digitally under both attacks (clean right digitally) and whose adversarial tile was seen, a photo's items
     at both ε together; 95 % bootstrap over photos and the exact sign test over the photos that differ."""
     inp = load_input(work)
-    photo = {it.id: it.source.file for it in inp.batch.items}
+    photo = {it.id: it.photo for it in inp.batch.items}
     got: dict[str, dict[tuple[str, float], bool]] = {a: {} for a in NAMES}  # destroyed, per (photo, ε)
     for it in session_items(inp, inp.sessions[0], "tile"):
         fooled = correct(it.clean, it.label, 1) and it.adv is not None and not correct(it.adv, it.label, 1)
@@ -147,16 +147,12 @@ def order_lines(work: Path, seed: int = 0) -> list[str]:
             keys = sorted(k for k in got[lo].keys() & got[hi].keys() if eps is None or k[1] == eps)
             if not keys:
                 continue
-            photos = {p: i for i, p in enumerate(sorted({k[0] for k in keys}))}
-            idx = np.array([photos[k[0]] for k in keys])
             d = np.array([float(got[hi][k]) - float(got[lo][k]) for k in keys])
-            per = np.bincount(idx, d, minlength=len(photos))
-            w = bootstrap_weights(len(photos), seed, f"kurakin/{lo}/{hi}/{eps}")
-            up, down = int((per > 0).sum()), int((per < 0).sum())
+            r = paired_by_photo(d, [k[0] for k in keys], seed, f"kurakin/{lo}/{hi}/{eps}")
             out.append(
                 f"- destruction, {NAMES[hi]} − {NAMES[lo]}, {'both ε' if eps is None else f'ε {eps:g}'}: "
-                f"{clustered_diff(d, idx, w)} points ({len(keys)} items of {len(photos)} photos; {up} photos for "
-                f"{NAMES[hi]}, {down} for {NAMES[lo]}; exact sign test p = {sign_test(up, down):.3g})"
+                f"{r.diff} points ({len(keys)} items of {r.photos} photos; {r.up} photos for "
+                f"{NAMES[hi]}, {r.down} for {NAMES[lo]}; exact sign test p = {r.p:.3g})"
             )
     return out
 

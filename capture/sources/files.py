@@ -48,9 +48,10 @@ class PhotoSource(FrameSource):
             raise UserError(f"--photos {self.directory}: no such folder")
         files = [p for p in self.directory.iterdir() if p.is_file()]
         self._files = sorted((p for p in files if p.suffix.lower() in PHOTO_SUFFIXES), key=_natural_key)
-        raw = sorted({p.suffix.lower() for p in files if p.suffix.lower() in RAW_SUFFIXES})
-        n_raw = sum(p.suffix.lower() in RAW_SUFFIXES for p in files)
-        files_s = f"{n_raw} raw file{'s' if n_raw != 1 else ''} ({', '.join(raw)})"
+        raw = [p for p in files if p.suffix.lower() in RAW_SUFFIXES]
+        files_s = (
+            f"{len(raw)} raw file{'s' if len(raw) != 1 else ''} ({', '.join(sorted({p.suffix.lower() for p in raw}))})"
+        )
         if not self._files:
             hint = f"; its {files_s} need exporting as JPEG first" if raw else ""
             raise UserError(f"--photos {self.directory}: no photos in it ({', '.join(PHOTO_SUFFIXES)}){hint}")
