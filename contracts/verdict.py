@@ -263,9 +263,9 @@ def judge(ev: Evidence) -> Verdict:
         seen += f" of the batch's {ev.photos_in_batch}"
     parts = []
     if more is not None:
-        parts.append(f"about {more} more photos (clean tiles) needed to settle it ({seen} seen)")
+        parts.append(f"about {more} more photos (clean tiles) needed to settle it, {seen} seen")
     elif loss_hi > T + 1e-12:
-        parts.append(f"the loss sits at the {100 * T:.0f}-point threshold ({seen} seen)")
+        parts.append(f"the loss sits at the {100 * T:.0f}-point threshold, {seen} seen")
     if not gates_ok:
         share = "no" if gf is None else f"{100 * gf:.0f}% of the"
         parts.append(f"{share} observations passed the quality gates (needs {100 * MIN_GOOD_FRACTION:.0f}%)")
