@@ -174,10 +174,11 @@ def paired_survival(
     lo, hi = bootstrap_ratio(d, n, weights) or (math.nan, math.nan)
     wins = sum(bool(a[k].adv_fools) and not b[k].adv_fools for k in both)
     losses = sum(bool(b[k].adv_fools) and not a[k].adv_fools for k in both)
+    up, down = int((d > 0).sum()), int((d < 0).sum())
     return (
         f"{100 * d.sum() / n.sum():+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}] (n = {len(both)} items of "
-        f"{len(photos)} photos; {wins} survive only the first, {losses} only the second; exact sign test over "
-        f"photos p = {sign_test(int((d > 0).sum()), int((d < 0).sum())):.3g})"
+        f"{len(photos)} photos; {wins} items survive only the first, {losses} only the second; photos {up} to "
+        f"{down}, exact sign test over photos p = {sign_test(up, down):.3g})"
     )
 
 

@@ -109,7 +109,7 @@ def test_paired_survival_counts_photos_that_are_pairs_under_both_attacks() -> No
     b = {(f"p{i}", 16.0): (lost if i < 4 else survives) for i in range(10)} | {("p10", 16.0): survives}
     line = eot.paired_survival(a, b)
     assert line.startswith("+40.0 points [")
-    assert "(n = 10 items of 10 photos; 4 survive only the first, 0 only the second; exact sign test" in line
+    assert "(n = 10 items of 10 photos; 4 items survive only the first, 0 only the second; photos 4 to 0, exact" in line
     assert line.endswith("over photos p = 0.125)")
     lo, hi = (float(x) for x in line.split("[")[1].split("]")[0].split(", "))
     assert 0.0 < lo < 40.0 < hi <= 80.0
@@ -120,7 +120,10 @@ def test_paired_survival_counts_photos_that_are_pairs_under_both_attacks() -> No
     a2 = a | {(f"p{i}", 4.0): (lost if i < 4 else survives) for i in range(10)}
     b2 = b | {(f"p{i}", 4.0): survives for i in range(10)}
     line = eot.paired_survival(a2, b2)
-    assert line.startswith("+0.0 points [+0.0, +0.0] (n = 20 items of 10 photos; 4 survive only the first, 4 only")
+    assert line.startswith(
+        "+0.0 points [+0.0, +0.0] (n = 20 items of 10 photos; 4 items survive only the first, 4 only"
+    )
+    assert "photos 0 to 0, exact sign test over photos p = 1)" in line  # a photo whose items cancel is no vote
 
 
 def test_end_to_end_success_keeps_items_an_attack_does_not_fool_digitally() -> None:
@@ -135,7 +138,10 @@ def test_end_to_end_success_keeps_items_an_attack_does_not_fool_digitally() -> N
     b = {("p0", 2.0): lost, ("p1", 2.0): survives, ("p2", 2.0): survives}
     assert eot.paired_survival(a, b).startswith("+100.0 points [+100.0, +100.0] (n = 1 items of 1 photos;")
     line = eot.paired_survival(a, b, end_to_end=True)
-    assert line.startswith("-33.3 points [") and "(n = 3 items of 3 photos; 1 survive only the first, 2 only" in line
+    assert (
+        line.startswith("-33.3 points [")
+        and "(n = 3 items of 3 photos; 1 items survive only the first, 2 only the second; photos 1 to 2," in line
+    )
 
 
 def test_eot_pool_takes_one_bim_and_one_eot_batch_per_run(tmp_path: Path) -> None:
