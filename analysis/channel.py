@@ -295,11 +295,11 @@ def check_session(
     truth = {it.id: s.truth(it.label.index) for it in inp.batch.items}
     digital_right = {i for i in truth if correct(s.digital.get((i, "clean")), truth[i], 1)}
     seen = {o.item_id for o in s.observations}
-    flips: dict[str, set[str]] = {}  # a photo's items share its clean image: one entry per photo
+    flips: dict[str, tuple[str, set[str]]] = {}  # a photo's items share its clean image: one entry per photo
     for it in inp.batch.items:
         if it.id in s.unstable and it.id in digital_right and it.id in seen:
-            flips.setdefault(it.source.file, set()).update(s.unstable[it.id])
-    unstable = sorted(f"{photo} ({', '.join(sorted(ts))})" for photo, ts in flips.items())
+            flips.setdefault(it.photo, (it.source.file, set()))[1].update(s.unstable[it.id])
+    unstable = sorted(f"{name} ({', '.join(sorted(ts))})" for name, ts in flips.values())
     d = diagnose(
         s.quality,
         size,
